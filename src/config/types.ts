@@ -1,0 +1,130 @@
+/**
+ * The normalized, validated configuration model. The MOSN JSON format (keys matched
+ * case-insensitively, durations as "1s"/"500ms" strings or numbers) is parsed into these
+ * types by `parse.ts`; everything downstream (workers, filters, admin) reads only these.
+ *
+ * A ConfigSnapshot is immutable (deep-frozen) and swapped atomically: a connection keeps
+ * the snapshot it was accepted under, new connections see the newest one.
+ */
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface AccessLogConfig {
+  /** "stdout", "stderr" or a file path. */
+  readonly path: string;
+  /** MOSN log_format with %VAR% placeholders; a default is used when absent. */
+  readonly format?: string;
+}
+
+export interface FilterConfig {
+  /** e.g. "tcp_proxy", "proxy" */
+  readonly type: string;
+  /** Filter specific config, already validated by that filter's validator; see TcpProxyConfig. */
+  readonly config: Readonly<Record<string, unknown>>;
+}
+
+export interface FilterChainConfig {
+  readonly filters: readonly FilterConfig[];
+  /** Raw TLS context, validated by the TLS layer when supported. */
+  readonly tlsContext?: Readonly<Record<string, unknown>>;
+}
+
+export interface ListenerConfig {
+  readonly name: string;
+  readonly address: HostPort;
+  readonly bindPort: boolean;
+  readonly filterChains: readonly FilterChainConfig[];
+  readonly streamFilters: readonly FilterConfig[];
+  readonly accessLogs: readonly AccessLogConfig[];
+  /** Close downstream connections idle this long (0 = never). MOSN: connection_idle_timeout. */
+  readonly connectionIdleTimeoutMs: number;
+  /** Per-connection buffer limit: high watermark of queued bytes before the peer is paused. */
+  readonly perConnBufferLimitBytes: number;
+  readonly inspector: boolean;
+}
+
+export interface TcpProxyRouteConfig {
+  readonly cluster: string;
+  readonly sourceAddrs: readonly CidrRange[];
+  readonly destinationAddrs: readonly CidrRange[];
+  readonly sourcePort?: string;
+  readonly destinationPort?: string;
+}
+
+export interface CidrRange {
+  readonly address: string;
+  readonly length: number;
+}
+
+/** Validated `tcp_proxy` network filter config. */
+export interface TcpProxyConfig {
+  readonly statPrefix: string;
+  /** Default cluster when no route matches (MOSN: "cluster"). */
+  readonly cluster: string;
+  readonly routes: readonly TcpProxyRouteConfig[];
+  /** 0 = no idle timeout. */
+  readonly idleTimeoutMs: number;
+  readonly maxConnectAttempts: number;
+}
+
+export interface RouterConfig {
+  readonly name: string;
+  /** Kept as parsed (normalized keys); the L7 router compiles it. */
+  readonly virtualHosts: readonly Readonly<Record<string, unknown>>[];
+}
+
+export interface ServerConfig {
+  readonly defaultLogPath: string;
+  readonly defaultLogLevel: LogLevel;
+  /** Number of worker threads (MOSN: processor); 0 = number of CPUs. */
+  readonly processor: number;
+  /** Grace period for draining on SIGTERM. */
+  readonly gracefulTimeoutMs: number;
+  readonly listeners: readonly ListenerConfig[];
+  readonly routers: readonly RouterConfig[];
+}
+
+export type LbType = 'LB_ROUNDROBIN' | 'LB_RANDOM' | 'LB_WEIGHTED_ROUNDROBIN' | 'LB_LEAST_REQUEST';
+
+export interface HostConfig {
+  readonly address: HostPort;
+  readonly weight: number;
+  readonly hostname?: string;
+}
+
+export interface CircuitBreakerConfig {
+  readonly maxConnections: number;
+  readonly maxPendingRequests: number;
+  readonly maxRequests: number;
+  readonly maxRetries: number;
+}
+
+export interface ClusterConfig {
+  readonly name: string;
+  readonly type: 'SIMPLE';
+  readonly lbType: LbType;
+  readonly hosts: readonly HostConfig[];
+  readonly connectTimeoutMs: number;
+  readonly maxRequestPerConn: number;
+  /** High watermark of queued bytes per upstream connection. */
+  readonly connBufferLimitBytes: number;
+  readonly circuitBreakers: CircuitBreakerConfig;
+  readonly tlsContext?: Readonly<Record<string, unknown>>;
+}
+
+export interface AdminConfig {
+  readonly address: HostPort;
+}
+
+export interface OutriggerConfig {
+  readonly servers: readonly ServerConfig[];
+  readonly clusters: readonly ClusterConfig[];
+  readonly admin: AdminConfig;
+  /** The input document as given (for config_dump, after redaction). */
+  readonly raw: unknown;
+}

@@ -1,0 +1,126 @@
+/**
+ * Stats live as plain float64 counters in one SharedArrayBuffer per worker: the worker is the
+ * only writer of its buffer (a `counters[i]++` on the hot path, no message per event), the
+ * main thread sums all workers' buffers when the admin server asks. No Atomics are needed:
+ * aligned 8-byte stores are not torn on the platforms Node supports, and a reader that sees
+ * a value one event old is fine for stats.
+ *
+ * Slots are assigned by the main thread, per listener and per cluster name, append-only:
+ * a config reload never moves an existing name, so workers on an older snapshot still write
+ * to the right place.
+ */
+
+/** Per-listener counters (offsets from the listener's base slot). */
+export const LISTENER_STATS = [
+  'downstream_cx_active', // gauge
+  'downstream_cx_total',
+  'downstream_cx_destroy',
+  'downstream_cx_idle_timeout',
+  'downstream_bytes_rx',
+  'downstream_bytes_tx',
+  'downstream_cx_rx_paused', // times reading was paused by a watermark
+  'downstream_rq_total',
+  'downstream_rq_active', // gauge
+  'downstream_decode_error',
+] as const;
+
+export const L = {
+  CX_ACTIVE: 0,
+  CX_TOTAL: 1,
+  CX_DESTROY: 2,
+  CX_IDLE_TIMEOUT: 3,
+  BYTES_RX: 4,
+  BYTES_TX: 5,
+  CX_RX_PAUSED: 6,
+  RQ_TOTAL: 7,
+  RQ_ACTIVE: 8,
+  DECODE_ERROR: 9,
+} as const;
+
+/** Per-cluster counters (offsets from the cluster's base slot). */
+export const CLUSTER_STATS = [
+  'upstream_cx_active', // gauge
+  'upstream_cx_total',
+  'upstream_cx_connect_fail',
+  'upstream_cx_connect_timeout',
+  'upstream_cx_destroy',
+  'upstream_rq_total',
+  'upstream_rq_active', // gauge
+  'upstream_rq_timeout',
+  'upstream_rq_pending_overflow',
+  'upstream_bytes_rx',
+  'upstream_bytes_tx',
+  'upstream_cx_rx_paused',
+  'upstream_cx_no_host',
+] as const;
+
+export const C = {
+  CX_ACTIVE: 0,
+  CX_TOTAL: 1,
+  CX_CONNECT_FAIL: 2,
+  CX_CONNECT_TIMEOUT: 3,
+  CX_DESTROY: 4,
+  RQ_TOTAL: 5,
+  RQ_ACTIVE: 6,
+  RQ_TIMEOUT: 7,
+  RQ_PENDING_OVERFLOW: 8,
+  BYTES_RX: 9,
+  BYTES_TX: 10,
+  CX_RX_PAUSED: 11,
+  NO_HOST: 12,
+} as const;
+
+/** Counters of a whole worker (offsets from slot 0). */
+export const WORKER_STATS = ['worker_restarts', 'worker_flushes', 'worker_writev_calls', 'worker_write_copies'] as const;
+export const W = { RESTARTS: 0, FLUSHES: 1, WRITEV_CALLS: 2, WRITE_COPIES: 3 } as const;
+
+export const GAUGES: ReadonlySet<string> = new Set(['downstream_cx_active', 'downstream_rq_active', 'upstream_cx_active', 'upstream_rq_active']);
+
+/** Capacity of one worker's buffer, in slots; enough for ~1,000 listeners+clusters. */
+export const STATS_SLOTS = 16384;
+
+export interface StatsLayoutData {
+  readonly listeners: Readonly<Record<string, number>>;
+  readonly clusters: Readonly<Record<string, number>>;
+  readonly next: number;
+}
+
+/** Main-thread owned, append-only assignment of base slots. */
+export class StatsLayout {
+  private readonly listeners = new Map<string, number>();
+  private readonly clusters = new Map<string, number>();
+  private next = WORKER_STATS.length;
+
+  listenerBase(name: string): number {
+    let b = this.listeners.get(name);
+    if (b === undefined) {
+      b = this.alloc(LISTENER_STATS.length);
+      this.listeners.set(name, b);
+    }
+    return b;
+  }
+
+  clusterBase(name: string): number {
+    let b = this.clusters.get(name);
+    if (b === undefined) {
+      b = this.alloc(CLUSTER_STATS.length);
+      this.clusters.set(name, b);
+    }
+    return b;
+  }
+
+  private alloc(n: number): number {
+    if (this.next + n > STATS_SLOTS) throw new Error(`stats: out of slots (${STATS_SLOTS})`);
+    const b = this.next;
+    this.next += n;
+    return b;
+  }
+
+  toData(): StatsLayoutData {
+    return {
+      listeners: Object.fromEntries(this.listeners),
+      clusters: Object.fromEntries(this.clusters),
+      next: this.next,
+    };
+  }
+}
