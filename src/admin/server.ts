@@ -1,0 +1,170 @@
+/**
+ * Admin HTTP server (stats, Prometheus, config dump, readiness) on uWebSockets.js.
+ *
+ * Binds 127.0.0.1:34901 unless configured otherwise. `close()` closes the listen socket with
+ * us_listen_socket_close (a worker thread terminated with a live uWS listen socket aborts the
+ * process) and then every open connection, so the thread's event loop can drain.
+ */
+import * as uWS from 'uWebSockets.js';
+import { StatsHub, snapshotToPrometheus } from '../stats/aggregate';
+import { redactSecrets } from './redact';
+
+if (typeof (uWS as { SSLApp?: unknown }).SSLApp !== 'function') {
+  throw new Error(
+    'admin: uWebSockets.js loaded its slow pure-JS fallback (no native binary for this Node/platform); ' +
+      'refusing to run the admin server on it',
+  );
+}
+
+export const DEFAULT_ADMIN_HOST = '127.0.0.1';
+export const DEFAULT_ADMIN_PORT = 34901;
+
+export interface AdminOptions {
+  host?: string;
+  port?: number;
+}
+
+/** Minimal logger surface (a pino Logger fits). */
+export interface AdminLog {
+  info(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+}
+
+export interface AdminDeps {
+  stats: StatsHub | (() => unknown);
+  /** The caller passes an already-redacted document; it is redacted again defensively. */
+  configDump: () => unknown;
+  ready: () => boolean;
+  log?: AdminLog;
+}
+
+export interface AdminServer {
+  readonly port: number;
+  readonly host: string;
+  close(): void;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+export const ADMIN_ENDPOINTS: Readonly<Record<string, string>> = {
+  '/': 'this list',
+  '/api/v1/stats': 'stats of listeners, clusters, workers and the server (JSON); ?format=prometheus for text',
+  '/stats/prometheus': 'the same stats in Prometheus text exposition format 0.0.4',
+  '/api/v1/config_dump': 'the running configuration (secrets redacted)',
+  '/ready': '200 when the proxy is ready to serve, 503 otherwise',
+};
+
+type Body = { status: string; type: string; body: string };
+
+function json(status: string, v: unknown): Body {
+  return { status, type: JSON_TYPE, body: JSON.stringify(v, null, 2) + '\n' };
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
+}
+
+export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminServer> {
+  const host = opts.host && opts.host !== '' ? opts.host : DEFAULT_ADMIN_HOST;
+  const port = opts.port ?? DEFAULT_ADMIN_PORT;
+  const log = deps.log;
+  const app = uWS.App();
+
+  const statsJson = (): unknown => (deps.stats instanceof StatsHub ? deps.stats.snapshot() : deps.stats());
+  const statsProm = (): string | Promise<string> => {
+    if (deps.stats instanceof StatsHub) return deps.stats.toPrometheus();
+    const v = deps.stats();
+    return isThenable(v) ? Promise.resolve(v).then(snapshotToPrometheus) : snapshotToPrometheus(v);
+  };
+
+  /** Writes a response produced synchronously or by a promise, honouring aborts. */
+  const reply = (res: uWS.HttpResponse, produce: () => Body | Promise<Body>): void => {
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    const send = (b: Body): void => {
+      if (aborted) return;
+      res.cork(() => {
+        res.writeStatus(b.status).writeHeader('Content-Type', b.type).writeHeader('Cache-Control', 'no-store').end(b.body);
+      });
+    };
+    const fail = (err: unknown): void => {
+      log?.error({ err }, 'admin: handler failed');
+      send(json('500 Internal Server Error', { error: 'internal error', message: err instanceof Error ? err.message : String(err) }));
+    };
+    let out: Body | Promise<Body>;
+    try {
+      out = produce();
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    if (isThenable(out)) Promise.resolve(out).then(send, fail);
+    else send(out);
+  };
+
+  const get = (pattern: string, produce: (req: uWS.HttpRequest) => Body | Promise<Body>): void => {
+    app.get(pattern, (res, req) => {
+      // req is only valid synchronously: produce() reads what it needs before any await.
+      reply(res, () => produce(req));
+    });
+  };
+
+  get('/', () => json('200 OK', { endpoints: ADMIN_ENDPOINTS }));
+  get('/api/v1/stats', (req) => {
+    if (req.getQuery('format') === 'prometheus') {
+      const p = statsProm();
+      return isThenable(p)
+        ? p.then((body) => ({ status: '200 OK', type: PROMETHEUS_CONTENT_TYPE, body }))
+        : { status: '200 OK', type: PROMETHEUS_CONTENT_TYPE, body: p };
+    }
+    const v = statsJson();
+    return isThenable(v) ? Promise.resolve(v).then((x) => json('200 OK', x)) : json('200 OK', v);
+  });
+  get('/stats/prometheus', () => {
+    const p = statsProm();
+    return isThenable(p)
+      ? p.then((body) => ({ status: '200 OK', type: PROMETHEUS_CONTENT_TYPE, body }))
+      : { status: '200 OK', type: PROMETHEUS_CONTENT_TYPE, body: p };
+  });
+  get('/api/v1/config_dump', () => {
+    const v = deps.configDump();
+    return isThenable(v) ? Promise.resolve(v).then((x) => json('200 OK', redactSecrets(x))) : json('200 OK', redactSecrets(v));
+  });
+  get('/ready', () =>
+    deps.ready() ? { status: '200 OK', type: TEXT_TYPE, body: 'ready\n' } : { status: '503 Service Unavailable', type: TEXT_TYPE, body: 'not ready\n' },
+  );
+  app.any('/*', (res, req) => {
+    const method = req.getMethod().toUpperCase();
+    const url = req.getUrl();
+    reply(res, () => json('404 Not Found', { error: 'not found', method, path: url, endpoints: Object.keys(ADMIN_ENDPOINTS) }));
+  });
+
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (listenSocket) => {
+      if (!listenSocket) {
+        reject(new Error(`admin: cannot listen on ${host}:${port} (address in use or not available)`));
+        return;
+      }
+      const bound = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+      let closed = false;
+      log?.info({ host, port: bound }, 'admin server listening');
+      resolve({
+        port: bound,
+        host,
+        close(): void {
+          if (closed) return;
+          closed = true;
+          uWS.us_listen_socket_close(listenSocket);
+          // Also drop keep-alive connections so a worker thread can exit (uWS >= 20.30).
+          const a = app as unknown as { close?: () => void };
+          if (typeof a.close === 'function') a.close();
+        },
+      });
+    });
+  });
+}

@@ -1,0 +1,476 @@
+/**
+ * Logging: a pino error/debug logger and a connection-level access-log writer.
+ *
+ * Both write through asynchronous SonicBoom destinations (pino.destination with sync:false):
+ * lines are buffered in memory and written in batches of >= minLength bytes, plus a periodic
+ * flush so a quiet log still reaches the disk. Every thread (main or worker) has its own
+ * destinations; one destination per path is shared by all loggers of that thread.
+ *
+ * pino only installs its exit-time flush on the main thread: worker threads must
+ * `await closeLogs()` (or at least `flushLogger()`) before they exit.
+ */
+import pino, { type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+export type LogLevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+type Dest = ReturnType<typeof pino.destination>;
+/** Fields of SonicBoom that its type definitions do not declare. */
+interface DestInternals {
+  fd: number;
+  destroyed: boolean;
+}
+
+const LEVEL_ALIASES: Readonly<Record<string, LogLevelName>> = {
+  trace: 'trace',
+  debug: 'debug',
+  info: 'info',
+  warn: 'warn',
+  warning: 'warn',
+  error: 'error',
+  fatal: 'fatal',
+  critical: 'fatal',
+  silent: 'silent',
+  off: 'silent',
+  none: 'silent',
+};
+
+/** Maps MOSN-style level names (ERROR, WARN, INFO, DEBUG, TRACE, FATAL) to pino levels. */
+export function normalizeLevel(level: string | undefined, fallback: LogLevelName = 'info'): LogLevelName {
+  if (level === undefined || level === '') return fallback;
+  const l = LEVEL_ALIASES[level.trim().toLowerCase()];
+  if (!l) throw new Error(`log: unknown log level "${level}" (expected one of trace, debug, info, warn, error, fatal, silent)`);
+  return l;
+}
+
+/** A CLI override wins over the config file's level. */
+export function resolveLogLevel(configLevel?: string, cliLevel?: string): LogLevelName {
+  return normalizeLevel(cliLevel !== undefined && cliLevel !== '' ? cliLevel : configLevel);
+}
+
+export const DEFAULT_MIN_LENGTH = 4096;
+export const DEFAULT_FLUSH_INTERVAL_MS = 1000;
+
+interface DestEntry {
+  dest: Dest;
+  refs: number;
+  key: string;
+}
+
+const destinations = new Map<string, DestEntry>();
+
+function destKey(path: string | undefined): string | number {
+  const p = (path ?? '').trim();
+  if (p === '' || p === 'stdout' || p === '/dev/stdout') return 1;
+  if (p === 'stderr' || p === '/dev/stderr') return 2;
+  return p;
+}
+
+function acquireDest(path: string | undefined, minLength: number, flushIntervalMs: number): DestEntry {
+  const dest = destKey(path);
+  const key = String(dest);
+  let e = destinations.get(key);
+  if (e && !(e.dest as unknown as DestInternals).destroyed) {
+    e.refs++;
+    return e;
+  }
+  const d = pino.destination({
+    dest,
+    sync: false,
+    minLength,
+    periodicFlush: flushIntervalMs > 0 ? flushIntervalMs : undefined,
+    mkdir: typeof dest === 'string',
+  } as Parameters<typeof pino.destination>[0]);
+  e = { dest: d, refs: 1, key };
+  destinations.set(key, e);
+  return e;
+}
+
+function isReady(d: Dest): boolean {
+  return (d as unknown as DestInternals).fd >= 0;
+}
+
+function isDestroyed(d: Dest): boolean {
+  return (d as unknown as DestInternals).destroyed;
+}
+
+/**
+ * Asynchronous flush. SonicBoom queues a flush requested while the file is still opening and
+ * performs it on open, so this never throws "not ready".
+ */
+function flushDest(d: Dest): Promise<void> {
+  return new Promise((resolve) => {
+    if (isDestroyed(d)) return resolve();
+    try {
+      d.flush(() => resolve());
+    } catch {
+      resolve();
+    }
+  });
+}
+
+function noop(): void {}
+
+/**
+ * Synchronous best-effort flush (crash / exit path). A destination still opening cannot be
+ * written synchronously (flushSync would throw): its flush is queued for when it opens.
+ */
+function flushDestSync(d: Dest): void {
+  if (isDestroyed(d)) return;
+  try {
+    if (isReady(d)) d.flushSync();
+    else d.flush(noop);
+  } catch {
+    // EAGAIN on a pipe etc.: the asynchronous writer keeps the data.
+  }
+}
+
+async function releaseDest(e: DestEntry): Promise<void> {
+  e.refs--;
+  if (e.refs > 0) return;
+  if (destinations.get(e.key) === e) destinations.delete(e.key);
+  const d = e.dest;
+  if (isDestroyed(d)) return;
+  await flushDest(d);
+  if (isDestroyed(d)) return;
+  await new Promise<void>((resolve) => {
+    d.once('close', () => resolve());
+    d.once('error', () => resolve());
+    try {
+      d.end(); // fd 1/2 are not closed by SonicBoom
+    } catch {
+      resolve();
+    }
+  });
+}
+
+export interface LoggerOptions {
+  /** MOSN `default_log_level` (or a CLI override already resolved). Default info. */
+  level?: string;
+  /** MOSN `default_log_path`: "stdout", "stderr" or a file path. Default stdout. */
+  path?: string;
+  name?: string;
+  /** Extra fields on every line (pino `base`); default { pid }. */
+  base?: Record<string, unknown>;
+  minLength?: number;
+  flushIntervalMs?: number;
+}
+
+const loggerDests = new WeakMap<Logger, DestEntry>();
+
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const level = normalizeLevel(opts.level);
+  const entry = acquireDest(opts.path, opts.minLength ?? DEFAULT_MIN_LENGTH, opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS);
+  const logger = pino(
+    {
+      level,
+      name: opts.name,
+      base: opts.base ?? { pid: process.pid },
+    },
+    entry.dest,
+  );
+  loggerDests.set(logger, entry);
+  return logger;
+}
+
+/**
+ * Flushes every destination of this thread synchronously (for a crash / exit path).
+ * Safe before a destination finished opening: that one is flushed when it becomes ready.
+ */
+export function flushLogger(): void {
+  for (const e of destinations.values()) flushDestSync(e.dest);
+}
+
+/** Flushes every destination of this thread without blocking. */
+export async function flushLoggerAsync(): Promise<void> {
+  await Promise.all([...destinations.values()].map((e) => flushDest(e.dest)));
+}
+
+/** Diagnostics: the destinations this thread has open. */
+export function describeLogDestinations(): Array<{ dest: string; sync: boolean; minLength: number; refs: number }> {
+  return [...destinations.values()].map((e) => {
+    const d = e.dest as unknown as { sync: boolean; minLength: number };
+    return { dest: e.key === '1' ? 'stdout' : e.key === '2' ? 'stderr' : e.key, sync: d.sync, minLength: d.minLength, refs: e.refs };
+  });
+}
+
+/** Releases one logger's destination (closed when no other logger / access log uses it). */
+export async function closeLogger(logger: Logger): Promise<void> {
+  const e = loggerDests.get(logger);
+  if (!e) return;
+  loggerDests.delete(logger);
+  await releaseDest(e);
+}
+
+/** Flushes and closes all destinations of this thread (call before a worker exits). */
+export async function closeLogs(): Promise<void> {
+  const all = [...destinations.values()];
+  destinations.clear();
+  await Promise.all(
+    all.map((e) => {
+      e.refs = 1;
+      return releaseDest(e);
+    }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access log
+
+/** What a listener knows about one finished connection (or request). Absent values print "-". */
+export interface AccessLogEntry {
+  /** Epoch milliseconds when the connection / request arrived. */
+  startTime: number;
+  /** Arrival -> request forwarded upstream, ms. */
+  requestReceivedDurationMs?: number;
+  /** Arrival -> response received from upstream, ms. */
+  responseReceivedDurationMs?: number;
+  /** Arrival -> request finished, ms. */
+  requestFinishedDurationMs?: number;
+  /** Whole lifetime, ms. */
+  durationMs?: number;
+  bytesSent?: number;
+  bytesReceived?: number;
+  protocol?: string;
+  responseCode?: number;
+  /** Response flags, e.g. "UF" (upstream connect failure), "UO" (overflow). */
+  responseFlag?: string;
+  downstreamRemoteAddress?: string;
+  downstreamLocalAddress?: string;
+  upstreamHost?: string;
+  upstreamLocalAddress?: string;
+  upstreamCluster?: string;
+  listenerName?: string;
+}
+
+const enum V {
+  StartTime,
+  RequestReceivedDuration,
+  ResponseReceivedDuration,
+  RequestFinishedDuration,
+  Duration,
+  BytesSent,
+  BytesReceived,
+  Protocol,
+  ResponseCode,
+  ResponseFlag,
+  DownstreamRemoteAddress,
+  DownstreamLocalAddress,
+  UpstreamHost,
+  UpstreamLocalAddress,
+  UpstreamCluster,
+  ListenerName,
+  NotAvailable,
+}
+
+/** MOSN variable names (pkg/types: start_time, bytes_sent, ...); matched case-insensitively. */
+const VARIABLES: Readonly<Record<string, V>> = {
+  start_time: V.StartTime,
+  request_received_duration: V.RequestReceivedDuration,
+  response_received_duration: V.ResponseReceivedDuration,
+  request_finished_duration: V.RequestFinishedDuration,
+  duration: V.Duration,
+  bytes_sent: V.BytesSent,
+  bytes_received: V.BytesReceived,
+  protocol: V.Protocol,
+  response_code: V.ResponseCode,
+  response_flag: V.ResponseFlag,
+  response_flags: V.ResponseFlag,
+  downstream_remote_address: V.DownstreamRemoteAddress,
+  downstream_local_address: V.DownstreamLocalAddress,
+  upstream_host: V.UpstreamHost,
+  upstream_local_address: V.UpstreamLocalAddress,
+  upstream_cluster: V.UpstreamCluster,
+  listener_name: V.ListenerName,
+};
+
+export const ACCESS_LOG_VARIABLES: readonly string[] = Object.keys(VARIABLES);
+
+/** Connection-level default, in the spirit of MOSN's default access-log format. */
+export const DEFAULT_ACCESS_LOG_FORMAT =
+  '%start_time% %listener_name% %duration% %bytes_sent% %bytes_received% %response_flag% ' +
+  '%upstream_local_address% %downstream_local_address% %downstream_remote_address% %upstream_host%';
+
+export interface CompiledFormat {
+  /** literals.length === vars.length + 1; a line is lit0 var0 lit1 var1 ... litN. */
+  readonly literals: readonly string[];
+  readonly vars: readonly V[];
+}
+
+/** Parses a `%variable%` format once; unknown variables are a configuration error. */
+export function compileAccessLogFormat(format: string): CompiledFormat {
+  const literals: string[] = [];
+  const vars: V[] = [];
+  const re = /%([A-Za-z][A-Za-z0-9_.]*)%/g;
+  let last = 0;
+  let lit = '';
+  for (let m = re.exec(format); m !== null; m = re.exec(format)) {
+    const name = m[1].toLowerCase();
+    let v: V | undefined = VARIABLES[name];
+    if (v === undefined && /^(request_header_|response_header_|req\.|resp\.)/.test(name)) v = V.NotAvailable;
+    if (v === undefined) {
+      throw new Error(`access log: unknown variable %${m[1]}% in format (known: ${ACCESS_LOG_VARIABLES.join(', ')})`);
+    }
+    lit += format.slice(last, m.index);
+    literals.push(lit);
+    lit = '';
+    vars.push(v);
+    last = m.index + m[0].length;
+  }
+  literals.push(lit + format.slice(last));
+  return { literals, vars };
+}
+
+function pad2(n: number): string {
+  return n < 10 ? '0' + n : String(n);
+}
+
+let cachedSecond = -1;
+let cachedSecondText = '';
+
+/** Local time as "2006/01/02 15:04:05.000" (MOSN's start_time layout); cached per second. */
+export function formatStartTime(ms: number): string {
+  const sec = Math.floor(ms / 1000);
+  if (sec !== cachedSecond) {
+    const d = new Date(sec * 1000);
+    cachedSecondText =
+      `${d.getFullYear()}/${pad2(d.getMonth() + 1)}/${pad2(d.getDate())} ` +
+      `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}.`;
+    cachedSecond = sec;
+  }
+  const milli = Math.floor(ms - sec * 1000);
+  return cachedSecondText + (milli < 10 ? '00' : milli < 100 ? '0' : '') + milli;
+}
+
+function trimFixed(x: number, digits: number): string {
+  let s = x.toFixed(digits);
+  if (s.indexOf('.') >= 0) s = s.replace(/0+$/, '').replace(/\.$/, '');
+  return s;
+}
+
+/** Go-style duration text (1.5ms, 250µs, 2.003s, 1m30s), as MOSN prints durations. */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms)) return '-';
+  const neg = ms < 0;
+  const ns = Math.round(Math.abs(ms) * 1e6);
+  let s: string;
+  if (ns === 0) s = '0s';
+  else if (ns < 1e3) s = ns + 'ns';
+  else if (ns < 1e6) s = trimFixed(ns / 1e3, 3) + 'µs';
+  else if (ns < 1e9) s = trimFixed(ns / 1e6, 6) + 'ms';
+  else {
+    const totalSec = ns / 1e9;
+    const h = Math.floor(totalSec / 3600);
+    const m = Math.floor((totalSec - h * 3600) / 60);
+    const sec = totalSec - h * 3600 - m * 60;
+    s = (h > 0 ? h + 'h' : '') + (h > 0 || m > 0 ? m + 'm' : '') + trimFixed(sec, 9) + 's';
+  }
+  return neg ? '-' + s : s;
+}
+
+function str(v: string | undefined): string {
+  return v === undefined || v === '' ? '-' : v;
+}
+
+function num(v: number | undefined): string {
+  return v === undefined ? '-' : String(v);
+}
+
+function dur(v: number | undefined): string {
+  return v === undefined ? '-' : formatDuration(v);
+}
+
+function value(v: V, e: AccessLogEntry, listenerName: string | undefined): string {
+  switch (v) {
+    case V.StartTime:
+      return formatStartTime(e.startTime);
+    case V.RequestReceivedDuration:
+      return dur(e.requestReceivedDurationMs);
+    case V.ResponseReceivedDuration:
+      return dur(e.responseReceivedDurationMs);
+    case V.RequestFinishedDuration:
+      return dur(e.requestFinishedDurationMs);
+    case V.Duration:
+      return dur(e.durationMs);
+    case V.BytesSent:
+      return num(e.bytesSent);
+    case V.BytesReceived:
+      return num(e.bytesReceived);
+    case V.Protocol:
+      return str(e.protocol);
+    case V.ResponseCode:
+      return num(e.responseCode);
+    case V.ResponseFlag:
+      return str(e.responseFlag);
+    case V.DownstreamRemoteAddress:
+      return str(e.downstreamRemoteAddress);
+    case V.DownstreamLocalAddress:
+      return str(e.downstreamLocalAddress);
+    case V.UpstreamHost:
+      return str(e.upstreamHost);
+    case V.UpstreamLocalAddress:
+      return str(e.upstreamLocalAddress);
+    case V.UpstreamCluster:
+      return str(e.upstreamCluster);
+    case V.ListenerName:
+      return str(e.listenerName ?? listenerName);
+    default:
+      return '-';
+  }
+}
+
+/** Renders one line (without the newline). */
+export function renderAccessLog(f: CompiledFormat, e: AccessLogEntry, listenerName?: string): string {
+  const lits = f.literals;
+  const vars = f.vars;
+  let s = lits[0];
+  for (let i = 0; i < vars.length; i++) s += value(vars[i], e, listenerName) + lits[i + 1];
+  return s;
+}
+
+export interface AccessLogOptions {
+  /** MOSN access_logs[].log_path: "stdout", "stderr" or a file path. */
+  path: string;
+  /** MOSN access_logs[].log_format; default DEFAULT_ACCESS_LOG_FORMAT. */
+  format?: string;
+  /** Used for %listener_name% when an entry does not carry one. */
+  listenerName?: string;
+  minLength?: number;
+  flushIntervalMs?: number;
+}
+
+export interface AccessLogWriter {
+  readonly format: CompiledFormat;
+  /** Formats and queues one line; never blocks on IO. */
+  log(e: AccessLogEntry): void;
+  render(e: AccessLogEntry): string;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createAccessLog(opts: AccessLogOptions): AccessLogWriter {
+  const format = compileAccessLogFormat(opts.format ?? DEFAULT_ACCESS_LOG_FORMAT);
+  const entry = acquireDest(opts.path, opts.minLength ?? DEFAULT_MIN_LENGTH, opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS);
+  const dest = entry.dest;
+  const listenerName = opts.listenerName;
+  let closed = false;
+  return {
+    format,
+    log(e: AccessLogEntry): void {
+      if (closed) return;
+      dest.write(renderAccessLog(format, e, listenerName) + '\n');
+    },
+    render(e: AccessLogEntry): string {
+      return renderAccessLog(format, e, listenerName);
+    },
+    flush(): Promise<void> {
+      return flushDest(dest);
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await releaseDest(entry);
+    },
+  };
+}
