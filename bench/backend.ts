@@ -1,0 +1,70 @@
+// The benchmark backend: one separate Node process, identical for every peer.
+// Listeners (all on 127.0.0.1, ports chosen by the kernel):
+//   echo   - writes back every byte it receives (tcp-rr)
+//   source - streams bytes to the client as fast as it reads them (tcp-bulk)
+//   sink   - reads and discards
+//   http   - HTTP/1.1 keep-alive server answering every request with a 1 KiB body
+// Prints one JSON line {"echo":p,"source":p,"sink":p,"http":p} when all listen.
+import * as net from 'node:net';
+import * as http from 'node:http';
+
+const CHUNK = Buffer.alloc(64 * 1024, 0x61);
+const HTTP_BODY = Buffer.alloc(1024, 0x62);
+
+function listen(srv: net.Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => resolve((srv.address() as net.AddressInfo).port));
+  });
+}
+
+function quiet(s: net.Socket): void {
+  s.setNoDelay(true);
+  s.on('error', () => s.destroy());
+}
+
+export async function startBackend(): Promise<Record<string, number>> {
+  const echo = net.createServer((s) => {
+    quiet(s);
+    s.pipe(s);
+  });
+  const source = net.createServer((s) => {
+    quiet(s);
+    s.resume();
+    const pump = (): void => {
+      while (!s.destroyed && s.write(CHUNK));
+    };
+    s.on('drain', pump);
+    pump();
+  });
+  const sink = net.createServer((s) => {
+    quiet(s);
+    s.resume();
+  });
+  const web = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': HTTP_BODY.length });
+      res.end(HTTP_BODY);
+    });
+  });
+  web.on('connection', (s: net.Socket) => s.setNoDelay(true));
+  web.on('clientError', (_e, s) => s.destroy());
+  return {
+    echo: await listen(echo),
+    source: await listen(source),
+    sink: await listen(sink),
+    http: await listen(web),
+  };
+}
+
+if (require.main === module) {
+  startBackend().then(
+    (ports) => process.stdout.write(JSON.stringify(ports) + '\n'),
+    (e) => {
+      process.stderr.write(`backend: ${e}\n`);
+      process.exit(1);
+    },
+  );
+  process.on('SIGTERM', () => process.exit(0));
+}

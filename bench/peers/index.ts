@@ -1,0 +1,209 @@
+// The peers a workload can run against. Every proxy peer is started pinned to the
+// proxy CPU with a generated config that is equivalent for the workload.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { freePort, waitForPort } from '../lib/net';
+import { startPinned, placement, type Owned } from '../lib/proc-spawn';
+import { DIST_BENCH, REPO_ROOT } from '../lib/paths';
+import {
+  envoyConfig,
+  haproxyConfig,
+  nginxConfig,
+  NGINX_STREAM_MODULE_PATHS,
+  outriggerConfig,
+  type ProxyMode,
+} from './configs';
+
+export interface PeerTarget {
+  mode: ProxyMode;
+  backendPort: number;
+  /** Scratch directory for this peer's config/logs */
+  dir: string;
+}
+
+export interface RunningPeer {
+  /** Port the load generator connects to */
+  port: number;
+  /** Root PIDs of the proxy (CPU/RSS are summed over these and their descendants) */
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+export interface PeerDef {
+  name: string;
+  description: string;
+  /** Hidden peers are for the harness's own tests and never in the default list. */
+  hidden?: boolean;
+  /** undefined when the peer can run here, else why not (e.g. "Envoy not found"). */
+  unavailable(): string | undefined;
+  /** undefined when the peer can proxy this mode, else why not. */
+  unsupported(mode: ProxyMode): string | undefined;
+  version(): string;
+  start(t: PeerTarget): Promise<RunningPeer>;
+}
+
+function which(cmd: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/local/sbin'])) {
+    if (!dir) continue;
+    const p = path.join(dir, cmd);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      if (fs.statSync(p).isFile()) return p;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
+function firstLine(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 5000 });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').find((l) => l.trim()) ?? 'unknown';
+}
+
+/** Starts a pinned proxy process and waits until its listener accepts. */
+async function launch(name: string, cmd: string, args: string[], port: number, cwd?: string, timeoutMs = 10_000): Promise<RunningPeer> {
+  const proc: Owned = startPinned(placement().proxy, cmd, args, { cwd });
+  try {
+    await waitForPort(port, { timeoutMs, alive: () => proc.exited() });
+  } catch (e) {
+    await proc.stop();
+    const out = proc.output();
+    throw new Error(`${name} failed to start: ${(e as Error).message}${out ? `\n${out.split('\n').slice(-12).join('\n')}` : ''}`, { cause: e });
+  }
+  return { port, pids: [proc.pid], stop: () => proc.stop() };
+}
+
+/** Outrigger features that exist today. Override with OUTRIGGER_FEATURES=tcp_proxy,http1,... */
+export function outriggerFeatures(): Set<string> {
+  const env = process.env.OUTRIGGER_FEATURES;
+  return new Set((env ?? 'tcp_proxy').split(',').map((s) => s.trim()).filter(Boolean));
+}
+
+const outriggerCli = (): string => path.join(REPO_ROOT, 'dist', 'src', 'cli.js');
+
+const outrigger: PeerDef = {
+  name: 'outrigger',
+  description: 'this project (node dist/src/cli.js start --workers 1)',
+  unavailable: () => (fs.existsSync(outriggerCli()) ? undefined : `${outriggerCli()} not built`),
+  unsupported: () => undefined,
+  version: () => {
+    try {
+      return `outrigger ${JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).version}`;
+    } catch {
+      return 'outrigger';
+    }
+  },
+  async start(t) {
+    const port = await freePort();
+    const adminPort = await freePort();
+    const cfg = path.join(t.dir, 'outrigger.json');
+    fs.writeFileSync(cfg, JSON.stringify(outriggerConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir, adminPort }), null, 2));
+    return launch(
+      'outrigger',
+      process.execPath,
+      [outriggerCli(), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn'],
+      port,
+      REPO_ROOT,
+    );
+  },
+};
+
+const haproxyBin = (): string | undefined => which('haproxy');
+const haproxy: PeerDef = {
+  name: 'haproxy',
+  description: 'HAProxy from Debian, nbthread 1',
+  unavailable: () => (haproxyBin() ? undefined : 'haproxy not installed (run scripts/install-peers.sh)'),
+  unsupported: () => undefined,
+  version: () => firstLine(haproxyBin() ?? 'haproxy', ['-v']).replace(/ - https?:.*$/, ''),
+  async start(t) {
+    const port = await freePort();
+    const cfg = path.join(t.dir, 'haproxy.cfg');
+    fs.writeFileSync(cfg, haproxyConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir }));
+    return launch('haproxy', haproxyBin()!, ['-db', '-f', cfg], port);
+  },
+};
+
+const nginxBin = (): string | undefined => which('nginx');
+const streamModule = (): string | undefined => NGINX_STREAM_MODULE_PATHS.find((p) => fs.existsSync(p));
+const nginx: PeerDef = {
+  name: 'nginx',
+  description: 'nginx from Debian, worker_processes 1 (stream module for TCP)',
+  unavailable: () => (nginxBin() ? undefined : 'nginx not installed (run scripts/install-peers.sh)'),
+  unsupported: (mode) =>
+    mode === 'tcp' && !streamModule() ? 'ngx_stream_module.so not found (install libnginx-mod-stream)' : undefined,
+  version: () => firstLine(nginxBin() ?? 'nginx', ['-v']).replace(/^nginx version: /, ''),
+  async start(t) {
+    const port = await freePort();
+    const cfg = path.join(t.dir, 'nginx.conf');
+    fs.writeFileSync(cfg, nginxConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir }, streamModule()));
+    return launch('nginx', nginxBin()!, ['-p', t.dir, '-e', path.join(t.dir, 'error.log'), '-c', cfg], port);
+  },
+};
+
+const envoyBin = (): string | undefined => {
+  const env = process.env.ENVOY_BIN;
+  if (env) return fs.existsSync(env) ? env : undefined;
+  return which('envoy');
+};
+const envoy: PeerDef = {
+  name: 'envoy',
+  description: 'Envoy (from PATH or ENVOY_BIN), --concurrency 1',
+  unavailable: () =>
+    envoyBin() ? undefined : `Envoy not found, skipped (put envoy on PATH or set ENVOY_BIN${process.env.ENVOY_BIN ? `; ${process.env.ENVOY_BIN} does not exist` : ''})`,
+  unsupported: () => undefined,
+  version: () => firstLine(envoyBin() ?? 'envoy', ['--version']).trim(),
+  async start(t) {
+    const port = await freePort();
+    const adminPort = await freePort();
+    const cfg = path.join(t.dir, 'envoy.json');
+    fs.writeFileSync(cfg, JSON.stringify(envoyConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir, adminPort }), null, 2));
+    return launch(
+      'envoy',
+      envoyBin()!,
+      ['-c', cfg, '--concurrency', '1', '--log-level', 'warn', '--disable-hot-restart'],
+      port,
+      undefined,
+      30_000,
+    );
+  },
+};
+
+const direct: PeerDef = {
+  name: 'direct',
+  description: 'no proxy: the load generator connects to the backend itself',
+  unavailable: () => undefined,
+  unsupported: () => undefined,
+  version: () => '-',
+  async start(t) {
+    return { port: t.backendPort, pids: [], stop: async () => undefined };
+  },
+};
+
+/** Delay per chunk of the test-only slow relay, ms (SLOW_RELAY_DELAY_MS). */
+const slowRelay: PeerDef = {
+  name: 'slow-relay',
+  description: 'test-only Node relay adding a fixed delay to every chunk',
+  hidden: true,
+  unavailable: () => undefined,
+  unsupported: () => undefined,
+  version: () => `node ${process.version}`,
+  async start(t) {
+    const port = await freePort();
+    const delay = process.env.SLOW_RELAY_DELAY_MS ?? '2';
+    return launch(
+      'slow-relay',
+      process.execPath,
+      [path.join(DIST_BENCH, 'peers', 'slow-relay-main.js'), String(port), String(t.backendPort), delay],
+      port,
+    );
+  },
+};
+
+export const PEERS: PeerDef[] = [outrigger, haproxy, nginx, envoy, direct, slowRelay];
+export const DEFAULT_PEERS = ['outrigger', 'haproxy', 'nginx', 'envoy', 'direct'];
+
+export function peerByName(name: string): PeerDef | undefined {
+  return PEERS.find((p) => p.name === name);
+}

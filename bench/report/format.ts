@@ -1,0 +1,40 @@
+// Number formatting shared by the console table, Markdown and SVG.
+
+export function fmtThroughput(v: number | undefined, unit: 'req/s' | 'B/s'): string {
+  if (v === undefined || !Number.isFinite(v)) return '–';
+  if (unit === 'B/s') {
+    if (v >= 1024 ** 3) return `${(v / 1024 ** 3).toFixed(2)} GiB/s`;
+    if (v >= 1024 ** 2) return `${(v / 1024 ** 2).toFixed(1)} MiB/s`;
+    return `${(v / 1024).toFixed(1)} KiB/s`;
+  }
+  if (v >= 1e6) return `${(v / 1e6).toFixed(2)}M req/s`;
+  if (v >= 1e3) return `${(v / 1e3).toFixed(1)}k req/s`;
+  return `${v.toFixed(0)} req/s`;
+}
+
+export function fmtUs(us: number | undefined): string {
+  if (us === undefined || !Number.isFinite(us)) return '–';
+  if (us >= 1e6) return `${(us / 1e6).toFixed(2)} s`;
+  if (us >= 1e3) return `${(us / 1e3).toFixed(2)} ms`;
+  return `${Math.round(us)} µs`;
+}
+
+export function fmtRatio(r: number | undefined): string {
+  if (r === undefined || !Number.isFinite(r)) return '–';
+  return `${r.toFixed(r >= 10 ? 1 : 2)}×`;
+}
+
+export function fmtNum(v: number | undefined, digits = 3): string {
+  if (v === undefined || !Number.isFinite(v)) return '–';
+  return v.toPrecision(digits);
+}
+
+export function fmtKiB(k: number | undefined): string {
+  if (k === undefined || !Number.isFinite(k) || k === 0) return '–';
+  return k >= 1024 ? `${(k / 1024).toFixed(1)} MiB` : `${k} KiB`;
+}
+
+export function fmtPct(cores: number | undefined): string {
+  if (cores === undefined || !Number.isFinite(cores)) return '–';
+  return `${Math.round(cores * 100)}%`;
+}

@@ -1,0 +1,81 @@
+// Markdown report of a run.
+import type { CaseResult, RunResult } from '../types';
+import { fmtRatio, fmtUs } from './format';
+import { caseRatios, okPeers } from './ratios';
+import { caseRows } from './table';
+
+const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+function mdTable(header: string[], rows: string[][]): string {
+  const align = header.map((_, i) => (i === 0 ? '---' : '---:'));
+  return [header, align, ...rows].map((r) => `| ${r.map(cell).join(' | ')} |`).join('\n');
+}
+
+function ratioMatrix(c: CaseResult): string {
+  const peers = okPeers(c);
+  if (peers.length < 2) return '';
+  const rows = caseRatios(c).map((row) => [
+    row.peer,
+    ...peers.map((ref) => (ref === row.peer ? '1' : `${fmtRatio(row.vs[ref]?.throughput)}${row.vs[ref]?.p99 !== undefined ? ` / p99 ${fmtRatio(row.vs[ref]?.p99)}` : ''}`)),
+  ]);
+  return mdTable(['throughput (p99) ratio: row ÷ column', ...peers], rows);
+}
+
+/** `svgFor(workload)` returns the relative link of the workload's SVG, if any. */
+export function markdownReport(r: RunResult, svgFor: (workload: string) => string | undefined = () => undefined): string {
+  const m = r.meta;
+  const out: string[] = [];
+  out.push(`# Outrigger benchmark — ${m.date.slice(0, 10)}`, '');
+  out.push(`- Date: ${m.date}`);
+  out.push(`- Machine: ${m.host}, ${m.cpus} CPUs (${m.cpuModel}), Node ${m.node}`);
+  out.push(
+    `- Placement: proxy on CPU ${m.placement.proxy}, backend + load generator on CPU ${m.placement.client}${m.placement.pinned ? ' (taskset)' : ' (NOT pinned: taskset or a second CPU missing)'}`,
+  );
+  out.push(`- Each measurement: ${m.warmupS} s warm-up + ${m.durationS} s window; ${m.rounds} interleaved round(s); generator threads: ${m.threads}${m.quick ? '; --quick' : ''}`);
+  out.push(`- Command: \`${m.command}\``);
+  out.push('- Peers: ' + r.peers.map((p) => `${p.name} (${p.version})`).join(', '));
+  out.push('');
+  out.push(
+    'Throughput is the median over rounds; latency percentiles come from one HDR histogram merged over all rounds; ' +
+      'proxy CPU is utime+stime of all proxy processes over the measured windows (100% = one core); ' +
+      '"bound" says which side saturated its CPU: `proxy`, `generator` (backend + load generator on the client CPU), or `neither`. ' +
+      'Ratios are row peer ÷ column peer.',
+    '',
+  );
+  for (const w of r.workloads) {
+    out.push(`## ${w.name}`, '', `${w.description}`, '');
+    if (w.status === 'skipped') {
+      out.push(`**Skipped** — ${w.message ?? ''}`, '');
+      continue;
+    }
+    if (w.status === 'error') out.push(`**Error** — ${w.message ?? ''}`, '');
+    for (const n of w.notes) out.push(`- ${n.split('\n')[0]}`);
+    if (w.notes.length) out.push('');
+    const svg = svgFor(w.name);
+    if (svg) out.push(`![${w.name}](${svg})`, '');
+    for (const c of w.cases) {
+      out.push(`### ${c.id}`, '');
+      const { header, rows } = caseRows(c);
+      out.push(mdTable(header, rows), '');
+      const mx = ratioMatrix(c);
+      if (mx) out.push(mx, '');
+      const lat = c.peers.filter((p) => p.latency);
+      if (lat.length) {
+        out.push(
+          mdTable(
+            ['latency', ...lat.map((p) => p.peer)],
+            ['p50', 'p90', 'p99', 'p99.9', 'max'].map((k) => [
+              k,
+              ...lat.map((p) => {
+                const l = p.latency!;
+                return fmtUs({ p50: l.p50Us, p90: l.p90Us, p99: l.p99Us, 'p99.9': l.p999Us, max: l.maxUs }[k]);
+              }),
+            ]),
+          ),
+          '',
+        );
+      }
+    }
+  }
+  return out.join('\n');
+}

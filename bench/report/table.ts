@@ -1,0 +1,55 @@
+// Plain-text tables for the terminal (and reused inside the Markdown report).
+import type { CaseResult, RunResult } from '../types';
+import { fmtKiB, fmtNum, fmtPct, fmtRatio, fmtThroughput, fmtUs } from './format';
+import { caseRatios, okPeers } from './ratios';
+
+export function textTable(header: string[], rows: string[][]): string {
+  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd();
+  return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/** Metric rows for one case: one per peer. */
+export function caseRows(c: CaseResult): { header: string[]; rows: string[][] } {
+  const refs = okPeers(c);
+  const ratios = new Map(caseRatios(c).map((r) => [r.peer, r]));
+  const header = ['peer', 'throughput', 'p50', 'p99', 'p99.9', 'proxy CPU', c.cpuUnit, 'peak RSS', 'gen+backend CPU', 'bound', ...refs.map((r) => `÷${r}`)];
+  const rows = c.peers.map((p) => {
+    if (p.status === 'skipped' || p.status === 'failed') {
+      return [p.peer, p.status.toUpperCase(), ...header.slice(2).map(() => '')];
+    }
+    const rr = ratios.get(p.peer);
+    return [
+      p.status === 'ok' ? p.peer : `${p.peer} (ERR)`,
+      fmtThroughput(p.throughput, c.unit),
+      fmtUs(p.latency?.p50Us),
+      fmtUs(p.latency?.p99Us),
+      fmtUs(p.latency?.p999Us),
+      fmtPct(p.proxyCpuCores),
+      fmtNum(p.proxyCpuPerUnit),
+      fmtKiB(p.peakRssKiB),
+      fmtPct((p.generatorCpuCores ?? 0) + (p.backendCpuCores ?? 0)),
+      p.bottleneck ?? '–',
+      ...refs.map((r) => (r === p.peer ? '1' : fmtRatio(rr?.vs[r]?.throughput))),
+    ];
+  });
+  return { header, rows };
+}
+
+/** The whole run as text: per case the metrics and throughput ratios (row peer ÷ column peer). */
+export function ratioTableText(r: RunResult): string {
+  const out: string[] = [];
+  for (const w of r.workloads) {
+    if (w.status === 'skipped') {
+      out.push(`${w.name}: ${w.message ?? 'skipped'}`);
+      continue;
+    }
+    for (const c of w.cases) {
+      const { header, rows } = caseRows(c);
+      out.push(`\n== ${c.id} ==`, textTable(header, rows));
+      for (const p of c.peers) if (p.message && p.status !== 'ok') out.push(`  ${p.peer}: ${p.message.split('\n')[0]}`);
+    }
+    if (w.status === 'error') out.push(`${w.name}: ERROR ${w.message ?? ''}`);
+  }
+  return out.join('\n');
+}

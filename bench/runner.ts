@@ -1,0 +1,221 @@
+// Runs the chosen workloads against the chosen peers, interleaved: for every round,
+// every case, every peer in turn (order rotated each round), so slow drift on a
+// noisy machine is spread over all peers alike.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { summarisePeer } from './aggregate';
+import { runLoad, startBackend, type BackendHandle } from './load/run';
+import { placement } from './lib/proc-spawn';
+import { outriggerFeatures, peerByName, type RunningPeer } from './peers';
+import type { CaseResult, PeerCaseResult, PeerInfo, RoundSample, RunResult, WorkloadResult } from './types';
+import { workloadByName, type CaseDef } from './workloads';
+
+export interface BenchOptions {
+  workloads: string[];
+  peers: string[];
+  durationS: number;
+  warmupS: number;
+  rounds: number;
+  threads: number;
+  connections?: number;
+  quick: boolean;
+  command: string;
+  /** progress lines / indicator (stderr by default) */
+  progress?: (msg: string, done: number, total: number) => void;
+}
+
+function clientCpuCount(spec: string): number {
+  if (spec === 'any') return os.availableParallelism();
+  let n = 0;
+  for (const part of spec.split(',')) {
+    const [a, b] = part.split('-').map(Number);
+    n += b === undefined ? 1 : b - a + 1;
+  }
+  return n;
+}
+
+export async function runBench(o: BenchOptions): Promise<RunResult> {
+  const place = placement();
+  const meta: RunResult['meta'] = {
+    date: new Date().toISOString(),
+    host: os.hostname(),
+    cpus: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    command: o.command,
+    placement: place,
+    durationS: o.durationS,
+    warmupS: o.warmupS,
+    rounds: o.rounds,
+    threads: o.threads,
+    quick: o.quick,
+  };
+  const peerInfos: PeerInfo[] = o.peers.map((n) => {
+    const d = peerByName(n)!;
+    let version = '?';
+    if (!d.unavailable()) {
+      try {
+        version = d.version();
+      } catch {
+        /* keep ? */
+      }
+    }
+    return { name: n, version, description: d.description };
+  });
+  const result: RunResult = { meta, peers: peerInfos, workloads: [] };
+
+  // Work estimate for the progress indicator: measurements to run.
+  let total = 0;
+  for (const w of o.workloads) {
+    const def = workloadByName(w)!;
+    if (!def.pending) total += def.cases({ connections: o.connections }).length * o.peers.length * o.rounds;
+  }
+  let done = 0;
+  const progress = o.progress ?? (() => undefined);
+
+  const backend: BackendHandle = await startBackend();
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-bench-'));
+  try {
+    for (const wname of o.workloads) {
+      const def = workloadByName(wname)!;
+      const wr: WorkloadResult = { name: def.name, description: def.description, status: 'ok', notes: [], cases: [] };
+      result.workloads.push(wr);
+      const missing = def.needs.filter((f) => !outriggerFeatures().has(f));
+      if (def.pending) {
+        wr.status = 'skipped';
+        wr.message = `skipped: ${def.pending}${missing.length ? `; Outrigger has not built ${missing.join(', ')} yet` : ''}`;
+        progress(`${def.name}: ${wr.message}`, done, total);
+        continue;
+      }
+      const cases = def.cases({ connections: o.connections });
+      const caseResults: CaseResult[] = cases.map((c) => ({
+        id: c.id,
+        unit: c.unit,
+        cpuUnit: c.unit === 'req/s' ? 'CPU s / 1k req' : 'CPU s / GiB',
+        connections: c.connections,
+        peers: [],
+      }));
+      wr.cases = caseResults;
+
+      // Start every peer for this workload (idle ones cost nothing while others run).
+      const running = new Map<string, RunningPeer>();
+      const excluded = new Map<string, PeerCaseResult['status'] | undefined>();
+      const exclusion = new Map<string, string>();
+      for (const name of o.peers) {
+        const p = peerByName(name)!;
+        let why: string | undefined;
+        let status: PeerCaseResult['status'] = 'skipped';
+        if (name === 'outrigger' && missing.length) why = `Outrigger has not built ${missing.join(', ')} yet`;
+        why ??= p.unsupported(def.mode);
+        if (!why && p.unavailable()) {
+          why = p.unavailable();
+          // Outrigger not being buildable is a failure of the subject, not a missing optional peer.
+          if (name === 'outrigger') status = 'failed';
+        }
+        if (!why) {
+          const dir = fs.mkdtempSync(path.join(scratch, `${def.name}-${name}-`));
+          const backendPort = backend.ports[cases[0].backend];
+          try {
+            progress(`${def.name}: starting ${name}`, done, total);
+            running.set(name, await p.start({ mode: def.mode, backendPort, dir }));
+          } catch (e) {
+            why = (e as Error).message;
+            status = 'failed';
+          }
+        }
+        if (why) {
+          excluded.set(name, status);
+          exclusion.set(name, why);
+          wr.notes.push(`${name} ${status}: ${why}`);
+          progress(`${def.name}: ${name} ${status}: ${why.split('\n')[0]}`, done, total);
+          done += cases.length * o.rounds;
+        }
+      }
+
+      const samples = new Map<string, { rounds: RoundSample[]; hists: string[]; hwm: number; rss: number }>();
+      const key = (c: CaseDef, p: string): string => `${c.id}|${p}`;
+      try {
+        const order = [...running.keys()];
+        for (let round = 0; round < o.rounds; round++) {
+          const rot = order.slice(round % Math.max(1, order.length)).concat(order.slice(0, round % Math.max(1, order.length)));
+          for (const c of cases) {
+            for (const name of rot) {
+              const rp = running.get(name)!;
+              progress(`${c.id} round ${round + 1}/${o.rounds}: ${name}`, done, total);
+              const port = name === 'direct' ? backend.ports[c.backend] : rp.port;
+              const s = samples.get(key(c, name)) ?? { rounds: [], hists: [], hwm: 0, rss: 0 };
+              samples.set(key(c, name), s);
+              try {
+                const r = await runLoad(
+                  {
+                    kind: c.kind,
+                    host: '127.0.0.1',
+                    port,
+                    connections: c.connections,
+                    threads: o.threads,
+                    messageSize: c.messageSize,
+                    durationMs: o.durationS * 1000,
+                    proxyPids: rp.pids,
+                    backendPids: [backend.pid],
+                  },
+                  o.warmupS * 1000,
+                );
+                const work = c.unit === 'req/s' ? r.ops : r.bytes;
+                s.rounds.push({
+                  round,
+                  throughput: work / o.durationS,
+                  ops: r.ops,
+                  bytes: r.bytes,
+                  errors: r.errors + r.connectFailures,
+                  firstError: r.firstError,
+                  windowS: r.windowS,
+                  proxyCpuS: r.proxyCpuS,
+                  generatorCpuS: r.generatorCpuS,
+                  backendCpuS: r.backendCpuS,
+                });
+                s.hists.push(r.histogram);
+                s.hwm = Math.max(s.hwm, r.proxyHwmKiB);
+                s.rss = Math.max(s.rss, r.proxyRssMaxKiB);
+              } catch (e) {
+                s.rounds.push({
+                  round, throughput: 0, ops: 0, bytes: 0, errors: 1, firstError: (e as Error).message,
+                  windowS: 0, proxyCpuS: 0, generatorCpuS: 0, backendCpuS: 0,
+                });
+              }
+              done++;
+            }
+          }
+        }
+      } finally {
+        for (const rp of running.values()) await rp.stop();
+      }
+
+      for (let i = 0; i < cases.length; i++) {
+        const c = cases[i];
+        for (const name of o.peers) {
+          if (excluded.has(name)) {
+            caseResults[i].peers.push({ peer: name, status: excluded.get(name)!, message: exclusion.get(name), rounds: [] });
+            continue;
+          }
+          const s = samples.get(key(c, name))!;
+          caseResults[i].peers.push(
+            summarisePeer(name, c.unit, s.rounds, s.hists, { hwmKiB: s.hwm, sampledKiB: s.rss }, {
+              hasProxy: running.get(name)!.pids.length > 0,
+              clientCpuCount: clientCpuCount(place.client),
+            }),
+          );
+        }
+      }
+      const failed = caseResults.flatMap((c) => c.peers).filter((p) => p.status === 'error' || p.status === 'failed');
+      if (failed.length) {
+        wr.status = 'error';
+        wr.message = [...new Set(failed.map((p) => `${p.peer}: ${(p.message ?? p.status).split('\n')[0]}`))].join('; ');
+      }
+    }
+  } finally {
+    await backend.stop();
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+  return result;
+}

@@ -1,0 +1,98 @@
+// The results document written to bench/results/*.json and read by the report code.
+
+export interface LatencySummary {
+  count: number;
+  meanUs: number;
+  p50Us: number;
+  p90Us: number;
+  p99Us: number;
+  p999Us: number;
+  maxUs: number;
+  /** [percentile, µs] points for the percentile curve */
+  curve: [number, number][];
+}
+
+export interface RoundSample {
+  round: number;
+  /** req/s or B/s for this round */
+  throughput: number;
+  ops: number;
+  bytes: number;
+  errors: number;
+  firstError?: string;
+  windowS: number;
+  proxyCpuS: number;
+  generatorCpuS: number;
+  backendCpuS: number;
+}
+
+export type Bottleneck = 'proxy' | 'generator' | 'neither' | 'n/a';
+
+export interface PeerCaseResult {
+  peer: string;
+  status: 'ok' | 'error' | 'failed' | 'skipped';
+  message?: string;
+  rounds: RoundSample[];
+  /** median over rounds */
+  throughput?: number;
+  throughputMin?: number;
+  throughputMax?: number;
+  latency?: LatencySummary;
+  /** proxy CPU seconds per 1,000 requests (req/s cases) or per GiB (B/s cases) */
+  proxyCpuPerUnit?: number;
+  /** average cores used over the windows */
+  proxyCpuCores?: number;
+  generatorCpuCores?: number;
+  backendCpuCores?: number;
+  /** summed VmHWM of the proxy processes, KiB */
+  peakRssKiB?: number;
+  /** max sampled summed VmRSS during windows, KiB */
+  sampledRssKiB?: number;
+  bottleneck?: Bottleneck;
+}
+
+export interface CaseResult {
+  id: string;
+  unit: 'req/s' | 'B/s';
+  /** unit of proxyCpuPerUnit */
+  cpuUnit: 'CPU s / 1k req' | 'CPU s / GiB';
+  connections: number;
+  peers: PeerCaseResult[];
+}
+
+export interface WorkloadResult {
+  name: string;
+  description: string;
+  status: 'ok' | 'error' | 'skipped';
+  message?: string;
+  /** per-peer notes (skips, start failures) */
+  notes: string[];
+  cases: CaseResult[];
+}
+
+export interface PeerInfo {
+  name: string;
+  version: string;
+  description: string;
+}
+
+export interface RunMeta {
+  date: string;
+  host: string;
+  cpus: number;
+  cpuModel: string;
+  node: string;
+  command: string;
+  placement: { proxy: string; client: string; pinned: boolean };
+  durationS: number;
+  warmupS: number;
+  rounds: number;
+  threads: number;
+  quick: boolean;
+}
+
+export interface RunResult {
+  meta: RunMeta;
+  peers: PeerInfo[];
+  workloads: WorkloadResult[];
+}

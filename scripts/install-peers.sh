@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs the comparison proxies used by `npm run bench` (haproxy, nginx with the
+# stream module) from Debian apt when they are missing. Envoy is not packaged
+# here: put an `envoy` binary on PATH or set ENVOY_BIN to have it benchmarked.
+# Safe to run repeatedly; does nothing when everything is present.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "install-peers: not root and no sudo; install haproxy nginx libnginx-mod-stream yourself" >&2
+    exit 1
+  fi
+fi
+
+# Locate the nginx stream module .so (Debian ships it in libnginx-mod-stream).
+find_stream_module() {
+  for p in /usr/lib/nginx/modules/ngx_stream_module.so \
+           /usr/share/nginx/modules/ngx_stream_module.so \
+           /usr/lib64/nginx/modules/ngx_stream_module.so; do
+    if [ -f "$p" ]; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+
+want=()
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || want+=(haproxy)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || want+=(nginx)
+find_stream_module >/dev/null || want+=(libnginx-mod-stream)
+
+if [ "${#want[@]}" -gt 0 ]; then
+  echo "install-peers: installing ${want[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  # Refresh the package lists only if they look absent/stale (older than a day).
+  if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -n1)" ]; then
+    $SUDO apt-get update -q
+  fi
+  # Services must not be started by the package scripts; the bench runs its own.
+  $SUDO apt-get install -y -q --no-install-recommends "${want[@]}"
+fi
+
+echo "haproxy: $(command -v haproxy || echo /usr/sbin/haproxy) ($(/usr/sbin/haproxy -v 2>/dev/null | head -n1 || echo missing))"
+echo "nginx:   $(command -v nginx || echo /usr/sbin/nginx) ($(/usr/sbin/nginx -v 2>&1 | head -n1 || echo missing))"
+echo "nginx stream module: $(find_stream_module || echo MISSING)"
+if [ -n "${ENVOY_BIN:-}" ] && [ -x "${ENVOY_BIN}" ]; then
+  echo "envoy:   ${ENVOY_BIN}"
+elif command -v envoy >/dev/null 2>&1; then
+  echo "envoy:   $(command -v envoy)"
+else
+  echo "envoy:   not found (set ENVOY_BIN or put envoy on PATH to include it)"
+fi
