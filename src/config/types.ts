@@ -127,4 +127,9 @@ export interface OutriggerConfig {
   readonly admin: AdminConfig;
   /** The input document as given (for config_dump, after redaction). */
   readonly raw: unknown;
+  /**
+   * Known-but-unsupported harmless settings that were ignored, and unknown keys, each as
+   * `path: message`. The CLI prints them at startup and from `outrigger validate`.
+   */
+  readonly warnings?: readonly string[];
 }
