@@ -1,7 +1,7 @@
 // Self-contained SVG per workload: for each case, throughput bars per peer (left)
 // and the latency percentile curve per peer (right, log-scaled µs over "nines").
 // No external fonts, scripts or stylesheets.
-import type { CaseResult, WorkloadResult } from '../types';
+import type { CaseResult, PeerCaseResult, WorkloadResult } from '../types';
 import { fmtThroughput, fmtUs } from './format';
 
 const PALETTE: Record<string, string> = {
@@ -37,31 +37,45 @@ function ninesX(p: number): number {
   return Math.min(4, -Math.log10(1 - p / 100));
 }
 
-function barsPanel(c: CaseResult, x0: number, y0: number, w: number, h: number): string[] {
+interface BarSpec {
+  title: string;
+  value: (p: PeerCaseResult) => number | undefined;
+  min?: (p: PeerCaseResult) => number | undefined;
+  max?: (p: PeerCaseResult) => number | undefined;
+  label: (v: number) => string;
+}
+
+function barsPanel(c: CaseResult, spec: BarSpec, x0: number, y0: number, w: number, h: number): string[] {
   const out: string[] = [];
   const peers = c.peers;
-  const max = Math.max(1, ...peers.map((p) => (p.status === 'skipped' || p.status === 'failed' ? 0 : (p.throughputMax ?? p.throughput ?? 0))));
+  const usable = (p: PeerCaseResult): boolean => p.status !== 'skipped' && p.status !== 'failed';
+  const max = Math.max(1e-12, ...peers.map((p) => (usable(p) ? ((spec.max ?? spec.value)(p) ?? 0) : 0)));
   const left = x0 + 10;
-  const top = y0 + 30;
-  const plotH = h - 70;
+  const top = y0 + 44;
+  const plotH = h - 84;
   const slot = (w - 20) / Math.max(1, peers.length);
   const bw = Math.min(60, slot * 0.6);
-  out.push(text(x0 + w / 2, y0 + 16, `${c.id} — throughput (${c.unit})`, 'text-anchor="middle" font-weight="bold"'));
+  out.push(text(x0 + w / 2, y0 + 16, spec.title, 'text-anchor="middle" font-weight="bold"'));
   out.push(`<line x1="${f(left)}" y1="${f(top + plotH)}" x2="${f(x0 + w - 10)}" y2="${f(top + plotH)}" stroke="#868e96"/>`);
   peers.forEach((p, i) => {
     const cx = left + slot * i + slot / 2;
-    const v = p.status === 'skipped' || p.status === 'failed' ? 0 : (p.throughput ?? 0);
+    const v = usable(p) ? (spec.value(p) ?? 0) : 0;
     const bh = (v / max) * plotH;
     if (v > 0) {
-      out.push(`<rect x="${f(cx - bw / 2)}" y="${f(top + plotH - bh)}" width="${f(bw)}" height="${f(bh)}" fill="${colorOf(p.peer, i)}"><title>${esc(`${p.peer}: ${fmtThroughput(p.throughput, c.unit)}`)}</title></rect>`);
-      if (p.throughputMin !== undefined && p.throughputMax !== undefined && p.throughputMax > p.throughputMin) {
-        const y1 = top + plotH - (p.throughputMin / max) * plotH;
-        const y2 = top + plotH - (p.throughputMax / max) * plotH;
+      out.push(`<rect x="${f(cx - bw / 2)}" y="${f(top + plotH - bh)}" width="${f(bw)}" height="${f(bh)}" fill="${colorOf(p.peer, i)}"><title>${esc(`${p.peer}: ${spec.label(v)}`)}</title></rect>`);
+      let labelY = top + plotH - bh - 4;
+      const lo = spec.min?.(p);
+      const hi = spec.max?.(p);
+      if (lo !== undefined && hi !== undefined && hi > lo) {
+        const y1 = top + plotH - (lo / max) * plotH;
+        const y2 = top + plotH - (hi / max) * plotH;
         out.push(`<line x1="${f(cx)}" y1="${f(y1)}" x2="${f(cx)}" y2="${f(y2)}" stroke="#212529" stroke-width="1.5"/>`);
+        labelY = Math.min(labelY, y2 - 4);
       }
-      out.push(text(cx, top + plotH - bh - 4, fmtThroughput(p.throughput, c.unit), 'text-anchor="middle" font-size="10"'));
+      out.push(text(cx, labelY, spec.label(v), 'text-anchor="middle" font-size="10"'));
     } else {
-      out.push(text(cx, top + plotH - 6, p.status === 'ok' ? '0' : p.status, 'text-anchor="middle" font-size="10" fill="#c92a2a"'));
+      const why = usable(p) ? (p.status === 'ok' ? 'n/a' : p.status) : p.status;
+      out.push(text(cx, top + plotH - 6, why, `text-anchor="middle" font-size="10" fill="${why === 'n/a' ? '#868e96' : '#c92a2a'}"`));
     }
     out.push(text(cx, top + plotH + 14, p.peer, 'text-anchor="middle" font-size="11"'));
   });
@@ -115,8 +129,34 @@ export function workloadSvg(w: WorkloadResult, subtitle = ''): string {
   if (!cases.length) body.push(text(16, 60, w.message ?? 'no cases', 'fill="#868e96"'));
   cases.forEach((c, i) => {
     const y0 = 40 + i * PANEL_H;
-    body.push(...barsPanel(c, 0, y0, W * 0.42, PANEL_H));
-    body.push(...latencyPanel(c, W * 0.42, y0, W * 0.58, PANEL_H));
+    body.push(
+      ...barsPanel(
+        c,
+        {
+          title: `${c.id} — throughput (median, whisker = min–max)`,
+          value: (p) => p.throughput,
+          min: (p) => p.throughputMin,
+          max: (p) => p.throughputMax,
+          label: (v) => fmtThroughput(v, c.unit),
+        },
+        0,
+        y0,
+        W * 0.42,
+        PANEL_H,
+      ),
+    );
+    if (c.peers.some((p) => p.latency)) body.push(...latencyPanel(c, W * 0.42, y0, W * 0.58, PANEL_H));
+    else
+      body.push(
+        ...barsPanel(
+          c,
+          { title: `${c.id} — proxy ${c.cpuUnit} (lower is better)`, value: (p) => p.proxyCpuPerUnit, label: (v) => v.toPrecision(3) },
+          W * 0.42,
+          y0,
+          W * 0.58,
+          PANEL_H,
+        ),
+      );
   });
   return [
     `<?xml version="1.0" encoding="UTF-8"?>`,
