@@ -1,0 +1,20 @@
+{
+  "targets": [
+    {
+      "target_name": "outrigger_native",
+      "sources": [
+        "native/addon.cc",
+        "native/errors.cc",
+        "native/slab.cc",
+        "native/writev.cc",
+        "native/affinity.cc",
+        "native/listen.cc"
+      ],
+      "dependencies": [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
+      ],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra"]
+    }
+  ]
+}

@@ -1,0 +1,12 @@
+// Entry point of the outrigger_native addon: registers every primitive's functions.
+#include "outrigger.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  outrigger::RegisterSlab(env, exports);
+  outrigger::RegisterWritev(env, exports);
+  outrigger::RegisterAffinity(env, exports);
+  outrigger::RegisterListen(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(outrigger_native, Init)

@@ -1,0 +1,24 @@
+// Declarations shared by the Outrigger native addon's translation units:
+// one Register* function per primitive, and the errno -> JS Error helper.
+#ifndef OUTRIGGER_NATIVE_H_
+#define OUTRIGGER_NATIVE_H_
+
+#include <napi.h>
+
+namespace outrigger {
+
+// Builds a JS Error like Node's system errors: message "<syscall> <CODE>",
+// plus properties code ("EPIPE"), errno (negative, as in Node) and syscall.
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall);
+
+// Reads argument i as an integer in [min, max]; throws a TypeError/RangeError otherwise.
+int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t min, int64_t max);
+
+void RegisterSlab(Napi::Env env, Napi::Object exports);
+void RegisterWritev(Napi::Env env, Napi::Object exports);
+void RegisterAffinity(Napi::Env env, Napi::Object exports);
+void RegisterListen(Napi::Env env, Napi::Object exports);
+
+}  // namespace outrigger
+
+#endif  // OUTRIGGER_NATIVE_H_

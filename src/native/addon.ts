@@ -1,0 +1,70 @@
+// Wraps the compiled addon (build/Release/outrigger_native.node) as a NativeBinding.
+// The addon provides slab memory, writev, affinity and SO_REUSEPORT sockets; the chunk
+// bookkeeping of the slab pool and listenShared are the shared TypeScript code.
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { ChunkSlabPool } from './slab-pool';
+import { listenShared } from './listen';
+import type { ListenResult, ListenSocket, NativeBinding, SlabPool, SlabPoolOptions } from './types';
+
+/** Raw functions exported by outrigger_native.node. */
+export interface AddonExports {
+  allocSlab(size: number): ArrayBuffer;
+  slabMemoryKind(): 'mmap' | 'v8';
+  pageSize(): number;
+  writev(fd: number, bufs: readonly Uint8Array[], count: number): number;
+  pinThread(cpu: number): boolean;
+  getThreadAffinity(): number[];
+  listenReusePort(host: string, port: number, backlog: number): ListenResult;
+  dupFd(fd: number): number;
+  closeFd(fd: number): void;
+}
+
+const ADDON_FILE = path.join('build', 'Release', 'outrigger_native.node');
+
+/** Finds the addon from src/native (ts) or dist/src/native (compiled js). */
+export function addonPath(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 5; i++) {
+    const p = path.join(dir, ADDON_FILE);
+    if (fs.existsSync(p)) return p;
+    dir = path.dirname(dir);
+  }
+  return path.join(__dirname, '..', '..', '..', ADDON_FILE);
+}
+
+export function loadAddonBinding(): NativeBinding {
+  const addon = createRequire(__filename)(addonPath()) as AddonExports;
+  for (const fn of ['allocSlab', 'writev', 'pinThread', 'getThreadAffinity', 'listenReusePort', 'dupFd', 'closeFd'] as const) {
+    if (typeof addon[fn] !== 'function') throw new Error(`outrigger_native.node lacks ${fn}(): rebuild it`);
+  }
+  return {
+    kind: 'native',
+    createSlabPool(opts: SlabPoolOptions): SlabPool {
+      return new ChunkSlabPool(opts, (size) => addon.allocSlab(size), () => addon.slabMemoryKind());
+    },
+    writev: addon.writev,
+    pinThread: addon.pinThread,
+    getThreadAffinity: addon.getThreadAffinity,
+    listenReusePort: addon.listenReusePort,
+    dupFd: addon.dupFd,
+    closeFd: addon.closeFd,
+    listenShared,
+    async openListenSocket(host: string, port: number, backlog: number): Promise<ListenSocket> {
+      const r = addon.listenReusePort(host, port, backlog);
+      let open = true;
+      return {
+        fd: r.fd,
+        port: r.port,
+        owner: 'native',
+        close: async () => {
+          if (open) {
+            open = false;
+            addon.closeFd(r.fd);
+          }
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,98 @@
+// Pure-TypeScript implementation of NativeBinding, used when the addon is absent or
+// OUTRIGGER_NATIVE=0. Same API and semantics as the addon except where noted:
+// - slabs are plain `new ArrayBuffer(size)` (V8 heap, zero-filled);
+// - writev uses fs.writevSync(fd, bufs) which performs writev(2) on the fd through libuv; libuv
+//   itself loops over IOV_MAX batches, short writes and EINTR, and returns the bytes written so
+//   far when it hits EAGAIN (it throws EAGAIN only if nothing was written: mapped to 0 here);
+// - pinThread cannot set a thread's affinity from JS: it validates its argument and returns false;
+// - getThreadAffinity reads Cpus_allowed_list from /proc/thread-self/status (calling thread);
+// - listenReusePort and dupFd are impossible without the addon: they throw code 'ENOSYS'
+//   (use openListenSocket, which falls back to listenShared).
+import * as fs from 'node:fs';
+import { ChunkSlabPool } from './slab-pool';
+import { closeServer, listenShared } from './listen';
+import type { ListenResult, ListenSocket, NativeBinding, SlabPool, SlabPoolOptions } from './types';
+
+function enosys(what: string): Error {
+  const e = new Error(`${what} needs the native addon (fallback binding in use)`) as NodeJS.ErrnoException;
+  e.code = 'ENOSYS';
+  return e;
+}
+
+export function checkFd(fd: number): void {
+  if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw new RangeError(`fd must be a non-negative integer, got ${fd}`);
+}
+
+/** Parses a kernel CPU list such as "0-3,8,10-11". */
+export function parseCpuList(list: string): number[] {
+  const out: number[] = [];
+  for (const part of list.trim().split(',')) {
+    if (part === '') continue;
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new Error(`bad CPU list: ${list}`);
+    const lo = Number(m[1]);
+    const hi = m[2] === undefined ? lo : Number(m[2]);
+    for (let c = lo; c <= hi; c++) out.push(c);
+  }
+  return out;
+}
+
+class FallbackBinding implements NativeBinding {
+  readonly kind = 'fallback' as const;
+
+  createSlabPool(opts: SlabPoolOptions): SlabPool {
+    return new ChunkSlabPool(opts, (size) => new ArrayBuffer(size), () => 'js');
+  }
+
+  writev(fd: number, bufs: readonly Uint8Array[], count: number): number {
+    checkFd(fd);
+    if (!Number.isInteger(count) || count < 0 || count > bufs.length) {
+      throw new RangeError(`count must be an integer in [0, ${bufs.length}], got ${count}`);
+    }
+    if (count === 0) return 0;
+    const list = count === bufs.length ? (bufs as Uint8Array[]) : bufs.slice(0, count);
+    try {
+      return fs.writevSync(fd, list);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return 0;
+      throw err;
+    }
+  }
+
+  pinThread(cpu: number): boolean {
+    if (!Number.isInteger(cpu) || cpu < 0) throw new RangeError(`cpu must be a non-negative integer, got ${cpu}`);
+    return false;
+  }
+
+  getThreadAffinity(): number[] {
+    const status = fs.readFileSync('/proc/thread-self/status', 'latin1');
+    const m = /^Cpus_allowed_list:\s*(.*)$/m.exec(status);
+    if (!m) throw new Error('Cpus_allowed_list missing from /proc/thread-self/status');
+    return parseCpuList(m[1]);
+  }
+
+  listenReusePort(_host: string, _port: number, _backlog: number): ListenResult {
+    throw enosys('listenReusePort (SO_REUSEPORT)');
+  }
+
+  dupFd(_fd: number): number {
+    throw enosys('dupFd');
+  }
+
+  closeFd(fd: number): void {
+    checkFd(fd);
+    fs.closeSync(fd);
+  }
+
+  listenShared(host: string, port: number, backlog: number) {
+    return listenShared(host, port, backlog);
+  }
+
+  async openListenSocket(host: string, port: number, backlog: number): Promise<ListenSocket> {
+    const { server, fd, port: bound } = await listenShared(host, port, backlog);
+    return { fd, port: bound, owner: 'server', server, close: () => closeServer(server) };
+  }
+}
+
+export const fallbackBinding: NativeBinding = new FallbackBinding();

@@ -1,0 +1,87 @@
+// Types of the native IO binding (C++ addon or its TypeScript fallback; same API).
+import type * as net from 'node:net';
+
+export type BindingKind = 'native' | 'fallback';
+
+export interface SlabPoolOptions {
+  /** Bytes per chunk (> 0). */
+  chunkSize: number;
+  /** Chunks carved from each slab (default: as many as fit in 1 MiB, at least 1). */
+  chunksPerSlab?: number;
+  /** Slabs allocated up front (default 1). */
+  initialSlabs?: number;
+  /** Upper bound on slabs; once reached, acquire() allocates overflow buffers (default 64). */
+  maxSlabs?: number;
+}
+
+/** Fixed-size chunk pool over preallocated slabs. acquire()/release() do not allocate. */
+export interface SlabPool {
+  readonly chunkSize: number;
+  readonly chunksPerSlab: number;
+  readonly maxSlabs: number;
+  /** Slabs allocated so far. */
+  readonly slabs: number;
+  /** Chunks in all slabs (overflow buffers not included). */
+  readonly total: number;
+  /** Free slab chunks. */
+  readonly available: number;
+  /** acquire() calls served by Buffer.allocUnsafeSlow because all maxSlabs slabs were in use. */
+  readonly overflow: number;
+  /** Where slab memory comes from: 'mmap' (addon, external ArrayBuffer), 'v8' (addon, V8 heap), 'js' (fallback). */
+  readonly memory: 'mmap' | 'v8' | 'js';
+  /** A chunk (Buffer of chunkSize bytes, contents undefined). */
+  acquire(): Buffer;
+  /** Returns a buffer obtained from acquire(); throws on double release or foreign buffers. */
+  release(buf: Buffer): void;
+}
+
+export interface ListenResult {
+  fd: number;
+  port: number;
+}
+
+export interface SharedListen {
+  server: net.Server;
+  fd: number;
+  port: number;
+}
+
+/**
+ * A listening socket that worker threads adopt with `net.createServer().listen({ fd })`.
+ * owner 'native': SO_REUSEPORT socket made by the addon; the caller owns `fd` and must close()
+ *   it (give each worker its own `dupFd(fd)`, because a net.Server closes the fd it listens on).
+ * owner 'server': fallback; `server` (in the calling thread) owns `fd`, there is no dup, so
+ *   workers listening on the same fd must not close their servers before the owner is done,
+ *   and `close()` closes the owner server (and with it the fd).
+ */
+export interface ListenSocket {
+  fd: number;
+  port: number;
+  owner: 'native' | 'server';
+  server?: net.Server;
+  close(): Promise<void>;
+}
+
+export interface NativeBinding {
+  readonly kind: BindingKind;
+  createSlabPool(opts: SlabPoolOptions): SlabPool;
+  /**
+   * Gathers bufs[0..count) into writev(2) calls on a non-blocking fd until all is written or
+   * EAGAIN. Returns bytes written (0 if nothing could be written). Throws an Error with `code`
+   * ('EPIPE', 'ECONNRESET', 'EBADF', ...) on other failures.
+   */
+  writev(fd: number, bufs: readonly Uint8Array[], count: number): number;
+  /** Pins the calling thread to one CPU. false if impossible (always false in the fallback). */
+  pinThread(cpu: number): boolean;
+  /** CPUs the calling thread may run on, ascending. */
+  getThreadAffinity(): number[];
+  /** SO_REUSEPORT listening socket (native only: the fallback throws code 'ENOSYS'). */
+  listenReusePort(host: string, port: number, backlog: number): ListenResult;
+  /** dup(2) with close-on-exec (native only: the fallback throws code 'ENOSYS'). */
+  dupFd(fd: number): number;
+  closeFd(fd: number): void;
+  /** Listens with a net.Server in the calling thread and exposes its fd (both bindings). */
+  listenShared(host: string, port: number, backlog: number): Promise<SharedListen>;
+  /** Common entry: native -> listenReusePort, fallback -> listenShared. */
+  openListenSocket(host: string, port: number, backlog: number): Promise<ListenSocket>;
+}
