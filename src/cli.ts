@@ -1,0 +1,163 @@
+#!/usr/bin/env node
+/**
+ * The `outrigger` command.
+ *
+ *   outrigger start [-c FILE] [--workers N] [--log-level L]   run the sidecar (default config if no -c)
+ *   outrigger validate -c FILE                                check a config file without starting
+ *   outrigger version
+ */
+import * as path from 'node:path';
+import type { LogLevel } from './config/types';
+import { loadConfigFile, validateConfigFile } from './config';
+import { Sidecar } from './server';
+
+const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+// The embedded default config ships in the source tree (tsc does not copy JSON it does not import).
+export const DEFAULT_CONFIG = path.join(__dirname, '..', '..', 'src', 'config', 'default.json');
+
+interface Args {
+  cmd: string;
+  config?: string;
+  workers?: number;
+  logLevel?: LogLevel;
+  adminPort?: number;
+}
+
+function usage(code: number): never {
+  const out = code === 0 ? process.stdout : process.stderr;
+  out.write(
+    [
+      'usage: outrigger <command> [options]',
+      '',
+      'commands:',
+      '  start      run the sidecar (embedded default config when -c is not given)',
+      '  validate   check a config file and exit (0 = valid)',
+      '  version    print the version',
+      '',
+      'options:',
+      '  -c, --config FILE     MOSN-format JSON config',
+      '  --workers N           worker threads (overrides servers[0].processor)',
+      '  --log-level L         trace|debug|info|warn|error|fatal|silent',
+      '  --admin-port P        admin server port (overrides admin.address)',
+      '',
+    ].join('\n'),
+  );
+  process.exit(code);
+}
+
+function fail(msg: string): never {
+  process.stderr.write(`outrigger: ${msg}\n`);
+  process.exit(2);
+}
+
+export function parseArgs(argv: readonly string[]): Args {
+  const a: Args = { cmd: argv[0] ?? 'start' };
+  if (a.cmd === '-h' || a.cmd === '--help' || a.cmd === 'help') usage(0);
+  for (let i = 1; i < argv.length; i++) {
+    const k = argv[i];
+    const v = (): string => {
+      const x = argv[++i];
+      if (x === undefined) fail(`${k} needs a value`);
+      return x;
+    };
+    switch (k) {
+      case '-c':
+      case '--config':
+        a.config = v();
+        break;
+      case '--workers': {
+        const n = Number(v());
+        if (!Number.isInteger(n) || n < 1 || n > 256) fail(`--workers: "${argv[i]}" is not a whole number from 1 to 256`);
+        a.workers = n;
+        break;
+      }
+      case '--log-level': {
+        const l = v().toLowerCase() as LogLevel;
+        if (!LEVELS.includes(l)) fail(`--log-level: "${argv[i]}" is not one of ${LEVELS.join(', ')}`);
+        a.logLevel = l;
+        break;
+      }
+      case '--admin-port': {
+        const n = Number(v());
+        if (!Number.isInteger(n) || n < 0 || n > 65535) fail(`--admin-port: "${argv[i]}" is not a port`);
+        a.adminPort = n;
+        break;
+      }
+      case '-h':
+      case '--help':
+        usage(0);
+        break;
+      default:
+        fail(`unknown option "${k}" (see outrigger --help)`);
+    }
+  }
+  return a;
+}
+
+async function start(a: Args): Promise<void> {
+  const file = a.config ?? DEFAULT_CONFIG;
+  let config;
+  try {
+    config = loadConfigFile(file);
+  } catch (e) {
+    fail(`${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  for (const w of config.warnings ?? []) process.stderr.write(`outrigger: warning: ${w}\n`);
+  const sidecar = new Sidecar({ config, workers: a.workers, logLevel: a.logLevel, adminPort: a.adminPort });
+  let stopping = false;
+  process.on('SIGTERM', () => {
+    if (stopping) return;
+    stopping = true;
+    void sidecar.drain().then(() => process.exit(0));
+  });
+  process.on('SIGINT', () => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    void sidecar.stop().then(() => process.exit(0));
+    setTimeout(() => process.exit(0), 2000).unref();
+  });
+  try {
+    await sidecar.start();
+  } catch (e) {
+    fail(`start failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const lines = [`outrigger ${version()} started: ${sidecar.workerCount} worker(s), config ${file}`];
+  for (const l of sidecar.listeners()) lines.push(`  listener ${l.name} on ${l.host}:${l.port}`);
+  const adm = config.admin.address;
+  lines.push(`  admin on http://${adm.host}:${sidecar.adminPort}/ (stats: /api/v1/stats, /stats/prometheus)`);
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+function version(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require(path.join(__dirname, '..', '..', 'package.json')) as { version: string }).version;
+}
+
+function main(argv: readonly string[]): void {
+  const a = parseArgs(argv);
+  switch (a.cmd) {
+    case 'start':
+      void start(a);
+      break;
+    case 'validate': {
+      if (!a.config) fail('validate needs -c FILE');
+      const r = validateConfigFile(a.config);
+      for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+      if (r.ok) {
+        process.stdout.write(`${a.config}: valid\n`);
+        process.exit(0);
+      }
+      for (const e of r.errors) process.stderr.write(`error: ${e}\n`);
+      process.exit(1);
+      break;
+    }
+    case 'version':
+      process.stdout.write(`${version()}\n`);
+      break;
+    default:
+      fail(`unknown command "${a.cmd}" (see outrigger --help)`);
+  }
+}
+
+if (require.main === module) main(process.argv.slice(2));

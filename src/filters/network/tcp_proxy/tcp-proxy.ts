@@ -1,0 +1,275 @@
+/**
+ * tcp_proxy network filter (MOSN/Envoy shape): picks a cluster (routes on source/destination
+ * CIDR, else the default cluster), connects to a host chosen by the cluster's load balancer,
+ * and streams bytes both ways.
+ *
+ *  - half-close both ways: a FIN from one side becomes a FIN to the other after the queued
+ *    bytes are written; the session ends when both directions have ended;
+ *  - backpressure: a side whose output queue passes its high watermark pauses reading on the
+ *    other side until it drains to the low watermark, so memory stays bounded;
+ *  - connect timeout and max_connect_attempts; when no attempt succeeds the downstream is
+ *    closed at once (response flag UF, counted in upstream_cx_connect_fail);
+ *  - idle timeout: no bytes either way for idle_timeout closes both sides.
+ */
+import * as net from 'node:net';
+import type { TcpProxyConfig } from '../../../config/types';
+import type { Connection, ConnectionHandler } from '../../../network/connection';
+import { Connection as Conn } from '../../../network/connection';
+import { C, L } from '../../../stats/layout';
+import type { Cluster } from '../../../upstream/cluster';
+import type { Host } from '../../../upstream/lb';
+import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory } from '../types';
+
+interface CompiledRoute {
+  readonly cluster: string;
+  readonly sources: net.BlockList | null;
+  readonly destinations: net.BlockList | null;
+}
+
+function blockList(ranges: readonly { address: string; length: number }[]): net.BlockList | null {
+  if (ranges.length === 0) return null;
+  const bl = new net.BlockList();
+  for (const r of ranges) bl.addSubnet(r.address, r.length, net.isIPv6(r.address) ? 'ipv6' : 'ipv4');
+  return bl;
+}
+
+function family(addr: string): 'ipv4' | 'ipv6' {
+  return net.isIPv6(addr) && !addr.startsWith('::ffff:') ? 'ipv6' : 'ipv4';
+}
+
+function plainIp(addr: string): string {
+  return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+}
+
+export class TcpProxyFactory implements NetworkFilterFactory {
+  private readonly routes: CompiledRoute[];
+  readonly idleTimeoutMs: number;
+
+  constructor(
+    readonly config: TcpProxyConfig,
+    readonly ctx: ListenerContext,
+  ) {
+    this.routes = config.routes.map((r) => ({
+      cluster: r.cluster,
+      sources: blockList(r.sourceAddrs),
+      destinations: blockList(r.destinationAddrs),
+    }));
+    this.idleTimeoutMs = config.idleTimeoutMs > 0 ? config.idleTimeoutMs : ctx.idleTimeoutMs;
+  }
+
+  /** The cluster for a downstream connection: first matching route, else the default. */
+  clusterFor(conn: Connection): Cluster | undefined {
+    for (const r of this.routes) {
+      if (r.sources && !r.sources.check(plainIp(conn.remoteAddress), family(conn.remoteAddress))) continue;
+      if (r.destinations && !r.destinations.check(plainIp(conn.localAddress), family(conn.localAddress))) continue;
+      return this.ctx.clusters.get(r.cluster);
+    }
+    return this.config.cluster ? this.ctx.clusters.get(this.config.cluster) : undefined;
+  }
+
+  onAccept(conn: Connection): void {
+    const s = new TcpProxySession(this, conn);
+    conn.setHandler(s);
+    s.start();
+  }
+}
+
+const enum Flags {
+  DownEnded = 1,
+  UpEnded = 2,
+  UpConnected = 4,
+  ConnectTimedOut = 8,
+  Done = 16,
+}
+
+class TcpProxySession implements ConnectionHandler {
+  private up: Connection | null = null;
+  private cluster: Cluster | undefined;
+  private host: Host | null = null;
+  private attempts = 0;
+  private flags = 0;
+  private lastActivity = Date.now();
+  private responseFlags = '-';
+  private readonly counters: Float64Array;
+  private readonly lb: number;
+
+  constructor(
+    private readonly f: TcpProxyFactory,
+    private readonly down: Connection,
+  ) {
+    this.counters = f.ctx.counters;
+    this.lb = f.ctx.base;
+  }
+
+  start(): void {
+    this.cluster = this.f.clusterFor(this.down);
+    if (this.f.idleTimeoutMs > 0) this.down.setTimeout(this.f.idleTimeoutMs);
+    this.connectUpstream();
+  }
+
+  private connectUpstream(): void {
+    const cl = this.cluster;
+    const host = cl ? cl.lb.choose() : null;
+    if (cl === undefined || host === null) {
+      if (cl) this.counters[cl.base + C.NO_HOST]++;
+      this.responseFlags = cl ? 'UH' : 'NR';
+      this.down.destroy();
+      return;
+    }
+    if (cl.maxConnections > 0 && cl.activeConnections >= cl.maxConnections) {
+      this.counters[cl.base + C.RQ_PENDING_OVERFLOW]++;
+      this.responseFlags = 'UO';
+      this.down.destroy();
+      return;
+    }
+    this.attempts++;
+    this.host = host;
+    host.active++;
+    const c = this.counters;
+    c[cl.base + C.CX_TOTAL]++;
+    c[cl.base + C.CX_ACTIVE]++;
+    const prev = this.up;
+    this.up = Conn.connect(host.host, host.port, this, cl.bufferLimit, cl.connectTimeoutMs);
+    // Bytes the downstream sent before an earlier attempt failed are lost with that attempt;
+    // a retry only happens before any upstream byte flowed (see onClose).
+    if (prev !== null) prev.setHandler(deadHandler);
+  }
+
+  onConnect(up: Connection): void {
+    this.flags |= Flags.UpConnected;
+    if (this.down.state === 'closed') up.destroy();
+  }
+
+  onData(conn: Connection, buf: Buffer, start: number, end: number): void {
+    const n = end - start;
+    const c = this.counters;
+    this.lastActivity = Date.now();
+    if (conn === this.down) {
+      c[this.lb + L.BYTES_RX] += n;
+      const up = this.up;
+      if (up !== null) {
+        if (this.cluster) c[this.cluster.base + C.BYTES_TX] += n;
+        up.write(buf, start, end);
+      }
+    } else {
+      if (this.cluster) c[this.cluster.base + C.BYTES_RX] += n;
+      c[this.lb + L.BYTES_TX] += n;
+      this.down.write(buf, start, end);
+    }
+  }
+
+  onEnd(conn: Connection): void {
+    if (conn === this.down) {
+      this.flags |= Flags.DownEnded;
+      if (this.up !== null) this.up.endWrite();
+    } else {
+      this.flags |= Flags.UpEnded;
+      this.down.endWrite();
+    }
+  }
+
+  onHighWatermark(conn: Connection): void {
+    const other = conn === this.down ? this.up : this.down;
+    if (other === null) return;
+    other.pauseRead();
+    if (other === this.down) this.counters[this.lb + L.CX_RX_PAUSED]++;
+    else if (this.cluster) this.counters[this.cluster.base + C.CX_RX_PAUSED]++;
+  }
+
+  onLowWatermark(conn: Connection): void {
+    const other = conn === this.down ? this.up : this.down;
+    if (other !== null) other.resumeRead();
+  }
+
+  onTimeout(conn: Connection): void {
+    if (conn === this.up && !(this.flags & Flags.UpConnected)) {
+      this.flags |= Flags.ConnectTimedOut;
+      if (this.cluster) this.counters[this.cluster.base + C.CX_CONNECT_TIMEOUT]++;
+      conn.destroy(new Error('upstream connect timeout'));
+      return;
+    }
+    if (conn === this.down) {
+      const idle = this.f.idleTimeoutMs;
+      const left = this.lastActivity + idle - Date.now();
+      if (left > 0) {
+        conn.setTimeout(left); // traffic the other way kept the session alive
+        return;
+      }
+      this.counters[this.lb + L.CX_IDLE_TIMEOUT]++;
+      this.responseFlags = 'IT';
+      this.down.destroy();
+      if (this.up) this.up.destroy();
+    }
+  }
+
+  onClose(conn: Connection, err: Error | undefined): void {
+    const cl = this.cluster;
+    const c = this.counters;
+    if (conn === this.up) {
+      if (cl) {
+        c[cl.base + C.CX_ACTIVE]--;
+        c[cl.base + C.CX_DESTROY]++;
+      }
+      if (this.host) this.host.active--;
+      if (!(this.flags & Flags.UpConnected)) {
+        // Connect failure (refused, unreachable, timed out).
+        if (cl) c[cl.base + C.CX_CONNECT_FAIL]++;
+        if (this.down.state !== 'closed' && this.attempts < Math.max(1, this.f.config.maxConnectAttempts)) {
+          this.flags &= ~Flags.ConnectTimedOut;
+          this.connectUpstream();
+          return;
+        }
+        this.responseFlags = 'UF';
+        this.down.destroy();
+        return;
+      }
+      if (this.down.state === 'closed') return this.finish();
+      if (err !== undefined) {
+        this.responseFlags = 'UR';
+        this.down.destroy(); // reset upstream: reset downstream (queued bytes are dropped)
+      } else {
+        this.down.endWrite(); // flush what the upstream sent, then FIN
+      }
+      return;
+    }
+    // downstream closed
+    const up = this.up;
+    if (up !== null && up.state !== 'closed') {
+      if (err !== undefined || !(this.flags & Flags.UpConnected)) up.destroy();
+      else up.endWrite();
+    }
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.flags & Flags.Done) return;
+    this.flags |= Flags.Done;
+    const log = this.f.ctx.accessLog;
+    if (log !== null) {
+      const d = this.down;
+      log.log({
+        listenerName: this.f.ctx.name,
+        startTime: d.startTime,
+        durationMs: Date.now() - d.startTime,
+        downstreamRemoteAddress: `${d.remoteAddress}:${d.remotePort}`,
+        downstreamLocalAddress: `${d.localAddress}:${d.localPort}`,
+        upstreamHost: this.host ? this.host.address : undefined,
+        upstreamCluster: this.cluster ? this.cluster.name : undefined,
+        bytesReceived: d.bytesRx,
+        bytesSent: d.bytesTx,
+        responseFlag: this.responseFlags,
+      });
+    }
+  }
+}
+
+/** Handler for an abandoned upstream attempt: ignores everything. */
+const deadHandler: ConnectionHandler = {
+  onData() {},
+  onEnd() {},
+  onClose() {},
+  onHighWatermark() {},
+  onLowWatermark() {},
+};
+
+registerNetworkFilter('tcp_proxy', (config, ctx) => new TcpProxyFactory(config as unknown as TcpProxyConfig, ctx));

@@ -1,0 +1,409 @@
+/**
+ * Connection: one TCP socket with the zero-copy read path and the gathered write path
+ * described in io.ts, watermarks, half-close and timeouts. Protocol layers and network
+ * filters talk to it through a ConnectionHandler (one object per connection, no closure or
+ * promise per read or write).
+ *
+ *   read:  libuv -> shared read chunk -> handler.onData(view) -> conn.write(view) on a peer
+ *   write: views gathered -> end of read callback -> one writev(2) per connection
+ *          -> bytes the kernel did not take: copied to pooled chunks -> socket.write
+ *
+ * Watermarks: queued = gathered + copied-not-yet-written bytes. Above `high` the handler's
+ * onHighWatermark runs (a proxy pauses reading on the other side); once the queue is at or
+ * below `low` again, onLowWatermark.
+ */
+import * as net from 'node:net';
+import { io, type Flushable, type IoContext } from './io';
+import { installUserBuffer, socketFd, userBufferSupported } from './user-buffer';
+
+export interface ConnectionHandler {
+  /** Bytes read. The view is valid only until this callback's tick ends: write it, parse it, or copy it. */
+  onData(conn: Connection, buf: Buffer, start: number, end: number): void;
+  /** The peer half-closed (FIN). */
+  onEnd(conn: Connection): void;
+  /** The socket is gone. `err` is set when it ended with an error. */
+  onClose(conn: Connection, err: Error | undefined): void;
+  onHighWatermark(conn: Connection): void;
+  onLowWatermark(conn: Connection): void;
+  /** Outgoing connections only. */
+  onConnect?(conn: Connection): void;
+  /** The idle or connect timer of setTimeout() fired. */
+  onTimeout?(conn: Connection): void;
+}
+
+export type ConnState = 'connecting' | 'open' | 'closed';
+
+let nextId = 1;
+
+/** Gathered output entry arrays grow to this size; more entries in one tick are copied. */
+const MAX_ENTRIES = 512;
+
+export class Connection implements Flushable {
+  readonly id = nextId++;
+  readonly socket: net.Socket;
+  state: ConnState;
+  queuedForFlush = false;
+  fd = -1;
+  bytesRx = 0;
+  bytesTx = 0;
+  /** Free slot for the owner (a filter's per-connection state). */
+  context: unknown = undefined;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly startTime = Date.now();
+  error: Error | undefined;
+
+  private readonly io: IoContext;
+  private handler: ConnectionHandler;
+  // Gathered output, in order: a borrowed view (chunk === null) or a pooled copy (chunk set).
+  private readonly eBuf: Buffer[] = [];
+  private readonly eStart: number[] = [];
+  private readonly eEnd: number[] = [];
+  private readonly eChunk: (Buffer | null)[] = [];
+  private eCount = 0;
+  private gathered = 0;
+  /** Pooled chunks handed to socket.write, released in order as the writes complete. */
+  private readonly inflight: (Buffer | null)[] = [];
+  private inflightHead = 0;
+  private blocked = false;
+  private endRequested = false;
+  private writeEnded = false;
+  private aboveHigh = false;
+  private readonly high: number;
+  private readonly low: number;
+  private readPaused = false;
+
+  private readonly onRead = (nread: number, buf: Buffer): void => {
+    const ctx = this.io;
+    ctx.enterRead();
+    this.bytesRx += nread;
+    try {
+      this.handler.onData(this, buf, 0, nread);
+    } catch (e) {
+      // Anything a peer can send must not take the worker down: close this connection only.
+      this.destroy(e instanceof Error ? e : new Error(String(e)));
+    }
+    ctx.exitRead();
+  };
+
+  private readonly onDataEvent = (chunk: Buffer): void => this.onRead(chunk.length, chunk);
+
+  private readonly onWritten = (err?: Error | null): void => {
+    if (this.state === 'closed') return;
+    const chunk = this.inflight[this.inflightHead];
+    this.inflight[this.inflightHead++] = null;
+    if (chunk) this.io.pool.release(chunk);
+    if (this.inflightHead === this.inflight.length) {
+      this.inflight.length = 0;
+      this.inflightHead = 0;
+      this.blocked = false;
+    }
+    if (err) return; // 'error' and 'close' follow
+    this.checkWatermarks();
+    if (!this.blocked && this.eCount > 0) this.io.markDirty(this);
+  };
+
+  constructor(socket: net.Socket, handler: ConnectionHandler, bufferLimit: number, connecting: boolean) {
+    this.io = io();
+    this.socket = socket;
+    this.handler = handler;
+    this.high = Math.max(bufferLimit, 1024);
+    this.low = this.high >>> 1;
+    this.state = connecting ? 'connecting' : 'open';
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.localAddress = socket.localAddress ?? '';
+    this.localPort = socket.localPort ?? 0;
+    socket.on('end', () => {
+      if (this.state !== 'closed') this.handler.onEnd(this);
+    });
+    socket.on('error', (e: Error) => {
+      if (this.error === undefined) this.error = e;
+    });
+    socket.on('close', () => this.closed());
+    socket.on('timeout', () => {
+      if (this.state !== 'closed' && this.handler.onTimeout) this.handler.onTimeout(this);
+    });
+    if (!connecting) this.fd = socketFd(socket);
+  }
+
+  /** Wraps an accepted socket (created paused, with pauseOnConnect) and starts reading. */
+  static accept(socket: net.Socket, handler: ConnectionHandler, bufferLimit: number): Connection {
+    const c = new Connection(socket, handler, bufferLimit, false);
+    socket.setNoDelay(true);
+    if (c.io.mode === 'writev' && installUserBuffer(socket, c.io.readBuffer, c.onRead)) {
+      // reads land in the shared chunk
+    } else {
+      socket.on('data', c.onDataEvent);
+    }
+    socket.resume();
+    return c;
+  }
+
+  /** Opens an outgoing connection; handler.onConnect runs when it is up. */
+  static connect(host: string, port: number, handler: ConnectionHandler, bufferLimit: number, timeoutMs: number): Connection {
+    const ctx = io();
+    const useBuf = ctx.mode === 'writev' && userBufferSupported;
+    let conn: Connection | undefined;
+    const opts: net.NetConnectOpts = { host, port, allowHalfOpen: true, noDelay: true } as net.NetConnectOpts;
+    if (useBuf) {
+      (opts as net.NetConnectOpts & { onread: unknown }).onread = {
+        buffer: ctx.readBuffer,
+        callback: (n: number, b: Buffer): boolean => {
+          (conn as Connection).onRead(n, b);
+          return true;
+        },
+      };
+    }
+    const socket = net.connect(opts);
+    conn = new Connection(socket, handler, bufferLimit, true);
+    if (!useBuf) socket.on('data', conn.onDataEvent);
+    if (timeoutMs > 0) socket.setTimeout(timeoutMs);
+    socket.once('connect', () => conn.connected());
+    return conn;
+  }
+
+  setHandler(h: ConnectionHandler): void {
+    this.handler = h;
+  }
+
+  private connected(): void {
+    if (this.state !== 'connecting') return;
+    this.state = 'open';
+    this.fd = socketFd(this.socket);
+    this.socket.setTimeout(0);
+    if (this.handler.onConnect) this.handler.onConnect(this);
+    if (this.eCount > 0 || this.endRequested) this.io.markDirty(this);
+  }
+
+  /** Bytes queued for this connection and not yet handed to the kernel. */
+  queued(): number {
+    return this.gathered + this.socket.writableLength;
+  }
+
+  /**
+   * Queues buf[start, end) for writing. The bytes must stay unchanged until the end of the
+   * current tick (views of the read chunk do); anything held longer is copied here.
+   */
+  write(buf: Buffer, start: number, end: number): void {
+    const len = end - start;
+    if (len <= 0 || this.state === 'closed' || this.writeEnded || this.endRequested) return;
+    if (this.io.mode === 'cork' || (this.state === 'open' && !this.blocked && this.eCount < MAX_ENTRIES)) {
+      const i = this.eCount++;
+      this.eBuf[i] = buf;
+      this.eStart[i] = start;
+      this.eEnd[i] = end;
+      this.eChunk[i] = null;
+    } else {
+      this.copyIn(buf, start, end);
+    }
+    this.gathered += len;
+    this.io.markDirty(this);
+    // Bytes gathered on a writable connection leave at the end of this tick; only a
+    // connection that cannot write now can pass its high watermark here.
+    if (!this.aboveHigh && (this.blocked || this.state === 'connecting') && this.queued() > this.high) {
+      this.aboveHigh = true;
+      this.handler.onHighWatermark(this);
+    }
+  }
+
+  private checkWatermarks(): void {
+    const q = this.queued();
+    if (!this.aboveHigh) {
+      if (q > this.high) {
+        this.aboveHigh = true;
+        this.handler.onHighWatermark(this);
+      }
+    } else if (q <= this.low) {
+      this.aboveHigh = false;
+      this.handler.onLowWatermark(this);
+    }
+  }
+
+  /** Copies bytes into pooled chunks at the end of the entry list (extending the last chunk). */
+  private copyIn(buf: Buffer, start: number, end: number): void {
+    const pool = this.io.pool;
+    while (start < end) {
+      let i = this.eCount - 1;
+      if (i < 0 || this.eChunk[i] === null || this.eEnd[i] === (this.eChunk[i] as Buffer).length) {
+        i = this.eCount++;
+        const chunk = pool.acquire();
+        this.eBuf[i] = chunk;
+        this.eChunk[i] = chunk;
+        this.eStart[i] = 0;
+        this.eEnd[i] = 0;
+      }
+      const chunk = this.eChunk[i] as Buffer;
+      const n = Math.min(end - start, chunk.length - this.eEnd[i]);
+      buf.copy(chunk, this.eEnd[i], start, start + n);
+      this.eEnd[i] += n;
+      start += n;
+      this.io.copies += n;
+    }
+  }
+
+  flush(): void {
+    // A destroyed socket's fd may already be closed (and its number reused): never write to it.
+    if (this.state === 'closed' || this.socket.destroyed) return this.dropEntries();
+    if (this.state === 'connecting') return;
+    const n = this.eCount;
+    if (n > 0) {
+      if (this.io.mode === 'cork') this.flushCork(n);
+      else this.flushWritev(n);
+    }
+    if (this.endRequested && !this.writeEnded && this.eCount === 0) {
+      this.writeEnded = true;
+      this.socket.end();
+    }
+    if ((this.state as ConnState) !== 'closed') this.checkWatermarks();
+  }
+
+  private flushCork(n: number): void {
+    const s = this.socket;
+    s.cork();
+    for (let i = 0; i < n; i++) {
+      const b = this.eBuf[i];
+      s.write(this.eStart[i] === 0 && this.eEnd[i] === b.length ? b : b.subarray(this.eStart[i], this.eEnd[i]));
+      this.bytesTx += this.eEnd[i] - this.eStart[i];
+      this.eBuf[i] = undefined as unknown as Buffer;
+    }
+    s.uncork();
+    this.eCount = 0;
+    this.gathered = 0;
+  }
+
+  private flushWritev(n: number): void {
+    const ctx = this.io;
+    let written = 0;
+    if (!this.blocked) {
+      const iov = iovArray;
+      for (let i = 0; i < n; i++) {
+        const b = this.eBuf[i];
+        const s = this.eStart[i];
+        const e = this.eEnd[i];
+        // A view object per entry: writev takes Buffers. Whole buffers (pooled copies that
+        // fill a chunk, reads of a full chunk) are passed as they are.
+        iov[i] = s === 0 && e === b.length ? b : b.subarray(s, e);
+      }
+      try {
+        written = ctx.writev(this.fd, iov, n);
+      } catch (err) {
+        for (let i = 0; i < n; i++) iov[i] = undefined as unknown as Buffer;
+        this.dropEntries();
+        this.destroy(err as Error);
+        return;
+      }
+      for (let i = 0; i < n; i++) iov[i] = undefined as unknown as Buffer;
+      ctx.writevCalls++;
+      this.bytesTx += written;
+    }
+    // Entries (or their tails) the kernel did not take go to the libuv write queue, in order.
+    let skip = written;
+    for (let i = 0; i < n; i++) {
+      const b = this.eBuf[i];
+      const chunk = this.eChunk[i];
+      let s = this.eStart[i];
+      const e = this.eEnd[i];
+      this.eBuf[i] = undefined as unknown as Buffer;
+      this.eChunk[i] = null;
+      if (skip >= e - s) {
+        skip -= e - s;
+        if (chunk !== null) ctx.pool.release(chunk);
+        continue;
+      }
+      s += skip;
+      skip = 0;
+      this.bytesTx += e - s;
+      if (chunk !== null) {
+        this.queueWrite(chunk.subarray(s, e), chunk);
+      } else {
+        // Borrowed bytes must be copied: the read chunk is reused by the next read.
+        while (s < e) {
+          const c = ctx.pool.acquire();
+          const m = Math.min(e - s, c.length);
+          b.copy(c, 0, s, s + m);
+          ctx.copies += m;
+          this.queueWrite(m === c.length ? c : c.subarray(0, m), c);
+          s += m;
+        }
+      }
+    }
+    this.eCount = 0;
+    this.gathered = 0;
+  }
+
+  private queueWrite(view: Buffer, chunk: Buffer | null): void {
+    this.blocked = true;
+    this.inflight.push(chunk);
+    this.socket.write(view, this.onWritten);
+  }
+
+  private dropEntries(): void {
+    for (let i = 0; i < this.eCount; i++) {
+      const c = this.eChunk[i];
+      if (c !== null) this.io.pool.release(c);
+      this.eChunk[i] = null;
+      this.eBuf[i] = undefined as unknown as Buffer;
+    }
+    this.eCount = 0;
+    this.gathered = 0;
+  }
+
+  /** Half-closes: FIN after everything queued so far has been written. */
+  endWrite(): void {
+    if (this.state === 'closed' || this.endRequested) return;
+    this.endRequested = true;
+    this.io.markDirty(this);
+  }
+
+  get writeClosed(): boolean {
+    return this.endRequested;
+  }
+
+  pauseRead(): void {
+    if (this.readPaused || this.state === 'closed') return;
+    this.readPaused = true;
+    this.socket.pause();
+  }
+
+  resumeRead(): void {
+    if (!this.readPaused || this.state === 'closed') return;
+    this.readPaused = false;
+    this.socket.resume();
+  }
+
+  get isReadPaused(): boolean {
+    return this.readPaused;
+  }
+
+  /** Idle/connect timer (0 disables), reset by socket activity. */
+  setTimeout(ms: number): void {
+    this.socket.setTimeout(ms);
+  }
+
+  /** Closes now; queued output is dropped. */
+  destroy(err?: Error): void {
+    if (this.state === 'closed') return;
+    if (err && this.error === undefined) this.error = err;
+    this.socket.destroy();
+  }
+
+  private closed(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.dropEntries();
+    const pool = this.io.pool;
+    for (let i = this.inflightHead; i < this.inflight.length; i++) {
+      const c = this.inflight[i];
+      if (c) pool.release(c);
+    }
+    this.inflight.length = 0;
+    this.inflightHead = 0;
+    this.handler.onClose(this, this.error);
+  }
+}
+
+/** One iovec array for the whole thread: flushes are synchronous and never nest. */
+const iovArray: Buffer[] = [];

@@ -1,0 +1,133 @@
+/**
+ * A listener as one worker runs it: a net.Server accepting on a listening fd shared with the
+ * other workers (SO_REUSEPORT socket made by the addon, or the fallback's shared fd), and
+ * the filter chain of the config snapshot it currently serves. A new snapshot swaps the
+ * chain for new connections; live connections keep the one they were accepted under.
+ */
+import * as net from 'node:net';
+import type { ListenerConfig } from '../config/types';
+import { networkFilterBuilder, type ListenerContext, type NetworkFilterFactory } from '../filters/network/types';
+import { L } from '../stats/layout';
+import { Connection, type ConnectionHandler } from './connection';
+
+/** Handler of a connection accepted while no terminal filter took it (never happens with a valid config). */
+const rejectHandler: ConnectionHandler = {
+  onData(conn) {
+    conn.destroy();
+  },
+  onEnd(conn) {
+    conn.destroy();
+  },
+  onClose() {},
+  onHighWatermark() {},
+  onLowWatermark() {},
+};
+
+export interface ListenerRuntime {
+  readonly config: ListenerConfig;
+  readonly ctx: ListenerContext;
+  readonly terminal: NetworkFilterFactory;
+}
+
+export function buildListenerRuntime(config: ListenerConfig, ctx: ListenerContext): ListenerRuntime {
+  const chain = config.filterChains[0];
+  if (chain === undefined || chain.filters.length === 0) throw new Error(`listener ${config.name}: no filter chain`);
+  // The last filter is terminal; the config layer rejects filter types we cannot run.
+  const last = chain.filters[chain.filters.length - 1];
+  const build = networkFilterBuilder(last.type);
+  if (build === undefined) throw new Error(`listener ${config.name}: network filter "${last.type}" is not supported`);
+  return { config, ctx, terminal: build(last.config, ctx) };
+}
+
+export class WorkerListener {
+  private server: net.Server | null = null;
+  private readonly live = new Set<Connection>();
+  private draining = false;
+  private drainResolve: (() => void) | null = null;
+
+  constructor(private runtime: ListenerRuntime) {}
+
+  get name(): string {
+    return this.runtime.config.name;
+  }
+
+  get activeConnections(): number {
+    return this.live.size;
+  }
+
+  /** Starts accepting on a listening fd. */
+  listenFd(fd: number): Promise<void> {
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, (s) => this.accept(s));
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ fd }, () => {
+        server.off('error', reject);
+        server.on('error', () => {
+          /* accept errors (EMFILE...) are transient; libuv retries */
+        });
+        resolve();
+      });
+    });
+  }
+
+  /** Starts accepting on an already listening server (fallback mode, first worker). */
+  adoptServer(server: net.Server): void {
+    this.server = server;
+    server.on('connection', (s: net.Socket) => this.accept(s));
+  }
+
+  swap(runtime: ListenerRuntime): void {
+    this.runtime = runtime;
+  }
+
+  private accept(socket: net.Socket): void {
+    const rt = this.runtime;
+    const { counters, base } = rt.ctx;
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
+    counters[base + L.CX_TOTAL]++;
+    counters[base + L.CX_ACTIVE]++;
+    const conn = Connection.accept(socket, rejectHandler, rt.ctx.bufferLimit);
+    this.live.add(conn);
+    socket.once('close', () => {
+      counters[base + L.CX_ACTIVE]--;
+      counters[base + L.CX_DESTROY]++;
+      this.live.delete(conn);
+      if (this.draining && this.live.size === 0 && this.drainResolve) this.drainResolve();
+    });
+    rt.terminal.onAccept(conn);
+  }
+
+  /** Stops accepting (the shared listening fd stays open for the other workers). */
+  stopAccepting(): void {
+    if (this.server) {
+      this.server.close();
+      this.server = null;
+    }
+  }
+
+  /** Stops accepting and resolves once every live connection has closed or `graceMs` passed. */
+  drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    this.stopAccepting();
+    if (this.live.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        for (const c of this.live) c.destroy();
+        resolve();
+      }, graceMs);
+      this.drainResolve = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  closeAll(): void {
+    this.stopAccepting();
+    for (const c of this.live) c.destroy();
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * The main thread: loads the config, creates listening sockets, starts and supervises the
+ * pinned worker threads, pushes immutable config snapshots to them, runs the admin server,
+ * and drains on SIGTERM. It never touches a data-path connection.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { LogLevel, OutriggerConfig } from './config/types';
+import { redactConfig } from './config/redact';
+import { native } from './native';
+import { StatsLayout } from './stats/layout';
+import { StatsHub } from './stats/aggregate';
+import { startAdmin } from './admin/server';
+import { createLogger, flushLogger, type Logger } from './log';
+import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
+
+export interface SidecarOptions {
+  readonly config: OutriggerConfig;
+  /** Overrides servers[0].processor. */
+  readonly workers?: number;
+  readonly logLevel?: LogLevel;
+  /** Overrides the admin port (0 = any free port); tests use it. */
+  readonly adminPort?: number;
+  readonly listenBacklog?: number;
+}
+
+interface WorkerSlot {
+  id: number;
+  cpu: number;
+  worker: Worker | null;
+  /** Generation counter, so stats of a dead worker are folded once. */
+  statsKey: string;
+  restarts: number;
+  appliedVersion: number;
+  pinned: boolean;
+}
+
+export interface ListenerInfo {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+const WORKER_FILE = path.join(__dirname, 'worker', 'worker.js');
+
+export class Sidecar {
+  readonly log: Logger;
+  readonly layout = new StatsLayout();
+  readonly hub: StatsHub;
+  private config: OutriggerConfig;
+  private version = 0;
+  private readonly slots: WorkerSlot[] = [];
+  /** Listener name -> the main thread's own listening fd (native mode) and resolved port. */
+  private readonly sockets = new Map<string, { fd: number; host: string; port: number }>();
+  private admin: { port: number; close(): void } | null = null;
+  private stopping = false;
+  private ready = false;
+  private readonly nWorkers: number;
+  private restarts = 0;
+  readonly startedAt = Date.now();
+
+  constructor(private readonly opts: SidecarOptions) {
+    this.config = opts.config;
+    const server = this.config.servers[0];
+    const level = opts.logLevel ?? server?.defaultLogLevel ?? 'info';
+    this.log = createLogger({ level, path: server?.defaultLogPath ?? 'stdout', name: 'main' });
+    const processor = opts.workers ?? server?.processor ?? 1;
+    this.nWorkers = Math.max(1, processor === 0 ? os.availableParallelism() : processor);
+    this.hub = new StatsHub(this.layout);
+  }
+
+  get workerCount(): number {
+    return this.nWorkers;
+  }
+
+  get adminPort(): number {
+    return this.admin ? this.admin.port : -1;
+  }
+
+  listeners(): ListenerInfo[] {
+    return [...this.sockets.entries()].map(([name, s]) => ({ name, host: s.host, port: s.port }));
+  }
+
+  async start(): Promise<void> {
+    this.assignStats(this.config);
+    if (native.kind === 'native') {
+      for (const server of this.config.servers) {
+        for (const l of server.listeners) {
+          const r = native.listenReusePort(l.address.host, l.address.port, this.opts.listenBacklog ?? 4096);
+          this.sockets.set(l.name, { fd: r.fd, host: l.address.host, port: r.port });
+        }
+      }
+    }
+    const ncpu = os.availableParallelism();
+    for (let i = 0; i < this.nWorkers; i++) {
+      // Pin each worker to its own CPU when there are enough of them.
+      this.slots.push({ id: i, cpu: this.nWorkers <= ncpu ? i : -1, worker: null, statsKey: '', restarts: 0, appliedVersion: 0, pinned: false });
+    }
+    this.version = 1;
+    // The first worker starts alone: in fallback mode it binds the sockets the others share.
+    await this.spawn(this.slots[0]);
+    await Promise.all(this.slots.slice(1).map((s) => this.spawn(s)));
+    const adminCfg = this.config.admin;
+    this.admin = await startAdmin(
+      { host: adminCfg.address.host, port: this.opts.adminPort ?? adminCfg.address.port },
+      {
+        stats: this.hub,
+        configDump: () => redactConfig(this.config.raw),
+        ready: () => this.ready && !this.stopping,
+        log: this.log,
+      },
+    );
+    this.hub.setExtra('worker_restarts', 0, { type: 'counter', help: 'worker threads restarted after a crash' });
+    this.ready = true;
+    if (process.env.OUTRIGGER_TEST_HOOKS === '1') {
+      // Test-only: SIGUSR2 makes worker 0 throw an uncaught exception (a real crash).
+      process.on('SIGUSR2', () => this.slots[0]?.worker?.postMessage({ type: 'crash' } satisfies MainToWorker));
+    }
+  }
+
+  private assignStats(config: OutriggerConfig): void {
+    for (const s of config.servers) for (const l of s.listeners) this.layout.listenerBase(l.name);
+    for (const c of config.clusters) this.layout.clusterBase(c.name);
+  }
+
+  private listenSpecs(forFirstFallback: boolean): Record<string, ListenSpec> {
+    const out: Record<string, ListenSpec> = {};
+    for (const server of this.config.servers) {
+      for (const l of server.listeners) {
+        const s = this.sockets.get(l.name);
+        if (native.kind === 'native' && s) {
+          out[l.name] = { kind: 'fd', fd: native.dupFd(s.fd) };
+        } else if (s && !forFirstFallback) {
+          out[l.name] = { kind: 'fd', fd: s.fd };
+        } else {
+          out[l.name] = { kind: 'bind', host: l.address.host, port: s ? s.port : l.address.port, backlog: this.opts.listenBacklog ?? 4096 };
+        }
+      }
+    }
+    return out;
+  }
+
+  private spawn(slot: WorkerSlot): Promise<void> {
+    const key = `w${slot.id}.${slot.restarts}`;
+    slot.statsKey = key;
+    const sab = this.hub.addWorker(key);
+    const init: WorkerInit = {
+      workerId: slot.id,
+      cpu: slot.cpu,
+      statsSab: sab,
+      logLevel: this.opts.logLevel ?? this.config.servers[0]?.defaultLogLevel ?? 'info',
+      logPath: this.config.servers[0]?.defaultLogPath ?? 'stdout',
+    };
+    const w = new Worker(WORKER_FILE, { workerData: init });
+    slot.worker = w;
+    const version = this.version;
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      w.on('message', (m: WorkerToMain) => {
+        switch (m.type) {
+          case 'bound':
+            this.sockets.set(m.listener, { fd: m.fd, host: this.listenerHost(m.listener), port: m.port });
+            break;
+          case 'applied':
+            slot.appliedVersion = m.version;
+            slot.pinned = m.pinned;
+            if (!settled) {
+              settled = true;
+              this.log.info({ worker: slot.id, cpu: m.cpu, pinned: m.pinned, io: m.ioMode, native: m.nativeKind }, 'worker ready');
+              resolve();
+            }
+            break;
+          case 'config-error':
+            this.log.error({ worker: slot.id, version: m.version, err: m.message }, 'worker rejected config');
+            if (!settled) {
+              settled = true;
+              reject(new Error(`worker ${slot.id}: ${m.message}`));
+            }
+            break;
+          case 'drained':
+            break;
+        }
+      });
+      w.on('error', (e) => {
+        this.log.error({ worker: slot.id, err: e.stack ?? String(e) }, 'worker crashed');
+      });
+      w.on('exit', (code) => {
+        this.hub.removeWorker(key);
+        if (slot.worker === w) slot.worker = null;
+        if (!settled) {
+          settled = true;
+          reject(new Error(`worker ${slot.id} exited with code ${code} before it was ready`));
+          return;
+        }
+        if (this.stopping) return;
+        this.log.error({ worker: slot.id, code }, 'worker exited; restarting');
+        slot.restarts++;
+        this.restarts++;
+        this.hub.setExtra('worker_restarts', this.restarts, { type: 'counter', help: 'worker threads restarted after a crash' });
+        setTimeout(() => {
+          if (!this.stopping) this.spawn(slot).catch((e) => this.log.error({ worker: slot.id, err: String(e) }, 'worker restart failed'));
+        }, 100).unref();
+      });
+      const msg: MainToWorker = {
+        type: 'config',
+        version,
+        config: this.config,
+        layout: this.layout.toData(),
+        listen: this.listenSpecs(native.kind !== 'native' && slot.id === 0 && !this.sockets.size),
+      };
+      w.postMessage(msg);
+    });
+  }
+
+  private listenerHost(name: string): string {
+    for (const s of this.config.servers) for (const l of s.listeners) if (l.name === name) return l.address.host;
+    return '';
+  }
+
+  /** SIGTERM: stop accepting everywhere, let live connections finish up to the grace period. */
+  async drain(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const grace = this.config.servers[0]?.gracefulTimeoutMs ?? 30_000;
+    this.log.info({ graceMs: grace }, 'draining');
+    await Promise.all(
+      this.slots.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            const w = s.worker;
+            if (w === null) return resolve();
+            w.once('exit', () => resolve());
+            w.postMessage({ type: 'drain', graceMs: grace } satisfies MainToWorker);
+          }),
+      ),
+    );
+    this.closeMain();
+  }
+
+  /** SIGINT / tests: stop now. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(
+      this.slots.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            const w = s.worker;
+            if (w === null) return resolve();
+            w.once('exit', () => resolve());
+            w.postMessage({ type: 'stop' } satisfies MainToWorker);
+          }),
+      ),
+    );
+    this.closeMain();
+  }
+
+  private closeMain(): void {
+    if (this.admin) {
+      this.admin.close();
+      this.admin = null;
+    }
+    if (native.kind === 'native') for (const s of this.sockets.values()) native.closeFd(s.fd);
+    this.sockets.clear();
+    flushLogger();
+  }
+
+  /** For tests: the worker threads (to crash one on purpose). */
+  workerThreads(): (Worker | null)[] {
+    return this.slots.map((s) => s.worker);
+  }
+}

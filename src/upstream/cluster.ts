@@ -1,0 +1,68 @@
+/**
+ * Clusters as one worker sees them: hosts, a load balancer and the stats slot base. Built
+ * from an immutable config snapshot; a new snapshot builds a new ClusterManager, and live
+ * sessions keep the Cluster objects they already hold.
+ */
+import type { ClusterConfig } from '../config/types';
+import { C } from '../stats/layout';
+import { createLoadBalancer, Host, type LoadBalancer } from './lb';
+
+export class Cluster {
+  readonly name: string;
+  readonly hosts: readonly Host[];
+  readonly lb: LoadBalancer;
+  readonly connectTimeoutMs: number;
+  readonly bufferLimit: number;
+  readonly maxConnections: number;
+
+  constructor(
+    readonly config: ClusterConfig,
+    /** This worker's counters and the cluster's base slot in them. */
+    readonly counters: Float64Array,
+    readonly base: number,
+    previous?: Cluster,
+  ) {
+    this.name = config.name;
+    // Keep Host objects (and their active counts) across reloads when the address is unchanged.
+    const old = new Map<string, Host>();
+    if (previous) for (const h of previous.hosts) old.set(`${h.address}/${h.weight}`, h);
+    this.hosts = config.hosts.map((hc) => {
+      const h = new Host(hc);
+      return old.get(`${h.address}/${h.weight}`) ?? h;
+    });
+    this.lb = createLoadBalancer(config.lbType, this.hosts);
+    this.connectTimeoutMs = config.connectTimeoutMs;
+    this.bufferLimit = config.connBufferLimitBytes;
+    this.maxConnections = config.circuitBreakers.maxConnections;
+  }
+
+  /** Current active upstream connections of this worker to the cluster. */
+  get activeConnections(): number {
+    return this.counters[this.base + C.CX_ACTIVE];
+  }
+}
+
+export class ClusterManager {
+  private readonly clusters = new Map<string, Cluster>();
+
+  constructor(
+    configs: readonly ClusterConfig[],
+    counters: Float64Array,
+    bases: Readonly<Record<string, number>>,
+    previous?: ClusterManager,
+  ) {
+    for (const c of configs) {
+      const base = bases[c.name];
+      if (base === undefined) throw new Error(`stats layout has no slot for cluster ${c.name}`);
+      this.clusters.set(c.name, new Cluster(c, counters, base, previous?.get(c.name)));
+    }
+  }
+
+  get(name: string): Cluster | undefined {
+    return this.clusters.get(name);
+  }
+
+  all(): IterableIterator<Cluster> {
+    return this.clusters.values();
+  }
+}

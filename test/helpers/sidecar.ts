@@ -1,0 +1,122 @@
+/**
+ * Runs the real `outrigger start` command as a child process on a config written to a temp
+ * file (listeners and admin on port 0), and reads the ports it prints.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const CLI = path.join(__dirname, '..', '..', 'src', 'cli.js');
+
+export interface RunningSidecar {
+  readonly proc: ChildProcess;
+  readonly pid: number;
+  readonly ports: ReadonlyMap<string, number>;
+  readonly adminPort: number;
+  readonly configPath: string;
+  output(): string;
+  /** SIGTERM and wait for exit; returns the exit code. */
+  terminate(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+  stats(): Promise<any>;
+}
+
+export interface TcpProxyOpts {
+  readonly upstreams: readonly number[];
+  readonly lbType?: string;
+  readonly connectTimeout?: string;
+  readonly idleTimeout?: string;
+  readonly bufferLimit?: number;
+  readonly maxConnectAttempts?: number;
+  readonly clusterBufferLimit?: number;
+  readonly accessLogPath?: string;
+}
+
+/** A MOSN-format config with one tcp_proxy listener on 127.0.0.1:0. */
+export function tcpProxyConfig(o: TcpProxyOpts): Record<string, unknown> {
+  const proxyCfg: Record<string, unknown> = { stat_prefix: 'test', cluster: 'backend' };
+  if (o.idleTimeout) proxyCfg.idle_timeout = o.idleTimeout;
+  if (o.maxConnectAttempts) proxyCfg.max_connect_attempts = o.maxConnectAttempts;
+  const listener: Record<string, unknown> = {
+    name: 'tcp',
+    address: '127.0.0.1:0',
+    bind_port: true,
+    filter_chains: [{ filters: [{ type: 'tcp_proxy', config: proxyCfg }] }],
+  };
+  if (o.bufferLimit) listener.per_connection_buffer_limit_bytes = o.bufferLimit;
+  if (o.accessLogPath) listener.access_logs = [{ log_path: o.accessLogPath }];
+  const cluster: Record<string, unknown> = {
+    name: 'backend',
+    type: 'SIMPLE',
+    lb_type: o.lbType ?? 'LB_ROUNDROBIN',
+    hosts: o.upstreams.map((p) => ({ address: `127.0.0.1:${p}` })),
+  };
+  if (o.connectTimeout) cluster.connect_timeout = o.connectTimeout;
+  if (o.clusterBufferLimit) cluster.conn_buffer_limit_bytes = o.clusterBufferLimit;
+  return {
+    servers: [{ default_log_level: 'WARN', processor: 1, listeners: [listener] }],
+    cluster_manager: { clusters: [cluster] },
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
+  };
+}
+
+export async function startSidecar(config: unknown, opts: { workers?: number; env?: NodeJS.ProcessEnv; args?: string[] } = {}): Promise<RunningSidecar> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-test-'));
+  const configPath = path.join(dir, 'config.json');
+  fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
+  const args = [CLI, 'start', '-c', configPath, '--workers', String(opts.workers ?? 1), ...(opts.args ?? [])];
+  const proc = spawn(process.execPath, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const ports = new Map<string, number>();
+  let adminPort = -1;
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`sidecar did not start in 15 s:\n${out}`)), 15_000);
+    const check = (): void => {
+      const m = /admin on http:\/\/[^:]+:(\d+)\//.exec(out);
+      if (m) {
+        adminPort = Number(m[1]);
+        for (const x of out.matchAll(/listener (\S+) on \S+:(\d+)/g)) ports.set(x[1], Number(x[2]));
+        clearTimeout(t);
+        resolve();
+      }
+    };
+    proc.stdout!.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(t);
+      reject(new Error(`sidecar exited with ${code} before starting:\n${out}`));
+    });
+  });
+  return {
+    proc,
+    pid: proc.pid!,
+    ports,
+    adminPort,
+    configPath,
+    output: () => out,
+    exited,
+    async terminate(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+      const code = await exited;
+      clearTimeout(timer);
+      fs.rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+    async stats() {
+      const r = await fetch(`http://127.0.0.1:${adminPort}/api/v1/stats`);
+      return r.json();
+    },
+  };
+}
+
+/** VmRSS of a process, in bytes. */
+export function rssOf(pid: number): number {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /VmRSS:\s+(\d+) kB/.exec(s);
+  return m ? Number(m[1]) * 1024 : 0;
+}

@@ -1,0 +1,383 @@
+/**
+ * The TCP proxy end to end: the real CLI in a child process, real sockets on 127.0.0.1.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { close, connect, drainHash, echoServer, listen, pump, waitClose } from '../helpers/net';
+import { rssOf, startSidecar, tcpProxyConfig } from '../helpers/sidecar';
+
+const MiB = 1024 * 1024;
+
+async function bulkBothWays(workers: number, size: number): Promise<void> {
+  let backendResult: Promise<[string, { hash: string; bytes: number }]> | undefined;
+  const backend = net.createServer({ allowHalfOpen: true }, (s) => {
+    backendResult = Promise.all([pump(s, size, 2), drainHash(s)]);
+  });
+  const bport = await listen(backend);
+  const sc = await startSidecar(tcpProxyConfig({ upstreams: [bport] }), { workers });
+  try {
+    const c = await connect(sc.ports.get('tcp')!);
+    const [sentHash, received] = await Promise.all([pump(c, size, 1), drainHash(c)]);
+    assert.ok(backendResult, 'backend got a connection');
+    const [backendSent, backendReceived] = await backendResult!;
+    assert.equal(backendReceived.bytes, size, 'all client bytes reached the backend');
+    assert.equal(backendReceived.hash, sentHash, 'client -> backend stream intact');
+    assert.equal(received.bytes, size, 'all backend bytes reached the client');
+    assert.equal(received.hash, backendSent, 'backend -> client stream intact');
+    c.destroy();
+  } finally {
+    assert.equal(await sc.terminate(), 0);
+    await close(backend);
+  }
+}
+
+test('256 MiB each way arrive intact through the proxy, one worker', { timeout: 180_000 }, () => bulkBothWays(1, 256 * MiB));
+
+test('256 MiB each way arrive intact through the proxy, two workers', { timeout: 180_000 }, () => bulkBothWays(2, 256 * MiB));
+
+test('5,000 concurrent connections all complete', { timeout: 120_000 }, async () => {
+  const echo = await echoServer();
+  const sc = await startSidecar(tcpProxyConfig({ upstreams: [echo.port] }), { workers: 2 });
+  try {
+    const port = sc.ports.get('tcp')!;
+    const N = 5000;
+    const socks: net.Socket[] = [];
+    // Open all of them first (in batches, so the listen backlog is not overrun), then talk.
+    for (let i = 0; i < N; i += 250) {
+      const batch = await Promise.all(Array.from({ length: Math.min(250, N - i) }, () => connect(port)));
+      socks.push(...batch);
+    }
+    assert.equal(socks.length, N);
+    const st = await sc.stats();
+    assert.equal(st.listeners.tcp.downstream_cx_active, N, 'all connections are open at once');
+    const results = await Promise.all(
+      socks.map(
+        (s, i) =>
+          new Promise<string>((resolve, reject) => {
+            let got = '';
+            s.setEncoding('utf8');
+            s.on('data', (d: string) => (got += d));
+            s.on('end', () => resolve(got));
+            s.on('error', reject);
+            s.end(`hello ${i}\n`);
+          }),
+      ),
+    );
+    results.forEach((r, i) => assert.equal(r, `hello ${i}\n`));
+  } finally {
+    await sc.terminate();
+    await close(echo.server);
+  }
+});
+
+test('RSS stays bounded when the upstream reads slowly (watermarks pause the downstream)', { timeout: 120_000 }, async () => {
+  let slowSock: net.Socket | undefined;
+  let received = 0;
+  const slow = net.createServer((s) => {
+    slowSock = s;
+    s.pause();
+    // Read ~ 4 MiB/s: far slower than the client can push.
+    const t = setInterval(() => {
+      const d = s.read(64 * 1024) as Buffer | null;
+      if (d) received += d.length;
+      else s.read(0);
+    }, 15);
+    s.on('close', () => clearInterval(t));
+    s.on('error', () => {});
+  });
+  const bport = await listen(slow);
+  const sc = await startSidecar(tcpProxyConfig({ upstreams: [bport], bufferLimit: 256 * 1024, clusterBufferLimit: 256 * 1024 }));
+  try {
+    const rss0 = rssOf(sc.pid);
+    const c = await connect(sc.ports.get('tcp')!);
+    c.on('error', () => {});
+    // Offer 512 MiB; the client can only write as fast as the slow reader allows.
+    let offered = 0;
+    const big = Buffer.alloc(MiB, 7);
+    const stopAt = Date.now() + 4000;
+    let peak = rss0;
+    await new Promise<void>((resolve) => {
+      const go = (): void => {
+        while (Date.now() < stopAt && offered < 512 * MiB) {
+          offered += big.length;
+          if (!c.write(big)) {
+            c.once('drain', go);
+            return;
+          }
+        }
+        resolve();
+      };
+      const sample = setInterval(() => (peak = Math.max(peak, rssOf(sc.pid))), 100);
+      go();
+      setTimeout(() => {
+        clearInterval(sample);
+        resolve();
+      }, 4500);
+    });
+    peak = Math.max(peak, rssOf(sc.pid));
+    const st = await sc.stats();
+    // The client's own buffers hold what the proxy refused; the proxy holds at most its watermarks + socket buffers.
+    assert.ok(st.listeners.tcp.downstream_cx_rx_paused >= 1, 'downstream reading was paused by the upstream watermark');
+    const grew = peak - rss0;
+    assert.ok(grew < 64 * MiB, `proxy RSS grew by ${(grew / MiB).toFixed(1)} MiB while the upstream was slow`);
+    assert.ok(st.listeners.tcp.downstream_bytes_rx < 64 * MiB, `proxy read only what it could forward (${st.listeners.tcp.downstream_bytes_rx} bytes)`);
+    assert.ok(received > 0, 'slow upstream received data');
+    c.destroy();
+  } finally {
+    slowSock?.destroy();
+    await sc.terminate();
+    await close(slow);
+  }
+});
+
+test('upstream down: downstream is closed promptly and connect failures are counted', { timeout: 30_000 }, async () => {
+  // A port with nothing listening: connection refused.
+  const tmp = net.createServer();
+  const deadPort = await listen(tmp);
+  await close(tmp);
+  const sc = await startSidecar(tcpProxyConfig({ upstreams: [deadPort], connectTimeout: '2s' }));
+  try {
+    const t0 = Date.now();
+    const c = await connect(sc.ports.get('tcp')!);
+    c.on('error', () => {});
+    c.resume();
+    await waitClose(c);
+    const took = Date.now() - t0;
+    assert.ok(took < 2000, `downstream closed after ${took} ms, within the 2 s connect timeout`);
+    const st = await sc.stats();
+    assert.equal(st.clusters.backend.upstream_cx_connect_fail, 1);
+    assert.equal(st.listeners.tcp.downstream_cx_active, 0);
+  } finally {
+    await sc.terminate();
+  }
+});
+
+test('max_connect_attempts retries another host before giving up', { timeout: 30_000 }, async () => {
+  const tmp = net.createServer();
+  const deadPort = await listen(tmp);
+  await close(tmp);
+  const echo = await echoServer();
+  const sc = await startSidecar(tcpProxyConfig({ upstreams: [deadPort, echo.port], maxConnectAttempts: 2 }));
+  try {
+    for (let i = 0; i < 4; i++) {
+      const c = await connect(sc.ports.get('tcp')!);
+      const got = drainHash(c);
+      c.end('x');
+      const r = await got;
+      assert.equal(r.bytes, 1, 'every connection reached the live host');
+    }
+    const st = await sc.stats();
+    assert.ok(st.clusters.backend.upstream_cx_connect_fail >= 1, 'the dead host was tried');
+  } finally {
+    await sc.terminate();
+    await close(echo.server);
+  }
+});
+
+test('half-close both ways', { timeout: 30_000 }, async () => {
+  // Backend: on client FIN, sends "bye" then FINs; keeps reading after its own FIN too.
+  let backendGot = '';
+  const backend = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (backendGot += d));
+    s.on('end', () => s.end('bye'));
+  });
+  const bport = await listen(backend);
+  const sc = await startSidecar(tcpProxyConfig({ upstreams: [bport] }));
+  try {
+    // client -> FIN first
+    const c = await connect(sc.ports.get('tcp')!);
+    c.setEncoding('utf8');
+    let got = '';
+    c.on('data', (d: string) => (got += d));
+    const ended = new Promise<void>((r) => c.on('end', () => r()));
+    c.end('hello');
+    await ended;
+    assert.equal(got, 'bye', 'after the client half-closed, the backend could still send');
+    assert.equal(backendGot, 'hello');
+    await waitClose(c);
+
+    // backend -> FIN first: the client can still send after receiving FIN
+    const backend2Got: string[] = [];
+    const b2 = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.setEncoding('utf8');
+      let acc = '';
+      s.on('data', (d: string) => (acc += d));
+      s.on('end', () => {
+        backend2Got.push(acc);
+        s.destroy();
+      });
+      s.end('early-fin');
+    });
+    const b2port = await listen(b2);
+    const sc2 = await startSidecar(tcpProxyConfig({ upstreams: [b2port] }));
+    try {
+      const c2 = await connect(sc2.ports.get('tcp')!);
+      c2.setEncoding('utf8');
+      let got2 = '';
+      c2.on('data', (d: string) => (got2 += d));
+      await new Promise<void>((r) => c2.on('end', () => r()));
+      assert.equal(got2, 'early-fin');
+      c2.end('still-talking');
+      await waitClose(c2);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(backend2Got, ['still-talking'], 'bytes sent after the upstream FIN reached it');
+    } finally {
+      await sc2.terminate();
+      await close(b2);
+    }
+  } finally {
+    await sc.terminate();
+    await close(backend);
+  }
+});
+
+test('idle timeout closes both sides; traffic keeps a session alive', { timeout: 30_000 }, async () => {
+  const echo = await echoServer();
+  const sc = await startSidecar(tcpProxyConfig({ upstreams: [echo.port], idleTimeout: '600ms' }));
+  try {
+    const busy = await connect(sc.ports.get('tcp')!);
+    busy.resume();
+    const idle = await connect(sc.ports.get('tcp')!);
+    idle.resume();
+    idle.write('x');
+    const t0 = Date.now();
+    const tick = setInterval(() => busy.write('ping'), 150);
+    await waitClose(idle);
+    const took = Date.now() - t0;
+    assert.ok(took >= 500 && took < 2500, `idle connection closed after ${took} ms`);
+    assert.ok(!busy.destroyed, 'busy connection is still open');
+    clearInterval(tick);
+    await waitClose(busy);
+    const st = await sc.stats();
+    assert.ok(st.listeners.tcp.downstream_cx_idle_timeout >= 2);
+    assert.equal(echo.sockets.size, 0, 'upstream sides were closed too');
+  } finally {
+    await sc.terminate();
+    await close(echo.server);
+  }
+});
+
+test('admin endpoints answer while traffic flows; Prometheus output parses', { timeout: 60_000 }, async () => {
+  const echo = await echoServer();
+  const sc = await startSidecar(tcpProxyConfig({ upstreams: [echo.port] }), { workers: 2 });
+  try {
+    const port = sc.ports.get('tcp')!;
+    let stop = false;
+    let roundTrips = 0;
+    const load = Array.from({ length: 8 }, async () => {
+      const c = await connect(port);
+      const msg = Buffer.alloc(4096, 1);
+      while (!stop) {
+        await new Promise<void>((resolve) => {
+          let got = 0;
+          const on = (d: Buffer): void => {
+            got += d.length;
+            if (got >= msg.length) {
+              c.off('data', on);
+              resolve();
+            }
+          };
+          c.on('data', on);
+          c.write(msg);
+        });
+        roundTrips++;
+      }
+      c.destroy();
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const base = `http://127.0.0.1:${sc.adminPort}`;
+    for (let i = 0; i < 5; i++) {
+      const t0 = Date.now();
+      const [stats, prom, dump, ready] = await Promise.all([
+        fetch(`${base}/api/v1/stats`).then((r) => r.json()),
+        fetch(`${base}/stats/prometheus`).then(async (r) => ({ type: r.headers.get('content-type'), text: await r.text() })),
+        fetch(`${base}/api/v1/config_dump`).then((r) => r.json()),
+        fetch(`${base}/ready`).then((r) => r.status),
+      ]);
+      assert.ok(Date.now() - t0 < 2000, 'admin answered within 2 s under load');
+      assert.equal(ready, 200);
+      assert.ok((stats as any).listeners.tcp.downstream_cx_total >= 8);
+      assert.ok((dump as any).servers || (dump as any).Servers, 'config_dump has the config');
+      assert.match(prom.type ?? '', /text\/plain/);
+      assertPrometheus(prom.text);
+      assert.match(prom.text, /downstream_bytes_rx\S*\{[^}]*listener="tcp"[^}]*\} [0-9.e+]+/);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    stop = true;
+    await Promise.all(load);
+    assert.ok(roundTrips > 50, `traffic flowed (${roundTrips} round trips)`);
+  } finally {
+    await sc.terminate();
+    await close(echo.server);
+  }
+});
+
+/** Checks every line against the Prometheus text exposition format (0.0.4). */
+function assertPrometheus(text: string): void {
+  const name = '[a-zA-Z_:][a-zA-Z0-9_:]*';
+  const label = `[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\[\\\\"n])*"`;
+  const sample = new RegExp(`^${name}(\\{(${label})(,${label})*,?\\})? (-?[0-9.]+(e[+-]?[0-9]+)?|NaN|[+-]Inf)( -?[0-9]+)?$`);
+  const typeLine = new RegExp(`^# TYPE ${name} (counter|gauge|histogram|summary|untyped)$`);
+  const help = new RegExp(`^# HELP ${name} .*$`);
+  let samples = 0;
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    if (line.startsWith('# TYPE')) assert.match(line, typeLine);
+    else if (line.startsWith('# HELP')) assert.match(line, help);
+    else if (line.startsWith('#')) continue;
+    else {
+      assert.match(line, sample, `bad sample line: ${line}`);
+      samples++;
+    }
+  }
+  assert.ok(samples > 10, 'has samples');
+}
+
+test('a crashed worker is restarted and the listener keeps serving', { timeout: 60_000 }, async () => {
+  const echo = await echoServer();
+  const sc = await startSidecar(tcpProxyConfig({ upstreams: [echo.port] }), { workers: 2, env: { OUTRIGGER_TEST_HOOKS: '1' } });
+  try {
+    const port = sc.ports.get('tcp')!;
+    sc.proc.kill('SIGUSR2');
+    await new Promise((res) => setTimeout(res, 1500));
+    assert.match(sc.output(), /worker exited; restarting|worker crashed/);
+    for (let i = 0; i < 40; i++) {
+      const c = await connect(port);
+      const got = drainHash(c);
+      c.end('abc');
+      assert.equal((await got).bytes, 3);
+    }
+    const st = await sc.stats();
+    assert.equal(st.server.worker_restarts, 1, 'restart counted in stats');
+  } finally {
+    await sc.terminate();
+    await close(echo.server);
+  }
+});
+
+test('SIGTERM drains: stops accepting, live connections finish, exit 0', { timeout: 60_000 }, async () => {
+  const echo = await echoServer();
+  const sc = await startSidecar(tcpProxyConfig({ upstreams: [echo.port] }));
+  const port = sc.ports.get('tcp')!;
+  const live = await connect(port);
+  live.setEncoding('utf8');
+  let got = '';
+  live.on('data', (d: string) => (got += d));
+  live.write('before ');
+  await new Promise((r) => setTimeout(r, 100));
+  sc.proc.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 500));
+  // New connections are refused now.
+  await assert.rejects(connect(port), /ECONNREFUSED|ECONNRESET/);
+  // The live one still works.
+  live.write('after');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(got, 'before after');
+  assert.equal(sc.proc.exitCode, null, 'still running while a connection is live');
+  live.end();
+  const code = await sc.exited;
+  assert.equal(code, 0);
+  await close(echo.server);
+});
