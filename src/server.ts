@@ -224,6 +224,9 @@ export class Sidecar {
     this.stopping = true;
     const grace = this.config.servers[0]?.gracefulTimeoutMs ?? 30_000;
     this.log.info({ graceMs: grace }, 'draining');
+    // Close the main thread's copies of the listening sockets: once the workers close theirs
+    // the port refuses new connections while live ones finish.
+    this.closeListenFds();
     await Promise.all(
       this.slots.map(
         (s) =>
@@ -260,9 +263,13 @@ export class Sidecar {
       this.admin.close();
       this.admin = null;
     }
+    this.closeListenFds();
+    flushLogger();
+  }
+
+  private closeListenFds(): void {
     if (native.kind === 'native') for (const s of this.sockets.values()) native.closeFd(s.fd);
     this.sockets.clear();
-    flushLogger();
   }
 
   /** For tests: the worker threads (to crash one on purpose). */

@@ -390,10 +390,46 @@ export class Connection implements Flushable {
     this.socket.destroy();
   }
 
+  /**
+   * Moves everything queued on this (never connected) connection to another outgoing
+   * connection, e.g. a retry to another host: bytes the downstream sent while the first
+   * attempt was connecting are not lost. Only valid from onClose of a failed connect.
+   */
+  transferPendingTo(other: Connection): void {
+    for (let i = 0; i < this.eCount; i++) {
+      const b = this.eBuf[i];
+      const chunk = this.eChunk[i];
+      if (chunk !== null) {
+        other.write(chunk, this.eStart[i], this.eEnd[i]); // copied again: `other` is connecting
+        this.io.pool.release(chunk);
+      } else {
+        other.write(b, this.eStart[i], this.eEnd[i]);
+      }
+      this.eChunk[i] = null;
+      this.eBuf[i] = undefined as unknown as Buffer;
+    }
+    this.eCount = 0;
+    this.gathered = 0;
+    if (this.endRequested) other.endWrite();
+  }
+
   private closed(): void {
     if (this.state === 'closed') return;
+    const neverConnected = this.state === 'connecting';
     this.state = 'closed';
+    if (neverConnected) {
+      // The handler may move the queued bytes to a retry (transferPendingTo) before they go.
+      this.releaseInflight();
+      this.handler.onClose(this, this.error);
+      this.dropEntries();
+      return;
+    }
     this.dropEntries();
+    this.releaseInflight();
+    this.handler.onClose(this, this.error);
+  }
+
+  private releaseInflight(): void {
     const pool = this.io.pool;
     for (let i = this.inflightHead; i < this.inflight.length; i++) {
       const c = this.inflight[i];
@@ -401,7 +437,6 @@ export class Connection implements Flushable {
     }
     this.inflight.length = 0;
     this.inflightHead = 0;
-    this.handler.onClose(this, this.error);
   }
 }
 

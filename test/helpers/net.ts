@@ -91,6 +91,16 @@ export function connect(port: number, opts: net.NetConnectOpts | Record<string, 
   });
 }
 
+/** Resolves when the peer has closed its side (FIN or reset) or the socket is gone. */
+export function waitPeerClose(sock: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (sock.destroyed || sock.readableEnded) return resolve();
+    sock.once('end', () => resolve());
+    sock.once('close', () => resolve());
+    sock.once('error', () => resolve());
+  });
+}
+
 export function waitClose(sock: net.Socket): Promise<void> {
   return new Promise((resolve) => {
     if (sock.destroyed) return resolve();

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { close, connect, drainHash, echoServer, listen, pump, waitClose } from '../helpers/net';
+import { close, connect, drainHash, echoServer, listen, pump, waitClose, waitPeerClose } from '../helpers/net';
 import { rssOf, startSidecar, tcpProxyConfig } from '../helpers/sidecar';
 
 const MiB = 1024 * 1024;
@@ -136,15 +136,16 @@ test('upstream down: downstream is closed promptly and connect failures are coun
   const tmp = net.createServer();
   const deadPort = await listen(tmp);
   await close(tmp);
-  const sc = await startSidecar(tcpProxyConfig({ upstreams: [deadPort], connectTimeout: '2s' }));
+  const sc = await startSidecar(tcpProxyConfig({ upstreams: [deadPort], connectTimeout: '2s', maxConnectAttempts: 1 }));
   try {
     const t0 = Date.now();
     const c = await connect(sc.ports.get('tcp')!);
     c.on('error', () => {});
     c.resume();
-    await waitClose(c);
+    await waitPeerClose(c);
     const took = Date.now() - t0;
     assert.ok(took < 2000, `downstream closed after ${took} ms, within the 2 s connect timeout`);
+    c.destroy();
     const st = await sc.stats();
     assert.equal(st.clusters.backend.upstream_cx_connect_fail, 1);
     assert.equal(st.listeners.tcp.downstream_cx_active, 0);
@@ -244,12 +245,15 @@ test('idle timeout closes both sides; traffic keeps a session alive', { timeout:
     idle.write('x');
     const t0 = Date.now();
     const tick = setInterval(() => busy.write('ping'), 150);
-    await waitClose(idle);
+    await waitPeerClose(idle);
     const took = Date.now() - t0;
     assert.ok(took >= 500 && took < 2500, `idle connection closed after ${took} ms`);
-    assert.ok(!busy.destroyed, 'busy connection is still open');
+    assert.ok(!busy.readableEnded && !busy.destroyed, 'busy connection is still open');
     clearInterval(tick);
-    await waitClose(busy);
+    await waitPeerClose(busy);
+    idle.destroy();
+    busy.destroy();
+    await new Promise((r) => setTimeout(r, 100));
     const st = await sc.stats();
     assert.ok(st.listeners.tcp.downstream_cx_idle_timeout >= 2);
     assert.equal(echo.sockets.size, 0, 'upstream sides were closed too');

@@ -130,9 +130,11 @@ class TcpProxySession implements ConnectionHandler {
     c[cl.base + C.CX_ACTIVE]++;
     const prev = this.up;
     this.up = Conn.connect(host.host, host.port, this, cl.bufferLimit, cl.connectTimeoutMs);
-    // Bytes the downstream sent before an earlier attempt failed are lost with that attempt;
-    // a retry only happens before any upstream byte flowed (see onClose).
-    if (prev !== null) prev.setHandler(deadHandler);
+    if (prev !== null) {
+      // A retry after a failed connect: what the downstream sent meanwhile goes to the new attempt.
+      prev.transferPendingTo(this.up);
+      prev.setHandler(deadHandler);
+    }
   }
 
   onConnect(up: Connection): void {
