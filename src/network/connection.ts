@@ -146,19 +146,21 @@ export class Connection implements Flushable {
   static connect(host: string, port: number, handler: ConnectionHandler, bufferLimit: number, timeoutMs: number): Connection {
     const ctx = io();
     const useBuf = ctx.mode === 'writev' && userBufferSupported;
-    let conn: Connection | undefined;
+    // The read callback is fixed at socket creation, before the Connection exists.
+    const ref: { conn: Connection | null } = { conn: null };
     const opts: net.NetConnectOpts = { host, port, allowHalfOpen: true, noDelay: true } as net.NetConnectOpts;
     if (useBuf) {
       (opts as net.NetConnectOpts & { onread: unknown }).onread = {
         buffer: ctx.readBuffer,
         callback: (n: number, b: Buffer): boolean => {
-          (conn as Connection).onRead(n, b);
+          (ref.conn as Connection).onRead(n, b);
           return true;
         },
       };
     }
     const socket = net.connect(opts);
-    conn = new Connection(socket, handler, bufferLimit, true);
+    const conn = new Connection(socket, handler, bufferLimit, true);
+    ref.conn = conn;
     if (!useBuf) socket.on('data', conn.onDataEvent);
     if (timeoutMs > 0) socket.setTimeout(timeoutMs);
     socket.once('connect', () => conn.connected());
