@@ -22,6 +22,17 @@ export const LISTENER_STATS = [
   'downstream_rq_total',
   'downstream_rq_active', // gauge
   'downstream_decode_error',
+  // L7 proxy (src/proxy): requests by kind, responses by outcome
+  'downstream_rq_oneway',
+  'downstream_rq_heartbeat',
+  'downstream_rs_success',
+  'downstream_rs_error', // an upstream response with a non-success status
+  'downstream_rs_no_route', // answered locally: no route / cluster / host
+  'downstream_rs_timeout',
+  'downstream_rs_cx_closed', // answered locally: the upstream connection was lost
+  'downstream_rs_overflow', // answered locally: circuit breaker
+  'downstream_rs_codec_error', // answered locally: unreadable request headers
+  'downstream_frame_too_large', // connections closed for a frame over the size limit
 ] as const;
 
 export const L = {
@@ -35,6 +46,16 @@ export const L = {
   RQ_TOTAL: 7,
   RQ_ACTIVE: 8,
   DECODE_ERROR: 9,
+  RQ_ONEWAY: 10,
+  RQ_HEARTBEAT: 11,
+  RS_SUCCESS: 12,
+  RS_ERROR: 13,
+  RS_NO_ROUTE: 14,
+  RS_TIMEOUT: 15,
+  RS_CX_CLOSED: 16,
+  RS_OVERFLOW: 17,
+  RS_CODEC_ERROR: 18,
+  FRAME_TOO_LARGE: 19,
 } as const;
 
 /** Per-cluster counters (offsets from the cluster's base slot). */
@@ -52,6 +73,15 @@ export const CLUSTER_STATS = [
   'upstream_bytes_tx',
   'upstream_cx_rx_paused',
   'upstream_cx_no_host',
+  // L7 proxy multiplexed pool (src/stream)
+  'upstream_rq_pending_active', // gauge: requests queued on a connection still connecting
+  'upstream_rq_oneway',
+  'upstream_rq_cx_closed', // requests failed because their connection was lost
+  'upstream_rs_success',
+  'upstream_rs_error', // responses with a non-success status
+  'upstream_rs_unknown_id', // responses matching no pending request (late after a timeout): dropped
+  'upstream_decode_error',
+  'upstream_cx_keepalive_fail', // connections closed for an unanswered heartbeat
 ] as const;
 
 export const C = {
@@ -68,13 +98,27 @@ export const C = {
   BYTES_TX: 10,
   CX_RX_PAUSED: 11,
   NO_HOST: 12,
+  RQ_PENDING_ACTIVE: 13,
+  RQ_ONEWAY: 14,
+  RQ_CX_CLOSED: 15,
+  RS_SUCCESS: 16,
+  RS_ERROR: 17,
+  RS_UNKNOWN_ID: 18,
+  DECODE_ERROR: 19,
+  CX_KEEPALIVE_FAIL: 20,
 } as const;
 
 /** Counters of a whole worker (offsets from slot 0). */
 export const WORKER_STATS = ['worker_restarts', 'worker_flushes', 'worker_writev_calls', 'worker_write_copies'] as const;
 export const W = { RESTARTS: 0, FLUSHES: 1, WRITEV_CALLS: 2, WRITE_COPIES: 3 } as const;
 
-export const GAUGES: ReadonlySet<string> = new Set(['downstream_cx_active', 'downstream_rq_active', 'upstream_cx_active', 'upstream_rq_active']);
+export const GAUGES: ReadonlySet<string> = new Set([
+  'downstream_cx_active',
+  'downstream_rq_active',
+  'upstream_cx_active',
+  'upstream_rq_active',
+  'upstream_rq_pending_active',
+]);
 
 /** Capacity of one worker's buffer, in slots; enough for ~1,000 listeners+clusters. */
 export const STATS_SLOTS = 16384;

@@ -14,6 +14,7 @@ import { W } from '../stats/layout';
 import { createAccessLog, createLogger, type AccessLogWriter } from '../log';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
 import '../filters/network/tcp_proxy/tcp-proxy';
+import '../proxy/proxy';
 
 const init = workerData as WorkerInit;
 const port = parentPort;

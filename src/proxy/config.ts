@@ -1,0 +1,110 @@
+/**
+ * Validation of the MOSN `proxy` network filter for the multiplexed RPC protocols, registered
+ * in the config validator registry (runs in the main thread at load time).
+ *
+ * MOSN spellings accepted for downstream_protocol / upstream_protocol (case-insensitive):
+ *   "bolt", "boltv2"                      (MOSN >= 0.20 xprotocol sub-protocols)
+ *   "X" / "xprotocol" + extend_config.sub_protocol = "bolt" | "boltv2"   (MOSN 0.x)
+ *   "SofaRpc"                             (the oldest name: bolt)
+ *   "Auto"                                (pick per connection from the first bytes)
+ * upstream_protocol defaults to the downstream one ("Auto": the protocol detected).
+ *
+ * Outrigger options live in extend_config (MOSN keeps protocol options there too):
+ *   max_frame_size (bytes, default 16 MiB), connections_per_host (default 1),
+ *   keepalive_interval / keepalive_timeout (Go durations, default 15s / 3s; "0" disables),
+ *   default_timeout (used when neither the request nor the route gives one; default 60s).
+ */
+import { parseProxyFilterConfig, registerFilterValidator, checkDuration, type FilterValidationContext } from '../config/parse';
+import { showValue } from '../config/errors';
+import { getCodec } from '../protocol/types';
+import '../protocol/bolt/xcodec';
+
+export interface RpcProxyConfig {
+  readonly routerConfigName: string;
+  /** Codec names, or ['auto']. */
+  readonly downstreamProtocols: readonly string[];
+  /** Codec name, or '' = same as downstream. */
+  readonly upstreamProtocol: string;
+  readonly maxFrameSize: number;
+  readonly connectionsPerHost: number;
+  readonly keepaliveIntervalMs: number;
+  readonly keepaliveTimeoutMs: number;
+  readonly defaultTimeoutMs: number;
+}
+
+export const RPC_PROXY_DEFAULTS = Object.freeze({
+  maxFrameSize: 16 * 1024 * 1024,
+  connectionsPerHost: 1,
+  keepaliveIntervalMs: 15_000,
+  keepaliveTimeoutMs: 3_000,
+  /** MOSN proxy default global timeout (types.GlobalTimeout = 60s). */
+  defaultTimeoutMs: 60_000,
+});
+
+const X_NAMES = new Set(['x', 'xprotocol']);
+
+function resolveProtocol(name: string, sub: string | undefined, path: string, ctx: FilterValidationContext): string | undefined {
+  const n = name.toLowerCase();
+  if (n === 'auto') return 'auto';
+  if (X_NAMES.has(n)) {
+    if (sub === undefined || sub === '') {
+      ctx.error(path, `${showValue(name)} needs extend_config.sub_protocol (e.g. "bolt")`);
+      return undefined;
+    }
+    return resolveProtocol(sub, undefined, path, ctx);
+  }
+  const c = getCodec(n);
+  if (c === undefined) {
+    ctx.error(path, `${showValue(name)} is not a supported proxy protocol yet (supported: bolt, boltv2, SofaRpc, X + sub_protocol, Auto)`);
+    return undefined;
+  }
+  return c.name;
+}
+
+export function parseRpcProxyConfig(config: unknown, path: string, ctx: FilterValidationContext): RpcProxyConfig {
+  const base = parseProxyFilterConfig(config, path, ctx);
+  const ec = base.extendConfig;
+  const lower = new Map<string, unknown>();
+  for (const [k, v] of Object.entries(ec)) lower.set(k.toLowerCase(), v);
+  const ecPath = `${path}.extend_config`;
+  const subRaw = lower.get('sub_protocol');
+  const sub = typeof subRaw === 'string' ? subRaw : undefined;
+  const downs: string[] = [];
+  for (const p of base.downstreamProtocols) {
+    const r = resolveProtocol(p, sub, `${path}.downstream_protocol`, ctx);
+    if (r !== undefined && !downs.includes(r)) downs.push(r);
+  }
+  if (downs.includes('auto') && downs.length > 1) downs.splice(0, downs.length, 'auto');
+  let up = '';
+  if (base.upstreamProtocol !== undefined) {
+    const r = resolveProtocol(base.upstreamProtocol, sub, `${path}.upstream_protocol`, ctx);
+    if (r !== undefined && r !== 'auto') up = r;
+  }
+  if (base.fallbackForUnknownProtocol) ctx.warn(`${path}.fallback_for_unknown_protocol`, 'not supported yet; unknown protocols close the connection');
+  const num = (key: string, def: number, min: number, max: number): number => {
+    const v = lower.get(key);
+    if (v === undefined) return def;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      ctx.error(`${ecPath}.${key}`, `${showValue(v)} must be an integer in ${min}..${max}`);
+      return def;
+    }
+    return v;
+  };
+  const dur = (key: string, def: number): number => {
+    const v = lower.get(key);
+    if (v === undefined) return def;
+    return checkDuration(ctx.issues, v, `${ecPath}.${key}`, { def, numberUnit: 'ns' }) ?? def;
+  };
+  return {
+    routerConfigName: base.routerConfigName,
+    downstreamProtocols: downs,
+    upstreamProtocol: up,
+    maxFrameSize: num('max_frame_size', RPC_PROXY_DEFAULTS.maxFrameSize, 64, 0x7fffffff),
+    connectionsPerHost: num('connections_per_host', RPC_PROXY_DEFAULTS.connectionsPerHost, 1, 1024),
+    keepaliveIntervalMs: dur('keepalive_interval', RPC_PROXY_DEFAULTS.keepaliveIntervalMs),
+    keepaliveTimeoutMs: dur('keepalive_timeout', RPC_PROXY_DEFAULTS.keepaliveTimeoutMs),
+    defaultTimeoutMs: dur('default_timeout', RPC_PROXY_DEFAULTS.defaultTimeoutMs),
+  };
+}
+
+registerFilterValidator('proxy', (config, path, ctx) => parseRpcProxyConfig(config, path, ctx) as unknown as Record<string, unknown>);

@@ -1,0 +1,281 @@
+/**
+ * The `proxy` network filter for multiplexed RPC protocols (Bolt v1/v2 today; any XCodec).
+ *
+ * One DownstreamSession per accepted connection runs each request through these phases
+ * (MOSN pkg/proxy/downstream.go names them too):
+ *
+ *   read ─> frame reader ─> [protocol?] ─> decode ─> heartbeat? ──yes──> ack written locally
+ *                                                      │no
+ *                    response from a client? drop <────┤
+ *                                                      v
+ *                      route (router, cached by service) ──none──> NO_ROUTE error response
+ *                                                      v
+ *                 cluster (weighted pick) + host (lb) ──none──> NO_ROUTE error response
+ *                                                      v
+ *         upstream pool: circuit breakers ──open──> OVERFLOW error response
+ *                        id rewritten in place, written (gathered, one writev per tick)
+ *                                                      v
+ *   response (any order) ─> id mapped back in place ─> written downstream
+ *   timeout / upstream lost ─> TIMEOUT / CONNECTION_CLOSED error response
+ *
+ * A frame that cannot be decoded closes this downstream connection only. Error statuses come
+ * from the codec (ErrorKind -> protocol status), so nothing here is Bolt-specific.
+ */
+import type { RouterConfig } from '../config/types';
+import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory } from '../filters/network/types';
+import type { Connection, ConnectionHandler } from '../network/connection';
+import { allCodecs, ErrorKind, ERR_TOO_LARGE, getCodec, type HeaderName, type XCodec, type XFrame } from '../protocol/types';
+import { compiledRouter, MALFORMED, type CompiledRouter, type RouteRequest } from '../router/router';
+import { C, L } from '../stats/layout';
+import { FrameReader, type FrameSink } from '../stream/frame-reader';
+import { hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
+import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
+import { findRouterConfig } from './routers';
+import '../protocol/bolt/xcodec';
+
+/** Listener stat for each ErrorKind answered locally. */
+const KIND_STAT: readonly number[] = [L.RS_NO_ROUTE, L.RS_TIMEOUT, L.RS_CX_CLOSED, L.RS_OVERFLOW, L.RS_CODEC_ERROR];
+
+export class RpcProxyFactory implements NetworkFilterFactory {
+  readonly router: CompiledRouter;
+  /** null = Auto: detect per connection. */
+  readonly fixedCodec: XCodec | null;
+  readonly candidates: readonly XCodec[];
+  readonly upstreamCodec: XCodec | null;
+  readonly settings: PoolSettings;
+
+  constructor(
+    readonly config: RpcProxyConfig,
+    readonly ctx: ListenerContext,
+    routerConfig: RouterConfig,
+  ) {
+    this.router = compiledRouter(routerConfig);
+    const downs = config.downstreamProtocols;
+    if (downs.length === 1 && downs[0] !== 'auto') {
+      this.fixedCodec = getCodec(downs[0]) ?? null;
+      if (this.fixedCodec === null) throw new Error(`proxy: unknown protocol ${downs[0]}`);
+      this.candidates = [this.fixedCodec];
+    } else {
+      this.fixedCodec = null;
+      this.candidates = downs.length === 0 || downs.includes('auto') ? allCodecs() : downs.map((d) => getCodec(d) as XCodec);
+    }
+    this.upstreamCodec = config.upstreamProtocol ? (getCodec(config.upstreamProtocol) ?? null) : null;
+    this.settings = {
+      connectionsPerHost: config.connectionsPerHost,
+      maxFrameSize: config.maxFrameSize,
+      keepaliveIntervalMs: config.keepaliveIntervalMs,
+      keepaliveTimeoutMs: config.keepaliveTimeoutMs,
+    };
+  }
+
+  onAccept(conn: Connection): void {
+    const s = new DownstreamSession(this, conn);
+    conn.setHandler(s);
+    if (this.ctx.idleTimeoutMs > 0) conn.setTimeout(this.ctx.idleTimeoutMs);
+  }
+}
+
+class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamReceiver, RouteRequest {
+  private reader: FrameReader<XFrame> | null = null;
+  private codec: XCodec | null;
+  /** The frame being routed (valid during onFrame only). */
+  private curBuf: Buffer | null = null;
+  private curFrame: XFrame | null = null;
+  private readonly counters: Float64Array;
+  private readonly lb: number;
+  private lastActivity = Date.now();
+  /** Requests sent upstream and not answered yet. */
+  private inflight = 0;
+  private downEnded = false;
+
+  constructor(
+    private readonly f: RpcProxyFactory,
+    private readonly down: Connection,
+  ) {
+    this.counters = f.ctx.counters;
+    this.lb = f.ctx.base;
+    this.codec = f.fixedCodec;
+    if (this.codec !== null) this.reader = new FrameReader(this.codec, f.config.maxFrameSize);
+  }
+
+  // ---- ConnectionHandler
+
+  onData(_conn: Connection, buf: Buffer, start: number, end: number): void {
+    this.counters[this.lb + L.BYTES_RX] += end - start;
+    this.lastActivity = Date.now();
+    let reader = this.reader;
+    if (reader === null) {
+      reader = this.detect(buf, start, end);
+      if (reader === null) return;
+    }
+    reader.feed(buf, start, end, this);
+  }
+
+  /** Auto: choose the codec from the first bytes (MOSN: 0x01 bolt, 0x02 boltv2, 0xdabb dubbo). */
+  private detect(buf: Buffer, start: number, end: number): FrameReader<XFrame> | null {
+    let undecided = false;
+    for (const c of this.f.candidates) {
+      const r = c.detect(buf, start, end);
+      if (r === true) {
+        this.codec = c;
+        this.reader = new FrameReader(c, this.f.config.maxFrameSize);
+        return this.reader;
+      }
+      if (r === undefined) undecided = true;
+    }
+    if (!undecided) {
+      this.counters[this.lb + L.DECODE_ERROR]++;
+      this.down.destroy(new Error('unknown protocol'));
+    }
+    // Undecided with too few bytes: a first read this short is not worth buffering logic; the
+    // codecs we have decide on one byte. Close rather than guess.
+    else this.down.destroy(new Error('protocol not detected'));
+    return null;
+  }
+
+  onFrame(buf: Buffer, frame: XFrame): boolean {
+    const codec = this.codec as XCodec;
+    const c = this.counters;
+    if (!frame.isRequest) return true; // a response from a client: nothing to map it to
+    if (frame.isHeartbeat) {
+      c[this.lb + L.RQ_HEARTBEAT]++;
+      const ack = codec.encodeHeartbeatAck(buf, frame);
+      this.down.write(ack, 0, ack.length);
+      return true;
+    }
+    c[this.lb + L.RQ_TOTAL]++;
+    if (frame.isOneway) c[this.lb + L.RQ_ONEWAY]++;
+    // route
+    this.curBuf = buf;
+    this.curFrame = frame;
+    const route = this.f.router.match(this);
+    this.curBuf = null;
+    this.curFrame = null;
+    if (route === MALFORMED) return this.reply(buf, frame, ErrorKind.CodecError);
+    if (route === null) return this.reply(buf, frame, ErrorKind.NoRoute);
+    // cluster and host
+    const cluster = this.f.ctx.clusters.get(route.pickCluster());
+    if (cluster === undefined) return this.reply(buf, frame, ErrorKind.NoRoute);
+    const host = cluster.lb.choose();
+    if (host === null) {
+      cluster.counters[cluster.base + C.NO_HOST]++;
+      return this.reply(buf, frame, ErrorKind.NoRoute);
+    }
+    // upstream
+    const pool = hostPool(host, cluster, this.f.upstreamCodec ?? codec, this.f.settings);
+    const timeout = frame.timeoutMs > 0 ? frame.timeoutMs : route.timeoutMs > 0 ? route.timeoutMs : this.f.config.defaultTimeoutMs;
+    const meta = codec.replyMeta(buf, frame);
+    const r = pool.send(buf, frame, this, meta, timeout);
+    if (r === SEND_OVERFLOW) {
+      cluster.counters[cluster.base + C.RQ_PENDING_OVERFLOW]++;
+      return this.reply(buf, frame, ErrorKind.Overflow);
+    }
+    if (r !== null) {
+      c[this.lb + L.RQ_ACTIVE]++;
+      this.inflight++;
+    }
+    return true;
+  }
+
+  /** Answers the current request locally (oneway requests get nothing). */
+  private reply(buf: Buffer, frame: XFrame, kind: ErrorKind): boolean {
+    if (frame.isOneway) return true;
+    const codec = this.codec as XCodec;
+    this.counters[this.lb + KIND_STAT[kind]]++;
+    // Error path: one Buffer per error response.
+    const out = codec.encodeError(codec.replyMeta(buf, frame), frame.requestId, kind);
+    this.down.write(out, 0, out.length);
+    this.counters[this.lb + L.BYTES_TX] += out.length;
+    return true;
+  }
+
+  onDecodeError(code: number): void {
+    const c = this.counters;
+    c[this.lb + L.DECODE_ERROR]++;
+    if (code === ERR_TOO_LARGE) c[this.lb + L.FRAME_TOO_LARGE]++;
+    this.down.destroy(new Error(`downstream frame could not be decoded (${code})`));
+  }
+
+  onEnd(): void {
+    // The client half-closed: no more requests. Answer what is in flight, then FIN.
+    this.downEnded = true;
+    if (this.inflight === 0) this.down.endWrite();
+  }
+
+  private requestDone(): void {
+    this.counters[this.lb + L.RQ_ACTIVE]--;
+    if (--this.inflight === 0 && this.downEnded) this.down.endWrite();
+  }
+
+  onClose(): void {
+    // Requests still pending upstream stay registered (their ids stay reserved) until they are
+    // answered or time out; their responses are then dropped (see onUpstreamResponse).
+  }
+
+  onHighWatermark(): void {
+    // The client is not reading its responses: stop taking new requests from it.
+    this.down.pauseRead();
+    this.counters[this.lb + L.CX_RX_PAUSED]++;
+  }
+
+  onLowWatermark(): void {
+    this.down.resumeRead();
+  }
+
+  onTimeout(): void {
+    const idle = this.f.ctx.idleTimeoutMs;
+    const left = this.lastActivity + idle - Date.now();
+    if (left > 0) {
+      this.down.setTimeout(left);
+      return;
+    }
+    this.counters[this.lb + L.CX_IDLE_TIMEOUT]++;
+    this.down.destroy();
+  }
+
+  // ---- RouteRequest (valid while curFrame is set)
+
+  routeKey(): string | undefined | null {
+    return (this.codec as XCodec).getRouteKey(this.curBuf as Buffer, this.curFrame as XFrame);
+  }
+
+  header(name: HeaderName): string | undefined | null {
+    return (this.codec as XCodec).getHeader(this.curBuf as Buffer, this.curFrame as XFrame, name);
+  }
+
+  // ---- StreamReceiver
+
+  onUpstreamResponse(_p: PendingRequest, buf: Buffer, frame: XFrame): void {
+    const c = this.counters;
+    if (this.down.state !== 'closed') {
+      c[this.lb + (frame.isSuccess ? L.RS_SUCCESS : L.RS_ERROR)]++;
+      c[this.lb + L.BYTES_TX] += frame.frameLen;
+      this.lastActivity = Date.now();
+      this.down.write(buf, frame.frameStart, frame.frameStart + frame.frameLen);
+    }
+    this.requestDone();
+  }
+
+  onUpstreamError(p: PendingRequest, kind: ErrorKind): void {
+    const c = this.counters;
+    if (this.down.state === 'closed') {
+      this.requestDone();
+      return;
+    }
+    c[this.lb + KIND_STAT[kind]]++;
+    const out = (this.codec as XCodec).encodeError(p.meta, p.downId, kind);
+    c[this.lb + L.BYTES_TX] += out.length;
+    this.down.write(out, 0, out.length);
+    this.requestDone();
+  }
+}
+
+function buildFactory(config: Readonly<Record<string, unknown>>, ctx: ListenerContext): NetworkFilterFactory {
+  const cfg = { ...RPC_PROXY_DEFAULTS, ...(config as unknown as RpcProxyConfig) };
+  const fromCtx = (ctx as ListenerContext & { routers?: readonly RouterConfig[] }).routers;
+  const rc = findRouterConfig(ctx.name, cfg.routerConfigName, fromCtx);
+  if (rc === undefined) throw new Error(`listener ${ctx.name}: proxy router_config_name "${cfg.routerConfigName}" not found`);
+  return new RpcProxyFactory(cfg, ctx, rc);
+}
+
+registerNetworkFilter('proxy', buildFactory);

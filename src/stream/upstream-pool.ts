@@ -1,0 +1,390 @@
+/**
+ * Multiplexed upstream connection pool, protocol-independent (any XCodec).
+ *
+ *   downstream A id 7 --\                         /-- id 1 --> upstream conn #1 --> host
+ *   downstream B id 7 ----> HostPool(host,codec) ---- id 2 --> upstream conn #1
+ *   downstream A id 8 --/                         \-- id 1 --> upstream conn #2
+ *
+ * Per worker, per (host, codec): up to `connectionsPerHost` connections, picked round robin.
+ * Each connection generates its own request ids (codec.nextId); the id is written in place
+ * into the forwarded frame (no re-encode) and the pending request is registered under it.
+ * Responses, in any order, find their pending request by id; the original downstream id is
+ * written back in place and the frame goes to the request's receiver (the downstream session).
+ *
+ *  - oneway requests get an id and are written; no pending entry, no timer;
+ *  - timeouts: the pending request is an entry of the worker's deadline wheel (no timer per
+ *    request); on expiry it leaves the id table (a late response is dropped) and the receiver
+ *    answers TIMEOUT;
+ *  - a connection that closes fails every request pending on it at once (ConnectionClosed);
+ *  - keepalive: a connection with no read for `keepaliveIntervalMs` sends the codec's
+ *    heartbeat (an id from the same counter); no answer within `keepaliveTimeoutMs` closes it;
+ *  - PendingRequest objects are pooled: the hot path allocates nothing.
+ */
+import { Connection, type ConnectionHandler } from '../network/connection';
+import { ErrorKind, type XCodec, type XFrame } from '../protocol/types';
+import { C } from '../stats/layout';
+import type { Cluster } from '../upstream/cluster';
+import type { Host } from '../upstream/lb';
+import { deadlines, type DeadlineEntry } from './deadlines';
+import { FrameReader, type FrameSink } from './frame-reader';
+
+/** Implemented by whoever sends requests (the downstream session of the proxy). */
+export interface StreamReceiver {
+  /** The upstream answered; the frame already carries the downstream id. Valid until the read callback ends. */
+  onUpstreamResponse(p: PendingRequest, buf: Buffer, frame: XFrame): void;
+  /** The request failed (timeout, connection lost): answer it locally. */
+  onUpstreamError(p: PendingRequest, kind: ErrorKind): void;
+}
+
+export interface PoolSettings {
+  readonly connectionsPerHost: number;
+  readonly maxFrameSize: number;
+  /** 0 disables keepalive heartbeats. */
+  readonly keepaliveIntervalMs: number;
+  readonly keepaliveTimeoutMs: number;
+}
+
+export const DEFAULT_POOL_SETTINGS: PoolSettings = {
+  connectionsPerHost: 1,
+  maxFrameSize: 16 * 1024 * 1024,
+  keepaliveIntervalMs: 15_000,
+  keepaliveTimeoutMs: 3_000,
+};
+
+/** A request waiting for its response. Pooled; fields are valid until the receiver callback returns. */
+export class PendingRequest implements DeadlineEntry {
+  receiver: StreamReceiver | null = null;
+  /** The id the downstream used (written back into the response). */
+  downId = 0;
+  /** codec.replyMeta of the request (what encodeError needs). */
+  meta = 0;
+  upId = 0;
+  conn: UpstreamConn | null = null;
+  startTime = 0;
+  /** Free slot for the receiver. */
+  context: unknown = null;
+  // deadline wheel links
+  deadline = 0;
+  dlPrev: DeadlineEntry | null = null;
+  dlNext: DeadlineEntry | null = null;
+  dlSlot = 0;
+
+  onDeadline(): void {
+    const c = this.conn;
+    if (c !== null) c.expire(this);
+  }
+}
+
+const freeList: PendingRequest[] = [];
+const FREE_MAX = 8192;
+
+function acquirePending(): PendingRequest {
+  return freeList.pop() ?? new PendingRequest();
+}
+
+function releasePending(p: PendingRequest): void {
+  p.receiver = null;
+  p.conn = null;
+  p.context = null;
+  if (freeList.length < FREE_MAX) freeList.push(p);
+}
+
+/** Outcome of HostPool.send. */
+export const SEND_OK = 0;
+/** max_pending_requests reached (requests queued on connections still connecting). */
+export const SEND_OVERFLOW = 1;
+
+export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
+  readonly conn: Connection;
+  private readonly reader: FrameReader<XFrame>;
+  private readonly pending = new Map<number, PendingRequest>();
+  private lastId = 0;
+  private connected = false;
+  /** Requests written while connecting (counted in the cluster's pending gauge). */
+  private queuedConnecting = 0;
+  private lastRead = Date.now();
+  private hbId = -1;
+  private hbSentAt = 0;
+  private closed = false;
+
+  constructor(
+    readonly pool: HostPool,
+    private readonly codec: XCodec,
+  ) {
+    this.reader = new FrameReader(codec, pool.settings.maxFrameSize);
+    const cl = pool.cluster;
+    cl.counters[cl.base + C.CX_TOTAL]++;
+    cl.counters[cl.base + C.CX_ACTIVE]++;
+    this.conn = Connection.connect(pool.host.host, pool.host.port, this, cl.bufferLimit, cl.connectTimeoutMs);
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  get isConnecting(): boolean {
+    return !this.connected;
+  }
+
+  /** Forwards a decoded request frame (rewriting its id in place). */
+  send(buf: Buffer, frame: XFrame, p: PendingRequest | null): void {
+    const codec = this.codec;
+    let id = codec.nextId(this.lastId);
+    while (this.pending.has(id) || id === this.hbId) id = codec.nextId(id);
+    this.lastId = id;
+    codec.setRequestId(buf, frame, id);
+    const cl = this.pool.cluster;
+    if (!this.connected) {
+      this.queuedConnecting++;
+      cl.counters[cl.base + C.RQ_PENDING_ACTIVE]++;
+    }
+    if (p !== null) {
+      p.upId = id;
+      p.conn = this;
+      this.pending.set(id, p);
+      this.pool.host.active++;
+    }
+    this.conn.write(buf, frame.frameStart, frame.frameStart + frame.frameLen);
+    cl.counters[cl.base + C.BYTES_TX] += frame.frameLen;
+  }
+
+  /** The deadline of a pending request passed. */
+  expire(p: PendingRequest): void {
+    if (this.pending.get(p.upId) !== p) return;
+    this.pending.delete(p.upId);
+    this.pool.host.active--;
+    const cl = this.pool.cluster;
+    cl.counters[cl.base + C.RQ_TIMEOUT]++;
+    this.finish(p, ErrorKind.Timeout);
+  }
+
+  private finish(p: PendingRequest, kind: ErrorKind): void {
+    const cl = this.pool.cluster;
+    cl.counters[cl.base + C.RQ_ACTIVE]--;
+    const r = p.receiver;
+    if (r !== null) r.onUpstreamError(p, kind);
+    releasePending(p);
+  }
+
+  // ---- ConnectionHandler
+
+  onConnect(): void {
+    this.connected = true;
+    const cl = this.pool.cluster;
+    cl.counters[cl.base + C.RQ_PENDING_ACTIVE] -= this.queuedConnecting;
+    this.queuedConnecting = 0;
+    this.lastRead = Date.now();
+    this.armKeepalive();
+  }
+
+  onData(_conn: Connection, buf: Buffer, start: number, end: number): void {
+    this.lastRead = Date.now();
+    const cl = this.pool.cluster;
+    cl.counters[cl.base + C.BYTES_RX] += end - start;
+    this.reader.feed(buf, start, end, this);
+  }
+
+  onFrame(buf: Buffer, frame: XFrame): boolean {
+    const cl = this.pool.cluster;
+    const c = cl.counters;
+    if (frame.isRequest) {
+      // Servers do not call clients over Bolt; answer a heartbeat, ignore anything else.
+      if (frame.isHeartbeat) {
+        const ack = this.codec.encodeHeartbeatAck(buf, frame);
+        this.conn.write(ack, 0, ack.length);
+      }
+      return true;
+    }
+    if (frame.isHeartbeat && frame.requestId === this.hbId) {
+      this.hbId = -1;
+      return true;
+    }
+    const p = this.pending.get(frame.requestId);
+    if (p === undefined) {
+      c[cl.base + C.RS_UNKNOWN_ID]++;
+      return true;
+    }
+    this.pending.delete(frame.requestId);
+    deadlines().disarm(p);
+    this.pool.host.active--;
+    c[cl.base + C.RQ_ACTIVE]--;
+    c[cl.base + (frame.isSuccess ? C.RS_SUCCESS : C.RS_ERROR)]++;
+    this.codec.setRequestId(buf, frame, p.downId);
+    const r = p.receiver;
+    if (r !== null) r.onUpstreamResponse(p, buf, frame);
+    releasePending(p);
+    return !this.closed;
+  }
+
+  onDecodeError(): void {
+    const cl = this.pool.cluster;
+    cl.counters[cl.base + C.DECODE_ERROR]++;
+    this.conn.destroy(new Error('upstream frame could not be decoded'));
+  }
+
+  onEnd(): void {
+    // The upstream half-closed: nothing more will be answered on this connection.
+    this.conn.destroy();
+  }
+
+  onClose(_conn: Connection, _err: Error | undefined): void {
+    if (this.closed) return;
+    this.closed = true;
+    const cl = this.pool.cluster;
+    const c = cl.counters;
+    c[cl.base + C.CX_ACTIVE]--;
+    c[cl.base + C.CX_DESTROY]++;
+    if (!this.connected) {
+      c[cl.base + C.CX_CONNECT_FAIL]++;
+      c[cl.base + C.RQ_PENDING_ACTIVE] -= this.queuedConnecting;
+      this.queuedConnecting = 0;
+    }
+    this.pool.remove(this);
+    if (this.pending.size === 0) return;
+    const wheel = deadlines();
+    // Fail everything pending at once; the receivers answer CONNECTION_CLOSED.
+    for (const p of this.pending.values()) {
+      wheel.disarm(p);
+      this.pool.host.active--;
+      c[cl.base + C.RQ_CX_CLOSED]++;
+      this.finish(p, ErrorKind.ConnectionClosed);
+    }
+    this.pending.clear();
+  }
+
+  onHighWatermark(): void {
+    const cl = this.pool.cluster;
+    cl.counters[cl.base + C.CX_RX_PAUSED]++;
+  }
+
+  onLowWatermark(): void {}
+
+  onTimeout(): void {
+    if (!this.connected) {
+      const cl = this.pool.cluster;
+      cl.counters[cl.base + C.CX_CONNECT_TIMEOUT]++;
+      this.conn.destroy(new Error('upstream connect timeout'));
+      return;
+    }
+    this.keepaliveTick();
+  }
+
+  // ---- keepalive (the socket's idle timer drives it: no timer of our own)
+
+  private armKeepalive(): void {
+    const s = this.pool.settings;
+    if (s.keepaliveIntervalMs > 0) this.conn.setTimeout(Math.min(s.keepaliveIntervalMs, s.keepaliveTimeoutMs || s.keepaliveIntervalMs));
+  }
+
+  private keepaliveTick(): void {
+    const s = this.pool.settings;
+    if (s.keepaliveIntervalMs <= 0 || this.closed) return;
+    const now = Date.now();
+    if (this.hbId >= 0) {
+      if (now - this.hbSentAt >= s.keepaliveTimeoutMs) {
+        const cl = this.pool.cluster;
+        cl.counters[cl.base + C.CX_KEEPALIVE_FAIL]++;
+        this.conn.destroy(new Error('upstream heartbeat unanswered'));
+      }
+      return;
+    }
+    if (now - this.lastRead >= s.keepaliveIntervalMs) {
+      let id = this.codec.nextId(this.lastId);
+      while (this.pending.has(id)) id = this.codec.nextId(id);
+      this.lastId = id;
+      this.hbId = id;
+      this.hbSentAt = now;
+      const hb = this.codec.encodeHeartbeat(id);
+      this.conn.write(hb, 0, hb.length);
+    }
+  }
+}
+
+/** The connections of one worker to one host for one codec. */
+export class HostPool {
+  private readonly conns: UpstreamConn[] = [];
+  private next = 0;
+
+  constructor(
+    readonly host: Host,
+    /** Replaced on a config reload that keeps the host (same stats slot, new circuit breakers). */
+    public cluster: Cluster,
+    readonly codec: XCodec,
+    public settings: PoolSettings,
+  ) {}
+
+  get connectionCount(): number {
+    return this.conns.length;
+  }
+
+  /** A connection for the next request: a new one while fewer than connectionsPerHost exist. */
+  pick(): UpstreamConn {
+    const n = this.conns.length;
+    if (n < Math.max(1, this.settings.connectionsPerHost)) {
+      const uc = new UpstreamConn(this, this.codec);
+      this.conns.push(uc);
+      return uc;
+    }
+    if (this.next >= n) this.next = 0;
+    return this.conns[this.next++];
+  }
+
+  /**
+   * Sends a request: a pending entry (from the pool) is registered for two-way requests and
+   * returned; oneway requests return null. Checks the cluster's circuit breakers first and
+   * returns SEND_OVERFLOW instead when one is open.
+   */
+  send(buf: Buffer, frame: XFrame, receiver: StreamReceiver, meta: number, timeoutMs: number): PendingRequest | null | typeof SEND_OVERFLOW {
+    const cl = this.cluster;
+    const c = cl.counters;
+    const cb = cl.config.circuitBreakers;
+    if (cb.maxRequests > 0 && c[cl.base + C.RQ_ACTIVE] >= cb.maxRequests && !frame.isOneway) return SEND_OVERFLOW;
+    const uc = this.pick();
+    if (uc.isConnecting && cb.maxPendingRequests > 0 && c[cl.base + C.RQ_PENDING_ACTIVE] >= cb.maxPendingRequests) return SEND_OVERFLOW;
+    c[cl.base + C.RQ_TOTAL]++;
+    if (frame.isOneway) {
+      c[cl.base + C.RQ_ONEWAY]++;
+      uc.send(buf, frame, null);
+      return null;
+    }
+    const p = acquirePending();
+    p.receiver = receiver;
+    p.downId = frame.requestId;
+    p.meta = meta;
+    p.startTime = Date.now();
+    c[cl.base + C.RQ_ACTIVE]++;
+    uc.send(buf, frame, p);
+    if (timeoutMs > 0) deadlines().arm(p, p.startTime + timeoutMs);
+    return p;
+  }
+
+  remove(uc: UpstreamConn): void {
+    const i = this.conns.indexOf(uc);
+    if (i >= 0) this.conns.splice(i, 1);
+  }
+
+  /** Closes every connection (tests, shutdown). */
+  closeAll(): void {
+    for (const uc of [...this.conns]) uc.conn.destroy();
+  }
+}
+
+/** This worker's pools, per host object and codec name. */
+const pools = new WeakMap<Host, Map<string, HostPool>>();
+
+export function hostPool(host: Host, cluster: Cluster, codec: XCodec, settings: PoolSettings): HostPool {
+  let m = pools.get(host);
+  if (m === undefined) {
+    m = new Map();
+    pools.set(host, m);
+  }
+  let hp = m.get(codec.name);
+  if (hp === undefined) {
+    hp = new HostPool(host, cluster, codec, settings);
+    m.set(codec.name, hp);
+  } else {
+    hp.settings = settings; // the newest listener config wins (same values in practice)
+    hp.cluster = cluster;
+  }
+  return hp;
+}
