@@ -4,9 +4,11 @@
 //   source - streams bytes to the client as fast as it reads them (tcp-bulk)
 //   sink   - reads and discards
 //   http   - HTTP/1.1 keep-alive server answering every request with a 1 KiB body
-// Prints one JSON line {"echo":p,"source":p,"sink":p,"http":p} when all listen.
+//   bolt   - SOFA Bolt v1 responder: 1 KiB SofaResponse per request (bolt-backend.ts)
+// Prints one JSON line {"echo":p,"source":p,"sink":p,"http":p,"bolt":p} when all listen.
 import * as net from 'node:net';
 import * as http from 'node:http';
+import { boltServer } from './bolt-backend';
 
 const CHUNK = Buffer.alloc(64 * 1024, 0x61);
 const HTTP_BODY = Buffer.alloc(1024, 0x62);
@@ -55,6 +57,7 @@ export async function startBackend(): Promise<Record<string, number>> {
     source: await listen(source),
     sink: await listen(sink),
     http: await listen(web),
+    bolt: await listen(boltServer()),
   };
 }
 

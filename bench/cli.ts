@@ -23,6 +23,8 @@ Options:
   --warmup S          warm-up seconds before each window (default 2, --quick 1)
   --rounds N          interleaved rounds (default 3, --quick 2)
   --connections N     override the connection count of every case
+  --rate N            fixed request rate of open-loop cases (bolt; default 2000 req/s)
+  --pipeline K        bolt max-rate case: requests in flight per connection (default 1)
   --threads N         load-generator worker threads (default 1; all on the client CPU)
   --quick             short run (CI)
   --out DIR           results directory (default bench/results)
@@ -31,7 +33,8 @@ Options:
 
 Environment:
   ENVOY_BIN           Envoy binary (else \`envoy\` on PATH; without one Envoy is skipped)
-  OUTRIGGER_FEATURES  Outrigger features to assume built (default tcp_proxy)
+  OUTRIGGER_FEATURES  Outrigger features to assume built (default: tcp_proxy, plus
+                      bolt when \`outrigger validate\` accepts the bolt config)
 
 Placement: proxy pinned to CPU 0, backend + load generator to the other CPU(s)
 (taskset). Exit status 1 when a workload errors (a peer failed to start or a run
@@ -87,6 +90,12 @@ export function parseArgs(argv: string[]): CliArgs {
         break;
       case '--connections':
         a.connections = Math.floor(num(flag, val(), 1));
+        break;
+      case '--rate':
+        a.rate = num(flag, val(), 1);
+        break;
+      case '--pipeline':
+        a.pipeline = Math.floor(num(flag, val(), 1));
         break;
       case '--threads':
         a.threads = Math.floor(num(flag, val(), 1));

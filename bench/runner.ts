@@ -4,10 +4,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { summarisePeer } from './aggregate';
+import { summarisePeer, summariseLatency } from './aggregate';
 import { runLoad, startBackend, type BackendHandle } from './load/run';
 import { placement } from './lib/proc-spawn';
-import { outriggerFeatures, peerByName, type RunningPeer } from './peers';
+import { outriggerFeatures, outriggerSkipReason, peerByName, type RunningPeer } from './peers';
+import { proxyLayer } from './peers/configs';
 import type { CaseResult, PeerCaseResult, PeerInfo, RoundSample, RunResult, WorkloadResult } from './types';
 import { workloadByName, type CaseDef } from './workloads';
 
@@ -19,6 +20,10 @@ export interface BenchOptions {
   rounds: number;
   threads: number;
   connections?: number;
+  /** fixed rate of open-loop cases (bolt), req/s */
+  rate?: number;
+  /** requests in flight per connection (bolt max-rate case) */
+  pipeline?: number;
   quick: boolean;
   command: string;
   /** progress lines / indicator (stderr by default) */
@@ -69,7 +74,7 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
   let total = 0;
   for (const w of o.workloads) {
     const def = workloadByName(w)!;
-    if (!def.pending) total += def.cases({ connections: o.connections }).length * o.peers.length * o.rounds;
+    if (!def.pending) total += def.cases({ connections: o.connections, rate: o.rate, pipeline: o.pipeline }).length * o.peers.length * o.rounds;
   }
   let done = 0;
   const progress = o.progress ?? (() => undefined);
@@ -88,12 +93,14 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
         progress(`${def.name}: ${wr.message}`, done, total);
         continue;
       }
-      const cases = def.cases({ connections: o.connections });
+      const cases = def.cases({ connections: o.connections, rate: o.rate, pipeline: o.pipeline });
       const caseResults: CaseResult[] = cases.map((c) => ({
         id: c.id,
         unit: c.unit,
         cpuUnit: c.unit === 'req/s' ? 'CPU s / 1k req' : 'CPU s / GiB',
         connections: c.connections,
+        ...(c.rate !== undefined ? { rate: c.rate } : {}),
+        ...(c.pipeline !== undefined ? { pipeline: c.pipeline } : {}),
         peers: [],
       }));
       wr.cases = caseResults;
@@ -106,7 +113,7 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
         const p = peerByName(name)!;
         let why: string | undefined;
         let status: PeerCaseResult['status'] = 'skipped';
-        if (name === 'outrigger' && missing.length) why = `Outrigger has not built ${missing.join(', ')} yet`;
+        if (name === 'outrigger' && missing.length) why = outriggerSkipReason(missing);
         why ??= p.unsupported(def.mode);
         if (!why && p.unavailable()) {
           why = p.unavailable();
@@ -133,7 +140,7 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
         }
       }
 
-      const samples = new Map<string, { rounds: RoundSample[]; hists: string[]; hwm: number; rss: number }>();
+      const samples = new Map<string, { rounds: RoundSample[]; hists: string[]; lags: string[]; hwm: number; rss: number }>();
       const key = (c: CaseDef, p: string): string => `${c.id}|${p}`;
       try {
         const order = [...running.keys()];
@@ -144,7 +151,7 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
               const rp = running.get(name)!;
               progress(`${c.id} round ${round + 1}/${o.rounds}: ${name}`, done, total);
               const port = name === 'direct' ? backend.ports[c.backend] : rp.port;
-              const s = samples.get(key(c, name)) ?? { rounds: [], hists: [], hwm: 0, rss: 0 };
+              const s = samples.get(key(c, name)) ?? { rounds: [], hists: [], lags: [], hwm: 0, rss: 0 };
               samples.set(key(c, name), s);
               try {
                 const r = await runLoad(
@@ -155,6 +162,8 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
                     connections: c.connections,
                     threads: o.threads,
                     messageSize: c.messageSize,
+                    ...(c.pipeline !== undefined ? { pipeline: c.pipeline } : {}),
+                    ...(c.rate !== undefined ? { rate: c.rate } : {}),
                     durationMs: o.durationS * 1000,
                     proxyPids: rp.pids,
                     backendPids: [backend.pid],
@@ -175,6 +184,7 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
                   backendCpuS: r.backendCpuS,
                 });
                 s.hists.push(r.histogram);
+                if (r.lagHistogram) s.lags.push(r.lagHistogram);
                 s.hwm = Math.max(s.hwm, r.proxyHwmKiB);
                 s.rss = Math.max(s.rss, r.proxyRssMaxKiB);
               } catch (e) {
@@ -195,16 +205,19 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
         const c = cases[i];
         for (const name of o.peers) {
           if (excluded.has(name)) {
-            caseResults[i].peers.push({ peer: name, status: excluded.get(name)!, message: exclusion.get(name), rounds: [] });
+            const layer = def.mode === 'bolt' ? proxyLayer(name, def.mode) : undefined;
+            caseResults[i].peers.push({ peer: name, ...(layer ? { layer } : {}), status: excluded.get(name)!, message: exclusion.get(name), rounds: [] });
             continue;
           }
           const s = samples.get(key(c, name))!;
-          caseResults[i].peers.push(
-            summarisePeer(name, c.unit, s.rounds, s.hists, { hwmKiB: s.hwm, sampledKiB: s.rss }, {
-              hasProxy: running.get(name)!.pids.length > 0,
-              clientCpuCount: clientCpuCount(place.client),
-            }),
-          );
+          const pr = summarisePeer(name, c.unit, s.rounds, s.hists, { hwmKiB: s.hwm, sampledKiB: s.rss }, {
+            hasProxy: running.get(name)!.pids.length > 0,
+            clientCpuCount: clientCpuCount(place.client),
+          });
+          const layer = proxyLayer(name, def.mode);
+          if (layer && def.mode === 'bolt') pr.layer = layer;
+          if (s.lags.length) pr.sendLag = summariseLatency(s.lags);
+          caseResults[i].peers.push(pr);
         }
       }
       const failed = caseResults.flatMap((c) => c.peers).filter((p) => p.status === 'error' || p.status === 'failed');

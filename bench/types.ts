@@ -30,6 +30,8 @@ export type Bottleneck = 'proxy' | 'generator' | 'neither' | 'n/a';
 
 export interface PeerCaseResult {
   peer: string;
+  /** L4 (bytes forwarded) or L7 (protocol parsed, routed) for this workload; none for direct */
+  layer?: 'L4' | 'L7';
   status: 'ok' | 'error' | 'failed' | 'skipped';
   message?: string;
   rounds: RoundSample[];
@@ -38,6 +40,8 @@ export interface PeerCaseResult {
   throughputMin?: number;
   throughputMax?: number;
   latency?: LatencySummary;
+  /** fixed-rate cases: how late the generator sent requests after their scheduled time */
+  sendLag?: LatencySummary;
   /** proxy CPU seconds per 1,000 requests (req/s cases) or per GiB (B/s cases) */
   proxyCpuPerUnit?: number;
   /** average cores used over the windows */
@@ -57,6 +61,10 @@ export interface CaseResult {
   /** unit of proxyCpuPerUnit */
   cpuUnit: 'CPU s / 1k req' | 'CPU s / GiB';
   connections: number;
+  /** fixed-rate (open-loop) cases: the asked request rate, req/s */
+  rate?: number;
+  /** closed-loop bolt: requests in flight per connection */
+  pipeline?: number;
   peers: PeerCaseResult[];
 }
 

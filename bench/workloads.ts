@@ -13,13 +13,24 @@ export interface CaseDef {
   messageSize: number;
   /** throughput unit */
   unit: 'req/s' | 'B/s';
-  backend: 'echo' | 'source' | 'http';
+  backend: 'echo' | 'source' | 'http' | 'bolt';
+  /** bolt: requests in flight per connection (closed loop) */
+  pipeline?: number;
+  /** open-loop cases: the fixed request rate (req/s over all connections) */
+  rate?: number;
 }
 
 export interface CaseOptions {
   /** --connections override */
   connections?: number;
+  /** --rate override (fixed-rate cases) */
+  rate?: number;
+  /** --pipeline override (bolt max-rate case) */
+  pipeline?: number;
 }
+
+/** Defaults of the bolt workload (MOSN's published SOFARPC report: 200 connections, 1 request in flight each). */
+export const BOLT_DEFAULTS = { connections: 200, rate: 2000, pipeline: 1, bodyBytes: 1024 };
 
 export interface WorkloadDef {
   name: string;
@@ -56,9 +67,17 @@ export const WORKLOADS: WorkloadDef[] = [
     name: 'bolt',
     description: 'SOFA Bolt: max req/s with 1 KiB bodies over 200 connections, and latency at a fixed rate (2,000/s)',
     needs: ['bolt'],
-    mode: 'tcp',
-    pending: 'Bolt codec load driver and open-loop (fixed-rate) mode not written yet',
-    cases: () => [],
+    mode: 'bolt',
+    cases: (o) => {
+      const c = o.connections ?? BOLT_DEFAULTS.connections;
+      const k = o.pipeline ?? BOLT_DEFAULTS.pipeline;
+      const rate = o.rate ?? BOLT_DEFAULTS.rate;
+      const base = { connections: c, messageSize: BOLT_DEFAULTS.bodyBytes, unit: 'req/s' as const, backend: 'bolt' as const };
+      return [
+        { ...base, id: `bolt max c=${c}${k > 1 ? ` k=${k}` : ''}`, kind: 'bolt', pipeline: k },
+        { ...base, id: `bolt ${rate}/s c=${c}`, kind: 'bolt-rate', rate },
+      ];
+    },
   },
   {
     name: 'http1',

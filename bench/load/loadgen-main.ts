@@ -59,6 +59,7 @@ export async function generate(spec: LoadSpec): Promise<LoadResult> {
   await pool.destroy();
 
   const merged = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const lag = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
   const out: LoadResult = {
     ops: 0,
     bytes: 0,
@@ -83,9 +84,16 @@ export async function generate(spec: LoadSpec): Promise<LoadResult> {
       merged.add(h);
       h.destroy();
     }
+    if (r.lagHistogram) {
+      const h = hdr.decodeFromCompressedBase64(r.lagHistogram);
+      lag.add(h);
+      h.destroy();
+    }
   }
   out.histogram = merged.totalCount > 0 ? hdr.encodeIntoCompressedBase64(merged) : '';
+  if (lag.totalCount > 0) out.lagHistogram = hdr.encodeIntoCompressedBase64(lag);
   merged.destroy();
+  lag.destroy();
   return out;
 }
 

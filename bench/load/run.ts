@@ -6,7 +6,7 @@ import { placement, startPinned, type Owned } from '../lib/proc-spawn';
 import type { LoadResult, LoadSpec } from './spec';
 
 export interface BackendHandle {
-  ports: { echo: number; source: number; sink: number; http: number };
+  ports: { echo: number; source: number; sink: number; http: number; bolt: number };
   pid: number;
   stop(): Promise<void>;
 }

@@ -1,5 +1,8 @@
 // What the orchestrator asks of the load generator, and what it gets back.
-export type LoadKind = 'tcp-rr' | 'tcp-bulk' | 'http1';
+// bolt:      closed loop, `pipeline` requests in flight per connection (max rate)
+// bolt-rate: open loop, `rate` requests/s in total spread over the connections;
+//            latency counted from each request's scheduled send time
+export type LoadKind = 'tcp-rr' | 'tcp-bulk' | 'http1' | 'bolt' | 'bolt-rate';
 
 export interface LoadSpec {
   kind: LoadKind;
@@ -8,8 +11,12 @@ export interface LoadSpec {
   connections: number;
   /** worker threads (piscina); connections are split among them */
   threads: number;
-  /** request size for tcp-rr (bytes) */
+  /** request size for tcp-rr (bytes); content bytes of Bolt requests */
   messageSize: number;
+  /** bolt: requests in flight per connection (default 1) */
+  pipeline?: number;
+  /** bolt-rate: requests/s over all connections (all threads together) */
+  rate?: number;
   /** wall-clock epoch ms at which the measured window starts (after connect + warm-up) */
   measureStart: number;
   /** window length, ms */
@@ -29,6 +36,8 @@ export interface WorkerResult {
   connectFailures: number;
   /** hdr histogram of latencies in microseconds, compressed base64 ('' when none) */
   histogram: string;
+  /** bolt-rate: how late requests left after their scheduled time (µs), compressed base64 */
+  lagHistogram?: string;
   firstError?: string;
 }
 
@@ -42,6 +51,8 @@ export interface LoadResult {
   windowS: number;
   /** merged latency histogram (µs), compressed base64, '' when none */
   histogram: string;
+  /** bolt-rate: merged send-lag histogram (µs), compressed base64 */
+  lagHistogram?: string;
   proxyCpuS: number;
   backendCpuS: number;
   generatorCpuS: number;

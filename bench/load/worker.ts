@@ -3,8 +3,17 @@
 // bytes are counted only inside the window.
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import * as hdr from 'hdr-histogram-js';
 import type { LoadSpec, WorkerResult } from './spec';
+import {
+  BOLT_BODY,
+  BOLT_CMD_RESPONSE,
+  BOLT_ID_OFFSET,
+  BOLT_TYPE_RESPONSE,
+  BoltFrameReader,
+  boltRequestTemplate,
+} from './bolt';
 
 export interface WorkerTask {
   spec: LoadSpec;
@@ -13,15 +22,80 @@ export interface WorkerTask {
 
 const HTTP_REQ = (host: string): Buffer => Buffer.from(`GET / HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: outrigger-bench\r\n\r\n`);
 
+interface BoltRateConn {
+  socket: net.Socket;
+  /** sends one request due at `sched` (performance.now() ms) */
+  send(sched: number): void;
+}
+
+// The metronome thread: waits for 'start', then posts one message at every step
+// (t0 + i * stepMs on the process-wide monotonic clock) until the flag is set.
+const METRONOME_SRC = `
+const { parentPort, workerData } = require('node:worker_threads');
+const flag = new Int32Array(workerData.sab);
+parentPort.once('message', (t0s) => {
+  const t0 = BigInt(t0s);
+  const stepNs = workerData.stepNs;
+  for (let i = 1; i < 1e9 && Atomics.load(flag, 0) === 0; i++) {
+    const waitMs = Number(t0 + BigInt(Math.round(i * stepNs)) - process.hrtime.bigint()) / 1e6;
+    if (waitMs > 0) Atomics.wait(flag, 0, 0, waitMs);
+    if (Atomics.load(flag, 0) !== 0) break;
+    parentPort.postMessage(0);
+  }
+});
+`;
+
+interface Metronome {
+  /** resolves when the thread is up */
+  ready: Promise<void>;
+  /** starts the beats from now */
+  start(): void;
+  stop(): void;
+}
+
+/** A thread waking `onBeat` every `stepMs` (at least every 0.05 ms), with sub-ms precision. */
+function metronome(stepMs: number, onBeat: () => void, onError: (e: Error) => void): Metronome {
+  const sab = new SharedArrayBuffer(4);
+  const flag = new Int32Array(sab);
+  const w = new Worker(METRONOME_SRC, { eval: true, workerData: { sab, stepNs: Math.max(0.05, stepMs) * 1e6 } });
+  w.unref();
+  let stopped = false;
+  w.on('message', () => {
+    if (!stopped) onBeat();
+  });
+  w.on('error', (e) => {
+    if (!stopped) onError(e);
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    w.once('online', resolve);
+    w.once('error', reject);
+  });
+  return {
+    ready,
+    start: () => w.postMessage(process.hrtime.bigint().toString()),
+    stop: () => {
+      if (stopped) return;
+      stopped = true;
+      Atomics.store(flag, 0, 1);
+      Atomics.notify(flag, 0);
+      void w.terminate();
+    },
+  };
+}
+
 export default function runTask(task: WorkerTask): Promise<WorkerResult> {
   const { spec } = task;
   // Window bounds on this thread's performance.now() clock.
   const winStart = spec.measureStart - performance.timeOrigin;
   const winEnd = winStart + spec.durationMs;
   const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const lag = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
   const res: WorkerResult = { ops: 0, bytes: 0, errors: 0, connectFailures: 0, histogram: '' };
   const sockets: net.Socket[] = [];
   let finished = false;
+  // bolt-rate: connections ready to take scheduled requests, and their senders
+  const rateConns: BoltRateConn[] = [];
+  let connectsLeft = task.connections;
 
   const noteError = (e: Error): void => {
     if (finished) return;
@@ -37,6 +111,7 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
     s.on('error', (e) => {
       if (!connected && !finished) res.connectFailures++;
       noteError(e);
+      if (!connected) connectDone();
     });
     s.on('close', () => {
       if (connected && !finished && performance.now() < winEnd) noteError(new Error('connection closed by peer during the run'));
@@ -45,8 +120,15 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
       connected = true;
       if (spec.kind === 'tcp-rr') driveRr(s);
       else if (spec.kind === 'tcp-bulk') driveBulk(s);
+      else if (spec.kind === 'bolt') driveBolt(s);
+      else if (spec.kind === 'bolt-rate') rateConns.push(boltRateConn(s));
       else driveHttp1(s);
+      connectDone();
     });
+  };
+
+  const connectDone = (): void => {
+    if (--connectsLeft === 0 && spec.kind === 'bolt-rate') startSchedule();
   };
 
   const record = (start: number, now: number): void => {
@@ -121,15 +203,202 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
     send();
   }
 
+  /** Checks a response frame; returns its id, or undefined (error noted) when unusable. */
+  function boltResponseId(buf: Buffer, off: number): number | undefined {
+    if (buf[off + 1] !== BOLT_TYPE_RESPONSE) {
+      noteError(new Error(`bolt: unexpected frame type ${buf[off + 1]} from the server`));
+      return undefined;
+    }
+    const cmd = buf.readUInt16BE(off + 2);
+    if (cmd !== BOLT_CMD_RESPONSE) return undefined; // heartbeat acks and the like
+    const status = buf.readUInt16BE(off + 10);
+    if (status !== 0) {
+      noteError(new Error(`bolt: response status 0x${status.toString(16).padStart(2, '0')}`));
+      // still returned: the request is answered and its slot can be reused
+    }
+    return buf.readUInt32BE(off + BOLT_ID_OFFSET);
+  }
+
+  const boltTemplate = (): Buffer => boltRequestTemplate({ contentLength: spec.messageSize || BOLT_BODY });
+  const nextIdAfter = (id: number): number => (id >= 0xffffffff ? 1 : id + 1);
+  /** requests outstanding for over 1 s when the window ends: counted as errors */
+  const stale: (() => number)[] = [];
+  const stoppers: (() => void)[] = [];
+
+  function boltReader(s: net.Socket, onResponse: (id: number, len: number, ok: boolean) => void): void {
+    const reader = new BoltFrameReader((buf, off, len) => {
+      const before = res.errors;
+      const id = boltResponseId(buf, off);
+      if (id !== undefined) onResponse(id, len, res.errors === before);
+    });
+    s.on('data', (d: Buffer) => {
+      s.cork();
+      const ok = reader.push(d);
+      s.uncork();
+      if (!ok) {
+        noteError(new Error('bolt: malformed frame from the server'));
+        s.destroy();
+      }
+    });
+  }
+
+  /** Closed loop: `pipeline` requests in flight; each answer sends the next request on its slot. */
+  function driveBolt(s: net.Socket): void {
+    const k = Math.max(1, Math.floor(spec.pipeline ?? 1));
+    const tpl = boltTemplate();
+    // One buffer per slot: a slot is rewritten only after its answer arrived, so its
+    // previous write has left this process.
+    const slots = Array.from({ length: k }, () => Buffer.from(tpl));
+    const sentAt = new Float64Array(k);
+    const slotOf = new Map<number, number>();
+    let nextId = 1;
+    const send = (slot: number): void => {
+      const id = nextId;
+      nextId = nextIdAfter(nextId);
+      slots[slot].writeUInt32BE(id, BOLT_ID_OFFSET);
+      slotOf.set(id, slot);
+      sentAt[slot] = performance.now();
+      s.write(slots[slot]);
+    };
+    boltReader(s, (id, len, ok) => {
+      const slot = slotOf.get(id);
+      if (slot === undefined) {
+        noteError(new Error(`bolt: response with unknown id ${id}`));
+        return;
+      }
+      slotOf.delete(id);
+      const now = performance.now();
+      if (ok) {
+        record(sentAt[slot], now);
+        if (now >= winStart && now < winEnd) res.bytes += len;
+      }
+      if (now < winEnd && !finished) send(slot);
+    });
+    stale.push(() => {
+      let n = 0;
+      for (const slot of slotOf.values()) if (sentAt[slot] < winEnd - 1000) n++;
+      return n;
+    });
+    s.cork();
+    for (let i = 0; i < k; i++) send(i);
+    s.uncork();
+  }
+
+  /** Open loop: requests leave at scheduled times whatever is outstanding. */
+  function boltRateConn(s: net.Socket): BoltRateConn {
+    const tpl = boltTemplate();
+    const free: Buffer[] = [];
+    const inflight = new Map<number, { buf: Buffer; sched: number }>();
+    let nextId = 1;
+    boltReader(s, (id, len, ok) => {
+      const r = inflight.get(id);
+      if (!r) {
+        noteError(new Error(`bolt: response with unknown id ${id}`));
+        return;
+      }
+      inflight.delete(id);
+      free.push(r.buf);
+      const now = performance.now();
+      if (ok) {
+        record(r.sched, now);
+        if (now >= winStart && now < winEnd) res.bytes += len;
+      }
+    });
+    stale.push(() => {
+      let n = 0;
+      for (const r of inflight.values()) if (r.sched < winEnd - 1000) n++;
+      return n;
+    });
+    return {
+      socket: s,
+      send(sched: number): void {
+        const buf = free.pop() ?? Buffer.from(tpl);
+        const id = nextId;
+        nextId = nextIdAfter(nextId);
+        buf.writeUInt32BE(id, BOLT_ID_OFFSET);
+        inflight.set(id, { buf, sched });
+        s.write(buf);
+      },
+    };
+  }
+
+  /**
+   * Paces this thread's share of `rate` over its connections, round robin. Request i
+   * is due at t0 + i/rate. Node's timers have 1 ms granularity, which alone would add
+   * ~1 ms to every latency at 2,000/s; so a small metronome thread sleeps until each
+   * due time (Atomics.wait, sub-ms) and wakes this thread, which sends everything due.
+   * The latency of each request counts from its due time (no coordinated omission), so
+   * lateness of the generator itself is in the numbers; it is also recorded apart
+   * (lagHistogram) for the report.
+   */
+  function startSchedule(): void {
+    const rate = ((spec.rate ?? 2000) * task.connections) / Math.max(1, spec.connections);
+    if (rate <= 0 || rateConns.length === 0) return;
+    const perMs = rate / 1000;
+    let t0 = 0;
+    let sent = 0;
+    let rr = 0;
+    const tick = (): void => {
+      if (finished) return;
+      const now = performance.now();
+      // requests 0..due-1 are due: request i at t0 + i/perMs <= now
+      const due = Math.floor((Math.min(now, winEnd) - t0) * perMs) + 1;
+      for (; sent < due; sent++) {
+        const sched = t0 + sent / perMs;
+        let c: BoltRateConn | undefined;
+        for (let tries = 0; tries < rateConns.length && !c; tries++) {
+          const cand = rateConns[rr];
+          rr = (rr + 1) % rateConns.length;
+          if (!cand.socket.destroyed) c = cand;
+        }
+        if (!c) return; // every connection is gone; errors were noted
+        c.send(sched);
+        if (sched >= winStart && sched < winEnd) lag.recordValue(Math.max(1, Math.round((now - sched) * 1000)));
+      }
+    };
+    const timerLoop = (): void => {
+      tick();
+      if (!finished && performance.now() < winEnd) setTimeout(timerLoop, 1);
+    };
+    let m: Metronome | undefined;
+    try {
+      m = metronome(1 / perMs, tick, (e) => {
+        noteError(new Error(`bolt: metronome thread failed (${e.message}); pacing with 1 ms timers`));
+        timerLoop();
+      });
+    } catch {
+      m = undefined;
+    }
+    if (!m) {
+      t0 = performance.now();
+      timerLoop();
+      return;
+    }
+    stoppers.push(m.stop);
+    m.ready.then(() => {
+      t0 = performance.now();
+      m.start();
+      tick();
+    }, () => undefined);
+  }
+
   for (let i = 0; i < task.connections; i++) openOne();
 
   return new Promise((resolve) => {
     const wait = Math.max(0, winEnd - performance.now());
     setTimeout(() => {
       finished = true;
+      for (const stop of stoppers) stop();
+      const unanswered = stale.reduce((a, f) => a + f(), 0);
+      if (unanswered > 0) {
+        res.errors += unanswered;
+        res.firstError ??= `bolt: ${unanswered} request(s) unanswered for over 1 s at the end of the window`;
+      }
       for (const s of sockets) s.destroy();
       res.histogram = hist.totalCount > 0 ? hdr.encodeIntoCompressedBase64(hist) : '';
+      if (lag.totalCount > 0) res.lagHistogram = hdr.encodeIntoCompressedBase64(lag);
       hist.destroy();
+      lag.destroy();
       resolve(res);
     }, wait);
   });

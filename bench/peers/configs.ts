@@ -1,7 +1,19 @@
 // Config generators for every proxy peer. Each produces the same topology:
 // one listener on 127.0.0.1:<port> forwarding to one backend 127.0.0.1:<backendPort>,
 // one worker/thread, logging off or at warning level.
-export type ProxyMode = 'tcp' | 'http1';
+// Mode `bolt`: Outrigger runs its Bolt L7 proxy (routing on the `service` header);
+// HAProxy, nginx and Envoy have no Bolt codec and forward TCP (L4).
+export type ProxyMode = 'tcp' | 'http1' | 'bolt';
+
+import { BENCH_SERVICE as BOLT_BENCH_SERVICE } from '../load/bolt';
+
+/** Whether a peer looks into the protocol (L7) or forwards bytes (L4) in a mode. */
+export function proxyLayer(peer: string, mode: ProxyMode): 'L4' | 'L7' | undefined {
+  if (peer === 'direct') return undefined;
+  if (mode === 'tcp') return 'L4';
+  if (mode === 'http1') return 'L7';
+  return peer === 'outrigger' ? 'L7' : 'L4';
+}
 
 export interface ConfigInput {
   mode: ProxyMode;
@@ -14,10 +26,13 @@ export interface ConfigInput {
 
 /** Outrigger: MOSN JSON config. */
 export function outriggerConfig(c: ConfigInput): object {
+  const bolt = c.mode === 'bolt';
   const filters =
     c.mode === 'tcp'
       ? [{ type: 'tcp_proxy', config: { stat_prefix: 'bench', cluster: 'backend' } }]
-      : [
+      : bolt
+        ? [{ type: 'proxy', config: { downstream_protocol: 'bolt', upstream_protocol: 'bolt', router_config_name: 'bolt_router' } }]
+        : [
           {
             type: 'proxy',
             config: { downstream_protocol: 'Http1', upstream_protocol: 'Http1', router_config_name: 'bench_router' },
@@ -36,6 +51,22 @@ export function outriggerConfig(c: ConfigInput): object {
         default_log_level: 'WARN',
         processor: 1,
         listeners: [{ name: c.mode, address: `127.0.0.1:${c.port}`, bind_port: true, filter_chains: [{ filters }] }],
+        ...(bolt
+          ? {
+              routers: [
+                {
+                  router_config_name: 'bolt_router',
+                  virtual_hosts: [
+                    {
+                      name: 'bench',
+                      domains: ['*'],
+                      routers: [{ match: { headers: [{ name: 'service', value: BOLT_BENCH_SERVICE }] }, route: { cluster_name: 'backend' } }],
+                    },
+                  ],
+                },
+              ],
+            }
+          : {}),
       },
     ],
     cluster_manager: {
@@ -76,14 +107,14 @@ export const NGINX_STREAM_MODULE_PATHS = [
 /** nginx 1.22: one worker, foreground, every path under `dir`. */
 export function nginxConfig(c: ConfigInput, streamModule: string | undefined): string {
   const head = [
-    ...(c.mode === 'tcp' && streamModule ? [`load_module ${streamModule};`] : []),
+    ...(c.mode !== 'http1' && streamModule ? [`load_module ${streamModule};`] : []),
     'daemon off;',
     'worker_processes 1;',
     `pid ${c.dir}/nginx.pid;`,
     `error_log ${c.dir}/error.log warn;`,
     'events { worker_connections 20000; multi_accept on; }',
   ];
-  if (c.mode === 'tcp') {
+  if (c.mode !== 'http1') {
     return [
       ...head,
       'stream {',
@@ -115,7 +146,7 @@ export function nginxConfig(c: ConfigInput, streamModule: string | undefined): s
 /** Envoy v3 static bootstrap (JSON is valid YAML): tcp_proxy or http_connection_manager. */
 export function envoyConfig(c: ConfigInput): object {
   const filter =
-    c.mode === 'tcp'
+    c.mode !== 'http1'
       ? {
           name: 'envoy.filters.network.tcp_proxy',
           typed_config: {

@@ -1,6 +1,7 @@
 // The peers a workload can run against. Every proxy peer is started pinned to the
 // proxy CPU with a generated config that is equivalent for the workload.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { freePort, waitForPort } from '../lib/net';
@@ -75,13 +76,51 @@ async function launch(name: string, cmd: string, args: string[], port: number, c
   return { port, pids: [proc.pid], stop: () => proc.stop() };
 }
 
-/** Outrigger features that exist today. Override with OUTRIGGER_FEATURES=tcp_proxy,http1,... */
-export function outriggerFeatures(): Set<string> {
-  const env = process.env.OUTRIGGER_FEATURES;
-  return new Set((env ?? 'tcp_proxy').split(',').map((s) => s.trim()).filter(Boolean));
+const outriggerCli = (): string => path.join(REPO_ROOT, 'dist', 'src', 'cli.js');
+
+/**
+ * Whether the built Outrigger accepts the config `mode` generates: `outrigger validate`
+ * exits 0 on it. Used to notice features (bolt) as soon as they are merged.
+ */
+export function outriggerValidates(mode: ProxyMode): { ok: boolean; output: string } {
+  if (!fs.existsSync(outriggerCli())) return { ok: false, output: `${outriggerCli()} not built` };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-validate-'));
+  try {
+    const cfg = path.join(dir, 'outrigger.json');
+    // Fixed example ports: validation neither binds nor connects.
+    fs.writeFileSync(cfg, JSON.stringify(outriggerConfig({ mode, port: 34567, backendPort: 34568, dir, adminPort: 34569 }), null, 2));
+    const r = spawnSync(process.execPath, [outriggerCli(), 'validate', '-c', cfg], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 15_000 });
+    return { ok: r.status === 0, output: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
-const outriggerCli = (): string => path.join(REPO_ROOT, 'dist', 'src', 'cli.js');
+let detected: Set<string> | undefined;
+/**
+ * Outrigger features that exist today: tcp_proxy, plus bolt when the built CLI validates
+ * the bolt workload's config. Override with OUTRIGGER_FEATURES=tcp_proxy,bolt,http1,...
+ */
+export function outriggerFeatures(): Set<string> {
+  const env = process.env.OUTRIGGER_FEATURES;
+  if (env !== undefined) return new Set(env.split(',').map((s) => s.trim()).filter(Boolean));
+  if (!detected) {
+    detected = new Set(['tcp_proxy']);
+    if (outriggerValidates('bolt').ok) detected.add('bolt');
+  }
+  return detected;
+}
+
+/** Why Outrigger is skipped for a workload needing `missing` features. */
+export function outriggerSkipReason(missing: string[]): string {
+  let why = `Outrigger has not built ${missing.join(', ')} yet`;
+  const v = missing.includes('bolt') && process.env.OUTRIGGER_FEATURES === undefined ? outriggerValidates('bolt') : undefined;
+  if (v && !v.ok) {
+    const line = v.output.split('\n').find((l) => /error|not supported|not built/i.test(l)) ?? v.output.split('\n')[0] ?? '';
+    why += ` (\`outrigger validate\` rejects the bolt config${line ? `: ${line.trim()}` : ''}; OUTRIGGER_FEATURES=tcp_proxy,bolt forces it on)`;
+  }
+  return why;
+}
 
 const outrigger: PeerDef = {
   name: 'outrigger',
@@ -132,7 +171,7 @@ const nginx: PeerDef = {
   description: 'nginx from Debian, worker_processes 1 (stream module for TCP)',
   unavailable: () => (nginxBin() ? undefined : 'nginx not installed (run scripts/install-peers.sh)'),
   unsupported: (mode) =>
-    mode === 'tcp' && !streamModule() ? 'ngx_stream_module.so not found (install libnginx-mod-stream)' : undefined,
+    mode !== 'http1' && !streamModule() ? 'ngx_stream_module.so not found (install libnginx-mod-stream)' : undefined,
   version: () => firstLine(nginxBin() ?? 'nginx', ['-v']).replace(/^nginx version: /, ''),
   async start(t) {
     const port = await freePort();

@@ -3,6 +3,7 @@ import type { CaseResult, RunResult } from '../types';
 import { fmtRatio, fmtUs } from './format';
 import { caseRatios, okPeers } from './ratios';
 import { caseRows } from './table';
+import { headline, peerLabel, sendLagNote } from './summary';
 
 const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
@@ -14,8 +15,9 @@ function mdTable(header: string[], rows: string[][]): string {
 function ratioMatrix(c: CaseResult): string {
   const peers = okPeers(c);
   if (peers.length < 2) return '';
+  const label = new Map(c.peers.map((p) => [p.peer, peerLabel(p)]));
   const rows = caseRatios(c).map((row) => [
-    row.peer,
+    label.get(row.peer) ?? row.peer,
     ...peers.map((ref) => (ref === row.peer ? '1' : `${fmtRatio(row.vs[ref]?.throughput)}${row.vs[ref]?.p99 !== undefined ? ` / p99 ${fmtRatio(row.vs[ref]?.p99)}` : ''}`)),
   ]);
   return mdTable(['throughput (p99) ratio: row ÷ column', ...peers], rows);
@@ -51,19 +53,39 @@ export function markdownReport(r: RunResult, svgFor: (workload: string) => strin
     if (w.status === 'error') out.push(`**Error** — ${w.message ?? ''}`, '');
     for (const n of w.notes) out.push(`- ${n.split('\n')[0]}`);
     if (w.notes.length) out.push('');
+    const h = headline(w);
+    if (h) {
+      out.push(`### Summary`, '', mdTable(h.header, h.rows), '');
+      out.push(
+        `Max rate: closed loop, ${h.maxCase.connections} connections, ${h.maxCase.pipeline ?? 1} request(s) in flight each (${h.maxCase.id}). ` +
+          `Fixed rate: open loop at ${h.rateCase.rate} req/s over ${h.rateCase.connections} connections (${h.rateCase.id}). ` +
+          'Ratios: max rate row ÷ reference (higher = more); p99 at the fixed rate row ÷ reference (lower = faster).',
+        '',
+      );
+      const layered = h.maxCase.peers.filter((p) => p.layer);
+      if (layered.length) {
+        out.push(
+          `Layers: ${layered.map((p) => `${p.peer} ${p.layer}`).join(', ')}. L4 peers forward the TCP byte stream without decoding Bolt ` +
+            '(no routing on `service`, no id rewriting); L7 decodes every frame and routes on its `service` header.',
+          '',
+        );
+      }
+    }
     const svg = svgFor(w.name);
     if (svg) out.push(`![${w.name}](${svg})`, '');
     for (const c of w.cases) {
       out.push(`### ${c.id}`, '');
       const { header, rows } = caseRows(c);
       out.push(mdTable(header, rows), '');
+      const lagNote = sendLagNote(c);
+      if (lagNote) out.push(lagNote, '');
       const mx = ratioMatrix(c);
       if (mx) out.push(mx, '');
       const lat = c.peers.filter((p) => p.latency);
       if (lat.length) {
         out.push(
           mdTable(
-            ['latency', ...lat.map((p) => p.peer)],
+            ['latency', ...lat.map((p) => peerLabel(p))],
             ['p50', 'p90', 'p99', 'p99.9', 'max'].map((k) => [
               k,
               ...lat.map((p) => {

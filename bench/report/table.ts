@@ -2,6 +2,7 @@
 import type { CaseResult, RunResult } from '../types';
 import { fmtKiB, fmtNum, fmtPct, fmtRatio, fmtThroughput, fmtUs } from './format';
 import { caseRatios, okPeers } from './ratios';
+import { headline, peerLabel, sendLagNote } from './summary';
 
 export function textTable(header: string[], rows: string[][]): string {
   const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -9,18 +10,25 @@ export function textTable(header: string[], rows: string[][]): string {
   return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
 }
 
-/** Metric rows for one case: one per peer. */
+/**
+ * Metric rows for one case: one per peer. Ratio columns compare throughput, except in
+ * fixed-rate cases (every peer gets the same rate) where they compare p99 latency.
+ */
 export function caseRows(c: CaseResult): { header: string[]; rows: string[][] } {
   const refs = okPeers(c);
   const ratios = new Map(caseRatios(c).map((r) => [r.peer, r]));
-  const header = ['peer', 'throughput', 'p50', 'p99', 'p99.9', 'proxy CPU', c.cpuUnit, 'peak RSS', 'gen+backend CPU', 'bound', ...refs.map((r) => `÷${r}`)];
+  const fixed = c.rate !== undefined;
+  const header = [
+    'peer', fixed ? 'achieved' : 'throughput', 'p50', 'p99', 'p99.9', 'proxy CPU', c.cpuUnit, 'peak RSS', 'gen+backend CPU', 'bound',
+    ...refs.map((r) => (fixed ? `p99÷${r}` : `÷${r}`)),
+  ];
   const rows = c.peers.map((p) => {
     if (p.status === 'skipped' || p.status === 'failed') {
-      return [p.peer, p.status.toUpperCase(), ...header.slice(2).map(() => '')];
+      return [peerLabel(p), p.status.toUpperCase(), ...header.slice(2).map(() => '')];
     }
     const rr = ratios.get(p.peer);
     return [
-      p.status === 'ok' ? p.peer : `${p.peer} (ERR)`,
+      p.status === 'ok' ? peerLabel(p) : `${peerLabel(p)} (ERR)`,
       fmtThroughput(p.throughput, c.unit),
       fmtUs(p.latency?.p50Us),
       fmtUs(p.latency?.p99Us),
@@ -30,7 +38,7 @@ export function caseRows(c: CaseResult): { header: string[]; rows: string[][] } 
       fmtKiB(p.peakRssKiB),
       fmtPct((p.generatorCpuCores ?? 0) + (p.backendCpuCores ?? 0)),
       p.bottleneck ?? '–',
-      ...refs.map((r) => (r === p.peer ? '1' : fmtRatio(rr?.vs[r]?.throughput))),
+      ...refs.map((r) => (r === p.peer ? '1' : fmtRatio(fixed ? rr?.vs[r]?.p99 : rr?.vs[r]?.throughput))),
     ];
   });
   return { header, rows };
@@ -48,7 +56,11 @@ export function ratioTableText(r: RunResult): string {
       const { header, rows } = caseRows(c);
       out.push(`\n== ${c.id} ==`, textTable(header, rows));
       for (const p of c.peers) if (p.message && p.status !== 'ok') out.push(`  ${p.peer}: ${p.message.split('\n')[0]}`);
+      const lag = sendLagNote(c);
+      if (lag) out.push(`  ${lag}`);
     }
+    const h = headline(w);
+    if (h) out.push(`\n== ${w.name} summary ==`, textTable(h.header, h.rows));
     if (w.status === 'error') out.push(`${w.name}: ERROR ${w.message ?? ''}`);
   }
   return out.join('\n');
