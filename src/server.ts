@@ -134,7 +134,9 @@ export class Sidecar {
         } else if (s && !forFirstFallback) {
           out[l.name] = { kind: 'fd', fd: s.fd };
         } else {
-          out[l.name] = { kind: 'bind', host: l.address.host, port: s ? s.port : l.address.port, backlog: this.opts.listenBacklog ?? 4096 };
+          // Rebinding (fallback restart) keeps the port that port 0 resolved to.
+          const port = s ? s.port : (this.resolvedPorts.get(l.name) ?? l.address.port);
+          out[l.name] = { kind: 'bind', host: l.address.host, port, backlog: this.opts.listenBacklog ?? 4096 };
         }
       }
     }
@@ -161,6 +163,7 @@ export class Sidecar {
         switch (m.type) {
           case 'bound':
             this.sockets.set(m.listener, { fd: m.fd, host: this.listenerHost(m.listener), port: m.port });
+            this.resolvedPorts.set(m.listener, m.port);
             break;
           case 'applied':
             slot.appliedVersion = m.version;
@@ -193,11 +196,17 @@ export class Sidecar {
           reject(new Error(`worker ${slot.id} exited with code ${code} before it was ready`));
           return;
         }
-        if (this.stopping) return;
+        if (this.stopping || this.restartingAll) return;
         this.log.error({ worker: slot.id, code }, 'worker exited; restarting');
         slot.restarts++;
         this.restarts++;
         this.hub.setExtra('worker_restarts', this.restarts, { type: 'counter', help: 'worker threads restarted after a crash' });
+        if (native.kind !== 'native') {
+          // Fallback mode: the listening fds belong to worker 0's net.Server and are shared
+          // without dup, so a dead worker may have taken them along: rebuild every listener.
+          void this.restartAll();
+          return;
+        }
         setTimeout(() => {
           if (!this.stopping) this.spawn(slot).catch((e) => this.log.error({ worker: slot.id, err: String(e) }, 'worker restart failed'));
         }, 100).unref();
@@ -211,6 +220,35 @@ export class Sidecar {
       };
       w.postMessage(msg);
     });
+  }
+
+  private restartingAll = false;
+  private readonly resolvedPorts = new Map<string, number>();
+
+  /** Fallback mode only: stop every worker, then start them again (worker 0 binds anew). */
+  private async restartAll(): Promise<void> {
+    this.restartingAll = true;
+    this.log.warn('fallback mode (no native addon): restarting all workers to recreate the shared listening sockets');
+    await Promise.all(
+      this.slots.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            const w = s.worker;
+            if (w === null) return resolve();
+            w.once('exit', () => resolve());
+            w.postMessage({ type: 'stop' } satisfies MainToWorker);
+          }),
+      ),
+    );
+    this.sockets.clear();
+    this.restartingAll = false;
+    if (this.stopping) return;
+    try {
+      await this.spawn(this.slots[0]);
+      await Promise.all(this.slots.slice(1).map((s) => this.spawn(s)));
+    } catch (e) {
+      this.log.error({ err: String(e) }, 'restarting workers failed');
+    }
   }
 
   private listenerHost(name: string): string {

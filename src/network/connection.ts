@@ -11,8 +11,16 @@
  * Watermarks: queued = gathered + copied-not-yet-written bytes. Above `high` the handler's
  * onHighWatermark runs (a proxy pauses reading on the other side); once the queue is at or
  * below `low` again, onLowWatermark.
+ *
+ * Stream mode (per connection): a TLS socket has no fd to writev to and cannot read into the
+ * shared chunk, so it reads through 'data' events and flushes its gathered entries with
+ * cork()/write()/uncork(), like the global `cork` IoMode. It is chosen automatically for a
+ * tls.TLSSocket (or asked for, e.g. by the TLS inspector for a plaintext socket whose first
+ * bytes were peeked). Plain sockets in writev mode take exactly the path they took before.
  */
 import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { tlsInfoOf, type PeerIdentity, type TlsInfo } from '../tls/identity';
 import { io, type Flushable, type IoContext } from './io';
 import { installUserBuffer, socketFd, userBufferSupported } from './user-buffer';
 
@@ -32,6 +40,11 @@ export interface ConnectionHandler {
 }
 
 export type ConnState = 'connecting' | 'open' | 'closed';
+
+export interface AcceptOptions {
+  /** Read with 'data' events and write with cork/uncork even if the socket is plain. */
+  readonly stream?: boolean;
+}
 
 let nextId = 1;
 
@@ -54,8 +67,11 @@ export class Connection implements Flushable {
   readonly localPort: number;
   readonly startTime = Date.now();
   error: Error | undefined;
+  /** true: 'data' reads and cork/uncork writes (TLS sockets, global cork mode); false: shared chunk + writev. */
+  readonly streamMode: boolean;
 
   private readonly io: IoContext;
+  private tlsCache: TlsInfo | null | undefined = undefined;
   private handler: ConnectionHandler;
   // Gathered output, in order: a borrowed view (chunk === null) or a pooled copy (chunk set).
   private readonly eBuf: Buffer[] = [];
@@ -90,6 +106,11 @@ export class Connection implements Flushable {
 
   private readonly onDataEvent = (chunk: Buffer): void => this.onRead(chunk.length, chunk);
 
+  /** Stream mode: re-checks the low watermark once the socket has drained. */
+  private readonly onDrain = (): void => {
+    if (this.state !== 'closed') this.checkWatermarks();
+  };
+
   private readonly onWritten = (err?: Error | null): void => {
     if (this.state === 'closed') return;
     const chunk = this.inflight[this.inflightHead];
@@ -105,9 +126,10 @@ export class Connection implements Flushable {
     if (!this.blocked && this.eCount > 0) this.io.markDirty(this);
   };
 
-  constructor(socket: net.Socket, handler: ConnectionHandler, bufferLimit: number, connecting: boolean) {
+  constructor(socket: net.Socket, handler: ConnectionHandler, bufferLimit: number, connecting: boolean, stream = false) {
     this.io = io();
     this.socket = socket;
+    this.streamMode = stream || this.io.mode === 'cork' || socket instanceof tls.TLSSocket;
     this.handler = handler;
     this.high = Math.max(bufferLimit, 1024);
     this.low = this.high >>> 1;
@@ -123,17 +145,27 @@ export class Connection implements Flushable {
       if (this.error === undefined) this.error = e;
     });
     socket.on('close', () => this.closed());
+    if (this.io.mode === 'cork') {
+      // cork mode writes without callbacks: 'drain' tells when the queue emptied.
+      socket.on('drain', () => {
+        if (this.state !== 'closed') this.checkWatermarks();
+      });
+    }
     socket.on('timeout', () => {
       if (this.state !== 'closed' && this.handler.onTimeout) this.handler.onTimeout(this);
     });
+    if (this.streamMode) socket.on('drain', this.onDrain);
     if (!connecting) this.fd = socketFd(socket);
   }
 
-  /** Wraps an accepted socket (created paused, with pauseOnConnect) and starts reading. */
-  static accept(socket: net.Socket, handler: ConnectionHandler, bufferLimit: number): Connection {
-    const c = new Connection(socket, handler, bufferLimit, false);
+  /**
+   * Wraps an accepted socket (created paused, with pauseOnConnect) and starts reading. A
+   * tls.TLSSocket (handshake done) is served in stream mode.
+   */
+  static accept(socket: net.Socket, handler: ConnectionHandler, bufferLimit: number, opts?: AcceptOptions): Connection {
+    const c = new Connection(socket, handler, bufferLimit, false, opts !== undefined && opts.stream === true);
     socket.setNoDelay(true);
-    if (c.io.mode === 'writev' && installUserBuffer(socket, c.io.readBuffer, c.onRead)) {
+    if (!c.streamMode && installUserBuffer(socket, c.io.readBuffer, c.onRead)) {
       // reads land in the shared chunk
     } else {
       socket.on('data', c.onDataEvent);
@@ -142,8 +174,15 @@ export class Connection implements Flushable {
     return c;
   }
 
-  /** Opens an outgoing connection; handler.onConnect runs when it is up. */
-  static connect(host: string, port: number, handler: ConnectionHandler, bufferLimit: number, timeoutMs: number): Connection {
+  /**
+   * Opens an outgoing connection; handler.onConnect runs when it is up. With `tlsOptions` it
+   * is a TLS connection (stream mode), "up" once the handshake is done; the connect timeout
+   * covers the handshake.
+   */
+  static connect(
+    host: string, port: number, handler: ConnectionHandler, bufferLimit: number, timeoutMs: number, tlsOptions?: tls.ConnectionOptions,
+  ): Connection {
+    if (tlsOptions !== undefined) return Connection.connectTls(host, port, handler, bufferLimit, timeoutMs, tlsOptions);
     const ctx = io();
     const useBuf = ctx.mode === 'writev' && userBufferSupported;
     // The read callback is fixed at socket creation, before the Connection exists.
@@ -165,6 +204,36 @@ export class Connection implements Flushable {
     if (timeoutMs > 0) socket.setTimeout(timeoutMs);
     socket.once('connect', () => conn.connected());
     return conn;
+  }
+
+  private static connectTls(
+    host: string, port: number, handler: ConnectionHandler, bufferLimit: number, timeoutMs: number, tlsOptions: tls.ConnectionOptions,
+  ): Connection {
+    // allowHalfOpen is honored by tls.connect (passed to the TLSSocket) though its typings omit it.
+    const socket = tls.connect({ ...tlsOptions, host, port, allowHalfOpen: true } as tls.ConnectionOptions);
+    const conn = new Connection(socket, handler, bufferLimit, true, true);
+    socket.on('data', conn.onDataEvent);
+    if (timeoutMs > 0) socket.setTimeout(timeoutMs);
+    socket.once('secureConnect', () => {
+      socket.setNoDelay(true);
+      conn.connected();
+    });
+    return conn;
+  }
+
+  /** TLS details (version, cipher, SNI, ALPN, peer identity); null for a plaintext connection. */
+  get tlsInfo(): TlsInfo | null {
+    if (this.tlsCache === undefined) {
+      const s = this.socket;
+      this.tlsCache = s instanceof tls.TLSSocket && this.state !== 'connecting' ? tlsInfoOf(s) : null;
+    }
+    return this.tlsCache;
+  }
+
+  /** The peer's certificate identity (subject, URI SANs such as a SPIFFE id); null without TLS or without a client certificate. */
+  get peerIdentity(): PeerIdentity | null {
+    const t = this.tlsInfo;
+    return t === null ? null : t.peer;
   }
 
   setHandler(h: ConnectionHandler): void {
@@ -192,7 +261,7 @@ export class Connection implements Flushable {
   write(buf: Buffer, start: number, end: number): void {
     const len = end - start;
     if (len <= 0 || this.state === 'closed' || this.writeEnded || this.endRequested) return;
-    if (this.io.mode === 'cork' || (this.state === 'open' && !this.blocked && this.eCount < MAX_ENTRIES)) {
+    if (this.streamMode ? this.state === 'open' : this.state === 'open' && !this.blocked && this.eCount < MAX_ENTRIES) {
       const i = this.eCount++;
       this.eBuf[i] = buf;
       this.eStart[i] = start;
@@ -252,7 +321,7 @@ export class Connection implements Flushable {
     if (this.state === 'connecting') return;
     const n = this.eCount;
     if (n > 0) {
-      if (this.io.mode === 'cork') this.flushCork(n);
+      if (this.streamMode) this.flushStream(n);
       else this.flushWritev(n);
     }
     if (this.endRequested && !this.writeEnded && this.eCount === 0) {
@@ -262,14 +331,46 @@ export class Connection implements Flushable {
     if ((this.state as ConnState) !== 'closed') this.checkWatermarks();
   }
 
-  private flushCork(n: number): void {
+  /**
+   * Stream-mode flush: cork, one write per entry, uncork. A socket with nothing pending
+   * consumes the writes during uncork (a TLS socket encrypts or copies them at once), so
+   * borrowed views are safe to pass; while earlier writes are still pending, Node would
+   * hold the views past this tick, so borrowed bytes are copied into pooled chunks, which go
+   * back to the pool as their writes complete. The last write of a flush carries a callback
+   * so the low watermark is seen even when the socket never reported 'drain'.
+   */
+  private flushStream(n: number): void {
     const s = this.socket;
+    const busy = s.writableLength > 0;
+    const pool = this.io.pool;
     s.cork();
     for (let i = 0; i < n; i++) {
       const b = this.eBuf[i];
-      s.write(this.eStart[i] === 0 && this.eEnd[i] === b.length ? b : b.subarray(this.eStart[i], this.eEnd[i]));
-      this.bytesTx += this.eEnd[i] - this.eStart[i];
+      const st = this.eStart[i];
+      const e = this.eEnd[i];
+      const chunk = this.eChunk[i];
       this.eBuf[i] = undefined as unknown as Buffer;
+      this.eChunk[i] = null;
+      this.bytesTx += e - st;
+      if (chunk === null && busy) {
+        for (let p = st; p < e; ) {
+          const c = pool.acquire();
+          const m = Math.min(e - p, c.length);
+          b.copy(c, 0, p, p + m);
+          this.io.copies += m;
+          p += m;
+          this.inflight.push(c);
+          s.write(m === c.length ? c : c.subarray(0, m), this.onWritten);
+        }
+        continue;
+      }
+      const view = st === 0 && e === b.length ? b : b.subarray(st, e);
+      if (chunk !== null || i === n - 1) {
+        this.inflight.push(chunk);
+        s.write(view, this.onWritten);
+      } else {
+        s.write(view);
+      }
     }
     s.uncork();
     this.eCount = 0;

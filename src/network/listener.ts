@@ -3,9 +3,15 @@
  * other workers (SO_REUSEPORT socket made by the addon, or the fallback's shared fd), and
  * the filter chain of the config snapshot it currently serves. A new snapshot swaps the
  * chain for new connections; live connections keep the one they were accepted under.
+ *
+ * With TLS on the chain, an accepted socket first goes through src/tls (inspector peek,
+ * handshake, client-certificate policy); the TLS socket then becomes a stream-mode
+ * Connection. Without TLS the accept path is unchanged (zero-copy reads, writev).
  */
 import * as net from 'node:net';
+import type * as tls from 'node:tls';
 import type { ListenerConfig } from '../config/types';
+import { ServerTls } from '../tls/server';
 import { networkFilterBuilder, type ListenerContext, type NetworkFilterFactory } from '../filters/network/types';
 import { L } from '../stats/layout';
 import { Connection, type ConnectionHandler } from './connection';
@@ -27,6 +33,8 @@ export interface ListenerRuntime {
   readonly config: ListenerConfig;
   readonly ctx: ListenerContext;
   readonly terminal: NetworkFilterFactory;
+  /** Downstream TLS of the chain; null = plaintext. */
+  readonly tls: ServerTls | null;
 }
 
 export function buildListenerRuntime(config: ListenerConfig, ctx: ListenerContext): ListenerRuntime {
@@ -36,12 +44,17 @@ export function buildListenerRuntime(config: ListenerConfig, ctx: ListenerContex
   const last = chain.filters[chain.filters.length - 1];
   const build = networkFilterBuilder(last.type);
   if (build === undefined) throw new Error(`listener ${config.name}: network filter "${last.type}" is not supported`);
-  return { config, ctx, terminal: build(last.config, ctx) };
+  const terminal = build(last.config, ctx);
+  const tlsCtx = chain.tlsContexts;
+  const tlsRt = tlsCtx !== undefined && tlsCtx.length > 0 ? new ServerTls(config.name, tlsCtx, chain.filters, ctx.counters, ctx.base, config.inspector) : null;
+  return { config, ctx, terminal, tls: tlsRt };
 }
 
 export class WorkerListener {
   private server: net.Server | null = null;
   private readonly live = new Set<Connection>();
+  /** Sockets in the TLS inspector or handshake (no Connection yet). */
+  private readonly pending = new Set<net.Socket>();
   private draining = false;
   private drainResolve: (() => void) | null = null;
 
@@ -52,7 +65,7 @@ export class WorkerListener {
   }
 
   get activeConnections(): number {
-    return this.live.size;
+    return this.live.size + this.pending.size;
   }
 
   /** Starts accepting on a listening fd. */
@@ -74,11 +87,19 @@ export class WorkerListener {
   /** Starts accepting on an already listening server (fallback mode, first worker). */
   adoptServer(server: net.Server): void {
     this.server = server;
+    // net.Server reads these when it creates each accepted socket.
+    const opts = server as unknown as { allowHalfOpen: boolean; pauseOnConnect: boolean; noDelay: boolean };
+    opts.allowHalfOpen = true;
+    opts.pauseOnConnect = true;
+    opts.noDelay = true;
     server.on('connection', (s: net.Socket) => this.accept(s));
   }
 
   swap(runtime: ListenerRuntime): void {
+    const old = this.runtime;
     this.runtime = runtime;
+    // Live TLS connections keep their contexts; only the old watcher stops.
+    if (old.tls !== null && old.tls !== runtime.tls) old.tls.close();
   }
 
   private accept(socket: net.Socket): void {
@@ -90,6 +111,10 @@ export class WorkerListener {
     }
     counters[base + L.CX_TOTAL]++;
     counters[base + L.CX_ACTIVE]++;
+    if (rt.tls !== null) {
+      this.acceptTls(rt, rt.tls, socket);
+      return;
+    }
     const conn = Connection.accept(socket, rejectHandler, rt.ctx.bufferLimit);
     this.live.add(conn);
     socket.once('close', () => {
@@ -99,6 +124,40 @@ export class WorkerListener {
       if (this.draining && this.live.size === 0 && this.drainResolve) this.drainResolve();
     });
     rt.terminal.onAccept(conn);
+  }
+
+  private acceptTls(rt: ListenerRuntime, t: ServerTls, raw: net.Socket): void {
+    const { counters, base } = rt.ctx;
+    this.pending.add(raw);
+    let conn: Connection | null = null;
+    let closed = false;
+    const onClose = (): void => {
+      if (closed) return;
+      closed = true;
+      counters[base + L.CX_ACTIVE]--;
+      counters[base + L.CX_DESTROY]++;
+      this.pending.delete(raw);
+      if (conn !== null) this.live.delete(conn);
+      if (this.draining && this.live.size === 0 && this.pending.size === 0 && this.drainResolve) this.drainResolve();
+    };
+    raw.once('close', onClose);
+    const open = (sock: net.Socket, stream: boolean): void => {
+      this.pending.delete(raw);
+      if (this.draining) {
+        sock.destroy();
+        return;
+      }
+      const c = Connection.accept(sock, rejectHandler, rt.ctx.bufferLimit, stream ? { stream: true } : undefined);
+      conn = c;
+      this.live.add(c);
+      sock.once('close', onClose);
+      rt.terminal.onAccept(c);
+    };
+    t.start(raw, {
+      onTls: (sock: tls.TLSSocket) => open(sock, true),
+      // The inspector put the peeked bytes back into the socket's readable buffer: read it with 'data' events.
+      onPlain: (sock: net.Socket) => open(sock, true),
+    });
   }
 
   /** Stops accepting (the shared listening fd stays open for the other workers). */
@@ -113,6 +172,8 @@ export class WorkerListener {
   drain(graceMs: number): Promise<void> {
     this.draining = true;
     this.stopAccepting();
+    if (this.runtime.tls !== null) this.runtime.tls.close();
+    for (const s of this.pending) s.destroy();
     if (this.live.size === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const t = setTimeout(() => {
@@ -128,6 +189,8 @@ export class WorkerListener {
 
   closeAll(): void {
     this.stopAccepting();
+    if (this.runtime.tls !== null) this.runtime.tls.close();
+    for (const s of this.pending) s.destroy();
     for (const c of this.live) c.destroy();
   }
 }

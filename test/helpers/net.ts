@@ -2,8 +2,9 @@
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
 
+/** Listens on 127.0.0.1:0 with a deep accept queue (Node's default 511 overflows under 5,000 connects). */
 export function listen(server: net.Server): Promise<number> {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
+  return new Promise((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => resolve((server.address() as net.AddressInfo).port)));
 }
 
 export function close(server: net.Server): Promise<void> {

@@ -64,7 +64,11 @@ test('5,000 concurrent connections all complete', { timeout: 120_000 }, async ()
           }),
       ),
     );
-    results.forEach((r, i) => assert.equal(r, `hello ${i}\n`));
+    const wrong = results.map((r, i) => (r === `hello ${i}\n` ? -1 : i)).filter((i) => i >= 0);
+    if (wrong.length > 0) {
+      const after = await sc.stats();
+      assert.fail(`${wrong.length} connections got a wrong answer (first: #${wrong[0]} got ${JSON.stringify(results[wrong[0]])}); stats ${JSON.stringify(after.clusters)}`);
+    }
   } finally {
     await sc.terminate();
     await close(echo.server);
@@ -97,6 +101,7 @@ test('RSS stays bounded when the upstream reads slowly (watermarks pause the dow
     const big = Buffer.alloc(MiB, 7);
     const stopAt = Date.now() + 4000;
     let peak = rss0;
+    let sample: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve) => {
       const go = (): void => {
         while (Date.now() < stopAt && offered < 512 * MiB) {
@@ -108,13 +113,11 @@ test('RSS stays bounded when the upstream reads slowly (watermarks pause the dow
         }
         resolve();
       };
-      const sample = setInterval(() => (peak = Math.max(peak, rssOf(sc.pid))), 100);
+      sample = setInterval(() => (peak = Math.max(peak, rssOf(sc.pid))), 100);
       go();
-      setTimeout(() => {
-        clearInterval(sample);
-        resolve();
-      }, 4500);
+      setTimeout(resolve, 4500);
     });
+    clearInterval(sample);
     peak = Math.max(peak, rssOf(sc.pid));
     const st = await sc.stats();
     // The client's own buffers hold what the proxy refused; the proxy holds at most its watermarks + socket buffers.
