@@ -113,12 +113,12 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
         const p = peerByName(name)!;
         let why: string | undefined;
         let status: PeerCaseResult['status'] = 'skipped';
-        if (name === 'outrigger' && missing.length) why = outriggerSkipReason(missing);
+        if (name.startsWith('outrigger') && missing.length) why = outriggerSkipReason(missing);
         why ??= p.unsupported(def.mode);
         if (!why && p.unavailable()) {
           why = p.unavailable();
           // Outrigger not being buildable is a failure of the subject, not a missing optional peer.
-          if (name === 'outrigger') status = 'failed';
+          if (name.startsWith('outrigger')) status = 'failed';
         }
         if (!why) {
           const dir = fs.mkdtempSync(path.join(scratch, `${def.name}-${name}-`));

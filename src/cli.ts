@@ -2,7 +2,8 @@
 /**
  * The `outrigger` command.
  *
- *   outrigger start [-c FILE] [--workers N] [--log-level L]   run the sidecar (default config if no -c)
+ *   outrigger start [-c FILE] [--workers N] [--log-level L]   run the sidecar (default config if no -c);
+ *                                                             SIGHUP reloads FILE, SIGTERM drains, SIGINT stops
  *   outrigger validate -c FILE                                check a config file without starting
  *   outrigger version
  */
@@ -116,6 +117,24 @@ async function start(a: Args): Promise<void> {
     stopping = true;
     void sidecar.stop().then(() => process.exit(0));
     setTimeout(() => process.exit(0), 2000).unref();
+  });
+  process.on('SIGHUP', () => {
+    // Reload: a bad file keeps the running config.
+    let next;
+    try {
+      next = loadConfigFile(file);
+    } catch (e) {
+      sidecar.log.error({ err: e instanceof Error ? e.message : String(e) }, 'SIGHUP: config rejected; keeping the running one');
+      return;
+    }
+    sidecar.reload(next).then(
+      () => {
+        const lines = ['outrigger config reloaded'];
+        for (const l of sidecar.listeners()) lines.push(`  listener ${l.name} on ${l.host}:${l.port}`);
+        process.stdout.write(lines.join('\n') + '\n');
+      },
+      (e: unknown) => sidecar.log.error({ err: e instanceof Error ? e.message : String(e) }, 'SIGHUP: reload failed'),
+    );
   });
   try {
     await sidecar.start();

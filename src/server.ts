@@ -124,10 +124,12 @@ export class Sidecar {
     for (const c of config.clusters) this.layout.clusterBase(c.name);
   }
 
-  private listenSpecs(forFirstFallback: boolean): Record<string, ListenSpec> {
+  /** Sockets for the listeners a worker does not run yet (`only`), or for all of them. */
+  private listenSpecs(forFirstFallback: boolean, only?: ReadonlySet<string>): Record<string, ListenSpec> {
     const out: Record<string, ListenSpec> = {};
     for (const server of this.config.servers) {
       for (const l of server.listeners) {
+        if (only && !only.has(l.name)) continue;
         const s = this.sockets.get(l.name);
         if (native.kind === 'native' && s) {
           out[l.name] = { kind: 'fd', fd: native.dupFd(s.fd) };
@@ -220,6 +222,73 @@ export class Sidecar {
       };
       w.postMessage(msg);
     });
+  }
+
+  /**
+   * Applies a new config snapshot without dropping connections: new listeners start, removed
+   * ones drain, existing ones swap their filter chains and clusters for new connections (live
+   * connections keep the snapshot they were accepted under). Changing the address of an
+   * existing listener needs a restart and is refused, as are worker count changes.
+   */
+  async reload(config: OutriggerConfig): Promise<void> {
+    const oldByName = new Map<string, string>();
+    for (const sv of this.config.servers) for (const l of sv.listeners) oldByName.set(l.name, `${l.address.host}:${l.address.port}`);
+    const added = new Set<string>();
+    for (const sv of config.servers) {
+      for (const l of sv.listeners) {
+        const was = oldByName.get(l.name);
+        if (was === undefined) added.add(l.name);
+        else if (was !== `${l.address.host}:${l.address.port}`) {
+          throw new Error(`listener ${l.name}: address change ${was} -> ${l.address.host}:${l.address.port} needs a restart`);
+        }
+      }
+    }
+    const removed = [...oldByName.keys()].filter((n) => !config.servers.some((sv) => sv.listeners.some((l) => l.name === n)));
+    this.assignStats(config);
+    if (native.kind === 'native') {
+      for (const sv of config.servers) {
+        for (const l of sv.listeners) {
+          if (!added.has(l.name)) continue;
+          const r = native.listenReusePort(l.address.host, l.address.port, this.opts.listenBacklog ?? 4096);
+          this.sockets.set(l.name, { fd: r.fd, host: l.address.host, port: r.port });
+        }
+      }
+    }
+    this.config = config;
+    const version = ++this.version;
+    const apply = (slot: WorkerSlot): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const w = slot.worker;
+        if (w === null) return resolve(); // a restarting worker gets the new snapshot at spawn
+        const on = (m: WorkerToMain): void => {
+          if (m.type === 'applied' && m.version === version) {
+            w.off('message', on);
+            resolve();
+          } else if (m.type === 'config-error' && m.version === version) {
+            w.off('message', on);
+            reject(new Error(`worker ${slot.id}: ${m.message}`));
+          }
+        };
+        w.on('message', on);
+        const msg: MainToWorker = {
+          type: 'config',
+          version,
+          config,
+          layout: this.layout.toData(),
+          listen: this.listenSpecs(native.kind !== 'native' && slot.id === 0, added),
+        };
+        w.postMessage(msg);
+      });
+    // Worker 0 first: in fallback mode it binds the new listeners the others then share.
+    await apply(this.slots[0]);
+    await Promise.all(this.slots.slice(1).map(apply));
+    for (const name of removed) {
+      const sck = this.sockets.get(name);
+      if (sck && native.kind === 'native') native.closeFd(sck.fd);
+      this.sockets.delete(name);
+    }
+    this.hub.setExtra('config_version', version, { help: 'config snapshots applied' });
+    this.log.info({ version, added: [...added], removed }, 'config reloaded');
   }
 
   private restartingAll = false;

@@ -64,8 +64,8 @@ function firstLine(cmd: string, args: string[]): string {
 }
 
 /** Starts a pinned proxy process and waits until its listener accepts. */
-async function launch(name: string, cmd: string, args: string[], port: number, cwd?: string, timeoutMs = 10_000): Promise<RunningPeer> {
-  const proc: Owned = startPinned(placement().proxy, cmd, args, { cwd });
+async function launch(name: string, cmd: string, args: string[], port: number, cwd?: string, timeoutMs = 10_000, env?: NodeJS.ProcessEnv): Promise<RunningPeer> {
+  const proc: Owned = startPinned(placement().proxy, cmd, args, { cwd, env: env ? { ...process.env, ...env } : undefined });
   try {
     await waitForPort(port, { timeoutMs, alive: () => proc.exited() });
   } catch (e) {
@@ -122,32 +122,37 @@ export function outriggerSkipReason(missing: string[]): string {
   return why;
 }
 
-const outrigger: PeerDef = {
-  name: 'outrigger',
-  description: 'this project (node dist/src/cli.js start --workers 1)',
-  unavailable: () => (fs.existsSync(outriggerCli()) ? undefined : `${outriggerCli()} not built`),
-  unsupported: () => undefined,
-  version: () => {
-    try {
-      return `outrigger ${JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).version}`;
-    } catch {
-      return 'outrigger';
-    }
-  },
-  async start(t) {
-    const port = await freePort();
-    const adminPort = await freePort();
-    const cfg = path.join(t.dir, 'outrigger.json');
-    fs.writeFileSync(cfg, JSON.stringify(outriggerConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir, adminPort }), null, 2));
-    return launch(
-      'outrigger',
-      process.execPath,
-      [outriggerCli(), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn'],
-      port,
-      REPO_ROOT,
-    );
-  },
-};
+/**
+ * Outrigger with one worker. Variants compare its IO strategies in the same run:
+ * `outrigger-cork` (OUTRIGGER_IO=cork: Node's read buffers + cork/uncork) and
+ * `outrigger-fallback` (OUTRIGGER_NATIVE=0: TypeScript fallbacks instead of the addon).
+ */
+function outriggerPeer(name: string, description: string, env?: NodeJS.ProcessEnv): PeerDef {
+  return {
+    name,
+    description,
+    unavailable: () => (fs.existsSync(outriggerCli()) ? undefined : `${outriggerCli()} not built`),
+    unsupported: () => undefined,
+    version: () => {
+      try {
+        return `outrigger ${JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).version}`;
+      } catch {
+        return 'outrigger';
+      }
+    },
+    async start(t) {
+      const port = await freePort();
+      const adminPort = await freePort();
+      const cfg = path.join(t.dir, `${name}.json`);
+      fs.writeFileSync(cfg, JSON.stringify(outriggerConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir, adminPort }), null, 2));
+      return launch(name, process.execPath, [outriggerCli(), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn'], port, REPO_ROOT, 10_000, env);
+    },
+  };
+}
+
+const outrigger = outriggerPeer('outrigger', 'this project (node dist/src/cli.js start --workers 1)');
+const outriggerCork = outriggerPeer('outrigger-cork', 'this project with OUTRIGGER_IO=cork (cork/uncork writes, Node read buffers)', { OUTRIGGER_IO: 'cork' });
+const outriggerFallback = outriggerPeer('outrigger-fallback', 'this project with OUTRIGGER_NATIVE=0 (TypeScript fallbacks, no addon)', { OUTRIGGER_NATIVE: '0' });
 
 const haproxyBin = (): string | undefined => which('haproxy');
 const haproxy: PeerDef = {
@@ -240,7 +245,7 @@ const slowRelay: PeerDef = {
   },
 };
 
-export const PEERS: PeerDef[] = [outrigger, haproxy, nginx, envoy, direct, slowRelay];
+export const PEERS: PeerDef[] = [outrigger, outriggerCork, outriggerFallback, haproxy, nginx, envoy, direct, slowRelay];
 export const DEFAULT_PEERS = ['outrigger', 'haproxy', 'nginx', 'envoy', 'direct'];
 
 export function peerByName(name: string): PeerDef | undefined {

@@ -11,7 +11,7 @@ import { native } from '../native';
 import { buildListenerRuntime, WorkerListener } from '../network/listener';
 import { io } from '../network/io';
 import { W } from '../stats/layout';
-import { createAccessLog, createLogger, type AccessLogWriter } from '../log';
+import { closeLogs, createAccessLog, createLogger, type AccessLogWriter } from '../log';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
 import '../filters/network/tcp_proxy/tcp-proxy';
 import '../proxy/proxy';
@@ -116,10 +116,12 @@ port.on('message', (m: MainToWorker) => {
       break;
     case 'drain': {
       const all = [...listeners.values()].map((l) => l.drain(m.graceMs));
-      void Promise.all(all).then(() => {
-        send({ type: 'drained' });
-        setImmediate(() => process.exit(0));
-      });
+      void Promise.all(all)
+        .then(() => closeLogs()) // flush the async log and access-log destinations first
+        .then(() => {
+          send({ type: 'drained' });
+          setImmediate(() => process.exit(0));
+        });
       break;
     }
     case 'crash':
@@ -131,6 +133,8 @@ port.on('message', (m: MainToWorker) => {
       break;
     case 'stop':
       for (const l of listeners.values()) l.closeAll();
-      process.exit(0);
+      void closeLogs().finally(() => process.exit(0));
+      setTimeout(() => process.exit(0), 1000).unref();
+      break;
   }
 });
