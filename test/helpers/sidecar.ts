@@ -67,6 +67,12 @@ export async function startSidecar(config: unknown, opts: { workers?: number; en
   fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
   const args = [CLI, 'start', '-c', configPath, '--workers', String(opts.workers ?? 1), ...(opts.args ?? [])];
   const proc = spawn(process.execPath, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Never leave a sidecar behind, even when a test dies before its finally block.
+  const reap = (): void => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  };
+  process.once('exit', reap);
+  proc.once('exit', () => process.off('exit', reap));
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
