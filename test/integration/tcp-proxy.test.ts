@@ -6,6 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { close, connect, drainHash, echoServer, listen, pump, waitClose, waitPeerClose } from '../helpers/net';
 import { rssOf, startSidecar, tcpProxyConfig } from '../helpers/sidecar';
+import { loadBinding } from '../../src/native';
 
 const MiB = 1024 * 1024;
 
@@ -154,6 +155,46 @@ test('upstream down: downstream is closed promptly and connect failures are coun
     assert.equal(st.listeners.tcp.downstream_cx_active, 0);
   } finally {
     await sc.terminate();
+  }
+});
+
+test('connect timeout: an upstream that never answers the handshake closes the downstream after connect_timeout', { timeout: 30_000 }, async (t) => {
+  let nb;
+  try {
+    nb = loadBinding('native');
+  } catch (e) {
+    t.skip(`needs the native addon to make a listening socket nobody accepts on: ${(e as Error).message}`);
+    return;
+  }
+  // backlog 1 and nobody accepting: once the accept queue is full, SYNs are dropped.
+  const { fd, port } = nb.listenReusePort('127.0.0.1', 0, 1);
+  const fillers: net.Socket[] = [];
+  try {
+    for (let i = 0; i < 6; i++) {
+      const s = net.connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      fillers.push(s);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const sc = await startSidecar(tcpProxyConfig({ upstreams: [port], connectTimeout: '500ms', maxConnectAttempts: 1 }));
+    try {
+      const t0 = Date.now();
+      const c = await connect(sc.ports.get('tcp')!);
+      c.on('error', () => {});
+      c.resume();
+      await waitPeerClose(c);
+      const took = Date.now() - t0;
+      assert.ok(took >= 400 && took < 2000, `downstream closed after ${took} ms (connect_timeout 500 ms)`);
+      c.destroy();
+      const st = await sc.stats();
+      assert.equal(st.clusters.backend.upstream_cx_connect_timeout, 1);
+      assert.equal(st.clusters.backend.upstream_cx_connect_fail, 1);
+    } finally {
+      await sc.terminate();
+    }
+  } finally {
+    for (const s of fillers) s.destroy();
+    nb.closeFd(fd);
   }
 });
 
