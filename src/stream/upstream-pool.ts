@@ -197,6 +197,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     }
     if (frame.isHeartbeat && frame.requestId === this.hbId) {
       this.hbId = -1;
+      this.armKeepalive();
       return true;
     }
     const p = this.pending.get(frame.requestId);
@@ -273,30 +274,38 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
 
   private armKeepalive(): void {
     const s = this.pool.settings;
-    if (s.keepaliveIntervalMs > 0) this.conn.setTimeout(Math.min(s.keepaliveIntervalMs, s.keepaliveTimeoutMs || s.keepaliveIntervalMs));
+    if (s.keepaliveIntervalMs > 0) this.conn.setTimeout(s.keepaliveIntervalMs);
   }
 
   private keepaliveTick(): void {
     const s = this.pool.settings;
     if (s.keepaliveIntervalMs <= 0 || this.closed) return;
     const now = Date.now();
+    // The socket's timeout event fires once per arm: every branch re-arms it.
     if (this.hbId >= 0) {
-      if (now - this.hbSentAt >= s.keepaliveTimeoutMs) {
-        const cl = this.pool.cluster;
-        cl.counters[cl.base + C.CX_KEEPALIVE_FAIL]++;
-        this.conn.destroy(new Error('upstream heartbeat unanswered'));
+      const left = this.hbSentAt + s.keepaliveTimeoutMs - now;
+      if (left > 0) {
+        this.conn.setTimeout(left);
+        return;
       }
+      const cl = this.pool.cluster;
+      cl.counters[cl.base + C.CX_KEEPALIVE_FAIL]++;
+      this.conn.destroy(new Error('upstream heartbeat unanswered'));
       return;
     }
-    if (now - this.lastRead >= s.keepaliveIntervalMs) {
-      let id = this.codec.nextId(this.lastId);
-      while (this.pending.has(id)) id = this.codec.nextId(id);
-      this.lastId = id;
-      this.hbId = id;
-      this.hbSentAt = now;
-      const hb = this.codec.encodeHeartbeat(id);
-      this.conn.write(hb, 0, hb.length);
+    const idleLeft = this.lastRead + s.keepaliveIntervalMs - now;
+    if (idleLeft > 0) {
+      this.conn.setTimeout(idleLeft);
+      return;
     }
+    let id = this.codec.nextId(this.lastId);
+    while (this.pending.has(id)) id = this.codec.nextId(id);
+    this.lastId = id;
+    this.hbId = id;
+    this.hbSentAt = now;
+    const hb = this.codec.encodeHeartbeat(id);
+    this.conn.write(hb, 0, hb.length);
+    this.conn.setTimeout(Math.max(1, s.keepaliveTimeoutMs));
   }
 }
 
