@@ -94,7 +94,7 @@ export interface XCodec<F extends XFrame = XFrame> {
   /** Decode the complete frame at [start, end) into `out`: frame length, or < 0 when it is broken. */
   decode(buf: Buffer, start: number, end: number, maxFrameSize: number, out: F): number;
 
-  /** Rewrite the request id of the decoded frame in place (fixing any checksum). false if impossible. */
+  /** Rewrite the request id of the decoded frame in place (fixing any checksum) and in `frame`. false if impossible. */
   setRequestId(buf: Buffer, frame: F, id: number): boolean;
 
   /**

@@ -141,7 +141,9 @@ class BoltXCodec implements XCodec<BoltXFrame> {
   }
 
   setRequestId(buf: Buffer, frame: BoltXFrame, id: number): boolean {
-    return setRequestId(buf, frame.frameStart, id) === 0;
+    if (setRequestId(buf, frame.frameStart, id) !== 0) return false;
+    frame.requestId = id >>> 0;
+    return true;
   }
 
   getHeader(buf: Buffer, frame: BoltXFrame, name: HeaderName): string | undefined | null {
