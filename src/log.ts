@@ -242,6 +242,23 @@ export interface AccessLogEntry {
   upstreamLocalAddress?: string;
   upstreamCluster?: string;
   listenerName?: string;
+  /** TLS of the downstream connection (absent for plaintext). */
+  downstreamTls?: AccessLogTls;
+}
+
+/** TLS fields of an access-log entry (src/tls/identity.ts TlsInfo has this shape). */
+export interface AccessLogTls {
+  readonly version: string;
+  readonly cipher: string;
+  readonly serverName: string;
+  readonly peer: {
+    readonly subject: string;
+    readonly issuer: string;
+    readonly uriSans: readonly string[];
+    readonly dnsSans: readonly string[];
+    readonly serialNumber: string;
+    readonly fingerprint256: string;
+  } | null;
 }
 
 const enum V {
@@ -262,6 +279,15 @@ const enum V {
   UpstreamCluster,
   ListenerName,
   NotAvailable,
+  DownstreamPeerUriSan,
+  DownstreamPeerDnsSan,
+  DownstreamPeerSubject,
+  DownstreamPeerIssuer,
+  DownstreamPeerSerial,
+  DownstreamPeerFingerprint256,
+  DownstreamTlsVersion,
+  DownstreamTlsCipher,
+  RequestedServerName,
 }
 
 /** MOSN variable names (pkg/types: start_time, bytes_sent, ...); matched case-insensitively. */
@@ -283,6 +309,16 @@ const VARIABLES: Readonly<Record<string, V>> = {
   upstream_local_address: V.UpstreamLocalAddress,
   upstream_cluster: V.UpstreamCluster,
   listener_name: V.ListenerName,
+  // TLS (Envoy's command operator names, lowercased; MOSN has no TLS variables)
+  downstream_peer_uri_san: V.DownstreamPeerUriSan,
+  downstream_peer_dns_san: V.DownstreamPeerDnsSan,
+  downstream_peer_subject: V.DownstreamPeerSubject,
+  downstream_peer_issuer: V.DownstreamPeerIssuer,
+  downstream_peer_serial: V.DownstreamPeerSerial,
+  downstream_peer_fingerprint_256: V.DownstreamPeerFingerprint256,
+  downstream_tls_version: V.DownstreamTlsVersion,
+  downstream_tls_cipher: V.DownstreamTlsCipher,
+  requested_server_name: V.RequestedServerName,
 };
 
 export const ACCESS_LOG_VARIABLES: readonly string[] = Object.keys(VARIABLES);
@@ -415,6 +451,24 @@ function value(v: V, e: AccessLogEntry, listenerName: string | undefined): strin
       return str(e.upstreamCluster);
     case V.ListenerName:
       return str(e.listenerName ?? listenerName);
+    case V.DownstreamPeerUriSan:
+      return str(e.downstreamTls?.peer?.uriSans.join(','));
+    case V.DownstreamPeerDnsSan:
+      return str(e.downstreamTls?.peer?.dnsSans.join(','));
+    case V.DownstreamPeerSubject:
+      return str(e.downstreamTls?.peer?.subject);
+    case V.DownstreamPeerIssuer:
+      return str(e.downstreamTls?.peer?.issuer);
+    case V.DownstreamPeerSerial:
+      return str(e.downstreamTls?.peer?.serialNumber);
+    case V.DownstreamPeerFingerprint256:
+      return str(e.downstreamTls?.peer?.fingerprint256);
+    case V.DownstreamTlsVersion:
+      return str(e.downstreamTls?.version);
+    case V.DownstreamTlsCipher:
+      return str(e.downstreamTls?.cipher);
+    case V.RequestedServerName:
+      return str(e.downstreamTls?.serverName);
     default:
       return '-';
   }

@@ -8,8 +8,8 @@
  *    only accepted where MOSN decodes a time.Duration (tcp_proxy idle_timeout: nanoseconds),
  *    plus the number 0 everywhere (Go's ParseDuration accepts "0").
  *
- * Policy for things we cannot honor yet: security-relevant ones (TLS on, auth/ACL filters,
- * client-cert verification, unknown filters that might be either) are ERRORS; harmless
+ * Policy for things we cannot honor yet: security-relevant ones (auth/ACL filters, SDS or
+ * custom TLS verification, unknown filters that might be either) are ERRORS; harmless
  * ones (tracing, pprof, metrics sinks, log rotation, health checks, ...) and unknown keys
  * become WARNINGS on `config.warnings`. All errors are collected and thrown as one ConfigError.
  */
@@ -22,8 +22,12 @@ import { redactConfig } from './redact';
 import type {
   AccessLogConfig, AdminConfig, CidrRange, CircuitBreakerConfig, ClusterConfig, FilterChainConfig, FilterConfig,
   HostConfig, HostPort, LbType, ListenerConfig, LogLevel, OutriggerConfig, RouterConfig, ServerConfig,
-  TcpProxyConfig, TcpProxyRouteConfig,
+  TcpProxyConfig, TcpProxyRouteConfig, TlsContextConfig, TlsVersion,
 } from './types';
+import {
+  ALPN_PROTOCOLS, buildSecureContext, DEFAULT_CIPHERS, DEFAULT_CURVES, describeSource, loadMaterial, mapCiphers, mapCurves,
+  parseVersion, sourceOf, TlsMaterialError, VERSION_ORDER,
+} from '../tls/material';
 
 // ---------------------------------------------------------------------------------------------
 // Defaults (MOSN's where it has one; the source file in mosn/mosn is named)
@@ -694,32 +698,150 @@ export function parseProxyFilterConfig(config: unknown, path: string, ctx: Filte
 }
 
 // ---------------------------------------------------------------------------------------------
-// TLS (not implemented yet: enabling it is an error, never a silent downgrade)
+// TLS (MOSN pkg/config/v2 TLSConfig, semantics of pkg/mtls): validated fully at load, material
+// included (files exist, PEM parses, key matches certificate, OpenSSL accepts the settings).
+// Messages name the source (file path or "inline PEM"), never key bytes.
 // ---------------------------------------------------------------------------------------------
 
-const TLS_KEYS = [
-  'type', 'server_name', 'ca_cert', 'cert_chain', 'private_key', 'insecure_skip', 'cipher_suites', 'ecdh_curves',
-  'min_version', 'max_version', 'alpn', 'ticket', 'fall_back', 'extend_verify', 'callbacks',
-];
+const TLS_KEYS_NO_EFFECT = ['ticket', 'callbacks'];
 
-/** Checks one TLS context; returns the raw context if TLS is enabled (which is currently reported as an error). */
-function checkTlsContext(issues: IssueCollector, value: unknown, path: string): Readonly<Record<string, unknown>> | undefined {
+type TlsSide = 'listener' | 'cluster';
+
+/** Parses one tls_context; returns the validated context when status is true. */
+function parseTlsContext(issues: IssueCollector, value: unknown, path: string, side: TlsSide): TlsContextConfig | undefined {
   const o = ConfigObject.from(issues, path, value);
   if (!o) return undefined;
   const status = o.bool('status', false);
-  const verify = o.bool('verify_client', false);
-  const requireCert = o.bool('require_client_cert', false);
+  const verifyClient = o.bool('verify_client', false);
+  const requireClientCert = o.bool('require_client_cert', false);
+  const insecureSkip = o.bool('insecure_skip', false);
+  const fallBack = o.bool('fall_back', false);
   const sds = o.get('sds_source');
-  o.accept(...TLS_KEYS);
+  const ev = o.get('extend_verify');
+  const type = o.str('type', { def: '' }) ?? '';
+  const serverName = (o.str('server_name', { def: '' }) ?? '').trim();
+  const certStr = o.str('cert_chain', { def: '' }) ?? '';
+  const keyStr = o.str('private_key', { def: '' }) ?? '';
+  const caStr = o.str('ca_cert', { def: '' }) ?? '';
+  const ciphersStr = o.str('cipher_suites', { def: '' }) ?? '';
+  const curvesStr = o.str('ecdh_curves', { def: '' }) ?? '';
+  const minStr = o.str('min_version', { def: '' }) ?? '';
+  const maxStr = o.str('max_version', { def: '' }) ?? '';
+  const alpnStr = o.str('alpn', { def: '' }) ?? '';
+  o.accept(...TLS_KEYS_NO_EFFECT);
   o.done();
-  if (status) {
-    issues.error(o.at('status'), 'true: TLS is not supported yet; refusing to run this listener/cluster in plaintext (set status to false or remove the tls_context)');
-    return o.source;
+  if (!status) {
+    if (verifyClient) issues.warn(o.at('verify_client'), 'has no effect: status is false, so TLS (and client certificate verification) is off');
+    if (requireClientCert) issues.warn(o.at('require_client_cert'), 'has no effect: status is false, so TLS is off');
+    if (isSet(sds)) issues.warn(o.at('sds_source'), 'has no effect: status is false, so TLS is off');
+    return undefined;
   }
-  if (verify) issues.warn(o.at('verify_client'), 'has no effect: status is false, so TLS (and client certificate verification) is off');
-  if (requireCert) issues.warn(o.at('require_client_cert'), 'has no effect: status is false, so TLS is off');
-  if (isSet(sds)) issues.warn(o.at('sds_source'), 'has no effect: status is false, so TLS is off');
-  return undefined;
+  const before = issues.errors.length;
+  if (isPresent(sds)) issues.error(o.at('sds_source'), 'SDS (certificates from a secret discovery service) is not supported yet; give cert_chain/private_key/ca_cert as files or PEM');
+  if (isPresent(ev)) issues.error(o.at('extend_verify'), 'custom verification extensions are not supported; refusing to run with weaker verification than configured');
+  if (type !== '') issues.warn(o.at('type'), `${showValue(type)}: no TLS extension of that name; the default certificate handling is used (as MOSN does for an unregistered type)`);
+  if (fallBack) issues.warn(o.at('fall_back'), 'has no effect: certificates are checked at load and a bad one is an error, never a fallback to plaintext');
+  for (const k of TLS_KEYS_NO_EFFECT) {
+    if (isSet(o.source[o.spelled(k)])) issues.warn(o.at(k), 'not supported; ignored');
+  }
+
+  // Versions: MOSN names (tls_auto, tlsv1_0 .. tlsv1_3). Safe default 1.2..1.3 (MOSN's is 1.0..1.3).
+  const version = (key: string, s: string, def: TlsVersion): TlsVersion => {
+    if (s === '') return def;
+    const v = parseVersion(s);
+    if (v === undefined) {
+      issues.error(o.at(key), `${showValue(s)} is not a TLS version (tls_auto, tlsv1_0, tlsv1_1, tlsv1_2, tlsv1_3)`);
+      return def;
+    }
+    return v === 'auto' ? def : v;
+  };
+  const minVersion = version('min_version', minStr, 'TLSv1.2');
+  const maxVersion = version('max_version', maxStr, 'TLSv1.3');
+  if (VERSION_ORDER.indexOf(minVersion) > VERSION_ORDER.indexOf(maxVersion)) {
+    issues.error(o.at('min_version'), `${showValue(minStr)} is above max_version ${showValue(maxStr)}`);
+  } else if (VERSION_ORDER.indexOf(minVersion) < VERSION_ORDER.indexOf('TLSv1.2')) {
+    issues.warn(o.at('min_version'), `${showValue(minStr)}: TLS 1.0/1.1 are insecure, and OpenSSL 3 refuses them unless cipher_suites ends in "@SECLEVEL=0"`);
+  }
+
+  let ciphers = DEFAULT_CIPHERS;
+  if (ciphersStr.trim() !== '') {
+    const r = mapCiphers(ciphersStr);
+    if ('unknown' in r) issues.error(o.at('cipher_suites'), `${showValue(r.unknown)} is not a known cipher suite (MOSN or OpenSSL name)`);
+    else {
+      ciphers = r.list;
+      if (r.weak.length > 0) issues.warn(o.at('cipher_suites'), `${r.weak.join(', ')}: CBC/RSA-key-exchange/3DES suites are weak; prefer ECDHE with GCM or CHACHA20`);
+    }
+  }
+  let ecdhCurve = DEFAULT_CURVES;
+  if (curvesStr.trim() !== '') {
+    const r = mapCurves(curvesStr);
+    if ('unknown' in r) issues.error(o.at('ecdh_curves'), `${showValue(r.unknown)} is not a supported curve (x25519, p256, p384, p521)`);
+    else ecdhCurve = r.list;
+  }
+  const alpn: string[] = [];
+  for (const raw of alpnStr.split(',')) {
+    const p = raw.trim().toLowerCase();
+    if (p === '') continue;
+    if (!ALPN_PROTOCOLS.has(p)) issues.error(o.at('alpn'), `${showValue(raw.trim())} is not a supported ALPN protocol (h2, http/1.1, sofa)`);
+    else if (!alpn.includes(p)) alpn.push(p);
+  }
+
+  const certChain = certStr.trim() !== '' ? sourceOf(certStr) : undefined;
+  const privateKey = keyStr.trim() !== '' ? sourceOf(keyStr) : undefined;
+  const caCert = caStr.trim() !== '' ? sourceOf(caStr) : undefined;
+  if (side === 'listener') {
+    if (!certChain) issues.error(o.at('cert_chain'), 'is required when status is true (a TLS listener needs a certificate)');
+    if (!privateKey) issues.error(o.at('private_key'), 'is required when status is true (a TLS listener needs a private key)');
+    if (verifyClient && !caCert) issues.warn(o.at('verify_client'), 'without ca_cert: client certificates are verified against the system CA store');
+    if (requireClientCert && !verifyClient) {
+      issues.warn(o.at('require_client_cert'), 'without verify_client only REQUESTS a client certificate (MOSN semantics): it is neither required nor verified; set verify_client too');
+    }
+    if (insecureSkip) issues.warn(o.at('insecure_skip'), 'has no effect on a listener (it skips upstream verification in a cluster tls_context)');
+  } else {
+    if (certChain && !privateKey) issues.error(o.at('private_key'), 'is required with cert_chain (client certificate for mTLS to the upstream)');
+    if (privateKey && !certChain) issues.error(o.at('cert_chain'), 'is required with private_key (client certificate for mTLS to the upstream)');
+    if (verifyClient) issues.warn(o.at('verify_client'), 'has no effect in a cluster tls_context (the upstream is verified unless insecure_skip)');
+    if (requireClientCert) issues.warn(o.at('require_client_cert'), 'has no effect in a cluster tls_context');
+    if (insecureSkip) issues.warn(o.at('insecure_skip'), 'true: the upstream certificate is NOT verified');
+    if (serverName !== '' && !isHostnameOrIp(serverName)) issues.error(o.at('server_name'), `${showValue(serverName)} is not a host name`);
+  }
+  const ctx: TlsContextConfig = {
+    serverName, verifyClient, requireClientCert, insecureSkip, minVersion, maxVersion, ciphers, ecdhCurve, alpn,
+    ...(certChain ? { certChain } : {}),
+    ...(privateKey ? { privateKey } : {}),
+    ...(caCert ? { caCert } : {}),
+  };
+  if (issues.errors.length > before) return ctx;
+  // Material: files exist, PEM parses, key matches certificate, OpenSSL takes the settings.
+  try {
+    buildSecureContext(ctx, loadMaterial(ctx));
+  } catch (e) {
+    if (e instanceof TlsMaterialError) issues.error(o.at(e.field), e.message);
+    else issues.error(path, 'TLS context could not be built');
+  }
+  return ctx;
+}
+
+/** Settings a tls_context_set shares: Outrigger applies client verification and protocol settings per listener. */
+function checkTlsSetConsistent(issues: IssueCollector, set: { ctx: TlsContextConfig; path: string }[]): void {
+  const first = set[0];
+  if (!first) return;
+  const src = (s: TlsContextConfig['caCert']): string => (s ? describeSource(s) : '');
+  const same: [string, (c: TlsContextConfig) => string][] = [
+    ['verify_client', (c) => String(c.verifyClient)],
+    ['require_client_cert', (c) => String(c.requireClientCert)],
+    ['ca_cert', (c) => src(c.caCert) + (c.caCert?.kind === 'inline' ? c.caCert.pem : '')],
+    ['min_version', (c) => c.minVersion],
+    ['max_version', (c) => c.maxVersion],
+    ['cipher_suites', (c) => c.ciphers],
+    ['ecdh_curves', (c) => c.ecdhCurve],
+    ['alpn', (c) => c.alpn.join(',')],
+  ];
+  for (const e of set.slice(1)) {
+    for (const [key, get] of same) {
+      if (get(e.ctx) !== get(first.ctx)) issues.error(`${e.path}.${key}`, `must be the same in every entry of tls_context_set (entries differ only in certificate, key and server_name)`);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -793,7 +915,7 @@ function parseCircuitBreakers(st: ParseState, c: ConfigObject): CircuitBreakerCo
   return out;
 }
 
-function parseCluster(st: ParseState, c: ConfigObject): ClusterConfig | undefined {
+function parseCluster(st: ParseState, c: ConfigObject, cmTls: TlsContextConfig | undefined): ClusterConfig | undefined {
   const name = c.str('name', { required: true });
   if (name !== undefined) {
     const prev = st.clusterNames.get(name);
@@ -830,10 +952,14 @@ function parseCluster(st: ParseState, c: ConfigObject): ClusterConfig | undefine
   const cbl = c.int('conn_buffer_limit_bytes');
   const circuitBreakers = parseCircuitBreakers(st, c);
 
-  let tlsContext: Readonly<Record<string, unknown>> | undefined;
-  if (c.has('tls_context')) tlsContext = checkTlsContext(st.issues, c.get('tls_context'), c.at('tls_context'));
+  let tlsContext: TlsContextConfig | undefined;
+  if (c.has('tls_context')) tlsContext = parseTlsContext(st.issues, c.get('tls_context'), c.at('tls_context'), 'cluster');
   else c.accept('tls_context');
-  c.accept('cluster_manager_tls');
+  // MOSN: cluster_manager_tls = use the cluster manager's tls_context for this cluster.
+  if (c.bool('cluster_manager_tls', false) && tlsContext === undefined) {
+    if (cmTls) tlsContext = cmTls;
+    else st.issues.warn(c.at('cluster_manager_tls'), 'true, but cluster_manager.tls_context is absent or off: this cluster is plaintext');
+  }
 
   c.warnIfSet('health_check', 'health checking is not supported yet; ignored (all hosts are considered healthy)');
   c.warnIfSet('lb_subset_config', 'subset load balancing is not supported yet; ignored');
@@ -866,7 +992,8 @@ function parseCluster(st: ParseState, c: ConfigObject): ClusterConfig | undefine
 
 function parseClusterManager(st: ParseState, cm: ConfigObject | undefined): ClusterConfig[] {
   if (!cm) return [];
-  if (cm.has('tls_context')) checkTlsContext(st.issues, cm.get('tls_context'), cm.at('tls_context'));
+  let cmTls: TlsContextConfig | undefined;
+  if (cm.has('tls_context')) cmTls = parseTlsContext(st.issues, cm.get('tls_context'), cm.at('tls_context'), 'cluster');
   else cm.accept('tls_context');
   cm.errorIfSet('clusters_configs', 'loading clusters from a directory is not supported yet; list them in clusters');
   cm.warnIfSet('cluster_pool_enable', 'not supported; ignored');
@@ -874,7 +1001,7 @@ function parseClusterManager(st: ParseState, cm: ConfigObject | undefined): Clus
   for (const item of cm.list('clusters')) {
     const c = ConfigObject.from(st.issues, item.path, item.value);
     if (!c) continue;
-    const parsed = parseCluster(st, c);
+    const parsed = parseCluster(st, c, cmTls);
     if (parsed) clusters.push(parsed);
   }
   cm.done();
@@ -1111,20 +1238,30 @@ function parseListener(
     const fc = ConfigObject.from(st.issues, item.path, item.value);
     if (!fc) return;
     fc.warnIfSet('match', 'filter chain matching is not supported; ignored (the single chain always applies)');
-    let tlsContext: Readonly<Record<string, unknown>> | undefined;
+    const tlsContexts: { ctx: TlsContextConfig; path: string }[] = [];
     const hasCtx = fc.has('tls_context');
     const set = fc.list('tls_context_set');
     if (hasCtx && set.length > 0) st.issues.error(fc.at('tls_context_set'), 'give either tls_context or tls_context_set, not both');
-    if (hasCtx) tlsContext = checkTlsContext(st.issues, fc.get('tls_context'), fc.at('tls_context'));
-    else fc.accept('tls_context');
-    for (const s of set) tlsContext = checkTlsContext(st.issues, s.value, s.path) ?? tlsContext;
+    if (hasCtx) {
+      const t = parseTlsContext(st.issues, fc.get('tls_context'), fc.at('tls_context'), 'listener');
+      if (t) tlsContexts.push({ ctx: t, path: fc.at('tls_context') });
+    } else fc.accept('tls_context');
+    for (const s of set) {
+      // MOSN (pkg/mtls/provider.go): entries with status false are skipped.
+      const t = parseTlsContext(st.issues, s.value, s.path, 'listener');
+      if (t) tlsContexts.push({ ctx: t, path: s.path });
+    }
+    checkTlsSetConsistent(st.issues, tlsContexts);
     const fItems = fc.list('filters');
     if (fItems.length === 0) st.issues.error(fc.at('filters'), 'at least one network filter is required');
     const filters = parseFilterList(st, fItems, 'network', mkCtx, name);
     fc.done();
-    chains.push(tlsContext ? { filters, tlsContext } : { filters });
+    chains.push(tlsContexts.length > 0 ? { filters, tlsContexts: tlsContexts.map((t) => t.ctx) } : { filters });
   });
   const streamFilters = parseFilterList(st, l.list('stream_filters'), 'stream', mkCtx, name);
+  if (inspector && !chains.some((c) => c.tlsContexts !== undefined)) {
+    st.issues.warn(l.at('inspector'), 'has no effect without an enabled tls_context (the inspector tells TLS from plaintext)');
+  }
   l.done();
   if (!address) return undefined;
   return {

@@ -30,8 +30,44 @@ export interface FilterConfig {
 
 export interface FilterChainConfig {
   readonly filters: readonly FilterConfig[];
-  /** Raw TLS context, validated by the TLS layer when supported. */
-  readonly tlsContext?: Readonly<Record<string, unknown>>;
+  /**
+   * Downstream TLS (absent = plaintext): one entry for `tls_context`, several for
+   * `tls_context_set` (chosen by SNI; the first one is the default).
+   */
+  readonly tlsContexts?: readonly TlsContextConfig[];
+}
+
+/** Where PEM material comes from: a file (watched and hot-reloaded) or an inline PEM string. */
+export type TlsSource =
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'inline'; readonly pem: string };
+
+export type TlsVersion = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+
+/**
+ * A validated MOSN `tls_context` with status true (pkg/config/v2 TLSConfig). Listener side:
+ * certChain/privateKey are required; caCert verifies client certificates. Cluster side:
+ * caCert verifies the upstream (system roots when absent), certChain/privateKey are the
+ * client certificate for mTLS, serverName is the SNI and the name checked in the certificate.
+ */
+export interface TlsContextConfig {
+  readonly certChain?: TlsSource;
+  readonly privateKey?: TlsSource;
+  readonly caCert?: TlsSource;
+  readonly serverName: string;
+  /** MOSN: verify_client && require_client_cert = require and verify; verify_client = verify if given; require_client_cert alone = request only. */
+  readonly verifyClient: boolean;
+  readonly requireClientCert: boolean;
+  /** Cluster side: do not verify the upstream certificate (MOSN insecure_skip). */
+  readonly insecureSkip: boolean;
+  readonly minVersion: TlsVersion;
+  readonly maxVersion: TlsVersion;
+  /** OpenSSL cipher list (TLS 1.2 and 1.3 suites), already mapped from MOSN names. */
+  readonly ciphers: string;
+  /** OpenSSL curve list, e.g. "X25519:P-256". */
+  readonly ecdhCurve: string;
+  /** ALPN protocols in preference order (MOSN: h2, http/1.1, sofa). */
+  readonly alpn: readonly string[];
 }
 
 export interface ListenerConfig {
@@ -114,7 +150,8 @@ export interface ClusterConfig {
   /** High watermark of queued bytes per upstream connection. */
   readonly connBufferLimitBytes: number;
   readonly circuitBreakers: CircuitBreakerConfig;
-  readonly tlsContext?: Readonly<Record<string, unknown>>;
+  /** Upstream TLS (absent = plaintext). */
+  readonly tlsContext?: TlsContextConfig;
 }
 
 export interface AdminConfig {

@@ -71,7 +71,7 @@ export class Connection implements Flushable {
   readonly streamMode: boolean;
 
   private readonly io: IoContext;
-  private tlsCache: TlsInfo | null | undefined = undefined;
+  private tlsCache: TlsInfo | undefined = undefined;
   private handler: ConnectionHandler;
   // Gathered output, in order: a borrowed view (chunk === null) or a pooled copy (chunk set).
   private readonly eBuf: Buffer[] = [];
@@ -155,6 +155,8 @@ export class Connection implements Flushable {
       if (this.state !== 'closed' && this.handler.onTimeout) this.handler.onTimeout(this);
     });
     if (this.streamMode) socket.on('drain', this.onDrain);
+    // TLS details are read while the session is up (they are gone once the socket closes).
+    if (!connecting && socket instanceof tls.TLSSocket) this.tlsCache = tlsInfoOf(socket);
     if (!connecting) this.fd = socketFd(socket);
   }
 
@@ -216,18 +218,15 @@ export class Connection implements Flushable {
     if (timeoutMs > 0) socket.setTimeout(timeoutMs);
     socket.once('secureConnect', () => {
       socket.setNoDelay(true);
+      conn.tlsCache = tlsInfoOf(socket);
       conn.connected();
     });
     return conn;
   }
 
-  /** TLS details (version, cipher, SNI, ALPN, peer identity); null for a plaintext connection. */
+  /** TLS details (version, cipher, SNI, ALPN, peer identity); null for a plaintext connection (or one still connecting). */
   get tlsInfo(): TlsInfo | null {
-    if (this.tlsCache === undefined) {
-      const s = this.socket;
-      this.tlsCache = s instanceof tls.TLSSocket && this.state !== 'connecting' ? tlsInfoOf(s) : null;
-    }
-    return this.tlsCache;
+    return this.tlsCache ?? null;
   }
 
   /** The peer's certificate identity (subject, URI SANs such as a SPIFFE id); null without TLS or without a client certificate. */

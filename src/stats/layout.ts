@@ -33,6 +33,21 @@ export const LISTENER_STATS = [
   'downstream_rs_overflow', // answered locally: circuit breaker
   'downstream_rs_codec_error', // answered locally: unreadable request headers
   'downstream_frame_too_large', // connections closed for a frame over the size limit
+  // TLS (src/tls): handshakes, failures by reason, negotiated version and cipher family
+  'downstream_tls_handshake',
+  'downstream_tls_fail_no_certificate',
+  'downstream_tls_fail_verify',
+  'downstream_tls_fail_version',
+  'downstream_tls_fail_other',
+  'downstream_tls_version_tlsv1_2',
+  'downstream_tls_version_tlsv1_3',
+  'downstream_tls_cipher_aes_128_gcm',
+  'downstream_tls_cipher_aes_256_gcm',
+  'downstream_tls_cipher_chacha20_poly1305',
+  'downstream_tls_cipher_other',
+  'downstream_tls_inspector_plaintext',
+  'downstream_tls_cert_reload',
+  'downstream_tls_cert_reload_fail',
 ] as const;
 
 export const L = {
@@ -56,6 +71,20 @@ export const L = {
   RS_OVERFLOW: 17,
   RS_CODEC_ERROR: 18,
   FRAME_TOO_LARGE: 19,
+  TLS_HANDSHAKE: 20,
+  TLS_FAIL_NO_CERT: 21,
+  TLS_FAIL_VERIFY: 22,
+  TLS_FAIL_VERSION: 23,
+  TLS_FAIL_OTHER: 24,
+  TLS_V1_2: 25,
+  TLS_V1_3: 26,
+  TLS_CIPHER_AES_128_GCM: 27,
+  TLS_CIPHER_AES_256_GCM: 28,
+  TLS_CIPHER_CHACHA20: 29,
+  TLS_CIPHER_OTHER: 30,
+  TLS_INSPECTOR_PLAINTEXT: 31,
+  TLS_CERT_RELOAD: 32,
+  TLS_CERT_RELOAD_FAIL: 33,
 } as const;
 
 /** Per-cluster counters (offsets from the cluster's base slot). */
@@ -82,6 +111,16 @@ export const CLUSTER_STATS = [
   'upstream_rs_unknown_id', // responses matching no pending request (late after a timeout): dropped
   'upstream_decode_error',
   'upstream_cx_keepalive_fail', // connections closed for an unanswered heartbeat
+  // TLS to the upstream (src/tls)
+  'upstream_tls_handshake',
+  'upstream_tls_fail_verify',
+  'upstream_tls_fail_other',
+  'upstream_tls_version_tlsv1_2',
+  'upstream_tls_version_tlsv1_3',
+  'upstream_tls_cipher_aes_128_gcm',
+  'upstream_tls_cipher_aes_256_gcm',
+  'upstream_tls_cipher_chacha20_poly1305',
+  'upstream_tls_cipher_other',
 ] as const;
 
 export const C = {
@@ -106,6 +145,15 @@ export const C = {
   RS_UNKNOWN_ID: 18,
   DECODE_ERROR: 19,
   CX_KEEPALIVE_FAIL: 20,
+  TLS_HANDSHAKE: 21,
+  TLS_FAIL_VERIFY: 22,
+  TLS_FAIL_OTHER: 23,
+  TLS_V1_2: 24,
+  TLS_V1_3: 25,
+  TLS_CIPHER_AES_128_GCM: 26,
+  TLS_CIPHER_AES_256_GCM: 27,
+  TLS_CIPHER_CHACHA20: 28,
+  TLS_CIPHER_OTHER: 29,
 } as const;
 
 /** Counters of a whole worker (offsets from slot 0). */

@@ -5,6 +5,7 @@
  */
 import type { ClusterConfig } from '../config/types';
 import { C } from '../stats/layout';
+import { ClientTls } from '../tls/client';
 import { createLoadBalancer, Host, type LoadBalancer } from './lb';
 
 export class Cluster {
@@ -14,6 +15,8 @@ export class Cluster {
   readonly connectTimeoutMs: number;
   readonly bufferLimit: number;
   readonly maxConnections: number;
+  /** Upstream TLS (cluster tls_context); null = plaintext. */
+  readonly tls: ClientTls | null;
 
   constructor(
     readonly config: ClusterConfig,
@@ -34,6 +37,10 @@ export class Cluster {
     this.connectTimeoutMs = config.connectTimeoutMs;
     this.bufferLimit = config.connBufferLimitBytes;
     this.maxConnections = config.circuitBreakers.maxConnections;
+    const t = config.tlsContext;
+    if (t === undefined) this.tls = null;
+    else if (previous && previous.tls !== null && JSON.stringify(previous.tls.config) === JSON.stringify(t)) this.tls = previous.tls;
+    else this.tls = new ClientTls(config.name, t, counters, base);
   }
 
   /** Current active upstream connections of this worker to the cluster. */
@@ -55,6 +62,12 @@ export class ClusterManager {
       const base = bases[c.name];
       if (base === undefined) throw new Error(`stats layout has no slot for cluster ${c.name}`);
       this.clusters.set(c.name, new Cluster(c, counters, base, previous?.get(c.name)));
+    }
+    // Stop watching certificate files of upstream TLS contexts the new snapshot no longer uses.
+    if (previous) {
+      for (const old of previous.all()) {
+        if (old.tls !== null && this.clusters.get(old.name)?.tls !== old.tls) old.tls.close();
+      }
     }
   }
 

@@ -79,6 +79,7 @@ function tlsEcho(port: number, opts: tls.ConnectionOptions, msg: string): Promis
       s.write(msg);
     });
     s.on('error', reject);
+    s.on('close', () => reject(new Error('closed before the echo came back'))); // no-op once resolved
     s.setTimeout(10_000, () => s.destroy(new Error('timeout')));
   });
 }
@@ -196,6 +197,11 @@ describe('TLS data path', () => {
       },
     );
     up.on('tlsClientError', () => {});
+    const upSockets = new Set<net.Socket>();
+    up.on('connection', (s: net.Socket) => {
+      upSockets.add(s);
+      s.on('close', () => upSockets.delete(s));
+    });
     const upPort = await listen(up as unknown as net.Server);
     const good = { status: true, server_name: 'upstream.test', ca_cert: pki.ca.cert, cert_chain: client.cert, private_key: client.key };
     const sc = await startSidecar(config(upPort, { upstreamTls: good }));
@@ -229,6 +235,7 @@ describe('TLS data path', () => {
       assert.equal(seen.length, 3, 'no new session reached the upstream application');
     } finally {
       await sc2.terminate();
+      for (const s of upSockets) s.destroy(); // handshakes the proxy aborted may linger server-side
       await close(up as unknown as net.Server);
     }
   });

@@ -124,14 +124,14 @@ const ERROR_CASES: Case[] = [
   }, `${F0}.config.routes[0].destinationport: "80-70" is not a port list`],
   ['stream filter security relevant', (d) => { d.servers[0].listeners[0].stream_filters = [{ type: 'ip_access', config: {} }]; }, `${L0}.stream_filters[0].type: "ip_access" stream filter is not supported; refusing to run without it`],
   ['stream filter unknown', (d) => { d.servers[0].listeners[0].stream_filters = [{ type: 'my_auth' }]; }, `${L0}.stream_filters[0].type: "my_auth" stream filter is not supported`],
-  ['listener TLS enabled', (d) => { d.servers[0].listeners[0].filter_chains[0].tls_context = { status: true }; }, `${L0}.filter_chains[0].tls_context.status: true: TLS is not supported yet`],
-  ['listener TLS set enabled', (d) => { d.servers[0].listeners[0].filter_chains[0].tls_context_set = [{ status: false }, { status: true }]; }, `${L0}.filter_chains[0].tls_context_set[1].status: true: TLS is not supported yet`],
+  ['listener TLS without a certificate', (d) => { d.servers[0].listeners[0].filter_chains[0].tls_context = { status: true }; }, `${L0}.filter_chains[0].tls_context.cert_chain: is required when status is true`],
+  ['listener TLS set entry without a key', (d) => { d.servers[0].listeners[0].filter_chains[0].tls_context_set = [{ status: false }, { status: true, cert_chain: '/nonexistent/c.pem' }]; }, `${L0}.filter_chains[0].tls_context_set[1].private_key: is required when status is true`],
   ['listener TLS and TLS set', (d) => {
     d.servers[0].listeners[0].filter_chains[0].tls_context = {};
     d.servers[0].listeners[0].filter_chains[0].tls_context_set = [{}];
   }, `${L0}.filter_chains[0].tls_context_set: give either tls_context or tls_context_set`],
-  ['cluster TLS enabled', (d) => { d.cluster_manager.clusters[0].tls_context = { status: true }; }, `${C0}.tls_context.status: true: TLS is not supported yet`],
-  ['cluster manager TLS enabled', (d) => { d.cluster_manager.tls_context = { Status: true }; }, 'cluster_manager.tls_context.status: true: TLS is not supported yet'],
+  ['cluster TLS client cert without key', (d) => { d.cluster_manager.clusters[0].tls_context = { status: true, cert_chain: '/x.pem' }; }, `${C0}.tls_context.private_key: is required with cert_chain`],
+  ['cluster manager TLS with SDS', (d) => { d.cluster_manager.tls_context = { Status: true, sds_source: { certificate_config: {} } }; }, 'cluster_manager.tls_context.sds_source: SDS (certificates from a secret discovery service) is not supported yet'],
   ['graceful_timeout number', (d) => { d.servers[0].graceful_timeout = 30; }, 'servers[0].graceful_timeout: 30 is not a duration: write it with a unit'],
   ['graceful_timeout negative', (d) => { d.servers[0].graceful_timeout = '-5s'; }, 'servers[0].graceful_timeout: "-5s" must not be negative'],
   ['graceful_timeout huge', (d) => { d.servers[0].graceful_timeout = '1000h'; }, 'servers[0].graceful_timeout: "1000h" is too large'],
@@ -266,7 +266,7 @@ describe('config: warnings for harmless unsupported settings and unknown keys', 
     const cfg = parseConfig(d);
     assert.ok(cfg.warnings!.some((x) => x.startsWith(`${L0}.filter_chains[0].tls_context.verify_client: has no effect`)));
     assert.ok(cfg.warnings!.some((x) => x.startsWith(`${C0}.type: "STATIC" is treated as SIMPLE`)));
-    assert.equal(cfg.servers[0]!.listeners[0]!.filterChains[0]!.tlsContext, undefined);
+    assert.equal(cfg.servers[0]!.listeners[0]!.filterChains[0]!.tlsContexts, undefined);
   });
 
   test('tcp_proxy routes shadowed by cluster warn', () => {
@@ -295,7 +295,7 @@ describe('config: MOSN-shaped fixtures', () => {
     assert.equal(l.inspector, false);
     assert.deepEqual(l.accessLogs, [{ path: 'stdout', format: '%start_time% %upstream_host% %bytes_received%' }]);
     assert.equal(l.filterChains.length, 1);
-    assert.equal(l.filterChains[0]!.tlsContext, undefined, 'an empty tls_context means plaintext');
+    assert.equal(l.filterChains[0]!.tlsContexts, undefined, 'an empty tls_context means plaintext');
     const f = l.filterChains[0]!.filters[0]!;
     assert.equal(f.type, 'tcp_proxy');
     const tp = f.config as unknown as TcpProxyConfig;
@@ -380,12 +380,12 @@ describe('config: MOSN-shaped fixtures', () => {
     assert.equal(cfg.admin.address.port, 34903);
   });
 
-  test('TLS enabled on a listener or a cluster is an error, never a silent downgrade', () => {
+  test('TLS with a certificate that does not parse is an error naming the field, never a silent downgrade', () => {
     const r = validateConfigFile(fixture('tls_enabled.json'));
     assert.equal(r.ok, false);
     const paths = r.errors.map((e) => e.path);
-    assert.ok(paths.includes('servers[0].listeners[0].filter_chains[0].tls_context.status'), paths.join('\n'));
-    assert.ok(paths.includes('cluster_manager.clusters[0].tls_context.status'), paths.join('\n'));
+    assert.ok(paths.includes('servers[0].listeners[0].filter_chains[0].tls_context.cert_chain'), paths.join('\n'));
+    assert.ok(!r.errors.some((e) => e.message.includes('MIIEfakekey')), 'the private key never appears in an error');
     assert.throws(() => loadConfigFile(fixture('tls_enabled.json')), (e: unknown) => e instanceof ConfigError && e.source === fixture('tls_enabled.json'));
   });
 

@@ -12,6 +12,7 @@
  *  - idle timeout: no bytes either way for idle_timeout closes both sides.
  */
 import * as net from 'node:net';
+import type * as tls from 'node:tls';
 import type { TcpProxyConfig } from '../../../config/types';
 import type { Connection, ConnectionHandler } from '../../../network/connection';
 import { Connection as Conn } from '../../../network/connection';
@@ -129,7 +130,9 @@ class TcpProxySession implements ConnectionHandler {
     c[cl.base + C.CX_TOTAL]++;
     c[cl.base + C.CX_ACTIVE]++;
     const prev = this.up;
-    this.up = Conn.connect(host.host, host.port, this, cl.bufferLimit, cl.connectTimeoutMs);
+    const t = cl.tls;
+    this.up = Conn.connect(host.host, host.port, this, cl.bufferLimit, cl.connectTimeoutMs, t !== null ? t.options(host.host) : undefined);
+    if (t !== null) t.track(this.up.socket as tls.TLSSocket);
     if (prev !== null) {
       // A retry after a failed connect: what the downstream sent meanwhile goes to the new attempt.
       prev.transferPendingTo(this.up);
@@ -260,6 +263,7 @@ class TcpProxySession implements ConnectionHandler {
         bytesReceived: d.bytesRx,
         bytesSent: d.bytesTx,
         responseFlag: this.responseFlags,
+        downstreamTls: d.tlsInfo ?? undefined,
       });
     }
   }

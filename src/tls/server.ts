@@ -1,0 +1,236 @@
+/**
+ * Downstream TLS for one listener in one worker: the certificates of its tls_context (or
+ * tls_context_set), SNI selection, client-certificate policy, the TLS inspector, hot reload
+ * of certificate files, and handshake stats.
+ *
+ *   accepted socket ── peek the first record ──┬─ ClientHello: SNI -> context ─ TLSSocket handshake ─ 'secure' ─> onTls(tlsSocket)
+ *                                              └─ not TLS: inspector -> onPlain(socket); else the handshake rejects it
+ *
+ * SNI is read from the buffered ClientHello (client-hello.ts) and the chosen context is
+ * given to the TLSSocket whole; Node's SNICallback cannot be used (it adds the chosen
+ * certificate beside the default one instead of replacing it).
+ *
+ * Each handshake starts with the contexts current at that moment; a reload swaps them for
+ * new handshakes only, so live connections are never touched. A replacement that does not
+ * load (missing file, bad PEM, key not matching, expired) is refused: the old pair stays and
+ * the refusal is logged and counted.
+ *
+ * SNI (MOSN pkg/mtls tls_context_manager.go): an entry answers to its certificate's CN and
+ * DNS SANs and its server_name; exact names first, then wildcards ("*.example.com");
+ * no match or no SNI -> the first entry.
+ */
+import type * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { FilterConfig, TlsContextConfig } from '../config/types';
+import { L } from '../stats/layout';
+import { tlsLog } from './log';
+import { firstRecordLength, parseSni, TLS_RECORD_HANDSHAKE } from './client-hello';
+import { rememberServerName } from './identity';
+import { buildSecureContext, certNames, loadMaterial, TlsMaterialError } from './material';
+import { countListenerFailure, countListenerHandshake, FailReason, failReason } from './stats';
+import { FileWatcher } from './watch';
+
+/** A client that connects and stays silent (or stalls mid-handshake) is closed after this long. */
+export const HANDSHAKE_TIMEOUT_MS = 15_000;
+
+/** Peek at most this much for the ClientHello (a TLS record is at most 16 KiB + header). */
+const MAX_PEEK = 16 * 1024 + 5;
+
+interface Entry {
+  readonly config: TlsContextConfig;
+  context: tls.SecureContext;
+  names: Set<string>;
+  /** PEM text currently in use (to skip reloads that change nothing). */
+  cert: string;
+  key: string;
+  ca: string;
+}
+
+export interface TlsHandoff {
+  /** Handshake done (and the client certificate accepted): the socket carries cleartext. */
+  onTls(sock: tls.TLSSocket): void;
+  /** Inspector only: the client spoke plaintext; the peeked bytes are back in the socket. */
+  onPlain(sock: net.Socket): void;
+}
+
+/** ALPN protocols offered: the configured ones, else h2 + http/1.1 when the listener serves HTTP. */
+export function alpnFor(c: TlsContextConfig, filters: readonly FilterConfig[]): string[] {
+  if (c.alpn.length > 0) return [...c.alpn];
+  const last = filters[filters.length - 1];
+  if (last && last.type.toLowerCase() === 'proxy') {
+    const dp = (last.config as { downstreamProtocols?: readonly string[] }).downstreamProtocols ?? [];
+    if (dp.some((p) => /^(http1|http2|auto)$/i.test(p))) return ['h2', 'http/1.1'];
+  }
+  return [];
+}
+
+export class ServerTls {
+  private entries: Entry[];
+  private readonly watcher: FileWatcher | null;
+  private readonly socketOptions: tls.TLSSocketOptions;
+  private readonly verifyIfGiven: boolean;
+  private closed = false;
+
+  constructor(
+    readonly listenerName: string,
+    configs: readonly TlsContextConfig[],
+    filters: readonly FilterConfig[],
+    private readonly counters: Float64Array,
+    private readonly base: number,
+    readonly inspector: boolean,
+  ) {
+    if (configs.length === 0) throw new Error(`listener ${listenerName}: no TLS context`);
+    this.entries = configs.map((c) => this.load(c));
+    const first = configs[0];
+    const alpn = alpnFor(first, filters);
+    // MOSN GetClientAuth: verify+require -> RequireAndVerify; verify -> VerifyIfGiven; require -> Request.
+    const requestCert = first.verifyClient || first.requireClientCert;
+    const rejectUnauthorized = first.verifyClient && first.requireClientCert;
+    this.verifyIfGiven = first.verifyClient;
+    this.socketOptions = {
+      isServer: true,
+      requestCert,
+      // With this set OpenSSL fails the handshake when no certificate comes; the chain itself
+      // is checked after the handshake (Node's model), in onSecure.
+      rejectUnauthorized,
+      ...(alpn.length > 0 ? { ALPNProtocols: alpn } : {}),
+    };
+    const files = new Set<string>();
+    for (const c of configs) for (const s of [c.certChain, c.privateKey, c.caCert]) if (s && s.kind === 'file') files.add(s.path);
+    this.watcher = files.size > 0 ? new FileWatcher(files, () => this.reload()) : null;
+  }
+
+  private load(config: TlsContextConfig, prev?: Entry): Entry {
+    const m = loadMaterial(config);
+    const names = new Set<string>(m.leaf ? certNames(m.leaf) : []);
+    if (config.serverName !== '') names.add(config.serverName.toLowerCase());
+    const cert = m.cert ?? '';
+    const key = m.key ?? '';
+    const ca = m.ca ?? '';
+    if (prev && prev.cert === cert && prev.key === key && prev.ca === ca) return prev;
+    return { config, context: buildSecureContext(config, m), names, cert, key, ca };
+  }
+
+  /** The entry for an SNI name (exact, then wildcard), else the default (first). */
+  select(servername: string | undefined): Entry {
+    const entries = this.entries;
+    if (servername) {
+      let name = servername.toLowerCase();
+      while (name.endsWith('.')) name = name.slice(0, -1);
+      for (const e of entries) if (e.names.has(name)) return e;
+      const labels = name.split('.');
+      for (let i = 1; i < labels.length; i++) {
+        const wild = `*.${labels.slice(i).join('.')}`;
+        for (const e of entries) if (e.names.has(wild)) return e;
+      }
+    }
+    return entries[0];
+  }
+
+  /** Re-reads changed certificate files; a context that fails to load keeps its old material. */
+  reload(): void {
+    if (this.closed) return;
+    const log = tlsLog();
+    const next = this.entries.map((e, i) => {
+      try {
+        const n = this.load(e.config, e);
+        if (n !== e) {
+          this.counters[this.base + L.TLS_CERT_RELOAD]++;
+          log.info({ listener: this.listenerName, context: i }, 'TLS certificate reloaded; new handshakes use it');
+        }
+        return n;
+      } catch (err) {
+        this.counters[this.base + L.TLS_CERT_RELOAD_FAIL]++;
+        const field = err instanceof TlsMaterialError ? err.field : 'tls_context';
+        const why = err instanceof Error ? err.message : String(err);
+        log.error({ listener: this.listenerName, context: i, field, reason: why }, 'TLS certificate reload refused; keeping the previous certificate');
+        return e;
+      }
+    });
+    this.entries = next;
+  }
+
+  /** Takes an accepted (paused) socket through the inspector and/or the handshake. */
+  start(raw: net.Socket, h: TlsHandoff): void {
+    raw.on('error', noop); // errors before the handoff end in 'close'
+    let peeked: Buffer | null = null;
+    const timer = setTimeout(() => {
+      this.counters[this.base + L.TLS_FAIL_OTHER]++;
+      raw.destroy();
+    }, HANDSHAKE_TIMEOUT_MS);
+    const onClose = (): void => clearTimeout(timer);
+    const onData = (chunk: Buffer): void => {
+      const buf: Buffer = peeked === null ? chunk : Buffer.concat([peeked, chunk]);
+      peeked = buf;
+      const isTls = buf[0] === TLS_RECORD_HANDSHAKE;
+      if (isTls) {
+        const need = firstRecordLength(buf);
+        if ((need < 0 || buf.length < need) && buf.length < MAX_PEEK) return; // wait for the whole ClientHello
+      }
+      clearTimeout(timer);
+      raw.off('data', onData);
+      raw.off('close', onClose);
+      raw.pause();
+      raw.unshift(buf); // the TLSSocket (or the plaintext Connection) reads these bytes first
+      if (isTls || !this.inspector) {
+        this.handshake(raw, isTls ? parseSni(buf) : '', h);
+      } else {
+        this.counters[this.base + L.TLS_INSPECTOR_PLAINTEXT]++;
+        h.onPlain(raw);
+      }
+    };
+    raw.once('close', onClose);
+    raw.on('data', onData);
+    raw.resume();
+  }
+
+  private handshake(raw: net.Socket, sni: string, h: TlsHandoff): void {
+    const opts = { ...this.socketOptions, secureContext: this.select(sni).context };
+    const sock = new tls.TLSSocket(raw, opts);
+    if (sni !== '') rememberServerName(sock, sni);
+    const counters = this.counters;
+    const base = this.base;
+    let failed = false;
+    const fail = (reason: FailReason): void => {
+      if (failed) return;
+      failed = true;
+      countListenerFailure(counters, base, reason);
+      sock.destroy();
+    };
+    const onError = (err: Error): void => fail(failReason(err));
+    const onTimeout = (): void => fail(FailReason.Other);
+    sock.on('error', onError);
+    sock.setTimeout(HANDSHAKE_TIMEOUT_MS);
+    sock.once('timeout', onTimeout);
+    sock.once('secure', () => {
+      sock.setTimeout(0);
+      sock.off('timeout', onTimeout);
+      if (this.verifyIfGiven && sock.getPeerX509Certificate() !== undefined && verifyError(sock) !== null) {
+        fail(FailReason.Verify);
+        return;
+      }
+      if (failed || sock.destroyed) return;
+      countListenerHandshake(counters, base, sock);
+      sock.off('error', onError);
+      sock.on('error', noop); // the Connection records errors itself; keep one listener so none is unhandled
+      h.onTls(sock);
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.watcher) this.watcher.close();
+  }
+}
+
+function noop(): void {}
+
+/**
+ * The chain verification result OpenSSL recorded during the handshake (Node verifies chains
+ * after the handshake; tls.Server and tls.connect read the same value). Fails closed.
+ */
+export function verifyError(sock: tls.TLSSocket): Error | null {
+  const handle = (sock as unknown as { _handle?: { verifyError?: () => Error | null } })._handle;
+  if (handle === undefined || handle === null || typeof handle.verifyError !== 'function') return new Error('cannot read verification result');
+  return handle.verifyError();
+}
