@@ -145,15 +145,10 @@ export class Connection implements Flushable {
       if (this.error === undefined) this.error = e;
     });
     socket.on('close', () => this.closed());
-    if (this.io.mode === 'cork') {
-      // cork mode writes without callbacks: 'drain' tells when the queue emptied.
-      socket.on('drain', () => {
-        if (this.state !== 'closed') this.checkWatermarks();
-      });
-    }
     socket.on('timeout', () => {
       if (this.state !== 'closed' && this.handler.onTimeout) this.handler.onTimeout(this);
     });
+    // Stream mode (TLS, and the global cork mode) writes mostly without callbacks: 'drain' tells when the queue emptied.
     if (this.streamMode) socket.on('drain', this.onDrain);
     // TLS details are read while the session is up (they are gone once the socket closes).
     if (!connecting && socket instanceof tls.TLSSocket) this.tlsCache = tlsInfoOf(socket);
