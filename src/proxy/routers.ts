@@ -1,14 +1,10 @@
 /**
  * Where the `proxy` filter finds its router configs in a worker.
  *
- * Filter factories are built with their own filter config and a ListenerContext, which does
- * not carry the server's routers (servers[].routers). Until it does, this module keeps the
- * routers of the newest config snapshot the worker received: it listens to the worker's
- * message port, and because it is imported by worker.ts before worker.ts adds its own
- * listener, it sees every 'config' message before the listeners are built from it.
- * A `routers` field on the ListenerContext, when present, takes precedence.
+ * The worker passes each listener's server routers (servers[].routers of the snapshot) in the
+ * ListenerContext; that is what the filter uses. The snapshot kept here (setRouterSnapshot)
+ * serves in-process tests that build filters without a worker.
  */
-import { parentPort } from 'node:worker_threads';
 import type { OutriggerConfig, RouterConfig } from '../config/types';
 
 /** listener name -> (router name -> config), from the newest snapshot. */
@@ -34,10 +30,4 @@ export function setRouterSnapshot(config: Pick<OutriggerConfig, 'servers'>): voi
 export function findRouterConfig(listener: string, name: string, fromContext?: readonly RouterConfig[]): RouterConfig | undefined {
   if (fromContext !== undefined) return fromContext.find((r) => r.name === name);
   return byListener.get(listener)?.get(name) ?? all.get(name);
-}
-
-if (parentPort !== null) {
-  parentPort.on('message', (m: { type?: string; config?: OutriggerConfig }) => {
-    if (m !== null && typeof m === 'object' && m.type === 'config' && m.config !== undefined) setRouterSnapshot(m.config);
-  });
 }

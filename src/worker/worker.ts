@@ -66,6 +66,7 @@ async function applyConfig(version: number, config: OutriggerConfig, layout: { l
         idleTimeoutMs: lc.connectionIdleTimeoutMs,
         bufferLimit: lc.perConnBufferLimitBytes,
         accessLog: accessLogFor(lc.name, lc),
+        routers: server.routers,
       });
       const existing = listeners.get(lc.name);
       if (existing) {

@@ -6,6 +6,7 @@
 import type { Connection } from '../../network/connection';
 import type { ClusterManager } from '../../upstream/cluster';
 import type { AccessLogWriter } from '../../log';
+import type { RouterConfig } from '../../config/types';
 
 /** What a filter factory sees of its listener: the snapshot it was built under. */
 export interface ListenerContext {
@@ -19,6 +20,8 @@ export interface ListenerContext {
   /** High watermark for downstream connections. */
   readonly bufferLimit: number;
   readonly accessLog: AccessLogWriter | null;
+  /** servers[].routers of the listener's server in this snapshot (L7 proxy filters). */
+  readonly routers?: readonly RouterConfig[];
 }
 
 export interface NetworkFilterFactory {
