@@ -1,6 +1,6 @@
 // Turns per-round load results into the per-peer summary of a case (pure code).
 import * as hdr from 'hdr-histogram-js';
-import type { Bottleneck, LatencySummary, PeerCaseResult, RoundSample } from './types';
+import { isOpsUnit, type Bottleneck, type LatencySummary, type PeerCaseResult, type RoundSample, type Unit } from './types';
 
 export const CURVE_PERCENTILES = [0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100];
 const GiB = 1024 ** 3;
@@ -52,13 +52,14 @@ export function bottleneck(proxyCores: number | undefined, clientCores: number, 
 
 export function summarisePeer(
   peer: string,
-  unit: 'req/s' | 'B/s',
+  unit: Unit,
   rounds: RoundSample[],
   histograms: string[],
   rss: { hwmKiB: number; sampledKiB: number } | undefined,
   opts: { hasProxy: boolean; clientCpuCount: number },
 ): PeerCaseResult {
-  const bad = rounds.filter((r) => r.errors > 0 || (unit === 'req/s' ? r.ops === 0 : r.bytes === 0));
+  const ops = isOpsUnit(unit);
+  const bad = rounds.filter((r) => r.errors > 0 || (ops ? r.ops === 0 : r.bytes === 0));
   const tp = rounds.map((r) => r.throughput);
   const sum = (f: (r: RoundSample) => number): number => rounds.reduce((a, r) => a + f(r), 0);
   const windowS = sum((r) => r.windowS) || 1;
@@ -66,7 +67,7 @@ export function summarisePeer(
   const proxyCores = opts.hasProxy ? proxyCpu / windowS : undefined;
   const generatorCpuCores = sum((r) => r.generatorCpuS) / windowS;
   const backendCpuCores = sum((r) => r.backendCpuS) / windowS;
-  const work = unit === 'req/s' ? sum((r) => r.ops) / 1000 : sum((r) => r.bytes) / GiB;
+  const work = ops ? sum((r) => r.ops) / 1000 : sum((r) => r.bytes) / GiB;
   const res: PeerCaseResult = {
     peer,
     status: bad.length ? 'error' : 'ok',
@@ -86,10 +87,10 @@ export function summarisePeer(
   if (bad.length) {
     const e = bad.find((r) => r.firstError)?.firstError;
     const errs = bad.reduce((a, r) => a + r.errors, 0);
-    const idle = bad.filter((r) => (unit === 'req/s' ? r.ops === 0 : r.bytes === 0)).length;
+    const idle = bad.filter((r) => (ops ? r.ops === 0 : r.bytes === 0)).length;
     const parts = [];
     if (errs) parts.push(`${errs} error(s)${e ? ` (first: ${e})` : ''}`);
-    if (idle) parts.push(`no ${unit === 'req/s' ? 'completed requests' : 'bytes'} in the measured window in ${idle} round(s)`);
+    if (idle) parts.push(`no ${unit === 'req/s' ? 'completed requests' : ops ? `completed ${unit.replace('/s', '')}` : 'bytes'} in the measured window in ${idle} round(s)`);
     res.message = `${bad.length}/${rounds.length} round(s) failed: ${parts.join('; ')}`;
   }
   return res;

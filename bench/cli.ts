@@ -25,6 +25,7 @@ Options:
   --connections N     override the connection count of every case
   --rate N            fixed request rate of open-loop cases (bolt; default 2000 req/s)
   --pipeline K        bolt max-rate case: requests in flight per connection (default 1)
+  --streams K         http2/grpc: streams in flight per connection (default 100 / 10)
   --threads N         load-generator worker threads (default 1; all on the client CPU)
   --quick             short run (CI)
   --out DIR           results directory (default bench/results)
@@ -34,7 +35,8 @@ Options:
 Environment:
   ENVOY_BIN           Envoy binary (else \`envoy\` on PATH; without one Envoy is skipped)
   OUTRIGGER_FEATURES  Outrigger features to assume built (default: tcp_proxy, plus
-                      bolt when \`outrigger validate\` accepts the bolt config)
+                      bolt, tls, http2 when \`outrigger validate\` accepts the
+                      bolt / tls / http2 workload config)
 
 Placement: proxy pinned to CPU 0, backend + load generator to the other CPU(s)
 (taskset). Exit status 1 when a workload errors (a peer failed to start or a run
@@ -96,6 +98,9 @@ export function parseArgs(argv: string[]): CliArgs {
         break;
       case '--pipeline':
         a.pipeline = Math.floor(num(flag, val(), 1));
+        break;
+      case '--streams':
+        a.streams = Math.floor(num(flag, val(), 1));
         break;
       case '--threads':
         a.threads = Math.floor(num(flag, val(), 1));

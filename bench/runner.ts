@@ -9,7 +9,8 @@ import { runLoad, startBackend, type BackendHandle } from './load/run';
 import { placement } from './lib/proc-spawn';
 import { outriggerFeatures, outriggerSkipReason, peerByName, type RunningPeer } from './peers';
 import { proxyLayer } from './peers/configs';
-import type { CaseResult, PeerCaseResult, PeerInfo, RoundSample, RunResult, WorkloadResult } from './types';
+import { makeCerts, type CertFiles, type CertKind } from './lib/certs';
+import { cpuUnitOf, isOpsUnit, type CaseResult, type PeerCaseResult, type PeerInfo, type RoundSample, type RunResult, type WorkloadResult } from './types';
 import { workloadByName, type CaseDef } from './workloads';
 
 export interface BenchOptions {
@@ -24,6 +25,8 @@ export interface BenchOptions {
   rate?: number;
   /** requests in flight per connection (bolt max-rate case) */
   pipeline?: number;
+  /** streams (requests, calls) in flight per connection (http2, grpc) */
+  streams?: number;
   quick: boolean;
   command: string;
   /** progress lines / indicator (stderr by default) */
@@ -70,21 +73,24 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
   });
   const result: RunResult = { meta, peers: peerInfos, workloads: [] };
 
+  const caseOpts = { connections: o.connections, rate: o.rate, pipeline: o.pipeline, streams: o.streams };
   // Work estimate for the progress indicator: measurements to run.
   let total = 0;
   for (const w of o.workloads) {
     const def = workloadByName(w)!;
-    if (!def.pending) total += def.cases({ connections: o.connections, rate: o.rate, pipeline: o.pipeline }).length * o.peers.length * o.rounds;
+    if (!def.pending) total += def.cases(caseOpts).length * o.peers.length * o.rounds;
   }
   let done = 0;
   const progress = o.progress ?? (() => undefined);
 
   const backend: BackendHandle = await startBackend();
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-bench-'));
+  // TLS workloads: server certificates made once per run in the scratch directory.
+  let certs: Record<CertKind, CertFiles> | undefined;
   try {
     for (const wname of o.workloads) {
       const def = workloadByName(wname)!;
-      const wr: WorkloadResult = { name: def.name, description: def.description, status: 'ok', notes: [], cases: [] };
+      const wr: WorkloadResult = { name: def.name, description: def.description, status: 'ok', notes: [...(def.notes ?? [])], cases: [] };
       result.workloads.push(wr);
       const missing = def.needs.filter((f) => !outriggerFeatures().has(f));
       if (def.pending) {
@@ -93,17 +99,33 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
         progress(`${def.name}: ${wr.message}`, done, total);
         continue;
       }
-      const cases = def.cases({ connections: o.connections, rate: o.rate, pipeline: o.pipeline });
+      const cases = def.cases(caseOpts);
       const caseResults: CaseResult[] = cases.map((c) => ({
         id: c.id,
         unit: c.unit,
-        cpuUnit: c.unit === 'req/s' ? 'CPU s / 1k req' : 'CPU s / GiB',
+        cpuUnit: cpuUnitOf(c.unit),
+        ...(c.cert ? { cert: c.cert } : {}),
+        ...(c.streams !== undefined ? { streams: c.streams } : {}),
         connections: c.connections,
         ...(c.rate !== undefined ? { rate: c.rate } : {}),
         ...(c.pipeline !== undefined ? { pipeline: c.pipeline } : {}),
         peers: [],
       }));
       wr.cases = caseResults;
+      let peerCerts: Partial<Record<CertKind, CertFiles>> | undefined;
+      if (def.mode === 'tls') {
+        try {
+          certs ??= makeCerts(path.join(scratch, 'certs'));
+        } catch (e) {
+          wr.status = 'error';
+          wr.message = `could not make the TLS certificates: ${(e as Error).message}`;
+          progress(`${def.name}: ${wr.message}`, done, total);
+          done += cases.length * o.peers.length * o.rounds;
+          continue;
+        }
+        const kinds = [...new Set(cases.map((c) => c.listener).filter((k): k is CertKind => k !== undefined))];
+        peerCerts = Object.fromEntries(kinds.map((k) => [k, certs![k]]));
+      }
 
       // Start every peer for this workload (idle ones cost nothing while others run).
       const running = new Map<string, RunningPeer>();
@@ -125,7 +147,7 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
           const backendPort = backend.ports[cases[0].backend];
           try {
             progress(`${def.name}: starting ${name}`, done, total);
-            running.set(name, await p.start({ mode: def.mode, backendPort, dir }));
+            running.set(name, await p.start({ mode: def.mode, backendPort, dir, certs: peerCerts, http1BackendPort: backend.ports.http }));
           } catch (e) {
             why = (e as Error).message;
             status = 'failed';
@@ -140,7 +162,7 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
         }
       }
 
-      const samples = new Map<string, { rounds: RoundSample[]; hists: string[]; lags: string[]; hwm: number; rss: number }>();
+      const samples = new Map<string, { rounds: RoundSample[]; hists: string[]; lags: string[]; hwm: number; rss: number; note?: string }>();
       const key = (c: CaseDef, p: string): string => `${c.id}|${p}`;
       try {
         const order = [...running.keys()];
@@ -150,7 +172,7 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
             for (const name of rot) {
               const rp = running.get(name)!;
               progress(`${c.id} round ${round + 1}/${o.rounds}: ${name}`, done, total);
-              const port = name === 'direct' ? backend.ports[c.backend] : rp.port;
+              const port = name === 'direct' ? backend.ports[c.backend] : c.listener ? (rp.ports?.[c.listener] ?? rp.port) : rp.port;
               const s = samples.get(key(c, name)) ?? { rounds: [], hists: [], lags: [], hwm: 0, rss: 0 };
               samples.set(key(c, name), s);
               try {
@@ -164,13 +186,14 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
                     messageSize: c.messageSize,
                     ...(c.pipeline !== undefined ? { pipeline: c.pipeline } : {}),
                     ...(c.rate !== undefined ? { rate: c.rate } : {}),
+                    ...(c.streams !== undefined ? { streams: c.streams } : {}),
                     durationMs: o.durationS * 1000,
                     proxyPids: rp.pids,
                     backendPids: [backend.pid],
                   },
                   o.warmupS * 1000,
                 );
-                const work = c.unit === 'req/s' ? r.ops : r.bytes;
+                const work = isOpsUnit(c.unit) ? r.ops : r.bytes;
                 s.rounds.push({
                   round,
                   throughput: work / o.durationS,
@@ -185,6 +208,7 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
                 });
                 s.hists.push(r.histogram);
                 if (r.lagHistogram) s.lags.push(r.lagHistogram);
+                s.note ??= r.note;
                 s.hwm = Math.max(s.hwm, r.proxyHwmKiB);
                 s.rss = Math.max(s.rss, r.proxyRssMaxKiB);
               } catch (e) {
@@ -217,6 +241,7 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
           const layer = proxyLayer(name, def.mode);
           if (layer && def.mode === 'bolt') pr.layer = layer;
           if (s.lags.length) pr.sendLag = summariseLatency(s.lags);
+          if (s.note) pr.negotiated = s.note;
           caseResults[i].peers.push(pr);
         }
       }

@@ -26,12 +26,29 @@ export interface RoundSample {
   backendCpuS: number;
 }
 
+/** Throughput units: counted operations per second (requests, handshakes, gRPC calls) or bytes per second. */
+export type Unit = 'req/s' | 'handshakes/s' | 'calls/s' | 'B/s';
+/** Proxy CPU per unit of work: per 1,000 operations, or per GiB. */
+export type CpuUnit = 'CPU s / 1k req' | 'CPU s / 1k handshakes' | 'CPU s / 1k calls' | 'CPU s / GiB';
+
+/** True for units counting operations (ops), false for bytes/s. */
+export function isOpsUnit(u: Unit): boolean {
+  return u !== 'B/s';
+}
+
+/** The CPU-per-work unit that goes with a throughput unit. */
+export function cpuUnitOf(u: Unit): CpuUnit {
+  return u === 'B/s' ? 'CPU s / GiB' : u === 'handshakes/s' ? 'CPU s / 1k handshakes' : u === 'calls/s' ? 'CPU s / 1k calls' : 'CPU s / 1k req';
+}
+
 export type Bottleneck = 'proxy' | 'generator' | 'neither' | 'n/a';
 
 export interface PeerCaseResult {
   peer: string;
   /** L4 (bytes forwarded) or L7 (protocol parsed, routed) for this workload; none for direct */
   layer?: 'L4' | 'L7';
+  /** what the load generator negotiated with this peer (TLS version, cipher, key exchange, certificate key) */
+  negotiated?: string;
   status: 'ok' | 'error' | 'failed' | 'skipped';
   message?: string;
   rounds: RoundSample[];
@@ -57,9 +74,13 @@ export interface PeerCaseResult {
 
 export interface CaseResult {
   id: string;
-  unit: 'req/s' | 'B/s';
+  unit: Unit;
   /** unit of proxyCpuPerUnit */
-  cpuUnit: 'CPU s / 1k req' | 'CPU s / GiB';
+  cpuUnit: CpuUnit;
+  /** TLS cases: the server certificate's key ("ECDSA P-256", "RSA-2048") */
+  cert?: string;
+  /** h2/grpc: streams (requests, calls) in flight per connection */
+  streams?: number;
   connections: number;
   /** fixed-rate (open-loop) cases: the asked request rate, req/s */
   rate?: number;

@@ -4,6 +4,8 @@
 // Outrigger feature does not run against the other peers and skip Outrigger.
 import type { LoadKind } from './load/spec';
 import type { ProxyMode } from './peers/configs';
+import { CERT_LABEL, type CertKind } from './lib/certs';
+import type { Unit } from './types';
 
 export interface CaseDef {
   /** e.g. "tcp-rr c=1" */
@@ -12,8 +14,14 @@ export interface CaseDef {
   connections: number;
   messageSize: number;
   /** throughput unit */
-  unit: 'req/s' | 'B/s';
-  backend: 'echo' | 'source' | 'http' | 'bolt';
+  unit: Unit;
+  backend: 'echo' | 'source' | 'http' | 'bolt' | 'h2' | 'grpc';
+  /** TLS cases: which of the proxy's TLS listeners (certificate kind) the case uses */
+  listener?: CertKind;
+  /** TLS cases: the certificate's key, for reports */
+  cert?: string;
+  /** h2/grpc: streams (requests, calls) in flight per connection */
+  streams?: number;
   /** bolt: requests in flight per connection (closed loop) */
   pipeline?: number;
   /** open-loop cases: the fixed request rate (req/s over all connections) */
@@ -27,10 +35,19 @@ export interface CaseOptions {
   rate?: number;
   /** --pipeline override (bolt max-rate case) */
   pipeline?: number;
+  /** --streams override (h2, grpc: in flight per connection) */
+  streams?: number;
 }
 
 /** Defaults of the bolt workload (MOSN's published SOFARPC report: 200 connections, 1 request in flight each). */
 export const BOLT_DEFAULTS = { connections: 200, rate: 2000, pipeline: 1, bodyBytes: 1024 };
+
+/** Defaults of the http2 workload: few connections, many streams, 1 KiB responses. */
+export const H2_DEFAULTS = { connections: 4, streams: 100 };
+/** Defaults of the grpc workload: unary calls, 1 KiB request and reply. */
+export const GRPC_DEFAULTS = { connections: 4, streams: 10, messageBytes: 1024 };
+/** tls-handshake: concurrent connect-handshake-echo-close loops, 64-byte echo. */
+export const TLS_HANDSHAKE_DEFAULTS = { connections: 16, messageBytes: 64 };
 
 export interface WorkloadDef {
   name: string;
@@ -41,6 +58,8 @@ export interface WorkloadDef {
   mode: ProxyMode;
   /** undefined when the harness can drive it, else what is missing */
   pending?: string;
+  /** method notes printed under the workload in the report */
+  notes?: string[];
   cases(o: CaseOptions): CaseDef[];
 }
 
@@ -89,35 +108,65 @@ export const WORKLOADS: WorkloadDef[] = [
   },
   {
     name: 'http2',
-    description: 'h2c, few connections, many concurrent streams',
+    description: 'h2c (HTTP/2 cleartext, prior knowledge), few connections with many concurrent GET streams, 1 KiB responses; req/s and latency',
     needs: ['http2'],
-    mode: 'http1',
-    pending: 'h2c load driver and h2c backend not written yet',
-    cases: () => [],
+    mode: 'http2',
+    notes: [
+      'HAProxy speaks HTTP/2 on both sides (`proto h2` on bind and server); nginx accepts h2c (`listen ... http2`) but proxies to the backend over HTTP/1.1 keep-alive (nginx cannot proxy HTTP/2 upstream except with grpc_pass), so its upstream is the backend\'s HTTP/1.1 listener (same 1 KiB body).',
+    ],
+    cases: (o) => {
+      const c = o.connections ?? H2_DEFAULTS.connections;
+      const k = o.streams ?? H2_DEFAULTS.streams;
+      return [{ id: `http2 c=${c} s=${k}`, kind: 'h2', connections: c, streams: k, messageSize: 0, unit: 'req/s', backend: 'h2' }];
+    },
   },
   {
     name: 'grpc',
-    description: 'gRPC unary calls',
-    needs: ['grpc'],
-    mode: 'http1',
-    pending: 'gRPC driver not written yet',
-    cases: () => [],
+    description: 'gRPC unary calls (grpc-js client and server, 1 KiB request and reply), few connections with many calls in flight; calls/s and latency',
+    needs: ['http2'],
+    mode: 'grpc',
+    notes: [
+      'gRPC rides on HTTP/2: HAProxy `mode http` with `proto h2` on both sides; nginx `grpc_pass` (HTTP/2 upstream, keep-alive pool); Outrigger and Envoy their HTTP/2 proxy.',
+    ],
+    cases: (o) => {
+      const c = o.connections ?? GRPC_DEFAULTS.connections;
+      const k = o.streams ?? GRPC_DEFAULTS.streams;
+      return [{ id: `grpc c=${c} s=${k}`, kind: 'grpc', connections: c, streams: k, messageSize: GRPC_DEFAULTS.messageBytes, unit: 'calls/s', backend: 'grpc' }];
+    },
   },
   {
     name: 'tls-handshake',
-    description: 'new TLS connections per second (full handshakes)',
+    description: 'new TLS connection per request (full handshake, no resumption, 64-byte echo, close); handshakes/s, ECDSA P-256 and RSA-2048 certificates',
     needs: ['tls'],
-    mode: 'tcp',
-    pending: 'TLS termination configs and handshake driver not written yet',
-    cases: () => [],
+    mode: 'tls',
+    notes: [
+      'Every peer terminates TLS and forwards plaintext TCP to the echo backend. The client disables tickets (SSL_OP_NO_TICKET) and never offers a session; a resumed session counts as an error. Servers have tickets and session caches off where configurable.',
+    ],
+    cases: (o) => {
+      const c = o.connections ?? TLS_HANDSHAKE_DEFAULTS.connections;
+      return (['ecdsa', 'rsa'] as const).map((k) => ({
+        id: `tls-handshake ${k === 'ecdsa' ? 'ecdsa-p256' : 'rsa-2048'} c=${c}`,
+        kind: 'tls-handshake' as const,
+        connections: c,
+        messageSize: TLS_HANDSHAKE_DEFAULTS.messageBytes,
+        unit: 'handshakes/s' as const,
+        backend: 'echo' as const,
+        listener: k,
+        cert: CERT_LABEL[k],
+      }));
+    },
   },
   {
     name: 'tls-bulk',
-    description: 'bulk bytes/s over TLS-terminating listener',
+    description: 'bulk download through a TLS-terminating listener (backend streams 64 KiB writes in plaintext, the peer encrypts); bytes/s, ECDSA P-256 certificate',
     needs: ['tls'],
-    mode: 'tcp',
-    pending: 'TLS termination configs and bulk driver not written yet',
-    cases: () => [],
+    mode: 'tls',
+    notes: ['Every peer terminates TLS and forwards plaintext TCP from the source backend; bytes are counted decrypted at the client.'],
+    cases: (o) =>
+      conns(o, [1, 16]).map((c) => ({
+        id: `tls-bulk c=${c}`, kind: 'tls-bulk' as const, connections: c, messageSize: 0, unit: 'B/s' as const, backend: 'source' as const,
+        listener: 'ecdsa' as const, cert: CERT_LABEL.ecdsa,
+      })),
   },
 ];
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the comparison proxies used by `npm run bench` (haproxy, nginx with the
-# stream module) from Debian apt when they are missing. Envoy is not packaged
+# stream module) and h2load (nghttp2-client, the http2 workload's load driver) from
+# Debian apt when they are missing. Envoy is not packaged
 # here: put an `envoy` binary on PATH or set ENVOY_BIN to have it benchmarked.
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
@@ -27,6 +28,8 @@ want=()
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || want+=(haproxy)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || want+=(nginx)
 find_stream_module >/dev/null || want+=(libnginx-mod-stream)
+command -v h2load >/dev/null 2>&1 || want+=(nghttp2-client)
+command -v openssl >/dev/null 2>&1 || want+=(openssl)
 
 if [ "${#want[@]}" -gt 0 ]; then
   echo "install-peers: installing ${want[*]}" >&2
@@ -42,6 +45,7 @@ fi
 echo "haproxy: $(command -v haproxy || echo /usr/sbin/haproxy) ($(/usr/sbin/haproxy -v 2>/dev/null | head -n1 || echo missing))"
 echo "nginx:   $(command -v nginx || echo /usr/sbin/nginx) ($(/usr/sbin/nginx -v 2>&1 | head -n1 || echo missing))"
 echo "nginx stream module: $(find_stream_module || echo MISSING)"
+echo "h2load:  $(command -v h2load || echo 'missing (the http2 workload falls back to a node:http2 client)')"
 if [ -n "${ENVOY_BIN:-}" ] && [ -x "${ENVOY_BIN}" ]; then
   echo "envoy:   ${ENVOY_BIN}"
 elif command -v envoy >/dev/null 2>&1; then

@@ -9,16 +9,18 @@ import * as hdr from 'hdr-histogram-js';
 import { treeCpuSeconds, treeHwmKiB, treeRssKiB } from '../lib/proc';
 import type { LoadResult, LoadSpec, WorkerResult } from './spec';
 import type { WorkerTask } from './worker';
+import { h2loadBin, runH2load } from './h2load';
 
 export async function generate(spec: LoadSpec): Promise<LoadResult> {
-  const threads = Math.max(1, Math.min(spec.threads, spec.connections));
+  const h2load = spec.kind === 'h2' ? h2loadBin() : undefined;
+  const threads = h2load ? 0 : Math.max(1, Math.min(spec.threads, spec.connections));
   const pool = new Piscina({
     filename: path.join(__dirname, 'worker.js'),
     minThreads: threads,
-    maxThreads: threads,
+    maxThreads: Math.max(1, threads),
     idleTimeout: 1000,
   });
-  const tasks: Promise<WorkerResult>[] = [];
+  const tasks: Promise<WorkerResult>[] = h2load ? [runH2load(spec, h2load)] : [];
   for (let i = 0; i < threads; i++) {
     const n = Math.floor(spec.connections / threads) + (i < spec.connections % threads ? 1 : 0);
     const t: WorkerTask = { spec, connections: n };
@@ -33,7 +35,8 @@ export async function generate(spec: LoadSpec): Promise<LoadResult> {
     return {
       proxy: treeCpuSeconds(spec.proxyPids),
       backend: treeCpuSeconds(spec.backendPids),
-      gen: (u.user + u.system) / 1e6,
+      // h2load is a child process: count it with this process (all threads) from /proc.
+      gen: h2load ? treeCpuSeconds([process.pid]) : (u.user + u.system) / 1e6,
       at: Date.now(),
     };
   };
@@ -79,6 +82,7 @@ export async function generate(spec: LoadSpec): Promise<LoadResult> {
     out.errors += r.errors;
     out.connectFailures += r.connectFailures;
     out.firstError ??= r.firstError;
+    out.note ??= r.note;
     if (r.histogram) {
       const h = hdr.decodeFromCompressedBase64(r.histogram);
       merged.add(h);

@@ -2,7 +2,12 @@
 // bolt:      closed loop, `pipeline` requests in flight per connection (max rate)
 // bolt-rate: open loop, `rate` requests/s in total spread over the connections;
 //            latency counted from each request's scheduled send time
-export type LoadKind = 'tcp-rr' | 'tcp-bulk' | 'http1' | 'bolt' | 'bolt-rate';
+// tls-handshake: every connection slot loops: new TLS connection (full handshake, no
+//            resumption), one `messageSize` message echoed back, close; ops = handshakes
+// tls-bulk:  TLS connections reading what the source backend streams; bytes/s
+// h2:        h2c (prior knowledge) sessions, `streams` concurrent GET streams each
+// grpc:      grpc-js channels (one connection each), `streams` unary calls in flight each
+export type LoadKind = 'tcp-rr' | 'tcp-bulk' | 'http1' | 'bolt' | 'bolt-rate' | 'tls-handshake' | 'tls-bulk' | 'h2' | 'grpc';
 
 export interface LoadSpec {
   kind: LoadKind;
@@ -17,6 +22,8 @@ export interface LoadSpec {
   pipeline?: number;
   /** bolt-rate: requests/s over all connections (all threads together) */
   rate?: number;
+  /** h2, grpc: streams (requests, calls) in flight per connection */
+  streams?: number;
   /** wall-clock epoch ms at which the measured window starts (after connect + warm-up) */
   measureStart: number;
   /** window length, ms */
@@ -39,6 +46,8 @@ export interface WorkerResult {
   /** bolt-rate: how late requests left after their scheduled time (µs), compressed base64 */
   lagHistogram?: string;
   firstError?: string;
+  /** what was negotiated (TLS version and cipher, ...), for the report */
+  note?: string;
 }
 
 export interface LoadResult {
@@ -53,6 +62,8 @@ export interface LoadResult {
   histogram: string;
   /** bolt-rate: merged send-lag histogram (µs), compressed base64 */
   lagHistogram?: string;
+  /** what was negotiated (TLS version and cipher, ...), for the report */
+  note?: string;
   proxyCpuS: number;
   backendCpuS: number;
   generatorCpuS: number;

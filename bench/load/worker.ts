@@ -2,6 +2,9 @@
 // Latencies are recorded (µs) only for operations completing inside the window;
 // bytes are counted only inside the window.
 import * as net from 'node:net';
+import * as tls from 'node:tls';
+import * as http2 from 'node:http2';
+import { constants as cryptoConstants } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import * as hdr from 'hdr-histogram-js';
@@ -382,13 +385,196 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
     }, () => undefined);
   }
 
-  for (let i = 0; i < task.connections; i++) openOne();
+  /**
+   * TLS client options: no resumption (no session given, no tickets asked for), any
+   * certificate (the handshake still checks the server's signature). One SecureContext
+   * for all connections: building one per connection (CA store and all) would cost the
+   * client more than the handshake itself.
+   */
+  let clientContext: tls.SecureContext | undefined;
+  const tlsOptions = (): tls.ConnectionOptions => {
+    clientContext ??= tls.createSecureContext({ minVersion: 'TLSv1.2', secureOptions: cryptoConstants.SSL_OP_NO_TICKET });
+    return { host: spec.host, port: spec.port, rejectUnauthorized: false, secureContext: clientContext };
+  };
+
+  /** "TLSv1.3 TLS_AES_256_GCM_SHA384, X25519, cert EC P-256" of a connected TLS socket. */
+  const describeTls = (s: tls.TLSSocket): string => {
+    const eph = s.getEphemeralKeyInfo();
+    const cert = s.getPeerCertificate() as tls.PeerCertificate & { nistCurve?: string; asn1Curve?: string; bits?: number };
+    const key = cert.nistCurve || cert.asn1Curve ? `EC ${cert.nistCurve ?? cert.asn1Curve}` : cert.bits ? `RSA-${cert.bits}` : '?';
+    const kx = eph && 'name' in eph && eph.name ? `, ${eph.name}` : '';
+    return `${s.getProtocol() ?? '?'} ${s.getCipher()?.standardName ?? s.getCipher()?.name ?? '?'}${kx}, cert ${key}`;
+  };
+
+  /** Sockets of short-lived connections still open (tls-handshake), destroyed at the end. */
+  const live = new Set<net.Socket>();
+
+  /**
+   * One slot of the tls-handshake loop: connect, full handshake, echo one message, close,
+   * again. The latency of a handshake counts from the connect call to the whole echo.
+   * A resumed session would not be a full handshake: it counts as an error.
+   */
+  function handshakeLoop(): void {
+    const msg = Buffer.alloc(spec.messageSize || 64, 0x74);
+    const once = (): void => {
+      if (finished || performance.now() >= winEnd) return;
+      const t0 = performance.now();
+      const s = tls.connect(tlsOptions());
+      live.add(s);
+      let got = 0;
+      let done = false;
+      const finish = (err?: Error): void => {
+        if (done) return;
+        done = true;
+        live.delete(s);
+        s.destroy();
+        if (err) {
+          noteError(err);
+          setTimeout(once, 5); // no tight loop against a peer that refuses
+        } else once();
+      };
+      s.setNoDelay(true);
+      s.on('secureConnect', () => {
+        if (s.isSessionReused()) return finish(new Error('tls: session reused (not a full handshake)'));
+        res.note ??= describeTls(s);
+        s.write(msg);
+      });
+      s.on('data', (d: Buffer) => {
+        got += d.length;
+        if (got < msg.length) return;
+        const now = performance.now();
+        record(t0, now);
+        if (now >= winStart && now < winEnd) res.bytes += msg.length;
+        finish();
+      });
+      s.on('error', (e) => finish(e));
+      s.on('close', () => finish(finished ? undefined : new Error('tls: connection closed before the echo')));
+    };
+    once();
+  }
+
+  /** tls-bulk: one TLS connection reading what the source backend streams through the terminator. */
+  function tlsBulk(): void {
+    const s = tls.connect(tlsOptions());
+    sockets.push(s);
+    let connected = false;
+    s.on('secureConnect', () => {
+      connected = true;
+      res.note ??= describeTls(s);
+      if (s.isSessionReused()) noteError(new Error('tls: session reused'));
+    });
+    s.on('data', (d: Buffer) => {
+      const now = performance.now();
+      if (now >= winStart && now < winEnd) res.bytes += d.length;
+    });
+    s.on('error', (e) => {
+      if (!connected && !finished) res.connectFailures++;
+      noteError(e);
+    });
+    s.on('close', () => {
+      if (connected && !finished && performance.now() < winEnd) noteError(new Error('tls: connection closed by peer during the run'));
+    });
+  }
+
+  const closers: (() => void)[] = [];
+  const streamsPer = Math.max(1, Math.floor(spec.streams ?? 100));
+
+  /** h2: one h2c session (prior knowledge) keeping `streams` GETs in flight; each answer starts the next. */
+  function h2Session(): void {
+    const sess = http2.connect(`http://${spec.host}:${spec.port}`);
+    closers.push(() => sess.destroy());
+    let up = false;
+    sess.on('error', (e) => {
+      if (!up && !finished) res.connectFailures++;
+      noteError(e);
+    });
+    sess.on('close', () => {
+      if (up && !finished && performance.now() < winEnd) noteError(new Error('h2: session closed by peer during the run'));
+    });
+    sess.on('goaway', (code) => {
+      if (!finished && performance.now() < winEnd) noteError(new Error(`h2: GOAWAY (code ${code}) during the run`));
+    });
+    const issue = (): void => {
+      if (finished || sess.destroyed || sess.closed || performance.now() >= winEnd) return;
+      const t0 = performance.now();
+      const st = sess.request({ ':method': 'GET', ':path': '/', 'user-agent': 'outrigger-bench' }, { endStream: true });
+      let status = 0;
+      let bytes = 0;
+      st.on('response', (h) => (status = Number(h[':status'])));
+      st.on('data', (d: Buffer) => (bytes += d.length));
+      st.on('error', () => undefined); // reported through 'close' below
+      st.on('close', () => {
+        if (finished) return;
+        const now = performance.now();
+        if (status !== 200 || st.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
+          noteError(new Error(`h2: stream ended with status ${status}, RST code ${st.rstCode}`));
+          setTimeout(issue, 5);
+          return;
+        }
+        record(t0, now);
+        if (now >= winStart && now < winEnd) res.bytes += bytes;
+        issue();
+      });
+    };
+    sess.on('connect', () => {
+      up = true;
+      for (let i = 0; i < streamsPer; i++) issue();
+    });
+  }
+
+  /** grpc: one grpc-js channel (its own connection) keeping `streams` unary calls in flight. */
+  async function grpcChannel(): Promise<void> {
+    const grpc = await import('@grpc/grpc-js');
+    const { echoClientCtor, GRPC_PAYLOAD_BYTES } = await import('../grpc-echo');
+    const Ctor = echoClientCtor();
+    // A local subchannel pool: each client opens its own connection (grpc-js shares them otherwise).
+    const client = new Ctor(`${spec.host}:${spec.port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+    closers.push(() => client.close());
+    const req = { payload: Buffer.alloc(spec.messageSize || GRPC_PAYLOAD_BYTES, 0x71) };
+    type Call = (r: typeof req, cb: (e: Error | null, reply?: { payload?: Buffer }) => void) => void;
+    const call = (client as unknown as { Call: Call }).Call.bind(client);
+    const issue = (): void => {
+      if (finished || performance.now() >= winEnd) return;
+      const t0 = performance.now();
+      call(req, (err, reply) => {
+        if (finished) return;
+        const now = performance.now();
+        if (err || !reply?.payload || reply.payload.length !== GRPC_PAYLOAD_BYTES) {
+          noteError(err ?? new Error(`grpc: reply of ${reply?.payload?.length ?? 0} bytes, expected ${GRPC_PAYLOAD_BYTES}`));
+          setTimeout(issue, 5);
+          return;
+        }
+        record(t0, now);
+        if (now >= winStart && now < winEnd) res.bytes += reply.payload.length;
+        issue();
+      });
+    };
+    await new Promise<void>((resolve) => {
+      client.waitForReady(Date.now() + 5000, (err) => {
+        if (err) {
+          res.connectFailures++;
+          noteError(new Error(`grpc: channel not ready: ${err.message}`));
+        } else for (let i = 0; i < streamsPer; i++) issue();
+        resolve();
+      });
+    });
+  }
+
+  for (let i = 0; i < task.connections; i++) {
+    if (spec.kind === 'tls-handshake') handshakeLoop();
+    else if (spec.kind === 'tls-bulk') tlsBulk();
+    else if (spec.kind === 'h2') h2Session();
+    else if (spec.kind === 'grpc') grpcChannel().catch((e: Error) => noteError(e));
+    else openOne();
+  }
 
   return new Promise((resolve) => {
     const wait = Math.max(0, winEnd - performance.now());
     setTimeout(() => {
       finished = true;
       for (const stop of stoppers) stop();
+      for (const close of closers) close();
+      for (const s of live) s.destroy();
       const unanswered = stale.reduce((a, f) => a + f(), 0);
       if (unanswered > 0) {
         res.errors += unanswered;

@@ -3,15 +3,28 @@
 // one worker/thread, logging off or at warning level.
 // Mode `bolt`: Outrigger runs its Bolt L7 proxy (routing on the `service` header);
 // HAProxy, nginx and Envoy have no Bolt codec and forward TCP (L4).
-export type ProxyMode = 'tcp' | 'http1' | 'bolt';
+// Mode `tls`: one TLS-terminating listener per certificate kind (ECDSA, RSA), each
+// forwarding plaintext TCP to the backend.
+// Modes `http2`, `grpc`: h2c listener, HTTP/2 to the backend (nginx: HTTP/1.1 upstream
+// for `http2`, grpc_pass for `grpc`).
+export type ProxyMode = 'tcp' | 'http1' | 'bolt' | 'tls' | 'http2' | 'grpc';
 
 import { BENCH_SERVICE as BOLT_BENCH_SERVICE } from '../load/bolt';
+import type { CertFiles, CertKind } from '../lib/certs';
+
+/** One TLS-terminating listener of a `tls` mode config. */
+export interface TlsListener {
+  name: CertKind;
+  port: number;
+  cert: CertFiles;
+}
 
 /** Whether a peer looks into the protocol (L7) or forwards bytes (L4) in a mode. */
 export function proxyLayer(peer: string, mode: ProxyMode): 'L4' | 'L7' | undefined {
   if (peer === 'direct') return undefined;
   if (mode === 'tcp') return 'L4';
-  if (mode === 'http1') return 'L7';
+  if (mode === 'http1' || mode === 'http2' || mode === 'grpc') return 'L7';
+  if (mode === 'tls') return 'L4';
   return peer === 'outrigger' ? 'L7' : 'L4';
 }
 
@@ -22,10 +35,24 @@ export interface ConfigInput {
   /** Directory for pid/log/temp files (nginx) */
   dir: string;
   adminPort?: number;
+  /** mode `tls`: the TLS listeners (the first one's port is `port`) */
+  tls?: TlsListener[];
+  /** mode `http2`, nginx only: the backend's HTTP/1.1 listener (nginx has no HTTP/2 upstream) */
+  http1BackendPort?: number;
+}
+
+const isH2 = (m: ProxyMode): boolean => m === 'http2' || m === 'grpc';
+
+/** The TLS listeners of a `tls` config; a config without any gets none (and an error from the caller). */
+function tlsListeners(c: ConfigInput): TlsListener[] {
+  if (!c.tls?.length) throw new Error('mode tls needs certificates (ConfigInput.tls)');
+  return c.tls;
 }
 
 /** Outrigger: MOSN JSON config. */
 export function outriggerConfig(c: ConfigInput): object {
+  if (c.mode === 'tls') return outriggerTlsConfig(c);
+  if (isH2(c.mode)) return outriggerH2Config(c);
   const bolt = c.mode === 'bolt';
   const filters =
     c.mode === 'tcp'
@@ -76,9 +103,96 @@ export function outriggerConfig(c: ConfigInput): object {
   };
 }
 
-/** HAProxy 2.6: one thread, `mode tcp` or `mode http` with keep-alive both sides. */
+const outriggerCommon = (c: ConfigInput): object => ({
+  cluster_manager: {
+    clusters: [{ name: 'backend', type: 'SIMPLE', lb_type: 'LB_ROUNDROBIN', hosts: [{ address: `127.0.0.1:${c.backendPort}` }] }],
+  },
+  admin: { address: { socket_address: { address: '127.0.0.1', port_value: c.adminPort ?? 0 } } },
+});
+
+/** Outrigger `tls`: per certificate a listener whose filter chain has a MOSN tls_context (file paths) and tcp_proxy. */
+function outriggerTlsConfig(c: ConfigInput): object {
+  return {
+    servers: [
+      {
+        default_log_level: 'WARN',
+        processor: 1,
+        listeners: tlsListeners(c).map((t) => ({
+          name: `tls-${t.name}`,
+          address: `127.0.0.1:${t.port}`,
+          bind_port: true,
+          filter_chains: [
+            {
+              tls_context: { status: true, cert_chain: t.cert.cert, private_key: t.cert.key, min_version: 'tlsv1_2', max_version: 'tlsv1_3' },
+              filters: [{ type: 'tcp_proxy', config: { stat_prefix: `tls_${t.name}`, cluster: 'backend' } }],
+            },
+          ],
+        })),
+      },
+    ],
+    ...outriggerCommon(c),
+  };
+}
+
+/** Outrigger `http2`/`grpc`: MOSN `proxy` filter Http2 -> Http2, router to cluster `backend`. */
+function outriggerH2Config(c: ConfigInput): object {
+  return {
+    servers: [
+      {
+        default_log_level: 'WARN',
+        processor: 1,
+        listeners: [
+          {
+            name: c.mode,
+            address: `127.0.0.1:${c.port}`,
+            bind_port: true,
+            filter_chains: [
+              { filters: [{ type: 'proxy', config: { downstream_protocol: 'Http2', upstream_protocol: 'Http2', router_config_name: 'h2_router' } }] },
+            ],
+          },
+        ],
+        routers: [
+          {
+            router_config_name: 'h2_router',
+            virtual_hosts: [{ name: 'bench', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'backend' } }] }],
+          },
+        ],
+      },
+    ],
+    ...outriggerCommon(c),
+  };
+}
+
+/**
+ * HAProxy 2.6: one thread. `mode tcp`; or `mode http` with keep-alive both sides;
+ * `tls`: `bind ... ssl crt` per certificate, TLS 1.2+, no tickets, no session cache;
+ * `http2`/`grpc`: h2 on the bind (prior knowledge) and on the server line.
+ */
 export function haproxyConfig(c: ConfigInput): string {
-  const http = c.mode === 'http1';
+  if (c.mode === 'tls') {
+    return [
+      'global',
+      '  nbthread 1',
+      '  maxconn 4096',
+      '  ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets',
+      '  tune.ssl.cachesize 0',
+      '',
+      'defaults',
+      '  mode tcp',
+      '  timeout connect 5s',
+      '  timeout client 60s',
+      '  timeout server 60s',
+      '',
+      ...tlsListeners(c).flatMap((t) => [
+        `listen tls_${t.name}`,
+        `  bind 127.0.0.1:${t.port} ssl crt ${t.cert.pem}`,
+        `  server backend 127.0.0.1:${c.backendPort}`,
+        '',
+      ]),
+    ].join('\n');
+  }
+  const h2 = isH2(c.mode);
+  const http = c.mode === 'http1' || h2;
   return [
     'global',
     '  nbthread 1',
@@ -92,8 +206,8 @@ export function haproxyConfig(c: ConfigInput): string {
     ...(http ? ['  option http-keep-alive', '  http-reuse always'] : []),
     '',
     'listen bench',
-    `  bind 127.0.0.1:${c.port}`,
-    `  server backend 127.0.0.1:${c.backendPort}`,
+    `  bind 127.0.0.1:${c.port}${h2 ? ' proto h2' : ''}`,
+    `  server backend 127.0.0.1:${c.backendPort}${h2 ? ' proto h2' : ''}`,
     '',
   ].join('\n');
 }
@@ -104,17 +218,35 @@ export const NGINX_STREAM_MODULE_PATHS = [
   '/usr/lib64/nginx/modules/ngx_stream_module.so',
 ];
 
+/** Modes nginx serves in its `http` block (the others use the stream module). */
+export const nginxUsesStream = (m: ProxyMode): boolean => m === 'tcp' || m === 'bolt' || m === 'tls';
+
 /** nginx 1.22: one worker, foreground, every path under `dir`. */
 export function nginxConfig(c: ConfigInput, streamModule: string | undefined): string {
   const head = [
-    ...(c.mode !== 'http1' && streamModule ? [`load_module ${streamModule};`] : []),
+    ...(nginxUsesStream(c.mode) && streamModule ? [`load_module ${streamModule};`] : []),
     'daemon off;',
     'worker_processes 1;',
     `pid ${c.dir}/nginx.pid;`,
     `error_log ${c.dir}/error.log warn;`,
     'events { worker_connections 20000; multi_accept on; }',
   ];
-  if (c.mode !== 'http1') {
+  if (c.mode === 'tls') {
+    return [
+      ...head,
+      'stream {',
+      '  ssl_protocols TLSv1.2 TLSv1.3;',
+      '  ssl_session_tickets off;',
+      '  ssl_session_cache off;',
+      ...tlsListeners(c).map(
+        (t) =>
+          `  server { listen 127.0.0.1:${t.port} ssl; ssl_certificate ${t.cert.cert}; ssl_certificate_key ${t.cert.key}; proxy_pass 127.0.0.1:${c.backendPort}; }`,
+      ),
+      '}',
+      '',
+    ].join('\n');
+  }
+  if (nginxUsesStream(c.mode)) {
     return [
       ...head,
       'stream {',
@@ -133,10 +265,13 @@ export function nginxConfig(c: ConfigInput, streamModule: string | undefined): s
     `  uwsgi_temp_path ${c.dir}/uwsgi;`,
     `  scgi_temp_path ${c.dir}/scgi;`,
     '  keepalive_requests 1000000;',
-    `  upstream backend { server 127.0.0.1:${c.backendPort}; keepalive 256; }`,
+    // http2: nginx has no HTTP/2 upstream (except grpc_pass): HTTP/1.1 keep-alive to the backend's HTTP/1.1 listener.
+    `  upstream backend { server 127.0.0.1:${c.mode === 'http2' ? (c.http1BackendPort ?? c.backendPort) : c.backendPort}; keepalive 256; }`,
     '  server {',
-    `    listen 127.0.0.1:${c.port};`,
-    '    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }',
+    `    listen 127.0.0.1:${c.port}${isH2(c.mode) ? ' http2' : ''};`,
+    c.mode === 'grpc'
+      ? '    location / { grpc_pass grpc://backend; }'
+      : '    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }',
     '  }',
     '}',
     '',
@@ -145,8 +280,9 @@ export function nginxConfig(c: ConfigInput, streamModule: string | undefined): s
 
 /** Envoy v3 static bootstrap (JSON is valid YAML): tcp_proxy or http_connection_manager. */
 export function envoyConfig(c: ConfigInput): object {
+  const http = c.mode === 'http1' || isH2(c.mode);
   const filter =
-    c.mode !== 'http1'
+    !http
       ? {
           name: 'envoy.filters.network.tcp_proxy',
           typed_config: {
@@ -170,21 +306,51 @@ export function envoyConfig(c: ConfigInput): object {
             ],
           },
         };
+  // tls: DownstreamTlsContext per listener, no session tickets, no stateful resumption.
+  const listeners =
+    c.mode === 'tls'
+      ? tlsListeners(c).map((t) => ({
+          name: `tls_${t.name}`,
+          address: { socket_address: { address: '127.0.0.1', port_value: t.port } },
+          filter_chains: [
+            {
+              filters: [filter],
+              transport_socket: {
+                name: 'envoy.transport_sockets.tls',
+                typed_config: {
+                  '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+                  disable_stateless_session_resumption: true,
+                  disable_stateful_session_resumption: true,
+                  common_tls_context: {
+                    tls_params: { tls_minimum_protocol_version: 'TLSv1_2' },
+                    tls_certificates: [{ certificate_chain: { filename: t.cert.cert }, private_key: { filename: t.cert.key } }],
+                  },
+                },
+              },
+            },
+          ],
+        }))
+      : [{ name: 'bench', address: { socket_address: { address: '127.0.0.1', port_value: c.port } }, filter_chains: [{ filters: [filter] }] }];
+  const h2Upstream = isH2(c.mode)
+    ? {
+        typed_extension_protocol_options: {
+          'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+            '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+            explicit_http_config: { http2_protocol_options: {} },
+          },
+        },
+      }
+    : {};
   return {
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: c.adminPort ?? 0 } } },
     static_resources: {
-      listeners: [
-        {
-          name: 'bench',
-          address: { socket_address: { address: '127.0.0.1', port_value: c.port } },
-          filter_chains: [{ filters: [filter] }],
-        },
-      ],
+      listeners,
       clusters: [
         {
           name: 'backend',
           type: 'STATIC',
           connect_timeout: '5s',
+          ...h2Upstream,
           load_assignment: {
             cluster_name: 'backend',
             endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: c.backendPort } } } }] }],

@@ -12,20 +12,29 @@ import {
   haproxyConfig,
   nginxConfig,
   NGINX_STREAM_MODULE_PATHS,
+  nginxUsesStream,
   outriggerConfig,
   type ProxyMode,
+  type TlsListener,
 } from './configs';
+import { makeCerts, type CertFiles, type CertKind } from '../lib/certs';
 
 export interface PeerTarget {
   mode: ProxyMode;
   backendPort: number;
   /** Scratch directory for this peer's config/logs */
   dir: string;
+  /** mode `tls`: the server certificates, one TLS listener each */
+  certs?: Partial<Record<CertKind, CertFiles>>;
+  /** mode `http2`: the backend's HTTP/1.1 port (nginx proxies h2c to HTTP/1.1) */
+  http1BackendPort?: number;
 }
 
 export interface RunningPeer {
   /** Port the load generator connects to */
   port: number;
+  /** mode `tls`: the port of each certificate's listener */
+  ports?: Partial<Record<CertKind, number>>;
   /** Root PIDs of the proxy (CPU/RSS are summed over these and their descendants) */
   pids: number[];
   stop(): Promise<void>;
@@ -64,16 +73,29 @@ function firstLine(cmd: string, args: string[]): string {
 }
 
 /** Starts a pinned proxy process and waits until its listener accepts. */
-async function launch(name: string, cmd: string, args: string[], port: number, cwd?: string, timeoutMs = 10_000, env?: NodeJS.ProcessEnv): Promise<RunningPeer> {
+async function launch(
+  name: string, cmd: string, args: string[], port: number, cwd?: string, timeoutMs = 10_000, env?: NodeJS.ProcessEnv,
+  ports?: Partial<Record<CertKind, number>>,
+): Promise<RunningPeer> {
   const proc: Owned = startPinned(placement().proxy, cmd, args, { cwd, env: env ? { ...process.env, ...env } : undefined });
   try {
-    await waitForPort(port, { timeoutMs, alive: () => proc.exited() });
+    for (const p of new Set([port, ...Object.values(ports ?? {})])) await waitForPort(p, { timeoutMs, alive: () => proc.exited() });
   } catch (e) {
     await proc.stop();
     const out = proc.output();
     throw new Error(`${name} failed to start: ${(e as Error).message}${out ? `\n${out.split('\n').slice(-12).join('\n')}` : ''}`, { cause: e });
   }
-  return { port, pids: [proc.pid], stop: () => proc.stop() };
+  return { port, ...(ports ? { ports } : {}), pids: [proc.pid], stop: () => proc.stop() };
+}
+
+/** Mode `tls`: a free port per certificate; `port` is the first one's. */
+async function tlsPorts(t: PeerTarget): Promise<{ tls?: TlsListener[]; ports?: Partial<Record<CertKind, number>> }> {
+  if (t.mode !== 'tls') return {};
+  const certs = Object.values(t.certs ?? {});
+  if (!certs.length) throw new Error('mode tls started without certificates');
+  const tls: TlsListener[] = [];
+  for (const cert of certs) tls.push({ name: cert.kind, port: await freePort(), cert });
+  return { tls, ports: Object.fromEntries(tls.map((l) => [l.name, l.port])) };
 }
 
 const outriggerCli = (): string => path.join(REPO_ROOT, 'dist', 'src', 'cli.js');
@@ -87,8 +109,18 @@ export function outriggerValidates(mode: ProxyMode): { ok: boolean; output: stri
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-validate-'));
   try {
     const cfg = path.join(dir, 'outrigger.json');
+    // TLS validation loads the certificate files: make real ones (the workload's kinds).
+    let tls: TlsListener[] | undefined;
+    if (mode === 'tls') {
+      try {
+        const c = makeCerts(path.join(dir, 'certs'));
+        tls = [{ name: 'ecdsa', port: 34570, cert: c.ecdsa }, { name: 'rsa', port: 34571, cert: c.rsa }];
+      } catch (e) {
+        return { ok: false, output: `could not make test certificates: ${(e as Error).message}` };
+      }
+    }
     // Fixed example ports: validation neither binds nor connects.
-    fs.writeFileSync(cfg, JSON.stringify(outriggerConfig({ mode, port: 34567, backendPort: 34568, dir, adminPort: 34569 }), null, 2));
+    fs.writeFileSync(cfg, JSON.stringify(outriggerConfig({ mode, port: 34567, backendPort: 34568, dir, adminPort: 34569, tls }), null, 2));
     const r = spawnSync(process.execPath, [outriggerCli(), 'validate', '-c', cfg], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 15_000 });
     return { ok: r.status === 0, output: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
   } finally {
@@ -106,18 +138,24 @@ export function outriggerFeatures(): Set<string> {
   if (env !== undefined) return new Set(env.split(',').map((s) => s.trim()).filter(Boolean));
   if (!detected) {
     detected = new Set(['tcp_proxy']);
-    if (outriggerValidates('bolt').ok) detected.add('bolt');
+    for (const [feature, mode] of FEATURE_MODES) if (outriggerValidates(mode).ok) detected.add(feature);
   }
   return detected;
 }
 
+/** Features detected by validating a workload config, and the config mode that shows each. */
+const FEATURE_MODES: [string, ProxyMode][] = [['bolt', 'bolt'], ['tls', 'tls'], ['http2', 'http2']];
+
 /** Why Outrigger is skipped for a workload needing `missing` features. */
 export function outriggerSkipReason(missing: string[]): string {
   let why = `Outrigger has not built ${missing.join(', ')} yet`;
-  const v = missing.includes('bolt') && process.env.OUTRIGGER_FEATURES === undefined ? outriggerValidates('bolt') : undefined;
-  if (v && !v.ok) {
-    const line = v.output.split('\n').find((l) => /error|not supported|not built/i.test(l)) ?? v.output.split('\n')[0] ?? '';
-    why += ` (\`outrigger validate\` rejects the bolt config${line ? `: ${line.trim()}` : ''}; OUTRIGGER_FEATURES=tcp_proxy,bolt forces it on)`;
+  if (process.env.OUTRIGGER_FEATURES !== undefined) return why;
+  for (const [feature, mode] of FEATURE_MODES) {
+    if (!missing.includes(feature)) continue;
+    const v = outriggerValidates(mode);
+    if (v.ok) continue;
+    const line = v.output.split('\n').find((l) => /error|not supported|not built|unknown/i.test(l)) ?? v.output.split('\n')[0] ?? '';
+    why += ` (\`outrigger validate\` rejects the ${mode} config${line ? `: ${line.trim().slice(0, 200)}` : ''}; OUTRIGGER_FEATURES=tcp_proxy,${feature} forces it on)`;
   }
   return why;
 }
@@ -141,11 +179,12 @@ function outriggerPeer(name: string, description: string, env?: NodeJS.ProcessEn
       }
     },
     async start(t) {
-      const port = await freePort();
+      const { tls, ports } = await tlsPorts(t);
+      const port = tls?.[0].port ?? (await freePort());
       const adminPort = await freePort();
       const cfg = path.join(t.dir, `${name}.json`);
-      fs.writeFileSync(cfg, JSON.stringify(outriggerConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir, adminPort }), null, 2));
-      return launch(name, process.execPath, [outriggerCli(), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn'], port, REPO_ROOT, 10_000, env);
+      fs.writeFileSync(cfg, JSON.stringify(outriggerConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir, adminPort, tls }), null, 2));
+      return launch(name, process.execPath, [outriggerCli(), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn'], port, REPO_ROOT, 10_000, env, ports);
     },
   };
 }
@@ -162,10 +201,11 @@ const haproxy: PeerDef = {
   unsupported: () => undefined,
   version: () => firstLine(haproxyBin() ?? 'haproxy', ['-v']).replace(/ - https?:.*$/, ''),
   async start(t) {
-    const port = await freePort();
+    const { tls, ports } = await tlsPorts(t);
+    const port = tls?.[0].port ?? (await freePort());
     const cfg = path.join(t.dir, 'haproxy.cfg');
-    fs.writeFileSync(cfg, haproxyConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir }));
-    return launch('haproxy', haproxyBin()!, ['-db', '-f', cfg], port);
+    fs.writeFileSync(cfg, haproxyConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir, tls }));
+    return launch('haproxy', haproxyBin()!, ['-db', '-f', cfg], port, undefined, 10_000, undefined, ports);
   },
 };
 
@@ -176,13 +216,17 @@ const nginx: PeerDef = {
   description: 'nginx from Debian, worker_processes 1 (stream module for TCP)',
   unavailable: () => (nginxBin() ? undefined : 'nginx not installed (run scripts/install-peers.sh)'),
   unsupported: (mode) =>
-    mode !== 'http1' && !streamModule() ? 'ngx_stream_module.so not found (install libnginx-mod-stream)' : undefined,
+    nginxUsesStream(mode) && !streamModule() ? 'ngx_stream_module.so not found (install libnginx-mod-stream)' : undefined,
   version: () => firstLine(nginxBin() ?? 'nginx', ['-v']).replace(/^nginx version: /, ''),
   async start(t) {
-    const port = await freePort();
+    const { tls, ports } = await tlsPorts(t);
+    const port = tls?.[0].port ?? (await freePort());
     const cfg = path.join(t.dir, 'nginx.conf');
-    fs.writeFileSync(cfg, nginxConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir }, streamModule()));
-    return launch('nginx', nginxBin()!, ['-p', t.dir, '-e', path.join(t.dir, 'error.log'), '-c', cfg], port);
+    fs.writeFileSync(
+      cfg,
+      nginxConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir, tls, http1BackendPort: t.http1BackendPort }, streamModule()),
+    );
+    return launch('nginx', nginxBin()!, ['-p', t.dir, '-e', path.join(t.dir, 'error.log'), '-c', cfg], port, undefined, 10_000, undefined, ports);
   },
 };
 
@@ -199,10 +243,11 @@ const envoy: PeerDef = {
   unsupported: () => undefined,
   version: () => firstLine(envoyBin() ?? 'envoy', ['--version']).trim(),
   async start(t) {
-    const port = await freePort();
+    const { tls, ports } = await tlsPorts(t);
+    const port = tls?.[0].port ?? (await freePort());
     const adminPort = await freePort();
     const cfg = path.join(t.dir, 'envoy.json');
-    fs.writeFileSync(cfg, JSON.stringify(envoyConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir, adminPort }), null, 2));
+    fs.writeFileSync(cfg, JSON.stringify(envoyConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir, adminPort, tls }), null, 2));
     return launch(
       'envoy',
       envoyBin()!,
@@ -210,6 +255,8 @@ const envoy: PeerDef = {
       port,
       undefined,
       30_000,
+      undefined,
+      ports,
     );
   },
 };
@@ -218,10 +265,29 @@ const direct: PeerDef = {
   name: 'direct',
   description: 'no proxy: the load generator connects to the backend itself',
   unavailable: () => undefined,
-  unsupported: () => undefined,
+  unsupported: (mode) =>
+    mode === 'tls' ? 'n/a: no TLS terminator (the backend speaks plaintext; node-tls is the TLS reference peer)' : undefined,
   version: () => '-',
   async start(t) {
     return { port: t.backendPort, pids: [], stop: async () => undefined };
+  },
+};
+
+/**
+ * Reference TLS terminator: a plain Node `tls` server (tickets off, no session cache)
+ * piping each connection to the backend; what Node's own TLS costs, without Outrigger.
+ */
+const nodeTls: PeerDef = {
+  name: 'node-tls',
+  description: 'reference: plain Node tls.createServer piping to the backend (TLS workloads only)',
+  unavailable: () => undefined,
+  unsupported: (mode) => (mode === 'tls' ? undefined : 'n/a: node-tls is a TLS-only reference peer'),
+  version: () => `node ${process.version}`,
+  async start(t) {
+    const { tls, ports } = await tlsPorts(t);
+    const cfg = path.join(t.dir, 'node-tls.json');
+    fs.writeFileSync(cfg, JSON.stringify({ backendPort: t.backendPort, listeners: tls!.map((l) => ({ port: l.port, cert: l.cert.cert, key: l.cert.key })) }));
+    return launch('node-tls', process.execPath, [path.join(DIST_BENCH, 'peers', 'node-tls-main.js'), cfg], tls![0].port, undefined, 10_000, undefined, ports);
   },
 };
 
@@ -245,7 +311,7 @@ const slowRelay: PeerDef = {
   },
 };
 
-export const PEERS: PeerDef[] = [outrigger, outriggerCork, outriggerFallback, haproxy, nginx, envoy, direct, slowRelay];
+export const PEERS: PeerDef[] = [outrigger, outriggerCork, outriggerFallback, haproxy, nginx, envoy, direct, nodeTls, slowRelay];
 export const DEFAULT_PEERS = ['outrigger', 'haproxy', 'nginx', 'envoy', 'direct'];
 
 export function peerByName(name: string): PeerDef | undefined {

@@ -1,15 +1,17 @@
 // Number formatting shared by the console table, Markdown and SVG.
 
-export function fmtThroughput(v: number | undefined, unit: 'req/s' | 'B/s'): string {
+import type { Unit } from '../types';
+
+export function fmtThroughput(v: number | undefined, unit: Unit): string {
   if (v === undefined || !Number.isFinite(v)) return '–';
   if (unit === 'B/s') {
     if (v >= 1024 ** 3) return `${(v / 1024 ** 3).toFixed(2)} GiB/s`;
     if (v >= 1024 ** 2) return `${(v / 1024 ** 2).toFixed(1)} MiB/s`;
     return `${(v / 1024).toFixed(1)} KiB/s`;
   }
-  if (v >= 1e6) return `${(v / 1e6).toFixed(2)}M req/s`;
-  if (v >= 1e3) return `${(v / 1e3).toFixed(1)}k req/s`;
-  return `${v.toFixed(0)} req/s`;
+  if (v >= 1e6) return `${(v / 1e6).toFixed(2)}M ${unit}`;
+  if (v >= 1e3) return `${(v / 1e3).toFixed(1)}k ${unit}`;
+  return `${v.toFixed(0)} ${unit}`;
 }
 
 export function fmtUs(us: number | undefined): string {

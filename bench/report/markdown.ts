@@ -3,7 +3,7 @@ import type { CaseResult, RunResult } from '../types';
 import { fmtRatio, fmtUs } from './format';
 import { caseRatios, okPeers } from './ratios';
 import { caseRows } from './table';
-import { headline, peerLabel, sendLagNote } from './summary';
+import { headline, negotiatedNote, peerLabel, sendLagNote } from './summary';
 
 const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
@@ -79,6 +79,8 @@ export function markdownReport(r: RunResult, svgFor: (workload: string) => strin
       out.push(mdTable(header, rows), '');
       const lagNote = sendLagNote(c);
       if (lagNote) out.push(lagNote, '');
+      const neg = negotiatedNote(c);
+      if (neg) out.push(`${c.cert ? `Server certificate: ${c.cert}. ` : ''}${neg}`, '');
       const mx = ratioMatrix(c);
       if (mx) out.push(mx, '');
       const lat = c.peers.filter((p) => p.latency);

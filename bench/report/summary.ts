@@ -87,3 +87,16 @@ export function sendLagNote(c: CaseResult): string | undefined {
     '(included in the latencies; it is the same generator for every peer).'
   );
 }
+
+/** TLS cases: what the generator negotiated with each peer (version, cipher, key exchange, certificate key). */
+export function negotiatedNote(c: CaseResult): string | undefined {
+  const n = c.peers.filter((p) => p.negotiated);
+  if (!n.length) return undefined;
+  const same = new Set(n.map((p) => p.negotiated)).size === 1;
+  // Driver notes ("driver h2load ...") describe the client; TLS notes what was negotiated.
+  const what = n[0].negotiated!.startsWith('driver ') ? 'Load driver' : 'Negotiated';
+  const strip = (s: string): string => s.replace(/^driver /, '');
+  return same
+    ? `${what}${what === 'Negotiated' ? ' with every peer' : ''}: ${strip(n[0].negotiated!)}.`
+    : `${what}: ${n.map((p) => `${p.peer} ${strip(p.negotiated!)}`).join('; ')}.`;
+}

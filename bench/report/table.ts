@@ -2,7 +2,7 @@
 import type { CaseResult, RunResult } from '../types';
 import { fmtKiB, fmtNum, fmtPct, fmtRatio, fmtThroughput, fmtUs } from './format';
 import { caseRatios, okPeers } from './ratios';
-import { headline, peerLabel, sendLagNote } from './summary';
+import { headline, negotiatedNote, peerLabel, sendLagNote } from './summary';
 
 export function textTable(header: string[], rows: string[][]): string {
   const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -58,6 +58,8 @@ export function ratioTableText(r: RunResult): string {
       for (const p of c.peers) if (p.message && p.status !== 'ok') out.push(`  ${p.peer}: ${p.message.split('\n')[0]}`);
       const lag = sendLagNote(c);
       if (lag) out.push(`  ${lag}`);
+      const neg = negotiatedNote(c);
+      if (neg) out.push(`  ${neg}`);
     }
     const h = headline(w);
     if (h) out.push(`\n== ${w.name} summary ==`, textTable(h.header, h.rows));
