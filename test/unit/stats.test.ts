@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { C, L, STATS_SLOTS, StatsLayout, W } from '../../src/stats/layout';
+import { C, CLUSTER_STATS, L, LISTENER_STATS, STATS_SLOTS, StatsLayout, W } from '../../src/stats/layout';
 import { StatsHub, escapeLabelValue, sanitizeMetricName, snapshotToPrometheus } from '../../src/stats/aggregate';
 
 const load = createRequire(__filename);
@@ -284,8 +284,8 @@ test('Prometheus output is valid, labelled, escaped and sums workers', (t) => {
   // Every family has HELP and TYPE.
   for (const name of p.types.keys()) assert.ok(p.help.has(name), `HELP for ${name}`);
   // Every listener stat × listener is present.
-  assert.equal(p.samples.filter((s) => s.name.startsWith('outrigger_listener_')).length, 10 * 2);
-  assert.equal(p.samples.filter((s) => s.name.startsWith('outrigger_cluster_')).length, 13);
+  assert.equal(p.samples.filter((s) => s.name.startsWith('outrigger_listener_')).length, LISTENER_STATS.length * 2);
+  assert.equal(p.samples.filter((s) => s.name.startsWith('outrigger_cluster_')).length, CLUSTER_STATS.length);
 
   // Optional second opinion from a real parser, when one can be loaded.
   let realParse: ((t: string) => Array<{ name: string; type: string; metrics: Array<{ value: string; labels?: Record<string, string> }> }>) | undefined;
