@@ -298,17 +298,7 @@ export class Sidecar {
   private async restartAll(): Promise<void> {
     this.restartingAll = true;
     this.log.warn('fallback mode (no native addon): restarting all workers to recreate the shared listening sockets');
-    await Promise.all(
-      this.slots.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            const w = s.worker;
-            if (w === null) return resolve();
-            w.once('exit', () => resolve());
-            w.postMessage({ type: 'stop' } satisfies MainToWorker);
-          }),
-      ),
-    );
+    await this.endWorkers({ type: 'stop' });
     this.sockets.clear();
     this.restartingAll = false;
     if (this.stopping) return;
@@ -334,34 +324,14 @@ export class Sidecar {
     // Close the main thread's copies of the listening sockets: once the workers close theirs
     // the port refuses new connections while live ones finish.
     this.closeListenFds();
-    await Promise.all(
-      this.slots.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            const w = s.worker;
-            if (w === null) return resolve();
-            w.once('exit', () => resolve());
-            w.postMessage({ type: 'drain', graceMs: grace } satisfies MainToWorker);
-          }),
-      ),
-    );
+    await this.endWorkers({ type: 'drain', graceMs: grace });
     this.closeMain();
   }
 
   /** SIGINT / tests: stop now. */
   async stop(): Promise<void> {
     this.stopping = true;
-    await Promise.all(
-      this.slots.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            const w = s.worker;
-            if (w === null) return resolve();
-            w.once('exit', () => resolve());
-            w.postMessage({ type: 'stop' } satisfies MainToWorker);
-          }),
-      ),
-    );
+    await this.endWorkers({ type: 'stop' });
     this.closeMain();
   }
 
@@ -372,6 +342,21 @@ export class Sidecar {
     }
     this.closeListenFds();
     flushLogger();
+  }
+
+  /** Sends every live worker a message that ends it (drain or stop) and waits for all exits. */
+  private endWorkers(msg: MainToWorker): Promise<void> {
+    return Promise.all(
+      this.slots.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            const w = s.worker;
+            if (w === null) return resolve();
+            w.once('exit', () => resolve());
+            w.postMessage(msg);
+          }),
+      ),
+    ).then(() => undefined);
   }
 
   private closeListenFds(): void {
