@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI perf job: a quick interleaved run of the TCP workloads against Outrigger,
+# CI perf job: a quick interleaved run of the TCP, Bolt and TLS-handshake workloads against Outrigger,
 # haproxy, nginx and the direct path. Prints the ratio table; writes JSON/Markdown/
 # SVG under bench/results/ci/ (git-ignored) or $BENCH_OUT.
 # Exit status: non-zero only when a workload errors (a peer failed to start, a run
@@ -16,7 +16,7 @@ if ! scripts/install-peers.sh; then
 fi
 
 # Bounded: the quick run takes about 2.5 minutes; give up after 10.
-timeout --kill-after=10 600 npm run --silent bench -- tcp-bulk tcp-rr --quick --peers "$PEERS" --out "$OUT"
+timeout --kill-after=10 600 npm run --silent bench -- ${BENCH_WORKLOADS:-tcp-bulk tcp-rr bolt tls-handshake} --quick --peers "$PEERS" --out "$OUT"
 rc=$?
 if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
   echo "ci-bench: timed out" >&2
