@@ -14,3 +14,4 @@ export type {
 } from './parse';
 // Registers the `proxy` filter validator (RPC protocols) wherever configs are parsed.
 import '../proxy/config';
+import '../http/filter';

@@ -55,6 +55,8 @@ export class WorkerListener {
   private readonly live = new Set<Connection>();
   /** Sockets in the TLS inspector or handshake (no Connection yet). */
   private readonly pending = new Set<net.Socket>();
+  /** Plaintext sockets handed to a filter's onSocket (the HTTP proxy). */
+  private readonly raw = new Set<net.Socket>();
   private draining = false;
   private drainResolve: (() => void) | null = null;
 
@@ -65,7 +67,7 @@ export class WorkerListener {
   }
 
   get activeConnections(): number {
-    return this.live.size + this.pending.size;
+    return this.live.size + this.pending.size + this.raw.size;
   }
 
   /** Starts accepting on a listening fd. */
@@ -115,6 +117,10 @@ export class WorkerListener {
       this.acceptTls(rt, rt.tls, socket);
       return;
     }
+    if (rt.terminal.onSocket !== undefined) {
+      this.acceptRaw(rt, socket);
+      return;
+    }
     const conn = Connection.accept(socket, rejectHandler, rt.ctx.bufferLimit);
     this.live.add(conn);
     socket.once('close', () => {
@@ -124,6 +130,19 @@ export class WorkerListener {
       if (this.draining && this.live.size === 0 && this.drainResolve) this.drainResolve();
     });
     rt.terminal.onAccept(conn);
+  }
+
+  /** The terminal filter reads the socket itself (onSocket); the listener only counts it. */
+  private acceptRaw(rt: ListenerRuntime, socket: net.Socket): void {
+    const { counters, base } = rt.ctx;
+    this.raw.add(socket);
+    socket.once('close', () => {
+      counters[base + L.CX_ACTIVE]--;
+      counters[base + L.CX_DESTROY]++;
+      this.raw.delete(socket);
+      if (this.draining && this.live.size === 0 && this.raw.size === 0 && this.drainResolve) this.drainResolve();
+    });
+    (rt.terminal.onSocket as (s: net.Socket) => void)(socket);
   }
 
   private acceptTls(rt: ListenerRuntime, t: ServerTls, raw: net.Socket): void {
@@ -174,10 +193,12 @@ export class WorkerListener {
     this.stopAccepting();
     if (this.runtime.tls !== null) this.runtime.tls.close();
     for (const s of this.pending) s.destroy();
-    if (this.live.size === 0) return Promise.resolve();
+    if (this.runtime.terminal.onDrain !== undefined) this.runtime.terminal.onDrain();
+    if (this.live.size === 0 && this.raw.size === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         for (const c of this.live) c.destroy();
+        for (const s of this.raw) s.destroy();
         resolve();
       }, graceMs);
       this.drainResolve = () => {
@@ -192,5 +213,6 @@ export class WorkerListener {
     if (this.runtime.tls !== null) this.runtime.tls.close();
     for (const s of this.pending) s.destroy();
     for (const c of this.live) c.destroy();
+    for (const s of this.raw) s.destroy();
   }
 }

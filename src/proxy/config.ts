@@ -17,6 +17,7 @@
 import { parseProxyFilterConfig, registerFilterValidator, checkDuration, type FilterValidationContext } from '../config/parse';
 import { showValue } from '../config/errors';
 import { getCodec } from '../protocol/types';
+import { proxyFamilyForRaw } from './families';
 import '../protocol/bolt/xcodec';
 
 export interface RpcProxyConfig {
@@ -107,4 +108,9 @@ export function parseRpcProxyConfig(config: unknown, path: string, ctx: FilterVa
   };
 }
 
-registerFilterValidator('proxy', (config, path, ctx) => parseRpcProxyConfig(config, path, ctx) as unknown as Record<string, unknown>);
+registerFilterValidator('proxy', (config, path, ctx) => {
+  // Another protocol family (HTTP, src/http) may claim the config first.
+  const family = proxyFamilyForRaw(config);
+  if (family !== undefined) return family.validate(config, path, ctx);
+  return parseRpcProxyConfig(config, path, ctx) as unknown as Record<string, unknown>;
+});

@@ -31,6 +31,7 @@ import { FrameReader, type FrameSink } from '../stream/frame-reader';
 import { hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
 import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
 import { findRouterConfig } from './routers';
+import { proxyFamilyForNormalized } from './families';
 import '../protocol/bolt/xcodec';
 
 /** Listener stat for each ErrorKind answered locally. */
@@ -271,6 +272,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
 }
 
 function buildFactory(config: Readonly<Record<string, unknown>>, ctx: ListenerContext): NetworkFilterFactory {
+  const family = proxyFamilyForNormalized(config);
+  if (family !== undefined) return family.build(config, ctx);
   const cfg = { ...RPC_PROXY_DEFAULTS, ...(config as unknown as RpcProxyConfig) };
   const fromCtx = (ctx as ListenerContext & { routers?: readonly RouterConfig[] }).routers;
   const rc = findRouterConfig(ctx.name, cfg.routerConfigName, fromCtx);

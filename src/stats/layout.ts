@@ -48,6 +48,25 @@ export const LISTENER_STATS = [
   'downstream_tls_inspector_plaintext',
   'downstream_tls_cert_reload',
   'downstream_tls_cert_reload_fail',
+  // HTTP proxy (src/http; offsets looked up by name in src/http/stats.ts). Keep the 1xx..5xx order.
+  'downstream_rq_1xx',
+  'downstream_rq_2xx',
+  'downstream_rq_3xx',
+  'downstream_rq_4xx',
+  'downstream_rq_5xx',
+  'downstream_rq_http1',
+  'downstream_rq_http2',
+  'downstream_rq_bad_request', // malformed or smuggling-shaped requests answered 400
+  'downstream_rq_header_overflow', // 431: header section over the size or count limit
+  'downstream_rq_request_timeout', // 408: request head or body too slow
+  'downstream_rq_direct_response',
+  'downstream_rq_redirect',
+  'downstream_rq_upgrade',
+  'downstream_rq_connect',
+  'downstream_h2_goaway_sent',
+  'downstream_h2_rst_sent',
+  'downstream_h2_refused_stream',
+  'downstream_rq_reset', // downstream went away before the response was complete
 ] as const;
 
 export const L = {
@@ -121,6 +140,27 @@ export const CLUSTER_STATS = [
   'upstream_tls_cipher_aes_256_gcm',
   'upstream_tls_cipher_chacha20_poly1305',
   'upstream_tls_cipher_other',
+  // HTTP proxy (src/http). Keep the 1xx..5xx and the time bucket order.
+  'upstream_rq_1xx',
+  'upstream_rq_2xx',
+  'upstream_rq_3xx',
+  'upstream_rq_4xx',
+  'upstream_rq_5xx',
+  'upstream_rq_retry',
+  'upstream_rq_retry_success',
+  'upstream_rq_per_try_timeout',
+  'upstream_rq_reset', // the upstream reset the request or its connection mid-request
+  'upstream_rq_time_le_1ms', // latency histogram: upstream request time, one counter per bucket
+  'upstream_rq_time_le_5ms',
+  'upstream_rq_time_le_10ms',
+  'upstream_rq_time_le_25ms',
+  'upstream_rq_time_le_50ms',
+  'upstream_rq_time_le_100ms',
+  'upstream_rq_time_le_250ms',
+  'upstream_rq_time_le_500ms',
+  'upstream_rq_time_le_1000ms',
+  'upstream_rq_time_le_5000ms',
+  'upstream_rq_time_gt_5000ms',
 ] as const;
 
 export const C = {

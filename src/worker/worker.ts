@@ -15,6 +15,7 @@ import { closeLogs, createAccessLog, createLogger, type AccessLogWriter } from '
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
 import '../filters/network/tcp_proxy/tcp-proxy';
 import '../proxy/proxy';
+import '../http/filter';
 
 const init = workerData as WorkerInit;
 const port = parentPort;

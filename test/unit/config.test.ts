@@ -94,8 +94,8 @@ const ERROR_CASES: Case[] = [
   ['unknown network filter', (d) => { d.servers[0].listeners[0].filter_chains[0].filters[0].type = 'echo'; }, `${F0}.type: "echo" is not a known network filter type (supported: proxy, tcp_proxy)`],
   ['known unsupported network filter', (d) => { d.servers[0].listeners[0].filter_chains[0].filters[0].type = 'udp_proxy'; }, `${F0}.type: "udp_proxy" network filter is not supported yet`],
   ['proxy filter with a protocol no family serves', (d) => {
-    d.servers[0].listeners[0].filter_chains[0].filters[0] = { type: 'proxy', config: { downstream_protocol: 'Http1', router_config_name: 'r0' } };
-  }, `${F0}.config.downstream_protocol: "Http1" is not a supported proxy protocol yet`],
+    d.servers[0].listeners[0].filter_chains[0].filters[0] = { type: 'proxy', config: { downstream_protocol: 'Thrift', router_config_name: 'r0' } };
+  }, `${F0}.config.downstream_protocol: "Thrift" is not a supported proxy protocol yet`],
   ['proxy filter unknown router', (d) => {
     d.servers[0].listeners[0].filter_chains[0].filters[0] = { type: 'proxy', config: { downstream_protocol: 'bolt', router_config_name: 'nope' } };
   }, `${F0}.config.router_config_name: "nope" is not a router defined in servers[].routers`],
@@ -497,12 +497,12 @@ describe('config: filter validator registry', () => {
       assert.equal(f.type, 'proxy');
       assert.deepEqual((f.config as any).downstreamProtocols, ['bolt']);
       assert.equal((f.config as any).routerConfigName, 'r0');
-      d.servers[0].listeners[0].filter_chains[0].filters[0].config.Downstream_Protocol = 'Http1';
-      assert.throws(() => parseConfig(d), new RegExp(`${F0.replace(/[[\].]/g, '\\$&')}\\.config\\.downstream_protocol: "Http1" is not a protocol we proxy`));
+      d.servers[0].listeners[0].filter_chains[0].filters[0].config.Downstream_Protocol = 'Thrift';
+      assert.throws(() => parseConfig(d), new RegExp(`${F0.replace(/[[\].]/g, '\\$&')}\\.config\\.downstream_protocol: "Thrift" is not a protocol we proxy`));
     } finally {
       unregister();
     }
-    assert.throws(() => parseConfig(d), /downstream_protocol: "Http1" is not a supported proxy protocol yet/, 'unregistering restores the built-in validator');
+    assert.throws(() => parseConfig(d), /downstream_protocol: "Thrift" is not a supported proxy protocol yet/, 'unregistering restores the built-in validator');
   });
 
   test('a registered stream filter validator is used', () => {

@@ -3,6 +3,7 @@
  * connection (tcp_proxy today; the L7 `proxy` filter for Bolt, Dubbo and HTTP next). Factories
  * are built once per config snapshot and run per accepted connection.
  */
+import type * as net from 'node:net';
 import type { Connection } from '../../network/connection';
 import type { ClusterManager } from '../../upstream/cluster';
 import type { AccessLogWriter } from '../../log';
@@ -27,6 +28,14 @@ export interface ListenerContext {
 export interface NetworkFilterFactory {
   /** Takes ownership of an accepted downstream connection (installs its handler). */
   onAccept(conn: Connection): void;
+  /**
+   * Optional: takes the accepted plaintext socket itself (still paused, no Connection made), for
+   * filters whose protocol stack reads sockets on its own (the HTTP proxy: node:http, node:http2).
+   * When present, the listener calls it instead of onAccept.
+   */
+  onSocket?(socket: net.Socket): void;
+  /** Optional: the listener starts draining (close keep-alive connections gracefully). */
+  onDrain?(): void;
 }
 
 export type NetworkFilterFactoryBuilder = (config: Readonly<Record<string, unknown>>, ctx: ListenerContext) => NetworkFilterFactory;

@@ -1,0 +1,61 @@
+/**
+ * HTTP/1.1 downstream: a node:http server that never listens; the listener hands it accepted
+ * sockets ('connection'). Measured against uWebSockets.js (scripts/http1-downstream-compare.js,
+ * src/http/README.md): uWS cannot take the SO_REUSEPORT fd or a sniffed socket, and as a proxy
+ * front it was not faster here, so node:http (llhttp) is the parser.
+ *
+ * Hardening (llhttp strict mode, never insecureHTTPParser): Content-Length together with
+ * Transfer-Encoding, duplicate differing Content-Length, bad chunk sizes, obs-fold, bare LF
+ * and invalid header characters are parse errors -> 400; a header section over
+ * max_header_size -> 431; more than max_headers headers -> 431 (exchange.ts); a head slower
+ * than headers_timeout or a request slower than request_timeout -> 408; a missing Host on
+ * HTTP/1.1 -> 400. Each is counted, and the connection is closed after the reply.
+ */
+import * as http from 'node:http';
+import type * as net from 'node:net';
+import { Exchange, type HttpEnv } from './exchange';
+import { HL } from './stats';
+import { tunnel } from './tunnel';
+
+function clientErrorStatus(code: string | undefined): [number, string, number] {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return [431, 'Request Header Fields Too Large', HL.HEADER_OVERFLOW];
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return [408, 'Request Timeout', HL.REQUEST_TIMEOUT];
+    default:
+      return [400, 'Bad Request', HL.BAD_REQUEST];
+  }
+}
+
+export function createH1Server(env: HttpEnv): http.Server {
+  const cfg = env.cfg;
+  const server = http.createServer(
+    {
+      maxHeaderSize: cfg.maxHeaderSize,
+      insecureHTTPParser: false,
+      requestTimeout: cfg.requestTimeoutMs,
+      headersTimeout: Math.min(cfg.headersTimeoutMs, cfg.requestTimeoutMs > 0 ? cfg.requestTimeoutMs : cfg.headersTimeoutMs),
+      keepAliveTimeout: cfg.idleTimeoutMs,
+      requireHostHeader: true,
+      connectionsCheckingInterval: Math.max(250, Math.min(cfg.headersTimeoutMs, 2000) / 2),
+      noDelay: true,
+    },
+    (req, res) => new Exchange(env, req, res, false).start(),
+  );
+  // One more than the limit, so that exchange.ts can tell "over the limit" from "at it".
+  server.maxHeadersCount = cfg.maxHeaders + 1;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+    const [status, text, stat] = clientErrorStatus(err.code);
+    env.ctx.counters[env.ctx.base + stat]++;
+    env.ctx.counters[env.ctx.base + HL.RQ_1XX + 3]++;
+    if (socket.writable && !(socket as net.Socket & { _httpMessage?: unknown })._httpMessage) {
+      socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    } else socket.destroy();
+  });
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => tunnel(env, req, socket, head, false));
+  server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => tunnel(env, req, socket, head, true));
+  // Node starts its request/headers timeout checker on 'listening'; this server never listens.
+  server.emit('listening');
+  return server;
+}

@@ -1,0 +1,468 @@
+/**
+ * One HTTP request through the proxy (MOSN's downstream phases, for HTTP):
+ *
+ *   request head ─> limits (header count) ─> virtual host (:authority) ─> route (cached)
+ *        │ none: 404            direct_response / redirect: answered here
+ *        v
+ *   cluster (cluster_name | weighted | cluster_header) ─> headers: hop-by-hop out, route and
+ *   virtual-host ops, x-request-id, prefix/host rewrite ─> body: buffered when a retry may
+ *   need it again (<= max_request_body_retry_buffer), else streamed
+ *        v
+ *   attempt: host (lb) ─> upstream h1 pool | h2 session  ── per-try timer
+ *        │ connect failure / reset / 5xx / per-try timeout: retry per retry_policy
+ *        │ (idempotent methods only once the upstream may have seen the request)
+ *        v
+ *   response head ─> ops ─> downstream; body with backpressure; trailers (grpc-status) kept
+ *   route timeout (or a shorter grpc-timeout): 504 / grpc-status 4 before the head, reset after
+ *
+ * Every exchange answers exactly once: `finished` guards all the ways it can end.
+ */
+import type * as http from 'node:http';
+import * as http2 from 'node:http2';
+import type { Readable } from 'node:stream';
+import type { ListenerContext } from '../filters/network/types';
+import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET, type CompiledHttpRouter, type HttpRoute, type HttpRouteRequest, type HttpVirtualHost } from '../router/http-routes';
+import { C, L } from '../stats/layout';
+import type { Cluster } from '../upstream/cluster';
+import type { Host } from '../upstream/lb';
+import type { HttpProxyConfig } from './config';
+import { applyOps, endToEnd, ensureRequestId, grpcTimeoutMs, isGrpc, isIdempotent, type Headers } from './headers';
+import { HC, HL, statusClass, timeBucket } from './stats';
+import { FailKind, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
+import { startH1 } from './upstream-h1';
+import { startH2 } from './upstream-h2';
+
+export type DownRequest = http.IncomingMessage | http2.Http2ServerRequest;
+export type DownResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+/** What every exchange of one filter factory shares. */
+export interface HttpEnv {
+  readonly cfg: HttpProxyConfig;
+  readonly router: CompiledHttpRouter;
+  readonly ctx: ListenerContext;
+  /** Set while the listener drains: h1 responses close their connection. */
+  draining: boolean;
+}
+
+/** gRPC status codes used for local replies. */
+const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_UNIMPLEMENTED = 12;
+const GRPC_UNAVAILABLE = 14;
+
+
+export class Exchange implements UpstreamSink, HttpRouteRequest {
+  readonly path: string;
+  private readonly method: string;
+  private readonly fullPath: string;
+  private readonly authority: string;
+  private readonly grpc: boolean;
+  private readonly counters: Float64Array;
+  private readonly lb: number;
+  private route: HttpRoute | null = null;
+  private vh: HttpVirtualHost | null = null;
+  private cluster: Cluster | null = null;
+  private up: UpstreamRequest | null = null;
+  private upstreamH2 = false;
+  private cur: UpstreamAttempt | null = null;
+  private curHost: Host | null = null;
+  private attemptStart = 0;
+  private retries = 0;
+  private replayable = true;
+  private responseStarted = false;
+  private finished = false;
+  private routeTimer: NodeJS.Timeout | null = null;
+  private tryTimer: NodeJS.Timeout | null = null;
+  private waitingDrain = false;
+  private hasContentLength = false;
+  private status = 0;
+
+  constructor(
+    private readonly env: HttpEnv,
+    private readonly req: DownRequest,
+    private readonly res: DownResponse,
+    private readonly h2: boolean,
+  ) {
+    this.counters = env.ctx.counters;
+    this.lb = env.ctx.base;
+    this.method = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    this.fullPath = url;
+    const q = url.indexOf('?');
+    this.path = q < 0 ? url : url.slice(0, q);
+    this.authority = h2 ? String(req.headers[':authority'] ?? req.headers['host'] ?? '') : String(req.headers['host'] ?? '');
+    this.grpc = isGrpc(req.headers as Headers);
+  }
+
+  // ---- HttpRouteRequest
+
+  header(name: string): string | undefined {
+    if (name.charCodeAt(0) === 58) {
+      if (name === ':method') return this.method;
+      if (name === ':path') return this.fullPath;
+      if (name === ':authority') return this.authority;
+    }
+    const v = this.req.headers[name];
+    return v === undefined ? undefined : Array.isArray(v) ? v.join(',') : v;
+  }
+
+  // ---- phases
+
+  start(): void {
+    const c = this.counters;
+    const lb = this.lb;
+    c[lb + L.RQ_TOTAL]++;
+    c[lb + L.RQ_ACTIVE]++;
+    c[lb + (this.h2 ? HL.RQ_HTTP2 : HL.RQ_HTTP1)]++;
+    this.res.once('close', this.onDownstreamClose);
+    // Header count limit (h1; h2 is limited by the session's maxHeaderListPairs).
+    if (!this.h2 && (this.req as http.IncomingMessage).rawHeaders.length / 2 > this.env.cfg.maxHeaders) {
+      c[lb + HL.HEADER_OVERFLOW]++;
+      this.localReply(431, 'too many request headers', GRPC_UNAVAILABLE, true);
+      return;
+    }
+    const vh = this.env.router.virtualHost(this.authority);
+    const route = vh === null ? null : vh.match(this);
+    if (vh === null || route === null) {
+      c[lb + L.RS_NO_ROUTE]++;
+      this.localReply(404, 'no route', GRPC_UNIMPLEMENTED);
+      return;
+    }
+    this.vh = vh;
+    this.route = route;
+    if (route.direct !== null) {
+      c[lb + HL.DIRECT_RESPONSE]++;
+      this.localReply(route.direct.status, route.direct.body, -1);
+      return;
+    }
+    if (route.redirect !== null) {
+      c[lb + HL.REDIRECT]++;
+      this.redirect(route);
+      return;
+    }
+    const cluster = this.env.ctx.clusters.get(route.pickCluster(this));
+    if (cluster === undefined) {
+      c[lb + L.RS_NO_ROUTE]++;
+      this.localReply(route.clusterHeader !== '' ? 404 : 503, 'cluster not found', GRPC_UNAVAILABLE);
+      return;
+    }
+    this.cluster = cluster;
+    const headers = endToEnd(this.req.headers as Headers);
+    delete headers['host'];
+    applyOps(headers, route.ops, vh.ops, false);
+    if (this.env.cfg.generateRequestId) ensureRequestId(headers);
+    const cfg = this.env.cfg;
+    this.upstreamH2 = cfg.upstream === 'auto' ? this.h2 : cfg.upstream === 'http2';
+    // Route timeout, shortened by a gRPC deadline.
+    let timeout = route.timeoutMs > 0 ? route.timeoutMs : cfg.defaultTimeoutMs;
+    const deadline = this.grpc ? grpcTimeoutMs(this.req.headers['grpc-timeout']) : undefined;
+    if (deadline !== undefined && (timeout === 0 || deadline < timeout)) timeout = deadline;
+    if (timeout > 0) this.routeTimer = setTimeout(this.onRouteTimeout, timeout);
+    const authority = route.hostRewrite !== '' ? route.hostRewrite : this.authority;
+    const path = route.rewritePath(this.fullPath);
+    // Body: none, buffered (replayable by a retry) or streamed (sent once).
+    let body: Buffer | Readable | null = null;
+    const hasBody = this.h2 ? !(this.req as http2.Http2ServerRequest).stream.endAfterHeaders : this.h1HasBody();
+    const retryWanted = route.retry !== null && route.retry.numRetries > 0 && route.retry.on !== 0;
+    if (hasBody) {
+      const cl = Number(this.req.headers['content-length']);
+      if (retryWanted && Number.isInteger(cl) && cl <= cfg.maxRetryBuffer && !this.grpc) {
+        this.bufferBody(cl, (buf) => {
+          this.up = { method: this.method, path, authority, headers, body: buf };
+          this.attempt();
+        });
+        return;
+      }
+      body = this.req as unknown as Readable;
+      this.replayable = false;
+    }
+    this.up = { method: this.method, path, authority, headers, body };
+    this.attempt();
+  }
+
+  private h1HasBody(): boolean {
+    const h = this.req.headers;
+    if (h['transfer-encoding'] !== undefined) return true;
+    const cl = h['content-length'];
+    return cl !== undefined && cl !== '0';
+  }
+
+  private bufferBody(len: number, then: (b: Buffer) => void): void {
+    const parts: Buffer[] = [];
+    let n = 0;
+    this.req.on('data', (d: Buffer) => {
+      n += d.length;
+      if (n <= len) parts.push(d);
+    });
+    this.req.once('end', () => {
+      if (!this.finished) then(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+    });
+  }
+
+  private attempt(): void {
+    const cluster = this.cluster as Cluster;
+    const host = cluster.lb.choose();
+    const cc = cluster.counters;
+    const cb = cluster.base;
+    if (host === null) {
+      cc[cb + C.NO_HOST]++;
+      this.counters[this.lb + L.RS_NO_ROUTE]++;
+      this.localReply(503, 'no healthy upstream', GRPC_UNAVAILABLE);
+      return;
+    }
+    host.active++;
+    this.curHost = host;
+    cc[cb + C.RQ_TOTAL]++;
+    cc[cb + C.RQ_ACTIVE]++;
+    this.attemptStart = performance.now();
+    const route = this.route as HttpRoute;
+    const req = this.up as UpstreamRequest;
+    const up: UpstreamRequest =
+      route.autoHostRewrite ? { ...req, authority: host.address, headers: { ...req.headers } } : { ...req, headers: { ...req.headers } };
+    const rp = route.retry;
+    if (rp !== null && rp.perTryTimeoutMs > 0) this.tryTimer = setTimeout(this.onTryTimeout, rp.perTryTimeoutMs);
+    this.cur = this.upstreamH2 ? startH2(cluster, host, this.env.cfg.h2InitialWindowSize, up, this) : startH1(cluster, host, this.env.cfg.connectionsPerHost, up, this);
+  }
+
+  /** Ends the current attempt's accounting (host load, cluster active, latency). */
+  private endAttempt(status: number): void {
+    const host = this.curHost;
+    if (host === null) return;
+    this.curHost = null;
+    host.active--;
+    const cl = this.cluster as Cluster;
+    const cc = cl.counters;
+    const cb = cl.base;
+    cc[cb + C.RQ_ACTIVE]--;
+    if (status > 0) {
+      cc[cb + HC.RQ_1XX + statusClass(status)]++;
+      cc[cb + HC.TIME_BUCKET_0 + timeBucket(performance.now() - this.attemptStart)]++;
+      if (this.retries > 0 && status < 500) cc[cb + HC.RETRY_SUCCESS]++;
+    }
+    if (this.tryTimer !== null) {
+      clearTimeout(this.tryTimer);
+      this.tryTimer = null;
+    }
+  }
+
+  /** Whether a failed attempt may be tried again, given the condition bits it failed with. */
+  private mayRetry(bits: number, sentUpstream: boolean): boolean {
+    const rp = (this.route as HttpRoute).retry;
+    if (rp === null || (rp.on & bits) === 0 || this.retries >= rp.numRetries || !this.replayable || this.finished) return false;
+    return !sentUpstream || isIdempotent(this.method);
+  }
+
+  private retry(): void {
+    this.retries++;
+    const cl = this.cluster as Cluster;
+    cl.counters[cl.base + HC.RETRY]++;
+    // Exponential backoff from 25 ms with full jitter (what Envoy does by default).
+    const delay = Math.random() * 25 * 2 ** (this.retries - 1);
+    setTimeout(() => {
+      if (!this.finished) this.attempt();
+    }, delay);
+  }
+
+  // ---- UpstreamSink
+
+  onResponseHeaders(status: number, headers: Headers, endStream: boolean): void {
+    if (this.finished) return;
+    const gateway = status === 502 || status === 503 || status === 504;
+    if (status >= 500 && this.mayRetry(RETRY_5XX | (gateway ? RETRY_GATEWAY_ERROR : 0), true)) {
+      (this.cur as UpstreamAttempt).abort();
+      this.endAttempt(status);
+      this.retry();
+      return;
+    }
+    if (this.tryTimer !== null) {
+      clearTimeout(this.tryTimer);
+      this.tryTimer = null;
+    }
+    this.status = status;
+    this.responseStarted = true;
+    const out = endToEnd(headers);
+    applyOps(out, (this.route as HttpRoute).ops, (this.vh as HttpVirtualHost).ops, true);
+    this.hasContentLength = out['content-length'] !== undefined;
+    if (!this.h2 && this.env.draining) out['connection'] = 'close';
+    this.counters[this.lb + HL.RQ_1XX + statusClass(status)]++;
+    if (endStream) {
+      // Trailers-only (gRPC errors): headers with END_STREAM, as received.
+      this.endAttempt(status);
+      if (this.h2) {
+        out[':status'] = String(status);
+        (this.res as http2.Http2ServerResponse).stream.respond(out as http2.OutgoingHttpHeaders, { endStream: true });
+      } else {
+        this.res.writeHead(status, out as http.OutgoingHttpHeaders);
+        this.res.end();
+      }
+      this.finish();
+      return;
+    }
+    this.res.writeHead(status, out as http.OutgoingHttpHeaders);
+  }
+
+  onResponseData(chunk: Buffer): boolean {
+    if (this.finished) return false;
+    const ok = (this.res as http.ServerResponse).write(chunk);
+    if (!ok && !this.waitingDrain) {
+      this.waitingDrain = true;
+      this.res.once('drain', this.onDrain);
+    }
+    return ok;
+  }
+
+  private readonly onDrain = (): void => {
+    this.waitingDrain = false;
+    if (this.cur !== null && !this.finished) this.cur.resume();
+  };
+
+  onResponseEnd(trailers: Headers | null): void {
+    if (this.finished) return;
+    this.endAttempt(this.status);
+    if (trailers !== null && (this.h2 || !this.hasContentLength)) {
+      const t = endToEnd(trailers);
+      if (Object.keys(t).length > 0) (this.res as http.ServerResponse).addTrailers(t as http.OutgoingHttpHeaders);
+    }
+    this.res.end();
+    this.finish();
+  }
+
+  onUpstreamError(kind: FailKind, err: Error): void {
+    if (this.finished) return;
+    const cl = this.cluster as Cluster;
+    if (kind === FailKind.ConnectFailure) cl.counters[cl.base + C.CX_CONNECT_FAIL]++;
+    else cl.counters[cl.base + HC.RESET]++;
+    this.endAttempt(0);
+    if (this.responseStarted) {
+      this.resetDownstream();
+      return;
+    }
+    const bits = kind === FailKind.ConnectFailure ? RETRY_CONNECT_FAILURE | RETRY_GATEWAY_ERROR : RETRY_RESET | RETRY_GATEWAY_ERROR;
+    if (this.mayRetry(bits, kind !== FailKind.ConnectFailure)) {
+      this.retry();
+      return;
+    }
+    this.counters[this.lb + L.RS_CX_CLOSED]++;
+    this.localReply(503, kind === FailKind.ConnectFailure ? `upstream connect error: ${err.message}` : 'upstream reset before response headers', GRPC_UNAVAILABLE);
+  }
+
+  // ---- timers and downstream events
+
+  private readonly onTryTimeout = (): void => {
+    this.tryTimer = null;
+    if (this.finished || this.responseStarted) return;
+    const cl = this.cluster as Cluster;
+    cl.counters[cl.base + HC.PER_TRY_TIMEOUT]++;
+    (this.cur as UpstreamAttempt).abort();
+    this.endAttempt(0);
+    if (this.mayRetry(RETRY_5XX | RETRY_GATEWAY_ERROR | RETRY_RESET, true)) {
+      this.retry();
+      return;
+    }
+    this.counters[this.lb + L.RS_TIMEOUT]++;
+    this.localReply(504, 'upstream request timeout', GRPC_DEADLINE_EXCEEDED);
+  };
+
+  private readonly onRouteTimeout = (): void => {
+    this.routeTimer = null;
+    if (this.finished) return;
+    const cl = this.cluster;
+    if (cl !== null) cl.counters[cl.base + C.RQ_TIMEOUT]++;
+    this.counters[this.lb + L.RS_TIMEOUT]++;
+    if (this.cur !== null) this.cur.abort();
+    this.endAttempt(0);
+    if (this.responseStarted) {
+      if (this.grpc && this.h2) {
+        // Mid-stream deadline: end the gRPC call with DEADLINE_EXCEEDED in the trailers.
+        (this.res as http2.Http2ServerResponse).addTrailers({ 'grpc-status': String(GRPC_DEADLINE_EXCEEDED), 'grpc-message': 'Deadline Exceeded' });
+        this.res.end();
+        this.finish();
+      } else this.resetDownstream();
+      return;
+    }
+    this.localReply(504, 'upstream request timeout', GRPC_DEADLINE_EXCEEDED);
+  };
+
+  private readonly onDownstreamClose = (): void => {
+    if (this.finished) return;
+    // The client went away before the response completed.
+    this.counters[this.lb + HL.RESET]++;
+    if (this.cur !== null) this.cur.abort();
+    this.endAttempt(0);
+    this.finish();
+  };
+
+  private resetDownstream(): void {
+    if (this.h2) {
+      const s = (this.res as http2.Http2ServerResponse).stream;
+      if (!s.destroyed) s.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      this.counters[this.lb + HL.H2_RST_SENT]++;
+    } else {
+      (this.req as http.IncomingMessage).socket.destroy();
+    }
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.counters[this.lb + L.RQ_ACTIVE]--;
+    if (this.routeTimer !== null) {
+      clearTimeout(this.routeTimer);
+      this.routeTimer = null;
+    }
+    if (this.tryTimer !== null) {
+      clearTimeout(this.tryTimer);
+      this.tryTimer = null;
+    }
+  }
+
+  // ---- local replies
+
+  /**
+   * Answers here. gRPC requests get HTTP 200 with grpc-status (trailers-only), others `status`
+   * with a text body; grpcCode -1 = answer with `status` even for gRPC (direct_response).
+   */
+  private localReply(status: number, body: string, grpcCode: number, close = false): void {
+    if (this.finished) return;
+    const res = this.res;
+    if (res.headersSent) {
+      this.resetDownstream();
+      return;
+    }
+    let headers: Headers;
+    if (this.grpc && grpcCode >= 0) {
+      status = 200;
+      headers = { 'content-type': 'application/grpc', 'grpc-status': String(grpcCode), 'grpc-message': encodeURIComponent(body) };
+    } else {
+      headers = { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)) };
+    }
+    if (this.route !== null) applyOps(headers, this.route.ops, (this.vh as HttpVirtualHost).ops, true);
+    if (!this.h2 && (close || this.env.draining)) headers['connection'] = 'close';
+    this.counters[this.lb + HL.RQ_1XX + statusClass(status)]++;
+    if (this.h2 && this.grpc && grpcCode >= 0) {
+      headers[':status'] = '200';
+      (res as http2.Http2ServerResponse).stream.respond(headers as http2.OutgoingHttpHeaders, { endStream: true });
+    } else {
+      res.writeHead(status, headers as http.OutgoingHttpHeaders);
+      if (this.method === 'HEAD' || (this.grpc && grpcCode >= 0)) res.end();
+      else res.end(body);
+    }
+    this.finish();
+  }
+
+  private redirect(route: HttpRoute): void {
+    const r = route.redirect!;
+    const scheme = r.scheme !== '' ? r.scheme : 'http';
+    const host = r.host !== '' ? r.host : this.authority;
+    let path = this.fullPath;
+    if (r.path !== '') path = r.path;
+    else if (r.prefixRewrite !== undefined) path = route.rewritePath(this.fullPath).replace(/^(?!\/)/, '/');
+    if (r.prefixRewrite !== undefined && r.path === '') path = r.prefixRewrite + this.fullPath.slice(route.pathValue.length);
+    const headers: Headers = { location: `${scheme}://${host}${path}`, 'content-length': '0' };
+    applyOps(headers, route.ops, (this.vh as HttpVirtualHost).ops, true);
+    this.counters[this.lb + HL.RQ_1XX + statusClass(r.code)]++;
+    this.res.writeHead(r.code, headers as http.OutgoingHttpHeaders);
+    this.res.end();
+    this.finish();
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * The HTTP family of the `proxy` network filter. The listener hands each accepted socket to
+ * onSocket (HTTP is parsed by node:http / node:http2, not on the zero-copy Connection):
+ *
+ *   Http1 -> node:http server      Http2 -> node:http2 server (h2c prior knowledge)
+ *   Auto  -> first bytes "PRI " (the HTTP/2 connection preface) ? http2 : http1
+ *
+ * One pair of servers per factory (= per listener and config snapshot); connections accepted
+ * under an older snapshot keep their servers.
+ */
+import type * as http from 'node:http';
+import type * as http2 from 'node:http2';
+import type * as net from 'node:net';
+import type { RouterConfig } from '../config/types';
+import type { Connection } from '../network/connection';
+import type { ListenerContext, NetworkFilterFactory } from '../filters/network/types';
+import { registerProxyFamily } from '../proxy/families';
+import { compiledHttpRouter } from '../router/http-routes';
+import { claimsHttp, parseHttpProxyConfig, type HttpProxyConfig } from './config';
+import { createH1Server } from './downstream-h1';
+import { createH2Server } from './downstream-h2';
+import type { HttpEnv } from './exchange';
+
+const PREFACE = Buffer.from('PRI ');
+
+let kHandle: symbol | undefined;
+
+/** The native handle of a session (Node keeps it under the private symbol "kHandle"). */
+function sessionHandle(s: http2.ServerHttp2Session): { receive(b: Buffer): void } | null {
+  if (kHandle === undefined) kHandle = Object.getOwnPropertySymbols(s).find((x) => x.description === 'kHandle');
+  const h = kHandle === undefined ? undefined : (s as unknown as Record<symbol, { receive?: (b: Buffer) => void }>)[kHandle];
+  return h !== undefined && typeof h.receive === 'function' ? (h as { receive(b: Buffer): void }) : null;
+}
+
+export class HttpProxyFactory implements NetworkFilterFactory {
+  readonly env: HttpEnv;
+  private h1: http.Server | null = null;
+  private h2: http2.Http2Server | null = null;
+  private readonly h2Sessions = new Set<http2.ServerHttp2Session>();
+  /** Bytes read while sniffing an HTTP/2 connection, for the session being created. */
+  private sniffed: Buffer | null = null;
+
+  constructor(cfg: HttpProxyConfig, ctx: ListenerContext, routerConfig: RouterConfig) {
+    this.env = { cfg, ctx, router: compiledHttpRouter(routerConfig), draining: false };
+  }
+
+  private h1Server(): http.Server {
+    if (this.h1 === null) this.h1 = createH1Server(this.env);
+    return this.h1;
+  }
+
+  private h2Server(): http2.Http2Server {
+    if (this.h2 === null) {
+      this.h2 = createH2Server(this.env);
+      this.h2.on('session', (s: http2.ServerHttp2Session) => {
+        const first = this.sniffed;
+        if (first !== null) {
+          this.sniffed = null;
+          const handle = sessionHandle(s);
+          if (handle !== null) handle.receive(first);
+          else s.destroy(new Error('cannot hand sniffed bytes to the HTTP/2 session'));
+        }
+        this.h2Sessions.add(s);
+        s.once('close', () => this.h2Sessions.delete(s));
+      });
+    }
+    return this.h2;
+  }
+
+  /** Not used: the listener calls onSocket for this filter. */
+  onAccept(conn: Connection): void {
+    conn.destroy(new Error('http proxy takes raw sockets'));
+  }
+
+  onSocket(socket: net.Socket): void {
+    socket.on('error', () => {});
+    const mode = this.env.cfg.downstream;
+    if (mode === 'http1') {
+      this.h1Server().emit('connection', socket);
+      socket.resume();
+      return;
+    }
+    if (mode === 'http2') {
+      this.h2Server().emit('connection', socket);
+      socket.resume();
+      return;
+    }
+    this.sniff(socket, Buffer.alloc(0));
+  }
+
+  /** Auto: reads until 4 bytes tell the HTTP/2 preface from an HTTP/1 request line. */
+  private sniff(socket: net.Socket, have: Buffer): void {
+    socket.once('data', (d: Buffer) => {
+      socket.pause();
+      const got = have.length === 0 ? d : Buffer.concat([have, d]);
+      const n = Math.min(got.length, PREFACE.length);
+      const isH2 = got.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (isH2 && got.length < PREFACE.length) {
+        this.sniff(socket, got);
+        socket.resume();
+        return;
+      }
+      if (isH2) {
+        // node:http2 reads the socket's handle directly and would not see bytes put back with
+        // unshift(): the new session's native handle receives them instead (see 'session').
+        this.sniffed = got;
+        this.h2Server().emit('connection', socket);
+        if (this.sniffed !== null) {
+          this.sniffed = null;
+          socket.destroy();
+          return;
+        }
+      } else {
+        socket.unshift(got);
+        this.h1Server().emit('connection', socket);
+      }
+      socket.resume();
+    });
+    socket.resume();
+  }
+
+  /** Listener drain: h1 keep-alive connections close after their current response, h2 sessions get GOAWAY. */
+  onDrain(): void {
+    this.env.draining = true;
+    if (this.h1 !== null) this.h1.closeIdleConnections();
+    for (const s of this.h2Sessions) s.close();
+  }
+}
+
+function build(config: Readonly<Record<string, unknown>>, ctx: ListenerContext): NetworkFilterFactory {
+  const cfg = config as unknown as HttpProxyConfig;
+  const routers = (ctx as ListenerContext & { routers?: readonly RouterConfig[] }).routers;
+  const rc = routers?.find((r) => r.name === cfg.routerConfigName);
+  if (rc === undefined) throw new Error(`listener ${ctx.name}: proxy router_config_name "${cfg.routerConfigName}" not found`);
+  return new HttpProxyFactory(cfg, ctx, rc);
+}
+
+registerProxyFamily({
+  name: 'http',
+  claims: claimsHttp,
+  validate: (config, path, ctx) => parseHttpProxyConfig(config, path, ctx) as unknown as Record<string, unknown>,
+  build,
+});

@@ -1,0 +1,104 @@
+/**
+ * HTTP/1.1 upstream: one keep-alive undici Pool per (cluster, host) per worker, driven through
+ * `dispatch` with a handler object (no promise or stream per response; backpressure by
+ * returning false from onData and calling resume()).
+ */
+import { Pool, type Dispatcher } from 'undici';
+import type { Cluster } from '../upstream/cluster';
+import type { Host } from '../upstream/lb';
+import { fromRaw } from './headers';
+import { FailKind, isConnectError, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
+
+const pools = new Map<string, Pool>();
+
+function poolFor(cluster: Cluster, host: Host, connections: number): Pool {
+  const key = `${cluster.name}\u0000${host.address}\u0000${connections}`;
+  let p = pools.get(key);
+  if (p === undefined) {
+    p = new Pool(`http://${host.address}`, {
+      connections,
+      pipelining: 1,
+      connectTimeout: cluster.connectTimeoutMs > 0 ? cluster.connectTimeoutMs : 10_000,
+      // The exchange runs route and per-try timeouts itself.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      keepAliveTimeout: 30_000,
+      strictContentLength: true,
+    });
+    pools.set(key, p);
+  }
+  return p;
+}
+
+class H1Attempt implements UpstreamAttempt, Dispatcher.DispatchHandler {
+  private abortFn: ((err?: Error) => void) | null = null;
+  private resumeFn: (() => void) | null = null;
+  private aborted = false;
+  private gotHeaders = false;
+
+  constructor(private readonly sink: UpstreamSink) {}
+
+  // undici handler (legacy callback form)
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.aborted) abort(new Error('aborted'));
+    else this.abortFn = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (this.aborted) return false;
+    this.resumeFn = resume;
+    if (statusCode < 200) return true; // 1xx: interim, not forwarded
+    this.gotHeaders = true;
+    this.sink.onResponseHeaders(statusCode, fromRaw(rawHeaders), false);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.aborted) return false;
+    return this.sink.onResponseData(chunk);
+  }
+
+  onComplete(trailers: string[] | null): void {
+    if (this.aborted) return;
+    this.sink.onResponseEnd(trailers && trailers.length > 0 ? fromRaw(trailers) : null);
+  }
+
+  onError(err: Error): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.sink.onUpstreamError(!this.gotHeaders && isConnectError(err) ? FailKind.ConnectFailure : FailKind.Reset, err);
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    if (this.abortFn !== null) this.abortFn(new Error('aborted by proxy'));
+  }
+
+  resume(): void {
+    if (this.resumeFn !== null) this.resumeFn();
+  }
+}
+
+export function startH1(cluster: Cluster, host: Host, connections: number, req: UpstreamRequest, sink: UpstreamSink): UpstreamAttempt {
+  const a = new H1Attempt(sink);
+  const headers = req.headers as Record<string, string | string[]>;
+  headers['host'] = req.authority;
+  try {
+    poolFor(cluster, host, connections).dispatch(
+      { method: req.method as Dispatcher.HttpMethod, path: req.path, headers, body: req.body, idempotent: false, blocking: false },
+      a as unknown as Dispatcher.DispatchHandler,
+    );
+  } catch (e) {
+    // Invalid header value or path (validated by undici): answer as a reset, not a crash.
+    queueMicrotask(() => a.onError(e instanceof Error ? e : new Error(String(e))));
+  }
+  return a;
+}
+
+/** Closes every pool (tests, shutdown). */
+export async function closeH1Pools(): Promise<void> {
+  const all = [...pools.values()];
+  pools.clear();
+  await Promise.all(all.map((p) => p.close().catch(() => {})));
+}

@@ -1,0 +1,459 @@
+/**
+ * HTTP routing over MOSN routers (servers[].routers[]), compiled once per config snapshot.
+ *
+ *   router_config_name -> virtual_hosts[] by :authority / Host ("*" default, "*.x" suffix,
+ *   exact first, then the longest suffix) -> routers[] (first match wins)
+ *
+ *   match:   prefix | path | regex (whole path, query excluded), case_sensitive (default true),
+ *            headers[] {name, value, regex?, invert_match?} (all must match; ":method",
+ *            ":authority" and ":path" are readable too)
+ *   action:  route {cluster_name | weighted_clusters | cluster_header, timeout,
+ *                   retry_policy {retry_on, num_retries, retry_timeout | per_try_timeout},
+ *                   prefix_rewrite, host_rewrite, auto_host_rewrite,
+ *                   request/response_headers_to_add/remove}
+ *            direct_response {status, body}
+ *            redirect {scheme_redirect, host_redirect, path_redirect, prefix_rewrite, response_code}
+ *   virtual host: request/response_headers_to_add/remove apply to every route after the route's.
+ *
+ * Lookup cost: each virtual host caches (path + the values of the headers its routes read) ->
+ * route, so a repeated request costs one Map lookup. The cache is bounded and cleared when full.
+ */
+import { parseGoDurationNs } from '../config/parse';
+import type { RouterConfig } from '../config/types';
+
+/** Reads of a request the router needs (the downstream exchange implements it). */
+export interface HttpRouteRequest {
+  /** Path without the query string. */
+  readonly path: string;
+  /** A header by lower-case name (pseudo-headers ":method", ":authority", ":path" included). */
+  header(name: string): string | undefined;
+}
+
+export const RETRY_CONNECT_FAILURE = 1;
+export const RETRY_RESET = 2;
+export const RETRY_5XX = 4;
+export const RETRY_GATEWAY_ERROR = 8;
+
+export interface RetryPolicy {
+  /** RETRY_* bits. */
+  readonly on: number;
+  readonly numRetries: number;
+  /** 0 = the route timeout only. */
+  readonly perTryTimeoutMs: number;
+}
+
+export interface HeaderToAdd {
+  readonly key: string;
+  readonly value: string;
+  /** true: add another value; false: replace. */
+  readonly append: boolean;
+}
+
+export interface HeaderOps {
+  readonly requestAdd: readonly HeaderToAdd[];
+  readonly requestRemove: readonly string[];
+  readonly responseAdd: readonly HeaderToAdd[];
+  readonly responseRemove: readonly string[];
+}
+
+export interface DirectResponse {
+  readonly status: number;
+  readonly body: string;
+}
+
+export interface Redirect {
+  readonly scheme: string;
+  readonly host: string;
+  readonly path: string;
+  readonly prefixRewrite: string | undefined;
+  readonly code: number;
+}
+
+const enum PathKind {
+  Any,
+  Prefix,
+  Exact,
+  Regex,
+}
+
+class HeaderCondition {
+  private readonly re: RegExp | null;
+  constructor(
+    readonly name: string,
+    readonly value: string,
+    regex: boolean,
+    readonly invert: boolean,
+  ) {
+    this.re = regex ? new RegExp(`^(?:${value})$`) : null;
+  }
+  matches(v: string | undefined): boolean {
+    let ok: boolean;
+    if (v === undefined) ok = false;
+    else if (this.re !== null) ok = this.re.test(v);
+    else ok = this.value === '' ? true : v === this.value; // MOSN: a matcher without a value tests presence
+    return this.invert ? !ok : ok;
+  }
+}
+
+export class HttpRoute {
+  private readonly cumulative: number[];
+  private readonly total: number;
+
+  constructor(
+    readonly name: string,
+    private readonly pathKind: PathKind,
+    /** Prefix or exact path (lower-cased when not case sensitive). */
+    readonly pathValue: string,
+    private readonly pathRe: RegExp | null,
+    private readonly caseSensitive: boolean,
+    readonly headers: readonly HeaderCondition[],
+    readonly clusterName: string,
+    readonly weighted: readonly { readonly name: string; readonly weight: number }[],
+    readonly clusterHeader: string,
+    readonly timeoutMs: number,
+    readonly retry: RetryPolicy | null,
+    readonly prefixRewrite: string | undefined,
+    readonly hostRewrite: string,
+    readonly autoHostRewrite: boolean,
+    readonly ops: HeaderOps,
+    readonly direct: DirectResponse | null,
+    readonly redirect: Redirect | null,
+  ) {
+    let sum = 0;
+    this.cumulative = weighted.map((w) => (sum += w.weight));
+    this.total = sum;
+  }
+
+  /** Whether the path and headers match (the cache stores the outcome). */
+  matches(path: string, req: HttpRouteRequest): boolean {
+    const p = this.caseSensitive ? path : path.toLowerCase();
+    switch (this.pathKind) {
+      case PathKind.Prefix:
+        if (!p.startsWith(this.pathValue)) return false;
+        break;
+      case PathKind.Exact:
+        if (p !== this.pathValue) return false;
+        break;
+      case PathKind.Regex:
+        if (!(this.pathRe as RegExp).test(p)) return false;
+        break;
+      case PathKind.Any:
+        break;
+    }
+    for (const h of this.headers) if (!h.matches(req.header(h.name))) return false;
+    return true;
+  }
+
+  /** The cluster for one request; '' when a cluster_header names none. */
+  pickCluster(req: HttpRouteRequest, rand: number = Math.random()): string {
+    if (this.clusterHeader !== '') return req.header(this.clusterHeader) ?? '';
+    if (this.total <= 0) return this.clusterName;
+    const x = rand * this.total;
+    const c = this.cumulative;
+    for (let i = 0; i < c.length; i++) if (x < c[i]) return this.weighted[i].name;
+    return this.weighted[this.weighted.length - 1].name;
+  }
+
+  /** The upstream path after prefix_rewrite (query kept). */
+  rewritePath(fullPath: string): string {
+    const pr = this.prefixRewrite;
+    if (pr === undefined || this.pathKind !== PathKind.Prefix) return fullPath;
+    return pr + fullPath.slice(this.pathValue.length);
+  }
+}
+
+const CACHE_MAX = 8192;
+
+export class HttpVirtualHost {
+  /** Header names the routes read, in a fixed order (part of the cache key). */
+  private readonly keyHeaders: string[];
+  private readonly cache = new Map<string, HttpRoute | null>();
+  hits = 0;
+  misses = 0;
+
+  constructor(
+    readonly name: string,
+    readonly domains: readonly string[],
+    readonly routes: readonly HttpRoute[],
+    readonly ops: HeaderOps,
+  ) {
+    const names = new Set<string>();
+    for (const r of routes) for (const h of r.headers) names.add(h.name);
+    this.keyHeaders = [...names];
+  }
+
+  get cacheSize(): number {
+    return this.cache.size;
+  }
+
+  match(req: HttpRouteRequest): HttpRoute | null {
+    let key = req.path;
+    const kh = this.keyHeaders;
+    // Values are separated by \u0000, which cannot occur in a valid header value or path.
+    for (let i = 0; i < kh.length; i++) {
+      const v = req.header(kh[i]);
+      key += v === undefined ? '\u0000\u0001' : '\u0000' + v;
+    }
+    const hit = this.cache.get(key);
+    if (hit !== undefined) {
+      this.hits++;
+      return hit;
+    }
+    this.misses++;
+    let found: HttpRoute | null = null;
+    for (const r of this.routes) {
+      if (r.matches(req.path, req)) {
+        found = r;
+        break;
+      }
+    }
+    if (this.cache.size >= CACHE_MAX) this.cache.clear();
+    this.cache.set(key, found);
+    return found;
+  }
+}
+
+export class CompiledHttpRouter {
+  private readonly exact = new Map<string, HttpVirtualHost>();
+  private readonly suffix: { suffix: string; vh: HttpVirtualHost }[] = [];
+  private readonly prefix: { prefix: string; vh: HttpVirtualHost }[] = [];
+  private defaultVh: HttpVirtualHost | null = null;
+  private readonly hostCache = new Map<string, HttpVirtualHost | null>();
+
+  constructor(
+    readonly name: string,
+    readonly virtualHosts: readonly HttpVirtualHost[],
+  ) {
+    for (const vh of virtualHosts) {
+      for (const d of vh.domains.length === 0 ? ['*'] : vh.domains) {
+        const dl = d.toLowerCase();
+        if (dl === '*') {
+          if (this.defaultVh === null) this.defaultVh = vh;
+        } else if (dl.startsWith('*')) this.suffix.push({ suffix: dl.slice(1), vh });
+        else if (dl.endsWith('*')) this.prefix.push({ prefix: dl.slice(0, -1), vh });
+        else if (!this.exact.has(dl)) this.exact.set(dl, vh);
+      }
+    }
+    this.suffix.sort((a, b) => b.suffix.length - a.suffix.length);
+    this.prefix.sort((a, b) => b.prefix.length - a.prefix.length);
+  }
+
+  /** The virtual host for an authority (port ignored unless a domain lists it). */
+  virtualHost(authority: string | undefined): HttpVirtualHost | null {
+    if (authority === undefined || authority === '') return this.defaultVh;
+    const hit = this.hostCache.get(authority);
+    if (hit !== undefined) return hit;
+    const vh = this.lookup(authority.toLowerCase());
+    if (this.hostCache.size >= CACHE_MAX) this.hostCache.clear();
+    this.hostCache.set(authority, vh);
+    return vh;
+  }
+
+  private lookup(a: string): HttpVirtualHost | null {
+    const e = this.exact.get(a);
+    if (e !== undefined) return e;
+    const colon = a.lastIndexOf(':');
+    const host = colon > 0 && a.indexOf(']') < colon ? a.slice(0, colon) : a;
+    const e2 = this.exact.get(host);
+    if (e2 !== undefined) return e2;
+    for (const s of this.suffix) if (host.endsWith(s.suffix)) return s.vh;
+    for (const p of this.prefix) if (host.startsWith(p.prefix)) return p.vh;
+    return this.defaultVh;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compilation (keys already normalized to lower case by config/parse.ts)
+// ---------------------------------------------------------------------------------------------
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function durationMs(v: unknown, where: string): number {
+  if (v === undefined || v === null || v === '') return 0;
+  let ns: number | undefined;
+  if (typeof v === 'number') ns = v;
+  else if (typeof v === 'string') ns = parseGoDurationNs(v);
+  if (ns === undefined || !Number.isFinite(ns) || ns < 0) throw new Error(`${where}: ${JSON.stringify(v)} is not a duration`);
+  return ns === 0 ? 0 : Math.max(1, Math.ceil(ns / 1e6));
+}
+
+function compileRegex(src: string, where: string): RegExp {
+  try {
+    return new RegExp(`^(?:${src})$`);
+  } catch (e) {
+    throw new Error(`${where}: bad regex ${JSON.stringify(src)}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+function headersToAdd(v: unknown, where: string): HeaderToAdd[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw new Error(`${where}: must be a list`);
+  return v.map((x, i) => {
+    // MOSN: {header: {key, value}, append}; also accepted flat: {key, value, append}.
+    const h = isObj(x) && isObj(x['header']) ? x['header'] : x;
+    if (!isObj(h) || typeof h['key'] !== 'string' || h['key'] === '') throw new Error(`${where}[${i}]: needs header.key`);
+    const value = typeof h['value'] === 'string' ? h['value'] : String(h['value'] ?? '');
+    const append = isObj(x) && typeof x['append'] === 'boolean' ? x['append'] : false;
+    return { key: h['key'].toLowerCase(), value, append };
+  });
+}
+
+function headersToRemove(v: unknown, where: string): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new Error(`${where}: must be a list of header names`);
+  return (v as string[]).map((s) => s.toLowerCase());
+}
+
+function headerOps(o: Record<string, unknown>, where: string): HeaderOps {
+  return {
+    requestAdd: headersToAdd(o['request_headers_to_add'], `${where}.request_headers_to_add`),
+    requestRemove: headersToRemove(o['request_headers_to_remove'], `${where}.request_headers_to_remove`),
+    responseAdd: headersToAdd(o['response_headers_to_add'], `${where}.response_headers_to_add`),
+    responseRemove: headersToRemove(o['response_headers_to_remove'], `${where}.response_headers_to_remove`),
+  };
+}
+
+/** retry_on: MOSN's boolean (true = connect failure, reset, 5xx) or Envoy's comma list. */
+function retryOnBits(v: unknown, where: string): number {
+  if (v === true) return RETRY_CONNECT_FAILURE | RETRY_RESET | RETRY_5XX;
+  if (v === false || v === undefined) return 0;
+  if (typeof v !== 'string') throw new Error(`${where}: must be true/false or a list such as "5xx,reset,connect-failure"`);
+  let bits = 0;
+  for (const part of v.split(',')) {
+    const p = part.trim().toLowerCase();
+    if (p === '') continue;
+    if (p === 'connect-failure') bits |= RETRY_CONNECT_FAILURE;
+    else if (p === 'reset') bits |= RETRY_RESET;
+    else if (p === '5xx') bits |= RETRY_5XX;
+    else if (p === 'gateway-error') bits |= RETRY_GATEWAY_ERROR;
+    else throw new Error(`${where}: unknown retry condition ${JSON.stringify(p)} (known: connect-failure, reset, 5xx, gateway-error)`);
+  }
+  return bits;
+}
+
+const EMPTY_OPS: HeaderOps = { requestAdd: [], requestRemove: [], responseAdd: [], responseRemove: [] };
+
+function compileRoute(r: unknown, where: string): HttpRoute {
+  if (!isObj(r)) throw new Error(`${where}: must be an object`);
+  const match = isObj(r['match']) ? r['match'] : {};
+  const caseSensitive = match['case_sensitive'] !== false;
+  let kind = PathKind.Any;
+  let value = '';
+  let re: RegExp | null = null;
+  if (typeof match['path'] === 'string') {
+    kind = PathKind.Exact;
+    value = match['path'];
+  } else if (typeof match['prefix'] === 'string') {
+    kind = PathKind.Prefix;
+    value = match['prefix'];
+  } else if (typeof match['regex'] === 'string') {
+    kind = PathKind.Regex;
+    re = compileRegex(caseSensitive ? match['regex'] : match['regex'], `${where}.match.regex`);
+    if (!caseSensitive) re = new RegExp(re.source, 'i');
+  }
+  if (!caseSensitive) value = value.toLowerCase();
+  const hs = Array.isArray(match['headers']) ? match['headers'] : [];
+  const headers = hs.map((h, i) => {
+    if (!isObj(h) || typeof h['name'] !== 'string' || h['name'] === '') throw new Error(`${where}.match.headers[${i}]: needs a name`);
+    const v = typeof h['value'] === 'string' ? h['value'] : '';
+    if (h['regex'] === true) compileRegex(v, `${where}.match.headers[${i}].value`);
+    return new HeaderCondition(h['name'].toLowerCase(), v, h['regex'] === true, h['invert_match'] === true);
+  });
+  const name = typeof r['name'] === 'string' ? r['name'] : '';
+  const action = isObj(r['route']) ? r['route'] : null;
+  const dr = isObj(r['direct_response']) ? r['direct_response'] : null;
+  const rd = isObj(r['redirect']) ? r['redirect'] : null;
+  let direct: DirectResponse | null = null;
+  let redirect: Redirect | null = null;
+  if (dr !== null) {
+    const status = typeof dr['status'] === 'number' ? dr['status'] : 200;
+    if (!Number.isInteger(status) || status < 200 || status > 599) throw new Error(`${where}.direct_response.status: must be 200..599`);
+    direct = { status, body: typeof dr['body'] === 'string' ? dr['body'] : '' };
+  } else if (rd !== null) {
+    const code = typeof rd['response_code'] === 'number' ? rd['response_code'] : 301;
+    if (![301, 302, 303, 307, 308].includes(code)) throw new Error(`${where}.redirect.response_code: must be 301, 302, 303, 307 or 308`);
+    redirect = {
+      scheme: typeof rd['scheme_redirect'] === 'string' ? rd['scheme_redirect'] : '',
+      host: typeof rd['host_redirect'] === 'string' ? rd['host_redirect'] : '',
+      path: typeof rd['path_redirect'] === 'string' ? rd['path_redirect'] : '',
+      prefixRewrite: typeof rd['prefix_rewrite'] === 'string' ? rd['prefix_rewrite'] : undefined,
+      code,
+    };
+  } else if (action === null) {
+    throw new Error(`${where}: needs route, direct_response or redirect`);
+  }
+  const a = action ?? {};
+  const weighted: { name: string; weight: number }[] = [];
+  if (Array.isArray(a['weighted_clusters'])) {
+    a['weighted_clusters'].forEach((wc, i) => {
+      const c = isObj(wc) && isObj(wc['cluster']) ? wc['cluster'] : wc;
+      if (!isObj(c) || typeof c['name'] !== 'string') throw new Error(`${where}.route.weighted_clusters[${i}]: needs a cluster name`);
+      const w = typeof c['weight'] === 'number' ? c['weight'] : 1;
+      if (!(w >= 0)) throw new Error(`${where}.route.weighted_clusters[${i}].weight: must be >= 0`);
+      weighted.push({ name: c['name'], weight: w });
+    });
+  }
+  const clusterName = typeof a['cluster_name'] === 'string' ? a['cluster_name'] : '';
+  const clusterHeader = typeof a['cluster_header'] === 'string' ? a['cluster_header'].toLowerCase() : '';
+  if (action !== null && clusterName === '' && weighted.length === 0 && clusterHeader === '') {
+    throw new Error(`${where}.route: needs cluster_name, weighted_clusters or cluster_header`);
+  }
+  let retry: RetryPolicy | null = null;
+  if (isObj(a['retry_policy'])) {
+    const rp = a['retry_policy'];
+    const n = rp['num_retries'] === undefined ? 1 : rp['num_retries'];
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 10) throw new Error(`${where}.route.retry_policy.num_retries: must be an integer in 0..10`);
+    retry = {
+      on: retryOnBits(rp['retry_on'], `${where}.route.retry_policy.retry_on`),
+      numRetries: n,
+      perTryTimeoutMs: durationMs(rp['per_try_timeout'] ?? rp['retry_timeout'], `${where}.route.retry_policy.retry_timeout`),
+    };
+  }
+  return new HttpRoute(
+    name,
+    kind,
+    value,
+    re,
+    caseSensitive,
+    headers,
+    clusterName,
+    weighted,
+    clusterHeader,
+    durationMs(a['timeout'], `${where}.route.timeout`),
+    retry,
+    typeof a['prefix_rewrite'] === 'string' ? a['prefix_rewrite'] : undefined,
+    typeof a['host_rewrite'] === 'string' ? a['host_rewrite'] : '',
+    a['auto_host_rewrite'] === true,
+    action !== null ? headerOps(a, `${where}.route`) : headerOps(r, where),
+    direct,
+    redirect,
+  );
+}
+
+/** Compiles one router config for HTTP (throws an Error naming the bad field). */
+export function compileHttpRouter(cfg: RouterConfig): CompiledHttpRouter {
+  const vhs = cfg.virtualHosts.map((vh, i) => {
+    const where = `routers[${cfg.name}].virtual_hosts[${i}]`;
+    const domains = Array.isArray(vh['domains']) ? (vh['domains'] as unknown[]).filter((d): d is string => typeof d === 'string') : ['*'];
+    const list = Array.isArray(vh['routers']) ? vh['routers'] : [];
+    const routes = list.map((r, j) => compileRoute(r, `${where}.routers[${j}]`));
+    const ops = headerOps(vh, where);
+    const noOps = ops.requestAdd.length + ops.requestRemove.length + ops.responseAdd.length + ops.responseRemove.length === 0;
+    return new HttpVirtualHost(typeof vh['name'] === 'string' ? vh['name'] : `vh${i}`, domains, routes, noOps ? EMPTY_OPS : ops);
+  });
+  return new CompiledHttpRouter(cfg.name, vhs);
+}
+
+const compiled = new WeakMap<RouterConfig, CompiledHttpRouter>();
+
+/** Compiled once per (immutable) router config object, i.e. once per snapshot. */
+export function compiledHttpRouter(cfg: RouterConfig): CompiledHttpRouter {
+  let r = compiled.get(cfg);
+  if (r === undefined) {
+    r = compileHttpRouter(cfg);
+    compiled.set(cfg, r);
+  }
+  return r;
+}
