@@ -12,7 +12,7 @@ import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { ListenerConfig } from '../config/types';
 import { ServerTls } from '../tls/server';
-import { networkFilterBuilder, type ListenerContext, type NetworkFilterFactory } from '../filters/network/types';
+import { networkFilterBuilder, type ListenerContext, type NetworkFilterFactory, type NetworkFilterFactoryBuilder } from '../filters/network/types';
 import { L } from '../stats/layout';
 import { Connection, type ConnectionHandler } from './connection';
 
@@ -44,7 +44,17 @@ export function buildListenerRuntime(config: ListenerConfig, ctx: ListenerContex
   const last = chain.filters[chain.filters.length - 1];
   const build = networkFilterBuilder(last.type);
   if (build === undefined) throw new Error(`listener ${config.name}: network filter "${last.type}" is not supported`);
-  const terminal = build(last.config, ctx);
+  let terminal = build(last.config, ctx);
+  // MOSN's fallback_for_unknown_protocol chain: `proxy` then `tcp_proxy`. The proxy reads first
+  // (Auto detection) and hands connections of an unknown protocol to the tcp_proxy.
+  const prev = chain.filters.length >= 2 ? chain.filters[chain.filters.length - 2] : undefined;
+  if (prev !== undefined && prev.type === 'proxy' && last.type === 'tcp_proxy' && prev.config['fallbackForUnknownProtocol'] === true) {
+    const proxy = (networkFilterBuilder('proxy') as NetworkFilterFactoryBuilder)(prev.config, ctx) as NetworkFilterFactory & { setFallback?(f: NetworkFilterFactory): void };
+    if (proxy.setFallback !== undefined) {
+      proxy.setFallback(terminal);
+      terminal = proxy;
+    }
+  }
   const tlsCtx = chain.tlsContexts;
   const tlsRt = tlsCtx !== undefined && tlsCtx.length > 0 ? new ServerTls(config.name, tlsCtx, chain.filters, ctx.counters, ctx.base, config.inspector) : null;
   return { config, ctx, terminal, tls: tlsRt };

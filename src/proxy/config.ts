@@ -3,14 +3,18 @@
  * in the config validator registry (runs in the main thread at load time).
  *
  * MOSN spellings accepted for downstream_protocol / upstream_protocol (case-insensitive):
- *   "bolt", "boltv2"                      (MOSN >= 0.20 xprotocol sub-protocols)
+ *   "bolt", "boltv2", "dubbo"             (MOSN >= 0.20 xprotocol sub-protocols)
  *   "X" / "xprotocol" + extend_config.sub_protocol = "bolt" | "boltv2"   (MOSN 0.x)
  *   "SofaRpc"                             (the oldest name: bolt)
- *   "Auto"                                (pick per connection from the first bytes)
+ *   "Auto"                                (pick per connection from the first bytes: Bolt v1/v2,
+ *                                          Dubbo, HTTP/1.1, h2 preface, TLS; src/proxy/detect.ts)
+ *   fallback_for_unknown_protocol: true   (MOSN key, beside downstream_protocol): with a tcp_proxy
+ *                                          filter after `proxy` in the chain, bytes of an unknown
+ *                                          protocol are proxied as TCP instead of closed
  * upstream_protocol defaults to the downstream one ("Auto": the protocol detected).
  *
  * Outrigger options live in extend_config (MOSN keeps protocol options there too):
- *   max_frame_size (bytes, default 16 MiB), connections_per_host (default 1),
+ *   max_frame_size (bytes, default 16 MiB; Dubbo: 16 + its own 8 MiB payload limit), connections_per_host (default 1),
  *   keepalive_interval / keepalive_timeout (Go durations, default 15s / 3s; "0" disables),
  *   default_timeout (used when neither the request nor the route gives one; default 60s).
  */
@@ -19,6 +23,8 @@ import { showValue } from '../config/errors';
 import { getCodec } from '../protocol/types';
 import { proxyFamilyForRaw } from './families';
 import '../protocol/bolt/xcodec';
+import '../protocol/dubbo/xcodec';
+import '../protocol/example/xcodec';
 
 export interface RpcProxyConfig {
   readonly routerConfigName: string;
@@ -27,6 +33,10 @@ export interface RpcProxyConfig {
   /** Codec name, or '' = same as downstream. */
   readonly upstreamProtocol: string;
   readonly maxFrameSize: number;
+  /** max_frame_size was configured (else codecs with their own default limit use it). */
+  readonly maxFrameSizeExplicit?: boolean;
+  /** MOSN fallback_for_unknown_protocol: unknown bytes go to the chain's tcp_proxy filter. */
+  readonly fallbackForUnknownProtocol?: boolean;
   readonly connectionsPerHost: number;
   readonly keepaliveIntervalMs: number;
   readonly keepaliveTimeoutMs: number;
@@ -56,7 +66,7 @@ function resolveProtocol(name: string, sub: string | undefined, path: string, ct
   }
   const c = getCodec(n);
   if (c === undefined) {
-    ctx.error(path, `${showValue(name)} is not a supported proxy protocol yet (supported: bolt, boltv2, SofaRpc, X + sub_protocol, Auto)`);
+    ctx.error(path, `${showValue(name)} is not a supported proxy protocol yet (supported: bolt, boltv2, dubbo, SofaRpc, X + sub_protocol, Auto)`);
     return undefined;
   }
   return c.name;
@@ -81,7 +91,6 @@ export function parseRpcProxyConfig(config: unknown, path: string, ctx: FilterVa
     const r = resolveProtocol(base.upstreamProtocol, sub, `${path}.upstream_protocol`, ctx);
     if (r !== undefined && r !== 'auto') up = r;
   }
-  if (base.fallbackForUnknownProtocol) ctx.warn(`${path}.fallback_for_unknown_protocol`, 'not supported yet; unknown protocols close the connection');
   const num = (key: string, def: number, min: number, max: number): number => {
     const v = lower.get(key);
     if (v === undefined) return def;
@@ -101,6 +110,8 @@ export function parseRpcProxyConfig(config: unknown, path: string, ctx: FilterVa
     downstreamProtocols: downs,
     upstreamProtocol: up,
     maxFrameSize: num('max_frame_size', RPC_PROXY_DEFAULTS.maxFrameSize, 64, 0x7fffffff),
+    maxFrameSizeExplicit: lower.has('max_frame_size'),
+    fallbackForUnknownProtocol: base.fallbackForUnknownProtocol,
     connectionsPerHost: num('connections_per_host', RPC_PROXY_DEFAULTS.connectionsPerHost, 1, 1024),
     keepaliveIntervalMs: dur('keepalive_interval', RPC_PROXY_DEFAULTS.keepaliveIntervalMs),
     keepaliveTimeoutMs: dur('keepalive_timeout', RPC_PROXY_DEFAULTS.keepaliveTimeoutMs),

@@ -20,6 +20,10 @@
  *
  * A frame that cannot be decoded closes this downstream connection only. Error statuses come
  * from the codec (ErrorKind -> protocol status), so nothing here is Bolt-specific.
+ *
+ * Auto (src/proxy/detect.ts): the first bytes pick the codec (Bolt v1/v2, Dubbo, any registered
+ * XCodec); HTTP and TLS go to a registered handoff; anything else goes to the chain's tcp_proxy
+ * with the bytes already read (fallback_for_unknown_protocol) or is closed.
  */
 import type { RouterConfig } from '../config/types';
 import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory } from '../filters/network/types';
@@ -31,8 +35,11 @@ import { FrameReader, type FrameSink } from '../stream/frame-reader';
 import { hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
 import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
 import { findRouterConfig } from './routers';
+import { acceptsInitialBytes, AUTO_FALLBACK, AUTO_REJECTED, autoHandoff, MAX_SNIFF, proxyLog, sniff, Sniffed, sniffResult, SNIFFED_NAMES } from './detect';
 import { proxyFamilyForNormalized } from './families';
 import '../protocol/bolt/xcodec';
+import '../protocol/dubbo/xcodec';
+import '../protocol/example/xcodec';
 
 /** Listener stat for each ErrorKind answered locally. */
 const KIND_STAT: readonly number[] = [L.RS_NO_ROUTE, L.RS_TIMEOUT, L.RS_CX_CLOSED, L.RS_OVERFLOW, L.RS_CODEC_ERROR];
@@ -44,6 +51,9 @@ export class RpcProxyFactory implements NetworkFilterFactory {
   readonly candidates: readonly XCodec[];
   readonly upstreamCodec: XCodec | null;
   readonly settings: PoolSettings;
+  /** MOSN fallback_for_unknown_protocol: the chain's tcp_proxy (set by the listener). */
+  fallback: NetworkFilterFactory | null = null;
+  private readonly codecSettings = new Map<string, PoolSettings>();
 
   constructor(
     readonly config: RpcProxyConfig,
@@ -69,6 +79,27 @@ export class RpcProxyFactory implements NetworkFilterFactory {
     };
   }
 
+  /** The TCP proxy that takes connections of an unknown protocol (fallback_for_unknown_protocol). */
+  setFallback(f: NetworkFilterFactory): void {
+    if (this.config.fallbackForUnknownProtocol === true) this.fallback = f;
+  }
+
+  /** The frame size limit for a codec: max_frame_size when configured, else the codec's own default. */
+  frameLimit(codec: XCodec): number {
+    const own = (codec as XCodec & { defaultMaxFrameSize?: number }).defaultMaxFrameSize;
+    return this.config.maxFrameSizeExplicit !== true && own !== undefined ? own : this.config.maxFrameSize;
+  }
+
+  /** Pool settings for an upstream codec (its frame size limit differs per codec). */
+  settingsFor(codec: XCodec): PoolSettings {
+    let s = this.codecSettings.get(codec.name);
+    if (s === undefined) {
+      s = { ...this.settings, maxFrameSize: this.frameLimit(codec) };
+      this.codecSettings.set(codec.name, s);
+    }
+    return s;
+  }
+
   onAccept(conn: Connection): void {
     const s = new DownstreamSession(this, conn);
     conn.setHandler(s);
@@ -88,6 +119,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   /** Requests sent upstream and not answered yet. */
   private inflight = 0;
   private downEnded = false;
+  /** Auto: the first bytes, when too few to tell the protocol. */
+  private sniffed: Buffer | null = null;
 
   constructor(
     private readonly f: RpcProxyFactory,
@@ -96,7 +129,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     this.counters = f.ctx.counters;
     this.lb = f.ctx.base;
     this.codec = f.fixedCodec;
-    if (this.codec !== null) this.reader = new FrameReader(this.codec, f.config.maxFrameSize);
+    if (this.codec !== null) this.reader = new FrameReader(this.codec, f.frameLimit(this.codec));
   }
 
   // ---- ConnectionHandler
@@ -106,31 +139,52 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     this.lastActivity = Date.now();
     let reader = this.reader;
     if (reader === null) {
+      if (this.sniffed !== null) {
+        // The first read was too short to tell: join it with this one (connection start only).
+        buf = Buffer.concat([this.sniffed, buf.subarray(start, end)]);
+        start = 0;
+        end = buf.length;
+        this.sniffed = null;
+      }
       reader = this.detect(buf, start, end);
       if (reader === null) return;
     }
     reader.feed(buf, start, end, this);
   }
 
-  /** Auto: choose the codec from the first bytes (MOSN: 0x01 bolt, 0x02 boltv2, 0xdabb dubbo). */
+  /** Auto: the protocol from the first bytes (src/proxy/detect.ts); null when the bytes went elsewhere. */
   private detect(buf: Buffer, start: number, end: number): FrameReader<XFrame> | null {
-    let undecided = false;
-    for (const c of this.f.candidates) {
-      const r = c.detect(buf, start, end);
-      if (r === true) {
-        this.codec = c;
-        this.reader = new FrameReader(c, this.f.config.maxFrameSize);
-        return this.reader;
-      }
-      if (r === undefined) undecided = true;
+    const kind = sniff(buf, start, end, this.f.candidates);
+    if (kind === Sniffed.Codec) {
+      const c = sniffResult.codec as XCodec;
+      this.codec = c;
+      this.reader = new FrameReader(c, this.f.frameLimit(c));
+      return this.reader;
     }
-    if (!undecided) {
-      this.counters[this.lb + L.DECODE_ERROR]++;
-      this.down.destroy(new Error('unknown protocol'));
+    if (kind === Sniffed.NeedMore) {
+      this.sniffed = Buffer.from(buf.subarray(start, end)); // < MAX_SNIFF bytes, once
+      return null;
     }
-    // Undecided with too few bytes: a first read this short is not worth buffering logic; the
-    // codecs we have decide on one byte. Close rather than guess.
-    else this.down.destroy(new Error('protocol not detected'));
+    // Not ours: HTTP / TLS handlers registered by other families, else the TCP fallback, else close.
+    const h = autoHandoff(kind);
+    if (h !== undefined && h(this.down, buf, start, end)) return null;
+    const fb = this.f.fallback;
+    if (fb !== null && acceptsInitialBytes(fb)) {
+      this.counters[this.lb + AUTO_FALLBACK]++;
+      this.counters[this.lb + L.BYTES_RX] -= end - start; // the tcp_proxy counts them again
+      fb.onAcceptWithData(this.down, buf, start, end);
+      return null;
+    }
+    this.counters[this.lb + AUTO_REJECTED]++;
+    const what = SNIFFED_NAMES[kind];
+    const why =
+      kind === Sniffed.Unknown
+        ? `unknown protocol (first bytes ${buf.toString('hex', start, Math.min(end, start + 8))}, ${end - start} bytes seen, up to ${MAX_SNIFF} needed)`
+        : kind === Sniffed.Tls
+          ? 'TLS ClientHello on an Auto listener without tls_context (add a tls_context with inspector: true)'
+          : `${what} is not served by this proxy listener (no HTTP handler registered; set fallback_for_unknown_protocol with a tcp_proxy)`;
+    proxyLog().warn({ listener: this.f.ctx.name, remote: `${this.down.remoteAddress}:${this.down.remotePort}`, protocol: what }, `proxy Auto: closing connection: ${why}`);
+    this.down.destroy(new Error(why));
     return null;
   }
 
@@ -140,6 +194,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     if (!frame.isRequest) return true; // a response from a client: nothing to map it to
     if (frame.isHeartbeat) {
       c[this.lb + L.RQ_HEARTBEAT]++;
+      if (frame.isOneway) return true; // e.g. a Dubbo one-way event: nothing to answer
       const ack = codec.encodeHeartbeatAck(buf, frame);
       this.down.write(ack, 0, ack.length);
       return true;
@@ -163,7 +218,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       return this.reply(buf, frame, ErrorKind.NoRoute);
     }
     // upstream
-    const pool = hostPool(host, cluster, this.f.upstreamCodec ?? codec, this.f.settings);
+    const upCodec = this.f.upstreamCodec ?? codec;
+    const pool = hostPool(host, cluster, upCodec, this.f.settingsFor(upCodec));
     const timeout = frame.timeoutMs > 0 ? frame.timeoutMs : route.timeoutMs > 0 ? route.timeoutMs : this.f.config.defaultTimeoutMs;
     const meta = codec.replyMeta(buf, frame);
     const r = pool.send(buf, frame, this, meta, timeout);

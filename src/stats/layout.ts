@@ -67,6 +67,9 @@ export const LISTENER_STATS = [
   'downstream_h2_rst_sent',
   'downstream_h2_refused_stream',
   'downstream_rq_reset', // downstream went away before the response was complete
+  // proxy Auto detection (src/proxy/detect.ts; offsets looked up by name)
+  'downstream_auto_fallback', // unknown protocol handed to the chain's tcp_proxy
+  'downstream_auto_rejected', // unknown (or unserved HTTP/TLS) protocol: connection closed
 ] as const;
 
 export const L = {

@@ -73,6 +73,17 @@ export class TcpProxyFactory implements NetworkFilterFactory {
     conn.setHandler(s);
     s.start();
   }
+
+  /**
+   * Takes a connection another filter already read from (the `proxy` filter's Auto detection
+   * with fallback_for_unknown_protocol): buf[start, end) are its first bytes, sent upstream first.
+   */
+  onAcceptWithData(conn: Connection, buf: Buffer, start: number, end: number): void {
+    const s = new TcpProxySession(this, conn);
+    conn.setHandler(s);
+    s.start();
+    if (end > start) s.onData(conn, buf, start, end);
+  }
 }
 
 const enum Flags {

@@ -1,0 +1,138 @@
+/**
+ * Protocol auto-detection for `downstream_protocol: "Auto"`: which protocol a connection
+ * speaks, from its first bytes, without consuming them.
+ *
+ *   first bytes                       verdict
+ *   01 ..                             Bolt v1          (codec registry: each XCodec.detect)
+ *   02 ..                             Bolt v2
+ *   DA BB ..                          Dubbo
+ *   other registered codecs           their own detect()
+ *   "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" HTTP/2 (prior knowledge preface)
+ *   "GET " "POST " "PUT " ...         HTTP/1.x (a method token and a space)
+ *   16 03 0x ..                       TLS ClientHello (a handshake record)
+ *   anything else                     unknown -> TCP fallback when configured, else close
+ *
+ * Codecs are asked first; a codec that needs more bytes to decide keeps the verdict open
+ * (NEED_MORE), as does a prefix of the HTTP/2 preface or of a method. At most MAX_SNIFF
+ * bytes are ever needed: beyond that the protocol is unknown.
+ *
+ * HTTP and TLS are served by other parts of Outrigger: HTTP by the HTTP proxy (its entry
+ * point registers itself with setAutoHandoff), TLS by a filter chain with a tls_context
+ * (with `inspector: true` the listener terminates TLS before the proxy filter sees the
+ * connection, so Auto then detects the protocol inside TLS). When no handler is registered,
+ * the connection takes the TCP fallback if configured, else it is closed with a log line.
+ */
+import { isMainThread, workerData } from 'node:worker_threads';
+import { createLogger, type LogLevelName } from '../log';
+import type { Connection } from '../network/connection';
+import type { XCodec } from '../protocol/types';
+import { LISTENER_STATS } from '../stats/layout';
+
+/** Listener stat offsets (looked up by name: the layout is append-only). */
+export const AUTO_FALLBACK = LISTENER_STATS.indexOf('downstream_auto_fallback');
+export const AUTO_REJECTED = LISTENER_STATS.indexOf('downstream_auto_rejected');
+
+export const enum Sniffed {
+  NeedMore = 0,
+  Codec = 1,
+  Http1 = 2,
+  Http2 = 3,
+  Tls = 4,
+  Unknown = 5,
+}
+
+export const SNIFFED_NAMES = ['need_more', 'codec', 'http1', 'http2', 'tls', 'unknown'] as const;
+
+/** Enough bytes for every verdict (the HTTP/2 preface is the longest pattern). */
+export const MAX_SNIFF = 24;
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+const METHODS = ['GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'].map((m) => Buffer.from(`${m} `, 'latin1'));
+
+/** Result of sniff: the verdict, and the codec when it is Sniffed.Codec. */
+export const sniffResult = { codec: null as XCodec | null };
+
+/** Compares buf[start, end) with a prefix of `pat`: 1 full match, 0 partial (need more), -1 mismatch. */
+function prefix(buf: Buffer, start: number, end: number, pat: Buffer): number {
+  const n = Math.min(end - start, pat.length);
+  for (let i = 0; i < n; i++) if (buf[start + i] !== pat[i]) return -1;
+  return n === pat.length ? 1 : 0;
+}
+
+/** Classifies the first bytes of a connection (see the table above). */
+export function sniff(buf: Buffer, start: number, end: number, codecs: readonly XCodec[]): Sniffed {
+  sniffResult.codec = null;
+  if (end <= start) return Sniffed.NeedMore;
+  let open = false;
+  for (const c of codecs) {
+    const r = c.detect(buf, start, end);
+    if (r === true) {
+      sniffResult.codec = c;
+      return Sniffed.Codec;
+    }
+    if (r === undefined) open = true;
+  }
+  const b0 = buf[start];
+  if (b0 === 0x16) {
+    // TLS record: content type handshake (22), legacy version 3.x
+    if (end - start < 2) return Sniffed.NeedMore;
+    if (buf[start + 1] === 0x03) return Sniffed.Tls;
+  }
+  const h2 = prefix(buf, start, end, H2_PREFACE);
+  if (h2 === 1) return Sniffed.Http2;
+  if (h2 === 0) open = true;
+  for (const m of METHODS) {
+    const r = prefix(buf, start, end, m);
+    if (r === 1) return Sniffed.Http1;
+    if (r === 0) open = true;
+  }
+  return open && end - start < MAX_SNIFF ? Sniffed.NeedMore : Sniffed.Unknown;
+}
+
+/**
+ * Takes over a connection whose first bytes are buf[start, end) (not consumed: the handler
+ * must process them as the connection's first read). Returns false when it cannot.
+ */
+export type AutoHandoff = (conn: Connection, buf: Buffer, start: number, end: number) => boolean;
+
+const handoffs = new Map<Sniffed, AutoHandoff>();
+
+/**
+ * The hook another protocol family uses to serve connections an Auto listener recognized
+ * (Sniffed.Http1 / Sniffed.Http2 for the HTTP proxy; Sniffed.Tls for a TLS terminator).
+ */
+export function setAutoHandoff(kind: Sniffed.Http1 | Sniffed.Http2 | Sniffed.Tls, h: AutoHandoff | null): void {
+  if (h === null) handoffs.delete(kind);
+  else handoffs.set(kind, h);
+}
+
+export function autoHandoff(kind: Sniffed): AutoHandoff | undefined {
+  return handoffs.get(kind);
+}
+
+/** A filter factory that can take a connection together with bytes already read from it (tcp_proxy). */
+export interface InitialBytesAcceptor {
+  onAcceptWithData(conn: Connection, buf: Buffer, start: number, end: number): void;
+}
+
+export function acceptsInitialBytes(f: unknown): f is InitialBytesAcceptor {
+  return typeof f === 'object' && f !== null && typeof (f as { onAcceptWithData?: unknown }).onAcceptWithData === 'function';
+}
+
+export interface ProxyLogger {
+  warn(obj: Record<string, unknown>, msg: string): void;
+}
+
+let logger: ProxyLogger | undefined;
+
+/** The worker's log destination in a worker thread; stderr elsewhere (tests, tools). */
+export function proxyLog(): ProxyLogger {
+  if (logger === undefined) {
+    const wd = workerData as { logLevel?: LogLevelName; logPath?: string; workerId?: number } | null | undefined;
+    logger =
+      !isMainThread && wd && typeof wd.logPath === 'string'
+        ? createLogger({ level: wd.logLevel, path: wd.logPath, name: `worker-${wd.workerId ?? 0}` })
+        : { warn: (obj, msg) => process.stderr.write(`${JSON.stringify({ level: 'warn', msg, ...obj })}\n`) };
+  }
+  return logger;
+}
