@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import { decodeDubboFrame, DubboFrame, encodeString } from '../../src/protocol/dubbo';
 import { quietLogger } from './sofa';
 
-/* eslint-disable @typescript-eslint/no-require-imports, @typescript-eslint/no-explicit-any */
+/* eslint-disable @typescript-eslint/no-require-imports */
 const sofa = require('sofa-rpc-node') as any;
 const dubboProtocol = require('dubbo-remoting') as any;
 

@@ -208,7 +208,8 @@ function skipAt(buf: Buffer, p: number, end: number, st: SkipState, depth: numbe
         if (q < 0) return q;
       }
       st.classes.push(n);
-      return q;
+      // A definition is not a value: the object (or another definition) that follows is.
+      return skipAt(buf, q, end, st, d);
     }
     case 0x44: // 'D' double
     case 0x4a: // 'J' date
