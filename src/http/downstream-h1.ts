@@ -37,7 +37,7 @@ export function createH1Server(env: HttpEnv): http.Server {
       requestTimeout: cfg.requestTimeoutMs,
       headersTimeout: Math.min(cfg.headersTimeoutMs, cfg.requestTimeoutMs > 0 ? cfg.requestTimeoutMs : cfg.headersTimeoutMs),
       keepAliveTimeout: cfg.idleTimeoutMs,
-      requireHostHeader: true,
+      requireHostHeader: false, // checked in exchange.ts, to count it
       connectionsCheckingInterval: Math.max(250, Math.min(cfg.headersTimeoutMs, 2000) / 2),
       noDelay: true,
     },
@@ -49,7 +49,10 @@ export function createH1Server(env: HttpEnv): http.Server {
     const [status, text, stat] = clientErrorStatus(err.code);
     env.ctx.counters[env.ctx.base + stat]++;
     env.ctx.counters[env.ctx.base + HL.RQ_1XX + 3]++;
-    if (socket.writable && !(socket as net.Socket & { _httpMessage?: unknown })._httpMessage) {
+    // A request whose body turns out malformed is already on its way upstream (streamed): its
+    // response has not started, so it can still be answered 400 (the exchange sees the close).
+    const msg = (socket as net.Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (socket.writable && (msg === undefined || msg === null || msg.headersSent !== true)) {
       socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
     } else socket.destroy();
   });

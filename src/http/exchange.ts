@@ -67,6 +67,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
   private curHost: Host | null = null;
   private attemptStart = 0;
   private retries = 0;
+  /** Hosts tried so far (only when the route has a retry policy). */
+  private tried: Host[] | null = null;
   private replayable = true;
   private responseStarted = false;
   private finished = false;
@@ -118,6 +120,11 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     if (!this.h2 && (this.req as http.IncomingMessage).rawHeaders.length / 2 > this.env.cfg.maxHeaders) {
       c[lb + HL.HEADER_OVERFLOW]++;
       this.localReply(431, 'too many request headers', GRPC_UNAVAILABLE, true);
+      return;
+    }
+    if (!this.h2 && this.authority === '' && (this.req as http.IncomingMessage).httpVersionMinor === 1) {
+      c[lb + HL.BAD_REQUEST]++;
+      this.localReply(400, 'missing Host header', GRPC_UNAVAILABLE, true);
       return;
     }
     const vh = this.env.router.virtualHost(this.authority);
@@ -200,7 +207,15 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
 
   private attempt(): void {
     const cluster = this.cluster as Cluster;
-    const host = cluster.lb.choose();
+    let host = cluster.lb.choose();
+    // A retry prefers a host not tried yet (Envoy's previous_hosts predicate).
+    if (this.tried !== null && host !== null) {
+      for (let i = 0; i < cluster.hosts.length && this.tried.includes(host); i++) {
+        const h = cluster.lb.choose();
+        if (h === null) break;
+        host = h;
+      }
+    }
     const cc = cluster.counters;
     const cb = cluster.base;
     if (host === null) {
@@ -211,6 +226,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     }
     host.active++;
     this.curHost = host;
+    if (this.route !== null && this.route.retry !== null) (this.tried ??= []).push(host);
     cc[cb + C.RQ_TOTAL]++;
     cc[cb + C.RQ_ACTIVE]++;
     this.attemptStart = performance.now();
