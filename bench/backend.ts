@@ -5,13 +5,15 @@
 //   sink   - reads and discards
 //   http   - HTTP/1.1 keep-alive server answering every request with a 1 KiB body
 //   bolt   - SOFA Bolt v1 responder: 1 KiB SofaResponse per request (bolt-backend.ts)
+//   dubbo  - Dubbo 2.x responder: status 20 and a 1 KiB hessian2 string per request (dubbo-backend.ts)
 //   h2     - HTTP/2 cleartext (h2c, prior knowledge) server answering every stream with 1 KiB
 //   grpc   - gRPC (grpc-js) Echo service: 1 KiB reply per unary call (grpc-echo.ts)
-// Prints one JSON line {"echo":p,"source":p,"sink":p,"http":p,"bolt":p,"h2":p,"grpc":p} when all listen.
+// Prints one JSON line {"echo":p,"source":p,"sink":p,"http":p,"bolt":p,"dubbo":p,"h2":p,"grpc":p} when all listen.
 import * as net from 'node:net';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import { boltServer } from './bolt-backend';
+import { dubboServer } from './dubbo-backend';
 import { startGrpcServer } from './grpc-echo';
 
 const CHUNK = Buffer.alloc(64 * 1024, 0x61);
@@ -76,6 +78,7 @@ export async function startBackend(): Promise<Record<string, number>> {
     sink: await listen(sink),
     http: await listen(web),
     bolt: await listen(boltServer()),
+    dubbo: await listen(dubboServer()),
     h2: await listen(h2 as unknown as net.Server),
     grpc: (await startGrpcServer()).port,
   };

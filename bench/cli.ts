@@ -23,8 +23,8 @@ Options:
   --warmup S          warm-up seconds before each window (default 2, --quick 1)
   --rounds N          interleaved rounds (default 3, --quick 2)
   --connections N     override the connection count of every case
-  --rate N            fixed request rate of open-loop cases (bolt; default 2000 req/s)
-  --pipeline K        bolt max-rate case: requests in flight per connection (default 1)
+  --rate N            fixed request rate of open-loop cases (bolt, dubbo; default 2000 req/s)
+  --pipeline K        bolt/dubbo max-rate case: requests in flight per connection (default 1)
   --streams K         http2/grpc: streams in flight per connection (default 100 / 10)
   --threads N         load-generator worker threads (default 1; all on the client CPU)
   --quick             short run (CI)
@@ -35,8 +35,8 @@ Options:
 Environment:
   ENVOY_BIN           Envoy binary (else \`envoy\` on PATH; without one Envoy is skipped)
   OUTRIGGER_FEATURES  Outrigger features to assume built (default: tcp_proxy, plus
-                      bolt, tls, http2 when \`outrigger validate\` accepts the
-                      bolt / tls / http2 workload config)
+                      bolt, dubbo, tls, http2 when \`outrigger validate\` accepts
+                      the bolt / dubbo / tls / http2 workload config)
 
 Placement: proxy pinned to CPU 0, backend + load generator to the other CPU(s)
 (taskset). Exit status 1 when a workload errors (a peer failed to start or a run

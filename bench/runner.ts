@@ -8,7 +8,7 @@ import { summarisePeer, summariseLatency } from './aggregate';
 import { runLoad, startBackend, type BackendHandle } from './load/run';
 import { placement } from './lib/proc-spawn';
 import { outriggerFeatures, outriggerSkipReason, peerByName, type RunningPeer } from './peers';
-import { proxyLayer } from './peers/configs';
+import { proxyLayer, rpcMode } from './peers/configs';
 import { makeCerts, type CertFiles, type CertKind } from './lib/certs';
 import { cpuUnitOf, isOpsUnit, type CaseResult, type PeerCaseResult, type PeerInfo, type RoundSample, type RunResult, type WorkloadResult } from './types';
 import { workloadByName, type CaseDef } from './workloads';
@@ -229,7 +229,7 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
         const c = cases[i];
         for (const name of o.peers) {
           if (excluded.has(name)) {
-            const layer = def.mode === 'bolt' ? proxyLayer(name, def.mode) : undefined;
+            const layer = rpcMode(def.mode) ? proxyLayer(name, def.mode) : undefined;
             caseResults[i].peers.push({ peer: name, ...(layer ? { layer } : {}), status: excluded.get(name)!, message: exclusion.get(name), rounds: [] });
             continue;
           }
@@ -239,7 +239,7 @@ export async function runBench(o: BenchOptions): Promise<RunResult> {
             clientCpuCount: clientCpuCount(place.client),
           });
           const layer = proxyLayer(name, def.mode);
-          if (layer && def.mode === 'bolt') pr.layer = layer;
+          if (layer && rpcMode(def.mode)) pr.layer = layer;
           if (s.lags.length) pr.sendLag = summariseLatency(s.lags);
           if (s.note) pr.negotiated = s.note;
           caseResults[i].peers.push(pr);

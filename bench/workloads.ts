@@ -15,14 +15,14 @@ export interface CaseDef {
   messageSize: number;
   /** throughput unit */
   unit: Unit;
-  backend: 'echo' | 'source' | 'http' | 'bolt' | 'h2' | 'grpc';
+  backend: 'echo' | 'source' | 'http' | 'bolt' | 'dubbo' | 'h2' | 'grpc';
   /** TLS cases: which of the proxy's TLS listeners (certificate kind) the case uses */
   listener?: CertKind;
   /** TLS cases: the certificate's key, for reports */
   cert?: string;
   /** h2/grpc: streams (requests, calls) in flight per connection */
   streams?: number;
-  /** bolt: requests in flight per connection (closed loop) */
+  /** bolt, dubbo: requests in flight per connection (closed loop) */
   pipeline?: number;
   /** open-loop cases: the fixed request rate (req/s over all connections) */
   rate?: number;
@@ -41,6 +41,9 @@ export interface CaseOptions {
 
 /** Defaults of the bolt workload (MOSN's published SOFARPC report: 200 connections, 1 request in flight each). */
 export const BOLT_DEFAULTS = { connections: 200, rate: 2000, pipeline: 1, bodyBytes: 1024 };
+
+/** Defaults of the dubbo workload: the bolt workload's shape (1 KiB, 200 connections, 2,000/s). */
+export const DUBBO_DEFAULTS = BOLT_DEFAULTS;
 
 /** Defaults of the http2 workload: few connections, many streams, 1 KiB responses. */
 export const H2_DEFAULTS = { connections: 4, streams: 100 };
@@ -95,6 +98,25 @@ export const WORKLOADS: WorkloadDef[] = [
       return [
         { ...base, id: `bolt max c=${c}${k > 1 ? ` k=${k}` : ''}`, kind: 'bolt', pipeline: k },
         { ...base, id: `bolt ${rate}/s c=${c}`, kind: 'bolt-rate', rate },
+      ];
+    },
+  },
+  {
+    name: 'dubbo',
+    description: 'Dubbo 2.x (hessian2): max req/s with 1 KiB arguments and results over 200 connections, and latency at a fixed rate (2,000/s)',
+    needs: ['dubbo'],
+    mode: 'dubbo',
+    notes: [
+      'Outrigger is the L7 Dubbo proxy (decodes each frame, routes on the service path, rewrites the 8-byte id); HAProxy, nginx and Envoy forward TCP (L4).',
+    ],
+    cases: (o) => {
+      const c = o.connections ?? DUBBO_DEFAULTS.connections;
+      const k = o.pipeline ?? DUBBO_DEFAULTS.pipeline;
+      const rate = o.rate ?? DUBBO_DEFAULTS.rate;
+      const base = { connections: c, messageSize: DUBBO_DEFAULTS.bodyBytes, unit: 'req/s' as const, backend: 'dubbo' as const };
+      return [
+        { ...base, id: `dubbo max c=${c}${k > 1 ? ` k=${k}` : ''}`, kind: 'dubbo', pipeline: k },
+        { ...base, id: `dubbo ${rate}/s c=${c}`, kind: 'dubbo-rate', rate },
       ];
     },
   },

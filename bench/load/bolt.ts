@@ -107,14 +107,18 @@ export function boltFrameLength(buf: Buffer, off: number): number {
 }
 
 /**
- * Cuts a stream into frames. `push` calls `onFrame(buf, offset, length)` for every
- * complete frame (the buffer is only valid during the call) and keeps the partial
- * tail for the next read. Returns false on a protocol error (the stream is then
- * unusable).
+ * Cuts a stream into frames of any protocol whose frame length is known from its first
+ * bytes (`frameLength(buf, off)`: total length, 0 when more bytes are needed, -1 when
+ * not a frame). `push` calls `onFrame(buf, offset, length)` for every complete frame
+ * (the buffer is only valid during the call) and keeps the partial tail for the next
+ * read. Returns false on a protocol error (the stream is then unusable).
  */
-export class BoltFrameReader {
+export class FrameReader {
   private tail: Buffer | undefined;
-  constructor(private readonly onFrame: (buf: Buffer, off: number, len: number) => void) {}
+  constructor(
+    private readonly frameLength: (buf: Buffer, off: number) => number,
+    private readonly onFrame: (buf: Buffer, off: number, len: number) => void,
+  ) {}
 
   push(chunk: Buffer): boolean {
     let buf = chunk;
@@ -124,7 +128,7 @@ export class BoltFrameReader {
     }
     let off = 0;
     for (;;) {
-      const n = boltFrameLength(buf, off);
+      const n = this.frameLength(buf, off);
       if (n < 0) return false;
       if (n === 0) break;
       this.onFrame(buf, off, n);
@@ -138,5 +142,12 @@ export class BoltFrameReader {
   /** bytes waiting for the rest of their frame */
   pending(): number {
     return this.tail?.length ?? 0;
+  }
+}
+
+/** FrameReader for Bolt v1 frames. */
+export class BoltFrameReader extends FrameReader {
+  constructor(onFrame: (buf: Buffer, off: number, len: number) => void) {
+    super(boltFrameLength, onFrame);
   }
 }

@@ -6,7 +6,7 @@ import { placement, startPinned, type Owned } from '../lib/proc-spawn';
 import type { LoadResult, LoadSpec } from './spec';
 
 export interface BackendHandle {
-  ports: { echo: number; source: number; sink: number; http: number; bolt: number; h2: number; grpc: number };
+  ports: { echo: number; source: number; sink: number; http: number; bolt: number; dubbo: number; h2: number; grpc: number };
   pid: number;
   stop(): Promise<void>;
 }

@@ -17,6 +17,18 @@ import {
   BoltFrameReader,
   boltRequestTemplate,
 } from './bolt';
+import {
+  DUBBO_BODY,
+  DUBBO_ID_LO_OFFSET,
+  DubboFrameReader,
+  FLAG_EVENT,
+  FLAG_REQUEST,
+  OFF_FLAG,
+  OFF_ID,
+  OFF_STATUS,
+  STATUS_OK,
+  dubboRequestTemplate,
+} from './dubbo';
 
 export interface WorkerTask {
   spec: LoadSpec;
@@ -25,7 +37,19 @@ export interface WorkerTask {
 
 const HTTP_REQ = (host: string): Buffer => Buffer.from(`GET / HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: outrigger-bench\r\n\r\n`);
 
-interface BoltRateConn {
+/**
+ * An RPC protocol for the closed- and open-loop drivers (bolt, dubbo): a request frame
+ * built once, the offset of its u32 id, and a reader calling `onResponse` for every
+ * response frame that answers a request (ok false when it reports an error).
+ */
+interface RpcProto {
+  name: string;
+  template(): Buffer;
+  idOffset: number;
+  reader(s: net.Socket, onResponse: (id: number, len: number, ok: boolean) => void): void;
+}
+
+interface RateConn {
   socket: net.Socket;
   /** sends one request due at `sched` (performance.now() ms) */
   send(sched: number): void;
@@ -96,8 +120,9 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
   const res: WorkerResult = { ops: 0, bytes: 0, errors: 0, connectFailures: 0, histogram: '' };
   const sockets: net.Socket[] = [];
   let finished = false;
-  // bolt-rate: connections ready to take scheduled requests, and their senders
-  const rateConns: BoltRateConn[] = [];
+  // bolt-rate, dubbo-rate: connections ready to take scheduled requests, and their senders
+  const rateConns: RateConn[] = [];
+  const openLoop = spec.kind === 'bolt-rate' || spec.kind === 'dubbo-rate';
   let connectsLeft = task.connections;
 
   const noteError = (e: Error): void => {
@@ -123,15 +148,17 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
       connected = true;
       if (spec.kind === 'tcp-rr') driveRr(s);
       else if (spec.kind === 'tcp-bulk') driveBulk(s);
-      else if (spec.kind === 'bolt') driveBolt(s);
-      else if (spec.kind === 'bolt-rate') rateConns.push(boltRateConn(s));
+      else if (spec.kind === 'bolt') driveRpc(s, BOLT);
+      else if (spec.kind === 'bolt-rate') rateConns.push(rateConn(s, BOLT));
+      else if (spec.kind === 'dubbo') driveRpc(s, DUBBO);
+      else if (spec.kind === 'dubbo-rate') rateConns.push(rateConn(s, DUBBO));
       else driveHttp1(s);
       connectDone();
     });
   };
 
   const connectDone = (): void => {
-    if (--connectsLeft === 0 && spec.kind === 'bolt-rate') startSchedule();
+    if (--connectsLeft === 0 && openLoop) startSchedule();
   };
 
   const record = (start: number, now: number): void => {
@@ -222,7 +249,6 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
     return buf.readUInt32BE(off + BOLT_ID_OFFSET);
   }
 
-  const boltTemplate = (): Buffer => boltRequestTemplate({ contentLength: spec.messageSize || BOLT_BODY });
   const nextIdAfter = (id: number): number => (id >= 0xffffffff ? 1 : id + 1);
   /** requests outstanding for over 1 s when the window ends: counted as errors */
   const stale: (() => number)[] = [];
@@ -245,10 +271,56 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
     });
   }
 
+  const BOLT: RpcProto = {
+    name: 'bolt',
+    template: () => boltRequestTemplate({ contentLength: spec.messageSize || BOLT_BODY }),
+    idOffset: BOLT_ID_OFFSET,
+    reader: boltReader,
+  };
+
+  /** Checks a Dubbo frame from the server; returns the id it answers, or undefined (heartbeat acks; errors noted). */
+  function dubboResponseId(buf: Buffer, off: number): number | undefined {
+    const flag = buf[off + OFF_FLAG];
+    if (flag & FLAG_REQUEST) {
+      noteError(new Error(`dubbo: request frame (flag 0x${flag.toString(16)}) from the server`));
+      return undefined;
+    }
+    if (flag & FLAG_EVENT) return undefined; // heartbeat answers
+    if (buf.readUInt32BE(off + OFF_ID) !== 0) {
+      noteError(new Error('dubbo: response id above 2^32 (never sent)'));
+      return undefined;
+    }
+    const status = buf[off + OFF_STATUS];
+    if (status !== STATUS_OK) noteError(new Error(`dubbo: response status ${status}`));
+    return buf.readUInt32BE(off + DUBBO_ID_LO_OFFSET);
+  }
+
+  const DUBBO: RpcProto = {
+    name: 'dubbo',
+    template: () => dubboRequestTemplate({ argBytes: spec.messageSize || DUBBO_BODY }),
+    idOffset: DUBBO_ID_LO_OFFSET,
+    reader(s, onResponse) {
+      const reader = new DubboFrameReader((buf, off, len) => {
+        const before = res.errors;
+        const id = dubboResponseId(buf, off);
+        if (id !== undefined) onResponse(id, len, res.errors === before);
+      });
+      s.on('data', (d: Buffer) => {
+        s.cork();
+        const ok = reader.push(d);
+        s.uncork();
+        if (!ok) {
+          noteError(new Error('dubbo: malformed frame from the server'));
+          s.destroy();
+        }
+      });
+    },
+  };
+
   /** Closed loop: `pipeline` requests in flight; each answer sends the next request on its slot. */
-  function driveBolt(s: net.Socket): void {
+  function driveRpc(s: net.Socket, p: RpcProto): void {
     const k = Math.max(1, Math.floor(spec.pipeline ?? 1));
-    const tpl = boltTemplate();
+    const tpl = p.template();
     // One buffer per slot: a slot is rewritten only after its answer arrived, so its
     // previous write has left this process.
     const slots = Array.from({ length: k }, () => Buffer.from(tpl));
@@ -258,15 +330,15 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
     const send = (slot: number): void => {
       const id = nextId;
       nextId = nextIdAfter(nextId);
-      slots[slot].writeUInt32BE(id, BOLT_ID_OFFSET);
+      slots[slot].writeUInt32BE(id, p.idOffset);
       slotOf.set(id, slot);
       sentAt[slot] = performance.now();
       s.write(slots[slot]);
     };
-    boltReader(s, (id, len, ok) => {
+    p.reader(s, (id, len, ok) => {
       const slot = slotOf.get(id);
       if (slot === undefined) {
-        noteError(new Error(`bolt: response with unknown id ${id}`));
+        noteError(new Error(`${p.name}: response with unknown id ${id}`));
         return;
       }
       slotOf.delete(id);
@@ -288,15 +360,15 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
   }
 
   /** Open loop: requests leave at scheduled times whatever is outstanding. */
-  function boltRateConn(s: net.Socket): BoltRateConn {
-    const tpl = boltTemplate();
+  function rateConn(s: net.Socket, p: RpcProto): RateConn {
+    const tpl = p.template();
     const free: Buffer[] = [];
     const inflight = new Map<number, { buf: Buffer; sched: number }>();
     let nextId = 1;
-    boltReader(s, (id, len, ok) => {
+    p.reader(s, (id, len, ok) => {
       const r = inflight.get(id);
       if (!r) {
-        noteError(new Error(`bolt: response with unknown id ${id}`));
+        noteError(new Error(`${p.name}: response with unknown id ${id}`));
         return;
       }
       inflight.delete(id);
@@ -318,7 +390,7 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
         const buf = free.pop() ?? Buffer.from(tpl);
         const id = nextId;
         nextId = nextIdAfter(nextId);
-        buf.writeUInt32BE(id, BOLT_ID_OFFSET);
+        buf.writeUInt32BE(id, p.idOffset);
         inflight.set(id, { buf, sched });
         s.write(buf);
       },
@@ -348,7 +420,7 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
       const due = Math.floor((Math.min(now, winEnd) - t0) * perMs) + 1;
       for (; sent < due; sent++) {
         const sched = t0 + sent / perMs;
-        let c: BoltRateConn | undefined;
+        let c: RateConn | undefined;
         for (let tries = 0; tries < rateConns.length && !c; tries++) {
           const cand = rateConns[rr];
           rr = (rr + 1) % rateConns.length;
@@ -366,7 +438,7 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
     let m: Metronome | undefined;
     try {
       m = metronome(1 / perMs, tick, (e) => {
-        noteError(new Error(`bolt: metronome thread failed (${e.message}); pacing with 1 ms timers`));
+        noteError(new Error(`${spec.kind}: metronome thread failed (${e.message}); pacing with 1 ms timers`));
         timerLoop();
       });
     } catch {
@@ -578,7 +650,7 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
       const unanswered = stale.reduce((a, f) => a + f(), 0);
       if (unanswered > 0) {
         res.errors += unanswered;
-        res.firstError ??= `bolt: ${unanswered} request(s) unanswered for over 1 s at the end of the window`;
+        res.firstError ??= `${spec.kind}: ${unanswered} request(s) unanswered for over 1 s at the end of the window`;
       }
       for (const s of sockets) s.destroy();
       res.histogram = hist.totalCount > 0 ? hdr.encodeIntoCompressedBase64(hist) : '';

@@ -3,13 +3,15 @@
 // one worker/thread, logging off or at warning level.
 // Mode `bolt`: Outrigger runs its Bolt L7 proxy (routing on the `service` header);
 // HAProxy, nginx and Envoy have no Bolt codec and forward TCP (L4).
+// Mode `dubbo`: likewise, Outrigger's Dubbo L7 proxy (routing on the `service` path).
 // Mode `tls`: one TLS-terminating listener per certificate kind (ECDSA, RSA), each
 // forwarding plaintext TCP to the backend.
 // Modes `http2`, `grpc`: h2c listener, HTTP/2 to the backend (nginx: HTTP/1.1 upstream
 // for `http2`, grpc_pass for `grpc`).
-export type ProxyMode = 'tcp' | 'http1' | 'bolt' | 'tls' | 'http2' | 'grpc';
+export type ProxyMode = 'tcp' | 'http1' | 'bolt' | 'dubbo' | 'tls' | 'http2' | 'grpc';
 
 import { BENCH_SERVICE as BOLT_BENCH_SERVICE } from '../load/bolt';
+import { DUBBO_BENCH_SERVICE } from '../load/dubbo';
 import type { CertFiles, CertKind } from '../lib/certs';
 
 /** One TLS-terminating listener of a `tls` mode config. */
@@ -27,6 +29,9 @@ export function proxyLayer(peer: string, mode: ProxyMode): 'L4' | 'L7' | undefin
   if (mode === 'tls') return 'L4';
   return peer === 'outrigger' ? 'L7' : 'L4';
 }
+
+/** Modes where Outrigger decodes an RPC protocol while the other proxies forward TCP (layer shown in tables). */
+export const rpcMode = (m: ProxyMode): boolean => m === 'bolt' || m === 'dubbo';
 
 export interface ConfigInput {
   mode: ProxyMode;
@@ -53,12 +58,14 @@ function tlsListeners(c: ConfigInput): TlsListener[] {
 export function outriggerConfig(c: ConfigInput): object {
   if (c.mode === 'tls') return outriggerTlsConfig(c);
   if (isH2(c.mode)) return outriggerH2Config(c);
-  const bolt = c.mode === 'bolt';
+  // bolt, dubbo: MOSN `proxy` filter with the codec on both sides, a router on `service`
+  const rpc = c.mode === 'bolt' || c.mode === 'dubbo' ? c.mode : undefined;
+  const rpcService = c.mode === 'dubbo' ? DUBBO_BENCH_SERVICE : BOLT_BENCH_SERVICE;
   const filters =
     c.mode === 'tcp'
       ? [{ type: 'tcp_proxy', config: { stat_prefix: 'bench', cluster: 'backend' } }]
-      : bolt
-        ? [{ type: 'proxy', config: { downstream_protocol: 'bolt', upstream_protocol: 'bolt', router_config_name: 'bolt_router' } }]
+      : rpc
+        ? [{ type: 'proxy', config: { downstream_protocol: rpc, upstream_protocol: rpc, router_config_name: `${rpc}_router` } }]
         : [
           {
             type: 'proxy',
@@ -78,16 +85,16 @@ export function outriggerConfig(c: ConfigInput): object {
         default_log_level: 'WARN',
         processor: 1,
         listeners: [{ name: c.mode, address: `127.0.0.1:${c.port}`, bind_port: true, filter_chains: [{ filters }] }],
-        ...(bolt
+        ...(rpc
           ? {
               routers: [
                 {
-                  router_config_name: 'bolt_router',
+                  router_config_name: `${rpc}_router`,
                   virtual_hosts: [
                     {
                       name: 'bench',
                       domains: ['*'],
-                      routers: [{ match: { headers: [{ name: 'service', value: BOLT_BENCH_SERVICE }] }, route: { cluster_name: 'backend' } }],
+                      routers: [{ match: { headers: [{ name: 'service', value: rpcService }] }, route: { cluster_name: 'backend' } }],
                     },
                   ],
                 },
@@ -219,7 +226,7 @@ export const NGINX_STREAM_MODULE_PATHS = [
 ];
 
 /** Modes nginx serves in its `http` block (the others use the stream module). */
-export const nginxUsesStream = (m: ProxyMode): boolean => m === 'tcp' || m === 'bolt' || m === 'tls';
+export const nginxUsesStream = (m: ProxyMode): boolean => m === 'tcp' || m === 'bolt' || m === 'dubbo' || m === 'tls';
 
 /** nginx 1.22: one worker, foreground, every path under `dir`. */
 export function nginxConfig(c: ConfigInput, streamModule: string | undefined): string {
