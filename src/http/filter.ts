@@ -85,6 +85,30 @@ export class HttpProxyFactory implements NetworkFilterFactory {
       socket.resume();
       return;
     }
+    // Behind TLS termination, ALPN has already chosen: no need to sniff the preface.
+    const alpn = (socket as net.Socket & { alpnProtocol?: string | false }).alpnProtocol;
+    if (alpn === 'http/1.1') {
+      this.h1Server().emit('connection', socket);
+      socket.resume();
+      return;
+    }
+    if (alpn === 'h2') {
+      // Bytes the TLS layer already decrypted into the stream buffer would be invisible to
+      // the session (it reads the handle): pass them on like sniffed bytes.
+      const early = socket.readableLength > 0 ? (socket.read() as Buffer | null) : null;
+      if (early !== null) this.sniffed = early;
+      // A server-side TLSSocket made outside tls.Server keeps secureConnecting = true after its
+      // handshake, and node:http2 would wait for a 'secureConnect' that never comes.
+      (socket as net.Socket & { secureConnecting?: boolean }).secureConnecting = false;
+      this.h2Server().emit('connection', socket);
+      if (this.sniffed !== null) {
+        this.sniffed = null;
+        socket.destroy();
+        return;
+      }
+      socket.resume();
+      return;
+    }
     this.sniff(socket, Buffer.alloc(0));
   }
 

@@ -137,7 +137,7 @@ export class WorkerListener {
       counters[base + L.CX_ACTIVE]--;
       counters[base + L.CX_DESTROY]++;
       this.live.delete(conn);
-      if (this.draining && this.live.size === 0 && this.drainResolve) this.drainResolve();
+      this.checkDrained();
     });
     rt.terminal.onAccept(conn);
   }
@@ -150,7 +150,7 @@ export class WorkerListener {
       counters[base + L.CX_ACTIVE]--;
       counters[base + L.CX_DESTROY]++;
       this.raw.delete(socket);
-      if (this.draining && this.live.size === 0 && this.raw.size === 0 && this.drainResolve) this.drainResolve();
+      this.checkDrained();
     });
     (rt.terminal.onSocket as (s: net.Socket) => void)(socket);
   }
@@ -167,13 +167,24 @@ export class WorkerListener {
       counters[base + L.CX_DESTROY]++;
       this.pending.delete(raw);
       if (conn !== null) this.live.delete(conn);
-      if (this.draining && this.live.size === 0 && this.pending.size === 0 && this.drainResolve) this.drainResolve();
+      this.checkDrained();
     };
     raw.once('close', onClose);
     const open = (sock: net.Socket, stream: boolean): void => {
       this.pending.delete(raw);
       if (this.draining) {
         sock.destroy();
+        return;
+      }
+      if (rt.terminal.onSocket !== undefined) {
+        // A filter that reads sockets itself (the HTTP proxy) gets the decrypted TLSSocket.
+        this.raw.add(sock);
+        sock.once('close', () => {
+          this.raw.delete(sock);
+          onClose();
+          this.checkDrained(); // the raw socket may have closed (and counted) first
+        });
+        rt.terminal.onSocket(sock);
         return;
       }
       const c = Connection.accept(sock, rejectHandler, rt.ctx.bufferLimit, stream ? { stream: true } : undefined);
@@ -187,6 +198,11 @@ export class WorkerListener {
       // The inspector put the peeked bytes back into the socket's readable buffer: read it with 'data' events.
       onPlain: (sock: net.Socket) => open(sock, true),
     });
+  }
+
+  /** While draining: resolves the drain once no connection of any kind is left. */
+  private checkDrained(): void {
+    if (this.draining && this.live.size === 0 && this.pending.size === 0 && this.raw.size === 0 && this.drainResolve) this.drainResolve();
   }
 
   /** Stops accepting (the shared listening fd stays open for the other workers). */

@@ -58,8 +58,11 @@ export function alpnFor(c: TlsContextConfig, filters: readonly FilterConfig[]): 
   if (c.alpn.length > 0) return [...c.alpn];
   const last = filters[filters.length - 1];
   if (last && last.type.toLowerCase() === 'proxy') {
-    const dp = (last.config as { downstreamProtocols?: readonly string[] }).downstreamProtocols ?? [];
+    // The RPC proxy config lists downstreamProtocols; the HTTP family's has `downstream`.
+    const cfg = last.config as { downstreamProtocols?: readonly string[]; family?: string; downstream?: string };
+    const dp = cfg.downstreamProtocols ?? [];
     if (dp.some((p) => /^(http1|http2|auto)$/i.test(p))) return ['h2', 'http/1.1'];
+    if (cfg.family === 'http') return cfg.downstream === 'http1' ? ['http/1.1'] : ['h2', 'http/1.1'];
   }
   return [];
 }

@@ -119,7 +119,8 @@ port.on('message', (m: MainToWorker) => {
     case 'drain': {
       const all = [...listeners.values()].map((l) => l.drain(m.graceMs));
       void Promise.all(all)
-        .then(() => closeLogs()) // flush the async log and access-log destinations first
+        // Flush the async log and access-log destinations first, but never hang the exit on it.
+        .then(() => Promise.race([closeLogs(), new Promise<void>((r) => setTimeout(r, 1000).unref())]))
         .then(() => {
           send({ type: 'drained' });
           setImmediate(() => process.exit(0));
