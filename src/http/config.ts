@@ -15,8 +15,9 @@
  *   h2_max_header_list_size (= max_header_size)   connections_per_host (HTTP/1.1 pool, 64)
  *   default_timeout (60s, when a route gives none)  generate_request_id (true)
  */
-import { checkDuration, parseProxyFilterConfig, type FilterValidationContext } from '../config/parse';
+import { parseProxyFilterConfig, type FilterValidationContext } from '../config/parse';
 import { showValue } from '../config/errors';
+import { extendConfigReader } from '../proxy/extend-config';
 
 export type HttpProtocol = 'http1' | 'http2' | 'auto';
 
@@ -88,23 +89,11 @@ export function parseHttpProxyConfig(config: unknown, path: string, ctx: FilterV
     else upstream = u;
   }
   if (base.fallbackForUnknownProtocol) ctx.warn(`${path}.fallback_for_unknown_protocol`, 'not supported for HTTP; ignored');
-  const lower = new Map<string, unknown>();
-  for (const [k, v] of Object.entries(base.extendConfig)) lower.set(k.toLowerCase(), v);
-  const ecPath = `${path}.extend_config`;
-  const num = (key: string, def: number, min: number, max: number): number => {
-    const v = lower.get(key);
-    if (v === undefined) return def;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      ctx.error(`${ecPath}.${key}`, `${showValue(v)} must be an integer in ${min}..${max}`);
-      return def;
-    }
-    return v;
-  };
-  const dur = (key: string, def: number): number => {
-    const v = lower.get(key);
-    if (v === undefined) return def;
-    return checkDuration(ctx.issues, v, `${ecPath}.${key}`, { def, numberUnit: 'ns' }) ?? def;
-  };
+  const rd = extendConfigReader(base.extendConfig, path, ctx);
+  const lower = rd.lower;
+  const ecPath = rd.path;
+  const num = rd.num;
+  const dur = rd.dur;
   const maxHeaderSize = num('max_header_size', HTTP_DEFAULTS.maxHeaderSize, 1024, 1024 * 1024);
   const gen = lower.get('generate_request_id');
   if (gen !== undefined && typeof gen !== 'boolean') ctx.error(`${ecPath}.generate_request_id`, `${showValue(gen)} must be true or false`);

@@ -18,8 +18,9 @@
  *   keepalive_interval / keepalive_timeout (Go durations, default 15s / 3s; "0" disables),
  *   default_timeout (used when neither the request nor the route gives one; default 60s).
  */
-import { parseProxyFilterConfig, registerFilterValidator, checkDuration, type FilterValidationContext } from '../config/parse';
+import { parseProxyFilterConfig, registerFilterValidator, type FilterValidationContext } from '../config/parse';
 import { showValue } from '../config/errors';
+import { extendConfigReader } from './extend-config';
 import { getCodec } from '../protocol/types';
 import { proxyFamilyForRaw } from './families';
 import '../protocol/bolt/xcodec';
@@ -75,9 +76,8 @@ function resolveProtocol(name: string, sub: string | undefined, path: string, ct
 export function parseRpcProxyConfig(config: unknown, path: string, ctx: FilterValidationContext): RpcProxyConfig {
   const base = parseProxyFilterConfig(config, path, ctx);
   const ec = base.extendConfig;
-  const lower = new Map<string, unknown>();
-  for (const [k, v] of Object.entries(ec)) lower.set(k.toLowerCase(), v);
-  const ecPath = `${path}.extend_config`;
+  const rd = extendConfigReader(ec, path, ctx);
+  const lower = rd.lower;
   const subRaw = lower.get('sub_protocol');
   const sub = typeof subRaw === 'string' ? subRaw : undefined;
   const downs: string[] = [];
@@ -91,20 +91,8 @@ export function parseRpcProxyConfig(config: unknown, path: string, ctx: FilterVa
     const r = resolveProtocol(base.upstreamProtocol, sub, `${path}.upstream_protocol`, ctx);
     if (r !== undefined && r !== 'auto') up = r;
   }
-  const num = (key: string, def: number, min: number, max: number): number => {
-    const v = lower.get(key);
-    if (v === undefined) return def;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      ctx.error(`${ecPath}.${key}`, `${showValue(v)} must be an integer in ${min}..${max}`);
-      return def;
-    }
-    return v;
-  };
-  const dur = (key: string, def: number): number => {
-    const v = lower.get(key);
-    if (v === undefined) return def;
-    return checkDuration(ctx.issues, v, `${ecPath}.${key}`, { def, numberUnit: 'ns' }) ?? def;
-  };
+  const num = rd.num;
+  const dur = rd.dur;
   return {
     routerConfigName: base.routerConfigName,
     downstreamProtocols: downs,
