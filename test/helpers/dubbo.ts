@@ -3,6 +3,7 @@
  * RpcServer), a sofa-rpc-node consumer with dubbo-remoting, a dubbo2.js@2.3.9 DirectlyDubbo
  * consumer, raw Dubbo frames and MOSN-shaped proxy configs (examples/codes/dubbo client_config).
  */
+import { FrameCollector } from './frames';
 import * as net from 'node:net';
 import { decodeDubboFrame, DubboFrame, encodeString } from '../../src/protocol/dubbo';
 import { quietLogger } from './sofa';
@@ -95,54 +96,10 @@ export function dubboRequest(id: number, service: string, method = 'echo', o: Pa
   return dubboFrame(id, o.oneway ? 0x82 : 0xc2, 0, dubboRequestBody(service, method, o));
 }
 
-/** Collects Dubbo frames arriving on a socket. */
-export class DubboCollector {
-  readonly frames: { frame: DubboFrame; buf: Buffer }[] = [];
-  private pending = Buffer.alloc(0);
-  private waiters: { n: number; resolve: () => void }[] = [];
-  closed = false;
-
-  constructor(readonly sock: net.Socket) {
-    sock.on('data', (d: Buffer) => this.push(d));
-    sock.once('close', () => {
-      this.closed = true;
-      for (const w of this.waiters) w.resolve();
-    });
-    sock.on('error', () => {});
-  }
-
-  private push(d: Buffer): void {
-    this.pending = Buffer.concat([this.pending, d]);
-    for (;;) {
-      const f = new DubboFrame();
-      const n = decodeDubboFrame(this.pending, 0, this.pending.length, 1 << 30, f);
-      if (n <= 0) break;
-      const buf = Buffer.from(this.pending.subarray(0, n));
-      decodeDubboFrame(buf, 0, n, 1 << 30, f);
-      this.frames.push({ frame: f, buf });
-      this.pending = this.pending.subarray(n);
-    }
-    this.waiters = this.waiters.filter((w) => {
-      if (this.frames.length >= w.n) {
-        w.resolve();
-        return false;
-      }
-      return true;
-    });
-  }
-
-  wait(n: number, timeoutMs = 10_000): Promise<void> {
-    if (this.frames.length >= n || this.closed) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`only ${this.frames.length}/${n} frames after ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push({
-        n,
-        resolve: () => {
-          clearTimeout(t);
-          resolve();
-        },
-      });
-    });
+/** Dubbo frames arriving on a socket. */
+export class DubboCollector extends FrameCollector<DubboFrame> {
+  constructor(sock: net.Socket) {
+    super(sock, () => new DubboFrame(), decodeDubboFrame);
   }
 }
 

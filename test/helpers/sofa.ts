@@ -2,6 +2,7 @@
  * Bolt test peers: a real sofa-rpc-node server and client, raw Bolt sockets (frames built with
  * the project's encoder), a scriptable fake Bolt upstream, and MOSN-shaped proxy configs.
  */
+import { FrameCollector } from './frames';
 import * as net from 'node:net';
 import { createBoltFrame, decodeFrame, encodeFrame, encodeHeartbeat, CMD_RPC_REQUEST, CMD_RPC_RESPONSE, TYPE_REQUEST, TYPE_ONEWAY, TYPE_RESPONSE, PROTO_V1, type BoltFrame } from '../../src/protocol/bolt';
 import { listen } from './net';
@@ -151,59 +152,10 @@ export function rawResponse(req: BoltFrame, buf: Buffer, status = 0): Buffer {
 
 export { encodeHeartbeat };
 
-/** Decodes every frame arriving on a socket (copies them). */
-export class FrameCollector {
-  readonly frames: { frame: BoltFrame; buf: Buffer }[] = [];
-  private pending = Buffer.alloc(0);
-  private waiters: { n: number; resolve: () => void }[] = [];
-  closed = false;
-  readonly closedP: Promise<void>;
-
-  constructor(readonly sock: net.Socket) {
-    sock.on('data', (d: Buffer) => this.push(d));
-    this.closedP = new Promise((resolve) => {
-      sock.once('close', () => {
-        this.closed = true;
-        for (const w of this.waiters) w.resolve();
-        resolve();
-      });
-    });
-    sock.on('error', () => {});
-  }
-
-  private push(d: Buffer): void {
-    this.pending = Buffer.concat([this.pending, d]);
-    for (;;) {
-      const f = createBoltFrame();
-      const n = decodeFrame(this.pending, 0, this.pending.length, 1 << 30, f);
-      if (n <= 0) break;
-      const buf = Buffer.from(this.pending.subarray(0, n));
-      decodeFrame(buf, 0, n, 1 << 30, f);
-      this.frames.push({ frame: f, buf });
-      this.pending = this.pending.subarray(n);
-    }
-    this.waiters = this.waiters.filter((w) => {
-      if (this.frames.length >= w.n) {
-        w.resolve();
-        return false;
-      }
-      return true;
-    });
-  }
-
-  /** Resolves once `n` frames arrived (or the socket closed). */
-  wait(n: number, timeoutMs = 10_000): Promise<void> {
-    if (this.frames.length >= n || this.closed) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`only ${this.frames.length}/${n} frames after ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push({
-        n,
-        resolve: () => {
-          clearTimeout(t);
-          resolve();
-        },
-      });
-    });
+/** Bolt frames arriving on a socket. */
+export class BoltCollector extends FrameCollector<BoltFrame> {
+  constructor(sock: net.Socket) {
+    super(sock, createBoltFrame, decodeFrame);
   }
 }
 
@@ -229,7 +181,7 @@ export async function fakeUpstream(
   const server = net.createServer((s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
-    const fc = new FrameCollector(s);
+    const fc = new BoltCollector(s);
     let seen = 0;
     s.on('data', () => {
       while (seen < fc.frames.length) {
@@ -262,9 +214,9 @@ export async function fakeUpstream(
 }
 
 /** Connects and returns the socket with a frame collector. */
-export function rawClient(port: number): Promise<FrameCollector> {
+export function rawClient(port: number): Promise<BoltCollector> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ port, host: '127.0.0.1' }, () => resolve(new FrameCollector(s)));
+    const s = net.connect({ port, host: '127.0.0.1' }, () => resolve(new BoltCollector(s)));
     s.once('error', reject);
   });
 }
