@@ -57,28 +57,15 @@ function tlsListeners(c: ConfigInput): TlsListener[] {
 /** Outrigger: MOSN JSON config. */
 export function outriggerConfig(c: ConfigInput): object {
   if (c.mode === 'tls') return outriggerTlsConfig(c);
-  if (isH2(c.mode)) return outriggerH2Config(c);
+  if (isH2(c.mode)) return outriggerHttpConfig(c, 'Http2');
+  if (c.mode === 'http1') return outriggerHttpConfig(c, 'Http1');
   // bolt, dubbo: MOSN `proxy` filter with the codec on both sides, a router on `service`
   const rpc = c.mode === 'bolt' || c.mode === 'dubbo' ? c.mode : undefined;
   const rpcService = c.mode === 'dubbo' ? DUBBO_BENCH_SERVICE : BOLT_BENCH_SERVICE;
   const filters =
-    c.mode === 'tcp'
+    c.mode === 'tcp' || !rpc
       ? [{ type: 'tcp_proxy', config: { stat_prefix: 'bench', cluster: 'backend' } }]
-      : rpc
-        ? [{ type: 'proxy', config: { downstream_protocol: rpc, upstream_protocol: rpc, router_config_name: `${rpc}_router` } }]
-        : [
-          {
-            type: 'proxy',
-            config: { downstream_protocol: 'Http1', upstream_protocol: 'Http1', router_config_name: 'bench_router' },
-          },
-          {
-            type: 'connection_manager',
-            config: {
-              router_config_name: 'bench_router',
-              virtual_hosts: [{ name: 'all', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'backend' } }] }],
-            },
-          },
-        ];
+      : [{ type: 'proxy', config: { downstream_protocol: rpc, upstream_protocol: rpc, router_config_name: `${rpc}_router` } }];
   return {
     servers: [
       {
@@ -141,8 +128,8 @@ function outriggerTlsConfig(c: ConfigInput): object {
   };
 }
 
-/** Outrigger `http2`/`grpc`: MOSN `proxy` filter Http2 -> Http2, router to cluster `backend`. */
-function outriggerH2Config(c: ConfigInput): object {
+/** Outrigger `http1`, `http2`/`grpc`: MOSN `proxy` filter Http1 -> Http1 or Http2 -> Http2, router to cluster `backend`. */
+function outriggerHttpConfig(c: ConfigInput, proto: 'Http1' | 'Http2'): object {
   return {
     servers: [
       {
@@ -154,7 +141,7 @@ function outriggerH2Config(c: ConfigInput): object {
             address: `127.0.0.1:${c.port}`,
             bind_port: true,
             filter_chains: [
-              { filters: [{ type: 'proxy', config: { downstream_protocol: 'Http2', upstream_protocol: 'Http2', router_config_name: 'h2_router' } }] },
+              { filters: [{ type: 'proxy', config: { downstream_protocol: proto, upstream_protocol: proto, router_config_name: 'h2_router' } }] },
             ],
           },
         ],

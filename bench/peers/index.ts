@@ -144,7 +144,7 @@ export function outriggerFeatures(): Set<string> {
 }
 
 /** Features detected by validating a workload config, and the config mode that shows each. */
-const FEATURE_MODES: [string, ProxyMode][] = [['bolt', 'bolt'], ['dubbo', 'dubbo'], ['tls', 'tls'], ['http2', 'http2']];
+const FEATURE_MODES: [string, ProxyMode][] = [['bolt', 'bolt'], ['dubbo', 'dubbo'], ['tls', 'tls'], ['http1', 'http1'], ['http2', 'http2']];
 
 /** Why Outrigger is skipped for a workload needing `missing` features. */
 export function outriggerSkipReason(missing: string[]): string {
