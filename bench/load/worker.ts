@@ -15,6 +15,7 @@ import {
   BOLT_ID_OFFSET,
   BOLT_TYPE_RESPONSE,
   BoltFrameReader,
+  FrameReader,
   boltRequestTemplate,
 } from './bolt';
 import {
@@ -254,10 +255,20 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
   const stale: (() => number)[] = [];
   const stoppers: (() => void)[] = [];
 
-  function boltReader(s: net.Socket, onResponse: (id: number, len: number, ok: boolean) => void): void {
-    const reader = new BoltFrameReader((buf, off, len) => {
+  /**
+   * Feeds a connection's bytes to a protocol's frame reader: each complete frame's id (from
+   * `responseId`, which notes protocol errors) goes to onResponse; a malformed stream is an error.
+   */
+  function attachReader(
+    s: net.Socket,
+    name: string,
+    make: (onFrame: (buf: Buffer, off: number, len: number) => void) => FrameReader,
+    responseId: (buf: Buffer, off: number) => number | undefined,
+    onResponse: (id: number, len: number, ok: boolean) => void,
+  ): void {
+    const reader = make((buf, off, len) => {
       const before = res.errors;
-      const id = boltResponseId(buf, off);
+      const id = responseId(buf, off);
       if (id !== undefined) onResponse(id, len, res.errors === before);
     });
     s.on('data', (d: Buffer) => {
@@ -265,7 +276,7 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
       const ok = reader.push(d);
       s.uncork();
       if (!ok) {
-        noteError(new Error('bolt: malformed frame from the server'));
+        noteError(new Error(`${name}: malformed frame from the server`));
         s.destroy();
       }
     });
@@ -275,7 +286,7 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
     name: 'bolt',
     template: () => boltRequestTemplate({ contentLength: spec.messageSize || BOLT_BODY }),
     idOffset: BOLT_ID_OFFSET,
-    reader: boltReader,
+    reader: (s, onResponse) => attachReader(s, 'bolt', (f) => new BoltFrameReader(f), boltResponseId, onResponse),
   };
 
   /** Checks a Dubbo frame from the server; returns the id it answers, or undefined (heartbeat acks; errors noted). */
@@ -299,22 +310,7 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
     name: 'dubbo',
     template: () => dubboRequestTemplate({ argBytes: spec.messageSize || DUBBO_BODY }),
     idOffset: DUBBO_ID_LO_OFFSET,
-    reader(s, onResponse) {
-      const reader = new DubboFrameReader((buf, off, len) => {
-        const before = res.errors;
-        const id = dubboResponseId(buf, off);
-        if (id !== undefined) onResponse(id, len, res.errors === before);
-      });
-      s.on('data', (d: Buffer) => {
-        s.cork();
-        const ok = reader.push(d);
-        s.uncork();
-        if (!ok) {
-          noteError(new Error('dubbo: malformed frame from the server'));
-          s.destroy();
-        }
-      });
-    },
+    reader: (s, onResponse) => attachReader(s, 'dubbo', (f) => new DubboFrameReader(f), dubboResponseId, onResponse),
   };
 
   /** Closed loop: `pipeline` requests in flight; each answer sends the next request on its slot. */

@@ -29,22 +29,11 @@ import {
   headerKey,
   type BoltFrameSpec,
 } from '../../src/protocol/bolt';
+import { prng } from '../helpers/prng';
 
 const SEED = Number(process.env.BOLT_FUZZ_SEED ?? 0x5eed_b017);
 const ITERATIONS = Number(process.env.BOLT_FUZZ_ITERATIONS ?? 4000);
 
-// xorshift32: small, deterministic, good enough to drive mutations.
-function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
 const next = prng(SEED);
 const rnd = (n: number): number => next() % n;
 const pick = <T>(a: readonly T[]): T => a[rnd(a.length)];

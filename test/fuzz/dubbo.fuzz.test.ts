@@ -15,21 +15,11 @@ import { dubboCodec, readStringMap, SkipState, skipValue } from '../../src/proto
 import { HeaderName, NEED_MORE } from '../../src/protocol/types';
 import { FrameReader } from '../../src/stream/frame-reader';
 import type { XFrame } from '../../src/protocol/types';
+import { prng } from '../helpers/prng';
 
 const SEED = Number(process.env.DUBBO_FUZZ_SEED ?? 0xdabb_5eed);
 const ITERATIONS = Number(process.env.DUBBO_FUZZ_ITERATIONS ?? 5000);
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
 const next = prng(SEED);
 const rnd = (n: number): number => next() % n;
 
