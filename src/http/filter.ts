@@ -153,8 +153,7 @@ export class HttpProxyFactory implements NetworkFilterFactory {
 
 function build(config: Readonly<Record<string, unknown>>, ctx: ListenerContext): NetworkFilterFactory {
   const cfg = config as unknown as HttpProxyConfig;
-  const routers = (ctx as ListenerContext & { routers?: readonly RouterConfig[] }).routers;
-  const rc = routers?.find((r) => r.name === cfg.routerConfigName);
+  const rc = ctx.routers?.find((r) => r.name === cfg.routerConfigName);
   if (rc === undefined) throw new Error(`listener ${ctx.name}: proxy router_config_name "${cfg.routerConfigName}" not found`);
   return new HttpProxyFactory(cfg, ctx, rc);
 }

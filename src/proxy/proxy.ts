@@ -34,7 +34,6 @@ import { C, L } from '../stats/layout';
 import { FrameReader, type FrameSink } from '../stream/frame-reader';
 import { hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
 import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
-import { findRouterConfig } from './routers';
 import { acceptsInitialBytes, AUTO_FALLBACK, AUTO_REJECTED, autoHandoff, MAX_SNIFF, proxyLog, sniff, Sniffed, sniffResult, SNIFFED_NAMES } from './detect';
 import { proxyFamilyForNormalized } from './families';
 import '../protocol/bolt/xcodec';
@@ -331,8 +330,7 @@ function buildFactory(config: Readonly<Record<string, unknown>>, ctx: ListenerCo
   const family = proxyFamilyForNormalized(config);
   if (family !== undefined) return family.build(config, ctx);
   const cfg = { ...RPC_PROXY_DEFAULTS, ...(config as unknown as RpcProxyConfig) };
-  const fromCtx = (ctx as ListenerContext & { routers?: readonly RouterConfig[] }).routers;
-  const rc = findRouterConfig(ctx.name, cfg.routerConfigName, fromCtx);
+  const rc = ctx.routers?.find((r) => r.name === cfg.routerConfigName);
   if (rc === undefined) throw new Error(`listener ${ctx.name}: proxy router_config_name "${cfg.routerConfigName}" not found`);
   return new RpcProxyFactory(cfg, ctx, rc);
 }
