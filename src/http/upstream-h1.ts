@@ -7,7 +7,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
 import { fromRaw } from './headers';
-import { FailKind, isConnectError, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
+import { FailKind, isConnectError, libraryBody, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
 
 const pools = new Map<string, Pool>();
 
@@ -86,7 +86,7 @@ export function startH1(cluster: Cluster, host: Host, connections: number, req: 
   headers['host'] = req.authority;
   try {
     poolFor(cluster, host, connections).dispatch(
-      { method: req.method as Dispatcher.HttpMethod, path: req.path, headers, body: req.body, idempotent: false, blocking: false },
+      { method: req.method as Dispatcher.HttpMethod, path: req.path, headers, body: libraryBody(req.body), idempotent: false, blocking: false },
       a as unknown as Dispatcher.DispatchHandler,
     );
   } catch (e) {

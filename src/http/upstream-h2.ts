@@ -3,11 +3,10 @@
  * worker, replaced when it closes, errors or receives GOAWAY. Requests are streams on it.
  */
 import * as http2 from 'node:http2';
-import type { Readable } from 'node:stream';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
 import type { Headers } from './headers';
-import { FailKind, isConnectError, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
+import { FailKind, isConnectError, libraryBody, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 const END_STREAM = 0x1;
@@ -120,12 +119,12 @@ export function startH2(cluster: Cluster, host: Host, windowSize: number, req: U
   h[':scheme'] = scheme;
   delete h['host'];
   try {
-    const body = req.body;
+    const body = libraryBody(req.body);
     const s = entry.session.request(h, { endStream: body === null });
     a.attach(s);
     if (body !== null) {
       if (Buffer.isBuffer(body)) s.end(body);
-      else (body as Readable).pipe(s);
+      else body.pipe(s);
     }
   } catch (e) {
     queueMicrotask(() => a.fail(e instanceof Error ? e : new Error(String(e))));

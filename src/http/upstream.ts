@@ -2,7 +2,7 @@
  * What the exchange (src/http/exchange.ts) needs from an upstream protocol: start one attempt
  * of a request on a host, get the response back through an UpstreamSink, abort it.
  */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Headers } from './headers';
 
 export const enum FailKind {
@@ -19,13 +19,47 @@ export interface UpstreamRequest {
   readonly authority: string;
   /** End-to-end headers (no pseudo-headers, no hop-by-hop). */
   readonly headers: Headers;
-  /** null = no body; a Buffer can be sent again by a retry, a stream only once. */
-  readonly body: Buffer | Readable | null;
+  /**
+   * null = no body; a Buffer can be sent again by a retry; a stream (a node:http/http2
+   * request) or a BodySource (a raw HTTP/1.1 downstream, src/http/h1) only once.
+   */
+  readonly body: Buffer | Readable | BodySource | null;
+}
+
+/**
+ * A request body read from a raw HTTP/1.1 downstream connection (src/http/h1): decoded payload
+ * bytes (chunked framing removed), pulled by one upstream attempt.
+ */
+export interface BodySource {
+  /** Payload length from content-length; -1 when the downstream sent it chunked. */
+  readonly length: number;
+  /** Starts delivery to `sink` (once). Bytes already received are delivered at once. */
+  start(sink: BodySink): void;
+  /** Backpressure from the upstream side: stop / restart reading the downstream. */
+  pause(): void;
+  resume(): void;
+}
+
+export interface BodySink {
+  /** Payload bytes; the view is valid only during the call (write or copy it). */
+  onBodyData(buf: Buffer, start: number, end: number): void;
+  /** The whole body was delivered. */
+  onBodyEnd(): void;
+  /** The downstream failed mid-body (malformed chunk, reset): abandon the attempt. */
+  onBodyError(err: Error): void;
+}
+
+export function isBodySource(b: UpstreamRequest['body']): b is BodySource {
+  return b !== null && !Buffer.isBuffer(b) && typeof (b as BodySource).start === 'function' && typeof (b as Readable).pipe !== 'function';
 }
 
 export interface UpstreamSink {
   onResponseHeaders(status: number, headers: Headers, endStream: boolean): void;
-  /** Returns false when the downstream is full: the attempt pauses until resume(). */
+  /**
+   * Response payload. `chunk` may be a view of a reused read buffer, valid only during the call:
+   * a sink that keeps it (a node:http response's write queue) copies it. Returns false when the
+   * downstream is full: the attempt pauses until resume().
+   */
   onResponseData(chunk: Buffer): boolean;
   onResponseEnd(trailers: Headers | null): void;
   onUpstreamError(kind: FailKind, err: Error): void;
@@ -47,4 +81,34 @@ export function isConnectError(e: unknown): boolean {
     cur = (cur as { cause?: unknown }).cause;
   }
   return false;
+}
+
+/**
+ * A BodySource as a Readable, for upstreams driven by libraries (undici, node:http2). Only
+ * for translated requests (raw HTTP/1.1 downstream to an HTTP/2 upstream): one stream per
+ * body, its bytes copied out of the read buffer.
+ */
+export function sourceReadable(src: BodySource): Readable {
+  const r = new Readable({
+    read(): void {
+      src.resume();
+    },
+  });
+  src.start({
+    onBodyData(buf: Buffer, start: number, end: number): void {
+      if (!r.push(Buffer.from(buf.subarray(start, end)))) src.pause();
+    },
+    onBodyEnd(): void {
+      r.push(null);
+    },
+    onBodyError(err: Error): void {
+      r.destroy(err);
+    },
+  });
+  return r;
+}
+
+/** The body as a library upstream takes it: Buffer, Readable or null. */
+export function libraryBody(b: UpstreamRequest['body']): Buffer | Readable | null {
+  return isBodySource(b) ? sourceReadable(b) : b;
 }
