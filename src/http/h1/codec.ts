@@ -357,6 +357,7 @@ export class HeadParser {
     // slow path: find the end of the version to tell 505 (another HTTP version) from 400
     while (p < lim && buf[p] !== stop && buf[p] !== CR && buf[p] !== LF) p++;
     if (p >= lim) return p - vs > 12 ? this.fail(400, 'invalid HTTP version') : 0;
+    if (buf[p] === LF) return this.fail(400, stop === SP ? 'bare LF in status line' : 'bare LF in request line');
     if (buf[p] !== stop) return this.fail(400, stop === SP ? 'invalid status line' : 'invalid HTTP version');
     // "HTTP/" 1*DIGIT [ "." 1*DIGIT ]
     let q = vs + 5;
@@ -566,7 +567,11 @@ export class HeadParser {
         c = buf[p];
       }
       if (c !== COLON) {
-        if (c === SP || c === HTAB) return this.fail(400, p === ls ? 'invalid header name' : 'whitespace before colon in header');
+        if (c === SP || c === HTAB) {
+          let q = p;
+          while (q < lim && (buf[q] === SP || buf[q] === HTAB)) q++;
+          return this.fail(400, q < lim && buf[q] === COLON ? 'whitespace before colon in header' : 'invalid character in header name (SP)');
+        }
         if (c === LF) return this.fail(400, 'bare LF in header section');
         if (c === CR) return this.fail(400, 'header line without colon');
         return this.fail(400, 'invalid character in header name');
