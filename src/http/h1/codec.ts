@@ -53,7 +53,7 @@ const MAX_CHUNK_SIZE_BEFORE_DIGIT = 2 ** 49;
 const TCHAR = new Uint8Array(256);
 /** field-value / reason-phrase bytes: HTAB, SP, VCHAR, obs-text. */
 const FIELD = new Uint8Array(256);
-/** request-target bytes: VCHAR and obs-text (no CTL, SP, DEL). */
+/** request-target bytes: VCHAR only (no CTL, SP, DEL; no obs-text: a URI is ASCII, RFC 3986). */
 const TARGET = new Uint8Array(256);
 /** ASCII lower-casing. */
 const LOWER = new Uint8Array(256);
@@ -64,7 +64,7 @@ for (let c = 0; c < 256; c++) {
   const alnum = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
   TCHAR[c] = alnum || "!#$%&'*+-.^_`|~".includes(String.fromCharCode(c)) ? 1 : 0;
   FIELD[c] = c === HTAB || (c >= 0x20 && c !== 0x7f) ? 1 : 0;
-  TARGET[c] = c > 0x20 && c !== 0x7f ? 1 : 0;
+  TARGET[c] = c > 0x20 && c < 0x7f ? 1 : 0;
   if (c >= 0x30 && c <= 0x39) HEX[c] = c - 0x30 + 1;
   else if (c >= 0x61 && c <= 0x66) HEX[c] = c - 0x61 + 11;
   else if (c >= 0x41 && c <= 0x46) HEX[c] = c - 0x41 + 11;
@@ -237,8 +237,12 @@ export class HeadParser {
    * a time costs linear, not quadratic, work. -1 = no saved position.
    */
   private resumeAt = -1;
+  /** Header lines complete before resumeAt (-1: resumeAt is at the start line). */
+  private resumeLines = -1;
   /** Start of the line being read when parsing stopped for want of bytes. */
   private lineStart = 0;
+  /** Header lines complete before lineStart (-1: parsing stopped in the start line). */
+  private linesDone = -1;
 
   constructor(
     readonly isRequest: boolean,
@@ -262,7 +266,9 @@ export class HeadParser {
     const max = this.maxHeaderBytes;
     const lim = end - start > max ? start + max : end;
     if (this.resumeAt >= 0 && lim - start > this.resumeAt) {
-      if (!this.headEndAhead(buf, start, start + this.resumeAt, lim)) return this.needMore(start, end, lim);
+      // at the size limit, the full parse runs anyway: it names an error it finds before the limit
+      const atLimit = lim < end || lim - start >= max;
+      if (!this.headEndAhead(buf, start, start + this.resumeAt, lim) && !atLimit) return 0;
     }
     const r = this.isRequest ? this.parseRequest(buf, start, lim) : this.parseResponse(buf, start, lim);
     if (r !== 0) {
@@ -270,6 +276,7 @@ export class HeadParser {
       return r;
     }
     this.resumeAt = this.lineStart - start;
+    this.resumeLines = this.linesDone;
     return this.needMore(start, end, lim);
   }
 
@@ -282,26 +289,34 @@ export class HeadParser {
   }
 
   /**
-   * Scans complete lines from `from` (a line start) for the empty line ending the head. True when
-   * it is there or when a line ending is malformed (the full parse then reports it); false when
-   * the bytes run out first (resumeAt moves to the last line start).
+   * Scans lines from `from` (a line start) for the empty line ending the head. True when it is
+   * there, or when the full parse would refuse what has arrived for a reason this scan sees
+   * (malformed line ending, a control byte, obs-fold, too many lines): the full parse then
+   * reports it. False when the bytes run out first (resumeAt moves to the last line start).
+   * Errors it does not look for (name characters, framing fields) are found by the full parse
+   * once the head is complete or refused at the size limit.
    */
   private headEndAhead(buf: Buffer, start: number, from: number, lim: number): boolean {
     let p = from;
     let ls = from;
+    let lines = this.resumeLines;
     while (p < lim) {
       const c = buf[p];
-      if (c === LF) return true;
-      if (c === CR) {
-        if (p + 1 >= lim) break;
-        if (buf[p + 1] !== LF || p === ls) return true;
-        p += 2;
-        ls = p;
+      if (FIELD[c] === 1) {
+        if (p === ls && (c === SP || c === HTAB) && lines >= 0) return true;
+        p++;
         continue;
       }
-      p++;
+      if (c !== CR || p + 1 >= lim) {
+        if (c === CR) break;
+        return true; // bare LF or another control byte
+      }
+      if (buf[p + 1] !== LF || p === ls || ++lines > this.maxHeaders) return true;
+      p += 2;
+      ls = p;
     }
     this.resumeAt = ls - start;
+    this.resumeLines = lines;
     return false;
   }
 
@@ -378,6 +393,7 @@ export class HeadParser {
     this.resetResults();
     let p = start;
     // empty lines before the request line
+    if (p < lim && buf[p] === LF) return this.fail(400, 'bare LF before request line');
     for (let n = 0; p < lim && buf[p] === CR; ) {
       if (p + 1 >= lim) return this.stop(p);
       if (buf[p + 1] !== LF) return this.fail(400, 'bare CR before request line');
@@ -399,15 +415,17 @@ export class HeadParser {
     while (p < lim && TARGET[buf[p]] === 1) p++;
     if (p >= lim) return this.stop(ls);
     if (buf[p] !== SP) {
-      if (buf[p] === LF) return this.fail(400, 'bare LF in request line');
-      return this.fail(400, p === ts ? 'empty request-target' : 'invalid character in request-target');
+      if (p === ts) return this.fail(400, buf[p] === LF ? 'bare LF in request line' : 'empty request-target');
+      if (buf[p] === LF) return this.fail(400, 'missing HTTP version (and a bare LF)');
+      return this.fail(400, buf[p] === CR ? 'missing HTTP version' : 'invalid character in request-target');
     }
     if (p === ts) return this.fail(400, 'more than one SP after method');
     const form = this.checkTarget(buf, ts, p, method);
     if (form !== null) return this.fail(400, form);
     this.target = (buf as Latin1Buf).latin1Slice(ts, p);
     // version
-    p = this.version(buf, p + 1, lim, CR);
+    if (++p < lim && buf[p] === SP) return this.fail(400, 'more than one SP before HTTP version');
+    p = this.version(buf, p, lim, CR);
     if (p <= 0) return p === 0 ? this.stop(ls) : -1;
     if (p + 1 >= lim) return this.stop(ls);
     if (buf[p + 1] !== LF) return this.fail(400, 'bare CR in request line');
@@ -530,8 +548,9 @@ export class HeadParser {
   }
 
   /** Records where the unfinished line began and reports "more bytes needed". */
-  private stop(lineStart: number): number {
+  private stop(lineStart: number, linesDone = -1): number {
     this.lineStart = lineStart;
+    this.linesDone = linesDone;
     return 0;
   }
 
@@ -545,11 +564,11 @@ export class HeadParser {
     const maxHeaders = this.maxHeaders;
     let count = 0;
     for (;;) {
-      if (p >= lim) return this.stop(p);
+      if (p >= lim) return this.stop(p, count);
       const ls = p;
       let c = buf[p];
       if (c === CR) {
-        if (p + 1 >= lim) return this.stop(ls);
+        if (p + 1 >= lim) return this.stop(ls, count);
         if (buf[p + 1] !== LF) return this.fail(400, 'bare CR in header section');
         this.headerCount = count;
         return p + 2;
@@ -563,7 +582,7 @@ export class HeadParser {
         const l = LOWER[c];
         if (l !== c) upper = true;
         hash = (Math.imul(hash, 31) + l) | 0;
-        if (++p >= lim) return this.stop(ls);
+        if (++p >= lim) return this.stop(ls, count);
         c = buf[p];
       }
       if (c !== COLON) {
@@ -581,10 +600,10 @@ export class HeadParser {
       while (p < lim && (buf[p] === SP || buf[p] === HTAB)) p++;
       const vs = p;
       while (p < lim && FIELD[buf[p]] === 1) p++;
-      if (p >= lim) return this.stop(ls);
+      if (p >= lim) return this.stop(ls, count);
       c = buf[p];
       if (c !== CR) return this.fail(400, c === LF ? 'bare LF in header section' : 'invalid character in header value');
-      if (p + 1 >= lim) return this.stop(ls);
+      if (p + 1 >= lim) return this.stop(ls, count);
       if (buf[p + 1] !== LF) return this.fail(400, 'bare CR in header value');
       let ve = p;
       while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
