@@ -672,6 +672,8 @@ const CHUNKED_INVALID: Array<{ body: string; error: string; maxTrailer?: number 
   { body: '5;a\x00b\r\nhello\r\n', error: 'invalid character in chunk extension' },
   { body: '5;a\nhello\r\n', error: 'bare LF' },
   { body: '5\r\nhelloX\r\n', error: 'not followed by CRLF' },
+  { body: '5\r\nhelloX\n0\r\n\r\n', error: 'not followed by CRLF' },
+  { body: '5\r\nhello\rX0\r\n\r\n', error: 'not followed by CRLF' },
   { body: '5\r\nhello\n0\r\n\r\n', error: 'not followed by CRLF' },
   { body: '5\r\nhello\rX', error: 'not followed by CRLF' },
   { body: '0\r\nX-A: b\n\r\n', error: 'bare LF' },
