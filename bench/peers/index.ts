@@ -291,6 +291,44 @@ const nodeTls: PeerDef = {
   },
 };
 
+/** Version of an npm package from its package.json, or undefined when it is not installed. */
+function npmVersion(pkg: string): string | undefined {
+  try {
+    return (JSON.parse(fs.readFileSync(require.resolve(`${pkg}/package.json`, { paths: [REPO_ROOT] }), 'utf8')) as { version: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reference Node proxy: the npm library a Node user would pick instead of Outrigger.
+ * http1: node-http-proxy (`http-proxy`); http2: `http2-proxy` on an h2c node:http2 server,
+ * which forwards over HTTP/1.1 only, so its upstream is the backend's HTTP/1.1 listener.
+ */
+const nodeHttpProxy: PeerDef = {
+  name: 'node-http-proxy',
+  description:
+    'reference: one Node process; http1 = http.createServer + http-proxy (node-http-proxy) proxy.web, ' +
+    'http2 = h2c http2.createServer + http2-proxy web() with an HTTP/1.1 upstream (http2-proxy cannot send HTTP/2; ' +
+    'like nginx, it uses the backend\'s HTTP/1.1 listener); keep-alive http.Agent, maxSockets 256',
+  unavailable: () => {
+    const missing = ['http-proxy', 'http2-proxy'].filter((p) => !npmVersion(p));
+    return missing.length ? `npm package ${missing.join(', ')} not installed (npm install)` : undefined;
+  },
+  unsupported: (mode) => {
+    if (mode === 'http1' || mode === 'http2') return undefined;
+    if (mode === 'grpc') return 'n/a: http2-proxy forwards over HTTP/1.1 only, and gRPC needs HTTP/2 to the backend';
+    return 'n/a: node-http-proxy is an HTTP reference peer (http1, http2)';
+  },
+  version: () => `http-proxy ${npmVersion('http-proxy') ?? '?'}, http2-proxy ${npmVersion('http2-proxy') ?? '?'}, node ${process.version}`,
+  async start(t) {
+    const port = await freePort();
+    const upstream = t.mode === 'http2' ? t.http1BackendPort : t.backendPort;
+    if (!upstream) throw new Error('node-http-proxy: mode http2 needs the backend\'s HTTP/1.1 port');
+    return launch('node-http-proxy', process.execPath, [path.join(DIST_BENCH, 'peers', 'node-http-proxy-main.js'), t.mode, String(port), String(upstream)], port);
+  },
+};
+
 /** Delay per chunk of the test-only slow relay, ms (SLOW_RELAY_DELAY_MS). */
 const slowRelay: PeerDef = {
   name: 'slow-relay',
@@ -311,7 +349,7 @@ const slowRelay: PeerDef = {
   },
 };
 
-export const PEERS: PeerDef[] = [outrigger, outriggerCork, outriggerFallback, haproxy, nginx, envoy, direct, nodeTls, slowRelay];
+export const PEERS: PeerDef[] = [outrigger, outriggerCork, outriggerFallback, haproxy, nginx, envoy, direct, nodeTls, nodeHttpProxy, slowRelay];
 export const DEFAULT_PEERS = ['outrigger', 'haproxy', 'nginx', 'envoy', 'direct'];
 
 export function peerByName(name: string): PeerDef | undefined {
