@@ -1,8 +1,10 @@
 /**
  * The HTTP family of the `proxy` network filter. The listener hands each accepted socket to
- * onSocket (HTTP is parsed by node:http / node:http2, not on the zero-copy Connection):
+ * onSocket:
  *
- *   Http1 -> node:http server      Http2 -> node:http2 server (h2c prior knowledge)
+ *   Http1 -> the raw HTTP/1.1 engine (h1/downstream.ts) on the zero-copy Connection, or the
+ *            node:http server with OUTRIGGER_H1_DOWNSTREAM=node
+ *   Http2 -> node:http2 server (h2c prior knowledge)
  *   Auto  -> first bytes "PRI " (the HTTP/2 connection preface) ? http2 : http1
  *
  * One pair of servers per factory (= per listener and config snapshot); connections accepted
@@ -12,7 +14,7 @@ import type * as http from 'node:http';
 import type * as http2 from 'node:http2';
 import type * as net from 'node:net';
 import type { RouterConfig } from '../config/types';
-import type { Connection } from '../network/connection';
+import { Connection } from '../network/connection';
 import type { ListenerContext, NetworkFilterFactory } from '../filters/network/types';
 import { registerProxyFamily } from '../proxy/families';
 import { compiledHttpRouter } from '../router/http-routes';
@@ -20,6 +22,10 @@ import { claimsHttp, parseHttpProxyConfig, type HttpProxyConfig } from './config
 import { createH1Server } from './downstream-h1';
 import { createH2Server } from './downstream-h2';
 import type { HttpEnv } from './exchange';
+import { RawH1Connection } from './h1/downstream';
+
+/** HTTP/1.1 downstream engine: 'raw' (default) or 'node' (node:http), read once. */
+export const H1_DOWNSTREAM: 'raw' | 'node' = process.env.OUTRIGGER_H1_DOWNSTREAM === 'node' ? 'node' : 'raw';
 
 const PREFACE = Buffer.from('PRI ');
 
@@ -37,6 +43,7 @@ export class HttpProxyFactory implements NetworkFilterFactory {
   private h1: http.Server | null = null;
   private h2: http2.Http2Server | null = null;
   private readonly h2Sessions = new Set<http2.ServerHttp2Session>();
+  private readonly rawH1 = new Set<RawH1Connection>();
   /** Bytes read while sniffing an HTTP/2 connection, for the session being created. */
   private sniffed: Buffer | null = null;
 
@@ -72,12 +79,22 @@ export class HttpProxyFactory implements NetworkFilterFactory {
     conn.destroy(new Error('http proxy takes raw sockets'));
   }
 
+  /** Serves an HTTP/1.1 connection; `stream`: read with 'data' events (TLS, or bytes put back after sniffing). */
+  private http1(socket: net.Socket, stream: boolean): void {
+    if (H1_DOWNSTREAM === 'node') {
+      this.h1Server().emit('connection', socket);
+      socket.resume();
+      return;
+    }
+    const h = new RawH1Connection(this.env, this.rawH1);
+    h.attach(Connection.accept(socket, h, this.env.ctx.bufferLimit, stream ? { stream: true } : undefined));
+  }
+
   onSocket(socket: net.Socket): void {
     socket.on('error', () => {});
     const mode = this.env.cfg.downstream;
     if (mode === 'http1') {
-      this.h1Server().emit('connection', socket);
-      socket.resume();
+      this.http1(socket, false);
       return;
     }
     if (mode === 'http2') {
@@ -88,8 +105,7 @@ export class HttpProxyFactory implements NetworkFilterFactory {
     // Behind TLS termination, ALPN has already chosen: no need to sniff the preface.
     const alpn = (socket as net.Socket & { alpnProtocol?: string | false }).alpnProtocol;
     if (alpn === 'http/1.1') {
-      this.h1Server().emit('connection', socket);
-      socket.resume();
+      this.http1(socket, true);
       return;
     }
     if (alpn === 'h2') {
@@ -136,7 +152,8 @@ export class HttpProxyFactory implements NetworkFilterFactory {
         }
       } else {
         socket.unshift(got);
-        this.h1Server().emit('connection', socket);
+        this.http1(socket, true);
+        return;
       }
       socket.resume();
     });
@@ -147,6 +164,7 @@ export class HttpProxyFactory implements NetworkFilterFactory {
   onDrain(): void {
     this.env.draining = true;
     if (this.h1 !== null) this.h1.closeIdleConnections();
+    for (const c of this.rawH1) c.closeIfIdle();
     for (const s of this.h2Sessions) s.close();
   }
 }

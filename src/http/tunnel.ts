@@ -6,8 +6,9 @@
  */
 import type * as http from 'node:http';
 import * as net from 'node:net';
-import { L } from '../stats/layout';
-import { C } from '../stats/layout';
+import { C, L } from '../stats/layout';
+import type { Cluster } from '../upstream/cluster';
+import type { Host } from '../upstream/lb';
 import { applyOps, ensureRequestId, type Headers } from './headers';
 import type { HttpEnv } from './exchange';
 import { HL } from './stats';
@@ -16,48 +17,67 @@ function reject(socket: net.Socket, status: number, text: string): void {
   if (!socket.destroyed) socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
 }
 
-export function tunnel(env: HttpEnv, req: http.IncomingMessage, socket: net.Socket, head: Buffer, connect: boolean): void {
+/** Where a tunnel goes: the routed cluster and host and the request head to send, or a refusal. */
+export type TunnelPlan =
+  | { readonly ok: true; readonly cluster: Cluster; readonly host: Host; readonly head: string }
+  | { readonly ok: false; readonly status: number; readonly text: string };
+
+/**
+ * Routes an Upgrade or CONNECT request (counted here) and builds the head to send upstream.
+ * `headers`: lower-case names as received (hop-by-hop kept: Upgrade and Connection are the point).
+ */
+export function planTunnel(env: HttpEnv, method: string, url: string, headers: Headers, connect: boolean): TunnelPlan {
   const c = env.ctx.counters;
   const lb = env.ctx.base;
   c[lb + L.RQ_TOTAL]++;
   c[lb + (connect ? HL.CONNECT : HL.UPGRADE)]++;
-  socket.on('error', () => {});
-  const upgrade = String(req.headers['upgrade'] ?? '').toLowerCase();
+  const upgrade = String(headers['upgrade'] ?? '').toLowerCase();
   if (!connect && upgrade === 'h2c') {
     // h2c upgrade is not proxied (use prior knowledge); answer as a plain request would fail.
-    reject(socket, 400, 'Bad Request');
-    return;
+    return { ok: false, status: 400, text: 'Bad Request' };
   }
-  const authority = connect ? (req.url ?? '') : String(req.headers['host'] ?? '');
-  const url = req.url ?? '/';
+  const authority = connect ? url : String(headers['host'] ?? '');
   const path = connect ? '/' : url.split('?')[0];
+  const header = (n: string): string | undefined => {
+    if (n === ':method') return method;
+    if (n === ':authority') return authority;
+    if (n === ':path') return url;
+    const v = headers[n];
+    return Array.isArray(v) ? v.join(',') : v;
+  };
   const vh = env.router.virtualHost(authority);
-  const route =
-    vh === null
-      ? null
-      : vh.match({
-          path,
-          header: (n: string) => {
-            if (n === ':method') return req.method;
-            if (n === ':authority') return authority;
-            if (n === ':path') return url;
-            const v = req.headers[n];
-            return Array.isArray(v) ? v.join(',') : v;
-          },
-        });
+  const route = vh === null ? null : vh.match({ path, header });
   if (vh === null || route === null || route.direct !== null || route.redirect !== null) {
     c[lb + L.RS_NO_ROUTE]++;
-    reject(socket, 404, 'Not Found');
-    return;
+    return { ok: false, status: 404, text: 'Not Found' };
   }
-  const cluster = env.ctx.clusters.get(route.pickCluster({ path, header: (n) => String(req.headers[n] ?? '') }));
+  const cluster = env.ctx.clusters.get(route.pickCluster({ path, header }));
   const host = cluster === undefined ? null : cluster.lb.choose();
   if (cluster === undefined || host === null) {
     c[lb + L.RS_NO_ROUTE]++;
-    reject(socket, 503, 'Service Unavailable');
-    return;
+    return { ok: false, status: 503, text: 'Service Unavailable' };
   }
-  // Request head: headers as received (hop-by-hop kept: Upgrade and Connection are the point).
+  const out: Headers = { ...headers };
+  applyOps(out, route.ops, vh.ops, false);
+  if (env.cfg.generateRequestId) ensureRequestId(out);
+  if (route.hostRewrite !== '') out['host'] = route.hostRewrite;
+  let head = `${method} ${connect ? url : route.rewritePath(url)} HTTP/1.1\r\n`;
+  for (const k in out) {
+    const v = out[k];
+    if (v === undefined) continue;
+    for (const x of Array.isArray(v) ? v : [v]) head += `${k}: ${x}\r\n`;
+  }
+  head += '\r\n';
+  const cc = cluster.counters;
+  const cb = cluster.base;
+  cc[cb + C.RQ_TOTAL]++;
+  return { ok: true, cluster, host, head };
+}
+
+/** node:http path: the 'upgrade' / 'connect' event's socket piped to a new upstream socket. */
+export function tunnel(env: HttpEnv, req: http.IncomingMessage, socket: net.Socket, head: Buffer, connect: boolean): void {
+  socket.on('error', () => {});
+  // Request head: headers as received.
   const headers: Headers = {};
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const k = req.rawHeaders[i].toLowerCase();
@@ -65,19 +85,15 @@ export function tunnel(env: HttpEnv, req: http.IncomingMessage, socket: net.Sock
     const cur = headers[k];
     headers[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
   }
-  applyOps(headers, route.ops, vh.ops, false);
-  if (env.cfg.generateRequestId) ensureRequestId(headers);
-  if (route.hostRewrite !== '') headers['host'] = route.hostRewrite;
-  let out = `${req.method} ${connect ? url : route.rewritePath(url)} HTTP/1.1\r\n`;
-  for (const k in headers) {
-    const v = headers[k];
-    if (v === undefined) continue;
-    for (const x of Array.isArray(v) ? v : [v]) out += `${k}: ${x}\r\n`;
+  const plan = planTunnel(env, req.method ?? 'GET', req.url ?? '/', headers, connect);
+  if (!plan.ok) {
+    reject(socket, plan.status, plan.text);
+    return;
   }
-  out += '\r\n';
+  const { cluster, host } = plan;
+  const out = plan.head;
   const cc = cluster.counters;
   const cb = cluster.base;
-  cc[cb + C.RQ_TOTAL]++;
   cc[cb + C.CX_TOTAL]++;
   cc[cb + C.CX_ACTIVE]++;
   host.active++;

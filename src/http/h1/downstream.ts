@@ -1,0 +1,512 @@
+/**
+ * Raw HTTP/1.1 downstream: one ConnectionHandler per client connection on the zero-copy
+ * Connection (shared read chunk in, gathered writev out), parsing with the strict codec in
+ * codec.ts instead of node:http. It is at once the connection's handler, the Downstream of
+ * the request in progress (exchange.ts) and that request's BodySource: one object per
+ * connection, one Exchange per request.
+ *
+ *   head ──> limits ──> Exchange.start() ──> body bytes (views) ──> BodySink of the attempt
+ *   response head/body from the exchange ──> framing (content-length as sent, else chunked,
+ *   else close-delimited for HTTP/1.0) ──> gathered into this connection's writev
+ *
+ * Requests are served one at a time: bytes of a pipelined next request are kept (copied) and
+ * reading pauses until the response in progress ends. Upgrade and CONNECT requests leave the
+ * HTTP layer: the connection becomes a byte tunnel (tunnel.ts).
+ *
+ * Hardening, with the same answers and counters as the node:http path: malformed heads and
+ * smuggling shapes 400 (codec), unknown transfer-coding 501, HTTP/2.0+ 505, head over
+ * max_header_size or more than max_headers lines 431, head slower than headers_timeout or
+ * request slower than request_timeout 408; the connection closes after each of these.
+ */
+import type { Readable } from 'node:stream';
+import type { Connection, ConnectionHandler } from '../../network/connection';
+import { L } from '../../stats/layout';
+import { Exchange, type Downstream, type HttpEnv } from '../exchange';
+import type { Headers } from '../headers';
+import { HL } from '../stats';
+import type { BodySink, BodySource } from '../upstream';
+import { BodyKind, chunkHeader, ChunkedDecoder, HeadParser, LAST_CHUNK, responseHead, type ChunkSink } from './codec';
+import { rawTunnel } from './tunnel';
+
+const enum Phase {
+  /** Waiting for (the rest of) a request head. */
+  Head = 0,
+  /** Reading the request body. */
+  Body = 1,
+  /** Request read; the response is in progress. */
+  Wait = 2,
+  /** The connection is a tunnel, or closing: HTTP is over. */
+  Done = 3,
+}
+
+const CRLF = Buffer.from('\r\n');
+const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n');
+
+/** Writes a short error reply and closes the connection after it. */
+function errorReply(conn: Connection, status: number, text: string): void {
+  const b = Buffer.from(`HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`, 'latin1');
+  conn.write(b, 0, b.length);
+  conn.endWrite();
+}
+
+const REASONS: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  505: 'HTTP Version Not Supported',
+};
+
+export class RawH1Connection implements ConnectionHandler, Downstream, BodySource, ChunkSink {
+  readonly h2 = false;
+  // ---- the request in progress (Downstream)
+  method = '';
+  url = '';
+  authority = '';
+  httpMinor = 1;
+  headers: Headers = {};
+  headerCount = 0;
+  hasBody = false;
+  length = -1;
+
+  private phase = Phase.Head;
+  private conn: Connection | null = null;
+  private readonly parser: HeadParser;
+  private readonly chunks: ChunkedDecoder;
+  /** Unconsumed bytes (a partial head, body bytes before the sink started, a pipelined request), copied. */
+  private pending: Buffer | null = null;
+  private processing = false;
+  private exchange: Exchange | null = null;
+  private bodyKind = BodyKind.None;
+  private bodyLeft = 0;
+  private bodyDone = true;
+  private sink: BodySink | null = null;
+  private sinkPaused = false;
+  private reqKeepAlive = true;
+  /** When the current head started (headers_timeout / request_timeout). */
+  private headStart = 0;
+  // ---- the response in progress
+  private sent = false;
+  private respChunked = false;
+  /** Body bytes still expected of a content-length response; -1 = not length-framed. */
+  private respLeft = -1;
+  private respKeepAlive = true;
+  private full = false;
+
+  constructor(
+    private readonly env: HttpEnv,
+    private readonly live: Set<RawH1Connection>,
+  ) {
+    const cfg = env.cfg;
+    this.parser = new HeadParser(true, cfg.maxHeaderSize, cfg.maxHeaders);
+    this.chunks = new ChunkedDecoder(cfg.maxHeaderSize);
+  }
+
+  /** Starts serving `conn` (already reading). */
+  attach(conn: Connection): void {
+    this.conn = conn;
+    this.live.add(this);
+    conn.setTimeout(this.env.cfg.idleTimeoutMs);
+  }
+
+  /** Listener drain: closes the connection if it is between requests (busy ones close after their response). */
+  closeIfIdle(): void {
+    if (this.phase === Phase.Head && this.pending === null && this.exchange === null && this.conn !== null) {
+      this.phase = Phase.Done;
+      this.conn.endWrite();
+    }
+  }
+
+  // ---- ConnectionHandler
+
+  onData(conn: Connection, buf: Buffer, start: number, end: number): void {
+    if (this.phase === Phase.Done) return;
+    let data = buf;
+    let s = start;
+    let e = end;
+    const p = this.pending;
+    if (p !== null) {
+      // A partial head or stashed bytes: join them (a copy, only when a head or body was split).
+      this.pending = null;
+      data = Buffer.concat([p, buf.subarray(start, end)]);
+      s = 0;
+      e = data.length;
+    }
+    this.process(conn, data, s, e);
+  }
+
+  onEnd(conn: Connection): void {
+    // The client half-closed: finish a response in progress, then close.
+    this.reqKeepAlive = false;
+    if (this.phase === Phase.Body && !this.bodyDone) {
+      this.failBody(new Error('client closed during the request body'));
+      return;
+    }
+    if (this.exchange === null) conn.endWrite();
+  }
+
+  onClose(): void {
+    this.live.delete(this);
+    this.phase = Phase.Done;
+    this.pending = null;
+    const x = this.exchange;
+    this.exchange = null;
+    if (this.sink !== null && !this.bodyDone) {
+      const k = this.sink;
+      this.sink = null;
+      k.onBodyError(new Error('client connection closed'));
+    }
+    if (x !== null) x.onDownstreamClose();
+  }
+
+  onHighWatermark(): void {
+    this.full = true;
+  }
+
+  onLowWatermark(): void {
+    this.full = false;
+    if (this.exchange !== null) this.exchange.onDownstreamDrain();
+  }
+
+  onTimeout(conn: Connection): void {
+    const cfg = this.env.cfg;
+    const c = this.env.ctx.counters;
+    const base = this.env.ctx.base;
+    if (this.phase === Phase.Head) {
+      if (this.pending === null) {
+        // Idle keep-alive connection.
+        c[base + L.CX_IDLE_TIMEOUT]++;
+        conn.destroy();
+        return;
+      }
+      if (performance.now() - this.headStart >= cfg.headersTimeoutMs) {
+        this.timeoutReply(conn);
+        return;
+      }
+      return;
+    }
+    if (this.phase === Phase.Body && cfg.requestTimeoutMs > 0 && performance.now() - this.headStart >= cfg.requestTimeoutMs) {
+      if (!this.sent) {
+        const x = this.exchange;
+        this.exchange = null;
+        if (x !== null) x.onDownstreamClose();
+        this.timeoutReply(conn);
+      } else conn.destroy();
+    }
+  }
+
+  private timeoutReply(conn: Connection): void {
+    const c = this.env.ctx.counters;
+    const base = this.env.ctx.base;
+    c[base + HL.REQUEST_TIMEOUT]++;
+    c[base + HL.RQ_1XX + 3]++;
+    this.phase = Phase.Done;
+    errorReply(conn, 408, 'Request Timeout');
+  }
+
+  // ---- the read state machine
+
+  private process(conn: Connection, data: Buffer, s: number, e: number): void {
+    this.processing = true;
+    try {
+      while (s < e && this.phase !== Phase.Done) {
+        if (this.phase === Phase.Head) {
+          s = this.readHead(conn, data, s, e);
+          if (s < 0) return;
+        } else if (this.phase === Phase.Body) {
+          if (this.sink === null || this.sinkPaused) {
+            this.stash(conn, data, s, e);
+            return;
+          }
+          s = this.readBody(data, s, e);
+          if (s < 0) return;
+        } else {
+          // Bytes of a next request while this response is in progress (pipelining).
+          this.stash(conn, data, s, e);
+          return;
+        }
+      }
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  /** Keeps data[s, e) for later and stops reading. */
+  private stash(conn: Connection, data: Buffer, s: number, e: number): void {
+    const rest = data.subarray(s, e);
+    this.pending = this.pending === null ? Buffer.from(rest) : Buffer.concat([this.pending, rest]);
+    conn.pauseRead();
+  }
+
+  /** Parses a head at data[s]; returns where the next bytes start, or -1 when it stopped. */
+  private readHead(conn: Connection, data: Buffer, s: number, e: number): number {
+    const env = this.env;
+    const cfg = env.cfg;
+    if (this.headStart === 0) {
+      this.headStart = performance.now();
+      conn.setTimeout(cfg.headersTimeoutMs);
+    }
+    const p = this.parser;
+    const r = p.parse(data, s, e);
+    if (r === 0) {
+      if (performance.now() - this.headStart >= cfg.headersTimeoutMs) {
+        this.timeoutReply(conn);
+        return -1;
+      }
+      this.pending = Buffer.from(data.subarray(s, e));
+      return -1;
+    }
+    const c = env.ctx.counters;
+    const base = env.ctx.base;
+    if (r < 0) {
+      c[base + (p.errorStatus === 431 ? HL.HEADER_OVERFLOW : HL.BAD_REQUEST)]++;
+      c[base + HL.RQ_1XX + 3 + (p.errorStatus >= 500 ? 1 : 0)]++;
+      this.phase = Phase.Done;
+      errorReply(conn, p.errorStatus, REASONS[p.errorStatus] ?? 'Bad Request');
+      return -1;
+    }
+    // A request: take the parser's results.
+    this.method = p.method;
+    this.url = p.target;
+    this.httpMinor = p.versionMinor;
+    const h = p.headers;
+    this.headers = h;
+    this.headerCount = p.headerCount;
+    const host = h['host'];
+    this.authority = typeof host === 'string' ? host : '';
+    this.reqKeepAlive = p.keepAlive;
+    this.bodyKind = p.bodyKind;
+    this.hasBody = p.bodyKind !== BodyKind.None;
+    this.bodyDone = !this.hasBody;
+    this.length = p.bodyKind === BodyKind.Length ? p.contentLength : -1;
+    this.bodyLeft = this.length;
+    if (p.bodyKind === BodyKind.Chunked) this.chunks.reset();
+    this.sink = null;
+    this.sinkPaused = false;
+    this.sent = false;
+    this.respChunked = false;
+    this.respLeft = -1;
+    conn.setTimeout(cfg.requestTimeoutMs > 0 ? cfg.requestTimeoutMs : 0);
+    if (p.upgrade || p.connect) {
+      // The rest of this connection is not HTTP: hand it to a tunnel with what was read after the head.
+      this.phase = Phase.Done;
+      this.live.delete(this);
+      conn.setTimeout(0);
+      rawTunnel(env, conn, this.method, this.url, h, data.subarray(r, e), p.connect);
+      return -1;
+    }
+    if (p.expectContinue && this.hasBody) {
+      delete h['expect'];
+      conn.write(CONTINUE, 0, CONTINUE.length);
+    }
+    this.phase = this.hasBody ? Phase.Body : Phase.Wait;
+    const x = new Exchange(env, this);
+    this.exchange = x;
+    x.start();
+    return r;
+  }
+
+  /** Delivers body bytes at data[s] to the sink; returns where the body ended (or e), -1 on error. */
+  private readBody(data: Buffer, s: number, e: number): number {
+    const sink = this.sink as BodySink;
+    if (this.bodyKind === BodyKind.Length) {
+      const n = Math.min(this.bodyLeft, e - s);
+      if (n > 0) sink.onBodyData(data, s, s + n);
+      this.bodyLeft -= n;
+      if (this.bodyLeft === 0) this.endBody();
+      return s + n;
+    }
+    const r = this.chunks.decode(data, s, e, this);
+    if (r < 0) {
+      const c = this.env.ctx.counters;
+      c[this.env.ctx.base + HL.BAD_REQUEST]++;
+      this.failBody(new Error(`malformed chunked body: ${this.chunks.error}`));
+      return -1;
+    }
+    if (this.chunks.done) this.endBody();
+    return r;
+  }
+
+  /** ChunkSink: decoded payload of a chunked request body. */
+  onChunkData(buf: Buffer, start: number, end: number): void {
+    if (this.sink !== null) this.sink.onBodyData(buf, start, end);
+  }
+
+  private endBody(): void {
+    this.bodyDone = true;
+    if (this.phase === Phase.Body) this.phase = Phase.Wait;
+    const k = this.sink;
+    if (k !== null) k.onBodyEnd();
+  }
+
+  /** The request body cannot be read to its end: 400 if nothing was answered yet, else close. */
+  private failBody(err: Error): void {
+    const conn = this.conn as Connection;
+    const k = this.sink;
+    this.sink = null;
+    this.phase = Phase.Done;
+    if (k !== null) k.onBodyError(err);
+    const x = this.exchange;
+    this.exchange = null;
+    if (x !== null) x.onDownstreamClose();
+    if (!this.sent) {
+      this.env.ctx.counters[this.env.ctx.base + HL.RQ_1XX + 3]++;
+      errorReply(conn, 400, 'Bad Request');
+    } else conn.destroy();
+  }
+
+  // ---- BodySource (the request body, pulled by one upstream attempt)
+
+  start(sink: BodySink): void {
+    this.sink = sink;
+    if (this.bodyDone) {
+      sink.onBodyEnd();
+      return;
+    }
+    this.flushPending();
+  }
+
+  pause(): void {
+    this.sinkPaused = true;
+    if (this.conn !== null) this.conn.pauseRead();
+  }
+
+  resume(): void {
+    if (!this.sinkPaused) return;
+    this.sinkPaused = false;
+    this.flushPending();
+  }
+
+  /** Runs stashed bytes through the state machine (outside a read already doing so) and reads on. */
+  private flushPending(): void {
+    const conn = this.conn;
+    if (conn === null || this.processing || this.phase === Phase.Done) return;
+    const p = this.pending;
+    if (p !== null) {
+      this.pending = null;
+      this.process(conn, p, 0, p.length);
+    }
+    if (this.pending === null && (this.phase as Phase) !== Phase.Done) conn.resumeRead();
+  }
+
+  body(): Readable | BodySource {
+    return this;
+  }
+
+  // ---- Downstream (the response)
+
+  get headersSent(): boolean {
+    return this.sent;
+  }
+
+  respond(status: number, headers: Headers, end: boolean, close: boolean): void {
+    const conn = this.conn;
+    if (conn === null || this.sent) return;
+    this.sent = true;
+    let keep = this.reqKeepAlive && !close && this.bodyDone;
+    let extra = '';
+    const noBody = end || this.method === 'HEAD' || status === 204 || status === 304 || status < 200;
+    const cl = headers['content-length'];
+    if (noBody) {
+      // No body follows. A HEAD response keeps the length it announces; others say 0.
+      if (end && cl === undefined && this.method !== 'HEAD' && status !== 204 && status !== 304) extra += 'content-length: 0\r\n';
+    } else if (typeof cl === 'string') {
+      this.respLeft = Number(cl);
+    } else if (this.httpMinor >= 1) {
+      this.respChunked = true;
+      extra += 'transfer-encoding: chunked\r\n';
+    } else {
+      keep = false; // HTTP/1.0 client, unknown length: the close ends the body
+    }
+    delete headers['connection'];
+    if (!keep) extra += 'connection: close\r\n';
+    else if (this.httpMinor === 0) extra += 'connection: keep-alive\r\n';
+    this.respKeepAlive = keep;
+    // One string -> one Buffer per response head (from Node's pooled slab for small sizes).
+    const b = Buffer.from(responseHead(status, headers, extra), 'latin1');
+    conn.write(b, 0, b.length);
+    if (noBody) this.responseDone();
+  }
+
+  write(chunk: Buffer): boolean {
+    const conn = this.conn;
+    if (conn === null || chunk.length === 0) return !this.full;
+    if (this.respChunked) {
+      const h = Buffer.from(chunkHeader(chunk.length), 'latin1');
+      conn.write(h, 0, h.length);
+      conn.write(chunk, 0, chunk.length);
+      conn.write(CRLF, 0, 2);
+    } else {
+      let n = chunk.length;
+      if (this.respLeft >= 0) {
+        // Never more than the announced length: extra bytes would desync the client.
+        if (n > this.respLeft) n = this.respLeft;
+        this.respLeft -= n;
+      }
+      conn.write(chunk, 0, n);
+    }
+    return !this.full;
+  }
+
+  end(trailers: Headers | null): void {
+    const conn = this.conn;
+    if (conn === null) return;
+    if (this.respChunked) {
+      let t = '';
+      if (trailers !== null) {
+        for (const k in trailers) {
+          const v = trailers[k];
+          if (v === undefined) continue;
+          if (Array.isArray(v)) for (let i = 0; i < v.length; i++) t += `${k}: ${v[i]}\r\n`;
+          else t += `${k}: ${v}\r\n`;
+        }
+      }
+      if (t === '') conn.write(LAST_CHUNK, 0, LAST_CHUNK.length);
+      else {
+        const b = Buffer.from(`0\r\n${t}\r\n`, 'latin1');
+        conn.write(b, 0, b.length);
+      }
+    } else if (this.respLeft > 0) {
+      // The upstream ended short of its content-length: the client can only learn it by a close.
+      this.respKeepAlive = false;
+    }
+    this.responseDone();
+  }
+
+  reset(): void {
+    const conn = this.conn;
+    this.exchange = null;
+    this.phase = Phase.Done;
+    if (conn !== null) conn.destroy();
+  }
+
+  /** The response ended: next request, or close. */
+  private responseDone(): void {
+    const conn = this.conn as Connection;
+    this.exchange = null;
+    if (!this.respKeepAlive || !this.bodyDone || this.phase === Phase.Done) {
+      // A request body nobody read (a local reply) cannot be skipped safely: close.
+      this.phase = Phase.Done;
+      this.live.delete(this);
+      conn.endWrite();
+      return;
+    }
+    this.phase = Phase.Head;
+    this.headStart = 0;
+    this.sink = null;
+    conn.setTimeout(this.env.cfg.idleTimeoutMs);
+    if (this.env.draining && this.pending === null) {
+      this.phase = Phase.Done;
+      conn.endWrite();
+      return;
+    }
+    if (this.pending !== null || conn.isReadPaused) {
+      // Pipelined bytes (or a paused read): carry on after this tick, outside the callers' stacks.
+      setImmediate(this.continueReading);
+    }
+  }
+
+  private readonly continueReading = (): void => {
+    if (this.phase === Phase.Head && this.exchange === null) this.flushPending();
+  };
+}
