@@ -13,7 +13,9 @@
  */
 import * as http from 'node:http';
 import type * as net from 'node:net';
-import { Exchange, type HttpEnv } from './exchange';
+import type { Readable } from 'node:stream';
+import { Exchange, type Downstream, type HttpEnv } from './exchange';
+import type { Headers } from './headers';
 import { HL } from './stats';
 import { tunnel } from './tunnel';
 
@@ -25,6 +27,71 @@ function clientErrorStatus(code: string | undefined): [number, string, number] {
       return [408, 'Request Timeout', HL.REQUEST_TIMEOUT];
     default:
       return [400, 'Bad Request', HL.BAD_REQUEST];
+  }
+}
+
+/** A node:http request and its response as the exchange's downstream. */
+class NodeH1Downstream implements Downstream {
+  readonly h2 = false;
+  readonly method: string;
+  readonly url: string;
+  readonly authority: string;
+  readonly httpMinor: number;
+  readonly headers: Headers;
+  readonly headerCount: number;
+  readonly hasBody: boolean;
+  private hasLength = false;
+
+  constructor(
+    private readonly req: http.IncomingMessage,
+    private readonly res: http.ServerResponse,
+  ) {
+    this.method = req.method ?? 'GET';
+    this.url = req.url ?? '/';
+    const h = req.headers as Headers;
+    this.headers = h;
+    this.authority = typeof h['host'] === 'string' ? h['host'] : '';
+    this.httpMinor = req.httpVersionMinor;
+    this.headerCount = req.rawHeaders.length >>> 1;
+    const cl = h['content-length'];
+    this.hasBody = h['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+  }
+
+  run(env: HttpEnv): void {
+    const x = new Exchange(env, this);
+    this.res.once('close', () => x.onDownstreamClose());
+    this.res.on('drain', () => x.onDownstreamDrain());
+    x.start();
+  }
+
+  body(): Readable {
+    return this.req;
+  }
+
+  get headersSent(): boolean {
+    return this.res.headersSent;
+  }
+
+  respond(status: number, headers: Headers, end: boolean, close: boolean): void {
+    if (close) headers['connection'] = 'close';
+    this.hasLength = headers['content-length'] !== undefined;
+    this.res.writeHead(status, headers as http.OutgoingHttpHeaders);
+    if (end) this.res.end();
+  }
+
+  write(chunk: Buffer): boolean {
+    // The chunk may be a view of a reused read buffer; node:http queues what it cannot write now.
+    return this.res.write(Buffer.from(chunk));
+  }
+
+  end(trailers: Headers | null): void {
+    // Trailers travel only in a chunked response (no content-length).
+    if (trailers !== null && !this.hasLength && Object.keys(trailers).length > 0) this.res.addTrailers(trailers as http.OutgoingHttpHeaders);
+    this.res.end();
+  }
+
+  reset(): void {
+    this.req.socket.destroy();
   }
 }
 
@@ -41,7 +108,7 @@ export function createH1Server(env: HttpEnv): http.Server {
       connectionsCheckingInterval: Math.max(250, Math.min(cfg.headersTimeoutMs, 2000) / 2),
       noDelay: true,
     },
-    (req, res) => new Exchange(env, req, res, false).start(),
+    (req, res) => new NodeH1Downstream(req, res).run(env),
   );
   // One more than the limit, so that exchange.ts can tell "over the limit" from "at it".
   server.maxHeadersCount = cfg.maxHeaders + 1;

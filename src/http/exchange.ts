@@ -17,8 +17,6 @@
  *
  * Every exchange answers exactly once: `finished` guards all the ways it can end.
  */
-import type * as http from 'node:http';
-import * as http2 from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { ListenerContext } from '../filters/network/types';
 import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET, type CompiledHttpRouter, type HttpRoute, type HttpRouteRequest, type HttpVirtualHost } from '../router/http-routes';
@@ -28,12 +26,46 @@ import type { Host } from '../upstream/lb';
 import type { HttpProxyConfig } from './config';
 import { applyOps, endToEnd, ensureRequestId, grpcTimeoutMs, isGrpc, isIdempotent, type Headers } from './headers';
 import { HC, HL, statusClass, timeBucket } from './stats';
-import { FailKind, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
+import { FailKind, isBodySource, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
 import { startH1 } from './upstream-h1';
 import { startH2 } from './upstream-h2';
 
-export type DownRequest = http.IncomingMessage | http2.Http2ServerRequest;
-export type DownResponse = http.ServerResponse | http2.Http2ServerResponse;
+/**
+ * The downstream side of one exchange: a node:http request and response (downstream-h1.ts), a
+ * node:http2 stream (downstream-h2.ts) or a raw HTTP/1.1 connection (h1/downstream.ts). The
+ * downstream calls the exchange's onDownstreamClose when the client goes away before the
+ * response ended, and onDownstreamDrain once a write that returned false has drained.
+ */
+export interface Downstream {
+  readonly h2: boolean;
+  readonly method: string;
+  /** Path with query (the request-target of an origin-form request). */
+  readonly url: string;
+  /** :authority or Host ('' when absent). */
+  readonly authority: string;
+  /** HTTP/1 minor version (1 for HTTP/2). */
+  readonly httpMinor: number;
+  /** Request headers, lower-case names, hop-by-hop ones included. */
+  readonly headers: Headers;
+  readonly headerCount: number;
+  /** A request body follows the head. */
+  readonly hasBody: boolean;
+  /** The request body as the upstream takes it (only when hasBody). */
+  body(): Readable | BodySource;
+  /** The response head was sent. */
+  readonly headersSent: boolean;
+  /**
+   * Sends the response head; `end`: nothing follows (HTTP/2: HEADERS with END_STREAM, the
+   * trailers-only form); `close`: HTTP/1 closes the connection after this response.
+   */
+  respond(status: number, headers: Headers, end: boolean, close: boolean): void;
+  /** Response body bytes (the view may be transient: copy to keep). false: wait for onDownstreamDrain. */
+  write(chunk: Buffer): boolean;
+  /** Ends the response, with trailers where the framing can carry them. */
+  end(trailers: Headers | null): void;
+  /** Abandons the response: HTTP/2 RST_STREAM, HTTP/1 closes the connection. */
+  reset(): void;
+}
 
 /** What every exchange of one filter factory shares. */
 export interface HttpEnv {
@@ -55,6 +87,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
   private readonly method: string;
   private readonly fullPath: string;
   private readonly authority: string;
+  private readonly h2: boolean;
   private readonly grpc: boolean;
   private readonly counters: Float64Array;
   private readonly lb: number;
@@ -75,24 +108,22 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
   private routeTimer: NodeJS.Timeout | null = null;
   private tryTimer: NodeJS.Timeout | null = null;
   private waitingDrain = false;
-  private hasContentLength = false;
   private status = 0;
 
   constructor(
     private readonly env: HttpEnv,
-    private readonly req: DownRequest,
-    private readonly res: DownResponse,
-    private readonly h2: boolean,
+    private readonly down: Downstream,
   ) {
     this.counters = env.ctx.counters;
     this.lb = env.ctx.base;
-    this.method = req.method ?? 'GET';
-    const url = req.url ?? '/';
+    this.h2 = down.h2;
+    this.method = down.method;
+    const url = down.url;
     this.fullPath = url;
     const q = url.indexOf('?');
     this.path = q < 0 ? url : url.slice(0, q);
-    this.authority = h2 ? String(req.headers[':authority'] ?? req.headers['host'] ?? '') : String(req.headers['host'] ?? '');
-    this.grpc = isGrpc(req.headers as Headers);
+    this.authority = down.authority;
+    this.grpc = isGrpc(down.headers);
   }
 
   // ---- HttpRouteRequest
@@ -103,7 +134,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
       if (name === ':path') return this.fullPath;
       if (name === ':authority') return this.authority;
     }
-    const v = this.req.headers[name];
+    const v = this.down.headers[name];
     return v === undefined ? undefined : Array.isArray(v) ? v.join(',') : v;
   }
 
@@ -115,14 +146,13 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     c[lb + L.RQ_TOTAL]++;
     c[lb + L.RQ_ACTIVE]++;
     c[lb + (this.h2 ? HL.RQ_HTTP2 : HL.RQ_HTTP1)]++;
-    this.res.once('close', this.onDownstreamClose);
     // Header count limit (h1; h2 is limited by the session's maxHeaderListPairs).
-    if (!this.h2 && (this.req as http.IncomingMessage).rawHeaders.length / 2 > this.env.cfg.maxHeaders) {
+    if (!this.h2 && this.down.headerCount > this.env.cfg.maxHeaders) {
       c[lb + HL.HEADER_OVERFLOW]++;
       this.localReply(431, 'too many request headers', GRPC_UNAVAILABLE, true);
       return;
     }
-    if (!this.h2 && this.authority === '' && (this.req as http.IncomingMessage).httpVersionMinor === 1) {
+    if (!this.h2 && this.authority === '' && this.down.httpMinor === 1) {
       c[lb + HL.BAD_REQUEST]++;
       this.localReply(400, 'missing Host header', GRPC_UNAVAILABLE, true);
       return;
@@ -153,7 +183,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
       return;
     }
     this.cluster = cluster;
-    const headers = endToEnd(this.req.headers as Headers);
+    const headers = endToEnd(this.down.headers);
     delete headers['host'];
     applyOps(headers, route.ops, vh.ops, false);
     if (this.env.cfg.generateRequestId) ensureRequestId(headers);
@@ -161,48 +191,42 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     this.upstreamH2 = cfg.upstream === 'auto' ? this.h2 : cfg.upstream === 'http2';
     // Route timeout, shortened by a gRPC deadline.
     let timeout = route.timeoutMs > 0 ? route.timeoutMs : cfg.defaultTimeoutMs;
-    const deadline = this.grpc ? grpcTimeoutMs(this.req.headers['grpc-timeout']) : undefined;
+    const deadline = this.grpc ? grpcTimeoutMs(this.down.headers['grpc-timeout']) : undefined;
     if (deadline !== undefined && (timeout === 0 || deadline < timeout)) timeout = deadline;
     if (timeout > 0) this.routeTimer = setTimeout(this.onRouteTimeout, timeout);
     const authority = route.hostRewrite !== '' ? route.hostRewrite : this.authority;
     const path = route.rewritePath(this.fullPath);
     // Body: none, buffered (replayable by a retry) or streamed (sent once).
-    let body: Buffer | Readable | null = null;
-    const hasBody = this.h2 ? !(this.req as http2.Http2ServerRequest).stream.endAfterHeaders : this.h1HasBody();
+    let body: Buffer | Readable | BodySource | null = null;
     const retryWanted = route.retry !== null && route.retry.numRetries > 0 && route.retry.on !== 0;
-    if (hasBody) {
-      const cl = Number(this.req.headers['content-length']);
+    if (this.down.hasBody) {
+      const cl = Number(this.down.headers['content-length']);
       if (retryWanted && Number.isInteger(cl) && cl <= cfg.maxRetryBuffer && !this.grpc) {
-        this.bufferBody(cl, (buf) => {
-          this.up = { method: this.method, path, authority, headers, body: buf };
-          this.attempt();
-        });
+        // A retry may need the body again: buffered (one copy, bounded by max_request_body_retry_buffer).
+        this.up = { method: this.method, path, authority, headers, body: null };
+        collectBody(this.down.body(), cl, this);
         return;
       }
-      body = this.req as unknown as Readable;
+      body = this.down.body();
       this.replayable = false;
     }
     this.up = { method: this.method, path, authority, headers, body };
     this.attempt();
   }
 
-  private h1HasBody(): boolean {
-    const h = this.req.headers;
-    if (h['transfer-encoding'] !== undefined) return true;
-    const cl = h['content-length'];
-    return cl !== undefined && cl !== '0';
+  /** The buffered body (collectBody) is complete: first attempt. */
+  onBodyBuffered(buf: Buffer): void {
+    if (this.finished) return;
+    this.up = { ...(this.up as UpstreamRequest), body: buf };
+    this.attempt();
   }
 
-  private bufferBody(len: number, then: (b: Buffer) => void): void {
-    const parts: Buffer[] = [];
-    let n = 0;
-    this.req.on('data', (d: Buffer) => {
-      n += d.length;
-      if (n <= len) parts.push(d);
-    });
-    this.req.once('end', () => {
-      if (!this.finished) then(parts.length === 1 ? parts[0] : Buffer.concat(parts));
-    });
+  /** The downstream failed while the body was being buffered. */
+  onBodyFailed(): void {
+    if (this.finished) return;
+    this.counters[this.lb + HL.RESET]++;
+    this.down.reset();
+    this.finish();
   }
 
   private attempt(): void {
@@ -297,48 +321,35 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     this.responseStarted = true;
     const out = endToEnd(headers);
     applyOps(out, (this.route as HttpRoute).ops, (this.vh as HttpVirtualHost).ops, true);
-    this.hasContentLength = out['content-length'] !== undefined;
-    if (!this.h2 && this.env.draining) out['connection'] = 'close';
     this.counters[this.lb + HL.RQ_1XX + statusClass(status)]++;
     if (endStream) {
-      // Trailers-only (gRPC errors): headers with END_STREAM, as received.
+      // No body (HTTP/2: trailers-only, e.g. gRPC errors, as received).
       this.endAttempt(status);
-      if (this.h2) {
-        out[':status'] = String(status);
-        (this.res as http2.Http2ServerResponse).stream.respond(out as http2.OutgoingHttpHeaders, { endStream: true });
-      } else {
-        this.res.writeHead(status, out as http.OutgoingHttpHeaders);
-        this.res.end();
-      }
+      this.down.respond(status, out, true, this.env.draining);
       this.finish();
       return;
     }
-    this.res.writeHead(status, out as http.OutgoingHttpHeaders);
+    this.down.respond(status, out, false, this.env.draining);
   }
 
   onResponseData(chunk: Buffer): boolean {
     if (this.finished) return false;
-    const ok = (this.res as http.ServerResponse).write(chunk);
-    if (!ok && !this.waitingDrain) {
-      this.waitingDrain = true;
-      this.res.once('drain', this.onDrain);
-    }
+    const ok = this.down.write(chunk);
+    if (!ok) this.waitingDrain = true;
     return ok;
   }
 
-  private readonly onDrain = (): void => {
+  /** The downstream drained after a write returned false. */
+  onDownstreamDrain(): void {
+    if (!this.waitingDrain) return;
     this.waitingDrain = false;
     if (this.cur !== null && !this.finished) this.cur.resume();
-  };
+  }
 
   onResponseEnd(trailers: Headers | null): void {
     if (this.finished) return;
     this.endAttempt(this.status);
-    if (trailers !== null && (this.h2 || !this.hasContentLength)) {
-      const t = endToEnd(trailers);
-      if (Object.keys(t).length > 0) (this.res as http.ServerResponse).addTrailers(t as http.OutgoingHttpHeaders);
-    }
-    this.res.end();
+    this.down.end(trailers !== null ? endToEnd(trailers) : null);
     this.finish();
   }
 
@@ -389,8 +400,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     if (this.responseStarted) {
       if (this.grpc && this.h2) {
         // Mid-stream deadline: end the gRPC call with DEADLINE_EXCEEDED in the trailers.
-        (this.res as http2.Http2ServerResponse).addTrailers({ 'grpc-status': String(GRPC_DEADLINE_EXCEEDED), 'grpc-message': 'Deadline Exceeded' });
-        this.res.end();
+        this.down.end({ 'grpc-status': String(GRPC_DEADLINE_EXCEEDED), 'grpc-message': 'Deadline Exceeded' });
         this.finish();
       } else this.resetDownstream();
       return;
@@ -398,23 +408,19 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     this.localReply(504, 'upstream request timeout', GRPC_DEADLINE_EXCEEDED);
   };
 
-  private readonly onDownstreamClose = (): void => {
+  /** The client went away (or reset the stream) before the response ended. */
+  onDownstreamClose(): void {
     if (this.finished) return;
     // The client went away before the response completed.
     this.counters[this.lb + HL.RESET]++;
     if (this.cur !== null) this.cur.abort();
     this.endAttempt(0);
     this.finish();
-  };
+  }
 
   private resetDownstream(): void {
-    if (this.h2) {
-      const s = (this.res as http2.Http2ServerResponse).stream;
-      if (!s.destroyed) s.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      this.counters[this.lb + HL.H2_RST_SENT]++;
-    } else {
-      (this.req as http.IncomingMessage).socket.destroy();
-    }
+    if (this.h2) this.counters[this.lb + HL.H2_RST_SENT]++;
+    this.down.reset();
     this.finish();
   }
 
@@ -440,8 +446,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
    */
   private localReply(status: number, body: string, grpcCode: number, close = false): void {
     if (this.finished) return;
-    const res = this.res;
-    if (res.headersSent) {
+    const down = this.down;
+    if (down.headersSent) {
       this.resetDownstream();
       return;
     }
@@ -453,15 +459,12 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
       headers = { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)) };
     }
     if (this.route !== null) applyOps(headers, this.route.ops, (this.vh as HttpVirtualHost).ops, true);
-    if (!this.h2 && (close || this.env.draining)) headers['connection'] = 'close';
     this.counters[this.lb + HL.RQ_1XX + statusClass(status)]++;
-    if (this.h2 && this.grpc && grpcCode >= 0) {
-      headers[':status'] = '200';
-      (res as http2.Http2ServerResponse).stream.respond(headers as http2.OutgoingHttpHeaders, { endStream: true });
-    } else {
-      res.writeHead(status, headers as http.OutgoingHttpHeaders);
-      if (this.method === 'HEAD' || (this.grpc && grpcCode >= 0)) res.end();
-      else res.end(body);
+    const noBody = this.method === 'HEAD' || (this.grpc && grpcCode >= 0);
+    down.respond(status, headers, noBody, close || this.env.draining);
+    if (!noBody) {
+      down.write(Buffer.from(body));
+      down.end(null);
     }
     this.finish();
   }
@@ -477,8 +480,38 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     const headers: Headers = { location: `${scheme}://${host}${path}`, 'content-length': '0' };
     applyOps(headers, route.ops, (this.vh as HttpVirtualHost).ops, true);
     this.counters[this.lb + HL.RQ_1XX + statusClass(r.code)]++;
-    this.res.writeHead(r.code, headers as http.OutgoingHttpHeaders);
-    this.res.end();
+    this.down.respond(r.code, headers, true, this.env.draining);
     this.finish();
   }
+}
+
+/** Receives a buffered request body (collectBody). */
+interface BodyCollector {
+  onBodyBuffered(buf: Buffer): void;
+  onBodyFailed(): void;
+}
+
+/** Reads a whole request body of `len` bytes (content-length) into one Buffer. */
+function collectBody(src: Readable | BodySource, len: number, to: BodyCollector): void {
+  const buf = Buffer.allocUnsafe(len);
+  let n = 0;
+  if (isBodySource(src)) {
+    src.start({
+      onBodyData(b: Buffer, s: number, e: number): void {
+        n += b.copy(buf, n, s, Math.min(e, s + len - n));
+      },
+      onBodyEnd(): void {
+        to.onBodyBuffered(buf.subarray(0, n));
+      },
+      onBodyError(): void {
+        to.onBodyFailed();
+      },
+    });
+    return;
+  }
+  src.on('data', (d: Buffer) => {
+    n += d.copy(buf, n, 0, Math.min(d.length, len - n));
+  });
+  src.once('end', () => to.onBodyBuffered(buf.subarray(0, n)));
+  src.once('error', () => to.onBodyFailed());
 }
