@@ -7,9 +7,10 @@
 import type * as http from 'node:http';
 import * as net from 'node:net';
 import { L } from '../stats/layout';
-import { C } from '../stats/layout';
+import { C, R } from '../stats/layout';
 import { applyOps, ensureRequestId, type Headers } from './headers';
 import type { HttpEnv } from './exchange';
+import { routeCount, routeRequest } from './route-stats';
 import { HL } from './stats';
 
 function reject(socket: net.Socket, status: number, text: string): void {
@@ -50,6 +51,7 @@ export function tunnel(env: HttpEnv, req: http.IncomingMessage, socket: net.Sock
     reject(socket, 404, 'Not Found');
     return;
   }
+  routeRequest(route);
   const cluster = env.ctx.clusters.get(route.pickCluster({ path, header: (n) => String(req.headers[n] ?? '') }));
   const host = cluster === undefined ? null : cluster.lb.choose();
   if (cluster === undefined || host === null) {
@@ -95,6 +97,7 @@ export function tunnel(env: HttpEnv, req: http.IncomingMessage, socket: net.Sock
   up.on('error', () => {
     if (!connected) {
       cc[cb + C.CX_CONNECT_FAIL]++;
+      routeCount(route, R.UPSTREAM_RESET);
       reject(socket, 503, 'Service Unavailable');
     } else socket.destroy();
   });
