@@ -39,8 +39,8 @@ export function resetRouteStats(useWasm = true): void {
 }
 
 function resolve(route: HttpRoute): number {
-  const b = counters === null ? undefined : bases[route.statsName];
-  route.statsBase = b === undefined ? -2 : b;
+  const b: unknown = counters === null || !Object.hasOwn(bases, route.statsName) ? undefined : bases[route.statsName];
+  route.statsBase = typeof b === 'number' ? b : -2;
   return route.statsBase;
 }
 
