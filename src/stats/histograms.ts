@@ -10,10 +10,12 @@
  * Shipping deltas means the main thread keeps one histogram per name, whatever the number of
  * workers, and a worker that dies loses at most its last unshipped second.
  *
- * Recording cost (scripts-free measurement, 3M records over 8 histograms, values 0.2..200 ms,
- * this machine): WebAssembly 45-70 ns, JS Int32 ~250 ns, JS packed 1.4-2.6 µs per record; a
- * fixed-bucket counter ~40 ns. So the worker records into the WebAssembly implementation and
- * falls back to JS Int32 when WebAssembly cannot start. Two significant digits (1 % value
+ * Recording cost measured on the shared 2-core machine (3M records over 8 histograms, values
+ * 0.2..200 ms, hdr-histogram-js 3.0.1): WebAssembly 45-70 ns, JS Int32 ~250 ns, JS packed
+ * 1.4-2.6 µs per record (HistogramRecorder.record as a whole: 64-71 ns WebAssembly, 255-277 ns
+ * JS); a fixed-bucket counter ~40 ns. So the worker records into the WebAssembly implementation
+ * and falls back to JS Int32 when WebAssembly cannot start. Draining costs ~0.2 ms per changed
+ * histogram (encode + deflate), at most once a second. Two significant digits (1 % value
  * resolution) keep a histogram at ~3.5 KiB (WebAssembly) / 13.5 KiB (JS) instead of 23 / 89 KiB
  * with three.
  */
