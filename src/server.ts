@@ -12,6 +12,7 @@ import { native } from './native';
 import { StatsLayout } from './stats/layout';
 import { StatsHub } from './stats/aggregate';
 import { startAdmin } from './admin/server';
+import { httpRouteStatNamesOf } from './http/route-stats';
 import { createLogger, flushLogger, type Logger } from './log';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
 
@@ -68,6 +69,7 @@ export class Sidecar {
     const processor = opts.workers ?? server?.processor ?? 1;
     this.nWorkers = Math.max(1, processor === 0 ? os.availableParallelism() : processor);
     this.hub = new StatsHub(this.layout);
+    this.hub.setRefresher(() => this.flushHistograms());
   }
 
   get workerCount(): number {
@@ -122,6 +124,30 @@ export class Sidecar {
   private assignStats(config: OutriggerConfig): void {
     for (const s of config.servers) for (const l of s.listeners) this.layout.listenerBase(l.name);
     for (const c of config.clusters) this.layout.clusterBase(c.name);
+    for (const r of httpRouteStatNamesOf(config)) this.layout.routeBase(r);
+  }
+
+  private flushSeq = 0;
+  private readonly flushWaits = new Map<number, () => void>();
+
+  /** Asks every live worker to ship its unshipped histograms; resolves when all have (<= 250 ms). */
+  private flushHistograms(): Promise<void> {
+    const live = this.slots.filter((s) => s.worker !== null);
+    if (live.length === 0) return Promise.resolve();
+    const seq = ++this.flushSeq;
+    return new Promise<void>((resolve) => {
+      let left = live.length;
+      const done = (): void => {
+        clearTimeout(timer);
+        this.flushWaits.delete(seq);
+        resolve();
+      };
+      const timer = setTimeout(done, 250);
+      this.flushWaits.set(seq, () => {
+        if (--left === 0) done();
+      });
+      for (const s of live) s.worker?.postMessage({ type: 'flush-histograms', seq } satisfies MainToWorker);
+    });
   }
 
   /** Sockets for the listeners a worker does not run yet (`only`), or for all of them. */
@@ -184,6 +210,10 @@ export class Sidecar {
             }
             break;
           case 'drained':
+            break;
+          case 'histograms':
+            this.hub.addHistograms(m.items);
+            if (m.seq > 0) this.flushWaits.get(m.seq)?.();
             break;
         }
       });

@@ -51,7 +51,7 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 
 export const ADMIN_ENDPOINTS: Readonly<Record<string, string>> = {
   '/': 'this list',
-  '/api/v1/stats': 'stats of listeners, clusters, workers and the server (JSON); ?format=prometheus for text',
+  '/api/v1/stats': 'stats of listeners, clusters, HTTP routes, latency histograms, workers and the server (JSON); ?format=prometheus for text',
   '/stats/prometheus': 'the same stats in Prometheus text exposition format 0.0.4',
   '/api/v1/config_dump': 'the running configuration (secrets redacted)',
   '/ready': '200 when the proxy is ready to serve, 503 otherwise',
@@ -73,10 +73,20 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
   const log = deps.log;
   const app = uWS.App();
 
-  const statsJson = (): unknown => (deps.stats instanceof StatsHub ? deps.stats.snapshot() : deps.stats());
+  // A hub first asks the workers for their latest histograms (bounded wait), then reads.
+  const statsJson = (): unknown => {
+    const hub = deps.stats;
+    if (!(hub instanceof StatsHub)) return hub();
+    const fresh = hub.refresh();
+    return fresh === null ? hub.snapshot() : fresh.then(() => hub.snapshot());
+  };
   const statsProm = (): string | Promise<string> => {
-    if (deps.stats instanceof StatsHub) return deps.stats.toPrometheus();
-    const v = deps.stats();
+    const hub = deps.stats;
+    if (hub instanceof StatsHub) {
+      const fresh = hub.refresh();
+      return fresh === null ? hub.toPrometheus() : fresh.then(() => hub.toPrometheus());
+    }
+    const v = hub();
     return isThenable(v) ? Promise.resolve(v).then(snapshotToPrometheus) : snapshotToPrometheus(v);
   };
 

@@ -20,11 +20,12 @@
 import type { Readable } from 'node:stream';
 import type { ListenerContext } from '../filters/network/types';
 import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET, type CompiledHttpRouter, type HttpRoute, type HttpRouteRequest, type HttpVirtualHost } from '../router/http-routes';
-import { C, L } from '../stats/layout';
+import { C, L, R } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
 import type { HttpProxyConfig } from './config';
 import { applyOps, endToEnd, ensureRequestId, grpcTimeoutMs, isGrpc, isIdempotent, type Headers } from './headers';
+import { clusterTime, routeCount, routeRequest, routeResponse } from './route-stats';
 import { HC, HL, statusClass, timeBucket } from './stats';
 import { FailKind, isBodySource, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
 import { startH1 } from './upstream-h1';
@@ -109,6 +110,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
   private tryTimer: NodeJS.Timeout | null = null;
   private waitingDrain = false;
   private status = 0;
+  /** performance.now() when the request arrived (route latency). */
+  private readonly startMs = performance.now();
 
   constructor(
     private readonly env: HttpEnv,
@@ -166,6 +169,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     }
     this.vh = vh;
     this.route = route;
+    routeRequest(route);
     if (route.direct !== null) {
       c[lb + HL.DIRECT_RESPONSE]++;
       this.localReply(route.direct.status, route.direct.body, -1);
@@ -225,6 +229,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
   onBodyFailed(): void {
     if (this.finished) return;
     this.counters[this.lb + HL.RESET]++;
+    routeCount(this.route as HttpRoute, R.DOWNSTREAM_RESET);
     this.down.reset();
     this.finish();
   }
@@ -274,9 +279,14 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     const cb = cl.base;
     cc[cb + C.RQ_ACTIVE]--;
     if (status > 0) {
+      const ms = performance.now() - this.attemptStart;
       cc[cb + HC.RQ_1XX + statusClass(status)]++;
-      cc[cb + HC.TIME_BUCKET_0 + timeBucket(performance.now() - this.attemptStart)]++;
-      if (this.retries > 0 && status < 500) cc[cb + HC.RETRY_SUCCESS]++;
+      cc[cb + HC.TIME_BUCKET_0 + timeBucket(ms)]++;
+      clusterTime(cl, ms * 1000);
+      if (this.retries > 0 && status < 500) {
+        cc[cb + HC.RETRY_SUCCESS]++;
+        routeCount(this.route as HttpRoute, R.RETRY_SUCCESS);
+      }
     }
     if (this.tryTimer !== null) {
       clearTimeout(this.tryTimer);
@@ -295,6 +305,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     this.retries++;
     const cl = this.cluster as Cluster;
     cl.counters[cl.base + HC.RETRY]++;
+    routeCount(this.route as HttpRoute, R.RETRY);
     // Exponential backoff from 25 ms with full jitter (what Envoy does by default).
     const delay = Math.random() * 25 * 2 ** (this.retries - 1);
     setTimeout(() => {
@@ -358,6 +369,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     const cl = this.cluster as Cluster;
     if (kind === FailKind.ConnectFailure) cl.counters[cl.base + C.CX_CONNECT_FAIL]++;
     else cl.counters[cl.base + HC.RESET]++;
+    routeCount(this.route as HttpRoute, R.UPSTREAM_RESET);
     this.endAttempt(0);
     if (this.responseStarted) {
       this.resetDownstream();
@@ -379,6 +391,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     if (this.finished || this.responseStarted) return;
     const cl = this.cluster as Cluster;
     cl.counters[cl.base + HC.PER_TRY_TIMEOUT]++;
+    routeCount(this.route as HttpRoute, R.PER_TRY_TIMEOUT);
     (this.cur as UpstreamAttempt).abort();
     this.endAttempt(0);
     if (this.mayRetry(RETRY_5XX | RETRY_GATEWAY_ERROR | RETRY_RESET, true)) {
@@ -394,6 +407,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     if (this.finished) return;
     const cl = this.cluster;
     if (cl !== null) cl.counters[cl.base + C.RQ_TIMEOUT]++;
+    routeCount(this.route as HttpRoute, R.TIMEOUT);
     this.counters[this.lb + L.RS_TIMEOUT]++;
     if (this.cur !== null) this.cur.abort();
     this.endAttempt(0);
@@ -413,6 +427,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     if (this.finished) return;
     // The client went away before the response completed.
     this.counters[this.lb + HL.RESET]++;
+    if (this.route !== null) routeCount(this.route, R.DOWNSTREAM_RESET);
     if (this.cur !== null) this.cur.abort();
     this.endAttempt(0);
     this.finish();
@@ -428,6 +443,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     if (this.finished) return;
     this.finished = true;
     this.counters[this.lb + L.RQ_ACTIVE]--;
+    // A response (head) was sent: the route's status class and request time.
+    if (this.route !== null && this.status > 0) routeResponse(this.route, this.status, (performance.now() - this.startMs) * 1000);
     if (this.routeTimer !== null) {
       clearTimeout(this.routeTimer);
       this.routeTimer = null;
@@ -459,6 +476,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
       headers = { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)) };
     }
     if (this.route !== null) applyOps(headers, this.route.ops, (this.vh as HttpVirtualHost).ops, true);
+    this.status = status;
     this.counters[this.lb + HL.RQ_1XX + statusClass(status)]++;
     const noBody = this.method === 'HEAD' || (this.grpc && grpcCode >= 0);
     down.respond(status, headers, noBody, close || this.env.draining);
@@ -479,6 +497,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     if (r.prefixRewrite !== undefined && r.path === '') path = r.prefixRewrite + this.fullPath.slice(route.pathValue.length);
     const headers: Headers = { location: `${scheme}://${host}${path}`, 'content-length': '0' };
     applyOps(headers, route.ops, (this.vh as HttpVirtualHost).ops, true);
+    this.status = r.code;
     this.counters[this.lb + HL.RQ_1XX + statusClass(r.code)]++;
     this.down.respond(r.code, headers, true, this.env.draining);
     this.finish();

@@ -2,8 +2,9 @@
  * HTTP stats: offsets of the HTTP names appended to LISTENER_STATS / CLUSTER_STATS
  * (src/stats/layout.ts), looked up by name so they stay right whatever else is appended
  * there. Everything is a counter in the worker's SharedArrayBuffer (summed by the admin across
- * workers), including the latency histogram: fixed buckets of upstream request time, each a
- * counter, so percentiles can be read from any sum of workers.
+ * workers), including a coarse latency histogram: fixed buckets of upstream request time, each
+ * a counter. Per-route counters and the hdr latency histograms (percentiles per cluster and per
+ * route) are in route-stats.ts and src/stats/histograms.ts.
  */
 import { CLUSTER_STATS, LISTENER_STATS } from '../stats/layout';
 

@@ -6,11 +6,13 @@
  */
 import type * as http from 'node:http';
 import * as net from 'node:net';
-import { C, L } from '../stats/layout';
+import type { HttpRoute } from '../router/http-routes';
+import { C, L, R } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
 import { applyOps, ensureRequestId, type Headers } from './headers';
 import type { HttpEnv } from './exchange';
+import { routeCount, routeRequest } from './route-stats';
 import { HL } from './stats';
 
 function reject(socket: net.Socket, status: number, text: string): void {
@@ -19,7 +21,7 @@ function reject(socket: net.Socket, status: number, text: string): void {
 
 /** Where a tunnel goes: the routed cluster and host and the request head to send, or a refusal. */
 export type TunnelPlan =
-  | { readonly ok: true; readonly cluster: Cluster; readonly host: Host; readonly head: string }
+  | { readonly ok: true; readonly route: HttpRoute; readonly cluster: Cluster; readonly host: Host; readonly head: string }
   | { readonly ok: false; readonly status: number; readonly text: string };
 
 /**
@@ -51,6 +53,7 @@ export function planTunnel(env: HttpEnv, method: string, url: string, headers: H
     c[lb + L.RS_NO_ROUTE]++;
     return { ok: false, status: 404, text: 'Not Found' };
   }
+  routeRequest(route);
   const cluster = env.ctx.clusters.get(route.pickCluster({ path, header }));
   const host = cluster === undefined ? null : cluster.lb.choose();
   if (cluster === undefined || host === null) {
@@ -71,7 +74,7 @@ export function planTunnel(env: HttpEnv, method: string, url: string, headers: H
   const cc = cluster.counters;
   const cb = cluster.base;
   cc[cb + C.RQ_TOTAL]++;
-  return { ok: true, cluster, host, head };
+  return { ok: true, route, cluster, host, head };
 }
 
 /** node:http path: the 'upgrade' / 'connect' event's socket piped to a new upstream socket. */
@@ -111,6 +114,7 @@ export function tunnel(env: HttpEnv, req: http.IncomingMessage, socket: net.Sock
   up.on('error', () => {
     if (!connected) {
       cc[cb + C.CX_CONNECT_FAIL]++;
+      routeCount(plan.route, R.UPSTREAM_RESET);
       reject(socket, 503, 'Service Unavailable');
     } else socket.destroy();
   });

@@ -15,6 +15,12 @@
  *            redirect {scheme_redirect, host_redirect, path_redirect, prefix_rewrite, response_code}
  *   virtual host: request/response_headers_to_add/remove apply to every route after the route's.
  *
+ * Stats identity: every route is `<router_config_name>.<virtual host name>.<route name>`, the
+ * route name being its `name` field (as Envoy's route `name`) or else its index in the virtual
+ * host (virtual hosts without a name are `vh<index>`). The main thread assigns each such name a
+ * base slot (src/stats/layout.ts); the worker resolves it once into `HttpRoute.statsBase`
+ * (src/http/route-stats.ts).
+ *
  * Lookup cost: each virtual host caches (path + the values of the headers its routes read) ->
  * route, so a repeated request costs one Map lookup. The cache is bounded and cleared when full.
  */
@@ -95,9 +101,39 @@ class HeaderCondition {
   }
 }
 
+/** The stats name of a route (see the header comment). */
+export function routeStatsName(router: string, vhost: string, route: string, index: number): string {
+  return `${router}.${vhost}.${route !== '' ? route : String(index)}`;
+}
+
+function vhostName(vh: Readonly<Record<string, unknown>>, i: number): string {
+  return typeof vh['name'] === 'string' ? vh['name'] : `vh${i}`;
+}
+
+/** The stats name of the j-th route entry `r` of a virtual host. */
+function statsNameOf(router: string, vhost: string, r: unknown, j: number): string {
+  return routeStatsName(router, vhost, isObj(r) && typeof r['name'] === 'string' ? r['name'] : '', j);
+}
+
+/** The stats names of every route of a router config, without compiling it (main thread). */
+export function httpRouteStatNames(cfg: RouterConfig): string[] {
+  const out: string[] = [];
+  cfg.virtualHosts.forEach((vh, i) => {
+    const list = Array.isArray(vh['routers']) ? (vh['routers'] as unknown[]) : [];
+    const vhName = vhostName(vh, i);
+    list.forEach((r, j) => out.push(statsNameOf(cfg.name, vhName, r, j)));
+  });
+  return out;
+}
+
 export class HttpRoute {
   private readonly cumulative: number[];
   private readonly total: number;
+  /**
+   * Base slot of this route's counters in this worker's stats buffer: -1 until resolved from
+   * `statsName` on first use, -2 when the layout has no slot for it (then nothing is counted).
+   */
+  statsBase = -1;
 
   constructor(
     readonly name: string,
@@ -118,6 +154,8 @@ export class HttpRoute {
     readonly ops: HeaderOps,
     readonly direct: DirectResponse | null,
     readonly redirect: Redirect | null,
+    /** The stats name (see routeStatsName); '' = not counted per route. */
+    readonly statsName: string = '',
   ) {
     let sum = 0;
     this.cumulative = weighted.map((w) => (sum += w.weight));
@@ -335,7 +373,7 @@ function retryOnBits(v: unknown, where: string): number {
 
 const EMPTY_OPS: HeaderOps = { requestAdd: [], requestRemove: [], responseAdd: [], responseRemove: [] };
 
-function compileRoute(r: unknown, where: string): HttpRoute {
+function compileRoute(r: unknown, where: string, statsName: string): HttpRoute {
   if (!isObj(r)) throw new Error(`${where}: must be an object`);
   const match = isObj(r['match']) ? r['match'] : {};
   const caseSensitive = match['case_sensitive'] !== false;
@@ -429,6 +467,7 @@ function compileRoute(r: unknown, where: string): HttpRoute {
     action !== null ? headerOps(a, `${where}.route`) : headerOps(r, where),
     direct,
     redirect,
+    statsName,
   );
 }
 
@@ -438,10 +477,11 @@ export function compileHttpRouter(cfg: RouterConfig): CompiledHttpRouter {
     const where = `routers[${cfg.name}].virtual_hosts[${i}]`;
     const domains = Array.isArray(vh['domains']) ? (vh['domains'] as unknown[]).filter((d): d is string => typeof d === 'string') : ['*'];
     const list = Array.isArray(vh['routers']) ? vh['routers'] : [];
-    const routes = list.map((r, j) => compileRoute(r, `${where}.routers[${j}]`));
+    const vhName = vhostName(vh, i);
+    const routes = list.map((r, j) => compileRoute(r, `${where}.routers[${j}]`, statsNameOf(cfg.name, vhName, r, j)));
     const ops = headerOps(vh, where);
     const noOps = ops.requestAdd.length + ops.requestRemove.length + ops.responseAdd.length + ops.responseRemove.length === 0;
-    return new HttpVirtualHost(typeof vh['name'] === 'string' ? vh['name'] : `vh${i}`, domains, routes, noOps ? EMPTY_OPS : ops);
+    return new HttpVirtualHost(vhName, domains, routes, noOps ? EMPTY_OPS : ops);
   });
   return new CompiledHttpRouter(cfg.name, vhs);
 }

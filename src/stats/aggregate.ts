@@ -7,7 +7,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { C, CLUSTER_STATS, GAUGES, L, LISTENER_STATS, STATS_SLOTS, StatsLayout, WORKER_STATS } from './layout';
+import { HistogramStore, PROM_BUCKETS_MS, type EncodedHistogram, type LatencySummary } from './histograms';
+import { C, CLUSTER_STATS, GAUGES, L, LISTENER_STATS, ROUTE_STATS, STATS_SLOTS, StatsLayout, WORKER_STATS } from './layout';
 
 export type StatValues = Record<string, number>;
 
@@ -21,10 +22,21 @@ export interface ServerStats {
   [extra: string]: number | string;
 }
 
+/** Latency percentiles (ms) of the names that recorded any. */
+export interface HistogramsSnapshot {
+  /** Upstream request time, per attempt. */
+  clusters: Record<string, { upstream_rq_time: LatencySummary }>;
+  /** Downstream request time: request start to the end of the response. */
+  routes: Record<string, { downstream_rq_time: LatencySummary }>;
+}
+
 export interface StatsSnapshot {
   listeners: Record<string, StatValues>;
   clusters: Record<string, StatValues>;
+  /** HTTP routes, named `<router_config_name>.<virtual host>.<route name or index>`. */
+  routes: Record<string, StatValues>;
   workers: Record<string, StatValues>;
+  histograms: HistogramsSnapshot;
   server: ServerStats;
 }
 
@@ -122,6 +134,27 @@ function families(scope: string, stats: readonly string[], what: string): StatFa
 
 const LISTENER_FAMILIES = families('listener', LISTENER_STATS, 'Listener');
 const CLUSTER_FAMILIES = families('cluster', CLUSTER_STATS, 'Cluster');
+const ROUTE_FAMILIES = families('route', ROUTE_STATS, 'HTTP route');
+
+/** A latency histogram family in Prometheus (type histogram, ms, Envoy's bucket bounds). */
+interface HistFamily {
+  readonly promName: string;
+  readonly header: string;
+  /** `le` label texts, +Inf last. */
+  readonly les: readonly string[];
+}
+
+function histFamily(scope: string, stat: string, help: string): HistFamily {
+  const promName = sanitizeMetricName(PREFIX + scope + '_' + stat);
+  return {
+    promName,
+    header: `# HELP ${promName} ${escapeHelp(help)}\n# TYPE ${promName} histogram\n`,
+    les: [...PROM_BUCKETS_MS.map((b) => formatPromValue(b)), '+Inf'],
+  };
+}
+
+const CLUSTER_TIME = histFamily('cluster', 'upstream_rq_time', 'Cluster upstream request time per attempt, ms');
+const ROUTE_TIME = histFamily('route', 'downstream_rq_time', 'HTTP route request time, start to end of the response, ms');
 const WORKER_FAMILIES = WORKER_STATS.map((stat, offset) => {
   const promName = sanitizeMetricName(PREFIX + stat + '_total');
   return {
@@ -136,6 +169,8 @@ const WORKER_FAMILIES = WORKER_STATS.map((stat, offset) => {
 const RESERVED_NAMES: ReadonlySet<string> = new Set([
   ...LISTENER_FAMILIES.map((f) => f.promName),
   ...CLUSTER_FAMILIES.map((f) => f.promName),
+  ...ROUTE_FAMILIES.map((f) => f.promName),
+  ...[CLUSTER_TIME, ROUTE_TIME].flatMap((f) => [f.promName, f.promName + '_bucket', f.promName + '_sum', f.promName + '_count']),
   ...WORKER_FAMILIES.map((f) => f.promName),
   'outrigger_server_uptime_seconds',
   'outrigger_server_workers',
@@ -152,6 +187,9 @@ export class StatsHub {
   private removed = 0;
   private readonly extras = new Map<string, Extra>();
   private readonly labelCache = new Map<string, string>();
+  /** Latency histograms merged from the workers' deltas, by base slot. */
+  readonly histograms = new HistogramStore();
+  private refresher: (() => Promise<void>) | null = null;
   private readonly startMs: number;
   private readonly now: () => number;
   readonly version: string;
@@ -196,6 +234,21 @@ export class StatsHub {
       for (const o of CLUSTER_GAUGE_OFFSETS) dead[b + o] -= buf[b + o];
     }
     return true;
+  }
+
+  /** Merges histogram deltas a worker shipped. */
+  addHistograms(items: readonly EncodedHistogram[]): void {
+    this.histograms.addAll(items);
+  }
+
+  /** How to make the workers ship their unshipped histogram deltas now (the Sidecar sets it). */
+  setRefresher(fn: (() => Promise<void>) | null): void {
+    this.refresher = fn;
+  }
+
+  /** Asks the workers for their latest histograms; null when there is nobody to ask. */
+  refresh(): Promise<void> | null {
+    return this.refresher === null ? null : this.refresher();
   }
 
   workerIds(): string[] {
@@ -247,6 +300,19 @@ export class StatsHub {
     for (const name of Object.keys(data.clusters)) {
       clusters[name] = this.block(data.clusters[name], CLUSTER_STATS);
     }
+    const routes: Record<string, StatValues> = {};
+    for (const name of Object.keys(data.routes)) {
+      routes[name] = this.block(data.routes[name], ROUTE_STATS);
+    }
+    const histograms: HistogramsSnapshot = { clusters: {}, routes: {} };
+    for (const name of Object.keys(data.clusters)) {
+      const h = this.histograms.summary(data.clusters[name]);
+      if (h !== null) histograms.clusters[name] = { upstream_rq_time: h };
+    }
+    for (const name of Object.keys(data.routes)) {
+      const h = this.histograms.summary(data.routes[name]);
+      if (h !== null) histograms.routes[name] = { downstream_rq_time: h };
+    }
     const workers: Record<string, StatValues> = {};
     for (const [id, buf] of this.workers) {
       const w: StatValues = {};
@@ -265,7 +331,7 @@ export class StatsHub {
     for (const [name, e] of this.extras) {
       if (!(name in server)) server[name] = e.value;
     }
-    return { listeners, clusters, workers, server };
+    return { listeners, clusters, routes, workers, histograms, server };
   }
 
   private block(base: number, stats: readonly string[]): StatValues {
@@ -284,28 +350,45 @@ export class StatsHub {
     return s;
   }
 
+  /** One Prometheus family per stat, one sample per named entity. */
+  private promBlocks(parts: string[], fams: readonly StatFamily[], label: string, bases: Readonly<Record<string, number>>): void {
+    const names = Object.keys(bases);
+    if (names.length === 0) return;
+    for (const f of fams) {
+      parts.push(f.header);
+      for (const n of names) parts.push(f.promName, this.label(label, n), ' ', formatPromValue(this.slot(bases[n] + f.offset)), '\n');
+    }
+  }
+
+  /** A histogram family over the entities that recorded anything. */
+  private promHistograms(parts: string[], f: HistFamily, label: string, bases: Readonly<Record<string, number>>): void {
+    let header = false;
+    for (const n of Object.keys(bases)) {
+      const b = this.histograms.buckets(bases[n]);
+      if (b === null) continue;
+      if (!header) {
+        parts.push(f.header);
+        header = true;
+      }
+      const lv = escapeLabelValue(n);
+      for (let i = 0; i < f.les.length; i++) {
+        const v = i < b.cumulative.length ? b.cumulative[i] : b.count;
+        parts.push(f.promName, '_bucket{', label, '="', lv, '",le="', f.les[i], '"} ', formatPromValue(v), '\n');
+      }
+      const l = this.label(label, n);
+      parts.push(f.promName, '_sum', l, ' ', formatPromValue(b.sum), '\n', f.promName, '_count', l, ' ', formatPromValue(b.count), '\n');
+    }
+  }
+
   /** Prometheus text exposition format 0.0.4. */
   toPrometheus(): string {
     const data = this.layout.toData();
     const parts: string[] = [];
-    const lnames = Object.keys(data.listeners);
-    if (lnames.length > 0) {
-      for (const f of LISTENER_FAMILIES) {
-        parts.push(f.header);
-        for (const n of lnames) {
-          parts.push(f.promName, this.label('listener', n), ' ', formatPromValue(this.slot(data.listeners[n] + f.offset)), '\n');
-        }
-      }
-    }
-    const cnames = Object.keys(data.clusters);
-    if (cnames.length > 0) {
-      for (const f of CLUSTER_FAMILIES) {
-        parts.push(f.header);
-        for (const n of cnames) {
-          parts.push(f.promName, this.label('cluster', n), ' ', formatPromValue(this.slot(data.clusters[n] + f.offset)), '\n');
-        }
-      }
-    }
+    this.promBlocks(parts, LISTENER_FAMILIES, 'listener', data.listeners);
+    this.promBlocks(parts, CLUSTER_FAMILIES, 'cluster', data.clusters);
+    this.promBlocks(parts, ROUTE_FAMILIES, 'route', data.routes);
+    this.promHistograms(parts, CLUSTER_TIME, 'cluster', data.clusters);
+    this.promHistograms(parts, ROUTE_TIME, 'route', data.routes);
     if (this.workers.size > 0) {
       for (const f of WORKER_FAMILIES) {
         parts.push(f.header);
@@ -360,15 +443,16 @@ export function snapshotToPrometheus(obj: unknown): string {
       }
     }
     for (const [stat, samples] of byStat) {
-      const gauge = GAUGES.has(stat) || !(LISTENER_STATS as readonly string[]).concat(CLUSTER_STATS, WORKER_STATS).includes(stat);
+      const gauge = GAUGES.has(stat) || !(LISTENER_STATS as readonly string[]).concat(CLUSTER_STATS, ROUTE_STATS, WORKER_STATS).includes(stat);
       emit(promStatName(scope, stat, gauge), gauge ? 'gauge' : 'counter', `${scope} ${stat}`, samples);
     }
   };
   labelled('listeners', 'listener', 'listener');
   labelled('clusters', 'cluster', 'cluster');
+  labelled('routes', 'route', 'route');
   labelled('workers', 'worker', 'worker');
   for (const [key, v] of Object.entries(root)) {
-    if (key === 'listeners' || key === 'clusters' || key === 'workers') continue;
+    if (key === 'listeners' || key === 'clusters' || key === 'routes' || key === 'workers' || key === 'histograms') continue;
     if (typeof v === 'number') emit(sanitizeMetricName(PREFIX + key), 'gauge', key, [['', v]]);
     else if (v !== null && typeof v === 'object') {
       for (const [k, x] of Object.entries(v as Record<string, unknown>)) {

@@ -5,9 +5,12 @@
  * aligned 8-byte stores are not torn on the platforms Node supports, and a reader that sees
  * a value one event old is fine for stats.
  *
- * Slots are assigned by the main thread, per listener and per cluster name, append-only:
- * a config reload never moves an existing name, so workers on an older snapshot still write
- * to the right place.
+ * Slots are assigned by the main thread, per listener, cluster and HTTP route name,
+ * append-only: a config reload never moves an existing name, so workers on an older snapshot
+ * still write to the right place.
+ *
+ * Latency histograms are not here: they are hdr histograms recorded in the worker and shipped
+ * to the main thread as encoded deltas (src/stats/histograms.ts), keyed by the same base slots.
  */
 
 /** Per-listener counters (offsets from the listener's base slot). */
@@ -199,6 +202,37 @@ export const C = {
   TLS_CIPHER_OTHER: 29,
 } as const;
 
+/**
+ * Per-route counters of HTTP routes (offsets from the route's base slot), Envoy's vhost/route
+ * stats. A route is named `<router_config_name>.<virtual host name>.<route name or index>`
+ * (src/router/http-routes.ts routeStatsName). Keep the 1xx..5xx order.
+ */
+export const ROUTE_STATS = [
+  'rq_total', // requests matched to the route
+  'rq_1xx', // responses sent downstream, by status class
+  'rq_2xx',
+  'rq_3xx',
+  'rq_4xx',
+  'rq_5xx',
+  'upstream_rq_retry',
+  'upstream_rq_retry_success', // an attempt after a retry that answered below 500
+  'upstream_rq_timeout', // the route timeout fired
+  'upstream_rq_per_try_timeout',
+  'upstream_rq_reset', // an attempt failed by an upstream reset or connect failure
+  'downstream_rq_reset', // the client went away before the response was complete
+] as const;
+
+export const R = {
+  RQ_TOTAL: 0,
+  RQ_1XX: 1,
+  RETRY: 6,
+  RETRY_SUCCESS: 7,
+  TIMEOUT: 8,
+  PER_TRY_TIMEOUT: 9,
+  UPSTREAM_RESET: 10,
+  DOWNSTREAM_RESET: 11,
+} as const;
+
 /** Counters of a whole worker (offsets from slot 0). */
 export const WORKER_STATS = ['worker_restarts', 'worker_flushes', 'worker_writev_calls', 'worker_write_copies'] as const;
 export const W = { RESTARTS: 0, FLUSHES: 1, WRITEV_CALLS: 2, WRITE_COPIES: 3 } as const;
@@ -211,12 +245,16 @@ export const GAUGES: ReadonlySet<string> = new Set([
   'upstream_rq_pending_active',
 ]);
 
-/** Capacity of one worker's buffer, in slots; enough for ~1,000 listeners+clusters. */
-export const STATS_SLOTS = 16384;
+/**
+ * Capacity of one worker's buffer, in slots (512 KiB): ~1,000 listeners and clusters plus
+ * ~2,000 HTTP routes.
+ */
+export const STATS_SLOTS = 65536;
 
 export interface StatsLayoutData {
   readonly listeners: Readonly<Record<string, number>>;
   readonly clusters: Readonly<Record<string, number>>;
+  readonly routes: Readonly<Record<string, number>>;
   readonly next: number;
 }
 
@@ -224,22 +262,26 @@ export interface StatsLayoutData {
 export class StatsLayout {
   private readonly listeners = new Map<string, number>();
   private readonly clusters = new Map<string, number>();
+  private readonly routes = new Map<string, number>();
   private next = WORKER_STATS.length;
 
   listenerBase(name: string): number {
-    let b = this.listeners.get(name);
-    if (b === undefined) {
-      b = this.alloc(LISTENER_STATS.length);
-      this.listeners.set(name, b);
-    }
-    return b;
+    return this.base(this.listeners, name, LISTENER_STATS.length);
   }
 
   clusterBase(name: string): number {
-    let b = this.clusters.get(name);
+    return this.base(this.clusters, name, CLUSTER_STATS.length);
+  }
+
+  routeBase(name: string): number {
+    return this.base(this.routes, name, ROUTE_STATS.length);
+  }
+
+  private base(names: Map<string, number>, name: string, n: number): number {
+    let b = names.get(name);
     if (b === undefined) {
-      b = this.alloc(CLUSTER_STATS.length);
-      this.clusters.set(name, b);
+      b = this.alloc(n);
+      names.set(name, b);
     }
     return b;
   }
@@ -255,6 +297,7 @@ export class StatsLayout {
     return {
       listeners: Object.fromEntries(this.listeners),
       clusters: Object.fromEntries(this.clusters),
+      routes: Object.fromEntries(this.routes),
       next: this.next,
     };
   }

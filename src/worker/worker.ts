@@ -11,6 +11,7 @@ import { native } from '../native';
 import { buildListenerRuntime, WorkerListener } from '../network/listener';
 import { io } from '../network/io';
 import { W } from '../stats/layout';
+import { bindRouteStats, drainHistograms } from '../http/route-stats';
 import { closeLogs, createAccessLog, createLogger, type AccessLogWriter } from '../log';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
 import '../filters/network/tcp_proxy/tcp-proxy';
@@ -51,7 +52,8 @@ function accessLogFor(name: string, cfg: OutriggerConfig['servers'][number]['lis
   return sink;
 }
 
-async function applyConfig(version: number, config: OutriggerConfig, layout: { listeners: Readonly<Record<string, number>>; clusters: Readonly<Record<string, number>> }, listen: Readonly<Record<string, ListenSpec>>): Promise<void> {
+async function applyConfig(version: number, config: OutriggerConfig, layout: { listeners: Readonly<Record<string, number>>; clusters: Readonly<Record<string, number>>; routes: Readonly<Record<string, number>> }, listen: Readonly<Record<string, ListenSpec>>): Promise<void> {
+  bindRouteStats(counters, layout.routes);
   clusters = new ClusterManager(config.clusters, counters, layout.clusters, clusters);
   const wanted = new Set<string>();
   for (const server of config.servers) {
@@ -96,12 +98,20 @@ async function applyConfig(version: number, config: OutriggerConfig, layout: { l
   }
 }
 
-// Publish the IO layer's own counters once a second (cheap, no message).
+/** Ships the latency histograms recorded since the last time (none: no message unless asked). */
+function shipHistograms(seq: number): void {
+  const items = drainHistograms();
+  if (items !== null || seq > 0) send({ type: 'histograms', seq, items: items ?? [] });
+}
+
+// Publish the IO layer's own counters once a second (cheap, no message), and the histograms
+// that changed (one message).
 const ctx = io();
 const statsTimer = setInterval(() => {
   counters[W.FLUSHES] = ctx.flushes;
   counters[W.WRITEV_CALLS] = ctx.writevCalls;
   counters[W.WRITE_COPIES] = ctx.copies;
+  shipHistograms(0);
 }, 1000);
 statsTimer.unref();
 
@@ -122,11 +132,15 @@ port.on('message', (m: MainToWorker) => {
         // Flush the async log and access-log destinations first, but never hang the exit on it.
         .then(() => Promise.race([closeLogs(), new Promise<void>((r) => setTimeout(r, 1000).unref())]))
         .then(() => {
+          shipHistograms(0);
           send({ type: 'drained' });
           setImmediate(() => process.exit(0));
         });
       break;
     }
+    case 'flush-histograms':
+      shipHistograms(m.seq);
+      break;
     case 'crash':
       if (process.env.OUTRIGGER_TEST_HOOKS === '1') {
         setImmediate(() => {

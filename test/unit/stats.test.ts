@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { C, CLUSTER_STATS, L, LISTENER_STATS, STATS_SLOTS, StatsLayout, W } from '../../src/stats/layout';
+import { C, CLUSTER_STATS, L, LISTENER_STATS, R, ROUTE_STATS, STATS_SLOTS, StatsLayout, W } from '../../src/stats/layout';
+import { HistogramRecorder, PROM_BUCKETS_MS } from '../../src/stats/histograms';
 import { StatsHub, escapeLabelValue, sanitizeMetricName, snapshotToPrometheus } from '../../src/stats/aggregate';
 
 const load = createRequire(__filename);
@@ -118,16 +119,27 @@ export function parsePrometheus(text: string, opts: { counterSuffix?: boolean } 
     const rest = line.slice(i + 1).split(' ');
     if (rest.length > 2 || (rest.length === 2 && !/^-?\d+$/.test(rest[1]))) throw new Error(`${where}: bad value/timestamp`);
     const value = parseValue(rest[0], where);
-    const type = types.get(name);
+    // A histogram family x has samples x_bucket{le}, x_sum and x_count.
+    let family = name;
+    let type = types.get(name);
+    const hm = /^(.*)_(bucket|sum|count)$/.exec(name);
+    if (!type && hm && types.get(hm[1]) === 'histogram') {
+      family = hm[1];
+      type = 'histogram';
+      if (hm[2] === 'bucket' && labels.le === undefined) throw new Error(`${where}: histogram bucket without le`);
+      if (hm[2] === 'bucket') parseValue(labels.le, where);
+      if (value < 0 || Number.isNaN(value)) throw new Error(`${where}: histogram sample must be >= 0`);
+    }
     if (!type) throw new Error(`${where}: sample without a TYPE line`);
+    if (type === 'histogram' && family === name) throw new Error(`${where}: histogram sample needs _bucket, _sum or _count`);
     if (type === 'counter') {
       if (value < 0 || Number.isNaN(value)) throw new Error(`${where}: counter must be >= 0`);
       if (opts.counterSuffix !== false && !name.endsWith('_total')) throw new Error(`${where}: counter name should end with _total`);
     }
-    if (name !== current) {
-      if (finished.has(name)) throw new Error(`${where}: samples of ${name} are not contiguous`);
+    if (family !== current) {
+      if (finished.has(family)) throw new Error(`${where}: samples of ${family} are not contiguous`);
       if (current) finished.add(current);
-      current = name;
+      current = family;
     }
     const key =
       name +
@@ -168,7 +180,12 @@ test('parser self-check: rejects malformed expositions', () => {
     '# TYPE 0a gauge\n', // bad metric name
     '# TYPE a gauge\n# TYPE b gauge\na 1\nb 1\na{x="1"} 2\n', // not contiguous
     '# TYPE a gauge\n\na 1\n', // empty line
+    '# TYPE h histogram\nh 1\n', // histogram sample without a suffix
+    '# TYPE h histogram\nh_bucket 1\n', // bucket without le
+    '# TYPE h histogram\nh_bucket{le="x"} 1\n', // bad le
   ];
+  const hist = '# TYPE h histogram\nh_bucket{c="a",le="1"} 1\nh_bucket{c="a",le="+Inf"} 2\nh_sum{c="a"} 3\nh_count{c="a"} 2\nh_bucket{c="b",le="+Inf"} 0\nh_sum{c="b"} 0\nh_count{c="b"} 0\n';
+  assert.equal(parsePrometheus(hist).series.get('h_count{c="a"}'), 2);
   for (const b of bad) assert.throws(() => parsePrometheus(b), Error, JSON.stringify(b));
 });
 
@@ -310,6 +327,81 @@ test('Prometheus output is valid, labelled, escaped and sums workers', (t) => {
   } else {
     t.diagnostic('parse-prometheus-text-format not installed: second parser check skipped');
   }
+});
+
+test('route counters and latency histograms in the snapshot and in Prometheus', async () => {
+  const { layout, hub } = setup();
+  const cb = layout.clusterBase('b');
+  const r1 = layout.routeBase('web.site.api');
+  const r2 = layout.routeBase('web.site."q"');
+  const a = new Float64Array(hub.addWorker(0));
+  const b = new Float64Array(hub.addWorker(1));
+  a[r1 + R.RQ_TOTAL] = 3;
+  b[r1 + R.RQ_TOTAL] = 2;
+  a[r1 + R.RQ_1XX + 1] = 4; // 2xx
+  b[r1 + R.RQ_1XX + 4] = 1; // 5xx
+  b[r1 + R.RETRY] = 2;
+  a[r2 + R.DOWNSTREAM_RESET] = 1;
+  // Each worker records its own latencies and ships deltas.
+  const w0 = new HistogramRecorder();
+  const w1 = new HistogramRecorder();
+  for (const ms of [2, 3, 30]) w0.record(r1, ms * 1000);
+  for (const ms of [4, 700]) w1.record(r1, ms * 1000);
+  w0.record(cb, 1500);
+  w1.record(cb, 12_000);
+  // The refresher (the Sidecar's flush of every worker) runs before the admin reads.
+  hub.setRefresher(async () => {
+    hub.addHistograms(w0.drain() ?? []);
+    hub.addHistograms(w1.drain() ?? []);
+  });
+  await hub.refresh();
+  const s = hub.snapshot();
+  assert.equal(s.routes['web.site.api'].rq_total, 5);
+  assert.equal(s.routes['web.site.api'].rq_2xx, 4);
+  assert.equal(s.routes['web.site.api'].rq_5xx, 1);
+  assert.equal(s.routes['web.site.api'].upstream_rq_retry, 2);
+  assert.equal(s.routes['web.site."q"'].downstream_rq_reset, 1);
+  const rt = s.histograms.routes['web.site.api'].downstream_rq_time;
+  assert.equal(rt.count, 5);
+  assert.ok(rt.p50 >= 4 && rt.p50 < 4.05, `p50 ${rt.p50}`);
+  assert.ok(rt.max >= 700 && rt.max < 707, `max ${rt.max}`);
+  assert.equal(s.histograms.clusters.b.upstream_rq_time.count, 2);
+  assert.equal(s.histograms.routes['web.site."q"'], undefined, 'no latency recorded: no entry');
+
+  const text = hub.toPrometheus();
+  const p = parsePrometheus(text);
+  assert.equal(p.series.get('outrigger_route_rq_total{route="web.site.api"}'), 5);
+  assert.equal(p.series.get('outrigger_route_rq_2xx_total{route="web.site.api"}'), 4);
+  assert.equal(p.series.get('outrigger_route_upstream_rq_retry_total{route="web.site.api"}'), 2);
+  assert.ok(text.includes('route="web.site.\\"q\\""'), 'route label escaped');
+  assert.equal(p.series.get('outrigger_route_downstream_rq_reset_total{route=' + JSON.stringify('web.site."q"') + '}'), 1);
+  assert.equal(p.samples.filter((x) => x.name.startsWith('outrigger_route_') && !x.name.startsWith('outrigger_route_downstream_rq_time_')).length, ROUTE_STATS.length * 2);
+  assert.equal(p.types.get('outrigger_route_downstream_rq_time'), 'histogram');
+  assert.equal(p.types.get('outrigger_cluster_upstream_rq_time'), 'histogram');
+  const bucket = (fam: string, label: string, le: string): number | undefined => {
+    const [k, v] = label.split('=');
+    return p.samples.find((x) => x.name === `${fam}_bucket` && x.labels.le === le && x.labels[k] === JSON.parse(v))?.value;
+  };
+  const rl = 'route="web.site.api"';
+  assert.equal(bucket('outrigger_route_downstream_rq_time', rl, '1'), 0);
+  assert.equal(bucket('outrigger_route_downstream_rq_time', rl, '5'), 3);
+  assert.equal(bucket('outrigger_route_downstream_rq_time', rl, '50'), 4);
+  assert.equal(bucket('outrigger_route_downstream_rq_time', rl, '500'), 4);
+  assert.equal(bucket('outrigger_route_downstream_rq_time', rl, '1000'), 5);
+  assert.equal(bucket('outrigger_route_downstream_rq_time', rl, '+Inf'), 5);
+  assert.equal(p.series.get(`outrigger_route_downstream_rq_time_count{${rl}}`), 5);
+  const sum = p.series.get(`outrigger_route_downstream_rq_time_sum{${rl}}`) ?? 0;
+  assert.ok(Math.abs(sum - 739) < 739 * 0.01, `sum ${sum}`);
+  assert.equal(p.samples.filter((x) => x.name === 'outrigger_route_downstream_rq_time_bucket').length, PROM_BUCKETS_MS.length + 1, 'only the route with data');
+  assert.equal(bucket('outrigger_cluster_upstream_rq_time', 'cluster="b"', '1'), 0);
+  assert.equal(bucket('outrigger_cluster_upstream_rq_time', 'cluster="b"', '5'), 1);
+  assert.equal(bucket('outrigger_cluster_upstream_rq_time', 'cluster="b"', '25'), 2);
+  // Buckets never decrease.
+  for (const fam of ['outrigger_route_downstream_rq_time_bucket', 'outrigger_cluster_upstream_rq_time_bucket']) {
+    const vals = p.samples.filter((x) => x.name === fam).map((x) => x.value);
+    for (let i = 1; i < vals.length; i++) assert.ok(vals[i] >= vals[i - 1], fam);
+  }
+  for (const name of p.types.keys()) assert.ok(p.help.has(name), `HELP for ${name}`);
 });
 
 test('empty hub still renders a valid exposition', () => {

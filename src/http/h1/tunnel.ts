@@ -5,11 +5,13 @@
  * 200 included), with watermarks pausing the reading side and half-closes passed on.
  */
 import { Connection, type ConnectionHandler } from '../../network/connection';
-import { C } from '../../stats/layout';
+import type { HttpRoute } from '../../router/http-routes';
+import { C, R } from '../../stats/layout';
 import type { Cluster } from '../../upstream/cluster';
 import type { Host } from '../../upstream/lb';
 import type { HttpEnv } from '../exchange';
 import type { Headers } from '../headers';
+import { routeCount } from '../route-stats';
 import { planTunnel } from '../tunnel';
 
 function refuse(conn: Connection, status: number, text: string): void {
@@ -66,6 +68,7 @@ class Tunnel {
   private done = false;
 
   constructor(
+    private readonly route: HttpRoute,
     private readonly cluster: Cluster,
     private readonly host: Host,
   ) {
@@ -93,6 +96,7 @@ class Tunnel {
       this.host.active--;
       if (!this.isUp) {
         cc[cb + C.CX_CONNECT_FAIL]++;
+        routeCount(this.route, R.UPSTREAM_RESET);
         const d = this.down.conn as Connection;
         if (d.state !== 'closed') refuse(d, 503, 'Service Unavailable');
         return;
@@ -118,7 +122,7 @@ export function rawTunnel(env: HttpEnv, conn: Connection, method: string, url: s
     return;
   }
   const { cluster, host } = plan;
-  const t = new Tunnel(cluster, host);
+  const t = new Tunnel(plan.route, cluster, host);
   t.down.conn = conn;
   conn.setHandler(t.down);
   conn.pauseRead();
