@@ -75,6 +75,8 @@ class NodeH1Downstream implements Downstream {
   respond(status: number, headers: Headers, end: boolean, close: boolean): void {
     if (close) headers['connection'] = 'close';
     this.hasLength = headers['content-length'] !== undefined;
+    // Trailers need chunked framing (HTTP/1.1, no length); node:http throws on a Trailer header otherwise.
+    if (this.hasLength || this.httpMinor === 0) delete headers['trailer'];
     this.res.writeHead(status, headers as http.OutgoingHttpHeaders);
     if (end) this.res.end();
   }

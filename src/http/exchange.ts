@@ -189,6 +189,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     this.cluster = cluster;
     const headers = endToEnd(this.down.headers);
     delete headers['host'];
+    // 100-continue is answered by the downstream side (node:http or h1/downstream.ts), not passed on.
+    delete headers['expect'];
     applyOps(headers, route.ops, vh.ops, false);
     if (this.env.cfg.generateRequestId) ensureRequestId(headers);
     const cfg = this.env.cfg;

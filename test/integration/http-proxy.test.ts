@@ -173,7 +173,7 @@ const MALFORMED: readonly [string, string, number][] = [
   ['space before colon', 'GET / HTTP/1.1\r\nHost: a\r\nX-A : b\r\n\r\n', 400],
   ['NUL in a header value', 'GET / HTTP/1.1\r\nHost: a\r\nX-A: b\u0000c\r\n\r\n', 400],
   ['bad request line', 'GET /a b HTTP/1.1\r\nHost: a\r\n\r\n', 400],
-  ['unknown HTTP version', 'GET / HTTP/9.9\r\nHost: a\r\n\r\n', 400],
+  ['unknown HTTP version', 'GET / HTTP/9.9\r\nHost: a\r\n\r\n', 505],
   ['missing Host on HTTP/1.1', 'GET / HTTP/1.1\r\n\r\n', 400],
   ['header section too large', `GET / HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
   ['too many headers', `GET / HTTP/1.1\r\nHost: a\r\n${Array.from({ length: 120 }, (_, i) => `X-H${i}: v\r\n`).join('')}\r\n`, 431],

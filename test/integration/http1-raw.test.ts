@@ -127,13 +127,13 @@ for (const [mode, opts] of MODES) {
     }, opts));
 
   test(`${mode}: Expect 100-continue, HTTP/1.0 clients, HEAD, 204 and 304 framing`, { timeout: 30_000 }, () =>
-    withProxy(async (port) => {
+    withProxy(async (port, sc) => {
       const c = await run('curl', ['-sS', '-H', 'Expect: 100-continue', '--data-binary', 'abc', `http://127.0.0.1:${port}/e`]);
       assert.equal(c.code, 0, c.stderr);
       assert.equal(c.stdout, 'POST /e abc');
       // HTTP/1.0 without keep-alive: answered, then closed.
       const h10 = await raw(port, 'GET /ten HTTP/1.0\r\n\r\n');
-      assert.match(h10, /^HTTP\/1\.[01] 200 /);
+      assert.match(h10, /^HTTP\/1\.[01] 200 /, sc.output());
       assert.match(h10, /GET \/ten $/);
       // HTTP/1.0 asking for a response whose length the upstream did not give (chunked there): close-delimited.
       const h10c = await raw(port, 'GET /chunked-trailers HTTP/1.0\r\n\r\n');

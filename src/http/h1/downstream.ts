@@ -47,6 +47,8 @@ function errorReply(conn: Connection, status: number, text: string): void {
   const b = Buffer.from(`HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`, 'latin1');
   conn.write(b, 0, b.length);
   conn.endWrite();
+  // Read on (and discard) so that the client's close is seen: a paused socket would linger.
+  conn.resumeRead();
 }
 
 const REASONS: Readonly<Record<number, string>> = {
@@ -308,6 +310,15 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
 
   /** Delivers body bytes at data[s] to the sink; returns where the body ended (or e), -1 on error. */
   private readBody(data: Buffer, s: number, e: number): number {
+    const rt = this.env.cfg.requestTimeoutMs;
+    if (rt > 0 && !this.sent && performance.now() - this.headStart >= rt) {
+      // A body trickling in slower than request_timeout (the idle timer alone would not fire).
+      const x = this.exchange;
+      this.exchange = null;
+      if (x !== null) x.onDownstreamClose();
+      this.timeoutReply(this.conn as Connection);
+      return -1;
+    }
     const sink = this.sink as BodySink;
     if (this.bodyKind === BodyKind.Length) {
       const n = Math.min(this.bodyLeft, e - s);
@@ -419,6 +430,8 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       keep = false; // HTTP/1.0 client, unknown length: the close ends the body
     }
     delete headers['connection'];
+    // Trailers go only with chunked framing: do not announce what will be dropped.
+    if (!this.respChunked) delete headers['trailer'];
     if (!keep) extra += 'connection: close\r\n';
     else if (this.httpMinor === 0) extra += 'connection: keep-alive\r\n';
     this.respKeepAlive = keep;
@@ -489,6 +502,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       this.phase = Phase.Done;
       this.live.delete(this);
       conn.endWrite();
+      conn.resumeRead();
       return;
     }
     this.phase = Phase.Head;
@@ -498,6 +512,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     if (this.env.draining && this.pending === null) {
       this.phase = Phase.Done;
       conn.endWrite();
+      conn.resumeRead();
       return;
     }
     if (this.pending !== null || conn.isReadPaused) {
