@@ -11,7 +11,7 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { parseConfig } from '../../src/config';
-import { closeRawH1Pools, rawH1ConnectionCount, startRawH1 } from '../../src/http/h1/pool';
+import { closeRawH1Pools, rawH1ConnectionCount, rawH1Timing, startRawH1 } from '../../src/http/h1/pool';
 import type { Headers } from '../../src/http/headers';
 import { FailKind, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from '../../src/http/upstream';
 import { C } from '../../src/stats/layout';
@@ -553,6 +553,46 @@ test('an upstream closing an idle connection: dropped from the pool, the next re
   assert.equal((await send(cl, req('/'))).body, 'fine');
   assert.equal(s.connections, 2);
   await s.close();
+});
+
+test('keep-alive idle timeout: the sweep closes connections idle too long, oldest first', async () => {
+  const saved = { ...rawH1Timing };
+  rawH1Timing.idleTimeoutMs = 300;
+  rawH1Timing.sweepMs = 50;
+  try {
+    let held: http.ServerResponse[] = [];
+    const s = await httpServer((q, r) => {
+      if (q.url === '/hold') held.push(r);
+      else r.end('x');
+    });
+    const cl = clusterFor(s.port); // a new Host: a new pool, whose sweep timer uses the short period
+    const a = new Recorder();
+    a.attempt = startRawH1(cl, cl.hosts[0], 4, req('/hold'), a);
+    const b = new Recorder();
+    b.attempt = startRawH1(cl, cl.hosts[0], 4, req('/hold'), b);
+    await until(() => held.length === 2, 'two connections busy');
+    const closedOrder: string[] = [];
+    held[0].socket!.once('close', () => closedOrder.push('first'));
+    held[1].socket!.once('close', () => closedOrder.push('second'));
+    held[0].end('first');
+    await a.done;
+    await sleep(150);
+    held[1].end('second');
+    await b.done;
+    const idleAt = Date.now();
+    held = [];
+    assert.equal(stat(cl, C.CX_ACTIVE), 2);
+    await until(() => stat(cl, C.CX_ACTIVE) === 0, 'the idle connections to close');
+    assert.ok(Date.now() - idleAt >= 250, 'not before the idle timeout');
+    await until(() => closedOrder.length === 2, 'the server to see both close');
+    assert.deepEqual(closedOrder, ['first', 'second'], 'the longest idle goes first');
+    assert.equal((await send(cl, req('/'))).body, 'x');
+    assert.equal(s.connections, 3);
+    await s.close();
+  } finally {
+    await closeRawH1Pools(); // stops the short-period sweep timer
+    Object.assign(rawH1Timing, saved);
+  }
 });
 
 test('malformed responses and stray bytes: Reset, connection closed', async () => {

@@ -39,8 +39,8 @@ import type { Headers } from '../headers';
 import { FailKind, isBodySource, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from '../upstream';
 import { BodyKind, ChunkedDecoder, chunkHeader, HeadParser, LAST_CHUNK, requestHead, type ChunkSink } from './codec';
 
-const IDLE_TIMEOUT_MS = 30_000;
-const SWEEP_MS = 5_000;
+/** Keep-alive idle timeout and its sweep period; tests shorten them. */
+export const rawH1Timing = { idleTimeoutMs: 30_000, sweepMs: 5_000 };
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** Limits for upstream response heads (the upstream is trusted more than a client, not fully). */
 const MAX_HEAD_BYTES = 64 * 1024;
@@ -668,7 +668,7 @@ class H1Pool {
   /** Closes connections idle longer than the keep-alive timeout (oldest first). */
   sweep(now: number): void {
     const idle = this.idle;
-    while (idle.length > 0 && now - idle[0].idleSince >= IDLE_TIMEOUT_MS) (idle[0] as H1Conn).kill();
+    while (idle.length > 0 && now - idle[0].idleSince >= rawH1Timing.idleTimeoutMs) (idle[0] as H1Conn).kill();
   }
 
   get empty(): boolean {
@@ -719,7 +719,7 @@ export function startRawH1(cluster: Cluster, host: Host, maxConnections: number,
     p = new H1Pool(cluster, host, max);
     pools.set(host, p);
     if (sweepTimer === null) {
-      sweepTimer = setInterval(sweepAll, SWEEP_MS);
+      sweepTimer = setInterval(sweepAll, rawH1Timing.sweepMs);
       sweepTimer.unref();
     }
   } else {
