@@ -1,13 +1,29 @@
 /**
- * HTTP/1.1 upstream: one keep-alive undici Pool per (cluster, host) per worker, driven through
- * `dispatch` with a handler object (no promise or stream per response; backpressure by
- * returning false from onData and calling resume()).
+ * HTTP/1.1 upstream. Two engines, chosen once per process from OUTRIGGER_H1_UPSTREAM:
+ *
+ *   (unset) or "raw"  the raw engine of ./h1/pool.ts (default): keep-alive pools of the
+ *                     zero-copy Connection with the strict codec of ./h1/codec.ts, TLS
+ *                     origination from the cluster's tls_context;
+ *   "undici"          one keep-alive undici Pool per (cluster, host) per worker, driven through
+ *                     `dispatch` with a handler object (no promise or stream per response;
+ *                     backpressure by returning false from onData and calling resume());
+ *                     plaintext only. Kept to compare against and as a fallback.
  */
 import { Pool, type Dispatcher } from 'undici';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
 import { fromRaw } from './headers';
+import { closeRawH1Pools, startRawH1 } from './h1/pool';
 import { FailKind, isConnectError, libraryBody, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
+
+function pickEngine(): 'raw' | 'undici' {
+  const v = process.env.OUTRIGGER_H1_UPSTREAM;
+  if (v === undefined || v === '' || v === 'raw') return 'raw';
+  if (v === 'undici') return 'undici';
+  throw new Error(`OUTRIGGER_H1_UPSTREAM: "${v}" is not one of raw, undici`);
+}
+
+const ENGINE = pickEngine();
 
 const pools = new Map<string, Pool>();
 
@@ -81,6 +97,10 @@ class H1Attempt implements UpstreamAttempt, Dispatcher.DispatchHandler {
 }
 
 export function startH1(cluster: Cluster, host: Host, connections: number, req: UpstreamRequest, sink: UpstreamSink): UpstreamAttempt {
+  return ENGINE === 'raw' ? startRawH1(cluster, host, connections, req, sink) : startUndici(cluster, host, connections, req, sink);
+}
+
+function startUndici(cluster: Cluster, host: Host, connections: number, req: UpstreamRequest, sink: UpstreamSink): UpstreamAttempt {
   const a = new H1Attempt(sink);
   const headers = req.headers as Record<string, string | string[]>;
   headers['host'] = req.authority;
@@ -96,9 +116,9 @@ export function startH1(cluster: Cluster, host: Host, connections: number, req: 
   return a;
 }
 
-/** Closes every pool (tests, shutdown). */
+/** Closes every pool of both engines (tests, shutdown). */
 export async function closeH1Pools(): Promise<void> {
   const all = [...pools.values()];
   pools.clear();
-  await Promise.all(all.map((p) => p.close().catch(() => {})));
+  await Promise.all([closeRawH1Pools(), ...all.map((p) => p.close().catch(() => {}))]);
 }
