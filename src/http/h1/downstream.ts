@@ -153,12 +153,12 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     this.pending = null;
     const x = this.exchange;
     this.exchange = null;
+    if (x !== null) x.onDownstreamClose();
     if (this.sink !== null && !this.bodyDone) {
       const k = this.sink;
       this.sink = null;
       k.onBodyError(new Error('client connection closed'));
     }
-    if (x !== null) x.onDownstreamClose();
   }
 
   onHighWatermark(): void {
@@ -356,10 +356,11 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     const k = this.sink;
     this.sink = null;
     this.phase = Phase.Done;
-    if (k !== null) k.onBodyError(err);
+    // The exchange ends first (it aborts its attempt), so the attempt's failure cannot answer too.
     const x = this.exchange;
     this.exchange = null;
     if (x !== null) x.onDownstreamClose();
+    if (k !== null) k.onBodyError(err);
     if (!this.sent) {
       this.env.ctx.counters[this.env.ctx.base + HL.RQ_1XX + 3]++;
       errorReply(conn, 400, 'Bad Request');
