@@ -163,13 +163,18 @@ export function outriggerSkipReason(missing: string[]): string {
 /**
  * Outrigger with one worker. Variants compare its IO strategies in the same run:
  * `outrigger-cork` (OUTRIGGER_IO=cork: Node's read buffers + cork/uncork) and
- * `outrigger-fallback` (OUTRIGGER_NATIVE=0: TypeScript fallbacks instead of the addon).
+ * `outrigger-fallback` (OUTRIGGER_NATIVE=0: TypeScript fallbacks instead of the addon) and
+ * `outrigger-libh1` (HTTP/1.1 on node:http downstream and undici upstream instead of the raw engine).
  */
-function outriggerPeer(name: string, description: string, env?: NodeJS.ProcessEnv): PeerDef {
+function outriggerPeer(name: string, description: string, env?: NodeJS.ProcessEnv, root?: () => string | undefined): PeerDef {
+  const cli = (): string => (root === undefined ? outriggerCli() : path.join(root() ?? '', 'dist', 'src', 'cli.js'));
   return {
     name,
     description,
-    unavailable: () => (fs.existsSync(outriggerCli()) ? undefined : `${outriggerCli()} not built`),
+    unavailable: () => {
+      if (root !== undefined && root() === undefined) return 'set OUTRIGGER_REF to another built checkout (a before/after comparison)';
+      return fs.existsSync(cli()) ? undefined : `${cli()} not built`;
+    },
     unsupported: () => undefined,
     version: () => {
       try {
@@ -184,7 +189,7 @@ function outriggerPeer(name: string, description: string, env?: NodeJS.ProcessEn
       const adminPort = await freePort();
       const cfg = path.join(t.dir, `${name}.json`);
       fs.writeFileSync(cfg, JSON.stringify(outriggerConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir, adminPort, tls }), null, 2));
-      return launch(name, process.execPath, [outriggerCli(), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn'], port, REPO_ROOT, 10_000, env, ports);
+      return launch(name, process.execPath, [cli(), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn'], port, root?.() ?? REPO_ROOT, 10_000, env, ports);
     },
   };
 }
@@ -192,6 +197,12 @@ function outriggerPeer(name: string, description: string, env?: NodeJS.ProcessEn
 const outrigger = outriggerPeer('outrigger', 'this project (node dist/src/cli.js start --workers 1)');
 const outriggerCork = outriggerPeer('outrigger-cork', 'this project with OUTRIGGER_IO=cork (cork/uncork writes, Node read buffers)', { OUTRIGGER_IO: 'cork' });
 const outriggerFallback = outriggerPeer('outrigger-fallback', 'this project with OUTRIGGER_NATIVE=0 (TypeScript fallbacks, no addon)', { OUTRIGGER_NATIVE: '0' });
+/** `outrigger-ref`: the Outrigger built in the checkout OUTRIGGER_REF names (before/after measurements in one run). */
+const outriggerRef = outriggerPeer('outrigger-ref', 'Outrigger built in $OUTRIGGER_REF (another checkout, for before/after comparisons)', undefined, () => process.env.OUTRIGGER_REF);
+const outriggerLibH1 = outriggerPeer('outrigger-libh1', 'this project with the library HTTP/1.1 engines (OUTRIGGER_H1_DOWNSTREAM=node, OUTRIGGER_H1_UPSTREAM=undici)', {
+  OUTRIGGER_H1_DOWNSTREAM: 'node',
+  OUTRIGGER_H1_UPSTREAM: 'undici',
+});
 
 const haproxyBin = (): string | undefined => which('haproxy');
 const haproxy: PeerDef = {
@@ -349,7 +360,7 @@ const slowRelay: PeerDef = {
   },
 };
 
-export const PEERS: PeerDef[] = [outrigger, outriggerCork, outriggerFallback, haproxy, nginx, envoy, direct, nodeTls, nodeHttpProxy, slowRelay];
+export const PEERS: PeerDef[] = [outrigger, outriggerCork, outriggerFallback, outriggerLibH1, outriggerRef, haproxy, nginx, envoy, direct, nodeTls, nodeHttpProxy, slowRelay];
 export const DEFAULT_PEERS = ['outrigger', 'haproxy', 'nginx', 'envoy', 'direct'];
 
 export function peerByName(name: string): PeerDef | undefined {

@@ -20,6 +20,7 @@
 import type { Readable } from 'node:stream';
 import type { ListenerContext } from '../filters/network/types';
 import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET, type CompiledHttpRouter, type HttpRoute, type HttpRouteRequest, type HttpVirtualHost } from '../router/http-routes';
+import { deadlines, type DeadlineEntry } from '../stream/deadlines';
 import { C, L, R } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
@@ -83,7 +84,7 @@ const GRPC_UNIMPLEMENTED = 12;
 const GRPC_UNAVAILABLE = 14;
 
 
-export class Exchange implements UpstreamSink, HttpRouteRequest {
+export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   readonly path: string;
   private readonly method: string;
   private readonly fullPath: string;
@@ -106,7 +107,11 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
   private replayable = true;
   private responseStarted = false;
   private finished = false;
-  private routeTimer: NodeJS.Timeout | null = null;
+  // The route timeout: an entry of the worker's deadline wheel (no timer per request).
+  deadline = 0;
+  dlPrev: DeadlineEntry | null = null;
+  dlNext: DeadlineEntry | null = null;
+  dlSlot = 0;
   private tryTimer: NodeJS.Timeout | null = null;
   private waitingDrain = false;
   private status = 0;
@@ -199,7 +204,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     let timeout = route.timeoutMs > 0 ? route.timeoutMs : cfg.defaultTimeoutMs;
     const deadline = this.grpc ? grpcTimeoutMs(this.down.headers['grpc-timeout']) : undefined;
     if (deadline !== undefined && (timeout === 0 || deadline < timeout)) timeout = deadline;
-    if (timeout > 0) this.routeTimer = setTimeout(this.onRouteTimeout, timeout);
+    if (timeout > 0) deadlines().arm(this, Date.now() + timeout);
     const authority = route.hostRewrite !== '' ? route.hostRewrite : this.authority;
     const path = route.rewritePath(this.fullPath);
     // Body: none, buffered (replayable by a retry) or streamed (sent once).
@@ -263,8 +268,12 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     this.attemptStart = performance.now();
     const route = this.route as HttpRoute;
     const req = this.up as UpstreamRequest;
-    const up: UpstreamRequest =
-      route.autoHostRewrite ? { ...req, authority: host.address, headers: { ...req.headers } } : { ...req, headers: { ...req.headers } };
+    // Upstreams may edit the headers they get (framing, host): a retry needs its own copy.
+    const up: UpstreamRequest = route.autoHostRewrite
+      ? { ...req, authority: host.address, headers: { ...req.headers } }
+      : route.retry !== null
+        ? { ...req, headers: { ...req.headers } }
+        : req;
     const rp = route.retry;
     if (rp !== null && rp.perTryTimeoutMs > 0) this.tryTimer = setTimeout(this.onTryTimeout, rp.perTryTimeoutMs);
     this.cur = this.upstreamH2 ? startH2(cluster, host, this.env.cfg.h2InitialWindowSize, up, this) : startH1(cluster, host, this.env.cfg.connectionsPerHost, up, this);
@@ -404,8 +413,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     this.localReply(504, 'upstream request timeout', GRPC_DEADLINE_EXCEEDED);
   };
 
-  private readonly onRouteTimeout = (): void => {
-    this.routeTimer = null;
+  /** The route timeout (deadline wheel). */
+  onDeadline(): void {
     if (this.finished) return;
     const cl = this.cluster;
     if (cl !== null) cl.counters[cl.base + C.RQ_TIMEOUT]++;
@@ -447,10 +456,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest {
     this.counters[this.lb + L.RQ_ACTIVE]--;
     // A response (head) was sent: the route's status class and request time.
     if (this.route !== null && this.status > 0) routeResponse(this.route, this.status, (performance.now() - this.startMs) * 1000);
-    if (this.routeTimer !== null) {
-      clearTimeout(this.routeTimer);
-      this.routeTimer = null;
-    }
+    if (this.deadline !== 0) deadlines().disarm(this);
     if (this.tryTimer !== null) {
       clearTimeout(this.tryTimer);
       this.tryTimer = null;

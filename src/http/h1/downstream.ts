@@ -21,6 +21,7 @@
 import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';
 import { L } from '../../stats/layout';
+import { deadlines, type DeadlineEntry } from '../../stream/deadlines';
 import { Exchange, type Downstream, type HttpEnv } from '../exchange';
 import type { Headers } from '../headers';
 import { HL } from '../stats';
@@ -59,7 +60,7 @@ const REASONS: Readonly<Record<number, string>> = {
   505: 'HTTP Version Not Supported',
 };
 
-export class RawH1Connection implements ConnectionHandler, Downstream, BodySource, ChunkSink {
+export class RawH1Connection implements ConnectionHandler, Downstream, BodySource, ChunkSink, DeadlineEntry {
   readonly h2 = false;
   // ---- the request in progress (Downstream)
   method = '';
@@ -94,6 +95,11 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   private respLeft = -1;
   private respKeepAlive = true;
   private full = false;
+  // Deadline wheel entry (headers_timeout / request_timeout).
+  deadline = 0;
+  dlPrev: DeadlineEntry | null = null;
+  dlNext: DeadlineEntry | null = null;
+  dlSlot = 0;
 
   constructor(
     private readonly env: HttpEnv,
@@ -149,6 +155,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
 
   onClose(): void {
     this.live.delete(this);
+    if (this.deadline !== 0) deadlines().disarm(this);
     this.phase = Phase.Done;
     this.pending = null;
     const x = this.exchange;
@@ -170,24 +177,24 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     if (this.exchange !== null) this.exchange.onDownstreamDrain();
   }
 
+  /** The socket's idle timer (idle_timeout, reset by any traffic): closes a connection between requests. */
   onTimeout(conn: Connection): void {
-    const cfg = this.env.cfg;
-    const c = this.env.ctx.counters;
-    const base = this.env.ctx.base;
-    if (this.phase === Phase.Head) {
-      if (this.pending === null) {
-        // Idle keep-alive connection.
-        c[base + L.CX_IDLE_TIMEOUT]++;
-        conn.destroy();
-        return;
-      }
-      if (performance.now() - this.headStart >= cfg.headersTimeoutMs) {
-        this.timeoutReply(conn);
-        return;
-      }
+    if (this.phase === Phase.Head && this.pending === null && this.exchange === null) {
+      this.env.ctx.counters[this.env.ctx.base + L.CX_IDLE_TIMEOUT]++;
+      conn.destroy();
+    }
+    // Otherwise a request is on its way: its own deadlines (below, and the route timeout) apply.
+  }
+
+  /** headers_timeout (a partial head) or request_timeout (a body still coming), on the worker's deadline wheel. */
+  onDeadline(): void {
+    const conn = this.conn;
+    if (conn === null) return;
+    if (this.phase === Phase.Head && this.pending !== null) {
+      this.timeoutReply(conn);
       return;
     }
-    if (this.phase === Phase.Body && cfg.requestTimeoutMs > 0 && performance.now() - this.headStart >= cfg.requestTimeoutMs) {
+    if (this.phase === Phase.Body) {
       if (!this.sent) {
         const x = this.exchange;
         this.exchange = null;
@@ -244,20 +251,21 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   private readHead(conn: Connection, data: Buffer, s: number, e: number): number {
     const env = this.env;
     const cfg = env.cfg;
-    if (this.headStart === 0) {
-      this.headStart = performance.now();
-      conn.setTimeout(cfg.headersTimeoutMs);
-    }
+    if (this.headStart === 0) this.headStart = performance.now();
     const p = this.parser;
     const r = p.parse(data, s, e);
     if (r === 0) {
-      if (performance.now() - this.headStart >= cfg.headersTimeoutMs) {
+      // A partial head (the slow path): headers_timeout runs from its first byte.
+      const elapsed = performance.now() - this.headStart;
+      if (elapsed >= cfg.headersTimeoutMs) {
         this.timeoutReply(conn);
         return -1;
       }
+      if (this.deadline === 0) deadlines().arm(this, Date.now() + cfg.headersTimeoutMs - elapsed);
       this.pending = Buffer.from(data.subarray(s, e));
       return -1;
     }
+    if (this.deadline !== 0) deadlines().disarm(this);
     const c = env.ctx.counters;
     const base = env.ctx.base;
     if (r < 0) {
@@ -288,7 +296,6 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     this.sent = false;
     this.respChunked = false;
     this.respLeft = -1;
-    conn.setTimeout(cfg.requestTimeoutMs > 0 ? cfg.requestTimeoutMs : 0);
     if (p.upgrade || p.connect) {
       // The rest of this connection is not HTTP: hand it to a tunnel with what was read after the head.
       this.phase = Phase.Done;
@@ -302,6 +309,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       conn.write(CONTINUE, 0, CONTINUE.length);
     }
     this.phase = this.hasBody ? Phase.Body : Phase.Wait;
+    if (this.hasBody && cfg.requestTimeoutMs > 0) deadlines().arm(this, Date.now() + cfg.requestTimeoutMs - (performance.now() - this.headStart));
     const x = new Exchange(env, this);
     this.exchange = x;
     x.start();
@@ -345,6 +353,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
 
   private endBody(): void {
     this.bodyDone = true;
+    if (this.deadline !== 0) deadlines().disarm(this);
     if (this.phase === Phase.Body) this.phase = Phase.Wait;
     const k = this.sink;
     if (k !== null) k.onBodyEnd();
@@ -509,7 +518,6 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     this.phase = Phase.Head;
     this.headStart = 0;
     this.sink = null;
-    conn.setTimeout(this.env.cfg.idleTimeoutMs);
     if (this.env.draining && this.pending === null) {
       this.phase = Phase.Done;
       conn.endWrite();
