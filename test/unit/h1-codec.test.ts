@@ -140,6 +140,18 @@ const VALID: Valid[] = [
     want: { method: 'CONNECT', target: 'example.com:443', connect: true, bodyKind: BodyKind.None },
   },
   {
+    name: 'CONNECT to an IPv6 literal',
+    req: true,
+    head: 'CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n',
+    want: { target: '[::1]:8443', connect: true },
+  },
+  {
+    name: 'names longer than the interning table takes, mixed case, repeated',
+    req: true,
+    head: `GET / HTTP/1.1\r\nX-${'Long'.repeat(12)}: 1\r\nx-${'long'.repeat(12)}: 2\r\n\r\n`,
+    want: { headers: { [`x-${'long'.repeat(12)}`]: ['1', '2'] } },
+  },
+  {
     name: 'OPTIONS *',
     req: true,
     head: 'OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n',
@@ -672,6 +684,8 @@ const CHUNKED_INVALID: Array<{ body: string; error: string; maxTrailer?: number 
   { body: '5;a\x00b\r\nhello\r\n', error: 'invalid character in chunk extension' },
   { body: '5;a\nhello\r\n', error: 'bare LF' },
   { body: '5\r\nhelloX\r\n', error: 'not followed by CRLF' },
+  { body: '5\r\nhelloX\n0\r\n\r\n', error: 'not followed by CRLF' },
+  { body: '5\r\nhello\rX0\r\n\r\n', error: 'not followed by CRLF' },
   { body: '5\r\nhello\n0\r\n\r\n', error: 'not followed by CRLF' },
   { body: '5\r\nhello\rX', error: 'not followed by CRLF' },
   { body: '0\r\nX-A: b\n\r\n', error: 'bare LF' },
@@ -769,4 +783,22 @@ test('h1 codec: chunk framing decodes back to the payload', () => {
   const c = new Collect();
   assert.equal(d.decode(wire, 0, wire.length, c), wire.length);
   assert.equal(c.text(), parts.join(''));
+});
+
+test('h1 codec: correct once the name table is full (names past its capacity are not interned)', () => {
+  const p = parser(true, { maxHeaders: 1000, maxHeaderBytes: 65536 });
+  let head = 'GET / HTTP/1.1\r\n';
+  const want: Record<string, string | string[]> = {};
+  for (let i = 0; i < 700; i++) {
+    head += `X-Fill-${i}: v${i}\r\n`;
+    want[`x-fill-${i}`] = `v${i}`;
+  }
+  head += 'X-FILL-699: again\r\nx-fill-3: again\r\n\r\n';
+  want['x-fill-699'] = ['v699', 'again'];
+  want['x-fill-3'] = ['v3', 'again'];
+  const b = Buffer.from(head, 'latin1');
+  for (let round = 0; round < 2; round++) {
+    assert.equal(p.parse(b, 0, b.length), b.length);
+    assert.deepEqual({ ...p.headers }, want);
+  }
 });

@@ -11,9 +11,13 @@
  *   last-chunk    = 1*("0") [ chunk-ext ] CRLF
  *
  * The head parser reads bytes in place (buf[i] against Uint8Array tables) and builds strings
- * only for what it keeps: method (interned), target, reason, header names (interned through a
- * bounded table keyed by the lower-cased bytes) and header values. Anything a peer can send
- * is answered with a return value and errorStatus/errorReason; nothing here throws on input.
+ * only for what it keeps: method (interned), header names (interned through a bounded table
+ * keyed by the lower-cased bytes), target, reason and header values (through a direct-mapped
+ * cache of short strings, so repeated values cost a byte compare, not an allocation; note the
+ * cache keeps the last values seen, cookies included, in memory until overwritten). Anything a
+ * peer can send is answered with a return value and errorStatus/errorReason; nothing here
+ * throws on input. Encoders do not validate: header names and values given to requestHead /
+ * responseHead must already be clean (the parser's output is).
  */
 import { STATUS_CODES } from 'node:http';
 import type { Headers } from '../headers';
@@ -109,9 +113,15 @@ const enum Kind {
 
 const NAME_SLOTS = 1024; // power of two
 const NAME_MAX_ENTRIES = 512;
-const nameStr: (string | undefined)[] = new Array<string | undefined>(NAME_SLOTS).fill(undefined);
+/** Longest name kept in the table (longer ones are lower-cased and sliced each time). */
+const NAME_MAX_LEN = 40;
+const nameStr: string[] = new Array<string>(NAME_SLOTS).fill('');
 const nameHash = new Int32Array(NAME_SLOTS);
 const nameKind = new Uint8Array(NAME_SLOTS);
+/** Name length per slot, 0 = free slot. */
+const nameLen = new Uint8Array(NAME_SLOTS);
+/** The lower-case name bytes, NAME_MAX_LEN per slot (typed-array compares beat charCodeAt). */
+const nameBytes = new Uint8Array(NAME_SLOTS * NAME_MAX_LEN);
 let nameEntries = 0;
 
 function strHash(s: string): number {
@@ -120,14 +130,25 @@ function strHash(s: string): number {
   return h;
 }
 
-function internAdd(name: string, hash: number, kind: number): void {
+function internAdd(name: string, hash: number, kind: number): number {
   let i = hash & (NAME_SLOTS - 1);
-  while (nameStr[i] !== undefined) i = (i + 1) & (NAME_SLOTS - 1);
+  while (nameLen[i] !== 0) i = (i + 1) & (NAME_SLOTS - 1);
   nameStr[i] = name;
   nameHash[i] = hash;
   nameKind[i] = kind;
+  nameLen[i] = name.length;
+  for (let j = 0; j < name.length; j++) nameBytes[i * NAME_MAX_LEN + j] = name.charCodeAt(j);
   nameEntries++;
+  return i;
 }
+
+/**
+ * Per interned name, the field-section generation that last stored it: a name not yet stored
+ * in the section being read is set without first reading the map (one keyed load saved per
+ * field). Generations only grow within a section, and a stale match merely takes the slow path.
+ */
+const nameSeen = new Int32Array(NAME_SLOTS);
+let fieldGen = 0;
 
 const KNOWN_NAMES: Array<[string, number]> = [
   ['content-length', Kind.ContentLength],
@@ -151,29 +172,76 @@ for (const n of [
 }
 for (const [n, k] of KNOWN_NAMES) internAdd(n, strHash(n), k);
 
-/** Result slot of lookupName (module-level so the lookup returns two values without allocating). */
+// ---------------------------------------------------------------------------------------------
+// Value interning: a direct-mapped cache of short strings (header values, targets, reasons)
+// keyed by a hash of their bytes. A proxy sees the same values again and again (host,
+// user-agent, accept, content-type ...); a hit costs a byte compare instead of a C++ call
+// and an allocation. Collisions simply overwrite the slot.
+
+const VALUE_SLOTS = 4096; // power of two
+const VALUE_MAX_LEN = 64;
+const valueStr: string[] = new Array<string>(VALUE_SLOTS).fill('');
+const valueHash = new Int32Array(VALUE_SLOTS);
+/** Value length per slot (0 = free) and its bytes, VALUE_MAX_LEN per slot. */
+const valueLen = new Uint8Array(VALUE_SLOTS);
+const valueBytes = new Uint8Array(VALUE_SLOTS * VALUE_MAX_LEN);
+
+/** Hash of buf[s, e) as valueString expects it (the scanning loops compute it on the way). */
+function bytesHash(buf: Buffer, s: number, e: number): number {
+  let h = 0;
+  for (let i = s; i < e; i++) h = (Math.imul(h, 31) + buf[i]) | 0;
+  return h;
+}
+
+/** The latin1 string for buf[s, e) (whose bytesHash is h), from the cache when seen before. */
+function valueString(buf: Buffer, s: number, e: number, h: number): string {
+  const len = e - s;
+  if (len === 0) return '';
+  if (len > VALUE_MAX_LEN) return (buf as Latin1Buf).latin1Slice(s, e);
+  const slot = (h ^ (h >>> 13)) & (VALUE_SLOTS - 1);
+  const base = slot * VALUE_MAX_LEN;
+  if (valueLen[slot] === len && valueHash[slot] === h) {
+    let j = 0;
+    while (j < len && buf[s + j] === valueBytes[base + j]) j++;
+    if (j === len) return valueStr[slot];
+  }
+  const v = (buf as Latin1Buf).latin1Slice(s, e);
+  valueStr[slot] = v;
+  valueHash[slot] = h;
+  valueLen[slot] = len;
+  buf.copy(valueBytes, base, s, e);
+  return v;
+}
+
+/** Result slots of lookupName (module-level so the lookup returns three values without allocating). */
 let foundKind = 0;
+/** Table slot of the name, -1 when it is not interned. */
+let foundSlot = -1;
 
 /** The interned lower-case name for buf[s, e) whose lower-cased bytes hash to `hash`. */
 function lookupName(buf: Buffer, s: number, e: number, hash: number, upper: boolean): string {
   const len = e - s;
-  let i = hash & (NAME_SLOTS - 1);
-  for (;;) {
-    const cand = nameStr[i];
-    if (cand === undefined) break;
-    if (nameHash[i] === hash && cand.length === len) {
-      let j = 0;
-      while (j < len && LOWER[buf[s + j]] === cand.charCodeAt(j)) j++;
-      if (j === len) {
-        foundKind = nameKind[i];
-        return cand;
+  if (len <= NAME_MAX_LEN) {
+    let i = hash & (NAME_SLOTS - 1);
+    for (;;) {
+      const l = nameLen[i];
+      if (l === 0) break;
+      if (l === len && nameHash[i] === hash) {
+        const base = i * NAME_MAX_LEN;
+        let j = 0;
+        while (j < len && LOWER[buf[s + j]] === nameBytes[base + j]) j++;
+        if (j === len) {
+          foundKind = nameKind[i];
+          foundSlot = i;
+          return nameStr[i];
+        }
       }
+      i = (i + 1) & (NAME_SLOTS - 1);
     }
-    i = (i + 1) & (NAME_SLOTS - 1);
   }
   let name = (buf as Latin1Buf).latin1Slice(s, e);
   if (upper) name = name.toLowerCase();
-  if (nameEntries < NAME_MAX_ENTRIES) internAdd(name, hash, Kind.Plain);
+  foundSlot = len <= NAME_MAX_LEN && nameEntries < NAME_MAX_ENTRIES ? internAdd(name, hash, Kind.Plain) : -1;
   foundKind = Kind.Plain;
   return name;
 }
@@ -332,7 +400,7 @@ export class HeadParser {
     this.versionMinor = 1;
     this.status = 0;
     this.reason = '';
-    this.headers = new HeaderMap();
+    this.headers = new HeaderMap(); // the result object the interface hands out, one per head
     this.headerCount = 0;
     this.bodyKind = BodyKind.None;
     this.contentLength = -1;
@@ -412,7 +480,8 @@ export class HeadParser {
     this.method = method;
     // request-target
     const ts = ++p;
-    while (p < lim && TARGET[buf[p]] === 1) p++;
+    let th = 0;
+    while (p < lim && TARGET[buf[p]] === 1) th = (Math.imul(th, 31) + buf[p++]) | 0;
     if (p >= lim) return this.stop(ls);
     if (buf[p] !== SP) {
       if (p === ts) return this.fail(400, buf[p] === LF ? 'bare LF in request line' : 'empty request-target');
@@ -422,7 +491,7 @@ export class HeadParser {
     if (p === ts) return this.fail(400, 'more than one SP after method');
     const form = this.checkTarget(buf, ts, p, method);
     if (form !== null) return this.fail(400, form);
-    this.target = (buf as Latin1Buf).latin1Slice(ts, p);
+    this.target = valueString(buf, ts, p, th);
     // version
     if (++p < lim && buf[p] === SP) return this.fail(400, 'more than one SP before HTTP version');
     p = this.version(buf, p, lim, CR);
@@ -504,7 +573,7 @@ export class HeadParser {
       if (p >= lim) return this.stop(start);
       c = buf[p];
       if (c !== CR) return this.fail(400, c === LF ? 'bare LF in status line' : 'invalid character in reason phrase');
-      this.reason = p - rs === 2 && buf[rs] === 0x4f && buf[rs + 1] === 0x4b ? 'OK' : (buf as Latin1Buf).latin1Slice(rs, p);
+      this.reason = valueString(buf, rs, p, bytesHash(buf, rs, p));
     } else if (c !== CR) {
       return this.fail(400, c === LF ? 'bare LF in status line' : 'invalid status code');
     }
@@ -562,6 +631,7 @@ export class HeadParser {
   parseFields(buf: Buffer, p: number, lim: number, trailers: boolean): number {
     const h = this.headers;
     const maxHeaders = this.maxHeaders;
+    const gen = (fieldGen = (fieldGen + 1) | 0);
     let count = 0;
     for (;;) {
       if (p >= lim) return this.stop(p, count);
@@ -599,14 +669,21 @@ export class HeadParser {
       const ne = p++;
       while (p < lim && (buf[p] === SP || buf[p] === HTAB)) p++;
       const vs = p;
-      while (p < lim && FIELD[buf[p]] === 1) p++;
+      let vh = 0;
+      while (p < lim && FIELD[(c = buf[p])] === 1) {
+        vh = (Math.imul(vh, 31) + c) | 0;
+        p++;
+      }
       if (p >= lim) return this.stop(ls, count);
       c = buf[p];
       if (c !== CR) return this.fail(400, c === LF ? 'bare LF in header section' : 'invalid character in header value');
       if (p + 1 >= lim) return this.stop(ls, count);
       if (buf[p + 1] !== LF) return this.fail(400, 'bare CR in header value');
       let ve = p;
-      while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
+      if (buf[ve - 1] === SP || buf[ve - 1] === HTAB) {
+        while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
+        vh = bytesHash(buf, vs, ve);
+      }
       p += 2;
       if (++count > maxHeaders) return this.fail(431, 'too many header fields');
       const name = lookupName(buf, ls, ne, hash, upper);
@@ -616,11 +693,18 @@ export class HeadParser {
         if (r < 0) return -1;
         if (r === 0) continue; // field folded into one kept value
       }
-      const value = ve > vs ? (buf as Latin1Buf).latin1Slice(vs, ve) : '';
+      const value = valueString(buf, vs, ve, vh);
+      const slot = foundSlot;
+      if (slot >= 0 && nameSeen[slot] !== gen) {
+        nameSeen[slot] = gen;
+        h[name] = value;
+        continue;
+      }
       const old = h[name];
       if (old === undefined) h[name] = value;
-      else if (typeof old === 'string') h[name] = [old, value];
+      else if (typeof old === 'string') h[name] = [old, value]; // repeated name: the list the Headers type asks for
       else old.push(value);
+      if (slot >= 0) nameSeen[slot] = gen;
     }
   }
 
