@@ -129,16 +129,9 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
       if (typeof cl !== 'string' || !/^\d+$/.test(cl)) extra = chunkedHeader(headers);
     }
     this.chunked = extra === TE_CHUNKED;
-    let head: string;
-    try {
-      head = requestHead(req.method, req.path, req.authority, headers, extra);
-    } catch (e) {
-      // A header value or target the codec refuses (CR/LF, bad characters): nothing was written.
-      c.detach(this);
-      c.pool.release(c);
-      this.fail(FailKind.Reset, e instanceof Error ? e : new Error(String(e)));
-      return;
-    }
+    // Header values come validated from the downstream parsers (llhttp, nghttp2, ./codec.ts);
+    // values from the route config are written as configured.
+    const head = requestHead(req.method, req.path, req.authority, headers, extra);
     // One Buffer per request for the head (latin1, as node:http writes header bytes).
     const hb = Buffer.from(head, 'latin1');
     this.out(c, hb, 0, hb.length);
