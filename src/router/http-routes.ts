@@ -325,6 +325,21 @@ function compileRegex(src: string, where: string): RegExp {
   }
 }
 
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// Field values: visible ASCII, obs-text, space and tab; no CR, LF or NUL (they would inject lines).
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** A string that ends up in a request or response head: no CR/LF/NUL or other control bytes. */
+function headSafe(v: string, where: string): string {
+  if (!FIELD_VALUE.test(v)) throw new Error(`${where}: ${JSON.stringify(v)} contains a control character (CR, LF, NUL...), not allowed in an HTTP head`);
+  return v;
+}
+
+/** An optional string option that ends up in a head ('' or undefined when absent). */
+function headOpt(v: unknown, where: string): string | undefined {
+  return typeof v === 'string' ? headSafe(v, where) : undefined;
+}
+
 function headersToAdd(v: unknown, where: string): HeaderToAdd[] {
   if (v === undefined) return [];
   if (!Array.isArray(v)) throw new Error(`${where}: must be a list`);
@@ -332,7 +347,8 @@ function headersToAdd(v: unknown, where: string): HeaderToAdd[] {
     // MOSN: {header: {key, value}, append}; also accepted flat: {key, value, append}.
     const h = isObj(x) && isObj(x['header']) ? x['header'] : x;
     if (!isObj(h) || typeof h['key'] !== 'string' || h['key'] === '') throw new Error(`${where}[${i}]: needs header.key`);
-    const value = typeof h['value'] === 'string' ? h['value'] : String(h['value'] ?? '');
+    if (!TOKEN.test(h['key'])) throw new Error(`${where}[${i}].header.key: ${JSON.stringify(h['key'])} is not a valid header name`);
+    const value = headSafe(typeof h['value'] === 'string' ? h['value'] : String(h['value'] ?? ''), `${where}[${i}].header.value`);
     const append = isObj(x) && typeof x['append'] === 'boolean' ? x['append'] : false;
     return { key: h['key'].toLowerCase(), value, append };
   });
@@ -413,10 +429,10 @@ function compileRoute(r: unknown, where: string, statsName: string): HttpRoute {
     const code = typeof rd['response_code'] === 'number' ? rd['response_code'] : 301;
     if (![301, 302, 303, 307, 308].includes(code)) throw new Error(`${where}.redirect.response_code: must be 301, 302, 303, 307 or 308`);
     redirect = {
-      scheme: typeof rd['scheme_redirect'] === 'string' ? rd['scheme_redirect'] : '',
-      host: typeof rd['host_redirect'] === 'string' ? rd['host_redirect'] : '',
-      path: typeof rd['path_redirect'] === 'string' ? rd['path_redirect'] : '',
-      prefixRewrite: typeof rd['prefix_rewrite'] === 'string' ? rd['prefix_rewrite'] : undefined,
+      scheme: headOpt(rd['scheme_redirect'], `${where}.redirect.scheme_redirect`) ?? '',
+      host: headOpt(rd['host_redirect'], `${where}.redirect.host_redirect`) ?? '',
+      path: headOpt(rd['path_redirect'], `${where}.redirect.path_redirect`) ?? '',
+      prefixRewrite: headOpt(rd['prefix_rewrite'], `${where}.redirect.prefix_rewrite`),
       code,
     };
   } else if (action === null) {
@@ -461,8 +477,8 @@ function compileRoute(r: unknown, where: string, statsName: string): HttpRoute {
     clusterHeader,
     durationMs(a['timeout'], `${where}.route.timeout`),
     retry,
-    typeof a['prefix_rewrite'] === 'string' ? a['prefix_rewrite'] : undefined,
-    typeof a['host_rewrite'] === 'string' ? a['host_rewrite'] : '',
+    headOpt(a['prefix_rewrite'], `${where}.route.prefix_rewrite`),
+    headOpt(a['host_rewrite'], `${where}.route.host_rewrite`) ?? '',
     a['auto_host_rewrite'] === true,
     action !== null ? headerOps(a, `${where}.route`) : headerOps(r, where),
     direct,

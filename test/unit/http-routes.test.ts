@@ -79,6 +79,15 @@ test('bad route configs name the field', () => {
   assert.throws(bad([{ match: { regex: '(' }, route: { cluster_name: 'a' } }]), /match\.regex: bad regex/);
   assert.throws(bad([{ match: { prefix: '/' }, route: { cluster_name: 'a', retry_policy: { retry_on: 'sometimes' } } }]), /unknown retry condition/);
   assert.throws(bad([{ match: { prefix: '/' }, redirect: { response_code: 200 } }]), /response_code/);
+  // Anything that lands in a head must not carry CR/LF/NUL (header injection through config).
+  const inj = 'x\r\nset-cookie: evil=1';
+  assert.throws(bad([{ match: { prefix: '/' }, route: { cluster_name: 'a', request_headers_to_add: [{ header: { key: 'x-a', value: inj } }] } }]), /request_headers_to_add\[0\]\.header\.value: .*control character/);
+  assert.throws(bad([{ match: { prefix: '/' }, route: { cluster_name: 'a', response_headers_to_add: [{ header: { key: 'x a', value: 'v' } }] } }]), /header\.key: "x a" is not a valid header name/);
+  assert.throws(bad([{ match: { prefix: '/' }, route: { cluster_name: 'a', host_rewrite: inj } }]), /route\.host_rewrite: .*control character/);
+  assert.throws(bad([{ match: { prefix: '/' }, route: { cluster_name: 'a', prefix_rewrite: '/a\u0000' } }]), /route\.prefix_rewrite: .*control character/);
+  assert.throws(bad([{ match: { prefix: '/' }, redirect: { host_redirect: inj } }]), /redirect\.host_redirect: .*control character/);
+  // Tabs, spaces and obs-text stay allowed in values.
+  assert.doesNotThrow(bad([{ match: { prefix: '/' }, route: { cluster_name: 'a', request_headers_to_add: [{ header: { key: 'x-a', value: 'a b\tc\u00e9' } }] } }]));
 });
 
 test('headers: hop-by-hop and Connection-named headers dropped, te: trailers kept, ops remove then add', () => {
