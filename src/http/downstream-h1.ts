@@ -1,8 +1,7 @@
 /**
- * HTTP/1.1 downstream: a node:http server that never listens; the listener hands it accepted
- * sockets ('connection'). Measured against uWebSockets.js (scripts/http1-downstream-compare.js,
- * src/http/README.md): uWS cannot take the SO_REUSEPORT fd or a sniffed socket, and as a proxy
- * front it was not faster here, so node:http (llhttp) is the parser.
+ * HTTP/1.1 downstream on node:http (the library engine, OUTRIGGER_H1_DOWNSTREAM=node; the
+ * default is the raw engine in h1/downstream.ts): a node:http server that never listens; the
+ * listener hands it accepted sockets ('connection').
  *
  * Hardening (llhttp strict mode, never insecureHTTPParser): Content-Length together with
  * Transfer-Encoding, duplicate differing Content-Length, bad chunk sizes, obs-fold, bare LF

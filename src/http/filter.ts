@@ -14,11 +14,12 @@ import type * as http from 'node:http';
 import type * as http2 from 'node:http2';
 import type * as net from 'node:net';
 import type { RouterConfig } from '../config/types';
-import { Connection } from '../network/connection';
+import { Connection, type ConnectionHandler } from '../network/connection';
 import type { ListenerContext, NetworkFilterFactory } from '../filters/network/types';
+import { onAutoDrain, setAutoHandoff, Sniffed, type AutoOwner } from '../proxy/detect';
 import { registerProxyFamily } from '../proxy/families';
 import { compiledHttpRouter } from '../router/http-routes';
-import { claimsHttp, parseHttpProxyConfig, type HttpProxyConfig } from './config';
+import { claimsHttp, HTTP_DEFAULTS, parseHttpProxyConfig, type HttpProxyConfig } from './config';
 import { createH1Server } from './downstream-h1';
 import { createH2Server } from './downstream-h2';
 import type { HttpEnv } from './exchange';
@@ -69,6 +70,8 @@ export class HttpProxyFactory implements NetworkFilterFactory {
         }
         this.h2Sessions.add(s);
         s.once('close', () => this.h2Sessions.delete(s));
+        // Accepted sockets allow half-open: a client's FIN must end the session here.
+        s.socket.once('end', () => s.destroy());
       });
     }
     return this.h2;
@@ -160,6 +163,26 @@ export class HttpProxyFactory implements NetworkFilterFactory {
     socket.resume();
   }
 
+  /** An RPC Auto listener's connection whose first bytes (a view, valid now) are an HTTP/1.x request. */
+  adoptHttp1(conn: Connection, buf: Buffer, start: number, end: number): void {
+    const h = new RawH1Connection(this.env, this.rawH1);
+    conn.setHandler(h);
+    h.attach(conn);
+    h.onData(conn, buf, start, end);
+  }
+
+  /** Same for the HTTP/2 preface: node:http2 takes over the socket; the bytes read so far go to its session. */
+  adoptHttp2(conn: Connection, buf: Buffer, start: number, end: number): void {
+    conn.setHandler(H2_ADOPTED);
+    const socket = conn.socket;
+    this.sniffed = Buffer.from(buf.subarray(start, end));
+    this.h2Server().emit('connection', socket);
+    if (this.sniffed !== null) {
+      this.sniffed = null;
+      socket.destroy();
+    }
+  }
+
   /** Listener drain: h1 keep-alive connections close after their current response, h2 sessions get GOAWAY. */
   onDrain(): void {
     this.env.draining = true;
@@ -168,6 +191,63 @@ export class HttpProxyFactory implements NetworkFilterFactory {
     for (const s of this.h2Sessions) s.close();
   }
 }
+
+// ---- HTTP on RPC `Auto` listeners: MOSN's Auto detects HTTP too; its requests are routed with
+// the listener's router config, forwarded with the request's own protocol, default limits.
+
+/** A Connection whose socket node:http2 took over: only the client's FIN matters (the socket is half-open capable). */
+const H2_ADOPTED: ConnectionHandler = {
+  onData() {},
+  onEnd(conn: Connection) {
+    conn.socket.destroy();
+  },
+  onClose() {},
+  onHighWatermark() {},
+  onLowWatermark() {},
+};
+
+/** One HTTP factory per Auto listener snapshot (its context), made on the first HTTP connection. */
+const autoFactories = new WeakMap<ListenerContext, HttpProxyFactory | null>();
+
+function autoFactory(owner: AutoOwner): HttpProxyFactory | null {
+  let f = autoFactories.get(owner.ctx);
+  if (f === undefined) {
+    const name = owner.config.routerConfigName;
+    const rc = owner.ctx.routers?.find((r) => r.name === name);
+    const cfg: HttpProxyConfig = {
+      ...HTTP_DEFAULTS,
+      family: 'http',
+      routerConfigName: name,
+      downstream: 'auto',
+      upstream: 'auto',
+      h2MaxHeaderListSize: HTTP_DEFAULTS.maxHeaderSize,
+      generateRequestId: true,
+    };
+    f = rc === undefined ? null : new HttpProxyFactory(cfg, owner.ctx, rc);
+    autoFactories.set(owner.ctx, f);
+  }
+  return f;
+}
+
+onAutoDrain((ctx) => {
+  const f = autoFactories.get(ctx);
+  if (f !== undefined && f !== null) f.onDrain();
+});
+
+setAutoHandoff(Sniffed.Http1, (conn, buf, start, end, owner) => {
+  const f = autoFactory(owner);
+  if (f === null) return false;
+  f.adoptHttp1(conn, buf, start, end);
+  return true;
+});
+
+setAutoHandoff(Sniffed.Http2, (conn, buf, start, end, owner) => {
+  const f = autoFactory(owner);
+  // node:http2 takes the socket's handle: only for a plain socket read through the shared chunk.
+  if (f === null || conn.streamMode) return false;
+  f.adoptHttp2(conn, buf, start, end);
+  return true;
+});
 
 function build(config: Readonly<Record<string, unknown>>, ctx: ListenerContext): NetworkFilterFactory {
   const cfg = config as unknown as HttpProxyConfig;

@@ -25,6 +25,7 @@
 import { isMainThread, workerData } from 'node:worker_threads';
 import { createLogger, type LogLevelName } from '../log';
 import type { Connection } from '../network/connection';
+import type { ListenerContext } from '../filters/network/types';
 import type { XCodec } from '../protocol/types';
 import { LISTENER_STATS } from '../stats/layout';
 
@@ -89,11 +90,17 @@ export function sniff(buf: Buffer, start: number, end: number, codecs: readonly 
   return open && end - start < MAX_SNIFF ? Sniffed.NeedMore : Sniffed.Unknown;
 }
 
+/** The Auto listener handing a connection over: its context and router config name. */
+export interface AutoOwner {
+  readonly ctx: ListenerContext;
+  readonly config: { readonly routerConfigName: string };
+}
+
 /**
  * Takes over a connection whose first bytes are buf[start, end) (not consumed: the handler
  * must process them as the connection's first read). Returns false when it cannot.
  */
-export type AutoHandoff = (conn: Connection, buf: Buffer, start: number, end: number) => boolean;
+export type AutoHandoff = (conn: Connection, buf: Buffer, start: number, end: number, owner: AutoOwner) => boolean;
 
 const handoffs = new Map<Sniffed, AutoHandoff>();
 
@@ -108,6 +115,18 @@ export function setAutoHandoff(kind: Sniffed.Http1 | Sniffed.Http2 | Sniffed.Tls
 
 export function autoHandoff(kind: Sniffed): AutoHandoff | undefined {
   return handoffs.get(kind);
+}
+
+const drainHooks: ((ctx: ListenerContext) => void)[] = [];
+
+/** Lets a family that took connections from Auto listeners drain them with the listener. */
+export function onAutoDrain(h: (ctx: ListenerContext) => void): void {
+  drainHooks.push(h);
+}
+
+/** An Auto listener drains: tells the families it handed connections to. */
+export function autoDrain(ctx: ListenerContext): void {
+  for (const h of drainHooks) h(ctx);
 }
 
 /** A filter factory that can take a connection together with bytes already read from it (tcp_proxy). */

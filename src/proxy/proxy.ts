@@ -34,7 +34,7 @@ import { C, L } from '../stats/layout';
 import { FrameReader, type FrameSink } from '../stream/frame-reader';
 import { hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
 import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
-import { acceptsInitialBytes, AUTO_FALLBACK, AUTO_REJECTED, autoHandoff, MAX_SNIFF, proxyLog, sniff, Sniffed, sniffResult, SNIFFED_NAMES } from './detect';
+import { acceptsInitialBytes, AUTO_FALLBACK, AUTO_REJECTED, autoDrain, autoHandoff, MAX_SNIFF, proxyLog, sniff, Sniffed, sniffResult, SNIFFED_NAMES } from './detect';
 import { proxyFamilyForNormalized } from './families';
 import '../protocol/bolt/xcodec';
 import '../protocol/dubbo/xcodec';
@@ -50,6 +50,13 @@ export class RpcProxyFactory implements NetworkFilterFactory {
   readonly candidates: readonly XCodec[];
   readonly upstreamCodec: XCodec | null;
   readonly settings: PoolSettings;
+  /** Listener drain: connections handed to other families (HTTP) close gracefully too. */
+  onDrain(): void {
+    if (this.detectsAll) autoDrain(this.ctx);
+  }
+
+  /** `Auto`: every protocol Outrigger knows is detected, HTTP included (handed to the HTTP proxy). */
+  readonly detectsAll: boolean = false;
   /** MOSN fallback_for_unknown_protocol: the chain's tcp_proxy (set by the listener). */
   fallback: NetworkFilterFactory | null = null;
   private readonly codecSettings = new Map<string, PoolSettings>();
@@ -67,7 +74,8 @@ export class RpcProxyFactory implements NetworkFilterFactory {
       this.candidates = [this.fixedCodec];
     } else {
       this.fixedCodec = null;
-      this.candidates = downs.length === 0 || downs.includes('auto') ? allCodecs() : downs.map((d) => getCodec(d) as XCodec);
+      this.detectsAll = downs.length === 0 || downs.includes('auto');
+      this.candidates = this.detectsAll ? allCodecs() : downs.map((d) => getCodec(d) as XCodec);
     }
     this.upstreamCodec = config.upstreamProtocol ? (getCodec(config.upstreamProtocol) ?? null) : null;
     this.settings = {
@@ -165,8 +173,9 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       return null;
     }
     // Not ours: HTTP / TLS handlers registered by other families, else the TCP fallback, else close.
-    const h = autoHandoff(kind);
-    if (h !== undefined && h(this.down, buf, start, end)) return null;
+    // HTTP goes to the HTTP proxy (same routers) when the listener detects every protocol (Auto).
+    const h = this.f.detectsAll ? autoHandoff(kind) : undefined;
+    if (h !== undefined && h(this.down, buf, start, end, this.f)) return null;
     const fb = this.f.fallback;
     if (fb !== null && acceptsInitialBytes(fb)) {
       this.counters[this.lb + AUTO_FALLBACK]++;
