@@ -16,7 +16,7 @@ if ! scripts/install-peers.sh; then
 fi
 
 # Bounded: the quick run takes about 2.5 minutes; give up after 10.
-timeout --kill-after=10 600 npm run --silent bench -- ${BENCH_WORKLOADS:-tcp-bulk tcp-rr bolt tls-handshake} --quick --peers "$PEERS" --out "$OUT"
+timeout --kill-after=10 600 npm run --silent bench -- ${BENCH_WORKLOADS:-tcp-bulk tcp-rr bolt tls-handshake http1} --quick --peers "$PEERS" --out "$OUT"
 rc=$?
 if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
   echo "ci-bench: timed out" >&2
