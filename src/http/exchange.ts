@@ -192,6 +192,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       return;
     }
     this.cluster = cluster;
+    // The upstream header set (a new object: hop-by-hop out, ops applied; the downstream's stays intact for matching and logs).
     const headers = endToEnd(this.down.headers);
     delete headers['host'];
     // 100-continue is answered by the downstream side (node:http or h1/downstream.ts), not passed on.

@@ -310,6 +310,8 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     }
     this.phase = this.hasBody ? Phase.Body : Phase.Wait;
     if (this.hasBody && cfg.requestTimeoutMs > 0) deadlines().arm(this, Date.now() + cfg.requestTimeoutMs - (performance.now() - this.headStart));
+    // One Exchange per request: the request's own state (route, attempts, timers) outlives
+    // this read callback; everything per connection lives on this object instead.
     const x = new Exchange(env, this);
     this.exchange = x;
     x.start();
