@@ -3,8 +3,9 @@
  * do for us and the raw engine now does itself — pipelining, chunked bodies both ways with
  * trailers, 100-continue, HTTP/1.0 clients, HEAD/204/304 framing, big bodies with backpressure,
  * slow bodies, clients that vanish, garbage — with curl and node:http as the real peers.
- * The same checks run in Auto mode (sniffed, stream-mode reads) and with the node:http engine
- * (OUTRIGGER_H1_DOWNSTREAM=node) where both must agree.
+ * The same checks run in Auto mode (sniffed, stream-mode reads), with the node:http engine
+ * (OUTRIGGER_H1_DOWNSTREAM=node) and with both library engines (+ OUTRIGGER_H1_UPSTREAM=undici):
+ * every engine must give the same answers.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -86,6 +87,7 @@ const MODES: readonly [string, { downstream?: string; env?: NodeJS.ProcessEnv }]
   ['raw engine, Http1', {}],
   ['raw engine, Auto (sniffed)', { downstream: 'Auto' }],
   ['node:http engine', { env: { OUTRIGGER_H1_DOWNSTREAM: 'node' } }],
+  ['library engines (node:http + undici)', { env: { OUTRIGGER_H1_DOWNSTREAM: 'node', OUTRIGGER_H1_UPSTREAM: 'undici' } }],
 ];
 
 for (const [mode, opts] of MODES) {
