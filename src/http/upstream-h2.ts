@@ -5,6 +5,7 @@
  * Per stream: one H2Attempt and six listeners, all module-level functions that find their
  * attempt through a symbol on the stream (no closure per stream).
  */
+import { AsyncResource } from 'node:async_hooks';
 import * as http2 from 'node:http2';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
@@ -55,6 +56,35 @@ function sessionFor(cluster: Cluster, host: Host, windowSize: number): Entry {
   session.unref(); // an idle upstream session must not keep a draining worker alive
   sessions.set(key, e);
   return e;
+}
+
+/**
+ * ClientHttp2Session.request() binds one callback per request with AsyncResource.prototype.bind,
+ * which on Node 20 also wraps a getter and a setter of the deprecated `asyncResource` property
+ * (DEP0172) of the bound function in util.deprecate (a prototype change per wrapper): about a
+ * quarter of the proxy's CPU per HTTP/2 request here. Only around our request() call, bind is
+ * the same async-scope binding without that property; nothing reads the callback node keeps.
+ */
+type BindFn = (this: AsyncResource, fn: (...args: unknown[]) => unknown, thisArg?: unknown) => unknown;
+const asyncResourceProto = AsyncResource.prototype as unknown as { bind: BindFn };
+const nodeBind = asyncResourceProto.bind;
+function scopeBind(this: AsyncResource, fn: (...args: unknown[]) => unknown, thisArg?: unknown): unknown {
+  return thisArg !== undefined ? this.runInAsyncScope.bind(this, fn, thisArg) : boundIn(this, fn);
+}
+function boundIn(r: AsyncResource, fn: (...args: unknown[]) => unknown): unknown {
+  // One closure: the binding itself, as node's own.
+  return function bound(this: unknown, ...args: unknown[]): unknown {
+    return r.runInAsyncScope(fn, this, ...args);
+  };
+}
+
+function request(session: http2.ClientHttp2Session, h: http2.OutgoingHttpHeaders, opts: http2.ClientSessionRequestOptions): http2.ClientHttp2Stream {
+  asyncResourceProto.bind = scopeBind;
+  try {
+    return session.request(h, opts);
+  } finally {
+    asyncResourceProto.bind = nodeBind;
+  }
 }
 
 const kAttempt = Symbol('outrigger.h2Attempt');
@@ -156,7 +186,7 @@ export function startH2(cluster: Cluster, host: Host, windowSize: number, req: U
   if (h['host'] !== undefined) delete h['host'];
   try {
     const body = libraryBody(req.body);
-    const s = entry.session.request(h, body === null ? REQ_END : REQ_BODY);
+    const s = request(entry.session, h, body === null ? REQ_END : REQ_BODY);
     a.attach(s);
     if (body !== null) {
       if (Buffer.isBuffer(body)) s.end(body);
