@@ -4,6 +4,13 @@
  * refused with RST_STREAM REFUSED_STREAM), the initial flow-control window, the header list
  * size and pair count (over it: the stream is reset), invalid frames and rejected streams per
  * session (over it: GOAWAY). An idle session is closed with GOAWAY after idle_timeout.
+ *
+ * Response framing: the head is held until the first body chunk, the end or the check phase
+ * of this loop turn (one setImmediate per worker, not per stream), whichever comes first. A
+ * response that completes meanwhile (the usual small one: head, one DATA, end in one read) goes
+ * out as HEADERS + DATA(END_STREAM), or HEADERS + DATA + trailers when it has trailers, instead
+ * of always waiting for trailers (an empty DATA frame and a setImmediate inside node per
+ * response). A response still open at the flush waits for trailers as before.
  */
 import * as http2 from 'node:http2';
 import type { Readable } from 'node:stream';
@@ -12,10 +19,60 @@ import type { Headers } from './headers';
 import { HL } from './stats';
 
 const NO_TRAILERS: Headers = {};
+const { NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+// respond() copies its options: shared constants, not an object per response.
+const END_STREAM: http2.ServerStreamResponseOptions = Object.freeze({ endStream: true });
+const OPEN: http2.ServerStreamResponseOptions = Object.freeze({ endStream: false });
+const WAIT_TRAILERS: http2.ServerStreamResponseOptions = Object.freeze({ waitForTrailers: true });
+/** A held body chunk larger than this is sent with the head at once. */
+const HOLD_MAX = 16 * 1024;
+
+const kDown = Symbol('outrigger.h2Downstream');
+type DownStream = http2.ServerHttp2Stream & { [kDown]: H2Downstream };
+
+// Stream listeners: `this` is the stream (EventEmitter calls listeners with the emitter).
+function onStreamClose(this: DownStream): void {
+  this[kDown].onClose();
+}
+function onStreamDrain(this: DownStream): void {
+  const x = this[kDown].x;
+  if (x !== null) x.onDownstreamDrain();
+}
+function onWantTrailers(this: DownStream): void {
+  this.sendTrailers(this[kDown].trailers as http2.OutgoingHttpHeaders);
+}
+function ignoreError(): void {}
+
+/** Downstreams whose head is held until the check phase (see the file comment). */
+let held: H2Downstream[] = [];
+let spare: H2Downstream[] = [];
+let flushScheduled = false;
+
+function flushHeld(): void {
+  flushScheduled = false;
+  const list = held;
+  held = spare;
+  spare = list;
+  for (let i = 0; i < list.length; i++) {
+    const d = list[i];
+    try {
+      d.flushHead();
+    } catch {
+      // A head node:http2 refuses (an invalid header value): this stream only, not the rest.
+      d.reset();
+    }
+  }
+  list.length = 0;
+}
+
+function hasKeys(h: Headers): boolean {
+  for (const _ in h) return true;
+  return false;
+}
 
 /**
  * One HTTP/2 stream as the exchange's downstream, on the core stream API (no compat
- * request/response objects): one adapter object and its two listeners per stream.
+ * request/response objects): one adapter object per stream, listeners shared by all streams.
  */
 class H2Downstream implements Downstream {
   readonly h2 = true;
@@ -25,13 +82,18 @@ class H2Downstream implements Downstream {
   readonly httpMinor = 1;
   readonly headerCount: number;
   readonly hasBody: boolean;
+  x: Exchange | null = null;
+  trailers: Headers = NO_TRAILERS;
   private sent = false;
-  private trailers: Headers = NO_TRAILERS;
-  private x: Exchange | null = null;
+  /** The response head not yet given to the stream (see the file comment). */
+  private head: Headers | null = null;
+  /** A body chunk held with the head (a copy: the caller's view may be transient). */
+  private chunk: Buffer | null = null;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
     readonly headers: Headers,
+    private readonly env: HttpEnv,
   ) {
     this.method = String(headers[':method'] ?? 'GET');
     this.url = String(headers[':path'] ?? '/');
@@ -41,27 +103,25 @@ class H2Downstream implements Downstream {
     this.hasBody = !stream.endAfterHeaders;
   }
 
-  run(env: HttpEnv): void {
-    const x = new Exchange(env, this);
+  run(): void {
+    const x = new Exchange(this.env, this);
     this.x = x;
-    const st = this.stream;
-    st.once('close', this.onClose);
-    st.on('drain', this.onDrain);
-    st.on('wantTrailers', this.onWantTrailers);
+    const st = this.stream as DownStream;
+    st[kDown] = this;
+    st.on('error', ignoreError);
+    st.on('close', onStreamClose);
+    st.on('drain', onStreamDrain);
     x.start();
   }
 
-  private readonly onClose = (): void => {
+  onClose(): void {
+    this.head = null;
+    this.chunk = null;
+    const st = this.stream;
+    // nghttp2 refuses streams over the concurrency limit itself; those Node sees end here.
+    if (st.rstCode === NGHTTP2_REFUSED_STREAM) this.env.ctx.counters[this.env.ctx.base + HL.H2_REFUSED_STREAM]++;
     if (this.x !== null) this.x.onDownstreamClose();
-  };
-
-  private readonly onDrain = (): void => {
-    if (this.x !== null) this.x.onDownstreamDrain();
-  };
-
-  private readonly onWantTrailers = (): void => {
-    this.stream.sendTrailers(this.trailers as http2.OutgoingHttpHeaders);
-  };
+  }
 
   body(): Readable {
     return this.stream;
@@ -76,14 +136,47 @@ class H2Downstream implements Downstream {
     if (st.destroyed || st.closed) return;
     this.sent = true;
     headers[':status'] = String(status);
-    st.respond(headers as http2.OutgoingHttpHeaders, end ? { endStream: true } : { waitForTrailers: true });
+    if (end) {
+      st.respond(headers as http2.OutgoingHttpHeaders, END_STREAM);
+      return;
+    }
+    this.head = headers;
+    held.push(this);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushHeld);
+    }
+  }
+
+  /** Gives a held head (and chunk) to the stream, waiting for trailers: the end is not known yet. */
+  flushHead(): void {
+    const head = this.head;
+    if (head === null) return;
+    this.head = null;
+    const st = this.stream;
+    if (st.destroyed || st.closed) return;
+    st.on('wantTrailers', onWantTrailers);
+    st.respond(head as http2.OutgoingHttpHeaders, WAIT_TRAILERS);
+    const c = this.chunk;
+    if (c !== null) {
+      this.chunk = null;
+      st.write(c);
+    }
   }
 
   write(chunk: Buffer): boolean {
     const st = this.stream;
     if (st.destroyed) return true;
     // The chunk may be a view of a reused read buffer; the stream queues what it cannot send now.
-    return st.write(Buffer.from(chunk));
+    const copy = Buffer.from(chunk);
+    if (this.head !== null) {
+      if (this.chunk === null && copy.length <= HOLD_MAX) {
+        this.chunk = copy;
+        return true;
+      }
+      this.flushHead();
+    }
+    return st.write(copy);
   }
 
   end(trailers: Headers | null): void {
@@ -94,13 +187,34 @@ class H2Downstream implements Downstream {
       this.respond(200, { ...(trailers ?? {}) }, true);
       return;
     }
+    const head = this.head;
+    if (head !== null) {
+      // The whole response is known: trailers only when there are some.
+      this.head = null;
+      const c = this.chunk;
+      this.chunk = null;
+      if (st.closed) return;
+      if (trailers !== null && hasKeys(trailers)) {
+        this.trailers = trailers;
+        st.on('wantTrailers', onWantTrailers);
+        st.respond(head as http2.OutgoingHttpHeaders, WAIT_TRAILERS);
+        if (c !== null) st.end(c);
+        else st.end();
+      } else if (c !== null) {
+        st.respond(head as http2.OutgoingHttpHeaders, OPEN);
+        st.end(c);
+      } else st.respond(head as http2.OutgoingHttpHeaders, END_STREAM);
+      return;
+    }
     if (trailers !== null) this.trailers = trailers;
     st.end();
   }
 
   reset(): void {
+    this.head = null;
+    this.chunk = null;
     const st = this.stream;
-    if (!st.destroyed) st.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    if (!st.destroyed) st.close(NGHTTP2_INTERNAL_ERROR);
   }
 }
 
@@ -120,9 +234,11 @@ export function createH2Server(env: HttpEnv): http2.Http2Server {
     maxSessionRejectedStreams: 100,
     maxSessionMemory: 32,
   });
-  server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => new H2Downstream(stream, headers as Headers).run(env));
+  server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => new H2Downstream(stream, headers as Headers, env).run());
   server.on('session', (session: http2.ServerHttp2Session) => {
     session.on('error', () => {});
+    // The connection window as large as one stream's: request bodies need fewer WINDOW_UPDATEs.
+    if (cfg.h2InitialWindowSize > 65_535) session.setLocalWindowSize(cfg.h2InitialWindowSize);
     if (cfg.idleTimeoutMs > 0) {
       session.setTimeout(cfg.idleTimeoutMs, () => {
         c[base + HL.H2_GOAWAY_SENT]++;
@@ -130,14 +246,6 @@ export function createH2Server(env: HttpEnv): http2.Http2Server {
       });
     }
     session.on('frameError', () => c[base + HL.H2_RST_SENT]++);
-    const s = session as http2.ServerHttp2Session & { on(e: 'stream', l: (st: http2.ServerHttp2Stream) => void): unknown };
-    s.on('stream', (st: http2.ServerHttp2Stream) => {
-      st.on('error', () => {});
-      st.once('close', () => {
-        const code = st.rstCode;
-        if (code === http2.constants.NGHTTP2_REFUSED_STREAM) c[base + HL.H2_REFUSED_STREAM]++;
-      });
-    });
   });
   server.on('sessionError', () => c[base + HL.H2_GOAWAY_SENT]++);
   return server;

@@ -1,7 +1,11 @@
 /**
  * HTTP/2 upstream (h2c, prior knowledge): one multiplexed session per (cluster, host) per
  * worker, replaced when it closes, errors or receives GOAWAY. Requests are streams on it.
+ *
+ * Per stream: one H2Attempt and six listeners, all module-level functions that find their
+ * attempt through a symbol on the stream (no closure per stream).
  */
+import { AsyncResource } from 'node:async_hooks';
 import * as http2 from 'node:http2';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
@@ -10,6 +14,11 @@ import { FailKind, isConnectError, libraryBody, type UpstreamAttempt, type Upstr
 
 const { NGHTTP2_CANCEL } = http2.constants;
 const END_STREAM = 0x1;
+/** Session receive window floor: the stream window, so the connection window never limits one stream. */
+const MIN_SESSION_WINDOW = 65_535;
+// request() copies its options: shared constants, not an object per request.
+const REQ_END: http2.ClientSessionRequestOptions = Object.freeze({ endStream: true });
+const REQ_BODY: http2.ClientSessionRequestOptions = Object.freeze({ endStream: false });
 
 interface Entry {
   session: http2.ClientHttp2Session;
@@ -32,7 +41,7 @@ function sessionFor(cluster: Cluster, host: Host, windowSize: number): Entry {
   };
   session.once('connect', () => {
     e.connected = true;
-    session.setLocalWindowSize(Math.max(windowSize, 65_535));
+    session.setLocalWindowSize(Math.max(windowSize, MIN_SESSION_WINDOW));
   });
   session.on('error', drop);
   session.once('close', drop);
@@ -49,46 +58,98 @@ function sessionFor(cluster: Cluster, host: Host, windowSize: number): Entry {
   return e;
 }
 
+/**
+ * ClientHttp2Session.request() binds one callback per request with AsyncResource.prototype.bind,
+ * which on Node 20 also wraps a getter and a setter of the deprecated `asyncResource` property
+ * (DEP0172) of the bound function in util.deprecate (a prototype change per wrapper): about a
+ * quarter of the proxy's CPU per HTTP/2 request here. Only around our request() call, bind is
+ * the same async-scope binding without that property; nothing reads the callback node keeps.
+ */
+type BindFn = (this: AsyncResource, fn: (...args: unknown[]) => unknown, thisArg?: unknown) => unknown;
+const asyncResourceProto = AsyncResource.prototype as unknown as { bind: BindFn };
+const nodeBind = asyncResourceProto.bind;
+function scopeBind(this: AsyncResource, fn: (...args: unknown[]) => unknown, thisArg?: unknown): unknown {
+  return thisArg !== undefined ? this.runInAsyncScope.bind(this, fn, thisArg) : boundIn(this, fn);
+}
+function boundIn(r: AsyncResource, fn: (...args: unknown[]) => unknown): unknown {
+  // One closure: the binding itself, as node's own.
+  return function bound(this: unknown, ...args: unknown[]): unknown {
+    return r.runInAsyncScope(fn, this, ...args);
+  };
+}
+
+function request(session: http2.ClientHttp2Session, h: http2.OutgoingHttpHeaders, opts: http2.ClientSessionRequestOptions): http2.ClientHttp2Stream {
+  asyncResourceProto.bind = scopeBind;
+  try {
+    return session.request(h, opts);
+  } finally {
+    asyncResourceProto.bind = nodeBind;
+  }
+}
+
+const kAttempt = Symbol('outrigger.h2Attempt');
+type AttemptStream = http2.ClientHttp2Stream & { [kAttempt]: H2Attempt };
+
+// Stream listeners: `this` is the stream (EventEmitter calls listeners with the emitter).
+function onResponse(this: AttemptStream, h: http2.IncomingHttpHeaders, flags: number): void {
+  this[kAttempt].onResponse(h as Headers, flags);
+}
+function onTrailers(this: AttemptStream, t: http2.IncomingHttpHeaders): void {
+  this[kAttempt].trailers = t as Headers;
+}
+function onData(this: AttemptStream, chunk: Buffer): void {
+  const a = this[kAttempt];
+  if (!a.done && !a.sink.onResponseData(chunk)) this.pause();
+}
+function onEnd(this: AttemptStream): void {
+  this[kAttempt].onEnd();
+}
+function onError(this: AttemptStream, err: Error): void {
+  this[kAttempt].fail(err);
+}
+function onClose(this: AttemptStream): void {
+  const a = this[kAttempt];
+  if (!a.done) a.fail(new Error(`upstream stream closed (code ${this.rstCode})`));
+}
+
 class H2Attempt implements UpstreamAttempt {
   stream: http2.ClientHttp2Stream | null = null;
-  private done = false;
+  done = false;
+  trailers: Headers | null = null;
   private gotHeaders = false;
-  private trailers: Headers | null = null;
 
   constructor(
-    private readonly sink: UpstreamSink,
+    readonly sink: UpstreamSink,
     private readonly entry: Entry,
   ) {}
 
   attach(s: http2.ClientHttp2Stream): void {
     this.stream = s;
-    s.on('response', (h: http2.IncomingHttpHeaders, flags: number) => {
-      if (this.done) return;
-      const status = Number(h[':status']);
-      if (status < 200) return;
-      this.gotHeaders = true;
-      this.sink.onResponseHeaders(status, h as Headers, (flags & END_STREAM) !== 0);
-    });
-    s.on('trailers', (t: http2.IncomingHttpHeaders) => {
-      this.trailers = t as Headers;
-    });
-    s.on('data', (chunk: Buffer) => {
-      if (this.done) return;
-      if (!this.sink.onResponseData(chunk)) s.pause();
-    });
-    s.on('end', () => {
-      if (this.done) return;
-      this.done = true;
-      if (!this.gotHeaders) {
-        this.sink.onUpstreamError(FailKind.Reset, new Error('upstream stream ended without a response'));
-        return;
-      }
-      this.sink.onResponseEnd(this.trailers);
-    });
-    s.on('error', (err: Error) => this.fail(err));
-    s.on('close', () => {
-      if (!this.done) this.fail(new Error(`upstream stream closed (code ${s.rstCode})`));
-    });
+    (s as AttemptStream)[kAttempt] = this;
+    s.on('response', onResponse);
+    s.on('trailers', onTrailers);
+    s.on('data', onData);
+    s.on('end', onEnd);
+    s.on('error', onError);
+    s.on('close', onClose);
+  }
+
+  onResponse(h: Headers, flags: number): void {
+    if (this.done) return;
+    const status = Number(h[':status']);
+    if (status < 200) return;
+    this.gotHeaders = true;
+    this.sink.onResponseHeaders(status, h, (flags & END_STREAM) !== 0);
+  }
+
+  onEnd(): void {
+    if (this.done) return;
+    this.done = true;
+    if (!this.gotHeaders) {
+      this.sink.onUpstreamError(FailKind.Reset, new Error('upstream stream ended without a response'));
+      return;
+    }
+    this.sink.onResponseEnd(this.trailers);
   }
 
   fail(err: Error): void {
@@ -109,18 +170,23 @@ class H2Attempt implements UpstreamAttempt {
   }
 }
 
+/**
+ * Starts one request on the (cluster, host) session. `req.headers` become the stream's
+ * headers: the exchange hands each attempt headers of its own (a copy per attempt when it may
+ * retry), so the pseudo-headers are added in place rather than to another copy.
+ */
 export function startH2(cluster: Cluster, host: Host, windowSize: number, req: UpstreamRequest, sink: UpstreamSink, scheme = 'http'): UpstreamAttempt {
   const entry = sessionFor(cluster, host, windowSize);
   const a = new H2Attempt(sink, entry);
-  const h: http2.OutgoingHttpHeaders = { ...(req.headers as http2.OutgoingHttpHeaders) };
+  const h = req.headers as http2.OutgoingHttpHeaders;
   h[':method'] = req.method;
   h[':path'] = req.path;
   h[':authority'] = req.authority;
   h[':scheme'] = scheme;
-  delete h['host'];
+  if (h['host'] !== undefined) delete h['host'];
   try {
     const body = libraryBody(req.body);
-    const s = entry.session.request(h, { endStream: body === null });
+    const s = request(entry.session, h, body === null ? REQ_END : REQ_BODY);
     a.attach(s);
     if (body !== null) {
       if (Buffer.isBuffer(body)) s.end(body);
