@@ -341,26 +341,39 @@ const nodeHttpProxy: PeerDef = {
 };
 
 /**
- * The HTTP/1.1 downstream candidate of issue #4: uWebSockets.js in front of Outrigger's raw
- * upstream pool (the same upstream code as the `outrigger` peer), one process, http1 only.
+ * The HTTP/1.1 downstream candidate of issue #4: uWebSockets.js in front of Outrigger (one
+ * process, http1 only). `outrigger-uws`: every request through the same Exchange as the
+ * `outrigger` peer (routing, stats, histograms, request ids, timeouts) — the like-for-like
+ * comparison; `outrigger-uws-min` (UWS_FRONT_MINIMAL=1): uWS straight to the raw upstream pool.
  */
-const outriggerUws: PeerDef = {
-  name: 'outrigger-uws',
-  description:
-    "uWS downstream + Outrigger's raw upstream pool (the candidate the issue asks to measure): one process, " +
-    'uWebSockets.js app.any + startRawH1 (64 connections) to the backend; http1 only',
-  unavailable: () => {
-    if (!npmVersion('uWebSockets.js')) return 'npm package uWebSockets.js not installed (npm install)';
-    const main = path.join(DIST_BENCH, 'peers', 'uws-front-main.js');
-    return fs.existsSync(main) ? undefined : `${main} not built`;
-  },
-  unsupported: (mode) => (mode === 'http1' ? undefined : 'n/a: outrigger-uws compares HTTP/1.1 downstreams only (uWS has no HTTP/2 and no raw TCP)'),
-  version: () => `uWebSockets.js ${npmVersion('uWebSockets.js') ?? '?'}, node ${process.version}`,
-  async start(t) {
-    const port = await freePort();
-    return launch('outrigger-uws', process.execPath, [path.join(DIST_BENCH, 'peers', 'uws-front-main.js'), String(port), String(t.backendPort)], port, REPO_ROOT);
-  },
-};
+function uwsPeer(name: string, description: string, env?: NodeJS.ProcessEnv): PeerDef {
+  return {
+    name,
+    description,
+    unavailable: () => {
+      if (!npmVersion('uWebSockets.js')) return 'npm package uWebSockets.js not installed (npm install)';
+      const main = path.join(DIST_BENCH, 'peers', 'uws-front-main.js');
+      return fs.existsSync(main) ? undefined : `${main} not built`;
+    },
+    unsupported: (mode) => (mode === 'http1' ? undefined : `n/a: ${name} compares HTTP/1.1 downstreams only (uWS has no HTTP/2 and no raw TCP)`),
+    version: () => `uWebSockets.js ${npmVersion('uWebSockets.js') ?? '?'}, node ${process.version}`,
+    async start(t) {
+      const port = await freePort();
+      return launch(name, process.execPath, [path.join(DIST_BENCH, 'peers', 'uws-front-main.js'), String(port), String(t.backendPort)], port, REPO_ROOT, 10_000, env);
+    },
+  };
+}
+const outriggerUws = uwsPeer(
+  'outrigger-uws',
+  "uWS downstream + Outrigger's Exchange and raw upstream pool (the candidate the issue asks to measure, like for like): " +
+    'one process, uWebSockets.js app.any -> the same Exchange (routing, stats, histograms, x-request-id) -> startH1; http1 only',
+);
+const outriggerUwsMin = uwsPeer(
+  'outrigger-uws-min',
+  "uWS downstream + Outrigger's raw upstream pool, no Exchange (no routing, stats, histograms, request ids): " +
+    'one process, uWebSockets.js app.any + startRawH1 (64 connections) to the backend; http1 only',
+  { UWS_FRONT_MINIMAL: '1' },
+);
 
 /** Delay per chunk of the test-only slow relay, ms (SLOW_RELAY_DELAY_MS). */
 const slowRelay: PeerDef = {
@@ -382,7 +395,7 @@ const slowRelay: PeerDef = {
   },
 };
 
-export const PEERS: PeerDef[] = [outrigger, outriggerCork, outriggerFallback, outriggerLibH1, outriggerRef, haproxy, nginx, envoy, direct, nodeTls, nodeHttpProxy, outriggerUws, slowRelay];
+export const PEERS: PeerDef[] = [outrigger, outriggerCork, outriggerFallback, outriggerLibH1, outriggerRef, haproxy, nginx, envoy, direct, nodeTls, nodeHttpProxy, outriggerUws, outriggerUwsMin, slowRelay];
 export const DEFAULT_PEERS = ['outrigger', 'haproxy', 'nginx', 'envoy', 'direct'];
 
 export function peerByName(name: string): PeerDef | undefined {
