@@ -3,6 +3,7 @@
  * pinned worker threads, pushes immutable config snapshots to them, runs the admin server,
  * and drains on SIGTERM. It never touches a data-path connection.
  */
+import { allowedCpus } from './worker/cpus';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -94,10 +95,10 @@ export class Sidecar {
         }
       }
     }
-    const ncpu = os.availableParallelism();
+    const cpus = allowedCpus();
     for (let i = 0; i < this.nWorkers; i++) {
-      // Pin each worker to its own CPU when there are enough of them.
-      this.slots.push({ id: i, cpu: this.nWorkers <= ncpu ? i : -1, worker: null, statsKey: '', restarts: 0, appliedVersion: 0, pinned: false });
+      // Pin each worker to its own CPU of the process's affinity mask when there are enough of them.
+      this.slots.push({ id: i, cpu: this.nWorkers <= cpus.length ? cpus[i] : -1, worker: null, statsKey: '', restarts: 0, appliedVersion: 0, pinned: false });
     }
     this.version = 1;
     // The first worker starts alone: in fallback mode it binds the sockets the others share.
