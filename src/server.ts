@@ -3,7 +3,6 @@
  * pinned worker threads, pushes immutable config snapshots to them, runs the admin server,
  * and drains on SIGTERM. It never touches a data-path connection.
  */
-import { allowedCpus } from './worker/cpus';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -14,6 +13,7 @@ import { StatsLayout } from './stats/layout';
 import { StatsHub } from './stats/aggregate';
 import { startAdmin } from './admin/server';
 import { httpRouteStatNamesOf } from './http/route-stats';
+import { allowedCpus } from './worker/cpus';
 import { createLogger, flushLogger, type Logger } from './log';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
 

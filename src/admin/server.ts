@@ -74,18 +74,17 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
   const app = uWS.App();
 
   // A hub first asks the workers for their latest histograms (bounded wait), then reads.
+  const afterRefresh = <T>(hub: StatsHub, read: () => T): T | Promise<T> => {
+    const fresh = hub.refresh();
+    return fresh === null ? read() : fresh.then(read);
+  };
   const statsJson = (): unknown => {
     const hub = deps.stats;
-    if (!(hub instanceof StatsHub)) return hub();
-    const fresh = hub.refresh();
-    return fresh === null ? hub.snapshot() : fresh.then(() => hub.snapshot());
+    return hub instanceof StatsHub ? afterRefresh(hub, () => hub.snapshot()) : hub();
   };
   const statsProm = (): string | Promise<string> => {
     const hub = deps.stats;
-    if (hub instanceof StatsHub) {
-      const fresh = hub.refresh();
-      return fresh === null ? hub.toPrometheus() : fresh.then(() => hub.toPrometheus());
-    }
+    if (hub instanceof StatsHub) return afterRefresh(hub, () => hub.toPrometheus());
     const v = hub();
     return isThenable(v) ? Promise.resolve(v).then(snapshotToPrometheus) : snapshotToPrometheus(v);
   };

@@ -15,17 +15,18 @@ import type * as net from 'node:net';
 import type { Readable } from 'node:stream';
 import { Exchange, type Downstream, type HttpEnv } from './exchange';
 import type { Headers } from './headers';
+import { closingReply } from './h1/codec';
 import { HL } from './stats';
 import { tunnel } from './tunnel';
 
-function clientErrorStatus(code: string | undefined): [number, string, number] {
+function clientErrorStatus(code: string | undefined): [number, number] {
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
-      return [431, 'Request Header Fields Too Large', HL.HEADER_OVERFLOW];
+      return [431, HL.HEADER_OVERFLOW];
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return [408, 'Request Timeout', HL.REQUEST_TIMEOUT];
+      return [408, HL.REQUEST_TIMEOUT];
     default:
-      return [400, 'Bad Request', HL.BAD_REQUEST];
+      return [400, HL.BAD_REQUEST];
   }
 }
 
@@ -114,14 +115,14 @@ export function createH1Server(env: HttpEnv): http.Server {
   // One more than the limit, so that exchange.ts can tell "over the limit" from "at it".
   server.maxHeadersCount = cfg.maxHeaders + 1;
   server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
-    const [status, text, stat] = clientErrorStatus(err.code);
+    const [status, stat] = clientErrorStatus(err.code);
     env.ctx.counters[env.ctx.base + stat]++;
     env.ctx.counters[env.ctx.base + HL.RQ_1XX + 3]++;
     // A request whose body turns out malformed is already on its way upstream (streamed): its
     // response has not started, so it can still be answered 400 (the exchange sees the close).
     const msg = (socket as net.Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
     if (socket.writable && (msg === undefined || msg === null || msg.headersSent !== true)) {
-      socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+      socket.end(closingReply(status));
     } else socket.destroy();
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => tunnel(env, req, socket, head, false));

@@ -11,18 +11,19 @@ import { C, L, R } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
 import { applyOps, ensureRequestId, type Headers } from './headers';
+import { closingReply, headerLines } from './h1/codec';
 import type { HttpEnv } from './exchange';
 import { routeCount, routeRequest } from './route-stats';
 import { HL } from './stats';
 
-function reject(socket: net.Socket, status: number, text: string): void {
-  if (!socket.destroyed) socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+function reject(socket: net.Socket, status: number): void {
+  if (!socket.destroyed) socket.end(closingReply(status));
 }
 
 /** Where a tunnel goes: the routed cluster and host and the request head to send, or a refusal. */
 export type TunnelPlan =
   | { readonly ok: true; readonly route: HttpRoute; readonly cluster: Cluster; readonly host: Host; readonly head: string }
-  | { readonly ok: false; readonly status: number; readonly text: string };
+  | { readonly ok: false; readonly status: number };
 
 /**
  * Routes an Upgrade or CONNECT request (counted here) and builds the head to send upstream.
@@ -36,7 +37,7 @@ export function planTunnel(env: HttpEnv, method: string, url: string, headers: H
   const upgrade = String(headers['upgrade'] ?? '').toLowerCase();
   if (!connect && upgrade === 'h2c') {
     // h2c upgrade is not proxied (use prior knowledge); answer as a plain request would fail.
-    return { ok: false, status: 400, text: 'Bad Request' };
+    return { ok: false, status: 400 };
   }
   const authority = connect ? url : String(headers['host'] ?? '');
   const path = connect ? '/' : url.split('?')[0];
@@ -51,26 +52,20 @@ export function planTunnel(env: HttpEnv, method: string, url: string, headers: H
   const route = vh === null ? null : vh.match({ path, header });
   if (vh === null || route === null || route.direct !== null || route.redirect !== null) {
     c[lb + L.RS_NO_ROUTE]++;
-    return { ok: false, status: 404, text: 'Not Found' };
+    return { ok: false, status: 404 };
   }
   routeRequest(route);
   const cluster = env.ctx.clusters.get(route.pickCluster({ path, header }));
   const host = cluster === undefined ? null : cluster.lb.choose();
   if (cluster === undefined || host === null) {
     c[lb + L.RS_NO_ROUTE]++;
-    return { ok: false, status: 503, text: 'Service Unavailable' };
+    return { ok: false, status: 503 };
   }
   const out: Headers = { ...headers };
   applyOps(out, route.ops, vh.ops, false);
   if (env.cfg.generateRequestId) ensureRequestId(out);
   if (route.hostRewrite !== '') out['host'] = route.hostRewrite;
-  let head = `${method} ${connect ? url : route.rewritePath(url)} HTTP/1.1\r\n`;
-  for (const k in out) {
-    const v = out[k];
-    if (v === undefined) continue;
-    for (const x of Array.isArray(v) ? v : [v]) head += `${k}: ${x}\r\n`;
-  }
-  head += '\r\n';
+  const head = `${method} ${connect ? url : route.rewritePath(url)} HTTP/1.1\r\n${headerLines(out)}\r\n`;
   const cc = cluster.counters;
   const cb = cluster.base;
   cc[cb + C.RQ_TOTAL]++;
@@ -90,7 +85,7 @@ export function tunnel(env: HttpEnv, req: http.IncomingMessage, socket: net.Sock
   }
   const plan = planTunnel(env, req.method ?? 'GET', req.url ?? '/', headers, connect);
   if (!plan.ok) {
-    reject(socket, plan.status, plan.text);
+    reject(socket, plan.status);
     return;
   }
   const { cluster, host } = plan;
@@ -115,7 +110,7 @@ export function tunnel(env: HttpEnv, req: http.IncomingMessage, socket: net.Sock
     if (!connected) {
       cc[cb + C.CX_CONNECT_FAIL]++;
       routeCount(plan.route, R.UPSTREAM_RESET);
-      reject(socket, 503, 'Service Unavailable');
+      reject(socket, 503);
     } else socket.destroy();
   });
   up.once('close', () => {

@@ -20,8 +20,7 @@
  *    heartbeat (an id from the same counter); no answer within `keepaliveTimeoutMs` closes it;
  *  - PendingRequest objects are pooled: the hot path allocates nothing.
  */
-import type * as tls from 'node:tls';
-import { Connection, type ConnectionHandler } from '../network/connection';
+import type { Connection, ConnectionHandler } from '../network/connection';
 import { ErrorKind, type XCodec, type XFrame } from '../protocol/types';
 import { C } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
@@ -114,12 +113,8 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
   ) {
     this.reader = new FrameReader(codec, pool.settings.maxFrameSize);
     const cl = pool.cluster;
-    cl.counters[cl.base + C.CX_TOTAL]++;
-    cl.counters[cl.base + C.CX_ACTIVE]++;
     // A cluster with a tls_context gets TLS (SNI, CA verification, client certificate) here too.
-    const t = cl.tls;
-    this.conn = Connection.connect(pool.host.host, pool.host.port, this, cl.bufferLimit, cl.connectTimeoutMs, t !== null ? t.options(pool.host.host) : undefined);
-    if (t !== null) t.track(this.conn.socket as tls.TLSSocket);
+    this.conn = cl.connect(pool.host, this, cl.connectTimeoutMs);
   }
 
   get pendingCount(): number {

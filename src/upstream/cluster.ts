@@ -3,7 +3,9 @@
  * from an immutable config snapshot; a new snapshot builds a new ClusterManager, and live
  * sessions keep the Cluster objects they already hold.
  */
+import type * as tls from 'node:tls';
 import type { ClusterConfig } from '../config/types';
+import { Connection, type ConnectionHandler } from '../network/connection';
 import { C } from '../stats/layout';
 import { ClientTls } from '../tls/client';
 import { createLoadBalancer, Host, type LoadBalancer } from './lb';
@@ -41,6 +43,19 @@ export class Cluster {
     if (t === undefined) this.tls = null;
     else if (previous && previous.tls !== null && JSON.stringify(previous.tls.config) === JSON.stringify(t)) this.tls = previous.tls;
     else this.tls = new ClientTls(config.name, t, counters, base);
+  }
+
+  /**
+   * Opens an upstream connection to `host`, counted in upstream_cx_total/active, with TLS
+   * origination (SNI, verification, client certificate) when the cluster has a tls_context.
+   */
+  connect(host: Host, handler: ConnectionHandler, timeoutMs: number): Connection {
+    this.counters[this.base + C.CX_TOTAL]++;
+    this.counters[this.base + C.CX_ACTIVE]++;
+    const t = this.tls;
+    const conn = Connection.connect(host.host, host.port, handler, this.bufferLimit, timeoutMs, t !== null ? t.options(host.host) : undefined);
+    if (t !== null) t.track(conn.socket as tls.TLSSocket);
+    return conn;
   }
 
   /** Current active upstream connections of this worker to the cluster. */

@@ -1020,7 +1020,8 @@ const CRLF_BYTES = Buffer.from('\r\n', 'latin1');
 // Encoding
 
 /** "name: value\r\n" lines for every defined header (a list gives one line per element). */
-function headerLines(headers: Headers): string {
+/** "name: value\r\n" for every header (a list as repeated lines). */
+export function headerLines(headers: Headers): string {
   let s = '';
   for (const k in headers) {
     const v = headers[k];
@@ -1040,10 +1041,18 @@ export function requestHead(method: string, target: string, host: string, header
 const STATUS_LINES: string[] = [];
 for (let s = 100; s < 600; s++) STATUS_LINES[s - 100] = `HTTP/1.1 ${s} ${STATUS_CODES[s] ?? 'Unknown'}\r\n`;
 
+function statusLine(status: number): string {
+  return status >= 100 && status < 600 ? STATUS_LINES[status - 100] : `HTTP/1.1 ${status} Unknown\r\n`;
+}
+
 /** "HTTP/1.1 <status> <reason>\r\n<headers><extra>\r\n" (reason from node:http STATUS_CODES, "Unknown" else). */
 export function responseHead(status: number, headers: Headers, extra: string): string {
-  const line = status >= 100 && status < 600 ? STATUS_LINES[status - 100] : `HTTP/1.1 ${status} Unknown\r\n`;
-  return line + headerLines(headers) + extra + '\r\n';
+  return statusLine(status) + headerLines(headers) + extra + '\r\n';
+}
+
+/** A bodiless reply after which the connection closes (errors, refused tunnels): `extra` lines go before the framing. */
+export function closingReply(status: number, extra = ''): string {
+  return statusLine(status) + extra + 'content-length: 0\r\nconnection: close\r\n\r\n';
 }
 
 /** Chunk framing: "<hex len>\r\n" for a chunk of n bytes; the caller writes the payload then "\r\n". */

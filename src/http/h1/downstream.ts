@@ -26,7 +26,7 @@ import { Exchange, type Downstream, type HttpEnv } from '../exchange';
 import type { Headers } from '../headers';
 import { HL } from '../stats';
 import type { BodySink, BodySource } from '../upstream';
-import { BodyKind, chunkHeader, ChunkedDecoder, HeadParser, LAST_CHUNK, responseHead, type ChunkSink } from './codec';
+import { BodyKind, chunkHeader, ChunkedDecoder, closingReply, HeadParser, headerLines, LAST_CHUNK, responseHead, type ChunkSink } from './codec';
 import { rawTunnel } from './tunnel';
 
 const enum Phase {
@@ -44,21 +44,13 @@ const CRLF = Buffer.from('\r\n');
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n');
 
 /** Writes a short error reply and closes the connection after it. */
-function errorReply(conn: Connection, status: number, text: string): void {
-  const b = Buffer.from(`HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`, 'latin1');
+function errorReply(conn: Connection, status: number): void {
+  const b = Buffer.from(closingReply(status, 'content-type: text/plain\r\n'), 'latin1');
   conn.write(b, 0, b.length);
   conn.endWrite();
   // Read on (and discard) so that the client's close is seen: a paused socket would linger.
   conn.resumeRead();
 }
-
-const REASONS: Readonly<Record<number, string>> = {
-  400: 'Bad Request',
-  408: 'Request Timeout',
-  431: 'Request Header Fields Too Large',
-  501: 'Not Implemented',
-  505: 'HTTP Version Not Supported',
-};
 
 export class RawH1Connection implements ConnectionHandler, Downstream, BodySource, ChunkSink, DeadlineEntry {
   readonly h2 = false;
@@ -210,7 +202,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     c[base + HL.REQUEST_TIMEOUT]++;
     c[base + HL.RQ_1XX + 3]++;
     this.phase = Phase.Done;
-    errorReply(conn, 408, 'Request Timeout');
+    errorReply(conn, 408);
   }
 
   // ---- the read state machine
@@ -255,13 +247,9 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     const p = this.parser;
     const r = p.parse(data, s, e);
     if (r === 0) {
-      // A partial head (the slow path): headers_timeout runs from its first byte.
-      const elapsed = performance.now() - this.headStart;
-      if (elapsed >= cfg.headersTimeoutMs) {
-        this.timeoutReply(conn);
-        return -1;
-      }
-      if (this.deadline === 0) deadlines().arm(this, Date.now() + cfg.headersTimeoutMs - elapsed);
+      // A partial head (the slow path): headers_timeout runs from its first byte, on the wheel
+      // (an absolute deadline: a client trickling bytes does not push it back).
+      if (this.deadline === 0) deadlines().arm(this, Date.now() + cfg.headersTimeoutMs - (performance.now() - this.headStart));
       this.pending = Buffer.from(data.subarray(s, e));
       return -1;
     }
@@ -272,7 +260,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       c[base + (p.errorStatus === 431 ? HL.HEADER_OVERFLOW : HL.BAD_REQUEST)]++;
       c[base + HL.RQ_1XX + 3 + (p.errorStatus >= 500 ? 1 : 0)]++;
       this.phase = Phase.Done;
-      errorReply(conn, p.errorStatus, REASONS[p.errorStatus] ?? 'Bad Request');
+      errorReply(conn, p.errorStatus);
       return -1;
     }
     // A request: take the parser's results.
@@ -320,15 +308,6 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
 
   /** Delivers body bytes at data[s] to the sink; returns where the body ended (or e), -1 on error. */
   private readBody(data: Buffer, s: number, e: number): number {
-    const rt = this.env.cfg.requestTimeoutMs;
-    if (rt > 0 && !this.sent && performance.now() - this.headStart >= rt) {
-      // A body trickling in slower than request_timeout (the idle timer alone would not fire).
-      const x = this.exchange;
-      this.exchange = null;
-      if (x !== null) x.onDownstreamClose();
-      this.timeoutReply(this.conn as Connection);
-      return -1;
-    }
     const sink = this.sink as BodySink;
     if (this.bodyKind === BodyKind.Length) {
       const n = Math.min(this.bodyLeft, e - s);
@@ -374,7 +353,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     if (k !== null) k.onBodyError(err);
     if (!this.sent) {
       this.env.ctx.counters[this.env.ctx.base + HL.RQ_1XX + 3]++;
-      errorReply(conn, 400, 'Bad Request');
+      errorReply(conn, 400);
     } else conn.destroy();
   }
 
@@ -477,15 +456,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     const conn = this.conn;
     if (conn === null) return;
     if (this.respChunked) {
-      let t = '';
-      if (trailers !== null) {
-        for (const k in trailers) {
-          const v = trailers[k];
-          if (v === undefined) continue;
-          if (Array.isArray(v)) for (let i = 0; i < v.length; i++) t += `${k}: ${v[i]}\r\n`;
-          else t += `${k}: ${v}\r\n`;
-        }
-      }
+      const t = trailers === null ? '' : headerLines(trailers);
       if (t === '') conn.write(LAST_CHUNK, 0, LAST_CHUNK.length);
       else {
         const b = Buffer.from(`0\r\n${t}\r\n`, 'latin1');

@@ -30,8 +30,7 @@
  * for each attempt that fails with ConnectFailure (as it does for the other upstreams).
  */
 import type { Readable } from 'node:stream';
-import type * as tls from 'node:tls';
-import { Connection, type ConnectionHandler } from '../../network/connection';
+import type { Connection, ConnectionHandler } from '../../network/connection';
 import { C } from '../../stats/layout';
 import type { Cluster } from '../../upstream/cluster';
 import type { Host } from '../../upstream/lb';
@@ -305,13 +304,7 @@ class H1Conn implements ConnectionHandler, ChunkSink {
     pool.count++;
     live.add(this);
     const cl = pool.cluster;
-    cl.counters[cl.base + C.CX_TOTAL]++;
-    cl.counters[cl.base + C.CX_ACTIVE]++;
-    const host = pool.host;
-    const t = cl.tls;
-    const timeout = cl.connectTimeoutMs > 0 ? cl.connectTimeoutMs : DEFAULT_CONNECT_TIMEOUT_MS;
-    this.conn = Connection.connect(host.host, host.port, this, cl.bufferLimit, timeout, t !== null ? t.options(host.host) : undefined);
-    if (t !== null) t.track(this.conn.socket as tls.TLSSocket);
+    this.conn = cl.connect(pool.host, this, cl.connectTimeoutMs > 0 ? cl.connectTimeoutMs : DEFAULT_CONNECT_TIMEOUT_MS);
   }
 
   /** Binds an attempt and writes its request (the connection is open and idle). */

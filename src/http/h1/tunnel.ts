@@ -13,9 +13,10 @@ import type { HttpEnv } from '../exchange';
 import type { Headers } from '../headers';
 import { routeCount } from '../route-stats';
 import { planTunnel } from '../tunnel';
+import { closingReply } from './codec';
 
-function refuse(conn: Connection, status: number, text: string): void {
-  const b = Buffer.from(`HTTP/1.1 ${status} ${text}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`, 'latin1');
+function refuse(conn: Connection, status: number): void {
+  const b = Buffer.from(closingReply(status), 'latin1');
   conn.write(b, 0, b.length);
   conn.endWrite();
 }
@@ -98,7 +99,7 @@ class Tunnel {
         cc[cb + C.CX_CONNECT_FAIL]++;
         routeCount(this.route, R.UPSTREAM_RESET);
         const d = this.down.conn as Connection;
-        if (d.state !== 'closed') refuse(d, 503, 'Service Unavailable');
+        if (d.state !== 'closed') refuse(d, 503);
         return;
       }
     }
@@ -118,7 +119,7 @@ class Tunnel {
 export function rawTunnel(env: HttpEnv, conn: Connection, method: string, url: string, headers: Headers, rest: Buffer, connect: boolean): void {
   const plan = planTunnel(env, method, url, headers, connect);
   if (!plan.ok) {
-    refuse(conn, plan.status, plan.text);
+    refuse(conn, plan.status);
     return;
   }
   const { cluster, host } = plan;

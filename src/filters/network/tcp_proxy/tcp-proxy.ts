@@ -12,10 +12,8 @@
  *  - idle timeout: no bytes either way for idle_timeout closes both sides.
  */
 import * as net from 'node:net';
-import type * as tls from 'node:tls';
 import type { TcpProxyConfig } from '../../../config/types';
 import type { Connection, ConnectionHandler } from '../../../network/connection';
-import { Connection as Conn } from '../../../network/connection';
 import { C, L } from '../../../stats/layout';
 import type { Cluster } from '../../../upstream/cluster';
 import type { Host } from '../../../upstream/lb';
@@ -137,13 +135,8 @@ class TcpProxySession implements ConnectionHandler {
     this.attempts++;
     this.host = host;
     host.active++;
-    const c = this.counters;
-    c[cl.base + C.CX_TOTAL]++;
-    c[cl.base + C.CX_ACTIVE]++;
     const prev = this.up;
-    const t = cl.tls;
-    this.up = Conn.connect(host.host, host.port, this, cl.bufferLimit, cl.connectTimeoutMs, t !== null ? t.options(host.host) : undefined);
-    if (t !== null) t.track(this.up.socket as tls.TLSSocket);
+    this.up = cl.connect(host, this, cl.connectTimeoutMs);
     if (prev !== null) {
       // A retry after a failed connect: what the downstream sent meanwhile goes to the new attempt.
       prev.transferPendingTo(this.up);
