@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import type { LogLevel } from './config/types';
 import { loadConfigFile, validateConfigFile } from './config';
 import { Sidecar } from './server';
+import './extensions';
 
 const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 

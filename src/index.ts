@@ -1,5 +1,6 @@
 /** Outrigger's public API for embedding and tests. The CLI (`outrigger`) is src/cli.ts. */
 export { Sidecar, type SidecarOptions, type ListenerInfo } from './server';
+import './extensions';
 export { parseConfig, loadConfigFile, validateConfigFile, ConfigError, registerFilterValidator } from './config';
 export type * from './config/types';
 export { native, loadBinding } from './native';

@@ -16,6 +16,7 @@ import { httpRouteStatNamesOf } from './http/route-stats';
 import { allowedCpus } from './worker/cpus';
 import { createLogger, flushLogger, type Logger } from './log';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
+import './extensions';
 
 export interface SidecarOptions {
   readonly config: OutriggerConfig;

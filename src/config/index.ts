@@ -12,6 +12,3 @@ export {
 export type {
   FilterValidator, FilterValidationContext, ProxyFilterConfig, ValidationResult, HostPortOptions, DurationOptions, IntOptions,
 } from './parse';
-// Registers the `proxy` filter validator (RPC protocols) wherever configs are parsed.
-import '../proxy/config';
-import '../http/filter';

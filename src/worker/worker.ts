@@ -14,9 +14,7 @@ import { W } from '../stats/layout';
 import { bindRouteStats, drainHistograms } from '../http/route-stats';
 import { closeLogs, createAccessLog, createLogger, type AccessLogWriter } from '../log';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
-import '../filters/network/tcp_proxy/tcp-proxy';
-import '../proxy/proxy';
-import '../http/filter';
+import '../extensions';
 
 const init = workerData as WorkerInit;
 const port = parentPort;

@@ -11,6 +11,7 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { parseConfig } from '../../src/config';
+import '../../src/extensions'; // filter validators register themselves (the config layer imports no filter)
 import { closeRawH1Pools, rawH1ConnectionCount, rawH1Timing, startRawH1 } from '../../src/http/h1/pool';
 import type { Headers } from '../../src/http/headers';
 import { FailKind, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from '../../src/http/upstream';

@@ -7,6 +7,7 @@ import {
   parseGoDurationNs, parseHostPort, parsePortList, parseTcpProxyConfig, redactConfig, registerFilterValidator,
   parseProxyFilterConfig, registerStreamFilterValidator, validateConfigFile,
 } from '../../src/config';
+import '../../src/extensions'; // filter validators register themselves (the config layer imports no filter)
 
 // Compiled to dist/test/unit; fixtures stay in the source tree.
 const FIXTURES = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'config');

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { parseConfig } from '../../src/config'; // with the proxy filter's validators registered
+import '../../src/extensions'; // filter validators register themselves (the config layer imports no filter)
 import { bindRouteStats, clusterTime, drainHistograms, httpRouteStatNamesOf, resetRouteStats, routeBase, routeCount, routeRequest, routeResponse } from '../../src/http/route-stats';
 import { compileHttpRouter, httpRouteStatNames } from '../../src/router/http-routes';
 import { StatsHub } from '../../src/stats/aggregate';

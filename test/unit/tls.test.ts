@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { ConfigError, parseConfig } from '../../src/config';
+import '../../src/extensions'; // filter validators register themselves (the config layer imports no filter)
 import { compileAccessLogFormat, renderAccessLog } from '../../src/log';
 import { C, CLUSTER_STATS, L, LISTENER_STATS } from '../../src/stats/layout';
 import { parseSni } from '../../src/tls/client-hello';

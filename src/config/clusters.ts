@@ -1,0 +1,157 @@
+/** cluster_manager section: clusters, hosts, circuit breakers, upstream TLS. */
+import { showValue } from './errors';
+import { DEFAULTS, UINT32_MAX } from './defaults';
+import { ConfigObject, type ParseState } from './reader';
+import { parseTlsContext } from './tls-context';
+import type { CircuitBreakerConfig, ClusterConfig, HostConfig, HostPort, LbType, TlsContextConfig } from './types';
+import { parseHostPort } from './values';
+
+const LB_TYPES: readonly LbType[] = ['LB_ROUNDROBIN', 'LB_RANDOM', 'LB_WEIGHTED_ROUNDROBIN', 'LB_LEAST_REQUEST'];
+/** pkg/types/loadbalancer.go: other MOSN balancers. */
+const KNOWN_MOSN_LB_TYPES = new Set(['LB_ORIGINAL_DST', 'LB_MAGLEV', 'LB_REQUEST_ROUNDROBIN', 'LB_LEAST_CONNECTION', 'LB_PEAK_EWMA']);
+
+function parseHosts(st: ParseState, c: ConfigObject): HostConfig[] {
+  const hosts: HostConfig[] = [];
+  for (const item of c.list('hosts')) {
+    const h = ConfigObject.from(st.issues, item.path, item.value);
+    if (!h) continue;
+    const addr = h.str('address', { required: true });
+    let address: HostPort | undefined;
+    if (addr !== undefined) {
+      if (addr.startsWith('unix:')) {
+        st.issues.error(h.at('address'), `${showValue(addr)}: unix socket upstreams are not supported yet`);
+      } else {
+        const r = parseHostPort(addr);
+        if (typeof r === 'string') st.issues.error(h.at('address'), `${showValue(addr)} is not host:port (${r})`);
+        else address = r;
+      }
+    }
+    let weight: number = DEFAULTS.hostWeight;
+    const wv = h.get('weight');
+    if (wv !== undefined) {
+      const w = h.checkInt(wv, h.at('weight'), { min: 0, max: UINT32_MAX });
+      if (w !== undefined) {
+        // MOSN (pkg/configmanager/parser.go transHostWeight) clamps into [1, 128].
+        weight = Math.min(DEFAULTS.maxHostWeight, Math.max(DEFAULTS.minHostWeight, w));
+        if (w !== weight && w !== 0) st.issues.warn(h.at('weight'), `${w} clamped to ${weight} (MOSN allows ${DEFAULTS.minHostWeight}..${DEFAULTS.maxHostWeight})`);
+      }
+    }
+    const hostname = h.str('hostname');
+    h.accept('metadata', 'tls_disable');
+    h.done();
+    if (address) hosts.push(hostname ? { address, weight, hostname } : { address, weight });
+  }
+  return hosts;
+}
+
+function parseCircuitBreakers(st: ParseState, c: ConfigObject): CircuitBreakerConfig {
+  const out = { maxConnections: 0, maxPendingRequests: 0, maxRequests: 0, maxRetries: 0 };
+  const items = c.list('circuit_breakers');
+  if (items.length > 1) st.issues.warn(c.at('circuit_breakers'), `${items.length} thresholds given; only the first is used (MOSN has no priorities)`);
+  const first = items[0];
+  if (first) {
+    const t = ConfigObject.from(st.issues, first.path, first.value);
+    if (t) {
+      out.maxConnections = t.int('max_connections');
+      out.maxPendingRequests = t.int('max_pending_requests');
+      out.maxRequests = t.int('max_requests');
+      out.maxRetries = t.int('max_retries');
+      t.accept('priority');
+      t.done();
+    }
+  }
+  return out;
+}
+
+function parseCluster(st: ParseState, c: ConfigObject, cmTls: TlsContextConfig | undefined): ClusterConfig | undefined {
+  const name = c.str('name', { required: true });
+  if (name !== undefined) {
+    const prev = st.clusterNames.get(name);
+    if (prev !== undefined) st.issues.error(c.at('name'), `${showValue(name)} is a duplicate cluster name (also ${prev})`);
+    else st.clusterNames.set(name, c.at('name'));
+  }
+  const typeRaw = c.str('type', { def: 'SIMPLE' }) ?? 'SIMPLE';
+  const type = typeRaw.toUpperCase();
+  if (type === '' || type === 'SIMPLE') {
+    // ok
+  } else if (type === 'STATIC' || type === 'DYNAMIC' || type === 'EDS') {
+    st.issues.warn(c.at('type'), `${showValue(typeRaw)} is treated as SIMPLE (static host list), as MOSN does for cluster types without a factory`);
+  } else if (type === 'STRICT_DNS' || type === 'ORIGINAL_DST') {
+    st.issues.error(c.at('type'), `${showValue(typeRaw)} cluster type is not supported yet (only SIMPLE)`);
+  } else {
+    st.issues.error(c.at('type'), `${showValue(typeRaw)} is not a cluster type (expected SIMPLE)`);
+  }
+
+  let lbType: LbType = DEFAULTS.lbType;
+  const lbRaw = c.str('lb_type');
+  if (lbRaw !== undefined && lbRaw !== '') {
+    const up = lbRaw.toUpperCase();
+    if ((LB_TYPES as readonly string[]).includes(up)) lbType = up as LbType;
+    else if (KNOWN_MOSN_LB_TYPES.has(up)) st.issues.error(c.at('lb_type'), `${showValue(lbRaw)} is not supported yet (supported: ${LB_TYPES.join(', ')})`);
+    else st.issues.error(c.at('lb_type'), `${showValue(lbRaw)} is not a load balancer type (supported: ${LB_TYPES.join(', ')})`);
+  }
+
+  const hv = c.get('hosts');
+  const hosts = parseHosts(st, c);
+  if (hv === undefined || (Array.isArray(hv) && hv.length === 0)) st.issues.warn(c.at('hosts'), 'cluster has no hosts; connections routed to it will fail');
+
+  const connectTimeoutMs = c.duration('connect_timeout', { def: DEFAULTS.connectTimeoutMs, positive: true });
+  const mrpc = c.int('max_request_per_conn');
+  const cbl = c.int('conn_buffer_limit_bytes');
+  const circuitBreakers = parseCircuitBreakers(st, c);
+
+  let tlsContext: TlsContextConfig | undefined;
+  if (c.has('tls_context')) tlsContext = parseTlsContext(st.issues, c.get('tls_context'), c.at('tls_context'), 'cluster');
+  else c.accept('tls_context');
+  // MOSN: cluster_manager_tls = use the cluster manager's tls_context for this cluster.
+  if (c.bool('cluster_manager_tls', false) && tlsContext === undefined) {
+    if (cmTls) tlsContext = cmTls;
+    else st.issues.warn(c.at('cluster_manager_tls'), 'true, but cluster_manager.tls_context is absent or off: this cluster is plaintext');
+  }
+
+  c.warnIfSet('health_check', 'health checking is not supported yet; ignored (all hosts are considered healthy)');
+  c.warnIfSet('lb_subset_config', 'subset load balancing is not supported yet; ignored');
+  c.warnIfSet('original_dst_lb_config', 'not supported; ignored');
+  c.warnIfSet('slow_start', 'slow start is not supported yet; ignored');
+  c.warnIfSet('keepalive', 'upstream keepalive probing is not supported yet; ignored');
+  c.warnIfSet('idle_timeout', 'upstream idle timeout is not supported yet; ignored');
+  c.warnIfSet('mark', 'SO_MARK is not supported; ignored');
+  c.warnIfSet('spec', 'service subscription is not supported; ignored');
+  c.warnIfSet('lbconfig', 'not supported yet; ignored');
+  c.warnIfSet('sub_type', 'not used; ignored');
+  c.warnIfSet('cluster_pool_enable', 'not supported; ignored');
+  for (const k of ['dns_refresh_rate', 'respect_dns_ttl', 'dns_lookup_family', 'dns_resolvers', 'dns_resolver_file', 'dns_resolver_port']) {
+    c.warnIfSet(k, 'DNS settings only apply to STRICT_DNS clusters; ignored');
+  }
+  c.done();
+  if (name === undefined) return undefined;
+  const out: ClusterConfig = {
+    name,
+    type: 'SIMPLE',
+    lbType,
+    hosts,
+    connectTimeoutMs,
+    maxRequestPerConn: mrpc === 0 ? DEFAULTS.maxRequestPerConn : mrpc,
+    connBufferLimitBytes: cbl === 0 ? DEFAULTS.connBufferLimitBytes : cbl,
+    circuitBreakers,
+  };
+  return tlsContext ? { ...out, tlsContext } : out;
+}
+
+export function parseClusterManager(st: ParseState, cm: ConfigObject | undefined): ClusterConfig[] {
+  if (!cm) return [];
+  let cmTls: TlsContextConfig | undefined;
+  if (cm.has('tls_context')) cmTls = parseTlsContext(st.issues, cm.get('tls_context'), cm.at('tls_context'), 'cluster');
+  else cm.accept('tls_context');
+  cm.errorIfSet('clusters_configs', 'loading clusters from a directory is not supported yet; list them in clusters');
+  cm.warnIfSet('cluster_pool_enable', 'not supported; ignored');
+  const clusters: ClusterConfig[] = [];
+  for (const item of cm.list('clusters')) {
+    const c = ConfigObject.from(st.issues, item.path, item.value);
+    if (!c) continue;
+    const parsed = parseCluster(st, c, cmTls);
+    if (parsed) clusters.push(parsed);
+  }
+  cm.done();
+  return clusters;
+}

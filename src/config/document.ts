@@ -1,0 +1,82 @@
+/** The whole MOSN document: sections in order, top-level keys, the frozen OutriggerConfig. */
+import { parseAdmin } from './admin';
+import { parseClusterManager } from './clusters';
+import { ConfigError, showValue } from './errors';
+import type { BoundAddress } from './listeners';
+import { ConfigObject, IssueCollector, type ParseState } from './reader';
+import { redactConfig } from './redact';
+import { parseServer } from './servers';
+import type { OutriggerConfig, ServerConfig } from './types';
+import { isPlainObject } from './values';
+// The built-in tcp_proxy validator registers itself on import.
+import './tcp-proxy';
+
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v as object)) deepFreeze(x);
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------------------------
+
+/** Parse and validate a MOSN config document (already JSON-decoded). Throws ConfigError listing every problem. */
+export function parseConfig(doc: unknown, source?: string): OutriggerConfig {
+  const issues = new IssueCollector();
+  const st: ParseState = { issues, clusterNames: new Map() };
+  if (!isPlainObject(doc)) {
+    issues.error('', `the config document must be a JSON object, got ${showValue(doc)}`);
+    throw new ConfigError(issues.errors, source);
+  }
+  const top = new ConfigObject(issues, '', doc);
+
+  const clusters = parseClusterManager(st, top.obj('cluster_manager'));
+
+  const servers: ServerConfig[] = [];
+  const listenerNames = new Map<string, string>();
+  const bound: BoundAddress[] = [];
+  const serverItems = top.list('servers');
+  if (serverItems.length === 0) issues.error('servers', 'exactly one server is required');
+  serverItems.forEach((item, i) => {
+    if (i > 0) issues.error(item.path, 'only one server is supported (as in MOSN)');
+    const s = ConfigObject.from(issues, item.path, item.value);
+    if (s) servers.push(parseServer(st, s, listenerNames, bound));
+  });
+
+  const admin = parseAdmin(st, top.obj('admin'));
+
+  // Harmless MOSN features we do not implement: warn.
+  const tracing = top.obj('tracing');
+  if (tracing) {
+    if (tracing.bool('enable', false)) issues.warn(tracing.at('enable'), 'tracing is not supported yet; ignored');
+    tracing.accept('tracer', 'driver', 'config');
+    tracing.done();
+  }
+  top.warnIfSet('metrics', 'metrics sinks/settings are not supported yet; ignored (stats are served by the admin API)');
+  const pprof = top.obj('pprof');
+  if (pprof) {
+    if (pprof.bool('debug', false)) issues.warn(pprof.at('debug'), 'pprof is not applicable to Outrigger; ignored');
+    pprof.accept('port_value', 'endpoint');
+    pprof.done();
+  }
+  top.warnIfSet('disable_upgrade', 'hot upgrade is not supported; ignored');
+  top.warnIfSet('close_graceful', 'deprecated MOSN key; ignored');
+  top.warnIfSet('inherit_old_mosnconfig', 'hot upgrade is not supported; ignored');
+  top.warnIfSet('pid', 'pid files are not supported yet; ignored');
+  top.warnIfSet('uds_dir', 'not supported; ignored');
+  top.warnIfSet('plugin', 'MOSN plugins are not supported; ignored');
+  // Unsafe to ignore: they define listeners, clusters or request handling we would silently lack.
+  top.errorIfSet('dynamic_resources', 'xDS (dynamic_resources) is not supported yet');
+  top.errorIfSet('static_resources', 'xDS (static_resources) is not supported yet; use servers and cluster_manager');
+  top.warnIfSet('node', 'xDS node info is not used; ignored');
+  top.errorIfSet('third_part_codec', 'third-party codecs are not supported');
+  top.errorIfSet('extends', 'MOSN extends are not supported');
+  top.errorIfSet('wasm_global_plugins', 'WebAssembly plugins are not supported');
+  top.done();
+
+  if (issues.errors.length > 0) throw new ConfigError(issues.errors, source, issues.warnings);
+  return deepFreeze({ servers, clusters, admin, raw: redactConfig(doc), warnings: issues.warnings });
+}
