@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import type { LogLevel } from './config/types';
 import { loadConfigFile, validateConfigFile } from './config';
 import { Sidecar } from './server';
+import { checkBuild } from './worker/snapshot';
 import './extensions';
 
 const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -162,7 +163,7 @@ function main(argv: readonly string[]): void {
       break;
     case 'validate': {
       if (!a.config) fail('validate needs -c FILE');
-      const r = validateConfigFile(a.config);
+      const r = validateConfigFile(a.config, checkBuild);
       for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       if (r.ok) {
         process.stdout.write(`${a.config}: valid\n`);

@@ -8,14 +8,16 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { LogLevel, OutriggerConfig } from './config/types';
 import { redactConfig } from './config/redact';
+import { ConfigError } from './config/errors';
+import { versionResources, type ResourceVersions } from './config/versions';
 import { native } from './native';
 import { StatsLayout } from './stats/layout';
 import { StatsHub } from './stats/aggregate';
 import { startAdmin } from './admin/server';
-import { httpRouteStatNamesOf } from './http/route-stats';
 import { allowedCpus } from './worker/cpus';
 import { createLogger, flushLogger, type Logger } from './log';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
+import { assignStats, checkBuild } from './worker/snapshot';
 import './extensions';
 
 export interface SidecarOptions {
@@ -46,6 +48,8 @@ export interface ListenerInfo {
 }
 
 const WORKER_FILE = path.join(__dirname, 'worker', 'worker.js');
+/** How long a worker may take to build a new config version before the reload is aborted. */
+const PREPARE_TIMEOUT_MS = 30_000;
 
 export class Sidecar {
   readonly log: Logger;
@@ -65,6 +69,7 @@ export class Sidecar {
 
   constructor(private readonly opts: SidecarOptions) {
     this.config = opts.config;
+    this.versions = versionResources(1, opts.config);
     const server = this.config.servers[0];
     const level = opts.logLevel ?? server?.defaultLogLevel ?? 'info';
     this.log = createLogger({ level, path: server?.defaultLogPath ?? 'stdout', name: 'main' });
@@ -124,9 +129,7 @@ export class Sidecar {
   }
 
   private assignStats(config: OutriggerConfig): void {
-    for (const s of config.servers) for (const l of s.listeners) this.layout.listenerBase(l.name);
-    for (const c of config.clusters) this.layout.clusterBase(c.name);
-    for (const r of httpRouteStatNamesOf(config)) this.layout.routeBase(r);
+    assignStats(this.layout, config);
   }
 
   private flushSeq = 0;
@@ -249,6 +252,7 @@ export class Sidecar {
         type: 'config',
         version,
         config: this.config,
+        versions: this.versions,
         layout: this.layout.toData(),
         listen: this.listenSpecs(native.kind !== 'native' && slot.id === 0 && !this.sockets.size),
       };
@@ -261,8 +265,27 @@ export class Sidecar {
    * ones drain, existing ones swap their filter chains and clusters for new connections (live
    * connections keep the snapshot they were accepted under). Changing the address of an
    * existing listener needs a restart and is refused, as are worker count changes.
+   *
+   * One transaction (see src/worker/messages.ts): the main thread first builds the snapshot
+   * itself (what a worker would refuse is refused here, with the JSON path); then every worker
+   * prepares it beside the running one; only when all of them built it is it committed
+   * everywhere. Otherwise every worker drops it, the running version stays (here too: current
+   * config, config_dump, the config a restarting worker gets) and the log names the worker and
+   * the error. Reloads run one at a time.
    */
-  async reload(config: OutriggerConfig): Promise<void> {
+  reload(config: OutriggerConfig): Promise<void> {
+    const run = this.reloadChain.then(() => this.reloadNow(config));
+    this.reloadChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private reloadChain: Promise<void> = Promise.resolve();
+  /** Last version number handed out (prepared or committed); `version` is the committed one. */
+  private lastVersion = 0;
+  /** Per-resource versions of the committed snapshot (src/config/versions.ts). */
+  private versions: ResourceVersions;
+
+  private async reloadNow(config: OutriggerConfig): Promise<void> {
     const oldByName = new Map<string, string>();
     for (const sv of this.config.servers) for (const l of sv.listeners) oldByName.set(l.name, `${l.address.host}:${l.address.port}`);
     const added = new Set<string>();
@@ -275,23 +298,49 @@ export class Sidecar {
         }
       }
     }
+    const issues = checkBuild(config);
+    if (issues.length > 0) throw new ConfigError(issues);
     const removed = [...oldByName.keys()].filter((n) => !config.servers.some((sv) => sv.listeners.some((l) => l.name === n)));
+    const version = (this.lastVersion = Math.max(this.lastVersion, this.version) + 1);
+    const versions = versionResources(version, config, { config: this.config, versions: this.versions });
     this.assignStats(config);
+    const opened: string[] = [];
     if (native.kind === 'native') {
       for (const sv of config.servers) {
         for (const l of sv.listeners) {
           if (!added.has(l.name)) continue;
           const r = native.listenReusePort(l.address.host, l.address.port, this.opts.listenBacklog ?? 4096);
           this.sockets.set(l.name, { fd: r.fd, host: l.address.host, port: r.port });
+          opened.push(l.name);
         }
       }
     }
+    // Phase 1: every live worker builds the new version beside the running one.
+    const layout = this.layout.toData();
+    const live = this.slots.flatMap((slot) => (slot.worker === null ? [] : [{ slot, worker: slot.worker }]));
+    const answers = await Promise.all(live.map(({ slot, worker }) => this.prepareOn(slot, worker, { type: 'prepare', version, config, versions, layout })));
+    const failed = answers.filter((a) => a.error !== undefined);
+    if (failed.length > 0) {
+      for (const { worker } of live) worker.postMessage({ type: 'abort', version } satisfies MainToWorker);
+      for (const name of opened) {
+        const s = this.sockets.get(name);
+        if (s) native.closeFd(s.fd);
+        this.sockets.delete(name);
+      }
+      for (const f of failed) this.log.error({ worker: f.id, version, err: f.error }, 'worker could not build the new config; it is dropped everywhere');
+      this.log.error({ version, running: this.version }, 'config reload aborted; every worker keeps the running version');
+      throw new Error(`config version ${version} not applied: ${failed.map((f) => `worker ${f.id}: ${f.error}`).join('; ')}`);
+    }
+    const rebuilt = answers.find((a) => a.rebuilt !== undefined)?.rebuilt;
+    // Phase 2: commit everywhere.
     this.config = config;
-    const version = ++this.version;
-    const apply = (slot: WorkerSlot): Promise<void> =>
+    this.version = version;
+    this.versions = versions;
+    const preparedBy = new Set(live.map((p) => p.worker));
+    const commit = (slot: WorkerSlot): Promise<void> =>
       new Promise<void>((resolve, reject) => {
         const w = slot.worker;
-        if (w === null) return resolve(); // a restarting worker gets the new snapshot at spawn
+        if (w === null) return resolve(); // a restarting worker gets the committed snapshot at spawn
         const on = (m: WorkerToMain): void => {
           if (m.type === 'applied' && m.version === version) {
             w.off('message', on);
@@ -302,25 +351,44 @@ export class Sidecar {
           }
         };
         w.on('message', on);
-        const msg: MainToWorker = {
-          type: 'config',
-          version,
-          config,
-          layout: this.layout.toData(),
-          listen: this.listenSpecs(native.kind !== 'native' && slot.id === 0, added),
-        };
+        const listen = this.listenSpecs(native.kind !== 'native' && slot.id === 0, added);
+        // A worker that restarted during the prepare phase did not prepare this version: it gets it whole.
+        const msg: MainToWorker = preparedBy.has(w)
+          ? { type: 'commit', version, listen }
+          : { type: 'config', version, config, versions, layout: this.layout.toData(), listen };
         w.postMessage(msg);
       });
     // Worker 0 first: in fallback mode it binds the new listeners the others then share.
-    await apply(this.slots[0]);
-    await Promise.all(this.slots.slice(1).map(apply));
+    await commit(this.slots[0]);
+    await Promise.all(this.slots.slice(1).map(commit));
     for (const name of removed) {
       const sck = this.sockets.get(name);
       if (sck && native.kind === 'native') native.closeFd(sck.fd);
       this.sockets.delete(name);
     }
     this.hub.setExtra('config_version', version, { help: 'config snapshots applied' });
-    this.log.info({ version, added: [...added], removed }, 'config reloaded');
+    this.log.info({ version, added: [...added], removed, rebuilt }, 'config reloaded');
+  }
+
+  /** Sends a prepare to one worker; resolves with its answer (a worker that exits meanwhile is not an error). */
+  private prepareOn(slot: WorkerSlot, w: Worker, msg: MainToWorker & { type: 'prepare' }): Promise<{ id: number; error?: string; rebuilt?: { listeners: readonly string[]; clusters: readonly string[] } }> {
+    return new Promise((resolve) => {
+      const done = (r: { id: number; error?: string; rebuilt?: { listeners: readonly string[]; clusters: readonly string[] } }): void => {
+        clearTimeout(timer);
+        w.off('message', on);
+        w.off('exit', gone);
+        resolve(r);
+      };
+      const on = (m: WorkerToMain): void => {
+        if (m.type === 'prepared' && m.version === msg.version) done({ id: slot.id, rebuilt: m.rebuilt });
+        else if (m.type === 'prepare-error' && m.version === msg.version) done({ id: slot.id, error: m.message });
+      };
+      const gone = (): void => done({ id: slot.id });
+      const timer = setTimeout(() => done({ id: slot.id, error: `no answer within ${PREPARE_TIMEOUT_MS} ms` }), PREPARE_TIMEOUT_MS);
+      w.on('message', on);
+      w.once('exit', gone);
+      w.postMessage(msg);
+    });
   }
 
   private restartingAll = false;

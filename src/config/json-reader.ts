@@ -116,11 +116,15 @@ export interface ValidationResult {
   readonly warnings: readonly string[];
 }
 
-/** For `outrigger validate -c FILE`: never throws for config problems. */
-export function validateConfigFile(path: string): ValidationResult {
+/**
+ * For `outrigger validate -c FILE`: never throws for config problems. `build` is the check that
+ * builds what a worker builds (src/worker/snapshot.ts checkBuild; the config layer cannot import it).
+ */
+export function validateConfigFile(path: string, build?: (config: OutriggerConfig) => readonly ConfigIssue[]): ValidationResult {
   try {
     const cfg = loadConfigFile(path);
-    return { ok: true, errors: [], warnings: cfg.warnings ?? [] };
+    const errors = build ? build(cfg) : [];
+    return { ok: errors.length === 0, errors, warnings: cfg.warnings ?? [] };
   } catch (e) {
     if (e instanceof ConfigError) return { ok: false, errors: e.errors, warnings: e.warnings };
     throw e;

@@ -65,7 +65,7 @@ export class Cluster {
 }
 
 export class ClusterManager {
-  private readonly clusters = new Map<string, Cluster>();
+  private clusters = new Map<string, Cluster>();
 
   constructor(
     configs: readonly ClusterConfig[],
@@ -92,5 +92,23 @@ export class ClusterManager {
 
   all(): IterableIterator<Cluster> {
     return this.clusters.values();
+  }
+
+  /**
+   * Builds one cluster of a prepared snapshot without installing it (src/worker/snapshot.ts):
+   * `unchanged` (same resource version and stats slot) keeps the current Cluster object.
+   */
+  prepareCluster(config: ClusterConfig, counters: Float64Array, base: number, unchanged: boolean): Cluster {
+    const prev = this.clusters.get(config.name);
+    if (unchanged && prev !== undefined && prev.base === base) return prev;
+    return new Cluster(config, counters, base, prev);
+  }
+
+  /** Commit of a prepared snapshot: its clusters replace these; replaced TLS contexts stop watching their files. */
+  install(next: Map<string, Cluster>): void {
+    for (const old of this.clusters.values()) {
+      if (old.tls !== null && next.get(old.name)?.tls !== old.tls) old.tls.close();
+    }
+    this.clusters = next;
   }
 }

@@ -1,5 +1,6 @@
 /** Messages between the main thread and worker threads (structured-cloned, never per request). */
 import type { OutriggerConfig, LogLevel } from '../config/types';
+import type { ResourceVersions } from '../config/versions';
 import type { EncodedHistogram } from '../stats/histograms';
 import type { StatsLayoutData } from '../stats/layout';
 
@@ -17,8 +18,21 @@ export type ListenSpec =
   | { readonly kind: 'fd'; readonly fd: number }
   | { readonly kind: 'bind'; readonly host: string; readonly port: number; readonly backlog: number };
 
+/**
+ * Config versions, two-phase (src/server.ts reload):
+ *   main -> every worker: prepare(v)   the worker builds snapshot v beside the running one
+ *   worker -> main:       prepared(v) | prepare-error(v, path, message)
+ *   main -> every worker: commit(v)    all prepared: install it (listen on new listeners, swap, drain removed)
+ *                         abort(v)     one failed: drop it, keep serving the running version
+ *   worker -> main:       applied(v) | config-error(v)
+ * `config` builds and commits at once: a worker's first snapshot (start, restart after a crash),
+ * always the main thread's committed version.
+ */
 export type MainToWorker =
-  | { readonly type: 'config'; readonly version: number; readonly config: OutriggerConfig; readonly layout: StatsLayoutData; readonly listen: Readonly<Record<string, ListenSpec>> }
+  | { readonly type: 'config'; readonly version: number; readonly config: OutriggerConfig; readonly versions: ResourceVersions; readonly layout: StatsLayoutData; readonly listen: Readonly<Record<string, ListenSpec>> }
+  | { readonly type: 'prepare'; readonly version: number; readonly config: OutriggerConfig; readonly versions: ResourceVersions; readonly layout: StatsLayoutData }
+  | { readonly type: 'commit'; readonly version: number; readonly listen: Readonly<Record<string, ListenSpec>> }
+  | { readonly type: 'abort'; readonly version: number }
   | { readonly type: 'drain'; readonly graceMs: number }
   | { readonly type: 'stop' }
   /** Ship the unshipped latency histograms now (the admin is answering a stats request). */
@@ -30,6 +44,9 @@ export type WorkerToMain =
   | { readonly type: 'bound'; readonly listener: string; readonly fd: number; readonly port: number }
   | { readonly type: 'applied'; readonly version: number; readonly pinned: boolean; readonly cpu: number; readonly ioMode: string; readonly nativeKind: string }
   | { readonly type: 'config-error'; readonly version: number; readonly message: string }
+  /** Built; `rebuilt` names what was made anew (the rest was reused from the running snapshot). */
+  | { readonly type: 'prepared'; readonly version: number; readonly rebuilt: { readonly listeners: readonly string[]; readonly clusters: readonly string[] } }
+  | { readonly type: 'prepare-error'; readonly version: number; readonly message: string }
   | { readonly type: 'drained' }
   /** Latency histogram deltas (every second when something changed; seq > 0 answers a flush). */
   | { readonly type: 'histograms'; readonly seq: number; readonly items: readonly EncodedHistogram[] };

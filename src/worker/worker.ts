@@ -5,15 +5,18 @@
  * serve; it reports nothing per request (stats are counters in a SharedArrayBuffer).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { OutriggerConfig } from '../config/types';
+import { ConfigError, formatIssue } from '../config/errors';
+import type { ListenerConfig, OutriggerConfig } from '../config/types';
+import type { ResourceVersions } from '../config/versions';
 import { ClusterManager } from '../upstream/cluster';
 import { native } from '../native';
-import { buildListenerRuntime, WorkerListener } from '../network/listener';
+import { WorkerListener } from '../network/listener';
 import { io } from '../network/io';
-import { W } from '../stats/layout';
+import { W, type StatsLayoutData } from '../stats/layout';
 import { bindRouteStats, drainHistograms } from '../http/route-stats';
 import { closeLogs, createAccessLog, createLogger, type AccessLogWriter } from '../log';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
+import { buildSnapshot, discardSnapshot, type Snapshot } from './snapshot';
 import '../extensions';
 
 const init = workerData as WorkerInit;
@@ -33,13 +36,14 @@ if (init.cpu >= 0) {
 
 const listeners = new Map<string, WorkerListener>();
 const accessLogs = new Map<string, AccessLogWriter>();
-let clusters: ClusterManager | undefined;
+/** One cluster manager for the worker's life; a commit installs a snapshot's clusters into it. */
+const clusters = new ClusterManager([], counters, {});
 
 function send(m: WorkerToMain): void {
   port!.postMessage(m);
 }
 
-function accessLogFor(name: string, cfg: OutriggerConfig['servers'][number]['listeners'][number]): AccessLogWriter | null {
+function accessLogFor(name: string, cfg: ListenerConfig): AccessLogWriter | null {
   if (cfg.accessLogs.length === 0) return null;
   let sink = accessLogs.get(name);
   if (sink === undefined) {
@@ -50,50 +54,75 @@ function accessLogFor(name: string, cfg: OutriggerConfig['servers'][number]['lis
   return sink;
 }
 
-async function applyConfig(version: number, config: OutriggerConfig, layout: { listeners: Readonly<Record<string, number>>; clusters: Readonly<Record<string, number>>; routes: Readonly<Record<string, number>> }, listen: Readonly<Record<string, ListenSpec>>): Promise<void> {
+/** The running snapshot, and the one prepared for commit (two-phase reload, see messages.ts). */
+let running: Snapshot | undefined;
+let prepared: Snapshot | undefined;
+
+/** Prepare: builds version `version` beside the running snapshot (nothing running changes). */
+function prepare(version: number, config: OutriggerConfig, versions: ResourceVersions, layout: StatsLayoutData): Snapshot {
+  if (prepared !== undefined) abort();
+  if (process.env.OUTRIGGER_TEST_HOOKS === '1' && process.env.OUTRIGGER_TEST_FAIL_PREPARE === String(init.workerId) && running !== undefined) {
+    throw new Error('prepare failure requested by test hook'); // the abort path, with a config the main thread accepts
+  }
   bindRouteStats(counters, layout.routes);
-  clusters = new ClusterManager(config.clusters, counters, layout.clusters, clusters);
-  const wanted = new Set<string>();
-  for (const server of config.servers) {
-    for (const lc of server.listeners) {
-      wanted.add(lc.name);
-      const base = layout.listeners[lc.name];
-      if (base === undefined) throw new Error(`stats layout has no slot for listener ${lc.name}`);
-      const rt = buildListenerRuntime(lc, {
-        name: lc.name,
-        counters,
-        base,
-        clusters,
-        idleTimeoutMs: lc.connectionIdleTimeoutMs,
-        bufferLimit: lc.perConnBufferLimitBytes,
-        accessLog: accessLogFor(lc.name, lc),
-        routers: server.routers,
-      });
-      const existing = listeners.get(lc.name);
-      if (existing) {
-        existing.swap(rt);
-        continue;
-      }
-      const spec = listen[lc.name];
-      if (spec === undefined) throw new Error(`no listening socket for listener ${lc.name}`);
-      const wl = new WorkerListener(rt);
-      if (spec.kind === 'fd') {
-        await wl.listenFd(spec.fd);
-      } else {
-        const r = await native.openListenSocket(spec.host, spec.port, spec.backlog);
-        if (r.server) wl.adoptServer(r.server);
-        else await wl.listenFd(r.fd);
-        send({ type: 'bound', listener: lc.name, fd: r.fd, port: r.port });
-      }
-      listeners.set(lc.name, wl);
+  prepared = buildSnapshot(version, config, versions, { counters, layout, manager: clusters, accessLogFor }, running);
+  return prepared;
+}
+
+/** Abort: drops the prepared snapshot, keeps the running one. */
+function abort(): void {
+  if (prepared === undefined) return;
+  discardSnapshot(prepared, clusters, running);
+  prepared = undefined;
+}
+
+/** Commit: installs the prepared snapshot's clusters, swaps listener runtimes, listens on new listeners, drains removed ones. */
+async function commit(listen: Readonly<Record<string, ListenSpec>>): Promise<void> {
+  const snap = prepared;
+  if (snap === undefined) throw new Error('commit without a prepared snapshot');
+  prepared = undefined;
+  running = snap;
+  clusters.install(snap.clusters);
+  for (const [name, built] of snap.listeners) {
+    const existing = listeners.get(name);
+    if (existing) {
+      existing.swap(built.runtime);
+      continue;
     }
+    const spec = listen[name];
+    if (spec === undefined) throw new Error(`no listening socket for listener ${name}`);
+    const wl = new WorkerListener(built.runtime);
+    if (spec.kind === 'fd') {
+      await wl.listenFd(spec.fd);
+    } else {
+      const r = await native.openListenSocket(spec.host, spec.port, spec.backlog);
+      if (r.server) wl.adoptServer(r.server);
+      else await wl.listenFd(r.fd);
+      send({ type: 'bound', listener: name, fd: r.fd, port: r.port });
+    }
+    listeners.set(name, wl);
   }
   for (const [name, wl] of listeners) {
-    if (!wanted.has(name)) {
+    if (!snap.listeners.has(name)) {
       void wl.drain(30_000);
       listeners.delete(name);
     }
   }
+}
+
+function errorText(e: unknown): string {
+  if (e instanceof ConfigError) return e.errors.map((i) => formatIssue(i)).join('; ');
+  return e instanceof Error ? e.message : String(e);
+}
+
+function applied(version: number): void {
+  send({ type: 'applied', version, pinned, cpu: init.cpu, ioMode: ctx.mode, nativeKind: ctx.nativeKind });
+}
+
+function configError(version: number, e: unknown): void {
+  const message = errorText(e);
+  log.error({ version, err: message }, 'config snapshot rejected');
+  send({ type: 'config-error', version, message });
 }
 
 /** Ships the latency histograms recorded since the last time (none: no message unless asked). */
@@ -116,13 +145,34 @@ statsTimer.unref();
 port.on('message', (m: MainToWorker) => {
   switch (m.type) {
     case 'config':
-      applyConfig(m.version, m.config, m.layout, m.listen).then(
-        () => send({ type: 'applied', version: m.version, pinned, cpu: init.cpu, ioMode: ctx.mode, nativeKind: ctx.nativeKind }),
-        (e: unknown) => {
-          log.error({ err: String(e) }, 'config snapshot rejected');
-          send({ type: 'config-error', version: m.version, message: e instanceof Error ? e.message : String(e) });
-        },
-      );
+      try {
+        prepare(m.version, m.config, m.versions, m.layout);
+      } catch (e) {
+        configError(m.version, e);
+        break;
+      }
+      commit(m.listen).then(() => applied(m.version), (e: unknown) => configError(m.version, e));
+      break;
+    case 'prepare':
+      try {
+        const snap = prepare(m.version, m.config, m.versions, m.layout);
+        log.debug({ version: m.version, rebuilt: snap.rebuilt }, 'config snapshot prepared');
+        send({ type: 'prepared', version: m.version, rebuilt: snap.rebuilt });
+      } catch (e) {
+        const message = errorText(e);
+        log.error({ version: m.version, err: message }, 'config snapshot failed to build; the running one stays');
+        send({ type: 'prepare-error', version: m.version, message });
+      }
+      break;
+    case 'commit':
+      if (prepared?.version !== m.version) {
+        configError(m.version, new Error(`commit of version ${m.version}, but ${prepared === undefined ? 'none' : `version ${prepared.version}`} is prepared`));
+        break;
+      }
+      commit(m.listen).then(() => applied(m.version), (e: unknown) => configError(m.version, e));
+      break;
+    case 'abort':
+      if (prepared?.version === m.version) abort();
       break;
     case 'drain': {
       const all = [...listeners.values()].map((l) => l.drain(m.graceMs));
