@@ -30,6 +30,13 @@ export const DEFAULTS = Object.freeze({
   tcpProxyIdleTimeoutMs: 90_000,
   /** pkg/filter/network/streamproxy/streamproxy.go defaultConnectRetryTimes = 3. */
   maxConnectAttempts: 3,
+  /**
+   * Config reader limits (Outrigger's own; MOSN has none): the largest config file read, and the
+   * deepest nesting of objects and arrays. MOSN's example configs are a few KiB and nest about 10
+   * levels; inline certificates and large route tables stay far below both.
+   */
+  maxConfigBytes: 16 * 1024 * 1024,
+  maxConfigDepth: 100,
   adminHost: '127.0.0.1',
   adminPort: 34901,
 });

@@ -1,6 +1,7 @@
 /** The whole MOSN document: sections in order, top-level keys, the frozen OutriggerConfig. */
 import { parseAdmin } from './admin';
 import { parseClusterManager } from './clusters';
+import { DEFAULTS } from './defaults';
 import { ConfigError, showValue } from './errors';
 import type { BoundAddress } from './listeners';
 import { ConfigObject, IssueCollector, type ParseState } from './reader';
@@ -23,6 +24,19 @@ function deepFreeze<T>(v: T): T {
 // Entry points
 // ---------------------------------------------------------------------------------------------
 
+/** Refuses a decoded document nested deeper than the limit (parseConfig on objects from the API). */
+function checkDocumentDepth(doc: unknown, max: number = DEFAULTS.maxConfigDepth): string | undefined {
+  // Iterative walk: the point is not to recurse into whatever depth the document has.
+  let level: unknown[] = [doc];
+  for (let depth = 0; level.length > 0; depth++) {
+    if (depth > max) return `the config nests objects and arrays deeper than ${max} levels (the limit)`;
+    const next: unknown[] = [];
+    for (const v of level) if (v !== null && typeof v === 'object') next.push(...Object.values(v));
+    level = next;
+  }
+  return undefined;
+}
+
 /** Parse and validate a MOSN config document (already JSON-decoded). Throws ConfigError listing every problem. */
 export function parseConfig(doc: unknown, source?: string): OutriggerConfig {
   const issues = new IssueCollector();
@@ -31,6 +45,8 @@ export function parseConfig(doc: unknown, source?: string): OutriggerConfig {
     issues.error('', `the config document must be a JSON object, got ${showValue(doc)}`);
     throw new ConfigError(issues.errors, source);
   }
+  const tooDeep = checkDocumentDepth(doc);
+  if (tooDeep !== undefined) throw new ConfigError([{ path: '', message: tooDeep }], source);
   const top = new ConfigObject(issues, '', doc);
 
   const clusters = parseClusterManager(st, top.obj('cluster_manager'));

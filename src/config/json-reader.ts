@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import embeddedDefault from './default.json';
+import { DEFAULTS } from './defaults';
 import { parseConfig } from './document';
 import { ConfigError, type ConfigIssue } from './errors';
 import type { OutriggerConfig } from './types';
@@ -86,14 +87,47 @@ function jsonErrorOffset(text: string): number | undefined {
   }
 }
 
+/**
+ * Offset of the first bracket nested deeper than `max` (strings skipped), or -1. Linear and
+ * iterative: it runs before JSON.parse and the recursive walks after it, which a deep enough
+ * document would take past the stack.
+ */
+export function nestingBeyond(text: string, max: number): number {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // Skip a string, escapes included (an unterminated one ends the scan: JSON.parse reports it).
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return i;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return -1;
+}
+
 function readJson(path: string): unknown {
   let text: string;
   try {
+    const size = fs.statSync(path).size;
+    if (size > DEFAULTS.maxConfigBytes) {
+      throw new ConfigError([{ path: '', message: `config file is ${size} bytes; the limit is ${DEFAULTS.maxConfigBytes} bytes` }], path);
+    }
     text = fs.readFileSync(path, 'utf8');
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     throw new ConfigError([{ path: '', message: `cannot read config file: ${(e as Error).message}` }], path);
   }
+  if (text.length > DEFAULTS.maxConfigBytes) {
+    throw new ConfigError([{ path: '', message: `config file is larger than the limit of ${DEFAULTS.maxConfigBytes} bytes` }], path);
+  }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const deep = nestingBeyond(text, DEFAULTS.maxConfigDepth);
+  if (deep >= 0) {
+    throw new ConfigError([{ path: '', message: `the config nests objects and arrays deeper than ${DEFAULTS.maxConfigDepth} levels at ${lineCol(text, deep)} (the limit)` }], path);
+  }
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
