@@ -17,7 +17,7 @@ import { startAdmin } from './admin/server';
 import { allowedCpus } from './worker/cpus';
 import { createLogger, flushLogger, type Logger } from './log';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
-import { assignStats, checkBuild } from './worker/snapshot';
+import { assignStats, checkBuild, releaseStats } from './worker/snapshot';
 import './extensions';
 
 export interface SidecarOptions {
@@ -77,6 +77,9 @@ export class Sidecar {
     this.nWorkers = Math.max(1, processor === 0 ? os.availableParallelism() : processor);
     this.hub = new StatsHub(this.layout);
     this.hub.setRefresher(() => this.flushHistograms());
+    // Stats slots of removed resources are reused once their connections had time to drain.
+    this.layout.quarantineMs = server?.gracefulTimeoutMs ?? 30_000;
+    this.layout.onReuse = (base, slots) => this.hub.clearSlots(base, slots);
   }
 
   get workerCount(): number {
@@ -327,6 +330,7 @@ export class Sidecar {
         if (s) native.closeFd(s.fd);
         this.sockets.delete(name);
       }
+      releaseStats(this.layout, this.config);
       for (const f of failed) this.log.error({ worker: f.id, version, err: f.error }, 'worker could not build the new config; it is dropped everywhere');
       this.log.error({ version, running: this.version }, 'config reload aborted; every worker keeps the running version');
       throw new Error(`config version ${version} not applied: ${failed.map((f) => `worker ${f.id}: ${f.error}`).join('; ')}`);
@@ -366,6 +370,7 @@ export class Sidecar {
       if (sck && native.kind === 'native') native.closeFd(sck.fd);
       this.sockets.delete(name);
     }
+    releaseStats(this.layout, config);
     this.hub.setExtra('config_version', version, { help: 'config snapshots applied' });
     this.log.info({ version, added: [...added], removed, rebuilt }, 'config reloaded');
   }

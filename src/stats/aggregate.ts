@@ -236,6 +236,13 @@ export class StatsHub {
     return true;
   }
 
+  /** Zeroes a reclaimed slot range (StatsLayout.onReuse) in every worker's buffer and the retained totals. */
+  clearSlots(base: number, slots: number): void {
+    this.dead.fill(0, base, base + slots);
+    for (const buf of this.workers.values()) buf.fill(0, base, base + slots);
+    this.histograms.clear(base);
+  }
+
   /** Merges histogram deltas a worker shipped. */
   addHistograms(items: readonly EncodedHistogram[]): void {
     this.histograms.addAll(items);

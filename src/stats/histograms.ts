@@ -174,6 +174,11 @@ export class HistogramStore {
     return this.merged.get(base)?.totalCount ?? 0;
   }
 
+  /** Forgets the histogram of a reclaimed slot. */
+  clear(base: number): void {
+    this.merged.delete(base);
+  }
+
   summary(base: number): LatencySummary | null {
     const h = this.merged.get(base);
     if (h === undefined || h.totalCount === 0) return null;

@@ -258,31 +258,84 @@ export interface StatsLayoutData {
   readonly next: number;
 }
 
-/** Main-thread owned, append-only assignment of base slots. */
+export type StatsScope = 'listener' | 'cluster' | 'route';
+
+/**
+ * Main-thread owned assignment of base slots. Slots of removed resources are reclaimed: a
+ * released range is handed to a new resource of the same kind once its quarantine is over
+ * (connections of a removed listener keep counting into it while they drain), zeroed first.
+ */
 export class StatsLayout {
   private readonly listeners = new Map<string, number>();
   private readonly clusters = new Map<string, number>();
   private readonly routes = new Map<string, number>();
   private next = WORKER_STATS.length;
+  /** Released ranges by kind; `name` stays listed in the stats (toData) until the range is reused. */
+  private readonly free: Record<StatsScope, { name: string; base: number; reusableAt: number }[]> = { listener: [], cluster: [], route: [] };
+  /** How long a released range waits before reuse (the sidecar sets its graceful drain time). */
+  quarantineMs = 30_000;
+  /** Called before a released range is reused: zero it in every buffer (the stats hub). */
+  onReuse: ((base: number, slots: number) => void) | null = null;
+  /** Clock (tests). */
+  now: () => number = Date.now;
 
   listenerBase(name: string): number {
-    return this.base(this.listeners, name, LISTENER_STATS.length);
+    return this.base(this.listeners, name, LISTENER_STATS.length, 'listener');
   }
 
   clusterBase(name: string): number {
-    return this.base(this.clusters, name, CLUSTER_STATS.length);
+    return this.base(this.clusters, name, CLUSTER_STATS.length, 'cluster');
   }
 
   routeBase(name: string): number {
-    return this.base(this.routes, name, ROUTE_STATS.length);
+    return this.base(this.routes, name, ROUTE_STATS.length, 'route');
   }
 
-  private base(names: Map<string, number>, name: string, n: number): number {
+  /** Names that have a slot now. */
+  names(scope: StatsScope): string[] {
+    return [...this.map(scope).keys()];
+  }
+
+  /** The resource is gone: its range becomes reusable after the quarantine. */
+  release(scope: StatsScope, name: string): boolean {
+    const names = this.map(scope);
+    const b = names.get(name);
+    if (b === undefined) return false;
+    names.delete(name);
+    this.free[scope].push({ name, base: b, reusableAt: this.now() + this.quarantineMs });
+    return true;
+  }
+
+  /** Active names and released ones whose range was not reused yet (their totals stay visible). */
+  private listed(scope: StatsScope): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const f of this.free[scope]) out[f.name] = f.base;
+    return Object.assign(out, Object.fromEntries(this.map(scope)));
+  }
+
+  private map(scope: StatsScope): Map<string, number> {
+    return scope === 'listener' ? this.listeners : scope === 'cluster' ? this.clusters : this.routes;
+  }
+
+  private base(names: Map<string, number>, name: string, n: number, scope: StatsScope): number {
     let b = names.get(name);
     if (b === undefined) {
-      b = this.alloc(n);
+      b = this.reuse(scope, name, n) ?? this.alloc(n);
       names.set(name, b);
     }
+    return b;
+  }
+
+  /** A name that comes back gets its own range again (counters continue); else a range past its quarantine, zeroed. */
+  private reuse(scope: StatsScope, name: string, n: number): number | undefined {
+    const list = this.free[scope];
+    const own = list.findIndex((f) => f.name === name);
+    if (own >= 0) return list.splice(own, 1)[0]!.base;
+    const now = this.now();
+    const i = list.findIndex((f) => f.reusableAt <= now);
+    if (i < 0) return undefined;
+    const b = list.splice(i, 1)[0]!.base;
+    this.onReuse?.(b, n);
     return b;
   }
 
@@ -295,9 +348,9 @@ export class StatsLayout {
 
   toData(): StatsLayoutData {
     return {
-      listeners: Object.fromEntries(this.listeners),
-      clusters: Object.fromEntries(this.clusters),
-      routes: Object.fromEntries(this.routes),
+      listeners: this.listed('listener'),
+      clusters: this.listed('cluster'),
+      routes: this.listed('route'),
       next: this.next,
     };
   }

@@ -17,7 +17,7 @@ import { httpRouteStatNamesOf } from '../http/route-stats';
 import type { AccessLogWriter } from '../log';
 import { buildListenerRuntime, type ListenerRuntime } from '../network/listener';
 import { compiledHttpRouter } from '../router/http-routes';
-import { STATS_SLOTS, StatsLayout, type StatsLayoutData } from '../stats/layout';
+import { STATS_SLOTS, StatsLayout, type StatsLayoutData, type StatsScope } from '../stats/layout';
 import { ClusterManager, type Cluster } from '../upstream/cluster';
 
 export interface BuiltListener {
@@ -160,6 +160,18 @@ export function assignStats(layout: StatsLayout, config: OutriggerConfig): void 
   for (const s of config.servers) for (const l of s.listeners) layout.listenerBase(l.name);
   for (const c of config.clusters) layout.clusterBase(c.name);
   for (const r of httpRouteStatNamesOf(config)) layout.routeBase(r);
+}
+
+/** Releases the stats slots of listeners, clusters and HTTP routes `config` does not have (reclaimed later). */
+export function releaseStats(layout: StatsLayout, config: OutriggerConfig): void {
+  const wanted: Record<StatsScope, Set<string>> = {
+    listener: new Set(config.servers.flatMap((s) => s.listeners.map((l) => l.name))),
+    cluster: new Set(config.clusters.map((c) => c.name)),
+    route: new Set(httpRouteStatNamesOf(config)),
+  };
+  for (const scope of ['listener', 'cluster', 'route'] as const) {
+    for (const name of layout.names(scope)) if (!wanted[scope].has(name)) layout.release(scope, name);
+  }
 }
 
 let scratch: Float64Array | undefined;

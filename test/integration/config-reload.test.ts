@@ -83,8 +83,19 @@ test('SIGHUP with a route regex that does not compile: both workers keep serving
     fs.writeFileSync(sc.configPath, JSON.stringify(config(a, b, HARMLESS, 'b')));
     const mark2 = sc.output().length;
     sc.proc.kill('SIGHUP');
-    await waitFor(sc, /config reloaded/, mark2);
+    await waitFor(sc, /"msg":"config reloaded"/, mark2);
     assert.deepEqual([...(await answeredBy(port))], ['b'], 'every worker routes with the new config');
+    assert.match(sc.output().slice(mark2), /"rebuilt":\{"listeners":\["web"\],"clusters":\[\]\}/, 'a route change rebuilds its listener only');
+
+    // Changing one cluster rebuilds that cluster only; the listener reaches it through the cluster manager.
+    const moved = config(a, b, HARMLESS, 'b') as { cluster_manager: { clusters: { name: string; hosts: { address: string }[] }[] } };
+    moved.cluster_manager.clusters.find((c) => c.name === 'b')!.hosts = [{ address: `127.0.0.1:${a.port}` }];
+    fs.writeFileSync(sc.configPath, JSON.stringify(moved));
+    const mark3 = sc.output().length;
+    sc.proc.kill('SIGHUP');
+    await waitFor(sc, /"msg":"config reloaded"/, mark3);
+    assert.match(sc.output().slice(mark3), /"rebuilt":\{"listeners":\[\],"clusters":\["b"\]\}/);
+    assert.deepEqual([...(await answeredBy(port))], ['a'], 'cluster b now points at backend a');
   } finally {
     await sc.terminate();
     await a.close();
