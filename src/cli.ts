@@ -9,7 +9,7 @@
  */
 import * as path from 'node:path';
 import type { LogLevel } from './config/types';
-import { loadConfigFile, validateConfigFile } from './config';
+import { ConfigError, loadConfigFile, validateConfigFile } from './config';
 import { Sidecar } from './server';
 import { checkBuild } from './worker/snapshot';
 import './extensions';
@@ -106,6 +106,9 @@ async function start(a: Args): Promise<void> {
   } catch (e) {
     fail(`${file}: ${e instanceof Error ? e.message : String(e)}`);
   }
+  // What a worker would refuse is refused here, with its JSON path (as `validate` does).
+  const built = checkBuild(config);
+  if (built.length > 0) fail(`${file}: ${new ConfigError(built, file).message}`);
   for (const w of config.warnings ?? []) process.stderr.write(`outrigger: warning: ${w}\n`);
   const sidecar = new Sidecar({ config, workers: a.workers, logLevel: a.logLevel, adminPort: a.adminPort });
   let stopping = false;

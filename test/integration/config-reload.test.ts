@@ -136,7 +136,12 @@ test('validate: a route regex that does not compile is refused with its JSON pat
   const cfg = httpConfig([{ name: 'web', downstream: 'Http1', router: 'r' }], routes(BAD_REGEX, 'a'), { a: [8080], b: [8081] });
   fs.writeFileSync(file, JSON.stringify(cfg));
   const v = spawnSync(process.execPath, [CLI, 'validate', '-c', file], { encoding: 'utf8' });
+  // `start` refuses it the same way, before any worker runs.
+  const s = spawnSync(process.execPath, [CLI, 'start', '-c', file, '--admin-port', '0'], { encoding: 'utf8', timeout: 20_000 });
   fs.rmSync(dir, { recursive: true, force: true });
   assert.equal(v.status, 1, v.stdout + v.stderr);
   assert.match(v.stderr, /^error: servers\[0\]\.routers\[0\]\.virtual_hosts\[0\]\.routers\[0\]\.match\.regex: bad regex/m);
+  assert.equal(s.status, 2, s.stdout + s.stderr);
+  assert.match(s.stderr, /servers\[0\]\.routers\[0\]\.virtual_hosts\[0\]\.routers\[0\]\.match\.regex: bad regex/);
+  assert.doesNotMatch(s.stdout, /worker ready/);
 });
