@@ -9,7 +9,7 @@
  * route written for HTTP (MOSN answers such a request "no route": Bolt NO_PROCESSOR).
  */
 import { parseGoDurationNs } from '../config/parse';
-import { linearRegex } from './regex';
+import { linearRegex, type LinearRegex } from './regex';
 
 export function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -38,7 +38,7 @@ export class PathMatcher {
     readonly kind: PathKind,
     /** Prefix or exact path (lower-cased when not case sensitive). */
     readonly value: string,
-    private readonly re: RegExp | null,
+    private readonly re: LinearRegex | null,
     private readonly caseSensitive: boolean,
   ) {}
 
@@ -53,7 +53,7 @@ export class PathMatcher {
       case PathKind.Exact:
         return this.caseSensitive ? path === this.value : path.length === this.value.length && path.toLowerCase() === this.value;
       default:
-        return (this.re as RegExp).test(path);
+        return (this.re as LinearRegex).test(path);
     }
   }
 }
@@ -62,7 +62,7 @@ export const ANY_PATH = new PathMatcher(PathKind.Any, '', null, true);
 
 /** One header condition (MOSN semantics: no value = presence; regex = whole value, linear time). */
 export class HeaderMatcher {
-  private readonly re: RegExp | null;
+  private readonly re: LinearRegex | null;
   /** MOSN's single-`service` rule (RPC): ".*" matches any non-empty value. */
   private readonly anyNonEmpty: boolean;
 

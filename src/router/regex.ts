@@ -8,7 +8,7 @@
  * when this module loads (before any worker starts: workers share the isolate flags), and it
  * only adds the `l` flag: other regexes are unchanged. V8 refuses, at compile time, what it
  * cannot run in linear time: backreferences, lookahead/lookbehind, the `i`, `u`, `y` flags and
- * quantifier bounds so large the automaton would explode (e.g. `a{1000}`). Config validation
+ * counted repetitions whose expansion exceeds 16 copies (`x{17}`, `(?:x{8}){4}`; `x{16}`, `x{2,}` pass). Config validation
  * therefore refuses exactly those patterns, with the JSON path and the value.
  *
  * Case-insensitive matching (`case_sensitive: false`) cannot use the `i` flag: the pattern is
@@ -115,12 +115,43 @@ export function foldCase(src: string): string {
   return out;
 }
 
+/** Characters with a meaning in a pattern (a literal prefix stops before them). */
+const META = new Set(['\\', '^', '$', '.', '|', '?', '*', '+', '(', ')', '[', ']', '{', '}']);
+
+/**
+ * The literal text every match must start with ('' when unknown): the pattern's leading plain
+ * characters, minus the last one when a quantifier follows it; nothing when the pattern has an
+ * alternation anywhere (a top-level `|` would make the prefix optional).
+ */
+export function literalPrefix(src: string): string {
+  if (src.includes('|')) return '';
+  let i = src[0] === '^' ? 1 : 0;
+  const start = i;
+  while (i < src.length && !META.has(src[i])) i++;
+  const q = src[i];
+  const end = q === '?' || q === '*' || q === '+' || q === '{' ? i - 1 : i;
+  return end > start ? src.slice(start, end) : '';
+}
+
+/** A compiled request-data regex: a literal-prefix check, then the linear engine. */
+export class LinearRegex {
+  constructor(
+    private readonly re: RegExp,
+    /** Literal text every match starts with: most non-matching paths are refused by one startsWith. */
+    readonly prefix: string,
+  ) {}
+
+  test(s: string): boolean {
+    return (this.prefix === '' || s.startsWith(this.prefix)) && this.re.test(s);
+  }
+}
+
 /**
  * Compiles a regex matched against request data: anchored to the whole value (`^(?:src)$`),
  * linear time. Throws an Error naming `where` and the value when the pattern is invalid or
  * cannot run in linear time.
  */
-export function linearRegex(src: string, where: string, caseInsensitive = false): RegExp {
+export function linearRegex(src: string, where: string, caseInsensitive = false): LinearRegex {
   const source = `^(?:${caseInsensitive ? foldCase(src) : src})$`;
   try {
     new RegExp(source); // syntax errors first, with V8's usual message
@@ -128,12 +159,14 @@ export function linearRegex(src: string, where: string, caseInsensitive = false)
     throw new Error(`${where}: bad regex ${JSON.stringify(src)}: ${(e as Error).message}`, { cause: e });
   }
   if (!LINEAR_OK) throw new Error(`${where}: regex ${JSON.stringify(src)}: this Node.js has no linear-time regex engine (needs V8's experimental engine)`);
+  let re: RegExp;
   try {
-    return new RegExp(source, LINEAR);
+    re = new RegExp(source, LINEAR);
   } catch (e) {
     throw new Error(
-      `${where}: regex ${JSON.stringify(src)} cannot be matched in linear time (backreferences, lookahead/lookbehind and very large repetition counts are refused: they allow catastrophic backtracking)`,
+      `${where}: regex ${JSON.stringify(src)} cannot be matched in linear time (refused: backreferences, lookahead/lookbehind, and counted repetitions above 16 in all, such as x{32} or (?:x{8}){4}; use + or * there)`,
       { cause: e },
     );
   }
+  return new LinearRegex(re, caseInsensitive ? '' : literalPrefix(src));
 }
