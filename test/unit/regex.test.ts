@@ -4,6 +4,7 @@ import * as assert from 'node:assert/strict';
 import { foldCase, linearRegex, literalPrefix } from '../../src/router/regex';
 import { compileHttpRouter, type HttpRouteRequest } from '../../src/router/http-routes';
 import { compileRouter, MALFORMED, type RouteRequest } from '../../src/router/router';
+import { validateRouterConfig } from '../../src/router/validate';
 import type { HeaderName } from '../../src/protocol/types';
 
 function req(path: string, headers: Record<string, string> = {}): HttpRouteRequest {
@@ -95,4 +96,11 @@ test('a literal prefix is checked before the engine runs', () => {
   const re = linearRegex('/api/v[0-9]', 'w');
   assert.equal(re.prefix, '/api/v');
   assert.ok(re.test('/api/v2') && !re.test('/apx/v2') && !re.test('/api/vx'));
+});
+
+test('validateRouterConfig refuses what a worker would (both compilations)', () => {
+  const cfg = (match: Record<string, unknown>) => ({ name: 'r', virtualHosts: [{ domains: ['*'], routers: [{ match, route: { cluster_name: 'c' } }] }] });
+  assert.throws(() => validateRouterConfig(cfg({ regex: '/(a)\\1' })), /routers\[r\]\.virtual_hosts\[0\]\.routers\[0\]\.match\.regex: regex "\/\(a\)\\\\1" cannot be matched in linear time/);
+  assert.throws(() => validateRouterConfig(cfg({ headers: [{ name: 'service', value: '(?=x)', regex: true }] })), /match\.headers\[0\]\.value/);
+  validateRouterConfig(cfg({ regex: '/ok/[0-9]+' }));
 });
