@@ -8,6 +8,7 @@
  * figures are the matching itself; a cached lookup is one Map get whatever the engine.
  */
 import { compileHttpRouter, type HttpRoute, type HttpRouteRequest } from '../src/router/http-routes';
+import { DEFAULT_PATH_OPTIONS, resolveTarget } from '../src/router/path';
 import { linearRegex } from '../src/router/regex';
 
 /** V8's linear-engine flag (enabled by src/router/regex.ts). */
@@ -76,6 +77,9 @@ const rows: [string, number][] = [
   ['one regex /api/v1/users/[0-9]+, backtracking', nsPer((s) => backtracking[0].test(s), PATHS)],
   ['one regex /api/v1/users/[0-9]+, linear', nsPer((s) => linear[0].test(s), PATHS)],
 ];
+const TARGETS = ['/', '/echo', '/api/v1/users/12345?expand=true&x=1', '/static/app/main.js'];
+rows.push(['resolveTarget (normalization scan), clean paths', nsPer((s) => resolveTarget(s, 'h', DEFAULT_PATH_OPTIONS), TARGETS)]);
+rows.push(['resolveTarget, /public/./a/../b (rebuilt)', nsPer((s) => resolveTarget(s, 'h', DEFAULT_PATH_OPTIONS), ['/public/./a/../b'])]);
 const hostile = '/' + 'a'.repeat(64 * 1024) + '!';
 const redos = linearRegex('^/(a+)+$', 'bench');
 const t0 = performance.now();

@@ -72,26 +72,26 @@ const DOT = 0x2e;
 const BACKSLASH = 0x5c;
 const PCT = 0x25;
 
-/** Whether the path (no query) has an escaped slash or backslash. */
-function hasEscapedSlash(p: string): boolean {
-  for (let i = p.indexOf('%'); i >= 0; i = p.indexOf('%', i + 1)) {
+/** Whether p[0, end) has an escaped slash or backslash. */
+function hasEscapedSlash(p: string, end: number): boolean {
+  for (let i = p.indexOf('%'); i >= 0 && i < end; i = p.indexOf('%', i + 1)) {
     const b = pctAt(p, i);
     if (b === SLASH || b === BACKSLASH) return true;
   }
   return false;
 }
 
-/** Whether normalize/merge would change the path (the fast scan; no allocation). */
-function needsWork(p: string, o: PathOptions): boolean {
-  for (let i = 0; i < p.length; i++) {
+/** Whether normalize/merge would change p[0, end) (the fast scan; no allocation). */
+function needsWork(p: string, end: number, o: PathOptions): boolean {
+  for (let i = 0; i < end; i++) {
     const c = p.charCodeAt(i);
     if (c === SLASH) {
       const n = p.charCodeAt(i + 1); // NaN past the end
       if (n === SLASH && o.mergeSlashes) return true;
       if (n === DOT && o.normalize) {
         const n2 = p.charCodeAt(i + 2);
-        if (i + 2 === p.length || n2 === SLASH || n2 === BACKSLASH) return true; // "/." segment
-        if (n2 === DOT && (i + 3 === p.length || p.charCodeAt(i + 3) === SLASH || p.charCodeAt(i + 3) === BACKSLASH)) return true; // "/.."
+        if (i + 2 === end || n2 === SLASH || n2 === BACKSLASH) return true; // "/." segment
+        if (n2 === DOT && (i + 3 === end || p.charCodeAt(i + 3) === SLASH || p.charCodeAt(i + 3) === BACKSLASH)) return true; // "/.."
       }
     } else if (o.normalize && (c === BACKSLASH || (c === PCT && unreserved(pctAt(p, i))))) {
       return true;
@@ -155,14 +155,17 @@ function rebuild(p: string, o: PathOptions): string {
 export function normalizeTarget(url: string, o: PathOptions): string | TargetRefusal {
   if (url.charCodeAt(0) !== SLASH) return url;
   const q = url.indexOf('?');
-  let p = q < 0 ? url : url.slice(0, q);
+  const end = q < 0 ? url.length : q;
   let redirect = false;
-  if (o.escapedSlashes !== EscapedSlashes.Keep && p.includes('%') && hasEscapedSlash(p)) {
+  let p: string;
+  if (o.escapedSlashes !== EscapedSlashes.Keep && hasEscapedSlash(url, end)) {
     if (o.escapedSlashes === EscapedSlashes.Reject) return { status: 400, location: '' };
-    p = unescapeSlashes(p);
+    p = unescapeSlashes(url.slice(0, end));
     redirect = o.escapedSlashes === EscapedSlashes.UnescapeAndRedirect;
-  } else if (!needsWork(p, o)) {
-    return url;
+  } else if (!needsWork(url, end, o)) {
+    return url; // the common case: no copy
+  } else {
+    p = url.slice(0, end);
   }
   const n = rebuild(p, o);
   const full = q < 0 ? n : n + url.slice(q);

@@ -15,7 +15,7 @@
  * folded instead (every ASCII letter `x` outside a class becomes `[xX]`, every class gains the
  * other case of its letters and letter ranges), which is what `i` means on ASCII input.
  *
- * Measured cost per match (see README.md in this folder for the table and how to rerun).
+ * Measured cost per match: README.md in this folder (rerun: node dist/bench/router-regex.js).
  */
 import { setFlagsFromString } from 'node:v8';
 

@@ -154,37 +154,39 @@ test('path_with_escaped_slashes_action: reject, unescape-and-forward, unescape-a
   await withProxy(async (port, b) => assert.equal((await curl(port, '/x/../admin')).status, 200, b.seen[0]?.url), { extend: { normalize_path: false } });
 });
 
-test('a Bolt request on a listener whose only route has a path matcher gets NO_PROCESSOR at once (nothing forwarded)', { timeout: 60_000 }, async () => {
-  let accepted = 0;
-  const web = net.createServer((s) => {
-    accepted++;
-    s.destroy();
+for (const downstream of ['bolt', 'Auto']) {
+  test(`a Bolt request on a ${downstream} listener whose only route has a path matcher gets NO_PROCESSOR at once (nothing forwarded)`, { timeout: 60_000 }, async () => {
+    let accepted = 0;
+    const web = net.createServer((s) => {
+      accepted++;
+      s.destroy();
+    });
+    const webPort = await listen(web);
+    const sc = await startSidecar(boltProxyConfig({ clusters: { web: [webPort] }, downstreamProtocol: downstream, routes: [{ match: { prefix: '/' }, route: { cluster_name: 'web' } }] }));
+    const port = sc.ports.get('bolt')!;
+    const sock = net.connect({ port, host: '127.0.0.1' });
+    const client = sofaClient(port);
+    try {
+      await new Promise((r) => sock.once('connect', r));
+      const frames = new BoltCollector(sock);
+      const enc = sofaEncoder();
+      enc.pipe(sock);
+      const t0 = performance.now();
+      enc.writeRequest(9, { serverSignature: 'com.example.Svc:1.0', methodName: 'plus', args: [{ $class: 'int', $: 1 }], timeout: 3000, requestProps: { service: 'com.example.Svc:1.0' } });
+      await frames.wait(1);
+      const ms = performance.now() - t0;
+      assert.equal(frames.frames[0].frame.requestId, 9);
+      assert.equal(frames.frames[0].frame.status, 0x06, 'NO_PROCESSOR');
+      assert.ok(ms < 1000, `answered in ${ms.toFixed(0)} ms`);
+      // The real sofa-rpc-node client gets an error, not a hang or a forwarded call.
+      const consumer = await client.consumer('com.example.Svc');
+      await assert.rejects(consumer.invoke('plus', [1, 2], { responseTimeout: 3000 }), (e: Error) => !/timeout/i.test(e.message));
+      assert.equal(accepted, 0, 'the HTTP backend was never contacted');
+    } finally {
+      sock.destroy();
+      await client.close();
+      assert.equal(await sc.terminate(), 0);
+      web.close();
+    }
   });
-  const webPort = await listen(web);
-  const sc = await startSidecar(boltProxyConfig({ clusters: { web: [webPort] }, routes: [{ match: { prefix: '/' }, route: { cluster_name: 'web' } }] }));
-  const port = sc.ports.get('bolt')!;
-  const sock = net.connect({ port, host: '127.0.0.1' });
-  const client = sofaClient(port);
-  try {
-    await new Promise((r) => sock.once('connect', r));
-    const frames = new BoltCollector(sock);
-    const enc = sofaEncoder();
-    enc.pipe(sock);
-    const t0 = performance.now();
-    enc.writeRequest(9, { serverSignature: 'com.example.Svc:1.0', methodName: 'plus', args: [{ $class: 'int', $: 1 }], timeout: 3000, requestProps: { service: 'com.example.Svc:1.0' } });
-    await frames.wait(1);
-    const ms = performance.now() - t0;
-    assert.equal(frames.frames[0].frame.requestId, 9);
-    assert.equal(frames.frames[0].frame.status, 0x06, 'NO_PROCESSOR');
-    assert.ok(ms < 1000, `answered in ${ms.toFixed(0)} ms`);
-    // The real sofa-rpc-node client gets an error, not a hang or a forwarded call.
-    const consumer = await client.consumer('com.example.Svc');
-    await assert.rejects(consumer.invoke('plus', [1, 2], { responseTimeout: 3000 }), (e: Error) => !/timeout/i.test(e.message));
-    assert.equal(accepted, 0, 'the HTTP backend was never contacted');
-  } finally {
-    sock.destroy();
-    await client.close();
-    assert.equal(await sc.terminate(), 0);
-    web.close();
-  }
-});
+}
