@@ -70,6 +70,7 @@ export function planTunnel(env: HttpEnv, method: string, url: string, headers: H
   applyOps(out, route.ops, vh.ops, false);
   if (env.cfg.generateRequestId) ensureRequestId(out);
   if (route.hostRewrite !== '') out['host'] = route.hostRewrite;
+  else if (typeof t !== 'string') out['host'] = t.authority; // absolute-form: the URI's authority
   const head = `${method} ${connect ? url : route.rewritePath(url)} HTTP/1.1\r\n${headerLines(out)}\r\n`;
   const cc = cluster.counters;
   const cb = cluster.base;

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { startSidecar, type RunningSidecar } from '../helpers/sidecar';
-import { backend, httpConfig, request, run, type Backend } from '../helpers/http';
+import { backend, httpConfig, raw, request, run, type Backend } from '../helpers/http';
 import { BoltCollector, boltProxyConfig, sofaClient, sofaEncoder } from '../helpers/sofa';
 import { listen } from '../helpers/net';
 
@@ -82,6 +82,11 @@ for (const [engine, env, h2] of [
           const r = await curl(port, sent, extra);
           assert.equal(r.status, 200, sent);
           assert.equal(JSON.parse(r.body).url, seen, `${sent} is forwarded normalized`);
+        }
+        if (!h2) {
+          // An Upgrade request is routed on the same normalized path: no tunnel to the backend.
+          const up = await raw(port, 'GET /x/../admin HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n', 2000);
+          assert.match(up, /^HTTP\/1\.1 404 /, 'refused here (a tunnel to the backend would be closed by it without an answer)');
         }
         assert.equal(b.seen.filter((s) => s.url.split('?')[0].includes('admin')).length, 0, 'nothing under /admin reached the backend');
       },
