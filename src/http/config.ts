@@ -14,10 +14,14 @@
  *   h2_max_concurrent_streams (100)       h2_initial_window_size (1 MiB)
  *   h2_max_header_list_size (= max_header_size)   connections_per_host (HTTP/1.1 pool, 64)
  *   default_timeout (60s, when a route gives none)  generate_request_id (true)
+ *   normalize_path (true)  merge_slashes (true)   (Envoy's names; see src/router/path.ts)
+ *   path_with_escaped_slashes_action ("KEEP_UNCHANGED" | "REJECT_REQUEST" | "UNESCAPE_AND_REDIRECT"
+ *                                     | "UNESCAPE_AND_FORWARD"; default KEEP_UNCHANGED, as Envoy)
  */
 import { parseProxyFilterConfig, type FilterValidationContext } from '../config/parse';
 import { showValue } from '../config/errors';
 import { extendConfigReader } from '../proxy/extend-config';
+import { DEFAULT_PATH_OPTIONS, ESCAPED_SLASHES_ACTIONS, type PathOptions } from '../router/path';
 
 export type HttpProtocol = 'http1' | 'http2' | 'auto';
 
@@ -39,6 +43,8 @@ export interface HttpProxyConfig {
   readonly connectionsPerHost: number;
   readonly defaultTimeoutMs: number;
   readonly generateRequestId: boolean;
+  /** Request-target normalization before routing (src/router/path.ts). */
+  readonly paths: PathOptions;
 }
 
 export const HTTP_DEFAULTS = Object.freeze({
@@ -52,6 +58,7 @@ export const HTTP_DEFAULTS = Object.freeze({
   h2InitialWindowSize: 1024 * 1024,
   connectionsPerHost: 64,
   defaultTimeoutMs: 60_000,
+  paths: DEFAULT_PATH_OPTIONS,
 });
 
 const NAMES: Readonly<Record<string, HttpProtocol>> = { http1: 'http1', http2: 'http2', auto: 'auto' };
@@ -95,8 +102,23 @@ export function parseHttpProxyConfig(config: unknown, path: string, ctx: FilterV
   const num = rd.num;
   const dur = rd.dur;
   const maxHeaderSize = num('max_header_size', HTTP_DEFAULTS.maxHeaderSize, 1024, 1024 * 1024);
-  const gen = lower.get('generate_request_id');
-  if (gen !== undefined && typeof gen !== 'boolean') ctx.error(`${ecPath}.generate_request_id`, `${showValue(gen)} must be true or false`);
+  const flag = (key: string, def: boolean): boolean => {
+    const v = lower.get(key);
+    if (v === undefined) return def;
+    if (typeof v !== 'boolean') ctx.error(`${ecPath}.${key}`, `${showValue(v)} must be true or false`);
+    return typeof v === 'boolean' ? v : def;
+  };
+  const gen = flag('generate_request_id', true);
+  const esc = lower.get('path_with_escaped_slashes_action');
+  const escAction = typeof esc === 'string' ? ESCAPED_SLASHES_ACTIONS[esc.toUpperCase()] : undefined;
+  if (esc !== undefined && escAction === undefined) {
+    ctx.error(`${ecPath}.path_with_escaped_slashes_action`, `${showValue(esc)} must be one of ${Object.keys(ESCAPED_SLASHES_ACTIONS).join(', ')}`);
+  }
+  const paths: PathOptions = {
+    normalize: flag('normalize_path', HTTP_DEFAULTS.paths.normalize),
+    mergeSlashes: flag('merge_slashes', HTTP_DEFAULTS.paths.mergeSlashes),
+    escapedSlashes: escAction ?? HTTP_DEFAULTS.paths.escapedSlashes,
+  };
   return {
     family: 'http',
     routerConfigName: base.routerConfigName,
@@ -113,6 +135,7 @@ export function parseHttpProxyConfig(config: unknown, path: string, ctx: FilterV
     h2MaxHeaderListSize: num('h2_max_header_list_size', maxHeaderSize, 1024, 1024 * 1024),
     connectionsPerHost: num('connections_per_host', HTTP_DEFAULTS.connectionsPerHost, 1, 4096),
     defaultTimeoutMs: dur('default_timeout', HTTP_DEFAULTS.defaultTimeoutMs),
-    generateRequestId: gen !== false,
+    generateRequestId: gen,
+    paths,
   };
 }

@@ -20,6 +20,7 @@
 import type { Readable } from 'node:stream';
 import type { ListenerContext } from '../filters/network/types';
 import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET, type CompiledHttpRouter, type HttpRoute, type HttpRouteRequest, type HttpVirtualHost } from '../router/http-routes';
+import { resolveTarget } from '../router/path';
 import { deadlines, type DeadlineEntry } from '../stream/deadlines';
 import { C, L, R } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
@@ -89,6 +90,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   private readonly method: string;
   private readonly fullPath: string;
   private readonly authority: string;
+  /** 0, or the answer to a request target that path normalization refuses (400) or redirects (307). */
+  private readonly targetStatus: number;
   private readonly h2: boolean;
   private readonly grpc: boolean;
   private readonly counters: Float64Array;
@@ -126,11 +129,14 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     this.lb = env.ctx.base;
     this.h2 = down.h2;
     this.method = down.method;
-    const url = down.url;
+    // The request target: absolute-form split, path normalized (router/path.ts); refusals in start().
+    const t = resolveTarget(down.url, down.authority, env.cfg.paths);
+    const url = typeof t === 'string' ? t : t.url;
+    this.targetStatus = typeof t === 'string' ? 0 : t.status;
     this.fullPath = url;
     const q = url.indexOf('?');
     this.path = q < 0 ? url : url.slice(0, q);
-    this.authority = down.authority;
+    this.authority = typeof t === 'string' ? down.authority : t.authority;
     this.grpc = isGrpc(down.headers);
   }
 
@@ -163,6 +169,12 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     if (!this.h2 && this.authority === '' && this.down.httpMinor === 1) {
       c[lb + HL.BAD_REQUEST]++;
       this.localReply(400, 'missing Host header', GRPC_UNAVAILABLE, true);
+      return;
+    }
+    if (this.targetStatus === 307 && !this.grpc) return this.localRedirect(this.fullPath);
+    if (this.targetStatus !== 0) {
+      c[lb + HL.BAD_REQUEST]++;
+      this.localReply(400, 'bad request path', GRPC_UNAVAILABLE, true);
       return;
     }
     const vh = this.env.router.virtualHost(this.authority);
@@ -493,6 +505,14 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       down.write(Buffer.from(body));
       down.end(null);
     }
+    this.finish();
+  }
+
+  /** 307 to a normalized path (path_with_escaped_slashes_action UNESCAPE_AND_REDIRECT). */
+  private localRedirect(location: string): void {
+    this.status = 307;
+    this.counters[this.lb + HL.RQ_1XX + statusClass(307)]++;
+    this.down.respond(307, { location, 'content-length': '0' }, true, this.env.draining);
     this.finish();
   }
 

@@ -7,6 +7,7 @@
 import type * as http from 'node:http';
 import * as net from 'node:net';
 import type { HttpRoute } from '../router/http-routes';
+import { resolveTarget } from '../router/path';
 import { C, L, R } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
@@ -39,7 +40,11 @@ export function planTunnel(env: HttpEnv, method: string, url: string, headers: H
     // h2c upgrade is not proxied (use prior knowledge); answer as a plain request would fail.
     return { ok: false, status: 400 };
   }
-  const authority = connect ? url : String(headers['host'] ?? '');
+  // An Upgrade's target as the exchange resolves it (absolute-form, normalized path: router/path.ts).
+  const t = connect ? url : resolveTarget(url, String(headers['host'] ?? ''), env.cfg.paths);
+  if (typeof t !== 'string' && t.status !== 0) return { ok: false, status: 400 };
+  if (typeof t !== 'string') url = t.url;
+  const authority = connect ? url : typeof t === 'string' ? String(headers['host'] ?? '') : t.authority;
   const path = connect ? '/' : url.split('?')[0];
   const header = (n: string): string | undefined => {
     if (n === ':method') return method;
@@ -65,6 +70,7 @@ export function planTunnel(env: HttpEnv, method: string, url: string, headers: H
   applyOps(out, route.ops, vh.ops, false);
   if (env.cfg.generateRequestId) ensureRequestId(out);
   if (route.hostRewrite !== '') out['host'] = route.hostRewrite;
+  else if (typeof t !== 'string') out['host'] = t.authority; // absolute-form: the URI's authority
   const head = `${method} ${connect ? url : route.rewritePath(url)} HTTP/1.1\r\n${headerLines(out)}\r\n`;
   const cc = cluster.counters;
   const cb = cluster.base;

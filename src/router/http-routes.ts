@@ -4,9 +4,12 @@
  *   router_config_name -> virtual_hosts[] by :authority / Host ("*" default, "*.x" suffix,
  *   exact first, then the longest suffix) -> routers[] (first match wins)
  *
- *   match:   prefix | path | regex (whole path, query excluded), case_sensitive (default true),
+ *   match:   prefix | path | regex | safe_regex {regex} (whole path, query excluded; the path
+ *            is normalized first: path.ts), case_sensitive (default true),
  *            headers[] {name, value, regex?, invert_match?} (all must match; ":method",
- *            ":authority" and ":path" are readable too)
+ *            ":authority" and ":path" are readable too). Matchers, weighted clusters and
+ *            domains are the core shared with the RPC router (match.ts); every regex runs in
+ *            linear time (regex.ts).
  *   action:  route {cluster_name | weighted_clusters | cluster_header, timeout,
  *                   retry_policy {retry_on, num_retries, retry_timeout | per_try_timeout},
  *                   prefix_rewrite, host_rewrite, auto_host_rewrite,
@@ -22,10 +25,11 @@
  * (src/http/route-stats.ts).
  *
  * Lookup cost: each virtual host caches (path + the values of the headers its routes read) ->
- * route, so a repeated request costs one Map lookup. The cache is bounded and cleared when full.
+ * route, so a repeated request costs one Map lookup. The cache is bounded (entries and key
+ * length) and cleared when full.
  */
-import { parseGoDurationNs } from '../config/parse';
 import type { RouterConfig } from '../config/types';
+import { ClusterPick, compileMatch, compileWeighted, DomainTable, durationMs, isObj, PathKind, type HeaderMatcher, type PathMatcher, type WeightedCluster } from './match';
 
 /** Reads of a request the router needs (the downstream exchange implements it). */
 export interface HttpRouteRequest {
@@ -75,32 +79,6 @@ export interface Redirect {
   readonly code: number;
 }
 
-const enum PathKind {
-  Any,
-  Prefix,
-  Exact,
-  Regex,
-}
-
-class HeaderCondition {
-  private readonly re: RegExp | null;
-  constructor(
-    readonly name: string,
-    readonly value: string,
-    regex: boolean,
-    readonly invert: boolean,
-  ) {
-    this.re = regex ? new RegExp(`^(?:${value})$`) : null;
-  }
-  matches(v: string | undefined): boolean {
-    let ok: boolean;
-    if (v === undefined) ok = false;
-    else if (this.re !== null) ok = this.re.test(v);
-    else ok = this.value === '' ? true : v === this.value; // MOSN: a matcher without a value tests presence
-    return this.invert ? !ok : ok;
-  }
-}
-
 /** The stats name of a route (see the header comment). */
 export function routeStatsName(router: string, vhost: string, route: string, index: number): string {
   return `${router}.${vhost}.${route !== '' ? route : String(index)}`;
@@ -127,24 +105,21 @@ export function httpRouteStatNames(cfg: RouterConfig): string[] {
 }
 
 export class HttpRoute {
-  private readonly cumulative: number[];
-  private readonly total: number;
+  private readonly clusters: ClusterPick;
   /**
    * Base slot of this route's counters in this worker's stats buffer: -1 until resolved from
    * `statsName` on first use, -2 when the layout has no slot for it (then nothing is counted).
    */
   statsBase = -1;
+  /** Prefix or exact path (lower-cased when not case sensitive); '' for other conditions. */
+  readonly pathValue: string;
 
   constructor(
     readonly name: string,
-    private readonly pathKind: PathKind,
-    /** Prefix or exact path (lower-cased when not case sensitive). */
-    readonly pathValue: string,
-    private readonly pathRe: RegExp | null,
-    private readonly caseSensitive: boolean,
-    readonly headers: readonly HeaderCondition[],
+    private readonly pathMatch: PathMatcher,
+    readonly headers: readonly HeaderMatcher[],
     readonly clusterName: string,
-    readonly weighted: readonly { readonly name: string; readonly weight: number }[],
+    readonly weighted: readonly WeightedCluster[],
     readonly clusterHeader: string,
     readonly timeoutMs: number,
     readonly retry: RetryPolicy | null,
@@ -157,27 +132,13 @@ export class HttpRoute {
     /** The stats name (see routeStatsName); '' = not counted per route. */
     readonly statsName: string = '',
   ) {
-    let sum = 0;
-    this.cumulative = weighted.map((w) => (sum += w.weight));
-    this.total = sum;
+    this.clusters = new ClusterPick(clusterName, weighted);
+    this.pathValue = pathMatch.value;
   }
 
   /** Whether the path and headers match (the cache stores the outcome). */
   matches(path: string, req: HttpRouteRequest): boolean {
-    const p = this.caseSensitive ? path : path.toLowerCase();
-    switch (this.pathKind) {
-      case PathKind.Prefix:
-        if (!p.startsWith(this.pathValue)) return false;
-        break;
-      case PathKind.Exact:
-        if (p !== this.pathValue) return false;
-        break;
-      case PathKind.Regex:
-        if (!(this.pathRe as RegExp).test(p)) return false;
-        break;
-      case PathKind.Any:
-        break;
-    }
+    if (!this.pathMatch.matches(path)) return false;
     for (const h of this.headers) if (!h.matches(req.header(h.name))) return false;
     return true;
   }
@@ -185,22 +146,20 @@ export class HttpRoute {
   /** The cluster for one request; '' when a cluster_header names none. */
   pickCluster(req: HttpRouteRequest, rand: number = Math.random()): string {
     if (this.clusterHeader !== '') return req.header(this.clusterHeader) ?? '';
-    if (this.total <= 0) return this.clusterName;
-    const x = rand * this.total;
-    const c = this.cumulative;
-    for (let i = 0; i < c.length; i++) if (x < c[i]) return this.weighted[i].name;
-    return this.weighted[this.weighted.length - 1].name;
+    return this.clusters.pick(rand);
   }
 
   /** The upstream path after prefix_rewrite (query kept). */
   rewritePath(fullPath: string): string {
     const pr = this.prefixRewrite;
-    if (pr === undefined || this.pathKind !== PathKind.Prefix) return fullPath;
+    if (pr === undefined || this.pathMatch.kind !== PathKind.Prefix) return fullPath;
     return pr + fullPath.slice(this.pathValue.length);
   }
 }
 
 const CACHE_MAX = 8192;
+/** Longer keys (path + header values) are not cached: 8192 entries of 64 KiB would hold 512 MiB. */
+const CACHE_KEY_MAX = 1024;
 
 export class HttpVirtualHost {
   /** Header names the routes read, in a fixed order (part of the cache key). */
@@ -245,6 +204,7 @@ export class HttpVirtualHost {
         break;
       }
     }
+    if (key.length > CACHE_KEY_MAX) return found; // hostile sizes are matched, not kept
     if (this.cache.size >= CACHE_MAX) this.cache.clear();
     this.cache.set(key, found);
     return found;
@@ -252,78 +212,32 @@ export class HttpVirtualHost {
 }
 
 export class CompiledHttpRouter {
-  private readonly exact = new Map<string, HttpVirtualHost>();
-  private readonly suffix: { suffix: string; vh: HttpVirtualHost }[] = [];
-  private readonly prefix: { prefix: string; vh: HttpVirtualHost }[] = [];
-  private defaultVh: HttpVirtualHost | null = null;
+  private readonly table: DomainTable<HttpVirtualHost>;
   private readonly hostCache = new Map<string, HttpVirtualHost | null>();
 
   constructor(
     readonly name: string,
     readonly virtualHosts: readonly HttpVirtualHost[],
   ) {
-    for (const vh of virtualHosts) {
-      for (const d of vh.domains.length === 0 ? ['*'] : vh.domains) {
-        const dl = d.toLowerCase();
-        if (dl === '*') {
-          if (this.defaultVh === null) this.defaultVh = vh;
-        } else if (dl.startsWith('*')) this.suffix.push({ suffix: dl.slice(1), vh });
-        else if (dl.endsWith('*')) this.prefix.push({ prefix: dl.slice(0, -1), vh });
-        else if (!this.exact.has(dl)) this.exact.set(dl, vh);
-      }
-    }
-    this.suffix.sort((a, b) => b.suffix.length - a.suffix.length);
-    this.prefix.sort((a, b) => b.prefix.length - a.prefix.length);
+    this.table = new DomainTable(virtualHosts);
   }
 
   /** The virtual host for an authority (port ignored unless a domain lists it). */
   virtualHost(authority: string | undefined): HttpVirtualHost | null {
-    if (authority === undefined || authority === '') return this.defaultVh;
+    if (authority === undefined || authority === '') return this.table.defaultVh;
     const hit = this.hostCache.get(authority);
     if (hit !== undefined) return hit;
-    const vh = this.lookup(authority.toLowerCase());
+    const vh = this.table.lookup(authority.toLowerCase());
+    if (authority.length > CACHE_KEY_MAX) return vh;
     if (this.hostCache.size >= CACHE_MAX) this.hostCache.clear();
     this.hostCache.set(authority, vh);
     return vh;
-  }
-
-  private lookup(a: string): HttpVirtualHost | null {
-    const e = this.exact.get(a);
-    if (e !== undefined) return e;
-    const colon = a.lastIndexOf(':');
-    const host = colon > 0 && a.indexOf(']') < colon ? a.slice(0, colon) : a;
-    const e2 = this.exact.get(host);
-    if (e2 !== undefined) return e2;
-    for (const s of this.suffix) if (host.endsWith(s.suffix)) return s.vh;
-    for (const p of this.prefix) if (host.startsWith(p.prefix)) return p.vh;
-    return this.defaultVh;
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Compilation (keys already normalized to lower case by config/parse.ts)
 // ---------------------------------------------------------------------------------------------
-
-function isObj(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function durationMs(v: unknown, where: string): number {
-  if (v === undefined || v === null || v === '') return 0;
-  let ns: number | undefined;
-  if (typeof v === 'number') ns = v;
-  else if (typeof v === 'string') ns = parseGoDurationNs(v);
-  if (ns === undefined || !Number.isFinite(ns) || ns < 0) throw new Error(`${where}: ${JSON.stringify(v)} is not a duration`);
-  return ns === 0 ? 0 : Math.max(1, Math.ceil(ns / 1e6));
-}
-
-function compileRegex(src: string, where: string): RegExp {
-  try {
-    return new RegExp(`^(?:${src})$`);
-  } catch (e) {
-    throw new Error(`${where}: bad regex ${JSON.stringify(src)}: ${(e as Error).message}`, { cause: e });
-  }
-}
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Field values: visible ASCII, obs-text, space and tab; no CR, LF or NUL (they would inject lines).
@@ -391,30 +305,7 @@ const EMPTY_OPS: HeaderOps = { requestAdd: [], requestRemove: [], responseAdd: [
 
 function compileRoute(r: unknown, where: string, statsName: string): HttpRoute {
   if (!isObj(r)) throw new Error(`${where}: must be an object`);
-  const match = isObj(r['match']) ? r['match'] : {};
-  const caseSensitive = match['case_sensitive'] !== false;
-  let kind = PathKind.Any;
-  let value = '';
-  let re: RegExp | null = null;
-  if (typeof match['path'] === 'string') {
-    kind = PathKind.Exact;
-    value = match['path'];
-  } else if (typeof match['prefix'] === 'string') {
-    kind = PathKind.Prefix;
-    value = match['prefix'];
-  } else if (typeof match['regex'] === 'string') {
-    kind = PathKind.Regex;
-    re = compileRegex(caseSensitive ? match['regex'] : match['regex'], `${where}.match.regex`);
-    if (!caseSensitive) re = new RegExp(re.source, 'i');
-  }
-  if (!caseSensitive) value = value.toLowerCase();
-  const hs = Array.isArray(match['headers']) ? match['headers'] : [];
-  const headers = hs.map((h, i) => {
-    if (!isObj(h) || typeof h['name'] !== 'string' || h['name'] === '') throw new Error(`${where}.match.headers[${i}]: needs a name`);
-    const v = typeof h['value'] === 'string' ? h['value'] : '';
-    if (h['regex'] === true) compileRegex(v, `${where}.match.headers[${i}].value`);
-    return new HeaderCondition(h['name'].toLowerCase(), v, h['regex'] === true, h['invert_match'] === true);
-  });
+  const m = compileMatch(r, where, true, null);
   const name = typeof r['name'] === 'string' ? r['name'] : '';
   const action = isObj(r['route']) ? r['route'] : null;
   const dr = isObj(r['direct_response']) ? r['direct_response'] : null;
@@ -439,16 +330,7 @@ function compileRoute(r: unknown, where: string, statsName: string): HttpRoute {
     throw new Error(`${where}: needs route, direct_response or redirect`);
   }
   const a = action ?? {};
-  const weighted: { name: string; weight: number }[] = [];
-  if (Array.isArray(a['weighted_clusters'])) {
-    a['weighted_clusters'].forEach((wc, i) => {
-      const c = isObj(wc) && isObj(wc['cluster']) ? wc['cluster'] : wc;
-      if (!isObj(c) || typeof c['name'] !== 'string') throw new Error(`${where}.route.weighted_clusters[${i}]: needs a cluster name`);
-      const w = typeof c['weight'] === 'number' ? c['weight'] : 1;
-      if (!(w >= 0)) throw new Error(`${where}.route.weighted_clusters[${i}].weight: must be >= 0`);
-      weighted.push({ name: c['name'], weight: w });
-    });
-  }
+  const weighted = compileWeighted(a, where);
   const clusterName = typeof a['cluster_name'] === 'string' ? a['cluster_name'] : '';
   const clusterHeader = typeof a['cluster_header'] === 'string' ? a['cluster_header'].toLowerCase() : '';
   if (action !== null && clusterName === '' && weighted.length === 0 && clusterHeader === '') {
@@ -467,11 +349,8 @@ function compileRoute(r: unknown, where: string, statsName: string): HttpRoute {
   }
   return new HttpRoute(
     name,
-    kind,
-    value,
-    re,
-    caseSensitive,
-    headers,
+    m.path,
+    m.headers,
     clusterName,
     weighted,
     clusterHeader,

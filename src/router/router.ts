@@ -8,16 +8,20 @@
  *   route action: cluster_name | weighted_clusters[] {cluster: {name, weight}} (or {name, weight}),
  *                 timeout (Go duration)
  *
- * Matching is by header values only (RPC); a Matcher interface leaves room for HTTP path,
- * prefix and regex matching (another engineer): add a Matcher kind and a RouteRequest.path().
+ * The matchers are the shared core's (match.ts), as for HTTP (http-routes.ts). An RPC request
+ * has no HTTP path: a route with a `prefix`, `path`, `regex` or `safe_regex` condition never
+ * matches it (Bolt answers NO_PROCESSOR, as MOSN), it is not taken as "no condition".
  *
  * Lookup cost: every virtual host keeps a cache from the request's match key (the values of
  * the headers its routes look at, usually just `service`) to the matched route, so the common
- * case is one Map lookup per request. The cache is bounded and cleared when full.
+ * case is one Map lookup per request. The cache is bounded (entries and key length) and cleared
+ * when full.
  */
-import { parseGoDurationNs } from '../config/parse';
 import type { RouterConfig } from '../config/types';
 import { HeaderName } from '../protocol/types';
+import { ClusterPick, compileMatch, compileWeighted, DomainTable, durationMs, isObj, type HeaderMatcher, type PathMatcher, type WeightedCluster } from './match';
+
+export type { HeaderMatcher, WeightedCluster } from './match';
 
 /** What the router reads from a request. Implemented by the proxy session (no closures). */
 export interface RouteRequest {
@@ -30,15 +34,10 @@ export interface RouteRequest {
 /** The default routing header of RPC protocols (MOSN types.RPCRouteMatchKey). */
 export const SERVICE_KEY = 'service';
 
-export interface WeightedCluster {
-  readonly name: string;
-  readonly weight: number;
-}
-
 export class Route {
-  /** Cumulative weights for weighted_clusters (empty when clusterName is used). */
-  private readonly cumulative: number[];
-  private readonly total: number;
+  private readonly clusters: ClusterPick;
+  /** The protocol header key of each matcher. */
+  readonly keys: readonly HeaderName[];
 
   constructor(
     readonly name: string,
@@ -47,54 +46,22 @@ export class Route {
     /** Route timeout in ms; 0 = none. */
     readonly timeoutMs: number,
     readonly matchers: readonly HeaderMatcher[],
+    /** HTTP path condition: an RPC request (no path) matches only a route without one. */
+    readonly pathMatcher: PathMatcher | null = null,
   ) {
-    let sum = 0;
-    this.cumulative = weighted.map((w) => (sum += w.weight));
-    this.total = sum;
+    this.clusters = new ClusterPick(clusterName, weighted);
+    this.keys = matchers.map((m) => new HeaderName(m.name));
   }
 
   /** The cluster for one request (a weighted pick when weighted_clusters is set). */
   pickCluster(rand: number = Math.random()): string {
-    if (this.total <= 0) return this.clusterName;
-    const x = rand * this.total;
-    const c = this.cumulative;
-    for (let i = 0; i < c.length; i++) if (x < c[i]) return this.weighted[i].name;
-    return this.weighted[this.weighted.length - 1].name;
-  }
-}
-
-/** One header condition of a route. */
-export class HeaderMatcher {
-  readonly header: HeaderName;
-  private readonly re: RegExp | null;
-  /** MOSN's single-`service` rule: ".*" matches any non-empty value. */
-  private readonly anyNonEmpty: boolean;
-
-  constructor(
-    name: string,
-    readonly value: string,
-    regex: boolean,
-    readonly invert: boolean,
-    fastRule: boolean,
-  ) {
-    this.header = new HeaderName(name);
-    this.anyNonEmpty = fastRule && value === '.*';
-    // Anchored like Go's regexp.MatchString on the whole value? MOSN uses MatchString (unanchored);
-    // we anchor so that "com.foo.A" does not also match "com.foo.AB". Write ".*x.*" to search.
-    this.re = regex && !this.anyNonEmpty ? new RegExp(`^(?:${value})$`) : null;
-  }
-
-  matches(v: string | undefined): boolean {
-    let ok: boolean;
-    if (v === undefined) ok = false;
-    else if (this.anyNonEmpty) ok = v !== '';
-    else if (this.re !== null) ok = this.re.test(v);
-    else ok = v === this.value;
-    return this.invert ? !ok : ok;
+    return this.clusters.pick(rand);
   }
 }
 
 const CACHE_MAX = 8192;
+/** Longer keys are not cached (8192 entries of 64 KiB would hold 512 MiB). */
+const CACHE_KEY_MAX = 512;
 /** Cached "no route" (a Map value must be distinguishable from a miss). */
 const NO_ROUTE = null;
 /** match() result when a header the routes need cannot be read. */
@@ -114,7 +81,7 @@ export class VirtualHost {
     readonly routes: readonly Route[],
   ) {
     const names = new Map<string, HeaderName>();
-    for (const r of routes) for (const m of r.matchers) if (!names.has(m.header.name)) names.set(m.header.name, m.header);
+    for (const r of routes) for (const k of r.keys) if (!names.has(k.name)) names.set(k.name, k);
     this.keys = [...names.values()];
     this.keyIsService = this.keys.map((k) => k.name === SERVICE_KEY);
   }
@@ -152,6 +119,7 @@ export class VirtualHost {
     }
     this.misses++;
     const r = this.slowMatch(keys.length === 1 ? [key === '\u0000' ? undefined : key] : (vals ?? []));
+    if (key.length > CACHE_KEY_MAX) return r; // hostile sizes are matched, not kept
     if (this.cache.size >= CACHE_MAX) this.cache.clear();
     this.cache.set(key, r);
     return r;
@@ -159,10 +127,13 @@ export class VirtualHost {
 
   private slowMatch(vals: readonly (string | undefined)[]): Route | null {
     for (const r of this.routes) {
+      // An RPC request has no HTTP path: a route with a path condition is not for it.
+      if (r.pathMatcher !== null && !r.pathMatcher.matches(null)) continue;
       let ok = true;
-      for (const m of r.matchers) {
-        const v = vals[this.keys.findIndex((k) => k.name === m.header.name)];
-        if (!m.matches(v)) {
+      for (let i = 0; i < r.matchers.length; i++) {
+        const name = r.keys[i].name;
+        const v = vals[this.keys.findIndex((k) => k.name === name)];
+        if (!r.matchers[i].matches(v)) {
           ok = false;
           break;
         }
@@ -174,36 +145,18 @@ export class VirtualHost {
 }
 
 export class CompiledRouter {
-  private readonly exact = new Map<string, VirtualHost>();
-  private readonly suffix: { suffix: string; vh: VirtualHost }[] = [];
-  private defaultVh: VirtualHost | null = null;
+  private readonly table: DomainTable<VirtualHost>;
 
   constructor(
     readonly name: string,
     readonly virtualHosts: readonly VirtualHost[],
   ) {
-    for (const vh of virtualHosts) {
-      const domains = vh.domains.length === 0 ? ['*'] : vh.domains;
-      for (const d of domains) {
-        const dl = d.toLowerCase();
-        if (dl === '*') {
-          if (this.defaultVh === null) this.defaultVh = vh;
-        } else if (dl.startsWith('*')) this.suffix.push({ suffix: dl.slice(1), vh });
-        else if (!this.exact.has(dl)) this.exact.set(dl, vh);
-      }
-    }
-    this.suffix.sort((a, b) => b.suffix.length - a.suffix.length); // longest suffix first
+    this.table = new DomainTable(virtualHosts);
   }
 
   /** The virtual host for a domain (RPC requests have none: the default "*" host). */
   virtualHost(domain?: string): VirtualHost | null {
-    if (domain !== undefined && domain !== '') {
-      const d = domain.toLowerCase();
-      const e = this.exact.get(d);
-      if (e !== undefined) return e;
-      for (const s of this.suffix) if (d.endsWith(s.suffix)) return s.vh;
-    }
-    return this.defaultVh;
+    return domain !== undefined && domain !== '' ? this.table.lookup(domain.toLowerCase()) : this.table.defaultVh;
   }
 
   match(req: RouteRequest, domain?: string): Route | null | typeof MALFORMED {
@@ -216,52 +169,16 @@ export class CompiledRouter {
 // Compilation from the normalized config (keys already lower-cased by config/parse.ts)
 // ---------------------------------------------------------------------------------------------
 
-function isObj(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function durationMs(v: unknown, where: string): number {
-  if (v === undefined || v === null || v === '') return 0;
-  let ns: number | undefined;
-  if (typeof v === 'number') ns = v; // Go time.Duration JSON: nanoseconds
-  else if (typeof v === 'string') ns = parseGoDurationNs(v);
-  if (ns === undefined || !Number.isFinite(ns) || ns < 0) throw new Error(`${where}: ${JSON.stringify(v)} is not a duration`);
-  return ns === 0 ? 0 : Math.max(1, Math.ceil(ns / 1e6));
-}
-
 function compileRoute(r: unknown, where: string): Route | null {
   if (!isObj(r)) throw new Error(`${where}: must be an object`);
-  const match = isObj(r['match']) ? r['match'] : {};
+  // Compiled (and so validated) even when the route is not for RPC.
+  const m = compileMatch(r, where, false, SERVICE_KEY);
   const action = isObj(r['route']) ? r['route'] : null;
   if (action === null) return null; // redirect/direct_response: not for RPC
-  const headers = Array.isArray(match['headers']) ? match['headers'] : [];
-  const fastRule = headers.length === 1 && isObj(headers[0]) && headers[0]['name'] === SERVICE_KEY && headers[0]['regex'] !== true;
-  const matchers = headers.map((h, i) => {
-    if (!isObj(h) || typeof h['name'] !== 'string' || h['name'] === '') throw new Error(`${where}.match.headers[${i}]: needs a name`);
-    const value = typeof h['value'] === 'string' ? h['value'] : '';
-    const regex = h['regex'] === true;
-    if (regex) {
-      try {
-        new RegExp(value);
-      } catch (e) {
-        throw new Error(`${where}.match.headers[${i}].value: bad regex ${JSON.stringify(value)}: ${(e as Error).message}`, { cause: e });
-      }
-    }
-    return new HeaderMatcher(h['name'] as string, value, regex, h['invert_match'] === true, fastRule);
-  });
-  const weighted: WeightedCluster[] = [];
-  if (Array.isArray(action['weighted_clusters'])) {
-    action['weighted_clusters'].forEach((wc, i) => {
-      const c = isObj(wc) && isObj(wc['cluster']) ? wc['cluster'] : wc;
-      if (!isObj(c) || typeof c['name'] !== 'string') throw new Error(`${where}.route.weighted_clusters[${i}]: needs a cluster name`);
-      const w = typeof c['weight'] === 'number' ? c['weight'] : 1;
-      if (!(w >= 0)) throw new Error(`${where}.route.weighted_clusters[${i}].weight: must be >= 0`);
-      weighted.push({ name: c['name'] as string, weight: w });
-    });
-  }
+  const weighted = compileWeighted(action, where);
   const clusterName = typeof action['cluster_name'] === 'string' ? action['cluster_name'] : '';
   if (clusterName === '' && weighted.length === 0) throw new Error(`${where}.route: needs cluster_name or weighted_clusters`);
-  return new Route(typeof r['name'] === 'string' ? r['name'] : '', clusterName, weighted, durationMs(action['timeout'], `${where}.route.timeout`), matchers);
+  return new Route(typeof r['name'] === 'string' ? r['name'] : '', clusterName, weighted, durationMs(action['timeout'], `${where}.route.timeout`), m.headers, m.path);
 }
 
 /** Compile one router config (throws an Error naming the bad field). */
