@@ -330,7 +330,7 @@ export class Sidecar {
         if (s) native.closeFd(s.fd);
         this.sockets.delete(name);
       }
-      releaseStats(this.layout, this.config);
+      releaseStats(this.layout, this.config, false);
       for (const f of failed) this.log.error({ worker: f.id, version, err: f.error }, 'worker could not build the new config; it is dropped everywhere');
       this.log.error({ version, running: this.version }, 'config reload aborted; every worker keeps the running version');
       throw new Error(`config version ${version} not applied: ${failed.map((f) => `worker ${f.id}: ${f.error}`).join('; ')}`);

@@ -296,20 +296,23 @@ export class StatsLayout {
     return [...this.map(scope).keys()];
   }
 
-  /** The resource is gone: its range becomes reusable after the quarantine. */
-  release(scope: StatsScope, name: string): boolean {
+  /**
+   * The resource is gone: its range becomes reusable after the quarantine. `served` false: it
+   * never ran (a refused config version), so its range is reusable at once and not listed.
+   */
+  release(scope: StatsScope, name: string, served = true): boolean {
     const names = this.map(scope);
     const b = names.get(name);
     if (b === undefined) return false;
     names.delete(name);
-    this.free[scope].push({ name, base: b, reusableAt: this.now() + this.quarantineMs });
+    this.free[scope].push({ name: served ? name : '', base: b, reusableAt: served ? this.now() + this.quarantineMs : 0 });
     return true;
   }
 
   /** Active names and released ones whose range was not reused yet (their totals stay visible). */
   private listed(scope: StatsScope): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const f of this.free[scope]) out[f.name] = f.base;
+    for (const f of this.free[scope]) if (f.name !== '') out[f.name] = f.base;
     return Object.assign(out, Object.fromEntries(this.map(scope)));
   }
 
@@ -329,7 +332,7 @@ export class StatsLayout {
   /** A name that comes back gets its own range again (counters continue); else a range past its quarantine, zeroed. */
   private reuse(scope: StatsScope, name: string, n: number): number | undefined {
     const list = this.free[scope];
-    const own = list.findIndex((f) => f.name === name);
+    const own = list.findIndex((f) => f.name === name && name !== '');
     if (own >= 0) return list.splice(own, 1)[0]!.base;
     const now = this.now();
     const i = list.findIndex((f) => f.reusableAt <= now);

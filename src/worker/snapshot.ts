@@ -162,15 +162,18 @@ export function assignStats(layout: StatsLayout, config: OutriggerConfig): void 
   for (const r of httpRouteStatNamesOf(config)) layout.routeBase(r);
 }
 
-/** Releases the stats slots of listeners, clusters and HTTP routes `config` does not have (reclaimed later). */
-export function releaseStats(layout: StatsLayout, config: OutriggerConfig): void {
+/**
+ * Releases the stats slots of listeners, clusters and HTTP routes `config` does not have
+ * (reclaimed later). `served` false: the names come from a version that was never committed.
+ */
+export function releaseStats(layout: StatsLayout, config: OutriggerConfig, served = true): void {
   const wanted: Record<StatsScope, Set<string>> = {
     listener: new Set(config.servers.flatMap((s) => s.listeners.map((l) => l.name))),
     cluster: new Set(config.clusters.map((c) => c.name)),
     route: new Set(httpRouteStatNamesOf(config)),
   };
   for (const scope of ['listener', 'cluster', 'route'] as const) {
-    for (const name of layout.names(scope)) if (!wanted[scope].has(name)) layout.release(scope, name);
+    for (const name of layout.names(scope)) if (!wanted[scope].has(name)) layout.release(scope, name, served);
   }
 }
 

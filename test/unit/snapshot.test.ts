@@ -134,4 +134,10 @@ test("removed clusters' stats slots are reused (after the quarantine), zeroed in
   releaseStats(layout, without);
   assert.equal(layout.clusterBase('c4'), before);
   assert.equal(buf[before + C.CX_TOTAL], 3);
+  // Names of a refused version that never ran: reusable at once, not listed.
+  layout.clusterBase('never');
+  const neverBase = layout.toData().clusters['never'];
+  layout.release('cluster', 'never', false);
+  assert.equal(layout.toData().clusters['never'], undefined);
+  assert.equal(layout.clusterBase('next'), neverBase);
 });
