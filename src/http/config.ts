@@ -39,6 +39,8 @@ export interface HttpProxyConfig {
   readonly connectionsPerHost: number;
   readonly defaultTimeoutMs: number;
   readonly generateRequestId: boolean;
+  /** MOSN fallback_for_unknown_protocol: bytes that are not HTTP go to the chain's next filter (src/filters/network/chain.ts). */
+  readonly fallbackForUnknownProtocol?: boolean;
 }
 
 export const HTTP_DEFAULTS = Object.freeze({
@@ -88,7 +90,6 @@ export function parseHttpProxyConfig(config: unknown, path: string, ctx: FilterV
     if (u === undefined) ctx.error(`${path}.upstream_protocol`, `${showValue(base.upstreamProtocol)}: an HTTP proxy forwards with Http1, Http2 or Auto`);
     else upstream = u;
   }
-  if (base.fallbackForUnknownProtocol) ctx.warn(`${path}.fallback_for_unknown_protocol`, 'not supported for HTTP; ignored');
   const rd = extendConfigReader(base.extendConfig, path, ctx);
   const lower = rd.lower;
   const ecPath = rd.path;
@@ -114,5 +115,6 @@ export function parseHttpProxyConfig(config: unknown, path: string, ctx: FilterV
     connectionsPerHost: num('connections_per_host', HTTP_DEFAULTS.connectionsPerHost, 1, 4096),
     defaultTimeoutMs: dur('default_timeout', HTTP_DEFAULTS.defaultTimeoutMs),
     generateRequestId: gen !== false,
+    ...(base.fallbackForUnknownProtocol ? { fallbackForUnknownProtocol: true } : {}),
   };
 }
