@@ -9,6 +9,7 @@ import type { OutriggerConfig } from '../config/types';
 import { ClusterManager } from '../upstream/cluster';
 import { native } from '../native';
 import { buildListenerRuntime, WorkerListener } from '../network/listener';
+import { hostPort, listenFailure } from '../native/listen';
 import { io } from '../network/io';
 import { W } from '../stats/layout';
 import { bindRouteStats, drainHistograms } from '../http/route-stats';
@@ -82,7 +83,9 @@ async function applyConfig(version: number, config: OutriggerConfig, layout: { l
       if (spec.kind === 'fd') {
         await wl.listenFd(spec.fd);
       } else {
-        const r = await native.openListenSocket(spec.host, spec.port, spec.backlog);
+        const r = await native.openListenSocket(spec.host, spec.port, spec.backlog).catch((e: unknown) => {
+          throw new Error(`listener ${lc.name}: cannot listen on ${hostPort(spec.host, spec.port)}: ${listenFailure(e)}`);
+        });
         if (r.server) wl.adoptServer(r.server);
         else await wl.listenFd(r.fd);
         send({ type: 'bound', listener: lc.name, fd: r.fd, port: r.port });
