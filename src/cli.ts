@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import type { LogLevel } from './config/types';
 import { loadConfigFile, validateConfigFile } from './config';
 import { Sidecar } from './server';
+import { flushLoggerAsync } from './log';
 
 const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
@@ -104,6 +105,18 @@ export function parseArgs(argv: readonly string[]): Args {
   return a;
 }
 
+/**
+ * Exits once the log files are open and flushed (at most 500 ms): pino's exit hook flushes
+ * synchronously and throws "sonic boom is not ready yet" on a file still opening.
+ */
+function exitAfterLogs(code: number): void {
+  const t = setTimeout(() => process.exit(code), 500);
+  void flushLoggerAsync().then(() => {
+    clearTimeout(t);
+    process.exit(code);
+  });
+}
+
 async function start(a: Args): Promise<void> {
   const file = a.config ?? DEFAULT_CONFIG;
   let config;
@@ -121,7 +134,7 @@ async function start(a: Args): Promise<void> {
   let state: 'starting' | 'running' | 'stopping' = 'starting';
   const grace = config.servers[0]?.gracefulTimeoutMs ?? 30_000;
   const endNow = (code: number): void => {
-    void sidecar.release(300).finally(() => process.exit(code));
+    void sidecar.release(300).finally(() => exitAfterLogs(code));
     setTimeout(() => process.exit(code), 1000).unref();
   };
   const onSignal = (sig: 'SIGTERM' | 'SIGINT'): void => {
@@ -169,7 +182,8 @@ async function start(a: Args): Promise<void> {
     // start() released every socket and worker before throwing; one line, no stack.
     const why = e instanceof Error ? e.message : String(e);
     process.stderr.write(`outrigger: start failed: ${why.split('\n')[0]}\n`);
-    process.exit(1);
+    exitAfterLogs(1);
+    return;
   }
   state = 'running';
   const lines = [`outrigger ${version()} started: ${sidecar.workerCount} worker(s), config ${file}`];

@@ -139,6 +139,11 @@ test('a listener port or the admin port held (plain socket, another instance; na
       const r = await runStart(configFile(held, adminPort), env);
       assertCleanFailure(r, `127.0.0.1:${held}`);
       assert.ok(await portFree(adminPort), `${mode}: admin port released`);
+      // the same with the log in a file (pino's exit flush used to throw "sonic boom is not ready yet")
+      const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-life-log-'));
+      const rl = await runStart(configFile(held, await freePort(), { default_log_path: path.join(logDir, 'outrigger.log') }), env);
+      assertCleanFailure(rl, `127.0.0.1:${held}`);
+      fs.rmSync(logDir, { recursive: true, force: true });
       // admin port taken: the listener port it opened is released
       for (const taken of [held, other.adminPort]) {
         const port = await freePort();
