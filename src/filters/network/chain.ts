@@ -156,7 +156,7 @@ function chainTail(stages: readonly ChainStage[], from: number, ctx: ListenerCon
     if (stages[j].factory.createFilter !== undefined) {
       const s = new ChainSession(stages, conn, info, ctx);
       conn.setHandler(s);
-      s.startAt(j, buf, start, end);
+      s.startFrom(j, buf, start, end);
       return;
     }
     takeWithData(stages[j].factory, conn, buf, start, end);
@@ -177,12 +177,18 @@ export function noChainMatch(ctx: ListenerContext, conn: Connection): void {
 /**
  * Runs the read filters of a chain for one connection, then hands it to the terminal filter
  * that takes it. Installed as the connection's handler until then.
+ *
+ *   start: onNewConnection of each read filter in order, up to the first StopIteration (k)
+ *   each read: onData from the first read filter on; Continue -> the next one; StopIteration ->
+ *              this read stops there; filters after k are not reached until k continues
+ *   continueReading(buf) from filter j: onNewConnection of the filters after j that have not
+ *              run it, then buf goes on from j + 1
+ *   a read reaching a terminal filter that accepts the connection: it takes it with those bytes
  */
 export class ChainSession implements ConnectionHandler {
-  /** Stage the next read goes to. */
-  private at = 0;
   private readonly filters: (ReadFilter | null)[];
-  /** Waiting in onNewConnection of the filter at `at` (StopIteration): reads are held for it. */
+  /** Read filters whose onNewConnection ran (their index < this). */
+  private newUpTo = 0;
   private done = false;
 
   constructor(
@@ -194,47 +200,56 @@ export class ChainSession implements ConnectionHandler {
     this.filters = stages.map(() => null);
   }
 
-  /** New connection: read filters' onNewConnection in order, up to the first that stops or the terminal. */
+  /** New connection: read filters' onNewConnection in order, up to the first that stops. */
   start(): void {
-    this.startAt(0, EMPTY, 0, 0);
+    this.runNew(0);
   }
 
-  /** Runs stages from `j` with `buf[start, end)` as the pending first read (may be empty). */
-  startAt(j: number, buf: Buffer, start: number, end: number): void {
+  /** A connection handed on mid-chain (the RPC proxy's fallback): stages from `j`, with its first bytes. */
+  startFrom(j: number, buf: Buffer, start: number, end: number): void {
+    this.newUpTo = j;
+    this.runNew(j); // a filter that stops here still gets the bytes (its onData may hold them)
+    this.startAt(j, buf, start, end);
+  }
+
+  /** Runs onNewConnection from stage `j` on; false when a filter stopped (or closed the connection). */
+  private runNew(j: number): boolean {
     for (; j < this.stages.length; j++) {
       const st = this.stages[j];
-      if (st.factory.createFilter === undefined) {
-        if (st.accepts !== null && !st.accepts(this.info)) continue;
-        if (end === start) {
-          // No bytes yet: the terminal takes the connection at the first read.
-          this.at = j;
-          return;
-        }
-        this.take(j, buf, start, end);
-        return;
-      }
+      if (st.factory.createFilter === undefined) break;
       let f = this.filters[j];
       if (f === null) {
         f = st.factory.createFilter(this.callbacks(j));
         this.filters[j] = f;
-        if (f.onNewConnection() === FilterStatus.StopIteration) {
-          this.at = j;
-          return;
-        }
       }
-      if (end > start && f.onData(buf, start, end) === FilterStatus.StopIteration) {
-        this.at = j;
-        return;
-      }
-      if (this.done) return;
+      this.newUpTo = j + 1;
+      if (f.onNewConnection() === FilterStatus.StopIteration || this.conn.state === 'closed') return false;
     }
-    this.done = true;
-    noChainMatch(this.ctx, this.conn);
+    this.newUpTo = Math.max(this.newUpTo, j + 1);
+    return true;
   }
 
-  private take(j: number, buf: Buffer, start: number, end: number): void {
+  /** Offers buf[start, end) to the stages from `j` on (see the class comment). */
+  startAt(j: number, buf: Buffer, start: number, end: number): void {
+    for (; j < this.stages.length; j++) {
+      if (this.done || this.conn.state === 'closed') return;
+      if (j >= this.newUpTo && !this.runNew(j)) return;
+      const st = this.stages[j];
+      const f = this.filters[j];
+      if (f === null) {
+        // A terminal filter: it takes the connection with these bytes, unless it does not accept it.
+        if (st.accepts !== null && !st.accepts(this.info)) continue;
+        if (end === start) return; // no bytes yet: the first read reaching it hands it over
+        this.done = true;
+        takeWithData(st.factory, this.conn, buf, start, end);
+        return;
+      }
+      if (end > start && f.onData(buf, start, end) === FilterStatus.StopIteration) return;
+      if (end === start) continue;
+    }
+    if (this.done) return;
     this.done = true;
-    takeWithData(this.stages[j].factory, this.conn, buf, start, end);
+    noChainMatch(this.ctx, this.conn);
   }
 
   private callbacks(j: number): ReadFilterCallbacks {
@@ -243,23 +258,13 @@ export class ChainSession implements ConnectionHandler {
       info: this.info,
       continueReading: (buf: Buffer, start: number, end: number): void => {
         if (this.done || this.conn.state === 'closed') return;
-        this.at = j + 1;
         this.startAt(j + 1, buf, start, end);
       },
     };
   }
 
   onData(_conn: Connection, buf: Buffer, start: number, end: number): void {
-    if (this.done) return;
-    const j = this.at;
-    const f = this.filters[j];
-    if (f !== null) {
-      // A read filter holds the chain: it gets the bytes and continues (or not) itself.
-      if (f.onData(buf, start, end) === FilterStatus.StopIteration) return;
-      this.startAt(j + 1, buf, start, end);
-      return;
-    }
-    this.startAt(j, buf, start, end);
+    if (!this.done) this.startAt(0, buf, start, end);
   }
 
   onEnd(conn: Connection): void {
