@@ -57,8 +57,9 @@ export interface TlsHandoff {
 /** ALPN protocols offered: the configured ones, else h2 + http/1.1 when the listener serves HTTP. */
 export function alpnFor(c: TlsContextConfig, filters: readonly FilterConfig[]): string[] {
   if (c.alpn.length > 0) return [...c.alpn];
-  const last = filters[filters.length - 1];
-  if (last && last.type.toLowerCase() === 'proxy') {
+  // The chain's L7 proxy (not necessarily the last filter: a fallback tcp_proxy may follow it).
+  const last = filters.find((f) => f.type.toLowerCase() === 'proxy');
+  if (last) {
     // The RPC proxy config lists downstreamProtocols; the HTTP family's has `downstream`.
     const cfg = last.config as { downstreamProtocols?: readonly string[]; family?: string; downstream?: string };
     const dp = cfg.downstreamProtocols ?? [];
