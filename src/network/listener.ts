@@ -1,12 +1,19 @@
 /**
  * A listener as one worker runs it: a net.Server accepting on a listening fd shared with the
- * other workers (SO_REUSEPORT socket made by the addon, or the fallback's shared fd), and
- * the filter chain of the config snapshot it currently serves. A new snapshot swaps the
- * chain for new connections; live connections keep the one they were accepted under.
+ * other workers (one socket made by the addon and dup'ed per worker, or the fallback's shared
+ * fd), and the filter chains of the config snapshot it currently serves. A new snapshot swaps
+ * the chains for new connections; live connections keep the ones they were accepted under.
  *
- * With TLS on the chain, an accepted socket first goes through src/tls (inspector peek,
- * handshake, client-certificate policy); the TLS socket then becomes a stream-mode
- * Connection. Without TLS the accept path is unchanged (zero-copy reads, writev).
+ *   accepted socket
+ *     -> TLS inspector (listener filter; when a chain terminates TLS or a filter_chain_match
+ *        reads SNI / ALPN / transport): peeks the ClientHello, puts the bytes back
+ *     -> filter_chain_match (chain-select.ts) picks a chain; none -> closed, counted
+ *     -> the chain's TLS handshake (src/tls), or plaintext (inspector) / passthrough
+ *     -> protocol sniffing (listener filter; only when a selective filter precedes the last one)
+ *     -> the chain's network filters (src/filters/network/chain.ts): the first that takes it
+ *
+ * One chain without TLS, match, sniffing or read filters takes the plain path unchanged
+ * (zero-copy reads, writev; no per-connection info).
  */
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
