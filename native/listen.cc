@@ -1,7 +1,10 @@
-// Listening sockets shareable across worker threads:
-// listenReusePort(host, port, backlog) -> {fd, port}: non-blocking, close-on-exec TCP socket
-// (IPv4 or IPv6 literal host) with SO_REUSEADDR + SO_REUSEPORT, bound and listening; port 0
-// is resolved with getsockname(). dupFd(fd) -> new fd (F_DUPFD_CLOEXEC); closeFd(fd).
+// Listening sockets shareable across worker threads (one socket, dup'ed per worker):
+// listenTcp(host, port, backlog, reusePort) -> {fd, port}: non-blocking, close-on-exec TCP
+// socket (IPv4 or IPv6 literal host) with SO_REUSEADDR (TIME_WAIT leftovers do not block a
+// restart), plus SO_REUSEPORT only when reusePort is true (a deliberate hand-over: without it
+// a port held by any other socket fails with EADDRINUSE), bound and listening; port 0 is
+// resolved with getsockname(). listenReusePort(host, port, backlog) = listenTcp(..., true).
+// dupFd(fd) -> new fd (F_DUPFD_CLOEXEC); closeFd(fd).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -18,7 +21,7 @@
 namespace outrigger {
 namespace {
 
-Napi::Value ListenReusePort(const Napi::CallbackInfo& info) {
+Napi::Value Listen(const Napi::CallbackInfo& info, bool reusePort) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "host must be a string");
   std::string host = info[0].As<Napi::String>().Utf8Value();
@@ -52,7 +55,7 @@ Napi::Value ListenReusePort(const Napi::CallbackInfo& info) {
   const char* step = nullptr;
   int one = 1;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) step = "setsockopt";
-  else if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) step = "setsockopt";
+  else if (reusePort && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) step = "setsockopt";
   else if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) step = "bind";
   else if (listen(fd, backlog) != 0) step = "listen";
   else if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) step = "getsockname";
@@ -66,6 +69,15 @@ Napi::Value ListenReusePort(const Napi::CallbackInfo& info) {
   out.Set("fd", Napi::Number::New(env, fd));
   out.Set("port", Napi::Number::New(env, bound));
   return out;
+}
+
+Napi::Value ListenReusePort(const Napi::CallbackInfo& info) {
+  return Listen(info, true);
+}
+
+Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
+  if (info.Length() < 4 || !info[3].IsBoolean()) throw Napi::TypeError::New(info.Env(), "reusePort must be a boolean");
+  return Listen(info, info[3].As<Napi::Boolean>().Value());
 }
 
 Napi::Value DupFd(const Napi::CallbackInfo& info) {
@@ -88,6 +100,7 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
 
 void RegisterListen(Napi::Env env, Napi::Object exports) {
   exports.Set("listenReusePort", Napi::Function::New(env, ListenReusePort, "listenReusePort"));
+  exports.Set("listenTcp", Napi::Function::New(env, ListenTcp, "listenTcp"));
   exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
 }

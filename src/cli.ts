@@ -13,6 +13,7 @@ import { ConfigError, loadConfigFile, validateConfigFile } from './config';
 import { Sidecar } from './server';
 import { checkBuild } from './worker/snapshot';
 import './extensions';
+import { flushLoggerAsync } from './log';
 
 const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
@@ -25,6 +26,8 @@ interface Args {
   workers?: number;
   logLevel?: LogLevel;
   adminPort?: number;
+  /** Share listening addresses with another process (SO_REUSEPORT) for a deliberate hand-over. */
+  reusePort?: boolean;
 }
 
 function usage(code: number): never {
@@ -43,6 +46,9 @@ function usage(code: number): never {
       '  --workers N           worker threads (overrides servers[0].processor)',
       '  --log-level L         trace|debug|info|warn|error|fatal|silent',
       '  --admin-port P        admin server port (overrides admin.address)',
+      '  --reuse-port          share listener and admin addresses with another process (SO_REUSEPORT),',
+      '                        for a deliberate hand-over only; same as OUTRIGGER_REUSE_PORT=1. Without it',
+      '                        an address held by any other process (another outrigger too) fails the start',
       '',
     ].join('\n'),
   );
@@ -87,6 +93,9 @@ export function parseArgs(argv: readonly string[]): Args {
         a.adminPort = n;
         break;
       }
+      case '--reuse-port':
+        a.reusePort = true;
+        break;
       case '-h':
       case '--help':
         usage(0);
@@ -96,6 +105,18 @@ export function parseArgs(argv: readonly string[]): Args {
     }
   }
   return a;
+}
+
+/**
+ * Exits once the log files are open and flushed (at most 500 ms): pino's exit hook flushes
+ * synchronously and throws "sonic boom is not ready yet" on a file still opening.
+ */
+function exitAfterLogs(code: number): void {
+  const t = setTimeout(() => process.exit(code), 500);
+  void flushLoggerAsync().then(() => {
+    clearTimeout(t);
+    process.exit(code);
+  });
 }
 
 async function start(a: Args): Promise<void> {
@@ -110,19 +131,37 @@ async function start(a: Args): Promise<void> {
   const built = checkBuild(config);
   if (built.length > 0) fail(`${file}: ${new ConfigError(built, file).message}`);
   for (const w of config.warnings ?? []) process.stderr.write(`outrigger: warning: ${w}\n`);
+  if (a.reusePort) process.env.OUTRIGGER_REUSE_PORT = '1';
   const sidecar = new Sidecar({ config, workers: a.workers, logLevel: a.logLevel, adminPort: a.adminPort });
-  let stopping = false;
-  process.on('SIGTERM', () => {
-    if (stopping) return;
-    stopping = true;
+  // Signals end the process in every state: while starting (release everything, exit), running
+  // (SIGTERM drains for the graceful timeout; SIGINT stops now), and a second signal while
+  // draining or stopping ends it at once.
+  let state: 'starting' | 'running' | 'stopping' = 'starting';
+  const grace = config.servers[0]?.gracefulTimeoutMs ?? 30_000;
+  const endNow = (code: number): void => {
+    void sidecar.release(300).finally(() => exitAfterLogs(code));
+    setTimeout(() => process.exit(code), 1000).unref();
+  };
+  const onSignal = (sig: 'SIGTERM' | 'SIGINT'): void => {
+    const code = sig === 'SIGINT' ? 130 : 143;
+    if (state !== 'running') {
+      // Starting, or a second signal: nothing is being served that a drain would protect.
+      state = 'stopping';
+      endNow(code);
+      return;
+    }
+    state = 'stopping';
+    if (sig === 'SIGINT') {
+      void sidecar.stop().then(() => process.exit(0));
+      setTimeout(() => process.exit(0), 2000).unref();
+      return;
+    }
     void sidecar.drain().then(() => process.exit(0));
-  });
-  process.on('SIGINT', () => {
-    if (stopping) process.exit(130);
-    stopping = true;
-    void sidecar.stop().then(() => process.exit(0));
-    setTimeout(() => process.exit(0), 2000).unref();
-  });
+    // The drain ends by itself after the graceful timeout; never outlive it by much.
+    setTimeout(() => process.exit(0), grace + 5000).unref();
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGHUP', () => {
     // Reload: a bad file keeps the running config.
     let next;
@@ -144,8 +183,14 @@ async function start(a: Args): Promise<void> {
   try {
     await sidecar.start();
   } catch (e) {
-    fail(`start failed: ${e instanceof Error ? e.message : String(e)}`);
+    if ((state as string) === 'stopping') return; // a signal ended the start; its handler exits
+    // start() released every socket and worker before throwing; one line, no stack.
+    const why = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`outrigger: start failed: ${why.split('\n')[0]}\n`);
+    exitAfterLogs(1);
+    return;
   }
+  state = 'running';
   const lines = [`outrigger ${version()} started: ${sidecar.workerCount} worker(s), config ${file}`];
   for (const l of sidecar.listeners()) lines.push(`  listener ${l.name} on ${l.host}:${l.port}`);
   const adm = config.admin.address;

@@ -11,6 +11,7 @@ import { redactConfig } from './config/redact';
 import { ConfigError } from './config/errors';
 import { versionResources, type ResourceVersions } from './config/versions';
 import { native } from './native';
+import { hostPort, listenFailure, reusePortHint, reusePortRequested } from './native/listen';
 import { StatsLayout } from './stats/layout';
 import { StatsHub } from './stats/aggregate';
 import { startAdmin } from './admin/server';
@@ -50,6 +51,18 @@ export interface ListenerInfo {
 const WORKER_FILE = path.join(__dirname, 'worker', 'worker.js');
 /** How long a worker may take to build a new config version before the reload is aborted. */
 const PREPARE_TIMEOUT_MS = 30_000;
+
+/** A start failure with a message meant for the operator as is (one line, names the address). */
+export class StartError extends Error {}
+
+/** The main thread's listening socket for a listener (native mode), or a StartError naming the address. */
+function listenOrFail(name: string, host: string, port: number, backlog: number): { fd: number; port: number } {
+  try {
+    return native.listenTcp(host, port, backlog, reusePortRequested());
+  } catch (e) {
+    throw new StartError(`listener ${name}: cannot listen on ${hostPort(host, port)}: ${listenFailure(e)}`);
+  }
+}
 
 export class Sidecar {
   readonly log: Logger;
@@ -94,15 +107,46 @@ export class Sidecar {
     return [...this.sockets.entries()].map(([name, s]) => ({ name, host: s.host, port: s.port }));
   }
 
+  /**
+   * Opens every socket (listeners, admin) first, then starts the workers. A start that fails
+   * at any step releases everything it opened (sockets, workers) before it throws, so no
+   * process keeps a listener it will not serve. A listener address held by another socket
+   * (another Outrigger included) is refused unless a hand-over is asked for (OUTRIGGER_REUSE_PORT=1).
+   */
   async start(): Promise<void> {
+    try {
+      await this.startSteps();
+    } catch (e) {
+      await this.release(500);
+      throw e;
+    }
+    if (this.stopping) throw new StartError('stopped while starting');
+  }
+
+  private async startSteps(): Promise<void> {
     this.assignStats(this.config);
     if (native.kind === 'native') {
       for (const server of this.config.servers) {
         for (const l of server.listeners) {
-          const r = native.listenReusePort(l.address.host, l.address.port, this.opts.listenBacklog ?? 4096);
+          const r = listenOrFail(l.name, l.address.host, l.address.port, this.opts.listenBacklog ?? 4096);
           this.sockets.set(l.name, { fd: r.fd, host: l.address.host, port: r.port });
         }
       }
+    }
+    const adminCfg = this.config.admin;
+    const adminPort = this.opts.adminPort ?? adminCfg.address.port;
+    try {
+      this.admin = await startAdmin(
+        { host: adminCfg.address.host, port: adminPort },
+        {
+          stats: this.hub,
+          configDump: () => redactConfig(this.config.raw),
+          ready: () => this.ready && !this.stopping,
+          log: this.log,
+        },
+      );
+    } catch {
+      throw new StartError(`admin: cannot listen on ${hostPort(adminCfg.address.host, adminPort)}: address in use or not available${reusePortHint()}`);
     }
     const cpus = allowedCpus();
     for (let i = 0; i < this.nWorkers; i++) {
@@ -112,23 +156,38 @@ export class Sidecar {
     this.version = 1;
     // The first worker starts alone: in fallback mode it binds the sockets the others share.
     await this.spawn(this.slots[0]);
+    if (this.stopping) return;
     await Promise.all(this.slots.slice(1).map((s) => this.spawn(s)));
-    const adminCfg = this.config.admin;
-    this.admin = await startAdmin(
-      { host: adminCfg.address.host, port: this.opts.adminPort ?? adminCfg.address.port },
-      {
-        stats: this.hub,
-        configDump: () => redactConfig(this.config.raw),
-        ready: () => this.ready && !this.stopping,
-        log: this.log,
-      },
-    );
     this.hub.setExtra('worker_restarts', 0, { type: 'counter', help: 'worker threads restarted after a crash' });
     this.ready = true;
     if (process.env.OUTRIGGER_TEST_HOOKS === '1') {
       // Test-only: SIGUSR2 makes worker 0 throw an uncaught exception (a real crash).
       process.on('SIGUSR2', () => this.slots[0]?.worker?.postMessage({ type: 'crash' } satisfies MainToWorker));
     }
+  }
+
+  /**
+   * Ends everything at once: workers are asked to stop and terminated after `ms`; the admin
+   * server and the main thread's listening sockets are closed. Used by a failed start and by
+   * a signal that must end the process whatever state it is in.
+   */
+  async release(ms: number): Promise<void> {
+    this.stopping = true;
+    await Promise.all(
+      this.slots.map((s) => {
+        const w = s.worker;
+        if (w === null) return Promise.resolve();
+        return new Promise<void>((resolve) => {
+          const t = setTimeout(() => void w.terminate().then(() => resolve(), () => resolve()), ms);
+          w.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
+          w.postMessage({ type: 'stop' } satisfies MainToWorker);
+        });
+      }),
+    );
+    this.closeMain();
   }
 
   private assignStats(config: OutriggerConfig): void {
@@ -312,7 +371,7 @@ export class Sidecar {
       for (const sv of config.servers) {
         for (const l of sv.listeners) {
           if (!added.has(l.name)) continue;
-          const r = native.listenReusePort(l.address.host, l.address.port, this.opts.listenBacklog ?? 4096);
+          const r = listenOrFail(l.name, l.address.host, l.address.port, this.opts.listenBacklog ?? 4096);
           this.sockets.set(l.name, { fd: r.fd, host: l.address.host, port: r.port });
           opened.push(l.name);
         }

@@ -8,6 +8,7 @@
 import * as uWS from 'uWebSockets.js';
 import { StatsHub, snapshotToPrometheus } from '../stats/aggregate';
 import { redactSecrets } from './redact';
+import { reusePortRequested } from '../native/listen';
 
 if (typeof (uWS as { SSLApp?: unknown }).SSLApp !== 'function') {
   throw new Error(
@@ -154,7 +155,9 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
   });
 
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (listenSocket) => {
+    // Exclusive unless a hand-over is requested (uSockets sets SO_REUSEPORT by default: a second instance would share the port).
+    const listenOpt = reusePortRequested() ? 0 : 1; // LIBUS_LISTEN_DEFAULT : LIBUS_LISTEN_EXCLUSIVE_PORT
+    (app.listen as unknown as (h: string, p: number, o: number, cb: (s: uWS.us_listen_socket | false) => void) => void)(host, port, listenOpt, (listenSocket) => {
       if (!listenSocket) {
         reject(new Error(`admin: cannot listen on ${host}:${port} (address in use or not available)`));
         return;

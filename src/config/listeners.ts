@@ -2,6 +2,7 @@
 import * as net from 'node:net';
 import { showValue } from './errors';
 import { DEFAULTS } from './defaults';
+import { checkChainMatches, parseFilterChainMatch } from './filter-chain-match';
 import {
   HARMLESS_MOSN_STREAM_FILTERS, KNOWN_MOSN_NETWORK_FILTERS, networkFilterValidators, streamFilterValidators, supportedNetworkFilterTypes,
   type FilterValidationContext,
@@ -146,15 +147,12 @@ export function parseListener(
 
   const chains: FilterChainConfig[] = [];
   const chainItems = l.list('filter_chains');
-  if (chainItems.length === 0) st.issues.error(l.at('filter_chains'), 'exactly one filter chain is required');
-  chainItems.forEach((item, i) => {
-    if (i > 0) {
-      st.issues.error(item.path, 'only one filter chain per listener is supported (as in MOSN)');
-      return;
-    }
+  if (chainItems.length === 0) st.issues.error(l.at('filter_chains'), 'at least one filter chain is required');
+  chainItems.forEach((item) => {
     const fc = ConfigObject.from(st.issues, item.path, item.value);
     if (!fc) return;
-    fc.warnIfSet('match', 'filter chain matching is not supported; ignored (the single chain always applies)');
+    fc.warnIfSet('match', 'MOSN\'s match string has no effect; ignored (use filter_chain_match)');
+    const match = parseFilterChainMatch(fc);
     const tlsContexts: { ctx: TlsContextConfig; path: string }[] = [];
     const hasCtx = fc.has('tls_context');
     const set = fc.list('tls_context_set');
@@ -173,8 +171,9 @@ export function parseListener(
     if (fItems.length === 0) st.issues.error(fc.at('filters'), 'at least one network filter is required');
     const filters = parseFilterList(st, fItems, 'network', mkCtx, name);
     fc.done();
-    chains.push(tlsContexts.length > 0 ? { filters, tlsContexts: tlsContexts.map((t) => t.ctx) } : { filters });
+    chains.push({ filters, ...(tlsContexts.length > 0 ? { tlsContexts: tlsContexts.map((t) => t.ctx) } : {}), ...(match ? { match } : {}) });
   });
+  checkChainMatches(st, l.at('filter_chains'), chains);
   const streamFilters = parseFilterList(st, l.list('stream_filters'), 'stream', mkCtx, name);
   if (inspector && !chains.some((c) => c.tlsContexts !== undefined)) {
     st.issues.warn(l.at('inspector'), 'has no effect without an enabled tls_context (the inspector tells TLS from plaintext)');

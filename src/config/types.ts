@@ -6,6 +6,7 @@
  * A ConfigSnapshot is immutable (deep-frozen) and swapped atomically: a connection keeps
  * the snapshot it was accepted under, new connections see the newest one.
  */
+import type { FilterChainMatchConfig } from './filter-chain-match';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
@@ -35,6 +36,8 @@ export interface FilterChainConfig {
    * `tls_context_set` (chosen by SNI; the first one is the default).
    */
   readonly tlsContexts?: readonly TlsContextConfig[];
+  /** Envoy filter_chain_match (absent = matches every connection); see filter-chain-match.ts. */
+  readonly match?: FilterChainMatchConfig;
 }
 
 /** Where PEM material comes from: a file (watched and hot-reloaded) or an inline PEM string. */

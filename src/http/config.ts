@@ -45,6 +45,8 @@ export interface HttpProxyConfig {
   readonly generateRequestId: boolean;
   /** Request-target normalization before routing (src/router/path.ts). */
   readonly paths: PathOptions;
+  /** MOSN fallback_for_unknown_protocol: bytes that are not HTTP go to the chain's next filter (src/filters/network/chain.ts). */
+  readonly fallbackForUnknownProtocol?: boolean;
 }
 
 export const HTTP_DEFAULTS = Object.freeze({
@@ -95,7 +97,6 @@ export function parseHttpProxyConfig(config: unknown, path: string, ctx: FilterV
     if (u === undefined) ctx.error(`${path}.upstream_protocol`, `${showValue(base.upstreamProtocol)}: an HTTP proxy forwards with Http1, Http2 or Auto`);
     else upstream = u;
   }
-  if (base.fallbackForUnknownProtocol) ctx.warn(`${path}.fallback_for_unknown_protocol`, 'not supported for HTTP; ignored');
   const rd = extendConfigReader(base.extendConfig, path, ctx);
   const lower = rd.lower;
   const ecPath = rd.path;
@@ -137,5 +138,6 @@ export function parseHttpProxyConfig(config: unknown, path: string, ctx: FilterV
     defaultTimeoutMs: dur('default_timeout', HTTP_DEFAULTS.defaultTimeoutMs),
     generateRequestId: gen,
     paths,
+    ...(base.fallbackForUnknownProtocol ? { fallbackForUnknownProtocol: true } : {}),
   };
 }

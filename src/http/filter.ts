@@ -16,7 +16,7 @@ import type * as net from 'node:net';
 import type { RouterConfig } from '../config/types';
 import { Connection, type ConnectionHandler } from '../network/connection';
 import type { ListenerContext, NetworkFilterFactory } from '../filters/network/types';
-import { onAutoDrain, setAutoHandoff, Sniffed, type AutoOwner } from '../proxy/detect';
+import { onAutoDrain, setAutoHandoff, setAutoSocketHandoff, Sniffed, type AutoOwner } from '../proxy/detect';
 import { registerProxyFamily } from '../proxy/families';
 import { compiledHttpRouter } from '../router/http-routes';
 import { claimsHttp, HTTP_DEFAULTS, parseHttpProxyConfig, type HttpProxyConfig } from './config';
@@ -246,6 +246,14 @@ setAutoHandoff(Sniffed.Http2, (conn, buf, start, end, owner) => {
   // node:http2 takes the socket's handle: only for a plain socket read through the shared chunk.
   if (f === null || conn.streamMode) return false;
   f.adoptHttp2(conn, buf, start, end);
+  return true;
+});
+
+// h2 chosen by ALPN inside TLS on an RPC Auto listener: node:http2 takes the decrypted socket.
+setAutoSocketHandoff((socket, owner) => {
+  const f = autoFactory(owner);
+  if (f === null) return false;
+  f.onSocket(socket);
   return true;
 });
 

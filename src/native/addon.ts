@@ -17,6 +17,7 @@ export interface AddonExports {
   pinThread(cpu: number): boolean;
   getThreadAffinity(): number[];
   listenReusePort(host: string, port: number, backlog: number): ListenResult;
+  listenTcp(host: string, port: number, backlog: number, reusePort: boolean): ListenResult;
   dupFd(fd: number): number;
   closeFd(fd: number): void;
 }
@@ -36,7 +37,7 @@ export function addonPath(): string {
 
 export function loadAddonBinding(): NativeBinding {
   const addon = createRequire(__filename)(addonPath()) as AddonExports;
-  for (const fn of ['allocSlab', 'writev', 'pinThread', 'getThreadAffinity', 'listenReusePort', 'dupFd', 'closeFd'] as const) {
+  for (const fn of ['allocSlab', 'writev', 'pinThread', 'getThreadAffinity', 'listenReusePort', 'listenTcp', 'dupFd', 'closeFd'] as const) {
     if (typeof addon[fn] !== 'function') throw new Error(`outrigger_native.node lacks ${fn}(): rebuild it`);
   }
   return {
@@ -48,6 +49,7 @@ export function loadAddonBinding(): NativeBinding {
     pinThread: addon.pinThread,
     getThreadAffinity: addon.getThreadAffinity,
     listenReusePort: addon.listenReusePort,
+    listenTcp: addon.listenTcp,
     dupFd: addon.dupFd,
     closeFd: addon.closeFd,
     listenShared,

@@ -76,6 +76,10 @@ class FallbackBinding implements NativeBinding {
     throw enosys('listenReusePort (SO_REUSEPORT)');
   }
 
+  listenTcp(_host: string, _port: number, _backlog: number, _reusePort: boolean): ListenResult {
+    throw enosys('listenTcp');
+  }
+
   dupFd(_fd: number): number {
     throw enosys('dupFd');
   }

@@ -77,6 +77,12 @@ export interface NativeBinding {
   getThreadAffinity(): number[];
   /** SO_REUSEPORT listening socket (native only: the fallback throws code 'ENOSYS'). */
   listenReusePort(host: string, port: number, backlog: number): ListenResult;
+  /**
+   * Listening socket with SO_REUSEADDR, and SO_REUSEPORT only when `reusePort` (a deliberate
+   * hand-over): otherwise a port held by any other socket fails with code 'EADDRINUSE'.
+   * Native only: the fallback throws code 'ENOSYS'.
+   */
+  listenTcp(host: string, port: number, backlog: number, reusePort: boolean): ListenResult;
   /** dup(2) with close-on-exec (native only: the fallback throws code 'ENOSYS'). */
   dupFd(fd: number): number;
   closeFd(fd: number): void;

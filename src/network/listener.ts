@@ -1,22 +1,34 @@
 /**
  * A listener as one worker runs it: a net.Server accepting on a listening fd shared with the
- * other workers (SO_REUSEPORT socket made by the addon, or the fallback's shared fd), and
- * the filter chain of the config snapshot it currently serves. A new snapshot swaps the
- * chain for new connections; live connections keep the one they were accepted under.
+ * other workers (one socket made by the addon and dup'ed per worker, or the fallback's shared
+ * fd), and the filter chains of the config snapshot it currently serves. A new snapshot swaps
+ * the chains for new connections; live connections keep the ones they were accepted under.
  *
- * With TLS on the chain, an accepted socket first goes through src/tls (inspector peek,
- * handshake, client-certificate policy); the TLS socket then becomes a stream-mode
- * Connection. Without TLS the accept path is unchanged (zero-copy reads, writev).
+ *   accepted socket
+ *     -> TLS inspector (listener filter; when a chain terminates TLS or a filter_chain_match
+ *        reads SNI / ALPN / transport): peeks the ClientHello, puts the bytes back
+ *     -> filter_chain_match (chain-select.ts) picks a chain; none -> closed, counted
+ *     -> the chain's TLS handshake (src/tls), or plaintext (inspector) / passthrough
+ *     -> protocol sniffing (listener filter; only when a selective filter precedes the last one)
+ *     -> the chain's network filters (src/filters/network/chain.ts): the first that takes it
+ *
+ * One chain without TLS, match, sniffing or read filters takes the plain path unchanged
+ * (zero-copy reads, writev; no per-connection info).
  */
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { ListenerConfig } from '../config/types';
-import { ServerTls } from '../tls/server';
-import { networkFilterBuilder, type ListenerContext, type NetworkFilterFactory, type NetworkFilterFactoryBuilder } from '../filters/network/types';
+import { buildChain, ChainSession, CX_NO_CHAIN_MATCH, firstTaker, type BuiltChain } from '../filters/network/chain';
+import type { ConnectionInfo, DetectedProtocol, ListenerContext, NetworkFilterFactory } from '../filters/network/types';
+import { AUTO_REJECTED, autoSocketHandoff, sniffSocket, Sniffed, SNIFFED_NAMES, type AutoOwner } from '../proxy/detect';
+import { allCodecs, type XCodec } from '../protocol/types';
+import { parseClientHello, TLS_RECORD_HANDSHAKE } from '../tls/client-hello';
+import { peekClientHello, ServerTls } from '../tls/server';
 import { L } from '../stats/layout';
+import { ChainSelector, compileMatch, needsHello } from './chain-select';
 import { Connection, type ConnectionHandler } from './connection';
 
-/** Handler of a connection accepted while no terminal filter took it (never happens with a valid config). */
+/** Handler of a connection until a filter installs its own (a filter that takes it replaces it at once). */
 const rejectHandler: ConnectionHandler = {
   onData(conn) {
     conn.destroy();
@@ -29,44 +41,83 @@ const rejectHandler: ConnectionHandler = {
   onLowWatermark() {},
 };
 
-export interface ListenerRuntime {
-  readonly config: ListenerConfig;
-  readonly ctx: ListenerContext;
-  readonly terminal: NetworkFilterFactory;
+export interface ChainRuntime {
+  readonly built: BuiltChain;
   /** Downstream TLS of the chain; null = plaintext. */
   readonly tls: ServerTls | null;
 }
 
+export interface ListenerRuntime {
+  readonly config: ListenerConfig;
+  readonly ctx: ListenerContext;
+  readonly chains: readonly ChainRuntime[];
+  readonly selector: ChainSelector;
+  /** The TLS-inspector listener filter runs first (a chain terminates TLS, or a match reads SNI/ALPN/transport). */
+  readonly peekHello: boolean;
+  /**
+   * The one chain when no listener filter has anything to do (one chain without match, TLS,
+   * sniffing or read filters): the accept path then makes no per-connection info at all.
+   */
+  readonly simple: ChainRuntime | null;
+  /** Codecs the protocol-sniffing listener filter recognizes. */
+  readonly codecs: readonly XCodec[];
+  /** The last filter of the first chain (for tools and benches that drive one filter directly). */
+  readonly terminal: NetworkFilterFactory;
+}
+
 export function buildListenerRuntime(config: ListenerConfig, ctx: ListenerContext): ListenerRuntime {
-  const chain = config.filterChains[0];
-  if (chain === undefined || chain.filters.length === 0) throw new Error(`listener ${config.name}: no filter chain`);
-  // The last filter is terminal; the config layer rejects filter types we cannot run.
-  const last = chain.filters[chain.filters.length - 1];
-  const build = networkFilterBuilder(last.type);
-  if (build === undefined) throw new Error(`listener ${config.name}: network filter "${last.type}" is not supported`);
-  let terminal = build(last.config, ctx);
-  // MOSN's fallback_for_unknown_protocol chain: `proxy` then `tcp_proxy`. The proxy reads first
-  // (Auto detection) and hands connections of an unknown protocol to the tcp_proxy.
-  const prev = chain.filters.length >= 2 ? chain.filters[chain.filters.length - 2] : undefined;
-  if (prev !== undefined && prev.type === 'proxy' && last.type === 'tcp_proxy' && prev.config['fallbackForUnknownProtocol'] === true) {
-    const proxy = (networkFilterBuilder('proxy') as NetworkFilterFactoryBuilder)(prev.config, ctx) as NetworkFilterFactory & { setFallback?(f: NetworkFilterFactory): void };
-    if (proxy.setFallback !== undefined) {
-      proxy.setFallback(terminal);
-      terminal = proxy;
-    }
-  }
-  const tlsCtx = chain.tlsContexts;
-  const tlsRt = tlsCtx !== undefined && tlsCtx.length > 0 ? new ServerTls(config.name, tlsCtx, chain.filters, ctx.counters, ctx.base, config.inspector) : null;
-  return { config, ctx, terminal, tls: tlsRt };
+  if (config.filterChains.length === 0) throw new Error(`listener ${config.name}: no filter chain`);
+  const chains: ChainRuntime[] = config.filterChains.map((fc) => {
+    const built = buildChain(config.name, fc.filters, ctx);
+    const t = fc.tlsContexts;
+    const tlsRt = t !== undefined && t.length > 0 ? new ServerTls(config.name, t, fc.filters, ctx.counters, ctx.base, config.inspector) : null;
+    return { built, tls: tlsRt };
+  });
+  const matches = config.filterChains.map((fc) => compileMatch(fc.match));
+  const peekHello = chains.some((c) => c.tls !== null) || needsHello(matches);
+  const only = chains.length === 1 && matches[0] === null ? chains[0] : null;
+  const simple = only !== null && !peekHello && !only.built.needsSniff && !only.built.hasReadFilters ? only : null;
+  const first = chains[0].built.stages;
+  return { config, ctx, chains, selector: new ChainSelector(matches), peekHello, simple, codecs: allCodecs(), terminal: first[first.length - 1].factory };
+}
+
+const NO_ALPN: readonly string[] = [];
+
+function newInfo(s: net.Socket): ConnectionInfo {
+  return {
+    remoteAddress: s.remoteAddress ?? '',
+    remotePort: s.remotePort ?? 0,
+    localAddress: s.localAddress ?? '',
+    localPort: s.localPort ?? 0,
+    transportProtocol: 'raw_buffer',
+    serverName: '',
+    applicationProtocols: NO_ALPN,
+    negotiatedProtocol: '',
+    detected: null,
+    codec: '',
+  };
+}
+
+/** A connection of this listener: the socket to destroy (a TLSSocket once the handshake is done). */
+interface Tracked {
+  outer: net.Socket;
+  /** A filter took it (drain waits for it; until then drain closes it at once). */
+  taken: boolean;
+}
+
+/** The RPC `proxy` in Auto mode (it hands HTTP to the HTTP proxy with the listener's routers). */
+function isAutoProxy(f: NetworkFilterFactory): f is NetworkFilterFactory & AutoOwner {
+  return (f as { detectsAll?: unknown }).detectsAll === true;
+}
+
+function detectedOf(kind: Sniffed): DetectedProtocol {
+  return SNIFFED_NAMES[kind] as DetectedProtocol;
 }
 
 export class WorkerListener {
   private server: net.Server | null = null;
-  private readonly live = new Set<Connection>();
-  /** Sockets in the TLS inspector or handshake (no Connection yet). */
-  private readonly pending = new Set<net.Socket>();
-  /** Plaintext sockets handed to a filter's onSocket (the HTTP proxy). */
-  private readonly raw = new Set<net.Socket>();
+  /** Every accepted socket not closed yet, by its raw socket. */
+  private readonly tracked = new Map<net.Socket, Tracked>();
   private draining = false;
   private drainResolve: (() => void) | null = null;
 
@@ -77,7 +128,7 @@ export class WorkerListener {
   }
 
   get activeConnections(): number {
-    return this.live.size + this.pending.size + this.raw.size;
+    return this.tracked.size;
   }
 
   /** Starts accepting on a listening fd. */
@@ -109,9 +160,11 @@ export class WorkerListener {
 
   swap(runtime: ListenerRuntime): void {
     const old = this.runtime;
+    if (old === runtime) return; // an unchanged listener resource keeps its runtime (src/config/versions.ts)
     this.runtime = runtime;
-    // Live TLS connections keep their contexts; only the old watcher stops.
-    if (old.tls !== null && old.tls !== runtime.tls) old.tls.close();
+    // Live TLS connections keep their contexts; only the old watchers that the new runtime does not share stop.
+    const kept = new Set(runtime.chains.map((c) => c.tls));
+    for (const c of old.chains) if (c.tls !== null && !kept.has(c.tls)) c.tls.close();
   }
 
   private accept(socket: net.Socket): void {
@@ -123,86 +176,138 @@ export class WorkerListener {
     }
     counters[base + L.CX_TOTAL]++;
     counters[base + L.CX_ACTIVE]++;
-    if (rt.tls !== null) {
-      this.acceptTls(rt, rt.tls, socket);
-      return;
-    }
-    if (rt.terminal.onSocket !== undefined) {
-      this.acceptRaw(rt, socket);
-      return;
-    }
-    const conn = Connection.accept(socket, rejectHandler, rt.ctx.bufferLimit);
-    this.live.add(conn);
-    socket.once('close', () => {
-      counters[base + L.CX_ACTIVE]--;
-      counters[base + L.CX_DESTROY]++;
-      this.live.delete(conn);
-      this.checkDrained();
-    });
-    rt.terminal.onAccept(conn);
-  }
-
-  /** The terminal filter reads the socket itself (onSocket); the listener only counts it. */
-  private acceptRaw(rt: ListenerRuntime, socket: net.Socket): void {
-    const { counters, base } = rt.ctx;
-    this.raw.add(socket);
-    socket.once('close', () => {
-      counters[base + L.CX_ACTIVE]--;
-      counters[base + L.CX_DESTROY]++;
-      this.raw.delete(socket);
-      this.checkDrained();
-    });
-    (rt.terminal.onSocket as (s: net.Socket) => void)(socket);
-  }
-
-  private acceptTls(rt: ListenerRuntime, t: ServerTls, raw: net.Socket): void {
-    const { counters, base } = rt.ctx;
-    this.pending.add(raw);
-    let conn: Connection | null = null;
+    const t: Tracked = { outer: socket, taken: false }; // one per connection
+    this.tracked.set(socket, t);
     let closed = false;
     const onClose = (): void => {
       if (closed) return;
       closed = true;
       counters[base + L.CX_ACTIVE]--;
       counters[base + L.CX_DESTROY]++;
-      this.pending.delete(raw);
-      if (conn !== null) this.live.delete(conn);
+      this.tracked.delete(socket);
       this.checkDrained();
     };
-    raw.once('close', onClose);
-    const open = (sock: net.Socket, stream: boolean): void => {
-      this.pending.delete(raw);
-      if (this.draining) {
-        sock.destroy();
-        return;
-      }
-      if (rt.terminal.onSocket !== undefined) {
-        // A filter that reads sockets itself (the HTTP proxy) gets the decrypted TLSSocket.
-        this.raw.add(sock);
-        sock.once('close', () => {
-          this.raw.delete(sock);
-          onClose();
-          this.checkDrained(); // the raw socket may have closed (and counted) first
-        });
-        rt.terminal.onSocket(sock);
-        return;
-      }
-      const c = Connection.accept(sock, rejectHandler, rt.ctx.bufferLimit, stream ? { stream: true } : undefined);
-      conn = c;
-      this.live.add(c);
-      sock.once('close', onClose);
-      rt.terminal.onAccept(c);
-    };
-    t.start(raw, {
-      onTls: (sock: tls.TLSSocket) => open(sock, true),
-      // The inspector put the peeked bytes back into the socket's readable buffer: read it with 'data' events.
-      onPlain: (sock: net.Socket) => open(sock, true),
+    socket.once('close', onClose);
+    if (rt.simple !== null) {
+      this.dispatch(rt, rt.simple, socket, null, false, t);
+      return;
+    }
+    const info = newInfo(socket); // one per connection: what the listener filters learn
+    if (!rt.peekHello) {
+      this.choose(rt, socket, info, false, t, onClose);
+      return;
+    }
+    peekClientHello(
+      socket,
+      (buf) => {
+        if (buf[0] === TLS_RECORD_HANDSHAKE) {
+          info.transportProtocol = 'tls';
+          const h = parseClientHello(buf);
+          info.serverName = h.sni;
+          info.applicationProtocols = h.alpn;
+        }
+        this.choose(rt, socket, info, true, t, onClose);
+      },
+      () => {
+        counters[base + L.TLS_FAIL_OTHER]++;
+        socket.destroy();
+      },
+    );
+  }
+
+  /** filter_chain_match, then the chain's TLS termination. `peeked`: bytes were put back into the socket. */
+  private choose(rt: ListenerRuntime, socket: net.Socket, info: ConnectionInfo, peeked: boolean, t: Tracked, onClose: () => void): void {
+    const i = rt.selector.select(info);
+    if (i < 0) {
+      rt.ctx.counters[rt.ctx.base + CX_NO_CHAIN_MATCH]++;
+      socket.destroy();
+      return;
+    }
+    const chain = rt.chains[i];
+    const st = chain.tls;
+    if (st === null) {
+      this.proceed(rt, chain, socket, info, peeked, t);
+      return;
+    }
+    if (info.transportProtocol !== 'tls' && rt.config.inspector) {
+      rt.ctx.counters[rt.ctx.base + L.TLS_INSPECTOR_PLAINTEXT]++;
+      this.proceed(rt, chain, socket, info, true, t);
+      return;
+    }
+    st.handshake(socket, info.serverName, {
+      onTls: (sock: tls.TLSSocket) => {
+        t.outer = sock;
+        sock.once('close', onClose);
+        const alpn = sock.alpnProtocol;
+        info.negotiatedProtocol = typeof alpn === 'string' ? alpn : '';
+        if (alpn === 'h2') info.detected = 'http2';
+        else if (alpn === 'http/1.1') info.detected = 'http1';
+        this.proceed(rt, chain, sock, info, true, t);
+      },
+      onPlain: (sock: net.Socket) => this.proceed(rt, chain, sock, info, true, t),
     });
+  }
+
+  /** The protocol-sniffing listener filter when the chain needs it, then the network filters. */
+  private proceed(rt: ListenerRuntime, chain: ChainRuntime, sock: net.Socket, info: ConnectionInfo, stream: boolean, t: Tracked): void {
+    if (!chain.built.needsSniff || info.detected !== null) {
+      this.dispatch(rt, chain, sock, info, stream, t);
+      return;
+    }
+    sniffSocket(
+      sock,
+      rt.codecs,
+      (kind, codec) => {
+        info.detected = detectedOf(kind);
+        info.codec = codec !== null ? codec.name : '';
+        this.dispatch(rt, chain, sock, info, true, t);
+      },
+      () => {
+        rt.ctx.counters[rt.ctx.base + AUTO_REJECTED]++;
+        sock.destroy();
+      },
+    );
+  }
+
+  /** Runs the chain's network filters: the first that takes the connection gets it. */
+  private dispatch(rt: ListenerRuntime, chain: ChainRuntime, sock: net.Socket, info: ConnectionInfo | null, stream: boolean, t: Tracked): void {
+    if (this.draining) {
+      sock.destroy();
+      return;
+    }
+    const ctx = rt.ctx;
+    const stages = chain.built.stages;
+    const opts = stream ? STREAM : undefined;
+    t.taken = true;
+    if (info !== null && chain.built.hasReadFilters) {
+      const conn = Connection.accept(sock, rejectHandler, ctx.bufferLimit, opts);
+      const s = new ChainSession(stages, conn, info, ctx);
+      conn.setHandler(s);
+      s.start();
+      return;
+    }
+    const j = info === null ? 0 : firstTaker(stages, 0, info);
+    if (j < 0) {
+      ctx.counters[ctx.base + CX_NO_CHAIN_MATCH]++;
+      sock.destroy();
+      return;
+    }
+    const f = stages[j].factory;
+    if (info !== null && info.negotiatedProtocol === 'h2' && f.onSocket === undefined && isAutoProxy(f)) {
+      // HTTP/2 inside TLS on an Auto listener: node:http2 reads the TLS socket itself.
+      const h = autoSocketHandoff();
+      if (h !== null && h(sock, f)) return;
+    }
+    if (f.onSocket !== undefined) {
+      f.onSocket(sock);
+      return;
+    }
+    f.onAccept(Connection.accept(sock, rejectHandler, ctx.bufferLimit, opts));
   }
 
   /** While draining: resolves the drain once no connection of any kind is left. */
   private checkDrained(): void {
-    if (this.draining && this.live.size === 0 && this.pending.size === 0 && this.raw.size === 0 && this.drainResolve) this.drainResolve();
+    if (this.draining && this.tracked.size === 0 && this.drainResolve) this.drainResolve();
   }
 
   /** Stops accepting (the shared listening fd stays open for the other workers). */
@@ -217,18 +322,18 @@ export class WorkerListener {
   drain(graceMs: number): Promise<void> {
     this.draining = true;
     this.stopAccepting();
-    if (this.runtime.tls !== null) this.runtime.tls.close();
-    for (const s of this.pending) s.destroy();
-    if (this.runtime.terminal.onDrain !== undefined) this.runtime.terminal.onDrain();
-    if (this.live.size === 0 && this.raw.size === 0) return Promise.resolve();
+    closeTls(this.runtime);
+    // Connections still in a listener filter (TLS handshake, sniffing) are closed now.
+    for (const [raw, t] of this.tracked) if (!t.taken) raw.destroy();
+    for (const c of this.runtime.chains) for (const st of c.built.stages) if (st.factory.onDrain !== undefined) st.factory.onDrain();
+    if (this.tracked.size === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        for (const c of this.live) c.destroy();
-        for (const s of this.raw) s.destroy();
+      const timer = setTimeout(() => {
+        for (const t of this.tracked.values()) t.outer.destroy();
         resolve();
       }, graceMs);
       this.drainResolve = () => {
-        clearTimeout(t);
+        clearTimeout(timer);
         resolve();
       };
     });
@@ -236,9 +341,16 @@ export class WorkerListener {
 
   closeAll(): void {
     this.stopAccepting();
-    if (this.runtime.tls !== null) this.runtime.tls.close();
-    for (const s of this.pending) s.destroy();
-    for (const c of this.live) c.destroy();
-    for (const s of this.raw) s.destroy();
+    closeTls(this.runtime);
+    for (const [raw, t] of this.tracked) {
+      t.outer.destroy();
+      raw.destroy();
+    }
   }
+}
+
+const STREAM = { stream: true } as const;
+
+function closeTls(rt: ListenerRuntime): void {
+  for (const c of rt.chains) if (c.tls !== null) c.tls.close();
 }

@@ -22,10 +22,12 @@
  * connection, so Auto then detects the protocol inside TLS). When no handler is registered,
  * the connection takes the TCP fallback if configured, else it is closed with a log line.
  */
+import type * as net from 'node:net';
 import { isMainThread, workerData } from 'node:worker_threads';
 import { createLogger, type LogLevelName } from '../log';
 import type { Connection } from '../network/connection';
 import type { ListenerContext } from '../filters/network/types';
+import { peekSocket } from '../network/peek';
 import type { XCodec } from '../protocol/types';
 import { LISTENER_STATS } from '../stats/layout';
 
@@ -115,6 +117,45 @@ export function setAutoHandoff(kind: Sniffed.Http1 | Sniffed.Http2 | Sniffed.Tls
 
 export function autoHandoff(kind: Sniffed): AutoHandoff | undefined {
   return handoffs.get(kind);
+}
+
+/**
+ * Takes a decrypted TLS socket whose ALPN chose HTTP/2 on an Auto listener (node:http2 reads
+ * the socket itself, so it cannot go through a Connection). Returns false when it cannot.
+ */
+export type AutoSocketHandoff = (socket: net.Socket, owner: AutoOwner) => boolean;
+
+let socketHandoff: AutoSocketHandoff | null = null;
+
+/** Registered by the HTTP proxy: serves h2 (ALPN) inside TLS on RPC Auto listeners. */
+export function setAutoSocketHandoff(h: AutoSocketHandoff | null): void {
+  socketHandoff = h;
+}
+
+export function autoSocketHandoff(): AutoSocketHandoff | null {
+  return socketHandoff;
+}
+
+/** How long the protocol-sniffing listener filter waits for enough first bytes (Envoy: listener_filters_timeout). */
+export const SNIFF_TIMEOUT_MS = 15_000;
+
+/**
+ * The protocol-sniffing listener filter: reads an accepted (paused) socket until sniff() has a
+ * verdict, puts the bytes back into its readable buffer (paused), and calls done. A socket that
+ * stays silent (or sends too few bytes) for SNIFF_TIMEOUT_MS gets onTimeout. Runs once per
+ * connection, only on chains with a selective filter before the last one.
+ */
+export function sniffSocket(sock: net.Socket, codecs: readonly XCodec[], done: (kind: Sniffed, codec: XCodec | null) => void, onTimeout: () => void): void {
+  peekSocket(
+    sock,
+    SNIFF_TIMEOUT_MS,
+    (buf) => sniff(buf, 0, buf.length, codecs) !== Sniffed.NeedMore,
+    (buf) => {
+      const kind = sniff(buf, 0, buf.length, codecs); // the verdict again: sniffResult is shared
+      done(kind, sniffResult.codec);
+    },
+    onTimeout,
+  );
 }
 
 const drainHooks: ((ctx: ListenerContext) => void)[] = [];

@@ -73,6 +73,7 @@ export const LISTENER_STATS = [
   // proxy Auto detection (src/proxy/detect.ts; offsets looked up by name)
   'downstream_auto_fallback', // unknown protocol handed to the chain's tcp_proxy
   'downstream_auto_rejected', // unknown (or unserved HTTP/TLS) protocol: connection closed
+  'downstream_cx_no_filter_chain_match', // no filter chain (filter_chain_match) or no filter of the chain took it: closed
 ] as const;
 
 export const L = {

@@ -23,6 +23,7 @@ import type * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { FilterConfig, TlsContextConfig } from '../config/types';
 import { L } from '../stats/layout';
+import { peekSocket } from '../network/peek';
 import { tlsLog } from './log';
 import { firstRecordLength, parseSni, TLS_RECORD_HANDSHAKE } from './client-hello';
 import { rememberServerName } from './identity';
@@ -56,8 +57,9 @@ export interface TlsHandoff {
 /** ALPN protocols offered: the configured ones, else h2 + http/1.1 when the listener serves HTTP. */
 export function alpnFor(c: TlsContextConfig, filters: readonly FilterConfig[]): string[] {
   if (c.alpn.length > 0) return [...c.alpn];
-  const last = filters[filters.length - 1];
-  if (last && last.type.toLowerCase() === 'proxy') {
+  // The chain's L7 proxy (not necessarily the last filter: a fallback tcp_proxy may follow it).
+  const last = filters.find((f) => f.type.toLowerCase() === 'proxy');
+  if (last) {
     // The RPC proxy config lists downstreamProtocols; the HTTP family's has `downstream`.
     const cfg = last.config as { downstreamProtocols?: readonly string[]; family?: string; downstream?: string };
     const dp = cfg.downstreamProtocols ?? [];
@@ -155,39 +157,29 @@ export class ServerTls {
 
   /** Takes an accepted (paused) socket through the inspector and/or the handshake. */
   start(raw: net.Socket, h: TlsHandoff): void {
-    raw.on('error', noop); // errors before the handoff end in 'close'
-    let peeked: Buffer | null = null;
-    const timer = setTimeout(() => {
-      this.counters[this.base + L.TLS_FAIL_OTHER]++;
-      raw.destroy();
-    }, HANDSHAKE_TIMEOUT_MS);
-    const onClose = (): void => clearTimeout(timer);
-    const onData = (chunk: Buffer): void => {
-      const buf: Buffer = peeked === null ? chunk : Buffer.concat([peeked, chunk]);
-      peeked = buf;
-      const isTls = buf[0] === TLS_RECORD_HANDSHAKE;
-      if (isTls) {
-        const need = firstRecordLength(buf);
-        if ((need < 0 || buf.length < need) && buf.length < MAX_PEEK) return; // wait for the whole ClientHello
-      }
-      clearTimeout(timer);
-      raw.off('data', onData);
-      raw.off('close', onClose);
-      raw.pause();
-      raw.unshift(buf); // the TLSSocket (or the plaintext Connection) reads these bytes first
-      if (isTls || !this.inspector) {
-        this.handshake(raw, isTls ? parseSni(buf) : '', h);
-      } else {
-        this.counters[this.base + L.TLS_INSPECTOR_PLAINTEXT]++;
-        h.onPlain(raw);
-      }
-    };
-    raw.once('close', onClose);
-    raw.on('data', onData);
-    raw.resume();
+    peekClientHello(
+      raw,
+      (buf) => this.afterPeek(raw, buf, h),
+      () => {
+        this.counters[this.base + L.TLS_FAIL_OTHER]++;
+        raw.destroy();
+      },
+    );
   }
 
-  private handshake(raw: net.Socket, sni: string, h: TlsHandoff): void {
+  /** After peekClientHello (the bytes are back in the socket): handshake, or plaintext through the inspector. */
+  afterPeek(raw: net.Socket, buf: Buffer, h: TlsHandoff): void {
+    const isTls = buf[0] === TLS_RECORD_HANDSHAKE;
+    if (isTls || !this.inspector) {
+      this.handshake(raw, isTls ? parseSni(buf) : '', h);
+    } else {
+      this.counters[this.base + L.TLS_INSPECTOR_PLAINTEXT]++;
+      h.onPlain(raw);
+    }
+  }
+
+  /** Handshakes a socket whose ClientHello was peeked (and put back), with the context for `sni`. */
+  handshake(raw: net.Socket, sni: string, h: TlsHandoff): void {
     const opts = { ...this.socketOptions, secureContext: this.select(sni).context };
     const sock = new tls.TLSSocket(raw, opts);
     if (sni !== '') rememberServerName(sock, sni);
@@ -227,6 +219,24 @@ export class ServerTls {
 }
 
 function noop(): void {}
+
+/**
+ * The TLS-inspector listener filter: reads an accepted (paused) socket until its first TLS
+ * record is whole (or the first read, when it is not TLS), puts the bytes back into the
+ * socket's readable buffer (pausing it) and calls onPeek with them. A client that stays
+ * silent (or sends half a ClientHello, or half-closes first) for HANDSHAKE_TIMEOUT_MS gets
+ * onTimeout instead.
+ */
+export function peekClientHello(raw: net.Socket, onPeek: (buf: Buffer) => void, onTimeout: () => void): void {
+  peekSocket(raw, HANDSHAKE_TIMEOUT_MS, helloComplete, onPeek, onTimeout);
+}
+
+/** The whole first TLS record is here (or enough bytes to say it is not TLS, or the peek limit). */
+function helloComplete(buf: Buffer): boolean {
+  if (buf[0] !== TLS_RECORD_HANDSHAKE) return true;
+  const need = firstRecordLength(buf);
+  return (need >= 0 && buf.length >= need) || buf.length >= MAX_PEEK;
+}
 
 /**
  * The chain verification result OpenSSL recorded during the handshake (Node verifies chains

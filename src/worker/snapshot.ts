@@ -150,8 +150,8 @@ export function discardSnapshot(snap: Snapshot, manager: ClusterManager, running
     if (c.tls !== null && manager.get(c.name)?.tls !== c.tls) c.tls.close();
   }
   for (const [name, l] of snap.listeners) {
-    const tls = l.runtime.tls;
-    if (tls !== null && running?.listeners.get(name)?.runtime.tls !== tls) tls.close();
+    const keep = new Set(running?.listeners.get(name)?.runtime.chains.map((c) => c.tls));
+    for (const c of l.runtime.chains) if (c.tls !== null && !keep.has(c.tls)) c.tls.close();
   }
 }
 

@@ -11,6 +11,7 @@ import type { ResourceVersions } from '../config/versions';
 import { ClusterManager } from '../upstream/cluster';
 import { native } from '../native';
 import { WorkerListener } from '../network/listener';
+import { hostPort, listenFailure } from '../native/listen';
 import { io } from '../network/io';
 import { W, type StatsLayoutData } from '../stats/layout';
 import { bindRouteStats, drainHistograms } from '../http/route-stats';
@@ -95,7 +96,9 @@ async function commit(listen: Readonly<Record<string, ListenSpec>>): Promise<voi
     if (spec.kind === 'fd') {
       await wl.listenFd(spec.fd);
     } else {
-      const r = await native.openListenSocket(spec.host, spec.port, spec.backlog);
+      const r = await native.openListenSocket(spec.host, spec.port, spec.backlog).catch((e: unknown) => {
+        throw new Error(`listener ${name}: cannot listen on ${hostPort(spec.host, spec.port)}: ${listenFailure(e)}`);
+      });
       if (r.server) wl.adoptServer(r.server);
       else await wl.listenFd(r.fd);
       send({ type: 'bound', listener: name, fd: r.fd, port: r.port });
