@@ -5,10 +5,11 @@
  * route as path "/" on the virtual host of their authority.
  */
 import type * as http from 'node:http';
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import type { HttpRoute } from '../router/http-routes';
 import { C, L, R } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
+import { readyEvent } from '../upstream/connect';
 import type { Host } from '../upstream/lb';
 import { applyOps, ensureRequestId, type Headers } from './headers';
 import { closingReply, headerLines } from './h1/codec';
@@ -92,15 +93,12 @@ export function tunnel(env: HttpEnv, req: http.IncomingMessage, socket: net.Sock
   const out = plan.head;
   const cc = cluster.counters;
   const cb = cluster.base;
-  cc[cb + C.CX_TOTAL]++;
-  cc[cb + C.CX_ACTIVE]++;
   host.active++;
-  const up = net.connect({ host: host.host, port: host.port, noDelay: true });
+  // The cluster's socket: TLS per its tls_context, counted, connect (and handshake) timeout.
+  const up = cluster.openSocket(host, cluster.connectTimeoutMs);
   let connected = false;
-  const t = cluster.connectTimeoutMs > 0 ? setTimeout(() => up.destroy(new Error('connect timeout')), cluster.connectTimeoutMs) : null;
-  up.once('connect', () => {
+  up.once(readyEvent(up), () => {
     connected = true;
-    if (t !== null) clearTimeout(t);
     up.write(out);
     if (head.length > 0) up.write(head);
     socket.pipe(up);
@@ -114,8 +112,6 @@ export function tunnel(env: HttpEnv, req: http.IncomingMessage, socket: net.Sock
     } else socket.destroy();
   });
   up.once('close', () => {
-    if (t !== null) clearTimeout(t);
-    cc[cb + C.CX_ACTIVE]--;
     host.active--;
     if (connected) socket.end();
   });

@@ -6,10 +6,11 @@
  *                     origination from the cluster's tls_context;
  *   "undici"          one keep-alive undici Pool per (cluster, host) per worker, driven through
  *                     `dispatch` with a handler object (no promise or stream per response;
- *                     backpressure by returning false from onData and calling resume());
- *                     plaintext only. Kept to compare against and as a fallback.
+ *                     backpressure by returning false from onData and calling resume()),
+ *                     its sockets from the cluster (TLS origination, counters, connect
+ *                     timeout). Kept to compare against and as a fallback.
  */
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
 import { fromRaw } from './headers';
@@ -31,10 +32,9 @@ function poolFor(cluster: Cluster, host: Host, connections: number): Pool {
   const key = `${cluster.name}\u0000${host.address}\u0000${connections}`;
   let p = pools.get(key);
   if (p === undefined) {
-    p = new Pool(`http://${host.address}`, {
+    p = cluster.undiciPool(host, {
       connections,
       pipelining: 1,
-      connectTimeout: cluster.connectTimeoutMs > 0 ? cluster.connectTimeoutMs : 10_000,
       // The exchange runs route and per-try timeouts itself.
       headersTimeout: 0,
       bodyTimeout: 0,

@@ -1,5 +1,5 @@
 /**
- * HTTP/2 upstream (h2c, prior knowledge): one multiplexed session per (cluster, host) per
+ * HTTP/2 upstream (h2c with prior knowledge, or h2 by ALPN over the cluster's TLS): one multiplexed session per (cluster, host) per
  * worker, replaced when it closes, errors or receives GOAWAY. Requests are streams on it.
  *
  * Per stream: one H2Attempt and six listeners, all module-level functions that find their
@@ -31,7 +31,7 @@ function sessionFor(cluster: Cluster, host: Host, windowSize: number): Entry {
   const key = `${cluster.name}\u0000${host.address}`;
   const cur = sessions.get(key);
   if (cur !== undefined && !cur.session.closed && !cur.session.destroyed) return cur;
-  const session = http2.connect(`http://${host.address}`, {
+  const session = cluster.connectH2(host, {
     settings: { enablePush: false, initialWindowSize: windowSize },
     peerMaxConcurrentStreams: 1000,
   });
@@ -46,13 +46,6 @@ function sessionFor(cluster: Cluster, host: Host, windowSize: number): Entry {
   session.on('error', drop);
   session.once('close', drop);
   session.once('goaway', drop);
-  if (cluster.connectTimeoutMs > 0) {
-    const t = setTimeout(() => {
-      if (!e.connected) session.destroy(Object.assign(new Error('upstream connect timeout'), { code: 'ETIMEDOUT' }));
-    }, cluster.connectTimeoutMs);
-    t.unref();
-    session.once('connect', () => clearTimeout(t));
-  }
   session.unref(); // an idle upstream session must not keep a draining worker alive
   sessions.set(key, e);
   return e;
