@@ -261,6 +261,11 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       this.localReply(503, 'no healthy upstream', GRPC_UNAVAILABLE);
       return;
     }
+    if (!cluster.tryAcquireRequest()) {
+      // Circuit breaker max_requests (shared by every worker; released in endAttempt).
+      this.localReply(503, 'upstream overflow', GRPC_UNAVAILABLE);
+      return;
+    }
     host.active++;
     this.curHost = host;
     if (this.route !== null && this.route.retry !== null) (this.tried ??= []).push(host);
@@ -290,6 +295,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     const cc = cl.counters;
     const cb = cl.base;
     cc[cb + C.RQ_ACTIVE]--;
+    cl.releaseRequest();
     if (status > 0) {
       const ms = performance.now() - this.attemptStart;
       cc[cb + HC.RQ_1XX + statusClass(status)]++;

@@ -90,6 +90,10 @@ export function tunnel(env: HttpEnv, req: http.IncomingMessage, socket: net.Sock
     return;
   }
   const { cluster, host } = plan;
+  if (!cluster.tryAcquireConnection()) {
+    reject(socket, 503); // max_connections
+    return;
+  }
   const out = plan.head;
   const cc = cluster.counters;
   const cb = cluster.base;

@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { OutriggerConfig } from '../config/types';
+import { breakerCells } from '../upstream/breakers';
 import { ClusterManager } from '../upstream/cluster';
 import { native } from '../native';
 import { buildListenerRuntime, WorkerListener } from '../network/listener';
@@ -22,6 +23,7 @@ const init = workerData as WorkerInit;
 const port = parentPort;
 if (port === null) throw new Error('worker.ts must run in a worker thread');
 const counters = new Float64Array(init.statsSab);
+const breakers = breakerCells(init.breakerSab, init.breakerOwnSab);
 const log = createLogger({ level: init.logLevel, path: init.logPath, name: `worker-${init.workerId}` });
 
 let pinned = false;
@@ -54,7 +56,7 @@ function accessLogFor(name: string, cfg: OutriggerConfig['servers'][number]['lis
 
 async function applyConfig(version: number, config: OutriggerConfig, layout: { listeners: Readonly<Record<string, number>>; clusters: Readonly<Record<string, number>>; routes: Readonly<Record<string, number>> }, listen: Readonly<Record<string, ListenSpec>>): Promise<void> {
   bindRouteStats(counters, layout.routes);
-  clusters = new ClusterManager(config.clusters, counters, layout.clusters, clusters);
+  clusters = new ClusterManager(config.clusters, counters, layout.clusters, clusters, breakers);
   const wanted = new Set<string>();
   for (const server of config.servers) {
     for (const lc of server.listeners) {

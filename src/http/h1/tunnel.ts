@@ -123,6 +123,10 @@ export function rawTunnel(env: HttpEnv, conn: Connection, method: string, url: s
     return;
   }
   const { cluster, host } = plan;
+  if (!cluster.tryAcquireConnection()) {
+    refuse(conn, 503); // max_connections
+    return;
+  }
   const t = new Tunnel(plan.route, cluster, host);
   t.down.conn = conn;
   conn.setHandler(t.down);
