@@ -1,0 +1,89 @@
+/**
+ * Circuit breakers shared by every worker (issue 11, item 9): with 2 workers, a cluster's
+ * max_requests of N lets at most N requests reach a slow backend at once, whichever worker
+ * each client connection lands on; the others get the overflow answer (503) at once.
+ * max_connections holds the same way for tcp_proxy connections.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import { httpConfig, request } from '../helpers/http';
+import { startSidecar, tcpProxyConfig } from '../helpers/sidecar';
+
+const N = 3;
+const CLIENTS = 24;
+
+test(`max_requests ${N} holds at ${N} across 2 workers (HTTP, many connections)`, { timeout: 60_000 }, async () => {
+  let inFlight = 0;
+  let peak = 0;
+  const server = http.createServer((req, res) => {
+    inFlight++;
+    peak = Math.max(peak, inFlight);
+    setTimeout(() => {
+      inFlight--;
+      res.end('slow');
+    }, 400);
+  });
+  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
+  const cfg = httpConfig(
+    [{ name: 'h', downstream: 'Http1', upstream: 'Http1', router: 'r' }],
+    [{ router_config_name: 'r', virtual_hosts: [{ name: 'all', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'slow', timeout: '10s' } }] }] }],
+    { slow: [port] },
+    { slow: { circuit_breakers: [{ max_requests: N }] } },
+  );
+  const sc = await startSidecar(cfg, { workers: 2 });
+  try {
+    const lp = sc.ports.get('h')!;
+    // Three waves of concurrent requests, each on its own connection (spread over both workers).
+    for (let wave = 0; wave < 3; wave++) {
+      const replies = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => request(lp, `/w${wave}/${i}`)));
+      const ok = replies.filter((r) => r.status === 200).length;
+      const over = replies.filter((r) => r.status === 503).length;
+      assert.equal(ok + over, CLIENTS, JSON.stringify(replies.map((r) => r.status)));
+      assert.ok(ok >= 1 && ok <= N, `wave ${wave}: ${ok} answered by the backend`);
+      assert.ok(peak <= N, `at most ${N} requests at the backend at once, saw ${peak}`);
+    }
+    assert.equal(peak, N, 'the limit is reachable');
+    const st = await sc.stats();
+    assert.ok(st.clusters.slow.upstream_rq_pending_overflow >= CLIENTS * 3 - 3 * N, JSON.stringify(st.clusters.slow));
+  } finally {
+    assert.equal(await sc.terminate(), 0, sc.output());
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+test('tcp_proxy max_connections holds across 2 workers', { timeout: 60_000 }, async () => {
+  const held = new Set<net.Socket>();
+  let peak = 0;
+  const server = net.createServer((s) => {
+    held.add(s);
+    peak = Math.max(peak, held.size);
+    s.on('close', () => held.delete(s));
+    s.on('error', () => {});
+  });
+  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
+  const cfg = tcpProxyConfig({ upstreams: [port] }) as { cluster_manager: { clusters: Record<string, unknown>[] } };
+  cfg.cluster_manager.clusters[0].circuit_breakers = [{ max_connections: 2 }];
+  const sc = await startSidecar(cfg, { workers: 2 });
+  const clients: net.Socket[] = [];
+  try {
+    const lp = sc.ports.get('tcp')!;
+    for (let i = 0; i < 16; i++) {
+      const c = net.connect(lp, '127.0.0.1');
+      c.on('error', () => {});
+      c.write('x');
+      clients.push(c);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(peak <= 2, `at most 2 upstream connections at once, saw ${peak}`);
+    assert.equal(held.size, 2);
+    const st = await sc.stats();
+    assert.equal(st.clusters.backend.upstream_cx_overflow, 14);
+  } finally {
+    for (const c of clients) c.destroy();
+    for (const s of held) s.destroy();
+    assert.equal(await sc.terminate(), 0, sc.output());
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
