@@ -332,14 +332,19 @@ export class HostPool implements UpstreamPool {
     return this.conns.length;
   }
 
-  /** A connection for the next request: a new one while fewer than connectionsPerHost exist. */
-  pick(): UpstreamConn {
+  /**
+   * A connection for the next request: a new one while fewer than connectionsPerHost exist and
+   * the cluster's max_connections allows it, else the next existing one; null when there is
+   * none and max_connections is reached.
+   */
+  pick(): UpstreamConn | null {
     const n = this.conns.length;
-    if (n < Math.max(1, this.settings.connectionsPerHost)) {
-      const uc = new UpstreamConn(this, this.codec);
+    if (n < Math.max(1, this.settings.connectionsPerHost) && this.cluster.tryAcquireConnection()) {
+      const uc = new UpstreamConn(this, this.codec); // takes the reserved connection slot
       this.conns.push(uc);
       return uc;
     }
+    if (n === 0) return null;
     if (this.next >= n) this.next = 0;
     return this.conns[this.next++];
   }
@@ -355,7 +360,7 @@ export class HostPool implements UpstreamPool {
     const c = cl.counters;
     if (!frame.isOneway && !cl.tryAcquireRequest()) return SEND_OVERFLOW;
     const uc = this.pick();
-    if (uc.isConnecting && !cl.tryAcquirePending()) {
+    if (uc === null || (uc.isConnecting && !cl.tryAcquirePending())) {
       if (!frame.isOneway) cl.releaseRequest();
       return SEND_OVERFLOW;
     }

@@ -131,6 +131,7 @@ port.on('message', (m: MainToWorker) => {
     case 'drain': {
       const all = [...listeners.values()].map((l) => l.drain(m.graceMs));
       void Promise.all(all)
+        .then(() => clusters?.drainAll()) // upstream pools close once their last request is done
         // Flush the async log and access-log destinations first, but never hang the exit on it.
         .then(() => Promise.race([closeLogs(), new Promise<void>((r) => setTimeout(r, 1000).unref())]))
         .then(() => {
