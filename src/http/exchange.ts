@@ -384,6 +384,11 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
 
   onUpstreamError(kind: FailKind, err: Error): void {
     if (this.finished) return;
+    if (kind === FailKind.Overflow) {
+      this.endAttempt(0);
+      this.localReply(503, 'upstream overflow', GRPC_UNAVAILABLE); // max_connections
+      return;
+    }
     const cl = this.cluster as Cluster;
     if (kind === FailKind.ConnectFailure) cl.counters[cl.base + C.CX_CONNECT_FAIL]++;
     else cl.counters[cl.base + HC.RESET]++;

@@ -10,7 +10,7 @@ import * as http2 from 'node:http2';
 import type { Cluster } from '../upstream/cluster';
 import type { Host, UpstreamPool } from '../upstream/lb';
 import type { Headers } from './headers';
-import { FailKind, isConnectError, libraryBody, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
+import { FailKind, isConnectError, libraryBody, OVERFLOW_ERROR, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 const END_STREAM = 0x1;
@@ -44,9 +44,11 @@ class H2Entry implements UpstreamPool {
 /** Sessions not drained yet (closeH2Sessions). */
 const live = new Set<H2Entry>();
 
-function sessionFor(cluster: Cluster, host: Host, windowSize: number): H2Entry {
+/** The host's usable session, or a new one; null when max_connections allows no new one. */
+function sessionFor(cluster: Cluster, host: Host, windowSize: number): H2Entry | null {
   const cur = cluster.pool(host, 'h2') as H2Entry | undefined;
   if (cur !== undefined && cur.usable) return cur;
+  if (!cluster.tryAcquireConnection()) return null;
   const session = cluster.connectH2(host, {
     settings: { enablePush: false, initialWindowSize: windowSize },
     peerMaxConcurrentStreams: 1000,
@@ -167,6 +169,11 @@ class H2Attempt implements UpstreamAttempt {
   /** Opens the stream on the host's current session (a new one after a GOAWAY) and sends the request. */
   send(): void {
     const entry = sessionFor(this.cluster, this.host, this.windowSize);
+    if (entry === null) {
+      this.done = true;
+      queueMicrotask(() => this.sink.onUpstreamError(FailKind.Overflow, OVERFLOW_ERROR));
+      return;
+    }
     this.entry = entry;
     const req = this.req;
     try {

@@ -87,3 +87,39 @@ test('tcp_proxy max_connections holds across 2 workers', { timeout: 60_000 }, as
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
+
+for (const upstream of ['Http1', 'Http2'] as const) {
+  test(`${upstream} upstream: max_connections 1 holds across 2 workers (the pools open no more, the rest overflow or wait)`, { timeout: 60_000 }, async () => {
+    const conns = new Set<net.Socket>();
+    let peak = 0;
+    const onReq = (_q: unknown, res: { end(b: string): void }): void => {
+      setTimeout(() => res.end('slow'), 200);
+    };
+    const server: net.Server = upstream === 'Http2' ? (await import('node:http2')).createServer(onReq as never) : http.createServer(onReq as never);
+    server.on('connection', (s: net.Socket) => {
+      conns.add(s);
+      peak = Math.max(peak, conns.size);
+      s.on('close', () => conns.delete(s));
+    });
+    const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
+    const cfg = httpConfig(
+      [{ name: 'h', downstream: 'Http1', upstream, router: 'r' }],
+      [{ router_config_name: 'r', virtual_hosts: [{ name: 'all', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'slow', timeout: '10s' } }] }] }],
+      { slow: [port] },
+      { slow: { circuit_breakers: [{ max_connections: 1 }] } },
+    );
+    const sc = await startSidecar(cfg, { workers: 2 });
+    try {
+      const lp = sc.ports.get('h')!;
+      const replies = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => request(lp, `/c${i}`)));
+      const ok = replies.filter((r) => r.status === 200).length;
+      assert.equal(ok + replies.filter((r) => r.status === 503).length, CLIENTS);
+      assert.ok(ok >= 1, JSON.stringify(replies.map((r) => r.status)));
+      assert.equal(peak, 1, `one upstream connection for both workers, saw ${peak}`);
+    } finally {
+      assert.equal(await sc.terminate(), 0, sc.output());
+      for (const s of conns) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+}

@@ -35,7 +35,7 @@ import { C } from '../../stats/layout';
 import type { Cluster } from '../../upstream/cluster';
 import type { Host, UpstreamPool } from '../../upstream/lb';
 import type { Headers } from '../headers';
-import { FailKind, isBodySource, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from '../upstream';
+import { FailKind, isBodySource, OVERFLOW_ERROR, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from '../upstream';
 import { BodyKind, ChunkedDecoder, chunkHeader, HeadParser, LAST_CHUNK, requestHead, type ChunkSink } from './codec';
 
 /** Keep-alive idle timeout and its sweep period; tests shorten them. */
@@ -578,7 +578,8 @@ class H1Pool implements UpstreamPool {
   submit(a: RawH1Attempt): void {
     const c = this.idle.pop();
     if (c !== undefined) c.assign(a);
-    else if (this.count < this.max) new H1Conn(this, a);
+    else if (this.count < this.max && this.cluster.tryAcquireConnection()) new H1Conn(this, a); // takes the reserved slot
+    else if (this.count === 0) a.fail(FailKind.Overflow, OVERFLOW_ERROR); // max_connections, nothing to wait for
     else this.enqueue(a);
   }
 
@@ -644,10 +645,16 @@ class H1Pool implements UpstreamPool {
 
   /** Starts connections for waiters while there is room (after a connection went away). */
   dispatch(): void {
-    while (this.head < this.waiters.length && (this.idle.length > 0 || this.count < this.max)) {
-      const a = this.nextWaiter();
-      if (a === null) return;
+    while (this.head < this.waiters.length) {
       const c = this.idle.pop();
+      // A new connection only within max_connections (the reservation is taken by H1Conn).
+      if (c === undefined && (this.count >= this.max || !this.cluster.tryAcquireConnection())) return;
+      const a = this.nextWaiter();
+      if (a === null) {
+        if (c !== undefined) this.idle.push(c);
+        else this.cluster.releaseConnection();
+        return;
+      }
       if (c !== undefined) c.assign(a);
       else new H1Conn(this, a);
     }
