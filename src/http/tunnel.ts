@@ -8,7 +8,7 @@ import type * as http from 'node:http';
 import type * as net from 'node:net';
 import type { HttpRoute } from '../router/http-routes';
 import { C, L, R } from '../stats/layout';
-import type { Cluster } from '../upstream/cluster';
+import { HTTP1_ALPN, type Cluster } from '../upstream/cluster';
 import { readyEvent } from '../upstream/connect';
 import type { Host } from '../upstream/lb';
 import { applyOps, ensureRequestId, type Headers } from './headers';
@@ -99,7 +99,7 @@ export function tunnel(env: HttpEnv, req: http.IncomingMessage, socket: net.Sock
   const cb = cluster.base;
   host.active++;
   // The cluster's socket: TLS per its tls_context, counted, connect (and handshake) timeout.
-  const up = cluster.openSocket(host, cluster.connectTimeoutMs);
+  const up = cluster.openSocket(host, cluster.connectTimeoutMs, HTTP1_ALPN);
   let connected = false;
   up.once(readyEvent(up), () => {
     connected = true;

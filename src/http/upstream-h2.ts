@@ -267,7 +267,7 @@ export function startH2(cluster: Cluster, host: Host, windowSize: number, req: U
   h[':method'] = req.method;
   h[':path'] = req.path;
   h[':authority'] = req.authority;
-  h[':scheme'] = scheme;
+  h[':scheme'] = cluster.tls !== null ? 'https' : scheme; // the scheme of the upstream connection
   if (h['host'] !== undefined) delete h['host'];
   const a = new H2Attempt(sink, cluster, host, windowSize, req);
   a.send();

@@ -23,6 +23,9 @@ import { createLoadBalancer, Host, hostAddress, type LoadBalancer, type Upstream
 
 function ignore(): void {}
 
+/** What an HTTP/1.1 connection offers by ALPN whatever the cluster's alpn says (an h2 answer would break it). */
+export const HTTP1_ALPN: readonly string[] = Object.freeze(['http/1.1']);
+
 /** An immutable snapshot of a cluster's hosts and the load balancer over them. */
 export interface HostSet {
   readonly hosts: readonly Host[];
@@ -205,13 +208,14 @@ export class Cluster {
   /**
    * Opens an upstream connection to `host`, counted in upstream_cx_total/active, with TLS
    * origination (SNI, verification, client certificate) when the cluster has a tls_context.
-   * The caller decrements upstream_cx_active when it closes.
+   * The caller decrements upstream_cx_active when it closes. `alpn` replaces the configured
+   * ALPN list (an HTTP/1.1 pool offers only http/1.1).
    */
-  connect(host: Host, handler: ConnectionHandler, timeoutMs: number): Connection {
+  connect(host: Host, handler: ConnectionHandler, timeoutMs: number, alpn?: readonly string[]): Connection {
     this.counters[this.base + C.CX_TOTAL]++;
     this.counters[this.base + C.CX_ACTIVE]++;
     const t = this.tls;
-    const conn = dialConnection(host.host, host.port, handler, this.bufferLimit, timeoutMs, t !== null ? t.options(host.host) : null);
+    const conn = dialConnection(host.host, host.port, handler, this.bufferLimit, timeoutMs, this.tlsOptions(host, alpn));
     if (t !== null) t.track(conn.socket as tls.TLSSocket);
     this.holdConnectionSlot(conn.socket);
     return conn;
@@ -278,7 +282,7 @@ export class Cluster {
   undiciPool(host: Host, options: Pool.Options): Pool {
     const timeout = this.connectTimeoutMs > 0 ? this.connectTimeoutMs : 10_000;
     const connect = (_o: unknown, cb: (err: Error | null, socket: net.Socket | null) => void): void => {
-      const s = this.openSocket(host, timeout);
+      const s = this.openSocket(host, timeout, HTTP1_ALPN);
       let done = false;
       const fail = (e: Error): void => {
         if (done) return;

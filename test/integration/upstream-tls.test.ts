@@ -28,11 +28,19 @@ interface TlsOnly {
   clientErrors: number;
   /** SNI of every served request or tunnel. */
   readonly sni: string[];
+  /** ALPN protocol of the connection of every served request or tunnel. */
+  readonly alpn: string[];
   close(): Promise<void>;
 }
 
-function echoTunnel(sock: net.Socket, head: Buffer, status: string, sni: string[]): void {
-  sni.push((sock as tls.TLSSocket).servername || '');
+function seen(out: TlsOnly, sock: unknown): void {
+  const t = sock as tls.TLSSocket;
+  out.sni.push(t.servername || '');
+  out.alpn.push(t.alpnProtocol || '');
+}
+
+function echoTunnel(out: TlsOnly, sock: net.Socket, head: Buffer, status: string): void {
+  seen(out, sock);
   sock.write(`${status}\r\n\r\n`);
   if (head.length > 0) sock.write(head);
   sock.pipe(sock);
@@ -41,12 +49,12 @@ function echoTunnel(sock: net.Socket, head: Buffer, status: string, sni: string[
 async function tlsOnlyServer(pki: Pki, h2: boolean): Promise<TlsOnly> {
   const cert = pki.issue({ cn: 'localhost', dns: ['localhost'], ips: ['127.0.0.1'] });
   const opts = { cert: fs.readFileSync(cert.cert), key: fs.readFileSync(cert.key) };
-  const sni: string[] = [];
   const sockets = new Set<net.Socket>();
   const out: TlsOnly = {
     port: 0,
     clientErrors: 0,
-    sni,
+    sni: [],
+    alpn: [],
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
@@ -57,18 +65,19 @@ async function tlsOnlyServer(pki: Pki, h2: boolean): Promise<TlsOnly> {
   if (h2) {
     const s = http2.createSecureServer(opts);
     s.on('stream', (st, h) => {
-      sni.push((st.session?.socket as tls.TLSSocket | undefined)?.servername || '');
+      seen(out, st.session?.socket);
       st.respond({ ':status': 200, 'content-type': 'text/plain' });
       st.end(`h2 ${String(h[':path'])}`);
     });
     server = s;
   } else {
-    const s = https.createServer(opts, (req, res) => {
-      sni.push((req.socket as tls.TLSSocket).servername || '');
+    // Offers h2 first: an HTTP/1.1 client must not offer it (it would get h2 and speak HTTP/1.1).
+    const s = https.createServer({ ...opts, ALPNProtocols: ['h2', 'http/1.1'] }, (req, res) => {
+      seen(out, req.socket);
       res.end(`h1 ${req.url}`);
     });
-    s.on('upgrade', (_req, sock: net.Socket, head: Buffer) => echoTunnel(sock, head, 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade', sni));
-    s.on('connect', (_req, sock: net.Socket, head: Buffer) => echoTunnel(sock, head, 'HTTP/1.1 200 Connection Established', sni));
+    s.on('upgrade', (_req, sock: net.Socket, head: Buffer) => echoTunnel(out, sock, head, 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade'));
+    s.on('connect', (_req, sock: net.Socket, head: Buffer) => echoTunnel(out, sock, head, 'HTTP/1.1 200 Connection Established'));
     server = s;
   }
   server.on('tlsClientError', () => out.clientErrors++);
@@ -105,16 +114,20 @@ async function withSidecar(upstream: 'Http1' | 'Http2', env: NodeJS.ProcessEnv, 
   const pki = new Pki();
   const be = await tlsOnlyServer(pki, upstream === 'Http2');
   const cfg = httpConfig([{ name: 'h', downstream: 'Http1', upstream, router: 'r' }], [ROUTER], { secure: [be.port] }, {
-    secure: { tls_context: { status: true, ca_cert: pki.ca.cert, server_name: 'localhost' } },
+    // The cluster offers both: each upstream picks what it speaks.
+    secure: { tls_context: { status: true, ca_cert: pki.ca.cert, server_name: 'localhost', alpn: 'h2,http/1.1' } },
   });
-  const sc = await startSidecar(cfg, { workers: 1, env });
+  let sc: Awaited<ReturnType<typeof startSidecar>> | null = null;
   try {
+    sc = await startSidecar(cfg, { workers: 1, env });
     await fn(sc.ports.get('h')!, be);
     assert.equal(be.clientErrors, 0, 'no plaintext (or unverified) connection reached the TLS-only backend');
     assert.ok(be.sni.length > 0 && be.sni.every((n) => n === 'localhost'), `SNI sent: ${be.sni.join(',')}`);
+    const want = upstream === 'Http2' ? 'h2' : 'http/1.1';
+    assert.ok(be.alpn.every((p) => p === want), `ALPN negotiated: ${be.alpn.join(',')}`);
   } finally {
-    assert.equal(await sc.terminate(), 0, sc.output());
     await be.close();
+    if (sc !== null) assert.equal(await sc.terminate(), 0, sc.output());
     pki.remove();
   }
 }

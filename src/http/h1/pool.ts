@@ -32,7 +32,7 @@
 import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';
 import { C } from '../../stats/layout';
-import type { Cluster } from '../../upstream/cluster';
+import { HTTP1_ALPN, type Cluster } from '../../upstream/cluster';
 import type { Host, UpstreamPool } from '../../upstream/lb';
 import type { Headers } from '../headers';
 import { FailKind, isBodySource, OVERFLOW_ERROR, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from '../upstream';
@@ -304,7 +304,7 @@ class H1Conn implements ConnectionHandler, ChunkSink {
     pool.count++;
     live.add(this);
     const cl = pool.cluster;
-    this.conn = cl.connect(pool.host, this, cl.connectTimeoutMs > 0 ? cl.connectTimeoutMs : DEFAULT_CONNECT_TIMEOUT_MS);
+    this.conn = cl.connect(pool.host, this, cl.connectTimeoutMs > 0 ? cl.connectTimeoutMs : DEFAULT_CONNECT_TIMEOUT_MS, HTTP1_ALPN);
   }
 
   /** Binds an attempt and writes its request (the connection is open and idle). */

@@ -7,7 +7,7 @@
 import type { Connection, ConnectionHandler } from '../../network/connection';
 import type { HttpRoute } from '../../router/http-routes';
 import { C, R } from '../../stats/layout';
-import type { Cluster } from '../../upstream/cluster';
+import { HTTP1_ALPN, type Cluster } from '../../upstream/cluster';
 import type { Host } from '../../upstream/lb';
 import type { HttpEnv } from '../exchange';
 import type { Headers } from '../headers';
@@ -133,7 +133,7 @@ export function rawTunnel(env: HttpEnv, conn: Connection, method: string, url: s
   conn.pauseRead();
   host.active++;
   // The cluster's connection: counted, TLS per its tls_context (the timeout covers the handshake).
-  const up = cluster.connect(host, t.up, cluster.connectTimeoutMs > 0 ? cluster.connectTimeoutMs : 10_000);
+  const up = cluster.connect(host, t.up, cluster.connectTimeoutMs > 0 ? cluster.connectTimeoutMs : 10_000, HTTP1_ALPN);
   t.up.conn = up;
   // Queued while connecting (copied): the head, then whatever followed it.
   const head = Buffer.from(plan.head, 'latin1');
