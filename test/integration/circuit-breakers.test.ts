@@ -10,6 +10,8 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { httpConfig, request } from '../helpers/http';
 import { startSidecar, tcpProxyConfig } from '../helpers/sidecar';
+import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse } from '../helpers/sofa';
+import { STATUS_SERVER_THREADPOOL_BUSY } from '../../src/protocol/bolt';
 
 const N = 3;
 const CLIENTS = 24;
@@ -123,3 +125,33 @@ for (const upstream of ['Http1', 'Http2'] as const) {
     }
   });
 }
+
+test(`Bolt: max_requests ${N} holds at ${N} across 2 workers (many client connections)`, { timeout: 60_000 }, async () => {
+  let held = 0;
+  let peak = 0;
+  const up = await fakeUpstream((r) => {
+    held++;
+    peak = Math.max(peak, held);
+    setTimeout(() => {
+      held--;
+      r.sock.write(rawResponse(r.frame, r.buf));
+    }, 300);
+  });
+  const sc = await startSidecar(boltProxyConfig({ clusters: { svc: [up.port] }, circuitBreakers: { max_requests: N } }), { workers: 2 });
+  const clients: Awaited<ReturnType<typeof rawClient>>[] = [];
+  try {
+    const lp = sc.ports.get('bolt')!;
+    for (let i = 0; i < CLIENTS; i++) clients.push(await rawClient(lp));
+    for (const c of clients) c.sock.write(rawRequest(1, 'com.example.A:1.0', { timeout: 5000 }));
+    await Promise.all(clients.map((c) => c.wait(1)));
+    const statuses = clients.map((c) => c.frames[0].frame.status);
+    const ok = statuses.filter((s) => s === 0).length;
+    assert.equal(ok + statuses.filter((s) => s === STATUS_SERVER_THREADPOOL_BUSY).length, CLIENTS, JSON.stringify(statuses));
+    assert.ok(ok >= 1 && ok <= N, `${ok} answered by the upstream`);
+    assert.ok(peak <= N, `at most ${N} requests at the upstream at once, saw ${peak}`);
+  } finally {
+    for (const c of clients) c.sock.destroy();
+    assert.equal(await sc.terminate(), 0, sc.output());
+    await up.close();
+  }
+});
