@@ -11,11 +11,11 @@
  *                     timeout). Kept to compare against and as a fallback.
  */
 import type { Dispatcher, Pool } from 'undici';
-import type { Cluster } from '../upstream/cluster';
+import { UPSTREAM_OVERFLOW, type Cluster } from '../upstream/cluster';
 import type { Host, UpstreamPool } from '../upstream/lb';
 import { fromRaw } from './headers';
 import { closeRawH1Pools, startRawH1 } from './h1/pool';
-import { FailKind, isConnectError, libraryBody, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
+import { FailKind, isConnectError, libraryBody, OVERFLOW_ERROR, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
 
 function pickEngine(): 'raw' | 'undici' {
   const v = process.env.OUTRIGGER_H1_UPSTREAM;
@@ -99,7 +99,8 @@ class H1Attempt implements UpstreamAttempt, Dispatcher.DispatchHandler {
   onError(err: Error): void {
     if (this.aborted) return;
     this.aborted = true;
-    this.sink.onUpstreamError(!this.gotHeaders && isConnectError(err) ? FailKind.ConnectFailure : FailKind.Reset, err);
+    if ((err as { code?: unknown }).code === UPSTREAM_OVERFLOW) this.sink.onUpstreamError(FailKind.Overflow, OVERFLOW_ERROR);
+    else this.sink.onUpstreamError(!this.gotHeaders && isConnectError(err) ? FailKind.ConnectFailure : FailKind.Reset, err);
   }
 
   abort(): void {

@@ -23,6 +23,9 @@ import { createLoadBalancer, Host, hostAddress, type LoadBalancer, type Upstream
 
 function ignore(): void {}
 
+/** Error code of a connection refused by max_connections (undici reports the connector's error). */
+export const UPSTREAM_OVERFLOW = 'EUPSTREAMOVERFLOW';
+
 /** What an HTTP/1.1 connection offers by ALPN whatever the cluster's alpn says (an h2 answer would break it). */
 export const HTTP1_ALPN: readonly string[] = Object.freeze(['http/1.1']);
 
@@ -277,11 +280,16 @@ export class Cluster {
 
   /**
    * A new undici keep-alive pool to `host` whose connections are this cluster's sockets
-   * (openSocket: TLS, counters, connect timeout).
+   * (openSocket: TLS, counters, connect timeout), within max_connections (else the connect
+   * fails with code UPSTREAM_OVERFLOW).
    */
   undiciPool(host: Host, options: Pool.Options): Pool {
     const timeout = this.connectTimeoutMs > 0 ? this.connectTimeoutMs : 10_000;
     const connect = (_o: unknown, cb: (err: Error | null, socket: net.Socket | null) => void): void => {
+      if (!this.tryAcquireConnection()) {
+        cb(Object.assign(new Error('upstream overflow'), { code: UPSTREAM_OVERFLOW }), null); // max_connections
+        return;
+      }
       const s = this.openSocket(host, timeout, HTTP1_ALPN);
       let done = false;
       const fail = (e: Error): void => {

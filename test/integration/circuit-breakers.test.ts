@@ -90,8 +90,14 @@ test('tcp_proxy max_connections holds across 2 workers', { timeout: 60_000 }, as
   }
 });
 
-for (const upstream of ['Http1', 'Http2'] as const) {
-  test(`${upstream} upstream: max_connections 1 holds across 2 workers (the pools open no more, the rest overflow or wait)`, { timeout: 60_000 }, async () => {
+const ENGINES: readonly (readonly ['Http1' | 'Http2', string, NodeJS.ProcessEnv])[] = [
+  ['Http1', 'raw pool', {}],
+  ['Http1', 'undici', { OUTRIGGER_H1_UPSTREAM: 'undici' }],
+  ['Http2', 'session', {}],
+];
+
+for (const [upstream, engine, env] of ENGINES) {
+  test(`${upstream} upstream (${engine}): max_connections 1 holds across 2 workers (the pools open no more, the rest overflow or wait)`, { timeout: 60_000 }, async () => {
     const conns = new Set<net.Socket>();
     let peak = 0;
     const onReq = (_q: unknown, res: { end(b: string): void }): void => {
@@ -110,7 +116,7 @@ for (const upstream of ['Http1', 'Http2'] as const) {
       { slow: [port] },
       { slow: { circuit_breakers: [{ max_connections: 1 }] } },
     );
-    const sc = await startSidecar(cfg, { workers: 2 });
+    const sc = await startSidecar(cfg, { workers: 2, env });
     try {
       const lp = sc.ports.get('h')!;
       const replies = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => request(lp, `/c${i}`)));
