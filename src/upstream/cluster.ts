@@ -235,7 +235,9 @@ export class Cluster {
       Atomics.add(this.cells, this.base + B.CX, 1);
       this.own[this.base + B.CX]++;
     }
-    s.once('close', () => this.release(B.CX));
+    // First of the close listeners: the owner's close handler (a retry, a waiter's new
+    // connection) already sees the slot free.
+    s.prependOnceListener('close', () => this.release(B.CX));
   }
 
   /** TLS options for one host (null: plaintext), ALPN replaced by `alpn` when given. */

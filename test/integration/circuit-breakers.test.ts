@@ -161,3 +161,45 @@ test(`Bolt: max_requests ${N} holds at ${N} across 2 workers (many client connec
     await up.close();
   }
 });
+
+test('tcp_proxy with max_connections 1: a retry after a failed connect is not refused by the failed attempt', { timeout: 60_000 }, async () => {
+  const echo = net.createServer((s) => {
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  const alive = await new Promise<number>((resolve) => echo.listen(0, '127.0.0.1', () => resolve((echo.address() as net.AddressInfo).port)));
+  const dead = await new Promise<number>((resolve) => {
+    const t = net.createServer();
+    t.listen(0, '127.0.0.1', () => {
+      const p = (t.address() as net.AddressInfo).port;
+      t.close(() => resolve(p));
+    });
+  });
+  const cfg = tcpProxyConfig({ upstreams: [dead, alive], maxConnectAttempts: 2 }) as { cluster_manager: { clusters: Record<string, unknown>[] } };
+  cfg.cluster_manager.clusters[0].circuit_breakers = [{ max_connections: 1 }];
+  const sc = await startSidecar(cfg, { workers: 1 });
+  try {
+    const lp = sc.ports.get('tcp')!;
+    // Round robin: every other connection tries the dead host first, then retries on the live one.
+    for (let i = 0; i < 4; i++) {
+      const got = await new Promise<string>((resolve) => {
+        const c = net.connect(lp, '127.0.0.1');
+        let out = '';
+        c.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out === `ping${i}`) c.end();
+        });
+        c.on('close', () => resolve(out));
+        c.on('error', () => {});
+        c.write(`ping${i}`);
+      });
+      assert.equal(got, `ping${i}`, `connection ${i}`);
+    }
+    const st = await sc.stats();
+    assert.ok(st.clusters.backend.upstream_cx_connect_fail >= 1, 'the dead host was tried');
+    assert.equal(st.clusters.backend.upstream_cx_overflow, 0);
+  } finally {
+    assert.equal(await sc.terminate(), 0, sc.output());
+    await new Promise<void>((resolve) => echo.close(() => resolve()));
+  }
+});
