@@ -17,6 +17,7 @@ import { StatsHub } from './stats/aggregate';
 import { startAdmin } from './admin/server';
 import { allowedCpus } from './worker/cpus';
 import { createLogger, flushLogger, type Logger } from './log';
+import { newBreakerBuffer, releaseWorkerShare } from './upstream/breakers';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
 import { assignStats, checkBuild, releaseStats } from './worker/snapshot';
 import './extensions';
@@ -68,6 +69,8 @@ export class Sidecar {
   readonly log: Logger;
   readonly layout = new StatsLayout();
   readonly hub: StatsHub;
+  /** Circuit-breaker usage shared by every worker (src/upstream/breakers.ts). */
+  private readonly breakerSab = newBreakerBuffer();
   private config: OutriggerConfig;
   private version = 0;
   private readonly slots: WorkerSlot[] = [];
@@ -242,10 +245,13 @@ export class Sidecar {
     const key = `w${slot.id}.${slot.restarts}`;
     slot.statsKey = key;
     const sab = this.hub.addWorker(key);
+    const breakerOwnSab = newBreakerBuffer();
     const init: WorkerInit = {
       workerId: slot.id,
       cpu: slot.cpu,
       statsSab: sab,
+      breakerSab: this.breakerSab,
+      breakerOwnSab,
       logLevel: this.opts.logLevel ?? this.config.servers[0]?.defaultLogLevel ?? 'info',
       logPath: this.config.servers[0]?.defaultLogPath ?? 'stdout',
     };
@@ -289,6 +295,7 @@ export class Sidecar {
       });
       w.on('exit', (code) => {
         this.hub.removeWorker(key);
+        releaseWorkerShare(this.breakerSab, breakerOwnSab); // what a crashed worker held
         if (slot.worker === w) slot.worker = null;
         if (!settled) {
           settled = true;

@@ -273,6 +273,11 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       this.localReply(503, 'no healthy upstream', GRPC_UNAVAILABLE);
       return;
     }
+    if (!cluster.tryAcquireRequest()) {
+      // Circuit breaker max_requests (shared by every worker; released in endAttempt).
+      this.localReply(503, 'upstream overflow', GRPC_UNAVAILABLE);
+      return;
+    }
     host.active++;
     this.curHost = host;
     if (this.route !== null && this.route.retry !== null) (this.tried ??= []).push(host);
@@ -302,6 +307,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     const cc = cl.counters;
     const cb = cl.base;
     cc[cb + C.RQ_ACTIVE]--;
+    cl.releaseRequest();
     if (status > 0) {
       const ms = performance.now() - this.attemptStart;
       cc[cb + HC.RQ_1XX + statusClass(status)]++;
@@ -390,6 +396,11 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
 
   onUpstreamError(kind: FailKind, err: Error): void {
     if (this.finished) return;
+    if (kind === FailKind.Overflow) {
+      this.endAttempt(0);
+      this.localReply(503, 'upstream overflow', GRPC_UNAVAILABLE); // max_connections
+      return;
+    }
     const cl = this.cluster as Cluster;
     if (kind === FailKind.ConnectFailure) cl.counters[cl.base + C.CX_CONNECT_FAIL]++;
     else cl.counters[cl.base + HC.RESET]++;

@@ -5,11 +5,12 @@
  * route as path "/" on the virtual host of their authority.
  */
 import type * as http from 'node:http';
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import type { HttpRoute } from '../router/http-routes';
 import { resolveTarget } from '../router/path';
 import { C, L, R } from '../stats/layout';
-import type { Cluster } from '../upstream/cluster';
+import { HTTP1_ALPN, type Cluster } from '../upstream/cluster';
+import { readyEvent } from '../upstream/connect';
 import type { Host } from '../upstream/lb';
 import { applyOps, ensureRequestId, type Headers } from './headers';
 import { closingReply, headerLines } from './h1/codec';
@@ -95,18 +96,19 @@ export function tunnel(env: HttpEnv, req: http.IncomingMessage, socket: net.Sock
     return;
   }
   const { cluster, host } = plan;
+  if (!cluster.tryAcquireConnection()) {
+    reject(socket, 503); // max_connections
+    return;
+  }
   const out = plan.head;
   const cc = cluster.counters;
   const cb = cluster.base;
-  cc[cb + C.CX_TOTAL]++;
-  cc[cb + C.CX_ACTIVE]++;
   host.active++;
-  const up = net.connect({ host: host.host, port: host.port, noDelay: true });
+  // The cluster's socket: TLS per its tls_context, counted, connect (and handshake) timeout.
+  const up = cluster.openSocket(host, cluster.connectTimeoutMs, HTTP1_ALPN);
   let connected = false;
-  const t = cluster.connectTimeoutMs > 0 ? setTimeout(() => up.destroy(new Error('connect timeout')), cluster.connectTimeoutMs) : null;
-  up.once('connect', () => {
+  up.once(readyEvent(up), () => {
     connected = true;
-    if (t !== null) clearTimeout(t);
     up.write(out);
     if (head.length > 0) up.write(head);
     socket.pipe(up);
@@ -120,8 +122,6 @@ export function tunnel(env: HttpEnv, req: http.IncomingMessage, socket: net.Sock
     } else socket.destroy();
   });
   up.once('close', () => {
-    if (t !== null) clearTimeout(t);
-    cc[cb + C.CX_ACTIVE]--;
     host.active--;
     if (connected) socket.end();
   });

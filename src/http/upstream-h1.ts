@@ -6,15 +6,16 @@
  *                     origination from the cluster's tls_context;
  *   "undici"          one keep-alive undici Pool per (cluster, host) per worker, driven through
  *                     `dispatch` with a handler object (no promise or stream per response;
- *                     backpressure by returning false from onData and calling resume());
- *                     plaintext only. Kept to compare against and as a fallback.
+ *                     backpressure by returning false from onData and calling resume()),
+ *                     its sockets from the cluster (TLS origination, counters, connect
+ *                     timeout). Kept to compare against and as a fallback.
  */
-import { Pool, type Dispatcher } from 'undici';
-import type { Cluster } from '../upstream/cluster';
-import type { Host } from '../upstream/lb';
+import type { Dispatcher, Pool } from 'undici';
+import { UPSTREAM_OVERFLOW, type Cluster } from '../upstream/cluster';
+import type { Host, UpstreamPool } from '../upstream/lb';
 import { fromRaw } from './headers';
 import { closeRawH1Pools, startRawH1 } from './h1/pool';
-import { FailKind, isConnectError, libraryBody, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
+import { FailKind, isConnectError, libraryBody, OVERFLOW_ERROR, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
 
 function pickEngine(): 'raw' | 'undici' {
   const v = process.env.OUTRIGGER_H1_UPSTREAM;
@@ -25,24 +26,40 @@ function pickEngine(): 'raw' | 'undici' {
 
 const ENGINE = pickEngine();
 
-const pools = new Map<string, Pool>();
+/** An undici Pool in the cluster manager's registry (key 'undici' on its host). */
+class UndiciEntry implements UpstreamPool {
+  constructor(
+    readonly pool: Pool,
+    readonly connections: number,
+    readonly cluster: Cluster,
+    readonly host: Host,
+  ) {}
+
+  /** Graceful: undici finishes the requests it has, then closes its connections. */
+  drain(): void {
+    live.delete(this);
+    this.pool.close().catch(() => {});
+  }
+}
+
+/** Every entry not drained yet (closeH1Pools). */
+const live = new Set<UndiciEntry>();
 
 function poolFor(cluster: Cluster, host: Host, connections: number): Pool {
-  const key = `${cluster.name}\u0000${host.address}\u0000${connections}`;
-  let p = pools.get(key);
-  if (p === undefined) {
-    p = new Pool(`http://${host.address}`, {
-      connections,
-      pipelining: 1,
-      connectTimeout: cluster.connectTimeoutMs > 0 ? cluster.connectTimeoutMs : 10_000,
-      // The exchange runs route and per-try timeouts itself.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      keepAliveTimeout: 30_000,
-      strictContentLength: true,
-    });
-    pools.set(key, p);
-  }
+  const cur = cluster.pool(host, 'undici') as UndiciEntry | undefined;
+  if (cur !== undefined && cur.connections === connections) return cur.pool;
+  const p = cluster.undiciPool(host, {
+    connections,
+    pipelining: 1,
+    // The exchange runs route and per-try timeouts itself.
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    keepAliveTimeout: 30_000,
+    strictContentLength: true,
+  });
+  const e = new UndiciEntry(p, connections, cluster, host);
+  live.add(e);
+  cluster.addPool(host, 'undici', e); // drains a pool made for another connection count
   return p;
 }
 
@@ -82,7 +99,8 @@ class H1Attempt implements UpstreamAttempt, Dispatcher.DispatchHandler {
   onError(err: Error): void {
     if (this.aborted) return;
     this.aborted = true;
-    this.sink.onUpstreamError(!this.gotHeaders && isConnectError(err) ? FailKind.ConnectFailure : FailKind.Reset, err);
+    if ((err as { code?: unknown }).code === UPSTREAM_OVERFLOW) this.sink.onUpstreamError(FailKind.Overflow, OVERFLOW_ERROR);
+    else this.sink.onUpstreamError(!this.gotHeaders && isConnectError(err) ? FailKind.ConnectFailure : FailKind.Reset, err);
   }
 
   abort(): void {
@@ -118,7 +136,8 @@ function startUndici(cluster: Cluster, host: Host, connections: number, req: Ups
 
 /** Closes every pool of both engines (tests, shutdown). */
 export async function closeH1Pools(): Promise<void> {
-  const all = [...pools.values()];
-  pools.clear();
-  await Promise.all([closeRawH1Pools(), ...all.map((p) => p.close().catch(() => {}))]);
+  const all = [...live];
+  live.clear();
+  for (const e of all) e.cluster.removePool(e.host, 'undici', e);
+  await Promise.all([closeRawH1Pools(), ...all.map((e) => e.pool.close().catch(() => {}))]);
 }

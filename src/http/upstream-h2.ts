@@ -1,5 +1,5 @@
 /**
- * HTTP/2 upstream (h2c, prior knowledge): one multiplexed session per (cluster, host) per
+ * HTTP/2 upstream (h2c with prior knowledge, or h2 by ALPN over the cluster's TLS): one multiplexed session per (cluster, host) per
  * worker, replaced when it closes, errors or receives GOAWAY. Requests are streams on it.
  *
  * Per stream: one H2Attempt and six listeners, all module-level functions that find their
@@ -8,11 +8,11 @@
 import { AsyncResource } from 'node:async_hooks';
 import * as http2 from 'node:http2';
 import type { Cluster } from '../upstream/cluster';
-import type { Host } from '../upstream/lb';
+import type { Host, UpstreamPool } from '../upstream/lb';
 import type { Headers } from './headers';
-import { FailKind, isConnectError, libraryBody, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
+import { FailKind, isConnectError, libraryBody, OVERFLOW_ERROR, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
 
-const { NGHTTP2_CANCEL } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 const END_STREAM = 0x1;
 /** Session receive window floor: the stream window, so the connection window never limits one stream. */
 const MIN_SESSION_WINDOW = 65_535;
@@ -20,24 +20,43 @@ const MIN_SESSION_WINDOW = 65_535;
 const REQ_END: http2.ClientSessionRequestOptions = Object.freeze({ endStream: true });
 const REQ_BODY: http2.ClientSessionRequestOptions = Object.freeze({ endStream: false });
 
-interface Entry {
-  session: http2.ClientHttp2Session;
-  connected: boolean;
+/** A session to one host, registered with the cluster manager as that host's 'h2' pool. */
+class H2Entry implements UpstreamPool {
+  connected = false;
+  /** A GOAWAY arrived: no new stream goes on this session. */
+  goaway = false;
+  /** The GOAWAY's last-stream-id: streams above it were never processed. */
+  lastStreamId = 0;
+
+  constructor(readonly session: http2.ClientHttp2Session) {}
+
+  get usable(): boolean {
+    return !this.goaway && !this.session.closed && !this.session.destroyed;
+  }
+
+  /** Graceful: streams in flight finish, then the session closes. */
+  drain(): void {
+    live.delete(this);
+    if (!this.session.closed && !this.session.destroyed) this.session.close();
+  }
 }
 
-const sessions = new Map<string, Entry>();
+/** Sessions not drained yet (closeH2Sessions). */
+const live = new Set<H2Entry>();
 
-function sessionFor(cluster: Cluster, host: Host, windowSize: number): Entry {
-  const key = `${cluster.name}\u0000${host.address}`;
-  const cur = sessions.get(key);
-  if (cur !== undefined && !cur.session.closed && !cur.session.destroyed) return cur;
-  const session = http2.connect(`http://${host.address}`, {
+/** The host's usable session, or a new one; null when max_connections allows no new one. */
+function sessionFor(cluster: Cluster, host: Host, windowSize: number): H2Entry | null {
+  const cur = cluster.pool(host, 'h2') as H2Entry | undefined;
+  if (cur !== undefined && cur.usable) return cur;
+  if (!cluster.tryAcquireConnection()) return null;
+  const session = cluster.connectH2(host, {
     settings: { enablePush: false, initialWindowSize: windowSize },
     peerMaxConcurrentStreams: 1000,
   });
-  const e: Entry = { session, connected: false };
+  const e = new H2Entry(session);
   const drop = (): void => {
-    if (sessions.get(key) === e) sessions.delete(key);
+    live.delete(e);
+    cluster.removePool(host, 'h2', e);
   };
   session.once('connect', () => {
     e.connected = true;
@@ -45,16 +64,14 @@ function sessionFor(cluster: Cluster, host: Host, windowSize: number): Entry {
   });
   session.on('error', drop);
   session.once('close', drop);
-  session.once('goaway', drop);
-  if (cluster.connectTimeoutMs > 0) {
-    const t = setTimeout(() => {
-      if (!e.connected) session.destroy(Object.assign(new Error('upstream connect timeout'), { code: 'ETIMEDOUT' }));
-    }, cluster.connectTimeoutMs);
-    t.unref();
-    session.once('connect', () => clearTimeout(t));
-  }
+  session.once('goaway', (_code: number, lastStreamId: number) => {
+    e.goaway = true;
+    e.lastStreamId = lastStreamId;
+    drop();
+  });
   session.unref(); // an idle upstream session must not keep a draining worker alive
-  sessions.set(key, e);
+  live.add(e);
+  cluster.addPool(host, 'h2', e); // an unusable previous session is closed gracefully
   return e;
 }
 
@@ -112,26 +129,84 @@ function onClose(this: AttemptStream): void {
   if (!a.done) a.fail(new Error(`upstream stream closed (code ${this.rstCode})`));
 }
 
+function ignore(): void {}
+
+/** The stream events an attempt listens to, and its listener for each. */
+const LISTENERS: readonly (readonly [string, (this: AttemptStream, ...args: never[]) => void])[] = [
+  ['response', onResponse],
+  ['trailers', onTrailers],
+  ['data', onData],
+  ['end', onEnd],
+  ['error', onError],
+  ['close', onClose],
+];
+
+/** Unhooks a stream from its attempt (the attempt moved to another stream); its late errors are ignored. */
+function detach(s: http2.ClientHttp2Stream): void {
+  for (const [ev, fn] of LISTENERS) s.removeListener(ev, fn as (...args: unknown[]) => void);
+  s.on('error', ignore);
+}
+
+/** Times one attempt is sent again after its stream was refused unprocessed (GOAWAY, REFUSED_STREAM). */
+const MAX_UNPROCESSED_REPLAYS = 3;
+
 class H2Attempt implements UpstreamAttempt {
   stream: http2.ClientHttp2Stream | null = null;
   done = false;
   trailers: Headers | null = null;
   private gotHeaders = false;
+  private replays = 0;
+  entry: H2Entry | null = null;
 
   constructor(
     readonly sink: UpstreamSink,
-    private readonly entry: Entry,
+    private readonly cluster: Cluster,
+    private readonly host: Host,
+    private readonly windowSize: number,
+    private readonly req: UpstreamRequest,
   ) {}
+
+  /** Opens the stream on the host's current session (a new one after a GOAWAY) and sends the request. */
+  send(): void {
+    const entry = sessionFor(this.cluster, this.host, this.windowSize);
+    if (entry === null) {
+      this.done = true;
+      queueMicrotask(() => this.sink.onUpstreamError(FailKind.Overflow, OVERFLOW_ERROR));
+      return;
+    }
+    this.entry = entry;
+    const req = this.req;
+    try {
+      const body = libraryBody(req.body);
+      const s = request(entry.session, req.headers as http2.OutgoingHttpHeaders, body === null ? REQ_END : REQ_BODY);
+      this.attach(s);
+      if (body !== null) {
+        if (Buffer.isBuffer(body)) s.end(body);
+        else body.pipe(s);
+      }
+    } catch (e) {
+      queueMicrotask(() => this.fail(e instanceof Error ? e : new Error(String(e))));
+    }
+  }
+
+  /**
+   * The stream failed without the upstream having processed it: refused (REFUSED_STREAM), above
+   * the last-stream-id of a GOAWAY, or never sent because its session went away first.
+   */
+  private unprocessed(err: Error): boolean {
+    if (this.gotHeaders) return false;
+    const s = this.stream;
+    const e = this.entry;
+    if (s === null) return (err as { code?: string }).code === 'ERR_HTTP2_GOAWAY_SESSION' || (e !== null && e.goaway);
+    if (s.rstCode === NGHTTP2_REFUSED_STREAM) return true;
+    if (e === null || !e.goaway) return false;
+    return s.id === undefined || s.id > e.lastStreamId;
+  }
 
   attach(s: http2.ClientHttp2Stream): void {
     this.stream = s;
     (s as AttemptStream)[kAttempt] = this;
-    s.on('response', onResponse);
-    s.on('trailers', onTrailers);
-    s.on('data', onData);
-    s.on('end', onEnd);
-    s.on('error', onError);
-    s.on('close', onClose);
+    for (let i = 0; i < LISTENERS.length; i++) s.on(LISTENERS[i][0], LISTENERS[i][1] as (...args: unknown[]) => void);
   }
 
   onResponse(h: Headers, flags: number): void {
@@ -154,8 +229,20 @@ class H2Attempt implements UpstreamAttempt {
 
   fail(err: Error): void {
     if (this.done) return;
+    const b = this.req.body;
+    if (this.replays < MAX_UNPROCESSED_REPLAYS && (b === null || Buffer.isBuffer(b)) && this.unprocessed(err)) {
+      // Never processed upstream: safe to send again whatever the method, on a new session.
+      this.replays++;
+      const old = this.stream;
+      if (old !== null) detach(old);
+      this.stream = null;
+      this.trailers = null;
+      this.send();
+      return;
+    }
     this.done = true;
-    const connectFailure = !this.entry.connected && !this.gotHeaders && (isConnectError(err) || this.entry.session.destroyed);
+    const e = this.entry as H2Entry;
+    const connectFailure = !e.connected && !this.gotHeaders && (isConnectError(err) || e.session.destroyed);
     this.sink.onUpstreamError(connectFailure ? FailKind.ConnectFailure : FailKind.Reset, err);
   }
 
@@ -176,29 +263,18 @@ class H2Attempt implements UpstreamAttempt {
  * retry), so the pseudo-headers are added in place rather than to another copy.
  */
 export function startH2(cluster: Cluster, host: Host, windowSize: number, req: UpstreamRequest, sink: UpstreamSink, scheme = 'http'): UpstreamAttempt {
-  const entry = sessionFor(cluster, host, windowSize);
-  const a = new H2Attempt(sink, entry);
   const h = req.headers as http2.OutgoingHttpHeaders;
   h[':method'] = req.method;
   h[':path'] = req.path;
   h[':authority'] = req.authority;
-  h[':scheme'] = scheme;
+  h[':scheme'] = cluster.tls !== null ? 'https' : scheme; // the scheme of the upstream connection
   if (h['host'] !== undefined) delete h['host'];
-  try {
-    const body = libraryBody(req.body);
-    const s = request(entry.session, h, body === null ? REQ_END : REQ_BODY);
-    a.attach(s);
-    if (body !== null) {
-      if (Buffer.isBuffer(body)) s.end(body);
-      else body.pipe(s);
-    }
-  } catch (e) {
-    queueMicrotask(() => a.fail(e instanceof Error ? e : new Error(String(e))));
-  }
+  const a = new H2Attempt(sink, cluster, host, windowSize, req);
+  a.send();
   return a;
 }
 
+/** Closes every session of this worker (tests, shutdown). */
 export function closeH2Sessions(): void {
-  for (const e of sessions.values()) e.session.close();
-  sessions.clear();
+  for (const e of [...live]) e.drain();
 }

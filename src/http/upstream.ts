@@ -10,7 +10,15 @@ export const enum FailKind {
   ConnectFailure = 0,
   /** The upstream reset the stream or closed the connection mid-request. */
   Reset = 1,
+  /**
+   * Refused before it was sent by the cluster's circuit breaker (max_connections: no
+   * connection to use and none may be opened): answered 503 at once, not retried.
+   */
+  Overflow = 2,
 }
+
+/** The error an Overflow failure carries (no detail to show). */
+export const OVERFLOW_ERROR = new Error('upstream overflow');
 
 export interface UpstreamRequest {
   readonly method: string;

@@ -46,6 +46,12 @@ export interface AcceptOptions {
   readonly stream?: boolean;
 }
 
+/** See Connection.outgoingReadHook. */
+export interface OutgoingReadHook {
+  conn: Connection | null;
+  readonly onread: { readonly buffer: Buffer; readonly callback: (n: number, b: Buffer) => boolean };
+}
+
 let nextId = 1;
 
 /** Gathered output entry arrays grow to this size; more entries in one tick are copied. */
@@ -172,50 +178,48 @@ export class Connection implements Flushable {
   }
 
   /**
-   * Opens an outgoing connection; handler.onConnect runs when it is up. With `tlsOptions` it
-   * is a TLS connection (stream mode), "up" once the handshake is done; the connect timeout
-   * covers the handshake.
+   * The zero-copy read hook for a plain outgoing socket about to be created (its `onread`
+   * option): reads land in the shared chunk and go to the Connection that adopts the socket
+   * (adoptOutgoing). null when this thread does not read that way (cork mode, no support).
+   * Sockets are created in src/upstream/connect.ts only.
    */
-  static connect(
-    host: string, port: number, handler: ConnectionHandler, bufferLimit: number, timeoutMs: number, tlsOptions?: tls.ConnectionOptions,
-  ): Connection {
-    if (tlsOptions !== undefined) return Connection.connectTls(host, port, handler, bufferLimit, timeoutMs, tlsOptions);
+  static outgoingReadHook(): OutgoingReadHook | null {
     const ctx = io();
-    const useBuf = ctx.mode === 'writev' && userBufferSupported;
-    // The read callback is fixed at socket creation, before the Connection exists.
-    const ref: { conn: Connection | null } = { conn: null };
-    const opts: net.NetConnectOpts = { host, port, allowHalfOpen: true, noDelay: true } as net.NetConnectOpts;
-    if (useBuf) {
-      (opts as net.NetConnectOpts & { onread: unknown }).onread = {
+    if (ctx.mode !== 'writev' || !userBufferSupported) return null;
+    const hook: OutgoingReadHook = {
+      conn: null,
+      onread: {
         buffer: ctx.readBuffer,
         callback: (n: number, b: Buffer): boolean => {
-          (ref.conn as Connection).onRead(n, b);
+          (hook.conn as Connection).onRead(n, b);
           return true;
         },
-      };
-    }
-    const socket = net.connect(opts);
-    const conn = new Connection(socket, handler, bufferLimit, true);
-    ref.conn = conn;
-    if (!useBuf) socket.on('data', conn.onDataEvent);
-    if (timeoutMs > 0) socket.setTimeout(timeoutMs);
-    socket.once('connect', () => conn.connected());
-    return conn;
+      },
+    };
+    return hook;
   }
 
-  private static connectTls(
-    host: string, port: number, handler: ConnectionHandler, bufferLimit: number, timeoutMs: number, tlsOptions: tls.ConnectionOptions,
-  ): Connection {
-    // allowHalfOpen is honored by tls.connect (passed to the TLSSocket) though its typings omit it.
-    const socket = tls.connect({ ...tlsOptions, host, port, allowHalfOpen: true } as tls.ConnectionOptions);
-    const conn = new Connection(socket, handler, bufferLimit, true, true);
-    socket.on('data', conn.onDataEvent);
+  /**
+   * Wraps an outgoing socket still connecting; handler.onConnect runs when it is up (for a
+   * tls.TLSSocket, once the handshake is done: the connect timeout covers the handshake).
+   * `hook`: the outgoingReadHook the socket was created with, if any.
+   */
+  static adoptOutgoing(socket: net.Socket, handler: ConnectionHandler, bufferLimit: number, timeoutMs: number, hook: OutgoingReadHook | null): Connection {
+    const isTls = socket instanceof tls.TLSSocket;
+    const conn = new Connection(socket, handler, bufferLimit, true, isTls);
+    if (hook !== null && !isTls) hook.conn = conn;
+    else socket.on('data', conn.onDataEvent);
     if (timeoutMs > 0) socket.setTimeout(timeoutMs);
-    socket.once('secureConnect', () => {
-      socket.setNoDelay(true);
-      conn.tlsCache = tlsInfoOf(socket);
-      conn.connected();
-    });
+    if (isTls) {
+      const ts = socket as tls.TLSSocket;
+      ts.once('secureConnect', () => {
+        ts.setNoDelay(true);
+        conn.tlsCache = tlsInfoOf(ts);
+        conn.connected();
+      });
+    } else {
+      socket.once('connect', () => conn.connected());
+    }
     return conn;
   }
 

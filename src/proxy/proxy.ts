@@ -232,7 +232,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     const meta = codec.replyMeta(buf, frame);
     const r = pool.send(buf, frame, this, meta, timeout);
     if (r === SEND_OVERFLOW) {
-      cluster.counters[cluster.base + C.RQ_PENDING_OVERFLOW]++;
+      // upstream_rq_pending_overflow is counted by the cluster's breaker.
       return this.reply(buf, frame, ErrorKind.Overflow);
     }
     if (r !== null) {

@@ -123,7 +123,7 @@ export const CLUSTER_STATS = [
   'upstream_rq_total',
   'upstream_rq_active', // gauge
   'upstream_rq_timeout',
-  'upstream_rq_pending_overflow',
+  'upstream_rq_pending_overflow', // a request refused by max_requests or max_pending_requests (as Envoy counts)
   'upstream_bytes_rx',
   'upstream_bytes_tx',
   'upstream_cx_rx_paused',
@@ -168,6 +168,9 @@ export const CLUSTER_STATS = [
   'upstream_rq_time_le_1000ms',
   'upstream_rq_time_le_5000ms',
   'upstream_rq_time_gt_5000ms',
+  // circuit breakers (src/upstream/cluster.ts), limits shared by every worker
+  'upstream_cx_overflow', // a connection refused by max_connections
+  'upstream_rq_retry_overflow', // a retry refused by max_retries
 ] as const;
 
 export const C = {
@@ -201,7 +204,17 @@ export const C = {
   TLS_CIPHER_AES_256_GCM: 27,
   TLS_CIPHER_CHACHA20: 28,
   TLS_CIPHER_OTHER: 29,
+  CX_OVERFLOW: 50,
+  RQ_RETRY_OVERFLOW: 51,
 } as const;
+
+/**
+ * Circuit-breaker usage, shared by every worker: an Int32Array over one SharedArrayBuffer
+ * (created by the main thread, WorkerInit.breakerSab) updated with Atomics, one cell per
+ * breaker at the cluster's stats base slot + B.* (cluster slot ranges never overlap).
+ */
+export const B = { CX: 0, PENDING: 1, RQ: 2, RETRY: 3 } as const;
+export const BREAKER_CELLS = 65536; // = STATS_SLOTS
 
 /**
  * Per-route counters of HTTP routes (offsets from the route's base slot), Envoy's vhost/route

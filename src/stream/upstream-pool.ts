@@ -24,7 +24,7 @@ import type { Connection, ConnectionHandler } from '../network/connection';
 import { ErrorKind, type XCodec, type XFrame } from '../protocol/types';
 import { C } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
-import type { Host } from '../upstream/lb';
+import type { Host, UpstreamPool } from '../upstream/lb';
 import { deadlines, type DeadlineEntry } from './deadlines';
 import { FrameReader, type FrameSink } from './frame-reader';
 
@@ -160,9 +160,11 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
   private finish(p: PendingRequest, kind: ErrorKind): void {
     const cl = this.pool.cluster;
     cl.counters[cl.base + C.RQ_ACTIVE]--;
+    cl.releaseRequest();
     const r = p.receiver;
     if (r !== null) r.onUpstreamError(p, kind);
     releasePending(p);
+    this.pool.settled(this);
   }
 
   // ---- ConnectionHandler
@@ -171,6 +173,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     this.connected = true;
     const cl = this.pool.cluster;
     cl.counters[cl.base + C.RQ_PENDING_ACTIVE] -= this.queuedConnecting;
+    cl.releasePending(this.queuedConnecting);
     this.queuedConnecting = 0;
     this.lastRead = Date.now();
     this.armKeepalive();
@@ -208,11 +211,13 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     deadlines().disarm(p);
     this.pool.host.active--;
     c[cl.base + C.RQ_ACTIVE]--;
+    cl.releaseRequest();
     c[cl.base + (frame.isSuccess ? C.RS_SUCCESS : C.RS_ERROR)]++;
     this.codec.setRequestId(buf, frame, p.downId);
     const r = p.receiver;
     if (r !== null) r.onUpstreamResponse(p, buf, frame);
     releasePending(p);
+    this.pool.settled(this);
     return !this.closed;
   }
 
@@ -237,6 +242,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     if (!this.connected) {
       c[cl.base + C.CX_CONNECT_FAIL]++;
       c[cl.base + C.RQ_PENDING_ACTIVE] -= this.queuedConnecting;
+      cl.releasePending(this.queuedConnecting);
       this.queuedConnecting = 0;
     }
     this.pool.remove(this);
@@ -309,9 +315,10 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
 }
 
 /** The connections of one worker to one host for one codec. */
-export class HostPool {
+export class HostPool implements UpstreamPool {
   private readonly conns: UpstreamConn[] = [];
   private next = 0;
+  private draining = false;
 
   constructor(
     readonly host: Host,
@@ -325,30 +332,38 @@ export class HostPool {
     return this.conns.length;
   }
 
-  /** A connection for the next request: a new one while fewer than connectionsPerHost exist. */
-  pick(): UpstreamConn {
+  /**
+   * A connection for the next request: a new one while fewer than connectionsPerHost exist and
+   * the cluster's max_connections allows it, else the next existing one; null when there is
+   * none and max_connections is reached.
+   */
+  pick(): UpstreamConn | null {
     const n = this.conns.length;
-    if (n < Math.max(1, this.settings.connectionsPerHost)) {
-      const uc = new UpstreamConn(this, this.codec);
+    if (n < Math.max(1, this.settings.connectionsPerHost) && this.cluster.tryAcquireConnection()) {
+      const uc = new UpstreamConn(this, this.codec); // takes the reserved connection slot
       this.conns.push(uc);
       return uc;
     }
+    if (n === 0) return null;
     if (this.next >= n) this.next = 0;
     return this.conns[this.next++];
   }
 
   /**
    * Sends a request: a pending entry (from the pool) is registered for two-way requests and
-   * returned; oneway requests return null. Checks the cluster's circuit breakers first and
-   * returns SEND_OVERFLOW instead when one is open.
+   * returned; oneway requests return null. Takes the cluster's circuit breakers first (shared
+   * by every worker: max_requests for a two-way request, max_pending_requests for one queued
+   * on a connection still connecting) and returns SEND_OVERFLOW instead when one is full.
    */
   send(buf: Buffer, frame: XFrame, receiver: StreamReceiver, meta: number, timeoutMs: number): PendingRequest | null | typeof SEND_OVERFLOW {
     const cl = this.cluster;
     const c = cl.counters;
-    const cb = cl.config.circuitBreakers;
-    if (cb.maxRequests > 0 && c[cl.base + C.RQ_ACTIVE] >= cb.maxRequests && !frame.isOneway) return SEND_OVERFLOW;
+    if (!frame.isOneway && !cl.tryAcquireRequest()) return SEND_OVERFLOW;
     const uc = this.pick();
-    if (uc.isConnecting && cb.maxPendingRequests > 0 && c[cl.base + C.RQ_PENDING_ACTIVE] >= cb.maxPendingRequests) return SEND_OVERFLOW;
+    if (uc === null || (uc.isConnecting && !cl.tryAcquirePending())) {
+      if (!frame.isOneway) cl.releaseRequest();
+      return SEND_OVERFLOW;
+    }
     c[cl.base + C.RQ_TOTAL]++;
     if (frame.isOneway) {
       c[cl.base + C.RQ_ONEWAY]++;
@@ -375,21 +390,33 @@ export class HostPool {
   closeAll(): void {
     for (const uc of [...this.conns]) uc.conn.destroy();
   }
+
+  /**
+   * UpstreamPool: the pool left the cluster manager's registry (host or cluster gone, new
+   * connection settings). Connections with nothing pending close now, the others once their
+   * last pending request is answered or expires.
+   */
+  drain(): void {
+    this.draining = true;
+    for (const uc of [...this.conns]) if (uc.pendingCount === 0) uc.conn.endWrite();
+  }
+
+  /** Draining: a connection whose last pending request finished closes. */
+  settled(uc: UpstreamConn): void {
+    if (this.draining && uc.pendingCount === 0) uc.conn.endWrite();
+  }
 }
 
-/** This worker's pools, per host object and codec name. */
-const pools = new WeakMap<Host, Map<string, HostPool>>();
-
+/**
+ * This worker's pool for (host, codec), registered with the cluster manager under
+ * the codec's name (created on first use; drained when its host or cluster goes away).
+ */
 export function hostPool(host: Host, cluster: Cluster, codec: XCodec, settings: PoolSettings): HostPool {
-  let m = pools.get(host);
-  if (m === undefined) {
-    m = new Map();
-    pools.set(host, m);
-  }
-  let hp = m.get(codec.name);
+  const key = codec.name; // 'bolt', 'dubbo', ...: distinct from the HTTP keys ('h1', 'h2', 'undici')
+  let hp = cluster.pool(host, key) as HostPool | undefined;
   if (hp === undefined) {
     hp = new HostPool(host, cluster, codec, settings);
-    m.set(codec.name, hp);
+    cluster.addPool(host, key, hp);
   } else {
     hp.settings = settings; // the newest listener config wins (same values in practice)
     hp.cluster = cluster;

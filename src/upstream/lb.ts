@@ -7,28 +7,58 @@
  *  LB_WEIGHTED_ROUNDROBIN  smooth weighted round robin (each pick: every host gains its
  *                          weight, the largest current value wins and loses the total)
  *  LB_LEAST_REQUEST        power of two choices on active requests (random two, fewer wins)
+ *
+ * Every balancer skips hosts whose `healthy` is false (set by health checking), unless no
+ * host is healthy: then it picks among all of them (panic mode, as Envoy does below its panic
+ * threshold) rather than failing every request.
  */
 import type { HostConfig, LbType } from '../config/types';
 
+/**
+ * A pool of upstream connections to one host (HTTP/1.1, HTTP/2, undici, RPC multiplexed),
+ * registered on its Host under a protocol key and owned through the Cluster (cluster.ts).
+ */
+export interface UpstreamPool {
+  /**
+   * The pool left its host's registry (its host or cluster went away, or its cluster's
+   * connection settings changed): take no new requests, let those in flight finish, then
+   * close every connection.
+   */
+  drain(): void;
+}
+
+/**
+ * One upstream host of a cluster in one worker. Its identity is its address: a config update
+ * that changes only the weight keeps the object (with its pools, active counts and health).
+ */
 export class Host {
   readonly address: string;
   readonly host: string;
   readonly port: number;
-  readonly weight: number;
+  /** Updated in place by a new snapshot of the cluster's hosts. */
+  weight: number;
   /** Active requests (or, for L4, active connections) from this worker to the host. */
   active = 0;
+  /** Health status (set by health checking); load balancers skip unhealthy hosts unless all are. */
   healthy = true;
+  /** Connection pools to this host by protocol key; see Cluster.pool / addPool. */
+  readonly pools = new Map<string, UpstreamPool>();
 
   constructor(cfg: HostConfig) {
     this.host = cfg.address.host;
     this.port = cfg.address.port;
     this.weight = cfg.weight;
-    this.address = cfg.address.host.includes(':') ? `[${cfg.address.host}]:${cfg.address.port}` : `${cfg.address.host}:${cfg.address.port}`;
+    this.address = hostAddress(cfg);
   }
 }
 
+/** A host's identity: `host:port` (`[v6]:port`). */
+export function hostAddress(cfg: HostConfig): string {
+  return cfg.address.host.includes(':') ? `[${cfg.address.host}]:${cfg.address.port}` : `${cfg.address.host}:${cfg.address.port}`;
+}
+
 export interface LoadBalancer {
-  /** Returns null when the cluster has no (healthy) host. */
+  /** Returns null only when the cluster has no host. */
   choose(): Host | null;
 }
 
@@ -44,12 +74,16 @@ class RoundRobin implements LoadBalancer {
   }
   choose(): Host | null {
     const n = this.hosts.length;
+    if (n === 0) return null;
+    const start = this.next;
     for (let i = 0; i < n; i++) {
       const h = this.hosts[this.next];
       this.next = this.next + 1 === n ? 0 : this.next + 1;
       if (h.healthy) return h;
     }
-    return null;
+    // None healthy: in turn among all (panic); the loop brought `next` back to `start`.
+    this.next = start + 1 === n ? 0 : start + 1;
+    return this.hosts[start];
   }
 }
 
@@ -63,7 +97,7 @@ class RandomLb implements LoadBalancer {
       const h = this.hosts[(start + i) % n];
       if (h.healthy) return h;
     }
-    return null;
+    return this.hosts[start]; // none healthy: any (panic)
   }
 }
 
@@ -73,11 +107,16 @@ class SmoothWeightedRoundRobin implements LoadBalancer {
     this.current = new Float64Array(hosts.length);
   }
   choose(): Host | null {
+    const h = this.pick(true);
+    return h !== null ? h : this.pick(false); // none healthy: among all (panic)
+  }
+
+  private pick(healthyOnly: boolean): Host | null {
     let total = 0;
     let best = -1;
     for (let i = 0; i < this.hosts.length; i++) {
       const h = this.hosts[i];
-      if (!h.healthy || h.weight <= 0) continue;
+      if ((healthyOnly && !h.healthy) || h.weight <= 0) continue;
       this.current[i] += h.weight;
       total += h.weight;
       if (best < 0 || this.current[i] > this.current[best]) best = i;
@@ -93,12 +132,15 @@ class LeastRequest implements LoadBalancer {
   choose(): Host | null {
     const n = this.hosts.length;
     if (n === 0) return null;
-    if (n === 1) return this.hosts[0].healthy ? this.hosts[0] : null;
+    if (n === 1) return this.hosts[0];
     const a = this.hosts[rand(n)];
     let b = this.hosts[rand(n - 1)];
     if (b === a) b = this.hosts[n - 1];
-    if (!a.healthy) return b.healthy ? b : new RandomLb(this.hosts).choose();
-    if (!b.healthy) return a;
+    if (a.healthy !== b.healthy) return a.healthy ? a : b;
+    if (!a.healthy) {
+      // Both unhealthy: a healthy one elsewhere, else the less loaded of the two (panic).
+      for (let i = 0; i < n; i++) if (this.hosts[i].healthy) return this.hosts[i];
+    }
     return b.active < a.active ? b : a;
   }
 }

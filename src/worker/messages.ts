@@ -9,6 +9,9 @@ export interface WorkerInit {
   /** CPU to pin to, or -1. */
   readonly cpu: number;
   readonly statsSab: SharedArrayBuffer;
+  /** Circuit-breaker usage of all workers, and this worker's share (src/upstream/breakers.ts). */
+  readonly breakerSab: SharedArrayBuffer;
+  readonly breakerOwnSab: SharedArrayBuffer;
   readonly logLevel: LogLevel;
   readonly logPath: string;
 }

@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ConfigError, formatIssue } from '../config/errors';
 import type { ListenerConfig, OutriggerConfig } from '../config/types';
 import type { ResourceVersions } from '../config/versions';
+import { breakerCells } from '../upstream/breakers';
 import { ClusterManager } from '../upstream/cluster';
 import { native } from '../native';
 import { WorkerListener } from '../network/listener';
@@ -24,6 +25,7 @@ const init = workerData as WorkerInit;
 const port = parentPort;
 if (port === null) throw new Error('worker.ts must run in a worker thread');
 const counters = new Float64Array(init.statsSab);
+const breakers = breakerCells(init.breakerSab, init.breakerOwnSab);
 const log = createLogger({ level: init.logLevel, path: init.logPath, name: `worker-${init.workerId}` });
 
 let pinned = false;
@@ -38,7 +40,7 @@ if (init.cpu >= 0) {
 const listeners = new Map<string, WorkerListener>();
 const accessLogs = new Map<string, AccessLogWriter>();
 /** One cluster manager for the worker's life; a commit installs a snapshot's clusters into it. */
-const clusters = new ClusterManager([], counters, {});
+const clusters = new ClusterManager([], counters, {}, undefined, breakers);
 
 function send(m: WorkerToMain): void {
   port!.postMessage(m);
@@ -180,6 +182,7 @@ port.on('message', (m: MainToWorker) => {
     case 'drain': {
       const all = [...listeners.values()].map((l) => l.drain(m.graceMs));
       void Promise.all(all)
+        .then(() => clusters.drainAll()) // upstream pools close once their last request is done
         // Flush the async log and access-log destinations first, but never hang the exit on it.
         .then(() => Promise.race([closeLogs(), new Promise<void>((r) => setTimeout(r, 1000).unref())]))
         .then(() => {

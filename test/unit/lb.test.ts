@@ -25,14 +25,29 @@ test('LB_ROUNDROBIN visits hosts in turn, ignoring weights', () => {
   for (let i = 1; i < 9; i++) assert.equal(hs.indexOf(lb.choose()!), (first + i) % 3);
 });
 
-test('LB_ROUNDROBIN skips unhealthy hosts and returns null when none is healthy', () => {
+test('LB_ROUNDROBIN skips unhealthy hosts; when none is healthy it visits all in turn (panic); null without hosts', () => {
   const hs = hosts([1, 1, 1]);
   hs[1].healthy = false;
   assert.deepEqual(counts('LB_ROUNDROBIN', hs, 100)[1], 0);
   for (const h of hs) h.healthy = false;
-  assert.equal(createLoadBalancer('LB_ROUNDROBIN', hs).choose(), null);
+  assert.deepEqual(counts('LB_ROUNDROBIN', hs, 300), [100, 100, 100]);
   assert.equal(createLoadBalancer('LB_ROUNDROBIN', []).choose(), null);
 });
+
+for (const type of ['LB_RANDOM', 'LB_WEIGHTED_ROUNDROBIN', 'LB_LEAST_REQUEST'] as const) {
+  test(`${type} never picks an unhealthy host while one is healthy, and picks among all when none is`, () => {
+    const hs = hosts([1, 1, 1, 1]);
+    hs[0].healthy = false;
+    hs[2].healthy = false;
+    const c = counts(type, hs, 2000);
+    assert.equal(c[0] + c[2], 0, `counts ${c}`);
+    assert.ok(c[1] > 0 && c[3] > 0, `counts ${c}`);
+    for (const h of hs) h.healthy = false;
+    const all = counts(type, hs, 2000);
+    assert.equal(all.reduce((a, b) => a + b), 2000);
+    assert.ok(all.filter((x) => x > 0).length >= 2, `panic mode spreads over the hosts: ${all}`);
+  });
+}
 
 test('LB_WEIGHTED_ROUNDROBIN is exact over a period and smooth', () => {
   const hs = hosts([5, 1, 1]);

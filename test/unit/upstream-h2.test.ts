@@ -11,8 +11,7 @@ import type * as net from 'node:net';
 import { closeH2Sessions, startH2 } from '../../src/http/upstream-h2';
 import type { Headers } from '../../src/http/headers';
 import type { UpstreamSink } from '../../src/http/upstream';
-import type { Cluster } from '../../src/upstream/cluster';
-import type { Host } from '../../src/upstream/lb';
+import { testCluster } from '../helpers/cluster';
 
 interface Result {
   status: number;
@@ -51,8 +50,8 @@ test('startH2: response and trailers; AsyncResource.prototype.bind restored afte
     st.end('ok');
   });
   const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
-  const cluster = { name: 'c', connectTimeoutMs: 1000 } as Cluster;
-  const host = { address: `127.0.0.1:${port}` } as Host;
+  const cluster = testCluster([port]);
+  const host = cluster.hosts[0];
   try {
     for (const path of ['/a', '/b']) {
       const r = await new Promise<Result>((resolve) => {

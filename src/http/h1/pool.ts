@@ -32,10 +32,10 @@
 import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';
 import { C } from '../../stats/layout';
-import type { Cluster } from '../../upstream/cluster';
-import type { Host } from '../../upstream/lb';
+import { HTTP1_ALPN, type Cluster } from '../../upstream/cluster';
+import type { Host, UpstreamPool } from '../../upstream/lb';
 import type { Headers } from '../headers';
-import { FailKind, isBodySource, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from '../upstream';
+import { FailKind, isBodySource, OVERFLOW_ERROR, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from '../upstream';
 import { BodyKind, ChunkedDecoder, chunkHeader, HeadParser, LAST_CHUNK, requestHead, type ChunkSink } from './codec';
 
 /** Keep-alive idle timeout and its sweep period; tests shorten them. */
@@ -304,7 +304,7 @@ class H1Conn implements ConnectionHandler, ChunkSink {
     pool.count++;
     live.add(this);
     const cl = pool.cluster;
-    this.conn = cl.connect(pool.host, this, cl.connectTimeoutMs > 0 ? cl.connectTimeoutMs : DEFAULT_CONNECT_TIMEOUT_MS);
+    this.conn = cl.connect(pool.host, this, cl.connectTimeoutMs > 0 ? cl.connectTimeoutMs : DEFAULT_CONNECT_TIMEOUT_MS, HTTP1_ALPN);
   }
 
   /** Binds an attempt and writes its request (the connection is open and idle). */
@@ -554,8 +554,8 @@ class H1Conn implements ConnectionHandler, ChunkSink {
   }
 }
 
-/** This worker's connections to one host of one cluster. */
-class H1Pool {
+/** This worker's connections to one host of one cluster (registered with the cluster manager as 'h1'). */
+class H1Pool implements UpstreamPool {
   /** Connections alive (connecting, busy or idle). */
   count = 0;
   /** Connected ones among them. */
@@ -565,6 +565,8 @@ class H1Pool {
   /** Requests waiting for a connection, FIFO from `head` (aborted ones are skipped). */
   private readonly waiters: RawH1Attempt[] = [];
   private head = 0;
+  /** Out of the registry (drain()): connections close once no waiter needs them. */
+  private draining = false;
 
   constructor(
     /** Replaced by the newest config's Cluster on each request (same name). */
@@ -576,7 +578,8 @@ class H1Pool {
   submit(a: RawH1Attempt): void {
     const c = this.idle.pop();
     if (c !== undefined) c.assign(a);
-    else if (this.count < this.max) new H1Conn(this, a);
+    else if (this.count < this.max && this.cluster.tryAcquireConnection()) new H1Conn(this, a); // takes the reserved slot
+    else if (this.count === 0) a.fail(FailKind.Overflow, OVERFLOW_ERROR); // max_connections, nothing to wait for
     else this.enqueue(a);
   }
 
@@ -626,16 +629,32 @@ class H1Pool {
       c.assign(a);
       return;
     }
+    if (this.draining) {
+      c.kill();
+      return;
+    }
     c.idleSince = Date.now();
     this.idle.push(c);
   }
 
+  /** UpstreamPool: no new requests come (out of the registry); idle connections close now, busy ones when done. */
+  drain(): void {
+    this.draining = true;
+    while (this.idle.length > 0) (this.idle[this.idle.length - 1] as H1Conn).kill();
+  }
+
   /** Starts connections for waiters while there is room (after a connection went away). */
   dispatch(): void {
-    while (this.head < this.waiters.length && (this.idle.length > 0 || this.count < this.max)) {
-      const a = this.nextWaiter();
-      if (a === null) return;
+    while (this.head < this.waiters.length) {
       const c = this.idle.pop();
+      // A new connection only within max_connections (the reservation is taken by H1Conn).
+      if (c === undefined && (this.count >= this.max || !this.cluster.tryAcquireConnection())) return;
+      const a = this.nextWaiter();
+      if (a === null) {
+        if (c !== undefined) this.idle.push(c);
+        else this.cluster.releaseConnection();
+        return;
+      }
       if (c !== undefined) c.assign(a);
       else new H1Conn(this, a);
     }
@@ -667,7 +686,8 @@ class H1Pool {
   }
 }
 
-const pools = new Map<Host, H1Pool>();
+/** Every pool of this worker (the idle sweep, closeRawH1Pools); each is owned by its host's registry ('h1'). */
+const pools = new Set<H1Pool>();
 /** Every connection until its socket has closed, for closeRawH1Pools. */
 const live = new Set<H1Conn>();
 let sweepTimer: NodeJS.Timeout | null = null;
@@ -684,9 +704,12 @@ function closing(c: H1Conn): Promise<void> {
 
 function sweepAll(): void {
   const now = Date.now();
-  for (const [host, p] of pools) {
+  for (const p of pools) {
     p.sweep(now);
-    if (p.empty) pools.delete(host);
+    if (p.empty) {
+      pools.delete(p);
+      p.cluster.removePool(p.host, 'h1', p);
+    }
   }
   if (pools.size === 0 && sweepTimer !== null) {
     clearInterval(sweepTimer);
@@ -699,11 +722,12 @@ function sweepAll(): void {
  * the queue). The sink hears nothing before this returns.
  */
 export function startRawH1(cluster: Cluster, host: Host, maxConnections: number, req: UpstreamRequest, sink: UpstreamSink): UpstreamAttempt {
-  let p = pools.get(host);
+  let p = cluster.pool(host, 'h1') as H1Pool | undefined;
   const max = maxConnections > 0 ? maxConnections : 1;
   if (p === undefined) {
     p = new H1Pool(cluster, host, max);
-    pools.set(host, p);
+    cluster.addPool(host, 'h1', p);
+    pools.add(p);
     if (sweepTimer === null) {
       sweepTimer = setInterval(sweepAll, rawH1Timing.sweepMs);
       sweepTimer.unref();
@@ -721,7 +745,10 @@ export function startRawH1(cluster: Cluster, host: Host, maxConnections: number,
 
 /** Closes every pool and connection of this worker (tests, shutdown). */
 export async function closeRawH1Pools(): Promise<void> {
-  for (const p of pools.values()) p.closeWaiters();
+  for (const p of pools) {
+    p.closeWaiters();
+    p.cluster.removePool(p.host, 'h1', p);
+  }
   pools.clear();
   const all: Promise<void>[] = [];
   for (const c of [...live]) all.push(closing(c));

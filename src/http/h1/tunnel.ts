@@ -4,10 +4,10 @@
  * new upstream Connection are joined: bytes flow both ways unchanged (the upstream's 101 or
  * 200 included), with watermarks pausing the reading side and half-closes passed on.
  */
-import { Connection, type ConnectionHandler } from '../../network/connection';
+import type { Connection, ConnectionHandler } from '../../network/connection';
 import type { HttpRoute } from '../../router/http-routes';
 import { C, R } from '../../stats/layout';
-import type { Cluster } from '../../upstream/cluster';
+import { HTTP1_ALPN, type Cluster } from '../../upstream/cluster';
 import type { Host } from '../../upstream/lb';
 import type { HttpEnv } from '../exchange';
 import type { Headers } from '../headers';
@@ -123,16 +123,17 @@ export function rawTunnel(env: HttpEnv, conn: Connection, method: string, url: s
     return;
   }
   const { cluster, host } = plan;
+  if (!cluster.tryAcquireConnection()) {
+    refuse(conn, 503); // max_connections
+    return;
+  }
   const t = new Tunnel(plan.route, cluster, host);
   t.down.conn = conn;
   conn.setHandler(t.down);
   conn.pauseRead();
-  const cc = cluster.counters;
-  const cb = cluster.base;
-  cc[cb + C.CX_TOTAL]++;
-  cc[cb + C.CX_ACTIVE]++;
   host.active++;
-  const up = Connection.connect(host.host, host.port, t.up, env.ctx.bufferLimit, cluster.connectTimeoutMs > 0 ? cluster.connectTimeoutMs : 10_000);
+  // The cluster's connection: counted, TLS per its tls_context (the timeout covers the handshake).
+  const up = cluster.connect(host, t.up, cluster.connectTimeoutMs > 0 ? cluster.connectTimeoutMs : 10_000, HTTP1_ALPN);
   t.up.conn = up;
   // Queued while connecting (copied): the head, then whatever followed it.
   const head = Buffer.from(plan.head, 'latin1');

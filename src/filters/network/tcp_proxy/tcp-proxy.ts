@@ -126,8 +126,8 @@ class TcpProxySession implements ConnectionHandler {
       this.down.destroy();
       return;
     }
-    if (cl.maxConnections > 0 && cl.activeConnections >= cl.maxConnections) {
-      this.counters[cl.base + C.RQ_PENDING_OVERFLOW]++;
+    if (!cl.tryAcquireConnection()) {
+      // max_connections, shared by every worker (counted in upstream_cx_overflow).
       this.responseFlags = 'UO';
       this.down.destroy();
       return;

@@ -1,0 +1,56 @@
+/**
+ * The only place that opens upstream sockets (a lint rule keeps net.connect, tls.connect,
+ * http2.connect and undici clients inside src/upstream): every upstream path — the raw
+ * Connection pools (tcp_proxy, RPC, HTTP/1.1), the node:http tunnel, the HTTP/2 session, the
+ * undici pool — dials through these functions, with the cluster's TLS options when it has a
+ * tls_context. Counting, TLS stats and breakers are the Cluster's (cluster.ts).
+ */
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { Pool } from 'undici';
+import { Connection, type ConnectionHandler } from '../network/connection';
+
+/** A zero-copy Connection to host:port, TLS when `tlsOptions` is given (see Connection.adoptOutgoing). */
+export function dialConnection(
+  host: string, port: number, handler: ConnectionHandler, bufferLimit: number, timeoutMs: number, tlsOptions: tls.ConnectionOptions | null,
+): Connection {
+  if (tlsOptions !== null) {
+    // allowHalfOpen is honored by tls.connect (passed to the TLSSocket) though its typings omit it.
+    const ts = tls.connect({ ...tlsOptions, host, port, allowHalfOpen: true } as tls.ConnectionOptions);
+    return Connection.adoptOutgoing(ts, handler, bufferLimit, timeoutMs, null);
+  }
+  const hook = Connection.outgoingReadHook();
+  const opts = { host, port, allowHalfOpen: true, noDelay: true } as net.NetConnectOpts;
+  if (hook !== null) (opts as net.NetConnectOpts & { onread: unknown }).onread = hook.onread;
+  return Connection.adoptOutgoing(net.connect(opts), handler, bufferLimit, timeoutMs, hook);
+}
+
+/**
+ * A plain node socket to host:port (TLS with `tlsOptions`). The socket is usable once
+ * `readyEvent(socket)` fired: 'secureConnect' for TLS (handshake verified), else 'connect'.
+ */
+export function dialSocket(host: string, port: number, tlsOptions: tls.ConnectionOptions | null): net.Socket {
+  if (tlsOptions === null) return net.connect({ host, port, noDelay: true });
+  const s = tls.connect({ ...tlsOptions, host, port });
+  s.setNoDelay(true);
+  return s;
+}
+
+export function readyEvent(s: net.Socket): 'secureConnect' | 'connect' {
+  return s instanceof tls.TLSSocket ? 'secureConnect' : 'connect';
+}
+
+/**
+ * An HTTP/2 client session over `socket` (from dialSocket; over TLS its options must offer
+ * ALPN h2). `authority` is only the session's origin label: the socket is already chosen.
+ */
+export function dialH2(authority: string, socket: net.Socket, options: http2.ClientSessionOptions): http2.ClientHttp2Session {
+  const scheme = socket instanceof tls.TLSSocket ? 'https' : 'http';
+  return http2.connect(`${scheme}://${authority}`, { ...options, createConnection: () => socket });
+}
+
+/** An undici keep-alive pool whose connections come from `connect` (the cluster's dialer). */
+export function undiciPool(authority: string, secure: boolean, options: Pool.Options): Pool {
+  return new Pool(`${secure ? 'https' : 'http'}://${authority}`, options);
+}
