@@ -19,6 +19,7 @@ import * as nodePath from 'node:path';
 import embeddedDefault from './default.json';
 import { ConfigError, ConfigIssue, formatIssue, showValue } from './errors';
 import { redactConfig } from './redact';
+import { streamFilterValidator } from '../api/stream-filter';
 import type {
   AccessLogConfig, AdminConfig, CidrRange, CircuitBreakerConfig, ClusterConfig, FilterChainConfig, FilterConfig,
   HostConfig, HostPort, LbType, ListenerConfig, LogLevel, OutriggerConfig, RouterConfig, ServerConfig,
@@ -1114,7 +1115,7 @@ function parseFilterList(
       continue;
     }
     const registry = kind === 'network' ? networkFilterValidators : streamFilterValidators;
-    const fn = registry.get(type);
+    const fn = registry.get(type) ?? (kind === 'stream' ? streamFilterValidator(type) : undefined);
     const ctx = mk(listenerName);
     if (fn) {
       out.push({ type, config: fn(cfg ?? {}, cfgPath, ctx) });

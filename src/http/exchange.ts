@@ -18,9 +18,14 @@
  * Every exchange answers exactly once: `finished` guards all the ways it can end.
  */
 import type { Readable } from 'node:stream';
+import * as tls from 'node:tls';
+import { DecodePhase, type StreamPeer } from '../api/stream-filter';
 import type { ListenerContext } from '../filters/network/types';
 import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET, type CompiledHttpRouter, type HttpRoute, type HttpRouteRequest, type HttpVirtualHost } from '../router/http-routes';
 import { deadlines, type DeadlineEntry } from '../stream/deadlines';
+import { ActiveStream, hostPort, type StreamPipeline } from '../stream/pipeline';
+import { tlsInfoOf } from '../tls/identity';
+import { proxyLog } from '../proxy/detect';
 import { C, L, R } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
@@ -67,6 +72,16 @@ export interface Downstream {
   end(trailers: Headers | null): void;
   /** Abandons the response: HTTP/2 RST_STREAM, HTTP/1 closes the connection. */
   reset(): void;
+  /** The client connection (addresses, TLS) for access logs and filters; absent: unknown. */
+  transport?(): DownstreamTransport | null;
+}
+
+/** What the stream pipeline reads of a downstream connection (a Connection or a net.Socket). */
+export interface DownstreamTransport {
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  readonly localAddress?: string;
+  readonly localPort?: number;
 }
 
 /** What every exchange of one filter factory shares. */
@@ -76,6 +91,8 @@ export interface HttpEnv {
   readonly ctx: ListenerContext;
   /** Set while the listener drains: h1 responses close their connection. */
   draining: boolean;
+  /** Stream filters and access log of the listener snapshot (absent: none). */
+  readonly pipeline?: StreamPipeline;
 }
 
 /** gRPC status codes used for local replies. */
@@ -117,6 +134,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   private status = 0;
   /** performance.now() when the request arrived (route latency). */
   private readonly startMs = performance.now();
+  /** The pipeline's view of this request: only when the listener has stream filters or an access log. */
+  private fs: HttpStream | null = null;
 
   constructor(
     private readonly env: HttpEnv,
@@ -151,6 +170,9 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   start(): void {
     const c = this.counters;
     const lb = this.lb;
+    const pl = this.env.pipeline;
+    // One object per request, only when the listener has stream filters or an access log.
+    if (pl !== undefined && pl.active) this.fs = new HttpStream(this, pl, this.down, this.h2 ? (this.grpc ? 'grpc' : 'http2') : 'http1', this.env.ctx.name);
     c[lb + L.RQ_TOTAL]++;
     c[lb + L.RQ_ACTIVE]++;
     c[lb + (this.h2 ? HL.RQ_HTTP2 : HL.RQ_HTTP1)]++;
@@ -165,6 +187,22 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       this.localReply(400, 'missing Host header', GRPC_UNAVAILABLE, true);
       return;
     }
+    if (this.fs !== null && !this.fs.decode(DecodePhase.BeforeRoute)) return;
+    this.routePhase();
+  }
+
+  /** A stopped filter let the request go on (FilterStream.resume). */
+  continueFrom(phase: DecodePhase): void {
+    if (this.finished) return;
+    if (phase === DecodePhase.BeforeRoute) this.routePhase();
+    else if (phase === DecodePhase.AfterRoute) this.upstreamPhase();
+    else this.send((this.fs as HttpStream).host as Host);
+  }
+
+  /** Route, cluster; then the after-route filters. */
+  private routePhase(): void {
+    const c = this.counters;
+    const lb = this.lb;
     const vh = this.env.router.virtualHost(this.authority);
     const route = vh === null ? null : vh.match(this);
     if (vh === null || route === null) {
@@ -192,6 +230,20 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       return;
     }
     this.cluster = cluster;
+    const fs = this.fs;
+    if (fs !== null) {
+      fs.cluster = cluster;
+      fs.upstreamCluster = cluster.name;
+      fs.routeName = route.name;
+      if (!fs.decode(DecodePhase.AfterRoute)) return;
+    }
+    this.upstreamPhase();
+  }
+
+  /** Upstream headers, timeout, body; then the first attempt. */
+  private upstreamPhase(): void {
+    const route = this.route as HttpRoute;
+    const vh = this.vh as HttpVirtualHost;
     // The upstream header set (a new object: hop-by-hop out, ops applied; the downstream's stays intact for matching and logs).
     const headers = endToEnd(this.down.headers);
     delete headers['host'];
@@ -258,8 +310,26 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     if (host === null) {
       cc[cb + C.NO_HOST]++;
       this.counters[this.lb + L.RS_NO_ROUTE]++;
+      if (this.fs !== null) this.fs.setResponseFlag('UH');
       this.localReply(503, 'no healthy upstream', GRPC_UNAVAILABLE);
       return;
+    }
+    const fs = this.fs;
+    if (fs !== null && this.retries === 0) {
+      fs.host = host;
+      if (!fs.decode(DecodePhase.AfterChooseHost)) return;
+    }
+    this.send(host);
+  }
+
+  /** One attempt on `host`. */
+  private send(host: Host): void {
+    const cluster = this.cluster as Cluster;
+    const cc = cluster.counters;
+    const cb = cluster.base;
+    if (this.fs !== null) {
+      this.fs.upstreamHost = host.address;
+      this.fs.requestSent();
     }
     host.active++;
     this.curHost = host;
@@ -342,6 +412,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     }
     this.status = status;
     this.responseStarted = true;
+    if (this.fs !== null) this.fs.encode(status);
     const out = endToEnd(headers);
     applyOps(out, (this.route as HttpRoute).ops, (this.vh as HttpVirtualHost).ops, true);
     this.counters[this.lb + HL.RQ_1XX + statusClass(status)]++;
@@ -357,6 +428,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
 
   onResponseData(chunk: Buffer): boolean {
     if (this.finished) return false;
+    if (this.fs !== null) this.fs.sent += chunk.length;
     const ok = this.down.write(chunk);
     if (!ok) this.waitingDrain = true;
     return ok;
@@ -393,7 +465,14 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       return;
     }
     this.counters[this.lb + L.RS_CX_CLOSED]++;
-    this.localReply(503, kind === FailKind.ConnectFailure ? `upstream connect error: ${err.message}` : 'upstream reset before response headers', GRPC_UNAVAILABLE);
+    // The reason (addresses, TLS verification text) goes to the access log and the debug log, never to the client.
+    if (this.fs !== null) {
+      this.fs.setResponseFlag(kind === FailKind.ConnectFailure ? 'UF' : 'UR');
+      this.fs.upstreamTransportFailureReason = err.message;
+    }
+    const log = proxyLog();
+    if (log.debug !== undefined) log.debug({ listener: this.env.ctx.name, cluster: cl.name, err: err.message }, 'http: upstream request failed');
+    this.localReply(503, kind === FailKind.ConnectFailure ? 'upstream connect error' : 'upstream reset before response headers', GRPC_UNAVAILABLE);
   }
 
   // ---- timers and downstream events
@@ -411,6 +490,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       return;
     }
     this.counters[this.lb + L.RS_TIMEOUT]++;
+    if (this.fs !== null) this.fs.setResponseFlag('UT');
     this.localReply(504, 'upstream request timeout', GRPC_DEADLINE_EXCEEDED);
   };
 
@@ -437,6 +517,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   /** The client went away (or reset the stream) before the response ended. */
   onDownstreamClose(): void {
     if (this.finished) return;
+    if (this.fs !== null) this.fs.setResponseFlag('DC');
     // The client went away before the response completed.
     this.counters[this.lb + HL.RESET]++;
     if (this.route !== null) routeCount(this.route, R.DOWNSTREAM_RESET);
@@ -462,6 +543,18 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       clearTimeout(this.tryTimer);
       this.tryTimer = null;
     }
+    const fs = this.fs;
+    if (fs !== null) {
+      fs.replied = true;
+      if (fs.responseCode === undefined && this.status > 0) fs.responseCode = this.status;
+      fs.bytesSent = fs.sent;
+      fs.end();
+    }
+  }
+
+  /** A filter's local reply (FilterStream.sendLocalReply). */
+  filterReply(status: number, message: string | undefined): void {
+    this.localReply(status, message ?? '', GRPC_UNAVAILABLE);
   }
 
   // ---- local replies
@@ -488,6 +581,11 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     this.status = status;
     this.counters[this.lb + HL.RQ_1XX + statusClass(status)]++;
     const noBody = this.method === 'HEAD' || (this.grpc && grpcCode >= 0);
+    const fs = this.fs;
+    if (fs !== null) {
+      fs.encode(status);
+      if (!noBody) fs.sent += Buffer.byteLength(body);
+    }
     down.respond(status, headers, noBody, close || this.env.draining);
     if (!noBody) {
       down.write(Buffer.from(body));
@@ -508,8 +606,78 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     applyOps(headers, route.ops, (this.vh as HttpVirtualHost).ops, true);
     this.status = r.code;
     this.counters[this.lb + HL.RQ_1XX + statusClass(r.code)]++;
+    if (this.fs !== null) this.fs.encode(r.code);
     this.down.respond(r.code, headers, true, this.env.draining);
     this.finish();
+  }
+}
+
+/**
+ * An HTTP request in the stream pipeline: what filters read (headers, addresses, peer
+ * certificate) and the access-log entry. The Exchange keeps the request path.
+ */
+class HttpStream extends ActiveStream {
+  /** Response body bytes written so far. */
+  sent = 0;
+  host: Host | null = null;
+  private readonly tlsPeer: StreamPeer | null;
+
+  constructor(
+    private readonly ex: Exchange,
+    pl: StreamPipeline,
+    private readonly down: Downstream,
+    protocol: string,
+    listener: string,
+  ) {
+    super();
+    this.begin(pl, protocol, listener);
+    const t = down.transport !== undefined ? down.transport() : null;
+    let peer: StreamPeer | null = null;
+    if (t !== null) {
+      this.downstreamRemoteAddress = hostPort(t.remoteAddress, t.remotePort);
+      this.downstreamLocalAddress = hostPort(t.localAddress, t.localPort);
+      const info = t instanceof tls.TLSSocket ? tlsInfoOf(t) : (t as { tlsInfo?: ReturnType<typeof tlsInfoOf> | null }).tlsInfo;
+      if (info !== undefined && info !== null) {
+        this.downstreamTls = info;
+        peer = info.peer;
+      }
+    }
+    this.tlsPeer = peer;
+    const cl = Number(down.headers['content-length']);
+    this.bytesReceived = down.hasBody ? (Number.isInteger(cl) ? cl : undefined) : 0;
+  }
+
+  service(): string | undefined {
+    return this.down.authority === '' ? undefined : this.down.authority;
+  }
+
+  method(): string | undefined {
+    return this.down.method;
+  }
+
+  header(name: string): string | undefined {
+    return this.ex.header(name);
+  }
+
+  requestBodyLength(): number {
+    return this.bytesReceived ?? -1;
+  }
+
+  peer(): StreamPeer | null {
+    return this.tlsPeer;
+  }
+
+  sendLocalReply(status: number, message?: string): void {
+    if (this.replied) return;
+    this.ex.filterReply(status, message);
+  }
+
+  protected park(): void {
+    // The Exchange and its downstream live until the stream ends: nothing to copy.
+  }
+
+  protected continueFrom(phase: DecodePhase): void {
+    this.ex.continueFrom(phase);
   }
 }
 

@@ -18,6 +18,7 @@
 import { parseGoDurationNs } from '../config/parse';
 import type { RouterConfig } from '../config/types';
 import { HeaderName } from '../protocol/types';
+import { compileRetryPolicy, type RetryPolicy } from './http-routes';
 
 /** What the router reads from a request. Implemented by the proxy session (no closures). */
 export interface RouteRequest {
@@ -38,6 +39,8 @@ export interface WeightedCluster {
 export class Route {
   /** Cumulative weights for weighted_clusters (empty when clusterName is used). */
   private readonly cumulative: number[];
+  /** The route's retry_policy (set by compileRoute). */
+  retry: RetryPolicy | null = null;
   private readonly total: number;
 
   constructor(
@@ -261,7 +264,9 @@ function compileRoute(r: unknown, where: string): Route | null {
   }
   const clusterName = typeof action['cluster_name'] === 'string' ? action['cluster_name'] : '';
   if (clusterName === '' && weighted.length === 0) throw new Error(`${where}.route: needs cluster_name or weighted_clusters`);
-  return new Route(typeof r['name'] === 'string' ? r['name'] : '', clusterName, weighted, durationMs(action['timeout'], `${where}.route.timeout`), matchers);
+  const route = new Route(typeof r['name'] === 'string' ? r['name'] : '', clusterName, weighted, durationMs(action['timeout'], `${where}.route.timeout`), matchers);
+  route.retry = compileRetryPolicy(action, where);
+  return route;
 }
 
 /** Compile one router config (throws an Error naming the bad field). */

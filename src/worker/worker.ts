@@ -70,6 +70,7 @@ async function applyConfig(version: number, config: OutriggerConfig, layout: { l
         bufferLimit: lc.perConnBufferLimitBytes,
         accessLog: accessLogFor(lc.name, lc),
         routers: server.routers,
+        streamFilters: lc.streamFilters,
       });
       const existing = listeners.get(lc.name);
       if (existing) {
