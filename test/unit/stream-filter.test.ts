@@ -1,0 +1,159 @@
+/**
+ * The stream filter API: config validation through the registry (typed value, errors named by
+ * JSON path, MOSN's payload_limit accepted), and the pipeline's decode phases: continue, stop and
+ * resume, local replies, encode and the end-of-stream log step.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { parseConfig } from '../../src/config';
+import { DecodePhase, FilterStatus, registerStreamFilterKind, type FilterStream, type StreamPeer } from '../../src/api/stream-filter';
+import { ActiveStream, StreamPipeline } from '../../src/stream/pipeline';
+import type { ListenerContext } from '../../src/filters/network/types';
+import type { FilterConfig } from '../../src/config/types';
+import '../../src/filters/stream';
+
+function doc(streamFilters: unknown[]): any {
+  return {
+    servers: [{
+      routers: [{ router_config_name: 'r0', virtual_hosts: [{ name: 'vh', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'c0' } }] }] }],
+      listeners: [{
+        name: 'l0',
+        address: '127.0.0.1:2045',
+        filter_chains: [{ filters: [{ type: 'proxy', config: { downstream_protocol: 'Http1', router_config_name: 'r0' } }] }],
+        stream_filters: streamFilters,
+      }],
+    }],
+    cluster_manager: { clusters: [{ name: 'c0', type: 'SIMPLE', lb_type: 'LB_ROUNDROBIN', hosts: [{ address: '127.0.0.1:8080' }] }] },
+  };
+}
+
+test('payload_limit: MOSN config accepted as a typed value; bad values named by path', () => {
+  const cfg = parseConfig(doc([{ type: 'payload_limit', config: { max_entity_size: 4096, http_status: 413 } }]));
+  assert.deepEqual(cfg.servers[0].listeners[0].streamFilters, [{ type: 'payload_limit', config: { value: { maxEntitySize: 4096, httpStatus: 413 } } }]);
+  assert.throws(() => parseConfig(doc([{ type: 'payload_limit', config: { max_entity_size: -1 } }])), (e: Error) => {
+    assert.match(e.message, /servers\[0\]\.listeners\[0\]\.stream_filters\[0\]\.config\.max_entity_size: -1 must be an integer/);
+    return true;
+  });
+  assert.throws(() => parseConfig(doc([{ type: 'payload_limit', config: { max_size: 1 } }])), /stream_filters\[0\]\.config\.max_size: unknown key/);
+});
+
+// ---- the decode phases, with a test filter kind and a stream that records what happens
+
+interface Probe {
+  readonly seen: string[];
+  held: FilterStream | null;
+}
+
+const probe: Probe = { seen: [], held: null };
+
+registerStreamFilterKind<{ name: string; phase: number; action: string }>({
+  type: 'test_probe',
+  validate: (raw) => raw as { name: string; phase: number; action: string },
+  create: (c) => ({
+    phase: c.phase as DecodePhase,
+    decode(s: FilterStream): FilterStatus {
+      probe.seen.push(`${c.name}@${c.phase}`);
+      if (c.action === 'hold') {
+        probe.held = s;
+        return FilterStatus.Stop;
+      }
+      if (c.action === 'deny') {
+        s.sendLocalReply(403, 'denied');
+        return FilterStatus.Stop;
+      }
+      return FilterStatus.Continue;
+    },
+    encode(_s: FilterStream, status: number): void {
+      probe.seen.push(`${c.name}:encode ${status}`);
+    },
+    log(s: FilterStream): void {
+      probe.seen.push(`${c.name}:log ${s.protocol}`);
+    },
+  }),
+});
+
+class TestStream extends ActiveStream {
+  reply = 0;
+  service(): string | undefined {
+    return 'svc';
+  }
+  method(): string | undefined {
+    return 'm';
+  }
+  header(): string | undefined {
+    return undefined;
+  }
+  requestBodyLength(): number {
+    return 0;
+  }
+  peer(): StreamPeer | null {
+    return null;
+  }
+  sendLocalReply(status: number): void {
+    this.reply = status;
+    this.replied = true;
+    this.encode(status);
+  }
+  protected park(): void {
+    probe.seen.push('park');
+  }
+  protected continueFrom(phase: DecodePhase): void {
+    probe.seen.push(`continue ${phase}`);
+    run(this, phase);
+  }
+}
+
+/** The request path as an adapter drives it. */
+function run(s: TestStream, from: DecodePhase): void {
+  for (let p = from; p <= DecodePhase.AfterChooseHost; p++) if (!s.decode(p)) return;
+  probe.seen.push('upstream');
+  s.encode(200);
+  s.end();
+}
+
+function pipeline(filters: { name: string; phase: number; action: string }[]): StreamPipeline {
+  const streamFilters: FilterConfig[] = filters.map((f) => ({ type: 'test_probe', config: { value: f } }));
+  const ctx = { name: 'l', accessLog: null, streamFilters } as unknown as ListenerContext;
+  return new StreamPipeline(ctx);
+}
+
+test('decode phases run in order; Stop holds the stream until resume(), which goes on with the next filter', () => {
+  probe.seen.length = 0;
+  const pl = pipeline([
+    { name: 'a', phase: DecodePhase.BeforeRoute, action: 'continue' },
+    { name: 'b', phase: DecodePhase.AfterRoute, action: 'hold' },
+    { name: 'c', phase: DecodePhase.AfterRoute, action: 'continue' },
+    { name: 'd', phase: DecodePhase.AfterChooseHost, action: 'continue' },
+  ]);
+  assert.equal(pl.active, true);
+  const s = new TestStream();
+  s.begin(pl, 'bolt', 'l');
+  run(s, DecodePhase.BeforeRoute);
+  assert.deepEqual(probe.seen, ['a@0', 'b@1', 'park']);
+  (probe.held as FilterStream).resume();
+  assert.deepEqual(probe.seen, [
+    'a@0', 'b@1', 'park', 'continue 1', 'c@1', 'd@2', 'upstream',
+    'a:encode 200', 'b:encode 200', 'c:encode 200', 'd:encode 200', 'a:log bolt', 'b:log bolt', 'c:log bolt', 'd:log bolt',
+  ]);
+  // A second resume does nothing.
+  (probe.held as FilterStream).resume();
+  assert.equal(probe.seen.filter((x) => x === 'upstream').length, 1);
+});
+
+test('a local reply from a filter ends the decode phases; later filters and the upstream never run', () => {
+  probe.seen.length = 0;
+  const pl = pipeline([
+    { name: 'x', phase: DecodePhase.BeforeRoute, action: 'deny' },
+    { name: 'y', phase: DecodePhase.BeforeRoute, action: 'continue' },
+  ]);
+  const s = new TestStream();
+  s.begin(pl, 'http1', 'l');
+  run(s, DecodePhase.BeforeRoute);
+  assert.equal(s.reply, 403);
+  assert.deepEqual(probe.seen, ['x@0', 'x:encode 403', 'y:encode 403']);
+  assert.equal(s.responseCode, 403);
+});
+
+test('a listener without stream filters or access log has an inactive pipeline (no stream object per request)', () => {
+  assert.equal(pipeline([]).active, false);
+});
