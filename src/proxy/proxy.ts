@@ -31,7 +31,7 @@ import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory 
 import type { Connection, ConnectionHandler } from '../network/connection';
 import { allCodecs, ErrorKind, ERR_TOO_LARGE, getCodec, HeaderName, type XCodec, type XFrame } from '../protocol/types';
 import { HC } from '../http/stats';
-import { RETRY_CONNECT_FAILURE } from '../router/http-routes';
+import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET } from '../router/http-routes';
 import { compiledRouter, MALFORMED, type CompiledRouter, type Route, type RouteRequest } from '../router/router';
 import { C, L } from '../stats/layout';
 import { FrameReader, type FrameSink } from '../stream/frame-reader';
@@ -263,7 +263,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       route = r;
       cluster = cl;
       // A route that retries on connect failures needs the request after this callback.
-      if (s === null && r.retry !== null && (r.retry.on & RETRY_CONNECT_FAILURE) !== 0 && r.retry.numRetries > 0 && !frame.isOneway) {
+      if (s === null && r.retry !== null && r.retry.on !== 0 && r.retry.numRetries > 0 && !frame.isOneway) {
         s = this.newStream(buf, frame);
         this.process2(buf, frame, s, r, cl, from);
         s.leaveFrame();
@@ -314,7 +314,14 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     const codec = this.codec as XCodec;
     const upCodec = this.f.upstreamCodec ?? codec;
     const pool = hostPool(host, cluster, upCodec, this.f.settingsFor(upCodec));
-    const timeout = frame.timeoutMs > 0 ? frame.timeoutMs : route.timeoutMs > 0 ? route.timeoutMs : this.f.config.defaultTimeoutMs;
+    let timeout = frame.timeoutMs > 0 ? frame.timeoutMs : route.timeoutMs > 0 ? route.timeoutMs : this.f.config.defaultTimeoutMs;
+    const rp = route.retry;
+    if (s !== null && rp !== null) {
+      // The request's whole time is kept across attempts; retry_timeout bounds each attempt (MOSN's per-try timeout).
+      if (s.retries === 0) s.deadlineAt = timeout > 0 ? Date.now() + timeout : 0;
+      else if (s.deadlineAt > 0) timeout = Math.max(1, s.deadlineAt - Date.now());
+      if (rp.perTryTimeoutMs > 0 && (timeout === 0 || rp.perTryTimeoutMs < timeout)) timeout = rp.perTryTimeoutMs;
+    }
     const meta = codec.replyMeta(buf, frame);
     const r = pool.send(buf, frame, this, meta, timeout);
     if (r === SEND_OVERFLOW) {
@@ -468,7 +475,9 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       if (p.failure !== '') s.upstreamTransportFailureReason = p.failure;
       if (p.connectFailed) s.setResponseFlag('UF');
       // The request never reached the upstream: try another host (MOSN retries connect failures).
-      if (p.connectFailed && this.retry(s)) {
+      // A per-try timeout (the request's own time is not up): MOSN retries it too.
+      const perTry = kind === ErrorKind.Timeout && s.deadlineAt > Date.now() + 1;
+      if ((p.connectFailed ? this.retry(s, RETRY_CONNECT_FAILURE) : perTry && this.retry(s, RETRY_5XX | RETRY_GATEWAY_ERROR | RETRY_RESET))) {
         this.requestDone();
         return;
       }
@@ -489,11 +498,11 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   }
 
   /** Sends a request whose connection failed again, on another host where the cluster has one. */
-  private retry(s: RpcStream): boolean {
+  private retry(s: RpcStream, bits: number): boolean {
     const route = s.route;
     const cluster = s.cluster;
     const rp = route === null ? null : route.retry;
-    if (rp === null || !s.owned || cluster === null || (rp.on & RETRY_CONNECT_FAILURE) === 0 || s.retries >= rp.numRetries) return false;
+    if (rp === null || !s.owned || cluster === null || (rp.on & bits) === 0 || s.retries >= rp.numRetries) return false;
     if (s.retryHeld) {
       s.retryHeld = false;
       releaseRetry(cluster);
@@ -544,6 +553,8 @@ class RpcStream extends ActiveStream {
   retryHeld = false;
   /** The downstream's request id (restored in the copy before a retry). */
   downId = 0;
+  /** Date.now() when the request's whole time is up (routes with a retry policy; 0 = none). */
+  deadlineAt = 0;
   /** Request header values the access log prints (the frame is gone when it writes). */
   private readonly logged: (string | undefined)[] = [];
 

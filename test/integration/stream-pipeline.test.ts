@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { startSidecar } from '../helpers/sidecar';
-import { boltProxyConfig, rawClient, rawRequest, sleep, sofaClient, startSofaServer } from '../helpers/sofa';
+import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, sleep, sofaClient, startSofaServer } from '../helpers/sofa';
 import { closeDubbo2js, dubbo2js, dubboProxyConfig, java, startDubboProvider } from '../helpers/dubbo';
 import { backend, deadPort, httpConfig, run } from '../helpers/http';
 import { STATUS_CONNECTION_CLOSED } from '../../src/protocol/bolt';
@@ -210,8 +210,12 @@ test('access log lines with MOSN variables: HTTP/1.1 (curl), HTTP/2 (curl h2c) a
     assert.equal(h1[1].response_flag, 'UF');
     assert.equal(h1[1].upstream_host, `127.0.0.1:${dead}`);
     assert.match(h1[1].upstream_transport_failure_reason, /ECONNREFUSED/);
-    const h2 = await readLog(logs.h2, 2);
-    assert.equal(h2.length, 2);
+    // One line per request (issue 16: access_logs on an HTTP listener wrote nothing).
+    const load = await run('h2load', ['-n', '300', '-c', '4', '-m', '8', '-H', 'x-tag: load', `http://127.0.0.1:${p2}/hello`]);
+    assert.match(load.stdout, /300 succeeded/);
+    const h2 = await readLog(logs.h2, 302);
+    assert.equal(h2.length, 302);
+    assert.equal(h2.filter((r) => r.header === 'load' && r.response_code === '200').length, 300);
     assertForwarded(h2[0], 'http2', '200', be.port, 'web');
     assert.equal(h2[0].header, 'two');
     assert.equal(h2[1].response_flag, 'UF');
@@ -303,5 +307,32 @@ test('Bolt error responses for a refused upstream carry no address or exception 
   } finally {
     c.sock.destroy();
     await sc.terminate();
+  }
+});
+
+test('Bolt: an attempt that outlives retry_timeout is retried on another host within the request time', { timeout: 30_000 }, async () => {
+  const silent = await fakeUpstream(() => {}); // takes requests, never answers
+  const good = await fakeUpstream((r) => r.sock.write(rawResponse(r.frame, r.buf)));
+  const cfg = boltProxyConfig({
+    clusters: { svc: [silent.port, good.port] },
+    routes: [{ match: { headers: [{ name: 'service', value: '.*' }] }, route: { cluster_name: 'svc', timeout: '5s', retry_policy: { retry_on: true, num_retries: 1, retry_timeout: '300ms' } } }],
+  });
+  const sc = await startSidecar(cfg);
+  const c = await rawClient(sc.ports.get('bolt')!);
+  try {
+    const t0 = Date.now();
+    for (let i = 1; i <= 4; i++) c.sock.write(rawRequest(i, SVC));
+    await c.wait(4);
+    assert.deepEqual(c.frames.map((f) => f.frame.status), [0, 0, 0, 0]);
+    assert.deepEqual(c.frames.map((f) => f.frame.requestId).sort(), [1, 2, 3, 4]);
+    assert.ok(Date.now() - t0 < 3000, 'answered after the per-try timeout, not the route timeout');
+    assert.ok(silent.requests.length >= 1, 'the silent host got at least one attempt');
+    const st = await sc.stats();
+    assert.ok(st.clusters.svc.upstream_rq_retry >= 1);
+  } finally {
+    c.sock.destroy();
+    await sc.terminate();
+    await silent.close();
+    await good.close();
   }
 });
