@@ -11,6 +11,14 @@ import { ActiveStream, StreamPipeline } from '../../src/stream/pipeline';
 import type { ListenerContext } from '../../src/filters/network/types';
 import type { FilterConfig } from '../../src/config/types';
 import '../../src/filters/stream';
+import * as net from 'node:net';
+import { ClusterManager } from '../../src/upstream/cluster';
+import { StatsLayout } from '../../src/stats/layout';
+import { Connection, type ConnectionHandler } from '../../src/network/connection';
+import { networkFilterBuilder, type NetworkFilterFactoryBuilder } from '../../src/filters/network/types';
+import { STATUS_CODEC_EXCEPTION } from '../../src/protocol/bolt';
+import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, sleep } from '../helpers/sofa';
+import '../../src/proxy/proxy';
 
 function doc(streamFilters: unknown[]): any {
   return {
@@ -156,4 +164,56 @@ test('a local reply from a filter ends the decode phases; later filters and the 
 
 test('a listener without stream filters or access log has an inactive pipeline (no stream object per request)', () => {
   assert.equal(pipeline([]).active, false);
+});
+
+// ---- through the real RPC proxy (in this process): a held Bolt request is copied, resumed
+// later and forwarded with its own id; a filter's local reply is a Bolt error response.
+
+const NOOP_HANDLER: ConnectionHandler = { onData() {}, onEnd() {}, onClose() {}, onHighWatermark() {}, onLowWatermark() {} };
+
+test('RPC proxy: a filter holds a Bolt request and resumes it later; another answers with the protocol error', async () => {
+  const up = await fakeUpstream((r) => r.sock.write(rawResponse(r.frame, r.buf)));
+  const cfg = parseConfig(boltProxyConfig({ clusters: { svc: [up.port] } }));
+  const lc = cfg.servers[0].listeners[0];
+  const layout = new StatsLayout();
+  const counters = new Float64Array(1 << 14);
+  const clusters = new ClusterManager(cfg.clusters, counters, { svc: layout.clusterBase('svc') });
+  const holdAll: FilterConfig = { type: 'test_probe', config: { value: { name: 'h', phase: DecodePhase.AfterRoute, action: 'hold' } } };
+  const ctx: ListenerContext = {
+    name: 'bolt', counters, base: layout.listenerBase('bolt'), clusters, idleTimeoutMs: 0, bufferLimit: 1 << 20, accessLog: null,
+    routers: cfg.servers[0].routers, streamFilters: [holdAll],
+  };
+  const factory = (networkFilterBuilder('proxy') as NetworkFilterFactoryBuilder)(lc.filterChains[0].filters[0].config, ctx);
+  const server = net.createServer((sock) => factory.onAccept(Connection.accept(sock, NOOP_HANDLER, 1 << 20)));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const c = await rawClient((server.address() as net.AddressInfo).port);
+  try {
+    probe.seen.length = 0;
+    probe.held = null;
+    c.sock.write(rawRequest(41, 'com.example.Held:1.0', { content: Buffer.from('held body') }));
+    for (let i = 0; i < 50 && probe.held === null; i++) await sleep(10);
+    const held = probe.held as FilterStream | null;
+    assert.ok(held !== null, 'the filter holds the request');
+    assert.equal(held.service(), 'com.example.Held:1.0', 'the held stream still reads its request (a copy)');
+    // Other traffic reuses the read buffer meanwhile.
+    c.sock.write(rawRequest(42, 'com.example.Other:1.0', { content: Buffer.from('x'.repeat(300)) }));
+    await sleep(50);
+    assert.equal(up.requests.length, 0, 'nothing forwarded while held');
+    held.resume();
+    await c.wait(1);
+    assert.equal(c.frames[0].frame.requestId, 41);
+    assert.equal(c.frames[0].buf.toString('latin1', c.frames[0].frame.contentStart, c.frames[0].frame.contentEnd), 'held body');
+    assert.equal(up.requests[0].buf.toString('latin1', up.requests[0].frame.contentStart, up.requests[0].frame.contentEnd), 'held body');
+    // The second request is held too; the filter answers it instead.
+    for (let i = 0; i < 50 && probe.seen.filter((x) => x === 'h@1').length < 2; i++) await sleep(10);
+    (probe.held as unknown as FilterStream).sendLocalReply(403, 'denied here');
+    await c.wait(2);
+    assert.equal(c.frames[1].frame.requestId, 42);
+    assert.equal(c.frames[1].frame.status, STATUS_CODEC_EXCEPTION);
+    assert.equal(up.requests.length, 1);
+  } finally {
+    c.sock.destroy();
+    server.close();
+    await up.close();
+  }
 });
