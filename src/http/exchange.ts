@@ -24,6 +24,7 @@ import type { ListenerContext } from '../filters/network/types';
 import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET, type CompiledHttpRouter, type HttpRoute, type HttpRouteRequest, type HttpVirtualHost } from '../router/http-routes';
 import { deadlines, type DeadlineEntry } from '../stream/deadlines';
 import { ActiveStream, hostPort, type StreamPipeline } from '../stream/pipeline';
+import { acquireRetry, releaseRetry } from '../stream/retry-budget';
 import { tlsInfoOf } from '../tls/identity';
 import { proxyLog } from '../proxy/detect';
 import { C, L, R } from '../stats/layout';
@@ -136,6 +137,9 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   private readonly startMs = performance.now();
   /** The pipeline's view of this request: only when the listener has stream filters or an access log. */
   private fs: HttpStream | null = null;
+  /** A retry was taken from the cluster's budget (mayRetry) / is held by the current attempt. */
+  private retryPending = false;
+  private retryHeld = false;
 
   constructor(
     private readonly env: HttpEnv,
@@ -352,6 +356,11 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
 
   /** Ends the current attempt's accounting (host load, cluster active, latency). */
   private endAttempt(status: number): void {
+    if (this.retryHeld) {
+      // The retried attempt ended: its place in the cluster's retry budget is free again.
+      this.retryHeld = false;
+      releaseRetry(this.cluster as Cluster);
+    }
     const host = this.curHost;
     if (host === null) return;
     this.curHost = null;
@@ -380,10 +389,19 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   private mayRetry(bits: number, sentUpstream: boolean): boolean {
     const rp = (this.route as HttpRoute).retry;
     if (rp === null || (rp.on & bits) === 0 || this.retries >= rp.numRetries || !this.replayable || this.finished) return false;
-    return !sentUpstream || isIdempotent(this.method);
+    if (sentUpstream && !isIdempotent(this.method)) return false;
+    // circuit_breakers max_retries: the same budget for every protocol (src/stream/retry-budget.ts).
+    if (!acquireRetry(this.cluster as Cluster)) {
+      if (this.fs !== null) this.fs.setResponseFlag('URX');
+      return false;
+    }
+    this.retryPending = true;
+    return true;
   }
 
   private retry(): void {
+    this.retryHeld = this.retryPending;
+    this.retryPending = false;
     this.retries++;
     const cl = this.cluster as Cluster;
     cl.counters[cl.base + HC.RETRY]++;
@@ -535,6 +553,10 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.retryHeld || this.retryPending) {
+      this.retryHeld = this.retryPending = false;
+      releaseRetry(this.cluster as Cluster);
+    }
     this.counters[this.lb + L.RQ_ACTIVE]--;
     // A response (head) was sent: the route's status class and request time.
     if (this.route !== null && this.status > 0) routeResponse(this.route, this.status, (performance.now() - this.startMs) * 1000);

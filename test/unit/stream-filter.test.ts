@@ -19,6 +19,8 @@ import { networkFilterBuilder, type NetworkFilterFactoryBuilder } from '../../sr
 import { STATUS_CODEC_EXCEPTION } from '../../src/protocol/bolt';
 import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, sleep } from '../helpers/sofa';
 import '../../src/proxy/proxy';
+import { acquireRetry, releaseRetry } from '../../src/stream/retry-budget';
+import type { Cluster } from '../../src/upstream/cluster';
 
 function doc(streamFilters: unknown[]): any {
   return {
@@ -216,4 +218,16 @@ test('RPC proxy: a filter holds a Bolt request and resumes it later; another ans
     server.close();
     await up.close();
   }
+});
+
+test('retry budget: circuit_breakers max_retries bounds the retries in flight per cluster (0 = no limit)', () => {
+  const cluster = (name: string, maxRetries: number): Cluster => ({ name, config: { circuitBreakers: { maxRetries } } }) as unknown as Cluster;
+  const a = cluster('budget-a', 2);
+  assert.equal(acquireRetry(a), true);
+  assert.equal(acquireRetry(a), true);
+  assert.equal(acquireRetry(a), false, 'a third retry in flight is refused');
+  releaseRetry(a);
+  assert.equal(acquireRetry(a), true, 'a finished retry frees its place');
+  const b = cluster('budget-b', 0);
+  for (let i = 0; i < 100; i++) assert.equal(acquireRetry(b), true);
 });
