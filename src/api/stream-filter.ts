@@ -75,6 +75,12 @@ export interface FilterStream {
    * `message` as the error text. Nothing more happens to the request after it.
    */
   sendLocalReply(status: number, message?: string): void;
+  /**
+   * A request body whose length is not known yet (requestBodyLength() -1: HTTP chunked or an
+   * HTTP/2 body without content-length) is counted as it streams; past `max` bytes the request
+   * is answered with `status` (reset when the response has started). RPC frames are whole: no-op.
+   */
+  limitRequestBody(max: number, status: number): void;
   /** Records a response flag for the access log (e.g. "RL", "UAEX"; MOSN/Envoy short names). */
   setResponseFlag(flag: string): void;
   /** After a filter returned Stop without answering: runs the next filter, then the rest of the request path. */

@@ -17,7 +17,7 @@
  *
  * Every exchange answers exactly once: `finished` guards all the ways it can end.
  */
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import { DecodePhase, type StreamPeer } from '../api/stream-filter';
 import type { ListenerContext } from '../filters/network/types';
@@ -34,7 +34,7 @@ import type { HttpProxyConfig } from './config';
 import { applyOps, endToEnd, ensureRequestId, grpcTimeoutMs, isGrpc, isIdempotent, type Headers } from './headers';
 import { clusterTime, routeCount, routeRequest, routeResponse } from './route-stats';
 import { HC, HL, statusClass, timeBucket } from './stats';
-import { FailKind, isBodySource, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
+import { FailKind, isBodySource, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
 import { startH1 } from './upstream-h1';
 import { startH2 } from './upstream-h2';
 
@@ -98,6 +98,7 @@ export interface HttpEnv {
 
 /** gRPC status codes used for local replies. */
 const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_RESOURCE_EXHAUSTED = 8;
 const GRPC_UNIMPLEMENTED = 12;
 const GRPC_UNAVAILABLE = 14;
 
@@ -140,6 +141,9 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   /** A retry was taken from the cluster's budget (mayRetry) / is held by the current attempt. */
   private retryPending = false;
   private retryHeld = false;
+  /** FilterStream.limitRequestBody: bytes allowed in a body of unknown length (0 = no limit), and the answer past them. */
+  bodyLimit = 0;
+  bodyLimitStatus = 0;
 
   constructor(
     private readonly env: HttpEnv,
@@ -276,6 +280,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
         return;
       }
       body = this.down.body();
+      if (this.bodyLimit > 0) body = limitBody(body, this.bodyLimit, this);
       this.replayable = false;
     }
     this.up = { method: this.method, path, authority, headers, body };
@@ -574,6 +579,16 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     }
   }
 
+  /** A streamed body went past limitRequestBody's limit. */
+  onBodyTooLarge(): void {
+    if (this.finished) return;
+    if (this.fs !== null) this.fs.setResponseFlag('RE');
+    if (this.cur !== null) this.cur.abort();
+    this.endAttempt(0);
+    // The rest of the body is not read: HTTP/1 closes the connection after the answer.
+    this.localReply(this.bodyLimitStatus, 'payload too large', GRPC_RESOURCE_EXHAUSTED, true);
+  }
+
   /** A filter's local reply (FilterStream.sendLocalReply). */
   filterReply(status: number, message: string | undefined): void {
     this.localReply(status, message ?? '', GRPC_UNAVAILABLE);
@@ -694,12 +709,84 @@ class HttpStream extends ActiveStream {
     this.ex.filterReply(status, message);
   }
 
+  override limitRequestBody(max: number, status: number): void {
+    this.ex.bodyLimit = max;
+    this.ex.bodyLimitStatus = status;
+  }
+
   protected park(): void {
     // The Exchange and its downstream live until the stream ends: nothing to copy.
   }
 
   protected continueFrom(phase: DecodePhase): void {
     this.ex.continueFrom(phase);
+  }
+}
+
+/** Wraps a streamed request body so that it counts its bytes (one wrapper per limited request). */
+function limitBody(src: Readable | BodySource, max: number, ex: Exchange): Readable | BodySource {
+  if (isBodySource(src)) return new LimitedBodySource(src, max, ex);
+  let n = 0;
+  const out = new PassThrough();
+  src.on('data', (d: Buffer) => {
+    n += d.length;
+    if (n > max) {
+      src.unpipe(out);
+      out.destroy();
+      ex.onBodyTooLarge();
+    }
+  });
+  src.once('error', (e: Error) => out.destroy(e));
+  src.pipe(out);
+  return out;
+}
+
+/** A raw HTTP/1.1 body (BodySource) that stops past `max` payload bytes. */
+class LimitedBodySource implements BodySource, BodySink {
+  private sink: BodySink | null = null;
+  private n = 0;
+  private over = false;
+
+  constructor(
+    private readonly src: BodySource,
+    private readonly max: number,
+    private readonly ex: Exchange,
+  ) {}
+
+  get length(): number {
+    return this.src.length;
+  }
+
+  start(sink: BodySink): void {
+    this.sink = sink;
+    this.src.start(this);
+  }
+
+  pause(): void {
+    this.src.pause();
+  }
+
+  resume(): void {
+    this.src.resume();
+  }
+
+  onBodyData(buf: Buffer, start: number, end: number): void {
+    if (this.over) return;
+    this.n += end - start;
+    if (this.n > this.max) {
+      this.over = true;
+      this.ex.onBodyTooLarge();
+      return;
+    }
+    (this.sink as BodySink).onBodyData(buf, start, end);
+  }
+
+  onBodyEnd(): void {
+    if (!this.over) (this.sink as BodySink).onBodyEnd();
+  }
+
+  onBodyError(err: Error): void {
+    if (!this.over) (this.sink as BodySink).onBodyError(err);
   }
 }
 

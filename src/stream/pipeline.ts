@@ -213,6 +213,10 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   abstract peer(): StreamPeer | null;
   abstract sendLocalReply(status: number, message?: string): void;
 
+  limitRequestBody(_max: number, _status: number): void {
+    // Whole-frame protocols know the length at decode; HTTP overrides this.
+  }
+
   remoteAddress(): string {
     return this.downstreamRemoteAddress ?? '';
   }

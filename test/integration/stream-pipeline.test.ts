@@ -247,6 +247,10 @@ test('payload_limit (MOSN stream filter): HTTP gets the configured status, Bolt 
     assert.equal(big.stdout, '413');
     const small = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--data-binary', 'x'.repeat(50), `http://127.0.0.1:${port}/up`]);
     assert.equal(small.stdout, '200');
+    // Chunked: no length up front, counted as the body streams.
+    const chunked = ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Transfer-Encoding: chunked', '--data-binary'];
+    assert.equal((await run('curl', [...chunked, 'z'.repeat(5000), `http://127.0.0.1:${port}/up`])).stdout, '413');
+    assert.equal((await run('curl', [...chunked, 'z'.repeat(60), `http://127.0.0.1:${port}/up`])).stdout, '200');
     const consumer = await bc.consumer(SVC);
     assert.equal(await consumer.invoke('echo', [{ $class: 'java.lang.String', $: 'ok' }], { responseTimeout: 3000 }), 'ok');
     await assert.rejects(consumer.invoke('echo', [{ $class: 'java.lang.String', $: 'y'.repeat(5000) }], { responseTimeout: 3000 }), (e: Error) => {

@@ -1,7 +1,7 @@
 /**
  * payload_limit: answers requests whose payload is larger than max_entity_size, after routing
  * (MOSN runs it in the after-route phase). HTTP: the configured status (413 by default), judged
- * by content-length (a chunked body without one is not limited here); RPC: the frame's length,
+ * by content-length, or counted as the body streams when there is none; RPC: the frame's length,
  * answered with the codec's error (MOSN's hijack mapping of the status).
  */
 import { DecodePhase, FilterStatus, registerStreamFilterKind, type FilterStream, type StreamFilter } from '../../../api/stream-filter';
@@ -13,7 +13,14 @@ class PayloadLimitFilter implements StreamFilter {
 
   decode(s: FilterStream): FilterStatus {
     const max = this.cfg.maxEntitySize;
-    if (max === 0 || s.requestBodyLength() <= max) return FilterStatus.Continue;
+    if (max === 0) return FilterStatus.Continue;
+    const len = s.requestBodyLength();
+    if (len < 0) {
+      // Length not known before the body streams (chunked, HTTP/2 without content-length): counted as it comes.
+      s.limitRequestBody(max, this.cfg.httpStatus);
+      return FilterStatus.Continue;
+    }
+    if (len <= max) return FilterStatus.Continue;
     s.setResponseFlag('RE'); // MOSN's ReqEntityTooLarge
     s.sendLocalReply(this.cfg.httpStatus, 'payload too large');
     return FilterStatus.Stop;
