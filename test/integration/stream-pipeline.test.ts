@@ -17,6 +17,7 @@ import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, slee
 import { closeDubbo2js, dubbo2js, dubboProxyConfig, java, startDubboProvider } from '../helpers/dubbo';
 import { backend, deadPort, httpConfig, run } from '../helpers/http';
 import { STATUS_CONNECTION_CLOSED } from '../../src/protocol/bolt';
+import { Pki } from '../helpers/certs';
 
 const SVC = 'com.example.TestService';
 const FIELDS = [
@@ -338,5 +339,41 @@ test('Bolt: an attempt that outlives retry_timeout is retried on another host wi
     await sc.terminate();
     await silent.close();
     await good.close();
+  }
+});
+
+test('mTLS: the client certificate identity reaches the HTTP stream (access log %downstream_peer_uri_san%), HTTP/1.1 and h2 by ALPN', { timeout: 60_000 }, async () => {
+  const pki = new Pki();
+  const be = await backend('b1');
+  const server = pki.issue({ cn: 'proxy.test', dns: ['proxy.test'] });
+  const client = pki.issue({ cn: 'web', usage: 'client', uris: ['spiffe://cluster.local/ns/default/sa/web'] });
+  const router = { router_config_name: 'r', virtual_hosts: [{ name: 'v', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'web' } }] }] };
+  const cfg = httpConfig([{ name: 'tls', downstream: 'Auto', upstream: 'Http1', router: 'r' }], [router], { web: [be.port] });
+  const l = listener0(cfg);
+  const log = tmpLog();
+  l.access_logs = [{ log_path: log, log_format: '%protocol% %downstream_peer_uri_san% %downstream_peer_subject% %response_code%' }];
+  (l.filter_chains as Record<string, unknown>[])[0].tls_context = {
+    status: true, cert_chain: server.cert, private_key: server.key, ca_cert: pki.ca.cert, verify_client: true, require_client_cert: true,
+  };
+  const sc = await startSidecar(cfg);
+  try {
+    const port = sc.ports.get('tls')!;
+    const tlsArgs = ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', pki.ca.cert, '--cert', client.cert, '--key', client.key,
+      '--resolve', `proxy.test:${port}:127.0.0.1`];
+    assert.equal((await run('curl', [...tlsArgs, '--http1.1', `https://proxy.test:${port}/a`])).stdout, '200');
+    assert.equal((await run('curl', [...tlsArgs, '--http2', `https://proxy.test:${port}/b`])).stdout, '200');
+    let lines: string[] = [];
+    for (let i = 0; i < 50 && lines.length < 2; i++) {
+      await sleep(100);
+      lines = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter((x) => x !== '') : [];
+    }
+    assert.deepEqual(lines, [
+      'http1 spiffe://cluster.local/ns/default/sa/web CN=web 200',
+      'http2 spiffe://cluster.local/ns/default/sa/web CN=web 200',
+    ]);
+  } finally {
+    await sc.terminate();
+    await be.close();
+    pki.remove();
   }
 });
