@@ -524,6 +524,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     if (cl !== null) cl.counters[cl.base + C.RQ_TIMEOUT]++;
     routeCount(this.route as HttpRoute, R.TIMEOUT);
     this.counters[this.lb + L.RS_TIMEOUT]++;
+    if (this.fs !== null) this.fs.setResponseFlag('UT');
     if (this.cur !== null) this.cur.abort();
     this.endAttempt(0);
     if (this.responseStarted) {

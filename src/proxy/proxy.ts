@@ -262,7 +262,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       if (cl === undefined) return this.reply(buf, frame, ErrorKind.NoRoute, s, 'NR');
       route = r;
       cluster = cl;
-      // A route that retries on connect failures needs the request after this callback.
+      // A route that retries needs the request after this callback: a stream that keeps a copy.
       if (s === null && r.retry !== null && r.retry.on !== 0 && r.retry.numRetries > 0 && !frame.isOneway) {
         s = this.newStream(buf, frame);
         this.process2(buf, frame, s, r, cl, from);
@@ -333,10 +333,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       s.requestSent();
     }
     if (r !== null) {
-      if (s !== null) {
-        r.context = s;
-        s.timeoutMs = timeout;
-      }
+      if (s !== null) r.context = s;
       this.counters[this.lb + L.RQ_ACTIVE]++;
       this.inflight++;
     } else if (s !== null) this.endStream(s); // oneway: sent, nothing comes back
@@ -549,7 +546,6 @@ class RpcStream extends ActiveStream {
   parkedFrame = false;
   route: Route | null = null;
   host: Host | null = null;
-  timeoutMs = 0;
   retryHeld = false;
   /** The downstream's request id (restored in the copy before a retry). */
   downId = 0;
@@ -570,6 +566,7 @@ class RpcStream extends ActiveStream {
     this.route = null;
     this.host = null;
     this.retryHeld = false;
+    this.deadlineAt = 0;
     const names = f.pipeline.logHeaders;
     this.logged.length = names.length;
     for (let i = 0; i < names.length; i++) this.logged[i] = this.header(names[i]);
