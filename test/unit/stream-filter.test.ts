@@ -18,6 +18,7 @@ import { Connection, type ConnectionHandler } from '../../src/network/connection
 import { networkFilterBuilder, type NetworkFilterFactoryBuilder } from '../../src/filters/network/types';
 import { STATUS_CODEC_EXCEPTION } from '../../src/protocol/bolt';
 import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, sleep } from '../helpers/sofa';
+import { backend, httpConfig, request } from '../helpers/http';
 import '../../src/proxy/proxy';
 import { acquireRetry, releaseRetry } from '../../src/stream/retry-budget';
 import type { Cluster } from '../../src/upstream/cluster';
@@ -173,22 +174,32 @@ test('a listener without stream filters or access log has an inactive pipeline (
 
 const NOOP_HANDLER: ConnectionHandler = { onData() {}, onEnd() {}, onClose() {}, onHighWatermark() {}, onLowWatermark() {} };
 
-test('RPC proxy: a filter holds a Bolt request and resumes it later; another answers with the protocol error', async () => {
-  const up = await fakeUpstream((r) => r.sock.write(rawResponse(r.frame, r.buf)));
-  const cfg = parseConfig(boltProxyConfig({ clusters: { svc: [up.port] } }));
+/** The listener's `proxy` filter built in this process with `filters` as its stream filters, serving on a port of its own. */
+async function inProcessProxy(doc: Record<string, unknown>, cluster: string, filters: FilterConfig[]): Promise<{ port: number; server: net.Server }> {
+  const cfg = parseConfig(doc);
   const lc = cfg.servers[0].listeners[0];
   const layout = new StatsLayout();
   const counters = new Float64Array(1 << 14);
-  const clusters = new ClusterManager(cfg.clusters, counters, { svc: layout.clusterBase('svc') });
-  const holdAll: FilterConfig = { type: 'test_probe', config: { value: { name: 'h', phase: DecodePhase.AfterRoute, action: 'hold' } } };
+  const clusters = new ClusterManager(cfg.clusters, counters, { [cluster]: layout.clusterBase(cluster) });
   const ctx: ListenerContext = {
-    name: 'bolt', counters, base: layout.listenerBase('bolt'), clusters, idleTimeoutMs: 0, bufferLimit: 1 << 20, accessLog: null,
-    routers: cfg.servers[0].routers, streamFilters: [holdAll],
+    name: lc.name, counters, base: layout.listenerBase(lc.name), clusters, idleTimeoutMs: 0, bufferLimit: 1 << 20, accessLog: null,
+    routers: cfg.servers[0].routers, streamFilters: filters,
   };
   const factory = (networkFilterBuilder('proxy') as NetworkFilterFactoryBuilder)(lc.filterChains[0].filters[0].config, ctx);
-  const server = net.createServer((sock) => factory.onAccept(Connection.accept(sock, NOOP_HANDLER, 1 << 20)));
+  const server = net.createServer((sock) => {
+    if (factory.onSocket !== undefined) factory.onSocket(sock);
+    else factory.onAccept(Connection.accept(sock, NOOP_HANDLER, 1 << 20));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const c = await rawClient((server.address() as net.AddressInfo).port);
+  return { port: (server.address() as net.AddressInfo).port, server };
+}
+
+const probeFilter = (name: string, phase: DecodePhase, action: string): FilterConfig => ({ type: 'test_probe', config: { value: { name, phase, action } } });
+
+test('RPC proxy: a filter holds a Bolt request and resumes it later; another answers with the protocol error', async () => {
+  const up = await fakeUpstream((r) => r.sock.write(rawResponse(r.frame, r.buf)));
+  const { port, server } = await inProcessProxy(boltProxyConfig({ clusters: { svc: [up.port] } }), 'svc', [probeFilter('h', DecodePhase.AfterRoute, 'hold')]);
+  const c = await rawClient(port);
   try {
     probe.seen.length = 0;
     probe.held = null;
@@ -230,4 +241,32 @@ test('retry budget: circuit_breakers max_retries bounds the retries in flight pe
   assert.equal(acquireRetry(a), true, 'a finished retry frees its place');
   const b = cluster('budget-b', 0);
   for (let i = 0; i < 100; i++) assert.equal(acquireRetry(b), true);
+});
+
+test('HTTP proxy: a filter holds a request before routing and resumes it; a filter\'s local reply is an HTTP status', async () => {
+  const be = await backend('b1');
+  const router = { router_config_name: 'r', virtual_hosts: [{ name: 'v', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'web' } }] }] };
+  const doc = httpConfig([{ name: 'h1', downstream: 'Http1', router: 'r' }], [router], { web: [be.port] });
+  const held = await inProcessProxy(doc, 'web', [probeFilter('h', DecodePhase.BeforeRoute, 'hold')]);
+  const denied = await inProcessProxy(doc, 'web', [probeFilter('d', DecodePhase.AfterChooseHost, 'deny')]);
+  try {
+    probe.held = null;
+    const pending = request(held.port, '/x');
+    for (let i = 0; i < 50 && probe.held === null; i++) await sleep(10);
+    const s = probe.held as FilterStream | null;
+    assert.ok(s !== null, 'the filter holds the request');
+    assert.equal(s.protocol, 'http1');
+    assert.equal(s.header(':path'), '/x');
+    await sleep(50);
+    s.resume();
+    const r = await pending;
+    assert.equal(r.status, 200);
+    const d = await request(denied.port, '/y');
+    assert.equal(d.status, 403);
+    assert.equal(d.body, 'denied');
+  } finally {
+    held.server.close();
+    denied.server.close();
+    await be.close();
+  }
 });
