@@ -227,7 +227,8 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   }
 }
 
-/** "ip:port", as access logs print addresses. */
+/** "ip:port" ("[v6]:port"), as access logs print addresses. */
 export function hostPort(address: string | undefined, port: number | undefined): string | undefined {
-  return address === undefined || address === '' ? undefined : `${address}:${port ?? 0}`;
+  if (address === undefined || address === '') return undefined;
+  return address.indexOf(':') >= 0 ? `[${address}]:${port ?? 0}` : `${address}:${port ?? 0}`;
 }

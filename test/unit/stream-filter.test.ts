@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { parseConfig } from '../../src/config';
 import { DecodePhase, FilterStatus, registerStreamFilterKind, type FilterStream, type StreamPeer } from '../../src/api/stream-filter';
-import { ActiveStream, StreamPipeline } from '../../src/stream/pipeline';
+import { ActiveStream, hostPort, StreamPipeline } from '../../src/stream/pipeline';
+import { compileAccessLogFormat, renderAccessLog } from '../../src/log';
 import type { ListenerContext } from '../../src/filters/network/types';
 import type { FilterConfig } from '../../src/config/types';
 import '../../src/filters/stream';
@@ -269,4 +270,19 @@ test('HTTP proxy: a filter holds a request before routing and resumes it; a filt
     denied.server.close();
     await be.close();
   }
+});
+
+test('access log: %request_header_NAME% reads the stream, control bytes of client values are masked, IPv6 addresses bracketed', () => {
+  const f = compileAccessLogFormat('%request_header_x-trace% %upstream_transport_failure_reason% %route_name% %response_header_x%');
+  assert.deepEqual(f.requestHeaders, ['x-trace']);
+  const line = renderAccessLog(f, {
+    startTime: 0,
+    upstreamTransportFailureReason: 'connect ECONNREFUSED',
+    routeName: 'r1',
+    requestHeaders: { logHeader: (n: string) => (n === 'x-trace' ? 'abc\ninjected 200' : undefined) },
+  });
+  assert.equal(line, 'abc?injected 200 connect ECONNREFUSED r1 -');
+  assert.equal(hostPort('::1', 80), '[::1]:80');
+  assert.equal(hostPort('127.0.0.1', 80), '127.0.0.1:80');
+  assert.equal(hostPort('', 80), undefined);
 });
