@@ -244,6 +244,17 @@ export interface AccessLogEntry {
   listenerName?: string;
   /** TLS of the downstream connection (absent for plaintext). */
   downstreamTls?: AccessLogTls;
+  /** Why the upstream connection failed (MOSN upstream_transport_failure_reason). */
+  upstreamTransportFailureReason?: string;
+  /** The matched route's name. */
+  routeName?: string;
+  /** Request headers (%request_header_NAME%); an L7 stream passes itself. */
+  requestHeaders?: AccessLogHeaders;
+}
+
+/** Where %request_header_NAME% values come from (lower-case names). */
+export interface AccessLogHeaders {
+  logHeader(name: string): string | undefined;
 }
 
 /** TLS fields of an access-log entry (src/tls/identity.ts TlsInfo has this shape). */
@@ -288,6 +299,9 @@ const enum V {
   DownstreamTlsVersion,
   DownstreamTlsCipher,
   RequestedServerName,
+  UpstreamTransportFailureReason,
+  RouteName,
+  RequestHeader,
 }
 
 /** MOSN variable names (pkg/types: start_time, bytes_sent, ...); matched case-insensitively. */
@@ -319,7 +333,12 @@ const VARIABLES: Readonly<Record<string, V>> = {
   downstream_tls_version: V.DownstreamTlsVersion,
   downstream_tls_cipher: V.DownstreamTlsCipher,
   requested_server_name: V.RequestedServerName,
+  upstream_transport_failure_reason: V.UpstreamTransportFailureReason,
+  route_name: V.RouteName,
 };
+
+/** MOSN's prefix of request-header variables (%request_header_x-trace-id%). */
+const REQUEST_HEADER_PREFIX = 'request_header_';
 
 export const ACCESS_LOG_VARIABLES: readonly string[] = Object.keys(VARIABLES);
 
@@ -332,19 +351,31 @@ export interface CompiledFormat {
   /** literals.length === vars.length + 1; a line is lit0 var0 lit1 var1 ... litN. */
   readonly literals: readonly string[];
   readonly vars: readonly V[];
+  /** Per variable: the header name of a %request_header_NAME% variable, else ''. */
+  readonly args: readonly string[];
+  /** Lower-case names of the request headers the format prints. */
+  readonly requestHeaders: readonly string[];
 }
 
 /** Parses a `%variable%` format once; unknown variables are a configuration error. */
 export function compileAccessLogFormat(format: string): CompiledFormat {
   const literals: string[] = [];
   const vars: V[] = [];
-  const re = /%([A-Za-z][A-Za-z0-9_.]*)%/g;
+  const args: string[] = [];
+  const requestHeaders: string[] = [];
+  const re = /%([A-Za-z][A-Za-z0-9_.-]*)%/g;
   let last = 0;
   let lit = '';
   for (let m = re.exec(format); m !== null; m = re.exec(format)) {
     const name = m[1].toLowerCase();
     let v: V | undefined = VARIABLES[name];
-    if (v === undefined && /^(request_header_|response_header_|req\.|resp\.)/.test(name)) v = V.NotAvailable;
+    let arg = '';
+    if (v === undefined && name.startsWith(REQUEST_HEADER_PREFIX) && name.length > REQUEST_HEADER_PREFIX.length) {
+      v = V.RequestHeader;
+      arg = name.slice(REQUEST_HEADER_PREFIX.length);
+      if (!requestHeaders.includes(arg)) requestHeaders.push(arg);
+    }
+    if (v === undefined && /^(response_header_|req\.|resp\.)/.test(name)) v = V.NotAvailable;
     if (v === undefined) {
       throw new Error(`access log: unknown variable %${m[1]}% in format (known: ${ACCESS_LOG_VARIABLES.join(', ')})`);
     }
@@ -352,10 +383,11 @@ export function compileAccessLogFormat(format: string): CompiledFormat {
     literals.push(lit);
     lit = '';
     vars.push(v);
+    args.push(arg);
     last = m.index + m[0].length;
   }
   literals.push(lit + format.slice(last));
-  return { literals, vars };
+  return { literals, vars, args, requestHeaders };
 }
 
 function pad2(n: number): string {
@@ -409,6 +441,15 @@ function str(v: string | undefined): string {
   return v === undefined || v === '' ? '-' : v;
 }
 
+// eslint-disable-next-line no-control-regex -- control bytes are exactly what is matched
+const CONTROL = /[\x00-\x1f\x7f]/g;
+
+/** Client-supplied text (RPC headers may hold any byte): no line breaks or control bytes in a log line. */
+function printable(v: string): string {
+  CONTROL.lastIndex = 0;
+  return CONTROL.test(v) ? v.replace(CONTROL, '?') : v;
+}
+
 function num(v: number | undefined): string {
   return v === undefined ? '-' : String(v);
 }
@@ -417,8 +458,14 @@ function dur(v: number | undefined): string {
   return v === undefined ? '-' : formatDuration(v);
 }
 
-function value(v: V, e: AccessLogEntry, listenerName: string | undefined): string {
+function value(v: V, e: AccessLogEntry, listenerName: string | undefined, arg: string): string {
   switch (v) {
+    case V.RequestHeader:
+      return printable(str(e.requestHeaders?.logHeader(arg)));
+    case V.UpstreamTransportFailureReason:
+      return str(e.upstreamTransportFailureReason);
+    case V.RouteName:
+      return str(e.routeName);
     case V.StartTime:
       return formatStartTime(e.startTime);
     case V.RequestReceivedDuration:
@@ -478,8 +525,9 @@ function value(v: V, e: AccessLogEntry, listenerName: string | undefined): strin
 export function renderAccessLog(f: CompiledFormat, e: AccessLogEntry, listenerName?: string): string {
   const lits = f.literals;
   const vars = f.vars;
+  const args = f.args;
   let s = lits[0];
-  for (let i = 0; i < vars.length; i++) s += value(vars[i], e, listenerName) + lits[i + 1];
+  for (let i = 0; i < vars.length; i++) s += value(vars[i], e, listenerName, args[i]) + lits[i + 1];
   return s;
 }
 

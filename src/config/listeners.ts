@@ -2,6 +2,7 @@
 import * as net from 'node:net';
 import { showValue } from './errors';
 import { DEFAULTS } from './defaults';
+import { streamFilterValidator } from '../api/stream-filter';
 import { checkChainMatches, parseFilterChainMatch } from './filter-chain-match';
 import {
   HARMLESS_MOSN_STREAM_FILTERS, KNOWN_MOSN_NETWORK_FILTERS, networkFilterValidators, streamFilterValidators, supportedNetworkFilterTypes,
@@ -32,7 +33,7 @@ export function parseFilterList(
       continue;
     }
     const registry = kind === 'network' ? networkFilterValidators : streamFilterValidators;
-    const fn = registry.get(type);
+    const fn = registry.get(type) ?? (kind === 'stream' ? streamFilterValidator(type) : undefined);
     const ctx = mk(listenerName);
     if (fn) {
       out.push({ type, config: fn(cfg ?? {}, cfgPath, ctx) });

@@ -13,7 +13,7 @@
 import * as http from 'node:http';
 import type * as net from 'node:net';
 import type { Readable } from 'node:stream';
-import { Exchange, type Downstream, type HttpEnv } from './exchange';
+import { Exchange, type Downstream, type DownstreamTransport, type HttpEnv } from './exchange';
 import type { Headers } from './headers';
 import { closingReply } from './h1/codec';
 import { HL } from './stats';
@@ -90,6 +90,10 @@ class NodeH1Downstream implements Downstream {
     // Trailers travel only in a chunked response (no content-length).
     if (trailers !== null && !this.hasLength && Object.keys(trailers).length > 0) this.res.addTrailers(trailers as http.OutgoingHttpHeaders);
     this.res.end();
+  }
+
+  transport(): DownstreamTransport {
+    return this.req.socket;
   }
 
   reset(): void {

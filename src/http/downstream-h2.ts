@@ -14,7 +14,7 @@
  */
 import * as http2 from 'node:http2';
 import type { Readable } from 'node:stream';
-import { Exchange, type Downstream, type HttpEnv } from './exchange';
+import { Exchange, type Downstream, type DownstreamTransport, type HttpEnv } from './exchange';
 import type { Headers } from './headers';
 import { HL } from './stats';
 
@@ -208,6 +208,11 @@ class H2Downstream implements Downstream {
     }
     if (trailers !== null) this.trailers = trailers;
     st.end();
+  }
+
+  transport(): DownstreamTransport | null {
+    const sess = this.stream.session;
+    return sess === undefined ? null : sess.socket;
   }
 
   reset(): void {

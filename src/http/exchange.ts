@@ -17,11 +17,17 @@
  *
  * Every exchange answers exactly once: `finished` guards all the ways it can end.
  */
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
+import * as tls from 'node:tls';
+import { DecodePhase, type StreamPeer } from '../api/stream-filter';
 import type { ListenerContext } from '../filters/network/types';
 import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET, type CompiledHttpRouter, type HttpRoute, type HttpRouteRequest, type HttpVirtualHost } from '../router/http-routes';
 import { resolveTarget } from '../router/path';
 import { deadlines, type DeadlineEntry } from '../stream/deadlines';
+import { ActiveStream, hostPort, type StreamPipeline } from '../stream/pipeline';
+import { acquireRetry, releaseRetry } from '../stream/retry-budget';
+import { tlsInfoOf } from '../tls/identity';
+import { proxyLog } from '../proxy/detect';
 import { C, L, R } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
@@ -29,7 +35,7 @@ import type { HttpProxyConfig } from './config';
 import { applyOps, endToEnd, ensureRequestId, grpcTimeoutMs, isGrpc, isIdempotent, type Headers } from './headers';
 import { clusterTime, routeCount, routeRequest, routeResponse } from './route-stats';
 import { HC, HL, statusClass, timeBucket } from './stats';
-import { FailKind, isBodySource, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
+import { FailKind, isBodySource, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
 import { startH1 } from './upstream-h1';
 import { startH2 } from './upstream-h2';
 
@@ -68,6 +74,16 @@ export interface Downstream {
   end(trailers: Headers | null): void;
   /** Abandons the response: HTTP/2 RST_STREAM, HTTP/1 closes the connection. */
   reset(): void;
+  /** The client connection (addresses, TLS) for access logs and filters; absent: unknown. */
+  transport?(): DownstreamTransport | null;
+}
+
+/** What the stream pipeline reads of a downstream connection (a Connection or a net.Socket). */
+export interface DownstreamTransport {
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  readonly localAddress?: string;
+  readonly localPort?: number;
 }
 
 /** What every exchange of one filter factory shares. */
@@ -77,10 +93,13 @@ export interface HttpEnv {
   readonly ctx: ListenerContext;
   /** Set while the listener drains: h1 responses close their connection. */
   draining: boolean;
+  /** Stream filters and access log of the listener snapshot (absent: none). */
+  readonly pipeline?: StreamPipeline;
 }
 
 /** gRPC status codes used for local replies. */
 const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_RESOURCE_EXHAUSTED = 8;
 const GRPC_UNIMPLEMENTED = 12;
 const GRPC_UNAVAILABLE = 14;
 
@@ -120,6 +139,14 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   private status = 0;
   /** performance.now() when the request arrived (route latency). */
   private readonly startMs = performance.now();
+  /** The pipeline's view of this request: only when the listener has stream filters or an access log. */
+  private fs: HttpStream | null = null;
+  /** A retry was taken from the cluster's budget (mayRetry) / is held by the current attempt. */
+  private retryPending = false;
+  private retryHeld = false;
+  /** FilterStream.limitRequestBody: bytes allowed in a body of unknown length (0 = no limit), and the answer past them. */
+  bodyLimit = 0;
+  bodyLimitStatus = 0;
 
   constructor(
     private readonly env: HttpEnv,
@@ -157,6 +184,9 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   start(): void {
     const c = this.counters;
     const lb = this.lb;
+    const pl = this.env.pipeline;
+    // One object per request, only when the listener has stream filters or an access log.
+    if (pl !== undefined && pl.active) this.fs = new HttpStream(this, pl, this.down, this.h2 ? (this.grpc ? 'grpc' : 'http2') : 'http1', this.env.ctx.name);
     c[lb + L.RQ_TOTAL]++;
     c[lb + L.RQ_ACTIVE]++;
     c[lb + (this.h2 ? HL.RQ_HTTP2 : HL.RQ_HTTP1)]++;
@@ -177,6 +207,22 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       this.localReply(400, 'bad request path', GRPC_UNAVAILABLE, true);
       return;
     }
+    if (this.fs !== null && !this.fs.decode(DecodePhase.BeforeRoute)) return;
+    this.routePhase();
+  }
+
+  /** A stopped filter let the request go on (FilterStream.resume). */
+  continueFrom(phase: DecodePhase): void {
+    if (this.finished) return;
+    if (phase === DecodePhase.BeforeRoute) this.routePhase();
+    else if (phase === DecodePhase.AfterRoute) this.upstreamPhase();
+    else this.send((this.fs as HttpStream).host as Host);
+  }
+
+  /** Route, cluster; then the after-route filters. */
+  private routePhase(): void {
+    const c = this.counters;
+    const lb = this.lb;
     const vh = this.env.router.virtualHost(this.authority);
     const route = vh === null ? null : vh.match(this);
     if (vh === null || route === null) {
@@ -204,6 +250,20 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       return;
     }
     this.cluster = cluster;
+    const fs = this.fs;
+    if (fs !== null) {
+      fs.cluster = cluster;
+      fs.upstreamCluster = cluster.name;
+      fs.routeName = route.name;
+      if (!fs.decode(DecodePhase.AfterRoute)) return;
+    }
+    this.upstreamPhase();
+  }
+
+  /** Upstream headers, timeout, body; then the first attempt. */
+  private upstreamPhase(): void {
+    const route = this.route as HttpRoute;
+    const vh = this.vh as HttpVirtualHost;
     // The upstream header set (a new object: hop-by-hop out, ops applied; the downstream's stays intact for matching and logs).
     const headers = endToEnd(this.down.headers);
     delete headers['host'];
@@ -232,6 +292,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
         return;
       }
       body = this.down.body();
+      if (this.bodyLimit > 0) body = limitBody(body, this.bodyLimit, this);
       this.replayable = false;
     }
     this.up = { method: this.method, path, authority, headers, body };
@@ -270,13 +331,32 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     if (host === null) {
       cc[cb + C.NO_HOST]++;
       this.counters[this.lb + L.RS_NO_ROUTE]++;
+      if (this.fs !== null) this.fs.setResponseFlag('UH');
       this.localReply(503, 'no healthy upstream', GRPC_UNAVAILABLE);
       return;
     }
+    const fs = this.fs;
+    if (fs !== null && this.retries === 0) {
+      fs.host = host;
+      if (!fs.decode(DecodePhase.AfterChooseHost)) return;
+    }
+    this.send(host);
+  }
+
+  /** One attempt on `host`. */
+  private send(host: Host): void {
+    const cluster = this.cluster as Cluster;
+    const cc = cluster.counters;
+    const cb = cluster.base;
     if (!cluster.tryAcquireRequest()) {
       // Circuit breaker max_requests (shared by every worker; released in endAttempt).
+      if (this.fs !== null) this.fs.setResponseFlag('UO');
       this.localReply(503, 'upstream overflow', GRPC_UNAVAILABLE);
       return;
+    }
+    if (this.fs !== null) {
+      this.fs.upstreamHost = host.address;
+      this.fs.requestSent();
     }
     host.active++;
     this.curHost = host;
@@ -299,6 +379,11 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
 
   /** Ends the current attempt's accounting (host load, cluster active, latency). */
   private endAttempt(status: number): void {
+    if (this.retryHeld) {
+      // The retried attempt ended: its place in the cluster's retry budget is free again.
+      this.retryHeld = false;
+      releaseRetry(this.cluster as Cluster);
+    }
     const host = this.curHost;
     if (host === null) return;
     this.curHost = null;
@@ -328,10 +413,19 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   private mayRetry(bits: number, sentUpstream: boolean): boolean {
     const rp = (this.route as HttpRoute).retry;
     if (rp === null || (rp.on & bits) === 0 || this.retries >= rp.numRetries || !this.replayable || this.finished) return false;
-    return !sentUpstream || isIdempotent(this.method);
+    if (sentUpstream && !isIdempotent(this.method)) return false;
+    // circuit_breakers max_retries: the same budget for every protocol (src/stream/retry-budget.ts).
+    if (!acquireRetry(this.cluster as Cluster)) {
+      if (this.fs !== null) this.fs.setResponseFlag('URX');
+      return false;
+    }
+    this.retryPending = true;
+    return true;
   }
 
   private retry(): void {
+    this.retryHeld = this.retryPending;
+    this.retryPending = false;
     this.retries++;
     const cl = this.cluster as Cluster;
     cl.counters[cl.base + HC.RETRY]++;
@@ -360,6 +454,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     }
     this.status = status;
     this.responseStarted = true;
+    if (this.fs !== null) this.fs.encode(status);
     const out = endToEnd(headers);
     applyOps(out, (this.route as HttpRoute).ops, (this.vh as HttpVirtualHost).ops, true);
     this.counters[this.lb + HL.RQ_1XX + statusClass(status)]++;
@@ -375,6 +470,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
 
   onResponseData(chunk: Buffer): boolean {
     if (this.finished) return false;
+    if (this.fs !== null) this.fs.sent += chunk.length;
     const ok = this.down.write(chunk);
     if (!ok) this.waitingDrain = true;
     return ok;
@@ -398,6 +494,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     if (this.finished) return;
     if (kind === FailKind.Overflow) {
       this.endAttempt(0);
+      if (this.fs !== null) this.fs.setResponseFlag('UO');
       this.localReply(503, 'upstream overflow', GRPC_UNAVAILABLE); // max_connections
       return;
     }
@@ -416,7 +513,14 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       return;
     }
     this.counters[this.lb + L.RS_CX_CLOSED]++;
-    this.localReply(503, kind === FailKind.ConnectFailure ? `upstream connect error: ${err.message}` : 'upstream reset before response headers', GRPC_UNAVAILABLE);
+    // The reason (addresses, TLS verification text) goes to the access log and the debug log, never to the client.
+    if (this.fs !== null) {
+      this.fs.setResponseFlag(kind === FailKind.ConnectFailure ? 'UF' : 'UR');
+      this.fs.upstreamTransportFailureReason = err.message;
+    }
+    const log = proxyLog();
+    if (log.debug !== undefined) log.debug({ listener: this.env.ctx.name, cluster: cl.name, err: err.message }, 'http: upstream request failed');
+    this.localReply(503, kind === FailKind.ConnectFailure ? 'upstream connect error' : 'upstream reset before response headers', GRPC_UNAVAILABLE);
   }
 
   // ---- timers and downstream events
@@ -434,6 +538,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       return;
     }
     this.counters[this.lb + L.RS_TIMEOUT]++;
+    if (this.fs !== null) this.fs.setResponseFlag('UT');
     this.localReply(504, 'upstream request timeout', GRPC_DEADLINE_EXCEEDED);
   };
 
@@ -444,6 +549,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     if (cl !== null) cl.counters[cl.base + C.RQ_TIMEOUT]++;
     routeCount(this.route as HttpRoute, R.TIMEOUT);
     this.counters[this.lb + L.RS_TIMEOUT]++;
+    if (this.fs !== null) this.fs.setResponseFlag('UT');
     if (this.cur !== null) this.cur.abort();
     this.endAttempt(0);
     if (this.responseStarted) {
@@ -460,6 +566,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   /** The client went away (or reset the stream) before the response ended. */
   onDownstreamClose(): void {
     if (this.finished) return;
+    if (this.fs !== null) this.fs.setResponseFlag('DC');
     // The client went away before the response completed.
     this.counters[this.lb + HL.RESET]++;
     if (this.route !== null) routeCount(this.route, R.DOWNSTREAM_RESET);
@@ -477,6 +584,10 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.retryHeld || this.retryPending) {
+      this.retryHeld = this.retryPending = false;
+      releaseRetry(this.cluster as Cluster);
+    }
     this.counters[this.lb + L.RQ_ACTIVE]--;
     // A response (head) was sent: the route's status class and request time.
     if (this.route !== null && this.status > 0) routeResponse(this.route, this.status, (performance.now() - this.startMs) * 1000);
@@ -485,6 +596,28 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       clearTimeout(this.tryTimer);
       this.tryTimer = null;
     }
+    const fs = this.fs;
+    if (fs !== null) {
+      fs.replied = true;
+      if (fs.responseCode === undefined && this.status > 0) fs.responseCode = this.status;
+      fs.bytesSent = fs.sent;
+      fs.end();
+    }
+  }
+
+  /** A streamed body went past limitRequestBody's limit. */
+  onBodyTooLarge(): void {
+    if (this.finished) return;
+    if (this.fs !== null) this.fs.setResponseFlag('RE');
+    if (this.cur !== null) this.cur.abort();
+    this.endAttempt(0);
+    // The rest of the body is not read: HTTP/1 closes the connection after the answer.
+    this.localReply(this.bodyLimitStatus, 'payload too large', GRPC_RESOURCE_EXHAUSTED, true);
+  }
+
+  /** A filter's local reply (FilterStream.sendLocalReply). */
+  filterReply(status: number, message: string | undefined): void {
+    this.localReply(status, message ?? '', GRPC_UNAVAILABLE);
   }
 
   // ---- local replies
@@ -511,6 +644,11 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     this.status = status;
     this.counters[this.lb + HL.RQ_1XX + statusClass(status)]++;
     const noBody = this.method === 'HEAD' || (this.grpc && grpcCode >= 0);
+    const fs = this.fs;
+    if (fs !== null) {
+      fs.encode(status);
+      if (!noBody) fs.sent += Buffer.byteLength(body);
+    }
     down.respond(status, headers, noBody, close || this.env.draining);
     if (!noBody) {
       down.write(Buffer.from(body));
@@ -539,8 +677,150 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     applyOps(headers, route.ops, (this.vh as HttpVirtualHost).ops, true);
     this.status = r.code;
     this.counters[this.lb + HL.RQ_1XX + statusClass(r.code)]++;
+    if (this.fs !== null) this.fs.encode(r.code);
     this.down.respond(r.code, headers, true, this.env.draining);
     this.finish();
+  }
+}
+
+/**
+ * An HTTP request in the stream pipeline: what filters read (headers, addresses, peer
+ * certificate) and the access-log entry. The Exchange keeps the request path.
+ */
+class HttpStream extends ActiveStream {
+  /** Response body bytes written so far. */
+  sent = 0;
+  host: Host | null = null;
+  private readonly tlsPeer: StreamPeer | null;
+
+  constructor(
+    private readonly ex: Exchange,
+    pl: StreamPipeline,
+    private readonly down: Downstream,
+    protocol: string,
+    listener: string,
+  ) {
+    super();
+    this.begin(pl, protocol, listener);
+    const t = down.transport !== undefined ? down.transport() : null;
+    let peer: StreamPeer | null = null;
+    if (t !== null) {
+      this.downstreamRemoteAddress = hostPort(t.remoteAddress, t.remotePort);
+      this.downstreamLocalAddress = hostPort(t.localAddress, t.localPort);
+      const info = t instanceof tls.TLSSocket ? tlsInfoOf(t) : (t as { tlsInfo?: ReturnType<typeof tlsInfoOf> | null }).tlsInfo;
+      if (info !== undefined && info !== null) {
+        this.downstreamTls = info;
+        peer = info.peer;
+      }
+    }
+    this.tlsPeer = peer;
+    const cl = Number(down.headers['content-length']);
+    this.bytesReceived = down.hasBody ? (Number.isInteger(cl) ? cl : undefined) : 0;
+  }
+
+  service(): string | undefined {
+    return this.down.authority === '' ? undefined : this.down.authority;
+  }
+
+  method(): string | undefined {
+    return this.down.method;
+  }
+
+  header(name: string): string | undefined {
+    return this.ex.header(name);
+  }
+
+  requestBodyLength(): number {
+    return this.bytesReceived ?? -1;
+  }
+
+  peer(): StreamPeer | null {
+    return this.tlsPeer;
+  }
+
+  sendLocalReply(status: number, message?: string): void {
+    if (this.replied) return;
+    this.ex.filterReply(status, message);
+  }
+
+  override limitRequestBody(max: number, status: number): void {
+    this.ex.bodyLimit = max;
+    this.ex.bodyLimitStatus = status;
+  }
+
+  protected park(): void {
+    // The Exchange and its downstream live until the stream ends: nothing to copy.
+  }
+
+  protected continueFrom(phase: DecodePhase): void {
+    this.ex.continueFrom(phase);
+  }
+}
+
+/** Wraps a streamed request body so that it counts its bytes (one wrapper per limited request). */
+function limitBody(src: Readable | BodySource, max: number, ex: Exchange): Readable | BodySource {
+  if (isBodySource(src)) return new LimitedBodySource(src, max, ex);
+  let n = 0;
+  const out = new PassThrough();
+  src.on('data', (d: Buffer) => {
+    n += d.length;
+    if (n > max) {
+      src.unpipe(out);
+      out.destroy();
+      ex.onBodyTooLarge();
+    }
+  });
+  src.once('error', (e: Error) => out.destroy(e));
+  src.pipe(out);
+  return out;
+}
+
+/** A raw HTTP/1.1 body (BodySource) that stops past `max` payload bytes. */
+class LimitedBodySource implements BodySource, BodySink {
+  private sink: BodySink | null = null;
+  private n = 0;
+  private over = false;
+
+  constructor(
+    private readonly src: BodySource,
+    private readonly max: number,
+    private readonly ex: Exchange,
+  ) {}
+
+  get length(): number {
+    return this.src.length;
+  }
+
+  start(sink: BodySink): void {
+    this.sink = sink;
+    this.src.start(this);
+  }
+
+  pause(): void {
+    this.src.pause();
+  }
+
+  resume(): void {
+    this.src.resume();
+  }
+
+  onBodyData(buf: Buffer, start: number, end: number): void {
+    if (this.over) return;
+    this.n += end - start;
+    if (this.n > this.max) {
+      this.over = true;
+      this.ex.onBodyTooLarge();
+      return;
+    }
+    (this.sink as BodySink).onBodyData(buf, start, end);
+  }
+
+  onBodyEnd(): void {
+    if (!this.over) (this.sink as BodySink).onBodyEnd();
+  }
+
+  onBodyError(err: Error): void {
+    if (!this.over) (this.sink as BodySink).onBodyError(err);
   }
 }
 

@@ -24,6 +24,8 @@ import { createH1Server } from './downstream-h1';
 import { createH2Server } from './downstream-h2';
 import type { HttpEnv } from './exchange';
 import { RawH1Connection } from './h1/downstream';
+import { pipelineFor } from '../stream/pipeline';
+import '../filters/stream';
 
 /** HTTP/1.1 downstream engine: 'raw' (default) or 'node' (node:http), read once. */
 export const H1_DOWNSTREAM: 'raw' | 'node' = process.env.OUTRIGGER_H1_DOWNSTREAM === 'node' ? 'node' : 'raw';
@@ -49,7 +51,7 @@ export class HttpProxyFactory implements NetworkFilterFactory {
   private sniffed: Buffer | null = null;
 
   constructor(cfg: HttpProxyConfig, ctx: ListenerContext, routerConfig: RouterConfig) {
-    this.env = { cfg, ctx, router: compiledHttpRouter(routerConfig), draining: false };
+    this.env = { cfg, ctx, router: compiledHttpRouter(routerConfig), draining: false, pipeline: pipelineFor(ctx) };
   }
 
   private h1Server(): http.Server {

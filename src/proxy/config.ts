@@ -20,6 +20,7 @@
  */
 import { parseProxyFilterConfig, registerFilterValidator, type FilterValidationContext } from '../config/parse';
 import { showValue } from '../config/errors';
+import '../filters/stream';
 import { extendConfigReader } from './extend-config';
 import { getCodec } from '../protocol/types';
 import { proxyFamilyForRaw } from './families';

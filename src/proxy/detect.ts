@@ -181,6 +181,7 @@ export function acceptsInitialBytes(f: unknown): f is InitialBytesAcceptor {
 
 export interface ProxyLogger {
   warn(obj: Record<string, unknown>, msg: string): void;
+  debug?(obj: Record<string, unknown>, msg: string): void;
 }
 
 let logger: ProxyLogger | undefined;

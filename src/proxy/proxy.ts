@@ -25,13 +25,20 @@
  * XCodec); HTTP and TLS go to a registered handoff; anything else goes to the chain's tcp_proxy
  * with the bytes already read (fallback_for_unknown_protocol) or is closed.
  */
+import { DecodePhase, type StreamPeer } from '../api/stream-filter';
 import type { RouterConfig } from '../config/types';
 import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory } from '../filters/network/types';
 import type { Connection, ConnectionHandler } from '../network/connection';
-import { allCodecs, ErrorKind, ERR_TOO_LARGE, getCodec, type HeaderName, type XCodec, type XFrame } from '../protocol/types';
-import { compiledRouter, MALFORMED, type CompiledRouter, type RouteRequest } from '../router/router';
+import { allCodecs, ErrorKind, ERR_TOO_LARGE, getCodec, HeaderName, type XCodec, type XFrame } from '../protocol/types';
+import { HC } from '../http/stats';
+import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET } from '../router/http-routes';
+import { compiledRouter, MALFORMED, type CompiledRouter, type Route, type RouteRequest } from '../router/router';
 import { C, L } from '../stats/layout';
 import { FrameReader, type FrameSink } from '../stream/frame-reader';
+import { ActiveStream, hostPort, pipelineFor, type StreamPipeline } from '../stream/pipeline';
+import { acquireRetry, releaseRetry } from '../stream/retry-budget';
+import type { Cluster } from '../upstream/cluster';
+import type { Host } from '../upstream/lb';
 import { hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
 import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
 import { acceptsInitialBytes, AUTO_FALLBACK, AUTO_REJECTED, autoDrain, autoHandoff, MAX_SNIFF, proxyLog, sniff, Sniffed, sniffResult, SNIFFED_NAMES } from './detect';
@@ -39,6 +46,7 @@ import { proxyFamilyForNormalized } from './families';
 import '../protocol/bolt/xcodec';
 import '../protocol/dubbo/xcodec';
 import '../protocol/example/xcodec';
+import '../filters/stream';
 
 /** Listener stat for each ErrorKind answered locally. */
 const KIND_STAT: readonly number[] = [L.RS_NO_ROUTE, L.RS_TIMEOUT, L.RS_CX_CLOSED, L.RS_OVERFLOW, L.RS_CODEC_ERROR];
@@ -60,6 +68,8 @@ export class RpcProxyFactory implements NetworkFilterFactory {
   /** MOSN fallback_for_unknown_protocol: the chain's tcp_proxy (set by the listener). */
   fallback: NetworkFilterFactory | null = null;
   private readonly codecSettings = new Map<string, PoolSettings>();
+  /** Stream filters and access log of this listener snapshot. */
+  readonly pipeline: StreamPipeline;
 
   constructor(
     readonly config: RpcProxyConfig,
@@ -67,6 +77,7 @@ export class RpcProxyFactory implements NetworkFilterFactory {
     routerConfig: RouterConfig,
   ) {
     this.router = compiledRouter(routerConfig);
+    this.pipeline = pipelineFor(ctx);
     const downs = config.downstreamProtocols;
     if (downs.length === 1 && downs[0] !== 'auto') {
       this.fixedCodec = getCodec(downs[0]) ?? null;
@@ -139,6 +150,10 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     if (this.codec !== null) this.reader = new FrameReader(this.codec, f.frameLimit(this.codec));
   }
 
+  get factory(): RpcProxyFactory {
+    return this.f;
+  }
+
   // ---- ConnectionHandler
 
   onData(_conn: Connection, buf: Buffer, start: number, end: number): void {
@@ -209,49 +224,160 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     }
     c[this.lb + L.RQ_TOTAL]++;
     if (frame.isOneway) c[this.lb + L.RQ_ONEWAY]++;
-    // route
-    this.curBuf = buf;
-    this.curFrame = frame;
-    const route = this.f.router.match(this);
-    this.curBuf = null;
-    this.curFrame = null;
-    if (route === MALFORMED) return this.reply(buf, frame, ErrorKind.CodecError);
-    if (route === null) return this.reply(buf, frame, ErrorKind.NoRoute);
-    // cluster and host
-    const cluster = this.f.ctx.clusters.get(route.pickCluster());
-    if (cluster === undefined) return this.reply(buf, frame, ErrorKind.NoRoute);
-    const host = cluster.lb.choose();
-    if (host === null) {
-      cluster.counters[cluster.base + C.NO_HOST]++;
-      return this.reply(buf, frame, ErrorKind.NoRoute);
+    // A stream object only when the listener has stream filters or an access log (pooled).
+    const s = this.f.pipeline.active ? this.newStream(buf, frame) : null;
+    this.process(buf, frame, s, DecodePhase.BeforeRoute);
+    if (s !== null) s.leaveFrame();
+    return true;
+  }
+
+  private newStream(buf: Buffer, frame: XFrame): RpcStream {
+    const s = acquireStream();
+    s.bind(this, this.codec as XCodec, buf, frame);
+    const d = this.down;
+    s.downstreamRemoteAddress = hostPort(d.remoteAddress, d.remotePort);
+    s.downstreamLocalAddress = hostPort(d.localAddress, d.localPort);
+    s.downstreamTls = d.tlsInfo ?? undefined;
+    s.bytesReceived = frame.frameLen;
+    return s;
+  }
+
+  /**
+   * The request path from `from` on (MOSN's downstream phases): decode filters, route, cluster
+   * and host, decode filters, upstream. `s` is null when nothing but the path itself runs.
+   */
+  process(buf: Buffer, frame: XFrame, s: RpcStream | null, from: DecodePhase): void {
+    if (s !== null && from <= DecodePhase.BeforeRoute && !s.decode(DecodePhase.BeforeRoute)) return;
+    let route: Route;
+    let cluster: Cluster;
+    if (from <= DecodePhase.BeforeRoute) {
+      this.curBuf = buf;
+      this.curFrame = frame;
+      const r = this.f.router.match(this);
+      this.curBuf = null;
+      this.curFrame = null;
+      if (r === MALFORMED) return this.reply(buf, frame, ErrorKind.CodecError, s, 'NR');
+      if (r === null) return this.reply(buf, frame, ErrorKind.NoRoute, s, 'NR');
+      const cl = this.f.ctx.clusters.get(r.pickCluster());
+      if (cl === undefined) return this.reply(buf, frame, ErrorKind.NoRoute, s, 'NR');
+      route = r;
+      cluster = cl;
+      // A route that retries needs the request after this callback: a stream that keeps a copy.
+      if (s === null && r.retry !== null && r.retry.on !== 0 && r.retry.numRetries > 0 && !frame.isOneway) {
+        s = this.newStream(buf, frame);
+        this.process2(buf, frame, s, r, cl, from);
+        s.leaveFrame();
+        return;
+      }
+    } else {
+      route = (s as RpcStream).route as Route;
+      cluster = (s as RpcStream).cluster as Cluster;
     }
-    // upstream
+    this.process2(buf, frame, s, route, cluster, from);
+  }
+
+  private process2(buf: Buffer, frame: XFrame, s: RpcStream | null, route: Route, cluster: Cluster, from: DecodePhase): void {
+    if (s !== null) {
+      if (from <= DecodePhase.BeforeRoute) {
+        s.route = route;
+        s.cluster = cluster;
+        s.routeName = route.name;
+        s.upstreamCluster = cluster.name;
+        if (route.retry !== null && route.retry.numRetries > 0 && !frame.isOneway) s.own(buf, frame, this.f.frameLimit(this.codec as XCodec));
+      }
+      if (from <= DecodePhase.AfterRoute && !s.decode(DecodePhase.AfterRoute)) return;
+      if (s.owned) {
+        buf = s.buf as Buffer;
+        frame = s.frame as XFrame;
+      }
+    }
+    let host: Host | null;
+    if (s !== null && from === DecodePhase.AfterChooseHost) {
+      host = s.host;
+      if (!s.decode(DecodePhase.AfterChooseHost)) return;
+    } else {
+      host = cluster.lb.choose();
+      if (host === null) {
+        cluster.counters[cluster.base + C.NO_HOST]++;
+        return this.reply(buf, frame, ErrorKind.NoRoute, s, 'UH');
+      }
+      if (s !== null) {
+        s.host = host;
+        if (!s.decode(DecodePhase.AfterChooseHost)) return;
+      }
+    }
+    this.send(buf, frame, s, route, cluster, host as Host);
+  }
+
+  /** One upstream attempt. */
+  private send(buf: Buffer, frame: XFrame, s: RpcStream | null, route: Route, cluster: Cluster, host: Host): void {
+    const codec = this.codec as XCodec;
     const upCodec = this.f.upstreamCodec ?? codec;
     const pool = hostPool(host, cluster, upCodec, this.f.settingsFor(upCodec));
-    const timeout = frame.timeoutMs > 0 ? frame.timeoutMs : route.timeoutMs > 0 ? route.timeoutMs : this.f.config.defaultTimeoutMs;
+    let timeout = frame.timeoutMs > 0 ? frame.timeoutMs : route.timeoutMs > 0 ? route.timeoutMs : this.f.config.defaultTimeoutMs;
+    const rp = route.retry;
+    if (s !== null && rp !== null) {
+      // The request's whole time is kept across attempts; retry_timeout bounds each attempt (MOSN's per-try timeout).
+      if (s.retries === 0) s.deadlineAt = timeout > 0 ? Date.now() + timeout : 0;
+      else if (s.deadlineAt > 0) timeout = Math.max(1, s.deadlineAt - Date.now());
+      if (rp.perTryTimeoutMs > 0 && (timeout === 0 || rp.perTryTimeoutMs < timeout)) timeout = rp.perTryTimeoutMs;
+    }
     const meta = codec.replyMeta(buf, frame);
     const r = pool.send(buf, frame, this, meta, timeout);
     if (r === SEND_OVERFLOW) {
       // upstream_rq_pending_overflow is counted by the cluster's breaker.
-      return this.reply(buf, frame, ErrorKind.Overflow);
+      return this.reply(buf, frame, ErrorKind.Overflow, s, 'UO');
+    }
+    if (s !== null) {
+      s.upstreamHost = host.address;
+      s.requestSent();
     }
     if (r !== null) {
-      c[this.lb + L.RQ_ACTIVE]++;
+      if (s !== null) r.context = s;
+      this.counters[this.lb + L.RQ_ACTIVE]++;
       this.inflight++;
-    }
-    return true;
+    } else if (s !== null) this.endStream(s); // oneway: sent, nothing comes back
   }
 
   /** Answers the current request locally (oneway requests get nothing). */
-  private reply(buf: Buffer, frame: XFrame, kind: ErrorKind): boolean {
-    if (frame.isOneway) return true;
+  private reply(buf: Buffer, frame: XFrame, kind: ErrorKind, s: RpcStream | null, flag: string, message?: string): void {
+    if (frame.isOneway) {
+      if (s !== null) {
+        s.setResponseFlag(flag);
+        this.endStream(s);
+      }
+      return;
+    }
     const codec = this.codec as XCodec;
     this.counters[this.lb + KIND_STAT[kind]]++;
     // Error path: one Buffer per error response.
-    const out = codec.encodeError(codec.replyMeta(buf, frame), frame.requestId, kind);
+    const out = codec.encodeError(codec.replyMeta(buf, frame), frame.requestId, kind, message);
     this.down.write(out, 0, out.length);
     this.counters[this.lb + L.BYTES_TX] += out.length;
-    return true;
+    if (s !== null) {
+      s.setResponseFlag(flag);
+      s.replied = true;
+      s.bytesSent = out.length;
+      s.encode(codec.errorStatus(kind));
+      this.endStream(s);
+    }
+  }
+
+  /** A filter's local reply (FilterStream.sendLocalReply): the HTTP status mapped as MOSN maps hijack codes. */
+  filterReply(s: RpcStream, status: number, message: string | undefined): void {
+    const kind = status === 404 ? ErrorKind.NoRoute : status === 504 ? ErrorKind.Timeout : status === 502 ? ErrorKind.ConnectionClosed : status === 503 ? ErrorKind.Overflow : ErrorKind.CodecError;
+    this.reply(s.buf as Buffer, s.frame as XFrame, kind, s, 'LR', message);
+  }
+
+  private endStream(s: RpcStream): void {
+    if (s.retryHeld) {
+      s.retryHeld = false;
+      releaseRetry(s.cluster as Cluster);
+    }
+    s.replied = true;
+    s.end();
+    s.parkedFrame = false;
+    if (!s.inCallback) releaseStream(s);
   }
 
   onDecodeError(code: number): void {
@@ -310,7 +436,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
 
   // ---- StreamReceiver
 
-  onUpstreamResponse(_p: PendingRequest, buf: Buffer, frame: XFrame): void {
+  onUpstreamResponse(p: PendingRequest, buf: Buffer, frame: XFrame): void {
     const c = this.counters;
     if (this.down.state !== 'closed') {
       c[this.lb + (frame.isSuccess ? L.RS_SUCCESS : L.RS_ERROR)]++;
@@ -318,21 +444,237 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       this.lastActivity = Date.now();
       this.down.write(buf, frame.frameStart, frame.frameStart + frame.frameLen);
     }
+    const s = p.context as RpcStream | null;
+    if (s !== null) {
+      const sock = (p.conn as UpstreamConnLike).conn.socket;
+      s.upstreamLocalAddress = hostPort(sock.localAddress, sock.localPort);
+      s.bytesSent = frame.frameLen;
+      s.replied = true;
+      const st = (frame as XFrame & { status?: number }).status;
+      s.encode(typeof st === 'number' ? st : frame.isSuccess ? 0 : -1);
+      this.endStream(s);
+    }
     this.requestDone();
   }
 
   onUpstreamError(p: PendingRequest, kind: ErrorKind): void {
     const c = this.counters;
+    const s = p.context as RpcStream | null;
     if (this.down.state === 'closed') {
+      if (s !== null) {
+        s.setResponseFlag('DC');
+        this.endStream(s);
+      }
       this.requestDone();
       return;
+    }
+    if (s !== null) {
+      if (p.failure !== '') s.upstreamTransportFailureReason = p.failure;
+      if (p.connectFailed) s.setResponseFlag('UF');
+      // The request never reached the upstream: try another host (MOSN retries connect failures).
+      // A per-try timeout (the request's own time is not up): MOSN retries it too.
+      const perTry = kind === ErrorKind.Timeout && s.deadlineAt > Date.now() + 1;
+      if ((p.connectFailed ? this.retry(s, RETRY_CONNECT_FAILURE) : perTry && this.retry(s, RETRY_5XX | RETRY_GATEWAY_ERROR | RETRY_RESET))) {
+        this.requestDone();
+        return;
+      }
     }
     c[this.lb + KIND_STAT[kind]]++;
     const out = (this.codec as XCodec).encodeError(p.meta, p.downId, kind);
     c[this.lb + L.BYTES_TX] += out.length;
     this.down.write(out, 0, out.length);
+    if (s !== null) {
+      if (kind === ErrorKind.Timeout) s.setResponseFlag('UT');
+      else if (!p.connectFailed) s.setResponseFlag('UC');
+      s.bytesSent = out.length;
+      s.replied = true;
+      s.encode((this.codec as XCodec).errorStatus(kind));
+      this.endStream(s);
+    }
     this.requestDone();
   }
+
+  /** Sends a request whose connection failed again, on another host where the cluster has one. */
+  private retry(s: RpcStream, bits: number): boolean {
+    const route = s.route;
+    const cluster = s.cluster;
+    const rp = route === null ? null : route.retry;
+    if (rp === null || !s.owned || cluster === null || (rp.on & bits) === 0 || s.retries >= rp.numRetries) return false;
+    if (s.retryHeld) {
+      s.retryHeld = false;
+      releaseRetry(cluster);
+    }
+    if (!acquireRetry(cluster)) {
+      s.setResponseFlag('URX');
+      return false;
+    }
+    s.retryHeld = true;
+    s.retries++;
+    cluster.counters[cluster.base + HC.RETRY]++;
+    // Another host than the one that failed, when the cluster has one.
+    let host = cluster.lb.choose();
+    for (let i = 0; i < cluster.hosts.length && host === s.host; i++) host = cluster.lb.choose();
+    if (host === null) return false;
+    s.host = host;
+    // The failed attempt wrote its upstream id into the copy: the downstream's goes back first.
+    (this.f.upstreamCodec ?? (this.codec as XCodec)).setRequestId(s.buf as Buffer, s.frame as XFrame, s.downId);
+    this.send(s.buf as Buffer, s.frame as XFrame, s, route as Route, cluster, host);
+    return true;
+  }
+}
+
+/** What the access log reads of an upstream connection. */
+interface UpstreamConnLike {
+  readonly conn: { readonly socket: { readonly localAddress?: string; readonly localPort?: number } };
+}
+
+/**
+ * One RPC request in the stream pipeline (only when the listener has filters or an access log,
+ * or the route retries). Pooled: requests allocate nothing once the pool is warm, except the
+ * frame copy a retry or a stopped filter needs.
+ */
+class RpcStream extends ActiveStream {
+  session: DownstreamSession | null = null;
+  codec: XCodec | null = null;
+  /** The request: the read buffer's view during the decode callback, or an owned copy. */
+  buf: Buffer | null = null;
+  frame: XFrame | null = null;
+  /** buf/frame are this stream's own copy (valid after the callback). */
+  owned = false;
+  /** Set while process() runs inside onFrame (the stream is released after it). */
+  inCallback = false;
+  parkedFrame = false;
+  route: Route | null = null;
+  host: Host | null = null;
+  retryHeld = false;
+  /** The downstream's request id (restored in the copy before a retry). */
+  downId = 0;
+  /** Date.now() when the request's whole time is up (routes with a retry policy; 0 = none). */
+  deadlineAt = 0;
+  /** Request header values the access log prints (the frame is gone when it writes). */
+  private readonly logged: (string | undefined)[] = [];
+
+  bind(session: DownstreamSession, codec: XCodec, buf: Buffer, frame: XFrame): void {
+    const f = session.factory;
+    this.begin(f.pipeline, codec.name, f.ctx.name);
+    this.session = session;
+    this.codec = codec;
+    this.buf = buf;
+    this.frame = frame;
+    this.owned = false;
+    this.inCallback = true;
+    this.route = null;
+    this.host = null;
+    this.retryHeld = false;
+    this.deadlineAt = 0;
+    const names = f.pipeline.logHeaders;
+    this.logged.length = names.length;
+    for (let i = 0; i < names.length; i++) this.logged[i] = this.header(names[i]);
+  }
+
+  /** Keeps a copy of the request (retries, a stopped filter): the read buffer is reused after the callback. */
+  own(buf: Buffer, frame: XFrame, limit: number): void {
+    if (this.owned) return;
+    const codec = this.codec as XCodec;
+    // One copy of the frame and a frame object of its own (retry / stop paths only).
+    const copy = Buffer.from(buf.subarray(frame.frameStart, frame.frameStart + frame.frameLen));
+    const f = codec.newFrame();
+    if (codec.decode(copy, 0, copy.length, limit, f) <= 0) return;
+    this.buf = copy;
+    this.frame = f;
+    this.owned = true;
+    this.downId = f.requestId;
+  }
+
+  /** The decode callback returns: the stream lives on only when a request or a filter holds it. */
+  leaveFrame(): void {
+    this.inCallback = false;
+    if (this.replied && !this.parkedFrame) {
+      releaseStream(this);
+      return;
+    }
+    if (!this.owned) {
+      this.buf = null;
+      this.frame = null;
+    }
+  }
+
+  protected park(): void {
+    const s = this.session as DownstreamSession;
+    this.parkedFrame = true;
+    this.own(this.buf as Buffer, this.frame as XFrame, s.factory.frameLimit(this.codec as XCodec));
+  }
+
+  protected continueFrom(phase: DecodePhase): void {
+    this.parkedFrame = false;
+    if (!this.owned) return;
+    (this.session as DownstreamSession).process(this.buf as Buffer, this.frame as XFrame, this, phase);
+  }
+
+  service(): string | undefined {
+    if (this.buf === null) return undefined;
+    return (this.codec as XCodec).getRouteKey(this.buf, this.frame as XFrame) ?? undefined;
+  }
+
+  method(): string | undefined {
+    return this.header('method') ?? this.header('sofa_head_method_name');
+  }
+
+  header(name: string): string | undefined {
+    if (this.buf === null) {
+      const i = (this.pipeline as StreamPipeline).logHeaders.indexOf(name);
+      return i < 0 ? undefined : this.logged[i];
+    }
+    return (this.codec as XCodec).getHeader(this.buf, this.frame as XFrame, headerName(name)) ?? undefined;
+  }
+
+  override logHeader(name: string): string | undefined {
+    const i = (this.pipeline as StreamPipeline).logHeaders.indexOf(name);
+    return i < 0 ? undefined : this.logged[i];
+  }
+
+  requestBodyLength(): number {
+    return this.bytesReceived ?? -1;
+  }
+
+  peer(): StreamPeer | null {
+    return this.downstreamTls?.peer ?? null;
+  }
+
+  sendLocalReply(status: number, message?: string): void {
+    if (this.replied || this.buf === null) return;
+    (this.session as DownstreamSession).filterReply(this, status, message);
+  }
+}
+
+const streamFree: RpcStream[] = [];
+
+function acquireStream(): RpcStream {
+  return streamFree.pop() ?? new RpcStream();
+}
+
+function releaseStream(s: RpcStream): void {
+  s.session = null;
+  s.buf = null;
+  s.frame = null;
+  s.owned = false;
+  s.route = null;
+  s.host = null;
+  s.cluster = null;
+  s.pipeline = null;
+  if (streamFree.length < 4096) streamFree.push(s);
+}
+
+const headerNames = new Map<string, HeaderName>();
+
+/** HeaderName objects by name, made once. */
+function headerName(name: string): HeaderName {
+  let h = headerNames.get(name);
+  if (h === undefined) {
+    h = new HeaderName(name);
+    if (headerNames.size < 1024) headerNames.set(name, h);
+  }
+  return h;
 }
 
 function buildFactory(config: Readonly<Record<string, unknown>>, ctx: ListenerContext): NetworkFilterFactory {

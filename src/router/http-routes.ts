@@ -301,6 +301,19 @@ function retryOnBits(v: unknown, where: string): number {
   return bits;
 }
 
+/** A route action's retry_policy (MOSN: retry_on, num_retries, retry_timeout); null without one. Every protocol's router uses it. */
+export function compileRetryPolicy(a: Record<string, unknown>, where: string): RetryPolicy | null {
+  if (!isObj(a['retry_policy'])) return null;
+  const rp = a['retry_policy'];
+  const n = rp['num_retries'] === undefined ? 1 : rp['num_retries'];
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 10) throw new Error(`${where}.route.retry_policy.num_retries: must be an integer in 0..10`);
+  return {
+    on: retryOnBits(rp['retry_on'], `${where}.route.retry_policy.retry_on`),
+    numRetries: n,
+    perTryTimeoutMs: durationMs(rp['per_try_timeout'] ?? rp['retry_timeout'], `${where}.route.retry_policy.retry_timeout`),
+  };
+}
+
 const EMPTY_OPS: HeaderOps = { requestAdd: [], requestRemove: [], responseAdd: [], responseRemove: [] };
 
 function compileRoute(r: unknown, where: string, statsName: string): HttpRoute {
@@ -336,17 +349,7 @@ function compileRoute(r: unknown, where: string, statsName: string): HttpRoute {
   if (action !== null && clusterName === '' && weighted.length === 0 && clusterHeader === '') {
     throw new Error(`${where}.route: needs cluster_name, weighted_clusters or cluster_header`);
   }
-  let retry: RetryPolicy | null = null;
-  if (isObj(a['retry_policy'])) {
-    const rp = a['retry_policy'];
-    const n = rp['num_retries'] === undefined ? 1 : rp['num_retries'];
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 10) throw new Error(`${where}.route.retry_policy.num_retries: must be an integer in 0..10`);
-    retry = {
-      on: retryOnBits(rp['retry_on'], `${where}.route.retry_policy.retry_on`),
-      numRetries: n,
-      perTryTimeoutMs: durationMs(rp['per_try_timeout'] ?? rp['retry_timeout'], `${where}.route.retry_policy.retry_timeout`),
-    };
-  }
+  const retry = compileRetryPolicy(a, where);
   return new HttpRoute(
     name,
     m.path,

@@ -20,6 +20,7 @@
 import type { RouterConfig } from '../config/types';
 import { HeaderName } from '../protocol/types';
 import { ClusterPick, compileMatch, compileWeighted, DomainTable, durationMs, isObj, type HeaderMatcher, type PathMatcher, type WeightedCluster } from './match';
+import { compileRetryPolicy, type RetryPolicy } from './http-routes';
 
 export type { HeaderMatcher, WeightedCluster } from './match';
 
@@ -38,6 +39,8 @@ export class Route {
   private readonly clusters: ClusterPick;
   /** The protocol header key of each matcher. */
   readonly keys: readonly HeaderName[];
+  /** The route's retry_policy (set by compileRoute). */
+  retry: RetryPolicy | null = null;
 
   constructor(
     readonly name: string,
@@ -178,7 +181,9 @@ function compileRoute(r: unknown, where: string): Route | null {
   const weighted = compileWeighted(action, where);
   const clusterName = typeof action['cluster_name'] === 'string' ? action['cluster_name'] : '';
   if (clusterName === '' && weighted.length === 0) throw new Error(`${where}.route: needs cluster_name or weighted_clusters`);
-  return new Route(typeof r['name'] === 'string' ? r['name'] : '', clusterName, weighted, durationMs(action['timeout'], `${where}.route.timeout`), m.headers, m.path);
+  const route = new Route(typeof r['name'] === 'string' ? r['name'] : '', clusterName, weighted, durationMs(action['timeout'], `${where}.route.timeout`), m.headers, m.path);
+  route.retry = compileRetryPolicy(action, where);
+  return route;
 }
 
 /** Compile one router config (throws an Error naming the bad field). */

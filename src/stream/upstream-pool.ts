@@ -63,6 +63,10 @@ export class PendingRequest implements DeadlineEntry {
   startTime = 0;
   /** Free slot for the receiver. */
   context: unknown = null;
+  /** Set before onUpstreamError: the connection never connected (the request was not sent; safe to retry). */
+  connectFailed = false;
+  /** The connection's error text for logs (%upstream_transport_failure_reason%), '' when none. */
+  failure = '';
   // deadline wheel links
   deadline = 0;
   dlPrev: DeadlineEntry | null = null;
@@ -86,6 +90,8 @@ function releasePending(p: PendingRequest): void {
   p.receiver = null;
   p.conn = null;
   p.context = null;
+  p.connectFailed = false;
+  p.failure = '';
   if (freeList.length < FREE_MAX) freeList.push(p);
 }
 
@@ -232,7 +238,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     this.conn.destroy();
   }
 
-  onClose(_conn: Connection, _err: Error | undefined): void {
+  onClose(_conn: Connection, err: Error | undefined): void {
     if (this.closed) return;
     this.closed = true;
     const cl = this.pool.cluster;
@@ -253,6 +259,8 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
       wheel.disarm(p);
       this.pool.host.active--;
       c[cl.base + C.RQ_CX_CLOSED]++;
+      p.connectFailed = !this.connected;
+      if (err !== undefined) p.failure = err.message;
       this.finish(p, ErrorKind.ConnectionClosed);
     }
     this.pending.clear();

@@ -114,6 +114,7 @@ export function buildSnapshot(version: number, config: OutriggerConfig, versions
           bufferLimit: lc.perConnBufferLimitBytes,
           accessLog: env.accessLogFor(lc.name, lc),
           routers: server.routers,
+          streamFilters: lc.streamFilters,
         });
         listeners.set(lc.name, { runtime, key });
         rebuiltListeners.push(lc.name);

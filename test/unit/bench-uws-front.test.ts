@@ -188,7 +188,7 @@ test('outrigger-uws peer answers as the Exchange does: 503 "upstream connect err
     for (const [method, body] of [['GET', undefined], ['POST', Buffer.from('body')], ['HEAD', undefined]] as const) {
       const a = await request(p.port, { path: '/p', method }, body);
       assert.equal(a.status, 503, method);
-      if (method !== 'HEAD') assert.match(a.body.toString(), /^upstream connect error: /, method);
+      if (method !== 'HEAD') assert.match(a.body.toString(), /^upstream connect error$/, method);
       assert.equal(a.headers['content-type'], 'text/plain', method);
     }
   });

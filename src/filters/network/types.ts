@@ -19,7 +19,7 @@ import type * as net from 'node:net';
 import type { Connection } from '../../network/connection';
 import type { ClusterManager } from '../../upstream/cluster';
 import type { AccessLogWriter } from '../../log';
-import type { RouterConfig } from '../../config/types';
+import type { FilterConfig, RouterConfig } from '../../config/types';
 
 /** What a filter factory sees of its listener: the snapshot it was built under. */
 export interface ListenerContext {
@@ -35,6 +35,8 @@ export interface ListenerContext {
   readonly accessLog: AccessLogWriter | null;
   /** servers[].routers of the listener's server in this snapshot (L7 proxy filters). */
   readonly routers?: readonly RouterConfig[];
+  /** listeners[].stream_filters of this snapshot (validated; run by src/stream/pipeline.ts). */
+  readonly streamFilters?: readonly FilterConfig[];
 }
 
 /** Read-filter verdicts (Envoy Network::FilterStatus). */

@@ -22,7 +22,7 @@ import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';
 import { L } from '../../stats/layout';
 import { deadlines, type DeadlineEntry } from '../../stream/deadlines';
-import { Exchange, type Downstream, type HttpEnv } from '../exchange';
+import { Exchange, type Downstream, type DownstreamTransport, type HttpEnv } from '../exchange';
 import type { Headers } from '../headers';
 import { HL } from '../stats';
 import type { BodySink, BodySource } from '../upstream';
@@ -467,6 +467,10 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       this.respKeepAlive = false;
     }
     this.responseDone();
+  }
+
+  transport(): DownstreamTransport | null {
+    return this.conn;
   }
 
   reset(): void {

@@ -1,0 +1,155 @@
+/**
+ * The stream filter contract: what a stream (L7) filter sees of one request, what it may do,
+ * and how a filter kind registers itself. Every L7 protocol (Bolt v1/v2, Dubbo, codecs on the
+ * XCodec API, HTTP/1.1, HTTP/2, gRPC) runs its requests through the same filters
+ * (src/stream/pipeline.ts drives them).
+ *
+ * This module is the lowest layer: it imports nothing, so src/config can call the validators
+ * and the proxies can build the filters without a cycle.
+ *
+ * Life of a filter kind:
+ *   - main thread, at `validate` / load / SIGHUP: `validate(raw, path, ctx)` once per configured
+ *     entry (servers[].listeners[].stream_filters[i].config); it reports errors with their JSON
+ *     path through ctx and returns a typed value. The value travels to the workers inside the
+ *     parsed config, so it must be plain data (structured-clone safe: no functions, no classes).
+ *   - each worker, per listener config snapshot: `create(config, env)` builds one StreamFilter
+ *     instance; that instance serves every stream of the listener (no object per request).
+ *   - per request: the pipeline calls `decode` at the filter's phase, `encode` when the response
+ *     head is known, `log` when the stream ends.
+ */
+
+/** Where a decode filter runs (MOSN's receive-filter phases). */
+export const enum DecodePhase {
+  /** The request is decoded; nothing is routed yet. */
+  BeforeRoute = 0,
+  /** A route matched (service, cluster known); no host chosen yet. */
+  AfterRoute = 1,
+  /** A host was chosen for the first attempt; the request is about to be sent. */
+  AfterChooseHost = 2,
+}
+
+export const DECODE_PHASES = 3;
+
+/** MOSN names of the phases (the optional `phase` key of a filter's config). */
+export const DECODE_PHASE_NAMES: readonly string[] = ['before_route', 'after_route', 'after_choose_host'];
+
+/** What a filter answers for one step. */
+export const enum FilterStatus {
+  /** Go on with the next filter / phase. */
+  Continue = 0,
+  /**
+   * Stop here. The filter either answered (sendLocalReply) or will call
+   * resume() later (e.g. after an asynchronous check); the next filter then runs.
+   */
+  Stop = 1,
+}
+
+/** The peer certificate of an mTLS downstream connection. */
+export interface StreamPeer {
+  readonly subject: string;
+  readonly issuer: string;
+  readonly uriSans: readonly string[];
+  readonly dnsSans: readonly string[];
+}
+
+/** One request as a filter sees it. Valid until the stream ends (after `log`). */
+export interface FilterStream {
+  /** Lower-case protocol name: "bolt", "boltv2", "dubbo", "http1", "http2", "grpc", or another codec's name. */
+  readonly protocol: string;
+  /** RPC: the service (Bolt `service`, Dubbo interface); HTTP: the :authority. undefined when absent. */
+  service(): string | undefined;
+  /** RPC: the method name where the codec carries one; HTTP: the request method. */
+  method(): string | undefined;
+  /** A request header (lower-case names for HTTP; pseudo headers :path, :method, :authority). */
+  header(name: string): string | undefined;
+  /** Request payload length in bytes (RPC: the frame's; HTTP: content-length), -1 when not known yet (chunked). */
+  requestBodyLength(): number;
+  /** The client certificate of an mTLS connection, null without one. */
+  peer(): StreamPeer | null;
+  /** "ip:port" of the client. */
+  remoteAddress(): string;
+  /**
+   * Answers the request here, in the protocol's own form: HTTP gets `status` (with `message`
+   * as a short text body); RPC codecs map the status as MOSN's hijack does (404 -> no processor,
+   * 502 -> connection closed, 503 -> busy, 504 -> timeout, others -> the codec's error) with
+   * `message` as the error text. Nothing more happens to the request after it.
+   */
+  sendLocalReply(status: number, message?: string): void;
+  /**
+   * A request body whose length is not known yet (requestBodyLength() -1: HTTP chunked or an
+   * HTTP/2 body without content-length) is counted as it streams; past `max` bytes the request
+   * is answered with `status` (reset when the response has started). RPC frames are whole: no-op.
+   */
+  limitRequestBody(max: number, status: number): void;
+  /** Records a response flag for the access log (e.g. "RL", "UAEX"; MOSN/Envoy short names). */
+  setResponseFlag(flag: string): void;
+  /** After a filter returned Stop without answering: runs the next filter, then the rest of the request path. */
+  resume(): void;
+}
+
+/** One filter instance (per worker and listener snapshot), shared by all streams. */
+export interface StreamFilter {
+  /** The decode phase `decode` runs in. */
+  readonly phase: DecodePhase;
+  /** The request step. */
+  decode?(s: FilterStream): FilterStatus;
+  /** The response head (status: HTTP status, or 200/500-like for RPC success/failure). Cannot stop. */
+  encode?(s: FilterStream, status: number): void;
+  /** The stream ended (after the access log line was written). */
+  log?(s: FilterStream): void;
+}
+
+/** What a filter's create() gets in a worker. */
+export interface StreamFilterEnv {
+  /** Listener name. */
+  readonly listener: string;
+}
+
+/** The validation context (the config layer's FilterValidationContext has this shape). */
+export interface StreamFilterValidationContext {
+  error(path: string, message: string): void;
+  warn(path: string, message: string): void;
+  readonly listenerName: string;
+}
+
+export interface StreamFilterKind<C> {
+  /** MOSN's `type` (stream_filters[].type), matched exactly. */
+  readonly type: string;
+  /** Main thread, once per config entry: the typed config (plain data), or undefined after reporting errors. */
+  validate(raw: unknown, path: string, ctx: StreamFilterValidationContext): C | undefined;
+  /** Worker, once per listener snapshot. */
+  create(config: C, env: StreamFilterEnv): StreamFilter;
+}
+
+/** Stored form: the config type is erased once registered (validate and create agree on it). */
+interface AnyKind {
+  readonly type: string;
+  validate(raw: unknown, path: string, ctx: StreamFilterValidationContext): unknown;
+  create(config: unknown, env: StreamFilterEnv): StreamFilter;
+}
+
+const kinds = new Map<string, AnyKind>();
+
+/** Registers a filter kind (from the filter's own module). A later registration replaces an earlier one. */
+export function registerStreamFilterKind<C>(kind: StreamFilterKind<C>): void {
+  kinds.set(kind.type, kind as unknown as AnyKind);
+}
+
+export function streamFilterKind(type: string): AnyKind | undefined {
+  return kinds.get(type);
+}
+
+export function streamFilterTypes(): string[] {
+  return [...kinds.keys()].sort();
+}
+
+/**
+ * The config layer's entry: the validator of a registered stream filter type (undefined when
+ * none), in the config layer's validator form. The typed value is stored as
+ * FilterConfig.config.value; workers hand it back to the kind's create().
+ */
+export function streamFilterValidator(type: string): ((raw: unknown, path: string, ctx: StreamFilterValidationContext) => Readonly<Record<string, unknown>>) | undefined {
+  const k = kinds.get(type);
+  if (k === undefined) return undefined;
+  return (raw, path, ctx) => ({ value: k.validate(raw, path, ctx) });
+}

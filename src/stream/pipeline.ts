@@ -1,0 +1,234 @@
+/**
+ * The stream pipeline every L7 request runs through, whatever its protocol (MOSN's downstream
+ * phases, Envoy's filter manager):
+ *
+ *   decoded request
+ *     -> decode filters, phase before_route
+ *     -> router (route, cluster)                 none: local reply (404 / NO_PROCESSOR ...)
+ *     -> decode filters, phase after_route
+ *     -> host chosen (lb)                        none: local reply
+ *     -> decode filters, phase after_choose_host
+ *     -> upstream request: attempts; retries per the route's retry policy
+ *        (connect failures for every protocol; HTTP also reset/5xx/per-try timeout)
+ *     -> response head: encode filters           or a local reply in the protocol's form
+ *     -> stream end: access log line, filters' log step
+ *
+ * The protocol adapters (src/proxy/proxy.ts for the XCodec RPC protocols, src/http/exchange.ts
+ * for HTTP/1.1, HTTP/2 and gRPC) own the protocol parts (decoding, routing keys, the upstream
+ * pools, the reply form) and call into this module at each phase. A StreamPipeline is built
+ * once per listener snapshot and worker; an ActiveStream exists for a request only when the
+ * listener has stream filters, an access log or the route retries (else the adapters run the
+ * same phases with nothing to call: no object per request).
+ */
+import { DECODE_PHASES, FilterStatus, streamFilterKind, type DecodePhase, type FilterStream, type StreamFilter, type StreamPeer } from '../api/stream-filter';
+import type { ListenerContext } from '../filters/network/types';
+import type { AccessLogEntry, AccessLogHeaders, AccessLogTls, AccessLogWriter } from '../log';
+import type { Cluster } from '../upstream/cluster';
+
+export class StreamPipeline {
+  /** Decode filters per phase, in config order. */
+  readonly decoders: StreamFilter[][] = [];
+  readonly encoders: StreamFilter[] = [];
+  readonly loggers: StreamFilter[] = [];
+  readonly accessLog: AccessLogWriter | null;
+  /** Lower-case names of the request headers the access log prints (RPC copies them at decode). */
+  readonly logHeaders: readonly string[];
+  /** Something runs per request: the adapters make an ActiveStream. */
+  readonly active: boolean;
+
+  constructor(ctx: ListenerContext) {
+    for (let i = 0; i < DECODE_PHASES; i++) this.decoders.push([]);
+    for (const fc of ctx.streamFilters ?? []) {
+      const kind = streamFilterKind(fc.type);
+      // Types without a kind were refused or dropped with a warning by the config layer.
+      if (kind === undefined) continue;
+      const f = kind.create((fc.config as { value?: unknown }).value, { listener: ctx.name });
+      if (f.decode !== undefined) this.decoders[f.phase].push(f);
+      if (f.encode !== undefined) this.encoders.push(f);
+      if (f.log !== undefined) this.loggers.push(f);
+    }
+    this.accessLog = ctx.accessLog;
+    this.logHeaders = this.accessLog !== null ? this.accessLog.format.requestHeaders : [];
+    this.active = this.accessLog !== null || this.encoders.length > 0 || this.loggers.length > 0 || this.decoders.some((d) => d.length > 0);
+  }
+}
+
+const pipelines = new WeakMap<ListenerContext, StreamPipeline>();
+
+/** The pipeline of a listener snapshot (built on first use in this worker). */
+export function pipelineFor(ctx: ListenerContext): StreamPipeline {
+  let p = pipelines.get(ctx);
+  if (p === undefined) {
+    p = new StreamPipeline(ctx);
+    pipelines.set(ctx, p);
+  }
+  return p;
+}
+
+/** Where an ActiveStream is in its decode phases. */
+const PARKED = -1;
+
+/**
+ * One request in the pipeline: the filters' view (FilterStream), the access-log entry (the
+ * stream is the entry: no second object per line) and the decode progress. Protocol adapters
+ * extend it with their parts (header reads, the reply form, how to go on after a resume).
+ */
+export abstract class ActiveStream implements FilterStream, AccessLogEntry, AccessLogHeaders {
+  pipeline: StreamPipeline | null = null;
+  protocol = '';
+  /** performance.now() at arrival (durations). */
+  t0 = 0;
+  /** Next decode filter: phase * 64 + index; PARKED while a filter holds the stream. */
+  private cursor = 0;
+  /** A reply (local or upstream) was sent: no more decode steps. */
+  replied = false;
+  /** Retries of this request so far (RPC). */
+  retries = 0;
+  cluster: Cluster | null = null;
+
+  // ---- AccessLogEntry (absent values print "-")
+  startTime = 0;
+  requestReceivedDurationMs: number | undefined = undefined;
+  responseReceivedDurationMs: number | undefined = undefined;
+  requestFinishedDurationMs: number | undefined = undefined;
+  durationMs: number | undefined = undefined;
+  bytesSent: number | undefined = undefined;
+  bytesReceived: number | undefined = undefined;
+  responseCode: number | undefined = undefined;
+  responseFlag: string | undefined = undefined;
+  downstreamRemoteAddress: string | undefined = undefined;
+  downstreamLocalAddress: string | undefined = undefined;
+  upstreamHost: string | undefined = undefined;
+  upstreamLocalAddress: string | undefined = undefined;
+  upstreamCluster: string | undefined = undefined;
+  listenerName: string | undefined = undefined;
+  downstreamTls: AccessLogTls | undefined = undefined;
+  upstreamTransportFailureReason: string | undefined = undefined;
+  routeName: string | undefined = undefined;
+  requestHeaders: AccessLogHeaders | undefined = undefined;
+
+  /** Starts a request (also resets a pooled stream). */
+  begin(p: StreamPipeline, protocol: string, listener: string): void {
+    this.pipeline = p;
+    this.protocol = protocol;
+    this.t0 = performance.now();
+    this.startTime = Date.now();
+    this.cursor = 0;
+    this.replied = false;
+    this.retries = 0;
+    this.cluster = null;
+    this.requestReceivedDurationMs = undefined;
+    this.responseReceivedDurationMs = undefined;
+    this.requestFinishedDurationMs = undefined;
+    this.durationMs = undefined;
+    this.bytesSent = undefined;
+    this.bytesReceived = undefined;
+    this.responseCode = undefined;
+    this.responseFlag = undefined;
+    this.downstreamRemoteAddress = undefined;
+    this.downstreamLocalAddress = undefined;
+    this.upstreamHost = undefined;
+    this.upstreamLocalAddress = undefined;
+    this.upstreamCluster = undefined;
+    this.listenerName = listener;
+    this.downstreamTls = undefined;
+    this.upstreamTransportFailureReason = undefined;
+    this.routeName = undefined;
+    this.requestHeaders = this;
+  }
+
+  // ---- decode phases
+
+  /**
+   * Runs the decode filters of `phase` (from where a resume left off). true: go on with the
+   * request; false: a filter answered, or holds the stream until resume().
+   */
+  decode(phase: DecodePhase): boolean {
+    const list = (this.pipeline as StreamPipeline).decoders[phase];
+    let i = this.cursor >> 6 === phase ? this.cursor & 63 : 0;
+    for (; i < list.length; i++) {
+      const st = (list[i].decode as (s: FilterStream) => FilterStatus)(this);
+      if (this.replied) return false;
+      if (st === FilterStatus.Stop) {
+        this.cursor = PARKED;
+        this.parkedAt = phase * 64 + i + 1;
+        this.park();
+        return false;
+      }
+    }
+    this.cursor = (phase + 1) * 64;
+    return true;
+  }
+
+  private parkedAt = 0;
+
+  resume(): void {
+    if (this.cursor !== PARKED || this.replied) return;
+    this.cursor = this.parkedAt;
+    this.continueFrom(this.parkedAt >> 6);
+  }
+
+  /** A filter stopped the stream: keep what the request needs beyond the current callback. */
+  protected abstract park(): void;
+  /** Goes on with the request from `phase` (its remaining filters first) after a resume. */
+  protected abstract continueFrom(phase: DecodePhase): void;
+
+  // ---- encode and end
+
+  /** The response head is known (status: HTTP status or the RPC protocol's). */
+  encode(status: number): void {
+    this.responseCode = status;
+    this.responseReceivedDurationMs = performance.now() - this.t0;
+    const enc = (this.pipeline as StreamPipeline).encoders;
+    for (let i = 0; i < enc.length; i++) (enc[i].encode as (s: FilterStream, st: number) => void)(this, status);
+  }
+
+  /** The upstream request was sent (first attempt). */
+  requestSent(): void {
+    if (this.requestReceivedDurationMs === undefined) this.requestReceivedDurationMs = performance.now() - this.t0;
+  }
+
+  /** The stream ended: access log line, filters' log step. */
+  end(): void {
+    const p = this.pipeline as StreamPipeline;
+    const now = performance.now() - this.t0;
+    this.requestFinishedDurationMs = now;
+    this.durationMs = now;
+    if (p.accessLog !== null) p.accessLog.log(this);
+    const l = p.loggers;
+    for (let i = 0; i < l.length; i++) (l[i].log as (s: FilterStream) => void)(this);
+  }
+
+  setResponseFlag(flag: string): void {
+    // MOSN joins several flags with ','; rare (error paths), so a string concat is fine.
+    this.responseFlag = this.responseFlag === undefined ? flag : `${this.responseFlag},${flag}`;
+  }
+
+  // ---- FilterStream parts every adapter provides
+
+  abstract service(): string | undefined;
+  abstract method(): string | undefined;
+  abstract header(name: string): string | undefined;
+  abstract requestBodyLength(): number;
+  abstract peer(): StreamPeer | null;
+  abstract sendLocalReply(status: number, message?: string): void;
+
+  limitRequestBody(_max: number, _status: number): void {
+    // Whole-frame protocols know the length at decode; HTTP overrides this.
+  }
+
+  remoteAddress(): string {
+    return this.downstreamRemoteAddress ?? '';
+  }
+
+  /** %request_header_NAME%: the request's header (adapters that lose the request keep copies). */
+  logHeader(name: string): string | undefined {
+    return this.header(name);
+  }
+}
+
+/** "ip:port" ("[v6]:port"), as access logs print addresses. */
+export function hostPort(address: string | undefined, port: number | undefined): string | undefined {
+  if (address === undefined || address === '') return undefined;
+  return address.indexOf(':') >= 0 ? `[${address}]:${port ?? 0}` : `${address}:${port ?? 0}`;
+}

@@ -1,0 +1,379 @@
+/**
+ * The stream pipeline with real peers: access-log lines with MOSN's variables for Bolt
+ * (sofa-rpc-node), Dubbo (dubbo2.js to a dubbo-remoting provider), HTTP/1.1 (curl), HTTP/2 (curl --http2-prior-knowledge)
+ * and gRPC (@grpc/grpc-js); MOSN's payload_limit stream filter on HTTP and Bolt; Bolt and Dubbo
+ * retried on another host when the first refuses the connection; local replies without
+ * internal addresses or exception text.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { startSidecar } from '../helpers/sidecar';
+import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, sleep, sofaClient, startSofaServer } from '../helpers/sofa';
+import { closeDubbo2js, dubbo2js, dubboProxyConfig, java, startDubboProvider } from '../helpers/dubbo';
+import { backend, deadPort, httpConfig, run } from '../helpers/http';
+import { STATUS_CONNECTION_CLOSED } from '../../src/protocol/bolt';
+import { Pki } from '../helpers/certs';
+
+const SVC = 'com.example.TestService';
+const FIELDS = [
+  'protocol', 'response_code', 'bytes_received', 'bytes_sent', 'upstream_host', 'upstream_cluster', 'downstream_remote_address',
+  'downstream_local_address', 'upstream_local_address', 'duration', 'request_received_duration', 'response_received_duration',
+  'response_flag', 'start_time', 'upstream_transport_failure_reason',
+];
+
+function format(header: string): string {
+  return [...FIELDS.map((f) => `%${f}%`), `%request_header_${header}%`].join('|');
+}
+
+function tmpLog(): string {
+  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-al-')), 'access.log');
+}
+
+/** The access-log lines as records (waits for the writer's flush). */
+async function readLog(file: string, want: number): Promise<Record<string, string>[]> {
+  let lines: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    lines = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter((l) => l !== '') : [];
+    if (lines.length >= want) break;
+    await sleep(100);
+  }
+  return lines.map((l) => {
+    const v = l.split('|');
+    const r: Record<string, string> = {};
+    FIELDS.forEach((f, i) => (r[f] = v[i]));
+    r.header = v[FIELDS.length];
+    return r;
+  });
+}
+
+function listener0(cfg: Record<string, unknown>): Record<string, unknown> {
+  return ((cfg.servers as Record<string, unknown>[])[0].listeners as Record<string, unknown>[])[0];
+}
+
+const DURATION = /^\d+(\.\d+)?(ns|µs|ms|s)$/;
+const ADDR = /^127\.0\.0\.1:\d+$/;
+
+function assertForwarded(r: Record<string, string>, protocol: string, code: string, upstreamPort: number, cluster: string): void {
+  assert.equal(r.protocol, protocol);
+  assert.equal(r.response_code, code);
+  assert.equal(r.upstream_host, `127.0.0.1:${upstreamPort}`);
+  assert.equal(r.upstream_cluster, cluster);
+  assert.match(r.downstream_remote_address, ADDR);
+  assert.match(r.downstream_local_address, ADDR);
+  assert.match(r.upstream_local_address, protocol === 'bolt' || protocol === 'dubbo' ? ADDR : /^(127\.0\.0\.1:\d+|-)$/);
+  assert.match(r.duration, DURATION);
+  assert.match(r.request_received_duration, DURATION);
+  assert.match(r.response_received_duration, DURATION);
+  assert.match(r.start_time, /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d\.\d{3}$/);
+  assert.ok(Number(r.bytes_sent) > 0, `bytes_sent ${r.bytes_sent}`);
+  assert.equal(r.response_flag, '-');
+}
+
+interface RpcPeers {
+  readonly server: { port: number };
+  readonly provider: { port: number };
+  readonly bsc: Awaited<ReturnType<typeof startSidecar>>;
+  readonly dsc: Awaited<ReturnType<typeof startSidecar>>;
+  readonly bolt: { invoke(method: string, args: unknown[], o: { responseTimeout: number }): Promise<unknown> };
+  /** dubbo2.js (its own codec): sofa-rpc-node's dubbo protocol would change its Bolt client's too. */
+  readonly dubbo: { plus(a: number, b: number): Promise<{ res: unknown }> };
+}
+
+/** A sofa-rpc-node server and a dubbo-remoting provider, a sidecar in front of each (configs from their ports), a client of each. */
+async function withRpcPeers(
+  boltCfg: (port: number) => Promise<Record<string, unknown>>,
+  dubboCfg: (port: number) => Promise<Record<string, unknown>>,
+  body: (p: RpcPeers) => Promise<void>,
+): Promise<void> {
+  const server = await startSofaServer({ [SVC]: { async plus(a: number, b: number) { return a + b; } } });
+  const provider = await startDubboProvider({ 'com.example.DemoService': { async plus(a: number, b: number) { return a + b; } } });
+  const bsc = await startSidecar(await boltCfg(server.port));
+  const dsc = await startSidecar(await dubboCfg(provider.port));
+  const bc = sofaClient(bsc.ports.get('bolt')!);
+  const d2 = dubbo2js(dsc.ports.get('clientListener')!, 'com.example.DemoService', { plus: (a: number, b: number) => [java.int(a), java.int(b)] });
+  try {
+    await body({ server, provider, bsc, dsc, bolt: await bc.consumer(SVC), dubbo: d2.svc });
+  } finally {
+    closeDubbo2js(d2.dubbo);
+    await bc.close();
+    await bsc.terminate();
+    await dsc.terminate();
+    await server.close();
+    await provider.close();
+  }
+}
+
+test('access log lines with MOSN variables: Bolt (sofa-rpc-node) and Dubbo (dubbo2.js)', { timeout: 60_000 }, async () => {
+  const boltLog = tmpLog();
+  const dubboLog = tmpLog();
+  await withRpcPeers(
+    async (port) => {
+      const c = boltProxyConfig({ clusters: { bolt_service: [port] } });
+      listener0(c).access_logs = [{ log_path: boltLog, log_format: format('service') }];
+      return c;
+    },
+    async (port) => {
+      const c = dubboProxyConfig({ clusters: { clientCluster: [port] } });
+      listener0(c).access_logs = [{ log_path: dubboLog, log_format: format('method') }];
+      return c;
+    },
+    async ({ server, provider, bolt, dubbo }) => {
+      assert.equal(await bolt.invoke('plus', [1, 2], { responseTimeout: 3000 }), 3);
+      assert.equal(await bolt.invoke('plus', [2, 2], { responseTimeout: 3000 }), 4);
+      const b = await readLog(boltLog, 2);
+      assert.equal(b.length, 2);
+      for (const r of b) {
+        assertForwarded(r, 'bolt', '0', server.port, 'bolt_service');
+        assert.ok(Number(r.bytes_received) > 20, `bytes_received ${r.bytes_received}`);
+        assert.equal(r.header, `${SVC}:1.0`);
+      }
+      assert.equal((await dubbo.plus(1, 2)).res, 3);
+      const dl = await readLog(dubboLog, 1);
+      assert.equal(dl.length, 1);
+      assertForwarded(dl[0], 'dubbo', '20', provider.port, 'clientCluster');
+      assert.equal(dl[0].header, 'plus');
+    },
+  );
+});
+
+const PROTO = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'echo.proto');
+
+test('access log lines with MOSN variables: HTTP/1.1 (curl), HTTP/2 (curl h2c) and gRPC (@grpc/grpc-js); local replies are generic', { timeout: 60_000 }, async () => {
+  const be = await backend('b1');
+  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, { keepCase: true, defaults: true })) as any;
+  const gs = new grpc.Server();
+  gs.addService(pkg.outrigger.test.Echo.service, {
+    Unary(call: grpc.ServerUnaryCall<{ message: string }, unknown>, cb: grpc.sendUnaryData<unknown>) {
+      cb(null, { message: `echo ${call.request.message}`, index: 0 });
+    },
+  });
+  const gport = await new Promise<number>((resolve, reject) => gs.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  const dead = await deadPort();
+  const router = {
+    router_config_name: 'r',
+    virtual_hosts: [{
+      name: 'v',
+      domains: ['*'],
+      routers: [
+        { match: { prefix: '/outrigger.test.Echo/' }, route: { cluster_name: 'grpc' } },
+        { match: { prefix: '/dead' }, route: { cluster_name: 'dead' } },
+        { match: { prefix: '/' }, route: { cluster_name: 'web' } },
+      ],
+    }],
+  };
+  const cfg = httpConfig(
+    [
+      { name: 'h1', downstream: 'Http1', router: 'r' },
+      { name: 'h2', downstream: 'Http2', upstream: 'Http1', router: 'r' },
+      { name: 'g', downstream: 'Http2', upstream: 'Http2', router: 'r' },
+    ],
+    [router],
+    { web: [be.port], grpc: [gport], dead: [dead] },
+  );
+  const logs = { h1: tmpLog(), h2: tmpLog(), g: tmpLog() };
+  const ls = (cfg.servers as any)[0].listeners as Record<string, unknown>[];
+  ls[0].access_logs = [{ log_path: logs.h1, log_format: format('x-tag') }];
+  ls[1].access_logs = [{ log_path: logs.h2, log_format: format('x-tag') }];
+  ls[2].access_logs = [{ log_path: logs.g, log_format: format('content-type') }];
+  const sc = await startSidecar(cfg);
+  try {
+    const p1 = sc.ports.get('h1')!;
+    const p2 = sc.ports.get('h2')!;
+    const a = await run('curl', ['-s', '-H', 'x-tag: one', `http://127.0.0.1:${p1}/hello`]);
+    assert.equal(a.code, 0);
+    const b = await run('curl', ['-s', '--http2-prior-knowledge', '-H', 'x-tag: two', `http://127.0.0.1:${p2}/hello`]);
+    assert.equal(b.code, 0);
+    // Local replies: short and generic, the reason only in the access log.
+    const d1 = await run('curl', ['-s', '-w', '\n%{http_code}', `http://127.0.0.1:${p1}/dead`]);
+    const d2 = await run('curl', ['-s', '--http2-prior-knowledge', '-w', '\n%{http_code}', `http://127.0.0.1:${p2}/dead`]);
+    for (const d of [d1, d2]) {
+      const [body, code] = d.stdout.split('\n');
+      assert.equal(code, '503');
+      assert.equal(body, 'upstream connect error');
+      assert.doesNotMatch(body, /127\.0\.0\.1|ECONN|\d+\.\d+\.\d+\.\d+|Error/);
+    }
+    const client = new pkg.outrigger.test.Echo(`127.0.0.1:${sc.ports.get('g')}`, grpc.credentials.createInsecure());
+    const reply = await new Promise<any>((resolve, reject) => client.Unary({ message: 'hi' }, (e: Error | null, r: any) => (e ? reject(e) : resolve(r))));
+    assert.equal(reply.message, 'echo hi');
+    client.close();
+
+    const h1 = await readLog(logs.h1, 2);
+    assert.equal(h1.length, 2);
+    assertForwarded(h1[0], 'http1', '200', be.port, 'web');
+    assert.equal(h1[0].header, 'one');
+    assert.equal(h1[0].bytes_received, '0');
+    assert.equal(h1[1].response_code, '503');
+    assert.equal(h1[1].response_flag, 'UF');
+    assert.equal(h1[1].upstream_host, `127.0.0.1:${dead}`);
+    assert.match(h1[1].upstream_transport_failure_reason, /ECONNREFUSED/);
+    // One line per request (issue 16: access_logs on an HTTP listener wrote nothing).
+    const load = await run('h2load', ['-n', '300', '-c', '4', '-m', '8', '-H', 'x-tag: load', `http://127.0.0.1:${p2}/hello`]);
+    assert.match(load.stdout, /300 succeeded/);
+    const h2 = await readLog(logs.h2, 302);
+    assert.equal(h2.length, 302);
+    assert.equal(h2.filter((r) => r.header === 'load' && r.response_code === '200').length, 300);
+    assertForwarded(h2[0], 'http2', '200', be.port, 'web');
+    assert.equal(h2[0].header, 'two');
+    assert.equal(h2[1].response_flag, 'UF');
+    const g = await readLog(logs.g, 1);
+    assert.equal(g.length, 1);
+    assertForwarded(g[0], 'grpc', '200', gport, 'grpc');
+    assert.equal(g[0].header, 'application/grpc');
+  } finally {
+    await sc.terminate();
+    gs.forceShutdown();
+    await be.close();
+  }
+});
+
+test('payload_limit (MOSN stream filter): HTTP gets the configured status, Bolt the codec error; smaller requests pass', { timeout: 60_000 }, async () => {
+  const be = await backend('b1');
+  const router = { router_config_name: 'r', virtual_hosts: [{ name: 'v', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'web' } }] }] };
+  const hcfg = httpConfig([{ name: 'h1', downstream: 'Http1', router: 'r' }], [router], { web: [be.port] });
+  listener0(hcfg).stream_filters = [{ type: 'payload_limit', config: { max_entity_size: 100, http_status: 413 } }];
+  const server = await startSofaServer({ [SVC]: { async echo(x: unknown) { return x; } } });
+  const bcfg = boltProxyConfig({ clusters: { bolt_service: [server.port] } });
+  listener0(bcfg).stream_filters = [{ type: 'payload_limit', config: { max_entity_size: 1000 } }];
+  const hsc = await startSidecar(hcfg);
+  const bsc = await startSidecar(bcfg);
+  const bc = sofaClient(bsc.ports.get('bolt')!);
+  try {
+    const port = hsc.ports.get('h1')!;
+    const big = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--data-binary', 'x'.repeat(500), `http://127.0.0.1:${port}/up`]);
+    assert.equal(big.stdout, '413');
+    const small = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--data-binary', 'x'.repeat(50), `http://127.0.0.1:${port}/up`]);
+    assert.equal(small.stdout, '200');
+    // Chunked: no length up front, counted as the body streams.
+    const chunked = ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Transfer-Encoding: chunked', '--data-binary'];
+    assert.equal((await run('curl', [...chunked, 'z'.repeat(5000), `http://127.0.0.1:${port}/up`])).stdout, '413');
+    assert.equal((await run('curl', [...chunked, 'z'.repeat(60), `http://127.0.0.1:${port}/up`])).stdout, '200');
+    const consumer = await bc.consumer(SVC);
+    assert.equal(await consumer.invoke('echo', [{ $class: 'java.lang.String', $: 'ok' }], { responseTimeout: 3000 }), 'ok');
+    await assert.rejects(consumer.invoke('echo', [{ $class: 'java.lang.String', $: 'y'.repeat(5000) }], { responseTimeout: 3000 }), (e: Error) => {
+      assert.match(e.message, /payload too large/);
+      return true;
+    });
+    assert.equal(await consumer.invoke('echo', [{ $class: 'java.lang.String', $: 'still ok' }], { responseTimeout: 3000 }), 'still ok');
+  } finally {
+    await bc.close();
+    await hsc.terminate();
+    await bsc.terminate();
+    await server.close();
+    await be.close();
+  }
+});
+
+test('Bolt and Dubbo requests are retried on another host when the first refuses the connection (MOSN retry_policy)', { timeout: 60_000 }, async () => {
+  const retry = { retry_on: true, num_retries: 2, retry_timeout: '1s' };
+  const route = (cluster: string): unknown[] => [{ match: { headers: [{ name: 'service', value: '.*' }] }, route: { cluster_name: cluster, retry_policy: retry } }];
+  await withRpcPeers(
+    async (port) => boltProxyConfig({ clusters: { bolt_service: [await deadPort(), port] }, routes: route('bolt_service') }),
+    async (port) => {
+      const c = dubboProxyConfig({ clusters: { clientCluster: [await deadPort(), port] }, routes: route('clientCluster') });
+      // LB_RANDOM in the dubbo helper: round robin makes "dead host first" certain.
+      for (const cl of (c.cluster_manager as { clusters: Record<string, unknown>[] }).clusters) cl.lb_type = 'LB_ROUNDROBIN';
+      return c;
+    },
+    async ({ bsc, dsc, bolt, dubbo }) => {
+      for (let i = 0; i < 6; i++) assert.equal(await bolt.invoke('plus', [i, 1], { responseTimeout: 3000 }), i + 1);
+      for (let i = 0; i < 6; i++) assert.equal((await dubbo.plus(i, 2)).res, i + 2);
+      const bs = await bsc.stats();
+      assert.ok(bs.clusters.bolt_service.upstream_rq_retry >= 1, `bolt retries ${bs.clusters.bolt_service.upstream_rq_retry}`);
+      const ds = await dsc.stats();
+      assert.ok(ds.clusters.clientCluster.upstream_rq_retry >= 1, `dubbo retries ${ds.clusters.clientCluster.upstream_rq_retry}`);
+    },
+  );
+});
+
+test('Bolt error responses for a refused upstream carry no address or exception text; the access log has the reason', { timeout: 30_000 }, async () => {
+  const dead = await deadPort();
+  const log = tmpLog();
+  const cfg = boltProxyConfig({ clusters: { bolt_service: [dead] } });
+  listener0(cfg).access_logs = [{ log_path: log, log_format: format('service') }];
+  const sc = await startSidecar(cfg);
+  const c = await rawClient(sc.ports.get('bolt')!);
+  try {
+    c.sock.write(rawRequest(7, SVC));
+    await c.wait(1);
+    const f = c.frames[0];
+    assert.equal(f.frame.status, STATUS_CONNECTION_CLOSED);
+    assert.doesNotMatch(f.buf.toString('latin1'), /127\.0\.0\.1|ECONNREFUSED|:\d{4,5}/);
+    const [r] = await readLog(log, 1);
+    assert.equal(r.response_code, String(STATUS_CONNECTION_CLOSED));
+    assert.equal(r.response_flag, 'UF');
+    assert.equal(r.upstream_host, `127.0.0.1:${dead}`);
+    assert.match(r.upstream_transport_failure_reason, /ECONNREFUSED/);
+    assert.equal(r.header, SVC);
+  } finally {
+    c.sock.destroy();
+    await sc.terminate();
+  }
+});
+
+test('Bolt: an attempt that outlives retry_timeout is retried on another host within the request time', { timeout: 30_000 }, async () => {
+  const silent = await fakeUpstream(() => {}); // takes requests, never answers
+  const good = await fakeUpstream((r) => r.sock.write(rawResponse(r.frame, r.buf)));
+  const cfg = boltProxyConfig({
+    clusters: { svc: [silent.port, good.port] },
+    routes: [{ match: { headers: [{ name: 'service', value: '.*' }] }, route: { cluster_name: 'svc', timeout: '5s', retry_policy: { retry_on: true, num_retries: 1, retry_timeout: '300ms' } } }],
+  });
+  const sc = await startSidecar(cfg);
+  const c = await rawClient(sc.ports.get('bolt')!);
+  try {
+    const t0 = Date.now();
+    for (let i = 1; i <= 4; i++) c.sock.write(rawRequest(i, SVC));
+    await c.wait(4);
+    assert.deepEqual(c.frames.map((f) => f.frame.status), [0, 0, 0, 0]);
+    assert.deepEqual(c.frames.map((f) => f.frame.requestId).sort(), [1, 2, 3, 4]);
+    assert.ok(Date.now() - t0 < 3000, 'answered after the per-try timeout, not the route timeout');
+    assert.ok(silent.requests.length >= 1, 'the silent host got at least one attempt');
+    const st = await sc.stats();
+    assert.ok(st.clusters.svc.upstream_rq_retry >= 1);
+  } finally {
+    c.sock.destroy();
+    await sc.terminate();
+    await silent.close();
+    await good.close();
+  }
+});
+
+test('mTLS: the client certificate identity reaches the HTTP stream (access log %downstream_peer_uri_san%), HTTP/1.1 and h2 by ALPN', { timeout: 60_000 }, async () => {
+  const pki = new Pki();
+  const be = await backend('b1');
+  const server = pki.issue({ cn: 'proxy.test', dns: ['proxy.test'] });
+  const client = pki.issue({ cn: 'web', usage: 'client', uris: ['spiffe://cluster.local/ns/default/sa/web'] });
+  const router = { router_config_name: 'r', virtual_hosts: [{ name: 'v', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'web' } }] }] };
+  const cfg = httpConfig([{ name: 'tls', downstream: 'Auto', upstream: 'Http1', router: 'r' }], [router], { web: [be.port] });
+  const l = listener0(cfg);
+  const log = tmpLog();
+  l.access_logs = [{ log_path: log, log_format: '%protocol% %downstream_peer_uri_san% %downstream_peer_subject% %response_code%' }];
+  (l.filter_chains as Record<string, unknown>[])[0].tls_context = {
+    status: true, cert_chain: server.cert, private_key: server.key, ca_cert: pki.ca.cert, verify_client: true, require_client_cert: true,
+  };
+  const sc = await startSidecar(cfg);
+  try {
+    const port = sc.ports.get('tls')!;
+    const tlsArgs = ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', pki.ca.cert, '--cert', client.cert, '--key', client.key,
+      '--resolve', `proxy.test:${port}:127.0.0.1`];
+    assert.equal((await run('curl', [...tlsArgs, '--http1.1', `https://proxy.test:${port}/a`])).stdout, '200');
+    assert.equal((await run('curl', [...tlsArgs, '--http2', `https://proxy.test:${port}/b`])).stdout, '200');
+    let lines: string[] = [];
+    for (let i = 0; i < 50 && lines.length < 2; i++) {
+      await sleep(100);
+      lines = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter((x) => x !== '') : [];
+    }
+    assert.deepEqual(lines, [
+      'http1 spiffe://cluster.local/ns/default/sa/web CN=web 200',
+      'http2 spiffe://cluster.local/ns/default/sa/web CN=web 200',
+    ]);
+  } finally {
+    await sc.terminate();
+    await be.close();
+    pki.remove();
+  }
+});
