@@ -22,10 +22,11 @@ test(`max_requests ${N} holds at ${N} across 2 workers (HTTP, many connections)`
   const server = http.createServer((req, res) => {
     inFlight++;
     peak = Math.max(peak, inFlight);
+    // Held long enough that a whole wave has arrived before the first answer, even on a loaded machine.
     setTimeout(() => {
       inFlight--;
       res.end('slow');
-    }, 400);
+    }, 1500);
   });
   const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
   const cfg = httpConfig(

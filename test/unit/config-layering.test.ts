@@ -5,10 +5,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 const CONFIG_DIR = path.join(__dirname, '..', '..', '..', 'src', 'config');
-/** The only module outside src/config it may use: TLS material loading, a leaf (node builtins and config/types). */
-const ALLOWED_OUTSIDE = new Set(['../tls/material']);
+/**
+ * The only modules outside src/config it may use: TLS material loading, a leaf (node builtins and
+ * config/types), and the contracts layer src/api (below every other layer: it imports nothing).
+ */
+const ALLOWED_OUTSIDE = new Set(['../tls/material', '../api/stream-filter']);
 
-test('src/config imports only itself, node builtins and the TLS material leaf', () => {
+test('src/config imports only itself, node builtins, the TLS material leaf and the src/api contracts', () => {
   const files = fs.readdirSync(CONFIG_DIR).filter((f) => f.endsWith('.ts'));
   assert.ok(files.length > 10, 'parse.ts is split by section');
   const bad: string[] = [];
@@ -24,4 +27,9 @@ test('src/config imports only itself, node builtins and the TLS material leaf', 
   assert.deepEqual(bad, []);
   const material = fs.readFileSync(path.join(CONFIG_DIR, '..', 'tls', 'material.ts'), 'utf8');
   for (const m of material.matchAll(/from\s*['"]([^'"]+)['"]/g)) assert.ok(m[1]!.startsWith('node:') || m[1] === '../config/types', `tls/material imports ${m[1]}`);
+  const apiDir = path.join(CONFIG_DIR, '..', 'api');
+  for (const f of fs.readdirSync(apiDir).filter((x) => x.endsWith('.ts'))) {
+    const text = fs.readFileSync(path.join(apiDir, f), 'utf8');
+    for (const m of text.matchAll(/from\s*['"]([^'"]+)['"]/g)) assert.ok(m[1]!.startsWith('node:') || m[1]!.startsWith('./'), `api/${f} imports ${m[1]}`);
+  }
 });

@@ -12,6 +12,7 @@ import { compileAccessLogFormat, renderAccessLog } from '../../src/log';
 import type { ListenerContext } from '../../src/filters/network/types';
 import type { FilterConfig } from '../../src/config/types';
 import '../../src/filters/stream';
+import '../../src/extensions';
 import * as net from 'node:net';
 import { ClusterManager } from '../../src/upstream/cluster';
 import { StatsLayout } from '../../src/stats/layout';
@@ -22,7 +23,7 @@ import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, slee
 import { backend, httpConfig, request } from '../helpers/http';
 import '../../src/proxy/proxy';
 import { acquireRetry, releaseRetry } from '../../src/stream/retry-budget';
-import type { Cluster } from '../../src/upstream/cluster';
+import { testCluster } from '../helpers/cluster';
 
 function doc(streamFilters: unknown[]): any {
   return {
@@ -233,14 +234,13 @@ test('RPC proxy: a filter holds a Bolt request and resumes it later; another ans
 });
 
 test('retry budget: circuit_breakers max_retries bounds the retries in flight per cluster (0 = no limit)', () => {
-  const cluster = (name: string, maxRetries: number): Cluster => ({ name, config: { circuitBreakers: { maxRetries } } }) as unknown as Cluster;
-  const a = cluster('budget-a', 2);
+  const a = testCluster([1], { circuit_breakers: [{ max_retries: 2 }] });
   assert.equal(acquireRetry(a), true);
   assert.equal(acquireRetry(a), true);
   assert.equal(acquireRetry(a), false, 'a third retry in flight is refused');
   releaseRetry(a);
   assert.equal(acquireRetry(a), true, 'a finished retry frees its place');
-  const b = cluster('budget-b', 0);
+  const b = testCluster([1]);
   for (let i = 0; i < 100; i++) assert.equal(acquireRetry(b), true);
 });
 
