@@ -115,6 +115,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   private tryTimer: NodeJS.Timeout | null = null;
   private waitingDrain = false;
   private status = 0;
+  /** Envoy-style response flags for access logs ('UO': upstream overflow), '' when none. */
+  responseFlag = '';
   /** performance.now() when the request arrived (route latency). */
   private readonly startMs = performance.now();
 
@@ -210,11 +212,11 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     const path = route.rewritePath(this.fullPath);
     // Body: none, buffered (replayable by a retry) or streamed (sent once).
     let body: Buffer | Readable | BodySource | null = null;
-    const retryWanted = route.retry !== null && route.retry.numRetries > 0 && route.retry.on !== 0;
     if (this.down.hasBody) {
       const cl = Number(this.down.headers['content-length']);
-      if (retryWanted && Number.isInteger(cl) && cl <= cfg.maxRetryBuffer && !this.grpc) {
-        // A retry may need the body again: buffered (one copy, bounded by max_request_body_retry_buffer).
+      if (Number.isInteger(cl) && cl <= cfg.maxRetryBuffer && !this.grpc) {
+        // Read whole before an upstream connection is chosen (a slow client never pins one) and
+        // replayable by a retry: one copy, bounded by max_request_body_retry_buffer.
         this.up = { method: this.method, path, authority, headers, body: null };
         collectBody(this.down.body(), cl, this);
         return;
@@ -380,11 +382,18 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     if (this.finished) return;
     const cl = this.cluster as Cluster;
     if (kind === FailKind.ConnectFailure) cl.counters[cl.base + C.CX_CONNECT_FAIL]++;
-    else cl.counters[cl.base + HC.RESET]++;
-    routeCount(this.route as HttpRoute, R.UPSTREAM_RESET);
+    else if (kind === FailKind.Reset) cl.counters[cl.base + HC.RESET]++;
+    if (kind !== FailKind.Overflow) routeCount(this.route as HttpRoute, R.UPSTREAM_RESET);
     this.endAttempt(0);
     if (this.responseStarted) {
       this.resetDownstream();
+      return;
+    }
+    if (kind === FailKind.Overflow) {
+      // The pool's queue is full or timed out: answered at once, never retried (flag UO).
+      this.responseFlag = 'UO';
+      this.counters[this.lb + L.RS_OVERFLOW]++;
+      this.localReply(503, 'upstream overflow', GRPC_UNAVAILABLE);
       return;
     }
     const bits = kind === FailKind.ConnectFailure ? RETRY_CONNECT_FAILURE | RETRY_GATEWAY_ERROR : RETRY_RESET | RETRY_GATEWAY_ERROR;
@@ -521,13 +530,23 @@ interface BodyCollector {
 
 /** Reads a whole request body of `len` bytes (content-length) into one Buffer. */
 function collectBody(src: Readable | BodySource, len: number, to: BodyCollector): void {
-  const buf = Buffer.allocUnsafe(len);
+  // Grown as bytes arrive (not allocated at the announced length): a client that announces a
+  // large body and trickles it holds only what it has sent.
+  let buf = Buffer.allocUnsafe(Math.min(len, 16 * 1024));
   let n = 0;
+  const add = (b: Buffer, s: number, e: number): void => {
+    const want = Math.min(e - s, len - n);
+    if (n + want > buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.min(len, Math.max(buf.length * 2, n + want)));
+      buf.copy(bigger, 0, 0, n);
+      buf = bigger;
+    }
+    n += b.copy(buf, n, s, s + want);
+  };
   if (isBodySource(src)) {
     src.start({
-      onBodyData(b: Buffer, s: number, e: number): void {
-        n += b.copy(buf, n, s, Math.min(e, s + len - n));
-      },
+      collecting: true,
+      onBodyData: add,
       onBodyEnd(): void {
         to.onBodyBuffered(buf.subarray(0, n));
       },
@@ -537,9 +556,7 @@ function collectBody(src: Readable | BodySource, len: number, to: BodyCollector)
     });
     return;
   }
-  src.on('data', (d: Buffer) => {
-    n += d.copy(buf, n, 0, Math.min(d.length, len - n));
-  });
+  src.on('data', (d: Buffer) => add(d, 0, d.length));
   src.once('end', () => to.onBodyBuffered(buf.subarray(0, n)));
   src.once('error', () => to.onBodyFailed());
 }

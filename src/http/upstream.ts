@@ -10,6 +10,8 @@ export const enum FailKind {
   ConnectFailure = 0,
   /** The upstream reset the stream or closed the connection mid-request. */
   Reset = 1,
+  /** The pool's queue is full or the request waited too long for a connection (503, flag UO). */
+  Overflow = 2,
 }
 
 export interface UpstreamRequest {
@@ -41,6 +43,8 @@ export interface BodySource {
 }
 
 export interface BodySink {
+  /** The body is read into memory (not streamed to an upstream connection): no minimum rate applies. */
+  readonly collecting?: boolean;
   /** Payload bytes; the view is valid only during the call (write or copy it). */
   onBodyData(buf: Buffer, start: number, end: number): void;
   /** The whole body was delivered. */

@@ -20,6 +20,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';
+import { limits } from '../../overload/limits';
 import { L } from '../../stats/layout';
 import { deadlines, type DeadlineEntry } from '../../stream/deadlines';
 import { Exchange, type Downstream, type HttpEnv } from '../exchange';
@@ -80,6 +81,13 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   private reqKeepAlive = true;
   /** When the current head started (headers_timeout / request_timeout). */
   private headStart = 0;
+  /** request_timeout as an absolute time (Date.now() clock); 0 = none. */
+  private requestDeadline = 0;
+  /** Request body bytes received so far, and at the start of the current rate window. */
+  private bodyBytes = 0;
+  private rateMark = -1;
+  /** Interim-100 probes left after a FIN while waiting for the answer (onEnd). */
+  private probes = 0;
   // ---- the response in progress
   private sent = false;
   private respChunked = false;
@@ -142,7 +150,19 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       this.failBody(new Error('client closed during the request body'));
       return;
     }
-    if (this.exchange === null) conn.endWrite();
+    if (this.exchange === null) {
+      conn.endWrite();
+      return;
+    }
+    // A FIN while the answer is pending: a client that half-closed after its request still
+    // reads, one that gave up (closed) answers the next bytes with a reset. Probe with an
+    // interim 100 (HTTP/1.1 clients must accept 1xx at any time): the write after the reset
+    // fails, the connection closes and the exchange cancels its upstream request, releasing the
+    // upstream connection at once instead of at the route timeout.
+    if (!this.sent && this.phase === Phase.Wait && this.httpMinor >= 1) {
+      this.probes = 3;
+      this.probe(conn);
+    }
   }
 
   onClose(): void {
@@ -178,15 +198,32 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     // Otherwise a request is on its way: its own deadlines (below, and the route timeout) apply.
   }
 
-  /** headers_timeout (a partial head) or request_timeout (a body still coming), on the worker's deadline wheel. */
+  /** Sends one interim 100 to a client that half-closed while its answer is pending (onEnd). */
+  private probe(conn: Connection): void {
+    if (this.probes === 0 || this.sent || this.phase !== Phase.Wait || this.exchange === null) {
+      this.probes = 0;
+      return;
+    }
+    this.probes--;
+    conn.write(CONTINUE, 0, CONTINUE.length);
+    // The reset comes back within a round trip; the next probe's write sees it.
+    if (this.probes > 0) deadlines().arm(this, Date.now() + (this.probes === 2 ? 50 : 1000));
+  }
+
+  /** headers_timeout (a partial head), request_timeout or the body rate (a body still coming), half-close probes; on the worker's deadline wheel. */
   onDeadline(): void {
     const conn = this.conn;
     if (conn === null) return;
+    if (this.probes > 0) {
+      this.probe(conn);
+      return;
+    }
     if (this.phase === Phase.Head && this.pending !== null) {
       this.timeoutReply(conn);
       return;
     }
     if (this.phase === Phase.Body) {
+      if (this.rateMark >= 0 && this.checkBodyRate()) return;
       if (!this.sent) {
         const x = this.exchange;
         this.exchange = null;
@@ -194,6 +231,31 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
         this.timeoutReply(conn);
       } else conn.destroy();
     }
+  }
+
+  /**
+   * A body streamed to an upstream connection must keep the minimum rate over each window (a
+   * client trickling it would pin that connection until request_timeout). Returns true when it
+   * did (the next window is armed), false when the request must time out now.
+   */
+  private checkBodyRate(): boolean {
+    const now = Date.now();
+    if (this.requestDeadline !== 0 && now >= this.requestDeadline) return false;
+    const w = limits.bodyRateWindowMs;
+    // Paused by the upstream side's backpressure: the client is not the slow one.
+    if (this.sinkPaused || this.pending !== null) {
+      this.armRateWindow(now);
+      return true;
+    }
+    if (this.bodyBytes - this.rateMark < (limits.minBodyRateBytesPerSec * w) / 1000) return false;
+    this.armRateWindow(now);
+    return true;
+  }
+
+  private armRateWindow(now: number): void {
+    this.rateMark = this.bodyBytes;
+    const next = now + limits.bodyRateWindowMs;
+    deadlines().arm(this, this.requestDeadline !== 0 && this.requestDeadline < next ? this.requestDeadline : next);
   }
 
   private timeoutReply(conn: Connection): void {
@@ -297,7 +359,13 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       conn.write(CONTINUE, 0, CONTINUE.length);
     }
     this.phase = this.hasBody ? Phase.Body : Phase.Wait;
-    if (this.hasBody && cfg.requestTimeoutMs > 0) deadlines().arm(this, Date.now() + cfg.requestTimeoutMs - (performance.now() - this.headStart));
+    this.bodyBytes = 0;
+    this.rateMark = -1;
+    this.requestDeadline = 0;
+    if (this.hasBody && cfg.requestTimeoutMs > 0) {
+      this.requestDeadline = Date.now() + cfg.requestTimeoutMs - (performance.now() - this.headStart);
+      deadlines().arm(this, this.requestDeadline);
+    }
     // One Exchange per request: the request's own state (route, attempts, timers) outlives
     // this read callback; everything per connection lives on this object instead.
     const x = new Exchange(env, this);
@@ -313,6 +381,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       const n = Math.min(this.bodyLeft, e - s);
       if (n > 0) sink.onBodyData(data, s, s + n);
       this.bodyLeft -= n;
+      this.bodyBytes += n;
       if (this.bodyLeft === 0) this.endBody();
       return s + n;
     }
@@ -329,6 +398,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
 
   /** ChunkSink: decoded payload of a chunked request body. */
   onChunkData(buf: Buffer, start: number, end: number): void {
+    this.bodyBytes += end - start;
     if (this.sink !== null) this.sink.onBodyData(buf, start, end);
   }
 
@@ -365,6 +435,8 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       sink.onBodyEnd();
       return;
     }
+    // Streamed to an upstream connection: from now on the body must keep the minimum rate.
+    if (sink.collecting !== true && limits.minBodyRateBytesPerSec > 0 && this.phase === Phase.Body) this.armRateWindow(Date.now());
     this.flushPending();
   }
 
@@ -405,6 +477,10 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     const conn = this.conn;
     if (conn === null || this.sent) return;
     this.sent = true;
+    if (this.probes > 0) {
+      this.probes = 0;
+      deadlines().disarm(this);
+    }
     let keep = this.reqKeepAlive && !close && this.bodyDone;
     let extra = '';
     const noBody = end || this.method === 'HEAD' || status === 204 || status === 304 || status < 200;

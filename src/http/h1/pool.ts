@@ -32,6 +32,7 @@
 import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';
 import { C } from '../../stats/layout';
+import { limits } from '../../overload/limits';
 import type { Cluster } from '../../upstream/cluster';
 import type { Host } from '../../upstream/lb';
 import type { Headers } from '../headers';
@@ -76,6 +77,8 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
   gotBytes = false;
   /** Reading is paused because the sink said it was full. */
   paused = false;
+  /** When it joined the waiters (Date.now()); the queue timeout runs from here. */
+  queuedAt = 0;
   private chunked = false;
   private srcPaused = false;
   // Listeners on a streamed (node:http / http2) request body, created only for such bodies.
@@ -577,8 +580,18 @@ class H1Pool {
     const c = this.idle.pop();
     if (c !== undefined) c.assign(a);
     else if (this.count < this.max) new H1Conn(this, a);
-    else this.enqueue(a);
+    else if (this.waiting >= this.maxPending) {
+      const cl = this.cluster;
+      cl.counters[cl.base + C.RQ_PENDING_OVERFLOW]++;
+      a.fail(FailKind.Overflow, new Error('upstream pool queue full'));
+    } else this.enqueue(a);
   }
+
+  /** Waiters not aborted (the queue length that max_pending_requests bounds). */
+  private waiting = 0;
+  /** One timer per pool while it has waiters: fails those queued longer than the queue timeout. */
+  private queueTimer: NodeJS.Timeout | null = null;
+  private readonly expireFn = (): void => this.expire();
 
   /** A retry after a stale connection: always on a new connection. */
   fresh(a: RawH1Attempt): void {
@@ -587,35 +600,80 @@ class H1Pool {
 
   private enqueue(a: RawH1Attempt): void {
     a.queued = true;
+    a.queuedAt = Date.now();
     this.waiters.push(a);
+    this.waiting++;
     const cl = this.cluster;
     cl.counters[cl.base + C.RQ_PENDING_ACTIVE]++;
+    if (this.queueTimer === null) this.armQueueTimer(limits.upstreamQueueTimeoutMs);
   }
 
-  /** An aborted waiter. */
+  /** A waiter left the queue (served or aborted). */
   dequeued(): void {
+    this.waiting--;
     const cl = this.cluster;
     cl.counters[cl.base + C.RQ_PENDING_ACTIVE]--;
   }
 
-  private nextWaiter(): RawH1Attempt | null {
+  private armQueueTimer(ms: number): void {
+    this.queueTimer = setTimeout(this.expireFn, Math.max(1, ms));
+    this.queueTimer.unref();
+  }
+
+  /** Queue timeout: waiters are FIFO, so the expired ones are at the head. */
+  private expire(): void {
+    this.queueTimer = null;
+    const now = Date.now();
+    const t = limits.upstreamQueueTimeoutMs;
+    for (let a = this.peekWaiter(); a !== null; a = this.peekWaiter()) {
+      if (now - a.queuedAt < t) {
+        this.armQueueTimer(a.queuedAt + t - now);
+        return;
+      }
+      this.nextWaiter();
+      const cl = this.cluster;
+      cl.counters[cl.base + C.RQ_PENDING_OVERFLOW]++;
+      a.fail(FailKind.Overflow, new Error('upstream pool queue timeout'));
+    }
+  }
+
+  /** max_pending_requests of the cluster, else the default limit. */
+  get maxPending(): number {
+    const m = this.cluster.config.circuitBreakers.maxPendingRequests;
+    return m > 0 ? m : limits.upstreamMaxPendingRequests;
+  }
+
+  /** The first waiter still queued (aborted ones before it are dropped), or null. */
+  private peekWaiter(): RawH1Attempt | null {
     const w = this.waiters;
     while (this.head < w.length) {
       const a = w[this.head];
-      w[this.head++] = undefined as unknown as RawH1Attempt;
-      if (this.head === w.length) {
-        w.length = 0;
-        this.head = 0;
-      } else if (this.head >= 1024 && this.head * 2 >= w.length) {
-        w.splice(0, this.head);
-        this.head = 0;
-      }
-      if (!a.queued) continue; // aborted while waiting
-      a.queued = false;
-      this.dequeued();
-      return a;
+      if (a.queued) return a;
+      this.take();
     }
     return null;
+  }
+
+  /** Removes the head entry of the waiter list (compacting it now and then). */
+  private take(): void {
+    const w = this.waiters;
+    w[this.head++] = undefined as unknown as RawH1Attempt;
+    if (this.head === w.length) {
+      w.length = 0;
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= w.length) {
+      w.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+
+  private nextWaiter(): RawH1Attempt | null {
+    const a = this.peekWaiter();
+    if (a === null) return null;
+    this.take();
+    a.queued = false;
+    this.dequeued();
+    return a;
   }
 
   /** An open connection with nothing to do: the next waiter gets it, else it idles. */
@@ -663,6 +721,10 @@ class H1Pool {
 
   /** Fails every waiter (closeRawH1Pools). */
   closeWaiters(): void {
+    if (this.queueTimer !== null) {
+      clearTimeout(this.queueTimer);
+      this.queueTimer = null;
+    }
     for (let a = this.nextWaiter(); a !== null; a = this.nextWaiter()) a.fail(FailKind.Reset, new Error('upstream pool closed'));
   }
 }
@@ -700,7 +762,8 @@ function sweepAll(): void {
  */
 export function startRawH1(cluster: Cluster, host: Host, maxConnections: number, req: UpstreamRequest, sink: UpstreamSink): UpstreamAttempt {
   let p = pools.get(host);
-  const max = maxConnections > 0 ? maxConnections : 1;
+  // The cluster's circuit_breakers.max_connections, else the proxy's connections_per_host.
+  const max = cluster.maxConnections > 0 ? cluster.maxConnections : maxConnections > 0 ? maxConnections : 1;
   if (p === undefined) {
     p = new H1Pool(cluster, host, max);
     pools.set(host, p);
