@@ -19,6 +19,7 @@ import * as nodePath from 'node:path';
 import embeddedDefault from './default.json';
 import { ConfigError, ConfigIssue, formatIssue, showValue } from './errors';
 import { redactConfig } from './redact';
+import { parseHostileTrafficSections } from '../overload/config';
 import type {
   AccessLogConfig, AdminConfig, CidrRange, CircuitBreakerConfig, ClusterConfig, FilterChainConfig, FilterConfig,
   HostConfig, HostPort, LbType, ListenerConfig, LogLevel, OutriggerConfig, RouterConfig, ServerConfig,
@@ -1406,10 +1407,11 @@ export function parseConfig(doc: unknown, source?: string): OutriggerConfig {
   top.errorIfSet('third_part_codec', 'third-party codecs are not supported');
   top.errorIfSet('extends', 'MOSN extends are not supported');
   top.errorIfSet('wasm_global_plugins', 'WebAssembly plugins are not supported');
+  const hostile = parseHostileTrafficSections(top); // limits, overload_manager (src/overload/config.ts)
   top.done();
 
   if (issues.errors.length > 0) throw new ConfigError(issues.errors, source, issues.warnings);
-  return deepFreeze({ servers, clusters, admin, raw: redactConfig(doc), warnings: issues.warnings });
+  return deepFreeze({ servers, clusters, admin, ...hostile, raw: redactConfig(doc), warnings: issues.warnings });
 }
 
 /** 1-based line:column of a character offset, for JSON syntax errors. */

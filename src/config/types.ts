@@ -7,6 +7,9 @@
  * the snapshot it was accepted under, new connections see the newest one.
  */
 
+import type { OverloadConfig } from '../overload/config';
+import type { ResourceLimits } from '../overload/limits';
+
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export interface HostPort {
@@ -162,6 +165,9 @@ export interface OutriggerConfig {
   readonly servers: readonly ServerConfig[];
   readonly clusters: readonly ClusterConfig[];
   readonly admin: AdminConfig;
+  /** Per-request resource limits and the overload manager (src/overload/config.ts); absent = defaults. */
+  readonly limits?: ResourceLimits;
+  readonly overload?: OverloadConfig;
   /** The input document as given (for config_dump, after redaction). */
   readonly raw: unknown;
   /**

@@ -31,6 +31,7 @@ import type { Connection, ConnectionHandler } from '../network/connection';
 import { allCodecs, ErrorKind, ERR_TOO_LARGE, getCodec, type HeaderName, type XCodec, type XFrame } from '../protocol/types';
 import { compiledRouter, MALFORMED, type CompiledRouter, type RouteRequest } from '../router/router';
 import { C, L } from '../stats/layout';
+import { rpcTimeoutMs } from '../overload/limits';
 import { FrameReader, type FrameSink } from '../stream/frame-reader';
 import { hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
 import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
@@ -228,7 +229,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     // upstream
     const upCodec = this.f.upstreamCodec ?? codec;
     const pool = hostPool(host, cluster, upCodec, this.f.settingsFor(upCodec));
-    const timeout = frame.timeoutMs > 0 ? frame.timeoutMs : route.timeoutMs > 0 ? route.timeoutMs : this.f.config.defaultTimeoutMs;
+    const timeout = rpcTimeoutMs(frame.timeoutMs, route.timeoutMs, this.f.config.defaultTimeoutMs);
     const meta = codec.replyMeta(buf, frame);
     const r = pool.send(buf, frame, this, meta, timeout);
     if (r === SEND_OVERFLOW) {

@@ -18,9 +18,14 @@
  *  - a connection that closes fails every request pending on it at once (ConnectionClosed);
  *  - keepalive: a connection with no read for `keepaliveIntervalMs` sends the codec's
  *    heartbeat (an id from the same counter); no answer within `keepaliveTimeoutMs` closes it;
- *  - PendingRequest objects are pooled: the hot path allocates nothing.
+ *  - PendingRequest objects are pooled: the hot path allocates nothing; the free list keeps at
+ *    most FREE_MAX of them, so memory returns after a burst;
+ *  - in-flight requests per (host, codec) are bounded: circuit_breakers.max_requests (cluster,
+ *    per worker) when set, else limits.rpcMaxPendingRequests per host; beyond, SEND_OVERFLOW
+ *    (the codec answers SERVER_THREADPOOL_BUSY / Dubbo's SERVER_THREADPOOL_EXHAUSTED at once).
  */
 import type { Connection, ConnectionHandler } from '../network/connection';
+import { limits } from '../overload/limits';
 import { ErrorKind, type XCodec, type XFrame } from '../protocol/types';
 import { C } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
@@ -76,7 +81,7 @@ export class PendingRequest implements DeadlineEntry {
 }
 
 const freeList: PendingRequest[] = [];
-const FREE_MAX = 8192;
+const FREE_MAX = 1024;
 
 function acquirePending(): PendingRequest {
   return freeList.pop() ?? new PendingRequest();
@@ -142,6 +147,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
       p.conn = this;
       this.pending.set(id, p);
       this.pool.host.active++;
+      this.pool.inflight++;
     }
     this.conn.write(buf, frame.frameStart, frame.frameStart + frame.frameLen);
     cl.counters[cl.base + C.BYTES_TX] += frame.frameLen;
@@ -152,6 +158,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     if (this.pending.get(p.upId) !== p) return;
     this.pending.delete(p.upId);
     this.pool.host.active--;
+    this.pool.inflight--;
     const cl = this.pool.cluster;
     cl.counters[cl.base + C.RQ_TIMEOUT]++;
     this.finish(p, ErrorKind.Timeout);
@@ -207,6 +214,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     this.pending.delete(frame.requestId);
     deadlines().disarm(p);
     this.pool.host.active--;
+    this.pool.inflight--;
     c[cl.base + C.RQ_ACTIVE]--;
     c[cl.base + (frame.isSuccess ? C.RS_SUCCESS : C.RS_ERROR)]++;
     this.codec.setRequestId(buf, frame, p.downId);
@@ -246,6 +254,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     for (const p of this.pending.values()) {
       wheel.disarm(p);
       this.pool.host.active--;
+      this.pool.inflight--;
       c[cl.base + C.RQ_CX_CLOSED]++;
       this.finish(p, ErrorKind.ConnectionClosed);
     }
@@ -312,6 +321,8 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
 export class HostPool {
   private readonly conns: UpstreamConn[] = [];
   private next = 0;
+  /** Two-way requests of this pool waiting for their response (all its connections). */
+  inflight = 0;
 
   constructor(
     readonly host: Host,
@@ -346,7 +357,7 @@ export class HostPool {
     const cl = this.cluster;
     const c = cl.counters;
     const cb = cl.config.circuitBreakers;
-    if (cb.maxRequests > 0 && c[cl.base + C.RQ_ACTIVE] >= cb.maxRequests && !frame.isOneway) return SEND_OVERFLOW;
+    if (!frame.isOneway && (cb.maxRequests > 0 ? c[cl.base + C.RQ_ACTIVE] >= cb.maxRequests : this.inflight >= limits.rpcMaxPendingRequests)) return SEND_OVERFLOW;
     const uc = this.pick();
     if (uc.isConnecting && cb.maxPendingRequests > 0 && c[cl.base + C.RQ_PENDING_ACTIVE] >= cb.maxPendingRequests) return SEND_OVERFLOW;
     c[cl.base + C.RQ_TOTAL]++;

@@ -8,6 +8,8 @@ export interface WorkerInit {
   /** CPU to pin to, or -1. */
   readonly cpu: number;
   readonly statsSab: SharedArrayBuffer;
+  /** Process-wide overload counters (src/overload/manager.ts), shared by every worker. */
+  readonly overloadSab?: SharedArrayBuffer;
   readonly logLevel: LogLevel;
   readonly logPath: string;
 }

@@ -11,6 +11,7 @@ import { native } from '../native';
 import { buildListenerRuntime, WorkerListener } from '../network/listener';
 import { io } from '../network/io';
 import { W } from '../stats/layout';
+import { applyHostileTrafficConfig } from '../overload/manager';
 import { bindRouteStats, drainHistograms } from '../http/route-stats';
 import { closeLogs, createAccessLog, createLogger, type AccessLogWriter } from '../log';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
@@ -54,6 +55,7 @@ function accessLogFor(name: string, cfg: OutriggerConfig['servers'][number]['lis
 
 async function applyConfig(version: number, config: OutriggerConfig, layout: { listeners: Readonly<Record<string, number>>; clusters: Readonly<Record<string, number>>; routes: Readonly<Record<string, number>> }, listen: Readonly<Record<string, ListenSpec>>): Promise<void> {
   bindRouteStats(counters, layout.routes);
+  applyHostileTrafficConfig(config, init.overloadSab); // limits + overload_manager (src/overload)
   clusters = new ClusterManager(config.clusters, counters, layout.clusters, clusters);
   const wanted = new Set<string>();
   for (const server of config.servers) {
