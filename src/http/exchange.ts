@@ -20,6 +20,8 @@
 import type { Readable } from 'node:stream';
 import type { ListenerContext } from '../filters/network/types';
 import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET, type CompiledHttpRouter, type HttpRoute, type HttpRouteRequest, type HttpVirtualHost } from '../router/http-routes';
+import { admitRequest, requestEnded } from '../overload/manager';
+import { OL } from '../overload/stats';
 import { deadlines, type DeadlineEntry } from '../stream/deadlines';
 import { C, L, R } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
@@ -115,8 +117,10 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   private tryTimer: NodeJS.Timeout | null = null;
   private waitingDrain = false;
   private status = 0;
-  /** Envoy-style response flags for access logs ('UO': upstream overflow), '' when none. */
+  /** Envoy-style response flags for access logs ('UO': upstream overflow, 'OM': overload manager), '' when none. */
   responseFlag = '';
+  /** Counted by the overload manager (admitRequest) until finish(). */
+  private admitted = false;
   /** performance.now() when the request arrived (route latency). */
   private readonly startMs = performance.now();
 
@@ -156,6 +160,14 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     c[lb + L.RQ_TOTAL]++;
     c[lb + L.RQ_ACTIVE]++;
     c[lb + (this.h2 ? HL.RQ_HTTP2 : HL.RQ_HTTP1)]++;
+    // Overload manager: counted until finish(), or shed now (flag OM, as Envoy's overload manager).
+    if (!admitRequest()) {
+      c[lb + OL.RQ_SHED]++;
+      this.responseFlag = 'OM';
+      this.localReply(503, 'overloaded', GRPC_UNAVAILABLE, true);
+      return;
+    }
+    this.admitted = true;
     // Header count limit (h1; h2 is limited by the session's maxHeaderListPairs).
     if (!this.h2 && this.down.headerCount > this.env.cfg.maxHeaders) {
       c[lb + HL.HEADER_OVERFLOW]++;
@@ -463,6 +475,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.admitted) requestEnded();
     this.counters[this.lb + L.RQ_ACTIVE]--;
     // A response (head) was sent: the route's status class and request time.
     if (this.route !== null && this.status > 0) routeResponse(this.route, this.status, (performance.now() - this.startMs) * 1000);

@@ -15,6 +15,8 @@ import { ServerTls } from '../tls/server';
 import { networkFilterBuilder, type ListenerContext, type NetworkFilterFactory, type NetworkFilterFactoryBuilder } from '../filters/network/types';
 import { L } from '../stats/layout';
 import { Connection, type ConnectionHandler } from './connection';
+import { admitConnection, connectionClosed } from '../overload/manager';
+import { OL } from '../overload/stats';
 
 /** Handler of a connection accepted while no terminal filter took it (never happens with a valid config). */
 const rejectHandler: ConnectionHandler = {
@@ -121,6 +123,13 @@ export class WorkerListener {
       socket.destroy();
       return;
     }
+    // Overload manager: connection limit or memory (stop accepting); counted until the close.
+    if (!admitConnection()) {
+      counters[base + OL.CX_REJECT]++;
+      socket.destroy();
+      return;
+    }
+    socket.once('close', connectionClosed);
     counters[base + L.CX_TOTAL]++;
     counters[base + L.CX_ACTIVE]++;
     if (rt.tls !== null) {

@@ -41,7 +41,7 @@ export const overloadState = {
   stopAccepting: false,
 };
 
-/** Called when the close-idle action starts (HTTP/1.1 downstreams close their idle connections). */
+/** Run at each refresh while the close-idle action is on (HTTP/1.1 downstreams close their idle connections). */
 const idleClosers: (() => void)[] = [];
 
 /** The main thread's shared cells, created once, for every worker's WorkerInit. */
@@ -81,11 +81,11 @@ export function refreshHeap(): void {
   if (max <= 0) return;
   const rss = sampleRss();
   lastRss = rss;
-  const wasIdle = overloadState.closeIdle;
   overloadState.closeIdle = rss >= max * cfg.closeIdleAt;
   overloadState.shed = rss >= max * cfg.shedAt;
   overloadState.stopAccepting = rss >= max * cfg.stopAcceptingAt;
-  if (overloadState.closeIdle && !wasIdle) for (const f of idleClosers) f();
+  // While under pressure, every refresh closes the connections idle since the last one.
+  if (overloadState.closeIdle) for (const f of idleClosers) f();
 }
 
 /** Registers what the close-idle action runs when it starts. */
@@ -93,19 +93,22 @@ export function onCloseIdle(f: () => void): void {
   idleClosers.push(f);
 }
 
+/** Counts one more in `cell` unless `max` (> 0) is reached; false = refused (not counted). */
+function admit(cell: number, max: number): boolean {
+  const n = Atomics.add(cells, cell, 1);
+  if (max > 0 && n >= max) {
+    Atomics.sub(cells, cell, 1);
+    return false;
+  }
+  return true;
+}
+
 /**
  * A connection was accepted: false when it must be closed now (stop accepting). Otherwise it
  * is counted until connectionClosed().
  */
 export function admitConnection(): boolean {
-  if (overloadState.stopAccepting) return false;
-  const max = cfg.maxDownstreamConnections;
-  const n = Atomics.add(cells, CONNS, 1);
-  if (max > 0 && n >= max) {
-    Atomics.sub(cells, CONNS, 1);
-    return false;
-  }
-  return true;
+  return !overloadState.stopAccepting && admit(CONNS, cfg.maxDownstreamConnections);
 }
 
 export function connectionClosed(): void {
@@ -117,14 +120,7 @@ export function connectionClosed(): void {
  * and not counted). Otherwise it is counted until requestEnded().
  */
 export function admitRequest(): boolean {
-  if (overloadState.shed) return false;
-  const max = cfg.maxActiveRequests;
-  const n = Atomics.add(cells, REQUESTS, 1);
-  if (max > 0 && n >= max) {
-    Atomics.sub(cells, REQUESTS, 1);
-    return false;
-  }
-  return true;
+  return !overloadState.shed && admit(REQUESTS, cfg.maxActiveRequests);
 }
 
 export function requestEnded(): void {

@@ -32,6 +32,8 @@ import { allCodecs, ErrorKind, ERR_TOO_LARGE, getCodec, type HeaderName, type XC
 import { compiledRouter, MALFORMED, type CompiledRouter, type RouteRequest } from '../router/router';
 import { C, L } from '../stats/layout';
 import { rpcTimeoutMs } from '../overload/limits';
+import { admitRequest, requestEnded } from '../overload/manager';
+import { OL } from '../overload/stats';
 import { FrameReader, type FrameSink } from '../stream/frame-reader';
 import { hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
 import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
@@ -231,8 +233,14 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     const pool = hostPool(host, cluster, upCodec, this.f.settingsFor(upCodec));
     const timeout = rpcTimeoutMs(frame.timeoutMs, route.timeoutMs, this.f.config.defaultTimeoutMs);
     const meta = codec.replyMeta(buf, frame);
+    // Overload manager: a two-way request is counted until its answer, or shed here.
+    if (!frame.isOneway && !admitRequest()) {
+      c[this.lb + OL.RQ_SHED]++;
+      return this.reply(buf, frame, ErrorKind.Overflow);
+    }
     const r = pool.send(buf, frame, this, meta, timeout);
     if (r === SEND_OVERFLOW) {
+      if (!frame.isOneway) requestEnded();
       cluster.counters[cluster.base + C.RQ_PENDING_OVERFLOW]++;
       return this.reply(buf, frame, ErrorKind.Overflow);
     }
@@ -269,6 +277,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   }
 
   private requestDone(): void {
+    requestEnded();
     this.counters[this.lb + L.RQ_ACTIVE]--;
     if (--this.inflight === 0 && this.downEnded) this.down.endWrite();
   }

@@ -73,6 +73,10 @@ export const LISTENER_STATS = [
   // proxy Auto detection (src/proxy/detect.ts; offsets looked up by name)
   'downstream_auto_fallback', // unknown protocol handed to the chain's tcp_proxy
   'downstream_auto_rejected', // unknown (or unserved HTTP/TLS) protocol: connection closed
+  // overload manager (src/overload; offsets looked up by name)
+  'downstream_cx_overload_reject', // closed at accept: connection limit or memory (stop accepting)
+  'downstream_rq_overload_shed', // answered with the protocol's overload reply: request limit or memory
+  'downstream_cx_overload_idle_closed', // idle keep-alive connections closed under memory pressure
 ] as const;
 
 export const L = {

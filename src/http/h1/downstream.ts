@@ -21,6 +21,8 @@
 import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';
 import { limits } from '../../overload/limits';
+import { onCloseIdle, overloadState } from '../../overload/manager';
+import { OL } from '../../overload/stats';
 import { L } from '../../stats/layout';
 import { deadlines, type DeadlineEntry } from '../../stream/deadlines';
 import { Exchange, type Downstream, type HttpEnv } from '../exchange';
@@ -52,6 +54,15 @@ function errorReply(conn: Connection, status: number): void {
   // Read on (and discard) so that the client's close is seen: a paused socket would linger.
   conn.resumeRead();
 }
+
+/** Every factory's set of live connections, for the overload manager's close-idle action. */
+const liveSets = new Set<Set<RawH1Connection>>();
+onCloseIdle(() => {
+  for (const set of liveSets) {
+    if (set.size === 0) liveSets.delete(set);
+    for (const c of set) c.closeIfIdle(true);
+  }
+});
 
 export class RawH1Connection implements ConnectionHandler, Downstream, BodySource, ChunkSink, DeadlineEntry {
   readonly h2 = false;
@@ -114,12 +125,17 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   attach(conn: Connection): void {
     this.conn = conn;
     this.live.add(this);
+    liveSets.add(this.live);
     conn.setTimeout(this.env.cfg.idleTimeoutMs);
   }
 
-  /** Listener drain: closes the connection if it is between requests (busy ones close after their response). */
-  closeIfIdle(): void {
+  /**
+   * Listener drain, or the overload manager's close-idle action (`overload`): closes the
+   * connection if it is between requests (busy ones close after their response).
+   */
+  closeIfIdle(overload = false): void {
     if (this.phase === Phase.Head && this.pending === null && this.exchange === null && this.conn !== null) {
+      if (overload) this.env.ctx.counters[this.env.ctx.base + OL.CX_IDLE_CLOSED]++;
       this.phase = Phase.Done;
       this.conn.endWrite();
     }
@@ -481,7 +497,8 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       this.probes = 0;
       deadlines().disarm(this);
     }
-    let keep = this.reqKeepAlive && !close && this.bodyDone;
+    // Under memory pressure (overload manager), no keep-alive: the connection closes after this response.
+    let keep = this.reqKeepAlive && !close && this.bodyDone && !overloadState.closeIdle;
     let extra = '';
     const noBody = end || this.method === 'HEAD' || status === 204 || status === 304 || status < 200;
     const cl = headers['content-length'];
