@@ -18,7 +18,8 @@
  * same for all threads); the heap actions are plain flags read on the hot path.
  *
  * Stats: per listener downstream_cx_overload_reject, downstream_rq_overload_shed,
- * downstream_cx_overload_idle_closed; the admin shows the process gauges (overloadSnapshot).
+ * downstream_cx_overload_idle_closed; the admin shows the process-wide counts (overloadGauges)
+ * as server.overload_downstream_cx_active / _rq_active.
  */
 import { DEFAULT_OVERLOAD, type OverloadConfig } from './config';
 import { applyLimits, type ResourceLimits } from './limits';
@@ -30,9 +31,8 @@ const CELLS = 2;
 let cells = new Int32Array(new SharedArrayBuffer(CELLS * 4));
 let cfg: OverloadConfig = DEFAULT_OVERLOAD;
 let timer: NodeJS.Timeout | null = null;
-/** Memory sampler (tests replace it). */
-let sampleRss: () => number = () => process.memoryUsage.rss();
-let lastRss = 0;
+/** Memory sampler. */
+const sampleRss: () => number = () => process.memoryUsage.rss();
 
 /** Heap-driven action states (read on the hot path). */
 export const overloadState = {
@@ -80,7 +80,6 @@ export function refreshHeap(): void {
   const max = cfg.maxHeapBytes;
   if (max <= 0) return;
   const rss = sampleRss();
-  lastRss = rss;
   overloadState.closeIdle = rss >= max * cfg.closeIdleAt;
   overloadState.shed = rss >= max * cfg.shedAt;
   overloadState.stopAccepting = rss >= max * cfg.stopAcceptingAt;
@@ -127,21 +126,9 @@ export function requestEnded(): void {
   Atomics.sub(cells, REQUESTS, 1);
 }
 
-/** Process gauges for the admin (the main thread reads the shared cells). */
-export function overloadSnapshot(): Record<string, number | boolean> {
-  return {
-    downstream_cx_active: Atomics.load(cells, CONNS),
-    downstream_rq_active: Atomics.load(cells, REQUESTS),
-    max_downstream_connections: cfg.maxDownstreamConnections,
-    max_active_requests: cfg.maxActiveRequests,
-    max_heap_bytes: cfg.maxHeapBytes,
-    rss_bytes: cfg.maxHeapBytes > 0 ? lastRss : process.memoryUsage.rss(),
-  };
-}
-
-/** Tests: replace the memory sampler. */
-export function setRssSampler(f: () => number): void {
-  sampleRss = f;
+/** Process-wide counts (the admin on the main thread reads the cells every worker adds to). */
+export function overloadGauges(): { connections: number; requests: number } {
+  return { connections: Atomics.load(cells, CONNS), requests: Atomics.load(cells, REQUESTS) };
 }
 
 /** A worker applies a config snapshot: per-request limits and the overload manager. */

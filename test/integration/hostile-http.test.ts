@@ -45,9 +45,9 @@ const ROUTER = {
   virtual_hosts: [{ name: 'all', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'b', timeout: '60s' } }] }],
 };
 
-async function withSidecar(fn: (port: number, sc: RunningSidecar, up: Upstream) => Promise<void>, clusterExtra: Record<string, unknown> = {}): Promise<void> {
+async function withSidecar(fn: (port: number, sc: RunningSidecar, up: Upstream) => Promise<void>, clusterExtra: Record<string, unknown> = {}, top: Record<string, unknown> = {}): Promise<void> {
   const up = await upstream();
-  const sc = await startSidecar(httpConfig([{ name: 'h', downstream: 'Http1', upstream: 'Http1', router: 'r' }], [ROUTER], { b: [up.port] }, { b: clusterExtra }), { workers: 1 });
+  const sc = await startSidecar({ ...httpConfig([{ name: 'h', downstream: 'Http1', upstream: 'Http1', router: 'r' }], [ROUTER], { b: [up.port] }, { b: clusterExtra }), ...top }, { workers: 1 });
   try {
     await fn(sc.ports.get('h')!, sc, up);
   } finally {
@@ -208,4 +208,55 @@ test('pool overflow: beyond max_pending_requests a request is answered 503 at on
       }
     },
     { circuit_breakers: [{ max_connections: 1, max_pending_requests: 1 }] },
+  ));
+
+test('pool queue timeout: a request waiting longer than limits.upstream_queue_timeout gets 503', { timeout: 30_000 }, () =>
+  withSidecar(
+    async (port, sc) => {
+      const hung = await connectAll(port, 1);
+      hung[0].on('error', () => {});
+      hung[0].write('GET /hang HTTP/1.1\r\nHost: a\r\n\r\n');
+      await new Promise((r) => setTimeout(r, 200));
+      try {
+        const t0 = performance.now();
+        const r = await request(port, '/ok');
+        const ms = performance.now() - t0;
+        assert.equal(r.status, 503);
+        assert.match(r.body, /overflow/);
+        assert.ok(ms >= 250 && ms < 2000, `answered after ${ms} ms (queue timeout 300 ms)`);
+        assert.equal((await sc.stats()).clusters.b.upstream_rq_pending_overflow, 1);
+      } finally {
+        hung[0].destroy();
+      }
+    },
+    { circuit_breakers: [{ max_connections: 1 }] },
+    { limits: { upstream_queue_timeout: '300ms' } },
+  ));
+
+test('a large request body streamed below min_request_body_rate gets 408 and its upstream request is cancelled', { timeout: 30_000 }, () =>
+  withSidecar(
+    async (port, sc) => {
+      // 100 KB announced (above the 64 KiB buffer limit: streamed), then 10 bytes a second.
+      const [s] = await connectAll(port, 1);
+      let out = '';
+      s.on('data', (d: Buffer) => (out += d.toString('latin1')));
+      s.on('error', () => {});
+      s.write('POST /hang HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n');
+      const drip = setInterval(() => s.write('0123456789'), 1000);
+      const closed = new Promise((r) => s.once('close', r));
+      try {
+        const t0 = Date.now();
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 8000))]);
+        assert.match(out, /^HTTP\/1\.1 408 /);
+        assert.ok(Date.now() - t0 < 6000, `closed after ${Date.now() - t0} ms`);
+        await new Promise((r) => setTimeout(r, 200));
+        // The upstream connection the body was streamed on is closed, not left half-written.
+        assert.equal((await sc.stats()).clusters.b.upstream_cx_active, 0);
+      } finally {
+        clearInterval(drip);
+        s.destroy();
+      }
+    },
+    {},
+    { limits: { min_request_body_rate: 240, request_body_rate_window: '1s' } },
   ));
