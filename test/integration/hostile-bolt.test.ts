@@ -7,6 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { STATUS_SERVER_THREADPOOL_BUSY, STATUS_TIMEOUT } from '../../src/protocol/bolt/constants';
+import { STATUS_SERVER_THREADPOOL_EXHAUSTED_ERROR } from '../../src/protocol/dubbo/constants';
+import { dubboProxyConfig, dubboRawClient, dubboRequest } from '../helpers/dubbo';
 import { listen } from '../helpers/net';
 import { rssOf, startSidecar } from '../helpers/sidecar';
 import { boltProxyConfig, rawRequest, sleep } from '../helpers/sofa';
@@ -165,6 +167,23 @@ test('500,000 pending Bolt requests to a silent upstream: refused beyond the lim
     assert.ok(rss - rss0 <= 20 * 2 ** 20, `RSS ${(rss / 2 ** 20).toFixed(0)} MiB vs ${(rss0 / 2 ** 20).toFixed(0)} MiB at start`);
     const st = await sc.stats();
     assert.equal(st.clusters.up.upstream_rq_pending_overflow, N - limit);
+  } finally {
+    assert.equal(await sc.terminate(), 0, sc.output());
+    await up.close();
+  }
+});
+
+test('Dubbo: in-flight requests beyond limits.rpc_max_pending_requests are answered SERVER_THREADPOOL_EXHAUSTED at once', { timeout: 30_000 }, async () => {
+  const up = await silentUpstream();
+  const sc = await startSidecar({ ...dubboProxyConfig({ clusters: { up: [up.port] } }), limits: { rpc_max_pending_requests: 2 } });
+  try {
+    const c = await dubboRawClient(sc.ports.get('clientListener')!);
+    for (let id = 1; id <= 3; id++) c.sock.write(dubboRequest(id, 'com.example.Svc'));
+    await c.wait(1, 2000);
+    assert.equal(c.frames.length, 1);
+    assert.equal(Number(c.frames[0].frame.requestId), 3);
+    assert.equal(c.frames[0].frame.status, STATUS_SERVER_THREADPOOL_EXHAUSTED_ERROR);
+    c.sock.destroy();
   } finally {
     assert.equal(await sc.terminate(), 0, sc.output());
     await up.close();

@@ -17,6 +17,13 @@
  * smuggling shapes 400 (codec), unknown transfer-coding 501, HTTP/2.0+ 505, head over
  * max_header_size or more than max_headers lines 431, head slower than headers_timeout or
  * request slower than request_timeout 408; the connection closes after each of these.
+ *
+ * Resource ownership (issue 16): a body streamed to an upstream connection must keep
+ * limits.minBodyRateBytesPerSec per window (else 408, and the exchange cancels its attempt); a
+ * client FIN while the answer is pending is probed with interim 100s, and a client that is
+ * gone (the probe's write fails) closes the connection, which cancels the upstream request
+ * at once. Under memory pressure (overload manager) responses end keep-alive and idle
+ * connections are closed.
  */
 import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';

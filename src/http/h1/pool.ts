@@ -22,6 +22,9 @@
  *    written and before the response completed: Reset;
  *  - malformed responses, a 101 to a plain request and bytes after a complete response:
  *    Reset, the connection is closed;
+ *  - bounds (src/overload/limits.ts): waiters per pool <= circuit_breakers.max_pending_requests
+ *    (else limits.upstreamMaxPendingRequests, 1024), each waiting at most the queue timeout (5 s);
+ *    beyond either, FailKind.Overflow at once (the exchange answers 503, flag UO);
  *  - backpressure: sink.onResponseData() false pauses reading until resume() (the rest of the
  *    read in hand is still delivered: views of the shared read chunk cannot be kept); the
  *    connection's write watermarks pause and resume the request body's source.
@@ -568,6 +571,11 @@ class H1Pool {
   /** Requests waiting for a connection, FIFO from `head` (aborted ones are skipped). */
   private readonly waiters: RawH1Attempt[] = [];
   private head = 0;
+  /** Waiters not aborted (the queue length that max_pending_requests bounds). */
+  private waiting = 0;
+  /** One timer per pool while it has waiters: fails those queued longer than the queue timeout. */
+  private queueTimer: NodeJS.Timeout | null = null;
+  private readonly expireFn = (): void => this.expire();
 
   constructor(
     /** Replaced by the newest config's Cluster on each request (same name). */
@@ -586,12 +594,6 @@ class H1Pool {
       a.fail(FailKind.Overflow, new Error('upstream pool queue full'));
     } else this.enqueue(a);
   }
-
-  /** Waiters not aborted (the queue length that max_pending_requests bounds). */
-  private waiting = 0;
-  /** One timer per pool while it has waiters: fails those queued longer than the queue timeout. */
-  private queueTimer: NodeJS.Timeout | null = null;
-  private readonly expireFn = (): void => this.expire();
 
   /** A retry after a stale connection: always on a new connection. */
   fresh(a: RawH1Attempt): void {
