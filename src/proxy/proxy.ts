@@ -35,7 +35,7 @@ import { rpcTimeoutMs } from '../overload/limits';
 import { admitRequest, requestEnded } from '../overload/manager';
 import { OL } from '../overload/stats';
 import { FrameReader, type FrameSink } from '../stream/frame-reader';
-import { hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
+import { cancelPending, hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
 import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
 import { acceptsInitialBytes, AUTO_FALLBACK, AUTO_REJECTED, autoDrain, autoHandoff, MAX_SNIFF, proxyLog, sniff, Sniffed, sniffResult, SNIFFED_NAMES } from './detect';
 import { proxyFamilyForNormalized } from './families';
@@ -128,6 +128,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   private lastActivity = Date.now();
   /** Requests sent upstream and not answered yet. */
   private inflight = 0;
+  /** This session's pending requests (kept by the upstream pool). */
+  pendingHead: PendingRequest | null = null;
   private downEnded = false;
   /** Auto: the first bytes, when too few to tell the protocol. */
   private sniffed: Buffer | null = null;
@@ -283,8 +285,9 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   }
 
   onClose(): void {
-    // Requests still pending upstream stay registered (their ids stay reserved) until they are
-    // answered or time out; their responses are then dropped (see onUpstreamResponse).
+    // Requests still pending upstream are dropped now (their places under the pending limits
+    // freed); late responses find no entry and are dropped by the pool.
+    for (let n = cancelPending(this); n > 0; n--) this.requestDone();
   }
 
   onHighWatermark(): void {

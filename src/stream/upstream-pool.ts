@@ -18,6 +18,7 @@
  *  - a connection that closes fails every request pending on it at once (ConnectionClosed);
  *  - keepalive: a connection with no read for `keepaliveIntervalMs` sends the codec's
  *    heartbeat (an id from the same counter); no answer within `keepaliveTimeoutMs` closes it;
+ *  - a receiver whose downstream went away drops its pending requests at once (cancelPending);
  *  - PendingRequest objects are pooled: the hot path allocates nothing; the free list keeps at
  *    most FREE_MAX of them, so memory returns after a burst;
  *  - in-flight requests per (host, codec) are bounded: circuit_breakers.max_requests (cluster,
@@ -39,6 +40,8 @@ export interface StreamReceiver {
   onUpstreamResponse(p: PendingRequest, buf: Buffer, frame: XFrame): void;
   /** The request failed (timeout, connection lost): answer it locally. */
   onUpstreamError(p: PendingRequest, kind: ErrorKind): void;
+  /** This receiver's pending requests (an intrusive list kept by the pool; for cancelPending). */
+  pendingHead?: PendingRequest | null;
 }
 
 export interface PoolSettings {
@@ -68,6 +71,9 @@ export class PendingRequest implements DeadlineEntry {
   startTime = 0;
   /** Free slot for the receiver. */
   context: unknown = null;
+  // links in the receiver's list (cancelPending)
+  rPrev: PendingRequest | null = null;
+  rNext: PendingRequest | null = null;
   // deadline wheel links
   deadline = 0;
   dlPrev: DeadlineEntry | null = null;
@@ -87,7 +93,25 @@ function acquirePending(): PendingRequest {
   return freeList.pop() ?? new PendingRequest();
 }
 
+/** Adds `p` to its receiver's list. */
+function linkPending(p: PendingRequest): void {
+  const r = p.receiver as StreamReceiver;
+  p.rPrev = null;
+  const head = r.pendingHead ?? null;
+  p.rNext = head;
+  if (head !== null) head.rPrev = p;
+  r.pendingHead = p;
+}
+
+/** Returns `p` to the pool, leaving its receiver's list. */
 function releasePending(p: PendingRequest): void {
+  const r = p.receiver;
+  if (r !== null) {
+    if (p.rPrev !== null) p.rPrev.rNext = p.rNext;
+    else if (r.pendingHead === p) r.pendingHead = p.rNext;
+    if (p.rNext !== null) p.rNext.rPrev = p.rPrev;
+  }
+  p.rPrev = p.rNext = null;
   p.receiver = null;
   p.conn = null;
   p.context = null;
@@ -151,6 +175,19 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     }
     this.conn.write(buf, frame.frameStart, frame.frameStart + frame.frameLen);
     cl.counters[cl.base + C.BYTES_TX] += frame.frameLen;
+  }
+
+  /** The downstream went away: the request leaves the id table unanswered (a late response is dropped). */
+  drop(p: PendingRequest): void {
+    if (this.pending.get(p.upId) === p) {
+      this.pending.delete(p.upId);
+      deadlines().disarm(p);
+      this.pool.host.active--;
+      this.pool.inflight--;
+      const cl = this.pool.cluster;
+      cl.counters[cl.base + C.RQ_ACTIVE]--;
+    }
+    releasePending(p);
   }
 
   /** The deadline of a pending request passed. */
@@ -372,6 +409,7 @@ export class HostPool {
     p.meta = meta;
     p.startTime = Date.now();
     c[cl.base + C.RQ_ACTIVE]++;
+    linkPending(p);
     uc.send(buf, frame, p);
     if (timeoutMs > 0) deadlines().arm(p, p.startTime + timeoutMs);
     return p;
@@ -406,4 +444,21 @@ export function hostPool(host: Host, cluster: Cluster, codec: XCodec, settings: 
     hp.cluster = cluster;
   }
   return hp;
+}
+
+/**
+ * The receiver's downstream went away: every request it still has pending leaves its
+ * connection's id table and frees its place under the pending limits at once (a late response
+ * finds no entry and is dropped; ids come from a per-connection counter, so one is not reused
+ * before the counter wraps). Returns how many were dropped (the receiver hears nothing).
+ */
+export function cancelPending(r: StreamReceiver): number {
+  let n = 0;
+  for (let p = r.pendingHead ?? null; p !== null; p = r.pendingHead ?? null) {
+    const c = p.conn;
+    if (c !== null) c.drop(p);
+    else releasePending(p);
+    n++;
+  }
+  return n;
 }

@@ -189,3 +189,30 @@ test('Dubbo: in-flight requests beyond limits.rpc_max_pending_requests are answe
     await up.close();
   }
 });
+
+test('Bolt: a client that goes away frees its pending requests at once (circuit breaker room for others)', { timeout: 30_000 }, async () => {
+  const up = await silentUpstream();
+  const routes = [{ match: { headers: [{ name: 'service', value: '.*' }] }, route: { cluster_name: 'up', timeout: '20s' } }];
+  const sc = await startSidecar(boltProxyConfig({ clusters: { up: [up.port] }, routes, circuitBreakers: { max_requests: 5 } }));
+  try {
+    const port = sc.ports.get('bolt')!;
+    const a = await connect(port);
+    for (let id = 1; id <= 5; id++) a.write(rawRequest(id, 'svc', { timeout: DAYS_24 }));
+    await sleep(300);
+    assert.equal((await sc.stats()).clusters.up.upstream_rq_active, 5);
+    a.resetAndDestroy(); // gone (a FIN alone is a half-close: its answers are still awaited)
+    await sleep(300);
+    assert.equal((await sc.stats()).clusters.up.upstream_rq_active, 0);
+    // Another client's request is taken (not SERVER_THREADPOOL_BUSY); it stays pending upstream.
+    const b = await connect(port);
+    const c = new StatusCounter(b);
+    b.write(rawRequest(1, 'svc', { timeout: DAYS_24 }));
+    await sleep(500);
+    assert.equal(c.total, 0, JSON.stringify([...c.byStatus]));
+    assert.equal((await sc.stats()).clusters.up.upstream_rq_active, 1);
+    b.destroy();
+  } finally {
+    assert.equal(await sc.terminate(), 0, sc.output());
+    await up.close();
+  }
+});
