@@ -3,6 +3,7 @@
  * pinned worker threads, pushes immutable config snapshots to them, runs the admin server,
  * and drains on SIGTERM. It never touches a data-path connection.
  */
+import { overloadSharedBuffer } from './overload/manager';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -252,6 +253,7 @@ export class Sidecar {
       statsSab: sab,
       breakerSab: this.breakerSab,
       breakerOwnSab,
+      overloadSab: overloadSharedBuffer(),
       logLevel: this.opts.logLevel ?? this.config.servers[0]?.defaultLogLevel ?? 'info',
       logPath: this.config.servers[0]?.defaultLogPath ?? 'stdout',
     };

@@ -7,6 +7,7 @@
  */
 import * as uWS from 'uWebSockets.js';
 import { StatsHub, snapshotToPrometheus } from '../stats/aggregate';
+import { FreshCoalescer } from './coalesce';
 import { redactSecrets } from './redact';
 import { reusePortRequested } from '../native/listen';
 
@@ -23,7 +24,15 @@ export const DEFAULT_ADMIN_PORT = 34901;
 export interface AdminOptions {
   host?: string;
   port?: number;
+  /**
+   * Stats work (histogram flush from the workers, aggregation, rendering) runs at most once per
+   * this many ms however many clients poll; each answer still comes from a run started after
+   * the request arrived (./coalesce.ts). Default 100.
+   */
+  statsMinIntervalMs?: number;
 }
+
+export const DEFAULT_STATS_MIN_INTERVAL_MS = 100;
 
 /** Minimal logger surface (a pino Logger fits). */
 export interface AdminLog {
@@ -79,13 +88,20 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
     const fresh = hub.refresh();
     return fresh === null ? read() : fresh.then(read);
   };
-  const statsJson = (): unknown => {
+  // Admin isolation: one flush + render per interval for all pollers, each answer still fresh.
+  const interval = opts.statsMinIntervalMs ?? DEFAULT_STATS_MIN_INTERVAL_MS;
+  const hubOf = (): StatsHub => deps.stats as StatsHub;
+  const jsonRuns = new FreshCoalescer(() => afterRefresh(hubOf(), () => json('200 OK', hubOf().snapshot())), interval);
+  const promRuns = new FreshCoalescer(() => afterRefresh(hubOf(), () => hubOf().toPrometheus()), interval);
+  const statsJsonBody = (): Body | Promise<Body> => {
     const hub = deps.stats;
-    return hub instanceof StatsHub ? afterRefresh(hub, () => hub.snapshot()) : hub();
+    if (hub instanceof StatsHub) return jsonRuns.get();
+    const v = hub();
+    return isThenable(v) ? Promise.resolve(v).then((x) => json('200 OK', x)) : json('200 OK', v);
   };
   const statsProm = (): string | Promise<string> => {
     const hub = deps.stats;
-    if (hub instanceof StatsHub) return afterRefresh(hub, () => hub.toPrometheus());
+    if (hub instanceof StatsHub) return promRuns.get();
     const v = hub();
     return isThenable(v) ? Promise.resolve(v).then(snapshotToPrometheus) : snapshotToPrometheus(v);
   };
@@ -132,8 +148,7 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
         ? p.then((body) => ({ status: '200 OK', type: PROMETHEUS_CONTENT_TYPE, body }))
         : { status: '200 OK', type: PROMETHEUS_CONTENT_TYPE, body: p };
     }
-    const v = statsJson();
-    return isThenable(v) ? Promise.resolve(v).then((x) => json('200 OK', x)) : json('200 OK', v);
+    return statsJsonBody();
   });
   get('/stats/prometheus', () => {
     const p = statsProm();

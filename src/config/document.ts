@@ -1,4 +1,5 @@
 /** The whole MOSN document: sections in order, top-level keys, the frozen OutriggerConfig. */
+import { parseHostileTrafficSections } from './overload';
 import { parseAdmin } from './admin';
 import { parseClusterManager } from './clusters';
 import { DEFAULTS } from './defaults';
@@ -91,8 +92,9 @@ export function parseConfig(doc: unknown, source?: string): OutriggerConfig {
   top.errorIfSet('third_part_codec', 'third-party codecs are not supported');
   top.errorIfSet('extends', 'MOSN extends are not supported');
   top.errorIfSet('wasm_global_plugins', 'WebAssembly plugins are not supported');
+  const hostile = parseHostileTrafficSections(top); // limits, overload_manager (src/config/overload.ts)
   top.done();
 
   if (issues.errors.length > 0) throw new ConfigError(issues.errors, source, issues.warnings);
-  return deepFreeze({ servers, clusters, admin, raw: redactConfig(doc), warnings: issues.warnings });
+  return deepFreeze({ servers, clusters, admin, ...hostile, raw: redactConfig(doc), warnings: issues.warnings });
 }

@@ -7,6 +7,7 @@
  * the snapshot it was accepted under, new connections see the newest one.
  */
 import type { FilterChainMatchConfig } from './filter-chain-match';
+import type { OverloadConfig, ResourceLimits } from './overload';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
@@ -165,6 +166,9 @@ export interface OutriggerConfig {
   readonly servers: readonly ServerConfig[];
   readonly clusters: readonly ClusterConfig[];
   readonly admin: AdminConfig;
+  /** Per-request resource limits and the overload manager (src/config/overload.ts); absent = defaults. */
+  readonly limits?: ResourceLimits;
+  readonly overload?: OverloadConfig;
   /** The input document as given (for config_dump, after redaction). */
   readonly raw: unknown;
   /**

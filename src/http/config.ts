@@ -12,7 +12,7 @@
  *   headers_timeout (10s: whole request head must arrive)   request_timeout (5m: whole request)
  *   idle_timeout (60s, keep-alive)        max_request_body_retry_buffer (64 KiB: larger bodies are not retried)
  *   h2_max_concurrent_streams (100)       h2_initial_window_size (1 MiB)
- *   h2_max_header_list_size (= max_header_size)   connections_per_host (HTTP/1.1 pool, 64)
+ *   h2_max_header_list_size (= max_header_size)   connections_per_host (HTTP/1.1 pool, 1024)
  *   default_timeout (60s, when a route gives none)  generate_request_id (true)
  *   normalize_path (true)  merge_slashes (true)   (Envoy's names; see src/router/path.ts)
  *   path_with_escaped_slashes_action ("KEEP_UNCHANGED" | "REJECT_REQUEST" | "UNESCAPE_AND_REDIRECT"
@@ -58,7 +58,7 @@ export const HTTP_DEFAULTS = Object.freeze({
   maxRetryBuffer: 64 * 1024,
   h2MaxConcurrentStreams: 100,
   h2InitialWindowSize: 1024 * 1024,
-  connectionsPerHost: 64,
+  connectionsPerHost: 1024,
   defaultTimeoutMs: 60_000,
   paths: DEFAULT_PATH_OPTIONS,
 });

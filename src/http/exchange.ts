@@ -23,6 +23,8 @@ import { DecodePhase, type StreamPeer } from '../api/stream-filter';
 import type { ListenerContext } from '../filters/network/types';
 import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET, type CompiledHttpRouter, type HttpRoute, type HttpRouteRequest, type HttpVirtualHost } from '../router/http-routes';
 import { resolveTarget } from '../router/path';
+import { admitRequest, requestEnded } from '../overload/manager';
+import { OL } from '../overload/stats';
 import { deadlines, type DeadlineEntry } from '../stream/deadlines';
 import { ActiveStream, hostPort, type StreamPipeline } from '../stream/pipeline';
 import { acquireRetry, releaseRetry } from '../stream/retry-budget';
@@ -137,6 +139,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   private tryTimer: NodeJS.Timeout | null = null;
   private waitingDrain = false;
   private status = 0;
+  /** Counted by the overload manager (admitRequest) until finish(). */
+  private admitted = false;
   /** performance.now() when the request arrived (route latency). */
   private readonly startMs = performance.now();
   /** The pipeline's view of this request: only when the listener has stream filters or an access log. */
@@ -190,6 +194,14 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     c[lb + L.RQ_TOTAL]++;
     c[lb + L.RQ_ACTIVE]++;
     c[lb + (this.h2 ? HL.RQ_HTTP2 : HL.RQ_HTTP1)]++;
+    // Overload manager: counted until finish(), or shed now (flag OM, as Envoy's overload manager).
+    if (!admitRequest()) {
+      c[lb + OL.RQ_SHED]++;
+      if (this.fs !== null) this.fs.setResponseFlag('OM');
+      this.localReply(503, 'overloaded', GRPC_UNAVAILABLE, true);
+      return;
+    }
+    this.admitted = true;
     // Header count limit (h1; h2 is limited by the session's maxHeaderListPairs).
     if (!this.h2 && this.down.headerCount > this.env.cfg.maxHeaders) {
       c[lb + HL.HEADER_OVERFLOW]++;
@@ -282,11 +294,11 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     const path = route.rewritePath(this.fullPath);
     // Body: none, buffered (replayable by a retry) or streamed (sent once).
     let body: Buffer | Readable | BodySource | null = null;
-    const retryWanted = route.retry !== null && route.retry.numRetries > 0 && route.retry.on !== 0;
     if (this.down.hasBody) {
       const cl = Number(this.down.headers['content-length']);
-      if (retryWanted && Number.isInteger(cl) && cl <= cfg.maxRetryBuffer && !this.grpc) {
-        // A retry may need the body again: buffered (one copy, bounded by max_request_body_retry_buffer).
+      if (Number.isInteger(cl) && cl <= cfg.maxRetryBuffer && !this.grpc) {
+        // Read whole before an upstream connection is chosen (a slow client never pins one) and
+        // replayable by a retry: one copy, bounded by max_request_body_retry_buffer.
         this.up = { method: this.method, path, authority, headers, body: null };
         collectBody(this.down.body(), cl, this);
         return;
@@ -493,9 +505,11 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   onUpstreamError(kind: FailKind, err: Error): void {
     if (this.finished) return;
     if (kind === FailKind.Overflow) {
+      // max_connections, or the pool's queue is full or timed out: answered at once, never retried (flag UO).
       this.endAttempt(0);
+      this.counters[this.lb + L.RS_OVERFLOW]++;
       if (this.fs !== null) this.fs.setResponseFlag('UO');
-      this.localReply(503, 'upstream overflow', GRPC_UNAVAILABLE); // max_connections
+      this.localReply(503, 'upstream overflow', GRPC_UNAVAILABLE);
       return;
     }
     const cl = this.cluster as Cluster;
@@ -588,6 +602,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       this.retryHeld = this.retryPending = false;
       releaseRetry(this.cluster as Cluster);
     }
+    if (this.admitted) requestEnded();
     this.counters[this.lb + L.RQ_ACTIVE]--;
     // A response (head) was sent: the route's status class and request time.
     if (this.route !== null && this.status > 0) routeResponse(this.route, this.status, (performance.now() - this.startMs) * 1000);
@@ -832,13 +847,23 @@ interface BodyCollector {
 
 /** Reads a whole request body of `len` bytes (content-length) into one Buffer. */
 function collectBody(src: Readable | BodySource, len: number, to: BodyCollector): void {
-  const buf = Buffer.allocUnsafe(len);
+  // Grown as bytes arrive (not allocated at the announced length): a client that announces a
+  // large body and trickles it holds only what it has sent.
+  let buf = Buffer.allocUnsafe(Math.min(len, 16 * 1024));
   let n = 0;
+  const add = (b: Buffer, s: number, e: number): void => {
+    const want = Math.min(e - s, len - n);
+    if (n + want > buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.min(len, Math.max(buf.length * 2, n + want)));
+      buf.copy(bigger, 0, 0, n);
+      buf = bigger;
+    }
+    n += b.copy(buf, n, s, s + want);
+  };
   if (isBodySource(src)) {
     src.start({
-      onBodyData(b: Buffer, s: number, e: number): void {
-        n += b.copy(buf, n, s, Math.min(e, s + len - n));
-      },
+      collecting: true,
+      onBodyData: add,
       onBodyEnd(): void {
         to.onBodyBuffered(buf.subarray(0, n));
       },
@@ -848,9 +873,7 @@ function collectBody(src: Readable | BodySource, len: number, to: BodyCollector)
     });
     return;
   }
-  src.on('data', (d: Buffer) => {
-    n += d.copy(buf, n, 0, Math.min(d.length, len - n));
-  });
+  src.on('data', (d: Buffer) => add(d, 0, d.length));
   src.once('end', () => to.onBodyBuffered(buf.subarray(0, n)));
   src.once('error', () => to.onBodyFailed());
 }

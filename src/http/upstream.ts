@@ -11,8 +11,9 @@ export const enum FailKind {
   /** The upstream reset the stream or closed the connection mid-request. */
   Reset = 1,
   /**
-   * Refused before it was sent by the cluster's circuit breaker (max_connections: no
-   * connection to use and none may be opened): answered 503 at once, not retried.
+   * Refused before it was sent: by the cluster's circuit breaker (max_connections: no
+   * connection to use and none may be opened), or the pool's queue is full or the request
+   * waited too long for a connection. Answered 503 at once (flag UO), not retried.
    */
   Overflow = 2,
 }
@@ -49,6 +50,8 @@ export interface BodySource {
 }
 
 export interface BodySink {
+  /** The body is read into memory (not streamed to an upstream connection): no minimum rate applies. */
+  readonly collecting?: boolean;
   /** Payload bytes; the view is valid only during the call (write or copy it). */
   onBodyData(buf: Buffer, start: number, end: number): void;
   /** The whole body was delivered. */

@@ -27,6 +27,8 @@ import { peekClientHello, ServerTls } from '../tls/server';
 import { L } from '../stats/layout';
 import { ChainSelector, compileMatch, needsHello } from './chain-select';
 import { Connection, type ConnectionHandler } from './connection';
+import { admitConnection, connectionClosed } from '../overload/manager';
+import { OL } from '../overload/stats';
 
 /** Handler of a connection until a filter installs its own (a filter that takes it replaces it at once). */
 const rejectHandler: ConnectionHandler = {
@@ -174,6 +176,13 @@ export class WorkerListener {
       socket.destroy();
       return;
     }
+    // Overload manager: connection limit or memory (stop accepting); counted until the close.
+    if (!admitConnection()) {
+      counters[base + OL.CX_REJECT]++;
+      socket.destroy();
+      return;
+    }
+    socket.once('close', connectionClosed);
     counters[base + L.CX_TOTAL]++;
     counters[base + L.CX_ACTIVE]++;
     const t: Tracked = { outer: socket, taken: false }; // one per connection

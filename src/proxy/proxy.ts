@@ -34,12 +34,15 @@ import { HC } from '../http/stats';
 import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET } from '../router/http-routes';
 import { compiledRouter, MALFORMED, type CompiledRouter, type Route, type RouteRequest } from '../router/router';
 import { C, L } from '../stats/layout';
+import { rpcTimeoutMs } from '../overload/limits';
+import { admitRequest, requestEnded } from '../overload/manager';
+import { OL } from '../overload/stats';
 import { FrameReader, type FrameSink } from '../stream/frame-reader';
 import { ActiveStream, hostPort, pipelineFor, type StreamPipeline } from '../stream/pipeline';
 import { acquireRetry, releaseRetry } from '../stream/retry-budget';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
-import { hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
+import { cancelPending, hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
 import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
 import { acceptsInitialBytes, AUTO_FALLBACK, AUTO_REJECTED, autoDrain, autoHandoff, MAX_SNIFF, proxyLog, sniff, Sniffed, sniffResult, SNIFFED_NAMES } from './detect';
 import { proxyFamilyForNormalized } from './families';
@@ -136,6 +139,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   private lastActivity = Date.now();
   /** Requests sent upstream and not answered yet. */
   private inflight = 0;
+  /** This session's pending requests (kept by the upstream pool). */
+  pendingHead: PendingRequest | null = null;
   private downEnded = false;
   /** Auto: the first bytes, when too few to tell the protocol. */
   private sniffed: Buffer | null = null;
@@ -314,7 +319,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     const codec = this.codec as XCodec;
     const upCodec = this.f.upstreamCodec ?? codec;
     const pool = hostPool(host, cluster, upCodec, this.f.settingsFor(upCodec));
-    let timeout = frame.timeoutMs > 0 ? frame.timeoutMs : route.timeoutMs > 0 ? route.timeoutMs : this.f.config.defaultTimeoutMs;
+    // The client's own timeout, capped by the route's or limits.rpc_max_timeout.
+    let timeout = rpcTimeoutMs(frame.timeoutMs, route.timeoutMs, this.f.config.defaultTimeoutMs);
     const rp = route.retry;
     if (s !== null && rp !== null) {
       // The request's whole time is kept across attempts; retry_timeout bounds each attempt (MOSN's per-try timeout).
@@ -323,9 +329,15 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       if (rp.perTryTimeoutMs > 0 && (timeout === 0 || rp.perTryTimeoutMs < timeout)) timeout = rp.perTryTimeoutMs;
     }
     const meta = codec.replyMeta(buf, frame);
+    // Overload manager: a two-way request is counted until its answer (requestDone), or shed here.
+    if (!frame.isOneway && !admitRequest()) {
+      this.counters[this.lb + OL.RQ_SHED]++;
+      return this.reply(buf, frame, ErrorKind.Overflow, s, 'OM');
+    }
     const r = pool.send(buf, frame, this, meta, timeout);
     if (r === SEND_OVERFLOW) {
-      // upstream_rq_pending_overflow is counted by the cluster's breaker.
+      if (!frame.isOneway) requestEnded();
+      // upstream_rq_pending_overflow is counted by the cluster's breaker (or the pool's default bound).
       return this.reply(buf, frame, ErrorKind.Overflow, s, 'UO');
     }
     if (s !== null) {
@@ -394,13 +406,15 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   }
 
   private requestDone(): void {
+    requestEnded();
     this.counters[this.lb + L.RQ_ACTIVE]--;
     if (--this.inflight === 0 && this.downEnded) this.down.endWrite();
   }
 
   onClose(): void {
-    // Requests still pending upstream stay registered (their ids stay reserved) until they are
-    // answered or time out; their responses are then dropped (see onUpstreamResponse).
+    // Requests still pending upstream are dropped now (their places under the pending limits
+    // freed); late responses find no entry and are dropped by the pool.
+    for (let n = cancelPending(this); n > 0; n--) this.requestDone();
   }
 
   onHighWatermark(): void {

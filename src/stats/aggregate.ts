@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HistogramStore, PROM_BUCKETS_MS, type EncodedHistogram, type LatencySummary } from './histograms';
 import { C, CLUSTER_STATS, GAUGES, L, LISTENER_STATS, ROUTE_STATS, STATS_SLOTS, StatsLayout, WORKER_STATS } from './layout';
+import { overloadGauges } from '../overload/manager';
 
 export type StatValues = Record<string, number>;
 
@@ -334,6 +335,9 @@ export class StatsHub {
       workers: this.workers.size,
       workers_removed: this.removed,
       version: this.version,
+      // Overload manager (process-wide, every worker): what its limits are compared with.
+      overload_downstream_cx_active: overloadGauges().connections,
+      overload_downstream_rq_active: overloadGauges().requests,
     };
     for (const [name, e] of this.extras) {
       if (!(name in server)) server[name] = e.value;
@@ -411,6 +415,10 @@ export class StatsHub {
       `outrigger_server_workers ${this.workers.size}\n`,
       '# HELP outrigger_server_workers_removed_total Worker threads removed (died or replaced)\n# TYPE outrigger_server_workers_removed_total counter\n',
       `outrigger_server_workers_removed_total ${this.removed}\n`,
+      '# HELP outrigger_overload_downstream_cx_active Downstream connections counted by the overload manager (all workers)\n# TYPE outrigger_overload_downstream_cx_active gauge\n',
+      `outrigger_overload_downstream_cx_active ${overloadGauges().connections}\n`,
+      '# HELP outrigger_overload_downstream_rq_active Requests counted by the overload manager (all workers)\n# TYPE outrigger_overload_downstream_rq_active gauge\n',
+      `outrigger_overload_downstream_rq_active ${overloadGauges().requests}\n`,
       '# HELP outrigger_server_info Build information\n# TYPE outrigger_server_info gauge\n',
       `outrigger_server_info${this.label('version', this.version)} 1\n`,
     );

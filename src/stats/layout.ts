@@ -74,6 +74,10 @@ export const LISTENER_STATS = [
   'downstream_auto_fallback', // unknown protocol handed to the chain's tcp_proxy
   'downstream_auto_rejected', // unknown (or unserved HTTP/TLS) protocol: connection closed
   'downstream_cx_no_filter_chain_match', // no filter chain (filter_chain_match) or no filter of the chain took it: closed
+  // overload manager (src/overload; offsets looked up by name)
+  'downstream_cx_overload_reject', // closed at accept: connection limit or memory (stop accepting)
+  'downstream_rq_overload_shed', // answered with the protocol's overload reply: request limit or memory
+  'downstream_cx_overload_idle_closed', // idle keep-alive connections closed under memory pressure
 ] as const;
 
 export const L = {

@@ -18,9 +18,15 @@
  *  - a connection that closes fails every request pending on it at once (ConnectionClosed);
  *  - keepalive: a connection with no read for `keepaliveIntervalMs` sends the codec's
  *    heartbeat (an id from the same counter); no answer within `keepaliveTimeoutMs` closes it;
- *  - PendingRequest objects are pooled: the hot path allocates nothing.
+ *  - a receiver whose downstream went away drops its pending requests at once (cancelPending);
+ *  - PendingRequest objects are pooled: the hot path allocates nothing; the free list keeps at
+ *    most FREE_MAX of them, so memory returns after a burst;
+ *  - in-flight requests per (host, codec) are bounded: circuit_breakers.max_requests (cluster,
+ *    per worker) when set, else limits.rpcMaxPendingRequests per host; beyond, SEND_OVERFLOW
+ *    (the codec answers SERVER_THREADPOOL_BUSY / Dubbo's SERVER_THREADPOOL_EXHAUSTED at once).
  */
 import type { Connection, ConnectionHandler } from '../network/connection';
+import { limits } from '../overload/limits';
 import { ErrorKind, type XCodec, type XFrame } from '../protocol/types';
 import { C } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
@@ -34,6 +40,8 @@ export interface StreamReceiver {
   onUpstreamResponse(p: PendingRequest, buf: Buffer, frame: XFrame): void;
   /** The request failed (timeout, connection lost): answer it locally. */
   onUpstreamError(p: PendingRequest, kind: ErrorKind): void;
+  /** This receiver's pending requests (an intrusive list kept by the pool; for cancelPending). */
+  pendingHead?: PendingRequest | null;
 }
 
 export interface PoolSettings {
@@ -67,6 +75,9 @@ export class PendingRequest implements DeadlineEntry {
   connectFailed = false;
   /** The connection's error text for logs (%upstream_transport_failure_reason%), '' when none. */
   failure = '';
+  // links in the receiver's list (cancelPending)
+  rPrev: PendingRequest | null = null;
+  rNext: PendingRequest | null = null;
   // deadline wheel links
   deadline = 0;
   dlPrev: DeadlineEntry | null = null;
@@ -80,13 +91,31 @@ export class PendingRequest implements DeadlineEntry {
 }
 
 const freeList: PendingRequest[] = [];
-const FREE_MAX = 8192;
+const FREE_MAX = 1024;
 
 function acquirePending(): PendingRequest {
   return freeList.pop() ?? new PendingRequest();
 }
 
+/** Adds `p` to its receiver's list. */
+function linkPending(p: PendingRequest): void {
+  const r = p.receiver as StreamReceiver;
+  p.rPrev = null;
+  const head = r.pendingHead ?? null;
+  p.rNext = head;
+  if (head !== null) head.rPrev = p;
+  r.pendingHead = p;
+}
+
+/** Returns `p` to the pool, leaving its receiver's list. */
 function releasePending(p: PendingRequest): void {
+  const r = p.receiver;
+  if (r !== null) {
+    if (p.rPrev !== null) p.rPrev.rNext = p.rNext;
+    else if (r.pendingHead === p) r.pendingHead = p.rNext;
+    if (p.rNext !== null) p.rNext.rPrev = p.rPrev;
+  }
+  p.rPrev = p.rNext = null;
   p.receiver = null;
   p.conn = null;
   p.context = null;
@@ -148,9 +177,24 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
       p.conn = this;
       this.pending.set(id, p);
       this.pool.host.active++;
+      this.pool.inflight++;
     }
     this.conn.write(buf, frame.frameStart, frame.frameStart + frame.frameLen);
     cl.counters[cl.base + C.BYTES_TX] += frame.frameLen;
+  }
+
+  /** The downstream went away: the request leaves the id table unanswered (a late response is dropped). */
+  drop(p: PendingRequest): void {
+    if (this.pending.get(p.upId) === p) {
+      this.pending.delete(p.upId);
+      deadlines().disarm(p);
+      this.pool.host.active--;
+      this.pool.inflight--;
+      const cl = this.pool.cluster;
+      cl.counters[cl.base + C.RQ_ACTIVE]--;
+      cl.releaseRequest(); // its max_requests place (shared by every worker) is free again
+    }
+    releasePending(p);
   }
 
   /** The deadline of a pending request passed. */
@@ -158,6 +202,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     if (this.pending.get(p.upId) !== p) return;
     this.pending.delete(p.upId);
     this.pool.host.active--;
+    this.pool.inflight--;
     const cl = this.pool.cluster;
     cl.counters[cl.base + C.RQ_TIMEOUT]++;
     this.finish(p, ErrorKind.Timeout);
@@ -216,6 +261,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     this.pending.delete(frame.requestId);
     deadlines().disarm(p);
     this.pool.host.active--;
+    this.pool.inflight--;
     c[cl.base + C.RQ_ACTIVE]--;
     cl.releaseRequest();
     c[cl.base + (frame.isSuccess ? C.RS_SUCCESS : C.RS_ERROR)]++;
@@ -258,6 +304,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     for (const p of this.pending.values()) {
       wheel.disarm(p);
       this.pool.host.active--;
+      this.pool.inflight--;
       c[cl.base + C.RQ_CX_CLOSED]++;
       p.connectFailed = !this.connected;
       if (err !== undefined) p.failure = err.message;
@@ -327,6 +374,8 @@ export class HostPool implements UpstreamPool {
   private readonly conns: UpstreamConn[] = [];
   private next = 0;
   private draining = false;
+  /** Two-way requests of this pool waiting for their response (all its connections). */
+  inflight = 0;
 
   constructor(
     readonly host: Host,
@@ -366,7 +415,15 @@ export class HostPool implements UpstreamPool {
   send(buf: Buffer, frame: XFrame, receiver: StreamReceiver, meta: number, timeoutMs: number): PendingRequest | null | typeof SEND_OVERFLOW {
     const cl = this.cluster;
     const c = cl.counters;
-    if (!frame.isOneway && !cl.tryAcquireRequest()) return SEND_OVERFLOW;
+    if (!frame.isOneway) {
+      // Without a max_requests breaker, the default bound of in-flight requests per host pool
+      // (limits.rpc_max_pending_requests) keeps a silent upstream from holding unbounded memory.
+      if (cl.config.circuitBreakers.maxRequests === 0 && this.inflight >= limits.rpcMaxPendingRequests) {
+        c[cl.base + C.RQ_PENDING_OVERFLOW]++;
+        return SEND_OVERFLOW;
+      }
+      if (!cl.tryAcquireRequest()) return SEND_OVERFLOW;
+    }
     const uc = this.pick();
     if (uc === null || (uc.isConnecting && !cl.tryAcquirePending())) {
       if (!frame.isOneway) cl.releaseRequest();
@@ -384,6 +441,7 @@ export class HostPool implements UpstreamPool {
     p.meta = meta;
     p.startTime = Date.now();
     c[cl.base + C.RQ_ACTIVE]++;
+    linkPending(p);
     uc.send(buf, frame, p);
     if (timeoutMs > 0) deadlines().arm(p, p.startTime + timeoutMs);
     return p;
@@ -430,4 +488,21 @@ export function hostPool(host: Host, cluster: Cluster, codec: XCodec, settings: 
     hp.cluster = cluster;
   }
   return hp;
+}
+
+/**
+ * The receiver's downstream went away: every request it still has pending leaves its
+ * connection's id table and frees its place under the pending limits at once (a late response
+ * finds no entry and is dropped; ids come from a per-connection counter, so one is not reused
+ * before the counter wraps). Returns how many were dropped (the receiver hears nothing).
+ */
+export function cancelPending(r: StreamReceiver): number {
+  let n = 0;
+  for (let p = r.pendingHead ?? null; p !== null; p = r.pendingHead ?? null) {
+    const c = p.conn;
+    if (c !== null) c.drop(p);
+    else releasePending(p);
+    n++;
+  }
+  return n;
 }

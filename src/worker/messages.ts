@@ -12,6 +12,8 @@ export interface WorkerInit {
   /** Circuit-breaker usage of all workers, and this worker's share (src/upstream/breakers.ts). */
   readonly breakerSab: SharedArrayBuffer;
   readonly breakerOwnSab: SharedArrayBuffer;
+  /** Process-wide overload counters (src/overload/manager.ts), shared by every worker. */
+  readonly overloadSab?: SharedArrayBuffer;
   readonly logLevel: LogLevel;
   readonly logPath: string;
 }

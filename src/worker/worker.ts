@@ -15,6 +15,7 @@ import { WorkerListener } from '../network/listener';
 import { hostPort, listenFailure } from '../native/listen';
 import { io } from '../network/io';
 import { W, type StatsLayoutData } from '../stats/layout';
+import { applyHostileTrafficConfig } from '../overload/manager';
 import { bindRouteStats, drainHistograms } from '../http/route-stats';
 import { closeLogs, createAccessLog, createLogger, type AccessLogWriter } from '../log';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
@@ -85,6 +86,7 @@ async function commit(listen: Readonly<Record<string, ListenSpec>>): Promise<voi
   if (snap === undefined) throw new Error('commit without a prepared snapshot');
   prepared = undefined;
   running = snap;
+  applyHostileTrafficConfig(snap.config, init.overloadSab); // limits + overload_manager (src/overload)
   clusters.install(snap.clusters);
   for (const [name, built] of snap.listeners) {
     const existing = listeners.get(name);

@@ -17,9 +17,19 @@
  * smuggling shapes 400 (codec), unknown transfer-coding 501, HTTP/2.0+ 505, head over
  * max_header_size or more than max_headers lines 431, head slower than headers_timeout or
  * request slower than request_timeout 408; the connection closes after each of these.
+ *
+ * Resource ownership (issue 16): a body streamed to an upstream connection must keep
+ * limits.minBodyRateBytesPerSec per window (else 408, and the exchange cancels its attempt); a
+ * client FIN while the answer is pending is probed with interim 100s, and a client that is
+ * gone (the probe's write fails) closes the connection, which cancels the upstream request
+ * at once. Under memory pressure (overload manager) responses end keep-alive and idle
+ * connections are closed.
  */
 import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';
+import { limits } from '../../overload/limits';
+import { onCloseIdle, overloadState } from '../../overload/manager';
+import { OL } from '../../overload/stats';
 import { L } from '../../stats/layout';
 import { deadlines, type DeadlineEntry } from '../../stream/deadlines';
 import { Exchange, type Downstream, type DownstreamTransport, type HttpEnv } from '../exchange';
@@ -52,6 +62,15 @@ function errorReply(conn: Connection, status: number): void {
   conn.resumeRead();
 }
 
+/** Every factory's set of live connections, for the overload manager's close-idle action. */
+const liveSets = new Set<Set<RawH1Connection>>();
+onCloseIdle(() => {
+  for (const set of liveSets) {
+    if (set.size === 0) liveSets.delete(set);
+    for (const c of set) c.closeIfIdle(true);
+  }
+});
+
 export class RawH1Connection implements ConnectionHandler, Downstream, BodySource, ChunkSink, DeadlineEntry {
   readonly h2 = false;
   // ---- the request in progress (Downstream)
@@ -80,6 +99,13 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   private reqKeepAlive = true;
   /** When the current head started (headers_timeout / request_timeout). */
   private headStart = 0;
+  /** request_timeout as an absolute time (Date.now() clock); 0 = none. */
+  private requestDeadline = 0;
+  /** Request body bytes received so far, and at the start of the current rate window. */
+  private bodyBytes = 0;
+  private rateMark = -1;
+  /** Interim-100 probes left after a FIN while waiting for the answer (onEnd). */
+  private probes = 0;
   // ---- the response in progress
   private sent = false;
   private respChunked = false;
@@ -106,12 +132,17 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   attach(conn: Connection): void {
     this.conn = conn;
     this.live.add(this);
+    liveSets.add(this.live);
     conn.setTimeout(this.env.cfg.idleTimeoutMs);
   }
 
-  /** Listener drain: closes the connection if it is between requests (busy ones close after their response). */
-  closeIfIdle(): void {
+  /**
+   * Listener drain, or the overload manager's close-idle action (`overload`): closes the
+   * connection if it is between requests (busy ones close after their response).
+   */
+  closeIfIdle(overload = false): void {
     if (this.phase === Phase.Head && this.pending === null && this.exchange === null && this.conn !== null) {
+      if (overload) this.env.ctx.counters[this.env.ctx.base + OL.CX_IDLE_CLOSED]++;
       this.phase = Phase.Done;
       this.conn.endWrite();
     }
@@ -142,7 +173,19 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       this.failBody(new Error('client closed during the request body'));
       return;
     }
-    if (this.exchange === null) conn.endWrite();
+    if (this.exchange === null) {
+      conn.endWrite();
+      return;
+    }
+    // A FIN while the answer is pending: a client that half-closed after its request still
+    // reads, one that gave up (closed) answers the next bytes with a reset. Probe with an
+    // interim 100 (HTTP/1.1 clients must accept 1xx at any time): the write after the reset
+    // fails, the connection closes and the exchange cancels its upstream request, releasing the
+    // upstream connection at once instead of at the route timeout.
+    if (!this.sent && this.phase === Phase.Wait && this.httpMinor >= 1) {
+      this.probes = 3;
+      this.probe(conn);
+    }
   }
 
   onClose(): void {
@@ -178,15 +221,32 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     // Otherwise a request is on its way: its own deadlines (below, and the route timeout) apply.
   }
 
-  /** headers_timeout (a partial head) or request_timeout (a body still coming), on the worker's deadline wheel. */
+  /** Sends one interim 100 to a client that half-closed while its answer is pending (onEnd). */
+  private probe(conn: Connection): void {
+    if (this.probes === 0 || this.sent || this.phase !== Phase.Wait || this.exchange === null) {
+      this.probes = 0;
+      return;
+    }
+    this.probes--;
+    conn.write(CONTINUE, 0, CONTINUE.length);
+    // The reset comes back within a round trip; the next probe's write sees it.
+    if (this.probes > 0) deadlines().arm(this, Date.now() + (this.probes === 2 ? 50 : 1000));
+  }
+
+  /** headers_timeout (a partial head), request_timeout or the body rate (a body still coming), half-close probes; on the worker's deadline wheel. */
   onDeadline(): void {
     const conn = this.conn;
     if (conn === null) return;
+    if (this.probes > 0) {
+      this.probe(conn);
+      return;
+    }
     if (this.phase === Phase.Head && this.pending !== null) {
       this.timeoutReply(conn);
       return;
     }
     if (this.phase === Phase.Body) {
+      if (this.rateMark >= 0 && this.checkBodyRate()) return;
       if (!this.sent) {
         const x = this.exchange;
         this.exchange = null;
@@ -194,6 +254,31 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
         this.timeoutReply(conn);
       } else conn.destroy();
     }
+  }
+
+  /**
+   * A body streamed to an upstream connection must keep the minimum rate over each window (a
+   * client trickling it would pin that connection until request_timeout). Returns true when it
+   * did (the next window is armed), false when the request must time out now.
+   */
+  private checkBodyRate(): boolean {
+    const now = Date.now();
+    if (this.requestDeadline !== 0 && now >= this.requestDeadline) return false;
+    const w = limits.bodyRateWindowMs;
+    // Paused by the upstream side's backpressure: the client is not the slow one.
+    if (this.sinkPaused || this.pending !== null) {
+      this.armRateWindow(now);
+      return true;
+    }
+    if (this.bodyBytes - this.rateMark < (limits.minBodyRateBytesPerSec * w) / 1000) return false;
+    this.armRateWindow(now);
+    return true;
+  }
+
+  private armRateWindow(now: number): void {
+    this.rateMark = this.bodyBytes;
+    const next = now + limits.bodyRateWindowMs;
+    deadlines().arm(this, this.requestDeadline !== 0 && this.requestDeadline < next ? this.requestDeadline : next);
   }
 
   private timeoutReply(conn: Connection): void {
@@ -297,7 +382,13 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       conn.write(CONTINUE, 0, CONTINUE.length);
     }
     this.phase = this.hasBody ? Phase.Body : Phase.Wait;
-    if (this.hasBody && cfg.requestTimeoutMs > 0) deadlines().arm(this, Date.now() + cfg.requestTimeoutMs - (performance.now() - this.headStart));
+    this.bodyBytes = 0;
+    this.rateMark = -1;
+    this.requestDeadline = 0;
+    if (this.hasBody && cfg.requestTimeoutMs > 0) {
+      this.requestDeadline = Date.now() + cfg.requestTimeoutMs - (performance.now() - this.headStart);
+      deadlines().arm(this, this.requestDeadline);
+    }
     // One Exchange per request: the request's own state (route, attempts, timers) outlives
     // this read callback; everything per connection lives on this object instead.
     const x = new Exchange(env, this);
@@ -313,6 +404,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       const n = Math.min(this.bodyLeft, e - s);
       if (n > 0) sink.onBodyData(data, s, s + n);
       this.bodyLeft -= n;
+      this.bodyBytes += n;
       if (this.bodyLeft === 0) this.endBody();
       return s + n;
     }
@@ -329,6 +421,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
 
   /** ChunkSink: decoded payload of a chunked request body. */
   onChunkData(buf: Buffer, start: number, end: number): void {
+    this.bodyBytes += end - start;
     if (this.sink !== null) this.sink.onBodyData(buf, start, end);
   }
 
@@ -365,6 +458,8 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       sink.onBodyEnd();
       return;
     }
+    // Streamed to an upstream connection: from now on the body must keep the minimum rate.
+    if (sink.collecting !== true && limits.minBodyRateBytesPerSec > 0 && this.phase === Phase.Body) this.armRateWindow(Date.now());
     this.flushPending();
   }
 
@@ -405,7 +500,12 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     const conn = this.conn;
     if (conn === null || this.sent) return;
     this.sent = true;
-    let keep = this.reqKeepAlive && !close && this.bodyDone;
+    if (this.probes > 0) {
+      this.probes = 0;
+      deadlines().disarm(this);
+    }
+    // Under memory pressure (overload manager), no keep-alive: the connection closes after this response.
+    let keep = this.reqKeepAlive && !close && this.bodyDone && !overloadState.closeIdle;
     let extra = '';
     const noBody = end || this.method === 'HEAD' || status === 204 || status === 304 || status < 200;
     const cl = headers['content-length'];

@@ -22,6 +22,9 @@
  *    written and before the response completed: Reset;
  *  - malformed responses, a 101 to a plain request and bytes after a complete response:
  *    Reset, the connection is closed;
+ *  - bounds (src/overload/limits.ts): waiters per pool <= circuit_breakers.max_pending_requests
+ *    (else limits.upstreamMaxPendingRequests, 1024), each waiting at most the queue timeout (5 s);
+ *    beyond either, FailKind.Overflow at once (the exchange answers 503, flag UO);
  *  - backpressure: sink.onResponseData() false pauses reading until resume() (the rest of the
  *    read in hand is still delivered: views of the shared read chunk cannot be kept); the
  *    connection's write watermarks pause and resume the request body's source.
@@ -32,6 +35,7 @@
 import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';
 import { C } from '../../stats/layout';
+import { limits } from '../../overload/limits';
 import { HTTP1_ALPN, type Cluster } from '../../upstream/cluster';
 import type { Host, UpstreamPool } from '../../upstream/lb';
 import type { Headers } from '../headers';
@@ -76,6 +80,8 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
   gotBytes = false;
   /** Reading is paused because the sink said it was full. */
   paused = false;
+  /** When it joined the waiters (Date.now()); the queue timeout runs from here. */
+  queuedAt = 0;
   private chunked = false;
   private srcPaused = false;
   // Listeners on a streamed (node:http / http2) request body, created only for such bodies.
@@ -567,6 +573,11 @@ class H1Pool implements UpstreamPool {
   private head = 0;
   /** Out of the registry (drain()): connections close once no waiter needs them. */
   private draining = false;
+  /** Waiters not aborted (the queue length that max_pending_requests bounds). */
+  private waiting = 0;
+  /** One timer per pool while it has waiters: fails those queued longer than the queue timeout. */
+  private queueTimer: NodeJS.Timeout | null = null;
+  private readonly expireFn = (): void => this.expire();
 
   constructor(
     /** Replaced by the newest config's Cluster on each request (same name). */
@@ -580,7 +591,22 @@ class H1Pool implements UpstreamPool {
     if (c !== undefined) c.assign(a);
     else if (this.count < this.max && this.cluster.tryAcquireConnection()) new H1Conn(this, a); // takes the reserved slot
     else if (this.count === 0) a.fail(FailKind.Overflow, OVERFLOW_ERROR); // max_connections, nothing to wait for
+    else if (!this.admitWaiter()) a.fail(FailKind.Overflow, new Error('upstream pool queue full'));
     else this.enqueue(a);
+  }
+
+  /**
+   * A place in the queue: the cluster's max_pending_requests breaker (shared by every worker;
+   * usage counted even without a limit, given back in dequeued()), and without that limit the
+   * default bound per host pool (limits.upstream_max_pending_requests). Overflow is counted.
+   */
+  private admitWaiter(): boolean {
+    const cl = this.cluster;
+    if (cl.config.circuitBreakers.maxPendingRequests === 0 && this.waiting >= limits.upstreamMaxPendingRequests) {
+      cl.counters[cl.base + C.RQ_PENDING_OVERFLOW]++;
+      return false;
+    }
+    return cl.tryAcquirePending();
   }
 
   /** A retry after a stale connection: always on a new connection. */
@@ -590,35 +616,75 @@ class H1Pool implements UpstreamPool {
 
   private enqueue(a: RawH1Attempt): void {
     a.queued = true;
+    a.queuedAt = Date.now();
     this.waiters.push(a);
+    this.waiting++;
     const cl = this.cluster;
     cl.counters[cl.base + C.RQ_PENDING_ACTIVE]++;
+    if (this.queueTimer === null) this.armQueueTimer(limits.upstreamQueueTimeoutMs);
   }
 
-  /** An aborted waiter. */
+  /** A waiter left the queue (served or aborted). */
   dequeued(): void {
+    this.waiting--;
     const cl = this.cluster;
     cl.counters[cl.base + C.RQ_PENDING_ACTIVE]--;
+    cl.releasePending();
   }
 
-  private nextWaiter(): RawH1Attempt | null {
+  private armQueueTimer(ms: number): void {
+    this.queueTimer = setTimeout(this.expireFn, Math.max(1, ms));
+    this.queueTimer.unref();
+  }
+
+  /** Queue timeout: waiters are FIFO, so the expired ones are at the head. */
+  private expire(): void {
+    this.queueTimer = null;
+    const now = Date.now();
+    const t = limits.upstreamQueueTimeoutMs;
+    for (let a = this.peekWaiter(); a !== null; a = this.peekWaiter()) {
+      if (now - a.queuedAt < t) {
+        this.armQueueTimer(a.queuedAt + t - now);
+        return;
+      }
+      this.nextWaiter();
+      const cl = this.cluster;
+      cl.counters[cl.base + C.RQ_PENDING_OVERFLOW]++;
+      a.fail(FailKind.Overflow, new Error('upstream pool queue timeout'));
+    }
+  }
+
+  /** The first waiter still queued (aborted ones before it are dropped), or null. */
+  private peekWaiter(): RawH1Attempt | null {
     const w = this.waiters;
     while (this.head < w.length) {
       const a = w[this.head];
-      w[this.head++] = undefined as unknown as RawH1Attempt;
-      if (this.head === w.length) {
-        w.length = 0;
-        this.head = 0;
-      } else if (this.head >= 1024 && this.head * 2 >= w.length) {
-        w.splice(0, this.head);
-        this.head = 0;
-      }
-      if (!a.queued) continue; // aborted while waiting
-      a.queued = false;
-      this.dequeued();
-      return a;
+      if (a.queued) return a;
+      this.take();
     }
     return null;
+  }
+
+  /** Removes the head entry of the waiter list (compacting it now and then). */
+  private take(): void {
+    const w = this.waiters;
+    w[this.head++] = undefined as unknown as RawH1Attempt;
+    if (this.head === w.length) {
+      w.length = 0;
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= w.length) {
+      w.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+
+  private nextWaiter(): RawH1Attempt | null {
+    const a = this.peekWaiter();
+    if (a === null) return null;
+    this.take();
+    a.queued = false;
+    this.dequeued();
+    return a;
   }
 
   /** An open connection with nothing to do: the next waiter gets it, else it idles. */
@@ -682,6 +748,10 @@ class H1Pool implements UpstreamPool {
 
   /** Fails every waiter (closeRawH1Pools). */
   closeWaiters(): void {
+    if (this.queueTimer !== null) {
+      clearTimeout(this.queueTimer);
+      this.queueTimer = null;
+    }
     for (let a = this.nextWaiter(); a !== null; a = this.nextWaiter()) a.fail(FailKind.Reset, new Error('upstream pool closed'));
   }
 }
@@ -723,7 +793,8 @@ function sweepAll(): void {
  */
 export function startRawH1(cluster: Cluster, host: Host, maxConnections: number, req: UpstreamRequest, sink: UpstreamSink): UpstreamAttempt {
   let p = cluster.pool(host, 'h1') as H1Pool | undefined;
-  const max = maxConnections > 0 ? maxConnections : 1;
+  // The cluster's circuit_breakers.max_connections, else the proxy's connections_per_host.
+  const max = cluster.maxConnections > 0 ? cluster.maxConnections : maxConnections > 0 ? maxConnections : 1;
   if (p === undefined) {
     p = new H1Pool(cluster, host, max);
     cluster.addPool(host, 'h1', p);
