@@ -4,7 +4,10 @@
  * fresh connection each, one every 100 ms) asks the same cluster for /ok. Prints probe count,
  * failures, p50/p99 latency and the proxy's RSS.
  *
- *   node dist/bench/slow-clients.js --proxy outrigger|mosn [--clients 500] [--seconds 15]
+ *   node dist/bench/slow-clients.js --proxy outrigger|mosn [--clients 500] [--seconds 15] [--body-rate-off]
+ *
+ * Outrigger answers a body slower than limits.min_request_body_rate with 408 (after ~5 s here);
+ * --body-rate-off turns that off so that, as in MOSN, the slow clients stay for the whole probe.
  *
  * Both proxies get the same MOSN JSON config (one processor; MOSN also runs with GOMAXPROCS=1).
  * MOSN runs only when MOSN_BIN names its binary; otherwise the script says so and exits 0.
@@ -28,17 +31,23 @@ interface Options {
   proxy: 'outrigger' | 'mosn';
   clients: number;
   seconds: number;
+  /** Outrigger only: `limits.min_request_body_rate: 0`, so that slow bodies are held like MOSN holds them. */
+  bodyRateOff: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { proxy: 'outrigger', clients: 500, seconds: 15 };
+  const o: Options = { proxy: 'outrigger', clients: 500, seconds: 15, bodyRateOff: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
+    if (a === '--body-rate-off') {
+      o.bodyRateOff = true;
+      continue;
+    }
     const v = argv[++i];
     if (a === '--proxy' && (v === 'outrigger' || v === 'mosn')) o.proxy = v;
     else if (a === '--clients' && Number.isInteger(Number(v)) && Number(v) > 0) o.clients = Number(v);
     else if (a === '--seconds' && Number(v) > 0) o.seconds = Number(v);
-    else throw new Error(`usage: slow-clients --proxy outrigger|mosn [--clients N] [--seconds S] (bad "${a} ${v ?? ''}")`);
+    else throw new Error(`usage: slow-clients --proxy outrigger|mosn [--clients N] [--seconds S] [--body-rate-off] (bad "${a} ${v ?? ''}")`);
   }
   return o;
 }
@@ -49,8 +58,9 @@ function quantile(sorted: number[], q: number): number {
 }
 
 /** Opens n connections; each sends headers announcing a 1 MiB body, then nothing yet. */
-async function openSlowClients(port: number, n: number): Promise<{ socks: net.Socket[]; answered: () => number }> {
-  let answered = 0;
+async function openSlowClients(port: number, n: number): Promise<{ socks: net.Socket[]; answers: Map<string, number[]> }> {
+  // Status line of the proxy's answer -> seconds after the headers were sent.
+  const answers = new Map<string, number[]>();
   const socks: net.Socket[] = [];
   // In batches of 50 so that the listen backlog is not the thing being measured.
   for (let i = 0; i < n; i += 50) {
@@ -65,12 +75,16 @@ async function openSlowClients(port: number, n: number): Promise<{ socks: net.So
     for (const s of batch) {
       s.on('error', () => undefined);
       // A response (e.g. 408) before the body is complete: the proxy cut the slow client off.
-      s.once('data', () => answered++);
+      const t0 = Date.now();
+      s.once('data', (d: Buffer) => {
+        const line = d.toString('latin1').split('\r\n', 1)[0];
+        answers.set(line, [...(answers.get(line) ?? []), (Date.now() - t0) / 1000]);
+      });
       s.write(`POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: ${BODY_BYTES}\r\n\r\n`);
       socks.push(s);
     }
   }
-  return { socks, answered: () => answered };
+  return { socks, answers };
 }
 
 /** One probe every 100 ms for `ms` (each on its own connection, 2 s timeout); latencies and failures. */
@@ -108,7 +122,7 @@ async function startProxy(o: Options, dir: string, port: number, backendPort: nu
   const config = { ...outriggerConfig({ mode: 'http1', port, backendPort, dir, adminPort }) } as { servers: Record<string, unknown>[] };
   const cfgPath = path.join(dir, 'config.json');
   if (o.proxy === 'outrigger') {
-    fs.writeFileSync(cfgPath, JSON.stringify(config, null, 2));
+    fs.writeFileSync(cfgPath, JSON.stringify(o.bodyRateOff ? { ...config, limits: { min_request_body_rate: 0 } } : config, null, 2));
     return startPinned('any', process.execPath, [path.join(REPO_ROOT, 'dist', 'src', 'cli.js'), 'start', '-c', cfgPath]);
   }
   const bin = process.env.MOSN_BIN;
@@ -157,11 +171,12 @@ async function main(): Promise<void> {
     const stillOpen = slow.filter((s) => !s.destroyed).length;
     const kinds = new Map<string, number>();
     for (const f of failures) kinds.set(f, (kinds.get(f) ?? 0) + 1);
-    console.log(`proxy: ${o.proxy}${o.proxy === 'mosn' ? ` (${process.env.MOSN_BIN})` : ''}, ${o.clients} slow clients (1 MiB body at 1 byte/s), probe every ${PROBE_EVERY_MS} ms for ${o.seconds} s`);
+    console.log(`proxy: ${o.proxy}${o.proxy === 'mosn' ? ` (${process.env.MOSN_BIN})` : ''}${o.bodyRateOff ? ' (min_request_body_rate 0)' : ''}, ${o.clients} slow clients (1 MiB body at 1 byte/s), probe every ${PROBE_EVERY_MS} ms for ${o.seconds} s`);
     console.log(`probes: ${lat.length}, failures: ${failures.length}${kinds.size ? ` (${[...kinds].map(([k, n]) => `${n}x ${k}`).join('; ')})` : ''}`);
     console.log(`latency: p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p99 ${quantile(sorted, 0.99).toFixed(1)} ms, max ${quantile(sorted, 1).toFixed(1)} ms`);
     console.log(`proxy RSS: ${(rss0 / 1024).toFixed(0)} MiB before the attack, peak ${(rssPeak / 1024).toFixed(0)} MiB during it`);
-    console.log(`slow clients: ${stillOpen} still connected, ${clients.answered()} got an answer from the proxy`);
+    const answered = [...clients.answers].map(([line, t]) => `${t.length}x "${line}" after ${Math.min(...t).toFixed(1)}-${Math.max(...t).toFixed(1)} s`);
+    console.log(`slow clients: ${stillOpen} still connected; answers from the proxy: ${answered.length ? answered.join('; ') : 'none'}`);
     if (p.exited()) console.log(`proxy ${p.exited()}:\n${p.output()}`);
   } finally {
     clearInterval(drip);
