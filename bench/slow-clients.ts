@@ -4,7 +4,7 @@
  * fresh connection each, one every 100 ms) asks the same cluster for /ok. Prints probe count,
  * failures, p50/p99 latency and the proxy's RSS.
  *
- *   node dist/bench/slow-clients.js --proxy outrigger|mosn [--clients 500] [--seconds 15] [--body-rate-off]
+ *   node dist/bench/slow-clients.js --proxy outrigger|mosn [--clients 500] [--seconds 15] [--body-bytes 1048576] [--body-rate-off]
  *
  * Outrigger answers a body slower than limits.min_request_body_rate with 408 (after ~5 s here);
  * --body-rate-off turns that off so that, as in MOSN, the slow clients stay for the whole probe.
@@ -23,7 +23,6 @@ import { treeRssKiB } from './lib/proc';
 import { startPinned, stopAll, type Owned } from './lib/proc-spawn';
 import { outriggerConfig } from './peers/configs';
 
-const BODY_BYTES = 1024 * 1024;
 const PROBE_EVERY_MS = 100;
 const PROBE_TIMEOUT_MS = 2000;
 
@@ -31,12 +30,14 @@ interface Options {
   proxy: 'outrigger' | 'mosn';
   clients: number;
   seconds: number;
+  /** The announced Content-Length of each slow body (default 1 MiB). */
+  bodyBytes: number;
   /** Outrigger only: `limits.min_request_body_rate: 0`, so that slow bodies are held like MOSN holds them. */
   bodyRateOff: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { proxy: 'outrigger', clients: 500, seconds: 15, bodyRateOff: false };
+  const o: Options = { proxy: 'outrigger', clients: 500, seconds: 15, bodyBytes: 1024 * 1024, bodyRateOff: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--body-rate-off') {
@@ -47,7 +48,8 @@ function parseArgs(argv: string[]): Options {
     if (a === '--proxy' && (v === 'outrigger' || v === 'mosn')) o.proxy = v;
     else if (a === '--clients' && Number.isInteger(Number(v)) && Number(v) > 0) o.clients = Number(v);
     else if (a === '--seconds' && Number(v) > 0) o.seconds = Number(v);
-    else throw new Error(`usage: slow-clients --proxy outrigger|mosn [--clients N] [--seconds S] [--body-rate-off] (bad "${a} ${v ?? ''}")`);
+    else if (a === '--body-bytes' && Number.isInteger(Number(v)) && Number(v) > 0) o.bodyBytes = Number(v);
+    else throw new Error(`usage: slow-clients --proxy outrigger|mosn [--clients N] [--seconds S] [--body-bytes B] [--body-rate-off] (bad "${a} ${v ?? ''}")`);
   }
   return o;
 }
@@ -57,8 +59,8 @@ function quantile(sorted: number[], q: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(sorted.length * q) - 1))] : NaN;
 }
 
-/** Opens n connections; each sends headers announcing a 1 MiB body, then nothing yet. */
-async function openSlowClients(port: number, n: number): Promise<{ socks: net.Socket[]; answers: Map<string, number[]> }> {
+/** Opens n connections; each sends headers announcing a `bodyBytes` body, then nothing yet. */
+async function openSlowClients(port: number, n: number, bodyBytes: number): Promise<{ socks: net.Socket[]; answers: Map<string, number[]> }> {
   // Status line of the proxy's answer -> seconds after the headers were sent.
   const answers = new Map<string, number[]>();
   const socks: net.Socket[] = [];
@@ -80,7 +82,7 @@ async function openSlowClients(port: number, n: number): Promise<{ socks: net.So
         const line = d.toString('latin1').split('\r\n', 1)[0];
         answers.set(line, [...(answers.get(line) ?? []), (Date.now() - t0) / 1000]);
       });
-      s.write(`POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: ${BODY_BYTES}\r\n\r\n`);
+      s.write(`POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: ${bodyBytes}\r\n\r\n`);
       socks.push(s);
     }
   }
@@ -156,7 +158,7 @@ async function main(): Promise<void> {
     const warm = await request(port, '/ok');
     if (warm.status !== 200) throw new Error(`proxy answered ${warm.status} to a plain request:\n${p.output()}`);
     const rss0 = treeRssKiB([p.pid]);
-    const clients = await openSlowClients(port, o.clients);
+    const clients = await openSlowClients(port, o.clients, o.bodyBytes);
     slow = clients.socks;
     drip = setInterval(() => {
       for (const s of slow) if (!s.destroyed) s.write('x');
@@ -171,7 +173,7 @@ async function main(): Promise<void> {
     const stillOpen = slow.filter((s) => !s.destroyed).length;
     const kinds = new Map<string, number>();
     for (const f of failures) kinds.set(f, (kinds.get(f) ?? 0) + 1);
-    console.log(`proxy: ${o.proxy}${o.proxy === 'mosn' ? ` (${process.env.MOSN_BIN})` : ''}${o.bodyRateOff ? ' (min_request_body_rate 0)' : ''}, ${o.clients} slow clients (1 MiB body at 1 byte/s), probe every ${PROBE_EVERY_MS} ms for ${o.seconds} s`);
+    console.log(`proxy: ${o.proxy}${o.proxy === 'mosn' ? ` (${process.env.MOSN_BIN})` : ''}${o.bodyRateOff ? ' (min_request_body_rate 0)' : ''}, ${o.clients} slow clients (${o.bodyBytes}-byte body at 1 byte/s), probe every ${PROBE_EVERY_MS} ms for ${o.seconds} s`);
     console.log(`probes: ${lat.length}, failures: ${failures.length}${kinds.size ? ` (${[...kinds].map(([k, n]) => `${n}x ${k}`).join('; ')})` : ''}`);
     console.log(`latency: p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p99 ${quantile(sorted, 0.99).toFixed(1)} ms, max ${quantile(sorted, 1).toFixed(1)} ms`);
     console.log(`proxy RSS: ${(rss0 / 1024).toFixed(0)} MiB before the attack, peak ${(rssPeak / 1024).toFixed(0)} MiB during it`);
