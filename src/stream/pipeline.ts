@@ -24,6 +24,7 @@ import { DECODE_PHASES, FilterStatus, streamFilterKind, type DecodePhase, type F
 import type { ListenerContext } from '../filters/network/types';
 import type { AccessLogEntry, AccessLogHeaders, AccessLogTls, AccessLogWriter } from '../log';
 import type { Cluster } from '../upstream/cluster';
+import type { Host } from '../upstream/lb';
 
 export class StreamPipeline {
   /** Decode filters per phase, in config order. */
@@ -85,6 +86,8 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   /** Retries of this request so far (RPC). */
   retries = 0;
   cluster: Cluster | null = null;
+  /** The host of the current attempt (set by the phase machine). */
+  host: Host | null = null;
 
   // ---- AccessLogEntry (absent values print "-")
   startTime = 0;
@@ -117,6 +120,7 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
     this.replied = false;
     this.retries = 0;
     this.cluster = null;
+    this.host = null;
     this.requestReceivedDurationMs = undefined;
     this.responseReceivedDurationMs = undefined;
     this.requestFinishedDurationMs = undefined;
@@ -197,6 +201,13 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
     if (p.accessLog !== null) p.accessLog.log(this);
     const l = p.loggers;
     for (let i = 0; i < l.length; i++) (l[i].log as (s: FilterStream) => void)(this);
+  }
+
+  /** Routing picked `cluster` by the route named `routeName`. */
+  routed(routeName: string, cluster: Cluster): void {
+    this.cluster = cluster;
+    this.upstreamCluster = cluster.name;
+    this.routeName = routeName;
   }
 
   setResponseFlag(flag: string): void {
