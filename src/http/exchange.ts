@@ -1,19 +1,23 @@
 /**
- * One HTTP request through the proxy (MOSN's downstream phases, for HTTP):
+ * One HTTP request through the proxy (HTTP/1.1, HTTP/2, gRPC): the HTTP adapter of the stream
+ * phase machine (src/stream/active-stream.ts runs the phases, the retry decision, the budget
+ * and previous-hosts avoidance; the Exchange implements StreamHooks and keeps the HTTP work):
  *
- *   request head ─> limits (header count) ─> virtual host (:authority) ─> route (cached)
- *        │ none: 404            direct_response / redirect: answered here
- *        v
- *   cluster (cluster_name | weighted | cluster_header) ─> headers: hop-by-hop out, route and
- *   virtual-host ops, x-request-id, prefix/host rewrite ─> body: buffered when a retry may
- *   need it again (<= max_request_body_retry_buffer), else streamed
- *        v
- *   attempt: host (lb) ─> upstream h1 pool | h2 session  ── per-try timer
- *        │ connect failure / reset / 5xx / per-try timeout: retry per retry_policy
- *        │ (idempotent methods only once the upstream may have seen the request)
- *        v
- *   response head ─> ops ─> downstream; body with backpressure; trailers (grpc-status) kept
- *   route timeout (or a shorter grpc-timeout): 504 / grpc-status 4 before the head, reset after
+ *   request head ─> limits (header count, Host, path normalization: 400 / 307)
+ *   runPhases(exchange, HttpStream | null):
+ *     routePhase       virtual host (:authority) ─> route (cached) ─> cluster
+ *                      none: 404 (NR)   direct_response / redirect: answered here
+ *     prepareUpstream  headers: hop-by-hop out, route and virtual-host ops, x-request-id,
+ *                      prefix/host rewrite; route timeout (or a shorter grpc-timeout) armed;
+ *                      body: buffered when a retry may need it again
+ *                      (<= max_request_body_retry_buffer; hostPhase when complete), else streamed
+ *     sendAttempt      max_requests breaker (503, UO) ─> upstream h1 pool | h2 session, per-try timer
+ *     localReply       status + short text body, or grpc-status for gRPC (trailers-only)
+ *     retry            backoff (25 ms base, full jitter), then retryAttempt
+ *   attempt failed: connect failure / reset / 5xx / per-try timeout ─> attemptFailed / mayRetry
+ *     (idempotent methods only once the upstream may have seen the request)
+ *   response head ─> encode filters ─> ops ─> downstream; body with backpressure; trailers kept
+ *   route timeout: 504 / grpc-status 4 before the head, reset after
  *
  * Every exchange answers exactly once: `finished` guards all the ways it can end.
  */

@@ -1,25 +1,27 @@
 /**
- * The `proxy` network filter for multiplexed RPC protocols (Bolt v1/v2 today; any XCodec).
- *
- * One DownstreamSession per accepted connection runs each request through these phases
- * (MOSN pkg/proxy/downstream.go names them too):
+ * The `proxy` network filter for multiplexed RPC protocols (Bolt v1/v2, Dubbo, any XCodec): the
+ * RPC adapter of the stream phase machine (src/stream/active-stream.ts). The phases, the retry
+ * decision and the budget are there; this file keeps the protocol work:
  *
  *   read ─> frame reader ─> [protocol?] ─> decode ─> heartbeat? ──yes──> ack written locally
  *                                                      │no
  *                    response from a client? drop <────┤
  *                                                      v
- *                      route (router, cached by service) ──none──> NO_ROUTE error response
- *                                                      v
- *                 cluster (weighted pick) + host (lb) ──none──> NO_ROUTE error response
- *                                                      v
- *         upstream pool: circuit breakers ──open──> OVERFLOW error response
- *                        id rewritten in place, written (gathered, one writev per tick)
- *                                                      v
- *   response (any order) ─> id mapped back in place ─> written downstream
- *   timeout / upstream lost ─> TIMEOUT / CONNECTION_CLOSED error response
+ *   runPhases(session, stream | null) ── StreamHooks implemented by DownstreamSession:
+ *     routePhase      router (cached by service), cluster (weighted pick)  none: NO_PROCESSOR (NR)
+ *                     a route that retries: an RpcStream with a copy of the frame
+ *     sendAttempt     upstream pool: circuit breakers (open: busy, UO); id rewritten in place,
+ *                     written (gathered, one writev per tick); timeout = frame / route, bounded
+ *                     by retry_timeout (per try) within the request's own time
+ *     localReply      the codec's error frame (ErrorKind -> protocol status)
+ *     retry           the downstream id back into the copy, then another host
+ *   response (any order) ─> id mapped back in place ─> written downstream ─> encode, access log
+ *   attempt failed ─> attemptFailed: connect failure / per-try timeout retried (what MOSN
+ *     retries); a request lost with its connection is answered CONNECTION_CLOSED, not resent
  *
- * A frame that cannot be decoded closes this downstream connection only. Error statuses come
- * from the codec (ErrorKind -> protocol status), so nothing here is Bolt-specific.
+ * No object per request unless the listener has stream filters or an access log, or the route
+ * retries (RpcStream, pooled). A frame that cannot be decoded closes this downstream connection
+ * only. Error statuses come from the codec, so nothing here is Bolt-specific.
  *
  * Auto (src/proxy/detect.ts): the first bytes pick the codec (Bolt v1/v2, Dubbo, any registered
  * XCodec); HTTP and TLS go to a registered handoff; anything else goes to the chain's tcp_proxy
