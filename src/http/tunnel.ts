@@ -10,7 +10,8 @@
  *     runPhases: before_route ─> routePhase (404 / 503) ─> after_route ─> prepareUpstream (head)
  *       ─> host (503) ─> after_choose_host ─> sendAttempt: max_connections (503, UO)
  *       ─> relay.open(cluster, host, head)          TunnelRelay: one per engine
- *            connect failure: attemptFailed (503, UF)
+ *            connect failure: attemptFailed: retried on another host (retry_on connect-failure:
+ *            nothing reached the upstream), else 503, UF
  *            first upstream bytes: the status line (encode filters, %response_code%)
  *            both sides closed: ended(bytes in, bytes out) ─> access-log line, filters' log step
  *
@@ -211,8 +212,9 @@ export class TunnelRequest implements StreamHooks<TunnelStream>, RetryState, Htt
     cl.counters[cl.base + C.CX_CONNECT_FAIL]++;
     routeCount(this.route as HttpRoute, R.UPSTREAM_RESET);
     if (this.fs !== null) this.fs.upstreamTransportFailureReason = reason;
-    // The client's early bytes went to the failed connection: not sent again.
-    attemptFailed(this, this.fs, (this.route as HttpRoute).retry, AttemptFailure.ConnectFailure, false, HC.RETRY);
+    // Nothing reached the upstream (the relays send the head and early bytes only on a connected
+    // socket / queue them on the failed connection): another host may take the tunnel.
+    attemptFailed(this, this.fs, (this.route as HttpRoute).retry, AttemptFailure.ConnectFailure, true, HC.RETRY);
   }
 
   /** The upstream's status line (101, 200, or a refusal it sends before closing). */
@@ -332,6 +334,13 @@ class SocketRelay implements TunnelRelay {
     // The cluster's socket: TLS per its tls_context, counted, connect (and handshake) timeout.
     const up = cluster.openSocket(host, cluster.connectTimeoutMs, HTTP1_ALPN);
     this.up = up;
+    // 'error' and 'close' both tell of one failed connect: reported once (a retry opens another socket).
+    let failed = false;
+    const fail = (reason: string): void => {
+      if (failed) return;
+      failed = true;
+      t.connectFailed(reason);
+    };
     up.once(readyEvent(up), () => {
       this.connected = true;
       up.write(head);
@@ -341,13 +350,13 @@ class SocketRelay implements TunnelRelay {
       up.pipe(socket);
     });
     up.on('error', (err: Error) => {
-      if (!this.connected) t.connectFailed(err.message);
+      if (!this.connected) fail(err.message);
       else socket.destroy();
     });
     up.once('close', () => {
       host.active--;
       if (this.connected) socket.end();
-      else t.connectFailed('upstream closed before connecting');
+      else fail('upstream closed before connecting');
     });
   }
 

@@ -429,3 +429,34 @@ test('tunnels are streams too: Upgrade and CONNECT (raw and node:http engines) g
     up.close();
   }
 });
+
+test('tunnels retry a refused connect on another host (retry_policy), on both HTTP/1.1 engines', { timeout: 60_000 }, async () => {
+  const up = http.createServer((_req, res) => res.end('plain'));
+  up.on('connect', (_req, socket: net.Socket, head: Buffer) => {
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) socket.write(head);
+    socket.pipe(socket);
+  });
+  const upPort = await new Promise<number>((resolve) => up.listen(0, '127.0.0.1', () => resolve((up.address() as net.AddressInfo).port)));
+  const dead = await deadPort();
+  const router = { router_config_name: 'r', virtual_hosts: [{ name: 'v', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'ws', retry_policy: { retry_on: true, num_retries: 1 } } }] }] };
+  try {
+    for (const env of [{}, { OUTRIGGER_H1_DOWNSTREAM: 'node' }]) {
+      const sc = await startSidecar(httpConfig([{ name: 'h1', downstream: 'Http1', router: 'r' }], [router], { ws: [dead, upPort] }), { env });
+      try {
+        const port = sc.ports.get('h1')!;
+        for (let i = 0; i < 4; i++) {
+          const ct = await raw(port, `CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\nping${i}`, 300);
+          assert.equal(ct, `HTTP/1.1 200 Connection Established\r\n\r\nping${i}`, `${JSON.stringify(env)} tunnel ${i}`);
+        }
+        const st = await sc.stats();
+        assert.ok(st.clusters.ws.upstream_rq_retry >= 1, `retries ${st.clusters.ws.upstream_rq_retry}`);
+      } finally {
+        await sc.terminate();
+      }
+    }
+  } finally {
+    up.closeAllConnections();
+    up.close();
+  }
+});

@@ -108,7 +108,7 @@ class Tunnel implements TunnelRelay {
     const h = Buffer.from(head, 'latin1');
     up.write(h, 0, h.length);
     if (this.rest.length > 0) up.write(this.rest, 0, this.rest.length);
-    this.down.bytes += this.rest.length;
+    if (this.up.bytes === 0) this.down.bytes = this.rest.length;
   }
 
   connected(): void {
@@ -132,6 +132,9 @@ class Tunnel implements TunnelRelay {
       cl.counters[cl.base + C.CX_ACTIVE]--;
       (this.host as Host).active--;
       if (!this.isUp) {
+        // A retry (TunnelRequest) may open another connection on this side.
+        this.upDone = false;
+        this.up.conn = null;
         t.connectFailed('upstream connection failed');
         return;
       }
