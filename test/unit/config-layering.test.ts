@@ -5,8 +5,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 const CONFIG_DIR = path.join(__dirname, '..', '..', '..', 'src', 'config');
-/** The only module outside src/config it may use: TLS material loading, a leaf (node builtins and config/types). */
-const ALLOWED_OUTSIDE = new Set(['../tls/material']);
+/**
+ * The only modules outside src/config it may use: TLS material loading, a leaf (node builtins and
+ * config/types), and the stream filter contract (src/api/stream-filter.ts: the validators of
+ * stream filter kinds; a leaf that imports nothing).
+ */
+const ALLOWED_OUTSIDE = new Set(['../tls/material', '../api/stream-filter']);
 
 test('src/config imports only itself, node builtins and the TLS material leaf', () => {
   const files = fs.readdirSync(CONFIG_DIR).filter((f) => f.endsWith('.ts'));
@@ -24,4 +28,6 @@ test('src/config imports only itself, node builtins and the TLS material leaf', 
   assert.deepEqual(bad, []);
   const material = fs.readFileSync(path.join(CONFIG_DIR, '..', 'tls', 'material.ts'), 'utf8');
   for (const m of material.matchAll(/from\s*['"]([^'"]+)['"]/g)) assert.ok(m[1]!.startsWith('node:') || m[1] === '../config/types', `tls/material imports ${m[1]}`);
+  const api = fs.readFileSync(path.join(CONFIG_DIR, '..', 'api', 'stream-filter.ts'), 'utf8');
+  assert.doesNotMatch(api, /^(?:import|export)\b[^;()'"]*?\bfrom\s*['"]|^import\s*['"]/m, 'api/stream-filter imports nothing');
 });
