@@ -1,19 +1,23 @@
 /**
- * One HTTP request through the proxy (MOSN's downstream phases, for HTTP):
+ * One HTTP request through the proxy (HTTP/1.1, HTTP/2, gRPC): the HTTP adapter of the stream
+ * phase machine (src/stream/active-stream.ts runs the phases, the retry decision, the budget
+ * and previous-hosts avoidance; the Exchange implements StreamHooks and keeps the HTTP work):
  *
- *   request head ─> limits (header count) ─> virtual host (:authority) ─> route (cached)
- *        │ none: 404            direct_response / redirect: answered here
- *        v
- *   cluster (cluster_name | weighted | cluster_header) ─> headers: hop-by-hop out, route and
- *   virtual-host ops, x-request-id, prefix/host rewrite ─> body: buffered when a retry may
- *   need it again (<= max_request_body_retry_buffer), else streamed
- *        v
- *   attempt: host (lb) ─> upstream h1 pool | h2 session  ── per-try timer
- *        │ connect failure / reset / 5xx / per-try timeout: retry per retry_policy
- *        │ (idempotent methods only once the upstream may have seen the request)
- *        v
- *   response head ─> ops ─> downstream; body with backpressure; trailers (grpc-status) kept
- *   route timeout (or a shorter grpc-timeout): 504 / grpc-status 4 before the head, reset after
+ *   request head ─> limits (header count, Host, path normalization: 400 / 307)
+ *   runPhases(exchange, HttpStream | null):
+ *     routePhase       virtual host (:authority) ─> route (cached) ─> cluster
+ *                      none: 404 (NR)   direct_response / redirect: answered here
+ *     prepareUpstream  headers: hop-by-hop out, route and virtual-host ops, x-request-id,
+ *                      prefix/host rewrite; route timeout (or a shorter grpc-timeout) armed;
+ *                      body: buffered when a retry may need it again
+ *                      (<= max_request_body_retry_buffer; hostPhase when complete), else streamed
+ *     sendAttempt      max_requests breaker (503, UO) ─> upstream h1 pool | h2 session, per-try timer
+ *     localReply       status + short text body, or grpc-status for gRPC (trailers-only)
+ *     retry            backoff (25 ms base, full jitter), then retryAttempt
+ *   attempt failed: connect failure / reset / 5xx / per-try timeout ─> attemptFailed / mayRetry
+ *     (idempotent methods only once the upstream may have seen the request)
+ *   response head ─> encode filters ─> ops ─> downstream; body with backpressure; trailers kept
+ *   route timeout: 504 / grpc-status 4 before the head, reset after
  *
  * Every exchange answers exactly once: `finished` guards all the ways it can end.
  */
@@ -21,13 +25,13 @@ import { PassThrough, type Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import { DecodePhase, type StreamPeer } from '../api/stream-filter';
 import type { ListenerContext } from '../filters/network/types';
-import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET, type CompiledHttpRouter, type HttpRoute, type HttpRouteRequest, type HttpVirtualHost } from '../router/http-routes';
+import { type CompiledHttpRouter, type HttpRoute, type HttpRouteRequest, type HttpVirtualHost } from '../router/http-routes';
 import { resolveTarget } from '../router/path';
 import { admitRequest, requestEnded } from '../overload/manager';
 import { OL } from '../overload/stats';
 import { deadlines, type DeadlineEntry } from '../stream/deadlines';
 import { ActiveStream, hostPort, type StreamPipeline } from '../stream/pipeline';
-import { acquireRetry, releaseRetry } from '../stream/retry-budget';
+import { attemptDone, AttemptFailure, attemptFailed, beginRetry, hostPhase, LocalReplyKind, mayRetry, requestDone, retryAttempt, runPhases, statusRetryBits, triedHost, type RetryState, type StreamHooks } from '../stream/active-stream';
 import { tlsInfoOf } from '../tls/identity';
 import { proxyLog } from '../proxy/detect';
 import { C, L, R } from '../stats/layout';
@@ -106,7 +110,7 @@ const GRPC_UNIMPLEMENTED = 12;
 const GRPC_UNAVAILABLE = 14;
 
 
-export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
+export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, StreamHooks<HttpStream>, RetryState {
   readonly path: string;
   private readonly method: string;
   private readonly fullPath: string;
@@ -119,15 +123,15 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   private readonly lb: number;
   private route: HttpRoute | null = null;
   private vh: HttpVirtualHost | null = null;
-  private cluster: Cluster | null = null;
+  cluster: Cluster | null = null;
   private up: UpstreamRequest | null = null;
   private upstreamH2 = false;
   private cur: UpstreamAttempt | null = null;
   private curHost: Host | null = null;
   private attemptStart = 0;
-  private retries = 0;
+  retries = 0;
   /** Hosts tried so far (only when the route has a retry policy). */
-  private tried: Host[] | null = null;
+  tried: Host[] | null = null;
   private replayable = true;
   private responseStarted = false;
   private finished = false;
@@ -146,8 +150,11 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   /** The pipeline's view of this request: only when the listener has stream filters or an access log. */
   private fs: HttpStream | null = null;
   /** A retry was taken from the cluster's budget (mayRetry) / is held by the current attempt. */
-  private retryPending = false;
-  private retryHeld = false;
+  retryPending = false;
+  retryHeld = false;
+  /** How the last attempt failed (the local reply's text). */
+  private failKind = FailKind.ConnectFailure;
+  private failErr: Error | null = null;
   /** FilterStream.limitRequestBody: bytes allowed in a body of unknown length (0 = no limit), and the answer past them. */
   bodyLimit = 0;
   bodyLimitStatus = 0;
@@ -198,82 +205,75 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     if (!admitRequest()) {
       c[lb + OL.RQ_SHED]++;
       if (this.fs !== null) this.fs.setResponseFlag('OM');
-      this.localReply(503, 'overloaded', GRPC_UNAVAILABLE, true);
+      this.reply(503, 'overloaded', GRPC_UNAVAILABLE, true);
       return;
     }
     this.admitted = true;
     // Header count limit (h1; h2 is limited by the session's maxHeaderListPairs).
     if (!this.h2 && this.down.headerCount > this.env.cfg.maxHeaders) {
       c[lb + HL.HEADER_OVERFLOW]++;
-      this.localReply(431, 'too many request headers', GRPC_UNAVAILABLE, true);
+      this.reply(431, 'too many request headers', GRPC_UNAVAILABLE, true);
       return;
     }
     if (!this.h2 && this.authority === '' && this.down.httpMinor === 1) {
       c[lb + HL.BAD_REQUEST]++;
-      this.localReply(400, 'missing Host header', GRPC_UNAVAILABLE, true);
+      this.reply(400, 'missing Host header', GRPC_UNAVAILABLE, true);
       return;
     }
     if (this.targetStatus === 307 && !this.grpc) return this.localRedirect(this.fullPath);
     if (this.targetStatus !== 0) {
       c[lb + HL.BAD_REQUEST]++;
-      this.localReply(400, 'bad request path', GRPC_UNAVAILABLE, true);
+      this.reply(400, 'bad request path', GRPC_UNAVAILABLE, true);
       return;
     }
-    if (this.fs !== null && !this.fs.decode(DecodePhase.BeforeRoute)) return;
-    this.routePhase();
+    runPhases(this, this.fs, DecodePhase.BeforeRoute);
   }
 
   /** A stopped filter let the request go on (FilterStream.resume). */
   continueFrom(phase: DecodePhase): void {
     if (this.finished) return;
-    if (phase === DecodePhase.BeforeRoute) this.routePhase();
-    else if (phase === DecodePhase.AfterRoute) this.upstreamPhase();
-    else this.send((this.fs as HttpStream).host as Host);
+    runPhases(this, this.fs, phase);
   }
 
-  /** Route, cluster; then the after-route filters. */
-  private routePhase(): void {
+  // ---- StreamHooks (src/stream/active-stream.ts runs the phases; these are the HTTP parts)
+
+  /** Virtual host, route (direct_response / redirect answered here), cluster. */
+  routePhase(fs: HttpStream | null): HttpStream | null | undefined {
     const c = this.counters;
     const lb = this.lb;
     const vh = this.env.router.virtualHost(this.authority);
     const route = vh === null ? null : vh.match(this);
     if (vh === null || route === null) {
       c[lb + L.RS_NO_ROUTE]++;
-      this.localReply(404, 'no route', GRPC_UNIMPLEMENTED);
-      return;
+      this.reply(404, 'no route', GRPC_UNIMPLEMENTED);
+      return undefined;
     }
     this.vh = vh;
     this.route = route;
     routeRequest(route);
     if (route.direct !== null) {
       c[lb + HL.DIRECT_RESPONSE]++;
-      this.localReply(route.direct.status, route.direct.body, -1);
-      return;
+      this.reply(route.direct.status, route.direct.body, -1);
+      return undefined;
     }
     if (route.redirect !== null) {
       c[lb + HL.REDIRECT]++;
       this.redirect(route);
-      return;
+      return undefined;
     }
     const cluster = this.env.ctx.clusters.get(route.pickCluster(this));
     if (cluster === undefined) {
       c[lb + L.RS_NO_ROUTE]++;
-      this.localReply(route.clusterHeader !== '' ? 404 : 503, 'cluster not found', GRPC_UNAVAILABLE);
-      return;
+      this.reply(route.clusterHeader !== '' ? 404 : 503, 'cluster not found', GRPC_UNAVAILABLE);
+      return undefined;
     }
     this.cluster = cluster;
-    const fs = this.fs;
-    if (fs !== null) {
-      fs.cluster = cluster;
-      fs.upstreamCluster = cluster.name;
-      fs.routeName = route.name;
-      if (!fs.decode(DecodePhase.AfterRoute)) return;
-    }
-    this.upstreamPhase();
+    if (fs !== null) fs.routed(route.name, cluster);
+    return fs;
   }
 
-  /** Upstream headers, timeout, body; then the first attempt. */
-  private upstreamPhase(): void {
+  /** Upstream headers, timeout, body; false while a body a retry may need is buffered (then onBodyBuffered). */
+  prepareUpstream(): boolean {
     const route = this.route as HttpRoute;
     const vh = this.vh as HttpVirtualHost;
     // The upstream header set (a new object: hop-by-hop out, ops applied; the downstream's stays intact for matching and logs).
@@ -301,21 +301,69 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
         // replayable by a retry: one copy, bounded by max_request_body_retry_buffer.
         this.up = { method: this.method, path, authority, headers, body: null };
         collectBody(this.down.body(), cl, this);
-        return;
+        return false;
       }
       body = this.down.body();
       if (this.bodyLimit > 0) body = limitBody(body, this.bodyLimit, this);
       this.replayable = false;
     }
     this.up = { method: this.method, path, authority, headers, body };
-    this.attempt();
+    return true;
+  }
+
+  routedCluster(): Cluster {
+    return this.cluster as Cluster;
+  }
+
+  retryState(): RetryState {
+    return this;
+  }
+
+  localReply(_fs: HttpStream | null, kind: LocalReplyKind): void {
+    const c = this.counters;
+    const lb = this.lb;
+    switch (kind) {
+      case LocalReplyKind.NoRoute:
+      case LocalReplyKind.NoHost:
+        c[lb + L.RS_NO_ROUTE]++;
+        this.reply(503, 'no healthy upstream', GRPC_UNAVAILABLE);
+        return;
+      case LocalReplyKind.Overflow:
+        this.reply(503, 'upstream overflow', GRPC_UNAVAILABLE);
+        return;
+      case LocalReplyKind.Timeout:
+        c[lb + L.RS_TIMEOUT]++;
+        this.reply(504, 'upstream request timeout', GRPC_DEADLINE_EXCEEDED);
+        return;
+      default: {
+        c[lb + L.RS_CX_CLOSED]++;
+        const err = this.failErr as Error;
+        const cl = this.cluster as Cluster;
+        // The reason (addresses, TLS verification text) goes to the access log and the debug log, never to the client.
+        if (this.fs !== null) this.fs.upstreamTransportFailureReason = err.message;
+        const log = proxyLog();
+        if (log.debug !== undefined) log.debug({ listener: this.env.ctx.name, cluster: cl.name, err: err.message }, 'http: upstream request failed');
+        this.reply(503, this.failKind === FailKind.ConnectFailure ? 'upstream connect error' : 'upstream reset before response headers', GRPC_UNAVAILABLE);
+      }
+    }
+  }
+
+  /** A retry was decided: the next attempt after a backoff. */
+  retry(): void {
+    routeCount(this.route as HttpRoute, R.RETRY);
+    // Exponential backoff from 25 ms with full jitter (what Envoy does by default).
+    const delay = Math.random() * 25 * 2 ** (this.retries - 1);
+    // A timer per retry (error path only).
+    setTimeout(() => {
+      if (!this.finished) retryAttempt(this, this.fs);
+    }, delay);
   }
 
   /** The buffered body (collectBody) is complete: first attempt. */
   onBodyBuffered(buf: Buffer): void {
     if (this.finished) return;
     this.up = { ...(this.up as UpstreamRequest), body: buf };
-    this.attempt();
+    hostPhase(this, this.fs, false);
   }
 
   /** The downstream failed while the body was being buffered. */
@@ -327,43 +375,15 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     this.finish();
   }
 
-  private attempt(): void {
-    const cluster = this.cluster as Cluster;
-    let host = cluster.lb.choose();
-    // A retry prefers a host not tried yet (Envoy's previous_hosts predicate).
-    if (this.tried !== null && host !== null) {
-      for (let i = 0; i < cluster.hosts.length && this.tried.includes(host); i++) {
-        const h = cluster.lb.choose();
-        if (h === null) break;
-        host = h;
-      }
-    }
-    const cc = cluster.counters;
-    const cb = cluster.base;
-    if (host === null) {
-      cc[cb + C.NO_HOST]++;
-      this.counters[this.lb + L.RS_NO_ROUTE]++;
-      if (this.fs !== null) this.fs.setResponseFlag('UH');
-      this.localReply(503, 'no healthy upstream', GRPC_UNAVAILABLE);
-      return;
-    }
-    const fs = this.fs;
-    if (fs !== null && this.retries === 0) {
-      fs.host = host;
-      if (!fs.decode(DecodePhase.AfterChooseHost)) return;
-    }
-    this.send(host);
-  }
-
   /** One attempt on `host`. */
-  private send(host: Host): void {
+  sendAttempt(_fs: HttpStream | null, host: Host): void {
     const cluster = this.cluster as Cluster;
     const cc = cluster.counters;
     const cb = cluster.base;
     if (!cluster.tryAcquireRequest()) {
       // Circuit breaker max_requests (shared by every worker; released in endAttempt).
       if (this.fs !== null) this.fs.setResponseFlag('UO');
-      this.localReply(503, 'upstream overflow', GRPC_UNAVAILABLE);
+      this.reply(503, 'upstream overflow', GRPC_UNAVAILABLE);
       return;
     }
     if (this.fs !== null) {
@@ -372,7 +392,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     }
     host.active++;
     this.curHost = host;
-    if (this.route !== null && this.route.retry !== null) (this.tried ??= []).push(host);
+    if (this.route !== null && this.route.retry !== null) triedHost(this, host);
     cc[cb + C.RQ_TOTAL]++;
     cc[cb + C.RQ_ACTIVE]++;
     this.attemptStart = performance.now();
@@ -391,11 +411,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
 
   /** Ends the current attempt's accounting (host load, cluster active, latency). */
   private endAttempt(status: number): void {
-    if (this.retryHeld) {
-      // The retried attempt ended: its place in the cluster's retry budget is free again.
-      this.retryHeld = false;
-      releaseRetry(this.cluster as Cluster);
-    }
+    // A retried attempt ended: its place in the cluster's retry budget is free again.
+    attemptDone(this);
     const host = this.curHost;
     if (host === null) return;
     this.curHost = null;
@@ -421,42 +438,19 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     }
   }
 
-  /** Whether a failed attempt may be tried again, given the condition bits it failed with. */
-  private mayRetry(bits: number, sentUpstream: boolean): boolean {
-    const rp = (this.route as HttpRoute).retry;
-    if (rp === null || (rp.on & bits) === 0 || this.retries >= rp.numRetries || !this.replayable || this.finished) return false;
-    if (sentUpstream && !isIdempotent(this.method)) return false;
-    // circuit_breakers max_retries: the same budget for every protocol (src/stream/retry-budget.ts).
-    if (!acquireRetry(this.cluster as Cluster)) {
-      if (this.fs !== null) this.fs.setResponseFlag('URX');
-      return false;
-    }
-    this.retryPending = true;
-    return true;
-  }
-
-  private retry(): void {
-    this.retryHeld = this.retryPending;
-    this.retryPending = false;
-    this.retries++;
-    const cl = this.cluster as Cluster;
-    cl.counters[cl.base + HC.RETRY]++;
-    routeCount(this.route as HttpRoute, R.RETRY);
-    // Exponential backoff from 25 ms with full jitter (what Envoy does by default).
-    const delay = Math.random() * 25 * 2 ** (this.retries - 1);
-    setTimeout(() => {
-      if (!this.finished) this.attempt();
-    }, delay);
+  /** Whether the request can be sent again after an attempt failed (`seen`: the upstream may have seen it). */
+  private safe(seen: boolean): boolean {
+    return this.replayable && !this.finished && (!seen || isIdempotent(this.method));
   }
 
   // ---- UpstreamSink
 
   onResponseHeaders(status: number, headers: Headers, endStream: boolean): void {
     if (this.finished) return;
-    const gateway = status === 502 || status === 503 || status === 504;
-    if (status >= 500 && this.mayRetry(RETRY_5XX | (gateway ? RETRY_GATEWAY_ERROR : 0), true)) {
+    if (status >= 500 && mayRetry(this, (this.route as HttpRoute).retry, statusRetryBits(status), this.safe(true), this.fs)) {
       (this.cur as UpstreamAttempt).abort();
       this.endAttempt(status);
+      beginRetry(this, HC.RETRY);
       this.retry();
       return;
     }
@@ -509,7 +503,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       this.endAttempt(0);
       this.counters[this.lb + L.RS_OVERFLOW]++;
       if (this.fs !== null) this.fs.setResponseFlag('UO');
-      this.localReply(503, 'upstream overflow', GRPC_UNAVAILABLE);
+      this.reply(503, 'upstream overflow', GRPC_UNAVAILABLE);
       return;
     }
     const cl = this.cluster as Cluster;
@@ -521,20 +515,10 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       this.resetDownstream();
       return;
     }
-    const bits = kind === FailKind.ConnectFailure ? RETRY_CONNECT_FAILURE | RETRY_GATEWAY_ERROR : RETRY_RESET | RETRY_GATEWAY_ERROR;
-    if (this.mayRetry(bits, kind !== FailKind.ConnectFailure)) {
-      this.retry();
-      return;
-    }
-    this.counters[this.lb + L.RS_CX_CLOSED]++;
-    // The reason (addresses, TLS verification text) goes to the access log and the debug log, never to the client.
-    if (this.fs !== null) {
-      this.fs.setResponseFlag(kind === FailKind.ConnectFailure ? 'UF' : 'UR');
-      this.fs.upstreamTransportFailureReason = err.message;
-    }
-    const log = proxyLog();
-    if (log.debug !== undefined) log.debug({ listener: this.env.ctx.name, cluster: cl.name, err: err.message }, 'http: upstream request failed');
-    this.localReply(503, kind === FailKind.ConnectFailure ? 'upstream connect error' : 'upstream reset before response headers', GRPC_UNAVAILABLE);
+    this.failKind = kind;
+    this.failErr = err;
+    const connect = kind === FailKind.ConnectFailure;
+    attemptFailed(this, this.fs, (this.route as HttpRoute).retry, connect ? AttemptFailure.ConnectFailure : AttemptFailure.Reset, this.safe(!connect), HC.RETRY);
   }
 
   // ---- timers and downstream events
@@ -547,13 +531,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     routeCount(this.route as HttpRoute, R.PER_TRY_TIMEOUT);
     (this.cur as UpstreamAttempt).abort();
     this.endAttempt(0);
-    if (this.mayRetry(RETRY_5XX | RETRY_GATEWAY_ERROR | RETRY_RESET, true)) {
-      this.retry();
-      return;
-    }
-    this.counters[this.lb + L.RS_TIMEOUT]++;
-    if (this.fs !== null) this.fs.setResponseFlag('UT');
-    this.localReply(504, 'upstream request timeout', GRPC_DEADLINE_EXCEEDED);
+    attemptFailed(this, this.fs, (this.route as HttpRoute).retry, AttemptFailure.PerTryTimeout, this.safe(true), HC.RETRY);
   };
 
   /** The route timeout (deadline wheel). */
@@ -574,7 +552,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
       } else this.resetDownstream();
       return;
     }
-    this.localReply(504, 'upstream request timeout', GRPC_DEADLINE_EXCEEDED);
+    this.reply(504, 'upstream request timeout', GRPC_DEADLINE_EXCEEDED);
   };
 
   /** The client went away (or reset the stream) before the response ended. */
@@ -598,10 +576,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.retryHeld || this.retryPending) {
-      this.retryHeld = this.retryPending = false;
-      releaseRetry(this.cluster as Cluster);
-    }
+    if (this.cluster !== null) requestDone(this);
     if (this.admitted) requestEnded();
     this.counters[this.lb + L.RQ_ACTIVE]--;
     // A response (head) was sent: the route's status class and request time.
@@ -627,12 +602,12 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
     if (this.cur !== null) this.cur.abort();
     this.endAttempt(0);
     // The rest of the body is not read: HTTP/1 closes the connection after the answer.
-    this.localReply(this.bodyLimitStatus, 'payload too large', GRPC_RESOURCE_EXHAUSTED, true);
+    this.reply(this.bodyLimitStatus, 'payload too large', GRPC_RESOURCE_EXHAUSTED, true);
   }
 
   /** A filter's local reply (FilterStream.sendLocalReply). */
   filterReply(status: number, message: string | undefined): void {
-    this.localReply(status, message ?? '', GRPC_UNAVAILABLE);
+    this.reply(status, message ?? '', GRPC_UNAVAILABLE);
   }
 
   // ---- local replies
@@ -641,7 +616,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry {
    * Answers here. gRPC requests get HTTP 200 with grpc-status (trailers-only), others `status`
    * with a text body; grpcCode -1 = answer with `status` even for gRPC (direct_response).
    */
-  private localReply(status: number, body: string, grpcCode: number, close = false): void {
+  private reply(status: number, body: string, grpcCode: number, close = false): void {
     if (this.finished) return;
     const down = this.down;
     if (down.headersSent) {
@@ -717,18 +692,7 @@ class HttpStream extends ActiveStream {
   ) {
     super();
     this.begin(pl, protocol, listener);
-    const t = down.transport !== undefined ? down.transport() : null;
-    let peer: StreamPeer | null = null;
-    if (t !== null) {
-      this.downstreamRemoteAddress = hostPort(t.remoteAddress, t.remotePort);
-      this.downstreamLocalAddress = hostPort(t.localAddress, t.localPort);
-      const info = t instanceof tls.TLSSocket ? tlsInfoOf(t) : (t as { tlsInfo?: ReturnType<typeof tlsInfoOf> | null }).tlsInfo;
-      if (info !== undefined && info !== null) {
-        this.downstreamTls = info;
-        peer = info.peer;
-      }
-    }
-    this.tlsPeer = peer;
+    this.tlsPeer = streamTransport(this, down.transport !== undefined ? down.transport() : null);
     const cl = Number(down.headers['content-length']);
     this.bytesReceived = down.hasBody ? (Number.isInteger(cl) ? cl : undefined) : 0;
   }
@@ -770,6 +734,17 @@ class HttpStream extends ActiveStream {
   protected continueFrom(phase: DecodePhase): void {
     this.ex.continueFrom(phase);
   }
+}
+
+/** Fills a stream's downstream addresses and TLS info from the client connection; the mTLS peer certificate, or null. */
+export function streamTransport(s: ActiveStream, t: DownstreamTransport | null): StreamPeer | null {
+  if (t === null) return null;
+  s.downstreamRemoteAddress = hostPort(t.remoteAddress, t.remotePort);
+  s.downstreamLocalAddress = hostPort(t.localAddress, t.localPort);
+  const info = t instanceof tls.TLSSocket ? tlsInfoOf(t) : (t as { tlsInfo?: ReturnType<typeof tlsInfoOf> | null }).tlsInfo;
+  if (info === undefined || info === null) return null;
+  s.downstreamTls = info;
+  return info.peer;
 }
 
 /** Wraps a streamed request body so that it counts its bytes (one wrapper per limited request). */

@@ -1,25 +1,27 @@
 /**
- * The `proxy` network filter for multiplexed RPC protocols (Bolt v1/v2 today; any XCodec).
- *
- * One DownstreamSession per accepted connection runs each request through these phases
- * (MOSN pkg/proxy/downstream.go names them too):
+ * The `proxy` network filter for multiplexed RPC protocols (Bolt v1/v2, Dubbo, any XCodec): the
+ * RPC adapter of the stream phase machine (src/stream/active-stream.ts). The phases, the retry
+ * decision and the budget are there; this file keeps the protocol work:
  *
  *   read ─> frame reader ─> [protocol?] ─> decode ─> heartbeat? ──yes──> ack written locally
  *                                                      │no
  *                    response from a client? drop <────┤
  *                                                      v
- *                      route (router, cached by service) ──none──> NO_ROUTE error response
- *                                                      v
- *                 cluster (weighted pick) + host (lb) ──none──> NO_ROUTE error response
- *                                                      v
- *         upstream pool: circuit breakers ──open──> OVERFLOW error response
- *                        id rewritten in place, written (gathered, one writev per tick)
- *                                                      v
- *   response (any order) ─> id mapped back in place ─> written downstream
- *   timeout / upstream lost ─> TIMEOUT / CONNECTION_CLOSED error response
+ *   runPhases(session, stream | null) ── StreamHooks implemented by DownstreamSession:
+ *     routePhase      router (cached by service), cluster (weighted pick)  none: NO_PROCESSOR (NR)
+ *                     a route that retries: an RpcStream with a copy of the frame
+ *     sendAttempt     upstream pool: circuit breakers (open: busy, UO); id rewritten in place,
+ *                     written (gathered, one writev per tick); timeout = frame / route, bounded
+ *                     by retry_timeout (per try) within the request's own time
+ *     localReply      the codec's error frame (ErrorKind -> protocol status)
+ *     retry           the downstream id back into the copy, then another host
+ *   response (any order) ─> id mapped back in place ─> written downstream ─> encode, access log
+ *   attempt failed ─> attemptFailed: connect failure / per-try timeout retried (what MOSN
+ *     retries); a request lost with its connection is answered CONNECTION_CLOSED, not resent
  *
- * A frame that cannot be decoded closes this downstream connection only. Error statuses come
- * from the codec (ErrorKind -> protocol status), so nothing here is Bolt-specific.
+ * No object per request unless the listener has stream filters or an access log, or the route
+ * retries (RpcStream, pooled). A frame that cannot be decoded closes this downstream connection
+ * only. Error statuses come from the codec, so nothing here is Bolt-specific.
  *
  * Auto (src/proxy/detect.ts): the first bytes pick the codec (Bolt v1/v2, Dubbo, any registered
  * XCodec); HTTP and TLS go to a registered handoff; anything else goes to the chain's tcp_proxy
@@ -31,15 +33,14 @@ import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory 
 import type { Connection, ConnectionHandler } from '../network/connection';
 import { allCodecs, ErrorKind, ERR_TOO_LARGE, getCodec, HeaderName, type XCodec, type XFrame } from '../protocol/types';
 import { HC } from '../http/stats';
-import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET } from '../router/http-routes';
 import { compiledRouter, MALFORMED, type CompiledRouter, type Route, type RouteRequest } from '../router/router';
-import { C, L } from '../stats/layout';
+import { L } from '../stats/layout';
 import { rpcTimeoutMs } from '../overload/limits';
 import { admitRequest, requestEnded } from '../overload/manager';
 import { OL } from '../overload/stats';
 import { FrameReader, type FrameSink } from '../stream/frame-reader';
 import { ActiveStream, hostPort, pipelineFor, type StreamPipeline } from '../stream/pipeline';
-import { acquireRetry, releaseRetry } from '../stream/retry-budget';
+import { attemptDone, AttemptFailure, attemptFailed, LocalReplyKind, requestDone, retryAttempt, runPhases, triedHost, type RetryState, type StreamHooks } from '../stream/active-stream';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
 import { cancelPending, hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
@@ -128,12 +129,24 @@ export class RpcProxyFactory implements NetworkFilterFactory {
   }
 }
 
-class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamReceiver, RouteRequest {
+/** The codec's answer for each local reply the phase machine asks for. */
+const REPLY_KIND: readonly ErrorKind[] = [ErrorKind.NoRoute, ErrorKind.NoRoute, ErrorKind.Overflow, ErrorKind.Timeout, ErrorKind.ConnectionClosed];
+
+class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamReceiver, RouteRequest, StreamHooks<RpcStream> {
   private reader: FrameReader<XFrame> | null = null;
   private codec: XCodec | null;
   /** The frame being routed (valid during onFrame only). */
   private curBuf: Buffer | null = null;
   private curFrame: XFrame | null = null;
+  /** The request of the current onFrame callback, and (without a stream) its route and cluster. */
+  private reqBuf: Buffer | null = null;
+  private reqFrame: XFrame | null = null;
+  private reqRoute: Route | null = null;
+  private reqCluster: Cluster | null = null;
+  /** A stream route() made during this callback (the route retries). */
+  private made: RpcStream | null = null;
+  /** The pending request whose failed attempt is being decided (localReply answers from it). */
+  private failing: PendingRequest | null = null;
   private readonly counters: Float64Array;
   private readonly lb: number;
   private lastActivity = Date.now();
@@ -229,10 +242,18 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     }
     c[this.lb + L.RQ_TOTAL]++;
     if (frame.isOneway) c[this.lb + L.RQ_ONEWAY]++;
-    // A stream object only when the listener has stream filters or an access log (pooled).
+    // A stream object only when the listener has stream filters or an access log (pooled);
+    // route() makes one when the route retries.
     const s = this.f.pipeline.active ? this.newStream(buf, frame) : null;
-    this.process(buf, frame, s, DecodePhase.BeforeRoute);
-    if (s !== null) s.leaveFrame();
+    this.reqBuf = buf;
+    this.reqFrame = frame;
+    this.made = null;
+    runPhases(this, s, DecodePhase.BeforeRoute);
+    this.reqBuf = null;
+    this.reqFrame = null;
+    const m = s ?? this.made;
+    this.made = null;
+    if (m !== null) m.leaveFrame();
     return true;
   }
 
@@ -247,75 +268,59 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     return s;
   }
 
-  /**
-   * The request path from `from` on (MOSN's downstream phases): decode filters, route, cluster
-   * and host, decode filters, upstream. `s` is null when nothing but the path itself runs.
-   */
-  process(buf: Buffer, frame: XFrame, s: RpcStream | null, from: DecodePhase): void {
-    if (s !== null && from <= DecodePhase.BeforeRoute && !s.decode(DecodePhase.BeforeRoute)) return;
-    let route: Route;
-    let cluster: Cluster;
-    if (from <= DecodePhase.BeforeRoute) {
-      this.curBuf = buf;
-      this.curFrame = frame;
-      const r = this.f.router.match(this);
-      this.curBuf = null;
-      this.curFrame = null;
-      if (r === MALFORMED) return this.reply(buf, frame, ErrorKind.CodecError, s, 'NR');
-      if (r === null) return this.reply(buf, frame, ErrorKind.NoRoute, s, 'NR');
-      const cl = this.f.ctx.clusters.get(r.pickCluster());
-      if (cl === undefined) return this.reply(buf, frame, ErrorKind.NoRoute, s, 'NR');
-      route = r;
-      cluster = cl;
-      // A route that retries needs the request after this callback: a stream that keeps a copy.
-      if (s === null && r.retry !== null && r.retry.on !== 0 && r.retry.numRetries > 0 && !frame.isOneway) {
-        s = this.newStream(buf, frame);
-        this.process2(buf, frame, s, r, cl, from);
-        s.leaveFrame();
-        return;
-      }
-    } else {
-      route = (s as RpcStream).route as Route;
-      cluster = (s as RpcStream).cluster as Cluster;
-    }
-    this.process2(buf, frame, s, route, cluster, from);
+  /** A stopped filter let the request go on (from `phase`). */
+  resumeStream(s: RpcStream, phase: DecodePhase): void {
+    runPhases(this, s, phase);
   }
 
-  private process2(buf: Buffer, frame: XFrame, s: RpcStream | null, route: Route, cluster: Cluster, from: DecodePhase): void {
-    if (s !== null) {
-      if (from <= DecodePhase.BeforeRoute) {
-        s.route = route;
-        s.cluster = cluster;
-        s.routeName = route.name;
-        s.upstreamCluster = cluster.name;
-        if (route.retry !== null && route.retry.numRetries > 0 && !frame.isOneway) s.own(buf, frame, this.f.frameLimit(this.codec as XCodec));
+  // ---- StreamHooks (src/stream/active-stream.ts runs the phases; these are the RPC parts)
+
+  routePhase(s: RpcStream | null): RpcStream | null | undefined {
+    const buf = s !== null ? (s.buf as Buffer) : (this.reqBuf as Buffer);
+    const frame = s !== null ? (s.frame as XFrame) : (this.reqFrame as XFrame);
+    this.curBuf = buf;
+    this.curFrame = frame;
+    const r = this.f.router.match(this);
+    this.curBuf = null;
+    this.curFrame = null;
+    if (r === MALFORMED) return this.reply(buf, frame, ErrorKind.CodecError, s, 'NR');
+    if (r === null) return this.reply(buf, frame, ErrorKind.NoRoute, s, 'NR');
+    const cl = this.f.ctx.clusters.get(r.pickCluster());
+    if (cl === undefined) return this.reply(buf, frame, ErrorKind.NoRoute, s, 'NR');
+    const retries = r.retry !== null && r.retry.on !== 0 && r.retry.numRetries > 0 && !frame.isOneway;
+    if (s === null) {
+      if (!retries) {
+        this.reqRoute = r;
+        this.reqCluster = cl;
+        return null;
       }
-      if (from <= DecodePhase.AfterRoute && !s.decode(DecodePhase.AfterRoute)) return;
-      if (s.owned) {
-        buf = s.buf as Buffer;
-        frame = s.frame as XFrame;
-      }
+      // A route that retries needs the request after this callback: a stream that keeps a copy.
+      s = this.made = this.newStream(buf, frame);
     }
-    let host: Host | null;
-    if (s !== null && from === DecodePhase.AfterChooseHost) {
-      host = s.host;
-      if (!s.decode(DecodePhase.AfterChooseHost)) return;
-    } else {
-      host = cluster.lb.choose();
-      if (host === null) {
-        cluster.counters[cluster.base + C.NO_HOST]++;
-        return this.reply(buf, frame, ErrorKind.NoRoute, s, 'UH');
-      }
-      if (s !== null) {
-        s.host = host;
-        if (!s.decode(DecodePhase.AfterChooseHost)) return;
-      }
-    }
-    this.send(buf, frame, s, route, cluster, host as Host);
+    s.route = r;
+    s.routed(r.name, cl);
+    if (retries) s.own(buf, frame, this.f.frameLimit(this.codec as XCodec));
+    return s;
+  }
+
+  prepareUpstream(): boolean {
+    return true;
+  }
+
+  routedCluster(s: RpcStream | null): Cluster {
+    return (s !== null ? s.cluster : this.reqCluster) as Cluster;
+  }
+
+  retryState(s: RpcStream | null): RetryState | null {
+    return s;
   }
 
   /** One upstream attempt. */
-  private send(buf: Buffer, frame: XFrame, s: RpcStream | null, route: Route, cluster: Cluster, host: Host): void {
+  sendAttempt(s: RpcStream | null, host: Host): void {
+    const buf = s !== null ? (s.buf as Buffer) : (this.reqBuf as Buffer);
+    const frame = s !== null ? (s.frame as XFrame) : (this.reqFrame as XFrame);
+    const route = (s !== null ? s.route : this.reqRoute) as Route;
+    const cluster = (s !== null ? s.cluster : this.reqCluster) as Cluster;
     const codec = this.codec as XCodec;
     const upCodec = this.f.upstreamCodec ?? codec;
     const pool = hostPool(host, cluster, upCodec, this.f.settingsFor(upCodec));
@@ -327,18 +332,21 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       if (s.retries === 0) s.deadlineAt = timeout > 0 ? Date.now() + timeout : 0;
       else if (s.deadlineAt > 0) timeout = Math.max(1, s.deadlineAt - Date.now());
       if (rp.perTryTimeoutMs > 0 && (timeout === 0 || rp.perTryTimeoutMs < timeout)) timeout = rp.perTryTimeoutMs;
+      if (s.owned) triedHost(s, host);
     }
     const meta = codec.replyMeta(buf, frame);
     // Overload manager: a two-way request is counted until its answer (requestDone), or shed here.
     if (!frame.isOneway && !admitRequest()) {
       this.counters[this.lb + OL.RQ_SHED]++;
-      return this.reply(buf, frame, ErrorKind.Overflow, s, 'OM');
+      this.reply(buf, frame, ErrorKind.Overflow, s, 'OM');
+      return;
     }
     const r = pool.send(buf, frame, this, meta, timeout);
     if (r === SEND_OVERFLOW) {
       if (!frame.isOneway) requestEnded();
       // upstream_rq_pending_overflow is counted by the cluster's breaker (or the pool's default bound).
-      return this.reply(buf, frame, ErrorKind.Overflow, s, 'UO');
+      this.reply(buf, frame, ErrorKind.Overflow, s, 'UO');
+      return;
     }
     if (s !== null) {
       s.upstreamHost = host.address;
@@ -351,14 +359,32 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     } else if (s !== null) this.endStream(s); // oneway: sent, nothing comes back
   }
 
-  /** Answers the current request locally (oneway requests get nothing). */
-  private reply(buf: Buffer, frame: XFrame, kind: ErrorKind, s: RpcStream | null, flag: string, message?: string): void {
-    if (frame.isOneway) {
-      if (s !== null) {
-        s.setResponseFlag(flag);
-        this.endStream(s);
-      }
+  localReply(s: RpcStream | null, kind: LocalReplyKind): void {
+    const ek = REPLY_KIND[kind];
+    const p = this.failing;
+    if (p !== null) {
+      // A failed attempt: the request may be gone; the pending request kept what the answer needs.
+      this.failedReply(p, ek, s);
       return;
+    }
+    const buf = s !== null ? (s.buf as Buffer) : (this.reqBuf as Buffer);
+    const frame = s !== null ? (s.frame as XFrame) : (this.reqFrame as XFrame);
+    this.reply(buf, frame, ek, s, null);
+  }
+
+  retry(s: RpcStream | null): void {
+    const st = s as RpcStream;
+    // The failed attempt wrote its upstream id into the copy: the downstream's goes back first.
+    (this.f.upstreamCodec ?? (this.codec as XCodec)).setRequestId(st.buf as Buffer, st.frame as XFrame, st.downId);
+    retryAttempt(this, st);
+  }
+
+  /** Answers the current request locally (oneway requests get nothing). */
+  private reply(buf: Buffer, frame: XFrame, kind: ErrorKind, s: RpcStream | null, flag: string | null, message?: string): undefined {
+    if (s !== null && flag !== null) s.setResponseFlag(flag);
+    if (frame.isOneway) {
+      if (s !== null) this.endStream(s);
+      return undefined;
     }
     const codec = this.codec as XCodec;
     this.counters[this.lb + KIND_STAT[kind]]++;
@@ -367,12 +393,12 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     this.down.write(out, 0, out.length);
     this.counters[this.lb + L.BYTES_TX] += out.length;
     if (s !== null) {
-      s.setResponseFlag(flag);
       s.replied = true;
       s.bytesSent = out.length;
       s.encode(codec.errorStatus(kind));
       this.endStream(s);
     }
+    return undefined;
   }
 
   /** A filter's local reply (FilterStream.sendLocalReply): the HTTP status mapped as MOSN maps hijack codes. */
@@ -382,10 +408,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   }
 
   private endStream(s: RpcStream): void {
-    if (s.retryHeld) {
-      s.retryHeld = false;
-      releaseRetry(s.cluster as Cluster);
-    }
+    requestDone(s);
     s.replied = true;
     s.end();
     s.parkedFrame = false;
@@ -472,7 +495,6 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   }
 
   onUpstreamError(p: PendingRequest, kind: ErrorKind): void {
-    const c = this.counters;
     const s = p.context as RpcStream | null;
     if (this.down.state === 'closed') {
       if (s !== null) {
@@ -482,58 +504,47 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       this.requestDone();
       return;
     }
-    if (s !== null) {
+    if (s === null) {
+      this.failedReply(p, kind, null);
+    } else {
       if (p.failure !== '') s.upstreamTransportFailureReason = p.failure;
-      if (p.connectFailed) s.setResponseFlag('UF');
-      // The request never reached the upstream: try another host (MOSN retries connect failures).
-      // A per-try timeout (the request's own time is not up): MOSN retries it too.
-      const perTry = kind === ErrorKind.Timeout && s.deadlineAt > Date.now() + 1;
-      if ((p.connectFailed ? this.retry(s, RETRY_CONNECT_FAILURE) : perTry && this.retry(s, RETRY_5XX | RETRY_GATEWAY_ERROR | RETRY_RESET))) {
-        this.requestDone();
-        return;
+      attemptDone(s);
+      // What MOSN retries for RPC: the request never reached the upstream (connect failure), or
+      // the attempt's own time (retry_timeout) ran out while the request's did not. A request
+      // lost with its connection is not sent again (the upstream may have executed it).
+      const failure = p.connectFailed
+        ? AttemptFailure.ConnectFailure
+        : kind === ErrorKind.Timeout
+          ? s.deadlineAt > Date.now() + 1
+            ? AttemptFailure.PerTryTimeout
+            : AttemptFailure.Timeout
+          : kind === ErrorKind.ConnectionClosed
+            ? AttemptFailure.ConnectionClosed
+            : -1;
+      if (failure < 0) this.failedReply(p, kind, s);
+      else {
+        this.failing = p;
+        const safe = s.owned && failure !== AttemptFailure.ConnectionClosed;
+        attemptFailed(this, s, s.route === null ? null : s.route.retry, failure as AttemptFailure, safe, HC.RETRY);
+        this.failing = null;
       }
     }
+    this.requestDone();
+  }
+
+  /** The error answer to a request whose attempt failed (from the pending request: the frame may be gone). */
+  private failedReply(p: PendingRequest, kind: ErrorKind, s: RpcStream | null): void {
+    const c = this.counters;
     c[this.lb + KIND_STAT[kind]]++;
     const out = (this.codec as XCodec).encodeError(p.meta, p.downId, kind);
     c[this.lb + L.BYTES_TX] += out.length;
     this.down.write(out, 0, out.length);
     if (s !== null) {
-      if (kind === ErrorKind.Timeout) s.setResponseFlag('UT');
-      else if (!p.connectFailed) s.setResponseFlag('UC');
       s.bytesSent = out.length;
       s.replied = true;
       s.encode((this.codec as XCodec).errorStatus(kind));
       this.endStream(s);
     }
-    this.requestDone();
-  }
-
-  /** Sends a request whose connection failed again, on another host where the cluster has one. */
-  private retry(s: RpcStream, bits: number): boolean {
-    const route = s.route;
-    const cluster = s.cluster;
-    const rp = route === null ? null : route.retry;
-    if (rp === null || !s.owned || cluster === null || (rp.on & bits) === 0 || s.retries >= rp.numRetries) return false;
-    if (s.retryHeld) {
-      s.retryHeld = false;
-      releaseRetry(cluster);
-    }
-    if (!acquireRetry(cluster)) {
-      s.setResponseFlag('URX');
-      return false;
-    }
-    s.retryHeld = true;
-    s.retries++;
-    cluster.counters[cluster.base + HC.RETRY]++;
-    // Another host than the one that failed, when the cluster has one.
-    let host = cluster.lb.choose();
-    for (let i = 0; i < cluster.hosts.length && host === s.host; i++) host = cluster.lb.choose();
-    if (host === null) return false;
-    s.host = host;
-    // The failed attempt wrote its upstream id into the copy: the downstream's goes back first.
-    (this.f.upstreamCodec ?? (this.codec as XCodec)).setRequestId(s.buf as Buffer, s.frame as XFrame, s.downId);
-    this.send(s.buf as Buffer, s.frame as XFrame, s, route as Route, cluster, host);
-    return true;
   }
 }
 
@@ -547,7 +558,7 @@ interface UpstreamConnLike {
  * or the route retries). Pooled: requests allocate nothing once the pool is warm, except the
  * frame copy a retry or a stopped filter needs.
  */
-class RpcStream extends ActiveStream {
+class RpcStream extends ActiveStream implements RetryState {
   session: DownstreamSession | null = null;
   codec: XCodec | null = null;
   /** The request: the read buffer's view during the decode callback, or an owned copy. */
@@ -559,8 +570,10 @@ class RpcStream extends ActiveStream {
   inCallback = false;
   parkedFrame = false;
   route: Route | null = null;
-  host: Host | null = null;
   retryHeld = false;
+  retryPending = false;
+  /** Hosts tried (a retrying route); the array is kept across pooled uses. */
+  tried: Host[] | null = null;
   /** The downstream's request id (restored in the copy before a retry). */
   downId = 0;
   /** Date.now() when the request's whole time is up (routes with a retry policy; 0 = none). */
@@ -580,6 +593,8 @@ class RpcStream extends ActiveStream {
     this.route = null;
     this.host = null;
     this.retryHeld = false;
+    this.retryPending = false;
+    if (this.tried !== null) this.tried.length = 0;
     this.deadlineAt = 0;
     const names = f.pipeline.logHeaders;
     this.logged.length = names.length;
@@ -622,7 +637,7 @@ class RpcStream extends ActiveStream {
   protected continueFrom(phase: DecodePhase): void {
     this.parkedFrame = false;
     if (!this.owned) return;
-    (this.session as DownstreamSession).process(this.buf as Buffer, this.frame as XFrame, this, phase);
+    (this.session as DownstreamSession).resumeStream(this, phase);
   }
 
   service(): string | undefined {

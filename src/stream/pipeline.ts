@@ -1,29 +1,31 @@
 /**
  * The stream pipeline every L7 request runs through, whatever its protocol (MOSN's downstream
- * phases, Envoy's filter manager):
+ * phases, Envoy's filter manager): the listener's filters (StreamPipeline) and one request's
+ * filter state and access-log entry (ActiveStream).
  *
  *   decoded request
- *     -> decode filters, phase before_route
- *     -> router (route, cluster)                 none: local reply (404 / NO_PROCESSOR ...)
+ *     -> decode filters, phase before_route     ActiveStream.decode(phase): Stop parks, resume()
+ *     -> router (route, cluster)                 goes on through continueFrom(phase)
  *     -> decode filters, phase after_route
- *     -> host chosen (lb)                        none: local reply
+ *     -> host chosen (lb)
  *     -> decode filters, phase after_choose_host
- *     -> upstream request: attempts; retries per the route's retry policy
- *        (connect failures for every protocol; HTTP also reset/5xx/per-try timeout)
- *     -> response head: encode filters           or a local reply in the protocol's form
- *     -> stream end: access log line, filters' log step
+ *     -> upstream request: attempts, retries
+ *     -> response head: encode(status)           or a local reply in the protocol's form
+ *     -> stream end: end(): access log line, filters' log step
  *
- * The protocol adapters (src/proxy/proxy.ts for the XCodec RPC protocols, src/http/exchange.ts
- * for HTTP/1.1, HTTP/2 and gRPC) own the protocol parts (decoding, routing keys, the upstream
- * pools, the reply form) and call into this module at each phase. A StreamPipeline is built
- * once per listener snapshot and worker; an ActiveStream exists for a request only when the
- * listener has stream filters, an access log or the route retries (else the adapters run the
- * same phases with nothing to call: no object per request).
+ * The order of these phases, the upstream attempts and the retry decision are driven by
+ * src/stream/active-stream.ts (runPhases and friends), the same for every protocol; the
+ * adapters (src/proxy/proxy.ts: XCodec RPC; src/http/exchange.ts: HTTP/1.1, HTTP/2, gRPC;
+ * src/http/tunnel.ts: CONNECT / Upgrade) implement its hooks. A StreamPipeline is built once
+ * per listener snapshot and worker; an ActiveStream exists for a request only when the listener
+ * has stream filters or an access log, or (RPC) the route retries; tunnels always make one
+ * when the pipeline is active. Without one, the phase machine runs with nothing to call.
  */
 import { DECODE_PHASES, FilterStatus, streamFilterKind, type DecodePhase, type FilterStream, type StreamFilter, type StreamPeer } from '../api/stream-filter';
 import type { ListenerContext } from '../filters/network/types';
 import type { AccessLogEntry, AccessLogHeaders, AccessLogTls, AccessLogWriter } from '../log';
 import type { Cluster } from '../upstream/cluster';
+import type { Host } from '../upstream/lb';
 
 export class StreamPipeline {
   /** Decode filters per phase, in config order. */
@@ -85,6 +87,8 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   /** Retries of this request so far (RPC). */
   retries = 0;
   cluster: Cluster | null = null;
+  /** The host of the current attempt (set by the phase machine). */
+  host: Host | null = null;
 
   // ---- AccessLogEntry (absent values print "-")
   startTime = 0;
@@ -117,6 +121,7 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
     this.replied = false;
     this.retries = 0;
     this.cluster = null;
+    this.host = null;
     this.requestReceivedDurationMs = undefined;
     this.responseReceivedDurationMs = undefined;
     this.requestFinishedDurationMs = undefined;
@@ -197,6 +202,13 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
     if (p.accessLog !== null) p.accessLog.log(this);
     const l = p.loggers;
     for (let i = 0; i < l.length; i++) (l[i].log as (s: FilterStream) => void)(this);
+  }
+
+  /** Routing picked `cluster` by the route named `routeName`. */
+  routed(routeName: string, cluster: Cluster): void {
+    this.cluster = cluster;
+    this.upstreamCluster = cluster.name;
+    this.routeName = routeName;
   }
 
   setResponseFlag(flag: string): void {

@@ -8,6 +8,8 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -15,7 +17,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { startSidecar } from '../helpers/sidecar';
 import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, sleep, sofaClient, startSofaServer } from '../helpers/sofa';
 import { closeDubbo2js, dubbo2js, dubboProxyConfig, java, startDubboProvider } from '../helpers/dubbo';
-import { backend, deadPort, httpConfig, run } from '../helpers/http';
+import { backend, deadPort, httpConfig, raw, run } from '../helpers/http';
 import { STATUS_CONNECTION_CLOSED } from '../../src/protocol/bolt';
 import { Pki } from '../helpers/certs';
 
@@ -375,5 +377,86 @@ test('mTLS: the client certificate identity reaches the HTTP stream (access log 
     await sc.terminate();
     await be.close();
     pki.remove();
+  }
+});
+
+test('tunnels are streams too: Upgrade and CONNECT (raw and node:http engines) get an access-log line with bytes both ways; an unrouted CONNECT gets 404 and NR', { timeout: 60_000 }, async () => {
+  const up = http.createServer((_req, res) => res.end('plain'));
+  const relay = (status: string) => (_req: http.IncomingMessage, socket: net.Socket, head: Buffer): void => {
+    socket.write(`HTTP/1.1 ${status}\r\n\r\n`);
+    if (head.length > 0) socket.write(head);
+    socket.pipe(socket);
+  };
+  up.on('upgrade', relay('101 Switching Protocols'));
+  up.on('connect', relay('200 Connection Established'));
+  const upPort = await new Promise<number>((resolve) => up.listen(0, '127.0.0.1', () => resolve((up.address() as net.AddressInfo).port)));
+  const router = { router_config_name: 'r', virtual_hosts: [{ name: 'v', domains: ['a', 'db.internal:5432'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'ws' } }] }] };
+  try {
+    for (const env of [{}, { OUTRIGGER_H1_DOWNSTREAM: 'node' }]) {
+      const log = tmpLog();
+      const cfg = httpConfig([{ name: 'h1', downstream: 'Http1', router: 'r' }], [router], { ws: [upPort] });
+      listener0(cfg).access_logs = [{ log_path: log, log_format: format('upgrade') }];
+      const sc = await startSidecar(cfg, { env });
+      try {
+        const port = sc.ports.get('h1')!;
+        const ws = await raw(port, 'GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nframe-bytes', 500);
+        assert.match(ws, /^HTTP\/1\.1 101 Switching Protocols\r\n\r\nframe-bytes$/);
+        const ct = await raw(port, 'CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\nping', 500);
+        assert.match(ct, /^HTTP\/1\.1 200 Connection Established\r\n\r\nping$/);
+        const no = await raw(port, 'CONNECT elsewhere:1 HTTP/1.1\r\nHost: elsewhere:1\r\n\r\n', 500);
+        assert.match(no, /^HTTP\/1\.1 404 /);
+        const lines = await readLog(log, 3);
+        assert.equal(lines.length, 3, JSON.stringify(env));
+        const byCode = (c: string): Record<string, string> => lines.find((l) => l.response_code === c) as Record<string, string>;
+        const w = byCode('101');
+        assert.equal(w.protocol, 'http1');
+        assert.equal(w.upstream_host, `127.0.0.1:${upPort}`);
+        assert.equal(w.upstream_cluster, 'ws');
+        assert.equal(w.header, 'websocket');
+        assert.equal(w.response_flag, '-');
+        assert.equal(w.bytes_received, String('frame-bytes'.length));
+        assert.equal(w.bytes_sent, String('HTTP/1.1 101 Switching Protocols\r\n\r\nframe-bytes'.length));
+        const c = byCode('200');
+        assert.equal(c.upstream_host, `127.0.0.1:${upPort}`);
+        assert.equal(c.bytes_received, '4');
+        assert.equal(byCode('404').response_flag, 'NR');
+      } finally {
+        await sc.terminate();
+      }
+    }
+  } finally {
+    up.closeAllConnections();
+    up.close();
+  }
+});
+
+test('tunnels retry a refused connect on another host (retry_policy), on both HTTP/1.1 engines', { timeout: 60_000 }, async () => {
+  const up = http.createServer((_req, res) => res.end('plain'));
+  up.on('connect', (_req, socket: net.Socket, head: Buffer) => {
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) socket.write(head);
+    socket.pipe(socket);
+  });
+  const upPort = await new Promise<number>((resolve) => up.listen(0, '127.0.0.1', () => resolve((up.address() as net.AddressInfo).port)));
+  const dead = await deadPort();
+  const router = { router_config_name: 'r', virtual_hosts: [{ name: 'v', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'ws', retry_policy: { retry_on: true, num_retries: 1 } } }] }] };
+  try {
+    for (const env of [{}, { OUTRIGGER_H1_DOWNSTREAM: 'node' }]) {
+      const sc = await startSidecar(httpConfig([{ name: 'h1', downstream: 'Http1', router: 'r' }], [router], { ws: [dead, upPort] }), { env });
+      try {
+        const port = sc.ports.get('h1')!;
+        for (let i = 0; i < 4; i++) {
+          const ct = await raw(port, `CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\nping${i}`, 300);
+          assert.equal(ct, `HTTP/1.1 200 Connection Established\r\n\r\nping${i}`, `${JSON.stringify(env)} tunnel ${i}`);
+        }
+        const st = await sc.stats();
+        assert.ok(st.clusters.ws.upstream_rq_retry >= 1, `retries ${st.clusters.ws.upstream_rq_retry}`);
+      } finally {
+        await sc.terminate();
+      }
+    }
+  } finally {
+    up.closeAllConnections();
+    up.close();
   }
 });

@@ -22,6 +22,7 @@ import { STATUS_CODEC_EXCEPTION } from '../../src/protocol/bolt';
 import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, sleep } from '../helpers/sofa';
 import { backend, httpConfig, request } from '../helpers/http';
 import '../../src/proxy/proxy';
+import '../../src/http/filter';
 import { acquireRetry, releaseRetry } from '../../src/stream/retry-budget';
 import { testCluster } from '../helpers/cluster';
 
@@ -285,4 +286,60 @@ test('access log: %request_header_NAME% reads the stream, control bytes of clien
   assert.equal(hostPort('::1', 80), '[::1]:80');
   assert.equal(hostPort('127.0.0.1', 80), '127.0.0.1:80');
   assert.equal(hostPort('', 80), undefined);
+});
+
+test('HTTP tunnels run the stream filters: a CONNECT held before routing is resumed into a tunnel; an Upgrade denied after the host is answered 403', async () => {
+  // An upstream that accepts any CONNECT / Upgrade head and then echoes.
+  const up = net.createServer((sock) => {
+    let head = '';
+    const onData = (d: Buffer): void => {
+      head += d.toString('latin1');
+      const i = head.indexOf('\r\n\r\n');
+      if (i < 0) return;
+      sock.off('data', onData);
+      sock.write(head.startsWith('CONNECT') ? 'HTTP/1.1 200 Connection Established\r\n\r\n' : 'HTTP/1.1 101 Switching Protocols\r\n\r\n');
+      if (head.length > i + 4) sock.write(head.slice(i + 4), 'latin1');
+      sock.pipe(sock);
+    };
+    sock.on('data', onData);
+  });
+  await new Promise<void>((resolve) => up.listen(0, '127.0.0.1', resolve));
+  const upPort = (up.address() as net.AddressInfo).port;
+  const router = { router_config_name: 'r', virtual_hosts: [{ name: 'v', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'web' } }] }] };
+  const doc = httpConfig([{ name: 'h1', downstream: 'Http1', router: 'r' }], [router], { web: [upPort] });
+  const held = await inProcessProxy(doc, 'web', [probeFilter('h', DecodePhase.BeforeRoute, 'hold')]);
+  const denied = await inProcessProxy(doc, 'web', [probeFilter('d', DecodePhase.AfterChooseHost, 'deny')]);
+  const sockets: net.Socket[] = [];
+  const talk = (port: number, data: string): { sock: net.Socket; got: () => string } => {
+    const sock = net.connect(port, '127.0.0.1');
+    sockets.push(sock);
+    let out = '';
+    sock.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    sock.on('error', () => {});
+    sock.write(data);
+    return { sock, got: () => out };
+  };
+  try {
+    probe.held = null;
+    const c = talk(held.port, 'CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\nping');
+    for (let i = 0; i < 50 && probe.held === null; i++) await sleep(10);
+    const s = probe.held as FilterStream | null;
+    assert.ok(s !== null, 'the filter holds the CONNECT request');
+    assert.equal(s.protocol, 'http1');
+    assert.equal(s.method(), 'CONNECT');
+    assert.equal(s.header(':authority'), 'db.internal:5432');
+    await sleep(50);
+    assert.equal(c.got(), '', 'nothing reaches the client while the filter holds the request');
+    s.resume();
+    for (let i = 0; i < 100 && !c.got().endsWith('ping'); i++) await sleep(10);
+    assert.equal(c.got(), 'HTTP/1.1 200 Connection Established\r\n\r\nping');
+    const d = talk(denied.port, 'GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    for (let i = 0; i < 100 && !/^HTTP\/1\.1 \d{3}/.test(d.got()); i++) await sleep(10);
+    assert.match(d.got(), /^HTTP\/1\.1 403 /);
+  } finally {
+    for (const sk of sockets) sk.destroy();
+    held.server.close();
+    denied.server.close();
+    up.close();
+  }
 });
