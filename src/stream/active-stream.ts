@@ -29,7 +29,6 @@ import { C } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
 import type { ActiveStream } from './pipeline';
-import { acquireRetry, releaseRetry } from './retry-budget';
 
 /** Why the driver (or a failed attempt) asks the adapter for a local reply; the adapter maps it to its protocol's form. */
 export const enum LocalReplyKind {
@@ -108,7 +107,7 @@ export interface RetryState {
 export function mayRetry(u: RetryState, policy: RetryPolicy | null, bits: number, safe: boolean, s: ActiveStream | null): boolean {
   if (!safe || policy === null || (policy.on & bits) === 0 || u.retries >= policy.numRetries || u.cluster === null) return false;
   if (u.retryPending) return true;
-  if (!acquireRetry(u.cluster)) {
+  if (!u.cluster.tryAcquireRetry()) {
     if (s !== null) s.setResponseFlag('URX');
     return false;
   }
@@ -129,7 +128,7 @@ export function beginRetry(u: RetryState, retryCounter: number): void {
 export function attemptDone(u: RetryState): void {
   if (u.retryHeld) {
     u.retryHeld = false;
-    releaseRetry(u.cluster as Cluster);
+    (u.cluster as Cluster).releaseRetry();
   }
 }
 
@@ -137,7 +136,7 @@ export function attemptDone(u: RetryState): void {
 export function requestDone(u: RetryState): void {
   if (u.retryHeld || u.retryPending) {
     u.retryHeld = u.retryPending = false;
-    releaseRetry(u.cluster as Cluster);
+    (u.cluster as Cluster).releaseRetry();
   }
 }
 

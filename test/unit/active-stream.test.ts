@@ -5,31 +5,17 @@
  * that stops the request holds every later phase until resume().
  */
 import { test } from 'node:test';
+import { FixedRequestStream } from '../helpers/stream';
 import * as assert from 'node:assert/strict';
-import { DecodePhase, FilterStatus, type StreamPeer } from '../../src/api/stream-filter';
+import { DecodePhase, FilterStatus } from '../../src/api/stream-filter';
 import type { ListenerContext } from '../../src/filters/network/types';
 import { RETRY_CONNECT_FAILURE, type RetryPolicy } from '../../src/router/http-routes';
 import { AttemptFailure, attemptFailed, LocalReplyKind, retryAttempt, runPhases, type RetryState, type StreamHooks } from '../../src/stream/active-stream';
-import { ActiveStream, StreamPipeline } from '../../src/stream/pipeline';
+import { StreamPipeline } from '../../src/stream/pipeline';
 import type { Cluster } from '../../src/upstream/cluster';
 import { createLoadBalancer, Host } from '../../src/upstream/lb';
 
-class S extends ActiveStream {
-  service(): string | undefined {
-    return 'svc';
-  }
-  method(): string | undefined {
-    return 'm';
-  }
-  header(): string | undefined {
-    return undefined;
-  }
-  requestBodyLength(): number {
-    return 0;
-  }
-  peer(): StreamPeer | null {
-    return null;
-  }
+class S extends FixedRequestStream {
   sendLocalReply(): void {}
   protected park(): void {}
   protected continueFrom(phase: DecodePhase): void {

@@ -4,10 +4,11 @@
  * resume, local replies, encode and the end-of-stream log step.
  */
 import { test } from 'node:test';
+import { FixedRequestStream } from '../helpers/stream';
 import * as assert from 'node:assert/strict';
 import { parseConfig } from '../../src/config';
-import { DecodePhase, FilterStatus, registerStreamFilterKind, type FilterStream, type StreamPeer } from '../../src/api/stream-filter';
-import { ActiveStream, hostPort, StreamPipeline } from '../../src/stream/pipeline';
+import { DecodePhase, FilterStatus, registerStreamFilterKind, type FilterStream } from '../../src/api/stream-filter';
+import { hostPort, StreamPipeline } from '../../src/stream/pipeline';
 import { compileAccessLogFormat, renderAccessLog } from '../../src/log';
 import type { ListenerContext } from '../../src/filters/network/types';
 import type { FilterConfig } from '../../src/config/types';
@@ -23,7 +24,6 @@ import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, slee
 import { backend, httpConfig, request } from '../helpers/http';
 import '../../src/proxy/proxy';
 import '../../src/http/filter';
-import { acquireRetry, releaseRetry } from '../../src/stream/retry-budget';
 import { testCluster } from '../helpers/cluster';
 
 function doc(streamFilters: unknown[]): any {
@@ -86,23 +86,8 @@ registerStreamFilterKind<{ name: string; phase: number; action: string }>({
   }),
 });
 
-class TestStream extends ActiveStream {
+class TestStream extends FixedRequestStream {
   reply = 0;
-  service(): string | undefined {
-    return 'svc';
-  }
-  method(): string | undefined {
-    return 'm';
-  }
-  header(): string | undefined {
-    return undefined;
-  }
-  requestBodyLength(): number {
-    return 0;
-  }
-  peer(): StreamPeer | null {
-    return null;
-  }
   sendLocalReply(status: number): void {
     this.reply = status;
     this.replied = true;
@@ -236,13 +221,13 @@ test('RPC proxy: a filter holds a Bolt request and resumes it later; another ans
 
 test('retry budget: circuit_breakers max_retries bounds the retries in flight per cluster (0 = no limit)', () => {
   const a = testCluster([1], { circuit_breakers: [{ max_retries: 2 }] });
-  assert.equal(acquireRetry(a), true);
-  assert.equal(acquireRetry(a), true);
-  assert.equal(acquireRetry(a), false, 'a third retry in flight is refused');
-  releaseRetry(a);
-  assert.equal(acquireRetry(a), true, 'a finished retry frees its place');
+  assert.equal(a.tryAcquireRetry(), true);
+  assert.equal(a.tryAcquireRetry(), true);
+  assert.equal(a.tryAcquireRetry(), false, 'a third retry in flight is refused');
+  a.releaseRetry();
+  assert.equal(a.tryAcquireRetry(), true, 'a finished retry frees its place');
   const b = testCluster([1]);
-  for (let i = 0; i < 100; i++) assert.equal(acquireRetry(b), true);
+  for (let i = 0; i < 100; i++) assert.equal(b.tryAcquireRetry(), true);
 });
 
 test('HTTP proxy: a filter holds a request before routing and resumes it; a filter\'s local reply is an HTTP status', async () => {
