@@ -132,6 +132,7 @@ export class Sidecar {
     if (native.kind === 'native') {
       for (const server of this.config.servers) {
         for (const l of server.listeners) {
+          if (!l.bindPort) continue; // MOSN/Envoy bind_port false: no socket (hand-off only)
           const r = listenOrFail(l.name, l.address.host, l.address.port, this.opts.listenBacklog ?? 4096);
           this.sockets.set(l.name, { fd: r.fd, host: l.address.host, port: r.port });
         }
@@ -228,7 +229,9 @@ export class Sidecar {
       for (const l of server.listeners) {
         if (only && !only.has(l.name)) continue;
         const s = this.sockets.get(l.name);
-        if (native.kind === 'native' && s) {
+        if (!l.bindPort) {
+          out[l.name] = { kind: 'none' };
+        } else if (native.kind === 'native' && s) {
           out[l.name] = { kind: 'fd', fd: native.dupFd(s.fd) };
         } else if (s && !forFirstFallback) {
           out[l.name] = { kind: 'fd', fd: s.fd };
@@ -379,7 +382,7 @@ export class Sidecar {
     if (native.kind === 'native') {
       for (const sv of config.servers) {
         for (const l of sv.listeners) {
-          if (!added.has(l.name)) continue;
+          if (!added.has(l.name) || !l.bindPort) continue;
           const r = listenOrFail(l.name, l.address.host, l.address.port, this.opts.listenBacklog ?? 4096);
           this.sockets.set(l.name, { fd: r.fd, host: l.address.host, port: r.port });
           opened.push(l.name);
