@@ -200,7 +200,7 @@ export class WorkerListener {
     }
     const od = rt.config.originalDst;
     if (od !== undefined && !handedOff) {
-      const d = readOriginalDst(socket, od);
+      const d = readOriginalDst(socket, od, rt.config.address.port);
       if (d !== null && rt.config.useOriginalDst === true) {
         const to = workerListeners.find(d, this, rt.config.originalDstFallbackToLocal === true);
         if (to !== null) {

@@ -53,21 +53,27 @@ export function originalDstUnavailable(config: ListenerConfig): string {
 }
 
 /**
- * Reads and records the original destination of an accepted socket. null: not redirected
- * (no NAT entry), or it cannot be read (the connection then keeps the listener's address).
+ * Reads and records the original destination of an accepted socket of a listener on
+ * `listenPort`. null: not intercepted (no NAT, or a TPROXY'd connection to the capture port
+ * itself), or it cannot be read; the connection then keeps its own local address.
  */
-export function readOriginalDst(socket: net.Socket, mode: OriginalDstMode): OriginalDst | null {
+export function readOriginalDst(socket: net.Socket, mode: OriginalDstMode, listenPort: number): OriginalDst | null {
   let d: OriginalDst | null = null;
   if (mode === 'tproxy') {
     const a = socket.localAddress;
     const p = socket.localPort;
-    if (a !== undefined && p !== undefined) d = { host: plainIp(a), port: p }; // one per connection
+    // A connection to the capture port itself was not intercepted (see the REDIRECT case).
+    if (a !== undefined && p !== undefined && p !== listenPort) d = { host: plainIp(a), port: p }; // one per connection
   } else {
     const fd = socketFd(socket);
     if (fd < 0) return null;
     try {
       const r = native.getOriginalDst(fd);
-      if (r !== null) d = { host: plainIp(r.address), port: r.port }; // one per connection
+      // Conntrack answers for connections that were not NATed too (their own local address):
+      // those were not intercepted; proxying them to "their original destination" would loop.
+      if (r !== null && !(r.port === socket.localPort && plainIp(r.address) === plainIp(socket.localAddress ?? ''))) {
+        d = { host: plainIp(r.address), port: r.port }; // one per connection
+      }
     } catch {
       return null; // socket gone (EBADF, ENOTCONN): it closes on its own
     }
