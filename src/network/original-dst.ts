@@ -28,8 +28,23 @@ export interface OriginalDst {
   readonly port: number;
 }
 
-/** Original destinations read by listeners, by socket (the raw one, and its TLS socket once terminated). */
-const recorded = new WeakMap<net.Socket, OriginalDst>();
+/**
+ * Original destinations read by listeners, by socket (the raw one, and its TLS socket once
+ * terminated) and by the socket's handle: an HTTP/2 session's `socket` is a Proxy of the
+ * socket (another identity) whose `_handle` is the socket's own.
+ */
+const recorded = new WeakMap<object, OriginalDst>();
+
+function handleOf(s: net.Socket): object | null {
+  const h = (s as unknown as { _handle?: object | null })._handle;
+  return typeof h === 'object' && h !== null ? h : null;
+}
+
+function record(s: net.Socket, d: OriginalDst): void {
+  recorded.set(s, d);
+  const h = handleOf(s);
+  if (h !== null) recorded.set(h, d);
+}
 
 function plainIp(addr: string): string {
   return addr.startsWith('::ffff:') && net.isIPv4(addr.slice(7)) ? addr.slice(7) : addr;
@@ -37,13 +52,16 @@ function plainIp(addr: string): string {
 
 /** The original destination a listener read for `socket`; null when none was read. */
 export function originalDstOf(socket: net.Socket): OriginalDst | null {
-  return recorded.get(socket) ?? null;
+  const d = recorded.get(socket);
+  if (d !== undefined) return d;
+  const h = handleOf(socket);
+  return h !== null ? (recorded.get(h) ?? null) : null;
 }
 
 /** A socket wrapping `from` (the TLS socket of a terminated chain) has its original destination. */
 export function inheritOriginalDst(to: net.Socket, from: net.Socket): void {
-  const d = recorded.get(from);
-  if (d !== undefined) recorded.set(to, d);
+  const d = originalDstOf(from);
+  if (d !== null) record(to, d);
 }
 
 /** Error text when a listener needs what this process cannot do ('' = fine). */
@@ -78,7 +96,7 @@ export function readOriginalDst(socket: net.Socket, mode: OriginalDstMode, liste
       return null; // socket gone (EBADF, ENOTCONN): it closes on its own
     }
   }
-  if (d !== null) recorded.set(socket, d);
+  if (d !== null) record(socket, d);
   return d;
 }
 

@@ -33,6 +33,7 @@ for (const [host, port, name] of specs) {
 
 function sidecarConfig(): unknown {
   const tcp = (cluster: string): unknown => [{ type: 'tcp_proxy', config: { stat_prefix: cluster, cluster } }];
+  const http = (downstream: string): unknown => [{ type: 'proxy', config: { downstream_protocol: downstream, upstream_protocol: 'Http1', router_config_name: 'r80' } }];
   return {
     servers: [{
       default_log_level: 'WARN',
@@ -55,12 +56,28 @@ function sidecarConfig(): unknown {
         // Istio's outbound listeners: not bound, reached by the hand-off only.
         { name: 'outbound_0.0.0.0_8080', address: '0.0.0.0:8080', bind_port: false, filter_chains: [{ filters: tcp('svc') }] },
         { name: 'outbound_10.77.0.1_7070', address: '10.77.0.1:7070', bind_port: false, filter_chains: [{ filters: tcp('c7') }] },
+        // HTTP outbound listeners: routes to the passthrough cluster (the original destination) or
+        // to an ORIGINAL_DST cluster that reads the destination from a request header.
+        { name: 'outbound_http_8000', address: '0.0.0.0:8000', bind_port: false, filter_chains: [{ filters: http('Http1') }] },
+        { name: 'outbound_h2_8001', address: '0.0.0.0:8001', bind_port: false, filter_chains: [{ filters: http('Http2') }] },
       ],
+      routers: [{
+        router_config_name: 'r80',
+        virtual_hosts: [{
+          name: 'all',
+          domains: ['*'],
+          routers: [
+            { match: { prefix: '/by-header' }, route: { cluster_name: 'ByHeader' } },
+            { match: { prefix: '/' }, route: { cluster_name: 'PassthroughCluster' } },
+          ],
+        }],
+      }],
     }],
     cluster_manager: {
       clusters: [
         { name: 'PassthroughCluster', type: 'ORIGINAL_DST', lb_type: 'LB_ORIGINAL_DST', connect_timeout: '2s' },
         { name: 'BlackHoleCluster', type: 'SIMPLE', hosts: [] },
+        { name: 'ByHeader', type: 'ORIGINAL_DST', connect_timeout: '2s', original_dst_lb_config: { use_http_header: true } },
         { name: 'svc', hosts: [{ address: '10.77.0.2:9090' }] },
         { name: 'c7', hosts: [{ address: '10.77.0.2:9191' }] },
       ],
@@ -77,7 +94,7 @@ function curl(ns: NetNs, url: string): { code: number; out: string } {
 const skip = netnsUnavailable();
 if (skip !== '') console.log(`# transparent interception tests skipped: ${skip}`);
 
-test('iptables REDIRECT: hand-off to the original destination listener, passthrough, blackhole, chain match on the original port, no loop', { skip: skip || false }, async () => {
+test('iptables REDIRECT: hand-off to the original destination listener, passthrough (TCP, HTTP/1.1, HTTP/2), header destination, blackhole, chain match on the original port, no loop', { skip: skip || false }, async () => {
   const ns = new NetNs('tp');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-tp-'));
   let servers: Spawned | undefined;
@@ -95,6 +112,8 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
       ['10.77.0.2', 9090, 'B'], // cluster svc
       ['10.77.0.2', 9191, 'C'], // cluster c7
       ['10.77.0.3', 5555, 'BLACKHOLED'], // must not be reached
+      ['10.77.0.1', 8000, 'H'], // HTTP passthrough target
+      ['10.77.0.1', 8001, 'H2'], // HTTP/2 downstream, passthrough target
     ];
     servers = ns.spawn(process.execPath, ['-e', SERVERS_JS, JSON.stringify(specs)]);
     await servers.waitFor(/ready/);
@@ -124,6 +143,17 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
     // Still serving afterwards.
     assert.deepEqual(curl(ns, 'http://10.77.0.1:5555/again'), { code: 0, out: 'A saw 10.77.0.1:5555' });
 
+    // HTTP: the hand-off target routes; PassthroughCluster connects to the original destination.
+    const h = curl(ns, 'http://10.77.0.1:8000/x');
+    assert.equal(h.code, 0);
+    assert.match(h.out, /^H saw /);
+    const h2 = ns.try('curl', ['-s', '--max-time', '5', '--http2-prior-knowledge', 'http://10.77.0.1:8001/x']);
+    assert.equal(h2.code, 0, h2.err);
+    assert.match(h2.out, /^H2 saw /);
+    // x-envoy-original-dst-host (use_http_header) picks the destination instead.
+    const byHeader = ns.try('curl', ['-s', '--max-time', '5', '-H', 'x-envoy-original-dst-host: 10.77.0.2:9191', 'http://10.77.0.1:8000/by-header']);
+    assert.equal(byHeader.code, 0);
+    assert.match(byHeader.out, /^C saw /);
     // curl ran synchronously: let the servers' output in before reading it.
     await servers.waitFor(/conn A\n[\s\S]*conn A\n/);
     const seen = servers.output();
@@ -135,7 +165,8 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
     const s = JSON.parse(stats.stdout) as { listeners: Record<string, Record<string, number>>; clusters: Record<string, Record<string, number>> };
     assert.equal(s.listeners['outbound_0.0.0.0_8080'].downstream_cx_total, 2);
     assert.equal(s.listeners['outbound_10.77.0.1_7070'].downstream_cx_total, 1);
-    assert.equal(s.clusters.PassthroughCluster.upstream_cx_total, 2);
+    assert.equal(s.clusters.PassthroughCluster.upstream_cx_total, 4); // two TCP, one HTTP/1.1, one from HTTP/2
+    assert.equal(s.clusters.ByHeader.upstream_cx_total, 1);
     assert.equal(s.clusters.PassthroughCluster.upstream_cx_no_host, 1); // the direct connection: refused, not looped
     assert.equal(s.clusters.BlackHoleCluster.upstream_cx_no_host, 1);
   } finally {
