@@ -9,6 +9,8 @@
  *       "config": { "type": "redirect" | "tproxy",           envoy.filters.listener.original_dst too):
  *                   "fallback_to_local": false } }]          read the original destination; with
  *                                                            use_original_dst it also picks the mode
+ *   "transparent": true                         Envoy: IP_TRANSPARENT on the listening socket
+ *                                               (TPROXY); MOSN sets it for use_original_dst "tproxy"
  *
  * Cluster (MOSN ClusterType ORIGINAL_DST, LbType LB_ORIGINAL_DST, LBOriDstConfig):
  *   "type": "ORIGINAL_DST", "lb_type": "LB_ORIGINAL_DST" (either implies the other),
@@ -26,6 +28,7 @@ export interface ListenerOriginalDst {
   readonly useOriginalDst?: boolean;
   readonly originalDst?: OriginalDstMode;
   readonly originalDstFallbackToLocal?: boolean;
+  readonly transparent?: boolean;
 }
 
 function mode(st: ParseState, v: unknown, path: string): OriginalDstMode | undefined {
@@ -37,7 +40,7 @@ function mode(st: ParseState, v: unknown, path: string): OriginalDstMode | undef
   return undefined;
 }
 
-/** Reads use_original_dst and listener_filters of listener `l` (consumes both keys). */
+/** Reads use_original_dst, listener_filters and transparent of listener `l` (consumes the keys). */
 export function parseListenerOriginalDst(st: ParseState, l: ConfigObject): ListenerOriginalDst {
   let use = false;
   let useMode: OriginalDstMode | undefined;
@@ -78,10 +81,13 @@ export function parseListenerOriginalDst(st: ParseState, l: ConfigObject): Liste
     st.issues.error(l.at('listener_filters'), `original_dst type ${showValue(filterMode)} contradicts use_original_dst ${showValue(useMode)}`);
   }
   const originalDst = useMode ?? filterMode ?? (use ? 'redirect' : undefined);
-  const out: { useOriginalDst?: boolean; originalDst?: OriginalDstMode; originalDstFallbackToLocal?: boolean } = {};
+  // MOSN (pkg/network/listener.go) makes a use_original_dst "tproxy" listener transparent.
+  const transparent = l.bool('transparent', false) || useMode === 'tproxy';
+  const out: { -readonly [K in keyof ListenerOriginalDst]: ListenerOriginalDst[K] } = {};
   if (use) out.useOriginalDst = true;
   if (originalDst !== undefined) out.originalDst = originalDst;
   if (fallbackToLocal) out.originalDstFallbackToLocal = true;
+  if (transparent) out.transparent = true;
   return out;
 }
 

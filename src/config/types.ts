@@ -105,6 +105,12 @@ export interface ListenerConfig {
   readonly originalDst?: OriginalDstMode;
   /** MOSN original_dst fallback_to_local: the fallback listener is 127.0.0.1:port, not 0.0.0.0:port. */
   readonly originalDstFallbackToLocal?: boolean;
+  /**
+   * IP_TRANSPARENT on the listening socket, so that iptables TPROXY can deliver connections
+   * for addresses that are not local (Envoy `transparent`; MOSN sets it for use_original_dst
+   * "tproxy"). Needs the native addon and CAP_NET_ADMIN. Absent = false.
+   */
+  readonly transparent?: boolean;
 }
 
 /** How a listener reads the original destination (see ListenerConfig.originalDst). */

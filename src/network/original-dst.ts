@@ -66,7 +66,11 @@ export function inheritOriginalDst(to: net.Socket, from: net.Socket): void {
 
 /** Error text when a listener needs what this process cannot do ('' = fine). */
 export function originalDstUnavailable(config: ListenerConfig): string {
-  if (config.originalDst !== 'redirect' || native.kind === 'native') return '';
+  if (native.kind === 'native') return '';
+  if (config.transparent === true && config.bindPort) {
+    return `listener ${config.name}: a transparent listening socket (TPROXY: "transparent", use_original_dst "tproxy") needs the native addon (setsockopt IP_TRANSPARENT is not available from Node): build it with node scripts/build-native.js`;
+  }
+  if (config.originalDst !== 'redirect') return '';
   return `listener ${config.name}: the original destination of REDIRECTed connections (use_original_dst / original_dst "redirect") needs the native addon (getsockopt SO_ORIGINAL_DST is not available from Node): build it with node scripts/build-native.js, or intercept with TPROXY ("tproxy")`;
 }
 
@@ -98,6 +102,20 @@ export function readOriginalDst(socket: net.Socket, mode: OriginalDstMode, liste
   }
   if (d !== null) record(socket, d);
   return d;
+}
+
+/**
+ * Makes a listener's listening socket transparent when its config asks (main thread, right
+ * after the socket is made); the error names the listener and the cause (EPERM: no CAP_NET_ADMIN).
+ */
+export function prepareListenSocket(config: ListenerConfig, fd: number): void {
+  if (config.transparent !== true) return;
+  try {
+    native.setTransparent(fd);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    throw new Error(`listener ${config.name}: cannot make the listening socket transparent (IP_TRANSPARENT for TPROXY): ${code === 'EPERM' ? 'EPERM (needs CAP_NET_ADMIN)' : code}`, { cause: e });
+  }
 }
 
 /** What the directory needs of a worker's listener. */

@@ -53,6 +53,19 @@ function sidecarConfig(): unknown {
             { filters: tcp('PassthroughCluster') },
           ],
         },
+        // IPv6 capture (ip6tables REDIRECT goes to [::1]): IP6T_SO_ORIGINAL_DST.
+        { name: 'virtualOutbound6', address: '[::1]:15002', bind_port: true, use_original_dst: true, filter_chains: [{ filters: tcp('PassthroughCluster') }] },
+        // Istio's virtualInbound (REDIRECT mode): no hand-off, chains chosen on the original destination port.
+        {
+          name: 'virtualInbound',
+          address: '0.0.0.0:15006',
+          bind_port: true,
+          listener_filters: [{ type: 'original_dst' }],
+          filter_chains: [
+            { filter_chain_match: { destination_port: 9000 }, filters: tcp('inbound|9000') },
+            { filters: tcp('InboundPassthroughCluster') },
+          ],
+        },
         // Istio's outbound listeners: not bound, reached by the hand-off only.
         { name: 'outbound_0.0.0.0_8080', address: '0.0.0.0:8080', bind_port: false, filter_chains: [{ filters: tcp('svc') }] },
         { name: 'outbound_10.77.0.1_7070', address: '10.77.0.1:7070', bind_port: false, filter_chains: [{ filters: tcp('c7') }] },
@@ -80,6 +93,8 @@ function sidecarConfig(): unknown {
         { name: 'ByHeader', type: 'ORIGINAL_DST', connect_timeout: '2s', original_dst_lb_config: { use_http_header: true } },
         { name: 'svc', hosts: [{ address: '10.77.0.2:9090' }] },
         { name: 'c7', hosts: [{ address: '10.77.0.2:9191' }] },
+        { name: 'inbound|9000', hosts: [{ address: '127.0.0.1:9100' }] },
+        { name: 'InboundPassthroughCluster', type: 'ORIGINAL_DST', connect_timeout: '2s' },
       ],
     },
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
@@ -94,16 +109,21 @@ function curl(ns: NetNs, url: string): { code: number; out: string } {
 const skip = netnsUnavailable();
 if (skip !== '') console.log(`# transparent interception tests skipped: ${skip}`);
 
-test('iptables REDIRECT: hand-off to the original destination listener, passthrough (TCP, HTTP/1.1, HTTP/2), header destination, blackhole, chain match on the original port, no loop', { skip: skip || false }, async () => {
+test('iptables REDIRECT: hand-off to the original destination listener, passthrough (TCP, HTTP/1.1, HTTP/2, IPv6), header destination, blackhole, chain match on the original port (outbound and inbound), no loop', { skip: skip || false }, async () => {
   const ns = new NetNs('tp');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-tp-'));
   let servers: Spawned | undefined;
   let sidecar: Spawned | undefined;
   try {
-    for (const a of ['10.77.0.1', '10.77.0.2', '10.77.0.3']) ns.exec('ip', ['addr', 'add', `${a}/32`, 'dev', 'lo']);
+    for (const a of ['10.77.0.1', '10.77.0.2', '10.77.0.3', '10.78.0.1']) ns.exec('ip', ['addr', 'add', `${a}/32`, 'dev', 'lo']);
     // istio-iptables in short: the sidecar's own traffic (by gid) is not captured, the rest to the mesh range is.
     ns.exec('iptables', ['-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', '10.77.0.0/24', '-m', 'owner', '--gid-owner', SIDECAR_GID, '-j', 'RETURN']);
     ns.exec('iptables', ['-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', '10.77.0.0/24', '-j', 'REDIRECT', '--to-ports', String(CAPTURE_PORT)]);
+    ns.exec('iptables', ['-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', '10.78.0.0/24', '-m', 'owner', '!', '--gid-owner', SIDECAR_GID, '-j', 'REDIRECT', '--to-ports', '15006']);
+    // IPv6: ip6tables REDIRECT, read back with IP6T_SO_ORIGINAL_DST.
+    const v6 = ns.try('ip6tables', ['-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', 'fd77::/64', '-m', 'owner', '!', '--gid-owner', SIDECAR_GID, '-j', 'REDIRECT', '--to-ports', '15002']).code === 0;
+    if (v6) ns.exec('ip', ['addr', 'add', 'fd77::1/128', 'dev', 'lo']);
+    else console.log('# IPv6 REDIRECT case skipped: ip6tables nat is not available');
 
     const specs = [
       ['10.77.0.1', 5555, 'A'], // passthrough target
@@ -114,7 +134,11 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
       ['10.77.0.3', 5555, 'BLACKHOLED'], // must not be reached
       ['10.77.0.1', 8000, 'H'], // HTTP passthrough target
       ['10.77.0.1', 8001, 'H2'], // HTTP/2 downstream, passthrough target
+      ['127.0.0.1', 9100, 'APP9000'], // the inbound application
+      ['10.78.0.1', 9000, 'WRONG9000'], // must not be reached: the inbound chain for port 9000 takes it
+      ['10.78.0.1', 5000, 'P5000'], // inbound passthrough target
     ];
+    if (v6) specs.push(['fd77::1', 5555, 'A6']);
     servers = ns.spawn(process.execPath, ['-e', SERVERS_JS, JSON.stringify(specs)]);
     await servers.waitFor(/ready/);
 
@@ -154,10 +178,14 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
     const byHeader = ns.try('curl', ['-s', '--max-time', '5', '-H', 'x-envoy-original-dst-host: 10.77.0.2:9191', 'http://10.77.0.1:8000/by-header']);
     assert.equal(byHeader.code, 0);
     assert.match(byHeader.out, /^C saw /);
+    // virtualInbound: destination_port 9000 picks the inbound chain; other ports pass through.
+    assert.deepEqual(curl(ns, 'http://10.78.0.1:9000/'), { code: 0, out: 'APP9000 saw 10.78.0.1:9000' });
+    assert.deepEqual(curl(ns, 'http://10.78.0.1:5000/'), { code: 0, out: 'P5000 saw 10.78.0.1:5000' });
+    if (v6) assert.deepEqual(curl(ns, 'http://[fd77::1]:5555/'), { code: 0, out: 'A6 saw [fd77::1]:5555' });
     // curl ran synchronously: let the servers' output in before reading it.
     await servers.waitFor(/conn A\n[\s\S]*conn A\n/);
     const seen = servers.output();
-    assert.doesNotMatch(seen, /conn (WRONG|WRONG8080|BLACKHOLED)\n/);
+    assert.doesNotMatch(seen, /conn (WRONG|WRONG8080|WRONG9000|BLACKHOLED)\n/);
     assert.equal(seen.match(/conn A\n/g)?.length, 2);
 
     // Stats: the hand-off target counted the connections it served; the passthrough cluster made two.
@@ -165,7 +193,9 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
     const s = JSON.parse(stats.stdout) as { listeners: Record<string, Record<string, number>>; clusters: Record<string, Record<string, number>> };
     assert.equal(s.listeners['outbound_0.0.0.0_8080'].downstream_cx_total, 2);
     assert.equal(s.listeners['outbound_10.77.0.1_7070'].downstream_cx_total, 1);
-    assert.equal(s.clusters.PassthroughCluster.upstream_cx_total, 4); // two TCP, one HTTP/1.1, one from HTTP/2
+    assert.equal(s.clusters.PassthroughCluster.upstream_cx_total, v6 ? 5 : 4); // two TCP, one HTTP/1.1, one from HTTP/2, IPv6
+    assert.equal(s.clusters.InboundPassthroughCluster.upstream_cx_total, 1);
+    assert.equal(s.clusters['inbound|9000'].upstream_cx_total, 1);
     assert.equal(s.clusters.ByHeader.upstream_cx_total, 1);
     assert.equal(s.clusters.PassthroughCluster.upstream_cx_no_host, 1); // the direct connection: refused, not looped
     assert.equal(s.clusters.BlackHoleCluster.upstream_cx_no_host, 1);
@@ -177,7 +207,7 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
   }
 });
 
-test('use_original_dst "redirect" without the native addon: the start fails with a clear error', () => {
+test('use_original_dst "redirect" or a transparent listener without the native addon: the start fails with a clear error', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-tp-'));
   try {
     const cfg = path.join(dir, 'config.json');
@@ -187,7 +217,79 @@ test('use_original_dst "redirect" without the native addon: the start fails with
     const r = spawnSync(process.execPath, [CLI, 'start', '-c', cfg, '--workers', '1'], { encoding: 'utf8', env: { ...process.env, OUTRIGGER_NATIVE: '0' }, timeout: 20_000 });
     assert.equal(r.status, 2, r.stdout + r.stderr); // the CLI's "invalid config" exit
     assert.match(r.stdout + r.stderr, /virtualOutbound.*needs the native addon.*SO_ORIGINAL_DST/);
+    // TPROXY reads the local address (pure TypeScript) but its listening socket must be transparent.
+    doc.servers[0].listeners = [{ name: 'tproxied', address: '127.0.0.1:0', bind_port: true, transparent: true, listener_filters: [{ type: 'original_dst', config: { type: 'tproxy' } }], filter_chains: [{ filters: [{ type: 'tcp_proxy', config: { cluster: 'PassthroughCluster' } }] }] }];
+    fs.writeFileSync(cfg, JSON.stringify(doc));
+    const t = spawnSync(process.execPath, [CLI, 'start', '-c', cfg, '--workers', '1'], { encoding: 'utf8', env: { ...process.env, OUTRIGGER_NATIVE: '0' }, timeout: 20_000 });
+    assert.equal(t.status, 2, t.stdout + t.stderr);
+    assert.match(t.stdout + t.stderr, /tproxied: a transparent listening socket .*needs the native addon.*IP_TRANSPARENT/);
   } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('iptables TPROXY from another namespace: a transparent virtualInbound listener matches chains on the original port, passthrough to the original destination', { skip: skip || false }, async () => {
+  const client = new NetNs('tpc');
+  const pod = new NetNs('tpp');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-tp-'));
+  let servers: Spawned | undefined;
+  let sidecar: Spawned | undefined;
+  const veth = `ortp${process.pid % 100000}`;
+  try {
+    // client ns (192.168.77.1) --veth-- pod ns (192.168.77.2, the workload's 10.88.0.1 on lo)
+    spawnSync('ip', ['link', 'add', `${veth}a`, 'netns', client.name, 'type', 'veth', 'peer', 'name', `${veth}b`, 'netns', pod.name]);
+    client.exec('ip', ['addr', 'add', '192.168.77.1/24', 'dev', `${veth}a`]);
+    client.exec('ip', ['link', 'set', `${veth}a`, 'up']);
+    client.exec('ip', ['route', 'add', '10.88.0.0/24', 'via', '192.168.77.2']);
+    pod.exec('ip', ['addr', 'add', '192.168.77.2/24', 'dev', `${veth}b`]);
+    pod.exec('ip', ['link', 'set', `${veth}b`, 'up']);
+    pod.exec('ip', ['addr', 'add', '10.88.0.1/32', 'dev', 'lo']);
+    // Istio's TPROXY mode in short: mark inbound TCP, deliver marked packets locally, TPROXY them to 15006.
+    pod.exec('iptables', ['-t', 'mangle', '-A', 'PREROUTING', '-i', `${veth}b`, '-p', 'tcp', '-d', '10.88.0.0/24', '-j', 'TPROXY', '--on-port', '15006', '--on-ip', '0.0.0.0', '--tproxy-mark', '0x1/0x1']);
+    pod.exec('ip', ['rule', 'add', 'fwmark', '0x1/0x1', 'lookup', '133']);
+    pod.exec('ip', ['route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', '133']);
+
+    servers = pod.spawn(process.execPath, ['-e', SERVERS_JS, JSON.stringify([['127.0.0.1', 9100, 'APP9000'], ['10.88.0.1', 5000, 'P5000'], ['10.88.0.1', 9000, 'WRONG9000']])]);
+    await servers.waitFor(/ready/);
+    const tcp = (cluster: string): unknown => [{ type: 'tcp_proxy', config: { stat_prefix: cluster, cluster } }];
+    const cfg = {
+      servers: [{
+        default_log_level: 'WARN',
+        processor: 1,
+        listeners: [{
+          name: 'virtualInbound',
+          address: '0.0.0.0:15006',
+          bind_port: true,
+          transparent: true,
+          listener_filters: [{ type: 'original_dst', config: { type: 'tproxy' } }],
+          filter_chains: [
+            { filter_chain_match: { destination_port: 9000 }, filters: tcp('inbound|9000') },
+            { filters: tcp('InboundPassthroughClusterIpv4') },
+          ],
+        }],
+      }],
+      cluster_manager: {
+        clusters: [
+          { name: 'inbound|9000', hosts: [{ address: '127.0.0.1:9100' }] },
+          { name: 'InboundPassthroughClusterIpv4', type: 'ORIGINAL_DST', connect_timeout: '2s' },
+        ],
+      },
+      admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
+    };
+    const file = path.join(dir, 'config.json');
+    fs.writeFileSync(file, JSON.stringify(cfg));
+    sidecar = pod.spawn(process.execPath, [CLI, 'start', '-c', file, '--workers', '1'], { OUTRIGGER_NATIVE: '1' });
+    await sidecar.waitFor(/admin on http/);
+
+    assert.deepEqual(curl(client, 'http://10.88.0.1:9000/'), { code: 0, out: 'APP9000 saw 10.88.0.1:9000' });
+    assert.deepEqual(curl(client, 'http://10.88.0.1:5000/'), { code: 0, out: 'P5000 saw 10.88.0.1:5000' });
+    await servers.waitFor(/conn P5000\n/);
+    assert.doesNotMatch(servers.output(), /conn WRONG9000\n/);
+  } finally {
+    await sidecar?.kill();
+    await servers?.kill();
+    client.destroy();
+    pod.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
