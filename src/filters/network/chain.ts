@@ -134,7 +134,7 @@ function infoOf(conn: Connection): ConnectionInfo {
     remoteAddress: conn.remoteAddress,
     remotePort: conn.remotePort,
     localAddress: conn.localAddress,
-    localPort: conn.socket.localPort ?? 0,
+    localPort: conn.localPort,
     transportProtocol: conn.socket instanceof tls.TLSSocket ? 'tls' : 'raw_buffer',
     serverName: '',
     applicationProtocols: [],
