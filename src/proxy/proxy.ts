@@ -42,7 +42,7 @@ import { FrameReader, type FrameSink } from '../stream/frame-reader';
 import { ActiveStream, hostPort, pipelineFor, type StreamPipeline } from '../stream/pipeline';
 import { attemptDone, AttemptFailure, attemptFailed, LocalReplyKind, requestDone, retryAttempt, runPhases, triedHost, type RetryState, type StreamHooks } from '../stream/active-stream';
 import type { Cluster } from '../upstream/cluster';
-import type { Host } from '../upstream/lb';
+import type { Host, LbContext } from '../upstream/lb';
 import { cancelPending, hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
 import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
 import { acceptsInitialBytes, AUTO_FALLBACK, AUTO_REJECTED, autoDrain, autoHandoff, MAX_SNIFF, proxyLog, sniff, Sniffed, sniffResult, SNIFFED_NAMES } from './detect';
@@ -133,6 +133,7 @@ export class RpcProxyFactory implements NetworkFilterFactory {
 const REPLY_KIND: readonly ErrorKind[] = [ErrorKind.NoRoute, ErrorKind.NoRoute, ErrorKind.Overflow, ErrorKind.Timeout, ErrorKind.ConnectionClosed];
 
 class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamReceiver, RouteRequest, StreamHooks<RpcStream> {
+  private lbCtx: LbContext | null = null;
   private reader: FrameReader<XFrame> | null = null;
   private codec: XCodec | null;
   /** The frame being routed (valid during onFrame only). */
@@ -274,6 +275,11 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   }
 
   // ---- StreamHooks (src/stream/active-stream.ts runs the phases; these are the RPC parts)
+
+  /** ORIGINAL_DST clusters: the downstream socket (its original destination); made once per connection. */
+  lbContext(): LbContext {
+    return (this.lbCtx ??= { downstream: this.down.socket });
+  }
 
   routePhase(s: RpcStream | null): RpcStream | null | undefined {
     const buf = s !== null ? (s.buf as Buffer) : (this.reqBuf as Buffer);

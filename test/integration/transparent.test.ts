@@ -18,6 +18,7 @@ import { CLI } from '../helpers/sidecar';
 import { NetNs, netnsUnavailable, type Spawned } from '../helpers/netns';
 
 const SIDECAR_GID = '1337';
+const SOFA_PEER = path.join(__dirname, '..', 'helpers', 'sofa-peer.js');
 const CAPTURE_PORT = 15001;
 
 /** HTTP servers on [host, port, name]: each answers its name, and logs "conn NAME" per connection. */
@@ -73,8 +74,18 @@ function sidecarConfig(): unknown {
         // to an ORIGINAL_DST cluster that reads the destination from a request header.
         { name: 'outbound_http_8000', address: '0.0.0.0:8000', bind_port: false, filter_chains: [{ filters: http('Http1') }] },
         { name: 'outbound_h2_8001', address: '0.0.0.0:8001', bind_port: false, filter_chains: [{ filters: http('Http2') }] },
+        // SOFARPC (Bolt) outbound listener: routed to the passthrough cluster.
+        {
+          name: 'outbound_bolt_12200',
+          address: '0.0.0.0:12200',
+          bind_port: false,
+          filter_chains: [{ filters: [{ type: 'proxy', config: { downstream_protocol: 'bolt', router_config_name: 'bolt_router' } }] }],
+        },
       ],
       routers: [{
+        router_config_name: 'bolt_router',
+        virtual_hosts: [{ name: 'sofa', domains: ['*'], routers: [{ match: { headers: [{ name: 'service', value: '.*' }] }, route: { cluster_name: 'PassthroughCluster' } }] }],
+      }, {
         router_config_name: 'r80',
         virtual_hosts: [{
           name: 'all',
@@ -109,10 +120,11 @@ function curl(ns: NetNs, url: string): { code: number; out: string } {
 const skip = netnsUnavailable();
 if (skip !== '') console.log(`# transparent interception tests skipped: ${skip}`);
 
-test('iptables REDIRECT: hand-off to the original destination listener, passthrough (TCP, HTTP/1.1, HTTP/2, IPv6), header destination, blackhole, chain match on the original port (outbound and inbound), no loop', { skip: skip || false }, async () => {
+test('iptables REDIRECT: hand-off to the original destination listener, passthrough (TCP, HTTP/1.1, HTTP/2, SOFARPC, IPv6), header destination, blackhole, chain match on the original port (outbound and inbound), no loop', { skip: skip || false }, async () => {
   const ns = new NetNs('tp');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-tp-'));
   let servers: Spawned | undefined;
+  let sofaServer: Spawned | undefined;
   let sidecar: Spawned | undefined;
   try {
     for (const a of ['10.77.0.1', '10.77.0.2', '10.77.0.3', '10.78.0.1']) ns.exec('ip', ['addr', 'add', `${a}/32`, 'dev', 'lo']);
@@ -141,6 +153,8 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
     if (v6) specs.push(['fd77::1', 5555, 'A6']);
     servers = ns.spawn(process.execPath, ['-e', SERVERS_JS, JSON.stringify(specs)]);
     await servers.waitFor(/ready/);
+    sofaServer = ns.spawn(process.execPath, [SOFA_PEER, 'server', '12200', 'SOFA']);
+    await sofaServer.waitFor(/ready/);
 
     const cfg = path.join(dir, 'config.json');
     fs.writeFileSync(cfg, JSON.stringify(sidecarConfig()));
@@ -178,6 +192,10 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
     const byHeader = ns.try('curl', ['-s', '--max-time', '5', '-H', 'x-envoy-original-dst-host: 10.77.0.2:9191', 'http://10.77.0.1:8000/by-header']);
     assert.equal(byHeader.code, 0);
     assert.match(byHeader.out, /^C saw /);
+    // A real SOFARPC client: Bolt through the hand-off listener and the passthrough cluster.
+    const rpc = ns.try(process.execPath, [SOFA_PEER, 'client', '10.77.0.1:12200', 'hi']);
+    assert.equal(rpc.code, 0, rpc.err);
+    assert.equal(rpc.out, 'SOFA:hi\n');
     // virtualInbound: destination_port 9000 picks the inbound chain; other ports pass through.
     assert.deepEqual(curl(ns, 'http://10.78.0.1:9000/'), { code: 0, out: 'APP9000 saw 10.78.0.1:9000' });
     assert.deepEqual(curl(ns, 'http://10.78.0.1:5000/'), { code: 0, out: 'P5000 saw 10.78.0.1:5000' });
@@ -193,7 +211,8 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
     const s = JSON.parse(stats.stdout) as { listeners: Record<string, Record<string, number>>; clusters: Record<string, Record<string, number>> };
     assert.equal(s.listeners['outbound_0.0.0.0_8080'].downstream_cx_total, 2);
     assert.equal(s.listeners['outbound_10.77.0.1_7070'].downstream_cx_total, 1);
-    assert.equal(s.clusters.PassthroughCluster.upstream_cx_total, v6 ? 5 : 4); // two TCP, one HTTP/1.1, one from HTTP/2, IPv6
+    assert.equal(s.clusters.PassthroughCluster.upstream_cx_total, v6 ? 6 : 5); // two TCP, one HTTP/1.1, one from HTTP/2, Bolt, IPv6
+    assert.equal(s.listeners.outbound_bolt_12200.downstream_cx_total, 1);
     assert.equal(s.clusters.InboundPassthroughCluster.upstream_cx_total, 1);
     assert.equal(s.clusters['inbound|9000'].upstream_cx_total, 1);
     assert.equal(s.clusters.ByHeader.upstream_cx_total, 1);
@@ -202,6 +221,7 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
   } finally {
     await sidecar?.kill();
     await servers?.kill();
+    await sofaServer?.kill();
     ns.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
   }
