@@ -131,6 +131,10 @@ function key(host: string, port: number): string {
   return `${host}|${port}`;
 }
 
+function usable<T extends DirectoryEntry>(l: T | undefined, self: T): l is T {
+  return l !== undefined && l !== self && l.accepting;
+}
+
 /**
  * The listeners of one worker by address, for the hand-off. Rebuilt lazily after a listener
  * is added, removed or swapped (not per connection).
@@ -173,18 +177,18 @@ export class ListenerDirectory<T extends DirectoryEntry> {
    */
   find(d: OriginalDst, self: T, fallbackToLocal: boolean): T | null {
     const m = this.index();
-    const usable = (l: T | undefined): l is T => l !== undefined && l !== self && l.accepting;
+    // The lookup keys are short strings, one or two per intercepted connection.
     const exact = m.get(key(d.host, d.port));
-    if (usable(exact)) return exact;
+    if (usable(exact, self)) return exact;
     if (fallbackToLocal) {
       const local = m.get(key('127.0.0.1', d.port));
-      return usable(local) ? local : null;
+      return usable(local, self) ? local : null;
     }
     const v6 = net.isIPv6(d.host);
     const first = m.get(key(v6 ? V6_ANY : V4_ANY, d.port));
-    if (usable(first)) return first;
+    if (usable(first, self)) return first;
     // A dual-stack [::]:port listener takes IPv4 destinations too (Linux bindv6only=0).
     const second = v6 ? undefined : m.get(key(V6_ANY, d.port));
-    return usable(second) ? second : null;
+    return usable(second, self) ? second : null;
   }
 }

@@ -218,6 +218,18 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
     assert.equal(s.clusters.ByHeader.upstream_cx_total, 1);
     assert.equal(s.clusters.PassthroughCluster.upstream_cx_no_host, 1); // the direct connection: refused, not looped
     assert.equal(s.clusters.BlackHoleCluster.upstream_cx_no_host, 1);
+
+    // SIGHUP adds a listener for 10.77.0.1:5555: new connections are handed to it, no restart.
+    const next = sidecarConfig() as { servers: { listeners: Record<string, unknown>[] }[] };
+    next.servers[0].listeners.push({ name: 'outbound_10.77.0.1_5555', address: '10.77.0.1:5555', bind_port: false, filter_chains: [{ filters: [{ type: 'tcp_proxy', config: { cluster: 'c7' } }] }] });
+    fs.writeFileSync(cfg, JSON.stringify(next));
+    sidecar.proc.kill('SIGHUP');
+    let after = curl(ns, 'http://10.77.0.1:5555/');
+    for (let i = 0; i < 50 && after.out !== 'C saw 10.77.0.1:5555'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = curl(ns, 'http://10.77.0.1:5555/');
+    }
+    assert.deepEqual(after, { code: 0, out: 'C saw 10.77.0.1:5555' });
   } finally {
     await sidecar?.kill();
     await servers?.kill();
