@@ -325,3 +325,64 @@ test('iptables TPROXY from another namespace: a transparent virtualInbound liste
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('iptables TPROXY for outbound traffic (MOSN use_original_dst "tproxy"): hand-off to the listener of the original port, passthrough otherwise', { skip: skip || false }, async () => {
+  const ns = new NetNs('tpo');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-tp-'));
+  let servers: Spawned | undefined;
+  let sidecar: Spawned | undefined;
+  try {
+    ns.exec('ip', ['addr', 'add', '10.99.0.1/32', 'dev', 'lo']);
+    // Mark the application's TCP to 10.99.0.0/24 (not the sidecar's, by gid), route marked
+    // packets back in locally, and TPROXY them to 16000 on their way in.
+    ns.exec('ip', ['rule', 'add', 'fwmark', '0x1/0x1', 'lookup', '100']);
+    ns.exec('ip', ['route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', '100']);
+    ns.exec('iptables', ['-t', 'mangle', '-A', 'PREROUTING', '-p', 'tcp', '-m', 'mark', '--mark', '0x1/0x1', '-j', 'TPROXY', '--on-port', '16000', '--tproxy-mark', '0x1/0x1']);
+    ns.exec('iptables', ['-t', 'mangle', '-A', 'OUTPUT', '-p', 'tcp', '-m', 'owner', '--gid-owner', SIDECAR_GID, '-j', 'RETURN']);
+    // By destination port, as MOSN's tproxy example: the servers' answers (from those ports) must
+    // not be marked, or TPROXY would steal them from the sidecar's own (non-transparent) sockets.
+    ns.exec('iptables', ['-t', 'mangle', '-A', 'OUTPUT', '-p', 'tcp', '-d', '10.99.0.0/24', '-m', 'multiport', '--dports', '80,12345', '-j', 'MARK', '--set-mark', '0x1/0x1']);
+
+    servers = ns.spawn(process.execPath, ['-e', SERVERS_JS, JSON.stringify([['10.99.0.1', 12345, 'ORIG12345'], ['10.99.0.1', 80, 'WRONG80'], ['127.0.0.1', 9100, 'GEN']])]);
+    await servers.waitFor(/ready/);
+    const tcp = (cluster: string): unknown => [{ type: 'tcp_proxy', config: { stat_prefix: cluster, cluster } }];
+    const cfg = {
+      servers: [{
+        default_log_level: 'WARN',
+        processor: 1,
+        listeners: [
+          {
+            name: 'tproxy_listener',
+            address: '0.0.0.0:16000',
+            bind_port: true,
+            use_original_dst: 'tproxy', // MOSN: also makes the listening socket transparent
+            listener_filters: [{ type: 'original_dst', config: { type: 'tproxy' } }],
+            filter_chains: [{ filters: tcp('passthrough') }],
+          },
+          { name: 'general_listener', address: '0.0.0.0:80', bind_port: false, filter_chains: [{ filters: tcp('general') }] },
+        ],
+      }],
+      cluster_manager: {
+        clusters: [
+          { name: 'passthrough', type: 'ORIGINAL_DST', connect_timeout: '2s' },
+          { name: 'general', hosts: [{ address: '127.0.0.1:9100' }] },
+        ],
+      },
+      admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
+    };
+    const file = path.join(dir, 'config.json');
+    fs.writeFileSync(file, JSON.stringify(cfg));
+    sidecar = ns.spawn('setpriv', ['--regid', SIDECAR_GID, '--clear-groups', process.execPath, CLI, 'start', '-c', file, '--workers', '1'], { OUTRIGGER_NATIVE: '1' });
+    await sidecar.waitFor(/admin on http/);
+
+    assert.deepEqual(curl(ns, 'http://10.99.0.1:80/'), { code: 0, out: 'GEN saw 10.99.0.1' });
+    assert.deepEqual(curl(ns, 'http://10.99.0.1:12345/'), { code: 0, out: 'ORIG12345 saw 10.99.0.1:12345' });
+    await servers.waitFor(/conn ORIG12345\n/);
+    assert.doesNotMatch(servers.output(), /conn WRONG80\n/);
+  } finally {
+    await sidecar?.kill();
+    await servers?.kill();
+    ns.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
