@@ -32,8 +32,36 @@ for (const [host, port, name] of specs) {
   s.listen(port, host, () => { if (++up === specs.length) process.stdout.write('ready\\n'); });
 }`;
 
+/** A tcp_proxy filter list to `cluster`. */
+function tcp(cluster: string): unknown {
+  return [{ type: 'tcp_proxy', config: { stat_prefix: cluster, cluster } }];
+}
+
+/** A MOSN document with one server (1 worker), these listeners, clusters and routers, admin on 127.0.0.1:0. */
+function mosnDoc(listeners: unknown[], clusters: unknown[], routers: unknown[] = []): Record<string, unknown> {
+  return {
+    servers: [{ default_log_level: 'WARN', processor: 1, listeners, routers }],
+    cluster_manager: { clusters },
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
+  };
+}
+
+/** Starts the sidecar inside `ns` on `cfg` (written to dir/config.json); `gid`: run with that gid (excluded from capture). */
+async function startIn(ns: NetNs, dir: string, cfg: unknown, gid?: string): Promise<{ sidecar: Spawned; admin: number; file: string }> {
+  const file = path.join(dir, 'config.json');
+  fs.writeFileSync(file, JSON.stringify(cfg));
+  const cmd = [process.execPath, CLI, 'start', '-c', file, '--workers', '1'];
+  const sidecar = gid !== undefined ? ns.spawn('setpriv', ['--regid', gid, '--clear-groups', ...cmd], { OUTRIGGER_NATIVE: '1' }) : ns.spawn(cmd[0], cmd.slice(1), { OUTRIGGER_NATIVE: '1' });
+  try {
+    const admin = Number((await sidecar.waitFor(/admin on http:\/\/[^:]+:(\d+)\//))[1]);
+    return { sidecar, admin, file };
+  } catch (e) {
+    await sidecar.kill();
+    throw e;
+  }
+}
+
 function sidecarConfig(): unknown {
-  const tcp = (cluster: string): unknown => [{ type: 'tcp_proxy', config: { stat_prefix: cluster, cluster } }];
   const http = (downstream: string): unknown => [{ type: 'proxy', config: { downstream_protocol: downstream, upstream_protocol: 'Http1', router_config_name: 'r80' } }];
   return {
     servers: [{
@@ -156,10 +184,9 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
     sofaServer = ns.spawn(process.execPath, [SOFA_PEER, 'server', '12200', 'SOFA']);
     await sofaServer.waitFor(/ready/);
 
-    const cfg = path.join(dir, 'config.json');
-    fs.writeFileSync(cfg, JSON.stringify(sidecarConfig()));
-    sidecar = ns.spawn('setpriv', ['--regid', SIDECAR_GID, '--clear-groups', process.execPath, CLI, 'start', '-c', cfg, '--workers', '1'], { OUTRIGGER_NATIVE: '1' });
-    const admin = Number((await sidecar.waitFor(/admin on http:\/\/[^:]+:(\d+)\//))[1]);
+    const started = await startIn(ns, dir, sidecarConfig(), SIDECAR_GID);
+    sidecar = started.sidecar;
+    const { admin, file: cfg } = started;
 
     // Passthrough: no listener for 10.77.0.1:5555, the ORIGINAL_DST cluster connects there
     // (as gid 1337: not captured again, else this would loop into the sidecar).
@@ -283,35 +310,21 @@ test('iptables TPROXY from another namespace: a transparent virtualInbound liste
 
     servers = pod.spawn(process.execPath, ['-e', SERVERS_JS, JSON.stringify([['127.0.0.1', 9100, 'APP9000'], ['10.88.0.1', 5000, 'P5000'], ['10.88.0.1', 9000, 'WRONG9000']])]);
     await servers.waitFor(/ready/);
-    const tcp = (cluster: string): unknown => [{ type: 'tcp_proxy', config: { stat_prefix: cluster, cluster } }];
-    const cfg = {
-      servers: [{
-        default_log_level: 'WARN',
-        processor: 1,
-        listeners: [{
-          name: 'virtualInbound',
-          address: '0.0.0.0:15006',
-          bind_port: true,
-          transparent: true,
-          listener_filters: [{ type: 'original_dst', config: { type: 'tproxy' } }],
-          filter_chains: [
-            { filter_chain_match: { destination_port: 9000 }, filters: tcp('inbound|9000') },
-            { filters: tcp('InboundPassthroughClusterIpv4') },
-          ],
-        }],
-      }],
-      cluster_manager: {
-        clusters: [
-          { name: 'inbound|9000', hosts: [{ address: '127.0.0.1:9100' }] },
-          { name: 'InboundPassthroughClusterIpv4', type: 'ORIGINAL_DST', connect_timeout: '2s' },
-        ],
-      },
-      admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
+    const inbound = {
+      name: 'virtualInbound',
+      address: '0.0.0.0:15006',
+      bind_port: true,
+      transparent: true,
+      listener_filters: [{ type: 'original_dst', config: { type: 'tproxy' } }],
+      filter_chains: [
+        { filter_chain_match: { destination_port: 9000 }, filters: tcp('inbound|9000') },
+        { filters: tcp('InboundPassthroughClusterIpv4') },
+      ],
     };
-    const file = path.join(dir, 'config.json');
-    fs.writeFileSync(file, JSON.stringify(cfg));
-    sidecar = pod.spawn(process.execPath, [CLI, 'start', '-c', file, '--workers', '1'], { OUTRIGGER_NATIVE: '1' });
-    await sidecar.waitFor(/admin on http/);
+    sidecar = (await startIn(pod, dir, mosnDoc([inbound], [
+      { name: 'inbound|9000', hosts: [{ address: '127.0.0.1:9100' }] },
+      { name: 'InboundPassthroughClusterIpv4', type: 'ORIGINAL_DST', connect_timeout: '2s' },
+    ]))).sidecar;
 
     assert.deepEqual(curl(client, 'http://10.88.0.1:9000/'), { code: 0, out: 'APP9000 saw 10.88.0.1:9000' });
     assert.deepEqual(curl(client, 'http://10.88.0.1:5000/'), { code: 0, out: 'P5000 saw 10.88.0.1:5000' });
@@ -345,35 +358,21 @@ test('iptables TPROXY for outbound traffic (MOSN use_original_dst "tproxy"): han
 
     servers = ns.spawn(process.execPath, ['-e', SERVERS_JS, JSON.stringify([['10.99.0.1', 12345, 'ORIG12345'], ['10.99.0.1', 80, 'WRONG80'], ['127.0.0.1', 9100, 'GEN']])]);
     await servers.waitFor(/ready/);
-    const tcp = (cluster: string): unknown => [{ type: 'tcp_proxy', config: { stat_prefix: cluster, cluster } }];
-    const cfg = {
-      servers: [{
-        default_log_level: 'WARN',
-        processor: 1,
-        listeners: [
-          {
-            name: 'tproxy_listener',
-            address: '0.0.0.0:16000',
-            bind_port: true,
-            use_original_dst: 'tproxy', // MOSN: also makes the listening socket transparent
-            listener_filters: [{ type: 'original_dst', config: { type: 'tproxy' } }],
-            filter_chains: [{ filters: tcp('passthrough') }],
-          },
-          { name: 'general_listener', address: '0.0.0.0:80', bind_port: false, filter_chains: [{ filters: tcp('general') }] },
-        ],
-      }],
-      cluster_manager: {
-        clusters: [
-          { name: 'passthrough', type: 'ORIGINAL_DST', connect_timeout: '2s' },
-          { name: 'general', hosts: [{ address: '127.0.0.1:9100' }] },
-        ],
+    const listeners = [
+      {
+        name: 'tproxy_listener',
+        address: '0.0.0.0:16000',
+        bind_port: true,
+        use_original_dst: 'tproxy', // MOSN: also makes the listening socket transparent
+        listener_filters: [{ type: 'original_dst', config: { type: 'tproxy' } }],
+        filter_chains: [{ filters: tcp('passthrough') }],
       },
-      admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
-    };
-    const file = path.join(dir, 'config.json');
-    fs.writeFileSync(file, JSON.stringify(cfg));
-    sidecar = ns.spawn('setpriv', ['--regid', SIDECAR_GID, '--clear-groups', process.execPath, CLI, 'start', '-c', file, '--workers', '1'], { OUTRIGGER_NATIVE: '1' });
-    await sidecar.waitFor(/admin on http/);
+      { name: 'general_listener', address: '0.0.0.0:80', bind_port: false, filter_chains: [{ filters: tcp('general') }] },
+    ];
+    sidecar = (await startIn(ns, dir, mosnDoc(listeners, [
+      { name: 'passthrough', type: 'ORIGINAL_DST', connect_timeout: '2s' },
+      { name: 'general', hosts: [{ address: '127.0.0.1:9100' }] },
+    ]), SIDECAR_GID)).sidecar;
 
     assert.deepEqual(curl(ns, 'http://10.99.0.1:80/'), { code: 0, out: 'GEN saw 10.99.0.1' });
     assert.deepEqual(curl(ns, 'http://10.99.0.1:12345/'), { code: 0, out: 'ORIG12345 saw 10.99.0.1:12345' });
