@@ -82,6 +82,8 @@ function sidecarConfig(): unknown {
             { filters: tcp('PassthroughCluster') },
           ],
         },
+        // A dual-stack capture socket: IPv4 connections arrive as ::ffff:a.b.c.d (SO_ORIGINAL_DST after IP6T_ fails).
+        { name: 'virtualOutboundDual', address: '[::]:15003', bind_port: true, use_original_dst: 'redirect', filter_chains: [{ filters: tcp('PassthroughCluster') }] },
         // IPv6 capture (ip6tables REDIRECT goes to [::1]): IP6T_SO_ORIGINAL_DST.
         { name: 'virtualOutbound6', address: '[::1]:15002', bind_port: true, use_original_dst: true, filter_chains: [{ filters: tcp('PassthroughCluster') }] },
         // Istio's virtualInbound (REDIRECT mode): no hand-off, chains chosen on the original destination port.
@@ -148,17 +150,18 @@ function curl(ns: NetNs, url: string): { code: number; out: string } {
 const skip = netnsUnavailable();
 if (skip !== '') console.log(`# transparent interception tests skipped: ${skip}`);
 
-test('iptables REDIRECT: hand-off to the original destination listener, passthrough (TCP, HTTP/1.1, HTTP/2, SOFARPC, IPv6), header destination, blackhole, chain match on the original port (outbound and inbound), no loop', { skip: skip || false }, async () => {
+test('iptables REDIRECT: hand-off to the original destination listener, passthrough (TCP, HTTP/1.1, HTTP/2, SOFARPC, IPv6, dual-stack), header destination, blackhole, chain match on the original port (outbound and inbound), no loop', { skip: skip || false }, async () => {
   const ns = new NetNs('tp');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-tp-'));
   let servers: Spawned | undefined;
   let sofaServer: Spawned | undefined;
   let sidecar: Spawned | undefined;
   try {
-    for (const a of ['10.77.0.1', '10.77.0.2', '10.77.0.3', '10.78.0.1']) ns.exec('ip', ['addr', 'add', `${a}/32`, 'dev', 'lo']);
+    for (const a of ['10.77.0.1', '10.77.0.2', '10.77.0.3', '10.78.0.1', '10.79.0.1']) ns.exec('ip', ['addr', 'add', `${a}/32`, 'dev', 'lo']);
     // istio-iptables in short: the sidecar's own traffic (by gid) is not captured, the rest to the mesh range is.
     ns.exec('iptables', ['-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', '10.77.0.0/24', '-m', 'owner', '--gid-owner', SIDECAR_GID, '-j', 'RETURN']);
     ns.exec('iptables', ['-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', '10.77.0.0/24', '-j', 'REDIRECT', '--to-ports', String(CAPTURE_PORT)]);
+    ns.exec('iptables', ['-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', '10.79.0.0/24', '-m', 'owner', '!', '--gid-owner', SIDECAR_GID, '-j', 'REDIRECT', '--to-ports', '15003']);
     ns.exec('iptables', ['-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', '10.78.0.0/24', '-m', 'owner', '!', '--gid-owner', SIDECAR_GID, '-j', 'REDIRECT', '--to-ports', '15006']);
     // IPv6: ip6tables REDIRECT, read back with IP6T_SO_ORIGINAL_DST.
     const v6 = ns.try('ip6tables', ['-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', 'fd77::/64', '-m', 'owner', '!', '--gid-owner', SIDECAR_GID, '-j', 'REDIRECT', '--to-ports', '15002']).code === 0;
@@ -177,6 +180,7 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
       ['127.0.0.1', 9100, 'APP9000'], // the inbound application
       ['10.78.0.1', 9000, 'WRONG9000'], // must not be reached: the inbound chain for port 9000 takes it
       ['10.78.0.1', 5000, 'P5000'], // inbound passthrough target
+      ['10.79.0.1', 5555, 'DUAL'], // reached through the dual-stack capture listener
     ];
     if (v6) specs.push(['fd77::1', 5555, 'A6']);
     servers = ns.spawn(process.execPath, ['-e', SERVERS_JS, JSON.stringify(specs)]);
@@ -227,6 +231,7 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
     assert.deepEqual(curl(ns, 'http://10.78.0.1:9000/'), { code: 0, out: 'APP9000 saw 10.78.0.1:9000' });
     assert.deepEqual(curl(ns, 'http://10.78.0.1:5000/'), { code: 0, out: 'P5000 saw 10.78.0.1:5000' });
     if (v6) assert.deepEqual(curl(ns, 'http://[fd77::1]:5555/'), { code: 0, out: 'A6 saw [fd77::1]:5555' });
+    assert.deepEqual(curl(ns, 'http://10.79.0.1:5555/'), { code: 0, out: 'DUAL saw 10.79.0.1:5555' });
     // curl ran synchronously: let the servers' output in before reading it.
     await servers.waitFor(/conn A\n[\s\S]*conn A\n/);
     const seen = servers.output();
@@ -238,7 +243,7 @@ test('iptables REDIRECT: hand-off to the original destination listener, passthro
     const s = JSON.parse(stats.stdout) as { listeners: Record<string, Record<string, number>>; clusters: Record<string, Record<string, number>> };
     assert.equal(s.listeners['outbound_0.0.0.0_8080'].downstream_cx_total, 2);
     assert.equal(s.listeners['outbound_10.77.0.1_7070'].downstream_cx_total, 1);
-    assert.equal(s.clusters.PassthroughCluster.upstream_cx_total, v6 ? 6 : 5); // two TCP, one HTTP/1.1, one from HTTP/2, Bolt, IPv6
+    assert.equal(s.clusters.PassthroughCluster.upstream_cx_total, v6 ? 7 : 6); // two TCP, one HTTP/1.1, one from HTTP/2, Bolt, dual-stack, IPv6
     assert.equal(s.listeners.outbound_bolt_12200.downstream_cx_total, 1);
     assert.equal(s.clusters.InboundPassthroughCluster.upstream_cx_total, 1);
     assert.equal(s.clusters['inbound|9000'].upstream_cx_total, 1);
