@@ -19,7 +19,19 @@
  * resolution) keep a histogram at ~3.5 KiB (WebAssembly) / 13.5 KiB (JS) instead of 23 / 89 KiB
  * with three.
  */
-import * as hdr from 'hdr-histogram-js';
+import type * as HdrModule from 'hdr-histogram-js';
+
+/**
+ * hdr-histogram-js is loaded on first use (the first latency recorded in a worker, the first
+ * delta merged on the main thread): requiring it costs ~16 MB of RSS per thread (its WebAssembly
+ * image and pako), which an idle sidecar should not pay.
+ */
+let hdrModule: typeof HdrModule | null = null;
+function hdrLib(): typeof HdrModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  if (hdrModule === null) hdrModule = require('hdr-histogram-js') as typeof HdrModule;
+  return hdrModule;
+}
 
 /** 1 % resolution. */
 export const HIST_DIGITS = 2;
@@ -42,7 +54,7 @@ let wasmState = 0; // 0 unknown, 1 ready, -1 unavailable
 function wasmReady(): boolean {
   if (wasmState === 0) {
     try {
-      hdr.initWebAssemblySync();
+      hdrLib().initWebAssemblySync();
       wasmState = 1;
     } catch {
       wasmState = -1;
@@ -52,8 +64,8 @@ function wasmReady(): boolean {
 }
 
 /** A histogram as the worker records it (WebAssembly when available). */
-export function newRecordingHistogram(useWasm = true): hdr.Histogram {
-  return hdr.build({
+export function newRecordingHistogram(useWasm = true): HdrModule.Histogram {
+  return hdrLib().build({
     bitBucketSize: 32,
     autoResize: false,
     lowestDiscernibleValue: 1,
@@ -70,7 +82,7 @@ export function clampMicros(us: number): number {
 }
 
 interface Recording {
-  readonly h: hdr.Histogram;
+  readonly h: HdrModule.Histogram;
   readonly base: number;
   /** Recorded into since the last drain (then listed in `dirty`). */
   dirty: boolean;
@@ -103,7 +115,7 @@ export class HistogramRecorder {
     const out: EncodedHistogram[] = [];
     for (let i = 0; i < n; i++) {
       const r = this.dirty[i];
-      out.push({ base: r.base, data: hdr.encodeIntoCompressedBase64(r.h) });
+      out.push({ base: r.base, data: hdrLib().encodeIntoCompressedBase64(r.h) });
       r.h.reset();
       r.dirty = false;
     }
@@ -145,25 +157,25 @@ export interface PromBuckets {
 const ms = (us: number): number => Math.round(us) / 1000;
 
 export class HistogramStore {
-  private readonly merged = new Map<number, hdr.JsHistogram>();
+  private readonly merged = new Map<number, HdrModule.JsHistogram>();
   /** Payloads that did not decode (none expected: they come from our own workers). */
   decodeErrors = 0;
 
   /** Adds a worker's delta to the merged histogram of its base slot. */
   add(base: number, data: string): void {
-    let d: hdr.Histogram;
+    let d: HdrModule.Histogram;
     try {
-      d = hdr.decodeFromCompressedBase64(data, 32, false);
+      d = hdrLib().decodeFromCompressedBase64(data, 32, false);
     } catch {
       this.decodeErrors++;
       return;
     }
     let m = this.merged.get(base);
     if (m === undefined) {
-      m = new hdr.Int32Histogram(1, HIST_MAX_US, HIST_DIGITS);
+      m = new (hdrLib().Int32Histogram)(1, HIST_MAX_US, HIST_DIGITS);
       this.merged.set(base, m);
     }
-    m.add(d as hdr.JsHistogram);
+    m.add(d as HdrModule.JsHistogram);
   }
 
   addAll(items: readonly EncodedHistogram[]): void {

@@ -8,7 +8,7 @@
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import { Connection, type ConnectionHandler } from '../network/connection';
 
 /** A zero-copy Connection to host:port, TLS when `tlsOptions` is given (see Connection.adoptOutgoing). */
@@ -52,5 +52,9 @@ export function dialH2(authority: string, socket: net.Socket, options: http2.Cli
 
 /** An undici keep-alive pool whose connections come from `connect` (the cluster's dialer). */
 export function undiciPool(authority: string, secure: boolean, options: Pool.Options): Pool {
-  return new Pool(`${secure ? 'https' : 'http'}://${authority}`, options);
+  // undici (110 modules, ~8 MB of heap per thread) is loaded on first use: only the undici
+  // HTTP/1.1 engine (OUTRIGGER_H1_UPSTREAM=undici) needs it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Pool: UndiciPool } = require('undici') as typeof import('undici');
+  return new UndiciPool(`${secure ? 'https' : 'http'}://${authority}`, options);
 }
