@@ -160,6 +160,17 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
   const name = str(m.name);
   const tx = new Tx(name || '(unnamed cluster)', ctx);
   if (name === '') tx.fail('name', 'is required');
+  // The cluster type first: it is the most basic reason to refuse a cluster.
+  const type = str(m.type) || 'STATIC';
+  let edsName: string | undefined;
+  if (type === 'EDS') {
+    const eds = msg(m.edsClusterConfig);
+    edsName = str(eds?.serviceName) || name;
+  } else if (type === 'ORIGINAL_DST') {
+    tx.fail('type', 'ORIGINAL_DST clusters need original-destination support in the config model (ClusterConfig.type, branch `transparent`), not merged yet');
+  } else if (type !== 'STATIC') {
+    tx.fail('type', `${type} clusters are not supported (STATIC and EDS)`);
+  }
   checkFields(tx, m, '', {
     ok: ['name', 'type', 'edsClusterConfig', 'connectTimeout', 'lbPolicy', 'loadAssignment', 'circuitBreakers', 'maxRequestsPerConnection',
       'typedExtensionProtocolOptions', 'transportSocket', 'perConnectionBufferLimitBytes', 'metadata', 'altStatName', 'commonLbConfig',
@@ -193,16 +204,6 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
       filters: 'upstream network filters are not supported',
     },
   });
-  const type = str(m.type) || 'STATIC';
-  let edsName: string | undefined;
-  if (type === 'EDS') {
-    const eds = msg(m.edsClusterConfig);
-    edsName = str(eds?.serviceName) || name;
-  } else if (type === 'ORIGINAL_DST') {
-    tx.fail('type', 'ORIGINAL_DST clusters need original-destination support in the config model (ClusterConfig.type, branch `transparent`), not merged yet');
-  } else if (type !== 'STATIC') {
-    tx.fail('type', `${type} clusters are not supported (STATIC and EDS)`);
-  }
   const mosn: Record<string, unknown> = { name, type: 'SIMPLE' };
   const lb = str(m.lbPolicy) || 'ROUND_ROBIN';
   const lbType = LB_POLICIES[lb];

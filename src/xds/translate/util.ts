@@ -32,7 +32,7 @@ export class Tx {
     const out = fn(issues);
     for (const w of issues.warnings) this.warn(where, w);
     const e = issues.errors[0];
-    if (e !== undefined) this.fail(e.path === '' ? where : `${where} (as MOSN config: ${e.path})`, e.message);
+    if (e !== undefined) this.fail(e.path === '' ? where : `${where === '' ? '' : `${where} `}(as MOSN config) ${e.path}`, e.message);
     return out;
   }
 }
