@@ -7,12 +7,13 @@ import { overloadSharedBuffer } from './overload/manager';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { LogLevel, OutriggerConfig } from './config/types';
+import type { ListenerConfig, LogLevel, OutriggerConfig } from './config/types';
 import { redactConfig } from './config/redact';
 import { ConfigError } from './config/errors';
 import { versionResources, type ResourceVersions } from './config/versions';
 import { native } from './native';
 import { hostPort, listenFailure, reusePortHint, reusePortRequested } from './native/listen';
+import { prepareListenSocket } from './network/original-dst';
 import { StatsLayout } from './stats/layout';
 import { StatsHub } from './stats/aggregate';
 import { startAdmin } from './admin/server';
@@ -58,12 +59,22 @@ const PREPARE_TIMEOUT_MS = 30_000;
 export class StartError extends Error {}
 
 /** The main thread's listening socket for a listener (native mode), or a StartError naming the address. */
-function listenOrFail(name: string, host: string, port: number, backlog: number): { fd: number; port: number } {
+function listenOrFail(name: string, host: string, port: number, backlog: number, l?: ListenerConfig): { fd: number; port: number } {
+  let r: { fd: number; port: number };
   try {
-    return native.listenTcp(host, port, backlog, reusePortRequested());
+    r = native.listenTcp(host, port, backlog, reusePortRequested());
   } catch (e) {
     throw new StartError(`listener ${name}: cannot listen on ${hostPort(host, port)}: ${listenFailure(e)}`);
   }
+  if (l !== undefined) {
+    try {
+      prepareListenSocket(l, r.fd); // TPROXY: IP_TRANSPARENT (src/network/original-dst.ts)
+    } catch (e) {
+      native.closeFd(r.fd);
+      throw new StartError((e as Error).message, { cause: e });
+    }
+  }
+  return r;
 }
 
 export class Sidecar {
@@ -132,7 +143,8 @@ export class Sidecar {
     if (native.kind === 'native') {
       for (const server of this.config.servers) {
         for (const l of server.listeners) {
-          const r = listenOrFail(l.name, l.address.host, l.address.port, this.opts.listenBacklog ?? 4096);
+          if (!l.bindPort) continue; // MOSN/Envoy bind_port false: no socket (hand-off only)
+          const r = listenOrFail(l.name, l.address.host, l.address.port, this.opts.listenBacklog ?? 4096, l);
           this.sockets.set(l.name, { fd: r.fd, host: l.address.host, port: r.port });
         }
       }
@@ -228,7 +240,9 @@ export class Sidecar {
       for (const l of server.listeners) {
         if (only && !only.has(l.name)) continue;
         const s = this.sockets.get(l.name);
-        if (native.kind === 'native' && s) {
+        if (!l.bindPort) {
+          out[l.name] = { kind: 'none' };
+        } else if (native.kind === 'native' && s) {
           out[l.name] = { kind: 'fd', fd: native.dupFd(s.fd) };
         } else if (s && !forFirstFallback) {
           out[l.name] = { kind: 'fd', fd: s.fd };
@@ -379,8 +393,8 @@ export class Sidecar {
     if (native.kind === 'native') {
       for (const sv of config.servers) {
         for (const l of sv.listeners) {
-          if (!added.has(l.name)) continue;
-          const r = listenOrFail(l.name, l.address.host, l.address.port, this.opts.listenBacklog ?? 4096);
+          if (!added.has(l.name) || !l.bindPort) continue;
+          const r = listenOrFail(l.name, l.address.host, l.address.port, this.opts.listenBacklog ?? 4096, l);
           this.sockets.set(l.name, { fd: r.fd, host: l.address.host, port: r.port });
           opened.push(l.name);
         }

@@ -1,14 +1,15 @@
 /** cluster_manager section: clusters, hosts, circuit breakers, upstream TLS. */
 import { showValue } from './errors';
 import { DEFAULTS, UINT32_MAX } from './defaults';
+import { parseOriginalDstLbConfig } from './original-dst';
 import { ConfigObject, type ParseState } from './reader';
 import { parseTlsContext } from './tls-context';
-import type { CircuitBreakerConfig, ClusterConfig, HostConfig, HostPort, LbType, TlsContextConfig } from './types';
+import type { CircuitBreakerConfig, ClusterConfig, ClusterType, HostConfig, HostPort, LbType, OriginalDstLbConfig, TlsContextConfig } from './types';
 import { parseHostPort } from './values';
 
-const LB_TYPES: readonly LbType[] = ['LB_ROUNDROBIN', 'LB_RANDOM', 'LB_WEIGHTED_ROUNDROBIN', 'LB_LEAST_REQUEST'];
+const LB_TYPES: readonly LbType[] = ['LB_ROUNDROBIN', 'LB_RANDOM', 'LB_WEIGHTED_ROUNDROBIN', 'LB_LEAST_REQUEST', 'LB_ORIGINAL_DST'];
 /** pkg/types/loadbalancer.go: other MOSN balancers. */
-const KNOWN_MOSN_LB_TYPES = new Set(['LB_ORIGINAL_DST', 'LB_MAGLEV', 'LB_REQUEST_ROUNDROBIN', 'LB_LEAST_CONNECTION', 'LB_PEAK_EWMA']);
+const KNOWN_MOSN_LB_TYPES = new Set(['LB_MAGLEV', 'LB_REQUEST_ROUNDROBIN', 'LB_LEAST_CONNECTION', 'LB_PEAK_EWMA']);
 
 function parseHosts(st: ParseState, c: ConfigObject): HostConfig[] {
   const hosts: HostConfig[] = [];
@@ -72,14 +73,17 @@ function parseCluster(st: ParseState, c: ConfigObject, cmTls: TlsContextConfig |
   }
   const typeRaw = c.str('type', { def: 'SIMPLE' }) ?? 'SIMPLE';
   const type = typeRaw.toUpperCase();
+  let clusterType: ClusterType = 'SIMPLE';
   if (type === '' || type === 'SIMPLE') {
     // ok
+  } else if (type === 'ORIGINAL_DST') {
+    clusterType = 'ORIGINAL_DST';
   } else if (type === 'STATIC' || type === 'DYNAMIC' || type === 'EDS') {
     st.issues.warn(c.at('type'), `${showValue(typeRaw)} is treated as SIMPLE (static host list), as MOSN does for cluster types without a factory`);
-  } else if (type === 'STRICT_DNS' || type === 'ORIGINAL_DST') {
-    st.issues.error(c.at('type'), `${showValue(typeRaw)} cluster type is not supported yet (only SIMPLE)`);
+  } else if (type === 'STRICT_DNS') {
+    st.issues.error(c.at('type'), `${showValue(typeRaw)} cluster type is not supported yet (only SIMPLE and ORIGINAL_DST)`);
   } else {
-    st.issues.error(c.at('type'), `${showValue(typeRaw)} is not a cluster type (expected SIMPLE)`);
+    st.issues.error(c.at('type'), `${showValue(typeRaw)} is not a cluster type (expected SIMPLE or ORIGINAL_DST)`);
   }
 
   let lbType: LbType = DEFAULTS.lbType;
@@ -91,9 +95,23 @@ function parseCluster(st: ParseState, c: ConfigObject, cmTls: TlsContextConfig |
     else st.issues.error(c.at('lb_type'), `${showValue(lbRaw)} is not a load balancer type (supported: ${LB_TYPES.join(', ')})`);
   }
 
+  // MOSN (pkg/upstream/cluster): an ORIGINAL_DST cluster balances with LB_ORIGINAL_DST, and that
+  // balancer picks the original destination whatever the cluster type says.
+  let originalDstLb: OriginalDstLbConfig | undefined;
+  if (clusterType === 'ORIGINAL_DST' || lbType === 'LB_ORIGINAL_DST') {
+    clusterType = 'ORIGINAL_DST';
+    lbType = 'LB_ORIGINAL_DST';
+    originalDstLb = parseOriginalDstLbConfig(st, c);
+  } else {
+    c.warnIfSet('original_dst_lb_config', 'only used by ORIGINAL_DST clusters; ignored');
+    c.warnIfSet('cleanup_interval', 'only used by ORIGINAL_DST clusters; ignored');
+  }
+
   const hv = c.get('hosts');
-  const hosts = parseHosts(st, c);
-  if (hv === undefined || (Array.isArray(hv) && hv.length === 0)) st.issues.warn(c.at('hosts'), 'cluster has no hosts; connections routed to it will fail');
+  const hosts = clusterType === 'ORIGINAL_DST' ? [] : parseHosts(st, c);
+  if (clusterType === 'ORIGINAL_DST') {
+    if (Array.isArray(hv) && hv.length > 0) st.issues.warn(c.at('hosts'), 'an ORIGINAL_DST cluster connects to each connection\'s original destination; hosts ignored');
+  } else if (hv === undefined || (Array.isArray(hv) && hv.length === 0)) st.issues.warn(c.at('hosts'), 'cluster has no hosts; connections routed to it will fail');
 
   const connectTimeoutMs = c.duration('connect_timeout', { def: DEFAULTS.connectTimeoutMs, positive: true });
   const mrpc = c.int('max_request_per_conn');
@@ -111,7 +129,6 @@ function parseCluster(st: ParseState, c: ConfigObject, cmTls: TlsContextConfig |
 
   c.warnIfSet('health_check', 'health checking is not supported yet; ignored (all hosts are considered healthy)');
   c.warnIfSet('lb_subset_config', 'subset load balancing is not supported yet; ignored');
-  c.warnIfSet('original_dst_lb_config', 'not supported; ignored');
   c.warnIfSet('slow_start', 'slow start is not supported yet; ignored');
   c.warnIfSet('keepalive', 'upstream keepalive probing is not supported yet; ignored');
   c.warnIfSet('idle_timeout', 'upstream idle timeout is not supported yet; ignored');
@@ -127,8 +144,9 @@ function parseCluster(st: ParseState, c: ConfigObject, cmTls: TlsContextConfig |
   if (name === undefined) return undefined;
   const out: ClusterConfig = {
     name,
-    type: 'SIMPLE',
+    type: clusterType,
     lbType,
+    ...(originalDstLb ? { originalDstLb } : {}),
     hosts,
     connectTimeoutMs,
     maxRequestPerConn: mrpc === 0 ? DEFAULTS.maxRequestPerConn : mrpc,

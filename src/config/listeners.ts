@@ -8,6 +8,7 @@ import {
   HARMLESS_MOSN_STREAM_FILTERS, KNOWN_MOSN_NETWORK_FILTERS, networkFilterValidators, streamFilterValidators, supportedNetworkFilterTypes,
   type FilterValidationContext,
 } from './filter-registry';
+import { parseListenerOriginalDst } from './original-dst';
 import { parseProxyFilterConfig } from './proxy-filter';
 import { ConfigObject, type ParseState } from './reader';
 import { checkTlsSetConsistent, parseTlsContext } from './tls-context';
@@ -105,7 +106,7 @@ export function parseListener(
   // MOSN's bind_port defaults to false: such a listener only receives connections redirected to it.
   const bindPort = l.bool('bind_port', false);
   if (!bindPort && addrStr !== undefined) {
-    st.issues.warn(l.at('bind_port'), 'false (the MOSN default): the listener will not bind its address; set "bind_port": true to accept connections');
+    st.issues.warn(l.at('bind_port'), 'false (the MOSN default): the listener does not bind its address and only gets connections handed over by a use_original_dst listener; set "bind_port": true to accept connections');
   }
   if (address && bindPort) {
     const me: BoundAddress = { key: `${address.host}:${address.port}`, path: l.at('address'), host: address.host, port: address.port };
@@ -119,8 +120,7 @@ export function parseListener(
   l.warnIfSet('default_read_buffer_size', 'not supported; ignored');
   l.warnIfSet('log_path', 'listener-level log_path is a legacy MOSN key; ignored (use access_logs)');
   l.warnIfSet('log_level', 'listener-level log_level is a legacy MOSN key; ignored');
-  l.errorIfSet('use_original_dst', 'transparent proxying (original destination) is not supported yet');
-  l.errorIfSet('listener_filters', 'listener filters are not supported yet');
+  const origDst = parseListenerOriginalDst(st, l); // use_original_dst, listener_filters (original_dst)
   const inspector = l.bool('inspector', false);
   const connectionIdleTimeoutMs = l.duration('connection_idle_timeout', { def: DEFAULTS.connectionIdleTimeoutMs });
   // Not configurable in MOSN (json:"-"); accepted under Envoy's name as an Outrigger extension.
@@ -182,6 +182,6 @@ export function parseListener(
   l.done();
   if (!address) return undefined;
   return {
-    name, address, bindPort, filterChains: chains, streamFilters, accessLogs, connectionIdleTimeoutMs, perConnBufferLimitBytes, inspector,
+    name, address, bindPort, filterChains: chains, streamFilters, accessLogs, connectionIdleTimeoutMs, perConnBufferLimitBytes, inspector, ...origDst,
   };
 }

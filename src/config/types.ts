@@ -86,7 +86,35 @@ export interface ListenerConfig {
   /** Per-connection buffer limit: high watermark of queued bytes before the peer is paused. */
   readonly perConnBufferLimitBytes: number;
   readonly inspector: boolean;
+  /**
+   * Hand each accepted connection to the listener whose address matches its original
+   * destination (exact ip:port, else the wildcard 0.0.0.0:port / [::]:port); none: this
+   * listener's own chains serve it. Envoy use_original_dst; MOSN use_original_dst
+   * "redirect"/"tproxy". Implies `originalDst`. Absent = false.
+   */
+  readonly useOriginalDst?: boolean;
+  /**
+   * How the original destination of an accepted connection is read (absent: not read, the
+   * connection's destination is the listener's address). 'redirect': SO_ORIGINAL_DST /
+   * IP6T_SO_ORIGINAL_DST after an iptables REDIRECT (needs the native addon); 'tproxy': the
+   * socket's local address (iptables TPROXY). Filter-chain matching (destination_port,
+   * prefix_ranges), tcp_proxy routes and ORIGINAL_DST clusters see the original destination.
+   * Set by use_original_dst or the `original_dst` listener filter (MOSN `type`, Envoy
+   * envoy.filters.listener.original_dst).
+   */
+  readonly originalDst?: OriginalDstMode;
+  /** MOSN original_dst fallback_to_local: the fallback listener is 127.0.0.1:port, not 0.0.0.0:port. */
+  readonly originalDstFallbackToLocal?: boolean;
+  /**
+   * IP_TRANSPARENT on the listening socket, so that iptables TPROXY can deliver connections
+   * for addresses that are not local (Envoy `transparent`; MOSN sets it for use_original_dst
+   * "tproxy"). Needs the native addon and CAP_NET_ADMIN. Absent = false.
+   */
+  readonly transparent?: boolean;
 }
+
+/** How a listener reads the original destination (see ListenerConfig.originalDst). */
+export type OriginalDstMode = 'redirect' | 'tproxy';
 
 export interface TcpProxyRouteConfig {
   readonly cluster: string;
@@ -129,7 +157,28 @@ export interface ServerConfig {
   readonly routers: readonly RouterConfig[];
 }
 
-export type LbType = 'LB_ROUNDROBIN' | 'LB_RANDOM' | 'LB_WEIGHTED_ROUNDROBIN' | 'LB_LEAST_REQUEST';
+export type LbType = 'LB_ROUNDROBIN' | 'LB_RANDOM' | 'LB_WEIGHTED_ROUNDROBIN' | 'LB_LEAST_REQUEST' | 'LB_ORIGINAL_DST';
+
+/**
+ * SIMPLE: a static host list. ORIGINAL_DST: no configured hosts; each connection goes to its
+ * downstream connection's original destination (or an HTTP header, see originalDstLb), hosts
+ * are made on demand and dropped when idle (lbType is always LB_ORIGINAL_DST).
+ */
+export type ClusterType = 'SIMPLE' | 'ORIGINAL_DST';
+
+/** MOSN original_dst_lb_config / Envoy original_dst_lb_config of an ORIGINAL_DST cluster. */
+export interface OriginalDstLbConfig {
+  /**
+   * HTTP requests go to the host:port named by this request header when present (MOSN
+   * use_header + header_name, default "host"; Envoy use_http_header + http_header_name,
+   * default x-envoy-original-dst-host); '' = never a header, always the original destination.
+   */
+  readonly headerName: string;
+  /** MOSN replace_local: connect to 127.0.0.1 on the original port. */
+  readonly replaceLocal: boolean;
+  /** Envoy cleanup_interval: an idle on-demand host is dropped after this long (default 5 s). */
+  readonly cleanupIntervalMs: number;
+}
 
 export interface HostConfig {
   readonly address: HostPort;
@@ -146,8 +195,10 @@ export interface CircuitBreakerConfig {
 
 export interface ClusterConfig {
   readonly name: string;
-  readonly type: 'SIMPLE';
+  readonly type: ClusterType;
   readonly lbType: LbType;
+  /** ORIGINAL_DST clusters only (absent = defaults: no header, no replace_local, 5 s cleanup). */
+  readonly originalDstLb?: OriginalDstLbConfig;
   readonly hosts: readonly HostConfig[];
   readonly connectTimeoutMs: number;
   readonly maxRequestPerConn: number;

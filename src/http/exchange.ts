@@ -21,6 +21,7 @@
  *
  * Every exchange answers exactly once: `finished` guards all the ways it can end.
  */
+import type * as net from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import { DecodePhase, type StreamPeer } from '../api/stream-filter';
@@ -36,7 +37,7 @@ import { tlsInfoOf } from '../tls/identity';
 import { proxyLog } from '../proxy/detect';
 import { C, L, R } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
-import type { Host } from '../upstream/lb';
+import type { Host, LbContext } from '../upstream/lb';
 import type { HttpProxyConfig } from './config';
 import { applyOps, endToEnd, ensureRequestId, grpcTimeoutMs, isGrpc, isIdempotent, type Headers } from './headers';
 import { clusterTime, routeCount, routeRequest, routeResponse } from './route-stats';
@@ -110,7 +111,7 @@ const GRPC_UNIMPLEMENTED = 12;
 const GRPC_UNAVAILABLE = 14;
 
 
-export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, StreamHooks<HttpStream>, RetryState {
+export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, StreamHooks<HttpStream>, RetryState, LbContext {
   readonly path: string;
   private readonly method: string;
   private readonly fullPath: string;
@@ -188,6 +189,19 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     }
     const v = this.down.headers[name];
     return v === undefined ? undefined : Array.isArray(v) ? v.join(',') : v;
+  }
+
+  // ---- LbContext (ORIGINAL_DST clusters: the original destination, or a request header)
+
+  get downstream(): net.Socket | null {
+    const t = this.down.transport !== undefined ? this.down.transport() : null;
+    if (t === null) return null;
+    const inner = (t as { socket?: net.Socket | null }).socket; // a Connection has one; a node socket (or HTTP/2's proxy of one) does not
+    return inner !== undefined && inner !== null ? inner : (t as net.Socket);
+  }
+
+  lbContext(): LbContext {
+    return this;
   }
 
   // ---- phases

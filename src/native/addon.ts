@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { ChunkSlabPool } from './slab-pool';
 import { listenShared } from './listen';
-import type { ListenResult, ListenSocket, NativeBinding, SlabPool, SlabPoolOptions } from './types';
+import type { ListenResult, ListenSocket, NativeBinding, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
 
 /** Raw functions exported by outrigger_native.node. */
 export interface AddonExports {
@@ -20,6 +20,13 @@ export interface AddonExports {
   listenTcp(host: string, port: number, backlog: number, reusePort: boolean): ListenResult;
   dupFd(fd: number): number;
   closeFd(fd: number): void;
+  /** native/origdst.cc (absent from builds older than it). */
+  getOriginalDst?(fd: number): OriginalDstAddress | null;
+  setTransparent?(fd: number): void;
+}
+
+function rebuildNeeded(fn: string): Error {
+  return Object.assign(new Error(`outrigger_native.node lacks ${fn}(): rebuild it (node scripts/build-native.js)`), { code: 'ENOSYS' });
 }
 
 const ADDON_FILE = path.join('build', 'Release', 'outrigger_native.node');
@@ -52,6 +59,12 @@ export function loadAddonBinding(): NativeBinding {
     listenTcp: addon.listenTcp,
     dupFd: addon.dupFd,
     closeFd: addon.closeFd,
+    getOriginalDst: addon.getOriginalDst ?? (() => {
+      throw rebuildNeeded('getOriginalDst');
+    }),
+    setTransparent: addon.setTransparent ?? (() => {
+      throw rebuildNeeded('setTransparent');
+    }),
     listenShared,
     async openListenSocket(host: string, port: number, backlog: number): Promise<ListenSocket> {
       const r = addon.listenReusePort(host, port, backlog);

@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import { ChunkSlabPool } from './slab-pool';
 import { closeServer, listenShared } from './listen';
-import type { ListenResult, ListenSocket, NativeBinding, SlabPool, SlabPoolOptions } from './types';
+import type { ListenResult, ListenSocket, NativeBinding, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
 
 function enosys(what: string): Error {
   const e = new Error(`${what} needs the native addon (fallback binding in use)`) as NodeJS.ErrnoException;
@@ -87,6 +87,14 @@ class FallbackBinding implements NativeBinding {
   closeFd(fd: number): void {
     checkFd(fd);
     fs.closeSync(fd);
+  }
+
+  getOriginalDst(_fd: number): OriginalDstAddress | null {
+    throw enosys('getOriginalDst (SO_ORIGINAL_DST)');
+  }
+
+  setTransparent(_fd: number): void {
+    throw enosys('setTransparent (IP_TRANSPARENT)');
   }
 
   listenShared(host: string, port: number, backlog: number) {

@@ -40,6 +40,13 @@ export interface ListenResult {
   port: number;
 }
 
+/** An original destination read from the kernel (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST). */
+export interface OriginalDstAddress {
+  address: string;
+  port: number;
+  family: 'IPv4' | 'IPv6';
+}
+
 export interface SharedListen {
   server: net.Server;
   fd: number;
@@ -86,6 +93,17 @@ export interface NativeBinding {
   /** dup(2) with close-on-exec (native only: the fallback throws code 'ENOSYS'). */
   dupFd(fd: number): number;
   closeFd(fd: number): void;
+  /**
+   * The destination an accepted connection had before an iptables REDIRECT (SO_ORIGINAL_DST,
+   * IP6T_SO_ORIGINAL_DST); null when it was not redirected (no conntrack NAT entry).
+   * Native only: the fallback throws code 'ENOSYS' (Node has no getsockopt).
+   */
+  getOriginalDst(fd: number): OriginalDstAddress | null;
+  /**
+   * IP_TRANSPARENT / IPV6_TRANSPARENT on a listening socket (iptables TPROXY delivers foreign
+   * destinations to it). Native only: the fallback throws code 'ENOSYS'.
+   */
+  setTransparent(fd: number): void;
   /** Listens with a net.Server in the calling thread and exposes its fd (both bindings). */
   listenShared(host: string, port: number, backlog: number): Promise<SharedListen>;
   /** Common entry: native -> listenReusePort, fallback -> listenShared. */

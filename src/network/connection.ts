@@ -23,6 +23,7 @@ import * as tls from 'node:tls';
 import { tlsInfoOf, type PeerIdentity, type TlsInfo } from '../tls/identity';
 import { io, type Flushable, type IoContext } from './io';
 import { installUserBuffer, socketFd, userBufferSupported } from './user-buffer';
+import { originalDstOf } from './original-dst';
 
 export interface ConnectionHandler {
   /** Bytes read. The view is valid only until this callback's tick ends: write it, parse it, or copy it. */
@@ -142,8 +143,9 @@ export class Connection implements Flushable {
     this.state = connecting ? 'connecting' : 'open';
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
-    this.localAddress = socket.localAddress ?? '';
-    this.localPort = socket.localPort ?? 0;
+    const od = originalDstOf(socket); // transparent interception: the address the client dialed
+    this.localAddress = od !== null ? od.host : (socket.localAddress ?? '');
+    this.localPort = od !== null ? od.port : (socket.localPort ?? 0);
     socket.on('end', () => {
       if (this.state !== 'closed') this.handler.onEnd(this);
     });

@@ -12,6 +12,9 @@
  *     -> protocol sniffing (listener filter; only when a selective filter precedes the last one)
  *     -> the chain's network filters (src/filters/network/chain.ts): the first that takes it
  *
+ * With use_original_dst / original_dst (original-dst.ts) the original destination is read
+ * first; use_original_dst hands the connection to the listener at that address, if any.
+ *
  * One chain without TLS, match, sniffing or read filters takes the plain path unchanged
  * (zero-copy reads, writev; no per-connection info).
  */
@@ -27,6 +30,7 @@ import { peekClientHello, ServerTls } from '../tls/server';
 import { L } from '../stats/layout';
 import { ChainSelector, compileMatch, needsHello } from './chain-select';
 import { Connection, type ConnectionHandler } from './connection';
+import { inheritOriginalDst, ListenerDirectory, originalDstOf, originalDstUnavailable, readOriginalDst } from './original-dst';
 import { admitConnection, connectionClosed } from '../overload/manager';
 import { OL } from '../overload/stats';
 
@@ -69,6 +73,8 @@ export interface ListenerRuntime {
 
 export function buildListenerRuntime(config: ListenerConfig, ctx: ListenerContext): ListenerRuntime {
   if (config.filterChains.length === 0) throw new Error(`listener ${config.name}: no filter chain`);
+  const unavailable = originalDstUnavailable(config);
+  if (unavailable !== '') throw new Error(unavailable);
   const chains: ChainRuntime[] = config.filterChains.map((fc) => {
     const built = buildChain(config.name, fc.filters, ctx);
     const t = fc.tlsContexts;
@@ -86,11 +92,12 @@ export function buildListenerRuntime(config: ListenerConfig, ctx: ListenerContex
 const NO_ALPN: readonly string[] = [];
 
 function newInfo(s: net.Socket): ConnectionInfo {
+  const d = originalDstOf(s); // filter_chain_match sees the original destination
   return {
     remoteAddress: s.remoteAddress ?? '',
     remotePort: s.remotePort ?? 0,
-    localAddress: s.localAddress ?? '',
-    localPort: s.localPort ?? 0,
+    localAddress: d !== null ? d.host : (s.localAddress ?? ''),
+    localPort: d !== null ? d.port : (s.localPort ?? 0),
     transportProtocol: 'raw_buffer',
     serverName: '',
     applicationProtocols: NO_ALPN,
@@ -121,12 +128,25 @@ export class WorkerListener {
   /** Every accepted socket not closed yet, by its raw socket. */
   private readonly tracked = new Map<net.Socket, Tracked>();
   private draining = false;
+  private closed = false;
   private drainResolve: (() => void) | null = null;
 
-  constructor(private runtime: ListenerRuntime) {}
+  constructor(private runtime: ListenerRuntime) {
+    workerListeners.add(this);
+  }
 
   get name(): string {
     return this.runtime.config.name;
+  }
+
+  /** The config of the runtime it serves (the hand-off directory reads its address). */
+  get config(): ListenerConfig {
+    return this.runtime.config;
+  }
+
+  /** Takes new connections (bound or not: a bind_port false listener gets them by hand-off). */
+  get accepting(): boolean {
+    return !this.draining && !this.closed;
   }
 
   get activeConnections(): number {
@@ -164,17 +184,30 @@ export class WorkerListener {
     const old = this.runtime;
     if (old === runtime) return; // an unchanged listener resource keeps its runtime (src/config/versions.ts)
     this.runtime = runtime;
+    workerListeners.changed();
     // Live TLS connections keep their contexts; only the old watchers that the new runtime does not share stop.
     const kept = new Set(runtime.chains.map((c) => c.tls));
     for (const c of old.chains) if (c.tls !== null && !kept.has(c.tls)) c.tls.close();
   }
 
-  private accept(socket: net.Socket): void {
+  /** `handedOff`: from a use_original_dst listener (its original destination is read already). */
+  private accept(socket: net.Socket, handedOff = false): void {
     const rt = this.runtime;
     const { counters, base } = rt.ctx;
     if (this.draining) {
       socket.destroy();
       return;
+    }
+    const od = rt.config.originalDst;
+    if (od !== undefined && !handedOff) {
+      const d = readOriginalDst(socket, od, rt.config.address.port);
+      if (d !== null && rt.config.useOriginalDst === true) {
+        const to = workerListeners.find(d, this, rt.config.originalDstFallbackToLocal === true);
+        if (to !== null) {
+          to.accept(socket, true);
+          return;
+        }
+      }
     }
     // Overload manager: connection limit or memory (stop accepting); counted until the close.
     if (!admitConnection()) {
@@ -246,6 +279,7 @@ export class WorkerListener {
     st.handshake(socket, info.serverName, {
       onTls: (sock: tls.TLSSocket) => {
         t.outer = sock;
+        inheritOriginalDst(sock, socket);
         sock.once('close', onClose);
         const alpn = sock.alpnProtocol;
         info.negotiatedProtocol = typeof alpn === 'string' ? alpn : '';
@@ -330,6 +364,7 @@ export class WorkerListener {
   /** Stops accepting and resolves once every live connection has closed or `graceMs` passed. */
   drain(graceMs: number): Promise<void> {
     this.draining = true;
+    workerListeners.remove(this);
     this.stopAccepting();
     closeTls(this.runtime);
     // Connections still in a listener filter (TLS handshake, sniffing) are closed now.
@@ -349,6 +384,8 @@ export class WorkerListener {
   }
 
   closeAll(): void {
+    this.closed = true;
+    workerListeners.remove(this);
     this.stopAccepting();
     closeTls(this.runtime);
     for (const [raw, t] of this.tracked) {
@@ -359,6 +396,9 @@ export class WorkerListener {
 }
 
 const STREAM = { stream: true } as const;
+
+/** This worker's listeners by address: where use_original_dst hands connections (original-dst.ts). */
+const workerListeners = new ListenerDirectory<WorkerListener>();
 
 function closeTls(rt: ListenerRuntime): void {
   for (const c of rt.chains) if (c.tls !== null) c.tls.close();

@@ -27,7 +27,7 @@ import { DecodePhase } from '../api/stream-filter';
 import { RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_GATEWAY_ERROR, RETRY_RESET, type RetryPolicy } from '../router/http-routes';
 import { C } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
-import type { Host } from '../upstream/lb';
+import type { Host, LbContext } from '../upstream/lb';
 import type { ActiveStream } from './pipeline';
 
 /** Why the driver (or a failed attempt) asks the adapter for a local reply; the adapter maps it to its protocol's form. */
@@ -141,12 +141,12 @@ export function requestDone(u: RetryState): void {
 }
 
 /** A host for the next attempt: the lb's choice, another one when that was tried already (Envoy's previous_hosts). */
-export function chooseHost(cluster: Cluster, u: RetryState | null): Host | null {
-  let host = cluster.lb.choose();
+export function chooseHost(cluster: Cluster, u: RetryState | null, ctx: LbContext | null = null): Host | null {
+  let host = cluster.lb.choose(ctx);
   const tried = u === null ? null : u.tried;
   if (tried !== null && tried.length > 0 && host !== null) {
     for (let i = 0; i < cluster.hosts.length && tried.includes(host); i++) {
-      const h = cluster.lb.choose();
+      const h = cluster.lb.choose(ctx);
       if (h === null) break;
       host = h;
     }
@@ -176,6 +176,8 @@ export interface StreamHooks<S extends ActiveStream> {
   retryState(s: S | null): RetryState | null;
   /** One upstream attempt on `host` (pool, breakers, per-try timer). */
   sendAttempt(s: S | null, host: Host): void;
+  /** What the load balancer may read (ORIGINAL_DST: downstream socket, headers); absent: nothing. */
+  lbContext?(s: S | null): LbContext | null;
   /** Answers locally in the protocol's form. */
   localReply(s: S | null, kind: LocalReplyKind): void;
   /** A retry was decided (beginRetry done): the adapter calls retryAttempt now or after a backoff. */
@@ -206,7 +208,7 @@ export function hostPhase<S extends ActiveStream>(h: StreamHooks<S>, s: S | null
   }
   const cluster = h.routedCluster(s);
   const u = h.retryState(s);
-  const host = chooseHost(cluster, u);
+  const host = chooseHost(cluster, u, h.lbContext !== undefined ? h.lbContext(s) : null);
   if (host === null) {
     cluster.counters[cluster.base + C.NO_HOST]++;
     if (s !== null) s.setResponseFlag('UH');
@@ -223,7 +225,7 @@ export function hostPhase<S extends ActiveStream>(h: StreamHooks<S>, s: S | null
 /** A retry's attempt: another host where the cluster has one, no filters again. */
 export function retryAttempt<S extends ActiveStream>(h: StreamHooks<S>, s: S | null): void {
   const cluster = h.routedCluster(s);
-  const host = chooseHost(cluster, h.retryState(s));
+  const host = chooseHost(cluster, h.retryState(s), h.lbContext !== undefined ? h.lbContext(s) : null);
   if (host === null) {
     cluster.counters[cluster.base + C.NO_HOST]++;
     if (s !== null) s.setResponseFlag('UH');

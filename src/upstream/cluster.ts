@@ -20,6 +20,8 @@ import { ClientTls } from '../tls/client';
 import { privateBreakerCells, type BreakerCells } from './breakers';
 import { dialConnection, dialH2, dialSocket, readyEvent, undiciPool } from './connect';
 import { createLoadBalancer, Host, hostAddress, type LoadBalancer, type UpstreamPool } from './lb';
+import { ORIGINAL_DST_CLEANUP_MS } from '../config/original-dst';
+import { OriginalDstLb } from './original-dst';
 
 function ignore(): void {}
 
@@ -126,9 +128,10 @@ export class Cluster {
     if (host.pools.get(key) === pool) host.pools.delete(key);
   }
 
-  /** Drains every pool of every host of this cluster. */
+  /** Drains every pool of every host of this cluster (ORIGINAL_DST: its on-demand hosts leave). */
   drainPools(): void {
     for (const h of this.set.hosts) drainHostPools(h);
+    if (this.set.lb instanceof OriginalDstLb) this.set.lb.close();
   }
 
   // ---- circuit breakers (max_connections, max_pending_requests, max_requests, max_retries),
@@ -329,6 +332,10 @@ function drainHostPools(h: Host): void {
  * new ones created; hosts of `previous` that are gone are appended to `removed` when given.
  */
 function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed: Host[] | null): HostSet {
+  if (config.lbType === 'LB_ORIGINAL_DST') {
+    const o = config.originalDstLb ?? { headerName: '', replaceLocal: false, cleanupIntervalMs: ORIGINAL_DST_CLEANUP_MS };
+    return { hosts: Object.freeze([]), lb: new OriginalDstLb(o, drainHostPools) }; // hosts made on demand
+  }
   const old = new Map<string, Host>();
   for (const h of previous) old.set(h.address, h);
   const hosts = config.hosts.map((hc) => {
@@ -411,6 +418,7 @@ function retire(current: ReadonlyMap<string, Cluster>, next: ReadonlyMap<string,
     const cur = next.get(old.name);
     if (cur === old) continue;
     if (old.tls !== null && cur?.tls !== old.tls) old.tls.close();
+    if (old.lb instanceof OriginalDstLb) old.lb.close(); // the new cluster makes its own on-demand hosts
     if (cur === undefined) {
       old.drainPools(); // the cluster is gone
       continue;

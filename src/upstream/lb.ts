@@ -8,10 +8,14 @@
  *                          weight, the largest current value wins and loses the total)
  *  LB_LEAST_REQUEST        power of two choices on active requests (random two, fewer wins)
  *
+ *  LB_ORIGINAL_DST         the downstream connection's original destination (or an HTTP
+ *                          header), hosts made on demand: src/upstream/original-dst.ts
+ *
  * Every balancer skips hosts whose `healthy` is false (set by health checking), unless no
  * host is healthy: then it picks among all of them (panic mode, as Envoy does below its panic
  * threshold) rather than failing every request.
  */
+import type * as net from 'node:net';
 import type { HostConfig, LbType } from '../config/types';
 
 /**
@@ -57,9 +61,20 @@ export function hostAddress(cfg: HostConfig): string {
   return cfg.address.host.includes(':') ? `[${cfg.address.host}]:${cfg.address.port}` : `${cfg.address.host}:${cfg.address.port}`;
 }
 
+/**
+ * What a balancer may read of the connection or request it picks for. Only LB_ORIGINAL_DST
+ * reads it; callers pass an object they already have (the session itself), not a new one.
+ */
+export interface LbContext {
+  /** The downstream socket (its original destination: src/network/original-dst.ts). */
+  readonly downstream: net.Socket | null;
+  /** HTTP only: a request header by lower-case name (undefined = absent). */
+  header?(name: string): string | undefined;
+}
+
 export interface LoadBalancer {
-  /** Returns null only when the cluster has no host. */
-  choose(): Host | null;
+  /** Returns null only when the cluster has no host (LB_ORIGINAL_DST: no destination in `ctx`). */
+  choose(ctx?: LbContext | null): Host | null;
 }
 
 /** Random integer in [0, n). Math.random is fast enough here and needs no state. */
@@ -155,5 +170,7 @@ export function createLoadBalancer(type: LbType, hosts: readonly Host[]): LoadBa
       return new SmoothWeightedRoundRobin(hosts);
     case 'LB_LEAST_REQUEST':
       return new LeastRequest(hosts);
+    case 'LB_ORIGINAL_DST':
+      throw new Error('LB_ORIGINAL_DST is built by its cluster (src/upstream/original-dst.ts)');
   }
 }

@@ -21,7 +21,9 @@ export interface WorkerInit {
 /** How a worker gets a listener's socket. */
 export type ListenSpec =
   | { readonly kind: 'fd'; readonly fd: number }
-  | { readonly kind: 'bind'; readonly host: string; readonly port: number; readonly backlog: number };
+  | { readonly kind: 'bind'; readonly host: string; readonly port: number; readonly backlog: number }
+  /** bind_port false: no socket; the listener gets connections only by hand-off (use_original_dst). */
+  | { readonly kind: 'none' };
 
 /**
  * Config versions, two-phase (src/server.ts reload):

@@ -97,7 +97,9 @@ async function commit(listen: Readonly<Record<string, ListenSpec>>): Promise<voi
     const spec = listen[name];
     if (spec === undefined) throw new Error(`no listening socket for listener ${name}`);
     const wl = new WorkerListener(built.runtime);
-    if (spec.kind === 'fd') {
+    if (spec.kind === 'none') {
+      // bind_port false: reached only through a use_original_dst listener's hand-off.
+    } else if (spec.kind === 'fd') {
       await wl.listenFd(spec.fd);
     } else {
       const r = await native.openListenSocket(spec.host, spec.port, spec.backlog).catch((e: unknown) => {

@@ -16,7 +16,7 @@ import type { TcpProxyConfig } from '../../../config/types';
 import type { Connection, ConnectionHandler } from '../../../network/connection';
 import { C, L } from '../../../stats/layout';
 import type { Cluster } from '../../../upstream/cluster';
-import type { Host } from '../../../upstream/lb';
+import type { Host, LbContext } from '../../../upstream/lb';
 import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory } from '../types';
 
 interface CompiledRoute {
@@ -92,7 +92,7 @@ const enum Flags {
   Done = 16,
 }
 
-class TcpProxySession implements ConnectionHandler {
+class TcpProxySession implements ConnectionHandler, LbContext {
   private up: Connection | null = null;
   private cluster: Cluster | undefined;
   private host: Host | null = null;
@@ -111,6 +111,11 @@ class TcpProxySession implements ConnectionHandler {
     this.lb = f.ctx.base;
   }
 
+  /** LbContext: an ORIGINAL_DST cluster connects to this socket's original destination. */
+  get downstream(): net.Socket {
+    return this.down.socket;
+  }
+
   start(): void {
     this.cluster = this.f.clusterFor(this.down);
     if (this.f.idleTimeoutMs > 0) this.down.setTimeout(this.f.idleTimeoutMs);
@@ -119,7 +124,7 @@ class TcpProxySession implements ConnectionHandler {
 
   private connectUpstream(): void {
     const cl = this.cluster;
-    const host = cl ? cl.lb.choose() : null;
+    const host = cl ? cl.lb.choose(this) : null;
     if (cl === undefined || host === null) {
       if (cl) this.counters[cl.base + C.NO_HOST]++;
       this.responseFlags = cl ? 'UH' : 'NR';
