@@ -166,15 +166,13 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
   if (type === 'EDS') {
     const eds = msg(m.edsClusterConfig);
     edsName = str(eds?.serviceName) || name;
-  } else if (type === 'ORIGINAL_DST') {
-    tx.fail('type', 'ORIGINAL_DST clusters need original-destination support in the config model (ClusterConfig.type, branch `transparent`), not merged yet');
-  } else if (type !== 'STATIC') {
-    tx.fail('type', `${type} clusters are not supported (STATIC and EDS)`);
+  } else if (type !== 'STATIC' && type !== 'ORIGINAL_DST') {
+    tx.fail('type', `${type} clusters are not supported (STATIC, EDS and ORIGINAL_DST)`);
   }
   checkFields(tx, m, '', {
     ok: ['name', 'type', 'edsClusterConfig', 'connectTimeout', 'lbPolicy', 'loadAssignment', 'circuitBreakers', 'maxRequestsPerConnection',
       'typedExtensionProtocolOptions', 'transportSocket', 'perConnectionBufferLimitBytes', 'metadata', 'altStatName', 'commonLbConfig',
-      'cleanupInterval', 'respectDnsTtl', 'dnsRefreshRate', 'dnsLookupFamily', 'ignoreHealthOnHostRemoval', 'trackClusterStats', 'protocolSelection'],
+      'cleanupInterval', 'originalDstLbConfig', 'respectDnsTtl', 'dnsRefreshRate', 'dnsLookupFamily', 'ignoreHealthOnHostRemoval', 'trackClusterStats', 'protocolSelection'],
     warn: {
       healthChecks: 'health checking from CDS is not supported yet (issue owner: resilience); every endpoint is used',
       outlierDetection: 'outlier detection from CDS is not supported yet (issue owner: resilience); ignored',
@@ -195,7 +193,6 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
       lbSubsetConfig: 'subset load balancing is not supported',
       ringHashLbConfig: 'consistent hashing (RING_HASH) is not supported',
       maglevLbConfig: 'consistent hashing (MAGLEV) is not supported',
-      originalDstLbConfig: 'original-destination load balancer options are not supported',
       leastRequestLbConfig: 'least-request options are not supported',
       roundRobinLbConfig: 'round-robin options (slow start) are not supported',
       loadBalancingPolicy: 'load balancing policy extensions are not supported',
@@ -204,11 +201,28 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
       filters: 'upstream network filters are not supported',
     },
   });
-  const mosn: Record<string, unknown> = { name, type: 'SIMPLE' };
+  const mosn: Record<string, unknown> = { name, type: type === 'ORIGINAL_DST' ? 'ORIGINAL_DST' : 'SIMPLE' };
   const lb = str(m.lbPolicy) || 'ROUND_ROBIN';
-  const lbType = LB_POLICIES[lb];
-  if (lbType === undefined) tx.fail('lbPolicy', `${lb} is not supported (ROUND_ROBIN, LEAST_REQUEST, RANDOM)`);
-  mosn.lb_type = lbType;
+  if (type === 'ORIGINAL_DST') {
+    // Envoy requires CLUSTER_PROVIDED here; the cluster balances by original destination.
+    if (lb !== 'CLUSTER_PROVIDED' && lb !== 'ROUND_ROBIN') tx.fail('lbPolicy', `${lb} does not apply to an ORIGINAL_DST cluster (CLUSTER_PROVIDED)`);
+    mosn.lb_type = 'LB_ORIGINAL_DST';
+    const ci = durationMs(m.cleanupInterval);
+    if (ci !== undefined && ci > 0) mosn.cleanup_interval = goDuration(ci);
+    const od = msg(m.originalDstLbConfig);
+    if (od !== undefined) {
+      checkFields(tx, od, 'originalDstLbConfig', {
+        ok: ['useHttpHeader', 'httpHeaderName'],
+        nack: { upstreamPortOverride: 'overriding the upstream port is not supported', metadataKey: 'destinations from metadata are not supported' },
+      });
+      mosn.original_dst_lb_config = { use_http_header: od.useHttpHeader === true, ...(str(od.httpHeaderName) !== '' ? { http_header_name: str(od.httpHeaderName) } : {}) };
+    }
+  } else {
+    const lbType = LB_POLICIES[lb];
+    if (lbType === undefined) tx.fail('lbPolicy', `${lb} is not supported (ROUND_ROBIN, LEAST_REQUEST, RANDOM)`);
+    mosn.lb_type = lbType;
+    if (m.originalDstLbConfig !== undefined) tx.warn('originalDstLbConfig', 'only used by ORIGINAL_DST clusters; ignored');
+  }
   const ct = durationMs(m.connectTimeout);
   if (ct !== undefined) {
     if (ct <= 0) tx.fail('connectTimeout', 'must be greater than 0');
@@ -241,7 +255,7 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
     if (la !== undefined) hosts = translateEndpoints({ clusterName: name, ...la }, ctx).hosts.slice();
     else tx.warn('loadAssignment', 'a STATIC cluster without load_assignment has no hosts');
   } else if (m.loadAssignment !== undefined) {
-    tx.warn('loadAssignment', 'ignored on an EDS cluster (its endpoints come from EDS)');
+    tx.warn('loadAssignment', `ignored on an ${type} cluster`);
   }
   const secrets: string[] = [];
   let tlsContext: TlsContextConfig | undefined;
@@ -253,7 +267,7 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
   // The MOSN cluster_manager parser normalizes and validates (defaults, ranges, warnings).
   const parsed = tx.mosn('', (issues) => {
     const st: ParseState = { issues, clusterNames: new Map() };
-    const cm = new ConfigObject(issues, 'cluster_manager', { clusters: [{ ...mosn, hosts: [{ address: '127.0.0.1:1' }] }] });
+    const cm = new ConfigObject(issues, 'cluster_manager', { clusters: [{ ...mosn, ...(type === 'ORIGINAL_DST' ? {} : { hosts: [{ address: '127.0.0.1:1' }] }) }] });
     return parseClusterManager(st, cm)[0];
   });
   if (parsed === undefined) return tx.fail('', 'cluster could not be translated');

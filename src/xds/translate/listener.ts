@@ -468,7 +468,7 @@ export function translateListener(m: XdsMessage, ctx: TranslationContext): Trans
   checkFields(tx, m, '', {
     ok: ['name', 'address', 'filterChains', 'defaultFilterChain', 'listenerFilters', 'listenerFiltersTimeout', 'continueOnListenerFiltersTimeout',
       'perConnectionBufferLimitBytes', 'metadata', 'trafficDirection', 'bindToPort', 'deprecatedV1', 'statPrefix', 'useOriginalDst',
-      'drainType', 'ignoreGlobalConnLimit', 'maxConnectionsToAcceptPerSocketEvent'],
+      'drainType', 'ignoreGlobalConnLimit', 'maxConnectionsToAcceptPerSocketEvent', 'transparent'],
     warn: {
       accessLog: 'listener access logs from xDS are not supported; ignored',
       socketOptions: 'socket options are not supported; ignored',
@@ -481,7 +481,6 @@ export function translateListener(m: XdsMessage, ctx: TranslationContext): Trans
       enableMptcp: 'not supported; ignored',
     },
     nack: {
-      transparent: 'IP_TRANSPARENT (TPROXY) listeners are not supported',
       udpListenerConfig: 'UDP listeners are not supported',
       apiListener: 'API listeners are not supported',
       additionalAddresses: 'additional listener addresses are not supported',
@@ -489,11 +488,14 @@ export function translateListener(m: XdsMessage, ctx: TranslationContext): Trans
       internalListener: 'internal listeners are not supported',
     },
   });
-  if (wrappedBool(m.useOriginalDst) === true) {
-    tx.fail('useOriginalDst', 'original-destination listeners need the config model\'s useOriginalDst (branch `transparent`), not merged yet');
-  }
   const addr = socketAddress(tx, msg(m.address), 'address', true);
   if (addr.port < 0 || addr.port > 65535) tx.fail('address.socketAddress.portValue', `${addr.port} is not a port`);
+  // Original destination (the config model's transparent interception): use_original_dst hands
+  // connections to the listener at their original destination; the original_dst listener filter
+  // reads it (SO_ORIGINAL_DST after REDIRECT, or the local address when the listener is
+  // transparent, Envoy's TPROXY setup).
+  const transparent = wrappedBool(m.transparent) === true;
+  let originalDstFilter = false;
   list(m.listenerFilters).forEach((lf, i) => {
     const p = join('listenerFilters', i);
     checkFields(tx, lf, p, { ok: ['name', 'typedConfig', 'filterDisabled'], nack: { configDiscovery: 'filter configs from ECDS are not supported' } });
@@ -504,7 +506,9 @@ export function translateListener(m: XdsMessage, ctx: TranslationContext): Trans
     } else if (n === 'envoy.filters.listener.http_inspector' || t.endsWith('.http_inspector.v3.HttpInspector')) {
       // Plaintext HTTP detection: done by the HTTP proxy (chains merged below).
     } else if (n === 'envoy.filters.listener.original_dst' || t.endsWith('.original_dst.v3.OriginalDst')) {
-      tx.fail(p, 'the original_dst listener filter needs original-destination support in the config model (branch `transparent`), not merged yet');
+      const oc = msg(lf.typedConfig);
+      if (oc !== undefined) checkFields(tx, oc, join(p, 'typedConfig'), { ok: [], warn: { trafficDirection: 'ignored (the original destination is read the same way in both directions)' } });
+      originalDstFilter = true;
     } else {
       tx.fail(p, `listener filter ${JSON.stringify(n)} is not supported (it would change which chain serves a connection)`);
     }
@@ -537,6 +541,9 @@ export function translateListener(m: XdsMessage, ctx: TranslationContext): Trans
     filter_chains: chains.map((c) => c.mosn),
     stream_filters: st.streamFilters?.list ?? [],
   };
+  if (wrappedBool(m.useOriginalDst) === true) mosnListener.use_original_dst = true;
+  if (originalDstFilter) mosnListener.listener_filters = [{ type: 'original_dst', config: { type: transparent ? 'tproxy' : 'redirect' } }];
+  if (transparent) mosnListener.transparent = true;
   const buf = wrappedNum(m.perConnectionBufferLimitBytes);
   if (buf !== undefined) mosnListener.per_connection_buffer_limit_bytes = Math.max(1024, buf);
 

@@ -36,9 +36,8 @@ function byName(list: readonly XdsMessage[], name: string): XdsMessage {
 /** Each fixture resource: ACK, or the documented reason of its NACK (src/xds/README.md). */
 const EXPECTED: Record<keyof XdsTranslator, Record<string, true | RegExp>> = {
   listener: {
-    virtualOutbound: /^virtualOutbound: useOriginalDst: .*branch `transparent`/,
-    virtualInbound: /^virtualInbound: listenerFilters\[0\]: the original_dst listener filter .*branch `transparent`/,
-    'virtualInbound-no-original-dst': true,
+    virtualOutbound: true,
+    virtualInbound: true,
     '0.0.0.0_8080': true,
     '10.96.0.20_3306': true,
     '0.0.0.0_12200': true,
@@ -50,9 +49,9 @@ const EXPECTED: Record<keyof XdsTranslator, Record<string, true | RegExp>> = {
     'outbound|8080|v3|reviews.default.svc.cluster.local': true,
     'outbound|3306||mysql.default.svc.cluster.local': true,
     'outbound|443||api.example.com': true,
-    PassthroughCluster: /^PassthroughCluster: type: ORIGINAL_DST clusters need .*branch `transparent`/,
+    PassthroughCluster: true,
     BlackHoleCluster: true,
-    InboundPassthroughClusterIpv4: /^InboundPassthroughClusterIpv4: type: ORIGINAL_DST/,
+    InboundPassthroughClusterIpv4: /^InboundPassthroughClusterIpv4: upstreamBindConfig: binding upstream connections to a source address is not supported/,
     'inbound|9080||': true,
     'outbound|9080||ratings.default.svc.cluster.local': /: ringHashLbConfig: consistent hashing \(RING_HASH\) is not supported/,
   },
@@ -80,7 +79,7 @@ test('every Istio-shaped fixture is ACKed or refused for its documented reason',
 });
 
 function inbound(ctx = recordingContext(secrets)): TranslatedListener {
-  return translator.listener(byName(fx.listeners, 'virtualInbound-no-original-dst'), ctx);
+  return translator.listener(byName(fx.listeners, 'virtualInbound'), ctx);
 }
 
 test('virtualInbound: chains matched on port, transport and ALPN; mTLS from SDS; http_inspector chains merged with their TCP sibling', () => {
@@ -117,6 +116,8 @@ test('virtualInbound: chains matched on port, transport and ALPN; mTLS from SDS;
   assert.deepEqual(t.listener.streamFilters, []);
   assert.equal(t.listener.inspector, false);
   assert.equal(t.listener.connectionIdleTimeoutMs, 0);
+  assert.equal(t.listener.originalDst, 'redirect');
+  assert.equal(t.listener.useOriginalDst, undefined);
   assert.ok(ctx.warnings.some((w) => /httpFilters\[4\]: "istio\.stats" is a telemetry-only filter; skipped/.test(w)));
 });
 
@@ -136,6 +137,24 @@ test('outbound HTTP listener: RDS dependency, codec AUTO, the passthrough chain 
   assert.equal(http.filters[1].config.cluster, 'PassthroughCluster');
   assert.equal(dflt.match, undefined);
   assert.equal(dflt.filters[0].config.cluster, 'PassthroughCluster');
+});
+
+test('virtualOutbound: use_original_dst hands connections over; the blackhole chain and the passthrough default chain', () => {
+  const t = translator.listener(byName(fx.listeners, 'virtualOutbound'), recordingContext());
+  assert.equal(t.listener.useOriginalDst, true);
+  assert.equal(t.listener.originalDst, 'redirect');
+  assert.deepEqual(t.listener.filterChains.map((c) => [c.match?.destinationPort, c.filters[0].config.cluster]), [[15001, 'BlackHoleCluster'], [undefined, 'PassthroughCluster']]);
+  const pt = translator.cluster(byName(fx.clusters, 'PassthroughCluster'), recordingContext());
+  assert.equal(pt.cluster.type, 'ORIGINAL_DST');
+  assert.equal(pt.cluster.lbType, 'LB_ORIGINAL_DST');
+  assert.deepEqual(pt.deps.endpoints, []);
+  const tp = translator.listener(fromJson(TYPE_URL.listener, {
+    name: 'tp', address: { socketAddress: { address: '0.0.0.0', portValue: 15006 } }, transparent: true,
+    listenerFilters: [{ name: 'envoy.filters.listener.original_dst' }],
+    filterChains: [{ filters: [{ name: 'envoy.filters.network.tcp_proxy', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', statPrefix: 's', cluster: 'c' } }] }],
+  }), recordingContext());
+  assert.equal(tp.listener.transparent, true);
+  assert.equal(tp.listener.originalDst, 'tproxy');
 });
 
 test('outbound TCP listener and Bolt by MOSN\'s proxy filter', () => {
