@@ -110,14 +110,18 @@ interface ListenerState {
   pendingSecrets: boolean;
 }
 
-/** The short stream-filter type an HTTP filter maps to ('' = none registered). */
+/**
+ * The stream-filter kind an HTTP filter maps to ('' = none registered): `http_X` first (the kind
+ * that reads Envoy's config shape where a MOSN-shaped `X` also exists, e.g. http_fault vs fault),
+ * then `X`, for the name `envoy.filters.http.X` and the type `envoy.extensions.filters.http.X.v3.*`.
+ */
 function registeredStreamFilter(name: string, tc: Msg | undefined): string {
-  const cands: string[] = [];
-  const short = name.replace(/^envoy\.filters\.http\./, '').replace(/^envoy\./, '');
-  cands.push(short, `http_${short}`);
+  const shorts = [name.replace(/^envoy\.filters\.http\./, '').replace(/^envoy\./, '')];
   const t = /^envoy\.extensions\.filters\.http\.([a-z0-9_]+)\.v3\./.exec(typeName(tc));
-  if (t !== null) cands.push(t[1], `http_${t[1]}`);
-  for (const c of cands) if (streamFilterKind(c) !== undefined) return c;
+  if (t !== null) shorts.push(t[1]);
+  for (const sh of shorts) {
+    for (const c of [`http_${sh}`, sh]) if (streamFilterKind(c) !== undefined) return c;
+  }
   return '';
 }
 

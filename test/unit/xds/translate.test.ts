@@ -287,6 +287,11 @@ test('a registered stream filter is passed through with its typed config minus @
   const rbac = { name: 'envoy.filters.http.xds_test_rbac', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC', rules: { action: 'DENY' } } };
   const t = translator.listener(httpListener([rbac, ROUTER_F]), recordingContext());
   assert.deepEqual(t.listener.streamFilters, [{ type: 'xds_test_rbac', config: { value: { rules: { action: 'DENY' } } } }]);
+  // Where both a MOSN-shaped kind X and an Envoy-shaped http_X exist (fault / http_fault), http_X reads Envoy's config.
+  registerStreamFilterKind({ type: 'xds_test_f', validate: () => ({ mosn: true }), create: () => ({ phase: DecodePhase.BeforeRoute }) });
+  registerStreamFilterKind({ type: 'http_xds_test_f', validate: (raw) => raw, create: () => ({ phase: DecodePhase.BeforeRoute }) });
+  const f = translator.listener(httpListener([{ name: 'envoy.filters.http.xds_test_f', typedConfig: { '@type': 'type.googleapis.com/x.F' } }, ROUTER_F]), recordingContext());
+  assert.deepEqual(f.listener.streamFilters.map((x) => x.type), ['http_xds_test_f']);
   // The filter's own validator runs: its error is a NACK.
   const bad = { name: 'envoy.filters.http.xds_test_rbac', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC' } };
   assert.throws(() => translator.listener(httpListener([bad, ROUTER_F]), recordingContext()), /l1: \(as MOSN config\) listener\.stream_filters\[0\]\.config\.rules: is required/);
