@@ -21,6 +21,7 @@ const LB_POLICIES: Readonly<Record<string, string>> = {
   RANDOM: 'LB_RANDOM',
 };
 
+const ENVOY_CONNECT_TIMEOUT_MS = 5000;
 const HTTP_OPTIONS_TYPE = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 /** socket_address -> host:port ('' host = not an IP literal when `ipOnly`). */
@@ -223,11 +224,10 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
     mosn.lb_type = lbType;
     if (m.originalDstLbConfig !== undefined) tx.warn('originalDstLbConfig', 'only used by ORIGINAL_DST clusters; ignored');
   }
-  const ct = durationMs(m.connectTimeout);
-  if (ct !== undefined) {
-    if (ct <= 0) tx.fail('connectTimeout', 'must be greater than 0');
-    mosn.connect_timeout = goDuration(ct);
-  }
+  // Envoy's connect_timeout default is 5 s (MOSN's is 10 s).
+  const ct = durationMs(m.connectTimeout) ?? ENVOY_CONNECT_TIMEOUT_MS;
+  if (ct <= 0) tx.fail('connectTimeout', 'must be greater than 0');
+  mosn.connect_timeout = goDuration(ct);
   const mrpc = wrappedNum(m.maxRequestsPerConnection);
   if (mrpc !== undefined) mosn.max_request_per_conn = mrpc;
   const buf = wrappedNum(m.perConnectionBufferLimitBytes);

@@ -233,6 +233,10 @@ test('clusters: EDS name and dependency, breakers, HttpProtocolOptions, upstream
   assert.deepEqual([...ext.deps.secrets].sort(), ['ROOTCA', 'default']);
   assert.equal(ext.cluster.tlsContext?.serverName, 'api.example.com');
   assert.deepEqual(ext.cluster.tlsContext?.caCert, { kind: 'inline', pem: PEM.ca });
+  // Envoy's defaults where the resource says nothing: 5 s connect timeout, round robin.
+  const bare = translator.cluster(fromJson(TYPE_URL.cluster, { name: 'bare', type: 'EDS' }), recordingContext());
+  assert.equal(bare.cluster.connectTimeoutMs, 5000);
+  assert.equal(bare.cluster.lbType, 'LB_WEIGHTED_ROUNDROBIN');
   const inb = translator.cluster(byName(fx.clusters, 'inbound|9080||'), recordingContext());
   assert.deepEqual(inb.cluster.hosts, [{ address: { host: '127.0.0.1', port: 9080 }, weight: 1 }]);
   assert.equal(inb.edsName, undefined);
