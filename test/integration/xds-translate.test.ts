@@ -6,12 +6,15 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import { Sidecar } from '../../src/server';
 import type { ClusterConfig, OutriggerConfig } from '../../src/config/types';
 import { fromJson } from '../../src/xds/proto';
 import { translator } from '../../src/xds/translate';
 import { TYPE_URL, type TranslationContext } from '../../src/xds/types';
+import { Pki } from '../helpers/certs';
 import { backend, request } from '../helpers/http';
 
 const ctx: TranslationContext = { secret: () => undefined, warn: () => undefined };
@@ -88,4 +91,74 @@ test('HTTP and raw TCP through a listener, route and clusters that arrived as xD
     setTimeout(() => reject(new Error(`no echo, got ${JSON.stringify(buf)}`)), 5000).unref();
   });
   assert.match(got, /^echo:/);
+});
+
+test('Istio-style inbound mTLS from SDS secrets (default, ROOTCA): a client certificate is required and verified', async (t) => {
+  const pki = new Pki();
+  t.after(() => pki.remove());
+  const server = pki.issue({ cn: 'reviews', dns: ['reviews.default.svc'], uris: ['spiffe://cluster.local/ns/default/sa/reviews'] });
+  const client = pki.issue({ cn: 'productpage', uris: ['spiffe://cluster.local/ns/default/sa/productpage'], usage: 'client' });
+  const other = new Pki();
+  t.after(() => other.remove());
+  const stranger = other.issue({ cn: 'stranger', usage: 'client' });
+  const read = (p: string): string => fs.readFileSync(p, 'utf8');
+  const secrets = [
+    translator.secret(fromJson(TYPE_URL.secret, { name: 'default', tlsCertificate: { certificateChain: { inlineBytes: Buffer.from(read(server.cert)).toString('base64') }, privateKey: { inlineBytes: Buffer.from(read(server.key)).toString('base64') } } }), ctx),
+    translator.secret(fromJson(TYPE_URL.secret, { name: 'ROOTCA', validationContext: { trustedCa: { inlineBytes: Buffer.from(read(pki.ca.cert)).toString('base64') } } }), ctx),
+  ];
+  const sctx: TranslationContext = { secret: (n) => secrets.find((s) => s.name === n), warn: () => undefined };
+  const web = await backend('reviews');
+  t.after(() => web.close());
+  const tl = translator.listener(fromJson(TYPE_URL.listener, {
+    name: 'mtls',
+    address: { socketAddress: { address: '127.0.0.1', portValue: 0 } },
+    filterChains: [{
+      filterChainMatch: { transportProtocol: 'tls' },
+      transportSocket: {
+        name: 'envoy.transport_sockets.tls',
+        typedConfig: {
+          '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+          requireClientCertificate: true,
+          commonTlsContext: {
+            alpnProtocols: ['h2', 'http/1.1'],
+            tlsCertificateSdsSecretConfigs: [{ name: 'default', sdsConfig: { ads: {} } }],
+            combinedValidationContext: { defaultValidationContext: {}, validationContextSdsSecretConfig: { name: 'ROOTCA', sdsConfig: { ads: {} } } },
+          },
+        },
+      },
+      filters: [{
+        name: 'envoy.filters.network.http_connection_manager',
+        typedConfig: {
+          '@type': HCM, statPrefix: 'in', codecType: 'HTTP1',
+          routeConfig: { name: 'inbound|9080||', virtualHosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'web' } }] }] },
+          httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
+        },
+      }],
+    }],
+  }), sctx);
+  assert.deepEqual([...tl.deps.secrets].sort(), ['ROOTCA', 'default']);
+  const config: OutriggerConfig = {
+    servers: [{ defaultLogPath: 'stderr', defaultLogLevel: 'error', processor: 1, gracefulTimeoutMs: 1000, listeners: [tl.listener], routers: [...tl.routers] }],
+    clusters: [staticCluster('web', web.port)],
+    admin: { address: { host: '127.0.0.1', port: 0 } },
+    raw: {},
+  };
+  const sc = new Sidecar({ config, workers: 1, adminPort: 0, logLevel: 'error' });
+  await sc.start();
+  t.after(() => sc.stop());
+  const port = sc.listeners()[0].port;
+  const get = (cert?: { cert: string; key: string }): Promise<number> => new Promise((resolve, reject) => {
+    const req = https.request({
+      host: '127.0.0.1', port, path: '/r', servername: 'reviews.default.svc', ca: read(pki.ca.cert),
+      ...(cert ? { cert: read(cert.cert), key: read(cert.key) } : {}),
+    }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(await get(client), 200);
+  await assert.rejects(get(), 'no client certificate: refused');
+  await assert.rejects(get(stranger), 'a certificate from another CA: refused');
 });
