@@ -13,7 +13,7 @@ import { Sidecar } from '../../src/server';
 import type { ClusterConfig, OutriggerConfig } from '../../src/config/types';
 import { fromJson } from '../../src/xds/proto';
 import { translator } from '../../src/xds/translate';
-import { TYPE_URL, type TranslationContext } from '../../src/xds/types';
+import { TYPE_URL, type TranslatedListener, type TranslationContext } from '../../src/xds/types';
 import { Pki } from '../helpers/certs';
 import { backend, request } from '../helpers/http';
 
@@ -26,6 +26,20 @@ function staticCluster(name: string, port: number): ClusterConfig {
     name, type: 'STATIC', connectTimeout: '1s',
     loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '127.0.0.1', portValue: port } } } }] }] },
   }), ctx).cluster;
+}
+
+/** Serves one translated listener (and its inline routes) with these clusters in a real Sidecar; its port. */
+async function serve(t: { after(fn: () => unknown): void }, tl: TranslatedListener, clusters: ClusterConfig[]): Promise<number> {
+  const config: OutriggerConfig = {
+    servers: [{ defaultLogPath: 'stderr', defaultLogLevel: 'error', processor: 1, gracefulTimeoutMs: 1000, listeners: [tl.listener], routers: [...tl.routers] }],
+    clusters,
+    admin: { address: { host: '127.0.0.1', port: 0 } },
+    raw: {},
+  };
+  const sc = new Sidecar({ config, workers: 1, adminPort: 0, logLevel: 'error' });
+  await sc.start();
+  t.after(() => sc.stop());
+  return sc.listeners()[0].port;
 }
 
 test('HTTP and raw TCP through a listener, route and clusters that arrived as xDS resources', async (t) => {
@@ -62,16 +76,7 @@ test('HTTP and raw TCP through a listener, route and clusters that arrived as xD
       { filterChainMatch: { transportProtocol: 'raw_buffer' }, filters: [{ name: 'envoy.filters.network.tcp_proxy', typedConfig: { '@type': TCP, statPrefix: 'tcp', cluster: 'echo' } }] },
     ],
   }), ctx);
-  const config: OutriggerConfig = {
-    servers: [{ defaultLogPath: 'stderr', defaultLogLevel: 'error', processor: 1, gracefulTimeoutMs: 1000, listeners: [tl.listener], routers: [...tl.routers] }],
-    clusters: [staticCluster('web', web.port), staticCluster('echo', echoPort)],
-    admin: { address: { host: '127.0.0.1', port: 0 } },
-    raw: {},
-  };
-  const sc = new Sidecar({ config, workers: 1, adminPort: 0, logLevel: 'error' });
-  await sc.start();
-  t.after(() => sc.stop());
-  const port = sc.listeners()[0].port;
+  const port = await serve(t, tl, [staticCluster('web', web.port), staticCluster('echo', echoPort)]);
   const r = await request(port, '/hello');
   assert.equal(r.status, 200);
   assert.equal(r.headers['x-via-xds'], 'yes');
@@ -137,16 +142,7 @@ test('Istio-style inbound mTLS from SDS secrets (default, ROOTCA): a client cert
     }],
   }), sctx);
   assert.deepEqual([...tl.deps.secrets].sort(), ['ROOTCA', 'default']);
-  const config: OutriggerConfig = {
-    servers: [{ defaultLogPath: 'stderr', defaultLogLevel: 'error', processor: 1, gracefulTimeoutMs: 1000, listeners: [tl.listener], routers: [...tl.routers] }],
-    clusters: [staticCluster('web', web.port)],
-    admin: { address: { host: '127.0.0.1', port: 0 } },
-    raw: {},
-  };
-  const sc = new Sidecar({ config, workers: 1, adminPort: 0, logLevel: 'error' });
-  await sc.start();
-  t.after(() => sc.stop());
-  const port = sc.listeners()[0].port;
+  const port = await serve(t, tl, [staticCluster('web', web.port)]);
   const get = (cert?: { cert: string; key: string }): Promise<number> => new Promise((resolve, reject) => {
     const req = https.request({
       host: '127.0.0.1', port, path: '/r', servername: 'reviews.default.svc', ca: read(pki.ca.cert),
