@@ -158,3 +158,67 @@ test('Istio-style inbound mTLS from SDS secrets (default, ROOTCA): a client cert
   await assert.rejects(get(), 'no client certificate: refused');
   await assert.rejects(get(stranger), 'a certificate from another CA: refused');
 });
+
+test('upstream mTLS with Istio secure naming: the SAN matcher from CDS decides, not the host name', async (t) => {
+  const pki = new Pki();
+  t.after(() => pki.remove());
+  const read = (p: string): string => fs.readFileSync(p, 'utf8');
+  const peer = pki.issue({ cn: 'details', uris: ['spiffe://cluster.local/ns/default/sa/details'] });
+  const me = pki.issue({ cn: 'productpage', uris: ['spiffe://cluster.local/ns/default/sa/productpage'], usage: 'client' });
+  const up = https.createServer({ cert: read(peer.cert), key: read(peer.key), ca: read(pki.ca.cert), requestCert: true, rejectUnauthorized: true }, (req, res) => {
+    res.end(`hello ${(req.socket as import('node:tls').TLSSocket).getPeerCertificate().subject?.CN ?? ''}`);
+  });
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+  t.after(() => up.close());
+  const upPort = (up.address() as net.AddressInfo).port;
+  const secrets = [
+    translator.secret(fromJson(TYPE_URL.secret, { name: 'default', tlsCertificate: { certificateChain: { inlineString: read(me.cert) }, privateKey: { inlineString: read(me.key) } } }), ctx),
+    translator.secret(fromJson(TYPE_URL.secret, { name: 'ROOTCA', validationContext: { trustedCa: { inlineString: read(pki.ca.cert) } } }), ctx),
+  ];
+  const sctx: TranslationContext = { secret: (n) => secrets.find((s) => s.name === n), warn: () => undefined };
+  const mtlsCluster = (name: string, san: string): ClusterConfig => translator.cluster(fromJson(TYPE_URL.cluster, {
+    name, type: 'STATIC', connectTimeout: '1s',
+    loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '127.0.0.1', portValue: upPort } } } }] }] },
+    transportSocket: {
+      name: 'envoy.transport_sockets.tls',
+      typedConfig: {
+        '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+        sni: 'outbound_.9080_._.details.default.svc.cluster.local',
+        commonTlsContext: {
+          tlsCertificateSdsSecretConfigs: [{ name: 'default' }],
+          combinedValidationContext: { defaultValidationContext: { matchSubjectAltNames: [{ exact: san }] }, validationContextSdsSecretConfig: { name: 'ROOTCA' } },
+        },
+      },
+    },
+  }), sctx).cluster;
+  const tl = translator.listener(fromJson(TYPE_URL.listener, {
+    name: 'out',
+    address: { socketAddress: { address: '127.0.0.1', portValue: 0 } },
+    filterChains: [{
+      filters: [{
+        name: 'envoy.filters.network.http_connection_manager',
+        typedConfig: {
+          '@type': HCM, statPrefix: 'out', codecType: 'HTTP1',
+          routeConfig: {
+            name: 'r', virtualHosts: [{
+              name: 'all', domains: ['*'], routes: [
+                { match: { prefix: '/good' }, route: { cluster: 'details-good', timeout: '5s' } },
+                { match: { prefix: '/bad' }, route: { cluster: 'details-bad', timeout: '5s' } },
+              ],
+            }],
+          },
+          httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
+        },
+      }],
+    }],
+  }), ctx);
+  const port = await serve(t, tl, [
+    mtlsCluster('details-good', 'spiffe://cluster.local/ns/default/sa/details'),
+    mtlsCluster('details-bad', 'spiffe://cluster.local/ns/default/sa/ratings'),
+  ]);
+  const good = await request(port, '/good');
+  assert.equal(good.status, 200);
+  assert.equal(good.body, 'hello productpage'); // our workload certificate from SDS reached the peer
+  const bad = await request(port, '/bad');
+  assert.equal(bad.status, 503, 'a peer whose SAN does not match is refused');
+});

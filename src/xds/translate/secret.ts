@@ -5,7 +5,7 @@
 import * as crypto from 'node:crypto';
 import type { TlsSource } from '../../config/types';
 import type { TranslatedSecret, TranslationContext, XdsMessage } from '../types';
-import { checkFields, join, msg, str, Tx, type Msg } from './util';
+import { checkFields, join, msg, str, Tx, type FieldPolicy, type Msg } from './util';
 
 /** An Envoy DataSource (filename | inline_bytes | inline_string) as a TlsSource. */
 export function dataSource(tx: Tx, m: Msg, path: string): TlsSource {
@@ -54,7 +54,7 @@ export function tlsCertificate(tx: Tx, m: Msg, path: string): { certChain: TlsSo
  * which certificates are accepted is refused (accepting more peers than configured is unsafe);
  * SAN matchers are handled by the callers that can enforce them.
  */
-export const VALIDATION_POLICY = {
+export const VALIDATION_POLICY: FieldPolicy = {
   ok: ['trustedCa'],
   warn: { watchedDirectory: 'files are watched individually; ignored', onlyVerifyLeafCertCrl: 'no CRL is used; ignored' },
   nack: {
@@ -69,7 +69,7 @@ export const VALIDATION_POLICY = {
   },
 };
 
-export function validationContext(tx: Tx, m: Msg, path: string, policy = VALIDATION_POLICY): TlsSource | undefined {
+export function validationContext(tx: Tx, m: Msg, path: string, policy: FieldPolicy = VALIDATION_POLICY): TlsSource | undefined {
   checkFields(tx, m, path, policy);
   if (m.allowExpiredCertificate === true) tx.fail(join(path, 'allowExpiredCertificate'), 'accepting expired certificates is not supported');
   if (str(m.trustChainVerification) === 'ACCEPT_UNTRUSTED') tx.fail(join(path, 'trustChainVerification'), 'ACCEPT_UNTRUSTED (no chain verification) is not supported');

@@ -9,8 +9,8 @@
  */
 import { IssueCollector } from '../../config/reader';
 import { parseTlsContext, type TlsSide } from '../../config/tls-context';
-import type { TlsContextConfig, TlsSource } from '../../config/types';
-import { checkFields, join, list, msg, str, strList, typeName, Tx, wrappedBool, type Msg } from './util';
+import type { SanMatcher, TlsContextConfig, TlsSource } from '../../config/types';
+import { checkFields, join, list, msg, str, strList, typeName, Tx, wrappedBool, type FieldPolicy, type Msg } from './util';
 import { tlsCertificate, validationContext, VALIDATION_POLICY } from './secret';
 
 export const TLS_SOCKET_TYPES = {
@@ -37,6 +37,39 @@ function pemOf(s: TlsSource): string {
 const VERSIONS: Readonly<Record<string, string>> = {
   TLS_AUTO: 'tls_auto', TLSv1_0: 'tlsv1_0', TLSv1_1: 'tlsv1_1', TLSv1_2: 'tlsv1_2', TLSv1_3: 'tlsv1_3',
 };
+
+const UPSTREAM_VALIDATION_POLICY: FieldPolicy = {
+  ...VALIDATION_POLICY,
+  ok: [...VALIDATION_POLICY.ok, 'matchSubjectAltNames', 'matchTypedSubjectAltNames'],
+  nack: Object.fromEntries(Object.entries(VALIDATION_POLICY.nack ?? {}).filter(([k]) => k !== 'matchSubjectAltNames' && k !== 'matchTypedSubjectAltNames')),
+};
+
+const SAN_TYPES = new Set(['DNS', 'URI', 'EMAIL', 'IP_ADDRESS']);
+
+function stringMatcher(tx: Tx, m: Msg, path: string): Pick<SanMatcher, 'kind' | 'value'> {
+  checkFields(tx, m, path, { ok: ['exact', 'prefix', 'suffix', 'contains'], nack: { safeRegex: 'regex SAN matching is not supported', ignoreCase: 'case-insensitive SAN matching is not supported', custom: 'custom matchers are not supported' } });
+  for (const kind of ['exact', 'prefix', 'suffix', 'contains'] as const) {
+    const v = m[kind];
+    if (typeof v === 'string') return { kind, value: v };
+  }
+  return tx.fail(path, 'needs exact, prefix, suffix or contains');
+}
+
+/** match_subject_alt_names (any SAN type) and match_typed_subject_alt_names. */
+function sanMatchers(tx: Tx, vc: Msg, path: string): SanMatcher[] {
+  const out: SanMatcher[] = [];
+  list(vc.matchSubjectAltNames).forEach((m, i) => out.push(stringMatcher(tx, m, join(join(path, 'matchSubjectAltNames'), i))));
+  list(vc.matchTypedSubjectAltNames).forEach((m, i) => {
+    const p = join(join(path, 'matchTypedSubjectAltNames'), i);
+    checkFields(tx, m, p, { ok: ['sanType', 'matcher'], nack: { oid: 'OTHER_NAME SANs are not supported' } });
+    const t = str(m.sanType);
+    if (!SAN_TYPES.has(t)) tx.fail(join(p, 'sanType'), `${t || '(unset)'} is not supported (DNS, URI, EMAIL, IP_ADDRESS)`);
+    const sm = msg(m.matcher);
+    if (sm === undefined) tx.fail(join(p, 'matcher'), 'is required');
+    out.push({ ...stringMatcher(tx, sm, join(p, 'matcher')), sanType: t as NonNullable<SanMatcher['sanType']> });
+  });
+  return out;
+}
 
 function sdsName(tx: Tx, m: Msg, path: string): string {
   checkFields(tx, m, path, { ok: ['name', 'sdsConfig'] });
@@ -162,7 +195,12 @@ function tlsContext(tx: Tx, m: Msg, path: string, side: TlsSide): TlsResult {
     vcSdsPath = join(p, 'validationContextSdsSecretConfig');
   }
   let ca: TlsSource | undefined;
-  if (vc !== undefined) ca = validationContext(tx, vc, vcPath, VALIDATION_POLICY);
+  let sans: SanMatcher[] = [];
+  if (vc !== undefined) {
+    // Upstream: SAN matchers are enforced by the cluster's TLS (src/tls/san.ts); downstream they are refused.
+    ca = validationContext(tx, vc, vcPath, side === 'cluster' ? UPSTREAM_VALIDATION_POLICY : VALIDATION_POLICY);
+    if (side === 'cluster') sans = sanMatchers(tx, vc, vcPath);
+  }
   if (vcSds !== undefined) {
     const n = sdsName(tx, vcSds, vcSdsPath);
     secrets.push(n);
@@ -187,13 +225,15 @@ function tlsContext(tx: Tx, m: Msg, path: string, side: TlsSide): TlsResult {
   if (dropped.length > 0) tx.warn(join(cpath, 'alpnProtocols'), `${dropped.join(', ')} not offered (Outrigger negotiates only h2 and http/1.1)`);
   if (kept.length > 0) mosn.alpn = kept.join(',');
 
+  if (sans.length > 0 && ca === undefined && !pending) tx.fail(join(vcPath, 'matchSubjectAltNames'), 'SAN matching without a trusted CA would accept any self-signed certificate');
+  const withSans = (c: TlsContextConfig): TlsContextConfig => (sans.length > 0 ? { ...c, matchSubjectAltNames: sans } : c);
   if (pending) {
     // Placeholder without material: the validator's errors (missing certificate) are expected.
     const ctx = parseTlsContext(new IssueCollector(), mosn, path, side);
     if (ctx === undefined) return tx.fail(path, 'TLS context could not be built');
-    return { ctx, secrets, pending };
+    return { ctx: withSans(ctx), secrets, pending };
   }
   const ctx = tx.mosn(path, (issues) => parseTlsContext(issues, mosn, 'tls_context', side));
   if (ctx === undefined) return tx.fail(path, 'TLS context could not be built');
-  return { ctx, secrets, pending };
+  return { ctx: withSans(ctx), secrets, pending };
 }

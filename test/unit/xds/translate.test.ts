@@ -49,6 +49,7 @@ const EXPECTED: Record<keyof XdsTranslator, Record<string, true | RegExp>> = {
     'outbound|8080|v3|reviews.default.svc.cluster.local': true,
     'outbound|3306||mysql.default.svc.cluster.local': true,
     'outbound|443||api.example.com': true,
+    'outbound|9080||details.default.svc.cluster.local': true,
     PassthroughCluster: true,
     BlackHoleCluster: true,
     InboundPassthroughClusterIpv4: /^InboundPassthroughClusterIpv4: upstreamBindConfig: binding upstream connections to a source address is not supported/,
@@ -233,6 +234,10 @@ test('clusters: EDS name and dependency, breakers, HttpProtocolOptions, upstream
   assert.deepEqual([...ext.deps.secrets].sort(), ['ROOTCA', 'default']);
   assert.equal(ext.cluster.tlsContext?.serverName, 'api.example.com');
   assert.deepEqual(ext.cluster.tlsContext?.caCert, { kind: 'inline', pem: PEM.ca });
+  const details = translator.cluster(byName(fx.clusters, 'outbound|9080||details.default.svc.cluster.local'), recordingContext(secrets));
+  assert.deepEqual(details.cluster.tlsContext?.matchSubjectAltNames, [{ kind: 'exact', value: 'spiffe://cluster.local/ns/default/sa/bookinfo-details' }]);
+  assert.equal(details.cluster.tlsContext?.serverName, 'outbound_.9080_._.details.default.svc.cluster.local');
+  assert.deepEqual(details.cluster.tlsContext?.alpn, []);
   // Envoy's defaults where the resource says nothing: 5 s connect timeout, round robin.
   const bare = translator.cluster(fromJson(TYPE_URL.cluster, { name: 'bare', type: 'EDS' }), recordingContext());
   assert.equal(bare.cluster.connectTimeoutMs, 5000);
@@ -322,6 +327,27 @@ test('NACK: tcp_proxy weighted clusters, require_client_certificate without a CA
   }), recordingContext()), 'l2', 'filterChains[1].filters[0].typedConfig.httpFilters', /differs from filterChains\[0\]/);
   nack(() => translator.listener(fromJson(TYPE_URL.listener, { ...base, filterChains: [{ filterChainMatch: { sourceType: 'EXTERNAL' }, filters: [tcp({ cluster: 'a' })] }] }), recordingContext()),
     'l2', '(as MOSN config) listener.filter_chains[0].filter_chain_match.source_type', /is not supported/);
+});
+
+test('SAN matchers: typed ones on clusters; refused on listeners and in SDS validation contexts', () => {
+  const up = (vc: Record<string, unknown>) => fromJson(TYPE_URL.cluster, {
+    name: 'c9', type: 'EDS',
+    transportSocket: { name: 'tls', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', commonTlsContext: { validationContext: vc } } },
+  });
+  const ca = { trustedCa: { inlineString: PEM.ca } };
+  const c = translator.cluster(up({ ...ca, matchTypedSubjectAltNames: [{ sanType: 'URI', matcher: { prefix: 'spiffe://cluster.local/' } }] }), recordingContext());
+  assert.deepEqual(c.cluster.tlsContext?.matchSubjectAltNames, [{ kind: 'prefix', value: 'spiffe://cluster.local/', sanType: 'URI' }]);
+  nack(() => translator.cluster(up({ ...ca, matchSubjectAltNames: [{ safeRegex: { regex: '.*' } }] }), recordingContext()),
+    'c9', 'transportSocket.typedConfig.commonTlsContext.validationContext.matchSubjectAltNames[0].safeRegex', /regex SAN matching/);
+  nack(() => translator.cluster(up({ matchSubjectAltNames: [{ exact: 'x' }] }), recordingContext()),
+    'c9', 'transportSocket.typedConfig.commonTlsContext.validationContext.matchSubjectAltNames', /without a trusted CA/);
+  nack(() => translator.listener(fromJson(TYPE_URL.listener, {
+    name: 'l9', address: { socketAddress: { address: '0.0.0.0', portValue: 9 } },
+    filterChains: [{
+      transportSocket: { name: 'tls', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', commonTlsContext: { tlsCertificateSdsSecretConfigs: [{ name: 'default' }], validationContext: { ...ca, matchSubjectAltNames: [{ exact: 'x' }] } } } },
+      filters: [{ name: 'envoy.filters.network.tcp_proxy', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', statPrefix: 's', cluster: 'c' } }],
+    }],
+  }), recordingContext(secrets)), 'l9', 'filterChains[0].transportSocket.typedConfig.commonTlsContext.validationContext.matchSubjectAltNames', /subject alt name matching .* is not supported/);
 });
 
 test('NACK: clusters and routes with features that change routing', () => {
