@@ -72,6 +72,19 @@ export interface TlsContextConfig {
   readonly ecdhCurve: string;
   /** ALPN protocols in preference order (MOSN: h2, http/1.1, sofa). */
   readonly alpn: readonly string[];
+  /**
+   * Cluster side: the upstream certificate must carry a subject alt name matching one of these
+   * (Envoy match_subject_alt_names, e.g. Istio's spiffe:// identities); the host name check is
+   * then not done (as Envoy). Absent = the host name check. Set by the xDS translator.
+   */
+  readonly matchSubjectAltNames?: readonly SanMatcher[];
+}
+
+/** A subject alt name matcher (src/tls/san.ts). `sanType` absent = any of DNS, URI, email, IP. */
+export interface SanMatcher {
+  readonly kind: 'exact' | 'prefix' | 'suffix' | 'contains';
+  readonly value: string;
+  readonly sanType?: 'DNS' | 'URI' | 'EMAIL' | 'IP_ADDRESS';
 }
 
 export interface ListenerConfig {

@@ -10,6 +10,7 @@ import * as tls from 'node:tls';
 import type { TlsContextConfig } from '../config/types';
 import { tlsLog } from './log';
 import { buildSecureContext, loadMaterial, TlsMaterialError } from './material';
+import { sanMatches } from './san';
 import { countClusterFailure, countClusterHandshake, failReason } from './stats';
 import { FileWatcher } from './watch';
 
@@ -32,6 +33,11 @@ export class ClientTls {
     // Node checks the certificate against `servername || host`; an IP server_name cannot be
     // sent as SNI (RFC 6066), so it is checked explicitly.
     this.checkIdentity = sn !== '' && net.isIP(sn) ? (_h, cert) => tls.checkServerIdentity(sn, cert) : undefined;
+    // SAN matchers (Envoy match_subject_alt_names) replace the host name check.
+    const san = config.matchSubjectAltNames;
+    if (san !== undefined && san.length > 0) {
+      this.checkIdentity = (_h, cert) => (sanMatches(cert, san) ? undefined : new Error('upstream certificate: no subject alt name matches'));
+    }
     const files = [config.certChain, config.privateKey, config.caCert].filter((s) => s && s.kind === 'file').map((s) => (s as { path: string }).path);
     this.watcher = files.length > 0 ? new FileWatcher(files, () => this.reload()) : null;
   }
