@@ -19,6 +19,8 @@ import { startAdmin } from './admin/server';
 import { allowedCpus } from './worker/cpus';
 import { createLogger, flushLogger, type Logger } from './log';
 import { newBreakerBuffer, releaseWorkerShare } from './upstream/breakers';
+import { HealthService } from './upstream/health/service';
+import { healthTable } from './upstream/health/shared';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
 import { assignStats, checkBuild, releaseStats } from './worker/snapshot';
 import './extensions';
@@ -72,6 +74,8 @@ export class Sidecar {
   readonly hub: StatsHub;
   /** Circuit-breaker usage shared by every worker (src/upstream/breakers.ts). */
   private readonly breakerSab = newBreakerBuffer();
+  /** Active health checks and outlier sweeps, once per process; host health shared with the workers. */
+  private readonly health: HealthService;
   private config: OutriggerConfig;
   private version = 0;
   private readonly slots: WorkerSlot[] = [];
@@ -93,6 +97,8 @@ export class Sidecar {
     const processor = opts.workers ?? server?.processor ?? 1;
     this.nWorkers = Math.max(1, processor === 0 ? os.availableParallelism() : processor);
     this.hub = new StatsHub(this.layout);
+    this.health = new HealthService(this.log);
+    this.hub.setClusterSection({ json: () => this.health.clusterStats(), prometheus: () => this.health.prometheus() });
     this.hub.setRefresher(() => this.flushHistograms());
     // Stats slots of removed resources are reused once their connections had time to drain.
     this.layout.quarantineMs = server?.gracefulTimeoutMs ?? 30_000;
@@ -147,6 +153,7 @@ export class Sidecar {
           configDump: () => redactConfig(this.config.raw),
           ready: () => this.ready && !this.stopping,
           log: this.log,
+          clusters: () => this.health.report(),
         },
       );
     } catch {
@@ -163,6 +170,7 @@ export class Sidecar {
     if (this.stopping) return;
     await Promise.all(this.slots.slice(1).map((s) => this.spawn(s)));
     this.hub.setExtra('worker_restarts', 0, { type: 'counter', help: 'worker threads restarted after a crash' });
+    this.health.update(this.config.clusters);
     this.ready = true;
     if (process.env.OUTRIGGER_TEST_HOOKS === '1') {
       // Test-only: SIGUSR2 makes worker 0 throw an uncaught exception (a real crash).
@@ -254,6 +262,7 @@ export class Sidecar {
       breakerSab: this.breakerSab,
       breakerOwnSab,
       overloadSab: overloadSharedBuffer(),
+      healthSab: healthTable().sab,
       logLevel: this.opts.logLevel ?? this.config.servers[0]?.defaultLogLevel ?? 'info',
       logPath: this.config.servers[0]?.defaultLogPath ?? 'stdout',
     };
@@ -439,6 +448,7 @@ export class Sidecar {
       this.sockets.delete(name);
     }
     releaseStats(this.layout, config);
+    this.health.update(config.clusters);
     this.hub.setExtra('config_version', version, { help: 'config snapshots applied' });
     this.log.info({ version, added: [...added], removed, rebuilt }, 'config reloaded');
   }
@@ -509,6 +519,7 @@ export class Sidecar {
   }
 
   private closeMain(): void {
+    this.health.stop();
     if (this.admin) {
       this.admin.close();
       this.admin = null;

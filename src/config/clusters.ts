@@ -1,5 +1,6 @@
 /** cluster_manager section: clusters, hosts, circuit breakers, upstream TLS. */
 import { showValue } from './errors';
+import { parseHealthCheck, parseOutlierDetection, parseSlowStart } from './health-check';
 import { DEFAULTS, UINT32_MAX } from './defaults';
 import { ConfigObject, type ParseState } from './reader';
 import { parseTlsContext } from './tls-context';
@@ -109,10 +110,11 @@ function parseCluster(st: ParseState, c: ConfigObject, cmTls: TlsContextConfig |
     else st.issues.warn(c.at('cluster_manager_tls'), 'true, but cluster_manager.tls_context is absent or off: this cluster is plaintext');
   }
 
-  c.warnIfSet('health_check', 'health checking is not supported yet; ignored (all hosts are considered healthy)');
+  const healthCheck = parseHealthCheck(st, c);
+  const outlierDetection = parseOutlierDetection(st, c);
+  const slowStart = parseSlowStart(st, c);
   c.warnIfSet('lb_subset_config', 'subset load balancing is not supported yet; ignored');
   c.warnIfSet('original_dst_lb_config', 'not supported; ignored');
-  c.warnIfSet('slow_start', 'slow start is not supported yet; ignored');
   c.warnIfSet('keepalive', 'upstream keepalive probing is not supported yet; ignored');
   c.warnIfSet('idle_timeout', 'upstream idle timeout is not supported yet; ignored');
   c.warnIfSet('mark', 'SO_MARK is not supported; ignored');
@@ -127,6 +129,9 @@ function parseCluster(st: ParseState, c: ConfigObject, cmTls: TlsContextConfig |
   if (name === undefined) return undefined;
   const out: ClusterConfig = {
     name,
+    ...(healthCheck ? { healthCheck } : {}),
+    ...(outlierDetection ? { outlierDetection } : {}),
+    ...(slowStart ? { slowStart } : {}),
     type: 'SIMPLE',
     lbType,
     hosts,

@@ -333,13 +333,14 @@ function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed:
   for (const h of previous) old.set(h.address, h);
   const hosts = config.hosts.map((hc) => {
     const h = old.get(hostAddress(hc));
-    if (h === undefined) return new Host(hc);
+    if (h === undefined) return new Host(hc, config.name);
     old.delete(h.address);
     h.weight = hc.weight;
     return h;
   });
   if (removed !== null) for (const h of old.values()) removed.push(h);
-  return { hosts: Object.freeze(hosts), lb: createLoadBalancer(config.lbType, hosts) };
+  const lbOpts = { panicThreshold: config.panicThreshold, slowStart: config.slowStart };
+  return { hosts: Object.freeze(hosts), lb: createLoadBalancer(config.lbType, hosts, lbOpts) };
 }
 
 /** Whether connections made for `a` can serve `b` (same TLS, timeouts and buffer limits). */
