@@ -104,7 +104,7 @@ export function hostAddress(cfg: HostConfig): string {
 }
 
 export interface LoadBalancer {
-  /** Returns null only when the cluster has no host. */
+  /** Returns null when the cluster has no host, or no healthy one and the panic threshold is 0. */
   choose(): Host | null;
 }
 
@@ -126,7 +126,7 @@ function panic(hosts: readonly Host[], threshold: number): boolean {
   if (h0.clusterOff >= 0 && h0.cells[h0.clusterOff + H.DEGRADED] <= 0) return false;
   let healthy = 0;
   for (let i = 0; i < n; i++) if (hosts[i].healthy) healthy++;
-  if (healthy === 0) return true;
+  if (healthy === 0) return threshold > 0;
   return healthy * 100 < threshold * n;
 }
 
@@ -153,7 +153,8 @@ class RoundRobin implements LoadBalancer {
       this.next = this.next + 1 === n ? 0 : this.next + 1;
       if (all || h.healthy) return h;
     }
-    // None healthy: in turn among all (panic); the loop brought `next` back to `start`.
+    // None healthy (health changed since panic()): in turn among all; the loop brought `next` back to `start`.
+    if (this.threshold === 0) return null; // panic disabled (Envoy threshold 0): no host
     this.next = start + 1 === n ? 0 : start + 1;
     return this.hosts[start];
   }
@@ -173,7 +174,7 @@ class RandomLb implements LoadBalancer {
       const h = this.hosts[(start + i) % n];
       if (h.healthy) return h;
     }
-    return this.hosts[start]; // none healthy: any (panic)
+    return this.threshold > 0 ? this.hosts[start] : null; // none healthy: any (panic), none when panic is disabled
   }
 }
 
@@ -189,7 +190,7 @@ class SmoothWeightedRoundRobin implements LoadBalancer {
   choose(): Host | null {
     if (this.hosts.length === 0) return null;
     const h = panic(this.hosts, this.threshold) ? null : this.pick(true);
-    return h !== null ? h : this.pick(false); // panic: among all
+    return h !== null || this.threshold === 0 ? h : this.pick(false); // panic: among all
   }
 
   private pick(healthyOnly: boolean): Host | null {
@@ -228,6 +229,7 @@ class LeastRequest implements LoadBalancer {
     if (!a.healthy) {
       // Both unhealthy: a healthy one elsewhere, else the less loaded of the two (panic).
       for (let i = 0; i < n; i++) if (this.hosts[i].healthy) return this.hosts[i];
+      if (this.threshold === 0) return null;
     }
     return b.active < a.active ? b : a;
   }
