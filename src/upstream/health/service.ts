@@ -95,6 +95,10 @@ class ClusterHealth {
     st.timer = null;
     const hc = this.config.healthCheck;
     if (hc === undefined || this.checks.get(st.host) !== st) return;
+    // Fixed cadence: the next check is due an interval after this one starts, so a host that
+    // stops answering is out within interval × unhealthy_threshold (+ the last check's timeout).
+    this.schedule(st, this.nextDelay());
+    if (st.running) return; // the previous check is still waiting (a timeout above the interval)
     st.running = true;
     this.attempts++;
     const h = st.host;
@@ -103,7 +107,6 @@ class ClusterHealth {
       st.running = false;
       if (this.checks.get(h) !== st) return; // stopped meanwhile
       this.result(st, r);
-      this.schedule(st, this.nextDelay());
     });
   }
 
