@@ -45,6 +45,20 @@ function parseHosts(st: ParseState, c: ConfigObject): HostConfig[] {
   return hosts;
 }
 
+/** Envoy circuit_breakers.thresholds[].retry_budget: budget_percent (a Percent, default 20), min_retry_concurrency (default 3). */
+function parseRetryBudget(st: ParseState, rb: ConfigObject): { budgetPercent: number; minRetryConcurrency: number } {
+  const bv = rb.get('budget_percent');
+  const raw = bv !== null && typeof bv === 'object' && !Array.isArray(bv) ? (bv as Record<string, unknown>)['value'] : bv;
+  let budgetPercent = 20;
+  if (raw !== undefined) {
+    if (typeof raw === 'number' && raw >= 0 && raw <= 100) budgetPercent = raw;
+    else st.issues.error(rb.at('budget_percent'), `${showValue(bv)} must be a percentage 0..100`);
+  }
+  const minRetryConcurrency = rb.int('min_retry_concurrency', { def: 3 });
+  rb.done();
+  return { budgetPercent, minRetryConcurrency };
+}
+
 function parseCircuitBreakers(st: ParseState, c: ConfigObject): CircuitBreakerConfig {
   const out = { maxConnections: 0, maxPendingRequests: 0, maxRequests: 0, maxRetries: 0 };
   const items = c.list('circuit_breakers');
@@ -58,7 +72,9 @@ function parseCircuitBreakers(st: ParseState, c: ConfigObject): CircuitBreakerCo
       out.maxRequests = t.int('max_requests');
       out.maxRetries = t.int('max_retries');
       t.accept('priority');
+      const rb = t.obj('retry_budget');
       t.done();
+      if (rb) return { ...out, retryBudget: parseRetryBudget(st, rb) };
     }
   }
   return out;

@@ -142,6 +142,12 @@ export interface CircuitBreakerConfig {
   readonly maxPendingRequests: number;
   readonly maxRequests: number;
   readonly maxRetries: number;
+  /**
+   * Envoy's retry_budget (replaces maxRetries when present): retries in flight at most
+   * `budgetPercent` of the cluster's active + pending requests (all workers), never fewer than
+   * `minRetryConcurrency`. Envoy thresholds[].retry_budget {budget_percent.value, min_retry_concurrency}.
+   */
+  readonly retryBudget?: { readonly budgetPercent: number; readonly minRetryConcurrency: number };
 }
 
 /**

@@ -10,9 +10,11 @@ import { ConfigError, parseConfig } from '../../src/config';
 import type { LbType, SlowStartConfig } from '../../src/config/types';
 import { ClusterManager, type Cluster } from '../../src/upstream/cluster';
 import { F, H, T } from '../../src/upstream/health/shared';
+import { C } from '../../src/stats/layout';
 import { createLoadBalancer, Host } from '../../src/upstream/lb';
 import { LOCAL_FAILURE, outlierResult } from '../../src/upstream/outlier';
 import { slowStartFactor } from '../../src/upstream/slow-start';
+import { HealthService } from '../../src/upstream/health/service';
 
 let seq = 0;
 /** Hosts of a cluster of their own (fresh shared entries). */
@@ -221,4 +223,59 @@ test('config: health_check (MOSN keys), outlier_detection (Envoy keys), slow_sta
   bad({ health_check: { check_config: { http_check_config: { codes: [{ start: 200, end: 700 }] } } } }, 'http_check_config.codes[0].end');
   bad({ outlier_detection: { max_ejection_percent: 150 } }, 'outlier_detection.max_ejection_percent');
   bad({ slow_start: { mode: 'duration', min_weight_percent: 3 } }, 'slow_start.min_weight_percent');
+});
+
+test('outlier sweep (main thread): rate-based ejection (failure_rate, MOSN fault_tolerance rule), un-ejection when the time is up', async () => {
+  const cl = outlierCluster(3, { consecutive_5xx: 0, interval: '100ms', base_ejection_time: '300ms', max_ejection_percent: 50, failure_rate: { min_requests: 10, rate_multiple: 1.5 } });
+  const svc = new HealthService();
+  svc.update([cl.config]);
+  try {
+    const [bad, g1, g2] = cl.hosts;
+    for (let i = 0; i < 20; i++) {
+      outlierResult(cl, bad, i % 2 === 0 ? 503 : 200); // 50% errors, never 5 in a row
+      outlierResult(cl, g1, i === 0 ? 500 : 200); // 5%
+      outlierResult(cl, g2, 200);
+    }
+    assert.equal(bad.healthy, true, 'nothing is ejected before the sweep');
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(bad.healthy, false, 'the sweep ejects the host far above the mean failure rate');
+    assert.equal(bad.cells[bad.off + H.EJECT_REASON], 4);
+    assert.equal(g1.healthy, true);
+    assert.equal(svc.clusterStats()[cl.name]['outlier_detection.ejections_active'], 1);
+    const report = svc.report()[cl.name].hosts[0];
+    assert.equal(report.health, 'ejected');
+    assert.equal(report.ejection_reason, 'failure_rate');
+    await new Promise((r) => setTimeout(r, 450));
+    assert.equal(bad.healthy, true, 'back in once base_ejection_time has passed');
+  } finally {
+    svc.stop();
+  }
+});
+
+test('retry budget (Envoy circuit_breakers retry_budget): retries in flight at most budget_percent of the requests in flight, at least min_retry_concurrency', () => {
+  const name = `rb-${seq++}`;
+  const cfg = parseConfig({
+    servers: [{ listeners: [{ name: 'l', address: '127.0.0.1:0', bind_port: true, filter_chains: [{ filters: [{ type: 'tcp_proxy', config: { cluster: name } }] }] }] }],
+    cluster_manager: { clusters: [{ name, type: 'SIMPLE', hosts: [{ address: '127.0.0.1:1' }], circuit_breakers: [{ max_retries: 100, retry_budget: { budget_percent: { value: 50 }, min_retry_concurrency: 1 } }] }] },
+  });
+  assert.deepEqual(cfg.clusters[0]!.circuitBreakers.retryBudget, { budgetPercent: 50, minRetryConcurrency: 1 });
+  const cl = new ClusterManager(cfg.clusters, new Float64Array(4096), { [name]: 300 }).get(name)!;
+  let retries = 0;
+  let requests = 0;
+  try {
+    assert.ok(cl.tryAcquireRetry(), 'min_retry_concurrency 1 with nothing in flight');
+    retries++;
+    assert.equal(cl.tryAcquireRetry(), false, 'max_retries 100 does not apply: the budget replaces it');
+    for (; requests < 10; requests++) assert.ok(cl.tryAcquireRequest());
+    for (let i = 0; i < 4; i++, retries++) assert.ok(cl.tryAcquireRetry(), `retry ${retries + 1} of 5 (50% of 10)`);
+    assert.equal(cl.tryAcquireRetry(), false);
+    assert.equal(cl.counters[300 + C.RQ_RETRY_OVERFLOW], 2);
+  } finally {
+    for (; retries > 0; retries--) cl.releaseRetry();
+    for (; requests > 0; requests--) cl.releaseRequest();
+  }
+  assert.throws(
+    () => parseConfig({ ...(cfg.raw as object), cluster_manager: { clusters: [{ name, hosts: [{ address: '127.0.0.1:1' }], circuit_breakers: [{ retry_budget: { budget_percent: 120 } }] }] } }),
+    /circuit_breakers\[0\]\.retry_budget\.budget_percent/,
+  );
 });
