@@ -20,12 +20,14 @@ function healthKind(protocol: string, hasHttp: boolean): HealthCheckConfig['kind
 
 function parseHttpCheck(st: ParseState, h: ConfigObject): HttpHealthCheckConfig {
   const path = h.str('path', { def: '/' }) ?? '/';
-  if (!path.startsWith('/')) st.issues.error(h.at('path'), `${showValue(path)} must start with "/"`);
+  // Both go into the check's request line and Host header: no whitespace or control characters.
+  if (!/^\/[\x21-\x7e]*$/.test(path)) st.issues.error(h.at('path'), `${showValue(path)} must start with "/" and hold no spaces or control characters`);
   const method = (h.str('method', { def: 'GET' }) ?? 'GET').toUpperCase() || 'GET';
   if (!/^[A-Z]+$/.test(method)) st.issues.error(h.at('method'), `${showValue(method)} is not an HTTP method`);
   const scheme = h.str('scheme', { def: 'http' }) ?? 'http';
   if (scheme !== '' && scheme.toLowerCase() !== 'http') st.issues.warn(h.at('scheme'), `${showValue(scheme)}: checks use the cluster's transport (TLS when it has a tls_context)`);
   const domain = h.str('domain');
+  if (domain !== undefined && !/^[\x21-\x7e]*$/.test(domain)) st.issues.error(h.at('domain'), `${showValue(domain)} must hold no spaces or control characters`);
   const port = h.int('port', { max: 65535 });
   const timeoutMs = h.duration('timeout', { def: 0 });
   const codes: { start: number; end: number }[] = [];

@@ -10,8 +10,11 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import type * as tls from 'node:tls';
+import { Pki } from '../helpers/certs';
 import { backend, httpConfig, request, run, type Backend } from '../helpers/http';
 import { startSidecar, type RunningSidecar } from '../helpers/sidecar';
 import { boltProxyConfig, sleep, sofaClient, startSofaServer } from '../helpers/sofa';
@@ -272,5 +275,44 @@ test("MOSN's slow-start-sample: a host back from a failed health check ramps its
   } finally {
     assert.equal(await sc.terminate(), 0, sc.output());
     for (const s of [servers[0], servers[1], s3]) await s.close();
+  }
+});
+
+test("health checks use the cluster's TLS (tls_context: verification, SNI, ALPN http/1.1)", { timeout: 60_000 }, async () => {
+  const pki = new Pki();
+  const cert = pki.issue({ cn: 'localhost', dns: ['localhost'], ips: ['127.0.0.1'] });
+  const checks: { sni: string; alpn: string; url: string }[] = [];
+  let clientErrors = 0;
+  const server = https.createServer({ cert: fs.readFileSync(cert.cert), key: fs.readFileSync(cert.key), ALPNProtocols: ['h2', 'http/1.1'] }, (req, res) => {
+    const t = req.socket as tls.TLSSocket;
+    checks.push({ sni: t.servername || '', alpn: t.alpnProtocol || '', url: req.url ?? '' });
+    res.end('ok');
+  });
+  server.on('tlsClientError', () => clientErrors++);
+  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
+  const cfg = httpConfig(
+    [{ name: 'h', downstream: 'Http1', upstream: 'Http1', router: 'r' }],
+    [{ router_config_name: 'r', virtual_hosts: [{ name: 'v', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'secure' } }] }] }],
+    { secure: [port] },
+    {
+      secure: {
+        tls_context: { status: true, ca_cert: pki.ca.cert, server_name: 'localhost', alpn: 'h2,http/1.1' },
+        health_check: { protocol: 'Http1', interval: '200ms', timeout: '1s', initial_delay_seconds: '50ms', check_config: { http_check_config: { path: '/healthz' } } },
+      },
+    },
+  );
+  const sc = await startSidecar(cfg);
+  try {
+    await until('checks over TLS', 10_000, async () => (await hostOf(sc, 'secure', port)).health_check.success >= 2);
+    const h = await hostOf(sc, 'secure', port);
+    assert.equal(h.health, 'healthy');
+    assert.equal(h.health_check.failure, 0);
+    assert.equal(clientErrors, 0, 'no plaintext or unverified connection');
+    assert.ok(checks.length >= 2);
+    assert.deepEqual(checks[0], { sni: 'localhost', alpn: 'http/1.1', url: '/healthz' });
+  } finally {
+    assert.equal(await sc.terminate(), 0, sc.output());
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });

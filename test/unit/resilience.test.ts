@@ -221,6 +221,8 @@ test('config: health_check (MOSN keys), outlier_detection (Envoy keys), slow_sta
   };
   bad({ health_check: { interval: 5 } }, 'cluster_manager.clusters[0].health_check.interval');
   bad({ health_check: { check_config: { http_check_config: { codes: [{ start: 200, end: 700 }] } } } }, 'http_check_config.codes[0].end');
+  bad({ health_check: { protocol: 'Http1', check_config: { http_check_config: { path: '/h HTTP/1.1\r\nX: y' } } } }, 'http_check_config.path');
+  bad({ health_check: { protocol: 'Http1', check_config: { http_check_config: { domain: 'a\r\nb' } } } }, 'http_check_config.domain');
   bad({ outlier_detection: { max_ejection_percent: 150 } }, 'outlier_detection.max_ejection_percent');
   bad({ slow_start: { mode: 'duration', min_weight_percent: 3 } }, 'slow_start.min_weight_percent');
 });
