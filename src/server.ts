@@ -20,6 +20,7 @@ import { allowedCpus } from './worker/cpus';
 import { createLogger, flushLogger, type Logger } from './log';
 import { newBreakerBuffer, releaseWorkerShare } from './upstream/breakers';
 import { HealthService } from './upstream/health/service';
+import { faultToleranceOf } from './filters/stream/fault_tolerance/config';
 import { healthTable } from './upstream/health/shared';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
 import { assignStats, checkBuild, releaseStats } from './worker/snapshot';
@@ -170,7 +171,7 @@ export class Sidecar {
     if (this.stopping) return;
     await Promise.all(this.slots.slice(1).map((s) => this.spawn(s)));
     this.hub.setExtra('worker_restarts', 0, { type: 'counter', help: 'worker threads restarted after a crash' });
-    this.health.update(this.config.clusters);
+    this.health.update(this.config.clusters, faultToleranceOf(this.config.servers));
     this.ready = true;
     if (process.env.OUTRIGGER_TEST_HOOKS === '1') {
       // Test-only: SIGUSR2 makes worker 0 throw an uncaught exception (a real crash).
@@ -448,7 +449,7 @@ export class Sidecar {
       this.sockets.delete(name);
     }
     releaseStats(this.layout, config);
-    this.health.update(config.clusters);
+    this.health.update(config.clusters, faultToleranceOf(config.servers));
     this.hub.setExtra('config_version', version, { help: 'config snapshots applied' });
     this.log.info({ version, added: [...added], removed, rebuilt }, 'config reloaded');
   }

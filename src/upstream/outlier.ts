@@ -25,6 +25,7 @@ export const enum EjectReason {
   ConsecutiveGatewayFailure = 2,
   ConsecutiveLocalOriginFailure = 3,
   FailureRate = 4,
+  FaultTolerance = 5,
 }
 
 /** Counts one attempt's result for `host`; no-op (one property read) without outlier_detection. */

@@ -316,3 +316,39 @@ test("health checks use the cluster's TLS (tls_context: verification, SNI, ALPN 
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
+
+test("MOSN fault_tolerance stream filter: the host whose exception rate is a multiple of the cluster's is taken out for recoverTime", { timeout: 60_000 }, async () => {
+  const good1 = await backend('g1', (_q, res) => res.end('ok'));
+  const good2 = await backend('g2', (_q, res) => res.end('ok'));
+  const bad = await backend('bad', (_q, res) => res.writeHead(503).end('busy'));
+  const cfg = httpConfig(
+    [{ name: 'h', downstream: 'Http1', upstream: 'Http1', router: 'r' }],
+    [{ router_config_name: 'r', virtual_hosts: [{ name: 'v', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'svc' } }] }] }],
+    { svc: [good1.port, good2.port, bad.port] },
+  ) as { servers: { listeners: Record<string, unknown>[] }[] };
+  cfg.servers[0].listeners[0].stream_filters = [
+    { type: 'fault_tolerance', config: { enabled: true, exceptionTypes: [502, 503, 504], timeWindow: 500, leastWindowCount: 5, exceptionRateMultiple: 1.5, maxIpCount: 1, recoverTime: 60000, taskSize: 10 } },
+  ];
+  const sc = await startSidecar(cfg, { workers: 2 });
+  try {
+    const lp = sc.ports.get('h')!;
+    let seen503 = 0;
+    const t0 = Date.now();
+    while ((await hostOf(sc, 'svc', bad.port)).health !== 'ejected') {
+      assert.ok(Date.now() - t0 < 10_000, 'taken out within a few time windows');
+      const rs = await Promise.all(Array.from({ length: 6 }, () => request(lp, '/x')));
+      seen503 += rs.filter((r) => r.status === 503).length;
+    }
+    assert.ok(seen503 >= 5, `the bad host answered before (${seen503})`);
+    assert.equal((await hostOf(sc, 'svc', bad.port)).ejection_reason, 'fault_tolerance');
+    const after = await Promise.all(Array.from({ length: 30 }, () => request(lp, '/x')));
+    assert.deepEqual([...new Set(after.map((r) => r.status))], [200]);
+    // maxIpCount 1: the good hosts stay in.
+    for (const p of [good1.port, good2.port]) assert.equal((await hostOf(sc, 'svc', p)).health, 'healthy');
+  } finally {
+    assert.equal(await sc.terminate(), 0, sc.output());
+    await good1.close();
+    await good2.close();
+    await bad.close();
+  }
+});

@@ -15,6 +15,8 @@ import { createLoadBalancer, Host } from '../../src/upstream/lb';
 import { LOCAL_FAILURE, outlierResult } from '../../src/upstream/outlier';
 import { slowStartFactor } from '../../src/upstream/slow-start';
 import { HealthService } from '../../src/upstream/health/service';
+import { validateFaultTolerance } from '../../src/filters/stream/fault_tolerance/config';
+import { responseCode } from '../../src/filters/stream/fault_tolerance/fault-tolerance';
 
 let seq = 0;
 /** Hosts of a cluster of their own (fresh shared entries). */
@@ -280,4 +282,34 @@ test('retry budget (Envoy circuit_breakers retry_budget): retries in flight at m
     () => parseConfig({ ...(cfg.raw as object), cluster_manager: { clusters: [{ name, hosts: [{ address: '127.0.0.1:1' }], circuit_breakers: [{ retry_budget: { budget_percent: 120 } }] }] } }),
     /circuit_breakers\[0\]\.retry_budget\.budget_percent/,
   );
+});
+
+test('fault_tolerance config: MOSN keys and defaults, illegal values refused with their path; RPC statuses mapped as MOSN maps them', () => {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const ctx = { error: (p: string, m: string) => errors.push(`${p}: ${m}`), warn: (p: string, m: string) => warnings.push(`${p}: ${m}`), listenerName: 'l' };
+  assert.deepEqual(validateFaultTolerance({ enabled: true }, 'f', ctx), {
+    enabled: true,
+    exceptionTypes: [502, 503, 504],
+    timeWindowMs: 10_000,
+    leastWindowCount: 10,
+    exceptionRateMultiple: 5,
+    maxIpCount: 1,
+    recoverTimeMs: 900_000,
+  });
+  assert.equal(validateFaultTolerance({ enabled: true, exceptionRateMultiple: 1 }, 'f', ctx), undefined);
+  assert.equal(validateFaultTolerance({ timeWindow: 5 }, 'f', ctx), undefined);
+  assert.equal(validateFaultTolerance({ exceptionTypes: ['x'] }, 'f', ctx), undefined);
+  assert.deepEqual(errors.map((e) => e.split(':')[0]), ['f.exceptionRateMultiple', 'f.timeWindow', 'f.exceptionTypes']);
+  validateFaultTolerance({ maxIpRatio: 0.5 }, 'f', ctx);
+  assert.ok(warnings.some((w) => w.startsWith('f.maxIpRatio')));
+  assert.equal(responseCode('bolt', 0), 200);
+  assert.equal(responseCode('bolt', 0x04), 503);
+  assert.equal(responseCode('boltv2', 0x07), 504);
+  assert.equal(responseCode('bolt', 0x10), 502);
+  assert.equal(responseCode('bolt', 0x02), 500);
+  assert.equal(responseCode('dubbo', 20), 200);
+  assert.equal(responseCode('dubbo', 31), 504);
+  assert.equal(responseCode('dubbo', 100), 503);
+  assert.equal(responseCode('http1', 503), 503);
 });

@@ -4,12 +4,16 @@
  * (+ jitter); `unhealthy_threshold` failures in a row mark it FAILED_HC in the shared health
  * table, `healthy_threshold` successes clear it (and start its slow start). For every cluster
  * with `outlier_detection`, each interval ends the ejections whose time is up, decays the
- * ejection multiplier of hosts that stayed in, and applies the rate-based rule.
+ * ejection multiplier of hosts that stayed in, and applies the rate-based rule. With MOSN's
+ * `fault_tolerance` stream filter, every timeWindow judges each cluster's hosts by the calls and
+ * exceptions the filter counted (MOSN's measure: a rate `exceptionRateMultiple` times the
+ * cluster's, at most `maxIpCount` hosts out, each for `recoverTime`).
  *
  * The workers see all of it through the shared table (./shared.ts), nothing else.
  * `update(clusters)` follows config reloads (and, later, EDS host updates).
  */
 import type { ClusterConfig } from '../../config/types';
+import type { FaultToleranceConfig } from '../../filters/stream/fault_tolerance/config';
 import { CLUSTER_STATS } from '../../stats/layout';
 import { Cluster } from '../cluster';
 import type { Host } from '../lb';
@@ -137,6 +141,49 @@ class ClusterHealth {
     }
   }
 
+  /** One fault_tolerance time window (MOSN's measure model, per cluster). */
+  faultTolerance(ft: FaultToleranceConfig, now = Date.now()): void {
+    const hosts = this.cluster.hosts;
+    let out = 0;
+    for (const h of hosts) {
+      const c = h.cells;
+      if ((c[h.off + H.STATE] & F.EJECTED) === 0 || c[h.off + H.EJECT_REASON] !== EjectReason.FaultTolerance) continue;
+      if (now >= h.times[h.toff + T.EJECTED_UNTIL]) {
+        clearFlag(c, h.off, h.clusterOff, F.EJECTED);
+        this.svc.log?.info({ cluster: this.cluster.name, host: h.address }, 'fault_tolerance: host recovered');
+      } else out++;
+    }
+    // Window counts (a host taken out is not judged, as MOSN skips unhealthy ones).
+    const calls: number[] = [];
+    const errors: number[] = [];
+    let sumCall = 0;
+    let sumErr = 0;
+    for (const h of hosts) {
+      const r = Atomics.exchange(h.cells, h.off + H.FT_RQ, 0);
+      const e = Atomics.exchange(h.cells, h.off + H.FT_ERR, 0);
+      const judged = r >= ft.leastWindowCount && (h.cells[h.off + H.STATE] & F.EJECTED) === 0;
+      calls.push(judged ? r : 0);
+      errors.push(e);
+      if (judged) {
+        sumCall += r;
+        sumErr += e;
+      }
+    }
+    if (sumCall === 0 || sumErr === 0) return;
+    const mean = sumErr / sumCall;
+    hosts.forEach((h, i) => {
+      if (calls[i] === 0 || out >= ft.maxIpCount) return;
+      const rate = errors[i] / calls[i];
+      if (rate / mean < ft.exceptionRateMultiple) return;
+      if (!setFlag(h.cells, h.off, h.clusterOff, F.EJECTED)) return;
+      h.times[h.toff + T.EJECTED_UNTIL] = now + ft.recoverTimeMs;
+      Atomics.store(h.cells, h.off + H.EJECT_REASON, EjectReason.FaultTolerance);
+      Atomics.add(h.cells, h.off + H.EJECTIONS_TOTAL, 1);
+      out++;
+      this.svc.log?.warn({ cluster: this.cluster.name, host: h.address, rate, mean }, 'fault_tolerance: host taken out');
+    });
+  }
+
   /** One outlier-detection interval: end ejections, decay multipliers, rate-based ejection. */
   sweepOutliers(now = Date.now()): void {
     const od = this.config.outlierDetection;
@@ -199,8 +246,26 @@ export class HealthService {
 
   constructor(readonly log?: HealthLog) {}
 
-  /** Follows the clusters of a new config (or a new host list). */
-  update(configs: readonly ClusterConfig[]): void {
+  private ft: FaultToleranceConfig | null = null;
+  private ftTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * Follows the clusters of a new config (or a new host list), and the process's MOSN
+   * fault_tolerance rule (src/filters/stream/fault_tolerance/config.ts faultToleranceOf).
+   */
+  update(configs: readonly ClusterConfig[], faultTolerance: FaultToleranceConfig | null = null): void {
+    if (this.ftTimer !== null && (faultTolerance === null || this.ft === null || faultTolerance.timeWindowMs !== this.ft.timeWindowMs)) {
+      clearInterval(this.ftTimer);
+      this.ftTimer = null;
+    }
+    this.ft = faultTolerance;
+    if (faultTolerance !== null && this.ftTimer === null) {
+      this.ftTimer = setInterval(() => {
+        const ft = this.ft;
+        if (ft !== null) for (const ch of this.clusters.values()) ch.faultTolerance(ft);
+      }, faultTolerance.timeWindowMs);
+      this.ftTimer.unref();
+    }
     const next = new Map<string, ClusterHealth>();
     for (const cfg of configs) {
       const prev = this.clusters.get(cfg.name);
@@ -215,7 +280,7 @@ export class HealthService {
       // Hosts that are no longer checked (check removed, host removed) are not held out by old results.
       const kept = cur !== undefined && cur.config.healthCheck !== undefined ? new Set(cur.cluster.hosts) : new Set<Host>();
       for (const h of old.cluster.hosts) if (!kept.has(h)) clearFlag(h.cells, h.off, h.clusterOff, F.FAILED_HC);
-      if (cur === undefined || cur.config.outlierDetection === undefined) {
+      if (cur === undefined || (cur.config.outlierDetection === undefined && faultTolerance === null)) {
         for (const h of old.cluster.hosts) clearFlag(h.cells, h.off, h.clusterOff, F.EJECTED);
       }
     }
@@ -224,6 +289,8 @@ export class HealthService {
   }
 
   stop(): void {
+    if (this.ftTimer !== null) clearInterval(this.ftTimer);
+    this.ftTimer = null;
     for (const ch of this.clusters.values()) {
       ch.stop();
       if (ch.cluster.tls !== null) ch.cluster.tls.close();

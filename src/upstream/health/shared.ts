@@ -16,7 +16,7 @@
 
 export const HOST_ENTRIES = 8192;
 /** Int32 cells per entry. */
-export const STRIDE = 16;
+export const STRIDE = 20;
 /** Float64 cells per entry. */
 const FSTRIDE = 2;
 
@@ -45,6 +45,9 @@ export const H = {
   HC_FAILURE: 14,
   /** Per-cluster entries: hosts of the cluster whose STATE is not 0. */
   DEGRADED: 15,
+  /** MOSN fault_tolerance: calls and exceptions since the last time window (src/filters/stream/fault_tolerance). */
+  FT_RQ: 16,
+  FT_ERR: 17,
 } as const;
 
 /** Float64 cells (ms since the epoch, so every thread compares them with Date.now()). */
@@ -63,7 +66,7 @@ export const F = {
   EJECTED: 2,
 } as const;
 
-export const EJECT_REASONS = ['', 'consecutive_5xx', 'consecutive_gateway_failure', 'consecutive_local_origin_failure', 'failure_rate'] as const;
+export const EJECT_REASONS = ['', 'consecutive_5xx', 'consecutive_gateway_failure', 'consecutive_local_origin_failure', 'failure_rate', 'fault_tolerance'] as const;
 export const HC_FAILURES = ['', 'connect_failed', 'timeout', 'bad_status', 'bad_response', 'closed'] as const;
 
 export class HealthTable {
