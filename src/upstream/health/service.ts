@@ -14,6 +14,7 @@
  */
 import type { ClusterConfig } from '../../config/types';
 import type { FaultToleranceConfig } from '../../filters/stream/fault_tolerance/config';
+import { escapeLabelValue } from '../../stats/aggregate';
 import { CLUSTER_STATS } from '../../stats/layout';
 import { Cluster } from '../cluster';
 import type { Host } from '../lb';
@@ -356,26 +357,22 @@ export class HealthService {
     if (names.length === 0) return '';
     for (const [key, prom, type] of families) {
       parts.push(`# HELP ${prom} ${key.replace(/[._]/g, ' ')}\n# TYPE ${prom} ${type}\n`);
-      for (const n of names) parts.push(`${prom}{cluster="${esc(n)}"} ${stats[n][key]}\n`);
+      for (const n of names) parts.push(`${prom}{cluster="${escapeLabelValue(n)}"} ${stats[n][key]}\n`);
     }
-    parts.push('# HELP outrigger_host_healthy 1 when the host takes traffic (not failing health checks, not ejected)\n# TYPE outrigger_host_healthy gauge\n');
-    const hostLines: string[] = [];
-    for (const [name, ch] of this.clusters) {
-      for (const h of ch.cluster.hosts) {
-        const st = h.cells[h.off + H.STATE];
-        const l = `{cluster="${esc(name)}",host="${esc(h.address)}"}`;
-        parts.push(`outrigger_host_healthy${l} ${st === 0 ? 1 : 0}\n`);
-        hostLines.push(`outrigger_host_failed_active_health_check${l} ${(st & F.FAILED_HC) !== 0 ? 1 : 0}\n`, `outrigger_host_ejected${l} ${(st & F.EJECTED) !== 0 ? 1 : 0}\n`);
+    // Per host: one family each (a family's samples stay together, as the text format requires).
+    const hostFamilies: [string, string, (st: number) => number][] = [
+      ['outrigger_host_healthy', '1 when the host takes traffic (not failing health checks, not ejected)', (st) => (st === 0 ? 1 : 0)],
+      ['outrigger_host_failed_active_health_check', '1 while active health checks say unhealthy', (st) => ((st & F.FAILED_HC) !== 0 ? 1 : 0)],
+      ['outrigger_host_ejected', '1 while ejected by outlier detection or fault_tolerance', (st) => ((st & F.EJECTED) !== 0 ? 1 : 0)],
+    ];
+    for (const [prom, help, value] of hostFamilies) {
+      parts.push(`# HELP ${prom} ${help}\n# TYPE ${prom} gauge\n`);
+      for (const [name, ch] of this.clusters) {
+        for (const h of ch.cluster.hosts) parts.push(`${prom}{cluster="${escapeLabelValue(name)}",host="${escapeLabelValue(h.address)}"} ${value(h.cells[h.off + H.STATE])}\n`);
       }
     }
-    parts.push('# HELP outrigger_host_health_flags failed_active_health_check / ejected per host\n# TYPE outrigger_host_failed_active_health_check gauge\n# TYPE outrigger_host_ejected gauge\n');
-    parts.push(...hostLines);
     return parts.join('');
   }
-}
-
-function esc(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
 function hostReport(h: Host): HostHealthReport {
