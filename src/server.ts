@@ -20,6 +20,9 @@ import { startAdmin } from './admin/server';
 import { allowedCpus } from './worker/cpus';
 import { createLogger, flushLogger, type Logger } from './log';
 import { newBreakerBuffer, releaseWorkerShare } from './upstream/breakers';
+import { HealthService } from './upstream/health/service';
+import { faultToleranceOf } from './filters/stream/fault_tolerance/config';
+import { healthTable } from './upstream/health/shared';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
 import { assignStats, checkBuild, releaseStats } from './worker/snapshot';
 import './extensions';
@@ -83,6 +86,8 @@ export class Sidecar {
   readonly hub: StatsHub;
   /** Circuit-breaker usage shared by every worker (src/upstream/breakers.ts). */
   private readonly breakerSab = newBreakerBuffer();
+  /** Active health checks and outlier sweeps, once per process; host health shared with the workers. */
+  private readonly health: HealthService;
   private config: OutriggerConfig;
   private version = 0;
   private readonly slots: WorkerSlot[] = [];
@@ -104,6 +109,8 @@ export class Sidecar {
     const processor = opts.workers ?? server?.processor ?? 1;
     this.nWorkers = Math.max(1, processor === 0 ? os.availableParallelism() : processor);
     this.hub = new StatsHub(this.layout);
+    this.health = new HealthService(this.log);
+    this.hub.setClusterSection({ json: () => this.health.clusterStats(), prometheus: () => this.health.prometheus() });
     this.hub.setRefresher(() => this.flushHistograms());
     // Stats slots of removed resources are reused once their connections had time to drain.
     this.layout.quarantineMs = server?.gracefulTimeoutMs ?? 30_000;
@@ -159,6 +166,7 @@ export class Sidecar {
           configDump: () => redactConfig(this.config.raw),
           ready: () => this.ready && !this.stopping,
           log: this.log,
+          clusters: () => this.health.report(),
         },
       );
     } catch {
@@ -175,6 +183,7 @@ export class Sidecar {
     if (this.stopping) return;
     await Promise.all(this.slots.slice(1).map((s) => this.spawn(s)));
     this.hub.setExtra('worker_restarts', 0, { type: 'counter', help: 'worker threads restarted after a crash' });
+    this.health.update(this.config.clusters, faultToleranceOf(this.config.servers));
     this.ready = true;
     if (process.env.OUTRIGGER_TEST_HOOKS === '1') {
       // Test-only: SIGUSR2 makes worker 0 throw an uncaught exception (a real crash).
@@ -268,6 +277,7 @@ export class Sidecar {
       breakerSab: this.breakerSab,
       breakerOwnSab,
       overloadSab: overloadSharedBuffer(),
+      healthSab: healthTable().sab,
       logLevel: this.opts.logLevel ?? this.config.servers[0]?.defaultLogLevel ?? 'info',
       logPath: this.config.servers[0]?.defaultLogPath ?? 'stdout',
     };
@@ -453,6 +463,7 @@ export class Sidecar {
       this.sockets.delete(name);
     }
     releaseStats(this.layout, config);
+    this.health.update(config.clusters, faultToleranceOf(config.servers));
     this.hub.setExtra('config_version', version, { help: 'config snapshots applied' });
     this.log.info({ version, added: [...added], removed, rebuilt }, 'config reloaded');
   }
@@ -523,6 +534,7 @@ export class Sidecar {
   }
 
   private closeMain(): void {
+    this.health.stop();
     if (this.admin) {
       this.admin.close();
       this.admin = null;

@@ -47,6 +47,8 @@ export interface AdminDeps {
   configDump: () => unknown;
   ready: () => boolean;
   log?: AdminLog;
+  /** Clusters and their hosts' health (/api/v1/clusters). */
+  clusters?: () => unknown;
 }
 
 export interface AdminServer {
@@ -65,6 +67,7 @@ export const ADMIN_ENDPOINTS: Readonly<Record<string, string>> = {
   '/stats/prometheus': 'the same stats in Prometheus text exposition format 0.0.4',
   '/api/v1/config_dump': 'the running configuration (secrets redacted)',
   '/ready': '200 when the proxy is ready to serve, 503 otherwise',
+  '/api/v1/clusters': 'clusters and the health of their hosts (active health checks, outlier ejections)',
 };
 
 type Body = { status: string; type: string; body: string };
@@ -160,6 +163,7 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
     const v = deps.configDump();
     return isThenable(v) ? Promise.resolve(v).then((x) => json('200 OK', redactSecrets(x))) : json('200 OK', redactSecrets(v));
   });
+  get('/api/v1/clusters', () => json('200 OK', deps.clusters !== undefined ? deps.clusters() : {}));
   get('/ready', () =>
     deps.ready() ? { status: '200 OK', type: TEXT_TYPE, body: 'ready\n' } : { status: '503 Service Unavailable', type: TEXT_TYPE, body: 'not ready\n' },
   );

@@ -1,5 +1,6 @@
 /** cluster_manager section: clusters, hosts, circuit breakers, upstream TLS. */
 import { showValue } from './errors';
+import { parseHealthCheck, parseOutlierDetection, parseSlowStart } from './health-check';
 import { DEFAULTS, UINT32_MAX } from './defaults';
 import { parseOriginalDstLbConfig } from './original-dst';
 import { ConfigObject, type ParseState } from './reader';
@@ -45,6 +46,20 @@ function parseHosts(st: ParseState, c: ConfigObject): HostConfig[] {
   return hosts;
 }
 
+/** Envoy circuit_breakers.thresholds[].retry_budget: budget_percent (a Percent, default 20), min_retry_concurrency (default 3). */
+function parseRetryBudget(st: ParseState, rb: ConfigObject): { budgetPercent: number; minRetryConcurrency: number } {
+  const bv = rb.get('budget_percent');
+  const raw = bv !== null && typeof bv === 'object' && !Array.isArray(bv) ? (bv as Record<string, unknown>)['value'] : bv;
+  let budgetPercent = 20;
+  if (raw !== undefined) {
+    if (typeof raw === 'number' && raw >= 0 && raw <= 100) budgetPercent = raw;
+    else st.issues.error(rb.at('budget_percent'), `${showValue(bv)} must be a percentage 0..100`);
+  }
+  const minRetryConcurrency = rb.int('min_retry_concurrency', { def: 3 });
+  rb.done();
+  return { budgetPercent, minRetryConcurrency };
+}
+
 function parseCircuitBreakers(st: ParseState, c: ConfigObject): CircuitBreakerConfig {
   const out = { maxConnections: 0, maxPendingRequests: 0, maxRequests: 0, maxRetries: 0 };
   const items = c.list('circuit_breakers');
@@ -58,7 +73,9 @@ function parseCircuitBreakers(st: ParseState, c: ConfigObject): CircuitBreakerCo
       out.maxRequests = t.int('max_requests');
       out.maxRetries = t.int('max_retries');
       t.accept('priority');
+      const rb = t.obj('retry_budget');
       t.done();
+      if (rb) return { ...out, retryBudget: parseRetryBudget(st, rb) };
     }
   }
   return out;
@@ -127,9 +144,10 @@ function parseCluster(st: ParseState, c: ConfigObject, cmTls: TlsContextConfig |
     else st.issues.warn(c.at('cluster_manager_tls'), 'true, but cluster_manager.tls_context is absent or off: this cluster is plaintext');
   }
 
-  c.warnIfSet('health_check', 'health checking is not supported yet; ignored (all hosts are considered healthy)');
+  const healthCheck = parseHealthCheck(st, c);
+  const outlierDetection = parseOutlierDetection(st, c);
+  const slowStart = parseSlowStart(st, c);
   c.warnIfSet('lb_subset_config', 'subset load balancing is not supported yet; ignored');
-  c.warnIfSet('slow_start', 'slow start is not supported yet; ignored');
   c.warnIfSet('keepalive', 'upstream keepalive probing is not supported yet; ignored');
   c.warnIfSet('idle_timeout', 'upstream idle timeout is not supported yet; ignored');
   c.warnIfSet('mark', 'SO_MARK is not supported; ignored');
@@ -145,6 +163,9 @@ function parseCluster(st: ParseState, c: ConfigObject, cmTls: TlsContextConfig |
   const out: ClusterConfig = {
     name,
     type: clusterType,
+    ...(healthCheck ? { healthCheck } : {}),
+    ...(outlierDetection ? { outlierDetection } : {}),
+    ...(slowStart ? { slowStart } : {}),
     lbType,
     ...(originalDstLb ? { originalDstLb } : {}),
     hosts,

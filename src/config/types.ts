@@ -204,6 +204,103 @@ export interface CircuitBreakerConfig {
   readonly maxPendingRequests: number;
   readonly maxRequests: number;
   readonly maxRetries: number;
+  /**
+   * Envoy's retry_budget (replaces maxRetries when present): retries in flight at most
+   * `budgetPercent` of the cluster's active + pending requests (all workers), never fewer than
+   * `minRetryConcurrency`. Envoy thresholds[].retry_budget {budget_percent.value, min_retry_concurrency}.
+   */
+  readonly retryBudget?: { readonly budgetPercent: number; readonly minRetryConcurrency: number };
+}
+
+/**
+ * Active health checking of a cluster's hosts (MOSN `health_check`; Envoy's `health_checks[0]`
+ * maps here: timeout, interval, interval_jitter, healthy/unhealthy_threshold, and its
+ * tcp_health_check / http_health_check {path, expected_statuses -> codes} decide `kind`).
+ * Run once per process by the main thread (src/upstream/health/), shared with every worker.
+ */
+export interface HealthCheckConfig {
+  /**
+   * What a check does: 'tcp' connects (TLS per the cluster) and closes; 'http' sends a GET and
+   * expects one of `http.codes`; 'rpc' sends the `codec`'s heartbeat (Bolt CMD_CODE_HEARTBEAT,
+   * Dubbo event) and expects its answer. MOSN protocol "Http1"/"Http2" with
+   * check_config.http_check_config = http, "bolt"/"sofarpc"/"boltv2"/"dubbo" = rpc, anything
+   * else = tcp (as MOSN falls back to a TCP dial).
+   */
+  readonly kind: 'tcp' | 'http' | 'rpc';
+  /** The RPC codec of an 'rpc' check ("bolt", "boltv2", "dubbo"). */
+  readonly codec?: string;
+  /** The protocol name as configured (for display). */
+  readonly protocol: string;
+  readonly timeoutMs: number;
+  readonly intervalMs: number;
+  /** A random 0..interval_jitter added to every interval. */
+  readonly intervalJitterMs: number;
+  /** Delay of the first check (MOSN initial_delay_seconds, default 1s). */
+  readonly initialDelayMs: number;
+  /** Consecutive successes that bring an unhealthy host back (MOSN default 1). */
+  readonly healthyThreshold: number;
+  /** Consecutive failures that take a host out (MOSN default 1). */
+  readonly unhealthyThreshold: number;
+  /** HTTP checks (kind 'http'). */
+  readonly http?: HttpHealthCheckConfig;
+}
+
+export interface HttpHealthCheckConfig {
+  /** Path and query of the GET (default "/"). */
+  readonly path: string;
+  /** Host header (MOSN domain; default: the host's address). */
+  readonly domain?: string;
+  /** Port to check instead of the host's (0 = the host's). */
+  readonly port: number;
+  readonly method: string;
+  /** Timeout of the HTTP exchange (MOSN http_check_config.timeout; 0 = the check's timeout). */
+  readonly timeoutMs: number;
+  /** Accepted status ranges, inclusive (default [[200, 200]]). Envoy expected_statuses [start, end) map to [start, end-1]. */
+  readonly codes: readonly { readonly start: number; readonly end: number }[];
+}
+
+/**
+ * Passive health checking: Envoy's `outlier_detection` (src/upstream/outlier.ts). Results of every
+ * worker count together and an ejection holds for every worker. Percentages are 0..100.
+ */
+export interface OutlierDetectionConfig {
+  /** Consecutive 5xx (or, not split, any failure) before ejection; 0 = off (default 5). */
+  readonly consecutive5xx: number;
+  /** Consecutive gateway failures (502/503/504, connect failures, resets when not split) (default 5). */
+  readonly consecutiveGatewayFailure: number;
+  /** Consecutive local-origin failures (connect failure, timeout, reset), split mode only (default 5). */
+  readonly consecutiveLocalOriginFailure: number;
+  /** Local-origin failures counted apart from upstream answers (default false). */
+  readonly splitExternalLocalOriginErrors: boolean;
+  /** Period of the ejection sweep (un-ejection, rate-based ejection) (default 10s). */
+  readonly intervalMs: number;
+  /** Ejection time = base × number of times the host was ejected (default 30s). */
+  readonly baseEjectionTimeMs: number;
+  /** Cap of the ejection time (default max(300s, base)). */
+  readonly maxEjectionTimeMs: number;
+  /** At most this share of the cluster's hosts ejected at once (default 10; at least one host can be ejected). */
+  readonly maxEjectionPercent: number;
+  readonly enforcingConsecutive5xx: number;
+  readonly enforcingConsecutiveGatewayFailure: number;
+  readonly enforcingConsecutiveLocalOriginFailure: number;
+  /**
+   * Rate-based ejection (MOSN fault_tolerance's rule, evaluated every interval): a host with at
+   * least `minRequests` requests whose failure rate exceeds `rateMultiple` × the cluster's mean
+   * failure rate is ejected. Absent = off.
+   */
+  readonly failureRate?: { readonly minRequests: number; readonly rateMultiple: number };
+}
+
+/**
+ * Slow start (MOSN `slow_start`, Envoy `slow_start_config`): a host that passed a health check
+ * after being unhealthy (or, Envoy, a new host) gets weight × max(min_weight_percent,
+ * (elapsed/window)^(1/aggression)) until the window ends. Weighted balancers only.
+ */
+export interface SlowStartConfig {
+  readonly windowMs: number;
+  readonly aggression: number;
+  /** 0..1 (MOSN min_weight_percent, default 0.1). */
+  readonly minWeightPercent: number;
 }
 
 export interface ClusterConfig {
@@ -220,6 +317,12 @@ export interface ClusterConfig {
   readonly circuitBreakers: CircuitBreakerConfig;
   /** Upstream TLS (absent = plaintext). */
   readonly tlsContext?: TlsContextConfig;
+  /** Active health checks (absent = none: hosts are healthy unless outlier detection ejects them). */
+  readonly healthCheck?: HealthCheckConfig;
+  readonly outlierDetection?: OutlierDetectionConfig;
+  readonly slowStart?: SlowStartConfig;
+  /** Envoy common_lb_config.healthy_panic_threshold, percent (default 50; 0 = never panic). */
+  readonly panicThreshold?: number;
 }
 
 export interface AdminConfig {

@@ -38,6 +38,7 @@ import { proxyLog } from '../proxy/detect';
 import { C, L, R } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
 import type { Host, LbContext } from '../upstream/lb';
+import { LOCAL_FAILURE, outlierResult } from '../upstream/outlier';
 import type { HttpProxyConfig } from './config';
 import { applyOps, endToEnd, ensureRequestId, grpcTimeoutMs, isGrpc, isIdempotent, type Headers } from './headers';
 import { clusterTime, routeCount, routeRequest, routeResponse } from './route-stats';
@@ -437,6 +438,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     cc[cb + C.RQ_ACTIVE]--;
     cl.releaseRequest();
     if (status > 0) {
+      outlierResult(cl, host, status); // outlier detection (src/upstream/outlier.ts)
       const ms = performance.now() - this.attemptStart;
       cc[cb + HC.RQ_1XX + statusClass(status)]++;
       cc[cb + HC.TIME_BUCKET_0 + timeBucket(ms)]++;
@@ -524,6 +526,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     if (kind === FailKind.ConnectFailure) cl.counters[cl.base + C.CX_CONNECT_FAIL]++;
     else cl.counters[cl.base + HC.RESET]++;
     routeCount(this.route as HttpRoute, R.UPSTREAM_RESET);
+    if (this.curHost !== null) outlierResult(cl, this.curHost, LOCAL_FAILURE);
     this.endAttempt(0);
     if (this.responseStarted) {
       this.resetDownstream();
@@ -543,6 +546,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     const cl = this.cluster as Cluster;
     cl.counters[cl.base + HC.PER_TRY_TIMEOUT]++;
     routeCount(this.route as HttpRoute, R.PER_TRY_TIMEOUT);
+    if (this.curHost !== null) outlierResult(cl, this.curHost, LOCAL_FAILURE);
     (this.cur as UpstreamAttempt).abort();
     this.endAttempt(0);
     attemptFailed(this, this.fs, (this.route as HttpRoute).retry, AttemptFailure.PerTryTimeout, this.safe(true), HC.RETRY);
@@ -553,6 +557,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     if (this.finished) return;
     const cl = this.cluster;
     if (cl !== null) cl.counters[cl.base + C.RQ_TIMEOUT]++;
+    if (cl !== null && this.curHost !== null) outlierResult(cl, this.curHost, LOCAL_FAILURE);
     routeCount(this.route as HttpRoute, R.TIMEOUT);
     this.counters[this.lb + L.RS_TIMEOUT]++;
     if (this.fs !== null) this.fs.setResponseFlag('UT');

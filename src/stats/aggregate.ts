@@ -50,6 +50,12 @@ interface Extra {
   promName: string;
 }
 
+/** Stats of clusters computed outside the workers' counters (see StatsHub.setClusterSection). */
+export interface ClusterSection {
+  json(): Record<string, StatValues>;
+  prometheus(): string;
+}
+
 export interface StatsHubOptions {
   version?: string;
   /** Clock in ms (tests); defaults to Date.now. */
@@ -187,6 +193,8 @@ export class StatsHub {
   private readonly dead = new Float64Array(STATS_SLOTS);
   private removed = 0;
   private readonly extras = new Map<string, Extra>();
+  /** Per-cluster stats kept outside the workers' counters (host health, src/upstream/health/service.ts). */
+  private clusterSection: ClusterSection | null = null;
   private readonly labelCache = new Map<string, string>();
   /** Latency histograms merged from the workers' deltas, by base slot. */
   readonly histograms = new HistogramStore();
@@ -282,6 +290,11 @@ export class StatsHub {
     this.extras.set(name, { value, help: opts.help ?? name.replace(/_/g, ' '), type, promName });
   }
 
+  /** Adds stats computed elsewhere to every cluster's JSON stats and to the Prometheus text. */
+  setClusterSection(s: ClusterSection | null): void {
+    this.clusterSection = s;
+  }
+
   deleteExtra(name: string): void {
     this.extras.delete(name);
   }
@@ -307,6 +320,9 @@ export class StatsHub {
     const clusters: Record<string, StatValues> = {};
     for (const name of Object.keys(data.clusters)) {
       clusters[name] = this.block(data.clusters[name], CLUSTER_STATS);
+    }
+    if (this.clusterSection !== null) {
+      for (const [name, v] of Object.entries(this.clusterSection.json())) clusters[name] = { ...(clusters[name] ?? {}), ...v };
     }
     const routes: Record<string, StatValues> = {};
     for (const name of Object.keys(data.routes)) {
@@ -422,6 +438,7 @@ export class StatsHub {
       '# HELP outrigger_server_info Build information\n# TYPE outrigger_server_info gauge\n',
       `outrigger_server_info${this.label('version', this.version)} 1\n`,
     );
+    if (this.clusterSection !== null) parts.push(this.clusterSection.prometheus());
     for (const e of this.extras.values()) {
       parts.push(`# HELP ${e.promName} ${escapeHelp(e.help)}\n# TYPE ${e.promName} ${e.type}\n${e.promName} ${formatPromValue(e.value)}\n`);
     }

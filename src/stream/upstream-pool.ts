@@ -31,6 +31,7 @@ import { ErrorKind, type XCodec, type XFrame } from '../protocol/types';
 import { C } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
 import type { Host, UpstreamPool } from '../upstream/lb';
+import { LOCAL_FAILURE, outlierResult, RPC_ERROR, RPC_OK } from '../upstream/outlier';
 import { deadlines, type DeadlineEntry } from './deadlines';
 import { FrameReader, type FrameSink } from './frame-reader';
 
@@ -205,6 +206,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     this.pool.inflight--;
     const cl = this.pool.cluster;
     cl.counters[cl.base + C.RQ_TIMEOUT]++;
+    outlierResult(cl, this.pool.host, LOCAL_FAILURE);
     this.finish(p, ErrorKind.Timeout);
   }
 
@@ -265,6 +267,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     c[cl.base + C.RQ_ACTIVE]--;
     cl.releaseRequest();
     c[cl.base + (frame.isSuccess ? C.RS_SUCCESS : C.RS_ERROR)]++;
+    outlierResult(cl, this.pool.host, frame.isSuccess ? RPC_OK : RPC_ERROR); // outlier detection
     this.codec.setRequestId(buf, frame, p.downId);
     const r = p.receiver;
     if (r !== null) r.onUpstreamResponse(p, buf, frame);
@@ -291,6 +294,8 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     const c = cl.counters;
     c[cl.base + C.CX_ACTIVE]--;
     c[cl.base + C.CX_DESTROY]++;
+    // A failed connect, or requests lost with the connection: one local-origin failure.
+    if (!this.connected || this.pending.size > 0) outlierResult(cl, this.pool.host, LOCAL_FAILURE);
     if (!this.connected) {
       c[cl.base + C.CX_CONNECT_FAIL]++;
       c[cl.base + C.RQ_PENDING_ACTIVE] -= this.queuedConnecting;

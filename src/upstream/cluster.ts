@@ -177,9 +177,18 @@ export class Cluster {
     this.release(B.RQ);
   }
 
-  /** One more retry in flight; false (upstream_rq_retry_overflow) at max_retries. */
+  /** One more retry in flight; false (upstream_rq_retry_overflow) at max_retries, or beyond the retry_budget. */
   tryAcquireRetry(): boolean {
-    return this.acquire(B.RETRY, this.limRetry, C.RQ_RETRY_OVERFLOW);
+    const rb = this.config.circuitBreakers.retryBudget;
+    if (rb === undefined) return this.acquire(B.RETRY, this.limRetry, C.RQ_RETRY_OVERFLOW);
+    // Envoy retry_budget: a share of what the cluster has in flight now (every worker).
+    const load = Atomics.load(this.cells, this.base + B.RQ) + Atomics.load(this.cells, this.base + B.PENDING);
+    const limit = Math.max(rb.minRetryConcurrency, Math.floor((load * rb.budgetPercent) / 100));
+    if (limit === 0) {
+      this.counters[this.base + C.RQ_RETRY_OVERFLOW]++;
+      return false;
+    }
+    return this.acquire(B.RETRY, limit, C.RQ_RETRY_OVERFLOW);
   }
 
   releaseRetry(): void {
@@ -340,13 +349,14 @@ function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed:
   for (const h of previous) old.set(h.address, h);
   const hosts = config.hosts.map((hc) => {
     const h = old.get(hostAddress(hc));
-    if (h === undefined) return new Host(hc);
+    if (h === undefined) return new Host(hc, config.name);
     old.delete(h.address);
     h.weight = hc.weight;
     return h;
   });
   if (removed !== null) for (const h of old.values()) removed.push(h);
-  return { hosts: Object.freeze(hosts), lb: createLoadBalancer(config.lbType, hosts) };
+  const lbOpts = { panicThreshold: config.panicThreshold, slowStart: config.slowStart };
+  return { hosts: Object.freeze(hosts), lb: createLoadBalancer(config.lbType, hosts, lbOpts) };
 }
 
 /** Whether connections made for `a` can serve `b` (same TLS, timeouts and buffer limits). */

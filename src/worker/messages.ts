@@ -14,6 +14,8 @@ export interface WorkerInit {
   readonly breakerOwnSab: SharedArrayBuffer;
   /** Process-wide overload counters (src/overload/manager.ts), shared by every worker. */
   readonly overloadSab?: SharedArrayBuffer;
+  /** Host health shared by every thread (src/upstream/health/shared.ts). */
+  readonly healthSab?: SharedArrayBuffer;
   readonly logLevel: LogLevel;
   readonly logPath: string;
 }

@@ -227,7 +227,9 @@ describe('config: warnings for harmless unsupported settings and unknown keys', 
     expectWarning('metrics: metrics sinks/settings are not supported yet');
     expectWarning('pprof.debug: pprof is not applicable');
     expectWarning('servers[0].global_log_roller: log rotation is not supported yet');
-    expectWarning('cluster_manager.clusters[0].health_check: health checking is not supported yet');
+    // health_check is supported now (src/config/health-check.ts): parsed, not warned about.
+    assert.ok(!w.some((x) => x.startsWith('cluster_manager.clusters[0].health_check')), w.join('\n'));
+    assert.deepEqual(cfg.clusters[0]!.healthCheck, { kind: 'tcp', protocol: 'tcp', timeoutMs: 1000, intervalMs: 5000, intervalJitterMs: 5, initialDelayMs: 1000, healthyThreshold: 2, unhealthyThreshold: 1 });
     expectWarning('cluster_manager.clusters[0].favourite_colour: unknown key (ignored)');
     expectWarning('servers[0].listeners[0].stream_filters[0].type: "gzip" stream filter is not supported yet; ignored');
     expectWarning('servers[0].listeners[0].reuseport: SO_REUSEPORT is not supported yet');

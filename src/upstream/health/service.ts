@@ -1,0 +1,399 @@
+/**
+ * The process's health checker and outlier-detection sweeper, run once by the main thread (not
+ * per worker): for every cluster with a `health_check`, each host is checked every interval
+ * (+ jitter); `unhealthy_threshold` failures in a row mark it FAILED_HC in the shared health
+ * table, `healthy_threshold` successes clear it (and start its slow start). For every cluster
+ * with `outlier_detection`, each interval ends the ejections whose time is up, decays the
+ * ejection multiplier of hosts that stayed in, and applies the rate-based rule. With MOSN's
+ * `fault_tolerance` stream filter, every timeWindow judges each cluster's hosts by the calls and
+ * exceptions the filter counted (MOSN's measure: a rate `exceptionRateMultiple` times the
+ * cluster's, at most `maxIpCount` hosts out, each for `recoverTime`).
+ *
+ * The workers see all of it through the shared table (./shared.ts), nothing else.
+ * `update(clusters)` follows config reloads (and, later, EDS host updates).
+ */
+import type { ClusterConfig } from '../../config/types';
+import type { FaultToleranceConfig } from '../../filters/stream/fault_tolerance/config';
+import { escapeLabelValue } from '../../stats/aggregate';
+import { CLUSTER_STATS } from '../../stats/layout';
+import { Cluster } from '../cluster';
+import type { Host } from '../lb';
+import { eject, EjectReason, mayEject } from '../outlier';
+import { CheckResult, runCheck } from './checkers';
+import { clearFlag, EJECT_REASONS, F, H, HC_FAILURES, setFlag, T } from './shared';
+
+export interface HealthLog {
+  info(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+}
+
+/** Main-thread state of one checked host. */
+interface HostCheck {
+  readonly host: Host;
+  timer: NodeJS.Timeout | null;
+  running: boolean;
+  okRun: number;
+  failRun: number;
+}
+
+class ClusterHealth {
+  readonly checks = new Map<Host, HostCheck>();
+  sweep: NodeJS.Timeout | null = null;
+  /** Health-check counters of this cluster (since start). */
+  attempts = 0;
+  successes = 0;
+  failures = 0;
+
+  constructor(
+    readonly cluster: Cluster,
+    private readonly svc: HealthService,
+  ) {}
+
+  get config(): ClusterConfig {
+    return this.cluster.config;
+  }
+
+  start(prev: ClusterHealth | undefined): void {
+    const hc = this.config.healthCheck;
+    for (const host of this.cluster.hosts) {
+      const old = prev?.checks.get(host);
+      const st: HostCheck = { host, timer: null, running: false, okRun: old?.okRun ?? 0, failRun: old?.failRun ?? 0 };
+      if (hc !== undefined) {
+        this.checks.set(host, st);
+        this.schedule(st, old !== undefined ? this.nextDelay() : hc.initialDelayMs);
+      }
+    }
+    if (prev !== undefined) {
+      this.attempts = prev.attempts;
+      this.successes = prev.successes;
+      this.failures = prev.failures;
+    }
+    const od = this.config.outlierDetection;
+    if (od !== undefined) {
+      this.sweep = setInterval(() => this.sweepOutliers(), od.intervalMs);
+      this.sweep.unref();
+    }
+  }
+
+  stop(): void {
+    for (const st of this.checks.values()) {
+      if (st.timer !== null) clearTimeout(st.timer);
+      st.timer = null;
+    }
+    this.checks.clear();
+    if (this.sweep !== null) clearInterval(this.sweep);
+    this.sweep = null;
+  }
+
+  private nextDelay(): number {
+    const hc = this.config.healthCheck;
+    if (hc === undefined) return 0;
+    return hc.intervalMs + Math.floor(Math.random() * (hc.intervalJitterMs + 1));
+  }
+
+  private schedule(st: HostCheck, delay: number): void {
+    st.timer = setTimeout(() => this.check(st), delay);
+    st.timer.unref();
+  }
+
+  private check(st: HostCheck): void {
+    st.timer = null;
+    const hc = this.config.healthCheck;
+    if (hc === undefined || this.checks.get(st.host) !== st) return;
+    // Fixed cadence: the next check is due an interval after this one starts, so a host that
+    // stops answering is out within interval × unhealthy_threshold (+ the last check's timeout).
+    this.schedule(st, this.nextDelay());
+    if (st.running) return; // the previous check is still waiting (a timeout above the interval)
+    st.running = true;
+    this.attempts++;
+    const h = st.host;
+    Atomics.add(h.cells, h.off + H.HC_ATTEMPT, 1);
+    runCheck(this.cluster, h, hc, (r) => {
+      st.running = false;
+      if (this.checks.get(h) !== st) return; // stopped meanwhile
+      this.result(st, r);
+    });
+  }
+
+  private result(st: HostCheck, r: CheckResult): void {
+    const hc = this.config.healthCheck;
+    if (hc === undefined) return;
+    const h = st.host;
+    if (r === CheckResult.Ok) {
+      this.successes++;
+      Atomics.add(h.cells, h.off + H.HC_SUCCESS, 1);
+      st.failRun = 0;
+      st.okRun++;
+      if ((h.cells[h.off + H.STATE] & F.FAILED_HC) !== 0 && st.okRun >= hc.healthyThreshold) {
+        h.times[h.toff + T.HEALTHY_SINCE] = Date.now(); // slow start begins (before the flag clears)
+        Atomics.store(h.cells, h.off + H.HC_REASON, 0);
+        clearFlag(h.cells, h.off, h.clusterOff, F.FAILED_HC);
+        this.svc.log?.info({ cluster: this.cluster.name, host: h.address }, 'health check: host is healthy again');
+      }
+      return;
+    }
+    this.failures++;
+    Atomics.add(h.cells, h.off + H.HC_FAILURE, 1);
+    Atomics.store(h.cells, h.off + H.HC_REASON, r);
+    st.okRun = 0;
+    st.failRun++;
+    if (st.failRun >= hc.unhealthyThreshold && setFlag(h.cells, h.off, h.clusterOff, F.FAILED_HC)) {
+      this.svc.log?.warn({ cluster: this.cluster.name, host: h.address, reason: HC_FAILURES[r] }, 'health check: host is unhealthy');
+    }
+  }
+
+  /** One fault_tolerance time window (MOSN's measure model, per cluster). */
+  faultTolerance(ft: FaultToleranceConfig, now = Date.now()): void {
+    const hosts = this.cluster.hosts;
+    let out = 0;
+    for (const h of hosts) {
+      const c = h.cells;
+      if ((c[h.off + H.STATE] & F.EJECTED) === 0 || c[h.off + H.EJECT_REASON] !== EjectReason.FaultTolerance) continue;
+      if (now >= h.times[h.toff + T.EJECTED_UNTIL]) {
+        clearFlag(c, h.off, h.clusterOff, F.EJECTED);
+        this.svc.log?.info({ cluster: this.cluster.name, host: h.address }, 'fault_tolerance: host recovered');
+      } else out++;
+    }
+    // Window counts (a host taken out is not judged, as MOSN skips unhealthy ones).
+    const calls: number[] = [];
+    const errors: number[] = [];
+    let sumCall = 0;
+    let sumErr = 0;
+    for (const h of hosts) {
+      const r = Atomics.exchange(h.cells, h.off + H.FT_RQ, 0);
+      const e = Atomics.exchange(h.cells, h.off + H.FT_ERR, 0);
+      const judged = r >= ft.leastWindowCount && (h.cells[h.off + H.STATE] & F.EJECTED) === 0;
+      calls.push(judged ? r : 0);
+      errors.push(e);
+      if (judged) {
+        sumCall += r;
+        sumErr += e;
+      }
+    }
+    if (sumCall === 0 || sumErr === 0) return;
+    const mean = sumErr / sumCall;
+    hosts.forEach((h, i) => {
+      if (calls[i] === 0 || out >= ft.maxIpCount) return;
+      const rate = errors[i] / calls[i];
+      if (rate / mean < ft.exceptionRateMultiple) return;
+      if (!setFlag(h.cells, h.off, h.clusterOff, F.EJECTED)) return;
+      h.times[h.toff + T.EJECTED_UNTIL] = now + ft.recoverTimeMs;
+      Atomics.store(h.cells, h.off + H.EJECT_REASON, EjectReason.FaultTolerance);
+      Atomics.add(h.cells, h.off + H.EJECTIONS_TOTAL, 1);
+      out++;
+      this.svc.log?.warn({ cluster: this.cluster.name, host: h.address, rate, mean }, 'fault_tolerance: host taken out');
+    });
+  }
+
+  /** One outlier-detection interval: end ejections, decay multipliers, rate-based ejection. */
+  sweepOutliers(now = Date.now()): void {
+    const od = this.config.outlierDetection;
+    if (od === undefined) return;
+    const hosts = this.cluster.hosts;
+    for (const h of hosts) {
+      const c = h.cells;
+      if ((c[h.off + H.STATE] & F.EJECTED) !== 0) {
+        if (now >= h.times[h.toff + T.EJECTED_UNTIL]) {
+          clearFlag(c, h.off, h.clusterOff, F.EJECTED);
+          this.svc.log?.info({ cluster: this.cluster.name, host: h.address }, 'outlier detection: host back in');
+        }
+      } else if (c[h.off + H.EJECT_MULT] > 0) Atomics.sub(c, h.off + H.EJECT_MULT, 1);
+    }
+    const fr = od.failureRate;
+    if (fr === undefined) return;
+    // MOSN fault_tolerance's rule: rate above `rateMultiple` × the cluster's mean rate.
+    let rq = 0;
+    let err = 0;
+    const rates: { h: Host; rq: number; err: number }[] = [];
+    for (const h of hosts) {
+      const r = Atomics.exchange(h.cells, h.off + H.RQ, 0);
+      const e = Atomics.exchange(h.cells, h.off + H.ERR, 0);
+      rq += r;
+      err += e;
+      if (r >= fr.minRequests) rates.push({ h, rq: r, err: e });
+    }
+    if (rq === 0 || err === 0) return;
+    const mean = err / rq;
+    for (const x of rates) {
+      if ((x.h.cells[x.h.off + H.STATE] & F.EJECTED) !== 0) continue;
+      if (x.err / x.rq > mean * fr.rateMultiple && mayEject(hosts, od.maxEjectionPercent)) {
+        if (eject(this.cluster, x.h, od, EjectReason.FailureRate, 100)) {
+          this.svc.log?.warn({ cluster: this.cluster.name, host: x.h.address, rate: x.err / x.rq, mean }, 'outlier detection: host ejected (failure rate)');
+        }
+      }
+    }
+  }
+}
+
+/** Per-host health as the admin API shows it. */
+export interface HostHealthReport {
+  readonly address: string;
+  readonly weight: number;
+  /** "healthy", "unhealthy" (active check), "ejected" (outlier detection), or "unhealthy,ejected". */
+  readonly health: string;
+  readonly failed_active_health_check: boolean;
+  readonly ejected: boolean;
+  readonly last_check_failure?: string;
+  readonly ejection_reason?: string;
+  readonly ejected_until?: string;
+  readonly ejections_total: number;
+  readonly health_check: { readonly attempt: number; readonly success: number; readonly failure: number };
+}
+
+export class HealthService {
+  private clusters = new Map<string, ClusterHealth>();
+  /** Scratch counters of the main thread's Cluster copies (check connections count nowhere else). */
+  private readonly counters = new Float64Array(CLUSTER_STATS.length + 16);
+
+  constructor(readonly log?: HealthLog) {}
+
+  private ft: FaultToleranceConfig | null = null;
+  private ftTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * Follows the clusters of a new config (or a new host list), and the process's MOSN
+   * fault_tolerance rule (src/filters/stream/fault_tolerance/config.ts faultToleranceOf).
+   */
+  update(configs: readonly ClusterConfig[], faultTolerance: FaultToleranceConfig | null = null): void {
+    if (this.ftTimer !== null && (faultTolerance === null || this.ft === null || faultTolerance.timeWindowMs !== this.ft.timeWindowMs)) {
+      clearInterval(this.ftTimer);
+      this.ftTimer = null;
+    }
+    this.ft = faultTolerance;
+    if (faultTolerance !== null && this.ftTimer === null) {
+      this.ftTimer = setInterval(() => {
+        const ft = this.ft;
+        if (ft !== null) for (const ch of this.clusters.values()) ch.faultTolerance(ft);
+      }, faultTolerance.timeWindowMs);
+      this.ftTimer.unref();
+    }
+    const next = new Map<string, ClusterHealth>();
+    for (const cfg of configs) {
+      const prev = this.clusters.get(cfg.name);
+      const cluster = new Cluster(cfg, this.counters, 0, prev?.cluster);
+      const ch = new ClusterHealth(cluster, this);
+      next.set(cfg.name, ch);
+    }
+    for (const [name, old] of this.clusters) {
+      old.stop();
+      const cur = next.get(name);
+      if (old.cluster.tls !== null && cur?.cluster.tls !== old.cluster.tls) old.cluster.tls.close();
+      // Hosts that are no longer checked (check removed, host removed) are not held out by old results.
+      const kept = cur !== undefined && cur.config.healthCheck !== undefined ? new Set(cur.cluster.hosts) : new Set<Host>();
+      for (const h of old.cluster.hosts) if (!kept.has(h)) clearFlag(h.cells, h.off, h.clusterOff, F.FAILED_HC);
+      if (cur === undefined || (cur.config.outlierDetection === undefined && faultTolerance === null)) {
+        for (const h of old.cluster.hosts) clearFlag(h.cells, h.off, h.clusterOff, F.EJECTED);
+      }
+    }
+    for (const [name, ch] of next) ch.start(this.clusters.get(name));
+    this.clusters = next;
+  }
+
+  stop(): void {
+    if (this.ftTimer !== null) clearInterval(this.ftTimer);
+    this.ftTimer = null;
+    for (const ch of this.clusters.values()) {
+      ch.stop();
+      if (ch.cluster.tls !== null) ch.cluster.tls.close();
+    }
+    this.clusters.clear();
+  }
+
+  /** Hosts of every cluster with their health (admin /api/v1/clusters). */
+  report(): Record<string, { hosts: HostHealthReport[]; health_check?: string; outlier_detection: boolean }> {
+    const out: Record<string, { hosts: HostHealthReport[]; health_check?: string; outlier_detection: boolean }> = {};
+    for (const [name, ch] of this.clusters) {
+      const hosts = ch.cluster.hosts.map((h) => hostReport(h));
+      const hc = ch.config.healthCheck;
+      out[name] = hc !== undefined ? { hosts, health_check: hc.kind, outlier_detection: ch.config.outlierDetection !== undefined } : { hosts, outlier_detection: ch.config.outlierDetection !== undefined };
+    }
+    return out;
+  }
+
+  /** Cluster-level counters and gauges, Envoy's names (stats JSON `clusters` section merges them). */
+  clusterStats(): Record<string, Record<string, number>> {
+    const out: Record<string, Record<string, number>> = {};
+    for (const [name, ch] of this.clusters) {
+      let ejectedActive = 0;
+      let ejections = 0;
+      let healthy = 0;
+      let failedHc = 0;
+      for (const h of ch.cluster.hosts) {
+        const st = h.cells[h.off + H.STATE];
+        if (st === 0) healthy++;
+        if ((st & F.FAILED_HC) !== 0) failedHc++;
+        if ((st & F.EJECTED) !== 0) ejectedActive++;
+        ejections += h.cells[h.off + H.EJECTIONS_TOTAL];
+      }
+      out[name] = {
+        'health_check.attempt': ch.attempts,
+        'health_check.success': ch.successes,
+        'health_check.failure': ch.failures,
+        'health_check.healthy': ch.config.healthCheck !== undefined ? ch.cluster.hosts.length - failedHc : ch.cluster.hosts.length,
+        'outlier_detection.ejections_active': ejectedActive,
+        'outlier_detection.ejections_total': ejections,
+        membership_healthy: healthy,
+        membership_total: ch.cluster.hosts.length,
+      };
+    }
+    return out;
+  }
+
+  /** The same, plus per-host health, in Prometheus text format. */
+  prometheus(): string {
+    const parts: string[] = [];
+    const stats = this.clusterStats();
+    const families: [string, string, 'counter' | 'gauge'][] = [
+      ['health_check.attempt', 'outrigger_cluster_health_check_attempt_total', 'counter'],
+      ['health_check.success', 'outrigger_cluster_health_check_success_total', 'counter'],
+      ['health_check.failure', 'outrigger_cluster_health_check_failure_total', 'counter'],
+      ['health_check.healthy', 'outrigger_cluster_health_check_healthy', 'gauge'],
+      ['outlier_detection.ejections_active', 'outrigger_cluster_outlier_detection_ejections_active', 'gauge'],
+      ['outlier_detection.ejections_total', 'outrigger_cluster_outlier_detection_ejections_total', 'counter'],
+      ['membership_healthy', 'outrigger_cluster_membership_healthy', 'gauge'],
+      ['membership_total', 'outrigger_cluster_membership_total', 'gauge'],
+    ];
+    const names = Object.keys(stats);
+    if (names.length === 0) return '';
+    for (const [key, prom, type] of families) {
+      parts.push(`# HELP ${prom} ${key.replace(/[._]/g, ' ')}\n# TYPE ${prom} ${type}\n`);
+      for (const n of names) parts.push(`${prom}{cluster="${escapeLabelValue(n)}"} ${stats[n][key]}\n`);
+    }
+    // Per host: one family each (a family's samples stay together, as the text format requires).
+    const hostFamilies: [string, string, (st: number) => number][] = [
+      ['outrigger_host_healthy', '1 when the host takes traffic (not failing health checks, not ejected)', (st) => (st === 0 ? 1 : 0)],
+      ['outrigger_host_failed_active_health_check', '1 while active health checks say unhealthy', (st) => ((st & F.FAILED_HC) !== 0 ? 1 : 0)],
+      ['outrigger_host_ejected', '1 while ejected by outlier detection or fault_tolerance', (st) => ((st & F.EJECTED) !== 0 ? 1 : 0)],
+    ];
+    for (const [prom, help, value] of hostFamilies) {
+      parts.push(`# HELP ${prom} ${help}\n# TYPE ${prom} gauge\n`);
+      for (const [name, ch] of this.clusters) {
+        for (const h of ch.cluster.hosts) parts.push(`${prom}{cluster="${escapeLabelValue(name)}",host="${escapeLabelValue(h.address)}"} ${value(h.cells[h.off + H.STATE])}\n`);
+      }
+    }
+    return parts.join('');
+  }
+}
+
+function hostReport(h: Host): HostHealthReport {
+  const st = h.cells[h.off + H.STATE];
+  const failed = (st & F.FAILED_HC) !== 0;
+  const ejected = (st & F.EJECTED) !== 0;
+  const hcReason = h.cells[h.off + H.HC_REASON];
+  const ejReason = h.cells[h.off + H.EJECT_REASON];
+  const base: HostHealthReport = {
+    address: h.address,
+    weight: h.weight,
+    health: st === 0 ? 'healthy' : [failed ? 'unhealthy' : '', ejected ? 'ejected' : ''].filter((x) => x !== '').join(','),
+    failed_active_health_check: failed,
+    ejected,
+    ejections_total: h.cells[h.off + H.EJECTIONS_TOTAL],
+    health_check: { attempt: h.cells[h.off + H.HC_ATTEMPT], success: h.cells[h.off + H.HC_SUCCESS], failure: h.cells[h.off + H.HC_FAILURE] },
+  };
+  return {
+    ...base,
+    ...(hcReason > 0 ? { last_check_failure: HC_FAILURES[hcReason] } : {}),
+    ...(ejReason > 0 ? { ejection_reason: EJECT_REASONS[ejReason] } : {}),
+    ...(ejected ? { ejected_until: new Date(h.times[h.toff + T.EJECTED_UNTIL]).toISOString() } : {}),
+  };
+}
