@@ -158,6 +158,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
   /** FilterStream.limitRequestBody: bytes allowed in a body of unknown length (0 = no limit), and the answer past them. */
   bodyLimit = 0;
   bodyLimitStatus = 0;
+  /** Payload bytes of a streamed body of unknown length so far (meterBody; %bytes_received%). */
+  bodyBytes = 0;
 
   constructor(
     private readonly env: HttpEnv,
@@ -304,7 +306,9 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
         return false;
       }
       body = this.down.body();
-      if (this.bodyLimit > 0) body = limitBody(body, this.bodyLimit, this);
+      // A body of unknown length (chunked, HTTP/2 without content-length) is metered when a
+      // limit applies or the access log needs its size.
+      if (this.bodyLimit > 0 || (this.fs !== null && this.fs.bytesReceived === undefined)) body = meterBody(body, this.bodyLimit, this);
       this.replayable = false;
     }
     this.up = { method: this.method, path, authority, headers, body };
@@ -460,9 +464,15 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     }
     this.status = status;
     this.responseStarted = true;
-    if (this.fs !== null) this.fs.encode(status);
     const out = endToEnd(headers);
     applyOps(out, (this.route as HttpRoute).ops, (this.vh as HttpVirtualHost).ops, true);
+    const fs = this.fs;
+    if (fs !== null) {
+      fs.respHeaders = out;
+      const cur = this.cur as UpstreamAttempt;
+      if (cur.localAddress !== undefined) fs.upstreamLocalAddress = cur.localAddress();
+      fs.encode(status);
+    }
     this.counters[this.lb + HL.RQ_1XX + statusClass(status)]++;
     if (endStream) {
       // No body (HTTP/2: trailers-only, e.g. gRPC errors, as received).
@@ -591,6 +601,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       fs.replied = true;
       if (fs.responseCode === undefined && this.status > 0) fs.responseCode = this.status;
       fs.bytesSent = fs.sent;
+      if (fs.bytesReceived === undefined && this.down.hasBody) fs.bytesReceived = this.bodyBytes;
       fs.end();
     }
   }
@@ -636,6 +647,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     const noBody = this.method === 'HEAD' || (this.grpc && grpcCode >= 0);
     const fs = this.fs;
     if (fs !== null) {
+      fs.respHeaders = headers;
       fs.encode(status);
       if (!noBody) fs.sent += Buffer.byteLength(body);
     }
@@ -667,7 +679,10 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     applyOps(headers, route.ops, (this.vh as HttpVirtualHost).ops, true);
     this.status = r.code;
     this.counters[this.lb + HL.RQ_1XX + statusClass(r.code)]++;
-    if (this.fs !== null) this.fs.encode(r.code);
+    if (this.fs !== null) {
+      this.fs.respHeaders = headers;
+      this.fs.encode(r.code);
+    }
     this.down.respond(r.code, headers, true, this.env.draining);
     this.finish();
   }
@@ -681,6 +696,8 @@ class HttpStream extends ActiveStream {
   /** Response body bytes written so far. */
   sent = 0;
   host: Host | null = null;
+  /** The response head sent downstream (%response_header_NAME%): the headers object itself, no copy. */
+  respHeaders: Headers | null = null;
   private readonly tlsPeer: StreamPeer | null;
 
   constructor(
@@ -711,6 +728,12 @@ class HttpStream extends ActiveStream {
 
   requestBodyLength(): number {
     return this.bytesReceived ?? -1;
+  }
+
+  override logResponseHeader(name: string): string | undefined {
+    const h = this.respHeaders;
+    const v = h === null ? undefined : h[name];
+    return v === undefined ? undefined : Array.isArray(v) ? v.join(',') : v;
   }
 
   peer(): StreamPeer | null {
@@ -747,14 +770,17 @@ export function streamTransport(s: ActiveStream, t: DownstreamTransport | null):
   return info.peer;
 }
 
-/** Wraps a streamed request body so that it counts its bytes (one wrapper per limited request). */
-function limitBody(src: Readable | BodySource, max: number, ex: Exchange): Readable | BodySource {
-  if (isBodySource(src)) return new LimitedBodySource(src, max, ex);
-  let n = 0;
+/**
+ * Wraps a streamed request body so that it counts its bytes into ex.bodyBytes, and stops past
+ * `max` (0: no limit). One wrapper per metered request (limited, or access-logged with a body
+ * of unknown length).
+ */
+function meterBody(src: Readable | BodySource, max: number, ex: Exchange): Readable | BodySource {
+  if (isBodySource(src)) return new MeteredBodySource(src, max, ex);
   const out = new PassThrough();
   src.on('data', (d: Buffer) => {
-    n += d.length;
-    if (n > max) {
+    ex.bodyBytes += d.length;
+    if (max > 0 && ex.bodyBytes > max) {
       src.unpipe(out);
       out.destroy();
       ex.onBodyTooLarge();
@@ -765,10 +791,9 @@ function limitBody(src: Readable | BodySource, max: number, ex: Exchange): Reada
   return out;
 }
 
-/** A raw HTTP/1.1 body (BodySource) that stops past `max` payload bytes. */
-class LimitedBodySource implements BodySource, BodySink {
+/** A raw HTTP/1.1 body (BodySource) that counts its payload bytes and stops past `max` (0: no limit). */
+class MeteredBodySource implements BodySource, BodySink {
   private sink: BodySink | null = null;
-  private n = 0;
   private over = false;
 
   constructor(
@@ -796,8 +821,8 @@ class LimitedBodySource implements BodySource, BodySink {
 
   onBodyData(buf: Buffer, start: number, end: number): void {
     if (this.over) return;
-    this.n += end - start;
-    if (this.n > this.max) {
+    this.ex.bodyBytes += end - start;
+    if (this.max > 0 && this.ex.bodyBytes > this.max) {
       this.over = true;
       this.ex.onBodyTooLarge();
       return;

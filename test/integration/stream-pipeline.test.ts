@@ -67,7 +67,7 @@ function assertForwarded(r: Record<string, string>, protocol: string, code: stri
   assert.equal(r.upstream_cluster, cluster);
   assert.match(r.downstream_remote_address, ADDR);
   assert.match(r.downstream_local_address, ADDR);
-  assert.match(r.upstream_local_address, protocol === 'bolt' || protocol === 'dubbo' ? ADDR : /^(127\.0\.0\.1:\d+|-)$/);
+  assert.match(r.upstream_local_address, ADDR);
   assert.match(r.duration, DURATION);
   assert.match(r.request_received_duration, DURATION);
   assert.match(r.response_received_duration, DURATION);
@@ -206,7 +206,7 @@ test('access log lines with MOSN variables: HTTP/1.1 (curl), HTTP/2 (curl h2c) a
 
     const h1 = await readLog(logs.h1, 2);
     assert.equal(h1.length, 2);
-    assertForwarded(h1[0], 'http1', '200', be.port, 'web');
+    assertForwarded(h1[0], 'Http1', '200', be.port, 'web');
     assert.equal(h1[0].header, 'one');
     assert.equal(h1[0].bytes_received, '0');
     assert.equal(h1[1].response_code, '503');
@@ -219,12 +219,12 @@ test('access log lines with MOSN variables: HTTP/1.1 (curl), HTTP/2 (curl h2c) a
     const h2 = await readLog(logs.h2, 302);
     assert.equal(h2.length, 302);
     assert.equal(h2.filter((r) => r.header === 'load' && r.response_code === '200').length, 300);
-    assertForwarded(h2[0], 'http2', '200', be.port, 'web');
+    assertForwarded(h2[0], 'Http2', '200', be.port, 'web');
     assert.equal(h2[0].header, 'two');
     assert.equal(h2[1].response_flag, 'UF');
     const g = await readLog(logs.g, 1);
     assert.equal(g.length, 1);
-    assertForwarded(g[0], 'grpc', '200', gport, 'grpc');
+    assertForwarded(g[0], 'Http2', '200', gport, 'grpc');
     assert.equal(g[0].header, 'application/grpc');
   } finally {
     await sc.terminate();
@@ -370,8 +370,8 @@ test('mTLS: the client certificate identity reaches the HTTP stream (access log 
       lines = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter((x) => x !== '') : [];
     }
     assert.deepEqual(lines, [
-      'http1 spiffe://cluster.local/ns/default/sa/web CN=web 200',
-      'http2 spiffe://cluster.local/ns/default/sa/web CN=web 200',
+      'Http1 spiffe://cluster.local/ns/default/sa/web CN=web 200',
+      'Http2 spiffe://cluster.local/ns/default/sa/web CN=web 200',
     ]);
   } finally {
     await sc.terminate();
@@ -409,7 +409,7 @@ test('tunnels are streams too: Upgrade and CONNECT (raw and node:http engines) g
         assert.equal(lines.length, 3, JSON.stringify(env));
         const byCode = (c: string): Record<string, string> => lines.find((l) => l.response_code === c) as Record<string, string>;
         const w = byCode('101');
-        assert.equal(w.protocol, 'http1');
+        assert.equal(w.protocol, 'Http1');
         assert.equal(w.upstream_host, `127.0.0.1:${upPort}`);
         assert.equal(w.upstream_cluster, 'ws');
         assert.equal(w.header, 'websocket');
@@ -458,5 +458,73 @@ test('tunnels retry a refused connect on another host (retry_policy), on both HT
   } finally {
     up.closeAllConnections();
     up.close();
+  }
+});
+
+test('access log: %upstream_local_address%, %response_header_X%, %bytes_received% of chunked bodies and %protocol% as MOSN prints it (curl, HTTP/1.1 and HTTP/2, h1 and h2 upstreams)', { timeout: 60_000 }, async () => {
+  // The upstreams name the client port they saw, so the logged local address can be checked exactly.
+  const peer = (_req: http.IncomingMessage, res: http.ServerResponse, body: string): void => {
+    res.writeHead(200, { 'x-peer': String(_req.socket.remotePort), 'x-len': String(body.length) });
+    res.end('ok');
+  };
+  const b1 = await backend('b1', peer);
+  const b2 = await backend('b2', peer, true);
+  const router = (c: string) => ({ router_config_name: c, virtual_hosts: [{ name: 'v', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: c } }] }] });
+  const cfg = httpConfig(
+    [
+      { name: 'h1', downstream: 'Http1', upstream: 'Http1', router: 'web' },
+      { name: 'h2', downstream: 'Http2', upstream: 'Http1', router: 'web' },
+      { name: 'h2h2', downstream: 'Http2', upstream: 'Http2', router: 'web2' },
+    ],
+    [router('web'), router('web2')],
+    { web: [b1.port], web2: [b2.port] },
+  );
+  const fmt = '%protocol%|%upstream_local_address%|%response_header_x-peer%|%response_header_content-type%|%bytes_received%|%response_code%';
+  const logs = { h1: tmpLog(), h2: tmpLog(), h2h2: tmpLog() };
+  const ls = (cfg.servers as any)[0].listeners as Record<string, unknown>[];
+  ls[0].access_logs = [{ log_path: logs.h1, log_format: fmt }];
+  ls[1].access_logs = [{ log_path: logs.h2, log_format: fmt }];
+  ls[2].access_logs = [{ log_path: logs.h2h2, log_format: fmt }];
+  const bodyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-body-')), 'body');
+  const body = 'x'.repeat(70_000); // above the 64 KiB buffered-body size: streamed
+  fs.writeFileSync(bodyFile, body);
+  const sc = await startSidecar(cfg);
+  try {
+    const chunked = ['-s', '-H', 'Transfer-Encoding: chunked', '--data-binary', `@${bodyFile}`];
+    const p = (n: string): number => sc.ports.get(n)!;
+    assert.equal((await run('curl', [...chunked, `http://127.0.0.1:${p('h1')}/up`])).stdout, 'ok');
+    assert.equal((await run('curl', ['-s', `http://127.0.0.1:${p('h1')}/get`])).stdout, 'ok');
+    assert.equal((await run('curl', ['-s', '--http2-prior-knowledge', '--data-binary', `@${bodyFile}`, '-H', 'content-length:', `http://127.0.0.1:${p('h2')}/up`])).stdout, 'ok');
+    assert.equal((await run('curl', ['-s', '--http2-prior-knowledge', '-H', 'Transfer-Encoding: chunked', '--data-binary', `@${bodyFile}`, `http://127.0.0.1:${p('h2h2')}/up`])).stdout, 'ok');
+    const read = async (file: string, want: number): Promise<string[][]> => {
+      let lines: string[] = [];
+      for (let i = 0; i < 100 && lines.length < want; i++) {
+        await sleep(50);
+        lines = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter((x) => x !== '') : [];
+      }
+      return lines.map((l) => l.split('|'));
+    };
+    const h1 = await read(logs.h1, 2);
+    assert.equal(h1.length, 2);
+    for (const [proto, local, xpeer, ctype, , code] of h1) {
+      assert.equal(proto, 'Http1');
+      assert.equal(code, '200');
+      assert.equal(local, `127.0.0.1:${xpeer}`, 'the upstream connection the backend saw');
+      assert.equal(ctype, '-', 'a response header the upstream did not send prints "-"');
+    }
+    assert.equal(h1[0][4], String(body.length), 'a chunked request body is counted as it streams');
+    assert.equal(h1[1][4], '0');
+    for (const [file, want] of [[logs.h2, b1], [logs.h2h2, b2]] as const) {
+      const [l] = await read(file, 1);
+      assert.ok(l !== undefined, file);
+      assert.equal(l[0], 'Http2');
+      assert.equal(l[1], `127.0.0.1:${l[2]}`);
+      assert.equal(l[4], String(body.length), 'an HTTP/2 body without content-length is counted');
+      assert.equal(want.seen.at(-1)?.body.length, body.length);
+    }
+  } finally {
+    await sc.terminate();
+    await b1.close();
+    await b2.close();
   }
 });
