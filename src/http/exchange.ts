@@ -31,7 +31,7 @@ import { admitRequest, requestEnded } from '../overload/manager';
 import { OL } from '../overload/stats';
 import { deadlines, type DeadlineEntry } from '../stream/deadlines';
 import { ActiveStream, hostPort, type StreamPipeline } from '../stream/pipeline';
-import { attemptDone, AttemptFailure, attemptFailed, beginRetry, hostPhase, LocalReplyKind, mayRetry, requestDone, retryAttempt, runPhases, statusRetryBits, triedHost, type RetryState, type StreamHooks } from '../stream/active-stream';
+import { attemptDeadline, attemptDone, AttemptFailure, attemptFailed, beginRetry, hostPhase, LocalReplyKind, mayRetry, perTryExpired, requestDone, retryAttempt, runPhases, startRequestTime, statusRetryBits, triedHost, type RetryState, type StreamHooks } from '../stream/active-stream';
 import { tlsInfoOf } from '../tls/identity';
 import { proxyLog } from '../proxy/detect';
 import { C, L, R } from '../stats/layout';
@@ -135,12 +135,14 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
   private replayable = true;
   private responseStarted = false;
   private finished = false;
-  // The route timeout: an entry of the worker's deadline wheel (no timer per request).
+  // The attempt's deadline (attemptDeadline: the route timeout, or sooner the per-try timeout):
+  // an entry of the worker's deadline wheel (no timer per request or attempt).
   deadline = 0;
+  /** The end of the route timeout (RetryState; 0: none). */
+  deadlineAt = 0;
   dlPrev: DeadlineEntry | null = null;
   dlNext: DeadlineEntry | null = null;
   dlSlot = 0;
-  private tryTimer: NodeJS.Timeout | null = null;
   private waitingDrain = false;
   private status = 0;
   /** Counted by the overload manager (admitRequest) until finish(). */
@@ -291,7 +293,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     let timeout = route.timeoutMs > 0 ? route.timeoutMs : cfg.defaultTimeoutMs;
     const deadline = this.grpc ? grpcTimeoutMs(this.down.headers['grpc-timeout']) : undefined;
     if (deadline !== undefined && (timeout === 0 || deadline < timeout)) timeout = deadline;
-    if (timeout > 0) deadlines().arm(this, Date.now() + timeout);
+    startRequestTime(this, timeout, Date.now());
+    if (this.deadlineAt > 0) deadlines().arm(this, this.deadlineAt);
     const authority = route.hostRewrite !== '' ? route.hostRewrite : this.authority;
     const path = route.rewritePath(this.fullPath);
     // Body: none, buffered (replayable by a retry) or streamed (sent once).
@@ -355,6 +358,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
   /** A retry was decided: the next attempt after a backoff. */
   retry(): void {
     routeCount(this.route as HttpRoute, R.RETRY);
+    // During the backoff only the route timeout runs.
+    this.armDeadline(this.deadlineAt);
     // Exponential backoff from 25 ms with full jitter (what Envoy does by default).
     const delay = Math.random() * 25 * 2 ** (this.retries - 1);
     // A timer per retry (error path only).
@@ -408,8 +413,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       : route.retry !== null
         ? { ...req, headers: { ...req.headers } }
         : req;
-    const rp = route.retry;
-    if (rp !== null && rp.perTryTimeoutMs > 0) this.tryTimer = setTimeout(this.onTryTimeout, rp.perTryTimeoutMs);
+    // The attempt's time (shared with every protocol: src/stream/active-stream.ts attemptDeadline).
+    this.armDeadline(attemptDeadline(this, route.retry, Date.now()));
     this.cur = this.upstreamH2 ? startH2(cluster, host, this.env.cfg.h2InitialWindowSize, up, this) : startH1(cluster, host, this.env.cfg.connectionsPerHost, up, this);
   }
 
@@ -436,10 +441,13 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
         routeCount(this.route as HttpRoute, R.RETRY_SUCCESS);
       }
     }
-    if (this.tryTimer !== null) {
-      clearTimeout(this.tryTimer);
-      this.tryTimer = null;
-    }
+  }
+
+  /** Arms the wheel entry at `at` (0: disarmed); nothing to do when it is armed there already. */
+  private armDeadline(at: number): void {
+    if (at === this.deadline) return;
+    if (at === 0) deadlines().disarm(this);
+    else deadlines().arm(this, at);
   }
 
   /** Whether the request can be sent again after an attempt failed (`seen`: the upstream may have seen it). */
@@ -458,10 +466,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       this.retry();
       return;
     }
-    if (this.tryTimer !== null) {
-      clearTimeout(this.tryTimer);
-      this.tryTimer = null;
-    }
+    // The head arrived: the per-try timeout no longer applies, the route timeout does.
+    this.armDeadline(this.deadlineAt);
     this.status = status;
     this.responseStarted = true;
     const out = endToEnd(headers);
@@ -533,20 +539,23 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
 
   // ---- timers and downstream events
 
-  private readonly onTryTimeout = (): void => {
-    this.tryTimer = null;
-    if (this.finished || this.responseStarted) return;
+  /** The attempt's per-try timeout passed (onDeadline, perTryExpired) before the response head. */
+  private onTryTimeout(): void {
     const cl = this.cluster as Cluster;
     cl.counters[cl.base + HC.PER_TRY_TIMEOUT]++;
     routeCount(this.route as HttpRoute, R.PER_TRY_TIMEOUT);
     (this.cur as UpstreamAttempt).abort();
     this.endAttempt(0);
     attemptFailed(this, this.fs, (this.route as HttpRoute).retry, AttemptFailure.PerTryTimeout, this.safe(true), HC.RETRY);
-  };
+  }
 
-  /** The route timeout (deadline wheel). */
+  /** The attempt's deadline (deadline wheel): a per-try timeout, or the route timeout. */
   onDeadline(): void {
     if (this.finished) return;
+    if (!this.responseStarted && this.cur !== null && perTryExpired(this, Date.now())) {
+      this.onTryTimeout();
+      return;
+    }
     const cl = this.cluster;
     if (cl !== null) cl.counters[cl.base + C.RQ_TIMEOUT]++;
     routeCount(this.route as HttpRoute, R.TIMEOUT);
@@ -592,10 +601,6 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     // A response (head) was sent: the route's status class and request time.
     if (this.route !== null && this.status > 0) routeResponse(this.route, this.status, (performance.now() - this.startMs) * 1000);
     if (this.deadline !== 0) deadlines().disarm(this);
-    if (this.tryTimer !== null) {
-      clearTimeout(this.tryTimer);
-      this.tryTimer = null;
-    }
     const fs = this.fs;
     if (fs !== null) {
       fs.replied = true;

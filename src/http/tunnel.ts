@@ -80,6 +80,8 @@ export class TunnelRequest implements StreamHooks<TunnelStream>, RetryState, Htt
   retryPending = false;
   retryHeld = false;
   tried: Host[] | null = null;
+  /** Tunnels have no request time across attempts (RetryState; no per-try timeout: connects are bounded by the cluster). */
+  deadlineAt = 0;
 
   constructor(
     private readonly env: HttpEnv,

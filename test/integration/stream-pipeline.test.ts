@@ -528,3 +528,70 @@ test('access log: %upstream_local_address%, %response_header_X%, %bytes_received
     await b2.close();
   }
 });
+
+test('per-try timeout, one implementation for every protocol: Bolt, HTTP/1.1 (h1 upstream) and HTTP/2 (h2 upstream) leave a silent host after retry_timeout', { timeout: 60_000 }, async () => {
+  // Hosts that accept connections and requests and never answer.
+  const silentSockets = new Set<net.Socket>();
+  const silentServer = (): Promise<{ port: number; server: net.Server }> => {
+    const server = net.createServer((s) => {
+      silentSockets.add(s);
+      s.on('error', () => {});
+    });
+    return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ port: (server.address() as net.AddressInfo).port, server })));
+  };
+  const silentBolt = await fakeUpstream(() => {});
+  const goodBolt = await fakeUpstream((r) => r.sock.write(rawResponse(r.frame, r.buf)));
+  const s1 = await silentServer();
+  const s2 = await silentServer();
+  const good1 = await backend('h1');
+  const good2 = await backend('h2', undefined, true);
+  const retry = { retry_on: true, num_retries: 1, retry_timeout: '300ms' };
+  const httpRouter = (name: string, cluster: string) => ({
+    router_config_name: name,
+    virtual_hosts: [{ name: 'v', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: cluster, timeout: '5s', retry_policy: retry } }] }],
+  });
+  const hcfg = httpConfig(
+    [
+      { name: 'h1', downstream: 'Http1', upstream: 'Http1', router: 'r1' },
+      { name: 'h2', downstream: 'Http2', upstream: 'Http2', router: 'r2' },
+    ],
+    [httpRouter('r1', 'c1'), httpRouter('r2', 'c2')],
+    { c1: [s1.port, good1.port], c2: [s2.port, good2.port] },
+  );
+  const bcfg = boltProxyConfig({
+    clusters: { svc: [silentBolt.port, goodBolt.port] },
+    routes: [{ match: { headers: [{ name: 'service', value: '.*' }] }, route: { cluster_name: 'svc', timeout: '5s', retry_policy: retry } }],
+  });
+  const hsc = await startSidecar(hcfg);
+  const bsc = await startSidecar(bcfg);
+  const c = await rawClient(bsc.ports.get('bolt')!);
+  try {
+    const t0 = Date.now();
+    const curl = (args: string[]): Promise<string> => run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', ...args]).then((r) => r.stdout);
+    const h1 = Array.from({ length: 4 }, (_, i) => curl([`http://127.0.0.1:${hsc.ports.get('h1')}/a${i}`]));
+    const h2 = Array.from({ length: 4 }, (_, i) => curl(['--http2-prior-knowledge', `http://127.0.0.1:${hsc.ports.get('h2')}/b${i}`]));
+    for (let i = 1; i <= 4; i++) c.sock.write(rawRequest(i, SVC));
+    assert.deepEqual(await Promise.all(h1), ['200', '200', '200', '200'], 'HTTP/1.1');
+    assert.deepEqual(await Promise.all(h2), ['200', '200', '200', '200'], 'HTTP/2');
+    await c.wait(4);
+    assert.deepEqual(c.frames.map((f) => f.frame.status), [0, 0, 0, 0], 'Bolt');
+    assert.ok(Date.now() - t0 < 3000, `answered after the per-try timeout, not the 5 s route timeout (${Date.now() - t0} ms)`);
+    const hs = await hsc.stats();
+    const bs = await bsc.stats();
+    for (const [name, cl] of [['HTTP/1.1', hs.clusters.c1], ['HTTP/2', hs.clusters.c2], ['Bolt', bs.clusters.svc]] as const) {
+      assert.ok(cl.upstream_rq_per_try_timeout >= 1, `${name}: ${JSON.stringify(cl)}`);
+      assert.equal(cl.upstream_rq_per_try_timeout, cl.upstream_rq_retry, `${name}: every per-try timeout was retried`);
+    }
+  } finally {
+    c.sock.destroy();
+    await hsc.terminate();
+    await bsc.terminate();
+    for (const s of silentSockets) s.destroy();
+    s1.server.close();
+    s2.server.close();
+    await silentBolt.close();
+    await goodBolt.close();
+    await good1.close();
+    await good2.close();
+  }
+});
