@@ -595,3 +595,113 @@ test('per-try timeout, one implementation for every protocol: Bolt, HTTP/1.1 (h1
     await good2.close();
   }
 });
+
+test('HTTP/2 CONNECT (RFC 7540 §8.3) and extended CONNECT (RFC 8441 websocket) tunnel through the HTTP/1.1 tunnel path: routed by authority, access-logged, refused like HTTP/1.1 CONNECT (node http2 client, ws upstream)', { timeout: 60_000 }, async () => {
+  const http2 = await import('node:http2');
+  const crypto = await import('node:crypto');
+  // CONNECT upstream: an HTTP/1.1 proxy that accepts db.internal and refuses the rest, then echoes.
+  const up = http.createServer((_req, res) => res.end('plain'));
+  up.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    if (req.url !== 'db.internal:5432') {
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) socket.write(head);
+    socket.pipe(socket);
+  });
+  const upPort = await new Promise<number>((resolve) => up.listen(0, '127.0.0.1', () => resolve((up.address() as net.AddressInfo).port)));
+  // An HTTP/1.1 WebSocket server (RFC 6455 handshake: it needs Sec-WebSocket-Key) that echoes one unfragmented text frame.
+  const wsUp = http.createServer((_req, res) => res.end('plain'));
+  let wsPath = '';
+  wsUp.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
+    const key = req.headers['sec-websocket-key'];
+    if (typeof key !== 'string' || req.headers.upgrade !== 'websocket') {
+      socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    wsPath = req.url ?? '';
+    const accept = crypto.createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    socket.on('data', (d: Buffer) => {
+      const len = d[1] & 0x7f;
+      const m = d.subarray(2, 6);
+      const text = Buffer.from(d.subarray(6, 6 + len).map((x, i) => x ^ m[i % 4])).toString();
+      const out = Buffer.from(`echo ${text}`);
+      socket.write(Buffer.concat([Buffer.from([0x81, out.length]), out]));
+    });
+  });
+  const wsPort = await new Promise<number>((resolve) => wsUp.listen(0, '127.0.0.1', () => resolve((wsUp.address() as net.AddressInfo).port)));
+  const router = {
+    router_config_name: 'r',
+    virtual_hosts: [
+      { name: 'db', domains: ['db.internal:5432', 'other.internal:1'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'proxy' } }] },
+      { name: 'ws', domains: ['chat'], routers: [{ match: { prefix: '/chat' }, route: { cluster_name: 'ws' } }] },
+    ],
+  };
+  const log = tmpLog();
+  const cfg = httpConfig([{ name: 'h2', downstream: 'Http2', router: 'r' }], [router], { proxy: [upPort], ws: [wsPort] });
+  listener0(cfg).access_logs = [{ log_path: log, log_format: format('x-tag') }];
+  const sc = await startSidecar(cfg);
+  const client = http2.connect(`http://127.0.0.1:${sc.ports.get('h2')}`);
+  client.on('error', () => {});
+  const open = (h: Record<string, string>): Promise<{ status: number; s: import('node:http2').ClientHttp2Stream }> =>
+    new Promise((resolve, reject) => {
+      const s = client.request(h, { endStream: false });
+      s.on('error', reject);
+      s.once('response', (r) => resolve({ status: Number(r[':status']), s }));
+    });
+  const readAll = (s: import('node:http2').ClientHttp2Stream): Promise<Buffer> =>
+    new Promise((resolve) => {
+      const parts: Buffer[] = [];
+      s.on('data', (d: Buffer) => parts.push(d));
+      s.once('end', () => resolve(Buffer.concat(parts)));
+    });
+  try {
+    await new Promise<void>((resolve) => client.once('remoteSettings', () => resolve()));
+    assert.equal(client.remoteSettings.enableConnectProtocol, true, 'SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441)');
+    // Plain CONNECT: bytes both ways, half-close passed on.
+    const c = await open({ ':method': 'CONNECT', ':authority': 'db.internal:5432', 'x-tag': 'tunnel' });
+    assert.equal(c.status, 200);
+    const echoed = readAll(c.s);
+    c.s.write('ping');
+    await sleep(100);
+    c.s.end('pong');
+    assert.equal((await echoed).toString(), 'pingpong');
+    // Refusals: no route (404, as on HTTP/1.1), and the upstream's own refusal passed back.
+    assert.equal((await open({ ':method': 'CONNECT', ':authority': 'elsewhere:1' })).status, 404);
+    assert.equal((await open({ ':method': 'CONNECT', ':authority': 'other.internal:1' })).status, 403);
+    // Extended CONNECT: a WebSocket over HTTP/2 to an HTTP/1.1 WebSocket server.
+    const w = await open({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'http', ':path': '/chat/room?x=1', ':authority': 'chat', 'sec-websocket-version': '13', 'x-tag': 'ws' });
+    assert.equal(w.status, 200);
+    const frames: Buffer[] = [];
+    w.s.on('data', (d: Buffer) => frames.push(d));
+    // A masked client text frame "hi" (RFC 6455 §5.2).
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const payload = Buffer.from('hi');
+    w.s.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload.map((b, i) => b ^ mask[i % 4])]));
+    for (let i = 0; i < 50 && Buffer.concat(frames).length < 9; i++) await sleep(20);
+    const f = Buffer.concat(frames);
+    assert.equal(f[0], 0x81, 'a text frame back');
+    assert.equal(f.subarray(2, 2 + f[1]).toString(), 'echo hi');
+    assert.equal(wsPath, '/chat/room?x=1');
+    w.s.close();
+    const lines = await readLog(log, 4);
+    assert.equal(lines.length, 4, JSON.stringify(lines));
+    const t = lines.find((l) => l.header === 'tunnel') as Record<string, string>;
+    assert.equal(t.protocol, 'Http2');
+    assert.equal(t.response_code, '200');
+    assert.equal(t.upstream_host, `127.0.0.1:${upPort}`);
+    assert.equal(t.upstream_cluster, 'proxy');
+    assert.equal(t.bytes_received, '8');
+    assert.equal(t.bytes_sent, '8');
+    assert.deepEqual(lines.map((l) => l.response_code).sort(), ['101', '200', '403', '404']);
+    assert.equal(lines.find((l) => l.response_code === '404')?.response_flag, 'NR');
+    assert.equal(lines.find((l) => l.header === 'ws')?.upstream_cluster, 'ws');
+  } finally {
+    client.destroy();
+    await sc.terminate();
+    up.close();
+    wsUp.close();
+  }
+});
