@@ -326,6 +326,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     const pool = hostPool(host, cluster, upCodec, this.f.settingsFor(upCodec));
     // The client's own timeout, capped by the route's or limits.rpc_max_timeout.
     let timeout = rpcTimeoutMs(frame.timeoutMs, route.timeoutMs, this.f.config.defaultTimeoutMs);
+    // Capped: the forwarded request carries the capped time, not the client's (codecs that can rewrite it).
+    if (timeout < frame.timeoutMs && upCodec.setTimeout !== undefined) upCodec.setTimeout(buf, frame, timeout);
     const rp = route.retry;
     if (s !== null) {
       // The request's whole time is kept across attempts; retry_timeout bounds each attempt
