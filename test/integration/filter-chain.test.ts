@@ -114,13 +114,15 @@ test('MOSN proxy-fallback-example: the TCP fallback goes through the cluster man
     const port = sc.ports.get('fallback') as number;
     const junk = Buffer.from('\x00\x07hello, tls\r\n', 'latin1');
     assert.deepEqual(await exchange(port, junk), junk, 'echoed by the TLS-only server: the fallback originated TLS');
+    // The first connection's slot is given back once its upstream connection closed.
+    for (let i = 0; i < 100 && (await sc.stats()).clusters.server_tcp_cluster.upstream_cx_active !== 0; i++) await new Promise((r) => setTimeout(r, 50));
     // One fallback connection held open takes the cluster's only connection slot.
     const got: Buffer[] = [];
     await new Promise<void>((resolve) => held.connect(port, '127.0.0.1', () => resolve()));
     held.on('data', (d) => got.push(d));
     held.on('error', () => {});
     held.write(junk);
-    for (let i = 0; i < 50 && Buffer.concat(got).length < junk.length; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 250 && Buffer.concat(got).length < junk.length; i++) await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(Buffer.concat(got), junk);
     assert.deepEqual(await exchange(port, junk, 1000), Buffer.alloc(0), 'over max_connections: closed without an answer');
     const st = await sc.stats();

@@ -191,7 +191,9 @@ test('Dubbo: in-flight requests beyond limits.rpc_max_pending_requests are answe
     assert.equal(c.frames.length, 1);
     assert.equal(Number(c.frames[0].frame.requestId), 3);
     assert.equal(c.frames[0].frame.status, STATUS_SERVER_THREADPOOL_EXHAUSTED_ERROR);
-    c.sock.destroy();
+    // Gone (RST): its pending requests are dropped and the sidecar drains at once (a FIN alone
+    // is a half-close whose answers are still awaited, and SIGTERM would wait for them).
+    c.sock.resetAndDestroy();
   } finally {
     assert.equal(await sc.terminate(), 0, sc.output());
     await up.close();
@@ -218,7 +220,7 @@ test('Bolt: a client that goes away frees its pending requests at once (circuit 
     await sleep(500);
     assert.equal(c.total, 0, JSON.stringify([...c.byStatus]));
     assert.equal((await sc.stats()).clusters.up.upstream_rq_active, 1);
-    b.destroy();
+    b.resetAndDestroy(); // its pending request goes too: SIGTERM need not wait for it
   } finally {
     assert.equal(await sc.terminate(), 0, sc.output());
     await up.close();

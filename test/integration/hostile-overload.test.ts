@@ -103,7 +103,7 @@ test('overload: max_active_requests — a Bolt request beyond it gets SERVER_THR
     assert.equal(c.frames[0].frame.requestId, 2);
     assert.equal(c.frames[0].frame.status, STATUS_SERVER_THREADPOOL_BUSY);
     assert.equal((await sc.stats()).listeners.bolt.downstream_rq_overload_shed, 1);
-    c.sock.destroy();
+    c.sock.resetAndDestroy(); // its pending request goes too: SIGTERM need not wait for it
   } finally {
     assert.equal(await sc.terminate(), 0, sc.output());
     for (const s of socks) s.destroy();

@@ -420,6 +420,13 @@ test('tunnels are streams too: Upgrade and CONNECT (raw and node:http engines) g
         assert.equal(c.upstream_host, `127.0.0.1:${upPort}`);
         assert.equal(c.bytes_received, '4');
         assert.equal(byCode('404').response_flag, 'NR');
+        // Every client has gone: no connection lingers (a refused tunnel kept its paused client connection half-open).
+        let active = -1;
+        for (let i = 0; i < 40 && active !== 0; i++) {
+          active = (await sc.stats()).listeners.h1.downstream_cx_active;
+          if (active !== 0) await sleep(50);
+        }
+        assert.equal(active, 0, `connections left open (${JSON.stringify(env)})`);
       } finally {
         await sc.terminate();
       }
