@@ -250,6 +250,13 @@ export interface AccessLogEntry {
   routeName?: string;
   /** Request headers (%request_header_NAME%); an L7 stream passes itself. */
   requestHeaders?: AccessLogHeaders;
+  /** Response headers as sent downstream (%response_header_NAME%); an HTTP stream passes itself. */
+  responseHeaders?: AccessLogResponseHeaders;
+}
+
+/** Where %response_header_NAME% values come from (lower-case names). */
+export interface AccessLogResponseHeaders {
+  logResponseHeader(name: string): string | undefined;
 }
 
 /** Where %request_header_NAME% values come from (lower-case names). */
@@ -302,6 +309,7 @@ const enum V {
   UpstreamTransportFailureReason,
   RouteName,
   RequestHeader,
+  ResponseHeader,
 }
 
 /** MOSN variable names (pkg/types: start_time, bytes_sent, ...); matched case-insensitively. */
@@ -339,6 +347,7 @@ const VARIABLES: Readonly<Record<string, V>> = {
 
 /** MOSN's prefix of request-header variables (%request_header_x-trace-id%). */
 const REQUEST_HEADER_PREFIX = 'request_header_';
+const RESPONSE_HEADER_PREFIX = 'response_header_';
 
 export const ACCESS_LOG_VARIABLES: readonly string[] = Object.keys(VARIABLES);
 
@@ -355,6 +364,8 @@ export interface CompiledFormat {
   readonly args: readonly string[];
   /** Lower-case names of the request headers the format prints. */
   readonly requestHeaders: readonly string[];
+  /** Lower-case names of the response headers the format prints. */
+  readonly responseHeaders: readonly string[];
 }
 
 /** Parses a `%variable%` format once; unknown variables are a configuration error. */
@@ -363,6 +374,7 @@ export function compileAccessLogFormat(format: string): CompiledFormat {
   const vars: V[] = [];
   const args: string[] = [];
   const requestHeaders: string[] = [];
+  const responseHeaders: string[] = [];
   const re = /%([A-Za-z][A-Za-z0-9_.-]*)%/g;
   let last = 0;
   let lit = '';
@@ -375,7 +387,12 @@ export function compileAccessLogFormat(format: string): CompiledFormat {
       arg = name.slice(REQUEST_HEADER_PREFIX.length);
       if (!requestHeaders.includes(arg)) requestHeaders.push(arg);
     }
-    if (v === undefined && /^(response_header_|req\.|resp\.)/.test(name)) v = V.NotAvailable;
+    if (v === undefined && name.startsWith(RESPONSE_HEADER_PREFIX) && name.length > RESPONSE_HEADER_PREFIX.length) {
+      v = V.ResponseHeader;
+      arg = name.slice(RESPONSE_HEADER_PREFIX.length);
+      if (!responseHeaders.includes(arg)) responseHeaders.push(arg);
+    }
+    if (v === undefined && /^(req\.|resp\.)/.test(name)) v = V.NotAvailable;
     if (v === undefined) {
       throw new Error(`access log: unknown variable %${m[1]}% in format (known: ${ACCESS_LOG_VARIABLES.join(', ')})`);
     }
@@ -387,7 +404,7 @@ export function compileAccessLogFormat(format: string): CompiledFormat {
     last = m.index + m[0].length;
   }
   literals.push(lit + format.slice(last));
-  return { literals, vars, args, requestHeaders };
+  return { literals, vars, args, requestHeaders, responseHeaders };
 }
 
 function pad2(n: number): string {
@@ -450,6 +467,23 @@ function printable(v: string): string {
   return CONTROL.test(v) ? v.replace(CONTROL, '?') : v;
 }
 
+/**
+ * %protocol% as MOSN prints it: the downstream stream connection's protocol name, "Http1" and
+ * "Http2" for HTTP (gRPC is HTTP/2 there), the codec's own name for RPC ("bolt", "dubbo").
+ * Entries carry the lower-case names stream filters see (FilterStream.protocol).
+ */
+function mosnProtocol(p: string | undefined): string {
+  switch (p) {
+    case 'http1':
+      return 'Http1';
+    case 'http2':
+    case 'grpc':
+      return 'Http2';
+    default:
+      return str(p);
+  }
+}
+
 function num(v: number | undefined): string {
   return v === undefined ? '-' : String(v);
 }
@@ -462,6 +496,8 @@ function value(v: V, e: AccessLogEntry, listenerName: string | undefined, arg: s
   switch (v) {
     case V.RequestHeader:
       return printable(str(e.requestHeaders?.logHeader(arg)));
+    case V.ResponseHeader:
+      return printable(str(e.responseHeaders?.logResponseHeader(arg)));
     case V.UpstreamTransportFailureReason:
       return str(e.upstreamTransportFailureReason);
     case V.RouteName:
@@ -481,7 +517,7 @@ function value(v: V, e: AccessLogEntry, listenerName: string | undefined, arg: s
     case V.BytesReceived:
       return num(e.bytesReceived);
     case V.Protocol:
-      return str(e.protocol);
+      return mosnProtocol(e.protocol);
     case V.ResponseCode:
       return num(e.responseCode);
     case V.ResponseFlag:

@@ -130,9 +130,21 @@ interface AnyKind {
 
 const kinds = new Map<string, AnyKind>();
 
-/** Registers a filter kind (from the filter's own module). A later registration replaces an earlier one. */
-export function registerStreamFilterKind<C>(kind: StreamFilterKind<C>): void {
-  kinds.set(kind.type, kind as unknown as AnyKind);
+/**
+ * Registers a filter kind (from the filter's own module). This is the only stream filter
+ * registry: config parsing validates stream_filters through it, and workers create from it.
+ * A later registration replaces an earlier one; the returned function removes this one again
+ * (restoring the earlier one), for tests.
+ */
+export function registerStreamFilterKind<C>(kind: StreamFilterKind<C>): () => void {
+  const k = kind as unknown as AnyKind;
+  const prev = kinds.get(kind.type);
+  kinds.set(kind.type, k);
+  return () => {
+    if (kinds.get(kind.type) !== k) return;
+    if (prev !== undefined) kinds.set(kind.type, prev);
+    else kinds.delete(kind.type);
+  };
 }
 
 export function streamFilterKind(type: string): AnyKind | undefined {

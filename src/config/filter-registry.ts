@@ -27,7 +27,7 @@ export interface FilterValidationContext {
 export type FilterValidator = (config: unknown, path: string, ctx: FilterValidationContext) => Readonly<Record<string, unknown>>;
 
 export const networkFilterValidators = new Map<string, FilterValidator>();
-export const streamFilterValidators = new Map<string, FilterValidator>();
+// Stream filters have one registry: the filter kinds of src/api/stream-filter.ts (validate + create).
 
 /**
  * Register the validator of a network filter type (e.g. the bolt/http `proxy` filter once it exists).
@@ -40,17 +40,6 @@ export function registerFilterValidator(type: string, fn: FilterValidator): () =
     if (networkFilterValidators.get(type) !== fn) return;
     if (prev) networkFilterValidators.set(type, prev);
     else networkFilterValidators.delete(type);
-  };
-}
-
-/** Same for stream filters (listeners[].stream_filters). */
-export function registerStreamFilterValidator(type: string, fn: FilterValidator): () => void {
-  const prev = streamFilterValidators.get(type);
-  streamFilterValidators.set(type, fn);
-  return () => {
-    if (streamFilterValidators.get(type) !== fn) return;
-    if (prev) streamFilterValidators.set(type, prev);
-    else streamFilterValidators.delete(type);
   };
 }
 

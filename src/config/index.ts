@@ -5,7 +5,7 @@ export type { ConfigIssue } from './errors';
 export { REDACTED, redactConfig } from './redact';
 export {
   DEFAULTS, parseConfig, loadConfigFile, validateConfigFile, parseTcpProxyConfig, parseProxyFilterConfig,
-  registerFilterValidator, registerStreamFilterValidator, supportedNetworkFilterTypes, parseGoDurationNs,
+  registerFilterValidator, supportedNetworkFilterTypes, parseGoDurationNs,
   parseHostPort, parseCidr, parsePortList, checkDuration, isHostnameOrIp, ConfigObject, IssueCollector,
   DEFAULT_CONFIG_PATH, loadDefaultConfig,
 } from './parse';

@@ -5,7 +5,7 @@ import { DEFAULTS } from './defaults';
 import { streamFilterValidator } from '../api/stream-filter';
 import { checkChainMatches, parseFilterChainMatch } from './filter-chain-match';
 import {
-  HARMLESS_MOSN_STREAM_FILTERS, KNOWN_MOSN_NETWORK_FILTERS, networkFilterValidators, streamFilterValidators, supportedNetworkFilterTypes,
+  HARMLESS_MOSN_STREAM_FILTERS, KNOWN_MOSN_NETWORK_FILTERS, networkFilterValidators, supportedNetworkFilterTypes,
   type FilterValidationContext,
 } from './filter-registry';
 import { parseListenerOriginalDst } from './original-dst';
@@ -33,8 +33,8 @@ export function parseFilterList(
       st.issues.error(cfgPath, `${showValue(cfg)} must be an object`);
       continue;
     }
-    const registry = kind === 'network' ? networkFilterValidators : streamFilterValidators;
-    const fn = registry.get(type) ?? (kind === 'stream' ? streamFilterValidator(type) : undefined);
+    // Stream filters validate through their registered kind (src/api/stream-filter.ts), the registry the workers build from.
+    const fn = kind === 'network' ? networkFilterValidators.get(type) : streamFilterValidator(type);
     const ctx = mk(listenerName);
     if (fn) {
       out.push({ type, config: fn(cfg ?? {}, cfgPath, ctx) });

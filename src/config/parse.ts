@@ -18,7 +18,7 @@
  *   defaults.ts        documented defaults and limits
  *   values.ts          scalar parsers (durations, host:port, CIDR, port lists)
  *   reader.ts          IssueCollector, the case-insensitive ConfigObject, ParseState
- *   filter-registry.ts network / stream filter validator registries
+ *   filter-registry.ts network filter validator registry (stream filters: src/api/stream-filter.ts kinds)
  *   tcp-proxy.ts, proxy-filter.ts   built-in filter config shapes
  *   tls-context.ts     tls_context / tls_context_set (material loaded and checked)
  *   clusters.ts        cluster_manager
@@ -35,7 +35,7 @@ export { parseGoDurationNs, isPlainObject, isHostnameOrIp, parseHostPort, parseC
 export type { HostPortOptions } from './values';
 export { IssueCollector, ConfigObject, checkDuration } from './reader';
 export type { IntOptions, DurationOptions } from './reader';
-export { registerFilterValidator, registerStreamFilterValidator, supportedNetworkFilterTypes } from './filter-registry';
+export { registerFilterValidator, supportedNetworkFilterTypes } from './filter-registry';
 export type { FilterValidationContext, FilterValidator } from './filter-registry';
 export { parseTcpProxyConfig } from './tcp-proxy';
 export { parseProxyFilterConfig } from './proxy-filter';

@@ -15,6 +15,7 @@
 import * as http2 from 'node:http2';
 import type { Readable } from 'node:stream';
 import { Exchange, type Downstream, type DownstreamTransport, type HttpEnv } from './exchange';
+import { h2Tunnel } from './h2-tunnel';
 import type { Headers } from './headers';
 import { HL } from './stats';
 
@@ -233,13 +234,19 @@ export function createH2Server(env: HttpEnv): http2.Http2Server {
       initialWindowSize: cfg.h2InitialWindowSize,
       maxHeaderListSize: cfg.h2MaxHeaderListSize,
       enablePush: false,
+      // RFC 8441: WebSocket over HTTP/2 (extended CONNECT, :protocol), relayed to an HTTP/1.1 upgrade.
+      enableConnectProtocol: true,
     },
     maxHeaderListPairs: cfg.maxHeaders + 4, // + the pseudo-headers
     maxSessionInvalidFrames: 100,
     maxSessionRejectedStreams: 100,
     maxSessionMemory: 32,
   });
-  server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => new H2Downstream(stream, headers as Headers, env).run());
+  server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    // CONNECT (RFC 7540 §8.3) and extended CONNECT (RFC 8441): tunnels, as on HTTP/1.1.
+    if (headers[':method'] === 'CONNECT' && h2Tunnel(env, stream, headers as Headers)) return;
+    new H2Downstream(stream, headers as Headers, env).run();
+  });
   server.on('session', (session: http2.ServerHttp2Session) => {
     session.on('error', () => {});
     // The connection window as large as one stream's: request bodies need fewer WINDOW_UPDATEs.

@@ -32,7 +32,7 @@ import { admitRequest, requestEnded } from '../overload/manager';
 import { OL } from '../overload/stats';
 import { deadlines, type DeadlineEntry } from '../stream/deadlines';
 import { ActiveStream, hostPort, type StreamPipeline } from '../stream/pipeline';
-import { attemptDone, AttemptFailure, attemptFailed, beginRetry, hostPhase, LocalReplyKind, mayRetry, requestDone, retryAttempt, runPhases, statusRetryBits, triedHost, type RetryState, type StreamHooks } from '../stream/active-stream';
+import { attemptDeadline, attemptDone, AttemptFailure, attemptFailed, beginRetry, hostPhase, LocalReplyKind, mayRetry, perTryExpired, requestDone, retryAttempt, runPhases, startRequestTime, statusRetryBits, triedHost, type RetryState, type StreamHooks } from '../stream/active-stream';
 import { tlsInfoOf } from '../tls/identity';
 import { proxyLog } from '../proxy/detect';
 import { C, L, R } from '../stats/layout';
@@ -137,12 +137,14 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
   private replayable = true;
   private responseStarted = false;
   private finished = false;
-  // The route timeout: an entry of the worker's deadline wheel (no timer per request).
+  // The attempt's deadline (attemptDeadline: the route timeout, or sooner the per-try timeout):
+  // an entry of the worker's deadline wheel (no timer per request or attempt).
   deadline = 0;
+  /** The end of the route timeout (RetryState; 0: none). */
+  deadlineAt = 0;
   dlPrev: DeadlineEntry | null = null;
   dlNext: DeadlineEntry | null = null;
   dlSlot = 0;
-  private tryTimer: NodeJS.Timeout | null = null;
   private waitingDrain = false;
   private status = 0;
   /** Counted by the overload manager (admitRequest) until finish(). */
@@ -160,6 +162,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
   /** FilterStream.limitRequestBody: bytes allowed in a body of unknown length (0 = no limit), and the answer past them. */
   bodyLimit = 0;
   bodyLimitStatus = 0;
+  /** Payload bytes of a streamed body of unknown length so far (meterBody; %bytes_received%). */
+  bodyBytes = 0;
 
   constructor(
     private readonly env: HttpEnv,
@@ -304,7 +308,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     let timeout = route.timeoutMs > 0 ? route.timeoutMs : cfg.defaultTimeoutMs;
     const deadline = this.grpc ? grpcTimeoutMs(this.down.headers['grpc-timeout']) : undefined;
     if (deadline !== undefined && (timeout === 0 || deadline < timeout)) timeout = deadline;
-    if (timeout > 0) deadlines().arm(this, Date.now() + timeout);
+    startRequestTime(this, timeout, Date.now());
+    if (this.deadlineAt > 0) deadlines().arm(this, this.deadlineAt);
     const authority = route.hostRewrite !== '' ? route.hostRewrite : this.authority;
     const path = route.rewritePath(this.fullPath);
     // Body: none, buffered (replayable by a retry) or streamed (sent once).
@@ -319,7 +324,9 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
         return false;
       }
       body = this.down.body();
-      if (this.bodyLimit > 0) body = limitBody(body, this.bodyLimit, this);
+      // A body of unknown length (chunked, HTTP/2 without content-length) is metered when a
+      // limit applies or the access log needs its size.
+      if (this.bodyLimit > 0 || (this.fs !== null && this.fs.bytesReceived === undefined)) body = meterBody(body, this.bodyLimit, this);
       this.replayable = false;
     }
     this.up = { method: this.method, path, authority, headers, body };
@@ -366,6 +373,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
   /** A retry was decided: the next attempt after a backoff. */
   retry(): void {
     routeCount(this.route as HttpRoute, R.RETRY);
+    // During the backoff only the route timeout runs.
+    this.armDeadline(this.deadlineAt);
     // Exponential backoff from 25 ms with full jitter (what Envoy does by default).
     const delay = Math.random() * 25 * 2 ** (this.retries - 1);
     // A timer per retry (error path only).
@@ -419,8 +428,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       : route.retry !== null
         ? { ...req, headers: { ...req.headers } }
         : req;
-    const rp = route.retry;
-    if (rp !== null && rp.perTryTimeoutMs > 0) this.tryTimer = setTimeout(this.onTryTimeout, rp.perTryTimeoutMs);
+    // The attempt's time (shared with every protocol: src/stream/active-stream.ts attemptDeadline).
+    this.armDeadline(attemptDeadline(this, route.retry, Date.now()));
     this.cur = this.upstreamH2 ? startH2(cluster, host, this.env.cfg.h2InitialWindowSize, up, this) : startH1(cluster, host, this.env.cfg.connectionsPerHost, up, this);
   }
 
@@ -448,10 +457,13 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
         routeCount(this.route as HttpRoute, R.RETRY_SUCCESS);
       }
     }
-    if (this.tryTimer !== null) {
-      clearTimeout(this.tryTimer);
-      this.tryTimer = null;
-    }
+  }
+
+  /** Arms the wheel entry at `at` (0: disarmed); nothing to do when it is armed there already. */
+  private armDeadline(at: number): void {
+    if (at === this.deadline) return;
+    if (at === 0) deadlines().disarm(this);
+    else deadlines().arm(this, at);
   }
 
   /** Whether the request can be sent again after an attempt failed (`seen`: the upstream may have seen it). */
@@ -470,15 +482,19 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       this.retry();
       return;
     }
-    if (this.tryTimer !== null) {
-      clearTimeout(this.tryTimer);
-      this.tryTimer = null;
-    }
+    // The head arrived: the per-try timeout no longer applies, the route timeout does.
+    this.armDeadline(this.deadlineAt);
     this.status = status;
     this.responseStarted = true;
-    if (this.fs !== null) this.fs.encode(status);
     const out = endToEnd(headers);
     applyOps(out, (this.route as HttpRoute).ops, (this.vh as HttpVirtualHost).ops, true);
+    const fs = this.fs;
+    if (fs !== null) {
+      fs.respHeaders = out;
+      const cur = this.cur as UpstreamAttempt;
+      if (cur.localAddress !== undefined) fs.upstreamLocalAddress = cur.localAddress();
+      fs.encode(status);
+    }
     this.counters[this.lb + HL.RQ_1XX + statusClass(status)]++;
     if (endStream) {
       // No body (HTTP/2: trailers-only, e.g. gRPC errors, as received).
@@ -540,9 +556,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
 
   // ---- timers and downstream events
 
-  private readonly onTryTimeout = (): void => {
-    this.tryTimer = null;
-    if (this.finished || this.responseStarted) return;
+  /** The attempt's per-try timeout passed (onDeadline, perTryExpired) before the response head. */
+  private onTryTimeout(): void {
     const cl = this.cluster as Cluster;
     cl.counters[cl.base + HC.PER_TRY_TIMEOUT]++;
     routeCount(this.route as HttpRoute, R.PER_TRY_TIMEOUT);
@@ -550,11 +565,15 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     (this.cur as UpstreamAttempt).abort();
     this.endAttempt(0);
     attemptFailed(this, this.fs, (this.route as HttpRoute).retry, AttemptFailure.PerTryTimeout, this.safe(true), HC.RETRY);
-  };
+  }
 
-  /** The route timeout (deadline wheel). */
+  /** The attempt's deadline (deadline wheel): a per-try timeout, or the route timeout. */
   onDeadline(): void {
     if (this.finished) return;
+    if (!this.responseStarted && this.cur !== null && perTryExpired(this, Date.now())) {
+      this.onTryTimeout();
+      return;
+    }
     const cl = this.cluster;
     if (cl !== null) cl.counters[cl.base + C.RQ_TIMEOUT]++;
     if (cl !== null && this.curHost !== null) outlierResult(cl, this.curHost, LOCAL_FAILURE);
@@ -601,15 +620,12 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     // A response (head) was sent: the route's status class and request time.
     if (this.route !== null && this.status > 0) routeResponse(this.route, this.status, (performance.now() - this.startMs) * 1000);
     if (this.deadline !== 0) deadlines().disarm(this);
-    if (this.tryTimer !== null) {
-      clearTimeout(this.tryTimer);
-      this.tryTimer = null;
-    }
     const fs = this.fs;
     if (fs !== null) {
       fs.replied = true;
       if (fs.responseCode === undefined && this.status > 0) fs.responseCode = this.status;
       fs.bytesSent = fs.sent;
+      if (fs.bytesReceived === undefined && this.down.hasBody) fs.bytesReceived = this.bodyBytes;
       fs.end();
     }
   }
@@ -655,6 +671,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     const noBody = this.method === 'HEAD' || (this.grpc && grpcCode >= 0);
     const fs = this.fs;
     if (fs !== null) {
+      fs.respHeaders = headers;
       fs.encode(status);
       if (!noBody) fs.sent += Buffer.byteLength(body);
     }
@@ -686,7 +703,10 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     applyOps(headers, route.ops, (this.vh as HttpVirtualHost).ops, true);
     this.status = r.code;
     this.counters[this.lb + HL.RQ_1XX + statusClass(r.code)]++;
-    if (this.fs !== null) this.fs.encode(r.code);
+    if (this.fs !== null) {
+      this.fs.respHeaders = headers;
+      this.fs.encode(r.code);
+    }
     this.down.respond(r.code, headers, true, this.env.draining);
     this.finish();
   }
@@ -700,6 +720,8 @@ class HttpStream extends ActiveStream {
   /** Response body bytes written so far. */
   sent = 0;
   host: Host | null = null;
+  /** The response head sent downstream (%response_header_NAME%): the headers object itself, no copy. */
+  respHeaders: Headers | null = null;
   private readonly tlsPeer: StreamPeer | null;
 
   constructor(
@@ -730,6 +752,12 @@ class HttpStream extends ActiveStream {
 
   requestBodyLength(): number {
     return this.bytesReceived ?? -1;
+  }
+
+  override logResponseHeader(name: string): string | undefined {
+    const h = this.respHeaders;
+    const v = h === null ? undefined : h[name];
+    return v === undefined ? undefined : Array.isArray(v) ? v.join(',') : v;
   }
 
   peer(): StreamPeer | null {
@@ -766,14 +794,17 @@ export function streamTransport(s: ActiveStream, t: DownstreamTransport | null):
   return info.peer;
 }
 
-/** Wraps a streamed request body so that it counts its bytes (one wrapper per limited request). */
-function limitBody(src: Readable | BodySource, max: number, ex: Exchange): Readable | BodySource {
-  if (isBodySource(src)) return new LimitedBodySource(src, max, ex);
-  let n = 0;
+/**
+ * Wraps a streamed request body so that it counts its bytes into ex.bodyBytes, and stops past
+ * `max` (0: no limit). One wrapper per metered request (limited, or access-logged with a body
+ * of unknown length).
+ */
+function meterBody(src: Readable | BodySource, max: number, ex: Exchange): Readable | BodySource {
+  if (isBodySource(src)) return new MeteredBodySource(src, max, ex);
   const out = new PassThrough();
   src.on('data', (d: Buffer) => {
-    n += d.length;
-    if (n > max) {
+    ex.bodyBytes += d.length;
+    if (max > 0 && ex.bodyBytes > max) {
       src.unpipe(out);
       out.destroy();
       ex.onBodyTooLarge();
@@ -784,10 +815,9 @@ function limitBody(src: Readable | BodySource, max: number, ex: Exchange): Reada
   return out;
 }
 
-/** A raw HTTP/1.1 body (BodySource) that stops past `max` payload bytes. */
-class LimitedBodySource implements BodySource, BodySink {
+/** A raw HTTP/1.1 body (BodySource) that counts its payload bytes and stops past `max` (0: no limit). */
+class MeteredBodySource implements BodySource, BodySink {
   private sink: BodySink | null = null;
-  private n = 0;
   private over = false;
 
   constructor(
@@ -815,8 +845,8 @@ class LimitedBodySource implements BodySource, BodySink {
 
   onBodyData(buf: Buffer, start: number, end: number): void {
     if (this.over) return;
-    this.n += end - start;
-    if (this.n > this.max) {
+    this.ex.bodyBytes += end - start;
+    if (this.max > 0 && this.ex.bodyBytes > this.max) {
       this.over = true;
       this.ex.onBodyTooLarge();
       return;

@@ -25,7 +25,20 @@ import { createH2Server } from './downstream-h2';
 import type { HttpEnv } from './exchange';
 import { RawH1Connection } from './h1/downstream';
 import { pipelineFor } from '../stream/pipeline';
+import { onCloseIdle } from '../overload/manager';
+import { OL } from '../overload/stats';
+import { HL } from './stats';
 import '../filters/stream';
+
+/** Every factory of this worker (weakly: a replaced listener snapshot's factory may go), for the close-idle action. */
+const live = new Set<WeakRef<HttpProxyFactory>>();
+onCloseIdle(() => {
+  for (const r of live) {
+    const f = r.deref();
+    if (f === undefined) live.delete(r);
+    else f.closeIdle();
+  }
+});
 
 /** HTTP/1.1 downstream engine: 'raw' (default) or 'node' (node:http), read once. */
 export const H1_DOWNSTREAM: 'raw' | 'node' = process.env.OUTRIGGER_H1_DOWNSTREAM === 'node' ? 'node' : 'raw';
@@ -51,7 +64,27 @@ export class HttpProxyFactory implements NetworkFilterFactory {
   private sniffed: Buffer | null = null;
 
   constructor(cfg: HttpProxyConfig, ctx: ListenerContext, routerConfig: RouterConfig) {
+    // The listener's connection_idle_timeout bounds the proxy's idle_timeout (the shorter wins):
+    // every engine closes a keep-alive connection idle that long (HTTP/2: GOAWAY, then close).
+    if (ctx.idleTimeoutMs > 0 && (cfg.idleTimeoutMs === 0 || ctx.idleTimeoutMs < cfg.idleTimeoutMs)) cfg = { ...cfg, idleTimeoutMs: ctx.idleTimeoutMs };
     this.env = { cfg, ctx, router: compiledHttpRouter(routerConfig), draining: false, pipeline: pipelineFor(ctx) };
+    live.add(new WeakRef(this));
+  }
+
+  /**
+   * The overload manager's close-idle action, for the engines the raw HTTP/1.1 engine's own
+   * closer does not cover: node:http closes its idle keep-alive connections; HTTP/2 sessions get
+   * GOAWAY (streams in flight finish, no new ones) and close once their streams are done.
+   */
+  closeIdle(): void {
+    if (this.h1 !== null) this.h1.closeIdleConnections();
+    const c = this.env.ctx.counters;
+    for (const s of this.h2Sessions) {
+      if (s.closed) continue;
+      c[this.env.ctx.base + OL.CX_IDLE_CLOSED]++;
+      c[this.env.ctx.base + HL.H2_GOAWAY_SENT]++;
+      s.close();
+    }
   }
 
   private h1Server(): http.Server {

@@ -15,8 +15,9 @@
  *            first upstream bytes: the status line (encode filters, %response_code%)
  *            both sides closed: ended(bytes in, bytes out) ─> access-log line, filters' log step
  *
- * Engines: the node:http downstream ('upgrade' / 'connect' socket, SocketRelay below) and the
- * raw HTTP/1.1 downstream (./h1/tunnel.ts, Connection pairs).
+ * Engines: the node:http downstream ('upgrade' / 'connect' socket, SocketRelay below), the
+ * raw HTTP/1.1 downstream (./h1/tunnel.ts, Connection pairs) and HTTP/2 CONNECT / extended
+ * CONNECT (./h2-tunnel.ts: the stream's DATA frames relayed to an HTTP/1.1 tunnel upstream).
  */
 import type * as http from 'node:http';
 import type * as net from 'node:net';
@@ -80,6 +81,8 @@ export class TunnelRequest implements StreamHooks<TunnelStream>, RetryState, Htt
   retryPending = false;
   retryHeld = false;
   tried: Host[] | null = null;
+  /** Tunnels have no request time across attempts (RetryState; no per-try timeout: connects are bounded by the cluster). */
+  deadlineAt = 0;
 
   constructor(
     private readonly env: HttpEnv,
@@ -88,6 +91,8 @@ export class TunnelRequest implements StreamHooks<TunnelStream>, RetryState, Htt
     url: string,
     private readonly headers: Headers,
     private readonly connect: boolean,
+    /** The downstream's protocol as filters see it: "http1", or "http2" for CONNECT on HTTP/2 (./h2-tunnel.ts). */
+    protocol = 'http1',
   ) {
     // An Upgrade's target as the exchange resolves it (absolute-form, normalized path: router/path.ts).
     const t = connect ? url : resolveTarget(url, String(headers['host'] ?? ''), env.cfg.paths);
@@ -97,7 +102,7 @@ export class TunnelRequest implements StreamHooks<TunnelStream>, RetryState, Htt
     this.authority = connect ? url : typeof t === 'string' ? String(headers['host'] ?? '') : t.authority;
     this.path = connect ? '/' : this.url.split('?')[0];
     const pl = env.pipeline;
-    this.fs = pl !== undefined && pl.active ? new TunnelStream(this, pl, env.ctx.name, relay.transport()) : null;
+    this.fs = pl !== undefined && pl.active ? new TunnelStream(this, pl, env.ctx.name, relay.transport(), protocol) : null;
   }
 
   header(n: string): string | undefined {
@@ -262,9 +267,10 @@ class TunnelStream extends ActiveStream {
     pl: StreamPipeline,
     listener: string,
     transport: DownstreamTransport | null,
+    protocol: string,
   ) {
     super();
-    this.begin(pl, 'http1', listener);
+    this.begin(pl, protocol, listener);
     this.tlsPeer = streamTransport(this, transport);
   }
 

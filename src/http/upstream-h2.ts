@@ -7,6 +7,7 @@
  */
 import { AsyncResource } from 'node:async_hooks';
 import * as http2 from 'node:http2';
+import { hostPort } from '../stream/pipeline';
 import type { Cluster } from '../upstream/cluster';
 import type { Host, UpstreamPool } from '../upstream/lb';
 import type { Headers } from './headers';
@@ -254,6 +255,11 @@ class H2Attempt implements UpstreamAttempt {
 
   resume(): void {
     if (this.stream !== null && !this.done) this.stream.resume();
+  }
+
+  localAddress(): string | undefined {
+    const sock = this.entry === null ? undefined : this.entry.session.socket;
+    return sock === undefined || sock === null ? undefined : hostPort(sock.localAddress, sock.localPort);
   }
 }
 

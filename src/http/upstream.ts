@@ -79,6 +79,8 @@ export interface UpstreamSink {
 export interface UpstreamAttempt {
   abort(): void;
   resume(): void;
+  /** "ip:port" of the upstream connection's local end (%upstream_local_address%), once bound to one; absent: unknown. */
+  localAddress?(): string | undefined;
 }
 
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);

@@ -33,10 +33,11 @@ export function applyLimits(l: Partial<ResourceLimits> | undefined): void {
 /**
  * The upstream timeout of a Bolt/Dubbo request: the client's own (its frame's timeout field)
  * capped by the route's timeout, or by rpcMaxTimeoutMs when the route has none; without a
- * client timeout, the route's, else the proxy's default.
+ * client timeout (Dubbo carries none the proxy reads), the route's, else the proxy's default
+ * capped by rpcMaxTimeoutMs too.
  */
 export function rpcTimeoutMs(clientMs: number, routeMs: number, defaultMs: number): number {
   const cap = routeMs > 0 ? routeMs : limits.rpcMaxTimeoutMs;
   if (clientMs > 0) return clientMs < cap ? clientMs : cap;
-  return routeMs > 0 ? routeMs : defaultMs;
+  return routeMs > 0 ? routeMs : defaultMs > 0 && defaultMs < cap ? defaultMs : cap;
 }

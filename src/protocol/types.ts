@@ -94,6 +94,13 @@ export interface XCodec<F extends XFrame = XFrame> {
   /** Decode the complete frame at [start, end) into `out`: frame length, or < 0 when it is broken. */
   decode(buf: Buffer, start: number, end: number, maxFrameSize: number, out: F): number;
 
+  /**
+   * Rewrite the timeout the request carries to `ms` in place (fixing any checksum), when the
+   * proxy capped the client's own (limits.rpc_max_timeout, the route's timeout): the upstream
+   * then sees the time it really has. Absent: the codec cannot (the proxy still enforces the cap).
+   */
+  setTimeout?(buf: Buffer, frame: F, ms: number): boolean;
+
   /** Rewrite the request id of the decoded frame in place (fixing any checksum) and in `frame`. false if impossible. */
   setRequestId(buf: Buffer, frame: F, id: number): boolean;
 

@@ -40,7 +40,7 @@ import { admitRequest, requestEnded } from '../overload/manager';
 import { OL } from '../overload/stats';
 import { FrameReader, type FrameSink } from '../stream/frame-reader';
 import { ActiveStream, hostPort, pipelineFor, type StreamPipeline } from '../stream/pipeline';
-import { attemptDone, AttemptFailure, attemptFailed, LocalReplyKind, requestDone, retryAttempt, runPhases, triedHost, type RetryState, type StreamHooks } from '../stream/active-stream';
+import { attemptDeadline, attemptDone, AttemptFailure, attemptFailed, LocalReplyKind, perTryExpired, requestDone, retryAttempt, runPhases, startRequestTime, triedHost, type RetryState, type StreamHooks } from '../stream/active-stream';
 import type { Cluster } from '../upstream/cluster';
 import type { Host, LbContext } from '../upstream/lb';
 import { cancelPending, hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
@@ -332,13 +332,19 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     const pool = hostPool(host, cluster, upCodec, this.f.settingsFor(upCodec));
     // The client's own timeout, capped by the route's or limits.rpc_max_timeout.
     let timeout = rpcTimeoutMs(frame.timeoutMs, route.timeoutMs, this.f.config.defaultTimeoutMs);
+    // Capped: the forwarded request carries the capped time, not the client's (codecs that can rewrite it).
+    if (timeout < frame.timeoutMs && upCodec.setTimeout !== undefined) upCodec.setTimeout(buf, frame, timeout);
     const rp = route.retry;
-    if (s !== null && rp !== null) {
-      // The request's whole time is kept across attempts; retry_timeout bounds each attempt (MOSN's per-try timeout).
-      if (s.retries === 0) s.deadlineAt = timeout > 0 ? Date.now() + timeout : 0;
-      else if (s.deadlineAt > 0) timeout = Math.max(1, s.deadlineAt - Date.now());
-      if (rp.perTryTimeoutMs > 0 && (timeout === 0 || rp.perTryTimeoutMs < timeout)) timeout = rp.perTryTimeoutMs;
-      if (s.owned) triedHost(s, host);
+    if (s !== null) {
+      // The request's whole time is kept across attempts; retry_timeout bounds each attempt
+      // (MOSN's per-try timeout), timed by the pending request's deadline-wheel entry.
+      const now = Date.now();
+      if (s.retries === 0) startRequestTime(s, timeout, now);
+      if (rp !== null) {
+        const at = attemptDeadline(s, rp, now);
+        timeout = at === 0 ? 0 : Math.max(1, at - now);
+        if (s.owned) triedHost(s, host);
+      }
     }
     const meta = codec.replyMeta(buf, frame);
     // Overload manager: a two-way request is counted until its answer (requestDone), or shed here.
@@ -521,7 +527,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       const failure = p.connectFailed
         ? AttemptFailure.ConnectFailure
         : kind === ErrorKind.Timeout
-          ? s.deadlineAt > Date.now() + 1
+          ? perTryExpired(s, Date.now())
             ? AttemptFailure.PerTryTimeout
             : AttemptFailure.Timeout
           : kind === ErrorKind.ConnectionClosed
@@ -529,6 +535,10 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
             : -1;
       if (failure < 0) this.failedReply(p, kind, s);
       else {
+        if (failure === AttemptFailure.PerTryTimeout) {
+          const cl = s.cluster as Cluster;
+          cl.counters[cl.base + HC.PER_TRY_TIMEOUT]++;
+        }
         this.failing = p;
         const safe = s.owned && failure !== AttemptFailure.ConnectionClosed;
         attemptFailed(this, s, s.route === null ? null : s.route.retry, failure as AttemptFailure, safe, HC.RETRY);

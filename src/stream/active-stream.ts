@@ -13,6 +13,12 @@
  *     decode filters, after_choose_host      (first attempt only)
  *     hooks.sendAttempt(s, host)             the protocol's pool (RPC multiplexed, HTTP/1.1, HTTP/2,
  *                                            a tunnel's byte relay); circuit breakers there
+ *   attemptDeadline(u, policy, now)          the attempt's time: the request's end (startRequestTime),
+ *                                            or sooner the per-try timeout; the adapter arms it on
+ *                                            its own timer (RPC: the pending request's wheel entry;
+ *                                            HTTP: the exchange's wheel entry); when it passes,
+ *                                            perTryExpired tells a per-try timeout (retry decision)
+ *                                            from the request's own timeout
  *   attemptFailed(hooks, s, u, failure, …)   one retry decision: retry_on bits, num_retries, the
  *     retry? hooks.retry(s) -> retryAttempt  cluster's retry budget (max_retries), previous hosts
  *     else   hooks.localReply(s, kind)       flag (UF / UR / UC / UT / URX) on the stream
@@ -96,6 +102,32 @@ export interface RetryState {
   retryHeld: boolean;
   /** Hosts tried so far (routes with a retry policy only), for previous-hosts avoidance. */
   tried: Host[] | null;
+  /** The end of the request's whole time across attempts (Date.now() clock; 0: none). startRequestTime sets it. */
+  deadlineAt: number;
+}
+
+/** The request's own time (route timeout, the client's RPC timeout) starts now; kept across attempts. */
+export function startRequestTime(u: RetryState, timeoutMs: number, now: number): void {
+  u.deadlineAt = timeoutMs > 0 ? now + timeoutMs : 0;
+}
+
+/**
+ * When the current attempt must have its response head (absolute, Date.now() clock; 0: never):
+ * the request's end, or sooner the policy's per-try timeout (retry_timeout / per_try_timeout),
+ * the same for every protocol. The adapter arms it on its timer and, when it passes, asks
+ * perTryExpired which of the two it was.
+ */
+export function attemptDeadline(u: RetryState, policy: RetryPolicy | null, now: number): number {
+  const per = policy === null ? 0 : policy.perTryTimeoutMs;
+  const end = u.deadlineAt;
+  if (per <= 0) return end;
+  const t = now + per;
+  return end === 0 || t < end ? t : end;
+}
+
+/** An attempt's deadline passed at `now`: true when it was the per-try timeout (the request still has time), false when the request's own time ran out. */
+export function perTryExpired(u: RetryState | null, now: number): boolean {
+  return u !== null && (u.deadlineAt === 0 || u.deadlineAt > now + 1);
 }
 
 /**

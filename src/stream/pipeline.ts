@@ -23,7 +23,7 @@
  */
 import { DECODE_PHASES, FilterStatus, streamFilterKind, type DecodePhase, type FilterStream, type StreamFilter, type StreamPeer } from '../api/stream-filter';
 import type { ListenerContext } from '../filters/network/types';
-import type { AccessLogEntry, AccessLogHeaders, AccessLogTls, AccessLogWriter } from '../log';
+import type { AccessLogEntry, AccessLogHeaders, AccessLogResponseHeaders, AccessLogTls, AccessLogWriter } from '../log';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
 
@@ -75,7 +75,7 @@ const PARKED = -1;
  * stream is the entry: no second object per line) and the decode progress. Protocol adapters
  * extend it with their parts (header reads, the reply form, how to go on after a resume).
  */
-export abstract class ActiveStream implements FilterStream, AccessLogEntry, AccessLogHeaders {
+export abstract class ActiveStream implements FilterStream, AccessLogEntry, AccessLogHeaders, AccessLogResponseHeaders {
   pipeline: StreamPipeline | null = null;
   protocol = '';
   /** performance.now() at arrival (durations). */
@@ -110,6 +110,7 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   upstreamTransportFailureReason: string | undefined = undefined;
   routeName: string | undefined = undefined;
   requestHeaders: AccessLogHeaders | undefined = undefined;
+  responseHeaders: AccessLogResponseHeaders | undefined = undefined;
 
   /** Starts a request (also resets a pooled stream). */
   begin(p: StreamPipeline, protocol: string, listener: string): void {
@@ -140,6 +141,7 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
     this.upstreamTransportFailureReason = undefined;
     this.routeName = undefined;
     this.requestHeaders = this;
+    this.responseHeaders = this;
   }
 
   // ---- decode phases
@@ -236,6 +238,11 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   /** %request_header_NAME%: the request's header (adapters that lose the request keep copies). */
   logHeader(name: string): string | undefined {
     return this.header(name);
+  }
+
+  /** %response_header_NAME%: the response header sent downstream (HTTP overrides this; RPC: none). */
+  logResponseHeader(_name: string): string | undefined {
+    return undefined;
   }
 }
 

@@ -12,6 +12,7 @@ import * as assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import * as path from 'node:path';
 import { startSidecar } from '../helpers/sidecar';
 import { backend } from '../helpers/http';
@@ -80,6 +81,62 @@ test('MOSN proxy-fallback-example: HTTP goes to the HTTP cluster, unknown bytes 
     await web.close();
     for (const s of echo.sockets) s.destroy();
     await close(echo.server);
+  }
+});
+
+test('MOSN proxy-fallback-example: the TCP fallback goes through the cluster manager (the cluster\'s tls_context and max_connections apply)', async () => {
+  const pki = new Pki();
+  const cert = pki.issue({ cn: 'localhost', dns: ['localhost'] });
+  const web = await backend('http-server');
+  // A TCP server that speaks only TLS: a plaintext fallback would get nothing back.
+  const tlsSockets = new Set<tls.TLSSocket>();
+  const tlsEcho = tls.createServer({ cert: fs.readFileSync(cert.cert), key: fs.readFileSync(cert.key) }, (s) => {
+    tlsSockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => tlsSockets.delete(s));
+    s.pipe(s);
+  });
+  const tlsPort = await new Promise<number>((resolve) => tlsEcho.listen(0, '127.0.0.1', () => resolve((tlsEcho.address() as net.AddressInfo).port)));
+  const cfg = fixture('proxy-fallback-example.json');
+  const listener = cfg.servers[0].listeners[0];
+  listener.address = '127.0.0.1:0';
+  listener.name = 'fallback';
+  for (const c of cfg.cluster_manager.clusters) {
+    c.hosts[0].address = `127.0.0.1:${c.name === 'server_http_cluster' ? web.port : tlsPort}`;
+    if (c.name === 'server_tcp_cluster') {
+      c.tls_context = { status: true, ca_cert: pki.ca.cert, server_name: 'localhost' };
+      c.circuit_breakers = [{ max_connections: 1 }];
+    }
+  }
+  const sc = await startSidecar(cfg, { args: ['--admin-port', '0'] });
+  const held = new net.Socket();
+  try {
+    const port = sc.ports.get('fallback') as number;
+    const junk = Buffer.from('\x00\x07hello, tls\r\n', 'latin1');
+    assert.deepEqual(await exchange(port, junk), junk, 'echoed by the TLS-only server: the fallback originated TLS');
+    // The first connection's slot is given back once its upstream connection closed.
+    for (let i = 0; i < 100 && (await sc.stats()).clusters.server_tcp_cluster.upstream_cx_active !== 0; i++) await new Promise((r) => setTimeout(r, 50));
+    // One fallback connection held open takes the cluster's only connection slot.
+    const got: Buffer[] = [];
+    await new Promise<void>((resolve) => held.connect(port, '127.0.0.1', () => resolve()));
+    held.on('data', (d) => got.push(d));
+    held.on('error', () => {});
+    held.write(junk);
+    for (let i = 0; i < 250 && Buffer.concat(got).length < junk.length; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(Buffer.concat(got), junk);
+    assert.deepEqual(await exchange(port, junk, 1000), Buffer.alloc(0), 'over max_connections: closed without an answer');
+    const st = await sc.stats();
+    assert.ok(st.clusters.server_tcp_cluster.upstream_cx_overflow >= 1, JSON.stringify(st.clusters.server_tcp_cluster));
+    // HTTP on the same listener still goes to the HTTP cluster.
+    const r = await curl([`http://127.0.0.1:${port}/hello`]);
+    assert.equal(JSON.parse(r.out).backend, 'http-server', r.out);
+  } finally {
+    held.destroy();
+    await sc.terminate();
+    await web.close();
+    for (const s of tlsSockets) s.destroy();
+    tlsEcho.close();
+    pki.remove();
   }
 });
 

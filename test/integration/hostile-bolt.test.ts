@@ -6,12 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { STATUS_SERVER_THREADPOOL_BUSY, STATUS_TIMEOUT } from '../../src/protocol/bolt/constants';
+import { CMD_RPC_REQUEST, PROTO_V1, PROTO_V2, STATUS_SERVER_THREADPOOL_BUSY, STATUS_TIMEOUT, SWITCH_CRC, TYPE_REQUEST, V2_VER1_CRC } from '../../src/protocol/bolt/constants';
 import { STATUS_SERVER_THREADPOOL_EXHAUSTED_ERROR } from '../../src/protocol/dubbo/constants';
-import { dubboProxyConfig, dubboRawClient, dubboRequest } from '../helpers/dubbo';
+import { closeDubbo2js, dubbo2js, dubboProxyConfig, dubboRawClient, dubboRequest, java } from '../helpers/dubbo';
 import { listen } from '../helpers/net';
 import { rssOf, startSidecar } from '../helpers/sidecar';
-import { boltProxyConfig, rawRequest, sleep } from '../helpers/sofa';
+import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, sleep } from '../helpers/sofa';
+import { encodeFrame } from '../../src/protocol/bolt/encoder';
 
 const DAYS_24 = 24 * 24 * 3600 * 1000; // 2,073,600,000 ms: below 2^31, a valid Bolt timeout
 
@@ -190,7 +191,9 @@ test('Dubbo: in-flight requests beyond limits.rpc_max_pending_requests are answe
     assert.equal(c.frames.length, 1);
     assert.equal(Number(c.frames[0].frame.requestId), 3);
     assert.equal(c.frames[0].frame.status, STATUS_SERVER_THREADPOOL_EXHAUSTED_ERROR);
-    c.sock.destroy();
+    // Gone (RST): its pending requests are dropped and the sidecar drains at once (a FIN alone
+    // is a half-close whose answers are still awaited, and SIGTERM would wait for them).
+    c.sock.resetAndDestroy();
   } finally {
     assert.equal(await sc.terminate(), 0, sc.output());
     await up.close();
@@ -217,8 +220,56 @@ test('Bolt: a client that goes away frees its pending requests at once (circuit 
     await sleep(500);
     assert.equal(c.total, 0, JSON.stringify([...c.byStatus]));
     assert.equal((await sc.stats()).clusters.up.upstream_rq_active, 1);
-    b.destroy();
+    b.resetAndDestroy(); // its pending request goes too: SIGTERM need not wait for it
   } finally {
+    assert.equal(await sc.terminate(), 0, sc.output());
+    await up.close();
+  }
+});
+
+test('a forwarded Bolt request carries the capped timeout, not the client\'s (v1, and v2 with its CRC fixed); an uncapped one keeps its own', { timeout: 30_000 }, async () => {
+  const seen: { id: number; timeout: number; proto: number }[] = [];
+  const up = await fakeUpstream((r) => {
+    seen.push({ id: r.frame.requestId, timeout: r.frame.timeout, proto: r.frame.proto });
+    r.sock.write(rawResponse(r.frame, r.buf));
+  });
+  const routes = [
+    { match: { headers: [{ name: 'service', value: 'routed' }] }, route: { cluster_name: 'up', timeout: '300ms' } },
+    { match: { headers: [{ name: 'service', value: '.*' }] }, route: { cluster_name: 'up' } },
+  ];
+  const sc = await startSidecar({ ...boltProxyConfig({ clusters: { up: [up.port] }, routes }), limits: { rpc_max_timeout: '700ms' } });
+  const c = await rawClient(sc.ports.get('bolt')!);
+  try {
+    c.sock.write(rawRequest(1, 'routed', { timeout: DAYS_24 }));
+    c.sock.write(rawRequest(2, 'other', { timeout: DAYS_24 }));
+    c.sock.write(rawRequest(3, 'other', { timeout: 250 }));
+    c.sock.write(encodeFrame({
+      proto: PROTO_V2, ver1: V2_VER1_CRC, switch: SWITCH_CRC, type: TYPE_REQUEST, cmdcode: CMD_RPC_REQUEST, requestId: 4, timeout: DAYS_24,
+      className: 'com.alipay.sofa.rpc.core.request.SofaRequest', headers: { service: 'other' }, content: Buffer.from('v2'),
+    }));
+    await c.wait(4);
+    assert.deepEqual(c.frames.map((f) => f.frame.status), [0, 0, 0, 0], 'every request answered (the v2 frame\'s CRC still checks upstream)');
+    assert.deepEqual(seen.map((x) => [x.proto, x.timeout]), [[PROTO_V1, 300], [PROTO_V1, 700], [PROTO_V1, 250], [PROTO_V2, 700]]);
+  } finally {
+    c.sock.destroy();
+    assert.equal(await sc.terminate(), 0, sc.output());
+    await up.close();
+  }
+});
+
+test('a Dubbo client (dubbo2.js) asking for a 23-day timeout gets rpc_max_timeout', { timeout: 30_000 }, async () => {
+  const up = await silentUpstream();
+  const sc = await startSidecar({ ...dubboProxyConfig({ clusters: { up: [up.port] } }), limits: { rpc_max_timeout: '700ms' } });
+  const d = dubbo2js(sc.ports.get('clientListener')!, 'com.example.DemoService', { plus: (a: number, b: number) => [java.int(a), java.int(b)] }, { timeoutS: 2_000_000 });
+  try {
+    const t0 = performance.now();
+    const r = await d.svc.plus(1, 2);
+    const ms = performance.now() - t0;
+    assert.ok(r.err !== null && r.err !== undefined, `an error answer, got ${JSON.stringify(r.res)}`);
+    assert.match(String(r.err.message ?? r.err), /timeout/i);
+    assert.ok(ms >= 650 && ms < 2500, `answered after ${ms} ms (rpc_max_timeout 700 ms)`);
+  } finally {
+    closeDubbo2js(d.dubbo);
     assert.equal(await sc.terminate(), 0, sc.output());
     await up.close();
   }

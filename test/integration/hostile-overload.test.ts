@@ -103,7 +103,7 @@ test('overload: max_active_requests — a Bolt request beyond it gets SERVER_THR
     assert.equal(c.frames[0].frame.requestId, 2);
     assert.equal(c.frames[0].frame.status, STATUS_SERVER_THREADPOOL_BUSY);
     assert.equal((await sc.stats()).listeners.bolt.downstream_rq_overload_shed, 1);
-    c.sock.destroy();
+    c.sock.resetAndDestroy(); // its pending request goes too: SIGTERM need not wait for it
   } finally {
     assert.equal(await sc.terminate(), 0, sc.output());
     for (const s of socks) s.destroy();
@@ -154,4 +154,88 @@ test('overload_manager and limits: bad values are refused with their JSON path',
   const ok = parseConfig({ ...base, limits: { rpc_max_timeout: '2s' }, overload_manager: { max_active_requests: 10 } });
   assert.equal(ok.limits?.rpcMaxTimeoutMs, 2000);
   assert.equal(ok.overload?.maxActiveRequests, 10);
+});
+
+/** An HTTP/2 client session that has made one request; resolves when it is closed, telling whether a GOAWAY came first. */
+async function h2Idle(port: number): Promise<{ closed: Promise<{ goaway: boolean; ms: number }> }> {
+  const http2 = await import('node:http2');
+  const s = http2.connect(`http://127.0.0.1:${port}`);
+  s.on('error', () => {});
+  let goaway = false;
+  s.once('goaway', () => (goaway = true));
+  await new Promise<void>((resolve, reject) => {
+    const r = s.request({ ':path': '/ok' });
+    r.on('error', reject);
+    r.resume();
+    r.once('end', () => resolve());
+  });
+  const t0 = Date.now();
+  return { closed: new Promise((resolve) => s.once('close', () => resolve({ goaway, ms: Date.now() - t0 }))) };
+}
+
+/** An HTTP/1.1 keep-alive connection that has had one answered request; resolves when the proxy closes it. */
+async function h1Idle(port: number): Promise<Promise<boolean>> {
+  const s = await connect(port);
+  s.write('GET /ok HTTP/1.1\r\nHost: a\r\n\r\n');
+  await new Promise<void>((resolve) => s.once('data', () => resolve()));
+  return closedWithin(s, 3000);
+}
+
+test('connection_idle_timeout closes idle keep-alive connections on every engine: raw and node:http HTTP/1.1, HTTP/2 with GOAWAY then close', { timeout: 60_000 }, async () => {
+  const b = await backend('b');
+  try {
+    for (const env of [{}, { OUTRIGGER_H1_DOWNSTREAM: 'node' }]) {
+      const cfg = httpConfig(
+        [
+          { name: 'h1', downstream: 'Http1', upstream: 'Http1', router: 'r' },
+          { name: 'h2', downstream: 'Http2', upstream: 'Http1', router: 'r' },
+        ],
+        [ROUTER],
+        { b: [b.port] },
+      );
+      for (const l of (cfg.servers as { listeners: Record<string, unknown>[] }[])[0].listeners) l.connection_idle_timeout = '400ms';
+      const sc = await startSidecar(cfg, { env });
+      try {
+        const h1 = await h1Idle(sc.ports.get('h1')!);
+        const h2 = await h2Idle(sc.ports.get('h2')!);
+        assert.equal(await h1, true, `HTTP/1.1 idle connection closed (${JSON.stringify(env)})`);
+        const c = await h2.closed;
+        assert.equal(c.goaway, true, 'HTTP/2: GOAWAY before the close');
+        assert.ok(c.ms < 3000, `HTTP/2 session closed after ${c.ms} ms`);
+      } finally {
+        assert.equal(await sc.terminate(), 0, sc.output());
+      }
+    }
+  } finally {
+    await b.close();
+  }
+});
+
+test('overload: memory — close_idle_connections also covers the node:http engine and HTTP/2 sessions (GOAWAY)', { timeout: 30_000 }, async () => {
+  const b = await backend('b');
+  const cfg = httpConfig(
+    [
+      { name: 'h1', downstream: 'Http1', upstream: 'Http1', router: 'r' },
+      { name: 'h2', downstream: 'Http2', upstream: 'Http1', router: 'r' },
+    ],
+    [ROUTER],
+    { b: [b.port] },
+  );
+  const sc = await startSidecar({ ...cfg, overload_manager: { max_heap_bytes: HEAP, refresh_interval: '100ms', heap_actions: { close_idle_connections: ON, shed_requests: OFF, stop_accepting: OFF } } }, { env: { OUTRIGGER_H1_DOWNSTREAM: 'node' } });
+  try {
+    assert.equal(await (await h1Idle(sc.ports.get('h1')!)), true, 'node:http: an idle keep-alive connection was closed');
+    const http2 = await import('node:http2');
+    const s = http2.connect(`http://127.0.0.1:${sc.ports.get('h2')}`);
+    s.on('error', () => {});
+    const got = await new Promise<string>((resolve) => {
+      s.once('goaway', () => resolve('goaway'));
+      setTimeout(() => resolve('none'), 2000);
+    });
+    assert.equal(got, 'goaway');
+    assert.ok((await sc.stats()).listeners.h2.downstream_cx_overload_idle_closed >= 1);
+    s.destroy();
+  } finally {
+    assert.equal(await sc.terminate(), 0, sc.output());
+    await b.close();
+  }
 });

@@ -67,7 +67,7 @@ function assertForwarded(r: Record<string, string>, protocol: string, code: stri
   assert.equal(r.upstream_cluster, cluster);
   assert.match(r.downstream_remote_address, ADDR);
   assert.match(r.downstream_local_address, ADDR);
-  assert.match(r.upstream_local_address, protocol === 'bolt' || protocol === 'dubbo' ? ADDR : /^(127\.0\.0\.1:\d+|-)$/);
+  assert.match(r.upstream_local_address, ADDR);
   assert.match(r.duration, DURATION);
   assert.match(r.request_received_duration, DURATION);
   assert.match(r.response_received_duration, DURATION);
@@ -206,7 +206,7 @@ test('access log lines with MOSN variables: HTTP/1.1 (curl), HTTP/2 (curl h2c) a
 
     const h1 = await readLog(logs.h1, 2);
     assert.equal(h1.length, 2);
-    assertForwarded(h1[0], 'http1', '200', be.port, 'web');
+    assertForwarded(h1[0], 'Http1', '200', be.port, 'web');
     assert.equal(h1[0].header, 'one');
     assert.equal(h1[0].bytes_received, '0');
     assert.equal(h1[1].response_code, '503');
@@ -219,12 +219,12 @@ test('access log lines with MOSN variables: HTTP/1.1 (curl), HTTP/2 (curl h2c) a
     const h2 = await readLog(logs.h2, 302);
     assert.equal(h2.length, 302);
     assert.equal(h2.filter((r) => r.header === 'load' && r.response_code === '200').length, 300);
-    assertForwarded(h2[0], 'http2', '200', be.port, 'web');
+    assertForwarded(h2[0], 'Http2', '200', be.port, 'web');
     assert.equal(h2[0].header, 'two');
     assert.equal(h2[1].response_flag, 'UF');
     const g = await readLog(logs.g, 1);
     assert.equal(g.length, 1);
-    assertForwarded(g[0], 'grpc', '200', gport, 'grpc');
+    assertForwarded(g[0], 'Http2', '200', gport, 'grpc');
     assert.equal(g[0].header, 'application/grpc');
   } finally {
     await sc.terminate();
@@ -370,8 +370,8 @@ test('mTLS: the client certificate identity reaches the HTTP stream (access log 
       lines = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter((x) => x !== '') : [];
     }
     assert.deepEqual(lines, [
-      'http1 spiffe://cluster.local/ns/default/sa/web CN=web 200',
-      'http2 spiffe://cluster.local/ns/default/sa/web CN=web 200',
+      'Http1 spiffe://cluster.local/ns/default/sa/web CN=web 200',
+      'Http2 spiffe://cluster.local/ns/default/sa/web CN=web 200',
     ]);
   } finally {
     await sc.terminate();
@@ -409,7 +409,7 @@ test('tunnels are streams too: Upgrade and CONNECT (raw and node:http engines) g
         assert.equal(lines.length, 3, JSON.stringify(env));
         const byCode = (c: string): Record<string, string> => lines.find((l) => l.response_code === c) as Record<string, string>;
         const w = byCode('101');
-        assert.equal(w.protocol, 'http1');
+        assert.equal(w.protocol, 'Http1');
         assert.equal(w.upstream_host, `127.0.0.1:${upPort}`);
         assert.equal(w.upstream_cluster, 'ws');
         assert.equal(w.header, 'websocket');
@@ -420,6 +420,13 @@ test('tunnels are streams too: Upgrade and CONNECT (raw and node:http engines) g
         assert.equal(c.upstream_host, `127.0.0.1:${upPort}`);
         assert.equal(c.bytes_received, '4');
         assert.equal(byCode('404').response_flag, 'NR');
+        // Every client has gone: no connection lingers (a refused tunnel kept its paused client connection half-open).
+        let active = -1;
+        for (let i = 0; i < 40 && active !== 0; i++) {
+          active = (await sc.stats()).listeners.h1.downstream_cx_active;
+          if (active !== 0) await sleep(50);
+        }
+        assert.equal(active, 0, `connections left open (${JSON.stringify(env)})`);
       } finally {
         await sc.terminate();
       }
@@ -458,5 +465,250 @@ test('tunnels retry a refused connect on another host (retry_policy), on both HT
   } finally {
     up.closeAllConnections();
     up.close();
+  }
+});
+
+test('access log: %upstream_local_address%, %response_header_X%, %bytes_received% of chunked bodies and %protocol% as MOSN prints it (curl, HTTP/1.1 and HTTP/2, h1 and h2 upstreams)', { timeout: 60_000 }, async () => {
+  // The upstreams name the client port they saw, so the logged local address can be checked exactly.
+  const peer = (_req: http.IncomingMessage, res: http.ServerResponse, body: string): void => {
+    res.writeHead(200, { 'x-peer': String(_req.socket.remotePort), 'x-len': String(body.length) });
+    res.end('ok');
+  };
+  const b1 = await backend('b1', peer);
+  const b2 = await backend('b2', peer, true);
+  const router = (c: string) => ({ router_config_name: c, virtual_hosts: [{ name: 'v', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: c } }] }] });
+  const cfg = httpConfig(
+    [
+      { name: 'h1', downstream: 'Http1', upstream: 'Http1', router: 'web' },
+      { name: 'h2', downstream: 'Http2', upstream: 'Http1', router: 'web' },
+      { name: 'h2h2', downstream: 'Http2', upstream: 'Http2', router: 'web2' },
+    ],
+    [router('web'), router('web2')],
+    { web: [b1.port], web2: [b2.port] },
+  );
+  const fmt = '%protocol%|%upstream_local_address%|%response_header_x-peer%|%response_header_content-type%|%bytes_received%|%response_code%';
+  const logs = { h1: tmpLog(), h2: tmpLog(), h2h2: tmpLog() };
+  const ls = (cfg.servers as any)[0].listeners as Record<string, unknown>[];
+  ls[0].access_logs = [{ log_path: logs.h1, log_format: fmt }];
+  ls[1].access_logs = [{ log_path: logs.h2, log_format: fmt }];
+  ls[2].access_logs = [{ log_path: logs.h2h2, log_format: fmt }];
+  const bodyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-body-')), 'body');
+  const body = 'x'.repeat(70_000); // above the 64 KiB buffered-body size: streamed
+  fs.writeFileSync(bodyFile, body);
+  const sc = await startSidecar(cfg);
+  try {
+    const chunked = ['-s', '-H', 'Transfer-Encoding: chunked', '--data-binary', `@${bodyFile}`];
+    const p = (n: string): number => sc.ports.get(n)!;
+    assert.equal((await run('curl', [...chunked, `http://127.0.0.1:${p('h1')}/up`])).stdout, 'ok');
+    assert.equal((await run('curl', ['-s', `http://127.0.0.1:${p('h1')}/get`])).stdout, 'ok');
+    assert.equal((await run('curl', ['-s', '--http2-prior-knowledge', '--data-binary', `@${bodyFile}`, '-H', 'content-length:', `http://127.0.0.1:${p('h2')}/up`])).stdout, 'ok');
+    assert.equal((await run('curl', ['-s', '--http2-prior-knowledge', '-H', 'Transfer-Encoding: chunked', '--data-binary', `@${bodyFile}`, `http://127.0.0.1:${p('h2h2')}/up`])).stdout, 'ok');
+    const read = async (file: string, want: number): Promise<string[][]> => {
+      let lines: string[] = [];
+      for (let i = 0; i < 100 && lines.length < want; i++) {
+        await sleep(50);
+        lines = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter((x) => x !== '') : [];
+      }
+      return lines.map((l) => l.split('|'));
+    };
+    const h1 = await read(logs.h1, 2);
+    assert.equal(h1.length, 2);
+    for (const [proto, local, xpeer, ctype, , code] of h1) {
+      assert.equal(proto, 'Http1');
+      assert.equal(code, '200');
+      assert.equal(local, `127.0.0.1:${xpeer}`, 'the upstream connection the backend saw');
+      assert.equal(ctype, '-', 'a response header the upstream did not send prints "-"');
+    }
+    assert.equal(h1[0][4], String(body.length), 'a chunked request body is counted as it streams');
+    assert.equal(h1[1][4], '0');
+    for (const [file, want] of [[logs.h2, b1], [logs.h2h2, b2]] as const) {
+      const [l] = await read(file, 1);
+      assert.ok(l !== undefined, file);
+      assert.equal(l[0], 'Http2');
+      assert.equal(l[1], `127.0.0.1:${l[2]}`);
+      assert.equal(l[4], String(body.length), 'an HTTP/2 body without content-length is counted');
+      assert.equal(want.seen.at(-1)?.body.length, body.length);
+    }
+  } finally {
+    await sc.terminate();
+    await b1.close();
+    await b2.close();
+  }
+});
+
+test('per-try timeout, one implementation for every protocol: Bolt, HTTP/1.1 (h1 upstream) and HTTP/2 (h2 upstream) leave a silent host after retry_timeout', { timeout: 60_000 }, async () => {
+  // Hosts that accept connections and requests and never answer.
+  const silentSockets = new Set<net.Socket>();
+  const silentServer = (): Promise<{ port: number; server: net.Server }> => {
+    const server = net.createServer((s) => {
+      silentSockets.add(s);
+      s.on('error', () => {});
+    });
+    return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ port: (server.address() as net.AddressInfo).port, server })));
+  };
+  const silentBolt = await fakeUpstream(() => {});
+  const goodBolt = await fakeUpstream((r) => r.sock.write(rawResponse(r.frame, r.buf)));
+  const s1 = await silentServer();
+  const s2 = await silentServer();
+  const good1 = await backend('h1');
+  const good2 = await backend('h2', undefined, true);
+  const retry = { retry_on: true, num_retries: 1, retry_timeout: '300ms' };
+  const httpRouter = (name: string, cluster: string) => ({
+    router_config_name: name,
+    virtual_hosts: [{ name: 'v', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: cluster, timeout: '5s', retry_policy: retry } }] }],
+  });
+  const hcfg = httpConfig(
+    [
+      { name: 'h1', downstream: 'Http1', upstream: 'Http1', router: 'r1' },
+      { name: 'h2', downstream: 'Http2', upstream: 'Http2', router: 'r2' },
+    ],
+    [httpRouter('r1', 'c1'), httpRouter('r2', 'c2')],
+    { c1: [s1.port, good1.port], c2: [s2.port, good2.port] },
+  );
+  const bcfg = boltProxyConfig({
+    clusters: { svc: [silentBolt.port, goodBolt.port] },
+    routes: [{ match: { headers: [{ name: 'service', value: '.*' }] }, route: { cluster_name: 'svc', timeout: '5s', retry_policy: retry } }],
+  });
+  const hsc = await startSidecar(hcfg);
+  const bsc = await startSidecar(bcfg);
+  const c = await rawClient(bsc.ports.get('bolt')!);
+  try {
+    const t0 = Date.now();
+    const curl = (args: string[]): Promise<string> => run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', ...args]).then((r) => r.stdout);
+    const h1 = Array.from({ length: 4 }, (_, i) => curl([`http://127.0.0.1:${hsc.ports.get('h1')}/a${i}`]));
+    const h2 = Array.from({ length: 4 }, (_, i) => curl(['--http2-prior-knowledge', `http://127.0.0.1:${hsc.ports.get('h2')}/b${i}`]));
+    for (let i = 1; i <= 4; i++) c.sock.write(rawRequest(i, SVC));
+    assert.deepEqual(await Promise.all(h1), ['200', '200', '200', '200'], 'HTTP/1.1');
+    assert.deepEqual(await Promise.all(h2), ['200', '200', '200', '200'], 'HTTP/2');
+    await c.wait(4);
+    assert.deepEqual(c.frames.map((f) => f.frame.status), [0, 0, 0, 0], 'Bolt');
+    assert.ok(Date.now() - t0 < 3000, `answered after the per-try timeout, not the 5 s route timeout (${Date.now() - t0} ms)`);
+    const hs = await hsc.stats();
+    const bs = await bsc.stats();
+    for (const [name, cl] of [['HTTP/1.1', hs.clusters.c1], ['HTTP/2', hs.clusters.c2], ['Bolt', bs.clusters.svc]] as const) {
+      assert.ok(cl.upstream_rq_per_try_timeout >= 1, `${name}: ${JSON.stringify(cl)}`);
+      assert.equal(cl.upstream_rq_per_try_timeout, cl.upstream_rq_retry, `${name}: every per-try timeout was retried`);
+    }
+  } finally {
+    c.sock.destroy();
+    await hsc.terminate();
+    await bsc.terminate();
+    for (const s of silentSockets) s.destroy();
+    s1.server.close();
+    s2.server.close();
+    await silentBolt.close();
+    await goodBolt.close();
+    await good1.close();
+    await good2.close();
+  }
+});
+
+test('HTTP/2 CONNECT (RFC 7540 §8.3) and extended CONNECT (RFC 8441 websocket) tunnel through the HTTP/1.1 tunnel path: routed by authority, access-logged, refused like HTTP/1.1 CONNECT (node http2 client, ws upstream)', { timeout: 60_000 }, async () => {
+  const http2 = await import('node:http2');
+  const crypto = await import('node:crypto');
+  // CONNECT upstream: an HTTP/1.1 proxy that accepts db.internal and refuses the rest, then echoes.
+  const up = http.createServer((_req, res) => res.end('plain'));
+  up.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    if (req.url !== 'db.internal:5432') {
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) socket.write(head);
+    socket.pipe(socket);
+  });
+  const upPort = await new Promise<number>((resolve) => up.listen(0, '127.0.0.1', () => resolve((up.address() as net.AddressInfo).port)));
+  // An HTTP/1.1 WebSocket server (RFC 6455 handshake: it needs Sec-WebSocket-Key) that echoes one unfragmented text frame.
+  const wsUp = http.createServer((_req, res) => res.end('plain'));
+  let wsPath = '';
+  wsUp.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
+    const key = req.headers['sec-websocket-key'];
+    if (typeof key !== 'string' || req.headers.upgrade !== 'websocket') {
+      socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    wsPath = req.url ?? '';
+    const accept = crypto.createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    socket.on('data', (d: Buffer) => {
+      const len = d[1] & 0x7f;
+      const m = d.subarray(2, 6);
+      const text = Buffer.from(d.subarray(6, 6 + len).map((x, i) => x ^ m[i % 4])).toString();
+      const out = Buffer.from(`echo ${text}`);
+      socket.write(Buffer.concat([Buffer.from([0x81, out.length]), out]));
+    });
+  });
+  const wsPort = await new Promise<number>((resolve) => wsUp.listen(0, '127.0.0.1', () => resolve((wsUp.address() as net.AddressInfo).port)));
+  const router = {
+    router_config_name: 'r',
+    virtual_hosts: [
+      { name: 'db', domains: ['db.internal:5432', 'other.internal:1'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'proxy' } }] },
+      { name: 'ws', domains: ['chat'], routers: [{ match: { prefix: '/chat' }, route: { cluster_name: 'ws' } }] },
+    ],
+  };
+  const log = tmpLog();
+  const cfg = httpConfig([{ name: 'h2', downstream: 'Http2', router: 'r' }], [router], { proxy: [upPort], ws: [wsPort] });
+  listener0(cfg).access_logs = [{ log_path: log, log_format: format('x-tag') }];
+  const sc = await startSidecar(cfg);
+  const client = http2.connect(`http://127.0.0.1:${sc.ports.get('h2')}`);
+  client.on('error', () => {});
+  const open = (h: Record<string, string>): Promise<{ status: number; s: import('node:http2').ClientHttp2Stream }> =>
+    new Promise((resolve, reject) => {
+      const s = client.request(h, { endStream: false });
+      s.on('error', reject);
+      s.once('response', (r) => resolve({ status: Number(r[':status']), s }));
+    });
+  const readAll = (s: import('node:http2').ClientHttp2Stream): Promise<Buffer> =>
+    new Promise((resolve) => {
+      const parts: Buffer[] = [];
+      s.on('data', (d: Buffer) => parts.push(d));
+      s.once('end', () => resolve(Buffer.concat(parts)));
+    });
+  try {
+    await new Promise<void>((resolve) => client.once('remoteSettings', () => resolve()));
+    assert.equal(client.remoteSettings.enableConnectProtocol, true, 'SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441)');
+    // Plain CONNECT: bytes both ways, half-close passed on.
+    const c = await open({ ':method': 'CONNECT', ':authority': 'db.internal:5432', 'x-tag': 'tunnel' });
+    assert.equal(c.status, 200);
+    const echoed = readAll(c.s);
+    c.s.write('ping');
+    await sleep(100);
+    c.s.end('pong');
+    assert.equal((await echoed).toString(), 'pingpong');
+    // Refusals: no route (404, as on HTTP/1.1), and the upstream's own refusal passed back.
+    assert.equal((await open({ ':method': 'CONNECT', ':authority': 'elsewhere:1' })).status, 404);
+    assert.equal((await open({ ':method': 'CONNECT', ':authority': 'other.internal:1' })).status, 403);
+    // Extended CONNECT: a WebSocket over HTTP/2 to an HTTP/1.1 WebSocket server.
+    const w = await open({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'http', ':path': '/chat/room?x=1', ':authority': 'chat', 'sec-websocket-version': '13', 'x-tag': 'ws' });
+    assert.equal(w.status, 200);
+    const frames: Buffer[] = [];
+    w.s.on('data', (d: Buffer) => frames.push(d));
+    // A masked client text frame "hi" (RFC 6455 §5.2).
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const payload = Buffer.from('hi');
+    w.s.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload.map((b, i) => b ^ mask[i % 4])]));
+    for (let i = 0; i < 50 && Buffer.concat(frames).length < 9; i++) await sleep(20);
+    const f = Buffer.concat(frames);
+    assert.equal(f[0], 0x81, 'a text frame back');
+    assert.equal(f.subarray(2, 2 + f[1]).toString(), 'echo hi');
+    assert.equal(wsPath, '/chat/room?x=1');
+    w.s.close();
+    const lines = await readLog(log, 4);
+    assert.equal(lines.length, 4, JSON.stringify(lines));
+    const t = lines.find((l) => l.header === 'tunnel') as Record<string, string>;
+    assert.equal(t.protocol, 'Http2');
+    assert.equal(t.response_code, '200');
+    assert.equal(t.upstream_host, `127.0.0.1:${upPort}`);
+    assert.equal(t.upstream_cluster, 'proxy');
+    assert.equal(t.bytes_received, '8');
+    assert.equal(t.bytes_sent, '8');
+    assert.deepEqual(lines.map((l) => l.response_code).sort(), ['101', '200', '403', '404']);
+    assert.equal(lines.find((l) => l.response_code === '404')?.response_flag, 'NR');
+    assert.equal(lines.find((l) => l.header === 'ws')?.upstream_cluster, 'ws');
+  } finally {
+    client.destroy();
+    await sc.terminate();
+    up.close();
+    wsUp.close();
   }
 });

@@ -10,7 +10,7 @@ import * as assert from 'node:assert/strict';
 import { DecodePhase, FilterStatus } from '../../src/api/stream-filter';
 import type { ListenerContext } from '../../src/filters/network/types';
 import { RETRY_CONNECT_FAILURE, type RetryPolicy } from '../../src/router/http-routes';
-import { AttemptFailure, attemptFailed, LocalReplyKind, retryAttempt, runPhases, type RetryState, type StreamHooks } from '../../src/stream/active-stream';
+import { attemptDeadline, AttemptFailure, attemptFailed, LocalReplyKind, perTryExpired, retryAttempt, runPhases, startRequestTime, type RetryState, type StreamHooks } from '../../src/stream/active-stream';
 import { StreamPipeline } from '../../src/stream/pipeline';
 import type { Cluster } from '../../src/upstream/cluster';
 import { createLoadBalancer, Host } from '../../src/upstream/lb';
@@ -43,7 +43,7 @@ const policy: RetryPolicy = { on: RETRY_CONNECT_FAILURE, numRetries: 2, perTryTi
 class Adapter implements StreamHooks<S> {
   calls: string[] = [];
   cluster: Cluster = fakeCluster(3, 0);
-  u: RetryState = { cluster: null, retries: 0, retryPending: false, retryHeld: false, tried: null };
+  u: RetryState = { cluster: null, retries: 0, retryPending: false, retryHeld: false, tried: null, deadlineAt: 0 };
   routePhase(s: S | null): S | null | undefined {
     this.calls.push('route');
     this.u.cluster = this.cluster;
@@ -111,4 +111,22 @@ test('phase machine: the retry budget (max_retries) stops retries with URX; a st
   // One retry holds the only budget place; the next failure is answered (URX, then UF).
   assert.deepEqual(adapter.calls.map((x) => x.replace(/^send \d+$/, 'send N')), ['route', 'prepare', 'send N', 'retry', 'send N', `reply ${LocalReplyKind.UpstreamFailure}`]);
   assert.equal(s.responseFlag, 'URX,UF');
+});
+
+test('phase machine: one attempt time for every protocol (the per-try timeout within the request time, kept across attempts)', () => {
+  const u: RetryState = { cluster: null, retries: 0, retryPending: false, retryHeld: false, tried: null, deadlineAt: 0 };
+  const per: RetryPolicy = { ...policy, perTryTimeoutMs: 300 };
+  startRequestTime(u, 1000, 10_000);
+  assert.equal(u.deadlineAt, 11_000);
+  assert.equal(attemptDeadline(u, per, 10_000), 10_300, 'the per-try timeout comes first');
+  assert.equal(attemptDeadline(u, per, 10_800), 11_000, 'never beyond the request time');
+  assert.equal(attemptDeadline(u, policy, 10_000), 11_000, 'no per-try timeout: the request time');
+  assert.equal(attemptDeadline(u, null, 10_000), 11_000);
+  assert.equal(perTryExpired(u, 10_300), true, 'time left: a per-try timeout (retry decision)');
+  assert.equal(perTryExpired(u, 11_000), false, 'the request time ran out');
+  startRequestTime(u, 0, 10_000);
+  assert.equal(attemptDeadline(u, per, 10_000), 10_300, 'no route timeout: the per-try timeout alone');
+  assert.equal(attemptDeadline(u, policy, 10_000), 0, 'neither: no deadline');
+  assert.equal(perTryExpired(u, 10_300), true);
+  assert.equal(perTryExpired(null, 10_300), false);
 });

@@ -5,9 +5,10 @@ import * as fs from 'node:fs';
 import {
   ConfigError, DEFAULT_CONFIG_PATH, REDACTED, TcpProxyConfig, loadConfigFile, loadDefaultConfig, parseCidr, parseConfig,
   parseGoDurationNs, parseHostPort, parsePortList, parseTcpProxyConfig, redactConfig, registerFilterValidator,
-  parseProxyFilterConfig, registerStreamFilterValidator, validateConfigFile,
+  parseProxyFilterConfig, validateConfigFile,
 } from '../../src/config';
 import '../../src/extensions'; // filter validators register themselves (the config layer imports no filter)
+import { DecodePhase, registerStreamFilterKind } from '../../src/api/stream-filter';
 
 // Compiled to dist/test/unit; fixtures stay in the source tree.
 const FIXTURES = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'config');
@@ -515,16 +516,31 @@ describe('config: filter validator registry', () => {
     assert.throws(() => parseConfig(d), /downstream_protocol: "Thrift" is not a supported proxy protocol yet/, 'unregistering restores the built-in validator');
   });
 
-  test('a registered stream filter validator is used', () => {
+  test('a registered stream filter kind validates its config (the one registry, src/api/stream-filter.ts)', () => {
     const d = base();
     d.servers[0].listeners[0].stream_filters = [{ type: 'ip_access', config: { allow: ['10.0.0.0/8'] } }];
-    const unregister = registerStreamFilterValidator('ip_access', (config) => ({ checked: true, config }));
+    assert.throws(() => parseConfig(d), /"ip_access" stream filter is not supported; refusing to run without it/, 'refused before the kind exists');
+    const unregister = registerStreamFilterKind<{ checked: boolean; config: unknown }>({
+      type: 'ip_access',
+      validate: (config, path, ctx) => {
+        if ((config as { allow?: unknown }).allow === undefined) {
+          ctx.error(`${path}.allow`, 'is required');
+          return undefined;
+        }
+        return { checked: true, config };
+      },
+      create: () => ({ phase: DecodePhase.BeforeRoute }),
+    });
     try {
       const cfg = parseConfig(d);
-      assert.deepEqual(cfg.servers[0]!.listeners[0]!.streamFilters[0], { type: 'ip_access', config: { checked: true, config: { allow: ['10.0.0.0/8'] } } });
+      assert.deepEqual(cfg.servers[0]!.listeners[0]!.streamFilters[0], { type: 'ip_access', config: { value: { checked: true, config: { allow: ['10.0.0.0/8'] } } } });
+      d.servers[0].listeners[0].stream_filters = [{ type: 'ip_access', config: {} }];
+      assert.throws(() => parseConfig(d), /stream_filters\[0\]\.config\.allow: is required/, 'the kind\'s errors carry the JSON path');
     } finally {
       unregister();
     }
+    d.servers[0].listeners[0].stream_filters = [{ type: 'ip_access', config: { allow: [] } }];
+    assert.throws(() => parseConfig(d), /"ip_access" stream filter is not supported/, 'unregistering removes the kind');
   });
 });
 

@@ -35,6 +35,7 @@
 import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';
 import { C } from '../../stats/layout';
+import { hostPort } from '../../stream/pipeline';
 import { limits } from '../../overload/limits';
 import { HTTP1_ALPN, type Cluster } from '../../upstream/cluster';
 import type { Host, UpstreamPool } from '../../upstream/lb';
@@ -264,6 +265,13 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
     this.paused = false;
     const c = this.conn;
     if (c !== null) c.conn.resumeRead();
+  }
+
+  localAddress(): string | undefined {
+    const c = this.conn;
+    if (c === null) return undefined;
+    const sock = c.conn.socket;
+    return hostPort(sock.localAddress, sock.localPort);
   }
 }
 

@@ -95,6 +95,9 @@ class Tunnel implements TunnelRelay {
     const b = Buffer.from(closingReply(status), 'latin1');
     conn.write(b, 0, b.length);
     conn.endWrite();
+    // Read on (and discard: no upstream side) so that the client's close is seen; a connection
+    // left paused here would linger half-closed and hold a draining listener for its grace time.
+    conn.resumeRead();
   }
 
   open(_t: TunnelRequest, cluster: Cluster, host: Host, head: string): void {

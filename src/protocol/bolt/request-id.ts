@@ -40,8 +40,25 @@ export function getRequestId(buf: Buffer, frameStart: number): number {
 export function setRequestId(buf: Buffer, frameStart: number, id: number): number {
   const proto = buf[frameStart];
   const at = proto === PROTO_V1 ? frameStart + V1_ID_OFFSET : proto === PROTO_V2 ? frameStart + V2_ID_OFFSET : -1;
+  return setHeaderU32(buf, frameStart, at, id >>> 0);
+}
+
+/**
+ * Overwrite the timeout field (ms, i32) of the request frame at frameStart: v1 at offset 10,
+ * v2 at 12 (after the codec and switch bytes); the CRC of a v2 frame that has one is
+ * recomputed. Same results as setRequestId; a response frame has no timeout (SET_ID_BAD_FRAME).
+ */
+export function setRequestTimeout(buf: Buffer, frameStart: number, ms: number): number {
+  const proto = buf[frameStart];
+  const at = proto === PROTO_V1 ? frameStart + V1_ID_OFFSET + 5 : proto === PROTO_V2 ? frameStart + V2_ID_OFFSET + 6 : -1;
+  if (at < 0 || buf[frameStart + (proto === PROTO_V1 ? 1 : 2)] === TYPE_RESPONSE) return SET_ID_BAD_FRAME;
+  return setHeaderU32(buf, frameStart, at, ms >>> 0);
+}
+
+/** Writes a u32 of the fixed header at `at` (-1: not a Bolt frame), fixing a v2 CRC trailer. */
+function setHeaderU32(buf: Buffer, frameStart: number, at: number, v: number): number {
   if (at < 0 || at + 4 > buf.length) return SET_ID_BAD_FRAME;
-  const v = id >>> 0;
+  const proto = buf[frameStart];
   if (proto !== PROTO_V2 || buf[frameStart + 1] !== V2_VER1_CRC || (buf[frameStart + 11] & SWITCH_CRC) === 0) {
     writeU32(buf, at, v);
     return SET_ID_OK;

@@ -34,7 +34,7 @@ import { decodeFrame } from './decoder';
 import { encodeErrorResponse, encodeHeartbeat, encodeHeartbeatAck } from './encoder';
 import { BoltFrame } from './frame';
 import { findHeaderValue, findServiceHeader, HeaderValueRange } from './header-map';
-import { setRequestId } from './request-id';
+import { setRequestId, setRequestTimeout } from './request-id';
 
 /** A BoltFrame that also carries the generic XFrame fields. */
 export class BoltXFrame extends BoltFrame implements XFrame {
@@ -138,6 +138,13 @@ class BoltXCodec implements XCodec<BoltXFrame> {
     out.timeoutMs = out.timeout > 0 ? out.timeout : 0;
     out.isSuccess = out.status === STATUS_SUCCESS;
     return r;
+  }
+
+  setTimeout(buf: Buffer, frame: BoltXFrame, ms: number): boolean {
+    if (setRequestTimeout(buf, frame.frameStart, ms) !== 0) return false;
+    frame.timeout = ms;
+    frame.timeoutMs = ms;
+    return true;
   }
 
   setRequestId(buf: Buffer, frame: BoltXFrame, id: number): boolean {
