@@ -19,6 +19,7 @@ import { startAdmin } from './admin/server';
 import { allowedCpus } from './worker/cpus';
 import { createLogger, flushLogger, type Logger } from './log';
 import { newBreakerBuffer, releaseWorkerShare } from './upstream/breakers';
+import { filterCellsBuffer, publishFilterCounters } from './filters/shared/cells';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
 import { assignStats, checkBuild, releaseStats } from './worker/snapshot';
 import './extensions';
@@ -93,7 +94,10 @@ export class Sidecar {
     const processor = opts.workers ?? server?.processor ?? 1;
     this.nWorkers = Math.max(1, processor === 0 ? os.availableParallelism() : processor);
     this.hub = new StatsHub(this.layout);
-    this.hub.setRefresher(() => this.flushHistograms());
+    this.hub.setRefresher(() => {
+      publishFilterCounters(this.hub); // rate-limit and RBAC counters live in shared cells, not in the stats layout
+      return this.flushHistograms();
+    });
     // Stats slots of removed resources are reused once their connections had time to drain.
     this.layout.quarantineMs = server?.gracefulTimeoutMs ?? 30_000;
     this.layout.onReuse = (base, slots) => this.hub.clearSlots(base, slots);
@@ -254,6 +258,7 @@ export class Sidecar {
       breakerSab: this.breakerSab,
       breakerOwnSab,
       overloadSab: overloadSharedBuffer(),
+      filterSab: filterCellsBuffer(),
       logLevel: this.opts.logLevel ?? this.config.servers[0]?.defaultLogLevel ?? 'info',
       logPath: this.config.servers[0]?.defaultLogPath ?? 'stdout',
     };

@@ -14,6 +14,8 @@ export interface WorkerInit {
   readonly breakerOwnSab: SharedArrayBuffer;
   /** Process-wide overload counters (src/overload/manager.ts), shared by every worker. */
   readonly overloadSab?: SharedArrayBuffer;
+  /** Rate-limit buckets and filter counters shared by every worker (src/filters/shared/cells.ts). */
+  readonly filterSab?: SharedArrayBuffer;
   readonly logLevel: LogLevel;
   readonly logPath: string;
 }

@@ -9,6 +9,7 @@ import { ConfigError, formatIssue } from '../config/errors';
 import type { ListenerConfig, OutriggerConfig } from '../config/types';
 import type { ResourceVersions } from '../config/versions';
 import { breakerCells } from '../upstream/breakers';
+import { bindFilterCells } from '../filters/shared/cells';
 import { ClusterManager } from '../upstream/cluster';
 import { native } from '../native';
 import { WorkerListener } from '../network/listener';
@@ -27,6 +28,7 @@ const port = parentPort;
 if (port === null) throw new Error('worker.ts must run in a worker thread');
 const counters = new Float64Array(init.statsSab);
 const breakers = breakerCells(init.breakerSab, init.breakerOwnSab);
+bindFilterCells(init.filterSab);
 const log = createLogger({ level: init.logLevel, path: init.logPath, name: `worker-${init.workerId}` });
 
 let pinned = false;

@@ -1,2 +1,5 @@
 /** Every stream filter kind Outrigger ships; importing this registers them (src/api/stream-filter.ts). */
 import './payload_limit/payload-limit';
+import './rbac/rbac';
+import './local_ratelimit/local-ratelimit';
+import './flowcontrol/flowcontrol';
