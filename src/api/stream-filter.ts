@@ -70,6 +70,8 @@ export interface FilterStream {
   header(name: string): string | undefined;
   /** Request payload length in bytes (RPC: the frame's; HTTP: content-length), -1 when not known yet (chunked). */
   requestBodyLength(): number;
+  /** The cluster the route picked (after_route and later phases); undefined before routing. */
+  routeCluster(): string | undefined;
   /** The client certificate of an mTLS connection, null without one. */
   peer(): StreamPeer | null;
   /** "ip:port" of the client. */

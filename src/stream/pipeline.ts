@@ -233,6 +233,10 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
     return this.downstreamRemoteAddress ?? '';
   }
 
+  routeCluster(): string | undefined {
+    return this.upstreamCluster;
+  }
+
   localAddress(): string {
     return this.downstreamLocalAddress ?? '';
   }

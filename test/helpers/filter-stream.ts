@@ -10,6 +10,7 @@ export interface FakeRequest {
   peer?: StreamPeer | null;
   remote?: string;
   local?: string;
+  cluster?: string;
 }
 
 export class FakeStream implements FilterStream {
@@ -39,6 +40,9 @@ export class FakeStream implements FilterStream {
   }
   remoteAddress(): string {
     return this.r.remote ?? '127.0.0.1:40000';
+  }
+  routeCluster(): string | undefined {
+    return this.r.cluster;
   }
   localAddress(): string {
     return this.r.local ?? '127.0.0.1:8080';

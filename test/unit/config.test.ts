@@ -97,7 +97,7 @@ const ERROR_CASES: Case[] = [
   ['no filters', (d) => { d.servers[0].listeners[0].filter_chains[0].filters = []; }, `${L0}.filter_chains[0].filters: at least one network filter is required`],
   ['filter without type', (d) => { delete d.servers[0].listeners[0].filter_chains[0].filters[0].type; }, `${F0}.type: is required`],
   ['filter config not object', (d) => { d.servers[0].listeners[0].filter_chains[0].filters[0].config = 'x'; }, `${F0}.config: "x" must be an object`],
-  ['unknown network filter', (d) => { d.servers[0].listeners[0].filter_chains[0].filters[0].type = 'echo'; }, `${F0}.type: "echo" is not a known network filter type (supported: proxy, tcp_proxy)`],
+  ['unknown network filter', (d) => { d.servers[0].listeners[0].filter_chains[0].filters[0].type = 'echo'; }, `${F0}.type: "echo" is not a known network filter type (supported: proxy, rbac, tcp_proxy)`],
   ['known unsupported network filter', (d) => { d.servers[0].listeners[0].filter_chains[0].filters[0].type = 'udp_proxy'; }, `${F0}.type: "udp_proxy" network filter is not supported yet`],
   ['proxy filter with a protocol no family serves', (d) => {
     d.servers[0].listeners[0].filter_chains[0].filters[0] = { type: 'proxy', config: { downstream_protocol: 'Thrift', router_config_name: 'r0' } };

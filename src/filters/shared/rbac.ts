@@ -448,7 +448,7 @@ function compileString(m: StringMatch): (s: string) => boolean {
   }
 }
 
-function compileHeader(h: HeaderMatch): Pred {
+export function compileHeader(h: HeaderMatch): Pred {
   const name = h.name;
   let test: (s: string) => boolean;
   if (h.str !== null) test = compileString(h.str);

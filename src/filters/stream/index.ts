@@ -3,3 +3,4 @@ import './payload_limit/payload-limit';
 import './rbac/rbac';
 import './local_ratelimit/local-ratelimit';
 import './flowcontrol/flowcontrol';
+import './fault/fault';
