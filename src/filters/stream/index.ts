@@ -4,3 +4,4 @@ import './rbac/rbac';
 import './local_ratelimit/local-ratelimit';
 import './flowcontrol/flowcontrol';
 import './fault/fault';
+import './ip_access/ip-access';
