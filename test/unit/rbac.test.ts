@@ -128,3 +128,29 @@ test('network rbac validation: L4 only (headers refused), stat prefix counters',
   assert.ok(ok !== undefined && ok.cells !== null);
   assert.ok(filterCounters().has('rbac_network.tcp.t.allowed'));
 });
+
+test('CIDR matching without net.BlockList: IPv4, IPv4-mapped IPv6, IPv6 with :: and an embedded IPv4', async () => {
+  const { cidrMatcher, parseV4, parseV6 } = await import('../../src/filters/shared/ip');
+  const v4 = cidrMatcher('10.1.0.0', 16);
+  assert.equal(v4('10.1.200.3'), true);
+  assert.equal(v4('10.2.0.1'), false);
+  assert.equal(v4('::ffff:10.1.0.9'), true);
+  assert.equal(v4('10.1.0'), false);
+  assert.equal(v4('10.1.0.256'), false);
+  assert.equal(cidrMatcher('0.0.0.0', 0)('203.0.113.7'), true);
+  assert.equal(cidrMatcher('127.0.0.1', 32)('127.0.0.2'), false);
+  assert.equal(parseV4('1.2.3.4'), 0x01020304);
+  const v6 = cidrMatcher('2001:db8::', 32);
+  assert.equal(v6('2001:db8:1::5'), true);
+  assert.equal(v6('2001:db9::5'), false);
+  assert.equal(v6('10.0.0.1'), false);
+  assert.equal(cidrMatcher('::1', 128)('::1'), true);
+  assert.equal(cidrMatcher('::1', 128)('::2'), false);
+  const w = new Uint32Array(4);
+  assert.equal(parseV6('::ffff:1.2.3.4', w), true);
+  assert.deepEqual([...w], [0, 0, 0xffff, 0x01020304]);
+  assert.equal(parseV6('1:2:3:4:5:6:7:8', w), true);
+  assert.equal(parseV6('1:2:3:4:5:6:7', w), false);
+  assert.equal(parseV6('1::2::3', w), false);
+  assert.equal(parseV6('1.2.3.4::', w), false);
+});

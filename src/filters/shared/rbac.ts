@@ -23,6 +23,7 @@
 import * as net from 'node:net';
 import type { StreamPeer } from '../../api/stream-filter';
 import { linearRegex, type LinearRegex } from '../../router/regex';
+import { cidrMatcher } from './ip';
 import { JsonObj, show, type Reporter } from './json';
 
 // ---------------------------------------------------------------------------------------------
@@ -476,23 +477,9 @@ export function compileHeader(h: HeaderMatch): Pred {
   };
 }
 
-function blockList(c: Cidr): { bl: net.BlockList; fam: 'ipv4' | 'ipv6' } {
-  const bl = new net.BlockList();
-  const fam = net.isIPv6(c.address) ? 'ipv6' : 'ipv4';
-  bl.addSubnet(c.address, c.prefixLen, fam);
-  return { bl, fam };
-}
-
-/** Whether `ip` (v4, v6 or v4-mapped v6) is inside the range. */
+/** Whether an IP text (v4, v6 or v4-mapped v6) is inside the range. */
 function cidrTest(c: Cidr): (ip: string) => boolean {
-  const { bl, fam } = blockList(c);
-  return (ip) => {
-    if (ip === '') return false;
-    if (ip.startsWith('::ffff:') && fam === 'ipv4' && ip.indexOf('.') > 0) ip = ip.slice(7);
-    const f = ip.indexOf(':') >= 0 ? 'ipv6' : 'ipv4';
-    if (f !== fam) return false;
-    return bl.check(ip, f);
-  };
+  return cidrMatcher(c.address, c.prefixLen);
 }
 
 function any(list: readonly Pred[]): Pred {

@@ -213,10 +213,10 @@ class FaultFilter implements StreamFilter {
     const hs = this.headers;
     if (hs.length === 0) return true;
     const x = this.input;
-    x.s = s;
+    x.bind(s);
     let ok = true;
     for (let i = 0; i < hs.length && ok; i++) ok = hs[i](x);
-    x.s = null;
+    x.bind(null);
     return ok;
   }
 
