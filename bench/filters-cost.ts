@@ -18,37 +18,18 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { firstLine, numOpt } from './lib/script';
 import { BOLT_ID_OFFSET, BoltFrameReader, boltRequestTemplate } from './load/bolt';
 import { cpuSecondsOf } from './lib/proc';
 
 const args = process.argv.slice(2);
-function opt(name: string, def: number): number {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : def;
-}
+const opt = (name: string, def: number): number => numOpt(args, name, def);
 const SECONDS = opt('seconds', 5);
 const ROUNDS = opt('rounds', 3);
 const CONNS = opt('connections', 50);
 const INFLIGHT = opt('bolt-inflight', 4);
 const ROOT = path.join(__dirname, '..');
 const VARIANTS: readonly Variant[] = ['none', 'pipeline', 'filters'];
-
-function firstLine(p: ChildProcess, re: RegExp): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`timeout waiting for ${re}: ${out}`)), 30_000);
-    const on = (d: Buffer): void => {
-      out += d.toString();
-      const m = re.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(m);
-      }
-    };
-    p.stdout?.on('data', on);
-    p.stderr?.on('data', on);
-  });
-}
 
 /** The two filters under test: RBAC with 10 policies (the last matches) and a rate limit that never rejects. */
 export function benchFilters(): unknown[] {
