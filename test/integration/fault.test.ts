@@ -1,7 +1,7 @@
 /**
  * Fault injection and ip_access through the real sidecar:
  *   - MOSN `fault` on HTTP: measured delays (fixed_delay 150ms) and the abort ratio (percentage 40)
- *   - Envoy `http_fault` on gRPC over HTTP/2: abort with grpc_status UNAVAILABLE (trailers-only)
+ *   - gRPC over HTTP/2: `http_fault` grpc_status abort, `rbac` PERMISSION_DENIED, `local_ratelimit` RESOURCE_EXHAUSTED
  *   - `fault` on Bolt (sofa-rpc-node): delay measured; abort answered with the Bolt error
  *   - a client that goes away during a delay frees the request: the upstream never sees it
  *     (HTTP and Bolt), and the listener's active requests go back to 0
@@ -129,10 +129,13 @@ test('fault on Bolt (sofa-rpc-node): delay measured, abort as the Bolt error; a 
   }
 });
 
-test('http_fault (Envoy) on gRPC over HTTP/2: grpc_status abort; MOSN filter/ipaccess example: 127.0.0.1 denied with 403', { timeout: 60_000 }, async () => {
+test('gRPC over HTTP/2: http_fault grpc_status abort, RBAC PERMISSION_DENIED, local_ratelimit RESOURCE_EXHAUSTED; MOSN filter/ipaccess example: 127.0.0.1 denied with 403', { timeout: 60_000 }, async () => {
   const be = await backend('web', (_req, res) => res.end('ok'));
-  const cfg = httpConfig([{ name: 'h2', downstream: 'Http2', router: 'r' }], [router], { web: [be.port] }) as any;
+  const cfg = httpConfig([{ name: 'h2', downstream: 'Http2', router: 'r' }, { name: 'h2rbac', downstream: 'Http2', router: 'r' }, { name: 'h2rl', downstream: 'Http2', router: 'r' }], [router], { web: [be.port] }) as any;
   cfg.servers[0].listeners[0].stream_filters = [{ type: 'http_fault', config: { abort: { grpcStatus: 14, percentage: { numerator: 100, denominator: 'HUNDRED' } } } }];
+  cfg.servers[0].listeners[1].stream_filters = [{ type: 'rbac', config: { rules: { action: 'DENY', policies: { p: { permissions: [{ urlPath: { path: { prefix: '/pkg.Svc/' } } }], principals: [{ any: true }] } } } } }];
+  const ALL = { default_value: { numerator: 100 } };
+  cfg.servers[0].listeners[2].stream_filters = [{ type: 'local_ratelimit', config: { stat_prefix: 'g', token_bucket: { max_tokens: 1, fill_interval: '60s' }, filter_enabled: ALL, filter_enforced: ALL } }];
   const sc = await startSidecar(cfg);
   const sample = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'mosn', 'filter-ipaccess', 'config.json'), 'utf8'));
   sample.servers[0].listeners[0].address = '127.0.0.1:0';
@@ -141,16 +144,25 @@ test('http_fault (Envoy) on gRPC over HTTP/2: grpc_status abort; MOSN filter/ipa
   const ip = await startSidecar(sample);
   try {
     const http2 = await import('node:http2');
-    const sess = http2.connect(`http://127.0.0.1:${sc.ports.get('h2')}`);
-    const got = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      const st = sess.request({ ':method': 'POST', ':path': '/pkg.Svc/Call', 'content-type': 'application/grpc', te: 'trailers' });
-      st.on('response', (h) => resolve(h));
-      st.on('error', reject);
-      st.end(Buffer.alloc(5));
-    });
-    sess.close();
+    const call = async (listener: string): Promise<Record<string, unknown>> => {
+      const sess = http2.connect(`http://127.0.0.1:${sc.ports.get(listener)}`);
+      try {
+        return await new Promise<Record<string, unknown>>((resolve, reject) => {
+          const st = sess.request({ ':method': 'POST', ':path': '/pkg.Svc/Call', 'content-type': 'application/grpc', te: 'trailers' });
+          st.on('response', (h) => resolve(h));
+          st.on('error', reject);
+          st.end(Buffer.alloc(5));
+        });
+      } finally {
+        sess.close();
+      }
+    };
+    const got = await call('h2');
     assert.equal(got[':status'], 200);
     assert.equal(got['grpc-status'], '14');
+    assert.equal((await call('h2rbac'))['grpc-status'], '7', 'RBAC denial: PERMISSION_DENIED');
+    await call('h2rl'); // takes the only token
+    assert.equal((await call('h2rl'))['grpc-status'], '8', 'rate limited: RESOURCE_EXHAUSTED');
     const r = await request(ip.ports.get('serverListener')!, '/');
     assert.equal(r.status, 403, 'MOSN example: 127.0.0.1 is in the deny list');
     assert.equal(be.seen.length, 0);
