@@ -148,3 +148,57 @@ test('RBAC over mTLS between two Outriggers: HTTP (curl) 403 and Bolt (sofa-rpc-
     pki.remove();
   }
 });
+
+test('network rbac before tcp_proxy: a connection whose source is not allowed is closed before the upstream sees it; Dubbo: a denied method gets SERVER_ERROR "403|..." and a limited one BAD_REQUEST', { timeout: 60_000 }, async () => {
+  const { echoServer, close, connect, waitPeerClose } = await import('../helpers/net');
+  const { tcpProxyConfig } = await import('../helpers/sidecar');
+  const { dubboProxyConfig, dubboRawClient, dubboRequest } = await import('../helpers/dubbo');
+  const echo = await echoServer();
+  let upstreamConns = 0;
+  echo.server.on('connection', () => upstreamConns++);
+  const cfg = tcpProxyConfig({ upstreams: [echo.port] }) as any;
+  const l0 = cfg.servers[0].listeners[0];
+  const rbac = (prefix: string) => ({
+    type: 'rbac',
+    config: { stat_prefix: 'tcp.', rules: { action: 'ALLOW', policies: { src: { permissions: [{ any: true }], principals: [{ direct_remote_ip: { address_prefix: prefix, prefix_len: 8 } }] } } } },
+  });
+  l0.filter_chains[0].filters.unshift(rbac('127.0.0.0'));
+  const denied = { ...l0, name: 'tcp_denied', filter_chains: [{ filters: [rbac('10.0.0.0'), l0.filter_chains[0].filters[1]] }] };
+  cfg.servers[0].listeners.push(denied);
+  const sc = await startSidecar(cfg);
+  // Dubbo: rbac DENY on a method, a limit of 1 on another service.
+  const dcfg = dubboProxyConfig({ clusters: { p: [echo.port] } }) as any;
+  dcfg.servers[0].listeners[0].stream_filters = [
+    { type: 'rbac', config: { rules: { action: 'DENY', policies: { m: { permissions: [{ header: { name: ':method', exact_match: 'drop' } }], principals: [{ any: true }] } } } } },
+    { type: 'flowControlFilter', config: { global_switch: true, rules: [{ resource: 'com.example.Limited', threshold: 0 }] } },
+  ];
+  const dsc = await startSidecar(dcfg);
+  try {
+    const ok = await connect(sc.ports.get('tcp')!);
+    ok.write('ping');
+    const got = await new Promise<string>((resolve) => ok.once('data', (d: Buffer) => resolve(d.toString())));
+    assert.equal(got, 'ping');
+    ok.destroy();
+    const before = upstreamConns;
+    const no = await connect(sc.ports.get('tcp_denied')!);
+    no.write('ping');
+    await waitPeerClose(no);
+    assert.equal(upstreamConns, before, 'the upstream never saw the denied connection');
+    const s = (await sc.stats()).server as Record<string, number>;
+    assert.equal(s['rbac_network.tcp_denied.tcp.denied'], 1, JSON.stringify(s));
+    assert.equal(s['rbac_network.tcp.tcp.allowed'], 1);
+
+    const c = await dubboRawClient(dsc.ports.get('clientListener')!);
+    c.sock.write(dubboRequest(1, 'com.example.Echo', 'drop'));
+    c.sock.write(dubboRequest(2, 'com.example.Limited', 'echo'));
+    await c.wait(2);
+    const byId = new Map(c.frames.map((f) => [Number(f.frame.requestId), f.frame.status]));
+    assert.equal(byId.get(1), 80, 'SERVER_ERROR (MOSN: 403|permission denied)');
+    assert.equal(byId.get(2), 40, 'BAD_REQUEST (MOSN: 509|limit exceeded)');
+    c.sock.destroy();
+  } finally {
+    await sc.terminate();
+    await dsc.terminate();
+    await close(echo.server);
+  }
+});
