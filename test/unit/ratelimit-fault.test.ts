@@ -166,3 +166,15 @@ test('shared limiter: two worker threads take from one token bucket and one wind
   assert.equal(takeToken(bucket, 1000, 1, 3_600_000, sharedNowMs()), -1);
   assert.equal(windowPass(win, 700, 3_600_000, sharedNowMs()), false);
 });
+
+test('fault: the config MOSN\'s fault-injection function test generates (Go durations such as "1m0s", abort status 0 with percentage 0) validates', () => {
+  for (const [delay, status] of [['1m0s', 0], ['100ms', 500], ['0s', 503], ['1.5s', 0]] as const) {
+    const raw = { delay: { fixed_delay: delay, percentage: 100 }, abort: { status, percentage: status !== 0 ? 100 : 0 } };
+    const { cfg, issues } = validateFilter<{ delayMs: number; abortProb: number }>('fault', raw);
+    assert.ok(cfg !== undefined, issues.errors.join('|'));
+    assert.equal(cfg.delayMs, { '1m0s': 60_000, '100ms': 100, '0s': 0, '1.5s': 1500 }[delay]);
+    assert.equal(cfg.abortProb, status !== 0 ? 1 : 0);
+  }
+  const { issues } = validateFilter('fault', { delay: { fixed_delay: 'later', percentage: 100 } });
+  assert.ok(issues.errors.some((e) => e.includes(`${P}.delay.fixed_delay: "later" is not a duration`)), issues.errors.join('|'));
+});
