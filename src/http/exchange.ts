@@ -120,6 +120,7 @@ function grpcStatusOf(status: number): number {
       return 7; // PERMISSION_DENIED
     case 404:
       return GRPC_UNIMPLEMENTED;
+    case 413:
     case 429:
       return GRPC_RESOURCE_EXHAUSTED;
     case 502:
