@@ -6,38 +6,19 @@
 // an HTTP/1.1 listener to it, h2load --h1 as the load (a C client: little client CPU). Each round
 // runs the load alone, then the same load with N pollers (a separate Node process, each poller a
 // keep-alive loop on /api/v1/stats), and prints req/s and p99 of both and the relative cost.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { firstLine, numOpt } from './lib/script';
 
 const args = process.argv.slice(2);
-function opt(name: string, def: number): number {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : def;
-}
+const opt = (name: string, def: number): number => numOpt(args, name, def);
 const SECONDS = opt('seconds', 10);
 const CONNS = opt('connections', 50);
 const POLLERS = opt('pollers', 20);
 const ROUNDS = opt('rounds', 2);
 const ROOT = path.join(__dirname, '..');
-
-function firstLine(p: ChildProcess, re: RegExp): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`timeout waiting for ${re}: ${out}`)), 20_000);
-    const on = (d: Buffer): void => {
-      out += d.toString();
-      const m = re.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(m);
-      }
-    };
-    p.stdout?.on('data', on);
-    p.stderr?.on('data', on);
-  });
-}
 
 /** h2load with a per-request log, for p99. */
 async function load(port: number): Promise<{ rps: number; p99ms: number }> {
@@ -80,7 +61,7 @@ process.on('SIGTERM', () => { console.log('polls ' + n); process.exit(0); });
 
 async function main(): Promise<void> {
   const backend = spawn(process.execPath, [path.join(ROOT, 'bench', 'backend.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const ports = JSON.parse((await firstLine(backend, /\{.*"http":\d+.*\}/))[0]) as { http: number };
+  const ports = JSON.parse((await firstLine(backend, /\{.*"http":\d+.*\}/, 20_000))[0]) as { http: number };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'admin-iso-'));
   const cfgPath = path.join(dir, 'config.json');
   fs.writeFileSync(
@@ -98,7 +79,7 @@ async function main(): Promise<void> {
     }),
   );
   const sc = spawn(process.execPath, [path.join(ROOT, 'src', 'cli.js'), 'start', '-c', cfgPath, '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const started = await firstLine(sc, /listener h on [^:]+:(\d+)[\s\S]*admin on http:\/\/[^:]+:(\d+)\//);
+  const started = await firstLine(sc, /listener h on [^:]+:(\d+)[\s\S]*admin on http:\/\/[^:]+:(\d+)\//, 20_000);
   const port = Number(started[1]);
   const adminPort = Number(started[2]);
   try {

@@ -9,3 +9,5 @@ import './filters/network/tcp_proxy/tcp-proxy';
 import './proxy/config';
 import './proxy/proxy';
 import './http/filter';
+// Authorization, rate limits, fault injection (stream filters register through src/filters/stream/index.ts).
+import './filters/network/rbac/rbac';

@@ -23,6 +23,7 @@ import { newBreakerBuffer, releaseWorkerShare } from './upstream/breakers';
 import { HealthService } from './upstream/health/service';
 import { faultToleranceOf } from './filters/stream/fault_tolerance/config';
 import { healthTable } from './upstream/health/shared';
+import { filterCellsBuffer, publishFilterCounters } from './filters/shared/cells';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
 import { assignStats, checkBuild, releaseStats } from './worker/snapshot';
 import './extensions';
@@ -111,7 +112,10 @@ export class Sidecar {
     this.hub = new StatsHub(this.layout);
     this.health = new HealthService(this.log);
     this.hub.setClusterSection({ json: () => this.health.clusterStats(), prometheus: () => this.health.prometheus() });
-    this.hub.setRefresher(() => this.flushHistograms());
+    this.hub.setRefresher(() => {
+      publishFilterCounters(this.hub); // rate-limit and RBAC counters live in shared cells, not in the stats layout
+      return this.flushHistograms();
+    });
     // Stats slots of removed resources are reused once their connections had time to drain.
     this.layout.quarantineMs = server?.gracefulTimeoutMs ?? 30_000;
     this.layout.onReuse = (base, slots) => this.hub.clearSlots(base, slots);
@@ -278,6 +282,7 @@ export class Sidecar {
       breakerOwnSab,
       overloadSab: overloadSharedBuffer(),
       healthSab: healthTable().sab,
+      filterSab: filterCellsBuffer(),
       logLevel: this.opts.logLevel ?? this.config.servers[0]?.defaultLogLevel ?? 'info',
       logPath: this.config.servers[0]?.defaultLogPath ?? 'stdout',
     };

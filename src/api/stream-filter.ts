@@ -52,6 +52,12 @@ export interface StreamPeer {
   readonly dnsSans: readonly string[];
 }
 
+/** What a local reply may carry besides its status and text. */
+export interface LocalReplyOptions {
+  /** gRPC requests: this grpc-status instead of the one mapped from the HTTP status. */
+  readonly grpcStatus?: number;
+}
+
 /** One request as a filter sees it. Valid until the stream ends (after `log`). */
 export interface FilterStream {
   /** Lower-case protocol name: "bolt", "boltv2", "dubbo", "http1", "http2", "grpc", or another codec's name. */
@@ -64,17 +70,30 @@ export interface FilterStream {
   header(name: string): string | undefined;
   /** Request payload length in bytes (RPC: the frame's; HTTP: content-length), -1 when not known yet (chunked). */
   requestBodyLength(): number;
+  /** The cluster the route picked (after_route and later phases); undefined before routing. */
+  routeCluster(): string | undefined;
   /** The client certificate of an mTLS connection, null without one. */
   peer(): StreamPeer | null;
   /** "ip:port" of the client. */
   remoteAddress(): string;
+  /** "ip:port" the client connected to (the listener's address; destination port for RBAC). */
+  localAddress(): string;
   /**
    * Answers the request here, in the protocol's own form: HTTP gets `status` (with `message`
    * as a short text body); RPC codecs map the status as MOSN's hijack does (404 -> no processor,
    * 502 -> connection closed, 503 -> busy, 504 -> timeout, others -> the codec's error) with
-   * `message` as the error text. Nothing more happens to the request after it.
+   * `message` as the error text; 403 -> the codec's permission error, 429 / 509 -> its limit
+   * error (MOSN's PermissionDeniedCode / LimitExceededCode). gRPC gets the grpc-status mapped
+   * from `status` (403 PERMISSION_DENIED, 429 RESOURCE_EXHAUSTED, 401 UNAUTHENTICATED, 404
+   * UNIMPLEMENTED, 504 DEADLINE_EXCEEDED, 502/503 UNAVAILABLE, else UNKNOWN) or
+   * opts.grpcStatus. Nothing more happens to the request after it.
    */
-  sendLocalReply(status: number, message?: string): void;
+  sendLocalReply(status: number, message?: string, opts?: LocalReplyOptions): void;
+  /**
+   * HTTP: a header added to the response, whether it comes from the upstream or is a local
+   * reply (e.g. x-ratelimit-*); call it in decode. RPC: ignored.
+   */
+  addResponseHeader(name: string, value: string): void;
   /**
    * A request body whose length is not known yet (requestBodyLength() -1: HTTP chunked or an
    * HTTP/2 body without content-length) is counted as it streams; past `max` bytes the request
@@ -95,7 +114,10 @@ export interface StreamFilter {
   decode?(s: FilterStream): FilterStatus;
   /** The response head (status: HTTP status, or 200/500-like for RPC success/failure). Cannot stop. */
   encode?(s: FilterStream, status: number): void;
-  /** The stream ended (after the access log line was written). */
+  /**
+   * The stream ended (after the access log line was written), also when the client went away
+   * while a filter held the stream (Stop): a filter that holds streams (timers) frees them here.
+   */
   log?(s: FilterStream): void;
 }
 

@@ -24,7 +24,7 @@
 import type * as net from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import * as tls from 'node:tls';
-import { DecodePhase, type StreamPeer } from '../api/stream-filter';
+import { DecodePhase, type LocalReplyOptions, type StreamPeer } from '../api/stream-filter';
 import type { ListenerContext } from '../filters/network/types';
 import { type CompiledHttpRouter, type HttpRoute, type HttpRouteRequest, type HttpVirtualHost } from '../router/http-routes';
 import { resolveTarget } from '../router/path';
@@ -110,6 +110,30 @@ const GRPC_DEADLINE_EXCEEDED = 4;
 const GRPC_RESOURCE_EXHAUSTED = 8;
 const GRPC_UNIMPLEMENTED = 12;
 const GRPC_UNAVAILABLE = 14;
+
+/** grpc-status of a filter's local reply with this HTTP status. */
+function grpcStatusOf(status: number): number {
+  switch (status) {
+    case 400:
+      return 13; // INTERNAL
+    case 401:
+      return 16; // UNAUTHENTICATED
+    case 403:
+      return 7; // PERMISSION_DENIED
+    case 404:
+      return GRPC_UNIMPLEMENTED;
+    case 413:
+    case 429:
+      return GRPC_RESOURCE_EXHAUSTED;
+    case 502:
+    case 503:
+      return GRPC_UNAVAILABLE;
+    case 504:
+      return GRPC_DEADLINE_EXCEEDED;
+    default:
+      return 2; // UNKNOWN
+  }
+}
 
 
 export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, StreamHooks<HttpStream>, RetryState, LbContext {
@@ -488,6 +512,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     this.responseStarted = true;
     const out = endToEnd(headers);
     applyOps(out, (this.route as HttpRoute).ops, (this.vh as HttpVirtualHost).ops, true);
+    if (this.extraHeaders !== null) Object.assign(out, this.extraHeaders);
     const fs = this.fs;
     if (fs !== null) {
       fs.respHeaders = out;
@@ -640,10 +665,14 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     this.reply(this.bodyLimitStatus, 'payload too large', GRPC_RESOURCE_EXHAUSTED, true);
   }
 
-  /** A filter's local reply (FilterStream.sendLocalReply). */
-  filterReply(status: number, message: string | undefined): void {
-    this.reply(status, message ?? '', GRPC_UNAVAILABLE);
+  /** A filter's local reply (FilterStream.sendLocalReply): gRPC gets the status mapped from the HTTP one, or the filter's. */
+  filterReply(status: number, message: string | undefined, opts: LocalReplyOptions | undefined): void {
+    const g = opts?.grpcStatus;
+    this.reply(status, message ?? '', g !== undefined ? g : grpcStatusOf(status));
   }
+
+  /** Response headers filters added (FilterStream.addResponseHeader); null: none. */
+  extraHeaders: Headers | null = null;
 
   // ---- local replies
 
@@ -666,6 +695,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       headers = { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)) };
     }
     if (this.route !== null) applyOps(headers, this.route.ops, (this.vh as HttpVirtualHost).ops, true);
+    if (this.extraHeaders !== null) Object.assign(headers, this.extraHeaders);
     this.status = status;
     this.counters[this.lb + HL.RQ_1XX + statusClass(status)]++;
     const noBody = this.method === 'HEAD' || (this.grpc && grpcCode >= 0);
@@ -764,9 +794,14 @@ class HttpStream extends ActiveStream {
     return this.tlsPeer;
   }
 
-  sendLocalReply(status: number, message?: string): void {
+  sendLocalReply(status: number, message?: string, opts?: LocalReplyOptions): void {
     if (this.replied) return;
-    this.ex.filterReply(status, message);
+    this.ex.filterReply(status, message, opts);
+  }
+
+  override addResponseHeader(name: string, value: string): void {
+    // One object per request that gets headers from a filter.
+    (this.ex.extraHeaders ??= {})[name] = value;
   }
 
   override limitRequestBody(max: number, status: number): void {

@@ -29,9 +29,13 @@ export const enum ErrorKind {
   Overflow = 3,
   /** The request was framed correctly but its headers could not be read. */
   CodecError = 4,
+  /** A filter denied the request (RBAC: HTTP 403; MOSN's PermissionDeniedCode). */
+  PermissionDenied = 5,
+  /** A filter limited the request (rate limits: HTTP 429 / MOSN's LimitExceededCode 509). */
+  LimitExceeded = 6,
 }
 
-export const ERROR_KIND_NAMES = ['no_route', 'timeout', 'connection_closed', 'overflow', 'codec_error'] as const;
+export const ERROR_KIND_NAMES = ['no_route', 'timeout', 'connection_closed', 'overflow', 'codec_error', 'permission_denied', 'limit_exceeded'] as const;
 
 /**
  * The fields of one decoded frame every codec provides. Codecs extend it with their own fields;

@@ -27,7 +27,7 @@
  * XCodec); HTTP and TLS go to a registered handoff; anything else goes to the chain's tcp_proxy
  * with the bytes already read (fallback_for_unknown_protocol) or is closed.
  */
-import { DecodePhase, type StreamPeer } from '../api/stream-filter';
+import { DecodePhase, type LocalReplyOptions, type StreamPeer } from '../api/stream-filter';
 import type { RouterConfig } from '../config/types';
 import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory } from '../filters/network/types';
 import type { Connection, ConnectionHandler } from '../network/connection';
@@ -271,7 +271,22 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
 
   /** A stopped filter let the request go on (from `phase`). */
   resumeStream(s: RpcStream, phase: DecodePhase): void {
+    if (this.held !== null) this.held.delete(s);
     runPhases(this, s, phase);
+  }
+
+  /** Streams a filter holds (Stop) until it resumes them; made on the first hold. */
+  private held: Set<RpcStream> | null = null;
+
+  /** A filter holds `s` (RpcStream.park). */
+  hold(s: RpcStream): void {
+    (this.held ??= new Set()).add(s);
+  }
+
+  /** The client went away while a filter held `s`. */
+  private dropHeld(s: RpcStream): void {
+    s.setResponseFlag('DC');
+    this.endStream(s);
   }
 
   // ---- StreamHooks (src/stream/active-stream.ts runs the phases; these are the RPC parts)
@@ -399,7 +414,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       return undefined;
     }
     const codec = this.codec as XCodec;
-    this.counters[this.lb + KIND_STAT[kind]]++;
+    const ks = KIND_STAT[kind]; // filters' denials (PermissionDenied, LimitExceeded) are counted by the filters
+    if (ks !== undefined) this.counters[this.lb + ks]++;
     // Error path: one Buffer per error response.
     const out = codec.encodeError(codec.replyMeta(buf, frame), frame.requestId, kind, message);
     this.down.write(out, 0, out.length);
@@ -415,11 +431,13 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
 
   /** A filter's local reply (FilterStream.sendLocalReply): the HTTP status mapped as MOSN maps hijack codes. */
   filterReply(s: RpcStream, status: number, message: string | undefined): void {
-    const kind = status === 404 ? ErrorKind.NoRoute : status === 504 ? ErrorKind.Timeout : status === 502 ? ErrorKind.ConnectionClosed : status === 503 ? ErrorKind.Overflow : ErrorKind.CodecError;
+    const kind = status === 404 ? ErrorKind.NoRoute : status === 504 ? ErrorKind.Timeout : status === 502 ? ErrorKind.ConnectionClosed : status === 503 ? ErrorKind.Overflow
+      : status === 403 ? ErrorKind.PermissionDenied : status === 429 || status === 509 ? ErrorKind.LimitExceeded : ErrorKind.CodecError;
     this.reply(s.buf as Buffer, s.frame as XFrame, kind, s, 'LR', message);
   }
 
   private endStream(s: RpcStream): void {
+    if (this.held !== null) this.held.delete(s);
     requestDone(s);
     s.replied = true;
     s.end();
@@ -450,6 +468,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     // Requests still pending upstream are dropped now (their places under the pending limits
     // freed); late responses find no entry and are dropped by the pool.
     for (let n = cancelPending(this); n > 0; n--) this.requestDone();
+    // Requests a filter holds (Stop) end now: their filters free what they keep (timers) in log().
+    if (this.held !== null) for (const s of [...this.held]) this.dropHeld(s);
   }
 
   onHighWatermark(): void {
@@ -646,6 +666,7 @@ class RpcStream extends ActiveStream implements RetryState {
 
   protected park(): void {
     const s = this.session as DownstreamSession;
+    s.hold(this);
     this.parkedFrame = true;
     this.own(this.buf as Buffer, this.frame as XFrame, s.factory.frameLimit(this.codec as XCodec));
   }
@@ -686,7 +707,7 @@ class RpcStream extends ActiveStream implements RetryState {
     return this.downstreamTls?.peer ?? null;
   }
 
-  sendLocalReply(status: number, message?: string): void {
+  sendLocalReply(status: number, message?: string, _opts?: LocalReplyOptions): void {
     if (this.replied || this.buf === null) return;
     (this.session as DownstreamSession).filterReply(this, status, message);
   }

@@ -21,7 +21,7 @@
  * has stream filters or an access log, or (RPC) the route retries; tunnels always make one
  * when the pipeline is active. Without one, the phase machine runs with nothing to call.
  */
-import { DECODE_PHASES, FilterStatus, streamFilterKind, type DecodePhase, type FilterStream, type StreamFilter, type StreamPeer } from '../api/stream-filter';
+import { DECODE_PHASES, FilterStatus, streamFilterKind, type DecodePhase, type FilterStream, type LocalReplyOptions, type StreamFilter, type StreamPeer } from '../api/stream-filter';
 import type { ListenerContext } from '../filters/network/types';
 import type { AccessLogEntry, AccessLogHeaders, AccessLogResponseHeaders, AccessLogTls, AccessLogWriter } from '../log';
 import type { Cluster } from '../upstream/cluster';
@@ -225,7 +225,7 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   abstract header(name: string): string | undefined;
   abstract requestBodyLength(): number;
   abstract peer(): StreamPeer | null;
-  abstract sendLocalReply(status: number, message?: string): void;
+  abstract sendLocalReply(status: number, message?: string, opts?: LocalReplyOptions): void;
 
   limitRequestBody(_max: number, _status: number): void {
     // Whole-frame protocols know the length at decode; HTTP overrides this.
@@ -233,6 +233,18 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
 
   remoteAddress(): string {
     return this.downstreamRemoteAddress ?? '';
+  }
+
+  routeCluster(): string | undefined {
+    return this.upstreamCluster;
+  }
+
+  localAddress(): string {
+    return this.downstreamLocalAddress ?? '';
+  }
+
+  addResponseHeader(_name: string, _value: string): void {
+    // RPC responses carry no headers a filter could add; HTTP overrides this.
   }
 
   /** %request_header_NAME%: the request's header (adapters that lose the request keep copies). */

@@ -16,6 +16,8 @@ export interface WorkerInit {
   readonly overloadSab?: SharedArrayBuffer;
   /** Host health shared by every thread (src/upstream/health/shared.ts). */
   readonly healthSab?: SharedArrayBuffer;
+  /** Rate-limit buckets and filter counters shared by every worker (src/filters/shared/cells.ts). */
+  readonly filterSab?: SharedArrayBuffer;
   readonly logLevel: LogLevel;
   readonly logPath: string;
 }

@@ -10,6 +10,7 @@ import type { ListenerConfig, OutriggerConfig } from '../config/types';
 import type { ResourceVersions } from '../config/versions';
 import { breakerCells } from '../upstream/breakers';
 import { installHealthBuffer } from '../upstream/health/shared';
+import { bindFilterCells } from '../filters/shared/cells';
 import { ClusterManager } from '../upstream/cluster';
 import { native } from '../native';
 import { WorkerListener } from '../network/listener';
@@ -29,6 +30,7 @@ if (port === null) throw new Error('worker.ts must run in a worker thread');
 const counters = new Float64Array(init.statsSab);
 const breakers = breakerCells(init.breakerSab, init.breakerOwnSab);
 if (init.healthSab !== undefined) installHealthBuffer(init.healthSab);
+bindFilterCells(init.filterSab);
 const log = createLogger({ level: init.logLevel, path: init.logPath, name: `worker-${init.workerId}` });
 
 let pinned = false;

@@ -100,7 +100,7 @@ const ERROR_CASES: Case[] = [
   ['no filters', (d) => { d.servers[0].listeners[0].filter_chains[0].filters = []; }, `${L0}.filter_chains[0].filters: at least one network filter is required`],
   ['filter without type', (d) => { delete d.servers[0].listeners[0].filter_chains[0].filters[0].type; }, `${F0}.type: is required`],
   ['filter config not object', (d) => { d.servers[0].listeners[0].filter_chains[0].filters[0].config = 'x'; }, `${F0}.config: "x" must be an object`],
-  ['unknown network filter', (d) => { d.servers[0].listeners[0].filter_chains[0].filters[0].type = 'echo'; }, `${F0}.type: "echo" is not a known network filter type (supported: proxy, tcp_proxy)`],
+  ['unknown network filter', (d) => { d.servers[0].listeners[0].filter_chains[0].filters[0].type = 'echo'; }, `${F0}.type: "echo" is not a known network filter type (supported: proxy, rbac, tcp_proxy)`],
   ['known unsupported network filter', (d) => { d.servers[0].listeners[0].filter_chains[0].filters[0].type = 'udp_proxy'; }, `${F0}.type: "udp_proxy" network filter is not supported yet`],
   ['proxy filter with a protocol no family serves', (d) => {
     d.servers[0].listeners[0].filter_chains[0].filters[0] = { type: 'proxy', config: { downstream_protocol: 'Thrift', router_config_name: 'r0' } };
@@ -131,7 +131,7 @@ const ERROR_CASES: Case[] = [
   ['tcp_proxy bad port range', (d) => {
     d.servers[0].listeners[0].filter_chains[0].filters[0].config = { routes: [{ cluster: 'c0', DestinationPort: '80-70' }] };
   }, `${F0}.config.routes[0].destinationport: "80-70" is not a port list`],
-  ['stream filter security relevant', (d) => { d.servers[0].listeners[0].stream_filters = [{ type: 'ip_access', config: {} }]; }, `${L0}.stream_filters[0].type: "ip_access" stream filter is not supported; refusing to run without it`],
+  ['stream filter security relevant', (d) => { d.servers[0].listeners[0].stream_filters = [{ type: 'jwt_authn', config: {} }]; }, `${L0}.stream_filters[0].type: "jwt_authn" stream filter is not supported; refusing to run without it`],
   ['stream filter unknown', (d) => { d.servers[0].listeners[0].stream_filters = [{ type: 'my_auth' }]; }, `${L0}.stream_filters[0].type: "my_auth" stream filter is not supported`],
   ['listener TLS without a certificate', (d) => { d.servers[0].listeners[0].filter_chains[0].tls_context = { status: true }; }, `${L0}.filter_chains[0].tls_context.cert_chain: is required when status is true`],
   ['listener TLS set entry without a key', (d) => { d.servers[0].listeners[0].filter_chains[0].tls_context_set = [{ status: false }, { status: true, cert_chain: '/nonexistent/c.pem' }]; }, `${L0}.filter_chains[0].tls_context_set[1].private_key: is required when status is true`],

@@ -17,9 +17,11 @@ import {
   STATUS_CONNECTION_CLOSED,
   STATUS_CODEC_EXCEPTION,
   STATUS_NO_PROCESSOR,
+  STATUS_SERVER_EXCEPTION,
   STATUS_SERVER_THREADPOOL_BUSY,
   STATUS_SUCCESS,
   STATUS_TIMEOUT,
+  STATUS_UNKNOWN,
   SWITCH_CRC,
   TYPE_ONEWAY,
   TYPE_RESPONSE,
@@ -50,6 +52,8 @@ const STATUS_OF_KIND: readonly number[] = [
   STATUS_CONNECTION_CLOSED, // ConnectionClosed
   STATUS_SERVER_THREADPOOL_BUSY, // Overflow
   STATUS_CODEC_EXCEPTION, // CodecError
+  STATUS_SERVER_EXCEPTION, // PermissionDenied (MOSN: Bolt has no permission status)
+  STATUS_UNKNOWN, // LimitExceeded (MOSN's default mapping)
 ];
 
 const MESSAGE_OF_KIND: readonly string[] = [
@@ -58,6 +62,8 @@ const MESSAGE_OF_KIND: readonly string[] = [
   '[outrigger] upstream connection closed',
   '[outrigger] upstream overflow (circuit breaker)',
   '[outrigger] request headers could not be decoded',
+  '[outrigger] permission denied',
+  '[outrigger] limit exceeded',
 ];
 
 function i16(buf: Buffer, i: number): number {

@@ -47,6 +47,8 @@ const STATUS_OF_KIND: readonly number[] = [
   STATUS_SERVER_ERROR, // ConnectionClosed
   STATUS_SERVER_THREADPOOL_EXHAUSTED_ERROR, // Overflow
   STATUS_BAD_REQUEST, // CodecError
+  STATUS_SERVER_ERROR, // PermissionDenied (MOSN: 403|permission denied)
+  STATUS_BAD_REQUEST, // LimitExceeded (MOSN: 509|limit exceeded)
 ];
 
 const MESSAGE_OF_KIND: readonly string[] = [
@@ -55,6 +57,8 @@ const MESSAGE_OF_KIND: readonly string[] = [
   '[outrigger] upstream connection closed',
   '[outrigger] upstream overflow (circuit breaker)',
   '[outrigger] request could not be decoded',
+  '403|permission denied',
+  '509|limit exceeded',
 ];
 
 function ensureKeys(buf: Buffer, f: DubboXFrame): boolean {

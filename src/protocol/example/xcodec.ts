@@ -37,7 +37,7 @@ export class MiniRpcFrame implements XFrame {
 }
 
 /** ErrorKind -> status, in ErrorKind order. */
-const STATUS_OF_KIND = [1, 2, 3, 4, 5];
+const STATUS_OF_KIND = [1, 2, 3, 4, 5, 6, 7];
 
 class MiniRpcCodec implements XCodec<MiniRpcFrame> {
   readonly name = 'minirpc';

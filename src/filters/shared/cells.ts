@@ -1,0 +1,106 @@
+/**
+ * Int32 cells shared by every worker thread, for what filters count or limit process-wide:
+ * rate-limit buckets (a limit holds across all workers, not per worker) and the filters' named
+ * counters (rbac.allowed, ratelimit.rate_limited, ...).
+ *
+ *   main thread, validation (validate / load / SIGHUP): cells are allocated by key
+ *     (allocCells(key, n, init)); the same key gets the same cells again, so a reload keeps a
+ *     bucket's state; a validated config carries cell indexes (plain numbers) to the workers
+ *   main thread: filterCellsBuffer() goes to every worker in WorkerInit (src/server.ts)
+ *   worker: bindFilterCells(sab) at start; filters read and write with Atomics
+ *   admin: publishFilterCounters(hub) copies the named counters into the stats hub's extras
+ *
+ * Without a main thread (unit tests, single-thread tools) the cells are this thread's own.
+ * Cells are never freed: a key that disappears from the config keeps its cells (bounded by
+ * CELLS; a config that would need more is refused with its path).
+ */
+
+export const CELLS = 1 << 18;
+/** Cell 0..1: a Float64 time base (ms since the epoch) that windows and buckets count from. */
+const BASE_CELLS = 2;
+
+let sab: SharedArrayBuffer | null = null;
+let cells: Int32Array = new Int32Array(0);
+let baseMs = 0;
+let next = BASE_CELLS;
+const byKey = new Map<string, number>();
+const counters = new Map<string, number>();
+
+function ensure(): void {
+  if (sab !== null) return;
+  sab = new SharedArrayBuffer(CELLS * 4);
+  cells = new Int32Array(sab);
+  baseMs = Math.floor(Date.now() / 1000) * 1000;
+  new Float64Array(sab, 0, 1)[0] = baseMs;
+}
+
+/** Main thread: the buffer every worker gets (created on first use). */
+export function filterCellsBuffer(): SharedArrayBuffer {
+  ensure();
+  return sab as SharedArrayBuffer;
+}
+
+/** Worker: use the main thread's cells. */
+export function bindFilterCells(buf: SharedArrayBuffer | undefined): void {
+  if (buf === undefined) return;
+  sab = buf;
+  cells = new Int32Array(buf);
+  baseMs = new Float64Array(buf, 0, 1)[0];
+}
+
+/** The shared cells (read after bindFilterCells / allocation). */
+export function sharedCells(): Int32Array {
+  ensure();
+  return cells;
+}
+
+/** Milliseconds since the shared time base (the same in every thread). */
+export function sharedNowMs(): number {
+  return Date.now() - baseMs;
+}
+
+/**
+ * Main thread, at validation: `n` cells for `key` (the same ones for the same key), set to
+ * `init` when first allocated. Returns -1 when the cells are exhausted.
+ */
+export function allocCells(key: string, n: number, init: (c: Int32Array, at: number) => void): number {
+  ensure();
+  const k = `${key}\0${n}`;
+  const had = byKey.get(k);
+  if (had !== undefined) return had;
+  if (next + n > CELLS) return -1;
+  const at = next;
+  next += n;
+  byKey.set(k, at);
+  init(cells, at);
+  return at;
+}
+
+/** Main thread, at validation: the cell of a named counter (shown by the admin as that name). */
+export function counterCell(name: string): number {
+  const at = allocCells(`counter:${name}`, 1, () => {});
+  if (at >= 0) counters.set(name, at);
+  return at;
+}
+
+/** Adds 1 to a counter cell (-1 = none). */
+export function count(at: number): void {
+  if (at >= 0) Atomics.add(cells, at, 1);
+}
+
+/** The named counters and their values (main thread). */
+export function filterCounters(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [name, at] of counters) out.set(name, Atomics.load(cells, at));
+  return out;
+}
+
+/** What publishFilterCounters writes into (the stats hub's extras). */
+export interface ExtrasSink {
+  setExtra(name: string, value: number, opts?: { help?: string; type?: 'counter' | 'gauge' }): void;
+}
+
+/** Copies the filter counters into the stats hub (before the admin answers a stats request). */
+export function publishFilterCounters(hub: ExtrasSink): void {
+  for (const [name, v] of filterCounters()) hub.setExtra(name, v, { type: 'counter', help: `filter counter ${name}` });
+}

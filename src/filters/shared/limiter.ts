@@ -1,0 +1,96 @@
+/**
+ * Rate-limit state in the cells every worker shares (./cells.ts), updated with Atomics only:
+ * one limit holds for the whole process, whatever the number of workers. No locks, no
+ * messages, nothing allocated per request.
+ *
+ * Token bucket (Envoy's local_ratelimit): cells [tokens, fill period]. The fill period is
+ * floor(now / fill_interval) on the shared clock; the first worker that sees a new period
+ * claims it (compareExchange) and adds tokens_per_fill per elapsed period, capped at
+ * max_tokens; a request takes one token or is limited.
+ *
+ * Sliding window (Sentinel's QPS check, as MOSN's flowControlFilter runs it): two half-window
+ * buckets [bucket number, count] x 2; a request passes when the counts of the current and the
+ * previous bucket stay within the threshold. A bucket is reset by the worker that claims its
+ * new number; a request counted by another worker in that instant may be lost from the
+ * window (a rare extra pass, never a false rejection).
+ */
+import { allocCells, sharedCells, sharedNowMs } from './cells';
+
+export const TOKEN_BUCKET_CELLS = 2;
+export const WINDOW_CELLS = 4;
+
+/** Main thread, at validation: a token bucket's cells (full at first allocation); -1 when exhausted. */
+export function allocTokenBucket(key: string, maxTokens: number, fillIntervalMs: number): number {
+  return allocCells(`tb:${key}:${maxTokens}:${fillIntervalMs}`, TOKEN_BUCKET_CELLS, (c, at) => {
+    c[at] = maxTokens;
+    c[at + 1] = Math.floor(sharedNowMs() / fillIntervalMs);
+  });
+}
+
+/** Main thread, at validation: a sliding window's cells; -1 when exhausted. */
+export function allocWindow(key: string): number {
+  return allocCells(`win:${key}`, WINDOW_CELLS, (c, at) => {
+    c[at] = -1;
+    c[at + 2] = -1;
+  });
+}
+
+/**
+ * Takes a token: the tokens left after it (>= 0), or -1 when the bucket is empty.
+ * `now` is sharedNowMs().
+ */
+export function takeToken(at: number, maxTokens: number, tokensPerFill: number, fillIntervalMs: number, now: number): number {
+  const c = sharedCells();
+  const period = Math.floor(now / fillIntervalMs);
+  let last = Atomics.load(c, at + 1);
+  while (period > last) {
+    const prev = Atomics.compareExchange(c, at + 1, last, period);
+    if (prev === last) {
+      // This thread claimed the new period: it adds the tokens of the periods that passed.
+      const add = Math.min(maxTokens, (period - last) * tokensPerFill);
+      let t = Atomics.load(c, at);
+      for (;;) {
+        const nt = Math.min(maxTokens, t + add);
+        const p = Atomics.compareExchange(c, at, t, nt);
+        if (p === t) break;
+        t = p;
+      }
+      break;
+    }
+    last = prev;
+  }
+  let t = Atomics.load(c, at);
+  while (t > 0) {
+    const p = Atomics.compareExchange(c, at, t, t - 1);
+    if (p === t) return t - 1;
+    t = p;
+  }
+  return -1;
+}
+
+/** Milliseconds until the bucket's next fill. */
+export function msToNextFill(fillIntervalMs: number, now: number): number {
+  return fillIntervalMs - (now % fillIntervalMs);
+}
+
+/**
+ * Counts a request in a sliding window of `windowMs` (two buckets); false (and not counted)
+ * when that would pass `threshold`.
+ */
+export function windowPass(at: number, threshold: number, windowMs: number, now: number): boolean {
+  const c = sharedCells();
+  const len = windowMs / 2;
+  const cur = Math.floor(now / len);
+  const mine = at + (cur & 1) * 2;
+  const other = at + ((cur & 1) ^ 1) * 2;
+  const seen = Atomics.load(c, mine);
+  if (seen !== cur && Atomics.compareExchange(c, mine, seen, cur) === seen) Atomics.store(c, mine + 1, 0);
+  const prev = Atomics.load(c, other) === cur - 1 ? Math.max(0, Atomics.load(c, other + 1)) : 0;
+  if (prev >= threshold) return false;
+  const n = Atomics.add(c, mine + 1, 1) + 1;
+  if (n + prev > threshold) {
+    Atomics.sub(c, mine + 1, 1);
+    return false;
+  }
+  return true;
+}

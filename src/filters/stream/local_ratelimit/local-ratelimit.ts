@@ -1,0 +1,174 @@
+/**
+ * `local_ratelimit` stream filter: Envoy's HTTP local rate limit
+ * (envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit) for every L7 protocol,
+ * before routing. One token bucket for the listener's filter, shared by all workers
+ * (src/filters/shared/limiter.ts): the limit is the process's, not a worker's.
+ *
+ *   { "type": "local_ratelimit", "config": {
+ *       "stat_prefix": "http_local_rate_limiter",
+ *       "token_bucket": { "max_tokens": 100, "tokens_per_fill": 100, "fill_interval": "1s" },
+ *       "filter_enabled":  { "default_value": { "numerator": 100, "denominator": "HUNDRED" } },
+ *       "filter_enforced": { "default_value": { "numerator": 100, "denominator": "HUNDRED" } },
+ *       "status": { "code": 429 }, "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+ *       "response_headers_to_add": [ { "header": { "key": "x-local-rate-limit", "value": "true" } } ] } }
+ *
+ * As in Envoy, filter_enabled and filter_enforced default to 0% (the filter does nothing until
+ * they are set). A limited request: HTTP `status` (429) with "local_rate_limited", gRPC
+ * RESOURCE_EXHAUSTED, Bolt / Dubbo the codec's limit error (MOSN's LimitExceededCode mapping);
+ * response flag RL. With DRAFT_VERSION_03, HTTP responses carry x-ratelimit-limit (max_tokens),
+ * x-ratelimit-remaining and x-ratelimit-reset (seconds to the next fill).
+ * Counters: local_ratelimit.<listener>.<stat_prefix>.enabled | enforced | rate_limited | ok.
+ * Not supported (refused): descriptors (they need the route's rate_limits actions),
+ * local_rate_limit_per_downstream_connection.
+ */
+import { DecodePhase, FilterStatus, registerStreamFilterKind, type FilterStream, type StreamFilter, type StreamFilterValidationContext } from '../../../api/stream-filter';
+import { count, counterCell, sharedNowMs } from '../../shared/cells';
+import { fractionalPercent, JsonObj, type Reporter } from '../../shared/json';
+import { allocTokenBucket, msToNextFill, takeToken } from '../../shared/limiter';
+
+export interface LocalRateLimitConfig {
+  readonly maxTokens: number;
+  readonly tokensPerFill: number;
+  readonly fillIntervalMs: number;
+  /** Probabilities 0..1. */
+  readonly enabled: number;
+  readonly enforced: number;
+  readonly status: number;
+  readonly xHeaders: boolean;
+  readonly responseHeaders: readonly (readonly [string, string])[];
+  readonly bucket: number;
+  readonly cells: { readonly enabled: number; readonly enforced: number; readonly limited: number; readonly ok: number };
+}
+
+const KEYS = [
+  'stat_prefix', 'status', 'token_bucket', 'filter_enabled', 'filter_enforced', 'request_headers_to_add_when_not_enforced',
+  'response_headers_to_add', 'descriptors', 'stage', 'local_rate_limit_per_downstream_connection', 'enable_x_ratelimit_headers',
+  'vh_rate_limits', 'always_consume_default_token_bucket', 'rate_limited_as_resource_exhausted', '@type',
+];
+
+/** RuntimeFractionalPercent { default_value, runtime_key } as a probability (runtime keys are not read). */
+function runtimePercent(o: JsonObj, key: string, r: Reporter): number {
+  const f = o.obj(key);
+  if (f === undefined) return 0;
+  f.known(['default_value', 'runtime_key'], 'RuntimeFractionalPercent');
+  if (f.has('runtime_key')) r.warn(f.at('runtime_key'), 'runtime keys are not read; default_value applies');
+  const v = fractionalPercent(f, 'default_value', 0);
+  if (!f.ok) o.ok = false;
+  return v;
+}
+
+/** HeaderValueOption list -> [name, value] pairs. */
+export function headerOptions(o: JsonObj, key: string): [string, string][] {
+  const out: [string, string][] = [];
+  for (const it of o.list(key) ?? []) {
+    const h = JsonObj.from(it.value, it.path, o.r);
+    if (h === undefined) {
+      o.ok = false;
+      continue;
+    }
+    h.known(['header', 'append', 'append_action', 'keep_empty_value'], 'HeaderValueOption');
+    const hv = h.obj('header');
+    if (hv === undefined) {
+      o.fail(h.at('header'), 'required');
+      continue;
+    }
+    hv.known(['key', 'value', 'raw_value'], 'HeaderValue');
+    const k = hv.str('key');
+    const v = hv.str('value', '') ?? '';
+    if (k === undefined || k === '' || !/^[!#$%&'*+.^_`|~0-9a-zA-Z-]+$/.test(k)) {
+      o.fail(hv.at('key'), `${JSON.stringify(k)} is not a header name`);
+      continue;
+    }
+    if (/[\r\n\0]/.test(v)) {
+      o.fail(hv.at('value'), 'a header value cannot hold CR, LF or NUL');
+      continue;
+    }
+    if (!h.ok || !hv.ok) o.ok = false;
+    out.push([k.toLowerCase(), v]);
+  }
+  return out;
+}
+
+export function validateLocalRateLimit(raw: unknown, path: string, ctx: StreamFilterValidationContext): LocalRateLimitConfig | undefined {
+  const o = JsonObj.from(raw, path, ctx);
+  if (o === undefined) return undefined;
+  o.known(KEYS, 'local_ratelimit');
+  const d = o.list('descriptors');
+  if (d !== undefined && d.length > 0) o.fail(o.at('descriptors'), 'descriptors are not supported by Outrigger yet (they need the route\'s rate_limits actions); refused rather than not limiting');
+  if (o.bool('local_rate_limit_per_downstream_connection', false)) o.fail(o.at('local_rate_limit_per_downstream_connection'), 'per-connection buckets are not supported; the bucket is the listener\'s, shared by all workers');
+  for (const k of ['stage', 'vh_rate_limits', 'request_headers_to_add_when_not_enforced', 'always_consume_default_token_bucket']) {
+    if (o.has(k)) ctx.warn(o.at(k), `${k} is not supported; ignored`);
+  }
+  o.bool('rate_limited_as_resource_exhausted', false); // gRPC always gets RESOURCE_EXHAUSTED
+  const statPrefix = o.str('stat_prefix', '') ?? '';
+  let status = 429;
+  const st = o.obj('status');
+  if (st !== undefined) {
+    st.known(['code'], 'HttpStatus');
+    status = st.int('code', 429, 200, 599);
+    if (!st.ok) o.ok = false;
+  }
+  const tb = o.obj('token_bucket');
+  if (tb === undefined) {
+    if (!o.has('token_bucket')) o.fail(o.at('token_bucket'), 'required');
+    return undefined;
+  }
+  tb.known(['max_tokens', 'tokens_per_fill', 'fill_interval'], 'TokenBucket');
+  const maxTokens = tb.int('max_tokens', 0, 1, 0x7fffffff);
+  if (!tb.has('max_tokens')) tb.fail(tb.at('max_tokens'), 'required');
+  const tokensPerFill = tb.int('tokens_per_fill', 1, 1, 0x7fffffff);
+  if (!tb.has('fill_interval')) tb.fail(tb.at('fill_interval'), 'required');
+  const fillIntervalMs = tb.durationMs('fill_interval', 1000);
+  if (tb.has('fill_interval') && fillIntervalMs < 50) tb.fail(tb.at('fill_interval'), `${JSON.stringify(tb.get('fill_interval'))} must be at least 50ms (Envoy's minimum)`);
+  const enabled = runtimePercent(o, 'filter_enabled', ctx);
+  const enforced = runtimePercent(o, 'filter_enforced', ctx);
+  const xh = o.enumOf('enable_x_ratelimit_headers', ['OFF', 'DRAFT_VERSION_03'] as const, 'OFF');
+  const responseHeaders = headerOptions(o, 'response_headers_to_add');
+  if (!o.ok || !tb.ok) return undefined;
+  const bucket = allocTokenBucket(`${ctx.listenerName}:${path}`, maxTokens, fillIntervalMs);
+  if (bucket < 0) {
+    ctx.error(path, 'no shared cells left for this rate limit (too many buckets in this process)');
+    return undefined;
+  }
+  const base = `local_ratelimit.${ctx.listenerName}.${statPrefix === '' ? '' : `${statPrefix}.`}`;
+  return {
+    maxTokens, tokensPerFill, fillIntervalMs, enabled, enforced, status, xHeaders: xh === 'DRAFT_VERSION_03', responseHeaders, bucket,
+    cells: { enabled: counterCell(`${base}enabled`), enforced: counterCell(`${base}enforced`), limited: counterCell(`${base}rate_limited`), ok: counterCell(`${base}ok`) },
+  };
+}
+
+class LocalRateLimitFilter implements StreamFilter {
+  readonly phase = DecodePhase.BeforeRoute;
+  constructor(private readonly cfg: LocalRateLimitConfig) {}
+
+  decode(s: FilterStream): FilterStatus {
+    const c = this.cfg;
+    if (c.enabled < 1 && (c.enabled === 0 || Math.random() >= c.enabled)) return FilterStatus.Continue;
+    count(c.cells.enabled);
+    const now = sharedNowMs();
+    const left = takeToken(c.bucket, c.maxTokens, c.tokensPerFill, c.fillIntervalMs, now);
+    if (c.xHeaders) {
+      // Three header strings per request, only with enable_x_ratelimit_headers.
+      s.addResponseHeader('x-ratelimit-limit', String(c.maxTokens));
+      s.addResponseHeader('x-ratelimit-remaining', String(left < 0 ? 0 : left));
+      s.addResponseHeader('x-ratelimit-reset', String(Math.ceil(msToNextFill(c.fillIntervalMs, now) / 1000)));
+    }
+    if (left >= 0) {
+      count(c.cells.ok);
+      return FilterStatus.Continue;
+    }
+    count(c.cells.limited);
+    if (c.enforced < 1 && (c.enforced === 0 || Math.random() >= c.enforced)) return FilterStatus.Continue;
+    count(c.cells.enforced);
+    for (const [k, v] of c.responseHeaders) s.addResponseHeader(k, v);
+    s.setResponseFlag('RL');
+    s.sendLocalReply(c.status, 'local_rate_limited');
+    return FilterStatus.Stop;
+  }
+}
+
+registerStreamFilterKind<LocalRateLimitConfig>({
+  type: 'local_ratelimit',
+  validate: validateLocalRateLimit,
+  create: (cfg) => new LocalRateLimitFilter(cfg),
+});
