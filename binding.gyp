@@ -8,7 +8,8 @@
         "native/slab.cc",
         "native/writev.cc",
         "native/affinity.cc",
-        "native/listen.cc"
+        "native/listen.cc",
+        "native/fdpass.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

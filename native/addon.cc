@@ -6,6 +6,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   outrigger::RegisterWritev(env, exports);
   outrigger::RegisterAffinity(env, exports);
   outrigger::RegisterListen(env, exports);
+  outrigger::RegisterFdPass(env, exports);
   return exports;
 }
 

@@ -18,6 +18,7 @@ void RegisterSlab(Napi::Env env, Napi::Object exports);
 void RegisterWritev(Napi::Env env, Napi::Object exports);
 void RegisterAffinity(Napi::Env env, Napi::Object exports);
 void RegisterListen(Napi::Env env, Napi::Object exports);
+void RegisterFdPass(Napi::Env env, Napi::Object exports);
 
 }  // namespace outrigger
 

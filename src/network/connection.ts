@@ -35,6 +35,11 @@ export interface ConnectionHandler {
   onLowWatermark(conn: Connection): void;
   /** Outgoing connections only. */
   onConnect?(conn: Connection): void;
+  /**
+   * Hot upgrade (src/upgrade/worker-side.ts): between requests, the bytes read and not processed
+   * yet (the handler then lets go of the connection); null while a request is in flight.
+   */
+  migrate?(conn: Connection): Buffer | null;
   /** The idle or connect timer of setTimeout() fired. */
   onTimeout?(conn: Connection): void;
 }
@@ -232,6 +237,10 @@ export class Connection implements Flushable {
   get peerIdentity(): PeerIdentity | null {
     const t = this.tlsInfo;
     return t === null ? null : t.peer;
+  }
+
+  get currentHandler(): ConnectionHandler {
+    return this.handler;
   }
 
   setHandler(h: ConnectionHandler): void {

@@ -101,10 +101,12 @@ function newInfo(s: net.Socket): ConnectionInfo {
 }
 
 /** A connection of this listener: the socket to destroy (a TLSSocket once the handshake is done). */
-interface Tracked {
+export interface Tracked {
   outer: net.Socket;
   /** A filter took it (drain waits for it; until then drain closes it at once). */
   taken: boolean;
+  /** The Connection a filter got (hot upgrade: src/upgrade/worker-side.ts); unset for onSocket filters. */
+  conn?: Connection;
 }
 
 /** The RPC `proxy` in Auto mode (it hands HTTP to the HTTP proxy with the listener's routers). */
@@ -169,7 +171,18 @@ export class WorkerListener {
     for (const c of old.chains) if (c.tls !== null && !kept.has(c.tls)) c.tls.close();
   }
 
-  private accept(socket: net.Socket): void {
+  /** Hot upgrade: every connection of this listener. */
+  connections(): IterableIterator<Tracked> {
+    return this.tracked.values();
+  }
+
+  /** Hot upgrade: serves a connection another process handed over; `unread` (bytes it read and did not process) comes first. */
+  adopt(socket: net.Socket, unread: Buffer): void {
+    if (unread.length > 0) socket.unshift(unread);
+    this.accept(socket, unread.length > 0);
+  }
+
+  private accept(socket: net.Socket, peeked = false): void {
     const rt = this.runtime;
     const { counters, base } = rt.ctx;
     if (this.draining) {
@@ -198,12 +211,12 @@ export class WorkerListener {
     };
     socket.once('close', onClose);
     if (rt.simple !== null) {
-      this.dispatch(rt, rt.simple, socket, null, false, t);
+      this.dispatch(rt, rt.simple, socket, null, peeked, t);
       return;
     }
     const info = newInfo(socket); // one per connection: what the listener filters learn
     if (!rt.peekHello) {
-      this.choose(rt, socket, info, false, t, onClose);
+      this.choose(rt, socket, info, peeked, t, onClose);
       return;
     }
     peekClientHello(
@@ -289,7 +302,7 @@ export class WorkerListener {
     const opts = stream ? STREAM : undefined;
     t.taken = true;
     if (info !== null && chain.built.hasReadFilters) {
-      const conn = Connection.accept(sock, rejectHandler, ctx.bufferLimit, opts);
+      const conn = (t.conn = Connection.accept(sock, rejectHandler, ctx.bufferLimit, opts));
       const s = new ChainSession(stages, conn, info, ctx);
       conn.setHandler(s);
       s.start();
@@ -311,7 +324,7 @@ export class WorkerListener {
       f.onSocket(sock);
       return;
     }
-    f.onAccept(Connection.accept(sock, rejectHandler, ctx.bufferLimit, opts));
+    f.onAccept((t.conn = Connection.accept(sock, rejectHandler, ctx.bufferLimit, opts)));
   }
 
   /** While draining: resolves the drain once no connection of any kind is left. */

@@ -434,6 +434,15 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     if (--this.inflight === 0 && this.downEnded) this.down.endWrite();
   }
 
+  /** Hot upgrade: between requests (nothing in flight, all written), the unread bytes; then this session lets go. */
+  migrate(): Buffer | null {
+    if (this.inflight > 0 || this.pendingHead !== null || this.downEnded || this.down.queued() > 0 || this.down.isReadPaused) return null;
+    if (this.reader !== null) return this.reader.takeBuffered();
+    const s = this.sniffed ?? Buffer.alloc(0);
+    this.sniffed = null;
+    return s;
+  }
+
   onClose(): void {
     // Requests still pending upstream are dropped now (their places under the pending limits
     // freed); late responses find no entry and are dropped by the pool.
