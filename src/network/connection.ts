@@ -59,6 +59,13 @@ export interface OutgoingReadHook {
 
 let nextId = 1;
 
+/** Hot upgrade: the Connection of an accepted socket (filters that take raw sockets make theirs inside). */
+const bySocket = new WeakMap<net.Socket, Connection>();
+
+export function connectionOf(socket: net.Socket): Connection | undefined {
+  return bySocket.get(socket);
+}
+
 /** Gathered output entry arrays grow to this size; more entries in one tick are copied. */
 const MAX_ENTRIES = 512;
 
@@ -172,6 +179,7 @@ export class Connection implements Flushable {
    */
   static accept(socket: net.Socket, handler: ConnectionHandler, bufferLimit: number, opts?: AcceptOptions): Connection {
     const c = new Connection(socket, handler, bufferLimit, false, opts !== undefined && opts.stream === true);
+    bySocket.set(socket, c); // one entry per accepted connection (not per read): the hot upgrade finds it by socket
     socket.setNoDelay(true);
     if (!c.streamMode && installUserBuffer(socket, c.io.readBuffer, c.onRead)) {
       // reads land in the shared chunk

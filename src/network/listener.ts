@@ -105,8 +105,6 @@ export interface Tracked {
   outer: net.Socket;
   /** A filter took it (drain waits for it; until then drain closes it at once). */
   taken: boolean;
-  /** The Connection a filter got (hot upgrade: src/upgrade/worker-side.ts); unset for onSocket filters. */
-  conn?: Connection;
 }
 
 /** The RPC `proxy` in Auto mode (it hands HTTP to the HTTP proxy with the listener's routers). */
@@ -302,7 +300,7 @@ export class WorkerListener {
     const opts = stream ? STREAM : undefined;
     t.taken = true;
     if (info !== null && chain.built.hasReadFilters) {
-      const conn = (t.conn = Connection.accept(sock, rejectHandler, ctx.bufferLimit, opts));
+      const conn = Connection.accept(sock, rejectHandler, ctx.bufferLimit, opts);
       const s = new ChainSession(stages, conn, info, ctx);
       conn.setHandler(s);
       s.start();
@@ -324,7 +322,7 @@ export class WorkerListener {
       f.onSocket(sock);
       return;
     }
-    f.onAccept((t.conn = Connection.accept(sock, rejectHandler, ctx.bufferLimit, opts)));
+    f.onAccept(Connection.accept(sock, rejectHandler, ctx.bufferLimit, opts));
   }
 
   /** While draining: resolves the drain once no connection of any kind is left. */

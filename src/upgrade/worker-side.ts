@@ -12,6 +12,7 @@
  */
 import * as net from 'node:net';
 import { native } from '../native';
+import { connectionOf } from '../network/connection';
 import type { WorkerListener } from '../network/listener';
 import type { WorkerToMain } from '../worker/messages';
 
@@ -25,8 +26,9 @@ export function startMigrateOut(listeners: ReadonlyMap<string, WorkerListener>, 
   const scan = (): void => {
     for (const [name, wl] of listeners) {
       for (const t of wl.connections()) {
-        const conn = t.conn;
-        if (conn === undefined || conn.state !== 'open' || conn.fd < 0) continue;
+        const conn = connectionOf(t.outer);
+        // TLS connections stay and drain: their session state lives in this process.
+        if (conn === undefined || conn.state !== 'open' || conn.fd < 0 || conn.tlsInfo !== null) continue;
         const h = conn.currentHandler;
         if (h.migrate === undefined || conn.socket.readableLength > 0 || conn.socket.writableLength > 0) continue;
         const unread = h.migrate(conn);
