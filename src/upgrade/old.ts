@@ -169,6 +169,7 @@ export class UpgradeServer {
     this.close();
     this.sidecar.closeAdmin();
     let migrated = 0;
+    const dieAfter = process.env.OUTRIGGER_TEST_HOOKS === '1' ? Number(process.env.OUTRIGGER_TEST_UPGRADE_OLD_DIE_AFTER ?? 0) : 0;
     const sendStats = (t: 'stats' | 'done'): void => {
       if (!ch.isClosed) ch.send({ t, stats: exportCounters(this.sidecar.hub), migrated, ms: Date.now() - t0 });
     };
@@ -178,6 +179,7 @@ export class UpgradeServer {
         if (!ch.isClosed) {
           ch.send({ t: 'conn', listener: m.listener, unread: Buffer.from(m.unread).toString('base64') }, [m.fd]);
           migrated++;
+          if (migrated === dieAfter) process.kill(process.pid, 'SIGKILL'); // test hook: killed during the transfer
         }
       } catch (e) {
         log.error({ err: String(e), listener: m.listener }, 'hot upgrade: a connection could not be handed over; it is closed');
