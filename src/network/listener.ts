@@ -177,10 +177,11 @@ export class WorkerListener {
   /** Hot upgrade: serves a connection another process handed over; `unread` (bytes it read and did not process) comes first. */
   adopt(socket: net.Socket, unread: Buffer): void {
     if (unread.length > 0) socket.unshift(unread);
-    this.accept(socket, unread.length > 0);
+    this.accept(socket, unread.length > 0, true);
   }
 
-  private accept(socket: net.Socket, peeked = false): void {
+  /** `adopted`: handed over by the previous process, which counted it in downstream_cx_total already. */
+  private accept(socket: net.Socket, peeked = false, adopted = false): void {
     const rt = this.runtime;
     const { counters, base } = rt.ctx;
     if (this.draining) {
@@ -194,7 +195,7 @@ export class WorkerListener {
       return;
     }
     socket.once('close', connectionClosed);
-    counters[base + L.CX_TOTAL]++;
+    if (!adopted) counters[base + L.CX_TOTAL]++;
     counters[base + L.CX_ACTIVE]++;
     const t: Tracked = { outer: socket, taken: false }; // one per connection
     this.tracked.set(socket, t);

@@ -152,6 +152,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   private lastActivity = Date.now();
   /** Requests sent upstream and not answered yet. */
   private inflight = 0;
+  /** Requests held by a stream filter that stopped them (not sent upstream yet). */
+  parked = 0;
   /** This session's pending requests (kept by the upstream pool). */
   pendingHead: PendingRequest | null = null;
   private downEnded = false;
@@ -411,6 +413,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     requestDone(s);
     s.replied = true;
     s.end();
+    if (s.parkedFrame) this.parked--;
     s.parkedFrame = false;
     if (!s.inCallback) releaseStream(s);
   }
@@ -436,7 +439,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
 
   /** Hot upgrade: between requests (nothing in flight, all written), the unread bytes; then this session lets go. */
   migrate(): Buffer | null {
-    if (this.inflight > 0 || this.pendingHead !== null || this.downEnded || this.down.queued() > 0 || this.down.isReadPaused) return null;
+    if (this.inflight > 0 || this.parked > 0 || this.pendingHead !== null || this.downEnded || this.down.queued() > 0 || this.down.isReadPaused) return null;
     if (this.reader !== null) return this.reader.takeBuffered();
     const s = this.sniffed ?? Buffer.alloc(0);
     this.sniffed = null;
@@ -639,11 +642,13 @@ class RpcStream extends ActiveStream implements RetryState {
 
   protected park(): void {
     const s = this.session as DownstreamSession;
+    if (!this.parkedFrame) s.parked++;
     this.parkedFrame = true;
     this.own(this.buf as Buffer, this.frame as XFrame, s.factory.frameLimit(this.codec as XCodec));
   }
 
   protected continueFrom(phase: DecodePhase): void {
+    if (this.parkedFrame) (this.session as DownstreamSession).parked--;
     this.parkedFrame = false;
     if (!this.owned) return;
     (this.session as DownstreamSession).resumeStream(this, phase);
