@@ -10,7 +10,9 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { startSidecar } from '../helpers/sidecar';
+import * as net from 'node:net';
+import { startSidecar, tcpProxyConfig } from '../helpers/sidecar';
+import { echoServer } from '../helpers/net';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, sleep, startSofaServer } from '../helpers/sofa';
@@ -201,3 +203,53 @@ test('a half-received request travels with its connection; per-connection transf
   }
 });
 
+
+test('a tcp_proxy connection moves between exchanges: the client sees no close, the new process opens its own upstream', { timeout: 60_000 }, async () => {
+  const echo = await echoServer();
+  const dir = upgradeDirFor();
+  const old = await startSidecar(tcpProxyConfig({ upstreams: [echo.port] }), { env: { OUTRIGGER_UPGRADE_DIR: dir } });
+  const port = old.ports.get('tcp')!;
+  const sock = net.connect(port, '127.0.0.1');
+  let closed = false;
+  sock.on('close', () => (closed = true));
+  let got = '';
+  sock.on('data', (d: Buffer) => (got += d.toString()));
+  let next: Awaited<ReturnType<typeof startUpgrade>> | undefined;
+  try {
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    let n = 0;
+    let stop = false;
+    // Request/response exchanges with quiet gaps, before, during and after the upgrade.
+    const talk = (async () => {
+      while (!stop) {
+        const line = `ping ${n++}\n`;
+        const want = got.length + line.length;
+        sock.write(line);
+        const t = Date.now();
+        while (got.length < want && Date.now() - t < 5000 && !closed) await sleep(2);
+        await sleep(30);
+      }
+    })();
+    await sleep(300);
+    const upstreamsBefore = echo.sockets.size;
+    next = await startUpgrade(dir);
+    const report = await next.oldDone;
+    assert.equal(await old.exited, 0);
+    await sleep(300);
+    stop = true;
+    await talk;
+    assert.equal(closed, false, 'the client connection closed');
+    assert.equal(got, Array.from({ length: n }, (_, i) => `ping ${i}\n`).join(''));
+    assert.ok(report.migrated >= 1, `handed over ${report.migrated}`);
+    assert.equal(upstreamsBefore, 1);
+    const st = await next.stats();
+    assert.ok(st.clusters.backend.upstream_cx_total >= 2, 'the new process connected upstream itself');
+    assert.equal(st.listeners.tcp.downstream_cx_total, 1, 'one client connection in all');
+  } finally {
+    sock.destroy();
+    await next?.terminate();
+    await old.terminate('SIGKILL');
+    for (const s of echo.sockets) s.destroy();
+    await new Promise<void>((r) => echo.server.close(() => r()));
+  }
+});
