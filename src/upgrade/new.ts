@@ -105,7 +105,8 @@ export async function upgradeStart(o: UpgradeStartOptions): Promise<Upgraded> {
     die(o.dieAt ?? '', 'started');
     ch.send({ t: 'serving' });
     await ch.expect('draining', 10_000);
-    await sidecar.startAdmin();
+    // From here on this process is the one serving: an admin port it cannot open is no reason to stop.
+    await sidecar.startAdmin().catch((e: unknown) => sidecar.log.error({ err: e instanceof Error ? e.message : String(e) }, 'hot upgrade: admin server not started'));
     return { sidecar, config, oldPid, oldDone: follow(ch, fp, sidecar, carried) };
   } catch (e) {
     for (const f of received) fp.closeFd(f);
