@@ -9,7 +9,8 @@
         "native/writev.cc",
         "native/affinity.cc",
         "native/listen.cc",
-        "native/origdst.cc"
+        "native/origdst.cc",
+        "native/fdpass.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

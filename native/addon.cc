@@ -7,6 +7,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   outrigger::RegisterAffinity(env, exports);
   outrigger::RegisterListen(env, exports);
   outrigger::RegisterOrigDst(env, exports);
+  outrigger::RegisterFdPass(env, exports);
   return exports;
 }
 

@@ -19,6 +19,7 @@ void RegisterWritev(Napi::Env env, Napi::Object exports);
 void RegisterAffinity(Napi::Env env, Napi::Object exports);
 void RegisterListen(Napi::Env env, Napi::Object exports);
 void RegisterOrigDst(Napi::Env env, Napi::Object exports);
+void RegisterFdPass(Napi::Env env, Napi::Object exports);
 
 }  // namespace outrigger
 

@@ -4,16 +4,21 @@
  *
  *   outrigger start [-c FILE] [--workers N] [--log-level L]   run the sidecar (default config if no -c);
  *                                                             SIGHUP reloads FILE, SIGTERM drains, SIGINT stops
+ *   outrigger start --upgrade [-c FILE] [--upgrade-dir DIR]   take over from the running process (src/upgrade)
  *   outrigger validate -c FILE                                check a config file without starting
  *   outrigger version
  */
 import * as path from 'node:path';
-import type { LogLevel } from './config/types';
+import type { LogLevel, OutriggerConfig } from './config/types';
 import { ConfigError, loadConfigFile, validateConfigFile } from './config';
 import { Sidecar } from './server';
 import { checkBuild } from './worker/snapshot';
 import './extensions';
 import { flushLoggerAsync } from './log';
+import { fdPass } from './upgrade/fdpass';
+import { upgradeStart, UpgradeError } from './upgrade/new';
+import { UpgradeServer } from './upgrade/old';
+import { upgradeDir } from './upgrade/protocol';
 
 const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
@@ -28,6 +33,9 @@ interface Args {
   adminPort?: number;
   /** Share listening addresses with another process (SO_REUSEPORT) for a deliberate hand-over. */
   reusePort?: boolean;
+  /** Take the listeners and connections of the running process (hot upgrade). */
+  upgrade?: boolean;
+  upgradeDir?: string;
 }
 
 function usage(code: number): never {
@@ -49,6 +57,11 @@ function usage(code: number): never {
       '  --reuse-port          share listener and admin addresses with another process (SO_REUSEPORT),',
       '                        for a deliberate hand-over only; same as OUTRIGGER_REUSE_PORT=1. Without it',
       '                        an address held by any other process (another outrigger too) fails the start',
+      '  --upgrade             hot upgrade: take the listening sockets and the Bolt/Dubbo connections of the',
+      '                        running outrigger (its config too when -c is not given); it then drains and exits.',
+      '                        Needs the native addon (Node cannot pass sockets between unrelated processes)',
+      '  --upgrade-dir DIR     directory of the upgrade socket reconfig.sock (default: OUTRIGGER_UPGRADE_DIR,',
+      '                        else <tmpdir>/outrigger); share it between containers for an upgrade across images',
       '',
     ].join('\n'),
   );
@@ -96,6 +109,12 @@ export function parseArgs(argv: readonly string[]): Args {
       case '--reuse-port':
         a.reusePort = true;
         break;
+      case '--upgrade':
+        a.upgrade = true;
+        break;
+      case '--upgrade-dir':
+        a.upgradeDir = v();
+        break;
       case '-h':
       case '--help':
         usage(0);
@@ -121,36 +140,123 @@ function exitAfterLogs(code: number): void {
 
 async function start(a: Args): Promise<void> {
   const file = a.config ?? DEFAULT_CONFIG;
+  const fp = fdPass();
+  if (a.upgrade && typeof fp === 'string') fail(`--upgrade: ${fp}`);
   let config;
-  try {
-    config = loadConfigFile(file);
-  } catch (e) {
-    fail(`${file}: ${e instanceof Error ? e.message : String(e)}`);
+  if (!a.upgrade || a.config !== undefined) {
+    try {
+      config = loadConfigFile(file);
+    } catch (e) {
+      fail(`${file}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    // What a worker would refuse is refused here, with its JSON path (as `validate` does).
+    const built = checkBuild(config);
+    if (built.length > 0) fail(`${file}: ${new ConfigError(built, file).message}`);
+    for (const w of config.warnings ?? []) process.stderr.write(`outrigger: warning: ${w}\n`);
   }
-  // What a worker would refuse is refused here, with its JSON path (as `validate` does).
-  const built = checkBuild(config);
-  if (built.length > 0) fail(`${file}: ${new ConfigError(built, file).message}`);
-  for (const w of config.warnings ?? []) process.stderr.write(`outrigger: warning: ${w}\n`);
   if (a.reusePort) process.env.OUTRIGGER_REUSE_PORT = '1';
+  if (a.upgrade) {
+    await upgrade(a, config ?? null);
+    return;
+  }
+  config = config as NonNullable<typeof config>;
   const sidecar = new Sidecar({ config, workers: a.workers, logLevel: a.logLevel, adminPort: a.adminPort });
   // Signals end the process in every state: while starting (release everything, exit), running
   // (SIGTERM drains for the graceful timeout; SIGINT stops now), and a second signal while
   // draining or stopping ends it at once.
   let state: 'starting' | 'running' | 'stopping' = 'starting';
   const grace = config.servers[0]?.gracefulTimeoutMs ?? 30_000;
+  signals(sidecar, file, grace, (s) => (state = s), () => state);
+  try {
+    await sidecar.start();
+  } catch (e) {
+    if ((state as string) === 'stopping') return; // a signal ended the start; its handler exits
+    // start() released every socket and worker before throwing; one line, no stack.
+    const why = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`outrigger: start failed: ${why.split('\n')[0]}\n`);
+    exitAfterLogs(1);
+    return;
+  }
+  state = 'running';
+  const lines = [`outrigger ${version()} started: ${sidecar.workerCount} worker(s), config ${file}`];
+  for (const l of sidecar.listeners()) lines.push(`  listener ${l.name} on ${l.host}:${l.port}`);
+  const adm = config.admin.address;
+  lines.push(`  admin on http://${adm.host}:${sidecar.adminPort}/ (stats: /api/v1/stats, /stats/prometheus)`);
+  process.stdout.write(lines.join('\n') + '\n');
+  serveUpgrades(a, sidecar, config, false);
+}
+
+/** `start --upgrade`: takes over from the running process (src/upgrade/new.ts). */
+async function upgrade(a: Args, fileConfig: OutriggerConfig | null): Promise<void> {
+  let state: 'starting' | 'running' | 'stopping' = 'starting';
+  process.on('SIGTERM', () => state !== 'running' && process.exit(143));
+  process.on('SIGINT', () => state !== 'running' && process.exit(130));
+  let up;
+  try {
+    up = await upgradeStart({
+      dir: upgradeDir(a.upgradeDir),
+      config: fileConfig,
+      workers: a.workers,
+      logLevel: a.logLevel,
+      adminPort: a.adminPort,
+      dieAt: process.env.OUTRIGGER_TEST_UPGRADE_DIE,
+    });
+  } catch (e) {
+    const why = e instanceof UpgradeError || e instanceof Error ? e.message : String(e);
+    process.stderr.write(`outrigger: upgrade failed: ${why.split('\n')[0]}\n`);
+    exitAfterLogs(1);
+    return;
+  }
+  const { sidecar, config } = up;
+  process.removeAllListeners('SIGTERM');
+  process.removeAllListeners('SIGINT');
+  state = 'running';
+  signals(sidecar, a.config ?? null, config.servers[0]?.gracefulTimeoutMs ?? 30_000, (s) => (state = s), () => state);
+  const lines = [`outrigger ${version()} took over from pid ${up.oldPid}: ${sidecar.workerCount} worker(s), config ${a.config ?? 'of the running process'}`];
+  for (const l of sidecar.listeners()) lines.push(`  listener ${l.name} on ${l.host}:${l.port}`);
+  lines.push(`  admin on http://${config.admin.address.host}:${sidecar.adminPort}/ (stats: /api/v1/stats, /stats/prometheus)`);
+  process.stdout.write(lines.join('\n') + '\n');
+  serveUpgrades(a, sidecar, config, true);
+  const r = await up.oldDone;
+  process.stdout.write(`outrigger upgrade ${r.clean ? 'complete' : 'ended (the old process went away)'}: pid ${up.oldPid} handed over ${r.migrated} connection(s) and exited ${r.ms} ms after the hand-over\n`);
+}
+
+/** Listens on the upgrade socket so that a later `start --upgrade` finds this process (unless disable_upgrade). */
+function serveUpgrades(a: Args, sidecar: Sidecar, config: OutriggerConfig, takeover: boolean): void {
+  if (isTrue((config.raw as Record<string, unknown> | null)?.disable_upgrade)) {
+    sidecar.log.info('disable_upgrade: no upgrade socket; this process cannot be upgraded in place');
+    return;
+  }
+  const fp = fdPass();
+  if (typeof fp === 'string') {
+    sidecar.log.info(fp);
+    return;
+  }
+  const srv = new UpgradeServer(fp, sidecar, { dir: upgradeDir(a.upgradeDir), takeover, exit: () => exitAfterLogs(0) });
+  const warn = srv.start();
+  if (warn !== null) sidecar.log.warn(warn);
+  else process.once('exit', () => srv.close());
+}
+
+function isTrue(v: unknown): boolean {
+  return v === true || v === 'true';
+}
+
+/** SIGTERM drains, SIGINT stops, SIGHUP reloads FILE (none: the config is not from a file). */
+function signals(sidecar: Sidecar, file: string | null, grace: number, setState: (s: 'stopping') => void, getState: () => string): void {
   const endNow = (code: number): void => {
     void sidecar.release(300).finally(() => exitAfterLogs(code));
     setTimeout(() => process.exit(code), 1000).unref();
   };
   const onSignal = (sig: 'SIGTERM' | 'SIGINT'): void => {
     const code = sig === 'SIGINT' ? 130 : 143;
-    if (state !== 'running') {
+    if (getState() !== 'running') {
       // Starting, or a second signal: nothing is being served that a drain would protect.
-      state = 'stopping';
+      setState('stopping');
       endNow(code);
       return;
     }
-    state = 'stopping';
+    setState('stopping');
     if (sig === 'SIGINT') {
       void sidecar.stop().then(() => process.exit(0));
       setTimeout(() => process.exit(0), 2000).unref();
@@ -163,6 +269,10 @@ async function start(a: Args): Promise<void> {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGHUP', () => {
+    if (file === null) {
+      sidecar.log.warn('SIGHUP: this process took its config from the process it replaced; there is no file to reload');
+      return;
+    }
     // Reload: a bad file keeps the running config.
     let next;
     try {
@@ -180,22 +290,6 @@ async function start(a: Args): Promise<void> {
       (e: unknown) => sidecar.log.error({ err: e instanceof Error ? e.message : String(e) }, 'SIGHUP: reload failed'),
     );
   });
-  try {
-    await sidecar.start();
-  } catch (e) {
-    if ((state as string) === 'stopping') return; // a signal ended the start; its handler exits
-    // start() released every socket and worker before throwing; one line, no stack.
-    const why = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`outrigger: start failed: ${why.split('\n')[0]}\n`);
-    exitAfterLogs(1);
-    return;
-  }
-  state = 'running';
-  const lines = [`outrigger ${version()} started: ${sidecar.workerCount} worker(s), config ${file}`];
-  for (const l of sidecar.listeners()) lines.push(`  listener ${l.name} on ${l.host}:${l.port}`);
-  const adm = config.admin.address;
-  lines.push(`  admin on http://${adm.host}:${sidecar.adminPort}/ (stats: /api/v1/stats, /stats/prometheus)`);
-  process.stdout.write(lines.join('\n') + '\n');
 }
 
 function version(): string {

@@ -36,6 +36,10 @@ export interface SidecarOptions {
   /** Overrides the admin port (0 = any free port); tests use it. */
   readonly adminPort?: number;
   readonly listenBacklog?: number;
+  /** Hot upgrade (src/upgrade): listening fds received from the old process, by listener name; used instead of binding. */
+  readonly inherited?: ReadonlyMap<string, { readonly fd: number; readonly port: number }>;
+  /** Hot upgrade: the admin server starts later (startAdmin()), once the old process released its port. */
+  readonly deferAdmin?: boolean;
 }
 
 interface WorkerSlot {
@@ -155,11 +159,17 @@ export class Sidecar {
       for (const server of this.config.servers) {
         for (const l of server.listeners) {
           if (!l.bindPort) continue; // MOSN/Envoy bind_port false: no socket (hand-off only)
-          const r = listenOrFail(l.name, l.address.host, l.address.port, this.opts.listenBacklog ?? 4096, l);
+          const r = this.opts.inherited?.get(l.name) ?? listenOrFail(l.name, l.address.host, l.address.port, this.opts.listenBacklog ?? 4096, l);
           this.sockets.set(l.name, { fd: r.fd, host: l.address.host, port: r.port });
         }
       }
     }
+    if (this.opts.deferAdmin !== true) await this.startAdmin();
+    await this.startWorkers();
+  }
+
+  /** Opens the admin server (part of start() unless deferAdmin: a hot upgrade opens it once the old process closed its own). */
+  async startAdmin(): Promise<void> {
     const adminCfg = this.config.admin;
     const adminPort = this.opts.adminPort ?? adminCfg.address.port;
     try {
@@ -176,6 +186,9 @@ export class Sidecar {
     } catch {
       throw new StartError(`admin: cannot listen on ${hostPort(adminCfg.address.host, adminPort)}: address in use or not available${reusePortHint()}`);
     }
+  }
+
+  private async startWorkers(): Promise<void> {
     const cpus = allowedCpus();
     for (let i = 0; i < this.nWorkers; i++) {
       // Pin each worker to its own CPU of the process's affinity mask when there are enough of them.
@@ -292,6 +305,7 @@ export class Sidecar {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       w.on('message', (m: WorkerToMain) => {
+        this.onWorkerMessage?.(m);
         switch (m.type) {
           case 'bound':
             this.sockets.set(m.listener, { fd: m.fd, host: this.listenerHost(m.listener), port: m.port });
@@ -567,6 +581,40 @@ export class Sidecar {
     if (native.kind === 'native') for (const s of this.sockets.values()) native.closeFd(s.fd);
     this.sockets.clear();
   }
+
+  /** Hot upgrade hooks (src/upgrade): the running config, the listening sockets, early admin close, worker messages. */
+  get currentConfig(): OutriggerConfig {
+    return this.config;
+  }
+
+  listenSockets(): { name: string; fd: number; host: string; port: number }[] {
+    return [...this.sockets.entries()].map(([name, s]) => ({ name, ...s }));
+  }
+
+  closeAdmin(): void {
+    this.admin?.close();
+    this.admin = null;
+  }
+
+  /** Hears every worker's messages (src/upgrade/migrate.ts). */
+  onWorkerMessage: ((m: WorkerToMain) => void) | null = null;
+
+  /** Sends a message to every live worker; returns how many. */
+  postToWorkers(m: MainToWorker): number {
+    const live = this.slots.filter((s) => s.worker !== null);
+    for (const s of live) s.worker?.postMessage(m);
+    return live.length;
+  }
+
+  /** Sends a message to one live worker, round robin (an adopted connection). */
+  postToOneWorker(m: MainToWorker): boolean {
+    const live = this.slots.filter((s) => s.worker !== null);
+    if (live.length === 0) return false;
+    live[this.nextWorker++ % live.length].worker?.postMessage(m);
+    return true;
+  }
+
+  private nextWorker = 0;
 
   /** For tests: the worker threads (to crash one on purpose). */
   workerThreads(): (Worker | null)[] {

@@ -79,9 +79,9 @@ export function parseConfig(doc: unknown, source?: string): OutriggerConfig {
     pprof.accept('port_value', 'endpoint');
     pprof.done();
   }
-  top.warnIfSet('disable_upgrade', 'hot upgrade is not supported; ignored');
+  top.bool('disable_upgrade', false); // hot upgrade (src/upgrade): this process offers no upgrade socket
   top.warnIfSet('close_graceful', 'deprecated MOSN key; ignored');
-  top.warnIfSet('inherit_old_mosnconfig', 'hot upgrade is not supported; ignored');
+  top.bool('inherit_old_mosnconfig', false); // hot upgrade: the new process takes the running one's config
   top.warnIfSet('pid', 'pid files are not supported yet; ignored');
   top.warnIfSet('uds_dir', 'not supported; ignored');
   top.warnIfSet('plugin', 'MOSN plugins are not supported; ignored');

@@ -223,12 +223,26 @@ export class HttpProxyFactory implements NetworkFilterFactory {
     this.env.draining = true;
     if (this.h1 !== null) this.h1.closeIdleConnections();
     for (const c of this.rawH1) c.closeIfIdle();
-    for (const s of this.h2Sessions) s.close();
+    // Graceful GOAWAY (RFC 9113 6.8): first one naming the highest stream id (streams the client
+    // has in flight are still served) and a PING; once the PING is answered (a round trip: the
+    // client has seen the GOAWAY) the real last stream id, with the close.
+    for (const s of this.h2Sessions) {
+      if (s.closed || s.destroyed) continue;
+      s.goaway(0, 0x7fffffff);
+      const close = (): void => {
+        if (!s.closed && !s.destroyed) s.close();
+      };
+      setTimeout(close, H2_GOAWAY_GRACE_MS).unref();
+      if (!s.ping(close)) close();
+    }
   }
 }
 
 // ---- HTTP on RPC `Auto` listeners: MOSN's Auto detects HTTP too; its requests are routed with
 // the listener's router config, forwarded with the request's own protocol, default limits.
+
+/** Between the two GOAWAYs of a drain when the client does not answer the PING. */
+const H2_GOAWAY_GRACE_MS = 1000;
 
 /** A Connection whose socket node:http2 took over: only the client's FIN matters (the socket is half-open capable). */
 const H2_ADOPTED: ConnectionHandler = {

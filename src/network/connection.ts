@@ -36,6 +36,11 @@ export interface ConnectionHandler {
   onLowWatermark(conn: Connection): void;
   /** Outgoing connections only. */
   onConnect?(conn: Connection): void;
+  /**
+   * Hot upgrade (src/upgrade/worker-side.ts): between requests, the bytes read and not processed
+   * yet (the handler then lets go of the connection); null while a request is in flight.
+   */
+  migrate?(conn: Connection): Buffer | null;
   /** The idle or connect timer of setTimeout() fired. */
   onTimeout?(conn: Connection): void;
 }
@@ -54,6 +59,13 @@ export interface OutgoingReadHook {
 }
 
 let nextId = 1;
+
+/** Hot upgrade: the Connection of an accepted socket (filters that take raw sockets make theirs inside). */
+const bySocket = new WeakMap<net.Socket, Connection>();
+
+export function connectionOf(socket: net.Socket): Connection | undefined {
+  return bySocket.get(socket);
+}
 
 /** Gathered output entry arrays grow to this size; more entries in one tick are copied. */
 const MAX_ENTRIES = 512;
@@ -169,6 +181,7 @@ export class Connection implements Flushable {
    */
   static accept(socket: net.Socket, handler: ConnectionHandler, bufferLimit: number, opts?: AcceptOptions): Connection {
     const c = new Connection(socket, handler, bufferLimit, false, opts !== undefined && opts.stream === true);
+    bySocket.set(socket, c); // one entry per accepted connection (not per read): the hot upgrade finds it by socket
     socket.setNoDelay(true);
     if (!c.streamMode && installUserBuffer(socket, c.io.readBuffer, c.onRead)) {
       // reads land in the shared chunk
@@ -234,6 +247,10 @@ export class Connection implements Flushable {
   get peerIdentity(): PeerIdentity | null {
     const t = this.tlsInfo;
     return t === null ? null : t.peer;
+  }
+
+  get currentHandler(): ConnectionHandler {
+    return this.handler;
   }
 
   setHandler(h: ConnectionHandler): void {

@@ -108,7 +108,7 @@ function newInfo(s: net.Socket): ConnectionInfo {
 }
 
 /** A connection of this listener: the socket to destroy (a TLSSocket once the handshake is done). */
-interface Tracked {
+export interface Tracked {
   outer: net.Socket;
   /** A filter took it (drain waits for it; until then drain closes it at once). */
   taken: boolean;
@@ -190,8 +190,22 @@ export class WorkerListener {
     for (const c of old.chains) if (c.tls !== null && !kept.has(c.tls)) c.tls.close();
   }
 
-  /** `handedOff`: from a use_original_dst listener (its original destination is read already). */
-  private accept(socket: net.Socket, handedOff = false): void {
+  /** Hot upgrade: every connection of this listener. */
+  connections(): IterableIterator<Tracked> {
+    return this.tracked.values();
+  }
+
+  /** Hot upgrade: serves a connection another process handed over; `unread` (bytes it read and did not process) comes first. */
+  adopt(socket: net.Socket, unread: Buffer): void {
+    if (unread.length > 0) socket.unshift(unread);
+    this.accept(socket, unread.length > 0, true);
+  }
+
+  /**
+   * `adopted`: handed over by the previous process, which counted it in downstream_cx_total already.
+   * `handedOff`: from a use_original_dst listener (its original destination is read already).
+   */
+  private accept(socket: net.Socket, peeked = false, adopted = false, handedOff = false): void {
     const rt = this.runtime;
     const { counters, base } = rt.ctx;
     if (this.draining) {
@@ -204,7 +218,7 @@ export class WorkerListener {
       if (d !== null && rt.config.useOriginalDst === true) {
         const to = workerListeners.find(d, this, rt.config.originalDstFallbackToLocal === true);
         if (to !== null) {
-          to.accept(socket, true);
+          to.accept(socket, false, false, true);
           return;
         }
       }
@@ -216,7 +230,7 @@ export class WorkerListener {
       return;
     }
     socket.once('close', connectionClosed);
-    counters[base + L.CX_TOTAL]++;
+    if (!adopted) counters[base + L.CX_TOTAL]++;
     counters[base + L.CX_ACTIVE]++;
     const t: Tracked = { outer: socket, taken: false }; // one per connection
     this.tracked.set(socket, t);
@@ -231,12 +245,12 @@ export class WorkerListener {
     };
     socket.once('close', onClose);
     if (rt.simple !== null) {
-      this.dispatch(rt, rt.simple, socket, null, false, t);
+      this.dispatch(rt, rt.simple, socket, null, peeked, t);
       return;
     }
     const info = newInfo(socket); // one per connection: what the listener filters learn
     if (!rt.peekHello) {
-      this.choose(rt, socket, info, false, t, onClose);
+      this.choose(rt, socket, info, peeked, t, onClose);
       return;
     }
     peekClientHello(

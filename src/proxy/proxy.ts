@@ -153,6 +153,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   private lastActivity = Date.now();
   /** Requests sent upstream and not answered yet. */
   private inflight = 0;
+  /** Requests held by a stream filter that stopped them (not sent upstream yet). */
+  parked = 0;
   /** This session's pending requests (kept by the upstream pool). */
   pendingHead: PendingRequest | null = null;
   private downEnded = false;
@@ -441,6 +443,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     requestDone(s);
     s.replied = true;
     s.end();
+    if (s.parkedFrame) this.parked--;
     s.parkedFrame = false;
     if (!s.inCallback) releaseStream(s);
   }
@@ -462,6 +465,15 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     requestEnded();
     this.counters[this.lb + L.RQ_ACTIVE]--;
     if (--this.inflight === 0 && this.downEnded) this.down.endWrite();
+  }
+
+  /** Hot upgrade: between requests (nothing in flight, all written), the unread bytes; then this session lets go. */
+  migrate(): Buffer | null {
+    if (this.inflight > 0 || this.parked > 0 || this.pendingHead !== null || this.downEnded || this.down.queued() > 0 || this.down.isReadPaused) return null;
+    if (this.reader !== null) return this.reader.takeBuffered();
+    const s = this.sniffed ?? Buffer.alloc(0);
+    this.sniffed = null;
+    return s;
   }
 
   onClose(): void {
@@ -667,11 +679,13 @@ class RpcStream extends ActiveStream implements RetryState {
   protected park(): void {
     const s = this.session as DownstreamSession;
     s.hold(this);
+    if (!this.parkedFrame) s.parked++;
     this.parkedFrame = true;
     this.own(this.buf as Buffer, this.frame as XFrame, s.factory.frameLimit(this.codec as XCodec));
   }
 
   protected continueFrom(phase: DecodePhase): void {
+    if (this.parkedFrame) (this.session as DownstreamSession).parked--;
     this.parkedFrame = false;
     if (!this.owned) return;
     (this.session as DownstreamSession).resumeStream(this, phase);

@@ -245,6 +245,11 @@ export class StatsHub {
     return true;
   }
 
+  /** Adds to the retained totals of one slot (hot upgrade: the old process's counters, src/upgrade/stats.ts). */
+  addRetired(i: number, delta: number): void {
+    this.dead[i] += delta;
+  }
+
   /** Zeroes a reclaimed slot range (StatsLayout.onReuse) in every worker's buffer and the retained totals. */
   clearSlots(base: number, slots: number): void {
     this.dead.fill(0, base, base + slots);

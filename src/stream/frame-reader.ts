@@ -43,6 +43,14 @@ export class FrameReader<F extends XFrame> {
     this.frame = codec.newFrame();
   }
 
+  /** Hot upgrade: the bytes of the incomplete frame (a copy), and the reader starts empty. */
+  takeBuffered(): Buffer {
+    const out = this.partial === null ? Buffer.alloc(0) : Buffer.from(this.partial.subarray(0, this.partialLen));
+    this.partialLen = 0;
+    this.partialNeed = 0;
+    return out;
+  }
+
   /** Bytes of an incomplete frame held between reads. */
   get buffered(): number {
     return this.partialLen;

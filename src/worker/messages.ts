@@ -49,7 +49,10 @@ export type MainToWorker =
   /** Ship the unshipped latency histograms now (the admin is answering a stats request). */
   | { readonly type: 'flush-histograms'; readonly seq: number }
   /** Test hook (OUTRIGGER_TEST_HOOKS=1): throw an uncaught exception. */
-  | { readonly type: 'crash' };
+  | { readonly type: 'crash' }
+  /** Hot upgrade (src/upgrade): hand every Bolt/Dubbo connection over once between requests / serve one handed over. */
+  | { readonly type: 'migrate-out' }
+  | { readonly type: 'adopt'; readonly listener: string; readonly fd: number; readonly unread: Uint8Array };
 
 export type WorkerToMain =
   | { readonly type: 'bound'; readonly listener: string; readonly fd: number; readonly port: number }
@@ -59,5 +62,7 @@ export type WorkerToMain =
   | { readonly type: 'prepared'; readonly version: number; readonly rebuilt: { readonly listeners: readonly string[]; readonly clusters: readonly string[] } }
   | { readonly type: 'prepare-error'; readonly version: number; readonly message: string }
   | { readonly type: 'drained' }
+  /** Hot upgrade: a connection let go of (fd is a dup the main thread sends on and closes). */
+  | { readonly type: 'migrate-conn'; readonly listener: string; readonly fd: number; readonly unread: Uint8Array }
   /** Latency histogram deltas (every second when something changed; seq > 0 answers a flush). */
   | { readonly type: 'histograms'; readonly seq: number; readonly items: readonly EncodedHistogram[] };

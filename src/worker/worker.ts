@@ -22,6 +22,7 @@ import { bindRouteStats, drainHistograms } from '../http/route-stats';
 import { closeLogs, createAccessLog, createLogger, type AccessLogWriter } from '../log';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
 import { buildSnapshot, discardSnapshot, type Snapshot } from './snapshot';
+import { adoptConnection, startMigrateOut } from '../upgrade/worker-side';
 import '../extensions';
 
 const init = workerData as WorkerInit;
@@ -209,6 +210,12 @@ port.on('message', (m: MainToWorker) => {
           throw new Error('crash requested by test hook');
         });
       }
+      break;
+    case 'migrate-out':
+      startMigrateOut(listeners, send);
+      break;
+    case 'adopt':
+      adoptConnection(listeners, m.listener, m.fd, m.unread);
       break;
     case 'stop':
       for (const l of listeners.values()) l.closeAll();

@@ -77,25 +77,7 @@ export async function startSidecar(config: unknown, opts: { workers?: number; en
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  const ports = new Map<string, number>();
-  let adminPort = -1;
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`sidecar did not start in 15 s:\n${out}`)), 15_000);
-    const check = (): void => {
-      const m = /admin on http:\/\/[^:]+:(\d+)\//.exec(out);
-      if (m) {
-        adminPort = Number(m[1]);
-        for (const x of out.matchAll(/listener (\S+) on \S+:(\d+)/g)) ports.set(x[1], Number(x[2]));
-        clearTimeout(t);
-        resolve();
-      }
-    };
-    proc.stdout!.on('data', check);
-    void exited.then((code) => {
-      clearTimeout(t);
-      reject(new Error(`sidecar exited with ${code} before starting:\n${out}`));
-    });
-  });
+  const { ports, adminPort } = await waitForStart(proc, () => out, exited, /admin on http:\/\/[^:]+:(\d+)\//, 'sidecar', 15_000);
   return {
     proc,
     pid: proc.pid!,
@@ -118,6 +100,28 @@ export async function startSidecar(config: unknown, opts: { workers?: number; en
       return r.json();
     },
   };
+}
+
+/** Waits until the CLI printed `started` (its admin line, matched by `re`), then reads the listener ports it printed. */
+export function waitForStart(proc: ChildProcess, out: () => string, exited: Promise<number | null>, re: RegExp, what: string, ms: number): Promise<{ ports: Map<string, number>; adminPort: number }> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} did not start in ${ms / 1000} s:\n${out()}`)), ms);
+    const check = (): void => {
+      const m = re.exec(out());
+      if (m) {
+        const ports = new Map<string, number>();
+        for (const x of out().matchAll(/listener (\S+) on \S+:(\d+)/g)) ports.set(x[1], Number(x[2]));
+        clearTimeout(t);
+        proc.stdout!.off('data', check);
+        resolve({ ports, adminPort: Number(m[1]) });
+      }
+    };
+    proc.stdout!.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(t);
+      reject(new Error(`${what} exited with ${code} before starting:\n${out()}`));
+    });
+  });
 }
 
 /** VmRSS of a process, in bytes. */

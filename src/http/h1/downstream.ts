@@ -51,6 +51,7 @@ const enum Phase {
 }
 
 const CRLF = Buffer.from('\r\n');
+const EMPTY = Buffer.alloc(0);
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n');
 
 /** Writes a short error reply and closes the connection after it. */
@@ -146,6 +147,13 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       this.phase = Phase.Done;
       this.conn.endWrite();
     }
+  }
+
+  /** Hot upgrade (src/upgrade/worker-side.ts): between requests, lets go of the connection (no unread bytes). */
+  migrate(conn: Connection): Buffer | null {
+    if (this.phase !== Phase.Head || this.pending !== null || this.exchange !== null || this.conn !== conn || conn.queued() > 0 || conn.writeClosed) return null;
+    this.phase = Phase.Done;
+    return EMPTY;
   }
 
   // ---- ConnectionHandler

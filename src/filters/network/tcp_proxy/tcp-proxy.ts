@@ -90,7 +90,13 @@ const enum Flags {
   UpConnected = 4,
   ConnectTimedOut = 8,
   Done = 16,
+  /** The last bytes came from the client (a request/response exchange is open). */
+  ClientLast = 32,
 }
+
+/** Hot upgrade: how long both directions must have been quiet before a connection moves. */
+const MIGRATE_QUIET_MS = 20;
+const NO_BYTES = Buffer.alloc(0);
 
 class TcpProxySession implements ConnectionHandler, LbContext {
   private up: Connection | null = null;
@@ -159,6 +165,7 @@ class TcpProxySession implements ConnectionHandler, LbContext {
     const c = this.counters;
     this.lastActivity = Date.now();
     if (conn === this.down) {
+      this.flags |= Flags.ClientLast;
       c[this.lb + L.BYTES_RX] += n;
       const up = this.up;
       if (up !== null) {
@@ -166,10 +173,26 @@ class TcpProxySession implements ConnectionHandler, LbContext {
         up.write(buf, start, end);
       }
     } else {
+      this.flags &= ~Flags.ClientLast;
       if (this.cluster) c[this.cluster.base + C.BYTES_RX] += n;
       c[this.lb + L.BYTES_TX] += n;
       this.down.write(buf, start, end);
     }
+  }
+
+  /**
+   * Hot upgrade (src/upgrade/worker-side.ts): the client connection moves to the new process
+   * between exchanges: the upstream answered last, both directions were quiet for a while and
+   * nothing is queued. Closing the listener side then ends the upstream connection gracefully
+   * (FIN); the new process opens its own. Bytes an upstream sent unasked after that are lost:
+   * protocols where the server speaks first do not suit this (they drain instead when busy).
+   */
+  migrate(): Buffer | null {
+    const up = this.up;
+    const busy = Flags.DownEnded | Flags.UpEnded | Flags.ClientLast | Flags.Done;
+    if (up === null || !(this.flags & Flags.UpConnected) || this.flags & busy) return null;
+    if (up.queued() > 0 || this.down.queued() > 0 || Date.now() - this.lastActivity < MIGRATE_QUIET_MS) return null;
+    return NO_BYTES;
   }
 
   onEnd(conn: Connection): void {

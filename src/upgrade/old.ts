@@ -1,0 +1,220 @@
+/**
+ * The running process's side of a hot upgrade (see protocol.ts): it listens on the upgrade
+ * socket, answers one new process at a time, gives it the listening sockets, and once the new
+ * one serves, stops accepting, hands its Bolt/Dubbo connections over between requests, drains
+ * the rest (HTTP/1.1 Connection: close, HTTP/2 GOAWAY: the listener drain path) and exits as
+ * soon as the last connection is gone, within graceful_timeout.
+ */
+import * as fs from 'node:fs';
+import type { Sidecar } from '../server';
+import type { WorkerToMain } from '../worker/messages';
+import { Channel, ChannelClosed } from './channel';
+import type { FdPass } from './fdpass';
+import { socketPath, UPGRADE_STATE_HELP, UpgradeState } from './protocol';
+import { exportCounters } from './stats';
+
+const ACCEPT_POLL_MS = 100;
+/** How long the new process may take to build its config, and to start its workers. */
+const STEP_TIMEOUT_MS = 60_000;
+
+export interface UpgradeServerOptions {
+  readonly dir: string;
+  /** Bind even if another live process answers there (the new process replacing the old one's socket). */
+  readonly takeover: boolean;
+  /** Called once the process handed over and drained: it must exit. */
+  readonly exit: () => void;
+}
+
+export class UpgradeServer {
+  private fd = -1;
+  private ino = -1;
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+  readonly path: string;
+
+  constructor(
+    private readonly fp: FdPass,
+    private readonly sidecar: Sidecar,
+    private readonly opts: UpgradeServerOptions,
+  ) {
+    this.path = socketPath(opts.dir);
+  }
+
+  /** Listens on the upgrade socket; returns a warning instead when that is impossible. */
+  start(): string | null {
+    try {
+      fs.mkdirSync(this.opts.dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      return `hot upgrade unavailable: cannot create ${this.opts.dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`;
+    }
+    if (!this.opts.takeover && this.answers()) {
+      return `hot upgrade unavailable for this process: another running Outrigger listens on ${this.path} (give each one its own --upgrade-dir)`;
+    }
+    try {
+      fs.rmSync(this.path, { force: true });
+      this.fd = this.fp.fdListen(this.path, 4);
+      fs.chmodSync(this.path, 0o600);
+      this.ino = fs.statSync(this.path).ino;
+    } catch (e) {
+      return `hot upgrade unavailable: cannot listen on ${this.path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`;
+    }
+    if (!this.opts.takeover) this.state(UpgradeState.Idle); // a new process reports its take-over until the old one is gone
+    this.timer = setInterval(() => this.poll(), ACCEPT_POLL_MS);
+    this.timer.unref();
+    return null;
+  }
+
+  /** Stops listening; removes the socket file unless another process has put its own there. */
+  close(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    if (this.fd >= 0) this.fp.closeFd(this.fd);
+    this.fd = -1;
+    try {
+      if (fs.statSync(this.path).ino === this.ino) fs.rmSync(this.path, { force: true });
+    } catch {
+      /* gone already */
+    }
+  }
+
+  private answers(): boolean {
+    try {
+      this.fp.closeFd(this.fp.fdConnect(this.path));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private state(s: UpgradeState): void {
+    this.sidecar.hub.setExtra('upgrade_state', s, { help: UPGRADE_STATE_HELP });
+  }
+
+  private poll(): void {
+    if (this.fd < 0) return;
+    for (;;) {
+      let c: number;
+      try {
+        c = this.fp.fdAccept(this.fd);
+      } catch {
+        return;
+      }
+      if (c < 0) return;
+      const ch = new Channel(this.fp, c);
+      if (this.busy) {
+        this.refuse(ch, 'another hand-over is in progress');
+        continue;
+      }
+      this.busy = true;
+      void this.session(ch).then(
+        (handedOver) => {
+          if (!handedOver) this.busy = false;
+        },
+        (e: unknown) => {
+          this.busy = false;
+          this.state(UpgradeState.Idle);
+          this.sidecar.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'hot upgrade abandoned; this process keeps serving');
+        },
+      );
+    }
+  }
+
+  private refuse(ch: Channel, message: string): void {
+    try {
+      ch.send({ t: 'error', message });
+    } catch {
+      /* it went away */
+    }
+    ch.close();
+  }
+
+  /** One hand-over; true once this process stopped accepting (it then exits). */
+  private async session(ch: Channel): Promise<boolean> {
+    const log = this.sidecar.log;
+    let hello;
+    try {
+      hello = await ch.expect('hello', 5000);
+    } catch (e) {
+      ch.close();
+      throw e;
+    }
+    const cfg = this.sidecar.currentConfig;
+    if (isTrue((cfg.raw as Record<string, unknown> | null)?.disable_upgrade)) {
+      this.refuse(ch, 'disable_upgrade is set in the running process\'s config');
+      log.warn({ pid: hello.msg.pid }, 'hot upgrade refused: disable_upgrade');
+      return false;
+    }
+    this.state(UpgradeState.HandingOver);
+    log.info({ pid: hello.msg.pid }, 'hot upgrade: a new process asks for the listeners');
+    const socks = this.sidecar.listenSockets();
+    try {
+      ch.send({
+        t: 'state',
+        pid: process.pid,
+        config: cfg.raw,
+        listeners: socks.map((s) => ({ name: s.name, host: s.host, port: s.port })),
+        stats: exportCounters(this.sidecar.hub),
+      });
+      await ch.expect('take-listeners', STEP_TIMEOUT_MS);
+      ch.send({ t: 'listeners', names: socks.map((s) => s.name) }, socks.map((s) => s.fd));
+      await ch.expect('serving', STEP_TIMEOUT_MS);
+    } catch (e) {
+      ch.close();
+      this.state(UpgradeState.Idle);
+      throw e instanceof ChannelClosed ? e : new Error(String(e));
+    }
+    // The new process accepts on the same sockets: stop here. Nothing is refused meanwhile.
+    const t0 = Date.now();
+    this.state(UpgradeState.Draining);
+    this.close();
+    this.sidecar.closeAdmin();
+    let migrated = 0;
+    const dieAfter = process.env.OUTRIGGER_TEST_HOOKS === '1' ? Number(process.env.OUTRIGGER_TEST_UPGRADE_OLD_DIE_AFTER ?? 0) : 0;
+    const sendStats = (t: 'stats' | 'done'): void => {
+      if (!ch.isClosed) ch.send({ t, stats: exportCounters(this.sidecar.hub), migrated, ms: Date.now() - t0 });
+    };
+    this.sidecar.onWorkerMessage = (m: WorkerToMain) => {
+      if (m.type !== 'migrate-conn') return;
+      try {
+        if (!ch.isClosed) {
+          ch.send({ t: 'conn', listener: m.listener, unread: Buffer.from(m.unread).toString('base64') }, [m.fd]);
+          migrated++;
+          if (migrated === dieAfter) process.kill(process.pid, 'SIGKILL'); // test hook: killed during the transfer
+        }
+      } catch (e) {
+        log.error({ err: String(e), listener: m.listener }, 'hot upgrade: a connection could not be handed over; it is closed');
+      } finally {
+        this.fp.closeFd(m.fd);
+      }
+    };
+    try {
+      ch.send({ t: 'draining' });
+    } catch {
+      /* the new process is gone after it took over: drain anyway */
+    }
+    this.sidecar.postToWorkers({ type: 'migrate-out' });
+    const statsTimer = setInterval(() => {
+      try {
+        sendStats('stats');
+      } catch {
+        /* reported by the next step */
+      }
+    }, 1000);
+    await this.sidecar.drain();
+    clearInterval(statsTimer);
+    await new Promise<void>((r) => this.sidecar.hub.refresh()?.then(r, r) ?? r());
+    try {
+      sendStats('done');
+    } catch {
+      /* nobody listens any more */
+    }
+    ch.close();
+    log.info({ ms: Date.now() - t0, migrated }, 'hot upgrade: handed over and drained; exiting');
+    this.opts.exit();
+    return true;
+  }
+}
+
+function isTrue(v: unknown): boolean {
+  return v === true || v === 'true';
+}

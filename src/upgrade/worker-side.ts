@@ -1,0 +1,63 @@
+/**
+ * The worker-thread half of connection migration (hot upgrade).
+ *
+ * Old process, `migrate-out`: every few ms each listener's connections are offered to their
+ * handler's migrate(): a Bolt/Dubbo session with no request in flight and nothing left to write
+ * answers with its unread bytes. The socket is then duplicated (the dup goes to the main thread,
+ * which sends it to the new process) and this thread's copy is closed: close(2) of one of two
+ * descriptors sends nothing to the peer, so the client sees no close.
+ *
+ * New process, `adopt`: the fd becomes a net.Socket served by the listener of the same name
+ * (its filter chain of this process's config), the unread bytes first.
+ */
+import * as net from 'node:net';
+import { native } from '../native';
+import { connectionOf } from '../network/connection';
+import type { WorkerListener } from '../network/listener';
+import type { WorkerToMain } from '../worker/messages';
+
+const SCAN_MS = 5;
+
+let scanner: NodeJS.Timeout | null = null;
+
+/** Starts handing over every migratable connection as soon as it is between requests. */
+export function startMigrateOut(listeners: ReadonlyMap<string, WorkerListener>, send: (m: WorkerToMain) => void): void {
+  if (scanner !== null) return;
+  const scan = (): void => {
+    for (const [name, wl] of listeners) {
+      for (const t of wl.connections()) {
+        const conn = connectionOf(t.outer);
+        // TLS connections stay and drain: their session state lives in this process.
+        if (conn === undefined || conn.state !== 'open' || conn.fd < 0 || conn.tlsInfo !== null) continue;
+        const h = conn.currentHandler;
+        if (h.migrate === undefined || conn.socket.readableLength > 0 || conn.socket.writableLength > 0) continue;
+        const unread = h.migrate(conn);
+        if (unread === null) continue;
+        let fd: number;
+        try {
+          fd = native.dupFd(conn.fd);
+        } catch {
+          continue; // fd limit: it stays here and drains
+        }
+        conn.destroy();
+        send({ type: 'migrate-conn', listener: name, fd, unread: new Uint8Array(unread) });
+      }
+    }
+  };
+  scan();
+  scanner = setInterval(scan, SCAN_MS);
+  scanner.unref();
+}
+
+/** Serves a handed-over connection; false when no listener of that name runs here (the fd is closed). */
+export function adoptConnection(listeners: ReadonlyMap<string, WorkerListener>, name: string, fd: number, unread: Uint8Array): boolean {
+  const wl = listeners.get(name);
+  if (wl === undefined) {
+    native.closeFd(fd);
+    return false;
+  }
+  // pauseOnCreate: what net.Server does with pauseOnConnect (the listener resumes the socket).
+  const socket = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: true } as net.SocketConstructorOpts);
+  wl.adopt(socket, Buffer.from(unread.buffer, unread.byteOffset, unread.byteLength));
+  return true;
+}

@@ -1,0 +1,255 @@
+/**
+ * Hot upgrade under load (issue 14): while a sofa-rpc-node client calls at ~2,000 calls/s over
+ * its long-lived connection, a dubbo2.js client calls in a loop, wrk loads HTTP/1.1 and h2load
+ * loads h2c, a second Outrigger takes over with `outrigger start --upgrade`. Nothing fails,
+ * no Bolt/Dubbo client connection closes (they are handed over between requests), the old
+ * process exits by itself long before graceful_timeout, and the new process's counters include
+ * the old one's. Also: the unread bytes of a half-received request travel with its connection,
+ * and the per-connection transfer cost is measured.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as net from 'node:net';
+import { startSidecar, tcpProxyConfig } from '../helpers/sidecar';
+import { echoServer } from '../helpers/net';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, sleep, startSofaServer } from '../helpers/sofa';
+import { closeDubbo2js, dubbo2js, dubboProxyConfig, java, startDubboProvider } from '../helpers/dubbo';
+import { backend, httpConfig, run } from '../helpers/http';
+import { mergeConfigs, startUpgrade, upgradeDirFor, watchClientSockets } from '../helpers/upgrade';
+
+const SVC = 'com.example.UpgradeService';
+const DSVC = 'com.example.DubboUpgrade';
+
+function has(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const missing = !has('wrk') ? 'wrk is not installed' : !has('h2load') ? 'h2load is not installed' : '';
+
+interface LoadResult {
+  ok: number;
+  failed: number;
+  errors: string[];
+  opened: number;
+  closed: number;
+  ms: number;
+}
+
+/** test/helpers/sofa-load.ts in a child process. */
+function runSofaLoad(port: number, svc: string, rate: number, ms: number): { ready: Promise<void>; done: Promise<LoadResult> } {
+  const p = spawn(process.execPath, [path.join(__dirname, '..', 'helpers', 'sofa-load.js'), String(port), svc, String(rate), String(ms)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  let readyCb: () => void = () => {};
+  const ready = new Promise<void>((r) => (readyCb = r));
+  p.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (out.includes('ready\n')) readyCb();
+  });
+  const done = new Promise<LoadResult>((resolve, reject) =>
+    p.on('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (code === 0 && line !== undefined) resolve(JSON.parse(line) as LoadResult);
+      else reject(new Error(`sofa load exited with ${code}: ${out}`));
+    }),
+  );
+  return { ready, done };
+}
+
+test('upgrade under load: 0 failed requests, Bolt/Dubbo connections survive, old exits by itself, counters carried', { skip: missing || false, timeout: 120_000 }, async () => {
+  const sofaServer = await startSofaServer({ [SVC]: { async echo(x: unknown) { return x; } } });
+  const provider = await startDubboProvider({ [DSVC]: { async plus(a: number, b: number) { return a + b; } } });
+  const web = await backend('web');
+  const cfg = mergeConfigs([
+    boltProxyConfig({ clusters: { bolt_service: [sofaServer.port] } }),
+    dubboProxyConfig({ clusters: { dubbo_service: [provider.port] }, listenerName: 'dubbo' }),
+    httpConfig(
+      [
+        { name: 'h1', downstream: 'Http1', upstream: 'Http1', router: 'r' },
+        { name: 'h2c', downstream: 'Http2', upstream: 'Http1', router: 'r' },
+      ],
+      [{ router_config_name: 'r', virtual_hosts: [{ name: 'all', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'web' } }] }] }],
+      { web: [web.port] },
+    ),
+  ]);
+  const dir = upgradeDirFor();
+  const old = await startSidecar(cfg, { env: { OUTRIGGER_UPGRADE_DIR: dir } });
+  const bolt = old.ports.get('bolt')!;
+  const dubbo = old.ports.get('dubbo')!;
+  const watch = watchClientSockets([dubbo]);
+  const d2 = dubbo2js(dubbo, DSVC, { plus: (a: number, b: number) => [java.int(a), java.int(b)] });
+  let next: Awaited<ReturnType<typeof startUpgrade>> | undefined;
+  try {
+    assert.equal(await d2.svc.plus(1, 2).then((r: { res: number }) => r.res), 3);
+    const LOAD_MS = 7000;
+    const until = Date.now() + LOAD_MS;
+    // ~2,000 calls/s from another process, each awaited (a failure or a wrong answer is counted).
+    const sofaLoad = runSofaLoad(bolt, SVC, 2000, LOAD_MS);
+    await sofaLoad.ready;
+    const dubboStats = { ok: 0, failed: 0, errors: [] as string[] };
+    const dubboLoad = (async () => {
+      for (let i = 0; Date.now() < until; i++) {
+        const r = await d2.svc.plus(i, 1);
+        if (r.err === null && r.res === i + 1) dubboStats.ok++;
+        else {
+          dubboStats.failed++;
+          dubboStats.errors.push(String(r.err));
+        }
+      }
+    })();
+    const wrk = run('wrk', ['-t1', '-c4', `-d${Math.round(LOAD_MS / 1000)}s`, `http://127.0.0.1:${old.ports.get('h1')}/`], 60_000);
+    const h2 = run('h2load', ['-c', '2', '-m', '1', '--rps', '200', '-D', String(Math.round(LOAD_MS / 1000)), `http://127.0.0.1:${old.ports.get('h2c')}/`], 60_000);
+    await sleep(2000);
+    const before = await old.stats();
+    const t0 = Date.now();
+    next = await startUpgrade(dir, { args: ['--workers', '1'] });
+    const tookOver = Date.now() - t0;
+    const code = await old.exited;
+    const oldExitMs = Date.now() - t0;
+    assert.equal(code, 0, old.output());
+    const report = await next.oldDone;
+    const sofaStats = await sofaLoad.done;
+    await dubboLoad;
+    const [w, h] = await Promise.all([wrk, h2]);
+    console.log(`# upgrade: new serving ${tookOver} ms after its start, old exited ${oldExitMs} ms after it (${report.ms} ms after the hand-over), ${report.migrated} connections handed over`);
+    console.log(`# load: sofa ${sofaStats.ok} ok / ${sofaStats.failed} failed (${Math.round((sofaStats.ok * 1000) / sofaStats.ms)} calls/s), dubbo2.js ${dubboStats.ok} ok / ${dubboStats.failed} failed`);
+    console.log(`# wrk: ${/Requests\/sec:.*/.exec(w.stdout)?.[0]}; ${/(\d+) requests in/.exec(w.stdout)?.[0]}`);
+    console.log(`# h2load: ${/requests: .*/.exec(h.stdout)?.[0]}`);
+
+    assert.equal(sofaStats.failed, 0, sofaStats.errors.slice(0, 5).join('; '));
+    assert.ok(sofaStats.ok > 2000, `sofa calls: ${sofaStats.ok}`);
+    assert.equal(sofaStats.closed, 0, 'a sofa-rpc-node connection closed');
+    assert.ok(sofaStats.opened >= 1);
+    assert.equal(dubboStats.failed, 0, dubboStats.errors.slice(0, 5).join('; '));
+    assert.ok(dubboStats.ok > 100, `dubbo calls: ${dubboStats.ok}`);
+    assert.equal(w.code, 0, w.stderr);
+    assert.doesNotMatch(w.stdout, /Socket errors|Non-2xx/, w.stdout);
+    assert.match(h.stdout, / 0 failed, 0 errored/, h.stdout);
+    assert.match(h.stdout, /status codes: \d+ 2xx, 0 3xx, 0 4xx, 0 5xx/, h.stdout);
+    // Every Bolt/Dubbo client connection survived: none closed, and they were handed over.
+    assert.equal(watch.closed(), 0, `${watch.closed()} of ${watch.opened()} client connections closed`);
+    assert.ok(watch.opened() >= 1);
+    assert.ok(report.clean && report.migrated >= watch.opened() + sofaStats.opened, `handed over ${report.migrated}, clients ${watch.opened()} + ${sofaStats.opened}`);
+    // By itself, long before graceful_timeout (20 s): the RPC connections left, the HTTP ones drained.
+    assert.ok(oldExitMs < 10_000, `old process exited after ${oldExitMs} ms`);
+    // The new process's counters continue from the old one's.
+    const after = await next.stats();
+    const rq = (s: any, l: string): number => s.listeners[l].downstream_rq_total;
+    assert.ok(rq(after, 'bolt') >= rq(before, 'bolt') + 1, `bolt rq ${rq(before, 'bolt')} -> ${rq(after, 'bolt')}`);
+    assert.ok(rq(after, 'bolt') >= sofaStats.ok, `bolt rq ${rq(after, 'bolt')} < calls ${sofaStats.ok}`);
+    assert.ok(rq(after, 'dubbo') >= dubboStats.ok + 1, `dubbo rq ${rq(after, 'dubbo')} < calls ${dubboStats.ok}`);
+    assert.ok(after.clusters.web.upstream_rq_total >= before.clusters.web.upstream_rq_total);
+    assert.equal(after.server.upgrade_state, 4);
+    assert.ok(after.server.upgrade_connections_adopted >= 2);
+    // The survivors still work on the new process.
+    assert.equal((await d2.svc.plus(40, 2)).res, 42);
+    assert.equal(watch.closed(), 0);
+  } finally {
+    const tf = Date.now();
+    watch.stop();
+    d2.dubbo._socketWorker._retry = 0; // dubbo2.js reconnects a closed socket for a minute otherwise
+    closeDubbo2js(d2.dubbo);
+    await next?.terminate();
+    await old.terminate('SIGKILL');
+    await Promise.all([sofaServer.close(), provider.close(), web.close()]);
+    console.log(`# teardown ${Date.now() - tf} ms`);
+  }
+});
+
+test('a half-received request travels with its connection; per-connection transfer cost', { timeout: 60_000 }, async () => {
+  const up = await fakeUpstream((r) => r.sock.write(rawResponse(r.frame, r.buf)));
+  const cfg = mergeConfigs([boltProxyConfig({ clusters: { bolt_service: [up.port] } })]);
+  const dir = upgradeDirFor();
+  const old = await startSidecar(cfg, { env: { OUTRIGGER_UPGRADE_DIR: dir } });
+  const port = old.ports.get('bolt')!;
+  const N = 200;
+  const clients = await Promise.all(Array.from({ length: N }, () => rawClient(port)));
+  let next: Awaited<ReturnType<typeof startUpgrade>> | undefined;
+  try {
+    // One request each, answered by the old process.
+    clients.forEach((c, i) => c.sock.write(rawRequest(i + 1, SVC)));
+    await Promise.all(clients.map((c) => c.wait(1)));
+    for (const c of clients) assert.equal(c.frames[0].frame.status, 0);
+    // The first half of a request on connection 0, held by the old process's frame reader.
+    const req = rawRequest(5000, SVC);
+    clients[0].sock.write(req.subarray(0, 20));
+    await sleep(200);
+    next = await startUpgrade(dir);
+    const report = await next.oldDone;
+    assert.equal(await old.exited, 0);
+    assert.ok(report.migrated >= N, `handed over ${report.migrated} of ${N}`);
+    console.log(`# ${N} idle Bolt connections handed over; old process exited ${report.ms} ms after the hand-over (${(report.ms / N).toFixed(2)} ms per connection, drain included)`);
+    // The rest of the request: the new process joins it with the unread bytes it received.
+    clients[0].sock.write(req.subarray(20));
+    await clients[0].wait(2);
+    assert.equal(clients[0].frames[1].frame.requestId, 5000);
+    assert.equal(clients[0].frames[1].frame.status, 0);
+    // Every connection is alive on the new process.
+    clients.forEach((c, i) => c.sock.write(rawRequest(10_000 + i, SVC)));
+    await Promise.all(clients.map((c, i) => c.wait(i === 0 ? 3 : 2)));
+    for (const c of clients) assert.equal(c.closed, false);
+    for (const c of clients) assert.ok(c.frames.every((f) => f.frame.status === 0));
+  } finally {
+    for (const c of clients) c.sock.destroy();
+    await next?.terminate();
+    await old.terminate('SIGKILL');
+    await up.close();
+  }
+});
+
+
+test('a tcp_proxy connection moves between exchanges: the client sees no close, the new process opens its own upstream', { timeout: 60_000 }, async () => {
+  const echo = await echoServer();
+  const dir = upgradeDirFor();
+  const old = await startSidecar(tcpProxyConfig({ upstreams: [echo.port] }), { env: { OUTRIGGER_UPGRADE_DIR: dir } });
+  const port = old.ports.get('tcp')!;
+  const sock = net.connect(port, '127.0.0.1');
+  let closed = false;
+  sock.on('close', () => (closed = true));
+  let got = '';
+  sock.on('data', (d: Buffer) => (got += d.toString()));
+  let next: Awaited<ReturnType<typeof startUpgrade>> | undefined;
+  try {
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    let n = 0;
+    let stop = false;
+    // Request/response exchanges with quiet gaps, before, during and after the upgrade.
+    const talk = (async () => {
+      while (!stop) {
+        const line = `ping ${n++}\n`;
+        const want = got.length + line.length;
+        sock.write(line);
+        const t = Date.now();
+        while (got.length < want && Date.now() - t < 5000 && !closed) await sleep(2);
+        await sleep(30);
+      }
+    })();
+    await sleep(300);
+    const upstreamsBefore = echo.sockets.size;
+    next = await startUpgrade(dir);
+    const report = await next.oldDone;
+    assert.equal(await old.exited, 0);
+    await sleep(300);
+    stop = true;
+    await talk;
+    assert.equal(closed, false, 'the client connection closed');
+    assert.equal(got, Array.from({ length: n }, (_, i) => `ping ${i}\n`).join(''));
+    assert.ok(report.migrated >= 1, `handed over ${report.migrated}`);
+    assert.equal(upstreamsBefore, 1);
+    const st = await next.stats();
+    assert.ok(st.clusters.backend.upstream_cx_total >= 2, 'the new process connected upstream itself');
+    assert.equal(st.listeners.tcp.downstream_cx_total, 1, 'one client connection in all');
+  } finally {
+    sock.destroy();
+    await next?.terminate();
+    await old.terminate('SIGKILL');
+    for (const s of echo.sockets) s.destroy();
+    await new Promise<void>((r) => echo.server.close(() => r()));
+  }
+});
