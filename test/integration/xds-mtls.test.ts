@@ -10,6 +10,7 @@ import * as assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
@@ -17,6 +18,7 @@ import { fromJson } from '../../src/xds/proto';
 import { translator } from '../../src/xds/translate';
 import { TYPE_URL, type TranslationContext } from '../../src/xds/types';
 import { Pki } from '../helpers/certs';
+import { httpConfig } from '../helpers/http';
 import { startSidecar, tcpProxyConfig } from '../helpers/sidecar';
 import { serveTranslated } from '../helpers/xds';
 
@@ -150,6 +152,39 @@ test('MOSN host tls_disable: plaintext to that host while the cluster\'s tls_con
   const replies: string[] = [];
   for (let i = 0; i < 2; i++) replies.push(bodyOf(await rawExchange(port, 'GET / HTTP/1.1\r\nHost: reviews\r\nConnection: close\r\n\r\n')));
   assert.deepEqual(replies.sort(), ['plain', 'tls']);
+});
+
+test('HTTP/2 upstream: the :scheme follows each host\'s transport (https over TLS, http to a tls_disable host)', async (t) => {
+  const pki = new Pki();
+  t.after(() => pki.remove());
+  const read = (p: string): string => fs.readFileSync(p, 'utf8');
+  const leaf = pki.issue({ cn: 'reviews', dns: ['reviews'] });
+  const reply = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+    res.end(`${req.headers[':scheme'] ?? ''}`);
+  };
+  const secure = http2.createSecureServer({ cert: read(leaf.cert), key: read(leaf.key), ALPNProtocols: ['h2'] }, reply);
+  const clear = http2.createServer(reply);
+  const ports: number[] = [];
+  for (const s of [secure, clear]) {
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    ports.push((s.address() as net.AddressInfo).port);
+  }
+  const router = { router_config_name: 'r', virtual_hosts: [{ name: 'all', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'c' } }] }] };
+  const cfg = httpConfig([{ name: 'http', downstream: 'Http1', upstream: 'Http2', router: 'r' }], [router], { c: ports }, {
+    c: { tls_context: { status: true, ca_cert: pki.ca.cert, server_name: 'reviews' } },
+  }) as { cluster_manager: { clusters: { hosts: Record<string, unknown>[] }[] } };
+  cfg.cluster_manager.clusters[0].hosts[1].tls_disable = true;
+  const sc = await startSidecar(cfg);
+  t.after(async () => {
+    await sc.terminate();
+    secure.close();
+    clear.close();
+  });
+  const port = sc.ports.get('http');
+  assert.ok(port !== undefined);
+  const got: string[] = [];
+  for (let i = 0; i < 2; i++) got.push(await curl(`http://127.0.0.1:${port}/s`));
+  assert.deepEqual(got.sort(), ['http 200', 'https 200']);
 });
 
 function bodyOf(resp: string): string {
