@@ -39,9 +39,10 @@ function parseHosts(st: ParseState, c: ConfigObject): HostConfig[] {
       }
     }
     const hostname = h.str('hostname');
-    h.accept('metadata', 'tls_disable');
+    h.accept('metadata');
+    const tlsDisable = h.bool('tls_disable', false);
     h.done();
-    if (address) hosts.push(hostname ? { address, weight, hostname } : { address, weight });
+    if (address) hosts.push({ address, weight, ...(hostname ? { hostname } : {}), ...(tlsDisable ? { tlsDisable } : {}) });
   }
   return hosts;
 }

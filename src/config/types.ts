@@ -197,6 +197,26 @@ export interface HostConfig {
   readonly address: HostPort;
   readonly weight: number;
   readonly hostname?: string;
+  /**
+   * The endpoint's transport socket match metadata (Envoy LbEndpoint
+   * metadata.filter_metadata["envoy.transport_socket_match"], e.g. Istio's `tlsMode: istio`):
+   * chooses the cluster's tlsMatches entry (src/upstream/transport-match.ts). Absent = {}.
+   */
+  readonly tlsMatch?: Readonly<Record<string, string>>;
+  /** MOSN host `tls_disable`: plaintext to this host whatever the cluster's TLS. Absent = false. */
+  readonly tlsDisable?: boolean;
+}
+
+/** One Envoy transport_socket_matches entry: hosts whose tlsMatch holds every key of `match` use `tlsContext` (absent = plaintext). */
+export interface TlsMatchConfig {
+  readonly name: string;
+  readonly match: Readonly<Record<string, string>>;
+  readonly tlsContext?: TlsContextConfig;
+}
+
+/** Envoy upstream_bind_config: upstream sockets bind this source address (port 0) before connecting. */
+export interface UpstreamBindConfig {
+  readonly sourceAddress: string;
 }
 
 export interface CircuitBreakerConfig {
@@ -315,7 +335,7 @@ export interface ClusterConfig {
   /** High watermark of queued bytes per upstream connection. */
   readonly connBufferLimitBytes: number;
   readonly circuitBreakers: CircuitBreakerConfig;
-  /** Upstream TLS (absent = plaintext). */
+  /** Upstream TLS (absent = plaintext); the default for hosts no tlsMatches entry selects. */
   readonly tlsContext?: TlsContextConfig;
   /** Active health checks (absent = none: hosts are healthy unless outlier detection ejects them). */
   readonly healthCheck?: HealthCheckConfig;
@@ -323,6 +343,10 @@ export interface ClusterConfig {
   readonly slowStart?: SlowStartConfig;
   /** Envoy common_lb_config.healthy_panic_threshold, percent (default 50; 0 = never panic). */
   readonly panicThreshold?: number;
+  /** Per-host transport sockets (Envoy transport_socket_matches), first match wins; absent = none. */
+  readonly tlsMatches?: readonly TlsMatchConfig[];
+  /** Source address of upstream connections (Envoy upstream_bind_config); absent = the kernel's choice. */
+  readonly upstreamBind?: UpstreamBindConfig;
 }
 
 export interface AdminConfig {

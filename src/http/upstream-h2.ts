@@ -273,7 +273,7 @@ export function startH2(cluster: Cluster, host: Host, windowSize: number, req: U
   h[':method'] = req.method;
   h[':path'] = req.path;
   h[':authority'] = req.authority;
-  h[':scheme'] = cluster.tls !== null ? 'https' : scheme; // the scheme of the upstream connection
+  h[':scheme'] = cluster.tlsFor(host) !== null ? 'https' : scheme; // the scheme of the upstream connection (per host: transport_socket_matches)
   if (h['host'] !== undefined) delete h['host'];
   const a = new H2Attempt(sink, cluster, host, windowSize, req);
   a.send();

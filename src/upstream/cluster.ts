@@ -22,6 +22,7 @@ import { dialConnection, dialH2, dialSocket, readyEvent, undiciPool } from './co
 import { createLoadBalancer, Host, hostAddress, type LoadBalancer, type UpstreamPool } from './lb';
 import { ORIGINAL_DST_CLEANUP_MS } from '../config/original-dst';
 import { OriginalDstLb } from './original-dst';
+import { offeredAlpn, TransportSelector } from './transport-match';
 
 function ignore(): void {}
 
@@ -47,6 +48,10 @@ export class Cluster {
   readonly maxConnections: number;
   /** Upstream TLS (cluster tls_context); null = plaintext. */
   readonly tls: ClientTls | null;
+  /** The TLS of each host (transport_socket_matches, tls_disable): src/upstream/transport-match.ts. */
+  readonly transport: TransportSelector;
+  /** Source address of upstream sockets (upstream_bind_config); undefined = the kernel's choice. */
+  readonly localAddress: string | undefined;
   /** The current host set; replaced (never mutated) by updateHosts. */
   private set: HostSet;
   /** Circuit-breaker usage shared by every worker (Atomics), at `base + B.*`, and this worker's share. */
@@ -85,6 +90,8 @@ export class Cluster {
     if (t === undefined) this.tls = null;
     else if (previous && previous.tls !== null && JSON.stringify(previous.tls.config) === JSON.stringify(t)) this.tls = previous.tls;
     else this.tls = new ClientTls(config.name, t, counters, base);
+    this.transport = new TransportSelector(config, this.tls, counters, base, previous?.transport);
+    this.localAddress = config.upstreamBind?.sourceAddress;
   }
 
   get hosts(): readonly Host[] {
@@ -107,6 +114,8 @@ export class Cluster {
     const removed: Host[] = [];
     this.set = buildHostSet({ ...this.config, hosts }, this.set.hosts, removed);
     for (const h of removed) drainHostPools(h);
+    const retls = this.transport.setHosts(hosts); // hosts whose TLS changed: their connections are made anew
+    if (retls.size > 0) for (const h of this.set.hosts) if (retls.has(h.address)) drainHostPools(h);
   }
 
   // ---- pool registry (per host, per protocol key)
@@ -229,8 +238,8 @@ export class Cluster {
   connect(host: Host, handler: ConnectionHandler, timeoutMs: number, alpn?: readonly string[]): Connection {
     this.counters[this.base + C.CX_TOTAL]++;
     this.counters[this.base + C.CX_ACTIVE]++;
-    const t = this.tls;
-    const conn = dialConnection(host.host, host.port, handler, this.bufferLimit, timeoutMs, this.tlsOptions(host, alpn));
+    const t = this.transport.forHost(host);
+    const conn = dialConnection(host.host, host.port, handler, this.bufferLimit, timeoutMs, this.tlsOptions(host, alpn), this.localAddress);
     if (t !== null) t.track(conn.socket as tls.TLSSocket);
     this.holdConnectionSlot(conn.socket);
     return conn;
@@ -252,11 +261,17 @@ export class Cluster {
     s.prependOnceListener('close', () => this.release(B.CX));
   }
 
-  /** TLS options for one host (null: plaintext), ALPN replaced by `alpn` when given. */
+  /** The TLS `host` uses (null: plaintext): the cluster's, or per host (transport_socket_matches, tls_disable). */
+  tlsFor(host: Host): ClientTls | null {
+    return this.transport.forHost(host);
+  }
+
+  /** TLS options for one host (null: plaintext), ALPN replaced by `alpn` when given (Istio's names added over Istio mTLS). */
   tlsOptions(host: Host, alpn?: readonly string[]): tls.ConnectionOptions | null {
-    if (this.tls === null) return null;
-    const o = this.tls.options(host.host);
-    if (alpn !== undefined) o.ALPNProtocols = [...alpn];
+    const t = this.transport.forHost(host);
+    if (t === null) return null;
+    const o = t.options(host.host);
+    if (alpn !== undefined) o.ALPNProtocols = offeredAlpn(t.config, alpn);
     return o;
   }
 
@@ -271,10 +286,11 @@ export class Cluster {
     const b = this.base;
     c[b + C.CX_TOTAL]++;
     c[b + C.CX_ACTIVE]++;
-    const s = dialSocket(host.host, host.port, this.tlsOptions(host, alpn));
+    const t = this.transport.forHost(host);
+    const s = dialSocket(host.host, host.port, this.tlsOptions(host, alpn), this.localAddress);
     s.on('error', ignore); // the owner (session, pool, tunnel) reports errors; an unhandled one must not crash the worker
     this.holdConnectionSlot(s);
-    if (this.tls !== null) this.tls.track(s as tls.TLSSocket);
+    if (t !== null) t.track(s as tls.TLSSocket);
     s.once('close', () => {
       c[b + C.CX_ACTIVE]--;
     });
@@ -320,7 +336,7 @@ export class Cluster {
         cb(null, s);
       });
     };
-    return undiciPool(host.address, this.tls !== null, { ...options, connect: connect as unknown as Pool.Options['connect'] });
+    return undiciPool(host.address, this.transport.forHost(host) !== null, { ...options, connect: connect as unknown as Pool.Options['connect'] });
   }
 
   /** Current active upstream connections of this worker to the cluster. */
@@ -361,7 +377,7 @@ function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed:
 
 /** Whether connections made for `a` can serve `b` (same TLS, timeouts and buffer limits). */
 function sameConnections(a: Cluster, b: Cluster): boolean {
-  return a.tls === b.tls && a.connectTimeoutMs === b.connectTimeoutMs && a.bufferLimit === b.bufferLimit;
+  return a.tls === b.tls && a.connectTimeoutMs === b.connectTimeoutMs && a.bufferLimit === b.bufferLimit && a.localAddress === b.localAddress;
 }
 
 export class ClusterManager {
@@ -428,6 +444,7 @@ function retire(current: ReadonlyMap<string, Cluster>, next: ReadonlyMap<string,
     const cur = next.get(old.name);
     if (cur === old) continue;
     if (old.tls !== null && cur?.tls !== old.tls) old.tls.close();
+    old.transport.closeUnshared(cur?.transport);
     if (old.lb instanceof OriginalDstLb) old.lb.close(); // the new cluster makes its own on-demand hosts
     if (cur === undefined) {
       old.drainPools(); // the cluster is gone
@@ -436,7 +453,7 @@ function retire(current: ReadonlyMap<string, Cluster>, next: ReadonlyMap<string,
     const kept = new Set(cur.hosts);
     for (const h of old.hosts) {
       // A host that left the cluster, or every host when connections must be made anew.
-      if (!kept.has(h) || !sameConnections(old, cur)) drainHostPools(h);
+      if (!kept.has(h) || !sameConnections(old, cur) || old.tlsFor(h) !== cur.tlsFor(h)) drainHostPools(h);
     }
   }
 }

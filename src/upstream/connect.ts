@@ -11,17 +11,22 @@ import * as tls from 'node:tls';
 import type { Pool } from 'undici';
 import { Connection, type ConnectionHandler } from '../network/connection';
 
-/** A zero-copy Connection to host:port, TLS when `tlsOptions` is given (see Connection.adoptOutgoing). */
+/**
+ * A zero-copy Connection to host:port, TLS when `tlsOptions` is given (see Connection.adoptOutgoing),
+ * from `localAddress` when given (upstream_bind_config source address).
+ */
 export function dialConnection(
   host: string, port: number, handler: ConnectionHandler, bufferLimit: number, timeoutMs: number, tlsOptions: tls.ConnectionOptions | null,
+  localAddress?: string,
 ): Connection {
+  const local = localAddress !== undefined ? { localAddress } : null;
   if (tlsOptions !== null) {
     // allowHalfOpen is honored by tls.connect (passed to the TLSSocket) though its typings omit it.
-    const ts = tls.connect({ ...tlsOptions, host, port, allowHalfOpen: true } as tls.ConnectionOptions);
+    const ts = tls.connect({ ...tlsOptions, host, port, allowHalfOpen: true, ...local } as tls.ConnectionOptions);
     return Connection.adoptOutgoing(ts, handler, bufferLimit, timeoutMs, null);
   }
   const hook = Connection.outgoingReadHook();
-  const opts = { host, port, allowHalfOpen: true, noDelay: true } as net.NetConnectOpts;
+  const opts = { host, port, allowHalfOpen: true, noDelay: true, ...local } as net.NetConnectOpts;
   if (hook !== null) (opts as net.NetConnectOpts & { onread: unknown }).onread = hook.onread;
   return Connection.adoptOutgoing(net.connect(opts), handler, bufferLimit, timeoutMs, hook);
 }
@@ -30,9 +35,10 @@ export function dialConnection(
  * A plain node socket to host:port (TLS with `tlsOptions`). The socket is usable once
  * `readyEvent(socket)` fired: 'secureConnect' for TLS (handshake verified), else 'connect'.
  */
-export function dialSocket(host: string, port: number, tlsOptions: tls.ConnectionOptions | null): net.Socket {
-  if (tlsOptions === null) return net.connect({ host, port, noDelay: true });
-  const s = tls.connect({ ...tlsOptions, host, port });
+export function dialSocket(host: string, port: number, tlsOptions: tls.ConnectionOptions | null, localAddress?: string): net.Socket {
+  const local = localAddress !== undefined ? { localAddress } : null;
+  if (tlsOptions === null) return net.connect({ host, port, noDelay: true, ...local });
+  const s = tls.connect({ ...tlsOptions, host, port, ...local });
   s.setNoDelay(true);
   return s;
 }

@@ -149,6 +149,7 @@ export function buildSnapshot(version: number, config: OutriggerConfig, versions
 export function discardSnapshot(snap: Snapshot, manager: ClusterManager, running?: Snapshot): void {
   for (const c of snap.clusters.values()) {
     if (c.tls !== null && manager.get(c.name)?.tls !== c.tls) c.tls.close();
+    c.transport.closeUnshared(manager.get(c.name)?.transport); // per-host TLS (transport_socket_matches)
   }
   for (const [name, l] of snap.listeners) {
     const keep = new Set(running?.listeners.get(name)?.runtime.chains.map((c) => c.tls));

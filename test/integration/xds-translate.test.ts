@@ -9,13 +9,13 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as net from 'node:net';
-import { Sidecar } from '../../src/server';
-import type { ClusterConfig, OutriggerConfig } from '../../src/config/types';
+import type { ClusterConfig } from '../../src/config/types';
 import { fromJson } from '../../src/xds/proto';
 import { translator } from '../../src/xds/translate';
 import { TYPE_URL, type TranslatedListener, type TranslationContext } from '../../src/xds/types';
 import { Pki } from '../helpers/certs';
 import { backend, request } from '../helpers/http';
+import { serveTranslated } from '../helpers/xds';
 
 const ctx: TranslationContext = { secret: () => undefined, warn: () => undefined };
 const TCP = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
@@ -30,16 +30,7 @@ function staticCluster(name: string, port: number): ClusterConfig {
 
 /** Serves one translated listener (and its inline routes) with these clusters in a real Sidecar; its port. */
 async function serve(t: { after(fn: () => unknown): void }, tl: TranslatedListener, clusters: ClusterConfig[]): Promise<number> {
-  const config: OutriggerConfig = {
-    servers: [{ defaultLogPath: 'stderr', defaultLogLevel: 'error', processor: 1, gracefulTimeoutMs: 1000, listeners: [tl.listener], routers: [...tl.routers] }],
-    clusters,
-    admin: { address: { host: '127.0.0.1', port: 0 } },
-    raw: {},
-  };
-  const sc = new Sidecar({ config, workers: 1, adminPort: 0, logLevel: 'error' });
-  await sc.start();
-  t.after(() => sc.stop());
-  return sc.listeners()[0].port;
+  return (await serveTranslated(t, [tl], clusters))[0];
 }
 
 test('HTTP and raw TCP through a listener, route and clusters that arrived as xDS resources', async (t) => {

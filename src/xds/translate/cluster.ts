@@ -10,10 +10,10 @@ import * as net from 'node:net';
 import { parseClusterManager } from '../../config/clusters';
 import { ConfigObject, type ParseState } from '../../config/reader';
 import { DEFAULTS } from '../../config/defaults';
-import type { ClusterConfig, HostConfig, TlsContextConfig } from '../../config/types';
+import type { ClusterConfig, HostConfig, TlsContextConfig, TlsMatchConfig, UpstreamBindConfig } from '../../config/types';
 import type { TranslatedCluster, TranslatedEndpoints, TranslationContext, XdsMessage } from '../types';
 import { transportSocket } from './tls';
-import { checkFields, durationMs, goDuration, join, list, msg, str, Tx, wrappedNum, type Msg } from './util';
+import { checkFields, durationMs, goDuration, join, list, msg, str, Tx, wrappedBool, wrappedNum, type Msg } from './util';
 
 const LB_POLICIES: Readonly<Record<string, string>> = {
   ROUND_ROBIN: 'LB_WEIGHTED_ROUNDROBIN', // Envoy's round robin honors host weights
@@ -49,9 +49,36 @@ function scaleWeights(ws: number[]): number[] {
 
 const DROPPED_HEALTH = new Set(['UNHEALTHY', 'DRAINING', 'TIMEOUT']);
 
+/** Envoy's filter_metadata key of the endpoint metadata that transport_socket_matches match on. */
+const TRANSPORT_MATCH_KEY = 'envoy.transport_socket_match';
+
+/**
+ * A decoded google.protobuf.Struct of string values -> plain record. `strict`: a value of another
+ * kind NACKs (a match criterion Outrigger would compare differently); else it is left out (it
+ * can never equal a string criterion, so leaving it out changes no match).
+ */
+function stringStruct(tx: Tx, v: unknown, path: string, strict: boolean): Record<string, string> {
+  const out: Record<string, string> = {};
+  const fields = msg(msg(v)?.fields) ?? {};
+  for (const k of Object.keys(fields)) {
+    const sv = msg(fields[k])?.stringValue;
+    if (typeof sv === 'string') out[k] = sv;
+    else if (strict) tx.fail(join(path, k), 'only string match values are supported');
+  }
+  return out;
+}
+
+/** The endpoint's envoy.transport_socket_match metadata (undefined when it has none). */
+function endpointTlsMatch(tx: Tx, meta: unknown, path: string): Record<string, string> | undefined {
+  const fm = msg(msg(meta)?.filterMetadata);
+  const tm = fm?.[TRANSPORT_MATCH_KEY];
+  if (tm === undefined) return undefined;
+  return stringStruct(tx, tm, join(join(path, 'filterMetadata'), TRANSPORT_MATCH_KEY), false);
+}
+
 /** locality_lb_endpoints -> hosts of the first priority level that has any usable host. */
 function hostsOf(tx: Tx, localities: Msg[], path: string): HostConfig[] {
-  const byPriority = new Map<number, { addr: { host: string; port: number }; weight: number; hostname?: string }[]>();
+  const byPriority = new Map<number, { addr: { host: string; port: number }; weight: number; hostname?: string; tlsMatch?: Record<string, string> }[]>();
   localities.forEach((loc, i) => {
     const lp = join(path, i);
     checkFields(tx, loc, lp, {
@@ -77,7 +104,8 @@ function hostsOf(tx: Tx, localities: Msg[], path: string): HostConfig[] {
       if (addr.port < 1 || addr.port > 65535) tx.fail(join(ep, 'endpoint.address.socketAddress.portValue'), `${addr.port} is not a port`);
       const ew = wrappedNum(e.loadBalancingWeight) ?? 1;
       const hostname = str(end.hostname);
-      level.push({ addr, weight: lw * ew, ...(hostname !== '' ? { hostname } : {}) });
+      const tlsMatch = endpointTlsMatch(tx, e.metadata, join(ep, 'metadata'));
+      level.push({ addr, weight: lw * ew, ...(hostname !== '' ? { hostname } : {}), ...(tlsMatch !== undefined ? { tlsMatch } : {}) });
     });
   });
   const prios = [...byPriority.keys()].sort((a, b) => a - b);
@@ -91,6 +119,7 @@ function hostsOf(tx: Tx, localities: Msg[], path: string): HostConfig[] {
   return level.map((h, i) => ({
     address: { host: h.addr.host, port: h.addr.port }, weight: ws[i],
     ...(h.hostname !== undefined ? { hostname: h.hostname } : {}),
+    ...(h.tlsMatch !== undefined ? { tlsMatch: h.tlsMatch } : {}),
   }));
 }
 
@@ -173,7 +202,8 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
   checkFields(tx, m, '', {
     ok: ['name', 'type', 'edsClusterConfig', 'connectTimeout', 'lbPolicy', 'loadAssignment', 'circuitBreakers', 'maxRequestsPerConnection',
       'typedExtensionProtocolOptions', 'transportSocket', 'perConnectionBufferLimitBytes', 'metadata', 'altStatName', 'commonLbConfig',
-      'cleanupInterval', 'originalDstLbConfig', 'respectDnsTtl', 'dnsRefreshRate', 'dnsLookupFamily', 'ignoreHealthOnHostRemoval', 'trackClusterStats', 'protocolSelection'],
+      'cleanupInterval', 'originalDstLbConfig', 'respectDnsTtl', 'dnsRefreshRate', 'dnsLookupFamily', 'ignoreHealthOnHostRemoval', 'trackClusterStats', 'protocolSelection',
+      'transportSocketMatches', 'upstreamBindConfig'],
     warn: {
       healthChecks: 'health checking from CDS is not supported yet (issue owner: resilience); every endpoint is used',
       outlierDetection: 'outlier detection from CDS is not supported yet (issue owner: resilience); ignored',
@@ -197,8 +227,6 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
       leastRequestLbConfig: 'least-request options are not supported',
       roundRobinLbConfig: 'round-robin options (slow start) are not supported',
       loadBalancingPolicy: 'load balancing policy extensions are not supported',
-      transportSocketMatches: 'per-endpoint transport sockets (Istio tlsMode: mTLS to sidecar endpoints, plaintext to others) are not supported',
-      upstreamBindConfig: 'binding upstream connections to a source address is not supported',
       filters: 'upstream network filters are not supported',
     },
   });
@@ -264,6 +292,9 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
     tlsContext = ts.ctx;
     secrets.push(...ts.secrets);
   }
+  const tlsMatches = transportSocketMatches(tx, list(m.transportSocketMatches), 'transportSocketMatches', secrets);
+  const ub = msg(m.upstreamBindConfig);
+  const upstreamBind = ub !== undefined ? upstreamBindConfig(tx, ub, 'upstreamBindConfig') : undefined;
   // The MOSN cluster_manager parser normalizes and validates (defaults, ranges, warnings).
   const parsed = tx.mosn('', (issues) => {
     const st: ParseState = { issues, clusterNames: new Map() };
@@ -271,6 +302,44 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
     return parseClusterManager(st, cm)[0];
   });
   if (parsed === undefined) return tx.fail('', 'cluster could not be translated');
-  const cluster: ClusterConfig = { ...parsed, hosts, ...(tlsContext !== undefined ? { tlsContext } : {}) };
+  const cluster: ClusterConfig = {
+    ...parsed, hosts, ...(tlsContext !== undefined ? { tlsContext } : {}),
+    ...(tlsMatches.length > 0 ? { tlsMatches } : {}), ...(upstreamBind !== undefined ? { upstreamBind } : {}),
+  };
   return { name, cluster, ...(edsName !== undefined ? { edsName } : {}), deps: { routes: [], secrets, endpoints: edsName !== undefined ? [edsName] : [] } };
+}
+
+/** transport_socket_matches -> tlsMatches (first match wins, per host: src/upstream/transport-match.ts); their secrets join `secrets`. */
+function transportSocketMatches(tx: Tx, ms: Msg[], path: string, secrets: string[]): TlsMatchConfig[] {
+  return ms.map((e, i) => {
+    const p = join(path, i);
+    checkFields(tx, e, p, { ok: ['name', 'match', 'transportSocket'] });
+    const match = stringStruct(tx, e.match, join(p, 'match'), true);
+    const ts = transportSocket(tx, msg(e.transportSocket), join(p, 'transportSocket'), 'cluster');
+    if (ts !== undefined) secrets.push(...ts.secrets.filter((n) => !secrets.includes(n)));
+    return { name: str(e.name), match, ...(ts !== undefined ? { tlsContext: ts.ctx } : {}) };
+  });
+}
+
+/** upstream_bind_config -> the source address of upstream sockets (Istio's 127.0.0.6 for inbound passthrough). */
+function upstreamBindConfig(tx: Tx, m: Msg, path: string): UpstreamBindConfig {
+  checkFields(tx, m, path, {
+    ok: ['sourceAddress', 'freebind'],
+    warn: { socketOptions: 'socket options are not supported; ignored' },
+    nack: {
+      extraSourceAddresses: 'several source addresses are not supported',
+      additionalSourceAddresses: 'several source addresses are not supported',
+      localAddressSelector: 'local address selectors are not supported',
+    },
+  });
+  if (wrappedBool(m.freebind) === true) tx.warn(join(path, 'freebind'), 'IP_FREEBIND is not supported: the source address must be local (as 127.0.0.6 on loopback is)');
+  const sa = msg(m.sourceAddress);
+  const sp = join(path, 'sourceAddress');
+  if (sa === undefined) return tx.fail(sp, 'is required');
+  checkFields(tx, sa, sp, { ok: ['address', 'portValue', 'protocol', 'ipv4Compat'], nack: { namedPort: 'named ports are not supported', resolverName: 'custom resolvers are not supported' } });
+  const host = str(sa.address);
+  if (net.isIP(host) === 0) tx.fail(join(sp, 'address'), `${JSON.stringify(host)} is not an IP address`);
+  const port = typeof sa.portValue === 'number' ? sa.portValue : 0;
+  if (port !== 0) tx.fail(join(sp, 'portValue'), `${port}: a fixed source port is not supported (0 only)`);
+  return { sourceAddress: host };
 }

@@ -21,6 +21,12 @@ export const TLS_SOCKET_TYPES = {
 
 /** ALPN names the listener and cluster TLS of Outrigger can negotiate. */
 const ALPN_OK = new Set(['h2', 'http/1.1']);
+/**
+ * Istio's ALPN names, offered upstream as given (the peer sidecar's inbound chains match on
+ * them); an HTTP connection over such a context offers istio-http/1.1 or istio-h2 too
+ * (src/upstream/transport-match.ts offeredAlpn).
+ */
+const ISTIO_ALPN_UPSTREAM = new Set(['istio-peer-exchange', 'istio', 'istio-http/1.0', 'istio-http/1.1', 'istio-h2']);
 
 export interface TlsResult {
   readonly ctx: TlsContextConfig;
@@ -220,13 +226,19 @@ function tlsContext(tx: Tx, m: Msg, path: string, side: TlsSide): TlsResult {
   }
   // ALPN
   const alpn = strList(common.alpnProtocols);
+  const offered = (a: string): boolean => ALPN_OK.has(a) || (side === 'cluster' && ISTIO_ALPN_UPSTREAM.has(a));
   const kept = alpn.filter((a) => ALPN_OK.has(a));
-  const dropped = alpn.filter((a) => !ALPN_OK.has(a));
-  if (dropped.length > 0) tx.warn(join(cpath, 'alpnProtocols'), `${dropped.join(', ')} not offered (Outrigger negotiates only h2 and http/1.1)`);
+  const dropped = alpn.filter((a) => !offered(a));
+  if (dropped.length > 0) tx.warn(join(cpath, 'alpnProtocols'), `${dropped.join(', ')} not offered (Outrigger negotiates only h2 and http/1.1${side === 'cluster' ? ', and offers Istio\'s names upstream' : ''})`);
   if (kept.length > 0) mosn.alpn = kept.join(',');
+  // The MOSN validator knows only protocol names; Istio's are put back in their given order.
+  const upAlpn = side === 'cluster' && alpn.some((a) => ISTIO_ALPN_UPSTREAM.has(a)) ? alpn.filter(offered) : undefined;
 
   if (sans.length > 0 && ca === undefined && !pending) tx.fail(join(vcPath, 'matchSubjectAltNames'), 'SAN matching without a trusted CA would accept any self-signed certificate');
-  const withSans = (c: TlsContextConfig): TlsContextConfig => (sans.length > 0 ? { ...c, matchSubjectAltNames: sans } : c);
+  const withSans = (c0: TlsContextConfig): TlsContextConfig => {
+    const c = upAlpn !== undefined ? { ...c0, alpn: upAlpn } : c0;
+    return sans.length > 0 ? { ...c, matchSubjectAltNames: sans } : c;
+  };
   if (pending) {
     // Placeholder without material: the validator's errors (missing certificate) are expected.
     const ctx = parseTlsContext(new IssueCollector(), mosn, path, side);

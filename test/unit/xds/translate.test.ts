@@ -15,6 +15,8 @@ import { fromJson } from '../../../src/xds/proto';
 import { translator } from '../../../src/xds/translate';
 import { compileHttpRouter } from '../../../src/router/http-routes';
 import { Pki } from '../../helpers/certs';
+import type { TlsContextConfig } from '../../../src/config/types';
+import { offeredAlpn, selectTransport } from '../../../src/upstream/transport-match';
 import { loadFixtures, readFixture, recordingContext, substitute, type Fixtures } from './fixtures';
 
 const pki = new Pki();
@@ -44,7 +46,7 @@ const EXPECTED: Record<keyof XdsTranslator, Record<string, true | RegExp>> = {
   },
   route: { 8080: true, bolt_12200: true, '9090-query': /^9090-query: virtualHosts\[0\]\.routes\[0\]\.match\.queryParameters: query parameter matching is not supported/ },
   cluster: {
-    'outbound|8080|v1|reviews.default.svc.cluster.local': /: transportSocketMatches: per-endpoint transport sockets \(Istio tlsMode/,
+    'outbound|8080|v1|reviews.default.svc.cluster.local': true,
     'outbound|8080|v2|reviews.default.svc.cluster.local': true,
     'outbound|8080|v3|reviews.default.svc.cluster.local': true,
     'outbound|3306||mysql.default.svc.cluster.local': true,
@@ -52,11 +54,12 @@ const EXPECTED: Record<keyof XdsTranslator, Record<string, true | RegExp>> = {
     'outbound|9080||details.default.svc.cluster.local': true,
     PassthroughCluster: true,
     BlackHoleCluster: true,
-    InboundPassthroughClusterIpv4: /^InboundPassthroughClusterIpv4: upstreamBindConfig: binding upstream connections to a source address is not supported/,
+    InboundPassthroughClusterIpv4: true,
     'inbound|9080||': true,
     'outbound|9080||ratings.default.svc.cluster.local': /: ringHashLbConfig: consistent hashing \(RING_HASH\) is not supported/,
   },
   endpoints: {
+    'outbound|8080|v1|reviews.default.svc.cluster.local': true,
     'outbound|8080|v2|reviews.default.svc.cluster.local': true,
     'outbound|3306||mysql.default.svc.cluster.local': true,
     'outbound|8080|v3|reviews.default.svc.cluster.local': true,
@@ -237,7 +240,7 @@ test('clusters: EDS name and dependency, breakers, HttpProtocolOptions, upstream
   const details = translator.cluster(byName(fx.clusters, 'outbound|9080||details.default.svc.cluster.local'), recordingContext(secrets));
   assert.deepEqual(details.cluster.tlsContext?.matchSubjectAltNames, [{ kind: 'exact', value: 'spiffe://cluster.local/ns/default/sa/bookinfo-details' }]);
   assert.equal(details.cluster.tlsContext?.serverName, 'outbound_.9080_._.details.default.svc.cluster.local');
-  assert.deepEqual(details.cluster.tlsContext?.alpn, []);
+  assert.deepEqual(details.cluster.tlsContext?.alpn, ['istio-peer-exchange', 'istio']); // Istio's ALPN offered upstream
   // Envoy's defaults where the resource says nothing: 5 s connect timeout, round robin.
   const bare = translator.cluster(fromJson(TYPE_URL.cluster, { name: 'bare', type: 'EDS' }), recordingContext());
   assert.equal(bare.cluster.connectTimeoutMs, 5000);
@@ -245,6 +248,41 @@ test('clusters: EDS name and dependency, breakers, HttpProtocolOptions, upstream
   const inb = translator.cluster(byName(fx.clusters, 'inbound|9080||'), recordingContext());
   assert.deepEqual(inb.cluster.hosts, [{ address: { host: '127.0.0.1', port: 9080 }, weight: 1 }]);
   assert.equal(inb.edsName, undefined);
+});
+
+test('Istio auto-mTLS: transport_socket_matches ACKed, each endpoint gets TLS or plaintext by its tlsMode metadata', () => {
+  const v1 = translator.cluster(byName(fx.clusters, 'outbound|8080|v1|reviews.default.svc.cluster.local'), recordingContext(secrets));
+  assert.deepEqual([...v1.deps.secrets].sort(), ['ROOTCA', 'default']);
+  assert.equal(v1.cluster.tlsContext, undefined); // no default transport socket: plaintext
+  const ms = v1.cluster.tlsMatches ?? [];
+  assert.deepEqual(ms.map((m) => [m.name, m.match, m.tlsContext !== undefined]), [['tlsMode-istio', { tlsMode: 'istio' }, true], ['tlsMode-disabled', {}, false]]);
+  const mtls = ms[0].tlsContext;
+  assert.deepEqual(mtls?.alpn, ['istio-peer-exchange', 'istio']); // offered as Istio sends them
+  assert.deepEqual(mtls?.matchSubjectAltNames, [{ kind: 'exact', value: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews' }]);
+  assert.equal(mtls?.serverName, 'outbound_.8080_.v1_.reviews.default.svc.cluster.local');
+  assert.deepEqual(mtls?.caCert, { kind: 'inline', pem: PEM.ca });
+  const eps = translator.endpoints(byName(fx.endpoints, 'outbound|8080|v1|reviews.default.svc.cluster.local'), recordingContext());
+  assert.deepEqual(eps.hosts.map((h) => [h.address.host, h.tlsMatch]), [['10.244.1.5', { tlsMode: 'istio' }], ['10.244.1.6', undefined]]);
+  const cfg = { ...v1.cluster, hosts: eps.hosts };
+  assert.deepEqual(eps.hosts.map((h) => selectTransport(cfg, h)), [0, 1]); // sidecar: mTLS entry; legacy: the plaintext entry
+  // Without a catch-all entry, an endpoint that matches nothing uses the cluster's transport_socket.
+  assert.equal(selectTransport({ tlsMatches: [ms[0]] }, eps.hosts[1]), -1);
+  assert.equal(selectTransport({ tlsMatches: [ms[0]] }, { ...eps.hosts[0], tlsDisable: true }), -2);
+  // HTTP over Istio mTLS offers Istio's HTTP names first; plain TLS offers the protocol only.
+  assert.deepEqual(offeredAlpn(mtls as TlsContextConfig, ['http/1.1']), ['istio-http/1.1', 'istio', 'http/1.1']);
+  assert.deepEqual(offeredAlpn(mtls as TlsContextConfig, ['h2']), ['istio-h2', 'istio', 'h2']);
+  assert.deepEqual(offeredAlpn({ ...(mtls as TlsContextConfig), alpn: ['h2'] }, ['h2']), ['h2']);
+});
+
+test('InboundPassthroughClusterIpv4: upstream_bind_config gives the source address; fixed ports and several addresses NACK', () => {
+  const ib = translator.cluster(byName(fx.clusters, 'InboundPassthroughClusterIpv4'), recordingContext());
+  assert.deepEqual(ib.cluster.upstreamBind, { sourceAddress: '127.0.0.6' });
+  const bind = (b: unknown): unknown => translator.cluster(fromJson(TYPE_URL.cluster, { name: 'b', type: 'ORIGINAL_DST', lbPolicy: 'CLUSTER_PROVIDED', upstreamBindConfig: b }), recordingContext());
+  assert.throws(() => bind({ sourceAddress: { address: '127.0.0.6', portValue: 5000 } }), /b: upstreamBindConfig\.sourceAddress\.portValue: 5000: a fixed source port/);
+  assert.throws(() => bind({ sourceAddress: { address: 'localhost' } }), /upstreamBindConfig\.sourceAddress\.address: "localhost" is not an IP address/);
+  assert.throws(() => bind({ sourceAddress: { address: '127.0.0.6' }, extraSourceAddresses: [{ address: { address: '::1' } }] }), /extraSourceAddresses: several source addresses/);
+  const bad = fromJson(TYPE_URL.cluster, { name: 'm', type: 'EDS', transportSocketMatches: [{ name: 'x', match: { tlsMode: 1 } }] });
+  assert.throws(() => translator.cluster(bad, recordingContext()), /m: transportSocketMatches\[0\]\.match\.tlsMode: only string match values/);
 });
 
 // ---- error paths -----------------------------------------------------------------------
