@@ -155,15 +155,15 @@ function httpFilters(st: ListenerState, filters: Msg[], path: string): Record<st
       tx.warn(p, `${JSON.stringify(name)} is a telemetry-only filter; skipped`);
       return;
     }
-    const reg = registeredStreamFilter(name, tc);
-    if (reg !== '') {
-      out.push({ type: reg, config: withoutType(tc) });
-      return;
-    }
     if ((name === 'envoy.filters.http.fault' || t === FAULT) && tc !== undefined && tc.abort === undefined && tc.delay === undefined) {
       // Istio always installs the fault filter; without abort or delay it does nothing (per-route
       // fault configs are typed_per_filter_config, warned about on the routes).
       tx.warn(p, 'fault filter without abort or delay has no effect; skipped');
+      return;
+    }
+    const reg = registeredStreamFilter(name, tc);
+    if (reg !== '') {
+      out.push({ type: reg, config: withoutType(tc) });
       return;
     }
     if (f.isOptional === true) {

@@ -317,8 +317,9 @@ test('NACK: an unknown HTTP filter, a missing router, a filter after the router;
   const t = translator.listener(httpListener([{ name: 'acme.thing', isOptional: true, typedConfig: { '@type': 'type.googleapis.com/acme.Thing' } }, ROUTER_F]), ctx);
   assert.deepEqual(t.listener.streamFilters, []);
   assert.ok(ctx.warnings.some((w) => /"acme\.thing" is not supported and marked is_optional; skipped/.test(w)));
-  nack(() => translator.listener(httpListener([{ name: 'envoy.filters.http.fault', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault', abort: { httpStatus: 503, percentage: { numerator: 100 } } } }, ROUTER_F]), recordingContext()),
-    'l1', 'filterChains[0].filters[0].typedConfig.httpFilters[0]', /HTTP filter "envoy\.filters\.http\.fault"/);
+  // A fault filter that does something goes to the registered Envoy-shaped kind (http_fault).
+  const faulty = translator.listener(httpListener([{ name: 'envoy.filters.http.fault', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault', abort: { httpStatus: 503, percentage: { numerator: 100 } } } }, ROUTER_F]), recordingContext());
+  assert.deepEqual(faulty.listener.streamFilters.map((x) => x.type), ['http_fault']);
   nack(() => translator.listener(httpListener([ROUTER_F], { scopedRoutes: { name: 'x' } }), recordingContext()), 'l1', 'filterChains[0].filters[0].typedConfig.scopedRoutes', /scoped routes/);
 });
 
