@@ -404,6 +404,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       : route.retry !== null
         ? { ...req, headers: { ...req.headers } }
         : req;
+    // Tracing (sampled requests): a client span per attempt, its context in the upstream headers.
+    if (this.fs !== null && this.fs.trace !== null) this.fs.trace.attempt(host.address, cluster.name, up.headers);
     const rp = route.retry;
     if (rp !== null && rp.perTryTimeoutMs > 0) this.tryTimer = setTimeout(this.onTryTimeout, rp.perTryTimeoutMs);
     this.cur = this.upstreamH2 ? startH2(cluster, host, this.env.cfg.h2InitialWindowSize, up, this) : startH1(cluster, host, this.env.cfg.connectionsPerHost, up, this);

@@ -341,7 +341,9 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       this.reply(buf, frame, ErrorKind.Overflow, s, 'OM');
       return;
     }
-    const r = pool.send(buf, frame, this, meta, timeout);
+    // Tracing (sampled requests): a client span per attempt; Bolt frames carry its traceparent (src/tracing/bolt.ts).
+    const w = s !== null && s.trace !== null ? s.trace.rpcAttempt(host.address, cluster.name, codec, buf, frame, this.f.frameLimit(codec)) : null;
+    const r = w === null ? pool.send(buf, frame, this, meta, timeout) : pool.send(w.buf, w.frame, this, meta, timeout);
     if (r === SEND_OVERFLOW) {
       if (!frame.isOneway) requestEnded();
       // upstream_rq_pending_overflow is counted by the cluster's breaker (or the pool's default bound).

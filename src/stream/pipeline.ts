@@ -26,6 +26,8 @@ import type { ListenerContext } from '../filters/network/types';
 import type { AccessLogEntry, AccessLogHeaders, AccessLogTls, AccessLogWriter } from '../log';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
+import { TracingFilter } from '../filters/stream/tracing/tracing';
+import { workerTracing, type ActiveTrace } from '../tracing/index';
 
 export class StreamPipeline {
   /** Decode filters per phase, in config order. */
@@ -48,6 +50,13 @@ export class StreamPipeline {
       if (f.decode !== undefined) this.decoders[f.phase].push(f);
       if (f.encode !== undefined) this.encoders.push(f);
       if (f.log !== undefined) this.loggers.push(f);
+    }
+    // Top-level `tracing` enabled: its step runs first and ends last (src/filters/stream/tracing).
+    const tr = workerTracing();
+    if (tr !== null) {
+      const tf = new TracingFilter(tr);
+      this.decoders[tf.phase].unshift(tf);
+      this.loggers.push(tf);
     }
     this.accessLog = ctx.accessLog;
     this.logHeaders = this.accessLog !== null ? this.accessLog.format.requestHeaders : [];
@@ -89,6 +98,8 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   cluster: Cluster | null = null;
   /** The host of the current attempt (set by the phase machine). */
   host: Host | null = null;
+  /** The request's spans (tracing enabled and the request sampled), else null. */
+  trace: ActiveTrace | null = null;
 
   // ---- AccessLogEntry (absent values print "-")
   startTime = 0;
@@ -122,6 +133,7 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
     this.retries = 0;
     this.cluster = null;
     this.host = null;
+    this.trace = null;
     this.requestReceivedDurationMs = undefined;
     this.responseReceivedDurationMs = undefined;
     this.requestFinishedDurationMs = undefined;
