@@ -27,6 +27,8 @@ import type { AccessLogEntry, AccessLogHeaders, AccessLogTls, AccessLogWriter } 
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
 import { TracingFilter } from '../filters/stream/tracing/tracing';
+import type { MirrorJob } from '../filters/stream/mirror/mirror';
+import type { MirrorPolicy } from '../filters/stream/mirror/policy';
 import { workerTracing, type ActiveTrace } from '../tracing/index';
 
 export class StreamPipeline {
@@ -100,6 +102,9 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   host: Host | null = null;
   /** The request's spans (tracing enabled and the request sampled), else null. */
   trace: ActiveTrace | null = null;
+  /** The route's request_mirror_policies (set by routed()), and what the mirror filter decided to send. */
+  mirrorPolicies: readonly MirrorPolicy[] | null = null;
+  mirror: MirrorJob | null = null;
 
   // ---- AccessLogEntry (absent values print "-")
   startTime = 0;
@@ -134,6 +139,8 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
     this.cluster = null;
     this.host = null;
     this.trace = null;
+    this.mirrorPolicies = null;
+    this.mirror = null;
     this.requestReceivedDurationMs = undefined;
     this.responseReceivedDurationMs = undefined;
     this.requestFinishedDurationMs = undefined;
@@ -217,7 +224,8 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   }
 
   /** Routing picked `cluster` by the route named `routeName`. */
-  routed(routeName: string, cluster: Cluster): void {
+  routed(routeName: string, cluster: Cluster, mirror: readonly MirrorPolicy[] | null = null): void {
+    this.mirrorPolicies = mirror;
     this.cluster = cluster;
     this.upstreamCluster = cluster.name;
     this.routeName = routeName;
