@@ -14,6 +14,7 @@
  * HTTP copies carry the authority with "-shadow" appended, as Envoy's do.
  */
 import { DecodePhase, FilterStatus, registerStreamFilterKind, type FilterStream, type StreamFilter, type StreamFilterValidationContext } from '../../../api/stream-filter';
+import { intInRange } from '../config-int';
 import type { UpstreamRequest, UpstreamSink, UpstreamAttempt } from '../../../http/upstream';
 import { startH1 } from '../../../http/upstream-h1';
 import { startH2 } from '../../../http/upstream-h2';
@@ -49,14 +50,9 @@ function validateMirror(raw: unknown, path: string, ctx: StreamFilterValidationC
     if (!KEYS.has(k)) ctx.warn(`${path}.${k}`, `unknown key (mirror knows ${[...KEYS].join(', ')}); ignored`);
   }
   const int = (key: string, def: number, min: number, max: number): number => {
-    const v = o[key];
-    if (v === undefined) return def;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      ctx.error(`${path}.${key}`, `${JSON.stringify(v)} must be an integer in ${min}..${max}`);
-      ok = false;
-      return def;
-    }
-    return v;
+    const v = intInRange(o[key], def, min, max, `${path}.${key}`, ctx);
+    if (v === undefined) ok = false;
+    return v ?? def;
   };
   const amplification = int('amplification', 1, 1, 16);
   const maxBodyBytes = int('max_body_bytes', 65536, 0, 64 * 1024 * 1024);
