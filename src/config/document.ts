@@ -7,6 +7,7 @@ import { ConfigError, showValue } from './errors';
 import type { BoundAddress } from './listeners';
 import { ConfigObject, IssueCollector, type ParseState } from './reader';
 import { redactConfig } from './redact';
+import { parseTracing } from './tracing';
 import { parseServer } from './servers';
 import type { OutriggerConfig, ServerConfig } from './types';
 import { isPlainObject } from './values';
@@ -65,13 +66,10 @@ export function parseConfig(doc: unknown, source?: string): OutriggerConfig {
 
   const admin = parseAdmin(st, top.obj('admin'));
 
+  const tracingObj = top.obj('tracing');
+  const tracing = tracingObj !== undefined ? parseTracing(tracingObj) : undefined; // src/config/tracing.ts
+  if (tracingObj !== undefined) tracingObj.done();
   // Harmless MOSN features we do not implement: warn.
-  const tracing = top.obj('tracing');
-  if (tracing) {
-    if (tracing.bool('enable', false)) issues.warn(tracing.at('enable'), 'tracing is not supported yet; ignored');
-    tracing.accept('tracer', 'driver', 'config');
-    tracing.done();
-  }
   top.warnIfSet('metrics', 'metrics sinks/settings are not supported yet; ignored (stats are served by the admin API)');
   const pprof = top.obj('pprof');
   if (pprof) {
@@ -96,5 +94,5 @@ export function parseConfig(doc: unknown, source?: string): OutriggerConfig {
   top.done();
 
   if (issues.errors.length > 0) throw new ConfigError(issues.errors, source, issues.warnings);
-  return deepFreeze({ servers, clusters, admin, ...hostile, raw: redactConfig(doc), warnings: issues.warnings });
+  return deepFreeze({ servers, clusters, admin, ...hostile, ...(tracing !== undefined ? { tracing } : {}), raw: redactConfig(doc), warnings: issues.warnings });
 }

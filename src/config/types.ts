@@ -8,6 +8,7 @@
  */
 import type { FilterChainMatchConfig } from './filter-chain-match';
 import type { OverloadConfig, ResourceLimits } from './overload';
+import type { TracingConfig } from './tracing';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
@@ -360,6 +361,8 @@ export interface OutriggerConfig {
   /** Per-request resource limits and the overload manager (src/config/overload.ts); absent = defaults. */
   readonly limits?: ResourceLimits;
   readonly overload?: OverloadConfig;
+  /** The top-level `tracing` section when enabled (src/config/tracing.ts). */
+  readonly tracing?: TracingConfig;
   /** The input document as given (for config_dump, after redaction). */
   readonly raw: unknown;
   /**

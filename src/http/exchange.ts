@@ -22,6 +22,7 @@
  * Every exchange answers exactly once: `finished` guards all the ways it can end.
  */
 import type * as net from 'node:net';
+import { mirrorHttp } from '../filters/stream/mirror/mirror';
 import { PassThrough, type Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import { DecodePhase, type LocalReplyOptions, type StreamPeer } from '../api/stream-filter';
@@ -311,7 +312,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       return undefined;
     }
     this.cluster = cluster;
-    if (fs !== null) fs.routed(route.name, cluster);
+    if (fs !== null) fs.routed(route.name, cluster, route.mirror);
     return fs;
   }
 
@@ -452,6 +453,10 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       : route.retry !== null
         ? { ...req, headers: { ...req.headers } }
         : req;
+    // Mirror filter: copies of the first attempt's request to the mirror clusters (fire and forget).
+    if (this.fs !== null && this.fs.mirror !== null && this.retries === 0) mirrorHttp(this.fs.mirror, req, this.env.ctx.clusters, this.upstreamH2, this.env.cfg.h2InitialWindowSize, this.env.cfg.connectionsPerHost);
+    // Tracing (sampled requests): a client span per attempt, its context in the upstream headers.
+    if (this.fs !== null && this.fs.trace !== null) this.fs.trace.attempt(host.address, cluster.name, up.headers);
     // The attempt's time (shared with every protocol: src/stream/active-stream.ts attemptDeadline).
     this.armDeadline(attemptDeadline(this, route.retry, Date.now()));
     this.cur = this.upstreamH2 ? startH2(cluster, host, this.env.cfg.h2InitialWindowSize, up, this) : startH1(cluster, host, this.env.cfg.connectionsPerHost, up, this);

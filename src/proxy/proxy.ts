@@ -27,6 +27,7 @@
  * XCodec); HTTP and TLS go to a registered handoff; anything else goes to the chain's tcp_proxy
  * with the bytes already read (fallback_for_unknown_protocol) or is closed.
  */
+import { mirrorRpc } from '../filters/stream/mirror/mirror';
 import { DecodePhase, type LocalReplyOptions, type StreamPeer } from '../api/stream-filter';
 import type { RouterConfig } from '../config/types';
 import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory } from '../filters/network/types';
@@ -321,7 +322,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       s = this.made = this.newStream(buf, frame);
     }
     s.route = r;
-    s.routed(r.name, cl);
+    s.routed(r.name, cl, r.mirror);
     if (retries) s.own(buf, frame, this.f.frameLimit(this.codec as XCodec));
     return s;
   }
@@ -370,7 +371,11 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       this.reply(buf, frame, ErrorKind.Overflow, s, 'OM');
       return;
     }
-    const r = pool.send(buf, frame, this, meta, timeout);
+    // Mirror filter: copies of the request frame to the mirror clusters (first attempt; fire and forget).
+    if (s !== null && s.mirror !== null && s.retries === 0) mirrorRpc(s.mirror, upCodec, buf, frame, this.f.ctx.clusters, this.f.settingsFor(upCodec));
+    // Tracing (sampled requests): a client span per attempt; Bolt frames carry its traceparent (src/tracing/bolt.ts).
+    const w = s !== null && s.trace !== null ? s.trace.rpcAttempt(host.address, cluster.name, codec, buf, frame, this.f.frameLimit(codec)) : null;
+    const r = w === null ? pool.send(buf, frame, this, meta, timeout) : pool.send(w.buf, w.frame, this, meta, timeout);
     if (r === SEND_OVERFLOW) {
       if (!frame.isOneway) requestEnded();
       // upstream_rq_pending_overflow is counted by the cluster's breaker (or the pool's default bound).

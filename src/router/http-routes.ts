@@ -28,6 +28,7 @@
  * route, so a repeated request costs one Map lookup. The cache is bounded (entries and key
  * length) and cleared when full.
  */
+import { compileMirrorPolicies, type MirrorPolicy } from '../filters/stream/mirror/policy';
 import type { RouterConfig } from '../config/types';
 import { ClusterPick, compileMatch, compileWeighted, DomainTable, durationMs, isObj, PathKind, type HeaderMatcher, type PathMatcher, type WeightedCluster } from './match';
 
@@ -106,6 +107,8 @@ export function httpRouteStatNames(cfg: RouterConfig): string[] {
 
 export class HttpRoute {
   private readonly clusters: ClusterPick;
+  /** request_mirror_policies (src/filters/stream/mirror/policy.ts), set after construction. */
+  mirror: readonly MirrorPolicy[] | null = null;
   /**
    * Base slot of this route's counters in this worker's stats buffer: -1 until resolved from
    * `statsName` on first use, -2 when the layout has no slot for it (then nothing is counted).
@@ -350,7 +353,7 @@ function compileRoute(r: unknown, where: string, statsName: string): HttpRoute {
     throw new Error(`${where}.route: needs cluster_name, weighted_clusters or cluster_header`);
   }
   const retry = compileRetryPolicy(a, where);
-  return new HttpRoute(
+  const route = new HttpRoute(
     name,
     m.path,
     m.headers,
@@ -367,6 +370,8 @@ function compileRoute(r: unknown, where: string, statsName: string): HttpRoute {
     redirect,
     statsName,
   );
+  route.mirror = compileMirrorPolicies(a, where);
+  return route;
 }
 
 /** Compiles one router config for HTTP (throws an Error naming the bad field). */

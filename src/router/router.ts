@@ -17,6 +17,7 @@
  * case is one Map lookup per request. The cache is bounded (entries and key length) and cleared
  * when full.
  */
+import { compileMirrorPolicies, type MirrorPolicy } from '../filters/stream/mirror/policy';
 import type { RouterConfig } from '../config/types';
 import { HeaderName } from '../protocol/types';
 import { ClusterPick, compileMatch, compileWeighted, DomainTable, durationMs, isObj, type HeaderMatcher, type PathMatcher, type WeightedCluster } from './match';
@@ -41,6 +42,8 @@ export class Route {
   readonly keys: readonly HeaderName[];
   /** The route's retry_policy (set by compileRoute). */
   retry: RetryPolicy | null = null;
+  /** request_mirror_policies (set by compileRoute). */
+  mirror: readonly MirrorPolicy[] | null = null;
 
   constructor(
     readonly name: string,
@@ -183,6 +186,7 @@ function compileRoute(r: unknown, where: string): Route | null {
   if (clusterName === '' && weighted.length === 0) throw new Error(`${where}.route: needs cluster_name or weighted_clusters`);
   const route = new Route(typeof r['name'] === 'string' ? r['name'] : '', clusterName, weighted, durationMs(action['timeout'], `${where}.route.timeout`), m.headers, m.path);
   route.retry = compileRetryPolicy(action, where);
+  route.mirror = compileMirrorPolicies(action, where);
   return route;
 }
 

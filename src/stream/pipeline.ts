@@ -26,6 +26,10 @@ import type { ListenerContext } from '../filters/network/types';
 import type { AccessLogEntry, AccessLogHeaders, AccessLogResponseHeaders, AccessLogTls, AccessLogWriter } from '../log';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/lb';
+import { TracingFilter } from '../filters/stream/tracing/tracing';
+import type { MirrorJob } from '../filters/stream/mirror/mirror';
+import type { MirrorPolicy } from '../filters/stream/mirror/policy';
+import { workerTracing, type ActiveTrace } from '../tracing/index';
 
 export class StreamPipeline {
   /** Decode filters per phase, in config order. */
@@ -48,6 +52,13 @@ export class StreamPipeline {
       if (f.decode !== undefined) this.decoders[f.phase].push(f);
       if (f.encode !== undefined) this.encoders.push(f);
       if (f.log !== undefined) this.loggers.push(f);
+    }
+    // Top-level `tracing` enabled: its step runs first and ends last (src/filters/stream/tracing).
+    const tr = workerTracing();
+    if (tr !== null) {
+      const tf = new TracingFilter(tr);
+      this.decoders[tf.phase].unshift(tf);
+      this.loggers.push(tf);
     }
     this.accessLog = ctx.accessLog;
     this.logHeaders = this.accessLog !== null ? this.accessLog.format.requestHeaders : [];
@@ -89,6 +100,11 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   cluster: Cluster | null = null;
   /** The host of the current attempt (set by the phase machine). */
   host: Host | null = null;
+  /** The request's spans (tracing enabled and the request sampled), else null. */
+  trace: ActiveTrace | null = null;
+  /** The route's request_mirror_policies (set by routed()), and what the mirror filter decided to send. */
+  mirrorPolicies: readonly MirrorPolicy[] | null = null;
+  mirror: MirrorJob | null = null;
 
   // ---- AccessLogEntry (absent values print "-")
   startTime = 0;
@@ -123,6 +139,9 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
     this.retries = 0;
     this.cluster = null;
     this.host = null;
+    this.trace = null;
+    this.mirrorPolicies = null;
+    this.mirror = null;
     this.requestReceivedDurationMs = undefined;
     this.responseReceivedDurationMs = undefined;
     this.requestFinishedDurationMs = undefined;
@@ -207,7 +226,8 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   }
 
   /** Routing picked `cluster` by the route named `routeName`. */
-  routed(routeName: string, cluster: Cluster): void {
+  routed(routeName: string, cluster: Cluster, mirror: readonly MirrorPolicy[] | null = null): void {
+    this.mirrorPolicies = mirror;
     this.cluster = cluster;
     this.upstreamCluster = cluster.name;
     this.routeName = routeName;

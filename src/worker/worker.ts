@@ -18,6 +18,7 @@ import { hostPort, listenFailure } from '../native/listen';
 import { io } from '../network/io';
 import { W, type StatsLayoutData } from '../stats/layout';
 import { applyHostileTrafficConfig } from '../overload/manager';
+import { applyTracing } from '../tracing/index';
 import { bindRouteStats, drainHistograms } from '../http/route-stats';
 import { closeLogs, createAccessLog, createLogger, type AccessLogWriter } from '../log';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
@@ -74,6 +75,7 @@ function prepare(version: number, config: OutriggerConfig, versions: ResourceVer
     throw new Error('prepare failure requested by test hook'); // the abort path, with a config the main thread accepts
   }
   bindRouteStats(counters, layout.routes);
+  applyTracing(config.tracing); // src/tracing (before the pipelines are built); OpenTelemetry loaded only when enabled
   prepared = buildSnapshot(version, config, versions, { counters, layout, manager: clusters, accessLogFor }, running);
   return prepared;
 }
@@ -83,6 +85,7 @@ function abort(): void {
   if (prepared === undefined) return;
   discardSnapshot(prepared, clusters, running);
   prepared = undefined;
+  applyTracing(running?.config.tracing);
 }
 
 /** Commit: installs the prepared snapshot's clusters, swaps listener runtimes, listens on new listeners, drains removed ones. */

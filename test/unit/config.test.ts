@@ -224,7 +224,7 @@ describe('config: warnings for harmless unsupported settings and unknown keys', 
     const expectWarning = (prefix: string): void => {
       assert.ok(w.some((x) => x.startsWith(prefix)), `expected a warning starting with ${prefix}\ngot\n  ${w.join('\n  ')}`);
     };
-    expectWarning('tracing.enable: tracing is not supported yet');
+    expectWarning('tracing.enable: tracing without config.collector'); // tracing is implemented now (src/config/tracing.ts)
     expectWarning('metrics: metrics sinks/settings are not supported yet');
     expectWarning('pprof.debug: pprof is not applicable');
     expectWarning('servers[0].global_log_roller: log rotation is not supported yet');

@@ -6,3 +6,4 @@ import './local_ratelimit/local-ratelimit';
 import './flowcontrol/flowcontrol';
 import './fault/fault';
 import './ip_access/ip-access';
+import './mirror/mirror';

@@ -5,6 +5,7 @@
  * to a larger request (HTTP; RPC protocols answer with their own error, see pipeline.ts).
  */
 import type { StreamFilterValidationContext } from '../../../api/stream-filter';
+import { intInRange } from '../config-int';
 
 export interface PayloadLimitConfig {
   readonly maxEntitySize: number;
@@ -34,14 +35,9 @@ export function validatePayloadLimit(raw: unknown, path: string, ctx: StreamFilt
     }
   }
   const int = (key: string, def: number, min: number, max: number): number => {
-    const v = get(key);
-    if (v === undefined) return def;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      ctx.error(`${path}.${key}`, `${JSON.stringify(v)} must be an integer in ${min}..${max}`);
-      ok = false;
-      return def;
-    }
-    return v;
+    const v = intInRange(get(key), def, min, max, `${path}.${key}`, ctx);
+    if (v === undefined) ok = false;
+    return v ?? def;
   };
   const maxEntitySize = int('max_entity_size', 0, 0, 0x7fffffff);
   const httpStatus = int('http_status', 413, 200, 599);

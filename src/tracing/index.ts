@@ -1,0 +1,134 @@
+/**
+ * Tracing in a worker: the current settings (applyTracing, from the committed config) and the
+ * per-request trace (ActiveTrace, only for sampled requests). OpenTelemetry itself is loaded
+ * (src/tracing/tracer.ts) the first time tracing is enabled; without a `tracing` section this
+ * module holds null and the stream pipeline adds nothing per request.
+ */
+import type { Span } from '@opentelemetry/api';
+import type { TracingConfig } from '../config/tracing';
+import type { Headers } from '../http/headers';
+import { FMT_B3, FMT_B3MULTI, type IncomingContext } from './context';
+import type { OtelBinding } from './tracer';
+import type { XCodec, XFrame } from '../protocol/types';
+import { boltWithTraceparent } from './bolt';
+
+export interface WorkerTracing {
+  readonly cfg: TracingConfig;
+  readonly otel: OtelBinding;
+  /** Propagation formats always written (FMT_* bits besides W3C). */
+  readonly inject: number;
+}
+
+let current: WorkerTracing | null = null;
+let otel: OtelBinding | null = null;
+let otelKey = '';
+
+/** The committed config's tracing (undefined: off). Rebuilds the exporter when its settings changed. */
+export function applyTracing(cfg: TracingConfig | undefined): void {
+  if (cfg === undefined) {
+    current = null;
+    return;
+  }
+  const key = JSON.stringify(cfg);
+  if (otel === null || key !== otelKey) {
+    const old = otel;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { loadOtel } = require('./tracer') as typeof import('./tracer');
+    otel = loadOtel(cfg);
+    otelKey = key;
+    if (old !== null) void old.shutdown().catch(() => {});
+  }
+  let inject = 0;
+  for (const p of cfg.propagators) inject |= p === 'b3' ? FMT_B3 : p === 'b3multi' ? FMT_B3MULTI : 0;
+  current = { cfg, otel, inject };
+}
+
+export function workerTracing(): WorkerTracing | null {
+  return current;
+}
+
+/** Flushes buffered spans (worker shutdown, tests). */
+export async function flushTracing(): Promise<void> {
+  if (otel !== null) await otel.flush();
+}
+
+/**
+ * One sampled request's spans: the server span (the downstream request) and the client span of
+ * the current upstream attempt. Made only for sampled requests.
+ */
+export class ActiveTrace {
+  private client: Span | null = null;
+  private status = 0;
+  constructor(
+    private readonly t: WorkerTracing,
+    readonly server: Span,
+    /** Formats the request carried (rewritten on the upstream request). */
+    private readonly formats: number,
+  ) {}
+
+  static start(t: WorkerTracing, name: string, incoming: IncomingContext | undefined, attrs: Record<string, string>): ActiveTrace {
+    const o = t.otel;
+    const span = o.tracer.startSpan(name, { kind: o.SERVER, attributes: attrs }, o.parent(incoming));
+    return new ActiveTrace(t, span, incoming === undefined ? 0 : incoming.format);
+  }
+
+  /**
+   * An upstream attempt to `host` starts: a client span (the previous attempt's ends as failed),
+   * and its context in the upstream request's headers (HTTP; null for RPC frames).
+   */
+  attempt(host: string, cluster: string, headers: Headers | null): void {
+    const o = this.t.otel;
+    if (this.client !== null) {
+      this.client.setStatus({ code: o.ERROR, message: 'retried' });
+      this.client.end();
+    }
+    const c = o.tracer.startSpan('upstream', { kind: o.CLIENT, attributes: { 'upstream.host': host, 'upstream.cluster': cluster } }, o.child(this.server));
+    this.client = c;
+    if (headers === null) return;
+    const sc = c.spanContext();
+    headers['traceparent'] = `00-${sc.traceId}-${sc.spanId}-01`;
+    const fm = this.formats | this.t.inject;
+    if ((fm & FMT_B3) !== 0) headers['b3'] = `${sc.traceId}-${sc.spanId}-1-${this.server.spanContext().spanId}`;
+    if ((fm & FMT_B3MULTI) !== 0) {
+      headers['x-b3-traceid'] = sc.traceId;
+      headers['x-b3-spanid'] = sc.spanId;
+      headers['x-b3-parentspanid'] = this.server.spanContext().spanId;
+      headers['x-b3-sampled'] = '1';
+      delete headers['x-b3-flags'];
+    }
+  }
+
+  /** An RPC attempt: the client span, and a copy of the frame carrying it (Bolt), or null to send the frame as it is. */
+  rpcAttempt(host: string, cluster: string, codec: XCodec, buf: Buffer, frame: XFrame, limit: number): { buf: Buffer; frame: XFrame } | null {
+    this.attempt(host, cluster, null);
+    return boltWithTraceparent(codec, buf, frame, this.clientTraceparent() as string, limit);
+  }
+
+  /** The current client span's context (RPC adapters that write it into the frame). */
+  clientTraceparent(): string | undefined {
+    if (this.client === null) return undefined;
+    const sc = this.client.spanContext();
+    return `00-${sc.traceId}-${sc.spanId}-01`;
+  }
+
+  encode(status: number): void {
+    this.status = status;
+  }
+
+  /** The stream ended: both spans end with its status and flags. */
+  end(status: number | undefined, flags: string | undefined): void {
+    const o = this.t.otel;
+    const st = status ?? this.status;
+    const failed = st >= 500 || st === 0;
+    if (this.client !== null) {
+      if (st > 0) this.client.setAttribute('response.status_code', st);
+      if (failed) this.client.setStatus({ code: o.ERROR });
+      this.client.end();
+      this.client = null;
+    }
+    if (st > 0) this.server.setAttribute('response.status_code', st);
+    if (flags !== undefined) this.server.setAttribute('response.flags', flags);
+    if (failed) this.server.setStatus({ code: o.ERROR });
+    this.server.end();
+  }
+}
