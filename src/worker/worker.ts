@@ -118,7 +118,7 @@ async function commit(listen: Readonly<Record<string, ListenSpec>>): Promise<voi
       const r = await openListener(name, wl, listen[name]);
       if (r !== null) bound.push({ type: 'bound', listener: name, fd: r.fd, port: r.port });
     }
-    if (process.env.OUTRIGGER_TEST_HOOKS === '1' && process.env.OUTRIGGER_TEST_FAIL_COMMIT === String(init.workerId)) {
+    if (process.env.OUTRIGGER_TEST_HOOKS === '1' && process.env.OUTRIGGER_TEST_FAIL_COMMIT === String(init.workerId) && running !== undefined) {
       throw new Error('commit failure requested by test hook'); // after the new listeners were bound
     }
   } catch (e) {
