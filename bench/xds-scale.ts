@@ -74,6 +74,7 @@ async function main(): Promise<void> {
   try {
     let cfg: OutriggerConfig = parseConfig(doc(N, (i) => 20000 + (i % 40000)));
     const tFull = await timed(() => sc.reload(cfg));
+    out.push(`  full push by phase (ms): ${JSON.stringify(sc.lastTiming)}`);
     gc();
     const rss1 = rssMiB();
     out.push(`clusters+endpoints: ${N}+${N}, workers: ${WORKERS}`);
@@ -81,21 +82,31 @@ async function main(): Promise<void> {
     out.push(`apply full push (${N} clusters, ${N} endpoints): ${tFull.toFixed(0)} ms`);
     const one: number[] = [];
     const hundred: number[] = [];
+    const oneParsed: number[] = [];
     for (let r = 1; r <= ROUNDS; r++) {
-      const next = parseConfig(doc(N, (i) => (i === 17 ? 30000 + r : 20000 + (i % 40000))));
+      // As an xDS push: a new config object whose unchanged clusters are the same objects.
+      const changed = parseConfig(doc(N, (i) => (i === 17 ? 30000 + r : i < 100 ? 40000 + r : 20000 + (i % 40000)))).clusters;
+      const next: OutriggerConfig = { ...cfg, clusters: cfg.clusters.map((c, i) => (i === 17 ? changed[17] : c)) };
       one.push(await timed(() => sc.reload(next)));
-      cfg = parseConfig(doc(N, (i) => (i < 100 ? 40000 + r : 20000 + (i % 40000))));
+      if (r === ROUNDS) out.push(`  one-endpoint change, last round by phase (ms): ${JSON.stringify(sc.lastTiming)}`);
+      cfg = { ...next, clusters: next.clusters.map((c, i) => (i < 100 ? changed[i] : c)) };
       hundred.push(await timed(() => sc.reload(cfg)));
+      if (r === ROUNDS) out.push(`  100-cluster change, last round by phase (ms): ${JSON.stringify(sc.lastTiming)}`);
+      // As a SIGHUP: the whole file parsed again (every object new), one endpoint changed.
+      const parsed = parseConfig(doc(N, (i) => (i === 17 ? 50000 + r : i < 100 ? 40000 + r : 20000 + (i % 40000))));
+      oneParsed.push(await timed(() => sc.reload(parsed)));
+      cfg = parsed;
     }
     gc();
     out.push(`apply one-endpoint change: ${median(one).toFixed(0)} ms (median of ${ROUNDS}; ${one.map((x) => x.toFixed(0)).join(', ')})`);
     out.push(`apply 100-cluster change: ${median(hundred).toFixed(0)} ms (median of ${ROUNDS}; ${hundred.map((x) => x.toFixed(0)).join(', ')})`);
+    out.push(`apply one-endpoint change as a SIGHUP (whole file parsed anew): ${median(oneParsed).toFixed(0)} ms (median of ${ROUNDS}; ${oneParsed.map((x) => x.toFixed(0)).join(', ')})`);
     out.push(`RSS after the changes: ${rssMiB()} MiB`);
     // The main thread's parts alone, on the full config.
     const tCheck = await timed(() => void checkBuild(cfg));
     const tVersions = await timed(() => void versionResources(2, cfg, { config: cfg, versions: versionResources(1, cfg) }));
     const tClone = await timed(() => void clone({ config: cfg }));
-    out.push(`main thread alone: full check build ${tCheck.toFixed(0)} ms, versions ${tVersions.toFixed(0)} ms (twice the canonical forms), clone of the config ${tClone.toFixed(0)} ms`);
+    out.push(`main thread alone: full check build ${tCheck.toFixed(0)} ms, versions ${tVersions.toFixed(0)} ms (forms cached per object), clone of the config ${tClone.toFixed(0)} ms`);
   } finally {
     await sc.stop();
   }

@@ -19,7 +19,8 @@ import { applyHostileTrafficConfig } from '../overload/manager';
 import { bindRouteStats, drainHistograms } from '../http/route-stats';
 import { closeLogs, createLogger, type AccessLogWriter } from '../log';
 import { AccessLogCache } from './access-logs';
-import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
+import { applyDelta, isDelta } from './delta';
+import type { ConfigDelta, ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
 import { buildSnapshot, discardSnapshot, type Snapshot } from './snapshot';
 import '../extensions';
 
@@ -73,6 +74,12 @@ function prepare(version: number, config: OutriggerConfig, versions: ResourceVer
   bindRouteStats(counters, layout.routes);
   prepared = buildSnapshot(version, config, versions, { counters, layout, manager: clusters, accessLogFor }, running);
   return prepared;
+}
+
+/** A delta's config: the running one with the delta applied (src/worker/delta.ts). */
+function onRunning(d: ConfigDelta): OutriggerConfig {
+  if (running === undefined) throw new Error('config delta without a running version');
+  return applyDelta(running.config, running.version, d);
 }
 
 /** Abort: drops the prepared snapshot, keeps the running one. */
@@ -259,7 +266,8 @@ port.on('message', (m: MainToWorker) => {
     case 'prepare':
       drainTimeMs = m.drainTimeMs;
       try {
-        const snap = prepare(m.version, m.config, m.versions, m.layout);
+        const config = isDelta(m.config) ? onRunning(m.config) : m.config;
+        const snap = prepare(m.version, config, m.versions, m.layout);
         log.debug({ version: m.version, rebuilt: snap.rebuilt }, 'config snapshot prepared');
         send({ type: 'prepared', version: m.version, rebuilt: snap.rebuilt });
       } catch (e) {
