@@ -3,8 +3,10 @@
  * balancer, the stats slot base, circuit breakers shared by every worker, and the registry
  * of every upstream connection pool (per cluster, per host, per protocol).
  *
- * A config snapshot builds a new ClusterManager from the previous one. Host objects are kept
- * by address (a weight change updates them in place), so their pools survive; pools of a
+ * A config snapshot prepares new Cluster objects beside the running ones (prepareCluster) and
+ * installs them on commit. Host objects are kept by address, so their pools survive; a weight
+ * change is written into the shared Host only when its cluster is installed (activate), so a
+ * version prepared and then aborted leaves the running hosts as they were; pools of a
  * host or cluster that went away — or of a cluster whose connection settings changed — are
  * drained (in-flight requests finish, then their connections close). Live sessions keep the
  * Cluster objects they already hold.
