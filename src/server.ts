@@ -99,7 +99,7 @@ export class Sidecar {
 
   constructor(private readonly opts: SidecarOptions) {
     this.config = opts.config;
-    this.versions = versionResources(1, opts.config);
+    this.versions = versionResources(1, opts.config, undefined, (f) => (this.forms = f));
     const server = this.config.servers[0];
     const level = opts.logLevel ?? server?.defaultLogLevel ?? 'info';
     this.log = createLogger({ level, path: server?.defaultLogPath ?? 'stdout', name: 'main' });

@@ -33,9 +33,7 @@ export function retireChains(current: ListenerRuntime, replaced: readonly Listen
     if (c.tls !== null && !liveTls.has(c.tls)) c.tls.close(); // live TLS connections keep their context
     for (const st of c.built.stages) st.factory.onDrain?.();
   }
-  let any = false;
-  for (const t of tracked.values()) if (t.chain !== null && retired.has(t.chain)) any = true;
-  if (!any) return;
+  // Also for connections still in a listener filter under the old runtime: they reach a retired chain later.
   const timer = setTimeout(() => {
     for (const t of tracked.values()) if (t.chain !== null && retired.has(t.chain)) t.outer.destroy();
   }, drainMs);

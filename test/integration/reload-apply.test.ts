@@ -228,3 +228,48 @@ test('filter chains versioned one by one: an added chain or a route change leave
     await b.close();
   }
 });
+
+test('a TCP connection of a changed chain is closed after the drain time (TCP has no goodbye), not before', { timeout: 60_000 }, async () => {
+  const a = await backend('a');
+  const b = await backend('b');
+  const echo = net.createServer((s) => s.pipe(s));
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+  const echoPort = (echo.address() as net.AddressInfo).port;
+  const withTcp = (match: boolean): Record<string, unknown> => {
+    const c = config(a, b, { drain: '1500ms' }) as { servers: { listeners: unknown[] }[]; cluster_manager: { clusters: unknown[] } };
+    c.servers[0]!.listeners.push({
+      name: 'tcp',
+      address: '127.0.0.1:0',
+      bind_port: true,
+      filter_chains: [{ ...(match ? { filter_chain_match: { source_prefix_ranges: [{ address_prefix: '127.0.0.0', prefix_len: 8 }] } } : {}), filters: [{ type: 'tcp_proxy', config: { cluster: 'echo' } }] }],
+    });
+    c.cluster_manager.clusters.push({ name: 'echo', type: 'SIMPLE', lb_type: 'LB_ROUNDROBIN', hosts: [{ address: `127.0.0.1:${echoPort}` }] });
+    return c;
+  };
+  const sc = await startSidecar(withTcp(false));
+  try {
+    const s = net.connect({ host: '127.0.0.1', port: sc.ports.get('tcp')! });
+    await new Promise<void>((r) => s.once('connect', () => r()));
+    s.write('ping');
+    await new Promise<void>((r) => s.once('data', () => r()));
+    let closedAt = 0;
+    s.on('close', () => (closedAt = Date.now()));
+    s.on('error', () => {});
+    const t0 = Date.now();
+    await reload(sc, withTcp(true), /"msg":"config reloaded"/);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(closedAt, 0, 'still open within the drain time');
+    s.write('pong');
+    await new Promise<void>((r) => s.once('data', () => r()));
+    while (closedAt === 0) {
+      assert.ok(Date.now() - t0 < 8000, 'not closed after the drain time');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(closedAt - t0 >= 1400, `closed after ${closedAt - t0} ms, before the drain time`);
+  } finally {
+    await sc.terminate();
+    echo.close();
+    await a.close();
+    await b.close();
+  }
+});
