@@ -3,8 +3,10 @@
  * balancer, the stats slot base, circuit breakers shared by every worker, and the registry
  * of every upstream connection pool (per cluster, per host, per protocol).
  *
- * A config snapshot builds a new ClusterManager from the previous one. Host objects are kept
- * by address (a weight change updates them in place), so their pools survive; pools of a
+ * A config snapshot prepares new Cluster objects beside the running ones (prepareCluster) and
+ * installs them on commit. Host objects are kept by address, so their pools survive; a weight
+ * change is written into the shared Host only when its cluster is installed (activate), so a
+ * version prepared and then aborted leaves the running hosts as they were; pools of a
  * host or cluster that went away — or of a cluster whose connection settings changed — are
  * drained (in-flight requests finish, then their connections close). Live sessions keep the
  * Cluster objects they already hold.
@@ -36,6 +38,11 @@ export const HTTP1_ALPN: readonly string[] = Object.freeze(['http/1.1']);
 export interface HostSet {
   readonly hosts: readonly Host[];
   readonly lb: LoadBalancer;
+  /**
+   * The weight of each host in this set (`hosts[i]` gets `weights[i]`). Hosts are shared with
+   * the running set, so a set built for a prepared snapshot writes them only on activate().
+   */
+  readonly weights: readonly number[];
 }
 
 /** Breaker cells of clusters built without shared ones (tests, bench peers): this thread only. */
@@ -74,7 +81,9 @@ export class Cluster {
     breakers?: BreakerCells,
   ) {
     this.name = config.name;
+    // Hosts of `previous` are shared, not touched: their weights change on activate() (commit).
     this.set = buildHostSet(config, previous !== undefined ? previous.hosts : [], null);
+    if (previous === undefined) activateSet(this.set);
     this.connectTimeoutMs = config.connectTimeoutMs;
     this.bufferLimit = config.connBufferLimitBytes;
     const cb = config.circuitBreakers;
@@ -113,9 +122,19 @@ export class Cluster {
   updateHosts(hosts: readonly HostConfig[]): void {
     const removed: Host[] = [];
     this.set = buildHostSet({ ...this.config, hosts }, this.set.hosts, removed);
+    activateSet(this.set);
     for (const h of removed) drainHostPools(h);
     const retls = this.transport.setHosts(hosts); // hosts whose TLS changed: their connections are made anew
     if (retls.size > 0) for (const h of this.set.hosts) if (retls.has(h.address)) drainHostPools(h);
+  }
+
+  /**
+   * This cluster becomes the running one (a commit installed it, or a rollback installed it
+   * again): its hosts take the weights of its config. Until then a prepared cluster shares its
+   * hosts with the running one without changing them, so an aborted version leaves no trace.
+   */
+  activate(): void {
+    activateSet(this.set);
   }
 
   // ---- pool registry (per host, per protocol key)
@@ -353,13 +372,14 @@ function drainHostPools(h: Host): void {
 }
 
 /**
- * The host set for `config`: hosts of `previous` kept by address (weight updated in place),
- * new ones created; hosts of `previous` that are gone are appended to `removed` when given.
+ * The host set for `config`: hosts of `previous` kept by address (their weights are written
+ * by activateSet, not here), new ones created; hosts of `previous` that are gone are appended
+ * to `removed` when given.
  */
 function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed: Host[] | null): HostSet {
   if (config.lbType === 'LB_ORIGINAL_DST') {
     const o = config.originalDstLb ?? { headerName: '', replaceLocal: false, cleanupIntervalMs: ORIGINAL_DST_CLEANUP_MS };
-    return { hosts: Object.freeze([]), lb: new OriginalDstLb(o, drainHostPools) }; // hosts made on demand
+    return { hosts: Object.freeze([]), lb: new OriginalDstLb(o, drainHostPools), weights: Object.freeze([]) }; // hosts made on demand
   }
   const old = new Map<string, Host>();
   for (const h of previous) old.set(h.address, h);
@@ -367,12 +387,16 @@ function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed:
     const h = old.get(hostAddress(hc));
     if (h === undefined) return new Host(hc, config.name);
     old.delete(h.address);
-    h.weight = hc.weight;
     return h;
   });
   if (removed !== null) for (const h of old.values()) removed.push(h);
   const lbOpts = { panicThreshold: config.panicThreshold, slowStart: config.slowStart };
-  return { hosts: Object.freeze(hosts), lb: createLoadBalancer(config.lbType, hosts, lbOpts) };
+  return { hosts: Object.freeze(hosts), lb: createLoadBalancer(config.lbType, hosts, lbOpts), weights: Object.freeze(config.hosts.map((hc) => hc.weight)) };
+}
+
+/** Writes a host set's weights into its (shared) hosts. */
+function activateSet(set: HostSet): void {
+  for (let i = 0; i < set.hosts.length; i++) set.hosts[i].weight = set.weights[i];
 }
 
 /** Whether connections made for `a` can serve `b` (same TLS, timeouts and buffer limits). */
@@ -395,7 +419,9 @@ export class ClusterManager {
     for (const c of configs) {
       const base = bases[c.name];
       if (base === undefined) throw new Error(`stats layout has no slot for cluster ${c.name}`);
-      next.set(c.name, new Cluster(c, counters, base, previous?.get(c.name), breakers));
+      const built = new Cluster(c, counters, base, previous?.get(c.name), breakers);
+      built.activate();
+      next.set(c.name, built);
     }
     if (previous) retire(previous.clusters, next);
     this.clusters = next;
@@ -424,6 +450,7 @@ export class ClusterManager {
    * watching their files, and the pools of removed clusters and hosts are drained.
    */
   install(next: Map<string, Cluster>): void {
+    for (const [name, c] of next) if (this.clusters.get(name) !== c) c.activate();
     retire(this.clusters, next);
     this.clusters = next;
   }
