@@ -1,0 +1,246 @@
+/**
+ * The ADS client and the resource store against the test ADS server (test/helpers/ads-server.ts),
+ * both protocol variants: subscriptions, nonces, ACK/NACK with error_detail, warming, a reload
+ * the server refuses, coalescing, reconnects. The proxy itself is replaced by a recorder of the
+ * configs handed to Server.reload() (the traffic tests are in xds-traffic.test.ts).
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import type { OutriggerConfig } from '../../src/config/types';
+import { XdsClient } from '../../src/xds/client';
+import { XdsStore } from '../../src/xds/store';
+import { TYPE_URL } from '../../src/xds/types';
+import { istioNode } from '../../src/xds/node';
+import { AdsServer, type RecordedRequest } from '../helpers/ads-server';
+import { edsCluster, endpoints, httpListener, routeConfig, standInTranslator, staticCluster } from '../helpers/xds-resources';
+
+const BASE: OutriggerConfig = {
+  servers: [{ defaultLogPath: 'stdout', defaultLogLevel: 'warn', processor: 1, gracefulTimeoutMs: 1000, listeners: [], routers: [] }],
+  clusters: [],
+  admin: { address: { host: '127.0.0.1', port: 0 } },
+  raw: {},
+};
+
+const quiet = { info: () => undefined, warn: () => undefined, debug: () => undefined };
+
+interface Harness {
+  readonly server: AdsServer;
+  readonly store: XdsStore;
+  readonly client: XdsClient;
+  /** Every config applied, in order. */
+  readonly applied: OutriggerConfig[];
+  /** Make the next apply fail with this message. */
+  failNext: string | undefined;
+  close(): Promise<void>;
+}
+
+async function harness(delta: boolean, opts: { coalesceMs?: number; server?: AdsServer } = {}): Promise<Harness> {
+  const server = opts.server ?? (await AdsServer.start());
+  const h: Harness = {
+    server, applied: [], failNext: undefined,
+    store: undefined as unknown as XdsStore, client: undefined as unknown as XdsClient,
+    async close() {
+      h.client.close();
+      h.store.close();
+      await server.stop();
+    },
+  };
+  const store = new XdsStore({
+    base: BASE, translator: standInTranslator, log: quiet, coalesceMs: opts.coalesceMs,
+    apply: async (c) => {
+      if (h.failNext !== undefined) {
+        const m = h.failNext;
+        h.failNext = undefined;
+        throw new Error(m);
+      }
+      h.applied.push(c);
+    },
+  });
+  const client = new XdsClient({
+    target: `127.0.0.1:${server.port}`, delta, node: istioNode({ ip: '10.1.2.3', podName: 'p1', namespace: 'ns1' }), setNodeOnFirstMessageOnly: true,
+    store, log: quiet, initialBackoffMs: 50, maxBackoffMs: 200,
+  });
+  Object.assign(h, { store, client });
+  client.start();
+  return h;
+}
+
+const last = (h: Harness): OutriggerConfig | undefined => h.applied[h.applied.length - 1];
+const clusterNames = (c: OutriggerConfig | undefined): string[] => (c?.clusters ?? []).map((x) => x.name);
+const listenerNames = (c: OutriggerConfig | undefined): string[] => (c?.servers[0]?.listeners ?? []).map((x) => x.name);
+
+/** The ACK or NACK answering the last response the server sent for `kind`. */
+function answerTo(h: Harness, kind: keyof typeof TYPE_URL, from = 0): Promise<RecordedRequest> {
+  const nonce = h.server.lastNonce(kind);
+  assert.notEqual(nonce, '', `a ${kind} response was sent`);
+  return h.server.waitFor((r) => r.kind === kind && r.nonce === nonce, 10_000, from);
+}
+
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+for (const delta of [false, true]) {
+  const mode = delta ? 'delta' : 'SotW';
+
+  test(`${mode}: wildcard CDS/LDS with the Istio node on the first request only; EDS/RDS by name; warming; ACKs`, async () => {
+    const h = await harness(delta);
+    try {
+      const s = h.server;
+      const cds = await s.waitFor((r) => r.kind === 'cluster');
+      const first = s.requests[0]!;
+      const node = (first.sotw ?? first.delta)!.node as { id: string; metadata: { fields: Record<string, { stringValue?: string }> } };
+      assert.equal(node.id, 'sidecar~10.1.2.3~p1.ns1~ns1.svc.cluster.local');
+      assert.equal(node.metadata.fields['INSTANCE_IPS']!.stringValue, '10.1.2.3');
+      assert.ok(node.metadata.fields['ISTIO_VERSION']!.stringValue);
+      assert.deepEqual(delta ? cds.delta!.resourceNamesSubscribe : cds.sotw!.resourceNames, [], 'CDS is a wildcard subscription');
+      await s.waitFor((r) => r.kind === 'listener');
+      for (const r of s.requests.slice(1)) assert.equal((r.sotw ?? r.delta)!.node ?? null, null, 'node only on the first message');
+
+      // A cluster without endpoints is not used: it waits for its ClusterLoadAssignment.
+      s.set('cluster', [edsCluster('outbound|80||a.ns1.svc.cluster.local')]);
+      const ackCds = await answerTo(h, 'cluster');
+      assert.equal(ackCds.error, undefined);
+      if (!delta) assert.equal(ackCds.sotw!.versionInfo, s.responses.find((x) => x.nonce === ackCds.nonce)!.version, 'ACK carries the version');
+      const edsSub = await s.waitFor((r) => r.kind === 'endpoints' && r.nonce === '');
+      assert.deepEqual(delta ? edsSub.delta!.resourceNamesSubscribe : edsSub.sotw!.resourceNames, ['outbound|80||a.ns1.svc.cluster.local']);
+      assert.deepEqual(clusterNames(last(h)), [], 'the cluster warms until its endpoints arrive');
+
+      s.set('endpoints', [endpoints('outbound|80||a.ns1.svc.cluster.local', [9001, 9002])]);
+      assert.equal((await answerTo(h, 'endpoints')).error, undefined);
+      await until(() => clusterNames(last(h)).length === 1, 'the warm cluster');
+      assert.deepEqual(last(h)!.clusters[0]!.hosts.map((x) => x.address.port), [9001, 9002]);
+
+      // A listener waits for its route configuration.
+      s.set('listener', [httpListener('0.0.0.0_8080', 18080, '8080')]);
+      await answerTo(h, 'listener');
+      const rdsSub = await s.waitFor((r) => r.kind === 'route' && r.nonce === '');
+      assert.deepEqual(delta ? rdsSub.delta!.resourceNamesSubscribe : rdsSub.sotw!.resourceNames, ['8080']);
+      assert.deepEqual(listenerNames(last(h)), [], 'the listener warms until its routes arrive');
+      s.set('route', [routeConfig('8080', [{ prefix: '/', cluster: 'outbound|80||a.ns1.svc.cluster.local' }])]);
+      assert.equal((await answerTo(h, 'route')).error, undefined);
+      await until(() => listenerNames(last(h)).length === 1, 'the warm listener');
+      assert.deepEqual(last(h)!.servers[0]!.routers.map((r) => r.name), ['8080']);
+
+      // An endpoints push changes hosts only.
+      s.set('endpoints', [endpoints('outbound|80||a.ns1.svc.cluster.local', [9003])]);
+      await answerTo(h, 'endpoints');
+      await until(() => last(h)!.clusters[0]!.hosts[0]!.address.port === 9003, 'the new endpoints');
+      const dump = h.store.dump() as Record<string, { resources: { name: string; version: string }[]; version_info: string }>;
+      assert.equal(dump['endpoints']!.resources[0]!.name, 'outbound|80||a.ns1.svc.cluster.local');
+      assert.ok(dump['cluster']!.version_info !== '');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test(`${mode}: a bad resource is NACKed with error_detail naming it; traffic config stays; ${delta ? 'the good ones apply' : 'the whole response is rejected'}`, async () => {
+    const h = await harness(delta);
+    try {
+      const s = h.server;
+      await s.waitFor((r) => r.kind === 'listener');
+      s.set('cluster', [staticCluster('good', [9001])]);
+      const ack = await answerTo(h, 'cluster');
+      assert.equal(ack.error, undefined);
+      await until(() => clusterNames(last(h)).includes('good'), 'good');
+      const goodVersion = s.responses.find((x) => x.nonce === ack.nonce)!.version;
+      const reloads = h.applied.length;
+
+      s.set('cluster', [staticCluster('good', [9001]), staticCluster('good2', [9002]), { name: 'bad', type: 'LOGICAL_DNS', connect_timeout: '1s' }]);
+      const nack = await answerTo(h, 'cluster');
+      assert.ok(nack.error, 'NACK');
+      assert.match(nack.error!, /^bad: type: cluster type LOGICAL_DNS is not supported/);
+      if (!delta) assert.equal(nack.sotw!.versionInfo, goodVersion, 'a SotW NACK carries the previous version');
+      await new Promise((r) => setTimeout(r, 100));
+      if (delta) {
+        await until(() => clusterNames(last(h)).includes('good2'), 'the good resource of the delta response');
+        assert.ok(!clusterNames(last(h)).includes('bad'));
+      } else {
+        assert.equal(h.applied.length, reloads, 'nothing of a rejected SotW response is applied');
+        assert.deepEqual(clusterNames(last(h)), ['good']);
+      }
+      const dump = h.store.dump() as Record<string, { last_nack: { detail: string } | null }>;
+      assert.match(dump['cluster']!.last_nack!.detail, /bad: type/);
+
+      // The next good push is ACKed again.
+      s.set('cluster', [staticCluster('good', [9001]), staticCluster('good3', [9003])]);
+      const ack2 = await answerTo(h, 'cluster');
+      assert.equal(ack2.error, undefined);
+      await until(() => clusterNames(last(h)).includes('good3'), 'good3');
+      assert.ok(!clusterNames(last(h)).includes('good2'), 'removed by the new state');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test(`${mode}: a config the server refuses is NACKed with its message and not kept`, async () => {
+    const h = await harness(delta);
+    try {
+      const s = h.server;
+      await s.waitFor((r) => r.kind === 'listener');
+      s.set('cluster', [staticCluster('a', [9001])]);
+      await answerTo(h, 'cluster');
+      await until(() => clusterNames(last(h)).includes('a'), 'a');
+      h.failNext = 'listener x: address change needs a restart';
+      s.set('cluster', [staticCluster('a', [9001]), staticCluster('b', [9002])]);
+      const nack = await answerTo(h, 'cluster');
+      assert.match(nack.error ?? '', /the assembled config was refused: listener x: address change needs a restart/);
+      assert.deepEqual(clusterNames(last(h)), ['a']);
+      assert.deepEqual(Object.keys(h.store.acceptedVersions('cluster')), ['a'], 'the refused update is not accepted');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test(`${mode}: the control plane restarts mid-stream; the client reconnects with what it holds and converges`, async () => {
+    const h = await harness(delta);
+    try {
+      const s = h.server;
+      await s.waitFor((r) => r.kind === 'listener');
+      s.set('cluster', [edsCluster('c1')]);
+      await answerTo(h, 'cluster');
+      s.set('endpoints', [endpoints('c1', [9001])]);
+      await answerTo(h, 'endpoints');
+      await until(() => clusterNames(last(h)).includes('c1'), 'c1');
+      const cdsVersion = s.responses.filter((x) => x.kind === 'cluster').pop()!.version;
+      const from = s.requests.length;
+      await s.restart(200);
+      const again = await s.waitFor((r) => r.kind === 'cluster' && r.nonce === '', 10_000, from);
+      assert.ok(again.stream > 1, 'a new stream');
+      if (delta) assert.deepEqual(again.delta!.initialResourceVersions, { c1: cdsVersion }, 'delta: initial_resource_versions');
+      else assert.equal(again.sotw!.versionInfo, cdsVersion, 'SotW: the last accepted version');
+      assert.ok((again.sotw ?? again.delta)!.node, 'the node again on the new stream');
+      const eds = await s.waitFor((r) => r.kind === 'endpoints' && r.nonce === '', 10_000, from);
+      assert.deepEqual(delta ? eds.delta!.resourceNamesSubscribe : eds.sotw!.resourceNames, ['c1']);
+      // Converges on what the control plane now holds.
+      s.set('endpoints', [endpoints('c1', [9005])]);
+      await until(() => last(h)!.clusters.find((c) => c.name === 'c1')?.hosts[0]?.address.port === 9005, 'converged endpoints');
+    } finally {
+      await h.close();
+    }
+  });
+}
+
+test('a burst of updates is applied by fewer reloads than updates (coalescing)', async () => {
+  const h = await harness(false, { coalesceMs: 50 });
+  try {
+    const s = h.server;
+    await s.waitFor((r) => r.kind === 'listener');
+    s.set('cluster', [staticCluster('a', [9000])]);
+    await until(() => clusterNames(last(h)).includes('a'), 'a');
+    const before = h.applied.length;
+    for (let i = 1; i <= 20; i++) s.set('cluster', [staticCluster('a', [9000 + i])]);
+    await until(() => last(h)!.clusters[0]!.hosts[0]!.address.port === 9020, 'the last update');
+    await answerTo(h, 'cluster');
+    const reloads = h.applied.length - before;
+    assert.ok(reloads < 20, `${reloads} reloads for 20 updates`);
+    const acks = s.requests.filter((r) => r.kind === 'cluster' && r.nonce !== '' && r.error === undefined).length;
+    assert.ok(acks >= 21, 'every response is still ACKed');
+  } finally {
+    await h.close();
+  }
+});
