@@ -8,7 +8,7 @@ import { parseCidr, parsePortList } from './values';
 
 // ---------------------------------------------------------------------------------------------
 
-function standaloneContext(issues: IssueCollector, listenerName = ''): FilterValidationContext {
+export function standaloneContext(issues: IssueCollector, listenerName = ''): FilterValidationContext {
   return {
     issues,
     error: (p, m) => issues.error(p, m),

@@ -1,0 +1,261 @@
+/**
+ * Cluster -> ClusterConfig (by way of a MOSN-shaped cluster run through the MOSN cluster_manager
+ * parser) and ClusterLoadAssignment -> hosts.
+ *
+ * Host weights: locality weight × endpoint weight (absent = 1), as the contract says; when the
+ * largest product exceeds the config model's 1..128 range (MOSN's), all weights are scaled by one
+ * factor (ratios kept, each at least 1).
+ */
+import * as net from 'node:net';
+import { parseClusterManager } from '../../config/clusters';
+import { ConfigObject, type ParseState } from '../../config/reader';
+import { DEFAULTS } from '../../config/defaults';
+import type { ClusterConfig, HostConfig, TlsContextConfig } from '../../config/types';
+import type { TranslatedCluster, TranslatedEndpoints, TranslationContext, XdsMessage } from '../types';
+import { transportSocket } from './tls';
+import { checkFields, durationMs, goDuration, join, list, msg, str, Tx, wrappedNum, type Msg } from './util';
+
+const LB_POLICIES: Readonly<Record<string, string>> = {
+  ROUND_ROBIN: 'LB_WEIGHTED_ROUNDROBIN', // Envoy's round robin honors host weights
+  LEAST_REQUEST: 'LB_LEAST_REQUEST',
+  RANDOM: 'LB_RANDOM',
+};
+
+const HTTP_OPTIONS_TYPE = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
+/** socket_address -> host:port ('' host = not an IP literal when `ipOnly`). */
+export function socketAddress(tx: Tx, addr: Msg | undefined, path: string, ipOnly: boolean): { host: string; port: number } {
+  if (addr === undefined) return tx.fail(path, 'is required');
+  checkFields(tx, addr, path, { ok: ['socketAddress'], nack: { pipe: 'unix socket addresses are not supported', envoyInternalAddress: 'internal listeners are not supported' } });
+  const sa = msg(addr.socketAddress);
+  const sp = join(path, 'socketAddress');
+  if (sa === undefined) return tx.fail(sp, 'is required');
+  checkFields(tx, sa, sp, { ok: ['address', 'portValue', 'protocol', 'ipv4Compat'], nack: { namedPort: 'named ports are not supported', resolverName: 'custom resolvers are not supported' } });
+  if (str(sa.protocol) === 'UDP') tx.fail(join(sp, 'protocol'), 'UDP is not supported');
+  const host = str(sa.address);
+  if (host === '') tx.fail(join(sp, 'address'), 'is required');
+  if (ipOnly && net.isIP(host) === 0) tx.fail(join(sp, 'address'), `${JSON.stringify(host)} is not an IP address`);
+  const port = typeof sa.portValue === 'number' ? sa.portValue : 0;
+  return { host, port };
+}
+
+/** Scales weights into the model's 1..128 keeping their ratios. */
+function scaleWeights(ws: number[]): number[] {
+  const max = Math.max(0, ...ws);
+  if (max <= DEFAULTS.maxHostWeight) return ws.map((w) => Math.max(DEFAULTS.minHostWeight, w));
+  return ws.map((w) => Math.max(DEFAULTS.minHostWeight, Math.round((w * DEFAULTS.maxHostWeight) / max)));
+}
+
+const DROPPED_HEALTH = new Set(['UNHEALTHY', 'DRAINING', 'TIMEOUT']);
+
+/** locality_lb_endpoints -> hosts of the first priority level that has any usable host. */
+function hostsOf(tx: Tx, localities: Msg[], path: string): HostConfig[] {
+  const byPriority = new Map<number, { addr: { host: string; port: number }; weight: number; hostname?: string }[]>();
+  localities.forEach((loc, i) => {
+    const lp = join(path, i);
+    checkFields(tx, loc, lp, {
+      ok: ['locality', 'lbEndpoints', 'loadBalancingWeight', 'priority', 'metadata'],
+      warn: { proximity: 'not used; ignored' },
+      nack: { ledsClusterLocalityConfig: 'LEDS is not supported' },
+    });
+    const lw = wrappedNum(loc.loadBalancingWeight) ?? 1;
+    const prio = typeof loc.priority === 'number' ? loc.priority : 0;
+    const level = byPriority.get(prio) ?? [];
+    byPriority.set(prio, level);
+    list(loc.lbEndpoints).forEach((e, j) => {
+      const ep = join(join(lp, 'lbEndpoints'), j);
+      checkFields(tx, e, ep, { ok: ['endpoint', 'healthStatus', 'metadata', 'loadBalancingWeight'], nack: { endpointName: 'named endpoints are not supported' } });
+      if (DROPPED_HEALTH.has(str(e.healthStatus))) return;
+      const end = msg(e.endpoint);
+      if (end === undefined) tx.fail(join(ep, 'endpoint'), 'is required');
+      checkFields(tx, end, join(ep, 'endpoint'), {
+        ok: ['address', 'hostname', 'healthCheckConfig'],
+        nack: { additionalAddresses: 'additional endpoint addresses are not supported' },
+      });
+      const addr = socketAddress(tx, msg(end.address), join(ep, 'endpoint.address'), true);
+      if (addr.port < 1 || addr.port > 65535) tx.fail(join(ep, 'endpoint.address.socketAddress.portValue'), `${addr.port} is not a port`);
+      const ew = wrappedNum(e.loadBalancingWeight) ?? 1;
+      const hostname = str(end.hostname);
+      level.push({ addr, weight: lw * ew, ...(hostname !== '' ? { hostname } : {}) });
+    });
+  });
+  const prios = [...byPriority.keys()].sort((a, b) => a - b);
+  const first = prios.find((p) => (byPriority.get(p) ?? []).length > 0);
+  if (first === undefined) return [];
+  if (prios.some((p) => p > first && (byPriority.get(p) ?? []).length > 0)) {
+    tx.warn(path, `hosts of priority levels above ${first} are not used (no priority failover; only the first level with usable hosts serves)`);
+  }
+  const level = byPriority.get(first) ?? [];
+  const ws = scaleWeights(level.map((h) => h.weight));
+  return level.map((h, i) => ({
+    address: { host: h.addr.host, port: h.addr.port }, weight: ws[i],
+    ...(h.hostname !== undefined ? { hostname: h.hostname } : {}),
+  }));
+}
+
+export function translateEndpoints(m: XdsMessage, ctx: TranslationContext): TranslatedEndpoints {
+  const name = str(m.clusterName);
+  const tx = new Tx(name || '(unnamed cluster load assignment)', ctx);
+  if (name === '') tx.fail('clusterName', 'is required');
+  checkFields(tx, m, '', { ok: ['clusterName', 'endpoints', 'policy'], nack: { namedEndpoints: 'named endpoints are not supported' } });
+  const pol = msg(m.policy);
+  if (pol !== undefined) {
+    checkFields(tx, pol, 'policy', {
+      ok: ['overprovisioningFactor', 'weightedPriorityHealth'],
+      warn: { dropOverloads: 'drop_overloads is not supported; no request is dropped', endpointStaleAfter: 'not supported; ignored' },
+    });
+  }
+  return { name, hosts: hostsOf(tx, list(m.endpoints), 'endpoints') };
+}
+
+function httpProtocolOptions(tx: Tx, m: Msg, path: string, mosn: Record<string, unknown>): void {
+  checkFields(tx, m, path, {
+    ok: ['commonHttpProtocolOptions', 'explicitHttpConfig', 'useDownstreamProtocolConfig', 'autoConfig'],
+    warn: { upstreamHttpProtocolOptions: 'not supported; ignored', httpFilters: 'upstream HTTP filters are not supported; ignored', headerValidationConfig: 'not supported; ignored' },
+  });
+  if (m.explicitHttpConfig !== undefined || m.autoConfig !== undefined) {
+    tx.warn(path, 'the upstream HTTP version follows the listener\'s proxy config (upstream_protocol), not the cluster');
+  }
+  const c = msg(m.commonHttpProtocolOptions);
+  if (c !== undefined) {
+    const cp = join(path, 'commonHttpProtocolOptions');
+    checkFields(tx, c, cp, {
+      ok: ['maxRequestsPerConnection'],
+      warn: {
+        idleTimeout: 'upstream idle timeout is not supported; ignored', maxConnectionDuration: 'not supported; ignored',
+        maxHeadersCount: 'not supported; ignored', maxStreamDuration: 'not supported; ignored',
+        headersWithUnderscoresAction: 'not supported; ignored', maxResponseHeadersKb: 'not supported; ignored',
+      },
+    });
+    const n = wrappedNum(c.maxRequestsPerConnection);
+    if (n !== undefined) mosn.max_request_per_conn = n;
+  }
+}
+
+function circuitBreakers(tx: Tx, m: Msg, path: string): Record<string, unknown>[] {
+  checkFields(tx, m, path, { ok: ['thresholds'], warn: { perHostThresholds: 'per-host thresholds are not supported; ignored' } });
+  const ts = list(m.thresholds);
+  const def = ts.filter((t) => str(t.priority) === '' || str(t.priority) === 'DEFAULT');
+  if (ts.length > def.length) tx.warn(join(path, 'thresholds'), 'HIGH priority thresholds are not used (no request priorities)');
+  const t = def[0];
+  if (t === undefined) return [];
+  const tp = join(join(path, 'thresholds'), ts.indexOf(t));
+  checkFields(tx, t, tp, {
+    ok: ['priority', 'maxConnections', 'maxPendingRequests', 'maxRequests', 'maxRetries', 'trackRemaining'],
+    warn: { retryBudget: 'retry budgets from CDS are not supported; max_retries applies', maxConnectionPools: 'not supported; ignored' },
+  });
+  const out: Record<string, unknown> = {};
+  const set = (k: string, v: unknown): void => {
+    const n = wrappedNum(v);
+    if (n !== undefined) out[k] = n;
+  };
+  set('max_connections', t.maxConnections);
+  set('max_pending_requests', t.maxPendingRequests);
+  set('max_requests', t.maxRequests);
+  set('max_retries', t.maxRetries);
+  return [out];
+}
+
+export function translateCluster(m: XdsMessage, ctx: TranslationContext): TranslatedCluster {
+  const name = str(m.name);
+  const tx = new Tx(name || '(unnamed cluster)', ctx);
+  if (name === '') tx.fail('name', 'is required');
+  checkFields(tx, m, '', {
+    ok: ['name', 'type', 'edsClusterConfig', 'connectTimeout', 'lbPolicy', 'loadAssignment', 'circuitBreakers', 'maxRequestsPerConnection',
+      'typedExtensionProtocolOptions', 'transportSocket', 'perConnectionBufferLimitBytes', 'metadata', 'altStatName', 'commonLbConfig',
+      'cleanupInterval', 'respectDnsTtl', 'dnsRefreshRate', 'dnsLookupFamily', 'ignoreHealthOnHostRemoval', 'trackClusterStats', 'protocolSelection'],
+    warn: {
+      healthChecks: 'health checking from CDS is not supported yet (issue owner: resilience); every endpoint is used',
+      outlierDetection: 'outlier detection from CDS is not supported yet (issue owner: resilience); ignored',
+      upstreamConnectionOptions: 'TCP keepalive settings are not supported; ignored',
+      commonHttpProtocolOptions: 'deprecated; not supported; ignored',
+      http2ProtocolOptions: 'the upstream HTTP version follows the listener\'s proxy config; ignored',
+      httpProtocolOptions: 'not supported; ignored',
+      closeConnectionsOnHostHealthFailure: 'not supported; ignored',
+      connectionPoolPerDownstreamConnection: 'not supported; ignored',
+      preconnectPolicy: 'not supported; ignored',
+      lrsServer: 'load reporting is not supported; ignored',
+      dnsResolvers: 'DNS settings only apply to DNS clusters; ignored',
+      typedDnsResolverConfig: 'DNS settings only apply to DNS clusters; ignored',
+      waitForWarmOnInit: 'ignored (clusters always wait for their endpoints)',
+    },
+    nack: {
+      clusterType: 'custom cluster types are not supported',
+      lbSubsetConfig: 'subset load balancing is not supported',
+      ringHashLbConfig: 'consistent hashing (RING_HASH) is not supported',
+      maglevLbConfig: 'consistent hashing (MAGLEV) is not supported',
+      originalDstLbConfig: 'original-destination load balancer options are not supported',
+      leastRequestLbConfig: 'least-request options are not supported',
+      roundRobinLbConfig: 'round-robin options (slow start) are not supported',
+      loadBalancingPolicy: 'load balancing policy extensions are not supported',
+      transportSocketMatches: 'per-endpoint transport sockets (Istio tlsMode: mTLS to sidecar endpoints, plaintext to others) are not supported',
+      upstreamBindConfig: 'binding upstream connections to a source address is not supported',
+      filters: 'upstream network filters are not supported',
+    },
+  });
+  const type = str(m.type) || 'STATIC';
+  let edsName: string | undefined;
+  if (type === 'EDS') {
+    const eds = msg(m.edsClusterConfig);
+    edsName = str(eds?.serviceName) || name;
+  } else if (type === 'ORIGINAL_DST') {
+    tx.fail('type', 'ORIGINAL_DST clusters need original-destination support in the config model (ClusterConfig.type, branch `transparent`), not merged yet');
+  } else if (type !== 'STATIC') {
+    tx.fail('type', `${type} clusters are not supported (STATIC and EDS)`);
+  }
+  const mosn: Record<string, unknown> = { name, type: 'SIMPLE' };
+  const lb = str(m.lbPolicy) || 'ROUND_ROBIN';
+  const lbType = LB_POLICIES[lb];
+  if (lbType === undefined) tx.fail('lbPolicy', `${lb} is not supported (ROUND_ROBIN, LEAST_REQUEST, RANDOM)`);
+  mosn.lb_type = lbType;
+  const ct = durationMs(m.connectTimeout);
+  if (ct !== undefined) {
+    if (ct <= 0) tx.fail('connectTimeout', 'must be greater than 0');
+    mosn.connect_timeout = goDuration(ct);
+  }
+  const mrpc = wrappedNum(m.maxRequestsPerConnection);
+  if (mrpc !== undefined) mosn.max_request_per_conn = mrpc;
+  const buf = wrappedNum(m.perConnectionBufferLimitBytes);
+  if (buf !== undefined) mosn.conn_buffer_limit_bytes = buf;
+  const cb = msg(m.circuitBreakers);
+  if (cb !== undefined) mosn.circuit_breakers = circuitBreakers(tx, cb, 'circuitBreakers');
+  const tepo = msg(m.typedExtensionProtocolOptions) ?? {};
+  for (const k of Object.keys(tepo)) {
+    const o = msg(tepo[k]);
+    const p = join('typedExtensionProtocolOptions', k);
+    if (o !== undefined && str(o['@type']).endsWith(HTTP_OPTIONS_TYPE)) httpProtocolOptions(tx, o, p, mosn);
+    else tx.warn(p, 'protocol options of this type are not supported; ignored');
+  }
+  const clb = msg(m.commonLbConfig);
+  if (clb !== undefined) {
+    checkFields(tx, clb, 'commonLbConfig', {
+      ok: ['localityWeightedLbConfig', 'healthyPanicThreshold'],
+      warn: { zoneAwareLbConfig: 'zone-aware routing is not supported; ignored', updateMergeWindow: 'ignored', ignoreNewHostsUntilFirstHc: 'ignored', closeConnectionsOnHostSetChange: 'ignored', consistentHashingLbConfig: 'ignored', overrideHostStatus: 'ignored' },
+      nack: { localityConfigSpecifier: 'not supported' },
+    });
+  }
+  let hosts: HostConfig[] = [];
+  if (type === 'STATIC') {
+    const la = msg(m.loadAssignment);
+    if (la !== undefined) hosts = translateEndpoints({ clusterName: name, ...la }, ctx).hosts.slice();
+    else tx.warn('loadAssignment', 'a STATIC cluster without load_assignment has no hosts');
+  } else if (m.loadAssignment !== undefined) {
+    tx.warn('loadAssignment', 'ignored on an EDS cluster (its endpoints come from EDS)');
+  }
+  const secrets: string[] = [];
+  let tlsContext: TlsContextConfig | undefined;
+  const ts = transportSocket(tx, msg(m.transportSocket), 'transportSocket', 'cluster');
+  if (ts !== undefined) {
+    tlsContext = ts.ctx;
+    secrets.push(...ts.secrets);
+  }
+  // The MOSN cluster_manager parser normalizes and validates (defaults, ranges, warnings).
+  const parsed = tx.mosn('', (issues) => {
+    const st: ParseState = { issues, clusterNames: new Map() };
+    const cm = new ConfigObject(issues, 'cluster_manager', { clusters: [{ ...mosn, hosts: [{ address: '127.0.0.1:1' }] }] });
+    return parseClusterManager(st, cm)[0];
+  });
+  if (parsed === undefined) return tx.fail('', 'cluster could not be translated');
+  const cluster: ClusterConfig = { ...parsed, hosts, ...(tlsContext !== undefined ? { tlsContext } : {}) };
+  return { name, cluster, ...(edsName !== undefined ? { edsName } : {}), deps: { routes: [], secrets, endpoints: edsName !== undefined ? [edsName] : [] } };
+}
