@@ -245,6 +245,12 @@ function anyFromJson(v: unknown, where: string): Record<string, unknown> {
   return { type_url: url, value: t.encode(t.fromObject(messageFromJson(t, inner, where))).finish() };
 }
 
+/** proto3 JSON names ("consecutive5xx") of fields protobufjs keeps as "consecutive_5xx". */
+function fieldByLooseName(t: protobuf.Type, key: string): protobuf.Field | undefined {
+  const loose = key.replace(/_/g, '').toLowerCase();
+  return t.fieldsArray.find((f) => f.name.replace(/_/g, '').toLowerCase() === loose);
+}
+
 function enumFromJson(e: protobuf.Enum, v: unknown, where: string): number {
   if (typeof v === 'number' && Number.isInteger(v)) return v;
   if (typeof v === 'string' && e.values[v] !== undefined) return e.values[v];
@@ -273,7 +279,7 @@ function messageFromJson(t: protobuf.Type, v: unknown, where: string): Record<st
   if (!isObject(v)) throw new Error(`${where}: ${t.fullName.slice(1)} must be an object`);
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(v)) {
-    const field = t.fields[camel(key)];
+    const field = t.fields[key] ?? t.fields[camel(key)] ?? fieldByLooseName(t, key);
     if (field === undefined) throw new Error(`${where}.${key}: no such field in ${t.fullName.slice(1)}`);
     field.resolve();
     const fv = v[key];

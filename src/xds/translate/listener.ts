@@ -36,6 +36,7 @@ import {
 const HCM = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const TCP_PROXY = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 const ROUTER = 'envoy.extensions.filters.http.router.v3.Router';
+const FAULT = 'envoy.extensions.filters.http.fault.v3.HTTPFault';
 const TYPED_STRUCTS = new Set(['udpa.type.v1.TypedStruct', 'xds.type.v3.TypedStruct']);
 
 /** Telemetry-only filters: skipped with a warning (they never change what is forwarded). */
@@ -155,6 +156,12 @@ function httpFilters(st: ListenerState, filters: Msg[], path: string): Record<st
       out.push({ type: reg, config: withoutType(tc) });
       return;
     }
+    if ((name === 'envoy.filters.http.fault' || t === FAULT) && tc !== undefined && tc.abort === undefined && tc.delay === undefined) {
+      // Istio always installs the fault filter; without abort or delay it does nothing (per-route
+      // fault configs are typed_per_filter_config, warned about on the routes).
+      tx.warn(p, 'fault filter without abort or delay has no effect; skipped');
+      return;
+    }
     if (f.isOptional === true) {
       tx.warn(p, `${JSON.stringify(name)} is not supported and marked is_optional; skipped`);
       return;
@@ -227,7 +234,10 @@ function httpConnectionManager(st: ListenerState, tc: Msg, path: string, chainIn
     st.routes.add(routerName);
   } else if (inline !== undefined) {
     routerName = str(inline.name) || `${st.name}/inline/${chainIndex}`;
-    st.routers.push(routeConfig(tx, inline, join(path, 'routeConfig'), routerName));
+    const rc = routeConfig(tx, inline, join(path, 'routeConfig'), routerName);
+    const same = st.routers.find((r) => r.name === routerName);
+    if (same === undefined) st.routers.push(rc);
+    else if (JSON.stringify(same) !== JSON.stringify(rc)) tx.fail(join(path, 'routeConfig.name'), `${JSON.stringify(routerName)} names two different inline route configurations`);
   } else {
     tx.fail(path, 'needs rds or route_config');
   }
@@ -429,8 +439,12 @@ function mergeHttpInspectorChains(tx: Tx, chains: ChainOut[]): ChainOut[] {
     if (!isHttpInspectorChain(c)) continue;
     const m = c.mosn.filter_chain_match as Record<string, unknown>;
     const k = keyWithoutHttpAlpn(m);
-    const sib = chains.find((o) => o !== c && !drop.has(o) && o.tls === undefined && !isHttpInspectorChain(o) && keyWithoutHttpAlpn(o.mosn.filter_chain_match as Record<string, unknown> | undefined) === k
+    const plainSibling = (o: ChainOut): boolean => o !== c && !drop.has(o) && o.tls === undefined && !isHttpInspectorChain(o);
+    const exact = chains.find((o) => plainSibling(o) && keyWithoutHttpAlpn(o.mosn.filter_chain_match as Record<string, unknown> | undefined) === k
       && strList((o.mosn.filter_chain_match as Record<string, unknown> | undefined)?.application_protocols).length === 0);
+    // Without a sibling of the same match, the catch-all chain (no match at all: Istio's
+    // PassthroughFilterChain) takes non-HTTP bytes, as it would in Envoy; it stays for TLS too.
+    const sib = exact ?? chains.find((o) => plainSibling(o) && o.mosn.filter_chain_match === undefined);
     const nm = { ...m };
     delete nm.application_protocols;
     c.mosn.filter_chain_match = nm;
@@ -442,7 +456,7 @@ function mergeHttpInspectorChains(tx: Tx, chains: ChainOut[]): ChainOut[] {
     c.http.get(0)!.fallback_for_unknown_protocol = true;
     c.mosn.filters = [...filters, ...(sib.mosn.filters as Record<string, unknown>[])];
     for (const [j, h] of sib.http) c.http.set(filters.length + j, h);
-    drop.add(sib);
+    if (sib === exact) drop.add(sib);
   }
   return chains.filter((c) => !drop.has(c));
 }
@@ -507,6 +521,12 @@ export function translateListener(m: XdsMessage, ctx: TranslationContext): Trans
   if (chains.length === 0) tx.fail('filterChains', 'at least one filter chain (or default_filter_chain) is required');
   chains = mergeHttpInspectorChains(tx, chains);
 
+  // The MOSN parser sees each http_connection_manager as an Http1 `proxy` (a shape it accepts);
+  // the HTTP family's parser then reads the real one (codec AUTO included) below.
+  for (const c of chains) {
+    const fl = c.mosn.filters as Record<string, unknown>[];
+    for (const [j, h] of c.http) fl[j] = { type: 'proxy', config: { ...h, downstream_protocol: 'Http1' } };
+  }
   const bind = wrappedBool(m.bindToPort) ?? wrappedBool(msg(m.deprecatedV1)?.bindToPort) ?? true;
   const mosnListener: Record<string, unknown> = {
     name,

@@ -22,7 +22,7 @@ function reEscape(s: string): string {
 function stringMatcher(tx: Tx, m: Msg, path: string): { value: string; regex: boolean } {
   checkFields(tx, m, path, { ok: ['exact', 'prefix', 'suffix', 'contains', 'safeRegex', 'ignoreCase'], nack: { custom: 'custom string matchers are not supported' } });
   if (m.ignoreCase === true) tx.fail(join(path, 'ignoreCase'), 'case-insensitive header matching is not supported');
-  if (typeof m.exact === 'string') return { value: `${reEscape(m.exact)}`, regex: true };
+  if (typeof m.exact === 'string') return m.exact === '' ? { value: '', regex: true } : { value: m.exact, regex: false };
   if (typeof m.prefix === 'string') return { value: `${reEscape(m.prefix)}.*`, regex: true };
   if (typeof m.suffix === 'string') return { value: `.*${reEscape(m.suffix)}`, regex: true };
   if (typeof m.contains === 'string') return { value: `.*${reEscape(m.contains)}.*`, regex: true };

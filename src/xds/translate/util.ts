@@ -68,7 +68,9 @@ export function wrapped(v: unknown): unknown {
   return isMsg(v) ? v.value : undefined;
 }
 
+/** A present wrapper without `value` holds the default (0 / false): proto3 does not encode defaults. */
 export function wrappedNum(v: unknown): number | undefined {
+  if (isMsg(v) && v.value === undefined) return 0;
   const w = wrapped(v);
   if (typeof w === 'number') return w;
   if (typeof w === 'string' && /^\d+$/.test(w)) return Number(w);
@@ -76,6 +78,7 @@ export function wrappedNum(v: unknown): number | undefined {
 }
 
 export function wrappedBool(v: unknown): boolean | undefined {
+  if (isMsg(v) && v.value === undefined) return false;
   const w = wrapped(v);
   return typeof w === 'boolean' ? w : undefined;
 }
