@@ -2,14 +2,18 @@
 /**
  * The `outrigger` command.
  *
- *   outrigger start [-c FILE] [--workers N] [--log-level L]   run the sidecar (default config if no -c);
+ *   outrigger start [-c FILE] [--workers N] [--log-level L]   run the sidecar (default config if no -c; MOSN JSON,
+ *                                                             or an Envoy v3 bootstrap in JSON/YAML for xDS);
  *                                                             SIGHUP reloads FILE, SIGTERM drains, SIGINT stops
  *   outrigger validate -c FILE                                check a config file without starting
  *   outrigger version
  */
 import * as path from 'node:path';
 import type { LogLevel } from './config/types';
-import { ConfigError, loadConfigFile, validateConfigFile } from './config';
+import { ConfigError, validateConfigFile } from './config';
+import type { OutriggerConfig } from './config/types';
+import { loadAnyConfigFile, startXds, withStaticResources, type XdsRuntime } from './xds/bootstrap';
+import { translator } from './xds/translate';
 import { Sidecar } from './server';
 import { checkBuild } from './worker/snapshot';
 import './extensions';
@@ -42,7 +46,7 @@ function usage(code: number): never {
       '  version    print the version',
       '',
       'options:',
-      '  -c, --config FILE     MOSN-format JSON config',
+      '  -c, --config FILE     MOSN-format JSON config, or an xDS bootstrap (MOSN dynamic_resources, Envoy v3 JSON/YAML)',
       '  --workers N           worker threads (overrides servers[0].processor)',
       '  --log-level L         trace|debug|info|warn|error|fatal|silent',
       '  --admin-port P        admin server port (overrides admin.address)',
@@ -119,11 +123,17 @@ function exitAfterLogs(code: number): void {
   });
 }
 
+/** A config file (JSON or YAML) with the static Envoy resources of an xDS bootstrap translated in. */
+function loadStartConfig(file: string): OutriggerConfig {
+  const c = loadAnyConfigFile(file);
+  return c.xds ? withStaticResources(c, translator) : c;
+}
+
 async function start(a: Args): Promise<void> {
   const file = a.config ?? DEFAULT_CONFIG;
-  let config;
+  let config: OutriggerConfig;
   try {
-    config = loadConfigFile(file);
+    config = loadStartConfig(file);
   } catch (e) {
     fail(`${file}: ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -132,7 +142,12 @@ async function start(a: Args): Promise<void> {
   if (built.length > 0) fail(`${file}: ${new ConfigError(built, file).message}`);
   for (const w of config.warnings ?? []) process.stderr.write(`outrigger: warning: ${w}\n`);
   if (a.reusePort) process.env.OUTRIGGER_REUSE_PORT = '1';
-  const sidecar = new Sidecar({ config, workers: a.workers, logLevel: a.logLevel, adminPort: a.adminPort });
+  let xds: XdsRuntime | null = null;
+  const staticRaw = config.raw;
+  const sidecar = new Sidecar({
+    config, workers: a.workers, logLevel: a.logLevel, adminPort: a.adminPort,
+    configDump: config.xds ? () => (xds ? xds.dump(staticRaw) : staticRaw) : undefined,
+  });
   // Signals end the process in every state: while starting (release everything, exit), running
   // (SIGTERM drains for the graceful timeout; SIGINT stops now), and a second signal while
   // draining or stopping ends it at once.
@@ -144,6 +159,7 @@ async function start(a: Args): Promise<void> {
   };
   const onSignal = (sig: 'SIGTERM' | 'SIGINT'): void => {
     const code = sig === 'SIGINT' ? 130 : 143;
+    xds?.close(); // no config pushes while stopping
     if (state !== 'running') {
       // Starting, or a second signal: nothing is being served that a drain would protect.
       state = 'stopping';
@@ -164,14 +180,16 @@ async function start(a: Args): Promise<void> {
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGHUP', () => {
     // Reload: a bad file keeps the running config.
-    let next;
+    let next: OutriggerConfig;
     try {
-      next = loadConfigFile(file);
+      next = loadStartConfig(file);
     } catch (e) {
       sidecar.log.error({ err: e instanceof Error ? e.message : String(e) }, 'SIGHUP: config rejected; keeping the running one');
       return;
     }
-    sidecar.reload(next).then(
+    // xDS: the new static part is assembled with the dynamic resources (the ADS server is not changed).
+    const reloaded = xds ? xds.store.rebase(next).then((errs) => (errs.length > 0 ? Promise.reject(new Error(errs.join('; '))) : undefined)) : sidecar.reload(next);
+    reloaded.then(
       () => {
         const lines = ['outrigger config reloaded'];
         for (const l of sidecar.listeners()) lines.push(`  listener ${l.name} on ${l.host}:${l.port}`);
@@ -191,9 +209,19 @@ async function start(a: Args): Promise<void> {
     return;
   }
   state = 'running';
+  if (config.xds) {
+    xds = startXds({
+      base: config, translator, apply: (c) => sidecar.reload(c), log: sidecar.log, version: version(),
+      metric: (name, value, type, help) => sidecar.hub.setExtra(name, value, { type, help }),
+    });
+  }
   const lines = [`outrigger ${version()} started: ${sidecar.workerCount} worker(s), config ${file}`];
   for (const l of sidecar.listeners()) lines.push(`  listener ${l.name} on ${l.host}:${l.port}`);
   const adm = config.admin.address;
+  if (config.xds) {
+    const t = config.xds.servers[0]!;
+    lines.push(`  xds ${config.xds.delta ? 'delta' : 'state-of-the-world'} ADS from ${t.host}:${t.port} (cluster ${config.xds.adsCluster})`);
+  }
   lines.push(`  admin on http://${adm.host}:${sidecar.adminPort}/ (stats: /api/v1/stats, /stats/prometheus)`);
   process.stdout.write(lines.join('\n') + '\n');
 }
@@ -211,7 +239,9 @@ function main(argv: readonly string[]): void {
       break;
     case 'validate': {
       if (!a.config) fail('validate needs -c FILE');
-      const r = validateConfigFile(a.config, checkBuild);
+      const file = a.config;
+      // The same steps as start: YAML or JSON, the static Envoy resources of an xDS bootstrap translated in, then built.
+      const r = validateConfigFile(file, checkBuild, loadStartConfig);
       for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       if (r.ok) {
         process.stdout.write(`${a.config}: valid\n`);

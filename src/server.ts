@@ -31,6 +31,8 @@ export interface SidecarOptions {
   /** Overrides the admin port (0 = any free port); tests use it. */
   readonly adminPort?: number;
   readonly listenBacklog?: number;
+  /** config_dump's body instead of the running config's `raw` (xDS: live versions and NACKs). */
+  readonly configDump?: () => unknown;
 }
 
 interface WorkerSlot {
@@ -144,7 +146,7 @@ export class Sidecar {
         { host: adminCfg.address.host, port: adminPort },
         {
           stats: this.hub,
-          configDump: () => redactConfig(this.config.raw),
+          configDump: () => redactConfig(this.opts.configDump ? this.opts.configDump() : this.config.raw),
           ready: () => this.ready && !this.stopping,
           log: this.log,
         },

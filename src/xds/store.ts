@@ -133,7 +133,24 @@ export class XdsStore {
   readonly counts = { reloads: 0, reloadFailures: 0, rejected: 0 };
   private closed = false;
 
-  constructor(private readonly opts: StoreOptions) {}
+  private base: OutriggerConfig;
+
+  constructor(private readonly opts: StoreOptions) {
+    this.base = opts.base;
+  }
+
+  /**
+   * A new static part (SIGHUP on the bootstrap file): the dynamic resources are assembled onto it
+   * and applied by one reload. Resolves with [] or the reasons it was refused (the old base stays).
+   */
+  async rebase(base: OutriggerConfig): Promise<string[]> {
+    const old = this.base;
+    this.base = base;
+    this.appliedKey = ''; // the static part changed: reload even if the dynamic part did not
+    const errors = await this.stage('cluster', 'delta', [], []);
+    if (errors.length > 0) this.base = old;
+    return errors;
+  }
 
   /** State of the world: a whole response. Resolves with [] (ACK) or the reasons to NACK it. */
   sotw(kind: ResourceKind, resources: readonly IncomingResource[]): Promise<string[]> {
@@ -319,12 +336,12 @@ export class XdsStore {
     }
     if (value.name !== r.name && r.name !== '') return `${r.name}: the resource is named ${JSON.stringify(value.name)}`;
     if (kind === 'listener' && this.staticListener(value.name)) return `${value.name}: a static listener has that name`;
-    if (kind === 'cluster' && this.opts.base.clusters.some((c) => c.name === value.name)) return `${value.name}: a static cluster has that name`;
+    if (kind === 'cluster' && this.base.clusters.some((c) => c.name === value.name)) return `${value.name}: a static cluster has that name`;
     return { name: value.name, version: r.version, message: r.message, json: JSON.stringify(r.message), value, secrets: used, at: new Date().toISOString() };
   }
 
   private staticListener(name: string): boolean {
-    return this.opts.base.servers.some((sv) => sv.listeners.some((l) => l.name === name));
+    return this.base.servers.some((sv) => sv.listeners.some((l) => l.name === name));
   }
 
   /** Listeners and clusters that read a changed secret are translated again. */
@@ -385,7 +402,7 @@ export class XdsStore {
       }
       if (!named.has(name)) s.activeClusters.delete(name);
     }
-    const base = this.opts.base;
+    const base = this.base;
     const server0: ServerConfig | undefined = base.servers[0];
     const dynListeners = listeners.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const dynRouters = [...routers.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
