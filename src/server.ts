@@ -33,6 +33,18 @@ export interface SidecarOptions {
   readonly listenBacklog?: number;
   /** config_dump's body instead of the running config's `raw` (xDS: live versions and NACKs). */
   readonly configDump?: () => unknown;
+  /**
+   * Drain time of a reload: connections of changed or removed filter chains (and of removed
+   * listeners) get their protocol's goodbye at once and are closed after it. Default: the
+   * config's servers[0].graceful_timeout (30 s), the time MOSN gives a listener it stops.
+   */
+  readonly drainTimeMs?: number;
+}
+
+/** Options of one reload (the second argument of Sidecar.reload). */
+export interface ReloadOptions {
+  /** Overrides the drain time for this reload (see SidecarOptions.drainTimeMs). */
+  readonly drainTimeMs?: number;
 }
 
 interface WorkerSlot {
@@ -223,10 +235,15 @@ export class Sidecar {
     });
   }
 
-  /** Sockets for the listeners a worker does not run yet (`only`), or for all of them. */
-  private listenSpecs(forFirstFallback: boolean, only?: ReadonlySet<string>): Record<string, ListenSpec> {
+  /** The drain time of changed chains and removed listeners (SidecarOptions.drainTimeMs). */
+  private drainTimeMs(override?: number): number {
+    return override ?? this.opts.drainTimeMs ?? this.config.servers[0]?.gracefulTimeoutMs ?? 30_000;
+  }
+
+  /** Sockets for the listeners of `config` a worker does not run yet (`only`), or for all of them. */
+  private listenSpecs(config: OutriggerConfig, forFirstFallback: boolean, only?: ReadonlySet<string>): Record<string, ListenSpec> {
     const out: Record<string, ListenSpec> = {};
-    for (const server of this.config.servers) {
+    for (const server of config.servers) {
       for (const l of server.listeners) {
         if (only && !only.has(l.name)) continue;
         const s = this.sockets.get(l.name);
@@ -327,7 +344,8 @@ export class Sidecar {
         config: this.config,
         versions: this.versions,
         layout: this.layout.toData(),
-        listen: this.listenSpecs(native.kind !== 'native' && slot.id === 0 && !this.sockets.size),
+        listen: this.listenSpecs(this.config, native.kind !== 'native' && slot.id === 0 && !this.sockets.size),
+        drainTimeMs: this.drainTimeMs(),
       };
       w.postMessage(msg);
     });
@@ -346,8 +364,8 @@ export class Sidecar {
    * config, config_dump, the config a restarting worker gets) and the log names the worker and
    * the error. Reloads run one at a time.
    */
-  reload(config: OutriggerConfig): Promise<void> {
-    const run = this.reloadChain.then(() => this.reloadNow(config));
+  reload(config: OutriggerConfig, opts: ReloadOptions = {}): Promise<void> {
+    const run = this.reloadChain.then(() => this.reloadNow(config, opts));
     this.reloadChain = run.catch(() => undefined);
     return run;
   }
@@ -358,7 +376,7 @@ export class Sidecar {
   /** Per-resource versions of the committed snapshot (src/config/versions.ts). */
   private versions: ResourceVersions;
 
-  private async reloadNow(config: OutriggerConfig): Promise<void> {
+  private async reloadNow(config: OutriggerConfig, opts: ReloadOptions): Promise<void> {
     const oldByName = new Map<string, string>();
     for (const sv of this.config.servers) for (const l of sv.listeners) oldByName.set(l.name, `${l.address.host}:${l.address.port}`);
     const added = new Set<string>();
@@ -376,41 +394,52 @@ export class Sidecar {
     const removed = [...oldByName.keys()].filter((n) => !config.servers.some((sv) => sv.listeners.some((l) => l.name === n)));
     const version = (this.lastVersion = Math.max(this.lastVersion, this.version) + 1);
     const versions = versionResources(version, config, { config: this.config, versions: this.versions });
+    const drainTimeMs = this.drainTimeMs(opts.drainTimeMs);
     this.assignStats(config);
     const opened: string[] = [];
-    if (native.kind === 'native') {
-      for (const sv of config.servers) {
-        for (const l of sv.listeners) {
-          if (!added.has(l.name)) continue;
-          const r = listenOrFail(l.name, l.address.host, l.address.port, this.opts.listenBacklog ?? 4096);
-          this.sockets.set(l.name, { fd: r.fd, host: l.address.host, port: r.port });
-          opened.push(l.name);
+    /** Undoes what this reload opened or assigned (a failure at any step before every worker applied it). */
+    const undoMain = (): void => {
+      for (const name of opened) {
+        const s = this.sockets.get(name);
+        if (s && native.kind === 'native') native.closeFd(s.fd);
+        this.sockets.delete(name);
+      }
+      // Fallback mode: sockets a worker bound for an added listener were closed by its rollback.
+      if (native.kind !== 'native') for (const name of added) this.sockets.delete(name);
+      releaseStats(this.layout, this.config, false);
+    };
+    try {
+      if (native.kind === 'native') {
+        for (const sv of config.servers) {
+          for (const l of sv.listeners) {
+            if (!added.has(l.name)) continue;
+            const r = listenOrFail(l.name, l.address.host, l.address.port, this.opts.listenBacklog ?? 4096);
+            this.sockets.set(l.name, { fd: r.fd, host: l.address.host, port: r.port });
+            opened.push(l.name);
+          }
         }
       }
+    } catch (e) {
+      undoMain();
+      throw e;
     }
     // Phase 1: every live worker builds the new version beside the running one.
     const layout = this.layout.toData();
     const live = this.slots.flatMap((slot) => (slot.worker === null ? [] : [{ slot, worker: slot.worker }]));
-    const answers = await Promise.all(live.map(({ slot, worker }) => this.prepareOn(slot, worker, { type: 'prepare', version, config, versions, layout })));
+    const answers = await Promise.all(live.map(({ slot, worker }) => this.prepareOn(slot, worker, { type: 'prepare', version, config, versions, layout, drainTimeMs })));
     const failed = answers.filter((a) => a.error !== undefined);
     if (failed.length > 0) {
       for (const { worker } of live) worker.postMessage({ type: 'abort', version } satisfies MainToWorker);
-      for (const name of opened) {
-        const s = this.sockets.get(name);
-        if (s) native.closeFd(s.fd);
-        this.sockets.delete(name);
-      }
-      releaseStats(this.layout, this.config, false);
+      undoMain();
       for (const f of failed) this.log.error({ worker: f.id, version, err: f.error }, 'worker could not build the new config; it is dropped everywhere');
       this.log.error({ version, running: this.version }, 'config reload aborted; every worker keeps the running version');
       throw new Error(`config version ${version} not applied: ${failed.map((f) => `worker ${f.id}: ${f.error}`).join('; ')}`);
     }
     const rebuilt = answers.find((a) => a.rebuilt !== undefined)?.rebuilt;
-    // Phase 2: commit everywhere.
-    this.config = config;
-    this.version = version;
-    this.versions = versions;
+    // Phase 2: commit everywhere, all or nothing: a worker whose commit fails keeps the running
+    // version (and the prepared one, aborted below); workers that applied it roll back.
     const preparedBy = new Set(live.map((p) => p.worker));
+    const appliedOn: Worker[] = [];
     const commit = (slot: WorkerSlot): Promise<void> =>
       new Promise<void>((resolve, reject) => {
         const w = slot.worker;
@@ -418,6 +447,7 @@ export class Sidecar {
         const on = (m: WorkerToMain): void => {
           if (m.type === 'applied' && m.version === version) {
             w.off('message', on);
+            appliedOn.push(w);
             resolve();
           } else if (m.type === 'config-error' && m.version === version) {
             w.off('message', on);
@@ -425,16 +455,38 @@ export class Sidecar {
           }
         };
         w.on('message', on);
-        const listen = this.listenSpecs(native.kind !== 'native' && slot.id === 0, added);
+        const listen = this.listenSpecs(config, native.kind !== 'native' && slot.id === 0, added);
         // A worker that restarted during the prepare phase did not prepare this version: it gets it whole.
         const msg: MainToWorker = preparedBy.has(w)
           ? { type: 'commit', version, listen }
-          : { type: 'config', version, config, versions, layout: this.layout.toData(), listen };
+          : { type: 'config', version, config, versions, layout: this.layout.toData(), listen, drainTimeMs };
         w.postMessage(msg);
       });
+    this.pendingHosts.clear();
+    for (const sv of config.servers) for (const l of sv.listeners) if (added.has(l.name)) this.pendingHosts.set(l.name, l.address.host);
     // Worker 0 first: in fallback mode it binds the new listeners the others then share.
-    await commit(this.slots[0]);
-    await Promise.all(this.slots.slice(1).map(commit));
+    let errors: string[];
+    try {
+      await commit(this.slots[0]);
+      const rest = await Promise.allSettled(this.slots.slice(1).map(commit));
+      errors = rest.flatMap((r) => (r.status === 'rejected' ? [r.reason instanceof Error ? r.reason.message : String(r.reason)] : []));
+    } catch (e) {
+      errors = [e instanceof Error ? e.message : String(e)];
+    }
+    if (errors.length > 0) {
+      for (const s of this.slots) {
+        const w = s.worker;
+        if (w === null) continue;
+        w.postMessage((appliedOn.includes(w) ? { type: 'rollback', version } : { type: 'abort', version }) satisfies MainToWorker);
+      }
+      undoMain();
+      this.log.error({ version, running: this.version, err: errors.join('; ') }, 'config commit failed; every worker runs the previous version again');
+      throw new Error(`config version ${version} not applied: ${errors.join('; ')}`);
+    }
+    this.config = config;
+    this.version = version;
+    this.versions = versions;
+    for (const s of this.slots) s.worker?.postMessage({ type: 'settle', version } satisfies MainToWorker);
     for (const name of removed) {
       const sck = this.sockets.get(name);
       if (sck && native.kind === 'native') native.closeFd(sck.fd);
@@ -485,10 +537,14 @@ export class Sidecar {
     }
   }
 
+  /** Host of a listener of the committed config, else of the version being committed. */
   private listenerHost(name: string): string {
     for (const s of this.config.servers) for (const l of s.listeners) if (l.name === name) return l.address.host;
-    return '';
+    return this.pendingHosts.get(name) ?? '';
   }
+
+  /** Listener hosts of the version being committed (a fallback worker reports their bound sockets). */
+  private readonly pendingHosts = new Map<string, string>();
 
   /** SIGTERM: stop accepting everywhere, let live connections finish up to the grace period. */
   async drain(): Promise<void> {

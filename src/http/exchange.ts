@@ -95,7 +95,8 @@ export interface DownstreamTransport {
 /** What every exchange of one filter factory shares. */
 export interface HttpEnv {
   readonly cfg: HttpProxyConfig;
-  readonly router: CompiledHttpRouter;
+  /** Swapped by a route-config-only reload (HttpProxyFactory.prepareRoutes). */
+  router: CompiledHttpRouter;
   readonly ctx: ListenerContext;
   /** Set while the listener drains: h1 responses close their connection. */
   draining: boolean;

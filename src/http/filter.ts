@@ -15,7 +15,7 @@ import type * as http2 from 'node:http2';
 import type * as net from 'node:net';
 import type { RouterConfig } from '../config/types';
 import { Connection, type ConnectionHandler } from '../network/connection';
-import type { ListenerContext, NetworkFilterFactory } from '../filters/network/types';
+import type { ListenerContext, NetworkFilterFactory, RouteSwap } from '../filters/network/types';
 import { onAutoDrain, setAutoHandoff, setAutoSocketHandoff, Sniffed, type AutoOwner } from '../proxy/detect';
 import { registerProxyFamily } from '../proxy/families';
 import { compiledHttpRouter } from '../router/http-routes';
@@ -183,6 +183,14 @@ export class HttpProxyFactory implements NetworkFilterFactory {
       this.sniffed = null;
       socket.destroy();
     }
+  }
+
+  prepareRoutes(routers: readonly RouterConfig[]): RouteSwap | null {
+    const rc = routers.find((r) => r.name === this.env.cfg.routerConfigName);
+    if (rc === undefined) throw new Error(`listener ${this.env.ctx.name}: proxy router_config_name "${this.env.cfg.routerConfigName}" not found`);
+    const next = compiledHttpRouter(rc);
+    const prev = this.env.router;
+    return { apply: () => void (this.env.router = next), undo: () => void (this.env.router = prev) };
   }
 
   /** Listener drain: h1 keep-alive connections close after their current response, h2 sessions get GOAWAY. */

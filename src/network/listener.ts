@@ -26,6 +26,7 @@ import { parseClientHello, TLS_RECORD_HANDSHAKE } from '../tls/client-hello';
 import { peekClientHello, ServerTls } from '../tls/server';
 import { L } from '../stats/layout';
 import { ChainSelector, compileMatch, needsHello } from './chain-select';
+import { retireChains } from './chain-drain';
 import { Connection, type ConnectionHandler } from './connection';
 import { admitConnection, connectionClosed } from '../overload/manager';
 import { OL } from '../overload/stats';
@@ -47,6 +48,11 @@ export interface ChainRuntime {
   readonly built: BuiltChain;
   /** Downstream TLS of the chain; null = plaintext. */
   readonly tls: ServerTls | null;
+  /**
+   * The chain's own version (src/network/chain-versions.ts): a new listener runtime keeps the
+   * ChainRuntime object of a chain whose key did not change, so its connections are untouched.
+   */
+  readonly key?: string;
 }
 
 export interface ListenerRuntime {
@@ -67,13 +73,19 @@ export interface ListenerRuntime {
   readonly terminal: NetworkFilterFactory;
 }
 
-export function buildListenerRuntime(config: ListenerConfig, ctx: ListenerContext): ListenerRuntime {
+/**
+ * `reuse(i)`: an unchanged chain of the previous runtime to keep as chain i (chain-versions.ts),
+ * or undefined to build it. `keys[i]`: the version key of chain i.
+ */
+export function buildListenerRuntime(config: ListenerConfig, ctx: ListenerContext, reuse?: (i: number) => ChainRuntime | undefined, keys?: readonly string[]): ListenerRuntime {
   if (config.filterChains.length === 0) throw new Error(`listener ${config.name}: no filter chain`);
-  const chains: ChainRuntime[] = config.filterChains.map((fc) => {
+  const chains: ChainRuntime[] = config.filterChains.map((fc, i) => {
+    const kept = reuse?.(i);
+    if (kept !== undefined) return kept;
     const built = buildChain(config.name, fc.filters, ctx);
     const t = fc.tlsContexts;
     const tlsRt = t !== undefined && t.length > 0 ? new ServerTls(config.name, t, fc.filters, ctx.counters, ctx.base, config.inspector) : null;
-    return { built, tls: tlsRt };
+    return { built, tls: tlsRt, key: keys?.[i] };
   });
   const matches = config.filterChains.map((fc) => compileMatch(fc.match));
   const peekHello = chains.some((c) => c.tls !== null) || needsHello(matches);
@@ -105,6 +117,8 @@ interface Tracked {
   outer: net.Socket;
   /** A filter took it (drain waits for it; until then drain closes it at once). */
   taken: boolean;
+  /** The filter chain it was dispatched to (its version decides whether a reload drains it). */
+  chain: ChainRuntime | null;
 }
 
 /** The RPC `proxy` in Auto mode (it hands HTTP to the HTTP proxy with the listener's routers). */
@@ -122,8 +136,22 @@ export class WorkerListener {
   private readonly tracked = new Map<net.Socket, Tracked>();
   private draining = false;
   private drainResolve: (() => void) | null = null;
+  /** Runtimes swapped out and not retired yet (their chains are drained on retire()). */
+  private replaced: ListenerRuntime[] = [];
+  /** Accepted sockets waiting (paused) for open(): a listener of a version not committed yet. */
+  private held: net.Socket[] | null;
 
-  constructor(private runtime: ListenerRuntime) {}
+  /** `hold`: accepted connections wait until open() (a listener bound before its version is committed). */
+  constructor(private runtime: ListenerRuntime, hold = false) {
+    this.held = hold ? [] : null;
+  }
+
+  /** Starts serving the connections held since listen (commit). */
+  open(): void {
+    const held = this.held;
+    this.held = null;
+    if (held !== null) for (const s of held) if (!s.destroyed) this.accept(s);
+  }
 
   get name(): string {
     return this.runtime.config.name;
@@ -160,16 +188,34 @@ export class WorkerListener {
     server.on('connection', (s: net.Socket) => this.accept(s));
   }
 
+  /**
+   * New connections get `runtime`'s chains (reversible until retire(): a rollback swaps back).
+   * Live connections keep the chain they were accepted under.
+   */
   swap(runtime: ListenerRuntime): void {
     const old = this.runtime;
     if (old === runtime) return; // an unchanged listener resource keeps its runtime (src/config/versions.ts)
     this.runtime = runtime;
-    // Live TLS connections keep their contexts; only the old watchers that the new runtime does not share stop.
-    const kept = new Set(runtime.chains.map((c) => c.tls));
-    for (const c of old.chains) if (c.tls !== null && !kept.has(c.tls)) c.tls.close();
+    if (!this.replaced.includes(old)) this.replaced.push(old);
+  }
+
+  /**
+   * The swap is final: connections of chains the current runtime does not have (changed or
+   * removed chains) get their protocol's goodbye now and are closed after `drainMs`; live
+   * connections of kept chains are not touched. TLS watchers of retired chains stop.
+   */
+  retire(drainMs: number): void {
+    const replaced = this.replaced;
+    if (replaced.length === 0) return;
+    this.replaced = [];
+    retireChains(this.runtime, replaced, this.tracked, drainMs);
   }
 
   private accept(socket: net.Socket): void {
+    if (this.held !== null) {
+      this.held.push(socket);
+      return;
+    }
     const rt = this.runtime;
     const { counters, base } = rt.ctx;
     if (this.draining) {
@@ -185,7 +231,7 @@ export class WorkerListener {
     socket.once('close', connectionClosed);
     counters[base + L.CX_TOTAL]++;
     counters[base + L.CX_ACTIVE]++;
-    const t: Tracked = { outer: socket, taken: false }; // one per connection
+    const t: Tracked = { outer: socket, taken: false, chain: null }; // one per connection
     this.tracked.set(socket, t);
     let closed = false;
     const onClose = (): void => {
@@ -288,6 +334,7 @@ export class WorkerListener {
     const stages = chain.built.stages;
     const opts = stream ? STREAM : undefined;
     t.taken = true;
+    t.chain = chain;
     if (info !== null && chain.built.hasReadFilters) {
       const conn = Connection.accept(sock, rejectHandler, ctx.bufferLimit, opts);
       const s = new ChainSession(stages, conn, info, ctx);
@@ -331,10 +378,13 @@ export class WorkerListener {
   drain(graceMs: number): Promise<void> {
     this.draining = true;
     this.stopAccepting();
+    for (const s of this.held ?? []) s.destroy();
+    this.held = null;
     closeTls(this.runtime);
+    for (const rt of this.replaced) closeTls(rt);
     // Connections still in a listener filter (TLS handshake, sniffing) are closed now.
     for (const [raw, t] of this.tracked) if (!t.taken) raw.destroy();
-    for (const c of this.runtime.chains) for (const st of c.built.stages) if (st.factory.onDrain !== undefined) st.factory.onDrain();
+    for (const rt of [this.runtime, ...this.replaced]) for (const c of rt.chains) for (const st of c.built.stages) if (st.factory.onDrain !== undefined) st.factory.onDrain();
     if (this.tracked.size === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -350,6 +400,8 @@ export class WorkerListener {
 
   closeAll(): void {
     this.stopAccepting();
+    for (const s of this.held ?? []) s.destroy();
+    this.held = null;
     closeTls(this.runtime);
     for (const [raw, t] of this.tracked) {
       t.outer.destroy();

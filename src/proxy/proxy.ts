@@ -29,7 +29,7 @@
  */
 import { DecodePhase, type StreamPeer } from '../api/stream-filter';
 import type { RouterConfig } from '../config/types';
-import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory } from '../filters/network/types';
+import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory, type RouteSwap } from '../filters/network/types';
 import type { Connection, ConnectionHandler } from '../network/connection';
 import { allCodecs, ErrorKind, ERR_TOO_LARGE, getCodec, HeaderName, type XCodec, type XFrame } from '../protocol/types';
 import { HC } from '../http/stats';
@@ -56,7 +56,12 @@ import '../filters/stream';
 const KIND_STAT: readonly number[] = [L.RS_NO_ROUTE, L.RS_TIMEOUT, L.RS_CX_CLOSED, L.RS_OVERFLOW, L.RS_CODEC_ERROR];
 
 export class RpcProxyFactory implements NetworkFilterFactory {
-  readonly router: CompiledRouter;
+  /** Swapped by a route-config-only reload (prepareRoutes). */
+  router: CompiledRouter;
+  /** Live sessions (a drain closes each once its in-flight requests are answered). */
+  private readonly sessions = new Set<DownstreamSession>();
+  /** Set by onDrain: sessions close when they have nothing in flight. */
+  draining = false;
   /** null = Auto: detect per connection. */
   readonly fixedCodec: XCodec | null;
   readonly candidates: readonly XCodec[];
@@ -65,6 +70,23 @@ export class RpcProxyFactory implements NetworkFilterFactory {
   /** Listener drain: connections handed to other families (HTTP) close gracefully too. */
   onDrain(): void {
     if (this.detectsAll) autoDrain(this.ctx);
+    this.draining = true;
+    for (const s of this.sessions) s.closeIfIdle();
+  }
+
+  prepareRoutes(routers: readonly RouterConfig[]): RouteSwap | null {
+    if (this.detectsAll) return null; // its HTTP side has its own table (src/http/filter.ts autoFactory)
+    const rc = routers.find((r) => r.name === this.config.routerConfigName);
+    if (rc === undefined) throw new Error(`listener ${this.ctx.name}: proxy router_config_name "${this.config.routerConfigName}" not found`);
+    const next = compiledRouter(rc);
+    const prev = this.router;
+    return { apply: () => void (this.router = next), undo: () => void (this.router = prev) };
+  }
+
+  /** Session bookkeeping for onDrain. */
+  track(s: DownstreamSession, live: boolean): void {
+    if (live) this.sessions.add(s);
+    else this.sessions.delete(s);
   }
 
   /** `Auto`: every protocol Outrigger knows is detected, HTTP included (handed to the HTTP proxy). */
@@ -125,6 +147,7 @@ export class RpcProxyFactory implements NetworkFilterFactory {
   onAccept(conn: Connection): void {
     const s = new DownstreamSession(this, conn);
     conn.setHandler(s);
+    this.track(s, true);
     if (this.ctx.idleTimeoutMs > 0) conn.setTimeout(this.ctx.idleTimeoutMs);
   }
 }
@@ -431,10 +454,16 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   private requestDone(): void {
     requestEnded();
     this.counters[this.lb + L.RQ_ACTIVE]--;
-    if (--this.inflight === 0 && this.downEnded) this.down.endWrite();
+    if (--this.inflight === 0 && (this.downEnded || this.f.draining)) this.down.endWrite();
+  }
+
+  /** Drain: nothing in flight -> FIN now (Bolt and Dubbo have no goodbye frame); else after the last answer. */
+  closeIfIdle(): void {
+    if (this.inflight === 0) this.down.endWrite();
   }
 
   onClose(): void {
+    this.f.track(this, false);
     // Requests still pending upstream are dropped now (their places under the pending limits
     // freed); late responses find no entry and are dropped by the pool.
     for (let n = cancelPending(this); n > 0; n--) this.requestDone();

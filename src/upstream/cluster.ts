@@ -33,6 +33,11 @@ export const HTTP1_ALPN: readonly string[] = Object.freeze(['http/1.1']);
 export interface HostSet {
   readonly hosts: readonly Host[];
   readonly lb: LoadBalancer;
+  /**
+   * The weight of each host in this set (`hosts[i]` gets `weights[i]`). Hosts are shared with
+   * the running set, so a set built for a prepared snapshot writes them only on activate().
+   */
+  readonly weights: readonly number[];
 }
 
 /** Breaker cells of clusters built without shared ones (tests, bench peers): this thread only. */
@@ -67,7 +72,9 @@ export class Cluster {
     breakers?: BreakerCells,
   ) {
     this.name = config.name;
+    // Hosts of `previous` are shared, not touched: their weights change on activate() (commit).
     this.set = buildHostSet(config, previous !== undefined ? previous.hosts : [], null);
+    if (previous === undefined) activateSet(this.set);
     this.connectTimeoutMs = config.connectTimeoutMs;
     this.bufferLimit = config.connBufferLimitBytes;
     const cb = config.circuitBreakers;
@@ -104,7 +111,17 @@ export class Cluster {
   updateHosts(hosts: readonly HostConfig[]): void {
     const removed: Host[] = [];
     this.set = buildHostSet({ ...this.config, hosts }, this.set.hosts, removed);
+    activateSet(this.set);
     for (const h of removed) drainHostPools(h);
+  }
+
+  /**
+   * This cluster becomes the running one (a commit installed it, or a rollback installed it
+   * again): its hosts take the weights of its config. Until then a prepared cluster shares its
+   * hosts with the running one without changing them, so an aborted version leaves no trace.
+   */
+  activate(): void {
+    activateSet(this.set);
   }
 
   // ---- pool registry (per host, per protocol key)
@@ -325,8 +342,9 @@ function drainHostPools(h: Host): void {
 }
 
 /**
- * The host set for `config`: hosts of `previous` kept by address (weight updated in place),
- * new ones created; hosts of `previous` that are gone are appended to `removed` when given.
+ * The host set for `config`: hosts of `previous` kept by address (their weights are written
+ * by activateSet, not here), new ones created; hosts of `previous` that are gone are appended
+ * to `removed` when given.
  */
 function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed: Host[] | null): HostSet {
   const old = new Map<string, Host>();
@@ -335,11 +353,15 @@ function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed:
     const h = old.get(hostAddress(hc));
     if (h === undefined) return new Host(hc);
     old.delete(h.address);
-    h.weight = hc.weight;
     return h;
   });
   if (removed !== null) for (const h of old.values()) removed.push(h);
-  return { hosts: Object.freeze(hosts), lb: createLoadBalancer(config.lbType, hosts) };
+  return { hosts: Object.freeze(hosts), lb: createLoadBalancer(config.lbType, hosts), weights: Object.freeze(config.hosts.map((hc) => hc.weight)) };
+}
+
+/** Writes a host set's weights into its (shared) hosts. */
+function activateSet(set: HostSet): void {
+  for (let i = 0; i < set.hosts.length; i++) set.hosts[i].weight = set.weights[i];
 }
 
 /** Whether connections made for `a` can serve `b` (same TLS, timeouts and buffer limits). */
@@ -362,7 +384,9 @@ export class ClusterManager {
     for (const c of configs) {
       const base = bases[c.name];
       if (base === undefined) throw new Error(`stats layout has no slot for cluster ${c.name}`);
-      next.set(c.name, new Cluster(c, counters, base, previous?.get(c.name), breakers));
+      const built = new Cluster(c, counters, base, previous?.get(c.name), breakers);
+      built.activate();
+      next.set(c.name, built);
     }
     if (previous) retire(previous.clusters, next);
     this.clusters = next;
@@ -391,6 +415,7 @@ export class ClusterManager {
    * watching their files, and the pools of removed clusters and hosts are drained.
    */
   install(next: Map<string, Cluster>): void {
+    for (const [name, c] of next) if (this.clusters.get(name) !== c) c.activate();
     retire(this.clusters, next);
     this.clusters = next;
   }

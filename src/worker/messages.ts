@@ -27,17 +27,22 @@ export type ListenSpec =
  * Config versions, two-phase (src/server.ts reload):
  *   main -> every worker: prepare(v)   the worker builds snapshot v beside the running one
  *   worker -> main:       prepared(v) | prepare-error(v, path, message)
- *   main -> every worker: commit(v)    all prepared: install it (listen on new listeners, swap, drain removed)
+ *   main -> every worker: commit(v)    all prepared: listen on new listeners, install, swap (all or nothing:
+ *                                      a worker whose commit fails keeps v prepared and the running one)
  *                         abort(v)     one failed: drop it, keep serving the running version
  *   worker -> main:       applied(v) | config-error(v)
+ *   main -> every worker: settle(v)    all applied: drain removed listeners and retired filter chains
+ *                         rollback(v)  a commit failed: workers that applied v run the previous version again
  * `config` builds and commits at once: a worker's first snapshot (start, restart after a crash),
  * always the main thread's committed version.
  */
 export type MainToWorker =
-  | { readonly type: 'config'; readonly version: number; readonly config: OutriggerConfig; readonly versions: ResourceVersions; readonly layout: StatsLayoutData; readonly listen: Readonly<Record<string, ListenSpec>> }
-  | { readonly type: 'prepare'; readonly version: number; readonly config: OutriggerConfig; readonly versions: ResourceVersions; readonly layout: StatsLayoutData }
+  | { readonly type: 'config'; readonly version: number; readonly config: OutriggerConfig; readonly versions: ResourceVersions; readonly layout: StatsLayoutData; readonly listen: Readonly<Record<string, ListenSpec>>; readonly drainTimeMs: number }
+  | { readonly type: 'prepare'; readonly version: number; readonly config: OutriggerConfig; readonly versions: ResourceVersions; readonly layout: StatsLayoutData; readonly drainTimeMs: number }
   | { readonly type: 'commit'; readonly version: number; readonly listen: Readonly<Record<string, ListenSpec>> }
   | { readonly type: 'abort'; readonly version: number }
+  | { readonly type: 'settle'; readonly version: number }
+  | { readonly type: 'rollback'; readonly version: number }
   | { readonly type: 'drain'; readonly graceMs: number }
   | { readonly type: 'stop' }
   /** Ship the unshipped latency histograms now (the admin is answering a stats request). */

@@ -16,6 +16,8 @@ import { listenerRouteDeps, versionResources, type ResourceVersions } from '../c
 import { httpRouteStatNamesOf } from '../http/route-stats';
 import type { AccessLogWriter } from '../log';
 import { buildListenerRuntime, type ListenerRuntime } from '../network/listener';
+import { keptChains } from '../network/chain-versions';
+import type { RouteSwap } from '../filters/network/types';
 import { compiledHttpRouter } from '../router/http-routes';
 import { STATS_SLOTS, StatsLayout, type StatsLayoutData, type StatsScope } from '../stats/layout';
 import { ClusterManager, type Cluster } from '../upstream/cluster';
@@ -24,6 +26,8 @@ export interface BuiltListener {
   readonly runtime: ListenerRuntime;
   /** Listener version, stats slot and the versions of the route configs it depends on. */
   readonly key: string;
+  /** Route tables of kept chains to swap on commit (a route-config-only change; undo on rollback). */
+  readonly routeUpdates: readonly RouteSwap[];
 }
 
 export interface Snapshot {
@@ -102,10 +106,10 @@ export function buildSnapshot(version: number, config: OutriggerConfig, versions
         const key = `${versions[`listener/${lc.name}`]}@${base}|${deps.map((d) => `${d}:${versions[`route/${d}`]}`).join(',')}`;
         const prev = previous?.listeners.get(lc.name);
         if (prev !== undefined && prev.key === key && same(`listener/${lc.name}`)) {
-          listeners.set(lc.name, prev);
+          listeners.set(lc.name, prev.routeUpdates.length === 0 ? prev : { ...prev, routeUpdates: [] });
           return;
         }
-        const runtime = buildListenerRuntime(lc, {
+        const ctx = {
           name: lc.name,
           counters: env.counters,
           base,
@@ -115,8 +119,10 @@ export function buildSnapshot(version: number, config: OutriggerConfig, versions
           accessLog: env.accessLogFor(lc.name, lc),
           routers: server.routers,
           streamFilters: lc.streamFilters,
-        });
-        listeners.set(lc.name, { runtime, key });
+        };
+        const kept = keptChains(lc, server, base, versions, prev?.runtime);
+        const runtime = buildListenerRuntime(lc, ctx, kept.reuse, kept.keys);
+        listeners.set(lc.name, { runtime, key, routeUpdates: kept.routeUpdates });
         rebuiltListeners.push(lc.name);
         // An Auto listener builds its HTTP side on the first HTTP connection: compile its route
         // tables now (cached per router config object, so that first connection reuses them).

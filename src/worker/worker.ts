@@ -17,7 +17,8 @@ import { io } from '../network/io';
 import { W, type StatsLayoutData } from '../stats/layout';
 import { applyHostileTrafficConfig } from '../overload/manager';
 import { bindRouteStats, drainHistograms } from '../http/route-stats';
-import { closeLogs, createAccessLog, createLogger, type AccessLogWriter } from '../log';
+import { closeLogs, createLogger, type AccessLogWriter } from '../log';
+import { AccessLogCache } from './access-logs';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
 import { buildSnapshot, discardSnapshot, type Snapshot } from './snapshot';
 import '../extensions';
@@ -39,7 +40,8 @@ if (init.cpu >= 0) {
 }
 
 const listeners = new Map<string, WorkerListener>();
-const accessLogs = new Map<string, AccessLogWriter>();
+/** Drain time of changed chains and removed listeners (main thread's choice, from each config message). */
+let drainTimeMs = 30_000;
 /** One cluster manager for the worker's life; a commit installs a snapshot's clusters into it. */
 const clusters = new ClusterManager([], counters, {}, undefined, breakers);
 
@@ -47,24 +49,24 @@ function send(m: WorkerToMain): void {
   port!.postMessage(m);
 }
 
+const accessLogs = new AccessLogCache();
+
 function accessLogFor(name: string, cfg: ListenerConfig): AccessLogWriter | null {
   if (cfg.accessLogs.length === 0) return null;
-  let sink = accessLogs.get(name);
-  if (sink === undefined) {
-    const a = cfg.accessLogs[0];
-    sink = createAccessLog({ path: a.path, format: a.format, listenerName: name });
-    accessLogs.set(name, sink);
-  }
-  return sink;
+  const a = cfg.accessLogs[0];
+  return accessLogs.get(name, a.path, a.format);
 }
 
 /** The running snapshot, and the one prepared for commit (two-phase reload, see messages.ts). */
 let running: Snapshot | undefined;
 let prepared: Snapshot | undefined;
+/** What the last commit replaced, kept until the main thread settles it (or rolls it back). */
+let undo: { readonly version: number; readonly previous: Snapshot | undefined; readonly added: readonly string[]; readonly applyRoutes: readonly (() => void)[] } | undefined;
 
 /** Prepare: builds version `version` beside the running snapshot (nothing running changes). */
 function prepare(version: number, config: OutriggerConfig, versions: ResourceVersions, layout: StatsLayoutData): Snapshot {
   if (prepared !== undefined) abort();
+  if (undo !== undefined) settle(); // a new version implies the last one was settled everywhere
   if (process.env.OUTRIGGER_TEST_HOOKS === '1' && process.env.OUTRIGGER_TEST_FAIL_PREPARE === String(init.workerId) && running !== undefined) {
     throw new Error('prepare failure requested by test hook'); // the abort path, with a config the main thread accepts
   }
@@ -77,44 +79,128 @@ function prepare(version: number, config: OutriggerConfig, versions: ResourceVer
 function abort(): void {
   if (prepared === undefined) return;
   discardSnapshot(prepared, clusters, running);
+  closeUnusedAccessLogs(0);
   prepared = undefined;
 }
 
-/** Commit: installs the prepared snapshot's clusters, swaps listener runtimes, listens on new listeners, drains removed ones. */
+/** Starts accepting on a new listener's socket (fd from the main thread, or bound here in fallback mode). */
+async function openListener(name: string, wl: WorkerListener, spec: ListenSpec | undefined): Promise<{ fd: number; port: number } | null> {
+  if (spec === undefined) throw new Error(`no listening socket for listener ${name}`);
+  if (spec.kind === 'fd') {
+    await wl.listenFd(spec.fd);
+    return null;
+  }
+  const r = await native.openListenSocket(spec.host, spec.port, spec.backlog).catch((e: unknown) => {
+    throw new Error(`listener ${name}: cannot listen on ${hostPort(spec.host, spec.port)}: ${listenFailure(e)}`);
+  });
+  if (r.server) wl.adoptServer(r.server);
+  else await wl.listenFd(r.fd);
+  return { fd: r.fd, port: r.port };
+}
+
+/**
+ * Commit, all or nothing: first what can fail (listening on the new listeners; their accepted
+ * connections wait, paused, until the swap), then what cannot (clusters installed, listener
+ * runtimes swapped, route tables of kept chains swapped). A failure closes the new listeners
+ * and leaves the running snapshot and the prepared one as they were (the main thread aborts).
+ * Removed listeners and retired chains are drained only on settle, so a rollback can restore.
+ */
 async function commit(listen: Readonly<Record<string, ListenSpec>>): Promise<void> {
   const snap = prepared;
   if (snap === undefined) throw new Error('commit without a prepared snapshot');
+  const opened = new Map<string, WorkerListener>();
+  const bound: WorkerToMain[] = [];
+  try {
+    for (const [name, built] of snap.listeners) {
+      if (listeners.has(name)) continue;
+      const wl = new WorkerListener(built.runtime, true);
+      opened.set(name, wl);
+      const r = await openListener(name, wl, listen[name]);
+      if (r !== null) bound.push({ type: 'bound', listener: name, fd: r.fd, port: r.port });
+    }
+    if (process.env.OUTRIGGER_TEST_HOOKS === '1' && process.env.OUTRIGGER_TEST_FAIL_COMMIT === String(init.workerId)) {
+      throw new Error('commit failure requested by test hook'); // after the new listeners were bound
+    }
+  } catch (e) {
+    for (const wl of opened.values()) wl.closeAll();
+    throw e;
+  }
+  // Nothing below throws.
   prepared = undefined;
+  const previous = running;
   running = snap;
   applyHostileTrafficConfig(snap.config, init.overloadSab); // limits + overload_manager (src/overload)
   clusters.install(snap.clusters);
+  const applyRoutes: (() => void)[] = [];
   for (const [name, built] of snap.listeners) {
     const existing = listeners.get(name);
-    if (existing) {
+    if (existing !== undefined) {
       existing.swap(built.runtime);
-      continue;
+      for (const r of built.routeUpdates) {
+        r.apply();
+        applyRoutes.push(r.undo);
+      }
     }
-    const spec = listen[name];
-    if (spec === undefined) throw new Error(`no listening socket for listener ${name}`);
-    const wl = new WorkerListener(built.runtime);
-    if (spec.kind === 'fd') {
-      await wl.listenFd(spec.fd);
-    } else {
-      const r = await native.openListenSocket(spec.host, spec.port, spec.backlog).catch((e: unknown) => {
-        throw new Error(`listener ${name}: cannot listen on ${hostPort(spec.host, spec.port)}: ${listenFailure(e)}`);
-      });
-      if (r.server) wl.adoptServer(r.server);
-      else await wl.listenFd(r.fd);
-      send({ type: 'bound', listener: name, fd: r.fd, port: r.port });
-    }
-    listeners.set(name, wl);
   }
+  for (const [name, wl] of opened) {
+    listeners.set(name, wl);
+    wl.open();
+  }
+  for (const m of bound) send(m);
+  undo = { version: snap.version, previous, added: [...opened.keys()], applyRoutes };
+}
+
+/**
+ * Settle (every worker committed): what the new version no longer uses goes: removed listeners
+ * drain, connections of retired filter chains get their protocol's goodbye and are closed after
+ * the drain time, replaced TLS watchers stop, unused access-log writers close after it.
+ */
+function settle(): void {
+  const u = undo;
+  undo = undefined;
+  const snap = running;
+  if (u === undefined || snap === undefined) return;
   for (const [name, wl] of listeners) {
     if (!snap.listeners.has(name)) {
-      void wl.drain(30_000);
+      void wl.drain(drainTimeMs);
       listeners.delete(name);
+    } else {
+      wl.retire(drainTimeMs);
     }
   }
+  closeUnusedAccessLogs(drainTimeMs);
+}
+
+/** Rollback (another worker failed its commit): the previous snapshot runs again, as before the commit. */
+function rollback(): void {
+  const u = undo;
+  undo = undefined;
+  if (u === undefined) return;
+  const cur = running;
+  running = u.previous;
+  for (const name of u.added) {
+    listeners.get(name)?.closeAll();
+    listeners.delete(name);
+  }
+  for (const r of u.applyRoutes) r();
+  if (u.previous !== undefined) {
+    applyHostileTrafficConfig(u.previous.config, init.overloadSab);
+    clusters.install(u.previous.clusters);
+    for (const [name, built] of u.previous.listeners) listeners.get(name)?.swap(built.runtime);
+  }
+  if (cur !== undefined) discardSnapshot(cur, clusters, u.previous);
+  for (const wl of listeners.values()) wl.retire(drainTimeMs);
+  closeUnusedAccessLogs(0);
+}
+
+/** Access-log writers no snapshot (running, prepared) uses close after `afterMs` (connections still draining log into them). */
+function closeUnusedAccessLogs(afterMs: number): void {
+  const used = new Set<AccessLogWriter>();
+  for (const snap of [running, prepared]) {
+    if (snap === undefined) continue;
+    for (const b of snap.listeners.values()) if (b.runtime.ctx.accessLog !== null) used.add(b.runtime.ctx.accessLog);
+  }
+  accessLogs.retain(used, afterMs);
 }
 
 function errorText(e: unknown): string {
@@ -158,9 +244,20 @@ port.on('message', (m: MainToWorker) => {
         configError(m.version, e);
         break;
       }
-      commit(m.listen).then(() => applied(m.version), (e: unknown) => configError(m.version, e));
+      drainTimeMs = m.drainTimeMs;
+      commit(m.listen).then(
+        () => {
+          settle();
+          applied(m.version);
+        },
+        (e: unknown) => {
+          abort();
+          configError(m.version, e);
+        },
+      );
       break;
     case 'prepare':
+      drainTimeMs = m.drainTimeMs;
       try {
         const snap = prepare(m.version, m.config, m.versions, m.layout);
         log.debug({ version: m.version, rebuilt: snap.rebuilt }, 'config snapshot prepared');
@@ -180,6 +277,12 @@ port.on('message', (m: MainToWorker) => {
       break;
     case 'abort':
       if (prepared?.version === m.version) abort();
+      break;
+    case 'settle':
+      if (undo?.version === m.version) settle();
+      break;
+    case 'rollback':
+      if (undo?.version === m.version) rollback();
       break;
     case 'drain': {
       const all = [...listeners.values()].map((l) => l.drain(m.graceMs));

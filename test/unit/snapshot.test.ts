@@ -12,14 +12,14 @@ import { CLUSTER_STATS, C, STATS_SLOTS, StatsLayout } from '../../src/stats/layo
 import { ClusterManager } from '../../src/upstream/cluster';
 import { assignStats, buildSnapshot, checkBuild, discardSnapshot, releaseStats, type Snapshot } from '../../src/worker/snapshot';
 
-function doc(opts: { c2Port?: number; route?: string; withC3?: boolean } = {}): Record<string, unknown> {
+function doc(opts: { c2Port?: number; route?: string; withC3?: boolean; c1Weight?: number } = {}): Record<string, unknown> {
   const tcp = (name: string, cluster: string) => ({
     name,
     address: '127.0.0.1:0',
     bind_port: true,
     filter_chains: [{ filters: [{ type: 'tcp_proxy', config: { cluster } }] }],
   });
-  const cluster = (name: string, port: number) => ({ name, type: 'SIMPLE', lb_type: 'LB_ROUNDROBIN', hosts: [{ address: `127.0.0.1:${port}` }] });
+  const cluster = (name: string, port: number, weight = 1) => ({ name, type: 'SIMPLE', lb_type: 'LB_WEIGHTED_ROUNDROBIN', hosts: [{ address: `127.0.0.1:${port}`, weight }, { address: `127.0.0.1:${port + 100}`, weight: 1 }] });
   return {
     servers: [
       {
@@ -36,7 +36,7 @@ function doc(opts: { c2Port?: number; route?: string; withC3?: boolean } = {}): 
         ],
       },
     ],
-    cluster_manager: { clusters: [cluster('c1', 9001), cluster('c2', opts.c2Port ?? 9002), ...(opts.withC3 ? [cluster('c3', 9003)] : [])] },
+    cluster_manager: { clusters: [cluster('c1', 9001, opts.c1Weight), cluster('c2', opts.c2Port ?? 9002), ...(opts.withC3 ? [cluster('c3', 9003)] : [])] },
   };
 }
 
@@ -89,6 +89,33 @@ test('a prepared snapshot that is dropped leaves the running clusters installed'
   discardSnapshot(prepared, w.manager, v1);
   assert.equal(w.manager.get('c2'), v1.clusters.get('c2'));
   assert.equal(w.manager.get('c2')!.hosts[0]!.address, '127.0.0.1:9002');
+});
+
+test('preparing a weight change does not touch the running hosts: an aborted version leaves the weights, a commit applies them', () => {
+  const counters = new Float64Array(STATS_SLOTS);
+  const w: World = { layout: new StatsLayout(), manager: new ClusterManager([], counters, {}), counters };
+  const v1 = apply(w, 1, parseConfig(doc({ c1Weight: 1 })));
+  const host = w.manager.get('c1')!.hosts[0]!;
+  const picks = (): number => {
+    const lb = w.manager.get('c1')!.lb;
+    let n = 0;
+    for (let i = 0; i < 100; i++) if (lb.choose() === host) n++;
+    return n;
+  };
+  assert.equal(picks(), 50);
+  const next = parseConfig(doc({ c1Weight: 9 }));
+  const prepared = buildSnapshot(2, next, versionResources(2, next, v1), { counters, layout: w.layout.toData(), manager: w.manager, accessLogFor: () => null }, v1);
+  assert.equal(host.weight, 1, 'a prepared version does not change the running host');
+  assert.equal(picks(), 50, 'the running balancer still splits evenly');
+  discardSnapshot(prepared, w.manager, v1);
+  assert.equal(host.weight, 1, 'an aborted version leaves the running weights');
+  const v2 = apply(w, 2, next);
+  assert.equal(v2.clusters.get('c1')!.hosts[0], host, 'the host keeps its identity (and pools)');
+  assert.equal(host.weight, 9, 'the commit applies the new weight');
+  assert.equal(picks(), 90);
+  // A rollback installs the previous clusters again: their weights come back.
+  w.manager.install(v1.clusters);
+  assert.equal(host.weight, 1);
 });
 
 test('canonical form ignores key order', () => {

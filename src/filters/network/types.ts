@@ -114,6 +114,19 @@ export interface NetworkFilterFactory {
   createFilter?(cb: ReadFilterCallbacks): ReadFilter;
   /** Optional: the listener starts draining (close keep-alive connections gracefully). */
   onDrain?(): void;
+  /**
+   * Optional: a reload changed only the route configs this factory routes with. Compiles the
+   * new table from `routers` (throws what a build would throw) and returns how to swap it in
+   * and back (commit, rollback), so live connections route with it without being touched.
+   * null: the factory cannot (its chain is rebuilt and its connections drained).
+   */
+  prepareRoutes?(routers: readonly RouterConfig[]): RouteSwap | null;
+}
+
+/** A prepared route-table swap of one filter factory (see prepareRoutes). */
+export interface RouteSwap {
+  apply(): void;
+  undo(): void;
 }
 
 export type NetworkFilterFactoryBuilder = (config: Readonly<Record<string, unknown>>, ctx: ListenerContext) => NetworkFilterFactory;
