@@ -219,8 +219,7 @@ async function start(a: Args): Promise<void> {
   for (const l of sidecar.listeners()) lines.push(`  listener ${l.name} on ${l.host}:${l.port}`);
   const adm = config.admin.address;
   if (config.xds) {
-    const t = config.xds.servers[0]!;
-    lines.push(`  xds ${config.xds.delta ? 'delta' : 'state-of-the-world'} ADS from ${t.host}:${t.port} (cluster ${config.xds.adsCluster})`);
+    lines.push(`  xds ${config.xds.delta ? 'delta' : 'state-of-the-world'} ADS from ${config.xds.target} (cluster ${config.xds.adsCluster})`);
   }
   lines.push(`  admin on http://${adm.host}:${sidecar.adminPort}/ (stats: /api/v1/stats, /stats/prometheus)`);
   process.stdout.write(lines.join('\n') + '\n');

@@ -174,7 +174,9 @@ export interface XdsNodeConfig {
 export interface XdsConfig {
   /** The static cluster of the ADS server (grpc_services[0].envoy_grpc.cluster_name). */
   readonly adsCluster: string;
-  /** Its addresses (the first one is dialed; gRPC resolves host names). */
+  /** The gRPC target dialed: `host:port` of its first address (gRPC resolves host names) or `unix:PATH` for a `pipe`. */
+  readonly target: string;
+  /** Its TCP addresses. */
   readonly servers: readonly HostPort[];
   /** DELTA_GRPC: DeltaAggregatedResources; otherwise StreamAggregatedResources. */
   readonly delta: boolean;

@@ -28,8 +28,24 @@ function listOf(o: ConfigObject, snake: string): { value: unknown; path: string 
   return o.list(key(o, snake));
 }
 
-function socketAddress(st: ParseState, holder: ConfigObject | undefined): HostPort | undefined {
+/** A unix socket address (`pipe.path`): pilot-agent's local xDS proxy (./etc/istio/proxy/XDS). */
+function pipeAddress(st: ParseState, holder: ConfigObject): string | undefined {
+  const pipe = holder.obj('pipe');
+  if (!pipe) return undefined;
+  const p = pipe.str('path', { required: true });
+  pipe.accept('mode');
+  pipe.done();
+  return p === undefined || p === '' ? undefined : p;
+}
+
+function socketAddress(st: ParseState, holder: ConfigObject | undefined, pipes?: string[]): HostPort | undefined {
   if (!holder) return undefined;
+  const pipe = pipes ? pipeAddress(st, holder) : undefined;
+  if (pipe !== undefined) {
+    pipes!.push(pipe);
+    holder.done();
+    return undefined;
+  }
   const sa = objOf(holder, 'socket_address');
   holder.done();
   if (!sa) return undefined;
@@ -48,8 +64,8 @@ function socketAddress(st: ParseState, holder: ConfigObject | undefined): HostPo
   return port === undefined || host === '' ? undefined : { host, port };
 }
 
-/** The addresses of a static cluster: MOSN's v2 `hosts`, or `load_assignment`. */
-function clusterAddresses(st: ParseState, c: ConfigObject): HostPort[] {
+/** The addresses of a static cluster: MOSN's v2 `hosts`, or `load_assignment` (unix socket paths go to `pipes`). */
+function clusterAddresses(st: ParseState, c: ConfigObject, pipes: string[]): HostPort[] {
   const out: HostPort[] = [];
   for (const h of listOf(c, 'hosts')) {
     const a = socketAddress(st, ConfigObject.from(st.issues, h.path, h.value));
@@ -70,7 +86,7 @@ function clusterAddresses(st: ParseState, c: ConfigObject): HostPort[] {
         lbo.done();
         if (!ep) continue;
         ep.accept('hostname', 'health_check_config', 'healthcheckconfig');
-        const a = socketAddress(st, objOf(ep, 'address'));
+        const a = socketAddress(st, objOf(ep, 'address'), pipes);
         ep.done();
         if (a) out.push(a);
       }
@@ -196,6 +212,7 @@ export function parseXdsSections(st: ParseState, top: ConfigObject): XdsConfig |
   const staticClusters: { json: unknown; path: string }[] = [];
   const staticSecrets: { json: unknown; path: string }[] = [];
   let servers: HostPort[] = [];
+  const pipes: string[] = [];
   let found = false;
   if (stat) {
     for (const c of listOf(stat, 'clusters')) {
@@ -204,8 +221,8 @@ export function parseXdsSections(st: ParseState, top: ConfigObject): XdsConfig |
       const name = co.str('name');
       if (name !== undefined && name === adsCluster) {
         found = true;
-        servers = clusterAddresses(st, co);
-        if (servers.length === 0) st.issues.error(c.path, `the ADS cluster ${showValue(name)} has no address`);
+        servers = clusterAddresses(st, co, pipes);
+        if (servers.length === 0 && pipes.length === 0) st.issues.error(c.path, `the ADS cluster ${showValue(name)} has no address`);
         for (const k of ['transport_socket', 'tls_context']) {
           co.errorIfSet(key(co, k), 'TLS to the xDS server is not supported yet (a plaintext connection would not be what was asked)');
         }
@@ -222,7 +239,9 @@ export function parseXdsSections(st: ParseState, top: ConfigObject): XdsConfig |
     stat.done();
   }
   if (adsCluster !== undefined && !found) st.issues.error('static_resources.clusters', `the ADS cluster ${showValue(adsCluster)} is not defined`);
+  const first = servers[0];
+  const target = pipes.length > 0 ? `unix:${pipes[0]}` : first === undefined ? '' : `${first.host.includes(':') ? `[${first.host}]` : first.host}:${first.port}`;
   return {
-    adsCluster: adsCluster ?? '', servers, delta, setNodeOnFirstMessageOnly: nodeOnce, node, staticListeners, staticClusters, staticSecrets,
+    adsCluster: adsCluster ?? '', target, servers, delta, setNodeOnFirstMessageOnly: nodeOnce, node, staticListeners, staticClusters, staticSecrets,
   };
 }

@@ -143,7 +143,6 @@ const SHORT: Record<ResourceKind, string> = { listener: 'lds', cluster: 'cds', r
 export function startXds(o: StartXdsOptions): XdsRuntime {
   const x = o.base.xds;
   if (x === undefined) throw new Error('startXds: the config has no dynamic_resources');
-  const target = x.servers[0]!;
   const store = new XdsStore({ base: o.base, translator: o.translator, apply: o.apply, log: o.log, coalesceMs: o.coalesceMs });
   const publish = (s: XdsClientStats): void => {
     const m = o.metric;
@@ -157,9 +156,8 @@ export function startXds(o: StartXdsOptions): XdsRuntime {
     m('xds_reloads', store.counts.reloads, 'counter', 'config reloads caused by xDS updates');
     m('xds_reload_failures', store.counts.reloadFailures, 'counter', 'assembled xDS configs the server refused');
   };
-  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
   const client = new XdsClient({
-    target: `${host}:${target.port}`,
+    target: x.target,
     delta: x.delta,
     node: nodeOf(x),
     setNodeOnFirstMessageOnly: x.setNodeOnFirstMessageOnly,

@@ -137,6 +137,7 @@ export class XdsStore {
 
   constructor(private readonly opts: StoreOptions) {
     this.base = opts.base;
+    this.appliedKey = this.assemble(emptyState()).key; // the running config has no dynamic resource yet
   }
 
   /**

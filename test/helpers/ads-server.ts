@@ -75,13 +75,23 @@ export class AdsServer extends EventEmitter {
   /** Streams opened, per mode. */
   opened = { sotw: 0, delta: 0 };
 
+  /** On 127.0.0.1:`port` (0: any free port). */
   static async start(port = 0): Promise<AdsServer> {
     const s = new AdsServer();
-    await s.listen(port);
+    await s.listen(`127.0.0.1:${port}`);
     return s;
   }
 
-  private listen(port: number): Promise<void> {
+  /** On a unix socket (pilot-agent's local xDS proxy). */
+  static async startUnix(socketPath: string): Promise<AdsServer> {
+    const s = new AdsServer();
+    await s.listen(`unix:${socketPath}`);
+    return s;
+  }
+
+  private address = '';
+
+  private listen(address: string): Promise<void> {
     const server = new grpc.Server();
     const service: grpc.ServiceDefinition = {
       StreamAggregatedResources: {
@@ -100,10 +110,11 @@ export class AdsServer extends EventEmitter {
       DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaRequest, DeltaResponse>) => this.delta(call),
     });
     return new Promise((resolve, reject) => {
-      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => {
+      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => {
         if (err) return reject(err);
         this.server = server;
         this.port = p;
+        this.address = address.startsWith('unix:') ? address : `127.0.0.1:${p}`;
         resolve();
       });
     });
@@ -290,9 +301,9 @@ export class AdsServer extends EventEmitter {
 
   /** A crash and a restart on the same port, with the same resources (fresh version numbers kept). */
   async restart(downMs = 300): Promise<void> {
-    const port = this.port;
+    const address = this.address;
     await this.stop();
     await new Promise((r) => setTimeout(r, downMs));
-    await this.listen(port);
+    await this.listen(address);
   }
 }

@@ -113,6 +113,25 @@ test('an Envoy v3 bootstrap in YAML (pilot-agent style) validates and `outrigger
   }
 });
 
+test("pilot-agent's local xDS proxy: the ADS cluster on a unix socket (pipe.path)", { timeout: 30_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-xds-uds-'));
+  const sock = path.join(dir, 'XDS');
+  const ads = await AdsServer.startUnix(sock);
+  const doc = YAML.parse(ENVOY_YAML.replace('ADS_PORT', '1')) as Record<string, any>;
+  doc.static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address = { pipe: { path: sock } };
+  let sc;
+  try {
+    assert.equal(parseConfig(doc).xds?.target, `unix:${sock}`);
+    sc = await startSidecar(doc);
+    const first = await ads.waitFor((r) => r.kind === 'cluster');
+    assert.equal(first.mode, 'delta');
+  } finally {
+    if (sc) assert.equal(await sc.terminate(), 0);
+    await ads.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 function errorsOf(doc: unknown): string[] {
   try {
     parseConfig(doc);
