@@ -281,7 +281,14 @@ export class XdsStore {
         continue;
       }
       seen.add(r.name);
-      const e = this.translate(s, op.kind, r);
+      // The same resource again (SotW resends them all): keep its translation, do not redo it.
+      const old = (s[op.kind] as Map<string, Entry<Values[ResourceKind]>>).get(r.name);
+      const json = r.message !== undefined ? JSON.stringify(r.message) : '';
+      if (old !== undefined && r.error === undefined && old.json === json) {
+        translated.push(old.version === r.version ? old : { ...old, version: r.version });
+        continue;
+      }
+      const e = this.translate(s, op.kind, r, json);
       if (typeof e === 'string') errors.push(e);
       else translated.push(e);
     }
@@ -296,8 +303,7 @@ export class XdsStore {
       map.delete(name);
     }
     for (const e of translated) {
-      const old = map.get(e.name);
-      if (old !== undefined && old.json === e.json) continue; // same resource again: keep its entry
+      if (map.get(e.name) === e) continue;
       map.set(e.name, e);
       if (op.kind === 'secret') changedSecrets.add(e.name);
     }
@@ -316,7 +322,7 @@ export class XdsStore {
     };
   }
 
-  private translate(s: State, kind: ResourceKind, r: IncomingResource): Entry<Values[ResourceKind]> | string {
+  private translate(s: State, kind: ResourceKind, r: IncomingResource, json?: string): Entry<Values[ResourceKind]> | string {
     if (r.error !== undefined) return `${r.name}: ${r.error}`;
     if (r.message === undefined) return `${r.name}: the resource is empty`;
     const used: string[] = [];
@@ -338,7 +344,7 @@ export class XdsStore {
     if (value.name !== r.name && r.name !== '') return `${r.name}: the resource is named ${JSON.stringify(value.name)}`;
     if (kind === 'listener' && this.staticListener(value.name)) return `${value.name}: a static listener has that name`;
     if (kind === 'cluster' && this.base.clusters.some((c) => c.name === value.name)) return `${value.name}: a static cluster has that name`;
-    return { name: value.name, version: r.version, message: r.message, json: JSON.stringify(r.message), value, secrets: used, at: new Date().toISOString() };
+    return { name: value.name, version: r.version, message: r.message, json: json ?? JSON.stringify(r.message), value, secrets: used, at: new Date().toISOString() };
   }
 
   private staticListener(name: string): boolean {
