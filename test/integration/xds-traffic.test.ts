@@ -14,6 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import * as YAML from 'yaml';
 import { AdsServer } from '../helpers/ads-server';
+import { Pki, serialOf } from '../helpers/certs';
 import { backend, deadPort, run } from '../helpers/http';
 import { connect, echoServer } from '../helpers/net';
 import { startSidecar, type RunningSidecar } from '../helpers/sidecar';
@@ -221,9 +222,9 @@ test('SotW over an Envoy YAML bootstrap: HTTP/1.1, HTTP/2, gRPC, TCP and Bolt th
     assert.equal(nack.sotw!.versionInfo, ldsVersion, 'the NACK carries the previous version');
     assert.equal((await curl(httpPort, '/after-nack')).code, 200, 'traffic flows on the old config');
     const dump = await adminJson(sc, '/api/v1/config_dump');
-    assert.equal(dump.dynamic.listener.version_info, ldsVersion);
-    assert.match(dump.dynamic.listener.last_nack.detail, /127\.0\.0\.1_bad/);
-    assert.deepEqual(dump.dynamic.listener.resources.map((r: { name: string }) => r.name).sort(), listeners.map((l) => l.name).sort());
+    assert.equal(dump.dynamic.lds.version_info, ldsVersion);
+    assert.match(dump.dynamic.lds.last_nack.detail, /127\.0\.0\.1_bad/);
+    assert.deepEqual(dump.dynamic.lds.resources.map((r: { name: string }) => r.name).sort(), listeners.map((l) => l.name).sort());
     const prom: string = await adminJson(sc, '/stats/prometheus');
     assert.match(prom, /^outrigger_xds_lds_rejected_total 1$/m);
     assert.match(prom, /^outrigger_xds_connected 1$/m);
@@ -283,12 +284,82 @@ test('delta over MOSN-form JSON: a listener waits for its RDS; a bad resource is
     ]);
     const nack = await ads.waitFor((r) => r.kind === 'cluster' && r.nonce === ads.lastNonce('cluster'));
     assert.match(nack.error ?? '', /^bad-new: /);
-    const dump = await until(() => adminJson(sc!, '/api/v1/config_dump'), (d) => d.dynamic.cluster.resources.some((r: { name: string }) => r.name === 'good-new'), 'good-new accepted');
-    assert.ok(!dump.dynamic.cluster.resources.some((r: { name: string }) => r.name === 'bad-new'));
+    const dump = await until(() => adminJson(sc!, '/api/v1/config_dump'), (d) => d.dynamic.cds.resources.some((r: { name: string }) => r.name === 'good-new'), 'good-new accepted');
+    assert.ok(!dump.dynamic.cds.resources.some((r: { name: string }) => r.name === 'bad-new'));
     assert.equal((await curl(p1, '/still')).code, 200);
   } finally {
     if (sc) assert.equal(await sc.terminate(), 0);
     await ads.stop();
     await web.close();
+  }
+});
+
+/** Istio's SDS secrets: the workload certificate `default` and the mesh root `ROOTCA`. */
+function sdsSecrets(pki: Pki, leaf: { cert: string; key: string }): Record<string, unknown>[] {
+  const pem = (f: string): { inline_string: string } => ({ inline_string: fs.readFileSync(f, 'utf8') });
+  return [
+    { name: 'default', tls_certificate: { certificate_chain: pem(leaf.cert), private_key: pem(leaf.key) } },
+    { name: 'ROOTCA', validation_context: { trusted_ca: pem(pki.ca.cert) } },
+  ];
+}
+
+test('SDS: an mTLS listener waits for `default` and `ROOTCA`, serves mTLS once they arrive, and a rotated certificate is served to new connections', { timeout: 60_000 }, async () => {
+  const ads = await AdsServer.start();
+  const web = await backend('web');
+  const pki = new Pki();
+  const server1 = pki.issue({ cn: 'app.default', ips: ['127.0.0.1'], usage: 'server' });
+  const server2 = pki.issue({ cn: 'app.default', ips: ['127.0.0.1'], usage: 'server' });
+  const client = pki.issue({ cn: 'client', usage: 'client' });
+  const port = await deadPort();
+  let sc: RunningSidecar | undefined;
+  try {
+    const listener = httpListener('inbound_mtls', port, 'in', 'HTTP1');
+    (listener['filter_chains'] as Record<string, unknown>[])[0]!['transport_socket'] = {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+        require_client_certificate: true,
+        common_tls_context: {
+          tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: { ads: {}, resource_api_version: 'V3' } }],
+          combined_validation_context: { default_validation_context: {}, validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: { ads: {}, resource_api_version: 'V3' } } },
+          alpn_protocols: ['http/1.1'],
+        },
+      },
+    };
+    ads.set('cluster', [staticCluster('web', [web.port])]);
+    ads.set('listener', [listener]);
+    ads.set('route', [routeConfig('in', [{ prefix: '/', cluster: 'web' }])]);
+    sc = await startSidecar(bootstrap(ads.port, false));
+    const sds = await ads.waitFor((r) => r.kind === 'secret' && r.nonce === '');
+    assert.deepEqual([...sds.sotw!.resourceNames!].sort(), ['ROOTCA', 'default'], 'SDS asks for the secrets the listener names');
+    await new Promise((r) => setTimeout(r, 300));
+    const curlTls = (extra: string[]): ReturnType<typeof run> => run('curl', ['-sS', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', pki.ca.cert, ...extra, `https://127.0.0.1:${port}/`]);
+    const mtls = ['--cert', client.cert, '--key', client.key];
+    assert.notEqual((await curlTls(mtls)).stdout, '200', 'the listener warms until its secrets arrive');
+
+    ads.set('secret', sdsSecrets(pki, server1));
+    const ok = await until(() => curlTls(mtls), (r) => r.stdout === '200', 'mTLS once the secrets arrived');
+    assert.equal(ok.stdout, '200');
+    assert.notEqual((await curlTls([])).stdout, '200', 'a client without a certificate is refused');
+    const cert1 = await run('sh', ['-c', `echo | openssl s_client -connect 127.0.0.1:${port} -cert ${client.cert} -key ${client.key} 2>/dev/null | openssl x509 -noout -serial`]);
+    assert.equal(cert1.stdout.trim().replace(/^serial=0*/, ''), serialOf(fs.readFileSync(server1.cert, 'utf8')));
+
+    // Rotation: the new `default` is served to new connections.
+    ads.set('secret', sdsSecrets(pki, server2));
+    const want = serialOf(fs.readFileSync(server2.cert, 'utf8'));
+    await until(
+      () => run('sh', ['-c', `echo | openssl s_client -connect 127.0.0.1:${port} -cert ${client.cert} -key ${client.key} 2>/dev/null | openssl x509 -noout -serial`]),
+      (r) => r.stdout.trim().replace(/^serial=0*/, '') === want,
+      'the rotated certificate',
+    );
+    assert.equal((await curlTls(mtls)).stdout, '200');
+    const dump = await adminJson(sc, '/api/v1/config_dump');
+    assert.ok(!JSON.stringify(dump).includes('PRIVATE KEY'), 'config_dump never shows a private key');
+    assert.deepEqual(dump.dynamic.sds.resources.map((r: { name: string }) => r.name).sort(), ['ROOTCA', 'default']);
+  } finally {
+    if (sc) assert.equal(await sc.terminate(), 0);
+    await ads.stop();
+    await web.close();
+    pki.remove();
   }
 });
