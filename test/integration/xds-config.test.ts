@@ -103,7 +103,7 @@ test('an Envoy v3 bootstrap in YAML (pilot-agent style) validates and `outrigger
     assert.equal(node.cluster, 'app.default');
     // The static Envoy cluster is a running cluster.
     const dump = await (await fetch(`http://127.0.0.1:${sc.adminPort}/api/v1/config_dump`)).json() as { static: unknown; dynamic: Record<string, unknown> };
-    assert.ok(dump.static && dump.dynamic['cluster'], 'config_dump has static and dynamic parts');
+    assert.ok(dump.static && dump.dynamic['cds'], 'config_dump has static and dynamic parts');
     const stats = await sc.stats() as { clusters: Record<string, unknown> };
     assert.ok(stats.clusters['local-app'], 'the static Envoy cluster runs');
   } finally {
