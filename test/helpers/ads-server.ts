@@ -14,6 +14,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
+import { lookupType } from '../../src/xds/proto';
 import { TYPE_URL, type ResourceKind } from '../../src/xds/types';
 import {
   ADS_DELTA_PATH, ADS_SOTW_PATH, decodeDeltaRequest, decodeDeltaResponse, decodeSotwRequest, decodeSotwResponse, encodeDeltaRequest,
@@ -131,6 +132,19 @@ export class AdsServer extends EventEmitter {
       // Delta: an unchanged resource keeps its version (only what changed is sent again).
       const same = old !== undefined && Buffer.compare(Buffer.from(old.any.value), Buffer.from(any.value)) === 0;
       m.set(name, { version: same ? old.version : v, any });
+    }
+    this.data.set(kind, m);
+    this.pushAll(kind);
+  }
+
+  /** Replaces every resource of `kind` given in the decoded contract form (src/xds/types.ts XdsMessage) and pushes. */
+  setDecoded(kind: ResourceKind, messages: readonly Readonly<Record<string, unknown>>[]): void {
+    const t = lookupType(TYPE_URL[kind])!;
+    const v = this.bump(kind);
+    const m = new Map<string, Stored>();
+    for (const r of messages) {
+      const name = String(kind === 'endpoints' ? r['clusterName'] : r['name']);
+      m.set(name, { version: v, any: { typeUrl: TYPE_URL[kind], value: t.encode(t.fromObject(r)).finish() } });
     }
     this.data.set(kind, m);
     this.pushAll(kind);

@@ -13,6 +13,11 @@ import { TYPE_URL, type XdsTranslator } from '../../src/xds/types';
 import { translator } from '../../src/xds/translate';
 import { istioNode } from '../../src/xds/node';
 import { AdsServer, type RecordedRequest } from '../helpers/ads-server';
+import { Pki } from '../helpers/certs';
+import { loadFixtures } from '../unit/xds/fixtures';
+import { ConfigError } from '../../src/config/errors';
+import { checkBuild } from '../../src/worker/snapshot';
+import * as fs from 'node:fs';
 import { edsCluster, endpoints, httpListener, routeConfig, standInTranslator, staticCluster } from '../helpers/xds-resources';
 
 const BASE: OutriggerConfig = {
@@ -289,3 +294,72 @@ test('scale: 5,000 EDS clusters + 5,000 ClusterLoadAssignments, then a one-endpo
     await h.close();
   }
 });
+
+/** Names of `names` that a NACK detail rejects (`name: path: reason`), and the rest of the detail checked to be documented refusals. */
+function rejectedBy(detail: string | undefined, names: readonly string[]): string[] {
+  if (detail === undefined) return [];
+  assert.doesNotMatch(detail, /assembled config was refused|Cannot read|undefined|TypeError/, 'a NACK is a named refusal, never a crash');
+  const out = names.filter((n) => detail.includes(`${n}: `));
+  assert.ok(out.length > 0, `the NACK names the resources: ${detail}`);
+  for (const part of detail.split(/; (?=\S+: )/)) assert.match(part, /not supported|not merged yet|needs /, `documented reason: ${part}`);
+  return out;
+}
+
+for (const delta of [false, true]) {
+  test(`${delta ? 'delta' : 'SotW'}: an Istio-shaped sidecar push (virtualOutbound, virtualInbound with inspectors and mTLS, outbound HTTP/TCP, EDS with localities, SDS) is ACKed or NACKed only for named, documented reasons, and what is accepted builds`, { timeout: 60_000 }, async (t) => {
+    const pki = new Pki();
+    const leaf = pki.issue({ cn: 'app.default', ips: ['127.0.0.1'], usage: 'server' });
+    const fx = loadFixtures({ cert: fs.readFileSync(leaf.cert, 'utf8'), key: fs.readFileSync(leaf.key, 'utf8'), ca: fs.readFileSync(pki.ca.cert, 'utf8') });
+    const h = await harness(delta, { translator });
+    // What Server.reload() would refuse: the main thread's build of every listener, route and cluster.
+    const opts = h.store['opts'] as { apply: (c: OutriggerConfig) => Promise<void> };
+    const record = opts.apply;
+    opts.apply = async (c) => {
+      const issues = checkBuild(c);
+      if (issues.length > 0) throw new ConfigError(issues);
+      await record(c);
+    };
+    try {
+      const s = h.server;
+      await s.waitFor((r) => r.kind === 'listener');
+      s.setDecoded('secret', fx.secrets);
+      s.setDecoded('cluster', fx.clusters);
+      s.setDecoded('endpoints', fx.endpoints);
+      s.setDecoded('listener', fx.listeners);
+      s.setDecoded('route', fx.routes);
+      const clusterNamesAll = fx.clusters.map((c) => String(c['name']));
+      const listenerNamesAll = fx.listeners.map((l) => String(l['name']));
+      const cds = await answerTo(h, 'cluster');
+      const lds = await answerTo(h, 'listener');
+      const badClusters = rejectedBy(cds.error, clusterNamesAll);
+      const badListeners = rejectedBy(lds.error, listenerNamesAll);
+      t.diagnostic(`CDS: ${cds.error ? `NACK (${badClusters.join(', ')})` : 'ACK'}; LDS: ${lds.error ? `NACK (${badListeners.join(', ')})` : 'ACK'}`);
+      if (cds.error) t.diagnostic(`CDS reasons: ${cds.error}`);
+      if (lds.error) t.diagnostic(`LDS reasons: ${lds.error}`);
+      // Delta applies the good resources of a response; SotW rejects a response with a bad one whole.
+      const goodListeners = lds.error && !delta ? [] : listenerNamesAll.filter((n) => !badListeners.includes(n));
+      const goodClusters = cds.error && !delta ? [] : clusterNamesAll.filter((n) => !badClusters.includes(n));
+      assert.deepEqual(Object.keys(h.store.acceptedVersions('cluster')).sort(), [...goodClusters].sort());
+      await until(() => listenerNames(last(h)).length === goodListeners.length, `${goodListeners.length} warm listeners`, 20_000);
+      if (goodListeners.length > 0) {
+        const route = await answerTo(h, 'route');
+        assert.equal(route.error, undefined, `RDS: ${route.error}`);
+      }
+      // A cluster warms once its ClusterLoadAssignment is here: an EDS cluster the push has none for keeps warming.
+      const cla = new Set(fx.endpoints.map((x) => String(x['clusterName'])));
+      const edsOf = (n: string): string | undefined => {
+        const c = fx.clusters.find((x) => x['name'] === n)!;
+        return c['type'] === 'EDS' ? String((c['edsClusterConfig'] as { serviceName?: string }).serviceName ?? n) : undefined;
+      };
+      const warm = goodClusters.filter((n) => edsOf(n) === undefined || cla.has(edsOf(n)!));
+      await until(() => clusterNames(last(h)).length === warm.length, `${warm.length} warm clusters`, 20_000);
+      assert.deepEqual([...clusterNames(last(h))].sort(), [...warm].sort());
+      const dumped = (h.store.dump() as { cds: { resources: { name: string; warming: boolean }[] } }).cds.resources;
+      for (const n of goodClusters) assert.equal(dumped.find((r) => r.name === n)!.warming, !warm.includes(n), `${n} warming in config_dump`);
+      assert.ok(delta ? listenerNames(last(h)).includes('virtualInbound') || badListeners.includes('virtualInbound') : true);
+    } finally {
+      await h.close();
+      pki.remove();
+    }
+  });
+}
