@@ -21,6 +21,7 @@ import { createLogger, flushLogger, type Logger } from './log';
 import { newBreakerBuffer, releaseWorkerShare } from './upstream/breakers';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
 import { assignStats, checkBuild, releaseStats } from './worker/snapshot';
+import { configDelta, withoutRaw } from './worker/delta';
 import './extensions';
 
 export interface SidecarOptions {
@@ -341,7 +342,7 @@ export class Sidecar {
       const msg: MainToWorker = {
         type: 'config',
         version,
-        config: this.config,
+        config: withoutRaw(this.config),
         versions: this.versions,
         layout: this.layout.toData(),
         listen: this.listenSpecs(this.config, native.kind !== 'native' && slot.id === 0 && !this.sockets.size),
@@ -373,8 +374,11 @@ export class Sidecar {
   private reloadChain: Promise<void> = Promise.resolve();
   /** Last version number handed out (prepared or committed); `version` is the committed one. */
   private lastVersion = 0;
-  /** Per-resource versions of the committed snapshot (src/config/versions.ts). */
+  /** Per-resource versions of the committed snapshot (src/config/versions.ts), and its canonical forms. */
   private versions: ResourceVersions;
+  private forms: Map<string, string> | undefined;
+  /** Where the last committed reload spent its time (ms): versions, main-thread check, prepare on the workers, commit. */
+  lastTiming: Readonly<Record<string, number>> = {};
 
   private async reloadNow(config: OutriggerConfig, opts: ReloadOptions): Promise<void> {
     const oldByName = new Map<string, string>();
@@ -389,11 +393,17 @@ export class Sidecar {
         }
       }
     }
-    const issues = checkBuild(config);
-    if (issues.length > 0) throw new ConfigError(issues);
     const removed = [...oldByName.keys()].filter((n) => !config.servers.some((sv) => sv.listeners.some((l) => l.name === n)));
-    const version = (this.lastVersion = Math.max(this.lastVersion, this.version) + 1);
-    const versions = versionResources(version, config, { config: this.config, versions: this.versions });
+    const version = Math.max(this.lastVersion, this.version) + 1;
+    const t0 = performance.now();
+    let forms: Map<string, string> | undefined;
+    const versions = versionResources(version, config, { config: this.config, versions: this.versions, forms: this.forms }, (f) => (forms = f));
+    // Only what changed is built here (the rest was checked when it came).
+    const t1 = performance.now();
+    const issues = checkBuild(config, versions, version);
+    if (issues.length > 0) throw new ConfigError(issues);
+    const t2 = performance.now();
+    this.lastVersion = version;
     const drainTimeMs = this.drainTimeMs(opts.drainTimeMs);
     this.assignStats(config);
     const opened: string[] = [];
@@ -426,7 +436,9 @@ export class Sidecar {
     // Phase 1: every live worker builds the new version beside the running one.
     const layout = this.layout.toData();
     const live = this.slots.flatMap((slot) => (slot.worker === null ? [] : [{ slot, worker: slot.worker }]));
-    const answers = await Promise.all(live.map(({ slot, worker }) => this.prepareOn(slot, worker, { type: 'prepare', version, config, versions, layout, drainTimeMs })));
+    // Workers get what changed since the version they run (the main thread keeps the whole config).
+    const delta = configDelta(this.version, this.config, config, versions, version);
+    const answers = await Promise.all(live.map(({ slot, worker }) => this.prepareOn(slot, worker, { type: 'prepare', version, config: slot.appliedVersion === this.version ? delta : withoutRaw(config), versions, layout, drainTimeMs })));
     const failed = answers.filter((a) => a.error !== undefined);
     if (failed.length > 0) {
       for (const { worker } of live) worker.postMessage({ type: 'abort', version } satisfies MainToWorker);
@@ -436,6 +448,7 @@ export class Sidecar {
       throw new Error(`config version ${version} not applied: ${failed.map((f) => `worker ${f.id}: ${f.error}`).join('; ')}`);
     }
     const rebuilt = answers.find((a) => a.rebuilt !== undefined)?.rebuilt;
+    const t3 = performance.now();
     // Phase 2: commit everywhere, all or nothing: a worker whose commit fails keeps the running
     // version (and the prepared one, aborted below); workers that applied it roll back.
     const preparedBy = new Set(live.map((p) => p.worker));
@@ -459,7 +472,7 @@ export class Sidecar {
         // A worker that restarted during the prepare phase did not prepare this version: it gets it whole.
         const msg: MainToWorker = preparedBy.has(w)
           ? { type: 'commit', version, listen }
-          : { type: 'config', version, config, versions, layout: this.layout.toData(), listen, drainTimeMs };
+          : { type: 'config', version, config: withoutRaw(config), versions, layout: this.layout.toData(), listen, drainTimeMs };
         w.postMessage(msg);
       });
     this.pendingHosts.clear();
@@ -486,6 +499,7 @@ export class Sidecar {
     this.config = config;
     this.version = version;
     this.versions = versions;
+    this.forms = forms;
     for (const s of this.slots) s.worker?.postMessage({ type: 'settle', version } satisfies MainToWorker);
     for (const name of removed) {
       const sck = this.sockets.get(name);
@@ -494,7 +508,10 @@ export class Sidecar {
     }
     releaseStats(this.layout, config);
     this.hub.setExtra('config_version', version, { help: 'config snapshots applied' });
-    this.log.info({ version, added: [...added], removed, rebuilt }, 'config reloaded');
+    const ms = (a: number, b: number): number => Math.round((b - a) * 10) / 10;
+    const timing = { versions: ms(t0, t1), check: ms(t1, t2), prepare: ms(t2, t3), commit: ms(t3, performance.now()) };
+    this.lastTiming = timing;
+    this.log.info({ version, added: [...added], removed, rebuilt, ms: timing }, 'config reloaded');
   }
 
   /** Sends a prepare to one worker; resolves with its answer (a worker that exits meanwhile is not an error). */

@@ -21,33 +21,56 @@ export function canonical(v: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
 }
 
+/**
+ * Canonical forms of resource config objects already described: configs are frozen values, so
+ * a resource object that a new config reuses (an xDS push rebuilds only what changed) costs a
+ * lookup, not a new form. Weak: forms go with their objects.
+ */
+const forms = new WeakMap<object, string>();
+
+function formOf(o: object): string {
+  let f = forms.get(o);
+  if (f === undefined) {
+    f = canonical(o);
+    forms.set(o, f);
+  }
+  return f;
+}
+
 /** Resource id -> canonical form of its config. */
 export function describeResources(config: OutriggerConfig): Map<string, string> {
   const out = new Map<string, string>();
   for (const s of config.servers) {
-    for (const r of s.routers) out.set(`route/${r.name}`, canonical(r));
+    for (const r of s.routers) out.set(`route/${r.name}`, formOf(r));
     for (const l of s.listeners) {
-      out.set(`listener/${l.name}`, canonical(l));
+      out.set(`listener/${l.name}`, formOf(l));
       const tls = l.filterChains.map((c) => c.tlsContexts ?? []);
       if (tls.some((t) => t.length > 0)) out.set(`secret/listener/${l.name}`, canonical(tls));
     }
   }
   for (const c of config.clusters) {
-    out.set(`cluster/${c.name}`, canonical(c));
-    if (c.tlsContext !== undefined) out.set(`secret/cluster/${c.name}`, canonical(c.tlsContext));
+    out.set(`cluster/${c.name}`, formOf(c));
+    if (c.tlsContext !== undefined) out.set(`secret/cluster/${c.name}`, formOf(c.tlsContext));
   }
   return out;
 }
 
+/** A committed snapshot as versioning needs it; `forms` (describeResources of `config`) spares describing it again. */
+export interface VersionedConfig {
+  readonly config: OutriggerConfig;
+  readonly versions: ResourceVersions;
+  forms?: Map<string, string>;
+}
+
 /**
  * Versions of `config`'s resources when it becomes snapshot `version`: a resource whose
- * canonical form equals the previous snapshot's keeps its previous version.
+ * canonical form equals the previous snapshot's keeps its previous version. `formsOut` receives
+ * the canonical forms of `config` (keep them as the next call's `previous.forms`).
  */
-export function versionResources(
-  version: number, config: OutriggerConfig, previous?: { readonly config: OutriggerConfig; readonly versions: ResourceVersions },
-): ResourceVersions {
+export function versionResources(version: number, config: OutriggerConfig, previous?: VersionedConfig, formsOut?: (forms: Map<string, string>) => void): ResourceVersions {
   const now = describeResources(config);
-  const before = previous ? describeResources(previous.config) : new Map<string, string>();
+  formsOut?.(now);
+  const before = previous ? (previous.forms ?? describeResources(previous.config)) : new Map<string, string>();
   const out: Record<string, number> = {};
   for (const [id, form] of now) {
     const prev = previous?.versions[id];

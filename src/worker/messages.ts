@@ -1,5 +1,5 @@
 /** Messages between the main thread and worker threads (structured-cloned, never per request). */
-import type { OutriggerConfig, LogLevel } from '../config/types';
+import type { ClusterConfig, OutriggerConfig, LogLevel } from '../config/types';
 import type { ResourceVersions } from '../config/versions';
 import type { EncodedHistogram } from '../stats/histograms';
 import type { StatsLayoutData } from '../stats/layout';
@@ -38,7 +38,7 @@ export type ListenSpec =
  */
 export type MainToWorker =
   | { readonly type: 'config'; readonly version: number; readonly config: OutriggerConfig; readonly versions: ResourceVersions; readonly layout: StatsLayoutData; readonly listen: Readonly<Record<string, ListenSpec>>; readonly drainTimeMs: number }
-  | { readonly type: 'prepare'; readonly version: number; readonly config: OutriggerConfig; readonly versions: ResourceVersions; readonly layout: StatsLayoutData; readonly drainTimeMs: number }
+  | { readonly type: 'prepare'; readonly version: number; readonly config: OutriggerConfig | ConfigDelta; readonly versions: ResourceVersions; readonly layout: StatsLayoutData; readonly drainTimeMs: number }
   | { readonly type: 'commit'; readonly version: number; readonly listen: Readonly<Record<string, ListenSpec>> }
   | { readonly type: 'abort'; readonly version: number }
   | { readonly type: 'settle'; readonly version: number }
@@ -49,6 +49,20 @@ export type MainToWorker =
   | { readonly type: 'flush-histograms'; readonly seq: number }
   /** Test hook (OUTRIGGER_TEST_HOOKS=1): throw an uncaught exception. */
   | { readonly type: 'crash' };
+
+/**
+ * A new config as the changes to the worker's running one (version `base`): a push of one
+ * changed cluster clones that cluster, not thousands (src/worker/delta.ts).
+ */
+export interface ConfigDelta {
+  readonly kind: 'delta';
+  /** The version the worker must be running. */
+  readonly base: number;
+  readonly rest: Omit<OutriggerConfig, 'clusters' | 'raw'>;
+  /** New and changed clusters, and the names of the removed ones. */
+  readonly clusters: readonly ClusterConfig[];
+  readonly removedClusters: readonly string[];
+}
 
 export type WorkerToMain =
   | { readonly type: 'bound'; readonly listener: string; readonly fd: number; readonly port: number }

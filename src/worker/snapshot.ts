@@ -46,6 +46,8 @@ export interface BuildEnv {
   /** Holds the running clusters; the new ones are only prepared here (install() on commit). */
   readonly manager: ClusterManager;
   accessLogFor(name: string, config: ListenerConfig): AccessLogWriter | null;
+  /** Build only these resources (`cluster/NAME`, `listener/NAME`); the rest is left out (a check of what changed). */
+  readonly only?: ReadonlySet<string>;
 }
 
 /** JSON paths of the resources, for issues found while building. */
@@ -84,6 +86,7 @@ export function buildSnapshot(version: number, config: OutriggerConfig, versions
   const clusters = new Map<string, Cluster>();
   const rebuiltClusters: string[] = [];
   config.clusters.forEach((c, i) => {
+    if (env.only !== undefined && !env.only.has(`cluster/${c.name}`)) return;
     try {
       const base = env.layout.clusters[c.name];
       if (base === undefined) throw new Error(`stats layout has no slot for cluster ${c.name}`);
@@ -98,6 +101,7 @@ export function buildSnapshot(version: number, config: OutriggerConfig, versions
   const rebuiltListeners: string[] = [];
   config.servers.forEach((server, si) => {
     server.listeners.forEach((lc, li) => {
+      if (env.only !== undefined && !env.only.has(`listener/${lc.name}`)) return;
       const path = `servers[${si}].listeners[${li}]`;
       try {
         const base = env.layout.listeners[lc.name];
@@ -187,20 +191,45 @@ export function releaseStats(layout: StatsLayout, config: OutriggerConfig, serve
 let scratch: Float64Array | undefined;
 
 /**
+ * Resources of snapshot `version` that a check must build: those whose version is `version`
+ * (new or changed), and listeners whose route configs changed. The rest built before.
+ */
+function changedResources(config: OutriggerConfig, versions: ResourceVersions, version: number): Set<string> {
+  const out = new Set<string>();
+  for (const c of config.clusters) if (versions[`cluster/${c.name}`] === version || versions[`secret/cluster/${c.name}`] === version) out.add(`cluster/${c.name}`);
+  for (const server of config.servers) {
+    for (const l of server.listeners) {
+      const id = `listener/${l.name}`;
+      if (versions[id] === version || versions[`secret/${id}`] === version || listenerRouteDeps(l, server).some((d) => versions[`route/${d}`] === version)) out.add(id);
+    }
+  }
+  return out;
+}
+
+/**
  * The main thread's check before it accepts a file: builds every resource as a worker would,
  * on scratch stats, then releases it. Returns the issues (empty: a worker will build it too).
+ * With `versions` of snapshot `version`, only what changed is built (the rest was checked when
+ * it came): a push of one changed resource costs one resource's build.
  */
-export function checkBuild(config: OutriggerConfig): readonly ConfigIssue[] {
+export function checkBuild(config: OutriggerConfig, versions?: ResourceVersions, version?: number): readonly ConfigIssue[] {
   scratch ??= new Float64Array(STATS_SLOTS); // once per process: a check never touches live stats
   const layout = new StatsLayout();
+  const only = versions !== undefined && version !== undefined ? changedResources(config, versions, version) : undefined;
   try {
-    assignStats(layout, config);
+    if (only === undefined) assignStats(layout, config);
+    else {
+      // Slots for what is built only (scratch stats: the layout is thrown away).
+      for (const s of config.servers) for (const l of s.listeners) if (only.has(`listener/${l.name}`)) layout.listenerBase(l.name);
+      for (const c of config.clusters) if (only.has(`cluster/${c.name}`)) layout.clusterBase(c.name);
+      for (const r of httpRouteStatNamesOf(config)) layout.routeBase(r);
+    }
   } catch (e) {
     return [{ path: '', message: e instanceof Error ? e.message : String(e) }];
   }
   const manager = new ClusterManager([], scratch, {});
   try {
-    const snap = buildSnapshot(1, config, versionResources(1, config), { counters: scratch, layout: layout.toData(), manager, accessLogFor: () => null });
+    const snap = buildSnapshot(1, config, versions ?? versionResources(1, config), { counters: scratch, layout: layout.toData(), manager, accessLogFor: () => null, only });
     discardSnapshot(snap, manager);
     return [];
   } catch (e) {

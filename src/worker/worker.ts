@@ -19,7 +19,8 @@ import { applyHostileTrafficConfig } from '../overload/manager';
 import { bindRouteStats, drainHistograms } from '../http/route-stats';
 import { closeLogs, createLogger, type AccessLogWriter } from '../log';
 import { AccessLogCache } from './access-logs';
-import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
+import { applyDelta, isDelta } from './delta';
+import type { ConfigDelta, ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
 import { buildSnapshot, discardSnapshot, type Snapshot } from './snapshot';
 import '../extensions';
 
@@ -75,6 +76,12 @@ function prepare(version: number, config: OutriggerConfig, versions: ResourceVer
   return prepared;
 }
 
+/** A delta's config: the running one with the delta applied (src/worker/delta.ts). */
+function onRunning(d: ConfigDelta): OutriggerConfig {
+  if (running === undefined) throw new Error('config delta without a running version');
+  return applyDelta(running.config, running.version, d);
+}
+
 /** Abort: drops the prepared snapshot, keeps the running one. */
 function abort(): void {
   if (prepared === undefined) return;
@@ -118,7 +125,7 @@ async function commit(listen: Readonly<Record<string, ListenSpec>>): Promise<voi
       const r = await openListener(name, wl, listen[name]);
       if (r !== null) bound.push({ type: 'bound', listener: name, fd: r.fd, port: r.port });
     }
-    if (process.env.OUTRIGGER_TEST_HOOKS === '1' && process.env.OUTRIGGER_TEST_FAIL_COMMIT === String(init.workerId)) {
+    if (process.env.OUTRIGGER_TEST_HOOKS === '1' && process.env.OUTRIGGER_TEST_FAIL_COMMIT === String(init.workerId) && running !== undefined) {
       throw new Error('commit failure requested by test hook'); // after the new listeners were bound
     }
   } catch (e) {
@@ -259,7 +266,8 @@ port.on('message', (m: MainToWorker) => {
     case 'prepare':
       drainTimeMs = m.drainTimeMs;
       try {
-        const snap = prepare(m.version, m.config, m.versions, m.layout);
+        const config = isDelta(m.config) ? onRunning(m.config) : m.config;
+        const snap = prepare(m.version, config, m.versions, m.layout);
         log.debug({ version: m.version, rebuilt: snap.rebuilt }, 'config snapshot prepared');
         send({ type: 'prepared', version: m.version, rebuilt: snap.rebuilt });
       } catch (e) {
