@@ -147,6 +147,7 @@ async function start(a: Args): Promise<void> {
   const sidecar = new Sidecar({
     config, workers: a.workers, logLevel: a.logLevel, adminPort: a.adminPort,
     configDump: config.xds ? () => (xds ? xds.dump(staticRaw) : staticRaw) : undefined,
+    ready: config.xds ? () => xds !== null && xds.initialized() : undefined,
   });
   // Signals end the process in every state: while starting (release everything, exit), running
   // (SIGTERM drains for the graceful timeout; SIGINT stops now), and a second signal while

@@ -34,6 +34,8 @@ export interface SidecarOptions {
   readonly listenBacklog?: number;
   /** config_dump's body instead of the running config's `raw` (xDS: live versions and NACKs). */
   readonly configDump?: () => unknown;
+  /** An extra readiness condition for /ready (xDS: the first CDS and LDS responses were handled). */
+  readonly ready?: () => boolean;
   /**
    * Drain time of a reload: connections of changed or removed filter chains (and of removed
    * listeners) get their protocol's goodbye at once and are closed after it. Default: the
@@ -160,7 +162,7 @@ export class Sidecar {
         {
           stats: this.hub,
           configDump: () => redactConfig(this.opts.configDump ? this.opts.configDump() : this.config.raw),
-          ready: () => this.ready && !this.stopping,
+          ready: () => this.ready && !this.stopping && (this.opts.ready?.() ?? true),
           log: this.log,
         },
       );

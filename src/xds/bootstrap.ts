@@ -117,6 +117,12 @@ export function nodeOf(x: XdsConfig, env: NodeJS.ProcessEnv = process.env): Node
 export interface XdsRuntime {
   readonly client: XdsClient;
   readonly store: XdsStore;
+  /**
+   * Envoy's initialization: ready once the first CDS and LDS responses were handled (ACK or NACK)
+   * and what they brought was applied, or after the initial fetch timeout (15 s, as Envoy) so that
+   * a control plane that is away does not keep the static part from serving.
+   */
+  initialized(): boolean;
   /** config_dump: the static document and the dynamic resources with versions and the last NACK per type. */
   dump(staticRaw: unknown): unknown;
   close(): void;
@@ -135,6 +141,8 @@ export interface StartXdsOptions {
   readonly coalesceMs?: number;
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
+  /** /ready waits at most this long for the first CDS and LDS (default 15 s). */
+  readonly initialFetchTimeoutMs?: number;
 }
 
 const SHORT: Record<ResourceKind, string> = { listener: 'lds', cluster: 'cds', route: 'rds', endpoints: 'eds', secret: 'sds' };
@@ -170,9 +178,12 @@ export function startXds(o: StartXdsOptions): XdsRuntime {
   });
   publish(client.stats);
   client.start();
+  const started = Date.now();
+  const fetchTimeoutMs = o.initialFetchTimeoutMs ?? 15_000;
   return {
     client,
     store,
+    initialized: () => (client.stats.answered.has('cluster') && client.stats.answered.has('listener')) || Date.now() - started >= fetchTimeoutMs,
     dump: (staticRaw) => ({ static: staticRaw, dynamic: store.dump(), connected: client.stats.connected }),
     close: () => {
       client.close();

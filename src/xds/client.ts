@@ -53,6 +53,8 @@ export interface XdsClientStats {
   connected: boolean;
   /** Streams opened (the first one included). */
   streams: number;
+  /** Types whose first response was answered (ACK or NACK) since start. */
+  readonly answered: Set<ResourceKind>;
   /** Responses ACKed / NACKed, per type. */
   readonly acks: Record<ResourceKind, number>;
   readonly nacks: Record<ResourceKind, number>;
@@ -96,7 +98,7 @@ export class XdsClient {
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private closed = false;
-  readonly stats: XdsClientStats = { connected: false, streams: 0, acks: zero(), nacks: zero() };
+  readonly stats: XdsClientStats = { connected: false, streams: 0, answered: new Set(), acks: zero(), nacks: zero() };
   private readonly decode: (a: PackedAny) => XdsMessage;
 
   constructor(private readonly opts: XdsClientOptions) {
@@ -268,6 +270,7 @@ export class XdsClient {
     t.nonce = nonce;
     void run(kind).then((errors) => {
       if (gen !== this.generation) return;
+      this.stats.answered.add(kind);
       if (errors.length === 0) {
         this.opts.store.noteVersion(kind, version);
         this.stats.acks[kind]++;

@@ -244,7 +244,8 @@ export class AdsServer extends EventEmitter {
     const id = ++this.nextStream;
     this.opened.delta++;
     const subs = new Map<ResourceKind, DeltaSub>();
-    const send = (kind: ResourceKind): void => {
+    /** `first`: the answer to a new subscription goes out even when empty (the client's initial fetch). */
+    const send = (kind: ResourceKind, first = false): void => {
       const sub = subs.get(kind);
       if (!sub) return;
       const items = this.data.get(kind)!;
@@ -262,7 +263,7 @@ export class AdsServer extends EventEmitter {
           sub.held.delete(name);
         }
       }
-      if (resources.length === 0 && removed.length === 0) return;
+      if (resources.length === 0 && removed.length === 0 && !first) return;
       const nonce = this.nonce();
       const version = String(this.versions.get(kind));
       this.responses.push({ stream: id, kind, nonce, version, names: resources.map((r) => r.name), removed });
@@ -281,6 +282,8 @@ export class AdsServer extends EventEmitter {
       if (sub === undefined) {
         sub = { wildcard: add.length === 0 || add.includes('*'), names: new Set(add), held: new Map(Object.entries(r.initialResourceVersions ?? {})) };
         subs.set(kind, sub);
+        send(kind, true);
+        return;
       } else {
         for (const n of add) sub.names.add(n);
         for (const n of drop) {

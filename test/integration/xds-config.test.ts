@@ -15,6 +15,7 @@ import { ConfigError, parseConfig } from '../../src/config';
 import { loadAnyConfigFile } from '../../src/xds/bootstrap';
 import { CLI, startSidecar } from '../helpers/sidecar';
 import { AdsServer } from '../helpers/ads-server';
+import { deadPort } from '../helpers/http';
 
 const FIXTURES = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'mosn');
 
@@ -129,6 +130,27 @@ test("pilot-agent's local xDS proxy: the ADS cluster on a unix socket (pipe.path
     if (sc) assert.equal(await sc.terminate(), 0);
     await ads.stop();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('/ready waits for the first CDS and LDS answers (Envoy initialization); the client keeps retrying a control plane that is not there yet', { timeout: 30_000 }, async () => {
+  const port = await deadPort();
+  let sc;
+  let ads: AdsServer | undefined;
+  try {
+    sc = await startSidecar(YAML.parse(ENVOY_YAML.replace('ADS_PORT', String(port))));
+    const ready = async (): Promise<number> => (await fetch(`http://127.0.0.1:${sc!.adminPort}/ready`)).status;
+    assert.equal(await ready(), 503, 'not ready before the control plane answered');
+    ads = await AdsServer.start(port);
+    const end = Date.now() + 15_000;
+    while ((await ready()) !== 200) {
+      assert.ok(Date.now() < end, 'ready once CDS and LDS were answered');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(ads.requests.some((r) => r.kind === 'cluster' && r.nonce !== ''), 'the CDS response was answered');
+  } finally {
+    if (sc) assert.equal(await sc.terminate(), 0);
+    await ads?.stop();
   }
 });
 
