@@ -420,7 +420,9 @@ export class XdsStore {
       ...base.servers.slice(1),
     ];
     const key = JSON.stringify([dynListeners, dynRouters, dynClusters]);
-    const config: OutriggerConfig = { ...base, servers, clusters: [...base.clusters, ...dynClusters], raw: { static: base.raw, dynamic: this.dumpOf(s) } };
+    // `raw` stays the static document: config_dump shows the dynamic part live (XdsRuntime.dump), and
+    // a copy of every resource per push would double the memory of a large mesh.
+    const config: OutriggerConfig = { ...base, servers, clusters: [...base.clusters, ...dynClusters], raw: base.raw };
     return { config, key };
   }
 
