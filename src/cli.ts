@@ -2,7 +2,8 @@
 /**
  * The `outrigger` command.
  *
- *   outrigger start [-c FILE] [--workers N] [--log-level L]   run the sidecar (default config if no -c);
+ *   outrigger start [-c FILE] [--workers N] [--log-level L]   run the sidecar (default config if no -c; MOSN JSON,
+ *                                                             or an Envoy v3 bootstrap in JSON/YAML for xDS);
  *                                                             SIGHUP reloads FILE, SIGTERM drains, SIGINT stops
  *   outrigger start --upgrade [-c FILE] [--upgrade-dir DIR]   take over from the running process (src/upgrade)
  *   outrigger validate -c FILE                                check a config file without starting
@@ -10,7 +11,9 @@
  */
 import * as path from 'node:path';
 import type { LogLevel, OutriggerConfig } from './config/types';
-import { ConfigError, loadConfigFile, validateConfigFile } from './config';
+import { ConfigError, validateConfigFile } from './config';
+import { loadAnyConfigFile, startXds, withStaticResources, type XdsRuntime } from './xds/bootstrap';
+import { translator } from './xds/translate';
 import { Sidecar } from './server';
 import { checkBuild } from './worker/snapshot';
 import './extensions';
@@ -50,7 +53,7 @@ function usage(code: number): never {
       '  version    print the version',
       '',
       'options:',
-      '  -c, --config FILE     MOSN-format JSON config',
+      '  -c, --config FILE     MOSN-format JSON config, or an xDS bootstrap (MOSN dynamic_resources, Envoy v3 JSON/YAML)',
       '  --workers N           worker threads (overrides servers[0].processor)',
       '  --log-level L         trace|debug|info|warn|error|fatal|silent',
       '  --admin-port P        admin server port (overrides admin.address)',
@@ -138,6 +141,26 @@ function exitAfterLogs(code: number): void {
   });
 }
 
+/** A config file (JSON or YAML) with the static Envoy resources of an xDS bootstrap translated in. */
+function loadStartConfig(file: string): OutriggerConfig {
+  const c = loadAnyConfigFile(file);
+  return c.xds ? withStaticResources(c, translator) : c;
+}
+
+/** The running xDS client, once started (null for a static config). */
+interface XdsBox {
+  rt: XdsRuntime | null;
+}
+
+/** Starts the ADS client of an xDS config (after the sidecar serves its static part). */
+function startXdsFor(sidecar: Sidecar, config: OutriggerConfig): XdsRuntime | null {
+  if (!config.xds) return null;
+  return startXds({
+    base: config, translator, apply: (c) => sidecar.reload(c), log: sidecar.log, version: version(),
+    metric: (name, value, type, help) => sidecar.hub.setExtra(name, value, { type, help }),
+  });
+}
+
 async function start(a: Args): Promise<void> {
   const file = a.config ?? DEFAULT_CONFIG;
   const fp = fdPass();
@@ -145,7 +168,7 @@ async function start(a: Args): Promise<void> {
   let config;
   if (!a.upgrade || a.config !== undefined) {
     try {
-      config = loadConfigFile(file);
+      config = loadStartConfig(file);
     } catch (e) {
       fail(`${file}: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -160,13 +183,19 @@ async function start(a: Args): Promise<void> {
     return;
   }
   config = config as NonNullable<typeof config>;
-  const sidecar = new Sidecar({ config, workers: a.workers, logLevel: a.logLevel, adminPort: a.adminPort });
+  const xds: XdsBox = { rt: null };
+  const staticRaw = config.raw;
+  const sidecar = new Sidecar({
+    config, workers: a.workers, logLevel: a.logLevel, adminPort: a.adminPort,
+    configDump: config.xds ? () => (xds.rt ? xds.rt.dump(staticRaw) : staticRaw) : undefined,
+    ready: config.xds ? () => xds.rt !== null && xds.rt.initialized() : undefined,
+  });
   // Signals end the process in every state: while starting (release everything, exit), running
   // (SIGTERM drains for the graceful timeout; SIGINT stops now), and a second signal while
   // draining or stopping ends it at once.
   let state: 'starting' | 'running' | 'stopping' = 'starting';
   const grace = config.servers[0]?.gracefulTimeoutMs ?? 30_000;
-  signals(sidecar, file, grace, (s) => (state = s), () => state);
+  signals(sidecar, file, grace, (s) => (state = s), () => state, xds);
   try {
     await sidecar.start();
   } catch (e) {
@@ -178,9 +207,13 @@ async function start(a: Args): Promise<void> {
     return;
   }
   state = 'running';
+  xds.rt = startXdsFor(sidecar, config);
   const lines = [`outrigger ${version()} started: ${sidecar.workerCount} worker(s), config ${file}`];
   for (const l of sidecar.listeners()) lines.push(`  listener ${l.name} on ${l.host}:${l.port}`);
   const adm = config.admin.address;
+  if (config.xds) {
+    lines.push(`  xds ${config.xds.delta ? 'delta' : 'state-of-the-world'} ADS from ${config.xds.target} (cluster ${config.xds.adsCluster})`);
+  }
   lines.push(`  admin on http://${adm.host}:${sidecar.adminPort}/ (stats: /api/v1/stats, /stats/prometheus)`);
   process.stdout.write(lines.join('\n') + '\n');
   serveUpgrades(a, sidecar, config, false);
@@ -211,7 +244,8 @@ async function upgrade(a: Args, fileConfig: OutriggerConfig | null): Promise<voi
   process.removeAllListeners('SIGTERM');
   process.removeAllListeners('SIGINT');
   state = 'running';
-  signals(sidecar, a.config ?? null, config.servers[0]?.gracefulTimeoutMs ?? 30_000, (s) => (state = s), () => state);
+  const xds: XdsBox = { rt: startXdsFor(sidecar, config) };
+  signals(sidecar, a.config ?? null, config.servers[0]?.gracefulTimeoutMs ?? 30_000, (s) => (state = s), () => state, xds);
   const lines = [`outrigger ${version()} took over from pid ${up.oldPid}: ${sidecar.workerCount} worker(s), config ${a.config ?? 'of the running process'}`];
   for (const l of sidecar.listeners()) lines.push(`  listener ${l.name} on ${l.host}:${l.port}`);
   lines.push(`  admin on http://${config.admin.address.host}:${sidecar.adminPort}/ (stats: /api/v1/stats, /stats/prometheus)`);
@@ -243,13 +277,14 @@ function isTrue(v: unknown): boolean {
 }
 
 /** SIGTERM drains, SIGINT stops, SIGHUP reloads FILE (none: the config is not from a file). */
-function signals(sidecar: Sidecar, file: string | null, grace: number, setState: (s: 'stopping') => void, getState: () => string): void {
+function signals(sidecar: Sidecar, file: string | null, grace: number, setState: (s: 'stopping') => void, getState: () => string, xds: XdsBox): void {
   const endNow = (code: number): void => {
     void sidecar.release(300).finally(() => exitAfterLogs(code));
     setTimeout(() => process.exit(code), 1000).unref();
   };
   const onSignal = (sig: 'SIGTERM' | 'SIGINT'): void => {
     const code = sig === 'SIGINT' ? 130 : 143;
+    xds.rt?.close(); // no config pushes while stopping
     if (getState() !== 'running') {
       // Starting, or a second signal: nothing is being served that a drain would protect.
       setState('stopping');
@@ -274,14 +309,16 @@ function signals(sidecar: Sidecar, file: string | null, grace: number, setState:
       return;
     }
     // Reload: a bad file keeps the running config.
-    let next;
+    let next: OutriggerConfig;
     try {
-      next = loadConfigFile(file);
+      next = loadStartConfig(file);
     } catch (e) {
       sidecar.log.error({ err: e instanceof Error ? e.message : String(e) }, 'SIGHUP: config rejected; keeping the running one');
       return;
     }
-    sidecar.reload(next).then(
+    // xDS: the new static part is assembled with the dynamic resources (the ADS server is not changed).
+    const reloaded = xds.rt ? xds.rt.store.rebase(next).then((errs) => (errs.length > 0 ? Promise.reject(new Error(errs.join('; '))) : undefined)) : sidecar.reload(next);
+    reloaded.then(
       () => {
         const lines = ['outrigger config reloaded'];
         for (const l of sidecar.listeners()) lines.push(`  listener ${l.name} on ${l.host}:${l.port}`);
@@ -305,7 +342,9 @@ function main(argv: readonly string[]): void {
       break;
     case 'validate': {
       if (!a.config) fail('validate needs -c FILE');
-      const r = validateConfigFile(a.config, checkBuild);
+      const file = a.config;
+      // The same steps as start: YAML or JSON, the static Envoy resources of an xDS bootstrap translated in, then built.
+      const r = validateConfigFile(file, checkBuild, loadStartConfig);
       for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       if (r.ok) {
         process.stdout.write(`${a.config}: valid\n`);

@@ -41,6 +41,10 @@ export interface SidecarOptions {
   readonly inherited?: ReadonlyMap<string, { readonly fd: number; readonly port: number }>;
   /** Hot upgrade: the admin server starts later (startAdmin()), once the old process released its port. */
   readonly deferAdmin?: boolean;
+  /** config_dump's body instead of the running config's `raw` (xDS: live versions and NACKs). */
+  readonly configDump?: () => unknown;
+  /** An extra readiness condition for /ready (xDS: the first CDS and LDS responses were handled). */
+  readonly ready?: () => boolean;
   /**
    * Drain time of a reload: connections of changed or removed filter chains (and of removed
    * listeners) get their protocol's goodbye at once and are closed after it. Default: the
@@ -190,8 +194,8 @@ export class Sidecar {
         { host: adminCfg.address.host, port: adminPort },
         {
           stats: this.hub,
-          configDump: () => redactConfig(this.config.raw),
-          ready: () => this.ready && !this.stopping,
+          configDump: () => redactConfig(this.opts.configDump ? this.opts.configDump() : this.config.raw),
+          ready: () => this.ready && !this.stopping && (this.opts.ready?.() ?? true),
           log: this.log,
           clusters: () => this.health.report(),
         },

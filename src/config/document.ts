@@ -11,6 +11,7 @@ import { parseTracing } from './tracing';
 import { parseServer } from './servers';
 import type { OutriggerConfig, ServerConfig } from './types';
 import { isPlainObject } from './values';
+import { parseXdsSections } from './xds';
 // The built-in tcp_proxy validator registers itself on import.
 import './tcp-proxy';
 
@@ -57,12 +58,15 @@ export function parseConfig(doc: unknown, source?: string): OutriggerConfig {
   const listenerNames = new Map<string, string>();
   const bound: BoundAddress[] = [];
   const serverItems = top.list('servers');
-  if (serverItems.length === 0) issues.error('servers', 'exactly one server is required');
+  // An xDS bootstrap (MOSN's istio configs, Envoy v3) may have no servers: listeners come over ADS.
+  const xdsOnly = serverItems.length === 0 && top.has('dynamic_resources');
+  if (serverItems.length === 0 && !xdsOnly) issues.error('servers', 'exactly one server is required');
   serverItems.forEach((item, i) => {
     if (i > 0) issues.error(item.path, 'only one server is supported (as in MOSN)');
     const s = ConfigObject.from(issues, item.path, item.value);
     if (s) servers.push(parseServer(st, s, listenerNames, bound));
   });
+  if (xdsOnly) servers.push(parseServer(st, new ConfigObject(issues, 'servers[0]', {}), listenerNames, bound));
 
   const admin = parseAdmin(st, top.obj('admin'));
 
@@ -84,9 +88,11 @@ export function parseConfig(doc: unknown, source?: string): OutriggerConfig {
   top.warnIfSet('uds_dir', 'not supported; ignored');
   top.warnIfSet('plugin', 'MOSN plugins are not supported; ignored');
   // Unsafe to ignore: they define listeners, clusters or request handling we would silently lack.
-  top.errorIfSet('dynamic_resources', 'xDS (dynamic_resources) is not supported yet');
-  top.errorIfSet('static_resources', 'xDS (static_resources) is not supported yet; use servers and cluster_manager');
-  top.warnIfSet('node', 'xDS node info is not used; ignored');
+  const xds = parseXdsSections(st, top); // dynamic_resources, static_resources, node (src/config/xds.ts)
+  // Envoy v3 bootstrap sections with no effect on what Outrigger serves.
+  for (const k of ['layered_runtime', 'stats_config', 'stats_sinks', 'stats_flush_interval', 'watchdog', 'watchdogs', 'bootstrap_extensions', 'hds_config', 'flags_path', 'enable_dispatcher_stats', 'header_prefix', 'use_tcp_for_dns_lookups', 'default_socket_interface', 'node_context_params', 'fatal_actions']) {
+    top.warnIfSet(k, 'Envoy bootstrap setting not used by Outrigger; ignored');
+  }
   top.errorIfSet('third_part_codec', 'third-party codecs are not supported');
   top.errorIfSet('extends', 'MOSN extends are not supported');
   top.errorIfSet('wasm_global_plugins', 'WebAssembly plugins are not supported');
@@ -94,5 +100,5 @@ export function parseConfig(doc: unknown, source?: string): OutriggerConfig {
   top.done();
 
   if (issues.errors.length > 0) throw new ConfigError(issues.errors, source, issues.warnings);
-  return deepFreeze({ servers, clusters, admin, ...hostile, ...(tracing !== undefined ? { tracing } : {}), raw: redactConfig(doc), warnings: issues.warnings });
+  return deepFreeze({ servers, clusters, admin, ...hostile, ...(tracing !== undefined ? { tracing } : {}), ...(xds ? { xds } : {}), raw: redactConfig(doc), warnings: issues.warnings });
 }

@@ -154,9 +154,11 @@ export interface ValidationResult {
  * For `outrigger validate -c FILE`: never throws for config problems. `build` is the check that
  * builds what a worker builds (src/worker/snapshot.ts checkBuild; the config layer cannot import it).
  */
-export function validateConfigFile(path: string, build?: (config: OutriggerConfig) => readonly ConfigIssue[]): ValidationResult {
+export function validateConfigFile(
+  path: string, build?: (config: OutriggerConfig) => readonly ConfigIssue[], load: (path: string) => OutriggerConfig = loadConfigFile,
+): ValidationResult {
   try {
-    const cfg = loadConfigFile(path);
+    const cfg = load(path);
     const errors = build ? build(cfg) : [];
     return { ok: errors.length === 0, errors, warnings: cfg.warnings ?? [] };
   } catch (e) {

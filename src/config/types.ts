@@ -354,6 +354,32 @@ export interface AdminConfig {
   readonly address: HostPort;
 }
 
+/** The xDS `node` as configured (absent fields come from the environment, Istio-style). */
+export interface XdsNodeConfig {
+  readonly id?: string;
+  readonly cluster?: string;
+  readonly metadata?: Readonly<Record<string, unknown>>;
+  readonly locality?: { readonly region?: string; readonly zone?: string; readonly subZone?: string };
+}
+
+/** dynamic_resources (ADS) and static_resources of a MOSN or Envoy v3 bootstrap (src/config/xds.ts). */
+export interface XdsConfig {
+  /** The static cluster of the ADS server (grpc_services[0].envoy_grpc.cluster_name). */
+  readonly adsCluster: string;
+  /** The gRPC target dialed: `host:port` of its first address (gRPC resolves host names) or `unix:PATH` for a `pipe`. */
+  readonly target: string;
+  /** Its TCP addresses. */
+  readonly servers: readonly HostPort[];
+  /** DELTA_GRPC: DeltaAggregatedResources; otherwise StreamAggregatedResources. */
+  readonly delta: boolean;
+  readonly setNodeOnFirstMessageOnly: boolean;
+  readonly node?: XdsNodeConfig;
+  /** Envoy static resources besides the ADS cluster, as proto3 JSON with their JSON paths (translated by src/xds). */
+  readonly staticListeners: readonly { readonly json: unknown; readonly path: string }[];
+  readonly staticClusters: readonly { readonly json: unknown; readonly path: string }[];
+  readonly staticSecrets: readonly { readonly json: unknown; readonly path: string }[];
+}
+
 export interface OutriggerConfig {
   readonly servers: readonly ServerConfig[];
   readonly clusters: readonly ClusterConfig[];
@@ -363,6 +389,8 @@ export interface OutriggerConfig {
   readonly overload?: OverloadConfig;
   /** The top-level `tracing` section when enabled (src/config/tracing.ts). */
   readonly tracing?: TracingConfig;
+  /** xDS: the ADS server and static Envoy resources (absent = a static config). */
+  readonly xds?: XdsConfig;
   /** The input document as given (for config_dump, after redaction). */
   readonly raw: unknown;
   /**

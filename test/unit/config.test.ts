@@ -175,7 +175,7 @@ const ERROR_CASES: Case[] = [
   ['admin port out of range', (d) => { d.admin.address.socket_address.port_value = 70000; }, 'admin.address.socket_address.port_value: 70000 is out of range 0..65535'],
   ['admin bad address', (d) => { d.admin.address.socket_address.address = 'not an ip!'; }, 'admin.address.socket_address.address: "not an ip!" is not an IP address or host name'],
   ['keys differing only in case', (d) => { d.servers[0].listeners[0].Name = 'other'; }, `${L0}.name: keys "name" and "Name" differ only in case`],
-  ['xds dynamic resources', (d) => { d.dynamic_resources = { ads_config: {} }; }, 'dynamic_resources: xDS (dynamic_resources) is not supported yet'],
+  ['xds dynamic resources without an ADS service', (d) => { d.dynamic_resources = { ads_config: {} }; }, 'dynamic_resources.ads_config.grpc_services: an ADS gRPC service is required'],
   ['wasm plugins', (d) => { d.wasm_global_plugins = [{ plugin_name: 'auth' }]; }, 'wasm_global_plugins: WebAssembly plugins are not supported'],
 ];
 
