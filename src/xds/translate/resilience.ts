@@ -163,9 +163,14 @@ export function outlierDetection(tx: Tx, o: Msg, path: string): Record<string, u
     },
   });
   const out: Record<string, unknown> = {};
-  for (const [k, mk] of [...OUTLIER_NUMBERS, ...OUTLIER_WARNED_BY_PARSER]) {
+  for (const [k, mk] of OUTLIER_NUMBERS) {
     const n = wrappedNum(o[k]);
     if (n !== undefined) out[mk] = n;
+  }
+  for (const [k, mk] of OUTLIER_WARNED_BY_PARSER) {
+    const n = wrappedNum(o[k]);
+    // An enforcing_* of 0 turns that ejection off, which is what Outrigger does (Istio sends enforcing_success_rate 0).
+    if (n !== undefined && !(n === 0 && mk.startsWith('enforcing_'))) out[mk] = n;
   }
   for (const [k, mk] of OUTLIER_DURATIONS) {
     const ms = durationMs(o[k]);

@@ -12,7 +12,7 @@ import type { ClusterConfig } from '../../../src/config/types';
 import { TYPE_URL, XdsResourceError } from '../../../src/xds/types';
 import { fromJson } from '../../../src/xds/proto';
 import { translator } from '../../../src/xds/translate';
-import { recordingContext } from './fixtures';
+import { loadFixtures, recordingContext } from './fixtures';
 
 function cluster(extra: Record<string, unknown>): { cluster: ClusterConfig; warnings: string[] } {
   const ctx = recordingContext();
@@ -158,4 +158,20 @@ test('Istio RBAC and local_ratelimit HTTP filters -> the rbac and local_ratelimi
   assert.match(rl, /"status":429/);
   assert.match(rl, /\["x-local-rate-limit","true"\]/);
   assert.deepEqual(ctx.warnings, []);
+});
+
+test('Istio DestinationRule fixture (productpage): outlier detection, no panic, warmup, retry budget; no warning about success-rate ejection Istio turns off', () => {
+  const fx = loadFixtures({ cert: '', key: '', ca: '' });
+  const m = fx.clusters.find((c) => c.name === 'outbound|9080||productpage.default.svc.cluster.local');
+  assert.ok(m);
+  const ctx = recordingContext();
+  const c = translator.cluster(m, ctx).cluster;
+  assert.deepEqual(c.outlierDetection, mosnCluster({
+    outlier_detection: { consecutive_5xx: 7, interval: '30s', base_ejection_time: '30s', max_ejection_percent: 100, enforcing_consecutive_5xx: 100, consecutive_gateway_failure: 0, enforcing_consecutive_gateway_failure: 0 },
+  }).outlierDetection);
+  assert.equal(c.outlierDetection?.consecutiveGatewayFailure, 0);
+  assert.equal(c.panicThreshold, 0);
+  assert.deepEqual(c.slowStart, { windowMs: 60_000, aggression: 1, minWeightPercent: 0.1 });
+  assert.deepEqual(c.circuitBreakers.retryBudget, { budgetPercent: 20, minRetryConcurrency: 5 });
+  assert.ok(!ctx.warnings.some((w) => /success/.test(w)), ctx.warnings.join('\n'));
 });
