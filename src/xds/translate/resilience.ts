@@ -47,7 +47,9 @@ function httpCheck(tx: Tx, h: Msg, path: string, timeoutMs: number, altPort: num
   });
   const codec = str(h.codecClientType);
   if (codec !== '' && codec !== 'HTTP1') tx.warn(join(path, 'codecClientType'), `${codec}: checks are sent over HTTP/1.1`);
-  const out: Record<string, unknown> = { path: str(h.path) || '/', method: methodOf(h.method), timeout: goDuration(timeoutMs) };
+  const method = methodOf(h.method);
+  if (method === 'CONNECT') tx.fail(join(path, 'method'), 'CONNECT is not a health check method (Envoy refuses it too)');
+  const out: Record<string, unknown> = { path: str(h.path) || '/', method, timeout: goDuration(timeoutMs) };
   const host = str(h.host);
   if (host !== '') out.domain = host;
   const codes = statusRanges(tx, list(h.expectedStatuses), join(path, 'expectedStatuses'));

@@ -88,6 +88,8 @@ test('gRPC and custom health checks are skipped with a named warning (no check i
     (e: unknown) => e instanceof XdsResourceError && /^c: healthChecks\[0\]\.timeout: is required/.test(e.message));
   assert.throws(() => cluster({ healthChecks: [{ timeout: '1s', interval: '1s', unhealthyThreshold: 1, healthyThreshold: 1, httpHealthCheck: { path: '/', expectedStatuses: [{ start: 300, end: 200 }] } }] }),
     (e: unknown) => e instanceof XdsResourceError && /expectedStatuses\[0\]: \[300, 200\) is not a range/.test(e.message));
+  assert.throws(() => cluster({ healthChecks: [{ timeout: '1s', interval: '1s', unhealthyThreshold: 1, healthyThreshold: 1, httpHealthCheck: { path: '/', method: 'CONNECT' } }] }),
+    (e: unknown) => e instanceof XdsResourceError && /httpHealthCheck\.method: CONNECT/.test(e.message));
 });
 
 test('outlier_detection fields the model lacks are warned about; slow start on LEAST_REQUEST is warned, its tuning knobs NACK', () => {
