@@ -12,6 +12,7 @@ import { ConfigObject, type ParseState } from '../../config/reader';
 import { DEFAULTS } from '../../config/defaults';
 import type { ClusterConfig, HostConfig, TlsContextConfig, TlsMatchConfig, UpstreamBindConfig } from '../../config/types';
 import type { TranslatedCluster, TranslatedEndpoints, TranslationContext, XdsMessage } from '../types';
+import { healthChecks, outlierDetection, panicThreshold, retryBudget, slowStart } from './resilience';
 import { transportSocket } from './tls';
 import { checkFields, durationMs, goDuration, join, list, msg, str, Tx, wrappedBool, wrappedNum, type Msg } from './util';
 
@@ -171,8 +172,8 @@ function circuitBreakers(tx: Tx, m: Msg, path: string): Record<string, unknown>[
   if (t === undefined) return [];
   const tp = join(join(path, 'thresholds'), ts.indexOf(t));
   checkFields(tx, t, tp, {
-    ok: ['priority', 'maxConnections', 'maxPendingRequests', 'maxRequests', 'maxRetries', 'trackRemaining'],
-    warn: { retryBudget: 'retry budgets from CDS are not supported; max_retries applies', maxConnectionPools: 'not supported; ignored' },
+    ok: ['priority', 'maxConnections', 'maxPendingRequests', 'maxRequests', 'maxRetries', 'trackRemaining', 'retryBudget'],
+    warn: { maxConnectionPools: 'not supported; ignored' },
   });
   const out: Record<string, unknown> = {};
   const set = (k: string, v: unknown): void => {
@@ -183,6 +184,8 @@ function circuitBreakers(tx: Tx, m: Msg, path: string): Record<string, unknown>[
   set('max_pending_requests', t.maxPendingRequests);
   set('max_requests', t.maxRequests);
   set('max_retries', t.maxRetries);
+  const rb = msg(t.retryBudget);
+  if (rb !== undefined) out.retry_budget = retryBudget(tx, rb, join(tp, 'retryBudget'));
   return [out];
 }
 
@@ -203,10 +206,8 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
     ok: ['name', 'type', 'edsClusterConfig', 'connectTimeout', 'lbPolicy', 'loadAssignment', 'circuitBreakers', 'maxRequestsPerConnection',
       'typedExtensionProtocolOptions', 'transportSocket', 'perConnectionBufferLimitBytes', 'metadata', 'altStatName', 'commonLbConfig',
       'cleanupInterval', 'originalDstLbConfig', 'respectDnsTtl', 'dnsRefreshRate', 'dnsLookupFamily', 'ignoreHealthOnHostRemoval', 'trackClusterStats', 'protocolSelection',
-      'transportSocketMatches', 'upstreamBindConfig'],
+      'transportSocketMatches', 'upstreamBindConfig', 'healthChecks', 'outlierDetection', 'roundRobinLbConfig', 'leastRequestLbConfig'],
     warn: {
-      healthChecks: 'health checking from CDS is not supported yet (issue owner: resilience); every endpoint is used',
-      outlierDetection: 'outlier detection from CDS is not supported yet (issue owner: resilience); ignored',
       upstreamConnectionOptions: 'TCP keepalive settings are not supported; ignored',
       commonHttpProtocolOptions: 'deprecated; not supported; ignored',
       http2ProtocolOptions: 'the upstream HTTP version follows the listener\'s proxy config; ignored',
@@ -224,8 +225,6 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
       lbSubsetConfig: 'subset load balancing is not supported',
       ringHashLbConfig: 'consistent hashing (RING_HASH) is not supported',
       maglevLbConfig: 'consistent hashing (MAGLEV) is not supported',
-      leastRequestLbConfig: 'least-request options are not supported',
-      roundRobinLbConfig: 'round-robin options (slow start) are not supported',
       loadBalancingPolicy: 'load balancing policy extensions are not supported',
       filters: 'upstream network filters are not supported',
     },
@@ -252,6 +251,7 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
     mosn.lb_type = lbType;
     if (m.originalDstLbConfig !== undefined) tx.warn('originalDstLbConfig', 'only used by ORIGINAL_DST clusters; ignored');
   }
+  lbPolicyConfigs(tx, m, lb, mosn);
   // Envoy's connect_timeout default is 5 s (MOSN's is 10 s).
   const ct = durationMs(m.connectTimeout) ?? ENVOY_CONNECT_TIMEOUT_MS;
   if (ct <= 0) tx.fail('connectTimeout', 'must be greater than 0');
@@ -277,6 +277,11 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
       nack: { localityConfigSpecifier: 'not supported' },
     });
   }
+  const panic = clb !== undefined ? panicThreshold(tx, clb, 'commonLbConfig') : undefined;
+  const hc = healthChecks(tx, list(m.healthChecks), 'healthChecks');
+  if (hc !== undefined) mosn.health_check = hc;
+  const od = msg(m.outlierDetection);
+  if (od !== undefined) mosn.outlier_detection = outlierDetection(tx, od, 'outlierDetection');
   let hosts: HostConfig[] = [];
   if (type === 'STATIC') {
     const la = msg(m.loadAssignment);
@@ -303,10 +308,37 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
   });
   if (parsed === undefined) return tx.fail('', 'cluster could not be translated');
   const cluster: ClusterConfig = {
-    ...parsed, hosts, ...(tlsContext !== undefined ? { tlsContext } : {}),
+    ...parsed, hosts, ...(panic !== undefined ? { panicThreshold: panic } : {}), ...(tlsContext !== undefined ? { tlsContext } : {}),
     ...(tlsMatches.length > 0 ? { tlsMatches } : {}), ...(upstreamBind !== undefined ? { upstreamBind } : {}),
   };
   return { name, cluster, ...(edsName !== undefined ? { edsName } : {}), deps: { routes: [], secrets, endpoints: edsName !== undefined ? [edsName] : [] } };
+}
+
+/**
+ * round_robin_lb_config / least_request_lb_config: their slow_start_config -> MOSN slow_start
+ * (applied by the weighted round robin only). The least-request tuning knobs change which host
+ * is picked and are not implemented: NACK.
+ */
+function lbPolicyConfigs(tx: Tx, m: Msg, lb: string, mosn: Record<string, unknown>): void {
+  const rr = msg(m.roundRobinLbConfig);
+  const lr = msg(m.leastRequestLbConfig);
+  if (rr !== undefined) {
+    checkFields(tx, rr, 'roundRobinLbConfig', { ok: ['slowStartConfig'] });
+    if (lb !== 'ROUND_ROBIN') tx.warn('roundRobinLbConfig', `only used with lb_policy ROUND_ROBIN (here ${lb}); ignored`);
+  }
+  if (lr !== undefined) {
+    checkFields(tx, lr, 'leastRequestLbConfig', {
+      ok: ['slowStartConfig'],
+      nack: { choiceCount: 'least-request options are not supported', activeRequestBias: 'least-request options are not supported' },
+    });
+    if (lb !== 'LEAST_REQUEST') tx.warn('leastRequestLbConfig', `only used with lb_policy LEAST_REQUEST (here ${lb}); ignored`);
+  }
+  const own = lb === 'ROUND_ROBIN' ? rr : lb === 'LEAST_REQUEST' ? lr : undefined;
+  const ssc = msg(own?.slowStartConfig);
+  if (ssc === undefined) return;
+  const where = `${lb === 'ROUND_ROBIN' ? 'roundRobinLbConfig' : 'leastRequestLbConfig'}.slowStartConfig`;
+  const ss = slowStart(tx, ssc, where, lb === 'ROUND_ROBIN');
+  if (ss !== undefined) mosn.slow_start = ss;
 }
 
 /** transport_socket_matches -> tlsMatches (first match wins, per host: src/upstream/transport-match.ts); their secrets join `secrets`. */

@@ -56,6 +56,7 @@ const EXPECTED: Record<keyof XdsTranslator, Record<string, true | RegExp>> = {
     BlackHoleCluster: true,
     InboundPassthroughClusterIpv4: true,
     'inbound|9080||': true,
+    'outbound|9080||productpage.default.svc.cluster.local': true,
     'outbound|9080||ratings.default.svc.cluster.local': /: ringHashLbConfig: consistent hashing \(RING_HASH\) is not supported/,
   },
   endpoints: {
