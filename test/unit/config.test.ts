@@ -518,10 +518,10 @@ describe('config: filter validator registry', () => {
 
   test('a registered stream filter kind validates its config (the one registry, src/api/stream-filter.ts)', () => {
     const d = base();
-    d.servers[0].listeners[0].stream_filters = [{ type: 'ip_access', config: { allow: ['10.0.0.0/8'] } }];
-    assert.throws(() => parseConfig(d), /"ip_access" stream filter is not supported; refusing to run without it/, 'refused before the kind exists');
+    d.servers[0].listeners[0].stream_filters = [{ type: 'acme_guard', config: { allow: ['10.0.0.0/8'] } }];
+    assert.throws(() => parseConfig(d), /"acme_guard" stream filter is not supported; refusing to run without it/, 'refused before the kind exists');
     const unregister = registerStreamFilterKind<{ checked: boolean; config: unknown }>({
-      type: 'ip_access',
+      type: 'acme_guard',
       validate: (config, path, ctx) => {
         if ((config as { allow?: unknown }).allow === undefined) {
           ctx.error(`${path}.allow`, 'is required');
@@ -533,14 +533,14 @@ describe('config: filter validator registry', () => {
     });
     try {
       const cfg = parseConfig(d);
-      assert.deepEqual(cfg.servers[0]!.listeners[0]!.streamFilters[0], { type: 'ip_access', config: { value: { checked: true, config: { allow: ['10.0.0.0/8'] } } } });
-      d.servers[0].listeners[0].stream_filters = [{ type: 'ip_access', config: {} }];
+      assert.deepEqual(cfg.servers[0]!.listeners[0]!.streamFilters[0], { type: 'acme_guard', config: { value: { checked: true, config: { allow: ['10.0.0.0/8'] } } } });
+      d.servers[0].listeners[0].stream_filters = [{ type: 'acme_guard', config: {} }];
       assert.throws(() => parseConfig(d), /stream_filters\[0\]\.config\.allow: is required/, 'the kind\'s errors carry the JSON path');
     } finally {
       unregister();
     }
-    d.servers[0].listeners[0].stream_filters = [{ type: 'ip_access', config: { allow: [] } }];
-    assert.throws(() => parseConfig(d), /"ip_access" stream filter is not supported/, 'unregistering removes the kind');
+    d.servers[0].listeners[0].stream_filters = [{ type: 'acme_guard', config: { allow: [] } }];
+    assert.throws(() => parseConfig(d), /"acme_guard" stream filter is not supported/, 'unregistering removes the kind');
   });
 });
 
