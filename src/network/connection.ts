@@ -67,6 +67,15 @@ export function connectionOf(socket: net.Socket): Connection | undefined {
   return bySocket.get(socket);
 }
 
+let handingOver = false;
+/** Hot upgrade, old process: connections are being handed over, so a drain must not close idle RPC connections (they move). */
+export function startHandingOver(): void {
+  handingOver = true;
+}
+export function handingOverConnections(): boolean {
+  return handingOver;
+}
+
 /** Gathered output entry arrays grow to this size; more entries in one tick are copied. */
 const MAX_ENTRIES = 512;
 

@@ -32,6 +32,7 @@ import { DecodePhase, type LocalReplyOptions, type StreamPeer } from '../api/str
 import type { RouterConfig } from '../config/types';
 import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory, type RouteSwap } from '../filters/network/types';
 import type { Connection, ConnectionHandler } from '../network/connection';
+import { handingOverConnections } from '../network/connection';
 import { allCodecs, ErrorKind, ERR_TOO_LARGE, getCodec, HeaderName, type XCodec, type XFrame } from '../protocol/types';
 import { HC } from '../http/stats';
 import { compiledRouter, MALFORMED, type CompiledRouter, type Route, type RouteRequest } from '../router/router';
@@ -72,7 +73,10 @@ export class RpcProxyFactory implements NetworkFilterFactory {
   onDrain(): void {
     if (this.detectsAll) autoDrain(this.ctx);
     this.draining = true;
-    for (const s of this.sessions) s.closeIfIdle();
+    // Hot upgrade: idle sessions are handed to the new process (src/upgrade/worker-side.ts), not
+    // closed; those that cannot move (TLS) drain as usual.
+    const moving = handingOverConnections();
+    for (const s of this.sessions) if (!moving || !s.movable()) s.closeIfIdle();
   }
 
   prepareRoutes(routers: readonly RouterConfig[]): RouteSwap | null {
@@ -492,12 +496,17 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   private requestDone(): void {
     requestEnded();
     this.counters[this.lb + L.RQ_ACTIVE]--;
-    if (--this.inflight === 0 && (this.downEnded || this.f.draining)) this.down.endWrite();
+    if (--this.inflight === 0 && (this.downEnded || (this.f.draining && !(handingOverConnections() && this.movable())))) this.down.endWrite();
   }
 
   /** Drain: nothing in flight -> FIN now (Bolt and Dubbo have no goodbye frame); else after the last answer. */
   closeIfIdle(): void {
     if (this.inflight === 0) this.down.endWrite();
+  }
+
+  /** Hot upgrade: whether this connection can be handed over (a plain socket; TLS state stays in this process). */
+  movable(): boolean {
+    return this.down.tlsInfo === null && this.down.fd >= 0;
   }
 
   /** Hot upgrade: between requests (nothing in flight, all written), the unread bytes; then this session lets go. */

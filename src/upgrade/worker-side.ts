@@ -12,7 +12,7 @@
  */
 import * as net from 'node:net';
 import { native } from '../native';
-import { connectionOf } from '../network/connection';
+import { connectionOf, startHandingOver } from '../network/connection';
 import type { WorkerListener } from '../network/listener';
 import type { WorkerToMain } from '../worker/messages';
 
@@ -23,6 +23,7 @@ let scanner: NodeJS.Timeout | null = null;
 /** Starts handing over every migratable connection as soon as it is between requests. */
 export function startMigrateOut(listeners: ReadonlyMap<string, WorkerListener>, send: (m: WorkerToMain) => void): void {
   if (scanner !== null) return;
+  startHandingOver(); // the listener drain that follows leaves idle RPC connections to this scanner
   const scan = (): void => {
     for (const [name, wl] of listeners) {
       for (const t of wl.connections()) {
