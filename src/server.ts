@@ -24,6 +24,7 @@ import { HealthService } from './upstream/health/service';
 import { faultToleranceOf } from './filters/stream/fault_tolerance/config';
 import { healthTable } from './upstream/health/shared';
 import { filterCellsBuffer, publishFilterCounters } from './filters/shared/cells';
+import { rpcMetricsJson, rpcMetricsPrometheus } from './filters/stream/dubbo_stream/rpc-metrics';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
 import { assignStats, checkBuild, releaseStats } from './worker/snapshot';
 import { configDelta, withoutRaw } from './worker/delta';
@@ -132,6 +133,7 @@ export class Sidecar {
     this.nWorkers = Math.max(1, processor === 0 ? os.availableParallelism() : processor);
     this.hub = new StatsHub(this.layout);
     this.health = new HealthService(this.log);
+    this.hub.addSection('rpc', { json: rpcMetricsJson, prometheus: rpcMetricsPrometheus }); // dubbo_stream filter
     this.hub.setClusterSection({ json: () => this.health.clusterStats(), prometheus: () => this.health.prometheus() });
     this.hub.setRefresher(() => {
       publishFilterCounters(this.hub); // rate-limit and RBAC counters live in shared cells, not in the stats layout

@@ -39,6 +39,8 @@ export interface StatsSnapshot {
   workers: Record<string, StatValues>;
   histograms: HistogramsSnapshot;
   server: ServerStats;
+  /** Sections added with addSection (e.g. "rpc": the dubbo_stream filter's metrics). */
+  [section: string]: unknown;
 }
 
 export type ExtraType = 'gauge' | 'counter';
@@ -53,6 +55,12 @@ interface Extra {
 /** Stats of clusters computed outside the workers' counters (see StatsHub.setClusterSection). */
 export interface ClusterSection {
   json(): Record<string, StatValues>;
+  prometheus(): string;
+}
+
+/** A labelled stats section computed elsewhere (its own JSON key and Prometheus text). */
+export interface ExtraSection {
+  json(): unknown;
   prometheus(): string;
 }
 
@@ -195,6 +203,7 @@ export class StatsHub {
   private readonly extras = new Map<string, Extra>();
   /** Per-cluster stats kept outside the workers' counters (host health, src/upstream/health/service.ts). */
   private clusterSection: ClusterSection | null = null;
+  private readonly sections = new Map<string, ExtraSection>();
   private readonly labelCache = new Map<string, string>();
   /** Latency histograms merged from the workers' deltas, by base slot. */
   readonly histograms = new HistogramStore();
@@ -295,6 +304,11 @@ export class StatsHub {
     this.extras.set(name, { value, help: opts.help ?? name.replace(/_/g, ' '), type, promName });
   }
 
+  /** Adds a section `name` to the JSON snapshot and its text to the Prometheus output. */
+  addSection(name: string, s: ExtraSection): void {
+    this.sections.set(name, s);
+  }
+
   /** Adds stats computed elsewhere to every cluster's JSON stats and to the Prometheus text. */
   setClusterSection(s: ClusterSection | null): void {
     this.clusterSection = s;
@@ -363,7 +377,9 @@ export class StatsHub {
     for (const [name, e] of this.extras) {
       if (!(name in server)) server[name] = e.value;
     }
-    return { listeners, clusters, routes, workers, histograms, server };
+    const snap: StatsSnapshot = { listeners, clusters, routes, workers, histograms, server };
+    for (const [name, sec] of this.sections) snap[name] = sec.json();
+    return snap;
   }
 
   private block(base: number, stats: readonly string[]): StatValues {
@@ -444,6 +460,7 @@ export class StatsHub {
       `outrigger_server_info${this.label('version', this.version)} 1\n`,
     );
     if (this.clusterSection !== null) parts.push(this.clusterSection.prometheus());
+    for (const sec of this.sections.values()) parts.push(sec.prometheus());
     for (const e of this.extras.values()) {
       parts.push(`# HELP ${e.promName} ${escapeHelp(e.help)}\n# TYPE ${e.promName} ${e.type}\n${e.promName} ${formatPromValue(e.value)}\n`);
     }

@@ -105,6 +105,8 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   /** The route's request_mirror_policies (set by routed()), and what the mirror filter decided to send. */
   mirrorPolicies: readonly MirrorPolicy[] | null = null;
   mirror: MirrorJob | null = null;
+  /** The dubbo_stream filter's metrics slot for this request (-1: none); set in decode, read in log. */
+  rpcMetricsSlot = -1;
 
   // ---- AccessLogEntry (absent values print "-")
   startTime = 0;
@@ -134,6 +136,7 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
     this.protocol = protocol;
     this.t0 = performance.now();
     this.startTime = Date.now();
+    this.rpcMetricsSlot = -1;
     this.cursor = 0;
     this.replied = false;
     this.retries = 0;

@@ -7,3 +7,4 @@ import './flowcontrol/flowcontrol';
 import './fault/fault';
 import './ip_access/ip-access';
 import './mirror/mirror';
+import './dubbo_stream/rpc-metrics';
