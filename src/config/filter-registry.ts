@@ -55,7 +55,7 @@ export const KNOWN_MOSN_NETWORK_FILTERS = new Set([
 
 /** MOSN stream filters whose absence cannot weaken security: dropped with a warning. */
 export const HARMLESS_MOSN_STREAM_FILTERS = new Set([
-  'fault', 'gzip', 'mirror', 'grpc_metric', 'fault_tolerance', 'dubbo_stream', 'healthcheck',
+  'gzip', 'grpc_metric', 'healthcheck',
 ]);
 
 // ---------------------------------------------------------------------------------------------
