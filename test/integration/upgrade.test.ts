@@ -19,9 +19,12 @@ import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, slee
 import { closeDubbo2js, dubbo2js, dubboProxyConfig, java, startDubboProvider } from '../helpers/dubbo';
 import { backend, httpConfig, run } from '../helpers/http';
 import { mergeConfigs, startUpgrade, upgradeDirFor, watchClientSockets } from '../helpers/upgrade';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 
 const SVC = 'com.example.UpgradeService';
 const DSVC = 'com.example.DubboUpgrade';
+const ECHO_PROTO = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'echo.proto');
 
 function has(cmd: string): boolean {
   try {
@@ -251,5 +254,129 @@ test('a tcp_proxy connection moves between exchanges: the client sees no close, 
     await old.terminate('SIGKILL');
     for (const s of echo.sockets) s.destroy();
     await new Promise<void>((r) => echo.server.close(() => r()));
+  }
+});
+
+test('a grpc-js bidi stream open across the upgrade finishes on the old process with status OK; unary calls keep succeeding', { timeout: 90_000 }, async () => {
+  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(ECHO_PROTO, { keepCase: true, defaults: true })) as any;
+  const server = new grpc.Server();
+  server.addService(pkg.outrigger.test.Echo.service, {
+    Unary(call: grpc.ServerUnaryCall<{ message: string }, unknown>, cb: grpc.sendUnaryData<unknown>) {
+      cb(null, { message: `echo ${call.request.message}`, index: process.pid });
+    },
+    Bidi(call: grpc.ServerDuplexStream<{ message: string }, unknown>) {
+      let i = 0;
+      call.on('data', (r: { message: string }) => call.write({ message: `re: ${r.message}`, index: i++ }));
+      call.on('end', () => call.end());
+    },
+  });
+  const gport = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  const cfg = mergeConfigs([
+    httpConfig(
+      [{ name: 'g', downstream: 'Http2', upstream: 'Http2', router: 'r' }],
+      [{ router_config_name: 'r', virtual_hosts: [{ name: 'v', domains: ['*'], routers: [{ match: { prefix: '/outrigger.test.Echo/' }, route: { cluster_name: 'grpc' } }] }] }],
+      { grpc: [gport] },
+    ),
+  ]);
+  const dir = upgradeDirFor();
+  const old = await startSidecar(cfg, { env: { OUTRIGGER_UPGRADE_DIR: dir } });
+  const target = `127.0.0.1:${old.ports.get('g')}`;
+  // Separate channels (no shared subchannel pool): one carries the stream, the other the unary calls.
+  const streamClient = new pkg.outrigger.test.Echo(target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  const unaryClient = new pkg.outrigger.test.Echo(target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  const unary = (m: string): Promise<string> =>
+    new Promise((resolve, reject) => unaryClient.Unary({ message: m }, { deadline: Date.now() + 5000 }, (e: Error | null, r: { message: string }) => (e ? reject(e) : resolve(r.message))));
+  let next: Awaited<ReturnType<typeof startUpgrade>> | undefined;
+  try {
+    assert.equal(await unary('warm'), 'echo warm');
+    // The stream: one message every 40 ms for 4 s, each echoed; the upgrade happens 1 s in.
+    const STREAM_MS = 4000;
+    const sent: string[] = [];
+    const replies: string[] = [];
+    let streamEndAt = 0;
+    const call = streamClient.Bidi();
+    const streamDone = new Promise<grpc.StatusObject>((resolve, reject) => {
+      let status: grpc.StatusObject | undefined;
+      let ended = false;
+      const finish = (): void => {
+        if (status !== undefined && ended) {
+          streamEndAt = Date.now();
+          resolve(status);
+        }
+      };
+      call.on('data', (r: { message: string }) => replies.push(r.message));
+      call.on('status', (s: grpc.StatusObject) => {
+        status = s;
+        finish();
+      });
+      call.on('end', () => {
+        ended = true;
+        finish();
+      });
+      call.on('error', reject);
+    });
+    const writer = (async () => {
+      const until = Date.now() + STREAM_MS;
+      for (let i = 0; Date.now() < until; i++) {
+        sent.push(`m${i}`);
+        call.write({ message: `m${i}` });
+        await sleep(40);
+      }
+      call.end();
+    })();
+    // Unary calls, each awaited, before, during and after the upgrade.
+    const uni = { ok: 0, failed: 0, errors: [] as string[] };
+    let stopUnary = false;
+    const unaryLoop = (async () => {
+      for (let i = 0; !stopUnary; i++) {
+        try {
+          if ((await unary(`u${i}`)) === `echo u${i}`) uni.ok++;
+          else uni.failed++;
+        } catch (e) {
+          uni.failed++;
+          uni.errors.push(String(e));
+        }
+        await sleep(10);
+      }
+    })();
+    await sleep(1000);
+    const t0 = Date.now();
+    next = await startUpgrade(dir, { args: ['--workers', '1'] });
+    const okAtTakeOver = uni.ok;
+    const code = await old.exited;
+    const oldExitAt = Date.now();
+    assert.equal(code, 0, old.output());
+    const report = await next.oldDone;
+    await writer;
+    const status = await streamDone;
+    // Unary calls after the old process is gone: they reach the new one.
+    await sleep(300);
+    stopUnary = true;
+    await unaryLoop;
+    for (let i = 0; i < 5; i++) assert.equal(await unary(`after${i}`), `echo after${i}`);
+    console.log(`# grpc: stream ${replies.length} messages over ${STREAM_MS} ms, old exited ${oldExitAt - t0} ms after the upgrade started (${streamEndAt ? oldExitAt - streamEndAt : '?'} ms after the stream ended); unary ${uni.ok} ok / ${uni.failed} failed`);
+
+    assert.equal(status.code, grpc.status.OK, status.details);
+    assert.deepEqual(replies, sent.map((m) => `re: ${m}`), 'every stream message echoed, in order');
+    assert.ok(sent.length > 50, `stream messages: ${sent.length}`);
+    assert.equal(uni.failed, 0, uni.errors.slice(0, 5).join('; '));
+    assert.ok(uni.ok > okAtTakeOver, 'unary calls succeeded after the take-over');
+    // The old process kept the stream's connection until the stream ended, then left by itself,
+    // long before graceful_timeout (20 s).
+    assert.ok(oldExitAt >= streamEndAt, 'the old process exited before the stream ended');
+    assert.ok(oldExitAt - t0 >= STREAM_MS - 1000 - 200, `old process exited ${oldExitAt - t0} ms after the upgrade, before the stream could end`);
+    assert.ok(oldExitAt - t0 < 10_000, `old process exited after ${oldExitAt - t0} ms`);
+    assert.ok(report.clean, 'upgrade complete');
+    const st = await next.stats();
+    assert.equal(st.server.upgrade_state, 4);
+    assert.ok(st.listeners.g.downstream_rq_total > okAtTakeOver, `g rq ${st.listeners.g.downstream_rq_total}`);
+  } finally {
+    streamClient.close();
+    unaryClient.close();
+    await next?.terminate();
+    await old.terminate('SIGKILL');
+    server.forceShutdown();
   }
 });
