@@ -12,6 +12,10 @@ export function netnsUnavailable(): string {
     const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
     if (r.status !== 0) return `${cmd} is not installed (scripts/install-peers.sh installs iptables)`;
   }
+  // Root without CAP_NET_ADMIN (some containers) or without the nat table: say so rather than fail.
+  const probe = `outrigger-probe-${process.pid}`;
+  const r = spawnSync('sh', ['-c', `ip netns add ${probe} && ip netns exec ${probe} iptables -t nat -L OUTPUT -n >/dev/null; s=$?; ip netns del ${probe} 2>/dev/null; exit $s`], { encoding: 'utf8' });
+  if (r.status !== 0) return `cannot create a network namespace with an iptables nat table here: ${(r.stderr || '').trim().split('\n')[0]}`;
   return '';
 }
 
