@@ -20,7 +20,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { firstLine, numOpt } from './lib/script';
+import { firstLine, h2loadHttp1, numOpt } from './lib/script';
 import { BOLT_ID_OFFSET, BoltFrameReader, boltRequestTemplate } from './load/bolt';
 import { cpuSecondsOf } from './lib/proc';
 
@@ -99,20 +99,11 @@ async function startSidecar(name: string, cfg: unknown, dir: string): Promise<Si
   return { name, proc, http: Number(m[1]), bolt: Number(m[2]) };
 }
 
-/** h2load --h1 at HTTP_RATE: requests answered with 2xx. */
-function http1Load(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('h2load', ['--h1', '-c', String(CONNS), '-t', '1', '--rps', String(HTTP_RATE / CONNS), '-D', String(SECONDS), `http://127.0.0.1:${port}/`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('error', reject);
-    p.on('exit', () => {
-      const m = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
-      if (!m) return reject(new Error(`h2load output not understood:\n${out}`));
-      if (Number(m[3]) + Number(m[4]) > 0) return reject(new Error(`h2load saw errors:\n${out}`));
-      resolve(Number(m[1]));
-    });
-  });
+/** h2load --h1 at HTTP_RATE: requests answered with 2xx (an error answer fails the run). */
+async function http1Load(port: number): Promise<number> {
+  const r = await h2loadHttp1(port, CONNS, HTTP_RATE, SECONDS);
+  if (r.errors > 0) throw new Error(`h2load saw errors:\n${r.output}`);
+  return r.ok;
 }
 
 /** Open-loop Bolt client at BOLT_RATE over CONNS connections; responses counted. */

@@ -14,36 +14,16 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { cpuSecondsOf } from './lib/proc';
+import { firstLine, h2loadHttp1, numOpt } from './lib/script';
 
 const args = process.argv.slice(2);
-function opt(name: string, def: number): number {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? Number(args[i + 1]) : def;
-}
+const opt = (name: string, def: number): number => numOpt(args, name, def);
 const SECONDS = opt('seconds', 5);
 const ROUNDS = opt('rounds', 3);
 const CONNS = opt('connections', 50);
 const HTTP_RATE = opt('http-rate', 8000);
 const RATIO = opt('ratio', 0.01);
 const ROOT = path.join(__dirname, '..');
-
-function firstLine(p: ChildProcess, re: RegExp): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const on = (d: Buffer): void => {
-      out += d.toString();
-      const m = re.exec(out);
-      if (m) {
-        p.stdout?.off('data', on);
-        p.stderr?.off('data', on);
-        resolve(m);
-      }
-    };
-    p.stdout?.on('data', on);
-    p.stderr?.on('data', on);
-    p.once('exit', () => reject(new Error(`exited before printing ${re}:\n${out}`)));
-  });
-}
 
 function config(httpPort: number, collector: string | null): unknown {
   return {
@@ -61,18 +41,9 @@ function config(httpPort: number, collector: string | null): unknown {
   };
 }
 
-function http1Load(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('h2load', ['--h1', '-c', String(CONNS), '-t', '1', '--rps', String(HTTP_RATE / CONNS), '-D', String(SECONDS), `http://127.0.0.1:${port}/`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('error', reject);
-    p.on('exit', () => {
-      const m = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
-      if (!m) return reject(new Error(`h2load output not understood:\n${out}`));
-      resolve(Number(m[1]));
-    });
-  });
+/** h2load --h1 at HTTP_RATE: requests answered with 2xx. */
+async function http1Load(port: number): Promise<number> {
+  return (await h2loadHttp1(port, CONNS, HTTP_RATE, SECONDS)).ok;
 }
 
 async function main(): Promise<void> {
