@@ -32,6 +32,7 @@ command -v h2load >/dev/null 2>&1 || want+=(nghttp2-client)
 command -v openssl >/dev/null 2>&1 || want+=(openssl)
 command -v wrk >/dev/null 2>&1 || want+=(wrk) # HTTP/1.1 load under config pushes and health tests
 command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || want+=(iptables) # transparent interception tests (REDIRECT in a network namespace)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /usr/bin/ip ] || want+=(iproute2) # the network namespaces of those tests
 
 if [ "${#want[@]}" -gt 0 ]; then
   echo "install-peers: installing ${want[*]}" >&2
