@@ -11,6 +11,15 @@
  * out as HEADERS + DATA(END_STREAM), or HEADERS + DATA + trailers when it has trailers, instead
  * of always waiting for trailers (an empty DATA frame and a setImmediate inside node per
  * response). A response still open at the flush waits for trailers as before.
+ *
+ * Drain (listener drain, hot upgrade, a replaced filter chain): a graceful GOAWAY (RFC 9113
+ * 6.8) in two steps. The first names the highest stream id, so requests already on the wire are
+ * still served, and is followed by a PING; once the PING is answered (the client has seen the
+ * GOAWAY) the session closes with the real last stream id. When the first GOAWAY is sent
+ * matters to clients that queue their next request locally (nghttp2 fails a request that is
+ * queued but not yet written when a GOAWAY is read): it is sent when the client's next stream
+ * arrives, the moment the client has just written, so it has nothing queued. A session with no
+ * new stream within DRAIN_QUIET_MS (idle, or one long-lived stream) gets it then.
  */
 import * as http2 from 'node:http2';
 import type { Readable } from 'node:stream';
@@ -30,6 +39,21 @@ const HOLD_MAX = 16 * 1024;
 
 const kDown = Symbol('outrigger.h2Downstream');
 type DownStream = http2.ServerHttp2Stream & { [kDown]: H2Downstream };
+
+const kDrain = Symbol('outrigger.h2Drain');
+/** Drain states of a session (see the file comment). */
+const enum Drain {
+  /** Waiting for the client's next stream. */
+  Waiting = 1,
+  /** The first GOAWAY is sent. */
+  Sent = 2,
+}
+type Session = http2.ServerHttp2Session & { [kDrain]?: Drain };
+/** How long a draining session waits for the client's next stream before its GOAWAY is sent anyway. */
+const DRAIN_QUIET_MS = 1000;
+/** Between the two GOAWAYs of a drain when the client does not answer the PING. */
+const DRAIN_PING_GRACE_MS = 1000;
+const LAST_STREAM_ID = 0x7fffffff;
 
 // Stream listeners: `this` is the stream (EventEmitter calls listeners with the emitter).
 function onStreamClose(this: DownStream): void {
@@ -96,6 +120,7 @@ class H2Downstream implements Downstream {
     readonly headers: Headers,
     private readonly env: HttpEnv,
   ) {
+
     this.method = String(headers[':method'] ?? 'GET');
     this.url = String(headers[':path'] ?? '/');
     const a = headers[':authority'] ?? headers['host'];
@@ -243,6 +268,8 @@ export function createH2Server(env: HttpEnv): http2.Http2Server {
     maxSessionMemory: 32,
   });
   server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    const session = stream.session as Session;
+    if (session[kDrain] === Drain.Waiting) goawayTwoStep(session);
     // CONNECT (RFC 7540 §8.3) and extended CONNECT (RFC 8441): tunnels, as on HTTP/1.1.
     if (headers[':method'] === 'CONNECT' && h2Tunnel(env, stream, headers as Headers)) return;
     new H2Downstream(stream, headers as Headers, env).run();
@@ -261,4 +288,41 @@ export function createH2Server(env: HttpEnv): http2.Http2Server {
   });
   server.on('sessionError', () => c[base + HL.H2_GOAWAY_SENT]++);
   return server;
+}
+
+// ---- Drain (see the file comment)
+
+function goawayTwoStep(s: Session): void {
+  s[kDrain] = Drain.Sent;
+  if (s.closed || s.destroyed) return;
+  goawayCounted.get(s)?.();
+  s.goaway(0, LAST_STREAM_ID);
+  let done = false;
+  const close = (): void => {
+    if (done) return;
+    done = true;
+    if (!s.closed && !s.destroyed) s.close();
+  };
+  // Without a PING answer: close after the grace, but only after this loop turn's reads (the
+  // check phase comes after the poll phase), so a request already received is not refused
+  // because the timer happened to run first after a stalled loop.
+  setTimeout(() => setImmediate(close), DRAIN_PING_GRACE_MS).unref();
+  if (!s.ping(close)) close();
+}
+
+/** Per draining session: counts its GOAWAY in the listener's stats. */
+const goawayCounted = new WeakMap<Session, () => void>();
+
+/**
+ * Starts the graceful drain of one HTTP/2 session (see the file comment). `counted` is called
+ * once when the first GOAWAY goes out.
+ */
+export function drainH2Session(session: http2.ServerHttp2Session, counted: () => void): void {
+  const s = session as Session;
+  if (s.closed || s.destroyed || s[kDrain] !== undefined) return;
+  s[kDrain] = Drain.Waiting;
+  goawayCounted.set(s, counted);
+  setTimeout(() => {
+    if (s[kDrain] === Drain.Waiting) goawayTwoStep(s);
+  }, DRAIN_QUIET_MS).unref();
 }

@@ -21,7 +21,7 @@ import { registerProxyFamily } from '../proxy/families';
 import { compiledHttpRouter } from '../router/http-routes';
 import { claimsHttp, HTTP_DEFAULTS, parseHttpProxyConfig, type HttpProxyConfig } from './config';
 import { createH1Server } from './downstream-h1';
-import { createH2Server } from './downstream-h2';
+import { createH2Server, drainH2Session } from './downstream-h2';
 import type { HttpEnv } from './exchange';
 import { RawH1Connection } from './h1/downstream';
 import { pipelineFor } from '../stream/pipeline';
@@ -231,26 +231,15 @@ export class HttpProxyFactory implements NetworkFilterFactory {
     this.env.draining = true;
     if (this.h1 !== null) this.h1.closeIdleConnections();
     for (const c of this.rawH1) c.closeIfIdle();
-    // Graceful GOAWAY (RFC 9113 6.8): first one naming the highest stream id (streams the client
-    // has in flight are still served) and a PING; once the PING is answered (a round trip: the
-    // client has seen the GOAWAY) the real last stream id, with the close.
-    for (const s of this.h2Sessions) {
-      if (s.closed || s.destroyed) continue;
-      s.goaway(0, 0x7fffffff);
-      const close = (): void => {
-        if (!s.closed && !s.destroyed) s.close();
-      };
-      setTimeout(close, H2_GOAWAY_GRACE_MS).unref();
-      if (!s.ping(close)) close();
-    }
+    const c = this.env.ctx.counters;
+    const i = this.env.ctx.base + HL.H2_GOAWAY_SENT;
+    const counted = (): void => void c[i]++;
+    for (const s of this.h2Sessions) drainH2Session(s, counted);
   }
 }
 
 // ---- HTTP on RPC `Auto` listeners: MOSN's Auto detects HTTP too; its requests are routed with
 // the listener's router config, forwarded with the request's own protocol, default limits.
-
-/** Between the two GOAWAYs of a drain when the client does not answer the PING. */
-const H2_GOAWAY_GRACE_MS = 1000;
 
 /** A Connection whose socket node:http2 took over: only the client's FIN matters (the socket is half-open capable). */
 const H2_ADOPTED: ConnectionHandler = {
