@@ -148,6 +148,8 @@ function parseCluster(st: ParseState, c: ConfigObject, cmTls: TlsContextConfig |
   const healthCheck = parseHealthCheck(st, c);
   const outlierDetection = parseOutlierDetection(st, c);
   const slowStart = parseSlowStart(st, c);
+  // As in MOSN, where only the weighted (EDF) balancers apply it.
+  if (slowStart !== undefined && lbType !== 'LB_WEIGHTED_ROUNDROBIN') st.issues.warn(c.at('slow_start'), `slow start applies to LB_WEIGHTED_ROUNDROBIN only; with ${lbType} hosts take their whole weight at once`);
   c.warnIfSet('lb_subset_config', 'subset load balancing is not supported yet; ignored');
   c.warnIfSet('keepalive', 'upstream keepalive probing is not supported yet; ignored');
   c.warnIfSet('idle_timeout', 'upstream idle timeout is not supported yet; ignored');

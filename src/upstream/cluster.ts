@@ -23,6 +23,7 @@ import { privateBreakerCells, type BreakerCells } from './breakers';
 import { dialConnection, dialH2, dialSocket, readyEvent, undiciPool } from './connect';
 import { createLoadBalancer, Host, hostAddress, type LoadBalancer, type UpstreamPool } from './lb';
 import { ORIGINAL_DST_CLEANUP_MS } from '../config/original-dst';
+import { T } from './health/shared';
 import { OriginalDstLb } from './original-dst';
 import { offeredAlpn, TransportSelector } from './transport-match';
 
@@ -82,7 +83,7 @@ export class Cluster {
   ) {
     this.name = config.name;
     // Hosts of `previous` are shared, not touched: their weights change on activate() (commit).
-    this.set = buildHostSet(config, previous !== undefined ? previous.hosts : [], null);
+    this.set = buildHostSet(config, previous !== undefined ? previous.hosts : [], null, previous !== undefined);
     if (previous === undefined) activateSet(this.set);
     this.connectTimeoutMs = config.connectTimeoutMs;
     this.bufferLimit = config.connBufferLimitBytes;
@@ -121,7 +122,7 @@ export class Cluster {
    */
   updateHosts(hosts: readonly HostConfig[]): void {
     const removed: Host[] = [];
-    this.set = buildHostSet({ ...this.config, hosts }, this.set.hosts, removed);
+    this.set = buildHostSet({ ...this.config, hosts }, this.set.hosts, removed, true);
     activateSet(this.set);
     for (const h of removed) drainHostPools(h);
     const retls = this.transport.setHosts(hosts); // hosts whose TLS changed: their connections are made anew
@@ -374,9 +375,11 @@ function drainHostPools(h: Host): void {
 /**
  * The host set for `config`: hosts of `previous` kept by address (their weights are written
  * by activateSet, not here), new ones created; hosts of `previous` that are gone are appended
- * to `removed` when given.
+ * to `removed` when given. `update`: the cluster existed before, so with slow start a new host
+ * ramps up from now, as MOSN does for hosts that an update adds to a non-empty host set (the
+ * first hosts of a cluster start at full weight).
  */
-function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed: Host[] | null): HostSet {
+function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed: Host[] | null, update: boolean): HostSet {
   if (config.lbType === 'LB_ORIGINAL_DST') {
     const o = config.originalDstLb ?? { headerName: '', replaceLocal: false, cleanupIntervalMs: ORIGINAL_DST_CLEANUP_MS };
     return { hosts: Object.freeze([]), lb: new OriginalDstLb(o, drainHostPools), weights: Object.freeze([]) }; // hosts made on demand
@@ -385,7 +388,11 @@ function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed:
   for (const h of previous) old.set(h.address, h);
   const hosts = config.hosts.map((hc) => {
     const h = old.get(hostAddress(hc));
-    if (h === undefined) return new Host(hc, config.name);
+    if (h === undefined) {
+      const n = new Host(hc, config.name);
+      if (update && previous.length > 0 && config.slowStart !== undefined) n.times[n.toff + T.HEALTHY_SINCE] = Date.now();
+      return n;
+    }
     old.delete(h.address);
     return h;
   });

@@ -98,6 +98,39 @@ test('slow start: MOSN duration mode factor and a weighted round robin share tha
   assert.deepEqual(counts('LB_WEIGHTED_ROUNDROBIN', hs, 1000), [500, 500]);
 });
 
+test('slow start also ramps hosts that an update adds to a non-empty cluster (MOSN); a cluster\'s first hosts start whole', () => {
+  const name = `ss-${seq++}`;
+  const hostsOf = (ports: number[]): { address: string }[] => ports.map((p) => ({ address: `127.0.0.1:${p}` }));
+  const cfg = parseConfig({
+    servers: [{ listeners: [{ name: 'l', address: '127.0.0.1:0', bind_port: true, filter_chains: [{ filters: [{ type: 'tcp_proxy', config: { cluster: name } }] }] }] }],
+    cluster_manager: {
+      clusters: [{ name, type: 'SIMPLE', lb_type: 'LB_WEIGHTED_ROUNDROBIN', hosts: hostsOf([5100, 5101]), slow_start: { mode: 'duration', slow_start_duration: '10s', min_weight_percent: 0.1 } }],
+    },
+  });
+  const cl = new ClusterManager(cfg.clusters, new Float64Array(4096), { [name]: 100 }).get(name)!;
+  assert.deepEqual(cl.hosts.map((h) => h.healthySince), [0, 0], 'first hosts: no ramp');
+  const t0 = Date.now();
+  cl.updateHosts([...cl.config.hosts, { ...cl.config.hosts[0], address: { host: '127.0.0.1', port: 5102 } }]);
+  const [a, b, added] = cl.hosts;
+  assert.equal(a.healthySince, 0, 'a kept host keeps its state');
+  assert.equal(b.healthySince, 0);
+  assert.ok(added.healthySince >= t0 && added.healthySince <= Date.now(), `added host ramps from now: ${added.healthySince}`);
+  // Its share starts at min_weight_percent: about 0.1 / 2.1 of the picks.
+  const c = [0, 0, 0];
+  for (let i = 0; i < 2100; i++) c[cl.hosts.indexOf(cl.lb.choose()!)]++;
+  assert.ok(c[2] < 200 && c[2] > 0, `new host's picks ${c}`);
+  // Without slow start an added host is whole at once.
+  const plain = outlierCluster(1, {});
+  plain.updateHosts([...plain.config.hosts, { ...plain.config.hosts[0], address: { host: '127.0.0.1', port: 5109 } }]);
+  assert.equal(plain.hosts[1].healthySince, 0);
+  // slow_start with a balancer that does not weigh hosts: a warning naming the path.
+  const warned = parseConfig({
+    servers: [{ listeners: [{ name: 'l', address: '127.0.0.1:0', bind_port: true, filter_chains: [{ filters: [{ type: 'tcp_proxy', config: { cluster: 'rr' } }] }] }] }],
+    cluster_manager: { clusters: [{ name: 'rr', type: 'SIMPLE', lb_type: 'LB_ROUNDROBIN', hosts: hostsOf([5100]), slow_start: { mode: 'duration', slow_start_duration: '10s' } }] },
+  });
+  assert.ok((warned.warnings ?? []).some((w) => w.includes('slow_start') && w.includes('LB_ROUNDROBIN')), JSON.stringify(warned.warnings));
+});
+
 function outlierCluster(n: number, od: Record<string, unknown>): Cluster {
   const name = `od-${seq++}`;
   const cfg = parseConfig({
