@@ -204,7 +204,6 @@ export function slowStart(tx: Tx, ss: Msg, path: string, applies: boolean): Reco
   }
   const windowMs = durationMs(ss.slowStartWindow) ?? 0;
   if (windowMs <= 0) return undefined; // Envoy: no window = no slow start
-  tx.warn(path, 'slow start applies to hosts that come back from failed health checks, not to endpoints newly added by EDS');
   const out: Record<string, unknown> = { mode: 'duration', slow_start_duration: goDuration(windowMs) };
   const ag = msg(ss.aggression);
   if (ag !== undefined) {
