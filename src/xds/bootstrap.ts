@@ -9,11 +9,7 @@
  *     -> withStaticResources: static Envoy listeners/clusters/secrets translated into the base config
  *     -> Sidecar.start(base); startXds: the ADS client + store, each accepted update -> Sidecar.reload()
  */
-import * as fs from 'node:fs';
-import * as YAML from 'yaml';
 import { ConfigError, type ConfigIssue } from '../config/errors';
-import { DEFAULTS } from '../config/defaults';
-import { loadConfigFile, parseConfig } from '../config';
 import type { ClusterConfig, ListenerConfig, OutriggerConfig, RouterConfig, XdsConfig } from '../config/types';
 import { XdsClient, type XdsClientLog, type XdsClientStats } from './client';
 import { istioNode, type NodeInfo } from './node';
@@ -21,27 +17,8 @@ import { fromJson } from './proto';
 import { XdsStore, type StoreLog } from './store';
 import { TYPE_URL, XdsResourceError, type ResourceKind, type TranslatedSecret, type TranslationContext, type XdsTranslator } from './types';
 
-/** A config file: `.yaml`/`.yml` (or a file that is not JSON) is read as YAML, with the same limits. */
-export function loadAnyConfigFile(file: string): OutriggerConfig {
-  if (!/\.ya?ml$/i.test(file)) return loadConfigFile(file);
-  let text: string;
-  try {
-    const st = fs.statSync(file);
-    if (st.size > DEFAULTS.maxConfigBytes) throw new ConfigError([{ path: '', message: `the file is larger than ${DEFAULTS.maxConfigBytes} bytes (the limit)` }], file);
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if (e instanceof ConfigError) throw e;
-    throw new ConfigError([{ path: '', message: `cannot read: ${e instanceof Error ? e.message : String(e)}` }], file);
-  }
-  let doc: unknown;
-  try {
-    // No custom tags, no aliases blow-up: the yaml package caps alias expansion (maxAliasCount).
-    doc = YAML.parse(text, { maxAliasCount: 100, prettyErrors: true });
-  } catch (e) {
-    throw new ConfigError([{ path: '', message: `YAML: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` }], file);
-  }
-  return parseConfig(doc, file);
-}
+// Kept here for the callers that load a bootstrap; it lives with the config loaders (no xDS modules).
+export { loadAnyConfigFile } from '../config/any-file';
 
 function staticContext(secrets: ReadonlyMap<string, TranslatedSecret>, warnings: string[]): TranslationContext {
   return {
