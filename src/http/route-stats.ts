@@ -32,10 +32,10 @@ export function bindRouteStats(buf: Float64Array, routes: Readonly<Record<string
 }
 
 /** Tests: forget the binding and the recorded histograms (a fresh worker). */
-export function resetRouteStats(useWasm = true): void {
+export function resetRouteStats(): void {
   counters = null;
   bases = {};
-  recorder = new HistogramRecorder(useWasm);
+  recorder = new HistogramRecorder();
 }
 
 function resolve(route: HttpRoute): number {

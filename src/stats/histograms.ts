@@ -1,31 +1,26 @@
 /**
- * Latency histograms (hdr-histogram-js), recorded in the worker, merged on the main thread.
+ * Latency histograms: counted in the worker, merged with hdr-histogram-js on the main thread.
  *
- *   worker: HistogramRecorder.record(base, µs)  (one hdr histogram per route / cluster base slot)
+ *   worker: HistogramRecorder.record(base, µs)  (one counts array per route / cluster base slot)
  *      │ every second, or when the admin asks, only the histograms that changed:
- *      │ drain() -> [{ base, data: hdr V2 compressed base64 }], then reset (a delta)
+ *      │ drain() -> [{ base, data: [slot, count, slot, count, ...] }], then zeroed (a delta)
  *      v
- *   main:   HistogramStore.add(base, data) -> decode, add into the merged histogram of that base
+ *   main:   HistogramStore.add(base, data) -> each count into the merged hdr histogram of that base
+ *
+ * The worker keeps HdrHistogram's own bucket layout (lowest value 1 µs, highest 2^31-1 µs, two
+ * significant digits: 256 sub-buckets, each power of two above 256 split in 128) in a plain
+ * Int32Array, so recording is one index computation and one increment, and the worker never
+ * loads hdr-histogram-js: requiring it and starting its WebAssembly took 150-250 ms of the
+ * first request's time in a fresh worker, and ~16 MB of RSS per thread. A slot's values
+ * recorded into an hdr histogram of the same layout land in the same bucket, so the merged
+ * percentiles are what hdr recording in the worker gave.
  *
  * Shipping deltas means the main thread keeps one histogram per name, whatever the number of
  * workers, and a worker that dies loses at most its last unshipped second.
- *
- * Recording cost measured on the shared 2-core machine (3M records over 8 histograms, values
- * 0.2..200 ms, hdr-histogram-js 3.0.1): WebAssembly 45-70 ns, JS Int32 ~250 ns, JS packed
- * 1.4-2.6 µs per record (HistogramRecorder.record as a whole: 64-71 ns WebAssembly, 255-277 ns
- * JS); a fixed-bucket counter ~40 ns. So the worker records into the WebAssembly implementation
- * and falls back to JS Int32 when WebAssembly cannot start. Draining costs ~0.2 ms per changed
- * histogram (encode + deflate), at most once a second. Two significant digits (1 % value
- * resolution) keep a histogram at ~3.5 KiB (WebAssembly) / 13.5 KiB (JS) instead of 23 / 89 KiB
- * with three.
  */
 import type * as HdrModule from 'hdr-histogram-js';
 
-/**
- * hdr-histogram-js is loaded on first use (the first latency recorded in a worker, the first
- * delta merged on the main thread): requiring it costs ~16 MB of RSS per thread (its WebAssembly
- * image and pako), which an idle sidecar should not pay.
- */
+/** hdr-histogram-js, loaded on the main thread's first merge (an idle sidecar never loads it). */
 let hdrModule: typeof HdrModule | null = null;
 function hdrLib(): typeof HdrModule {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -41,38 +36,28 @@ export const HIST_MAX_US = 2 ** 31 - 1;
 /** One changed histogram, as shipped from a worker: the base slot of its route or cluster. */
 export interface EncodedHistogram {
   readonly base: number;
-  /** hdr V2 compressed, base64 (encodeIntoCompressedBase64). */
-  readonly data: string;
+  /** The non-zero slots since the last drain, as pairs: slot, count, slot, count, ... */
+  readonly data: readonly number[];
 }
 
 // ---------------------------------------------------------------------------------------------
 // Worker side
 // ---------------------------------------------------------------------------------------------
 
-let wasmState = 0; // 0 unknown, 1 ready, -1 unavailable
+/** Slots of the layout: values below 256 exact, then 128 per power of two up to 2^31. */
+export const HIST_SLOTS = (24 << 7) + 128;
 
-function wasmReady(): boolean {
-  if (wasmState === 0) {
-    try {
-      hdrLib().initWebAssemblySync();
-      wasmState = 1;
-    } catch {
-      wasmState = -1;
-    }
-  }
-  return wasmState === 1;
+/** The slot of a value in 1..HIST_MAX_US (HdrHistogram's counts index for this layout). */
+export function histSlot(v: number): number {
+  const b = 24 - Math.clz32(v | 255); // 0 below 256, else log2(v) - 7
+  return (b << 7) + (v >>> b);
 }
 
-/** A histogram as the worker records it (WebAssembly when available). */
-export function newRecordingHistogram(useWasm = true): HdrModule.Histogram {
-  return hdrLib().build({
-    bitBucketSize: 32,
-    autoResize: false,
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: HIST_MAX_US,
-    numberOfSignificantValueDigits: HIST_DIGITS,
-    useWebAssembly: useWasm && wasmReady(),
-  });
+/** The lowest value of a slot. */
+export function histSlotValue(slot: number): number {
+  if (slot < 256) return slot;
+  const b = (slot >>> 7) - 1;
+  return (slot - (b << 7)) * 2 ** b;
 }
 
 /** Clamps a latency in µs into the recordable range, as an integer. */
@@ -82,7 +67,8 @@ export function clampMicros(us: number): number {
 }
 
 interface Recording {
-  readonly h: HdrModule.Histogram;
+  /** 12.5 KiB per route / cluster and worker. */
+  readonly counts: Int32Array;
   readonly base: number;
   /** Recorded into since the last drain (then listed in `dirty`). */
   dirty: boolean;
@@ -92,31 +78,36 @@ export class HistogramRecorder {
   private readonly byBase = new Map<number, Recording>();
   private readonly dirty: Recording[] = [];
 
-  constructor(private readonly useWasm = true) {}
-
   /** Records one latency (µs) for the route or cluster whose stats start at `base`. */
   record(base: number, micros: number): void {
     let r = this.byBase.get(base);
     if (r === undefined) {
-      r = { h: newRecordingHistogram(this.useWasm), base, dirty: false }; // once per route / cluster and worker
+      r = { counts: new Int32Array(HIST_SLOTS), base, dirty: false }; // once per route / cluster and worker
       this.byBase.set(base, r);
     }
-    r.h.recordValue(clampMicros(micros));
+    r.counts[histSlot(clampMicros(micros))]++;
     if (!r.dirty) {
       r.dirty = true;
       this.dirty.push(r);
     }
   }
 
-  /** The changed histograms since the last call, encoded, then reset; null when none changed. */
+  /** The changed histograms since the last call (deltas), then zeroed; null when none changed. */
   drain(): EncodedHistogram[] | null {
     const n = this.dirty.length;
     if (n === 0) return null;
     const out: EncodedHistogram[] = [];
     for (let i = 0; i < n; i++) {
       const r = this.dirty[i];
-      out.push({ base: r.base, data: hdrLib().encodeIntoCompressedBase64(r.h) });
-      r.h.reset();
+      const c = r.counts;
+      const data: number[] = [];
+      for (let s = 0; s < HIST_SLOTS; s++) {
+        if (c[s] !== 0) {
+          data.push(s, c[s]);
+          c[s] = 0;
+        }
+      }
+      out.push({ base: r.base, data });
       r.dirty = false;
     }
     this.dirty.length = 0;
@@ -161,21 +152,28 @@ export class HistogramStore {
   /** Payloads that did not decode (none expected: they come from our own workers). */
   decodeErrors = 0;
 
-  /** Adds a worker's delta to the merged histogram of its base slot. */
-  add(base: number, data: string): void {
-    let d: HdrModule.Histogram;
-    try {
-      d = hdrLib().decodeFromCompressedBase64(data, 32, false);
-    } catch {
+  /** Adds a worker's delta (slot, count pairs) to the merged histogram of its base slot. */
+  add(base: number, data: readonly number[]): void {
+    if (!Array.isArray(data) || data.length % 2 !== 0) {
       this.decodeErrors++;
       return;
+    }
+    for (let i = 0; i < data.length; i += 2) {
+      const s = data[i];
+      const c = data[i + 1];
+      if (!Number.isInteger(s) || s < 1 || s >= HIST_SLOTS || !Number.isInteger(c) || c < 1) {
+        this.decodeErrors++;
+        return;
+      }
     }
     let m = this.merged.get(base);
     if (m === undefined) {
       m = new (hdrLib().Int32Histogram)(1, HIST_MAX_US, HIST_DIGITS);
       this.merged.set(base, m);
     }
-    m.add(d as HdrModule.JsHistogram);
+    // Each count at its bucket's highest value: hdr reports percentiles that way, so the max
+    // (which hdr keeps as a recorded value) is never below them. The mean is within the 1 %.
+    for (let i = 0; i < data.length; i += 2) m.recordValueWithCount(m.highestEquivalentValue(histSlotValue(data[i])), data[i + 1]);
   }
 
   addAll(items: readonly EncodedHistogram[]): void {

@@ -109,7 +109,7 @@ test('the exchange API counts into the route block of the bound buffer; unknown 
   const cfg = { name: 'web', virtualHosts: V1.virtual_hosts };
   for (const n of httpRouteStatNames(cfg)) layout.routeBase(n);
   const buf = new Float64Array(hub.addWorker(0));
-  resetRouteStats(false);
+  resetRouteStats();
   try {
     bindRouteStats(buf, layout.toData().routes);
     const [api, rest] = compileHttpRouter(cfg).virtualHosts[0].routes;

@@ -1,16 +1,38 @@
-/** hdr latency histograms: worker recording, encoded deltas, merge on the main thread. */
+/** Latency histograms: worker counting in hdr's layout, deltas, hdr merge on the main thread. */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { HIST_MAX_US, HistogramRecorder, HistogramStore, PROM_BUCKETS_MS, clampMicros } from '../../src/stats/histograms';
+import * as hdr from 'hdr-histogram-js';
+import { HIST_DIGITS, HIST_MAX_US, HIST_SLOTS, HistogramRecorder, HistogramStore, PROM_BUCKETS_MS, clampMicros, histSlot, histSlotValue } from '../../src/stats/histograms';
 
 /** Within the 1 % resolution of two significant digits (plus one µs of rounding). */
 function near(actual: number, expected: number, what: string): void {
   assert.ok(Math.abs(actual - expected) <= expected * 0.01 + 0.001, `${what}: ${actual} vs ${expected}`);
 }
 
-test('two workers (WebAssembly and JS recorders) merge into the right percentiles', () => {
-  const w1 = new HistogramRecorder(true);
-  const w2 = new HistogramRecorder(false);
+test('the worker slots are hdr-histogram-js buckets: same lowest value for every value, one slot per bucket', () => {
+  const h = new hdr.Int32Histogram(1, HIST_MAX_US, HIST_DIGITS);
+  let prev = 0;
+  const check = (v: number): void => {
+    const s = histSlot(v);
+    assert.ok(s >= 0 && s < HIST_SLOTS, `slot ${s} of ${v}`);
+    assert.equal(histSlotValue(s), h.lowestEquivalentValue(v), `value ${v} (slot ${s})`);
+    assert.equal(s, h.countsArrayIndex(v), `index of ${v}`);
+  };
+  for (let v = 1; v < 70_000; v++) check(v);
+  for (let v = 70_000; v < HIST_MAX_US && v > 0; v = Math.floor(v * 1.0007) + 1) check(v);
+  check(HIST_MAX_US);
+  // Slots are contiguous and increasing with the value.
+  for (let s = 1; s < HIST_SLOTS; s++) {
+    const v = histSlotValue(s);
+    assert.ok(v > prev, `slot ${s}: ${v} after ${prev}`);
+    assert.equal(histSlot(v), s);
+    prev = v;
+  }
+});
+
+test('two workers merge into the right percentiles', () => {
+  const w1 = new HistogramRecorder();
+  const w2 = new HistogramRecorder();
   const base = 100;
   // 1..1000 ms, one value each: the odd milliseconds on worker 1, the even ones on worker 2.
   for (let ms = 1; ms <= 1000; ms++) (ms % 2 === 1 ? w1 : w2).record(base, ms * 1000);
@@ -50,8 +72,11 @@ test('deltas: a drain resets the worker histogram; the store accumulates; unchan
   assert.equal(s?.count, 15);
   near(s!.p50, 20, 'p50');
   near(s!.max, 40, 'max');
-  store.add(1, 'not a histogram');
-  assert.equal(store.decodeErrors, 1);
+  store.add(1, [5]);
+  store.add(1, [HIST_SLOTS, 1]);
+  store.add(1, [3, -1]);
+  store.add(1, 'not a histogram' as unknown as number[]);
+  assert.equal(store.decodeErrors, 4);
   assert.equal(store.count(1), 15);
 });
 
