@@ -5,8 +5,9 @@ import { DEFAULTS, UINT32_MAX } from './defaults';
 import { parseOriginalDstLbConfig } from './original-dst';
 import { ConfigObject, type ParseState } from './reader';
 import { parseTlsContext } from './tls-context';
-import type { CircuitBreakerConfig, ClusterConfig, ClusterType, HostConfig, HostPort, LbType, OriginalDstLbConfig, TlsContextConfig } from './types';
-import { parseHostPort } from './values';
+import type { CircuitBreakerConfig, ClusterConfig, ClusterType, HostConfig, HostPort, LbSubsetConfig, LbType, OriginalDstLbConfig, SubsetFallback, SubsetSelectorConfig, TlsContextConfig } from './types';
+import { isPlainObject, joinPath, parseHostPort } from './values';
+import { readLbLabels } from '../upstream/subset-match';
 
 const LB_TYPES: readonly LbType[] = ['LB_ROUNDROBIN', 'LB_RANDOM', 'LB_WEIGHTED_ROUNDROBIN', 'LB_LEAST_REQUEST', 'LB_ORIGINAL_DST'];
 /** pkg/types/loadbalancer.go: other MOSN balancers. */
@@ -39,12 +40,73 @@ function parseHosts(st: ParseState, c: ConfigObject): HostConfig[] {
       }
     }
     const hostname = h.str('hostname');
-    h.accept('metadata');
+    const metadata = hostLabels(st, h);
     const tlsDisable = h.bool('tls_disable', false);
     h.done();
-    if (address) hosts.push({ address, weight, ...(hostname ? { hostname } : {}), ...(tlsDisable ? { tlsDisable } : {}) });
+    if (address) hosts.push({ address, weight, ...(hostname ? { hostname } : {}), ...(tlsDisable ? { tlsDisable } : {}), ...(metadata ? { metadata } : {}) });
   }
   return hosts;
+}
+
+/** A host's subset labels: metadata.filter_metadata["mosn.lb"] string values (others skipped with a warning, as MOSN drops them). */
+function hostLabels(st: ParseState, h: ConfigObject): Record<string, string> | undefined {
+  const labels = readLbLabels(h.get('metadata'), h.at('metadata'), false, (p, m) => st.issues.error(p, m), (p, m) => st.issues.warn(p, m));
+  return Object.keys(labels).length > 0 ? labels : undefined;
+}
+
+/** MOSN fall_back_policy (pkg/types: 0 NoFallBack, 1 AnyEndPoint, 2 DefaultSubset). */
+const MOSN_FALLBACKS: readonly SubsetFallback[] = ['NO_FALLBACK', 'ANY_ENDPOINT', 'DEFAULT_SUBSET'];
+
+/**
+ * lb_subset_config {fall_back_policy, default_subset, subset_selectors}: undefined when absent or
+ * without selectors (MOSN then balances over every host, as if it were absent).
+ */
+function parseLbSubset(st: ParseState, c: ConfigObject, clusterType: ClusterType, lbType: LbType): LbSubsetConfig | undefined {
+  if (!c.has('lb_subset_config')) {
+    c.accept('lb_subset_config');
+    return undefined;
+  }
+  const o = c.obj('lb_subset_config');
+  if (o === undefined) return undefined;
+  const fb = o.int('fall_back_policy', { max: 2 });
+  const defaultSubset: Record<string, string> = {};
+  const dv = o.get('default_subset');
+  if (dv !== undefined) {
+    if (!isPlainObject(dv)) st.issues.error(o.at('default_subset'), `${showValue(dv)} must be an object of string values`);
+    else {
+      for (const [k, v] of Object.entries(dv)) {
+        if (typeof v === 'string') defaultSubset[k] = v;
+        else st.issues.error(joinPath(o.at('default_subset'), k), `${showValue(v)} must be a string`);
+      }
+    }
+  }
+  const selectors: SubsetSelectorConfig[] = [];
+  const seen = new Set<string>();
+  for (const item of o.list('subset_selectors')) {
+    if (!Array.isArray(item.value) || item.value.some((k) => typeof k !== 'string' || k === '')) {
+      st.issues.error(item.path, `${showValue(item.value)} must be a list of label keys (non-empty strings)`);
+      continue;
+    }
+    const keys = [...new Set(item.value as string[])].sort();
+    if (keys.length === 0) {
+      st.issues.warn(item.path, 'an empty selector makes no subset; ignored');
+      continue;
+    }
+    const id = keys.join('\u0000');
+    if (seen.has(id)) continue; // MOSN keeps one of duplicate selectors
+    seen.add(id);
+    selectors.push({ keys });
+  }
+  o.done();
+  if (selectors.length === 0) {
+    st.issues.warn(c.at('lb_subset_config'), 'no subset_selectors: subset load balancing is off (every host serves), as in MOSN');
+    return undefined;
+  }
+  if (clusterType === 'ORIGINAL_DST' || lbType === 'LB_ORIGINAL_DST') {
+    st.issues.error(c.at('lb_subset_config'), 'subset load balancing does not apply to ORIGINAL_DST clusters');
+    return undefined;
+  }
+  return { fallback: MOSN_FALLBACKS[fb] ?? 'NO_FALLBACK', defaultSubset, selectors, noCriteria: 'all' };
 }
 
 /** Envoy circuit_breakers.thresholds[].retry_budget: budget_percent (a Percent, default 20), min_retry_concurrency (default 3). */
@@ -150,7 +212,7 @@ function parseCluster(st: ParseState, c: ConfigObject, cmTls: TlsContextConfig |
   const slowStart = parseSlowStart(st, c);
   // As in MOSN, where only the weighted (EDF) balancers apply it.
   if (slowStart !== undefined && lbType !== 'LB_WEIGHTED_ROUNDROBIN') st.issues.warn(c.at('slow_start'), `slow start applies to LB_WEIGHTED_ROUNDROBIN only; with ${lbType} hosts take their whole weight at once`);
-  c.warnIfSet('lb_subset_config', 'subset load balancing is not supported yet; ignored');
+  const lbSubset = parseLbSubset(st, c, clusterType, lbType);
   c.warnIfSet('keepalive', 'upstream keepalive probing is not supported yet; ignored');
   c.warnIfSet('idle_timeout', 'upstream idle timeout is not supported yet; ignored');
   c.warnIfSet('mark', 'SO_MARK is not supported; ignored');
@@ -176,6 +238,7 @@ function parseCluster(st: ParseState, c: ConfigObject, cmTls: TlsContextConfig |
     maxRequestPerConn: mrpc === 0 ? DEFAULTS.maxRequestPerConn : mrpc,
     connBufferLimitBytes: cbl === 0 ? DEFAULTS.connBufferLimitBytes : cbl,
     circuitBreakers,
+    ...(lbSubset ? { lbSubset } : {}),
   };
   return tlsContext ? { ...out, tlsContext } : out;
 }

@@ -206,6 +206,32 @@ export interface HostConfig {
   readonly tlsMatch?: Readonly<Record<string, string>>;
   /** MOSN host `tls_disable`: plaintext to this host whatever the cluster's TLS. Absent = false. */
   readonly tlsDisable?: boolean;
+  /** Subset load balancing labels (MOSN metadata.filter_metadata["mosn.lb"], Envoy's "envoy.lb"). Absent = {}. */
+  readonly metadata?: Readonly<Record<string, string>>;
+}
+
+/** A fallback of subset load balancing: none, every host, or the hosts of the default subset. */
+export type SubsetFallback = 'NO_FALLBACK' | 'ANY_ENDPOINT' | 'DEFAULT_SUBSET';
+
+/** One subset selector: the metadata keys (sorted, distinct) a subset is made of. */
+export interface SubsetSelectorConfig {
+  readonly keys: readonly string[];
+  /** Envoy per-selector fallback_policy when a request's keys are exactly these (absent = the cluster's). */
+  readonly fallback?: SubsetFallback;
+}
+
+/** Cluster lb_subset_config (src/upstream/subset.ts). */
+export interface LbSubsetConfig {
+  readonly fallback: SubsetFallback;
+  /** Labels of the DEFAULT_SUBSET fallback ({} = every host). */
+  readonly defaultSubset: Readonly<Record<string, string>>;
+  readonly selectors: readonly SubsetSelectorConfig[];
+  /**
+   * A request without match criteria: 'all' (MOSN) balances over every host, 'fallback' (Envoy)
+   * takes the fallback policy. A matched subset whose balancer finds no host falls back in MOSN
+   * ('all'), not in Envoy.
+   */
+  readonly noCriteria: 'all' | 'fallback';
 }
 
 /** One Envoy transport_socket_matches entry: hosts whose tlsMatch holds every key of `match` use `tlsContext` (absent = plaintext). */
@@ -348,6 +374,8 @@ export interface ClusterConfig {
   readonly tlsMatches?: readonly TlsMatchConfig[];
   /** Source address of upstream connections (Envoy upstream_bind_config); absent = the kernel's choice. */
   readonly upstreamBind?: UpstreamBindConfig;
+  /** Subset load balancing (lb_subset_config with at least one selector); absent = off. */
+  readonly lbSubset?: LbSubsetConfig;
 }
 
 export interface AdminConfig {

@@ -39,6 +39,7 @@ import { proxyLog } from '../proxy/detect';
 import { C, L, R } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
 import type { Host, LbContext } from '../upstream/lb';
+import type { MetadataMatch } from '../upstream/subset-match';
 import { LOCAL_FAILURE, outlierResult } from '../upstream/outlier';
 import type { HttpProxyConfig } from './config';
 import { applyOps, endToEnd, ensureRequestId, grpcTimeoutMs, isGrpc, isIdempotent, type Headers } from './headers';
@@ -150,6 +151,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
   private readonly counters: Float64Array;
   private readonly lb: number;
   private route: HttpRoute | null = null;
+  /** LbContext: the route's subset criteria for the picked cluster (metadata_match). */
+  metadataMatch: MetadataMatch | null = null;
   private vh: HttpVirtualHost | null = null;
   cluster: Cluster | null = null;
   private up: UpstreamRequest | null = null;
@@ -306,7 +309,9 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       this.redirect(route);
       return undefined;
     }
-    const cluster = this.env.ctx.clusters.get(route.pickCluster(this));
+    const target = route.pickTarget();
+    const cluster = this.env.ctx.clusters.get(target !== null ? target.name : route.pickCluster(this));
+    this.metadataMatch = target !== null ? target.metadataMatch : route.metadataMatch;
     if (cluster === undefined) {
       c[lb + L.RS_NO_ROUTE]++;
       this.reply(route.clusterHeader !== '' ? 404 : 503, 'cluster not found', GRPC_UNAVAILABLE);

@@ -29,7 +29,8 @@ import { AttemptFailure, attemptFailed, LocalReplyKind, requestDone, retryAttemp
 import { ActiveStream, type StreamPipeline } from '../stream/pipeline';
 import { HTTP1_ALPN, type Cluster } from '../upstream/cluster';
 import { readyEvent } from '../upstream/connect';
-import type { Host } from '../upstream/lb';
+import type { Host, LbContext } from '../upstream/lb';
+import type { MetadataMatch } from '../upstream/subset-match';
 import { applyOps, ensureRequestId, type Headers } from './headers';
 import { closingReply, headerLines } from './h1/codec';
 import { streamTransport, type DownstreamTransport, type HttpEnv } from './exchange';
@@ -83,6 +84,9 @@ export class TunnelRequest implements StreamHooks<TunnelStream>, RetryState, Htt
   tried: Host[] | null = null;
   /** Tunnels have no request time across attempts (RetryState; no per-try timeout: connects are bounded by the cluster). */
   deadlineAt = 0;
+  /** LbContext: the route's subset criteria (metadata_match) for the picked cluster. */
+  readonly downstream = null;
+  metadataMatch: MetadataMatch | null = null;
 
   constructor(
     private readonly env: HttpEnv,
@@ -151,7 +155,9 @@ export class TunnelRequest implements StreamHooks<TunnelStream>, RetryState, Htt
     routeRequest(route);
     this.route = route;
     this.vh = vh;
-    const cluster = this.env.ctx.clusters.get(route.pickCluster(this));
+    const target = route.pickTarget();
+    const cluster = this.env.ctx.clusters.get(target !== null ? target.name : route.pickCluster(this));
+    this.metadataMatch = target !== null ? target.metadataMatch : route.metadataMatch;
     if (cluster === undefined) {
       c[lb + L.RS_NO_ROUTE]++;
       if (fs !== null) fs.setResponseFlag('NR');
@@ -161,6 +167,11 @@ export class TunnelRequest implements StreamHooks<TunnelStream>, RetryState, Htt
     this.cluster = cluster;
     if (fs !== null) fs.routed(route.name, cluster);
     return fs;
+  }
+
+  /** Subset criteria for the balancer (no ORIGINAL_DST context: tunnels keep the previous behaviour there). */
+  lbContext(): LbContext | null {
+    return this.metadataMatch !== null ? this : null;
   }
 
   /** The head to send upstream (hop-by-hop kept: Upgrade and Connection are the point). */

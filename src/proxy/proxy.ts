@@ -45,6 +45,7 @@ import { ActiveStream, hostPort, pipelineFor, type StreamPipeline } from '../str
 import { attemptDeadline, attemptDone, AttemptFailure, attemptFailed, LocalReplyKind, perTryExpired, requestDone, retryAttempt, runPhases, startRequestTime, triedHost, type RetryState, type StreamHooks } from '../stream/active-stream';
 import type { Cluster } from '../upstream/cluster';
 import type { Host, LbContext } from '../upstream/lb';
+import type { MetadataMatch } from '../upstream/subset-match';
 import { cancelPending, hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
 import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
 import { acceptsInitialBytes, AUTO_FALLBACK, AUTO_REJECTED, autoDrain, autoHandoff, MAX_SNIFF, proxyLog, sniff, Sniffed, sniffResult, SNIFFED_NAMES } from './detect';
@@ -161,7 +162,7 @@ export class RpcProxyFactory implements NetworkFilterFactory {
 const REPLY_KIND: readonly ErrorKind[] = [ErrorKind.NoRoute, ErrorKind.NoRoute, ErrorKind.Overflow, ErrorKind.Timeout, ErrorKind.ConnectionClosed];
 
 class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamReceiver, RouteRequest, StreamHooks<RpcStream> {
-  private lbCtx: LbContext | null = null;
+  private lbCtx: { readonly downstream: LbContext['downstream']; metadataMatch: MetadataMatch | null } | null = null;
   private reader: FrameReader<XFrame> | null = null;
   private codec: XCodec | null;
   /** The frame being routed (valid during onFrame only). */
@@ -172,6 +173,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   private reqFrame: XFrame | null = null;
   private reqRoute: Route | null = null;
   private reqCluster: Cluster | null = null;
+  /** The subset criteria of the request's cluster (without a stream). */
+  private reqMatch: MetadataMatch | null = null;
   /** A stream route() made during this callback (the route retries). */
   private made: RpcStream | null = null;
   /** The pending request whose failed attempt is being decided (localReply answers from it). */
@@ -322,8 +325,10 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   // ---- StreamHooks (src/stream/active-stream.ts runs the phases; these are the RPC parts)
 
   /** ORIGINAL_DST clusters: the downstream socket (its original destination); made once per connection. */
-  lbContext(): LbContext {
-    return (this.lbCtx ??= { downstream: this.down.socket });
+  lbContext(s: RpcStream | null): LbContext {
+    const c = (this.lbCtx ??= { downstream: this.down.socket, metadataMatch: null });
+    c.metadataMatch = s !== null ? s.metadataMatch : this.reqMatch; // read by the pick that follows, in this tick
+    return c;
   }
 
   routePhase(s: RpcStream | null): RpcStream | null | undefined {
@@ -336,19 +341,22 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     this.curFrame = null;
     if (r === MALFORMED) return this.reply(buf, frame, ErrorKind.CodecError, s, 'NR');
     if (r === null) return this.reply(buf, frame, ErrorKind.NoRoute, s, 'NR');
-    const cl = this.f.ctx.clusters.get(r.pickCluster());
+    const target = r.pickTarget();
+    const cl = this.f.ctx.clusters.get(target.name);
     if (cl === undefined) return this.reply(buf, frame, ErrorKind.NoRoute, s, 'NR');
     const retries = r.retry !== null && r.retry.on !== 0 && r.retry.numRetries > 0 && !frame.isOneway;
     if (s === null) {
       if (!retries) {
         this.reqRoute = r;
         this.reqCluster = cl;
+        this.reqMatch = target.metadataMatch;
         return null;
       }
       // A route that retries needs the request after this callback: a stream that keeps a copy.
       s = this.made = this.newStream(buf, frame);
     }
     s.route = r;
+    s.metadataMatch = target.metadataMatch;
     s.routed(r.name, cl, r.mirror);
     if (retries) s.own(buf, frame, this.f.frameLimit(this.codec as XCodec));
     return s;
@@ -661,6 +669,8 @@ class RpcStream extends ActiveStream implements RetryState {
   inCallback = false;
   parkedFrame = false;
   route: Route | null = null;
+  /** The subset criteria of its cluster (the route's metadata_match). */
+  metadataMatch: MetadataMatch | null = null;
   retryHeld = false;
   retryPending = false;
   /** Hosts tried (a retrying route); the array is kept across pooled uses. */
@@ -682,6 +692,7 @@ class RpcStream extends ActiveStream implements RetryState {
     this.owned = false;
     this.inCallback = true;
     this.route = null;
+    this.metadataMatch = null;
     this.host = null;
     this.retryHeld = false;
     this.retryPending = false;

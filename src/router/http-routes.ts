@@ -30,7 +30,8 @@
  */
 import { compileMirrorPolicies, type MirrorPolicy } from '../filters/stream/mirror/policy';
 import type { RouterConfig } from '../config/types';
-import { ClusterPick, compileMatch, compileWeighted, DomainTable, durationMs, isObj, PathKind, type HeaderMatcher, type PathMatcher, type WeightedCluster } from './match';
+import { ClusterPick, compileMatch, compileRouteMetadataMatch, compileWeighted, DomainTable, durationMs, isObj, PathKind, type ClusterTarget, type HeaderMatcher, type PathMatcher, type WeightedCluster } from './match';
+import type { MetadataMatch } from '../upstream/subset-match';
 
 /** Reads of a request the router needs (the downstream exchange implements it). */
 export interface HttpRouteRequest {
@@ -134,8 +135,10 @@ export class HttpRoute {
     readonly redirect: Redirect | null,
     /** The stats name (see routeStatsName); '' = not counted per route. */
     readonly statsName: string = '',
+    /** The action's subset criteria (metadata_match). */
+    readonly metadataMatch: MetadataMatch | null = null,
   ) {
-    this.clusters = new ClusterPick(clusterName, weighted);
+    this.clusters = new ClusterPick(clusterName, weighted, metadataMatch);
     this.pathValue = pathMatch.value;
   }
 
@@ -150,6 +153,14 @@ export class HttpRoute {
   pickCluster(req: HttpRouteRequest, rand: number = Math.random()): string {
     if (this.clusterHeader !== '') return req.header(this.clusterHeader) ?? '';
     return this.clusters.pick(rand);
+  }
+
+  /**
+   * The cluster and its subset criteria for one request, as pickCluster; null for a
+   * cluster_header route (its cluster comes from the request; its criteria are `metadataMatch`).
+   */
+  pickTarget(rand: number = Math.random()): ClusterTarget | null {
+    return this.clusterHeader !== '' ? null : this.clusters.pickTarget(rand);
   }
 
   /** The upstream path after prefix_rewrite (query kept). */
@@ -346,7 +357,8 @@ function compileRoute(r: unknown, where: string, statsName: string): HttpRoute {
     throw new Error(`${where}: needs route, direct_response or redirect`);
   }
   const a = action ?? {};
-  const weighted = compileWeighted(a, where);
+  const mm = compileRouteMetadataMatch(a, where);
+  const weighted = compileWeighted(a, where, mm);
   const clusterName = typeof a['cluster_name'] === 'string' ? a['cluster_name'] : '';
   const clusterHeader = typeof a['cluster_header'] === 'string' ? a['cluster_header'].toLowerCase() : '';
   if (action !== null && clusterName === '' && weighted.length === 0 && clusterHeader === '') {
@@ -369,6 +381,7 @@ function compileRoute(r: unknown, where: string, statsName: string): HttpRoute {
     direct,
     redirect,
     statsName,
+    mm,
   );
   route.mirror = compileMirrorPolicies(a, where);
   return route;

@@ -10,6 +10,7 @@
  */
 import { parseGoDurationNs } from '../config/parse';
 import { linearRegex, type LinearRegex } from './regex';
+import { compileMetadataMatch, type MetadataMatch } from '../upstream/subset-match';
 
 export function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -147,44 +148,72 @@ export function compileMatch(r: Record<string, unknown>, where: string, lowerNam
 export interface WeightedCluster {
   readonly name: string;
   readonly weight: number;
+  /** Its subset criteria (metadata_match; else the route's); null = none. */
+  readonly metadataMatch: MetadataMatch | null;
 }
 
-/** `route.weighted_clusters` (MOSN: [{cluster: {name, weight}}]; also [{name, weight}]). */
-export function compileWeighted(action: Record<string, unknown>, where: string): WeightedCluster[] {
+/** Where a request goes: a cluster and the subset criteria for it (precomputed per route). */
+export interface ClusterTarget {
+  readonly name: string;
+  readonly metadataMatch: MetadataMatch | null;
+}
+
+/**
+ * `route.weighted_clusters` (MOSN: [{cluster: {name, weight, metadata_match}}]; also [{name,
+ * weight}]). An entry without metadata_match takes the route's (`routeMatch`).
+ */
+export function compileWeighted(action: Record<string, unknown>, where: string, routeMatch: MetadataMatch | null = null): WeightedCluster[] {
   const weighted: WeightedCluster[] = [];
   const list = action['weighted_clusters'];
   if (Array.isArray(list)) {
     list.forEach((wc, i) => {
-      const c = isObj(wc) && isObj(wc['cluster']) ? wc['cluster'] : wc;
+      const nested = isObj(wc) && isObj(wc['cluster']);
+      const c = nested ? (wc['cluster'] as Record<string, unknown>) : wc;
       if (!isObj(c) || typeof c['name'] !== 'string') throw new Error(`${where}.route.weighted_clusters[${i}]: needs a cluster name`);
       const w = typeof c['weight'] === 'number' ? c['weight'] : 1;
       if (!(w >= 0)) throw new Error(`${where}.route.weighted_clusters[${i}].weight: must be >= 0`);
-      weighted.push({ name: c['name'], weight: w });
+      const mm = compileMetadataMatch(c['metadata_match'], `${where}.route.weighted_clusters[${i}]${nested ? '.cluster' : ''}.metadata_match`);
+      weighted.push({ name: c['name'], weight: w, metadataMatch: mm ?? routeMatch });
     });
   }
   return weighted;
+}
+
+/** The route action's metadata_match (subset criteria); null when absent. */
+export function compileRouteMetadataMatch(action: Record<string, unknown>, where: string): MetadataMatch | null {
+  return compileMetadataMatch(action['metadata_match'], `${where}.route.metadata_match`);
 }
 
 /** A weighted pick over `weighted_clusters`, or the single cluster name. */
 export class ClusterPick {
   private readonly cumulative: number[];
   private readonly total: number;
+  /** The single cluster with the route's criteria. */
+  private readonly single: ClusterTarget;
 
   constructor(
     readonly clusterName: string,
     readonly weighted: readonly WeightedCluster[],
+    /** The route's subset criteria (single cluster, cluster_header). */
+    readonly metadataMatch: MetadataMatch | null = null,
   ) {
     let sum = 0;
     this.cumulative = weighted.map((w) => (sum += w.weight));
     this.total = sum;
+    this.single = { name: clusterName, metadataMatch };
   }
 
   pick(rand: number): string {
-    if (this.total <= 0) return this.clusterName;
+    return this.pickTarget(rand).name;
+  }
+
+  /** The cluster and its subset criteria for one request (objects built at compile time). */
+  pickTarget(rand: number): ClusterTarget {
+    if (this.total <= 0) return this.single;
     const x = rand * this.total;
     const c = this.cumulative;
-    for (let i = 0; i < c.length; i++) if (x < c[i]) return this.weighted[i].name;
-    return this.weighted[this.weighted.length - 1].name;
+    for (let i = 0; i < c.length; i++) if (x < c[i]) return this.weighted[i];
+    return this.weighted[this.weighted.length - 1];
   }
 }
 

@@ -20,10 +20,11 @@
 import { compileMirrorPolicies, type MirrorPolicy } from '../filters/stream/mirror/policy';
 import type { RouterConfig } from '../config/types';
 import { HeaderName } from '../protocol/types';
-import { ClusterPick, compileMatch, compileWeighted, DomainTable, durationMs, isObj, type HeaderMatcher, type PathMatcher, type WeightedCluster } from './match';
+import { ClusterPick, compileMatch, compileRouteMetadataMatch, compileWeighted, DomainTable, durationMs, isObj, type ClusterTarget, type HeaderMatcher, type PathMatcher, type WeightedCluster } from './match';
+import type { MetadataMatch } from '../upstream/subset-match';
 import { compileRetryPolicy, type RetryPolicy } from './http-routes';
 
-export type { HeaderMatcher, WeightedCluster } from './match';
+export type { ClusterTarget, HeaderMatcher, WeightedCluster } from './match';
 
 /** What the router reads from a request. Implemented by the proxy session (no closures). */
 export interface RouteRequest {
@@ -54,14 +55,21 @@ export class Route {
     readonly matchers: readonly HeaderMatcher[],
     /** HTTP path condition: an RPC request (no path) matches only a route without one. */
     readonly pathMatcher: PathMatcher | null = null,
+    /** The action's subset criteria (metadata_match). */
+    readonly metadataMatch: MetadataMatch | null = null,
   ) {
-    this.clusters = new ClusterPick(clusterName, weighted);
+    this.clusters = new ClusterPick(clusterName, weighted, metadataMatch);
     this.keys = matchers.map((m) => new HeaderName(m.name));
   }
 
   /** The cluster for one request (a weighted pick when weighted_clusters is set). */
   pickCluster(rand: number = Math.random()): string {
     return this.clusters.pick(rand);
+  }
+
+  /** The cluster and its subset criteria for one request. */
+  pickTarget(rand: number = Math.random()): ClusterTarget {
+    return this.clusters.pickTarget(rand);
   }
 }
 
@@ -181,10 +189,11 @@ function compileRoute(r: unknown, where: string): Route | null {
   const m = compileMatch(r, where, false, SERVICE_KEY);
   const action = isObj(r['route']) ? r['route'] : null;
   if (action === null) return null; // redirect/direct_response: not for RPC
-  const weighted = compileWeighted(action, where);
+  const mm = compileRouteMetadataMatch(action, where);
+  const weighted = compileWeighted(action, where, mm);
   const clusterName = typeof action['cluster_name'] === 'string' ? action['cluster_name'] : '';
   if (clusterName === '' && weighted.length === 0) throw new Error(`${where}.route: needs cluster_name or weighted_clusters`);
-  const route = new Route(typeof r['name'] === 'string' ? r['name'] : '', clusterName, weighted, durationMs(action['timeout'], `${where}.route.timeout`), m.headers, m.path);
+  const route = new Route(typeof r['name'] === 'string' ? r['name'] : '', clusterName, weighted, durationMs(action['timeout'], `${where}.route.timeout`), m.headers, m.path, mm);
   route.retry = compileRetryPolicy(action, where);
   route.mirror = compileMirrorPolicies(action, where);
   return route;

@@ -25,6 +25,7 @@ import { createLoadBalancer, Host, hostAddress, type LoadBalancer, type Upstream
 import { ORIGINAL_DST_CLEANUP_MS } from '../config/original-dst';
 import { T } from './health/shared';
 import { OriginalDstLb } from './original-dst';
+import { SubsetLoadBalancer } from './subset';
 import { offeredAlpn, TransportSelector } from './transport-match';
 
 function ignore(): void {}
@@ -398,7 +399,10 @@ function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed:
   });
   if (removed !== null) for (const h of old.values()) removed.push(h);
   const lbOpts = { panicThreshold: config.panicThreshold, slowStart: config.slowStart };
-  return { hosts: Object.freeze(hosts), lb: createLoadBalancer(config.lbType, hosts, lbOpts), weights: Object.freeze(config.hosts.map((hc) => hc.weight)) };
+  const full = createLoadBalancer(config.lbType, hosts, lbOpts);
+  // lb_subset_config: subsets of the same balancer type over labelled hosts (./subset.ts).
+  const lb = config.lbSubset !== undefined ? new SubsetLoadBalancer(config.lbSubset, config.lbType, config.hosts, hosts, full, lbOpts) : full;
+  return { hosts: Object.freeze(hosts), lb, weights: Object.freeze(config.hosts.map((hc) => hc.weight)) };
 }
 
 /** Writes a host set's weights into its (shared) hosts. */

@@ -24,6 +24,7 @@ import type * as net from 'node:net';
 import type { HostConfig, LbType, SlowStartConfig } from '../config/types';
 import { clearFlag, F, H, healthTable, privateEntry, setFlag, T, HealthTable } from './health/shared';
 import { slowStartFactor } from './slow-start';
+import type { MetadataMatch } from './subset-match';
 
 /**
  * A pool of upstream connections to one host (HTTP/1.1, HTTP/2, undici, RPC multiplexed),
@@ -108,14 +109,16 @@ export function hostAddress(cfg: HostConfig): string {
 }
 
 /**
- * What a balancer may read of the connection or request it picks for. Only LB_ORIGINAL_DST
- * reads it; callers pass an object they already have (the session itself), not a new one.
+ * What a balancer may read of the connection or request it picks for. Only LB_ORIGINAL_DST and
+ * subset load balancing (metadataMatch) read it; callers pass an object they already have (the session itself), not a new one.
  */
 export interface LbContext {
   /** The downstream socket (its original destination: src/network/original-dst.ts). */
   readonly downstream: net.Socket | null;
   /** HTTP only: a request header by lower-case name (undefined = absent). */
   header?(name: string): string | undefined;
+  /** The route's subset match criteria (metadata_match; ./subset.ts); absent or null = none. */
+  readonly metadataMatch?: MetadataMatch | null;
 }
 
 export interface LoadBalancer {

@@ -10,11 +10,11 @@ import * as net from 'node:net';
 import { parseClusterManager } from '../../config/clusters';
 import { ConfigObject, type ParseState } from '../../config/reader';
 import { DEFAULTS } from '../../config/defaults';
-import type { ClusterConfig, HostConfig, TlsContextConfig, TlsMatchConfig, UpstreamBindConfig } from '../../config/types';
+import type { ClusterConfig, HostConfig, LbSubsetConfig, SubsetFallback, SubsetSelectorConfig, TlsContextConfig, TlsMatchConfig, UpstreamBindConfig } from '../../config/types';
 import type { TranslatedCluster, TranslatedEndpoints, TranslationContext, XdsMessage } from '../types';
 import { healthChecks, outlierDetection, panicThreshold, retryBudget, slowStart } from './resilience';
 import { transportSocket } from './tls';
-import { checkFields, durationMs, goDuration, join, list, msg, str, Tx, wrappedBool, wrappedNum, type Msg } from './util';
+import { checkFields, durationMs, goDuration, join, list, msg, str, strList, Tx, wrappedBool, wrappedNum, type Msg } from './util';
 
 const LB_POLICIES: Readonly<Record<string, string>> = {
   ROUND_ROBIN: 'LB_WEIGHTED_ROUNDROBIN', // Envoy's round robin honors host weights
@@ -77,9 +77,67 @@ function endpointTlsMatch(tx: Tx, meta: unknown, path: string): Record<string, s
   return stringStruct(tx, tm, join(join(path, 'filterMetadata'), TRANSPORT_MATCH_KEY), false);
 }
 
+/** Envoy's filter_metadata key of subset load balancing labels (endpoints) and criteria (routes). */
+export const ENVOY_LB_KEY = 'envoy.lb';
+
+/** The endpoint's envoy.lb labels (undefined when it has none). */
+function endpointLabels(tx: Tx, meta: unknown, path: string): Record<string, string> | undefined {
+  const lb = msg(msg(msg(meta)?.filterMetadata)?.[ENVOY_LB_KEY]);
+  if (lb === undefined) return undefined;
+  const labels = stringStruct(tx, lb, join(join(path, 'filterMetadata'), ENVOY_LB_KEY), false);
+  return Object.keys(labels).length > 0 ? labels : undefined;
+}
+
+/** A google.protobuf.Struct of subset criteria (route metadata_match, default_subset): string values only (NACK). */
+export function lbCriteria(tx: Tx, v: unknown, path: string): Record<string, string> {
+  return stringStruct(tx, v, path, true);
+}
+
+const SUBSET_FALLBACKS: Readonly<Record<string, SubsetFallback>> = { NO_FALLBACK: 'NO_FALLBACK', ANY_ENDPOINT: 'ANY_ENDPOINT', DEFAULT_SUBSET: 'DEFAULT_SUBSET' };
+
+/** Cluster.lb_subset_config -> LbSubsetConfig (Envoy semantics: a request without criteria takes the fallback). */
+function lbSubsetConfig(tx: Tx, m: Msg, path: string): LbSubsetConfig | undefined {
+  const nyi = 'is not supported';
+  checkFields(tx, m, path, {
+    ok: ['fallbackPolicy', 'defaultSubset', 'subsetSelectors'],
+    nack: {
+      localityWeightAware: `locality weights in subsets ${nyi}`, scaleLocalityWeight: `locality weights in subsets ${nyi}`,
+      panicModeAny: `panic_mode_any ${nyi}`, listAsAny: `list values in endpoint metadata ${nyi}`,
+      metadataFallbackPolicy: `fallback from request metadata ${nyi}`,
+    },
+  });
+  const fb = str(m.fallbackPolicy) || 'NO_FALLBACK';
+  const fallback = SUBSET_FALLBACKS[fb];
+  if (fallback === undefined) return tx.fail(join(path, 'fallbackPolicy'), `${fb} is not a fallback policy`);
+  const defaultSubset = m.defaultSubset !== undefined ? lbCriteria(tx, m.defaultSubset, join(path, 'defaultSubset')) : {};
+  const selectors: SubsetSelectorConfig[] = [];
+  list(m.subsetSelectors).forEach((sel, i) => {
+    const sp = join(join(path, 'subsetSelectors'), i);
+    checkFields(tx, sel, sp, {
+      ok: ['keys', 'fallbackPolicy'],
+      nack: { singleHostPerSubset: `single_host_per_subset ${nyi}`, fallbackKeysSubset: `KEYS_SUBSET fallback ${nyi}` },
+    });
+    const keys = [...new Set(strList(sel.keys))].sort();
+    if (keys.length === 0) return tx.warn(sp, 'a selector without keys makes no subset; ignored');
+    const sfb = str(sel.fallbackPolicy) || 'NOT_DEFINED';
+    let own: SubsetFallback | undefined;
+    if (sfb !== 'NOT_DEFINED') {
+      own = SUBSET_FALLBACKS[sfb];
+      if (own === undefined) tx.fail(join(sp, 'fallbackPolicy'), `${sfb} is not supported (NOT_DEFINED, NO_FALLBACK, ANY_ENDPOINT, DEFAULT_SUBSET)`);
+    }
+    if (selectors.some((x) => x.keys.join('\u0000') === keys.join('\u0000'))) return;
+    selectors.push({ keys, ...(own !== undefined ? { fallback: own } : {}) });
+  });
+  if (selectors.length === 0) {
+    tx.warn(path, 'no subset_selectors: subset load balancing is off');
+    return undefined;
+  }
+  return { fallback, defaultSubset, selectors, noCriteria: 'fallback' };
+}
+
 /** locality_lb_endpoints -> hosts of the first priority level that has any usable host. */
 function hostsOf(tx: Tx, localities: Msg[], path: string): HostConfig[] {
-  const byPriority = new Map<number, { addr: { host: string; port: number }; weight: number; hostname?: string; tlsMatch?: Record<string, string> }[]>();
+  const byPriority = new Map<number, { addr: { host: string; port: number }; weight: number; hostname?: string; tlsMatch?: Record<string, string>; metadata?: Record<string, string> }[]>();
   localities.forEach((loc, i) => {
     const lp = join(path, i);
     checkFields(tx, loc, lp, {
@@ -106,7 +164,8 @@ function hostsOf(tx: Tx, localities: Msg[], path: string): HostConfig[] {
       const ew = wrappedNum(e.loadBalancingWeight) ?? 1;
       const hostname = str(end.hostname);
       const tlsMatch = endpointTlsMatch(tx, e.metadata, join(ep, 'metadata'));
-      level.push({ addr, weight: lw * ew, ...(hostname !== '' ? { hostname } : {}), ...(tlsMatch !== undefined ? { tlsMatch } : {}) });
+      const metadata = endpointLabels(tx, e.metadata, join(ep, 'metadata'));
+      level.push({ addr, weight: lw * ew, ...(hostname !== '' ? { hostname } : {}), ...(tlsMatch !== undefined ? { tlsMatch } : {}), ...(metadata !== undefined ? { metadata } : {}) });
     });
   });
   const prios = [...byPriority.keys()].sort((a, b) => a - b);
@@ -121,6 +180,7 @@ function hostsOf(tx: Tx, localities: Msg[], path: string): HostConfig[] {
     address: { host: h.addr.host, port: h.addr.port }, weight: ws[i],
     ...(h.hostname !== undefined ? { hostname: h.hostname } : {}),
     ...(h.tlsMatch !== undefined ? { tlsMatch: h.tlsMatch } : {}),
+    ...(h.metadata !== undefined ? { metadata: h.metadata } : {}),
   }));
 }
 
@@ -206,7 +266,7 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
     ok: ['name', 'type', 'edsClusterConfig', 'connectTimeout', 'lbPolicy', 'loadAssignment', 'circuitBreakers', 'maxRequestsPerConnection',
       'typedExtensionProtocolOptions', 'transportSocket', 'perConnectionBufferLimitBytes', 'metadata', 'altStatName', 'commonLbConfig',
       'cleanupInterval', 'originalDstLbConfig', 'respectDnsTtl', 'dnsRefreshRate', 'dnsLookupFamily', 'ignoreHealthOnHostRemoval', 'trackClusterStats', 'protocolSelection',
-      'transportSocketMatches', 'upstreamBindConfig', 'healthChecks', 'outlierDetection', 'roundRobinLbConfig', 'leastRequestLbConfig'],
+      'transportSocketMatches', 'upstreamBindConfig', 'healthChecks', 'outlierDetection', 'roundRobinLbConfig', 'leastRequestLbConfig', 'lbSubsetConfig'],
     warn: {
       upstreamConnectionOptions: 'TCP keepalive settings are not supported; ignored',
       commonHttpProtocolOptions: 'deprecated; not supported; ignored',
@@ -222,7 +282,6 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
     },
     nack: {
       clusterType: 'custom cluster types are not supported',
-      lbSubsetConfig: 'subset load balancing is not supported',
       ringHashLbConfig: 'consistent hashing (RING_HASH) is not supported',
       maglevLbConfig: 'consistent hashing (MAGLEV) is not supported',
       loadBalancingPolicy: 'load balancing policy extensions are not supported',
@@ -300,6 +359,9 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
   const tlsMatches = transportSocketMatches(tx, list(m.transportSocketMatches), 'transportSocketMatches', secrets);
   const ub = msg(m.upstreamBindConfig);
   const upstreamBind = ub !== undefined ? upstreamBindConfig(tx, ub, 'upstreamBindConfig') : undefined;
+  const lsc = msg(m.lbSubsetConfig);
+  const lbSubset = lsc !== undefined ? lbSubsetConfig(tx, lsc, 'lbSubsetConfig') : undefined;
+  if (lbSubset !== undefined && type === 'ORIGINAL_DST') tx.fail('lbSubsetConfig', 'subset load balancing does not apply to ORIGINAL_DST clusters');
   // The MOSN cluster_manager parser normalizes and validates (defaults, ranges, warnings).
   const parsed = tx.mosn('', (issues) => {
     const st: ParseState = { issues, clusterNames: new Map() };
@@ -310,6 +372,7 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
   const cluster: ClusterConfig = {
     ...parsed, hosts, ...(panic !== undefined ? { panicThreshold: panic } : {}), ...(tlsContext !== undefined ? { tlsContext } : {}),
     ...(tlsMatches.length > 0 ? { tlsMatches } : {}), ...(upstreamBind !== undefined ? { upstreamBind } : {}),
+    ...(lbSubset !== undefined ? { lbSubset } : {}),
   };
   return { name, cluster, ...(edsName !== undefined ? { edsName } : {}), deps: { routes: [], secrets, endpoints: edsName !== undefined ? [edsName] : [] } };
 }

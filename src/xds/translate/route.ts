@@ -8,6 +8,8 @@ import type { RouterConfig } from '../../config/types';
 import { validateRouterConfig } from '../../router/validate';
 import type { TranslatedRoute, TranslationContext, XdsMessage } from '../types';
 import { dataSource } from './secret';
+import { ENVOY_LB_KEY, lbCriteria } from './cluster';
+import { MOSN_LB_KEY } from '../../upstream/subset-match';
 import { checkFields, durationMs, goDuration, join, list, msg, str, strList, Tx, wrappedBool, wrappedNum, type Msg } from './util';
 
 /** Envoy's route timeout when a route gives none. */
@@ -153,10 +155,33 @@ function retryPolicy(tx: Tx, m: Msg, path: string): Record<string, unknown> {
   return out;
 }
 
+/**
+ * A metadata_match (core.v3.Metadata): its filter_metadata["envoy.lb"] subset criteria, string
+ * values only; other filter_metadata keys would be criteria Outrigger does not apply: NACK.
+ * Undefined when absent or empty.
+ */
+export function metadataMatch(tx: Tx, v: unknown, path: string): Record<string, string> | undefined {
+  const m = msg(v);
+  if (m === undefined) return undefined;
+  checkFields(tx, m, path, { ok: ['filterMetadata'], nack: { typedFilterMetadata: 'typed metadata criteria are not supported' } });
+  const fm = msg(m.filterMetadata) ?? {};
+  for (const k of Object.keys(fm)) {
+    if (k !== ENVOY_LB_KEY) tx.fail(join(join(path, 'filterMetadata'), k), `only "${ENVOY_LB_KEY}" subset criteria are supported (NACK: ignoring them would change routing)`);
+  }
+  if (fm[ENVOY_LB_KEY] === undefined) return undefined;
+  const c = lbCriteria(tx, fm[ENVOY_LB_KEY], join(join(path, 'filterMetadata'), ENVOY_LB_KEY));
+  return Object.keys(c).length > 0 ? c : undefined;
+}
+
+/** Criteria in MOSN's shape (the router reads "mosn.lb" whatever the source). */
+export function mosnMatch(c: Record<string, string>): Record<string, unknown> {
+  return { filter_metadata: { [MOSN_LB_KEY]: c } };
+}
+
 function routeAction(tx: Tx, a: Msg, path: string, vhRetry: Msg | undefined): Record<string, unknown> {
   checkFields(tx, a, path, {
     ok: ['cluster', 'clusterHeader', 'weightedClusters', 'prefixRewrite', 'hostRewriteLiteral', 'autoHostRewrite', 'timeout', 'retryPolicy',
-      'priority', 'clusterNotFoundResponseCode', 'earlyDataPolicy'],
+      'priority', 'clusterNotFoundResponseCode', 'earlyDataPolicy', 'metadataMatch'],
     warn: {
       idleTimeout: 'per-route idle timeout is not supported; ignored',
       hashPolicy: 'hash policies are not supported; ignored (no hashing load balancer)',
@@ -173,7 +198,6 @@ function routeAction(tx: Tx, a: Msg, path: string, vhRetry: Msg | undefined): Re
       maxInternalRedirects: 'internal redirects are not supported; ignored',
     },
     nack: {
-      metadataMatch: 'subset load balancing (metadata_match) is not supported',
       regexRewrite: 'regex path rewriting is not supported',
       pathRewritePolicy: 'path rewrite policies are not supported',
       hostRewriteHeader: 'host rewriting from a header is not supported',
@@ -184,6 +208,8 @@ function routeAction(tx: Tx, a: Msg, path: string, vhRetry: Msg | undefined): Re
     },
   });
   const out: Record<string, unknown> = {};
+  const routeMatch = metadataMatch(tx, a.metadataMatch, join(path, 'metadataMatch'));
+  if (routeMatch !== undefined) out.metadata_match = mosnMatch(routeMatch);
   if (typeof a.cluster === 'string' && a.cluster !== '') out.cluster_name = a.cluster;
   else if (typeof a.clusterHeader === 'string' && a.clusterHeader !== '') out.cluster_header = a.clusterHeader.toLowerCase();
   else if (msg(a.weightedClusters) !== undefined) {
@@ -193,9 +219,8 @@ function routeAction(tx: Tx, a: Msg, path: string, vhRetry: Msg | undefined): Re
     out.weighted_clusters = list(wc.clusters).map((c, i) => {
       const cp = join(join(wpath, 'clusters'), i);
       checkFields(tx, c, cp, {
-        ok: ['name', 'weight'],
+        ok: ['name', 'weight', 'metadataMatch'],
         nack: {
-          metadataMatch: 'subset load balancing (metadata_match) is not supported',
           requestHeadersToAdd: 'per-cluster header rewriting is not supported', requestHeadersToRemove: 'per-cluster header rewriting is not supported',
           responseHeadersToAdd: 'per-cluster header rewriting is not supported', responseHeadersToRemove: 'per-cluster header rewriting is not supported',
           hostRewriteLiteral: 'per-cluster host rewriting is not supported', clusterHeader: 'not supported',
@@ -204,7 +229,10 @@ function routeAction(tx: Tx, a: Msg, path: string, vhRetry: Msg | undefined): Re
       });
       const name = str(c.name);
       if (name === '') tx.fail(join(cp, 'name'), 'is required');
-      return { cluster: { name, weight: wrappedNum(c.weight) ?? 0 } };
+      // Envoy: the cluster's criteria merged over the route's (its values win).
+      const own = metadataMatch(tx, c.metadataMatch, join(cp, 'metadataMatch'));
+      const mm = own === undefined ? routeMatch : { ...(routeMatch ?? {}), ...own };
+      return { cluster: { name, weight: wrappedNum(c.weight) ?? 0, ...(mm !== undefined ? { metadata_match: mosnMatch(mm) } : {}) } };
     });
     if ((out.weighted_clusters as unknown[]).length === 0) tx.fail(join(wpath, 'clusters'), 'is empty');
   } else tx.fail(path, 'needs cluster, cluster_header or weighted_clusters');

@@ -397,7 +397,7 @@ test('NACK: clusters and routes with features that change routing', () => {
     'c1', 'endpoints[0].lbEndpoints[0].endpoint.address.socketAddress.address', /"db\.local" is not an IP address/);
   const rc = (route: Record<string, unknown>) => fromJson(TYPE_URL.route, { name: 'r1', virtualHosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/a' }, route }] }] });
   nack(() => translator.route(rc({ cluster: 'x', regexRewrite: { pattern: { regex: 'a' }, substitution: 'b' } }), recordingContext()), 'r1', 'virtualHosts[0].routes[0].route.regexRewrite', /regex path rewriting/);
-  nack(() => translator.route(rc({ cluster: 'x', metadataMatch: { filterMetadata: { 'envoy.lb': { v: 1 } } } }), recordingContext()), 'r1', 'virtualHosts[0].routes[0].route.metadataMatch', /subset load balancing/);
+  nack(() => translator.route(rc({ cluster: 'x', metadataMatch: { filterMetadata: { 'envoy.lb': { v: 1 } } } }), recordingContext()), 'r1', 'virtualHosts[0].routes[0].route.metadataMatch.filterMetadata.envoy.lb.v', /only string match values/);
   nack(() => translator.route(fromJson(TYPE_URL.route, { name: 'r1', virtualHosts: [{ name: 'v', domains: ['*'], routes: [{ match: { safeRegex: { regex: '(a)\\1' } }, route: { cluster: 'x' } }] }] }), recordingContext()),
     'r1', 'virtualHosts', /refused by the router/);
   nack(() => translator.route(fromJson(TYPE_URL.route, { name: 'r1', virtualHosts: [{ name: 'v', domains: ['*'], requireTls: 'ALL', routes: [] }] }), recordingContext()), 'r1', 'virtualHosts[0].requireTls', /not supported/);
