@@ -96,7 +96,7 @@ export function parseOutlierDetection(st: ParseState, c: ConfigObject): OutlierD
   const o = c.obj('outlier_detection');
   if (!o) return undefined;
   const baseEjectionTimeMs = o.duration('base_ejection_time', { def: 30_000 }) || 30_000;
-  const out: OutlierDetectionConfig = {
+  const out = {
     consecutive5xx: uint32Value(o, 'consecutive_5xx', 5),
     consecutiveGatewayFailure: uint32Value(o, 'consecutive_gateway_failure', 5),
     consecutiveLocalOriginFailure: uint32Value(o, 'consecutive_local_origin_failure', 5),
@@ -109,12 +109,6 @@ export function parseOutlierDetection(st: ParseState, c: ConfigObject): OutlierD
     enforcingConsecutiveGatewayFailure: uint32Value(o, 'enforcing_consecutive_gateway_failure', 0, 100),
     enforcingConsecutiveLocalOriginFailure: uint32Value(o, 'enforcing_consecutive_local_origin_failure', 100, 100),
   };
-  for (const k of ['success_rate_minimum_hosts', 'success_rate_request_volume', 'success_rate_stdev_factor', 'enforcing_success_rate', 'enforcing_local_origin_success_rate']) {
-    o.warnIfSet(k, 'success-rate (standard deviation) ejection is not supported; ignored');
-  }
-  for (const k of ['failure_percentage_threshold', 'enforcing_failure_percentage', 'enforcing_failure_percentage_local_origin', 'failure_percentage_minimum_hosts', 'failure_percentage_request_volume']) {
-    o.warnIfSet(k, 'failure-percentage ejection is not supported; ignored');
-  }
   o.warnIfSet('max_ejection_time_jitter', 'not supported; ignored');
   o.warnIfSet('successful_active_health_check_uneject_host', 'not supported; ignored (a host is un-ejected when its ejection time ends)');
   let failureRate: OutlierDetectionConfig['failureRate'];
@@ -128,8 +122,26 @@ export function parseOutlierDetection(st: ParseState, c: ConfigObject): OutlierD
     failureRate = { minRequests, rateMultiple };
     fr.done();
   }
+  const successRate = {
+    minimumHosts: uint32Value(o, 'success_rate_minimum_hosts', 5),
+    requestVolume: Math.max(1, uint32Value(o, 'success_rate_request_volume', 100)),
+    stdevFactor: uint32Value(o, 'success_rate_stdev_factor', 1900) / 1000,
+    enforcing: uint32Value(o, 'enforcing_success_rate', 100, 100),
+    enforcingLocalOrigin: uint32Value(o, 'enforcing_local_origin_success_rate', 100, 100),
+  };
+  const failurePercentage = {
+    threshold: uint32Value(o, 'failure_percentage_threshold', 85, 100),
+    minimumHosts: uint32Value(o, 'failure_percentage_minimum_hosts', 5),
+    requestVolume: Math.max(1, uint32Value(o, 'failure_percentage_request_volume', 50)),
+    enforcing: uint32Value(o, 'enforcing_failure_percentage', 0, 100),
+    enforcingLocalOrigin: uint32Value(o, 'enforcing_failure_percentage_local_origin', 0, 100),
+  };
+  const split = out.splitExternalLocalOriginErrors;
+  const countRates = failureRate !== undefined || successRate.enforcing > 0 || failurePercentage.enforcing > 0 ||
+    (split && (successRate.enforcingLocalOrigin > 0 || failurePercentage.enforcingLocalOrigin > 0));
   o.done();
-  return failureRate ? { ...out, failureRate } : out;
+  const full: OutlierDetectionConfig = { ...out, successRate, failurePercentage, countRates };
+  return failureRate ? { ...full, failureRate } : full;
 }
 
 /** MOSN cluster `slow_start` (mode "duration"; empty mode = off, as MOSN). */

@@ -310,6 +310,21 @@ export interface OutlierDetectionConfig {
    * failure rate is ejected. Absent = off.
    */
   readonly failureRate?: { readonly minRequests: number; readonly rateMultiple: number };
+  /** Envoy's success-rate ejection (success_rate_*, enforcing_success_rate, enforcing_local_origin_success_rate). */
+  readonly successRate: OutlierRateRule & { readonly stdevFactor: number };
+  /** Envoy's failure-percentage ejection (failure_percentage_*, enforcing_failure_percentage[_local_origin]). */
+  readonly failurePercentage: OutlierRateRule & { readonly threshold: number };
+  /** Whether workers count every result for the rate rules (some rate rule can eject). */
+  readonly countRates: boolean;
+}
+
+/** One interval-based rule of outlier detection (src/upstream/health/service.ts sweepOutliers). */
+export interface OutlierRateRule {
+  readonly minimumHosts: number;
+  readonly requestVolume: number;
+  /** Percent chance a detected outlier is ejected (external / local-origin results). */
+  readonly enforcing: number;
+  readonly enforcingLocalOrigin: number;
 }
 
 /**

@@ -12,15 +12,15 @@
  * The workers see all of it through the shared table (./shared.ts), nothing else.
  * `update(clusters)` follows config reloads (and, later, EDS host updates).
  */
-import type { ClusterConfig } from '../../config/types';
+import type { ClusterConfig, OutlierDetectionConfig } from '../../config/types';
 import type { FaultToleranceConfig } from '../../filters/stream/fault_tolerance/config';
 import { escapeLabelValue } from '../../stats/aggregate';
 import { CLUSTER_STATS } from '../../stats/layout';
 import { Cluster } from '../cluster';
 import type { Host } from '../lb';
-import { eject, EjectReason, mayEject } from '../outlier';
+import { countEjection, eject, EjectReason } from '../outlier';
 import { CheckResult, runCheck } from './checkers';
-import { clearFlag, EJECT_REASONS, F, H, HC_FAILURES, setFlag, T } from './shared';
+import { clearFlag, EJECT_REASONS, F, H, HC_FAILURES, healthTable, setFlag, T } from './shared';
 
 export interface HealthLog {
   info(obj: unknown, msg?: string): void;
@@ -178,8 +178,7 @@ class ClusterHealth {
       if (rate / mean < ft.exceptionRateMultiple) return;
       if (!setFlag(h.cells, h.off, h.clusterOff, F.EJECTED)) return;
       h.times[h.toff + T.EJECTED_UNTIL] = now + ft.recoverTimeMs;
-      Atomics.store(h.cells, h.off + H.EJECT_REASON, EjectReason.FaultTolerance);
-      Atomics.add(h.cells, h.off + H.EJECTIONS_TOTAL, 1);
+      countEjection(h, EjectReason.FaultTolerance);
       out++;
       this.svc.log?.warn({ cluster: this.cluster.name, host: h.address, rate, mean }, 'fault_tolerance: host taken out');
     });
@@ -199,28 +198,83 @@ class ClusterHealth {
         }
       } else if (c[h.off + H.EJECT_MULT] > 0) Atomics.sub(c, h.off + H.EJECT_MULT, 1);
     }
+    if (!od.countRates) return;
+    const n = hosts.length;
+    // Read-and-reset of every host's interval counts (allocation: once per interval, not per request).
+    const rq = new Array<number>(n);
+    const err = new Array<number>(n);
+    const rqL = new Array<number>(n);
+    const errL = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      const h = hosts[i];
+      rq[i] = Atomics.exchange(h.cells, h.off + H.RQ, 0);
+      err[i] = Atomics.exchange(h.cells, h.off + H.ERR, 0);
+      rqL[i] = Atomics.exchange(h.cells, h.off + H.RQ_LOCAL, 0);
+      errL[i] = Atomics.exchange(h.cells, h.off + H.ERR_LOCAL, 0);
+    }
+    this.rateRules(od, rq, err, false);
+    if (od.splitExternalLocalOriginErrors) this.rateRules(od, rqL, errL, true);
     const fr = od.failureRate;
     if (fr === undefined) return;
     // MOSN fault_tolerance's rule: rate above `rateMultiple` × the cluster's mean rate.
-    let rq = 0;
-    let err = 0;
-    const rates: { h: Host; rq: number; err: number }[] = [];
-    for (const h of hosts) {
-      const r = Atomics.exchange(h.cells, h.off + H.RQ, 0);
-      const e = Atomics.exchange(h.cells, h.off + H.ERR, 0);
-      rq += r;
-      err += e;
-      if (r >= fr.minRequests) rates.push({ h, rq: r, err: e });
+    let sumRq = 0;
+    let sumErr = 0;
+    for (let i = 0; i < n; i++) {
+      sumRq += rq[i];
+      sumErr += err[i];
     }
-    if (rq === 0 || err === 0) return;
-    const mean = err / rq;
-    for (const x of rates) {
-      if ((x.h.cells[x.h.off + H.STATE] & F.EJECTED) !== 0) continue;
-      if (x.err / x.rq > mean * fr.rateMultiple && mayEject(hosts, od.maxEjectionPercent)) {
-        if (eject(this.cluster, x.h, od, EjectReason.FailureRate, 100)) {
-          this.svc.log?.warn({ cluster: this.cluster.name, host: x.h.address, rate: x.err / x.rq, mean }, 'outlier detection: host ejected (failure rate)');
-        }
+    if (sumRq === 0 || sumErr === 0) return;
+    const mean = sumErr / sumRq;
+    for (let i = 0; i < n; i++) {
+      const h = hosts[i];
+      if (rq[i] < fr.minRequests || (h.cells[h.off + H.STATE] & F.EJECTED) !== 0) continue;
+      if (err[i] / rq[i] > mean * fr.rateMultiple && eject(this.cluster, h, od, EjectReason.FailureRate, 100)) {
+        this.svc.log?.warn({ cluster: this.cluster.name, host: h.address, rate: err[i] / rq[i], mean }, 'outlier detection: host ejected (failure rate)');
       }
+    }
+  }
+
+  /**
+   * Envoy's success-rate and failure-percentage rules over one interval's counts (`rq`, `err`
+   * by host index; `local`: the local-origin counts of split mode). Hosts already ejected are
+   * not judged. Success rate: with at least minimum_hosts hosts of request_volume requests, a
+   * host whose success rate is below mean − stdev_factor × stdev (population) is an outlier.
+   * Failure percentage: with at least its own minimum_hosts such hosts, a host failing at least
+   * threshold % of its requests is one.
+   */
+  private rateRules(od: OutlierDetectionConfig, rq: readonly number[], err: readonly number[], local: boolean): void {
+    const hosts = this.cluster.hosts;
+    const sr = od.successRate;
+    const fp = od.failurePercentage;
+    const srValid: number[] = [];
+    const fpValid: number[] = [];
+    for (let i = 0; i < hosts.length; i++) {
+      const h = hosts[i];
+      if ((h.cells[h.off + H.STATE] & F.EJECTED) !== 0) continue;
+      if (rq[i] >= sr.requestVolume) srValid.push(i);
+      if (rq[i] >= fp.requestVolume) fpValid.push(i);
+    }
+    const rate = (i: number): number => (100 * (rq[i] - err[i])) / rq[i];
+    const out = (i: number, reason: EjectReason, enforcing: number, detail: Record<string, number>): void => {
+      const h = hosts[i];
+      if ((h.cells[h.off + H.STATE] & F.EJECTED) !== 0) return; // ejected by the other rule just now
+      if (eject(this.cluster, h, od, reason, enforcing)) {
+        this.svc.log?.warn({ cluster: this.cluster.name, host: h.address, reason: EJECT_REASONS[reason], success_rate: rate(i), ...detail }, 'outlier detection: host ejected');
+      }
+    };
+    if (srValid.length > 0 && srValid.length >= sr.minimumHosts) {
+      let sum = 0;
+      for (const i of srValid) sum += rate(i);
+      const mean = sum / srValid.length;
+      let sq = 0;
+      for (const i of srValid) sq += (rate(i) - mean) ** 2;
+      const threshold = mean - sr.stdevFactor * Math.sqrt(sq / srValid.length);
+      const reason = local ? EjectReason.LocalOriginSuccessRate : EjectReason.SuccessRate;
+      for (const i of srValid) if (rate(i) < threshold) out(i, reason, local ? sr.enforcingLocalOrigin : sr.enforcing, { mean, threshold });
+    }
+    if (fpValid.length > 0 && fpValid.length >= fp.minimumHosts) {
+      const reason = local ? EjectReason.LocalOriginFailurePercentage : EjectReason.FailurePercentage;
+      for (const i of fpValid) if (100 - rate(i) >= fp.threshold) out(i, reason, local ? fp.enforcingLocalOrigin : fp.enforcing, { threshold: fp.threshold });
     }
   }
 }
@@ -299,6 +353,11 @@ export class HealthService {
     this.clusters.clear();
   }
 
+  /** Runs one outlier-detection interval of `cluster` now (tests; the timer does the same). */
+  sweepOutliers(cluster: string, now = Date.now()): void {
+    this.clusters.get(cluster)?.sweepOutliers(now);
+  }
+
   /** Hosts of every cluster with their health (admin /api/v1/clusters). */
   report(): Record<string, { hosts: HostHealthReport[]; health_check?: string; outlier_detection: boolean }> {
     const out: Record<string, { hosts: HostHealthReport[]; health_check?: string; outlier_detection: boolean }> = {};
@@ -334,6 +393,7 @@ export class HealthService {
         'outlier_detection.ejections_total': ejections,
         membership_healthy: healthy,
         membership_total: ch.cluster.hosts.length,
+        ...ejectionCounters(name),
       };
     }
     return out;
@@ -359,6 +419,22 @@ export class HealthService {
       parts.push(`# HELP ${prom} ${key.replace(/[._]/g, ' ')}\n# TYPE ${prom} ${type}\n`);
       for (const n of names) parts.push(`${prom}{cluster="${escapeLabelValue(n)}"} ${stats[n][key]}\n`);
     }
+    // Ejections by kind: one family each for enforced and detected, labelled by cluster and type.
+    const kinds: [string, string, string][] = [
+      ['enforced', 'outrigger_cluster_outlier_detection_ejections_enforced_by_type_total', 'ejections enforced, by kind (outlier detection rules, fault_tolerance)'],
+      ['detected', 'outrigger_cluster_outlier_detection_ejections_detected_by_type_total', 'outliers detected (ejected or not), by kind'],
+    ];
+    for (const [what, prom, help] of kinds) {
+      parts.push(`# HELP ${prom} ${help}\n# TYPE ${prom} counter\n`);
+      for (const n of names) {
+        for (let r = 1; r < EJECT_REASONS.length; r++) {
+          if (r === EjectReason.FaultTolerance && what === 'detected') continue;
+          parts.push(`${prom}{cluster="${escapeLabelValue(n)}",type="${EJECT_REASONS[r]}"} ${stats[n][`outlier_detection.ejections_${what}_${EJECT_REASONS[r]}`]}\n`);
+        }
+      }
+    }
+    parts.push('# HELP outrigger_cluster_outlier_detection_ejections_overflow_total ejections refused by max_ejection_percent\n# TYPE outrigger_cluster_outlier_detection_ejections_overflow_total counter\n');
+    for (const n of names) parts.push(`outrigger_cluster_outlier_detection_ejections_overflow_total{cluster="${escapeLabelValue(n)}"} ${stats[n]['outlier_detection.ejections_overflow']}\n`);
     // Per host: one family each (a family's samples stay together, as the text format requires).
     const hostFamilies: [string, string, (st: number) => number][] = [
       ['outrigger_host_healthy', '1 when the host takes traffic (not failing health checks, not ejected)', (st) => (st === 0 ? 1 : 0)],
@@ -373,6 +449,27 @@ export class HealthService {
     }
     return parts.join('');
   }
+}
+
+/**
+ * A cluster's ejection counters from its shared entry (every worker's ejections and the main
+ * thread's), Envoy's names: ejections_enforced_<kind>, ejections_detected_<kind> (fault_tolerance
+ * has no detection apart from its ejection), ejections_enforced_total, ejections_overflow.
+ */
+function ejectionCounters(cluster: string): Record<string, number> {
+  const t = healthTable();
+  const co = t.entry(`${cluster}\0`);
+  const out: Record<string, number> = {};
+  let total = 0;
+  for (let r = 1; r < EJECT_REASONS.length; r++) {
+    const enforced = co >= 0 ? Atomics.load(t.cells, co + H.ENFORCED + r) : 0;
+    total += enforced;
+    out[`outlier_detection.ejections_enforced_${EJECT_REASONS[r]}`] = enforced;
+    if (r !== EjectReason.FaultTolerance) out[`outlier_detection.ejections_detected_${EJECT_REASONS[r]}`] = co >= 0 ? Atomics.load(t.cells, co + H.DETECTED + r) : 0;
+  }
+  out['outlier_detection.ejections_enforced_total'] = total;
+  out['outlier_detection.ejections_overflow'] = co >= 0 ? Atomics.load(t.cells, co + H.OVERFLOW) : 0;
+  return out;
 }
 
 function hostReport(h: Host): HostHealthReport {

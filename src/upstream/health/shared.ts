@@ -16,7 +16,7 @@
 
 export const HOST_ENTRIES = 8192;
 /** Int32 cells per entry. */
-export const STRIDE = 20;
+export const STRIDE = 44;
 /** Float64 cells per entry. */
 const FSTRIDE = 2;
 
@@ -48,6 +48,15 @@ export const H = {
   /** MOSN fault_tolerance: calls and exceptions since the last time window (src/filters/stream/fault_tolerance). */
   FT_RQ: 16,
   FT_ERR: 17,
+  /** Split mode: local-origin results and failures since the last sweep (local-origin success rate). */
+  RQ_LOCAL: 18,
+  ERR_LOCAL: 19,
+  /** Per-cluster entries: ejections enforced, by EjectReason (cell ENFORCED + reason). */
+  ENFORCED: 20,
+  /** Per-cluster entries: ejections detected (enforced or not), by EjectReason (cell DETECTED + reason). */
+  DETECTED: 30,
+  /** Per-cluster entries: ejections refused by max_ejection_percent. */
+  OVERFLOW: 40,
 } as const;
 
 /** Float64 cells (ms since the epoch, so every thread compares them with Date.now()). */
@@ -66,7 +75,11 @@ export const F = {
   EJECTED: 2,
 } as const;
 
-export const EJECT_REASONS = ['', 'consecutive_5xx', 'consecutive_gateway_failure', 'consecutive_local_origin_failure', 'failure_rate', 'fault_tolerance'] as const;
+/** By EjectReason (src/upstream/outlier.ts); Envoy's stat suffixes where Envoy has the kind. */
+export const EJECT_REASONS = [
+  '', 'consecutive_5xx', 'consecutive_gateway_failure', 'consecutive_local_origin_failure', 'failure_rate', 'fault_tolerance',
+  'success_rate', 'failure_percentage', 'local_origin_success_rate', 'failure_percentage_local_origin',
+] as const;
 export const HC_FAILURES = ['', 'connect_failed', 'timeout', 'bad_status', 'bad_response', 'closed'] as const;
 
 export class HealthTable {

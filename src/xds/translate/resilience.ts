@@ -144,8 +144,8 @@ const OUTLIER_NUMBERS: readonly (readonly [string, string])[] = [
 const OUTLIER_DURATIONS: readonly (readonly [string, string])[] = [
   ['interval', 'interval'], ['baseEjectionTime', 'base_ejection_time'], ['maxEjectionTime', 'max_ejection_time'],
 ];
-/** Passed on for the MOSN parser's own warnings (success-rate and failure-percentage ejection). */
-const OUTLIER_WARNED_BY_PARSER: readonly (readonly [string, string])[] = [
+/** Success-rate and failure-percentage ejection (UInt32Value wrappers), by MOSN key. */
+const OUTLIER_RATE_RULES: readonly (readonly [string, string])[] = [
   ['successRateMinimumHosts', 'success_rate_minimum_hosts'], ['successRateRequestVolume', 'success_rate_request_volume'],
   ['successRateStdevFactor', 'success_rate_stdev_factor'], ['enforcingSuccessRate', 'enforcing_success_rate'],
   ['enforcingLocalOriginSuccessRate', 'enforcing_local_origin_success_rate'], ['failurePercentageThreshold', 'failure_percentage_threshold'],
@@ -156,7 +156,7 @@ const OUTLIER_WARNED_BY_PARSER: readonly (readonly [string, string])[] = [
 /** outlier_detection -> MOSN/Envoy-keyed `outlier_detection` (src/config/health-check.ts parseOutlierDetection). */
 export function outlierDetection(tx: Tx, o: Msg, path: string): Record<string, unknown> {
   checkFields(tx, o, path, {
-    ok: [...OUTLIER_NUMBERS, ...OUTLIER_DURATIONS, ...OUTLIER_WARNED_BY_PARSER].map(([k]) => k).concat(['splitExternalLocalOriginErrors']),
+    ok: [...OUTLIER_NUMBERS, ...OUTLIER_DURATIONS, ...OUTLIER_RATE_RULES].map(([k]) => k).concat(['splitExternalLocalOriginErrors']),
     warn: {
       maxEjectionTimeJitter: 'not supported; ignored',
       successfulActiveHealthCheckUnejectHost: 'not supported; ignored (a host is un-ejected when its ejection time ends)',
@@ -169,10 +169,10 @@ export function outlierDetection(tx: Tx, o: Msg, path: string): Record<string, u
     const n = wrappedNum(o[k]);
     if (n !== undefined) out[mk] = n;
   }
-  for (const [k, mk] of OUTLIER_WARNED_BY_PARSER) {
+  for (const [k, mk] of OUTLIER_RATE_RULES) {
     const n = wrappedNum(o[k]);
-    // An enforcing_* of 0 turns that ejection off, which is what Outrigger does (Istio sends enforcing_success_rate 0).
-    if (n !== undefined && !(n === 0 && mk.startsWith('enforcing_'))) out[mk] = n;
+    // An enforcing_* of 0 turns that ejection off (Istio sends enforcing_success_rate 0).
+    if (n !== undefined) out[mk] = n;
   }
   for (const [k, mk] of OUTLIER_DURATIONS) {
     const ms = durationMs(o[k]);

@@ -92,10 +92,19 @@ test('gRPC and custom health checks are skipped with a named warning (no check i
     (e: unknown) => e instanceof XdsResourceError && /httpHealthCheck\.method: CONNECT/.test(e.message));
 });
 
-test('outlier_detection fields the model lacks are warned about; slow start on LEAST_REQUEST is warned, its tuning knobs NACK', () => {
-  const { cluster: c, warnings } = cluster({ outlierDetection: { successRateMinimumHosts: 3, alwaysEjectOneHost: true } });
+test('outlier_detection: success-rate and failure-percentage fields map, fields the model lacks are warned about; slow start on LEAST_REQUEST is warned, its tuning knobs NACK', () => {
+  const { cluster: c, warnings } = cluster({
+    outlierDetection: {
+      successRateMinimumHosts: 3, successRateRequestVolume: 20, successRateStdevFactor: 1500, enforcingSuccessRate: 0,
+      failurePercentageThreshold: 60, enforcingFailurePercentage: 100, failurePercentageMinimumHosts: 2, failurePercentageRequestVolume: 10,
+      alwaysEjectOneHost: true,
+    },
+  });
   assert.equal(c.outlierDetection?.consecutive5xx, 5); // Envoy's defaults
-  assert.ok(warnings.some((w) => /success_rate_minimum_hosts: success-rate .* not supported/.test(w)), warnings.join('\n'));
+  assert.deepEqual(c.outlierDetection?.successRate, { minimumHosts: 3, requestVolume: 20, stdevFactor: 1.5, enforcing: 0, enforcingLocalOrigin: 100 });
+  assert.deepEqual(c.outlierDetection?.failurePercentage, { threshold: 60, minimumHosts: 2, requestVolume: 10, enforcing: 100, enforcingLocalOrigin: 0 });
+  assert.equal(c.outlierDetection?.countRates, true);
+  assert.ok(!warnings.some((w) => /success|failure_percentage|failurePercentage/.test(w)), warnings.join('\n'));
   assert.ok(warnings.some((w) => /alwaysEjectOneHost: not supported/.test(w)), warnings.join('\n'));
   const lr = cluster({ lbPolicy: 'LEAST_REQUEST', leastRequestLbConfig: { slowStartConfig: { slowStartWindow: '10s' } } });
   assert.equal(lr.cluster.slowStart, undefined);
@@ -169,9 +178,11 @@ test('Istio DestinationRule fixture (productpage): outlier detection, no panic, 
   const ctx = recordingContext();
   const c = translator.cluster(m, ctx).cluster;
   assert.deepEqual(c.outlierDetection, mosnCluster({
-    outlier_detection: { consecutive_5xx: 7, interval: '30s', base_ejection_time: '30s', max_ejection_percent: 100, enforcing_consecutive_5xx: 100, consecutive_gateway_failure: 0, enforcing_consecutive_gateway_failure: 0 },
+    outlier_detection: { consecutive_5xx: 7, interval: '30s', base_ejection_time: '30s', max_ejection_percent: 100, enforcing_consecutive_5xx: 100, consecutive_gateway_failure: 0, enforcing_consecutive_gateway_failure: 0, enforcing_success_rate: 0 },
   }).outlierDetection);
   assert.equal(c.outlierDetection?.consecutiveGatewayFailure, 0);
+  assert.equal(c.outlierDetection?.successRate.enforcing, 0, 'Istio turns success-rate ejection off');
+  assert.equal(c.outlierDetection?.countRates, false);
   assert.equal(c.panicThreshold, 0);
   assert.deepEqual(c.slowStart, { windowMs: 60_000, aggression: 1, minWeightPercent: 0.1 });
   assert.deepEqual(c.circuitBreakers.retryBudget, { budgetPercent: 20, minRetryConcurrency: 5 });
