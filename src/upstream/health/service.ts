@@ -20,7 +20,7 @@ import { Cluster } from '../cluster';
 import type { Host } from '../lb';
 import { countEjection, eject, EjectReason } from '../outlier';
 import { CheckResult, runCheck } from './checkers';
-import { clearFlag, EJECT_REASONS, F, H, HC_FAILURES, healthTable, setFlag, T } from './shared';
+import { clearFlag, EJECT_REASONS, F, H, HC_FAILURES, healthTable, MIRROR_STATS, setFlag, T } from './shared';
 
 export interface HealthLog {
   info(obj: unknown, msg?: string): void;
@@ -393,7 +393,7 @@ export class HealthService {
         'outlier_detection.ejections_total': ejections,
         membership_healthy: healthy,
         membership_total: ch.cluster.hosts.length,
-        ...ejectionCounters(name),
+        ...clusterCounters(name),
       };
     }
     return out;
@@ -435,6 +435,17 @@ export class HealthService {
     }
     parts.push('# HELP outrigger_cluster_outlier_detection_ejections_overflow_total ejections refused by max_ejection_percent\n# TYPE outrigger_cluster_outlier_detection_ejections_overflow_total counter\n');
     for (const n of names) parts.push(`outrigger_cluster_outlier_detection_ejections_overflow_total{cluster="${escapeLabelValue(n)}"} ${stats[n]['outlier_detection.ejections_overflow']}\n`);
+    // Mirror copies by target cluster: sent, failed, dropped by bound.
+    parts.push('# HELP outrigger_cluster_mirror_sent_total mirror copies sent to the cluster\n# TYPE outrigger_cluster_mirror_sent_total counter\n');
+    for (const n of names) parts.push(`outrigger_cluster_mirror_sent_total{cluster="${escapeLabelValue(n)}"} ${stats[n]['mirror.sent']}\n`);
+    parts.push('# HELP outrigger_cluster_mirror_failed_total mirror copies that failed upstream\n# TYPE outrigger_cluster_mirror_failed_total counter\n');
+    for (const n of names) parts.push(`outrigger_cluster_mirror_failed_total{cluster="${escapeLabelValue(n)}"} ${stats[n]['mirror.failed']}\n`);
+    parts.push('# HELP outrigger_cluster_mirror_dropped_total mirror copies not sent, by the bound that dropped them\n# TYPE outrigger_cluster_mirror_dropped_total counter\n');
+    for (const n of names) {
+      for (const [key] of MIRROR_STATS) {
+        if (key.startsWith('mirror.dropped_')) parts.push(`outrigger_cluster_mirror_dropped_total{cluster="${escapeLabelValue(n)}",bound="${key.slice('mirror.dropped_'.length)}"} ${stats[n][key]}\n`);
+      }
+    }
     // Per host: one family each (a family's samples stay together, as the text format requires).
     const hostFamilies: [string, string, (st: number) => number][] = [
       ['outrigger_host_healthy', '1 when the host takes traffic (not failing health checks, not ejected)', (st) => (st === 0 ? 1 : 0)],
@@ -454,9 +465,10 @@ export class HealthService {
 /**
  * A cluster's ejection counters from its shared entry (every worker's ejections and the main
  * thread's), Envoy's names: ejections_enforced_<kind>, ejections_detected_<kind> (fault_tolerance
- * has no detection apart from its ejection), ejections_enforced_total, ejections_overflow.
+ * has no detection apart from its ejection), ejections_enforced_total, ejections_overflow; and the
+ * mirror counters of the cluster as a mirror target (mirror.sent, mirror.dropped_*, mirror.failed).
  */
-function ejectionCounters(cluster: string): Record<string, number> {
+function clusterCounters(cluster: string): Record<string, number> {
   const t = healthTable();
   const co = t.entry(`${cluster}\0`);
   const out: Record<string, number> = {};
@@ -469,6 +481,8 @@ function ejectionCounters(cluster: string): Record<string, number> {
   }
   out['outlier_detection.ejections_enforced_total'] = total;
   out['outlier_detection.ejections_overflow'] = co >= 0 ? Atomics.load(t.cells, co + H.OVERFLOW) : 0;
+  // Copies the mirror filter / router sent to this cluster (as a mirror target).
+  for (const [key, cell] of MIRROR_STATS) out[key] = co >= 0 ? Atomics.load(t.cells, co + cell) : 0;
   return out;
 }
 

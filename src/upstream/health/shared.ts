@@ -16,7 +16,7 @@
 
 export const HOST_ENTRIES = 8192;
 /** Int32 cells per entry. */
-export const STRIDE = 44;
+export const STRIDE = 48;
 /** Float64 cells per entry. */
 const FSTRIDE = 2;
 
@@ -57,7 +57,28 @@ export const H = {
   DETECTED: 30,
   /** Per-cluster entries: ejections refused by max_ejection_percent. */
   OVERFLOW: 40,
+  /**
+   * Per-cluster entries of mirror target clusters (src/filters/stream/mirror): copies sent,
+   * dropped by each bound (worker max_concurrent, the cluster's max_requests breaker, a body
+   * not mirrorable, no host), failed upstream.
+   */
+  MIRROR_SENT: 41,
+  MIRROR_DROP_CONCURRENT: 42,
+  MIRROR_DROP_BREAKER: 43,
+  MIRROR_DROP_BODY: 44,
+  MIRROR_DROP_NO_HOST: 45,
+  MIRROR_FAILED: 46,
 } as const;
+
+/** Stats names of the mirror cells (per mirror target cluster). */
+export const MIRROR_STATS: readonly (readonly [string, number])[] = [
+  ['mirror.sent', H.MIRROR_SENT],
+  ['mirror.dropped_max_concurrent', H.MIRROR_DROP_CONCURRENT],
+  ['mirror.dropped_breaker', H.MIRROR_DROP_BREAKER],
+  ['mirror.dropped_body', H.MIRROR_DROP_BODY],
+  ['mirror.dropped_no_host', H.MIRROR_DROP_NO_HOST],
+  ['mirror.failed', H.MIRROR_FAILED],
+];
 
 /** Float64 cells (ms since the epoch, so every thread compares them with Date.now()). */
 export const T = {
