@@ -14,6 +14,7 @@ const RPC_CHECKS: Readonly<Record<string, string>> = { bolt: 'bolt', sofarpc: 'b
 
 function healthKind(protocol: string, hasHttp: boolean): HealthCheckConfig['kind'] {
   const p = protocol.toLowerCase();
+  if (p === 'grpc') return 'grpc';
   if (p === 'http1' || p === 'http2' || p === 'http') return hasHttp ? 'http' : 'tcp';
   return RPC_CHECKS[p] !== undefined ? 'rpc' : 'tcp';
 }
@@ -65,16 +66,29 @@ export function parseHealthCheck(st: ParseState, c: ConfigObject): HealthCheckCo
   h.warnIfSet('event_log_path', 'health check event logs are not supported; events are logged at info level');
   h.warnIfSet('common_callbacks', 'health check callbacks are not supported; ignored');
   let http: HttpHealthCheckConfig | undefined;
+  let grpc: HealthCheckConfig['grpc'];
   const cc = h.obj('check_config');
   if (cc) {
     const hc = cc.obj('http_check_config');
     if (hc) http = parseHttpCheck(st, hc);
+    // Outrigger's key (MOSN has no gRPC check): Envoy's grpc_health_check over xDS maps here.
+    const gc = cc.obj('grpc_check_config');
+    if (gc) {
+      const serviceName = gc.str('service_name', { def: '' }) ?? '';
+      const authority = gc.str('authority', { def: '' }) ?? '';
+      if (!/^[\x21-\x7e]*$/.test(authority)) st.issues.error(gc.at('authority'), `${showValue(authority)} must hold no spaces or control characters`);
+      if (Buffer.byteLength(serviceName) > 1024) st.issues.error(gc.at('service_name'), 'is longer than 1024 bytes');
+      grpc = { serviceName, authority };
+      gc.done();
+    }
     cc.done();
   }
   h.done();
   const kind = healthKind(protocol, http !== undefined);
   if (http !== undefined && kind !== 'http') st.issues.warn(h.at('check_config'), `http_check_config is used only with protocol Http1/Http2 (here ${showValue(protocol)}: ${kind} checks)`);
   const base: HealthCheckConfig = { kind, protocol, timeoutMs, intervalMs, intervalJitterMs, initialDelayMs, healthyThreshold, unhealthyThreshold };
+  if (grpc !== undefined && kind !== 'grpc') st.issues.warn(h.at('check_config'), `grpc_check_config is used only with protocol grpc (here ${showValue(protocol)}: ${kind} checks)`);
+  if (kind === 'grpc') return { ...base, grpc: grpc ?? { serviceName: '', authority: '' } };
   const out: HealthCheckConfig = kind === 'rpc' ? { ...base, codec: RPC_CHECKS[protocol.toLowerCase()] } : base;
   return kind === 'http' && http ? { ...out, http: http.timeoutMs > 0 ? http : { ...http, timeoutMs: HC_DEFAULTS.httpTimeoutMs } } : out;
 }

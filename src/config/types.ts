@@ -247,7 +247,7 @@ export interface HealthCheckConfig {
    * check_config.http_check_config = http, "bolt"/"sofarpc"/"boltv2"/"dubbo" = rpc, anything
    * else = tcp (as MOSN falls back to a TCP dial).
    */
-  readonly kind: 'tcp' | 'http' | 'rpc';
+  readonly kind: 'tcp' | 'http' | 'rpc' | 'grpc';
   /** The RPC codec of an 'rpc' check ("bolt", "boltv2", "dubbo"). */
   readonly codec?: string;
   /** The protocol name as configured (for display). */
@@ -264,6 +264,8 @@ export interface HealthCheckConfig {
   readonly unhealthyThreshold: number;
   /** HTTP checks (kind 'http'). */
   readonly http?: HttpHealthCheckConfig;
+  /** gRPC checks (kind 'grpc': grpc.health.v1.Health/Check over HTTP/2, src/upstream/health/grpc.ts). */
+  readonly grpc?: { readonly serviceName: string; readonly authority: string };
 }
 
 export interface HttpHealthCheckConfig {

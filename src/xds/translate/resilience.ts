@@ -6,12 +6,11 @@
  * as a number for ClusterConfig.panicThreshold.
  *
  * Skipping a health check is safe (every endpoint stays in use, as without checks), so
- * checkers Outrigger cannot run (gRPC, Redis, custom) are warned about, never NACKed.
+ * checkers Outrigger cannot run (Redis, custom) are warned about, never NACKed.
  */
 import { checkFields, durationMs, goDuration, join, list, msg, str, wrappedNum, type Msg, type Tx } from './util';
 
 const HEALTH_CHECKERS_SKIPPED: Readonly<Record<string, string>> = {
-  grpcHealthCheck: 'gRPC health checks are not supported: the cluster is not health checked (every endpoint is used)',
   customHealthCheck: 'custom health checkers are not supported: the cluster is not health checked (every endpoint is used)',
   redisHealthCheck: 'Redis health checks are not supported: the cluster is not health checked (every endpoint is used)',
 };
@@ -65,7 +64,7 @@ export function healthChecks(tx: Tx, hcs: Msg[], path: string): Record<string, u
   if (hcs.length > 1) tx.warn(path, `${hcs.length} health checks given; only the first is run`);
   const p = join(path, 0);
   checkFields(tx, hc, p, {
-    ok: ['timeout', 'interval', 'intervalJitter', 'unhealthyThreshold', 'healthyThreshold', 'httpHealthCheck', 'tcpHealthCheck', 'altPort',
+    ok: ['timeout', 'interval', 'intervalJitter', 'unhealthyThreshold', 'healthyThreshold', 'httpHealthCheck', 'tcpHealthCheck', 'grpcHealthCheck', 'altPort',
       ...Object.keys(HEALTH_CHECKERS_SKIPPED)],
     warn: {
       initialJitter: 'not supported: the first check runs 1 s after the hosts are known',
@@ -109,7 +108,15 @@ export function healthChecks(tx: Tx, hcs: Msg[], path: string): Record<string, u
   if (jitter !== undefined && jitter > 0) out.interval_jitter = goDuration(jitter);
   const http = msg(hc.httpHealthCheck);
   const tcp = msg(hc.tcpHealthCheck);
-  if (http !== undefined) {
+  const grpc = msg(hc.grpcHealthCheck);
+  if (grpc !== undefined) {
+    // grpc.health.v1.Health/Check over HTTP/2 through the cluster's connection path (its TLS).
+    out.protocol = 'grpc';
+    const gp = join(p, 'grpcHealthCheck');
+    checkFields(tx, grpc, gp, { ok: ['serviceName', 'authority'], warn: { initialMetadata: 'extra check metadata is not supported; ignored' } });
+    out.check_config = { grpc_check_config: { service_name: str(grpc.serviceName), authority: str(grpc.authority) } };
+    if (altPort !== undefined && altPort > 0) tx.warn(join(p, 'altPort'), 'gRPC checks go to the host\'s own port; ignored');
+  } else if (http !== undefined) {
     out.protocol = 'Http1';
     out.check_config = { http_check_config: httpCheck(tx, http, join(p, 'httpHealthCheck'), timeoutMs, altPort) };
   } else if (tcp !== undefined) {

@@ -78,11 +78,16 @@ test('tcp_health_check is a connect check; payloads are warned about; healthy_pa
   assert.throws(() => cluster({ commonLbConfig: { healthyPanicThreshold: { value: 150 } } }), (e: unknown) => e instanceof XdsResourceError && /commonLbConfig\.healthyPanicThreshold: 150 is not a percentage/.test(e.message));
 });
 
-test('gRPC and custom health checks are skipped with a named warning (no check is safe); a check without timeout NACKs', () => {
-  for (const checker of [{ grpcHealthCheck: { serviceName: 'grpc.health.v1.Health' } }, { customHealthCheck: { name: 'x' } }]) {
+test('grpc_health_check maps (service_name, authority); custom health checks are skipped with a named warning (no check is safe); a check without timeout NACKs', () => {
+  const g = cluster({ healthChecks: [{ timeout: '1s', interval: '2s', unhealthyThreshold: 2, healthyThreshold: 1, grpcHealthCheck: { serviceName: 'pkg.Svc', authority: 'svc.internal', initialMetadata: [{ header: { key: 'k', value: 'v' } }] } }] });
+  assert.equal(g.cluster.healthCheck?.kind, 'grpc');
+  assert.deepEqual(g.cluster.healthCheck?.grpc, { serviceName: 'pkg.Svc', authority: 'svc.internal' });
+  assert.equal(g.cluster.healthCheck?.intervalMs, 2000);
+  assert.ok(g.warnings.some((w) => /grpcHealthCheck\.initialMetadata: extra check metadata is not supported/.test(w)), g.warnings.join('\n'));
+  for (const checker of [{ customHealthCheck: { name: 'x' } }]) {
     const { cluster: c, warnings } = cluster({ healthChecks: [{ timeout: '1s', interval: '1s', unhealthyThreshold: 1, healthyThreshold: 1, ...checker }] });
     assert.equal(c.healthCheck, undefined);
-    assert.ok(warnings.some((w) => /(gRPC health checks are|custom health checkers are) not supported: the cluster is not health checked/.test(w)), warnings.join('\n'));
+    assert.ok(warnings.some((w) => /custom health checkers are not supported: the cluster is not health checked/.test(w)), warnings.join('\n'));
   }
   assert.throws(() => cluster({ healthChecks: [{ interval: '1s', unhealthyThreshold: 1, healthyThreshold: 1, tcpHealthCheck: {} }] }),
     (e: unknown) => e instanceof XdsResourceError && /^c: healthChecks\[0\]\.timeout: is required/.test(e.message));
