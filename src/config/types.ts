@@ -266,6 +266,12 @@ export interface HealthCheckConfig {
   readonly http?: HttpHealthCheckConfig;
   /** gRPC checks (kind 'grpc': grpc.health.v1.Health/Check over HTTP/2, src/upstream/health/grpc.ts). */
   readonly grpc?: { readonly serviceName: string; readonly authority: string };
+  /**
+   * Envoy's semantics (clusters from xDS): a host new to the cluster starts unhealthy, pending its
+   * first check, which alone brings it in; a reload waits (bounded) for those first checks.
+   * Absent (MOSN): hosts start healthy.
+   */
+  readonly startUnhealthy?: boolean;
 }
 
 export interface HttpHealthCheckConfig {

@@ -24,6 +24,7 @@ import { dialConnection, dialH2, dialSocket, readyEvent, undiciPool } from './co
 import { createLoadBalancer, Host, hostAddress, type LoadBalancer, type UpstreamPool } from './lb';
 import { ORIGINAL_DST_CLEANUP_MS } from '../config/original-dst';
 import { OriginalDstLb } from './original-dst';
+import { markPendingCheck } from './health/shared';
 import { offeredAlpn, TransportSelector } from './transport-match';
 
 function ignore(): void {}
@@ -385,7 +386,11 @@ function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed:
   for (const h of previous) old.set(h.address, h);
   const hosts = config.hosts.map((hc) => {
     const h = old.get(hostAddress(hc));
-    if (h === undefined) return new Host(hc, config.name);
+    if (h === undefined) {
+      const nh = new Host(hc, config.name);
+      if (config.healthCheck?.startUnhealthy === true) markPendingCheck(nh.cells, nh.off, nh.clusterOff); // Envoy: unhealthy until checked
+      return nh;
+    }
     old.delete(h.address);
     return h;
   });

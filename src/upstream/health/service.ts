@@ -60,7 +60,10 @@ class ClusterHealth {
       const st: HostCheck = { host, timer: null, running: false, okRun: old?.okRun ?? 0, failRun: old?.failRun ?? 0 };
       if (hc !== undefined) {
         this.checks.set(host, st);
-        this.schedule(st, old !== undefined ? this.nextDelay() : hc.initialDelayMs);
+        // Envoy: a host pending its first check is checked at once; one whose first check
+        // prepare() ran is next checked an interval later.
+        const init = host.cells[host.off + H.HC_INIT];
+        this.schedule(st, old !== undefined || init === 2 ? this.nextDelay() : init === 1 ? 0 : hc.initialDelayMs);
       }
     }
     if (prev !== undefined) {
@@ -119,12 +122,14 @@ class ClusterHealth {
     const hc = this.config.healthCheck;
     if (hc === undefined) return;
     const h = st.host;
+    // Envoy: the first result of a new host ends its pending state; a success alone brings it in.
+    const first = Atomics.compareExchange(h.cells, h.off + H.HC_INIT, 1, 2) === 1;
     if (r === CheckResult.Ok) {
       this.successes++;
       Atomics.add(h.cells, h.off + H.HC_SUCCESS, 1);
       st.failRun = 0;
       st.okRun++;
-      if ((h.cells[h.off + H.STATE] & F.FAILED_HC) !== 0 && st.okRun >= hc.healthyThreshold) {
+      if ((h.cells[h.off + H.STATE] & F.FAILED_HC) !== 0 && (first || st.okRun >= hc.healthyThreshold)) {
         h.times[h.toff + T.HEALTHY_SINCE] = Date.now(); // slow start begins (before the flag clears)
         Atomics.store(h.cells, h.off + H.HC_REASON, 0);
         clearFlag(h.cells, h.off, h.clusterOff, F.FAILED_HC);
@@ -334,13 +339,68 @@ export class HealthService {
       if (old.cluster.tls !== null && cur?.cluster.tls !== old.cluster.tls) old.cluster.tls.close();
       // Hosts that are no longer checked (check removed, host removed) are not held out by old results.
       const kept = cur !== undefined && cur.config.healthCheck !== undefined ? new Set(cur.cluster.hosts) : new Set<Host>();
-      for (const h of old.cluster.hosts) if (!kept.has(h)) clearFlag(h.cells, h.off, h.clusterOff, F.FAILED_HC);
+      for (const h of old.cluster.hosts) {
+        if (kept.has(h)) continue;
+        clearFlag(h.cells, h.off, h.clusterOff, F.FAILED_HC);
+        Atomics.store(h.cells, h.off + H.HC_INIT, 0); // back later = a new host again (Envoy)
+      }
       if (cur === undefined || (cur.config.outlierDetection === undefined && faultTolerance === null)) {
         for (const h of old.cluster.hosts) clearFlag(h.cells, h.off, h.clusterOff, F.EJECTED);
       }
     }
     for (const [name, ch] of next) ch.start(this.clusters.get(name));
     this.clusters = next;
+  }
+
+  /**
+   * Before a config with Envoy-semantics clusters (HealthCheckConfig.startUnhealthy) is
+   * committed: their new hosts are marked pending and checked once now, so the workers start
+   * with the first round's verdict (Envoy's cluster warming waits for it). Resolves when every
+   * first check has answered, or after the longest check timeout (capped at `capMs`).
+   */
+  prepare(configs: readonly ClusterConfig[], capMs = 5000): Promise<void> {
+    const waits: Promise<void>[] = [];
+    let bound = 0;
+    for (const cfg of configs) {
+      const hc = cfg.healthCheck;
+      if (hc === undefined || hc.startUnhealthy !== true) continue;
+      const running = this.clusters.get(cfg.name)?.cluster;
+      const copy = new Cluster(cfg, this.counters, 0, running);
+      const pending = copy.hosts.filter((h) => h.cells[h.off + H.HC_INIT] === 1 && h.cells[h.off + H.HC_ATTEMPT] === 0);
+      if (pending.length === 0) {
+        if (copy.tls !== null && copy.tls !== running?.tls) copy.tls.close();
+        continue;
+      }
+      bound = Math.max(bound, hc.timeoutMs);
+      const done = pending.map((h) => new Promise<void>((resolve) => {
+        Atomics.add(h.cells, h.off + H.HC_ATTEMPT, 1);
+        runCheck(copy, h, hc, (r) => {
+          if (Atomics.compareExchange(h.cells, h.off + H.HC_INIT, 1, 2) === 1) {
+            if (r === CheckResult.Ok) {
+              Atomics.add(h.cells, h.off + H.HC_SUCCESS, 1);
+              h.times[h.toff + T.HEALTHY_SINCE] = Date.now();
+              clearFlag(h.cells, h.off, h.clusterOff, F.FAILED_HC);
+            } else {
+              Atomics.add(h.cells, h.off + H.HC_FAILURE, 1);
+              Atomics.store(h.cells, h.off + H.HC_REASON, r);
+            }
+          }
+          resolve();
+        });
+      }));
+      waits.push(Promise.all(done).then(() => {
+        if (copy.tls !== null && copy.tls !== running?.tls) copy.tls.close();
+      }));
+    }
+    if (waits.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.min(bound + 100, capMs));
+      timer.unref();
+      void Promise.all(waits).then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   stop(): void {

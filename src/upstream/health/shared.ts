@@ -68,6 +68,8 @@ export const H = {
   MIRROR_DROP_BODY: 44,
   MIRROR_DROP_NO_HOST: 45,
   MIRROR_FAILED: 46,
+  /** Envoy's first check of a host (HealthCheckConfig.startUnhealthy): 0 none, 1 pending, 2 done. */
+  HC_INIT: 47,
 } as const;
 
 /** Stats names of the mirror cells (per mirror target cluster). */
@@ -182,6 +184,15 @@ export function setFlag(cells: Int32Array, off: number, clusterOff: number, f: n
   const before = Atomics.or(cells, off + H.STATE, f);
   if (before === 0 && clusterOff >= 0) Atomics.add(cells, clusterOff + H.DEGRADED, 1);
   return (before & f) === 0;
+}
+
+/**
+ * A host new to a cluster with Envoy's health-check semantics: unhealthy and pending its first
+ * check. Whichever thread meets the host first marks it (once, until the host leaves the cluster).
+ */
+export function markPendingCheck(cells: Int32Array, off: number, clusterOff: number): void {
+  if (clusterOff < 0) return; // a private entry: no checker sees it
+  if (Atomics.compareExchange(cells, off + H.HC_INIT, 0, 1) === 0) setFlag(cells, off, clusterOff, F.FAILED_HC);
 }
 
 /** Clears flag `f`; uncounts the host from DEGRADED when it becomes healthy. True when it was set. */

@@ -49,7 +49,8 @@ test('http_health_check, outlier_detection, retry_budget, slow start: the values
     slow_start: { mode: 'duration', slow_start_duration: '30s', aggression: 2, min_weight_percent: 0.2 },
     circuit_breakers: [{ max_retries: 7, retry_budget: { budget_percent: { value: 25 }, min_retry_concurrency: 4 } }],
   });
-  assert.deepEqual(c.healthCheck, want.healthCheck);
+  // Envoy's semantics over xDS: hosts start unhealthy until their first check, run at once.
+  assert.deepEqual(c.healthCheck, { ...want.healthCheck, startUnhealthy: true, initialDelayMs: 0 });
   assert.equal(c.healthCheck?.kind, 'http');
   assert.deepEqual(c.healthCheck?.http?.codes, [{ start: 200, end: 299 }, { start: 404, end: 404 }]); // [start, end) -> inclusive
   assert.deepEqual(c.outlierDetection, want.outlierDetection);
@@ -68,7 +69,7 @@ test('tcp_health_check is a connect check; payloads are warned about; healthy_pa
     commonLbConfig: { healthyPanicThreshold: { value: 30 } },
   });
   const want = mosnCluster({ health_check: { protocol: 'tcp', timeout: '1s', interval: '5s', healthy_threshold: 1, unhealthy_threshold: 2 } });
-  assert.deepEqual(c.healthCheck, want.healthCheck);
+  assert.deepEqual(c.healthCheck, { ...want.healthCheck, startUnhealthy: true, initialDelayMs: 0 });
   assert.equal(c.healthCheck?.kind, 'tcp');
   assert.equal(c.panicThreshold, 30);
   assert.ok(warnings.some((w) => /tcpHealthCheck\.send: TCP checks only connect/.test(w)), warnings.join('\n'));
