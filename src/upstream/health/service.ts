@@ -291,6 +291,8 @@ export interface HostHealthReport {
   /** "healthy", "unhealthy" (active check), "ejected" (outlier detection), or "unhealthy,ejected". */
   readonly health: string;
   readonly failed_active_health_check: boolean;
+  /** Envoy semantics: a new host whose first check has not answered yet (unhealthy meanwhile). */
+  readonly pending_active_health_check?: true;
   readonly ejected: boolean;
   readonly last_check_failure?: string;
   readonly ejection_reason?: string;
@@ -563,6 +565,7 @@ function hostReport(h: Host): HostHealthReport {
   };
   return {
     ...base,
+    ...(h.cells[h.off + H.HC_INIT] === 1 ? { pending_active_health_check: true as const } : {}),
     ...(hcReason > 0 ? { last_check_failure: HC_FAILURES[hcReason] } : {}),
     ...(ejReason > 0 ? { ejection_reason: EJECT_REASONS[ejReason] } : {}),
     ...(ejected ? { ejected_until: new Date(h.times[h.toff + T.EJECTED_UNTIL]).toISOString() } : {}),
