@@ -17,7 +17,7 @@ import type { FaultToleranceConfig } from '../../filters/stream/fault_tolerance/
 import { escapeLabelValue } from '../../stats/aggregate';
 import { CLUSTER_STATS } from '../../stats/layout';
 import { Cluster } from '../cluster';
-import type { Host } from '../lb';
+import { hostAddress, type Host } from '../lb';
 import { countEjection, eject, EjectReason } from '../outlier';
 import { CheckResult, runCheck } from './checkers';
 import { clearFlag, EJECT_REASONS, F, H, HC_FAILURES, healthTable, MIRROR_STATS, setFlag, T } from './shared';
@@ -367,6 +367,10 @@ export class HealthService {
       const hc = cfg.healthCheck;
       if (hc === undefined || hc.startUnhealthy !== true) continue;
       const running = this.clusters.get(cfg.name)?.cluster;
+      if (running !== undefined && running.config.healthCheck?.startUnhealthy === true) {
+        const have = new Set(running.hosts.map((h) => h.address));
+        if (cfg.hosts.every((hc) => have.has(hostAddress(hc)))) continue; // no new host: nothing to wait for
+      }
       const copy = new Cluster(cfg, this.counters, 0, running);
       const pending = copy.hosts.filter((h) => h.cells[h.off + H.HC_INIT] === 1 && h.cells[h.off + H.HC_ATTEMPT] === 0);
       if (pending.length === 0) {
