@@ -214,6 +214,7 @@ export class Sidecar {
       this.slots.push({ id: i, cpu: this.nWorkers <= cpus.length ? cpus[i] : -1, worker: null, statsKey: '', restarts: 0, appliedVersion: 0, pinned: false });
     }
     this.version = 1;
+    await this.health.prepare(this.config.clusters); // Envoy-semantics clusters: first checks, bounded
     // The first worker starts alone: in fallback mode it binds the sockets the others share.
     await this.spawn(this.slots[0]);
     if (this.stopping) return;
@@ -480,6 +481,8 @@ export class Sidecar {
       undoMain();
       throw e;
     }
+    // Envoy-semantics clusters (xDS health checks): the first check of their new hosts, bounded.
+    await this.health.prepare(config.clusters);
     // Phase 1: every live worker builds the new version beside the running one.
     const layout = this.layout.toData();
     const live = this.slots.flatMap((slot) => (slot.worker === null ? [] : [{ slot, worker: slot.worker }]));

@@ -14,6 +14,7 @@ const RPC_CHECKS: Readonly<Record<string, string>> = { bolt: 'bolt', sofarpc: 'b
 
 function healthKind(protocol: string, hasHttp: boolean): HealthCheckConfig['kind'] {
   const p = protocol.toLowerCase();
+  if (p === 'grpc') return 'grpc';
   if (p === 'http1' || p === 'http2' || p === 'http') return hasHttp ? 'http' : 'tcp';
   return RPC_CHECKS[p] !== undefined ? 'rpc' : 'tcp';
 }
@@ -65,16 +66,29 @@ export function parseHealthCheck(st: ParseState, c: ConfigObject): HealthCheckCo
   h.warnIfSet('event_log_path', 'health check event logs are not supported; events are logged at info level');
   h.warnIfSet('common_callbacks', 'health check callbacks are not supported; ignored');
   let http: HttpHealthCheckConfig | undefined;
+  let grpc: HealthCheckConfig['grpc'];
   const cc = h.obj('check_config');
   if (cc) {
     const hc = cc.obj('http_check_config');
     if (hc) http = parseHttpCheck(st, hc);
+    // Outrigger's key (MOSN has no gRPC check): Envoy's grpc_health_check over xDS maps here.
+    const gc = cc.obj('grpc_check_config');
+    if (gc) {
+      const serviceName = gc.str('service_name', { def: '' }) ?? '';
+      const authority = gc.str('authority', { def: '' }) ?? '';
+      if (!/^[\x21-\x7e]*$/.test(authority)) st.issues.error(gc.at('authority'), `${showValue(authority)} must hold no spaces or control characters`);
+      if (Buffer.byteLength(serviceName) > 1024) st.issues.error(gc.at('service_name'), 'is longer than 1024 bytes');
+      grpc = { serviceName, authority };
+      gc.done();
+    }
     cc.done();
   }
   h.done();
   const kind = healthKind(protocol, http !== undefined);
   if (http !== undefined && kind !== 'http') st.issues.warn(h.at('check_config'), `http_check_config is used only with protocol Http1/Http2 (here ${showValue(protocol)}: ${kind} checks)`);
   const base: HealthCheckConfig = { kind, protocol, timeoutMs, intervalMs, intervalJitterMs, initialDelayMs, healthyThreshold, unhealthyThreshold };
+  if (grpc !== undefined && kind !== 'grpc') st.issues.warn(h.at('check_config'), `grpc_check_config is used only with protocol grpc (here ${showValue(protocol)}: ${kind} checks)`);
+  if (kind === 'grpc') return { ...base, grpc: grpc ?? { serviceName: '', authority: '' } };
   const out: HealthCheckConfig = kind === 'rpc' ? { ...base, codec: RPC_CHECKS[protocol.toLowerCase()] } : base;
   return kind === 'http' && http ? { ...out, http: http.timeoutMs > 0 ? http : { ...http, timeoutMs: HC_DEFAULTS.httpTimeoutMs } } : out;
 }
@@ -96,7 +110,7 @@ export function parseOutlierDetection(st: ParseState, c: ConfigObject): OutlierD
   const o = c.obj('outlier_detection');
   if (!o) return undefined;
   const baseEjectionTimeMs = o.duration('base_ejection_time', { def: 30_000 }) || 30_000;
-  const out: OutlierDetectionConfig = {
+  const out = {
     consecutive5xx: uint32Value(o, 'consecutive_5xx', 5),
     consecutiveGatewayFailure: uint32Value(o, 'consecutive_gateway_failure', 5),
     consecutiveLocalOriginFailure: uint32Value(o, 'consecutive_local_origin_failure', 5),
@@ -109,12 +123,6 @@ export function parseOutlierDetection(st: ParseState, c: ConfigObject): OutlierD
     enforcingConsecutiveGatewayFailure: uint32Value(o, 'enforcing_consecutive_gateway_failure', 0, 100),
     enforcingConsecutiveLocalOriginFailure: uint32Value(o, 'enforcing_consecutive_local_origin_failure', 100, 100),
   };
-  for (const k of ['success_rate_minimum_hosts', 'success_rate_request_volume', 'success_rate_stdev_factor', 'enforcing_success_rate', 'enforcing_local_origin_success_rate']) {
-    o.warnIfSet(k, 'success-rate (standard deviation) ejection is not supported; ignored');
-  }
-  for (const k of ['failure_percentage_threshold', 'enforcing_failure_percentage', 'enforcing_failure_percentage_local_origin', 'failure_percentage_minimum_hosts', 'failure_percentage_request_volume']) {
-    o.warnIfSet(k, 'failure-percentage ejection is not supported; ignored');
-  }
   o.warnIfSet('max_ejection_time_jitter', 'not supported; ignored');
   o.warnIfSet('successful_active_health_check_uneject_host', 'not supported; ignored (a host is un-ejected when its ejection time ends)');
   let failureRate: OutlierDetectionConfig['failureRate'];
@@ -128,8 +136,26 @@ export function parseOutlierDetection(st: ParseState, c: ConfigObject): OutlierD
     failureRate = { minRequests, rateMultiple };
     fr.done();
   }
+  const successRate = {
+    minimumHosts: uint32Value(o, 'success_rate_minimum_hosts', 5),
+    requestVolume: Math.max(1, uint32Value(o, 'success_rate_request_volume', 100)),
+    stdevFactor: uint32Value(o, 'success_rate_stdev_factor', 1900) / 1000,
+    enforcing: uint32Value(o, 'enforcing_success_rate', 100, 100),
+    enforcingLocalOrigin: uint32Value(o, 'enforcing_local_origin_success_rate', 100, 100),
+  };
+  const failurePercentage = {
+    threshold: uint32Value(o, 'failure_percentage_threshold', 85, 100),
+    minimumHosts: uint32Value(o, 'failure_percentage_minimum_hosts', 5),
+    requestVolume: Math.max(1, uint32Value(o, 'failure_percentage_request_volume', 50)),
+    enforcing: uint32Value(o, 'enforcing_failure_percentage', 0, 100),
+    enforcingLocalOrigin: uint32Value(o, 'enforcing_failure_percentage_local_origin', 0, 100),
+  };
+  const split = out.splitExternalLocalOriginErrors;
+  const countRates = failureRate !== undefined || successRate.enforcing > 0 || failurePercentage.enforcing > 0 ||
+    (split && (successRate.enforcingLocalOrigin > 0 || failurePercentage.enforcingLocalOrigin > 0));
   o.done();
-  return failureRate ? { ...out, failureRate } : out;
+  const full: OutlierDetectionConfig = { ...out, successRate, failurePercentage, countRates };
+  return failureRate ? { ...full, failureRate } : full;
 }
 
 /** MOSN cluster `slow_start` (mode "duration"; empty mode = off, as MOSN). */

@@ -273,7 +273,7 @@ export interface HealthCheckConfig {
    * check_config.http_check_config = http, "bolt"/"sofarpc"/"boltv2"/"dubbo" = rpc, anything
    * else = tcp (as MOSN falls back to a TCP dial).
    */
-  readonly kind: 'tcp' | 'http' | 'rpc';
+  readonly kind: 'tcp' | 'http' | 'rpc' | 'grpc';
   /** The RPC codec of an 'rpc' check ("bolt", "boltv2", "dubbo"). */
   readonly codec?: string;
   /** The protocol name as configured (for display). */
@@ -290,6 +290,14 @@ export interface HealthCheckConfig {
   readonly unhealthyThreshold: number;
   /** HTTP checks (kind 'http'). */
   readonly http?: HttpHealthCheckConfig;
+  /** gRPC checks (kind 'grpc': grpc.health.v1.Health/Check over HTTP/2, src/upstream/health/grpc.ts). */
+  readonly grpc?: { readonly serviceName: string; readonly authority: string };
+  /**
+   * Envoy's semantics (clusters from xDS): a host new to the cluster starts unhealthy, pending its
+   * first check, which alone brings it in; a reload waits (bounded) for those first checks.
+   * Absent (MOSN): hosts start healthy.
+   */
+  readonly startUnhealthy?: boolean;
 }
 
 export interface HttpHealthCheckConfig {
@@ -336,6 +344,21 @@ export interface OutlierDetectionConfig {
    * failure rate is ejected. Absent = off.
    */
   readonly failureRate?: { readonly minRequests: number; readonly rateMultiple: number };
+  /** Envoy's success-rate ejection (success_rate_*, enforcing_success_rate, enforcing_local_origin_success_rate). */
+  readonly successRate: OutlierRateRule & { readonly stdevFactor: number };
+  /** Envoy's failure-percentage ejection (failure_percentage_*, enforcing_failure_percentage[_local_origin]). */
+  readonly failurePercentage: OutlierRateRule & { readonly threshold: number };
+  /** Whether workers count every result for the rate rules (some rate rule can eject). */
+  readonly countRates: boolean;
+}
+
+/** One interval-based rule of outlier detection (src/upstream/health/service.ts sweepOutliers). */
+export interface OutlierRateRule {
+  readonly minimumHosts: number;
+  readonly requestVolume: number;
+  /** Percent chance a detected outlier is ejected (external / local-origin results). */
+  readonly enforcing: number;
+  readonly enforcingLocalOrigin: number;
 }
 
 /**

@@ -22,7 +22,7 @@
  * Every exchange answers exactly once: `finished` guards all the ways it can end.
  */
 import type * as net from 'node:net';
-import { mirrorHttp } from '../filters/stream/mirror/mirror';
+import { mirrorHttp, routerMirrorHttp } from '../filters/stream/mirror/mirror';
 import { PassThrough, type Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import { DecodePhase, type LocalReplyOptions, type StreamPeer } from '../api/stream-filter';
@@ -461,6 +461,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
         : req;
     // Mirror filter: copies of the first attempt's request to the mirror clusters (fire and forget).
     if (this.fs !== null && this.fs.mirror !== null && this.retries === 0) mirrorHttp(this.fs.mirror, req, this.env.ctx.clusters, this.upstreamH2, this.env.cfg.h2InitialWindowSize, this.env.cfg.connectionsPerHost);
+    // Envoy's router mirrors (policies from xDS) need no filter.
+    if (route.mirror !== null && this.retries === 0) routerMirrorHttp(route.mirror, req, this.env.ctx.clusters, this.upstreamH2, this.env.cfg.h2InitialWindowSize, this.env.cfg.connectionsPerHost);
     // Tracing (sampled requests): a client span per attempt, its context in the upstream headers.
     if (this.fs !== null && this.fs.trace !== null) this.fs.trace.attempt(host.address, cluster.name, up.headers);
     // The attempt's time (shared with every protocol: src/stream/active-stream.ts attemptDeadline).

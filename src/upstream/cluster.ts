@@ -23,7 +23,7 @@ import { privateBreakerCells, type BreakerCells } from './breakers';
 import { dialConnection, dialH2, dialSocket, readyEvent, undiciPool } from './connect';
 import { createLoadBalancer, Host, hostAddress, type LoadBalancer, type UpstreamPool } from './lb';
 import { ORIGINAL_DST_CLEANUP_MS } from '../config/original-dst';
-import { T } from './health/shared';
+import { markPendingCheck, T } from './health/shared';
 import { OriginalDstLb } from './original-dst';
 import { SubsetLoadBalancer } from './subset';
 import { offeredAlpn, TransportSelector } from './transport-match';
@@ -391,6 +391,7 @@ function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed:
     const h = old.get(hostAddress(hc));
     if (h === undefined) {
       const n = new Host(hc, config.name);
+      if (config.healthCheck?.startUnhealthy === true) markPendingCheck(n.cells, n.off, n.clusterOff); // Envoy: unhealthy until checked
       if (update && previous.length > 0 && config.slowStart !== undefined) n.times[n.toff + T.HEALTHY_SINCE] = Date.now();
       return n;
     }

@@ -26,6 +26,10 @@ export const enum EjectReason {
   ConsecutiveLocalOriginFailure = 3,
   FailureRate = 4,
   FaultTolerance = 5,
+  SuccessRate = 6,
+  FailurePercentage = 7,
+  LocalOriginSuccessRate = 8,
+  LocalOriginFailurePercentage = 9,
 }
 
 /** Counts one attempt's result for `host`; no-op (one property read) without outlier_detection. */
@@ -34,9 +38,20 @@ export function outlierResult(cluster: Cluster, host: Host, code: number): void 
   if (od === undefined) return;
   const c = host.cells;
   const o = host.off;
-  if (od.failureRate !== undefined) {
-    Atomics.add(c, o + H.RQ, 1);
-    if (code < 0 || code >= 500) Atomics.add(c, o + H.ERR, 1);
+  if (od.countRates) {
+    // The interval rules (success rate, failure percentage, failure_rate). Split: upstream
+    // answers count for the external rate, and every result for the local-origin one.
+    if (!od.splitExternalLocalOriginErrors) {
+      Atomics.add(c, o + H.RQ, 1);
+      if (code < 0 || code >= 500) Atomics.add(c, o + H.ERR, 1);
+    } else {
+      Atomics.add(c, o + H.RQ_LOCAL, 1);
+      if (code < 0) Atomics.add(c, o + H.ERR_LOCAL, 1);
+      else {
+        Atomics.add(c, o + H.RQ, 1);
+        if (code >= 500) Atomics.add(c, o + H.ERR, 1);
+      }
+    }
   }
   if (code >= 0 && code < 500) {
     // A success resets the counters; read first so that healthy traffic writes no shared line.
@@ -65,8 +80,9 @@ export function outlierResult(cluster: Cluster, host: Host, code: number): void 
 }
 
 /**
- * Ejects `host` when the enforcing percentage says so and max_ejection_percent allows it (at
- * least one host of a cluster can always be ejected). True when this call ejected it.
+ * Ejects `host` when max_ejection_percent allows it (at least one host of a cluster can always
+ * be ejected; refused = the cluster's overflow counter) and the enforcing percentage says so.
+ * Counts the detection, and the ejection, per cluster and kind. True when this call ejected it.
  */
 export function eject(cluster: Cluster, host: Host, od: OutlierDetectionConfig, reason: EjectReason, enforcing: number): boolean {
   const c = host.cells;
@@ -75,14 +91,26 @@ export function eject(cluster: Cluster, host: Host, od: OutlierDetectionConfig, 
   Atomics.store(c, o + H.C5XX, 0);
   Atomics.store(c, o + H.CGW, 0);
   Atomics.store(c, o + H.CLOCAL, 0);
+  const co = host.clusterOff;
+  if (co >= 0) Atomics.add(c, co + H.DETECTED + reason, 1);
+  if (!mayEject(cluster.hosts, od.maxEjectionPercent)) {
+    if (co >= 0) Atomics.add(c, co + H.OVERFLOW, 1);
+    return false;
+  }
   if (enforcing < 100 && Math.random() * 100 >= enforcing) return false;
-  if (!mayEject(cluster.hosts, od.maxEjectionPercent)) return false;
-  if (!setFlag(c, o, host.clusterOff, F.EJECTED)) return false; // another worker was first
+  if (!setFlag(c, o, co, F.EJECTED)) return false; // another worker was first
   const mult = Atomics.add(c, o + H.EJECT_MULT, 1) + 1;
   host.times[host.toff + T.EJECTED_UNTIL] = Date.now() + Math.min(od.baseEjectionTimeMs * mult, Math.max(od.maxEjectionTimeMs, od.baseEjectionTimeMs));
-  Atomics.store(c, o + H.EJECT_REASON, reason);
-  Atomics.add(c, o + H.EJECTIONS_TOTAL, 1);
+  countEjection(host, reason);
   return true;
+}
+
+/** Records an enforced ejection of `host` (its reason, the host's and the cluster's totals). */
+export function countEjection(host: Host, reason: EjectReason): void {
+  const c = host.cells;
+  Atomics.store(c, host.off + H.EJECT_REASON, reason);
+  Atomics.add(c, host.off + H.EJECTIONS_TOTAL, 1);
+  if (host.clusterOff >= 0) Atomics.add(c, host.clusterOff + H.ENFORCED + reason, 1);
 }
 
 /** Whether one more host of `hosts` may be ejected under max_ejection_percent. */

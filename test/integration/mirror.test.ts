@@ -79,11 +79,56 @@ test('HTTP: a down or slow mirror target never slows or fails the main request; 
     }
     await until(() => held >= 5);
     assert.equal(never.seen.length, 0);
+    // Counters per mirror target cluster: the dead one's copies failed, the slow one's are still out.
+    const st = await sc.stats();
+    assert.equal(st.clusters.m_dead['mirror.sent'], 5);
+    assert.equal(st.clusters.m_dead['mirror.failed'], 5);
+    assert.equal(st.clusters.m_slow['mirror.sent'], 5);
+    assert.equal(st.clusters.m_slow['mirror.failed'], 0);
+    assert.equal(st.clusters.m_never['mirror.sent'], 0);
   } finally {
     await sc.terminate();
     await main.close();
     await slow.close();
     await never.close();
+  }
+});
+
+test('HTTP: copies dropped by max_concurrent and max_body_bytes are counted per target cluster (stats JSON and Prometheus)', async () => {
+  const main = await backend('main');
+  let held = 0;
+  const slow = await backend('slow', () => {
+    held++; // never answered: holds the worker's only mirror slot
+  });
+  const other = await backend('other');
+  const cfg = withMirrorFilter(
+    httpConfig([{ name: 'h1', downstream: 'Http1', router: 'r' }], [router([{ cluster: 'm_slow' }, { cluster: 'm_other' }])], { main: [main.port], m_slow: [slow.port], m_other: [other.port] }),
+    { max_concurrent: 1, max_body_bytes: 4, timeout: '10s' },
+  );
+  const sc = await startSidecar(cfg, { workers: 1 });
+  try {
+    const lp = sc.ports.get('h1') as number;
+    for (let i = 0; i < 3; i++) assert.equal((await request(lp, `/g${i}`)).status, 200);
+    const r = await request(lp, '/post', { method: 'POST', body: 'too long', headers: { 'content-type': 'text/plain' } });
+    assert.equal(r.status, 200);
+    await until(() => held >= 1);
+    assert.equal(other.seen.length, 0, 'the slot stays taken by the slow copy');
+    const st = await sc.stats();
+    assert.equal(st.clusters.m_slow['mirror.sent'], 1);
+    assert.equal(st.clusters.m_slow['mirror.dropped_max_concurrent'], 2);
+    assert.equal(st.clusters.m_slow['mirror.dropped_body'], 1);
+    assert.equal(st.clusters.m_other['mirror.dropped_max_concurrent'], 3);
+    assert.equal(st.clusters.m_other['mirror.dropped_body'], 1);
+    assert.equal(st.clusters.m_other['mirror.sent'], 0);
+    const prom = (await request(sc.adminPort, '/stats/prometheus')).body;
+    assert.match(prom, /outrigger_cluster_mirror_sent_total\{cluster="m_slow"\} 1\n/);
+    assert.match(prom, /outrigger_cluster_mirror_dropped_total\{cluster="m_other",bound="max_concurrent"\} 3\n/);
+    assert.match(prom, /outrigger_cluster_mirror_dropped_total\{cluster="m_slow",bound="body"\} 1\n/);
+  } finally {
+    await sc.terminate();
+    await main.close();
+    await slow.close();
+    await other.close();
   }
 });
 

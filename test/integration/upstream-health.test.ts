@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import type * as tls from 'node:tls';
 import { Pki } from '../helpers/certs';
 import { backend, httpConfig, request, run, type Backend } from '../helpers/http';
+import { until } from '../helpers/wait';
 import { startSidecar, type RunningSidecar } from '../helpers/sidecar';
 import { boltProxyConfig, sleep, sofaClient, startSofaServer } from '../helpers/sofa';
 import { startDubboProvider } from '../helpers/dubbo';
@@ -53,16 +54,6 @@ async function hostOf(sc: RunningSidecar, cluster: string, port: number): Promis
   const h = (await hostsOf(sc, cluster)).find((x) => x.address === `127.0.0.1:${port}`);
   assert.ok(h, `host ${port} in ${cluster}`);
   return h;
-}
-
-/** Polls every 25 ms until `pred` holds; the elapsed ms, or a failure after `limitMs`. */
-async function until(what: string, limitMs: number, pred: () => Promise<boolean>): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await pred()) return Date.now() - t0;
-    if (Date.now() - t0 > limitMs) assert.fail(`${what}: not within ${limitMs} ms`);
-    await sleep(25);
-  }
 }
 
 const INTERVAL = 300;

@@ -289,6 +289,82 @@ test('outlier sweep (main thread): rate-based ejection (failure_rate, MOSN fault
   }
 });
 
+test('outlier sweep: Envoy success-rate ejection (mean − stdev_factor × stdev over hosts with request_volume, minimum_hosts), counted per kind', () => {
+  const cl = outlierCluster(5, { consecutive_5xx: 0, interval: '1h', base_ejection_time: '10s', max_ejection_percent: 50, success_rate_request_volume: 20, success_rate_minimum_hosts: 5 });
+  const svc = new HealthService();
+  svc.update([cl.config]);
+  try {
+    const [bad, ...good] = cl.hosts;
+    const feed = (badEvery: number, goodHosts: readonly Host[]): void => {
+      for (let i = 0; i < 40; i++) {
+        outlierResult(cl, bad, i % badEvery === 0 ? 503 : 200);
+        for (const g of goodHosts) outlierResult(cl, g, i === 7 ? 500 : 200);
+      }
+    };
+    // Only 4 hosts with request_volume: below success_rate_minimum_hosts, nothing is judged.
+    feed(2, good.slice(1));
+    for (let i = 0; i < 10; i++) outlierResult(cl, good[0], 200);
+    svc.sweepOutliers(cl.name);
+    assert.equal(bad.healthy, true, 'too few hosts with request_volume requests');
+    // All 5: 50% success against 97.5% — below the threshold.
+    feed(2, good);
+    svc.sweepOutliers(cl.name);
+    assert.equal(bad.healthy, false, 'ejected by success rate');
+    assert.equal(bad.cells[bad.off + H.EJECT_REASON], 6);
+    assert.ok(good.every((g) => g.healthy));
+    const st = svc.clusterStats()[cl.name];
+    assert.equal(st['outlier_detection.ejections_enforced_success_rate'], 1);
+    assert.equal(st['outlier_detection.ejections_detected_success_rate'], 1);
+    assert.equal(st['outlier_detection.ejections_enforced_total'], 1);
+    assert.equal(svc.report()[cl.name].hosts[0].ejection_reason, 'success_rate');
+    assert.match(svc.prometheus(), new RegExp(`outrigger_cluster_outlier_detection_ejections_enforced_by_type_total\\{cluster="${cl.name}",type="success_rate"\\} 1\n`));
+  } finally {
+    svc.stop();
+  }
+  // enforcing_success_rate 0: detected and counted (results are counted for failure percentage here), never ejected.
+  const off = outlierCluster(5, { consecutive_5xx: 0, interval: '1h', success_rate_request_volume: 20, enforcing_success_rate: 0, enforcing_failure_percentage: 100, max_ejection_percent: 50 });
+  const svc2 = new HealthService();
+  svc2.update([off.config]);
+  try {
+    for (let i = 0; i < 40; i++) off.hosts.forEach((h, j) => outlierResult(off, h, j === 0 && i % 2 === 0 ? 503 : 200));
+    svc2.sweepOutliers(off.name);
+    assert.equal(off.hosts[0].healthy, true);
+    assert.equal(svc2.clusterStats()[off.name]['outlier_detection.ejections_detected_success_rate'], 1);
+    assert.equal(svc2.clusterStats()[off.name]['outlier_detection.ejections_enforced_success_rate'], 0);
+  } finally {
+    svc2.stop();
+  }
+});
+
+test('outlier sweep: Envoy failure-percentage ejection (threshold over hosts with request_volume, minimum_hosts); max_ejection_percent overflow counted', () => {
+  const cl = outlierCluster(4, {
+    consecutive_5xx: 0, interval: '1h', base_ejection_time: '10s', max_ejection_percent: 25, enforcing_success_rate: 0,
+    failure_percentage_threshold: 60, enforcing_failure_percentage: 100, failure_percentage_minimum_hosts: 3, failure_percentage_request_volume: 10,
+  });
+  const svc = new HealthService();
+  svc.update([cl.config]);
+  try {
+    const [bad1, bad2, g1, g2] = cl.hosts;
+    for (let i = 0; i < 20; i++) {
+      outlierResult(cl, bad1, i % 4 === 0 ? 200 : 502); // 75% failures
+      outlierResult(cl, bad2, i % 5 === 0 ? 200 : 500); // 80%
+      outlierResult(cl, g1, i % 2 === 0 ? 500 : 200); // 50%: under the threshold
+      outlierResult(cl, g2, 200);
+    }
+    svc.sweepOutliers(cl.name);
+    assert.equal(bad1.healthy, false, 'ejected by failure percentage');
+    assert.equal(bad1.cells[bad1.off + H.EJECT_REASON], 7);
+    assert.equal(bad2.healthy, true, 'max_ejection_percent 25 of 4 hosts: one at a time');
+    assert.equal(g1.healthy, true);
+    const st = svc.clusterStats()[cl.name];
+    assert.equal(st['outlier_detection.ejections_enforced_failure_percentage'], 1);
+    assert.equal(st['outlier_detection.ejections_detected_failure_percentage'], 2);
+    assert.equal(st['outlier_detection.ejections_overflow'], 1);
+  } finally {
+    svc.stop();
+  }
+});
+
 test('retry budget (Envoy circuit_breakers retry_budget): retries in flight at most budget_percent of the requests in flight, at least min_retry_concurrency', () => {
   const name = `rb-${seq++}`;
   const cfg = parseConfig({

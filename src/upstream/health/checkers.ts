@@ -1,15 +1,17 @@
 /**
  * One active health check of one host: TCP connect, HTTP/1.1 request with an expected status,
- * or an RPC heartbeat (Bolt CMD_CODE_HEARTBEAT, Dubbo event) answered by the host. Sockets come
+ * a gRPC Health/Check call (./grpc.ts), or an RPC heartbeat (Bolt CMD_CODE_HEARTBEAT, Dubbo event) answered by the host. Sockets come
  * from the cluster (cluster.openSocket: src/upstream/connect.ts, with the cluster's TLS), one per
  * check, closed when the check ends. Never throws: every outcome is a CheckResult.
  */
+import type * as http2 from 'node:http2';
 import type * as net from 'node:net';
 import type { HealthCheckConfig } from '../../config/types';
 import { getCodec, NEED_MORE } from '../../protocol/types';
 import { HTTP1_ALPN, type Cluster } from '../cluster';
 import { readyEvent } from '../connect';
 import { Host } from '../lb';
+import { grpcCheck } from './grpc';
 
 /** 0 = healthy; else an index into HC_FAILURES (./shared.ts). */
 export const enum CheckResult {
@@ -30,16 +32,27 @@ let heartbeatId = 1;
 export function runCheck(cluster: Cluster, host: Host, hc: HealthCheckConfig, done: (r: CheckResult) => void): void {
   let finished = false;
   let sock: net.Socket | null = null;
+  let session: http2.ClientHttp2Session | null = null;
   const timeoutMs = hc.kind === 'http' && hc.http !== undefined ? Math.min(hc.timeoutMs, hc.http.timeoutMs) : hc.timeoutMs;
   const finish = (r: CheckResult): void => {
     if (finished) return;
     finished = true;
     clearTimeout(timer);
     if (sock !== null) sock.destroy();
+    if (session !== null) session.destroy();
     done(r);
   };
   const timer = setTimeout(() => finish(CheckResult.Timeout), timeoutMs);
   timer.unref();
+  if (hc.kind === 'grpc') {
+    try {
+      session = grpcCheck(cluster, host, hc, finish);
+      if (finished) session.destroy();
+    } catch {
+      finish(CheckResult.ConnectFailed);
+    }
+    return;
+  }
   let target = host;
   if (hc.kind === 'http' && hc.http !== undefined && hc.http.port > 0 && hc.http.port !== host.port) {
     target = new Host({ address: { host: host.host, port: hc.http.port }, weight: 1 });

@@ -16,7 +16,7 @@
 
 export const HOST_ENTRIES = 8192;
 /** Int32 cells per entry. */
-export const STRIDE = 20;
+export const STRIDE = 48;
 /** Float64 cells per entry. */
 const FSTRIDE = 2;
 
@@ -48,7 +48,39 @@ export const H = {
   /** MOSN fault_tolerance: calls and exceptions since the last time window (src/filters/stream/fault_tolerance). */
   FT_RQ: 16,
   FT_ERR: 17,
+  /** Split mode: local-origin results and failures since the last sweep (local-origin success rate). */
+  RQ_LOCAL: 18,
+  ERR_LOCAL: 19,
+  /** Per-cluster entries: ejections enforced, by EjectReason (cell ENFORCED + reason). */
+  ENFORCED: 20,
+  /** Per-cluster entries: ejections detected (enforced or not), by EjectReason (cell DETECTED + reason). */
+  DETECTED: 30,
+  /** Per-cluster entries: ejections refused by max_ejection_percent. */
+  OVERFLOW: 40,
+  /**
+   * Per-cluster entries of mirror target clusters (src/filters/stream/mirror): copies sent,
+   * dropped by each bound (worker max_concurrent, the cluster's max_requests breaker, a body
+   * not mirrorable, no host), failed upstream.
+   */
+  MIRROR_SENT: 41,
+  MIRROR_DROP_CONCURRENT: 42,
+  MIRROR_DROP_BREAKER: 43,
+  MIRROR_DROP_BODY: 44,
+  MIRROR_DROP_NO_HOST: 45,
+  MIRROR_FAILED: 46,
+  /** Envoy's first check of a host (HealthCheckConfig.startUnhealthy): 0 none, 1 pending, 2 done. */
+  HC_INIT: 47,
 } as const;
+
+/** Stats names of the mirror cells (per mirror target cluster). */
+export const MIRROR_STATS: readonly (readonly [string, number])[] = [
+  ['mirror.sent', H.MIRROR_SENT],
+  ['mirror.dropped_max_concurrent', H.MIRROR_DROP_CONCURRENT],
+  ['mirror.dropped_breaker', H.MIRROR_DROP_BREAKER],
+  ['mirror.dropped_body', H.MIRROR_DROP_BODY],
+  ['mirror.dropped_no_host', H.MIRROR_DROP_NO_HOST],
+  ['mirror.failed', H.MIRROR_FAILED],
+];
 
 /** Float64 cells (ms since the epoch, so every thread compares them with Date.now()). */
 export const T = {
@@ -66,7 +98,11 @@ export const F = {
   EJECTED: 2,
 } as const;
 
-export const EJECT_REASONS = ['', 'consecutive_5xx', 'consecutive_gateway_failure', 'consecutive_local_origin_failure', 'failure_rate', 'fault_tolerance'] as const;
+/** By EjectReason (src/upstream/outlier.ts); Envoy's stat suffixes where Envoy has the kind. */
+export const EJECT_REASONS = [
+  '', 'consecutive_5xx', 'consecutive_gateway_failure', 'consecutive_local_origin_failure', 'failure_rate', 'fault_tolerance',
+  'success_rate', 'failure_percentage', 'local_origin_success_rate', 'failure_percentage_local_origin',
+] as const;
 export const HC_FAILURES = ['', 'connect_failed', 'timeout', 'bad_status', 'bad_response', 'closed'] as const;
 
 export class HealthTable {
@@ -148,6 +184,15 @@ export function setFlag(cells: Int32Array, off: number, clusterOff: number, f: n
   const before = Atomics.or(cells, off + H.STATE, f);
   if (before === 0 && clusterOff >= 0) Atomics.add(cells, clusterOff + H.DEGRADED, 1);
   return (before & f) === 0;
+}
+
+/**
+ * A host new to a cluster with Envoy's health-check semantics: unhealthy and pending its first
+ * check. Whichever thread meets the host first marks it (once, until the host leaves the cluster).
+ */
+export function markPendingCheck(cells: Int32Array, off: number, clusterOff: number): void {
+  if (clusterOff < 0) return; // a private entry: no checker sees it
+  if (Atomics.compareExchange(cells, off + H.HC_INIT, 0, 1) === 0) setFlag(cells, off, clusterOff, F.FAILED_HC);
 }
 
 /** Clears flag `f`; uncounts the host from DEGRADED when it becomes healthy. True when it was set. */

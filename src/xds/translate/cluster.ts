@@ -369,8 +369,10 @@ export function translateCluster(m: XdsMessage, ctx: TranslationContext): Transl
     return parseClusterManager(st, cm)[0];
   });
   if (parsed === undefined) return tx.fail('', 'cluster could not be translated');
+  // Envoy: hosts of a health-checked cluster start unhealthy until their first check (run at once).
+  const envoyHc = parsed.healthCheck !== undefined ? { healthCheck: { ...parsed.healthCheck, startUnhealthy: true, initialDelayMs: 0 } } : {};
   const cluster: ClusterConfig = {
-    ...parsed, hosts, ...(panic !== undefined ? { panicThreshold: panic } : {}), ...(tlsContext !== undefined ? { tlsContext } : {}),
+    ...parsed, ...envoyHc, hosts, ...(panic !== undefined ? { panicThreshold: panic } : {}), ...(tlsContext !== undefined ? { tlsContext } : {}),
     ...(tlsMatches.length > 0 ? { tlsMatches } : {}), ...(upstreamBind !== undefined ? { upstreamBind } : {}),
     ...(lbSubset !== undefined ? { lbSubset } : {}),
   };

@@ -6,12 +6,11 @@
  * as a number for ClusterConfig.panicThreshold.
  *
  * Skipping a health check is safe (every endpoint stays in use, as without checks), so
- * checkers Outrigger cannot run (gRPC, Redis, custom) are warned about, never NACKed.
+ * checkers Outrigger cannot run (Redis, custom) are warned about, never NACKed.
  */
 import { checkFields, durationMs, goDuration, join, list, msg, str, wrappedNum, type Msg, type Tx } from './util';
 
 const HEALTH_CHECKERS_SKIPPED: Readonly<Record<string, string>> = {
-  grpcHealthCheck: 'gRPC health checks are not supported: the cluster is not health checked (every endpoint is used)',
   customHealthCheck: 'custom health checkers are not supported: the cluster is not health checked (every endpoint is used)',
   redisHealthCheck: 'Redis health checks are not supported: the cluster is not health checked (every endpoint is used)',
 };
@@ -65,7 +64,7 @@ export function healthChecks(tx: Tx, hcs: Msg[], path: string): Record<string, u
   if (hcs.length > 1) tx.warn(path, `${hcs.length} health checks given; only the first is run`);
   const p = join(path, 0);
   checkFields(tx, hc, p, {
-    ok: ['timeout', 'interval', 'intervalJitter', 'unhealthyThreshold', 'healthyThreshold', 'httpHealthCheck', 'tcpHealthCheck', 'altPort',
+    ok: ['timeout', 'interval', 'intervalJitter', 'unhealthyThreshold', 'healthyThreshold', 'httpHealthCheck', 'tcpHealthCheck', 'grpcHealthCheck', 'altPort',
       ...Object.keys(HEALTH_CHECKERS_SKIPPED)],
     warn: {
       initialJitter: 'not supported: the first check runs 1 s after the hosts are known',
@@ -109,7 +108,15 @@ export function healthChecks(tx: Tx, hcs: Msg[], path: string): Record<string, u
   if (jitter !== undefined && jitter > 0) out.interval_jitter = goDuration(jitter);
   const http = msg(hc.httpHealthCheck);
   const tcp = msg(hc.tcpHealthCheck);
-  if (http !== undefined) {
+  const grpc = msg(hc.grpcHealthCheck);
+  if (grpc !== undefined) {
+    // grpc.health.v1.Health/Check over HTTP/2 through the cluster's connection path (its TLS).
+    out.protocol = 'grpc';
+    const gp = join(p, 'grpcHealthCheck');
+    checkFields(tx, grpc, gp, { ok: ['serviceName', 'authority'], warn: { initialMetadata: 'extra check metadata is not supported; ignored' } });
+    out.check_config = { grpc_check_config: { service_name: str(grpc.serviceName), authority: str(grpc.authority) } };
+    if (altPort !== undefined && altPort > 0) tx.warn(join(p, 'altPort'), 'gRPC checks go to the host\'s own port; ignored');
+  } else if (http !== undefined) {
     out.protocol = 'Http1';
     out.check_config = { http_check_config: httpCheck(tx, http, join(p, 'httpHealthCheck'), timeoutMs, altPort) };
   } else if (tcp !== undefined) {
@@ -144,8 +151,8 @@ const OUTLIER_NUMBERS: readonly (readonly [string, string])[] = [
 const OUTLIER_DURATIONS: readonly (readonly [string, string])[] = [
   ['interval', 'interval'], ['baseEjectionTime', 'base_ejection_time'], ['maxEjectionTime', 'max_ejection_time'],
 ];
-/** Passed on for the MOSN parser's own warnings (success-rate and failure-percentage ejection). */
-const OUTLIER_WARNED_BY_PARSER: readonly (readonly [string, string])[] = [
+/** Success-rate and failure-percentage ejection (UInt32Value wrappers), by MOSN key. */
+const OUTLIER_RATE_RULES: readonly (readonly [string, string])[] = [
   ['successRateMinimumHosts', 'success_rate_minimum_hosts'], ['successRateRequestVolume', 'success_rate_request_volume'],
   ['successRateStdevFactor', 'success_rate_stdev_factor'], ['enforcingSuccessRate', 'enforcing_success_rate'],
   ['enforcingLocalOriginSuccessRate', 'enforcing_local_origin_success_rate'], ['failurePercentageThreshold', 'failure_percentage_threshold'],
@@ -156,7 +163,7 @@ const OUTLIER_WARNED_BY_PARSER: readonly (readonly [string, string])[] = [
 /** outlier_detection -> MOSN/Envoy-keyed `outlier_detection` (src/config/health-check.ts parseOutlierDetection). */
 export function outlierDetection(tx: Tx, o: Msg, path: string): Record<string, unknown> {
   checkFields(tx, o, path, {
-    ok: [...OUTLIER_NUMBERS, ...OUTLIER_DURATIONS, ...OUTLIER_WARNED_BY_PARSER].map(([k]) => k).concat(['splitExternalLocalOriginErrors']),
+    ok: [...OUTLIER_NUMBERS, ...OUTLIER_DURATIONS, ...OUTLIER_RATE_RULES].map(([k]) => k).concat(['splitExternalLocalOriginErrors']),
     warn: {
       maxEjectionTimeJitter: 'not supported; ignored',
       successfulActiveHealthCheckUnejectHost: 'not supported; ignored (a host is un-ejected when its ejection time ends)',
@@ -169,10 +176,10 @@ export function outlierDetection(tx: Tx, o: Msg, path: string): Record<string, u
     const n = wrappedNum(o[k]);
     if (n !== undefined) out[mk] = n;
   }
-  for (const [k, mk] of OUTLIER_WARNED_BY_PARSER) {
+  for (const [k, mk] of OUTLIER_RATE_RULES) {
     const n = wrappedNum(o[k]);
-    // An enforcing_* of 0 turns that ejection off, which is what Outrigger does (Istio sends enforcing_success_rate 0).
-    if (n !== undefined && !(n === 0 && mk.startsWith('enforcing_'))) out[mk] = n;
+    // An enforcing_* of 0 turns that ejection off (Istio sends enforcing_success_rate 0).
+    if (n !== undefined) out[mk] = n;
   }
   for (const [k, mk] of OUTLIER_DURATIONS) {
     const ms = durationMs(o[k]);

@@ -7,6 +7,7 @@
 import type { RouterConfig } from '../../config/types';
 import { validateRouterConfig } from '../../router/validate';
 import type { TranslatedRoute, TranslationContext, XdsMessage } from '../types';
+import { mirrorPolicies } from './mirror';
 import { dataSource } from './secret';
 import { ENVOY_LB_KEY, lbCriteria } from './cluster';
 import { MOSN_LB_KEY } from '../../upstream/subset-match';
@@ -181,11 +182,10 @@ export function mosnMatch(c: Record<string, string>): Record<string, unknown> {
 function routeAction(tx: Tx, a: Msg, path: string, vhRetry: Msg | undefined): Record<string, unknown> {
   checkFields(tx, a, path, {
     ok: ['cluster', 'clusterHeader', 'weightedClusters', 'prefixRewrite', 'hostRewriteLiteral', 'autoHostRewrite', 'timeout', 'retryPolicy',
-      'priority', 'clusterNotFoundResponseCode', 'earlyDataPolicy', 'metadataMatch'],
+      'priority', 'clusterNotFoundResponseCode', 'earlyDataPolicy', 'metadataMatch', 'requestMirrorPolicies'],
     warn: {
       idleTimeout: 'per-route idle timeout is not supported; ignored',
       hashPolicy: 'hash policies are not supported; ignored (no hashing load balancer)',
-      requestMirrorPolicies: 'request mirroring is not supported; ignored',
       cors: 'CORS is not supported; ignored',
       maxGrpcTimeout: 'not supported; ignored',
       grpcTimeoutOffset: 'not supported; ignored',
@@ -245,6 +245,8 @@ function routeAction(tx: Tx, a: Msg, path: string, vhRetry: Msg | undefined): Re
   else tx.warn(join(path, 'timeout'), '0 (no timeout): the HTTP proxy\'s default_timeout applies');
   const rp = msg(a.retryPolicy) ?? vhRetry;
   if (rp !== undefined) out.retry_policy = retryPolicy(tx, rp, msg(a.retryPolicy) !== undefined ? join(path, 'retryPolicy') : 'virtualHost.retryPolicy');
+  const mirror = mirrorPolicies(tx, a.requestMirrorPolicies, join(path, 'requestMirrorPolicies'));
+  if (mirror !== undefined) out.request_mirror_policies = mirror;
   return out;
 }
 
@@ -312,7 +314,7 @@ function route(tx: Tx, r: Msg, path: string, vhRetry: Msg | undefined): Record<s
 
 function virtualHost(tx: Tx, vh: Msg, path: string, rcOps: Record<string, unknown>): Record<string, unknown> {
   checkFields(tx, vh, path, {
-    ok: ['name', 'domains', 'routes', 'retryPolicy', 'requireTls', 'metadata', ...HEADER_OP_FIELDS],
+    ok: ['name', 'domains', 'routes', 'retryPolicy', 'requireTls', 'metadata', 'requestMirrorPolicies', ...HEADER_OP_FIELDS],
     warn: {
       virtualClusters: 'virtual cluster stats are not supported; ignored',
       cors: 'CORS is not supported; ignored',
@@ -321,7 +323,6 @@ function virtualHost(tx: Tx, vh: Msg, path: string, rcOps: Record<string, unknow
       includeAttemptCountInResponse: 'not supported; ignored',
       hedgePolicy: 'request hedging is not supported; ignored',
       perRequestBufferLimitBytes: 'not supported; ignored',
-      requestMirrorPolicies: 'request mirroring is not supported; ignored',
       retryPolicyTypedConfig: 'not supported; ignored',
       requestBodyBufferLimit: 'not supported; ignored',
     },
@@ -337,6 +338,14 @@ function virtualHost(tx: Tx, vh: Msg, path: string, rcOps: Record<string, unknow
     routers: list(vh.routes).map((r, i) => route(tx, r, join(join(path, 'routes'), i), vhRetry)),
   };
   if (typeof vh.name === 'string' && vh.name !== '') out.name = vh.name;
+  // The virtual host's mirror policies apply to its routes that have none of their own (Envoy).
+  const vhMirror = mirrorPolicies(tx, vh.requestMirrorPolicies, join(path, 'requestMirrorPolicies'));
+  if (vhMirror !== undefined) {
+    for (const r of out.routers as Record<string, unknown>[]) {
+      const act = r.route as Record<string, unknown> | undefined;
+      if (act !== undefined && act.request_mirror_policies === undefined) act.request_mirror_policies = vhMirror;
+    }
+  }
   headerOps(tx, vh, path, out);
   // Route-configuration level ops run after the virtual host's (Envoy's order): appended.
   for (const k of Object.keys(rcOps)) out[k] = [...((out[k] as unknown[] | undefined) ?? []), ...(rcOps[k] as unknown[])];

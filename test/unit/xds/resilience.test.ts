@@ -49,7 +49,8 @@ test('http_health_check, outlier_detection, retry_budget, slow start: the values
     slow_start: { mode: 'duration', slow_start_duration: '30s', aggression: 2, min_weight_percent: 0.2 },
     circuit_breakers: [{ max_retries: 7, retry_budget: { budget_percent: { value: 25 }, min_retry_concurrency: 4 } }],
   });
-  assert.deepEqual(c.healthCheck, want.healthCheck);
+  // Envoy's semantics over xDS: hosts start unhealthy until their first check, run at once.
+  assert.deepEqual(c.healthCheck, { ...want.healthCheck, startUnhealthy: true, initialDelayMs: 0 });
   assert.equal(c.healthCheck?.kind, 'http');
   assert.deepEqual(c.healthCheck?.http?.codes, [{ start: 200, end: 299 }, { start: 404, end: 404 }]); // [start, end) -> inclusive
   assert.deepEqual(c.outlierDetection, want.outlierDetection);
@@ -68,7 +69,7 @@ test('tcp_health_check is a connect check; payloads are warned about; healthy_pa
     commonLbConfig: { healthyPanicThreshold: { value: 30 } },
   });
   const want = mosnCluster({ health_check: { protocol: 'tcp', timeout: '1s', interval: '5s', healthy_threshold: 1, unhealthy_threshold: 2 } });
-  assert.deepEqual(c.healthCheck, want.healthCheck);
+  assert.deepEqual(c.healthCheck, { ...want.healthCheck, startUnhealthy: true, initialDelayMs: 0 });
   assert.equal(c.healthCheck?.kind, 'tcp');
   assert.equal(c.panicThreshold, 30);
   assert.ok(warnings.some((w) => /tcpHealthCheck\.send: TCP checks only connect/.test(w)), warnings.join('\n'));
@@ -78,11 +79,16 @@ test('tcp_health_check is a connect check; payloads are warned about; healthy_pa
   assert.throws(() => cluster({ commonLbConfig: { healthyPanicThreshold: { value: 150 } } }), (e: unknown) => e instanceof XdsResourceError && /commonLbConfig\.healthyPanicThreshold: 150 is not a percentage/.test(e.message));
 });
 
-test('gRPC and custom health checks are skipped with a named warning (no check is safe); a check without timeout NACKs', () => {
-  for (const checker of [{ grpcHealthCheck: { serviceName: 'grpc.health.v1.Health' } }, { customHealthCheck: { name: 'x' } }]) {
+test('grpc_health_check maps (service_name, authority); custom health checks are skipped with a named warning (no check is safe); a check without timeout NACKs', () => {
+  const g = cluster({ healthChecks: [{ timeout: '1s', interval: '2s', unhealthyThreshold: 2, healthyThreshold: 1, grpcHealthCheck: { serviceName: 'pkg.Svc', authority: 'svc.internal', initialMetadata: [{ header: { key: 'k', value: 'v' } }] } }] });
+  assert.equal(g.cluster.healthCheck?.kind, 'grpc');
+  assert.deepEqual(g.cluster.healthCheck?.grpc, { serviceName: 'pkg.Svc', authority: 'svc.internal' });
+  assert.equal(g.cluster.healthCheck?.intervalMs, 2000);
+  assert.ok(g.warnings.some((w) => /grpcHealthCheck\.initialMetadata: extra check metadata is not supported/.test(w)), g.warnings.join('\n'));
+  for (const checker of [{ customHealthCheck: { name: 'x' } }]) {
     const { cluster: c, warnings } = cluster({ healthChecks: [{ timeout: '1s', interval: '1s', unhealthyThreshold: 1, healthyThreshold: 1, ...checker }] });
     assert.equal(c.healthCheck, undefined);
-    assert.ok(warnings.some((w) => /(gRPC health checks are|custom health checkers are) not supported: the cluster is not health checked/.test(w)), warnings.join('\n'));
+    assert.ok(warnings.some((w) => /custom health checkers are not supported: the cluster is not health checked/.test(w)), warnings.join('\n'));
   }
   assert.throws(() => cluster({ healthChecks: [{ interval: '1s', unhealthyThreshold: 1, healthyThreshold: 1, tcpHealthCheck: {} }] }),
     (e: unknown) => e instanceof XdsResourceError && /^c: healthChecks\[0\]\.timeout: is required/.test(e.message));
@@ -92,10 +98,19 @@ test('gRPC and custom health checks are skipped with a named warning (no check i
     (e: unknown) => e instanceof XdsResourceError && /httpHealthCheck\.method: CONNECT/.test(e.message));
 });
 
-test('outlier_detection fields the model lacks are warned about; slow start on LEAST_REQUEST is warned, its tuning knobs NACK', () => {
-  const { cluster: c, warnings } = cluster({ outlierDetection: { successRateMinimumHosts: 3, alwaysEjectOneHost: true } });
+test('outlier_detection: success-rate and failure-percentage fields map, fields the model lacks are warned about; slow start on LEAST_REQUEST is warned, its tuning knobs NACK', () => {
+  const { cluster: c, warnings } = cluster({
+    outlierDetection: {
+      successRateMinimumHosts: 3, successRateRequestVolume: 20, successRateStdevFactor: 1500, enforcingSuccessRate: 0,
+      failurePercentageThreshold: 60, enforcingFailurePercentage: 100, failurePercentageMinimumHosts: 2, failurePercentageRequestVolume: 10,
+      alwaysEjectOneHost: true,
+    },
+  });
   assert.equal(c.outlierDetection?.consecutive5xx, 5); // Envoy's defaults
-  assert.ok(warnings.some((w) => /success_rate_minimum_hosts: success-rate .* not supported/.test(w)), warnings.join('\n'));
+  assert.deepEqual(c.outlierDetection?.successRate, { minimumHosts: 3, requestVolume: 20, stdevFactor: 1.5, enforcing: 0, enforcingLocalOrigin: 100 });
+  assert.deepEqual(c.outlierDetection?.failurePercentage, { threshold: 60, minimumHosts: 2, requestVolume: 10, enforcing: 100, enforcingLocalOrigin: 0 });
+  assert.equal(c.outlierDetection?.countRates, true);
+  assert.ok(!warnings.some((w) => /success|failure_percentage|failurePercentage/.test(w)), warnings.join('\n'));
   assert.ok(warnings.some((w) => /alwaysEjectOneHost: not supported/.test(w)), warnings.join('\n'));
   const lr = cluster({ lbPolicy: 'LEAST_REQUEST', leastRequestLbConfig: { slowStartConfig: { slowStartWindow: '10s' } } });
   assert.equal(lr.cluster.slowStart, undefined);
@@ -169,9 +184,11 @@ test('Istio DestinationRule fixture (productpage): outlier detection, no panic, 
   const ctx = recordingContext();
   const c = translator.cluster(m, ctx).cluster;
   assert.deepEqual(c.outlierDetection, mosnCluster({
-    outlier_detection: { consecutive_5xx: 7, interval: '30s', base_ejection_time: '30s', max_ejection_percent: 100, enforcing_consecutive_5xx: 100, consecutive_gateway_failure: 0, enforcing_consecutive_gateway_failure: 0 },
+    outlier_detection: { consecutive_5xx: 7, interval: '30s', base_ejection_time: '30s', max_ejection_percent: 100, enforcing_consecutive_5xx: 100, consecutive_gateway_failure: 0, enforcing_consecutive_gateway_failure: 0, enforcing_success_rate: 0 },
   }).outlierDetection);
   assert.equal(c.outlierDetection?.consecutiveGatewayFailure, 0);
+  assert.equal(c.outlierDetection?.successRate.enforcing, 0, 'Istio turns success-rate ejection off');
+  assert.equal(c.outlierDetection?.countRates, false);
   assert.equal(c.panicThreshold, 0);
   assert.deepEqual(c.slowStart, { windowMs: 60_000, aggression: 1, minWeightPercent: 0.1 });
   assert.deepEqual(c.circuitBreakers.retryBudget, { budgetPercent: 20, minRetryConcurrency: 5 });

@@ -10,7 +10,10 @@
  *
  * Bounded: a worker keeps at most `max_concurrent` mirrors in flight; HTTP bodies are mirrored
  * only when the main path buffered them whole (known length up to the retry buffer) and no
- * larger than `max_body_bytes`; every copy not sent is counted as dropped (mirrorStats()).
+ * larger than `max_body_bytes`. Per mirror target cluster, shared by every worker: copies sent,
+ * dropped by each bound, failed (admin stats `mirror.*` of the cluster, Prometheus
+ * outrigger_cluster_mirror_*). Policies that came over xDS (Envoy's router mirrors) are sent by
+ * the router itself (routerMirrorHttp) with this filter's default bounds.
  * HTTP copies carry the authority with "-shadow" appended, as Envoy's do.
  */
 import { DecodePhase, FilterStatus, registerStreamFilterKind, type FilterStream, type StreamFilter, type StreamFilterValidationContext } from '../../../api/stream-filter';
@@ -22,6 +25,9 @@ import type { ErrorKind, XCodec, XFrame } from '../../../protocol/types';
 import type { ActiveStream } from '../../../stream/pipeline';
 import { hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../../../stream/upstream-pool';
 import type { Cluster, ClusterManager } from '../../../upstream/cluster';
+import { H, healthTable } from '../../../upstream/health/shared';
+import type { Host } from '../../../upstream/lb';
+import type { MirrorPolicy } from './policy';
 
 export interface MirrorConfig {
   readonly amplification: number;
@@ -69,14 +75,49 @@ function validateMirror(raw: unknown, path: string, ctx: StreamFilterValidationC
   return ok ? { amplification, maxBodyBytes, maxConcurrent, timeoutMs } : undefined;
 }
 
-// ---- per-worker accounting
+// ---- accounting: in-flight copies per worker; counters per mirror target cluster, shared by
+// every worker (the cluster's entry of the health table, src/upstream/health/shared.ts)
 
 let inflight = 0;
-const stats = { sent: 0, dropped: 0, failed: 0 };
 
-/** This worker's mirror counters: copies sent, dropped (bounds, no host, streamed body), failed upstream. */
-export function mirrorStats(): { readonly sent: number; readonly dropped: number; readonly failed: number; readonly inflight: number } {
-  return { ...stats, inflight };
+/** This worker's mirror copies in flight (the counters are per cluster: admin stats `mirror.*`). */
+export function mirrorStats(): { readonly inflight: number } {
+  return { inflight };
+}
+
+/** Adds one to mirror counter `cell` of cluster `name`. */
+function count(name: string, cluster: Cluster | undefined, cell: number): void {
+  const h0 = cluster?.hosts[0];
+  if (h0 !== undefined && h0.clusterOff >= 0) {
+    Atomics.add(h0.cells, h0.clusterOff + cell, 1);
+    return;
+  }
+  const t = healthTable(); // a cluster without hosts (or a missing one): find its entry by name
+  const off = t.entry(`${name}\0`);
+  if (off >= 0) Atomics.add(t.cells, off + cell, 1);
+}
+
+/** The route's mirror job when its policies are the router's own (Envoy: sent without the mirror filter). */
+const ROUTER_DEFAULTS: MirrorConfig = { amplification: 1, maxBodyBytes: 65536, maxConcurrent: 64, timeoutMs: 5000 };
+
+/** Samples `pol`'s policies of kind `router` (true: Envoy's, sent by the router; false: the mirror filter's). */
+function sample(pol: readonly MirrorPolicy[], router: boolean): string[] | null {
+  let names: string[] | null = null;
+  for (let i = 0; i < pol.length; i++) {
+    const p = pol[i];
+    if (p.router !== router || (p.fraction < 1 && Math.random() >= p.fraction)) continue;
+    (names ??= []).push(p.cluster); // mirrored requests only
+  }
+  return names;
+}
+
+/**
+ * Envoy's router-driven mirroring (request_mirror_policies that came over xDS): the copies of
+ * the first attempt go out with the mirror filter's default bounds. No-op for MOSN's policies.
+ */
+export function routerMirrorHttp(pol: readonly MirrorPolicy[], req: UpstreamRequest, clusters: ClusterManager, h2: boolean, h2Window: number, connectionsPerHost: number): void {
+  const names = sample(pol, true);
+  if (names !== null) mirrorHttp({ clusters: names, cfg: ROUTER_DEFAULTS }, req, clusters, h2, h2Window, connectionsPerHost);
 }
 
 class MirrorFilter implements StreamFilter {
@@ -87,12 +128,7 @@ class MirrorFilter implements StreamFilter {
     const a = s as ActiveStream;
     const pol = a.mirrorPolicies;
     if (pol === null) return FilterStatus.Continue;
-    let names: string[] | null = null;
-    for (let i = 0; i < pol.length; i++) {
-      const p = pol[i];
-      if (p.fraction < 1 && Math.random() >= p.fraction) continue;
-      (names ??= []).push(p.cluster); // mirrored requests only
-    }
+    const names = sample(pol, false);
     if (names !== null) a.mirror = { clusters: names, cfg: this.cfg };
     return FilterStatus.Continue;
   }
@@ -105,14 +141,25 @@ registerStreamFilterKind<MirrorConfig>({
 });
 
 /** A mirror slot: false (counted as dropped) when the worker's bound is reached or the cluster's breaker is open. */
-function acquire(job: MirrorJob, cluster: Cluster | undefined): cluster is Cluster {
-  if (cluster === undefined || inflight >= job.cfg.maxConcurrent || !cluster.tryAcquireRequest()) {
-    stats.dropped++;
+function acquire(job: MirrorJob, name: string, cluster: Cluster): boolean {
+  if (inflight >= job.cfg.maxConcurrent) {
+    count(name, cluster, H.MIRROR_DROP_CONCURRENT);
+    return false;
+  }
+  if (!cluster.tryAcquireRequest()) {
+    count(name, cluster, H.MIRROR_DROP_BREAKER);
     return false;
   }
   inflight++;
-  stats.sent++;
+  count(name, cluster, H.MIRROR_SENT);
   return true;
+}
+
+/** The host of one copy to cluster `name`; null (counted as dropped) when there is none. */
+function mirrorHost(name: string, cluster: Cluster | undefined): Host | null {
+  const host = cluster === undefined ? null : cluster.lb.choose();
+  if (host === null) count(name, cluster, H.MIRROR_DROP_NO_HOST);
+  return host;
 }
 
 /** One HTTP copy in flight: discards the answer, frees its slot once. */
@@ -132,7 +179,7 @@ class HttpMirror implements UpstreamSink {
     this.done = true;
     clearTimeout(this.timer);
     inflight--;
-    if (failed) stats.failed++;
+    if (failed) count(this.cluster.name, this.cluster, H.MIRROR_FAILED);
     this.cluster.releaseRequest();
   }
   onResponseHeaders(_status: number, _headers: unknown, endStream: boolean): void {
@@ -155,16 +202,13 @@ export function mirrorHttp(job: MirrorJob, req: UpstreamRequest, clusters: Clust
   const bodyOk = body === null || (Buffer.isBuffer(body) && body.length <= job.cfg.maxBodyBytes);
   for (const name of job.clusters) {
     for (let i = 0; i < job.cfg.amplification; i++) {
-      if (!bodyOk) {
-        stats.dropped++; // streamed or too large: the main path owns the body stream
-        continue;
-      }
       const cluster = clusters.get(name);
-      const host = cluster === undefined ? null : cluster.lb.choose();
-      if (host === null || !acquire(job, cluster)) {
-        if (host === null) stats.dropped++;
+      if (!bodyOk) {
+        count(name, cluster, H.MIRROR_DROP_BODY); // streamed or too large: the main path owns the body stream
         continue;
       }
+      const host = mirrorHost(name, cluster);
+      if (host === null || !acquire(job, name, cluster as Cluster)) continue;
       // Each copy gets its own header object (upstreams edit the headers they are given).
       const copy: UpstreamRequest = { ...req, authority: `${req.authority}-shadow`, headers: { ...req.headers } };
       const m = new HttpMirror(cluster as Cluster, job.cfg.timeoutMs);
@@ -190,9 +234,11 @@ const rpcReceiver: StreamReceiver = {
 
 function rpcDone(p: PendingRequest, failed: boolean): void {
   inflight--;
-  if (failed) stats.failed++;
   const cl = p.context as Cluster | null;
-  if (cl !== null) cl.releaseRequest();
+  if (cl !== null) {
+    if (failed) count(cl.name, cl, H.MIRROR_FAILED);
+    cl.releaseRequest();
+  }
 }
 
 /** RPC (Bolt, Dubbo, codecs): copies of the request frame to the job's clusters. */
@@ -200,11 +246,8 @@ export function mirrorRpc(job: MirrorJob, codec: XCodec, buf: Buffer, frame: XFr
   for (const name of job.clusters) {
     for (let i = 0; i < job.cfg.amplification; i++) {
       const cluster = clusters.get(name);
-      const host = cluster === undefined ? null : cluster.lb.choose();
-      if (host === null || !acquire(job, cluster)) {
-        if (host === null) stats.dropped++;
-        continue;
-      }
+      const host = mirrorHost(name, cluster);
+      if (host === null || !acquire(job, name, cluster as Cluster)) continue;
       const cl = cluster as Cluster;
       // Each copy owns its frame (the pool rewrites the request id in place).
       const copy = Buffer.from(buf.subarray(frame.frameStart, frame.frameStart + frame.frameLen));
@@ -212,7 +255,7 @@ export function mirrorRpc(job: MirrorJob, codec: XCodec, buf: Buffer, frame: XFr
       if (codec.decode(copy, 0, copy.length, settings.maxFrameSize, f) <= 0) {
         inflight--;
         cl.releaseRequest();
-        stats.dropped++;
+        count(name, cl, H.MIRROR_FAILED);
         continue;
       }
       const r = hostPool(host, cl, codec, settings).send(copy, f, rpcReceiver, codec.replyMeta(copy, f), job.cfg.timeoutMs);
@@ -220,10 +263,7 @@ export function mirrorRpc(job: MirrorJob, codec: XCodec, buf: Buffer, frame: XFr
         // Overflow (dropped) or oneway (sent, nothing comes back): the slot is free now.
         inflight--;
         cl.releaseRequest();
-        if (r === SEND_OVERFLOW) {
-          stats.sent--;
-          stats.dropped++;
-        }
+        if (r === SEND_OVERFLOW) count(name, cl, H.MIRROR_DROP_BREAKER); // the pool's pending bound (counted as sent above)
         continue;
       }
       r.context = cl;

@@ -9,6 +9,11 @@ export interface MirrorPolicy {
   readonly cluster: string;
   /** Share of requests mirrored, 0..1. */
   readonly fraction: number;
+  /**
+   * Sent by the router itself, as Envoy's router does (the xDS translation marks its policies
+   * with "sent_by_router": true); false: MOSN's, sent only through the `mirror` stream filter.
+   */
+  readonly router: boolean;
 }
 
 const DENOMINATORS: Readonly<Record<string, number>> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
@@ -36,7 +41,9 @@ function one(v: unknown, where: string): MirrorPolicy {
     if (typeof num !== 'number' || num < 0 || den === undefined) throw new Error(`${where}.runtime_fraction.default_value: numerator must be >= 0 and denominator HUNDRED, TEN_THOUSAND or MILLION`);
     fraction = Math.min(1, num / den);
   }
-  return { cluster, fraction };
+  const router = v['sent_by_router'];
+  if (router !== undefined && typeof router !== 'boolean') throw new Error(`${where}.sent_by_router: ${JSON.stringify(router)} must be true or false`);
+  return { cluster, fraction, router: router === true };
 }
 
 /** The route action's mirror policies, null when it has none. */
