@@ -188,6 +188,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   private downEnded = false;
   /** Auto: the first bytes, when too few to tell the protocol. */
   private sniffed: Buffer | null = null;
+  private remoteHP: string | undefined = undefined;
+  private localHP: string | undefined = undefined;
 
   constructor(
     private readonly f: RpcProxyFactory,
@@ -292,8 +294,9 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     const s = acquireStream();
     s.bind(this, this.codec as XCodec, buf, frame);
     const d = this.down;
-    s.downstreamRemoteAddress = hostPort(d.remoteAddress, d.remotePort);
-    s.downstreamLocalAddress = hostPort(d.localAddress, d.localPort);
+    // The connection's "ip:port" texts, made once per connection (filters compare them by identity).
+    s.downstreamRemoteAddress = this.remoteHP ??= hostPort(d.remoteAddress, d.remotePort);
+    s.downstreamLocalAddress = this.localHP ??= hostPort(d.localAddress, d.localPort);
     s.downstreamTls = d.tlsInfo ?? undefined;
     s.bytesReceived = frame.frameLen;
     return s;

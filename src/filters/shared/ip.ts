@@ -72,9 +72,17 @@ export function cidrMatcher(address: string, prefixLen: number): (ip: string) =>
   if (v4 >= 0) {
     const mask = prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) >>> 0;
     const net4 = (v4 & mask) >>> 0;
+    // The last text parsed: the requests of a connection (and the policies of one request) ask about the same one.
+    let lastIp = '';
+    let lastX = -1;
     return (ip) => {
-      let x = parseV4(ip);
-      if (x < 0) x = mappedV4(ip);
+      let x = lastX;
+      if (ip !== lastIp) {
+        x = parseV4(ip);
+        if (x < 0) x = mappedV4(ip);
+        lastIp = ip;
+        lastX = x;
+      }
       return x >= 0 && ((x & mask) >>> 0) === net4;
     };
   }
