@@ -324,7 +324,10 @@ async function main(): Promise<void> {
     console.log(
       shortRuns === 0
         ? `\nBottleneck: none of the ${all.length} runs fell short of the asked rate; the sidecar was at most ${pct(maxSidecar)} busy, the generator at most ${pct(maxGen)}: the rate, not a process, set the load.`
-        : `\nBottleneck: ${shortRuns} of ${all.length} runs fell short of the asked rate; busiest sidecar ${pct(maxSidecar)}, generator ${pct(maxGen)} of a CPU: ${maxSidecar >= maxGen ? 'the sidecar' : 'the generator'} limited (or the shared machine).`,
+        : `\nBottleneck: ${shortRuns} of ${all.length} runs fell short of the asked rate; busiest sidecar ${pct(maxSidecar)}, generator ${pct(maxGen)} of a CPU: ` +
+            (Math.max(maxSidecar, maxGen) >= 0.8
+              ? `${maxSidecar >= maxGen ? 'the sidecar' : 'the generator'} was saturated.`
+              : 'neither was saturated: the shared machine (other processes on its CPUs) held them back; CPU per request still counts only the sidecar\'s own time.'),
     );
   } finally {
     for (const sc of sidecars) sc.proc.kill('SIGTERM');

@@ -352,7 +352,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       s = this.made = this.newStream(buf, frame);
     }
     s.route = r;
-    s.routed(r.name, cl, r.mirror);
+    s.routed(r.name, cl, r.mirror, r.rateLimits);
     if (retries) s.own(buf, frame, this.f.frameLimit(this.codec as XCodec));
     return s;
   }
