@@ -50,6 +50,8 @@ import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
 import { acceptsInitialBytes, AUTO_FALLBACK, AUTO_REJECTED, autoDrain, autoHandoff, MAX_SNIFF, proxyLog, sniff, Sniffed, sniffResult, SNIFFED_NAMES } from './detect';
 import { proxyFamilyForNormalized } from './families';
 import '../protocol/bolt/xcodec';
+import type { BoltFrame } from '../protocol/bolt/frame';
+import { sofaRequestMethod } from '../protocol/bolt/sofa-request';
 import '../protocol/dubbo/xcodec';
 import '../protocol/example/xcodec';
 import '../filters/stream';
@@ -743,7 +745,11 @@ class RpcStream extends ActiveStream implements RetryState {
   }
 
   method(): string | undefined {
-    return this.header('method') ?? this.header('sofa_head_method_name');
+    const m = this.header('method') ?? this.header('sofa_head_method_name');
+    // Hessian SOFARPC clients without the method header (sofa-rpc-node): the SofaRequest's methodName.
+    const c = (this.codec as XCodec).name;
+    if (m !== undefined || this.buf === null || (c !== 'bolt' && c !== 'boltv2')) return m;
+    return sofaRequestMethod(this.buf, this.frame as unknown as BoltFrame);
   }
 
   header(name: string): string | undefined {
