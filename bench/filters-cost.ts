@@ -1,40 +1,60 @@
-// What the authorization and rate-limit filters cost per request (issue 13).
+// What the filters of issue 13 cost per request, exactly its performance clause: CPU per request
+// on the http1 and bolt workloads with RBAC (10 policies), a local rate limit and tracing at 1%
+// sampling enabled together ("all"), against none of them ("none"), in one run.
 //
-//   node dist/bench/filters-cost.js [--seconds 5] [--rounds 3] [--connections 50] [--http-rate 8000] [--bolt-rate 20000]
+//   node dist/bench/filters-cost.js [--seconds 5] [--rounds 5] [--connections 50] [--http-rate 8000]
+//        [--bolt-rate 20000] [--ratio 0.01] [--base /other/tree/dist] [--cpu-prof DIR]
+//        [--workloads http1,bolt] [--variants none,all]
 //
-// One bench backend process (bench/backend.ts: HTTP/1.1 and Bolt listeners), two sidecars
-// (`outrigger start`, 1 worker each) started side by side: "none" without stream filters,
-// "filters" with an `rbac` stream filter of 10 ALLOW policies (9 that do not match, each an
+// One bench backend process (bench/backend.ts: HTTP/1.1 and Bolt listeners) and, side by side,
+// one sidecar (`outrigger start`, 1 worker) per variant: "none" (no stream filter, no tracing)
+// and "all": an `rbac` stream filter of 10 ALLOW policies (9 that do not match, each an
 // and_rules of a :method header and a path prefix with a source_ip principal; the 10th matches
-// by source IP: every request walks all ten) and a `local_ratelimit` whose bucket never empties.
-// Loads at a fixed rate, the same for every sidecar (CPU per request depends on the load: at a
-// lower rate fewer requests share a read and a writev): http1 = h2load --h1 --rps; bolt = an
-// open-loop Bolt v1 client in this process (1 KiB requests, every 10 ms each connection writes
-// its share). A run whose answered rate falls short of 95% of the asked one is flagged. Each round runs every
-// (workload, sidecar) pair in turn, so both sidecars see the same machine state; the sidecar's
-// CPU time (user + system, /proc) divided by the requests answered is the figure. A third
-// sidecar, "pipeline", runs one stream filter that does nothing (payload_limit 0): the stream
-// pipeline's own cost per request, which any stream filter brings.
+// by source IP: every request walks all ten), a `local_ratelimit` whose bucket never empties, and
+// the top-level `tracing` section at --ratio sampling exporting OTLP protobuf to a collector in
+// this process. With --base, the same two variants also run from another build (e.g. a checkout
+// of main: `--base /work/wt/fp-base/dist`), so before and after come from one run on one machine.
+//
+// Load at a fixed rate, the same for every sidecar (CPU per request depends on the load):
+// http1 = h2load --h1 --rps; bolt = an open-loop Bolt v1 client in this process (1 KiB requests,
+// every 10 ms each connection writes its share). Round 0 is a warm-up (JIT); then each round runs
+// every sidecar once per workload, the order alternating round by round (forward, reversed, and
+// rotated), so that variants see the same machine state on a shared machine. Per run: the
+// sidecar's CPU time (user + system of the whole process, /proc) over the requests answered.
+// The summary gives the median over rounds with the spread (min..max), and the median of the
+// per-round ratios all/none (paired: both ran within seconds of each other).
+//
+// Bottleneck: a run at a fixed rate is not saturated when the answers reach the asked rate; each
+// run also reports how busy the sidecar (its one worker is one thread: near 100% of a CPU means it
+// limits), the generator (h2load: this process's waited-for children CPU; bolt: this process) and
+// the backend were. A run whose answered rate falls short of 95% of the asked one is flagged.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { firstLine, h2loadHttp1, numOpt } from './lib/script';
+import { firstLine, h2loadHttp1, numOpt, strOpt } from './lib/script';
 import { BOLT_ID_OFFSET, BoltFrameReader, boltRequestTemplate } from './load/bolt';
 import { cpuSecondsOf } from './lib/proc';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: number): number => numOpt(args, name, def);
 const SECONDS = opt('seconds', 5);
-const ROUNDS = opt('rounds', 3);
+const ROUNDS = opt('rounds', 5);
 const CONNS = opt('connections', 50);
 const HTTP_RATE = opt('http-rate', 8000);
 const BOLT_RATE = opt('bolt-rate', 20000);
+const RATIO = opt('ratio', 0.01);
+const BASE = strOpt(args, 'base');
+const CPU_PROF = strOpt(args, 'cpu-prof');
 const ROOT = path.join(__dirname, '..');
-const VARIANTS: readonly Variant[] = ['none', 'pipeline', 'filters'];
+const WORKLOAD_NAMES = ['http1', 'bolt'] as const;
+type Workload = (typeof WORKLOAD_NAMES)[number];
+const WORKLOADS = (strOpt(args, 'workloads') ?? 'http1,bolt').split(',') as Workload[];
+for (const w of WORKLOADS) if (!WORKLOAD_NAMES.includes(w)) throw new Error(`--workloads: ${w} is not one of ${WORKLOAD_NAMES.join(', ')}`);
 
-/** The two filters under test: RBAC with 10 policies (the last matches) and a rate limit that never rejects. */
+/** RBAC with 10 policies (the last matches) and a rate limit that never rejects. */
 export function benchFilters(): unknown[] {
   const policies: Record<string, unknown> = {};
   for (let i = 0; i < 9; i++) {
@@ -54,11 +74,18 @@ export function benchFilters(): unknown[] {
   ];
 }
 
-/** none: no stream filter; pipeline: one filter that does nothing (the stream pipeline's own cost); filters: benchFilters(). */
-type Variant = 'none' | 'pipeline' | 'filters';
+/**
+ * none and all: the clause's pair. For finding where the cost goes (--variants none,pipeline,rbac,...):
+ * pipeline = one stream filter that does nothing (payload_limit 0), rbac / ratelimit / tracing alone.
+ */
+const VARIANT_NAMES = ['none', 'all', 'pipeline', 'rbac', 'ratelimit', 'tracing'] as const;
+type Variant = (typeof VARIANT_NAMES)[number];
+const VARIANTS = (strOpt(args, 'variants') ?? 'none,all').split(',') as Variant[];
+for (const v of VARIANTS) if (!VARIANT_NAMES.includes(v)) throw new Error(`--variants: ${v} is not one of ${VARIANT_NAMES.join(', ')}`);
 
-function sidecarConfig(ports: { http: number; bolt: number }, v: Variant): unknown {
-  const sf = v === 'filters' ? benchFilters() : v === 'pipeline' ? [{ type: 'payload_limit', config: { max_entity_size: 0 } }] : [];
+function sidecarConfig(ports: { http: number; bolt: number }, v: Variant, collector: string): unknown {
+  const [rbac, rl] = benchFilters();
+  const sf = v === 'all' ? [rbac, rl] : v === 'rbac' ? [rbac] : v === 'ratelimit' ? [rl] : v === 'pipeline' ? [{ type: 'payload_limit', config: { max_entity_size: 0 } }] : [];
   return {
     servers: [
       {
@@ -81,22 +108,51 @@ function sidecarConfig(ports: { http: number; bolt: number }, v: Variant): unkno
       ],
     },
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
+    ...(v === 'all' || v === 'tracing' ? { tracing: { enable: true, driver: 'SOFATracer', config: { collector, encoding: 'protobuf', sampling_ratio: RATIO, batch_interval: '1s' } } } : {}),
   };
 }
 
 interface Sidecar {
+  /** "none" / "all", with the tree's label when two trees run. */
   readonly name: string;
+  readonly tree: string;
+  readonly variant: Variant;
   readonly proc: ChildProcess;
   readonly http: number;
   readonly bolt: number;
+  readonly admin: number;
 }
 
-async function startSidecar(name: string, cfg: unknown, dir: string): Promise<Sidecar> {
+async function startSidecar(tree: string, dist: string, variant: Variant, cfg: unknown, dir: string): Promise<Sidecar> {
+  const name = tree === '' ? variant : `${variant}@${tree}`;
   const cfgPath = path.join(dir, `${name}.json`);
   fs.writeFileSync(cfgPath, JSON.stringify(cfg));
-  const proc = spawn(process.execPath, [path.join(ROOT, 'src', 'cli.js'), 'start', '-c', cfgPath, '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const m = await firstLine(proc, /listener http1 on [^:]+:(\d+)[\s\S]*listener bolt on [^:]+:(\d+)/);
-  return { name, proc, http: Number(m[1]), bolt: Number(m[2]) };
+  const prof = CPU_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.join(CPU_PROF, name)];
+  const proc = spawn(process.execPath, [...prof, path.join(dist, 'src', 'cli.js'), 'start', '-c', cfgPath, '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const m = await firstLine(proc, /listener http1 on [^:]+:(\d+)[\s\S]*listener bolt on [^:]+:(\d+)[\s\S]*admin on http:\/\/[^/]*:(\d+)\//);
+  return { name, tree, variant, proc, http: Number(m[1]), bolt: Number(m[2]), admin: Number(m[3]) };
+}
+
+/** CPU seconds of this process's waited-for children (h2load after it exited): /proc/self/stat cutime + cstime. */
+function childrenCpuSeconds(): number {
+  const s = fs.readFileSync('/proc/self/stat', 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) / 100;
+}
+
+/** The sidecar's writev calls so far (admin stats; the worker publishes them every few hundred ms). */
+async function writevCalls(sc: Sidecar): Promise<number> {
+  const body = await new Promise<string>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: sc.admin, path: '/stats/prometheus' }, (res) => {
+      let b = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (b += d));
+      res.on('end', () => resolve(b));
+    }).on('error', reject);
+  });
+  let n = 0;
+  for (const m of body.matchAll(/^outrigger_worker_writev_calls_total\{[^}]*\} (\d+)/gm)) n += Number(m[1]);
+  return n;
 }
 
 /** h2load --h1 at HTTP_RATE: requests answered with 2xx (an error answer fails the run). */
@@ -154,62 +210,131 @@ async function boltLoad(port: number): Promise<number> {
     };
     step();
   });
-  await new Promise((r) => setTimeout(r, 300)); // the last answers
+  // The last answers: wait until the count stops moving (at most 1 s), not a fixed sleep.
+  const asked = SECONDS * 100 * perTick * CONNS;
+  for (let i = 0, last = -1; i < 20 && done < asked && done !== last; i++) {
+    last = done;
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const n = done;
   for (const s of socks) s.destroy();
   return n;
 }
 
-async function measure(sc: Sidecar, workload: 'http1' | 'bolt'): Promise<{ rps: number; cpuUsPerRq: number; short: boolean }> {
+interface Run {
+  readonly rps: number;
+  readonly cpuUsPerRq: number;
+  /** CPU / wall time: sidecar, generator, backend (1.0 = one CPU busy). */
+  readonly busy: readonly [number, number, number];
+  readonly short: boolean;
+  /** writev calls per request (approximate: the worker publishes its counters periodically). */
+  readonly writevPerRq: number;
+}
+
+async function measure(sc: Sidecar, backendPid: number, workload: Workload): Promise<Run> {
   const pid = sc.proc.pid as number;
+  const w0 = await writevCalls(sc);
   const c0 = cpuSecondsOf(pid);
+  const b0 = cpuSecondsOf(backendPid);
+  const g0 = workload === 'http1' ? childrenCpuSeconds() : cpuSecondsOf(process.pid);
   const t0 = performance.now();
   const n = workload === 'http1' ? await http1Load(sc.http) : await boltLoad(sc.bolt);
   const secs = (performance.now() - t0) / 1000;
   const cpu = cpuSecondsOf(pid) - c0;
-  return { rps: n / secs, cpuUsPerRq: (cpu * 1e6) / n, short: n < 0.95 * SECONDS * (workload === 'http1' ? HTTP_RATE : BOLT_RATE) };
+  const gen = (workload === 'http1' ? childrenCpuSeconds() : cpuSecondsOf(process.pid)) - g0;
+  const back = cpuSecondsOf(backendPid) - b0;
+  const wv = (await writevCalls(sc)) - w0;
+  const rate = workload === 'http1' ? HTTP_RATE : BOLT_RATE;
+  return { rps: n / secs, cpuUsPerRq: (cpu * 1e6) / n, busy: [cpu / secs, gen / secs, back / secs], short: n < 0.95 * SECONDS * rate, writevPerRq: wv / n };
 }
 
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(0)}%`;
+
 async function main(): Promise<void> {
+  const collector = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' });
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => collector.listen(0, '127.0.0.1', () => r()));
+  const curl = `http://127.0.0.1:${(collector.address() as net.AddressInfo).port}/v1/traces`;
   const backend = spawn(process.execPath, [path.join(ROOT, 'bench', 'backend.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
   const ports = JSON.parse((await firstLine(backend, /\{.*"bolt":\d+.*\}/))[0]) as { http: number; bolt: number };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'filters-cost-'));
   const sidecars: Sidecar[] = [];
+  const trees: [string, string][] = BASE === undefined ? [['', ROOT]] : [['this', ROOT], ['base', path.resolve(BASE)]];
   try {
-    for (const v of VARIANTS) sidecars.push(await startSidecar(v, sidecarConfig(ports, v), dir));
-    console.log(`filters cost: ${SECONDS} s per run, ${ROUNDS} rounds, ${CONNS} connections, http1 ${HTTP_RATE}/s, bolt ${BOLT_RATE}/s, 1 worker per sidecar, ${os.cpus().length} CPUs`);
-    const sums: Record<string, { n: number; cpu: number; rps: number }> = {};
-    for (let r = 0; r < ROUNDS; r++) {
-      for (const w of ['http1', 'bolt'] as const) {
-        // Warm-up of both sidecars on this workload (JIT), then the measured runs.
-        // The order rotates each round: no sidecar always runs first.
-        const order = [...sidecars.slice(r % sidecars.length), ...sidecars.slice(0, r % sidecars.length)];
+    for (const [tree, dist] of trees) for (const v of VARIANTS) sidecars.push(await startSidecar(tree, dist, v, sidecarConfig(ports, v, curl), dir));
+    console.log(
+      `filters cost (RBAC 10 policies + local_ratelimit + tracing ${RATIO * 100}% vs none): ${SECONDS} s per run, ${ROUNDS} rounds (+1 warm-up), ` +
+        `${CONNS} connections, http1 ${HTTP_RATE}/s, bolt ${BOLT_RATE}/s, 1 worker per sidecar, ${os.cpus().length} CPUs, load average ${os.loadavg()[0].toFixed(1)}`,
+    );
+    const runs = new Map<string, Run[]>();
+    for (let r = 0; r <= ROUNDS; r++) {
+      for (const w of WORKLOADS) {
+        // Alternating order: reversed every other round, rotated by the round number.
+        const rot = [...sidecars.slice(r % sidecars.length), ...sidecars.slice(0, r % sidecars.length)];
+        const order = r % 2 === 1 ? rot.reverse() : rot;
         for (const sc of order) {
-          const m = await measure(sc, w);
-          const k = `${w}/${sc.name}`;
-          if (r > 0 || ROUNDS === 1) {
-            const s = (sums[k] ??= { n: 0, cpu: 0, rps: 0 });
-            s.n++;
-            s.cpu += m.cpuUsPerRq;
-            s.rps += m.rps;
+          const m = await measure(sc, backend.pid as number, w);
+          if (r > 0) {
+            const k = `${w}/${sc.name}`;
+            if (!runs.has(k)) runs.set(k, []);
+            (runs.get(k) as Run[]).push(m);
           }
-          console.log(`round ${r + 1} ${w.padEnd(5)} ${sc.name.padEnd(8)} ${m.rps.toFixed(0).padStart(6)} req/s  ${m.cpuUsPerRq.toFixed(1).padStart(6)} µs CPU/request${m.short ? ' (answered < 95% of the asked rate)' : ''}${r === 0 && ROUNDS > 1 ? ' (warm-up, not counted)' : ''}`);
+          console.log(
+            `round ${r} ${w.padEnd(5)} ${sc.name.padEnd(9)} ${m.rps.toFixed(0).padStart(6)} req/s ${m.cpuUsPerRq.toFixed(1).padStart(6)} µs CPU/request ${m.writevPerRq.toFixed(2)} writev/request  busy: sidecar ${pct(m.busy[0])}, generator ${pct(m.busy[1])}, backend ${pct(m.busy[2])}` +
+              `${m.short ? '  (answered < 95% of the asked rate)' : ''}${r === 0 ? '  (warm-up, not counted)' : ''}`,
+          );
         }
       }
     }
-    console.log('\n| workload | sidecar | req/s | CPU µs/request | vs none |\n|---|---|---|---|---|');
-    for (const w of ['http1', 'bolt']) {
-      const none = sums[`${w}/none`];
-      for (const name of VARIANTS) {
-        const s = sums[`${w}/${name}`];
-        const cpu = s.cpu / s.n;
-        const rel = name === 'none' ? '' : `${(((cpu / (none.cpu / none.n)) - 1) * 100).toFixed(1)} %`;
-        console.log(`| ${w} | ${name} | ${(s.rps / s.n).toFixed(0)} | ${cpu.toFixed(1)} | ${rel} |`);
+    console.log(`\nload average at the end ${os.loadavg()[0].toFixed(1)}`);
+    console.log('\n| workload | sidecar | req/s | CPU µs/request median (min..max) | vs none: median of per-round ratios (min..max) | busy sidecar / generator / backend (median) | short runs |\n|---|---|---|---|---|---|---|');
+    for (const w of WORKLOADS) {
+      for (const sc of sidecars) {
+        const rs = runs.get(`${w}/${sc.name}`) as Run[];
+        if (rs === undefined) continue;
+        const cpu = rs.map((x) => x.cpuUsPerRq);
+        let rel = '';
+        const none = runs.get(`${w}/${sc.tree === '' ? 'none' : `none@${sc.tree}`}`);
+        if (sc.variant !== 'none' && none !== undefined) {
+          const ratios = rs.map((x, i) => x.cpuUsPerRq / none[i].cpuUsPerRq - 1);
+          const f = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+          rel = `${f(median(ratios))} (${f(Math.min(...ratios))}..${f(Math.max(...ratios))})`;
+        }
+        const busy = [0, 1, 2].map((i) => pct(median(rs.map((x) => x.busy[i])))).join(' / ');
+        console.log(
+          `| ${w} | ${sc.name} | ${median(rs.map((x) => x.rps)).toFixed(0)} | ${median(cpu).toFixed(1)} (${Math.min(...cpu).toFixed(1)}..${Math.max(...cpu).toFixed(1)}) | ${rel} | ${busy} | ${rs.filter((x) => x.short).length}/${rs.length} |`,
+        );
       }
     }
+    const all = [...runs.values()].flat();
+    const shortRuns = all.filter((x) => x.short).length;
+    const maxSidecar = Math.max(...all.map((x) => x.busy[0]));
+    const maxGen = Math.max(...all.map((x) => x.busy[1]));
+    console.log(
+      shortRuns === 0
+        ? `\nBottleneck: none of the ${all.length} runs fell short of the asked rate; the sidecar was at most ${pct(maxSidecar)} busy, the generator at most ${pct(maxGen)}: the rate, not a process, set the load.`
+        : `\nBottleneck: ${shortRuns} of ${all.length} runs fell short of the asked rate; busiest sidecar ${pct(maxSidecar)}, generator ${pct(maxGen)} of a CPU: ` +
+            (Math.max(maxSidecar, maxGen) >= 0.8
+              ? `${maxSidecar >= maxGen ? 'the sidecar' : 'the generator'} was saturated.`
+              : 'neither was saturated: the shared machine (other processes on its CPUs) held them back; CPU per request still counts only the sidecar\'s own time.'),
+    );
   } finally {
     for (const sc of sidecars) sc.proc.kill('SIGTERM');
     backend.kill('SIGTERM');
+    collector.close();
+    // Profiles are written at exit: wait for the sidecars before removing their configs.
+    await Promise.all(sidecars.map((sc) => (sc.proc.exitCode !== null ? undefined : new Promise((r) => sc.proc.once('exit', r)))));
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

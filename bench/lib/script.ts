@@ -47,3 +47,9 @@ export function h2loadHttp1(port: number, conns: number, rate: number, seconds: 
     });
   });
 }
+
+/** `--name VALUE` from the command line, else undefined. */
+export function strOpt(args: readonly string[], name: string): string | undefined {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+}

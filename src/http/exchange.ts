@@ -318,7 +318,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       return undefined;
     }
     this.cluster = cluster;
-    if (fs !== null) fs.routed(route.name, cluster, route.mirror);
+    if (fs !== null) fs.routed(route.name, cluster, route.mirror, route.rateLimits);
     return fs;
   }
 

@@ -51,6 +51,8 @@ import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
 import { acceptsInitialBytes, AUTO_FALLBACK, AUTO_REJECTED, autoDrain, autoHandoff, MAX_SNIFF, proxyLog, sniff, Sniffed, sniffResult, SNIFFED_NAMES } from './detect';
 import { proxyFamilyForNormalized } from './families';
 import '../protocol/bolt/xcodec';
+import type { BoltFrame } from '../protocol/bolt/frame';
+import { sofaRequestMethod } from '../protocol/bolt/sofa-request';
 import '../protocol/dubbo/xcodec';
 import '../protocol/example/xcodec';
 import '../filters/stream';
@@ -191,6 +193,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   private downEnded = false;
   /** Auto: the first bytes, when too few to tell the protocol. */
   private sniffed: Buffer | null = null;
+  private remoteHP: string | undefined = undefined;
+  private localHP: string | undefined = undefined;
 
   constructor(
     private readonly f: RpcProxyFactory,
@@ -295,8 +299,9 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     const s = acquireStream();
     s.bind(this, this.codec as XCodec, buf, frame);
     const d = this.down;
-    s.downstreamRemoteAddress = hostPort(d.remoteAddress, d.remotePort);
-    s.downstreamLocalAddress = hostPort(d.localAddress, d.localPort);
+    // The connection's "ip:port" texts, made once per connection (filters compare them by identity).
+    s.downstreamRemoteAddress = this.remoteHP ??= hostPort(d.remoteAddress, d.remotePort);
+    s.downstreamLocalAddress = this.localHP ??= hostPort(d.localAddress, d.localPort);
     s.downstreamTls = d.tlsInfo ?? undefined;
     s.bytesReceived = frame.frameLen;
     return s;
@@ -357,7 +362,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     }
     s.route = r;
     s.metadataMatch = target.metadataMatch;
-    s.routed(r.name, cl, r.mirror);
+    s.routed(r.name, cl, r.mirror, r.rateLimits);
     if (retries) s.own(buf, frame, this.f.frameLimit(this.codec as XCodec));
     return s;
   }
@@ -751,7 +756,11 @@ class RpcStream extends ActiveStream implements RetryState {
   }
 
   method(): string | undefined {
-    return this.header('method') ?? this.header('sofa_head_method_name');
+    const m = this.header('method') ?? this.header('sofa_head_method_name');
+    // Hessian SOFARPC clients without the method header (sofa-rpc-node): the SofaRequest's methodName.
+    const c = (this.codec as XCodec).name;
+    if (m !== undefined || this.buf === null || (c !== 'bolt' && c !== 'boltv2')) return m;
+    return sofaRequestMethod(this.buf, this.frame as unknown as BoltFrame);
   }
 
   header(name: string): string | undefined {

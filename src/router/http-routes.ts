@@ -29,6 +29,7 @@
  * length) and cleared when full.
  */
 import { compileMirrorPolicies, type MirrorPolicy } from '../filters/stream/mirror/policy';
+import { compileRouteRateLimits, type RouteRateLimit } from '../filters/stream/local_ratelimit/descriptors';
 import type { RouterConfig } from '../config/types';
 import { ClusterPick, compileMatch, compileRouteMetadataMatch, compileWeighted, DomainTable, durationMs, isObj, PathKind, type ClusterTarget, type HeaderMatcher, type PathMatcher, type WeightedCluster } from './match';
 import type { MetadataMatch } from '../upstream/subset-match';
@@ -110,6 +111,8 @@ export class HttpRoute {
   private readonly clusters: ClusterPick;
   /** request_mirror_policies (src/filters/stream/mirror/policy.ts), set after construction. */
   mirror: readonly MirrorPolicy[] | null = null;
+  /** rate_limits (local_ratelimit descriptors), set after construction. */
+  rateLimits: readonly RouteRateLimit[] | null = null;
   /**
    * Base slot of this route's counters in this worker's stats buffer: -1 until resolved from
    * `statsName` on first use, -2 when the layout has no slot for it (then nothing is counted).
@@ -384,6 +387,7 @@ function compileRoute(r: unknown, where: string, statsName: string): HttpRoute {
     mm,
   );
   route.mirror = compileMirrorPolicies(a, where);
+  route.rateLimits = compileRouteRateLimits(a, where);
   return route;
 }
 

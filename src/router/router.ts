@@ -18,6 +18,7 @@
  * when full.
  */
 import { compileMirrorPolicies, type MirrorPolicy } from '../filters/stream/mirror/policy';
+import { compileRouteRateLimits, type RouteRateLimit } from '../filters/stream/local_ratelimit/descriptors';
 import type { RouterConfig } from '../config/types';
 import { HeaderName } from '../protocol/types';
 import { ClusterPick, compileMatch, compileRouteMetadataMatch, compileWeighted, DomainTable, durationMs, isObj, type ClusterTarget, type HeaderMatcher, type PathMatcher, type WeightedCluster } from './match';
@@ -45,6 +46,8 @@ export class Route {
   retry: RetryPolicy | null = null;
   /** request_mirror_policies (set by compileRoute). */
   mirror: readonly MirrorPolicy[] | null = null;
+  /** rate_limits (local_ratelimit descriptors; set by compileRoute). */
+  rateLimits: readonly RouteRateLimit[] | null = null;
 
   constructor(
     readonly name: string,
@@ -196,6 +199,7 @@ function compileRoute(r: unknown, where: string): Route | null {
   const route = new Route(typeof r['name'] === 'string' ? r['name'] : '', clusterName, weighted, durationMs(action['timeout'], `${where}.route.timeout`), m.headers, m.path, mm);
   route.retry = compileRetryPolicy(action, where);
   route.mirror = compileMirrorPolicies(action, where);
+  route.rateLimits = compileRouteRateLimits(action, where);
   return route;
 }
 

@@ -29,6 +29,7 @@ import type { Host } from '../upstream/lb';
 import { TracingFilter } from '../filters/stream/tracing/tracing';
 import type { MirrorJob } from '../filters/stream/mirror/mirror';
 import type { MirrorPolicy } from '../filters/stream/mirror/policy';
+import type { RouteRateLimit } from '../filters/stream/local_ratelimit/descriptors';
 import { workerTracing, type ActiveTrace } from '../tracing/index';
 
 export class StreamPipeline {
@@ -105,6 +106,8 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   /** The route's request_mirror_policies (set by routed()), and what the mirror filter decided to send. */
   mirrorPolicies: readonly MirrorPolicy[] | null = null;
   mirror: MirrorJob | null = null;
+  /** The route's rate_limits (set by routed(); local_ratelimit descriptors). */
+  rateLimits: readonly RouteRateLimit[] | null = null;
   /** The dubbo_stream filter's metrics slot for this request (-1: none); set in decode, read in log. */
   rpcMetricsSlot = -1;
 
@@ -145,6 +148,7 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
     this.trace = null;
     this.mirrorPolicies = null;
     this.mirror = null;
+    this.rateLimits = null;
     this.requestReceivedDurationMs = undefined;
     this.responseReceivedDurationMs = undefined;
     this.requestFinishedDurationMs = undefined;
@@ -229,8 +233,9 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   }
 
   /** Routing picked `cluster` by the route named `routeName`. */
-  routed(routeName: string, cluster: Cluster, mirror: readonly MirrorPolicy[] | null = null): void {
+  routed(routeName: string, cluster: Cluster, mirror: readonly MirrorPolicy[] | null = null, rateLimits: readonly RouteRateLimit[] | null = null): void {
     this.mirrorPolicies = mirror;
+    this.rateLimits = rateLimits;
     this.cluster = cluster;
     this.upstreamCluster = cluster.name;
     this.routeName = routeName;

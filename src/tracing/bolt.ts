@@ -2,18 +2,54 @@
  * The trace context of an Outrigger hop in a Bolt request: the upstream frame gets a
  * `traceparent` header (the client span), so that the next Outrigger's server span is its child.
  * SOFATracer's own `rpc_trace_context.*` headers pass through untouched (the applications number
- * their rpcIds; a sidecar must not renumber them). Sampled requests only: the frame is rebuilt.
+ * their rpcIds; a sidecar must not renumber them). Sampled requests only: the frame is copied
+ * with one more header pair spliced in at the end of the header map (no CRC, no traceparent
+ * yet: the common case), else rebuilt from its decoded header map.
  */
 import { encodeFrame } from '../protocol/bolt/encoder';
 import type { BoltFrame } from '../protocol/bolt/frame';
-import { decodeHeaders } from '../protocol/bolt/header-map';
+import { decodeHeaders, findHeaderValue, HeaderValueRange } from '../protocol/bolt/header-map';
 import type { XCodec, XFrame } from '../protocol/types';
+
+const TRACEPARENT = Buffer.from('traceparent');
+const range = new HeaderValueRange();
+/** Bolt's header map length is an int16. */
+const MAX_HEADER_LEN = 0x7fff;
 
 /** A copy of the Bolt request with `traceparent` set, or null when the frame cannot carry it (not Bolt, too large). */
 export function boltWithTraceparent(codec: XCodec, buf: Buffer, frame: XFrame, traceparent: string, limit: number): { buf: Buffer; frame: XFrame } | null {
   if (codec.name !== 'bolt' && codec.name !== 'boltv2') return null;
   const f = frame as unknown as BoltFrame;
   if (!f.isRequest || f.isHeartbeat) return null;
+  if (!f.hasCrc && findHeaderValue(buf, f.headerStart, f.contentStart, TRACEPARENT, range) === -1) {
+    const out = splice(buf, f, traceparent);
+    if (out === null) return null;
+    const nf = codec.newFrame();
+    return codec.decode(out, 0, out.length, limit, nf) > 0 ? { buf: out, frame: nf } : null;
+  }
+  return rebuilt(codec, buf, f, traceparent, limit);
+}
+
+/** The frame with a traceparent pair appended to its header map (headerLen updated); null when the map would be too long. */
+function splice(buf: Buffer, f: BoltFrame, traceparent: string): Buffer | null {
+  const vlen = Buffer.byteLength(traceparent);
+  const add = 4 + TRACEPARENT.length + 4 + vlen;
+  if (f.headerLen + add > MAX_HEADER_LEN) return null;
+  const end = f.contentStart; // end of the header map
+  // One buffer per sampled request: the upstream frame.
+  const out = Buffer.allocUnsafe(f.contentEnd - f.frameStart + add);
+  let p = buf.copy(out, 0, f.frameStart, end);
+  p = out.writeInt32BE(TRACEPARENT.length, p);
+  p += TRACEPARENT.copy(out, p);
+  p = out.writeInt32BE(vlen, p);
+  p += out.write(traceparent, p, 'utf8');
+  buf.copy(out, p, end, f.contentEnd);
+  // The fixed header ends with classLen (2), headerLen (2), contentLen (4).
+  out.writeUInt16BE(f.headerLen + add, f.classStart - f.frameStart - 6);
+  return out;
+}
+
+function rebuilt(codec: XCodec, buf: Buffer, f: BoltFrame, traceparent: string, limit: number): { buf: Buffer; frame: XFrame } | null {
   const headers = f.headerLen > 0 ? decodeHeaders(buf, f.headerStart, f.headerStart + f.headerLen) : new Map<string, string>();
   if (headers === null) return null;
   headers.set('traceparent', traceparent);

@@ -11,6 +11,7 @@ import { FMT_B3, FMT_B3MULTI, type IncomingContext } from './context';
 import type { OtelBinding } from './tracer';
 import type { XCodec, XFrame } from '../protocol/types';
 import { boltWithTraceparent } from './bolt';
+import { dubboWithTraceparent } from './dubbo';
 
 export interface WorkerTracing {
   readonly cfg: TracingConfig;
@@ -98,10 +99,11 @@ export class ActiveTrace {
     }
   }
 
-  /** An RPC attempt: the client span, and a copy of the frame carrying it (Bolt), or null to send the frame as it is. */
+  /** An RPC attempt: the client span, and a copy of the frame carrying it (Bolt header, Dubbo attachment), or null to send the frame as it is. */
   rpcAttempt(host: string, cluster: string, codec: XCodec, buf: Buffer, frame: XFrame, limit: number): { buf: Buffer; frame: XFrame } | null {
     this.attempt(host, cluster, null);
-    return boltWithTraceparent(codec, buf, frame, this.clientTraceparent() as string, limit);
+    const tp = this.clientTraceparent() as string;
+    return codec.name === 'dubbo' ? dubboWithTraceparent(codec, buf, frame, tp, limit) : boltWithTraceparent(codec, buf, frame, tp, limit);
   }
 
   /** The current client span's context (RPC adapters that write it into the frame). */

@@ -2,9 +2,9 @@
  * dubbo_stream (MOSN's per-service RPC metrics stream filter) through the real sidecar with 2
  * workers: sofa-rpc-node Bolt calls to two services, dubbo2.js and dubbo-remoting Dubbo calls,
  * and a Bolt call whose upstream is down (a local error: a failure). sofa-rpc-node (hessian)
- * sends no method header (the method is in the body, which the proxy does not decode, as in
- * MOSN), so the method split is checked with Bolt frames carrying sofa_head_method_name (what
- * the Java SOFA client sends) to a test upstream that fails one method with a non-OK status.
+ * sends no method header: the method is read from the SofaRequest in the body
+ * (src/protocol/bolt/sofa-request.ts); Bolt frames carrying sofa_head_method_name (what the
+ * Java SOFA client sends) go to a test upstream that fails one method with a non-OK status.
  * The counts are the sum over both workers (shared cells), in /api/v1/stats and in Prometheus.
  */
 import { test } from 'node:test';
@@ -90,18 +90,19 @@ test('dubbo_stream: per listener, service and method counts across 2 workers; fa
     const admin = `http://127.0.0.1:${sc.adminPort}`;
     const stats = (await (await fetch(`${admin}/api/v1/stats`)).json()) as { rpc: Record<string, Record<string, Record<string, number>>> };
     const bolt = stats.rpc.bolt;
-    assert.deepEqual(Object.keys(bolt).sort(), [`bolt/${A}:1.0/`, `bolt/${B}:1.0/`, `bolt/${DOWN}:1.0/`, `bolt/${J}/get`, `bolt/${J}/put`].sort());
-    assert.equal(bolt[`bolt/${A}:1.0/`].requests_total, 12);
-    assert.equal(bolt[`bolt/${A}:1.0/`].failures_total, 0);
-    assert.equal(bolt[`bolt/${B}:1.0/`].requests_total, 4);
-    assert.equal(bolt[`bolt/${DOWN}:1.0/`].requests_total, 4);
-    assert.equal(bolt[`bolt/${DOWN}:1.0/`].failures_total, 4);
+    assert.deepEqual(Object.keys(bolt).sort(), [`bolt/${A}:1.0/hello`, `bolt/${A}:1.0/bye`, `bolt/${B}:1.0/hello`, `bolt/${DOWN}:1.0/hello`, `bolt/${J}/get`, `bolt/${J}/put`].sort());
+    assert.equal(bolt[`bolt/${A}:1.0/hello`].requests_total, 8);
+    assert.equal(bolt[`bolt/${A}:1.0/bye`].requests_total, 4);
+    assert.equal(bolt[`bolt/${A}:1.0/hello`].failures_total, 0);
+    assert.equal(bolt[`bolt/${B}:1.0/hello`].requests_total, 4);
+    assert.equal(bolt[`bolt/${DOWN}:1.0/hello`].requests_total, 4);
+    assert.equal(bolt[`bolt/${DOWN}:1.0/hello`].failures_total, 4);
     assert.equal(bolt[`bolt/${J}/get`].requests_total, 3);
     assert.equal(bolt[`bolt/${J}/get`].failures_total, 0);
     assert.equal(bolt[`bolt/${J}/put`].requests_total, 2);
     assert.equal(bolt[`bolt/${J}/put`].failures_total, 2);
-    assert.equal(bolt[`bolt/${A}:1.0/`].latency_ms_count, 12);
-    assert.ok(bolt[`bolt/${A}:1.0/`].latency_ms_sum > 0);
+    assert.equal(bolt[`bolt/${A}:1.0/hello`].latency_ms_count, 8);
+    assert.ok(bolt[`bolt/${A}:1.0/hello`].latency_ms_sum > 0);
     const dub = stats.rpc.dubboL;
     assert.deepEqual(Object.keys(dub), [`dubbo/${D}/echo`]);
     assert.equal(dub[`dubbo/${D}/echo`].requests_total, 4);
@@ -111,15 +112,16 @@ test('dubbo_stream: per listener, service and method counts across 2 workers; fa
     assert.match(prom, /# TYPE outrigger_rpc_requests_total counter/);
     const line = (name: string, l: string, svc: string, m: string, proto = l === 'bolt' ? 'bolt' : 'dubbo') =>
       new RegExp(`^${name}\\{listener="${l}",protocol="${proto}",service="${svc.replace(/\./g, '\\.')}",method="${m}"\\} (\\S+)$`, 'm').exec(prom)?.[1];
-    assert.equal(line('outrigger_rpc_requests_total', 'bolt', `${A}:1.0`, ''), '12');
-    assert.equal(line('outrigger_rpc_requests_total', 'bolt', `${B}:1.0`, ''), '4');
-    assert.equal(line('outrigger_rpc_failures_total', 'bolt', `${DOWN}:1.0`, ''), '4');
+    assert.equal(line('outrigger_rpc_requests_total', 'bolt', `${A}:1.0`, 'hello'), '8');
+    assert.equal(line('outrigger_rpc_requests_total', 'bolt', `${A}:1.0`, 'bye'), '4');
+    assert.equal(line('outrigger_rpc_requests_total', 'bolt', `${B}:1.0`, 'hello'), '4');
+    assert.equal(line('outrigger_rpc_failures_total', 'bolt', `${DOWN}:1.0`, 'hello'), '4');
     assert.equal(line('outrigger_rpc_requests_total', 'bolt', J, 'get'), '3');
     assert.equal(line('outrigger_rpc_failures_total', 'bolt', J, 'get'), '0');
     assert.equal(line('outrigger_rpc_failures_total', 'bolt', J, 'put'), '2');
     assert.equal(line('outrigger_rpc_requests_total', 'dubboL', D, 'echo'), '4');
     assert.equal(line('outrigger_rpc_request_duration_ms_count', 'dubboL', D, 'echo'), '4');
-    assert.match(prom, /^outrigger_rpc_request_duration_ms_bucket\{listener="bolt",protocol="bolt",service="com\.example\.Alpha:1\.0",method="",le="\+Inf"\} 12$/m);
+    assert.match(prom, /^outrigger_rpc_request_duration_ms_bucket\{listener="bolt",protocol="bolt",service="com\.example\.Alpha:1\.0",method="hello",le="\+Inf"\} 8$/m);
   } finally {
     if (d2 !== null) closeDubbo2js(d2.dubbo);
     for (const c of clients) await c.close();

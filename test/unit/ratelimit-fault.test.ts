@@ -46,7 +46,7 @@ test('local_ratelimit validation: required keys, descriptors refused, paths name
     [{ token_bucket: { max_tokens: 0, fill_interval: '1s' } }, `${P}.token_bucket.max_tokens: 0 must be an integer`],
     [{ token_bucket: { max_tokens: 1, fill_interval: '10ms' } }, 'at least 50ms'],
     [{ token_bucket: { max_tokens: 1, fill_interval: 'soon' } }, `${P}.token_bucket.fill_interval: "soon" is not a duration`],
-    [{ token_bucket: { max_tokens: 1, fill_interval: '1s' }, descriptors: [{ entries: [] }] }, `${P}.descriptors: descriptors are not supported`],
+    [{ token_bucket: { max_tokens: 1, fill_interval: '1s' }, descriptors: [{ entries: [] }] }, `${P}.descriptors[0].entries: a descriptor needs at least one entry`],
     [{ token_bucket: { max_tokens: 1, fill_interval: '1s' }, filter_enabled: { default_value: { numerator: 5, denominator: 'HALF' } } }, `${P}.filter_enabled.default_value.denominator`],
   ];
   for (const [raw, want] of cases) {

@@ -66,15 +66,37 @@ function mappedV4(s: string): number {
   return -1;
 }
 
+/** An IPv4 text, or an IPv4-mapped IPv6 one, as a uint32; -1 for anything else. */
+export function ipv4Of(s: string): number {
+  const x = parseV4(s);
+  return x >= 0 ? x : mappedV4(s);
+}
+
+/** An IPv4 CIDR range as [network, mask] (uint32), or null when the address is not IPv4. */
+export function v4Range(address: string, prefixLen: number): [number, number] | null {
+  const v4 = parseV4(address);
+  if (v4 < 0) return null;
+  const mask = prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) >>> 0;
+  return [(v4 & mask) >>> 0, mask];
+}
+
 /** A compiled CIDR range: test(ip text) -> inside. */
 export function cidrMatcher(address: string, prefixLen: number): (ip: string) => boolean {
   const v4 = parseV4(address);
   if (v4 >= 0) {
     const mask = prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) >>> 0;
     const net4 = (v4 & mask) >>> 0;
+    // The last text parsed: the requests of a connection (and the policies of one request) ask about the same one.
+    let lastIp = '';
+    let lastX = -1;
     return (ip) => {
-      let x = parseV4(ip);
-      if (x < 0) x = mappedV4(ip);
+      let x = lastX;
+      if (ip !== lastIp) {
+        x = parseV4(ip);
+        if (x < 0) x = mappedV4(ip);
+        lastIp = ip;
+        lastX = x;
+      }
       return x >= 0 && ((x & mask) >>> 0) === net4;
     };
   }

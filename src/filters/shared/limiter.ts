@@ -68,6 +68,11 @@ export function takeToken(at: number, maxTokens: number, tokensPerFill: number, 
   return -1;
 }
 
+/** The tokens a bucket holds now (after a takeToken of this request). */
+export function tokensLeft(at: number): number {
+  return Atomics.load(sharedCells(), at);
+}
+
 /** Milliseconds until the bucket's next fill. */
 export function msToNextFill(fillIntervalMs: number, now: number): number {
   return fillIntervalMs - (now % fillIntervalMs);

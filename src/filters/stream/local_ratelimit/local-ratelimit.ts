@@ -18,13 +18,34 @@
  * response flag RL. With DRAFT_VERSION_03, HTTP responses carry x-ratelimit-limit (max_tokens),
  * x-ratelimit-remaining and x-ratelimit-reset (seconds to the next fill).
  * Counters: local_ratelimit.<listener>.<stat_prefix>.enabled | enforced | rate_limited | ok.
- * Not supported (refused): descriptors (they need the route's rate_limits actions),
+ *
+ * Descriptors (Envoy semantics, ./descriptors.ts): `descriptors: [{ entries: [{ key, value }],
+ * token_bucket }]` with the route's `rate_limits` actions of the filter's `stage` (0). The filter
+ * then runs after routing. The listed descriptors the request has take a token each, the
+ * strictest (fewest tokens per second) first; the first that is empty limits the request (the
+ * others keep their tokens). The default bucket is taken when no descriptor matched, and also
+ * when some did unless always_consume_default_token_bucket is false. A descriptor's
+ * fill_interval must be a multiple of the default one (Envoy). x-ratelimit-* headers describe
+ * the first of the request's descriptors that is listed, else the default bucket.
+ * Not supported (refused): descriptors with a blank value (Envoy's dynamic descriptors),
  * local_rate_limit_per_downstream_connection.
  */
 import { DecodePhase, FilterStatus, registerStreamFilterKind, type FilterStream, type StreamFilter, type StreamFilterValidationContext } from '../../../api/stream-filter';
 import { count, counterCell, sharedNowMs } from '../../shared/cells';
 import { fractionalPercent, JsonObj, type Reporter } from '../../shared/json';
-import { allocTokenBucket, msToNextFill, takeToken } from '../../shared/limiter';
+import { allocTokenBucket, msToNextFill, takeToken, tokensLeft } from '../../shared/limiter';
+import type { ActiveStream } from '../../../stream/pipeline';
+import { StreamRbacInput } from '../rbac/rbac';
+import { requestDescriptors, descriptorKey } from './descriptors';
+
+/** One listed descriptor: its entries as a descriptorKey text and its own bucket. */
+export interface DescriptorBucket {
+  readonly key: string;
+  readonly maxTokens: number;
+  readonly tokensPerFill: number;
+  readonly fillIntervalMs: number;
+  readonly bucket: number;
+}
 
 export interface LocalRateLimitConfig {
   readonly maxTokens: number;
@@ -37,6 +58,10 @@ export interface LocalRateLimitConfig {
   readonly xHeaders: boolean;
   readonly responseHeaders: readonly (readonly [string, string])[];
   readonly bucket: number;
+  /** Listed descriptors, strictest first (empty: the filter runs before routing, on the default bucket only). */
+  readonly descriptors: readonly DescriptorBucket[];
+  readonly stage: number;
+  readonly alwaysConsumeDefault: boolean;
   readonly cells: { readonly enabled: number; readonly enforced: number; readonly limited: number; readonly ok: number };
 }
 
@@ -89,14 +114,85 @@ export function headerOptions(o: JsonObj, key: string): [string, string][] {
   return out;
 }
 
+/** Whole tokens per second of a bucket (Envoy's order of descriptors: strictest first). */
+function perSecond(d: DescriptorBucket): number {
+  return Math.floor(d.tokensPerFill / Math.max(1, Math.floor(d.fillIntervalMs / 1000)));
+}
+
+/** LocalRateLimitDescriptor list -> buckets sorted strictest first; undefined after an error. */
+function parseDescriptors(o: JsonObj, defaultFillMs: number, bucketKey: string, r: Reporter): DescriptorBucket[] | undefined {
+  const out: DescriptorBucket[] = [];
+  const seen = new Set<string>();
+  let ok = true;
+  for (const it of o.list('descriptors') ?? []) {
+    const d = JsonObj.from(it.value, it.path, r);
+    if (d === undefined) {
+      ok = false;
+      continue;
+    }
+    d.known(['entries', 'token_bucket'], 'LocalRateLimitDescriptor');
+    const entries: [string, string][] = [];
+    const list = d.list('entries') ?? [];
+    if (list.length === 0) d.fail(d.at('entries'), 'a descriptor needs at least one entry');
+    for (const e of list) {
+      const eo = JsonObj.from(e.value, e.path, r);
+      if (eo === undefined) {
+        d.ok = false;
+        continue;
+      }
+      eo.known(['key', 'value'], 'RateLimitDescriptor.Entry');
+      const k = eo.str('key', '') ?? '';
+      const v = eo.str('value', '') ?? '';
+      if (k === '') eo.fail(eo.at('key'), 'required');
+      if (v === '') eo.fail(eo.at('value'), 'a blank value (a dynamic descriptor) is not supported; give the value to match');
+      if (!eo.ok) d.ok = false;
+      entries.push([k, v]);
+    }
+    const tb = d.obj('token_bucket');
+    if (tb === undefined) {
+      d.fail(d.at('token_bucket'), 'required');
+      ok = false;
+      continue;
+    }
+    tb.known(['max_tokens', 'tokens_per_fill', 'fill_interval'], 'TokenBucket');
+    const maxTokens = tb.int('max_tokens', 0, 1, 0x7fffffff);
+    if (!tb.has('max_tokens')) tb.fail(tb.at('max_tokens'), 'required');
+    const tokensPerFill = tb.int('tokens_per_fill', 1, 1, 0x7fffffff);
+    const fillIntervalMs = tb.durationMs('fill_interval', defaultFillMs);
+    if (fillIntervalMs <= 0 || fillIntervalMs % defaultFillMs !== 0) {
+      tb.fail(tb.at('fill_interval'), `${fillIntervalMs}ms must be a multiple of the filter's token_bucket.fill_interval (${defaultFillMs}ms), as Envoy requires`);
+    }
+    const key = descriptorKey(entries);
+    if (d.ok && seen.has(key)) d.fail(d.at('entries'), 'the same entries are listed in another descriptor');
+    seen.add(key);
+    if (!d.ok || !tb.ok) {
+      ok = false;
+      continue;
+    }
+    const bucket = allocTokenBucket(`${bucketKey}:d:${key}`, maxTokens, fillIntervalMs);
+    if (bucket < 0) {
+      r.error(it.path, 'no shared cells left for this rate limit (too many buckets in this process)');
+      ok = false;
+      continue;
+    }
+    out.push({ key, maxTokens, tokensPerFill, fillIntervalMs, bucket });
+  }
+  if (!ok) {
+    o.ok = false;
+    return undefined;
+  }
+  // Stable sort: equal rates keep the config's order.
+  return out.map((d, i) => ({ d, i })).sort((a, b) => perSecond(a.d) - perSecond(b.d) || a.i - b.i).map((e) => e.d);
+}
+
 export function validateLocalRateLimit(raw: unknown, path: string, ctx: StreamFilterValidationContext): LocalRateLimitConfig | undefined {
   const o = JsonObj.from(raw, path, ctx);
   if (o === undefined) return undefined;
   o.known(KEYS, 'local_ratelimit');
-  const d = o.list('descriptors');
-  if (d !== undefined && d.length > 0) o.fail(o.at('descriptors'), 'descriptors are not supported by Outrigger yet (they need the route\'s rate_limits actions); refused rather than not limiting');
   if (o.bool('local_rate_limit_per_downstream_connection', false)) o.fail(o.at('local_rate_limit_per_downstream_connection'), 'per-connection buckets are not supported; the bucket is the listener\'s, shared by all workers');
-  for (const k of ['stage', 'vh_rate_limits', 'request_headers_to_add_when_not_enforced', 'always_consume_default_token_bucket']) {
+  const stage = o.int('stage', 0, 0, 10);
+  const alwaysConsumeDefault = o.bool('always_consume_default_token_bucket', true);
+  for (const k of ['vh_rate_limits', 'request_headers_to_add_when_not_enforced']) {
     if (o.has(k)) ctx.warn(o.at(k), `${k} is not supported; ignored`);
   }
   o.bool('rate_limited_as_resource_exhausted', false); // gRPC always gets RESOURCE_EXHAUSTED
@@ -130,28 +226,70 @@ export function validateLocalRateLimit(raw: unknown, path: string, ctx: StreamFi
     ctx.error(path, 'no shared cells left for this rate limit (too many buckets in this process)');
     return undefined;
   }
+  const descriptors = parseDescriptors(o, fillIntervalMs, `${ctx.listenerName}:${path}`, ctx);
+  if (descriptors === undefined) return undefined;
   const base = `local_ratelimit.${ctx.listenerName}.${statPrefix === '' ? '' : `${statPrefix}.`}`;
   return {
-    maxTokens, tokensPerFill, fillIntervalMs, enabled, enforced, status, xHeaders: xh === 'DRAFT_VERSION_03', responseHeaders, bucket,
+    maxTokens, tokensPerFill, fillIntervalMs, enabled, enforced, status, xHeaders: xh === 'DRAFT_VERSION_03', responseHeaders, bucket, descriptors, stage, alwaysConsumeDefault,
     cells: { enabled: counterCell(`${base}enabled`), enforced: counterCell(`${base}enforced`), limited: counterCell(`${base}rate_limited`), ok: counterCell(`${base}ok`) },
   };
 }
 
 class LocalRateLimitFilter implements StreamFilter {
-  readonly phase = DecodePhase.BeforeRoute;
-  constructor(private readonly cfg: LocalRateLimitConfig) {}
+  readonly phase: DecodePhase;
+  /** With descriptors: the request's descriptors (reused array) and a header reader over the stream. */
+  private readonly keys: string[] = [];
+  private readonly input = new StreamRbacInput();
+
+  constructor(private readonly cfg: LocalRateLimitConfig) {
+    // Descriptors come from the route's rate_limits: the filter runs once the route is known.
+    this.phase = cfg.descriptors.length > 0 ? DecodePhase.AfterRoute : DecodePhase.BeforeRoute;
+  }
+
+  /** Takes the tokens of the request's listed descriptors and (Envoy's rule) the default bucket's; -1: limited. */
+  private takeDescribed(s: FilterStream, now: number): { left: number; shown: DescriptorBucket | null } {
+    const c = this.cfg;
+    const keys = this.keys;
+    const limits = (s as Partial<ActiveStream>).rateLimits ?? null;
+    if (limits === null) keys.length = 0;
+    else {
+      this.input.bind(s);
+      requestDescriptors(limits, c.stage, s, this.input, keys);
+      this.input.bind(null);
+    }
+    let matched = false;
+    let shown: DescriptorBucket | null = null;
+    let shownAt = keys.length;
+    let left = 0;
+    for (const d of c.descriptors) {
+      const at = keys.indexOf(d.key);
+      if (at < 0) continue;
+      matched = true;
+      if (at < shownAt) {
+        shown = d;
+        shownAt = at;
+      }
+      if (takeToken(d.bucket, d.maxTokens, d.tokensPerFill, d.fillIntervalMs, now) < 0) return { left: -1, shown };
+    }
+    if (!matched || c.alwaysConsumeDefault) left = takeToken(c.bucket, c.maxTokens, c.tokensPerFill, c.fillIntervalMs, now);
+    if (left >= 0 && shown !== null) left = tokensLeft(shown.bucket);
+    return { left, shown };
+  }
 
   decode(s: FilterStream): FilterStatus {
     const c = this.cfg;
     if (c.enabled < 1 && (c.enabled === 0 || Math.random() >= c.enabled)) return FilterStatus.Continue;
     count(c.cells.enabled);
     const now = sharedNowMs();
-    const left = takeToken(c.bucket, c.maxTokens, c.tokensPerFill, c.fillIntervalMs, now);
+    let left: number;
+    let shown: DescriptorBucket | null = null;
+    if (c.descriptors.length === 0) left = takeToken(c.bucket, c.maxTokens, c.tokensPerFill, c.fillIntervalMs, now);
+    else ({ left, shown } = this.takeDescribed(s, now)); // one small object per request, only with descriptors
     if (c.xHeaders) {
       // Three header strings per request, only with enable_x_ratelimit_headers.
-      s.addResponseHeader('x-ratelimit-limit', String(c.maxTokens));
+      s.addResponseHeader('x-ratelimit-limit', String(shown !== null ? shown.maxTokens : c.maxTokens));
       s.addResponseHeader('x-ratelimit-remaining', String(left < 0 ? 0 : left));
-      s.addResponseHeader('x-ratelimit-reset', String(Math.ceil(msToNextFill(c.fillIntervalMs, now) / 1000)));
+      s.addResponseHeader('x-ratelimit-reset', String(Math.ceil(msToNextFill(shown !== null ? shown.fillIntervalMs : c.fillIntervalMs, now) / 1000)));
     }
     if (left >= 0) {
       count(c.cells.ok);

@@ -51,6 +51,8 @@ export class StreamRbacInput implements RbacInput {
   private pathRead = false;
   private pathV: string | undefined = undefined;
   private remote: string | null = null;
+  private lastRemote = '';
+  private lastIp = '';
 
   /** Points at a request (null: done with it). */
   bind(s: FilterStream | null): void {
@@ -115,7 +117,15 @@ export class StreamRbacInput implements RbacInput {
   }
 
   remoteIp(): string {
-    return (this.remote ??= ipOf(this.st.remoteAddress()));
+    if (this.remote !== null) return this.remote;
+    // Requests of one connection carry the same "ip:port" text (one string per connection):
+    // the IP is cut out again only when the connection changes.
+    const ra = this.st.remoteAddress();
+    if (ra !== this.lastRemote) {
+      this.lastRemote = ra;
+      this.lastIp = ipOf(ra);
+    }
+    return (this.remote = this.lastIp);
   }
 
   peer(): ReturnType<FilterStream['peer']> {
