@@ -30,7 +30,16 @@ export interface Upgraded {
   readonly config: OutriggerConfig;
   readonly oldPid: number;
   /** Settles when the old process is done (exited, or its channel closed). */
-  readonly oldDone: Promise<{ migrated: number; ms: number; clean: boolean }>;
+  readonly oldDone: Promise<OldDone>;
+}
+
+/** The old process's end: connections it handed over, ms from the hand-over to its exit, long-lived ones it cut at graceful_timeout. */
+export interface OldDone {
+  readonly migrated: number;
+  readonly ms: number;
+  readonly cut: number;
+  /** It said `done` (false: it went away without, e.g. killed). */
+  readonly clean: boolean;
 }
 
 interface ListenerAddr {
@@ -117,9 +126,10 @@ export async function upgradeStart(o: UpgradeStartOptions): Promise<Upgraded> {
 }
 
 /** After the take-over: adopts handed-over connections, carries counters, until the old process is done. */
-async function follow(ch: Channel, fp: FdPass, sidecar: Sidecar, carried: CarriedCounters): Promise<{ migrated: number; ms: number; clean: boolean }> {
+async function follow(ch: Channel, fp: FdPass, sidecar: Sidecar, carried: CarriedCounters): Promise<OldDone> {
   let adopted = 0;
   let ms = 0;
+  let cut = 0;
   const count = (): void => sidecar.hub.setExtra('upgrade_connections_adopted', adopted, { type: 'counter', help: 'connections handed over by the previous process' });
   count();
   for (;;) {
@@ -129,7 +139,7 @@ async function follow(ch: Channel, fp: FdPass, sidecar: Sidecar, carried: Carrie
     } catch {
       // The old process is gone without saying done (killed): what it handed over stays.
       sidecar.hub.setExtra('upgrade_state', UpgradeState.Upgraded, { help: UPGRADE_STATE_HELP });
-      return { migrated: adopted, ms, clean: false };
+      return { migrated: adopted, ms, cut, clean: false };
     }
     if (r === null) continue;
     const m = r.msg;
@@ -147,8 +157,10 @@ async function follow(ch: Channel, fp: FdPass, sidecar: Sidecar, carried: Carrie
     }
     if (m.t === 'done') {
       ch.close();
+      if (typeof m.cut === 'number' && Number.isFinite(m.cut)) cut = m.cut;
+      sidecar.hub.setExtra('upgrade_old_connections_cut', cut, { help: 'long-lived connections the previous process still had at graceful_timeout and cut' });
       sidecar.hub.setExtra('upgrade_state', UpgradeState.Upgraded, { help: UPGRADE_STATE_HELP });
-      return { migrated: adopted, ms, clean: true };
+      return { migrated: adopted, ms, cut, clean: true };
     }
   }
 }

@@ -21,7 +21,7 @@ export interface NewProcess {
   output(): string;
   readonly exited: Promise<number | null>;
   /** Resolves with the old process's report once it is done: connections handed over, ms from hand-over to its exit. */
-  readonly oldDone: Promise<{ migrated: number; ms: number; clean: boolean }>;
+  readonly oldDone: Promise<{ migrated: number; ms: number; clean: boolean; cut: number }>;
   stats(): Promise<any>;
   terminate(): Promise<number | null>;
 }
@@ -39,11 +39,13 @@ export async function startUpgrade(dir: string, opts: { args?: string[]; env?: N
   proc.once('exit', () => process.off('exit', reap));
   let out = '';
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  let doneCb: (r: { migrated: number; ms: number; clean: boolean }) => void = () => {};
-  const oldDone = new Promise<{ migrated: number; ms: number; clean: boolean }>((r) => (doneCb = r));
+  let doneCb: (r: { migrated: number; ms: number; clean: boolean; cut: number }) => void = () => {};
+  const oldDone = new Promise<{ migrated: number; ms: number; clean: boolean; cut: number }>((r) => (doneCb = r));
   const onOut = (): void => {
-    const m = /upgrade (complete|ended)[^:]*: pid \d+ handed over (\d+) connection\(s\) and exited (\d+) ms/.exec(out);
-    if (m) doneCb({ clean: m[1] === 'complete', migrated: Number(m[2]), ms: Number(m[3]) });
+    const m = /upgrade (complete|ended)[^:]*: pid \d+ handed over (\d+) connection\(s\) and exited (\d+) ms after the hand-over([^\n]*)\n/.exec(out);
+    const cut = m === null ? null : /cutting (\d+) long-lived/.exec(m[4]);
+    // cut: NaN when the line does not say (a process without the count)
+    if (m) doneCb({ clean: m[1] === 'complete', migrated: Number(m[2]), ms: Number(m[3]), cut: cut === null ? NaN : Number(cut[1]) });
   };
   proc.stdout!.on('data', (d: Buffer) => {
     out += d.toString();
