@@ -11,6 +11,7 @@ import { Sidecar, type SidecarOptions } from '../server';
 import { checkBuild } from '../worker/snapshot';
 import { Channel, ChannelClosed } from './channel';
 import { fdPass, type FdPass } from './fdpass';
+import { peerRefusal } from './peer';
 import { PROTOCOL_VERSION, socketPath, UPGRADE_STATE_HELP, UpgradeState } from './protocol';
 import { CarriedCounters } from './stats';
 
@@ -50,13 +51,21 @@ interface ListenerAddr {
 
 export function connectToRunning(fp: FdPass, dir: string): Channel {
   const p = socketPath(dir);
+  let fd: number;
   try {
-    return new Channel(fp, fp.fdConnect(p));
+    fd = fp.fdConnect(p);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? 'no running Outrigger listens there' : code === 'EACCES' ? 'permission denied' : String(code ?? e);
     throw new UpgradeError(`--upgrade: cannot reach the running process at ${p}: ${why} (set --upgrade-dir or OUTRIGGER_UPGRADE_DIR to the directory it uses)`);
   }
+  // It would hand this process its config and sockets: only one of this user (or root) may.
+  const refused = peerRefusal(fp, fd, dir);
+  if (refused !== null) {
+    fp.closeFd(fd);
+    throw new UpgradeError(`--upgrade: refusing the process listening at ${p}: ${refused}`);
+  }
+  return new Channel(fp, fd);
 }
 
 function die(at: string, step: string): void {

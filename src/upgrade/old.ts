@@ -10,6 +10,7 @@ import type { Sidecar } from '../server';
 import type { WorkerToMain } from '../worker/messages';
 import { Channel, ChannelClosed } from './channel';
 import type { FdPass } from './fdpass';
+import { peerRefusal } from './peer';
 import { socketPath, UPGRADE_STATE_HELP, UpgradeState } from './protocol';
 import { exportCounters } from './stats';
 
@@ -33,6 +34,7 @@ export class UpgradeServer {
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
   private resumed = 0;
+  private peersRefused = 0;
   readonly path: string;
 
   constructor(
@@ -104,8 +106,16 @@ export class UpgradeServer {
       }
       if (c < 0) return;
       const ch = new Channel(this.fp, c);
+      const why = peerRefusal(this.fp, c, this.opts.dir);
+      if (why !== null) {
+        this.peersRefused++;
+        this.sidecar.hub.setExtra('upgrade_peers_refused', this.peersRefused, { type: 'counter', help: 'connections to the upgrade socket refused by the peer check (another user)' });
+        this.sidecar.log.warn({ socket: this.path }, `hot upgrade refused: the process that connected is not of this user: ${why}`);
+        this.refuse(ch, 'refused: only a process of the same user (or root) may take over', true);
+        continue;
+      }
       if (this.busy) {
-        this.refuse(ch, 'another hand-over is in progress');
+        this.refuse(ch, 'another hand-over is in progress', true);
         continue;
       }
       this.busy = true;
@@ -122,13 +132,18 @@ export class UpgradeServer {
     }
   }
 
-  private refuse(ch: Channel, message: string): void {
-    try {
-      ch.send({ t: 'error', message });
-    } catch {
-      /* it went away */
-    }
-    ch.close();
+  /** `unread`: its hello is not read yet; it is read first (a close with unread data resets the connection and the reason would be lost). */
+  private refuse(ch: Channel, message: string, unread = false): void {
+    const say = (): void => {
+      try {
+        ch.send({ t: 'error', message });
+      } catch {
+        /* it went away */
+      }
+      ch.close();
+    };
+    if (!unread) return say();
+    void ch.recv(1000).then(say, say);
   }
 
   /** One hand-over; true once this process stopped accepting (it then exits). */
