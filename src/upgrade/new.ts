@@ -6,7 +6,7 @@
  * accepting. It then adopts the connections the old process hands over and carries its counters.
  */
 import type { OutriggerConfig } from '../config/types';
-import { ConfigError, parseConfig } from '../config';
+import { ConfigError, parseConfig, REDACTED } from '../config';
 import { Sidecar, type SidecarOptions } from '../server';
 import { checkBuild } from '../worker/snapshot';
 import { Channel, ChannelClosed } from './channel';
@@ -84,6 +84,10 @@ export async function upgradeStart(o: UpgradeStartOptions): Promise<Upgraded> {
     // The config is built and checked before anything is taken: a bad one leaves the old process untouched.
     let config = o.config;
     if (config === null || isTrue((config.raw as Record<string, unknown> | null)?.inherit_old_mosnconfig)) {
+      // A config made by xDS merging is known only with its secrets redacted: it cannot serve TLS.
+      if (JSON.stringify(st.config ?? null).includes(`"${REDACTED}"`)) {
+        throw new UpgradeError(`the running process (pid ${oldPid}) can only give its config with secrets redacted (TLS keys); start this one with its config file (-c FILE)`);
+      }
       try {
         config = parseConfig(st.config, `the running process's config (pid ${oldPid})`);
       } catch (e) {

@@ -169,7 +169,7 @@ export class UpgradeServer {
       ch.send({
         t: 'state',
         pid: process.pid,
-        config: cfg.raw,
+        config: cfg.unredacted ?? cfg.raw, // its secrets too (the peer is this user or root): the new process must serve with them
         listeners: socks.map((s) => ({ name: s.name, host: s.host, port: s.port })),
         stats: exportCounters(this.sidecar.hub),
       });

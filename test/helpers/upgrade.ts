@@ -117,3 +117,32 @@ export function mergeConfigs(parts: readonly Record<string, any>[], extra: Recor
   }
   return { servers: [server], cluster_manager: { clusters }, admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } }, ...extra };
 }
+
+export interface SofaLoadResult {
+  ok: number;
+  failed: number;
+  errors: string[];
+  opened: number;
+  closed: number;
+  ms: number;
+}
+
+/** test/helpers/sofa-load.ts in a child process (sofa-rpc-node's RpcClient leaves a timer behind): `rate` calls/s for `ms`. */
+export function runSofaLoad(port: number, svc: string, rate: number, ms: number): { ready: Promise<void>; done: Promise<SofaLoadResult> } {
+  const p = spawn(process.execPath, [path.join(__dirname, 'sofa-load.js'), String(port), svc, String(rate), String(ms)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  let readyCb: () => void = () => {};
+  const ready = new Promise<void>((r) => (readyCb = r));
+  p.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (out.includes('ready\n')) readyCb();
+  });
+  const done = new Promise<SofaLoadResult>((resolve, reject) =>
+    p.on('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (code === 0 && line !== undefined) resolve(JSON.parse(line) as SofaLoadResult);
+      else reject(new Error(`sofa load exited with ${code}: ${out}`));
+    }),
+  );
+  return { ready, done };
+}
