@@ -24,7 +24,12 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number 
     let out = '';
     p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('exit', (code) => resolve({ code, out }));
+    // A process that should have exited but serves (a regression) must not hold the test file open.
+    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
   });
 }
 
