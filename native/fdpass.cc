@@ -5,7 +5,11 @@
 //   fdConnect(path) -> fd                connect (unix connects complete at once)
 //   fdSend(fd, payload, fds, timeoutMs)  sendmsg with SCM_RIGHTS; waits for room up to timeoutMs
 //   fdRecv(fd, timeoutMs) -> {payload, fds, eof} | null   null = nothing within timeoutMs
+//   fdPeerCred(fd) -> {uid, pid}        the connected peer's credentials (SO_PEERCRED, set by the kernel)
 // Every socket made here and every fd received is non-blocking and close-on-exec.
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  // struct ucred
+#endif
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -214,6 +218,18 @@ Napi::Value FdRecv(const Napi::CallbackInfo& info) {
   return out;
 }
 
+Napi::Value FdPeerCred(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(IntArg(info, 0, "fd", 0, INT_MAX));
+  ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) throw ErrnoError(env, errno, "getsockopt(SO_PEERCRED)");
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("uid", Napi::Number::New(env, static_cast<double>(cred.uid)));
+  out.Set("pid", Napi::Number::New(env, static_cast<double>(cred.pid)));
+  return out;
+}
+
 }  // namespace
 
 void RegisterFdPass(Napi::Env env, Napi::Object exports) {
@@ -222,6 +238,7 @@ void RegisterFdPass(Napi::Env env, Napi::Object exports) {
   exports.Set("fdConnect", Napi::Function::New(env, FdConnect, "fdConnect"));
   exports.Set("fdSend", Napi::Function::New(env, FdSend, "fdSend"));
   exports.Set("fdRecv", Napi::Function::New(env, FdRecv, "fdRecv"));
+  exports.Set("fdPeerCred", Napi::Function::New(env, FdPeerCred, "fdPeerCred"));
 }
 
 }  // namespace outrigger

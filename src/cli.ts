@@ -262,7 +262,7 @@ async function upgrade(a: Args, fileConfig: OutriggerConfig | null): Promise<voi
   process.stdout.write(lines.join('\n') + '\n');
   serveUpgrades(a, sidecar, config, true);
   const r = await up.oldDone;
-  process.stdout.write(`outrigger upgrade ${r.clean ? 'complete' : 'ended (the old process went away)'}: pid ${up.oldPid} handed over ${r.migrated} connection(s) and exited ${r.ms} ms after the hand-over\n`);
+  process.stdout.write(`outrigger upgrade ${r.clean ? 'complete' : 'ended (the old process went away)'}: pid ${up.oldPid} handed over ${r.migrated} connection(s) and exited ${r.ms} ms after the hand-over, cutting ${r.cut} long-lived connection(s) at graceful_timeout\n`);
 }
 
 /** Listens on the upgrade socket so that a later `start --upgrade` finds this process (unless disable_upgrade). */

@@ -188,9 +188,9 @@ export class Sidecar {
   }
 
   /** Opens the admin server (part of start() unless deferAdmin: a hot upgrade opens it once the old process closed its own). */
-  async startAdmin(): Promise<void> {
+  async startAdmin(port?: number): Promise<void> {
     const adminCfg = this.config.admin;
-    const adminPort = this.opts.adminPort ?? adminCfg.address.port;
+    const adminPort = port ?? this.opts.adminPort ?? adminCfg.address.port;
     try {
       this.admin = await startAdmin(
         { host: adminCfg.address.host, port: adminPort },
@@ -625,6 +625,35 @@ export class Sidecar {
     this.closeListenFds();
     await this.endWorkers({ type: 'drain', graceMs: grace });
     this.closeMain();
+  }
+
+  /**
+   * Hot upgrade, old process: drain() that keeps the main thread's listening sockets until it
+   * ends, so that resumeServing() can take the listeners back (the new process died).
+   */
+  async drainResumable(): Promise<'drained' | 'resumed'> {
+    if (this.stopping) return 'drained';
+    this.stopping = true;
+    const grace = this.config.servers[0]?.gracefulTimeoutMs ?? 30_000;
+    const resumed = new Promise<'resumed'>((r) => (this.resumeWait = () => r('resumed')));
+    const how = await Promise.race([this.endWorkers({ type: 'drain', graceMs: grace, resumable: true }).then(() => 'drained' as const), resumed]);
+    this.resumeWait = null;
+    if (how === 'drained') this.closeMain();
+    return how;
+  }
+
+  private resumeWait: (() => void) | null = null;
+
+  /** Ends drainResumable(): every worker accepts again and keeps what it still has; workers already gone are started anew. */
+  resumeServing(): boolean {
+    if (this.resumeWait === null) return false;
+    this.resumeWait();
+    this.stopping = false;
+    for (const s of this.slots) {
+      if (s.worker !== null) s.worker.postMessage({ type: 'resume', listen: this.listenSpecs(this.config, false) } satisfies MainToWorker);
+      else this.spawn(s).catch((e) => this.log.error({ worker: s.id, err: String(e) }, 'worker restart failed'));
+    }
+    return true;
   }
 
   /** SIGINT / tests: stop now. */

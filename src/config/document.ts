@@ -100,5 +100,8 @@ export function parseConfig(doc: unknown, source?: string): OutriggerConfig {
   top.done();
 
   if (issues.errors.length > 0) throw new ConfigError(issues.errors, source, issues.warnings);
-  return deepFreeze({ servers, clusters, admin, ...hostile, ...(tracing !== undefined ? { tracing } : {}), ...(xds ? { xds } : {}), raw: redactConfig(doc), warnings: issues.warnings });
+  const out: OutriggerConfig = { servers, clusters, admin, ...hostile, ...(tracing !== undefined ? { tracing } : {}), ...(xds ? { xds } : {}), raw: redactConfig(doc), warnings: issues.warnings };
+  // Hot upgrade hands the running config over with its secrets (src/upgrade/old.ts); not enumerable, so no dump, log or worker message carries it.
+  Object.defineProperty(out, 'unredacted', { value: doc, enumerable: false });
+  return deepFreeze(out);
 }

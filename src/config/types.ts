@@ -444,6 +444,8 @@ export interface OutriggerConfig {
   readonly xds?: XdsConfig;
   /** The input document as given (for config_dump, after redaction). */
   readonly raw: unknown;
+  /** The input document with its secrets (not enumerable: only the hot upgrade reads it, src/upgrade/old.ts). */
+  readonly unredacted?: unknown;
   /**
    * Known-but-unsupported harmless settings that were ignored, and unknown keys, each as
    * `path: message`. The CLI prints them at startup and from `outrigger validate`.

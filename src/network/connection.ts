@@ -72,6 +72,10 @@ let handingOver = false;
 export function startHandingOver(): void {
   handingOver = true;
 }
+/** Hot upgrade, old process: the new one died; idle RPC connections stay here again. */
+export function stopHandingOver(): void {
+  handingOver = false;
+}
 export function handingOverConnections(): boolean {
   return handingOver;
 }

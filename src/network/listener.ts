@@ -126,6 +126,8 @@ export interface Tracked {
   taken: boolean;
   /** The filter chain it was dispatched to (its version decides whether a reload drains it). */
   chain: ChainRuntime | null;
+  /** Hot upgrade: handed over to the new process; its close is not a destroy (the new process counts it as adopted). */
+  moved: boolean;
 }
 
 /** The RPC `proxy` in Auto mode (it hands HTTP to the HTTP proxy with the listener's routers). */
@@ -144,6 +146,7 @@ export class WorkerListener {
   private draining = false;
   private closed = false;
   private drainResolve: (() => void) | null = null;
+  private drainTimer: NodeJS.Timeout | null = null;
   /** Runtimes swapped out and not retired yet (their chains are drained on retire()). */
   private replaced: ListenerRuntime[] = [];
   /** Accepted sockets waiting (paused) for open(): a listener of a version not committed yet. */
@@ -277,14 +280,14 @@ export class WorkerListener {
     socket.once('close', connectionClosed);
     if (!adopted) counters[base + L.CX_TOTAL]++;
     counters[base + L.CX_ACTIVE]++;
-    const t: Tracked = { outer: socket, taken: false, chain: null }; // one per connection
+    const t: Tracked = { outer: socket, taken: false, chain: null, moved: false }; // one per connection
     this.tracked.set(socket, t);
     let closed = false;
     const onClose = (): void => {
       if (closed) return;
       closed = true;
       counters[base + L.CX_ACTIVE]--;
-      counters[base + L.CX_DESTROY]++;
+      if (!t.moved) counters[base + L.CX_DESTROY]++;
       this.tracked.delete(socket);
       this.checkDrained();
     };
@@ -421,8 +424,8 @@ export class WorkerListener {
     }
   }
 
-  /** Stops accepting and resolves once every live connection has closed or `graceMs` passed. */
-  drain(graceMs: number): Promise<void> {
+  /** Stops accepting and resolves once every live connection has closed or `graceMs` passed, with how many were cut then. */
+  drain(graceMs: number): Promise<number> {
     this.draining = true;
     workerListeners.remove(this);
     this.stopAccepting();
@@ -433,17 +436,35 @@ export class WorkerListener {
     // Connections still in a listener filter (TLS handshake, sniffing) are closed now.
     for (const [raw, t] of this.tracked) if (!t.taken) raw.destroy();
     for (const rt of [this.runtime, ...this.replaced]) for (const c of rt.chains) for (const st of c.built.stages) if (st.factory.onDrain !== undefined) st.factory.onDrain();
-    if (this.tracked.size === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
+    if (this.tracked.size === 0) return Promise.resolve(0);
+    return new Promise<number>((resolve) => {
+      this.drainTimer = setTimeout(() => {
+        this.drainTimer = null;
+        const cut = this.tracked.size;
         for (const t of this.tracked.values()) t.outer.destroy();
-        resolve();
+        resolve(cut);
       }, graceMs);
       this.drainResolve = () => {
-        clearTimeout(timer);
-        resolve();
+        if (this.drainTimer !== null) clearTimeout(this.drainTimer);
+        this.drainTimer = null;
+        resolve(0);
       };
     });
+  }
+
+  /**
+   * Hot upgrade: undoes a drain (the new process died; the worker checks that it has not ended):
+   * accepts again on `fd` and keeps its connections (the drain promise never settles).
+   */
+  resume(fd: number | null, undrain: (f: NetworkFilterFactory) => void): Promise<void> {
+    if (this.closed) return Promise.reject(new Error(`listener ${this.name} is closed`));
+    if (this.drainTimer !== null) clearTimeout(this.drainTimer);
+    this.drainTimer = null;
+    this.drainResolve = null;
+    this.draining = false;
+    workerListeners.add(this);
+    for (const rt of [this.runtime, ...this.replaced]) for (const c of rt.chains) for (const st of c.built.stages) undrain(st.factory);
+    return fd === null ? Promise.resolve() : this.listenFd(fd);
   }
 
   closeAll(): void {

@@ -21,6 +21,8 @@ export interface FdPass {
   fdRecv(fd: number, timeoutMs: number): Received | null;
   closeFd(fd: number): void;
   dupFd(fd: number): number;
+  /** The connected peer's uid and pid (SO_PEERCRED); absent in an addon built before it (src/upgrade/peer.ts falls back). */
+  fdPeerCred?(fd: number): { uid: number; pid: number };
 }
 
 export const HANDOVER_IMPOSSIBLE =

@@ -6,11 +6,12 @@
  * accepting. It then adopts the connections the old process hands over and carries its counters.
  */
 import type { OutriggerConfig } from '../config/types';
-import { ConfigError, parseConfig } from '../config';
+import { ConfigError, parseConfig, REDACTED } from '../config';
 import { Sidecar, type SidecarOptions } from '../server';
 import { checkBuild } from '../worker/snapshot';
 import { Channel, ChannelClosed } from './channel';
 import { fdPass, type FdPass } from './fdpass';
+import { peerRefusal } from './peer';
 import { PROTOCOL_VERSION, socketPath, UPGRADE_STATE_HELP, UpgradeState } from './protocol';
 import { CarriedCounters } from './stats';
 
@@ -30,7 +31,16 @@ export interface Upgraded {
   readonly config: OutriggerConfig;
   readonly oldPid: number;
   /** Settles when the old process is done (exited, or its channel closed). */
-  readonly oldDone: Promise<{ migrated: number; ms: number; clean: boolean }>;
+  readonly oldDone: Promise<OldDone>;
+}
+
+/** The old process's end: connections it handed over, ms from the hand-over to its exit, long-lived ones it cut at graceful_timeout. */
+export interface OldDone {
+  readonly migrated: number;
+  readonly ms: number;
+  readonly cut: number;
+  /** It said `done` (false: it went away without, e.g. killed). */
+  readonly clean: boolean;
 }
 
 interface ListenerAddr {
@@ -41,13 +51,21 @@ interface ListenerAddr {
 
 export function connectToRunning(fp: FdPass, dir: string): Channel {
   const p = socketPath(dir);
+  let fd: number;
   try {
-    return new Channel(fp, fp.fdConnect(p));
+    fd = fp.fdConnect(p);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? 'no running Outrigger listens there' : code === 'EACCES' ? 'permission denied' : String(code ?? e);
     throw new UpgradeError(`--upgrade: cannot reach the running process at ${p}: ${why} (set --upgrade-dir or OUTRIGGER_UPGRADE_DIR to the directory it uses)`);
   }
+  // It would hand this process its config and sockets: only one of this user (or root) may.
+  const refused = peerRefusal(fp, fd, dir);
+  if (refused !== null) {
+    fp.closeFd(fd);
+    throw new UpgradeError(`--upgrade: refusing the process listening at ${p}: ${refused}`);
+  }
+  return new Channel(fp, fd);
 }
 
 function die(at: string, step: string): void {
@@ -66,6 +84,10 @@ export async function upgradeStart(o: UpgradeStartOptions): Promise<Upgraded> {
     // The config is built and checked before anything is taken: a bad one leaves the old process untouched.
     let config = o.config;
     if (config === null || isTrue((config.raw as Record<string, unknown> | null)?.inherit_old_mosnconfig)) {
+      // A config made by xDS merging is known only with its secrets redacted: it cannot serve TLS.
+      if (JSON.stringify(st.config ?? null).includes(`"${REDACTED}"`)) {
+        throw new UpgradeError(`the running process (pid ${oldPid}) can only give its config with secrets redacted (TLS keys); start this one with its config file (-c FILE)`);
+      }
       try {
         config = parseConfig(st.config, `the running process's config (pid ${oldPid})`);
       } catch (e) {
@@ -117,9 +139,10 @@ export async function upgradeStart(o: UpgradeStartOptions): Promise<Upgraded> {
 }
 
 /** After the take-over: adopts handed-over connections, carries counters, until the old process is done. */
-async function follow(ch: Channel, fp: FdPass, sidecar: Sidecar, carried: CarriedCounters): Promise<{ migrated: number; ms: number; clean: boolean }> {
+async function follow(ch: Channel, fp: FdPass, sidecar: Sidecar, carried: CarriedCounters): Promise<OldDone> {
   let adopted = 0;
   let ms = 0;
+  let cut = 0;
   const count = (): void => sidecar.hub.setExtra('upgrade_connections_adopted', adopted, { type: 'counter', help: 'connections handed over by the previous process' });
   count();
   for (;;) {
@@ -129,7 +152,7 @@ async function follow(ch: Channel, fp: FdPass, sidecar: Sidecar, carried: Carrie
     } catch {
       // The old process is gone without saying done (killed): what it handed over stays.
       sidecar.hub.setExtra('upgrade_state', UpgradeState.Upgraded, { help: UPGRADE_STATE_HELP });
-      return { migrated: adopted, ms, clean: false };
+      return { migrated: adopted, ms, cut, clean: false };
     }
     if (r === null) continue;
     const m = r.msg;
@@ -147,8 +170,10 @@ async function follow(ch: Channel, fp: FdPass, sidecar: Sidecar, carried: Carrie
     }
     if (m.t === 'done') {
       ch.close();
+      if (typeof m.cut === 'number' && Number.isFinite(m.cut)) cut = m.cut;
+      sidecar.hub.setExtra('upgrade_old_connections_cut', cut, { help: 'long-lived connections the previous process still had at graceful_timeout and cut' });
       sidecar.hub.setExtra('upgrade_state', UpgradeState.Upgraded, { help: UPGRADE_STATE_HELP });
-      return { migrated: adopted, ms, clean: true };
+      return { migrated: adopted, ms, cut, clean: true };
     }
   }
 }

@@ -10,10 +10,13 @@ import type { Sidecar } from '../server';
 import type { WorkerToMain } from '../worker/messages';
 import { Channel, ChannelClosed } from './channel';
 import type { FdPass } from './fdpass';
+import { peerRefusal } from './peer';
 import { socketPath, UPGRADE_STATE_HELP, UpgradeState } from './protocol';
 import { exportCounters } from './stats';
 
 const ACCEPT_POLL_MS = 100;
+/** How often the old process checks, while it drains, that the new one still lives (channel EOF). */
+const PEER_POLL_MS = 50;
 /** How long the new process may take to build its config, and to start its workers. */
 const STEP_TIMEOUT_MS = 60_000;
 
@@ -30,6 +33,8 @@ export class UpgradeServer {
   private ino = -1;
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
+  private resumed = 0;
+  private peersRefused = 0;
   readonly path: string;
 
   constructor(
@@ -101,8 +106,16 @@ export class UpgradeServer {
       }
       if (c < 0) return;
       const ch = new Channel(this.fp, c);
+      const why = peerRefusal(this.fp, c, this.opts.dir);
+      if (why !== null) {
+        this.peersRefused++;
+        this.sidecar.hub.setExtra('upgrade_peers_refused', this.peersRefused, { type: 'counter', help: 'connections to the upgrade socket refused by the peer check (another user)' });
+        this.sidecar.log.warn({ socket: this.path }, `hot upgrade refused: the process that connected is not of this user: ${why}`);
+        this.refuse(ch, 'refused: only a process of the same user (or root) may take over', true);
+        continue;
+      }
       if (this.busy) {
-        this.refuse(ch, 'another hand-over is in progress');
+        this.refuse(ch, 'another hand-over is in progress', true);
         continue;
       }
       this.busy = true;
@@ -119,13 +132,18 @@ export class UpgradeServer {
     }
   }
 
-  private refuse(ch: Channel, message: string): void {
-    try {
-      ch.send({ t: 'error', message });
-    } catch {
-      /* it went away */
-    }
-    ch.close();
+  /** `unread`: its hello is not read yet; it is read first (a close with unread data resets the connection and the reason would be lost). */
+  private refuse(ch: Channel, message: string, unread = false): void {
+    const say = (): void => {
+      try {
+        ch.send({ t: 'error', message });
+      } catch {
+        /* it went away */
+      }
+      ch.close();
+    };
+    if (!unread) return say();
+    void ch.recv(1000).then(say, say);
   }
 
   /** One hand-over; true once this process stopped accepting (it then exits). */
@@ -151,7 +169,7 @@ export class UpgradeServer {
       ch.send({
         t: 'state',
         pid: process.pid,
-        config: cfg.raw,
+        config: cfg.unredacted ?? cfg.raw, // its secrets too (the peer is this user or root): the new process must serve with them
         listeners: socks.map((s) => ({ name: s.name, host: s.host, port: s.port })),
         stats: exportCounters(this.sidecar.hub),
       });
@@ -165,43 +183,81 @@ export class UpgradeServer {
     }
     // The new process accepts on the same sockets: stop here. Nothing is refused meanwhile.
     const t0 = Date.now();
+    const newPid = hello.msg.pid;
     this.state(UpgradeState.Draining);
     this.close();
+    const adminPort = this.sidecar.adminPort;
     this.sidecar.closeAdmin();
     let migrated = 0;
+    let cut = 0;
+    let gone = false;
     const dieAfter = process.env.OUTRIGGER_TEST_HOOKS === '1' ? Number(process.env.OUTRIGGER_TEST_UPGRADE_OLD_DIE_AFTER ?? 0) : 0;
     const sendStats = (t: 'stats' | 'done'): void => {
-      if (!ch.isClosed) ch.send({ t, stats: exportCounters(this.sidecar.hub), migrated, ms: Date.now() - t0 });
+      if (!ch.isClosed) ch.send({ t, stats: exportCounters(this.sidecar.hub), migrated, cut, ms: Date.now() - t0 });
+    };
+    // The new process died (channel EOF or a failed send) before this one was done: take everything back.
+    const newGone = (): void => {
+      if (gone) return;
+      gone = true;
+      ch.close();
+      this.sidecar.resumeServing();
     };
     this.sidecar.onWorkerMessage = (m: WorkerToMain) => {
+      if (m.type === 'drained') cut += m.cut ?? 0;
       if (m.type !== 'migrate-conn') return;
-      try {
-        if (!ch.isClosed) {
+      if (!gone) {
+        try {
           ch.send({ t: 'conn', listener: m.listener, unread: Buffer.from(m.unread).toString('base64') }, [m.fd]);
           migrated++;
+          this.fp.closeFd(m.fd);
           if (migrated === dieAfter) process.kill(process.pid, 'SIGKILL'); // test hook: killed during the transfer
+          return;
+        } catch (e) {
+          log.warn({ err: String(e), listener: m.listener }, 'hot upgrade: a connection could not be handed over; it stays here');
+          newGone();
         }
-      } catch (e) {
-        log.error({ err: String(e), listener: m.listener }, 'hot upgrade: a connection could not be handed over; it is closed');
-      } finally {
-        this.fp.closeFd(m.fd);
       }
+      // Resumed: a connection let go of on its way out is served here again.
+      if (!this.sidecar.postToOneWorker({ type: 'adopt', listener: m.listener, fd: m.fd, unread: m.unread })) this.fp.closeFd(m.fd);
     };
     try {
       ch.send({ t: 'draining' });
     } catch {
-      /* the new process is gone after it took over: drain anyway */
+      newGone();
     }
-    this.sidecar.postToWorkers({ type: 'migrate-out' });
+    if (!gone) this.sidecar.postToWorkers({ type: 'migrate-out' });
     const statsTimer = setInterval(() => {
       try {
         sendStats('stats');
       } catch {
-        /* reported by the next step */
+        newGone();
       }
     }, 1000);
-    await this.sidecar.drain();
+    const peerTimer = setInterval(() => {
+      try {
+        const r = ch.tryRecv(); // the new process says nothing more: only its death (EOF) is expected
+        for (const f of r?.fds ?? []) this.fp.closeFd(f);
+      } catch {
+        newGone();
+      }
+    }, PEER_POLL_MS);
+    const how = gone ? 'resumed' : await this.sidecar.drainResumable();
     clearInterval(statsTimer);
+    clearInterval(peerTimer);
+    if (how === 'resumed') {
+      this.resumed++;
+      this.sidecar.hub.setExtra('upgrade_resumed', this.resumed, { type: 'counter', help: 'hand-overs undone: the new process died after it took over and this process took the listeners back' });
+      log.warn({ pid: newPid, ms: Date.now() - t0, migrated }, 'hot upgrade: the new process died after it took over; this process takes the listeners back and keeps serving (the connections it had handed over are lost)');
+      // Its own port again (port 0 resolved), else the configured one.
+      await this.sidecar
+        .startAdmin(adminPort > 0 ? adminPort : undefined)
+        .catch(() => this.sidecar.startAdmin())
+        .catch((e: unknown) => log.error({ err: e instanceof Error ? e.message : String(e) }, 'hot upgrade: admin server not reopened'));
+      const warn = this.start();
+      if (warn !== null) log.warn(warn);
+      this.state(UpgradeState.Idle);
+      return false;
+    }
     await new Promise<void>((r) => this.sidecar.hub.refresh()?.then(r, r) ?? r());
     try {
       sendStats('done');
@@ -209,7 +265,9 @@ export class UpgradeServer {
       /* nobody listens any more */
     }
     ch.close();
-    log.info({ ms: Date.now() - t0, migrated }, 'hot upgrade: handed over and drained; exiting');
+    const line = `hot upgrade: handed over and drained; ${cut} long-lived connection(s) still open at graceful_timeout were cut; exiting`;
+    if (cut > 0) log.warn({ ms: Date.now() - t0, migrated, cut }, line);
+    else log.info({ ms: Date.now() - t0, migrated, cut }, line);
     this.opts.exit();
     return true;
   }

@@ -11,10 +11,13 @@
  * (its filter chain of this process's config), the unread bytes first.
  */
 import * as net from 'node:net';
+import type { NetworkFilterFactory } from '../filters/network/types';
+import { HttpProxyFactory } from '../http/filter';
 import { native } from '../native';
-import { connectionOf, startHandingOver } from '../network/connection';
+import { connectionOf, startHandingOver, stopHandingOver } from '../network/connection';
 import type { WorkerListener } from '../network/listener';
-import type { WorkerToMain } from '../worker/messages';
+import { RpcProxyFactory } from '../proxy/proxy';
+import type { ListenSpec, WorkerToMain } from '../worker/messages';
 
 const SCAN_MS = 5;
 
@@ -40,6 +43,7 @@ export function startMigrateOut(listeners: ReadonlyMap<string, WorkerListener>, 
         } catch {
           continue; // fd limit: it stays here and drains
         }
+        t.moved = true; // not a destroy: the new process counts it as adopted
         conn.destroy();
         send({ type: 'migrate-conn', listener: name, fd, unread: new Uint8Array(unread) });
       }
@@ -61,4 +65,32 @@ export function adoptConnection(listeners: ReadonlyMap<string, WorkerListener>, 
   const socket = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: true } as net.SocketConstructorOpts);
   wl.adopt(socket, Buffer.from(unread.buffer, unread.byteOffset, unread.byteLength));
   return true;
+}
+
+/**
+ * Old process, the new one died before the old one was done (`resume`): stops handing over,
+ * undoes the drain (factories stop closing after each response; the grace timer is cancelled,
+ * so nothing still here is cut) and accepts again on the main thread's sockets.
+ */
+export async function resumeServing(listeners: ReadonlyMap<string, WorkerListener>, listen: Readonly<Record<string, ListenSpec>>): Promise<void> {
+  if (scanner !== null) clearInterval(scanner);
+  scanner = null;
+  stopHandingOver();
+  for (const [name, spec] of Object.entries(listen)) {
+    const wl = listeners.get(name);
+    const fd = spec.kind === 'fd' ? spec.fd : null;
+    if (wl === undefined) {
+      if (fd !== null) native.closeFd(fd);
+      continue;
+    }
+    await wl.resume(fd, undrain).catch(() => {
+      if (fd !== null) native.closeFd(fd);
+    });
+  }
+}
+
+/** A factory's drain flag back to serving (the goodbyes it already sent stay sent). */
+function undrain(f: NetworkFilterFactory): void {
+  if (f instanceof RpcProxyFactory) f.draining = false;
+  else if (f instanceof HttpProxyFactory) f.env.draining = false;
 }

@@ -49,7 +49,10 @@ export type MainToWorker =
   | { readonly type: 'abort'; readonly version: number }
   | { readonly type: 'settle'; readonly version: number }
   | { readonly type: 'rollback'; readonly version: number }
-  | { readonly type: 'drain'; readonly graceMs: number }
+  /** `resumable` (hot upgrade): a `resume` may follow, until the worker reported `drained`. */
+  | { readonly type: 'drain'; readonly graceMs: number; readonly resumable?: boolean }
+  /** Hot upgrade: the new process died; accept again on these sockets and keep every connection (cancels a resumable drain). */
+  | { readonly type: 'resume'; readonly listen: Readonly<Record<string, ListenSpec>> }
   | { readonly type: 'stop' }
   /** Ship the unshipped latency histograms now (the admin is answering a stats request). */
   | { readonly type: 'flush-histograms'; readonly seq: number }
@@ -80,7 +83,8 @@ export type WorkerToMain =
   /** Built; `rebuilt` names what was made anew (the rest was reused from the running snapshot). */
   | { readonly type: 'prepared'; readonly version: number; readonly rebuilt: { readonly listeners: readonly string[]; readonly clusters: readonly string[] } }
   | { readonly type: 'prepare-error'; readonly version: number; readonly message: string }
-  | { readonly type: 'drained' }
+  /** `cut`: connections still open at the end of the grace period, closed. */
+  | { readonly type: 'drained'; readonly cut?: number }
   /** Hot upgrade: a connection let go of (fd is a dup the main thread sends on and closes). */
   | { readonly type: 'migrate-conn'; readonly listener: string; readonly fd: number; readonly unread: Uint8Array }
   /** Latency histogram deltas (every second when something changed; seq > 0 answers a flush). */

@@ -25,7 +25,7 @@ import { AccessLogCache } from './access-logs';
 import { applyDelta, isDelta } from './delta';
 import type { ConfigDelta, ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
 import { buildSnapshot, discardSnapshot, type Snapshot } from './snapshot';
-import { adoptConnection, startMigrateOut } from '../upgrade/worker-side';
+import { adoptConnection, resumeServing, startMigrateOut } from '../upgrade/worker-side';
 import '../extensions';
 
 const init = workerData as WorkerInit;
@@ -49,6 +49,8 @@ if (init.cpu >= 0) {
 const listeners = new Map<string, WorkerListener>();
 /** Drain time of changed chains and removed listeners (main thread's choice, from each config message). */
 let drainTimeMs = 30_000;
+/** A drain's listeners are all done: the worker is on its way out (a hot-upgrade resume comes too late). */
+let drainEnded = false;
 /** One cluster manager for the worker's life; a commit installs a snapshot's clusters into it. */
 const clusters = new ClusterManager([], counters, {}, undefined, breakers);
 
@@ -303,13 +305,19 @@ port.on('message', (m: MainToWorker) => {
       break;
     case 'drain': {
       const all = [...listeners.values()].map((l) => l.drain(m.graceMs));
+      let cut = 0;
+      drainEnded = false;
       void Promise.all(all)
+        .then((cuts) => {
+          drainEnded = true; // too late for a resume
+          for (const n of cuts) cut += n;
+        })
         .then(() => clusters.drainAll()) // upstream pools close once their last request is done
         // Flush the async log and access-log destinations first, but never hang the exit on it.
         .then(() => Promise.race([closeLogs(), new Promise<void>((r) => setTimeout(r, 1000).unref())]))
         .then(() => {
           shipHistograms(0);
-          send({ type: 'drained' });
+          send({ type: 'drained', cut });
           setImmediate(() => process.exit(0));
         });
       break;
@@ -326,6 +334,14 @@ port.on('message', (m: MainToWorker) => {
       break;
     case 'migrate-out':
       startMigrateOut(listeners, send);
+      break;
+    case 'resume':
+      // A resumable drain not ended yet: serve again. Else this worker exits and the main thread starts another.
+      if (drainEnded) {
+        for (const spec of Object.values(m.listen)) if (spec.kind === 'fd') native.closeFd(spec.fd);
+      } else {
+        void resumeServing(listeners, m.listen);
+      }
       break;
     case 'adopt':
       adoptConnection(listeners, m.listener, m.fd, m.unread);

@@ -21,7 +21,7 @@ export interface NewProcess {
   output(): string;
   readonly exited: Promise<number | null>;
   /** Resolves with the old process's report once it is done: connections handed over, ms from hand-over to its exit. */
-  readonly oldDone: Promise<{ migrated: number; ms: number; clean: boolean }>;
+  readonly oldDone: Promise<{ migrated: number; ms: number; clean: boolean; cut: number }>;
   stats(): Promise<any>;
   terminate(): Promise<number | null>;
 }
@@ -39,11 +39,13 @@ export async function startUpgrade(dir: string, opts: { args?: string[]; env?: N
   proc.once('exit', () => process.off('exit', reap));
   let out = '';
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  let doneCb: (r: { migrated: number; ms: number; clean: boolean }) => void = () => {};
-  const oldDone = new Promise<{ migrated: number; ms: number; clean: boolean }>((r) => (doneCb = r));
+  let doneCb: (r: { migrated: number; ms: number; clean: boolean; cut: number }) => void = () => {};
+  const oldDone = new Promise<{ migrated: number; ms: number; clean: boolean; cut: number }>((r) => (doneCb = r));
   const onOut = (): void => {
-    const m = /upgrade (complete|ended)[^:]*: pid \d+ handed over (\d+) connection\(s\) and exited (\d+) ms/.exec(out);
-    if (m) doneCb({ clean: m[1] === 'complete', migrated: Number(m[2]), ms: Number(m[3]) });
+    const m = /upgrade (complete|ended)[^:]*: pid \d+ handed over (\d+) connection\(s\) and exited (\d+) ms after the hand-over([^\n]*)\n/.exec(out);
+    const cut = m === null ? null : /cutting (\d+) long-lived/.exec(m[4]);
+    // cut: NaN when the line does not say (a process without the count)
+    if (m) doneCb({ clean: m[1] === 'complete', migrated: Number(m[2]), ms: Number(m[3]), cut: cut === null ? NaN : Number(cut[1]) });
   };
   proc.stdout!.on('data', (d: Buffer) => {
     out += d.toString();
@@ -114,4 +116,33 @@ export function mergeConfigs(parts: readonly Record<string, any>[], extra: Recor
     clusters.push(...p.cluster_manager.clusters);
   }
   return { servers: [server], cluster_manager: { clusters }, admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } }, ...extra };
+}
+
+export interface SofaLoadResult {
+  ok: number;
+  failed: number;
+  errors: string[];
+  opened: number;
+  closed: number;
+  ms: number;
+}
+
+/** test/helpers/sofa-load.ts in a child process (sofa-rpc-node's RpcClient leaves a timer behind): `rate` calls/s for `ms`. */
+export function runSofaLoad(port: number, svc: string, rate: number, ms: number): { ready: Promise<void>; done: Promise<SofaLoadResult> } {
+  const p = spawn(process.execPath, [path.join(__dirname, 'sofa-load.js'), String(port), svc, String(rate), String(ms)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  let readyCb: () => void = () => {};
+  const ready = new Promise<void>((r) => (readyCb = r));
+  p.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (out.includes('ready\n')) readyCb();
+  });
+  const done = new Promise<SofaLoadResult>((resolve, reject) =>
+    p.on('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (code === 0 && line !== undefined) resolve(JSON.parse(line) as SofaLoadResult);
+      else reject(new Error(`sofa load exited with ${code}: ${out}`));
+    }),
+  );
+  return { ready, done };
 }

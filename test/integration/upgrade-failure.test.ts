@@ -24,7 +24,12 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number 
     let out = '';
     p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('exit', (code) => resolve({ code, out }));
+    // A process that should have exited but serves (a regression) must not hold the test file open.
+    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
   });
 }
 
@@ -214,5 +219,27 @@ test('two upgrades back to back, the second with a changed config (one more list
     await old.terminate('SIGKILL');
     await Promise.all([up1.close(), up2.close(), new Promise<void>((r) => echo.server.close(() => r()))]);
     for (const sck of echo.sockets) sck.destroy();
+  }
+});
+
+test('a process of another user on the upgrade socket is refused and logged; the running one keeps serving', { timeout: 30_000 }, async () => {
+  const up = await echoBolt();
+  const dir = upgradeDirFor();
+  // Test hook: the old process sees every peer as uid 4242 (the test runs as one user).
+  const old = await startSidecar(mergeConfigs([boltProxyConfig({ clusters: { bolt_service: [up.port] } })]), { env: { OUTRIGGER_UPGRADE_DIR: dir, OUTRIGGER_TEST_HOOKS: '1', OUTRIGGER_TEST_UPGRADE_PEER_UID: '4242' } });
+  try {
+    const r = await runCli(['start', '--upgrade'], { OUTRIGGER_UPGRADE_DIR: dir });
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /upgrade failed: .*refused: only a process of the same user \(or root\) may take over/);
+    const st = await old.stats();
+    assert.equal(st.server.upgrade_peers_refused, 1);
+    assert.equal(st.server.upgrade_state, 0);
+    const logged = /hot upgrade refused: the process that connected is not of this user: pid \d+ runs as uid 4242/;
+    for (let i = 0; i < 100 && !logged.test(old.output()); i++) await sleep(20); // the log is written asynchronously
+    assert.match(old.output(), logged);
+    assert.equal(await roundTrip([await rawClient(old.ports.get('bolt')!)], 9), 1);
+  } finally {
+    await old.terminate('SIGKILL');
+    await up.close();
   }
 });
