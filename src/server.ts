@@ -28,6 +28,7 @@ import { rpcMetricsJson, rpcMetricsPrometheus } from './filters/stream/dubbo_str
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
 import { assignStats, checkBuild, releaseStats } from './worker/snapshot';
 import { configDelta, withoutRaw } from './worker/delta';
+import { inlineAvailable, startInline, type InlineWorker, type WorkerHandle } from './worker/inline';
 import './extensions';
 
 export interface SidecarOptions {
@@ -52,6 +53,11 @@ export interface SidecarOptions {
    * config's servers[0].graceful_timeout (30 s), the time MOSN gives a listener it stops.
    */
   readonly drainTimeMs?: number;
+  /**
+   * Run the data plane in a worker thread even with one worker (default: one worker runs on the
+   * main thread, src/worker/inline.ts; OUTRIGGER_WORKER_THREADS=1 asks the same).
+   */
+  readonly threads?: boolean;
 }
 
 /** Options of one reload (the second argument of Sidecar.reload). */
@@ -63,7 +69,7 @@ export interface ReloadOptions {
 interface WorkerSlot {
   id: number;
   cpu: number;
-  worker: Worker | null;
+  worker: WorkerHandle | null;
   /** Generation counter, so stats of a dead worker are folded once. */
   statsKey: string;
   restarts: number;
@@ -121,6 +127,8 @@ export class Sidecar {
   private ready = false;
   private readonly nWorkers: number;
   private restarts = 0;
+  /** One-isolate mode: the one worker's data plane runs on the main thread (src/worker/inline.ts). */
+  private inline = false;
   readonly startedAt = Date.now();
 
   constructor(private readonly opts: SidecarOptions) {
@@ -146,6 +154,11 @@ export class Sidecar {
 
   get workerCount(): number {
     return this.nWorkers;
+  }
+
+  /** True when the data plane runs on the main thread (one worker, no --worker-threads). */
+  get oneIsolate(): boolean {
+    return this.inline;
   }
 
   get adminPort(): number {
@@ -209,6 +222,8 @@ export class Sidecar {
 
   private async startWorkers(): Promise<void> {
     const cpus = allowedCpus();
+    const threads = this.opts.threads ?? process.env.OUTRIGGER_WORKER_THREADS === '1';
+    this.inline = this.nWorkers === 1 && !threads && inlineAvailable();
     for (let i = 0; i < this.nWorkers; i++) {
       // Pin each worker to its own CPU of the process's affinity mask when there are enough of them.
       this.slots.push({ id: i, cpu: this.nWorkers <= cpus.length ? cpus[i] : -1, worker: null, statsKey: '', restarts: 0, appliedVersion: 0, pinned: false });
@@ -226,6 +241,21 @@ export class Sidecar {
       // Test-only: SIGUSR2 makes worker 0 throw an uncaught exception (a real crash).
       process.on('SIGUSR2', () => this.slots[0]?.worker?.postMessage({ type: 'crash' } satisfies MainToWorker));
     }
+  }
+
+  /**
+   * One-isolate mode: the data plane on this thread. Its uncaught exception ends the process
+   * (logged first): the process's supervisor restarts it, as for any crash of the main thread.
+   */
+  private inlineWorker(init: WorkerInit): InlineWorker {
+    const w = startInline(init);
+    const crashed = (e: Error): void => {
+      this.log.fatal({ err: e.stack ?? String(e) }, 'uncaught exception in the process (one worker, on the main thread): it exits; its supervisor restarts it (with --worker-threads the main thread restarts a crashed worker)');
+      flushLogger();
+    };
+    process.on('uncaughtExceptionMonitor', crashed);
+    w.once('exit', () => process.off('uncaughtExceptionMonitor', crashed));
+    return w;
   }
 
   /**
@@ -324,7 +354,7 @@ export class Sidecar {
       logLevel: this.opts.logLevel ?? this.config.servers[0]?.defaultLogLevel ?? 'info',
       logPath: this.config.servers[0]?.defaultLogPath ?? 'stdout',
     };
-    const w = new Worker(WORKER_FILE, { workerData: init });
+    const w: WorkerHandle = this.inline && inlineAvailable() ? this.inlineWorker(init) : new Worker(WORKER_FILE, { workerData: init });
     slot.worker = w;
     const version = this.version;
     return new Promise<void>((resolve, reject) => {
@@ -341,7 +371,7 @@ export class Sidecar {
             slot.pinned = m.pinned;
             if (!settled) {
               settled = true;
-              this.log.info({ worker: slot.id, cpu: m.cpu, pinned: m.pinned, io: m.ioMode, native: m.nativeKind }, 'worker ready');
+              this.log.info({ worker: slot.id, cpu: m.cpu, pinned: m.pinned, io: m.ioMode, native: m.nativeKind, thread: w instanceof Worker }, 'worker ready');
               resolve();
             }
             break;
@@ -502,7 +532,7 @@ export class Sidecar {
     // Phase 2: commit everywhere, all or nothing: a worker whose commit fails keeps the running
     // version (and the prepared one, aborted below); workers that applied it roll back.
     const preparedBy = new Set(live.map((p) => p.worker));
-    const appliedOn: Worker[] = [];
+    const appliedOn: WorkerHandle[] = [];
     const commit = (slot: WorkerSlot): Promise<void> =>
       new Promise<void>((resolve, reject) => {
         const w = slot.worker;
@@ -566,7 +596,7 @@ export class Sidecar {
   }
 
   /** Sends a prepare to one worker; resolves with its answer (a worker that exits meanwhile is not an error). */
-  private prepareOn(slot: WorkerSlot, w: Worker, msg: MainToWorker & { type: 'prepare' }): Promise<{ id: number; error?: string; rebuilt?: { listeners: readonly string[]; clusters: readonly string[] } }> {
+  private prepareOn(slot: WorkerSlot, w: WorkerHandle, msg: MainToWorker & { type: 'prepare' }): Promise<{ id: number; error?: string; rebuilt?: { listeners: readonly string[]; clusters: readonly string[] } }> {
     return new Promise((resolve) => {
       const done = (r: { id: number; error?: string; rebuilt?: { listeners: readonly string[]; clusters: readonly string[] } }): void => {
         clearTimeout(timer);
@@ -727,8 +757,8 @@ export class Sidecar {
 
   private nextWorker = 0;
 
-  /** For tests: the worker threads (to crash one on purpose). */
-  workerThreads(): (Worker | null)[] {
+  /** For tests: the workers (threads, or the one-isolate data plane). */
+  workerThreads(): (WorkerHandle | null)[] {
     return this.slots.map((s) => s.worker);
   }
 }

@@ -277,21 +277,23 @@ export class WorkerListener {
       socket.destroy();
       return;
     }
-    socket.once('close', connectionClosed);
     if (!adopted) counters[base + L.CX_TOTAL]++;
     counters[base + L.CX_ACTIVE]++;
     const t: Tracked = { outer: socket, taken: false, chain: null, moved: false }; // one per connection
     this.tracked.set(socket, t);
     let closed = false;
+    // One 'close' listener per socket, added with on(): once() would add a wrapper, a bound
+    // function and its state (~180 bytes per idle connection); `closed` makes it run once.
     const onClose = (): void => {
       if (closed) return;
       closed = true;
+      connectionClosed();
       counters[base + L.CX_ACTIVE]--;
       if (!t.moved) counters[base + L.CX_DESTROY]++;
       this.tracked.delete(socket);
       this.checkDrained();
     };
-    socket.once('close', onClose);
+    socket.on('close', onClose);
     if (rt.simple !== null) {
       this.dispatch(rt, rt.simple, socket, null, peeked, t);
       return;
@@ -342,7 +344,7 @@ export class WorkerListener {
       onTls: (sock: tls.TLSSocket) => {
         t.outer = sock;
         inheritOriginalDst(sock, socket);
-        sock.once('close', onClose);
+        sock.on('close', onClose);
         const alpn = sock.alpnProtocol;
         info.negotiatedProtocol = typeof alpn === 'string' ? alpn : '';
         if (alpn === 'h2') info.detected = 'http2';

@@ -23,8 +23,8 @@
  * the connection takes the TCP fallback if configured, else it is closed with a log line.
  */
 import type * as net from 'node:net';
-import { isMainThread, workerData } from 'node:worker_threads';
-import { createLogger, type LogLevelName } from '../log';
+import { createLogger } from '../log';
+import { dataPlaneLogInit } from '../worker/host';
 import type { Connection } from '../network/connection';
 import type { ListenerContext } from '../filters/network/types';
 import { peekSocket } from '../network/peek';
@@ -185,15 +185,14 @@ export interface ProxyLogger {
 }
 
 let logger: ProxyLogger | undefined;
+const STDERR_LOG: ProxyLogger = { warn: (obj, msg) => process.stderr.write(`${JSON.stringify({ level: 'warn', msg, ...obj })}\n`) };
 
 /** The worker's log destination in a worker thread; stderr elsewhere (tests, tools). */
 export function proxyLog(): ProxyLogger {
   if (logger === undefined) {
-    const wd = workerData as { logLevel?: LogLevelName; logPath?: string; workerId?: number } | null | undefined;
-    logger =
-      !isMainThread && wd && typeof wd.logPath === 'string'
-        ? createLogger({ level: wd.logLevel, path: wd.logPath, name: `worker-${wd.workerId ?? 0}` })
-        : { warn: (obj, msg) => process.stderr.write(`${JSON.stringify({ level: 'warn', msg, ...obj })}\n`) };
+    const wd = dataPlaneLogInit(); // a worker thread, or the main thread running the data plane
+    if (wd === null) return STDERR_LOG; // not cached: a data plane may start on this thread later
+    logger = createLogger({ level: wd.logLevel, path: wd.logPath, name: `worker-${wd.workerId}` });
   }
   return logger;
 }

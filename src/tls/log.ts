@@ -4,8 +4,8 @@
  * (tests, tools) lines go to stderr as JSON. setTlsLogger overrides it. Never pass key
  * material here: fields are listener/cluster names, file paths and error messages.
  */
-import { isMainThread, workerData } from 'node:worker_threads';
-import { createLogger, type LogLevelName } from '../log';
+import { createLogger } from '../log';
+import { dataPlaneLogInit } from '../worker/host';
 
 export interface TlsLogger {
   info(obj: Record<string, unknown>, msg: string): void;
@@ -21,12 +21,9 @@ const stderrLogger: TlsLogger = {
 
 let current: TlsLogger | undefined;
 
-function defaultLogger(): TlsLogger {
-  const wd = workerData as { logLevel?: LogLevelName; logPath?: string; workerId?: number } | null | undefined;
-  if (!isMainThread && wd && typeof wd.logPath === 'string') {
-    return createLogger({ level: wd.logLevel, path: wd.logPath, name: `worker-${wd.workerId ?? 0}` });
-  }
-  return stderrLogger;
+function defaultLogger(): TlsLogger | undefined {
+  const wd = dataPlaneLogInit(); // a worker thread, or the main thread running the data plane
+  return wd === null ? undefined : createLogger({ level: wd.logLevel, path: wd.logPath, name: `worker-${wd.workerId}` });
 }
 
 export function setTlsLogger(l: TlsLogger): void {
@@ -35,5 +32,5 @@ export function setTlsLogger(l: TlsLogger): void {
 
 export function tlsLog(): TlsLogger {
   if (current === undefined) current = defaultLogger();
-  return current;
+  return current ?? stderrLogger;
 }

@@ -4,7 +4,6 @@
  * CPU to pin to, which listening fds to accept on, and which immutable config snapshot to
  * serve; it reports nothing per request (stats are counters in a SharedArrayBuffer).
  */
-import { parentPort, workerData } from 'node:worker_threads';
 import { ConfigError, formatIssue } from '../config/errors';
 import type { ListenerConfig, OutriggerConfig } from '../config/types';
 import type { ResourceVersions } from '../config/versions';
@@ -20,17 +19,19 @@ import { W, type StatsLayoutData } from '../stats/layout';
 import { applyHostileTrafficConfig } from '../overload/manager';
 import { applyTracing } from '../tracing/index';
 import { bindRouteStats, drainHistograms } from '../http/route-stats';
-import { closeLogs, createLogger, type AccessLogWriter } from '../log';
+import { closeLogs, createLogger, flushLoggerAsync, type AccessLogWriter } from '../log';
 import { AccessLogCache } from './access-logs';
 import { applyDelta, isDelta } from './delta';
 import type { ConfigDelta, ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './messages';
 import { buildSnapshot, discardSnapshot, type Snapshot } from './snapshot';
 import { adoptConnection, resumeServing, startMigrateOut } from '../upgrade/worker-side';
+import { dataPlaneHost } from './host';
 import '../extensions';
 
-const init = workerData as WorkerInit;
-const port = parentPort;
-if (port === null) throw new Error('worker.ts must run in a worker thread');
+/** A worker thread's, or in one-isolate mode the main thread's (src/worker/host.ts). */
+const host = dataPlaneHost();
+const init: WorkerInit = host.init;
+const port = host.port;
 const counters = new Float64Array(init.statsSab);
 const breakers = breakerCells(init.breakerSab, init.breakerOwnSab);
 if (init.healthSab !== undefined) installHealthBuffer(init.healthSab);
@@ -55,7 +56,7 @@ let drainEnded = false;
 const clusters = new ClusterManager([], counters, {}, undefined, breakers);
 
 function send(m: WorkerToMain): void {
-  port!.postMessage(m);
+  port.postMessage(m);
 }
 
 const accessLogs = new AccessLogCache();
@@ -253,6 +254,35 @@ const statsTimer = setInterval(() => {
 }, 1000);
 statsTimer.unref();
 
+let ended = false;
+
+/**
+ * Ends this data plane. A thread's end takes everything along; on the main thread (one-isolate
+ * mode) what it opened is closed here: pools, certificate watchers, timers, access logs.
+ */
+function end(code: number): void {
+  clearInterval(statsTimer);
+  if (host.inline && !ended) {
+    ended = true;
+    for (const l of listeners.values()) l.closeAll();
+    listeners.clear();
+    if (prepared !== undefined) abort();
+    if (running !== undefined) discardSnapshot(running, clusters); // listener TLS (cluster TLS: below)
+    clusters.install(new Map()); // every pool drained, upstream TLS watchers stopped
+    running = undefined;
+    undo = undefined;
+    applyTracing(undefined);
+    applyHostileTrafficConfig({}, undefined); // the overload manager's memory sampler stops
+    accessLogs.retain(new Set(), 0);
+  }
+  host.exit(code);
+}
+
+/** Flushes the logs before the end; a thread closes its destinations, the main thread keeps its own open. */
+function endLogs(): Promise<void> {
+  return host.inline ? flushLoggerAsync() : closeLogs();
+}
+
 port.on('message', (m: MainToWorker) => {
   switch (m.type) {
     case 'config':
@@ -314,11 +344,11 @@ port.on('message', (m: MainToWorker) => {
         })
         .then(() => clusters.drainAll()) // upstream pools close once their last request is done
         // Flush the async log and access-log destinations first, but never hang the exit on it.
-        .then(() => Promise.race([closeLogs(), new Promise<void>((r) => setTimeout(r, 1000).unref())]))
+        .then(() => Promise.race([endLogs(), new Promise<void>((r) => setTimeout(r, 1000).unref())]))
         .then(() => {
           shipHistograms(0);
           send({ type: 'drained', cut });
-          setImmediate(() => process.exit(0));
+          setImmediate(() => end(0));
         });
       break;
     }
@@ -348,8 +378,8 @@ port.on('message', (m: MainToWorker) => {
       break;
     case 'stop':
       for (const l of listeners.values()) l.closeAll();
-      void closeLogs().finally(() => process.exit(0));
-      setTimeout(() => process.exit(0), 1000).unref();
+      void endLogs().finally(() => end(0));
+      setTimeout(() => end(0), 1000).unref();
       break;
   }
 });

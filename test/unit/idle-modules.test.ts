@@ -3,7 +3,7 @@
  * use, not at start. undici (~9 MB of RSS per thread) is needed only by the undici HTTP/1.1
  * engine; hdr-histogram-js (~16 MB per thread, 150-250 ms to load and start) only on the main
  * thread, once it merges a worker's latencies: recording in the worker never loads it. The xDS
- * client modules (gRPC, protobuf) load only for a config with an xds section.
+ * modules (gRPC, protobuf: ~15 MB) load only for an xDS config, YAML only for a YAML file.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -32,4 +32,13 @@ test('the sidecar modules load neither undici, hdr-histogram-js nor gRPC until t
   assert.deepEqual(out.before, { undici: false, hdr: false, grpc: false, yaml: false });
   assert.deepEqual(out.recorded, { hdr: false }, 'recording a latency (the worker) does not load hdr-histogram-js');
   assert.deepEqual(out.merged, { hdr: true, count: 1 }, 'merging (the main thread) does');
+});
+
+test('the CLI loads the xDS modules (YAML, gRPC, protobuf) only for a YAML file or an xDS config', () => {
+  const probe = `
+    require(${JSON.stringify(DIST_SRC)} + '/cli.js');
+    const loaded = Object.keys(require.cache);
+    process.stdout.write(JSON.stringify(['yaml', '@grpc/grpc-js', 'protobufjs'].filter((m) => loaded.some((k) => k.includes('/node_modules/' + m + '/')))));
+  `;
+  assert.deepEqual(JSON.parse(execFileSync(process.execPath, ['-e', probe], { encoding: 'utf8' })), []);
 });
