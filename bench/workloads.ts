@@ -52,6 +52,21 @@ export const GRPC_DEFAULTS = { connections: 4, streams: 10, messageBytes: 1024 }
 /** tls-handshake: concurrent connect-handshake-echo-close loops, 64-byte echo. */
 export const TLS_HANDSHAKE_DEFAULTS = { connections: 16, messageBytes: 64 };
 
+/** tls-handshake / tls-resume: one case per certificate kind, `connections` connect loops each. */
+function handshakeCases(kind: 'tls-handshake' | 'tls-resume', o: CaseOptions): CaseDef[] {
+  const c = o.connections ?? TLS_HANDSHAKE_DEFAULTS.connections;
+  return (['ecdsa', 'rsa'] as const).map((k) => ({
+    id: `${kind} ${k === 'ecdsa' ? 'ecdsa-p256' : 'rsa-2048'} c=${c}`,
+    kind,
+    connections: c,
+    messageSize: TLS_HANDSHAKE_DEFAULTS.messageBytes,
+    unit: 'handshakes/s' as const,
+    backend: 'echo' as const,
+    listener: k,
+    cert: CERT_LABEL[k],
+  }));
+}
+
 export interface WorkloadDef {
   name: string;
   description: string;
@@ -164,19 +179,17 @@ export const WORKLOADS: WorkloadDef[] = [
     notes: [
       'Every peer terminates TLS and forwards plaintext TCP to the echo backend. The client disables tickets (SSL_OP_NO_TICKET) and never offers a session; a resumed session counts as an error. Servers have tickets and session caches off where configurable.',
     ],
-    cases: (o) => {
-      const c = o.connections ?? TLS_HANDSHAKE_DEFAULTS.connections;
-      return (['ecdsa', 'rsa'] as const).map((k) => ({
-        id: `tls-handshake ${k === 'ecdsa' ? 'ecdsa-p256' : 'rsa-2048'} c=${c}`,
-        kind: 'tls-handshake' as const,
-        connections: c,
-        messageSize: TLS_HANDSHAKE_DEFAULTS.messageBytes,
-        unit: 'handshakes/s' as const,
-        backend: 'echo' as const,
-        listener: k,
-        cert: CERT_LABEL[k],
-      }));
-    },
+    cases: (o) => handshakeCases('tls-handshake', o),
+  },
+  {
+    name: 'tls-resume',
+    description: 'like tls-handshake, but every connection offers the session (ticket) of its slot\'s previous one: resumed-handshake cost where the server resumes; ECDSA P-256 and RSA-2048 certificates',
+    needs: ['tls'],
+    mode: 'tls',
+    notes: [
+      'The client accepts tickets and offers each slot\'s latest session on its next connection; the note under each case says which share of the handshakes resumed. Peers configured without tickets or session cache (haproxy, nginx, node-tls, Envoy here) answer with full handshakes, so only a peer that resumes shows the resumed cost. Compare a peer\'s CPU per handshake here with its tls-handshake row.',
+    ],
+    cases: (o) => handshakeCases('tls-resume', o),
   },
   {
     name: 'tls-bulk',

@@ -27,6 +27,7 @@ import { filterCellsBuffer, publishFilterCounters } from './filters/shared/cells
 import { rpcMetricsJson, rpcMetricsPrometheus } from './filters/stream/dubbo_stream/rpc-metrics';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
 import { assignStats, checkBuild, releaseStats } from './worker/snapshot';
+import { shareTicketSecret } from './tls/tickets';
 import { configDelta, withoutRaw } from './worker/delta';
 import { inlineAvailable, startInline, type InlineWorker, type WorkerHandle } from './worker/inline';
 import './extensions';
@@ -354,6 +355,7 @@ export class Sidecar {
       logLevel: this.opts.logLevel ?? this.config.servers[0]?.defaultLogLevel ?? 'info',
       logPath: this.config.servers[0]?.defaultLogPath ?? 'stdout',
     };
+    shareTicketSecret(); // TLS session tickets issued by one worker resume in any other
     const w: WorkerHandle = this.inline && inlineAvailable() ? this.inlineWorker(init) : new Worker(WORKER_FILE, { workerData: init });
     slot.worker = w;
     const version = this.version;

@@ -3,12 +3,14 @@
 // bolt-rate: open loop, `rate` requests/s in total spread over the connections;
 //            latency counted from each request's scheduled send time
 // dubbo, dubbo-rate: the same two loops with Dubbo 2.x frames
+// tls-resume: like tls-handshake, but each slot offers the session (ticket) of its previous
+//             connection: resumed handshakes where the server issues and accepts tickets
 // tls-handshake: every connection slot loops: new TLS connection (full handshake, no
 //            resumption), one `messageSize` message echoed back, close; ops = handshakes
 // tls-bulk:  TLS connections reading what the source backend streams; bytes/s
 // h2:        h2c (prior knowledge) sessions, `streams` concurrent GET streams each
 // grpc:      grpc-js channels (one connection each), `streams` unary calls in flight each
-export type LoadKind = 'tcp-rr' | 'tcp-bulk' | 'http1' | 'bolt' | 'bolt-rate' | 'dubbo' | 'dubbo-rate' | 'tls-handshake' | 'tls-bulk' | 'h2' | 'grpc';
+export type LoadKind = 'tcp-rr' | 'tcp-bulk' | 'http1' | 'bolt' | 'bolt-rate' | 'dubbo' | 'dubbo-rate' | 'tls-handshake' | 'tls-resume' | 'tls-bulk' | 'h2' | 'grpc';
 
 export interface LoadSpec {
   kind: LoadKind;

@@ -464,6 +464,14 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
     clientContext ??= tls.createSecureContext({ minVersion: 'TLSv1.2', secureOptions: cryptoConstants.SSL_OP_NO_TICKET });
     return { host: spec.host, port: spec.port, rejectUnauthorized: false, secureContext: clientContext };
   };
+  /** tls-resume: tickets accepted; the slot's last session is offered (a server without tickets answers with full handshakes). */
+  let resumeContext: tls.SecureContext | undefined;
+  const resumeOptions = (session: Buffer | undefined): tls.ConnectionOptions => {
+    resumeContext ??= tls.createSecureContext({ minVersion: 'TLSv1.2' });
+    return { host: spec.host, port: spec.port, rejectUnauthorized: false, secureContext: resumeContext, ...(session !== undefined ? { session } : {}) };
+  };
+  /** tls-resume: handshakes in the window that resumed / that did not. */
+  const resumed = { yes: 0, no: 0 };
 
   /** "TLSv1.3 TLS_AES_256_GCM_SHA384, X25519, cert EC P-256" of a connected TLS socket. */
   const describeTls = (s: tls.TLSSocket): string => {
@@ -482,12 +490,14 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
    * again. The latency of a handshake counts from the connect call to the whole echo.
    * A resumed session would not be a full handshake: it counts as an error.
    */
-  function handshakeLoop(): void {
+  function handshakeLoop(resume: boolean): void {
     const msg = Buffer.alloc(spec.messageSize || 64, 0x74);
+    let session: Buffer | undefined;
     const once = (): void => {
       if (finished || performance.now() >= winEnd) return;
       const t0 = performance.now();
-      const s = tls.connect(tlsOptions());
+      const s = tls.connect(resume ? resumeOptions(session) : tlsOptions());
+      if (resume) s.on('session', (b: Buffer) => (session = b));
       live.add(s);
       let got = 0;
       let done = false;
@@ -503,7 +513,10 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
       };
       s.setNoDelay(true);
       s.on('secureConnect', () => {
-        if (s.isSessionReused()) return finish(new Error('tls: session reused (not a full handshake)'));
+        if (resume) {
+          const now = performance.now();
+          if (now >= winStart && now < winEnd) resumed[s.isSessionReused() ? 'yes' : 'no']++;
+        } else if (s.isSessionReused()) return finish(new Error('tls: session reused (not a full handshake)'));
         res.note ??= describeTls(s);
         s.write(msg);
       });
@@ -629,7 +642,7 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
   }
 
   for (let i = 0; i < task.connections; i++) {
-    if (spec.kind === 'tls-handshake') handshakeLoop();
+    if (spec.kind === 'tls-handshake' || spec.kind === 'tls-resume') handshakeLoop(spec.kind === 'tls-resume');
     else if (spec.kind === 'tls-bulk') tlsBulk();
     else if (spec.kind === 'h2') h2Session();
     else if (spec.kind === 'grpc') grpcChannel().catch((e: Error) => noteError(e));
@@ -649,6 +662,10 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
         res.firstError ??= `${spec.kind}: ${unanswered} request(s) unanswered for over 1 s at the end of the window`;
       }
       for (const s of sockets) s.destroy();
+      if (spec.kind === 'tls-resume' && res.note !== undefined) {
+        const n = resumed.yes + resumed.no;
+        res.note += `, ${n > 0 ? Math.round((100 * resumed.yes) / n) : 0}% resumed`;
+      }
       res.histogram = hist.totalCount > 0 ? hdr.encodeIntoCompressedBase64(hist) : '';
       if (lag.totalCount > 0) res.lagHistogram = hdr.encodeIntoCompressedBase64(lag);
       hist.destroy();

@@ -38,6 +38,7 @@ export function parseTlsContext(issues: IssueCollector, value: unknown, path: st
   const minStr = o.str('min_version', { def: '' }) ?? '';
   const maxStr = o.str('max_version', { def: '' }) ?? '';
   const alpnStr = o.str('alpn', { def: '' }) ?? '';
+  const noTickets = o.bool('disable_stateless_session_resumption', false);
   o.accept(...TLS_KEYS_NO_EFFECT);
   o.done();
   if (!status) {
@@ -113,13 +114,16 @@ export function parseTlsContext(issues: IssueCollector, value: unknown, path: st
     if (verifyClient) issues.warn(o.at('verify_client'), 'has no effect in a cluster tls_context (the upstream is verified unless insecure_skip)');
     if (requireClientCert) issues.warn(o.at('require_client_cert'), 'has no effect in a cluster tls_context');
     if (insecureSkip) issues.warn(o.at('insecure_skip'), 'true: the upstream certificate is NOT verified');
+    if (noTickets) issues.warn(o.at('disable_stateless_session_resumption'), 'has no effect in a cluster tls_context (it is a listener setting)');
     if (serverName !== '' && !isHostnameOrIp(serverName)) issues.error(o.at('server_name'), `${showValue(serverName)} is not a host name`);
   }
+  const sessionTickets = side === 'listener' && noTickets ? false : undefined;
   const ctx: TlsContextConfig = {
     serverName, verifyClient, requireClientCert, insecureSkip, minVersion, maxVersion, ciphers, ecdhCurve, alpn,
     ...(certChain ? { certChain } : {}),
     ...(privateKey ? { privateKey } : {}),
     ...(caCert ? { caCert } : {}),
+    ...(sessionTickets === false ? { sessionTickets } : {}),
   };
   if (issues.errors.length > before) return ctx;
   // Material: files exist, PEM parses, key matches certificate, OpenSSL takes the settings.

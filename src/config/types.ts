@@ -79,6 +79,12 @@ export interface TlsContextConfig {
    * then not done (as Envoy). Absent = the host name check. Set by the xDS translator.
    */
   readonly matchSubjectAltNames?: readonly SanMatcher[];
+  /**
+   * Listener side: issue and accept session tickets (stateless resumption, shared by all
+   * workers, rotating keys: src/tls/tickets.ts). Absent = true. MOSN JSON / Envoy:
+   * disable_stateless_session_resumption.
+   */
+  readonly sessionTickets?: boolean;
 }
 
 /** A subject alt name matcher (src/tls/san.ts). `sanType` absent = any of DNS, URI, email, IP. */

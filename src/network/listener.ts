@@ -94,14 +94,21 @@ export function buildListenerRuntime(config: ListenerConfig, ctx: ListenerContex
     return { built, tls: tlsRt, key: keys?.[i] };
   });
   const matches = config.filterChains.map((fc) => compileMatch(fc.match));
-  const peekHello = chains.some((c) => c.tls !== null) || needsHello(matches);
+  const peekHello = chains.some((c) => c.tls !== null && c.tls.needsHello) || needsHello(matches);
   const only = chains.length === 1 && matches[0] === null ? chains[0] : null;
-  const simple = only !== null && !peekHello && !only.built.needsSniff && !only.built.hasReadFilters ? only : null;
+  const simple = only !== null && only.tls === null && !peekHello && !only.built.needsSniff && !only.built.hasReadFilters ? only : null;
   const first = chains[0].built.stages;
   return { config, ctx, chains, selector: new ChainSelector(matches), peekHello, simple, codecs: allCodecs(), terminal: first[first.length - 1].factory };
 }
 
 const NO_ALPN: readonly string[] = [];
+
+/** What the TLS inspector would have learnt, from a handshake that read the ClientHello itself. */
+function tlsWithoutPeek(info: ConnectionInfo, sock: tls.TLSSocket): void {
+  info.transportProtocol = 'tls';
+  const sn = (sock as tls.TLSSocket & { servername?: string | false }).servername;
+  if (typeof sn === 'string') info.serverName = sn;
+}
 
 function newInfo(s: net.Socket): ConnectionInfo {
   const d = originalDstOf(s); // filter_chain_match sees the original destination
@@ -343,6 +350,7 @@ export class WorkerListener {
     st.handshake(socket, info.serverName, {
       onTls: (sock: tls.TLSSocket) => {
         t.outer = sock;
+        if (info.transportProtocol !== 'tls') tlsWithoutPeek(info, sock); // the hello was not read before the handshake
         inheritOriginalDst(sock, socket);
         sock.on('close', onClose);
         const alpn = sock.alpnProtocol;

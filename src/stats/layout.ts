@@ -51,6 +51,7 @@ export const LISTENER_STATS = [
   'downstream_tls_inspector_plaintext',
   'downstream_tls_cert_reload',
   'downstream_tls_cert_reload_fail',
+  'downstream_tls_session_reused', // a handshake that resumed a session (ticket)
   // HTTP proxy (src/http; offsets looked up by name in src/http/stats.ts). Keep the 1xx..5xx order.
   'downstream_rq_1xx',
   'downstream_rq_2xx',
@@ -115,6 +116,7 @@ export const L = {
   TLS_INSPECTOR_PLAINTEXT: 31,
   TLS_CERT_RELOAD: 32,
   TLS_CERT_RELOAD_FAIL: 33,
+  TLS_SESSION_REUSED: 34,
 } as const;
 
 /** Per-cluster counters (offsets from the cluster's base slot). */

@@ -14,8 +14,72 @@ import { sanMatches } from './san';
 import { countClusterFailure, countClusterHandshake, failReason } from './stats';
 import { FileWatcher } from './watch';
 
+/** Sessions kept per cluster and worker (one per host:port and SNI); the oldest goes first. */
+const MAX_SESSIONS = 256;
+
+/**
+ * Client-side TLS sessions of one cluster (tickets the upstreams issued), so that a reconnect
+ * to the same host resumes instead of running a full handshake. Keyed by host:port and SNI.
+ */
+export class SessionCache {
+  private readonly sessions = new Map<string, Buffer>();
+
+  get(key: string): Buffer | undefined {
+    return this.sessions.get(key);
+  }
+
+  set(key: string, session: Buffer): void {
+    const m = this.sessions;
+    m.delete(key);
+    m.set(key, session);
+    if (m.size > MAX_SESSIONS) {
+      const oldest = m.keys().next();
+      if (oldest.done !== true) m.delete(oldest.value);
+    }
+  }
+
+  delete(key: string): void {
+    this.sessions.delete(key);
+  }
+
+  clear(): void {
+    this.sessions.clear();
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+}
+
+const SESSIONS: unique symbol = Symbol('outrigger.tlsSessions');
+
+/** tls.connect options that may carry the cluster's session cache (ClientTls.options). */
+export type ResumableOptions = tls.ConnectionOptions & { [SESSIONS]?: SessionCache };
+
+/**
+ * tls.connect options for host:port with the cached session of that upstream (when the
+ * options carry a cache); `remember` then keeps the sessions the upstream issues on `sock`.
+ * One key string per upstream connection (not per request).
+ */
+export function withSession(o: ResumableOptions, host: string, port: number): { options: tls.ConnectionOptions; key: string; cache: SessionCache | null } {
+  const cache = o[SESSIONS] ?? null;
+  if (cache === null) return { options: o, key: '', cache };
+  const key = `${host}:${port}|${o.servername ?? ''}`;
+  const session = cache.get(key);
+  return { options: session !== undefined ? { ...o, session } : o, key, cache };
+}
+
+/** Keeps the sessions (tickets) the upstream issues on `sock` for the next connection to it. */
+export function rememberSessions(sock: tls.TLSSocket, cache: SessionCache | null, key: string): void {
+  if (cache === null) return;
+  sock.on('session', (s: Buffer) => cache.set(key, s));
+  sock.once('error', () => cache.delete(key)); // a session that led to a failed connection is not offered again
+}
+
 export class ClientTls {
   private context: tls.SecureContext;
+  /** Sessions of this cluster's upstreams (cleared when the client certificate or CA changes). */
+  readonly sessions = new SessionCache();
   private pem: string;
   private readonly watcher: FileWatcher | null;
   private readonly checkIdentity: ((host: string, cert: tls.PeerCertificate) => Error | undefined) | undefined;
@@ -46,9 +110,10 @@ export class ClientTls {
   options(host: string, hostname?: string): tls.ConnectionOptions {
     const c = this.config;
     const sni = c.serverName !== '' ? c.serverName : hostname !== undefined && hostname !== '' ? hostname : host;
-    const o: tls.ConnectionOptions = {
+    const o: ResumableOptions = {
       secureContext: this.context,
       rejectUnauthorized: !c.insecureSkip,
+      [SESSIONS]: this.sessions,
     };
     if (!net.isIP(sni)) o.servername = sni;
     if (this.checkIdentity) o.checkServerIdentity = this.checkIdentity;
@@ -78,6 +143,7 @@ export class ClientTls {
       if (pem === this.pem) return;
       this.context = buildSecureContext(this.config, m);
       this.pem = pem;
+      this.sessions.clear(); // a session resumes the old identity and trust: start over with the new ones
       tlsLog().info({ cluster: this.clusterName }, 'upstream TLS certificates reloaded; new connections use them');
     } catch (err) {
       const field = err instanceof TlsMaterialError ? err.field : 'tls_context';

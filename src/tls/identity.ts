@@ -3,8 +3,10 @@
  * the SNI the client asked for, the ALPN protocol, and the peer's identity (subject, URI
  * SANs such as a SPIFFE id, DNS SANs, issuer, serial, SHA-256 fingerprint).
  *
- * Computed once per connection, on first use (never on the data path).
+ * Read once per connection when it is adopted; the peer's identity is parsed on first use
+ * (never on the data path).
  */
+import type { X509Certificate } from 'node:crypto';
 import type * as tls from 'node:tls';
 import { splitAltNames } from './material';
 
@@ -39,7 +41,10 @@ function oneLine(dn: string): string {
 
 export function peerIdentityOf(sock: tls.TLSSocket): PeerIdentity | null {
   const cert = sock.getPeerX509Certificate();
-  if (cert === undefined) return null;
+  return cert === undefined ? null : identityOfCert(cert);
+}
+
+function identityOfCert(cert: X509Certificate): PeerIdentity {
   const sans = splitAltNames(cert.subjectAltName);
   return {
     subject: oneLine(cert.subject),
@@ -58,15 +63,38 @@ export function rememberServerName(sock: tls.TLSSocket, name: string): void {
   serverNames.set(sock, name);
 }
 
+/**
+ * TlsInfo of a connection. The peer certificate is taken while the session is up (it is gone
+ * once the socket closes), but its identity (subject, issuer, SANs, serial, fingerprint: a
+ * dozen strings) is only worked out when something reads `peer` (RBAC, an access log field),
+ * so a connection that nobody asks about pays one native call, not the parsing.
+ */
+class ConnectionTlsInfo implements TlsInfo {
+  private identity: PeerIdentity | null | undefined = undefined;
+
+  constructor(
+    readonly version: string,
+    readonly cipher: string,
+    readonly serverName: string,
+    readonly alpn: string,
+    private readonly cert: X509Certificate | undefined,
+  ) {}
+
+  get peer(): PeerIdentity | null {
+    if (this.identity === undefined) this.identity = this.cert === undefined ? null : identityOfCert(this.cert);
+    return this.identity;
+  }
+}
+
 export function tlsInfoOf(sock: tls.TLSSocket): TlsInfo {
   const c = sock.getCipher();
   const sn = serverNames.get(sock) ?? (sock as tls.TLSSocket & { servername?: string | false }).servername;
   const alpn = sock.alpnProtocol;
-  return {
-    version: sock.getProtocol() ?? '',
-    cipher: c ? c.standardName || c.name : '',
-    serverName: typeof sn === 'string' ? sn : '',
-    alpn: typeof alpn === 'string' ? alpn : '',
-    peer: peerIdentityOf(sock),
-  };
+  return new ConnectionTlsInfo(
+    sock.getProtocol() ?? '',
+    c ? c.standardName || c.name : '',
+    typeof sn === 'string' ? sn : '',
+    typeof alpn === 'string' ? alpn : '',
+    sock.getPeerX509Certificate(),
+  );
 }

@@ -29,6 +29,7 @@ import { firstRecordLength, parseSni, TLS_RECORD_HANDSHAKE } from './client-hell
 import { rememberServerName } from './identity';
 import { buildSecureContext, certNames, loadMaterial, TlsMaterialError } from './material';
 import { countListenerFailure, countListenerHandshake, FailReason, failReason } from './stats';
+import { disableTickets, enableTickets, sessionIdContext } from './tickets';
 import { FileWatcher } from './watch';
 
 /** A client that connects and stays silent (or stalls mid-handshake) is closed after this long. */
@@ -40,6 +41,8 @@ const MAX_PEEK = 16 * 1024 + 5;
 interface Entry {
   readonly config: TlsContextConfig;
   context: tls.SecureContext;
+  /** The TLSSocket options of a handshake with this context (built once, shared by every handshake). */
+  socketOptions: tls.TLSSocketOptions;
   names: Set<string>;
   /** PEM text currently in use (to skip reloads that change nothing). */
   cert: string;
@@ -74,6 +77,14 @@ export class ServerTls {
   private readonly watcher: FileWatcher | null;
   private readonly socketOptions: tls.TLSSocketOptions;
   private readonly verifyIfGiven: boolean;
+  /**
+   * The listener must read the ClientHello before the handshake: several contexts (SNI picks
+   * one) or the inspector. Otherwise the handshake starts on the accepted socket at once and
+   * OpenSSL reads the hello itself (no JS read, no buffer copy, no put-back).
+   */
+  readonly needsHello: boolean;
+  /** The client-certificate policy, part of the session id context (a session resumes only under the same one). */
+  private readonly policy: string;
   private closed = false;
 
   constructor(
@@ -85,13 +96,13 @@ export class ServerTls {
     readonly inspector: boolean,
   ) {
     if (configs.length === 0) throw new Error(`listener ${listenerName}: no TLS context`);
-    this.entries = configs.map((c) => this.load(c));
     const first = configs[0];
     const alpn = alpnFor(first, filters);
     // MOSN GetClientAuth: verify+require -> RequireAndVerify; verify -> VerifyIfGiven; require -> Request.
     const requestCert = first.verifyClient || first.requireClientCert;
     const rejectUnauthorized = first.verifyClient && first.requireClientCert;
     this.verifyIfGiven = first.verifyClient;
+    this.policy = `${listenerName}|${first.verifyClient}|${first.requireClientCert}`;
     this.socketOptions = {
       isServer: true,
       requestCert,
@@ -100,6 +111,8 @@ export class ServerTls {
       rejectUnauthorized,
       ...(alpn.length > 0 ? { ALPNProtocols: alpn } : {}),
     };
+    this.entries = configs.map((c) => this.load(c));
+    this.needsHello = configs.length > 1 || inspector;
     const files = new Set<string>();
     for (const c of configs) for (const s of [c.certChain, c.privateKey, c.caCert]) if (s && s.kind === 'file') files.add(s.path);
     this.watcher = files.size > 0 ? new FileWatcher(files, () => this.reload()) : null;
@@ -113,7 +126,11 @@ export class ServerTls {
     const key = m.key ?? '';
     const ca = m.ca ?? '';
     if (prev && prev.cert === cert && prev.key === key && prev.ca === ca) return prev;
-    return { config, context: buildSecureContext(config, m), names, cert, key, ca };
+    const context = buildSecureContext(config, m);
+    const sid = sessionIdContext(cert, ca, this.policy);
+    if (config.sessionTickets === false) disableTickets(context, sid);
+    else enableTickets(context, sid);
+    return { config, context, socketOptions: { ...this.socketOptions, secureContext: context }, names, cert, key, ca };
   }
 
   /** The entry for an SNI name (exact, then wildcard), else the default (first). */
@@ -178,10 +195,12 @@ export class ServerTls {
     }
   }
 
-  /** Handshakes a socket whose ClientHello was peeked (and put back), with the context for `sni`. */
+  /**
+   * Handshakes an accepted socket with the context for `sni`: the ClientHello was peeked (and
+   * put back), or (no needsHello) not read at all and `sni` is "".
+   */
   handshake(raw: net.Socket, sni: string, h: TlsHandoff): void {
-    const opts = { ...this.socketOptions, secureContext: this.select(sni).context };
-    const sock = new tls.TLSSocket(raw, opts);
+    const sock = new tls.TLSSocket(raw, this.select(sni).socketOptions);
     if (sni !== '') rememberServerName(sock, sni);
     const counters = this.counters;
     const base = this.base;

@@ -31,7 +31,19 @@ const enum Family {
   Other,
 }
 
+/** Family per cipher name seen (a handful of names): no string work per handshake. */
+const families = new Map<string, Family>();
+
 function family(cipher: string): Family {
+  let f = families.get(cipher);
+  if (f === undefined) {
+    f = familyOf(cipher);
+    if (families.size < 64) families.set(cipher, f);
+  }
+  return f;
+}
+
+function familyOf(cipher: string): Family {
   const c = cipher.toUpperCase();
   if (c.includes('CHACHA20')) return Family.Chacha20;
   if (c.includes('AES_128_GCM') || c.includes('AES128-GCM')) return Family.Aes128Gcm;
@@ -45,6 +57,7 @@ const CLUSTER_FAMILY = [C.TLS_CIPHER_AES_128_GCM, C.TLS_CIPHER_AES_256_GCM, C.TL
 /** Counts a completed downstream handshake. */
 export function countListenerHandshake(counters: Float64Array, base: number, sock: tls.TLSSocket): void {
   counters[base + L.TLS_HANDSHAKE]++;
+  if (sock.isSessionReused()) counters[base + L.TLS_SESSION_REUSED]++;
   const v = sock.getProtocol();
   if (v === 'TLSv1.3') counters[base + L.TLS_V1_3]++;
   else if (v === 'TLSv1.2') counters[base + L.TLS_V1_2]++;

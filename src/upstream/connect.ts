@@ -10,6 +10,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Pool } from 'undici';
 import { Connection, type ConnectionHandler } from '../network/connection';
+import { rememberSessions, withSession } from '../tls/client';
 
 /**
  * A zero-copy Connection to host:port, TLS when `tlsOptions` is given (see Connection.adoptOutgoing),
@@ -22,7 +23,9 @@ export function dialConnection(
   const local = localAddress !== undefined ? { localAddress } : null;
   if (tlsOptions !== null) {
     // allowHalfOpen is honored by tls.connect (passed to the TLSSocket) though its typings omit it.
-    const ts = tls.connect({ ...tlsOptions, host, port, allowHalfOpen: true, ...local } as tls.ConnectionOptions);
+    const r = withSession(tlsOptions, host, port);
+    const ts = tls.connect({ ...r.options, host, port, allowHalfOpen: true, ...local } as tls.ConnectionOptions);
+    rememberSessions(ts, r.cache, r.key);
     return Connection.adoptOutgoing(ts, handler, bufferLimit, timeoutMs, null);
   }
   const hook = Connection.outgoingReadHook();
@@ -38,7 +41,9 @@ export function dialConnection(
 export function dialSocket(host: string, port: number, tlsOptions: tls.ConnectionOptions | null, localAddress?: string): net.Socket {
   const local = localAddress !== undefined ? { localAddress } : null;
   if (tlsOptions === null) return net.connect({ host, port, noDelay: true, ...local });
-  const s = tls.connect({ ...tlsOptions, host, port, ...local });
+  const r = withSession(tlsOptions, host, port);
+  const s = tls.connect({ ...r.options, host, port, ...local });
+  rememberSessions(s, r.cache, r.key);
   s.setNoDelay(true);
   return s;
 }

@@ -116,6 +116,7 @@ function tlsContext(tx: Tx, m: Msg, path: string, side: TlsSide): TlsResult {
       },
       nack: { requireSni: 'refusing connections without SNI is not supported' },
     });
+    if (wrappedBool(m.disableStatelessSessionResumption) === true) mosn.disable_stateless_session_resumption = true;
     const require = wrappedBool(m.requireClientCertificate) === true;
     if (require) {
       mosn.verify_client = true;
