@@ -13,7 +13,8 @@ import { caseRatios, GENERATOR_BOUND, rateRatio } from '../../bench/report/ratio
 import { caseRows } from '../../bench/report/table';
 import { headline } from '../../bench/report/summary';
 import { markdownReport } from '../../bench/report/markdown';
-import { startBackend } from '../../bench/load/run';
+import { runLoad, startBackend } from '../../bench/load/run';
+import { h2loadBin } from '../../bench/load/h2load';
 import type { Bottleneck, CaseResult, PeerCaseResult, RunResult } from '../../bench/types';
 import type { CertFiles } from '../../bench/lib/certs';
 
@@ -188,5 +189,34 @@ test('mosn peer runs the http1 workload config against the bench backend (when M
     await rp.stop();
     await backend.stop();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('http1 load runs through h2load --h1 (one request in flight per connection) when installed: counts 200s, not other answers', async (t) => {
+  if (!h2loadBin()) {
+    t.skip('h2load not installed (scripts/install-peers.sh)');
+    return;
+  }
+  const backend = await startBackend();
+  // A server answering 503 to everything: every answer must count as an error.
+  const bad = http.createServer((_req, res) => {
+    res.statusCode = 503;
+    res.end('no');
+  });
+  await new Promise<void>((resolve) => bad.listen(0, '127.0.0.1', resolve));
+  try {
+    const base = { kind: 'http1' as const, host: '127.0.0.1', connections: 4, threads: 1, messageSize: 0, durationMs: 600, proxyPids: [], backendPids: [backend.pid] };
+    const ok = await runLoad({ ...base, port: backend.ports.http }, 100);
+    assert.equal(ok.errors, 0, ok.firstError);
+    assert.ok(ok.ops >= 50, `only ${ok.ops} requests`);
+    assert.match(ok.note ?? '', /^driver h2load/);
+    const no = await runLoad({ ...base, port: (bad.address() as { port: number }).port }, 100);
+    assert.equal(no.ops, 0);
+    assert.ok(no.errors > 0);
+    assert.match(no.firstError ?? '', /status 503/);
+  } finally {
+    bad.closeAllConnections();
+    await new Promise<void>((resolve) => bad.close(() => resolve()));
+    await backend.stop();
   }
 });
