@@ -34,6 +34,7 @@ Options:
 
 Environment:
   ENVOY_BIN           Envoy binary (else \`envoy\` on PATH; without one Envoy is skipped)
+  MOSN_BIN            MOSN binary (else \`mosn\` on PATH; without one MOSN is skipped)
   OUTRIGGER_FEATURES  Outrigger features to assume built (default: tcp_proxy, plus
                       bolt, dubbo, tls, http2 when \`outrigger validate\` accepts
                       the bolt / dubbo / tls / http2 workload config)

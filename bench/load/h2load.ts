@@ -1,9 +1,9 @@
-// The `h2` load through nghttp2's h2load (Debian nghttp2-client) when it is installed:
+// The `h2` and `http1` loads through nghttp2's h2load (Debian nghttp2-client; `--h1` for http1) when it is installed:
 // a C client costs the shared client CPU far less than node:http2, leaving it to the
 // backend. h2load runs in timing mode (warm-up until the window starts, then the window)
 // with a per-request log; the log gives every request's start and duration, from which
 // requests ending inside the window are counted and their latencies recorded, exactly as
-// the Node drivers do. BENCH_H2_DRIVER=node forces the node:http2 driver instead.
+// the Node drivers do. BENCH_H2_DRIVER=node forces the Node drivers (node:http2, raw HTTP/1.1 sockets) instead.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -56,14 +56,17 @@ export function parseH2loadLog(text: string, winStartMs: number, winEndMs: numbe
   return res;
 }
 
-/** Runs h2load for the spec's connections x streams until the window ends. */
+/** Runs h2load for the spec's connections x streams (http1: `--h1`, one in flight each) until the window ends. */
 export async function runH2load(spec: LoadSpec, bin: string): Promise<WorkerResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-h2load-'));
   const log = path.join(dir, 'requests.tsv');
   try {
     const warm = Math.max(10, Math.round(spec.measureStart - Date.now()));
+    const h1 = spec.kind === 'http1';
     const args = [
-      '-c', String(spec.connections), '-m', String(spec.streams ?? 100), '-t', '1',
+      ...(h1 ? ['--h1'] : []),
+      // http1: one request in flight per connection (no pipelining), like the Node driver; threads as asked.
+      '-c', String(spec.connections), '-m', String(h1 ? 1 : (spec.streams ?? 100)), '-t', String(Math.max(1, Math.min(spec.threads, spec.connections))),
       `--warm-up-time=${warm}ms`, '-D', `${Math.round(spec.durationMs) + 300}ms`, // alive past the window end, when the CPU is sampled
       '--log-file', log, '-H', 'user-agent: outrigger-bench',
       `http://${spec.host}:${spec.port}/`,

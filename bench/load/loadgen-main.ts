@@ -12,7 +12,8 @@ import type { WorkerTask } from './worker';
 import { h2loadBin, runH2load } from './h2load';
 
 export async function generate(spec: LoadSpec): Promise<LoadResult> {
-  const h2load = spec.kind === 'h2' ? h2loadBin() : undefined;
+  // http1 and h2 through h2load (a C client: the shared client CPU goes to the backend, not the generator).
+  const h2load = spec.kind === 'h2' || spec.kind === 'http1' ? h2loadBin() : undefined;
   const threads = h2load ? 0 : Math.max(1, Math.min(spec.threads, spec.connections));
   const pool = new Piscina({
     filename: path.join(__dirname, 'worker.js'),

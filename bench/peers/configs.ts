@@ -4,6 +4,7 @@
 // Mode `bolt`: Outrigger runs its Bolt L7 proxy (routing on the `service` header);
 // HAProxy, nginx and Envoy have no Bolt codec and forward TCP (L4).
 // Mode `dubbo`: likewise, Outrigger's Dubbo L7 proxy (routing on the `service` path).
+// MOSN gets the Outrigger config (MOSN's format) in every mode: L7 for bolt and dubbo too.
 // Mode `tls`: one TLS-terminating listener per certificate kind (ECDSA, RSA), each
 // forwarding plaintext TCP to the backend.
 // Modes `http2`, `grpc`: h2c listener, HTTP/2 to the backend (nginx: HTTP/1.1 upstream
@@ -27,7 +28,8 @@ export function proxyLayer(peer: string, mode: ProxyMode): 'L4' | 'L7' | undefin
   if (mode === 'tcp') return 'L4';
   if (mode === 'http1' || mode === 'http2' || mode === 'grpc') return 'L7';
   if (mode === 'tls') return 'L4';
-  return peer === 'outrigger' ? 'L7' : 'L4';
+  // bolt, dubbo: Outrigger (every variant) and MOSN decode the protocol; the others forward TCP.
+  return peer.startsWith('outrigger') || peer === 'mosn' ? 'L7' : 'L4';
 }
 
 /** Modes where Outrigger decodes an RPC protocol while the other proxies forward TCP (layer shown in tables). */
@@ -155,6 +157,18 @@ function outriggerHttpConfig(c: ConfigInput, proto: 'Http1' | 'Http2'): object {
     ],
     ...outriggerCommon(c),
   };
+}
+
+/**
+ * MOSN v0.26 (the project whose config format Outrigger reads): the Outrigger config of the
+ * mode, which is MOSN's own shape (`tcp_proxy`; `proxy` filter with `bolt`/`dubbo` on both
+ * sides routing on `service`; `Http1`/`Http2` proxy with a prefix router; per-certificate
+ * `tls_context` + `tcp_proxy`), with `processor: 1` and MOSN's logs written under `dir`.
+ */
+export function mosnConfig(c: ConfigInput): object {
+  const doc = outriggerConfig(c) as { servers: Record<string, unknown>[] };
+  doc.servers[0]['default_log_path'] = `${c.dir}/mosn.log`;
+  return doc;
 }
 
 /**

@@ -10,10 +10,12 @@ import { DIST_BENCH, REPO_ROOT } from '../lib/paths';
 import {
   envoyConfig,
   haproxyConfig,
+  mosnConfig,
   nginxConfig,
   NGINX_STREAM_MODULE_PATHS,
   nginxUsesStream,
   outriggerConfig,
+  type ConfigInput,
   type ProxyMode,
   type TlsListener,
 } from './configs';
@@ -96,6 +98,35 @@ async function tlsPorts(t: PeerTarget): Promise<{ tls?: TlsListener[]; ports?: P
   const tls: TlsListener[] = [];
   for (const cert of certs) tls.push({ name: cert.kind, port: await freePort(), cert });
   return { tls, ports: Object.fromEntries(tls.map((l) => [l.name, l.port])) };
+}
+
+/**
+ * Starts a peer configured by a JSON file: `make` builds the config for the target (its
+ * listener port(s), a fresh admin port), written to `<dir>/<name>.json`; `args` gets that path.
+ */
+async function startWithJsonConfig(
+  name: string, t: PeerTarget, bin: string, make: (c: ConfigInput) => object, args: (cfg: string) => string[],
+  o: { cwd?: string; timeoutMs: number; env?: NodeJS.ProcessEnv },
+): Promise<RunningPeer> {
+  const { tls, ports } = await tlsPorts(t);
+  const port = tls?.[0].port ?? (await freePort());
+  const adminPort = await freePort();
+  const cfg = path.join(t.dir, `${name}.json`);
+  fs.writeFileSync(cfg, JSON.stringify(make({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir, adminPort, tls }), null, 2));
+  return launch(name, bin, args(cfg), port, o.cwd, o.timeoutMs, o.env, ports);
+}
+
+/** A binary named by the environment variable `envVar` (when that file exists), else `cmd` on PATH. */
+function binFromEnvOrPath(envVar: string, cmd: string): string | undefined {
+  const env = process.env[envVar];
+  if (env) return fs.existsSync(env) ? env : undefined;
+  return which(cmd);
+}
+
+/** Why an optional peer's binary (binFromEnvOrPath) is missing. */
+function binNotFound(label: string, envVar: string, cmd: string): string {
+  const env = process.env[envVar];
+  return `${label} not found, skipped (put ${cmd} on PATH or set ${envVar}${env ? `; ${env} does not exist` : ''})`;
 }
 
 const outriggerCli = (): string => path.join(REPO_ROOT, 'dist', 'src', 'cli.js');
@@ -183,14 +214,12 @@ function outriggerPeer(name: string, description: string, env?: NodeJS.ProcessEn
         return 'outrigger';
       }
     },
-    async start(t) {
-      const { tls, ports } = await tlsPorts(t);
-      const port = tls?.[0].port ?? (await freePort());
-      const adminPort = await freePort();
-      const cfg = path.join(t.dir, `${name}.json`);
-      fs.writeFileSync(cfg, JSON.stringify(outriggerConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir, adminPort, tls }), null, 2));
-      return launch(name, process.execPath, [cli(), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn'], port, root?.() ?? REPO_ROOT, 10_000, env, ports);
-    },
+    start: (t) =>
+      startWithJsonConfig(name, t, process.execPath, outriggerConfig, (cfg) => [cli(), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn'], {
+        cwd: root?.() ?? REPO_ROOT,
+        timeoutMs: 10_000,
+        env,
+      }),
   };
 }
 
@@ -241,36 +270,68 @@ const nginx: PeerDef = {
   },
 };
 
-const envoyBin = (): string | undefined => {
-  const env = process.env.ENVOY_BIN;
-  if (env) return fs.existsSync(env) ? env : undefined;
-  return which('envoy');
-};
-const envoy: PeerDef = {
+/**
+ * An optional peer run from a binary named by `envVar` or found on PATH as `name`, configured
+ * by a JSON file (Envoy, MOSN); skipped with a message saying how to provide it when absent.
+ */
+function binaryPeer(o: {
+  name: string;
+  label: string;
+  envVar: string;
+  description: string;
+  version: (bin: string) => string;
+  config: (c: ConfigInput) => object;
+  args: (cfg: string) => string[];
+  timeoutMs: number;
+  env?: NodeJS.ProcessEnv;
+  /** run in the peer's scratch directory (files a peer writes beside itself stay there) */
+  cwdInDir?: boolean;
+}): PeerDef {
+  const bin = (): string | undefined => binFromEnvOrPath(o.envVar, o.name);
+  return {
+    name: o.name,
+    description: o.description,
+    unavailable: () => (bin() ? undefined : binNotFound(o.label, o.envVar, o.name)),
+    unsupported: () => undefined,
+    version: () => o.version(bin() ?? o.name),
+    start: (t) => startWithJsonConfig(o.name, t, bin()!, o.config, o.args, { cwd: o.cwdInDir ? t.dir : undefined, timeoutMs: o.timeoutMs, env: o.env }),
+  };
+}
+
+const envoy = binaryPeer({
   name: 'envoy',
+  label: 'Envoy',
+  envVar: 'ENVOY_BIN',
   description: 'Envoy (from PATH or ENVOY_BIN), --concurrency 1',
-  unavailable: () =>
-    envoyBin() ? undefined : `Envoy not found, skipped (put envoy on PATH or set ENVOY_BIN${process.env.ENVOY_BIN ? `; ${process.env.ENVOY_BIN} does not exist` : ''})`,
-  unsupported: () => undefined,
-  version: () => firstLine(envoyBin() ?? 'envoy', ['--version']).trim(),
-  async start(t) {
-    const { tls, ports } = await tlsPorts(t);
-    const port = tls?.[0].port ?? (await freePort());
-    const adminPort = await freePort();
-    const cfg = path.join(t.dir, 'envoy.json');
-    fs.writeFileSync(cfg, JSON.stringify(envoyConfig({ mode: t.mode, port, backendPort: t.backendPort, dir: t.dir, adminPort, tls }), null, 2));
-    return launch(
-      'envoy',
-      envoyBin()!,
-      ['-c', cfg, '--concurrency', '1', '--log-level', 'warn', '--disable-hot-restart'],
-      port,
-      undefined,
-      30_000,
-      undefined,
-      ports,
-    );
+  version: (bin) => firstLine(bin, ['--version']).trim(),
+  config: envoyConfig,
+  args: (cfg) => ['-c', cfg, '--concurrency', '1', '--log-level', 'warn', '--disable-hot-restart'],
+  timeoutMs: 30_000,
+});
+
+/**
+ * MOSN (a `mosn` binary on PATH or named by MOSN_BIN, e.g. one built from its v0.26.0 source):
+ * one processor (`processor: 1` in the config, GOMAXPROCS=1), the same MOSN-format config
+ * Outrigger gets (logs under the peer's directory), pinned to the proxy CPU like every peer.
+ * GODEBUG=tls13=1: MOSN's TLS (a fork of Go 1.12's crypto/tls) offers TLS 1.3 only when asked,
+ * and every other peer negotiates 1.3.
+ */
+const mosn = binaryPeer({
+  name: 'mosn',
+  label: 'MOSN',
+  envVar: 'MOSN_BIN',
+  description: 'MOSN (from PATH or MOSN_BIN), processor 1, GOMAXPROCS=1, GODEBUG=tls13=1',
+  // `mosn -v` prints its log lines first; the version is the line saying so.
+  version: (bin) => {
+    const r = spawnSync(bin, ['-v'], { encoding: 'utf8', timeout: 5000 });
+    return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').find((l) => /^mosn version /.test(l))?.trim() ?? 'unknown';
   },
-};
+  config: mosnConfig,
+  args: (cfg) => ['start', '-c', cfg],
+  timeoutMs: 15_000,
+  env: { GOMAXPROCS: '1', GODEBUG: 'tls13=1' },
+  cwdInDir: true,
+});
 
 const direct: PeerDef = {
   name: 'direct',
@@ -395,8 +456,8 @@ const slowRelay: PeerDef = {
   },
 };
 
-export const PEERS: PeerDef[] = [outrigger, outriggerCork, outriggerFallback, outriggerLibH1, outriggerRef, haproxy, nginx, envoy, direct, nodeTls, nodeHttpProxy, outriggerUws, outriggerUwsMin, slowRelay];
-export const DEFAULT_PEERS = ['outrigger', 'haproxy', 'nginx', 'envoy', 'direct'];
+export const PEERS: PeerDef[] = [outrigger, outriggerCork, outriggerFallback, outriggerLibH1, outriggerRef, haproxy, nginx, envoy, mosn, direct, nodeTls, nodeHttpProxy, outriggerUws, outriggerUwsMin, slowRelay];
+export const DEFAULT_PEERS = ['outrigger', 'haproxy', 'nginx', 'envoy', 'mosn', 'direct'];
 
 export function peerByName(name: string): PeerDef | undefined {
   return PEERS.find((p) => p.name === name);

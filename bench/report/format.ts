@@ -21,7 +21,9 @@ export function fmtUs(us: number | undefined): string {
   return `${Math.round(us)} µs`;
 }
 
-export function fmtRatio(r: number | undefined): string {
+/** A ratio as `1.25×`; a string (a withheld ratio's reason, e.g. "generator-bound") as is. */
+export function fmtRatio(r: number | string | undefined): string {
+  if (typeof r === 'string') return r;
   if (r === undefined || !Number.isFinite(r)) return '–';
   return `${r.toFixed(r >= 10 ? 1 : 2)}×`;
 }

@@ -18,9 +18,14 @@ function ratioMatrix(c: CaseResult): string {
   const label = new Map(c.peers.map((p) => [p.peer, peerLabel(p)]));
   const rows = caseRatios(c).map((row) => [
     label.get(row.peer) ?? row.peer,
-    ...peers.map((ref) => (ref === row.peer ? '1' : `${fmtRatio(row.vs[ref]?.throughput)}${row.vs[ref]?.p99 !== undefined ? ` / p99 ${fmtRatio(row.vs[ref]?.p99)}` : ''}`)),
+    ...peers.map((ref) => {
+      if (ref === row.peer) return '1';
+      const v = row.vs[ref];
+      const cpu = v?.cpu !== undefined ? `CPU ${fmtRatio(v.cpu)} / ` : '';
+      return `${cpu}${fmtRatio(v?.rate ?? v?.throughput)}${v?.p99 !== undefined ? ` / p99 ${fmtRatio(v.p99)}` : ''}`;
+    }),
   ]);
-  return mdTable(['throughput (p99) ratio: row ÷ column', ...peers], rows);
+  return mdTable(['row ÷ column: CPU per unit / throughput / p99', ...peers], rows);
 }
 
 /** `svgFor(workload)` returns the relative link of the workload's SVG, if any. */
@@ -41,7 +46,8 @@ export function markdownReport(r: RunResult, svgFor: (workload: string) => strin
     'Throughput is the median over rounds; latency percentiles come from one HDR histogram merged over all rounds; ' +
       'proxy CPU is utime+stime of all proxy processes over the measured windows (100% = one core); ' +
       '"bound" says which side saturated its CPU: `proxy`, `generator` (backend + load generator on the client CPU), or `neither`. ' +
-      'Ratios are row peer ÷ column peer.',
+      'Ratios are row peer ÷ column peer. Proxy CPU per unit of work is the headline comparison; a throughput ratio is shown ' +
+      'only when neither run was generator-bound (else "generator-bound": the rates measured the load generator, not the proxies).',
     '',
   );
   for (const w of r.workloads) {
@@ -59,13 +65,14 @@ export function markdownReport(r: RunResult, svgFor: (workload: string) => strin
       out.push(
         `Max rate: closed loop, ${h.maxCase.connections} connections, ${h.maxCase.pipeline ?? 1} request(s) in flight each (${h.maxCase.id}). ` +
           `Fixed rate: open loop at ${h.rateCase.rate} req/s over ${h.rateCase.connections} connections (${h.rateCase.id}). ` +
-          'Ratios: max rate row ÷ reference (higher = more); p99 at the fixed rate row ÷ reference (lower = faster).',
+          'Ratios: CPU per request row ÷ reference (lower = cheaper); max rate row ÷ reference (higher = more; "generator-bound" ' +
+          'when either run was limited by the load generator); p99 at the fixed rate row ÷ reference (lower = faster).',
         '',
       );
       const layered = h.maxCase.peers.filter((p) => p.layer);
       if (layered.length) {
         out.push(
-          `Layers: ${layered.map((p) => `${p.peer} ${p.layer}`).join(', ')}. L4 peers forward the TCP byte stream without decoding Bolt ` +
+          `Layers: ${layered.map((p) => `${p.peer} ${p.layer}`).join(', ')}. L4 peers forward the TCP byte stream without decoding ${w.name === 'dubbo' ? 'Dubbo' : 'Bolt'} ` +
             '(no routing on `service`, no id rewriting); L7 decodes every frame and routes on its `service` header.',
           '',
         );

@@ -1,12 +1,12 @@
 // Headline table of a workload that has a max-rate case and a fixed-rate case (bolt):
 // one row per peer with its max rate, latency at max and at the fixed rate, proxy CPU
-// per 1,000 requests, peak RSS, and ratios against HAProxy and direct.
+// per 1,000 requests, peak RSS, and ratios against HAProxy, MOSN and direct.
 import type { CaseResult, PeerCaseResult, WorkloadResult } from '../types';
 import { fmtKiB, fmtNum, fmtRatio, fmtThroughput, fmtUs } from './format';
-import { okPeers, ratio } from './ratios';
+import { okPeers, rateRatio, ratio } from './ratios';
 
 /** Reference peers of the headline ratios, in this order, when present. */
-export const HEADLINE_REFS = ['haproxy', 'direct'];
+export const HEADLINE_REFS = ['haproxy', 'mosn', 'direct'];
 
 export interface Headline {
   maxCase: CaseResult;
@@ -34,6 +34,8 @@ export function headline(w: WorkloadResult): Headline | undefined {
   const refs = HEADLINE_REFS.filter((r) => usableMax.has(r) || usableRate.has(r));
   const byRate = new Map(rateCase.peers.map((p) => [p.peer, p]));
   const byMax = new Map(maxCase.peers.map((p) => [p.peer, p]));
+  // CPU per request is the headline comparison: against the references that have a proxy.
+  const cpuRefs = refs.filter((r) => usableMax.has(r) && byMax.get(r)?.proxyCpuPerUnit !== undefined);
   const header = [
     'peer',
     'max rate',
@@ -43,6 +45,7 @@ export function headline(w: WorkloadResult): Headline | undefined {
     'CPU s / 1k req (max)',
     `CPU s / 1k req (${rate})`,
     'peak RSS',
+    ...cpuRefs.map((r) => `CPU (max) ÷${r}`),
     ...refs.map((r) => `max ÷${r}`),
     ...refs.map((r) => `p99 at ${rate} ÷${r}`),
   ];
@@ -65,7 +68,8 @@ export function headline(w: WorkloadResult): Headline | undefined {
       mOk ? fmtNum(m.proxyCpuPerUnit) : '–',
       fOk ? fmtNum(f.proxyCpuPerUnit) : '–',
       fmtKiB(rss),
-      ...refs.map((r) => (r === m.peer ? '1' : mOk && usableMax.has(r) ? fmtRatio(ratio(m.throughput, byMax.get(r)?.throughput)) : '–')),
+      ...cpuRefs.map((r) => (r === m.peer ? '1' : mOk ? fmtRatio(ratio(m.proxyCpuPerUnit, byMax.get(r)?.proxyCpuPerUnit)) : '–')),
+      ...refs.map((r) => (r === m.peer ? '1' : mOk && usableMax.has(r) ? fmtRatio(rateRatio(m, byMax.get(r)!)) : '–')),
       ...refs.map((r) =>
         r === m.peer ? '1' : fOk && usableRate.has(r) ? fmtRatio(ratio(f.latency?.p99Us, byRate.get(r)?.latency?.p99Us)) : '–',
       ),

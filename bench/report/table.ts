@@ -11,16 +11,20 @@ export function textTable(header: string[], rows: string[][]): string {
 }
 
 /**
- * Metric rows for one case: one per peer. Ratio columns compare throughput, except in
+ * Metric rows for one case: one per peer. The first ratio columns compare proxy CPU per
+ * unit of work (the headline; peers with a proxy only), the others throughput — withheld
+ * as "generator-bound" when either run was limited by the generator — except in
  * fixed-rate cases (every peer gets the same rate) where they compare p99 latency.
  */
 export function caseRows(c: CaseResult): { header: string[]; rows: string[][] } {
   const refs = okPeers(c);
   const ratios = new Map(caseRatios(c).map((r) => [r.peer, r]));
+  const cpuRefs = refs.filter((r) => c.peers.find((p) => p.peer === r)?.proxyCpuPerUnit !== undefined);
   const fixed = c.rate !== undefined;
   const header = [
     'peer', fixed ? 'achieved' : 'throughput', 'p50', 'p99', 'p99.9', 'proxy CPU', c.cpuUnit, 'peak RSS', 'gen+backend CPU', 'bound',
-    ...refs.map((r) => (fixed ? `p99÷${r}` : `÷${r}`)),
+    ...cpuRefs.map((r) => `CPU÷${r}`),
+    ...refs.map((r) => (fixed ? `p99÷${r}` : `rate÷${r}`)),
   ];
   const rows = c.peers.map((p) => {
     if (p.status === 'skipped' || p.status === 'failed') {
@@ -38,7 +42,8 @@ export function caseRows(c: CaseResult): { header: string[]; rows: string[][] } 
       fmtKiB(p.peakRssKiB),
       fmtPct((p.generatorCpuCores ?? 0) + (p.backendCpuCores ?? 0)),
       p.bottleneck ?? '–',
-      ...refs.map((r) => (r === p.peer ? '1' : fmtRatio(fixed ? rr?.vs[r]?.p99 : rr?.vs[r]?.throughput))),
+      ...cpuRefs.map((r) => (r === p.peer ? '1' : fmtRatio(rr?.vs[r]?.cpu))),
+      ...refs.map((r) => (r === p.peer ? '1' : fmtRatio(fixed ? rr?.vs[r]?.p99 : (rr?.vs[r]?.rate ?? rr?.vs[r]?.throughput)))),
     ];
   });
   return { header, rows };
