@@ -24,7 +24,7 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number 
     let out = '';
     p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('exit', (code) => resolve({ code, out }));
+    p.on('close', (code) => resolve({ code, out })); // after the pipes drained, unlike 'exit'
   });
 }
 
