@@ -24,20 +24,24 @@ const path = require('node:path');
 /** Path substrings (relative to dist/test) of the files run alone; see above. */
 const SERIAL = [
   'integration/fault.test.js', // delay injection measured in ms (requests without the header < 100 ms)
-  'integration/hostile-http.test.js', // answers within 500 ms, RSS growth under hostile load
+  'integration/hostile-bolt.test.js', // 500,000 requests must be sent within the 3 s rpc_max_timeout; RSS bounds
+  'integration/hostile-http.test.js', // p99 < 50 ms beside 500 hostile clients, RSS growth
   'integration/hostile-overload.test.js', // overload: many connections, time bounds
-  'integration/http-proxy.test.js', // autocannon load
+  'integration/http-proxy.test.js', // autocannon and h2load load
+  'integration/lifecycle.test.js', // a start that fails must exit within 2 s of its spawn (node start-up included)
   'integration/mirror.test.js', // main request < 500 ms with slow mirrors
   'integration/ratelimit.test.js', // accepted rate within 10 % under h2load load
   'integration/reload-load.test.js', // h2load/wrk load across reloads
   'integration/router.test.js', // ReDoS latency bounds
-  'integration/tcp-proxy.test.js', // bulk load, admin latency under load
   'integration/transparent.test.js', // network namespaces and iptables
   'integration/upgrade-failure.test.js', // hand-over under load
   'integration/upgrade.test.js', // hand-over under h2load/wrk/RPC load
-  'integration/upstream-health.test.js', // slow-start shares over time windows
+  'integration/upstream-health.test.js', // slow-start shares over time windows, wrk error rates
   'integration/xds-load.test.js', // h2load load across xDS pushes
-  'unit/bench', // the bench harness drives real load and compares latencies
+  'unit/bench-bolt.test.js', // the open-loop driver's achieved rate within 15 %
+  'unit/bench.test.js', // compares measured p50 latencies (direct < a 2 x 2 ms relay)
+  'unit/bench-h2.test.js', // minimum request counts in short windows
+  'unit/bench-tls.test.js', // minimum handshake count in a short window
 ];
 
 const root = path.join(__dirname, '..', 'dist', 'test');
