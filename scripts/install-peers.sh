@@ -30,6 +30,8 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || want+=(nginx)
 find_stream_module >/dev/null || want+=(libnginx-mod-stream)
 command -v h2load >/dev/null 2>&1 || want+=(nghttp2-client)
 command -v openssl >/dev/null 2>&1 || want+=(openssl)
+command -v curl >/dev/null 2>&1 || want+=(curl) # the http tests' HTTP/1.1 and h2c peer
+command -v taskset >/dev/null 2>&1 || want+=(util-linux) # CPU pinning of the bench
 command -v wrk >/dev/null 2>&1 || want+=(wrk) # HTTP/1.1 load under config pushes and health tests
 command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || want+=(iptables) # transparent interception tests (REDIRECT in a network namespace)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /usr/bin/ip ] || want+=(iproute2) # the network namespaces of those tests
@@ -37,12 +39,19 @@ command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /usr/bin/ip ] || wa
 if [ "${#want[@]}" -gt 0 ]; then
   echo "install-peers: installing ${want[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  # Refresh the package lists only if they look absent/stale (older than a day).
+  # Refresh the package lists only if they look absent/stale (older than a day), and once more
+  # if the install still fails on them (a package version gone from the mirror).
+  updated=0
   if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -n1)" ]; then
     $SUDO apt-get update -q
+    updated=1
   fi
   # Services must not be started by the package scripts; the bench runs its own.
-  $SUDO apt-get install -y -q --no-install-recommends "${want[@]}"
+  if ! $SUDO apt-get install -y -q --no-install-recommends "${want[@]}"; then
+    [ "$updated" -eq 1 ] && exit 1
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "${want[@]}"
+  fi
 fi
 
 echo "haproxy: $(command -v haproxy || echo /usr/sbin/haproxy) ($(/usr/sbin/haproxy -v 2>/dev/null | head -n1 || echo missing))"

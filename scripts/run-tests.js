@@ -2,9 +2,47 @@
 'use strict';
 // Runs every compiled test file (dist/test/**/*.test.js) with node:test.
 // Usage: node scripts/run-tests.js [substring-filter ...]
-const { spawnSync } = require('node:child_process');
+//
+// Two phases, each one `node --test` run:
+//   1. the shared phase: every file not listed in SERIAL, OUTRIGGER_TEST_JOBS files at a time
+//      (default 2). Ports are all 0 and temp dirs are per test, so these files do not see each other.
+//   2. the serial phase: the files in SERIAL, strictly one at a time, with nothing else running:
+//      they put load on the machine, measure rates or short latencies, or change the network
+//      (namespaces), so a neighbour could make them flaky or be made flaky by them.
+// A new test file that measures a rate, a latency bound under ~1 s of slack, or drives a load
+// generator (h2load, wrk, autocannon) belongs in SERIAL.
+// OUTRIGGER_TEST_JOBS=1 runs everything one file at a time, in path order, as before.
+//
+// --test-force-exit: a file's process ends when its last test has finished, instead of waiting
+// for client libraries' own timers (sofa-rpc-node's 30 s fault-address retry sleep, dubbo2.js's
+// reconnect loop) to run out; that wait was about a third of the suite's time. Sidecars started
+// by a test are still killed on exit (test/helpers/sidecar.ts).
+const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+
+/** Path substrings (relative to dist/test) of the files run alone; see above. */
+const SERIAL = [
+  'integration/fault.test.js', // delay injection measured in ms (requests without the header < 100 ms)
+  'integration/hostile-bolt.test.js', // 500,000 requests must be sent within the 3 s rpc_max_timeout; RSS bounds
+  'integration/hostile-http.test.js', // p99 < 50 ms beside 500 hostile clients, RSS growth
+  'integration/hostile-overload.test.js', // overload: many connections, time bounds
+  'integration/http-proxy.test.js', // autocannon and h2load load
+  'integration/lifecycle.test.js', // a start that fails must exit within 2 s of its spawn (node start-up included)
+  'integration/mirror.test.js', // main request < 500 ms with slow mirrors
+  'integration/ratelimit.test.js', // accepted rate within 10 % under h2load load
+  'integration/reload-load.test.js', // h2load/wrk load across reloads
+  'integration/router.test.js', // ReDoS latency bounds
+  'integration/transparent.test.js', // network namespaces and iptables
+  'integration/upgrade-failure.test.js', // hand-over under load
+  'integration/upgrade.test.js', // hand-over under h2load/wrk/RPC load
+  'integration/upstream-health.test.js', // slow-start shares over time windows, wrk error rates
+  'integration/xds-load.test.js', // h2load load across xDS pushes
+  'unit/bench-bolt.test.js', // the open-loop driver's achieved rate within 15 %
+  'unit/bench.test.js', // compares measured p50 latencies (direct < a 2 x 2 ms relay)
+  'unit/bench-h2.test.js', // minimum request counts in short windows
+  'unit/bench-tls.test.js', // minimum handshake count in a short window
+];
 
 const root = path.join(__dirname, '..', 'dist', 'test');
 const filters = process.argv.slice(2);
@@ -22,5 +60,35 @@ if (chosen.length === 0) {
   console.error('no test files found under', root, filters.length ? `matching ${filters.join(', ')}` : '');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...chosen], { stdio: 'inherit' });
-process.exit(r.status === null ? 1 : r.status);
+
+const jobs = Math.max(1, Number(process.env.OUTRIGGER_TEST_JOBS) || 2);
+const isSerial = (f) => SERIAL.some((s) => f.slice(root.length + 1).split(path.sep).join('/').includes(s));
+const phases = jobs === 1
+  ? [{ name: 'all', files: chosen, concurrency: 1 }]
+  : [
+    { name: 'shared', files: chosen.filter((f) => !isSerial(f)), concurrency: jobs },
+    { name: 'serial', files: chosen.filter(isSerial), concurrency: 1 },
+  ].filter((p) => p.files.length > 0);
+
+function runPhase(p) {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const child = spawn(process.execPath, ['--test', '--test-force-exit', `--test-concurrency=${p.concurrency}`, ...p.files], { stdio: 'inherit' });
+    const onSignal = (sig) => child.kill(sig);
+    process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+    child.on('exit', (code, signal) => {
+      process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      const s = ((Date.now() - t0) / 1000).toFixed(1);
+      console.log(`# run-tests: ${p.name} phase: ${p.files.length} files, ${p.concurrency} at a time, ${s} s, ${code === 0 ? 'passed' : `FAILED (${signal ?? code})`}`);
+      resolve(code === 0 ? 0 : 1);
+    });
+  });
+}
+
+(async () => {
+  const t0 = Date.now();
+  let status = 0;
+  for (const p of phases) status |= await runPhase(p);
+  console.log(`# run-tests: ${chosen.length} files in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${status === 0 ? 'all passed' : 'FAILURES above'}`);
+  process.exit(status);
+})();

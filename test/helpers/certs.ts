@@ -128,7 +128,7 @@ export function sClient(port: number, args: readonly string[], input = '', waitM
     setTimeout(() => p.stdin.write(input), 300);
     setTimeout(() => p.stdin.end(), 300 + waitMs);
     const kill = setTimeout(() => p.kill('SIGKILL'), 15_000);
-    p.on('exit', (code) => {
+    p.on('close', (code) => { // after the pipes drained ('exit' can come before the last output)
       clearTimeout(kill);
       const m = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(out);
       resolve({ code, out, serverCert: m ? m[0] : null });

@@ -59,9 +59,10 @@ export function dubbo2js(port: number, dubboInterface: string, methods: Record<s
 /** dubbo2.js's java type helpers (js-to-java). */
 export const java = require('js-to-java') as any;
 
-/** Closes a DirectlyDubbo's socket (it has no close()). */
+/** Closes a DirectlyDubbo's socket (it has no close()) without its reconnect loop (20 tries, 3 s apart). */
 export function closeDubbo2js(d: any): void {
   const w = d._socketWorker;
+  if (w) w._retry = 0; // its close handler then ends the worker instead of scheduling a reconnect
   if (w && w._socket) w._socket.destroy();
   if (w && w._heartBeatTimer) clearInterval(w._heartBeatTimer);
 }

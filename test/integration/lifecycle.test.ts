@@ -63,9 +63,12 @@ function runStart(file: string, env: NodeJS.ProcessEnv = {}, onSpawn?: (kill: (s
   const killer = setTimeout(() => p.kill('SIGKILL'), 10_000);
   if (onSpawn) onSpawn((s) => p.kill(s), () => stdout);
   return new Promise((resolve) => {
-    p.on('exit', (code, signal) => {
+    let ms = 0;
+    p.on('exit', () => (ms = Date.now() - t0));
+    // 'close' comes after the pipes drained ('exit' can come before the last output).
+    p.on('close', (code, signal) => {
       clearTimeout(killer);
-      resolve({ code, signal, ms: Date.now() - t0, stderr, stdout });
+      resolve({ code, signal, ms, stderr, stdout });
     });
   });
 }

@@ -107,7 +107,7 @@ function run(cmd: string, args: string[]): Promise<string> {
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('exit', () => resolve(out));
+    p.on('close', () => resolve(out)); // 'close', not 'exit': the pipes may still hold its report at exit
   });
 }
 

@@ -26,7 +26,8 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number 
     p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     // A process that should have exited but serves (a regression) must not hold the test file open.
     const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
-    p.on('exit', (code) => {
+    p.on('close', (code) => {
+      // after the pipes drained, unlike 'exit'
       clearTimeout(timer);
       resolve({ code, out });
     });
