@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import { ConfigError } from './errors';
 import { DEFAULTS } from './defaults';
-import { loadConfigFile, parseConfig } from '.';
+import { loadConfigFile, parseConfig } from './index';
 import type { OutriggerConfig } from './types';
 
 /** A config file: `.yaml`/`.yml` (or a file that is not JSON) is read as YAML, with the same limits. */

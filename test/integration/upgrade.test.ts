@@ -10,7 +10,9 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import { startSidecar, tcpProxyConfig } from '../helpers/sidecar';
 import { echoServer } from '../helpers/net';
 import * as path from 'node:path';
@@ -65,10 +67,66 @@ function runSofaLoad(port: number, svc: string, rate: number, ms: number): { rea
   return { ready, done };
 }
 
-test('upgrade under load: 0 failed requests, Bolt/Dubbo connections survive, old exits by itself, counters carried', { skip: missing || false, timeout: 120_000 }, async () => {
+/** A grpc-js server of test/fixtures/echo.proto (Unary and Bidi echo) and its client package. */
+async function echoGrpc(): Promise<{ pkg: any; port: number; close(): void }> {
+  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(ECHO_PROTO, { keepCase: true, defaults: true })) as any;
+  const server = new grpc.Server();
+  server.addService(pkg.outrigger.test.Echo.service, {
+    Unary(call: grpc.ServerUnaryCall<{ message: string }, unknown>, cb: grpc.sendUnaryData<unknown>) {
+      cb(null, { message: `echo ${call.request.message}`, index: process.pid });
+    },
+    Bidi(call: grpc.ServerDuplexStream<{ message: string }, unknown>) {
+      let i = 0;
+      call.on('data', (r: { message: string }) => call.write({ message: `re: ${r.message}`, index: i++ }));
+      call.on('end', () => call.end());
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  return { pkg, port, close: () => server.forceShutdown() };
+}
+
+/** A bidi stream writing a message every 40 ms for `ms`: resolves with its status, what it sent and the replies. */
+function bidiStream(client: any, ms: number): { done: Promise<{ status: grpc.StatusObject; sent: string[]; replies: string[]; endAt: number }> } {
+  const sent: string[] = [];
+  const replies: string[] = [];
+  const call = client.Bidi();
+  const done = new Promise<{ status: grpc.StatusObject; sent: string[]; replies: string[]; endAt: number }>((resolve, reject) => {
+    let status: grpc.StatusObject | undefined;
+    let ended = false;
+    const finish = (): void => {
+      if (status !== undefined && ended) resolve({ status, sent, replies, endAt: Date.now() });
+    };
+    call.on('data', (r: { message: string }) => replies.push(r.message));
+    call.on('status', (st: grpc.StatusObject) => {
+      status = st;
+      finish();
+    });
+    call.on('end', () => {
+      ended = true;
+      finish();
+    });
+    call.on('error', reject);
+  });
+  void (async () => {
+    const until = Date.now() + ms;
+    for (let i = 0; Date.now() < until; i++) {
+      sent.push(`m${i}`);
+      call.write({ message: `m${i}` });
+      await sleep(40);
+    }
+    call.end();
+  })();
+  return { done };
+}
+
+test('upgrade under load, to a changed config: 0 failed requests, Bolt/Dubbo connections survive, a gRPC stream finishes, old exits by itself, counters carried', { skip: missing || false, timeout: 120_000 }, async () => {
   const sofaServer = await startSofaServer({ [SVC]: { async echo(x: unknown) { return x; } } });
   const provider = await startDubboProvider({ [DSVC]: { async plus(a: number, b: number) { return a + b; } } });
   const web = await backend('web');
+  const web2 = await backend('web2');
+  const g = await echoGrpc();
   const cfg = mergeConfigs([
     boltProxyConfig({ clusters: { bolt_service: [sofaServer.port] } }),
     dubboProxyConfig({ clusters: { dubbo_service: [provider.port] }, listenerName: 'dubbo' }),
@@ -76,21 +134,35 @@ test('upgrade under load: 0 failed requests, Bolt/Dubbo connections survive, old
       [
         { name: 'h1', downstream: 'Http1', upstream: 'Http1', router: 'r' },
         { name: 'h2c', downstream: 'Http2', upstream: 'Http1', router: 'r' },
+        { name: 'g', downstream: 'Http2', upstream: 'Http2', router: 'rg' },
       ],
-      [{ router_config_name: 'r', virtual_hosts: [{ name: 'all', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'web' } }] }] }],
-      { web: [web.port] },
+      [
+        { router_config_name: 'r', virtual_hosts: [{ name: 'all', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'web' } }] }] },
+        { router_config_name: 'rg', virtual_hosts: [{ name: 'v', domains: ['*'], routers: [{ match: { prefix: '/outrigger.test.Echo/' }, route: { cluster_name: 'grpc' } }] }] },
+      ],
+      { web: [web.port], grpc: [g.port] },
     ),
   ]);
+  // The new process's config: one more listener, and cluster `web` moved to another upstream.
+  const changed = JSON.parse(JSON.stringify(cfg));
+  const h1 = changed.servers[0].listeners.find((l: { name: string }) => l.name === 'h1');
+  changed.servers[0].listeners.push({ ...JSON.parse(JSON.stringify(h1)), name: 'extra', address: '127.0.0.1:0' });
+  changed.cluster_manager.clusters.find((c: { name: string }) => c.name === 'web').hosts = [{ address: `127.0.0.1:${web2.port}` }];
+  const changedFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'upgrade-changed-')), 'config.json');
+  fs.writeFileSync(changedFile, JSON.stringify(changed));
   const dir = upgradeDirFor();
   const old = await startSidecar(cfg, { env: { OUTRIGGER_UPGRADE_DIR: dir } });
   const bolt = old.ports.get('bolt')!;
   const dubbo = old.ports.get('dubbo')!;
   const watch = watchClientSockets([dubbo]);
   const d2 = dubbo2js(dubbo, DSVC, { plus: (a: number, b: number) => [java.int(a), java.int(b)] });
+  const grpcClient = new g.pkg.outrigger.test.Echo(`127.0.0.1:${old.ports.get('g')}`, grpc.credentials.createInsecure());
   let next: Awaited<ReturnType<typeof startUpgrade>> | undefined;
   try {
     assert.equal(await d2.svc.plus(1, 2).then((r: { res: number }) => r.res), 3);
     const LOAD_MS = 7000;
+    // A gRPC bidi stream open across the upgrade (4 s): it finishes on the old process.
+    const stream = bidiStream(grpcClient, 4000);
     const until = Date.now() + LOAD_MS;
     // ~2,000 calls/s from another process, each awaited (a failure or a wrong answer is counted).
     const sofaLoad = runSofaLoad(bolt, SVC, 2000, LOAD_MS);
@@ -111,7 +183,7 @@ test('upgrade under load: 0 failed requests, Bolt/Dubbo connections survive, old
     await sleep(2000);
     const before = await old.stats();
     const t0 = Date.now();
-    next = await startUpgrade(dir, { args: ['--workers', '1'] });
+    next = await startUpgrade(dir, { args: ['--workers', '1', '-c', changedFile] });
     const tookOver = Date.now() - t0;
     const code = await old.exited;
     const oldExitMs = Date.now() - t0;
@@ -120,11 +192,17 @@ test('upgrade under load: 0 failed requests, Bolt/Dubbo connections survive, old
     const sofaStats = await sofaLoad.done;
     await dubboLoad;
     const [w, h] = await Promise.all([wrk, h2]);
+    const st = await stream.done;
     console.log(`# upgrade: new serving ${tookOver} ms after its start, old exited ${oldExitMs} ms after it (${report.ms} ms after the hand-over), ${report.migrated} connections handed over`);
     console.log(`# load: sofa ${sofaStats.ok} ok / ${sofaStats.failed} failed (${Math.round((sofaStats.ok * 1000) / sofaStats.ms)} calls/s), dubbo2.js ${dubboStats.ok} ok / ${dubboStats.failed} failed`);
     console.log(`# wrk: ${/Requests\/sec:.*/.exec(w.stdout)?.[0]}; ${/(\d+) requests in/.exec(w.stdout)?.[0]}`);
     console.log(`# h2load: ${/requests: .*/.exec(h.stdout)?.[0]}`);
+    console.log(`# grpc stream: ${st.sent.length} messages, ${st.replies.length} replies, status ${st.status.code}`);
 
+    assert.equal(st.status.code, grpc.status.OK, st.status.details);
+    assert.deepEqual(st.replies, st.sent.map((m) => `re: ${m}`), 'every stream message echoed, in order');
+    assert.ok(st.sent.length >= 10, `stream messages: ${st.sent.length}`);
+    assert.ok(st.endAt > t0 + tookOver, 'the stream was still open when the new process took over');
     assert.equal(sofaStats.failed, 0, sofaStats.errors.slice(0, 5).join('; '));
     assert.ok(sofaStats.ok > 2000, `sofa calls: ${sofaStats.ok}`);
     assert.equal(sofaStats.closed, 0, 'a sofa-rpc-node connection closed');
@@ -153,14 +231,25 @@ test('upgrade under load: 0 failed requests, Bolt/Dubbo connections survive, old
     // The survivors still work on the new process.
     assert.equal((await d2.svc.plus(40, 2)).res, 42);
     assert.equal(watch.closed(), 0);
+    // The changed config serves: the new listener, and `web` on its new upstream.
+    const seen2 = web2.seen.length;
+    const viaExtra = await fetch(`http://127.0.0.1:${next.ports.get('extra')}/extra`);
+    assert.equal(viaExtra.status, 200);
+    await viaExtra.text();
+    const viaH1 = await fetch(`http://127.0.0.1:${old.ports.get('h1')}/moved`);
+    assert.equal(viaH1.status, 200);
+    await viaH1.text();
+    assert.deepEqual(web2.seen.slice(seen2).map((r) => r.url), ['/extra', '/moved']);
   } finally {
     const tf = Date.now();
     watch.stop();
+    grpcClient.close();
     d2.dubbo._socketWorker._retry = 0; // dubbo2.js reconnects a closed socket for a minute otherwise
     closeDubbo2js(d2.dubbo);
     await next?.terminate();
     await old.terminate('SIGKILL');
-    await Promise.all([sofaServer.close(), provider.close(), web.close()]);
+    await Promise.all([sofaServer.close(), provider.close(), web.close(), web2.close()]);
+    g.close();
     console.log(`# teardown ${Date.now() - tf} ms`);
   }
 });
@@ -258,21 +347,9 @@ test('a tcp_proxy connection moves between exchanges: the client sees no close, 
 });
 
 test('a grpc-js bidi stream open across the upgrade finishes on the old process with status OK; unary calls keep succeeding', { timeout: 90_000 }, async () => {
-  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(ECHO_PROTO, { keepCase: true, defaults: true })) as any;
-  const server = new grpc.Server();
-  server.addService(pkg.outrigger.test.Echo.service, {
-    Unary(call: grpc.ServerUnaryCall<{ message: string }, unknown>, cb: grpc.sendUnaryData<unknown>) {
-      cb(null, { message: `echo ${call.request.message}`, index: process.pid });
-    },
-    Bidi(call: grpc.ServerDuplexStream<{ message: string }, unknown>) {
-      let i = 0;
-      call.on('data', (r: { message: string }) => call.write({ message: `re: ${r.message}`, index: i++ }));
-      call.on('end', () => call.end());
-    },
-  });
-  const gport = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-  );
+  const eg = await echoGrpc();
+  const { pkg } = eg;
+  const gport = eg.port;
   const cfg = mergeConfigs([
     httpConfig(
       [{ name: 'g', downstream: 'Http2', upstream: 'Http2', router: 'r' }],
@@ -293,39 +370,7 @@ test('a grpc-js bidi stream open across the upgrade finishes on the old process 
     assert.equal(await unary('warm'), 'echo warm');
     // The stream: one message every 40 ms for 4 s, each echoed; the upgrade happens 1 s in.
     const STREAM_MS = 4000;
-    const sent: string[] = [];
-    const replies: string[] = [];
-    let streamEndAt = 0;
-    const call = streamClient.Bidi();
-    const streamDone = new Promise<grpc.StatusObject>((resolve, reject) => {
-      let status: grpc.StatusObject | undefined;
-      let ended = false;
-      const finish = (): void => {
-        if (status !== undefined && ended) {
-          streamEndAt = Date.now();
-          resolve(status);
-        }
-      };
-      call.on('data', (r: { message: string }) => replies.push(r.message));
-      call.on('status', (s: grpc.StatusObject) => {
-        status = s;
-        finish();
-      });
-      call.on('end', () => {
-        ended = true;
-        finish();
-      });
-      call.on('error', reject);
-    });
-    const writer = (async () => {
-      const until = Date.now() + STREAM_MS;
-      for (let i = 0; Date.now() < until; i++) {
-        sent.push(`m${i}`);
-        call.write({ message: `m${i}` });
-        await sleep(40);
-      }
-      call.end();
-    })();
+    const stream = bidiStream(streamClient, STREAM_MS);
     // Unary calls, each awaited, before, during and after the upgrade.
     const uni = { ok: 0, failed: 0, errors: [] as string[] };
     let stopUnary = false;
@@ -349,8 +394,7 @@ test('a grpc-js bidi stream open across the upgrade finishes on the old process 
     const oldExitAt = Date.now();
     assert.equal(code, 0, old.output());
     const report = await next.oldDone;
-    await writer;
-    const status = await streamDone;
+    const { status, sent, replies, endAt: streamEndAt } = await stream.done;
     // Unary calls after the old process is gone: they reach the new one.
     await sleep(300);
     stopUnary = true;
@@ -377,6 +421,6 @@ test('a grpc-js bidi stream open across the upgrade finishes on the old process 
     unaryClient.close();
     await next?.terminate();
     await old.terminate('SIGKILL');
-    server.forceShutdown();
+    eg.close();
   }
 });
