@@ -33,6 +33,7 @@ const SERIAL = [
   'integration/ratelimit.test.js', // accepted rate within 10 % under h2load load
   'integration/reload-load.test.js', // h2load/wrk load across reloads
   'integration/router.test.js', // ReDoS latency bounds
+  'integration/stream-pipeline.test.js', // 300 ms per-try timeouts that a slow first answer must beat
   'integration/transparent.test.js', // network namespaces and iptables
   'integration/upgrade-failure.test.js', // hand-over under load
   'integration/upgrade.test.js', // hand-over under h2load/wrk/RPC load
