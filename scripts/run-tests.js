@@ -39,6 +39,7 @@ const SERIAL = [
   'integration/upgrade.test.js', // hand-over under h2load/wrk/RPC load
   'integration/upstream-health.test.js', // slow-start shares over time windows, wrk error rates
   'integration/xds-load.test.js', // h2load load across xDS pushes
+  'unit/proxy.test.js', // a 100 ms upstream timeout must beat a 400 ms late answer in-process
   'unit/bench-bolt.test.js', // the open-loop driver's achieved rate within 15 %
   'unit/bench.test.js', // compares measured p50 latencies (direct < a 2 x 2 ms relay)
   'unit/bench-h2.test.js', // minimum request counts in short windows
