@@ -135,18 +135,17 @@ test('500 slow readers of large responses do not starve other clients of the clu
     try {
       // Let the first megabytes settle into socket buffers (test-process CPU, not the proxy's):
       // wait until most responses are paused on a full reader: 450 paused, or (where the socket
-      // buffers take whole responses, so fewer upstream connections ever pause) the paused and
-      // active upstream connection counts unchanged for 2 s with some paused.
+      // buffers take whole responses, so fewer upstream connections ever pause) settled: all 500
+      // requests sent upstream, some reads paused, and no upstream byte read for a second.
       const t0 = Date.now();
-      let last = '';
-      let stableSince = Date.now();
+      let last = -1;
+      let stillSince = Date.now();
       while (Date.now() - t0 < 15_000) {
         const st = await sc.stats();
-        const { upstream_cx_rx_paused: paused, upstream_cx_active: active } = st.clusters.b;
-        if (paused >= 450) break;
-        const now = `${paused}/${active}`;
-        if (now !== last) [last, stableSince] = [now, Date.now()];
-        else if (paused > 0 && Date.now() - stableSince >= 2000) break;
+        const b = st.clusters.b;
+        if (b.upstream_cx_rx_paused >= 450) break;
+        if (b.upstream_bytes_rx !== last) [last, stillSince] = [b.upstream_bytes_rx, Date.now()];
+        else if (b.upstream_rq_total >= 500 && b.upstream_cx_rx_paused > 0 && Date.now() - stillSince >= 1000) break;
         await new Promise((r) => setTimeout(r, 200));
       }
       await new Promise((r) => setTimeout(r, 1000));
