@@ -4,13 +4,13 @@
  * (src/tracing/tracer.ts) the first time tracing is enabled; without a `tracing` section this
  * module holds null and the stream pipeline adds nothing per request.
  */
-import type { Span } from '@opentelemetry/api';
 import type { TracingConfig } from '../config/tracing';
 import type { Headers } from '../http/headers';
 import { FMT_B3, FMT_B3MULTI, type IncomingContext } from './context';
 import type { OtelBinding } from './tracer';
 import type { XCodec, XFrame } from '../protocol/types';
 import { boltWithTraceparent } from './bolt';
+import type { LightSpan } from './span';
 import { dubboWithTraceparent } from './dubbo';
 
 export interface WorkerTracing {
@@ -58,19 +58,17 @@ export async function flushTracing(): Promise<void> {
  * the current upstream attempt. Made only for sampled requests.
  */
 export class ActiveTrace {
-  private client: Span | null = null;
+  private client: LightSpan | null = null;
   private status = 0;
   constructor(
     private readonly t: WorkerTracing,
-    readonly server: Span,
+    readonly server: LightSpan,
     /** Formats the request carried (rewritten on the upstream request). */
     private readonly formats: number,
   ) {}
 
   static start(t: WorkerTracing, name: string, incoming: IncomingContext | undefined, attrs: Record<string, string>): ActiveTrace {
-    const o = t.otel;
-    const span = o.tracer.startSpan(name, { kind: o.SERVER, attributes: attrs }, o.parent(incoming));
-    return new ActiveTrace(t, span, incoming === undefined ? 0 : incoming.format);
+    return new ActiveTrace(t, t.otel.server(name, attrs, incoming), incoming === undefined ? 0 : incoming.format);
   }
 
   /**
@@ -83,7 +81,7 @@ export class ActiveTrace {
       this.client.setStatus({ code: o.ERROR, message: 'retried' });
       this.client.end();
     }
-    const c = o.tracer.startSpan('upstream', { kind: o.CLIENT, attributes: { 'upstream.host': host, 'upstream.cluster': cluster } }, o.child(this.server));
+    const c = o.client('upstream', { 'upstream.host': host, 'upstream.cluster': cluster }, this.server);
     this.client = c;
     if (headers === null) return;
     const sc = c.spanContext();

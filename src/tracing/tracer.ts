@@ -11,22 +11,20 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { Context, Span, SpanContext, Tracer } from '@opentelemetry/api';
+import type { Attributes, SpanContext } from '@opentelemetry/api';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { TracingConfig } from '../config/tracing';
 import type { IncomingContext } from './context';
+import { LightSpan, type SpanSink } from './span';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
 
 /** What the request path needs of OpenTelemetry (bound once the modules are loaded). */
 export interface OtelBinding {
-  readonly tracer: Tracer;
-  /** A context whose parent is the incoming span (or the root context). */
-  parent(c: IncomingContext | undefined): Context;
-  /** A context with `span` as the parent. */
-  child(span: Span): Context;
-  readonly SERVER: number;
-  readonly CLIENT: number;
+  /** A server span, child of the incoming context (or the root of a new trace). */
+  server(name: string, attrs: Attributes, incoming: IncomingContext | undefined): LightSpan;
+  /** A client span, child of `parent`. */
+  client(name: string, attrs: Attributes, parent: LightSpan): LightSpan;
   readonly ERROR: number;
   flush(): Promise<void>;
   shutdown(): Promise<void>;
@@ -99,23 +97,21 @@ export function loadOtel(cfg: TracingConfig): OtelBinding {
     maxQueueSize: cfg.maxQueueSize,
     scheduledDelayMillis: cfg.batchIntervalMs,
   });
+  const resource = resourceFromAttributes({ 'service.name': cfg.serviceName, 'telemetry.sdk.name': 'outrigger' });
   const provider = new sdk.BasicTracerProvider({
     // Sampling is decided before a span is made (no span object for an unsampled request).
     sampler: new sdk.AlwaysOnSampler(),
-    resource: resourceFromAttributes({ 'service.name': cfg.serviceName, 'telemetry.sdk.name': 'outrigger' }),
+    resource,
     spanProcessors: [processor],
   });
-  const tracer = provider.getTracer('outrigger');
+  // Spans go straight to the processor (src/tracing/span.ts); the provider owns flush and shutdown.
+  const sink: SpanSink = { processor, resource, scope: { name: 'outrigger' } };
   return {
-    tracer,
-    parent(c) {
-      if (c === undefined) return api.ROOT_CONTEXT;
-      const sc: SpanContext = { traceId: c.traceId, spanId: c.spanId, traceFlags: api.TraceFlags.SAMPLED, isRemote: true };
-      return api.trace.setSpanContext(api.ROOT_CONTEXT, sc);
+    server(name, attrs, c) {
+      const parent: SpanContext | undefined = c === undefined ? undefined : { traceId: c.traceId, spanId: c.spanId, traceFlags: api.TraceFlags.SAMPLED, isRemote: true };
+      return new LightSpan(sink, name, api.SpanKind.SERVER, attrs, parent);
     },
-    child: (span) => api.trace.setSpan(api.ROOT_CONTEXT, span),
-    SERVER: api.SpanKind.SERVER,
-    CLIENT: api.SpanKind.CLIENT,
+    client: (name, attrs, parent) => new LightSpan(sink, name, api.SpanKind.CLIENT, attrs, parent.spanContext()),
     ERROR: api.SpanStatusCode.ERROR,
     flush: () => provider.forceFlush(),
     shutdown: () => provider.shutdown(),

@@ -21,7 +21,8 @@
  *
  * Descriptors (Envoy semantics, ./descriptors.ts): `descriptors: [{ entries: [{ key, value }],
  * token_bucket }]` with the route's `rate_limits` actions of the filter's `stage` (0). The filter
- * then runs after routing. The listed descriptors the request has take a token each, the
+ * then runs after routing (a request without a route is answered before it; CONNECT / Upgrade
+ * tunnels have no route rate limits: the default bucket). The listed descriptors the request has take a token each, the
  * strictest (fewest tokens per second) first; the first that is empty limits the request (the
  * others keep their tokens). The default bucket is taken when no descriptor matched, and also
  * when some did unless always_consume_default_token_bucket is false. A descriptor's
