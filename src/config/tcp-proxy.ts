@@ -5,6 +5,7 @@ import { registerFilterValidator, type FilterValidationContext } from './filter-
 import { ConfigObject, IssueCollector } from './reader';
 import type { CidrRange, TcpProxyConfig, TcpProxyRouteConfig } from './types';
 import { parseCidr, parsePortList } from './values';
+import { readLbLabels } from '../upstream/subset-match';
 
 // ---------------------------------------------------------------------------------------------
 
@@ -117,6 +118,9 @@ export function parseTcpProxyConfig(config: unknown, path = 'config', ctx?: Filt
       result.cluster = cluster;
       checkClusterRef(c, cluster, o.at('cluster'));
     }
+    // Subset criteria (Envoy TcpProxy.metadata_match, written in MOSN's shape by the xDS translator).
+    const mm = readLbLabels(o.get('metadata_match'), o.at('metadata_match'), true, (p, m) => issues.error(p, m), (p, m) => issues.error(p, m));
+    if (Object.keys(mm).length > 0) result.metadataMatch = mm;
     // MOSN decodes idle_timeout as a Go time.Duration: a number is nanoseconds. Strings are our extension.
     result.idleTimeoutMs = o.duration('idle_timeout', { def: DEFAULTS.tcpProxyIdleTimeoutMs, numberUnit: 'ns' });
     const mca = o.get('max_connect_attempts');

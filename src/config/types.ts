@@ -158,6 +158,8 @@ export interface TcpProxyConfig {
   /** 0 = no idle timeout. */
   readonly idleTimeoutMs: number;
   readonly maxConnectAttempts: number;
+  /** Subset criteria of every connection (metadata_match: Envoy TcpProxy over xDS); absent = none. */
+  readonly metadataMatch?: Readonly<Record<string, string>>;
 }
 
 export interface RouterConfig {

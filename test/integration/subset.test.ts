@@ -2,11 +2,14 @@
  * Subset load balancing end to end through the real CLI (MOSN JSON): four HTTP backends and four
  * sofa-rpc-node servers labelled version v1/v2 and stage prod/canary; routes with metadata_match
  * (route-level and per weighted cluster) send each request only into its subset; each MOSN
- * fallback policy; no subset + NoFallBack = the protocol's "no healthy upstream" answer.
+ * fallback policy; no subset + NoFallBack = the protocol's "no healthy upstream" answer; a TCP
+ * proxy with metadata_match.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { startSidecar } from '../helpers/sidecar';
+import * as net from 'node:net';
+import { startSidecar, tcpProxyConfig } from '../helpers/sidecar';
+import { close, connect, listen } from '../helpers/net';
 import { backend, httpConfig, request, type Backend } from '../helpers/http';
 import { boltProxyConfig, rawClient, rawRequest, sofaClient, startSofaServer, type SofaServer } from '../helpers/sofa';
 import { STATUS_NO_PROCESSOR } from '../../src/protocol/bolt';
@@ -132,5 +135,38 @@ test('Bolt (sofa-rpc-node): subset by metadata_match; NoFallBack without a subse
     await client.close();
     assert.equal(await sc.terminate(), 0);
     await Promise.all(servers.map((s) => s.close()));
+  }
+});
+
+test('TCP proxy: metadata_match (the form the xDS translator writes for Envoy TcpProxy) picks the subset', { timeout: 60_000 }, async () => {
+  const servers = await Promise.all(NAMES.map(async (n) => {
+    const server = net.createServer((s) => s.end(n));
+    return { server, port: await listen(server) };
+  }));
+  const ports = servers.map((s) => s.port);
+  const cfg = tcpProxyConfig({ upstreams: ports });
+  const listener = (cfg.servers as { listeners: { filter_chains: { filters: { config: Record<string, unknown> }[] }[] }[] }[])[0].listeners[0];
+  listener.filter_chains[0].filters[0].config.metadata_match = mm({ stage: 'canary' });
+  const cluster = (cfg.cluster_manager as { clusters: Record<string, unknown>[] }).clusters[0];
+  cluster.hosts = labelledHosts(ports);
+  cluster.lb_subset_config = { fall_back_policy: 0, subset_selectors: [['stage']] };
+  const sc = await startSidecar(cfg);
+  try {
+    const seen = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      const s = await connect(sc.ports.get('tcp')!);
+      seen.add(await new Promise<string>((resolve) => {
+        let got = '';
+        s.on('data', (d: Buffer) => (got += d.toString()));
+        s.on('end', () => {
+          s.destroy();
+          resolve(got);
+        });
+      }));
+    }
+    assert.equal([...seen].sort().join(','), 'b,d');
+  } finally {
+    assert.equal(await sc.terminate(), 0);
+    await Promise.all(servers.map((s) => close(s.server)));
   }
 });

@@ -231,3 +231,21 @@ test('xDS: lb_subset_config, envoy.lb endpoint labels and route metadata_match; 
   nack(() => translator.route(rc({ cluster: 'x', metadataMatch: { filterMetadata: { 'istio': { a: 'b' } } } }), recordingContext()), 'virtualHosts[0].routes[0].route.metadataMatch.filterMetadata.istio', /only "envoy\.lb"/);
   nack(() => translator.route(rc({ cluster: 'x', metadataMatch: envoyLb({ v: true }) }), recordingContext()), 'virtualHosts[0].routes[0].route.metadataMatch.filterMetadata.envoy.lb.v', /only string/);
 });
+
+test('xDS: TcpProxy metadata_match (and its one weighted cluster\'s, merged over it) becomes the tcp_proxy criteria', () => {
+  const TCP = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+  const listener = (tcp: Record<string, unknown>) => translator.listener(fromJson(TYPE_URL.listener, {
+    name: 'l1', address: { socketAddress: { address: '127.0.0.1', portValue: 9000 } },
+    filterChains: [{ filters: [{ name: 'envoy.filters.network.tcp_proxy', typedConfig: { '@type': TCP, statPrefix: 's', ...tcp } }] }],
+  }), recordingContext());
+  const criteria = (tcp: Record<string, unknown>): unknown => {
+    const f = listener(tcp).listener.filterChains[0].filters[0];
+    return (f.config as { metadataMatch?: unknown }).metadataMatch;
+  };
+  const envoyLb = (labels: Record<string, unknown>) => ({ filterMetadata: { 'envoy.lb': labels } });
+  assert.deepEqual(criteria({ cluster: 'c', metadataMatch: envoyLb({ version: 'v2' }) }), { version: 'v2' });
+  assert.deepEqual(criteria({ weightedClusters: { clusters: [{ name: 'c', weight: 1, metadataMatch: envoyLb({ stage: 'canary' }) }, { name: 'd', weight: 0 }] }, metadataMatch: envoyLb({ version: 'v2', stage: 'prod' }) }),
+    { version: 'v2', stage: 'canary' });
+  assert.equal(criteria({ cluster: 'c' }), undefined);
+  nack(() => listener({ cluster: 'c', metadataMatch: envoyLb({ version: 2 }) }), 'filterChains[0].filters[0].typedConfig.metadataMatch.filterMetadata.envoy.lb.version', /only string/);
+});

@@ -27,7 +27,7 @@ import type { FilterConfig, ListenerConfig, RouterConfig, TlsContextConfig } fro
 import { parseHttpProxyConfig } from '../../http/config';
 import type { TranslatedListener, TranslationContext, XdsMessage } from '../types';
 import { socketAddress } from './cluster';
-import { routeConfig } from './route';
+import { metadataMatch, mosnMatch, routeConfig } from './route';
 import { transportSocket } from './tls';
 import {
   checkFields, durationMs, goDuration, isMsg, join, list, msg, str, strList, typeName, Tx, withoutType, wrappedBool, wrappedNum, type Msg,
@@ -297,7 +297,7 @@ function httpConnectionManager(st: ListenerState, tc: Msg, path: string, chainIn
 function tcpProxy(st: ListenerState, tc: Msg, path: string): Record<string, unknown> {
   const tx = st.tx;
   checkFields(tx, tc, path, {
-    ok: ['statPrefix', 'cluster', 'weightedClusters', 'idleTimeout', 'maxConnectAttempts'],
+    ok: ['statPrefix', 'cluster', 'weightedClusters', 'idleTimeout', 'maxConnectAttempts', 'metadataMatch'],
     warn: {
       accessLog: 'access logs from xDS are not supported; ignored',
       accessLogOptions: 'ignored',
@@ -310,7 +310,6 @@ function tcpProxy(st: ListenerState, tc: Msg, path: string): Record<string, unkn
       accessLogFlushInterval: 'ignored',
     },
     nack: {
-      metadataMatch: 'subset load balancing (metadata_match) is not supported',
       tunnelingConfig: 'tunneling TCP over HTTP is not supported',
       onDemand: 'on-demand clusters are not supported',
       proxyProtocolTlvs: 'PROXY protocol TLVs are not supported',
@@ -320,12 +319,19 @@ function tcpProxy(st: ListenerState, tc: Msg, path: string): Record<string, unkn
   const sp = str(tc.statPrefix);
   if (sp !== '') out.stat_prefix = sp;
   const wc = msg(tc.weightedClusters);
+  let mm = metadataMatch(tx, tc.metadataMatch, join(path, 'metadataMatch'));
   if (typeof tc.cluster === 'string' && tc.cluster !== '') out.cluster = tc.cluster;
   else if (wc !== undefined) {
-    const cs = list(wc.clusters).filter((c) => (wrappedNum(c.weight) ?? (typeof c.weight === 'number' ? c.weight : 0)) > 0);
-    if (cs.length === 1) out.cluster = str(cs[0].name);
-    else tx.fail(join(path, 'weightedClusters'), 'weighted clusters in tcp_proxy are not supported (only one cluster with a non-zero weight)');
+    const all = list(wc.clusters);
+    const cs = all.filter((c) => (wrappedNum(c.weight) ?? (typeof c.weight === 'number' ? c.weight : 0)) > 0);
+    if (cs.length === 1) {
+      out.cluster = str(cs[0].name);
+      // Envoy: the cluster's criteria over the proxy's.
+      const own = metadataMatch(tx, cs[0].metadataMatch, join(join(join(join(path, 'weightedClusters'), 'clusters'), all.indexOf(cs[0])), 'metadataMatch'));
+      if (own !== undefined) mm = { ...(mm ?? {}), ...own };
+    } else tx.fail(join(path, 'weightedClusters'), 'weighted clusters in tcp_proxy are not supported (only one cluster with a non-zero weight)');
   }
+  if (mm !== undefined) out.metadata_match = mosnMatch(mm);
   // Envoy's default TCP idle timeout is 1 h; 0 disables it.
   const idle = durationMs(tc.idleTimeout);
   out.idle_timeout = goDuration(idle ?? 3_600_000);

@@ -17,6 +17,7 @@ import type { Connection, ConnectionHandler } from '../../../network/connection'
 import { C, L } from '../../../stats/layout';
 import type { Cluster } from '../../../upstream/cluster';
 import type { Host, LbContext } from '../../../upstream/lb';
+import { MetadataMatch } from '../../../upstream/subset-match';
 import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory } from '../types';
 
 interface CompiledRoute {
@@ -43,6 +44,8 @@ function plainIp(addr: string): string {
 export class TcpProxyFactory implements NetworkFilterFactory {
   private readonly routes: CompiledRoute[];
   readonly idleTimeoutMs: number;
+  /** Subset criteria of the connections (config metadata_match); null = none. */
+  readonly metadataMatch: MetadataMatch | null;
 
   constructor(
     readonly config: TcpProxyConfig,
@@ -54,6 +57,7 @@ export class TcpProxyFactory implements NetworkFilterFactory {
       destinations: blockList(r.destinationAddrs),
     }));
     this.idleTimeoutMs = config.idleTimeoutMs > 0 ? config.idleTimeoutMs : ctx.idleTimeoutMs;
+    this.metadataMatch = config.metadataMatch !== undefined ? new MetadataMatch(config.metadataMatch) : null;
   }
 
   /** The cluster for a downstream connection: first matching route, else the default. */
@@ -115,6 +119,11 @@ class TcpProxySession implements ConnectionHandler, LbContext {
   ) {
     this.counters = f.ctx.counters;
     this.lb = f.ctx.base;
+  }
+
+  /** LbContext: subset criteria (metadata_match). */
+  get metadataMatch(): MetadataMatch | null {
+    return this.f.metadataMatch;
   }
 
   /** LbContext: an ORIGINAL_DST cluster connects to this socket's original destination. */
