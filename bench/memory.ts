@@ -2,13 +2,17 @@
  * Issue 15, memory: each proxy's idle RSS, then its cost per idle downstream connection, in one
  * run with the same HTTP/1.1 reverse-proxy config (one worker/process/thread each).
  *
- *   node dist/bench/memory.js [--conns 10000] [--peers outrigger,outrigger-ref,haproxy,nginx,mosn]
+ *   node dist/bench/memory.js [--conns 10000] [--peers outrigger,outrigger-one,outrigger-ref,haproxy,nginx,mosn]
  *
  * For each peer: start it, wait 3 s, read its RSS (the whole process tree); open N TCP
  * connections that send nothing (what a listener costs per accepted, idle connection); then send
  * one keep-alive GET on each and read the answer (an idle HTTP/1.1 connection after a request,
  * which includes whatever the proxy keeps per upstream connection). RSS after each step, divided
- * by N. `outrigger (default)` is the embedded default config (`npm start`), listener ports moved.
+ * by N. `outrigger-default` is the embedded default config (`npm start`), listener ports moved
+ * (`outrigger-default-ref`: the same in OUTRIGGER_REF).
+ * `outrigger-one` runs the one worker on the main thread (--one-isolate; `outrigger-default-one`
+ * the default config so), `outrigger-semi1`
+ * with node --max-semi-space-size=1: the one-isolate mode and the young-generation size measured.
  *
  * outrigger-ref runs the checkout named by OUTRIGGER_REF; MOSN runs when MOSN_BIN names a binary
  * (one processor, GOMAXPROCS=1). Absent peers are listed as skipped.
@@ -51,19 +55,27 @@ function starter(peer: string, c: ConfigInput, extraPort: number): (() => Owned)
   };
   switch (peer) {
     case 'outrigger':
+    case 'outrigger-one':
+    case 'outrigger-semi1':
     case 'outrigger-ref': {
-      const root = peer === 'outrigger' ? REPO_ROOT : process.env.OUTRIGGER_REF;
+      const root = peer === 'outrigger-ref' ? process.env.OUTRIGGER_REF : REPO_ROOT;
       if (root === undefined) return 'set OUTRIGGER_REF to a built checkout';
       const cfg = writeJson(outriggerConfig(c));
-      return () => startPinned('any', process.execPath, [path.join(root, 'dist', 'src', 'cli.js'), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn'], { cwd: root });
+      const args = [path.join(root, 'dist', 'src', 'cli.js'), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn', ...(peer === 'outrigger-one' ? ['--one-isolate'] : [])];
+      const env = peer === 'outrigger-semi1' ? { ...process.env, NODE_OPTIONS: '--max-semi-space-size=1' } : undefined;
+      return () => startPinned('any', process.execPath, args, { cwd: root, env });
     }
-    case 'outrigger-default': {
+    case 'outrigger-default':
+    case 'outrigger-default-one':
+    case 'outrigger-default-ref': {
+      const root = peer === 'outrigger-default-ref' ? process.env.OUTRIGGER_REF : REPO_ROOT;
+      if (root === undefined) return 'set OUTRIGGER_REF to a built checkout';
       const doc = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'src', 'config', 'default.json'), 'utf8')) as { servers: { listeners: { address: string }[] }[]; admin?: unknown };
       // Listener ports moved: the TCP proxy listener to `extraPort`, the Bolt one to `port`.
       doc.servers[0]!.listeners.forEach((l, i) => (l.address = `127.0.0.1:${i === 0 ? extraPort : c.port}`));
       doc.admin = { address: { socket_address: { address: '127.0.0.1', port_value: c.adminPort } } };
       const cfg = writeJson(doc);
-      return () => startPinned('any', process.execPath, [path.join(REPO_ROOT, 'dist', 'src', 'cli.js'), 'start', '-c', cfg, '--log-level', 'warn'], { cwd: REPO_ROOT });
+      return () => startPinned('any', process.execPath, [path.join(root, 'dist', 'src', 'cli.js'), 'start', '-c', cfg, '--log-level', 'warn', ...(peer === 'outrigger-default-one' ? ['--one-isolate'] : [])], { cwd: root });
     }
     case 'haproxy': {
       const bin = which('haproxy');
@@ -157,7 +169,7 @@ async function measure(peer: string, conns: number): Promise<Row> {
     await waitForPort(port, { timeoutMs: 15_000, alive: () => proc.exited() });
     await sleep(3000);
     const idleKiB = treeRssKiB([proc.pid]);
-    if (peer === 'outrigger-default') return { peer, idleKiB, note: 'no HTTP listener: idle RSS only' };
+    if (peer.startsWith('outrigger-default')) return { peer, idleKiB, note: 'no HTTP listener: idle RSS only' };
     const socks = await openIdle(port, conns);
     await sleep(2000);
     const withIdle = treeRssKiB([proc.pid]);
@@ -181,7 +193,7 @@ async function measure(peer: string, conns: number): Promise<Row> {
 
 async function main(): Promise<void> {
   let conns = 10_000;
-  let peers = ['outrigger-default', 'outrigger', 'outrigger-ref', 'haproxy', 'nginx', 'mosn'];
+  let peers = ['outrigger-default', 'outrigger-default-one', 'outrigger-default-ref', 'outrigger', 'outrigger-one', 'outrigger-semi1', 'outrigger-ref', 'haproxy', 'nginx', 'mosn'];
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i += 2) {
     if (argv[i] === '--conns' && Number(argv[i + 1]) > 0) conns = Number(argv[i + 1]);
