@@ -15,7 +15,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Pki, sClient } from '../helpers/certs';
+import { spawn } from 'node:child_process';
+import { Pki } from '../helpers/certs';
 import { echoServer } from '../helpers/net';
 import { startSidecar, tcpProxyConfig, type RunningSidecar } from '../helpers/sidecar';
 
@@ -38,6 +39,37 @@ function roundTrip(port: number, msg: string): Promise<string> {
     });
     c.on('error', done).on('close', done);
     c.write(msg);
+  });
+}
+
+/**
+ * openssl s_client to 127.0.0.1:port: writes `input` once the handshake is done and closes
+ * stdin as soon as the echo of it is back and, with `sessOut`, a ticket arrived (its session
+ * is saved there); after 5 s at most. Resolves with everything s_client printed.
+ */
+function sClient(port: number, args: readonly string[], input: string, sessOut?: string, waitTicket = sessOut !== undefined): Promise<string> {
+  return new Promise((resolve) => {
+    const p = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...args, ...(sessOut !== undefined ? ['-sess_out', sessOut] : [])]);
+    let out = '';
+    let sent = false;
+    const t = setTimeout(() => p.stdin.end(), 5000);
+    const onOutput = (d: Buffer): void => {
+      out += d.toString();
+      const up = /^(New|Reused), /m.test(out);
+      if (up && !sent) {
+        sent = true;
+        p.stdin.write(input);
+      }
+      const ticket = !waitTicket || out.includes('Post-Handshake New Session Ticket');
+      if (up && ticket && out.includes(input.trim()) && !p.stdin.writableEnded) p.stdin.end();
+    };
+    p.stdout.on('data', onOutput);
+    p.stderr.on('data', onOutput);
+    p.stdin.on('error', () => {});
+    p.on('exit', () => {
+      clearTimeout(t);
+      resolve(out);
+    });
   });
 }
 
@@ -64,23 +96,26 @@ test('openssl s_client resumes with a ticket on an mTLS listener served by two w
   try {
     sc = await startSidecar(tlsListenerConfig(echo.port, tls), { workers: 2 });
     const port = sc.ports.get('tcp')!;
-    const first = await sClient(port, [...certArgs, '-sess_out', sess], 'ping\n', 200);
-    assert.match(first.out, /^New, TLSv1\.3/m, first.out);
+    const first = await sClient(port, certArgs, 'ping\n', sess);
+    assert.match(first, /^New, TLSv1\.3/m, first);
     assert.ok(fs.existsSync(sess), 'openssl saved the session');
     // Four reconnects with the saved ticket: with two workers, some land on the other one.
     for (let i = 0; i < 4; i++) {
-      const r = await sClient(port, [...certArgs, '-sess_in', sess], 'ping\n', 100);
-      assert.match(r.out, /^Reused, TLSv1\.3/m, `reconnect ${i + 1}: ${r.out}`);
-      assert.match(r.out, /ping/, 'the echo came back through the resumed connection');
+      const r = await sClient(port, [...certArgs, '-sess_in', sess], 'ping\n');
+      assert.match(r, /^Reused, TLSv1\.3/m, `reconnect ${i + 1}: ${r}`);
+      assert.match(r, /^ping$/m, 'the echo came back through the resumed connection');
     }
     const st = await sc.stats();
     assert.ok(st.listeners.tcp.downstream_tls_session_reused >= 4, JSON.stringify(st.listeners.tcp));
 
     off = await startSidecar(tlsListenerConfig(echo.port, { ...tls, disable_stateless_session_resumption: true }));
     const offPort = off.ports.get('tcp')!;
-    await sClient(offPort, [...certArgs, '-sess_out', sess], 'ping\n', 200);
-    const again = await sClient(offPort, [...certArgs, '-sess_in', sess], 'ping\n', 100);
-    assert.match(again.out, /^New, TLSv1\.3/m, again.out);
+    fs.rmSync(sess);
+    const full = await sClient(offPort, certArgs, 'ping\n', sess, false);
+    assert.match(full, /^New, TLSv1\.3/m, full);
+    assert.ok(fs.existsSync(sess), 'openssl saved the session');
+    const again = await sClient(offPort, [...certArgs, '-sess_in', sess], 'ping\n');
+    assert.match(again, /^New, TLSv1\.3/m, again);
   } finally {
     await sc?.terminate();
     await off?.terminate();

@@ -86,7 +86,7 @@ export function translateSecret(m: XdsMessage, ctx: TranslationContext): Transla
   if (name === '') tx.fail('name', 'is required');
   checkFields(tx, m, '', {
     ok: ['name', 'tlsCertificate', 'validationContext'],
-    warn: { sessionTicketKeys: 'session tickets are not supported; ignored' },
+    warn: { sessionTicketKeys: 'configured ticket keys are not supported; ignored (tickets use keys Outrigger makes and rotates itself)' },
     nack: { genericSecret: 'generic secrets are not used by any supported filter' },
   });
   const out: { -readonly [K in keyof TranslatedSecret]: TranslatedSecret[K] } = { name };

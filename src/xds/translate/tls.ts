@@ -108,8 +108,8 @@ function tlsContext(tx: Tx, m: Msg, path: string, side: TlsSide): TlsResult {
     checkFields(tx, m, path, {
       ok: ['commonTlsContext', 'requireClientCertificate', 'disableStatelessSessionResumption', 'disableStatefulSessionResumption', 'fullScanCertsOnSniMismatch'],
       warn: {
-        sessionTicketKeys: 'session tickets are not supported; ignored',
-        sessionTicketKeysSdsSecretConfig: 'session tickets are not supported; ignored',
+        sessionTicketKeys: 'configured ticket keys are not supported; ignored (tickets use keys Outrigger makes and rotates itself)',
+        sessionTicketKeysSdsSecretConfig: 'configured ticket keys are not supported; ignored (tickets use keys Outrigger makes and rotates itself)',
         sessionTimeout: 'not supported; ignored (OpenSSL default)',
         ocspStaplePolicy: 'OCSP stapling is not supported; ignored',
         preferClientCiphers: 'not supported; ignored',
