@@ -26,7 +26,8 @@ Options:
   --rate N            fixed request rate of open-loop cases (bolt, dubbo; default 2000 req/s)
   --pipeline K        bolt/dubbo max-rate case: requests in flight per connection (default 1)
   --streams K         http2/grpc: streams in flight per connection (default 100 / 10)
-  --threads N         load-generator worker threads (default 1; all on the client CPU)
+  --threads N         load-generator worker threads, h2load -t for http1/http2
+                      (default 1; all on the client CPU)
   --quick             short run (CI)
   --out DIR           results directory (default bench/results)
   --no-write          print only, write no files
@@ -36,8 +37,9 @@ Environment:
   ENVOY_BIN           Envoy binary (else \`envoy\` on PATH; without one Envoy is skipped)
   MOSN_BIN            MOSN binary (else \`mosn\` on PATH; without one MOSN is skipped)
   OUTRIGGER_FEATURES  Outrigger features to assume built (default: tcp_proxy, plus
-                      bolt, dubbo, tls, http2 when \`outrigger validate\` accepts
-                      the bolt / dubbo / tls / http2 workload config)
+                      bolt, dubbo, tls, http1, http2 when \`outrigger validate\`
+                      accepts the bolt / dubbo / tls / http1 / http2 workload config)
+  BENCH_H2_DRIVER     node: drive http1 and http2 with Node clients instead of h2load
 
 Placement: proxy pinned to CPU 0, backend + load generator to the other CPU(s)
 (taskset). Exit status 1 when a workload errors (a peer failed to start or a run

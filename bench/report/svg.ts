@@ -9,6 +9,7 @@ const PALETTE: Record<string, string> = {
   haproxy: '#1971c2',
   nginx: '#2f9e44',
   envoy: '#9c36b5',
+  mosn: '#f59f00',
   direct: '#495057',
   'slow-relay': '#e8590c',
 };
