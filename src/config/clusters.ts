@@ -7,7 +7,7 @@ import { ConfigObject, type ParseState } from './reader';
 import { parseTlsContext } from './tls-context';
 import type { CircuitBreakerConfig, ClusterConfig, ClusterType, HostConfig, HostPort, LbSubsetConfig, LbType, OriginalDstLbConfig, SubsetFallback, SubsetSelectorConfig, TlsContextConfig } from './types';
 import { isPlainObject, joinPath, parseHostPort } from './values';
-import { readLbLabels } from '../upstream/subset-match';
+import { readLbLabels } from './lb-labels';
 
 const LB_TYPES: readonly LbType[] = ['LB_ROUNDROBIN', 'LB_RANDOM', 'LB_WEIGHTED_ROUNDROBIN', 'LB_LEAST_REQUEST', 'LB_ORIGINAL_DST'];
 /** pkg/types/loadbalancer.go: other MOSN balancers. */
