@@ -1,7 +1,7 @@
 /**
- * Subset load-balancing labels as MOSN writes them (hosts and routes):
- * {"filter_metadata": {"mosn.lb": {key: "value"}}}. Read here, in the config layer; the
- * matching itself is src/upstream/subset-match.ts.
+ * Subset load balancing labels in MOSN's shape, {"filter_metadata": {"mosn.lb": {key: "value"}}}:
+ * host labels (cluster_manager), route and tcp_proxy criteria. Compiled for routing by
+ * src/upstream/subset-match.ts.
  */
 
 /** The filter_metadata key of subset labels in MOSN config (hosts and routes). */

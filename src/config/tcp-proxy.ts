@@ -5,7 +5,7 @@ import { registerFilterValidator, type FilterValidationContext } from './filter-
 import { ConfigObject, IssueCollector } from './reader';
 import type { CidrRange, TcpProxyConfig, TcpProxyRouteConfig } from './types';
 import { parseCidr, parsePortList } from './values';
-import { readLbLabels } from '../upstream/subset-match';
+import { readLbLabels } from './lb-labels';
 
 // ---------------------------------------------------------------------------------------------
 

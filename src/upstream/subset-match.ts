@@ -6,10 +6,9 @@
  * MOSN shape (pkg/config/v2 MetadataConfig): {"filter_metadata": {"mosn.lb": {key: "value"}}};
  * the xDS translator writes Envoy's "envoy.lb" criteria in the same shape.
  */
+import { readLbLabels } from '../config/lb-labels';
 
-import { MOSN_LB_KEY, readLbLabels } from '../config/lb-labels';
-
-export { MOSN_LB_KEY, readLbLabels };
+export { MOSN_LB_KEY } from '../config/lb-labels';
 
 /** The identity of a subset: its labels sorted by key (JSON, so no separator can be forged). */
 export function subsetKey(labels: Readonly<Record<string, string>>, keys: readonly string[]): string {
