@@ -2,7 +2,7 @@
  * Issue 15, memory: each proxy's idle RSS, then its cost per idle downstream connection, in one
  * run with the same HTTP/1.1 reverse-proxy config (one worker/process/thread each).
  *
- *   node dist/bench/memory.js [--conns 10000] [--peers outrigger,outrigger-one,outrigger-ref,haproxy,nginx,mosn]
+ *   node dist/bench/memory.js [--conns 10000] [--peers outrigger,outrigger-threads,outrigger-ref,haproxy,nginx,mosn]
  *
  * For each peer: start it, wait 3 s, read its RSS (the whole process tree); open N TCP
  * connections that send nothing (what a listener costs per accepted, idle connection); then send
@@ -10,8 +10,7 @@
  * which includes whatever the proxy keeps per upstream connection). RSS after each step, divided
  * by N. `outrigger-default` is the embedded default config (`npm start`), listener ports moved
  * (`outrigger-default-ref`: the same in OUTRIGGER_REF).
- * `outrigger-one` runs the one worker on the main thread (--one-isolate; `outrigger-default-one`
- * the default config so), `outrigger-semi1`
+ * `outrigger-threads` runs the one worker in a worker thread (--worker-threads), `outrigger-semi1`
  * with node --max-semi-space-size=1: the one-isolate mode and the young-generation size measured.
  *
  * outrigger-ref runs the checkout named by OUTRIGGER_REF; MOSN runs when MOSN_BIN names a binary
@@ -55,27 +54,26 @@ function starter(peer: string, c: ConfigInput, extraPort: number): (() => Owned)
   };
   switch (peer) {
     case 'outrigger':
-    case 'outrigger-one':
+    case 'outrigger-threads':
     case 'outrigger-semi1':
     case 'outrigger-ref': {
       const root = peer === 'outrigger-ref' ? process.env.OUTRIGGER_REF : REPO_ROOT;
       if (root === undefined) return 'set OUTRIGGER_REF to a built checkout';
       const cfg = writeJson(outriggerConfig(c));
-      const args = [path.join(root, 'dist', 'src', 'cli.js'), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn', ...(peer === 'outrigger-one' ? ['--one-isolate'] : [])];
+      const args = [path.join(root, 'dist', 'src', 'cli.js'), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn', ...(peer === 'outrigger-threads' ? ['--worker-threads'] : [])];
       const env = peer === 'outrigger-semi1' ? { ...process.env, NODE_OPTIONS: '--max-semi-space-size=1' } : undefined;
       return () => startPinned('any', process.execPath, args, { cwd: root, env });
     }
     case 'outrigger-default':
-    case 'outrigger-default-one':
     case 'outrigger-default-ref': {
-      const root = peer === 'outrigger-default-ref' ? process.env.OUTRIGGER_REF : REPO_ROOT;
+      const root = peer === 'outrigger-default' ? REPO_ROOT : process.env.OUTRIGGER_REF;
       if (root === undefined) return 'set OUTRIGGER_REF to a built checkout';
       const doc = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'src', 'config', 'default.json'), 'utf8')) as { servers: { listeners: { address: string }[] }[]; admin?: unknown };
       // Listener ports moved: the TCP proxy listener to `extraPort`, the Bolt one to `port`.
       doc.servers[0]!.listeners.forEach((l, i) => (l.address = `127.0.0.1:${i === 0 ? extraPort : c.port}`));
       doc.admin = { address: { socket_address: { address: '127.0.0.1', port_value: c.adminPort } } };
       const cfg = writeJson(doc);
-      return () => startPinned('any', process.execPath, [path.join(root, 'dist', 'src', 'cli.js'), 'start', '-c', cfg, '--log-level', 'warn', ...(peer === 'outrigger-default-one' ? ['--one-isolate'] : [])], { cwd: root });
+      return () => startPinned('any', process.execPath, [path.join(root, 'dist', 'src', 'cli.js'), 'start', '-c', cfg, '--log-level', 'warn'], { cwd: root });
     }
     case 'haproxy': {
       const bin = which('haproxy');
@@ -193,7 +191,7 @@ async function measure(peer: string, conns: number): Promise<Row> {
 
 async function main(): Promise<void> {
   let conns = 10_000;
-  let peers = ['outrigger-default', 'outrigger-default-one', 'outrigger-default-ref', 'outrigger', 'outrigger-one', 'outrigger-semi1', 'outrigger-ref', 'haproxy', 'nginx', 'mosn'];
+  let peers = ['outrigger-default', 'outrigger-default-ref', 'outrigger', 'outrigger-threads', 'outrigger-semi1', 'outrigger-ref', 'haproxy', 'nginx', 'mosn'];
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i += 2) {
     if (argv[i] === '--conns' && Number(argv[i + 1]) > 0) conns = Number(argv[i + 1]);

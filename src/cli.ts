@@ -39,8 +39,8 @@ interface Args {
   /** Take the listeners and connections of the running process (hot upgrade). */
   upgrade?: boolean;
   upgradeDir?: string;
-  /** Run one worker on the main thread (default: in a worker thread). */
-  oneIsolate?: boolean;
+  /** Run one worker in a worker thread too (default: on the main thread). */
+  workerThreads?: boolean;
 }
 
 function usage(code: number): never {
@@ -56,10 +56,11 @@ function usage(code: number): never {
       '',
       'options:',
       '  -c, --config FILE     MOSN-format JSON config, or an xDS bootstrap (MOSN dynamic_resources, Envoy v3 JSON/YAML)',
-      '  --workers N           worker threads (overrides servers[0].processor)',
-      '  --one-isolate         with one worker, run it on the main thread: ~18 MB less RSS; a crash of the',
-      '                        data plane then ends the process (its supervisor restarts it); same as',
-      '                        OUTRIGGER_ONE_ISOLATE=1',
+      '  --workers N           workers (overrides servers[0].processor); one worker runs on the main thread,',
+      '                        several in worker threads',
+      '  --worker-threads      run one worker in a worker thread too: ~25 MB more RSS; a crash of the data',
+      '                        plane then restarts the worker instead of ending the process; same as',
+      '                        OUTRIGGER_WORKER_THREADS=1',
       '  --log-level L         trace|debug|info|warn|error|fatal|silent',
       '  --admin-port P        admin server port (overrides admin.address)',
       '  --reuse-port          share listener and admin addresses with another process (SO_REUSEPORT),',
@@ -117,8 +118,8 @@ export function parseArgs(argv: readonly string[]): Args {
       case '--reuse-port':
         a.reusePort = true;
         break;
-      case '--one-isolate':
-        a.oneIsolate = true;
+      case '--worker-threads':
+        a.workerThreads = true;
         break;
       case '--upgrade':
         a.upgrade = true;
@@ -196,7 +197,7 @@ async function start(a: Args): Promise<void> {
     for (const w of config.warnings ?? []) process.stderr.write(`outrigger: warning: ${w}\n`);
   }
   if (a.reusePort) process.env.OUTRIGGER_REUSE_PORT = '1';
-  if (a.oneIsolate) process.env.OUTRIGGER_ONE_ISOLATE = '1'; // read by src/server.ts (the upgrade path too)
+  if (a.workerThreads) process.env.OUTRIGGER_WORKER_THREADS = '1'; // read by src/server.ts (the upgrade path too)
   if (a.upgrade) {
     await upgrade(a, config ?? null);
     return;

@@ -55,8 +55,8 @@ export interface SidecarOptions {
    */
   readonly drainTimeMs?: number;
   /**
-   * false: one worker runs its data plane on the main thread (one-isolate mode,
-   * src/worker/inline.ts; OUTRIGGER_ONE_ISOLATE=1 asks the same). Default true: worker threads.
+   * Run the data plane in a worker thread even with one worker (default: one worker runs on the
+   * main thread, src/worker/inline.ts; OUTRIGGER_WORKER_THREADS=1 asks the same).
    */
   readonly threads?: boolean;
 }
@@ -157,7 +157,7 @@ export class Sidecar {
     return this.nWorkers;
   }
 
-  /** True when the data plane runs on the main thread (one worker, --one-isolate). */
+  /** True when the data plane runs on the main thread (one worker, no --worker-threads). */
   get oneIsolate(): boolean {
     return this.inline;
   }
@@ -223,13 +223,12 @@ export class Sidecar {
 
   private async startWorkers(): Promise<void> {
     const cpus = allowedCpus();
-    const threads = this.opts.threads ?? process.env.OUTRIGGER_ONE_ISOLATE !== '1';
+    const threads = this.opts.threads ?? process.env.OUTRIGGER_WORKER_THREADS === '1';
     this.inline = this.nWorkers === 1 && !threads && inlineAvailable();
     for (let i = 0; i < this.nWorkers; i++) {
       // Pin each worker to its own CPU of the process's affinity mask when there are enough of them.
       // Not the main thread (one-isolate mode): every thread it starts later (libuv's pool: log
-      // writes, DNS) would share that CPU; under mixed load Dubbo and HTTP/1.1 clients starved
-      // behind Bolt then (test/integration/upgrade.test.ts, 3-300 calls instead of ~2,000).
+      // writes, DNS) would inherit the pin and share the data plane's CPU.
       this.slots.push({ id: i, cpu: this.nWorkers <= cpus.length && !this.inline ? cpus[i] : -1, worker: null, statsKey: '', restarts: 0, appliedVersion: 0, pinned: false });
     }
     this.version = 1;
@@ -254,7 +253,7 @@ export class Sidecar {
   private inlineWorker(init: WorkerInit): InlineWorker {
     const w = startInline(init);
     const crashed = (e: Error): void => {
-      this.log.fatal({ err: e.stack ?? String(e) }, 'uncaught exception in the process (one worker, on the main thread): it exits; its supervisor restarts it (without --one-isolate the main thread restarts a crashed worker)');
+      this.log.fatal({ err: e.stack ?? String(e) }, 'uncaught exception in the process (one worker, on the main thread): it exits; its supervisor restarts it (with --worker-threads the main thread restarts a crashed worker)');
       flushLogger();
     };
     process.on('uncaughtExceptionMonitor', crashed);

@@ -2,9 +2,9 @@
  * What a data plane (src/worker/worker.ts) talks to: its init data, its message port to the
  * main thread, and how it ends.
  *
- *   worker thread (the default):                            workerData, parentPort, process.exit
+ *   worker thread (several workers, or --worker-threads):  workerData, parentPort, process.exit
  *                                                           (which ends the thread only)
- *   one-isolate mode (src/worker/inline.ts, --one-isolate): the same init, an in-process channel
+ *   one-isolate mode (src/worker/inline.ts, one worker):    the same init, an in-process channel
  *                                                           with the same messages, and an exit
  *                                                           that ends the data plane, not the process
  */

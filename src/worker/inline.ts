@@ -1,5 +1,5 @@
 /**
- * One-isolate mode (--one-isolate): the data plane of a one-worker sidecar runs on the main thread instead of
+ * One-isolate mode: the data plane of a one-worker sidecar runs on the main thread instead of
  * a worker thread, which saves the second V8 isolate and a second copy of every module
  * (~25 MB of idle RSS; numbers in the README).
  *
@@ -11,7 +11,7 @@
  *
  * What differs from a thread: an uncaught exception in the data plane is a process crash (the
  * process's supervisor, systemd or the kubelet, restarts it; with several workers, or
- * without --one-isolate, the main thread restarts a crashed worker itself); and ending the data plane
+ * --worker-threads, the main thread restarts a crashed worker itself); and ending the data plane
  * (drain, stop) closes what it opened instead of relying on the thread's end. One data plane per
  * process runs inline; src/server.ts starts another sidecar's in a thread.
  */

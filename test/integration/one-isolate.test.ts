@@ -2,7 +2,7 @@
  * One-isolate mode (src/worker/inline.ts): with one worker the data plane runs on the main
  * thread, with the same messages as a worker thread. Checked in process (reload, stats, stop,
  * nothing left open, a second sidecar in the process gets a thread, `threads` forces one) and
- * through the CLI (a crash ends the process; the default, a worker thread, costs a second isolate).
+ * through the CLI (a crash ends the process; --worker-threads costs a second isolate).
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -24,11 +24,11 @@ function openHandles(): Map<string, number> {
   return m;
 }
 
-function sidecar(cfg: Record<string, unknown>, threads = false): Sidecar {
+function sidecar(cfg: Record<string, unknown>, threads?: boolean): Sidecar {
   return new Sidecar({ config: parseConfig(cfg), workers: 1, adminPort: 0, logLevel: 'error', threads });
 }
 
-test('threads: false, one worker runs on the main thread: it serves, reloads, counts, and stops leaving nothing open; a second sidecar gets a thread', { timeout: 60_000 }, async () => {
+test('one worker runs on the main thread: it serves, reloads, counts, and stops leaving nothing open; a second sidecar gets a thread', { timeout: 60_000 }, async () => {
   const a = await backend('a');
   const b = await backend('b');
   const before = openHandles();
@@ -81,12 +81,12 @@ test('threads: false, one worker runs on the main thread: it serves, reloads, co
   }
 });
 
-test('CLI, one worker: --one-isolate: a crash of the data plane ends the process with a fatal log line; a worker thread costs a second isolate', { timeout: 60_000 }, async () => {
+test('CLI, one worker: a crash of the data plane ends the process with a fatal log line; --worker-threads costs a second isolate', { timeout: 60_000 }, async () => {
   const a = await backend('a');
   const b = await backend('b');
   try {
-    const inline = await startSidecar(config(a, b, 'a'), { args: ['--one-isolate'], env: { OUTRIGGER_TEST_HOOKS: '1' } });
-    const threads = await startSidecar(config(a, b, 'a'));
+    const inline = await startSidecar(config(a, b, 'a'), { env: { OUTRIGGER_TEST_HOOKS: '1' } });
+    const threads = await startSidecar(config(a, b, 'a'), { args: ['--worker-threads'] });
     try {
       assert.match(inline.output(), /1 worker\(s\) \(on the main thread\)/);
       assert.doesNotMatch(threads.output(), /on the main thread/);
