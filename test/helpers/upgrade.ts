@@ -138,7 +138,8 @@ export function runSofaLoad(port: number, svc: string, rate: number, ms: number)
     if (out.includes('ready\n')) readyCb();
   });
   const done = new Promise<SofaLoadResult>((resolve, reject) =>
-    p.on('exit', (code) => {
+    // 'close', not 'exit': the result line may still be in the pipe when the process exits.
+    p.on('close', (code) => {
       const line = out.split('\n').find((l) => l.startsWith('{'));
       if (code === 0 && line !== undefined) resolve(JSON.parse(line) as SofaLoadResult);
       else reject(new Error(`sofa load exited with ${code}: ${out}`));

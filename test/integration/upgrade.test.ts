@@ -16,11 +16,10 @@ import * as os from 'node:os';
 import { startSidecar, tcpProxyConfig } from '../helpers/sidecar';
 import { echoServer } from '../helpers/net';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, sleep, startSofaServer } from '../helpers/sofa';
 import { closeDubbo2js, dubbo2js, dubboProxyConfig, java, startDubboProvider } from '../helpers/dubbo';
 import { backend, httpConfig, run } from '../helpers/http';
-import { mergeConfigs, startUpgrade, upgradeDirFor, watchClientSockets } from '../helpers/upgrade';
+import { mergeConfigs, runSofaLoad, startUpgrade, upgradeDirFor, watchClientSockets } from '../helpers/upgrade';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
@@ -37,35 +36,6 @@ function has(cmd: string): boolean {
   }
 }
 const missing = !has('wrk') ? 'wrk is not installed' : !has('h2load') ? 'h2load is not installed' : '';
-
-interface LoadResult {
-  ok: number;
-  failed: number;
-  errors: string[];
-  opened: number;
-  closed: number;
-  ms: number;
-}
-
-/** test/helpers/sofa-load.ts in a child process. */
-function runSofaLoad(port: number, svc: string, rate: number, ms: number): { ready: Promise<void>; done: Promise<LoadResult> } {
-  const p = spawn(process.execPath, [path.join(__dirname, '..', 'helpers', 'sofa-load.js'), String(port), svc, String(rate), String(ms)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  let readyCb: () => void = () => {};
-  const ready = new Promise<void>((r) => (readyCb = r));
-  p.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-    if (out.includes('ready\n')) readyCb();
-  });
-  const done = new Promise<LoadResult>((resolve, reject) =>
-    p.on('exit', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (code === 0 && line !== undefined) resolve(JSON.parse(line) as LoadResult);
-      else reject(new Error(`sofa load exited with ${code}: ${out}`));
-    }),
-  );
-  return { ready, done };
-}
 
 /** A grpc-js server of test/fixtures/echo.proto (Unary and Bidi echo) and its client package. */
 async function echoGrpc(): Promise<{ pkg: any; port: number; close(): void }> {
