@@ -670,7 +670,7 @@ export class Sidecar {
     this.stopping = true;
     const grace = this.config.servers[0]?.gracefulTimeoutMs ?? 30_000;
     const resumed = new Promise<'resumed'>((r) => (this.resumeWait = () => r('resumed')));
-    const how = await Promise.race([this.endWorkers({ type: 'drain', graceMs: grace, resumable: true }).then(() => 'drained' as const), resumed]);
+    const how = await Promise.race([this.endWorkers({ type: 'drain', graceMs: grace }).then(() => 'drained' as const), resumed]);
     this.resumeWait = null;
     if (how === 'drained') this.closeMain();
     return how;

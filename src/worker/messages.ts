@@ -49,9 +49,8 @@ export type MainToWorker =
   | { readonly type: 'abort'; readonly version: number }
   | { readonly type: 'settle'; readonly version: number }
   | { readonly type: 'rollback'; readonly version: number }
-  /** `resumable` (hot upgrade): a `resume` may follow, until the worker reported `drained`. */
-  | { readonly type: 'drain'; readonly graceMs: number; readonly resumable?: boolean }
-  /** Hot upgrade: the new process died; accept again on these sockets and keep every connection (cancels a resumable drain). */
+  | { readonly type: 'drain'; readonly graceMs: number }
+  /** Hot upgrade: the new process died; accept again on these sockets and keep every connection (cancels a drain whose listeners are not all done). */
   | { readonly type: 'resume'; readonly listen: Readonly<Record<string, ListenSpec>> }
   | { readonly type: 'stop' }
   /** Ship the unshipped latency histograms now (the admin is answering a stats request). */
