@@ -24,6 +24,8 @@ const path = require('node:path');
 /** Path substrings (relative to dist/test) of the files run alone; see above. */
 const SERIAL = [
   'integration/fault.test.js', // delay injection measured in ms (requests without the header < 100 ms)
+  'integration/h2-drain.test.js', // h2load with 32 closed-loop connections through three drains
+  'integration/outlier-rates.test.js', // wrk load, error rates per host
   'integration/hostile-bolt.test.js', // 500,000 requests must be sent within the 3 s rpc_max_timeout; RSS bounds
   'integration/hostile-http.test.js', // p99 < 50 ms beside 500 hostile clients, RSS growth
   'integration/hostile-overload.test.js', // overload: many connections, time bounds
@@ -36,6 +38,8 @@ const SERIAL = [
   'integration/stream-pipeline.test.js', // 300 ms per-try timeouts that a slow first answer must beat
   'integration/transparent.test.js', // network namespaces and iptables
   'integration/upgrade-failure.test.js', // hand-over under load
+  'integration/upgrade-resume.test.js', // hand-over, kill, take-back timings
+  'integration/upgrade-tls.test.js', // sofa-rpc-node at 400 calls/s across a hand-over
   'integration/upgrade.test.js', // hand-over under h2load/wrk/RPC load
   'integration/upstream-health.test.js', // slow-start shares over time windows, wrk error rates
   'integration/xds-load.test.js', // h2load load across xDS pushes
