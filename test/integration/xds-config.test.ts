@@ -147,6 +147,9 @@ test('/ready waits for the first CDS and LDS answers (Envoy initialization); the
       assert.ok(Date.now() < end, 'ready once CDS and LDS were answered');
       await new Promise((r) => setTimeout(r, 100));
     }
+    // The ACK of the CDS response is sent once it is applied, which can be just after /ready turns.
+    const ackBy = Date.now() + 5000;
+    while (!ads.requests.some((r) => r.kind === 'cluster' && r.nonce !== '') && Date.now() < ackBy) await new Promise((r) => setTimeout(r, 20));
     assert.ok(ads.requests.some((r) => r.kind === 'cluster' && r.nonce !== ''), 'the CDS response was answered');
   } finally {
     if (sc) assert.equal(await sc.terminate(), 0);
