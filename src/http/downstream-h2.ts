@@ -41,6 +41,8 @@ const kDown = Symbol('outrigger.h2Downstream');
 type DownStream = http2.ServerHttp2Stream & { [kDown]: H2Downstream };
 
 const kDrain = Symbol('outrigger.h2Drain');
+/** Counts the session's drain GOAWAY in its listener's stats (set with kDrain). */
+const kDrainCounted = Symbol('outrigger.h2DrainCounted');
 /** Drain states of a session (see the file comment). */
 const enum Drain {
   /** Waiting for the client's next stream. */
@@ -48,7 +50,7 @@ const enum Drain {
   /** The first GOAWAY is sent. */
   Sent = 2,
 }
-type Session = http2.ServerHttp2Session & { [kDrain]?: Drain };
+type Session = http2.ServerHttp2Session & { [kDrain]?: Drain; [kDrainCounted]?: () => void };
 /** How long a draining session waits for the client's next stream before its GOAWAY is sent anyway. */
 const DRAIN_QUIET_MS = 1000;
 /** Between the two GOAWAYs of a drain when the client does not answer the PING. */
@@ -295,7 +297,7 @@ export function createH2Server(env: HttpEnv): http2.Http2Server {
 function goawayTwoStep(s: Session): void {
   s[kDrain] = Drain.Sent;
   if (s.closed || s.destroyed) return;
-  goawayCounted.get(s)?.();
+  s[kDrainCounted]?.();
   s.goaway(0, LAST_STREAM_ID);
   let done = false;
   const close = (): void => {
@@ -310,9 +312,6 @@ function goawayTwoStep(s: Session): void {
   if (!s.ping(close)) close();
 }
 
-/** Per draining session: counts its GOAWAY in the listener's stats. */
-const goawayCounted = new WeakMap<Session, () => void>();
-
 /**
  * Starts the graceful drain of one HTTP/2 session (see the file comment). `counted` is called
  * once when the first GOAWAY goes out.
@@ -321,7 +320,7 @@ export function drainH2Session(session: http2.ServerHttp2Session, counted: () =>
   const s = session as Session;
   if (s.closed || s.destroyed || s[kDrain] !== undefined) return;
   s[kDrain] = Drain.Waiting;
-  goawayCounted.set(s, counted);
+  s[kDrainCounted] = counted;
   setTimeout(() => {
     if (s[kDrain] === Drain.Waiting) goawayTwoStep(s);
   }, DRAIN_QUIET_MS).unref();
