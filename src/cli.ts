@@ -9,6 +9,7 @@
  *   outrigger validate -c FILE                                check a config file without starting
  *   outrigger version
  */
+import { releaseStartupMemory } from './startup-memory'; // first: holds TurboFan off while the modules load
 import * as path from 'node:path';
 import type { LogLevel, OutriggerConfig } from './config/types';
 import { ConfigError, validateConfigFile } from './config';
@@ -237,6 +238,7 @@ async function start(a: Args): Promise<void> {
   lines.push(`  admin on http://${adm.host}:${sidecar.adminPort}/ (stats: /api/v1/stats, /stats/prometheus)`);
   process.stdout.write(lines.join('\n') + '\n');
   serveUpgrades(a, sidecar, config, false);
+  releaseStartupMemory();
 }
 
 /** `start --upgrade`: takes over from the running process (src/upgrade/new.ts). */
@@ -271,6 +273,7 @@ async function upgrade(a: Args, fileConfig: OutriggerConfig | null): Promise<voi
   lines.push(`  admin on http://${config.admin.address.host}:${sidecar.adminPort}/ (stats: /api/v1/stats, /stats/prometheus)`);
   process.stdout.write(lines.join('\n') + '\n');
   serveUpgrades(a, sidecar, config, true);
+  releaseStartupMemory();
   const r = await up.oldDone;
   process.stdout.write(`outrigger upgrade ${r.clean ? 'complete' : 'ended (the old process went away)'}: pid ${up.oldPid} handed over ${r.migrated} connection(s) and exited ${r.ms} ms after the hand-over, cutting ${r.cut} long-lived connection(s) at graceful_timeout\n`);
 }

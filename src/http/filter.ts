@@ -20,15 +20,25 @@ import { onAutoDrain, setAutoHandoff, setAutoSocketHandoff, Sniffed, type AutoOw
 import { registerProxyFamily } from '../proxy/families';
 import { compiledHttpRouter } from '../router/http-routes';
 import { claimsHttp, HTTP_DEFAULTS, parseHttpProxyConfig, type HttpProxyConfig } from './config';
-import { createH1Server } from './downstream-h1';
-import { createH2Server, drainH2Session } from './downstream-h2';
 import type { HttpEnv } from './exchange';
-import { RawH1Connection } from './h1/downstream';
+import type { RawH1Connection } from './h1/downstream';
 import { pipelineFor } from '../stream/pipeline';
 import { onCloseIdle } from '../overload/manager';
 import { OL } from '../overload/stats';
 import { HL } from './stats';
 import '../filters/stream';
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+/**
+ * The HTTP engines (node:http, node:http2, the HTTP/1.1 codec and the upstream engines behind
+ * them), loaded with a listener's first HTTP connection: an RPC-only or TCP config never loads
+ * them (issue 15, idle memory).
+ */
+let engines: { h1: typeof import('./downstream-h1'); h2: typeof import('./downstream-h2'); raw: typeof import('./h1/downstream') } | null = null;
+function httpEngines(): NonNullable<typeof engines> {
+  return (engines ??= { h1: require('./downstream-h1') as typeof import('./downstream-h1'), h2: require('./downstream-h2') as typeof import('./downstream-h2'), raw: require('./h1/downstream') as typeof import('./h1/downstream') });
+}
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 /** Every factory of this worker (weakly: a replaced listener snapshot's factory may go), for the close-idle action. */
 const live = new Set<WeakRef<HttpProxyFactory>>();
@@ -88,13 +98,13 @@ export class HttpProxyFactory implements NetworkFilterFactory {
   }
 
   private h1Server(): http.Server {
-    if (this.h1 === null) this.h1 = createH1Server(this.env);
+    if (this.h1 === null) this.h1 = httpEngines().h1.createH1Server(this.env);
     return this.h1;
   }
 
   private h2Server(): http2.Http2Server {
     if (this.h2 === null) {
-      this.h2 = createH2Server(this.env);
+      this.h2 = httpEngines().h2.createH2Server(this.env);
       this.h2.on('session', (s: http2.ServerHttp2Session) => {
         const first = this.sniffed;
         if (first !== null) {
@@ -124,7 +134,7 @@ export class HttpProxyFactory implements NetworkFilterFactory {
       socket.resume();
       return;
     }
-    const h = new RawH1Connection(this.env, this.rawH1);
+    const h = new (httpEngines().raw.RawH1Connection)(this.env, this.rawH1);
     h.attach(Connection.accept(socket, h, this.env.ctx.bufferLimit, stream ? { stream: true } : undefined));
   }
 
@@ -200,7 +210,7 @@ export class HttpProxyFactory implements NetworkFilterFactory {
 
   /** An RPC Auto listener's connection whose first bytes (a view, valid now) are an HTTP/1.x request. */
   adoptHttp1(conn: Connection, buf: Buffer, start: number, end: number): void {
-    const h = new RawH1Connection(this.env, this.rawH1);
+    const h = new (httpEngines().raw.RawH1Connection)(this.env, this.rawH1);
     conn.setHandler(h);
     h.attach(conn);
     h.onData(conn, buf, start, end);
@@ -234,7 +244,7 @@ export class HttpProxyFactory implements NetworkFilterFactory {
     const c = this.env.ctx.counters;
     const i = this.env.ctx.base + HL.H2_GOAWAY_SENT;
     const counted = (): void => void c[i]++;
-    for (const s of this.h2Sessions) drainH2Session(s, counted);
+    for (const s of this.h2Sessions) httpEngines().h2.drainH2Session(s, counted);
   }
 }
 

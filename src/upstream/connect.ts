@@ -5,7 +5,7 @@
  * undici pool — dials through these functions, with the cluster's TLS options when it has a
  * tls_context. Counting, TLS stats and breakers are the Cluster's (cluster.ts).
  */
-import * as http2 from 'node:http2';
+import type * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Pool } from 'undici';
@@ -58,7 +58,8 @@ export function readyEvent(s: net.Socket): 'secureConnect' | 'connect' {
  */
 export function dialH2(authority: string, socket: net.Socket, options: http2.ClientSessionOptions): http2.ClientHttp2Session {
   const scheme = socket instanceof tls.TLSSocket ? 'https' : 'http';
-  return http2.connect(`${scheme}://${authority}`, { ...options, createConnection: () => socket });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- node:http2 loads with the first HTTP/2 upstream (issue 15: idle memory)
+  return (require('node:http2') as typeof http2).connect(`${scheme}://${authority}`, { ...options, createConnection: () => socket });
 }
 
 /** An undici keep-alive pool whose connections come from `connect` (the cluster's dialer). */

@@ -19,8 +19,8 @@
 import { DecodePhase, FilterStatus, registerStreamFilterKind, type FilterStream, type StreamFilter, type StreamFilterValidationContext } from '../../../api/stream-filter';
 import { intInRange } from '../config-int';
 import type { UpstreamRequest, UpstreamSink, UpstreamAttempt } from '../../../http/upstream';
-import { startH1 } from '../../../http/upstream-h1';
-import { startH2 } from '../../../http/upstream-h2';
+import type { startH1 as StartH1 } from '../../../http/upstream-h1';
+import type { startH2 as StartH2 } from '../../../http/upstream-h2';
 import type { ErrorKind, XCodec, XFrame } from '../../../protocol/types';
 import type { ActiveStream } from '../../../stream/pipeline';
 import { hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../../../stream/upstream-pool';
@@ -28,6 +28,14 @@ import type { Cluster, ClusterManager } from '../../../upstream/cluster';
 import { H, healthTable } from '../../../upstream/health/shared';
 import type { Host } from '../../../upstream/lb';
 import type { MirrorPolicy } from './policy';
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+// The HTTP upstream engines (node:http2, the HTTP/1.1 codec) load with the first HTTP mirror copy (issue 15: idle memory).
+let h1Start: typeof StartH1 | null = null;
+let h2Start: typeof StartH2 | null = null;
+const upstreamH1 = (): typeof StartH1 => (h1Start ??= (require('../../../http/upstream-h1') as typeof import('../../../http/upstream-h1')).startH1);
+const upstreamH2 = (): typeof StartH2 => (h2Start ??= (require('../../../http/upstream-h2') as typeof import('../../../http/upstream-h2')).startH2);
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export interface MirrorConfig {
   readonly amplification: number;
@@ -213,7 +221,7 @@ export function mirrorHttp(job: MirrorJob, req: UpstreamRequest, clusters: Clust
       const copy: UpstreamRequest = { ...req, authority: `${req.authority}-shadow`, headers: { ...req.headers } };
       const m = new HttpMirror(cluster as Cluster, job.cfg.timeoutMs);
       try {
-        m.attempt = h2 ? startH2(cluster as Cluster, host, h2Window, copy, m) : startH1(cluster as Cluster, host, connectionsPerHost, copy, m);
+        m.attempt = h2 ? upstreamH2()(cluster as Cluster, host, h2Window, copy, m) : upstreamH1()(cluster as Cluster, host, connectionsPerHost, copy, m);
       } catch {
         m.onUpstreamError();
       }

@@ -1,0 +1,82 @@
+/**
+ * Idle memory of the `outrigger start` process (issue 15): two things a start leaves behind
+ * that an idle sidecar never uses again, measured with bench/memory.ts on the default config.
+ *
+ * 1. Optimized code while starting. Loading ~200 modules makes Node's module resolution
+ *    (path.resolve, Module._nodeModulePaths) hot enough for TurboFan, whose own machine code
+ *    (~3.5 MB of the node binary's pages) then stays resident although nothing hot runs at
+ *    idle. TurboFan is held off while the CLI loads and starts (`--no-turbofan`) and turned on
+ *    again once the sidecar serves (`--turbofan`): traffic is optimized exactly as before, and
+ *    the flag hash (V8's code-cache key) is the same before and after.
+ * 2. The young generation grown by the start's allocations (V8 doubles the semi-spaces up to
+ *    16 MB when many objects survive; ~8 MB after a start, resident) and old-space pages of the
+ *    start's garbage. One memory-reducing collection after the start (V8's low-memory
+ *    notification, through the in-process inspector: `HeapProfiler.collectGarbage`) shrinks
+ *    the young generation to its minimum and compacts old space: ~6 MB. It runs once, on an
+ *    idle process, taking ~10-30 ms of the main thread; under load the young generation grows
+ *    again as V8 sees fit (no CPU per request is lost, unlike --max-semi-space-size).
+ *
+ * Only the CLI process does this (holdOptimizer() is a no-op unless the entry point is cli.js):
+ * an embedding application keeps its own V8 settings.
+ */
+import * as path from 'node:path';
+import * as v8 from 'node:v8';
+
+let held = false;
+
+/** Holds TurboFan off until releaseStartupMemory() (when `entry` is the process's entry point). */
+export function holdOptimizer(entry: string): void {
+  if (held || require.main?.filename !== entry || process.env.OUTRIGGER_KEEP_STARTUP_MEMORY === '1') return;
+  held = true;
+  v8.setFlagsFromString('--no-turbofan');
+}
+
+/** True while holdOptimizer() holds TurboFan off (tests). */
+export function optimizerHeld(): boolean {
+  return held;
+}
+
+/**
+ * The sidecar serves: TurboFan on again, then (on the next turn, after the start's own
+ * callbacks) one memory-reducing collection. `done` runs after the collection (tests).
+ */
+export function releaseStartupMemory(done?: (collected: boolean) => void): void {
+  if (held) {
+    held = false;
+    v8.setFlagsFromString('--turbofan');
+  }
+  if (process.env.OUTRIGGER_KEEP_STARTUP_MEMORY === '1') {
+    done?.(false);
+    return;
+  }
+  setImmediate(() => lowMemoryCollection(done));
+}
+
+/** V8's low-memory notification (full, memory-reducing GCs), or nothing when the inspector is not built in. */
+function lowMemoryCollection(done?: (collected: boolean) => void): void {
+  let inspector: typeof import('node:inspector');
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    inspector = require('node:inspector') as typeof import('node:inspector');
+  } catch {
+    done?.(false); // node built --without-inspector
+    return;
+  }
+  const session = new inspector.Session();
+  try {
+    session.connect();
+    session.post('HeapProfiler.collectGarbage', (err) => {
+      // Not from inside the inspector's callback: a disconnect there leaves the event loop stuck.
+      setImmediate(() => {
+        session.disconnect();
+        done?.(err === null);
+      });
+    });
+  } catch {
+    // Another in-process session or a closed inspector: the start's memory stays as V8 left it.
+    done?.(false);
+  }
+}
+
+// Imported first by cli.ts: TurboFan is held before the other modules load.
+holdOptimizer(path.join(__dirname, 'cli.js'));

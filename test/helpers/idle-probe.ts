@@ -1,0 +1,46 @@
+/**
+ * Preloaded (`node --require`) into an `outrigger start` process by test/integration/idle-memory:
+ * on SIGUSR2 it writes what the process holds at idle to OUTRIGGER_IDLE_PROBE_OUT (JSON): the
+ * Node built-in modules loaded, the thread count, V8's young-generation size, and whether a
+ * function made hot now reaches TurboFan (the optimizer held while starting is on again).
+ */
+import * as fs from 'node:fs';
+import * as v8 from 'node:v8';
+
+const out = process.env.OUTRIGGER_IDLE_PROBE_OUT;
+
+/** V8's optimization status bit of a TurboFan-compiled function (src/runtime/runtime.h, OptimizationStatus). */
+const TURBOFANNED = 1 << 6;
+
+function hot(n: number): number {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += (i * 7) % 13;
+  return s;
+}
+
+/** Runs `hot` until V8 optimizes it with TurboFan (concurrently), at most `ms`. */
+function warm(status: (f: unknown) => number, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  return new Promise((resolve) => {
+    const step = (): void => {
+      for (let i = 0; i < 2000; i++) hot(200);
+      if ((status(hot) & TURBOFANNED) !== 0) return resolve(true);
+      if (Date.now() > end) return resolve(false);
+      setTimeout(step, 5);
+    };
+    step();
+  });
+}
+
+if (out !== undefined) {
+  process.on('SIGUSR2', () => {
+    const newSpace = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
+    const builtins = (process as unknown as { moduleLoadList: string[] }).moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length));
+    const threads = fs.readdirSync('/proc/self/task').length;
+    v8.setFlagsFromString('--allow-natives-syntax');
+    const status = new Function('f', 'return %GetOptimizationStatus(f)') as (f: unknown) => number;
+    void warm(status, 5000).then((turbofan) => {
+      fs.writeFileSync(out, JSON.stringify({ newSpaceBytes: newSpace?.space_size ?? -1, builtins, threads, turbofan }));
+    });
+  });
+}
