@@ -31,8 +31,8 @@ import '../filters/stream';
 /* eslint-disable @typescript-eslint/no-require-imports */
 /**
  * The HTTP engines (node:http, node:http2, the HTTP/1.1 codec and the upstream engines behind
- * them), loaded with a listener's first HTTP connection: an RPC-only or TCP config never loads
- * them (issue 15, idle memory).
+ * them), loaded when a config has an HTTP listener, or with the first HTTP connection of an RPC
+ * Auto listener: an RPC-only or TCP config never loads them (issue 15, idle memory).
  */
 let engines: { h1: typeof import('./downstream-h1'); h2: typeof import('./downstream-h2'); raw: typeof import('./h1/downstream') } | null = null;
 function httpEngines(): NonNullable<typeof engines> {
@@ -317,6 +317,7 @@ function build(config: Readonly<Record<string, unknown>>, ctx: ListenerContext):
   const cfg = config as unknown as HttpProxyConfig;
   const rc = ctx.routers?.find((r) => r.name === cfg.routerConfigName);
   if (rc === undefined) throw new Error(`listener ${ctx.name}: proxy router_config_name "${cfg.routerConfigName}" not found`);
+  httpEngines(); // an HTTP listener loads its engines with the config, not on its first connection (~0.1 s)
   return new HttpProxyFactory(cfg, ctx, rc);
 }
 
