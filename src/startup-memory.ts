@@ -24,9 +24,14 @@ import * as v8 from 'node:v8';
 
 let held = false;
 
+/** Node/V8 options that set the optimizing tiers themselves. */
+const OWN_TIERS = /--(?:no-)?(?:turbofan|opt|jitless|max-opt|maglev|always-turbofan|always-opt)(?:[=\s]|$)|--(?:no_)?(?:turbofan|opt|max_opt)(?:[=\s]|$)/;
+
 /** Holds TurboFan off until releaseStartupMemory() (when `entry` is the process's entry point). */
 export function holdOptimizer(entry: string): void {
   if (held || require.main?.filename !== entry || process.env.OUTRIGGER_KEEP_STARTUP_MEMORY === '1') return;
+  // The operator chose the compiler tiers (--no-turbofan, --jitless, --max-opt...): leave them as they are.
+  if (OWN_TIERS.test([...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' '))) return;
   held = true;
   v8.setFlagsFromString('--no-turbofan');
 }
