@@ -36,50 +36,38 @@ export function holdOptimizer(entry: string): void {
   v8.setFlagsFromString('--no-turbofan');
 }
 
-/** True while holdOptimizer() holds TurboFan off (tests). */
-export function optimizerHeld(): boolean {
-  return held;
-}
-
 /**
  * The sidecar serves: TurboFan on again, then (on the next turn, after the start's own
- * callbacks) one memory-reducing collection. `done` runs after the collection (tests).
+ * callbacks) one memory-reducing collection.
  */
-export function releaseStartupMemory(done?: (collected: boolean) => void): void {
+export function releaseStartupMemory(): void {
   if (held) {
     held = false;
     v8.setFlagsFromString('--turbofan');
   }
-  if (process.env.OUTRIGGER_KEEP_STARTUP_MEMORY === '1') {
-    done?.(false);
-    return;
-  }
-  setImmediate(() => lowMemoryCollection(done));
+  if (process.env.OUTRIGGER_KEEP_STARTUP_MEMORY === '1') return;
+  setImmediate(lowMemoryCollection);
 }
 
 /** V8's low-memory notification (full, memory-reducing GCs), or nothing when the inspector is not built in. */
-function lowMemoryCollection(done?: (collected: boolean) => void): void {
+function lowMemoryCollection(): void {
   let inspector: typeof import('node:inspector');
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     inspector = require('node:inspector') as typeof import('node:inspector');
   } catch {
-    done?.(false); // node built --without-inspector
-    return;
+    return; // node built --without-inspector
   }
   const session = new inspector.Session();
   try {
     session.connect();
     session.post('HeapProfiler.collectGarbage', (err) => {
+      if (err !== null) process.emitWarning(`outrigger: the collection after the start failed: ${err.message}`);
       // Not from inside the inspector's callback: a disconnect there leaves the event loop stuck.
-      setImmediate(() => {
-        session.disconnect();
-        done?.(err === null);
-      });
+      setImmediate(() => session.disconnect());
     });
   } catch {
     // Another in-process session or a closed inspector: the start's memory stays as V8 left it.
-    done?.(false);
   }
 }
 
