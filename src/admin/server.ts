@@ -1,18 +1,22 @@
 /**
- * Admin HTTP server (stats, Prometheus, config dump, readiness) on node:http.
+ * Admin HTTP server (stats, Prometheus, config dump, readiness) on uWebSockets.js.
  *
- * Binds 127.0.0.1:34901 unless configured otherwise, exclusively unless a hand-over asks to
- * share the address (OUTRIGGER_REUSE_PORT=1: a SO_REUSEPORT socket from the native addon).
- * `close()` closes the listening socket and every open connection, so the thread's event loop
- * can drain. (It ran on uWebSockets.js before: its binary alone cost ~2.7 MB of idle RSS against
- * ~1.2 MB for node:http, for a server that answers a few polls a second; issue 15.)
+ * Binds 127.0.0.1:34901 unless configured otherwise. `close()` closes the listen socket with
+ * us_listen_socket_close (a worker thread terminated with a live uWS listen socket aborts the
+ * process) and then every open connection, so the thread's event loop can drain.
  */
-import * as http from 'node:http';
+import * as uWS from 'uWebSockets.js';
 import { StatsHub, snapshotToPrometheus } from '../stats/aggregate';
 import { FreshCoalescer } from './coalesce';
 import { redactSecrets } from './redact';
-import { native } from '../native';
 import { reusePortRequested } from '../native/listen';
+
+if (typeof (uWS as { SSLApp?: unknown }).SSLApp !== 'function') {
+  throw new Error(
+    'admin: uWebSockets.js loaded its slow pure-JS fallback (no native binary for this Node/platform); ' +
+      'refusing to run the admin server on it',
+  );
+}
 
 export const DEFAULT_ADMIN_HOST = '127.0.0.1';
 export const DEFAULT_ADMIN_PORT = 34901;
@@ -80,6 +84,7 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
   const host = opts.host && opts.host !== '' ? opts.host : DEFAULT_ADMIN_HOST;
   const port = opts.port ?? DEFAULT_ADMIN_PORT;
   const log = deps.log;
+  const app = uWS.App();
 
   // A hub first asks the workers for their latest histograms (bounded wait), then reads.
   const afterRefresh = <T>(hub: StatsHub, read: () => T): T | Promise<T> => {
@@ -104,17 +109,17 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
     return isThenable(v) ? Promise.resolve(v).then(snapshotToPrometheus) : snapshotToPrometheus(v);
   };
 
-  /** Writes a response produced synchronously or by a promise; nothing once the client went away. */
-  const reply = (res: http.ServerResponse, produce: () => Body | Promise<Body>): void => {
+  /** Writes a response produced synchronously or by a promise, honouring aborts. */
+  const reply = (res: uWS.HttpResponse, produce: () => Body | Promise<Body>): void => {
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
     const send = (b: Body): void => {
-      if (res.destroyed || res.writableEnded) return;
-      const sp = b.status.indexOf(' ');
-      res.writeHead(Number(b.status.slice(0, sp)), b.status.slice(sp + 1), {
-        'Content-Type': b.type,
-        'Cache-Control': 'no-store',
-        'Content-Length': Buffer.byteLength(b.body),
+      if (aborted) return;
+      res.cork(() => {
+        res.writeStatus(b.status).writeHeader('Content-Type', b.type).writeHeader('Cache-Control', 'no-store').end(b.body);
       });
-      res.end(b.body);
     };
     const fail = (err: unknown): void => {
       log?.error({ err }, 'admin: handler failed');
@@ -131,47 +136,52 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
     else send(out);
   };
 
-  const prometheus = (): Body | Promise<Body> => {
+  const get = (pattern: string, produce: (req: uWS.HttpRequest) => Body | Promise<Body>): void => {
+    app.get(pattern, (res, req) => {
+      // req is only valid synchronously: produce() reads what it needs before any await.
+      reply(res, () => produce(req));
+    });
+  };
+
+  get('/', () => json('200 OK', { endpoints: ADMIN_ENDPOINTS }));
+  get('/api/v1/stats', (req) => {
+    if (req.getQuery('format') === 'prometheus') {
+      const p = statsProm();
+      return isThenable(p)
+        ? p.then((body) => ({ status: '200 OK', type: PROMETHEUS_CONTENT_TYPE, body }))
+        : { status: '200 OK', type: PROMETHEUS_CONTENT_TYPE, body: p };
+    }
+    return statsJsonBody();
+  });
+  get('/stats/prometheus', () => {
     const p = statsProm();
     return isThenable(p)
       ? p.then((body) => ({ status: '200 OK', type: PROMETHEUS_CONTENT_TYPE, body }))
       : { status: '200 OK', type: PROMETHEUS_CONTENT_TYPE, body: p };
-  };
-  /** GET routes by exact path; the query string is passed to the handler. */
-  const routes: Readonly<Record<string, (query: URLSearchParams) => Body | Promise<Body>>> = {
-    '/': () => json('200 OK', { endpoints: ADMIN_ENDPOINTS }),
-    '/api/v1/stats': (q) => (q.get('format') === 'prometheus' ? prometheus() : statsJsonBody()),
-    '/stats/prometheus': prometheus,
-    '/api/v1/config_dump': () => {
-      const v = deps.configDump();
-      return isThenable(v) ? Promise.resolve(v).then((x) => json('200 OK', redactSecrets(x))) : json('200 OK', redactSecrets(v));
-    },
-    '/api/v1/clusters': () => json('200 OK', deps.clusters !== undefined ? deps.clusters() : {}),
-    '/ready': () =>
-      deps.ready() ? { status: '200 OK', type: TEXT_TYPE, body: 'ready\n' } : { status: '503 Service Unavailable', type: TEXT_TYPE, body: 'not ready\n' },
-  };
-
-  const server = http.createServer((req, res) => {
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    const method = (req.method ?? 'GET').toUpperCase();
-    const route = method === 'GET' && Object.hasOwn(routes, path) ? routes[path] : undefined;
-    if (route === undefined) {
-      reply(res, () => json('404 Not Found', { error: 'not found', method, path, endpoints: Object.keys(ADMIN_ENDPOINTS) }));
-      return;
-    }
-    reply(res, () => route(new URLSearchParams(q < 0 ? '' : url.slice(q + 1))));
+  });
+  get('/api/v1/config_dump', () => {
+    const v = deps.configDump();
+    return isThenable(v) ? Promise.resolve(v).then((x) => json('200 OK', redactSecrets(x))) : json('200 OK', redactSecrets(v));
+  });
+  get('/api/v1/clusters', () => json('200 OK', deps.clusters !== undefined ? deps.clusters() : {}));
+  get('/ready', () =>
+    deps.ready() ? { status: '200 OK', type: TEXT_TYPE, body: 'ready\n' } : { status: '503 Service Unavailable', type: TEXT_TYPE, body: 'not ready\n' },
+  );
+  app.any('/*', (res, req) => {
+    const method = req.getMethod().toUpperCase();
+    const url = req.getUrl();
+    reply(res, () => json('404 Not Found', { error: 'not found', method, path: url, endpoints: Object.keys(ADMIN_ENDPOINTS) }));
   });
 
   return new Promise((resolve, reject) => {
-    const failed = (): void => reject(new Error(`admin: cannot listen on ${host}:${port} (address in use or not available)`));
-    server.once('error', failed);
-    const listening = (): void => {
-      server.off('error', failed);
-      server.on('error', (err) => log?.error({ err }, 'admin: server error'));
-      const addr = server.address();
-      const bound = addr !== null && typeof addr === 'object' ? addr.port : port;
+    // Exclusive unless a hand-over is requested (uSockets sets SO_REUSEPORT by default: a second instance would share the port).
+    const listenOpt = reusePortRequested() ? 0 : 1; // LIBUS_LISTEN_DEFAULT : LIBUS_LISTEN_EXCLUSIVE_PORT
+    (app.listen as unknown as (h: string, p: number, o: number, cb: (s: uWS.us_listen_socket | false) => void) => void)(host, port, listenOpt, (listenSocket) => {
+      if (!listenSocket) {
+        reject(new Error(`admin: cannot listen on ${host}:${port} (address in use or not available)`));
+        return;
+      }
+      const bound = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
       let closed = false;
       log?.info({ host, port: bound }, 'admin server listening');
       resolve({
@@ -180,23 +190,12 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
         close(): void {
           if (closed) return;
           closed = true;
-          server.close();
-          server.closeAllConnections(); // keep-alive connections too, so a worker thread can exit
+          uWS.us_listen_socket_close(listenSocket);
+          // Also drop keep-alive connections so a worker thread can exit (uWS >= 20.30).
+          const a = app as unknown as { close?: () => void };
+          if (typeof a.close === 'function') a.close();
         },
       });
-    };
-    if (reusePortRequested() && native.kind === 'native') {
-      // A hand-over: share the address with the other process (SO_REUSEPORT, which node:net cannot set on Node 20).
-      let fd: number;
-      try {
-        fd = native.listenTcp(host, port, 511, true).fd;
-      } catch {
-        failed();
-        return;
-      }
-      server.listen({ fd }, listening);
-    } else {
-      server.listen({ host, port, exclusive: true }, listening);
-    }
+    });
   });
 }

@@ -1,7 +1,7 @@
 /**
  * Preloaded (`node --require`) into an `outrigger start` process by test/integration/idle-memory:
  * on SIGUSR2 it writes what the process holds at idle to OUTRIGGER_IDLE_PROBE_OUT (JSON): the
- * Node built-in modules and the files loaded, the thread count, V8's young-generation size, and whether a
+ * Node built-in modules loaded, the thread count, V8's young-generation size, and whether a
  * function made hot now reaches TurboFan (the optimizer held while starting is on again).
  */
 import * as fs from 'node:fs';
@@ -40,7 +40,7 @@ if (out !== undefined) {
     v8.setFlagsFromString('--allow-natives-syntax');
     const status = new Function('f', 'return %GetOptimizationStatus(f)') as (f: unknown) => number;
     void warm(status, 5000).then((turbofan) => {
-      fs.writeFileSync(out, JSON.stringify({ newSpaceBytes: newSpace?.space_size ?? -1, builtins, files: Object.keys(require.cache), threads, turbofan }));
+      fs.writeFileSync(out, JSON.stringify({ newSpaceBytes: newSpace?.space_size ?? -1, builtins, threads, turbofan }));
     });
   });
 }
