@@ -9,7 +9,8 @@
  * one keep-alive GET on each and read the answer (an idle HTTP/1.1 connection after a request,
  * which includes whatever the proxy keeps per upstream connection). RSS after each step, divided
  * by N. `outrigger-default` is the embedded default config (`npm start`), listener ports moved
- * (`outrigger-default-ref`: the same in OUTRIGGER_REF).
+ * (`outrigger-default-ref`: the same in OUTRIGGER_REF; `outrigger-default-keep`: with
+ * OUTRIGGER_KEEP_STARTUP_MEMORY=1, i.e. without src/startup-memory.ts's TurboFan hold and GC).
  * `outrigger-threads` runs the one worker in a worker thread (--worker-threads), `outrigger-semi1`
  * with node --max-semi-space-size=1: the one-isolate mode and the young-generation size measured.
  *
@@ -65,15 +66,17 @@ function starter(peer: string, c: ConfigInput, extraPort: number): (() => Owned)
       return () => startPinned('any', process.execPath, args, { cwd: root, env });
     }
     case 'outrigger-default':
+    case 'outrigger-default-keep':
     case 'outrigger-default-ref': {
-      const root = peer === 'outrigger-default' ? REPO_ROOT : process.env.OUTRIGGER_REF;
+      const root = peer === 'outrigger-default-ref' ? process.env.OUTRIGGER_REF : REPO_ROOT;
       if (root === undefined) return 'set OUTRIGGER_REF to a built checkout';
       const doc = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'src', 'config', 'default.json'), 'utf8')) as { servers: { listeners: { address: string }[] }[]; admin?: unknown };
       // Listener ports moved: the TCP proxy listener to `extraPort`, the Bolt one to `port`.
       doc.servers[0]!.listeners.forEach((l, i) => (l.address = `127.0.0.1:${i === 0 ? extraPort : c.port}`));
       doc.admin = { address: { socket_address: { address: '127.0.0.1', port_value: c.adminPort } } };
       const cfg = writeJson(doc);
-      return () => startPinned('any', process.execPath, [path.join(root, 'dist', 'src', 'cli.js'), 'start', '-c', cfg, '--log-level', 'warn'], { cwd: root });
+      const env = peer === 'outrigger-default-keep' ? { ...process.env, OUTRIGGER_KEEP_STARTUP_MEMORY: '1' } : undefined;
+      return () => startPinned('any', process.execPath, [path.join(root, 'dist', 'src', 'cli.js'), 'start', '-c', cfg, '--log-level', 'warn'], { cwd: root, env });
     }
     case 'haproxy': {
       const bin = which('haproxy');
@@ -191,7 +194,7 @@ async function measure(peer: string, conns: number): Promise<Row> {
 
 async function main(): Promise<void> {
   let conns = 10_000;
-  let peers = ['outrigger-default', 'outrigger-default-ref', 'outrigger', 'outrigger-threads', 'outrigger-semi1', 'outrigger-ref', 'haproxy', 'nginx', 'mosn'];
+  let peers = ['outrigger-default', 'outrigger-default-keep', 'outrigger-default-ref', 'outrigger', 'outrigger-threads', 'outrigger-semi1', 'outrigger-ref', 'haproxy', 'nginx', 'mosn'];
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i += 2) {
     if (argv[i] === '--conns' && Number(argv[i + 1]) > 0) conns = Number(argv[i + 1]);
