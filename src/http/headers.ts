@@ -9,28 +9,67 @@ import type { HeaderOps } from '../router/http-routes';
 export type Headers = Record<string, string | string[] | undefined>;
 
 /** Connection-specific headers (RFC 9110 7.6.1); never forwarded, forbidden in HTTP/2. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'http2-settings']);
+function isHopByHop(k: string): boolean {
+  // A switch, not a Set: property names are internalized strings, compared by identity first.
+  switch (k) {
+    case 'connection':
+    case 'keep-alive':
+    case 'proxy-connection':
+    case 'transfer-encoding':
+    case 'upgrade':
+    case 'te':
+    case 'http2-settings':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/**
+ * The last Connection value seen and the names it lists (hop-by-hop ones left out: those go
+ * anyway); null = none. A peer sends the same value on every message ("keep-alive") and the
+ * codec hands out one interned string for it, so the split runs once per distinct value.
+ */
+let memoConn: string | undefined;
+let memoNamed: Set<string> | null = null;
+
+function connectionNamed(conn: string | string[]): Set<string> | null {
+  if (conn === memoConn) return memoNamed;
+  let named: Set<string> | null = null;
+  // Allocations (Set, split lists) only for a Connection value not seen last time.
+  for (const v of Array.isArray(conn) ? conn : [conn]) {
+    for (const t of v.split(',')) {
+      const n = t.trim().toLowerCase();
+      if (n !== '' && !isHopByHop(n)) (named ??= new Set()).add(n);
+    }
+  }
+  if (typeof conn === 'string') {
+    memoConn = conn;
+    memoNamed = named;
+  }
+  return named;
+}
 
 /**
  * Copies the end-to-end headers of a request or response: drops pseudo-headers, hop-by-hop
  * headers and headers the Connection header names. `te: trailers` survives (gRPC needs it).
+ * `upstreamRequest`: also leaves out `host` (the upstream side writes the authority) and
+ * `expect` (100-continue is answered by the downstream side), without a `delete` on the copy
+ * (which would turn it into a slow dictionary object).
  */
-export function endToEnd(src: Headers): Headers {
+export function endToEnd(src: Headers, upstreamRequest = false): Headers {
   const out: Headers = {};
   const conn = src['connection'];
-  let named: Set<string> | null = null;
-  if (conn !== undefined) {
-    named = new Set();
-    for (const v of Array.isArray(conn) ? conn : [conn]) for (const t of v.split(',')) named.add(t.trim().toLowerCase());
-  }
+  const named = conn === undefined ? null : connectionNamed(conn);
   for (const k in src) {
     if (k.charCodeAt(0) === 58 /* : */) continue;
     const v = src[k];
     if (v === undefined) continue;
-    if (HOP_BY_HOP.has(k)) {
+    if (isHopByHop(k)) {
       if (k === 'te' && typeof v === 'string' && v.trim().toLowerCase() === 'trailers') out[k] = 'trailers';
       continue;
     }
+    if (upstreamRequest && (k === 'host' || k === 'expect')) continue;
     if (named !== null && named.has(k)) continue;
     out[k] = v;
   }

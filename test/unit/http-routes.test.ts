@@ -99,6 +99,19 @@ test('headers: hop-by-hop and Connection-named headers dropped, te: trailers kep
   assert.deepEqual(h, { a: ['b', 'c'], n: 'v' });
 });
 
+test('headers: the upstream request copy leaves out host and expect; a repeated or changed Connection value names the right headers', () => {
+  const req = { host: 'a.example', expect: '100-continue', connection: 'x-a', 'x-a': '1', 'x-b': '2' };
+  // The upstream request copy: no host (written from the authority), no expect (answered downstream), no named header.
+  assert.deepEqual(endToEnd(req, true), { 'x-b': '2' });
+  // The downstream object itself is untouched, and a copy for the response keeps host/expect.
+  assert.deepEqual(endToEnd(req), { host: 'a.example', expect: '100-continue', 'x-b': '2' });
+  // The same value again, another value, then the first again: each names its own header.
+  assert.deepEqual(endToEnd({ connection: 'x-b', 'x-a': '1', 'x-b': '2' }), { 'x-a': '1' });
+  assert.deepEqual(endToEnd({ connection: 'x-a', 'x-a': '1', 'x-b': '2' }), { 'x-b': '2' });
+  assert.deepEqual(endToEnd({ connection: ['close', 'X-B'], 'x-a': '1', 'x-b': '2', close: 'c' }), { 'x-a': '1' });
+  assert.deepEqual(endToEnd({ connection: 'keep-alive', 'x-a': '1', 'keep-alive': 'timeout=5' }), { 'x-a': '1' });
+});
+
 test('grpc-timeout, idempotency, family claim, stats helpers', () => {
   assert.equal(grpcTimeoutMs('100m'), 100);
   assert.equal(grpcTimeoutMs('2S'), 2000);

@@ -25,6 +25,7 @@
  * at once. Under memory pressure (overload manager) responses end keep-alive and idle
  * connections are closed.
  */
+import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';
 import { limits } from '../../overload/limits';
@@ -336,7 +337,9 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   private readHead(conn: Connection, data: Buffer, s: number, e: number): number {
     const env = this.env;
     const cfg = env.cfg;
-    if (this.headStart === 0) this.headStart = performance.now();
+    // The head's first bytes are in this read: its clock reading is also the exchange's start.
+    const fresh = this.headStart === 0;
+    if (fresh) this.headStart = performance.now();
     const p = this.parser;
     const r = p.parse(data, s, e);
     if (r === 0) {
@@ -399,7 +402,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     }
     // One Exchange per request: the request's own state (route, attempts, timers) outlives
     // this read callback; everything per connection lives on this object instead.
-    const x = new Exchange(env, this);
+    const x = new Exchange(env, this, fresh ? this.headStart : performance.now());
     this.exchange = x;
     x.start();
     return r;
