@@ -21,6 +21,8 @@
  *
  * Every exchange answers exactly once: `finished` guards all the ways it can end.
  */
+// The module's own binding: the global `Buffer` is an accessor property (a getter call on every use).
+import { Buffer } from 'node:buffer';
 import type * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { mirrorHttp, routerMirrorHttp } from '../filters/stream/mirror/mirror';

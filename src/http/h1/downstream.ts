@@ -25,6 +25,8 @@
  * at once. Under memory pressure (overload manager) responses end keep-alive and idle
  * connections are closed.
  */
+// The module's own binding: the global `Buffer` is an accessor property (a getter call on every use).
+import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';

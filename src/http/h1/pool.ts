@@ -32,6 +32,8 @@
  * rq_pending_active (requests waiting for a connection). The exchange counts cx_connect_fail
  * for each attempt that fails with ConnectFailure (as it does for the other upstreams).
  */
+// The module's own binding: the global `Buffer` is an accessor property (a getter call on every use).
+import { Buffer } from 'node:buffer';
 import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';
 import { C } from '../../stats/layout';
