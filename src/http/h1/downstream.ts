@@ -533,9 +533,10 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     } else {
       keep = false; // HTTP/1.0 client, unknown length: the close ends the body
     }
-    delete headers['connection'];
+    // `delete` only when present: deleting a missing name is still a runtime call.
+    if (headers['connection'] !== undefined) delete headers['connection'];
     // Trailers go only with chunked framing: do not announce what will be dropped.
-    if (!this.respChunked) delete headers['trailer'];
+    if (!this.respChunked && headers['trailer'] !== undefined) delete headers['trailer'];
     if (!keep) extra += 'connection: close\r\n';
     else if (this.httpMinor === 0) extra += 'connection: keep-alive\r\n';
     this.respKeepAlive = keep;

@@ -56,7 +56,9 @@ const CRLF = Buffer.from('\r\n', 'latin1');
 const TE_CHUNKED = 'transfer-encoding: chunked\r\n';
 const CL_ZERO = 'content-length: 0\r\n';
 /** Methods whose request without a body still says content-length: 0 (as browsers and undici do). */
-const CL_ZERO_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+function clZeroMethod(m: string): boolean {
+  return m === 'POST' || m === 'PUT' || m === 'PATCH';
+}
 
 /** Where a connection is in reading the current response. */
 const enum Phase {
@@ -122,7 +124,7 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
     let src: BodySource | null = null;
     let stream: Readable | null = null;
     if (body === null) {
-      if (headers['content-length'] === undefined && CL_ZERO_METHODS.has(req.method)) extra = CL_ZERO;
+      if (headers['content-length'] === undefined && clZeroMethod(req.method)) extra = CL_ZERO;
     } else if (Buffer.isBuffer(body)) {
       buf = body;
       extra = lengthHeader(headers, body.length);
