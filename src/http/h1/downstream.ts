@@ -40,6 +40,7 @@ import type { Headers } from '../headers';
 import { HL } from '../stats';
 import type { BodySink, BodySource } from '../upstream';
 import { BodyKind, chunkHeader, ChunkedDecoder, closingReply, HeadParser, headerLines, LAST_CHUNK, responseHead, type ChunkSink } from './codec';
+import { writeLatin1 } from './head-slab';
 import { rawTunnel } from './tunnel';
 
 const enum Phase {
@@ -540,9 +541,8 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     if (!keep) extra += 'connection: close\r\n';
     else if (this.httpMinor === 0) extra += 'connection: keep-alive\r\n';
     this.respKeepAlive = keep;
-    // One string -> one Buffer per response head (from Node's pooled slab for small sizes).
-    const b = Buffer.from(responseHead(status, headers, extra), 'latin1');
-    conn.write(b, 0, b.length);
+    // One string per response head, its bytes in the shared head slab.
+    writeLatin1(conn, responseHead(status, headers, extra));
     if (noBody) this.responseDone();
   }
 

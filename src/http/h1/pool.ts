@@ -43,6 +43,7 @@ import { HTTP1_ALPN, type Cluster } from '../../upstream/cluster';
 import type { Host, UpstreamPool } from '../../upstream/lb';
 import type { Headers } from '../headers';
 import { FailKind, isBodySource, OVERFLOW_ERROR, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from '../upstream';
+import { writeLatin1 } from './head-slab';
 import { BodyKind, ChunkedDecoder, chunkHeader, HeadParser, LAST_CHUNK, requestHead, type ChunkSink } from './codec';
 
 /** Keep-alive idle timeout and its sweep period; tests shorten them. */
@@ -142,9 +143,9 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
     // Header values come validated from the downstream parsers (llhttp, nghttp2, ./codec.ts);
     // values from the route config are written as configured.
     const head = requestHead(req.method, req.path, req.authority, headers, extra);
-    // One Buffer per request for the head (latin1, as node:http writes header bytes).
-    const hb = Buffer.from(head, 'latin1');
-    this.out(c, hb, 0, hb.length);
+    // The head's bytes go into the shared head slab (latin1, as node:http writes header bytes).
+    const cl = this.pool.cluster;
+    cl.counters[cl.base + C.BYTES_TX] += writeLatin1(c.conn, head);
     if (stream !== null) {
       this.startStream(stream);
     } else if (src !== null) {
