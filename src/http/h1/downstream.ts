@@ -550,8 +550,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     const conn = this.conn;
     if (conn === null || chunk.length === 0) return !this.full;
     if (this.respChunked) {
-      const h = Buffer.from(chunkHeader(chunk.length), 'latin1');
-      conn.write(h, 0, h.length);
+      writeLatin1(conn, chunkHeader(chunk.length));
       conn.write(chunk, 0, chunk.length);
       conn.write(CRLF, 0, 2);
     } else {
@@ -573,8 +572,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       const t = trailers === null ? '' : headerLines(trailers);
       if (t === '') conn.write(LAST_CHUNK, 0, LAST_CHUNK.length);
       else {
-        const b = Buffer.from(`0\r\n${t}\r\n`, 'latin1');
-        conn.write(b, 0, b.length);
+        writeLatin1(conn, `0\r\n${t}\r\n`);
       }
     } else if (this.respLeft > 0) {
       // The upstream ended short of its content-length: the client can only learn it by a close.

@@ -178,9 +178,9 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
     const c = this.conn;
     if (c === null || this.done || end <= start) return;
     if (this.chunked) {
-      // One small Buffer per chunk header of a streamed chunked body.
-      const h = Buffer.from(chunkHeader(end - start), 'latin1');
-      this.out(c, h, 0, h.length);
+      // The chunk header's bytes in the shared head slab.
+      const cl = this.pool.cluster;
+      cl.counters[cl.base + C.BYTES_TX] += writeLatin1(c.conn, chunkHeader(end - start));
       this.out(c, buf, start, end);
       this.out(c, CRLF, 0, 2);
     } else {
