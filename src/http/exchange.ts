@@ -21,7 +21,10 @@
  *
  * Every exchange answers exactly once: `finished` guards all the ways it can end.
  */
+// The module's own binding: the global `Buffer` is an accessor property (a getter call on every use).
+import { Buffer } from 'node:buffer';
 import type * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { mirrorHttp, routerMirrorHttp } from '../filters/stream/mirror/mirror';
 import { PassThrough, type Readable } from 'node:stream';
 import * as tls from 'node:tls';
@@ -179,7 +182,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
   /** Counted by the overload manager (admitRequest) until finish(). */
   private admitted = false;
   /** performance.now() when the request arrived (route latency). */
-  private readonly startMs = performance.now();
+  private readonly startMs: number;
   /** The pipeline's view of this request: only when the listener has stream filters or an access log. */
   private fs: HttpStream | null = null;
   /** A retry was taken from the cluster's budget (mayRetry) / is held by the current attempt. */
@@ -194,10 +197,13 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
   /** Payload bytes of a streamed body of unknown length so far (meterBody; %bytes_received%). */
   bodyBytes = 0;
 
+  /** `startMs`: when the request arrived (performance.now()), if the downstream has read the clock already. */
   constructor(
     private readonly env: HttpEnv,
     private readonly down: Downstream,
+    startMs = performance.now(),
   ) {
+    this.startMs = startMs;
     this.counters = env.ctx.counters;
     this.lb = env.ctx.base;
     this.h2 = down.h2;
@@ -327,10 +333,9 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     const route = this.route as HttpRoute;
     const vh = this.vh as HttpVirtualHost;
     // The upstream header set (a new object: hop-by-hop out, ops applied; the downstream's stays intact for matching and logs).
-    const headers = endToEnd(this.down.headers);
-    delete headers['host'];
-    // 100-continue is answered by the downstream side (node:http or h1/downstream.ts), not passed on.
-    delete headers['expect'];
+    // No host (the upstream writes the authority) and no expect: 100-continue is answered by the
+    // downstream side (node:http or h1/downstream.ts), not passed on.
+    const headers = endToEnd(this.down.headers, true);
     applyOps(headers, route.ops, vh.ops, false);
     if (this.env.cfg.generateRequestId) ensureRequestId(headers);
     const cfg = this.env.cfg;
@@ -466,12 +471,14 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     // Tracing (sampled requests): a client span per attempt, its context in the upstream headers.
     if (this.fs !== null && this.fs.trace !== null) this.fs.trace.attempt(host.address, cluster.name, up.headers);
     // The attempt's time (shared with every protocol: src/stream/active-stream.ts attemptDeadline).
-    this.armDeadline(attemptDeadline(this, route.retry, Date.now()));
+    // The wall clock only matters for a per-try timeout (attemptDeadline ignores it otherwise).
+    const retry = route.retry;
+    this.armDeadline(attemptDeadline(this, retry, retry !== null && retry.perTryTimeoutMs > 0 ? Date.now() : 0));
     this.cur = this.upstreamH2 ? startH2(cluster, host, this.env.cfg.h2InitialWindowSize, up, this) : startH1(cluster, host, this.env.cfg.connectionsPerHost, up, this);
   }
 
   /** Ends the current attempt's accounting (host load, cluster active, latency). */
-  private endAttempt(status: number): void {
+  private endAttempt(status: number, now = 0): void {
     // A retried attempt ended: its place in the cluster's retry budget is free again.
     attemptDone(this);
     const host = this.curHost;
@@ -485,7 +492,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     cl.releaseRequest();
     if (status > 0) {
       outlierResult(cl, host, status); // outlier detection (src/upstream/outlier.ts)
-      const ms = performance.now() - this.attemptStart;
+      const ms = (now > 0 ? now : performance.now()) - this.attemptStart;
       cc[cb + HC.RQ_1XX + statusClass(status)]++;
       cc[cb + HC.TIME_BUCKET_0 + timeBucket(ms)]++;
       clusterTime(cl, ms * 1000);
@@ -561,9 +568,11 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
 
   onResponseEnd(trailers: Headers | null): void {
     if (this.finished) return;
-    this.endAttempt(this.status);
+    // One clock read for the attempt's and the route's latency.
+    const now = performance.now();
+    this.endAttempt(this.status, now);
     this.down.end(trailers !== null ? endToEnd(trailers) : null);
-    this.finish();
+    this.finish(now);
   }
 
   onUpstreamError(kind: FailKind, err: Error): void {
@@ -649,14 +658,14 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     this.finish();
   }
 
-  private finish(): void {
+  private finish(now = 0): void {
     if (this.finished) return;
     this.finished = true;
     if (this.cluster !== null) requestDone(this);
     if (this.admitted) requestEnded();
     this.counters[this.lb + L.RQ_ACTIVE]--;
     // A response (head) was sent: the route's status class and request time.
-    if (this.route !== null && this.status > 0) routeResponse(this.route, this.status, (performance.now() - this.startMs) * 1000);
+    if (this.route !== null && this.status > 0) routeResponse(this.route, this.status, ((now > 0 ? now : performance.now()) - this.startMs) * 1000);
     if (this.deadline !== 0) deadlines().disarm(this);
     const fs = this.fs;
     if (fs !== null) {

@@ -3,34 +3,73 @@
  * operations, request-id generation and gRPC deadline parsing. Headers are plain objects with
  * lower-case names (what node:http and node:http2 hand out), values a string or a string list.
  */
-import { randomUUID } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { HeaderOps } from '../router/http-routes';
 
 export type Headers = Record<string, string | string[] | undefined>;
 
 /** Connection-specific headers (RFC 9110 7.6.1); never forwarded, forbidden in HTTP/2. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'http2-settings']);
+function isHopByHop(k: string): boolean {
+  // A switch, not a Set: property names are internalized strings, compared by identity first.
+  switch (k) {
+    case 'connection':
+    case 'keep-alive':
+    case 'proxy-connection':
+    case 'transfer-encoding':
+    case 'upgrade':
+    case 'te':
+    case 'http2-settings':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/**
+ * The last Connection value seen and the names it lists (hop-by-hop ones left out: those go
+ * anyway); null = none. A peer sends the same value on every message ("keep-alive") and the
+ * codec hands out one interned string for it, so the split runs once per distinct value.
+ */
+let memoConn: string | undefined;
+let memoNamed: Set<string> | null = null;
+
+function connectionNamed(conn: string | string[]): Set<string> | null {
+  if (conn === memoConn) return memoNamed;
+  let named: Set<string> | null = null;
+  // Allocations (Set, split lists) only for a Connection value not seen last time.
+  for (const v of Array.isArray(conn) ? conn : [conn]) {
+    for (const t of v.split(',')) {
+      const n = t.trim().toLowerCase();
+      if (n !== '' && !isHopByHop(n)) (named ??= new Set()).add(n);
+    }
+  }
+  if (typeof conn === 'string') {
+    memoConn = conn;
+    memoNamed = named;
+  }
+  return named;
+}
 
 /**
  * Copies the end-to-end headers of a request or response: drops pseudo-headers, hop-by-hop
  * headers and headers the Connection header names. `te: trailers` survives (gRPC needs it).
+ * `upstreamRequest`: also leaves out `host` (the upstream side writes the authority) and
+ * `expect` (100-continue is answered by the downstream side), without a `delete` on the copy
+ * (which would turn it into a slow dictionary object).
  */
-export function endToEnd(src: Headers): Headers {
+export function endToEnd(src: Headers, upstreamRequest = false): Headers {
   const out: Headers = {};
   const conn = src['connection'];
-  let named: Set<string> | null = null;
-  if (conn !== undefined) {
-    named = new Set();
-    for (const v of Array.isArray(conn) ? conn : [conn]) for (const t of v.split(',')) named.add(t.trim().toLowerCase());
-  }
+  const named = conn === undefined ? null : connectionNamed(conn);
   for (const k in src) {
     if (k.charCodeAt(0) === 58 /* : */) continue;
     const v = src[k];
     if (v === undefined) continue;
-    if (HOP_BY_HOP.has(k)) {
+    if (isHopByHop(k)) {
       if (k === 'te' && typeof v === 'string' && v.trim().toLowerCase() === 'trailers') out[k] = 'trailers';
       continue;
     }
+    if (upstreamRequest && (k === 'host' || k === 'expect')) continue;
     if (named !== null && named.has(k)) continue;
     out[k] = v;
   }
@@ -55,9 +94,36 @@ function applyOne(h: Headers, ops: HeaderOps, response: boolean): void {
   }
 }
 
+/** Random bytes for UUIDs, refilled (CSPRNG) once per UUID_BATCH ids; allocated once per thread. */
+const UUID_BATCH = 256;
+const uuidBytes = Buffer.allocUnsafeSlow(16 * UUID_BATCH);
+let uuidNext = UUID_BATCH;
+const HEX2: readonly string[] = Array.from({ length: 256 }, (_, i) => (i + 256).toString(16).slice(1));
+
+/**
+ * A random (version 4) UUID, as crypto.randomUUID() makes it, without its per-call option
+ * handling: the x-request-id of every request that comes without one.
+ */
+export function requestId(): string {
+  if (uuidNext === UUID_BATCH) {
+    randomFillSync(uuidBytes);
+    uuidNext = 0;
+  }
+  const b = uuidBytes;
+  const o = uuidNext++ * 16;
+  const h = HEX2;
+  return (
+    h[b[o]] + h[b[o + 1]] + h[b[o + 2]] + h[b[o + 3]] + '-' +
+    h[b[o + 4]] + h[b[o + 5]] + '-' +
+    h[(b[o + 6] & 0x0f) | 0x40] + h[b[o + 7]] + '-' +
+    h[(b[o + 8] & 0x3f) | 0x80] + h[b[o + 9]] + '-' +
+    h[b[o + 10]] + h[b[o + 11]] + h[b[o + 12]] + h[b[o + 13]] + h[b[o + 14]] + h[b[o + 15]]
+  );
+}
+
 /** Sets x-request-id when the request has none. */
 export function ensureRequestId(h: Headers): void {
-  if (h['x-request-id'] === undefined) h['x-request-id'] = randomUUID();
+  if (h['x-request-id'] === undefined) h['x-request-id'] = requestId();
 }
 
 const GRPC_UNITS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };

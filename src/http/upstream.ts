@@ -2,6 +2,8 @@
  * What the exchange (src/http/exchange.ts) needs from an upstream protocol: start one attempt
  * of a request on a host, get the response back through an UpstreamSink, abort it.
  */
+// The module's own binding: the global `Buffer` is an accessor property (a getter call on every use).
+import { Buffer } from 'node:buffer';
 import { Readable } from 'node:stream';
 import type { Headers } from './headers';
 

@@ -5,7 +5,8 @@
  *      │ every second, or when the admin asks, only the histograms that changed:
  *      │ drain() -> [{ base, data: [slot, count, slot, count, ...] }], then zeroed (a delta)
  *      v
- *   main:   HistogramStore.add(base, data) -> each count into the merged hdr histogram of that base
+ *   main:   HistogramStore.add(base, data) -> added to that base's slot counts; the first read after
+ *           (admin, Prometheus) records them into the base's merged hdr histogram
  *
  * The worker keeps HdrHistogram's own bucket layout (lowest value 1 µs, highest 2^31-1 µs, two
  * significant digits: 256 sub-buckets, each power of two above 256 split in 128) in a plain
@@ -147,12 +148,26 @@ export interface PromBuckets {
 
 const ms = (us: number): number => Math.round(us) / 1000;
 
+/** Worker deltas of one base not merged into its hdr histogram yet. */
+interface Pending {
+  /** Counts per slot (Float64: exact however long nobody reads them). */
+  readonly counts: Float64Array;
+  dirty: boolean;
+}
+
 export class HistogramStore {
   private readonly merged = new Map<number, HdrModule.JsHistogram>();
+  /**
+   * Deltas kept as slot counts until the histogram is read (admin, Prometheus): adding them is
+   * a few array increments, and hdr-histogram-js (150-250 ms to load and start) is loaded by
+   * the first read, not by the first merge — with one worker on the main thread that merge
+   * ran on the data plane's thread, about a second into the first traffic.
+   */
+  private readonly pending = new Map<number, Pending>();
   /** Payloads that did not decode (none expected: they come from our own workers). */
   decodeErrors = 0;
 
-  /** Adds a worker's delta (slot, count pairs) to the merged histogram of its base slot. */
+  /** Adds a worker's delta (slot, count pairs) to the histogram of its base slot. */
   add(base: number, data: readonly number[]): void {
     if (!Array.isArray(data) || data.length % 2 !== 0) {
       this.decodeErrors++;
@@ -166,6 +181,24 @@ export class HistogramStore {
         return;
       }
     }
+    let p = this.pending.get(base);
+    if (p === undefined) {
+      p = { counts: new Float64Array(HIST_SLOTS), dirty: false }; // once per route / cluster
+      this.pending.set(base, p);
+    }
+    const counts = p.counts;
+    for (let i = 0; i < data.length; i += 2) counts[data[i]] += data[i + 1];
+    p.dirty = true;
+  }
+
+  addAll(items: readonly EncodedHistogram[]): void {
+    for (const it of items) this.add(it.base, it.data);
+  }
+
+  /** The merged histogram of `base` with every delta added so far (undefined: nothing ever added). */
+  private histogram(base: number): HdrModule.JsHistogram | undefined {
+    const p = this.pending.get(base);
+    if (p === undefined || !p.dirty) return this.merged.get(base);
     let m = this.merged.get(base);
     if (m === undefined) {
       m = new (hdrLib().Int32Histogram)(1, HIST_MAX_US, HIST_DIGITS);
@@ -173,24 +206,28 @@ export class HistogramStore {
     }
     // Each count at its bucket's highest value: hdr reports percentiles that way, so the max
     // (which hdr keeps as a recorded value) is never below them. The mean is within the 1 %.
-    for (let i = 0; i < data.length; i += 2) m.recordValueWithCount(m.highestEquivalentValue(histSlotValue(data[i])), data[i + 1]);
-  }
-
-  addAll(items: readonly EncodedHistogram[]): void {
-    for (const it of items) this.add(it.base, it.data);
+    const counts = p.counts;
+    for (let s = 1; s < HIST_SLOTS; s++) {
+      if (counts[s] === 0) continue;
+      m.recordValueWithCount(m.highestEquivalentValue(histSlotValue(s)), counts[s]);
+      counts[s] = 0;
+    }
+    p.dirty = false;
+    return m;
   }
 
   count(base: number): number {
-    return this.merged.get(base)?.totalCount ?? 0;
+    return this.histogram(base)?.totalCount ?? 0;
   }
 
   /** Forgets the histogram of a reclaimed slot. */
   clear(base: number): void {
     this.merged.delete(base);
+    this.pending.delete(base);
   }
 
   summary(base: number): LatencySummary | null {
-    const h = this.merged.get(base);
+    const h = this.histogram(base);
     if (h === undefined || h.totalCount === 0) return null;
     return {
       count: h.totalCount,
@@ -205,7 +242,7 @@ export class HistogramStore {
 
   /** Cumulative Prometheus buckets, or null when nothing was recorded for `base`. */
   buckets(base: number): PromBuckets | null {
-    const h = this.merged.get(base);
+    const h = this.histogram(base);
     if (h === undefined || h.totalCount === 0) return null;
     const bounds = PROM_BUCKETS_US;
     const cumulative = new Array<number>(bounds.length).fill(0);

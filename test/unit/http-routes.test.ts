@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { compileHttpRouter, RETRY_5XX, RETRY_CONNECT_FAILURE, RETRY_RESET, type HttpRouteRequest } from '../../src/router/http-routes';
-import { applyOps, endToEnd, grpcTimeoutMs, isIdempotent } from '../../src/http/headers';
+import { applyOps, endToEnd, grpcTimeoutMs, isIdempotent, requestId } from '../../src/http/headers';
 import { claimsHttp } from '../../src/http/config';
 import { statusClass, timeBucket } from '../../src/http/stats';
 
@@ -97,6 +97,29 @@ test('headers: hop-by-hop and Connection-named headers dropped, te: trailers kep
   const none = { requestAdd: [], requestRemove: [], responseAdd: [], responseRemove: [] };
   applyOps(h, ops, none, false);
   assert.deepEqual(h, { a: ['b', 'c'], n: 'v' });
+});
+
+test('headers: the upstream request copy leaves out host and expect; a repeated or changed Connection value names the right headers', () => {
+  const req = { host: 'a.example', expect: '100-continue', connection: 'x-a', 'x-a': '1', 'x-b': '2' };
+  // The upstream request copy: no host (written from the authority), no expect (answered downstream), no named header.
+  assert.deepEqual(endToEnd(req, true), { 'x-b': '2' });
+  // The downstream object itself is untouched, and a copy for the response keeps host/expect.
+  assert.deepEqual(endToEnd(req), { host: 'a.example', expect: '100-continue', 'x-b': '2' });
+  // The same value again, another value, then the first again: each names its own header.
+  assert.deepEqual(endToEnd({ connection: 'x-b', 'x-a': '1', 'x-b': '2' }), { 'x-a': '1' });
+  assert.deepEqual(endToEnd({ connection: 'x-a', 'x-a': '1', 'x-b': '2' }), { 'x-b': '2' });
+  assert.deepEqual(endToEnd({ connection: ['close', 'X-B'], 'x-a': '1', 'x-b': '2', close: 'c' }), { 'x-a': '1' });
+  assert.deepEqual(endToEnd({ connection: 'keep-alive', 'x-a': '1', 'keep-alive': 'timeout=5' }), { 'x-a': '1' });
+});
+
+test('x-request-id: version 4 UUIDs (RFC 9562 layout), distinct across refills of the random batch', () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 1000; i++) {
+    const id = requestId();
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    seen.add(id);
+  }
+  assert.equal(seen.size, 1000);
 });
 
 test('grpc-timeout, idempotency, family claim, stats helpers', () => {

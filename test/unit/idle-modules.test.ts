@@ -25,13 +25,46 @@ test('the sidecar modules load neither undici, hdr-histogram-js nor gRPC until t
     const recorded = { hdr: has('hdr-histogram-js') };
     const store = new HistogramStore();
     store.addAll(w.drain());
-    const merged = { hdr: has('hdr-histogram-js'), count: store.count(1) };
+    const count = store.count(1);
+    const merged = { hdr: has('hdr-histogram-js'), count };
     process.stdout.write(JSON.stringify({ before, recorded, merged }));
   `;
   const out = JSON.parse(execFileSync(process.execPath, ['-e', probe], { encoding: 'utf8' })) as Record<string, Record<string, unknown>>;
   assert.deepEqual(out.before, { undici: false, hdr: false, grpc: false, yaml: false });
   assert.deepEqual(out.recorded, { hdr: false }, 'recording a latency (the worker) does not load hdr-histogram-js');
-  assert.deepEqual(out.merged, { hdr: true, count: 1 }, 'merging (the main thread) does');
+  assert.deepEqual(out.merged, { hdr: true, count: 1 }, 'merging and reading (the main thread) does');
+});
+
+test('merging a worker\'s latencies does not load hdr-histogram-js (with one worker the main thread is the data plane); the first read does, with the numbers of a read after every merge', () => {
+  const probe = `
+    const has = (name) => Object.keys(require.cache).some((k) => k.includes('/node_modules/' + name + '/'));
+    const { HistogramRecorder, HistogramStore } = require(${JSON.stringify(DIST_SRC)} + '/stats/histograms.js');
+    const w = new HistogramRecorder();
+    const lazy = new HistogramStore();
+    const eager = new HistogramStore();
+    const deltas = [];
+    for (let sec = 0; sec < 3; sec++) {
+      for (let i = 1; i <= 100; i++) w.record(1, i * 97 + sec * 1000);
+      const d = w.drain();
+      deltas.push(d);
+      lazy.addAll(d);
+    }
+    const merged = { hdr: has('hdr-histogram-js') };
+    for (const d of deltas) {
+      eager.addAll(d);
+      eager.summary(1);
+    }
+    w.record(1, 50000);
+    const last = w.drain();
+    lazy.addAll(last);
+    eager.addAll(last);
+    process.stdout.write(JSON.stringify({ merged, hdr: has('hdr-histogram-js'), lazy: [lazy.summary(1), lazy.buckets(1)], eager: [eager.summary(1), eager.buckets(1)] }));
+  `;
+  const out = JSON.parse(execFileSync(process.execPath, ['-e', probe], { encoding: 'utf8' })) as { merged: unknown; hdr: boolean; lazy: [{ count: number }, unknown]; eager: unknown };
+  assert.deepEqual(out.merged, { hdr: false }, 'adding deltas does not load hdr-histogram-js');
+  assert.equal(out.hdr, true, 'reading does');
+  assert.equal(out.lazy[0].count, 301);
+  assert.deepEqual(out.lazy, out.eager, 'one merge at the read gives what a merge per delta gave');
 });
 
 test('the CLI loads the xDS modules (YAML, gRPC, protobuf) only for a YAML file or an xDS config', () => {

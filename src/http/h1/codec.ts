@@ -19,6 +19,8 @@
  * throws on input. Encoders do not validate: header names and values given to requestHead /
  * responseHead must already be clean (the parser's output is).
  */
+// The module's own binding: the global `Buffer` is an accessor property (a getter call on every use).
+import { Buffer } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
 import type { Headers } from '../headers';
 

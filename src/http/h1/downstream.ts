@@ -25,6 +25,9 @@
  * at once. Under memory pressure (overload manager) responses end keep-alive and idle
  * connections are closed.
  */
+// The module's own binding: the global `Buffer` is an accessor property (a getter call on every use).
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';
 import { limits } from '../../overload/limits';
@@ -37,6 +40,7 @@ import type { Headers } from '../headers';
 import { HL } from '../stats';
 import type { BodySink, BodySource } from '../upstream';
 import { BodyKind, chunkHeader, ChunkedDecoder, closingReply, HeadParser, headerLines, LAST_CHUNK, responseHead, type ChunkSink } from './codec';
+import { writeLatin1 } from './head-slab';
 import { rawTunnel } from './tunnel';
 
 const enum Phase {
@@ -336,7 +340,9 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   private readHead(conn: Connection, data: Buffer, s: number, e: number): number {
     const env = this.env;
     const cfg = env.cfg;
-    if (this.headStart === 0) this.headStart = performance.now();
+    // The head's first bytes are in this read: its clock reading is also the exchange's start.
+    const fresh = this.headStart === 0;
+    if (fresh) this.headStart = performance.now();
     const p = this.parser;
     const r = p.parse(data, s, e);
     if (r === 0) {
@@ -399,7 +405,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     }
     // One Exchange per request: the request's own state (route, attempts, timers) outlives
     // this read callback; everything per connection lives on this object instead.
-    const x = new Exchange(env, this);
+    const x = new Exchange(env, this, fresh ? this.headStart : performance.now());
     this.exchange = x;
     x.start();
     return r;
@@ -528,15 +534,15 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     } else {
       keep = false; // HTTP/1.0 client, unknown length: the close ends the body
     }
-    delete headers['connection'];
+    // `delete` only when present: deleting a missing name is still a runtime call.
+    if (headers['connection'] !== undefined) delete headers['connection'];
     // Trailers go only with chunked framing: do not announce what will be dropped.
-    if (!this.respChunked) delete headers['trailer'];
+    if (!this.respChunked && headers['trailer'] !== undefined) delete headers['trailer'];
     if (!keep) extra += 'connection: close\r\n';
     else if (this.httpMinor === 0) extra += 'connection: keep-alive\r\n';
     this.respKeepAlive = keep;
-    // One string -> one Buffer per response head (from Node's pooled slab for small sizes).
-    const b = Buffer.from(responseHead(status, headers, extra), 'latin1');
-    conn.write(b, 0, b.length);
+    // One string per response head, its bytes in the shared head slab.
+    writeLatin1(conn, responseHead(status, headers, extra));
     if (noBody) this.responseDone();
   }
 
@@ -544,8 +550,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     const conn = this.conn;
     if (conn === null || chunk.length === 0) return !this.full;
     if (this.respChunked) {
-      const h = Buffer.from(chunkHeader(chunk.length), 'latin1');
-      conn.write(h, 0, h.length);
+      writeLatin1(conn, chunkHeader(chunk.length));
       conn.write(chunk, 0, chunk.length);
       conn.write(CRLF, 0, 2);
     } else {
@@ -567,8 +572,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       const t = trailers === null ? '' : headerLines(trailers);
       if (t === '') conn.write(LAST_CHUNK, 0, LAST_CHUNK.length);
       else {
-        const b = Buffer.from(`0\r\n${t}\r\n`, 'latin1');
-        conn.write(b, 0, b.length);
+        writeLatin1(conn, `0\r\n${t}\r\n`);
       }
     } else if (this.respLeft > 0) {
       // The upstream ended short of its content-length: the client can only learn it by a close.

@@ -32,6 +32,8 @@
  * rq_pending_active (requests waiting for a connection). The exchange counts cx_connect_fail
  * for each attempt that fails with ConnectFailure (as it does for the other upstreams).
  */
+// The module's own binding: the global `Buffer` is an accessor property (a getter call on every use).
+import { Buffer } from 'node:buffer';
 import type { Readable } from 'node:stream';
 import type { Connection, ConnectionHandler } from '../../network/connection';
 import { C } from '../../stats/layout';
@@ -41,6 +43,7 @@ import { HTTP1_ALPN, type Cluster } from '../../upstream/cluster';
 import type { Host, UpstreamPool } from '../../upstream/lb';
 import type { Headers } from '../headers';
 import { FailKind, isBodySource, OVERFLOW_ERROR, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from '../upstream';
+import { writeLatin1 } from './head-slab';
 import { BodyKind, ChunkedDecoder, chunkHeader, HeadParser, LAST_CHUNK, requestHead, type ChunkSink } from './codec';
 
 /** Keep-alive idle timeout and its sweep period; tests shorten them. */
@@ -54,7 +57,9 @@ const CRLF = Buffer.from('\r\n', 'latin1');
 const TE_CHUNKED = 'transfer-encoding: chunked\r\n';
 const CL_ZERO = 'content-length: 0\r\n';
 /** Methods whose request without a body still says content-length: 0 (as browsers and undici do). */
-const CL_ZERO_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+function clZeroMethod(m: string): boolean {
+  return m === 'POST' || m === 'PUT' || m === 'PATCH';
+}
 
 /** Where a connection is in reading the current response. */
 const enum Phase {
@@ -120,7 +125,7 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
     let src: BodySource | null = null;
     let stream: Readable | null = null;
     if (body === null) {
-      if (headers['content-length'] === undefined && CL_ZERO_METHODS.has(req.method)) extra = CL_ZERO;
+      if (headers['content-length'] === undefined && clZeroMethod(req.method)) extra = CL_ZERO;
     } else if (Buffer.isBuffer(body)) {
       buf = body;
       extra = lengthHeader(headers, body.length);
@@ -138,9 +143,9 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
     // Header values come validated from the downstream parsers (llhttp, nghttp2, ./codec.ts);
     // values from the route config are written as configured.
     const head = requestHead(req.method, req.path, req.authority, headers, extra);
-    // One Buffer per request for the head (latin1, as node:http writes header bytes).
-    const hb = Buffer.from(head, 'latin1');
-    this.out(c, hb, 0, hb.length);
+    // The head's bytes go into the shared head slab (latin1, as node:http writes header bytes).
+    const cl = this.pool.cluster;
+    cl.counters[cl.base + C.BYTES_TX] += writeLatin1(c.conn, head);
     if (stream !== null) {
       this.startStream(stream);
     } else if (src !== null) {
@@ -173,9 +178,9 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
     const c = this.conn;
     if (c === null || this.done || end <= start) return;
     if (this.chunked) {
-      // One small Buffer per chunk header of a streamed chunked body.
-      const h = Buffer.from(chunkHeader(end - start), 'latin1');
-      this.out(c, h, 0, h.length);
+      // The chunk header's bytes in the shared head slab.
+      const cl = this.pool.cluster;
+      cl.counters[cl.base + C.BYTES_TX] += writeLatin1(c.conn, chunkHeader(end - start));
       this.out(c, buf, start, end);
       this.out(c, CRLF, 0, 2);
     } else {
