@@ -112,6 +112,7 @@ class H2Downstream implements Downstream {
   x: Exchange | null = null;
   trailers: Headers = NO_TRAILERS;
   private sent = false;
+  private drainHooked = false;
   /** The response head not yet given to the stream (see the file comment). */
   private head: Headers | null = null;
   /** A body chunk held with the head (a copy: the caller's view may be transient). */
@@ -138,7 +139,6 @@ class H2Downstream implements Downstream {
     st[kDown] = this;
     st.on('error', ignoreError);
     st.on('close', onStreamClose);
-    st.on('drain', onStreamDrain);
     x.start();
   }
 
@@ -204,7 +204,13 @@ class H2Downstream implements Downstream {
       }
       this.flushHead();
     }
-    return st.write(copy);
+    if (st.write(copy)) return true;
+    // Full: the exchange waits for 'drain' (listened to from the first full write on, not per stream).
+    if (!this.drainHooked) {
+      this.drainHooked = true;
+      st.on('drain', onStreamDrain);
+    }
+    return false;
   }
 
   end(trailers: Headers | null): void {
