@@ -7,6 +7,7 @@
  */
 import { AsyncResource } from 'node:async_hooks';
 import * as http2 from 'node:http2';
+import type { Readable } from 'node:stream';
 import { hostPort } from '../stream/pipeline';
 import type { Cluster } from '../upstream/cluster';
 import type { Host, UpstreamPool } from '../upstream/lb';
@@ -148,6 +149,48 @@ function detach(s: http2.ClientHttp2Stream): void {
   s.on('error', ignore);
 }
 
+// ---- Streamed request bodies (gRPC, bodies of unknown length): a Readable into the stream.
+// What Readable.pipe does here, without its per-body closures, state object and the six
+// listeners it adds and removes on both streams (~5 % of a gRPC unary call): data with
+// backpressure (pause, resume on the stream's drain), end -> end. An error of the source
+// leaves the stream open, as pipe does (the exchange aborts the attempt when the client goes).
+
+const kBodyTo = Symbol('outrigger.h2BodyTo');
+const kBodyFrom = Symbol('outrigger.h2BodyFrom');
+type BodyReadable = Readable & { [kBodyTo]: http2.ClientHttp2Stream };
+type BodyStream = http2.ClientHttp2Stream & { [kBodyFrom]?: Readable };
+
+function onBodyData(this: BodyReadable, chunk: Buffer): void {
+  const s = this[kBodyTo] as BodyStream;
+  if (s.destroyed || s.writableEnded) {
+    // The attempt is over (reset, aborted): nothing more goes upstream.
+    this.pause();
+    return;
+  }
+  if (!s.write(chunk)) {
+    this.pause();
+    if (s[kBodyFrom] === undefined) {
+      s[kBodyFrom] = this;
+      s.on('drain', onBodyDrain);
+    }
+  }
+}
+function onBodyEnd(this: BodyReadable): void {
+  const s = this[kBodyTo];
+  if (!s.destroyed && !s.writableEnded) s.end();
+}
+function onBodyDrain(this: BodyStream): void {
+  const src = this[kBodyFrom];
+  if (src !== undefined && !this.destroyed) src.resume();
+}
+
+function forwardBody(src: Readable, s: http2.ClientHttp2Stream): void {
+  (src as BodyReadable)[kBodyTo] = s;
+  src.on('data', onBodyData);
+  src.once('end', onBodyEnd);
+  src.resume();
+}
+
 /** Times one attempt is sent again after its stream was refused unprocessed (GOAWAY, REFUSED_STREAM). */
 const MAX_UNPROCESSED_REPLAYS = 3;
 
@@ -183,7 +226,7 @@ class H2Attempt implements UpstreamAttempt {
       this.attach(s);
       if (body !== null) {
         if (Buffer.isBuffer(body)) s.end(body);
-        else body.pipe(s);
+        else forwardBody(body, s);
       }
     } catch (e) {
       queueMicrotask(() => this.fail(e instanceof Error ? e : new Error(String(e))));
