@@ -25,6 +25,7 @@ const path = require('node:path');
 const SERIAL = [
   'integration/fault.test.js', // delay injection measured in ms (requests without the header < 100 ms)
   'integration/h2-drain.test.js', // h2load with 32 closed-loop connections through three drains
+  'integration/h2-body.test.js', // 8 MiB bodies against a backend that reads nothing for 1 s (backpressure timing)
   'integration/outlier-rates.test.js', // wrk load, error rates per host
   'integration/hostile-bolt.test.js', // 500,000 requests must be sent within the 3 s rpc_max_timeout; RSS bounds
   'integration/hostile-http.test.js', // p99 < 50 ms beside 500 hostile clients, RSS growth
