@@ -28,6 +28,7 @@
  * with the bytes already read (fallback_for_unknown_protocol) or is closed.
  */
 import { mirrorRpc } from '../filters/stream/mirror/mirror';
+import { lendNow } from '../filters/shared/cells';
 import { DecodePhase, type LocalReplyOptions, type StreamPeer } from '../api/stream-filter';
 import type { RouterConfig } from '../config/types';
 import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory, type RouteSwap } from '../filters/network/types';
@@ -222,7 +223,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
 
   onData(_conn: Connection, buf: Buffer, start: number, end: number): void {
     this.counters[this.lb + L.BYTES_RX] += end - start;
-    this.lastActivity = Date.now();
+    const now = Date.now();
+    this.lastActivity = now;
     let reader = this.reader;
     if (reader === null) {
       if (this.sniffed !== null) {
@@ -235,7 +237,13 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       reader = this.detect(buf, start, end);
       if (reader === null) return;
     }
-    reader.feed(buf, start, end, this);
+    // The filters of the requests in this read (rate limits) take this read's time.
+    const prev = lendNow(now);
+    try {
+      reader.feed(buf, start, end, this);
+    } finally {
+      lendNow(prev);
+    }
   }
 
   /** Auto: the protocol from the first bytes (src/proxy/detect.ts); null when the bytes went elsewhere. */
