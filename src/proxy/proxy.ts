@@ -870,7 +870,8 @@ class RpcLightView implements LightView {
 
   constructor(
     private readonly session: DownstreamSession,
-    private readonly codec: XCodec,
+    /** codec, buf and frame as RpcStream has them (what src/tracing reads of an RPC request). */
+    readonly codec: XCodec,
   ) {
     this.protocol = codec.name;
   }
