@@ -3,7 +3,7 @@
 // sampling enabled together ("all"), against none of them ("none"), in one run.
 //
 //   node dist/bench/filters-cost.js [--seconds 5] [--rounds 5] [--connections 50] [--http-rate 8000]
-//        [--bolt-rate 20000] [--ratio 0.01] [--base /other/tree/dist] [--cpu-prof DIR]
+//        [--bolt-rate 20000] [--ratio 0.01] [--base /other/tree/dist] [--cpu-prof DIR [--cpu-prof-interval US]]
 //        [--workloads http1,bolt] [--variants none,all]
 //
 // One bench backend process (bench/backend.ts: HTTP/1.1 and Bolt listeners) and, side by side,
@@ -48,6 +48,8 @@ const BOLT_RATE = opt('bolt-rate', 20000);
 const RATIO = opt('ratio', 0.01);
 const BASE = strOpt(args, 'base');
 const CPU_PROF = strOpt(args, 'cpu-prof');
+/** Sampling interval of --cpu-prof in µs (node's default 1000 is coarse for a few µs per request). */
+const CPU_PROF_INTERVAL = opt('cpu-prof-interval', 1000);
 const ROOT = path.join(__dirname, '..');
 const WORKLOAD_NAMES = ['http1', 'bolt'] as const;
 type Workload = (typeof WORKLOAD_NAMES)[number];
@@ -127,8 +129,12 @@ async function startSidecar(tree: string, dist: string, variant: Variant, cfg: u
   const name = tree === '' ? variant : `${variant}@${tree}`;
   const cfgPath = path.join(dir, `${name}.json`);
   fs.writeFileSync(cfgPath, JSON.stringify(cfg));
-  const prof = CPU_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.join(CPU_PROF, name)];
-  const proc = spawn(process.execPath, [...prof, path.join(dist, 'src', 'cli.js'), 'start', '-c', cfgPath, '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const prof = CPU_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.join(CPU_PROF, name), '--cpu-prof-interval', String(CPU_PROF_INTERVAL)];
+  // Its own upgrade socket: with the shared default, other Outriggers on the machine (the other
+  // sidecars of this run, tests) find it and try hand-overs, which cost it CPU in the middle of a run.
+  const upgradeDir = path.join(dir, `upgrade-${name}`);
+  fs.mkdirSync(upgradeDir);
+  const proc = spawn(process.execPath, [...prof, path.join(dist, 'src', 'cli.js'), 'start', '-c', cfgPath, '--workers', '1', '--upgrade-dir', upgradeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
   const m = await firstLine(proc, /listener http1 on [^:]+:(\d+)[\s\S]*listener bolt on [^:]+:(\d+)[\s\S]*admin on http:\/\/[^/]*:(\d+)\//);
   return { name, tree, variant, proc, http: Number(m[1]), bolt: Number(m[2]), admin: Number(m[3]) };
 }

@@ -110,6 +110,14 @@ export interface FilterStream {
 export interface StreamFilter {
   /** The decode phase `decode` runs in. */
   readonly phase: DecodePhase;
+  /**
+   * The filter decides from the decoded request alone: phase before_route, no encode or log
+   * step, decode returns Stop only after sendLocalReply, and nothing of the stream is kept after
+   * decode (setResponseFlag is then read by nobody). A listener whose per-request work is only
+   * such filters (and tracing's unsampled decision) runs them on a per-connection view instead
+   * of a per-request stream (src/stream/pipeline.ts, StreamPipeline.light).
+   */
+  readonly headersOnly?: boolean;
   /** The request step. */
   decode?(s: FilterStream): FilterStatus;
   /** The response head (status: HTTP status, or 200/500-like for RPC success/failure). Cannot stop. */

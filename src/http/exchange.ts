@@ -27,7 +27,6 @@ import type * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { mirrorHttp, routerMirrorHttp } from '../filters/stream/mirror/mirror';
 import { PassThrough, type Readable } from 'node:stream';
-import * as tls from 'node:tls';
 import { DecodePhase, type LocalReplyOptions, type StreamPeer } from '../api/stream-filter';
 import type { ListenerContext } from '../filters/network/types';
 import { type CompiledHttpRouter, type HttpRoute, type HttpRouteRequest, type HttpVirtualHost } from '../router/http-routes';
@@ -35,9 +34,9 @@ import { resolveTarget } from '../router/path';
 import { admitRequest, requestEnded } from '../overload/manager';
 import { OL } from '../overload/stats';
 import { deadlines, type DeadlineEntry } from '../stream/deadlines';
-import { ActiveStream, hostPort, type StreamPipeline } from '../stream/pipeline';
+import { ActiveStream, hostPort, LightResult, startSampled, type StreamPipeline } from '../stream/pipeline';
+import { runHttpLight, transportTls } from '../stream/http-light';
 import { attemptDeadline, attemptDone, AttemptFailure, attemptFailed, beginRetry, hostPhase, LocalReplyKind, mayRetry, perTryExpired, requestDone, retryAttempt, runPhases, startRequestTime, statusRetryBits, triedHost, type RetryState, type StreamHooks } from '../stream/active-stream';
-import { tlsInfoOf } from '../tls/identity';
 import { proxyLog } from '../proxy/detect';
 import { C, L, R } from '../stats/layout';
 import type { Cluster } from '../upstream/cluster';
@@ -250,8 +249,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     const c = this.counters;
     const lb = this.lb;
     const pl = this.env.pipeline;
-    // One object per request, only when the listener has stream filters or an access log.
-    if (pl !== undefined && pl.active) this.fs = new HttpStream(this, pl, this.down, this.h2 ? (this.grpc ? 'grpc' : 'http2') : 'http1', this.env.ctx.name);
+    // One object per request, only when the listener has stream filters or an access log (not light: below).
+    if (pl !== undefined && pl.active && !pl.light) this.fs = this.newStream(pl);
     c[lb + L.RQ_TOTAL]++;
     c[lb + L.RQ_ACTIVE]++;
     c[lb + (this.h2 ? HL.RQ_HTTP2 : HL.RQ_HTTP1)]++;
@@ -280,7 +279,21 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       this.reply(400, 'bad request path', GRPC_UNAVAILABLE, true);
       return;
     }
+    if (pl !== undefined && pl.light) {
+      // Light pipeline: the filters on a view (src/stream/http-light.ts); a stream only for a request tracing samples.
+      const r = runHttpLight(pl, this, this.down, this.protocolName());
+      if (r === LightResult.Answered) return;
+      if (r === LightResult.Sampled) startSampled(pl, (this.fs = this.newStream(pl)));
+    }
     runPhases(this, this.fs, DecodePhase.BeforeRoute);
+  }
+
+  private newStream(pl: StreamPipeline): HttpStream {
+    return new HttpStream(this, pl, this.down, this.protocolName(), this.env.ctx.name);
+  }
+
+  private protocolName(): string {
+    return this.h2 ? (this.grpc ? 'grpc' : 'http2') : 'http1';
   }
 
   /** A stopped filter let the request go on (FilterStream.resume). */
@@ -845,8 +858,8 @@ export function streamTransport(s: ActiveStream, t: DownstreamTransport | null):
   if (t === null) return null;
   s.downstreamRemoteAddress = hostPort(t.remoteAddress, t.remotePort);
   s.downstreamLocalAddress = hostPort(t.localAddress, t.localPort);
-  const info = t instanceof tls.TLSSocket ? tlsInfoOf(t) : (t as { tlsInfo?: ReturnType<typeof tlsInfoOf> | null }).tlsInfo;
-  if (info === undefined || info === null) return null;
+  const info = transportTls(t);
+  if (info === null) return null;
   s.downstreamTls = info;
   return info.peer;
 }

@@ -28,6 +28,7 @@
  * with the bytes already read (fallback_for_unknown_protocol) or is closed.
  */
 import { mirrorRpc } from '../filters/stream/mirror/mirror';
+import { lendNow } from '../filters/shared/cells';
 import { DecodePhase, type LocalReplyOptions, type StreamPeer } from '../api/stream-filter';
 import type { RouterConfig } from '../config/types';
 import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory, type RouteSwap } from '../filters/network/types';
@@ -41,7 +42,7 @@ import { rpcTimeoutMs } from '../overload/limits';
 import { admitRequest, requestEnded } from '../overload/manager';
 import { OL } from '../overload/stats';
 import { FrameReader, type FrameSink } from '../stream/frame-reader';
-import { ActiveStream, hostPort, pipelineFor, type StreamPipeline } from '../stream/pipeline';
+import { ActiveStream, hostPort, LightResult, pipelineFor, runLight, startSampled, type LightView, type StreamPipeline } from '../stream/pipeline';
 import { attemptDeadline, attemptDone, AttemptFailure, attemptFailed, LocalReplyKind, perTryExpired, requestDone, retryAttempt, runPhases, startRequestTime, triedHost, type RetryState, type StreamHooks } from '../stream/active-stream';
 import type { Cluster } from '../upstream/cluster';
 import type { Host, LbContext } from '../upstream/lb';
@@ -160,6 +161,12 @@ export class RpcProxyFactory implements NetworkFilterFactory {
   }
 }
 
+/** A filter's local reply status mapped as MOSN maps hijack codes. */
+function replyKindOf(status: number): ErrorKind {
+  return status === 404 ? ErrorKind.NoRoute : status === 504 ? ErrorKind.Timeout : status === 502 ? ErrorKind.ConnectionClosed : status === 503 ? ErrorKind.Overflow
+    : status === 403 ? ErrorKind.PermissionDenied : status === 429 || status === 509 ? ErrorKind.LimitExceeded : ErrorKind.CodecError;
+}
+
 /** The codec's answer for each local reply the phase machine asks for. */
 const REPLY_KIND: readonly ErrorKind[] = [ErrorKind.NoRoute, ErrorKind.NoRoute, ErrorKind.Overflow, ErrorKind.Timeout, ErrorKind.ConnectionClosed];
 
@@ -179,6 +186,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   private reqMatch: MetadataMatch | null = null;
   /** A stream route() made during this callback (the route retries). */
   private made: RpcStream | null = null;
+  /** A light pipeline's view of the request being decoded (made on the first request). */
+  private view: RpcLightView | null = null;
   /** The pending request whose failed attempt is being decided (localReply answers from it). */
   private failing: PendingRequest | null = null;
   private readonly counters: Float64Array;
@@ -214,7 +223,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
 
   onData(_conn: Connection, buf: Buffer, start: number, end: number): void {
     this.counters[this.lb + L.BYTES_RX] += end - start;
-    this.lastActivity = Date.now();
+    const now = Date.now();
+    this.lastActivity = now;
     let reader = this.reader;
     if (reader === null) {
       if (this.sniffed !== null) {
@@ -227,7 +237,13 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       reader = this.detect(buf, start, end);
       if (reader === null) return;
     }
-    reader.feed(buf, start, end, this);
+    // The filters of the requests in this read (rate limits) take this read's time.
+    const prev = lendNow(now);
+    try {
+      reader.feed(buf, start, end, this);
+    } finally {
+      lendNow(prev);
+    }
   }
 
   /** Auto: the protocol from the first bytes (src/proxy/detect.ts); null when the bytes went elsewhere. */
@@ -281,8 +297,27 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     c[this.lb + L.RQ_TOTAL]++;
     if (frame.isOneway) c[this.lb + L.RQ_ONEWAY]++;
     // A stream object only when the listener has stream filters or an access log (pooled);
-    // route() makes one when the route retries.
-    const s = this.f.pipeline.active ? this.newStream(buf, frame) : null;
+    // route() makes one when the route retries. A light pipeline (headersOnly filters, tracing)
+    // runs on the connection's view and makes one only for a request tracing samples.
+    const p = this.f.pipeline;
+    let s: RpcStream | null = null;
+    if (p.active) {
+      if (!p.light) s = this.newStream(buf, frame);
+      else {
+        const v = (this.view ??= new RpcLightView(this, codec)); // once per connection
+        v.buf = buf;
+        v.frame = frame;
+        v.replied = false;
+        const r = runLight(p, v);
+        v.buf = null;
+        v.frame = null;
+        if (r === LightResult.Answered) return true;
+        if (r === LightResult.Sampled) {
+          s = this.newStream(buf, frame);
+          startSampled(p, s);
+        }
+      }
+    }
     this.reqBuf = buf;
     this.reqFrame = frame;
     this.made = null;
@@ -298,13 +333,31 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   private newStream(buf: Buffer, frame: XFrame): RpcStream {
     const s = acquireStream();
     s.bind(this, this.codec as XCodec, buf, frame);
-    const d = this.down;
-    // The connection's "ip:port" texts, made once per connection (filters compare them by identity).
-    s.downstreamRemoteAddress = this.remoteHP ??= hostPort(d.remoteAddress, d.remotePort);
-    s.downstreamLocalAddress = this.localHP ??= hostPort(d.localAddress, d.localPort);
-    s.downstreamTls = d.tlsInfo ?? undefined;
+    s.downstreamRemoteAddress = this.remoteHostPort();
+    s.downstreamLocalAddress = this.localHostPort();
+    s.downstreamTls = this.down.tlsInfo ?? undefined;
     s.bytesReceived = frame.frameLen;
     return s;
+  }
+
+  /** The connection's "ip:port" texts, made once per connection (filters compare them by identity). */
+  remoteHostPort(): string | undefined {
+    return (this.remoteHP ??= hostPort(this.down.remoteAddress, this.down.remotePort));
+  }
+
+  localHostPort(): string | undefined {
+    return (this.localHP ??= hostPort(this.down.localAddress, this.down.localPort));
+  }
+
+  /** The mTLS client certificate, null without one. */
+  tlsPeer(): StreamPeer | null {
+    const t = this.down.tlsInfo;
+    return t === null || t === undefined ? null : t.peer;
+  }
+
+  /** A light pipeline's filter answered (RpcLightView.sendLocalReply): as filterReply, without a stream. */
+  lightReply(buf: Buffer, frame: XFrame, status: number, message: string | undefined): void {
+    this.reply(buf, frame, replyKindOf(status), null, null, message);
   }
 
   /** A stopped filter let the request go on (from `phase`). */
@@ -478,9 +531,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
 
   /** A filter's local reply (FilterStream.sendLocalReply): the HTTP status mapped as MOSN maps hijack codes. */
   filterReply(s: RpcStream, status: number, message: string | undefined): void {
-    const kind = status === 404 ? ErrorKind.NoRoute : status === 504 ? ErrorKind.Timeout : status === 502 ? ErrorKind.ConnectionClosed : status === 503 ? ErrorKind.Overflow
-      : status === 403 ? ErrorKind.PermissionDenied : status === 429 || status === 509 ? ErrorKind.LimitExceeded : ErrorKind.CodecError;
-    this.reply(s.buf as Buffer, s.frame as XFrame, kind, s, 'LR', message);
+    this.reply(s.buf as Buffer, s.frame as XFrame, replyKindOf(status), s, 'LR', message);
   }
 
   private endStream(s: RpcStream): void {
@@ -583,8 +634,11 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     }
     const s = p.context as RpcStream | null;
     if (s !== null) {
-      const sock = (p.conn as UpstreamConnLike).conn.socket;
-      s.upstreamLocalAddress = hostPort(sock.localAddress, sock.localPort);
+      // Read by the access log only.
+      if (this.f.pipeline.accessLog !== null) {
+        const sock = (p.conn as UpstreamConnLike).conn.socket;
+        s.upstreamLocalAddress = hostPort(sock.localAddress, sock.localPort);
+      }
       s.bytesSent = frame.frameLen;
       s.replied = true;
       const st = (frame as XFrame & { status?: number }).status;
@@ -704,7 +758,7 @@ class RpcStream extends ActiveStream implements RetryState {
     if (this.tried !== null) this.tried.length = 0;
     this.deadlineAt = 0;
     const names = f.pipeline.logHeaders;
-    this.logged.length = names.length;
+    if (this.logged.length !== names.length) this.logged.length = names.length;
     for (let i = 0; i < names.length; i++) this.logged[i] = this.header(names[i]);
   }
 
@@ -752,15 +806,12 @@ class RpcStream extends ActiveStream implements RetryState {
 
   service(): string | undefined {
     if (this.buf === null) return undefined;
-    return (this.codec as XCodec).getRouteKey(this.buf, this.frame as XFrame) ?? undefined;
+    return rpcService(this.codec as XCodec, this.buf, this.frame as XFrame);
   }
 
   method(): string | undefined {
-    const m = this.header('method') ?? this.header('sofa_head_method_name');
-    // Hessian SOFARPC clients without the method header (sofa-rpc-node): the SofaRequest's methodName.
-    const c = (this.codec as XCodec).name;
-    if (m !== undefined || this.buf === null || (c !== 'bolt' && c !== 'boltv2')) return m;
-    return sofaRequestMethod(this.buf, this.frame as unknown as BoltFrame);
+    if (this.buf === null) return this.header('method') ?? this.header('sofa_head_method_name');
+    return rpcMethod(this.codec as XCodec, this.buf, this.frame as XFrame);
   }
 
   header(name: string): string | undefined {
@@ -768,7 +819,7 @@ class RpcStream extends ActiveStream implements RetryState {
       const i = (this.pipeline as StreamPipeline).logHeaders.indexOf(name);
       return i < 0 ? undefined : this.logged[i];
     }
-    return (this.codec as XCodec).getHeader(this.buf, this.frame as XFrame, headerName(name)) ?? undefined;
+    return rpcHeader(this.codec as XCodec, this.buf, this.frame as XFrame, name);
   }
 
   override logHeader(name: string): string | undefined {
@@ -787,6 +838,96 @@ class RpcStream extends ActiveStream implements RetryState {
   sendLocalReply(status: number, message?: string, _opts?: LocalReplyOptions): void {
     if (this.replied || this.buf === null) return;
     (this.session as DownstreamSession).filterReply(this, status, message);
+  }
+}
+
+/** The service of an RPC request (the codec's route key). */
+function rpcService(codec: XCodec, buf: Buffer, frame: XFrame): string | undefined {
+  return codec.getRouteKey(buf, frame) ?? undefined;
+}
+
+function rpcHeader(codec: XCodec, buf: Buffer, frame: XFrame, name: string): string | undefined {
+  return codec.getHeader(buf, frame, headerName(name)) ?? undefined;
+}
+
+/** The method: its header, or for Hessian SOFARPC clients without one (sofa-rpc-node) the SofaRequest's methodName. */
+function rpcMethod(codec: XCodec, buf: Buffer, frame: XFrame): string | undefined {
+  const m = rpcHeader(codec, buf, frame, 'method') ?? rpcHeader(codec, buf, frame, 'sofa_head_method_name');
+  if (m !== undefined || (codec.name !== 'bolt' && codec.name !== 'boltv2')) return m;
+  return sofaRequestMethod(buf, frame as unknown as BoltFrame);
+}
+
+/**
+ * A light pipeline's view of the request being decoded (StreamPipeline.light): one per
+ * connection, bound to each request's frame for the filters' decode step only. Response flags
+ * are read by nobody on this path (no access log, no trace), so they are not kept.
+ */
+class RpcLightView implements LightView {
+  readonly protocol: string;
+  replied = false;
+  buf: Buffer | null = null;
+  frame: XFrame | null = null;
+
+  constructor(
+    private readonly session: DownstreamSession,
+    /** codec, buf and frame as RpcStream has them (what src/tracing reads of an RPC request). */
+    readonly codec: XCodec,
+  ) {
+    this.protocol = codec.name;
+  }
+
+  service(): string | undefined {
+    return rpcService(this.codec, this.buf as Buffer, this.frame as XFrame);
+  }
+
+  method(): string | undefined {
+    return rpcMethod(this.codec, this.buf as Buffer, this.frame as XFrame);
+  }
+
+  header(name: string): string | undefined {
+    return rpcHeader(this.codec, this.buf as Buffer, this.frame as XFrame, name);
+  }
+
+  requestBodyLength(): number {
+    return (this.frame as XFrame).frameLen;
+  }
+
+  routeCluster(): string | undefined {
+    return undefined; // light filters run before routing
+  }
+
+  peer(): StreamPeer | null {
+    return this.session.tlsPeer();
+  }
+
+  remoteAddress(): string {
+    return this.session.remoteHostPort() ?? '';
+  }
+
+  localAddress(): string {
+    return this.session.localHostPort() ?? '';
+  }
+
+  sendLocalReply(status: number, message?: string, _opts?: LocalReplyOptions): void {
+    if (this.replied || this.buf === null) return;
+    this.replied = true;
+    this.session.lightReply(this.buf, this.frame as XFrame, status, message);
+  }
+
+  addResponseHeader(_name: string, _value: string): void {
+    // RPC responses carry no headers a filter could add.
+  }
+
+  limitRequestBody(_max: number, _status: number): void {
+    // The frame is whole: its length is known at decode.
+  }
+
+  setResponseFlag(_flag: string): void {
+    // Read by the access log and the trace only; a light request has neither.
+  }
+
+  resume(): void {
+    // headersOnly filters never hold a request.
   }
 }
 

@@ -21,7 +21,7 @@
  * has stream filters or an access log, or (RPC) the route retries; tunnels always make one
  * when the pipeline is active. Without one, the phase machine runs with nothing to call.
  */
-import { DECODE_PHASES, FilterStatus, streamFilterKind, type DecodePhase, type FilterStream, type LocalReplyOptions, type StreamFilter, type StreamPeer } from '../api/stream-filter';
+import { DECODE_PHASES, DecodePhase, FilterStatus, streamFilterKind, type FilterStream, type LocalReplyOptions, type StreamFilter, type StreamPeer } from '../api/stream-filter';
 import type { ListenerContext } from '../filters/network/types';
 import type { AccessLogEntry, AccessLogHeaders, AccessLogResponseHeaders, AccessLogTls, AccessLogWriter } from '../log';
 import type { Cluster } from '../upstream/cluster';
@@ -40,8 +40,24 @@ export class StreamPipeline {
   readonly accessLog: AccessLogWriter | null;
   /** Lower-case names of the request headers the access log prints (RPC copies them at decode). */
   readonly logHeaders: readonly string[];
-  /** Something runs per request: the adapters make an ActiveStream. */
+  /** Something runs per request: the adapters make an ActiveStream (or, when light, a view). */
   readonly active: boolean;
+  /**
+   * Light: the per-request work is only headersOnly filters (StreamFilter.headersOnly) and
+   * tracing's decision; no access log, no encode or log step, nothing after routing. The
+   * adapters then run runLight() on a per-connection view (no stream object per request) and
+   * make an ActiveStream only for a request tracing samples (its spans need the response).
+   */
+  readonly light: boolean;
+  /** The before_route filters runLight runs after tracing's decision (light pipelines). */
+  readonly lightFilters: readonly StreamFilter[];
+  /** The top-level tracing's step (first decoder, a logger), null when tracing is off. */
+  readonly tracing: TracingFilter | null;
+  /**
+   * Something reads the stream's times (access log; a log or encode step other than tracing's,
+   * e.g. dubbo_stream's latency): the stream reads the clocks. Otherwise it reads none.
+   */
+  readonly timed: boolean;
 
   constructor(ctx: ListenerContext) {
     for (let i = 0; i < DECODE_PHASES; i++) this.decoders.push([]);
@@ -56,14 +72,20 @@ export class StreamPipeline {
     }
     // Top-level `tracing` enabled: its step runs first and ends last (src/filters/stream/tracing).
     const tr = workerTracing();
-    if (tr !== null) {
-      const tf = new TracingFilter(tr);
-      this.decoders[tf.phase].unshift(tf);
-      this.loggers.push(tf);
+    const headersOnly = this.decoders[DecodePhase.BeforeRoute].every((f) => f.headersOnly === true && f.encode === undefined && f.log === undefined);
+    this.lightFilters = headersOnly ? this.decoders[DecodePhase.BeforeRoute].slice() : [];
+    this.tracing = tr === null ? null : new TracingFilter(tr);
+    if (this.tracing !== null) {
+      this.decoders[this.tracing.phase].unshift(this.tracing);
+      this.loggers.push(this.tracing);
     }
     this.accessLog = ctx.accessLog;
     this.logHeaders = this.accessLog !== null ? this.accessLog.format.requestHeaders : [];
     this.active = this.accessLog !== null || this.encoders.length > 0 || this.loggers.length > 0 || this.decoders.some((d) => d.length > 0);
+    this.light =
+      this.active && headersOnly && this.accessLog === null && this.encoders.length === 0 && this.loggers.length === (this.tracing === null ? 0 : 1) &&
+      this.decoders[DecodePhase.AfterRoute].length === 0 && this.decoders[DecodePhase.AfterChooseHost].length === 0;
+    this.timed = this.accessLog !== null || this.encoders.length > 0 || this.loggers.length > (this.tracing === null ? 0 : 1);
   }
 }
 
@@ -77,6 +99,47 @@ export function pipelineFor(ctx: ListenerContext): StreamPipeline {
     pipelines.set(ctx, p);
   }
   return p;
+}
+
+/** What runLight found: go on without a stream, answered by a filter, or traced (make the stream). */
+export const enum LightResult {
+  Go = 0,
+  Answered = 1,
+  Sampled = 2,
+}
+
+/** A light pipeline's per-connection view of the request being decoded (the adapter binds it). */
+export interface LightView extends FilterStream {
+  /** Set by the adapter when sendLocalReply answered. */
+  readonly replied: boolean;
+}
+
+/**
+ * A light pipeline's decode step on `v` (StreamPipeline.light): tracing's decision first, as in
+ * the full pipeline where its step runs first; a sampled request returns Sampled before any
+ * other filter runs, and the adapter goes on with an ActiveStream (startSampled). Otherwise the
+ * headersOnly filters, in config order.
+ */
+export function runLight(p: StreamPipeline, v: LightView): LightResult {
+  const tr = p.tracing;
+  if (tr !== null && tr.decide(v)) return LightResult.Sampled;
+  const fl = p.lightFilters;
+  for (let i = 0; i < fl.length; i++) {
+    const st = (fl[i].decode as (s: FilterStream) => FilterStatus)(v);
+    if (v.replied) return LightResult.Answered;
+    // headersOnly filters stop only after answering; one that did not cannot be resumed on a view.
+    if (st === FilterStatus.Stop) {
+      v.sendLocalReply(500, 'filter stopped the request');
+      return LightResult.Answered;
+    }
+  }
+  return LightResult.Go;
+}
+
+/** A request runLight found sampled goes on with `s`: its span starts, the filters after tracing's step run on it. */
+export function startSampled(p: StreamPipeline, s: ActiveStream): void {
+  (p.tracing as TracingFilter).startTrace(s);
+  s.skipDecoders(DecodePhase.BeforeRoute, 1);
 }
 
 /** Where an ActiveStream is in its decode phases. */
@@ -137,8 +200,11 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   begin(p: StreamPipeline, protocol: string, listener: string): void {
     this.pipeline = p;
     this.protocol = protocol;
-    this.t0 = performance.now();
-    this.startTime = Date.now();
+    // The clocks only when something reads the times (access log, a filter's log step).
+    if (p.timed) {
+      this.t0 = performance.now();
+      this.startTime = Date.now();
+    }
     this.rpcMetricsSlot = -1;
     this.cursor = 0;
     this.replied = false;
@@ -195,6 +261,11 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
 
   private parkedAt = 0;
 
+  /** The first `n` decode filters of `phase` already ran (runLight): decode(phase) goes on after them. */
+  skipDecoders(phase: DecodePhase, n: number): void {
+    this.cursor = phase * 64 + n;
+  }
+
   resume(): void {
     if (this.cursor !== PARKED || this.replied) return;
     this.cursor = this.parkedAt;
@@ -211,22 +282,25 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   /** The response head is known (status: HTTP status or the RPC protocol's). */
   encode(status: number): void {
     this.responseCode = status;
-    this.responseReceivedDurationMs = performance.now() - this.t0;
-    const enc = (this.pipeline as StreamPipeline).encoders;
+    const p = this.pipeline as StreamPipeline;
+    if (p.timed) this.responseReceivedDurationMs = performance.now() - this.t0;
+    const enc = p.encoders;
     for (let i = 0; i < enc.length; i++) (enc[i].encode as (s: FilterStream, st: number) => void)(this, status);
   }
 
   /** The upstream request was sent (first attempt). */
   requestSent(): void {
-    if (this.requestReceivedDurationMs === undefined) this.requestReceivedDurationMs = performance.now() - this.t0;
+    if (this.requestReceivedDurationMs === undefined && (this.pipeline as StreamPipeline).timed) this.requestReceivedDurationMs = performance.now() - this.t0;
   }
 
   /** The stream ended: access log line, filters' log step. */
   end(): void {
     const p = this.pipeline as StreamPipeline;
-    const now = performance.now() - this.t0;
-    this.requestFinishedDurationMs = now;
-    this.durationMs = now;
+    if (p.timed) {
+      const now = performance.now() - this.t0;
+      this.requestFinishedDurationMs = now;
+      this.durationMs = now;
+    }
     if (p.accessLog !== null) p.accessLog.log(this);
     const l = p.loggers;
     for (let i = 0; i < l.length; i++) (l[i].log as (s: FilterStream) => void)(this);

@@ -15,16 +15,13 @@ import type { FilterConfig } from '../../src/config/types';
 import '../../src/filters/stream';
 import '../../src/extensions';
 import * as net from 'node:net';
-import { ClusterManager } from '../../src/upstream/cluster';
-import { StatsLayout } from '../../src/stats/layout';
-import { Connection, type ConnectionHandler } from '../../src/network/connection';
-import { networkFilterBuilder, type NetworkFilterFactoryBuilder } from '../../src/filters/network/types';
 import { STATUS_SERVER_EXCEPTION } from '../../src/protocol/bolt';
 import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, sleep } from '../helpers/sofa';
 import { backend, httpConfig, request } from '../helpers/http';
 import '../../src/proxy/proxy';
 import '../../src/http/filter';
 import { testCluster } from '../helpers/cluster';
+import { inProcessProxy } from '../helpers/in-process-proxy';
 
 function doc(streamFilters: unknown[]): any {
   return {
@@ -159,28 +156,6 @@ test('a listener without stream filters or access log has an inactive pipeline (
 
 // ---- through the real RPC proxy (in this process): a held Bolt request is copied, resumed
 // later and forwarded with its own id; a filter's local reply is a Bolt error response.
-
-const NOOP_HANDLER: ConnectionHandler = { onData() {}, onEnd() {}, onClose() {}, onHighWatermark() {}, onLowWatermark() {} };
-
-/** The listener's `proxy` filter built in this process with `filters` as its stream filters, serving on a port of its own. */
-async function inProcessProxy(doc: Record<string, unknown>, cluster: string, filters: FilterConfig[]): Promise<{ port: number; server: net.Server }> {
-  const cfg = parseConfig(doc);
-  const lc = cfg.servers[0].listeners[0];
-  const layout = new StatsLayout();
-  const counters = new Float64Array(1 << 14);
-  const clusters = new ClusterManager(cfg.clusters, counters, { [cluster]: layout.clusterBase(cluster) });
-  const ctx: ListenerContext = {
-    name: lc.name, counters, base: layout.listenerBase(lc.name), clusters, idleTimeoutMs: 0, bufferLimit: 1 << 20, accessLog: null,
-    routers: cfg.servers[0].routers, streamFilters: filters,
-  };
-  const factory = (networkFilterBuilder('proxy') as NetworkFilterFactoryBuilder)(lc.filterChains[0].filters[0].config, ctx);
-  const server = net.createServer((sock) => {
-    if (factory.onSocket !== undefined) factory.onSocket(sock);
-    else factory.onAccept(Connection.accept(sock, NOOP_HANDLER, 1 << 20));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as net.AddressInfo).port, server };
-}
 
 const probeFilter = (name: string, phase: DecodePhase, action: string): FilterConfig => ({ type: 'test_probe', config: { value: { name, phase, action } } });
 

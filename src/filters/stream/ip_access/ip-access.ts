@@ -75,6 +75,8 @@ function listOf(addrs: readonly string[]): (ip: string) => boolean {
 
 class IpAccessFilter implements StreamFilter {
   readonly phase = DecodePhase.BeforeRoute;
+  /** Decides from the address alone; Stop only after the 403 (StreamFilter.headersOnly). */
+  readonly headersOnly = true;
   private readonly lists: { readonly deny: boolean; readonly has: (ip: string) => boolean }[];
 
   constructor(private readonly cfg: IpAccessConfig) {

@@ -238,6 +238,8 @@ export function validateLocalRateLimit(raw: unknown, path: string, ctx: StreamFi
 
 class LocalRateLimitFilter implements StreamFilter {
   readonly phase: DecodePhase;
+  /** Without descriptors: a token per request before routing, Stop only after the 429 (StreamFilter.headersOnly). */
+  readonly headersOnly: boolean;
   /** With descriptors: the request's descriptors (reused array) and a header reader over the stream. */
   private readonly keys: string[] = [];
   private readonly input = new StreamRbacInput();
@@ -245,6 +247,7 @@ class LocalRateLimitFilter implements StreamFilter {
   constructor(private readonly cfg: LocalRateLimitConfig) {
     // Descriptors come from the route's rate_limits: the filter runs once the route is known.
     this.phase = cfg.descriptors.length > 0 ? DecodePhase.AfterRoute : DecodePhase.BeforeRoute;
+    this.headersOnly = cfg.descriptors.length === 0;
   }
 
   /** Takes the tokens of the request's listed descriptors and (Envoy's rule) the default bucket's; -1: limited. */

@@ -204,6 +204,8 @@ export class RbacCheck {
 
 class RbacStreamFilter implements StreamFilter {
   readonly phase = DecodePhase.BeforeRoute;
+  /** Decides from the request alone; Stop only after the 403 (StreamFilter.headersOnly). */
+  readonly headersOnly = true;
   private readonly rbac: RbacCheck;
   private readonly input = new StreamRbacInput();
 

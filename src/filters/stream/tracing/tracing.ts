@@ -8,7 +8,7 @@
  */
 import { DecodePhase, FilterStatus, type FilterStream, type StreamFilter } from '../../../api/stream-filter';
 import type { ActiveStream } from '../../../stream/pipeline';
-import { extract, sampleByRatio } from '../../../tracing/context';
+import { extract, sampleByRatio, type IncomingContext } from '../../../tracing/context';
 import { ActiveTrace, type WorkerTracing } from '../../../tracing/index';
 
 function isHttp(protocol: string): boolean {
@@ -19,6 +19,8 @@ export class TracingFilter implements StreamFilter {
   readonly phase = DecodePhase.BeforeRoute;
   private readonly read: (name: string) => string | undefined;
   private cur: FilterStream | null = null;
+  /** The incoming context of the request decide() last found sampled (startTrace reads it). */
+  private inc: IncomingContext | undefined = undefined;
 
   constructor(private readonly t: WorkerTracing) {
     // One bound reader for every request (the stream being decoded is `cur`).
@@ -26,12 +28,29 @@ export class TracingFilter implements StreamFilter {
   }
 
   decode(s: FilterStream): FilterStatus {
+    if (this.decide(s)) this.startTrace(s);
+    return FilterStatus.Continue;
+  }
+
+  /**
+   * The sampling decision from the request's headers (the decode step's first half; a light
+   * pipeline asks it on its per-connection view). true: the request is traced and startTrace
+   * must follow in the same tick, on the stream that carries the request on.
+   */
+  decide(s: FilterStream): boolean {
     this.cur = s;
-    const rpc = !isHttp(s.protocol);
-    const inc = extract(this.read, rpc);
+    const inc = extract(this.read, !isHttp(s.protocol));
     this.cur = null;
     const sampled = inc !== undefined && inc.sampled >= 0 ? inc.sampled === 1 : sampleByRatio(this.t.cfg.samplingRatio, inc?.traceId);
-    if (!sampled) return FilterStatus.Continue;
+    this.inc = sampled ? inc : undefined;
+    return sampled;
+  }
+
+  /** A sampled request (decide returned true): its server span on `s`. */
+  startTrace(s: FilterStream): void {
+    const inc = this.inc;
+    this.inc = undefined;
+    const rpc = !isHttp(s.protocol);
     const method = s.method() ?? '';
     const service = s.service() ?? '';
     // Sampled requests only: the span's attributes and objects.
@@ -41,7 +60,6 @@ export class TracingFilter implements StreamFilter {
     if (!rpc) attrs['http.target'] = s.header(':path') ?? '';
     const name = rpc ? (service !== '' ? `${service}/${method}` : s.protocol) : `${method} ${service}`;
     (s as ActiveStream).trace = ActiveTrace.start(this.t, name, inc, attrs);
-    return FilterStatus.Continue;
   }
 
   log(s: FilterStream): void {
