@@ -642,6 +642,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       s.bytesSent = frame.frameLen;
       s.replied = true;
       const st = (frame as XFrame & { status?: number }).status;
+      s.rpcSuccess = frame.isSuccess;
       s.encode(typeof st === 'number' ? st : frame.isSuccess ? 0 : -1);
       this.endStream(s);
     }

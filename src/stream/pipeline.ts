@@ -183,6 +183,8 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
   bytesSent: number | undefined = undefined;
   bytesReceived: number | undefined = undefined;
   responseCode: number | undefined = undefined;
+  /** RPC streams: the upstream's response said success (the codec's isSuccess); local replies never do. */
+  rpcSuccess = false;
   responseFlag: string | undefined = undefined;
   downstreamRemoteAddress: string | undefined = undefined;
   downstreamLocalAddress: string | undefined = undefined;
@@ -222,6 +224,7 @@ export abstract class ActiveStream implements FilterStream, AccessLogEntry, Acce
     this.bytesSent = undefined;
     this.bytesReceived = undefined;
     this.responseCode = undefined;
+    this.rpcSuccess = false;
     this.responseFlag = undefined;
     this.downstreamRemoteAddress = undefined;
     this.downstreamLocalAddress = undefined;

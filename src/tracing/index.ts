@@ -115,18 +115,21 @@ export class ActiveTrace {
     this.status = status;
   }
 
-  /** The stream ended: both spans end with its status and flags. */
-  end(status: number | undefined, flags: string | undefined): void {
+  /**
+   * The stream ended: both spans end with its status and flags. `rpcFailed`: an RPC stream's
+   * outcome (its statuses are the protocol's); undefined for HTTP (no status, or 5xx, failed).
+   */
+  end(status: number | undefined, flags: string | undefined, rpcFailed?: boolean): void {
     const o = this.t.otel;
     const st = status ?? this.status;
-    const failed = st >= 500 || st === 0;
+    const failed = rpcFailed ?? (st >= 500 || st === 0);
     if (this.client !== null) {
-      if (st > 0) this.client.setAttribute('response.status_code', st);
+      if (st > 0 || rpcFailed !== undefined) this.client.setAttribute('response.status_code', st);
       if (failed) this.client.setStatus({ code: o.ERROR });
       this.client.end();
       this.client = null;
     }
-    if (st > 0) this.server.setAttribute('response.status_code', st);
+    if (st > 0 || rpcFailed !== undefined) this.server.setAttribute('response.status_code', st);
     if (flags !== undefined) this.server.setAttribute('response.flags', flags);
     if (failed) this.server.setStatus({ code: o.ERROR });
     this.server.end();

@@ -14,6 +14,8 @@ export interface CollectedSpan {
   readonly kind: number;
   readonly service: string;
   readonly attributes: Record<string, unknown>;
+  /** OTLP status code: 0 unset, 1 ok, 2 error. */
+  readonly statusCode: number;
 }
 
 export interface Collector {
@@ -58,6 +60,7 @@ export async function startCollector(): Promise<Collector> {
                 kind: Number(s.kind),
                 service: String(svc ?? ''),
                 attributes,
+                statusCode: Number((s.status as { code?: unknown } | undefined)?.code ?? 0),
               });
             }
           }

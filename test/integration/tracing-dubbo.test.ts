@@ -42,6 +42,7 @@ test('Dubbo: traceparent injected into the attachments and continued through two
     assert.equal(ac.parentSpanId, as.spanId);
     assert.equal(bs.parentSpanId, ac.spanId, 'B continues the context A wrote into the Dubbo attachments');
     assert.equal(bc.parentSpanId, bs.spanId);
+    for (const s of [as, ac, bs, bc]) assert.notEqual(s.statusCode, 2, `${s.service} span marked ERROR (Dubbo 20 is OK)`);
 
     // A caller's own traceparent attachment (raw frame) is continued by A.
     const tid = '4bf92f3577b34da6a3ce929d0e0e4736';

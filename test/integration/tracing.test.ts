@@ -172,6 +172,8 @@ test('Bolt: SOFATracer headers from sofa-rpc-node are continued through two Outr
     assert.equal(ac.parentSpanId, as.spanId);
     assert.equal(bs.parentSpanId, ac.spanId);
     assert.equal(bc.parentSpanId, bs.spanId);
+    // Bolt's status 0 is SUCCESS: no span of a successful call is marked failed.
+    for (const s of [as, ac, bs, bc]) assert.notEqual(s.statusCode, 2, `${s.service} span marked ERROR: ${JSON.stringify(s)}`);
   } finally {
     await client.close();
     await stop(a, b);

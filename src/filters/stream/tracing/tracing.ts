@@ -67,6 +67,7 @@ export class TracingFilter implements StreamFilter {
     const tr = a.trace;
     if (tr === null) return;
     a.trace = null;
-    tr.end(a.responseCode, a.responseFlag);
+    // RPC statuses are the protocol's (Bolt 0 and Dubbo 20 are success): the codec's verdict.
+    tr.end(a.responseCode, a.responseFlag, isHttp(a.protocol) ? undefined : !a.rpcSuccess);
   }
 }
