@@ -312,7 +312,7 @@ function route(tx: Tx, r: Msg, path: string, vhRetry: Msg | undefined): Record<s
   return out;
 }
 
-function virtualHost(tx: Tx, vh: Msg, path: string, rcOps: Record<string, unknown>): Record<string, unknown> {
+function virtualHost(tx: Tx, vh: Msg, path: string, rcOps: Record<string, unknown>, rcMirror: Record<string, unknown>[] | undefined): Record<string, unknown> {
   checkFields(tx, vh, path, {
     ok: ['name', 'domains', 'routes', 'retryPolicy', 'requireTls', 'metadata', 'requestMirrorPolicies', ...HEADER_OP_FIELDS],
     warn: {
@@ -338,8 +338,9 @@ function virtualHost(tx: Tx, vh: Msg, path: string, rcOps: Record<string, unknow
     routers: list(vh.routes).map((r, i) => route(tx, r, join(join(path, 'routes'), i), vhRetry)),
   };
   if (typeof vh.name === 'string' && vh.name !== '') out.name = vh.name;
-  // The virtual host's mirror policies apply to its routes that have none of their own (Envoy).
-  const vhMirror = mirrorPolicies(tx, vh.requestMirrorPolicies, join(path, 'requestMirrorPolicies'));
+  // The virtual host's mirror policies apply to its routes that have none of their own, and the
+  // route configuration's to the routes that have neither (Envoy: the most specific level wins).
+  const vhMirror = mirrorPolicies(tx, vh.requestMirrorPolicies, join(path, 'requestMirrorPolicies')) ?? rcMirror;
   if (vhMirror !== undefined) {
     for (const r of out.routers as Record<string, unknown>[]) {
       const act = r.route as Record<string, unknown> | undefined;
@@ -355,10 +356,9 @@ function virtualHost(tx: Tx, vh: Msg, path: string, rcOps: Record<string, unknow
 /** RouteConfiguration -> RouterConfig (`name` overrides an empty name for inline route configs). */
 export function routeConfig(tx: Tx, m: Msg, path: string, name: string): RouterConfig {
   checkFields(tx, m, path, {
-    ok: ['name', 'virtualHosts', 'validateClusters', 'maxDirectResponseBodySizeBytes', 'ignorePortInHostMatching', 'ignorePathParametersInPathMatching', ...HEADER_OP_FIELDS],
+    ok: ['name', 'virtualHosts', 'validateClusters', 'maxDirectResponseBodySizeBytes', 'ignorePortInHostMatching', 'ignorePathParametersInPathMatching', 'requestMirrorPolicies', ...HEADER_OP_FIELDS],
     warn: {
       mostSpecificHeaderMutationsWins: 'not supported; ignored',
-      requestMirrorPolicies: 'request mirroring is not supported; ignored',
       typedPerFilterConfig: 'per-route filter configs are not supported; ignored',
       metadata: 'ignored',
     },
@@ -370,7 +370,8 @@ export function routeConfig(tx: Tx, m: Msg, path: string, name: string): RouterC
   });
   const rcOps: Record<string, unknown> = {};
   headerOps(tx, m, path, rcOps);
-  const virtualHosts = list(m.virtualHosts).map((vh, i) => virtualHost(tx, vh, join(join(path, 'virtualHosts'), i), rcOps));
+  const rcMirror = mirrorPolicies(tx, m.requestMirrorPolicies, join(path, 'requestMirrorPolicies'));
+  const virtualHosts = list(m.virtualHosts).map((vh, i) => virtualHost(tx, vh, join(join(path, 'virtualHosts'), i), rcOps, rcMirror));
   const cfg: RouterConfig = { name, virtualHosts };
   try {
     validateRouterConfig(cfg);
