@@ -396,6 +396,7 @@ export class Sidecar {
       });
       w.on('error', (e) => {
         this.log.error({ worker: slot.id, err: e.stack ?? String(e) }, 'worker crashed');
+        flushLogger(); // a crash line is written now, not at the next periodic flush (through the threadpool the workers share)
       });
       w.on('exit', (code) => {
         this.hub.removeWorker(key);
@@ -408,6 +409,7 @@ export class Sidecar {
         }
         if (this.stopping || this.restartingAll) return;
         this.log.error({ worker: slot.id, code }, 'worker exited; restarting');
+        flushLogger();
         slot.restarts++;
         this.restarts++;
         this.hub.setExtra('worker_restarts', this.restarts, { type: 'counter', help: 'worker threads restarted after a crash' });
