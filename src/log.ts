@@ -182,6 +182,19 @@ export function flushLogger(): void {
   for (const e of destinations.values()) flushDestSync(e.dest);
 }
 
+/**
+ * The crash path of a thread that ends right after (one-isolate mode: an uncaught exception ends
+ * the process): the line is on its destination when this returns. flushLogger() alone is not
+ * enough: a line that fills the buffer to minLength is taken by an asynchronous write (libuv's
+ * threadpool), which flushSync cannot write and the process's end may cut short. So this
+ * thread's destinations write synchronously from here on, then the line, then the rest.
+ */
+export function logFatalSync(logger: Logger, obj: Record<string, unknown>, msg: string): void {
+  for (const e of destinations.values()) (e.dest as unknown as { sync: boolean }).sync = true;
+  logger.fatal(obj, msg);
+  flushLogger();
+}
+
 /** Flushes every destination of this thread without blocking. */
 export async function flushLoggerAsync(): Promise<void> {
   await Promise.all([...destinations.values()].map((e) => flushDest(e.dest)));
