@@ -183,16 +183,26 @@ export function flushLogger(): void {
 }
 
 /**
- * The crash path of a thread that ends right after (one-isolate mode: an uncaught exception ends
- * the process): the line is on its destination when this returns. flushLogger() alone is not
- * enough: a line that fills the buffer to minLength is taken by an asynchronous write (libuv's
- * threadpool), which flushSync cannot write and the process's end may cut short. So this
- * thread's destinations write synchronously from here on, then the line, then the rest.
+ * Writes what `write` logs before returning (crash lines: they must neither wait for the periodic
+ * flush nor for libuv's threadpool, and the thread may end right after). flushLogger() alone is
+ * not enough: a line that fills the buffer to minLength is taken by an asynchronous write, which
+ * flushSync cannot write. So this thread's destinations write synchronously during the call.
  */
+export function logSynchronously(write: () => void): void {
+  const ds = [...destinations.values()].map((e) => e.dest as unknown as { sync: boolean });
+  const was = ds.map((d) => d.sync);
+  for (const d of ds) d.sync = true;
+  try {
+    write();
+    flushLogger();
+  } finally {
+    ds.forEach((d, i) => (d.sync = was[i]));
+  }
+}
+
+/** The fatal line of a thread that ends right after it (one-isolate mode: an uncaught exception ends the process). */
 export function logFatalSync(logger: Logger, obj: Record<string, unknown>, msg: string): void {
-  for (const e of destinations.values()) (e.dest as unknown as { sync: boolean }).sync = true;
-  logger.fatal(obj, msg);
-  flushLogger();
+  logSynchronously(() => logger.fatal(obj, msg));
 }
 
 /** Flushes every destination of this thread without blocking. */

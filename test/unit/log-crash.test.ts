@@ -8,7 +8,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { closeLogger, createLogger, flushLoggerAsync, logFatalSync } from '../../src/log';
+import { closeLogger, createLogger, describeLogDestinations, flushLoggerAsync, logFatalSync, logSynchronously } from '../../src/log';
 
 test('logFatalSync: the line is written before the call returns, whatever the buffer and the threadpool', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-log-crash-'));
@@ -31,6 +31,10 @@ test('logFatalSync: the line is written before the call returns, whatever the bu
     assert.match(text, /before the crash/);
     assert.match(text, /"msg":"the crash line"/);
     await Promise.all(busy);
+    // A thread that lives on (the main thread logging a worker's crash): asynchronous again after the line.
+    logSynchronously(() => log.error('a worker crashed'));
+    assert.match(fs.readFileSync(file, 'utf8'), /"msg":"a worker crashed"/);
+    assert.equal(describeLogDestinations().find((d) => d.dest === file)?.sync, false);
   } finally {
     await closeLogger(log);
     fs.rmSync(dir, { recursive: true, force: true });
