@@ -178,6 +178,20 @@ test('local_ratelimit dynamic descriptors: a blank value gives each value its ow
   }
 });
 
+test('local_ratelimit dynamic descriptors hold across 2 workers (the buckets are in the shared cells)', { timeout: 30_000 }, async () => {
+  const be = await backend('web');
+  const descriptors = [{ entries: [{ key: 'user', value: '' }], token_bucket: bucket(3) }];
+  const sc = await startSidecar(config(be.port, { token_bucket: bucket(100), descriptors }, { '/a': ROUTES['/a'] }), { workers: 2 });
+  try {
+    const port = sc.ports.get('http') as number;
+    // Each request on its own connection: the two workers take turns or not, the count is the process's.
+    for (const user of ['alice', 'bob']) assert.deepEqual(await statuses(port, 5, '/a', { 'x-user': user }), [200, 200, 200, 429, 429], user);
+  } finally {
+    await sc.terminate();
+    await be.close();
+  }
+});
+
 test('local_ratelimit descriptors: unsupported actions and bad descriptors are refused with their path', () => {
   const errorOf = (cfg: Record<string, unknown>): string => {
     try {
