@@ -387,7 +387,7 @@ function compileRoute(r: unknown, where: string, statsName: string, vhRateLimits
     mm,
   );
   route.mirror = compileMirrorPolicies(a, where);
-  route.rateLimits = compileRouteRateLimits(a, where, vhRateLimits);
+  route.rateLimits = compileRouteRateLimits(a, where, action !== null ? vhRateLimits : null); // Envoy: no rate limits on direct responses and redirects
   return route;
 }
 
