@@ -411,10 +411,27 @@ test('a crashed worker is restarted and the listener keeps serving', { timeout: 
     for (const t0 = Date.now(); !crashed.test(sc.output()) && Date.now() - t0 < 15_000; ) await new Promise((res) => setTimeout(res, 50));
     assert.match(sc.output(), crashed);
     const removed = process.env.OUTRIGGER_NATIVE === '0' ? 2 : 1;
-    let server = (await sc.stats()).server;
+    // Admin stats during the restart; a failed fetch says why (a dead sidecar shows its exit and
+    // output), and is tried again while the sidecar lives (a loaded machine, a stale pooled socket).
+    const serverStats = async (): Promise<{ workers: number; workers_removed: number }> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return (await sc.stats()).server;
+        } catch (e) {
+          const alive = sc.proc.exitCode === null && sc.proc.signalCode === null;
+          if (alive && attempt < 3) {
+            await new Promise((res) => setTimeout(res, 200));
+            continue;
+          }
+          const why = (e as { cause?: unknown }).cause ?? e;
+          throw new Error(`admin stats after the crash: ${String(why)}; sidecar exit ${sc.proc.exitCode}/${sc.proc.signalCode}; output:\n${sc.output().slice(-4000)}`, { cause: e });
+        }
+      }
+    };
+    let server = await serverStats();
     for (const t0 = Date.now(); (server.workers !== 2 || server.workers_removed !== removed) && Date.now() - t0 < 15_000; ) {
       await new Promise((res) => setTimeout(res, 50));
-      server = (await sc.stats()).server;
+      server = await serverStats();
     }
     assert.deepEqual([server.workers, server.workers_removed], [2, removed], 'the workers were restarted');
     for (let i = 0; i < 40; i++) {
