@@ -182,6 +182,29 @@ export function flushLogger(): void {
   for (const e of destinations.values()) flushDestSync(e.dest);
 }
 
+/**
+ * Writes what `write` logs before returning (crash lines: they must neither wait for the periodic
+ * flush nor for libuv's threadpool, and the thread may end right after). flushLogger() alone is
+ * not enough: a line that fills the buffer to minLength is taken by an asynchronous write, which
+ * flushSync cannot write. So this thread's destinations write synchronously during the call.
+ */
+export function logSynchronously(write: () => void): void {
+  const ds = [...destinations.values()].map((e) => e.dest as unknown as { sync: boolean });
+  const was = ds.map((d) => d.sync);
+  for (const d of ds) d.sync = true;
+  try {
+    write();
+    flushLogger();
+  } finally {
+    ds.forEach((d, i) => (d.sync = was[i]));
+  }
+}
+
+/** The fatal line of a thread that ends right after it (one-isolate mode: an uncaught exception ends the process). */
+export function logFatalSync(logger: Logger, obj: Record<string, unknown>, msg: string): void {
+  logSynchronously(() => logger.fatal(obj, msg));
+}
+
 /** Flushes every destination of this thread without blocking. */
 export async function flushLoggerAsync(): Promise<void> {
   await Promise.all([...destinations.values()].map((e) => flushDest(e.dest)));

@@ -18,7 +18,7 @@ import { StatsLayout } from './stats/layout';
 import { StatsHub } from './stats/aggregate';
 import { startAdmin } from './admin/server';
 import { allowedCpus } from './worker/cpus';
-import { createLogger, flushLogger, type Logger } from './log';
+import { createLogger, flushLogger, logFatalSync, logSynchronously, type Logger } from './log';
 import { newBreakerBuffer, releaseWorkerShare } from './upstream/breakers';
 import { HealthService } from './upstream/health/service';
 import { faultToleranceOf } from './filters/stream/fault_tolerance/config';
@@ -253,8 +253,7 @@ export class Sidecar {
   private inlineWorker(init: WorkerInit): InlineWorker {
     const w = startInline(init);
     const crashed = (e: Error): void => {
-      this.log.fatal({ err: e.stack ?? String(e) }, 'uncaught exception in the process (one worker, on the main thread): it exits; its supervisor restarts it (with --worker-threads the main thread restarts a crashed worker)');
-      flushLogger();
+      logFatalSync(this.log, { err: e.stack ?? String(e) }, 'uncaught exception in the process (one worker, on the main thread): it exits; its supervisor restarts it (with --worker-threads the main thread restarts a crashed worker)');
     };
     process.on('uncaughtExceptionMonitor', crashed);
     w.once('exit', () => process.off('uncaughtExceptionMonitor', crashed));
@@ -395,7 +394,8 @@ export class Sidecar {
         }
       });
       w.on('error', (e) => {
-        this.log.error({ worker: slot.id, err: e.stack ?? String(e) }, 'worker crashed');
+        // A crash line is written now, not at the next periodic flush through the threadpool the workers share.
+        logSynchronously(() => this.log.error({ worker: slot.id, err: e.stack ?? String(e) }, 'worker crashed'));
       });
       w.on('exit', (code) => {
         this.hub.removeWorker(key);
@@ -407,7 +407,7 @@ export class Sidecar {
           return;
         }
         if (this.stopping || this.restartingAll) return;
-        this.log.error({ worker: slot.id, code }, 'worker exited; restarting');
+        logSynchronously(() => this.log.error({ worker: slot.id, code }, 'worker exited; restarting'));
         slot.restarts++;
         this.restarts++;
         this.hub.setExtra('worker_restarts', this.restarts, { type: 'counter', help: 'worker threads restarted after a crash' });

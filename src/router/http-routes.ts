@@ -29,7 +29,7 @@
  * length) and cleared when full.
  */
 import { compileMirrorPolicies, type MirrorPolicy } from '../filters/stream/mirror/policy';
-import { compileRouteRateLimits, type RouteRateLimit } from '../filters/stream/local_ratelimit/descriptors';
+import { compileRouteRateLimits, compileVirtualHostRateLimits, type RouteRateLimit } from '../filters/stream/local_ratelimit/descriptors';
 import type { RouterConfig } from '../config/types';
 import { ClusterPick, compileMatch, compileRouteMetadataMatch, compileWeighted, DomainTable, durationMs, isObj, PathKind, type ClusterTarget, type HeaderMatcher, type PathMatcher, type WeightedCluster } from './match';
 import type { MetadataMatch } from '../upstream/subset-match';
@@ -333,7 +333,7 @@ export function compileRetryPolicy(a: Record<string, unknown>, where: string): R
 
 const EMPTY_OPS: HeaderOps = { requestAdd: [], requestRemove: [], responseAdd: [], responseRemove: [] };
 
-function compileRoute(r: unknown, where: string, statsName: string): HttpRoute {
+function compileRoute(r: unknown, where: string, statsName: string, vhRateLimits: readonly RouteRateLimit[] | null): HttpRoute {
   if (!isObj(r)) throw new Error(`${where}: must be an object`);
   const m = compileMatch(r, where, true, null);
   const name = typeof r['name'] === 'string' ? r['name'] : '';
@@ -387,7 +387,7 @@ function compileRoute(r: unknown, where: string, statsName: string): HttpRoute {
     mm,
   );
   route.mirror = compileMirrorPolicies(a, where);
-  route.rateLimits = compileRouteRateLimits(a, where);
+  route.rateLimits = compileRouteRateLimits(a, where, action !== null ? vhRateLimits : null); // Envoy: no rate limits on direct responses and redirects
   return route;
 }
 
@@ -398,7 +398,8 @@ export function compileHttpRouter(cfg: RouterConfig): CompiledHttpRouter {
     const domains = Array.isArray(vh['domains']) ? (vh['domains'] as unknown[]).filter((d): d is string => typeof d === 'string') : ['*'];
     const list = Array.isArray(vh['routers']) ? vh['routers'] : [];
     const vhName = vhostName(vh, i);
-    const routes = list.map((r, j) => compileRoute(r, `${where}.routers[${j}]`, statsNameOf(cfg.name, vhName, r, j)));
+    const vhRateLimits = compileVirtualHostRateLimits(vh, where);
+    const routes = list.map((r, j) => compileRoute(r, `${where}.routers[${j}]`, statsNameOf(cfg.name, vhName, r, j), vhRateLimits));
     const ops = headerOps(vh, where);
     const noOps = ops.requestAdd.length + ops.requestRemove.length + ops.responseAdd.length + ops.responseRemove.length === 0;
     return new HttpVirtualHost(vhName, domains, routes, noOps ? EMPTY_OPS : ops);

@@ -18,7 +18,7 @@
  * when full.
  */
 import { compileMirrorPolicies, type MirrorPolicy } from '../filters/stream/mirror/policy';
-import { compileRouteRateLimits, type RouteRateLimit } from '../filters/stream/local_ratelimit/descriptors';
+import { compileRouteRateLimits, compileVirtualHostRateLimits, type RouteRateLimit } from '../filters/stream/local_ratelimit/descriptors';
 import type { RouterConfig } from '../config/types';
 import { HeaderName } from '../protocol/types';
 import { ClusterPick, compileMatch, compileRouteMetadataMatch, compileWeighted, DomainTable, durationMs, isObj, type ClusterTarget, type HeaderMatcher, type PathMatcher, type WeightedCluster } from './match';
@@ -186,7 +186,7 @@ export class CompiledRouter {
 // Compilation from the normalized config (keys already lower-cased by config/parse.ts)
 // ---------------------------------------------------------------------------------------------
 
-function compileRoute(r: unknown, where: string): Route | null {
+function compileRoute(r: unknown, where: string, vhRateLimits: readonly RouteRateLimit[] | null): Route | null {
   if (!isObj(r)) throw new Error(`${where}: must be an object`);
   // Compiled (and so validated) even when the route is not for RPC.
   const m = compileMatch(r, where, false, SERVICE_KEY);
@@ -199,7 +199,7 @@ function compileRoute(r: unknown, where: string): Route | null {
   const route = new Route(typeof r['name'] === 'string' ? r['name'] : '', clusterName, weighted, durationMs(action['timeout'], `${where}.route.timeout`), m.headers, m.path, mm);
   route.retry = compileRetryPolicy(action, where);
   route.mirror = compileMirrorPolicies(action, where);
-  route.rateLimits = compileRouteRateLimits(action, where);
+  route.rateLimits = compileRouteRateLimits(action, where, vhRateLimits);
   return route;
 }
 
@@ -210,8 +210,9 @@ export function compileRouter(cfg: RouterConfig): CompiledRouter {
     const domains = Array.isArray(vh['domains']) ? (vh['domains'] as unknown[]).filter((d): d is string => typeof d === 'string') : ['*'];
     const list = Array.isArray(vh['routers']) ? vh['routers'] : [];
     const routes: Route[] = [];
+    const vhRateLimits = compileVirtualHostRateLimits(vh, where);
     list.forEach((r, j) => {
-      const cr = compileRoute(r, `${where}.routers[${j}]`);
+      const cr = compileRoute(r, `${where}.routers[${j}]`, vhRateLimits);
       if (cr !== null) routes.push(cr);
     });
     return new VirtualHost(typeof vh['name'] === 'string' ? vh['name'] : `vh${i}`, domains, routes);

@@ -177,6 +177,12 @@ export const CLUSTER_STATS = [
   // circuit breakers (src/upstream/cluster.ts), limits shared by every worker
   'upstream_cx_overflow', // a connection refused by max_connections
   'upstream_rq_retry_overflow', // a retry refused by max_retries
+  // subset load balancing (src/upstream/subset.ts): picks by where the host came from
+  'lb_subsets_selected', // the request's subset
+  'lb_subsets_fallback', // any fallback (Envoy's name): the three below but no_fallback
+  'lb_subsets_fallback_default_subset',
+  'lb_subsets_fallback_any_endpoint',
+  'lb_subsets_no_fallback', // no subset and no fallback: no host
 ] as const;
 
 export const C = {
@@ -212,6 +218,11 @@ export const C = {
   TLS_CIPHER_OTHER: 29,
   CX_OVERFLOW: 50,
   RQ_RETRY_OVERFLOW: 51,
+  LB_SUBSETS_SELECTED: 52,
+  LB_SUBSETS_FALLBACK: 53,
+  LB_SUBSETS_FALLBACK_DEFAULT: 54,
+  LB_SUBSETS_FALLBACK_ANY: 55,
+  LB_SUBSETS_NO_FALLBACK: 56,
 } as const;
 
 /**

@@ -6,17 +6,56 @@
  * more pair written just before the attachments map's end ('Z'), or a map of its own when the
  * request has none. Hessian maps are read pair by pair into a HashMap (Java) or a Map (here):
  * the pair written last wins, so a traceparent the caller already sent is replaced.
+ *
+ * Reading the incoming context costs nothing much for the requests that carry none (most, at a
+ * low sampling ratio): mayCarryTraceContext looks for the keys' bytes in the body with one
+ * memchr-style search, and only when one is there are the attachments decoded (every argument
+ * skipped, a Map built) to read it.
  */
 import { HEADER_SIZE, OFF_BODY_LEN, SERIALIZATION_HESSIAN2 } from '../protocol/dubbo/constants';
 import { readLeadingStrings } from '../protocol/dubbo/body';
 import { countJvmArgs, encodeString, skipValue, SkipState } from '../protocol/dubbo/hessian';
 import type { DubboXFrame } from '../protocol/dubbo/xcodec';
 import type { XCodec, XFrame } from '../protocol/types';
+import type { FilterStream } from '../api/stream-filter';
 
 const KEY = encodeString('traceparent');
 const MAP_START = 0x48; // 'H' untyped map
 const MAP_END = 0x5a; // 'Z'
 const skip = new SkipState();
+/**
+ * What the attachment keys a trace context is read from (src/tracing/context.ts extract, rpc:
+ * `traceparent`, `rpc_trace_context.sofaTraceId`) have in common: one search finds either.
+ */
+const TRACE = Buffer.from('trace', 'latin1');
+
+/** What an RPC stream (src/proxy/proxy.ts RpcStream) holds of its request. */
+interface RpcRequest {
+  readonly codec?: XCodec | null;
+  readonly buf?: Buffer | null;
+  readonly frame?: XFrame | null;
+}
+
+/**
+ * False when the stream's request is a hessian2 Dubbo request whose body holds neither
+ * `traceparent` nor `rpc_trace_context.sofaTraceId` (not even "trace"): it carries no trace context, and its
+ * attachments need not be read. True otherwise (other protocols, a key present, or bytes that
+ * only look like one: the attachments are then read as before). Hessian writes a string's
+ * characters as contiguous UTF-8 bytes (chunks only for strings over 32 KiB), so a key present
+ * is always found.
+ */
+export function mayCarryTraceContext(s: FilterStream): boolean {
+  const r = s as unknown as RpcRequest;
+  const buf = r.buf;
+  const f = r.frame as unknown as DubboXFrame | null | undefined;
+  if (r.codec?.name !== 'dubbo' || buf === null || buf === undefined || f === null || f === undefined) return true;
+  if (!f.isRequest || f.isEvent || f.serialization !== SERIALIZATION_HESSIAN2) return true;
+  if (f.attachments !== null || f.attachmentsBad) return true; // already decoded (a route read one): a lookup is cheap
+  // One view object per request (Dubbo with tracing on): indexOf has no end bound, and the read
+  // buffer may hold more frames after this one.
+  const body = buf.subarray(f.bodyStart, f.bodyStart + f.bodyLen);
+  return body.indexOf(TRACE) >= 0;
+}
 
 /** Offset of the attachments map in the body (== body end when the request has none), or -1. */
 function attachmentsAt(buf: Buffer, f: DubboXFrame): number {

@@ -84,7 +84,7 @@ export class Cluster {
   ) {
     this.name = config.name;
     // Hosts of `previous` are shared, not touched: their weights change on activate() (commit).
-    this.set = buildHostSet(config, previous !== undefined ? previous.hosts : [], null, previous !== undefined);
+    this.set = buildHostSet(config, previous !== undefined ? previous.hosts : [], null, previous !== undefined, counters, base);
     if (previous === undefined) activateSet(this.set);
     this.connectTimeoutMs = config.connectTimeoutMs;
     this.bufferLimit = config.connBufferLimitBytes;
@@ -123,7 +123,7 @@ export class Cluster {
    */
   updateHosts(hosts: readonly HostConfig[]): void {
     const removed: Host[] = [];
-    this.set = buildHostSet({ ...this.config, hosts }, this.set.hosts, removed, true);
+    this.set = buildHostSet({ ...this.config, hosts }, this.set.hosts, removed, true, this.counters, this.base);
     activateSet(this.set);
     for (const h of removed) drainHostPools(h);
     const retls = this.transport.setHosts(hosts); // hosts whose TLS changed: their connections are made anew
@@ -380,7 +380,7 @@ function drainHostPools(h: Host): void {
  * ramps up from now, as MOSN does for hosts that an update adds to a non-empty host set (the
  * first hosts of a cluster start at full weight).
  */
-function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed: Host[] | null, update: boolean): HostSet {
+function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed: Host[] | null, update: boolean, counters: Float64Array, base: number): HostSet {
   if (config.lbType === 'LB_ORIGINAL_DST') {
     const o = config.originalDstLb ?? { headerName: '', replaceLocal: false, cleanupIntervalMs: ORIGINAL_DST_CLEANUP_MS };
     return { hosts: Object.freeze([]), lb: new OriginalDstLb(o, drainHostPools), weights: Object.freeze([]) }; // hosts made on demand
@@ -402,7 +402,7 @@ function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed:
   const lbOpts = { panicThreshold: config.panicThreshold, slowStart: config.slowStart };
   const full = createLoadBalancer(config.lbType, hosts, lbOpts);
   // lb_subset_config: subsets of the same balancer type over labelled hosts (./subset.ts).
-  const lb = config.lbSubset !== undefined ? new SubsetLoadBalancer(config.lbSubset, config.lbType, config.hosts, hosts, full, lbOpts) : full;
+  const lb = config.lbSubset !== undefined ? new SubsetLoadBalancer(config.lbSubset, config.lbType, config.hosts, hosts, full, lbOpts, { counters, base }) : full;
   return { hosts: Object.freeze(hosts), lb, weights: Object.freeze(config.hosts.map((hc) => hc.weight)) };
 }
 

@@ -14,8 +14,15 @@
  *
  * Built with the host set (./cluster.ts buildHostSet), so it is rebuilt whenever the hosts change
  * (reload, xDS EDS). choose() costs one Map lookup by the criteria's precomputed key.
+ *
+ * Each pick is counted in the cluster's stats (this worker's buffer, src/stats/layout.ts):
+ * lb_subsets_selected (the request's subset), lb_subsets_fallback_default_subset,
+ * lb_subsets_fallback_any_endpoint (also MOSN's requests without criteria, which go to every
+ * host), lb_subsets_fallback (either fallback, Envoy's name) and lb_subsets_no_fallback (no
+ * subset, no fallback: no host).
  */
 import type { HostConfig, LbSubsetConfig, LbType, SubsetFallback } from '../config/types';
+import { C } from '../stats/layout';
 import { createLoadBalancer, type Host, type LbContext, type LbOptions, type LoadBalancer } from './lb';
 import { keySetKey, subsetKey } from './subset-match';
 
@@ -25,14 +32,30 @@ function hasLabels(hc: HostConfig, labels: Readonly<Record<string, string>>, key
   return true;
 }
 
+/** Where a pick's host came from (the offset of its counter). */
+const NONE = C.LB_SUBSETS_NO_FALLBACK;
+const DEFAULT = C.LB_SUBSETS_FALLBACK_DEFAULT;
+const ANY = C.LB_SUBSETS_FALLBACK_ANY;
+
+/** A fallback: its balancer (null: NO_FALLBACK) and its counter. */
+interface Fallback {
+  readonly lb: LoadBalancer | null;
+  readonly stat: number;
+}
+
 export class SubsetLoadBalancer implements LoadBalancer {
   /** Subset key -> its balancer. */
   private readonly subsets = new Map<string, LoadBalancer>();
-  /** Selector key set -> its own fallback (null: NO_FALLBACK), for selectors that set one. */
-  private readonly selectorFallback = new Map<string, LoadBalancer | null>();
-  private readonly fallback: LoadBalancer | null;
+  /** Selector key set -> its own fallback, for selectors that set one. */
+  private readonly selectorFallback = new Map<string, Fallback>();
+  private readonly fallback: Fallback;
+  /** Every host (MOSN's requests without criteria). */
+  private readonly all: Fallback;
   /** MOSN: no criteria = every host, and an empty pick in the matched subset falls back. */
   private readonly mosn: boolean;
+  /** The cluster's counters (this worker's) and base slot; a private buffer when not given (tests). */
+  private readonly counters: Float64Array;
+  private readonly base: number;
 
   constructor(
     cfg: LbSubsetConfig,
@@ -42,8 +65,12 @@ export class SubsetLoadBalancer implements LoadBalancer {
     /** The balancer over every host (ANY_ENDPOINT, and MOSN's requests without criteria). */
     readonly full: LoadBalancer,
     opts: LbOptions,
+    stats?: { readonly counters: Float64Array; readonly base: number },
   ) {
+    this.counters = stats?.counters ?? new Float64Array(C.LB_SUBSETS_NO_FALLBACK + 1);
+    this.base = stats?.base ?? 0;
     this.mosn = cfg.noCriteria === 'all';
+    this.all = { lb: full, stat: ANY };
     const members = new Map<string, Host[]>();
     for (const sel of cfg.selectors) {
       for (let i = 0; i < configs.length; i++) {
@@ -65,7 +92,7 @@ export class SubsetLoadBalancer implements LoadBalancer {
       }
       return defaultLb;
     };
-    const policyLb = (p: SubsetFallback): LoadBalancer | null => (p === 'NO_FALLBACK' ? null : p === 'ANY_ENDPOINT' ? full : defaultSubset());
+    const policyLb = (p: SubsetFallback): Fallback => (p === 'NO_FALLBACK' ? { lb: null, stat: NONE } : p === 'ANY_ENDPOINT' ? this.all : { lb: defaultSubset(), stat: DEFAULT });
     this.fallback = policyLb(cfg.fallback);
     for (const sel of cfg.selectors) if (sel.fallback !== undefined) this.selectorFallback.set(keySetKey(sel.keys), policyLb(sel.fallback));
   }
@@ -78,17 +105,27 @@ export class SubsetLoadBalancer implements LoadBalancer {
   choose(ctx?: LbContext | null): Host | null {
     const m = ctx === undefined || ctx === null ? null : (ctx.metadataMatch ?? null);
     if (m === null) {
-      if (this.mosn) return this.full.choose(ctx);
-      return this.fallback === null ? null : this.fallback.choose(ctx);
+      return this.fallBack(this.mosn ? this.all : this.fallback, ctx);
     }
     const lb = this.subsets.get(m.key);
     if (lb !== undefined) {
       const h = lb.choose(ctx);
-      if (h !== null || !this.mosn) return h;
+      if (h !== null || !this.mosn) {
+        this.counters[this.base + C.LB_SUBSETS_SELECTED]++;
+        return h;
+      }
     } else if (this.selectorFallback.size > 0) {
       const sf = this.selectorFallback.get(m.keysKey);
-      if (sf !== undefined) return sf === null ? null : sf.choose(ctx);
+      if (sf !== undefined) return this.fallBack(sf, ctx);
     }
-    return this.fallback === null ? null : this.fallback.choose(ctx);
+    return this.fallBack(this.fallback, ctx);
+  }
+
+  private fallBack(f: Fallback, ctx: LbContext | null | undefined): Host | null {
+    const c = this.counters;
+    c[this.base + f.stat]++;
+    if (f.lb === null) return null;
+    c[this.base + C.LB_SUBSETS_FALLBACK]++;
+    return f.lb.choose(ctx);
   }
 }

@@ -20,6 +20,14 @@ import { sofaClient, startSofaServer, type SofaServer } from '../helpers/sofa';
 function has(cmd: string, arg: string): boolean {
   return spawnSync(cmd, [arg], { stdio: 'ignore' }).status === 0;
 }
+/**
+ * How long wrk and h2load run. The connection checks are made while they still run: the three
+ * reloads take 3 x 1.5 s of traffic plus the time each reload takes to show (its log line is
+ * flushed asynchronously, up to ~1 s late), i.e. about 9 s on an idle machine and more under load.
+ * When wrk ends, it closes its 8 connections (downstream_cx_destroy + 8 with no new connection),
+ * which a check made after that would count as connections the proxy closed.
+ */
+const PEER_S = 25;
 const missing = !has('h2load', '--version') ? 'h2load is not installed' : spawnSync('wrk', ['-v']).error !== undefined ? 'wrk is not installed' : '';
 
 interface Upstream {
@@ -151,8 +159,9 @@ test('SIGHUP reloads of endpoints, routes, clusters and an added filter chain un
       }
     };
     const bolts = Array.from({ length: 8 }, () => loop());
-    const wrk = run('wrk', ['-t1', '-c8', '-d9s', '--timeout', '5s', `http://127.0.0.1:${sc.ports.get('h1')!}/`]);
-    const h2 = run('h2load', ['-D', '9', '-c', '4', '-m', '8', `http://127.0.0.1:${sc.ports.get('h2')!}/`]);
+    const peersFrom = Date.now();
+    const wrk = run('wrk', ['-t1', '-c8', `-d${PEER_S}s`, '--timeout', '5s', `http://127.0.0.1:${sc.ports.get('h1')!}/`]);
+    const h2 = run('h2load', ['-D', String(PEER_S), '-c', '4', '-m', '8', `http://127.0.0.1:${sc.ports.get('h2')!}/`]);
     await new Promise((r) => setTimeout(r, 1500));
     const aConnections = a.accepted;
     const before = await sc.stats();
@@ -170,6 +179,8 @@ test('SIGHUP reloads of endpoints, routes, clusters and an added filter chain un
     await new Promise((r) => setTimeout(r, 1500));
     // While the peers still run: no downstream connection was reset, closed or reopened by a reload.
     const st = await sc.stats();
+    const ranFor = Date.now() - peersFrom;
+    assert.ok(ranFor < (PEER_S - 2) * 1000, `the reloads took ${ranFor} ms: wrk and h2load (${PEER_S} s) may have ended before the connection checks`);
     for (const l of ['h1', 'h2', 'bolt']) {
       assert.equal(st.listeners[l].downstream_cx_total, before.listeners[l].downstream_cx_total, `${l}: a peer had to open a new connection`);
       assert.equal(st.listeners[l].downstream_cx_destroy, before.listeners[l].downstream_cx_destroy, `${l}: a connection was closed`);

@@ -87,6 +87,19 @@ test('HTTP: requests land only in the subset their route names; AnyEndPoint, Def
     assert.equal(await answered(port, 'none', 24), 'a,b,c,d');
     const st = await sc.stats();
     assert.equal(st.clusters.none.upstream_cx_no_host, 9, 'the 503s were "no host" answers');
+    // Where each pick's host came from, per cluster (v1 16 + v2-canary 6 + weighted 16 in their subsets;
+    // 9 without subset nor fallback; MOSN's 24 without criteria go to every host).
+    const picks = (c: string) => {
+      const s = st.clusters[c] as Record<string, number>;
+      return [s.lb_subsets_selected, s.lb_subsets_fallback, s.lb_subsets_fallback_default_subset, s.lb_subsets_fallback_any_endpoint, s.lb_subsets_no_fallback];
+    };
+    assert.deepEqual(picks('none'), [38, 24, 0, 24, 9]);
+    assert.deepEqual(picks('any'), [0, 24, 0, 24, 0]);
+    assert.deepEqual(picks('default'), [0, 16, 16, 0, 0]);
+    const prom = await (await fetch(`http://127.0.0.1:${sc.adminPort}/stats/prometheus`)).text();
+    assert.match(prom, /\n# TYPE outrigger_cluster_lb_subsets_no_fallback_total counter\n/);
+    assert.match(prom, /\noutrigger_cluster_lb_subsets_no_fallback_total\{cluster="none"\} 9\n/);
+    assert.match(prom, /\noutrigger_cluster_lb_subsets_fallback_default_subset_total\{cluster="default"\} 16\n/);
   } finally {
     assert.equal(await sc.terminate(), 0);
     await Promise.all(backends.map((b) => b.close()));

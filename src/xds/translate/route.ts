@@ -179,10 +179,60 @@ export function mosnMatch(c: Record<string, string>): Record<string, unknown> {
   return { filter_metadata: { [MOSN_LB_KEY]: c } };
 }
 
+const RATE_LIMIT_ACTIONS_REFUSED: Readonly<Record<string, string>> = {
+  sourceCluster: 'the source_cluster rate limit action is not supported',
+  destinationCluster: 'the destination_cluster rate limit action is not supported',
+  dynamicMetadata: 'the dynamic_metadata rate limit action is not supported',
+  metadata: 'the metadata rate limit action is not supported',
+  extension: 'rate limit action extensions are not supported',
+  maskedRemoteAddress: 'the masked_remote_address rate limit action is not supported',
+  queryParameterValueMatch: 'the query_parameter_value_match rate limit action is not supported',
+  queryParameters: 'the query_parameters rate limit action is not supported',
+};
+
+/**
+ * RateLimit[] (route action or virtual host) -> the MOSN-shaped `rate_limits` the router compiles
+ * for local_ratelimit descriptors (src/filters/stream/local_ratelimit/descriptors.ts). A limit
+ * that would not apply as written NACKs (it decides which requests are limited). Undefined when none.
+ */
+function rateLimits(tx: Tx, v: unknown, path: string): Record<string, unknown>[] | undefined {
+  const out = list(v).map((rl, i) => {
+    const p = join(path, i);
+    checkFields(tx, rl, p, {
+      ok: ['stage', 'actions'],
+      nack: { disableKey: 'disable_key (runtime) is not supported', limit: 'rate limit overrides (limit) are not supported', applyOnStreamDone: 'apply_on_stream_done is not supported' },
+    });
+    const actions = list(rl.actions).map((a, j): Record<string, unknown> => {
+      const ap = join(join(p, 'actions'), j);
+      checkFields(tx, a, ap, { ok: ['requestHeaders', 'remoteAddress', 'genericKey', 'headerValueMatch'], nack: RATE_LIMIT_ACTIONS_REFUSED });
+      const rh = msg(a.requestHeaders);
+      if (rh !== undefined) {
+        checkFields(tx, rh, join(ap, 'requestHeaders'), { ok: ['headerName', 'descriptorKey', 'skipIfAbsent'] });
+        return { request_headers: { header_name: str(rh.headerName), descriptor_key: str(rh.descriptorKey), skip_if_absent: rh.skipIfAbsent === true } };
+      }
+      if (msg(a.remoteAddress) !== undefined) return { remote_address: {} };
+      const gk = msg(a.genericKey);
+      if (gk !== undefined) {
+        checkFields(tx, gk, join(ap, 'genericKey'), { ok: ['descriptorValue', 'descriptorKey'] });
+        return { generic_key: { descriptor_value: str(gk.descriptorValue), ...(str(gk.descriptorKey) !== '' ? { descriptor_key: str(gk.descriptorKey) } : {}) } };
+      }
+      const hm = msg(a.headerValueMatch);
+      if (hm !== undefined) {
+        checkFields(tx, hm, join(ap, 'headerValueMatch'), { ok: ['descriptorValue', 'descriptorKey', 'expectMatch', 'headers'] });
+        // Header matchers stay in their proto3 JSON spelling: the rate limit compiler reads both.
+        return { header_value_match: { descriptor_value: str(hm.descriptorValue), ...(str(hm.descriptorKey) !== '' ? { descriptor_key: str(hm.descriptorKey) } : {}), expect_match: wrappedBool(hm.expectMatch) ?? true, headers: list(hm.headers) } };
+      }
+      return tx.fail(ap, 'needs one of request_headers, remote_address, generic_key, header_value_match');
+    });
+    return { stage: wrappedNum(rl.stage) ?? 0, actions };
+  });
+  return out.length > 0 ? out : undefined;
+}
+
 function routeAction(tx: Tx, a: Msg, path: string, vhRetry: Msg | undefined): Record<string, unknown> {
   checkFields(tx, a, path, {
     ok: ['cluster', 'clusterHeader', 'weightedClusters', 'prefixRewrite', 'hostRewriteLiteral', 'autoHostRewrite', 'timeout', 'retryPolicy',
-      'priority', 'clusterNotFoundResponseCode', 'earlyDataPolicy', 'metadataMatch', 'requestMirrorPolicies'],
+      'priority', 'clusterNotFoundResponseCode', 'earlyDataPolicy', 'metadataMatch', 'requestMirrorPolicies', 'rateLimits', 'includeVhRateLimits'],
     warn: {
       idleTimeout: 'per-route idle timeout is not supported; ignored',
       hashPolicy: 'hash policies are not supported; ignored (no hashing load balancer)',
@@ -194,7 +244,6 @@ function routeAction(tx: Tx, a: Msg, path: string, vhRetry: Msg | undefined): Re
       hedgePolicy: 'request hedging is not supported; ignored',
       maxStreamDuration: 'not supported; ignored',
       appendXForwardedHost: 'not supported; ignored',
-      includeVhRateLimits: 'not used; ignored',
       maxInternalRedirects: 'internal redirects are not supported; ignored',
     },
     nack: {
@@ -202,7 +251,6 @@ function routeAction(tx: Tx, a: Msg, path: string, vhRetry: Msg | undefined): Re
       pathRewritePolicy: 'path rewrite policies are not supported',
       hostRewriteHeader: 'host rewriting from a header is not supported',
       hostRewritePathRegex: 'host rewriting from the path is not supported',
-      rateLimits: 'rate limits are not supported',
       clusterSpecifierPlugin: 'cluster specifier plugins are not supported',
       inlineClusterSpecifierPlugin: 'cluster specifier plugins are not supported',
     },
@@ -247,6 +295,9 @@ function routeAction(tx: Tx, a: Msg, path: string, vhRetry: Msg | undefined): Re
   if (rp !== undefined) out.retry_policy = retryPolicy(tx, rp, msg(a.retryPolicy) !== undefined ? join(path, 'retryPolicy') : 'virtualHost.retryPolicy');
   const mirror = mirrorPolicies(tx, a.requestMirrorPolicies, join(path, 'requestMirrorPolicies'));
   if (mirror !== undefined) out.request_mirror_policies = mirror;
+  const rl = rateLimits(tx, a.rateLimits, join(path, 'rateLimits'));
+  if (rl !== undefined) out.rate_limits = rl;
+  if (wrappedBool(a.includeVhRateLimits) === true) out.include_vh_rate_limits = true;
   return out;
 }
 
@@ -312,9 +363,9 @@ function route(tx: Tx, r: Msg, path: string, vhRetry: Msg | undefined): Record<s
   return out;
 }
 
-function virtualHost(tx: Tx, vh: Msg, path: string, rcOps: Record<string, unknown>): Record<string, unknown> {
+function virtualHost(tx: Tx, vh: Msg, path: string, rcOps: Record<string, unknown>, rcMirror: Record<string, unknown>[] | undefined): Record<string, unknown> {
   checkFields(tx, vh, path, {
-    ok: ['name', 'domains', 'routes', 'retryPolicy', 'requireTls', 'metadata', 'requestMirrorPolicies', ...HEADER_OP_FIELDS],
+    ok: ['name', 'domains', 'routes', 'retryPolicy', 'requireTls', 'metadata', 'requestMirrorPolicies', 'rateLimits', ...HEADER_OP_FIELDS],
     warn: {
       virtualClusters: 'virtual cluster stats are not supported; ignored',
       cors: 'CORS is not supported; ignored',
@@ -326,7 +377,7 @@ function virtualHost(tx: Tx, vh: Msg, path: string, rcOps: Record<string, unknow
       retryPolicyTypedConfig: 'not supported; ignored',
       requestBodyBufferLimit: 'not supported; ignored',
     },
-    nack: { rateLimits: 'rate limits are not supported', matcher: 'the generic matcher API is not supported' },
+    nack: { matcher: 'the generic matcher API is not supported' },
   });
   const rt = str(vh.requireTls);
   if (rt !== '' && rt !== 'NONE') tx.fail(join(path, 'requireTls'), `${rt} (redirecting plaintext requests to https) is not supported`);
@@ -338,8 +389,11 @@ function virtualHost(tx: Tx, vh: Msg, path: string, rcOps: Record<string, unknow
     routers: list(vh.routes).map((r, i) => route(tx, r, join(join(path, 'routes'), i), vhRetry)),
   };
   if (typeof vh.name === 'string' && vh.name !== '') out.name = vh.name;
-  // The virtual host's mirror policies apply to its routes that have none of their own (Envoy).
-  const vhMirror = mirrorPolicies(tx, vh.requestMirrorPolicies, join(path, 'requestMirrorPolicies'));
+  const vhLimits = rateLimits(tx, vh.rateLimits, join(path, 'rateLimits'));
+  if (vhLimits !== undefined) out.rate_limits = vhLimits;
+  // The virtual host's mirror policies apply to its routes that have none of their own, and the
+  // route configuration's to the routes that have neither (Envoy: the most specific level wins).
+  const vhMirror = mirrorPolicies(tx, vh.requestMirrorPolicies, join(path, 'requestMirrorPolicies')) ?? rcMirror;
   if (vhMirror !== undefined) {
     for (const r of out.routers as Record<string, unknown>[]) {
       const act = r.route as Record<string, unknown> | undefined;
@@ -355,10 +409,9 @@ function virtualHost(tx: Tx, vh: Msg, path: string, rcOps: Record<string, unknow
 /** RouteConfiguration -> RouterConfig (`name` overrides an empty name for inline route configs). */
 export function routeConfig(tx: Tx, m: Msg, path: string, name: string): RouterConfig {
   checkFields(tx, m, path, {
-    ok: ['name', 'virtualHosts', 'validateClusters', 'maxDirectResponseBodySizeBytes', 'ignorePortInHostMatching', 'ignorePathParametersInPathMatching', ...HEADER_OP_FIELDS],
+    ok: ['name', 'virtualHosts', 'validateClusters', 'maxDirectResponseBodySizeBytes', 'ignorePortInHostMatching', 'ignorePathParametersInPathMatching', 'requestMirrorPolicies', ...HEADER_OP_FIELDS],
     warn: {
       mostSpecificHeaderMutationsWins: 'not supported; ignored',
-      requestMirrorPolicies: 'request mirroring is not supported; ignored',
       typedPerFilterConfig: 'per-route filter configs are not supported; ignored',
       metadata: 'ignored',
     },
@@ -370,7 +423,8 @@ export function routeConfig(tx: Tx, m: Msg, path: string, name: string): RouterC
   });
   const rcOps: Record<string, unknown> = {};
   headerOps(tx, m, path, rcOps);
-  const virtualHosts = list(m.virtualHosts).map((vh, i) => virtualHost(tx, vh, join(join(path, 'virtualHosts'), i), rcOps));
+  const rcMirror = mirrorPolicies(tx, m.requestMirrorPolicies, join(path, 'requestMirrorPolicies'));
+  const virtualHosts = list(m.virtualHosts).map((vh, i) => virtualHost(tx, vh, join(join(path, 'virtualHosts'), i), rcOps, rcMirror));
   const cfg: RouterConfig = { name, virtualHosts };
   try {
     validateRouterConfig(cfg);

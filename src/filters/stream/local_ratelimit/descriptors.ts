@@ -1,20 +1,28 @@
 /**
  * Rate-limit descriptors of `local_ratelimit` (Envoy semantics): a route's `rate_limits` actions
- * make the request's descriptors; each descriptor the filter lists has its own token bucket.
+ * (and its virtual host's) make the request's descriptors; each descriptor the filter lists has
+ * its own token bucket.
  *
- *   route: { "cluster_name": "c", "rate_limits": [ { "stage": 0, "actions": [
+ *   route: { "cluster_name": "c", "include_vh_rate_limits": false, "rate_limits": [ { "stage": 0, "actions": [
  *       { "request_headers": { "header_name": "x-user", "descriptor_key": "user", "skip_if_absent": false } },
  *       { "remote_address": {} },
  *       { "generic_key": { "descriptor_value": "v", "descriptor_key": "k" } },
  *       { "header_value_match": { "descriptor_value": "get", "descriptor_key": "m", "expect_match": true,
  *                                  "headers": [ { "name": ":method", "exact_match": "GET" } ] } } ] } ] }
+ *   virtual host: { "name": "v", "domains": ["*"], "rate_limits": [ ...the same shape... ], "routers": [...] }
  *
  * One `rate_limits` entry whose stage is the filter's makes one descriptor: its actions' entries in
- * order; an action that cannot produce its entry (a header absent without skip_if_absent, a header
- * match that is not as expected) drops that descriptor. The filter's `descriptors` [{ entries:
- * [{key, value}], token_bucket }] are matched on the whole list of entries. Other action kinds
- * (destination_cluster, metadata, query parameters, ...) are refused with their path: a limit
- * that would silently not apply is worse than a config error.
+ * order. An action that cannot produce its entry drops that descriptor: a header absent or empty
+ * (unless skip_if_absent: then the entry is left out and the others still make the descriptor),
+ * a header match that is not as expected, a remote address that is not an IP; a descriptor left
+ * with no entry is dropped. The virtual host's rate limits apply as the filter's
+ * `vh_rate_limits` says (Envoy's VhRateLimitsOptions): OVERRIDE (default) when the route has
+ * none, INCLUDE always, IGNORE never; a route's include_vh_rate_limits: true includes them
+ * whatever the filter says. The filter's `descriptors` [{ entries: [{key, value}], token_bucket }]
+ * are matched on the whole list of entries; a blank value matches any value (a dynamic
+ * descriptor, ./dynamic.ts). Other action kinds (destination_cluster, metadata, query
+ * parameters, ...) are refused with their path: a limit that would silently not apply is worse
+ * than a config error.
  *
  * Header names and the RPC pseudo headers (:method, :service, :path) read as RBAC reads them.
  */
@@ -30,11 +38,23 @@ export type RateLimitAction =
   | { readonly t: 'generic_key'; readonly key: string; readonly value: string }
   | { readonly t: 'header_value_match'; readonly key: string; readonly value: string; readonly expect: boolean; readonly headers: readonly Pred[] };
 
-/** One `rate_limits` entry of a route. */
+/** Where a rate limit was written: the route, its virtual host, its virtual host with the route's include_vh_rate_limits. */
+export const FROM_ROUTE = 0;
+export const FROM_VH = 1;
+export const FROM_VH_INCLUDED = 2;
+
+/** One `rate_limits` entry of a route (or of its virtual host). */
 export interface RouteRateLimit {
   readonly stage: number;
   readonly actions: readonly RateLimitAction[];
+  readonly from: typeof FROM_ROUTE | typeof FROM_VH | typeof FROM_VH_INCLUDED;
 }
+
+/** The filter's vh_rate_limits (Envoy's VhRateLimitsOptions). */
+export const VH_OVERRIDE = 0;
+export const VH_INCLUDE = 1;
+export const VH_IGNORE = 2;
+export type VhRateLimits = typeof VH_OVERRIDE | typeof VH_INCLUDE | typeof VH_IGNORE;
 
 const ACTION_KINDS = ['request_headers', 'remote_address', 'generic_key', 'header_value_match'];
 const REFUSED_ACTIONS = [
@@ -101,13 +121,10 @@ function action(raw: unknown, where: string): RateLimitAction {
   }
 }
 
-/** The route action's `rate_limits` (throws an Error naming the bad field, as route compilation does); null when none. */
-export function compileRouteRateLimits(routeAction: Readonly<Record<string, unknown>>, where: string): readonly RouteRateLimit[] | null {
-  const v = routeAction['rate_limits'];
-  if (v === undefined || v === null) return null;
-  const at = `${where}.route.rate_limits`;
+function compileList(v: unknown, at: string, from: RouteRateLimit['from']): RouteRateLimit[] {
+  if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw new Error(`${at}: must be a list`);
-  const out = v.map((rl, i): RouteRateLimit => {
+  return v.map((rl, i): RouteRateLimit => {
     const w = `${at}[${i}]`;
     if (!isObject(rl)) throw new Error(`${w}: must be an object`);
     keysOnly(rl, ['stage', 'actions'], w);
@@ -115,8 +132,26 @@ export function compileRouteRateLimits(routeAction: Readonly<Record<string, unkn
     if (typeof stage !== 'number' || !Number.isInteger(stage) || stage < 0 || stage > 10) throw new Error(`${w}.stage: ${show(stage)} must be an integer in 0..10`);
     const acts = rl['actions'];
     if (!Array.isArray(acts) || acts.length === 0) throw new Error(`${w}.actions: must be a non-empty list`);
-    return { stage, actions: acts.map((a, j) => action(a, `${w}.actions[${j}]`)) };
+    return { stage, actions: acts.map((a, j) => action(a, `${w}.actions[${j}]`)), from };
   });
+}
+
+/** A virtual host's `rate_limits` (`where` is the virtual host's path; throws an Error naming the bad field); null when none. */
+export function compileVirtualHostRateLimits(vh: Readonly<Record<string, unknown>>, where: string): readonly RouteRateLimit[] | null {
+  const out = compileList(vh['rate_limits'], `${where}.rate_limits`, FROM_VH);
+  return out.length > 0 ? out : null;
+}
+
+/**
+ * The route action's `rate_limits`, then its virtual host's (`vh`, from
+ * compileVirtualHostRateLimits; the filter decides whether they apply) (throws an Error naming
+ * the bad field, as route compilation does); null when none.
+ */
+export function compileRouteRateLimits(routeAction: Readonly<Record<string, unknown>>, where: string, vh: readonly RouteRateLimit[] | null = null): readonly RouteRateLimit[] | null {
+  const out = compileList(routeAction['rate_limits'], `${where}.route.rate_limits`, FROM_ROUTE);
+  const inc = routeAction['include_vh_rate_limits'];
+  if (inc !== undefined && typeof inc !== 'boolean') throw new Error(`${where}.route.include_vh_rate_limits: ${show(inc)} must be true or false`);
+  if (vh !== null) for (const rl of vh) out.push(inc === true ? { ...rl, from: FROM_VH_INCLUDED } : rl);
   return out.length > 0 ? out : null;
 }
 
@@ -132,13 +167,17 @@ export function descriptorKey(entries: readonly (readonly [string, string])[]): 
 }
 
 /**
- * The request's descriptors (as descriptorKey texts) from the route's rate limits of `stage`,
- * into `out` (cleared first). Strings per request: only for listeners whose filter has descriptors.
+ * The request's descriptors (as descriptorKey texts) from the route's rate limits of `stage`
+ * (its virtual host's as `vh` says), into `out` (cleared first). Strings per request: only for
+ * listeners whose filter has descriptors.
  */
-export function requestDescriptors(limits: readonly RouteRateLimit[], stage: number, s: FilterStream, x: RbacInput, out: string[]): void {
+export function requestDescriptors(limits: readonly RouteRateLimit[], stage: number, vh: VhRateLimits, s: FilterStream, x: RbacInput, out: string[]): void {
   out.length = 0;
+  // The route's own come first: it has some when the first is its own.
+  const routeHas = limits.length > 0 && limits[0].from === FROM_ROUTE;
   for (const rl of limits) {
     if (rl.stage !== stage) continue;
+    if (rl.from === FROM_VH && (vh === VH_IGNORE || (vh === VH_OVERRIDE && routeHas))) continue;
     let key = '';
     let ok = true;
     for (const a of rl.actions) {
@@ -148,6 +187,7 @@ export function requestDescriptors(limits: readonly RouteRateLimit[], stage: num
         case 'request_headers':
           k = a.key;
           v = x.header(a.header);
+          if (v === '') v = undefined; // Envoy: an empty header is an absent one
           if (v === undefined && a.skipIfAbsent) continue;
           break;
         case 'remote_address':
@@ -179,4 +219,35 @@ export function requestDescriptors(limits: readonly RouteRateLimit[], stage: num
     }
     if (ok && key !== '') out.push(key);
   }
+}
+
+/** A listed descriptor with blank values: its entries' "key" + KV texts and values ('' = any). */
+export interface DescriptorPattern {
+  readonly heads: readonly string[];
+  readonly values: readonly string[];
+}
+
+export function descriptorPattern(entries: readonly (readonly [string, string])[]): DescriptorPattern {
+  return { heads: entries.map((e) => e[0] + KV), values: entries.map((e) => e[1]) };
+}
+
+/** Whether a request descriptor's text has the pattern's keys in order and its fixed values (no allocation). */
+export function matchesPattern(p: DescriptorPattern, text: string): boolean {
+  let pos = 0;
+  const n = p.heads.length;
+  for (let i = 0; i < n; i++) {
+    if (i > 0) {
+      if (text.charCodeAt(pos) !== 1) return false; // NEXT
+      pos++;
+    }
+    const h = p.heads[i];
+    if (!text.startsWith(h, pos)) return false;
+    pos += h.length;
+    let end = text.indexOf(NEXT, pos);
+    if (end < 0) end = text.length;
+    const v = p.values[i];
+    if (v === '' ? end === pos : end - pos !== v.length || !text.startsWith(v, pos)) return false;
+    pos = end;
+  }
+  return pos === text.length;
 }

@@ -20,7 +20,8 @@
  * Counters: local_ratelimit.<listener>.<stat_prefix>.enabled | enforced | rate_limited | ok.
  *
  * Descriptors (Envoy semantics, ./descriptors.ts): `descriptors: [{ entries: [{ key, value }],
- * token_bucket }]` with the route's `rate_limits` actions of the filter's `stage` (0). The filter
+ * token_bucket }]` with the route's `rate_limits` actions of the filter's `stage` (0), and its
+ * virtual host's as `vh_rate_limits` says (OVERRIDE: when the route has none; INCLUDE; IGNORE). The filter
  * then runs after routing (a request without a route is answered before it; CONNECT / Upgrade
  * tunnels have no route rate limits: the default bucket). The listed descriptors the request has take a token each, the
  * strictest (fewest tokens per second) first; the first that is empty limits the request (the
@@ -28,8 +29,11 @@
  * when some did unless always_consume_default_token_bucket is false. A descriptor's
  * fill_interval must be a multiple of the default one (Envoy). x-ratelimit-* headers describe
  * the first of the request's descriptors that is listed, else the default bucket.
- * Not supported (refused): descriptors with a blank value (Envoy's dynamic descriptors),
- * local_rate_limit_per_downstream_connection.
+ * A blank entry value makes a dynamic descriptor (./dynamic.ts): it matches any value there and
+ * each distinct request descriptor gets its own bucket of that token_bucket, at most
+ * `max_dynamic_descriptors` (20) at once, least recently used replaced; a request descriptor
+ * that a descriptor without blanks lists takes that one only.
+ * Not supported (refused): local_rate_limit_per_downstream_connection.
  */
 import { DecodePhase, FilterStatus, registerStreamFilterKind, type FilterStream, type StreamFilter, type StreamFilterValidationContext } from '../../../api/stream-filter';
 import { count, counterCell, sharedNowMs } from '../../shared/cells';
@@ -37,7 +41,8 @@ import { fractionalPercent, JsonObj, type Reporter } from '../../shared/json';
 import { allocTokenBucket, msToNextFill, takeToken, tokensLeft } from '../../shared/limiter';
 import type { ActiveStream } from '../../../stream/pipeline';
 import { StreamRbacInput } from '../rbac/rbac';
-import { requestDescriptors, descriptorKey } from './descriptors';
+import { requestDescriptors, descriptorKey, descriptorPattern, matchesPattern, VH_IGNORE, VH_INCLUDE, VH_OVERRIDE, type DescriptorPattern, type VhRateLimits } from './descriptors';
+import { allocDynamicTable, DEFAULT_MAX_DYNAMIC_DESCRIPTORS, descriptorId, dynamicBucket } from './dynamic';
 
 /** One listed descriptor: its entries as a descriptorKey text and its own bucket. */
 export interface DescriptorBucket {
@@ -45,7 +50,10 @@ export interface DescriptorBucket {
   readonly maxTokens: number;
   readonly tokensPerFill: number;
   readonly fillIntervalMs: number;
+  /** A static descriptor's bucket; a dynamic one's table of buckets (./dynamic.ts). */
   readonly bucket: number;
+  /** Dynamic descriptors (a blank value): what they match. */
+  readonly pattern: DescriptorPattern | null;
 }
 
 export interface LocalRateLimitConfig {
@@ -62,6 +70,10 @@ export interface LocalRateLimitConfig {
   /** Listed descriptors, strictest first (empty: the filter runs before routing, on the default bucket only). */
   readonly descriptors: readonly DescriptorBucket[];
   readonly stage: number;
+  readonly vh: VhRateLimits;
+  /** The keys of the static descriptors (a request descriptor one of them lists takes no dynamic one). */
+  readonly staticKeys: ReadonlySet<string>;
+  readonly maxDynamic: number;
   readonly alwaysConsumeDefault: boolean;
   readonly cells: { readonly enabled: number; readonly enforced: number; readonly limited: number; readonly ok: number };
 }
@@ -69,7 +81,7 @@ export interface LocalRateLimitConfig {
 const KEYS = [
   'stat_prefix', 'status', 'token_bucket', 'filter_enabled', 'filter_enforced', 'request_headers_to_add_when_not_enforced',
   'response_headers_to_add', 'descriptors', 'stage', 'local_rate_limit_per_downstream_connection', 'enable_x_ratelimit_headers',
-  'vh_rate_limits', 'always_consume_default_token_bucket', 'rate_limited_as_resource_exhausted', '@type',
+  'vh_rate_limits', 'always_consume_default_token_bucket', 'rate_limited_as_resource_exhausted', 'max_dynamic_descriptors', '@type',
 ];
 
 /** RuntimeFractionalPercent { default_value, runtime_key } as a probability (runtime keys are not read). */
@@ -121,7 +133,7 @@ function perSecond(d: DescriptorBucket): number {
 }
 
 /** LocalRateLimitDescriptor list -> buckets sorted strictest first; undefined after an error. */
-function parseDescriptors(o: JsonObj, defaultFillMs: number, bucketKey: string, r: Reporter): DescriptorBucket[] | undefined {
+function parseDescriptors(o: JsonObj, defaultFillMs: number, bucketKey: string, maxDynamic: number, r: Reporter): DescriptorBucket[] | undefined {
   const out: DescriptorBucket[] = [];
   const seen = new Set<string>();
   let ok = true;
@@ -145,7 +157,6 @@ function parseDescriptors(o: JsonObj, defaultFillMs: number, bucketKey: string, 
       const k = eo.str('key', '') ?? '';
       const v = eo.str('value', '') ?? '';
       if (k === '') eo.fail(eo.at('key'), 'required');
-      if (v === '') eo.fail(eo.at('value'), 'a blank value (a dynamic descriptor) is not supported; give the value to match');
       if (!eo.ok) d.ok = false;
       entries.push([k, v]);
     }
@@ -170,13 +181,16 @@ function parseDescriptors(o: JsonObj, defaultFillMs: number, bucketKey: string, 
       ok = false;
       continue;
     }
-    const bucket = allocTokenBucket(`${bucketKey}:d:${key}`, maxTokens, fillIntervalMs);
+    const dynamic = entries.some((e) => e[1] === '');
+    const bucket = dynamic
+      ? allocDynamicTable(`${bucketKey}:d:${key}:${maxTokens}:${fillIntervalMs}`, maxDynamic)
+      : allocTokenBucket(`${bucketKey}:d:${key}`, maxTokens, fillIntervalMs);
     if (bucket < 0) {
       r.error(it.path, 'no shared cells left for this rate limit (too many buckets in this process)');
       ok = false;
       continue;
     }
-    out.push({ key, maxTokens, tokensPerFill, fillIntervalMs, bucket });
+    out.push({ key, maxTokens, tokensPerFill, fillIntervalMs, bucket, pattern: dynamic ? descriptorPattern(entries) : null });
   }
   if (!ok) {
     o.ok = false;
@@ -193,9 +207,10 @@ export function validateLocalRateLimit(raw: unknown, path: string, ctx: StreamFi
   if (o.bool('local_rate_limit_per_downstream_connection', false)) o.fail(o.at('local_rate_limit_per_downstream_connection'), 'per-connection buckets are not supported; the bucket is the listener\'s, shared by all workers');
   const stage = o.int('stage', 0, 0, 10);
   const alwaysConsumeDefault = o.bool('always_consume_default_token_bucket', true);
-  for (const k of ['vh_rate_limits', 'request_headers_to_add_when_not_enforced']) {
-    if (o.has(k)) ctx.warn(o.at(k), `${k} is not supported; ignored`);
-  }
+  if (o.has('request_headers_to_add_when_not_enforced')) ctx.warn(o.at('request_headers_to_add_when_not_enforced'), 'request_headers_to_add_when_not_enforced is not supported; ignored');
+  const vhName = o.enumOf('vh_rate_limits', ['OVERRIDE', 'INCLUDE', 'IGNORE'] as const, 'OVERRIDE');
+  const vh: VhRateLimits = vhName === 'INCLUDE' ? VH_INCLUDE : vhName === 'IGNORE' ? VH_IGNORE : VH_OVERRIDE;
+  const maxDynamic = o.int('max_dynamic_descriptors', DEFAULT_MAX_DYNAMIC_DESCRIPTORS, 1, 4096);
   o.bool('rate_limited_as_resource_exhausted', false); // gRPC always gets RESOURCE_EXHAUSTED
   const statPrefix = o.str('stat_prefix', '') ?? '';
   let status = 429;
@@ -227,11 +242,12 @@ export function validateLocalRateLimit(raw: unknown, path: string, ctx: StreamFi
     ctx.error(path, 'no shared cells left for this rate limit (too many buckets in this process)');
     return undefined;
   }
-  const descriptors = parseDescriptors(o, fillIntervalMs, `${ctx.listenerName}:${path}`, ctx);
+  const descriptors = parseDescriptors(o, fillIntervalMs, `${ctx.listenerName}:${path}`, maxDynamic, ctx);
   if (descriptors === undefined) return undefined;
+  const staticKeys = new Set(descriptors.filter((d) => d.pattern === null).map((d) => d.key));
   const base = `local_ratelimit.${ctx.listenerName}.${statPrefix === '' ? '' : `${statPrefix}.`}`;
   return {
-    maxTokens, tokensPerFill, fillIntervalMs, enabled, enforced, status, xHeaders: xh === 'DRAFT_VERSION_03', responseHeaders, bucket, descriptors, stage, alwaysConsumeDefault,
+    maxTokens, tokensPerFill, fillIntervalMs, enabled, enforced, status, xHeaders: xh === 'DRAFT_VERSION_03', responseHeaders, bucket, descriptors, stage, vh, staticKeys, maxDynamic, alwaysConsumeDefault,
     cells: { enabled: counterCell(`${base}enabled`), enforced: counterCell(`${base}enforced`), limited: counterCell(`${base}rate_limited`), ok: counterCell(`${base}ok`) },
   };
 }
@@ -250,6 +266,13 @@ class LocalRateLimitFilter implements StreamFilter {
     this.headersOnly = cfg.descriptors.length === 0;
   }
 
+  /** The first request descriptor (index in keys) a dynamic descriptor matches and no static one lists; -1: none. */
+  private dynamicMatch(p: DescriptorPattern): number {
+    const keys = this.keys;
+    for (let i = 0; i < keys.length; i++) if (matchesPattern(p, keys[i]) && !this.cfg.staticKeys.has(keys[i])) return i;
+    return -1;
+  }
+
   /** Takes the tokens of the request's listed descriptors and (Envoy's rule) the default bucket's; -1: limited. */
   private takeDescribed(s: FilterStream, now: number): { left: number; shown: DescriptorBucket | null } {
     const c = this.cfg;
@@ -258,25 +281,34 @@ class LocalRateLimitFilter implements StreamFilter {
     if (limits === null) keys.length = 0;
     else {
       this.input.bind(s);
-      requestDescriptors(limits, c.stage, s, this.input, keys);
+      requestDescriptors(limits, c.stage, c.vh, s, this.input, keys);
       this.input.bind(null);
     }
     let matched = false;
     let shown: DescriptorBucket | null = null;
+    let shownBucket = -1;
     let shownAt = keys.length;
     let left = 0;
     for (const d of c.descriptors) {
-      const at = keys.indexOf(d.key);
+      let at: number;
+      let bucket = d.bucket;
+      if (d.pattern === null) at = keys.indexOf(d.key);
+      else {
+        at = this.dynamicMatch(d.pattern);
+        if (at >= 0) bucket = dynamicBucket(d.bucket, c.maxDynamic, descriptorId(keys[at]), d.maxTokens, d.fillIntervalMs, now);
+        if (bucket < 0) at = -1;
+      }
       if (at < 0) continue;
       matched = true;
       if (at < shownAt) {
         shown = d;
+        shownBucket = bucket;
         shownAt = at;
       }
-      if (takeToken(d.bucket, d.maxTokens, d.tokensPerFill, d.fillIntervalMs, now) < 0) return { left: -1, shown };
+      if (takeToken(bucket, d.maxTokens, d.tokensPerFill, d.fillIntervalMs, now) < 0) return { left: -1, shown };
     }
     if (!matched || c.alwaysConsumeDefault) left = takeToken(c.bucket, c.maxTokens, c.tokensPerFill, c.fillIntervalMs, now);
-    if (left >= 0 && shown !== null) left = tokensLeft(shown.bucket);
+    if (left >= 0 && shown !== null) left = tokensLeft(shownBucket);
     return { left, shown };
   }
 
