@@ -3,8 +3,12 @@
 // written or the kernel says EAGAIN. Returns the exact byte count written (0 if EAGAIN at once);
 // EINTR is retried; any other errno throws an Error with a Node-style `code`.
 // SIGPIPE: Node ignores it process-wide, so a closed peer surfaces as EPIPE.
+//
+// writeRange(fd, buf, start, end): the same for one range of one Buffer, without the array and
+// the view object per entry (the usual flush at a low request rate: one frame per connection).
 #include <limits.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <string>
@@ -65,10 +69,40 @@ Napi::Value Writev(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, total);
 }
 
+Napi::Value WriteRange(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(IntArg(info, 0, "fd", 0, INT_MAX));
+  napi_typedarray_type type;
+  size_t len = 0;
+  void* data = nullptr;
+  if (info.Length() < 2 || napi_get_typedarray_info(env, info[1], &type, &len, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_uint8_array) {
+    throw Napi::TypeError::New(env, "buf must be a Buffer or Uint8Array");
+  }
+  size_t start = static_cast<size_t>(IntArg(info, 2, "start", 0, static_cast<int64_t>(len)));
+  size_t end = static_cast<size_t>(IntArg(info, 3, "end", static_cast<int64_t>(start), static_cast<int64_t>(len)));
+  const char* p = static_cast<const char*>(data) + start;
+  size_t left = end - start;
+  double total = 0;
+  while (left > 0) {
+    ssize_t w = write(fd, p, left);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      throw ErrnoError(env, errno, "write");
+    }
+    total += static_cast<double>(w);
+    p += w;
+    left -= static_cast<size_t>(w);
+  }
+  return Napi::Number::New(env, total);
+}
+
 }  // namespace
 
 void RegisterWritev(Napi::Env env, Napi::Object exports) {
   exports.Set("writev", Napi::Function::New(env, Writev, "writev"));
+  exports.Set("writeRange", Napi::Function::New(env, WriteRange, "writeRange"));
 }
 
 }  // namespace outrigger
