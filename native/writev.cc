@@ -3,8 +3,12 @@
 // written or the kernel says EAGAIN. Returns the exact byte count written (0 if EAGAIN at once);
 // EINTR is retried; any other errno throws an Error with a Node-style `code`.
 // SIGPIPE: Node ignores it process-wide, so a closed peer surfaces as EPIPE.
+//
+// writeRange(fd, buf, start, end): the same for one range of one Buffer, without the array and
+// the view object per entry (the usual flush at a low request rate: one frame per connection).
 #include <limits.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <string>
@@ -65,10 +69,76 @@ Napi::Value Writev(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, total);
 }
 
+// An integer in [min, max] from a JS number without the C++ wrapper layers (WriteRange runs
+// once per flush); false when it is not one (the caller then lets IntArg build the error).
+bool FastInt(napi_env env, napi_value v, int64_t min, int64_t max, int64_t* out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return false;
+  if (!(d >= static_cast<double>(min) && d <= static_cast<double>(max))) return false;  // NaN too
+  int64_t i = static_cast<int64_t>(d);
+  if (static_cast<double>(i) != d) return false;
+  *out = i;
+  return true;
+}
+
+// A plain N-API callback: four arguments read straight from the call, no CallbackInfo object.
+napi_value WriteRange(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  napi_typedarray_type type;
+  size_t len = 0;
+  void* data = nullptr;
+  int64_t fd = 0, start = 0, end = 0;
+  bool ok = argc == 4 && FastInt(env, argv[0], 0, INT_MAX, &fd) &&
+            napi_get_typedarray_info(env, argv[1], &type, &len, &data, nullptr, nullptr) == napi_ok &&
+            type == napi_uint8_array && FastInt(env, argv[2], 0, static_cast<int64_t>(len), &start) &&
+            FastInt(env, argv[3], start, static_cast<int64_t>(len), &end);
+  if (!ok) {
+    // The slow path only builds the error (the same messages as every other addon function).
+    Napi::Env e(env);
+    try {
+      Napi::CallbackInfo info(env, cbinfo);
+      IntArg(info, 0, "fd", 0, INT_MAX);
+      if (info.Length() < 2 || napi_get_typedarray_info(env, info[1], &type, &len, &data, nullptr, nullptr) != napi_ok ||
+          type != napi_uint8_array) {
+        throw Napi::TypeError::New(e, "buf must be a Buffer or Uint8Array");
+      }
+      int64_t s = IntArg(info, 2, "start", 0, static_cast<int64_t>(len));
+      IntArg(info, 3, "end", s, static_cast<int64_t>(len));
+      throw Napi::TypeError::New(e, "writeRange(fd, buf, start, end)");
+    } catch (const Napi::Error& err) {
+      err.ThrowAsJavaScriptException();
+    }
+    return nullptr;
+  }
+  const char* p = static_cast<const char*>(data) + start;
+  size_t left = static_cast<size_t>(end - start);
+  double total = 0;
+  while (left > 0) {
+    ssize_t w = write(static_cast<int>(fd), p, left);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      ErrnoError(Napi::Env(env), errno, "write").ThrowAsJavaScriptException();
+      return nullptr;
+    }
+    total += static_cast<double>(w);
+    p += w;
+    left -= static_cast<size_t>(w);
+  }
+  napi_value result;
+  napi_create_double(env, total, &result);
+  return result;
+}
+
 }  // namespace
 
 void RegisterWritev(Napi::Env env, Napi::Object exports) {
   exports.Set("writev", Napi::Function::New(env, Writev, "writev"));
+  napi_value fn;
+  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, "writeRange", NAPI_AUTO_LENGTH, WriteRange, nullptr, &fn));
+  exports.Set("writeRange", Napi::Value(env, fn));
 }
 
 }  // namespace outrigger

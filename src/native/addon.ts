@@ -14,6 +14,8 @@ export interface AddonExports {
   slabMemoryKind(): 'mmap' | 'v8';
   pageSize(): number;
   writev(fd: number, bufs: readonly Uint8Array[], count: number): number;
+  /** native/writev.cc (absent from builds older than it: writev with a view then). */
+  writeRange?(fd: number, buf: Uint8Array, start: number, end: number): number;
   pinThread(cpu: number): boolean;
   getThreadAffinity(): number[];
   listenReusePort(host: string, port: number, backlog: number): ListenResult;
@@ -53,6 +55,9 @@ export function loadAddonBinding(): NativeBinding {
       return new ChunkSlabPool(opts, (size) => addon.allocSlab(size), () => addon.slabMemoryKind());
     },
     writev: addon.writev,
+    writeRange:
+      addon.writeRange ??
+      ((fd: number, buf: Uint8Array, start: number, end: number): number => addon.writev(fd, [buf.subarray(start, end)], 1)),
     pinThread: addon.pinThread,
     getThreadAffinity: addon.getThreadAffinity,
     listenReusePort: addon.listenReusePort,

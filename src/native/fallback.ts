@@ -60,6 +60,23 @@ class FallbackBinding implements NativeBinding {
     }
   }
 
+  writeRange(fd: number, buf: Uint8Array, start: number, end: number): number {
+    checkFd(fd);
+    if (!(buf instanceof Uint8Array)) throw new TypeError('buf must be a Buffer or Uint8Array');
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > buf.byteLength) {
+      throw new RangeError(`range must satisfy 0 <= start <= end <= ${buf.byteLength}, got [${start}, ${end})`);
+    }
+    let done = 0;
+    try {
+      while (start + done < end) done += fs.writeSync(fd, buf, start + done, end - start - done);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return done;
+      throw err;
+    }
+    return done;
+  }
+
   pinThread(cpu: number): boolean {
     if (!Number.isInteger(cpu) || cpu < 0) throw new RangeError(`cpu must be a non-negative integer, got ${cpu}`);
     return false;

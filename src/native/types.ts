@@ -78,6 +78,11 @@ export interface NativeBinding {
    * ('EPIPE', 'ECONNRESET', 'EBADF', ...) on other failures.
    */
   writev(fd: number, bufs: readonly Uint8Array[], count: number): number;
+  /**
+   * writev for one range: writes buf[start, end) until all is written or EAGAIN, with the same
+   * result and errors; no array and no view object (a flush of one entry).
+   */
+  writeRange(fd: number, buf: Uint8Array, start: number, end: number): number;
   /** Pins the calling thread to one CPU. false if impossible (always false in the fallback). */
   pinThread(cpu: number): boolean;
   /** CPUs the calling thread may run on, ascending. */

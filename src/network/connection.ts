@@ -410,7 +410,18 @@ export class Connection implements Flushable {
   private flushWritev(n: number): void {
     const ctx = this.io;
     let written = 0;
-    if (!this.blocked) {
+    if (!this.blocked && n === 1) {
+      // One entry (the usual flush at a low request rate): no iovec array, no view object.
+      try {
+        written = ctx.writeRange(this.fd, this.eBuf[0], this.eStart[0], this.eEnd[0]);
+      } catch (err) {
+        this.dropEntries();
+        this.destroy(err as Error);
+        return;
+      }
+      ctx.writevCalls++;
+      this.bytesTx += written;
+    } else if (!this.blocked) {
       const iov = iovArray;
       for (let i = 0; i < n; i++) {
         const b = this.eBuf[i];

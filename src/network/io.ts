@@ -42,6 +42,8 @@ export class IoContext {
   /** The one read buffer every socket of this worker reads into (writev mode). */
   readonly readBuffer: Buffer;
   readonly writev = native.writev;
+  /** One range without an array or a view (a flush of one entry). */
+  readonly writeRange = native.writeRange;
   readonly nativeKind = native.kind;
   private readonly dirty: Flushable[] = [];
   private dirtyCount = 0;

@@ -2,12 +2,20 @@
  * Request timeouts without a timer per request: a hashed timer wheel per worker thread.
  *
  * Entries are intrusive (the pending request object carries its own links), so arming and
- * disarming a deadline allocate nothing and cost O(1). One interval timer sweeps the wheel
- * every TICK_MS while at least one deadline is armed, and stops when none is: an idle worker
- * is never woken. Deadlines fire up to TICK_MS late, never early.
+ * disarming a deadline allocate nothing and cost O(1). One timer, set for the first tick whose
+ * slot holds an entry, sweeps the wheel; after a sweep it is set again for the next non-empty
+ * slot, or not at all when the wheel is empty. Disarming never touches the timer: when the
+ * entry it waited for was answered, it fires once for nothing and looks further. So requests
+ * answered well within their timeout (the common case) cost no timer work at all: at a low
+ * request rate, where the wheel empties between requests, the worker is not woken every tick
+ * nor is a timer created and cleared per request. Deadlines fire up to TICK_MS (plus the event
+ * loop's lateness) late, never early.
  *
  *   slot = ceil(deadline / TICK_MS) mod SLOTS; a sweep visits the slots whose tick has passed
  *   and fires the entries that are due (entries more than one turn ahead stay for later turns).
+ *   The first non-empty slot after the current tick is a lower bound of the earliest deadline
+ *   (an entry one or more turns ahead shares its slot with nearer ticks): the timer may wake
+ *   early for such an entry, then sweeps nothing and looks again.
  */
 
 export interface DeadlineEntry {
@@ -27,18 +35,30 @@ const MASK = SLOTS - 1;
 export class DeadlineWheel {
   private readonly heads: (DeadlineEntry | null)[] = new Array<DeadlineEntry | null>(SLOTS).fill(null);
   private count = 0;
-  private lastTick = 0;
+  /** The last tick swept (the next sweep starts there). */
+  private lastTick = Math.floor(Date.now() / TICK_MS);
   private timer: NodeJS.Timeout | null = null;
-  private readonly sweepFn = (): void => this.sweep(Date.now());
+  /** The tick the timer is set for (while timer !== null). */
+  private timerTick = 0;
+  private readonly fire = (): void => {
+    this.timer = null;
+    const now = Date.now();
+    this.sweep(now);
+    this.schedule(Math.floor(now / TICK_MS));
+  };
 
   get size(): number {
     return this.count;
   }
 
+  /** Whether the timer is set (tests). */
+  get timerSet(): boolean {
+    return this.timer !== null;
+  }
+
   arm(e: DeadlineEntry, deadline: number): void {
     if (e.deadline !== 0) this.disarm(e);
     e.deadline = deadline;
-    if (this.count === 0) this.lastTick = Math.floor(Date.now() / TICK_MS);
     // A deadline already due goes to the slot the next sweep visits first.
     const t = Math.max(Math.ceil(deadline / TICK_MS), this.lastTick);
     const slot = t & MASK;
@@ -48,10 +68,9 @@ export class DeadlineWheel {
     e.dlNext = head;
     if (head !== null) head.dlPrev = e;
     this.heads[slot] = e;
-    if (this.count++ === 0) {
-      this.timer = setInterval(this.sweepFn, TICK_MS);
-      this.timer.unref();
-    }
+    this.count++;
+    // Requests with the same timeout arm later ticks than the one the timer waits for: nothing to do.
+    if (this.timer === null || t < this.timerTick) this.setTimer(t);
   }
 
   disarm(e: DeadlineEntry): void {
@@ -61,10 +80,7 @@ export class DeadlineWheel {
     else this.heads[e.dlSlot] = e.dlNext;
     if (e.dlNext !== null) e.dlNext.dlPrev = e.dlPrev;
     e.dlPrev = e.dlNext = null;
-    if (--this.count === 0 && this.timer !== null) {
-      clearInterval(this.timer);
-      this.timer = null;
-    }
+    this.count--;
   }
 
   /** Fires every entry whose deadline is <= now (exposed for tests with a fake clock). */
@@ -84,7 +100,28 @@ export class DeadlineWheel {
         e = next;
       }
     }
-    this.lastTick = nowTick;
+    if (nowTick > this.lastTick) this.lastTick = nowTick;
+  }
+
+  /** After a sweep at `nowTick`: the timer for the first non-empty slot ahead (every entry left is due after nowTick). */
+  private schedule(nowTick: number): void {
+    if (this.count === 0) return;
+    for (let i = 1; i <= SLOTS; i++) {
+      const t = nowTick + i;
+      if (this.heads[t & MASK] !== null) {
+        if (this.timer === null || t < this.timerTick) this.setTimer(t);
+        return;
+      }
+    }
+  }
+
+  private setTimer(t: number): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerTick = t;
+    // A Timeout object when the wheel goes from empty (timer fired) to busy, or for an earlier
+    // deadline than the one waited for: not per request while requests share a timeout.
+    this.timer = setTimeout(this.fire, Math.max(1, t * TICK_MS - Date.now()));
+    this.timer.unref();
   }
 }
 

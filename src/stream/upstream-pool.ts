@@ -34,6 +34,7 @@ import type { Host, UpstreamPool } from '../upstream/lb';
 import { LOCAL_FAILURE, outlierResult, RPC_ERROR, RPC_OK } from '../upstream/outlier';
 import { deadlines, type DeadlineEntry } from './deadlines';
 import { FrameReader, type FrameSink } from './frame-reader';
+import { IdTable } from './id-table';
 
 /** Implemented by whoever sends requests (the downstream session of the proxy). */
 export interface StreamReceiver {
@@ -133,7 +134,7 @@ export const SEND_OVERFLOW = 1;
 export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
   readonly conn: Connection;
   private readonly reader: FrameReader<XFrame>;
-  private readonly pending = new Map<number, PendingRequest>();
+  private readonly pending = new IdTable<PendingRequest>();
   private lastId = 0;
   private connected = false;
   /** Requests written while connecting (counted in the cluster's pending gauge). */
@@ -165,7 +166,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
   send(buf: Buffer, frame: XFrame, p: PendingRequest | null): void {
     const codec = this.codec;
     let id = codec.nextId(this.lastId);
-    while (this.pending.has(id) || id === this.hbId) id = codec.nextId(id);
+    while (!this.pending.free(id) || id === this.hbId) id = codec.nextId(id);
     this.lastId = id;
     codec.setRequestId(buf, frame, id);
     const cl = this.pool.cluster;
@@ -176,7 +177,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     if (p !== null) {
       p.upId = id;
       p.conn = this;
-      this.pending.set(id, p);
+      this.pending.set(p);
       this.pool.host.active++;
       this.pool.inflight++;
     }
@@ -306,7 +307,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     if (this.pending.size === 0) return;
     const wheel = deadlines();
     // Fail everything pending at once; the receivers answer CONNECTION_CLOSED.
-    for (const p of this.pending.values()) {
+    for (let p = this.pending.takeAny(); p !== null; p = this.pending.takeAny()) {
       wheel.disarm(p);
       this.pool.host.active--;
       this.pool.inflight--;
@@ -315,7 +316,6 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
       if (err !== undefined) p.failure = err.message;
       this.finish(p, ErrorKind.ConnectionClosed);
     }
-    this.pending.clear();
   }
 
   onHighWatermark(): void {
@@ -364,7 +364,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
       return;
     }
     let id = this.codec.nextId(this.lastId);
-    while (this.pending.has(id)) id = this.codec.nextId(id);
+    while (!this.pending.free(id)) id = this.codec.nextId(id);
     this.lastId = id;
     this.hbId = id;
     this.hbSentAt = now;

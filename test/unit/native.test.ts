@@ -435,6 +435,74 @@ for (const kind of ['native', 'fallback'] as const) {
       });
     });
 
+    describe('writeRange', () => {
+      it('writes one range of a buffer, through EAGAIN, validates arguments, throws with a code on reset', async () => {
+        const pair = await tcpPair();
+        try {
+          const fd = fdOf(pair.client);
+          const big = Buffer.from('..hello, world!..');
+          const got = new Promise<string>((resolve) => {
+            let s = '';
+            pair.peer.on('data', (d: Buffer) => {
+              s += d.toString();
+              if (s.length >= 13) resolve(s);
+            });
+          });
+          assert.equal(bind.writeRange(fd, big, 2, 2), 0);
+          assert.equal(bind.writeRange(fd, big, 2, 15), 13);
+          assert.equal(await got, 'hello, world!');
+          assert.throws(() => bind.writeRange(fd, big, 2, big.length + 1), RangeError);
+          assert.throws(() => bind.writeRange(fd, big, 5, 4), RangeError);
+          assert.throws(() => bind.writeRange(-1, big, 0, 1), RangeError);
+          assert.throws(() => bind.writeRange(fd, 'str' as unknown as Uint8Array, 0, 1), TypeError);
+        } finally {
+          pair.close();
+        }
+        // A range larger than the socket buffers: a short count (EAGAIN), then the rest later, in order.
+        const { bufs, total, digest } = makePayload();
+        const all = Buffer.concat(bufs);
+        const pair2 = await tcpPair();
+        try {
+          const received = receiveAll(pair2.peer, total);
+          const fd = fdOf(pair2.client);
+          let off = 0;
+          let partial = 0;
+          while (off < total) {
+            const n = bind.writeRange(fd, all, off, total);
+            assert.ok(Number.isInteger(n) && n >= 0 && n <= total - off, `bad count ${n}`);
+            if (n < total - off) partial++;
+            off += n;
+            if (off < total) await tick();
+          }
+          assert.ok(partial >= 1, 'the socket buffer must fill at least once');
+          assert.equal(await received, digest);
+        } finally {
+          pair2.close();
+        }
+        const pair3 = await tcpPair();
+        try {
+          const fd = fdOf(pair3.client);
+          (pair3.client as unknown as { _handle: { readStop(): number } })._handle.readStop();
+          pair3.peer.resetAndDestroy();
+          await sleep(20);
+          const chunk = Buffer.alloc(65536, 1);
+          let err: NodeJS.ErrnoException | undefined;
+          for (let i = 0; i < 50 && !err; i++) {
+            try {
+              bind.writeRange(fd, chunk, 0, chunk.length);
+            } catch (e) {
+              err = e as NodeJS.ErrnoException;
+            }
+            await sleep(5);
+          }
+          assert.ok(err instanceof Error, 'writeRange must fail on a reset connection');
+          assert.ok(err.code === 'EPIPE' || err.code === 'ECONNRESET', `code ${err.code}`);
+        } finally {
+          pair3.close();
+        }
+      });
+    });
+
     describe('thread affinity', () => {
       it('pinThread in a worker pins only that worker', async () => {
         const mainBefore = bind.getThreadAffinity();

@@ -104,6 +104,55 @@ test('deadline wheel: fires due entries only, disarm is O(1), far deadlines surv
   assert.equal(w.size, 0);
 });
 
+test('deadline wheel: one timer for many requests with the same timeout, none created or cleared per request', async () => {
+  const w = new DeadlineWheel();
+  const created: number[] = [];
+  const cleared: number[] = [];
+  const g = globalThis as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const saved = { setTimeout: g.setTimeout, setInterval: g.setInterval, clearTimeout: g.clearTimeout, clearInterval: g.clearInterval };
+  g.setTimeout = (...a: unknown[]) => (created.push(1), saved.setTimeout(...a));
+  g.setInterval = (...a: unknown[]) => (created.push(1), saved.setInterval(...a));
+  g.clearTimeout = (...a: unknown[]) => (cleared.push(1), saved.clearTimeout(...a));
+  g.clearInterval = (...a: unknown[]) => (cleared.push(1), saved.clearInterval(...a));
+  const e = new Entry();
+  try {
+    // A low request rate: each request is answered before the next one comes (the wheel empties each time).
+    for (let i = 0; i < 100; i++) {
+      w.arm(e, Date.now() + 3000);
+      w.disarm(e);
+    }
+  } finally {
+    Object.assign(g, saved);
+  }
+  assert.equal(w.size, 0);
+  assert.equal(created.length, 1, 'one timer for the first request, reused by the later ones');
+  assert.equal(cleared.length, 0);
+});
+
+test('deadline wheel: real timer fires due entries (an earlier deadline after a later one too), never early', async () => {
+  const w = new DeadlineWheel();
+  const late = new Entry();
+  const soon = new Entry();
+  const gone = new Entry();
+  const t0 = Date.now();
+  w.arm(late, t0 + 400);
+  w.arm(gone, t0 + 30);
+  w.disarm(gone); // the timer set for it fires for nothing and looks further
+  w.arm(soon, t0 + 60);
+  // Polled with a generous cap: a loaded machine delays timers, never makes them early.
+  const until = async (cond: () => boolean): Promise<void> => {
+    for (let i = 0; i < 500 && !cond(); i++) await sleep(10);
+  };
+  await until(() => soon.fired >= 0);
+  assert.ok(soon.fired >= t0 + 60, `fired ${soon.fired - t0} ms after arming: never early`);
+  if (late.fired === -1) assert.ok(w.timerSet, 'the timer waits for the entry left');
+  await until(() => late.fired >= 0);
+  assert.ok(late.fired >= t0 + 400, 'never early');
+  assert.equal(gone.fired, -1);
+  assert.equal(w.size, 0);
+  assert.equal(w.timerSet, false, 'an empty wheel keeps no timer');
+});
+
 test('pool: ids per connection, responses out of order mapped back, oneway has no pending entry, timeout', async () => {
   const held: { frame: any; buf: Buffer; sock: any }[] = [];
   let answer = true;

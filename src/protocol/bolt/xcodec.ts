@@ -37,6 +37,7 @@ import { encodeErrorResponse, encodeHeartbeat, encodeHeartbeatAck } from './enco
 import { BoltFrame } from './frame';
 import { findHeaderValue, findServiceHeader, HeaderValueRange } from './header-map';
 import { setRequestId, setRequestTimeout } from './request-id';
+import { StringCache } from '../string-cache';
 
 /** A BoltFrame that also carries the generic XFrame fields. */
 export class BoltXFrame extends BoltFrame implements XFrame {
@@ -112,6 +113,8 @@ export function boltFrameLength(buf: Buffer, start: number, end: number, maxFram
 }
 
 const range = new HeaderValueRange();
+/** Header values routing reads (service, method, ...), decoded once per distinct value. */
+const names = new StringCache();
 
 class BoltXCodec implements XCodec<BoltXFrame> {
   readonly maxHeaderSize = V2_REQUEST_HEADER;
@@ -163,15 +166,15 @@ class BoltXCodec implements XCodec<BoltXFrame> {
     const r = findHeaderValue(buf, frame.headerStart, frame.contentStart, name.bytes, range);
     if (r === -1) return undefined;
     if (r < 0) return null;
-    // One string per routed request: the router's cache is keyed by it (see router/router.ts).
-    return buf.toString('utf8', range.start, range.end);
+    // The router's cache is keyed by it (see router/router.ts): repeated values are one string.
+    return names.get(buf, range.start, range.end);
   }
 
   getRouteKey(buf: Buffer, frame: BoltXFrame): string | undefined | null {
     const r = findServiceHeader(buf, frame.headerStart, frame.contentStart, range);
     if (r === -1) return undefined;
     if (r < 0) return null;
-    return buf.toString('utf8', range.start, range.end);
+    return names.get(buf, range.start, range.end);
   }
 
   replyMeta(_buf: Buffer, frame: BoltXFrame): number {

@@ -11,26 +11,29 @@
 import { SERIALIZATION_HESSIAN2 } from './constants';
 import type { DubboXFrame } from './xcodec';
 import { countJvmArgs, hs, readString, readStringMap, skipValue, SkipState } from './hessian';
+import { StringCache } from '../string-cache';
 
 const skip = new SkipState();
+/** The leading strings repeat from request to request: decoded once per distinct value. */
+const names = new StringCache();
 
 /** Fills dubboVersion, service, version, method, paramDesc, argsStart; false when unreadable. */
 export function readLeadingStrings(buf: Buffer, f: DubboXFrame): boolean {
   if (!f.isRequest || f.isEvent || f.serialization !== SERIALIZATION_HESSIAN2) return false;
   const end = f.bodyStart + f.bodyLen;
-  let p = readString(buf, f.bodyStart, end);
+  let p = readString(buf, f.bodyStart, end, names);
   if (p < 0) return false;
   f.dubboVersion = hs.value;
-  p = readString(buf, p, end);
+  p = readString(buf, p, end, names);
   if (p < 0) return false;
   f.service = hs.value;
-  p = readString(buf, p, end);
+  p = readString(buf, p, end, names);
   if (p < 0) return false;
   f.version = hs.value;
-  p = readString(buf, p, end);
+  p = readString(buf, p, end, names);
   if (p < 0) return false;
   f.method = hs.value;
-  p = readString(buf, p, end);
+  p = readString(buf, p, end, names);
   if (p < 0) return false;
   f.paramDesc = hs.value;
   f.argsStart = p;

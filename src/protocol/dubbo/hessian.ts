@@ -16,6 +16,8 @@
 //   xd8-xef long, 1 byte   xf0-xff long, 2 bytes
 // String lengths count UTF-16 chars, not bytes.
 
+import type { StringCache } from '../string-cache';
+
 /** Truncated input: more bytes were needed. */
 export const H_TRUNCATED = -1;
 /** A tag that is not allowed where it appears. */
@@ -50,7 +52,7 @@ function utf8Span(buf: Buffer, p: number, end: number, chars: number): number {
  * Reads a string (or null) at p into hs.value; returns the offset after it, or < 0.
  * Only string tags and 'N' are accepted.
  */
-export function readString(buf: Buffer, p: number, end: number): number {
+export function readString(buf: Buffer, p: number, end: number, cache: StringCache | null = null): number {
   let out: string | null = null;
   for (;;) {
     if (p >= end) return H_TRUNCATED;
@@ -75,7 +77,8 @@ export function readString(buf: Buffer, p: number, end: number): number {
     } else return H_BAD_TAG;
     const n = utf8Span(buf, p, end, len);
     if (n < 0) return n;
-    const part = buf.toString('utf8', p, p + n);
+    // A value in one chunk may repeat from request to request (service, method): the cache's string.
+    const part: string = cache !== null && final && out === null ? cache.get(buf, p, p + n) : buf.toString('utf8', p, p + n);
     out = out === null ? part : out + part;
     p += n;
     if (final) {

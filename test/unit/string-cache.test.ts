@@ -1,0 +1,53 @@
+// StringCache (src/protocol/string-cache.ts): the strings routing reads from frames, decoded
+// once per distinct value; every lookup must give what buf.toString('utf8', start, end) gives.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { StringCache } from '../../src/protocol/string-cache';
+import { boltCodec, type BoltXFrame } from '../../src/protocol/bolt/xcodec';
+import { HeaderName } from '../../src/protocol/types';
+import { rawRequest } from '../helpers/sofa';
+
+test('string cache: same text as toString for repeated, colliding, multi-byte, invalid and long values', () => {
+  const c = new StringCache();
+  const values: Buffer[] = [
+    Buffer.from('com.example.BenchService:1.0'),
+    Buffer.from('com.example.BenchServicf:1.0'), // differs in one middle byte
+    Buffer.from('com.example.BenchService:1.1'),
+    Buffer.from('服务.名字:1.0'),
+    Buffer.from([0x61, 0xc3, 0x28, 0x62, 0xff]), // invalid UTF-8: replacement characters
+    Buffer.from('x'),
+    Buffer.alloc(128, 0x41),
+    Buffer.alloc(129, 0x42), // longer than a slot: decoded every time
+    Buffer.alloc(300, 0x43),
+  ];
+  // Many distinct values of the same length and ends: slot collisions replace each other.
+  for (let i = 0; i < 400; i++) values.push(Buffer.from(`svc.${String(i).padStart(4, '0')}.end`));
+  const pad = Buffer.alloc(7, 0x2e);
+  for (let round = 0; round < 3; round++) {
+    for (const v of values) {
+      // At an offset inside a larger buffer, like a header value inside a read chunk.
+      const buf = Buffer.concat([pad, v, pad]);
+      assert.equal(c.get(buf, pad.length, pad.length + v.length), v.toString('utf8'));
+    }
+  }
+  assert.equal(c.get(Buffer.from('abc'), 1, 1), '');
+  // The bytes are copied: a reused read buffer does not change what a later hit returns.
+  const buf = Buffer.from('service-a');
+  assert.equal(c.get(buf, 0, buf.length), 'service-a');
+  buf.write('service-b');
+  assert.equal(c.get(buf, 0, buf.length), 'service-b');
+});
+
+test('bolt codec: the route key and headers read through the cache match the frame, request after request', () => {
+  const frame = boltCodec.newFrame() as BoltXFrame;
+  const method = new HeaderName('sofa_head_method_name');
+  for (const svc of ['com.a.Svc:1.0', 'com.b.Svc:1.0', 'com.a.Svc:1.0', 'com.a.Svd:1.0']) {
+    for (const m of ['echo', 'ping']) {
+      const b = rawRequest(7, svc, { headers: { sofa_head_method_name: m } });
+      assert.ok(boltCodec.decode(b, 0, b.length, 1 << 20, frame) > 0);
+      assert.equal(boltCodec.getRouteKey(b, frame), svc);
+      assert.equal(boltCodec.getHeader(b, frame, method), m);
+      b.fill(0); // the read chunk is reused for the next request
+    }
+  }
+});
