@@ -69,8 +69,25 @@ export interface ListenSocket {
   close(): Promise<void>;
 }
 
+/**
+ * OpenSSL controls on Node SecureContexts (native/tls_tickets.cc). `external` is a
+ * SecureContext's `context._external` (its SSL_CTX*). Absent in the fallback.
+ */
+export interface NativeTlsTickets {
+  /** The process-wide ticket secret (32 bytes) and rotation interval; idempotent. */
+  init(secret: Uint8Array, intervalMs: number): void;
+  /** on: one ticket per handshake and the C ticket-key callback (current + previous epoch keys); off: no tickets. */
+  context(external: unknown, on: boolean): void;
+  /** The 48-byte key of an epoch as the callback derives it (tests, diagnostics). */
+  key(epoch: number): Buffer;
+  /** SSL_CTX_get_num_tickets (tests). */
+  numTickets(external: unknown): number;
+}
+
 export interface NativeBinding {
   readonly kind: BindingKind;
+  /** Session tickets of listener contexts in C (addon only; undefined: Node's own, see src/tls/tickets.ts). */
+  readonly tlsTickets?: NativeTlsTickets;
   createSlabPool(opts: SlabPoolOptions): SlabPool;
   /**
    * Gathers bufs[0..count) into writev(2) calls on a non-blocking fd until all is written or
