@@ -11,7 +11,8 @@
         "native/listen.cc",
         "native/origdst.cc",
         "native/fdpass.cc",
-        "native/tls_tickets.cc"
+        "native/tls_tickets.cc",
+        "native/tls_conn.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

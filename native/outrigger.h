@@ -23,8 +23,9 @@ void RegisterListen(Napi::Env env, Napi::Object exports);
 void RegisterOrigDst(Napi::Env env, Napi::Object exports);
 void RegisterFdPass(Napi::Env env, Napi::Object exports);
 void RegisterTlsTickets(Napi::Env env, Napi::Object exports);
+void RegisterTlsConn(Napi::Env env, Napi::Object exports);
 
-// The SSL_CTX* of a Node SecureContext (argument i is its `context._external`); throws otherwise.
+// The SSL_CTX* of a Node SecureContext (argument i is its `context`, or `context._external`); throws otherwise.
 SSL_CTX* SslCtxArg(const Napi::CallbackInfo& info, size_t i);
 
 }  // namespace outrigger

@@ -145,13 +145,17 @@ int TicketKeyCb(SSL* /*ssl*/, unsigned char key_name[16], unsigned char iv[EVP_M
 
 SSL_CTX* SslCtxArg(const Napi::CallbackInfo& info, size_t i) {
   Napi::Env env = info.Env();
-  if (info.Length() <= i || !info[i].IsExternal()) {
-    NAPI_THROW(Napi::TypeError::New(env, "expected a SecureContext's context._external"), nullptr);
+  // A SecureContext's `context` (its native handle; preferred: the caller holds the context
+  // for the duration of the call) or that handle's `_external`.
+  Napi::Value arg = info.Length() > i ? info[i] : env.Undefined();
+  if (arg.IsObject() && !arg.IsExternal()) arg = arg.As<Napi::Object>().Get("_external");
+  if (!arg.IsExternal()) {
+    NAPI_THROW(Napi::TypeError::New(env, "expected a SecureContext's context (or context._external)"), nullptr);
   }
   // Node-API wraps its own externals (napi_get_value_external does not return the pointer of
   // an External that Node core made), so read the v8::External itself: a napi_value is the
   // address of a V8 handle slot, the same representation as a v8::Local<v8::Value>.
-  napi_value nv = info[i];
+  napi_value nv = arg;
   v8::Local<v8::Value> v;
   static_assert(sizeof(v) == sizeof(nv), "napi_value is a v8::Local");
   std::memcpy(static_cast<void*>(&v), &nv, sizeof(nv));

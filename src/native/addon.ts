@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { ChunkSlabPool } from './slab-pool';
 import { listenShared } from './listen';
-import type { ListenResult, ListenSocket, NativeBinding, NativeTlsTickets, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
+import type { ListenResult, ListenSocket, NativeBinding, NativeTlsConn, NativeTlsEngine, NativeTlsTickets, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
 
 /** Raw functions exported by outrigger_native.node. */
 export interface AddonExports {
@@ -28,6 +28,15 @@ export interface AddonExports {
   tlsContextTickets?(external: unknown, on: boolean): void;
   tlsTicketKey?(epoch: number): Buffer;
   tlsNumTickets?(external: unknown): number;
+  /** native/tls_conn.cc. */
+  TlsConn?: new (context: unknown, server: boolean, verify: number) => NativeTlsConn;
+  tlsStatus?(): Int32Array;
+}
+
+function tlsEngineOf(a: AddonExports): NativeTlsEngine | undefined {
+  const { TlsConn, tlsStatus } = a;
+  if (!TlsConn || !tlsStatus) return undefined;
+  return { status: tlsStatus(), create: (context, server, verify) => new TlsConn(context, server, verify) };
 }
 
 function tlsTicketsOf(a: AddonExports): NativeTlsTickets | undefined {
@@ -61,6 +70,7 @@ export function loadAddonBinding(): NativeBinding {
   return {
     kind: 'native',
     tlsTickets: tlsTicketsOf(addon),
+    tlsEngine: tlsEngineOf(addon),
     createSlabPool(opts: SlabPoolOptions): SlabPool {
       return new ChunkSlabPool(opts, (size) => addon.allocSlab(size), () => addon.slabMemoryKind());
     },

@@ -71,7 +71,8 @@ export interface ListenSocket {
 
 /**
  * OpenSSL controls on Node SecureContexts (native/tls_tickets.cc). `external` is a
- * SecureContext's `context._external` (its SSL_CTX*). Absent in the fallback.
+ * SecureContext's `context` (its native handle, whose `_external` is the SSL_CTX*). Absent in
+ * the fallback.
  */
 export interface NativeTlsTickets {
   /** The process-wide ticket secret (32 bytes) and rotation interval; idempotent. */
@@ -84,8 +85,49 @@ export interface NativeTlsTickets {
   numTickets(external: unknown): number;
 }
 
+/** What a native TLS connection learned at its handshake (native/tls_conn.cc info()). */
+export interface NativeTlsConnInfo {
+  version: string;
+  cipher: string | null;
+  alpn: string | null;
+  servername: string | null;
+  /** X509_V_OK (0) or OpenSSL's verification error code of the peer's chain. */
+  verifyResult: number;
+  reused: boolean;
+  /** The peer certificate (DER); absent when the peer sent none. */
+  peerDer?: Buffer;
+}
+
+/**
+ * One TLS connection on memory BIOs (native/tls_conn.cc): ciphertext in, plaintext out in
+ * place; records to send go to `fd` directly (fd -1: kept for take()). Each call leaves flags in
+ * NativeTlsEngine.status (see there).
+ */
+export interface NativeTlsConn {
+  feed(chunk: Uint8Array, n: number, fd: number): number;
+  read(chunk: Uint8Array, fd: number): number;
+  write(buf: Uint8Array, start: number, end: number, fd: number): number;
+  take(): Buffer;
+  shutdown(fd: number): void;
+  info(): NativeTlsConnInfo;
+  free(): void;
+}
+
+export interface NativeTlsEngine {
+  /**
+   * The thread's status words after each NativeTlsConn call: [0] flags (1 handshake completed,
+   * 2 more plaintext waits: call read(), 4 close_notify received, 8 fatal: close the
+   * connection), [1] ciphertext bytes not sent (take() them), [2] errno or OpenSSL reason.
+   */
+  readonly status: Int32Array;
+  /** `context`: a SecureContext's `context`; verify: 0 none, 1 ask for a client certificate, 2 require one. */
+  create(context: unknown, server: boolean, verify: number): NativeTlsConn;
+}
+
 export interface NativeBinding {
   readonly kind: BindingKind;
+  /** TLS on memory BIOs (addon only). */
+  readonly tlsEngine?: NativeTlsEngine;
   /** Session tickets of listener contexts in C (addon only; undefined: Node's own, see src/tls/tickets.ts). */
   readonly tlsTickets?: NativeTlsTickets;
   createSlabPool(opts: SlabPoolOptions): SlabPool;

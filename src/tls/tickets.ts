@@ -81,8 +81,6 @@ interface NativeContext {
   setTicketKeys(keys: Buffer): void;
   setOptions(options: number): void;
   setSessionIdContext(id: string): void;
-  /** The SSL_CTX* (a V8 External). */
-  _external: unknown;
 }
 
 function nativeOf(ctx: tls.SecureContext): NativeContext {
@@ -133,7 +131,7 @@ export function enableTickets(ctx: tls.SecureContext, sidCtx: string): void {
   const c = native.tlsTickets;
   if (c !== undefined) {
     c.init(ticketSecret(), rotationMs());
-    c.context(n._external, true);
+    c.context(n, true);
     return;
   }
   n.setTicketKeys(currentKey());
@@ -146,5 +144,5 @@ export function disableTickets(ctx: tls.SecureContext, sidCtx: string): void {
   const n = nativeOf(ctx);
   n.setOptions(crypto.constants.SSL_OP_NO_TICKET);
   n.setSessionIdContext(sidCtx);
-  native.tlsTickets?.context(n._external, false);
+  native.tlsTickets?.context(n, false);
 }
