@@ -1,7 +1,7 @@
 // TLS on memory BIOs: one SSL* per connection, driven from JS with the bytes of the
 // connection's zero-copy reads, on the OpenSSL that Node itself links.
 //
-//   const t = new TlsConn(secureContext.context, isServer, verify)   SSL_new + two memory BIOs
+//   const t = new TlsConn(secureContext.context, isServer, verify, alpnWire)   SSL_new + two memory BIOs
 //   t.feed(chunk, n, fd)  ciphertext chunk[0,n) in; handshake and/or SSL_read; the plaintext is
 //                         written back into chunk (from 0; the ciphertext was copied into the
 //                         read BIO first) and its length returned; whatever OpenSSL has to send
@@ -11,6 +11,7 @@
 //   t.take()              ciphertext the kernel did not take (EAGAIN): a Buffer, for socket.write
 //   t.shutdown(fd)        close_notify
 //   t.info()              version, cipher, ALPN, SNI, verify error, peer certificate DER, reused
+//   t.error()             the TLS failure as an Error (code ERR_SSL_<REASON>), after a fatal status
 //   t.free()              SSL_free (also done by the finalizer)
 //
 // Every call leaves its details in the thread's status array (tlsStatus(): Int32Array):
@@ -32,9 +33,11 @@
 #include <openssl/x509.h>
 #include <sys/socket.h>
 
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <string>
 
 #include "outrigger.h"
 
@@ -59,6 +62,7 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
                            InstanceMethod<&TlsConn::Take>("take"),
                            InstanceMethod<&TlsConn::Shutdown>("shutdown"),
                            InstanceMethod<&TlsConn::Info>("info"),
+                           InstanceMethod<&TlsConn::Error>("error"),
                            InstanceMethod<&TlsConn::Free>("free"),
                        });
   }
@@ -68,6 +72,11 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
     SSL_CTX* ctx = SslCtxArg(info, 0);
     if (ctx == nullptr) return;
     bool server = info.Length() > 1 && info[1].ToBoolean().Value();
+    // ALPN protocols a server may select, in wire format (length-prefixed names), or nothing.
+    if (info.Length() > 3 && info[3].IsTypedArray()) {
+      Napi::Uint8Array a = info[3].As<Napi::Uint8Array>();
+      alpn_.assign(reinterpret_cast<const char*>(a.Data()), a.ByteLength());
+    }
     // Client certificates (server side): 1 ask for one, 2 also fail the handshake without one.
     // The chain is checked by OpenSSL against the context's CA; the result is read after the
     // handshake (info().verifyResult), as Node does.
@@ -89,6 +98,14 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
     rbio_ = rbio;
     wbio_ = wbio;
     SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+    SSL_set_app_data(ssl_, this);
+    // Node installs session and SNI callbacks on a context once a TLSSocket uses it; they read
+    // a TLSWrap from the SSL's app data. A context is used by one path only (src/tls/server.ts),
+    // and this keeps a stray one from reading a TlsConn as a TLSWrap.
+    SSL_CTX_sess_set_new_cb(ctx, nullptr);
+    SSL_CTX_sess_set_get_cb(ctx, nullptr);
+    SSL_CTX_set_tlsext_servername_callback(ctx, nullptr);
+    if (server) SSL_CTX_set_alpn_select_cb(ctx, AlpnSelect, nullptr);
     if (verify > 0) SSL_set_verify(ssl_, SSL_VERIFY_PEER | (verify == 2 ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), AcceptChain);
     if (server) {
       SSL_set_accept_state(ssl_);
@@ -105,6 +122,23 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
   BIO* wbio_ = nullptr;  // owned by ssl_
   bool done_ = false;
   bool fatal_ = false;
+  unsigned long last_err_ = 0;  // OpenSSL error of a TLS failure
+  std::string alpn_;            // server: protocols offered (wire format)
+
+  // Server ALPN: the first of our protocols the client offers; none in common -> no ALPN.
+  static int AlpnSelect(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
+                        void* /*arg*/) {
+    TlsConn* self = static_cast<TlsConn*>(SSL_get_app_data(ssl));
+    if (self == nullptr || self->alpn_.empty()) return SSL_TLSEXT_ERR_NOACK;
+    unsigned char* sel = nullptr;
+    unsigned char sel_len = 0;
+    int r = SSL_select_next_proto(&sel, &sel_len, reinterpret_cast<const unsigned char*>(self->alpn_.data()),
+                                  static_cast<unsigned int>(self->alpn_.size()), in, inlen);
+    if (r != OPENSSL_NPN_NEGOTIATED) return SSL_TLSEXT_ERR_NOACK;
+    *out = sel;
+    *outlen = sel_len;
+    return SSL_TLSEXT_ERR_OK;
+  }
 
   void Release() {
     if (ssl_ != nullptr) {
@@ -161,6 +195,7 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
       return;
     }
     unsigned long err = ERR_peek_error();
+    if (err != 0 && last_err_ == 0) last_err_ = err;
     Fail(err != 0 ? ERR_GET_REASON(err) : -1);
   }
 
@@ -290,7 +325,10 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
     if (ssl_ == nullptr) return o;
     o.Set("version", SSL_get_version(ssl_));
     const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
-    o.Set("cipher", c != nullptr ? Napi::Value(Napi::String::New(env, SSL_CIPHER_get_name(c))) : env.Null());
+    // IANA name (as Node's getCipher().standardName), else OpenSSL's.
+    const char* cname = c != nullptr ? SSL_CIPHER_standard_name(c) : nullptr;
+    if (c != nullptr && cname == nullptr) cname = SSL_CIPHER_get_name(c);
+    o.Set("cipher", cname != nullptr ? Napi::Value(Napi::String::New(env, cname)) : env.Null());
     const unsigned char* alpn = nullptr;
     unsigned int alpn_len = 0;
     SSL_get0_alpn_selected(ssl_, &alpn, &alpn_len);
@@ -312,6 +350,18 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
     }
     ERR_clear_error();
     return o;
+  }
+
+  // The TLS failure as Node would name it: code ERR_SSL_<REASON>, message OpenSSL's reason text.
+  Napi::Value Error(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const char* reason = last_err_ != 0 ? ERR_reason_error_string(last_err_) : nullptr;
+    std::string text = reason != nullptr ? reason : "TLS failure";
+    std::string code = "ERR_SSL_";
+    for (char ch : text) code.push_back(ch == ' ' ? '_' : static_cast<char>(toupper(static_cast<unsigned char>(ch))));
+    Napi::Error e = Napi::Error::New(env, text);
+    e.Set("code", code);
+    return e.Value();
   }
 
   Napi::Value Free(const Napi::CallbackInfo& info) {

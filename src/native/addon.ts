@@ -29,14 +29,14 @@ export interface AddonExports {
   tlsTicketKey?(epoch: number): Buffer;
   tlsNumTickets?(external: unknown): number;
   /** native/tls_conn.cc. */
-  TlsConn?: new (context: unknown, server: boolean, verify: number) => NativeTlsConn;
+  TlsConn?: new (context: unknown, server: boolean, verify: number, alpn?: Uint8Array) => NativeTlsConn;
   tlsStatus?(): Int32Array;
 }
 
 function tlsEngineOf(a: AddonExports): NativeTlsEngine | undefined {
   const { TlsConn, tlsStatus } = a;
   if (!TlsConn || !tlsStatus) return undefined;
-  return { status: tlsStatus(), create: (context, server, verify) => new TlsConn(context, server, verify) };
+  return { status: tlsStatus(), create: (context, server, verify, alpn) => new TlsConn(context, server, verify, alpn) };
 }
 
 function tlsTicketsOf(a: AddonExports): NativeTlsTickets | undefined {

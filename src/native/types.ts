@@ -110,6 +110,8 @@ export interface NativeTlsConn {
   take(): Buffer;
   shutdown(fd: number): void;
   info(): NativeTlsConnInfo;
+  /** After a fatal status: the failure (code ERR_SSL_<REASON>, as Node names them). */
+  error(): Error;
   free(): void;
 }
 
@@ -120,8 +122,11 @@ export interface NativeTlsEngine {
    * connection), [1] ciphertext bytes not sent (take() them), [2] errno or OpenSSL reason.
    */
   readonly status: Int32Array;
-  /** `context`: a SecureContext's `context`; verify: 0 none, 1 ask for a client certificate, 2 require one. */
-  create(context: unknown, server: boolean, verify: number): NativeTlsConn;
+  /**
+   * `context`: a SecureContext's `context` (never also given to a TLSSocket); verify: 0 none,
+   * 1 ask for a client certificate, 2 require one; alpn: server protocols in wire format.
+   */
+  create(context: unknown, server: boolean, verify: number, alpn?: Uint8Array): NativeTlsConn;
 }
 
 export interface NativeBinding {
