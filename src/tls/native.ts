@@ -168,7 +168,8 @@ export function nativeHandshake(engine: NativeTlsEngine, sock: net.Socket, h: Na
   sock.on('error', onError);
   sock.once('end', onEnd);
   sock.once('close', onClose);
-  const early = sock.read() as Buffer | null; // a peeked hello put back into the socket
+  // A peeked hello put back into the socket (read() only then: on an empty socket it would start a Node-buffered read).
+  const early = sock.readableLength > 0 ? (sock.read() as Buffer | null) : null;
   if (early !== null && early.length > 0) {
     if (early.length > chunk.length) {
       fail(new Error('ClientHello larger than the read chunk'));

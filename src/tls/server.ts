@@ -124,7 +124,8 @@ export class ServerTls {
       rejectUnauthorized,
       ...(alpn.length > 0 ? { ALPNProtocols: alpn } : {}),
     };
-    this.engine = nativeOk ? tlsEngine : null;
+    // h2 by ALPN hands the socket itself to node:http2 (listener autoSocketHandoff): Node's TLS then.
+    this.engine = nativeOk && !alpn.includes('h2') ? tlsEngine : null;
     announceTlsPath(listenerName, this.engine !== null);
     this.nativeVerify = rejectUnauthorized ? 2 : requestCert ? 1 : 0;
     this.nativeAlpn = alpnWire(alpn);
