@@ -21,8 +21,7 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { tlsInfoOf, type PeerIdentity, type TlsInfo } from '../tls/identity';
-import { nativeTlsOf, type NativeTlsSession } from '../tls/native';
-import { nativeTlsEnd, TLS_FATAL, TLS_MORE, tlsStatus } from '../tls/native';
+import { nativeTlsEnd, nativeTlsOf, TLS_FATAL, TLS_MORE, tlsStatus, type NativeTlsSession } from '../tls/native';
 import { io, type Flushable, type IoContext } from './io';
 import { installUserBuffer, socketFd, userBufferSupported } from './user-buffer';
 import { originalDstOf } from './original-dst';
@@ -507,16 +506,17 @@ export class Connection implements Flushable {
 
   /**
    * Native TLS read: ciphertext in `buf` is decrypted in place and handed on like a plain
-   * read. Plaintext beyond the chunk (a record left over from the previous read) is decrypted
-   * into a pooled chunk, released once this read's writes are flushed (its views are gathered).
+   * read. Plaintext beyond the chunk (a record left over from the previous read: one more
+   * chunk at most) is decrypted into pooled chunks, released once this read's writes are
+   * flushed (views of them are gathered until then).
    */
   private readonly onReadTls = (nread: number, buf: Buffer): void => {
     const t = this.ntls as NativeTlsSession;
     const st = tlsStatus;
     const ctx = this.io;
+    const extras = tlsExtraChunks;
     ctx.enterRead();
     let out = t.conn.feed(buf, nread, this.blocked ? -1 : this.fd);
-    let extra: Buffer | null = null;
     for (;;) {
       const flags = st[0];
       if (flags & TLS_FATAL) {
@@ -526,12 +526,12 @@ export class Connection implements Flushable {
       if (st[1] > 0) this.queueWrite(t.conn.take(), null);
       if (out > 0) this.deliver(buf, out);
       if ((flags & TLS_MORE) === 0 || this.state === 'closed') break;
-      if (extra === null) extra = ctx.pool.acquire();
-      buf = extra;
+      buf = ctx.pool.acquire();
+      extras.push(buf);
       out = t.conn.read(buf, this.blocked ? -1 : this.fd);
     }
     ctx.exitRead();
-    if (extra !== null) ctx.pool.release(extra);
+    while (extras.length > 0) ctx.pool.release(extras.pop() as Buffer);
   };
 
   /** Plaintext of the handshake's last flight (NativeTlsSession.pending), delivered as a first read. */
@@ -664,3 +664,6 @@ export class Connection implements Flushable {
 
 /** One iovec array for the whole thread: flushes are synchronous and never nest. */
 const iovArray: Buffer[] = [];
+
+/** Pooled chunks of one native TLS read beyond its read chunk (reads never nest). */
+const tlsExtraChunks: Buffer[] = [];
