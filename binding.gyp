@@ -10,7 +10,9 @@
         "native/affinity.cc",
         "native/listen.cc",
         "native/origdst.cc",
-        "native/fdpass.cc"
+        "native/fdpass.cc",
+        "native/tls_tickets.cc",
+        "native/tls_conn.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

@@ -8,6 +8,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   outrigger::RegisterListen(env, exports);
   outrigger::RegisterOrigDst(env, exports);
   outrigger::RegisterFdPass(env, exports);
+  outrigger::RegisterTlsTickets(env, exports);
+  outrigger::RegisterTlsConn(env, exports);
   return exports;
 }
 

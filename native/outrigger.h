@@ -5,6 +5,8 @@
 
 #include <napi.h>
 
+typedef struct ssl_ctx_st SSL_CTX;
+
 namespace outrigger {
 
 // Builds a JS Error like Node's system errors: message "<syscall> <CODE>",
@@ -20,6 +22,11 @@ void RegisterAffinity(Napi::Env env, Napi::Object exports);
 void RegisterListen(Napi::Env env, Napi::Object exports);
 void RegisterOrigDst(Napi::Env env, Napi::Object exports);
 void RegisterFdPass(Napi::Env env, Napi::Object exports);
+void RegisterTlsTickets(Napi::Env env, Napi::Object exports);
+void RegisterTlsConn(Napi::Env env, Napi::Object exports);
+
+// The SSL_CTX* of a Node SecureContext (argument i is its `context`, or `context._external`); throws otherwise.
+SSL_CTX* SslCtxArg(const Napi::CallbackInfo& info, size_t i);
 
 }  // namespace outrigger
 

@@ -38,6 +38,7 @@ const SERIAL = [
   'integration/router.test.js', // ReDoS latency bounds
   'integration/stream-pipeline.test.js', // 300 ms per-try timeouts that a slow first answer must beat
   'integration/transparent.test.js', // network namespaces and iptables
+  'integration/tls-native-paths.test.js', // runs five TLS suites again on Node's TLS path
   'integration/upgrade-failure.test.js', // hand-over under load
   'integration/upgrade-resume.test.js', // hand-over, kill, take-back timings
   'integration/upgrade-tls.test.js', // sofa-rpc-node at 400 calls/s across a hand-over

@@ -363,6 +363,20 @@ const nodeTls: PeerDef = {
   },
 };
 
+/** Prototype: node-tls's job on the addon's memory-BIO TLS (no TLSSocket); src/tls/README.md. */
+const nativeTlsProto: PeerDef = {
+  ...nodeTls,
+  name: 'native-tls-proto',
+  description: 'prototype: node-tls on the addon\'s memory-BIO TLS (native/tls_conn.cc), TLS workloads only',
+  unsupported: (mode) => (mode === 'tls' ? undefined : 'n/a: TLS-only prototype peer'),
+  async start(t) {
+    const { tls, ports } = await tlsPorts(t);
+    const cfg = path.join(t.dir, 'native-tls-proto.json');
+    fs.writeFileSync(cfg, JSON.stringify({ backendPort: t.backendPort, listeners: tls!.map((l) => ({ port: l.port, cert: l.cert.cert, key: l.cert.key })) }));
+    return launch('native-tls-proto', process.execPath, [path.join(DIST_BENCH, 'peers', 'native-tls-proto-main.js'), cfg], tls![0].port, undefined, 10_000, undefined, ports);
+  },
+};
+
 /** Version of an npm package from its package.json, or undefined when it is not installed. */
 function npmVersion(pkg: string): string | undefined {
   try {
@@ -456,7 +470,7 @@ const slowRelay: PeerDef = {
   },
 };
 
-export const PEERS: PeerDef[] = [outrigger, outriggerCork, outriggerFallback, outriggerLibH1, outriggerRef, haproxy, nginx, envoy, mosn, direct, nodeTls, nodeHttpProxy, outriggerUws, outriggerUwsMin, slowRelay];
+export const PEERS: PeerDef[] = [outrigger, outriggerCork, outriggerFallback, outriggerLibH1, outriggerRef, haproxy, nginx, envoy, mosn, direct, nodeTls, nativeTlsProto, nodeHttpProxy, outriggerUws, outriggerUwsMin, slowRelay];
 export const DEFAULT_PEERS = ['outrigger', 'haproxy', 'nginx', 'envoy', 'mosn', 'direct'];
 
 export function peerByName(name: string): PeerDef | undefined {

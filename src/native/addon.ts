@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { ChunkSlabPool } from './slab-pool';
 import { listenShared } from './listen';
-import type { ListenResult, ListenSocket, NativeBinding, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
+import type { ListenResult, ListenSocket, NativeBinding, NativeTlsConn, NativeTlsEngine, NativeTlsTickets, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
 
 /** Raw functions exported by outrigger_native.node. */
 export interface AddonExports {
@@ -25,6 +25,26 @@ export interface AddonExports {
   /** native/origdst.cc (absent from builds older than it). */
   getOriginalDst?(fd: number): OriginalDstAddress | null;
   setTransparent?(fd: number): void;
+  /** native/tls_tickets.cc (absent from builds older than it). */
+  tlsTicketInit?(secret: Uint8Array, intervalMs: number): void;
+  tlsContextTickets?(external: unknown, on: boolean): void;
+  tlsTicketKey?(epoch: number): Buffer;
+  tlsNumTickets?(external: unknown): number;
+  /** native/tls_conn.cc. */
+  TlsConn?: new (context: unknown, server: boolean, verify: number, alpn?: Uint8Array) => NativeTlsConn;
+  tlsStatus?(): Int32Array;
+}
+
+function tlsEngineOf(a: AddonExports): NativeTlsEngine | undefined {
+  const { TlsConn, tlsStatus } = a;
+  if (!TlsConn || !tlsStatus) return undefined;
+  return { status: tlsStatus(), create: (context, server, verify, alpn) => new TlsConn(context, server, verify, alpn) };
+}
+
+function tlsTicketsOf(a: AddonExports): NativeTlsTickets | undefined {
+  const { tlsTicketInit, tlsContextTickets, tlsTicketKey, tlsNumTickets } = a;
+  if (!tlsTicketInit || !tlsContextTickets || !tlsTicketKey || !tlsNumTickets) return undefined;
+  return { init: tlsTicketInit, context: tlsContextTickets, key: tlsTicketKey, numTickets: tlsNumTickets };
 }
 
 function rebuildNeeded(fn: string): Error {
@@ -51,6 +71,8 @@ export function loadAddonBinding(): NativeBinding {
   }
   return {
     kind: 'native',
+    tlsTickets: tlsTicketsOf(addon),
+    tlsEngine: tlsEngineOf(addon),
     createSlabPool(opts: SlabPoolOptions): SlabPool {
       return new ChunkSlabPool(opts, (size) => addon.allocSlab(size), () => addon.slabMemoryKind());
     },

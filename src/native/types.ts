@@ -69,8 +69,72 @@ export interface ListenSocket {
   close(): Promise<void>;
 }
 
+/**
+ * OpenSSL controls on Node SecureContexts (native/tls_tickets.cc). `external` is a
+ * SecureContext's `context` (its native handle, whose `_external` is the SSL_CTX*). Absent in
+ * the fallback.
+ */
+export interface NativeTlsTickets {
+  /** The process-wide ticket secret (32 bytes) and rotation interval; idempotent. */
+  init(secret: Uint8Array, intervalMs: number): void;
+  /** on: one ticket per handshake and the C ticket-key callback (current + previous epoch keys); off: no tickets. */
+  context(external: unknown, on: boolean): void;
+  /** The 48-byte key of an epoch as the callback derives it (tests, diagnostics). */
+  key(epoch: number): Buffer;
+  /** SSL_CTX_get_num_tickets (tests). */
+  numTickets(external: unknown): number;
+}
+
+/** What a native TLS connection learned at its handshake (native/tls_conn.cc info()). */
+export interface NativeTlsConnInfo {
+  version: string;
+  cipher: string | null;
+  alpn: string | null;
+  servername: string | null;
+  /** X509_V_OK (0) or OpenSSL's verification error code of the peer's chain. */
+  verifyResult: number;
+  reused: boolean;
+  /** The peer certificate (DER); absent when the peer sent none. */
+  peerDer?: Buffer;
+}
+
+/**
+ * One TLS connection on memory BIOs (native/tls_conn.cc): ciphertext in, plaintext out in
+ * place; records to send go to `fd` directly (fd -1: kept for take()). Each call leaves flags in
+ * NativeTlsEngine.status (see there).
+ */
+export interface NativeTlsConn {
+  feed(chunk: Uint8Array, n: number, fd: number): number;
+  read(chunk: Uint8Array, fd: number): number;
+  write(buf: Uint8Array, start: number, end: number, fd: number): number;
+  take(): Buffer;
+  shutdown(fd: number): void;
+  info(): NativeTlsConnInfo;
+  /** After a fatal status: the failure (code ERR_SSL_<REASON>, as Node names them). */
+  error(): Error;
+  free(): void;
+}
+
+export interface NativeTlsEngine {
+  /**
+   * The thread's status words after each NativeTlsConn call: [0] flags (1 handshake completed,
+   * 2 more plaintext waits: call read(), 4 close_notify received, 8 fatal: close the
+   * connection), [1] ciphertext bytes not sent (take() them), [2] errno or OpenSSL reason.
+   */
+  readonly status: Int32Array;
+  /**
+   * `context`: a SecureContext's `context` (never also given to a TLSSocket); verify: 0 none,
+   * 1 ask for a client certificate, 2 require one; alpn: server protocols in wire format.
+   */
+  create(context: unknown, server: boolean, verify: number, alpn?: Uint8Array): NativeTlsConn;
+}
+
 export interface NativeBinding {
   readonly kind: BindingKind;
+  /** TLS on memory BIOs (addon only). */
+  readonly tlsEngine?: NativeTlsEngine;
+  /** Session tickets of listener contexts in C (addon only; undefined: Node's own, see src/tls/tickets.ts). */
+  readonly tlsTickets?: NativeTlsTickets;
   createSlabPool(opts: SlabPoolOptions): SlabPool;
   /**
    * Gathers bufs[0..count) into writev(2) calls on a non-blocking fd until all is written or

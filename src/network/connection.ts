@@ -21,6 +21,7 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { tlsInfoOf, type PeerIdentity, type TlsInfo } from '../tls/identity';
+import { nativeTlsEnd, nativeTlsOf, TLS_FATAL, TLS_MORE, tlsStatus, type NativeTlsSession } from '../tls/native';
 import { io, type Flushable, type IoContext } from './io';
 import { installUserBuffer, socketFd, userBufferSupported } from './user-buffer';
 import { originalDstOf } from './original-dst';
@@ -122,6 +123,8 @@ export class Connection implements Flushable {
   private readonly high: number;
   private readonly low: number;
   private readPaused = false;
+  /** Native TLS (src/tls/native.ts): reads are decrypted and writes encrypted through it. */
+  readonly ntls: NativeTlsSession | null;
 
   private readonly onRead = (nread: number, buf: Buffer): void => {
     const ctx = this.io;
@@ -161,7 +164,8 @@ export class Connection implements Flushable {
   constructor(socket: net.Socket, handler: ConnectionHandler, bufferLimit: number, connecting: boolean, stream = false) {
     this.io = io();
     this.socket = socket;
-    this.streamMode = stream || this.io.mode === 'cork' || socket instanceof tls.TLSSocket;
+    this.ntls = connecting ? null : (nativeTlsOf(socket) ?? null);
+    this.streamMode = this.ntls === null && (stream || this.io.mode === 'cork' || socket instanceof tls.TLSSocket);
     this.handler = handler;
     this.high = Math.max(bufferLimit, 1024);
     this.low = this.high >>> 1;
@@ -185,6 +189,7 @@ export class Connection implements Flushable {
     if (this.streamMode) socket.on('drain', this.onDrain);
     // TLS details are read while the session is up (they are gone once the socket closes).
     if (!connecting && socket instanceof tls.TLSSocket) this.tlsCache = tlsInfoOf(socket);
+    if (this.ntls !== null) this.tlsCache = this.ntls.info;
     if (!connecting) this.fd = socketFd(socket);
   }
 
@@ -196,7 +201,11 @@ export class Connection implements Flushable {
     const c = new Connection(socket, handler, bufferLimit, false, opts !== undefined && opts.stream === true);
     bySocket.set(socket, c); // one entry per accepted connection (not per read): the hot upgrade finds it by socket
     socket.setNoDelay(true);
-    if (!c.streamMode && installUserBuffer(socket, c.io.readBuffer, c.onRead)) {
+    if (c.ntls !== null) {
+      // Reads go through the TLS session; plaintext that came with the handshake goes first.
+      if (!installUserBuffer(socket, c.io.readBuffer, c.onReadTls)) socket.on('data', (d: Buffer) => c.onReadTls(d.length, d));
+      if (c.ntls.pending !== null) process.nextTick(c.deliverPending);
+    } else if (!c.streamMode && installUserBuffer(socket, c.io.readBuffer, c.onRead)) {
       // reads land in the shared chunk
     } else {
       socket.on('data', c.onDataEvent);
@@ -351,11 +360,13 @@ export class Connection implements Flushable {
     if (this.state === 'connecting') return;
     const n = this.eCount;
     if (n > 0) {
-      if (this.streamMode) this.flushStream(n);
+      if (this.ntls !== null) this.flushTls(this.ntls, n);
+      else if (this.streamMode) this.flushStream(n);
       else this.flushWritev(n);
     }
     if (this.endRequested && !this.writeEnded && this.eCount === 0) {
       this.writeEnded = true;
+      if (this.ntls !== null) nativeTlsEnd(this.ntls, this.blocked ? -1 : this.fd, this.socket); // close_notify first
       this.socket.end();
     }
     if ((this.state as ConnState) !== 'closed') this.checkWatermarks();
@@ -478,6 +489,83 @@ export class Connection implements Flushable {
     this.gathered = 0;
   }
 
+  /**
+   * Native TLS write: each entry goes through SSL_write into the session's write BIO; the
+   * records go to the fd with the last one (or, while earlier bytes wait in the socket's queue
+   * or the kernel refuses them, are taken into that queue: one copy, only then).
+   */
+  private flushTls(t: NativeTlsSession, n: number): void {
+    const st = tlsStatus;
+    const fd = this.blocked ? -1 : this.fd;
+    let fatal = false;
+    for (let i = 0; i < n; i++) {
+      const chunk = this.eChunk[i];
+      if (!fatal) {
+        t.conn.write(this.eBuf[i], this.eStart[i], this.eEnd[i], i === n - 1 ? fd : -1);
+        fatal = (st[0] & TLS_FATAL) !== 0;
+        this.bytesTx += this.eEnd[i] - this.eStart[i];
+      }
+      if (chunk !== null) this.io.pool.release(chunk);
+      this.eChunk[i] = null;
+      this.eBuf[i] = undefined as unknown as Buffer;
+    }
+    this.eCount = 0;
+    this.gathered = 0;
+    if (fatal) this.destroy(t.conn.error());
+    else if (st[1] > 0) this.queueWrite(t.conn.take(), null);
+  }
+
+  /**
+   * Native TLS read: ciphertext in `buf` is decrypted in place and handed on like a plain
+   * read. Plaintext beyond the chunk (a record left over from the previous read: one more
+   * chunk at most) is decrypted into pooled chunks, released once this read's writes are
+   * flushed (views of them are gathered until then).
+   */
+  private readonly onReadTls = (nread: number, buf: Buffer): void => {
+    const t = this.ntls as NativeTlsSession;
+    const st = tlsStatus;
+    const ctx = this.io;
+    const extras = tlsExtraChunks;
+    ctx.enterRead();
+    let out = t.conn.feed(buf, nread, this.blocked ? -1 : this.fd);
+    for (;;) {
+      const flags = st[0];
+      if (flags & TLS_FATAL) {
+        this.destroy(t.conn.error());
+        break;
+      }
+      if (st[1] > 0) this.queueWrite(t.conn.take(), null);
+      if (out > 0) this.deliver(buf, out);
+      if ((flags & TLS_MORE) === 0 || this.state === 'closed') break;
+      buf = ctx.pool.acquire();
+      extras.push(buf);
+      out = t.conn.read(buf, this.blocked ? -1 : this.fd);
+    }
+    ctx.exitRead();
+    while (extras.length > 0) ctx.pool.release(extras.pop() as Buffer);
+  };
+
+  /** Plaintext of the handshake's last flight (NativeTlsSession.pending), delivered as a first read. */
+  private readonly deliverPending = (): void => {
+    const t = this.ntls as NativeTlsSession;
+    const p = t.pending;
+    t.pending = null;
+    if (p === null || this.state === 'closed') return;
+    this.io.enterRead();
+    this.deliver(p, p.length);
+    this.io.exitRead();
+  };
+
+  private deliver(buf: Buffer, n: number): void {
+    this.bytesRx += n;
+    try {
+      this.handler.onData(this, buf, 0, n);
+    } catch (e) {
+      // Anything a peer can send must not take the worker down: close this connection only.
+      this.destroy(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
   private queueWrite(view: Buffer, chunk: Buffer | null): void {
     this.blocked = true;
     this.inflight.push(chunk);
@@ -561,6 +649,7 @@ export class Connection implements Flushable {
     if (this.state === 'closed') return;
     const neverConnected = this.state === 'connecting';
     this.state = 'closed';
+    if (this.ntls !== null) this.ntls.conn.free();
     if (neverConnected) {
       // The handler may move the queued bytes to a retry (transferPendingTo) before they go.
       this.releaseInflight();
@@ -586,3 +675,6 @@ export class Connection implements Flushable {
 
 /** One iovec array for the whole thread: flushes are synchronous and never nest. */
 const iovArray: Buffer[] = [];
+
+/** Pooled chunks of one native TLS read beyond its read chunk (reads never nest). */
+const tlsExtraChunks: Buffer[] = [];

@@ -19,7 +19,6 @@
  * (zero-copy reads, writev; no per-connection info).
  */
 import * as net from 'node:net';
-import type * as tls from 'node:tls';
 import type { ListenerConfig } from '../config/types';
 import { buildChain, ChainSession, CX_NO_CHAIN_MATCH, firstTaker, type BuiltChain } from '../filters/network/chain';
 import type { ConnectionInfo, DetectedProtocol, ListenerContext, NetworkFilterFactory } from '../filters/network/types';
@@ -27,6 +26,7 @@ import { AUTO_REJECTED, autoSocketHandoff, sniffSocket, Sniffed, SNIFFED_NAMES, 
 import { allCodecs, type XCodec } from '../protocol/types';
 import { parseClientHello, TLS_RECORD_HANDSHAKE } from '../tls/client-hello';
 import { peekClientHello, ServerTls } from '../tls/server';
+import { negotiatedAlpn, tlsServerName } from '../tls/native';
 import { L } from '../stats/layout';
 import { ChainSelector, compileMatch, needsHello } from './chain-select';
 import { retireChains } from './chain-drain';
@@ -90,7 +90,9 @@ export function buildListenerRuntime(config: ListenerConfig, ctx: ListenerContex
     if (kept !== undefined) return kept;
     const built = buildChain(config.name, fc.filters, ctx);
     const t = fc.tlsContexts;
-    const tlsRt = t !== undefined && t.length > 0 ? new ServerTls(config.name, t, fc.filters, ctx.counters, ctx.base, config.inspector) : null;
+    // Native TLS only where the chain takes a Connection (no socket-taking terminal, no sniffing).
+    const nativeOk = !built.needsSniff && built.stages.every((st) => st.factory.onSocket === undefined);
+    const tlsRt = t !== undefined && t.length > 0 ? new ServerTls(config.name, t, fc.filters, ctx.counters, ctx.base, config.inspector, nativeOk) : null;
     return { built, tls: tlsRt, key: keys?.[i] };
   });
   const matches = config.filterChains.map((fc) => compileMatch(fc.match));
@@ -104,10 +106,10 @@ export function buildListenerRuntime(config: ListenerConfig, ctx: ListenerContex
 const NO_ALPN: readonly string[] = [];
 
 /** What the TLS inspector would have learnt, from a handshake that read the ClientHello itself. */
-function tlsWithoutPeek(info: ConnectionInfo, sock: tls.TLSSocket): void {
+function tlsWithoutPeek(info: ConnectionInfo, sock: net.Socket): void {
   info.transportProtocol = 'tls';
-  const sn = (sock as tls.TLSSocket & { servername?: string | false }).servername;
-  if (typeof sn === 'string') info.serverName = sn;
+  const sn = tlsServerName(sock);
+  if (sn !== '') info.serverName = sn;
 }
 
 function newInfo(s: net.Socket): ConnectionInfo {
@@ -348,13 +350,13 @@ export class WorkerListener {
       return;
     }
     st.handshake(socket, info.serverName, {
-      onTls: (sock: tls.TLSSocket) => {
+      onTls: (sock: net.Socket) => {
         t.outer = sock;
         if (info.transportProtocol !== 'tls') tlsWithoutPeek(info, sock); // the hello was not read before the handshake
         inheritOriginalDst(sock, socket);
         sock.on('close', onClose);
-        const alpn = sock.alpnProtocol;
-        info.negotiatedProtocol = typeof alpn === 'string' ? alpn : '';
+        const alpn = negotiatedAlpn(sock);
+        info.negotiatedProtocol = alpn;
         if (alpn === 'h2') info.detected = 'http2';
         else if (alpn === 'http/1.1') info.detected = 'http1';
         this.proceed(rt, chain, sock, info, true, t);

@@ -6,8 +6,9 @@
  * Read once per connection when it is adopted; the peer's identity is parsed on first use
  * (never on the data path).
  */
-import type { X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import type * as tls from 'node:tls';
+import type { NativeTlsConnInfo } from '../native';
 import { splitAltNames } from './material';
 
 export interface PeerIdentity {
@@ -77,11 +78,15 @@ class ConnectionTlsInfo implements TlsInfo {
     readonly cipher: string,
     readonly serverName: string,
     readonly alpn: string,
-    private readonly cert: X509Certificate | undefined,
+    /** The certificate, or its DER (native TLS: parsed on first read too). */
+    private readonly cert: X509Certificate | Buffer | undefined,
   ) {}
 
   get peer(): PeerIdentity | null {
-    if (this.identity === undefined) this.identity = this.cert === undefined ? null : identityOfCert(this.cert);
+    if (this.identity === undefined) {
+      const c = this.cert;
+      this.identity = c === undefined ? null : identityOfCert(c instanceof X509Certificate ? c : new X509Certificate(c));
+    }
     return this.identity;
   }
 }
@@ -97,4 +102,9 @@ export function tlsInfoOf(sock: tls.TLSSocket): TlsInfo {
     typeof alpn === 'string' ? alpn : '',
     sock.getPeerX509Certificate(),
   );
+}
+
+/** TlsInfo of a native TLS connection (src/tls/native.ts) from its handshake report. */
+export function nativeTlsInfo(i: NativeTlsConnInfo): TlsInfo {
+  return new ConnectionTlsInfo(i.version, i.cipher ?? '', i.servername ?? '', i.alpn ?? '', i.peerDer);
 }

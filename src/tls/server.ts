@@ -21,6 +21,7 @@
  */
 import type * as net from 'node:net';
 import * as tls from 'node:tls';
+import type { NativeTlsConn, NativeTlsEngine } from '../native';
 import type { FilterConfig, TlsContextConfig } from '../config/types';
 import { L } from '../stats/layout';
 import { peekSocket } from '../network/peek';
@@ -28,7 +29,9 @@ import { tlsLog } from './log';
 import { firstRecordLength, parseSni, TLS_RECORD_HANDSHAKE } from './client-hello';
 import { rememberServerName } from './identity';
 import { buildSecureContext, certNames, loadMaterial, TlsMaterialError } from './material';
-import { countListenerFailure, countListenerHandshake, FailReason, failReason } from './stats';
+import { alpnWire, announceTlsPath, nativeHandshake, tlsEngine, type NativeHandshake, type NativeTlsSession } from './native';
+import type { TlsInfo } from './identity';
+import { countListenerFailure, countListenerHandshake, countListenerHandshakeOf, FailReason, failReason } from './stats';
 import { disableTickets, enableTickets, sessionIdContext } from './tickets';
 import { FileWatcher } from './watch';
 
@@ -51,8 +54,12 @@ interface Entry {
 }
 
 export interface TlsHandoff {
-  /** Handshake done (and the client certificate accepted): the socket carries cleartext. */
-  onTls(sock: tls.TLSSocket): void;
+  /**
+   * Handshake done (and the client certificate accepted): the socket carries cleartext. A
+   * tls.TLSSocket on Node's path; on the native path (src/tls/native.ts) the accepted socket
+   * itself, whose Connection reads and writes through its NativeTlsSession.
+   */
+  onTls(sock: net.Socket): void;
   /** Inspector only: the client spoke plaintext; the peeked bytes are back in the socket. */
   onPlain(sock: net.Socket): void;
 }
@@ -86,6 +93,10 @@ export class ServerTls {
   /** The client-certificate policy, part of the session id context (a session resumes only under the same one). */
   private readonly policy: string;
   private closed = false;
+  /** Native TLS (src/tls/native.ts) for this chain, or null: Node's TLSSocket. */
+  readonly engine: NativeTlsEngine | null;
+  private readonly nativeVerify: number;
+  private readonly nativeAlpn: Uint8Array | undefined;
 
   constructor(
     readonly listenerName: string,
@@ -94,6 +105,8 @@ export class ServerTls {
     private readonly counters: Float64Array,
     private readonly base: number,
     readonly inspector: boolean,
+    /** The chain takes a Connection (not the socket itself): native TLS may serve it. */
+    nativeOk = false,
   ) {
     if (configs.length === 0) throw new Error(`listener ${listenerName}: no TLS context`);
     const first = configs[0];
@@ -111,6 +124,11 @@ export class ServerTls {
       rejectUnauthorized,
       ...(alpn.length > 0 ? { ALPNProtocols: alpn } : {}),
     };
+    // h2 by ALPN hands the socket itself to node:http2 (listener autoSocketHandoff): Node's TLS then.
+    this.engine = nativeOk && !alpn.includes('h2') ? tlsEngine : null;
+    announceTlsPath(listenerName, this.engine !== null);
+    this.nativeVerify = rejectUnauthorized ? 2 : requestCert ? 1 : 0;
+    this.nativeAlpn = alpnWire(alpn);
     this.entries = configs.map((c) => this.load(c));
     this.needsHello = configs.length > 1 || inspector;
     const files = new Set<string>();
@@ -200,6 +218,10 @@ export class ServerTls {
    * put back), or (no needsHello) not read at all and `sni` is "".
    */
   handshake(raw: net.Socket, sni: string, h: TlsHandoff): void {
+    if (this.engine !== null) {
+      this.nativeHandshake(this.engine, raw, sni, h);
+      return;
+    }
     const sock = new tls.TLSSocket(raw, this.select(sni).socketOptions);
     if (sni !== '') rememberServerName(sock, sni);
     const counters = this.counters;
@@ -229,6 +251,33 @@ export class ServerTls {
       sock.on('error', noop); // the Connection records errors itself; keep one listener so none is unhandled
       h.onTls(sock);
     });
+  }
+
+  /** The native path of handshake(): same context choice, policy and counters. */
+  private nativeHandshake(engine: NativeTlsEngine, raw: net.Socket, sni: string, h: TlsHandoff): void {
+    const counters = this.counters;
+    const base = this.base;
+    const verifyIfGiven = this.verifyIfGiven;
+    const hs: NativeHandshake = {
+      context: (this.select(sni).context as unknown as { context: unknown }).context,
+      verify: this.nativeVerify,
+      alpn: this.nativeAlpn,
+      timeoutMs: HANDSHAKE_TIMEOUT_MS,
+      check(_conn: NativeTlsConn, _info: TlsInfo, verifyResult: number, hasPeer: boolean): Error | null {
+        // As Node's path: a certificate that came must chain to the CA (verify_client); one
+        // that did not come is refused by OpenSSL already when it is required.
+        if (verifyIfGiven && hasPeer && verifyResult !== 0) return Object.assign(new Error(`client certificate not verified (X509 error ${verifyResult})`), { code: 'CERT_VERIFY' });
+        return null;
+      },
+      onDone(sock: net.Socket, s: NativeTlsSession): void {
+        countListenerHandshakeOf(counters, base, s.reused, s.info.version, s.info.cipher);
+        h.onTls(sock);
+      },
+      onFail(err: Error): void {
+        countListenerFailure(counters, base, failReason(err));
+      },
+    };
+    nativeHandshake(engine, raw, hs);
   }
 
   close(): void {

@@ -56,13 +56,17 @@ const CLUSTER_FAMILY = [C.TLS_CIPHER_AES_128_GCM, C.TLS_CIPHER_AES_256_GCM, C.TL
 
 /** Counts a completed downstream handshake. */
 export function countListenerHandshake(counters: Float64Array, base: number, sock: tls.TLSSocket): void {
-  counters[base + L.TLS_HANDSHAKE]++;
-  if (sock.isSessionReused()) counters[base + L.TLS_SESSION_REUSED]++;
-  const v = sock.getProtocol();
-  if (v === 'TLSv1.3') counters[base + L.TLS_V1_3]++;
-  else if (v === 'TLSv1.2') counters[base + L.TLS_V1_2]++;
   const c = sock.getCipher();
-  counters[base + LISTENER_FAMILY[family(c ? c.standardName || c.name : '')]]++;
+  countListenerHandshakeOf(counters, base, sock.isSessionReused(), sock.getProtocol() ?? '', c ? c.standardName || c.name : '');
+}
+
+/** Counts a completed downstream handshake from its parts (native TLS). */
+export function countListenerHandshakeOf(counters: Float64Array, base: number, reused: boolean, version: string, cipher: string): void {
+  counters[base + L.TLS_HANDSHAKE]++;
+  if (reused) counters[base + L.TLS_SESSION_REUSED]++;
+  if (version === 'TLSv1.3') counters[base + L.TLS_V1_3]++;
+  else if (version === 'TLSv1.2') counters[base + L.TLS_V1_2]++;
+  counters[base + LISTENER_FAMILY[family(cipher)]]++;
 }
 
 export function countListenerFailure(counters: Float64Array, base: number, reason: FailReason): void {

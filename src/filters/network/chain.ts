@@ -135,7 +135,7 @@ function infoOf(conn: Connection): ConnectionInfo {
     remotePort: conn.remotePort,
     localAddress: conn.localAddress,
     localPort: conn.localPort,
-    transportProtocol: conn.socket instanceof tls.TLSSocket ? 'tls' : 'raw_buffer',
+    transportProtocol: conn.tlsInfo !== null || conn.socket instanceof tls.TLSSocket ? 'tls' : 'raw_buffer',
     serverName: '',
     applicationProtocols: [],
     negotiatedProtocol: '',

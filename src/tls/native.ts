@@ -1,0 +1,200 @@
+/**
+ * Native TLS termination (the addon's TlsConn, native/tls_conn.cc): the accepted socket stays a
+ * plain net.Socket that reads ciphertext into the thread's read chunk (zero-copy path); OpenSSL
+ * runs on memory BIOs, decrypts in place and sends its records to the fd itself. No TLSSocket,
+ * no stream objects per connection.
+ *
+ *   accepted socket ─ reads ─> TlsConn.feed ─ handshake records sent to the fd
+ *     'handshake done' ─ verify result, counters, TlsInfo ─ NativeTlsSession on the socket
+ *     ─> the listener's onTls(socket) ─> Connection (connection.ts) finds the session and
+ *        reads / writes through it
+ *
+ * Chosen per process (the addon is loaded: src/native/index.ts; OUTRIGGER_NATIVE=0 or no build
+ * -> Node's TLSSocket) and per filter chain: a chain whose terminal filter takes the socket itself
+ * (the HTTP proxy, node:http2) or that sniffs the protocol keeps Node's TLS. A chain's contexts
+ * serve one path only (Node installs callbacks on a context once a TLSSocket used it).
+ */
+import type * as net from 'node:net';
+import { native, type NativeTlsConn, type NativeTlsEngine } from '../native';
+import { io } from '../network/io';
+import { installUserBuffer, socketFd } from '../network/user-buffer';
+import { nativeTlsInfo, type TlsInfo } from './identity';
+import { tlsLog } from './log';
+
+export const TLS_HANDSHAKE_DONE = 1;
+export const TLS_MORE = 2;
+export const TLS_FATAL = 8;
+
+/**
+ * The engine of this process, or null when TLS runs on Node's TLSSocket: no addon, or
+ * OUTRIGGER_NATIVE=0 (everything in TypeScript), or OUTRIGGER_NATIVE_TLS=0 (only TLS on Node's).
+ */
+export const tlsEngine: NativeTlsEngine | null = process.env.OUTRIGGER_NATIVE_TLS?.trim() === '0' ? null : (native.tlsEngine ?? null);
+
+let announced = false;
+
+/** Logs once per thread which TLS termination a listener chain uses. */
+export function announceTlsPath(listener: string, nativePath: boolean): void {
+  if (announced) return;
+  announced = true;
+  // Deferred: listeners are built before the worker's logger is set up.
+  setImmediate(() => tlsLog().info({ listener, path: nativePath ? 'native' : 'node' }, nativePath ? 'TLS termination: native (OpenSSL on memory BIOs)' : 'TLS termination: Node TLSSocket'));
+}
+
+/** The engine's status words (see NativeTlsEngine.status); empty without the engine. */
+export const tlsStatus: Int32Array = tlsEngine !== null ? tlsEngine.status : new Int32Array(4);
+
+/** Sends close_notify (to `fd`, or through the socket's queue when fd is -1 or the kernel refuses it). */
+export function nativeTlsEnd(s: NativeTlsSession, fd: number, sock: net.Socket): void {
+  s.conn.shutdown(fd);
+  if (tlsStatus[1] > 0) sock.write(s.conn.take());
+}
+
+/** The handshake result a Connection adopts. */
+export class NativeTlsSession {
+  /** Plaintext that came with the handshake's last flight, for the Connection's first read (null: none). */
+  pending: Buffer | null = null;
+
+  constructor(
+    readonly conn: NativeTlsConn,
+    readonly info: TlsInfo,
+    readonly reused: boolean,
+  ) {}
+}
+
+/** One entry per native TLS connection, for the Connection that adopts the socket. */
+const sessions = new WeakMap<net.Socket, NativeTlsSession>();
+
+export function nativeTlsOf(sock: net.Socket): NativeTlsSession | undefined {
+  return sessions.get(sock);
+}
+
+/** ALPN protocol negotiated on a connection (native or TLSSocket), "" when none. */
+export function negotiatedAlpn(sock: net.Socket): string {
+  const s = sessions.get(sock);
+  if (s !== undefined) return s.info.alpn;
+  const a = (sock as net.Socket & { alpnProtocol?: string | false }).alpnProtocol;
+  return typeof a === 'string' ? a : '';
+}
+
+/** SNI the client sent (native session or TLSSocket), "" when none. */
+export function tlsServerName(sock: net.Socket): string {
+  const s = sessions.get(sock);
+  if (s !== undefined) return s.info.serverName;
+  const sn = (sock as net.Socket & { servername?: string | false }).servername;
+  return typeof sn === 'string' ? sn : '';
+}
+
+/** ALPN names in TLS wire format (a length byte before each). */
+export function alpnWire(protocols: readonly string[]): Uint8Array | undefined {
+  if (protocols.length === 0) return undefined;
+  const parts = protocols.map((p) => Buffer.from(p, 'latin1'));
+  return Buffer.concat(parts.flatMap((p) => [Buffer.from([p.length]), p]));
+}
+
+export interface NativeHandshake {
+  /** SecureContext.context of the chosen entry. */
+  readonly context: unknown;
+  /** 0 no client certificate, 1 ask, 2 require. */
+  readonly verify: number;
+  readonly alpn: Uint8Array | undefined;
+  readonly timeoutMs: number;
+  /** Checks the result (verify policy); an Error fails the handshake. */
+  check(conn: NativeTlsConn, info: TlsInfo, verifyResult: number, hasPeer: boolean): Error | null;
+  onDone(sock: net.Socket, session: NativeTlsSession): void;
+  onFail(err: Error): void;
+}
+
+/**
+ * Runs a server handshake on an accepted (paused) socket. Bytes already read (a peeked
+ * ClientHello put back into the socket) are taken from its buffer first.
+ */
+export function nativeHandshake(engine: NativeTlsEngine, sock: net.Socket, h: NativeHandshake): void {
+  const st = engine.status;
+  const conn = engine.create(h.context, true, h.verify, h.alpn);
+  const fd = socketFd(sock);
+  const chunk = io().readBuffer;
+  let finished = false;
+  const cleanup = (): void => {
+    finished = true;
+    sock.setTimeout(0);
+    sock.off('timeout', onTimeout);
+    sock.off('error', onError);
+    sock.off('end', onEnd);
+    sock.off('close', onClose);
+  };
+  const fail = (err: Error): void => {
+    if (finished) return;
+    cleanup();
+    conn.free();
+    h.onFail(err);
+    sock.destroy();
+  };
+  const onTimeout = (): void => fail(new Error('TLS handshake timeout'));
+  const onError = (err: Error): void => fail(err);
+  const onEnd = (): void => fail(new Error('client closed during the TLS handshake'));
+  const onClose = (): void => fail(new Error('socket closed during the TLS handshake'));
+  /** One read of ciphertext (at most chunk.length bytes, in `buf`). */
+  const onRead = (n: number, buf: Buffer): void => {
+    if (finished) return;
+    const out = conn.feed(buf, n, sock.writableLength > 0 ? -1 : fd);
+    const flags = st[0];
+    if (flags & TLS_FATAL) {
+      fail(conn.error());
+      return;
+    }
+    // Records the kernel did not take (rare in a handshake): a copy into the socket's queue.
+    if (st[1] > 0) sock.write(conn.take());
+    if ((flags & TLS_HANDSHAKE_DONE) === 0) return;
+    const ni = conn.info();
+    const info = nativeTlsInfo(ni);
+    const err = h.check(conn, info, ni.verifyResult, ni.peerDer !== undefined);
+    if (err !== null) {
+      fail(err);
+      return;
+    }
+    const session = new NativeTlsSession(conn, info, ni.reused);
+    // Application data that came with the client's Finished: one copy per connection, handed
+    // to the Connection's first read (this chunk is reused by the next read of any socket).
+    if (out > 0 || flags & TLS_MORE) session.pending = drainPending(conn, st, buf, out, sock, fd);
+    if (finished) return;
+    cleanup();
+    sessions.set(sock, session);
+    sock.pause();
+    h.onDone(sock, session);
+  };
+  sock.setTimeout(h.timeoutMs);
+  sock.once('timeout', onTimeout);
+  sock.on('error', onError);
+  sock.once('end', onEnd);
+  sock.once('close', onClose);
+  // A peeked hello put back into the socket (read() only then: on an empty socket it would start a Node-buffered read).
+  const early = sock.readableLength > 0 ? (sock.read() as Buffer | null) : null;
+  if (early !== null && early.length > 0) {
+    if (early.length > chunk.length) {
+      fail(new Error('ClientHello larger than the read chunk'));
+      return;
+    }
+    early.copy(chunk, 0);
+    onRead(early.length, chunk);
+    if (finished) return;
+  }
+  if (!installUserBuffer(sock, chunk, onRead)) {
+    sock.on('data', (d: Buffer) => onRead(d.length, d)); // no user-buffer support: Node's buffers (decrypted in place)
+  }
+  sock.resume();
+}
+
+/** Copies the plaintext that came with the handshake (and any more of it) out of the read chunk. */
+function drainPending(conn: NativeTlsConn, st: Int32Array, buf: Buffer, out: number, sock: net.Socket, fd: number): Buffer {
+  const parts: Buffer[] = [Buffer.from(buf.subarray(0, out))];
+  let flags = st[0];
+  while (flags & TLS_MORE) {
+    const n = conn.read(buf, sock.writableLength > 0 ? -1 : fd);
+    flags = st[0];
+    if (n > 0) parts.push(Buffer.from(buf.subarray(0, n)));
+    if (st[1] > 0) sock.write(conn.take());
+    if (flags & TLS_FATAL) break;
+  }
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
