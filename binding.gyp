@@ -10,7 +10,8 @@
         "native/affinity.cc",
         "native/listen.cc",
         "native/origdst.cc",
-        "native/fdpass.cc"
+        "native/fdpass.cc",
+        "native/splice.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

@@ -8,6 +8,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   outrigger::RegisterListen(env, exports);
   outrigger::RegisterOrigDst(env, exports);
   outrigger::RegisterFdPass(env, exports);
+  outrigger::RegisterSplice(env, exports);
   return exports;
 }
 

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { ChunkSlabPool } from './slab-pool';
 import { listenShared } from './listen';
-import type { ListenResult, ListenSocket, NativeBinding, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
+import type { ListenResult, SpliceBinding, ListenSocket, NativeBinding, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
 
 /** Raw functions exported by outrigger_native.node. */
 export interface AddonExports {
@@ -23,6 +23,16 @@ export interface AddonExports {
   /** native/origdst.cc (absent from builds older than it). */
   getOriginalDst?(fd: number): OriginalDstAddress | null;
   setTransparent?(fd: number): void;
+  /** native/splice.cc (absent from builds older than it). */
+  spliceSetCallback?(fn: (id: number, side: number, errno: number) => void): void;
+  spliceStart?(fdA: number, fdB: number, state: Float64Array, counters: Float64Array, slots: readonly number[], pipeSize: number): number;
+  spliceStop?(id: number): [Buffer | null, Buffer | null];
+}
+
+function spliceOf(addon: AddonExports): SpliceBinding | null {
+  const { spliceSetCallback, spliceStart, spliceStop } = addon;
+  if (spliceSetCallback === undefined || spliceStart === undefined || spliceStop === undefined) return null;
+  return { setCallback: spliceSetCallback, start: spliceStart, stop: spliceStop };
 }
 
 function rebuildNeeded(fn: string): Error {
@@ -49,6 +59,7 @@ export function loadAddonBinding(): NativeBinding {
   }
   return {
     kind: 'native',
+    splice: spliceOf(addon),
     createSlabPool(opts: SlabPoolOptions): SlabPool {
       return new ChunkSlabPool(opts, (size) => addon.allocSlab(size), () => addon.slabMemoryKind());
     },
