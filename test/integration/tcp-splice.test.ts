@@ -14,10 +14,12 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { close, drainHash, listen, pump, waitPeerClose } from '../helpers/net';
-import { rssOf, startSidecar, tcpProxyConfig, type RunningSidecar } from '../helpers/sidecar';
+import { rssOf, startSidecar, tcpProxyConfig, type RunningSidecar, type TcpProxyOpts } from '../helpers/sidecar';
+import { startUpgrade, upgradeDirFor } from '../helpers/upgrade';
 import { native } from '../../src/native';
 
 const MiB = 1024 * 1024;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** The sidecar (a child with this process's environment) splices when the addon has it. */
 const EXPECT_SPLICE = process.env.OUTRIGGER_NATIVE !== '0' && native.splice !== null;
 const ENV = { OUTRIGGER_SPLICE_AFTER: String(64 * 1024) };
@@ -91,10 +93,10 @@ function readBytes(s: net.Socket, n: number): Promise<Buffer> {
 }
 
 /** A sidecar proxying to a backend with no connection handler (tests take its sockets); `baseline`: its pipes at start. */
-async function withProxy(fn: (sc: RunningSidecar, backend: net.Server, baseline: number) => Promise<void>): Promise<void> {
+async function withProxy(fn: (sc: RunningSidecar, backend: net.Server, baseline: number) => Promise<void>, opts: Partial<TcpProxyOpts> = {}, env: NodeJS.ProcessEnv = {}): Promise<void> {
   const backend = net.createServer({ allowHalfOpen: true });
   const bport = await listen(backend);
-  const sc = await startSidecar(tcpProxyConfig({ upstreams: [bport] }), { env: ENV });
+  const sc = await startSidecar(tcpProxyConfig({ ...opts, upstreams: [bport] }), { env: { ...ENV, ...env } });
   try {
     await fn(sc, backend, pipesOf(sc.pid));
   } finally {
@@ -245,4 +247,117 @@ test('spliced slow reader: the upstream is held back (memory bounded) and nothin
     assert.equal(g.hash, hash);
     c.destroy();
   });
+});
+
+test('spliced idle timeout: bytes moved by the kernel keep the session alive; once idle, both sides close', { timeout: 60_000 }, async () => {
+  await withProxy(
+    async (sc, backend, baseline) => {
+      const { c, b } = await splicedPair(sc, backend, baseline, 'client');
+      b.resume();
+      c.resume();
+      let closed = false;
+      c.on('close', () => (closed = true));
+      // 1.8 s of traffic, three idle timeouts' worth: the session stays open.
+      for (const t0 = Date.now(); Date.now() - t0 < 1800; ) {
+        c.write(Buffer.alloc(4096, 7));
+        await sleep(100);
+      }
+      assert.equal(closed, false, 'a session with traffic was closed as idle');
+      const t1 = Date.now();
+      await Promise.all([waitPeerClose(c), waitPeerClose(b)]);
+      const took = Date.now() - t1;
+      assert.ok(took >= 400 && took < 3000, `idle session closed after ${took} ms`);
+      const st = await statsWhen(sc, 'the idle timeout', (x) => x.listeners.tcp.downstream_cx_active === 0);
+      assert.ok(st.listeners.tcp.downstream_cx_idle_timeout >= 1);
+      await until('pipes closed', () => pipesOf(sc.pid) === baseline);
+      c.destroy();
+      b.destroy();
+    },
+    { idleTimeout: '600ms' },
+  );
+});
+
+test('spliced SIGTERM drain: no new connections, the live spliced one keeps forwarding until it ends, exit 0', { timeout: 60_000 }, async () => {
+  const backend = net.createServer({ allowHalfOpen: true });
+  const bport = await listen(backend);
+  const sc = await startSidecar(tcpProxyConfig({ upstreams: [bport] }), { env: ENV });
+  try {
+    const { c, b } = await splicedPair(sc, backend, pipesOf(sc.pid), 'client');
+    sc.proc.kill('SIGTERM');
+    await sleep(500);
+    await assert.rejects(connect(sc.ports.get('tcp')!), /ECONNREFUSED|ECONNRESET/);
+    const backendGot = drainHash(b);
+    const clientGot = drainHash(c);
+    b.resume();
+    c.resume();
+    const [up, down] = await Promise.all([pump(c, 4 * MiB, 21), pump(b, 4 * MiB, 22)]);
+    const [bg, cg] = await Promise.all([backendGot, clientGot]);
+    assert.equal(bg.hash, up, 'client -> backend intact during the drain');
+    assert.equal(cg.hash, down, 'backend -> client intact during the drain');
+    assert.equal(await sc.exited, 0);
+  } finally {
+    await sc.terminate();
+    await close(backend);
+  }
+});
+
+const NO_FDPASS = process.env.OUTRIGGER_NATIVE === '0' ? 'hot upgrade needs the addon (fd passing)' : false;
+
+test('hot upgrade: a spliced tcp_proxy session moves between exchanges; the client sees no close', { skip: NO_FDPASS, timeout: 90_000 }, async () => {
+  const backend = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => {});
+    s.pipe(s); // echo
+  });
+  const bport = await listen(backend);
+  const dir = upgradeDirFor();
+  const old = await startSidecar(tcpProxyConfig({ upstreams: [bport] }), { env: { ...ENV, OUTRIGGER_UPGRADE_DIR: dir } });
+  const sock = await connect(old.ports.get('tcp')!);
+  let closed = false;
+  sock.on('close', () => (closed = true));
+  let got = 0;
+  const hash = drainHash(sock);
+  sock.on('data', (d: Buffer) => (got += d.length));
+  let next: Awaited<ReturnType<typeof startUpgrade>> | undefined;
+  try {
+    const baseline = pipesOf(old.pid);
+    let sent = 0;
+    const exchange = async (bytes: Buffer): Promise<void> => {
+      sent += bytes.length;
+      sock.write(bytes);
+      for (const t = Date.now(); got < sent && Date.now() - t < 5000 && !closed; ) await sleep(2);
+    };
+    await exchange(Buffer.alloc(MiB, 1));
+    await waitSpliced(old, baseline);
+    const sentHash = (await import('node:crypto')).createHash('sha1');
+    sentHash.update(Buffer.alloc(MiB, 1));
+    let stop = false;
+    let n = 0;
+    const talk = (async () => {
+      while (!stop && !closed) {
+        const b = Buffer.alloc(8192, n++ & 0xff);
+        sentHash.update(b);
+        await exchange(b);
+        await sleep(30);
+      }
+    })();
+    await sleep(200);
+    next = await startUpgrade(dir);
+    const report = await next.oldDone;
+    assert.equal(await old.exited, 0);
+    await sleep(300);
+    stop = true;
+    await talk;
+    assert.equal(closed, false, 'the client connection closed');
+    assert.equal(got, sent, 'every exchange answered');
+    assert.ok(report.migrated >= 1, `handed over ${report.migrated}`);
+    sock.end();
+    const h = await hash;
+    assert.equal(h.hash, sentHash.digest('hex'), 'the echoed stream is intact across the hand-over');
+  } finally {
+    sock.destroy();
+    await next?.terminate();
+    await old.terminate('SIGKILL');
+    await close(backend);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -15,7 +15,8 @@
  *   OUTRIGGER_SPLICE        0 = never splice; 1 or auto (default) = when the addon has it
  *   OUTRIGGER_SPLICE_AFTER  bytes a session moves through JS before it is spliced (default 256 KiB:
  *                           request/response traffic of small messages stays on the JS path)
- *   OUTRIGGER_SPLICE_PIPE   pipe size per direction, bytes (default 256 KiB; F_SETPIPE_SZ, best effort)
+ *   OUTRIGGER_SPLICE_PIPE   pipe size per direction, bytes (default 64 KiB, the kernel's default: larger pipes
+ *                           did not lower CPU per GiB; 0 = leave the kernel's size)
  */
 import * as util from 'node:util';
 import { native, type SpliceBinding } from '../../../native';
@@ -47,7 +48,7 @@ function settings(): SpliceSettings | null {
   if (mode !== '0' && mode !== '1' && mode !== 'auto' && mode !== '') throw new Error(`OUTRIGGER_SPLICE must be 0, 1 or auto, got ${mode}`);
   const binding = native.splice;
   if (mode === '0' || binding === null) return null;
-  return { binding, after: envBytes('OUTRIGGER_SPLICE_AFTER', 256 * 1024), pipeSize: envBytes('OUTRIGGER_SPLICE_PIPE', 256 * 1024) };
+  return { binding, after: envBytes('OUTRIGGER_SPLICE_AFTER', 256 * 1024), pipeSize: envBytes('OUTRIGGER_SPLICE_PIPE', 64 * 1024) };
 }
 
 /** null: sessions never splice (no addon, OUTRIGGER_NATIVE=0, OUTRIGGER_SPLICE=0). */
