@@ -16,7 +16,10 @@
 //                                         [3] written to A, [4] time of the last byte (ms since the
 //                                         epoch), [5] direction of the last bytes read (1 A->B, 2 B->A).
 //                                         counters[slots[0..1]] grow by the bytes read from A,
-//                                         counters[slots[2..3]] by the bytes read from B (slot -1: none).
+//                                         counters[slots[2..3]] by the bytes read from B, and
+//                                         counters[slots[4]] / [slots[5]] by one each time reading A / B
+//                                         stops because its pipe and its destination are full
+//                                         (back-pressure, like a watermark pause) (slot -1: none).
 //   spliceStop(id) -> [toB, toA]          stops polling, closes the dups and the pipes, and returns the
 //                                         bytes still in each pipe (Buffer, or null when empty) so the
 //                                         caller can write them through its own path.
@@ -45,8 +48,11 @@ namespace {
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 constexpr size_t kStateSlots = 6;
 enum Slot { kReadA = 0, kWrittenB = 1, kReadB = 2, kWrittenA = 3, kActivity = 4, kLastDir = 5 };
-// Upper bound of splice rounds per poll event and direction, so one busy pair cannot starve the loop.
-constexpr int kRounds = 16;
+// Upper bound of splice rounds per poll event and direction, so one busy pair cannot starve the
+// loop: 64 rounds of a 64 KiB pipe move at most 4 MiB, the most a socket's send buffer holds here
+// (net.ipv4.tcp_wmem), so a slow destination is normally seen full (a short write or EAGAIN)
+// within one event rather than waited for as merely "not writable yet".
+constexpr int kRounds = 64;
 
 struct Thread;
 
@@ -57,9 +63,12 @@ struct Dir {
   bool eof = false;        // the source sent its FIN
   bool shut = false;       // ... and it was forwarded
   bool inBlocked = false;  // the pipe took no more though it is not full by bytes (slots used up)
+  bool outBlocked = false; // the destination did not take all of the pipe's bytes (its send buffer is full)
+  bool paused = false;     // not reading the source: pipe full and destination full
   int srcSide = 0;
   Slot readSlot = kReadA, writeSlot = kWrittenB;
   double* count[2] = {nullptr, nullptr};
+  double* pausedCount = nullptr;  // grows each time reading the source stops for back-pressure
 };
 
 struct Pair {
@@ -127,6 +136,11 @@ void Release(Pair* p) {
 void OnPoll(uv_poll_t* h, int status, int events);
 
 void Arm(Pair* p) {
+  for (Dir& d : p->dir) {
+    bool paused = !d.eof && d.outBlocked && (d.inBlocked || d.pending >= p->cap);
+    if (paused && !d.paused && d.pausedCount != nullptr) *d.pausedCount += 1;
+    d.paused = paused;
+  }
   for (int s = 0; s < 2; s++) {
     const Dir& out = p->dir[s];      // this side is its source
     const Dir& in = p->dir[1 - s];   // this side is its destination
@@ -149,13 +163,17 @@ int Pump(Pair* p, Dir& d, int* errSide) {
     if (d.pending > 0) {
       ssize_t n = splice(d.pr, nullptr, d.dst, nullptr, d.pending, kSpliceFlags);
       if (n > 0) {
+        // A short write: the destination's send buffer filled up (like a partial writev on the JS path).
+        d.outBlocked = static_cast<size_t>(n) < d.pending;
         d.pending -= static_cast<size_t>(n);
         st[d.writeSlot] += static_cast<double>(n);
         d.inBlocked = false;
         moved = true;
       } else if (n < 0 && errno == EINTR) {
         continue;
-      } else if (n < 0 && errno != EAGAIN) {
+      } else if (n < 0 && errno == EAGAIN) {
+        d.outBlocked = true;
+      } else if (n < 0) {
         *errSide = 1 - d.srcSide;
         return errno;
       }
@@ -281,7 +299,7 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   int fdA = static_cast<int>(IntArg(info, 0, "fdA", 0, INT_MAX));
   int fdB = static_cast<int>(IntArg(info, 1, "fdB", 0, INT_MAX));
   if (info.Length() < 5 || !info[2].IsTypedArray() || !info[3].IsTypedArray() || !info[4].IsArray()) {
-    throw Napi::TypeError::New(env, "spliceStart(fdA, fdB, state: Float64Array, counters: Float64Array, slots: number[4], pipeSize)");
+    throw Napi::TypeError::New(env, "spliceStart(fdA, fdB, state: Float64Array, counters: Float64Array, slots: number[6], pipeSize)");
   }
   Napi::TypedArray sta = info[2].As<Napi::TypedArray>();
   Napi::TypedArray cta = info[3].As<Napi::TypedArray>();
@@ -292,9 +310,9 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   Napi::Float64Array counters = info[3].As<Napi::Float64Array>();
   if (state.ElementLength() < kStateSlots) throw Napi::RangeError::New(env, "state needs 6 slots");
   Napi::Array slots = info[4].As<Napi::Array>();
-  if (slots.Length() != 4) throw Napi::RangeError::New(env, "slots must have 4 entries");
-  double* cslot[4];
-  for (uint32_t i = 0; i < 4; i++) {
+  if (slots.Length() != 6) throw Napi::RangeError::New(env, "slots must have 6 entries");
+  double* cslot[6];
+  for (uint32_t i = 0; i < 6; i++) {
     Napi::Value v = slots.Get(i);
     double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -2;
     if (d == -1) {
@@ -357,6 +375,7 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
     d.writeSlot = i == 0 ? kWrittenB : kWrittenA;
     d.count[0] = cslot[i * 2];
     d.count[1] = cslot[i * 2 + 1];
+    d.pausedCount = cslot[4 + i];
   }
   p->state = state.Data();
   p->stateRef = Napi::Persistent(state);

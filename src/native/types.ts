@@ -86,7 +86,8 @@ export interface SpliceBinding {
    * stays open until stop(). state[0..5] is written by the addon: read from A, written to B, read
    * from B, written to A, time of the last byte (ms since the epoch), last direction read (1 A->B,
    * 2 B->A). counters[slots[0]], counters[slots[1]] grow by the bytes read from A, slots[2..3] by
-   * the bytes read from B (-1: none). pipeSize: F_SETPIPE_SZ, best effort. Returns the pair's id.
+   * the bytes read from B; counters[slots[4]] / [slots[5]] by one each time reading A / B stops
+   * because its pipe and the other socket's send buffer are full (-1: none). pipeSize: F_SETPIPE_SZ, best effort. Returns the pair's id.
    */
   start(fdA: number, fdB: number, state: Float64Array, counters: Float64Array, slots: readonly number[], pipeSize: number): number;
   /** Stops a pair; returns the bytes left in its pipes: [to B, to A] (null when none). */

@@ -249,7 +249,9 @@ class TcpProxySession implements ConnectionHandler, LbContext, SpliceOwner {
     const state = new Float64Array(6); // once per spliced session: the addon's counters for it
     let id: number;
     try {
-      id = sp.binding.start(down.fd, up.fd, state, this.counters, [this.lb + L.BYTES_RX, cl ? cl.base + C.BYTES_TX : -1, cl ? cl.base + C.BYTES_RX : -1, this.lb + L.BYTES_TX], sp.pipeSize);
+      // Bytes and back-pressure pauses go straight to the same stats slots as onData and onHighWatermark.
+      const slots = [this.lb + L.BYTES_RX, cl ? cl.base + C.BYTES_TX : -1, cl ? cl.base + C.BYTES_RX : -1, this.lb + L.BYTES_TX, this.lb + L.CX_RX_PAUSED, cl ? cl.base + C.CX_RX_PAUSED : -1];
+      id = sp.binding.start(down.fd, up.fd, state, this.counters, slots, sp.pipeSize);
     } catch {
       // e.g. EMFILE: this session stays on the JS path.
       down.resumeRead();
