@@ -228,8 +228,10 @@ class TcpProxySession implements ConnectionHandler, LbContext, SpliceOwner {
     if (sp === null || this.spliceState !== null || up === null) return;
     if (this.flags & (Flags.DownEnded | Flags.UpEnded | Flags.Done) || !(this.flags & Flags.UpConnected)) return;
     if (down.state !== 'open' || up.state !== 'open') return;
-    if (down.streamMode || up.streamMode || down.fd < 0 || up.fd < 0) {
-      this.spliceAt = Infinity; // TLS (or cork mode): the bytes go through JS for good
+    // Only when this session gets both connections' bytes directly (no wrapper reads them) and
+    // both are plain sockets: TLS (and the cork IO mode) keeps the bytes on the JS path for good.
+    if (down.currentHandler !== this || up.currentHandler !== this || down.streamMode || up.streamMode || down.fd < 0 || up.fd < 0) {
+      this.spliceAt = Infinity;
       return;
     }
     if (down.queued() > 0 || up.queued() > 0 || down.writeClosed || up.writeClosed || down.isReadPaused || up.isReadPaused) {
