@@ -34,6 +34,14 @@ async function pairOf(): Promise<{ client: net.Socket; inner: net.Socket; close(
   return { client, inner: s, close: () => srv.close() };
 }
 
+function closeAll(...pairs: { client: net.Socket; inner: net.Socket; close(): void }[]): void {
+  for (const p of pairs) {
+    p.client.destroy();
+    p.inner.destroy();
+    p.close();
+  }
+}
+
 function collect(s: net.Socket): { bytes: Buffer[]; ended: Promise<void> } {
   const bytes: Buffer[] = [];
   s.on('data', (d: Buffer) => bytes.push(d));
@@ -65,11 +73,7 @@ test('forwards both ways, counts, and reports both FINs once forwarded', { skip 
   assert.deepEqual(Array.from(counters.subarray(0, 4)), [toB.length, toB.length, toA.length, toA.length]);
   assert.deepEqual(sp!.stop(id), [null, null]);
   assert.throws(() => sp!.stop(id), /no such splice pair/);
-  for (const p of [a, b]) {
-    p.client.destroy();
-    p.inner.destroy();
-    p.close();
-  }
+  closeAll(a, b);
 });
 
 test('stop() hands back exactly the bytes still in the pipe; a reader that stops holds the sender back', { skip }, async () => {
@@ -96,11 +100,7 @@ test('stop() hands back exactly the bytes still in the pipe; a reader that stops
   a.inner.resume();
   await until(() => state[0] + rest.bytes.reduce((n, x) => n + x.length, 0) === sent.length, 'the rest of A');
   assert.ok(Buffer.concat([...gotB.bytes, toB!, ...rest.bytes]).equals(sent), 'spliced + leftover + unread = sent, in order');
-  for (const p of [a, b]) {
-    p.client.destroy();
-    p.inner.destroy();
-    p.close();
-  }
+  closeAll(a, b);
 });
 
 test('a reset on one side ends the pair with that side and its errno', { skip }, async () => {
@@ -114,9 +114,5 @@ test('a reset on one side ends the pair with that side and its errno', { skip },
   assert.equal(e.side, 1, JSON.stringify(e));
   assert.ok(e.errno === 104 || e.errno === 32, `errno ${e.errno} (ECONNRESET or EPIPE)`);
   sp!.stop(id);
-  a.client.destroy();
-  a.inner.destroy();
-  b.inner.destroy();
-  a.close();
-  b.close();
+  closeAll(a, b);
 });
