@@ -33,6 +33,8 @@ export interface SpliceOwner {
   onSpliceEnd(side: number, errno: number): void;
   /** Runs the deferred check whether the session can switch to splice now. */
   trySplice(): void;
+  /** Something threw while switching or unsplicing: close the session's connections with it. */
+  abort(err: Error): void;
 }
 
 function envBytes(name: string, dflt: number): number {
@@ -56,10 +58,19 @@ export const splicing: SpliceSettings | null = settings();
 
 const owners = new Map<number, SpliceOwner>();
 
+/** Runs fn (a per-session closure, once per switch or end, not per read); a throw closes that session only. */
+function guarded(o: SpliceOwner, fn: () => void): void {
+  try {
+    fn();
+  } catch (e) {
+    o.abort(e instanceof Error ? e : new Error(String(e)));
+  }
+}
+
 if (splicing !== null) {
   splicing.binding.setCallback((id, side, errno) => {
     const o = owners.get(id);
-    if (o !== undefined) o.onSpliceEnd(side, errno);
+    if (o !== undefined) guarded(o, () => o.onSpliceEnd(side, errno));
   });
 }
 
@@ -85,7 +96,7 @@ function runChecks(): void {
   const list = checks;
   checks = [];
   checkScheduled = false;
-  for (const o of list) o.trySplice();
+  for (const o of list) guarded(o, () => o.trySplice());
 }
 
 export function scheduleSpliceCheck(o: SpliceOwner): void {

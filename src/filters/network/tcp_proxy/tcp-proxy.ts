@@ -298,6 +298,11 @@ class TcpProxySession implements ConnectionHandler, LbContext, SpliceOwner {
    * The spliced pair stopped by itself. errno 0: both FINs were forwarded; Node's reads then see
    * both ends and the session closes as on the JS path. Otherwise that side's socket failed.
    */
+  abort(err: Error): void {
+    this.down.destroy(err);
+    if (this.up !== null) this.up.destroy(err);
+  }
+
   onSpliceEnd(side: number, errno: number): void {
     const conn = side === 0 ? this.down : this.up;
     this.unsplice();
