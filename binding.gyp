@@ -12,7 +12,8 @@
         "native/origdst.cc",
         "native/fdpass.cc",
         "native/tls_tickets.cc",
-        "native/tls_conn.cc"
+        "native/tls_conn.cc",
+        "native/splice.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

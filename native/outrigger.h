@@ -22,6 +22,7 @@ void RegisterAffinity(Napi::Env env, Napi::Object exports);
 void RegisterListen(Napi::Env env, Napi::Object exports);
 void RegisterOrigDst(Napi::Env env, Napi::Object exports);
 void RegisterFdPass(Napi::Env env, Napi::Object exports);
+void RegisterSplice(Napi::Env env, Napi::Object exports);
 void RegisterTlsTickets(Napi::Env env, Napi::Object exports);
 void RegisterTlsConn(Napi::Env env, Napi::Object exports);
 

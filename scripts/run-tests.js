@@ -37,6 +37,7 @@ const SERIAL = [
   'integration/reload-load.test.js', // h2load/wrk load across reloads
   'integration/router.test.js', // ReDoS latency bounds
   'integration/stream-pipeline.test.js', // 300 ms per-try timeouts that a slow first answer must beat
+  'integration/tcp-splice', // 48 MiB each way and 512 MiB through a slow reader (and its fallback twin)
   'integration/transparent.test.js', // network namespaces and iptables
   'integration/tls-native-paths.test.js', // runs five TLS suites again on Node's TLS path
   'integration/upgrade-failure.test.js', // hand-over under load

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { ChunkSlabPool } from './slab-pool';
 import { listenShared } from './listen';
-import type { ListenResult, ListenSocket, NativeBinding, NativeTlsConn, NativeTlsEngine, NativeTlsTickets, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
+import type { ListenResult, ListenSocket, NativeBinding, SpliceBinding, NativeTlsConn, NativeTlsEngine, NativeTlsTickets, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
 
 /** Raw functions exported by outrigger_native.node. */
 export interface AddonExports {
@@ -33,6 +33,10 @@ export interface AddonExports {
   /** native/tls_conn.cc. */
   TlsConn?: new (context: unknown, server: boolean, verify: number, alpn?: Uint8Array) => NativeTlsConn;
   tlsStatus?(): Int32Array;
+  /** native/splice.cc (absent from builds older than it). */
+  spliceSetCallback?(fn: (id: number, side: number, errno: number) => void): void;
+  spliceStart?(fdA: number, fdB: number, state: Float64Array, counters: Float64Array, slots: readonly number[], pipeSize: number): number;
+  spliceStop?(id: number): [Buffer | null, Buffer | null];
 }
 
 function tlsEngineOf(a: AddonExports): NativeTlsEngine | undefined {
@@ -45,6 +49,12 @@ function tlsTicketsOf(a: AddonExports): NativeTlsTickets | undefined {
   const { tlsTicketInit, tlsContextTickets, tlsTicketKey, tlsNumTickets } = a;
   if (!tlsTicketInit || !tlsContextTickets || !tlsTicketKey || !tlsNumTickets) return undefined;
   return { init: tlsTicketInit, context: tlsContextTickets, key: tlsTicketKey, numTickets: tlsNumTickets };
+}
+
+function spliceOf(addon: AddonExports): SpliceBinding | null {
+  const { spliceSetCallback, spliceStart, spliceStop } = addon;
+  if (spliceSetCallback === undefined || spliceStart === undefined || spliceStop === undefined) return null;
+  return { setCallback: spliceSetCallback, start: spliceStart, stop: spliceStop };
 }
 
 function rebuildNeeded(fn: string): Error {
@@ -73,6 +83,7 @@ export function loadAddonBinding(): NativeBinding {
     kind: 'native',
     tlsTickets: tlsTicketsOf(addon),
     tlsEngine: tlsEngineOf(addon),
+    splice: spliceOf(addon),
     createSlabPool(opts: SlabPoolOptions): SlabPool {
       return new ChunkSlabPool(opts, (size) => addon.allocSlab(size), () => addon.slabMemoryKind());
     },

@@ -39,6 +39,8 @@ export function parseCpuList(list: string): number[] {
 
 class FallbackBinding implements NativeBinding {
   readonly kind = 'fallback' as const;
+  /** No splice(2) from JS: the TCP proxy forwards through its own read and write path. */
+  readonly splice = null;
 
   createSlabPool(opts: SlabPoolOptions): SlabPool {
     return new ChunkSlabPool(opts, (size) => new ArrayBuffer(size), () => 'js');

@@ -129,12 +129,39 @@ export interface NativeTlsEngine {
   create(context: unknown, server: boolean, verify: number, alpn?: Uint8Array): NativeTlsConn;
 }
 
+/**
+ * Kernel-side forwarding of a TCP connection pair with splice(2) through one pipe per direction
+ * (native/splice.cc). Native only: the fallback binding has `splice: null`.
+ */
+export interface SpliceBinding {
+  /**
+   * fn(id, side, errno) runs once when a pair stops by itself: errno 0 = both directions got and
+   * forwarded their FIN; otherwise the failed socket's side (0 = A, 1 = B) and its errno. The
+   * owner then calls stop(id). One callback per thread.
+   */
+  setCallback(fn: (id: number, side: number, errno: number) => void): void;
+  /**
+   * Starts forwarding between two connected, idle sockets (nothing queued, reading stopped: their
+   * JS owners must not read or write until stop). The fds are dup'd, so a socket destroyed meanwhile
+   * stays open until stop(). state[0..5] is written by the addon: read from A, written to B, read
+   * from B, written to A, time of the last byte (ms since the epoch), last direction read (1 A->B,
+   * 2 B->A). counters[slots[0]], counters[slots[1]] grow by the bytes read from A, slots[2..3] by
+   * the bytes read from B; counters[slots[4]] / [slots[5]] by one each time reading A / B stops
+   * because its pipe and the other socket's send buffer are full (-1: none). pipeSize: F_SETPIPE_SZ, best effort. Returns the pair's id.
+   */
+  start(fdA: number, fdB: number, state: Float64Array, counters: Float64Array, slots: readonly number[], pipeSize: number): number;
+  /** Stops a pair; returns the bytes left in its pipes: [to B, to A] (null when none). */
+  stop(id: number): [Buffer | null, Buffer | null];
+}
+
 export interface NativeBinding {
   readonly kind: BindingKind;
   /** TLS on memory BIOs (addon only). */
   readonly tlsEngine?: NativeTlsEngine;
   /** Session tickets of listener contexts in C (addon only; undefined: Node's own, see src/tls/tickets.ts). */
   readonly tlsTickets?: NativeTlsTickets;
+  /** splice(2) forwarding (native/splice.cc); null in the fallback or an addon built without it. */
+  readonly splice: SpliceBinding | null;
   createSlabPool(opts: SlabPoolOptions): SlabPool;
   /**
    * Gathers bufs[0..count) into writev(2) calls on a non-blocking fd until all is written or

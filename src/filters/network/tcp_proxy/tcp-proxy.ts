@@ -9,7 +9,9 @@
  *    other side until it drains to the low watermark, so memory stays bounded;
  *  - connect timeout and max_connect_attempts; when no attempt succeeds the downstream is
  *    closed at once (response flag UF, counted in upstream_cx_connect_fail);
- *  - idle timeout: no bytes either way for idle_timeout closes both sides.
+ *  - idle timeout: no bytes either way for idle_timeout closes both sides;
+ *  - bulk sessions move their bytes kernel-side with splice(2) once they have moved enough
+ *    through JS (./splice.ts), and come back to the JS path for everything but forwarding.
  */
 import * as net from 'node:net';
 import type { TcpProxyConfig } from '../../../config/types';
@@ -19,6 +21,7 @@ import type { Cluster } from '../../../upstream/cluster';
 import type { Host, LbContext } from '../../../upstream/lb';
 import { MetadataMatch } from '../../../upstream/subset-match';
 import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory } from '../types';
+import { handleReading, registerPair, scheduleSpliceCheck, spliceError, splicing, unregisterPair, type SpliceOwner } from './splice';
 
 interface CompiledRoute {
   readonly cluster: string;
@@ -96,13 +99,26 @@ const enum Flags {
   Done = 16,
   /** The last bytes came from the client (a request/response exchange is open). */
   ClientLast = 32,
+  /** A splice switch check is scheduled. */
+  SpliceCheck = 64,
+}
+
+/** A session that did not qualify for splice yet tries again after this many more bytes. */
+const SPLICE_RETRY_BYTES = 64 * 1024;
+const enum Sp {
+  READ_A = 0,
+  WRITTEN_B = 1,
+  READ_B = 2,
+  WRITTEN_A = 3,
+  ACTIVITY = 4,
+  LAST_DIR = 5,
 }
 
 /** Hot upgrade: how long both directions must have been quiet before a connection moves. */
 const MIGRATE_QUIET_MS = 20;
 const NO_BYTES = Buffer.alloc(0);
 
-class TcpProxySession implements ConnectionHandler, LbContext {
+class TcpProxySession implements ConnectionHandler, LbContext, SpliceOwner {
   private up: Connection | null = null;
   private cluster: Cluster | undefined;
   private host: Host | null = null;
@@ -112,6 +128,12 @@ class TcpProxySession implements ConnectionHandler, LbContext {
   private responseFlags = '-';
   private readonly counters: Float64Array;
   private readonly lb: number;
+  /** Bytes moved through JS, and the count at which a splice switch is checked next. */
+  private moved = 0;
+  private spliceAt = splicing !== null ? splicing.after : Infinity;
+  /** While spliced: the pair's id and the counters the addon writes (see SpliceBinding.start). */
+  private spliceId = -1;
+  private spliceState: Float64Array | null = null;
 
   constructor(
     private readonly f: TcpProxyFactory,
@@ -187,6 +209,104 @@ class TcpProxySession implements ConnectionHandler, LbContext {
       c[this.lb + L.BYTES_TX] += n;
       this.down.write(buf, start, end);
     }
+    if ((this.moved += n) >= this.spliceAt && !(this.flags & Flags.SpliceCheck)) {
+      this.flags |= Flags.SpliceCheck;
+      scheduleSpliceCheck(this);
+    }
+  }
+
+  /**
+   * Switches to kernel-side forwarding when both sockets are plain, open, idle (nothing queued,
+   * neither paused nor half-closed) and Node's reads could be stopped; else tries again later
+   * (or never, for a pair that cannot qualify).
+   */
+  trySplice(): void {
+    this.flags &= ~Flags.SpliceCheck;
+    const sp = splicing;
+    const up = this.up;
+    const down = this.down;
+    if (sp === null || this.spliceState !== null || up === null) return;
+    if (this.flags & (Flags.DownEnded | Flags.UpEnded | Flags.Done) || !(this.flags & Flags.UpConnected)) return;
+    if (down.state !== 'open' || up.state !== 'open') return;
+    // Only when this session gets both connections' bytes directly (no wrapper reads them) and
+    // both are plain sockets: TLS (and the cork IO mode) keeps the bytes on the JS path for good.
+    if (down.currentHandler !== this || up.currentHandler !== this || down.streamMode || up.streamMode || down.fd < 0 || up.fd < 0) {
+      this.spliceAt = Infinity;
+      return;
+    }
+    if (down.queued() > 0 || up.queued() > 0 || down.writeClosed || up.writeClosed || down.isReadPaused || up.isReadPaused) {
+      this.spliceAt = this.moved + SPLICE_RETRY_BYTES;
+      return;
+    }
+    down.pauseRead();
+    up.pauseRead();
+    if (handleReading(down.socket) || handleReading(up.socket)) {
+      // 'data'-event sockets keep reading into Node's buffers after pause(): not for splice.
+      down.resumeRead();
+      up.resumeRead();
+      this.spliceAt = Infinity;
+      return;
+    }
+    const cl = this.cluster;
+    const state = new Float64Array(6); // once per spliced session: the addon's counters for it
+    let id: number;
+    try {
+      // Bytes and back-pressure pauses go straight to the same stats slots as onData and onHighWatermark.
+      const slots = [this.lb + L.BYTES_RX, cl ? cl.base + C.BYTES_TX : -1, cl ? cl.base + C.BYTES_RX : -1, this.lb + L.BYTES_TX, this.lb + L.CX_RX_PAUSED, cl ? cl.base + C.CX_RX_PAUSED : -1];
+      id = sp.binding.start(down.fd, up.fd, state, this.counters, slots, sp.pipeSize);
+    } catch {
+      // e.g. EMFILE: this session stays on the JS path.
+      down.resumeRead();
+      up.resumeRead();
+      this.spliceAt = Infinity;
+      return;
+    }
+    this.spliceId = id;
+    this.spliceState = state;
+    registerPair(id, this);
+  }
+
+  /**
+   * Back to the JS path: the addon's byte counts go to the connections, the bytes still in the
+   * pipes are written through them, and Node reads both sockets again.
+   */
+  private unsplice(): void {
+    const st = this.spliceState;
+    const sp = splicing;
+    if (st === null || sp === null) return;
+    this.spliceState = null;
+    unregisterPair(this.spliceId);
+    const [toUp, toDown] = sp.binding.stop(this.spliceId);
+    this.spliceId = -1;
+    const up = this.up as Connection;
+    const down = this.down;
+    down.bytesRx += st[Sp.READ_A];
+    up.bytesTx += st[Sp.WRITTEN_B];
+    up.bytesRx += st[Sp.READ_B];
+    down.bytesTx += st[Sp.WRITTEN_A];
+    if (st[Sp.ACTIVITY] > this.lastActivity) this.lastActivity = st[Sp.ACTIVITY];
+    if (st[Sp.LAST_DIR] === 1) this.flags |= Flags.ClientLast;
+    else if (st[Sp.LAST_DIR] === 2) this.flags &= ~Flags.ClientLast;
+    this.spliceAt = Infinity; // once back on the JS path, a session stays there
+    if (toUp !== null) up.write(toUp, 0, toUp.length);
+    if (toDown !== null) down.write(toDown, 0, toDown.length);
+    down.resumeRead();
+    up.resumeRead();
+  }
+
+  /**
+   * The spliced pair stopped by itself. errno 0: both FINs were forwarded; Node's reads then see
+   * both ends and the session closes as on the JS path. Otherwise that side's socket failed.
+   */
+  abort(err: Error): void {
+    this.down.destroy(err);
+    if (this.up !== null) this.up.destroy(err);
+  }
+
+  onSpliceEnd(side: number, errno: number): void {
+    const conn = side === 0 ? this.down : this.up;
+    this.unsplice();
+    if (errno !== 0 && conn !== null) conn.destroy(spliceError(errno));
   }
 
   /**
@@ -197,6 +317,12 @@ class TcpProxySession implements ConnectionHandler, LbContext {
    * protocols where the server speaks first do not suit this (they drain instead when busy).
    */
   migrate(): Buffer | null {
+    const st = this.spliceState;
+    if (st !== null) {
+      const busy = st[Sp.LAST_DIR] === 1 || st[Sp.READ_A] !== st[Sp.WRITTEN_B] || st[Sp.READ_B] !== st[Sp.WRITTEN_A];
+      if (busy || Date.now() - st[Sp.ACTIVITY] < MIGRATE_QUIET_MS) return null;
+      this.unsplice(); // the pipes are empty: back to the JS path, then moved like any session
+    }
     const up = this.up;
     const busy = Flags.DownEnded | Flags.UpEnded | Flags.ClientLast | Flags.Done;
     if (up === null || !(this.flags & Flags.UpConnected) || this.flags & busy) return null;
@@ -236,6 +362,8 @@ class TcpProxySession implements ConnectionHandler, LbContext {
     }
     if (conn === this.down) {
       const idle = this.f.idleTimeoutMs;
+      const st = this.spliceState;
+      if (st !== null && st[Sp.ACTIVITY] > this.lastActivity) this.lastActivity = st[Sp.ACTIVITY];
       const left = this.lastActivity + idle - Date.now();
       if (left > 0) {
         conn.setTimeout(left); // traffic the other way kept the session alive
@@ -249,6 +377,7 @@ class TcpProxySession implements ConnectionHandler, LbContext {
   }
 
   onClose(conn: Connection, err: Error | undefined): void {
+    this.unsplice(); // closed by other code (drain, idle timeout, stop) while spliced
     const cl = this.cluster;
     const c = this.counters;
     if (conn === this.up) {
