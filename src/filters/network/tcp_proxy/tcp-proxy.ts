@@ -229,8 +229,9 @@ class TcpProxySession implements ConnectionHandler, LbContext, SpliceOwner {
     if (this.flags & (Flags.DownEnded | Flags.UpEnded | Flags.Done) || !(this.flags & Flags.UpConnected)) return;
     if (down.state !== 'open' || up.state !== 'open') return;
     // Only when this session gets both connections' bytes directly (no wrapper reads them) and
-    // both are plain sockets: TLS (and the cork IO mode) keeps the bytes on the JS path for good.
-    if (down.currentHandler !== this || up.currentHandler !== this || down.streamMode || up.streamMode || down.fd < 0 || up.fd < 0) {
+    // both are plain sockets: TLS (Node's, in stream mode, or the addon's, `ntls`: the fd carries
+    // ciphertext) and the cork IO mode keep the bytes on the JS path for good.
+    if (down.currentHandler !== this || up.currentHandler !== this || down.streamMode || up.streamMode || down.ntls !== null || up.ntls !== null || down.fd < 0 || up.fd < 0) {
       this.spliceAt = Infinity;
       return;
     }
