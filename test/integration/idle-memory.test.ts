@@ -28,7 +28,7 @@ test('default config at idle: young generation at its minimum, TurboFan on again
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idle-memory-'));
   const out = path.join(dir, 'probe.json');
   const probe = path.join(__dirname, '..', 'helpers', 'idle-probe.js');
-  const sc = await startSidecar(doc, { env: { NODE_OPTIONS: `--require ${probe}`, OUTRIGGER_IDLE_PROBE_OUT: out } });
+  const sc = await startSidecar(doc, { env: { NODE_OPTIONS: `--require ${probe}`, OUTRIGGER_IDLE_PROBE_OUT: out, OUTRIGGER_STARTUP_GC: '1' } });
   try {
     await new Promise((r) => setTimeout(r, 1500)); // the collection after the start runs on the next turn
     sc.proc.kill('SIGUSR2');
