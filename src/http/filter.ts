@@ -299,8 +299,8 @@ setAutoHandoff(Sniffed.Http1, (conn, buf, start, end, owner) => {
 
 setAutoHandoff(Sniffed.Http2, (conn, buf, start, end, owner) => {
   const f = autoFactory(owner);
-  // node:http2 takes the socket's handle: only for a plain socket read through the shared chunk.
-  if (f === null || conn.streamMode) return false;
+  // node:http2 takes the socket's handle: only when its fd carries the bytes read so far as they are.
+  if (f === null || !conn.plainFd) return false;
   f.adoptHttp2(conn, buf, start, end);
   return true;
 });

@@ -126,16 +126,19 @@ export class Connection implements Flushable {
   /** Native TLS (src/tls/native.ts): reads are decrypted and writes encrypted through it. */
   readonly ntls: NativeTlsSession | null;
 
+  /**
+   * The socket's fd carries exactly the bytes the handler sees: no TLS (Node's, in stream mode,
+   * or the addon's) and no stream wrapper. What anything that moves the fd's bytes itself needs
+   * (tcp_proxy's splice, node:http2 taking the socket's handle).
+   */
+  get plainFd(): boolean {
+    return !this.streamMode && this.ntls === null && this.fd >= 0;
+  }
+
   private readonly onRead = (nread: number, buf: Buffer): void => {
     const ctx = this.io;
     ctx.enterRead();
-    this.bytesRx += nread;
-    try {
-      this.handler.onData(this, buf, 0, nread);
-    } catch (e) {
-      // Anything a peer can send must not take the worker down: close this connection only.
-      this.destroy(e instanceof Error ? e : new Error(String(e)));
-    }
+    this.deliver(buf, nread);
     ctx.exitRead();
   };
 

@@ -229,9 +229,8 @@ class TcpProxySession implements ConnectionHandler, LbContext, SpliceOwner {
     if (this.flags & (Flags.DownEnded | Flags.UpEnded | Flags.Done) || !(this.flags & Flags.UpConnected)) return;
     if (down.state !== 'open' || up.state !== 'open') return;
     // Only when this session gets both connections' bytes directly (no wrapper reads them) and
-    // both are plain sockets: TLS (Node's, in stream mode, or the addon's, `ntls`: the fd carries
-    // ciphertext) and the cork IO mode keep the bytes on the JS path for good.
-    if (down.currentHandler !== this || up.currentHandler !== this || down.streamMode || up.streamMode || down.ntls !== null || up.ntls !== null || down.fd < 0 || up.fd < 0) {
+    // both fds carry those bytes: TLS (either path) and the cork IO mode keep them on the JS path for good.
+    if (down.currentHandler !== this || up.currentHandler !== this || !down.plainFd || !up.plainFd) {
       this.spliceAt = Infinity;
       return;
     }
