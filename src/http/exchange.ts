@@ -35,7 +35,7 @@ import { admitRequest, requestEnded } from '../overload/manager';
 import { OL } from '../overload/stats';
 import { deadlines, type DeadlineEntry } from '../stream/deadlines';
 import { ActiveStream, hostPort, LightResult, startSampled, type StreamPipeline } from '../stream/pipeline';
-import { runHttpLight, transportTls } from '../stream/http-light';
+import { declaredBodyLength, runHttpLight, transportTls } from '../stream/http-light';
 import { attemptDeadline, attemptDone, AttemptFailure, attemptFailed, beginRetry, hostPhase, LocalReplyKind, mayRetry, perTryExpired, requestDone, retryAttempt, runPhases, startRequestTime, statusRetryBits, triedHost, type RetryState, type StreamHooks } from '../stream/active-stream';
 import { proxyLog } from '../proxy/detect';
 import { C, L, R } from '../stats/layout';
@@ -799,8 +799,7 @@ class HttpStream extends ActiveStream {
     super();
     this.begin(pl, protocol, listener);
     this.tlsPeer = streamTransport(this, down.transport !== undefined ? down.transport() : null);
-    const cl = Number(down.headers['content-length']);
-    this.bytesReceived = down.hasBody ? (Number.isInteger(cl) ? cl : undefined) : 0;
+    this.bytesReceived = declaredBodyLength(down);
   }
 
   service(): string | undefined {

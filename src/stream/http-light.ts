@@ -22,6 +22,13 @@ export function transportTls(t: DownstreamTransport): TlsInfo | null {
   return info ?? null;
 }
 
+/** A request's body length as its head declares it: 0 without a body, content-length, or undefined when unknown (chunked). */
+export function declaredBodyLength(d: Downstream): number | undefined {
+  if (!d.hasBody) return 0;
+  const cl = Number(d.headers['content-length']);
+  return Number.isInteger(cl) ? cl : undefined;
+}
+
 class HttpLightView implements LightView {
   protocol = '';
   replied = false;
@@ -67,10 +74,7 @@ class HttpLightView implements LightView {
   }
 
   requestBodyLength(): number {
-    const d = this.d;
-    if (!d.hasBody) return 0;
-    const cl = Number(d.headers['content-length']);
-    return Number.isInteger(cl) ? cl : -1;
+    return declaredBodyLength(this.d) ?? -1;
   }
 
   routeCluster(): string | undefined {
