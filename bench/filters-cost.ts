@@ -4,8 +4,16 @@
 //
 //   node dist/bench/filters-cost.js [--seconds 5] [--rounds 5] [--connections 50] [--http-rate 8000]
 //        [--bolt-rate 20000] [--ratio 0.01] [--base /other/tree/dist] [--cpu-prof DIR [--cpu-prof-interval US]]
-//        [--workloads http1,bolt] [--variants none,all]
+//        [--workloads http1,bolt] [--variants none,all] [--no-pin]
 //
+// Placement as in bench/cli.ts (taskset): every sidecar on CPU 0, this process (generator, h2load)
+// and the backend on the other CPUs; --no-pin lets the scheduler place them. Unpinned, a sidecar's
+// loopback writev wakes the generator or backend onto the sidecar's own CPU (sync wake-up) and is
+// preempted by it on the way out of the syscall; those switches are charged to the sidecar, and
+// more of them to a sidecar that ran longer since it last slept: on bolt the "all" sidecar took
+// ~45 involuntary context switches per 1,000 requests against ~10-35 for "none" (2 pinned), which
+// showed in the profiles as flushWritev self time with the same writes (bytes, iovecs, calls).
+// Each run prints the sidecar's context switches per 1,000 requests (voluntary, involuntary).
 // One bench backend process (bench/backend.ts: HTTP/1.1 and Bolt listeners) and, side by side,
 // one sidecar (`outrigger start`, 1 worker) per variant: "none" (no stream filter, no tracing)
 // and "all": an `rbac` stream filter of 10 ALLOW policies (9 that do not match, each an
@@ -28,7 +36,7 @@
 // run also reports how busy the sidecar (its one worker is one thread: near 100% of a CPU means it
 // limits), the generator (h2load: this process's waited-for children CPU; bolt: this process) and
 // the backend were. A run whose answered rate falls short of 95% of the asked one is flagged.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -37,6 +45,7 @@ import * as path from 'node:path';
 import { firstLine, h2loadHttp1, numOpt, strOpt } from './lib/script';
 import { BOLT_ID_OFFSET, BoltFrameReader, boltRequestTemplate } from './load/bolt';
 import { cpuSecondsOf } from './lib/proc';
+import { placement } from './lib/proc-spawn';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: number): number => numOpt(args, name, def);
@@ -50,6 +59,14 @@ const BASE = strOpt(args, 'base');
 const CPU_PROF = strOpt(args, 'cpu-prof');
 /** Sampling interval of --cpu-prof in µs (node's default 1000 is coarse for a few µs per request). */
 const CPU_PROF_INTERVAL = opt('cpu-prof-interval', 1000);
+/**
+ * Placement as in bench/cli.ts: the sidecars on CPU 0, this process (the Bolt generator, h2load)
+ * and the backend on the others. Unpinned (--no-pin), a loopback write's wake-up of the
+ * generator or backend puts it on the sidecar's CPU and preempts the sidecar at the end of that
+ * writev: those context switches are charged to the sidecar, more of them the more CPU the
+ * sidecar used since it last slept (the "all" sidecar's flushWritev self time in the profiles).
+ */
+const PLACE = args.includes('--no-pin') ? { proxy: 'any', client: 'any', pinned: false } : placement();
 const ROOT = path.join(__dirname, '..');
 const WORKLOAD_NAMES = ['http1', 'bolt'] as const;
 type Workload = (typeof WORKLOAD_NAMES)[number];
@@ -134,7 +151,8 @@ async function startSidecar(tree: string, dist: string, variant: Variant, cfg: u
   // sidecars of this run, tests) find it and try hand-overs, which cost it CPU in the middle of a run.
   const upgradeDir = path.join(dir, `upgrade-${name}`);
   fs.mkdirSync(upgradeDir);
-  const proc = spawn(process.execPath, [...prof, path.join(dist, 'src', 'cli.js'), 'start', '-c', cfgPath, '--workers', '1', '--upgrade-dir', upgradeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [...prof, path.join(dist, 'src', 'cli.js'), 'start', '-c', cfgPath, '--workers', '1', '--upgrade-dir', upgradeDir];
+  const proc = PLACE.pinned ? spawn('taskset', ['-c', PLACE.proxy, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const m = await firstLine(proc, /listener http1 on [^:]+:(\d+)[\s\S]*listener bolt on [^:]+:(\d+)[\s\S]*admin on http:\/\/[^/]*:(\d+)\//);
   return { name, tree, variant, proc, http: Number(m[1]), bolt: Number(m[2]), admin: Number(m[3]) };
 }
@@ -144,6 +162,34 @@ function childrenCpuSeconds(): number {
   const s = fs.readFileSync('/proc/self/stat', 'utf8');
   const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
   return (Number(f[13]) + Number(f[14])) / 100;
+}
+
+/** Context switches of all of a process's threads so far: [voluntary, involuntary] (/proc/PID/task/TID/status). */
+function ctxSwitches(pid: number): [number, number] {
+  let vol = 0;
+  let inv = 0;
+  const read = (f: string): string | null => {
+    try {
+      return fs.readFileSync(f, 'utf8');
+    } catch {
+      return null; // the process or thread ended
+    }
+  };
+  let tids: string[];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [0, 0];
+  }
+  for (const t of tids) {
+    const st = read(`/proc/${pid}/task/${t}/status`);
+    if (st === null) continue;
+    const v = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(st);
+    const n = /^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st);
+    if (v !== null) vol += Number(v[1]);
+    if (n !== null) inv += Number(n[1]);
+  }
+  return [vol, inv];
 }
 
 /** The sidecar's writev calls so far (admin stats; the worker publishes them every few hundred ms). */
@@ -235,11 +281,14 @@ interface Run {
   readonly short: boolean;
   /** writev calls per request (approximate: the worker publishes its counters periodically). */
   readonly writevPerRq: number;
+  /** The sidecar's context switches per 1,000 requests: voluntary (it slept), involuntary (preempted). */
+  readonly ctxPerKRq: readonly [number, number];
 }
 
 async function measure(sc: Sidecar, backendPid: number, workload: Workload): Promise<Run> {
   const pid = sc.proc.pid as number;
   const w0 = await writevCalls(sc);
+  const x0 = ctxSwitches(pid);
   const c0 = cpuSecondsOf(pid);
   const b0 = cpuSecondsOf(backendPid);
   const g0 = workload === 'http1' ? childrenCpuSeconds() : cpuSecondsOf(process.pid);
@@ -247,11 +296,14 @@ async function measure(sc: Sidecar, backendPid: number, workload: Workload): Pro
   const n = workload === 'http1' ? await http1Load(sc.http) : await boltLoad(sc.bolt);
   const secs = (performance.now() - t0) / 1000;
   const cpu = cpuSecondsOf(pid) - c0;
+  const x1 = ctxSwitches(pid);
   const gen = (workload === 'http1' ? childrenCpuSeconds() : cpuSecondsOf(process.pid)) - g0;
   const back = cpuSecondsOf(backendPid) - b0;
   const wv = (await writevCalls(sc)) - w0;
   const rate = workload === 'http1' ? HTTP_RATE : BOLT_RATE;
-  return { rps: n / secs, cpuUsPerRq: (cpu * 1e6) / n, busy: [cpu / secs, gen / secs, back / secs], short: n < 0.95 * SECONDS * rate, writevPerRq: wv / n };
+  return { rps: n / secs, cpuUsPerRq: (cpu * 1e6) / n, busy: [cpu / secs, gen / secs, back / secs], short: n < 0.95 * SECONDS * rate, writevPerRq: wv / n,
+    ctxPerKRq: [((x1[0] - x0[0]) * 1000) / n, ((x1[1] - x0[1]) * 1000) / n],
+  };
 }
 
 function median(xs: readonly number[]): number {
@@ -270,6 +322,10 @@ async function main(): Promise<void> {
       res.end();
     });
   });
+  // This process (Bolt generator, h2load) and the backend, which it spawns, on the client CPUs.
+  if (PLACE.pinned && spawnSync('taskset', ['-a', '-p', '-c', PLACE.client, String(process.pid)], { stdio: 'ignore' }).status !== 0) {
+    throw new Error(`taskset could not pin this process to CPUs ${PLACE.client} (run with --no-pin)`);
+  }
   await new Promise<void>((r) => collector.listen(0, '127.0.0.1', () => r()));
   const curl = `http://127.0.0.1:${(collector.address() as net.AddressInfo).port}/v1/traces`;
   const backend = spawn(process.execPath, [path.join(ROOT, 'bench', 'backend.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -281,7 +337,7 @@ async function main(): Promise<void> {
     for (const [tree, dist] of trees) for (const v of VARIANTS) sidecars.push(await startSidecar(tree, dist, v, sidecarConfig(ports, v, curl), dir));
     console.log(
       `filters cost (RBAC 10 policies + local_ratelimit + tracing ${RATIO * 100}% vs none): ${SECONDS} s per run, ${ROUNDS} rounds (+1 warm-up), ` +
-        `${CONNS} connections, http1 ${HTTP_RATE}/s, bolt ${BOLT_RATE}/s, 1 worker per sidecar, ${os.cpus().length} CPUs, load average ${os.loadavg()[0].toFixed(1)}`,
+        `${CONNS} connections, http1 ${HTTP_RATE}/s, bolt ${BOLT_RATE}/s, 1 worker per sidecar, ${os.cpus().length} CPUs, ${PLACE.pinned ? `sidecars on CPU ${PLACE.proxy}, generator + backend on CPU ${PLACE.client}` : 'not pinned'}, load average ${os.loadavg()[0].toFixed(1)}`,
     );
     const runs = new Map<string, Run[]>();
     for (let r = 0; r <= ROUNDS; r++) {
@@ -297,7 +353,7 @@ async function main(): Promise<void> {
             (runs.get(k) as Run[]).push(m);
           }
           console.log(
-            `round ${r} ${w.padEnd(5)} ${sc.name.padEnd(9)} ${m.rps.toFixed(0).padStart(6)} req/s ${m.cpuUsPerRq.toFixed(1).padStart(6)} µs CPU/request ${m.writevPerRq.toFixed(2)} writev/request  busy: sidecar ${pct(m.busy[0])}, generator ${pct(m.busy[1])}, backend ${pct(m.busy[2])}` +
+            `round ${r} ${w.padEnd(5)} ${sc.name.padEnd(9)} ${m.rps.toFixed(0).padStart(6)} req/s ${m.cpuUsPerRq.toFixed(1).padStart(6)} µs CPU/request ${m.writevPerRq.toFixed(2)} writev/request  ctx switches/1k req ${m.ctxPerKRq[0].toFixed(0)} vol ${m.ctxPerKRq[1].toFixed(0)} invol  busy: sidecar ${pct(m.busy[0])}, generator ${pct(m.busy[1])}, backend ${pct(m.busy[2])}` +
               `${m.short ? '  (answered < 95% of the asked rate)' : ''}${r === 0 ? '  (warm-up, not counted)' : ''}`,
           );
         }
