@@ -319,24 +319,45 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
     return env.Undefined();
   }
 
+  // info()'s property names, made once per thread (a name per set would be internalized anew on every call).
+  enum InfoKey { kVersion, kCipher, kAlpn, kServername, kVerifyResult, kReused, kPeerDer, kInfoKeys };
+  struct InfoKeys {
+    napi_env env = nullptr;
+    napi_ref refs[kInfoKeys] = {};
+  };
+  static napi_value InfoKeyOf(napi_env env, InfoKey k) {
+    static const char* const names[kInfoKeys] = {"version", "cipher", "alpn", "servername", "verifyResult", "reused", "peerDer"};
+    thread_local InfoKeys keys;  // one env per thread (main thread or a worker); never freed: the strings live as long as it
+    if (keys.env != env) {
+      keys = InfoKeys();
+      keys.env = env;
+    }
+    napi_value v = nullptr;
+    if (keys.refs[k] != nullptr && napi_get_reference_value(env, keys.refs[k], &v) == napi_ok && v != nullptr) return v;
+    napi_create_string_latin1(env, names[k], NAPI_AUTO_LENGTH, &v);
+    napi_create_reference(env, v, 1, &keys.refs[k]);
+    return v;
+  }
+  static void SetInfo(Napi::Object& o, InfoKey k, napi_value v) { napi_set_property(o.Env(), o, InfoKeyOf(o.Env(), k), v); }
+
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     if (ssl_ == nullptr) return o;
-    o.Set("version", SSL_get_version(ssl_));
+    SetInfo(o, kVersion, Napi::String::New(env, SSL_get_version(ssl_)));
     const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
     // IANA name (as Node's getCipher().standardName), else OpenSSL's.
     const char* cname = c != nullptr ? SSL_CIPHER_standard_name(c) : nullptr;
     if (c != nullptr && cname == nullptr) cname = SSL_CIPHER_get_name(c);
-    o.Set("cipher", cname != nullptr ? Napi::Value(Napi::String::New(env, cname)) : env.Null());
+    SetInfo(o, kCipher, cname != nullptr ? Napi::Value(Napi::String::New(env, cname)) : env.Null());
     const unsigned char* alpn = nullptr;
     unsigned int alpn_len = 0;
     SSL_get0_alpn_selected(ssl_, &alpn, &alpn_len);
-    o.Set("alpn", alpn_len > 0 ? Napi::Value(Napi::String::New(env, reinterpret_cast<const char*>(alpn), alpn_len)) : env.Null());
+    SetInfo(o, kAlpn, alpn_len > 0 ? Napi::Value(Napi::String::New(env, reinterpret_cast<const char*>(alpn), alpn_len)) : env.Null());
     const char* sni = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name);
-    o.Set("servername", sni != nullptr ? Napi::Value(Napi::String::New(env, sni)) : env.Null());
-    o.Set("verifyResult", Napi::Number::New(env, static_cast<double>(SSL_get_verify_result(ssl_))));
-    o.Set("reused", Napi::Boolean::New(env, SSL_session_reused(ssl_) == 1));
+    SetInfo(o, kServername, sni != nullptr ? Napi::Value(Napi::String::New(env, sni)) : env.Null());
+    SetInfo(o, kVerifyResult, Napi::Number::New(env, static_cast<double>(SSL_get_verify_result(ssl_))));
+    SetInfo(o, kReused, Napi::Boolean::New(env, SSL_session_reused(ssl_) == 1));
     X509* peer = SSL_get1_peer_certificate(ssl_);
     if (peer != nullptr) {
       int len = i2d_X509(peer, nullptr);
@@ -344,7 +365,7 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
         Napi::Buffer<uint8_t> der = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(len));
         unsigned char* p = der.Data();
         i2d_X509(peer, &p);
-        o.Set("peerDer", der);
+        SetInfo(o, kPeerDer, der);
       }
       X509_free(peer);
     }

@@ -6,6 +6,7 @@
 //     on  -> SSL_CTX_set_num_tickets(1) and the ticket-key callback below
 //     off -> SSL_CTX_set_num_tickets(0) (with SSL_OP_NO_TICKET OpenSSL would still send a
 //            stateful TLS 1.3 ticket that nothing can resume)
+//     both -> the certificate chain is built once (BuildChains below), not per handshake
 //
 // The key of epoch e = floor(now / interval) is HKDF-SHA256(secret, salt "outrigger tls tickets",
 // info e as 8 bytes big-endian), 48 bytes: ticket key name 16, HMAC-SHA256 key 16, AES-128-CBC
@@ -15,6 +16,7 @@
 // are process-wide: one state behind a mutex, rotated inside the callback when the epoch
 // changes, so there is no timer and no JS call per ticket.
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
@@ -185,10 +187,32 @@ Napi::Value TicketInit(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// A certificate loaded without its chain (a leaf alone, or a self-signed one) makes OpenSSL
+// build the chain it sends from the context's store on every handshake (X509_verify_cert over
+// Node's root store: name lookups, string compares, locks). Built here once per context
+// instead, from the same store, with the same result: what verifies goes out (without the leaf),
+// what does not verify stops where the search stopped. A certificate that came with its chain
+// (extra PEM blocks, set by Node) keeps it untouched. Listener contexts only (this function's
+// only callers); a context whose chain does not build keeps OpenSSL's per-handshake search.
+void BuildChains(SSL_CTX* ctx) {
+  X509* current = SSL_CTX_get0_certificate(ctx);
+  for (int r = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_FIRST); r == 1; r = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_NEXT)) {
+    STACK_OF(X509)* chain = nullptr;
+    if (SSL_CTX_get0_chain_certs(ctx, &chain) != 1 || chain != nullptr) continue;
+    (void)SSL_CTX_build_cert_chain(ctx, SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR | SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR);
+  }
+  // The walk moved the context's current certificate: back to the one Node set last.
+  for (int r = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_FIRST); r == 1 && SSL_CTX_get0_certificate(ctx) != current;
+       r = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_NEXT)) {
+  }
+  ERR_clear_error();
+}
+
 Napi::Value ContextTickets(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SSL_CTX* ctx = SslCtxArg(info, 0);
   if (ctx == nullptr) return env.Undefined();
+  BuildChains(ctx);
   bool on = info.Length() > 1 && info[1].ToBoolean().Value();
   if (on) {
     if (!state.ready) NAPI_THROW(Napi::Error::New(env, "tlsTicketInit first"), env.Undefined());

@@ -51,6 +51,7 @@ const SERIAL = [
   'unit/bench.test.js', // compares measured p50 latencies (direct < a 2 x 2 ms relay)
   'unit/bench-h2.test.js', // minimum request counts in short windows
   'unit/bench-tls.test.js', // minimum handshake count in a short window
+  'unit/tls-native-deadline.test.js', // a handshake deadline measured in wall-clock time
 ];
 
 const root = path.join(__dirname, '..', 'dist', 'test');

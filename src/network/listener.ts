@@ -353,8 +353,11 @@ export class WorkerListener {
       onTls: (sock: net.Socket) => {
         t.outer = sock;
         if (info.transportProtocol !== 'tls') tlsWithoutPeek(info, sock); // the hello was not read before the handshake
-        inheritOriginalDst(sock, socket);
-        sock.on('close', onClose);
+        if (sock !== socket) {
+          // A TLSSocket over the accepted one; the native path hands back the accepted socket itself (its 'close' is watched already).
+          inheritOriginalDst(sock, socket);
+          sock.on('close', onClose);
+        }
         const alpn = negotiatedAlpn(sock);
         info.negotiatedProtocol = alpn;
         if (alpn === 'h2') info.detected = 'http2';

@@ -92,55 +92,85 @@ export function alpnWire(protocols: readonly string[]): Uint8Array | undefined {
   return Buffer.concat(parts.flatMap((p) => [Buffer.from([p.length]), p]));
 }
 
-export interface NativeHandshake {
-  /** SecureContext.context of the chosen entry. */
-  readonly context: unknown;
+/**
+ * A chain's handshake policy: built once per listener chain (ServerTls), shared by all its
+ * handshakes; `T` is what the caller hands through to onDone per connection.
+ */
+export interface NativeHandshake<T> {
   /** 0 no client certificate, 1 ask, 2 require. */
   readonly verify: number;
   readonly alpn: Uint8Array | undefined;
+  /** The handshake must be done this long after it starts (an absolute deadline, whatever the client sends). */
   readonly timeoutMs: number;
   /** Checks the result (verify policy); an Error fails the handshake. */
   check(conn: NativeTlsConn, info: TlsInfo, verifyResult: number, hasPeer: boolean): Error | null;
-  onDone(sock: net.Socket, session: NativeTlsSession): void;
+  onDone(sock: net.Socket, session: NativeTlsSession, arg: T): void;
   onFail(err: Error): void;
 }
 
 /**
- * Runs a server handshake on an accepted (paused) socket. Bytes already read (a peeked
- * ClientHello put back into the socket) are taken from its buffer first.
+ * Handshakes in progress on this thread, swept by one timer for their deadline (instead of a
+ * socket timer per handshake: Timeout object, list insert, refresh on every read, removal).
  */
-export function nativeHandshake(engine: NativeTlsEngine, sock: net.Socket, h: NativeHandshake): void {
-  const st = engine.status;
-  const conn = engine.create(h.context, true, h.verify, h.alpn);
-  const fd = socketFd(sock);
-  const chunk = io().readBuffer;
-  let finished = false;
-  const cleanup = (): void => {
-    finished = true;
-    sock.setTimeout(0);
-    sock.off('timeout', onTimeout);
-    sock.off('error', onError);
-    sock.off('end', onEnd);
-    sock.off('close', onClose);
-  };
-  const fail = (err: Error): void => {
-    if (finished) return;
-    cleanup();
-    conn.free();
-    h.onFail(err);
-    sock.destroy();
-  };
-  const onTimeout = (): void => fail(new Error('TLS handshake timeout'));
-  const onError = (err: Error): void => fail(err);
-  const onEnd = (): void => fail(new Error('client closed during the TLS handshake'));
-  const onClose = (): void => fail(new Error('socket closed during the TLS handshake'));
+const running = new Set<HandshakeRun<unknown>>();
+let sweeper: NodeJS.Timeout | null = null;
+const SWEEP_MS = 1000;
+
+function sweep(): void {
+  const now = Date.now();
+  for (const r of running) if (r.deadline <= now) r.fail(new Error('TLS handshake timeout'));
+  if (running.size === 0 && sweeper !== null) {
+    clearInterval(sweeper);
+    sweeper = null;
+  }
+}
+
+/** One server handshake: its state and the socket event handlers (one object per connection). */
+class HandshakeRun<T> {
+  finished = false;
+  readonly deadline: number;
+  // Socket event handlers: closures the socket can hold (added at start, removed at the end).
+  readonly onError = (err: Error): void => this.fail(err);
+  readonly onEnd = (): void => this.fail(new Error('client closed during the TLS handshake'));
+  readonly onClose = (): void => this.fail(new Error('socket closed during the TLS handshake'));
   /** One read of ciphertext (at most chunk.length bytes, in `buf`). */
-  const onRead = (n: number, buf: Buffer): void => {
-    if (finished) return;
+  readonly onRead = (n: number, buf: Buffer): void => this.read(n, buf);
+
+  constructor(
+    readonly sock: net.Socket,
+    readonly conn: NativeTlsConn,
+    readonly fd: number,
+    readonly st: Int32Array,
+    readonly h: NativeHandshake<T>,
+    readonly arg: T,
+  ) {
+    this.deadline = Date.now() + h.timeoutMs;
+  }
+
+  private cleanup(): void {
+    this.finished = true;
+    running.delete(this as HandshakeRun<unknown>);
+    const sock = this.sock;
+    sock.off('error', this.onError);
+    sock.off('end', this.onEnd);
+    sock.off('close', this.onClose);
+  }
+
+  fail(err: Error): void {
+    if (this.finished) return;
+    this.cleanup();
+    this.conn.free();
+    this.h.onFail(err);
+    this.sock.destroy();
+  }
+
+  private read(n: number, buf: Buffer): void {
+    if (this.finished) return;
+    const { sock, conn, st, fd } = this;
     const out = conn.feed(buf, n, sock.writableLength > 0 ? -1 : fd);
     const flags = st[0];
     if (flags & TLS_FATAL) {
-      fail(conn.error());
+      this.fail(conn.error());
       return;
     }
     // Records the kernel did not take (rare in a handshake): a copy into the socket's queue.
@@ -148,39 +178,53 @@ export function nativeHandshake(engine: NativeTlsEngine, sock: net.Socket, h: Na
     if ((flags & TLS_HANDSHAKE_DONE) === 0) return;
     const ni = conn.info();
     const info = nativeTlsInfo(ni);
-    const err = h.check(conn, info, ni.verifyResult, ni.peerDer !== undefined);
+    const err = this.h.check(conn, info, ni.verifyResult, ni.peerDer !== undefined);
     if (err !== null) {
-      fail(err);
+      this.fail(err);
       return;
     }
     const session = new NativeTlsSession(conn, info, ni.reused);
     // Application data that came with the client's Finished: one copy per connection, handed
     // to the Connection's first read (this chunk is reused by the next read of any socket).
     if (out > 0 || flags & TLS_MORE) session.pending = drainPending(conn, st, buf, out, sock, fd);
-    if (finished) return;
-    cleanup();
+    if (this.finished) return;
+    this.cleanup();
     sessions.set(sock, session);
     sock.pause();
-    h.onDone(sock, session);
-  };
-  sock.setTimeout(h.timeoutMs);
-  sock.once('timeout', onTimeout);
-  sock.on('error', onError);
-  sock.once('end', onEnd);
-  sock.once('close', onClose);
+    this.h.onDone(sock, session, this.arg);
+  }
+}
+
+/**
+ * Runs a server handshake on an accepted (paused) socket with `context` (a SecureContext's
+ * `context` or its `_external`, held by the caller). Bytes already read (a peeked ClientHello
+ * put back into the socket) are taken from its buffer first.
+ */
+export function nativeHandshake<T>(engine: NativeTlsEngine, sock: net.Socket, context: unknown, h: NativeHandshake<T>, arg: T): void {
+  const conn = engine.create(context, true, h.verify, h.alpn);
+  const chunk = io().readBuffer;
+  const r = new HandshakeRun<T>(sock, conn, socketFd(sock), engine.status, h, arg);
+  running.add(r as HandshakeRun<unknown>);
+  if (sweeper === null) {
+    sweeper = setInterval(sweep, SWEEP_MS);
+    sweeper.unref();
+  }
+  sock.on('error', r.onError);
+  sock.once('end', r.onEnd);
+  sock.once('close', r.onClose);
   // A peeked hello put back into the socket (read() only then: on an empty socket it would start a Node-buffered read).
   const early = sock.readableLength > 0 ? (sock.read() as Buffer | null) : null;
   if (early !== null && early.length > 0) {
     if (early.length > chunk.length) {
-      fail(new Error('ClientHello larger than the read chunk'));
+      r.fail(new Error('ClientHello larger than the read chunk'));
       return;
     }
     early.copy(chunk, 0);
-    onRead(early.length, chunk);
-    if (finished) return;
+    r.onRead(early.length, chunk);
+    if (r.finished) return;
   }
-  if (!installUserBuffer(sock, chunk, onRead)) {
-    sock.on('data', (d: Buffer) => onRead(d.length, d)); // no user-buffer support: Node's buffers (decrypted in place)
+  if (!installUserBuffer(sock, chunk, r.onRead)) {
+    sock.on('data', (d: Buffer) => r.onRead(d.length, d)); // no user-buffer support: Node's buffers (decrypted in place)
   }
   sock.resume();
 }

@@ -51,6 +51,11 @@ interface Entry {
   cert: string;
   key: string;
   ca: string;
+  /**
+   * The SSL_CTX handle of `context` for the native path (its `context._external`, read once:
+   * a property read per handshake otherwise); valid while the entry holds `context`.
+   */
+  sslContext: unknown;
 }
 
 export interface TlsHandoff {
@@ -97,6 +102,7 @@ export class ServerTls {
   readonly engine: NativeTlsEngine | null;
   private readonly nativeVerify: number;
   private readonly nativeAlpn: Uint8Array | undefined;
+  private nativePolicy: NativeHandshake<TlsHandoff> | null = null;
 
   constructor(
     readonly listenerName: string,
@@ -148,7 +154,7 @@ export class ServerTls {
     const sid = sessionIdContext(cert, ca, this.policy);
     if (config.sessionTickets === false) disableTickets(context, sid);
     else enableTickets(context, sid);
-    return { config, context, socketOptions: { ...this.socketOptions, secureContext: context }, names, cert, key, ca };
+    return { config, context, socketOptions: { ...this.socketOptions, secureContext: context }, names, cert, key, ca, sslContext: sslContextOf(context) };
   }
 
   /** The entry for an SNI name (exact, then wildcard), else the default (first). */
@@ -255,11 +261,16 @@ export class ServerTls {
 
   /** The native path of handshake(): same context choice, policy and counters. */
   private nativeHandshake(engine: NativeTlsEngine, raw: net.Socket, sni: string, h: TlsHandoff): void {
+    if (this.nativePolicy === null) this.nativePolicy = this.buildNativePolicy();
+    nativeHandshake(engine, raw, this.select(sni).sslContext, this.nativePolicy, h);
+  }
+
+  /** The native handshake policy of this chain (once; it reads no per-connection state). */
+  private buildNativePolicy(): NativeHandshake<TlsHandoff> {
     const counters = this.counters;
     const base = this.base;
     const verifyIfGiven = this.verifyIfGiven;
-    const hs: NativeHandshake = {
-      context: (this.select(sni).context as unknown as { context: unknown }).context,
+    return {
       verify: this.nativeVerify,
       alpn: this.nativeAlpn,
       timeoutMs: HANDSHAKE_TIMEOUT_MS,
@@ -269,7 +280,7 @@ export class ServerTls {
         if (verifyIfGiven && hasPeer && verifyResult !== 0) return Object.assign(new Error(`client certificate not verified (X509 error ${verifyResult})`), { code: 'CERT_VERIFY' });
         return null;
       },
-      onDone(sock: net.Socket, s: NativeTlsSession): void {
+      onDone(sock: net.Socket, s: NativeTlsSession, h: TlsHandoff): void {
         countListenerHandshakeOf(counters, base, s.reused, s.info.version, s.info.cipher);
         h.onTls(sock);
       },
@@ -277,7 +288,6 @@ export class ServerTls {
         countListenerFailure(counters, base, failReason(err));
       },
     };
-    nativeHandshake(engine, raw, hs);
   }
 
   close(): void {
@@ -287,6 +297,12 @@ export class ServerTls {
 }
 
 function noop(): void {}
+
+/** A SecureContext's native handle as the addon takes it: `context._external` (else `context`). */
+function sslContextOf(c: tls.SecureContext): unknown {
+  const handle = (c as unknown as { context: { _external?: unknown } }).context;
+  return handle._external ?? handle;
+}
 
 /**
  * The TLS-inspector listener filter: reads an accepted (paused) socket until its first TLS
