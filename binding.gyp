@@ -13,7 +13,8 @@
         "native/fdpass.cc",
         "native/tls_tickets.cc",
         "native/tls_conn.cc",
-        "native/splice.cc"
+        "native/splice.cc",
+        "native/memory.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

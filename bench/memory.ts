@@ -2,13 +2,16 @@
  * Issue 15, memory: each proxy's idle RSS, then its cost per idle downstream connection, in one
  * run with the same HTTP/1.1 reverse-proxy config (one worker/process/thread each).
  *
- *   node dist/bench/memory.js [--conns 10000] [--peers outrigger,outrigger-threads,outrigger-ref,haproxy,nginx,mosn]
+ *   node dist/bench/memory.js [--conns 10000] [--settle 25] [--peers outrigger,outrigger-threads,outrigger-ref,haproxy,nginx,mosn]
  *
  * For each peer: start it, wait 3 s, read its RSS (the whole process tree); open N TCP
  * connections that send nothing (what a listener costs per accepted, idle connection); then send
  * one keep-alive GET on each and read the answer (an idle HTTP/1.1 connection after a request,
  * which includes whatever the proxy keeps per upstream connection). RSS after each step, divided
- * by N. `outrigger-default` is the embedded default config (`npm start`), listener ports moved
+ * by N. `--settle S` reads the idle RSS once more S seconds after the start, before the
+ * connections: V8's memory reducer shrinks a Node process's young generation and compacts old
+ * space by itself after ~10-20 s without allocations, so the 3 s figure is the start's peak and
+ * the settled one what an idle sidecar keeps. `outrigger-default` is the embedded default config (`npm start`), listener ports moved
  * (`outrigger-default-ref`: the same in OUTRIGGER_REF; `outrigger-default-keep`: with
  * OUTRIGGER_KEEP_STARTUP_MEMORY=1, i.e. without src/startup-memory.ts's TurboFan hold and GC).
  * `outrigger-threads` runs the one worker in a worker thread (--worker-threads), `outrigger-semi1`
@@ -28,11 +31,13 @@ import { treeRssKiB } from './lib/proc';
 import { startPinned, stopAll, type Owned } from './lib/proc-spawn';
 import { haproxyConfig, nginxConfig, outriggerConfig, type ConfigInput } from './peers/configs';
 
+const mb = (kib: number | undefined): string => (kib === undefined || Number.isNaN(kib) ? '-' : `${(kib / 1024).toFixed(1)} MB`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Row {
   peer: string;
   idleKiB: number;
+  settledKiB?: number;
   perIdleConnB?: number;
   perHttpConnB?: number;
   note?: string;
@@ -152,7 +157,7 @@ async function oneRequestEach(socks: net.Socket[]): Promise<number> {
   return failed;
 }
 
-async function measure(peer: string, conns: number): Promise<Row> {
+async function measure(peer: string, conns: number, settleS: number): Promise<Row> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `mem-${peer}-`));
   const be = await backend('mem', (_req, res) => {
     res.setHeader('content-length', '2');
@@ -170,7 +175,12 @@ async function measure(peer: string, conns: number): Promise<Row> {
     await waitForPort(port, { timeoutMs: 15_000, alive: () => proc.exited() });
     await sleep(3000);
     const idleKiB = treeRssKiB([proc.pid]);
-    if (peer.startsWith('outrigger-default')) return { peer, idleKiB, note: 'no HTTP listener: idle RSS only' };
+    let settledKiB: number | undefined;
+    if (settleS > 3) {
+      await sleep(settleS * 1000 - 3000);
+      settledKiB = treeRssKiB([proc.pid]);
+    }
+    if (peer.startsWith('outrigger-default')) return { peer, idleKiB, settledKiB, note: 'no HTTP listener: idle RSS only' };
     const socks = await openIdle(port, conns);
     await sleep(2000);
     const withIdle = treeRssKiB([proc.pid]);
@@ -181,6 +191,7 @@ async function measure(peer: string, conns: number): Promise<Row> {
     return {
       peer,
       idleKiB,
+      settledKiB,
       perIdleConnB: ((withIdle - idleKiB) * 1024) / conns,
       perHttpConnB: ((withHttp - idleKiB) * 1024) / conns,
       note: failed > 0 ? `${failed} requests failed` : undefined,
@@ -194,22 +205,28 @@ async function measure(peer: string, conns: number): Promise<Row> {
 
 async function main(): Promise<void> {
   let conns = 10_000;
+  let settleS = 0;
   let peers = ['outrigger-default', 'outrigger-default-keep', 'outrigger-default-ref', 'outrigger', 'outrigger-threads', 'outrigger-semi1', 'outrigger-ref', 'haproxy', 'nginx', 'mosn'];
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i += 2) {
     if (argv[i] === '--conns' && Number(argv[i + 1]) > 0) conns = Number(argv[i + 1]);
+    else if (argv[i] === '--settle' && Number(argv[i + 1]) > 3) settleS = Number(argv[i + 1]);
     else if (argv[i] === '--peers' && argv[i + 1]) peers = argv[i + 1]!.split(',');
-    else throw new Error(`usage: memory [--conns N] [--peers a,b,...] (bad "${argv[i]}")`);
+    else throw new Error(`usage: memory [--conns N] [--settle S (> 3)] [--peers a,b,...] (bad "${argv[i]}")`);
   }
   const rows: Row[] = [];
   for (const p of peers) {
-    rows.push(await measure(p, conns));
+    rows.push(await measure(p, conns, settleS));
     const r = rows[rows.length - 1]!;
-    console.log(`${r.peer}: idle ${Number.isNaN(r.idleKiB) ? '-' : (r.idleKiB / 1024).toFixed(1) + ' MB'}${r.note ? ` (${r.note})` : ''}`);
+    console.log(`${r.peer}: idle ${mb(r.idleKiB)}${r.settledKiB !== undefined ? `, ${mb(r.settledKiB)} after ${settleS} s` : ''}${r.note ? ` (${r.note})` : ''}`);
   }
   const f = (b: number | undefined): string => (b === undefined ? '-' : `${(b / 1024).toFixed(1)} KB`);
-  console.log(`\n| peer | idle RSS | per idle connection | per idle HTTP/1.1 connection after one request |\n|---|---|---|---|`);
-  for (const r of rows) console.log(`| ${r.peer} | ${Number.isNaN(r.idleKiB) ? '-' : (r.idleKiB / 1024).toFixed(1) + ' MB'} | ${f(r.perIdleConnB)} | ${f(r.perHttpConnB)} |${r.note ? ` ${r.note}` : ''}`);
+  const settled = settleS > 3 ? ` idle RSS after ${settleS} s |` : '';
+  console.log(`\n| peer | idle RSS (3 s) |${settled} per idle connection | per idle HTTP/1.1 connection after one request |\n|---|---|${settled ? '---|' : ''}---|---|`);
+  for (const r of rows) {
+    const s = settled ? ` ${mb(r.settledKiB)} |` : '';
+    console.log(`| ${r.peer} | ${mb(r.idleKiB)} |${s} ${f(r.perIdleConnB)} | ${f(r.perHttpConnB)} |${r.note ? ` ${r.note}` : ''}`);
+  }
   console.log(`\n${conns} connections; RSS of each proxy's process tree.`);
 }
 

@@ -11,6 +11,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   outrigger::RegisterTlsTickets(env, exports);
   outrigger::RegisterTlsConn(env, exports);
   outrigger::RegisterSplice(env, exports);
+  outrigger::RegisterMemory(env, exports);
   return exports;
 }
 

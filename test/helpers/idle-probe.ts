@@ -2,12 +2,22 @@
  * Preloaded (`node --require`) into an `outrigger start` process by test/integration/idle-memory:
  * on SIGUSR2 it writes what the process holds at idle to OUTRIGGER_IDLE_PROBE_OUT (JSON): the
  * Node built-in modules loaded, the thread count, V8's young-generation size, and whether a
- * function made hot now reaches TurboFan (the optimizer held while starting is on again).
+ * function made hot now reaches TurboFan (the optimizer held while starting is on again), and
+ * how often the start called malloc_trim (src/native/memory.ts, wrapped here before the CLI loads).
  */
 import * as fs from 'node:fs';
 import * as v8 from 'node:v8';
+import { mallocControl } from '../../src/native/memory';
 
 const out = process.env.OUTRIGGER_IDLE_PROBE_OUT;
+
+let mallocTrims = 0;
+if (out !== undefined) {
+  // The CLI's own copy of the module (same file, so the same cached control object).
+  const mc = mallocControl();
+  const trim = mc.trim;
+  mc.trim = () => (mallocTrims++, trim());
+}
 
 /** V8's optimization status bit of a TurboFan-compiled function (src/runtime/runtime.h, OptimizationStatus). */
 const TURBOFANNED = 1 << 6;
@@ -40,7 +50,7 @@ if (out !== undefined) {
     v8.setFlagsFromString('--allow-natives-syntax');
     const status = new Function('f', 'return %GetOptimizationStatus(f)') as (f: unknown) => number;
     void warm(status, 5000).then((turbofan) => {
-      fs.writeFileSync(out, JSON.stringify({ newSpaceBytes: newSpace?.space_size ?? -1, builtins, threads, turbofan }));
+      fs.writeFileSync(out, JSON.stringify({ newSpaceBytes: newSpace?.space_size ?? -1, builtins, threads, turbofan, mallocTrims }));
     });
   });
 }

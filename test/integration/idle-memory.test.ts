@@ -2,7 +2,7 @@
  * Issue 15, idle memory of `outrigger start` on the embedded default config (a tcp_proxy and a
  * Bolt listener): what the process holds once it serves, read by a preloaded probe
  * (test/helpers/idle-probe.ts). The young generation grown while starting is given back
- * (src/startup-memory.ts), TurboFan (held off while the modules load) optimizes again, and the
+ * (src/startup-memory.ts), then glibc's free pages (malloc_trim), TurboFan (held off while the modules load) optimizes again, and the
  * Node modules only other configs need (HTTP/1.1, HTTP/2) are not loaded.
  */
 import { test } from 'node:test';
@@ -19,6 +19,7 @@ interface Probe {
   builtins: string[];
   threads: number;
   turbofan: boolean;
+  mallocTrims: number;
 }
 
 test('default config at idle: young generation at its minimum, TurboFan on again, no HTTP modules loaded', { timeout: 60_000 }, async () => {
@@ -37,6 +38,7 @@ test('default config at idle: young generation at its minimum, TurboFan on again
     // V8's minimum young generation is 2 x 1 MiB semi-spaces; a start without the collection leaves 8 MiB or more.
     assert.ok(p.newSpaceBytes > 0 && p.newSpaceBytes <= 2 * 1024 * 1024, `new space ${p.newSpaceBytes} bytes after the start`);
     assert.equal(p.turbofan, true, 'a hot function reaches TurboFan once the sidecar serves');
+    assert.equal(p.mallocTrims, 1, 'malloc_trim once after the start (after the collection)');
     for (const m of ['http', 'http2', '_http_server', 'internal/http2/core']) assert.ok(!p.builtins.includes(m), `node:${m} loaded at idle`);
     // Bare Node's 7 threads (main, V8's 4 platform threads, 2 of its own) and libuv's pool: no worker
     // thread or second isolate (pino transports, piscina, a data-plane thread).
