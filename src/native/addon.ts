@@ -16,6 +16,8 @@ export interface AddonExports {
   writev(fd: number, bufs: readonly Uint8Array[], count: number): number;
   /** native/writev.cc (absent from builds older than it: writev with a view then). */
   writeRange?(fd: number, buf: Uint8Array, start: number, end: number): number;
+  /** native/addon.cc (absent from builds older than it). */
+  singlePoll?(): boolean;
   pinThread(cpu: number): boolean;
   getThreadAffinity(): number[];
   listenReusePort(host: string, port: number, backlog: number): ListenResult;
@@ -91,6 +93,7 @@ export function loadAddonBinding(): NativeBinding {
     writeRange:
       addon.writeRange ??
       ((fd: number, buf: Uint8Array, start: number, end: number): number => addon.writev(fd, [buf.subarray(start, end)], 1)),
+    singlePoll: addon.singlePoll ?? ((): boolean => false),
     pinThread: addon.pinThread,
     getThreadAffinity: addon.getThreadAffinity,
     listenReusePort: addon.listenReusePort,

@@ -62,6 +62,10 @@ class FallbackBinding implements NativeBinding {
     }
   }
 
+  singlePoll(): boolean {
+    return false;
+  }
+
   writeRange(fd: number, buf: Uint8Array, start: number, end: number): number {
     checkFd(fd);
     if (!(buf instanceof Uint8Array)) throw new TypeError('buf must be a Buffer or Uint8Array');

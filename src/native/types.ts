@@ -174,6 +174,12 @@ export interface NativeBinding {
    * result and errors; no array and no view object (a flush of one entry).
    */
   writeRange(fd: number, buf: Uint8Array, start: number, end: number): number;
+  /**
+   * Makes the calling thread's event loop poll once per wakeup instead of twice (Node's loop
+   * idle-time metrics poll with timeout 0 before every sleep); eventLoopUtilization() stops
+   * counting idle time. Returns whether the metrics were on. The fallback does nothing (false).
+   */
+  singlePoll(): boolean;
   /** Pins the calling thread to one CPU. false if impossible (always false in the fallback). */
   pinThread(cpu: number): boolean;
   /** CPUs the calling thread may run on, ascending. */

@@ -19,9 +19,12 @@
  * bytes were peeked). Plain sockets in writev mode take exactly the path they took before.
  */
 import * as net from 'node:net';
+import * as os from 'node:os';
+import * as v8 from 'node:v8';
 import * as tls from 'node:tls';
 import { tlsInfoOf, type PeerIdentity, type TlsInfo } from '../tls/identity';
 import { nativeTlsEnd, nativeTlsOf, TLS_FATAL, TLS_MORE, tlsStatus, type NativeTlsSession } from '../tls/native';
+import { native } from '../native';
 import { io, type Flushable, type IoContext } from './io';
 import { installUserBuffer, socketFd, userBufferSupported } from './user-buffer';
 import { originalDstOf } from './original-dst';
@@ -79,6 +82,45 @@ export function stopHandingOver(): void {
 }
 export function handingOverConnections(): boolean {
   return handingOver;
+}
+
+/**
+ * Done with the first connection of a thread, so only threads that carry connections are touched:
+ * - the event loop polls once per wakeup (native singlePoll): Node's idle-time metrics add a
+ *   zero-timeout epoll_pwait before each sleep. OUTRIGGER_LOOP_IDLE_METRICS=1 keeps them
+ *   (performance.eventLoopUtilization()).
+ * - on a process that may run on one CPU only (pinned, as the sidecar is), scavenges run on
+ *   this thread alone (see singleCpuScavenge).
+ */
+let threadTuned = false;
+
+function tuneThread(): void {
+  threadTuned = true;
+  if (process.env.OUTRIGGER_LOOP_IDLE_METRICS !== '1') native.singlePoll();
+  if (!scavengeTuned && singleCpuScavenge(os.availableParallelism(), process.env.OUTRIGGER_PARALLEL_SCAVENGE)) {
+    scavengeTuned = true;
+    v8.setFlagsFromString('--no-parallel-scavenge'); // read by V8 at every scavenge
+  }
+}
+
+let scavengeTuned = false;
+
+/**
+ * Whether young-generation collections should run without V8's helper threads: yes when the
+ * process may use one CPU only. The helpers then share that CPU with the thread that waits for
+ * them, so a scavenge that takes 2 ms alone took ~20 ms (measured pinned to one CPU at Bolt
+ * 2,000 req/s: every request in flight waits for it). OUTRIGGER_PARALLEL_SCAVENGE=1 keeps V8's
+ * default, =0 turns the helpers off whatever the CPU count.
+ */
+export function singleCpuScavenge(cpus: number, env: string | undefined): boolean {
+  if (env === '1') return false;
+  if (env === '0') return true;
+  return cpus <= 1;
+}
+
+/** Whether this process turned parallel scavenges off (singleCpuScavenge). */
+export function scavengeSingleThreaded(): boolean {
+  return scavengeTuned;
 }
 
 /** Gathered output entry arrays grow to this size; more entries in one tick are copied. */
@@ -165,6 +207,7 @@ export class Connection implements Flushable {
   };
 
   constructor(socket: net.Socket, handler: ConnectionHandler, bufferLimit: number, connecting: boolean, stream = false) {
+    if (!threadTuned) tuneThread();
     this.io = io();
     this.socket = socket;
     this.ntls = connecting ? null : (nativeTlsOf(socket) ?? null);
