@@ -10,6 +10,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   outrigger::RegisterFdPass(env, exports);
   outrigger::RegisterTlsTickets(env, exports);
   outrigger::RegisterTlsConn(env, exports);
+  outrigger::RegisterTlsClient(env, exports);
   outrigger::RegisterSplice(env, exports);
   return exports;
 }
