@@ -11,7 +11,7 @@
 //   tlsClientSessions(context)  sessions cached for a context (tests, stats)
 //   tlsVerifyErrorString(code)  OpenSSL's text of an X509 verification result
 //
-// Sessions: every client context gets its own cache (SSL_CTX ex_data): the upstreams' tickets
+// Sessions: every client context gets its own cache of copies (SSL_CTX ex_data): the upstreams' tickets
 // (TLS 1.3, after the handshake) or sessions (TLS 1.2) arrive through the context's new-session
 // callback and are kept under the connection's key (host:port|SNI), newest replacing older
 // ones, at most kMaxSessions per context (least recently stored dropped first). A context is
@@ -103,8 +103,11 @@ int NewSession(SSL* ssl, SSL_SESSION* sess) {
   const std::string* key = KeyOf(ssl);
   SessionCache* cache = CacheOf(SSL_get_SSL_CTX(ssl));
   if (key == nullptr || key->empty() || cache == nullptr || SSL_SESSION_is_resumable(sess) != 1) return 0;
-  cache->Put(*key, sess);
-  return 1;  // the cache keeps OpenSSL's reference
+  // A copy: SSL_free of a connection that ends without close_notify marks its own session
+  // not resumable (SSL_CTX_remove_session), and that session object would be this one.
+  SSL_SESSION* copy = SSL_SESSION_dup(sess);
+  if (copy != nullptr) cache->Put(*key, copy);
+  return 0;  // OpenSSL keeps (and frees) its own reference
 }
 
 SSL* ConnArg(const Napi::CallbackInfo& info) {
@@ -152,7 +155,12 @@ Napi::Value Setup(const Napi::CallbackInfo& info) {
     std::string key = info[3].As<Napi::String>().Utf8Value();
     if (!key.empty()) {
       SSL_SESSION* s = cache != nullptr ? cache->Get(key) : nullptr;
-      if (s != nullptr) offered = SSL_set_session(ssl, s) == 1;
+      // A copy for the same reason (this connection may end without close_notify).
+      SSL_SESSION* copy = s != nullptr ? SSL_SESSION_dup(s) : nullptr;
+      if (copy != nullptr) {
+        offered = SSL_set_session(ssl, copy) == 1;
+        SSL_SESSION_free(copy);  // the SSL holds its own reference
+      }
       auto* owned = new std::string(std::move(key));
       if (SSL_set_ex_data(ssl, Slots().ssl, owned) != 1) delete owned;
     }
