@@ -178,6 +178,66 @@ test(`${path_} origination: path, echo, SNI/ALPN, verification decisions as Node
   }
 });
 
+// Native only: on Node's path the TLSSocket emits ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC but
+// does not close (a bare tls.connect client behaves the same on Node 20): the connection stays open.
+const nodeKeepsBadConn = nodePath ? "Node's TLSSocket reports the bad record but does not close" : false;
+
+test(`${path_} origination: a record from the upstream that does not decrypt closes only that connection`, { skip: nodeKeepsBadConn, timeout: 30_000 }, async () => {
+  const pki = new Pki();
+  const server = pki.issue({ cn: 'backend.mesh', dns: ['backend.mesh'] });
+  const opts = { isServer: true, cert: fs.readFileSync(server.cert), key: fs.readFileSync(server.key) };
+  const raws = new Set<net.Socket>();
+  let n = 0;
+  // Connection 1 echoes; connection 2 gets an application-data record of garbage after its handshake.
+  const srv = net.createServer((raw) => {
+    raws.add(raw);
+    raw.on('error', () => {});
+    const mine = ++n;
+    const t = new tls.TLSSocket(raw, opts);
+    t.on('error', () => {});
+    t.once('secure', () => {
+      if (mine === 2) raw.write(Buffer.from([0x17, 0x03, 0x03, 0x00, 0x20, ...Buffer.alloc(32, 0x5a)]));
+      else t.pipe(t);
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  const ct = new ClientTls('c', tlsConfig({ ca_cert: pki.ca.cert, server_name: 'backend.mesh' }), new Float64Array(64), 0);
+  try {
+    const events: string[] = [];
+    let good: Connection | undefined;
+    const handler = (name: string): ConnectionHandler => ({
+      onConnect(c: Connection) {
+        events.push(`${name} up`);
+        if (name === 'good') good = c;
+      },
+      onData(_c: Connection, buf: Buffer, s: number, e: number) {
+        events.push(`${name} data ${buf.toString('latin1', s, e)}`);
+      },
+      onEnd() {},
+      onClose(_c: Connection, err: Error | undefined) {
+        events.push(`${name} closed${err ? ' with an error' : ''}`);
+      },
+      onHighWatermark() {},
+      onLowWatermark() {},
+    });
+    dialConnection('127.0.0.1', port, handler('good'), 65536, 5000, ct.options('127.0.0.1'));
+    while (good === undefined) await new Promise((r) => setTimeout(r, 20));
+    dialConnection('127.0.0.1', port, handler('bad'), 65536, 5000, ct.options('127.0.0.1'));
+    for (let i = 0; i < 100 && !events.includes('bad closed with an error'); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(events.includes('bad closed with an error'), events.join('; '));
+    good.write(Buffer.from('still here'), 0, 10);
+    for (let i = 0; i < 100 && !events.some((e) => e.startsWith('good data')); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(events.includes('good data still here'), events.join('; '));
+    assert.ok(!events.includes('good closed') && !events.includes('good closed with an error'), events.join('; '));
+    good.destroy();
+  } finally {
+    ct.close();
+    for (const r of raws) r.destroy();
+    srv.close();
+  }
+});
+
 /** A free port (openssl s_server needs one given). */
 async function freePort(): Promise<number> {
   const s = net.createServer();
