@@ -13,6 +13,8 @@
  *
  *   node dist/bench/tls-origin.js [--conns 16] [--seconds 5] [--rounds 3] [--peers outrigger,outrigger-node,outrigger-ref,haproxy,nginx]
  *
+ * TLS_ORIGIN_CPU_PROF=DIR writes V8 CPU profiles of the Outrigger peers under DIR/<peer>/.
+ *
  * Printed: per case and peer, connections/s, proxy CPU µs per connection (user+sys of the proxy
  * process over the run / connections completed), the share of upstream handshakes the backend
  * saw resumed, and the ratio of CPU per connection to outrigger-node's and outrigger-ref's in
@@ -83,7 +85,9 @@ function start(peer: string, c: Input): Owned | string {
       if (root === undefined) return 'set OUTRIGGER_REF to a built checkout';
       fs.writeFileSync(cfg, JSON.stringify(outriggerConfig(c)));
       const env = { ...process.env, ...(peer === 'outrigger-node' ? { OUTRIGGER_NATIVE_TLS: '0' } : {}) };
-      return startPinned(cpu, process.execPath, [path.join(root, 'dist', 'src', 'cli.js'), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn'], { cwd: root, env });
+      const prof = process.env.TLS_ORIGIN_CPU_PROF; // a directory: V8 CPU profiles of the Outrigger peers
+      const pre = prof !== undefined && prof !== '' ? ['--cpu-prof', '--cpu-prof-dir', path.join(prof, peer)] : [];
+      return startPinned(cpu, process.execPath, [...pre, path.join(root, 'dist', 'src', 'cli.js'), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn'], { cwd: root, env });
     }
     case 'haproxy':
       fs.writeFileSync(
@@ -154,15 +158,22 @@ async function load(port: number, conns: number, seconds: number): Promise<{ ok:
   return { ok, errors };
 }
 
-function backendCounts(be: Owned): Promise<{ conns: number; reused: number }> {
+/** The backend's counts since the last call (null: it did not answer within 3 s, e.g. it died). */
+function backendCounts(be: Owned): Promise<{ conns: number; reused: number } | null> {
   return new Promise((resolve) => {
-    const before = be.output().length;
+    const seen = (be.output().match(/COUNTS/g) ?? []).length;
+    if (be.exited() !== undefined) return resolve(null);
     be.child.kill('SIGUSR2');
+    const t0 = Date.now();
     const poll = setInterval(() => {
-      const m = /COUNTS (\d+) (\d+)/.exec(be.output().slice(Math.max(0, before - 64)));
-      if (m) {
+      const all = [...be.output().matchAll(/COUNTS (\d+) (\d+)/g)];
+      if (all.length > seen || (all.length > 0 && be.output().length >= 8000)) {
         clearInterval(poll);
+        const m = all[all.length - 1]!;
         resolve({ conns: Number(m[1]), reused: Number(m[2]) });
+      } else if (Date.now() - t0 > 3000) {
+        clearInterval(poll);
+        resolve(null);
       }
     }, 20);
   });
@@ -177,10 +188,13 @@ interface Row {
 
 async function once(peer: string, kase: Case, cert: CertFiles, dir: string, conns: number, seconds: number): Promise<Row | string> {
   const backendPort = await freePort();
+  // The backend prints READY once it listens (a port taken meanwhile by another process fails it).
   const be = startPinned(placement().client, process.execPath, [__filename, '--backend', String(backendPort), cert.cert, cert.key, kase === 'full' ? 'none' : 'tickets']);
   const c: Input = { dir, port: await freePort(), backendPort, ca: cert.cert };
   try {
     await waitForPort(backendPort, { timeoutMs: 10_000, alive: () => be.exited() });
+    for (let i = 0; i < 100 && !be.output().includes('READY'); i++) await new Promise((r) => setTimeout(r, 50));
+    if (!be.output().includes('READY')) return `the backend did not start: ${be.output().slice(-200)}`;
     const proc = start(peer, c);
     if (typeof proc === 'string') return proc;
     try {
@@ -193,6 +207,7 @@ async function once(peer: string, kase: Case, cert: CertFiles, dir: string, conn
       const cpu = treeCpuSeconds([proc.pid]) - cpu0;
       const secs = (Date.now() - t0) / 1000;
       const bc = await backendCounts(be);
+      if (bc === null) return `the backend did not answer (${be.exited() ?? 'running'})`;
       return { rate: r.ok / secs, cpuUs: (cpu * 1e6) / Math.max(1, r.ok), resumed: bc.conns > 0 ? bc.reused / bc.conns : 0, errors: r.errors };
     } finally {
       await proc.stop();
