@@ -68,6 +68,17 @@ function verifyError(client: NativeTlsClient, code: number): Error {
   return Object.assign(new Error(client.verifyErrorString(code)), { code: X509_CODES[code] ?? 'UNSPECIFIED' });
 }
 
+type IdentityCheck = (host: string, cert: tls.PeerCertificate) => Error | undefined;
+
+/**
+ * The last certificate each identity check accepted, and for which name: upstreams present the
+ * same certificate on every connection, and parsing it (X509Certificate + its legacy object) is
+ * a tenth of a native handshake's JS. Keyed by the check function (the default, or a cluster's
+ * SAN / IP check, both long-lived); a per-connection closure simply misses. Only acceptances are
+ * kept: a rejection is computed again (and gets its own Error) every time.
+ */
+const accepted = new WeakMap<IdentityCheck, { name: string; der: Buffer }>();
+
 /**
  * Whether the upstream is accepted, decided as Node's client does (onConnectSecure): the chain's
  * verdict first; then, unless the session was resumed, options.checkServerIdentity (default
@@ -76,11 +87,17 @@ function verifyError(client: NativeTlsClient, code: number): Error {
  */
 export function originVerdict(client: NativeTlsClient, o: tls.ConnectionOptions, host: string, ni: NativeTlsConnInfo): Error | null {
   let err: Error | undefined;
-  if (ni.peerDer === undefined) err = Object.assign(new Error('upstream presented no certificate'), { code: 'UNABLE_TO_GET_ISSUER_CERT' });
+  const der = ni.peerDer;
+  if (der === undefined) err = Object.assign(new Error('upstream presented no certificate'), { code: 'UNABLE_TO_GET_ISSUER_CERT' });
   else if (ni.verifyResult !== 0) err = verifyError(client, ni.verifyResult);
   else if (!ni.reused) {
-    const cert = new X509Certificate(ni.peerDer).toLegacyObject();
-    err = (o.checkServerIdentity ?? tls.checkServerIdentity)(o.servername !== undefined && o.servername !== '' ? o.servername : host, cert);
+    const check: IdentityCheck = o.checkServerIdentity ?? tls.checkServerIdentity;
+    const name = o.servername !== undefined && o.servername !== '' ? o.servername : host;
+    const last = accepted.get(check);
+    if (last === undefined || last.name !== name || !last.der.equals(der)) {
+      err = check(name, new X509Certificate(der).toLegacyObject());
+      if (err === undefined) accepted.set(check, { name, der }); // one entry per check function, replaced
+    }
   }
   return err !== undefined && o.rejectUnauthorized !== false ? err : null;
 }

@@ -152,6 +152,15 @@ test(`${path_} origination: path, echo, SNI/ALPN, verification decisions as Node
     assert.equal(b.seen[1].reused, true, 'the second connection resumed');
     assert.equal(counters[C.TLS_HANDSHAKE], 2);
     assert.equal(counters[C.TLS_V1_3], 2);
+    // Same cluster and name, another certificate (one for other.mesh from the same CA): checked again, refused.
+    const b2 = await backend(pki.issue({ cn: 'other.mesh', dns: ['other.mesh'] }), pki.ca.cert);
+    try {
+      const r3 = await dial(good, b2.port);
+      assert.deepEqual({ ok: r3.ok, code: r3.code }, { ok: false, code: (await nodeDecision(good, b2.port)).code });
+      assert.equal(r3.code, 'ERR_TLS_CERT_ALTNAME_INVALID');
+    } finally {
+      b2.close();
+    }
 
     // Same inputs, same decisions (and error codes) as Node's tls.connect.
     const cases: [string, ClientTls, boolean][] = [
