@@ -155,21 +155,31 @@ export function originateNative(
   const onClose = (): void => onError();
   // The upstream closed before the handshake finished: Node's TLSSocket reports it so.
   const onEnd = (): void => fail(Object.assign(new Error('Client network socket disconnected before secure TLS connection was established'), { code: 'ECONNRESET' }));
-  /** Records the kernel did not take (rare in a handshake): a copy into the socket's queue. */
-  const spill = (c: NativeTlsConn): void => {
+  /**
+   * Sends what the handshake left in the write BIO (read() only flushes before the handshake is
+   * done; after it, everything was decrypted already), then what the kernel refused (rare) as a
+   * copy through the socket's queue.
+   */
+  const send = (c: NativeTlsConn, buf: Buffer): void => {
+    c.read(buf, sock.writableLength > 0 ? -1 : fd);
     if (st[1] > 0) sock.write(c.take());
   };
   const onRead = (n: number, buf: Buffer): void => {
     if (finished || conn === null) return;
     const c = conn;
-    const out = c.feed(buf, n, sock.writableLength > 0 ? -1 : fd);
+    // Records stay in the write BIO (fd -1) until the verdict: like Node's client, a rejected
+    // upstream never gets our Finished (nor the client certificate's proof), so its application
+    // never sees the connection.
+    const out = c.feed(buf, n, -1);
     const flags = st[0];
     if (flags & TLS_FATAL) {
       fail(c.error());
       return;
     }
-    spill(c);
-    if ((flags & TLS_HANDSHAKE_DONE) === 0) return;
+    if ((flags & TLS_HANDSHAKE_DONE) === 0) {
+      send(c, buf);
+      return;
+    }
     const ni = c.info();
     const err = originVerdict(client, o, host, ni);
     if (err !== null) {
@@ -180,6 +190,11 @@ export function originateNative(
     // Application data that came with the server's last flight: one copy, for the Connection's first read.
     if (out > 0 || flags & TLS_MORE) session.pending = drainPending(c, st, buf, out, sock, fd);
     if (finished) return;
+    send(c, buf);
+    if (st[0] & TLS_FATAL) {
+      fail(c.error());
+      return;
+    }
     cleanup();
     sock.pause();
     announce();
@@ -201,7 +216,7 @@ export function originateNative(
         fail(c.error());
         return;
       }
-      spill(c);
+      if (st[1] > 0) sock.write(c.take());
     } catch (e) {
       fail(e instanceof Error ? e : new Error(String(e)));
     }
