@@ -13,6 +13,7 @@
         "native/fdpass.cc",
         "native/tls_tickets.cc",
         "native/tls_conn.cc",
+        "native/tls_client.cc",
         "native/splice.cc",
         "native/memory.cc"
       ],

@@ -37,6 +37,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   outrigger::RegisterFdPass(env, exports);
   outrigger::RegisterTlsTickets(env, exports);
   outrigger::RegisterTlsConn(env, exports);
+  outrigger::RegisterTlsClient(env, exports);
   outrigger::RegisterSplice(env, exports);
   outrigger::RegisterMemory(env, exports);
   napi_value fn;

@@ -6,6 +6,7 @@
 #include <napi.h>
 
 typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
 
 namespace outrigger {
 
@@ -26,6 +27,10 @@ void RegisterSplice(Napi::Env env, Napi::Object exports);
 void RegisterTlsTickets(Napi::Env env, Napi::Object exports);
 void RegisterTlsConn(Napi::Env env, Napi::Object exports);
 void RegisterMemory(Napi::Env env, Napi::Object exports);
+void RegisterTlsClient(Napi::Env env, Napi::Object exports);
+
+// The SSL* of a TlsConn (tls_conn.cc), null once freed; throws when v is not a TlsConn.
+SSL* TlsConnSsl(const Napi::Value& v);
 
 // The SSL_CTX* of a Node SecureContext (argument i is its `context`, or `context._external`); throws otherwise.
 SSL_CTX* SslCtxArg(const Napi::CallbackInfo& info, size_t i);

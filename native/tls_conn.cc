@@ -116,6 +116,8 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
 
   ~TlsConn() override { Release(); }
 
+  SSL* ssl() const { return ssl_; }  // tls_client.cc (TlsConnSsl)
+
  private:
   SSL* ssl_ = nullptr;
   BIO* rbio_ = nullptr;  // owned by ssl_
@@ -402,6 +404,12 @@ Napi::Value StatusArray(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+SSL* TlsConnSsl(const Napi::Value& v) {
+  if (!v.IsObject()) return nullptr;
+  TlsConn* t = TlsConn::Unwrap(v.As<Napi::Object>());
+  return t != nullptr ? t->ssl() : nullptr;
+}
 
 void RegisterTlsConn(Napi::Env env, Napi::Object exports) {
   exports.Set("TlsConn", TlsConn::Init(env));

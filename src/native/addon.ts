@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { ChunkSlabPool } from './slab-pool';
 import { listenShared } from './listen';
-import type { ListenResult, ListenSocket, NativeBinding, SpliceBinding, NativeTlsConn, NativeTlsEngine, NativeTlsTickets, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
+import type { ListenResult, ListenSocket, NativeBinding, SpliceBinding, NativeTlsClient, NativeTlsConn, NativeTlsEngine, NativeTlsTickets, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
 
 /** Raw functions exported by outrigger_native.node. */
 export interface AddonExports {
@@ -35,6 +35,11 @@ export interface AddonExports {
   /** native/tls_conn.cc. */
   TlsConn?: new (context: unknown, server: boolean, verify: number, alpn?: Uint8Array) => NativeTlsConn;
   tlsStatus?(): Int32Array;
+  /** native/tls_client.cc (absent from builds older than it). */
+  tlsClientSetup?(conn: NativeTlsConn, servername: string, alpn: Uint8Array | undefined, key: string): boolean;
+  tlsClientForget?(context: unknown, key: string): void;
+  tlsClientSessions?(context: unknown): number;
+  tlsVerifyErrorString?(code: number): string;
   /** native/splice.cc (absent from builds older than it). */
   spliceSetCallback?(fn: (id: number, side: number, errno: number) => void): void;
   spliceStart?(fdA: number, fdB: number, state: Float64Array, counters: Float64Array, slots: readonly number[], pipeSize: number): number;
@@ -44,7 +49,12 @@ export interface AddonExports {
 function tlsEngineOf(a: AddonExports): NativeTlsEngine | undefined {
   const { TlsConn, tlsStatus } = a;
   if (!TlsConn || !tlsStatus) return undefined;
-  return { status: tlsStatus(), create: (context, server, verify, alpn) => new TlsConn(context, server, verify, alpn) };
+  const { tlsClientSetup, tlsClientForget, tlsClientSessions, tlsVerifyErrorString } = a;
+  const client: NativeTlsClient | undefined =
+    tlsClientSetup && tlsClientForget && tlsClientSessions && tlsVerifyErrorString
+      ? { setup: tlsClientSetup, forget: tlsClientForget, sessions: tlsClientSessions, verifyErrorString: tlsVerifyErrorString }
+      : undefined;
+  return { status: tlsStatus(), create: (context, server, verify, alpn) => new TlsConn(context, server, verify, alpn), client };
 }
 
 function tlsTicketsOf(a: AddonExports): NativeTlsTickets | undefined {

@@ -127,6 +127,24 @@ export interface NativeTlsEngine {
    * 1 ask for a client certificate, 2 require one; alpn: server protocols in wire format.
    */
   create(context: unknown, server: boolean, verify: number, alpn?: Uint8Array): NativeTlsConn;
+  /** Client side (native/tls_client.cc; absent from builds older than it). */
+  readonly client?: NativeTlsClient;
+}
+
+/** Upstream TLS on a client-mode NativeTlsConn (native/tls_client.cc). */
+export interface NativeTlsClient {
+  /**
+   * Before the first feed(): SNI ("" none), the ALPN offer (wire format), verification left to
+   * the caller, and the session cached under `key` in the context's cache offered. Returns
+   * whether a session was offered.
+   */
+  setup(conn: NativeTlsConn, servername: string, alpn: Uint8Array | undefined, key: string): boolean;
+  /** Drops the session cached under `key` for a context (a failed connection does not offer it again). */
+  forget(context: unknown, key: string): void;
+  /** Sessions cached for a context (at most 256). */
+  sessions(context: unknown): number;
+  /** OpenSSL's text of an X509 verification result. */
+  verifyErrorString(code: number): string;
 }
 
 /**

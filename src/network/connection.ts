@@ -165,8 +165,11 @@ export class Connection implements Flushable {
   private readonly high: number;
   private readonly low: number;
   private readPaused = false;
-  /** Native TLS (src/tls/native.ts): reads are decrypted and writes encrypted through it. */
-  readonly ntls: NativeTlsSession | null;
+  /**
+   * Native TLS (src/tls/native.ts): reads are decrypted and writes encrypted through it. Set once:
+   * at construction (accepted), or when an outgoing native handshake completes (tlsEstablished).
+   */
+  ntls: NativeTlsSession | null;
 
   /**
    * The socket's fd carries exactly the bytes the handler sees: no TLS (Node's, in stream mode,
@@ -304,6 +307,28 @@ export class Connection implements Flushable {
       socket.once('connect', () => conn.connected());
     }
     return conn;
+  }
+
+  /**
+   * Wraps an outgoing plain socket that will carry native TLS (src/tls/client.ts runs the client
+   * handshake on it): nothing is written until tlsEstablished; a failed handshake destroys the
+   * socket with its error. The connect timeout covers the handshake.
+   */
+  static adoptOutgoingTls(socket: net.Socket, handler: ConnectionHandler, bufferLimit: number, timeoutMs: number): Connection {
+    const conn = new Connection(socket, handler, bufferLimit, true, false);
+    if (timeoutMs > 0) socket.setTimeout(timeoutMs);
+    return conn;
+  }
+
+  /** The outgoing native TLS handshake completed: reads and writes go through `s`, then handler.onConnect runs. */
+  tlsEstablished(s: NativeTlsSession): void {
+    if (this.state !== 'connecting') return;
+    this.ntls = s;
+    this.tlsCache = s.info;
+    if (!installUserBuffer(this.socket, this.io.readBuffer, this.onReadTls)) this.socket.on('data', (d: Buffer) => this.onReadTls(d.length, d));
+    this.connected();
+    if (s.pending !== null) process.nextTick(this.deliverPending);
+    if (!this.readPaused) this.socket.resume();
   }
 
   /** TLS details (version, cipher, SNI, ALPN, peer identity); null for a plaintext connection (or one still connecting). */

@@ -9,9 +9,10 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { TlsContextConfig } from '../config/types';
 import { tlsLog } from './log';
-import { buildSecureContext, loadMaterial, TlsMaterialError } from './material';
+import { buildSecureContext, loadMaterial, TlsMaterialError, type TlsMaterial } from './material';
 import { sanMatches } from './san';
-import { countClusterFailure, countClusterHandshake, failReason } from './stats';
+import type { NativeTlsSession } from './native';
+import { countClusterFailure, countClusterHandshake, countClusterHandshakeOf, failReason } from './stats';
 import { FileWatcher } from './watch';
 
 /** Sessions kept per cluster and worker (one per host:port and SNI); the oldest goes first. */
@@ -54,7 +55,19 @@ export class SessionCache {
 const SESSIONS: unique symbol = Symbol('outrigger.tlsSessions');
 
 /** tls.connect options that may carry the cluster's session cache (ClientTls.options). */
-export type ResumableOptions = tls.ConnectionOptions & { [SESSIONS]?: SessionCache };
+export type ResumableOptions = tls.ConnectionOptions & { [SESSIONS]?: SessionCache; [CLIENT]?: ClientTls };
+
+/** The session cache key of an upstream: host:port and SNI (both TLS paths). */
+export function sessionKey(o: tls.ConnectionOptions, host: string, port: number): string {
+  return `${host}:${port}|${o.servername ?? ''}`;
+}
+
+const CLIENT: unique symbol = Symbol('outrigger.clientTls');
+
+/** The ClientTls whose options() made `o`, if any (native origination takes its context from it). */
+export function clientTlsOf(o: tls.ConnectionOptions): ClientTls | undefined {
+  return (o as ResumableOptions)[CLIENT];
+}
 
 /**
  * tls.connect options for host:port with the cached session of that upstream (when the
@@ -64,7 +77,7 @@ export type ResumableOptions = tls.ConnectionOptions & { [SESSIONS]?: SessionCac
 export function withSession(o: ResumableOptions, host: string, port: number): { options: tls.ConnectionOptions; key: string; cache: SessionCache | null } {
   const cache = o[SESSIONS] ?? null;
   if (cache === null) return { options: o, key: '', cache };
-  const key = `${host}:${port}|${o.servername ?? ''}`;
+  const key = sessionKey(o, host, port);
   const session = cache.get(key);
   return { options: session !== undefined ? { ...o, session } : o, key, cache };
 }
@@ -78,9 +91,16 @@ export function rememberSessions(sock: tls.TLSSocket, cache: SessionCache | null
 
 export class ClientTls {
   private context: tls.SecureContext;
+  /**
+   * The context of native upstream connections (src/tls/origin.ts), built on first use: a context
+   * serves one TLS path only (Node installs its callbacks on a context a TLSSocket used). Its
+   * session cache lives in the addon; a reload replaces it (and so empties the cache).
+   */
+  private nativeCtx: tls.SecureContext | null = null;
   /** Sessions of this cluster's upstreams (cleared when the client certificate or CA changes). */
   readonly sessions = new SessionCache();
   private pem: string;
+  private material: TlsMaterial;
   private readonly watcher: FileWatcher | null;
   private readonly checkIdentity: ((host: string, cert: tls.PeerCertificate) => Error | undefined) | undefined;
 
@@ -93,6 +113,7 @@ export class ClientTls {
     const m = loadMaterial(config);
     this.context = buildSecureContext(config, m);
     this.pem = `${m.cert ?? ''}${m.key ?? ''}${m.ca ?? ''}`;
+    this.material = m;
     const sn = config.serverName;
     // Node checks the certificate against `servername || host`; an IP server_name cannot be
     // sent as SNI (RFC 6066), so it is checked explicitly.
@@ -114,6 +135,7 @@ export class ClientTls {
       secureContext: this.context,
       rejectUnauthorized: !c.insecureSkip,
       [SESSIONS]: this.sessions,
+      [CLIENT]: this,
     };
     if (!net.isIP(sni)) o.servername = sni;
     if (this.checkIdentity) o.checkServerIdentity = this.checkIdentity;
@@ -122,12 +144,19 @@ export class ClientTls {
     return o;
   }
 
-  /** Counts the outcome of one upstream handshake. */
-  track(sock: tls.TLSSocket): void {
+  /** SecureContext.context for native upstream connections (see nativeCtx). */
+  nativeContext(): unknown {
+    if (this.nativeCtx === null) this.nativeCtx = buildSecureContext(this.config, this.material);
+    return this.nativeCtx.context;
+  }
+
+  /** Counts the outcome of one upstream handshake (a TLSSocket, or a socket carrying native TLS: src/tls/origin.ts). */
+  track(sock: net.Socket): void {
     let done = false;
-    sock.once('secureConnect', () => {
+    sock.once('secureConnect', (native?: NativeTlsSession) => {
       done = true;
-      countClusterHandshake(this.counters, this.base, sock);
+      if (native !== undefined) countClusterHandshakeOf(this.counters, this.base, native.info.version, native.info.cipher);
+      else countClusterHandshake(this.counters, this.base, sock as tls.TLSSocket);
     });
     sock.once('error', (err: Error) => {
       if (done) return;
@@ -142,6 +171,8 @@ export class ClientTls {
       const pem = `${m.cert ?? ''}${m.key ?? ''}${m.ca ?? ''}`;
       if (pem === this.pem) return;
       this.context = buildSecureContext(this.config, m);
+      this.material = m;
+      this.nativeCtx = null; // a new native context: new connections use the new material and start a new session cache
       this.pem = pem;
       this.sessions.clear(); // a session resumes the old identity and trust: start over with the new ones
       tlsLog().info({ cluster: this.clusterName }, 'upstream TLS certificates reloaded; new connections use them');

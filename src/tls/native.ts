@@ -230,7 +230,7 @@ export function nativeHandshake<T>(engine: NativeTlsEngine, sock: net.Socket, co
 }
 
 /** Copies the plaintext that came with the handshake (and any more of it) out of the read chunk. */
-function drainPending(conn: NativeTlsConn, st: Int32Array, buf: Buffer, out: number, sock: net.Socket, fd: number): Buffer {
+export function drainPending(conn: NativeTlsConn, st: Int32Array, buf: Buffer, out: number, sock: net.Socket, fd: number): Buffer {
   const parts: Buffer[] = [Buffer.from(buf.subarray(0, out))];
   let flags = st[0];
   while (flags & TLS_MORE) {

@@ -76,12 +76,16 @@ export function countListenerFailure(counters: Float64Array, base: number, reaso
 
 /** Counts a completed upstream handshake. */
 export function countClusterHandshake(counters: Float64Array, base: number, sock: tls.TLSSocket): void {
-  counters[base + C.TLS_HANDSHAKE]++;
-  const v = sock.getProtocol();
-  if (v === 'TLSv1.3') counters[base + C.TLS_V1_3]++;
-  else if (v === 'TLSv1.2') counters[base + C.TLS_V1_2]++;
   const c = sock.getCipher();
-  counters[base + CLUSTER_FAMILY[family(c ? c.standardName || c.name : '')]]++;
+  countClusterHandshakeOf(counters, base, sock.getProtocol() ?? '', c ? c.standardName || c.name : '');
+}
+
+/** Counts a completed upstream handshake from its parts (native TLS). */
+export function countClusterHandshakeOf(counters: Float64Array, base: number, version: string, cipher: string): void {
+  counters[base + C.TLS_HANDSHAKE]++;
+  if (version === 'TLSv1.3') counters[base + C.TLS_V1_3]++;
+  else if (version === 'TLSv1.2') counters[base + C.TLS_V1_2]++;
+  counters[base + CLUSTER_FAMILY[family(cipher)]]++;
 }
 
 export function countClusterFailure(counters: Float64Array, base: number, reason: FailReason): void {

@@ -10,10 +10,13 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Pool } from 'undici';
 import { Connection, type ConnectionHandler } from '../network/connection';
-import { rememberSessions, withSession } from '../tls/client';
+import { io } from '../network/io';
+import { clientTlsOf, rememberSessions, sessionKey, withSession } from '../tls/client';
+import { originateNative, originEngine } from '../tls/origin';
 
 /**
- * A zero-copy Connection to host:port, TLS when `tlsOptions` is given (see Connection.adoptOutgoing),
+ * A zero-copy Connection to host:port, TLS when `tlsOptions` is given: native (src/tls/origin.ts)
+ * when the addon's engine originates in this thread, else Node's TLSSocket (Connection.adoptOutgoing),
  * from `localAddress` when given (upstream_bind_config source address).
  */
 export function dialConnection(
@@ -21,6 +24,17 @@ export function dialConnection(
   localAddress?: string,
 ): Connection {
   const local = localAddress !== undefined ? { localAddress } : null;
+  const ct = tlsOptions !== null && originEngine !== null ? clientTlsOf(tlsOptions) : undefined;
+  if (ct !== undefined && originEngine !== null && tlsOptions !== null) {
+    // Native TLS (src/tls/origin.ts): a plain socket reading into the thread's chunk; the
+    // handshake reads until the Connection takes the socket over (one closure per connection).
+    let read: (n: number, b: Buffer) => void = () => {};
+    const onread = { buffer: io().readBuffer, callback: (n: number, b: Buffer): boolean => (read(n, b), true) };
+    const sock = net.connect({ host, port, allowHalfOpen: true, noDelay: true, ...local, onread } as net.NetConnectOpts);
+    const conn = Connection.adoptOutgoingTls(sock, handler, bufferLimit, timeoutMs);
+    read = originateNative(originEngine, sock, ct.nativeContext(), tlsOptions, host, sessionKey(tlsOptions, host, port), (s) => conn.tlsEstablished(s));
+    return conn;
+  }
   if (tlsOptions !== null) {
     // allowHalfOpen is honored by tls.connect (passed to the TLSSocket) though its typings omit it.
     const r = withSession(tlsOptions, host, port);

@@ -12,7 +12,6 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -20,6 +19,7 @@ import * as tls from 'node:tls';
 import { native } from '../../src/native';
 import { Pki, sClient } from '../helpers/certs';
 import { echoServer } from '../helpers/net';
+import { rerunWith } from '../helpers/rerun';
 import { startSidecar, tcpProxyConfig, type RunningSidecar } from '../helpers/sidecar';
 
 const SPIFFE = 'spiffe://mesh.test/ns/default/sa/frontend';
@@ -119,17 +119,5 @@ for (const p of ['native', 'node'] as const) {
 const SUITES = ['tls.test.js', 'rbac-mtls.test.js', 'bolt-tls.test.js', 'tls-resumption.test.js', 'upstream-tls.test.js'];
 
 test('the existing TLS suites pass on Node\'s TLS path (OUTRIGGER_NATIVE_TLS=0)', { skip: nativeSkip, timeout: 400_000 }, async () => {
-  const files = SUITES.map((f) => path.join(__dirname, f));
-  const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
-    // A test run of its own: without the parent runner's context variable (it would refuse to nest).
-    const env: NodeJS.ProcessEnv = { ...process.env, OUTRIGGER_NATIVE_TLS: '0' };
-    delete env.NODE_TEST_CONTEXT;
-    const c = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-force-exit', ...files], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    c.on('close', (code) => resolve({ code, out }));
-  });
-  assert.equal(r.code, 0, r.out.split('\n').filter((l) => /^not ok|error|Error/.test(l)).slice(0, 40).join('\n'));
-  assert.match(r.out, /# fail 0/);
+  await rerunWith(SUITES.map((f) => path.join(__dirname, f)), { OUTRIGGER_NATIVE_TLS: '0' });
 });

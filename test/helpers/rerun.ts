@@ -1,0 +1,21 @@
+/**
+ * Runs compiled test files again in a child `node --test` with extra environment (e.g. Node's TLS
+ * path: OUTRIGGER_NATIVE_TLS=0), and asserts that they all passed.
+ */
+import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+
+export async function rerunWith(files: readonly string[], extraEnv: NodeJS.ProcessEnv): Promise<void> {
+  const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    // A test run of its own: without the parent runner's context variable (it would refuse to nest).
+    const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
+    delete env.NODE_TEST_CONTEXT;
+    const c = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-force-exit', ...files], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('close', (code) => resolve({ code, out }));
+  });
+  assert.equal(r.code, 0, r.out.split('\n').filter((l) => /^not ok|error|Error/.test(l)).slice(0, 40).join('\n'));
+  assert.match(r.out, /# fail 0/);
+}
