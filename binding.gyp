@@ -15,7 +15,8 @@
         "native/tls_conn.cc",
         "native/tls_client.cc",
         "native/splice.cc",
-        "native/memory.cc"
+        "native/memory.cc",
+        "native/read.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

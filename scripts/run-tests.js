@@ -23,6 +23,7 @@ const path = require('node:path');
 
 /** Path substrings (relative to dist/test) of the files run alone; see above. */
 const SERIAL = [
+  'integration/native-read-paths.test.js', // reruns the plain-connection suites (bulk, load) on Node's read path
   'integration/fault.test.js', // delay injection measured in ms (requests without the header < 100 ms)
   'integration/h2-drain.test.js', // h2load with 32 closed-loop connections through three drains
   'integration/h2-body.test.js', // 8 MiB bodies against a backend that reads nothing for 1 s (backpressure timing)

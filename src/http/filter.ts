@@ -219,6 +219,7 @@ export class HttpProxyFactory implements NetworkFilterFactory {
   /** Same for the HTTP/2 preface: node:http2 takes over the socket; the bytes read so far go to its session. */
   adoptHttp2(conn: Connection, buf: Buffer, start: number, end: number): void {
     conn.setHandler(H2_ADOPTED);
+    conn.readByNode(); // node:http2 reads the socket's handle itself
     const socket = conn.socket;
     this.sniffed = Buffer.from(buf.subarray(start, end));
     this.h2Server().emit('connection', socket);

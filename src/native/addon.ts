@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { ChunkSlabPool } from './slab-pool';
 import { listenShared } from './listen';
-import type { ListenResult, ListenSocket, NativeBinding, SpliceBinding, NativeTlsClient, NativeTlsConn, NativeTlsEngine, NativeTlsTickets, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
+import type { ListenResult, ListenSocket, NativeBinding, NativeReadBinding, SpliceBinding, NativeTlsClient, NativeTlsConn, NativeTlsEngine, NativeTlsTickets, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
 
 /** Raw functions exported by outrigger_native.node. */
 export interface AddonExports {
@@ -44,6 +44,17 @@ export interface AddonExports {
   spliceSetCallback?(fn: (id: number, side: number, errno: number) => void): void;
   spliceStart?(fdA: number, fdB: number, state: Float64Array, counters: Float64Array, slots: readonly number[], pipeSize: number): number;
   spliceStop?(id: number): [Buffer | null, Buffer | null];
+  /** native/read.cc (absent from builds older than it). */
+  readSetup?(buffer: Buffer, fn: (id: number, n: number) => void): void;
+  readWatch?(fd: number): number;
+  readPause?(id: number, paused: boolean): void;
+  readClose?(id: number): void;
+}
+
+function readOf(a: AddonExports): NativeReadBinding | null {
+  const { readSetup, readWatch, readPause, readClose } = a;
+  if (readSetup === undefined || readWatch === undefined || readPause === undefined || readClose === undefined) return null;
+  return { setup: readSetup, watch: readWatch, pause: readPause, close: readClose };
 }
 
 function tlsEngineOf(a: AddonExports): NativeTlsEngine | undefined {
@@ -96,6 +107,7 @@ export function loadAddonBinding(): NativeBinding {
     tlsTickets: tlsTicketsOf(addon),
     tlsEngine: tlsEngineOf(addon),
     splice: spliceOf(addon),
+    read: readOf(addon),
     createSlabPool(opts: SlabPoolOptions): SlabPool {
       return new ChunkSlabPool(opts, (size) => addon.allocSlab(size), () => addon.slabMemoryKind());
     },

@@ -41,6 +41,8 @@ class FallbackBinding implements NativeBinding {
   readonly kind = 'fallback' as const;
   /** No splice(2) from JS: the TCP proxy forwards through its own read and write path. */
   readonly splice = null;
+  /** No native read path: sockets read through Node's stream machinery. */
+  readonly read = null;
 
   createSlabPool(opts: SlabPoolOptions): SlabPool {
     return new ChunkSlabPool(opts, (size) => new ArrayBuffer(size), () => 'js');

@@ -172,8 +172,28 @@ export interface SpliceBinding {
   stop(id: number): [Buffer | null, Buffer | null];
 }
 
+/**
+ * Native read path (native/read.cc): the addon polls a dup of a plain socket's fd on this
+ * thread's loop and reads into one buffer per thread. Native only: the fallback has `read: null`.
+ */
+export interface NativeReadBinding {
+  /**
+   * Per thread, before watch(): reads land in `buffer`; fn(id, n) runs per read: n > 0 bytes in
+   * buffer[0, n), 0 the peer's FIN, < 0 a read error (-errno). After n <= 0 the watcher no longer
+   * polls (the owner closes it).
+   */
+  setup(buffer: Buffer, fn: (id: number, n: number) => void): void;
+  /** Starts polling a dup of fd for reads; returns the watcher's id (reused after close). */
+  watch(fd: number): number;
+  pause(id: number, paused: boolean): void;
+  /** Stops polling and closes the dup at once (before the socket's own fd is closed). */
+  close(id: number): void;
+}
+
 export interface NativeBinding {
   readonly kind: BindingKind;
+  /** Native read path (native/read.cc); null in the fallback or an addon built without it. */
+  readonly read: NativeReadBinding | null;
   /** TLS on memory BIOs (addon only). */
   readonly tlsEngine?: NativeTlsEngine;
   /** Session tickets of listener contexts in C (addon only; undefined: Node's own, see src/tls/tickets.ts). */

@@ -24,9 +24,9 @@ import * as v8 from 'node:v8';
 import * as tls from 'node:tls';
 import { tlsInfoOf, type PeerIdentity, type TlsInfo } from '../tls/identity';
 import { nativeTlsEnd, nativeTlsOf, TLS_FATAL, TLS_MORE, tlsStatus, type NativeTlsSession } from '../tls/native';
-import { native } from '../native';
+import { native, type NativeReadBinding } from '../native';
 import { io, type Flushable, type IoContext } from './io';
-import { installUserBuffer, socketFd, userBufferSupported } from './user-buffer';
+import { handleIdle, installUserBuffer, socketFd, systemError, userBufferSupported } from './user-buffer';
 import { originalDstOf } from './original-dst';
 
 export interface ConnectionHandler {
@@ -123,6 +123,23 @@ export function scavengeSingleThreaded(): boolean {
   return scavengeTuned;
 }
 
+/**
+ * Native read path (native/read.cc): a plain connection whose reads land in the shared chunk is
+ * read by the addon (its own poll of a dup of the fd, one read(2) per event, one JS call) instead
+ * of libuv's stream reads and Node's StreamBase/onStreamRead. Node's socket keeps the fd for
+ * writes, timers and close, with its own reading stopped; the FIN is left to Node to read (so
+ * 'end', half-close and 'close' happen exactly as before), read errors destroy the socket with
+ * the same Error Node raises. OUTRIGGER_NATIVE_READ=0 (or no addon) keeps Node's reads.
+ */
+const nativeRead = process.env.OUTRIGGER_NATIVE_READ === '0' ? null : native.read;
+/** This thread's natively read connections by watcher id (null until the first one). */
+let nativeReaders: (Connection | null)[] | null = null;
+
+function onNativeRead(id: number, n: number): void {
+  const c = (nativeReaders as (Connection | null)[])[id];
+  if (c !== null && c !== undefined) c.nativeRead(n);
+}
+
 /** Gathered output entry arrays grow to this size; more entries in one tick are copied. */
 const MAX_ENTRIES = 512;
 
@@ -165,6 +182,10 @@ export class Connection implements Flushable {
   private readonly high: number;
   private readonly low: number;
   private readPaused = false;
+  /** The socket reads into the shared chunk through its `onread` user buffer (Node's zero-copy reads). */
+  private userBuffer = false;
+  /** The addon's read watcher of this connection (native read path), or -1. */
+  private nrId = -1;
   /**
    * Native TLS (src/tls/native.ts): reads are decrypted and writes encrypted through it. Set once:
    * at construction (accepted), or when an outgoing native handshake completes (tlsEstablished).
@@ -255,7 +276,9 @@ export class Connection implements Flushable {
       if (!installUserBuffer(socket, c.io.readBuffer, c.onReadTls)) socket.on('data', (d: Buffer) => c.onReadTls(d.length, d));
       if (c.ntls.pending !== null) process.nextTick(c.deliverPending);
     } else if (!c.streamMode && installUserBuffer(socket, c.io.readBuffer, c.onRead)) {
-      // reads land in the shared chunk
+      // reads land in the shared chunk: the addon's, or Node's
+      c.userBuffer = true;
+      if (c.startNativeRead()) return c;
     } else {
       socket.on('data', c.onDataEvent);
     }
@@ -293,8 +316,10 @@ export class Connection implements Flushable {
   static adoptOutgoing(socket: net.Socket, handler: ConnectionHandler, bufferLimit: number, timeoutMs: number, hook: OutgoingReadHook | null): Connection {
     const isTls = socket instanceof tls.TLSSocket;
     const conn = new Connection(socket, handler, bufferLimit, true, isTls);
-    if (hook !== null && !isTls) hook.conn = conn;
-    else socket.on('data', conn.onDataEvent);
+    if (hook !== null && !isTls) {
+      hook.conn = conn;
+      conn.userBuffer = true;
+    } else socket.on('data', conn.onDataEvent);
     if (timeoutMs > 0) socket.setTimeout(timeoutMs);
     if (isTls) {
       const ts = socket as tls.TLSSocket;
@@ -342,6 +367,73 @@ export class Connection implements Flushable {
     return t === null ? null : t.peer;
   }
 
+  /** Whether the addon reads this connection now (the native read path). */
+  get readsNatively(): boolean {
+    return this.nrId >= 0;
+  }
+
+  /** Starts the native read path if this connection can take it (see nativeRead). */
+  private startNativeRead(): boolean {
+    const nr = nativeRead;
+    // Only while Node's handle does not read: bytes already in flight there would race ours.
+    if (nr === null || !this.userBuffer || !this.plainFd || !handleIdle(this.socket)) return false;
+    if (nativeReaders === null) {
+      nr.setup(this.io.readBuffer, onNativeRead);
+      nativeReaders = [];
+    }
+    let id: number;
+    try {
+      id = nr.watch(this.fd);
+    } catch {
+      return false; // e.g. EMFILE on the dup: Node reads this one
+    }
+    nativeReaders[id] = this;
+    this.nrId = id;
+    // A client socket paused before its first read has `reading` unset: say it is off, as
+    // pause() would (what checks for a reading handle, e.g. tcp_proxy's splice, look at it).
+    (this.socket as unknown as { _handle: { reading?: boolean } })._handle.reading = false;
+    if (this.readPaused) nr.pause(id, true);
+    return true;
+  }
+
+  /**
+   * Leaves reading to Node from now on (call it before anything else reads the socket's handle,
+   * e.g. node:http2 taking it over): Node's reading restarts unless reading is paused. No-op on
+   * Node's read path.
+   */
+  readByNode(): void {
+    if (this.nrId < 0) return;
+    this.stopNativeRead();
+    if (!this.readPaused && this.state !== 'closed') this.socket.resume();
+  }
+
+  private stopNativeRead(): void {
+    const id = this.nrId;
+    if (id < 0) return;
+    this.nrId = -1;
+    (nativeReaders as (Connection | null)[])[id] = null;
+    (nativeRead as NativeReadBinding).close(id);
+  }
+
+  /** A native read: n bytes in the shared chunk, 0 the peer's FIN, < 0 -errno. */
+  nativeRead(n: number): void {
+    const s = this.socket;
+    if (s.destroyed) {
+      // Node closed its fd (a write error): the dup must go too, and nothing more is read.
+      this.stopNativeRead();
+      return;
+    }
+    if (n > 0) {
+      // The idle timer counts reads as activity, as Node's own reads do.
+      if (s.timeout) (s as unknown as { _unrefTimer(): void })._unrefTimer();
+      this.onRead(n, this.io.readBuffer);
+      return;
+    }
+    // FIN: Node reads it again itself, so 'end', half-close and 'close' happen as before.
+    if (n === 0) this.readByNode();
+    else this.destroy(systemError('read', -n)); // as Node reports a failed read
+  }
+
   get currentHandler(): ConnectionHandler {
     return this.handler;
   }
@@ -355,6 +447,11 @@ export class Connection implements Flushable {
     this.state = 'open';
     this.fd = socketFd(this.socket);
     this.socket.setTimeout(0);
+    if (this.userBuffer && this.plainFd) {
+      // Node starts reading after the 'connect' listeners unless the socket is paused by then.
+      if (!this.readPaused) this.socket.pause();
+      if (!this.startNativeRead() && !this.readPaused) this.socket.resume();
+    }
     if (this.handler.onConnect) this.handler.onConnect(this);
     if (this.eCount > 0 || this.endRequested) this.io.markDirty(this);
   }
@@ -668,13 +765,15 @@ export class Connection implements Flushable {
   pauseRead(): void {
     if (this.readPaused || this.state === 'closed') return;
     this.readPaused = true;
-    this.socket.pause();
+    if (this.nrId >= 0) (nativeRead as NativeReadBinding).pause(this.nrId, true);
+    else this.socket.pause();
   }
 
   resumeRead(): void {
     if (!this.readPaused || this.state === 'closed') return;
     this.readPaused = false;
-    this.socket.resume();
+    if (this.nrId >= 0) (nativeRead as NativeReadBinding).pause(this.nrId, false);
+    else this.socket.resume();
   }
 
   get isReadPaused(): boolean {
@@ -690,6 +789,7 @@ export class Connection implements Flushable {
   destroy(err?: Error): void {
     if (this.state === 'closed') return;
     if (err && this.error === undefined) this.error = err;
+    this.stopNativeRead(); // the dup first: the socket is released when Node closes its fd
     this.socket.destroy();
   }
 
@@ -720,6 +820,7 @@ export class Connection implements Flushable {
     if (this.state === 'closed') return;
     const neverConnected = this.state === 'connecting';
     this.state = 'closed';
+    this.stopNativeRead();
     if (this.ntls !== null) this.ntls.conn.free();
     if (neverConnected) {
       // The handler may move the queued bytes to a retry (transferPendingTo) before they go.

@@ -7,6 +7,7 @@
  * If a future Node changes this, `supported` is false and callers use 'data' events.
  */
 import * as net from 'node:net';
+import * as util from 'node:util';
 
 export type ReadCallback = (nread: number, buf: Buffer) => boolean | void;
 
@@ -41,4 +42,24 @@ export function installUserBuffer(socket: net.Socket, buf: Buffer, cb: ReadCallb
 export function socketFd(socket: net.Socket): number {
   const h = (socket as unknown as { _handle?: { fd?: number } })._handle;
   return h !== undefined && typeof h.fd === 'number' ? h.fd : -1;
+}
+
+/**
+ * Whether Node's handle of the socket is not reading and nothing it read waits in the socket:
+ * created paused, never started (a client paused at 'connect'), or paused with a user buffer.
+ */
+export function handleIdle(socket: net.Socket): boolean {
+  const h = (socket as unknown as { _handle?: { reading?: boolean } | null })._handle;
+  return h !== undefined && h !== null && h.reading !== true && socket.readableLength === 0;
+}
+
+/** An Error like Node's system errors: "<syscall> ECONNRESET", with code, errno (negative) and syscall. */
+export function systemError(syscall: string, errno: number): Error {
+  let code: string;
+  try {
+    code = util.getSystemErrorName(-errno);
+  } catch {
+    code = `E${errno}`;
+  }
+  return Object.assign(new Error(`${syscall} ${code}`), { code, errno: -errno, syscall });
 }

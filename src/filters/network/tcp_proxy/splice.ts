@@ -18,8 +18,8 @@
  *   OUTRIGGER_SPLICE_PIPE   pipe size per direction, bytes (default 64 KiB, the kernel's default: larger pipes
  *                           did not lower CPU per GiB; 0 = leave the kernel's size)
  */
-import * as util from 'node:util';
 import { native, type SpliceBinding } from '../../../native';
+import { systemError } from '../../../network/user-buffer';
 
 export interface SpliceSettings {
   readonly binding: SpliceBinding;
@@ -109,13 +109,7 @@ export function scheduleSpliceCheck(o: SpliceOwner): void {
 
 /** The Error a failed splice raises on its connection (like Node's: "read ECONNRESET"). */
 export function spliceError(errno: number): Error {
-  let code: string;
-  try {
-    code = util.getSystemErrorName(-errno);
-  } catch {
-    code = `E${errno}`;
-  }
-  return Object.assign(new Error(`splice ${code}`), { code, errno: -errno, syscall: 'splice' });
+  return systemError('splice', errno);
 }
 
 /** Whether Node still reads the socket (then its bytes would race the kernel's splice). */

@@ -1,0 +1,242 @@
+// The native read path (native/read.cc, Connection.readsNatively) and Node's (OUTRIGGER_NATIVE_READ=0,
+// or no addon; test/integration/native-read-paths.test.ts runs this file again that way) behave the
+// same: bytes, a peer that sends 1 byte at a time, reads spanning many chunks, FIN and half-close,
+// a reset, pause/resume (back-pressure), a close while bytes are still arriving, outgoing
+// connections, and the idle timer counting reads as activity.
+import { strict as assert } from 'node:assert';
+import { once } from 'node:events';
+import * as net from 'node:net';
+import { describe, it } from 'node:test';
+import { native } from '../../src/native';
+import { Connection, type ConnectionHandler } from '../../src/network/connection';
+
+const expectNative = native.read !== null && process.env.OUTRIGGER_NATIVE_READ !== '0';
+
+interface Recorder extends ConnectionHandler {
+  events: string[];
+  bytes: number;
+  sum: number;
+  maxRead: number;
+  err: Error | undefined;
+  closed: Promise<void>;
+}
+
+function recorder(onData?: (conn: Connection, buf: Buffer, start: number, end: number) => void): Recorder {
+  let done = (): void => {};
+  const r: Recorder = {
+    events: [],
+    bytes: 0,
+    sum: 0,
+    maxRead: 0,
+    err: undefined,
+    closed: new Promise<void>((res) => (done = res)),
+    onData(conn, buf, start, end) {
+      r.bytes += end - start;
+      r.maxRead = Math.max(r.maxRead, end - start);
+      for (let i = start; i < end; i++) r.sum = (r.sum + buf[i]) % 65521;
+      if (onData) onData(conn, buf, start, end);
+    },
+    onEnd(conn) {
+      r.events.push('end');
+      conn.endWrite();
+    },
+    onClose(_conn, err) {
+      r.events.push('close');
+      r.err = err;
+      done();
+    },
+    onHighWatermark() {},
+    onLowWatermark() {},
+  };
+  return r;
+}
+
+/** A server whose accepted sockets become Connections with handler `h`; resolves with the client and the Connection. */
+async function pair(h: ConnectionHandler): Promise<{ client: net.Socket; conn: Connection; server: net.Server }> {
+  const server = net.createServer({ pauseOnConnect: true });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  client.on('error', () => {});
+  const connected = once(client, 'connect');
+  const [s] = await accepted;
+  const conn = Connection.accept(s, h, 65536);
+  await connected;
+  return { client, conn, server };
+}
+
+function pattern(n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + 7) & 0xff;
+  return b;
+}
+
+function checksum(b: Buffer): number {
+  let s = 0;
+  for (let i = 0; i < b.length; i++) s = (s + b[i]) % 65521;
+  return s;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe(`connection reads (${expectNative ? 'native' : "Node's"} path)`, () => {
+  it('echoes a peer that sends 1 byte at a time, then FIN: end before close, half-close answered', async () => {
+    const h = recorder((conn, buf, s, e) => conn.write(buf, s, e));
+    const { client, conn, server } = await pair(h);
+    assert.equal(conn.readsNatively, expectNative);
+    const data = pattern(200);
+    let echoed = Buffer.alloc(0);
+    client.on('data', (d: Buffer) => (echoed = Buffer.concat([echoed, d])));
+    for (let i = 0; i < data.length; i++) {
+      client.write(data.subarray(i, i + 1));
+      while (echoed.length < i + 1) await sleep(1);
+    }
+    assert.deepEqual(echoed, data);
+    const clientEnded = once(client, 'end');
+    client.end();
+    await clientEnded; // the handler's endWrite after onEnd
+    await h.closed;
+    assert.deepEqual(h.events, ['end', 'close']);
+    assert.equal(h.err, undefined);
+    assert.equal(conn.bytesRx, data.length);
+    assert.equal(conn.readsNatively, false);
+    server.close();
+  });
+
+  it('reads 8 MiB spanning many chunks, every byte once and in order', async () => {
+    const h = recorder();
+    const { client, conn, server } = await pair(h);
+    assert.equal(conn.readsNatively, expectNative);
+    const data = pattern(8 << 20);
+    client.end(data);
+    await h.closed;
+    assert.equal(h.bytes, data.length);
+    assert.equal(h.sum, checksum(data));
+    assert.ok(h.maxRead <= 65536, `a read of ${h.maxRead} bytes is larger than the read chunk`);
+    assert.deepEqual(h.events, ['end', 'close']);
+    server.close();
+  });
+
+  it('a reset reaches the connection as Node reports it (read ECONNRESET)', async () => {
+    const h = recorder();
+    const { client, conn, server } = await pair(h);
+    assert.equal(conn.readsNatively, expectNative);
+    client.write('x');
+    while (h.bytes < 1) await sleep(1);
+    client.resetAndDestroy();
+    await h.closed;
+    assert.deepEqual(h.events, ['close']);
+    assert.equal((h.err as NodeJS.ErrnoException | undefined)?.code, 'ECONNRESET');
+    assert.equal((h.err as NodeJS.ErrnoException).syscall, 'read');
+    assert.equal((h.err as NodeJS.ErrnoException).errno, -104);
+    assert.equal(conn.socket.destroyed, true);
+    server.close();
+  });
+
+  it('pauseRead stops reading (the peer is pushed back), resumeRead delivers the rest', async () => {
+    const h = recorder();
+    const { client, conn, server } = await pair(h);
+    conn.pauseRead();
+    const data = pattern(16 << 20);
+    let flushed = false;
+    client.end(data, () => (flushed = true));
+    await sleep(200);
+    assert.equal(h.bytes, 0);
+    assert.equal(flushed, false, 'the peer could write 16 MiB into a connection that is not read');
+    conn.resumeRead();
+    await sleep(5);
+    conn.pauseRead();
+    const part = h.bytes;
+    assert.ok(part > 0 && part < data.length, `read ${part} bytes between resume and pause`);
+    await sleep(100);
+    assert.equal(h.bytes, part, 'bytes delivered while paused');
+    assert.equal(conn.readsNatively, expectNative);
+    conn.resumeRead();
+    await h.closed;
+    assert.equal(h.bytes, data.length);
+    assert.equal(h.sum, checksum(data));
+    assert.deepEqual(h.events, ['end', 'close']);
+    server.close();
+  });
+
+  it('destroy while bytes keep arriving: nothing is delivered after, one close, the fd number is safe to reuse', async () => {
+    let reads = 0;
+    let afterDestroy = 0;
+    const h = recorder((conn) => {
+      if (conn.state === 'closed' || conn.socket.destroyed) afterDestroy++;
+      if (++reads === 1) conn.destroy();
+    });
+    const { client, conn, server } = await pair(h);
+    const fd = conn.fd;
+    const data = pattern(1 << 20);
+    const sender = setInterval(() => client.write(data), 1);
+    const clientClosed = new Promise((r) => client.on('close', r)); // not once(): the peer's writes may fail (ECONNRESET)
+    await h.closed;
+    await clientClosed; // the peer sees the close: no dup held the socket open
+    clearInterval(sender);
+    assert.equal(afterDestroy, 0);
+    assert.deepEqual(h.events, ['close']);
+    // A new connection likely gets the same fd number: it reads its own bytes only.
+    const h2 = recorder((c, buf, s, e) => c.write(buf, s, e));
+    const p2 = await pair(h2);
+    assert.ok(p2.conn.fd >= 0 && fd >= 0);
+    p2.client.write('hello');
+    const [echo] = (await once(p2.client, 'data')) as [Buffer];
+    assert.equal(echo.toString(), 'hello');
+    p2.client.end();
+    await h2.closed;
+    assert.equal(h2.bytes, 5);
+    server.close();
+    p2.server.close();
+  });
+
+  it('outgoing connections read the same way (echo, then the server FIN)', async () => {
+    const server = net.createServer((s) => {
+      s.on('data', (d) => s.write(d));
+      s.on('end', () => s.end());
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const hook = Connection.outgoingReadHook();
+    const opts = { port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', ...(hook !== null ? { onread: hook.onread } : {}) };
+    const socket = net.connect(opts as net.NetConnectOpts);
+    let got = '';
+    let connected = (): void => {};
+    const up = new Promise<void>((r) => (connected = r));
+    const h = recorder((_c, buf, s, e) => (got += buf.toString('latin1', s, e)));
+    h.onConnect = (): void => connected();
+    const conn = Connection.adoptOutgoing(socket, h, 65536, 2000, hook);
+    await up;
+    assert.equal(conn.readsNatively, expectNative && hook !== null);
+    const msg = pattern(300000);
+    conn.write(msg, 0, msg.length);
+    while (h.bytes < msg.length) await sleep(2);
+    assert.equal(h.sum, checksum(msg));
+    assert.equal(got.length, msg.length);
+    conn.endWrite(); // the server answers with its FIN
+    await h.closed;
+    assert.deepEqual(h.events, ['end', 'close']);
+    server.close();
+  });
+
+  it('reads count as activity for the idle timer', async () => {
+    let timeouts = 0;
+    const h = recorder();
+    h.onTimeout = (): void => {
+      timeouts++;
+    };
+    const { client, conn, server } = await pair(h);
+    conn.setTimeout(250);
+    for (let i = 0; i < 8; i++) {
+      client.write('x');
+      await sleep(80);
+    }
+    assert.equal(timeouts, 0, 'idle timeout fired while the peer was sending');
+    await sleep(400);
+    assert.equal(timeouts, 1);
+    client.destroy();
+    await h.closed;
+    server.close();
+  });
+});
