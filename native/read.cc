@@ -9,11 +9,13 @@
 //                                (the caller closes it with readClose).
 //   readWatch(fd) -> id          dups fd (epoll keys registrations by fd, and libuv allows one
 //                                watcher per fd: Node's own handle keeps the original for writes)
-//                                and starts polling the dup for readability.
+//                                and starts polling the dup for readability. -1 when fd or its dup
+//                                is in the upper half of RLIMIT_NOFILE (dups take a quarter at most).
 //   readPause(id, paused)        stops / restarts polling (back-pressure).
 //   readClose(id)                stops polling and closes the dup at once, so that the socket is
 //                                released when Node closes its own fd; the id is reused.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -159,8 +161,18 @@ Napi::Value ReadWatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Thread* t = Setup(env);
   int fd = static_cast<int>(IntArg(info, 0, "fd", 0, INT32_MAX));
+  // The dups must not eat the descriptors connections need: only while both numbers are in the
+  // lower half of the limit (descriptors are numbered lowest-free first), so at most a quarter
+  // of the limit goes to dups. Otherwise -1: Node reads this connection.
+  rlimit rl;
+  rlim_t half = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur / 2 : INT32_MAX;
+  if (static_cast<rlim_t>(fd) >= half) return Napi::Number::New(env, -1);
   int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (dup < 0) throw ErrnoError(env, errno, "dup");
+  if (static_cast<rlim_t>(dup) >= half) {
+    close(dup);
+    return Napi::Number::New(env, -1);
+  }
   Watcher* w = new Watcher();
   w->t = t;
   w->fd = dup;

@@ -183,7 +183,10 @@ export interface NativeReadBinding {
    * polls (the owner closes it).
    */
   setup(buffer: Buffer, fn: (id: number, n: number) => void): void;
-  /** Starts polling a dup of fd for reads; returns the watcher's id (reused after close). */
+  /**
+   * Starts polling a dup of fd for reads; returns the watcher's id (reused after close), or -1
+   * when descriptors are scarce (fd or its dup in the upper half of RLIMIT_NOFILE).
+   */
   watch(fd: number): number;
   pause(id: number, paused: boolean): void;
   /** Stops polling and closes the dup at once (before the socket's own fd is closed). */

@@ -387,6 +387,7 @@ export class Connection implements Flushable {
     } catch {
       return false; // e.g. EMFILE on the dup: Node reads this one
     }
+    if (id < 0) return false; // descriptors are scarce: Node reads this one
     nativeReaders[id] = this;
     this.nrId = id;
     // A client socket paused before its first read has `reading` unset: say it is off, as
