@@ -5,6 +5,7 @@
  * promise per read or write).
  *
  *   read:  libuv -> shared read chunk -> handler.onData(view) -> conn.write(view) on a peer
+ *          (plain connections: the addon's poll and read(2) instead of libuv's stream, see nativeRead)
  *   write: views gathered -> end of read callback -> one writev(2) per connection
  *          -> bytes the kernel did not take: copied to pooled chunks -> socket.write
  *
