@@ -168,6 +168,7 @@ describe(`connection reads (${expectNative ? 'native' : "Node's"} path)`, () => 
       if (++reads === 1) conn.destroy();
     });
     const { client, conn, server } = await pair(h);
+    assert.equal(conn.readsNatively, expectNative);
     const fd = conn.fd;
     const data = pattern(1 << 20);
     const sender = setInterval(() => client.write(data), 1);
@@ -227,6 +228,7 @@ describe(`connection reads (${expectNative ? 'native' : "Node's"} path)`, () => 
       timeouts++;
     };
     const { client, conn, server } = await pair(h);
+    assert.equal(conn.readsNatively, expectNative);
     conn.setTimeout(250);
     for (let i = 0; i < 8; i++) {
       client.write('x');
