@@ -21,6 +21,23 @@ export function hrTimeOf(now: number): [number, number] {
   return ns >= 1e9 ? [sec + 1, ns - 1e9] : [sec, ns];
 }
 
+/** Hex digit values by char code (ids are validated hex before they reach a span). */
+const HEX = new Uint8Array(128);
+for (let i = 0; i < 10; i++) HEX[48 + i] = i;
+for (let i = 0; i < 6; i++) HEX[97 + i] = HEX[65 + i] = 10 + i;
+
+/** UTF-8 length of `s` (its length when ASCII, the common case). */
+function utf8Len(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return Buffer.byteLength(s);
+  return s.length;
+}
+
+function varintLen(v: number): number {
+  let n = 1;
+  for (; v > 0x7f; v = Math.floor(v / 128)) n++;
+  return n;
+}
+
 /** A growable protobuf writer; length-delimited fields reserve 5 bytes and are compacted at their end. */
 class PbWriter {
   buf = Buffer.allocUnsafe(64 * 1024);
@@ -58,14 +75,21 @@ class PbWriter {
     this.pos += 4;
   }
 
-  /** A Unix time in nanoseconds from [seconds, nanoseconds], exactly (no double past 2^53). */
-  fixed64Time(t: [number, number]): void {
-    const secLo = t[0] % 0x10000;
-    const secHi = Math.floor(t[0] / 0x10000);
+  /** The Unix time in nanoseconds of a performance.now() value, exactly (no double past 2^53): fixed64. */
+  fixed64Time(now: number): void {
+    const ms = origin + now;
+    let sec = Math.floor(ms / 1000);
+    let ns = Math.round((ms - sec * 1000) * 1e6);
+    if (ns >= 1e9) {
+      sec += 1;
+      ns -= 1e9;
+    }
+    const secLo = sec % 0x10000;
+    const secHi = Math.floor(sec / 0x10000);
     const a = secLo * 1e9; // < 2^46
     const b = secHi * 1e9; // < 2^53 for any 32-bit seconds
-    // b * 2^16 = (b >>> 16 ... ) split into words: low word gets (b mod 2^16) * 2^16.
-    const low = (a % 0x100000000) + (b % 0x10000) * 0x10000 + t[1];
+    // sec * 1e9 = a + b * 2^16: b's low 16 bits go to the low word, the rest to the high word.
+    const low = (a % 0x100000000) + (b % 0x10000) * 0x10000 + ns;
     const high = Math.floor(a / 0x100000000) + Math.floor(b / 0x10000) + Math.floor(low / 0x100000000);
     this.room(8);
     this.buf.writeUInt32LE(low % 0x100000000, this.pos);
@@ -79,19 +103,27 @@ class PbWriter {
     this.pos += 8;
   }
 
-  string(s: string): void {
-    const n = Buffer.byteLength(s);
+  /** A string of `n` UTF-8 bytes (utf8Len), length-prefixed: ASCII by byte stores (short strings: cheaper than a native call). */
+  string(s: string, n: number): void {
     this.varint(n);
     this.room(n);
-    this.pos += this.buf.write(s, this.pos, 'utf8');
+    if (n === s.length) {
+      const b = this.buf;
+      let p = this.pos;
+      for (let i = 0; i < n; i++) b[p++] = s.charCodeAt(i);
+      this.pos = p;
+    } else this.pos += this.buf.write(s, this.pos, 'utf8');
   }
 
-  /** Hex id as bytes (length-prefixed). */
+  /** Hex id as bytes (length-prefixed); ids are lower-case hex (span.ts, context.ts). */
   hex(s: string): void {
     const n = s.length >>> 1;
     this.varint(n);
     this.room(n);
-    this.pos += this.buf.write(s, this.pos, 'hex');
+    const b = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < s.length; i += 2) b[p++] = (HEX[s.charCodeAt(i)] << 4) | HEX[s.charCodeAt(i + 1)];
+    this.pos = p;
   }
 
   raw(b: Buffer): void {
@@ -124,33 +156,43 @@ class PbWriter {
   }
 }
 
-function writeAnyValue(w: PbWriter, v: string | number | boolean): void {
-  if (typeof v === 'string') {
-    w.tag(1, 2);
-    w.string(v);
-  } else if (typeof v === 'boolean') {
-    w.tag(2, 0);
-    w.varint(v ? 1 : 0);
-  } else if (Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER) {
-    w.tag(3, 0);
-    w.varint(v);
-  } else {
-    w.tag(4, 1);
-    w.double(v);
-  }
+/** AnyValue of an attribute: its encoded length (the strings' UTF-8 lengths known). */
+function anyValueLen(v: string | number | boolean, strLen: number): number {
+  if (typeof v === 'string') return 1 + varintLen(strLen) + strLen;
+  if (typeof v === 'boolean') return 2;
+  return isVarint(v) ? 1 + varintLen(v) : 9;
 }
 
+function isVarint(v: number): boolean {
+  return Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER;
+}
+
+/** Repeated KeyValue `field`: lengths computed up front (no body moves for these small messages). */
 function writeAttributes(w: PbWriter, attrs: SpanAttributes, field: number): void {
   for (const key in attrs) {
+    const v = attrs[key];
+    const kl = utf8Len(key);
+    const sl = typeof v === 'string' ? utf8Len(v) : 0;
+    const al = anyValueLen(v, sl);
     w.tag(field, 2);
-    const kv = w.begin();
+    w.varint(1 + varintLen(kl) + kl + 1 + varintLen(al) + al);
     w.tag(1, 2);
-    w.string(key);
+    w.string(key, kl);
     w.tag(2, 2);
-    const av = w.begin();
-    writeAnyValue(w, attrs[key]);
-    w.finish(av);
-    w.finish(kv);
+    w.varint(al);
+    if (typeof v === 'string') {
+      w.tag(1, 2);
+      w.string(v, sl);
+    } else if (typeof v === 'boolean') {
+      w.tag(2, 0);
+      w.varint(v ? 1 : 0);
+    } else if (isVarint(v)) {
+      w.tag(3, 0);
+      w.varint(v);
+    } else {
+      w.tag(4, 1);
+      w.double(v);
+    }
   }
 }
 
@@ -169,13 +211,13 @@ function writeSpan(w: PbWriter, s: LightSpan): void {
     w.hex(s.parentSpanId);
   }
   w.tag(5, 2);
-  w.string(s.name);
+  w.string(s.name, utf8Len(s.name));
   w.tag(6, 0);
   w.varint(s.kind);
   w.tag(7, 1);
-  w.fixed64Time(hrTimeOf(s.startMs));
+  w.fixed64Time(s.startMs);
   w.tag(8, 1);
-  w.fixed64Time(hrTimeOf(s.endMs));
+  w.fixed64Time(s.endMs);
   writeAttributes(w, s.attributes, 9);
   w.tag(10, 0);
   w.varint(0);
@@ -184,14 +226,14 @@ function writeSpan(w: PbWriter, s: LightSpan): void {
   w.tag(14, 0);
   w.varint(0);
   w.tag(15, 2);
-  const st = w.begin();
-  if (s.statusMessage !== '') {
+  const ml = s.statusMessage === '' ? 0 : utf8Len(s.statusMessage);
+  w.varint((ml === 0 ? 0 : 1 + varintLen(ml) + ml) + 1 + varintLen(s.statusCode));
+  if (ml !== 0) {
     w.tag(2, 2);
-    w.string(s.statusMessage);
+    w.string(s.statusMessage, ml);
   }
   w.tag(3, 0);
   w.varint(s.statusCode);
-  w.finish(st);
   w.tag(16, 5);
   w.fixed32(spanFlags(s));
 }
@@ -226,7 +268,7 @@ export class ProtobufTraceEncoder {
     w.tag(1, 2);
     const sc = w.begin();
     w.tag(1, 2);
-    w.string(id.scopeName);
+    w.string(id.scopeName, utf8Len(id.scopeName));
     w.finish(sc);
     this.scope = Buffer.from(w.buf.subarray(0, w.pos));
   }

@@ -43,7 +43,7 @@ function readable(s: LightSpan): ReadableSpan {
 function spans(): LightSpan[] {
   const ended: LightSpan[] = [];
   const sink: SpanSink = { onEnd: (s) => ended.push(s) };
-  const remote = new LightSpan(sink, 'bolt com.example.Svc:1.0 echo', KIND_SERVER, { 'rpc.service': 'com.example.Svc', 'net.peer': '127.0.0.1:5' }, { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331' });
+  const remote = new LightSpan(sink, 'bolt com.example.Svc:1.0 echo', KIND_SERVER, { 'rpc.service': 'com.example.Svc', 'net.peer': '127.0.0.1:5', 'x.ü': 'naïve ☃', ratio: 0.5, flag: true, big: 2 ** 40 }, { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331' });
   const root = new LightSpan(sink, 'GET /x', KIND_SERVER, {}, undefined);
   for (let i = 0; i < 300; i++) {
     const c = new LightSpan(sink, 'upstream', KIND_CLIENT, { 'upstream.host': `10.0.0.${i % 250}:80`, 'upstream.cluster': 'c'.repeat(i) }, i % 2 === 0 ? remote : root);
