@@ -40,8 +40,12 @@ function varintLen(v: number): number {
 
 /** A growable protobuf writer; length-delimited fields reserve 5 bytes and are compacted at their end. */
 class PbWriter {
-  buf = Buffer.allocUnsafe(64 * 1024);
+  buf: Buffer;
   pos = 0;
+
+  constructor(size = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
 
   reset(): void {
     this.pos = 0;
@@ -273,25 +277,47 @@ export class ProtobufTraceEncoder {
     this.scope = Buffer.from(w.buf.subarray(0, w.pos));
   }
 
-  /** The request body for `spans` (a new Buffer: it is written to a socket while the next batch is encoded). */
-  encode(spans: readonly LightSpan[]): Buffer {
+  /** Spans encoded since the last take(). */
+  count = 0;
+
+  /**
+   * Encodes an ended span into the pending batch (ScopeSpans.spans entries). Done when the span
+   * ends, so that span objects die young instead of waiting for the batch in the heap.
+   */
+  add(s: LightSpan): void {
     const w = this.w;
-    w.reset();
-    w.tag(1, 2);
-    const rs = w.begin();
-    w.raw(this.resource);
     w.tag(2, 2);
-    const ss = w.begin();
-    w.raw(this.scope);
-    for (const s of spans) {
-      w.tag(2, 2);
-      const m = w.begin();
-      writeSpan(w, s);
-      w.finish(m);
-    }
-    w.finish(ss);
-    w.finish(rs);
-    return Buffer.from(w.buf.subarray(0, w.pos));
+    const m = w.begin();
+    writeSpan(w, s);
+    w.finish(m);
+    this.count++;
+  }
+
+  /** The ExportTraceServiceRequest of the pending spans (a new Buffer: it goes to a socket), the batch emptied. */
+  take(): Buffer {
+    const w = this.w;
+    const ssLen = this.scope.length + w.pos;
+    const rsLen = this.resource.length + 1 + varintLen(ssLen) + ssLen;
+    const hw = new PbWriter(16);
+    hw.tag(1, 2);
+    hw.varint(rsLen);
+    hw.raw(this.resource);
+    hw.tag(2, 2);
+    hw.varint(ssLen);
+    hw.raw(this.scope);
+    // One buffer per batch: the request body.
+    const out = Buffer.allocUnsafe(hw.pos + w.pos);
+    hw.buf.copy(out, 0, 0, hw.pos);
+    w.buf.copy(out, hw.pos, 0, w.pos);
+    w.reset();
+    this.count = 0;
+    return out;
+  }
+
+  /** The request body for `spans` (after what add() queued, which it takes too). */
+  encode(spans: readonly LightSpan[]): Buffer {
+    for (const s of spans) this.add(s);
+    return this.take();
   }
 }
 
@@ -360,13 +386,18 @@ export interface BatchSettings {
 }
 
 /**
- * The worker's span queue and OTLP/HTTP exporter. onEnd only queues (no work on the request's
- * path); a full batch is encoded and posted from setImmediate, the rest after the batch
- * interval. Past maxQueueSize, spans are dropped (a collector that cannot keep up must not grow
+ * The worker's span queue and OTLP/HTTP exporter. Protobuf: onEnd encodes the span into the
+ * pending batch (the span object is garbage at once, not kept alive until the export); JSON:
+ * onEnd queues it. A full batch is posted from setImmediate (not inside the request's end), the
+ * rest after the batch interval. Past maxQueueSize, spans are dropped (a collector that cannot keep up must not grow
  * the proxy's memory). Export failures are dropped batches, never errors on the data path.
  */
 export class OtlpBatcher implements SpanSink {
+  /** JSON: the ended spans (encoded per batch). */
   private queue: LightSpan[] = [];
+  /** Protobuf: full batches encoded, to be posted from setImmediate, and their span count. */
+  private readonly ready: Buffer[] = [];
+  private readySpans = 0;
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private readonly pending = new Set<Promise<void>>();
@@ -387,13 +418,20 @@ export class OtlpBatcher implements SpanSink {
 
   onEnd(span: LightSpan): void {
     if (this.url === null) return;
-    const q = this.queue;
-    if (q.length >= this.batch.maxQueueSize) {
+    const pb = this.pb;
+    const n = pb !== null ? pb.count + this.readySpans : this.queue.length;
+    if (n >= this.batch.maxQueueSize) {
       this.dropped++;
       return;
     }
-    q.push(span);
-    if (q.length >= this.batch.batchSize) {
+    if (pb !== null) {
+      pb.add(span);
+      if (pb.count >= this.batch.batchSize) {
+        this.readySpans += pb.count;
+        this.ready.push(pb.take());
+      }
+    } else this.queue.push(span);
+    if (n + 1 >= this.batch.batchSize) {
       this.immediate ??= setImmediate(() => {
         this.immediate = null;
         this.exportQueued();
@@ -412,17 +450,24 @@ export class OtlpBatcher implements SpanSink {
       clearTimeout(this.timer);
       this.timer = null;
     }
+    if (this.pb !== null) {
+      // Encoded as the spans ended: full batches wait in `ready`, then the rest.
+      for (const body of this.ready) this.post(body);
+      this.ready.length = 0;
+      this.readySpans = 0;
+      if (this.pb.count > 0) this.post(this.pb.take());
+      return;
+    }
     const all = this.queue;
     if (all.length === 0) return;
     this.queue = [];
     const n = this.batch.batchSize;
-    for (let i = 0; i < all.length; i += n) this.post(all.length <= n ? all : all.slice(i, i + n));
+    for (let i = 0; i < all.length; i += n) this.post(encodeJson(this.id, all.length <= n ? all : all.slice(i, i + n)));
   }
 
-  private post(spans: readonly LightSpan[]): void {
+  private post(body: Buffer): void {
     const url = this.url;
     if (url === null || this.agent === null) return;
-    const body = this.pb !== null ? this.pb.encode(spans) : encodeJson(this.id, spans);
     const mod = url.protocol === 'https:' ? https : http;
     const ct = this.json ? 'application/json' : 'application/x-protobuf';
     const p = new Promise<void>((resolve) => {

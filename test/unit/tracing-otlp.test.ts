@@ -103,6 +103,16 @@ test('batcher: a full batch is posted at once, the rest after the interval, past
     await q.shutdown();
     await col.waitFor(1, 1000, true);
     assert.ok(col.contentTypes.includes('application/x-protobuf'));
+    // Protobuf spans are encoded as they end: full batches of batchSize, then the rest.
+    const before = col.protobufBodies.length;
+    const p = new OtlpBatcher(new URL(col.url), false, ID, { batchSize: 2, batchIntervalMs: 60_000, maxQueueSize: 10 });
+    const five = Array.from({ length: 5 }, () => new LightSpan(p, 'p', KIND_SERVER, {}, undefined));
+    for (const s of five) s.end();
+    await p.shutdown();
+    const bodies = col.protobufBodies.slice(before);
+    assert.equal(bodies.length, 3);
+    const enc = new ProtobufTraceEncoder(ID);
+    assert.deepEqual(bodies, [enc.encode(five.slice(0, 2)), enc.encode(five.slice(2, 4)), enc.encode(five.slice(4))]);
   } finally {
     await col.close();
   }
