@@ -1,8 +1,8 @@
 /**
  * The spans of a sampled request: lean records (ids as hex strings, times as performance.now()
  * milliseconds, the proxy's few attributes in one plain object), handed to the worker's OTLP
- * batcher (src/tracing/otlp.ts) when they end and turned into OTLP only there, a batch at a time.
- * No OpenTelemetry SDK object per span: its ReadableSpan shape costs an HrTime pair per time, a
+ * batcher (src/tracing/otlp.ts) when they end and turned into OpenTelemetry's ReadableSpan shape
+ * only there, a batch at a time, for its OTLP exporter. No OpenTelemetry SDK object per span: its ReadableSpan shape costs an HrTime pair per time, a
  * SpanContext, a status object and the SDK's processor path on every sampled request.
  * Ids come from a pool of random bytes refilled 4 KiB at a time (crypto), as hex strings.
  */

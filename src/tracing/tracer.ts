@@ -1,7 +1,8 @@
 /**
- * The worker's tracer: lean spans (src/tracing/span.ts) queued and exported by the worker's OTLP
- * batcher (src/tracing/otlp.ts) to the collector over OTLP/HTTP, protobuf or JSON. Loaded with
- * require() only when tracing is enabled, so an Outrigger without tracing never loads it.
+ * The worker's tracer: lean spans (src/tracing/span.ts) queued by the worker's batcher and
+ * exported a batch at a time through OpenTelemetry's OTLP/HTTP exporter (protobuf) or serializer
+ * (JSON) to the collector (src/tracing/otlp.ts). Loaded with require() only when tracing is
+ * enabled, so an Outrigger without tracing never loads it nor the @opentelemetry packages.
  *
  * Export runs in each worker: shipping spans to the main thread would serialize every span once
  * for postMessage and again for OTLP, and make the main thread (admin, config) do the encoding.
@@ -10,7 +11,7 @@
  */
 import type { TracingConfig } from '../config/tracing';
 import type { IncomingContext } from './context';
-import { OtlpBatcher } from './otlp';
+import { createExporter, exportIdentity, OtlpBatcher } from './otlp';
 import { KIND_CLIENT, KIND_SERVER, LightSpan, STATUS_ERROR, type SpanAttributes } from './span';
 
 /** What the request path needs of the tracer. */
@@ -27,9 +28,8 @@ export interface OtelBinding {
 /** Builds the worker's tracer. */
 export function loadOtel(cfg: TracingConfig): OtelBinding {
   const batcher = new OtlpBatcher(
-    cfg.collector === '' ? null : new URL(cfg.collector),
-    cfg.encoding === 'json',
-    { serviceName: cfg.serviceName, scopeName: 'outrigger' },
+    createExporter(cfg.collector, cfg.encoding === 'json'),
+    exportIdentity(cfg.serviceName),
     { batchSize: cfg.batchSize, batchIntervalMs: cfg.batchIntervalMs, maxQueueSize: cfg.maxQueueSize },
   );
   return {
