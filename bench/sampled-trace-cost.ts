@@ -67,10 +67,20 @@ function load(name: string, dist: string): Build {
   };
 }
 
+/** The bytes the collector has received so far. */
+async function received(url: string): Promise<number> {
+  const res = await fetch(url);
+  return Number(await res.text());
+}
+
 async function main(): Promise<void> {
   const col = spawn(
     process.execPath,
-    ['-e', "const s=require('http').createServer((q,r)=>{q.resume();q.on('end',()=>{r.writeHead(200,{'content-type':'application/x-protobuf'});r.end()})});s.listen(0,'127.0.0.1',()=>console.log('port '+s.address().port))"],
+    [
+      '-e',
+      // Counts the bytes of the OTLP bodies; GET answers the count (a build that drops spans exports fewer bytes).
+      "let n=0;const s=require('http').createServer((q,r)=>{if(q.method==='GET'){r.end(String(n));return}q.on('data',(d)=>{n+=d.length});q.on('end',()=>{r.writeHead(200,{'content-type':'application/x-protobuf'});r.end()})});s.listen(0,'127.0.0.1',()=>console.log('port '+s.address().port))",
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   try {
@@ -82,9 +92,11 @@ async function main(): Promise<void> {
     for (let r = 0; r <= ROUNDS; r++) {
       const order = r % 2 === 0 ? builds : [...builds].reverse();
       for (const b of order) {
+        const before = await received(url);
         const us = await b.run(url);
+        const bytes = (await received(url)) - before;
         if (r > 0) res.get(b.name)?.push(us);
-        console.log(`round ${r} ${b.name}: ${us.toFixed(2)} µs CPU per sampled request${r === 0 ? ' (warm-up)' : ''}`);
+        console.log(`round ${r} ${b.name}: ${us.toFixed(2)} µs CPU per sampled request, ${(bytes / N).toFixed(0)} OTLP bytes exported per request${r === 0 ? ' (warm-up)' : ''}`);
       }
     }
     for (const [name, v] of res) {

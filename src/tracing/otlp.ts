@@ -43,35 +43,57 @@ export function exportIdentity(serviceName: string): ExportIdentity {
   return { resource: resourceFromAttributes({ 'service.name': serviceName, 'telemetry.sdk.name': 'outrigger' }), scope: { name: 'outrigger' } };
 }
 
+const NO_LINKS: ReadableSpan['links'] = [];
+const NO_EVENTS: ReadableSpan['events'] = [];
+
 /**
- * An ended lean span as a ReadableSpan (export time only, one per exported span). Kinds: the
- * lean span holds OTLP's value (SERVER 2, CLIENT 3), the API's is one less; status codes agree.
+ * An ended lean span as a ReadableSpan (export time only, one per exported span; one class, so
+ * the serializers' property reads stay monomorphic). Kinds: the lean span holds OTLP's value
+ * (SERVER 2, CLIENT 3), the API's is one less; status codes agree.
  */
+class ExportSpan implements ReadableSpan {
+  readonly name: string;
+  readonly kind: number;
+  private readonly ctx: SpanContext;
+  readonly parentSpanContext: SpanContext | undefined;
+  readonly startTime: HrTime;
+  readonly endTime: HrTime;
+  readonly duration: HrTime;
+  readonly status: { code: number; message?: string };
+  readonly attributes: LightSpan['attributes'];
+  readonly links = NO_LINKS;
+  readonly events = NO_EVENTS;
+  readonly ended = true;
+  readonly resource: Resource;
+  readonly instrumentationScope: InstrumentationScope;
+  readonly droppedAttributesCount = 0;
+  readonly droppedEventsCount = 0;
+  readonly droppedLinksCount = 0;
+
+  constructor(s: LightSpan, id: ExportIdentity) {
+    this.name = s.name;
+    this.kind = s.kind - 1;
+    this.ctx = { traceId: s.traceId, spanId: s.spanId, traceFlags: SAMPLED };
+    this.parentSpanContext = s.parentSpanId === '' ? undefined : { traceId: s.traceId, spanId: s.parentSpanId, traceFlags: SAMPLED, isRemote: s.parentRemote };
+    this.startTime = hrTimeOf(s.startMs);
+    this.endTime = hrTimeOf(s.endMs);
+    const d = s.endMs - s.startMs;
+    const ds = Math.floor(d / 1000);
+    this.duration = [ds, Math.round((d - ds * 1000) * 1e6)];
+    this.status = s.statusMessage !== '' ? { code: s.statusCode, message: s.statusMessage } : { code: s.statusCode, message: undefined };
+    this.attributes = s.attributes;
+    this.resource = id.resource;
+    this.instrumentationScope = id.scope;
+  }
+
+  spanContext(): SpanContext {
+    return this.ctx;
+  }
+}
+
+/** An ended lean span as a ReadableSpan for OpenTelemetry's serializers and exporters. */
 export function readableOf(s: LightSpan, id: ExportIdentity): ReadableSpan {
-  const ctx: SpanContext = { traceId: s.traceId, spanId: s.spanId, traceFlags: SAMPLED };
-  const startTime = hrTimeOf(s.startMs);
-  const endTime = hrTimeOf(s.endMs);
-  const d = s.endMs - s.startMs;
-  const ds = Math.floor(d / 1000);
-  return {
-    name: s.name,
-    kind: s.kind - 1,
-    spanContext: () => ctx,
-    parentSpanContext: s.parentSpanId === '' ? undefined : { traceId: s.traceId, spanId: s.parentSpanId, traceFlags: SAMPLED, isRemote: s.parentRemote },
-    startTime,
-    endTime,
-    duration: [ds, Math.round((d - ds * 1000) * 1e6)],
-    status: s.statusMessage !== '' ? { code: s.statusCode, message: s.statusMessage } : { code: s.statusCode },
-    attributes: s.attributes,
-    links: [],
-    events: [],
-    ended: true,
-    resource: id.resource,
-    instrumentationScope: id.scope,
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
-  };
+  return new ExportSpan(s, id);
 }
 
 interface ExportResult {
@@ -147,7 +169,10 @@ export class OtlpBatcher implements SpanSink {
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private readonly pending = new Set<Promise<void>>();
+  /** Spans dropped because the queue was full. */
   dropped = 0;
+  /** Spans of batches the exporter reported failed (after its own retries; also past its concurrency limit). */
+  failed = 0;
 
   constructor(
     /** Where batches go; null: spans are dropped (propagation only). */
@@ -193,8 +218,12 @@ export class OtlpBatcher implements SpanSink {
       const batch = all.slice(i, i + n).map((s) => readableOf(s, this.id));
       const p = new Promise<void>((resolve) => {
         try {
-          exporter.export(batch, () => resolve());
+          exporter.export(batch, (r) => {
+            if (r.code !== 0) this.failed += batch.length;
+            resolve();
+          });
         } catch {
+          this.failed += batch.length;
           resolve();
         }
       });

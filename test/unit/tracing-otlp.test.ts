@@ -115,6 +115,12 @@ test('batcher: batches of batchSize from setImmediate, the rest after the interv
   assert.equal(q.dropped, 2);
   await q.shutdown();
   assert.deepEqual(batches.map((x) => x.length), [2, 1, 3]);
+  assert.equal(q.failed, 0);
+  // A batch the exporter reports failed (after its retries) is counted.
+  const f = new OtlpBatcher({ export: (_b, done) => done({ code: 1, error: new Error('x') }), shutdown: async () => {} }, ID, { batchSize: 2, batchIntervalMs: 10, maxQueueSize: 9 });
+  for (let i = 0; i < 3; i++) new LightSpan(f, 'f', KIND_SERVER, {}, undefined).end();
+  await f.flush();
+  assert.equal(f.failed, 3);
   // Without a collector nothing is queued.
   const none = new OtlpBatcher(null, ID, { batchSize: 1, batchIntervalMs: 10, maxQueueSize: 1 });
   new LightSpan(none, 'n', KIND_SERVER, {}, undefined).end();
