@@ -1,10 +1,11 @@
 // The tracing work of one sampled Bolt request, without the proxy around it (issue 13):
-//   node dist/bench/sampled-trace-cost.js [--requests 20000] [--rounds 5] [--base /work/wt/base/dist]
+//   node dist/bench/sampled-trace-cost.js [--requests 20000] [--rounds 5] [--base /work/wt/base/dist] [--no-export]
 // Per request what the stream pipeline does for a sampled Bolt request: the server span
 // (ActiveTrace.start), the client span and the upstream frame carrying `traceparent`
 // (rpcAttempt), both spans ended (end); then the batched OTLP/HTTP protobuf export to a collector
 // in a child process, waited for (flush), so the encoding and the posts are counted. CPU of this
-// process (user + system) over the requests. With --base, the same from another build's dist,
+// process (user + system) over the requests. --no-export: tracing without a collector (spans
+// made, propagated and ended, not exported): the request path alone. With --base, the same from another build's dist,
 // rounds alternating, so that before and after come from one run on one machine.
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
@@ -14,6 +15,7 @@ const args = process.argv.slice(2);
 const N = numOpt(args, 'requests', 20000);
 const ROUNDS = numOpt(args, 'rounds', 5);
 const BASE = strOpt(args, 'base');
+const NO_EXPORT = args.includes('--no-export');
 
 interface Build {
   readonly name: string;
@@ -48,7 +50,7 @@ function load(name: string, dist: string): Build {
   return {
     name,
     async run(collector) {
-      idx.applyTracing({ driver: 'sofatracer', collector, encoding: 'protobuf', samplingRatio: 1, batchSize: 512, batchIntervalMs: 1000, maxQueueSize: 2048, serviceName: 'bench', propagators: ['tracecontext'] });
+      idx.applyTracing({ driver: 'sofatracer', collector: NO_EXPORT ? '' : collector, encoding: 'protobuf', samplingRatio: 1, batchSize: 512, batchIntervalMs: 1000, maxQueueSize: 2048, serviceName: 'bench', propagators: ['tracecontext'] });
       const t = idx.workerTracing();
       if (t === null) throw new Error('tracing not applied');
       const c0 = process.cpuUsage();
