@@ -251,6 +251,10 @@ export class Connection implements Flushable {
     });
     socket.on('error', (e: Error) => {
       if (this.error === undefined) this.error = e;
+      // A net.Socket is already destroyed when it reports an error; Node's TLSSocket reports a
+      // record that does not decrypt (after the handshake) and stays open: close it here, as the
+      // native TLS path does, so that bad input ends only this connection, and ends it.
+      if (!socket.destroyed) socket.destroy();
     });
     socket.on('close', () => this.closed());
     socket.on('timeout', () => {

@@ -45,7 +45,11 @@ function splice(buf: Buffer, f: BoltFrame, traceparent: string): Buffer | null {
   p += out.write(traceparent, p, 'utf8');
   buf.copy(out, p, end, f.contentEnd);
   // The fixed header ends with classLen (2), headerLen (2), contentLen (4).
-  out.writeUInt16BE(f.headerLen + add, f.classStart - f.frameStart - 6);
+  // (byte stores: Buffer#writeUInt16BE's range checks showed in the sampled request's profile)
+  const hl = f.headerLen + add;
+  const at = f.classStart - f.frameStart - 6;
+  out[at] = hl >>> 8;
+  out[at + 1] = hl & 0xff;
   return out;
 }
 

@@ -1,16 +1,12 @@
 /**
- * The spans of a sampled request, made without the OpenTelemetry Tracer: each is a plain object
- * with the fields the SDK's span processors and the OTLP serializers read (ReadableSpan), handed
- * to the BatchSpanProcessor when it ends. The Tracer's path (context lookups, the sampler, span
- * limits, attribute sanitizing, per-span clock objects) costs several times more and is made for
- * application code; here the names, kinds and attribute values are the proxy's own, all valid.
+ * The spans of a sampled request: lean records (ids as hex strings, times as performance.now()
+ * milliseconds, the proxy's few attributes in one plain object), handed to the worker's OTLP
+ * batcher (src/tracing/otlp.ts) when they end and turned into OpenTelemetry's ReadableSpan shape
+ * only there, a batch at a time, for its OTLP exporter. No OpenTelemetry SDK object per span: its ReadableSpan shape costs an HrTime pair per time, a
+ * SpanContext, a status object and the SDK's processor path on every sampled request.
  * Ids come from a pool of random bytes refilled 4 KiB at a time (crypto), as hex strings.
  */
 import { randomFillSync } from 'node:crypto';
-import type { Attributes, AttributeValue, HrTime, Link, SpanContext, SpanStatus } from '@opentelemetry/api';
-import type { ReadableSpan, SpanProcessor, TimedEvent } from '@opentelemetry/sdk-trace-base';
-import type { Resource } from '@opentelemetry/resources';
-import type { InstrumentationScope } from '@opentelemetry/core';
 
 const POOL = Buffer.alloc(4096);
 let at = POOL.length;
@@ -22,86 +18,98 @@ function randomHex(n: number): string {
       randomFillSync(POOL);
       at = 0;
     }
-    const s = POOL.toString('hex', at, at + n);
+    let zero = true;
+    for (let i = at; i < at + n; i++) {
+      if (POOL[i] !== 0) {
+        zero = false;
+        break;
+      }
+    }
+    // One string per id: it goes into the traceparent header and the export.
+    const s = zero ? '' : POOL.toString('hex', at, at + n);
     at += n;
-    if (!/^0+$/.test(s)) return s;
+    if (!zero) return s;
   }
 }
 
-const origin = performance.timeOrigin;
+/** OTLP SpanKind values (the proto's, not the API's: SERVER 2, CLIENT 3). */
+export const KIND_SERVER = 2;
+export const KIND_CLIENT = 3;
+/** OTLP status code ERROR. */
+export const STATUS_ERROR = 2;
 
-function hrNow(): HrTime {
-  const ms = origin + performance.now();
-  const sec = Math.floor(ms / 1000);
-  return [sec, Math.round((ms - sec * 1000) * 1e6)];
-}
+export type SpanAttributes = Record<string, string | number | boolean>;
 
-const NO_LINKS: Link[] = [];
-const NO_EVENTS: TimedEvent[] = [];
-/** TraceFlags.SAMPLED: only sampled requests make spans. */
-const SAMPLED = 1;
-
-/** What every span of this worker shares: where it goes, and its resource and scope. */
+/** Where ended spans go (the worker's batcher). */
 export interface SpanSink {
-  readonly processor: SpanProcessor;
-  readonly resource: Resource;
-  readonly scope: InstrumentationScope;
+  onEnd(span: LightSpan): void;
 }
 
-export class LightSpan implements ReadableSpan {
-  readonly startTime: HrTime = hrNow();
-  endTime: HrTime = [0, 0];
-  duration: HrTime = [0, 0];
-  status: SpanStatus = { code: 0 };
-  ended = false;
-  readonly links = NO_LINKS;
-  readonly events = NO_EVENTS;
-  readonly droppedAttributesCount = 0;
-  readonly droppedEventsCount = 0;
-  readonly droppedLinksCount = 0;
-  readonly resource: Resource;
-  readonly instrumentationScope: InstrumentationScope;
-  private readonly ctx: SpanContext;
-  readonly parentSpanContext: SpanContext | undefined;
+/** The context of a span's parent when it came from another process (a request header). */
+export interface RemoteParent {
+  readonly traceId: string;
+  readonly spanId: string;
+}
 
-  /** A span under `parent` (its trace), or the root of a new trace. */
+export class LightSpan {
+  /** performance.now() at start and end (ms). */
+  readonly startMs = performance.now();
+  endMs = 0;
+  statusCode = 0;
+  statusMessage = '';
+  ended = false;
+  readonly traceId: string;
+  readonly spanId: string;
+  /** The parent's span id, '' for the root of a trace. */
+  readonly parentSpanId: string;
+  /** The parent is in another process (OTLP span flags: CONTEXT_IS_REMOTE). */
+  readonly parentRemote: boolean;
+
+  /** A span under `parent` (a span of this worker or a remote context), or the root of a new trace. */
   constructor(
     private readonly sink: SpanSink,
     readonly name: string,
+    /** OTLP SpanKind (KIND_*). */
     readonly kind: number,
-    readonly attributes: Attributes,
-    parent: SpanContext | undefined,
+    readonly attributes: SpanAttributes,
+    parent: LightSpan | RemoteParent | undefined,
   ) {
-    this.resource = sink.resource;
-    this.instrumentationScope = sink.scope;
-    this.parentSpanContext = parent;
-    this.ctx = { traceId: parent !== undefined ? parent.traceId : randomHex(16), spanId: randomHex(8), traceFlags: SAMPLED, isRemote: false };
+    if (parent === undefined) {
+      this.traceId = randomHex(16);
+      this.parentSpanId = '';
+      this.parentRemote = false;
+    } else {
+      this.traceId = parent.traceId;
+      this.parentSpanId = parent.spanId;
+      this.parentRemote = !(parent instanceof LightSpan);
+    }
+    this.spanId = randomHex(8);
   }
 
-  spanContext(): SpanContext {
-    return this.ctx;
+  /** The W3C traceparent of this span (sampled). */
+  traceparent(): string {
+    return `00-${this.traceId}-${this.spanId}-01`;
   }
 
-  setAttribute(key: string, value: AttributeValue): void {
+  /** Compatibility with code that reads an OpenTelemetry-like span context. */
+  spanContext(): { traceId: string; spanId: string } {
+    return this;
+  }
+
+  setAttribute(key: string, value: string | number | boolean): void {
     if (!this.ended) this.attributes[key] = value;
   }
 
-  setStatus(status: SpanStatus): void {
-    if (!this.ended) this.status = status;
+  setStatus(status: { code: number; message?: string }): void {
+    if (this.ended) return;
+    this.statusCode = status.code;
+    this.statusMessage = status.message ?? '';
   }
 
   end(): void {
     if (this.ended) return;
     this.ended = true;
-    const e = hrNow();
-    this.endTime = e;
-    let s = e[0] - this.startTime[0];
-    let ns = e[1] - this.startTime[1];
-    if (ns < 0) {
-      s -= 1;
-      ns += 1e9;
-    }
-    this.duration = [s, ns];
-    this.sink.processor.onEnd(this);
+    this.endMs = performance.now();
+    this.sink.onEnd(this);
   }
 }

@@ -57,11 +57,15 @@ async function startOn(doc: Record<string, unknown>, yaml: boolean): Promise<Run
   return startSidecar({}, { args: ['-c', file] });
 }
 
-async function curl(port: number, urlPath: string, extra: string[] = []): Promise<{ code: number; body: string }> {
+async function curl(port: number, urlPath: string, extra: string[] = []): Promise<{ code: number; body: string; err?: string }> {
   const r = await run('curl', ['-sS', '--max-time', '5', '-o', '-', '-w', '\n%{http_code}', ...extra, `http://127.0.0.1:${port}${urlPath}`]);
   const i = r.stdout.lastIndexOf('\n');
-  return { code: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
+  const code = Number(r.stdout.slice(i + 1));
+  return code === 0 ? { code, body: r.stdout.slice(0, i), err: r.stderr.trim() } : { code, body: r.stdout.slice(0, i) };
 }
+
+/** The sidecar under test: its output's tail goes into a timeout's message. */
+let watched: RunningSidecar | undefined;
 
 async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, what: string, ms = 15_000): Promise<T> {
   const end = Date.now() + ms;
@@ -73,7 +77,9 @@ async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, what: st
     } catch {
       // not there yet
     }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+    if (Date.now() > end) {
+      throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})\nsidecar output (tail):\n${(watched?.output() ?? '').slice(-4000)}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -177,7 +183,7 @@ test('SotW over an Envoy YAML bootstrap: HTTP/1.1, HTTP/2, gRPC, TCP and Bolt th
       routeConfig('grpc.50051', [{ prefix: '/', cluster: 'outbound|50051||grpc.default.svc.cluster.local' }]),
       routeConfig('bolt.12200', [{ prefix: '/', cluster: 'outbound|12200||bolt.default.svc.cluster.local' }]),
     ]);
-    sc = await startOn(bootstrap(ads.port, false), true);
+    sc = watched = await startOn(bootstrap(ads.port, false), true);
     assert.match(sc.output(), /xds state-of-the-world ADS from 127\.0\.0\.1:\d+ \(cluster xds-grpc\)/);
 
     // HTTP/1.1 and HTTP/2 (prior knowledge) with curl.
@@ -263,7 +269,7 @@ test('delta over MOSN-form JSON: a listener waits for its RDS; a bad resource is
     ads.set('endpoints', [endpoints('outbound|80||web', [web.port])]);
     ads.set('listener', [httpListener('l1', p1, 'r1')]);
     ads.set('route', [routeConfig('r1', [{ prefix: '/', cluster: 'outbound|80||web' }])]);
-    sc = await startOn(bootstrap(ads.port, true), false);
+    sc = watched = await startOn(bootstrap(ads.port, true), false);
     assert.match(sc.output(), /xds delta ADS/);
     await until(() => curl(p1, '/a'), (r) => r.code === 200, 'HTTP over delta xDS');
     assert.ok(ads.opened.delta >= 1 && ads.opened.sotw === 0, 'the delta stream was used');

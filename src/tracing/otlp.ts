@@ -1,0 +1,250 @@
+/**
+ * OTLP trace export of a worker's lean spans (src/tracing/span.ts) through OpenTelemetry JS: a
+ * batcher (a queue of ended spans, sent when a batch is full or the batch interval passed, bounded
+ * by the queue size) that, a batch at a time and off the request path, turns the spans into the
+ * ReadableSpan shape OpenTelemetry's serializers read and hands them to a SpanExporter:
+ * `@opentelemetry/exporter-trace-otlp-proto`'s OTLPTraceExporter for protobuf (its retries,
+ * timeouts and OTEL_EXPORTER_OTLP_* settings), or OTLP JSON from `@opentelemetry/otlp-transformer`'s
+ * JsonTraceSerializer posted by node:http. The request path makes no SDK object; the adapters live
+ * only for one export.
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { HrTime, SpanContext } from '@opentelemetry/api';
+import type { InstrumentationScope } from '@opentelemetry/core';
+import type { Resource } from '@opentelemetry/resources';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { LightSpan, SpanSink } from './span';
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+
+const origin = performance.timeOrigin;
+
+/** Unix time in [seconds, nanoseconds] of a performance.now() value (ms). */
+export function hrTimeOf(now: number): HrTime {
+  const ms = origin + now;
+  const sec = Math.floor(ms / 1000);
+  const ns = Math.round((ms - sec * 1000) * 1e6);
+  return ns >= 1e9 ? [sec + 1, ns - 1e9] : [sec, ns];
+}
+
+/** TraceFlags.SAMPLED: only sampled requests make spans. */
+const SAMPLED = 1;
+
+/** The resource and scope every span of a worker is exported under. */
+export interface ExportIdentity {
+  readonly resource: Resource;
+  readonly scope: InstrumentationScope;
+}
+
+/** The resource of a worker's spans (service.name, telemetry.sdk.name). */
+export function exportIdentity(serviceName: string): ExportIdentity {
+  const { resourceFromAttributes } = require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
+  return { resource: resourceFromAttributes({ 'service.name': serviceName, 'telemetry.sdk.name': 'outrigger' }), scope: { name: 'outrigger' } };
+}
+
+const NO_LINKS: ReadableSpan['links'] = [];
+const NO_EVENTS: ReadableSpan['events'] = [];
+
+/**
+ * An ended lean span as a ReadableSpan (export time only, one per exported span; one class, so
+ * the serializers' property reads stay monomorphic). Kinds: the lean span holds OTLP's value
+ * (SERVER 2, CLIENT 3), the API's is one less; status codes agree.
+ */
+class ExportSpan implements ReadableSpan {
+  readonly name: string;
+  readonly kind: number;
+  private readonly ctx: SpanContext;
+  readonly parentSpanContext: SpanContext | undefined;
+  readonly startTime: HrTime;
+  readonly endTime: HrTime;
+  readonly duration: HrTime;
+  readonly status: { code: number; message?: string };
+  readonly attributes: LightSpan['attributes'];
+  readonly links = NO_LINKS;
+  readonly events = NO_EVENTS;
+  readonly ended = true;
+  readonly resource: Resource;
+  readonly instrumentationScope: InstrumentationScope;
+  readonly droppedAttributesCount = 0;
+  readonly droppedEventsCount = 0;
+  readonly droppedLinksCount = 0;
+
+  constructor(s: LightSpan, id: ExportIdentity) {
+    this.name = s.name;
+    this.kind = s.kind - 1;
+    this.ctx = { traceId: s.traceId, spanId: s.spanId, traceFlags: SAMPLED };
+    this.parentSpanContext = s.parentSpanId === '' ? undefined : { traceId: s.traceId, spanId: s.parentSpanId, traceFlags: SAMPLED, isRemote: s.parentRemote };
+    this.startTime = hrTimeOf(s.startMs);
+    this.endTime = hrTimeOf(s.endMs);
+    const d = s.endMs - s.startMs;
+    const ds = Math.floor(d / 1000);
+    this.duration = [ds, Math.round((d - ds * 1000) * 1e6)];
+    this.status = s.statusMessage !== '' ? { code: s.statusCode, message: s.statusMessage } : { code: s.statusCode, message: undefined };
+    this.attributes = s.attributes;
+    this.resource = id.resource;
+    this.instrumentationScope = id.scope;
+  }
+
+  spanContext(): SpanContext {
+    return this.ctx;
+  }
+}
+
+/** An ended lean span as a ReadableSpan for OpenTelemetry's serializers and exporters. */
+export function readableOf(s: LightSpan, id: ExportIdentity): ReadableSpan {
+  return new ExportSpan(s, id);
+}
+
+interface ExportResult {
+  code: number;
+  error?: Error;
+}
+
+/** OTLP JSON over HTTP (the proto exporter's JSON sibling is not installed). */
+class JsonExporter implements SpanExporter {
+  private readonly agent: http.Agent;
+  private readonly pending = new Set<Promise<void>>();
+  constructor(private readonly url: URL) {
+    this.agent = url.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 2 }) : new http.Agent({ keepAlive: true, maxSockets: 2 });
+  }
+
+  export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
+    const { JsonTraceSerializer } = require('@opentelemetry/otlp-transformer') as typeof import('@opentelemetry/otlp-transformer');
+    const body = JsonTraceSerializer.serializeRequest(spans);
+    if (body === undefined) return done({ code: 1, error: new Error('OTLP JSON serialization failed') });
+    const mod = this.url.protocol === 'https:' ? https : http;
+    const p = new Promise<void>((resolve) => {
+      const req = mod.request(this.url, { method: 'POST', agent: this.agent, headers: { 'content-type': 'application/json', 'content-length': body.length }, timeout: 10_000 }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          const ok = (res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300;
+          done(ok ? { code: 0 } : { code: 1, error: new Error(`collector answered ${res.statusCode}`) });
+          resolve();
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error('collector timeout')));
+      req.on('error', (e) => {
+        done({ code: 1, error: e });
+        resolve();
+      });
+      req.end(body);
+    });
+    this.pending.add(p);
+    void p.then(() => this.pending.delete(p));
+  }
+
+  async forceFlush(): Promise<void> {
+    await Promise.all([...this.pending]);
+  }
+
+  async shutdown(): Promise<void> {
+    await this.forceFlush();
+    this.agent.destroy();
+  }
+}
+
+/** The exporter for a collector URL: OTLPTraceExporter (protobuf) or OTLP JSON; null without a collector. */
+export function createExporter(collector: string, json: boolean): SpanExporter | null {
+  if (collector === '') return null;
+  if (json) return new JsonExporter(new URL(collector));
+  const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto') as typeof import('@opentelemetry/exporter-trace-otlp-proto');
+  return new OTLPTraceExporter({ url: collector });
+}
+
+export interface BatchSettings {
+  readonly batchSize: number;
+  readonly batchIntervalMs: number;
+  readonly maxQueueSize: number;
+}
+
+/**
+ * The worker's span queue. onEnd queues the ended lean span; a full batch is exported from
+ * setImmediate (not inside the request's end), the rest after the batch interval. Past
+ * maxQueueSize, spans are dropped and counted (a collector that cannot keep up must not grow the
+ * proxy's memory). Export failures are dropped batches, never errors on the data path.
+ */
+export class OtlpBatcher implements SpanSink {
+  private queue: LightSpan[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
+  private readonly pending = new Set<Promise<void>>();
+  /** Spans dropped because the queue was full. */
+  dropped = 0;
+  /** Spans of batches the exporter reported failed (after its own retries; also past its concurrency limit). */
+  failed = 0;
+
+  constructor(
+    /** Where batches go; null: spans are dropped (propagation only). */
+    private readonly exporter: SpanExporter | null,
+    private readonly id: ExportIdentity,
+    private readonly batch: BatchSettings,
+  ) {}
+
+  onEnd(span: LightSpan): void {
+    if (this.exporter === null) return;
+    const n = this.queue.length;
+    if (n >= this.batch.maxQueueSize) {
+      this.dropped++;
+      return;
+    }
+    this.queue.push(span);
+    if (n + 1 >= this.batch.batchSize) {
+      this.immediate ??= setImmediate(() => {
+        this.immediate = null;
+        this.exportQueued();
+      });
+    } else if (this.timer === null) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.exportQueued();
+      }, this.batch.batchIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  private exportQueued(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const exporter = this.exporter;
+    const all = this.queue;
+    if (exporter === null || all.length === 0) return;
+    this.queue = [];
+    const n = this.batch.batchSize;
+    for (let i = 0; i < all.length; i += n) {
+      // Export time, a batch at a time: the ReadableSpan adapters the serializers read.
+      const batch = all.slice(i, i + n).map((s) => readableOf(s, this.id));
+      const p = new Promise<void>((resolve) => {
+        try {
+          exporter.export(batch, (r) => {
+            if (r.code !== 0) this.failed += batch.length;
+            resolve();
+          });
+        } catch {
+          this.failed += batch.length;
+          resolve();
+        }
+      });
+      this.pending.add(p);
+      void p.then(() => this.pending.delete(p));
+    }
+  }
+
+  /** Exports what is queued and waits for the exports in flight. */
+  async flush(): Promise<void> {
+    if (this.immediate !== null) {
+      clearImmediate(this.immediate);
+      this.immediate = null;
+    }
+    this.exportQueued();
+    await Promise.all([...this.pending]);
+    await this.exporter?.forceFlush?.();
+  }
+
+  async shutdown(): Promise<void> {
+    await this.flush();
+    await this.exporter?.shutdown();
+  }
+}
