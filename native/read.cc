@@ -1,19 +1,31 @@
 // Native read path for plain connections: the addon watches a dup of the socket's fd with its own
-// libuv poll handle on this thread's loop and reads with one read(2) per readable event into the
-// thread's read chunk, then calls one persistent JS callback. This skips libuv's stream read
-// machinery and Node's StreamBase/onStreamRead path for every read.
+// libuv poll handle on this thread's loop, and delivers the reads of one loop iteration in one JS
+// call. This skips libuv's stream read machinery and Node's StreamBase/onStreamRead for every read,
+// and the per-read JS entry (callback scope, microtask checkpoint) for all but one read per wakeup.
 //
-//   readSetup(buffer, fn)        per thread: the chunk reads land in, and fn(id, n) called per read:
-//                                n > 0 bytes are in buffer[0, n); n == 0 the peer's FIN; n < 0 a
-//                                read error (-errno). After n <= 0 the watcher has stopped polling
-//                                (the caller closes it with readClose).
+//   readSetup(buffer, state, fn) per thread: the chunk reads land in, an Int32Array(2) that next()
+//                                fills, and fn() called once per loop iteration in which watched
+//                                fds became readable (from a uv_check_t, after the poll phase).
+//   readNext() -> id             inside fn: reads the next ready fd into buffer[state[0], ...) and
+//                                returns its watcher's id with n in state[1] (n > 0 bytes at
+//                                buffer[state[0], state[0] + n); 0 the peer's FIN; < 0 a read error
+//                                as -errno; after n <= 0 the watcher has stopped polling and the
+//                                caller closes it with readClose). -1: no more this iteration.
+//                                -2: the chunk is full; everything that holds views of it must be
+//                                done with them (writes flushed) before readNext() is called again.
+//                                Reads are made lazily, one per call, so a connection paused or
+//                                closed by an earlier read's handler is not read in this batch.
 //   readWatch(fd) -> id          dups fd (epoll keys registrations by fd, and libuv allows one
 //                                watcher per fd: Node's own handle keeps the original for writes)
 //                                and starts polling the dup for readability. -1 when fd or its dup
 //                                is in the upper half of RLIMIT_NOFILE (dups take a quarter at most).
-//   readPause(id, paused)        stops / restarts polling (back-pressure).
+//   readPause(id, paused)        back-pressure. The poll is stopped lazily (at the next readable
+//                                event while paused), so that a pause and resume without bytes in
+//                                between costs no epoll_ctl.
 //   readClose(id)                stops polling and closes the dup at once, so that the socket is
 //                                released when Node closes its own fd; the id is reused.
+//   readStats() -> number[]      this thread's counters: batches (JS calls), reads delivered,
+//                                reads that found nothing (EAGAIN), chunk-full flushes, poll stops.
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -27,6 +39,11 @@
 namespace outrigger {
 namespace {
 
+// A read into the chunk gets at least this much room; below it the batch flushes (-2) and the
+// next read starts at the chunk's beginning. Small RPC reads share one chunk many times over,
+// bulk reads still get 16 KiB or more.
+constexpr size_t kMinRoom = 16 * 1024;
+
 struct Thread;
 
 struct Watcher {
@@ -34,7 +51,10 @@ struct Watcher {
   uint32_t id = 0;
   int fd = -1;  // the dup
   uv_poll_t poll;
-  bool active = false;  // polling
+  bool polling = false;  // uv_poll started
+  bool wanted = true;    // not paused, no FIN or error seen
+  bool pending = false;  // in t->pending for this iteration's batch
+  bool done = false;     // FIN or error read: never polled again
   bool closed = false;
 };
 
@@ -43,12 +63,23 @@ struct Thread {
   uv_loop_t* loop = nullptr;
   napi_ref cb = nullptr;
   napi_ref buf = nullptr;
+  napi_ref stateRef = nullptr;
   char* data = nullptr;
   size_t len = 0;
+  int32_t* state = nullptr;
   napi_async_context async = nullptr;
+  uv_check_t check;
+  bool checking = false;
+  bool inBatch = false;
   std::vector<Watcher*> watchers;
   std::vector<uint32_t> freeIds;
+  std::vector<Watcher*> pending;  // readable this iteration, in event order
+  size_t next = 0;                // pending[next] is the one readNext() looks at
+  size_t off = 0;                 // where the next read lands in the chunk
+  double stats[5] = {0, 0, 0, 0, 0};
 };
+
+enum Stat { kBatches, kReads, kEmpty, kFull, kStops };
 
 thread_local Thread* current = nullptr;
 
@@ -56,10 +87,19 @@ void OnClosed(uv_handle_t* h) {
   delete static_cast<Watcher*>(h->data);
 }
 
+void StopPoll(Watcher* w) {
+  if (!w->polling) return;
+  w->polling = false;
+  uv_poll_stop(&w->poll);  // epoll_ctl(DEL) at once (libuv invalidates the fd)
+  w->t->stats[kStops]++;
+}
+
 void Close(Watcher* w) {
   if (w->closed) return;
   w->closed = true;
-  // uv_close stops the poll and removes the fd from epoll before we close the dup.
+  w->polling = false;
+  // uv_close stops the poll and removes the fd from epoll before we close the dup. A pending
+  // entry stays valid (the close callback runs after this iteration's check phase) and is skipped.
   uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnClosed);
   if (w->fd >= 0) close(w->fd);
   w->fd = -1;
@@ -68,43 +108,118 @@ void Close(Watcher* w) {
   t->freeIds.push_back(w->id);
 }
 
-void Deliver(Thread* t, uint32_t id, int n) {
+void OnPoll(uv_poll_t* h, int status, int);
+
+void StartPoll(Watcher* w) {
+  if (w->polling || w->closed) return;
+  w->polling = true;
+  uv_poll_start(&w->poll, UV_READABLE, OnPoll);
+}
+
+// Runs after the poll phase of an iteration in which watched fds became readable: one JS call
+// reads and delivers them all (napi_make_callback: the microtask queue and process.nextTick
+// callbacks run once after the batch, as they do after each of Node's own read callbacks).
+void OnCheck(uv_check_t* h) {
+  Thread* t = static_cast<Thread*>(h->data);
+  uv_check_stop(&t->check);
+  t->checking = false;
+  if (t->pending.empty() || t->cb == nullptr) return;
   napi_env env = t->env;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value fn, recv, argv[2], result;
-  napi_get_reference_value(env, t->cb, &fn);
-  napi_get_global(env, &recv);  // the receiver must be an object
-  napi_create_uint32(env, id, &argv[0]);  // small integers: no heap object
-  napi_create_int32(env, n, &argv[1]);
-  // napi_make_callback runs the microtask queue and process.nextTick callbacks afterwards, as
-  // Node does after each of its own read callbacks.
-  if (napi_make_callback(env, t->async, recv, fn, 2, argv, &result) == napi_pending_exception) {
-    napi_value e;
-    napi_get_and_clear_last_exception(env, &e);
-    napi_fatal_exception(env, e);
+  if (napi_open_handle_scope(env, &scope) == napi_ok) {
+    napi_value fn, recv, result;
+    napi_get_reference_value(env, t->cb, &fn);
+    napi_get_global(env, &recv);  // the receiver must be an object
+    t->stats[kBatches]++;
+    t->inBatch = true;
+    t->next = 0;
+    t->off = 0;
+    if (napi_make_callback(env, t->async, recv, fn, 0, nullptr, &result) == napi_pending_exception) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+      napi_fatal_exception(env, e);
+    }
+    t->inBatch = false;
+    napi_close_handle_scope(env, scope);
   }
-  napi_close_handle_scope(env, scope);
+  // Entries JS did not take (an exception) stay unread in the kernel: the level-triggered poll
+  // reports them again next iteration.
+  for (size_t i = t->next; i < t->pending.size(); i++) t->pending[i]->pending = false;
+  t->pending.clear();
+  t->next = 0;
 }
 
 void OnPoll(uv_poll_t* h, int status, int) {
   Watcher* w = static_cast<Watcher*>(h->data);
-  if (w->closed || !w->active) return;
-  Thread* t = w->t;
-  ssize_t r;
-  do r = read(w->fd, t->data, t->len);
-  while (r < 0 && errno == EINTR);
-  int n = r < 0 ? -errno : static_cast<int>(r);
-  if (n <= 0 && n != -EAGAIN && n != -EWOULDBLOCK) {
-    w->active = false;
-    uv_poll_stop(&w->poll);
-  } else if (status < 0) {
-    // libuv reports a socket error (POLLERR) as UV_EBADF and stops the handle; the read above
-    // gets the real error (e.g. ECONNRESET) unless bytes come first: poll again for them.
-    uv_poll_start(&w->poll, UV_READABLE, OnPoll);
+  if (w->closed) return;
+  // libuv reports a socket error (POLLERR) as UV_EBADF and has stopped the handle; the read gets
+  // the real error (e.g. ECONNRESET) unless bytes come first.
+  if (status < 0) w->polling = false;
+  if (!w->wanted) {
+    // Paused (or done): the bytes stay in the kernel, which pushes back on the peer.
+    StopPoll(w);
+    return;
   }
-  if (n == -EAGAIN || n == -EWOULDBLOCK) return;
-  Deliver(t, w->id, n);
+  if (w->pending) return;
+  Thread* t = w->t;
+  w->pending = true;
+  t->pending.push_back(w);
+  if (!t->checking) {
+    t->checking = true;
+    uv_check_start(&t->check, OnCheck);
+  }
+}
+
+// The hot call (once per read): a plain N-API callback that fetches no arguments.
+napi_value ReadNext(napi_env env, napi_callback_info) {
+  napi_value out;
+  Thread* t = current;
+  int32_t ret = -1;
+  if (t != nullptr && t->env == env && t->inBatch) {
+    while (t->next < t->pending.size()) {
+      Watcher* w = t->pending[t->next];
+      if (w->closed || !w->wanted) {
+        // Closed or paused by an earlier read's handler in this batch: not read now.
+        w->pending = false;
+        t->next++;
+        continue;
+      }
+      if (t->len - t->off < kMinRoom && t->off > 0) {
+        t->off = 0;
+        t->stats[kFull]++;
+        ret = -2;
+        break;
+      }
+      w->pending = false;
+      t->next++;
+      ssize_t r;
+      do r = read(w->fd, t->data + t->off, t->len - t->off);
+      while (r < 0 && errno == EINTR);
+      int n = r < 0 ? -errno : static_cast<int>(r);
+      if (n == -EAGAIN || n == -EWOULDBLOCK) {
+        t->stats[kEmpty]++;
+        StartPoll(w);  // after an error report libuv stopped it; nothing to read after all
+        continue;
+      }
+      if (n > 0) {
+        StartPoll(w);  // (a no-op unless an error report stopped it: bytes came first)
+      } else {
+        // FIN or error: nothing more is read; the owner closes the watcher (until then a
+        // readable event stops the poll, see OnPoll).
+        w->wanted = false;
+        w->done = true;
+      }
+      t->stats[kReads]++;
+      t->state[0] = static_cast<int32_t>(t->off);
+      t->state[1] = n;
+      // The next read starts 8-aligned after this one's bytes, which stay valid until the flush.
+      if (n > 0) t->off = (t->off + static_cast<size_t>(n) + 7) & ~static_cast<size_t>(7);
+      ret = static_cast<int32_t>(w->id);
+      break;
+    }
+  }
+  napi_create_int32(env, ret, &out);  // a small integer: no heap object
+  return out;
 }
 
 void Cleanup(void* arg) {
@@ -112,11 +227,18 @@ void Cleanup(void* arg) {
   for (Watcher* w : t->watchers) {
     if (w != nullptr) Close(w);
   }
+  t->pending.clear();
+  // The loop must close with no open handle (a worker's loop is closed after this hook).
+  uv_close(reinterpret_cast<uv_handle_t*>(&t->check), nullptr);
+  t->checking = false;
   if (t->cb != nullptr) napi_delete_reference(t->env, t->cb);
   if (t->buf != nullptr) napi_delete_reference(t->env, t->buf);
+  if (t->stateRef != nullptr) napi_delete_reference(t->env, t->stateRef);
+  t->cb = t->buf = t->stateRef = nullptr;
   if (t->async != nullptr) napi_async_destroy(t->env, t->async);
   if (current == t) current = nullptr;
-  // t stays allocated: close callbacks still to run reach their watcher only.
+  // t stays allocated: the close callbacks still to run reach their watcher only, and the check
+  // handle (closing) is part of t.
 }
 
 Thread* Setup(Napi::Env env) {
@@ -135,25 +257,35 @@ Watcher* WatcherArg(const Napi::CallbackInfo& info) {
 
 Napi::Value ReadSetup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsBuffer() || !info[1].IsFunction()) {
-    throw Napi::TypeError::New(env, "readSetup(buffer, callback)");
+  if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsTypedArray() || !info[2].IsFunction() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || info[1].As<Napi::TypedArray>().ElementLength() < 2) {
+    throw Napi::TypeError::New(env, "readSetup(buffer, Int32Array(2), callback)");
   }
   Thread* t = current != nullptr && current->env == env ? current : nullptr;
   if (t == nullptr) {
     t = new Thread();
     t->env = env;
     if (napi_get_uv_event_loop(env, &t->loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
+    uv_check_init(t->loop, &t->check);
+    t->check.data = t;
+    // The check handle runs only in iterations with reads to deliver; it never keeps the loop alive.
+    uv_unref(reinterpret_cast<uv_handle_t*>(&t->check));
     napi_async_init(env, nullptr, Napi::String::New(env, "outrigger.read"), &t->async);
     napi_add_env_cleanup_hook(env, Cleanup, t);
     current = t;
   }
+  if (t->inBatch) throw Napi::Error::New(env, "readSetup() inside a read batch");
   if (t->cb != nullptr) napi_delete_reference(env, t->cb);
   if (t->buf != nullptr) napi_delete_reference(env, t->buf);
+  if (t->stateRef != nullptr) napi_delete_reference(env, t->stateRef);
   Napi::Buffer<char> b = info[0].As<Napi::Buffer<char>>();
+  Napi::Int32Array s = info[1].As<Napi::Int32Array>();
   t->data = b.Data();
   t->len = b.Length();
+  t->state = s.Data();
   napi_create_reference(env, b, 1, &t->buf);
-  napi_create_reference(env, info[1], 1, &t->cb);
+  napi_create_reference(env, s, 1, &t->stateRef);
+  napi_create_reference(env, info[2], 1, &t->cb);
   return env.Undefined();
 }
 
@@ -191,20 +323,18 @@ Napi::Value ReadWatch(const Napi::CallbackInfo& info) {
     t->freeIds.pop_back();
     t->watchers[w->id] = w;
   }
-  w->active = true;
-  uv_poll_start(&w->poll, UV_READABLE, OnPoll);
+  StartPoll(w);
   return Napi::Number::New(env, w->id);
 }
 
 Napi::Value ReadPause(const Napi::CallbackInfo& info) {
   Watcher* w = WatcherArg(info);
   bool paused = info.Length() > 1 && info[1].ToBoolean().Value();
-  if (paused && w->active) {
-    w->active = false;
-    uv_poll_stop(&w->poll);
-  } else if (!paused && !w->active) {
-    w->active = true;
-    uv_poll_start(&w->poll, UV_READABLE, OnPoll);
+  if (paused) {
+    w->wanted = false;  // the poll stops at the next readable event (OnPoll)
+  } else if (!w->wanted && !w->done) {
+    w->wanted = true;
+    StartPoll(w);
   }
   return info.Env().Undefined();
 }
@@ -214,13 +344,25 @@ Napi::Value ReadClose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value ReadStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array a = Napi::Array::New(env, 5);
+  Thread* t = current != nullptr && current->env == env ? current : nullptr;
+  for (uint32_t i = 0; i < 5; i++) a.Set(i, Napi::Number::New(env, t != nullptr ? t->stats[i] : 0));
+  return a;
+}
+
 }  // namespace
 
 void RegisterRead(Napi::Env env, Napi::Object exports) {
   exports.Set("readSetup", Napi::Function::New(env, ReadSetup, "readSetup"));
+  napi_value next;
+  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, "readNext", NAPI_AUTO_LENGTH, ReadNext, nullptr, &next));
+  exports.Set("readNext", Napi::Value(env, next));
   exports.Set("readWatch", Napi::Function::New(env, ReadWatch, "readWatch"));
   exports.Set("readPause", Napi::Function::New(env, ReadPause, "readPause"));
   exports.Set("readClose", Napi::Function::New(env, ReadClose, "readClose"));
+  exports.Set("readStats", Napi::Function::New(env, ReadStats, "readStats"));
 }
 
 }  // namespace outrigger

@@ -45,16 +45,18 @@ export interface AddonExports {
   spliceStart?(fdA: number, fdB: number, state: Float64Array, counters: Float64Array, slots: readonly number[], pipeSize: number): number;
   spliceStop?(id: number): [Buffer | null, Buffer | null];
   /** native/read.cc (absent from builds older than it). */
-  readSetup?(buffer: Buffer, fn: (id: number, n: number) => void): void;
+  readSetup?(buffer: Buffer, state: Int32Array, fn: () => void): void;
+  readNext?(): number;
   readWatch?(fd: number): number;
   readPause?(id: number, paused: boolean): void;
   readClose?(id: number): void;
+  readStats?(): number[];
 }
 
 function readOf(a: AddonExports): NativeReadBinding | null {
-  const { readSetup, readWatch, readPause, readClose } = a;
-  if (readSetup === undefined || readWatch === undefined || readPause === undefined || readClose === undefined) return null;
-  return { setup: readSetup, watch: readWatch, pause: readPause, close: readClose };
+  const { readSetup, readNext, readWatch, readPause, readClose, readStats } = a;
+  if (readSetup === undefined || readNext === undefined || readWatch === undefined || readPause === undefined || readClose === undefined || readStats === undefined) return null;
+  return { setup: readSetup, next: readNext, watch: readWatch, pause: readPause, close: readClose, stats: readStats };
 }
 
 function tlsEngineOf(a: AddonExports): NativeTlsEngine | undefined {

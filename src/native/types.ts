@@ -178,19 +178,31 @@ export interface SpliceBinding {
  */
 export interface NativeReadBinding {
   /**
-   * Per thread, before watch(): reads land in `buffer`; fn(id, n) runs per read: n > 0 bytes in
-   * buffer[0, n), 0 the peer's FIN, < 0 a read error (-errno). After n <= 0 the watcher no longer
-   * polls (the owner closes it).
+   * Per thread, before watch(): reads land in `buffer`; `batch()` runs once per loop iteration in
+   * which watched sockets became readable (after the poll phase; microtasks and nextTicks run
+   * after it) and takes the reads with next().
    */
-  setup(buffer: Buffer, fn: (id: number, n: number) => void): void;
+  setup(buffer: Buffer, state: Int32Array, batch: () => void): void;
+  /**
+   * Inside batch(): reads the next readable socket and returns its watcher's id, with
+   * state[0] = where the bytes start in the buffer and state[1] = n: n > 0 bytes, 0 the peer's FIN,
+   * < 0 a read error (-errno; after n <= 0 the watcher no longer polls and the owner closes it).
+   * -1: no more in this batch. -2: the buffer is full: views of it must be done with (writes
+   * flushed) before next() is called again. A watcher paused or closed earlier in the
+   * batch is not read.
+   */
+  next(): number;
   /**
    * Starts polling a dup of fd for reads; returns the watcher's id (reused after close), or -1
    * when descriptors are scarce (fd or its dup in the upper half of RLIMIT_NOFILE).
    */
   watch(fd: number): number;
+  /** Back-pressure: no reads while paused (the poll itself stops at the next readable event). */
   pause(id: number, paused: boolean): void;
   /** Stops polling and closes the dup at once (before the socket's own fd is closed). */
   close(id: number): void;
+  /** This thread's counters: [batches (JS calls), reads delivered, reads that found nothing, buffer-full flushes, poll stops]. */
+  stats(): number[];
 }
 
 export interface NativeBinding {

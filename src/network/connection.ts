@@ -135,10 +135,45 @@ export function scavengeSingleThreaded(): boolean {
 const nativeRead = process.env.OUTRIGGER_NATIVE_READ === '0' ? null : native.read;
 /** This thread's natively read connections by watcher id (null until the first one). */
 let nativeReaders: (Connection | null)[] | null = null;
+/** Where nativeRead.next() puts a read's start in the chunk and its length (made once per thread). */
+let nativeReadState: Int32Array | null = null;
+/** nativeRead.next(): no more reads in this batch; the chunk is full (flush before the next read). */
+const READ_DONE = -1;
+const READ_FLUSH = -2;
 
-function onNativeRead(id: number, n: number): void {
-  const c = (nativeReaders as (Connection | null)[])[id];
-  if (c !== null && c !== undefined) c.nativeRead(n);
+/** This thread's native read counters (NativeReadBinding.stats); zeros without the native read path. */
+export function nativeReadStats(): number[] {
+  return nativeRead !== null ? nativeRead.stats() : [0, 0, 0, 0, 0];
+}
+
+/**
+ * One loop iteration's native reads, in one JS call: the reads share the chunk (one after the
+ * other) and the writes they gather leave in one flush at the end, as after one Node read.
+ */
+function onNativeBatch(): void {
+  const nr = nativeRead as NativeReadBinding;
+  const readers = nativeReaders as (Connection | null)[];
+  const st = nativeReadState as Int32Array;
+  const ctx = io();
+  ctx.enterRead();
+  try {
+    for (;;) {
+      const id = nr.next();
+      if (id < 0) {
+        if (id === READ_DONE) break;
+        if (id === READ_FLUSH) {
+          // The writes gathered so far (views of the chunk) leave before it is reused.
+          ctx.exitRead();
+          ctx.enterRead();
+        }
+        continue;
+      }
+      const c = readers[id];
+      if (c !== null && c !== undefined) c.nativeRead(st[0], st[1]);
+    }
+  } finally {
+    ctx.exitRead();
+  }
 }
 
 /** Gathered output entry arrays grow to this size; more entries in one tick are copied. */
@@ -205,7 +240,7 @@ export class Connection implements Flushable {
   private readonly onRead = (nread: number, buf: Buffer): void => {
     const ctx = this.io;
     ctx.enterRead();
-    this.deliver(buf, nread);
+    this.deliver(buf, 0, nread);
     ctx.exitRead();
   };
 
@@ -383,7 +418,8 @@ export class Connection implements Flushable {
     // Only while Node's handle does not read: bytes already in flight there would race ours.
     if (nr === null || !this.userBuffer || !this.plainFd || !handleIdle(this.socket)) return false;
     if (nativeReaders === null) {
-      nr.setup(this.io.readBuffer, onNativeRead);
+      nativeReadState = new Int32Array(2); // once per thread
+      nr.setup(this.io.readBuffer, nativeReadState, onNativeBatch);
       nativeReaders = [];
     }
     let id: number;
@@ -421,8 +457,8 @@ export class Connection implements Flushable {
     (nativeRead as NativeReadBinding).close(id);
   }
 
-  /** A native read: n bytes in the shared chunk, 0 the peer's FIN, < 0 -errno. */
-  nativeRead(n: number): void {
+  /** A native read (inside onNativeBatch): n bytes at `start` in the shared chunk, 0 the peer's FIN, < 0 -errno. */
+  nativeRead(start: number, n: number): void {
     const s = this.socket;
     if (s.destroyed) {
       // Node closed its fd (a write error): the dup must go too, and nothing more is read.
@@ -432,7 +468,7 @@ export class Connection implements Flushable {
     if (n > 0) {
       // The idle timer counts reads as activity, as Node's own reads do.
       if (s.timeout) (s as unknown as { _unrefTimer(): void })._unrefTimer();
-      this.onRead(n, this.io.readBuffer);
+      this.deliver(this.io.readBuffer, start, start + n); // the batch flushes the writes
       return;
     }
     // FIN: Node reads it again itself, so 'end', half-close and 'close' happen as before.
@@ -529,9 +565,11 @@ export class Connection implements Flushable {
   }
 
   flush(): void {
+    // Still connecting writes nothing, even once its connect failed: until 'close', closed() lets
+    // the handler move the bytes to a retry (they may be gathered between the failure and 'close').
+    if (this.state === 'connecting') return;
     // A destroyed socket's fd may already be closed (and its number reused): never write to it.
     if (this.state === 'closed' || this.socket.destroyed) return this.dropEntries();
-    if (this.state === 'connecting') return;
     const n = this.eCount;
     if (n > 0) {
       if (this.ntls !== null) this.flushTls(this.ntls, n);
@@ -709,7 +747,7 @@ export class Connection implements Flushable {
         break;
       }
       if (st[1] > 0) this.queueWrite(t.conn.take(), null);
-      if (out > 0) this.deliver(buf, out);
+      if (out > 0) this.deliver(buf, 0, out);
       if ((flags & TLS_MORE) === 0 || this.state === 'closed') break;
       buf = ctx.pool.acquire();
       extras.push(buf);
@@ -726,14 +764,14 @@ export class Connection implements Flushable {
     t.pending = null;
     if (p === null || this.state === 'closed') return;
     this.io.enterRead();
-    this.deliver(p, p.length);
+    this.deliver(p, 0, p.length);
     this.io.exitRead();
   };
 
-  private deliver(buf: Buffer, n: number): void {
-    this.bytesRx += n;
+  private deliver(buf: Buffer, start: number, end: number): void {
+    this.bytesRx += end - start;
     try {
-      this.handler.onData(this, buf, 0, n);
+      this.handler.onData(this, buf, start, end);
     } catch (e) {
       // Anything a peer can send must not take the worker down: close this connection only.
       this.destroy(e instanceof Error ? e : new Error(String(e)));

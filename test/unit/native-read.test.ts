@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import * as net from 'node:net';
 import { describe, it } from 'node:test';
 import { native } from '../../src/native';
+import { nativeReadStats } from '../../src/network/connection';
 import { Connection, type ConnectionHandler } from '../../src/network/connection';
 
 const expectNative = native.read !== null && process.env.OUTRIGGER_NATIVE_READ !== '0';
@@ -240,5 +241,124 @@ describe(`connection reads (${expectNative ? 'native' : "Node's"} path)`, () => 
     client.destroy();
     await h.closed;
     server.close();
+  });
+
+  it('one wakeup: every readable connection read in one JS call (microtasks after it), the chunk shared and flushed when full, a connection paused by an earlier read not read', async () => {
+    const N = 24;
+    // A microtask between two reads moves the generation on: reads in one JS call share one.
+    let gen = 0;
+    let scheduled = false;
+    const mark = (): number => {
+      if (!scheduled) {
+        scheduled = true;
+        queueMicrotask(() => {
+          scheduled = false;
+          gen++;
+        });
+      }
+      return gen;
+    };
+    const gens: number[] = [];
+    let pauseOthers = false;
+    const conns: Connection[] = [];
+    const hs: Recorder[] = [];
+    const server = net.createServer({ pauseOnConnect: true });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const clients: net.Socket[] = [];
+    for (let i = 0; i < N; i++) {
+      const h = recorder((conn, buf, s, e) => {
+        gens.push(mark());
+        conn.write(buf, s, e); // echo: views of the chunk, flushed after the batch or when it is full
+        if (pauseOthers) {
+          pauseOthers = false;
+          for (const c of conns) if (c !== conn) c.pauseRead();
+        }
+      });
+      const accepted = once(server, 'connection') as Promise<[net.Socket]>;
+      const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+      client.on('error', () => {});
+      await once(client, 'connect');
+      const [sock] = await accepted;
+      conns.push(Connection.accept(sock, h, 1 << 20));
+      hs.push(h);
+      clients.push(client);
+    }
+    for (const c of conns) assert.equal(c.readsNatively, expectNative);
+    const echoed: Buffer[] = clients.map(() => Buffer.alloc(0));
+    clients.forEach((cl, i) => cl.on('data', (d: Buffer) => (echoed[i] = Buffer.concat([echoed[i], d]))));
+    /** Every client writes `size` bytes of its own pattern at once, then this thread stays busy until they are all in the server's sockets. */
+    const burst = (size: number): Buffer[] => {
+      const sent = clients.map((cl, i) => {
+        const b = Buffer.alloc(size, 65 + i);
+        cl.write(b);
+        return b;
+      });
+      const until = Date.now() + 50;
+      while (Date.now() < until); // loopback writes are in the peer's queue when write(2) returns
+      return sent;
+    };
+    const before = nativeReadStats();
+    // 24 x 4 KiB: more than the 64 KiB chunk holds, so the batch flushes its echoes midway.
+    const sent = burst(4096);
+    for (let i = 0; i < N; i++) {
+      while (echoed[i].length < sent[i].length) await sleep(2);
+      assert.deepEqual(echoed[i], sent[i], `connection ${i} echoed other bytes`);
+    }
+    if (expectNative) {
+      assert.equal(new Set(gens).size, 1, `reads of one wakeup in ${new Set(gens).size} JS calls`);
+      const after = nativeReadStats();
+      assert.equal(after[0] - before[0], 1, 'batches');
+      assert.equal(after[1] - before[1], N, 'reads');
+      assert.ok(after[3] - before[3] >= 1, 'the chunk filled: a flush inside the batch');
+    }
+    // The first read of the next wakeup pauses every other connection: none of them gets bytes
+    // until it is resumed, then each gets exactly its own.
+    pauseOthers = true;
+    const rx = hs.map((h) => h.bytes);
+    const sent2 = burst(100);
+    await sleep(150);
+    const got = hs.filter((h, i) => h.bytes > rx[i]).length;
+    assert.equal(got, 1, `${got} connections read after the first one paused them`);
+    for (const c of conns) c.resumeRead();
+    for (let i = 0; i < N; i++) {
+      while (echoed[i].length < sent[i].length + sent2[i].length) await sleep(2);
+      assert.deepEqual(echoed[i], Buffer.concat([sent[i], sent2[i]]));
+      assert.equal(conns[i].bytesRx, 4096 + 100);
+    }
+    for (const cl of clients) cl.destroy();
+    await Promise.all(hs.map((h) => h.closed));
+    server.close();
+  });
+
+  it('bytes written to an outgoing connection after its connect failed and before its close go to the retry', async () => {
+    const dead = net.createServer();
+    dead.listen(0, '127.0.0.1');
+    await once(dead, 'listening');
+    const deadPort = (dead.address() as net.AddressInfo).port;
+    await new Promise((r) => dead.close(r));
+    const got: Buffer[] = [];
+    const live = net.createServer((s) => s.on('data', (d: Buffer) => got.push(d)));
+    live.listen(0, '127.0.0.1');
+    await once(live, 'listening');
+    const retried = new Promise<Connection>((resolve) => {
+      const h = recorder();
+      h.onClose = (c): void => {
+        // The handler's retry: what was queued moves to the next attempt (as tcp_proxy does).
+        const next = Connection.adoptOutgoing(net.connect((live.address() as net.AddressInfo).port, '127.0.0.1'), recorder(), 65536, 2000, null);
+        c.transferPendingTo(next);
+        resolve(next);
+      };
+      const socket = net.connect(deadPort, '127.0.0.1');
+      const conn = Connection.adoptOutgoing(socket, h, 65536, 2000, null);
+      // 'error' comes after the failed connect destroyed the socket, before 'close': a write
+      // then (e.g. a downstream read in between) is flushed while the socket is destroyed.
+      socket.once('error', () => conn.write(Buffer.from('late bytes'), 0, 10));
+    });
+    const next = await retried;
+    for (let i = 0; i < 1000 && got.length === 0; i++) await sleep(5);
+    assert.equal(Buffer.concat(got).toString(), 'late bytes', 'the bytes were dropped');
+    next.destroy();
+    live.close();
   });
 });
