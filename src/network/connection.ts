@@ -5,7 +5,8 @@
  * promise per read or write).
  *
  *   read:  libuv -> shared read chunk -> handler.onData(view) -> conn.write(view) on a peer
- *          (plain connections: the addon's poll and read(2) instead of libuv's stream, see nativeRead)
+ *          (plain connections: the addon's poll and read(2) instead of libuv's stream, all the
+ *          reads of a loop iteration in one JS call, see nativeRead)
  *   write: views gathered -> end of read callback -> one writev(2) per connection
  *          -> bytes the kernel did not take: copied to pooled chunks -> socket.write
  *
@@ -126,11 +127,16 @@ export function scavengeSingleThreaded(): boolean {
 
 /**
  * Native read path (native/read.cc): a plain connection whose reads land in the shared chunk is
- * read by the addon (its own poll of a dup of the fd, one read(2) per event, one JS call) instead
- * of libuv's stream reads and Node's StreamBase/onStreamRead. Node's socket keeps the fd for
- * writes, timers and close, with its own reading stopped; the FIN is left to Node to read (so
- * 'end', half-close and 'close' happen exactly as before), read errors destroy the socket with
- * the same Error Node raises. OUTRIGGER_NATIVE_READ=0 (or no addon) keeps Node's reads.
+ * read by the addon (its own poll of a dup of the fd) instead of libuv's stream reads and Node's
+ * StreamBase/onStreamRead. Every connection that became readable in one loop iteration is read
+ * in ONE JS call after the poll phase (onNativeBatch): one read(2) each, taken lazily through
+ * next() so that a connection paused or closed by an earlier read's handler is not read; the
+ * reads lie one after the other in the chunk and the writes they gather leave in one flush at the
+ * end (or when the chunk is full); microtasks and nextTicks run after the batch. Node's socket
+ * keeps the fd for writes, timers and close, with its own reading stopped; the FIN is left to
+ * Node to read (so 'end', half-close and 'close' happen exactly as before), read errors destroy
+ * the socket with the same Error Node raises. OUTRIGGER_NATIVE_READ=0 (or no addon) keeps
+ * Node's reads.
  */
 const nativeRead = process.env.OUTRIGGER_NATIVE_READ === '0' ? null : native.read;
 /** This thread's natively read connections by watcher id (null until the first one). */
