@@ -3,16 +3,18 @@
 // call. This skips libuv's stream read machinery and Node's StreamBase/onStreamRead for every read,
 // and the per-read JS entry (callback scope, microtask checkpoint) for all but one read per wakeup.
 //
-//   readSetup(buffer, state, fn) per thread: the chunk reads land in, an Int32Array(2) that next()
-//                                fills, and fn() called once per loop iteration in which watched
-//                                fds became readable (from a uv_check_t, after the poll phase).
-//   readNext() -> id             inside fn: reads the next ready fd into buffer[state[0], ...) and
-//                                returns its watcher's id with n in state[1] (n > 0 bytes at
-//                                buffer[state[0], state[0] + n); 0 the peer's FIN; < 0 a read error
-//                                as -errno; after n <= 0 the watcher has stopped polling and the
-//                                caller closes it with readClose). -1: no more this iteration.
-//                                -2: the chunk is full; everything that holds views of it must be
-//                                done with them (writes flushed) before readNext() is called again.
+//   readSetup(buffer, state, fn) per thread: the chunk reads land in, an Int32Array(3) describing
+//                                the current read, and fn(id) called once per loop iteration in
+//                                which watched fds became readable (from a uv_check_t, after the
+//                                poll phase) with the first read already made.
+//   readNext() -> id             inside fn: reads the next ready fd. For fn's id and readNext's:
+//                                the watcher's id, with state[0] where the bytes start in buffer,
+//                                state[1] n (n > 0 bytes; 0 the peer's FIN; < 0 a read error as
+//                                -errno: the watcher polls no more and the caller closes it with
+//                                readClose) and state[2] 1 while more fds are pending (else fn is
+//                                done). -1: no more this iteration. -2: the chunk is full;
+//                                everything that holds views of it must be done with them (writes
+//                                flushed) before readNext() is called again.
 //                                Reads are made lazily, one per call, so a connection paused or
 //                                closed by an earlier read's handler is not read in this batch.
 //   readWatch(fd) -> id          dups fd (epoll keys registrations by fd, and libuv allows one
@@ -109,44 +111,12 @@ void Close(Watcher* w) {
 }
 
 void OnPoll(uv_poll_t* h, int status, int);
+void OnCheck(uv_check_t* h);
 
 void StartPoll(Watcher* w) {
   if (w->polling || w->closed) return;
   w->polling = true;
   uv_poll_start(&w->poll, UV_READABLE, OnPoll);
-}
-
-// Runs after the poll phase of an iteration in which watched fds became readable: one JS call
-// reads and delivers them all (napi_make_callback: the microtask queue and process.nextTick
-// callbacks run once after the batch, as they do after each of Node's own read callbacks).
-void OnCheck(uv_check_t* h) {
-  Thread* t = static_cast<Thread*>(h->data);
-  uv_check_stop(&t->check);
-  t->checking = false;
-  if (t->pending.empty() || t->cb == nullptr) return;
-  napi_env env = t->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) == napi_ok) {
-    napi_value fn, recv, result;
-    napi_get_reference_value(env, t->cb, &fn);
-    napi_get_global(env, &recv);  // the receiver must be an object
-    t->stats[kBatches]++;
-    t->inBatch = true;
-    t->next = 0;
-    t->off = 0;
-    if (napi_make_callback(env, t->async, recv, fn, 0, nullptr, &result) == napi_pending_exception) {
-      napi_value e;
-      napi_get_and_clear_last_exception(env, &e);
-      napi_fatal_exception(env, e);
-    }
-    t->inBatch = false;
-    napi_close_handle_scope(env, scope);
-  }
-  // Entries JS did not take (an exception) stay unread in the kernel: the level-triggered poll
-  // reports them again next iteration.
-  for (size_t i = t->next; i < t->pending.size(); i++) t->pending[i]->pending = false;
-  t->pending.clear();
-  t->next = 0;
 }
 
 void OnPoll(uv_poll_t* h, int status, int) {
@@ -170,54 +140,99 @@ void OnPoll(uv_poll_t* h, int status, int) {
   }
 }
 
-// The hot call (once per read): a plain N-API callback that fetches no arguments.
+// Reads the next pending watcher that is still wanted into the chunk: its id, with state[0] the
+// offset, state[1] n and state[2] whether more entries are pending; -1 none left; -2 the chunk
+// is full (the caller flushes, the entry stays pending).
+int32_t Take(Thread* t) {
+  while (t->next < t->pending.size()) {
+    Watcher* w = t->pending[t->next];
+    if (w->closed || !w->wanted) {
+      // Closed or paused by an earlier read's handler in this batch: not read now.
+      w->pending = false;
+      t->next++;
+      continue;
+    }
+    if (t->len - t->off < kMinRoom && t->off > 0) {
+      t->off = 0;
+      t->stats[kFull]++;
+      t->state[2] = 1;
+      return -2;
+    }
+    w->pending = false;
+    t->next++;
+    ssize_t r;
+    do r = read(w->fd, t->data + t->off, t->len - t->off);
+    while (r < 0 && errno == EINTR);
+    int n = r < 0 ? -errno : static_cast<int>(r);
+    if (n == -EAGAIN || n == -EWOULDBLOCK) {
+      t->stats[kEmpty]++;
+      StartPoll(w);  // after an error report libuv stopped it; nothing to read after all
+      continue;
+    }
+    if (n > 0) {
+      StartPoll(w);  // (a no-op unless an error report stopped it: bytes came first)
+    } else {
+      // FIN or error: nothing more is read; the owner closes the watcher (until then a
+      // readable event stops the poll, see OnPoll).
+      w->wanted = false;
+      w->done = true;
+    }
+    t->stats[kReads]++;
+    t->state[0] = static_cast<int32_t>(t->off);
+    t->state[1] = n;
+    t->state[2] = t->next < t->pending.size() ? 1 : 0;
+    // The next read starts 8-aligned after this one's bytes, which stay valid until the flush.
+    if (n > 0) t->off = (t->off + static_cast<size_t>(n) + 7) & ~static_cast<size_t>(7);
+    return static_cast<int32_t>(w->id);
+  }
+  t->state[2] = 0;
+  return -1;
+}
+
+// Runs after the poll phase of an iteration in which watched fds became readable. The first
+// read is made here and passed to the JS call, which takes the others with readNext() (so a
+// wakeup with one readable socket makes no call from JS into the addon). napi_make_callback:
+// the microtask queue and process.nextTick callbacks run once after the batch, as they do after
+// each of Node's own read callbacks.
+void OnCheck(uv_check_t* h) {
+  Thread* t = static_cast<Thread*>(h->data);
+  uv_check_stop(&t->check);
+  t->checking = false;
+  if (t->pending.empty() || t->cb == nullptr) return;
+  t->next = 0;
+  t->off = 0;
+  int32_t first = Take(t);
+  if (first >= 0) {
+    napi_env env = t->env;
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) == napi_ok) {
+      napi_value fn, recv, arg, result;
+      napi_get_reference_value(env, t->cb, &fn);
+      napi_get_global(env, &recv);         // the receiver must be an object
+      napi_create_int32(env, first, &arg);  // a small integer: no heap object
+      t->stats[kBatches]++;
+      t->inBatch = true;
+      if (napi_make_callback(env, t->async, recv, fn, 1, &arg, &result) == napi_pending_exception) {
+        napi_value e;
+        napi_get_and_clear_last_exception(env, &e);
+        napi_fatal_exception(env, e);
+      }
+      t->inBatch = false;
+      napi_close_handle_scope(env, scope);
+    }
+  }
+  // Entries JS did not take (an exception) stay unread in the kernel: the level-triggered poll
+  // reports them again next iteration.
+  for (size_t i = t->next; i < t->pending.size(); i++) t->pending[i]->pending = false;
+  t->pending.clear();
+  t->next = 0;
+}
+
+// Inside the batch, once per further read: a plain N-API callback that fetches no arguments.
 napi_value ReadNext(napi_env env, napi_callback_info) {
   napi_value out;
   Thread* t = current;
-  int32_t ret = -1;
-  if (t != nullptr && t->env == env && t->inBatch) {
-    while (t->next < t->pending.size()) {
-      Watcher* w = t->pending[t->next];
-      if (w->closed || !w->wanted) {
-        // Closed or paused by an earlier read's handler in this batch: not read now.
-        w->pending = false;
-        t->next++;
-        continue;
-      }
-      if (t->len - t->off < kMinRoom && t->off > 0) {
-        t->off = 0;
-        t->stats[kFull]++;
-        ret = -2;
-        break;
-      }
-      w->pending = false;
-      t->next++;
-      ssize_t r;
-      do r = read(w->fd, t->data + t->off, t->len - t->off);
-      while (r < 0 && errno == EINTR);
-      int n = r < 0 ? -errno : static_cast<int>(r);
-      if (n == -EAGAIN || n == -EWOULDBLOCK) {
-        t->stats[kEmpty]++;
-        StartPoll(w);  // after an error report libuv stopped it; nothing to read after all
-        continue;
-      }
-      if (n > 0) {
-        StartPoll(w);  // (a no-op unless an error report stopped it: bytes came first)
-      } else {
-        // FIN or error: nothing more is read; the owner closes the watcher (until then a
-        // readable event stops the poll, see OnPoll).
-        w->wanted = false;
-        w->done = true;
-      }
-      t->stats[kReads]++;
-      t->state[0] = static_cast<int32_t>(t->off);
-      t->state[1] = n;
-      // The next read starts 8-aligned after this one's bytes, which stay valid until the flush.
-      if (n > 0) t->off = (t->off + static_cast<size_t>(n) + 7) & ~static_cast<size_t>(7);
-      ret = static_cast<int32_t>(w->id);
-      break;
-    }
-  }
+  int32_t ret = t != nullptr && t->env == env && t->inBatch ? Take(t) : -1;
   napi_create_int32(env, ret, &out);  // a small integer: no heap object
   return out;
 }
@@ -258,8 +273,8 @@ Watcher* WatcherArg(const Napi::CallbackInfo& info) {
 Napi::Value ReadSetup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsTypedArray() || !info[2].IsFunction() ||
-      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || info[1].As<Napi::TypedArray>().ElementLength() < 2) {
-    throw Napi::TypeError::New(env, "readSetup(buffer, Int32Array(2), callback)");
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || info[1].As<Napi::TypedArray>().ElementLength() < 3) {
+    throw Napi::TypeError::New(env, "readSetup(buffer, Int32Array(3), callback)");
   }
   Thread* t = current != nullptr && current->env == env ? current : nullptr;
   if (t == nullptr) {

@@ -178,18 +178,19 @@ export interface SpliceBinding {
  */
 export interface NativeReadBinding {
   /**
-   * Per thread, before watch(): reads land in `buffer`; `batch()` runs once per loop iteration in
+   * Per thread, before watch(): reads land in `buffer`; `batch(id)` runs once per loop iteration in
    * which watched sockets became readable (after the poll phase; microtasks and nextTicks run
-   * after it) and takes the reads with next().
+   * after it), with the first read made, and takes the others with next().
    */
-  setup(buffer: Buffer, state: Int32Array, batch: () => void): void;
+  setup(buffer: Buffer, state: Int32Array, batch: (id: number) => void): void;
   /**
-   * Inside batch(): reads the next readable socket and returns its watcher's id, with
-   * state[0] = where the bytes start in the buffer and state[1] = n: n > 0 bytes, 0 the peer's FIN,
-   * < 0 a read error (-errno; after n <= 0 the watcher no longer polls and the owner closes it).
+   * Inside batch(): reads the next readable socket. For batch's id and next()'s: the watcher's id,
+   * with state[0] = where the bytes start in the buffer, state[1] = n (n > 0 bytes, 0 the peer's
+   * FIN, < 0 a read error as -errno; after n <= 0 the watcher no longer polls and the owner closes
+   * it) and state[2] = 1 while more sockets are pending (0: the batch is done).
    * -1: no more in this batch. -2: the buffer is full: views of it must be done with (writes
-   * flushed) before next() is called again. A watcher paused or closed earlier in the
-   * batch is not read.
+   * flushed) before next() is called again. A watcher paused or closed earlier in the batch is
+   * not read.
    */
   next(): number;
   /**

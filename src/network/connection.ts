@@ -143,8 +143,7 @@ const nativeRead = process.env.OUTRIGGER_NATIVE_READ === '0' ? null : native.rea
 let nativeReaders: (Connection | null)[] | null = null;
 /** Where nativeRead.next() puts a read's start in the chunk and its length (made once per thread). */
 let nativeReadState: Int32Array | null = null;
-/** nativeRead.next(): no more reads in this batch; the chunk is full (flush before the next read). */
-const READ_DONE = -1;
+/** nativeRead.next(): the chunk is full (flush before the next read); -1: no more reads in this batch. */
 const READ_FLUSH = -2;
 
 /** This thread's native read counters (NativeReadBinding.stats); zeros without the native read path. */
@@ -156,26 +155,26 @@ export function nativeReadStats(): number[] {
  * One loop iteration's native reads, in one JS call: the reads share the chunk (one after the
  * other) and the writes they gather leave in one flush at the end, as after one Node read.
  */
-function onNativeBatch(): void {
+function onNativeBatch(first: number): void {
   const nr = nativeRead as NativeReadBinding;
   const readers = nativeReaders as (Connection | null)[];
   const st = nativeReadState as Int32Array;
   const ctx = io();
   ctx.enterRead();
   try {
-    for (;;) {
-      const id = nr.next();
-      if (id < 0) {
-        if (id === READ_DONE) break;
-        if (id === READ_FLUSH) {
-          // The writes gathered so far (views of the chunk) leave before it is reused.
-          ctx.exitRead();
-          ctx.enterRead();
-        }
-        continue;
+    // The addon made the first read; st[2] says whether more sockets are pending.
+    for (let id = first; ; id = nr.next()) {
+      if (id >= 0) {
+        const c = readers[id];
+        if (c !== null && c !== undefined) c.nativeRead(st[0], st[1]);
+      } else if (id === READ_FLUSH) {
+        // The writes gathered so far (views of the chunk) leave before it is reused.
+        ctx.exitRead();
+        ctx.enterRead();
+      } else {
+        break; // -1: none left
       }
-      const c = readers[id];
-      if (c !== null && c !== undefined) c.nativeRead(st[0], st[1]);
+      if (st[2] === 0) break;
     }
   } finally {
     ctx.exitRead();
@@ -424,7 +423,7 @@ export class Connection implements Flushable {
     // Only while Node's handle does not read: bytes already in flight there would race ours.
     if (nr === null || !this.userBuffer || !this.plainFd || !handleIdle(this.socket)) return false;
     if (nativeReaders === null) {
-      nativeReadState = new Int32Array(2); // once per thread
+      nativeReadState = new Int32Array(3); // once per thread
       nr.setup(this.io.readBuffer, nativeReadState, onNativeBatch);
       nativeReaders = [];
     }
