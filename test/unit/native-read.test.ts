@@ -361,4 +361,34 @@ describe(`connection reads (${expectNative ? 'native' : "Node's"} path)`, () => 
     next.destroy();
     live.close();
   });
+
+  it('a pause and resume without bytes in between stops no poll; bytes arriving while paused stop it once and are not read until resumed', async () => {
+    const h = recorder();
+    const { client, conn, server } = await pair(h);
+    assert.equal(conn.readsNatively, expectNative);
+    const before = nativeReadStats();
+    for (let i = 0; i < 100; i++) {
+      conn.pauseRead();
+      conn.resumeRead();
+    }
+    client.write('a');
+    while (h.bytes < 1) await sleep(2);
+    conn.pauseRead();
+    client.write('bcd');
+    await sleep(150);
+    assert.equal(h.bytes, 1, 'bytes delivered while paused');
+    const paused = nativeReadStats();
+    conn.resumeRead();
+    while (h.bytes < 4) await sleep(2);
+    if (expectNative) {
+      // [batches, reads, empty reads, chunk-full flushes, poll stops]
+      assert.equal(paused[4] - before[4], 1, 'poll stops: one, when bytes came while paused');
+      assert.equal(paused[1] - before[1], 1, 'reads while paused');
+      assert.equal(paused[2] - before[2], 0, 'reads that found nothing');
+    }
+    client.end();
+    await h.closed;
+    assert.deepEqual(h.events, ['end', 'close']);
+    server.close();
+  });
 });
