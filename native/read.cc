@@ -12,9 +12,9 @@
 //                                state[1] n (n > 0 bytes; 0 the peer's FIN; < 0 a read error as
 //                                -errno: the watcher polls no more and the caller closes it with
 //                                readClose) and state[2] 1 while more fds are pending (else fn is
-//                                done). -1: no more this iteration. -2: the chunk is full;
-//                                everything that holds views of it must be done with them (writes
-//                                flushed) before readNext() is called again.
+//                                done). -1: no more this iteration. -2: the chunk is full: fn
+//                                returns (flushing the writes that hold views of it), and the
+//                                addon calls it again for the rest, from the chunk's beginning.
 //                                Reads are made lazily, one per call, so a connection paused or
 //                                closed by an earlier read's handler is not read in this batch.
 //   readWatch(fd) -> id          dups fd (epoll keys registrations by fd, and libuv allows one
@@ -27,7 +27,7 @@
 //   readClose(id)                stops polling and closes the dup at once, so that the socket is
 //                                released when Node closes its own fd; the id is reused.
 //   readStats() -> number[]      this thread's counters: batches (JS calls), reads delivered,
-//                                reads that found nothing (EAGAIN), chunk-full flushes, poll stops.
+//                                reads that found nothing (EAGAIN), chunks filled, poll stops.
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -142,7 +142,7 @@ void OnPoll(uv_poll_t* h, int status, int) {
 
 // Reads the next pending watcher that is still wanted into the chunk: its id, with state[0] the
 // offset, state[1] n and state[2] whether more entries are pending; -1 none left; -2 the chunk
-// is full (the caller flushes, the entry stays pending).
+// is full (the JS call returns, the entry stays pending for the next one).
 int32_t Take(Thread* t) {
   while (t->next < t->pending.size()) {
     Watcher* w = t->pending[t->next];
@@ -191,35 +191,39 @@ int32_t Take(Thread* t) {
 
 // Runs after the poll phase of an iteration in which watched fds became readable. The first
 // read is made here and passed to the JS call, which takes the others with readNext() (so a
-// wakeup with one readable socket makes no call from JS into the addon). napi_make_callback:
-// the microtask queue and process.nextTick callbacks run once after the batch, as they do after
-// each of Node's own read callbacks.
+// wakeup with one readable socket makes no call from JS into the addon) until the chunk is full
+// (-2): then the JS call returns (flushing its writes) and the next one starts at the chunk's
+// beginning. napi_make_callback: the microtask queue and process.nextTick callbacks run after
+// each call, as they do after each of Node's own read callbacks; a call takes at most one
+// chunk's worth of reads.
 void OnCheck(uv_check_t* h) {
   Thread* t = static_cast<Thread*>(h->data);
   uv_check_stop(&t->check);
   t->checking = false;
   if (t->pending.empty() || t->cb == nullptr) return;
+  napi_env env = t->env;
   t->next = 0;
-  t->off = 0;
-  int32_t first = Take(t);
-  if (first >= 0) {
-    napi_env env = t->env;
+  for (;;) {
+    t->off = 0;
+    int32_t first = Take(t);  // at the chunk's beginning: never -2
+    if (first < 0) break;
     napi_handle_scope scope;
-    if (napi_open_handle_scope(env, &scope) == napi_ok) {
-      napi_value fn, recv, arg, result;
-      napi_get_reference_value(env, t->cb, &fn);
-      napi_get_global(env, &recv);         // the receiver must be an object
-      napi_create_int32(env, first, &arg);  // a small integer: no heap object
-      t->stats[kBatches]++;
-      t->inBatch = true;
-      if (napi_make_callback(env, t->async, recv, fn, 1, &arg, &result) == napi_pending_exception) {
-        napi_value e;
-        napi_get_and_clear_last_exception(env, &e);
-        napi_fatal_exception(env, e);
-      }
-      t->inBatch = false;
-      napi_close_handle_scope(env, scope);
+    if (napi_open_handle_scope(env, &scope) != napi_ok) break;
+    napi_value fn, recv, arg, result;
+    napi_get_reference_value(env, t->cb, &fn);
+    napi_get_global(env, &recv);         // the receiver must be an object
+    napi_create_int32(env, first, &arg);  // a small integer: no heap object
+    t->stats[kBatches]++;
+    t->inBatch = true;
+    napi_status st = napi_make_callback(env, t->async, recv, fn, 1, &arg, &result);
+    t->inBatch = false;
+    if (st == napi_pending_exception) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+      napi_fatal_exception(env, e);
     }
+    napi_close_handle_scope(env, scope);
+    if (st != napi_ok || t->cb == nullptr) break;
   }
   // Entries JS did not take (an exception) stay unread in the kernel: the level-triggered poll
   // reports them again next iteration.

@@ -178,9 +178,10 @@ export interface SpliceBinding {
  */
 export interface NativeReadBinding {
   /**
-   * Per thread, before watch(): reads land in `buffer`; `batch(id)` runs once per loop iteration in
-   * which watched sockets became readable (after the poll phase; microtasks and nextTicks run
-   * after it), with the first read made, and takes the others with next().
+   * Per thread, before watch(): reads land in `buffer`; `batch(id)` runs after the poll phase of a
+   * loop iteration in which watched sockets became readable (once per buffer's worth of reads;
+   * microtasks and nextTicks run after each call), with the first read made, and takes the
+   * others with next().
    */
   setup(buffer: Buffer, state: Int32Array, batch: (id: number) => void): void;
   /**
@@ -188,9 +189,9 @@ export interface NativeReadBinding {
    * with state[0] = where the bytes start in the buffer, state[1] = n (n > 0 bytes, 0 the peer's
    * FIN, < 0 a read error as -errno; after n <= 0 the watcher no longer polls and the owner closes
    * it) and state[2] = 1 while more sockets are pending (0: the batch is done).
-   * -1: no more in this batch. -2: the buffer is full: views of it must be done with (writes
-   * flushed) before next() is called again. A watcher paused or closed earlier in the batch is
-   * not read.
+   * -1: no more in this call. -2: the buffer is full: batch() returns, flushing the writes that
+   * hold views of it, and the addon calls it again for the other sockets. A watcher paused or
+   * closed earlier in the batch is not read.
    */
   next(): number;
   /**

@@ -129,10 +129,10 @@ export function scavengeSingleThreaded(): boolean {
  * Native read path (native/read.cc): a plain connection whose reads land in the shared chunk is
  * read by the addon (its own poll of a dup of the fd) instead of libuv's stream reads and Node's
  * StreamBase/onStreamRead. Every connection that became readable in one loop iteration is read
- * in ONE JS call after the poll phase (onNativeBatch): one read(2) each, taken lazily through
- * next() so that a connection paused or closed by an earlier read's handler is not read; the
- * reads lie one after the other in the chunk and the writes they gather leave in one flush at the
- * end (or when the chunk is full); microtasks and nextTicks run after the batch. Node's socket
+ * in one JS call after the poll phase (onNativeBatch; one per chunk's worth of reads): one
+ * read(2) each, taken lazily through next() so that a connection paused or closed by an earlier
+ * read's handler is not read; the reads lie one after the other in the chunk and the writes they
+ * gather leave in one flush at the end of the call; microtasks and nextTicks run after it. Node's socket
  * keeps the fd for writes, timers and close, with its own reading stopped; the FIN is left to
  * Node to read (so 'end', half-close and 'close' happen exactly as before), read errors destroy
  * the socket with the same Error Node raises. OUTRIGGER_NATIVE_READ=0 (or no addon) keeps
@@ -143,8 +143,6 @@ const nativeRead = process.env.OUTRIGGER_NATIVE_READ === '0' ? null : native.rea
 let nativeReaders: (Connection | null)[] | null = null;
 /** Where nativeRead.next() puts a read's start in the chunk and its length (made once per thread). */
 let nativeReadState: Int32Array | null = null;
-/** nativeRead.next(): the chunk is full (flush before the next read); -1: no more reads in this batch. */
-const READ_FLUSH = -2;
 
 /** This thread's native read counters (NativeReadBinding.stats); zeros without the native read path. */
 export function nativeReadStats(): number[] {
@@ -152,8 +150,9 @@ export function nativeReadStats(): number[] {
 }
 
 /**
- * One loop iteration's native reads, in one JS call: the reads share the chunk (one after the
- * other) and the writes they gather leave in one flush at the end, as after one Node read.
+ * A loop iteration's native reads, in one JS call (per chunk's worth of them): the reads lie one
+ * after the other in the chunk and the writes they gather leave in one flush at the end, as after
+ * one Node read. The addon made the first read; st[2] says whether more sockets are pending.
  */
 function onNativeBatch(first: number): void {
   const nr = nativeRead as NativeReadBinding;
@@ -162,19 +161,10 @@ function onNativeBatch(first: number): void {
   const ctx = io();
   ctx.enterRead();
   try {
-    // The addon made the first read; st[2] says whether more sockets are pending.
-    for (let id = first; ; id = nr.next()) {
-      if (id >= 0) {
-        const c = readers[id];
-        if (c !== null && c !== undefined) c.nativeRead(st[0], st[1]);
-      } else if (id === READ_FLUSH) {
-        // The writes gathered so far (views of the chunk) leave before it is reused.
-        ctx.exitRead();
-        ctx.enterRead();
-      } else {
-        break; // -1: none left
-      }
-      if (st[2] === 0) break;
+    // -1: none left; -2 (the chunk is full): return, the flush frees it, the addon calls again.
+    for (let id = first; id >= 0; id = st[2] === 0 ? -1 : nr.next()) {
+      const c = readers[id];
+      if (c !== null && c !== undefined) c.nativeRead(st[0], st[1]);
     }
   } finally {
     ctx.exitRead();
