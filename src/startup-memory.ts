@@ -38,7 +38,7 @@
  *    first requests use again comes back by minor faults (~12 MB within a second at idle).
  *    The process's own (anonymous) memory does not change; RSS then counts the pages the
  *    sidecar uses instead of those the start used once. ~1-3 ms once; nothing without the
- *    addon.
+ *    addon. `OUTRIGGER_KEEP_EXE_PAGES=1` turns this one off.
  *
  * Only the CLI process does this (holdOptimizer() is a no-op unless the entry point is cli.js):
  * an embedding application keeps its own V8 settings.
@@ -79,7 +79,7 @@ function trimMalloc(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const mc = (require('./native/memory') as typeof import('./native/memory')).mallocControl();
   mc.trim();
-  mc.releaseExecutablePages();
+  if (process.env.OUTRIGGER_KEEP_EXE_PAGES !== '1') mc.releaseExecutablePages();
 }
 
 /** V8's low-memory notification (full, memory-reducing GCs), or nothing when the inspector is not built in; then `done`. */
