@@ -16,7 +16,8 @@
  * other processes and the page cache). `outrigger-default` is the embedded default config (`npm start`), listener ports moved
  * (`outrigger-default-ref`: the same in OUTRIGGER_REF; `outrigger-default-keep`: with
  * OUTRIGGER_KEEP_STARTUP_MEMORY=1, i.e. without src/startup-memory.ts's TurboFan hold, malloc_trim
- * and release of the node executable's start pages).
+ * and release of the node executable's start pages; `outrigger-default-keepexe`: with
+ * OUTRIGGER_KEEP_EXE_PAGES=1, only that release off).
  * `outrigger-threads` runs the one worker in a worker thread (--worker-threads), `outrigger-semi1`
  * with node --max-semi-space-size=1: the one-isolate mode and the young-generation size measured.
  *
@@ -90,6 +91,7 @@ function starter(peer: string, c: ConfigInput, extraPort: number): (() => Owned)
     }
     case 'outrigger-default':
     case 'outrigger-default-keep':
+    case 'outrigger-default-keepexe':
     case 'outrigger-default-ref': {
       const root = peer === 'outrigger-default-ref' ? process.env.OUTRIGGER_REF : REPO_ROOT;
       if (root === undefined) return 'set OUTRIGGER_REF to a built checkout';
@@ -98,7 +100,8 @@ function starter(peer: string, c: ConfigInput, extraPort: number): (() => Owned)
       doc.servers[0]!.listeners.forEach((l, i) => (l.address = `127.0.0.1:${i === 0 ? extraPort : c.port}`));
       doc.admin = { address: { socket_address: { address: '127.0.0.1', port_value: c.adminPort } } };
       const cfg = writeJson(doc);
-      const env = peer === 'outrigger-default-keep' ? { ...process.env, OUTRIGGER_KEEP_STARTUP_MEMORY: '1' } : undefined;
+      const keep: Record<string, NodeJS.ProcessEnv> = { 'outrigger-default-keep': { OUTRIGGER_KEEP_STARTUP_MEMORY: '1' }, 'outrigger-default-keepexe': { OUTRIGGER_KEEP_EXE_PAGES: '1' } };
+      const env = keep[peer] ? { ...process.env, ...keep[peer] } : undefined;
       return () => startPinned('any', process.execPath, [path.join(root, 'dist', 'src', 'cli.js'), 'start', '-c', cfg, '--log-level', 'warn'], { cwd: root, env });
     }
     case 'haproxy': {
@@ -226,7 +229,7 @@ async function measure(peer: string, conns: number, settleS: number): Promise<Ro
 async function main(): Promise<void> {
   let conns = 10_000;
   let settleS = 0;
-  let peers = ['outrigger-default', 'outrigger-default-keep', 'outrigger-default-ref', 'outrigger', 'outrigger-threads', 'outrigger-semi1', 'outrigger-ref', 'haproxy', 'nginx', 'mosn'];
+  let peers = ['outrigger-default', 'outrigger-default-keepexe', 'outrigger-default-keep', 'outrigger-default-ref', 'outrigger', 'outrigger-threads', 'outrigger-semi1', 'outrigger-ref', 'haproxy', 'nginx', 'mosn'];
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i += 2) {
     if (argv[i] === '--conns' && Number(argv[i + 1]) > 0) conns = Number(argv[i + 1]);
