@@ -13,7 +13,7 @@
 
 #include <cstdio>
 #include <cstdlib>  // defines __GLIBC__ on glibc
-#include <cstring>
+#include <cstdint>
 #include <string>
 #include <vector>
 #if defined(__GLIBC__)
