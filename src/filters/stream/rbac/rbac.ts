@@ -45,6 +45,8 @@ const HTTP_PROTOCOLS = new Set(['http1', 'http2', 'grpc']);
 export class StreamRbacInput implements RbacInput {
   private s: FilterStream | null = null;
   private rpcReq = false;
+  /** The protocol rpcReq was found for (a set lookup per protocol change, not per request). */
+  private proto = '';
   private readonly names: string[] = [];
   private readonly vals: (string | undefined)[] = [];
   private n = 0;
@@ -61,7 +63,10 @@ export class StreamRbacInput implements RbacInput {
     this.pathRead = false;
     this.pathV = undefined;
     this.remote = null;
-    if (s !== null) this.rpcReq = !HTTP_PROTOCOLS.has(s.protocol);
+    if (s !== null && s.protocol !== this.proto) {
+      this.proto = s.protocol;
+      this.rpcReq = !HTTP_PROTOCOLS.has(s.protocol);
+    }
   }
 
   private get st(): FilterStream {
