@@ -92,11 +92,6 @@ interface RpcRequest {
   readonly frame?: XFrame | null;
 }
 
-/** (byte reads: Buffer#readInt32BE's range checks cost more than the walk) */
-function i32(buf: Buffer, i: number): number {
-  return (buf[i] << 24) | (buf[i + 1] << 16) | (buf[i + 2] << 8) | buf[i + 3];
-}
-
 function keyAt(buf: Buffer, at: number, key: Buffer): boolean {
   for (let j = 0; j < key.length; j++) if (buf[at + j] !== key[j]) return false;
   return true;
@@ -118,18 +113,19 @@ export function boltMayCarryTraceContext(s: FilterStream): boolean {
   if ((name !== 'bolt' && name !== 'boltv2') || buf === null || buf === undefined || f === null || f === undefined) return true;
   const end = Math.min(f.contentStart, buf.length);
   let p = f.headerStart;
+  // Lengths are int32 big-endian and the map is shorter than 32 KiB: a length's two high bytes
+  // are 0, else it is -1 (null) or malformed, and the reads decide. Byte reads: Buffer's
+  // readInt32BE range checks cost more than the walk.
   while (p < end) {
-    if (end - p < 4) return true;
-    const kl = i32(buf, p);
+    if (end - p < 8 || buf[p] !== 0 || buf[p + 1] !== 0) return true;
+    const kl = (buf[p + 2] << 8) | buf[p + 3];
     p += 4;
-    if (kl < -1 || kl > end - p) return true;
+    if (kl > end - p - 4) return true;
     if ((kl === TRACEPARENT.length && keyAt(buf, p, TRACEPARENT)) || (kl === SOFA_TRACE_ID_KEY.length && keyAt(buf, p, SOFA_TRACE_ID_KEY))) return true;
-    if (kl > 0) p += kl;
-    if (end - p < 4) return true;
-    const vl = i32(buf, p);
-    p += 4;
-    if (vl < -1 || vl > end - p) return true;
-    if (vl > 0) p += vl;
+    p += kl;
+    if (buf[p] !== 0 || buf[p + 1] !== 0) return true;
+    p += 4 + ((buf[p + 2] << 8) | buf[p + 3]);
+    if (p > end) return true;
   }
   return false;
 }

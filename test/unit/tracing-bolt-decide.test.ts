@@ -22,7 +22,7 @@ function frameOf(headers: [string, string][], offset = 0): { buf: Buffer; frame:
 }
 
 /** A light view's shape (codec, buf, frame) with its header reads counted. */
-function stream(headers: [string, string][], offset = 0): FilterStream & { reads: string[] } {
+function stream(headers: [string, string][], offset = 0): FilterStream & { reads: string[]; buf: Buffer; frame: XFrame } {
   const { buf, frame } = frameOf(headers, offset);
   const reads: string[] = [];
   const s = {
@@ -37,7 +37,7 @@ function stream(headers: [string, string][], offset = 0): FilterStream & { reads
       return v ?? undefined;
     },
   };
-  return s as unknown as FilterStream & { reads: string[] };
+  return s as unknown as FilterStream & { reads: string[]; buf: Buffer; frame: XFrame };
 }
 
 function tracing(ratio: number): TracingFilter {
@@ -65,4 +65,20 @@ test('bolt decide: traceparent or SOFATracer ids present: read and honoured', ()
   assert.equal(boltMayCarryTraceContext(sofa), true);
   tracing(0).decide(sofa);
   assert.ok(sofa.reads.includes('rpc_trace_context.sofaTraceId'));
+});
+
+test('bolt decide: a header map the walk cannot vouch for (null value, bad length) goes to the reads', () => {
+  // A null value (-1 length): the walk leaves it to the reads, which skip the pair.
+  const nul = stream(SVC);
+  const f = nul.frame as unknown as { headerStart: number };
+  const buf = nul.buf as Buffer;
+  const vAt = f.headerStart + 4 + 'service'.length;
+  buf.writeInt32BE(-1, vAt);
+  assert.equal(boltMayCarryTraceContext(nul), true);
+  assert.equal(tracing(0).decide(nul), false);
+  assert.ok(nul.reads.includes('traceparent'), 'read one by one');
+  const bad = stream(SVC);
+  (bad.buf as Buffer).writeInt32BE(0x7fffffff, (bad.frame as unknown as { headerStart: number }).headerStart);
+  assert.equal(boltMayCarryTraceContext(bad), true);
+  assert.equal(tracing(1).decide(bad), true, 'a malformed map: no context, the ratio decides');
 });
