@@ -5,7 +5,7 @@
 // The counts and the bucket's verdicts stay exact.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { count, counterCell, filterCounters, lendNow, sharedCells, sharedNowMs } from '../../src/filters/shared/cells';
+import { count, counterCell, filterCounters, lendNow, settleCounts, sharedCells, sharedNowMs } from '../../src/filters/shared/cells';
 import { allocTokenBucket, takeToken, tokensLeft } from '../../src/filters/shared/limiter';
 
 test('counts inside a loan: one Atomics.add per cell when the loan ends, totals exact', () => {
@@ -35,6 +35,19 @@ test('counts inside a loan: one Atomics.add per cell when the loan ends, totals 
   // Outside a loan: at once.
   count(a);
   assert.equal(filterCounters().get('cells-cost.a'), 101);
+});
+
+test('counts inside a loan: settled before a local answer (the adapter settles them)', () => {
+  const a = counterCell('cells-cost.settled');
+  const prev = lendNow(Date.now());
+  count(a);
+  count(a);
+  assert.equal(filterCounters().get('cells-cost.settled'), 0, 'pending during the loan');
+  settleCounts();
+  assert.equal(filterCounters().get('cells-cost.settled'), 2, 'in the cells before the answer is written');
+  count(a);
+  lendNow(prev);
+  assert.equal(filterCounters().get('cells-cost.settled'), 3);
 });
 
 test('counts inside a loan: more cells than the pending table holds are all counted', () => {

@@ -103,8 +103,8 @@ export function counterCell(name: string): number {
  * Counts made during a loan (one read callback, which may hold several requests), by cell:
  * added to the shared cells when the loan ends, one Atomics.add per cell and callback instead
  * of one per count (an Atomics call is a builtin call, ~200 instructions; filters count 2-4
- * times per request). A read callback is synchronous: nothing can read the cells, nor answer the
- * client, between a count and its flush at the end of the same callback.
+ * times per request). A read callback is synchronous: nothing in this thread reads the cells
+ * before the flush at its end, and a local answer settles them first (settleCounts).
  */
 const PENDING_CELLS = 16;
 const pendingAt = new Int32Array(PENDING_CELLS);
@@ -115,6 +115,15 @@ function flushCounts(): void {
   const c = cells;
   for (let i = 0; i < pending; i++) Atomics.add(c, pendingAt[i], pendingN[i]);
   pending = 0;
+}
+
+/**
+ * Adds the counts made so far in the current loan to the shared cells now: an adapter calls it
+ * before it answers a request locally, so that a client that reads the counters after the
+ * answer (a denial, a limit) finds them counted, whatever the scheduling of the threads.
+ */
+export function settleCounts(): void {
+  if (pending > 0) flushCounts();
 }
 
 /** Adds 1 to a counter cell (-1 = none): at once outside a loan, at the loan's end inside one. */
