@@ -5,7 +5,8 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { CompiledRbac, type RbacInput } from '../../src/filters/shared/rbac';
-import type { RbacFilterConfig } from '../../src/filters/stream/rbac/rbac';
+import { StreamRbacInput, type RbacFilterConfig } from '../../src/filters/stream/rbac/rbac';
+import type { FilterStream } from '../../src/api/stream-filter';
 import { validateFilter } from '../helpers/filter-stream';
 
 class Input implements RbacInput {
@@ -100,4 +101,29 @@ test('rbac gates: ungated policies (header principals, any) keep their place in 
   assert.equal(r.match(new Input('192.168.3.3', { 'x-a': '1' })), 2, 'second range of c; a is for 10/8');
   assert.equal(r.match(new Input('172.16.0.1', { 'x-a': '1' })), -1);
   assert.equal(r.match(new Input('172.16.0.1', { 'x-b': '1' })), 1);
+});
+
+test('rbac input: connections of one peer interleaving (another port) reuse its IP without cutting it again', () => {
+  const x = new StreamRbacInput();
+  const ask = (remote: string): string => {
+    x.bind({ protocol: 'bolt', remoteAddress: () => remote } as unknown as FilterStream);
+    const ip = x.remoteIp();
+    x.bind(null);
+    return ip;
+  };
+  const orig = String.prototype.lastIndexOf;
+  let cuts = 0;
+  String.prototype.lastIndexOf = function (this: string, ...a: Parameters<typeof orig>): number {
+    cuts++;
+    return orig.apply(this, a);
+  };
+  let got: string[];
+  try {
+    got = ['127.0.0.1:1000', '127.0.0.1:2000', '127.0.0.1:1000', '127.0.0.1:3000'].map(ask);
+    assert.equal(cuts, 1, 'cut once for the first connection');
+    got.push(...['127.0.0.10:1000', '[::1]:80', '[::1]:81', '::1:82', '10.0.0.1', '', '10.0.0.1:5'].map(ask));
+  } finally {
+    String.prototype.lastIndexOf = orig;
+  }
+  assert.deepEqual(got, ['127.0.0.1', '127.0.0.1', '127.0.0.1', '127.0.0.1', '127.0.0.10', '::1', '::1', '::1', '10.0.0.1', '', '10.0.0.1']);
 });
