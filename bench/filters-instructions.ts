@@ -92,6 +92,8 @@ async function main(): Promise<void> {
         fs.mkdirSync(upgradeDir);
         const out = path.join(dir, `cg-${name}`);
         const vg = spawn('valgrind', ['--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${out}.%p`, process.execPath, ...(KEEP !== undefined ? ['--perf-basic-prof'] : []), path.join(dist, 'src', 'cli.js'), 'start', '-c', cfgPath, '--workers', '1', '--upgrade-dir', upgradeDir], {
+          // Its own directory as cwd: --perf-basic-prof leaves a V8 log there.
+          cwd: dir,
           stdio: ['ignore', 'pipe', 'pipe'],
         });
         try {
