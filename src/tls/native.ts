@@ -54,6 +54,8 @@ export function nativeTlsEnd(s: NativeTlsSession, fd: number, sock: net.Socket):
 export class NativeTlsSession {
   /** Plaintext that came with the handshake's last flight, for the Connection's first read (null: none). */
   pending: Buffer | null = null;
+  /** A Connection took the socket over (nativeTlsOf); until then the handshake's reader keeps it. */
+  adopted = false;
 
   constructor(
     readonly conn: NativeTlsConn,
@@ -65,8 +67,11 @@ export class NativeTlsSession {
 /** One entry per native TLS connection, for the Connection that adopts the socket. */
 const sessions = new WeakMap<net.Socket, NativeTlsSession>();
 
+/** The session of a native TLS socket, for the Connection that takes it over (marks it adopted). */
 export function nativeTlsOf(sock: net.Socket): NativeTlsSession | undefined {
-  return sessions.get(sock);
+  const s = sessions.get(sock);
+  if (s !== undefined) s.adopted = true;
+  return s;
 }
 
 /** ALPN protocol negotiated on a connection (native or TLSSocket), "" when none. */
@@ -190,8 +195,12 @@ class HandshakeRun<T> {
     if (this.finished) return;
     this.cleanup();
     sessions.set(sock, session);
-    sock.pause();
     this.h.onDone(sock, session, this.arg);
+    // The socket keeps reading when a Connection adopted it in onDone (the usual case: its
+    // resume() is then a no-op, no read stop/start and no resume tick per connection; no read
+    // can come in between, onDone runs in this read's tick); otherwise it waits paused, as a
+    // socket handed to anything else must.
+    if (!session.adopted && !sock.destroyed) sock.pause();
   }
 }
 
@@ -209,9 +218,10 @@ export function nativeHandshake<T>(engine: NativeTlsEngine, sock: net.Socket, co
     sweeper = setInterval(sweep, SWEEP_MS);
     sweeper.unref();
   }
+  // on(), not once(): once() wraps each handler in another closure; `finished` makes them run once.
   sock.on('error', r.onError);
-  sock.once('end', r.onEnd);
-  sock.once('close', r.onClose);
+  sock.on('end', r.onEnd);
+  sock.on('close', r.onClose);
   // A peeked hello put back into the socket (read() only then: on an empty socket it would start a Node-buffered read).
   const early = sock.readableLength > 0 ? (sock.read() as Buffer | null) : null;
   if (early !== null && early.length > 0) {
