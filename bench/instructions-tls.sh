@@ -65,7 +65,7 @@ for root in "${@:-$here}"; do
   # One file per thread: -01 is the main thread (the data plane with one worker), the others
   # V8's compiler and GC helpers (their share moves with JIT timing: shown apart).
   main=$(grep -h '^summary:' "$tmp"/cg."$vg".*-01 2>/dev/null | tail -1 | cut -d' ' -f2)
-  ir=$(grep -h '^summary:' "$tmp"/cg."$vg".* 2>/dev/null | awk '{ s += $2 } END { printf "%d", s }')
+  ir=$(grep -h '^summary:' "$tmp"/cg."$vg".* 2>/dev/null | awk '{ s += $2 } END { printf "%.0f", s }')
   kill "$vg" 2>/dev/null || true
   wait "$vg" 2>/dev/null || true
   if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$tmp"/cg."$vg".* "$KEEP"/; fi
