@@ -42,6 +42,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { startOtlpSink } from './lib/otlp-sink';
 import { firstLine, h2loadHttp1, numOpt, strOpt } from './lib/script';
 import { BOLT_ID_OFFSET, BoltFrameReader, boltRequestTemplate } from './load/bolt';
 import { cpuSecondsOf } from './lib/proc';
@@ -97,12 +98,12 @@ export function benchFilters(): unknown[] {
  * none and all: the clause's pair. For finding where the cost goes (--variants none,pipeline,rbac,...):
  * pipeline = one stream filter that does nothing (payload_limit 0), rbac / ratelimit / tracing alone.
  */
-const VARIANT_NAMES = ['none', 'all', 'pipeline', 'rbac', 'ratelimit', 'tracing'] as const;
-type Variant = (typeof VARIANT_NAMES)[number];
+export const VARIANT_NAMES = ['none', 'all', 'pipeline', 'rbac', 'ratelimit', 'tracing'] as const;
+export type Variant = (typeof VARIANT_NAMES)[number];
 const VARIANTS = (strOpt(args, 'variants') ?? 'none,all').split(',') as Variant[];
 for (const v of VARIANTS) if (!VARIANT_NAMES.includes(v)) throw new Error(`--variants: ${v} is not one of ${VARIANT_NAMES.join(', ')}`);
 
-function sidecarConfig(ports: { http: number; bolt: number }, v: Variant, collector: string): unknown {
+export function sidecarConfig(ports: { http: number; bolt: number }, v: Variant, collector: string): unknown {
   const [rbac, rl] = benchFilters();
   const sf = v === 'all' ? [rbac, rl] : v === 'rbac' ? [rbac] : v === 'ratelimit' ? [rl] : v === 'pipeline' ? [{ type: 'payload_limit', config: { max_entity_size: 0 } }] : [];
   return {
@@ -315,19 +316,11 @@ function median(xs: readonly number[]): number {
 const pct = (x: number): string => `${(x * 100).toFixed(0)}%`;
 
 async function main(): Promise<void> {
-  const collector = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/x-protobuf' });
-      res.end();
-    });
-  });
   // This process (Bolt generator, h2load) and the backend, which it spawns, on the client CPUs.
   if (PLACE.pinned && spawnSync('taskset', ['-a', '-p', '-c', PLACE.client, String(process.pid)], { stdio: 'ignore' }).status !== 0) {
     throw new Error(`taskset could not pin this process to CPUs ${PLACE.client} (run with --no-pin)`);
   }
-  await new Promise<void>((r) => collector.listen(0, '127.0.0.1', () => r()));
-  const curl = `http://127.0.0.1:${(collector.address() as net.AddressInfo).port}/v1/traces`;
+  const { server: collector, url: curl } = await startOtlpSink();
   const backend = spawn(process.execPath, [path.join(ROOT, 'bench', 'backend.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
   const ports = JSON.parse((await firstLine(backend, /\{.*"bolt":\d+.*\}/))[0]) as { http: number; bolt: number };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'filters-cost-'));

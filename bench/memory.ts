@@ -11,9 +11,13 @@
  * by N. `--settle S` reads the idle RSS once more S seconds after the start, before the
  * connections: V8's memory reducer shrinks a Node process's young generation and compacts old
  * space by itself after ~10-20 s without allocations, so the 3 s figure is the start's peak and
- * the settled one what an idle sidecar keeps. `outrigger-default` is the embedded default config (`npm start`), listener ports moved
+ * the settled one what an idle sidecar keeps. "anonymous" is the RssAnon part of the idle RSS at
+ * 3 s (the processes' own memory; the rest is file pages: executables, libraries, shared with
+ * other processes and the page cache). `outrigger-default` is the embedded default config (`npm start`), listener ports moved
  * (`outrigger-default-ref`: the same in OUTRIGGER_REF; `outrigger-default-keep`: with
- * OUTRIGGER_KEEP_STARTUP_MEMORY=1, i.e. without src/startup-memory.ts's TurboFan hold and GC).
+ * OUTRIGGER_KEEP_STARTUP_MEMORY=1, i.e. without src/startup-memory.ts's TurboFan hold, malloc_trim
+ * and release of the node executable's start pages; `outrigger-default-keepexe`: with
+ * OUTRIGGER_KEEP_EXE_PAGES=1, only that release off).
  * `outrigger-threads` runs the one worker in a worker thread (--worker-threads), `outrigger-semi1`
  * with node --max-semi-space-size=1: the one-isolate mode and the young-generation size measured.
  *
@@ -27,7 +31,7 @@ import * as path from 'node:path';
 import { backend } from '../test/helpers/http';
 import { freePort, waitForPort } from './lib/net';
 import { REPO_ROOT } from './lib/paths';
-import { treeRssKiB } from './lib/proc';
+import { processTree, treeRssKiB } from './lib/proc';
 import { startPinned, stopAll, type Owned } from './lib/proc-spawn';
 import { haproxyConfig, nginxConfig, outriggerConfig, type ConfigInput } from './peers/configs';
 
@@ -37,10 +41,25 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 interface Row {
   peer: string;
   idleKiB: number;
+  idleAnonKiB?: number;
   settledKiB?: number;
   perIdleConnB?: number;
   perHttpConnB?: number;
   note?: string;
+}
+
+/** Resident anonymous KiB (RssAnon) of a process tree: its own memory, without file pages. */
+function treeAnonKiB(roots: number[]): number {
+  let sum = 0;
+  for (const p of processTree(roots)) {
+    try {
+      const m = /^RssAnon:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'));
+      if (m) sum += Number(m[1]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return sum;
 }
 
 function which(bin: string): string | undefined {
@@ -72,6 +91,7 @@ function starter(peer: string, c: ConfigInput, extraPort: number): (() => Owned)
     }
     case 'outrigger-default':
     case 'outrigger-default-keep':
+    case 'outrigger-default-keepexe':
     case 'outrigger-default-ref': {
       const root = peer === 'outrigger-default-ref' ? process.env.OUTRIGGER_REF : REPO_ROOT;
       if (root === undefined) return 'set OUTRIGGER_REF to a built checkout';
@@ -80,7 +100,8 @@ function starter(peer: string, c: ConfigInput, extraPort: number): (() => Owned)
       doc.servers[0]!.listeners.forEach((l, i) => (l.address = `127.0.0.1:${i === 0 ? extraPort : c.port}`));
       doc.admin = { address: { socket_address: { address: '127.0.0.1', port_value: c.adminPort } } };
       const cfg = writeJson(doc);
-      const env = peer === 'outrigger-default-keep' ? { ...process.env, OUTRIGGER_KEEP_STARTUP_MEMORY: '1' } : undefined;
+      const keep: Record<string, NodeJS.ProcessEnv> = { 'outrigger-default-keep': { OUTRIGGER_KEEP_STARTUP_MEMORY: '1' }, 'outrigger-default-keepexe': { OUTRIGGER_KEEP_EXE_PAGES: '1' } };
+      const env = keep[peer] ? { ...process.env, ...keep[peer] } : undefined;
       return () => startPinned('any', process.execPath, [path.join(root, 'dist', 'src', 'cli.js'), 'start', '-c', cfg, '--log-level', 'warn'], { cwd: root, env });
     }
     case 'haproxy': {
@@ -175,12 +196,13 @@ async function measure(peer: string, conns: number, settleS: number): Promise<Ro
     await waitForPort(port, { timeoutMs: 15_000, alive: () => proc.exited() });
     await sleep(3000);
     const idleKiB = treeRssKiB([proc.pid]);
+    const idleAnonKiB = treeAnonKiB([proc.pid]);
     let settledKiB: number | undefined;
     if (settleS > 3) {
       await sleep(settleS * 1000 - 3000);
       settledKiB = treeRssKiB([proc.pid]);
     }
-    if (peer.startsWith('outrigger-default')) return { peer, idleKiB, settledKiB, note: 'no HTTP listener: idle RSS only' };
+    if (peer.startsWith('outrigger-default')) return { peer, idleKiB, idleAnonKiB, settledKiB, note: 'no HTTP listener: idle RSS only' };
     const socks = await openIdle(port, conns);
     await sleep(2000);
     const withIdle = treeRssKiB([proc.pid]);
@@ -191,6 +213,7 @@ async function measure(peer: string, conns: number, settleS: number): Promise<Ro
     return {
       peer,
       idleKiB,
+      idleAnonKiB,
       settledKiB,
       perIdleConnB: ((withIdle - idleKiB) * 1024) / conns,
       perHttpConnB: ((withHttp - idleKiB) * 1024) / conns,
@@ -206,7 +229,7 @@ async function measure(peer: string, conns: number, settleS: number): Promise<Ro
 async function main(): Promise<void> {
   let conns = 10_000;
   let settleS = 0;
-  let peers = ['outrigger-default', 'outrigger-default-keep', 'outrigger-default-ref', 'outrigger', 'outrigger-threads', 'outrigger-semi1', 'outrigger-ref', 'haproxy', 'nginx', 'mosn'];
+  let peers = ['outrigger-default', 'outrigger-default-keepexe', 'outrigger-default-keep', 'outrigger-default-ref', 'outrigger', 'outrigger-threads', 'outrigger-semi1', 'outrigger-ref', 'haproxy', 'nginx', 'mosn'];
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i += 2) {
     if (argv[i] === '--conns' && Number(argv[i + 1]) > 0) conns = Number(argv[i + 1]);
@@ -218,14 +241,14 @@ async function main(): Promise<void> {
   for (const p of peers) {
     rows.push(await measure(p, conns, settleS));
     const r = rows[rows.length - 1]!;
-    console.log(`${r.peer}: idle ${mb(r.idleKiB)}${r.settledKiB !== undefined ? `, ${mb(r.settledKiB)} after ${settleS} s` : ''}${r.note ? ` (${r.note})` : ''}`);
+    console.log(`${r.peer}: idle ${mb(r.idleKiB)} (anonymous ${mb(r.idleAnonKiB)})${r.settledKiB !== undefined ? `, ${mb(r.settledKiB)} after ${settleS} s` : ''}${r.note ? ` (${r.note})` : ''}`);
   }
   const f = (b: number | undefined): string => (b === undefined ? '-' : `${(b / 1024).toFixed(1)} KB`);
   const settled = settleS > 3 ? ` idle RSS after ${settleS} s |` : '';
-  console.log(`\n| peer | idle RSS (3 s) |${settled} per idle connection | per idle HTTP/1.1 connection after one request |\n|---|---|${settled ? '---|' : ''}---|---|`);
+  console.log(`\n| peer | idle RSS (3 s) | anonymous (3 s) |${settled} per idle connection | per idle HTTP/1.1 connection after one request |\n|---|---|---|${settled ? '---|' : ''}---|---|`);
   for (const r of rows) {
     const s = settled ? ` ${mb(r.settledKiB)} |` : '';
-    console.log(`| ${r.peer} | ${mb(r.idleKiB)} |${s} ${f(r.perIdleConnB)} | ${f(r.perHttpConnB)} |${r.note ? ` ${r.note}` : ''}`);
+    console.log(`| ${r.peer} | ${mb(r.idleKiB)} | ${mb(r.idleAnonKiB)} |${s} ${f(r.perIdleConnB)} | ${f(r.perHttpConnB)} |${r.note ? ` ${r.note}` : ''}`);
   }
   console.log(`\n${conns} connections; RSS of each proxy's process tree.`);
 }

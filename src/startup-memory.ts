@@ -27,6 +27,18 @@
  *    addon, V8's own): malloc_trim(0) once, after the start (and after the collection when it
  *    runs), from the addon (src/native/memory.ts; nothing without it). ~0.2-0.5 MB; it
  *    takes ~0.2 ms once and changes nothing for the traffic that follows.
+ * 4. The node executable's file pages the start touched: the dynamic linker's symbol tables
+ *    (~7 MB: every library's symbol lookups search the executable's .dynsym/.dynstr first, and
+ *    each addon's dlopen again), the V8 snapshot and the builtins' sources and code cache in
+ *    read-only data, the parser/compiler code that loaded ~200 modules. Linux keeps them mapped
+ *    (and counted in RSS: ~35 MB of the default config's ~58 MB) until memory is short. Right
+ *    after malloc_trim they leave the process's page tables (madvise MADV_DONTNEED on the
+ *    executable's read-only mappings without a written page, native/memory.cc); they stay in
+ *    the page cache, shared with every other node process, and what the idle process or the
+ *    first requests use again comes back by minor faults (~12 MB within a second at idle).
+ *    The process's own (anonymous) memory does not change; RSS then counts the pages the
+ *    sidecar uses instead of those the start used once. ~1-3 ms once; nothing without the
+ *    addon. `OUTRIGGER_KEEP_EXE_PAGES=1` turns this one off.
  *
  * Only the CLI process does this (holdOptimizer() is a no-op unless the entry point is cli.js):
  * an embedding application keeps its own V8 settings.
@@ -61,11 +73,13 @@ export function releaseStartupMemory(): void {
   setImmediate(process.env.OUTRIGGER_STARTUP_GC === '1' ? () => lowMemoryCollection(trimMalloc) : trimMalloc);
 }
 
-/** glibc's free pages back to the kernel (src/native/memory.ts; nothing without the addon). */
+/** glibc's free pages back to the kernel, then the executable's file pages out of the resident set (src/native/memory.ts; nothing without the addon). */
 function trimMalloc(): void {
   // Loaded here, not at the top: this module is imported first, before TurboFan is held.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  (require('./native/memory') as typeof import('./native/memory')).mallocControl().trim();
+  const mc = (require('./native/memory') as typeof import('./native/memory')).mallocControl();
+  mc.trim();
+  if (process.env.OUTRIGGER_KEEP_EXE_PAGES !== '1') mc.releaseExecutablePages();
 }
 
 /** V8's low-memory notification (full, memory-reducing GCs), or nothing when the inspector is not built in; then `done`. */

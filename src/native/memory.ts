@@ -1,7 +1,9 @@
-// glibc malloc housekeeping from the addon (native/memory.cc), for the idle memory of
-// `outrigger start` (issue 15, src/startup-memory.ts). Without the addon (OUTRIGGER_NATIVE=0,
-// no build, a build older than memory.cc) or on a C library other than glibc, trim() changes
-// nothing and returns false.
+// Memory housekeeping from the addon (native/memory.cc), for the idle memory of
+// `outrigger start` (issue 15, src/startup-memory.ts): glibc malloc's free pages, and the node
+// executable's clean file pages the start touched. Without the addon (OUTRIGGER_NATIVE=0, no
+// build, a build older than memory.cc) or on a C library other than glibc, trim() changes
+// nothing and returns false; releaseExecutablePages() returns 0 without the addon (or a build
+// older than it).
 import { createRequire } from 'node:module';
 import { addonPath } from './addon';
 import { native } from './index';
@@ -11,9 +13,16 @@ export interface MallocControl {
   readonly native: boolean;
   /** malloc_trim(0): the free pages of every malloc arena back to the kernel; true if any were released. */
   trim(): boolean;
+  /**
+   * madvise(MADV_DONTNEED) on the node executable's read-only mappings (code, read-only data,
+   * the dynamic linker's symbol tables) that hold no written page: they leave the process's
+   * resident set and stay in the page cache, and a page used again is mapped again by a minor
+   * fault. Returns the KiB that were resident (0: nothing done).
+   */
+  releaseExecutablePages(): number;
 }
 
-export const fallbackMallocControl: MallocControl = { native: false, trim: () => false };
+export const fallbackMallocControl: MallocControl = { native: false, trim: () => false, releaseExecutablePages: () => 0 };
 
 let control: MallocControl | undefined;
 
@@ -24,8 +33,10 @@ export function mallocControl(): MallocControl {
   if (native.kind !== 'native') return control;
   try {
     // Already loaded by src/native/addon.ts: this returns the same module object.
-    const { mallocTrim } = createRequire(__filename)(addonPath()) as { mallocTrim?: () => boolean };
-    if (typeof mallocTrim === 'function') control = { native: true, trim: () => mallocTrim() };
+    const { mallocTrim, releaseExecutablePages } = createRequire(__filename)(addonPath()) as { mallocTrim?: () => boolean; releaseExecutablePages?: () => number };
+    if (typeof mallocTrim === 'function') {
+      control = { native: true, trim: () => mallocTrim(), releaseExecutablePages: typeof releaseExecutablePages === 'function' ? () => releaseExecutablePages() : () => 0 };
+    }
   } catch {
     // `native` loaded this file, so it loads here too; if it were removed since: no-op.
   }

@@ -574,7 +574,10 @@ export class Connection implements Flushable {
     if (this.endRequested && !this.writeEnded && this.eCount === 0) {
       this.writeEnded = true;
       if (this.ntls !== null) nativeTlsEnd(this.ntls, this.blocked ? -1 : this.fd, this.socket); // close_notify first
-      this.socket.end();
+      // The peer's FIN was read and the kernel has every byte: close now (FIN after the queued
+      // bytes), as Node would right after end()'s shutdown request and its 'finish' ticks.
+      if (!this.streamMode && this.socket.readableEnded && this.socket.writableLength === 0) this.socket.destroy();
+      else this.socket.end();
     }
     if ((this.state as ConnState) !== 'closed') this.checkWatermarks();
   }

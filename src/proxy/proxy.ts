@@ -28,7 +28,7 @@
  * with the bytes already read (fallback_for_unknown_protocol) or is closed.
  */
 import { mirrorRpc } from '../filters/stream/mirror/mirror';
-import { lendNow } from '../filters/shared/cells';
+import { lendNow, settleCounts } from '../filters/shared/cells';
 import { DecodePhase, type LocalReplyOptions, type StreamPeer } from '../api/stream-filter';
 import type { RouterConfig } from '../config/types';
 import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory, type RouteSwap } from '../filters/network/types';
@@ -513,6 +513,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       if (s !== null) this.endStream(s);
       return undefined;
     }
+    settleCounts(); // the filters' counts of this read are in the cells before the client has the answer
     const codec = this.codec as XCodec;
     const ks = KIND_STAT[kind]; // filters' denials (PermissionDenied, LimitExceeded) are counted by the filters
     if (ks !== undefined) this.counters[this.lb + ks]++;

@@ -15,7 +15,7 @@
  * serve one path only (Node installs callbacks on a context once a TLSSocket used it).
  */
 import type * as net from 'node:net';
-import { native, type NativeTlsConn, type NativeTlsEngine } from '../native';
+import { native, type NativeTlsConn, type NativeTlsConnInfo, type NativeTlsEngine } from '../native';
 import { io } from '../network/io';
 import { installUserBuffer, socketFd } from '../network/user-buffer';
 import { nativeTlsInfo, type TlsInfo } from './identity';
@@ -54,6 +54,8 @@ export function nativeTlsEnd(s: NativeTlsSession, fd: number, sock: net.Socket):
 export class NativeTlsSession {
   /** Plaintext that came with the handshake's last flight, for the Connection's first read (null: none). */
   pending: Buffer | null = null;
+  /** A Connection took the socket over (nativeTlsOf); until then the handshake's reader keeps it. */
+  adopted = false;
 
   constructor(
     readonly conn: NativeTlsConn,
@@ -65,8 +67,11 @@ export class NativeTlsSession {
 /** One entry per native TLS connection, for the Connection that adopts the socket. */
 const sessions = new WeakMap<net.Socket, NativeTlsSession>();
 
+/** The session of a native TLS socket, for the Connection that takes it over (marks it adopted). */
 export function nativeTlsOf(sock: net.Socket): NativeTlsSession | undefined {
-  return sessions.get(sock);
+  const s = sessions.get(sock);
+  if (s !== undefined) s.adopted = true;
+  return s;
 }
 
 /** ALPN protocol negotiated on a connection (native or TLSSocket), "" when none. */
@@ -112,7 +117,7 @@ export interface NativeHandshake<T> {
  * Handshakes in progress on this thread, swept by one timer for their deadline (instead of a
  * socket timer per handshake: Timeout object, list insert, refresh on every read, removal).
  */
-const running = new Set<HandshakeRun<unknown>>();
+const running = new Set<ServerHandshake<unknown>>();
 let sweeper: NodeJS.Timeout | null = null;
 const SWEEP_MS = 1000;
 
@@ -125,31 +130,48 @@ function sweep(): void {
   }
 }
 
-/** One server handshake: its state and the socket event handlers (one object per connection). */
-class HandshakeRun<T> {
+/**
+ * The handshake loop on a plain socket, for both sides (one object per connection: its state
+ * and the socket event handlers): each read of ciphertext is fed to the TlsConn; on completion
+ * the side's verdict, the session (with the plaintext that came with the last flight), then the
+ * side's done(). The server (ServerHandshake) sends its records as they come; the client
+ * (origin.ts) holds each flight's records until the feed is over, so that its Finished leaves
+ * only once the verdict accepted the server. Failures free the TlsConn and go to failed().
+ */
+export abstract class NativeHandshakeRun {
   finished = false;
-  readonly deadline: number;
   // Socket event handlers: closures the socket can hold (added at start, removed at the end).
-  readonly onError = (err: Error): void => this.fail(err);
-  readonly onEnd = (): void => this.fail(new Error('client closed during the TLS handshake'));
-  readonly onClose = (): void => this.fail(new Error('socket closed during the TLS handshake'));
+  readonly onError = (err: Error): void => this.socketError(err);
+  readonly onEnd = (): void => this.fail(this.endError());
+  readonly onClose = (): void => this.socketClosed();
   /** One read of ciphertext (at most chunk.length bytes, in `buf`). */
   readonly onRead = (n: number, buf: Buffer): void => this.read(n, buf);
 
   constructor(
     readonly sock: net.Socket,
-    readonly conn: NativeTlsConn,
-    readonly fd: number,
-    readonly st: Int32Array,
-    readonly h: NativeHandshake<T>,
-    readonly arg: T,
-  ) {
-    this.deadline = Date.now() + h.timeoutMs;
-  }
+    /** null until the side creates it (the client, once connected). */
+    protected conn: NativeTlsConn | null,
+    protected fd: number,
+    protected readonly st: Int32Array,
+    /** Records wait in the write BIO until the end of each feed (the client side). */
+    private readonly hold: boolean,
+  ) {}
 
-  private cleanup(): void {
+  /** The error of a FIN before the handshake is done. */
+  protected abstract endError(): Error;
+  /** An 'error' on the socket (Node destroys it). */
+  protected abstract socketError(err: Error): void;
+  /** The socket closed before the handshake was done. */
+  protected abstract socketClosed(): void;
+  /** The completed handshake's verdict: null accepts. */
+  protected abstract verdict(conn: NativeTlsConn, ni: NativeTlsConnInfo, info: TlsInfo): Error | null;
+  /** Accepted: hand the session on (the run is cleaned up already). */
+  protected abstract done(session: NativeTlsSession): void;
+  /** Failed (cleaned up, TlsConn freed): count, forget, destroy. */
+  protected abstract failed(err: Error): void;
+
+  protected cleanup(): void {
     this.finished = true;
-    running.delete(this as HandshakeRun<unknown>);
     const sock = this.sock;
     sock.off('error', this.onError);
     sock.off('end', this.onEnd);
@@ -159,39 +181,112 @@ class HandshakeRun<T> {
   fail(err: Error): void {
     if (this.finished) return;
     this.cleanup();
-    this.conn.free();
-    this.h.onFail(err);
-    this.sock.destroy();
+    if (this.conn !== null) this.conn.free();
+    this.failed(err);
+  }
+
+  /** The fd to send to now: -1 while earlier bytes wait in the socket's queue (they go first). */
+  protected sendFd(): number {
+    return this.sock.writableLength > 0 ? -1 : this.fd;
+  }
+
+  /** Sends what waits in the write BIO; what the kernel refused (rare) goes to the socket's queue as a copy. */
+  protected flush(conn: NativeTlsConn, buf: Buffer): void {
+    conn.read(buf, this.sendFd());
+    if (this.st[1] > 0) this.sock.write(conn.take());
   }
 
   private read(n: number, buf: Buffer): void {
-    if (this.finished) return;
-    const { sock, conn, st, fd } = this;
-    const out = conn.feed(buf, n, sock.writableLength > 0 ? -1 : fd);
+    const conn = this.conn;
+    if (this.finished || conn === null) return;
+    const { st, hold } = this;
+    const out = conn.feed(buf, n, hold ? -1 : this.sendFd());
     const flags = st[0];
     if (flags & TLS_FATAL) {
       this.fail(conn.error());
       return;
     }
-    // Records the kernel did not take (rare in a handshake): a copy into the socket's queue.
-    if (st[1] > 0) sock.write(conn.take());
-    if ((flags & TLS_HANDSHAKE_DONE) === 0) return;
+    if ((flags & TLS_HANDSHAKE_DONE) === 0) {
+      if (hold) this.flush(conn, buf);
+      else if (st[1] > 0) this.sock.write(conn.take()); // records the kernel did not take (rare in a handshake)
+      return;
+    }
+    if (!hold && st[1] > 0) this.sock.write(conn.take());
     const ni = conn.info();
     const info = nativeTlsInfo(ni);
-    const err = this.h.check(conn, info, ni.verifyResult, ni.peerDer !== undefined);
+    const err = this.verdict(conn, ni, info);
     if (err !== null) {
       this.fail(err);
       return;
     }
     const session = new NativeTlsSession(conn, info, ni.reused);
-    // Application data that came with the client's Finished: one copy per connection, handed
+    // Application data that came with the peer's last flight: one copy per connection, handed
     // to the Connection's first read (this chunk is reused by the next read of any socket).
-    if (out > 0 || flags & TLS_MORE) session.pending = drainPending(conn, st, buf, out, sock, fd);
+    if (out > 0 || flags & TLS_MORE) session.pending = drainPending(conn, st, buf, out, this.sock, this.fd);
     if (this.finished) return;
+    if (hold) {
+      this.flush(conn, buf);
+      if (st[0] & TLS_FATAL) {
+        this.fail(conn.error());
+        return;
+      }
+    }
     this.cleanup();
+    this.done(session);
+  }
+}
+
+/** One server handshake (an accepted socket) under a chain's NativeHandshake policy. */
+class ServerHandshake<T> extends NativeHandshakeRun {
+  readonly deadline: number;
+
+  constructor(
+    sock: net.Socket,
+    conn: NativeTlsConn,
+    fd: number,
+    st: Int32Array,
+    readonly h: NativeHandshake<T>,
+    readonly arg: T,
+  ) {
+    super(sock, conn, fd, st, false);
+    this.deadline = Date.now() + h.timeoutMs;
+  }
+
+  protected endError(): Error {
+    return new Error('client closed during the TLS handshake');
+  }
+
+  protected socketError(err: Error): void {
+    this.fail(err);
+  }
+
+  protected socketClosed(): void {
+    this.fail(new Error('socket closed during the TLS handshake'));
+  }
+
+  protected verdict(conn: NativeTlsConn, ni: NativeTlsConnInfo, info: TlsInfo): Error | null {
+    return this.h.check(conn, info, ni.verifyResult, ni.peerDer !== undefined);
+  }
+
+  protected cleanup(): void {
+    super.cleanup();
+    running.delete(this as ServerHandshake<unknown>);
+  }
+
+  protected failed(err: Error): void {
+    this.h.onFail(err);
+    this.sock.destroy();
+  }
+
+  protected done(session: NativeTlsSession): void {
+    const sock = this.sock;
     sessions.set(sock, session);
-    sock.pause();
     this.h.onDone(sock, session, this.arg);
+    // The socket keeps reading when a Connection adopted it in onDone (the usual case: its
+    // resume() is then a no-op, no read stop/start and no resume tick per connection; no read
+    // can come in between, onDone runs in this read's tick); otherwise it waits paused, as a
+    // socket handed to anything else must.
+    if (!session.adopted && !sock.destroyed) sock.pause();
   }
 }
 
@@ -203,15 +298,16 @@ class HandshakeRun<T> {
 export function nativeHandshake<T>(engine: NativeTlsEngine, sock: net.Socket, context: unknown, h: NativeHandshake<T>, arg: T): void {
   const conn = engine.create(context, true, h.verify, h.alpn);
   const chunk = io().readBuffer;
-  const r = new HandshakeRun<T>(sock, conn, socketFd(sock), engine.status, h, arg);
-  running.add(r as HandshakeRun<unknown>);
+  const r = new ServerHandshake<T>(sock, conn, socketFd(sock), engine.status, h, arg);
+  running.add(r as ServerHandshake<unknown>);
   if (sweeper === null) {
     sweeper = setInterval(sweep, SWEEP_MS);
     sweeper.unref();
   }
+  // on(), not once(): once() wraps each handler in another closure; `finished` makes them run once.
   sock.on('error', r.onError);
-  sock.once('end', r.onEnd);
-  sock.once('close', r.onClose);
+  sock.on('end', r.onEnd);
+  sock.on('close', r.onClose);
   // A peeked hello put back into the socket (read() only then: on an empty socket it would start a Node-buffered read).
   const early = sock.readableLength > 0 ? (sock.read() as Buffer | null) : null;
   if (early !== null && early.length > 0) {

@@ -22,9 +22,8 @@ import * as tls from 'node:tls';
 import type { NativeTlsClient, NativeTlsConn, NativeTlsConnInfo, NativeTlsEngine } from '../native';
 import { io } from '../network/io';
 import { socketFd, userBufferSupported } from '../network/user-buffer';
-import { nativeTlsInfo } from './identity';
 import { tlsLog } from './log';
-import { alpnWire, drainPending, NativeTlsSession, TLS_FATAL, TLS_HANDSHAKE_DONE, TLS_MORE, tlsEngine } from './native';
+import { alpnWire, NativeHandshakeRun, type NativeTlsSession, TLS_FATAL, tlsEngine } from './native';
 
 interface OriginEngine {
   readonly engine: NativeTlsEngine;
@@ -120,6 +119,84 @@ function announce(): void {
 }
 
 /**
+ * One client handshake (the shared loop of NativeHandshakeRun, client policy): the TlsConn is
+ * made once the socket is connected; each flight's records wait until the feed is over, so the
+ * Finished (and a client certificate's proof) leaves only after the verdict accepted the server,
+ * as with Node's client. A failure forgets the cache key (a session that led to a failed
+ * connection is not offered again) and destroys the socket with the error Node would give.
+ */
+class ClientHandshake extends NativeHandshakeRun {
+  constructor(
+    sock: net.Socket,
+    st: Int32Array,
+    private readonly oe: OriginEngine,
+    private readonly context: unknown,
+    private readonly o: tls.ConnectionOptions,
+    private readonly host: string,
+    private readonly key: string,
+    private readonly onUp: (s: NativeTlsSession) => void,
+  ) {
+    super(sock, null, -1, st, true);
+  }
+
+  /** Connected: the client's TlsConn (SNI, ALPN offer, cached session) and its ClientHello, sent to the fd. */
+  readonly start = (): void => {
+    if (this.finished) return;
+    try {
+      const c = this.oe.engine.create(this.context, false, 0, undefined);
+      this.conn = c;
+      this.oe.client.setup(c, this.o.servername ?? '', offer(this.o), this.key);
+      this.fd = socketFd(this.sock);
+      c.feed(io().readBuffer, 0, this.fd);
+      if (this.st[0] & TLS_FATAL) {
+        this.fail(c.error());
+        return;
+      }
+      if (this.st[1] > 0) this.sock.write(c.take());
+    } catch (e) {
+      this.fail(e instanceof Error ? e : new Error(String(e)));
+    }
+  };
+
+  /** The upstream closed before the handshake finished: Node's TLSSocket reports it so. */
+  protected endError(): Error {
+    return Object.assign(new Error('Client network socket disconnected before secure TLS connection was established'), { code: 'ECONNRESET' });
+  }
+
+  /** Node destroys the socket and reports the error to the Connection: only let go here. */
+  protected socketError(): void {
+    this.abandon();
+  }
+
+  protected socketClosed(): void {
+    this.abandon();
+  }
+
+  private abandon(): void {
+    if (this.finished) return;
+    this.cleanup();
+    this.oe.client.forget(this.context, this.key);
+    if (this.conn !== null) this.conn.free();
+  }
+
+  protected verdict(_conn: NativeTlsConn, ni: NativeTlsConnInfo): Error | null {
+    return originVerdict(this.oe.client, this.o, this.host, ni);
+  }
+
+  protected failed(err: Error): void {
+    this.oe.client.forget(this.context, this.key);
+    this.sock.destroy(err);
+  }
+
+  protected done(session: NativeTlsSession): void {
+    this.sock.pause();
+    announce();
+    this.sock.emit('secureConnect', session); // ClientTls.track counts the handshake
+    this.onUp(session);
+  }
+}
+
+/**
  * Runs the client handshake on `sock` (a plain socket just created by net.connect with user-buffer
  * reads calling the returned function until the Connection takes the socket over). `context`: a
  * SecureContext's `context` used by native connections only; `key`: the session cache key.
@@ -128,98 +205,10 @@ function announce(): void {
 export function originateNative(
   oe: OriginEngine, sock: net.Socket, context: unknown, o: tls.ConnectionOptions, host: string, key: string, onUp: (s: NativeTlsSession) => void,
 ): (n: number, buf: Buffer) => void {
-  const { engine, client } = oe;
-  const st = engine.status;
-  let conn: NativeTlsConn | null = null;
-  let fd = -1;
-  let finished = false;
-  const cleanup = (): void => {
-    finished = true;
-    sock.off('error', onError);
-    sock.off('close', onClose);
-    sock.off('end', onEnd);
-  };
-  const fail = (err: Error): void => {
-    if (finished) return;
-    cleanup();
-    client.forget(context, key); // a session that led to a failed connection is not offered again
-    if (conn !== null) conn.free();
-    sock.destroy(err);
-  };
-  const onError = (): void => {
-    if (finished) return;
-    cleanup();
-    client.forget(context, key);
-    if (conn !== null) conn.free();
-  };
-  const onClose = (): void => onError();
-  // The upstream closed before the handshake finished: Node's TLSSocket reports it so.
-  const onEnd = (): void => fail(Object.assign(new Error('Client network socket disconnected before secure TLS connection was established'), { code: 'ECONNRESET' }));
-  /**
-   * Sends what the handshake left in the write BIO (read() only flushes before the handshake is
-   * done; after it, everything was decrypted already), then what the kernel refused (rare) as a
-   * copy through the socket's queue.
-   */
-  const send = (c: NativeTlsConn, buf: Buffer): void => {
-    c.read(buf, sock.writableLength > 0 ? -1 : fd);
-    if (st[1] > 0) sock.write(c.take());
-  };
-  const onRead = (n: number, buf: Buffer): void => {
-    if (finished || conn === null) return;
-    const c = conn;
-    // Records stay in the write BIO (fd -1) until the verdict: like Node's client, a rejected
-    // upstream never gets our Finished (nor the client certificate's proof), so its application
-    // never sees the connection.
-    const out = c.feed(buf, n, -1);
-    const flags = st[0];
-    if (flags & TLS_FATAL) {
-      fail(c.error());
-      return;
-    }
-    if ((flags & TLS_HANDSHAKE_DONE) === 0) {
-      send(c, buf);
-      return;
-    }
-    const ni = c.info();
-    const err = originVerdict(client, o, host, ni);
-    if (err !== null) {
-      fail(err);
-      return;
-    }
-    const session = new NativeTlsSession(c, nativeTlsInfo(ni), ni.reused);
-    // Application data that came with the server's last flight: one copy, for the Connection's first read.
-    if (out > 0 || flags & TLS_MORE) session.pending = drainPending(c, st, buf, out, sock, fd);
-    if (finished) return;
-    send(c, buf);
-    if (st[0] & TLS_FATAL) {
-      fail(c.error());
-      return;
-    }
-    cleanup();
-    sock.pause();
-    announce();
-    sock.emit('secureConnect', session); // ClientTls.track counts the handshake
-    onUp(session);
-  };
-  sock.on('error', onError);
-  sock.once('close', onClose);
-  sock.prependOnceListener('end', onEnd);
-  sock.once('connect', () => {
-    if (finished) return;
-    try {
-      const c = engine.create(context, false, 0, undefined);
-      conn = c;
-      client.setup(c, o.servername ?? '', offer(o), key);
-      fd = socketFd(sock);
-      c.feed(io().readBuffer, 0, fd); // the ClientHello, sent to the fd
-      if (st[0] & TLS_FATAL) {
-        fail(c.error());
-        return;
-      }
-      if (st[1] > 0) sock.write(c.take());
-    } catch (e) {
-      fail(e instanceof Error ? e : new Error(String(e)));
-    }
-  });
-  return onRead;
+  const r = new ClientHandshake(sock, oe.engine.status, oe, context, o, host, key, onUp);
+  sock.on('error', r.onError);
+  sock.on('close', r.onClose);
+  sock.prependListener('end', r.onEnd); // before the Connection's own 'end' listener
+  sock.once('connect', r.start);
+  return r.onRead;
 }

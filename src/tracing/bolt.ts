@@ -6,12 +6,15 @@
  * with one more header pair spliced in at the end of the header map (no CRC, no traceparent
  * yet: the common case), else rebuilt from its decoded header map.
  */
+import type { FilterStream } from '../api/stream-filter';
 import { encodeFrame } from '../protocol/bolt/encoder';
 import type { BoltFrame } from '../protocol/bolt/frame';
 import { decodeHeaders, findHeaderValue, HeaderValueRange } from '../protocol/bolt/header-map';
 import type { XCodec, XFrame } from '../protocol/types';
+import { SOFA_TRACE_ID } from './context';
 
 const TRACEPARENT = Buffer.from('traceparent');
+const SOFA_TRACE_ID_KEY = Buffer.from(SOFA_TRACE_ID);
 const range = new HeaderValueRange();
 /** Bolt's header map length is an int16. */
 const MAX_HEADER_LEN = 0x7fff;
@@ -80,4 +83,49 @@ function rebuilt(codec: XCodec, buf: Buffer, f: BoltFrame, traceparent: string, 
   const nf = codec.newFrame();
   if (codec.decode(out, 0, out.length, limit, nf) <= 0) return null;
   return { buf: out, frame: nf };
+}
+
+/** What an RPC stream or light view (src/proxy/proxy.ts) holds of its request. */
+interface RpcRequest {
+  readonly codec?: XCodec | null;
+  readonly buf?: Buffer | null;
+  readonly frame?: XFrame | null;
+}
+
+function keyAt(buf: Buffer, at: number, key: Buffer): boolean {
+  for (let j = 0; j < key.length; j++) if (buf[at + j] !== key[j]) return false;
+  return true;
+}
+
+/**
+ * False when a Bolt request's header map holds neither key an incoming context is read from
+ * (src/tracing/context.ts extract, rpc: `traceparent`, `rpc_trace_context.sofaTraceId`), so
+ * that the headers need not be read one by one (each read walks the map and looks the name
+ * up): one walk over the map, keys compared only when their length is one of the two. True
+ * otherwise: other protocols, a key present, a map that does not parse (the reads then decide,
+ * as before).
+ */
+export function boltMayCarryTraceContext(s: FilterStream): boolean {
+  const r = s as unknown as RpcRequest;
+  const buf = r.buf;
+  const f = r.frame as unknown as BoltFrame | null | undefined;
+  const name = r.codec?.name;
+  if ((name !== 'bolt' && name !== 'boltv2') || buf === null || buf === undefined || f === null || f === undefined) return true;
+  const end = Math.min(f.contentStart, buf.length);
+  let p = f.headerStart;
+  // Lengths are int32 big-endian and the map is shorter than 32 KiB: a length's two high bytes
+  // are 0, else it is -1 (null) or malformed, and the reads decide. Byte reads: Buffer's
+  // readInt32BE range checks cost more than the walk.
+  while (p < end) {
+    if (end - p < 8 || buf[p] !== 0 || buf[p + 1] !== 0) return true;
+    const kl = (buf[p + 2] << 8) | buf[p + 3];
+    p += 4;
+    if (kl > end - p - 4) return true;
+    if ((kl === TRACEPARENT.length && keyAt(buf, p, TRACEPARENT)) || (kl === SOFA_TRACE_ID_KEY.length && keyAt(buf, p, SOFA_TRACE_ID_KEY))) return true;
+    p += kl;
+    if (buf[p] !== 0 || buf[p + 1] !== 0) return true;
+    p += 4 + ((buf[p + 2] << 8) | buf[p + 3]);
+    if (p > end) return true;
+  }
+  return false;
 }

@@ -1,4 +1,5 @@
 /** HTTP peers and config builders for the HTTP proxy tests. */
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
@@ -176,10 +177,43 @@ export function httpConfig(
   };
 }
 
-/** A port that was free a moment ago (for a host nobody listens on). */
-export async function deadPort(): Promise<number> {
+/**
+ * The ports the kernel never hands out by itself: those below the ephemeral range (`bind(0)` and
+ * `connect()` take theirs from /proc/sys/net/ipv4/ip_local_port_range). A port picked there stays
+ * free until someone asks for it by number, so a config can name it before the sidecar binds it,
+ * and a "dead" host stays dead; a port from `listen(0)` can be given to another test's
+ * `listen(0)` as soon as it is closed (seen as a rare CI failure: an xDS listener whose port a
+ * concurrent test's server had taken).
+ */
+function reservedRange(): [number, number] {
+  let low = 32768;
+  try {
+    low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: keep the usual default
+  }
+  return low > 12_000 ? [low - 10_000, low - 1] : [0, 0];
+}
+
+function tryListen(port: number): Promise<number | undefined> {
   const s = net.createServer();
-  const p = await new Promise<number>((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as net.AddressInfo).port)));
-  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return new Promise((resolve) => {
+    s.once('error', () => resolve(undefined));
+    s.listen(port, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** A port that is free now and that nothing else will take by chance (for a host nobody listens on, or a listener's port named in a config). */
+export async function deadPort(): Promise<number> {
+  const [lo, hi] = reservedRange();
+  for (let i = 0; lo > 0 && i < 50; i++) {
+    const p = await tryListen(lo + Math.floor(Math.random() * (hi - lo + 1)));
+    if (p !== undefined) return p;
+  }
+  const p = await tryListen(0);
+  if (p === undefined) throw new Error('no free port');
   return p;
 }

@@ -13,15 +13,11 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CLI, startSidecar, tcpProxyConfig } from '../helpers/sidecar';
+import { deadPort } from '../helpers/http';
 import { close, echoServer, listen } from '../helpers/net';
 
-/** A port that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  const port = await listen(s);
-  await close(s);
-  return port;
-}
+/** A free port that nothing else takes by chance (see deadPort). */
+const freePort = deadPort;
 
 /** Whether `port` can be listened on now (nothing holds it). */
 async function portFree(port: number): Promise<boolean> {

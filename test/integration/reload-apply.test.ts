@@ -15,7 +15,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { backend, type Backend } from '../helpers/http';
+import { backend, deadPort, type Backend } from '../helpers/http';
 import { startSidecar, type RunningSidecar } from '../helpers/sidecar';
 
 interface Opts {
@@ -74,14 +74,8 @@ async function reload(sc: RunningSidecar, cfg: Record<string, unknown>, expect: 
   return sc.output().slice(mark);
 }
 
-/** A free port (bound and released). */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
+/** A free port that nothing else takes by chance (see deadPort). */
+const freePort = deadPort;
 
 function refused(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -58,7 +58,12 @@ async function echoGrpc(): Promise<{ pkg: any; port: number; close(): void }> {
 }
 
 /** A bidi stream writing a message every 40 ms for `ms`: resolves with its status, what it sent and the replies. */
-function bidiStream(client: any, ms: number): { done: Promise<{ status: grpc.StatusObject; sent: string[]; replies: string[]; endAt: number }> } {
+/**
+ * A bidi stream that writes a message every 40 ms for at least `ms`, and, when `hold` is given,
+ * until 300 ms after `hold` settles (so that "open across the hand-over" does not depend on how
+ * long a loaded machine takes to get there).
+ */
+function bidiStream(client: any, ms: number, hold?: Promise<unknown>): { done: Promise<{ status: grpc.StatusObject; sent: string[]; replies: string[]; endAt: number }> } {
   const sent: string[] = [];
   const replies: string[] = [];
   const call = client.Bidi();
@@ -79,9 +84,12 @@ function bidiStream(client: any, ms: number): { done: Promise<{ status: grpc.Sta
     });
     call.on('error', reject);
   });
+  let held = hold === undefined;
+  const release = (): void => void setTimeout(() => (held = true), 300);
+  hold?.then(release, release);
   void (async () => {
     const until = Date.now() + ms;
-    for (let i = 0; Date.now() < until; i++) {
+    for (let i = 0; Date.now() < until || !held; i++) {
       sent.push(`m${i}`);
       call.write({ message: `m${i}` });
       await sleep(40);
@@ -128,11 +136,12 @@ test('upgrade under load, to a changed config: 0 failed requests, Bolt/Dubbo con
   const d2 = dubbo2js(dubbo, DSVC, { plus: (a: number, b: number) => [java.int(a), java.int(b)] });
   const grpcClient = new g.pkg.outrigger.test.Echo(`127.0.0.1:${old.ports.get('g')}`, grpc.credentials.createInsecure());
   let next: Awaited<ReturnType<typeof startUpgrade>> | undefined;
+  let tookOverSignal: () => void = () => undefined;
   try {
     assert.equal(await d2.svc.plus(1, 2).then((r: { res: number }) => r.res), 3);
     const LOAD_MS = 7000;
-    // A gRPC bidi stream open across the upgrade (4 s): it finishes on the old process.
-    const stream = bidiStream(grpcClient, 4000);
+    // A gRPC bidi stream open across the upgrade (4 s, and on until the new process has taken over): it finishes on the old process.
+    const stream = bidiStream(grpcClient, 4000, new Promise<void>((r) => (tookOverSignal = r)));
     const until = Date.now() + LOAD_MS;
     // ~2,000 calls/s from another process, each awaited (a failure or a wrong answer is counted).
     const sofaLoad = runSofaLoad(bolt, SVC, 2000, LOAD_MS);
@@ -153,7 +162,7 @@ test('upgrade under load, to a changed config: 0 failed requests, Bolt/Dubbo con
     await sleep(2000);
     const before = await old.stats();
     const t0 = Date.now();
-    next = await startUpgrade(dir, { args: ['--workers', '1', '-c', changedFile] });
+    next = await startUpgrade(dir, { args: ['--workers', '1', '-c', changedFile] }).finally(() => tookOverSignal());
     const tookOver = Date.now() - t0;
     const code = await old.exited;
     const oldExitMs = Date.now() - t0;
@@ -211,6 +220,7 @@ test('upgrade under load, to a changed config: 0 failed requests, Bolt/Dubbo con
     await viaH1.text();
     assert.deepEqual(web2.seen.slice(seen2).map((r) => r.url), ['/extra', '/moved']);
   } finally {
+    tookOverSignal();
     const tf = Date.now();
     watch.stop();
     grpcClient.close();

@@ -212,8 +212,9 @@ test('the harness tells direct from a 2 ms slow relay (tiny tcp-rr)', async () =
   const relay = await peerByName('slow-relay')!.start({ mode: 'tcp', backendPort: backend.ports.echo, dir });
   try {
     const base = { kind: 'tcp-rr' as const, host: '127.0.0.1', connections: 2, threads: 1, messageSize: 64, durationMs: 600, backendPids: [backend.pid] };
-    const direct = await runLoad({ ...base, port: backend.ports.echo, proxyPids: [] }, 100);
-    const slow = await runLoad({ ...base, port: relay.port, proxyPids: relay.pids }, 100);
+    // A 1 s warm-up: a generator process that starts late on a loaded machine still measures its whole window.
+    const direct = await runLoad({ ...base, port: backend.ports.echo, proxyPids: [] }, 1000);
+    const slow = await runLoad({ ...base, port: relay.port, proxyPids: relay.pids }, 1000);
     assert.equal(direct.errors + slow.errors, 0);
     assert.ok(direct.ops > 0 && slow.ops > 0);
     const sd = summarisePeer('direct', 'req/s', [{ round: 0, throughput: direct.ops / 0.6, ops: direct.ops, bytes: direct.bytes, errors: 0, windowS: direct.windowS, proxyCpuS: 0, generatorCpuS: direct.generatorCpuS, backendCpuS: direct.backendCpuS }], [direct.histogram], undefined, { hasProxy: false, clientCpuCount: 1 });

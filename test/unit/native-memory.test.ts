@@ -1,4 +1,4 @@
-// malloc_trim from the addon (native/memory.cc via src/native/memory.ts), and its no-op fallback.
+// malloc_trim and the executable's page release from the addon (native/memory.cc via src/native/memory.ts), and their no-op fallbacks.
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -15,6 +15,21 @@ const MODULE = path.join(__dirname, '..', '..', 'src', 'native', 'memory.js');
 function rssAnonKiB(): number {
   const m = /RssAnon:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) : NaN;
+}
+
+/** Resident KiB of the executable's read-only private mappings (smaps), and whether any holds a written page. */
+function exePages(): { kib: number; written: boolean } {
+  const exe = fs.readlinkSync('/proc/self/exe');
+  let kib = 0;
+  let written = false;
+  let mine = false;
+  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+(?:\s+(.*))?$/.exec(line);
+    if (head !== null) mine = (head[2] ?? '') === exe && head[1] === 'r-xp';
+    else if (mine && line.startsWith('Rss:')) kib += Number(/(\d+)/.exec(line)![1]);
+    else if (mine && line.startsWith('Anonymous:')) written ||= Number(/(\d+)/.exec(line)![1]) > 0;
+  }
+  return { kib, written };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -49,14 +64,30 @@ describe('mallocControl', () => {
     assert.ok(bufs.every((b, i) => b === null || b[0] === (i & 0xff)), 'live buffers keep their bytes');
   });
 
-  it('fallback: trim() is a no-op returning false', () => {
+  it("native: releaseExecutablePages() takes the executable's code pages out of the resident set; the process runs on", { skip: native.kind !== 'native' || process.platform !== 'linux' }, () => {
+    const mc = mallocControl();
+    const before = exePages();
+    assert.ok(before.kib > 1024 && !before.written, `${before.kib} KiB of node's code resident`);
+    const released = mc.releaseExecutablePages();
+    const after = exePages(); // reading smaps maps some code back: far less than was there
+    assert.ok(released >= before.kib, `released ${released} KiB, ${before.kib} KiB of code were resident`);
+    assert.ok(after.kib < before.kib / 2, `code resident ${before.kib} -> ${after.kib} KiB`);
+    // Code and read-only data come back on use: compile, run, a builtin module not loaded yet.
+    assert.equal(new Function('a', 'b', 'return a * b + 1')(6, 7), 43);
+    assert.equal(JSON.parse(JSON.stringify({ x: [1, 'é'] })).x[1], 'é');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    assert.equal((require('node:punycode') as { encode(s: string): string }).encode('mañana'), 'maana-pta');
+  });
+
+  it('fallback: trim() is a no-op returning false, releaseExecutablePages() 0', () => {
     assert.equal(fallbackMallocControl.native, false);
     assert.equal(fallbackMallocControl.trim(), false);
-    const r = spawnSync(process.execPath, ['-e', `const m = require(${JSON.stringify(MODULE)}).mallocControl(); process.stdout.write(JSON.stringify([m.native, m.trim()]))`], {
+    assert.equal(fallbackMallocControl.releaseExecutablePages(), 0);
+    const r = spawnSync(process.execPath, ['-e', `const m = require(${JSON.stringify(MODULE)}).mallocControl(); process.stdout.write(JSON.stringify([m.native, m.trim(), m.releaseExecutablePages()]))`], {
       env: { ...process.env, OUTRIGGER_NATIVE: '0' },
       encoding: 'utf8',
     });
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout), [false, false]);
+    assert.deepEqual(JSON.parse(r.stdout), [false, false, 0]);
   });
 });

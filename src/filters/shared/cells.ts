@@ -60,11 +60,13 @@ let lentMs = -1;
 /**
  * An adapter that read Date.now() at the start of a read callback lends it to the filters of
  * the requests decoded in that callback (a clock read costs 50-200 ns where the clock source
- * is not the vDSO's); -1 ends the loan. Returns the previous loan (to restore it).
+ * is not the vDSO's); -1 ends the loan, and adds the counts made during it to the shared cells
+ * (count()). Returns the previous loan (to restore it).
  */
 export function lendNow(ms: number): number {
   const prev = lentMs;
   lentMs = ms;
+  if (ms < 0 && pending > 0) flushCounts();
   return prev;
 }
 
@@ -97,9 +99,49 @@ export function counterCell(name: string): number {
   return at;
 }
 
-/** Adds 1 to a counter cell (-1 = none). */
+/**
+ * Counts made during a loan (one read callback, which may hold several requests), by cell:
+ * added to the shared cells when the loan ends, one Atomics.add per cell and callback instead
+ * of one per count (an Atomics call is a builtin call, ~200 instructions; filters count 2-4
+ * times per request). A read callback is synchronous: nothing in this thread reads the cells
+ * before the flush at its end, and a local answer settles them first (settleCounts).
+ */
+const PENDING_CELLS = 16;
+const pendingAt = new Int32Array(PENDING_CELLS);
+const pendingN = new Int32Array(PENDING_CELLS);
+let pending = 0;
+
+function flushCounts(): void {
+  const c = cells;
+  for (let i = 0; i < pending; i++) Atomics.add(c, pendingAt[i], pendingN[i]);
+  pending = 0;
+}
+
+/**
+ * Adds the counts made so far in the current loan to the shared cells now: an adapter calls it
+ * before it answers a request locally, so that a client that reads the counters after the
+ * answer (a denial, a limit) finds them counted, whatever the scheduling of the threads.
+ */
+export function settleCounts(): void {
+  if (pending > 0) flushCounts();
+}
+
+/** Adds 1 to a counter cell (-1 = none): at once outside a loan, at the loan's end inside one. */
 export function count(at: number): void {
-  if (at >= 0) Atomics.add(cells, at, 1);
+  if (at < 0) return;
+  if (lentMs < 0) {
+    Atomics.add(cells, at, 1);
+    return;
+  }
+  for (let i = 0; i < pending; i++) {
+    if (pendingAt[i] === at) {
+      pendingN[i]++;
+      return;
+    }
+  }
+  if (pending === PENDING_CELLS) flushCounts();
+  pendingAt[pending] = at;
+  pendingN[pending++] = 1;
 }
 
 /** The named counters and their values (main thread). */

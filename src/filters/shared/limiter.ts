@@ -42,7 +42,10 @@ export function allocWindow(key: string): number {
 export function takeToken(at: number, maxTokens: number, tokensPerFill: number, fillIntervalMs: number, now: number): number {
   const c = sharedCells();
   const period = Math.floor(now / fillIntervalMs);
-  let last = Atomics.load(c, at + 1);
+  // Plain reads first (an Atomics call is a builtin call, ~200 instructions; a plain read of the
+  // shared cells is one load): a stale period only sends this thread into the compareExchange
+  // loop, which reads the current one; an empty bucket is confirmed by an Atomics.load below.
+  let last = c[at + 1];
   while (period > last) {
     const prev = Atomics.compareExchange(c, at + 1, last, period);
     if (prev === last) {
@@ -59,7 +62,8 @@ export function takeToken(at: number, maxTokens: number, tokensPerFill: number, 
     }
     last = prev;
   }
-  let t = Atomics.load(c, at);
+  let t = c[at];
+  if (t <= 0) t = Atomics.load(c, at);
   while (t > 0) {
     const p = Atomics.compareExchange(c, at, t, t - 1);
     if (p === t) return t - 1;

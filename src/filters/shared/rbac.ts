@@ -651,19 +651,32 @@ function ipGate(p: Policy): Uint32Array | null {
 export class CompiledRbac {
   readonly names: readonly string[];
   private readonly policies: readonly Pred[];
+  /** Per policy: its permissions alone (what is left to test once its IP gate passed). */
+  private readonly permissions: readonly Pred[];
   /** Per policy: its IPv4 principal ranges (ipGate), or null. */
   private readonly gates: readonly (Uint32Array | null)[];
   private readonly gated: boolean;
   /** The last peer text seen and its IPv4 number (-1: not IPv4): one parse per connection. */
   private lastIp = '';
   private lastV4 = -1;
+  /**
+   * The policies a peer of lastIp can match, in order (ungated ones, and gated ones whose
+   * ranges hold it), as index * 2 + 1 when the gate already proved the principal side (only
+   * the permissions are left to test), index * 2 otherwise: found once per peer address, not
+   * per request (a peer's address is the same for every request of its connection).
+   */
+  private readonly candidates: Int32Array;
+  private candidateCount = -1;
 
   constructor(readonly rules: RbacRules) {
     this.names = rules.policies.map((p) => p.name);
     this.gates = rules.policies.map(ipGate);
     this.gated = this.gates.some((g) => g !== null);
-    this.policies = rules.policies.map((p) => {
-      const perm = any(byCost(p.permissions).map(compilePermission));
+    this.candidates = new Int32Array(rules.policies.length);
+    const perms = rules.policies.map((p) => any(byCost(p.permissions).map(compilePermission)));
+    this.permissions = perms;
+    this.policies = rules.policies.map((p, i) => {
+      const perm = perms[i];
       const princ = any(byCost(p.principals).map(compilePrincipal));
       if (listCost(p.principals) < listCost(p.permissions)) return (x: RbacInput) => princ(x) && perm(x);
       return (x: RbacInput) => perm(x) && princ(x);
@@ -673,22 +686,38 @@ export class CompiledRbac {
   /** Index of the first matching policy (name order), -1 when none. */
   match(x: RbacInput): number {
     const ps = this.policies;
-    let v4 = -1;
-    if (this.gated) {
-      const ip = x.remoteIp();
-      if (ip !== this.lastIp) {
-        this.lastIp = ip;
-        this.lastV4 = ipv4Of(ip);
-      }
-      v4 = this.lastV4;
+    if (!this.gated) {
+      for (let i = 0; i < ps.length; i++) if (ps[i](x)) return i;
+      return -1;
     }
-    const gates = this.gates;
-    for (let i = 0; i < ps.length; i++) {
-      const g = gates[i];
-      if (g !== null && !inRanges(g, v4)) continue; // no principal can match: the policy does not
-      if (ps[i](x)) return i;
+    const ip = x.remoteIp();
+    if (ip !== this.lastIp || this.candidateCount < 0) {
+      this.lastIp = ip;
+      this.lastV4 = ipv4Of(ip);
+      this.findCandidates();
+    }
+    const c = this.candidates;
+    const perms = this.permissions;
+    for (let k = 0; k < this.candidateCount; k++) {
+      const e = c[k];
+      const i = e >> 1;
+      // A gate holds every principal of its policy (all IPv4 ranges): passed, the principals matched.
+      if ((e & 1) === 1 ? perms[i](x) : ps[i](x)) return i;
     }
     return -1;
+  }
+
+  /** The candidates of the peer lastV4 (the policies no gate rules out). */
+  private findCandidates(): void {
+    const gates = this.gates;
+    const v4 = this.lastV4;
+    let n = 0;
+    for (let i = 0; i < gates.length; i++) {
+      const g = gates[i];
+      if (g === null) this.candidates[n++] = i * 2;
+      else if (inRanges(g, v4)) this.candidates[n++] = i * 2 + 1; // no principal can match otherwise: the policy does not
+    }
+    this.candidateCount = n;
   }
 
   /** Whether the request is allowed, given the matching policy index. */

@@ -45,6 +45,8 @@ const HTTP_PROTOCOLS = new Set(['http1', 'http2', 'grpc']);
 export class StreamRbacInput implements RbacInput {
   private s: FilterStream | null = null;
   private rpcReq = false;
+  /** The protocol rpcReq was found for (a set lookup per protocol change, not per request). */
+  private proto = '';
   private readonly names: string[] = [];
   private readonly vals: (string | undefined)[] = [];
   private n = 0;
@@ -61,7 +63,10 @@ export class StreamRbacInput implements RbacInput {
     this.pathRead = false;
     this.pathV = undefined;
     this.remote = null;
-    if (s !== null) this.rpcReq = !HTTP_PROTOCOLS.has(s.protocol);
+    if (s !== null && s.protocol !== this.proto) {
+      this.proto = s.protocol;
+      this.rpcReq = !HTTP_PROTOCOLS.has(s.protocol);
+    }
   }
 
   private get st(): FilterStream {
@@ -119,11 +124,15 @@ export class StreamRbacInput implements RbacInput {
   remoteIp(): string {
     if (this.remote !== null) return this.remote;
     // Requests of one connection carry the same "ip:port" text (one string per connection):
-    // the IP is cut out again only when the connection changes.
+    // the IP is cut out again only when the connection changes, and not even then when the new
+    // text is the last IP with another port (requests of a peer's connections interleave): the
+    // same IP string, which the rule set compares by identity.
     const ra = this.st.remoteAddress();
     if (ra !== this.lastRemote) {
       this.lastRemote = ra;
-      this.lastIp = ipOf(ra);
+      const ip = this.lastIp;
+      const l = ip.length;
+      if (l === 0 || ra.charCodeAt(l) !== 58 || !ra.startsWith(ip) || ra.indexOf(':', l + 1) >= 0) this.lastIp = ipOf(ra);
     }
     return (this.remote = this.lastIp);
   }

@@ -11,6 +11,7 @@ import type { ActiveStream } from '../../../stream/pipeline';
 import { extract, sampleByRatio, type IncomingContext } from '../../../tracing/context';
 import { ActiveTrace, type WorkerTracing } from '../../../tracing/index';
 import { mayCarryTraceContext } from '../../../tracing/dubbo';
+import { boltMayCarryTraceContext } from '../../../tracing/bolt';
 
 function isHttp(protocol: string): boolean {
   return protocol === 'http1' || protocol === 'http2' || protocol === 'grpc';
@@ -41,8 +42,9 @@ export class TracingFilter implements StreamFilter {
   decide(s: FilterStream): boolean {
     this.cur = s;
     const rpc = !isHttp(s.protocol);
-    // Dubbo: the attachments are decoded only when the body holds a trace context key.
-    const inc = rpc && !mayCarryTraceContext(s) ? undefined : extract(this.read, rpc);
+    // Dubbo: the attachments are decoded only when the body holds a trace context key; Bolt: the
+    // headers are read only when the header map holds one (most requests carry none).
+    const inc = rpc && (!mayCarryTraceContext(s) || !boltMayCarryTraceContext(s)) ? undefined : extract(this.read, rpc);
     this.cur = null;
     const sampled = inc !== undefined && inc.sampled >= 0 ? inc.sampled === 1 : sampleByRatio(this.t.cfg.samplingRatio, inc?.traceId);
     this.inc = sampled ? inc : undefined;

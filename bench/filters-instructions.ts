@@ -1,0 +1,132 @@
+// User-space instructions per Bolt request of a sidecar with the filters of bench/filters-cost.ts
+// (the same configs: none / all / rbac / ratelimit / tracing / pipeline), counted by callgrind:
+// a figure a loaded machine does not change, for before/after comparisons of the filters' work.
+//
+//   node dist/bench/filters-instructions.js [--variants none,all] [--ratio 0.01] [--n 20000]
+//        [--warm 20000] [--connections 20] [--depth 4] [--base /other/tree/dist] [--keep DIR]
+//
+// Per tree and variant: the sidecar (1 worker) under valgrind --tool=callgrind, a closed-loop
+// Bolt client in this process (`connections` connections, `depth` requests in flight on each),
+// `warm` requests of warm-up (JIT tiers settle), counters zeroed, `n` requests counted. The
+// OTLP collector is an HTTP server in this process. ~2-4 minutes per sidecar. Kernel time is
+// not counted; the export's work (timer-driven, off the request path) is, as it runs on the
+// sidecar's thread. At a sampling ratio of 1%, `n` = 20,000 gives ~200 sampled requests.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startOtlpSink } from './lib/otlp-sink';
+import { firstLine, numOpt, strOpt } from './lib/script';
+import { BOLT_ID_OFFSET, BoltFrameReader, boltRequestTemplate } from './load/bolt';
+import { sidecarConfig, VARIANT_NAMES, type Variant } from './filters-cost';
+
+const args = process.argv.slice(2);
+const N = numOpt(args, 'n', 20000);
+const WARM = numOpt(args, 'warm', 20000);
+const CONNS = numOpt(args, 'connections', 20);
+const DEPTH = numOpt(args, 'depth', 4);
+const BASE = strOpt(args, 'base');
+/** Keep the callgrind files in this directory (callgrind_annotate them; the sidecar writes /tmp/perf-PID.map for its JIT code). */
+const KEEP = strOpt(args, 'keep');
+const VARIANTS = (strOpt(args, 'variants') ?? 'none,all').split(',') as Variant[];
+for (const v of VARIANTS) if (!VARIANT_NAMES.includes(v)) throw new Error(`--variants: ${v} is not one of ${VARIANT_NAMES.join(', ')}`);
+const ROOT = path.join(__dirname, '..');
+
+/** `count` Bolt requests over CONNS connections, DEPTH in flight on each; resolves when all are answered. */
+async function closedLoop(port: number, count: number): Promise<void> {
+  const tmpl = boltRequestTemplate();
+  let sent = 0;
+  let done = 0;
+  let id = 1;
+  const socks: net.Socket[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const send = (s: net.Socket): void => {
+      if (sent >= count) return;
+      sent++;
+      const b = Buffer.from(tmpl);
+      b.writeUInt32BE(id++ >>> 0, BOLT_ID_OFFSET);
+      s.write(b);
+    };
+    for (let c = 0; c < CONNS; c++) {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.setNoDelay(true);
+        for (let k = 0; k < DEPTH; k++) send(s);
+      });
+      const reader = new BoltFrameReader(() => {
+        done++;
+        if (done === count) resolve();
+        else send(s);
+      });
+      s.on('data', (d: Buffer) => {
+        if (!reader.push(d)) reject(new Error('bad bolt frame'));
+      });
+      s.on('error', reject);
+      socks.push(s);
+    }
+  });
+  for (const s of socks) s.destroy();
+}
+
+function run(cmd: string, argv: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, argv, { stdio: 'ignore' });
+    p.on('error', reject);
+    p.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`${cmd} ${argv.join(' ')} exited ${c}`))));
+  });
+}
+
+async function main(): Promise<void> {
+  const { server: collector, url: curl } = await startOtlpSink();
+  const backend = spawn(process.execPath, [path.join(ROOT, 'bench', 'backend.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const ports = JSON.parse((await firstLine(backend, /\{.*"bolt":\d+.*\}/))[0]) as { http: number; bolt: number };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'filters-instr-'));
+  const trees: [string, string][] = BASE === undefined ? [['this', ROOT]] : [['this', ROOT], ['base', path.resolve(BASE)]];
+  try {
+    for (const v of VARIANTS) {
+      for (const [tree, dist] of trees) {
+        const name = `${v}@${tree}`;
+        const cfgPath = path.join(dir, `${name}.json`);
+        fs.writeFileSync(cfgPath, JSON.stringify(sidecarConfig(ports, v, curl)));
+        const upgradeDir = path.join(dir, `upgrade-${name}`);
+        fs.mkdirSync(upgradeDir);
+        const out = path.join(dir, `cg-${name}`);
+        const vg = spawn('valgrind', ['--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${out}.%p`, process.execPath, ...(KEEP !== undefined ? ['--perf-basic-prof'] : []), path.join(dist, 'src', 'cli.js'), 'start', '-c', cfgPath, '--workers', '1', '--upgrade-dir', upgradeDir], {
+          // Its own directory as cwd: --perf-basic-prof leaves a V8 log there.
+          cwd: dir,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        try {
+          const m = await firstLine(vg, /listener bolt on [^:]+:(\d+)/, 300_000);
+          await closedLoop(Number(m[1]), WARM);
+          await run('callgrind_control', ['--zero', String(vg.pid)]);
+          await closedLoop(Number(m[1]), N);
+          await run('callgrind_control', [`--dump=counted`, String(vg.pid)]);
+          await new Promise((r) => setTimeout(r, 1000));
+          let ir = 0;
+          for (const f of fs.readdirSync(dir)) {
+            if (!f.startsWith(`cg-${name}.${vg.pid}`)) continue;
+            const t = fs.readFileSync(path.join(dir, f), 'utf8');
+            if (!/^desc: Trigger: .*counted/m.test(t) && !t.includes('counted')) continue;
+            const s = /^summary: (\d+)/m.exec(t);
+            if (s !== null) ir = Math.max(ir, Number(s[1]));
+            if (KEEP !== undefined) fs.copyFileSync(path.join(dir, f), path.join(KEEP, f));
+          }
+          console.log(`${name.padEnd(16)} ratio ${strOpt(args, 'ratio') ?? '0.01'}: ${N} requests, ${Math.round(ir / N)} instructions per request (user space, all threads)`);
+        } finally {
+          vg.kill('SIGTERM');
+          await new Promise((r) => (vg.exitCode !== null ? r(undefined) : vg.once('exit', r)));
+        }
+      }
+    }
+  } finally {
+    backend.kill('SIGTERM');
+    collector.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
