@@ -408,8 +408,18 @@ test('a crashed worker is restarted and the listener keeps serving', { timeout: 
     // one rebinds the listener before the second is started: until then connections are refused.
     // With the addon the main thread holds the listening socket: nothing is refused.
     const crashed = /worker exited; restarting|worker crashed/;
-    for (const t0 = Date.now(); !crashed.test(sc.output()) && Date.now() - t0 < 15_000; ) await new Promise((res) => setTimeout(res, 50));
-    assert.match(sc.output(), crashed);
+    // The signal is sent once more if 5 s pass with no crash line (a test-hook message lost on a
+    // loaded machine was seen twice in suite runs, never reproduced alone); a crash that happened
+    // but was not logged still fails below, on worker_restarts === 1.
+    let resent = false;
+    for (const t0 = Date.now(); !crashed.test(sc.output()) && Date.now() - t0 < 15_000; ) {
+      if (!resent && Date.now() - t0 > 5_000 && sc.proc.exitCode === null) {
+        resent = true;
+        sc.proc.kill('SIGUSR2');
+      }
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.match(sc.output(), crashed, `no crash line (SIGUSR2 sent ${resent ? 'twice' : 'once'}; sidecar exit ${sc.proc.exitCode}/${sc.proc.signalCode})`);
     const removed = process.env.OUTRIGGER_NATIVE === '0' ? 2 : 1;
     // Admin stats during the restart; a failed fetch says why (a dead sidecar shows its exit and
     // output), and is tried again while the sidecar lives (a loaded machine, a stale pooled socket).
