@@ -125,6 +125,12 @@ export function waitForStart(proc: ChildProcess, out: () => string, exited: Prom
 }
 
 /** VmRSS of a process, in bytes. */
+/** The process's own resident memory (RssAnon: heap, stacks, malloc), without file pages that the start may release. */
+export function anonRssOf(pid: number): number {
+  const m = /RssAnon:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
 export function rssOf(pid: number): number {
   const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = /VmRSS:\s+(\d+) kB/.exec(s);

@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { Sidecar } from '../../src/server';
 import { parseConfig } from '../../src/config';
 import { backend, httpConfig, request, type Backend } from '../helpers/http';
-import { rssOf, startSidecar } from '../helpers/sidecar';
+import { anonRssOf, rssOf, startSidecar } from '../helpers/sidecar';
 
 function config(a: Backend, b: Backend, cluster: 'a' | 'b'): Record<string, unknown> {
   const routers = [{ router_config_name: 'r', virtual_hosts: [{ name: 'vh', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: cluster } }] }] }];
@@ -91,8 +91,12 @@ test('CLI, one worker: a crash of the data plane ends the process with a fatal l
       assert.match(inline.output(), /1 worker\(s\) \(on the main thread\)/);
       assert.doesNotMatch(threads.output(), /on the main thread/);
       await new Promise((r) => setTimeout(r, 500));
-      const saved = rssOf(threads.pid) - rssOf(inline.pid);
-      assert.ok(saved > 8 * 1024 * 1024, `one isolate saves ${(saved / 1048576).toFixed(1)} MB of RSS`);
+      // The second isolate's cost is its own memory (RssAnon): since the start releases the node
+      // executable's file pages (src/startup-memory.ts), total RSS depends on which pages each
+      // process has touched again by now (measured: 16.4-16.8 MB anonymous, 7.8-8.2 MB total).
+      const saved = anonRssOf(threads.pid) - anonRssOf(inline.pid);
+      console.log(`# one isolate saves ${(saved / 1048576).toFixed(1)} MB anonymous, ${((rssOf(threads.pid) - rssOf(inline.pid)) / 1048576).toFixed(1)} MB of RSS`);
+      assert.ok(saved > 8 * 1024 * 1024, `one isolate saves ${(saved / 1048576).toFixed(1)} MB of anonymous memory`);
     } finally {
       await threads.terminate();
     }
