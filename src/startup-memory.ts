@@ -70,11 +70,11 @@ export function releaseStartupMemory(): void {
     v8.setFlagsFromString('--turbofan');
   }
   if (process.env.OUTRIGGER_KEEP_STARTUP_MEMORY === '1') return;
-  setImmediate(process.env.OUTRIGGER_STARTUP_GC === '1' ? () => lowMemoryCollection(trimMalloc) : trimMalloc);
+  setImmediate(process.env.OUTRIGGER_STARTUP_GC === '1' ? () => lowMemoryCollection(releaseUnusedPages) : releaseUnusedPages);
 }
 
 /** glibc's free pages back to the kernel, then the executable's file pages out of the resident set (src/native/memory.ts; nothing without the addon). */
-function trimMalloc(): void {
+function releaseUnusedPages(): void {
   // Loaded here, not at the top: this module is imported first, before TurboFan is held.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const mc = (require('./native/memory') as typeof import('./native/memory')).mallocControl();

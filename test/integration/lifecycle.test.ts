@@ -16,9 +16,6 @@ import { CLI, startSidecar, tcpProxyConfig } from '../helpers/sidecar';
 import { deadPort } from '../helpers/http';
 import { close, echoServer, listen } from '../helpers/net';
 
-/** A free port that nothing else takes by chance (see deadPort). */
-const freePort = deadPort;
-
 /** Whether `port` can be listened on now (nothing holds it). */
 async function portFree(port: number): Promise<boolean> {
   const s = net.createServer();
@@ -85,7 +82,7 @@ test('a second instance on the same listener address refuses to start (the first
   const first = await startSidecar(tcpProxyConfig({ upstreams: [echo.port] }));
   try {
     const port = first.ports.get('tcp') as number;
-    const adminPort = await freePort();
+    const adminPort = await deadPort();
     const r = await runStart(configFile(port, adminPort));
     assertCleanFailure(r, `127.0.0.1:${port}`);
     assert.match(r.stderr, /address already in use/);
@@ -110,7 +107,7 @@ test('a second instance on the same listener address refuses to start (the first
   const a = await startSidecar(tcpProxyConfig({ upstreams: [1] }), { env: { OUTRIGGER_REUSE_PORT: '1' } });
   try {
     const port = a.ports.get('tcp') as number;
-    const second = await runStart(configFile(port, await freePort()), { OUTRIGGER_REUSE_PORT: '1' }, (kill, out) => {
+    const second = await runStart(configFile(port, await deadPort()), { OUTRIGGER_REUSE_PORT: '1' }, (kill, out) => {
       const t = setInterval(() => {
         if (out().includes('admin on')) kill('SIGTERM');
       }, 50);
@@ -134,18 +131,18 @@ test('a listener port or the admin port held (plain socket, another instance; na
   try {
     for (const [mode, env] of MODES) {
       // listener port taken: the admin port it opened is released
-      const adminPort = await freePort();
+      const adminPort = await deadPort();
       const r = await runStart(configFile(held, adminPort), env);
       assertCleanFailure(r, `127.0.0.1:${held}`);
       assert.ok(await portFree(adminPort), `${mode}: admin port released`);
       // the same with the log in a file (pino's exit flush used to throw "sonic boom is not ready yet")
       const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-life-log-'));
-      const rl = await runStart(configFile(held, await freePort(), { default_log_path: path.join(logDir, 'outrigger.log') }), env);
+      const rl = await runStart(configFile(held, await deadPort(), { default_log_path: path.join(logDir, 'outrigger.log') }), env);
       assertCleanFailure(rl, `127.0.0.1:${held}`);
       fs.rmSync(logDir, { recursive: true, force: true });
       // admin port taken: the listener port it opened is released
       for (const taken of [held, other.adminPort]) {
-        const port = await freePort();
+        const port = await deadPort();
         const r2 = await runStart(configFile(port, taken), env);
         assertCleanFailure(r2, `127.0.0.1:${taken}`);
         assert.ok(await portFree(port), `${mode}: listener port released`);
@@ -158,8 +155,8 @@ test('a listener port or the admin port held (plain socket, another instance; na
 });
 
 test('SIGTERM ends the process in every state: while starting, and (sent again) while draining', async () => {
-  const p0 = await freePort();
-  const a0 = await freePort();
+  const p0 = await deadPort();
+  const a0 = await deadPort();
   const r = await runStart(configFile(p0, a0, { processor: 2 }), {}, (kill) => setTimeout(() => kill('SIGTERM'), 150));
   assert.ok(r.ms < 2000, `exited after ${r.ms} ms`);
   assert.doesNotMatch(r.stdout, /started/, 'the signal came before the start finished');

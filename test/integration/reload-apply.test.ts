@@ -74,9 +74,6 @@ async function reload(sc: RunningSidecar, cfg: Record<string, unknown>, expect: 
   return sc.output().slice(mark);
 }
 
-/** A free port that nothing else takes by chance (see deadPort). */
-const freePort = deadPort;
-
 function refused(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port });
@@ -109,7 +106,7 @@ async function answeredBy(port: number, n: number): Promise<Set<string>> {
 test('a reload whose second new listener cannot bind closes the first one again and keeps serving the running config', { timeout: 60_000 }, async () => {
   const a = await backend('a');
   const b = await backend('b');
-  const free = await freePort();
+  const free = await deadPort();
   const holder = net.createServer();
   await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
   const held = (holder.address() as net.AddressInfo).port;
@@ -136,7 +133,7 @@ test('a reload whose second new listener cannot bind closes the first one again 
 test('a commit that fails on one worker after the new listeners were bound: every worker runs the previous version again', { timeout: 60_000 }, async () => {
   const a = await backend('a');
   const b = await backend('b');
-  const free = await freePort();
+  const free = await deadPort();
   const sc = await startSidecar(config(a, b), { workers: 2, env: { OUTRIGGER_TEST_HOOKS: '1', OUTRIGGER_TEST_FAIL_COMMIT: '1' } });
   try {
     const port = sc.ports.get('web')!;
