@@ -47,7 +47,7 @@ import type { HttpProxyConfig } from './config';
 import { applyOps, endToEnd, ensureRequestId, grpcTimeoutMs, isGrpc, isIdempotent, type Headers } from './headers';
 import { clusterTime, routeCount, routeRequest, routeResponse } from './route-stats';
 import { HC, HL, statusClass, timeBucket } from './stats';
-import { FailKind, isBodySource, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
+import { FailKind, isBodySource, type BodySink, type BodySource, type RawHeadLines, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
 import { startH1 } from './upstream-h1';
 import { startH2 } from './upstream-h2';
 
@@ -80,6 +80,11 @@ export interface Downstream {
    * trailers-only form); `close`: HTTP/1 closes the connection after this response.
    */
   respond(status: number, headers: Headers, end: boolean, close: boolean): void;
+  /**
+   * Sends a response head given as the upstream's bytes (raw HTTP/1.1 engine only; absent
+   * elsewhere): `buf`'s field lines indexed by `lines`, valid during the call.
+   */
+  respondRaw?(status: number, buf: Buffer, lines: RawHeadLines, end: boolean, close: boolean): void;
   /** Response body bytes (the view may be transient: copy to keep). false: wait for onDownstreamDrain. */
   write(chunk: Buffer): boolean;
   /** Ends the response, with trailers where the framing can carry them. */
@@ -530,19 +535,49 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
 
   // ---- UpstreamSink
 
-  onResponseHeaders(status: number, headers: Headers, endStream: boolean): void {
-    if (this.finished) return;
+  /** The response head may go downstream as the upstream's bytes: nothing would change it (onResponseRaw). */
+  rawResponseHead(): boolean {
+    const route = this.route;
+    const vh = this.vh;
+    if (this.fs !== null || this.extraHeaders !== null || this.down.respondRaw === undefined || route === null || vh === null) return false;
+    const a = route.ops;
+    const b = vh.ops;
+    return a.responseAdd.length + a.responseRemove.length + b.responseAdd.length + b.responseRemove.length === 0;
+  }
+
+  /** A response head as bytes (rawResponseHead() said yes): onResponseHeaders without a header map. */
+  onResponseRaw(status: number, buf: Buffer, lines: RawHeadLines, endStream: boolean): void {
+    if (!this.headArrived(status)) return;
+    const down = this.down as Required<Pick<Downstream, 'respondRaw'>>;
+    this.counters[this.lb + HL.RQ_1XX + statusClass(status)]++;
+    if (endStream) {
+      this.endAttempt(status);
+      down.respondRaw(status, buf, lines, true, this.env.draining);
+      this.finish();
+      return;
+    }
+    down.respondRaw(status, buf, lines, false, this.env.draining);
+  }
+
+  /** A response head: false when it is not forwarded (the exchange ended, or a 5xx is retried). */
+  private headArrived(status: number): boolean {
+    if (this.finished) return false;
     if (status >= 500 && mayRetry(this, (this.route as HttpRoute).retry, statusRetryBits(status), this.safe(true), this.fs)) {
       (this.cur as UpstreamAttempt).abort();
       this.endAttempt(status);
       beginRetry(this, HC.RETRY);
       this.retry();
-      return;
+      return false;
     }
     // The head arrived: the per-try timeout no longer applies, the route timeout does.
     this.armDeadline(this.deadlineAt);
     this.status = status;
     this.responseStarted = true;
+    return true;
+  }
+
+  onResponseHeaders(status: number, headers: Headers, endStream: boolean): void {
+    if (!this.headArrived(status)) return;
     const out = endToEnd(headers);
     applyOps(out, (this.route as HttpRoute).ops, (this.vh as HttpVirtualHost).ops, true);
     if (this.extraHeaders !== null) Object.assign(out, this.extraHeaders);

@@ -66,8 +66,29 @@ export function isBodySource(b: UpstreamRequest['body']): b is BodySource {
   return b !== null && !Buffer.isBuffer(b) && typeof (b as BodySource).start === 'function' && typeof (b as Readable).pipe !== 'function';
 }
 
+/** The field lines of a response head as the raw HTTP/1.1 parser indexed them (h1/codec.ts HeadParser indexOnly). */
+export interface RawHeadLines {
+  /** [start, end) offsets of the lines to forward (CRLF included), runCount entries. */
+  readonly runs: Int32Array;
+  readonly runCount: number;
+  /** The Content-Length of a length-framed body, else -1. */
+  readonly contentLength: number;
+}
+
 export interface UpstreamSink {
   onResponseHeaders(status: number, headers: Headers, endStream: boolean): void;
+  /**
+   * Asked by the raw HTTP/1.1 pool before it parses a response head: true when the response
+   * head may be forwarded as its own bytes (onResponseRaw) because nothing would change it
+   * (no header operations, filters or access log, a raw HTTP/1.1 client).
+   */
+  rawResponseHead?(): boolean;
+  /**
+   * The response head as bytes of the upstream's read buffer (valid during the call): `lines`
+   * index buf's field lines to forward, hop-by-hop lines left out. Called instead of
+   * onResponseHeaders after rawResponseHead() said yes and the head was regular.
+   */
+  onResponseRaw?(status: number, buf: Buffer, lines: RawHeadLines, endStream: boolean): void;
   /**
    * Response payload. `chunk` may be a view of a reused read buffer, valid only during the call:
    * a sink that keeps it (a node:http response's write queue) copies it. Returns false when the

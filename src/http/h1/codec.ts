@@ -111,6 +111,10 @@ const enum Kind {
   Host = 4,
   Upgrade = 5,
   Expect = 6,
+  /** keep-alive, proxy-connection, http2-settings: hop-by-hop, never forwarded. */
+  HopByHop = 7,
+  /** te (kept as `te: trailers`) and trailer (dropped unless chunked): forwarded as bytes only through the map path. */
+  Rewritten = 8,
 }
 
 const NAME_SLOTS = 1024; // power of two
@@ -159,12 +163,17 @@ const KNOWN_NAMES: Array<[string, number]> = [
   ['host', Kind.Host],
   ['upgrade', Kind.Upgrade],
   ['expect', Kind.Expect],
+  ['keep-alive', Kind.HopByHop],
+  ['proxy-connection', Kind.HopByHop],
+  ['http2-settings', Kind.HopByHop],
+  ['te', Kind.Rewritten],
+  ['trailer', Kind.Rewritten],
 ];
 for (const n of [
   'accept', 'accept-encoding', 'accept-language', 'accept-ranges', 'age', 'authorization', 'cache-control',
   'content-encoding', 'content-type', 'content-range', 'cookie', 'date', 'etag', 'expires', 'forwarded',
-  'if-modified-since', 'if-none-match', 'keep-alive', 'last-modified', 'location', 'origin', 'pragma',
-  'proxy-connection', 'range', 'referer', 'server', 'set-cookie', 'te', 'trailer', 'user-agent', 'vary', 'via',
+  'if-modified-since', 'if-none-match', 'last-modified', 'location', 'origin', 'pragma',
+  'range', 'referer', 'server', 'set-cookie', 'user-agent', 'vary', 'via',
   'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'x-request-id', 'grpc-status',
   'grpc-message', 'grpc-timeout', 'content-disposition', 'access-control-allow-origin', 'strict-transport-security',
   'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-accept', 'sec-websocket-protocol',
@@ -259,6 +268,10 @@ function HeaderMapFn(): void {
 HeaderMapFn.prototype = Object.create(null);
 const HeaderMap = HeaderMapFn as unknown as { new (): Headers };
 
+/** `headers` after an indexOnly parse: never written. */
+const NO_HEADERS: Headers = new HeaderMap();
+const NO_RUNS = new Int32Array(0);
+
 /** A fresh empty header map of the kind the parser returns. */
 export function newHeaders(): Headers {
   return new HeaderMap();
@@ -288,6 +301,22 @@ export class HeadParser {
   expectContinue = false;
   errorStatus = 0;
   errorReason = '';
+  /**
+   * Set by the caller before parsing: index the field lines instead of building `headers` (a
+   * response head forwarded as its own bytes, h1/downstream.ts respondRaw). After such a parse
+   * `headers` is empty and runs[0, runCount) holds [start, end) offsets of the field lines to
+   * forward, CRLF included, adjacent lines merged: every line but the hop-by-hop ones
+   * (connection, keep-alive, proxy-connection, transfer-encoding, upgrade, http2-settings).
+   */
+  indexOnly = false;
+  /**
+   * After an indexOnly parse: the head has a field the byte path would not forward as the map
+   * path does (te, trailer, a repeated or listed Content-Length, Content-Length with
+   * Transfer-Encoding, a Connection naming other fields): parse it again without indexOnly.
+   */
+  irregular = false;
+  runs: Int32Array = NO_RUNS;
+  runCount = 0;
 
   // framing facts gathered while reading fields
   private clValue = -1;
@@ -298,6 +327,8 @@ export class HeadParser {
   private connClose = false;
   private connKeepAlive = false;
   private connUpgrade = false;
+  /** Connection lists a token other than close, keep-alive and upgrade. */
+  private connOther = false;
   private hasUpgrade = false;
   private hostCount = 0;
   /**
@@ -402,7 +433,14 @@ export class HeadParser {
     this.versionMinor = 1;
     this.status = 0;
     this.reason = '';
-    this.headers = new HeaderMap(); // the result object the interface hands out, one per head
+    // The result object the interface hands out, one per head (none when only indexing).
+    if (this.indexOnly) {
+      this.headers = NO_HEADERS;
+      this.irregular = false;
+      this.runCount = 0;
+      // Once per parser that forwards heads as bytes: a run per field line at most.
+      if (this.runs.length === 0) this.runs = new Int32Array(2 * this.maxHeaders + 2);
+    } else this.headers = new HeaderMap();
     this.headerCount = 0;
     this.bodyKind = BodyKind.None;
     this.contentLength = -1;
@@ -420,6 +458,7 @@ export class HeadParser {
     this.connClose = false;
     this.connKeepAlive = false;
     this.connUpgrade = false;
+    this.connOther = false;
     this.hasUpgrade = false;
     this.hostCount = 0;
   }
@@ -590,6 +629,7 @@ export class HeadParser {
     const s = this.status;
     this.keepAlive = this.versionMinor === 1 ? !this.connClose : this.connKeepAlive && !this.connClose;
     this.upgrade = s === 101;
+    if (this.indexOnly && (this.connOther || (this.teSeen && this.clValue >= 0))) this.irregular = true;
     if (this.teSeen && this.clValue >= 0) {
       // RFC 9112 6.3: Transfer-Encoding overrides Content-Length; the length is not forwarded
       delete this.headers['content-length'];
@@ -693,7 +733,26 @@ export class HeadParser {
       if (kind !== Kind.Plain && !trailers) {
         const r = this.special(kind, buf, vs, ve);
         if (r < 0) return -1;
-        if (r === 0) continue; // field folded into one kept value
+        if (r === 0) {
+          // field folded into one kept value
+          if (this.indexOnly) this.irregular = true;
+          continue;
+        }
+      }
+      if (this.indexOnly) {
+        if (kind === Kind.Rewritten) this.irregular = true;
+        else if (kind === Kind.Plain || kind === Kind.ContentLength || kind === Kind.Host || kind === Kind.Expect) {
+          // A line forwarded as it is: extends the run that ends where it starts, else opens one.
+          const runs = this.runs;
+          const rc = this.runCount;
+          if (rc > 0 && runs[rc - 1] === ls) runs[rc - 1] = p;
+          else {
+            runs[rc] = ls;
+            runs[rc + 1] = p;
+            this.runCount = rc + 2;
+          }
+        }
+        continue;
       }
       const value = valueString(buf, vs, ve, vh);
       const slot = foundSlot;
@@ -799,6 +858,7 @@ export class HeadParser {
       if (n === 5 && bytesIsCi(buf, es, ee, 'close')) this.connClose = true;
       else if (n === 10 && bytesIsCi(buf, es, ee, 'keep-alive')) this.connKeepAlive = true;
       else if (n === 7 && bytesIsCi(buf, es, ee, 'upgrade')) this.connUpgrade = true;
+      else if (n > 0) this.connOther = true;
     }
   }
 
@@ -1045,6 +1105,18 @@ for (let s = 100; s < 600; s++) STATUS_LINES[s - 100] = `HTTP/1.1 ${s} ${STATUS_
 
 function statusLine(status: number): string {
   return status >= 100 && status < 600 ? STATUS_LINES[status - 100] : `HTTP/1.1 ${status} Unknown\r\n`;
+}
+
+/** The status line's bytes per status code, made on first use. */
+const STATUS_LINE_BYTES: Buffer[] = [];
+
+/** "HTTP/1.1 <status> <reason>\r\n" as bytes (a shared Buffer: never write into it). */
+export function statusLineBytes(status: number): Buffer {
+  const i = status >= 100 && status < 600 ? status - 100 : -1;
+  if (i < 0) return Buffer.from(statusLine(status), 'latin1'); // not a status the parsers accept
+  let b = STATUS_LINE_BYTES[i];
+  if (b === undefined) b = STATUS_LINE_BYTES[i] = Buffer.from(STATUS_LINES[i], 'latin1'); // once per status code
+  return b;
 }
 
 /** "HTTP/1.1 <status> <reason>\r\n<headers><extra>\r\n" (reason from node:http STATUS_CODES, "Unknown" else). */

@@ -38,8 +38,8 @@ import { deadlines, type DeadlineEntry } from '../../stream/deadlines';
 import { Exchange, type Downstream, type DownstreamTransport, type HttpEnv } from '../exchange';
 import type { Headers } from '../headers';
 import { HL } from '../stats';
-import type { BodySink, BodySource } from '../upstream';
-import { BodyKind, chunkHeader, ChunkedDecoder, closingReply, HeadParser, headerLines, LAST_CHUNK, responseHead, type ChunkSink } from './codec';
+import type { BodySink, BodySource, RawHeadLines } from '../upstream';
+import { BodyKind, chunkHeader, ChunkedDecoder, closingReply, HeadParser, headerLines, LAST_CHUNK, responseHead, statusLineBytes, type ChunkSink } from './codec';
 import { writeLatin1 } from './head-slab';
 import { rawTunnel } from './tunnel';
 
@@ -55,6 +55,8 @@ const enum Phase {
 }
 
 const CRLF = Buffer.from('\r\n');
+/** respLeft of a response that has no body. */
+const NO_BODY = -2;
 const EMPTY = Buffer.alloc(0);
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n');
 
@@ -513,6 +515,53 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   respond(status: number, headers: Headers, end: boolean, close: boolean): void {
     const conn = this.conn;
     if (conn === null || this.sent) return;
+    const cl = headers['content-length'];
+    const extra = this.framing(status, end, close, typeof cl === 'string' ? Number(cl) : -1, cl !== undefined);
+    // `delete` only when present: deleting a missing name is still a runtime call.
+    if (headers['connection'] !== undefined) delete headers['connection'];
+    // Trailers go only with chunked framing: do not announce what will be dropped.
+    if (!this.respChunked && headers['trailer'] !== undefined) delete headers['trailer'];
+    // One string per response head, its bytes in the shared head slab.
+    writeLatin1(conn, responseHead(status, headers, extra));
+    if (this.respLeft === NO_BODY) this.responseDone();
+  }
+
+  /**
+   * The response head as the upstream sent it (Exchange.onResponseRaw): our status line, the
+   * upstream's field lines but the hop-by-hop ones as views of its read buffer (no header map,
+   * no string), our framing lines, the empty line; gathered into this connection's writev.
+   */
+  respondRaw(status: number, buf: Buffer, lines: RawHeadLines, end: boolean, close: boolean): void {
+    const conn = this.conn;
+    if (conn === null || this.sent) return;
+    const len = lines.contentLength;
+    const extra = this.framing(status, end, close, len, len >= 0);
+    const sl = statusLineBytes(status);
+    conn.write(sl, 0, sl.length);
+    const runs = lines.runs;
+    const n = lines.runCount;
+    let closed = false;
+    for (let i = 0; i < n; i += 2) {
+      let e = runs[i + 1];
+      // A run that ends at the empty line (only it starts with CR) takes it along when nothing goes between.
+      if (i === n - 2 && extra === '' && buf[e] === 13) {
+        e += 2;
+        closed = true;
+      }
+      conn.write(buf, runs[i], e);
+    }
+    if (extra !== '') writeLatin1(conn, extra);
+    if (!closed) conn.write(CRLF, 0, 2);
+    if (this.respLeft === NO_BODY) this.responseDone();
+  }
+
+  /**
+   * Framing of the response about to be sent (both head paths): keep-alive, content-length as
+   * sent, else chunked, else close-delimited. `length`: the Content-Length value (-1 none);
+   * `hasLength`: a Content-Length header is present. Returns the lines the proxy adds; respLeft
+   * is NO_BODY when nothing follows the head.
+   */
+  private framing(status: number, end: boolean, close: boolean, length: number, hasLength: boolean): string {
     this.sent = true;
     if (this.probes > 0) {
       this.probes = 0;
@@ -522,28 +571,22 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     let keep = this.reqKeepAlive && !close && this.bodyDone && !overloadState.closeIdle;
     let extra = '';
     const noBody = end || this.method === 'HEAD' || status === 204 || status === 304 || status < 200;
-    const cl = headers['content-length'];
     if (noBody) {
       // No body follows. A HEAD response keeps the length it announces; others say 0.
-      if (end && cl === undefined && this.method !== 'HEAD' && status !== 204 && status !== 304) extra += 'content-length: 0\r\n';
-    } else if (typeof cl === 'string') {
-      this.respLeft = Number(cl);
+      if (end && !hasLength && this.method !== 'HEAD' && status !== 204 && status !== 304) extra += 'content-length: 0\r\n';
+      this.respLeft = NO_BODY;
+    } else if (length !== -1) {
+      this.respLeft = length;
     } else if (this.httpMinor >= 1) {
       this.respChunked = true;
       extra += 'transfer-encoding: chunked\r\n';
     } else {
       keep = false; // HTTP/1.0 client, unknown length: the close ends the body
     }
-    // `delete` only when present: deleting a missing name is still a runtime call.
-    if (headers['connection'] !== undefined) delete headers['connection'];
-    // Trailers go only with chunked framing: do not announce what will be dropped.
-    if (!this.respChunked && headers['trailer'] !== undefined) delete headers['trailer'];
     if (!keep) extra += 'connection: close\r\n';
     else if (this.httpMinor === 0) extra += 'connection: keep-alive\r\n';
     this.respKeepAlive = keep;
-    // One string per response head, its bytes in the shared head slab.
-    writeLatin1(conn, responseHead(status, headers, extra));
-    if (noBody) this.responseDone();
+    return extra;
   }
 
   write(chunk: Buffer): boolean {

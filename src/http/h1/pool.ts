@@ -44,6 +44,9 @@ import { HTTP1_ALPN, type Cluster } from '../../upstream/cluster';
 import type { Host, UpstreamPool } from '../../upstream/lb';
 import type { Headers } from '../headers';
 import { FailKind, isBodySource, OVERFLOW_ERROR, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from '../upstream';
+
+/** A sink whose rawResponseHead() said yes. */
+type RawHeadSink = UpstreamSink & Required<Pick<UpstreamSink, 'onResponseRaw'>>;
 import { writeLatin1 } from './head-slab';
 import { BodyKind, ChunkedDecoder, chunkHeader, HeadParser, LAST_CHUNK, requestHead, type ChunkSink } from './codec';
 
@@ -404,10 +407,18 @@ class H1Conn implements ConnectionHandler, ChunkSink {
           const p = this.parser;
           p.headRequest = a.isHead;
           p.connectRequest = false;
-          const r = p.parse(buf, s, end);
+          // A head nothing will change is indexed, not turned into a header map (onResponseRaw).
+          const raw = sink.rawResponseHead !== undefined && sink.rawResponseHead();
+          p.indexOnly = raw;
+          let r = p.parse(buf, s, end);
           if (r === 0) {
             this.held = Buffer.from(buf.subarray(s, end));
             return;
+          }
+          if (raw && r > 0 && p.irregular) {
+            // A field the byte path does not forward as the map path would: the same head again, into a map.
+            p.indexOnly = false;
+            r = p.parse(buf, s, end);
           }
           if (r < 0) {
             this.protocolError(a, `malformed upstream response: ${p.errorReason}`);
@@ -423,12 +434,15 @@ class H1Conn implements ConnectionHandler, ChunkSink {
             continue; // interim (100, 103): not forwarded
           }
           const kind = p.bodyKind;
+          const bytes = p.indexOnly;
           if (kind === BodyKind.None) {
-            sink.onResponseHeaders(status, p.headers, true);
+            if (bytes) (sink as RawHeadSink).onResponseRaw(status, buf, p, true);
+            else sink.onResponseHeaders(status, p.headers, true);
             if (this.cur === a) this.complete(a, s, end, true, null);
             return;
           }
-          sink.onResponseHeaders(status, p.headers, false);
+          if (bytes) (sink as RawHeadSink).onResponseRaw(status, buf, p, false);
+          else sink.onResponseHeaders(status, p.headers, false);
           if (this.cur !== a) return; // aborted by the sink (e.g. a 5xx it retries)
           if (kind === BodyKind.Length) {
             this.remaining = p.contentLength;
