@@ -44,10 +44,10 @@ import type { Host, LbContext } from '../upstream/lb';
 import type { MetadataMatch } from '../upstream/subset-match';
 import { LOCAL_FAILURE, outlierResult } from '../upstream/outlier';
 import type { HttpProxyConfig } from './config';
-import { applyOps, endToEnd, ensureRequestId, grpcTimeoutMs, isGrpc, isIdempotent, type Headers } from './headers';
+import { applyOps, endToEnd, ensureRequestId, grpcTimeoutMs, isGrpc, isIdempotent, requestId, type Headers } from './headers';
 import { clusterTime, routeCount, routeRequest, routeResponse } from './route-stats';
 import { HC, HL, statusClass, timeBucket } from './stats';
-import { FailKind, isBodySource, type BodySink, type BodySource, type RawHeadLines, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
+import { FailKind, isBodySource, type BodySink, type BodySource, type HeadBytes, type RawHeadLines, type RequestBytes, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
 import { startH1 } from './upstream-h1';
 import { startH2 } from './upstream-h2';
 
@@ -85,6 +85,11 @@ export interface Downstream {
    * elsewhere): `buf`'s field lines indexed by `lines`, valid during the call.
    */
   respondRaw?(status: number, buf: Buffer, lines: RawHeadLines, end: boolean, close: boolean): void;
+  /**
+   * The request head as its bytes, while the exchange starts (raw HTTP/1.1 engine only; absent
+   * elsewhere); null when it is not available or not forwardable as it is.
+   */
+  requestBytes?(): HeadBytes | null;
   /** Response body bytes (the view may be transient: copy to keep). false: wait for onDownstreamDrain. */
   write(chunk: Buffer): boolean;
   /** Ends the response, with trailers where the framing can carry them. */
@@ -350,14 +355,24 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
   prepareUpstream(): boolean {
     const route = this.route as HttpRoute;
     const vh = this.vh as HttpVirtualHost;
+    const cfg = this.env.cfg;
+    this.upstreamH2 = cfg.upstream === 'auto' ? this.h2 : cfg.upstream === 'http2';
+    const bytes = this.headBytes(route, vh);
+    if (bytes !== null) {
+      // Nothing changes the head: the upstream gets the client's own lines (h1/pool.ts), the header map only if asked for.
+      startRequestTime(this, route.timeoutMs > 0 ? route.timeoutMs : cfg.defaultTimeoutMs, Date.now());
+      if (this.deadlineAt > 0) deadlines().arm(this, this.deadlineAt);
+      const id = cfg.generateRequestId && this.down.headers['x-request-id'] === undefined ? requestId() : '';
+      // One object per request, as the literal below.
+      this.up = new ByteRequest(this.method, route.rewritePath(this.fullPath), route.hostRewrite !== '' ? route.hostRewrite : this.authority, this.down, bytes, id);
+      return true;
+    }
     // The upstream header set (a new object: hop-by-hop out, ops applied; the downstream's stays intact for matching and logs).
     // No host (the upstream writes the authority) and no expect: 100-continue is answered by the
     // downstream side (node:http or h1/downstream.ts), not passed on.
     const headers = endToEnd(this.down.headers, true);
     applyOps(headers, route.ops, vh.ops, false);
-    if (this.env.cfg.generateRequestId) ensureRequestId(headers);
-    const cfg = this.env.cfg;
-    this.upstreamH2 = cfg.upstream === 'auto' ? this.h2 : cfg.upstream === 'http2';
+    if (cfg.generateRequestId) ensureRequestId(headers);
     // Route timeout, shortened by a gRPC deadline.
     let timeout = route.timeoutMs > 0 ? route.timeoutMs : cfg.defaultTimeoutMs;
     const deadline = this.grpc ? grpcTimeoutMs(this.down.headers['grpc-timeout']) : undefined;
@@ -385,6 +400,22 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     }
     this.up = { method: this.method, path, authority, headers, body };
     return true;
+  }
+
+  /**
+   * The client's head as bytes when the upstream request may be sent as it: a bodiless raw
+   * HTTP/1.1 request to an HTTP/1.1 upstream, with no request header operations, stream filters,
+   * access log or mirrors (all of which read or change the header map); else null.
+   */
+  private headBytes(route: HttpRoute, vh: HttpVirtualHost): HeadBytes | null {
+    const down = this.down;
+    if (down.requestBytes === undefined || down.hasBody || this.upstreamH2 || this.fs !== null || route.mirror !== null || this.grpc) return null;
+    const pl = this.env.pipeline;
+    if (pl !== undefined && pl.active) return null;
+    const a = route.ops;
+    const b = vh.ops;
+    if (a.requestAdd.length + a.requestRemove.length + b.requestAdd.length + b.requestRemove.length !== 0) return null;
+    return down.requestBytes();
   }
 
   routedCluster(): Cluster {
@@ -884,6 +915,48 @@ class HttpStream extends ActiveStream {
 
   protected continueFrom(phase: DecodePhase): void {
     this.ex.continueFrom(phase);
+  }
+}
+
+/**
+ * A bodiless request whose head the raw HTTP/1.1 pool sends as the client's bytes while they are
+ * there (RequestBytes); `headers` (end-to-end, with the x-request-id) is made only when read: a
+ * later attempt, another upstream engine.
+ */
+class ByteRequest implements UpstreamRequest, RequestBytes {
+  readonly body = null;
+  readonly bytes: RequestBytes = this;
+  readonly addedLines: string;
+  private h: Headers | null = null;
+
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly authority: string,
+    private readonly down: Downstream,
+    private readonly src: HeadBytes,
+    private readonly id: string,
+  ) {
+    // One string per request with a generated id (the map path concatenates it too).
+    this.addedLines = id === '' ? '' : 'x-request-id: ' + id + '\r\n';
+  }
+
+  get lines(): RawHeadLines {
+    return this.src.lines;
+  }
+
+  headBuffer(): Buffer | null {
+    return this.src.headBuffer();
+  }
+
+  get headers(): Headers {
+    let h = this.h;
+    if (h === null) {
+      h = endToEnd(this.down.headers, true);
+      if (this.id !== '') h['x-request-id'] = this.id;
+      this.h = h;
+    }
+    return h;
   }
 }
 

@@ -35,6 +35,28 @@ export interface UpstreamRequest {
    * request) or a BodySource (a raw HTTP/1.1 downstream, src/http/h1) only once.
    */
   readonly body: Buffer | Readable | BodySource | null;
+  /**
+   * A bodiless request whose head nothing changed (raw HTTP/1.1 downstream): the raw pool may
+   * send the downstream's field lines as bytes instead of serializing `headers`.
+   */
+  readonly bytes?: RequestBytes;
+}
+
+/** The downstream's own head of a request (h1/downstream.ts). */
+export interface HeadBytes {
+  /**
+   * The buffer holding the head's field lines, or null once it may have been reused (after the
+   * read that parsed the head): then the request goes out from `headers` as usual.
+   */
+  headBuffer(): Buffer | null;
+  /** Its field lines to forward (hop-by-hop, host and expect lines left out); valid while headBuffer() is not null. */
+  readonly lines: RawHeadLines;
+}
+
+/** A request head forwarded unchanged (exchange.ts; sent by h1/pool.ts). */
+export interface RequestBytes extends HeadBytes {
+  /** Lines the proxy adds ("x-request-id: ...\r\n"), or ''. */
+  readonly addedLines: string;
 }
 
 /**

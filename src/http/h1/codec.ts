@@ -270,7 +270,12 @@ const HeaderMap = HeaderMapFn as unknown as { new (): Headers };
 
 /** `headers` after an indexOnly parse: never written. */
 const NO_HEADERS: Headers = new HeaderMap();
-const NO_RUNS = new Int32Array(0);
+/**
+ * The field-line index of the last head parsed with indexOnly or indexToo, shared by every
+ * parser of the thread: valid until the next such parse, which is all its users need (they send
+ * the lines in the call that parsed them). Grown to the largest max_headers in use.
+ */
+let sharedRuns = new Int32Array(2 * 100 + 2);
 
 /** A fresh empty header map of the kind the parser returns. */
 export function newHeaders(): Headers {
@@ -310,13 +315,23 @@ export class HeadParser {
    */
   indexOnly = false;
   /**
+   * Set by the caller: index the field lines as indexOnly does, and build `headers` too (a
+   * request head, forwarded as bytes when nothing changes it). Host and Expect lines are left
+   * out of a request's runs (the proxy writes its own host; 100-continue is answered here), and
+   * a request's Content-Length makes it irregular.
+   */
+  indexToo = false;
+  /**
    * After an indexOnly parse: the head has a field the byte path would not forward as the map
    * path does (te, trailer, a repeated or listed Content-Length, Content-Length with
    * Transfer-Encoding, a Connection naming other fields): parse it again without indexOnly.
    */
   irregular = false;
-  runs: Int32Array = NO_RUNS;
+  /** The index (valid until the next indexing parse of any parser, see sharedRuns). */
+  runs: Int32Array = sharedRuns;
   runCount = 0;
+  /** indexOnly || indexToo for the head being parsed. */
+  private indexing = false;
 
   // framing facts gathered while reading fields
   private clValue = -1;
@@ -434,13 +449,15 @@ export class HeadParser {
     this.status = 0;
     this.reason = '';
     // The result object the interface hands out, one per head (none when only indexing).
-    if (this.indexOnly) {
-      this.headers = NO_HEADERS;
+    this.headers = this.indexOnly ? NO_HEADERS : new HeaderMap();
+    this.indexing = this.indexOnly || this.indexToo;
+    if (this.indexing) {
       this.irregular = false;
       this.runCount = 0;
-      // Once per parser that forwards heads as bytes: a run per field line at most.
-      if (this.runs.length === 0) this.runs = new Int32Array(2 * this.maxHeaders + 2);
-    } else this.headers = new HeaderMap();
+      // A run per field line at most (grown once per larger max_headers).
+      if (sharedRuns.length < 2 * this.maxHeaders + 2) sharedRuns = new Int32Array(2 * this.maxHeaders + 2);
+      this.runs = sharedRuns;
+    }
     this.headerCount = 0;
     this.bodyKind = BodyKind.None;
     this.contentLength = -1;
@@ -578,6 +595,7 @@ export class HeadParser {
 
   private finishRequest(p: number): number {
     if (this.hostCount > 1) return this.fail(400, 'more than one Host header');
+    if (this.indexing && this.connOther) this.irregular = true;
     if (this.teSeen) {
       if (this.versionMinor === 0) return this.fail(400, 'Transfer-Encoding in an HTTP/1.0 request');
       if (this.clValue >= 0) return this.fail(400, 'both Transfer-Encoding and Content-Length');
@@ -712,9 +730,14 @@ export class HeadParser {
       while (p < lim && (buf[p] === SP || buf[p] === HTAB)) p++;
       const vs = p;
       let vh = 0;
-      while (p < lim && FIELD[(c = buf[p])] === 1) {
-        vh = (Math.imul(vh, 31) + c) | 0;
-        p++;
+      if (this.indexOnly) {
+        // No value string will be made: no hash.
+        while (p < lim && FIELD[buf[p]] === 1) p++;
+      } else {
+        while (p < lim && FIELD[(c = buf[p])] === 1) {
+          vh = (Math.imul(vh, 31) + c) | 0;
+          p++;
+        }
       }
       if (p >= lim) return this.stop(ls, count);
       c = buf[p];
@@ -724,7 +747,7 @@ export class HeadParser {
       let ve = p;
       if (buf[ve - 1] === SP || buf[ve - 1] === HTAB) {
         while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
-        vh = bytesHash(buf, vs, ve);
+        if (!this.indexOnly) vh = bytesHash(buf, vs, ve);
       }
       p += 2;
       if (++count > maxHeaders) return this.fail(431, 'too many header fields');
@@ -735,13 +758,13 @@ export class HeadParser {
         if (r < 0) return -1;
         if (r === 0) {
           // field folded into one kept value
-          if (this.indexOnly) this.irregular = true;
+          if (this.indexing) this.irregular = true;
           continue;
         }
       }
-      if (this.indexOnly) {
-        if (kind === Kind.Rewritten) this.irregular = true;
-        else if (kind === Kind.Plain || kind === Kind.ContentLength || kind === Kind.Host || kind === Kind.Expect) {
+      if (this.indexing) {
+        if (kind === Kind.Rewritten || (kind === Kind.ContentLength && this.isRequest)) this.irregular = true;
+        else if (kind === Kind.Plain || (!this.isRequest && (kind === Kind.ContentLength || kind === Kind.Host || kind === Kind.Expect))) {
           // A line forwarded as it is: extends the run that ends where it starts, else opens one.
           const runs = this.runs;
           const rc = this.runCount;
@@ -752,7 +775,7 @@ export class HeadParser {
             this.runCount = rc + 2;
           }
         }
-        continue;
+        if (this.indexOnly) continue;
       }
       const value = valueString(buf, vs, ve, vh);
       const slot = foundSlot;
@@ -1103,20 +1126,8 @@ export function requestHead(method: string, target: string, host: string, header
 const STATUS_LINES: string[] = [];
 for (let s = 100; s < 600; s++) STATUS_LINES[s - 100] = `HTTP/1.1 ${s} ${STATUS_CODES[s] ?? 'Unknown'}\r\n`;
 
-function statusLine(status: number): string {
+export function statusLine(status: number): string {
   return status >= 100 && status < 600 ? STATUS_LINES[status - 100] : `HTTP/1.1 ${status} Unknown\r\n`;
-}
-
-/** The status line's bytes per status code, made on first use. */
-const STATUS_LINE_BYTES: Buffer[] = [];
-
-/** "HTTP/1.1 <status> <reason>\r\n" as bytes (a shared Buffer: never write into it). */
-export function statusLineBytes(status: number): Buffer {
-  const i = status >= 100 && status < 600 ? status - 100 : -1;
-  if (i < 0) return Buffer.from(statusLine(status), 'latin1'); // not a status the parsers accept
-  let b = STATUS_LINE_BYTES[i];
-  if (b === undefined) b = STATUS_LINE_BYTES[i] = Buffer.from(STATUS_LINES[i], 'latin1'); // once per status code
-  return b;
 }
 
 /** "HTTP/1.1 <status> <reason>\r\n<headers><extra>\r\n" (reason from node:http STATUS_CODES, "Unknown" else). */

@@ -38,9 +38,9 @@ import { deadlines, type DeadlineEntry } from '../../stream/deadlines';
 import { Exchange, type Downstream, type DownstreamTransport, type HttpEnv } from '../exchange';
 import type { Headers } from '../headers';
 import { HL } from '../stats';
-import type { BodySink, BodySource, RawHeadLines } from '../upstream';
-import { BodyKind, chunkHeader, ChunkedDecoder, closingReply, HeadParser, headerLines, LAST_CHUNK, responseHead, statusLineBytes, type ChunkSink } from './codec';
-import { writeLatin1 } from './head-slab';
+import type { BodySink, BodySource, HeadBytes, RawHeadLines } from '../upstream';
+import { BodyKind, chunkHeader, ChunkedDecoder, closingReply, HeadParser, headerLines, LAST_CHUNK, responseHead, statusLine, type ChunkSink } from './codec';
+import { writeHead, writeLatin1 } from './head-slab';
 import { rawTunnel } from './tunnel';
 
 const enum Phase {
@@ -78,7 +78,7 @@ onCloseIdle(() => {
   }
 });
 
-export class RawH1Connection implements ConnectionHandler, Downstream, BodySource, ChunkSink, DeadlineEntry {
+export class RawH1Connection implements ConnectionHandler, Downstream, BodySource, ChunkSink, DeadlineEntry, HeadBytes {
   readonly h2 = false;
   // ---- the request in progress (Downstream)
   method = '';
@@ -97,6 +97,12 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   /** Unconsumed bytes (a partial head, body bytes before the sink started, a pipelined request), copied. */
   private pending: Buffer | null = null;
   private processing = false;
+  /** idle_timeout (idleCheck): reads so far, and at the timer's last run. */
+  private reads = 0;
+  private readsAtCheck = 0;
+  private idleTimer: NodeJS.Timeout | null = null;
+  /** The buffer of the request head being started (Exchange.start()), null outside that call (HeadBytes). */
+  private headBuf: Buffer | null = null;
   private exchange: Exchange | null = null;
   private bodyKind = BodyKind.None;
   private bodyLeft = 0;
@@ -132,6 +138,8 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   ) {
     const cfg = env.cfg;
     this.parser = new HeadParser(true, cfg.maxHeaderSize, cfg.maxHeaders);
+    // Request heads are indexed too, so that one nothing changes can go upstream as its bytes.
+    this.parser.indexToo = true;
     this.chunks = new ChunkedDecoder(cfg.maxHeaderSize);
   }
 
@@ -140,7 +148,37 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     this.conn = conn;
     this.live.add(this);
     liveSets.add(this.live);
-    conn.setTimeout(this.env.cfg.idleTimeoutMs);
+    const ms = this.env.cfg.idleTimeoutMs;
+    if (ms > 0) {
+      // Our own timer, not the socket's: the socket's is pushed back on every read (a timer-list
+      // move per read); this one fires once per idle_timeout and looks at the read count.
+      this.idleTimer = setTimeout(this.idleCheck, ms);
+      this.idleTimer.unref();
+    }
+  }
+
+  /**
+   * idle_timeout: a connection between requests that read nothing during a whole period is
+   * closed (so after idle_timeout to twice that of silence); otherwise the timer runs again.
+   */
+  private readonly idleCheck = (): void => {
+    const conn = this.conn;
+    if (conn === null || this.phase === Phase.Done) return;
+    if (this.reads === this.readsAtCheck && this.phase === Phase.Head && this.pending === null && this.exchange === null) {
+      this.env.ctx.counters[this.env.ctx.base + L.CX_IDLE_TIMEOUT]++;
+      conn.destroy();
+      return;
+    }
+    // Otherwise a request is on its way (its own deadlines apply), or was read in this period.
+    this.readsAtCheck = this.reads;
+    (this.idleTimer as NodeJS.Timeout).refresh();
+  };
+
+  private stopIdleTimer(): void {
+    if (this.idleTimer !== null) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
   }
 
   /**
@@ -159,6 +197,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   migrate(conn: Connection): Buffer | null {
     if (this.phase !== Phase.Head || this.pending !== null || this.exchange !== null || this.conn !== conn || conn.queued() > 0 || conn.writeClosed) return null;
     this.phase = Phase.Done;
+    this.stopIdleTimer();
     return EMPTY;
   }
 
@@ -166,6 +205,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
 
   onData(conn: Connection, buf: Buffer, start: number, end: number): void {
     if (this.phase === Phase.Done) return;
+    this.reads++;
     let data = buf;
     let s = start;
     let e = end;
@@ -204,6 +244,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
 
   onClose(): void {
     this.live.delete(this);
+    this.stopIdleTimer();
     if (this.deadline !== 0) deadlines().disarm(this);
     this.phase = Phase.Done;
     this.pending = null;
@@ -224,15 +265,6 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   onLowWatermark(): void {
     this.full = false;
     if (this.exchange !== null) this.exchange.onDownstreamDrain();
-  }
-
-  /** The socket's idle timer (idle_timeout, reset by any traffic): closes a connection between requests. */
-  onTimeout(conn: Connection): void {
-    if (this.phase === Phase.Head && this.pending === null && this.exchange === null) {
-      this.env.ctx.counters[this.env.ctx.base + L.CX_IDLE_TIMEOUT]++;
-      conn.destroy();
-    }
-    // Otherwise a request is on its way: its own deadlines (below, and the route timeout) apply.
   }
 
   /** Sends one interim 100 to a client that half-closed while its answer is pending (onEnd). */
@@ -389,7 +421,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       // The rest of this connection is not HTTP: hand it to a tunnel with what was read after the head.
       this.phase = Phase.Done;
       this.live.delete(this);
-      conn.setTimeout(0);
+      this.stopIdleTimer();
       rawTunnel(env, conn, this.method, this.url, h, data.subarray(r, e), p.connect);
       return -1;
     }
@@ -409,7 +441,13 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     // this read callback; everything per connection lives on this object instead.
     const x = new Exchange(env, this, fresh ? this.headStart : performance.now());
     this.exchange = x;
-    x.start();
+    // The head's bytes may be forwarded as they are during start() (requestBytes()), not later.
+    this.headBuf = data;
+    try {
+      x.start();
+    } finally {
+      this.headBuf = null;
+    }
     return r;
   }
 
@@ -506,6 +544,20 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     return this;
   }
 
+  // ---- HeadBytes (the request head as bytes, while the exchange starts)
+
+  requestBytes(): HeadBytes | null {
+    return this.headBuf !== null && !this.parser.irregular ? this : null;
+  }
+
+  headBuffer(): Buffer | null {
+    return this.headBuf;
+  }
+
+  get lines(): RawHeadLines {
+    return this.parser;
+  }
+
   // ---- Downstream (the response)
 
   get headersSent(): boolean {
@@ -527,31 +579,18 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   }
 
   /**
-   * The response head as the upstream sent it (Exchange.onResponseRaw): our status line, the
-   * upstream's field lines but the hop-by-hop ones as views of its read buffer (no header map,
-   * no string), our framing lines, the empty line; gathered into this connection's writev.
+   * The response head as the upstream sent it (Exchange.onResponseRaw): our status line and
+   * framing lines, then the upstream's field lines but the hop-by-hop ones copied from its read
+   * buffer (no header map, no string per field) and the empty line, one entry of this
+   * connection's writev.
    */
   respondRaw(status: number, buf: Buffer, lines: RawHeadLines, end: boolean, close: boolean): void {
     const conn = this.conn;
     if (conn === null || this.sent) return;
     const len = lines.contentLength;
     const extra = this.framing(status, end, close, len, len >= 0);
-    const sl = statusLineBytes(status);
-    conn.write(sl, 0, sl.length);
-    const runs = lines.runs;
-    const n = lines.runCount;
-    let closed = false;
-    for (let i = 0; i < n; i += 2) {
-      let e = runs[i + 1];
-      // A run that ends at the empty line (only it starts with CR) takes it along when nothing goes between.
-      if (i === n - 2 && extra === '' && buf[e] === 13) {
-        e += 2;
-        closed = true;
-      }
-      conn.write(buf, runs[i], e);
-    }
-    if (extra !== '') writeLatin1(conn, extra);
-    if (!closed) conn.write(CRLF, 0, 2);
+    // The status line and our framing lines first, then the upstream's lines.
+    writeHead(conn, statusLine(status) + extra, buf, lines);
     if (this.respLeft === NO_BODY) this.responseDone();
   }
 

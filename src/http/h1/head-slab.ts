@@ -7,6 +7,9 @@
  */
 import { Buffer } from 'node:buffer';
 import type { Connection } from '../../network/connection';
+import type { RawHeadLines } from '../upstream';
+
+const CRLF = Buffer.from('\r\n', 'latin1');
 
 const SLAB_SIZE = 64 * 1024;
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
@@ -30,4 +33,43 @@ export function writeLatin1(conn: Connection, s: string): number {
   used = start + w;
   conn.write(slab, start, used);
   return w;
+}
+
+/**
+ * Queues one message head: `prefix` (a start line and the lines the proxy writes, latin1), the
+ * field lines `lines` indexes in `buf`, and the empty line, all copied into the slab so that the
+ * head is one contiguous write entry (a view per line would cost more at the writev than the
+ * copy of a few dozen bytes). Returns the head's byte length.
+ */
+export function writeHead(conn: Connection, prefix: string, buf: Buffer, lines: RawHeadLines): number {
+  const runs = lines.runs;
+  const n = lines.runCount;
+  let size = prefix.length + 2;
+  for (let i = 0; i < n; i += 2) size += runs[i + 1] - runs[i];
+  if (size > SLAB_SIZE >>> 2) {
+    // A rare very large head: its lines as views.
+    let bytes = writeLatin1(conn, prefix);
+    for (let i = 0; i < n; i += 2) {
+      conn.write(buf, runs[i], runs[i + 1]);
+      bytes += runs[i + 1] - runs[i];
+    }
+    conn.write(CRLF, 0, 2);
+    return bytes + 2;
+  }
+  if (size > SLAB_SIZE - used) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE); // once per ~64 KiB of heads
+    used = 0;
+  }
+  const start = used;
+  const b = slab;
+  let u = start + b.write(prefix, start, prefix.length, 'latin1');
+  for (let i = 0; i < n; i += 2) {
+    // A byte loop: the lines are short, and Buffer.copy would make a view per call.
+    for (let j = runs[i], e = runs[i + 1]; j < e; j++) b[u++] = buf[j];
+  }
+  b[u] = 13;
+  b[u + 1] = 10;
+  used = u + 2;
+  conn.write(b, start, used);
+  return used - start;
 }
