@@ -84,7 +84,7 @@ export interface Downstream {
    * Sends a response head given as the upstream's bytes (raw HTTP/1.1 engine only; absent
    * elsewhere): `buf`'s field lines indexed by `lines`, valid during the call.
    */
-  respondRaw?(status: number, buf: Buffer, lines: RawHeadLines, end: boolean, close: boolean): void;
+  respondRaw?(status: number, buf: Buffer, lines: RawHeadLines, end: boolean, close: boolean, bufEnd: number): void;
   /**
    * The request head as its bytes, while the exchange starts (raw HTTP/1.1 engine only; absent
    * elsewhere); null when it is not available or not forwardable as it is.
@@ -577,17 +577,17 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
   }
 
   /** A response head as bytes (rawResponseHead() said yes): onResponseHeaders without a header map. */
-  onResponseRaw(status: number, buf: Buffer, lines: RawHeadLines, endStream: boolean): void {
+  onResponseRaw(status: number, buf: Buffer, lines: RawHeadLines, endStream: boolean, bufEnd: number): void {
     if (!this.headArrived(status)) return;
     const down = this.down as Required<Pick<Downstream, 'respondRaw'>>;
     this.counters[this.lb + HL.RQ_1XX + statusClass(status)]++;
     if (endStream) {
       this.endAttempt(status);
-      down.respondRaw(status, buf, lines, true, this.env.draining);
+      down.respondRaw(status, buf, lines, true, this.env.draining, bufEnd);
       this.finish();
       return;
     }
-    down.respondRaw(status, buf, lines, false, this.env.draining);
+    down.respondRaw(status, buf, lines, false, this.env.draining, bufEnd);
   }
 
   /** A response head: false when it is not forwarded (the exchange ended, or a 5xx is retried). */

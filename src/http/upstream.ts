@@ -95,6 +95,9 @@ export interface RawHeadLines {
   readonly runCount: number;
   /** The Content-Length of a length-framed body, else -1. */
   readonly contentLength: number;
+  /** Where the head starts in its buffer, and where it ends (its body starts). */
+  readonly headStart: number;
+  readonly headEnd: number;
 }
 
 export interface UpstreamSink {
@@ -107,10 +110,12 @@ export interface UpstreamSink {
   rawResponseHead?(): boolean;
   /**
    * The response head as bytes of the upstream's read buffer (valid during the call): `lines`
-   * index buf's field lines to forward, hop-by-hop lines left out. Called instead of
+   * index buf's field lines to forward, hop-by-hop lines left out; buf[lines.headEnd, bufEnd) are
+   * the body bytes read with the head (the downstream may rewrite the head in place, in front
+   * of them, to send head and body as one range). Called instead of
    * onResponseHeaders after rawResponseHead() said yes and the head was regular.
    */
-  onResponseRaw?(status: number, buf: Buffer, lines: RawHeadLines, endStream: boolean): void;
+  onResponseRaw?(status: number, buf: Buffer, lines: RawHeadLines, endStream: boolean, bufEnd: number): void;
   /**
    * Response payload. `chunk` may be a view of a reused read buffer, valid only during the call:
    * a sink that keeps it (a node:http response's write queue) copies it. Returns false when the

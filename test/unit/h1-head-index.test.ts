@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HeadParser } from '../../src/http/h1/codec';
+import { headInPlace } from '../../src/http/h1/head-slab';
 import { endToEnd, type Headers } from '../../src/http/headers';
 
 /** The lines the index selects, as text. */
@@ -110,4 +111,22 @@ test('h1 head index: random heads, indexed lines equal the map path', () => {
     if (r < 0 || p.irregular) continue;
     assert.deepEqual({ ...mapOf(indexed(p, buf), false) }, { ...endToEnd(m.headers) }, lines);
   }
+});
+
+test('h1 head index: a head rewritten in place ends where the old one did, in front of its body; a longer one is refused', () => {
+  const p = new HeadParser(false, 65536, 100);
+  const text = 'HTTP/1.1 200 Fine\r\nA: 1\r\nConnection: keep-alive\r\nB: 2\r\nKeep-Alive: timeout=5\r\nC: 3\r\n\r\n';
+  const buf = Buffer.from('xx' + text + 'BODY', 'latin1');
+  p.indexOnly = true;
+  assert.equal(p.parse(buf, 2, buf.length), buf.length - 4);
+  assert.deepEqual([p.headStart, p.headEnd], [2, buf.length - 4]);
+  const at = headInPlace(buf, 'HTTP/1.1 200 OK\r\nx-p: 1\r\n', p);
+  assert.equal(buf.toString('latin1', at), 'HTTP/1.1 200 OK\r\nx-p: 1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\nBODY');
+  assert.ok(at > 2);
+  // No room: nothing is written.
+  const small = Buffer.from('HTTP/1.1 200 OK\r\nA: 1\r\n\r\nBODY', 'latin1');
+  assert.ok(p.parse(small, 0, small.length) > 0);
+  const before = Buffer.from(small);
+  assert.equal(headInPlace(small, 'HTTP/1.1 200 OK\r\nconnection: close\r\n', p), -1);
+  assert.deepEqual(small, before);
 });

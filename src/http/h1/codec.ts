@@ -330,6 +330,9 @@ export class HeadParser {
   /** The index (valid until the next indexing parse of any parser, see sharedRuns). */
   runs: Int32Array = sharedRuns;
   runCount = 0;
+  /** The last complete head's [start, end) in its buffer. */
+  headStart = 0;
+  headEnd = 0;
   /** indexOnly || indexToo for the head being parsed. */
   private indexing = false;
 
@@ -389,6 +392,8 @@ export class HeadParser {
     const r = this.isRequest ? this.parseRequest(buf, start, lim) : this.parseResponse(buf, start, lim);
     if (r !== 0) {
       this.resumeAt = -1;
+      this.headStart = start;
+      this.headEnd = r;
       return r;
     }
     this.resumeAt = this.lineStart - start;

@@ -40,7 +40,7 @@ import type { Headers } from '../headers';
 import { HL } from '../stats';
 import type { BodySink, BodySource, HeadBytes, RawHeadLines } from '../upstream';
 import { BodyKind, chunkHeader, ChunkedDecoder, closingReply, HeadParser, headerLines, LAST_CHUNK, responseHead, statusLine, type ChunkSink } from './codec';
-import { writeHead, writeLatin1 } from './head-slab';
+import { headInPlace, writeHead, writeLatin1 } from './head-slab';
 import { rawTunnel } from './tunnel';
 
 const enum Phase {
@@ -124,6 +124,8 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   private respChunked = false;
   /** Body bytes still expected of a content-length response; -1 = not length-framed. */
   private respLeft = -1;
+  /** Body bytes respondRaw queued with the head, not yet handed to write(). */
+  private preWritten = 0;
   private respKeepAlive = true;
   private full = false;
   // Deadline wheel entry (headers_timeout / request_timeout).
@@ -584,13 +586,25 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
    * buffer (no header map, no string per field) and the empty line, one entry of this
    * connection's writev.
    */
-  respondRaw(status: number, buf: Buffer, lines: RawHeadLines, end: boolean, close: boolean): void {
+  respondRaw(status: number, buf: Buffer, lines: RawHeadLines, end: boolean, close: boolean, bufEnd: number): void {
     const conn = this.conn;
     if (conn === null || this.sent) return;
     const len = lines.contentLength;
     const extra = this.framing(status, end, close, len, len >= 0);
     // The status line and our framing lines first, then the upstream's lines.
-    writeHead(conn, statusLine(status) + extra, buf, lines);
+    const prefix = statusLine(status) + extra;
+    if (len > 0 && this.respLeft === len && lines.headEnd + len <= bufEnd) {
+      // The whole body came with the head: the head is rewritten in front of it in the read
+      // buffer and both go as one range (one write entry, no copy); the body's write() calls
+      // that follow only count it (preWritten).
+      const at = headInPlace(buf, prefix, lines);
+      if (at >= 0) {
+        conn.write(buf, at, lines.headEnd + len);
+        this.preWritten = len;
+        return;
+      }
+    }
+    writeHead(conn, prefix, buf, lines);
     if (this.respLeft === NO_BODY) this.responseDone();
   }
 
@@ -602,6 +616,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
    */
   private framing(status: number, end: boolean, close: boolean, length: number, hasLength: boolean): string {
     this.sent = true;
+    this.preWritten = 0;
     if (this.probes > 0) {
       this.probes = 0;
       deadlines().disarm(this);
@@ -631,6 +646,14 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   write(chunk: Buffer): boolean {
     const conn = this.conn;
     if (conn === null || chunk.length === 0) return !this.full;
+    if (this.preWritten > 0) {
+      // Body bytes queued with the head (respondRaw): the upstream hands them over once more here.
+      const k = Math.min(this.preWritten, chunk.length);
+      this.preWritten -= k;
+      this.respLeft -= k;
+      if (k === chunk.length) return !this.full;
+      chunk = chunk.subarray(k); // not reached: the pool hands the body in the read over in one piece
+    }
     if (this.respChunked) {
       writeLatin1(conn, chunkHeader(chunk.length));
       conn.write(chunk, 0, chunk.length);

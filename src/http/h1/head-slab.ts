@@ -36,6 +36,31 @@ export function writeLatin1(conn: Connection, s: string): number {
 }
 
 /**
+ * Rewrites a head in place, right-aligned against its end (its body follows): `prefix` (a start
+ * line and the lines the proxy writes), the lines `lines` indexes, the empty line. Returns where
+ * the new head starts, or -1 when it is longer than the old one (nothing changed then). The
+ * bytes before the head's end are the old head's, which nothing else refers to.
+ */
+export function headInPlace(buf: Buffer, prefix: string, lines: RawHeadLines): number {
+  const runs = lines.runs;
+  const n = lines.runCount;
+  let kept = 0;
+  for (let i = 0; i < n; i += 2) kept += runs[i + 1] - runs[i];
+  const start = lines.headEnd - 2 - kept - prefix.length;
+  if (start < lines.headStart) return -1;
+  // The empty line stays where it is; the kept lines move up to it, the last first (a line only
+  // ever moves towards the end, over bytes already moved or left out).
+  let cur = lines.headEnd - 2;
+  for (let i = n - 2; i >= 0; i -= 2) {
+    const len = runs[i + 1] - runs[i];
+    cur -= len;
+    if (cur !== runs[i]) buf.copyWithin(cur, runs[i], runs[i + 1]);
+  }
+  buf.write(prefix, start, prefix.length, 'latin1');
+  return start;
+}
+
+/**
  * Queues one message head: `prefix` (a start line and the lines the proxy writes, latin1), the
  * field lines `lines` indexes in `buf`, and the empty line, all copied into the slab so that the
  * head is one contiguous write entry (a view per line would cost more at the writev than the

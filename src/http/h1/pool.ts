@@ -457,12 +457,12 @@ class H1Conn implements ConnectionHandler, ChunkSink {
           const kind = p.bodyKind;
           const bytes = p.indexOnly;
           if (kind === BodyKind.None) {
-            if (bytes) (sink as RawHeadSink).onResponseRaw(status, buf, p, true);
+            if (bytes) (sink as RawHeadSink).onResponseRaw(status, buf, p, true, end);
             else sink.onResponseHeaders(status, p.headers, true);
             if (this.cur === a) this.complete(a, s, end, true, null);
             return;
           }
-          if (bytes) (sink as RawHeadSink).onResponseRaw(status, buf, p, false);
+          if (bytes) (sink as RawHeadSink).onResponseRaw(status, buf, p, false, end);
           else sink.onResponseHeaders(status, p.headers, false);
           if (this.cur !== a) return; // aborted by the sink (e.g. a 5xx it retries)
           if (kind === BodyKind.Length) {
