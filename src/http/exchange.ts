@@ -120,6 +120,21 @@ export interface HttpEnv {
   readonly pipeline?: StreamPipeline;
 }
 
+/**
+ * Date.now() from the monotonic clock, which is a fast call where Date.now() is a V8 runtime
+ * call; the offset between the two is read again once a second (a wall-clock step shows within
+ * a second, as it would for deadlines already armed).
+ */
+let wallOffset = Date.now() - performance.now();
+let wallSynced = performance.now();
+function wallClock(mono: number): number {
+  if (mono - wallSynced > 1000) {
+    wallSynced = performance.now();
+    wallOffset = Date.now() - wallSynced;
+  }
+  return mono + wallOffset;
+}
+
 /** gRPC status codes used for local replies. */
 const GRPC_DEADLINE_EXCEEDED = 4;
 const GRPC_RESOURCE_EXHAUSTED = 8;
@@ -190,6 +205,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
   private status = 0;
   /** Counted by the overload manager (admitRequest) until finish(). */
   private admitted = false;
+  /** Inside start(): the clock reading of the request's arrival stands for now (monoNow). */
+  private starting = false;
   /** performance.now() when the request arrived (route latency). */
   private readonly startMs: number;
   /** The pipeline's view of this request: only when the listener has stream filters or an access log. */
@@ -295,7 +312,17 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       if (r === LightResult.Answered) return;
       if (r === LightResult.Sampled) startSampled(pl, (this.fs = this.newStream(pl)));
     }
+    this.starting = true;
     runPhases(this, this.fs, DecodePhase.BeforeRoute);
+    this.starting = false;
+  }
+
+  /**
+   * The monotonic clock: the request's arrival while start() runs (routing and a first attempt
+   * sent at once take microseconds), else a fresh reading.
+   */
+  private monoNow(): number {
+    return this.starting ? this.startMs : performance.now();
   }
 
   private newStream(pl: StreamPipeline): HttpStream {
@@ -360,7 +387,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     const bytes = this.headBytes(route, vh);
     if (bytes !== null) {
       // Nothing changes the head: the upstream gets the client's own lines (h1/pool.ts), the header map only if asked for.
-      startRequestTime(this, route.timeoutMs > 0 ? route.timeoutMs : cfg.defaultTimeoutMs, Date.now());
+      startRequestTime(this, route.timeoutMs > 0 ? route.timeoutMs : cfg.defaultTimeoutMs, wallClock(this.monoNow()));
       if (this.deadlineAt > 0) deadlines().arm(this, this.deadlineAt);
       const id = cfg.generateRequestId && this.down.headers['x-request-id'] === undefined ? requestId() : '';
       // One object per request, as the literal below.
@@ -377,7 +404,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     let timeout = route.timeoutMs > 0 ? route.timeoutMs : cfg.defaultTimeoutMs;
     const deadline = this.grpc ? grpcTimeoutMs(this.down.headers['grpc-timeout']) : undefined;
     if (deadline !== undefined && (timeout === 0 || deadline < timeout)) timeout = deadline;
-    startRequestTime(this, timeout, Date.now());
+    startRequestTime(this, timeout, wallClock(this.monoNow()));
     if (this.deadlineAt > 0) deadlines().arm(this, this.deadlineAt);
     const authority = route.hostRewrite !== '' ? route.hostRewrite : this.authority;
     const path = route.rewritePath(this.fullPath);
@@ -504,7 +531,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     if (this.route !== null && this.route.retry !== null) triedHost(this, host);
     cc[cb + C.RQ_TOTAL]++;
     cc[cb + C.RQ_ACTIVE]++;
-    this.attemptStart = performance.now();
+    this.attemptStart = this.monoNow();
     const route = this.route as HttpRoute;
     const req = this.up as UpstreamRequest;
     // Upstreams may edit the headers they get (framing, host): a retry needs its own copy.
