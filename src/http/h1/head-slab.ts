@@ -11,6 +11,12 @@ import type { RawHeadLines } from '../upstream';
 
 const CRLF = Buffer.from('\r\n', 'latin1');
 
+/**
+ * Buffer's own latin1 writer: Buffer.prototype.write validates its arguments and looks the
+ * encoding up by name on every call; the callers here pass checked ranges.
+ */
+type Latin1Buf = Buffer & { latin1Write(s: string, offset: number, length: number): number };
+
 const SLAB_SIZE = 64 * 1024;
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
 let used = 0;
@@ -29,7 +35,7 @@ export function writeLatin1(conn: Connection, s: string): number {
     used = 0;
   }
   const start = used;
-  const w = slab.write(s, start, n, 'latin1');
+  const w = (slab as Latin1Buf).latin1Write(s, start, n);
   used = start + w;
   conn.write(slab, start, used);
   return w;
@@ -56,7 +62,7 @@ export function headInPlace(buf: Buffer, prefix: string, lines: RawHeadLines): n
     cur -= len;
     if (cur !== runs[i]) buf.copyWithin(cur, runs[i], runs[i + 1]);
   }
-  buf.write(prefix, start, prefix.length, 'latin1');
+  (buf as Latin1Buf).latin1Write(prefix, start, prefix.length);
   return start;
 }
 
@@ -87,7 +93,7 @@ export function writeHead(conn: Connection, prefix: string, buf: Buffer, lines: 
   }
   const start = used;
   const b = slab;
-  let u = start + b.write(prefix, start, prefix.length, 'latin1');
+  let u = start + (b as Latin1Buf).latin1Write(prefix, start, prefix.length);
   for (let i = 0; i < n; i += 2) {
     // A byte loop: the lines are short, and Buffer.copy would make a view per call.
     for (let j = runs[i], e = runs[i + 1]; j < e; j++) b[u++] = buf[j];
