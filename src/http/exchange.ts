@@ -44,10 +44,10 @@ import type { Host, LbContext } from '../upstream/lb';
 import type { MetadataMatch } from '../upstream/subset-match';
 import { LOCAL_FAILURE, outlierResult } from '../upstream/outlier';
 import type { HttpProxyConfig } from './config';
-import { applyOps, endToEnd, ensureRequestId, grpcTimeoutMs, isGrpc, isIdempotent, type Headers } from './headers';
+import { applyOps, endToEnd, ensureRequestId, grpcTimeoutMs, isGrpc, isIdempotent, requestId, type Headers } from './headers';
 import { clusterTime, routeCount, routeRequest, routeResponse } from './route-stats';
 import { HC, HL, statusClass, timeBucket } from './stats';
-import { FailKind, isBodySource, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
+import { FailKind, isBodySource, type BodySink, type BodySource, type HeadBytes, type RawHeadLines, type RequestBytes, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from './upstream';
 import { startH1 } from './upstream-h1';
 import { startH2 } from './upstream-h2';
 
@@ -80,6 +80,16 @@ export interface Downstream {
    * trailers-only form); `close`: HTTP/1 closes the connection after this response.
    */
   respond(status: number, headers: Headers, end: boolean, close: boolean): void;
+  /**
+   * Sends a response head given as the upstream's bytes (raw HTTP/1.1 engine only; absent
+   * elsewhere): `buf`'s field lines indexed by `lines`, valid during the call.
+   */
+  respondRaw?(status: number, buf: Buffer, lines: RawHeadLines, end: boolean, close: boolean, bufEnd: number): void;
+  /**
+   * The request head as its bytes, while the exchange starts (raw HTTP/1.1 engine only; absent
+   * elsewhere); null when it is not available or not forwardable as it is.
+   */
+  requestBytes?(): HeadBytes | null;
   /** Response body bytes (the view may be transient: copy to keep). false: wait for onDownstreamDrain. */
   write(chunk: Buffer): boolean;
   /** Ends the response, with trailers where the framing can carry them. */
@@ -108,6 +118,21 @@ export interface HttpEnv {
   draining: boolean;
   /** Stream filters and access log of the listener snapshot (absent: none). */
   readonly pipeline?: StreamPipeline;
+}
+
+/**
+ * Date.now() from the monotonic clock, which is a fast call where Date.now() is a V8 runtime
+ * call; the offset between the two is read again once a second (a wall-clock step shows within
+ * a second, as it would for deadlines already armed).
+ */
+let wallOffset = Date.now() - performance.now();
+let wallSynced = performance.now();
+function wallClock(mono: number): number {
+  if (mono - wallSynced > 1000) {
+    wallSynced = performance.now();
+    wallOffset = Date.now() - wallSynced;
+  }
+  return mono + wallOffset;
 }
 
 /** gRPC status codes used for local replies. */
@@ -180,6 +205,8 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
   private status = 0;
   /** Counted by the overload manager (admitRequest) until finish(). */
   private admitted = false;
+  /** Inside start(): the clock reading of the request's arrival stands for now (monoNow). */
+  private starting = false;
   /** performance.now() when the request arrived (route latency). */
   private readonly startMs: number;
   /** The pipeline's view of this request: only when the listener has stream filters or an access log. */
@@ -285,7 +312,17 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       if (r === LightResult.Answered) return;
       if (r === LightResult.Sampled) startSampled(pl, (this.fs = this.newStream(pl)));
     }
+    this.starting = true;
     runPhases(this, this.fs, DecodePhase.BeforeRoute);
+    this.starting = false;
+  }
+
+  /**
+   * The monotonic clock: the request's arrival while start() runs (routing and a first attempt
+   * sent at once take microseconds), else a fresh reading.
+   */
+  private monoNow(): number {
+    return this.starting ? this.startMs : performance.now();
   }
 
   private newStream(pl: StreamPipeline): HttpStream {
@@ -345,19 +382,29 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
   prepareUpstream(): boolean {
     const route = this.route as HttpRoute;
     const vh = this.vh as HttpVirtualHost;
+    const cfg = this.env.cfg;
+    this.upstreamH2 = cfg.upstream === 'auto' ? this.h2 : cfg.upstream === 'http2';
+    const bytes = this.headBytes(route, vh);
+    if (bytes !== null) {
+      // Nothing changes the head: the upstream gets the client's own lines (h1/pool.ts), the header map only if asked for.
+      startRequestTime(this, route.timeoutMs > 0 ? route.timeoutMs : cfg.defaultTimeoutMs, wallClock(this.monoNow()));
+      if (this.deadlineAt > 0) deadlines().arm(this, this.deadlineAt);
+      const id = cfg.generateRequestId && this.down.headers['x-request-id'] === undefined ? requestId() : '';
+      // One object per request, as the literal below.
+      this.up = new ByteRequest(this.method, route.rewritePath(this.fullPath), route.hostRewrite !== '' ? route.hostRewrite : this.authority, this.down, bytes, id);
+      return true;
+    }
     // The upstream header set (a new object: hop-by-hop out, ops applied; the downstream's stays intact for matching and logs).
     // No host (the upstream writes the authority) and no expect: 100-continue is answered by the
     // downstream side (node:http or h1/downstream.ts), not passed on.
     const headers = endToEnd(this.down.headers, true);
     applyOps(headers, route.ops, vh.ops, false);
-    if (this.env.cfg.generateRequestId) ensureRequestId(headers);
-    const cfg = this.env.cfg;
-    this.upstreamH2 = cfg.upstream === 'auto' ? this.h2 : cfg.upstream === 'http2';
+    if (cfg.generateRequestId) ensureRequestId(headers);
     // Route timeout, shortened by a gRPC deadline.
     let timeout = route.timeoutMs > 0 ? route.timeoutMs : cfg.defaultTimeoutMs;
     const deadline = this.grpc ? grpcTimeoutMs(this.down.headers['grpc-timeout']) : undefined;
     if (deadline !== undefined && (timeout === 0 || deadline < timeout)) timeout = deadline;
-    startRequestTime(this, timeout, Date.now());
+    startRequestTime(this, timeout, wallClock(this.monoNow()));
     if (this.deadlineAt > 0) deadlines().arm(this, this.deadlineAt);
     const authority = route.hostRewrite !== '' ? route.hostRewrite : this.authority;
     const path = route.rewritePath(this.fullPath);
@@ -380,6 +427,22 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     }
     this.up = { method: this.method, path, authority, headers, body };
     return true;
+  }
+
+  /**
+   * The client's head as bytes when the upstream request may be sent as it: a bodiless raw
+   * HTTP/1.1 request to an HTTP/1.1 upstream, with no request header operations, stream filters,
+   * access log or mirrors (all of which read or change the header map); else null.
+   */
+  private headBytes(route: HttpRoute, vh: HttpVirtualHost): HeadBytes | null {
+    const down = this.down;
+    if (down.requestBytes === undefined || down.hasBody || this.upstreamH2 || this.fs !== null || route.mirror !== null || this.grpc) return null;
+    const pl = this.env.pipeline;
+    if (pl !== undefined && pl.active) return null;
+    const a = route.ops;
+    const b = vh.ops;
+    if (a.requestAdd.length + a.requestRemove.length + b.requestAdd.length + b.requestRemove.length !== 0) return null;
+    return down.requestBytes();
   }
 
   routedCluster(): Cluster {
@@ -468,7 +531,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     if (this.route !== null && this.route.retry !== null) triedHost(this, host);
     cc[cb + C.RQ_TOTAL]++;
     cc[cb + C.RQ_ACTIVE]++;
-    this.attemptStart = performance.now();
+    this.attemptStart = this.monoNow();
     const route = this.route as HttpRoute;
     const req = this.up as UpstreamRequest;
     // Upstreams may edit the headers they get (framing, host): a retry needs its own copy.
@@ -530,19 +593,49 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
 
   // ---- UpstreamSink
 
-  onResponseHeaders(status: number, headers: Headers, endStream: boolean): void {
-    if (this.finished) return;
+  /** The response head may go downstream as the upstream's bytes: nothing would change it (onResponseRaw). */
+  rawResponseHead(): boolean {
+    const route = this.route;
+    const vh = this.vh;
+    if (this.fs !== null || this.extraHeaders !== null || this.down.respondRaw === undefined || route === null || vh === null) return false;
+    const a = route.ops;
+    const b = vh.ops;
+    return a.responseAdd.length + a.responseRemove.length + b.responseAdd.length + b.responseRemove.length === 0;
+  }
+
+  /** A response head as bytes (rawResponseHead() said yes): onResponseHeaders without a header map. */
+  onResponseRaw(status: number, buf: Buffer, lines: RawHeadLines, endStream: boolean, bufEnd: number): void {
+    if (!this.headArrived(status)) return;
+    const down = this.down as Required<Pick<Downstream, 'respondRaw'>>;
+    this.counters[this.lb + HL.RQ_1XX + statusClass(status)]++;
+    if (endStream) {
+      this.endAttempt(status);
+      down.respondRaw(status, buf, lines, true, this.env.draining, bufEnd);
+      this.finish();
+      return;
+    }
+    down.respondRaw(status, buf, lines, false, this.env.draining, bufEnd);
+  }
+
+  /** A response head: false when it is not forwarded (the exchange ended, or a 5xx is retried). */
+  private headArrived(status: number): boolean {
+    if (this.finished) return false;
     if (status >= 500 && mayRetry(this, (this.route as HttpRoute).retry, statusRetryBits(status), this.safe(true), this.fs)) {
       (this.cur as UpstreamAttempt).abort();
       this.endAttempt(status);
       beginRetry(this, HC.RETRY);
       this.retry();
-      return;
+      return false;
     }
     // The head arrived: the per-try timeout no longer applies, the route timeout does.
     this.armDeadline(this.deadlineAt);
     this.status = status;
     this.responseStarted = true;
+    return true;
+  }
+
+  onResponseHeaders(status: number, headers: Headers, endStream: boolean): void {
+    if (!this.headArrived(status)) return;
     const out = endToEnd(headers);
     applyOps(out, (this.route as HttpRoute).ops, (this.vh as HttpVirtualHost).ops, true);
     if (this.extraHeaders !== null) Object.assign(out, this.extraHeaders);
@@ -849,6 +942,48 @@ class HttpStream extends ActiveStream {
 
   protected continueFrom(phase: DecodePhase): void {
     this.ex.continueFrom(phase);
+  }
+}
+
+/**
+ * A bodiless request whose head the raw HTTP/1.1 pool sends as the client's bytes while they are
+ * there (RequestBytes); `headers` (end-to-end, with the x-request-id) is made only when read: a
+ * later attempt, another upstream engine.
+ */
+class ByteRequest implements UpstreamRequest, RequestBytes {
+  readonly body = null;
+  readonly bytes: RequestBytes = this;
+  readonly addedLines: string;
+  private h: Headers | null = null;
+
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly authority: string,
+    private readonly down: Downstream,
+    private readonly src: HeadBytes,
+    private readonly id: string,
+  ) {
+    // One string per request with a generated id (the map path concatenates it too).
+    this.addedLines = id === '' ? '' : 'x-request-id: ' + id + '\r\n';
+  }
+
+  get lines(): RawHeadLines {
+    return this.src.lines;
+  }
+
+  headBuffer(): Buffer | null {
+    return this.src.headBuffer();
+  }
+
+  get headers(): Headers {
+    let h = this.h;
+    if (h === null) {
+      h = endToEnd(this.down.headers, true);
+      if (this.id !== '') h['x-request-id'] = this.id;
+      this.h = h;
+    }
+    return h;
   }
 }
 

@@ -35,6 +35,28 @@ export interface UpstreamRequest {
    * request) or a BodySource (a raw HTTP/1.1 downstream, src/http/h1) only once.
    */
   readonly body: Buffer | Readable | BodySource | null;
+  /**
+   * A bodiless request whose head nothing changed (raw HTTP/1.1 downstream): the raw pool may
+   * send the downstream's field lines as bytes instead of serializing `headers`.
+   */
+  readonly bytes?: RequestBytes;
+}
+
+/** The downstream's own head of a request (h1/downstream.ts). */
+export interface HeadBytes {
+  /**
+   * The buffer holding the head's field lines, or null once it may have been reused (after the
+   * read that parsed the head): then the request goes out from `headers` as usual.
+   */
+  headBuffer(): Buffer | null;
+  /** Its field lines to forward (hop-by-hop, host and expect lines left out); valid while headBuffer() is not null. */
+  readonly lines: RawHeadLines;
+}
+
+/** A request head forwarded unchanged (exchange.ts; sent by h1/pool.ts). */
+export interface RequestBytes extends HeadBytes {
+  /** Lines the proxy adds ("x-request-id: ...\r\n"), or ''. */
+  readonly addedLines: string;
 }
 
 /**
@@ -66,8 +88,34 @@ export function isBodySource(b: UpstreamRequest['body']): b is BodySource {
   return b !== null && !Buffer.isBuffer(b) && typeof (b as BodySource).start === 'function' && typeof (b as Readable).pipe !== 'function';
 }
 
+/** The field lines of a response head as the raw HTTP/1.1 parser indexed them (h1/codec.ts HeadParser indexOnly). */
+export interface RawHeadLines {
+  /** [start, end) offsets of the lines to forward (CRLF included), runCount entries. */
+  readonly runs: Int32Array;
+  readonly runCount: number;
+  /** The Content-Length of a length-framed body, else -1. */
+  readonly contentLength: number;
+  /** Where the head starts in its buffer, and where it ends (its body starts). */
+  readonly headStart: number;
+  readonly headEnd: number;
+}
+
 export interface UpstreamSink {
   onResponseHeaders(status: number, headers: Headers, endStream: boolean): void;
+  /**
+   * Asked by the raw HTTP/1.1 pool before it parses a response head: true when the response
+   * head may be forwarded as its own bytes (onResponseRaw) because nothing would change it
+   * (no header operations, filters or access log, a raw HTTP/1.1 client).
+   */
+  rawResponseHead?(): boolean;
+  /**
+   * The response head as bytes of the upstream's read buffer (valid during the call): `lines`
+   * index buf's field lines to forward, hop-by-hop lines left out; buf[lines.headEnd, bufEnd) are
+   * the body bytes read with the head (the downstream may rewrite the head in place, in front
+   * of them, to send head and body as one range). Called instead of
+   * onResponseHeaders after rawResponseHead() said yes and the head was regular.
+   */
+  onResponseRaw?(status: number, buf: Buffer, lines: RawHeadLines, endStream: boolean, bufEnd: number): void;
   /**
    * Response payload. `chunk` may be a view of a reused read buffer, valid only during the call:
    * a sink that keeps it (a node:http response's write queue) copies it. Returns false when the

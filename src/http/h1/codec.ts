@@ -111,6 +111,10 @@ const enum Kind {
   Host = 4,
   Upgrade = 5,
   Expect = 6,
+  /** keep-alive, proxy-connection, http2-settings: hop-by-hop, never forwarded. */
+  HopByHop = 7,
+  /** te (kept as `te: trailers`) and trailer (dropped unless chunked): forwarded as bytes only through the map path. */
+  Rewritten = 8,
 }
 
 const NAME_SLOTS = 1024; // power of two
@@ -159,12 +163,17 @@ const KNOWN_NAMES: Array<[string, number]> = [
   ['host', Kind.Host],
   ['upgrade', Kind.Upgrade],
   ['expect', Kind.Expect],
+  ['keep-alive', Kind.HopByHop],
+  ['proxy-connection', Kind.HopByHop],
+  ['http2-settings', Kind.HopByHop],
+  ['te', Kind.Rewritten],
+  ['trailer', Kind.Rewritten],
 ];
 for (const n of [
   'accept', 'accept-encoding', 'accept-language', 'accept-ranges', 'age', 'authorization', 'cache-control',
   'content-encoding', 'content-type', 'content-range', 'cookie', 'date', 'etag', 'expires', 'forwarded',
-  'if-modified-since', 'if-none-match', 'keep-alive', 'last-modified', 'location', 'origin', 'pragma',
-  'proxy-connection', 'range', 'referer', 'server', 'set-cookie', 'te', 'trailer', 'user-agent', 'vary', 'via',
+  'if-modified-since', 'if-none-match', 'last-modified', 'location', 'origin', 'pragma',
+  'range', 'referer', 'server', 'set-cookie', 'user-agent', 'vary', 'via',
   'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'x-request-id', 'grpc-status',
   'grpc-message', 'grpc-timeout', 'content-disposition', 'access-control-allow-origin', 'strict-transport-security',
   'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-accept', 'sec-websocket-protocol',
@@ -259,6 +268,15 @@ function HeaderMapFn(): void {
 HeaderMapFn.prototype = Object.create(null);
 const HeaderMap = HeaderMapFn as unknown as { new (): Headers };
 
+/** `headers` after an indexOnly parse: never written. */
+const NO_HEADERS: Headers = new HeaderMap();
+/**
+ * The field-line index of the last head parsed with indexOnly or indexToo, shared by every
+ * parser of the thread: valid until the next such parse, which is all its users need (they send
+ * the lines in the call that parsed them). Grown to the largest max_headers in use.
+ */
+let sharedRuns = new Int32Array(2 * 100 + 2);
+
 /** A fresh empty header map of the kind the parser returns. */
 export function newHeaders(): Headers {
   return new HeaderMap();
@@ -288,6 +306,35 @@ export class HeadParser {
   expectContinue = false;
   errorStatus = 0;
   errorReason = '';
+  /**
+   * Set by the caller before parsing: index the field lines instead of building `headers` (a
+   * response head forwarded as its own bytes, h1/downstream.ts respondRaw). After such a parse
+   * `headers` is empty and runs[0, runCount) holds [start, end) offsets of the field lines to
+   * forward, CRLF included, adjacent lines merged: every line but the hop-by-hop ones
+   * (connection, keep-alive, proxy-connection, transfer-encoding, upgrade, http2-settings).
+   */
+  indexOnly = false;
+  /**
+   * Set by the caller: index the field lines as indexOnly does, and build `headers` too (a
+   * request head, forwarded as bytes when nothing changes it). Host and Expect lines are left
+   * out of a request's runs (the proxy writes its own host; 100-continue is answered here), and
+   * a request's Content-Length makes it irregular.
+   */
+  indexToo = false;
+  /**
+   * After an indexOnly parse: the head has a field the byte path would not forward as the map
+   * path does (te, trailer, a repeated or listed Content-Length, Content-Length with
+   * Transfer-Encoding, a Connection naming other fields): parse it again without indexOnly.
+   */
+  irregular = false;
+  /** The index (valid until the next indexing parse of any parser, see sharedRuns). */
+  runs: Int32Array = sharedRuns;
+  runCount = 0;
+  /** The last complete head's [start, end) in its buffer. */
+  headStart = 0;
+  headEnd = 0;
+  /** indexOnly || indexToo for the head being parsed. */
+  private indexing = false;
 
   // framing facts gathered while reading fields
   private clValue = -1;
@@ -298,6 +345,8 @@ export class HeadParser {
   private connClose = false;
   private connKeepAlive = false;
   private connUpgrade = false;
+  /** Connection lists a token other than close, keep-alive and upgrade. */
+  private connOther = false;
   private hasUpgrade = false;
   private hostCount = 0;
   /**
@@ -343,6 +392,8 @@ export class HeadParser {
     const r = this.isRequest ? this.parseRequest(buf, start, lim) : this.parseResponse(buf, start, lim);
     if (r !== 0) {
       this.resumeAt = -1;
+      this.headStart = start;
+      this.headEnd = r;
       return r;
     }
     this.resumeAt = this.lineStart - start;
@@ -402,7 +453,16 @@ export class HeadParser {
     this.versionMinor = 1;
     this.status = 0;
     this.reason = '';
-    this.headers = new HeaderMap(); // the result object the interface hands out, one per head
+    // The result object the interface hands out, one per head (none when only indexing).
+    this.headers = this.indexOnly ? NO_HEADERS : new HeaderMap();
+    this.indexing = this.indexOnly || this.indexToo;
+    if (this.indexing) {
+      this.irregular = false;
+      this.runCount = 0;
+      // A run per field line at most (grown once per larger max_headers).
+      if (sharedRuns.length < 2 * this.maxHeaders + 2) sharedRuns = new Int32Array(2 * this.maxHeaders + 2);
+      this.runs = sharedRuns;
+    }
     this.headerCount = 0;
     this.bodyKind = BodyKind.None;
     this.contentLength = -1;
@@ -420,6 +480,7 @@ export class HeadParser {
     this.connClose = false;
     this.connKeepAlive = false;
     this.connUpgrade = false;
+    this.connOther = false;
     this.hasUpgrade = false;
     this.hostCount = 0;
   }
@@ -539,6 +600,7 @@ export class HeadParser {
 
   private finishRequest(p: number): number {
     if (this.hostCount > 1) return this.fail(400, 'more than one Host header');
+    if (this.indexing && this.connOther) this.irregular = true;
     if (this.teSeen) {
       if (this.versionMinor === 0) return this.fail(400, 'Transfer-Encoding in an HTTP/1.0 request');
       if (this.clValue >= 0) return this.fail(400, 'both Transfer-Encoding and Content-Length');
@@ -590,6 +652,7 @@ export class HeadParser {
     const s = this.status;
     this.keepAlive = this.versionMinor === 1 ? !this.connClose : this.connKeepAlive && !this.connClose;
     this.upgrade = s === 101;
+    if (this.indexOnly && (this.connOther || (this.teSeen && this.clValue >= 0))) this.irregular = true;
     if (this.teSeen && this.clValue >= 0) {
       // RFC 9112 6.3: Transfer-Encoding overrides Content-Length; the length is not forwarded
       delete this.headers['content-length'];
@@ -672,9 +735,14 @@ export class HeadParser {
       while (p < lim && (buf[p] === SP || buf[p] === HTAB)) p++;
       const vs = p;
       let vh = 0;
-      while (p < lim && FIELD[(c = buf[p])] === 1) {
-        vh = (Math.imul(vh, 31) + c) | 0;
-        p++;
+      if (this.indexOnly) {
+        // No value string will be made: no hash.
+        while (p < lim && FIELD[buf[p]] === 1) p++;
+      } else {
+        while (p < lim && FIELD[(c = buf[p])] === 1) {
+          vh = (Math.imul(vh, 31) + c) | 0;
+          p++;
+        }
       }
       if (p >= lim) return this.stop(ls, count);
       c = buf[p];
@@ -684,7 +752,7 @@ export class HeadParser {
       let ve = p;
       if (buf[ve - 1] === SP || buf[ve - 1] === HTAB) {
         while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
-        vh = bytesHash(buf, vs, ve);
+        if (!this.indexOnly) vh = bytesHash(buf, vs, ve);
       }
       p += 2;
       if (++count > maxHeaders) return this.fail(431, 'too many header fields');
@@ -693,7 +761,26 @@ export class HeadParser {
       if (kind !== Kind.Plain && !trailers) {
         const r = this.special(kind, buf, vs, ve);
         if (r < 0) return -1;
-        if (r === 0) continue; // field folded into one kept value
+        if (r === 0) {
+          // field folded into one kept value
+          if (this.indexing) this.irregular = true;
+          continue;
+        }
+      }
+      if (this.indexing) {
+        if (kind === Kind.Rewritten || (kind === Kind.ContentLength && this.isRequest)) this.irregular = true;
+        else if (kind === Kind.Plain || (!this.isRequest && (kind === Kind.ContentLength || kind === Kind.Host || kind === Kind.Expect))) {
+          // A line forwarded as it is: extends the run that ends where it starts, else opens one.
+          const runs = this.runs;
+          const rc = this.runCount;
+          if (rc > 0 && runs[rc - 1] === ls) runs[rc - 1] = p;
+          else {
+            runs[rc] = ls;
+            runs[rc + 1] = p;
+            this.runCount = rc + 2;
+          }
+        }
+        if (this.indexOnly) continue;
       }
       const value = valueString(buf, vs, ve, vh);
       const slot = foundSlot;
@@ -799,6 +886,7 @@ export class HeadParser {
       if (n === 5 && bytesIsCi(buf, es, ee, 'close')) this.connClose = true;
       else if (n === 10 && bytesIsCi(buf, es, ee, 'keep-alive')) this.connKeepAlive = true;
       else if (n === 7 && bytesIsCi(buf, es, ee, 'upgrade')) this.connUpgrade = true;
+      else if (n > 0) this.connOther = true;
     }
   }
 
@@ -1043,7 +1131,7 @@ export function requestHead(method: string, target: string, host: string, header
 const STATUS_LINES: string[] = [];
 for (let s = 100; s < 600; s++) STATUS_LINES[s - 100] = `HTTP/1.1 ${s} ${STATUS_CODES[s] ?? 'Unknown'}\r\n`;
 
-function statusLine(status: number): string {
+export function statusLine(status: number): string {
   return status >= 100 && status < 600 ? STATUS_LINES[status - 100] : `HTTP/1.1 ${status} Unknown\r\n`;
 }
 

@@ -38,9 +38,9 @@ import { deadlines, type DeadlineEntry } from '../../stream/deadlines';
 import { Exchange, type Downstream, type DownstreamTransport, type HttpEnv } from '../exchange';
 import type { Headers } from '../headers';
 import { HL } from '../stats';
-import type { BodySink, BodySource } from '../upstream';
-import { BodyKind, chunkHeader, ChunkedDecoder, closingReply, HeadParser, headerLines, LAST_CHUNK, responseHead, type ChunkSink } from './codec';
-import { writeLatin1 } from './head-slab';
+import type { BodySink, BodySource, HeadBytes, RawHeadLines } from '../upstream';
+import { BodyKind, chunkHeader, ChunkedDecoder, closingReply, HeadParser, headerLines, LAST_CHUNK, responseHead, statusLine, type ChunkSink } from './codec';
+import { headInPlace, writeHead, writeLatin1 } from './head-slab';
 import { rawTunnel } from './tunnel';
 
 const enum Phase {
@@ -55,6 +55,8 @@ const enum Phase {
 }
 
 const CRLF = Buffer.from('\r\n');
+/** respLeft of a response that has no body. */
+const NO_BODY = -2;
 const EMPTY = Buffer.alloc(0);
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n');
 
@@ -76,7 +78,7 @@ onCloseIdle(() => {
   }
 });
 
-export class RawH1Connection implements ConnectionHandler, Downstream, BodySource, ChunkSink, DeadlineEntry {
+export class RawH1Connection implements ConnectionHandler, Downstream, BodySource, ChunkSink, DeadlineEntry, HeadBytes {
   readonly h2 = false;
   // ---- the request in progress (Downstream)
   method = '';
@@ -95,6 +97,12 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   /** Unconsumed bytes (a partial head, body bytes before the sink started, a pipelined request), copied. */
   private pending: Buffer | null = null;
   private processing = false;
+  /** idle_timeout (idleCheck): reads so far, and at the timer's last run. */
+  private reads = 0;
+  private readsAtCheck = 0;
+  private idleTimer: NodeJS.Timeout | null = null;
+  /** The buffer of the request head being started (Exchange.start()), null outside that call (HeadBytes). */
+  private headBuf: Buffer | null = null;
   private exchange: Exchange | null = null;
   private bodyKind = BodyKind.None;
   private bodyLeft = 0;
@@ -116,6 +124,8 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   private respChunked = false;
   /** Body bytes still expected of a content-length response; -1 = not length-framed. */
   private respLeft = -1;
+  /** Body bytes respondRaw queued with the head, not yet handed to write(). */
+  private preWritten = 0;
   private respKeepAlive = true;
   private full = false;
   // Deadline wheel entry (headers_timeout / request_timeout).
@@ -130,6 +140,8 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   ) {
     const cfg = env.cfg;
     this.parser = new HeadParser(true, cfg.maxHeaderSize, cfg.maxHeaders);
+    // Request heads are indexed too, so that one nothing changes can go upstream as its bytes.
+    this.parser.indexToo = true;
     this.chunks = new ChunkedDecoder(cfg.maxHeaderSize);
   }
 
@@ -138,7 +150,37 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     this.conn = conn;
     this.live.add(this);
     liveSets.add(this.live);
-    conn.setTimeout(this.env.cfg.idleTimeoutMs);
+    const ms = this.env.cfg.idleTimeoutMs;
+    if (ms > 0) {
+      // Our own timer, not the socket's: the socket's is pushed back on every read (a timer-list
+      // move per read); this one fires once per idle_timeout and looks at the read count.
+      this.idleTimer = setTimeout(this.idleCheck, ms);
+      this.idleTimer.unref();
+    }
+  }
+
+  /**
+   * idle_timeout: a connection between requests that read nothing during a whole period is
+   * closed (so after idle_timeout to twice that of silence); otherwise the timer runs again.
+   */
+  private readonly idleCheck = (): void => {
+    const conn = this.conn;
+    if (conn === null || this.phase === Phase.Done) return;
+    if (this.reads === this.readsAtCheck && this.phase === Phase.Head && this.pending === null && this.exchange === null) {
+      this.env.ctx.counters[this.env.ctx.base + L.CX_IDLE_TIMEOUT]++;
+      conn.destroy();
+      return;
+    }
+    // Otherwise a request is on its way (its own deadlines apply), or was read in this period.
+    this.readsAtCheck = this.reads;
+    (this.idleTimer as NodeJS.Timeout).refresh();
+  };
+
+  private stopIdleTimer(): void {
+    if (this.idleTimer !== null) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
   }
 
   /**
@@ -157,6 +199,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   migrate(conn: Connection): Buffer | null {
     if (this.phase !== Phase.Head || this.pending !== null || this.exchange !== null || this.conn !== conn || conn.queued() > 0 || conn.writeClosed) return null;
     this.phase = Phase.Done;
+    this.stopIdleTimer();
     return EMPTY;
   }
 
@@ -164,6 +207,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
 
   onData(conn: Connection, buf: Buffer, start: number, end: number): void {
     if (this.phase === Phase.Done) return;
+    this.reads++;
     let data = buf;
     let s = start;
     let e = end;
@@ -202,6 +246,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
 
   onClose(): void {
     this.live.delete(this);
+    this.stopIdleTimer();
     if (this.deadline !== 0) deadlines().disarm(this);
     this.phase = Phase.Done;
     this.pending = null;
@@ -222,15 +267,6 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   onLowWatermark(): void {
     this.full = false;
     if (this.exchange !== null) this.exchange.onDownstreamDrain();
-  }
-
-  /** The socket's idle timer (idle_timeout, reset by any traffic): closes a connection between requests. */
-  onTimeout(conn: Connection): void {
-    if (this.phase === Phase.Head && this.pending === null && this.exchange === null) {
-      this.env.ctx.counters[this.env.ctx.base + L.CX_IDLE_TIMEOUT]++;
-      conn.destroy();
-    }
-    // Otherwise a request is on its way: its own deadlines (below, and the route timeout) apply.
   }
 
   /** Sends one interim 100 to a client that half-closed while its answer is pending (onEnd). */
@@ -387,7 +423,7 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       // The rest of this connection is not HTTP: hand it to a tunnel with what was read after the head.
       this.phase = Phase.Done;
       this.live.delete(this);
-      conn.setTimeout(0);
+      this.stopIdleTimer();
       rawTunnel(env, conn, this.method, this.url, h, data.subarray(r, e), p.connect);
       return -1;
     }
@@ -407,7 +443,13 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     // this read callback; everything per connection lives on this object instead.
     const x = new Exchange(env, this, fresh ? this.headStart : performance.now());
     this.exchange = x;
-    x.start();
+    // The head's bytes may be forwarded as they are during start() (requestBytes()), not later.
+    this.headBuf = data;
+    try {
+      x.start();
+    } finally {
+      this.headBuf = null;
+    }
     return r;
   }
 
@@ -504,6 +546,20 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     return this;
   }
 
+  // ---- HeadBytes (the request head as bytes, while the exchange starts)
+
+  requestBytes(): HeadBytes | null {
+    return this.headBuf !== null && !this.parser.irregular ? this : null;
+  }
+
+  headBuffer(): Buffer | null {
+    return this.headBuf;
+  }
+
+  get lines(): RawHeadLines {
+    return this.parser;
+  }
+
   // ---- Downstream (the response)
 
   get headersSent(): boolean {
@@ -513,7 +569,54 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   respond(status: number, headers: Headers, end: boolean, close: boolean): void {
     const conn = this.conn;
     if (conn === null || this.sent) return;
+    const cl = headers['content-length'];
+    const extra = this.framing(status, end, close, typeof cl === 'string' ? Number(cl) : -1, cl !== undefined);
+    // `delete` only when present: deleting a missing name is still a runtime call.
+    if (headers['connection'] !== undefined) delete headers['connection'];
+    // Trailers go only with chunked framing: do not announce what will be dropped.
+    if (!this.respChunked && headers['trailer'] !== undefined) delete headers['trailer'];
+    // One string per response head, its bytes in the shared head slab.
+    writeLatin1(conn, responseHead(status, headers, extra));
+    if (this.respLeft === NO_BODY) this.responseDone();
+  }
+
+  /**
+   * The response head as the upstream sent it (Exchange.onResponseRaw): our status line and
+   * framing lines, then the upstream's field lines but the hop-by-hop ones copied from its read
+   * buffer (no header map, no string per field) and the empty line, one entry of this
+   * connection's writev.
+   */
+  respondRaw(status: number, buf: Buffer, lines: RawHeadLines, end: boolean, close: boolean, bufEnd: number): void {
+    const conn = this.conn;
+    if (conn === null || this.sent) return;
+    const len = lines.contentLength;
+    const extra = this.framing(status, end, close, len, len >= 0);
+    // The status line and our framing lines first, then the upstream's lines.
+    const prefix = statusLine(status) + extra;
+    if (len > 0 && this.respLeft === len && lines.headEnd + len <= bufEnd) {
+      // The whole body came with the head: the head is rewritten in front of it in the read
+      // buffer and both go as one range (one write entry, no copy); the body's write() calls
+      // that follow only count it (preWritten).
+      const at = headInPlace(buf, prefix, lines);
+      if (at >= 0) {
+        conn.write(buf, at, lines.headEnd + len);
+        this.preWritten = len;
+        return;
+      }
+    }
+    writeHead(conn, prefix, buf, lines);
+    if (this.respLeft === NO_BODY) this.responseDone();
+  }
+
+  /**
+   * Framing of the response about to be sent (both head paths): keep-alive, content-length as
+   * sent, else chunked, else close-delimited. `length`: the Content-Length value (-1 none);
+   * `hasLength`: a Content-Length header is present. Returns the lines the proxy adds; respLeft
+   * is NO_BODY when nothing follows the head.
+   */
+  private framing(status: number, end: boolean, close: boolean, length: number, hasLength: boolean): string {
     this.sent = true;
+    this.preWritten = 0;
     if (this.probes > 0) {
       this.probes = 0;
       deadlines().disarm(this);
@@ -522,33 +625,35 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     let keep = this.reqKeepAlive && !close && this.bodyDone && !overloadState.closeIdle;
     let extra = '';
     const noBody = end || this.method === 'HEAD' || status === 204 || status === 304 || status < 200;
-    const cl = headers['content-length'];
     if (noBody) {
       // No body follows. A HEAD response keeps the length it announces; others say 0.
-      if (end && cl === undefined && this.method !== 'HEAD' && status !== 204 && status !== 304) extra += 'content-length: 0\r\n';
-    } else if (typeof cl === 'string') {
-      this.respLeft = Number(cl);
+      if (end && !hasLength && this.method !== 'HEAD' && status !== 204 && status !== 304) extra += 'content-length: 0\r\n';
+      this.respLeft = NO_BODY;
+    } else if (length !== -1) {
+      this.respLeft = length;
     } else if (this.httpMinor >= 1) {
       this.respChunked = true;
       extra += 'transfer-encoding: chunked\r\n';
     } else {
       keep = false; // HTTP/1.0 client, unknown length: the close ends the body
     }
-    // `delete` only when present: deleting a missing name is still a runtime call.
-    if (headers['connection'] !== undefined) delete headers['connection'];
-    // Trailers go only with chunked framing: do not announce what will be dropped.
-    if (!this.respChunked && headers['trailer'] !== undefined) delete headers['trailer'];
     if (!keep) extra += 'connection: close\r\n';
     else if (this.httpMinor === 0) extra += 'connection: keep-alive\r\n';
     this.respKeepAlive = keep;
-    // One string per response head, its bytes in the shared head slab.
-    writeLatin1(conn, responseHead(status, headers, extra));
-    if (noBody) this.responseDone();
+    return extra;
   }
 
   write(chunk: Buffer): boolean {
     const conn = this.conn;
     if (conn === null || chunk.length === 0) return !this.full;
+    if (this.preWritten > 0) {
+      // Body bytes queued with the head (respondRaw): the upstream hands them over once more here.
+      const k = Math.min(this.preWritten, chunk.length);
+      this.preWritten -= k;
+      this.respLeft -= k;
+      if (k === chunk.length) return !this.full;
+      chunk = chunk.subarray(k); // not reached: the pool hands the body in the read over in one piece
+    }
     if (this.respChunked) {
       writeLatin1(conn, chunkHeader(chunk.length));
       conn.write(chunk, 0, chunk.length);

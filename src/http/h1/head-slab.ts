@@ -7,6 +7,15 @@
  */
 import { Buffer } from 'node:buffer';
 import type { Connection } from '../../network/connection';
+import type { RawHeadLines } from '../upstream';
+
+const CRLF = Buffer.from('\r\n', 'latin1');
+
+/**
+ * Buffer's own latin1 writer: Buffer.prototype.write validates its arguments and looks the
+ * encoding up by name on every call; the callers here pass checked ranges.
+ */
+type Latin1Buf = Buffer & { latin1Write(s: string, offset: number, length: number): number };
 
 const SLAB_SIZE = 64 * 1024;
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
@@ -26,8 +35,72 @@ export function writeLatin1(conn: Connection, s: string): number {
     used = 0;
   }
   const start = used;
-  const w = slab.write(s, start, n, 'latin1');
+  const w = (slab as Latin1Buf).latin1Write(s, start, n);
   used = start + w;
   conn.write(slab, start, used);
   return w;
+}
+
+/**
+ * Rewrites a head in place, right-aligned against its end (its body follows): `prefix` (a start
+ * line and the lines the proxy writes), the lines `lines` indexes, the empty line. Returns where
+ * the new head starts, or -1 when it is longer than the old one (nothing changed then). The
+ * bytes before the head's end are the old head's, which nothing else refers to.
+ */
+export function headInPlace(buf: Buffer, prefix: string, lines: RawHeadLines): number {
+  const runs = lines.runs;
+  const n = lines.runCount;
+  let kept = 0;
+  for (let i = 0; i < n; i += 2) kept += runs[i + 1] - runs[i];
+  const start = lines.headEnd - 2 - kept - prefix.length;
+  if (start < lines.headStart) return -1;
+  // The empty line stays where it is; the kept lines move up to it, the last first (a line only
+  // ever moves towards the end, over bytes already moved or left out).
+  let cur = lines.headEnd - 2;
+  for (let i = n - 2; i >= 0; i -= 2) {
+    const len = runs[i + 1] - runs[i];
+    cur -= len;
+    if (cur !== runs[i]) buf.copyWithin(cur, runs[i], runs[i + 1]);
+  }
+  (buf as Latin1Buf).latin1Write(prefix, start, prefix.length);
+  return start;
+}
+
+/**
+ * Queues one message head: `prefix` (a start line and the lines the proxy writes, latin1), the
+ * field lines `lines` indexes in `buf`, and the empty line, all copied into the slab so that the
+ * head is one contiguous write entry (a view per line would cost more at the writev than the
+ * copy of a few dozen bytes). Returns the head's byte length.
+ */
+export function writeHead(conn: Connection, prefix: string, buf: Buffer, lines: RawHeadLines): number {
+  const runs = lines.runs;
+  const n = lines.runCount;
+  let size = prefix.length + 2;
+  for (let i = 0; i < n; i += 2) size += runs[i + 1] - runs[i];
+  if (size > SLAB_SIZE >>> 2) {
+    // A rare very large head: its lines as views.
+    let bytes = writeLatin1(conn, prefix);
+    for (let i = 0; i < n; i += 2) {
+      conn.write(buf, runs[i], runs[i + 1]);
+      bytes += runs[i + 1] - runs[i];
+    }
+    conn.write(CRLF, 0, 2);
+    return bytes + 2;
+  }
+  if (size > SLAB_SIZE - used) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE); // once per ~64 KiB of heads
+    used = 0;
+  }
+  const start = used;
+  const b = slab;
+  let u = start + (b as Latin1Buf).latin1Write(prefix, start, prefix.length);
+  for (let i = 0; i < n; i += 2) {
+    // A byte loop: the lines are short, and Buffer.copy would make a view per call.
+    for (let j = runs[i], e = runs[i + 1]; j < e; j++) b[u++] = buf[j];
+  }
+  b[u] = 13;
+  b[u + 1] = 10;
+  used = u + 2;
+  conn.write(b, start, used);
+  return used - start;
 }

@@ -43,8 +43,11 @@ import { limits } from '../../overload/limits';
 import { HTTP1_ALPN, type Cluster } from '../../upstream/cluster';
 import type { Host, UpstreamPool } from '../../upstream/lb';
 import type { Headers } from '../headers';
-import { FailKind, isBodySource, OVERFLOW_ERROR, type BodySink, type BodySource, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from '../upstream';
-import { writeLatin1 } from './head-slab';
+import { FailKind, isBodySource, OVERFLOW_ERROR, type BodySink, type BodySource, type RequestBytes, type UpstreamAttempt, type UpstreamRequest, type UpstreamSink } from '../upstream';
+
+/** A sink whose rawResponseHead() said yes. */
+type RawHeadSink = UpstreamSink & Required<Pick<UpstreamSink, 'onResponseRaw'>>;
+import { writeHead, writeLatin1 } from './head-slab';
 import { BodyKind, ChunkedDecoder, chunkHeader, HeadParser, LAST_CHUNK, requestHead, type ChunkSink } from './codec';
 
 /** Keep-alive idle timeout and its sweep period; tests shorten them. */
@@ -115,12 +118,21 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
   send(c: H1Conn): void {
     const req = this.req;
     const body = req.body;
-    const headers = req.headers;
-    // requestHead writes host from the authority; the exchange never leaves one in the headers.
-    if (headers['host'] !== undefined) delete headers['host'];
     this.onReused = c.reused;
     this.bodyDone = false;
     this.chunked = false;
+    const bytes = req.bytes;
+    if (bytes !== undefined && body === null) {
+      const hb = bytes.headBuffer();
+      if (hb !== null) {
+        this.sendBytes(c, req, bytes, hb);
+        this.bodyDone = true;
+        return;
+      }
+    }
+    const headers = req.headers;
+    // requestHead writes host from the authority; the exchange never leaves one in the headers.
+    if (headers['host'] !== undefined) delete headers['host'];
     let extra = '';
     let buf: Buffer | null = null;
     let src: BodySource | null = null;
@@ -155,6 +167,18 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
       if (buf !== null) this.out(c, buf, 0, buf.length);
       this.bodyDone = true;
     }
+  }
+
+  /**
+   * A bodiless request head as the client's bytes (RequestBytes): request line, host, the lines
+   * the proxy adds and framing in one string, then the client's field lines copied from its read
+   * buffer (no header map, no string per field).
+   */
+  private sendBytes(c: H1Conn, req: UpstreamRequest, bytes: RequestBytes, hb: Buffer): void {
+    const extra = clZeroMethod(req.method) ? CL_ZERO : '';
+    const n = writeHead(c.conn, req.method + ' ' + req.path + ' HTTP/1.1\r\nhost: ' + req.authority + '\r\n' + bytes.addedLines + extra, hb, bytes.lines);
+    const cl = this.pool.cluster;
+    cl.counters[cl.base + C.BYTES_TX] += n;
   }
 
   private out(c: H1Conn, buf: Buffer, start: number, end: number): void {
@@ -404,10 +428,18 @@ class H1Conn implements ConnectionHandler, ChunkSink {
           const p = this.parser;
           p.headRequest = a.isHead;
           p.connectRequest = false;
-          const r = p.parse(buf, s, end);
+          // A head nothing will change is indexed, not turned into a header map (onResponseRaw).
+          const raw = sink.rawResponseHead !== undefined && sink.rawResponseHead();
+          p.indexOnly = raw;
+          let r = p.parse(buf, s, end);
           if (r === 0) {
             this.held = Buffer.from(buf.subarray(s, end));
             return;
+          }
+          if (raw && r > 0 && p.irregular) {
+            // A field the byte path does not forward as the map path would: the same head again, into a map.
+            p.indexOnly = false;
+            r = p.parse(buf, s, end);
           }
           if (r < 0) {
             this.protocolError(a, `malformed upstream response: ${p.errorReason}`);
@@ -423,12 +455,15 @@ class H1Conn implements ConnectionHandler, ChunkSink {
             continue; // interim (100, 103): not forwarded
           }
           const kind = p.bodyKind;
+          const bytes = p.indexOnly;
           if (kind === BodyKind.None) {
-            sink.onResponseHeaders(status, p.headers, true);
+            if (bytes) (sink as RawHeadSink).onResponseRaw(status, buf, p, true, end);
+            else sink.onResponseHeaders(status, p.headers, true);
             if (this.cur === a) this.complete(a, s, end, true, null);
             return;
           }
-          sink.onResponseHeaders(status, p.headers, false);
+          if (bytes) (sink as RawHeadSink).onResponseRaw(status, buf, p, false, end);
+          else sink.onResponseHeaders(status, p.headers, false);
           if (this.cur !== a) return; // aborted by the sink (e.g. a 5xx it retries)
           if (kind === BodyKind.Length) {
             this.remaining = p.contentLength;
