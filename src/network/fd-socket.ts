@@ -55,6 +55,9 @@ export class FdSocket extends EventEmitter implements NativeReader {
   private timer: NodeJS.Timeout | null = null;
   /** 'timeout' was emitted: the timer waits for the next read to start again. */
   private fired = false;
+  private paused = true;
+  /** The fd is closed already (by the addon). */
+  private closedFd = false;
 
   constructor(
     readonly fd: number,
@@ -65,11 +68,23 @@ export class FdSocket extends EventEmitter implements NativeReader {
   ) {
     super();
     this._handle = { fd }; // one per connection: what socketFd() reads
+  }
+
+  /**
+   * The fd's watcher, made at the first resume() or queued write (a socket accepted paused: no
+   * poll, so no epoll_ctl to stop it when the ClientHello comes before the handshake starts).
+   * false when libuv refused the fd (then closed, and this socket destroyed).
+   */
+  private watch(): boolean {
+    if (this.id >= 0) return true;
+    if (this.destroyed) return false;
     try {
-      this.id = nativeWatch(this, fd);
-      nativeReadPause(this.id, true); // reads start with resume(), as a socket accepted paused
+      this.id = nativeWatch(this, this.fd);
+      return true;
     } catch (e) {
-      this.destroy(e instanceof Error ? e : new Error(String(e))); // the addon closed the fd
+      this.closedFd = true; // the addon closed it
+      this.destroy(e instanceof Error ? e : new Error(String(e)));
+      return false;
     }
   }
 
@@ -84,12 +99,17 @@ export class FdSocket extends EventEmitter implements NativeReader {
   }
 
   pause(): this {
+    if (this.paused) return this;
+    this.paused = true;
     if (this.id >= 0) nativeReadPause(this.id, true);
     return this;
   }
 
   resume(): this {
+    if (!this.paused || this.destroyed) return this;
+    this.paused = false;
     if (this.id >= 0) nativeReadPause(this.id, false);
+    else this.watch(); // a new watcher polls at once
     return this;
   }
 
@@ -123,7 +143,10 @@ export class FdSocket extends EventEmitter implements NativeReader {
     this.wq.push(b);
     this.wcb.push(cb);
     this.writableLength += b.length;
-    if (this.wq.length === 1) nativeWantWrite(this.id);
+    if (this.wq.length === 1 && this.watch()) {
+      if (this.paused) nativeReadPause(this.id, true);
+      nativeWantWrite(this.id);
+    }
     return false;
   }
 
@@ -179,6 +202,7 @@ export class FdSocket extends EventEmitter implements NativeReader {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     if (this.id >= 0) nativeUnwatch(this.id); // closes the fd
+    else if (!this.closedFd) native.closeFd(this.fd);
     this.id = -1;
     this.wq.length = 0;
     this.wcb.length = 0;
