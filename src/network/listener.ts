@@ -88,10 +88,11 @@ export interface ListenerRuntime {
 
 /**
  * Natively terminated TLS listeners accept in the addon and serve each connection on its bare fd
- * (FdSocket: no net.Socket per connection). OUTRIGGER_TLS_FD=1 turns it on (off by default
- * until it measures better); it needs the addon's accept and owned-fd reads, and native TLS.
+ * (FdSocket: no net.Socket per connection). On by default with the addon's accept and owned-fd
+ * reads (and native TLS, per chain); OUTRIGGER_TLS_FD=0 keeps net.Server and a net.Socket per
+ * connection (the native TLS driver still runs on it).
  */
-export const tlsFdAccept: boolean = process.env.OUTRIGGER_TLS_FD?.trim() === '1' && native.accept !== undefined && ownedFdReads;
+export const tlsFdAccept: boolean = process.env.OUTRIGGER_TLS_FD?.trim() !== '0' && native.accept !== undefined && ownedFdReads;
 
 /**
  * `reuse(i)`: an unchanged chain of the previous runtime to keep as chain i (chain-versions.ts),
