@@ -10,8 +10,10 @@
 // acceptStart(listenFd, fn) -> id: polls the listening fd on this thread's loop; when it is
 //   readable, accept4 (non-blocking, close-on-exec, TCP_NODELAY set) up to kAcceptBatch
 //   connections and calls fn(fd, remoteAddress, remotePort, localAddress, localPort) for each
-//   (the addresses as Node formats them; the caller owns fd). Transient accept errors (EMFILE,
-//   ECONNABORTED...) end the round; the next readable event retries.
+//   (the addresses as Node formats them; the caller owns fd). ECONNABORTED and the like end the
+//   round (the next readable event retries); out of descriptors or memory (EMFILE, ENFILE,
+//   ENOBUFS, ENOMEM) stops the poll for kBackoffMs (a level-triggered poll would spin on the
+//   waiting connection), then accepting resumes.
 // acceptStop(id): stops polling and closes the listening fd (as net.Server.close() does).
 // shutdownWrite(fd): shutdown(fd, SHUT_WR) (the FIN of an accepted fd; ENOTCONN is ignored).
 #include <arpa/inet.h>
@@ -109,6 +111,7 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
 }
 
 constexpr int kAcceptBatch = 32;
+constexpr uint64_t kBackoffMs = 100;
 
 struct Acceptor;
 
@@ -124,18 +127,29 @@ struct Acceptor {
   int fd = -1;
   napi_ref cb = nullptr;
   uv_poll_t poll;
+  uv_timer_t backoff;
+  int open = 0;  // handles not closed yet (the acceptor is deleted when both are)
   bool stopped = false;
 };
 
 thread_local AcceptThread* acceptThread = nullptr;
 
 void OnAcceptClosed(uv_handle_t* h) {
-  delete static_cast<Acceptor*>(h->data);
+  Acceptor* a = static_cast<Acceptor*>(h->data);
+  if (--a->open == 0) delete a;
+}
+
+void OnAcceptable(uv_poll_t* h, int status, int);
+
+void OnBackoff(uv_timer_t* h) {
+  Acceptor* a = static_cast<Acceptor*>(h->data);
+  if (!a->stopped) uv_poll_start(&a->poll, UV_READABLE, OnAcceptable);
 }
 
 void StopAcceptor(Acceptor* a) {
   if (a->stopped) return;
   a->stopped = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&a->backoff), OnAcceptClosed);
   uv_close(reinterpret_cast<uv_handle_t*>(&a->poll), OnAcceptClosed);  // before the fd goes
   close(a->fd);
   a->fd = -1;
@@ -182,7 +196,11 @@ void OnAcceptable(uv_poll_t* h, int status, int) {
     int fd = accept4(a->fd, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR) continue;
-      break;  // EAGAIN: done; EMFILE, ECONNABORTED...: the next readable event retries
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        uv_poll_stop(&a->poll);
+        uv_timer_start(&a->backoff, OnBackoff, kBackoffMs, 0);
+      }
+      break;  // EAGAIN: done; ECONNABORTED...: the next readable event retries
     }
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -233,6 +251,10 @@ Napi::Value AcceptStart(const Napi::CallbackInfo& info) {
     throw ErrnoError(env, -r, "uv_poll_init");
   }
   a->poll.data = a;
+  uv_timer_init(loop, &a->backoff);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&a->backoff));  // the poll keeps the loop alive, not the timer
+  a->backoff.data = a;
+  a->open = 2;
   napi_create_reference(env, info[1], 1, &a->cb);
   a->id = static_cast<uint32_t>(t->list.size());
   t->list.push_back(a);
