@@ -6,7 +6,9 @@
  * records to the fd itself; this object is the rest of the transport the listener, the TLS
  * handshake (src/tls/native.ts) and Connection use:
  *
- *   reads      setReader(cb): cb(chunk, start, n) inside the thread's read batch; pause/resume
+ *   reads      setReader(cb): cb(chunk, start, n) inside the thread's read batch; pause/resume;
+ *              before a reader is set, copies as 'data' events (a ClientHello peek), which
+ *              unshift() puts back for read()
  *   writes     write(buf, cb): bytes the kernel refused, queued here and written when the fd is
  *              writable again (readWantWrite); 'drain' once the queue is empty
  *   end        end(): shutdown(SHUT_WR) once the queue is empty; the peer's FIN gives 'end';
@@ -38,8 +40,8 @@ export class FdSocket extends EventEmitter implements NativeReader {
   writableEnded = false;
   /** Bytes queued by write() and not yet taken by the kernel. */
   writableLength = 0;
-  /** Nothing is ever buffered on the read side (reads go to the reader at once). */
-  readonly readableLength = 0;
+  /** Bytes put back by unshift() (a peeked ClientHello), taken by read(). */
+  private unread: Buffer | null = null;
   /** The idle timeout in ms (0: none), as net.Socket's. */
   timeout = 0;
   bytesRead = 0;
@@ -98,6 +100,23 @@ export class FdSocket extends EventEmitter implements NativeReader {
     this.reader = cb;
   }
 
+  /** Bytes put back and not read yet (a net.Socket's readable buffer holds nothing else here). */
+  get readableLength(): number {
+    return this.unread === null ? 0 : this.unread.length;
+  }
+
+  /** Puts peeked bytes back (network/peek.ts) for the next read(). */
+  unshift(buf: Buffer): void {
+    this.unread = this.unread === null ? buf : Buffer.concat([buf, this.unread]);
+  }
+
+  /** The bytes put back, or null. */
+  read(): Buffer | null {
+    const b = this.unread;
+    this.unread = null;
+    return b;
+  }
+
   pause(): this {
     if (this.paused) return this;
     this.paused = true;
@@ -125,6 +144,9 @@ export class FdSocket extends EventEmitter implements NativeReader {
       this.activity++;
       if (this.fired) this.rearm();
       if (this.reader !== null) this.reader(io().readBuffer, start, n);
+      // No reader yet: a listener filter peeking (network/peek.ts) reads 'data' events; a copy,
+      // the chunk is reused by the next read.
+      else this.emit('data', Buffer.from(io().readBuffer.subarray(start, start + n)));
       return;
     }
     if (n < 0) {

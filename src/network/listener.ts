@@ -79,8 +79,8 @@ export interface ListenerRuntime {
   /** The last filter of the first chain (for tools and benches that drive one filter directly). */
   readonly terminal: NetworkFilterFactory;
   /**
-   * Every chain terminates TLS natively and nothing reads the accepted socket before the
-   * handshake (no ClientHello peek, no original destination): the connection may be an FdSocket
+   * Every chain terminates TLS natively (no inspector: a plaintext client never reaches a
+   * Connection) and no original destination is read: the connection may be an FdSocket
    * (fd-socket.ts, no net.Socket) when the listener accepts natively (tlsFdAccept).
    */
   readonly fdTls?: boolean;
@@ -117,7 +117,8 @@ export function buildListenerRuntime(config: ListenerConfig, ctx: ListenerContex
   const only = chains.length === 1 && matches[0] === null ? chains[0] : null;
   const simple = only !== null && only.tls === null && !peekHello && !only.built.needsSniff && !only.built.hasReadFilters ? only : null;
   const first = chains[0].built.stages;
-  const fdTls = !peekHello && config.originalDst === undefined && chains.every((c) => c.tls !== null && c.tls.engine !== null);
+  // The ClientHello may be peeked (SNI sets, filter_chain_match): FdSocket reads 'data' events until it has a reader.
+  const fdTls = !config.inspector && config.originalDst === undefined && chains.every((c) => c.tls !== null && c.tls.engine !== null);
   return { config, ctx, chains, selector: new ChainSelector(matches), peekHello, simple, codecs: allCodecs(), terminal: first[first.length - 1].factory, fdTls };
 }
 

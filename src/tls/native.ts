@@ -314,8 +314,23 @@ export function nativeHandshake<T>(engine: NativeTlsEngine, sock: net.Socket, co
   sock.on('end', r.onEnd);
   sock.on('close', r.onClose);
   if ((sock as net.Socket & Partial<FdSocket>).fdSocket === true) {
-    // No net.Socket (network/fd-socket.ts): the addon reads the fd in its batches; no hello was peeked.
+    // No net.Socket (network/fd-socket.ts): the addon reads the fd in its batches. A peeked hello
+    // goes first, from a pooled chunk: the read chunk holds other reads of the current batch.
     const fs = sock as unknown as FdSocket;
+    const peeked = fs.read();
+    if (peeked !== null && peeked.length > 0) {
+      const pool = io().pool;
+      const c = pool.acquire();
+      if (peeked.length > c.length) {
+        pool.release(c);
+        r.fail(new Error('ClientHello larger than the read chunk'));
+        return;
+      }
+      peeked.copy(c, 0);
+      r.onRead(peeked.length, c);
+      pool.release(c); // the handshake copied what it keeps (drainPending)
+      if (r.finished) return; // failed, or (not with a hello alone) done and adopted
+    }
     fs.setReader(r.onReadAt);
     fs.resume();
     return;

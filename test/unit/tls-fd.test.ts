@@ -2,7 +2,8 @@
 // a WorkerListener in this process accepts in the addon and serves each connection on its fd
 // (network/fd-socket.ts). Checked here:
 // - which path carried the connections: no TCP handle is made for an accepted connection (only
-//   the test's own clients make one; on Node's accept path each accepted socket makes another);
+//   the test's own clients make one; on Node's accept path each accepted socket makes another),
+//   also with an SNI set (the ClientHello peeked from the FdSocket, each name its certificate);
 // - echo in both directions, the peer's half-close answered, close_notify and FIN;
 // - a reply larger than the socket buffers while the client does not read: the records the
 //   kernel refused wait in the FdSocket and leave once the fd is writable again, all of them;
@@ -67,11 +68,18 @@ interface Setup {
   close(): void;
 }
 
-function listenerDoc(pki: Pki, tlsOn: boolean): Record<string, unknown> {
+function listenerDoc(pki: Pki, tlsOn: boolean, sniSet = false): Record<string, unknown> {
   const server = pki.issue({ cn: 'a.test', dns: ['a.test'] });
   // tcp_proxy for the config parser (which knows the built-in filters only); replaced by test_fd_echo in runtimeOf.
   const chain: Record<string, unknown> = { filters: [{ type: 'tcp_proxy', config: { cluster: 'none' } }] };
-  if (tlsOn) chain.tls_context = { status: true, cert_chain: server.cert, private_key: server.key };
+  if (tlsOn && !sniSet) chain.tls_context = { status: true, cert_chain: server.cert, private_key: server.key };
+  if (tlsOn && sniSet) {
+    const b = pki.issue({ cn: 'b.test', dns: ['b.test'] });
+    chain.tls_context_set = [
+      { status: true, cert_chain: server.cert, private_key: server.key },
+      { status: true, cert_chain: b.cert, private_key: b.key },
+    ];
+  }
   return {
     servers: [{ default_log_level: 'WARN', listeners: [{ name: 'fd', address: '127.0.0.1:0', bind_port: true, filter_chains: [chain] }] }],
     cluster_manager: { clusters: [{ name: 'none', type: 'SIMPLE', lb_type: 'LB_ROUNDROBIN', hosts: [{ address: '127.0.0.1:1' }] }] },
@@ -86,9 +94,9 @@ function runtimeOf(doc: Record<string, unknown>, counters: Float64Array): Listen
   return buildListenerRuntime(lc, ctx);
 }
 
-async function setup(pki: Pki): Promise<Setup> {
+async function setup(pki: Pki, sniSet = false): Promise<Setup> {
   const counters = new Float64Array(STATS_SLOTS);
-  const wl = new WorkerListener(runtimeOf(listenerDoc(pki, true), counters));
+  const wl = new WorkerListener(runtimeOf(listenerDoc(pki, true, sniSet), counters));
   const l = native.listenTcp('127.0.0.1', 0, 128, false);
   await wl.listenFd(l.fd);
   return { port: l.port, counters, wl, ca: fs.readFileSync(pki.ca.cert, 'latin1'), close: () => wl.closeAll() };
@@ -156,6 +164,33 @@ test('TLS connections are served on their fd: no TCP handle per accepted connect
     await eventually('the connections to close', () => s.wl.activeConnections === 0);
     assert.equal(s.counters[L.CX_TOTAL], N);
     assert.ok(nativeReadStats()[1] > 0, 'the addon read them');
+  } finally {
+    hook.disable();
+    s.close();
+  }
+});
+
+test('an SNI set (the ClientHello peeked from the FdSocket): each name gets its certificate, still no TCP handle per accepted connection', { skip, timeout: 60_000 }, async () => {
+  const pki = new Pki();
+  const s = await setup(pki, true);
+  let tcpHandles = 0;
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'TCPWRAP') tcpHandles++;
+    },
+  });
+  try {
+    hook.enable();
+    for (const name of ['a.test', 'b.test', 'a.test']) {
+      const c = await connect(s, { servername: name });
+      assert.equal(c.getPeerX509Certificate()?.subject, `CN=${name}`);
+      c.write(name);
+      assert.equal((await readN(c, name.length)).toString(), name);
+      c.end();
+      await closed(c);
+    }
+    hook.disable();
+    assert.equal(tcpHandles, 3, 'TCP handles made while serving 3 connections');
   } finally {
     hook.disable();
     s.close();
