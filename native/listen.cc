@@ -5,7 +5,21 @@
 // a port held by any other socket fails with EADDRINUSE), bound and listening; port 0 is
 // resolved with getsockname(). listenReusePort(host, port, backlog) = listenTcp(..., true).
 // dupFd(fd) -> new fd (F_DUPFD_CLOEXEC); closeFd(fd).
+//
+// Native accept (TLS listeners served without a net.Socket per connection, src/network/fd-socket.ts):
+// acceptStart(listenFd, fn) -> id: polls the listening fd on this thread's loop; when it is
+//   readable, accept4 (non-blocking, close-on-exec, TCP_NODELAY set) up to kAcceptBatch
+//   connections and calls fn(fd, remoteAddress, remotePort, localAddress, localPort) for each
+//   (the addresses as Node formats them; the caller owns fd). ECONNABORTED and the like end the
+//   round (the next readable event retries); out of descriptors or memory (EMFILE, ENFILE,
+//   ENOBUFS, ENOMEM) stops the poll for kBackoffMs (a level-triggered poll would spin on the
+//   waiting connection), then accepting resumes.
+// acceptStop(id): stops polling and closes the listening fd (as net.Server.close() does).
+// shutdownWrite(fd): shutdown(fd, SHUT_WR) (the FIN of an accepted fd; ENOTCONN is ignored).
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <uv.h>
+#include <vector>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -96,6 +110,176 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+constexpr int kAcceptBatch = 32;
+constexpr uint64_t kBackoffMs = 100;
+
+struct Acceptor;
+
+struct AcceptThread {
+  napi_env env = nullptr;
+  napi_async_context async = nullptr;
+  std::vector<Acceptor*> list;  // by id; null once stopped
+};
+
+struct Acceptor {
+  AcceptThread* t = nullptr;
+  uint32_t id = 0;
+  int fd = -1;
+  napi_ref cb = nullptr;
+  uv_poll_t poll;
+  uv_timer_t backoff;
+  int open = 0;  // handles not closed yet (the acceptor is deleted when both are)
+  bool stopped = false;
+};
+
+thread_local AcceptThread* acceptThread = nullptr;
+
+void OnAcceptClosed(uv_handle_t* h) {
+  Acceptor* a = static_cast<Acceptor*>(h->data);
+  if (--a->open == 0) delete a;
+}
+
+void OnAcceptable(uv_poll_t* h, int status, int);
+
+void OnBackoff(uv_timer_t* h) {
+  Acceptor* a = static_cast<Acceptor*>(h->data);
+  if (!a->stopped) uv_poll_start(&a->poll, UV_READABLE, OnAcceptable);
+}
+
+void StopAcceptor(Acceptor* a) {
+  if (a->stopped) return;
+  a->stopped = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&a->backoff), OnAcceptClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&a->poll), OnAcceptClosed);  // before the fd goes
+  close(a->fd);
+  a->fd = -1;
+  if (a->cb != nullptr) napi_delete_reference(a->t->env, a->cb);
+  a->cb = nullptr;
+  a->t->list[a->id] = nullptr;
+}
+
+void AcceptCleanup(void* arg) {
+  AcceptThread* t = static_cast<AcceptThread*>(arg);
+  for (Acceptor* a : t->list) {
+    if (a != nullptr) StopAcceptor(a);
+  }
+  if (t->async != nullptr) napi_async_destroy(t->env, t->async);
+  t->async = nullptr;
+  if (acceptThread == t) acceptThread = nullptr;
+  // t stays allocated (a leak of one small struct per worker thread): close callbacks reach their acceptor only.
+}
+
+// An address as Node's socket.remoteAddress / remotePort give it.
+void AddressOf(napi_env env, const sockaddr_storage& ss, napi_value* host, napi_value* port) {
+  char text[INET6_ADDRSTRLEN] = "";
+  int p = 0;
+  if (ss.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text));
+    p = ntohs(v4->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text));
+    p = ntohs(v6->sin6_port);
+  }
+  napi_create_string_latin1(env, text, NAPI_AUTO_LENGTH, host);
+  napi_create_int32(env, p, port);
+}
+
+void OnAcceptable(uv_poll_t* h, int status, int) {
+  Acceptor* a = static_cast<Acceptor*>(h->data);
+  if (a->stopped || status < 0) return;
+  napi_env env = a->t->env;
+  for (int i = 0; i < kAcceptBatch && !a->stopped; i++) {
+    sockaddr_storage peer;
+    socklen_t plen = sizeof(peer);
+    int fd = accept4(a->fd, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        uv_poll_stop(&a->poll);
+        uv_timer_start(&a->backoff, OnBackoff, kBackoffMs, 0);
+      }
+      break;  // EAGAIN: done; ECONNABORTED...: the next readable event retries
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    sockaddr_storage local;
+    socklen_t llen = sizeof(local);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0) std::memset(&local, 0, sizeof(local));
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) {
+      close(fd);
+      break;
+    }
+    napi_value argv[5], fn, recv, result;
+    napi_create_int32(env, fd, &argv[0]);
+    AddressOf(env, peer, &argv[1], &argv[2]);
+    AddressOf(env, local, &argv[3], &argv[4]);
+    napi_get_reference_value(env, a->cb, &fn);
+    napi_get_global(env, &recv);
+    napi_status st = napi_make_callback(env, a->t->async, recv, fn, 5, argv, &result);
+    if (st == napi_pending_exception) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+      napi_fatal_exception(env, e);
+    }
+    napi_close_handle_scope(env, scope);
+  }
+}
+
+Napi::Value AcceptStart(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(IntArg(info, 0, "fd", 0, INT_MAX));
+  if (info.Length() < 2 || !info[1].IsFunction()) throw Napi::TypeError::New(env, "acceptStart(fd, callback)");
+  AcceptThread* t = acceptThread != nullptr && acceptThread->env == env ? acceptThread : nullptr;
+  if (t == nullptr) {
+    t = new AcceptThread();
+    t->env = env;
+    napi_async_init(env, nullptr, Napi::String::New(env, "outrigger.accept"), &t->async);
+    napi_add_env_cleanup_hook(env, AcceptCleanup, t);
+    acceptThread = t;
+  }
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
+  Acceptor* a = new Acceptor();
+  a->t = t;
+  a->fd = fd;
+  int r = uv_poll_init(loop, &a->poll, fd);
+  if (r != 0) {
+    delete a;
+    throw ErrnoError(env, -r, "uv_poll_init");
+  }
+  a->poll.data = a;
+  uv_timer_init(loop, &a->backoff);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&a->backoff));  // the poll keeps the loop alive, not the timer
+  a->backoff.data = a;
+  a->open = 2;
+  napi_create_reference(env, info[1], 1, &a->cb);
+  a->id = static_cast<uint32_t>(t->list.size());
+  t->list.push_back(a);
+  uv_poll_start(&a->poll, UV_READABLE, OnAcceptable);
+  return Napi::Number::New(env, a->id);
+}
+
+Napi::Value AcceptStop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AcceptThread* t = acceptThread != nullptr && acceptThread->env == env ? acceptThread : nullptr;
+  int64_t id = IntArg(info, 0, "id", 0, UINT32_MAX);
+  if (t == nullptr || static_cast<size_t>(id) >= t->list.size() || t->list[id] == nullptr) {
+    throw Napi::RangeError::New(env, "no native acceptor with that id");
+  }
+  StopAcceptor(t->list[id]);
+  return env.Undefined();
+}
+
+Napi::Value ShutdownWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(IntArg(info, 0, "fd", 0, INT_MAX));
+  if (shutdown(fd, SHUT_WR) != 0 && errno != ENOTCONN) throw ErrnoError(env, errno, "shutdown");
+  return env.Undefined();
+}
+
 }  // namespace
 
 void RegisterListen(Napi::Env env, Napi::Object exports) {
@@ -103,6 +287,9 @@ void RegisterListen(Napi::Env env, Napi::Object exports) {
   exports.Set("listenTcp", Napi::Function::New(env, ListenTcp, "listenTcp"));
   exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("acceptStart", Napi::Function::New(env, AcceptStart, "acceptStart"));
+  exports.Set("acceptStop", Napi::Function::New(env, AcceptStop, "acceptStop"));
+  exports.Set("shutdownWrite", Napi::Function::New(env, ShutdownWrite, "shutdownWrite"));
 }
 
 }  // namespace outrigger

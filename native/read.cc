@@ -28,6 +28,15 @@
 //                                released when Node closes its own fd; the id is reused.
 //   readStats() -> number[]      this thread's counters: batches (JS calls), reads delivered,
 //                                reads that found nothing (EAGAIN), chunks filled, poll stops.
+//
+// Owned fds (TLS connections accepted by the addon, native/listen.cc acceptStart: no net.Socket
+// holds them):
+//   readWatch(fd, true) -> id    polls fd itself (no dup, no descriptor limit check); readClose
+//                                closes it.
+//   readOnWritable(fn)           per thread: fn(id) is called (from the check phase, one call per
+//                                watcher) when a watcher that asked with readWantWrite can write.
+//   readWantWrite(id)            one-shot: adds writability to the watcher's poll until it is
+//                                reported (a socket error reports it too: the write then fails).
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -58,6 +67,7 @@ struct Watcher {
   bool pending = false;  // in t->pending for this iteration's batch
   bool done = false;     // FIN or error read: never polled again
   bool closed = false;
+  bool wantWrite = false;  // readWantWrite: writability is polled too, until reported
 };
 
 struct Thread {
@@ -76,6 +86,8 @@ struct Thread {
   std::vector<Watcher*> watchers;
   std::vector<uint32_t> freeIds;
   std::vector<Watcher*> pending;  // readable this iteration, in event order
+  std::vector<Watcher*> writable;  // reported writable this iteration (readWantWrite)
+  napi_ref wcb = nullptr;          // readOnWritable's function
   size_t next = 0;                // pending[next] is the one readNext() looks at
   size_t off = 0;                 // where the next read lands in the chunk
   double stats[5] = {0, 0, 0, 0, 0};
@@ -89,10 +101,13 @@ void OnClosed(uv_handle_t* h) {
   delete static_cast<Watcher*>(h->data);
 }
 
+void OnPoll(uv_poll_t* h, int status, int events);
+
 void StopPoll(Watcher* w) {
   if (!w->polling) return;
   w->polling = false;
-  uv_poll_stop(&w->poll);  // epoll_ctl(DEL) at once (libuv invalidates the fd)
+  if (w->wantWrite) uv_poll_start(&w->poll, UV_WRITABLE, OnPoll);  // the write interest stays
+  else uv_poll_stop(&w->poll);  // epoll_ctl(DEL) at once (libuv invalidates the fd)
   w->t->stats[kStops]++;
 }
 
@@ -110,18 +125,35 @@ void Close(Watcher* w) {
   t->freeIds.push_back(w->id);
 }
 
-void OnPoll(uv_poll_t* h, int status, int);
 void OnCheck(uv_check_t* h);
+
+void StartCheck(Thread* t) {
+  if (!t->checking) {
+    t->checking = true;
+    uv_check_start(&t->check, OnCheck);
+  }
+}
 
 void StartPoll(Watcher* w) {
   if (w->polling || w->closed) return;
   w->polling = true;
-  uv_poll_start(&w->poll, UV_READABLE, OnPoll);
+  uv_poll_start(&w->poll, UV_READABLE | (w->wantWrite ? UV_WRITABLE : 0), OnPoll);
 }
 
-void OnPoll(uv_poll_t* h, int status, int) {
+void OnPoll(uv_poll_t* h, int status, int events) {
   Watcher* w = static_cast<Watcher*>(h->data);
   if (w->closed) return;
+  if (w->wantWrite && (status < 0 || (events & UV_WRITABLE) != 0)) {
+    // One-shot: the owner writes from the check phase and asks again if the kernel refuses.
+    w->wantWrite = false;
+    w->t->writable.push_back(w);
+    StartCheck(w->t);
+    if (status >= 0) {
+      if (w->polling) uv_poll_start(&w->poll, UV_READABLE, OnPoll);
+      else uv_poll_stop(&w->poll);
+      if ((events & UV_READABLE) == 0) return;
+    }
+  }
   // libuv reports a socket error (POLLERR) as UV_EBADF and has stopped the handle; the read gets
   // the real error (e.g. ECONNRESET) unless bytes come first.
   if (status < 0) w->polling = false;
@@ -134,10 +166,7 @@ void OnPoll(uv_poll_t* h, int status, int) {
   Thread* t = w->t;
   w->pending = true;
   t->pending.push_back(w);
-  if (!t->checking) {
-    t->checking = true;
-    uv_check_start(&t->check, OnCheck);
-  }
+  StartCheck(t);
 }
 
 // Reads the next pending watcher that is still wanted into the chunk: its id, with state[0] the
@@ -189,6 +218,32 @@ int32_t Take(Thread* t) {
   return -1;
 }
 
+// The watchers reported writable in this iteration: one JS call each (rare: only after the
+// kernel refused a write). A watcher closed since its report is skipped (it is deleted only in
+// the close phase, after this one).
+void Writables(Thread* t) {
+  thread_local std::vector<Watcher*> list;  // keeps its capacity; calls never nest
+  list.swap(t->writable);
+  napi_env env = t->env;
+  for (Watcher* w : list) {
+    if (w->closed || t->wcb == nullptr) continue;
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) break;
+    napi_value fn, recv, arg, result;
+    napi_get_reference_value(env, t->wcb, &fn);
+    napi_get_global(env, &recv);
+    napi_create_int32(env, static_cast<int32_t>(w->id), &arg);
+    napi_status st = napi_make_callback(env, t->async, recv, fn, 1, &arg, &result);
+    if (st == napi_pending_exception) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+      napi_fatal_exception(env, e);
+    }
+    napi_close_handle_scope(env, scope);
+  }
+  list.clear();
+}
+
 // Runs after the poll phase of an iteration in which watched fds became readable. The first
 // read is made here and passed to the JS call, which takes the others with readNext() (so a
 // wakeup with one readable socket makes no call from JS into the addon) until the chunk is full
@@ -200,6 +255,7 @@ void OnCheck(uv_check_t* h) {
   Thread* t = static_cast<Thread*>(h->data);
   uv_check_stop(&t->check);
   t->checking = false;
+  if (!t->writable.empty()) Writables(t);
   if (t->pending.empty() || t->cb == nullptr) return;
   napi_env env = t->env;
   t->next = 0;
@@ -247,6 +303,9 @@ void Cleanup(void* arg) {
     if (w != nullptr) Close(w);
   }
   t->pending.clear();
+  t->writable.clear();
+  if (t->wcb != nullptr) napi_delete_reference(t->env, t->wcb);
+  t->wcb = nullptr;
   // The loop must close with no open handle (a worker's loop is closed after this hook).
   uv_close(reinterpret_cast<uv_handle_t*>(&t->check), nullptr);
   t->checking = false;
@@ -308,10 +367,36 @@ Napi::Value ReadSetup(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// A watcher polling fd (a dup, or an fd the addon owns): closed by Close(). Throws (closing fd)
+// when libuv refuses it.
+uint32_t Watch(Thread* t, int fd) {
+  Watcher* w = new Watcher();
+  w->t = t;
+  w->fd = fd;
+  int r = uv_poll_init(t->loop, &w->poll, fd);
+  if (r != 0) {
+    close(fd);
+    delete w;
+    throw ErrnoError(t->env, -r, "uv_poll_init");
+  }
+  w->poll.data = w;
+  if (t->freeIds.empty()) {
+    w->id = static_cast<uint32_t>(t->watchers.size());
+    t->watchers.push_back(w);
+  } else {
+    w->id = t->freeIds.back();
+    t->freeIds.pop_back();
+    t->watchers[w->id] = w;
+  }
+  StartPoll(w);
+  return w->id;
+}
+
 Napi::Value ReadWatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Thread* t = Setup(env);
   int fd = static_cast<int>(IntArg(info, 0, "fd", 0, INT32_MAX));
+  if (info.Length() > 1 && info[1].ToBoolean().Value()) return Napi::Number::New(env, Watch(t, fd));
   // The dups must not eat the descriptors connections need: only while both numbers are in the
   // lower half of the limit (descriptors are numbered lowest-free first), so at most a quarter
   // of the limit goes to dups. Otherwise -1: Node reads this connection.
@@ -324,26 +409,7 @@ Napi::Value ReadWatch(const Napi::CallbackInfo& info) {
     close(dup);
     return Napi::Number::New(env, -1);
   }
-  Watcher* w = new Watcher();
-  w->t = t;
-  w->fd = dup;
-  int r = uv_poll_init(t->loop, &w->poll, dup);
-  if (r != 0) {
-    close(dup);
-    delete w;
-    throw ErrnoError(env, -r, "uv_poll_init");
-  }
-  w->poll.data = w;
-  if (t->freeIds.empty()) {
-    w->id = static_cast<uint32_t>(t->watchers.size());
-    t->watchers.push_back(w);
-  } else {
-    w->id = t->freeIds.back();
-    t->freeIds.pop_back();
-    t->watchers[w->id] = w;
-  }
-  StartPoll(w);
-  return Napi::Number::New(env, w->id);
+  return Napi::Number::New(env, Watch(t, dup));
 }
 
 Napi::Value ReadPause(const Napi::CallbackInfo& info) {
@@ -354,6 +420,24 @@ Napi::Value ReadPause(const Napi::CallbackInfo& info) {
   } else if (!w->wanted && !w->done) {
     w->wanted = true;
     StartPoll(w);
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value ReadOnWritable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Thread* t = Setup(env);
+  if (info.Length() < 1 || !info[0].IsFunction()) throw Napi::TypeError::New(env, "readOnWritable(callback)");
+  if (t->wcb != nullptr) napi_delete_reference(env, t->wcb);
+  napi_create_reference(env, info[0], 1, &t->wcb);
+  return env.Undefined();
+}
+
+Napi::Value ReadWantWrite(const Napi::CallbackInfo& info) {
+  Watcher* w = WatcherArg(info);
+  if (!w->wantWrite && !w->closed) {
+    w->wantWrite = true;
+    uv_poll_start(&w->poll, UV_WRITABLE | (w->polling ? UV_READABLE : 0), OnPoll);
   }
   return info.Env().Undefined();
 }
@@ -382,6 +466,8 @@ void RegisterRead(Napi::Env env, Napi::Object exports) {
   exports.Set("readPause", Napi::Function::New(env, ReadPause, "readPause"));
   exports.Set("readClose", Napi::Function::New(env, ReadClose, "readClose"));
   exports.Set("readStats", Napi::Function::New(env, ReadStats, "readStats"));
+  exports.Set("readOnWritable", Napi::Function::New(env, ReadOnWritable, "readOnWritable"));
+  exports.Set("readWantWrite", Napi::Function::New(env, ReadWantWrite, "readWantWrite"));
 }
 
 }  // namespace outrigger

@@ -6,6 +6,7 @@
 //                         written back into chunk (from 0; the ciphertext was copied into the
 //                         read BIO first) and its length returned; whatever OpenSSL has to send
 //                         (handshake records, alerts, tickets) is sent to fd at once
+//   t.feed(chunk, n, fd, off)  the same for ciphertext at chunk[off, off+n): plaintext at off, n bytes at most
 //   t.read(chunk)         more plaintext (status flag MORE after a feed/read that filled chunk)
 //   t.write(buf, s, e, fd) SSL_write of buf[s,e) and the records sent to fd
 //   t.take()              ciphertext the kernel did not take (EAGAIN): a Buffer, for socket.write
@@ -242,6 +243,15 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
     if (!BufferArg(info, 0, &buf, &cap)) NAPI_THROW(Napi::TypeError::New(env, "chunk must be a Buffer"), env.Undefined());
     size_t n = static_cast<size_t>(IntArg(info, 1, "n", 0, static_cast<int64_t>(cap)));
     int fd = static_cast<int>(IntArg(info, 2, "fd", -1, INT_MAX));
+    if (info.Length() > 3) {
+      // feed(chunk, n, fd, off): the ciphertext is chunk[off, off+n) (a read of a batch, whose
+      // neighbours hold other connections' bytes) and the plaintext goes there, n bytes at most
+      // (the rest: the MORE flag, read() into another buffer).
+      size_t off = static_cast<size_t>(IntArg(info, 3, "off", 0, static_cast<int64_t>(cap)));
+      if (n > cap - off) NAPI_THROW(Napi::RangeError::New(env, "off + n beyond the chunk"), env.Undefined());
+      buf += off;
+      cap = n;
+    }
     if (fatal_) {
       status[0] |= kFatal;
       return Napi::Number::New(env, 0);

@@ -47,7 +47,13 @@ export interface AddonExports {
   /** native/read.cc (absent from builds older than it). */
   readSetup?(buffer: Buffer, state: Int32Array, fn: (id: number) => void): void;
   readNext?(): number;
-  readWatch?(fd: number): number;
+  readWatch?(fd: number, owned?: boolean): number;
+  readOnWritable?(fn: (id: number) => void): void;
+  readWantWrite?(id: number): void;
+  /** native/listen.cc native accept (absent from builds older than it). */
+  acceptStart?(fd: number, fn: (fd: number, remoteAddress: string, remotePort: number, localAddress: string, localPort: number) => void): number;
+  acceptStop?(id: number): void;
+  shutdownWrite?(fd: number): void;
   readPause?(id: number, paused: boolean): void;
   readClose?(id: number): void;
   readStats?(): number[];
@@ -56,7 +62,7 @@ export interface AddonExports {
 function readOf(a: AddonExports): NativeReadBinding | null {
   const { readSetup, readNext, readWatch, readPause, readClose, readStats } = a;
   if (readSetup === undefined || readNext === undefined || readWatch === undefined || readPause === undefined || readClose === undefined || readStats === undefined) return null;
-  return { setup: readSetup, next: readNext, watch: readWatch, pause: readPause, close: readClose, stats: readStats };
+  return { setup: readSetup, next: readNext, watch: readWatch, pause: readPause, close: readClose, stats: readStats, onWritable: a.readOnWritable, wantWrite: a.readWantWrite };
 }
 
 function tlsEngineOf(a: AddonExports): NativeTlsEngine | undefined {
@@ -110,6 +116,7 @@ export function loadAddonBinding(): NativeBinding {
     tlsEngine: tlsEngineOf(addon),
     splice: spliceOf(addon),
     read: readOf(addon),
+    accept: addon.acceptStart !== undefined && addon.acceptStop !== undefined && addon.shutdownWrite !== undefined ? { start: addon.acceptStart, stop: addon.acceptStop, shutdownWrite: addon.shutdownWrite } : undefined,
     createSlabPool(opts: SlabPoolOptions): SlabPool {
       return new ChunkSlabPool(opts, (size) => addon.allocSlab(size), () => addon.slabMemoryKind());
     },

@@ -104,7 +104,7 @@ export interface NativeTlsConnInfo {
  * NativeTlsEngine.status (see there).
  */
 export interface NativeTlsConn {
-  feed(chunk: Uint8Array, n: number, fd: number): number;
+  feed(chunk: Uint8Array, n: number, fd: number, off?: number): number;
   read(chunk: Uint8Array, fd: number): number;
   write(buf: Uint8Array, start: number, end: number, fd: number): number;
   take(): Buffer;
@@ -198,19 +198,33 @@ export interface NativeReadBinding {
    * Starts polling a dup of fd for reads; returns the watcher's id (reused after close), or -1
    * when descriptors are scarce (fd or its dup in the upper half of RLIMIT_NOFILE).
    */
-  watch(fd: number): number;
+  watch(fd: number, owned?: boolean): number;
   /** Back-pressure: no reads while paused (the poll itself stops at the next readable event). */
   pause(id: number, paused: boolean): void;
   /** Stops polling and closes the dup at once (before the socket's own fd is closed). */
   close(id: number): void;
   /** This thread's counters: [batches (JS calls), reads delivered, reads that found nothing, buffer-full flushes, poll stops]. */
   stats(): number[];
+  /** Owned fds (watch(fd, true): polled without a dup, closed by close()): fn(id) when a watcher that asked can write. */
+  onWritable?(fn: (id: number) => void): void;
+  /** One-shot: report writability of the watcher (after the kernel refused a write). */
+  wantWrite?(id: number): void;
+}
+
+/** Native accept (native/listen.cc): fn per accepted connection; stop() also closes the listening fd. */
+export interface NativeAcceptBinding {
+  start(fd: number, fn: (fd: number, remoteAddress: string, remotePort: number, localAddress: string, localPort: number) => void): number;
+  stop(id: number): void;
+  /** shutdown(fd, SHUT_WR): the FIN of an accepted fd. */
+  shutdownWrite(fd: number): void;
 }
 
 export interface NativeBinding {
   readonly kind: BindingKind;
   /** Native read path (native/read.cc); null in the fallback or an addon built without it. */
   readonly read: NativeReadBinding | null;
+  /** Native accept (addon only; absent from older builds). */
+  readonly accept?: NativeAcceptBinding;
   /** TLS on memory BIOs (addon only). */
   readonly tlsEngine?: NativeTlsEngine;
   /** Session tickets of listener contexts in C (addon only; undefined: Node's own, see src/tls/tickets.ts). */

@@ -30,6 +30,7 @@ import { native, type NativeReadBinding } from '../native';
 import { io, type Flushable, type IoContext } from './io';
 import { handleIdle, installUserBuffer, socketFd, systemError, userBufferSupported } from './user-buffer';
 import { originalDstOf } from './original-dst';
+import type { FdSocket } from './fd-socket';
 
 export interface ConnectionHandler {
   /** Bytes read. The view is valid only until this callback's tick ends: write it, parse it, or copy it. */
@@ -139,8 +140,15 @@ export function scavengeSingleThreaded(): boolean {
  * Node's reads.
  */
 const nativeRead = process.env.OUTRIGGER_NATIVE_READ === '0' ? null : native.read;
+/** What the native read path delivers to: a Connection (plain), or an FdSocket (fd-socket.ts). */
+export interface NativeReader {
+  /** n bytes at `start` in the shared chunk, 0 the peer's FIN, < 0 -errno (inside a batch). */
+  nativeRead(start: number, n: number): void;
+  /** Owned fds: the fd became writable after readWantWrite. */
+  nativeWritable?(): void;
+}
 /** This thread's natively read connections by watcher id (null until the first one). */
-let nativeReaders: (Connection | null)[] | null = null;
+let nativeReaders: (NativeReader | null)[] | null = null;
 /** Where nativeRead.next() puts a read's start in the chunk and its length (made once per thread). */
 let nativeReadState: Int32Array | null = null;
 
@@ -156,7 +164,7 @@ export function nativeReadStats(): number[] {
  */
 function onNativeBatch(first: number): void {
   const nr = nativeRead as NativeReadBinding;
-  const readers = nativeReaders as (Connection | null)[];
+  const readers = nativeReaders as (NativeReader | null)[];
   const st = nativeReadState as Int32Array;
   const ctx = io();
   ctx.enterRead();
@@ -171,10 +179,56 @@ function onNativeBatch(first: number): void {
   }
 }
 
+/** Sets this thread's native read path up (once): the shared chunk, the batch and writable callbacks. */
+function nativeReadSetup(nr: NativeReadBinding, ctx: IoContext): (NativeReader | null)[] {
+  if (nativeReaders === null) {
+    nativeReadState = new Int32Array(3); // once per thread
+    nr.setup(ctx.readBuffer, nativeReadState, onNativeBatch);
+    nativeReaders = [];
+    if (nr.onWritable !== undefined) nr.onWritable(onNativeWritable);
+  }
+  return nativeReaders;
+}
+
+function onNativeWritable(id: number): void {
+  const r = (nativeReaders as (NativeReader | null)[])[id];
+  if (r !== null && r !== undefined && r.nativeWritable !== undefined) r.nativeWritable();
+}
+
+/**
+ * The native read path for an fd the caller owns (an FdSocket): polled without a dup, closed by
+ * nativeUnwatch. null when this thread has no native read path with owned fds.
+ */
+export const ownedFdReads: boolean = nativeRead !== null && nativeRead.wantWrite !== undefined && nativeRead.onWritable !== undefined;
+
+/** Starts polling an owned fd for `r` (throws when libuv refuses the fd, which is then closed); its watcher id. */
+export function nativeWatch(r: NativeReader, fd: number): number {
+  const nr = nativeRead as NativeReadBinding;
+  const readers = nativeReadSetup(nr, io());
+  const id = nr.watch(fd, true);
+  readers[id] = r;
+  return id;
+}
+
+/** Stops the watcher `id` (and closes its owned fd). */
+export function nativeUnwatch(id: number): void {
+  (nativeReaders as (NativeReader | null)[])[id] = null;
+  (nativeRead as NativeReadBinding).close(id);
+}
+
+export function nativeReadPause(id: number, paused: boolean): void {
+  (nativeRead as NativeReadBinding).pause(id, paused);
+}
+
+/** One-shot: nativeWritable() once the watcher's fd can take more. */
+export function nativeWantWrite(id: number): void {
+  ((nativeRead as NativeReadBinding).wantWrite as (id: number) => void)(id);
+}
+
 /** Gathered output entry arrays grow to this size; more entries in one tick are copied. */
 const MAX_ENTRIES = 512;
 
-export class Connection implements Flushable {
+export class Connection implements Flushable, NativeReader {
   readonly id = nextId++;
   readonly socket: net.Socket;
   state: ConnState;
@@ -308,7 +362,9 @@ export class Connection implements Flushable {
     socket.setNoDelay(true);
     if (c.ntls !== null) {
       // Reads go through the TLS session; plaintext that came with the handshake goes first.
-      if (!installUserBuffer(socket, c.io.readBuffer, c.onReadTls)) socket.on('data', (d: Buffer) => c.onReadTls(d.length, d));
+      const fdSock = (socket as net.Socket & Partial<FdSocket>).fdSocket === true ? (socket as unknown as FdSocket) : null;
+      if (fdSock !== null) fdSock.setReader(c.onReadTlsAt);
+      else if (!installUserBuffer(socket, c.io.readBuffer, c.onReadTls)) socket.on('data', (d: Buffer) => c.onReadTls(d.length, d));
       if (c.ntls.pending !== null) process.nextTick(c.deliverPending);
     } else if (!c.streamMode && installUserBuffer(socket, c.io.readBuffer, c.onRead)) {
       // reads land in the shared chunk: the addon's, or Node's
@@ -412,11 +468,7 @@ export class Connection implements Flushable {
     const nr = nativeRead;
     // Only while Node's handle does not read: bytes already in flight there would race ours.
     if (nr === null || !this.userBuffer || !this.plainFd || !handleIdle(this.socket)) return false;
-    if (nativeReaders === null) {
-      nativeReadState = new Int32Array(3); // once per thread
-      nr.setup(this.io.readBuffer, nativeReadState, onNativeBatch);
-      nativeReaders = [];
-    }
+    const readers = nativeReadSetup(nr, this.io);
     let id: number;
     try {
       id = nr.watch(this.fd);
@@ -424,7 +476,7 @@ export class Connection implements Flushable {
       return false; // e.g. EMFILE on the dup: Node reads this one
     }
     if (id < 0) return false; // descriptors are scarce: Node reads this one
-    nativeReaders[id] = this;
+    readers[id] = this;
     this.nrId = id;
     // A client socket paused before its first read has `reading` unset: say it is off, as
     // pause() would (what checks for a reading handle, e.g. tcp_proxy's splice, look at it).
@@ -448,7 +500,7 @@ export class Connection implements Flushable {
     const id = this.nrId;
     if (id < 0) return;
     this.nrId = -1;
-    (nativeReaders as (Connection | null)[])[id] = null;
+    (nativeReaders as (NativeReader | null)[])[id] = null;
     (nativeRead as NativeReadBinding).close(id);
   }
 
@@ -731,13 +783,21 @@ export class Connection implements Flushable {
    * chunk at most) is decrypted into pooled chunks, released once this read's writes are
    * flushed (views of them are gathered until then).
    */
-  private readonly onReadTls = (nread: number, buf: Buffer): void => {
+  private readonly onReadTls = (nread: number, buf: Buffer): void => this.readTls(buf, -1, nread);
+
+  /** An FdSocket's read (inside a native read batch): ciphertext at buf[start, start+n). */
+  private readonly onReadTlsAt = (buf: Buffer, start: number, n: number): void => this.readTls(buf, start, n);
+
+  /** `start` -1: the read is at 0 and owns `buf`; else a read of a batch at `start`, whose plaintext fits in place. */
+  private readTls(buf: Buffer, start: number, nread: number): void {
     const t = this.ntls as NativeTlsSession;
     const st = tlsStatus;
     const ctx = this.io;
     const extras = tlsExtraChunks;
     ctx.enterRead();
-    let out = t.conn.feed(buf, nread, this.blocked ? -1 : this.fd);
+    const fd = this.blocked ? -1 : this.fd;
+    let out = start < 0 ? t.conn.feed(buf, nread, fd) : t.conn.feed(buf, nread, fd, start);
+    let at = start < 0 ? 0 : start;
     for (;;) {
       const flags = st[0];
       if (flags & TLS_FATAL) {
@@ -745,15 +805,18 @@ export class Connection implements Flushable {
         break;
       }
       if (st[1] > 0) this.queueWrite(t.conn.take(), null);
-      if (out > 0) this.deliver(buf, 0, out);
+      if (out > 0) this.deliver(buf, at, at + out);
       if ((flags & TLS_MORE) === 0 || this.state === 'closed') break;
       buf = ctx.pool.acquire();
       extras.push(buf);
+      at = 0;
       out = t.conn.read(buf, this.blocked ? -1 : this.fd);
     }
+    // Inside a batch the flush comes at its end: the views of the extra chunks leave now.
+    if (extras.length > 0 && start >= 0) ctx.flushAll();
     ctx.exitRead();
     while (extras.length > 0) ctx.pool.release(extras.pop() as Buffer);
-  };
+  }
 
   /** Plaintext of the handshake's last flight (NativeTlsSession.pending), delivered as a first read. */
   private readonly deliverPending = (): void => {

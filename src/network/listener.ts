@@ -27,10 +27,13 @@ import { allCodecs, type XCodec } from '../protocol/types';
 import { parseClientHello, TLS_RECORD_HANDSHAKE } from '../tls/client-hello';
 import { peekClientHello, ServerTls } from '../tls/server';
 import { negotiatedAlpn, tlsServerName } from '../tls/native';
+import { tlsLog } from '../tls/log';
 import { L } from '../stats/layout';
 import { ChainSelector, compileMatch, needsHello } from './chain-select';
 import { retireChains } from './chain-drain';
-import { Connection, type ConnectionHandler } from './connection';
+import { Connection, ownedFdReads, type ConnectionHandler } from './connection';
+import { FdSocket } from './fd-socket';
+import { native } from '../native';
 import { inheritOriginalDst, ListenerDirectory, originalDstOf, originalDstUnavailable, readOriginalDst } from './original-dst';
 import { admitConnection, connectionClosed } from '../overload/manager';
 import { OL } from '../overload/stats';
@@ -75,7 +78,21 @@ export interface ListenerRuntime {
   readonly codecs: readonly XCodec[];
   /** The last filter of the first chain (for tools and benches that drive one filter directly). */
   readonly terminal: NetworkFilterFactory;
+  /**
+   * Every chain terminates TLS natively (no inspector: a plaintext client never reaches a
+   * Connection) and no original destination is read: the connection may be an FdSocket
+   * (fd-socket.ts, no net.Socket) when the listener accepts natively (tlsFdAccept).
+   */
+  readonly fdTls?: boolean;
 }
+
+/**
+ * Natively terminated TLS listeners accept in the addon and serve each connection on its bare fd
+ * (FdSocket: no net.Socket per connection). On by default with the addon's accept and owned-fd
+ * reads (and native TLS, per chain); OUTRIGGER_TLS_FD=0 keeps net.Server and a net.Socket per
+ * connection (the native TLS driver still runs on it).
+ */
+export const tlsFdAccept: boolean = process.env.OUTRIGGER_TLS_FD?.trim() !== '0' && native.accept !== undefined && ownedFdReads;
 
 /**
  * `reuse(i)`: an unchanged chain of the previous runtime to keep as chain i (chain-versions.ts),
@@ -100,7 +117,9 @@ export function buildListenerRuntime(config: ListenerConfig, ctx: ListenerContex
   const only = chains.length === 1 && matches[0] === null ? chains[0] : null;
   const simple = only !== null && only.tls === null && !peekHello && !only.built.needsSniff && !only.built.hasReadFilters ? only : null;
   const first = chains[0].built.stages;
-  return { config, ctx, chains, selector: new ChainSelector(matches), peekHello, simple, codecs: allCodecs(), terminal: first[first.length - 1].factory };
+  // The ClientHello may be peeked (SNI sets, filter_chain_match): FdSocket reads 'data' events until it has a reader.
+  const fdTls = !config.inspector && config.originalDst === undefined && chains.every((c) => c.tls !== null && c.tls.engine !== null);
+  return { config, ctx, chains, selector: new ChainSelector(matches), peekHello, simple, codecs: allCodecs(), terminal: first[first.length - 1].factory, fdTls };
 }
 
 const NO_ALPN: readonly string[] = [];
@@ -150,6 +169,8 @@ function detectedOf(kind: Sniffed): DetectedProtocol {
 
 export class WorkerListener {
   private server: net.Server | null = null;
+  /** The addon's acceptor of the listening fd (tlsFdAccept), or -1. */
+  private acceptId = -1;
   /** Every accepted socket not closed yet, by its raw socket. */
   private readonly tracked = new Map<net.Socket, Tracked>();
   private draining = false;
@@ -194,6 +215,12 @@ export class WorkerListener {
 
   /** Starts accepting on a listening fd. */
   listenFd(fd: number): Promise<void> {
+    const acc = native.accept;
+    if (tlsFdAccept && acc !== undefined && this.runtime.fdTls === true) {
+      this.acceptId = acc.start(fd, this.onFdAccept);
+      announceFdAccept(this.name);
+      return Promise.resolve();
+    }
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, (s) => this.accept(s));
     this.server = server;
     return new Promise((resolve, reject) => {
@@ -207,6 +234,23 @@ export class WorkerListener {
       });
     });
   }
+
+  /**
+   * A connection the addon accepted: an FdSocket while the runtime's chains allow it, else (a
+   * config swapped in since, e.g. plaintext or SNI chains) a net.Socket on the fd, paused as
+   * net.Server's would be.
+   */
+  private readonly onFdAccept = (fd: number, remoteAddress: string, remotePort: number, localAddress: string, localPort: number): void => {
+    if (this.runtime.fdTls === true) {
+      this.accept(new FdSocket(fd, remoteAddress, remotePort, localAddress, localPort).asSocket);
+      return;
+    }
+    // pauseOnCreate: Node's own option for sockets of a pauseOnConnect server.
+    const opts = { fd, allowHalfOpen: true, readable: true, writable: true, pauseOnCreate: true };
+    const s = new net.Socket(opts);
+    s.setNoDelay(true);
+    this.accept(s);
+  };
 
   /** Starts accepting on an already listening server (fallback mode, first worker). */
   adoptServer(server: net.Server): void {
@@ -433,6 +477,10 @@ export class WorkerListener {
 
   /** Stops accepting (the shared listening fd stays open for the other workers). */
   stopAccepting(): void {
+    if (this.acceptId >= 0) {
+      (native.accept as { stop(id: number): void }).stop(this.acceptId); // closes this worker's fd, as server.close()
+      this.acceptId = -1;
+    }
     if (this.server) {
       this.server.close();
       this.server = null;
@@ -497,6 +545,15 @@ export class WorkerListener {
 }
 
 const STREAM = { stream: true } as const;
+
+let fdAnnounced = false;
+
+/** Logs once per thread that a listener accepts natively (FdSocket connections). */
+function announceFdAccept(listener: string): void {
+  if (fdAnnounced) return;
+  fdAnnounced = true;
+  setImmediate(() => tlsLog().info({ listener, path: 'fd' }, 'TLS accept: native, one fd per connection (no net.Socket)'));
+}
 
 /** This worker's listeners by address: where use_original_dst hands connections (original-dst.ts). */
 const workerListeners = new ListenerDirectory<WorkerListener>();

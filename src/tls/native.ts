@@ -18,6 +18,7 @@ import type * as net from 'node:net';
 import { native, type NativeTlsConn, type NativeTlsConnInfo, type NativeTlsEngine } from '../native';
 import { io } from '../network/io';
 import { installUserBuffer, socketFd } from '../network/user-buffer';
+import type { FdSocket } from '../network/fd-socket';
 import { nativeTlsInfo, type TlsInfo } from './identity';
 import { tlsLog } from './log';
 
@@ -145,7 +146,9 @@ export abstract class NativeHandshakeRun {
   readonly onEnd = (): void => this.fail(this.endError());
   readonly onClose = (): void => this.socketClosed();
   /** One read of ciphertext (at most chunk.length bytes, in `buf`). */
-  readonly onRead = (n: number, buf: Buffer): void => this.read(n, buf);
+  readonly onRead = (n: number, buf: Buffer): void => this.read(buf, -1, n);
+  /** An FdSocket's read inside a native read batch: ciphertext at buf[start, start + n). */
+  readonly onReadAt = (buf: Buffer, start: number, n: number): void => this.read(buf, start, n);
 
   constructor(
     readonly sock: net.Socket,
@@ -196,11 +199,13 @@ export abstract class NativeHandshakeRun {
     if (this.st[1] > 0) this.sock.write(conn.take());
   }
 
-  private read(n: number, buf: Buffer): void {
+  /** `start` -1: the read is at 0 and owns `buf`; else a read of a batch at `start` (plaintext in place, n bytes at most). */
+  private read(buf: Buffer, start: number, n: number): void {
     const conn = this.conn;
     if (this.finished || conn === null) return;
     const { st, hold } = this;
-    const out = conn.feed(buf, n, hold ? -1 : this.sendFd());
+    const fd = hold ? -1 : this.sendFd();
+    const out = start < 0 ? conn.feed(buf, n, fd) : conn.feed(buf, n, fd, start);
     const flags = st[0];
     if (flags & TLS_FATAL) {
       this.fail(conn.error());
@@ -222,7 +227,7 @@ export abstract class NativeHandshakeRun {
     const session = new NativeTlsSession(conn, info, ni.reused);
     // Application data that came with the peer's last flight: one copy per connection, handed
     // to the Connection's first read (this chunk is reused by the next read of any socket).
-    if (out > 0 || flags & TLS_MORE) session.pending = drainPending(conn, st, buf, out, this.sock, this.fd);
+    if (out > 0 || flags & TLS_MORE) session.pending = drainPending(conn, st, buf, start, out, this.sock, this.fd);
     if (this.finished) return;
     if (hold) {
       this.flush(conn, buf);
@@ -308,6 +313,28 @@ export function nativeHandshake<T>(engine: NativeTlsEngine, sock: net.Socket, co
   sock.on('error', r.onError);
   sock.on('end', r.onEnd);
   sock.on('close', r.onClose);
+  if ((sock as net.Socket & Partial<FdSocket>).fdSocket === true) {
+    // No net.Socket (network/fd-socket.ts): the addon reads the fd in its batches. A peeked hello
+    // goes first, from a pooled chunk: the read chunk holds other reads of the current batch.
+    const fs = sock as unknown as FdSocket;
+    const peeked = fs.read();
+    if (peeked !== null && peeked.length > 0) {
+      const pool = io().pool;
+      const c = pool.acquire();
+      if (peeked.length > c.length) {
+        pool.release(c);
+        r.fail(new Error('ClientHello larger than the read chunk'));
+        return;
+      }
+      peeked.copy(c, 0);
+      r.onRead(peeked.length, c);
+      pool.release(c); // the handshake copied what it keeps (drainPending)
+      if (r.finished) return; // failed, or (not with a hello alone) done and adopted
+    }
+    fs.setReader(r.onReadAt);
+    fs.resume();
+    return;
+  }
   // A peeked hello put back into the socket (read() only then: on an empty socket it would start a Node-buffered read).
   const early = sock.readableLength > 0 ? (sock.read() as Buffer | null) : null;
   if (early !== null && early.length > 0) {
@@ -325,16 +352,24 @@ export function nativeHandshake<T>(engine: NativeTlsEngine, sock: net.Socket, co
   sock.resume();
 }
 
-/** Copies the plaintext that came with the handshake (and any more of it) out of the read chunk. */
-export function drainPending(conn: NativeTlsConn, st: Int32Array, buf: Buffer, out: number, sock: net.Socket, fd: number): Buffer {
-  const parts: Buffer[] = [Buffer.from(buf.subarray(0, out))];
+/**
+ * Copies the plaintext that came with the handshake (buf[start, start + out), `start` -1 for 0,
+ * and any more of it) out of the read chunk. More is read into a pooled chunk when the read is
+ * one of a batch (`start` >= 0: the chunk's later bytes belong to other reads), else into `buf`.
+ */
+export function drainPending(conn: NativeTlsConn, st: Int32Array, buf: Buffer, start: number, out: number, sock: net.Socket, fd: number): Buffer {
+  const at = start < 0 ? 0 : start;
+  const parts: Buffer[] = [Buffer.from(buf.subarray(at, at + out))];
   let flags = st[0];
+  const pool = io().pool;
+  const scratch = flags & TLS_MORE && start >= 0 ? pool.acquire() : buf;
   while (flags & TLS_MORE) {
-    const n = conn.read(buf, sock.writableLength > 0 ? -1 : fd);
+    const n = conn.read(scratch, sock.writableLength > 0 ? -1 : fd);
     flags = st[0];
-    if (n > 0) parts.push(Buffer.from(buf.subarray(0, n)));
+    if (n > 0) parts.push(Buffer.from(scratch.subarray(0, n)));
     if (st[1] > 0) sock.write(conn.take());
     if (flags & TLS_FATAL) break;
   }
+  if (scratch !== buf) pool.release(scratch);
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
