@@ -28,6 +28,7 @@ import { tlsInfoOf, type PeerIdentity, type TlsInfo } from '../tls/identity';
 import { nativeTlsEnd, nativeTlsOf, TLS_FATAL, TLS_MORE, tlsStatus, type NativeTlsSession } from '../tls/native';
 import { native, type NativeReadBinding } from '../native';
 import { io, type Flushable, type IoContext } from './io';
+import { endBatchClock, lendBatchClock, nowMs } from './clock';
 import { handleIdle, installUserBuffer, socketFd, systemError, userBufferSupported } from './user-buffer';
 import { originalDstOf } from './original-dst';
 import type { FdSocket } from './fd-socket';
@@ -168,6 +169,7 @@ function onNativeBatch(first: number): void {
   const st = nativeReadState as Int32Array;
   const ctx = io();
   ctx.enterRead();
+  const clock = lendBatchClock(); // one clock read for the batch (src/network/clock.ts)
   try {
     // -1: none left; -2 (the chunk is full): return, the flush frees it, the addon calls again.
     for (let id = first; id >= 0; id = st[2] === 0 ? -1 : nr.next()) {
@@ -176,6 +178,7 @@ function onNativeBatch(first: number): void {
     }
   } finally {
     ctx.exitRead();
+    endBatchClock(clock);
   }
 }
 
@@ -271,6 +274,10 @@ export class Connection implements Flushable, NativeReader {
   private userBuffer = false;
   /** The addon's read watcher of this connection (native read path), or -1. */
   private nrId = -1;
+  /** The idle timeout setTimeout() asked for (0: none). */
+  private idleMs = 0;
+  /** When the native read path last read bytes (ms, nowMs() clock; 0: never): see onSocketTimeout. */
+  private lastRead = 0;
   /**
    * Native TLS (src/tls/native.ts): reads are decrypted and writes encrypted through it. Set once:
    * at construction (accepted), or when an outgoing native handshake completes (tlsEstablished).
@@ -341,9 +348,7 @@ export class Connection implements Flushable, NativeReader {
       if (!socket.destroyed) socket.destroy();
     });
     socket.on('close', () => this.closed());
-    socket.on('timeout', () => {
-      if (this.state !== 'closed' && this.handler.onTimeout) this.handler.onTimeout(this);
-    });
+    socket.on('timeout', () => this.onSocketTimeout());
     // Stream mode (TLS, and the global cork mode) writes mostly without callbacks: 'drain' tells when the queue emptied.
     if (this.streamMode) socket.on('drain', this.onDrain);
     // TLS details are read while the session is up (they are gone once the socket closes).
@@ -513,8 +518,9 @@ export class Connection implements Flushable, NativeReader {
       return;
     }
     if (n > 0) {
-      // The idle timer counts reads as activity, as Node's own reads do.
-      if (s.timeout) (s as unknown as { _unrefTimer(): void })._unrefTimer();
+      // The idle timer counts reads as activity, as Node's own reads do: lazily (onSocketTimeout),
+      // so that a read costs a field store instead of a refresh of the socket's timer.
+      this.lastRead = nowMs();
       this.deliver(this.io.readBuffer, start, start + n); // the batch flushes the writes
       return;
     }
@@ -887,7 +893,25 @@ export class Connection implements Flushable, NativeReader {
 
   /** Idle/connect timer (0 disables), reset by socket activity. */
   setTimeout(ms: number): void {
+    this.idleMs = ms;
     this.socket.setTimeout(ms);
+  }
+
+  /**
+   * The socket's timer fired. Native reads do not refresh it (they stamp lastRead): when one
+   * came within the idle time, the timer is set again for the rest of it and nothing is
+   * reported, so the handler sees exactly the idle time since the last read, as with Node's reads.
+   */
+  private onSocketTimeout(): void {
+    if (this.state === 'closed') return;
+    if (this.idleMs > 0 && this.lastRead > 0) {
+      const left = this.lastRead + this.idleMs - Date.now();
+      if (left > 0) {
+        this.socket.setTimeout(left); // once per idle period at most, not per read
+        return;
+      }
+    }
+    if (this.handler.onTimeout) this.handler.onTimeout(this);
   }
 
   /** Closes now; queued output is dropped. */

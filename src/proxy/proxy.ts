@@ -33,6 +33,7 @@ import { DecodePhase, type LocalReplyOptions, type StreamPeer } from '../api/str
 import type { RouterConfig } from '../config/types';
 import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory, type RouteSwap } from '../filters/network/types';
 import type { Connection, ConnectionHandler } from '../network/connection';
+import { nowMs } from '../network/clock';
 import { handingOverConnections } from '../network/connection';
 import { allCodecs, ErrorKind, ERR_TOO_LARGE, getCodec, HeaderName, type XCodec, type XFrame } from '../protocol/types';
 import { HC } from '../http/stats';
@@ -223,7 +224,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
 
   onData(_conn: Connection, buf: Buffer, start: number, end: number): void {
     this.counters[this.lb + L.BYTES_RX] += end - start;
-    const now = Date.now();
+    const now = nowMs(); // the read batch's clock (src/network/clock.ts)
     this.lastActivity = now;
     let reader = this.reader;
     if (reader === null) {
@@ -449,7 +450,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     if (s !== null) {
       // The request's whole time is kept across attempts; retry_timeout bounds each attempt
       // (MOSN's per-try timeout), timed by the pending request's deadline-wheel entry.
-      const now = Date.now();
+      const now = nowMs();
       if (s.retries === 0) startRequestTime(s, timeout, now);
       if (rp !== null) {
         const at = attemptDeadline(s, rp, now);
@@ -630,7 +631,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     if (this.down.state !== 'closed') {
       c[this.lb + (frame.isSuccess ? L.RS_SUCCESS : L.RS_ERROR)]++;
       c[this.lb + L.BYTES_TX] += frame.frameLen;
-      this.lastActivity = Date.now();
+      this.lastActivity = nowMs();
       this.down.write(buf, frame.frameStart, frame.frameStart + frame.frameLen);
     }
     const s = p.context as RpcStream | null;

@@ -35,6 +35,7 @@ import { LOCAL_FAILURE, outlierResult, RPC_ERROR, RPC_OK } from '../upstream/out
 import { deadlines, type DeadlineEntry } from './deadlines';
 import { FrameReader, type FrameSink } from './frame-reader';
 import { IdTable } from './id-table';
+import { nowMs } from '../network/clock';
 
 /** Implemented by whoever sends requests (the downstream session of the proxy). */
 export interface StreamReceiver {
@@ -234,7 +235,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
   }
 
   onData(_conn: Connection, buf: Buffer, start: number, end: number): void {
-    this.lastRead = Date.now();
+    this.lastRead = nowMs(); // the read batch's clock (src/network/clock.ts)
     const cl = this.pool.cluster;
     cl.counters[cl.base + C.BYTES_RX] += end - start;
     this.reader.feed(buf, start, end, this);
@@ -444,7 +445,7 @@ export class HostPool implements UpstreamPool {
     p.receiver = receiver;
     p.downId = frame.requestId;
     p.meta = meta;
-    p.startTime = Date.now();
+    p.startTime = nowMs();
     c[cl.base + C.RQ_ACTIVE]++;
     linkPending(p);
     uc.send(buf, frame, p);

@@ -243,6 +243,41 @@ describe(`connection reads (${expectNative ? 'native' : "Node's"} path)`, () => 
     server.close();
   });
 
+  it('native reads do not refresh the socket timer per read: it fires once per idle period and is set again for the rest, the handler hears only a real idle time', { skip: !expectNative }, async () => {
+    const fired: number[] = [];
+    let lastWrite = 0;
+    const h = recorder();
+    h.onTimeout = (): void => {
+      fired.push(Date.now() - lastWrite);
+    };
+    const { client, conn, server } = await pair(h);
+    const sock = conn.socket as unknown as { _unrefTimer(): void };
+    let refreshes = 0;
+    const orig = sock._unrefTimer.bind(sock);
+    sock._unrefTimer = (): void => {
+      refreshes++;
+      orig();
+    };
+    conn.setTimeout(300);
+    // 1.2 s of reads every 60 ms: four idle periods, none of them idle.
+    const before = h.bytes;
+    for (let i = 0; i < 20; i++) {
+      client.write('x');
+      lastWrite = Date.now();
+      await sleep(60);
+    }
+    assert.ok(h.bytes - before >= 20, 'the reads arrived');
+    assert.equal(refreshes, 0, 'a native read refreshed the socket timer');
+    assert.deepEqual(fired, [], 'idle timeout reported while the peer was sending');
+    // Quiet: reported once, not before the idle time since the last read.
+    await sleep(900);
+    assert.equal(fired.length, 1, `timeouts: ${fired.join(', ')}`);
+    assert.ok(fired[0] >= 290, `reported ${fired[0]} ms after the last write`);
+    client.destroy();
+    await h.closed;
+    server.close();
+  });
+
   it('one wakeup: the readable connections read in one JS call per chunk of reads (microtasks after each), their echoes intact, a connection paused by an earlier read not read', async () => {
     const N = 24;
     // A microtask between two reads moves the generation on: reads in one JS call share one.
