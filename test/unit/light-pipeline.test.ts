@@ -80,7 +80,7 @@ const limit = (listener: string, n: number): FilterConfig => {
 };
 
 function tracing(collector: string, ratio: number): TracingConfig {
-  return { driver: 'sofatracer', collector, encoding: 'json', samplingRatio: ratio, batchSize: 512, batchIntervalMs: 100, maxQueueSize: 2048, serviceName: 'light-test', propagators: ['tracecontext'] };
+  return { driver: 'sofatracer', collector, encoding: 'json', samplingRatio: ratio, batchSize: 512, batchIntervalMs: 100, maxQueueSize: 2048, serviceName: 'light-test', propagators: ['tracecontext'], startChildSpan: true };
 }
 
 function pipeline(filters: FilterConfig[], accessLog: AccessLogWriter | null = null): StreamPipeline {

@@ -3,8 +3,8 @@
  * (MOSN traces every listener then; there is no `stream_filters` entry for it): before routing it
  * reads the request's trace context (W3C, B3, SOFATracer), decides sampling (an incoming sampled
  * flag is honoured; otherwise config.sampling_ratio) and, for a sampled request only, starts the
- * server span; the adapters add a client span per upstream attempt (ActiveTrace.attempt); the
- * stream's end closes both. An unsampled request makes no span and no trace object.
+ * request's span; the adapters give it the upstream attempt (ActiveTrace.attempt: its host and
+ * cluster, or with `start_child_span` a client span per attempt); the stream's end closes them. An unsampled request makes no span and no trace object.
  */
 import { DecodePhase, FilterStatus, type FilterStream, type StreamFilter } from '../../../api/stream-filter';
 import type { ActiveStream } from '../../../stream/pipeline';
