@@ -3,10 +3,13 @@
 // loan (lendNow) are added once per cell when the loan ends, and a token bucket with tokens is
 // read without Atomics.load (the compareExchange that takes the token checks what was read).
 // The counts and the bucket's verdicts stay exact.
+// These are the threaded cells' (worker threads); one thread alone: filter-cells-solo.test.ts.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { count, counterCell, filterCounters, lendNow, settleCounts, sharedCells, sharedNowMs } from '../../src/filters/shared/cells';
+import { count, counterCell, filterCounters, lendNow, settleCounts, shareFilterCellsWithThreads, sharedCells, sharedNowMs } from '../../src/filters/shared/cells';
 import { allocTokenBucket, takeToken, tokensLeft } from '../../src/filters/shared/limiter';
+
+shareFilterCellsWithThreads();
 
 test('counts inside a loan: one Atomics.add per cell when the loan ends, totals exact', () => {
   const a = counterCell('cells-cost.a');

@@ -14,7 +14,7 @@
  * new number; a request counted by another worker in that instant may be lost from the
  * window (a rare extra pass, never a false rejection).
  */
-import { allocCells, sharedCells, sharedNowMs } from './cells';
+import { allocCells, filterCellsThreaded, sharedCells, sharedNowMs } from './cells';
 
 export const TOKEN_BUCKET_CELLS = 2;
 export const WINDOW_CELLS = 4;
@@ -42,6 +42,18 @@ export function allocWindow(key: string): number {
 export function takeToken(at: number, maxTokens: number, tokensPerFill: number, fillIntervalMs: number, now: number): number {
   const c = sharedCells();
   const period = Math.floor(now / fillIntervalMs);
+  if (!filterCellsThreaded()) {
+    // This thread alone writes the cells (cells.ts): plain arithmetic, the same steps.
+    const last = c[at + 1];
+    if (period > last) {
+      c[at + 1] = period;
+      c[at] = Math.min(maxTokens, c[at] + Math.min(maxTokens, (period - last) * tokensPerFill));
+    }
+    const t = c[at];
+    if (t <= 0) return -1;
+    c[at] = t - 1;
+    return t - 1;
+  }
   // Plain reads first (an Atomics call is a builtin call, ~200 instructions; a plain read of the
   // shared cells is one load): a stale period only sends this thread into the compareExchange
   // loop, which reads the current one; an empty bucket is confirmed by an Atomics.load below.
