@@ -82,3 +82,35 @@ test('bolt decide: a header map the walk cannot vouch for (null value, bad lengt
   assert.equal(boltMayCarryTraceContext(bad), true);
   assert.equal(tracing(1).decide(bad), true, 'a malformed map: no context, the ratio decides');
 });
+
+test('head sampling without a trace id: one Math.random per sampled request, each request still sampled with the ratio, independently', () => {
+  const t = tracing(0.05);
+  const s = { protocol: 'http1', header: (): string | undefined => undefined } as unknown as FilterStream;
+  const orig = Math.random;
+  let draws = 0;
+  Math.random = () => {
+    draws++;
+    return orig();
+  };
+  const n = 200_000;
+  let sampled = 0;
+  let afterSampled = 0;
+  let prev = false;
+  try {
+    for (let i = 0; i < n; i++) {
+      const d = t.decide(s);
+      if (d) {
+        sampled++;
+        if (prev) afterSampled++;
+      }
+      prev = d;
+    }
+  } finally {
+    Math.random = orig;
+  }
+  assert.ok(Math.abs(sampled - n * 0.05) < n * 0.05 * 0.05, `sampled ${sampled} of ${n} at 5 %`);
+  assert.ok(draws <= sampled + 1, `${draws} draws for ${sampled} sampled requests`);
+  // Independent draws: a request right after a sampled one is sampled with the ratio too (a fixed period would never).
+  const p = afterSampled / sampled;
+  assert.ok(p > 0.03 && p < 0.07, `P(sampled | previous sampled) = ${p}`);
+});

@@ -17,12 +17,25 @@ function isHttp(protocol: string): boolean {
   return protocol === 'http1' || protocol === 'http2' || protocol === 'grpc';
 }
 
+/** Failures before the first success of Bernoulli(p) trials (0 < p < 1): the geometric law, from one uniform draw. */
+export function geometricSkip(p: number): number {
+  const k = Math.floor(Math.log(1 - Math.random()) / Math.log1p(-p));
+  return k >= 0 && k < 0x3fffffff ? k : 0x3fffffff;
+}
+
 export class TracingFilter implements StreamFilter {
   readonly phase = DecodePhase.BeforeRoute;
   private readonly read: (name: string) => string | undefined;
   private cur: FilterStream | null = null;
   /** The incoming context of the request decide() last found sampled (startTrace reads it). */
   private inc: IncomingContext | undefined = undefined;
+  /**
+   * Requests without a trace id to let pass before the next one sampled at random (-1: not
+   * drawn yet): a geometric draw with the ratio as its success probability, so that each request
+   * is still sampled with probability `ratio`, independently, as with one Math.random() per
+   * request; one draw per sampled request instead.
+   */
+  private skip = -1;
 
   constructor(private readonly t: WorkerTracing) {
     // One bound reader for every request (the stream being decoded is `cur`).
@@ -46,9 +59,20 @@ export class TracingFilter implements StreamFilter {
     // headers are read only when the header map holds one (most requests carry none).
     const inc = rpc && (!mayCarryTraceContext(s) || !boltMayCarryTraceContext(s)) ? undefined : extract(this.read, rpc);
     this.cur = null;
-    const sampled = inc !== undefined && inc.sampled >= 0 ? inc.sampled === 1 : sampleByRatio(this.t.cfg.samplingRatio, inc?.traceId);
+    const sampled = inc === undefined ? this.drawn() : inc.sampled >= 0 ? inc.sampled === 1 : sampleByRatio(this.t.cfg.samplingRatio, inc.traceId);
     this.inc = sampled ? inc : undefined;
     return sampled;
+  }
+
+  /** Head sampling of a request without a trace id: the countdown of `skip`. */
+  private drawn(): boolean {
+    const r = this.t.cfg.samplingRatio;
+    if (r >= 1) return true;
+    if (r <= 0) return false;
+    let k = this.skip;
+    if (k < 0) k = geometricSkip(r);
+    this.skip = k - 1;
+    return k === 0;
   }
 
   /** A sampled request (decide returned true): its server span on `s`. */
