@@ -40,6 +40,14 @@ export function allocWindow(key: string): number {
  * `now` is sharedNowMs().
  */
 export function takeToken(at: number, maxTokens: number, tokensPerFill: number, fillIntervalMs: number, now: number): number {
+  return takeTokens(at, maxTokens, tokensPerFill, fillIntervalMs, now, 1);
+}
+
+/**
+ * Takes up to `want` tokens at once (at least one): the bucket's tokens left after them (>= 0)
+ * and the number taken in `taken.n`, or -1 (nothing taken) when the bucket is empty.
+ */
+function takeTokens(at: number, maxTokens: number, tokensPerFill: number, fillIntervalMs: number, now: number, want: number): number {
   const c = sharedCells();
   const period = Math.floor(now / fillIntervalMs);
   if (!filterCellsThreaded()) {
@@ -51,8 +59,10 @@ export function takeToken(at: number, maxTokens: number, tokensPerFill: number, 
     }
     const t = c[at];
     if (t <= 0) return -1;
-    c[at] = t - 1;
-    return t - 1;
+    const n = t < want ? t : want;
+    c[at] = t - n;
+    taken.n = n;
+    return t - n;
   }
   // Plain reads first (an Atomics call is a builtin call, ~200 instructions; a plain read of the
   // shared cells is one load): a stale period only sends this thread into the compareExchange
@@ -77,11 +87,59 @@ export function takeToken(at: number, maxTokens: number, tokensPerFill: number, 
   let t = c[at];
   if (t <= 0) t = Atomics.load(c, at);
   while (t > 0) {
-    const p = Atomics.compareExchange(c, at, t, t - 1);
-    if (p === t) return t - 1;
+    const n = t < want ? t : want;
+    const p = Atomics.compareExchange(c, at, t, t - n);
+    if (p === t) {
+      taken.n = n;
+      return t - n;
+    }
     t = p;
   }
   return -1;
+}
+
+const taken = { n: 0 };
+
+/**
+ * A worker's lease on a shared token bucket: a small batch of tokens taken from the bucket at
+ * once (threaded cells) and spent one per request with plain arithmetic, so that the bucket's
+ * Atomics run once per batch rather than per request. A batch is 1 % of max_tokens (at least
+ * one: small buckets stay exact); what a worker leased and did not spend when the fill period
+ * ends is dropped, so the limit holds within 1 % per worker (the issue asks 10 %). One thread
+ * alone (cells.ts): no lease, the bucket itself is plain arithmetic.
+ */
+export class TokenLease {
+  /** Tokens leased and not spent. */
+  private tokens = 0;
+  /** The fill period they were leased in. */
+  private period = -1;
+  /** The bucket's tokens after the last batch (the remaining count a request is told). */
+  private left = 0;
+  private readonly batch: number;
+
+  constructor(
+    private readonly at: number,
+    private readonly maxTokens: number,
+    private readonly tokensPerFill: number,
+    private readonly fillIntervalMs: number,
+  ) {
+    this.batch = Math.max(1, Math.floor(maxTokens / 100));
+  }
+
+  /** Takes a token: the tokens left (>= 0; leased ones included), or -1 when the bucket is empty. */
+  take(now: number): number {
+    if (this.batch === 1 || !filterCellsThreaded()) return takeToken(this.at, this.maxTokens, this.tokensPerFill, this.fillIntervalMs, now);
+    if (this.tokens > 0 && Math.floor(now / this.fillIntervalMs) === this.period) return --this.tokens + this.left;
+    const left = takeTokens(this.at, this.maxTokens, this.tokensPerFill, this.fillIntervalMs, now, this.batch);
+    if (left < 0) {
+      this.tokens = 0;
+      return -1;
+    }
+    this.tokens = taken.n - 1;
+    this.period = Math.floor(now / this.fillIntervalMs);
+    this.left = left;
+    return this.tokens + left;
+  }
 }
 
 /** The tokens a bucket holds now (after a takeToken of this request). */
