@@ -15,6 +15,8 @@ import { SOFA_TRACE_ID } from './context';
 
 const TRACEPARENT = Buffer.from('traceparent');
 const SOFA_TRACE_ID_KEY = Buffer.from(SOFA_TRACE_ID);
+const TP_LEN = TRACEPARENT.length;
+const SOFA_LEN = SOFA_TRACE_ID_KEY.length;
 const range = new HeaderValueRange();
 /** Bolt's header map length is an int16. */
 const MAX_HEADER_LEN = 0x7fff;
@@ -111,19 +113,19 @@ export function boltMayCarryTraceContext(s: FilterStream): boolean {
   const f = r.frame as unknown as BoltFrame | null | undefined;
   const name = r.codec?.name;
   if ((name !== 'bolt' && name !== 'boltv2') || buf === null || buf === undefined || f === null || f === undefined) return true;
-  const end = Math.min(f.contentStart, buf.length);
+  const end = f.contentStart < buf.length ? f.contentStart : buf.length;
   let p = f.headerStart;
   // Lengths are int32 big-endian and the map is shorter than 32 KiB: a length's two high bytes
   // are 0, else it is -1 (null) or malformed, and the reads decide. Byte reads: Buffer's
   // readInt32BE range checks cost more than the walk.
   while (p < end) {
-    if (end - p < 8 || buf[p] !== 0 || buf[p + 1] !== 0) return true;
+    if (end - p < 8 || (buf[p] | buf[p + 1]) !== 0) return true;
     const kl = (buf[p + 2] << 8) | buf[p + 3];
     p += 4;
     if (kl > end - p - 4) return true;
-    if ((kl === TRACEPARENT.length && keyAt(buf, p, TRACEPARENT)) || (kl === SOFA_TRACE_ID_KEY.length && keyAt(buf, p, SOFA_TRACE_ID_KEY))) return true;
+    if ((kl === TP_LEN && keyAt(buf, p, TRACEPARENT)) || (kl === SOFA_LEN && keyAt(buf, p, SOFA_TRACE_ID_KEY))) return true;
     p += kl;
-    if (buf[p] !== 0 || buf[p + 1] !== 0) return true;
+    if ((buf[p] | buf[p + 1]) !== 0) return true;
     p += 4 + ((buf[p + 2] << 8) | buf[p + 3]);
     if (p > end) return true;
   }

@@ -151,15 +151,17 @@ export function settleCounts(): void {
 }
 
 /**
- * Adds 1 to a counter cell (-1 = none): one thread alone: at once, a plain add; threaded: at
- * once outside a loan, at the loan's end inside one.
+ * Adds 1 to a counter cell (-1 = none): one thread alone: at once, a plain add (small enough
+ * for the JIT to inline into the filters); threaded: at once outside a loan, at the loan's end
+ * inside one.
  */
 export function count(at: number): void {
+  if (threaded) countShared(at);
+  else if (at >= 0) cells[at] = (cells[at] + 1) | 0; // wraps as Atomics.add does
+}
+
+function countShared(at: number): void {
   if (at < 0) return;
-  if (!threaded) {
-    cells[at] = (cells[at] + 1) | 0; // wraps as Atomics.add does
-    return;
-  }
   if (lentMs < 0) {
     Atomics.add(cells, at, 1);
     return;

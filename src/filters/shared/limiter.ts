@@ -48,22 +48,9 @@ export function takeToken(at: number, maxTokens: number, tokensPerFill: number, 
  * and the number taken in `taken.n`, or -1 (nothing taken) when the bucket is empty.
  */
 function takeTokens(at: number, maxTokens: number, tokensPerFill: number, fillIntervalMs: number, now: number, want: number): number {
+  if (!filterCellsThreaded()) return takeSolo(at, maxTokens, tokensPerFill, fillIntervalMs, now, want);
   const c = sharedCells();
   const period = Math.floor(now / fillIntervalMs);
-  if (!filterCellsThreaded()) {
-    // This thread alone writes the cells (cells.ts): plain arithmetic, the same steps.
-    const last = c[at + 1];
-    if (period > last) {
-      c[at + 1] = period;
-      c[at] = Math.min(maxTokens, c[at] + Math.min(maxTokens, (period - last) * tokensPerFill));
-    }
-    const t = c[at];
-    if (t <= 0) return -1;
-    const n = t < want ? t : want;
-    c[at] = t - n;
-    taken.n = n;
-    return t - n;
-  }
   // Plain reads first (an Atomics call is a builtin call, ~200 instructions; a plain read of the
   // shared cells is one load): a stale period only sends this thread into the compareExchange
   // loop, which reads the current one; an empty bucket is confirmed by an Atomics.load below.
@@ -100,6 +87,23 @@ function takeTokens(at: number, maxTokens: number, tokensPerFill: number, fillIn
 
 const taken = { n: 0 };
 
+/** takeTokens when this thread alone writes the cells (cells.ts): plain arithmetic, the same steps. */
+function takeSolo(at: number, maxTokens: number, tokensPerFill: number, fillIntervalMs: number, now: number, want: number): number {
+  const c = sharedCells();
+  const period = Math.floor(now / fillIntervalMs);
+  const last = c[at + 1];
+  if (period > last) {
+    c[at + 1] = period;
+    c[at] = Math.min(maxTokens, c[at] + Math.min(maxTokens, (period - last) * tokensPerFill));
+  }
+  const t = c[at];
+  if (t <= 0) return -1;
+  const n = t < want ? t : want;
+  c[at] = t - n;
+  taken.n = n;
+  return t - n;
+}
+
 /**
  * A worker's lease on a shared token bucket: a small batch of tokens taken from the bucket at
  * once (threaded cells) and spent one per request with plain arithmetic, so that the bucket's
@@ -128,7 +132,8 @@ export class TokenLease {
 
   /** Takes a token: the tokens left (>= 0; leased ones included), or -1 when the bucket is empty. */
   take(now: number): number {
-    if (this.batch === 1 || !filterCellsThreaded()) return takeToken(this.at, this.maxTokens, this.tokensPerFill, this.fillIntervalMs, now);
+    if (!filterCellsThreaded()) return takeSolo(this.at, this.maxTokens, this.tokensPerFill, this.fillIntervalMs, now, 1);
+    if (this.batch === 1) return takeTokens(this.at, this.maxTokens, this.tokensPerFill, this.fillIntervalMs, now, 1);
     if (this.tokens > 0 && Math.floor(now / this.fillIntervalMs) === this.period) return --this.tokens + this.left;
     const left = takeTokens(this.at, this.maxTokens, this.tokensPerFill, this.fillIntervalMs, now, this.batch);
     if (left < 0) {

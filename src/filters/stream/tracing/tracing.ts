@@ -13,6 +13,12 @@ import { ActiveTrace, type WorkerTracing } from '../../../tracing/index';
 import { mayCarryTraceContext } from '../../../tracing/dubbo';
 import { boltMayCarryTraceContext } from '../../../tracing/bolt';
 
+/** What decide() reads a trace context from, by protocol. */
+const HTTP = 0;
+const BOLT = 1;
+const DUBBO = 2;
+const RPC = 3;
+
 function isHttp(protocol: string): boolean {
   return protocol === 'http1' || protocol === 'http2' || protocol === 'grpc';
 }
@@ -36,6 +42,9 @@ export class TracingFilter implements StreamFilter {
    * request; one draw per sampled request instead.
    */
   private skip = -1;
+  /** The protocol of the last request decided, and its kind (HTTP, BOLT, DUBBO, RPC). */
+  private proto = '';
+  private kind = HTTP;
 
   constructor(private readonly t: WorkerTracing) {
     // One bound reader for every request (the stream being decoded is `cur`).
@@ -53,12 +62,21 @@ export class TracingFilter implements StreamFilter {
    * must follow in the same tick, on the stream that carries the request on.
    */
   decide(s: FilterStream): boolean {
-    this.cur = s;
-    const rpc = !isHttp(s.protocol);
+    const p = s.protocol;
+    if (p !== this.proto) {
+      // Once per protocol change (a listener carries one protocol, or a few): string compares.
+      this.proto = p;
+      this.kind = isHttp(p) ? HTTP : p === 'bolt' || p === 'boltv2' ? BOLT : p === 'dubbo' ? DUBBO : RPC;
+    }
+    const k = this.kind;
     // Dubbo: the attachments are decoded only when the body holds a trace context key; Bolt: the
     // headers are read only when the header map holds one (most requests carry none).
-    const inc = rpc && (!mayCarryTraceContext(s) || !boltMayCarryTraceContext(s)) ? undefined : extract(this.read, rpc);
-    this.cur = null;
+    let inc: IncomingContext | undefined;
+    if (k === BOLT ? boltMayCarryTraceContext(s) : k === DUBBO ? mayCarryTraceContext(s) : true) {
+      this.cur = s;
+      inc = extract(this.read, k !== HTTP);
+      this.cur = null;
+    }
     const sampled = inc === undefined ? this.drawn() : inc.sampled >= 0 ? inc.sampled === 1 : sampleByRatio(this.t.cfg.samplingRatio, inc.traceId);
     this.inc = sampled ? inc : undefined;
     return sampled;
