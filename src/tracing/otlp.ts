@@ -14,6 +14,7 @@ import type { HrTime, SpanContext } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { encodeSpans } from './otlp-proto';
 import type { LightSpan, SpanSink } from './span';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -148,8 +149,14 @@ class JsonExporter implements SpanExporter {
 export function createExporter(collector: string, json: boolean): SpanExporter | null {
   if (collector === '') return null;
   if (json) return new JsonExporter(new URL(collector));
-  const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto') as typeof import('@opentelemetry/exporter-trace-otlp-proto');
-  return new OTLPTraceExporter({ url: collector });
+  // OTLPTraceExporter's parts (HTTP transport, retries, OTEL_EXPORTER_OTLP_* settings, queue bound)
+  // with Outrigger's encoder (src/tracing/otlp-proto.ts) in place of its serializer.
+  const { OTLPExporterBase } = require('@opentelemetry/otlp-exporter-base') as typeof import('@opentelemetry/otlp-exporter-base');
+  const nodeHttp = require('@opentelemetry/otlp-exporter-base/node-http') as typeof import('@opentelemetry/otlp-exporter-base/build/src/index-node-http');
+  const { ProtobufTraceSerializer, TraceExporterMetricsHelper } = require('@opentelemetry/otlp-transformer') as typeof import('@opentelemetry/otlp-transformer');
+  const options = nodeHttp.convertLegacyHttpOptions({ url: collector }, 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' });
+  const serializer = { serializeRequest: encodeSpans, deserializeResponse: ProtobufTraceSerializer.deserializeResponse };
+  return new OTLPExporterBase(nodeHttp.createOtlpHttpExportDelegate(options, serializer, 'otlp_http_span_exporter', TraceExporterMetricsHelper, undefined));
 }
 
 export interface BatchSettings {
