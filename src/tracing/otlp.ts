@@ -3,8 +3,8 @@
  * batcher (a queue of ended spans, sent when a batch is full or the batch interval passed, bounded
  * by the queue size) that, a batch at a time and off the request path, turns the spans into the
  * ReadableSpan shape OpenTelemetry's serializers read and hands them to a SpanExporter:
- * `@opentelemetry/exporter-trace-otlp-proto`'s OTLPTraceExporter for protobuf (its retries,
- * timeouts and OTEL_EXPORTER_OTLP_* settings), or OTLP JSON from `@opentelemetry/otlp-transformer`'s
+ * OpenTelemetry's OTLP/HTTP export delegate for protobuf, as OTLPTraceExporter builds it (its retries,
+ * timeouts and OTEL_EXPORTER_OTLP_* settings) with Outrigger's encoder (./otlp-proto.ts), or OTLP JSON from `@opentelemetry/otlp-transformer`'s
  * JsonTraceSerializer posted by node:http. The request path makes no SDK object; the adapters live
  * only for one export.
  */
