@@ -3,7 +3,7 @@
 // sampling enabled together ("all"), against none of them ("none"), in one run.
 //
 //   node dist/bench/filters-cost.js [--seconds 5] [--rounds 5] [--connections 50] [--http-rate 8000]
-//        [--bolt-rate 20000] [--ratio 0.01] [--base /other/tree/dist] [--cpu-prof DIR [--cpu-prof-interval US]]
+//        [--bolt-rate 20000] [--ratio 0.01] [--batch-interval 1] [--base /other/tree/dist] [--cpu-prof DIR [--cpu-prof-interval US]]
 //        [--workloads http1,bolt] [--variants none,all] [--no-pin]
 //
 // Placement as in bench/cli.ts (taskset): every sidecar on CPU 0, this process (generator, h2load)
@@ -56,6 +56,8 @@ const CONNS = opt('connections', 50);
 const HTTP_RATE = opt('http-rate', 8000);
 const BOLT_RATE = opt('bolt-rate', 20000);
 const RATIO = opt('ratio', 0.01);
+/** tracing's batch_interval in seconds (spans per export batch; the export runs on the data plane's thread). */
+const BATCH_INTERVAL = opt('batch-interval', 1);
 const BASE = strOpt(args, 'base');
 const CPU_PROF = strOpt(args, 'cpu-prof');
 /** Sampling interval of --cpu-prof in µs (node's default 1000 is coarse for a few µs per request). */
@@ -128,7 +130,7 @@ export function sidecarConfig(ports: { http: number; bolt: number }, v: Variant,
       ],
     },
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
-    ...(v === 'all' || v === 'tracing' ? { tracing: { enable: true, driver: 'SOFATracer', config: { collector, encoding: 'protobuf', sampling_ratio: RATIO, batch_interval: '1s' } } } : {}),
+    ...(v === 'all' || v === 'tracing' ? { tracing: { enable: true, driver: 'SOFATracer', config: { collector, encoding: 'protobuf', sampling_ratio: RATIO, batch_interval: `${BATCH_INTERVAL}s` } } } : {}),
   };
 }
 

@@ -3,12 +3,20 @@
 // a figure a loaded machine does not change, for before/after comparisons of the filters' work.
 //
 //   node dist/bench/filters-instructions.js [--variants none,all] [--ratio 0.01] [--n 20000]
-//        [--warm 20000] [--connections 20] [--depth 4] [--base /other/tree/dist] [--keep DIR]
+//        [--warm 20000] [--connections 20] [--depth 4] [--base /other/tree/dist] [--keep DIR] [--gc]
+//        (--ratio and --batch-interval: the tracing settings of bench/filters-cost.ts)
+//
+// --gc: no callgrind; the sidecar runs with --trace-gc and the tool prints the young-generation
+// collections (scavenges) and full collections per 100,000 counted requests (what the filtered
+// path allocates per request, seen as GC work).
 //
 // Per tree and variant: the sidecar (1 worker) under valgrind --tool=callgrind, a closed-loop
 // Bolt client in this process (`connections` connections, `depth` requests in flight on each),
 // `warm` requests of warm-up (JIT tiers settle), counters zeroed, `n` requests counted. The
-// OTLP collector is an HTTP server in this process. ~2-4 minutes per sidecar. Kernel time is
+// OTLP collector is an HTTP server in this process. Two figures: the main thread's (the data
+// plane runs there: one-isolate mode) and all threads' (GC helpers, libuv's pool and V8's
+// compiler threads too; their share moves with the machine's load and JIT timing, the main
+// thread's less). ~2-4 minutes per sidecar. Kernel time is
 // not counted; the export's work (timer-driven, off the request path) is, as it runs on the
 // sidecar's thread. At a sampling ratio of 1%, `n` = 20,000 gives ~200 sampled requests.
 import { spawn } from 'node:child_process';
@@ -29,6 +37,8 @@ const DEPTH = numOpt(args, 'depth', 4);
 const BASE = strOpt(args, 'base');
 /** Keep the callgrind files in this directory (callgrind_annotate them; the sidecar writes /tmp/perf-PID.map for its JIT code). */
 const KEEP = strOpt(args, 'keep');
+/** Count GC cycles (node --trace-gc) instead of instructions. */
+const GC = args.includes('--gc');
 const VARIANTS = (strOpt(args, 'variants') ?? 'none,all').split(',') as Variant[];
 for (const v of VARIANTS) if (!VARIANT_NAMES.includes(v)) throw new Error(`--variants: ${v} is not one of ${VARIANT_NAMES.join(', ')}`);
 const ROOT = path.join(__dirname, '..');
@@ -68,6 +78,33 @@ async function closedLoop(port: number, count: number): Promise<void> {
   for (const s of socks) s.destroy();
 }
 
+/** --gc: scavenges and mark-compacts of the sidecar (node --trace-gc) while N requests are counted. */
+async function gcRun(name: string, dist: string, cfgPath: string, upgradeDir: string, dir: string): Promise<void> {
+  const p = spawn(process.execPath, ['--trace-gc', path.join(dist, 'src', 'cli.js'), 'start', '-c', cfgPath, '--workers', '1', '--upgrade-dir', upgradeDir], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let scav = 0;
+  let full = 0;
+  p.stderr.resume();
+  p.stdout.on('data', (d: Buffer) => {
+    const t = d.toString();
+    scav += t.split('Scavenge').length - 1;
+    full += t.split('Mark-Compact').length - 1;
+  });
+  try {
+    const m = await firstLine(p, /listener bolt on [^:]+:(\d+)/, 60_000);
+    await closedLoop(Number(m[1]), WARM);
+    await new Promise((r) => setTimeout(r, 200));
+    const s0 = scav;
+    const f0 = full;
+    await closedLoop(Number(m[1]), N);
+    await new Promise((r) => setTimeout(r, 200));
+    const per = 100_000 / N;
+    console.log(`${name.padEnd(16)} ratio ${strOpt(args, 'ratio') ?? '0.01'}: ${N} requests, per 100k requests: scavenges ${((scav - s0) * per).toFixed(1)}, mark-compacts ${((full - f0) * per).toFixed(1)}`);
+  } finally {
+    p.kill('SIGTERM');
+    await new Promise((r) => (p.exitCode !== null ? r(undefined) : p.once('exit', r)));
+  }
+}
+
 function run(cmd: string, argv: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, argv, { stdio: 'ignore' });
@@ -91,7 +128,11 @@ async function main(): Promise<void> {
         const upgradeDir = path.join(dir, `upgrade-${name}`);
         fs.mkdirSync(upgradeDir);
         const out = path.join(dir, `cg-${name}`);
-        const vg = spawn('valgrind', ['--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${out}.%p`, process.execPath, ...(KEEP !== undefined ? ['--perf-basic-prof'] : []), path.join(dist, 'src', 'cli.js'), 'start', '-c', cfgPath, '--workers', '1', '--upgrade-dir', upgradeDir], {
+        if (GC) {
+          await gcRun(name, dist, cfgPath, upgradeDir, dir);
+          continue;
+        }
+        const vg = spawn('valgrind', ['--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=yes', `--callgrind-out-file=${out}.%p`, process.execPath, ...(KEEP !== undefined ? ['--perf-basic-prof'] : []), path.join(dist, 'src', 'cli.js'), 'start', '-c', cfgPath, '--workers', '1', '--upgrade-dir', upgradeDir], {
           // Its own directory as cwd: --perf-basic-prof leaves a V8 log there.
           cwd: dir,
           stdio: ['ignore', 'pipe', 'pipe'],
@@ -103,16 +144,21 @@ async function main(): Promise<void> {
           await closedLoop(Number(m[1]), N);
           await run('callgrind_control', [`--dump=counted`, String(vg.pid)]);
           await new Promise((r) => setTimeout(r, 1000));
+          // One file per thread of the "counted" dump (--separate-threads): <out>.<pid>.<part>-<thread>, thread 01 the main one.
           let ir = 0;
+          let main = 0;
           for (const f of fs.readdirSync(dir)) {
             if (!f.startsWith(`cg-${name}.${vg.pid}`)) continue;
             const t = fs.readFileSync(path.join(dir, f), 'utf8');
-            if (!/^desc: Trigger: .*counted/m.test(t) && !t.includes('counted')) continue;
+            if (!/^desc: Trigger: .*counted/m.test(t)) continue;
             const s = /^summary: (\d+)/m.exec(t);
-            if (s !== null) ir = Math.max(ir, Number(s[1]));
+            if (s !== null) {
+              ir += Number(s[1]);
+              if (f.endsWith('-01')) main = Number(s[1]);
+            }
             if (KEEP !== undefined) fs.copyFileSync(path.join(dir, f), path.join(KEEP, f));
           }
-          console.log(`${name.padEnd(16)} ratio ${strOpt(args, 'ratio') ?? '0.01'}: ${N} requests, ${Math.round(ir / N)} instructions per request (user space, all threads)`);
+          console.log(`${name.padEnd(16)} ratio ${strOpt(args, 'ratio') ?? '0.01'}: ${N} requests, instructions per request (user space): main thread ${Math.round(main / N)}, all threads ${Math.round(ir / N)}`);
         } finally {
           vg.kill('SIGTERM');
           await new Promise((r) => (vg.exitCode !== null ? r(undefined) : vg.once('exit', r)));

@@ -1,7 +1,7 @@
 // The tracing work of one sampled Bolt request, without the proxy around it (issue 13):
-//   node dist/bench/sampled-trace-cost.js [--requests 20000] [--rounds 5] [--base /work/wt/base/dist] [--no-export]
+//   node dist/bench/sampled-trace-cost.js [--requests 20000] [--rounds 5] [--base /work/wt/base/dist] [--no-export] [--child-span]
 // Per request what the stream pipeline does for a sampled Bolt request: the server span
-// (ActiveTrace.start), the client span and the upstream frame carrying `traceparent`
+// (ActiveTrace.start), the client span (--child-span: start_child_span; else one span) and the upstream frame carrying `traceparent`
 // (rpcAttempt), both spans ended (end); then the batched OTLP/HTTP protobuf export to a collector
 // in a child process, waited for (flush), so the encoding and the posts are counted. CPU of this
 // process (user + system) over the requests. --no-export: tracing without a collector (spans
@@ -16,6 +16,7 @@ const N = numOpt(args, 'requests', 20000);
 const ROUNDS = numOpt(args, 'rounds', 5);
 const BASE = strOpt(args, 'base');
 const NO_EXPORT = args.includes('--no-export');
+const CHILD_SPAN = args.includes('--child-span');
 
 interface Build {
   readonly name: string;
@@ -50,7 +51,7 @@ function load(name: string, dist: string): Build {
   return {
     name,
     async run(collector) {
-      idx.applyTracing({ driver: 'sofatracer', collector: NO_EXPORT ? '' : collector, encoding: 'protobuf', samplingRatio: 1, batchSize: 512, batchIntervalMs: 1000, maxQueueSize: 2048, serviceName: 'bench', propagators: ['tracecontext'] });
+      idx.applyTracing({ driver: 'sofatracer', collector: NO_EXPORT ? '' : collector, encoding: 'protobuf', samplingRatio: 1, batchSize: 512, batchIntervalMs: 1000, maxQueueSize: 2048, serviceName: 'bench', propagators: ['tracecontext'], startChildSpan: CHILD_SPAN });
       const t = idx.workerTracing();
       if (t === null) throw new Error('tracing not applied');
       const c0 = process.cpuUsage();

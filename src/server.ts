@@ -23,7 +23,7 @@ import { newBreakerBuffer, releaseWorkerShare } from './upstream/breakers';
 import { HealthService } from './upstream/health/service';
 import { faultToleranceOf } from './filters/stream/fault_tolerance/config';
 import { healthTable } from './upstream/health/shared';
-import { filterCellsBuffer, publishFilterCounters } from './filters/shared/cells';
+import { filterCellsBuffer, publishFilterCounters, shareFilterCellsWithThreads } from './filters/shared/cells';
 import { rpcMetricsJson, rpcMetricsPrometheus } from './filters/stream/dubbo_stream/rpc-metrics';
 import type { ListenSpec, MainToWorker, WorkerInit, WorkerToMain } from './worker/messages';
 import { assignStats, checkBuild, releaseStats } from './worker/snapshot';
@@ -357,7 +357,9 @@ export class Sidecar {
       logPath: this.config.servers[0]?.defaultLogPath ?? 'stdout',
     };
     shareTicketSecret(); // TLS session tickets issued by one worker resume in any other
-    const w: WorkerHandle = this.inline && inlineAvailable() ? this.inlineWorker(init) : new Worker(WORKER_FILE, { workerData: init });
+    const inlined = this.inline && inlineAvailable();
+    if (!inlined) shareFilterCellsWithThreads(); // the filter cells: Atomics from now on (src/filters/shared/cells.ts)
+    const w: WorkerHandle = inlined ? this.inlineWorker(init) : new Worker(WORKER_FILE, { workerData: init });
     slot.worker = w;
     const version = this.version;
     return new Promise<void>((resolve, reject) => {

@@ -76,6 +76,8 @@ export interface FilterStream {
   peer(): StreamPeer | null;
   /** "ip:port" of the client. */
   remoteAddress(): string;
+  /** The client's IP alone (remoteAddress() without the port and brackets), where the stream holds it as such (RBAC reads it per request). */
+  remoteIp?(): string;
   /** "ip:port" the client connected to (the listener's address; destination port for RBAC). */
   localAddress(): string;
   /**

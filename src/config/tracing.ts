@@ -35,6 +35,12 @@ export interface TracingConfig {
   readonly serviceName: string;
   /** Formats written on upstream HTTP requests (W3C always; "b3" single header, "b3multi"). */
   readonly propagators: readonly ('tracecontext' | 'b3' | 'b3multi')[];
+  /**
+   * Envoy's router `start_child_span`: false (the default, as Envoy): one span per request and
+   * sidecar, whose context goes upstream; true: the request's span and a CLIENT child span per
+   * upstream attempt, whose context goes upstream.
+   */
+  readonly startChildSpan: boolean;
 }
 
 const PROPAGATORS = ['tracecontext', 'b3', 'b3multi'] as const;
@@ -61,6 +67,7 @@ export function parseTracing(t: ConfigObject): TracingConfig | undefined {
   let maxQueueSize = 2048;
   let serviceName = 'outrigger';
   let propagators: ('tracecontext' | 'b3' | 'b3multi')[] = ['tracecontext'];
+  let startChildSpan = false;
   if (c !== undefined) {
     collector = c.str('collector', { def: '' }) ?? '';
     if (collector !== '') {
@@ -87,8 +94,9 @@ export function parseTracing(t: ConfigObject): TracingConfig | undefined {
         else t.issues.error(p.path, `${showValue(p.value)} must be one of ${PROPAGATORS.join(', ')}`);
       }
     }
+    startChildSpan = c.bool('start_child_span', false);
     c.done(); // driver-specific keys (SOFATracer, SkyWalking, Jaeger settings): warned as ignored
   }
   if (enable && collector === '') t.issues.warn(t.at('enable'), 'tracing without config.collector: trace context is propagated, spans are not exported');
-  return enable ? { driver, collector, encoding, samplingRatio, batchSize, batchIntervalMs, maxQueueSize, serviceName, propagators } : undefined;
+  return enable ? { driver, collector, encoding, samplingRatio, batchSize, batchIntervalMs, maxQueueSize, serviceName, propagators, startChildSpan } : undefined;
 }

@@ -350,6 +350,11 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     return (this.localHP ??= hostPort(this.down.localAddress, this.down.localPort));
   }
 
+  /** The connection's peer IP (the text remoteHostPort() starts with). */
+  remoteIp(): string {
+    return this.down.remoteAddress;
+  }
+
   /** The mTLS client certificate, null without one. */
   tlsPeer(): StreamPeer | null {
     const t = this.down.tlsInfo;
@@ -905,6 +910,10 @@ class RpcLightView implements LightView {
 
   remoteAddress(): string {
     return this.session.remoteHostPort() ?? '';
+  }
+
+  remoteIp(): string {
+    return this.session.remoteIp();
   }
 
   localAddress(): string {

@@ -12,9 +12,17 @@ import type { BoltFrame } from '../protocol/bolt/frame';
 import { decodeHeaders, findHeaderValue, HeaderValueRange } from '../protocol/bolt/header-map';
 import type { XCodec, XFrame } from '../protocol/types';
 import { SOFA_TRACE_ID } from './context';
+import { HEADER_SERVICE, HEADER_SERVICE_OLD } from '../protocol/bolt/constants';
+import type { BoltXFrame } from '../protocol/bolt/xcodec';
 
 const TRACEPARENT = Buffer.from('traceparent');
 const SOFA_TRACE_ID_KEY = Buffer.from(SOFA_TRACE_ID);
+const TP_LEN = TRACEPARENT.length;
+const SOFA_LEN = SOFA_TRACE_ID_KEY.length;
+const SERVICE_KEY = Buffer.from(HEADER_SERVICE);
+const SERVICE_OLD_KEY = Buffer.from(HEADER_SERVICE_OLD);
+const SERVICE_LEN = SERVICE_KEY.length;
+const SERVICE_OLD_LEN = SERVICE_OLD_KEY.length;
 const range = new HeaderValueRange();
 /** Bolt's header map length is an int16. */
 const MAX_HEADER_LEN = 0x7fff;
@@ -111,21 +119,44 @@ export function boltMayCarryTraceContext(s: FilterStream): boolean {
   const f = r.frame as unknown as BoltFrame | null | undefined;
   const name = r.codec?.name;
   if ((name !== 'bolt' && name !== 'boltv2') || buf === null || buf === undefined || f === null || f === undefined) return true;
-  const end = Math.min(f.contentStart, buf.length);
+  const end = f.contentStart < buf.length ? f.contentStart : buf.length;
   let p = f.headerStart;
+  // The routing key on the way (the last `service`, else the last `sofa_head_target_service`,
+  // as findServiceHeader): the router then reads it without a walk of its own.
+  let svc = -1;
+  let svcEnd = 0;
+  let old = -1;
+  let oldEnd = 0;
   // Lengths are int32 big-endian and the map is shorter than 32 KiB: a length's two high bytes
   // are 0, else it is -1 (null) or malformed, and the reads decide. Byte reads: Buffer's
   // readInt32BE range checks cost more than the walk.
   while (p < end) {
-    if (end - p < 8 || buf[p] !== 0 || buf[p + 1] !== 0) return true;
+    if (end - p < 8 || (buf[p] | buf[p + 1]) !== 0) return true;
     const kl = (buf[p + 2] << 8) | buf[p + 3];
     p += 4;
     if (kl > end - p - 4) return true;
-    if ((kl === TRACEPARENT.length && keyAt(buf, p, TRACEPARENT)) || (kl === SOFA_TRACE_ID_KEY.length && keyAt(buf, p, SOFA_TRACE_ID_KEY))) return true;
+    const k = p;
+    if ((kl === TP_LEN && keyAt(buf, p, TRACEPARENT)) || (kl === SOFA_LEN && keyAt(buf, p, SOFA_TRACE_ID_KEY))) return true;
     p += kl;
-    if (buf[p] !== 0 || buf[p + 1] !== 0) return true;
-    p += 4 + ((buf[p + 2] << 8) | buf[p + 3]);
+    if ((buf[p] | buf[p + 1]) !== 0) return true;
+    const v = p + 4;
+    p = v + ((buf[p + 2] << 8) | buf[p + 3]);
     if (p > end) return true;
+    if (kl === SERVICE_LEN && keyAt(buf, k, SERVICE_KEY)) {
+      svc = v;
+      svcEnd = p;
+    } else if (kl === SERVICE_OLD_LEN && svc < 0 && keyAt(buf, k, SERVICE_OLD_KEY)) {
+      old = v;
+      oldEnd = p;
+    }
+  }
+  const xf = f as BoltXFrame;
+  if (svc >= 0) {
+    xf.routeStart = svc;
+    xf.routeEnd = svcEnd;
+  } else {
+    xf.routeStart = old;
+    xf.routeEnd = oldEnd;
   }
   return false;
 }

@@ -54,12 +54,16 @@ export async function flushTracing(): Promise<void> {
 }
 
 /**
- * One sampled request's spans: the server span (the downstream request) and the client span of
- * the current upstream attempt. Made only for sampled requests.
+ * One sampled request's spans. By default (Envoy without the router's start_child_span) one
+ * span per request and sidecar: it carries the upstream attempt's host and cluster as
+ * attributes, and its own context goes upstream. With `start_child_span`, a CLIENT child span
+ * per upstream attempt, whose context goes upstream instead. Made only for sampled requests.
  */
 export class ActiveTrace {
   private client: LightSpan | null = null;
   private status = 0;
+  /** An upstream attempt started (one-span mode: the span's context went upstream). */
+  private attempted = false;
   constructor(
     private readonly t: WorkerTracing,
     readonly server: LightSpan,
@@ -72,26 +76,37 @@ export class ActiveTrace {
   }
 
   /**
-   * An upstream attempt to `host` starts: a client span (the previous attempt's ends as failed),
-   * and its context in the upstream request's headers (HTTP; null for RPC frames).
+   * An upstream attempt to `host` starts: with child spans, a client span (the previous
+   * attempt's ends as failed); without, the host and cluster on the request's span. The
+   * context of the span that stands for the attempt goes into the upstream request's headers
+   * (HTTP; null for RPC frames).
    */
   attempt(host: string, cluster: string, headers: Headers | null): void {
     const o = this.t.otel;
-    if (this.client !== null) {
-      this.client.setStatus({ code: o.ERROR, message: 'retried' });
-      this.client.end();
+    this.attempted = true;
+    let up = this.server;
+    // B3's parent span id: the server span for a child, else the server span's own parent.
+    let parent = this.server.parentSpanId;
+    if (this.t.cfg.startChildSpan) {
+      if (this.client !== null) {
+        this.client.setStatus({ code: o.ERROR, message: 'retried' });
+        this.client.end();
+      }
+      up = this.client = o.client('upstream', { 'upstream.host': host, 'upstream.cluster': cluster }, this.server);
+      parent = this.server.spanId;
+    } else {
+      this.server.setAttribute('upstream.host', host);
+      this.server.setAttribute('upstream.cluster', cluster);
     }
-    const c = o.client('upstream', { 'upstream.host': host, 'upstream.cluster': cluster }, this.server);
-    this.client = c;
     if (headers === null) return;
-    const sc = c.spanContext();
-    headers['traceparent'] = `00-${sc.traceId}-${sc.spanId}-01`;
+    headers['traceparent'] = up.traceparent();
     const fm = this.formats | this.t.inject;
-    if ((fm & FMT_B3) !== 0) headers['b3'] = `${sc.traceId}-${sc.spanId}-1-${this.server.spanContext().spanId}`;
+    if ((fm & FMT_B3) !== 0) headers['b3'] = parent === '' ? `${up.traceId}-${up.spanId}-1` : `${up.traceId}-${up.spanId}-1-${parent}`;
     if ((fm & FMT_B3MULTI) !== 0) {
-      headers['x-b3-traceid'] = sc.traceId;
-      headers['x-b3-spanid'] = sc.spanId;
-      headers['x-b3-parentspanid'] = this.server.spanContext().spanId;
+      headers['x-b3-traceid'] = up.traceId;
+      headers['x-b3-spanid'] = up.spanId;
+      if (parent === '') delete headers['x-b3-parentspanid'];
+      else headers['x-b3-parentspanid'] = parent;
       headers['x-b3-sampled'] = '1';
       delete headers['x-b3-flags'];
     }
@@ -104,11 +119,10 @@ export class ActiveTrace {
     return codec.name === 'dubbo' ? dubboWithTraceparent(codec, buf, frame, tp, limit) : boltWithTraceparent(codec, buf, frame, tp, limit);
   }
 
-  /** The current client span's context (RPC adapters that write it into the frame). */
+  /** The context sent upstream by the current attempt (RPC adapters that write it into the frame); undefined before one. */
   clientTraceparent(): string | undefined {
-    if (this.client === null) return undefined;
-    const sc = this.client.spanContext();
-    return `00-${sc.traceId}-${sc.spanId}-01`;
+    if (this.client !== null) return this.client.traceparent();
+    return this.attempted && !this.t.cfg.startChildSpan ? this.server.traceparent() : undefined;
   }
 
   encode(status: number): void {

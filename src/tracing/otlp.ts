@@ -3,8 +3,8 @@
  * batcher (a queue of ended spans, sent when a batch is full or the batch interval passed, bounded
  * by the queue size) that, a batch at a time and off the request path, turns the spans into the
  * ReadableSpan shape OpenTelemetry's serializers read and hands them to a SpanExporter:
- * `@opentelemetry/exporter-trace-otlp-proto`'s OTLPTraceExporter for protobuf (its retries,
- * timeouts and OTEL_EXPORTER_OTLP_* settings), or OTLP JSON from `@opentelemetry/otlp-transformer`'s
+ * OpenTelemetry's OTLP/HTTP export delegate for protobuf, as OTLPTraceExporter builds it (its retries,
+ * timeouts and OTEL_EXPORTER_OTLP_* settings) with Outrigger's encoder (./otlp-proto.ts), or OTLP JSON from `@opentelemetry/otlp-transformer`'s
  * JsonTraceSerializer posted by node:http. The request path makes no SDK object; the adapters live
  * only for one export.
  */
@@ -14,6 +14,7 @@ import type { HrTime, SpanContext } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { encodeSpans } from './otlp-proto';
 import type { LightSpan, SpanSink } from './span';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -148,8 +149,14 @@ class JsonExporter implements SpanExporter {
 export function createExporter(collector: string, json: boolean): SpanExporter | null {
   if (collector === '') return null;
   if (json) return new JsonExporter(new URL(collector));
-  const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto') as typeof import('@opentelemetry/exporter-trace-otlp-proto');
-  return new OTLPTraceExporter({ url: collector });
+  // OTLPTraceExporter's parts (HTTP transport, retries, OTEL_EXPORTER_OTLP_* settings, queue bound)
+  // with Outrigger's encoder (src/tracing/otlp-proto.ts) in place of its serializer.
+  const { OTLPExporterBase } = require('@opentelemetry/otlp-exporter-base') as typeof import('@opentelemetry/otlp-exporter-base');
+  const nodeHttp = require('@opentelemetry/otlp-exporter-base/node-http') as typeof import('@opentelemetry/otlp-exporter-base/build/src/index-node-http');
+  const { ProtobufTraceSerializer, TraceExporterMetricsHelper } = require('@opentelemetry/otlp-transformer') as typeof import('@opentelemetry/otlp-transformer');
+  const options = nodeHttp.convertLegacyHttpOptions({ url: collector }, 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' });
+  const serializer = { serializeRequest: encodeSpans, deserializeResponse: ProtobufTraceSerializer.deserializeResponse };
+  return new OTLPExporterBase(nodeHttp.createOtlpHttpExportDelegate(options, serializer, 'otlp_http_span_exporter', TraceExporterMetricsHelper, undefined));
 }
 
 export interface BatchSettings {

@@ -13,7 +13,7 @@ import { startSidecar } from '../helpers/sidecar';
 const SVC = 'com.example.TracedEcho';
 
 function tracing(c: Collector, service: string): Record<string, unknown> {
-  return { enable: true, driver: 'SOFATracer', config: { collector: c.url, encoding: 'json', sampling_ratio: 1, batch_interval: '50ms', service_name: service } };
+  return { enable: true, driver: 'SOFATracer', config: { collector: c.url, encoding: 'json', sampling_ratio: 1, batch_interval: '50ms', service_name: service, start_child_span: true } };
 }
 
 function byKind(spans: CollectedSpan[], service: string, kind: number): CollectedSpan[] {

@@ -2,7 +2,8 @@
  * Tracing with propagation through two Outriggers (client side and server side): spans of one
  * request reach a test OTLP collector with one trace id and parent links A server -> A client ->
  * B server -> B client; W3C / B3 contexts are continued, an unsampled flag is honoured;
- * SOFATracer context sent by sofa-rpc-node is continued over Bolt.
+ * SOFATracer context sent by sofa-rpc-node is continued over Bolt. These run with
+ * start_child_span; without it (the default), one span per request and sidecar (last tests).
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -24,7 +25,7 @@ const PROTO = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'echo.p
 const ROUTER = { router_config_name: 'r', virtual_hosts: [{ name: 'all', domains: ['*'], routers: [{ match: { prefix: '/' }, route: { cluster_name: 'b' } }] }] };
 
 function tracing(c: Collector, service: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { enable: true, driver: 'SOFATracer', config: { collector: c.url, encoding: 'json', sampling_ratio: 1, batch_interval: '50ms', service_name: service, ...extra } };
+  return { enable: true, driver: 'SOFATracer', config: { collector: c.url, encoding: 'json', sampling_ratio: 1, batch_interval: '50ms', service_name: service, start_child_span: true, ...extra } };
 }
 
 function curl(port: number, headers: string[] = []): Promise<{ code: number; out: string }> {
@@ -134,25 +135,29 @@ test('protobuf export: the collector gets application/x-protobuf carrying the tr
   }
 });
 
-test('Bolt: SOFATracer headers from sofa-rpc-node are continued through two Outriggers, parent links kept', async () => {
+/** sofa-rpc-node -> A (client side) -> B (server side) -> a sofa-rpc-node provider, over Bolt. */
+async function boltTwoHop(c: Collector, tracingExtra: Record<string, unknown> = {}) {
   // sofa-rpc-node writes requestProps (rpc_trace_context.*) into the Bolt header map with its protobuf codec.
   const root = protobuf.loadSync(PROTO);
   bolt.setOptions({ proto: root });
-  const c = await startCollector();
   const server = new sofa.server.RpcServer({ logger: quietLogger, port: 0, proto: root });
-  const seen: string[] = [];
   server.addService({ interfaceName: 'outrigger.test.Echo' }, {
     async Unary(req: { message: string }) {
-      seen.push(req.message);
       return { message: `got ${req.message}`, index: 1 };
     },
   });
   await server.start();
   await server.ready();
   const providerPort = (server._servers[0] as net.Server).address() as net.AddressInfo;
-  const b = await startSidecar({ ...boltProxyConfig({ clusters: { p: [providerPort.port] } }), tracing: tracing(c, 'server-side') });
-  const a = await startSidecar({ ...boltProxyConfig({ clusters: { p: [b.ports.get('bolt') as number] } }), tracing: tracing(c, 'client-side') });
+  const b = await startSidecar({ ...boltProxyConfig({ clusters: { p: [providerPort.port] } }), tracing: tracing(c, 'server-side', tracingExtra) });
+  const a = await startSidecar({ ...boltProxyConfig({ clusters: { p: [b.ports.get('bolt') as number] } }), tracing: tracing(c, 'client-side', tracingExtra) });
   const client = new sofa.client.RpcClient({ logger: quietLogger });
+  return { server, a, b, client };
+}
+
+test('Bolt: SOFATracer headers from sofa-rpc-node are continued through two Outriggers, parent links kept', async () => {
+  const c = await startCollector();
+  const { server, a, b, client } = await boltTwoHop(c);
   try {
     const consumer = client.createConsumer({ interfaceName: 'outrigger.test.Echo', serverHost: `127.0.0.1:${a.ports.get('bolt')}` });
     await consumer.ready();
@@ -174,6 +179,65 @@ test('Bolt: SOFATracer headers from sofa-rpc-node are continued through two Outr
     assert.equal(bc.parentSpanId, bs.spanId);
     // Bolt's status 0 is SUCCESS: no span of a successful call is marked failed.
     for (const s of [as, ac, bs, bc]) assert.notEqual(s.statusCode, 2, `${s.service} span marked ERROR: ${JSON.stringify(s)}`);
+  } finally {
+    await client.close();
+    await stop(a, b);
+    await server.close();
+    await c.close();
+  }
+});
+
+function only(spans: CollectedSpan[], service: string): CollectedSpan {
+  const mine = spans.filter((s) => s.service === service);
+  assert.equal(mine.length, 1, `one span from ${service}: ${JSON.stringify(spans)}`);
+  return mine[0];
+}
+
+// Without start_child_span (the default, as Envoy's router): one span per request and sidecar,
+// whose own context goes upstream, with the upstream host and cluster as attributes.
+test('one span per request and sidecar (no start_child_span): HTTP/1.1 through two Outriggers', async () => {
+  const c = await startCollector();
+  const { be, a, b, port } = await twoHop(c, { start_child_span: false });
+  try {
+    assert.equal(JSON.parse((await curl(port)).out).backend, 'be');
+    await c.waitFor(2);
+    await sleep(300); // a second span per sidecar, if one were made, is exported in the same batch
+    assert.equal(c.spans.length, 2, JSON.stringify(c.spans));
+    const as = only(c.spans, 'client-side');
+    const bs = only(c.spans, 'server-side');
+    assert.equal(as.parentSpanId, '');
+    assert.equal(bs.traceId, as.traceId);
+    assert.equal(bs.parentSpanId, as.spanId, "B continues A's span");
+    assert.equal(be.seen[0].headers.traceparent, `00-${as.traceId}-${bs.spanId}-01`, "the backend sees B's span");
+    assert.equal(as.attributes['upstream.cluster'], 'b');
+    assert.equal(as.attributes['upstream.host'], `127.0.0.1:${b.ports.get('in')}`);
+    assert.equal(as.attributes['response.status_code'], 200);
+  } finally {
+    await stop(a, b);
+    await be.close();
+    await c.close();
+  }
+});
+
+test('one span per request and sidecar (no start_child_span): Bolt with sofa-rpc-node through two Outriggers', async () => {
+  const c = await startCollector();
+  const { server, a, b, client } = await boltTwoHop(c, { start_child_span: false });
+  try {
+    const consumer = client.createConsumer({ interfaceName: 'outrigger.test.Echo', serverHost: `127.0.0.1:${a.ports.get('bolt')}` });
+    await consumer.ready();
+    const sofaTraceId = '0a0fe8a415447811864321005678';
+    const r = await consumer.invoke('Unary', [{ message: 'hi' }], { codecType: 'protobuf', responseTimeout: 3000, requestProps: { rpc_trace_context: { sofaTraceId, sofaRpcId: '0.1' } } });
+    assert.equal(r.message, 'got hi');
+    await c.waitFor(2);
+    await sleep(300);
+    assert.equal(c.spans.length, 2, JSON.stringify(c.spans));
+    const as = only(c.spans, 'client-side');
+    const bs = only(c.spans, 'server-side');
+    assert.equal(as.traceId, sofaTraceId.padStart(32, '0'));
+    assert.equal(bs.traceId, as.traceId);
+    assert.equal(bs.parentSpanId, as.spanId, "the traceparent A wrote into the Bolt frame is its span's");
+    assert.equal(as.attributes['upstream.cluster'], 'p');
+    for (const s of [as, bs]) assert.notEqual(s.statusCode, 2, `${s.service} span marked ERROR: ${JSON.stringify(s)}`);
   } finally {
     await client.close();
     await stop(a, b);

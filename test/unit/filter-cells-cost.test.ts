@@ -3,10 +3,13 @@
 // loan (lendNow) are added once per cell when the loan ends, and a token bucket with tokens is
 // read without Atomics.load (the compareExchange that takes the token checks what was read).
 // The counts and the bucket's verdicts stay exact.
+// These are the threaded cells' (worker threads); one thread alone: filter-cells-solo.test.ts.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { count, counterCell, filterCounters, lendNow, settleCounts, sharedCells, sharedNowMs } from '../../src/filters/shared/cells';
-import { allocTokenBucket, takeToken, tokensLeft } from '../../src/filters/shared/limiter';
+import { count, counterCell, filterCounters, lendNow, settleCounts, shareFilterCellsWithThreads, sharedCells, sharedNowMs } from '../../src/filters/shared/cells';
+import { allocTokenBucket, takeToken, TokenLease, tokensLeft } from '../../src/filters/shared/limiter';
+
+shareFilterCellsWithThreads();
 
 test('counts inside a loan: one Atomics.add per cell when the loan ends, totals exact', () => {
   const a = counterCell('cells-cost.a');
@@ -82,4 +85,31 @@ test('token bucket: no Atomics.load while it holds tokens; empty and refilled as
   const next = (Math.floor(sharedNowMs() / 3_600_000) + 1) * 3_600_000;
   assert.equal(takeToken(at, 3, 3, 3_600_000, next), 2);
   assert.equal(sharedCells()[at + 1], next / 3_600_000);
+});
+
+test('token bucket leases (one per worker): Atomics once per batch of 1 %, the limit held within 1 % per worker; small buckets exact', () => {
+  const at = allocTokenBucket('cells-cost-lease', 10_000, 3_600_000);
+  const workers = [new TokenLease(at, 10_000, 10_000, 3_600_000), new TokenLease(at, 10_000, 10_000, 3_600_000)];
+  let cas = 0;
+  const orig = Atomics.compareExchange;
+  Atomics.compareExchange = ((c: Int32Array, i: number, e: number, v: number) => {
+    cas++;
+    return orig(c, i, e, v);
+  }) as typeof Atomics.compareExchange;
+  let ok = 0;
+  try {
+    const now = sharedNowMs();
+    for (let i = 0; i < 12_000; i++) if (workers[i % 2].take(now) >= 0) ok++;
+  } finally {
+    Atomics.compareExchange = orig;
+  }
+  assert.ok(ok <= 10_000 && ok >= 10_000 - 2 * 100, `${ok} accepted of a 10,000-token bucket`);
+  assert.ok(cas <= 10_000 / 100 + 4, `${cas} compareExchange calls for ${ok} tokens`);
+  assert.equal(tokensLeft(at), 0);
+  // 50 tokens: a batch of one, each take goes to the bucket (exact).
+  const small = allocTokenBucket('cells-cost-lease-small', 50, 3_600_000);
+  const two = [new TokenLease(small, 50, 50, 3_600_000), new TokenLease(small, 50, 50, 3_600_000)];
+  let n = 0;
+  for (let i = 0; i < 60; i++) if (two[i % 2].take(sharedNowMs()) >= 0) n++;
+  assert.equal(n, 50);
 });

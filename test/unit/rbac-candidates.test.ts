@@ -127,3 +127,26 @@ test('rbac input: connections of one peer interleaving (another port) reuse its 
   }
   assert.deepEqual(got, ['127.0.0.1', '127.0.0.1', '127.0.0.1', '127.0.0.1', '127.0.0.10', '::1', '::1', '::1', '10.0.0.1', '', '10.0.0.1']);
 });
+
+test('StreamRbacInput: a stream that holds the peer IP (the RPC light view) gives it as is; remoteAddress() is not parsed', () => {
+  let parsed = 0;
+  const ip = '10.1.2.3';
+  const s = {
+    protocol: 'bolt',
+    remoteAddress: () => {
+      parsed++;
+      return '10.1.2.3:5000';
+    },
+    remoteIp: () => ip,
+  } as unknown as FilterStream;
+  const x = new StreamRbacInput();
+  x.bind(s);
+  assert.equal(x.remoteIp(), ip);
+  assert.equal(x.remoteIp(), ip);
+  assert.equal(parsed, 0, 'the "ip:port" text is not read');
+  // Without remoteIp(): the IP is cut out of remoteAddress(), as before.
+  const t = { protocol: 'http1', remoteAddress: () => '[::1]:80' } as unknown as FilterStream;
+  x.bind(t);
+  assert.equal(x.remoteIp(), '::1');
+  x.bind(null);
+});

@@ -132,7 +132,8 @@ test('exporters: OTLPTraceExporter posts protobuf, the JSON exporter OTLP JSON, 
   const col = await startCollector();
   try {
     const pb = createExporter(col.url, false);
-    assert.ok(pb !== null && pb.constructor.name === 'OTLPTraceExporter');
+    // OpenTelemetry's OTLP/HTTP exporter (OTLPTraceExporter's base and transport) with Outrigger's encoder.
+    assert.ok(pb !== null && pb.constructor.name === 'OTLPExporterBase');
     const p = new OtlpBatcher(pb, ID, { batchSize: 2, batchIntervalMs: 60_000, maxQueueSize: 10 });
     const five = Array.from({ length: 5 }, (_, i) => new LightSpan(p, `p${i}`, KIND_SERVER, { i }, undefined));
     for (const s of five) s.end();

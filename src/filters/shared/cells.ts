@@ -11,6 +11,13 @@
  *   admin: publishFilterCounters(hub) copies the named counters into the stats hub's extras
  *
  * Without a main thread (unit tests, single-thread tools) the cells are this thread's own.
+ *
+ * Threads: Atomics are needed only while more than one thread writes the cells. In one-isolate
+ * mode (one worker, its data plane on the main thread) and without a server (tests, tools),
+ * one thread does: counts and buckets are plain loads and stores there (an Atomics call is a
+ * builtin call, ~100-200 instructions). A worker thread binds the cells as threaded; the main
+ * thread turns threaded before it starts a worker thread (shareFilterCellsWithThreads), so a
+ * data plane on the main thread switches to Atomics before another thread can write.
  * Cells are never freed: a key that disappears from the config keeps its cells (bounded by
  * CELLS; a config that would need more is refused with its path).
  */
@@ -18,6 +25,8 @@
 export const CELLS = 1 << 18;
 /** Cell 0..1: a Float64 time base (ms since the epoch) that windows and buckets count from. */
 const BASE_CELLS = 2;
+
+import { isMainThread } from 'node:worker_threads';
 
 let sab: SharedArrayBuffer | null = null;
 let cells: Int32Array = new Int32Array(0);
@@ -40,12 +49,27 @@ export function filterCellsBuffer(): SharedArrayBuffer {
   return sab as SharedArrayBuffer;
 }
 
-/** Worker: use the main thread's cells. */
+/** Other threads write the cells too: Atomics (see the header). */
+let threaded = !isMainThread;
+
+/** Whether the cells are written by more than one thread (Atomics), rather than by this one alone. */
+export function filterCellsThreaded(): boolean {
+  return threaded;
+}
+
+/** Main thread, before it starts a worker thread (src/server.ts): from now on the cells are written with Atomics. */
+export function shareFilterCellsWithThreads(): void {
+  threaded = true;
+  if (pending > 0) flushCounts();
+}
+
+/** Worker (a thread, or one-isolate mode's data plane on the main thread): use the main thread's cells. */
 export function bindFilterCells(buf: SharedArrayBuffer | undefined): void {
   if (buf === undefined) return;
   sab = buf;
   cells = new Int32Array(buf);
   baseMs = new Float64Array(buf, 0, 1)[0];
+  if (!isMainThread) threaded = true;
 }
 
 /** The shared cells (read after bindFilterCells / allocation). */
@@ -126,8 +150,17 @@ export function settleCounts(): void {
   if (pending > 0) flushCounts();
 }
 
-/** Adds 1 to a counter cell (-1 = none): at once outside a loan, at the loan's end inside one. */
+/**
+ * Adds 1 to a counter cell (-1 = none): one thread alone: at once, a plain add (small enough
+ * for the JIT to inline into the filters); threaded: at once outside a loan, at the loan's end
+ * inside one.
+ */
 export function count(at: number): void {
+  if (threaded) countShared(at);
+  else if (at >= 0) cells[at] = (cells[at] + 1) | 0; // wraps as Atomics.add does
+}
+
+function countShared(at: number): void {
   if (at < 0) return;
   if (lentMs < 0) {
     Atomics.add(cells, at, 1);

@@ -39,11 +39,21 @@ import { findHeaderValue, findServiceHeader, HeaderValueRange } from './header-m
 import { setRequestId, setRequestTimeout } from './request-id';
 import { StringCache } from '../string-cache';
 
+/** BoltXFrame.routeStart before a walk over the header map found the routing key. */
+export const ROUTE_UNKNOWN = -2;
+
 /** A BoltFrame that also carries the generic XFrame fields. */
 export class BoltXFrame extends BoltFrame implements XFrame {
   isOneway = false;
   timeoutMs = 0;
   isSuccess = false;
+  /**
+   * The routing key's value range ([routeStart, routeEnd): `service`, else
+   * `sofa_head_target_service`; -1: neither) when a walk over the whole header map found it
+   * before routing (tracing's check, src/tracing/bolt.ts); ROUTE_UNKNOWN: not walked yet.
+   */
+  routeStart = ROUTE_UNKNOWN;
+  routeEnd = 0;
 }
 
 /** Bolt status for each ErrorKind (PROTOCOLS.md section 6, MOSN's hijack mapping). */
@@ -144,6 +154,7 @@ class BoltXCodec implements XCodec<BoltXFrame> {
     if (r === ERR_FRAME_TOO_LARGE) return ERR_TOO_LARGE;
     if (r < 0) return r;
     out.isOneway = out.type === TYPE_ONEWAY;
+    out.routeStart = ROUTE_UNKNOWN;
     out.timeoutMs = out.timeout > 0 ? out.timeout : 0;
     out.isSuccess = out.status === STATUS_SUCCESS;
     return r;
@@ -171,6 +182,8 @@ class BoltXCodec implements XCodec<BoltXFrame> {
   }
 
   getRouteKey(buf: Buffer, frame: BoltXFrame): string | undefined | null {
+    const rs = frame.routeStart;
+    if (rs !== ROUTE_UNKNOWN) return rs < 0 ? undefined : names.get(buf, rs, frame.routeEnd);
     const r = findServiceHeader(buf, frame.headerStart, frame.contentStart, range);
     if (r === -1) return undefined;
     if (r < 0) return null;

@@ -38,7 +38,7 @@
 import { DecodePhase, FilterStatus, registerStreamFilterKind, type FilterStream, type StreamFilter, type StreamFilterValidationContext } from '../../../api/stream-filter';
 import { count, counterCell, sharedNowMs } from '../../shared/cells';
 import { fractionalPercent, JsonObj, type Reporter } from '../../shared/json';
-import { allocTokenBucket, msToNextFill, takeToken, tokensLeft } from '../../shared/limiter';
+import { allocTokenBucket, msToNextFill, takeToken, TokenLease, tokensLeft } from '../../shared/limiter';
 import type { ActiveStream } from '../../../stream/pipeline';
 import { StreamRbacInput } from '../rbac/rbac';
 import { requestDescriptors, descriptorKey, descriptorPattern, matchesPattern, VH_IGNORE, VH_INCLUDE, VH_OVERRIDE, type DescriptorPattern, type VhRateLimits } from './descriptors';
@@ -259,8 +259,11 @@ class LocalRateLimitFilter implements StreamFilter {
   /** With descriptors: the request's descriptors (reused array) and a header reader over the stream. */
   private readonly keys: string[] = [];
   private readonly input = new StreamRbacInput();
+  /** This worker's lease on the default bucket (threaded cells: Atomics once per batch). */
+  private readonly lease: TokenLease;
 
   constructor(private readonly cfg: LocalRateLimitConfig) {
+    this.lease = new TokenLease(cfg.bucket, cfg.maxTokens, cfg.tokensPerFill, cfg.fillIntervalMs);
     // Descriptors come from the route's rate_limits: the filter runs once the route is known.
     this.phase = cfg.descriptors.length > 0 ? DecodePhase.AfterRoute : DecodePhase.BeforeRoute;
     this.headersOnly = cfg.descriptors.length === 0;
@@ -319,7 +322,7 @@ class LocalRateLimitFilter implements StreamFilter {
     const now = sharedNowMs();
     let left: number;
     let shown: DescriptorBucket | null = null;
-    if (c.descriptors.length === 0) left = takeToken(c.bucket, c.maxTokens, c.tokensPerFill, c.fillIntervalMs, now);
+    if (c.descriptors.length === 0) left = this.lease.take(now);
     else ({ left, shown } = this.takeDescribed(s, now)); // one small object per request, only with descriptors
     if (c.xHeaders) {
       // Three header strings per request, only with enable_x_ratelimit_headers.

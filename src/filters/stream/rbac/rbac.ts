@@ -123,11 +123,14 @@ export class StreamRbacInput implements RbacInput {
 
   remoteIp(): string {
     if (this.remote !== null) return this.remote;
+    const st = this.st;
+    // The stream has the IP at hand (the RPC light view: the connection's peer address).
+    if (st.remoteIp !== undefined) return (this.remote = st.remoteIp());
     // Requests of one connection carry the same "ip:port" text (one string per connection):
     // the IP is cut out again only when the connection changes, and not even then when the new
     // text is the last IP with another port (requests of a peer's connections interleave): the
     // same IP string, which the rule set compares by identity.
-    const ra = this.st.remoteAddress();
+    const ra = st.remoteAddress();
     if (ra !== this.lastRemote) {
       this.lastRemote = ra;
       const ip = this.lastIp;

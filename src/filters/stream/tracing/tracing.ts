@@ -3,8 +3,8 @@
  * (MOSN traces every listener then; there is no `stream_filters` entry for it): before routing it
  * reads the request's trace context (W3C, B3, SOFATracer), decides sampling (an incoming sampled
  * flag is honoured; otherwise config.sampling_ratio) and, for a sampled request only, starts the
- * server span; the adapters add a client span per upstream attempt (ActiveTrace.attempt); the
- * stream's end closes both. An unsampled request makes no span and no trace object.
+ * request's span; the adapters give it the upstream attempt (ActiveTrace.attempt: its host and
+ * cluster, or with `start_child_span` a client span per attempt); the stream's end closes them. An unsampled request makes no span and no trace object.
  */
 import { DecodePhase, FilterStatus, type FilterStream, type StreamFilter } from '../../../api/stream-filter';
 import type { ActiveStream } from '../../../stream/pipeline';
@@ -13,8 +13,20 @@ import { ActiveTrace, type WorkerTracing } from '../../../tracing/index';
 import { mayCarryTraceContext } from '../../../tracing/dubbo';
 import { boltMayCarryTraceContext } from '../../../tracing/bolt';
 
+/** What decide() reads a trace context from, by protocol. */
+const HTTP = 0;
+const BOLT = 1;
+const DUBBO = 2;
+const RPC = 3;
+
 function isHttp(protocol: string): boolean {
   return protocol === 'http1' || protocol === 'http2' || protocol === 'grpc';
+}
+
+/** Failures before the first success of Bernoulli(p) trials (0 < p < 1): the geometric law, from one uniform draw. */
+export function geometricSkip(p: number): number {
+  const k = Math.floor(Math.log(1 - Math.random()) / Math.log1p(-p));
+  return k >= 0 && k < 0x3fffffff ? k : 0x3fffffff;
 }
 
 export class TracingFilter implements StreamFilter {
@@ -23,6 +35,16 @@ export class TracingFilter implements StreamFilter {
   private cur: FilterStream | null = null;
   /** The incoming context of the request decide() last found sampled (startTrace reads it). */
   private inc: IncomingContext | undefined = undefined;
+  /**
+   * Requests without a trace id to let pass before the next one sampled at random (-1: not
+   * drawn yet): a geometric draw with the ratio as its success probability, so that each request
+   * is still sampled with probability `ratio`, independently, as with one Math.random() per
+   * request; one draw per sampled request instead.
+   */
+  private skip = -1;
+  /** The protocol of the last request decided, and its kind (HTTP, BOLT, DUBBO, RPC). */
+  private proto = '';
+  private kind = HTTP;
 
   constructor(private readonly t: WorkerTracing) {
     // One bound reader for every request (the stream being decoded is `cur`).
@@ -40,15 +62,35 @@ export class TracingFilter implements StreamFilter {
    * must follow in the same tick, on the stream that carries the request on.
    */
   decide(s: FilterStream): boolean {
-    this.cur = s;
-    const rpc = !isHttp(s.protocol);
+    const p = s.protocol;
+    if (p !== this.proto) {
+      // Once per protocol change (a listener carries one protocol, or a few): string compares.
+      this.proto = p;
+      this.kind = isHttp(p) ? HTTP : p === 'bolt' || p === 'boltv2' ? BOLT : p === 'dubbo' ? DUBBO : RPC;
+    }
+    const k = this.kind;
     // Dubbo: the attachments are decoded only when the body holds a trace context key; Bolt: the
     // headers are read only when the header map holds one (most requests carry none).
-    const inc = rpc && (!mayCarryTraceContext(s) || !boltMayCarryTraceContext(s)) ? undefined : extract(this.read, rpc);
-    this.cur = null;
-    const sampled = inc !== undefined && inc.sampled >= 0 ? inc.sampled === 1 : sampleByRatio(this.t.cfg.samplingRatio, inc?.traceId);
+    let inc: IncomingContext | undefined;
+    if (k === BOLT ? boltMayCarryTraceContext(s) : k === DUBBO ? mayCarryTraceContext(s) : true) {
+      this.cur = s;
+      inc = extract(this.read, k !== HTTP);
+      this.cur = null;
+    }
+    const sampled = inc === undefined ? this.drawn() : inc.sampled >= 0 ? inc.sampled === 1 : sampleByRatio(this.t.cfg.samplingRatio, inc.traceId);
     this.inc = sampled ? inc : undefined;
     return sampled;
+  }
+
+  /** Head sampling of a request without a trace id: the countdown of `skip`. */
+  private drawn(): boolean {
+    const r = this.t.cfg.samplingRatio;
+    if (r >= 1) return true;
+    if (r <= 0) return false;
+    let k = this.skip;
+    if (k < 0) k = geometricSkip(r);
+    this.skip = k - 1;
+    return k === 0;
   }
 
   /** A sampled request (decide returned true): its server span on `s`. */

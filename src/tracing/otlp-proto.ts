@@ -1,0 +1,250 @@
+/**
+ * OTLP protobuf encoding of a batch of the worker's export spans (ExportTraceServiceRequest), in
+ * one pass into a reused buffer: the bytes OpenTelemetry's ProtobufTraceSerializer writes for the
+ * same spans (same fields, order and omissions; the test compares them), without its size-estimate
+ * pass, its per-id Uint8Arrays and its per-character writes. The export runs on the data plane's
+ * thread (a timer), ~1 per second with up to a batch of spans: OpenTelemetry's serializer took
+ * ~6-10 µs per span warm, ~100 µs cold (bench/filters-export.ts).
+ *
+ * Batches it does not cover (not one resource and scope, events, links, trace state, attribute
+ * values other than strings, booleans, doubles and integers in 0..2^32-1) go to OpenTelemetry's
+ * serializer: Outrigger's spans never have them.
+ */
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+
+let buf = Buffer.allocUnsafe(16384);
+let pos = 0;
+
+function ensure(n: number): void {
+  if (pos + n <= buf.length) return;
+  // Grows for a batch larger than any before (the buffer is kept for the next export).
+  const b = Buffer.allocUnsafe(Math.max(buf.length * 2, pos + n));
+  buf.copy(b, 0, 0, pos);
+  buf = b;
+}
+
+function varint(v: number): void {
+  ensure(5);
+  while (v > 0x7f) {
+    buf[pos++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[pos++] = v;
+}
+
+function tag(field: number, wire: number): void {
+  varint((field << 3) | wire);
+}
+
+/** Reserves one byte for a length; finish() writes it (moving the body when it needs more). */
+function start(): number {
+  ensure(1);
+  return pos++;
+}
+
+function finish(at: number): void {
+  const len = pos - at - 1;
+  let n = 1;
+  for (let v = len; v > 0x7f; v >>>= 7) n++;
+  if (n > 1) {
+    ensure(n - 1);
+    buf.copyWithin(at + n, at + 1, pos);
+    pos += n - 1;
+  }
+  let v = len;
+  let p = at;
+  while (v > 0x7f) {
+    buf[p++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[p] = v;
+}
+
+function str(s: string): void {
+  const n = s.length;
+  let ascii = true;
+  for (let i = 0; i < n; i++) {
+    if (s.charCodeAt(i) > 127) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) {
+    varint(n);
+    ensure(n);
+    // Short texts (names, addresses): a loop is cheaper than Buffer's native write call.
+    if (n > 64) pos += buf.write(s, pos, n, 'latin1');
+    else for (let i = 0; i < n; i++) buf[pos++] = s.charCodeAt(i);
+    return;
+  }
+  const len = Buffer.byteLength(s, 'utf8');
+  varint(len);
+  ensure(len);
+  pos += buf.write(s, pos, len, 'utf8');
+}
+
+/** A hex id as its bytes (length-delimited). */
+function hexId(field: number, hex: string): void {
+  tag(field, 2);
+  const n = hex.length >>> 1;
+  varint(n);
+  ensure(n);
+  for (let i = 0; i < n; i++) buf[pos++] = (nibble(hex.charCodeAt(2 * i)) << 4) | nibble(hex.charCodeAt(2 * i + 1));
+}
+
+/** A hex digit's value (ids are lower-case hex; upper case read as OpenTelemetry reads it). */
+function nibble(c: number): number {
+  return c <= 57 ? c - 48 : c >= 97 ? c - 87 : c - 55;
+}
+
+/** An HrTime as fixed64 nanoseconds (exact: no product above 2^53). */
+function hrTime(field: number, t: readonly [number, number]): void {
+  tag(field, 1);
+  const sec = t[0];
+  const lo = (sec % 0x10000) * 1e9; // < 2^46
+  const hi = Math.floor(sec / 0x10000) * 1e9; // times 2^16 below
+  const low = (lo % 0x100000000) + (hi % 0x10000) * 0x10000 + t[1];
+  const high = Math.floor(lo / 0x100000000) + Math.floor(hi / 0x10000) + Math.floor(low / 0x100000000);
+  ensure(8);
+  buf.writeUInt32LE(low >>> 0, pos);
+  buf.writeUInt32LE(high >>> 0, pos + 4);
+  pos += 8;
+}
+
+type Attrs = ReadableSpan['attributes'];
+
+/** Whether every value is one this encoder writes as OpenTelemetry does. */
+function plainAttrs(a: Attrs): boolean {
+  for (const k in a) {
+    if (!Object.hasOwn(a, k)) continue;
+    const v = a[k];
+    const t = typeof v;
+    if (t === 'string' || t === 'boolean') continue;
+    if (t !== 'number') return false;
+    const x = v as number;
+    if (Number.isInteger(x) && (x < 0 || x > 0xffffffff)) return false;
+  }
+  return true;
+}
+
+function attrs(field: number, a: Attrs): void {
+  for (const k in a) {
+    if (!Object.hasOwn(a, k)) continue;
+    const v = a[k];
+    tag(field, 2);
+    const kv = start();
+    tag(1, 2);
+    str(k);
+    tag(2, 2);
+    const av = start();
+    if (typeof v === 'string') {
+      tag(1, 2);
+      str(v);
+    } else if (typeof v === 'boolean') {
+      tag(2, 0);
+      varint(v ? 1 : 0);
+    } else if (typeof v === 'number') {
+      if (Number.isInteger(v)) {
+        tag(3, 0);
+        varint(v);
+      } else {
+        tag(4, 1);
+        ensure(8);
+        pos = buf.writeDoubleLE(v, pos);
+      }
+    }
+    finish(av);
+    finish(kv);
+  }
+}
+
+function span(s: ReadableSpan): void {
+  tag(2, 2);
+  const at = start();
+  const ctx = s.spanContext();
+  hexId(1, ctx.traceId);
+  hexId(2, ctx.spanId);
+  const parent = s.parentSpanContext;
+  if (parent !== undefined && parent.spanId !== '') hexId(4, parent.spanId);
+  tag(5, 2);
+  str(s.name);
+  const kind = s.kind + 1;
+  if (kind !== 0) {
+    tag(6, 0);
+    varint(kind);
+  }
+  hrTime(7, s.startTime);
+  hrTime(8, s.endTime);
+  attrs(9, s.attributes);
+  tag(10, 0);
+  varint(s.droppedAttributesCount);
+  tag(12, 0);
+  varint(s.droppedEventsCount);
+  tag(14, 0);
+  varint(s.droppedLinksCount);
+  tag(15, 2);
+  const st = start();
+  if (s.status.message !== undefined && s.status.message !== '') {
+    tag(2, 2);
+    str(s.status.message);
+  }
+  tag(3, 0);
+  varint(s.status.code);
+  finish(st);
+  // flags: the trace flags, "has is-remote", is-remote.
+  tag(16, 5);
+  ensure(4);
+  pos = buf.writeUInt32LE((ctx.traceFlags & 0xff) | 0x100 | (parent?.isRemote === true ? 0x200 : 0), pos);
+  finish(at);
+}
+
+/** Whether encodeSpans writes `spans` (one resource and scope, nothing it leaves out). */
+function covers(spans: readonly ReadableSpan[]): boolean {
+  const r = spans[0].resource;
+  const sc = spans[0].instrumentationScope;
+  const scx = sc as { schemaUrl?: string; attributes?: unknown; droppedAttributesCount?: number };
+  if (r.schemaUrl || scx.schemaUrl || scx.attributes !== undefined || scx.droppedAttributesCount || !plainAttrs(r.attributes)) return false;
+  for (const s of spans) {
+    if (s.resource !== r || s.instrumentationScope !== sc || s.events.length > 0 || s.links.length > 0) return false;
+    if (s.spanContext().traceState !== undefined || !plainAttrs(s.attributes)) return false;
+    if (!Number.isInteger(s.droppedAttributesCount) || s.droppedAttributesCount < 0) return false;
+  }
+  return true;
+}
+
+/** ExportTraceServiceRequest of `spans` as OTLP protobuf; a new Uint8Array per batch (the transport keeps it). */
+export function encodeSpans(spans: readonly ReadableSpan[]): Uint8Array {
+  if (spans.length === 0) return new Uint8Array(0);
+  if (!covers(spans)) {
+    const { ProtobufTraceSerializer } = require('@opentelemetry/otlp-transformer') as typeof import('@opentelemetry/otlp-transformer');
+    return ProtobufTraceSerializer.serializeRequest(spans as ReadableSpan[]) ?? new Uint8Array(0);
+  }
+  pos = 0;
+  const r = spans[0].resource;
+  const sc = spans[0].instrumentationScope;
+  tag(1, 2);
+  const rs = start();
+  tag(1, 2);
+  const res = start();
+  attrs(1, r.attributes);
+  tag(2, 0);
+  varint(0);
+  finish(res);
+  tag(2, 2);
+  const ss = start();
+  tag(1, 2);
+  const scope = start();
+  tag(1, 2);
+  str(sc.name);
+  if (sc.version !== undefined && sc.version !== '') {
+    tag(2, 2);
+    str(sc.version);
+  }
+  finish(scope);
+  for (const s of spans) span(s);
+  finish(ss);
+  finish(rs);
+  return Buffer.from(buf.subarray(0, pos)); // a copy: the next export reuses buf
+}
