@@ -237,11 +237,13 @@ Napi::Value AcceptStart(const Napi::CallbackInfo& info) {
     t = new AcceptThread();
     t->env = env;
     napi_async_init(env, nullptr, Napi::String::New(env, "outrigger.accept"), &t->async);
-    napi_add_env_cleanup_hook(env, AcceptCleanup, t);
-    acceptThread = t;
   }
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
+  if (acceptThread != t) {
+    AddHandleCleanup(env, loop, AcceptCleanup, t);
+    acceptThread = t;
+  }
   Acceptor* a = new Acceptor();
   a->t = t;
   a->fd = fd;

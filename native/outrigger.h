@@ -4,6 +4,7 @@
 #define OUTRIGGER_NATIVE_H_
 
 #include <napi.h>
+#include <uv.h>
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
@@ -35,6 +36,41 @@ SSL* TlsConnSsl(const Napi::Value& v);
 
 // The SSL_CTX* of a Node SecureContext (argument i is its `context`, or `context._external`); throws otherwise.
 SSL_CTX* SslCtxArg(const Napi::CallbackInfo& info, size_t i);
+
+// A thread's libuv handles closed when its environment is torn down (a worker thread's exit).
+// uv_close only queues the close: the callbacks run on a later loop turn, and a worker whose
+// loop is closed with handles still closing aborts the process (Node's CheckedUvLoopClose).
+// A synchronous cleanup hook cannot make Node run that turn; an asynchronous one keeps Node
+// running the loop until it reports done. `run` closes the handles; a sentinel handle closed
+// after them reports done from its close callback, which runs in the same turn as theirs.
+struct HandleCleanup {
+  void (*run)(void*);
+  void* arg;
+  uv_loop_t* loop;
+  uv_idle_t sentinel;
+  napi_async_cleanup_hook_handle hook;
+};
+
+inline void HandleCleanupDone(uv_handle_t* h) {
+  HandleCleanup* c = static_cast<HandleCleanup*>(h->data);
+  napi_remove_async_cleanup_hook(c->hook);
+  delete c;
+}
+
+inline void HandleCleanupRun(napi_async_cleanup_hook_handle hook, void* arg) {
+  HandleCleanup* c = static_cast<HandleCleanup*>(arg);
+  c->hook = hook;
+  c->run(c->arg);
+  uv_idle_init(c->loop, &c->sentinel);
+  c->sentinel.data = c;
+  uv_close(reinterpret_cast<uv_handle_t*>(&c->sentinel), HandleCleanupDone);
+}
+
+/** Runs `run(arg)` when `env` is torn down, and waits for the handles it closed to finish closing. */
+inline void AddHandleCleanup(napi_env env, uv_loop_t* loop, void (*run)(void*), void* arg) {
+  HandleCleanup* c = new HandleCleanup{run, arg, loop, {}, nullptr};
+  napi_add_async_cleanup_hook(env, HandleCleanupRun, c, nullptr);
+}
 
 }  // namespace outrigger
 

@@ -352,7 +352,7 @@ Napi::Value ReadSetup(const Napi::CallbackInfo& info) {
     // The check handle runs only in iterations with reads to deliver; it never keeps the loop alive.
     uv_unref(reinterpret_cast<uv_handle_t*>(&t->check));
     napi_async_init(env, nullptr, Napi::String::New(env, "outrigger.read"), &t->async);
-    napi_add_env_cleanup_hook(env, Cleanup, t);
+    AddHandleCleanup(env, t->loop, Cleanup, t);
     current = t;
   }
   if (t->inBatch) throw Napi::Error::New(env, "readSetup() inside a read batch");

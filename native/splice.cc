@@ -271,7 +271,7 @@ Thread* ThreadOf(Napi::Env env) {
   t->env = env;
   if (napi_get_uv_event_loop(env, &t->loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
   napi_async_init(env, nullptr, Napi::String::New(env, "outrigger.splice"), &t->async);
-  napi_add_env_cleanup_hook(env, Cleanup, t);
+  AddHandleCleanup(env, t->loop, Cleanup, t);
   current = t;
   return t;
 }
