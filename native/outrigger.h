@@ -6,6 +6,9 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <cstdint>
+#include <vector>
+
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 
@@ -36,6 +39,19 @@ SSL* TlsConnSsl(const Napi::Value& v);
 
 // The SSL_CTX* of a Node SecureContext (argument i is its `context`, or `context._external`); throws otherwise.
 SSL_CTX* SslCtxArg(const Napi::CallbackInfo& info, size_t i);
+
+/** Puts `item` in a slot of `slots` (a freed one first) and returns the slot's index, its id. */
+template <typename T>
+uint32_t TakeSlot(std::vector<T*>& slots, std::vector<uint32_t>& freeIds, T* item) {
+  if (freeIds.empty()) {
+    slots.push_back(item);
+    return static_cast<uint32_t>(slots.size() - 1);
+  }
+  uint32_t id = freeIds.back();
+  freeIds.pop_back();
+  slots[id] = item;
+  return id;
+}
 
 // A thread's libuv handles closed when its environment is torn down (a worker thread's exit).
 // uv_close only queues the close: the callbacks run on a later loop turn, and a worker whose

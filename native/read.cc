@@ -383,14 +383,7 @@ uint32_t Watch(Thread* t, int fd) {
     throw ErrnoError(t->env, -r, "uv_poll_init");
   }
   w->poll.data = w;
-  if (t->freeIds.empty()) {
-    w->id = static_cast<uint32_t>(t->watchers.size());
-    t->watchers.push_back(w);
-  } else {
-    w->id = t->freeIds.back();
-    t->freeIds.pop_back();
-    t->watchers[w->id] = w;
-  }
+  w->id = TakeSlot(t->watchers, t->freeIds, w);
   StartPoll(w);
   return w->id;
 }

@@ -380,14 +380,7 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   p->state = state.Data();
   p->stateRef = Napi::Persistent(state);
   p->countersRef = Napi::Persistent(counters);
-  if (t->freeIds.empty()) {
-    p->id = static_cast<uint32_t>(t->pairs.size());
-    t->pairs.push_back(p);
-  } else {
-    p->id = t->freeIds.back();
-    t->freeIds.pop_back();
-    t->pairs[p->id] = p;
-  }
+  p->id = TakeSlot(t->pairs, t->freeIds, p);
   Arm(p);
   return Napi::Number::New(env, p->id);
 }
