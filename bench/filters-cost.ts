@@ -45,6 +45,7 @@ import * as path from 'node:path';
 import { startOtlpSink } from './lib/otlp-sink';
 import { firstLine, h2loadHttp1, numOpt, strOpt } from './lib/script';
 import { BOLT_ID_OFFSET, BoltFrameReader, boltRequestTemplate } from './load/bolt';
+import { benchFilters, benchTracing } from './lib/bench-filters';
 import { cpuSecondsOf } from './lib/proc';
 import { placement } from './lib/proc-spawn';
 
@@ -75,26 +76,6 @@ const WORKLOAD_NAMES = ['http1', 'bolt'] as const;
 type Workload = (typeof WORKLOAD_NAMES)[number];
 const WORKLOADS = (strOpt(args, 'workloads') ?? 'http1,bolt').split(',') as Workload[];
 for (const w of WORKLOADS) if (!WORKLOAD_NAMES.includes(w)) throw new Error(`--workloads: ${w} is not one of ${WORKLOAD_NAMES.join(', ')}`);
-
-/** RBAC with 10 policies (the last matches) and a rate limit that never rejects. */
-export function benchFilters(): unknown[] {
-  const policies: Record<string, unknown> = {};
-  for (let i = 0; i < 9; i++) {
-    policies[`deny-like-${i}`] = {
-      permissions: [{ and_rules: { rules: [{ header: { name: ':method', exact_match: 'DELETE' } }, { url_path: { path: { prefix: `/admin/${i}/` } } }] } }],
-      principals: [{ source_ip: { address_prefix: `10.${i}.0.0`, prefix_len: 16 } }],
-    };
-  }
-  policies['zz-local'] = { permissions: [{ any: true }], principals: [{ direct_remote_ip: { address_prefix: '127.0.0.0', prefix_len: 8 } }] };
-  const all = { default_value: { numerator: 100, denominator: 'HUNDRED' } };
-  return [
-    { type: 'rbac', config: { rules: { action: 'ALLOW', policies } } },
-    {
-      type: 'local_ratelimit',
-      config: { stat_prefix: 'bench', token_bucket: { max_tokens: 1_000_000_000, tokens_per_fill: 1_000_000_000, fill_interval: '1s' }, filter_enabled: all, filter_enforced: all },
-    },
-  ];
-}
 
 /**
  * none and all: the clause's pair. For finding where the cost goes (--variants none,pipeline,rbac,...):
@@ -130,7 +111,7 @@ export function sidecarConfig(ports: { http: number; bolt: number }, v: Variant,
       ],
     },
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
-    ...(v === 'all' || v === 'tracing' ? { tracing: { enable: true, driver: 'SOFATracer', config: { collector, encoding: 'protobuf', sampling_ratio: RATIO, batch_interval: `${BATCH_INTERVAL}s` } } } : {}),
+    ...(v === 'all' || v === 'tracing' ? { tracing: benchTracing(collector, RATIO, BATCH_INTERVAL) } : {}),
   };
 }
 

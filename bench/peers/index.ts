@@ -20,6 +20,8 @@ import {
   type TlsListener,
 } from './configs';
 import { makeCerts, type CertFiles, type CertKind } from '../lib/certs';
+import { withBenchFilters } from '../lib/bench-filters';
+import { startOtlpSink } from '../lib/otlp-sink';
 
 export interface PeerTarget {
   mode: ProxyMode;
@@ -197,7 +199,9 @@ export function outriggerSkipReason(missing: string[]): string {
  * `outrigger-fallback` (OUTRIGGER_NATIVE=0: TypeScript fallbacks instead of the addon) and
  * `outrigger-libh1` (HTTP/1.1 on node:http downstream and undici upstream instead of the raw engine).
  */
-function outriggerPeer(name: string, description: string, env?: NodeJS.ProcessEnv, root?: () => string | undefined): PeerDef {
+function outriggerPeer(
+  name: string, description: string, env?: NodeJS.ProcessEnv, root?: () => string | undefined, filters = false,
+): PeerDef {
   const cli = (): string => (root === undefined ? outriggerCli() : path.join(root() ?? '', 'dist', 'src', 'cli.js'));
   return {
     name,
@@ -206,7 +210,7 @@ function outriggerPeer(name: string, description: string, env?: NodeJS.ProcessEn
       if (root !== undefined && root() === undefined) return 'set OUTRIGGER_REF to another built checkout (a before/after comparison)';
       return fs.existsSync(cli()) ? undefined : `${cli()} not built`;
     },
-    unsupported: () => undefined,
+    unsupported: (mode) => (filters && !FILTER_MODES.has(mode) ? 'n/a: the bench filters are stream filters (bolt, dubbo, http1, http2, grpc)' : undefined),
     version: () => {
       try {
         return `outrigger ${JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).version}`;
@@ -214,13 +218,32 @@ function outriggerPeer(name: string, description: string, env?: NodeJS.ProcessEn
         return 'outrigger';
       }
     },
-    start: (t) =>
-      startWithJsonConfig(name, t, process.execPath, outriggerConfig, (cfg) => [cli(), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn'], {
+    start: async (t) => {
+      const collector = filters ? await otlpSink() : '';
+      const make = filters ? (c: ConfigInput): object => withBenchFilters(outriggerConfig(c), collector) : outriggerConfig;
+      return startWithJsonConfig(name, t, process.execPath, make, (cfg) => [cli(), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn'], {
         cwd: root?.() ?? REPO_ROOT,
         timeoutMs: 10_000,
         env,
-      }),
+      });
+    },
   };
+}
+
+/** The modes whose Outrigger config has an L7 `proxy` filter, where stream filters run. */
+const FILTER_MODES = new Set<ProxyMode>(['bolt', 'dubbo', 'http1', 'http2', 'grpc']);
+
+let sink: Promise<string> | undefined;
+/**
+ * The OTLP collector the filters peers export their sampled spans to: one stand-in sink in this
+ * process for the whole run (it accepts and discards; unref'd so it never keeps the run alive).
+ */
+function otlpSink(): Promise<string> {
+  sink ??= startOtlpSink().then(({ server, url }) => {
+    server.unref();
+    return url;
+  });
+  return sink;
 }
 
 const outrigger = outriggerPeer('outrigger', 'this project (node dist/src/cli.js start --workers 1)');
@@ -228,6 +251,16 @@ const outriggerCork = outriggerPeer('outrigger-cork', 'this project with OUTRIGG
 const outriggerFallback = outriggerPeer('outrigger-fallback', 'this project with OUTRIGGER_NATIVE=0 (TypeScript fallbacks, no addon)', { OUTRIGGER_NATIVE: '0' });
 /** `outrigger-ref`: the Outrigger built in the checkout OUTRIGGER_REF names (before/after measurements in one run). */
 const outriggerRef = outriggerPeer('outrigger-ref', 'Outrigger built in $OUTRIGGER_REF (another checkout, for before/after comparisons)', undefined, () => process.env.OUTRIGGER_REF);
+/**
+ * `outrigger-filters` / `outrigger-ref-filters`: the same builds with issue 13's three filters
+ * added to the workload's config (RBAC with 10 policies, a local rate limit that never rejects,
+ * tracing at 1 % exported to a sink in this process: bench/lib/bench-filters.ts), so the
+ * filters' CPU per request is read off the workload itself against `outrigger` in one run.
+ */
+const outriggerFilters = outriggerPeer('outrigger-filters', 'this project with RBAC (10 policies) + local_ratelimit + tracing at 1 % (issue 13)', undefined, undefined, true);
+const outriggerRefFilters = outriggerPeer(
+  'outrigger-ref-filters', 'the $OUTRIGGER_REF build with the same three filters', undefined, () => process.env.OUTRIGGER_REF, true,
+);
 const outriggerLibH1 = outriggerPeer('outrigger-libh1', 'this project with the library HTTP/1.1 engines (OUTRIGGER_H1_DOWNSTREAM=node, OUTRIGGER_H1_UPSTREAM=undici)', {
   OUTRIGGER_H1_DOWNSTREAM: 'node',
   OUTRIGGER_H1_UPSTREAM: 'undici',
@@ -470,7 +503,7 @@ const slowRelay: PeerDef = {
   },
 };
 
-export const PEERS: PeerDef[] = [outrigger, outriggerCork, outriggerFallback, outriggerLibH1, outriggerRef, haproxy, nginx, envoy, mosn, direct, nodeTls, nativeTlsProto, nodeHttpProxy, outriggerUws, outriggerUwsMin, slowRelay];
+export const PEERS: PeerDef[] = [outrigger, outriggerCork, outriggerFallback, outriggerLibH1, outriggerRef, outriggerFilters, outriggerRefFilters, haproxy, nginx, envoy, mosn, direct, nodeTls, nativeTlsProto, nodeHttpProxy, outriggerUws, outriggerUwsMin, slowRelay];
 export const DEFAULT_PEERS = ['outrigger', 'haproxy', 'nginx', 'envoy', 'mosn', 'direct'];
 
 export function peerByName(name: string): PeerDef | undefined {
