@@ -81,9 +81,10 @@ const MAX_TEXT_LEN = 64;
 function str(s: string): void {
   const e = texts.get(s);
   if (e !== undefined) {
-    const l = e.length;
-    ensure(l);
-    for (let i = 0; i < l; i++) buf[pos++] = e[i];
+    ensure(e.length);
+    // One typed-array copy: a byte loop over the module's buf and pos costs more (context slots).
+    buf.set(e, pos);
+    pos += e.length;
     return;
   }
   const n = s.length;
@@ -106,7 +107,7 @@ function str(s: string): void {
     for (let i = 0; i < n; i++) buf[pos++] = s.charCodeAt(i);
     if (texts.size >= MAX_TEXTS) texts.clear();
     // One small copy per distinct text, kept for the next spans and exports.
-    texts.set(s, Uint8Array.prototype.slice.call(buf, from, pos));
+    texts.set(s, new Uint8Array(buf.subarray(from, pos)));
     return;
   }
   const len = Buffer.byteLength(s, 'utf8');
@@ -121,7 +122,11 @@ function hexId(field: number, hex: string): void {
   const n = hex.length >>> 1;
   varint(n);
   ensure(n);
-  for (let i = 0; i < n; i++) buf[pos++] = (nibble(hex.charCodeAt(2 * i)) << 4) | nibble(hex.charCodeAt(2 * i + 1));
+  // Locals in the loop: the module's buf and pos are context slots (a load and a store per byte).
+  const b = buf;
+  let p = pos;
+  for (let i = 0; i < n; i++) b[p++] = (nibble(hex.charCodeAt(2 * i)) << 4) | nibble(hex.charCodeAt(2 * i + 1));
+  pos = p;
 }
 
 /** A hex digit's value (ids are lower-case hex; upper case read as OpenTelemetry reads it). */
@@ -139,13 +144,18 @@ export function hrTimeOf(now: number): HrTime {
   return ns >= 1e9 ? [sec + 1, ns - 1e9] : [sec, ns];
 }
 
+/** x mod m for a non-negative integer x below 2^53 and a power of two m (exact; `%` on doubles is a library call). */
+function rem(x: number, m: number): number {
+  return x - Math.floor(x / m) * m;
+}
+
 /** An HrTime as fixed64 nanoseconds (exact: no product above 2^53). */
 function hrTime(field: number, t: readonly [number, number]): void {
   tag(field, 1);
   const sec = t[0];
-  const lo = (sec % 0x10000) * 1e9; // < 2^46
+  const lo = rem(sec, 0x10000) * 1e9; // < 2^46
   const hi = Math.floor(sec / 0x10000) * 1e9; // times 2^16 below
-  const low = (lo % 0x100000000) + (hi % 0x10000) * 0x10000 + t[1];
+  const low = rem(lo, 0x100000000) + rem(hi, 0x10000) * 0x10000 + t[1];
   const high = Math.floor(lo / 0x100000000) + Math.floor(hi / 0x10000) + Math.floor(low / 0x100000000);
   ensure(8);
   buf.writeUInt32LE(low >>> 0, pos);
@@ -365,5 +375,8 @@ function head(r: Resource, sc: InstrumentationScope): number {
 function tail(ss: number): Uint8Array {
   finish(ss);
   finish(RESOURCE_SPANS_AT);
-  return Buffer.from(buf.subarray(0, pos)); // a copy: the next export reuses buf
+  // A copy (the next export reuses buf): one memcpy (Buffer.from of a view copies element by element).
+  const out = Buffer.allocUnsafe(pos);
+  buf.copy(out, 0, 0, pos);
+  return out;
 }
