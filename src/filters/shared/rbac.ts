@@ -667,6 +667,11 @@ export class CompiledRbac {
    */
   private readonly candidates: Int32Array;
   private candidateCount = -1;
+  /**
+   * The policy every request of peer lastIp matches whatever it asks (its first candidate: an IP
+   * gate that proved the principals and permissions that always hold, e.g. "any"), else -1.
+   */
+  private peerMatch = -1;
 
   constructor(readonly rules: RbacRules) {
     this.names = rules.policies.map((p) => p.name);
@@ -696,6 +701,7 @@ export class CompiledRbac {
       this.lastV4 = ipv4Of(ip);
       this.findCandidates();
     }
+    if (this.peerMatch >= 0) return this.peerMatch;
     const c = this.candidates;
     const perms = this.permissions;
     for (let k = 0; k < this.candidateCount; k++) {
@@ -718,6 +724,8 @@ export class CompiledRbac {
       else if (inRanges(g, v4)) this.candidates[n++] = i * 2 + 1; // no principal can match otherwise: the policy does not
     }
     this.candidateCount = n;
+    const first = this.candidates[0];
+    this.peerMatch = n > 0 && (first & 1) === 1 && this.permissions[first >> 1] === TRUE ? first >> 1 : -1;
   }
 
   /** Whether the request is allowed, given the matching policy index. */
