@@ -1,12 +1,13 @@
 /**
  * OTLP trace export of a worker's lean spans (src/tracing/span.ts) through OpenTelemetry JS: a
  * batcher (a queue of ended spans, sent when a batch is full or the batch interval passed, bounded
- * by the queue size) that, a batch at a time and off the request path, turns the spans into the
- * ReadableSpan shape OpenTelemetry's serializers read and hands them to a SpanExporter:
+ * by the queue size) that hands them, a batch at a time and off the request path, to a SpanExporter:
  * OpenTelemetry's OTLP/HTTP export delegate for protobuf, as OTLPTraceExporter builds it (its retries,
- * timeouts and OTEL_EXPORTER_OTLP_* settings) with Outrigger's encoder (./otlp-proto.ts), or OTLP JSON from `@opentelemetry/otlp-transformer`'s
- * JsonTraceSerializer posted by node:http. The request path makes no SDK object; the adapters live
- * only for one export.
+ * timeouts and OTEL_EXPORTER_OTLP_* settings) with Outrigger's encoder (./otlp-proto.ts), which
+ * takes the lean spans as they are; or OTLP JSON from `@opentelemetry/otlp-transformer`'s
+ * JsonTraceSerializer posted by node:http, which reads OpenTelemetry's ReadableSpan shape (adapters
+ * made at export, living for one export; also for protobuf batches the encoder does not cover).
+ * The request path makes no SDK object.
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
