@@ -647,6 +647,10 @@ function ipGate(p: Policy): Uint32Array | null {
   return Uint32Array.from(out);
 }
 
+const ACTION_ALLOW = 0;
+const ACTION_DENY = 1;
+const ACTION_LOG = 2;
+
 /** A compiled rule set: which policy (index) matches first, and the verdict. */
 export class CompiledRbac {
   readonly names: readonly string[];
@@ -673,7 +677,14 @@ export class CompiledRbac {
    */
   private peerMatch = -1;
 
+  /**
+   * rules.action as a number: the config reaches a worker as a copy (structured clone), whose
+   * strings compare by characters with a literal, once per request otherwise.
+   */
+  private readonly action: number;
+
   constructor(readonly rules: RbacRules) {
+    this.action = rules.action === 'ALLOW' ? ACTION_ALLOW : rules.action === 'DENY' ? ACTION_DENY : ACTION_LOG;
     this.names = rules.policies.map((p) => p.name);
     this.gates = rules.policies.map(ipGate);
     this.gated = this.gates.some((g) => g !== null);
@@ -730,9 +741,9 @@ export class CompiledRbac {
 
   /** Whether the request is allowed, given the matching policy index. */
   allowed(matched: number): boolean {
-    const a = this.rules.action;
-    if (a === 'ALLOW') return matched >= 0;
-    if (a === 'DENY') return matched < 0;
+    const a = this.action;
+    if (a === ACTION_ALLOW) return matched >= 0;
+    if (a === ACTION_DENY) return matched < 0;
     return true;
   }
 }
