@@ -3,12 +3,14 @@
 // requests (7 attributes) turned into ReadableSpan adapters and serialized by OpenTelemetry's
 // ProtobufTraceSerializer, as src/tracing/otlp.ts does a batch at a time. No HTTP.
 //
-//   node dist/bench/filters-export.js [--spans 200] [--batches 2000]
+//   node dist/bench/filters-export.js [--spans 200] [--batches 2000] [--lean]
 //
 // Prints ns per span (OpenTelemetry's serializer, then the exporter's own encoder) for the first batch (cold: the code runs in V8's lower tiers, as in a
 // short callgrind window) and warm (after `batches` batches), adapters and serializer apart.
+// --lean: instead, what the worker's exporter does now (encodeLightSpans: the lean spans encoded
+// directly, no adapters), cold and warm, then adapters + encodeSpans warm (same process).
 import { exportIdentity, readableOf } from '../src/tracing/otlp';
-import { encodeSpans } from '../src/tracing/otlp-proto';
+import { encodeLightSpans, encodeSpans } from '../src/tracing/otlp-proto';
 import { KIND_SERVER, LightSpan, type SpanSink } from '../src/tracing/span';
 import { numOpt } from './lib/script';
 
@@ -36,7 +38,24 @@ function spans(): LightSpan[] {
   return out;
 }
 
+/** --lean: the lean spans encoded directly (the worker's protobuf exporter), against adapters + encodeSpans. */
+function lean(): void {
+  const id = exportIdentity('outrigger');
+  const ss = spans();
+  const perSpan = (t0: bigint, batches: number): string => (Number(process.hrtime.bigint() - t0) / (batches * SPANS)).toFixed(0);
+  let t0 = process.hrtime.bigint();
+  encodeLightSpans(ss, id.resource, id.scope);
+  console.log(`first batch (cold), lean spans encoded directly: ${perSpan(t0, 1)} ns per span`);
+  t0 = process.hrtime.bigint();
+  for (let r = 0; r < BATCHES; r++) encodeLightSpans(ss, id.resource, id.scope);
+  console.log(`warm, lean spans encoded directly: ${perSpan(t0, BATCHES)} ns per span`);
+  t0 = process.hrtime.bigint();
+  for (let r = 0; r < BATCHES; r++) encodeSpans(ss.map((s) => readableOf(s, id)));
+  console.log(`warm, adapters + Outrigger's encoder: ${perSpan(t0, BATCHES)} ns per span`);
+}
+
 function main(): void {
+  if (args.includes('--lean')) return lean();
   const { ProtobufTraceSerializer } = require('@opentelemetry/otlp-transformer') as typeof import('@opentelemetry/otlp-transformer');
   const id = exportIdentity('outrigger');
   const ss = spans();

@@ -19,6 +19,14 @@
 // thread's less). ~2-4 minutes per sidecar. Kernel time is
 // not counted; the export's work (timer-driven, off the request path) is, as it runs on the
 // sidecar's thread. At a sampling ratio of 1%, `n` = 20,000 gives ~200 sampled requests.
+//
+// Export cadence: a batch leaves when batch_size (512) spans are queued or batch_interval (1 s
+// here) has passed. Under callgrind the sidecar serves ~1,000 requests per second, so the 1-s
+// timer sends a batch of ~10-20 spans every ~1,000-2,000 requests, 30-50 times as often per
+// request as at 60,000 requests/s (a full batch of 512 about every 51,000 requests), and how
+// often depends on the machine's load. `--batch-interval 60` leaves only the batch size: the
+// cadence of a busy sidecar, and a count that no longer depends on the load (use an `n` of
+// 51,200 or more, so that the window holds at least one export).
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';

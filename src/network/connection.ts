@@ -228,6 +228,22 @@ export function nativeWantWrite(id: number): void {
   ((nativeRead as NativeReadBinding).wantWrite as (id: number) => void)(id);
 }
 
+/** Peer address texts seen, each kept once (bounded: cleared when full). */
+const peerTexts = new Map<string, string>();
+
+/**
+ * The one string kept for a peer address text: the connections of one peer share it, so that
+ * code comparing a request's peer with the last one seen (RBAC's per-peer candidates, its IP
+ * cache) finds the same object instead of comparing characters. Once per connection.
+ */
+export function peerText(t: string): string {
+  const k = peerTexts.get(t);
+  if (k !== undefined) return k;
+  if (peerTexts.size >= 4096) peerTexts.clear();
+  peerTexts.set(t, t);
+  return t;
+}
+
 /** Gathered output entry arrays grow to this size; more entries in one tick are copied. */
 const MAX_ENTRIES = 512;
 
@@ -332,7 +348,7 @@ export class Connection implements Flushable, NativeReader {
     this.high = Math.max(bufferLimit, 1024);
     this.low = this.high >>> 1;
     this.state = connecting ? 'connecting' : 'open';
-    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remoteAddress = peerText(socket.remoteAddress ?? '');
     this.remotePort = socket.remotePort ?? 0;
     const od = originalDstOf(socket); // transparent interception: the address the client dialed
     this.localAddress = od !== null ? od.host : (socket.localAddress ?? '');

@@ -1,12 +1,13 @@
 /**
  * OTLP trace export of a worker's lean spans (src/tracing/span.ts) through OpenTelemetry JS: a
  * batcher (a queue of ended spans, sent when a batch is full or the batch interval passed, bounded
- * by the queue size) that, a batch at a time and off the request path, turns the spans into the
- * ReadableSpan shape OpenTelemetry's serializers read and hands them to a SpanExporter:
+ * by the queue size) that hands them, a batch at a time and off the request path, to a SpanExporter:
  * OpenTelemetry's OTLP/HTTP export delegate for protobuf, as OTLPTraceExporter builds it (its retries,
- * timeouts and OTEL_EXPORTER_OTLP_* settings) with Outrigger's encoder (./otlp-proto.ts), or OTLP JSON from `@opentelemetry/otlp-transformer`'s
- * JsonTraceSerializer posted by node:http. The request path makes no SDK object; the adapters live
- * only for one export.
+ * timeouts and OTEL_EXPORTER_OTLP_* settings) with Outrigger's encoder (./otlp-proto.ts), which
+ * takes the lean spans as they are; or OTLP JSON from `@opentelemetry/otlp-transformer`'s
+ * JsonTraceSerializer posted by node:http, which reads OpenTelemetry's ReadableSpan shape (adapters
+ * made at export, living for one export; also for protobuf batches the encoder does not cover).
+ * The request path makes no SDK object.
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -14,20 +15,12 @@ import type { HrTime, SpanContext } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { encodeSpans } from './otlp-proto';
-import type { LightSpan, SpanSink } from './span';
+import { encodeLightSpans, encodeSpans, hrTimeOf } from './otlp-proto';
+import { LightSpan, type SpanSink } from './span';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
 
-const origin = performance.timeOrigin;
-
-/** Unix time in [seconds, nanoseconds] of a performance.now() value (ms). */
-export function hrTimeOf(now: number): HrTime {
-  const ms = origin + now;
-  const sec = Math.floor(ms / 1000);
-  const ns = Math.round((ms - sec * 1000) * 1e6);
-  return ns >= 1e9 ? [sec + 1, ns - 1e9] : [sec, ns];
-}
+export { hrTimeOf };
 
 /** TraceFlags.SAMPLED: only sampled requests make spans. */
 const SAMPLED = 1;
@@ -145,8 +138,19 @@ class JsonExporter implements SpanExporter {
   }
 }
 
-/** The exporter for a collector URL: OTLPTraceExporter (protobuf) or OTLP JSON; null without a collector. */
-export function createExporter(collector: string, json: boolean): SpanExporter | null {
+/** Marks an exporter that takes the worker's lean spans as they are (OtlpBatcher then makes no adapters). */
+const LEAN = Symbol('lean spans');
+
+interface MaybeLean {
+  [LEAN]?: true;
+}
+
+/**
+ * The exporter for a collector URL: OTLPTraceExporter (protobuf) or OTLP JSON; null without a
+ * collector. With the worker's identity, the protobuf exporter takes lean spans (src/tracing/span.ts)
+ * and encodes them directly (encodeLightSpans: the bytes their ReadableSpan adapters give).
+ */
+export function createExporter(collector: string, json: boolean, id?: ExportIdentity): SpanExporter | null {
   if (collector === '') return null;
   if (json) return new JsonExporter(new URL(collector));
   // OTLPTraceExporter's parts (HTTP transport, retries, OTEL_EXPORTER_OTLP_* settings, queue bound)
@@ -155,8 +159,15 @@ export function createExporter(collector: string, json: boolean): SpanExporter |
   const nodeHttp = require('@opentelemetry/otlp-exporter-base/node-http') as typeof import('@opentelemetry/otlp-exporter-base/build/src/index-node-http');
   const { ProtobufTraceSerializer, TraceExporterMetricsHelper } = require('@opentelemetry/otlp-transformer') as typeof import('@opentelemetry/otlp-transformer');
   const options = nodeHttp.convertLegacyHttpOptions({ url: collector }, 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' });
-  const serializer = { serializeRequest: encodeSpans, deserializeResponse: ProtobufTraceSerializer.deserializeResponse };
-  return new OTLPExporterBase(nodeHttp.createOtlpHttpExportDelegate(options, serializer, 'otlp_http_span_exporter', TraceExporterMetricsHelper, undefined));
+  const encode = (items: readonly (ReadableSpan | LightSpan)[]): Uint8Array => {
+    if (id === undefined || items.length === 0 || !(items[0] instanceof LightSpan)) return encodeSpans(items as ReadableSpan[]);
+    const lean = items as LightSpan[];
+    return encodeLightSpans(lean, id.resource, id.scope) ?? encodeSpans(lean.map((s) => readableOf(s, id)));
+  };
+  const serializer = { serializeRequest: encode, deserializeResponse: ProtobufTraceSerializer.deserializeResponse };
+  const ex: SpanExporter & MaybeLean = new OTLPExporterBase(nodeHttp.createOtlpHttpExportDelegate(options, serializer, 'otlp_http_span_exporter', TraceExporterMetricsHelper, undefined));
+  if (id !== undefined) ex[LEAN] = true;
+  return ex;
 }
 
 export interface BatchSettings {
@@ -173,6 +184,8 @@ export interface BatchSettings {
  */
 export class OtlpBatcher implements SpanSink {
   private queue: LightSpan[] = [];
+  /** The exporter takes lean spans (createExporter with an identity): no adapters at export. */
+  private readonly lean: boolean;
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private readonly pending = new Set<Promise<void>>();
@@ -186,7 +199,9 @@ export class OtlpBatcher implements SpanSink {
     private readonly exporter: SpanExporter | null,
     private readonly id: ExportIdentity,
     private readonly batch: BatchSettings,
-  ) {}
+  ) {
+    this.lean = (exporter as (SpanExporter & MaybeLean) | null)?.[LEAN] === true;
+  }
 
   onEnd(span: LightSpan): void {
     if (this.exporter === null) return;
@@ -221,8 +236,10 @@ export class OtlpBatcher implements SpanSink {
     this.queue = [];
     const n = this.batch.batchSize;
     for (let i = 0; i < all.length; i += n) {
-      // Export time, a batch at a time: the ReadableSpan adapters the serializers read.
-      const batch = all.slice(i, i + n).map((s) => readableOf(s, this.id));
+      const part = i === 0 && all.length <= n ? all : all.slice(i, i + n);
+      // Export time, a batch at a time: the lean spans themselves for the protobuf exporter (it
+      // encodes them), else the ReadableSpan adapters the serializers read.
+      const batch = this.lean ? (part as unknown as ReadableSpan[]) : part.map((s) => readableOf(s, this.id));
       const p = new Promise<void>((resolve) => {
         try {
           exporter.export(batch, (r) => {

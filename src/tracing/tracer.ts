@@ -27,9 +27,10 @@ export interface OtelBinding {
 
 /** Builds the worker's tracer. */
 export function loadOtel(cfg: TracingConfig): OtelBinding {
+  const id = exportIdentity(cfg.serviceName);
   const batcher = new OtlpBatcher(
-    createExporter(cfg.collector, cfg.encoding === 'json'),
-    exportIdentity(cfg.serviceName),
+    createExporter(cfg.collector, cfg.encoding === 'json', id),
+    id,
     { batchSize: cfg.batchSize, batchIntervalMs: cfg.batchIntervalMs, maxQueueSize: cfg.maxQueueSize },
   );
   return {

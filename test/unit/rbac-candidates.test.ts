@@ -150,3 +150,30 @@ test('StreamRbacInput: a stream that holds the peer IP (the RPC light view) give
   assert.equal(x.remoteIp(), '::1');
   x.bind(null);
 });
+
+test('rbac gates: a peer whose first candidate always matches (gate + any permission) gets it at once; verdicts as before as peers change', () => {
+  const r = compiled({
+    a: { permissions: [{ any: true }], principals: [{ source_ip: { address_prefix: '10.0.0.0', prefix_len: 8 } }] },
+    b: { permissions: [{ header: { name: 'x-b', present_match: true } }], principals: [{ source_ip: { address_prefix: '0.0.0.0', prefix_len: 0 } }] },
+  });
+  const reads: string[] = [];
+  class Counting extends Input {
+    override header(name: string): string | undefined {
+      reads.push(name);
+      return super.header(name);
+    }
+  }
+  assert.equal(r.match(new Counting('10.1.1.1', { 'x-b': '1' })), 0);
+  assert.deepEqual(reads, []);
+  assert.equal(r.match(new Counting('11.1.1.1', { 'x-b': '1' })), 1, 'another peer: b tested');
+  assert.equal(r.match(new Counting('11.1.1.1')), -1);
+  assert.equal(r.match(new Counting('10.2.2.2')), 0, 'back to a peer of a');
+  // An ungated policy first (policies go in name order): nothing is known per peer.
+  const u = compiled({
+    a: { permissions: [{ any: true }], principals: [{ header: { name: 'x-h', present_match: true } }] },
+    b: { permissions: [{ any: true }], principals: [{ source_ip: { address_prefix: '10.0.0.0', prefix_len: 8 } }] },
+  });
+  assert.equal(u.match(new Input('10.1.1.1', { 'x-h': '1' })), 0);
+  assert.equal(u.match(new Input('10.1.1.1')), 1);
+  assert.equal(u.match(new Input('10.1.1.1', { 'x-h': '1' })), 0, 'the same peer, the header again');
+});

@@ -10,7 +10,7 @@ import * as assert from 'node:assert/strict';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { createExporter, exportIdentity, readableOf } from '../../src/tracing/otlp';
-import { encodeSpans } from '../../src/tracing/otlp-proto';
+import { encodeLightSpans, encodeSpans } from '../../src/tracing/otlp-proto';
 import { KIND_CLIENT, KIND_SERVER, LightSpan, STATUS_ERROR, type SpanSink } from '../../src/tracing/span';
 import { startCollector } from '../helpers/otlp-collector';
 
@@ -19,6 +19,10 @@ const REMOTE = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b716
 
 /** `n` rounds of: a remote-parented server span, a root, a client child with an error; Outrigger's attribute kinds. */
 function spans(n: number): ReadableSpan[] {
+  return lightSpans(n).map((s) => readableOf(s, ID));
+}
+
+function lightSpans(n: number): LightSpan[] {
   const ended: LightSpan[] = [];
   const sink: SpanSink = { onEnd: (s) => ended.push(s) };
   for (let i = 0; i < n; i++) {
@@ -33,7 +37,7 @@ function spans(n: number): ReadableSpan[] {
     root.setAttribute('ok', false);
     root.end();
   }
-  return ended.map((s) => readableOf(s, ID));
+  return ended;
 }
 
 function otel(batch: ReadableSpan[]): Buffer {
@@ -48,6 +52,31 @@ test('encodeSpans writes OpenTelemetry serializer bytes, one span to batches pas
   // Twice in a row: the reused buffer leaves nothing of the previous batch.
   const b = spans(2);
   assert.deepEqual(Buffer.from(encodeSpans(b)), otel(b));
+});
+
+test('encodeLightSpans writes the bytes of the lean spans\' adapters, kept texts or not', () => {
+  for (const n of [1, 3, 40, 400]) {
+    const lean = lightSpans(n);
+    const want = otel(lean.map((s) => readableOf(s, ID)));
+    assert.deepEqual(Buffer.from(encodeLightSpans(lean, ID.resource, ID.scope) as Uint8Array), want, `${n * 3} spans`);
+    // Again: every short text now comes from the table of encoded texts.
+    assert.deepEqual(Buffer.from(encodeLightSpans(lean, ID.resource, ID.scope) as Uint8Array), want, `${n * 3} spans, again`);
+  }
+  // More distinct short texts than the table holds (it is cleared on the way).
+  const sink: SpanSink = { onEnd: () => undefined };
+  const many = Array.from({ length: 1500 }, (_, i) => {
+    const s = new LightSpan(sink, `op-${i}`, KIND_SERVER, { 'peer.address': `10.0.${i >> 8}.${i & 255}:${20000 + i}`, protocol: 'bolt' }, i % 2 === 0 ? REMOTE : undefined);
+    s.end();
+    return s;
+  });
+  const want = otel(many.map((s) => readableOf(s, ID)));
+  assert.deepEqual(Buffer.from(encodeLightSpans(many, ID.resource, ID.scope) as Uint8Array), want);
+  assert.deepEqual(Buffer.from(encodeLightSpans(many, ID.resource, ID.scope) as Uint8Array), want);
+  assert.equal(encodeLightSpans([], ID.resource, ID.scope)?.length, 0);
+  // An attribute value it does not write: null (the exporter goes through the adapters).
+  const neg = new LightSpan(sink, 'neg', KIND_SERVER, { n: -1 }, undefined);
+  neg.end();
+  assert.equal(encodeLightSpans([...lightSpans(1), neg], ID.resource, ID.scope), null);
 });
 
 test('encodeSpans writes Outrigger-shaped batches itself and hands others to OpenTelemetry', () => {
@@ -69,6 +98,27 @@ test('encodeSpans writes Outrigger-shaped batches itself and hands others to Ope
     assert.equal(calls, 1);
   } finally {
     ProtobufTraceSerializer.serializeRequest = orig;
+  }
+});
+
+test('the protobuf exporter with the worker identity posts lean spans as their adapters\' bytes', async () => {
+  const col = await startCollector();
+  const ex = createExporter(col.url, false, ID) as SpanExporter;
+  try {
+    const lean = lightSpans(3);
+    const sink: SpanSink = { onEnd: () => undefined };
+    const neg = new LightSpan(sink, 'neg', KIND_SERVER, { n: -1, huge: 2 ** 40 }, undefined);
+    neg.end();
+    const batches = [lean, [...lean, neg]];
+    for (const b of batches) {
+      const code = await new Promise<number>((resolve) => ex.export(b as unknown as ReadableSpan[], (r) => resolve(r.code)));
+      assert.equal(code, 0);
+    }
+    await col.waitFor(2, 10_000, true);
+    for (let i = 0; i < batches.length; i++) assert.deepEqual(col.protobufBodies[i], otel(batches[i].map((s) => readableOf(s, ID))), `batch ${i}`);
+  } finally {
+    await ex.shutdown();
+    await col.close();
   }
 });
 

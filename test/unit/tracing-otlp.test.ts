@@ -131,8 +131,9 @@ test('batcher: batches of batchSize from setImmediate, the rest after the interv
 test('exporters: OTLPTraceExporter posts protobuf, the JSON exporter OTLP JSON, to the collector', async () => {
   const col = await startCollector();
   try {
-    const pb = createExporter(col.url, false);
-    // OpenTelemetry's OTLP/HTTP exporter (OTLPTraceExporter's base and transport) with Outrigger's encoder.
+    const pb = createExporter(col.url, false, ID);
+    // OpenTelemetry's OTLP/HTTP exporter (OTLPTraceExporter's base and transport) with Outrigger's
+    // encoder; the batcher hands it the lean spans (as the worker's tracer does).
     assert.ok(pb !== null && pb.constructor.name === 'OTLPExporterBase');
     const p = new OtlpBatcher(pb, ID, { batchSize: 2, batchIntervalMs: 60_000, maxQueueSize: 10 });
     const five = Array.from({ length: 5 }, (_, i) => new LightSpan(p, `p${i}`, KIND_SERVER, { i }, undefined));

@@ -647,6 +647,10 @@ function ipGate(p: Policy): Uint32Array | null {
   return Uint32Array.from(out);
 }
 
+const ACTION_ALLOW = 0;
+const ACTION_DENY = 1;
+const ACTION_LOG = 2;
+
 /** A compiled rule set: which policy (index) matches first, and the verdict. */
 export class CompiledRbac {
   readonly names: readonly string[];
@@ -667,8 +671,20 @@ export class CompiledRbac {
    */
   private readonly candidates: Int32Array;
   private candidateCount = -1;
+  /**
+   * The policy every request of peer lastIp matches whatever it asks (its first candidate: an IP
+   * gate that proved the principals and permissions that always hold, e.g. "any"), else -1.
+   */
+  private peerMatch = -1;
+
+  /**
+   * rules.action as a number: the config reaches a worker as a copy (structured clone), whose
+   * strings compare by characters with a literal, once per request otherwise.
+   */
+  private readonly action: number;
 
   constructor(readonly rules: RbacRules) {
+    this.action = rules.action === 'ALLOW' ? ACTION_ALLOW : rules.action === 'DENY' ? ACTION_DENY : ACTION_LOG;
     this.names = rules.policies.map((p) => p.name);
     this.gates = rules.policies.map(ipGate);
     this.gated = this.gates.some((g) => g !== null);
@@ -696,6 +712,7 @@ export class CompiledRbac {
       this.lastV4 = ipv4Of(ip);
       this.findCandidates();
     }
+    if (this.peerMatch >= 0) return this.peerMatch;
     const c = this.candidates;
     const perms = this.permissions;
     for (let k = 0; k < this.candidateCount; k++) {
@@ -718,13 +735,15 @@ export class CompiledRbac {
       else if (inRanges(g, v4)) this.candidates[n++] = i * 2 + 1; // no principal can match otherwise: the policy does not
     }
     this.candidateCount = n;
+    const first = this.candidates[0];
+    this.peerMatch = n > 0 && (first & 1) === 1 && this.permissions[first >> 1] === TRUE ? first >> 1 : -1;
   }
 
   /** Whether the request is allowed, given the matching policy index. */
   allowed(matched: number): boolean {
-    const a = this.rules.action;
-    if (a === 'ALLOW') return matched >= 0;
-    if (a === 'DENY') return matched < 0;
+    const a = this.action;
+    if (a === ACTION_ALLOW) return matched >= 0;
+    if (a === ACTION_DENY) return matched < 0;
     return true;
   }
 }
