@@ -278,9 +278,7 @@ void OnCheck(uv_check_t* h) {
   napi_env env = t->env;
   t->next = 0;
   for (bool again = false;; again = true) {
-    t->off = 0;
-    int32_t first = Take(t);  // at the chunk's beginning: never -2
-    if (first < 0) break;
+    if (again && t->next >= t->pending.size()) break;  // the usual end: the call took them all
     // Once per wakeup, so on the stack: napi_open_handle_scope allocates a wrapper per call (a
     // napi_value is a v8::Local, made in the innermost V8 scope; tls_tickets.cc relies on it too).
     v8::HandleScope scope(v8::Isolate::GetCurrent());
@@ -290,19 +288,23 @@ void OnCheck(uv_check_t* h) {
     napi_get_reference_value(env, t->stateRef, &recv);
     napi_status st = napi_ok;
     if (again && !t->viaCallback) {
-      // What the previous call queued runs before this call's reads (see above).
+      // What the previous call queued runs before the next reads are made (see above); a throw
+      // there leaves them unread (in the kernel) like a throw in the batch.
       napi_get_reference_value(env, t->noop, &fn);
       st = napi_make_callback(env, t->async, recv, fn, 0, nullptr, &result);
     }
-    napi_get_reference_value(env, t->cb, &fn);
-    napi_create_int32(env, first, &arg);  // a small integer: no heap object
-    t->stats[kBatches]++;
-    t->inBatch = true;
-    if (st == napi_ok) {
+    if (st == napi_ok && t->cb != nullptr) {
+      t->off = 0;
+      int32_t first = Take(t);  // at the chunk's beginning: never -2
+      if (first < 0) break;
+      napi_get_reference_value(env, t->cb, &fn);
+      napi_create_int32(env, first, &arg);  // a small integer: no heap object
+      t->stats[kBatches]++;
+      t->inBatch = true;
       st = t->viaCallback ? napi_make_callback(env, t->async, recv, fn, 1, &arg, &result)
                           : napi_call_function(env, recv, fn, 1, &arg, &result);
+      t->inBatch = false;
     }
-    t->inBatch = false;
     if (st == napi_pending_exception) {
       napi_value e;
       napi_get_and_clear_last_exception(env, &e);

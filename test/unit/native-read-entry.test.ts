@@ -3,10 +3,13 @@
 // right after it; OUTRIGGER_NATIVE_READ_ENTRY=callback (one MakeCallback per call) is run again
 // from test/integration/native-read-paths.test.ts. Either way, what a read's handler queues must
 // run before the loop goes on: before a timer that is already due, before the next poll, and
-// between two calls of one iteration (the chunk filled) before the next reads are delivered.
+// between two calls of one iteration (the chunk filled) before the next reads are delivered; and
+// an exception thrown by such a tick still reaches 'uncaughtException' with the reads going on.
 import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { native } from '../../src/native';
 import { Connection, nativeReadStats, type ConnectionHandler } from '../../src/network/connection';
@@ -135,5 +138,37 @@ describe('native read batch: queued ticks and microtasks', { skip }, () => {
     for (const c of clients) c.destroy();
     for (const c of conns) c.destroy();
     server.close();
+  });
+
+  it("an exception thrown by a tick the batch queued reaches 'uncaughtException'; the reads go on", () => {
+    // In a child: node:test reports any uncaught exception of its own process as a failure.
+    const conn = JSON.stringify(path.join(__dirname, '../../src/network/connection'));
+    const script = `
+      const net = require('node:net');
+      const { Connection } = require(${conn});
+      const seen = [];
+      process.on('uncaughtException', (e) => seen.push('uncaught ' + e.message));
+      const server = net.createServer({ pauseOnConnect: true }, (s) => {
+        Connection.accept(s, {
+          onData(c, buf, start, end) {
+            const text = buf.toString('latin1', start, end);
+            seen.push('data ' + text);
+            if (text === 'boom') process.nextTick(() => { throw new Error('thrown by a tick'); });
+            if (text === 'after') { console.log(JSON.stringify(seen)); process.exit(0); }
+          },
+          onEnd() {}, onClose() {}, onHighWatermark() {}, onLowWatermark() {},
+        }, 65536);
+      });
+      server.listen(0, '127.0.0.1', () => {
+        const c = net.connect(server.address().port, '127.0.0.1', () => {
+          c.write('boom');
+          setTimeout(() => c.write('after'), 50);
+        });
+      });
+      setTimeout(() => { console.log(JSON.stringify(seen)); process.exit(1); }, 15000);
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000, env: process.env });
+    assert.equal(r.status, 0, `child: ${r.stdout} ${r.stderr}`);
+    assert.deepEqual(JSON.parse(r.stdout.trim()), ['data boom', 'uncaught thrown by a tick', 'data after']);
   });
 });
