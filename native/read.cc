@@ -3,10 +3,12 @@
 // call. This skips libuv's stream read machinery and Node's StreamBase/onStreamRead for every read,
 // and the per-read JS entry (callback scope, microtask checkpoint) for all but one read per wakeup.
 //
-//   readSetup(buffer, state, fn) per thread: the chunk reads land in, an Int32Array(3) describing
-//                                the current read, and fn(id) called once per loop iteration in
-//                                which watched fds became readable (from a uv_check_t, after the
-//                                poll phase) with the first read already made.
+//   readSetup(buffer, state, fn, viaCallback) per thread: the chunk reads land in, an
+//                                Int32Array(3) describing the current read, and fn(id) called
+//                                once per loop iteration in which watched fds became readable
+//                                (from a uv_check_t, after the poll phase) with the first read
+//                                already made. fn is entered with a plain call (see OnCheck) unless
+//                                viaCallback is true (napi_make_callback, as before session 10).
 //   readNext() -> id             inside fn: reads the next ready fd. For fn's id and readNext's:
 //                                the watcher's id, with state[0] where the bytes start in buffer,
 //                                state[1] n (n > 0 bytes; 0 the peer's FIN; < 0 a read error as
@@ -77,6 +79,8 @@ struct Thread {
   napi_ref cb = nullptr;
   napi_ref buf = nullptr;
   napi_ref stateRef = nullptr;
+  napi_ref noop = nullptr;  // an empty function: napi_make_callback of it drains ticks and microtasks
+  bool viaCallback = false;  // readSetup's 4th argument: every batch call through napi_make_callback
   char* data = nullptr;
   size_t len = 0;
   int32_t* state = nullptr;
@@ -249,9 +253,22 @@ void Writables(Thread* t) {
 // read is made here and passed to the JS call, which takes the others with readNext() (so a
 // wakeup with one readable socket makes no call from JS into the addon) until the chunk is full
 // (-2): then the JS call returns (flushing its writes) and the next one starts at the chunk's
-// beginning. napi_make_callback: the microtask queue and process.nextTick callbacks run after
-// each call, as they do after each of Node's own read callbacks; a call takes at most one
-// chunk's worth of reads.
+// beginning; a call takes at most one chunk's worth of reads.
+//
+// How JS is entered: a plain napi_call_function, not napi_make_callback. MakeCallback wraps the
+// call in Node's callback scope (async context push and pop, idle flag, async hooks' before and
+// after, a microtask checkpoint, the nextTick queue check, the WeakRef cleanup), which Node
+// already does once per loop iteration anyway: its immediate check (Environment::CheckImmediate,
+// a uv_check_t started at bootstrap and never stopped) opens and closes such a scope in every
+// iteration, whether or not an immediate is queued (RunAndClearNativeImmediates). libuv runs
+// the check handles most recently started first and this one is started in the poll phase of
+// each iteration it runs in, so Node's check runs right after it, in the same check phase: the
+// microtasks and process.nextTick callbacks a batch queued run there, before any timer, I/O
+// callback or setImmediate callback, and before the loop polls again (test/unit/
+// native-read-entry.test.ts). Between two calls of one iteration (the chunk was full) the queues
+// are drained first with a MakeCallback of an empty function, so that what the first call queued
+// still runs before the next reads are delivered, as with one MakeCallback per call.
+// OUTRIGGER_NATIVE_READ_ENTRY=callback (viaCallback) enters every call through MakeCallback.
 void OnCheck(uv_check_t* h) {
   Thread* t = static_cast<Thread*>(h->data);
   uv_check_stop(&t->check);
@@ -260,23 +277,34 @@ void OnCheck(uv_check_t* h) {
   if (t->pending.empty() || t->cb == nullptr) return;
   napi_env env = t->env;
   t->next = 0;
-  for (;;) {
-    t->off = 0;
-    int32_t first = Take(t);  // at the chunk's beginning: never -2
-    if (first < 0) break;
+  for (bool again = false;; again = true) {
+    if (again && t->next >= t->pending.size()) break;  // the usual end: the call took them all
     // Once per wakeup, so on the stack: napi_open_handle_scope allocates a wrapper per call (a
     // napi_value is a v8::Local, made in the innermost V8 scope; tls_tickets.cc relies on it too).
     v8::HandleScope scope(v8::Isolate::GetCurrent());
     napi_value fn, recv, arg, result;
-    napi_get_reference_value(env, t->cb, &fn);
     // The receiver must be an object and is not used: the state array, already referenced
     // (napi_get_global's Context::Global() showed in profiles at one call per wakeup).
     napi_get_reference_value(env, t->stateRef, &recv);
-    napi_create_int32(env, first, &arg);  // a small integer: no heap object
-    t->stats[kBatches]++;
-    t->inBatch = true;
-    napi_status st = napi_make_callback(env, t->async, recv, fn, 1, &arg, &result);
-    t->inBatch = false;
+    napi_status st = napi_ok;
+    if (again && !t->viaCallback) {
+      // What the previous call queued runs before the next reads are made (see above); a throw
+      // there leaves them unread (in the kernel) like a throw in the batch.
+      napi_get_reference_value(env, t->noop, &fn);
+      st = napi_make_callback(env, t->async, recv, fn, 0, nullptr, &result);
+    }
+    if (st == napi_ok && t->cb != nullptr) {
+      t->off = 0;
+      int32_t first = Take(t);  // at the chunk's beginning: never -2
+      if (first < 0) break;
+      napi_get_reference_value(env, t->cb, &fn);
+      napi_create_int32(env, first, &arg);  // a small integer: no heap object
+      t->stats[kBatches]++;
+      t->inBatch = true;
+      st = t->viaCallback ? napi_make_callback(env, t->async, recv, fn, 1, &arg, &result)
+                          : napi_call_function(env, recv, fn, 1, &arg, &result);
+      t->inBatch = false;
+    }
     if (st == napi_pending_exception) {
       napi_value e;
       napi_get_and_clear_last_exception(env, &e);
@@ -289,6 +317,10 @@ void OnCheck(uv_check_t* h) {
   for (size_t i = t->next; i < t->pending.size(); i++) t->pending[i]->pending = false;
   t->pending.clear();
   t->next = 0;
+}
+
+napi_value Noop(napi_env, napi_callback_info) {
+  return nullptr;
 }
 
 // Inside the batch, once per further read: a plain N-API callback that fetches no arguments.
@@ -315,7 +347,8 @@ void Cleanup(void* arg) {
   if (t->cb != nullptr) napi_delete_reference(t->env, t->cb);
   if (t->buf != nullptr) napi_delete_reference(t->env, t->buf);
   if (t->stateRef != nullptr) napi_delete_reference(t->env, t->stateRef);
-  t->cb = t->buf = t->stateRef = nullptr;
+  if (t->noop != nullptr) napi_delete_reference(t->env, t->noop);
+  t->cb = t->buf = t->stateRef = t->noop = nullptr;
   if (t->async != nullptr) napi_async_destroy(t->env, t->async);
   if (current == t) current = nullptr;
   // t stays allocated: the close callbacks still to run reach their watcher only, and the check
@@ -340,7 +373,7 @@ Napi::Value ReadSetup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsTypedArray() || !info[2].IsFunction() ||
       info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || info[1].As<Napi::TypedArray>().ElementLength() < 3) {
-    throw Napi::TypeError::New(env, "readSetup(buffer, Int32Array(3), callback)");
+    throw Napi::TypeError::New(env, "readSetup(buffer, Int32Array(3), callback[, viaCallback])");
   }
   Thread* t = current != nullptr && current->env == env ? current : nullptr;
   if (t == nullptr) {
@@ -352,6 +385,9 @@ Napi::Value ReadSetup(const Napi::CallbackInfo& info) {
     // The check handle runs only in iterations with reads to deliver; it never keeps the loop alive.
     uv_unref(reinterpret_cast<uv_handle_t*>(&t->check));
     napi_async_init(env, nullptr, Napi::String::New(env, "outrigger.read"), &t->async);
+    napi_value noop;
+    NAPI_THROW_IF_FAILED(env, napi_create_function(env, "outriggerReadDrain", NAPI_AUTO_LENGTH, Noop, nullptr, &noop), Napi::Value());
+    napi_create_reference(env, noop, 1, &t->noop);
     AddHandleCleanup(env, t->loop, Cleanup, t);
     current = t;
   }
@@ -367,6 +403,7 @@ Napi::Value ReadSetup(const Napi::CallbackInfo& info) {
   napi_create_reference(env, b, 1, &t->buf);
   napi_create_reference(env, s, 1, &t->stateRef);
   napi_create_reference(env, info[2], 1, &t->cb);
+  t->viaCallback = info.Length() > 3 && info[3].ToBoolean().Value();
   return env.Undefined();
 }
 

@@ -180,10 +180,12 @@ export interface NativeReadBinding {
   /**
    * Per thread, before watch(): reads land in `buffer`; `batch(id)` runs after the poll phase of a
    * loop iteration in which watched sockets became readable (once per buffer's worth of reads;
-   * microtasks and nextTicks run after each call), with the first read made, and takes the
-   * others with next().
+   * microtasks and nextTicks run after each call, before the loop goes on), with the first read
+   * made, and takes the others with next(). viaCallback: each call enters JS through
+   * napi_make_callback (Node's callback scope) instead of a plain call whose queues Node's own
+   * per-iteration scope drains right after it (native/read.cc OnCheck).
    */
-  setup(buffer: Buffer, state: Int32Array, batch: (id: number) => void): void;
+  setup(buffer: Buffer, state: Int32Array, batch: (id: number) => void, viaCallback?: boolean): void;
   /**
    * Inside batch(): reads the next readable socket. For batch's id and next()'s: the watcher's id,
    * with state[0] = where the bytes start in the buffer, state[1] = n (n > 0 bytes, 0 the peer's

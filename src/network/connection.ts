@@ -141,6 +141,12 @@ export function scavengeSingleThreaded(): boolean {
  * Node's reads.
  */
 const nativeRead = process.env.OUTRIGGER_NATIVE_READ === '0' ? null : native.read;
+/**
+ * How the addon enters onNativeBatch: a plain call (default; the nextTicks and microtasks it
+ * queues run in Node's callback scope of the same check phase, right after it) or, with
+ * OUTRIGGER_NATIVE_READ_ENTRY=callback, napi_make_callback per call (its own callback scope).
+ */
+const nativeReadViaCallback = process.env.OUTRIGGER_NATIVE_READ_ENTRY === 'callback';
 /** What the native read path delivers to: a Connection (plain), or an FdSocket (fd-socket.ts). */
 export interface NativeReader {
   /** n bytes at `start` in the shared chunk, 0 the peer's FIN, < 0 -errno (inside a batch). */
@@ -186,7 +192,7 @@ function onNativeBatch(first: number): void {
 function nativeReadSetup(nr: NativeReadBinding, ctx: IoContext): (NativeReader | null)[] {
   if (nativeReaders === null) {
     nativeReadState = new Int32Array(3); // once per thread
-    nr.setup(ctx.readBuffer, nativeReadState, onNativeBatch);
+    nr.setup(ctx.readBuffer, nativeReadState, onNativeBatch, nativeReadViaCallback);
     nativeReaders = [];
     if (nr.onWritable !== undefined) nr.onWritable(onNativeWritable);
   }

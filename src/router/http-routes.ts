@@ -153,7 +153,7 @@ export class HttpRoute {
   }
 
   /** The cluster for one request; '' when a cluster_header names none. */
-  pickCluster(req: HttpRouteRequest, rand: number = Math.random()): string {
+  pickCluster(req: HttpRouteRequest, rand?: number): string {
     if (this.clusterHeader !== '') return req.header(this.clusterHeader) ?? '';
     return this.clusters.pick(rand);
   }
@@ -162,7 +162,7 @@ export class HttpRoute {
    * The cluster and its subset criteria for one request, as pickCluster; null for a
    * cluster_header route (its cluster comes from the request; its criteria are `metadataMatch`).
    */
-  pickTarget(rand: number = Math.random()): ClusterTarget | null {
+  pickTarget(rand?: number): ClusterTarget | null {
     return this.clusterHeader !== '' ? null : this.clusters.pickTarget(rand);
   }
 

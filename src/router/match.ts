@@ -203,14 +203,18 @@ export class ClusterPick {
     this.single = { name: clusterName, metadataMatch };
   }
 
-  pick(rand: number): string {
+  pick(rand?: number): string {
     return this.pickTarget(rand).name;
   }
 
-  /** The cluster and its subset criteria for one request (objects built at compile time). */
-  pickTarget(rand: number): ClusterTarget {
+  /**
+   * The cluster and its subset criteria for one request (objects built at compile time). `rand`
+   * in [0, 1) (tests); by default Math.random(), called only for a weighted pick (the single
+   * cluster of most routes costs no random number per request).
+   */
+  pickTarget(rand?: number): ClusterTarget {
     if (this.total <= 0) return this.single;
-    const x = rand * this.total;
+    const x = (rand ?? Math.random()) * this.total;
     const c = this.cumulative;
     for (let i = 0; i < c.length; i++) if (x < c[i]) return this.weighted[i];
     return this.weighted[this.weighted.length - 1];

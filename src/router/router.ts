@@ -66,12 +66,12 @@ export class Route {
   }
 
   /** The cluster for one request (a weighted pick when weighted_clusters is set). */
-  pickCluster(rand: number = Math.random()): string {
+  pickCluster(rand?: number): string {
     return this.clusters.pick(rand);
   }
 
   /** The cluster and its subset criteria for one request. */
-  pickTarget(rand: number = Math.random()): ClusterTarget {
+  pickTarget(rand?: number): ClusterTarget {
     return this.clusters.pickTarget(rand);
   }
 }
