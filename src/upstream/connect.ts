@@ -27,7 +27,24 @@ const fdConnect = process.env.OUTRIGGER_UPSTREAM_FD?.trim() !== '0' && ownedFdRe
 
 /** Whether dialConnection would open a plaintext connection to `host` on a bare fd in this thread. */
 export function upstreamOnFd(host: string, localAddress?: string): boolean {
-  return fdConnect !== null && localAddress === undefined && io().mode === 'writev' && net.isIP(host) !== 0;
+  return fdConnect !== null && localAddress === undefined && io().mode === 'writev' && isIpLiteral(host);
+}
+
+/**
+ * net.isIP runs a regular expression (it showed in the handshake profile at one upstream per
+ * connection): hosts are few, so the answer is kept per host string; the map is emptied past
+ * 4,096 names (ORIGINAL_DST clusters make hosts on demand).
+ */
+const ipLiteral = new Map<string, boolean>();
+
+function isIpLiteral(host: string): boolean {
+  let v = ipLiteral.get(host);
+  if (v === undefined) {
+    if (ipLiteral.size >= 4096) ipLiteral.clear();
+    v = net.isIP(host) !== 0;
+    ipLiteral.set(host, v);
+  }
+  return v;
 }
 
 /**
