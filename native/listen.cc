@@ -16,6 +16,15 @@
 //   waiting connection), then accepting resumes.
 // acceptStop(id): stops polling and closes the listening fd (as net.Server.close() does).
 // shutdownWrite(fd): shutdown(fd, SHUT_WR) (the FIN of an accepted fd; ENOTCONN is ignored).
+//
+// Native connect (plaintext upstream connections without a net.Socket, src/network/fd-socket.ts
+// FdSocket.connect):
+// connectTcp(host, port) -> fd, or -errno: a non-blocking, close-on-exec TCP socket with
+//   TCP_NODELAY whose connect(2) to the IPv4/IPv6 literal host has started (EINPROGRESS) or
+//   completed; on an immediate failure the socket is closed and -errno returned. The caller
+//   polls fd for writability (read.cc readWantWrite), then asks connectResult.
+// connectResult(fd) -> 0 or -errno: the connect's outcome (SO_ERROR), once fd is writable.
+// socketName(fd) -> [address, port] (getsockname, as Node formats them; ['', 0] on failure).
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <uv.h>
@@ -35,34 +44,39 @@
 namespace outrigger {
 namespace {
 
+// host:port as a socket address (its length); "[::1]" is taken as "::1". Throws (code EINVAL)
+// unless host is an IPv4 or IPv6 address literal.
+socklen_t SockAddr(Napi::Env env, std::string host, int port, sockaddr_storage* ss) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  std::memset(ss, 0, sizeof(*ss));
+  auto* v4 = reinterpret_cast<sockaddr_in*>(ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(ss);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    return sizeof(sockaddr_in);
+  }
+  if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    return sizeof(sockaddr_in6);
+  }
+  Napi::Error e = Napi::TypeError::New(env, "host must be an IPv4 or IPv6 address literal: " + host);
+  e.Set("code", Napi::String::New(env, "EINVAL"));
+  throw e;
+}
+
 Napi::Value Listen(const Napi::CallbackInfo& info, bool reusePort) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "host must be a string");
   std::string host = info[0].As<Napi::String>().Utf8Value();
   int port = static_cast<int>(IntArg(info, 1, "port", 0, 65535));
   int backlog = static_cast<int>(IntArg(info, 2, "backlog", 1, INT_MAX));
-  // Accept "[::1]" as well as "::1".
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-
   sockaddr_storage ss;
-  std::memset(&ss, 0, sizeof(ss));
-  socklen_t len;
-  int family;
+  socklen_t len = SockAddr(env, host, port, &ss);
+  int family = ss.ss_family;
   auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    family = v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(port));
-    len = sizeof(sockaddr_in);
-  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    family = v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-    len = sizeof(sockaddr_in6);
-  } else {
-    Napi::Error e = Napi::TypeError::New(env, "host must be an IPv4 or IPv6 address literal: " + host);
-    e.Set("code", Napi::String::New(env, "EINVAL"));
-    throw e;
-  }
 
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw ErrnoError(env, errno, "socket");
@@ -282,6 +296,50 @@ Napi::Value ShutdownWrite(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+Napi::Value ConnectTcp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "host must be a string");
+  int port = static_cast<int>(IntArg(info, 1, "port", 1, 65535));
+  sockaddr_storage ss;
+  socklen_t len = SockAddr(env, info[0].As<Napi::String>().Utf8Value(), port, &ss);
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Napi::Number::New(env, -errno);
+  int one = 1;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  int r;
+  do r = connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
+  while (r != 0 && errno == EINTR);
+  if (r != 0 && errno != EINPROGRESS) {
+    int err = errno;
+    close(fd);
+    return Napi::Number::New(env, -err);
+  }
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value ConnectResult(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(IntArg(info, 0, "fd", 0, INT_MAX));
+  int err = 0;
+  socklen_t elen = sizeof(err);
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) err = errno;
+  return Napi::Number::New(env, -err);
+}
+
+Napi::Value SocketName(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(IntArg(info, 0, "fd", 0, INT_MAX));
+  sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) std::memset(&ss, 0, sizeof(ss));
+  napi_value out[2];
+  AddressOf(env, ss, &out[0], &out[1]);
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, Napi::Value(env, out[0]));
+  a.Set(1u, Napi::Value(env, out[1]));
+  return a;
+}
+
 }  // namespace
 
 void RegisterListen(Napi::Env env, Napi::Object exports) {
@@ -292,6 +350,9 @@ void RegisterListen(Napi::Env env, Napi::Object exports) {
   exports.Set("acceptStart", Napi::Function::New(env, AcceptStart, "acceptStart"));
   exports.Set("acceptStop", Napi::Function::New(env, AcceptStop, "acceptStop"));
   exports.Set("shutdownWrite", Napi::Function::New(env, ShutdownWrite, "shutdownWrite"));
+  exports.Set("connectTcp", Napi::Function::New(env, ConnectTcp, "connectTcp"));
+  exports.Set("connectResult", Napi::Function::New(env, ConnectResult, "connectResult"));
+  exports.Set("socketName", Napi::Function::New(env, SocketName, "socketName"));
 }
 
 }  // namespace outrigger

@@ -31,15 +31,22 @@
 //   readStats() -> number[]      this thread's counters: batches (JS calls), reads delivered,
 //                                reads that found nothing (EAGAIN), chunks filled, poll stops.
 //
-// Owned fds (TLS connections accepted by the addon, native/listen.cc acceptStart: no net.Socket
-// holds them):
+// Owned fds (TLS connections accepted by the addon, native/listen.cc acceptStart, and upstream
+// connections from connectTcp: no net.Socket holds them):
 //   readWatch(fd, true) -> id    polls fd itself (no dup, no descriptor limit check); readClose
-//                                closes it.
+//                                closes it. fd must be non-blocking already. Owned fds are not
+//                                uv_poll handles: they sit in one epoll set per thread, itself
+//                                polled by one uv_poll handle, with the interest changed in place
+//                                (EPOLL_CTL_ADD/MOD/DEL only when it changes). A uv_poll per fd
+//                                cost 14 epoll_ctl and 2 ioctl calls per proxied TLS connection
+//                                (uv_poll_init probes the fd with ADD+DEL and sets O_NONBLOCK,
+//                                every uv_poll_start is DEL+ADD, uv_close DELs): now about 6.
 //   readOnWritable(fn)           per thread: fn(id) is called (from the check phase, one call per
 //                                watcher) when a watcher that asked with readWantWrite can write.
 //   readWantWrite(id)            one-shot: adds writability to the watcher's poll until it is
 //                                reported (a socket error reports it too: the write then fails).
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
@@ -71,6 +78,8 @@ struct Watcher {
   bool done = false;     // FIN or error read: never polled again
   bool closed = false;
   bool wantWrite = false;  // readWantWrite: writability is polled too, until reported
+  bool owned = false;      // in the thread's epoll set (no uv_poll handle): readWatch(fd, true)
+  uint32_t reg = 0;        // owned: the interest registered in the set (0: not in it)
 };
 
 struct Thread {
@@ -96,6 +105,10 @@ struct Thread {
   size_t next = 0;                // pending[next] is the one readNext() looks at
   size_t off = 0;                 // where the next read lands in the chunk
   double stats[5] = {0, 0, 0, 0, 0};
+  int ep = -1;                     // owned fds' epoll set (made with the first one), polled by epPoll
+  uv_poll_t epPoll;
+  size_t ownedOpen = 0;            // owned watchers open: epPoll keeps the loop alive while > 0
+  std::vector<Watcher*> dead;      // owned watchers closed, deleted after this iteration's check phase
 };
 
 enum Stat { kBatches, kReads, kEmpty, kFull, kStops };
@@ -108,24 +121,51 @@ void OnClosed(uv_handle_t* h) {
 
 void OnPoll(uv_poll_t* h, int status, int events);
 
+// Owned watchers: the set's interest follows `polling` (readable) and `wantWrite` (writable).
+// false when the kernel refused it (only the first ADD can fail in practice: ENOMEM, ENOSPC).
+bool SetInterest(Watcher* w) {
+  uint32_t want = (w->polling ? EPOLLIN : 0u) | (w->wantWrite ? EPOLLOUT : 0u);
+  if (want == w->reg || w->fd < 0) return true;
+  epoll_event ev;
+  ev.events = want;
+  ev.data.ptr = w;
+  int op = want == 0 ? EPOLL_CTL_DEL : w->reg == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+  if (epoll_ctl(w->t->ep, op, w->fd, &ev) != 0) return false;
+  w->reg = want;
+  return true;
+}
+
 void StopPoll(Watcher* w) {
   if (!w->polling) return;
   w->polling = false;
-  if (w->wantWrite) uv_poll_start(&w->poll, UV_WRITABLE, OnPoll);  // the write interest stays
+  if (w->owned) SetInterest(w);  // the write interest stays, if any
+  else if (w->wantWrite) uv_poll_start(&w->poll, UV_WRITABLE, OnPoll);  // the write interest stays
   else uv_poll_stop(&w->poll);  // epoll_ctl(DEL) at once (libuv invalidates the fd)
   w->t->stats[kStops]++;
 }
+
+void StartCheck(Thread* t);
 
 void Close(Watcher* w) {
   if (w->closed) return;
   w->closed = true;
   w->polling = false;
-  // uv_close stops the poll and removes the fd from epoll before we close the dup. A pending
-  // entry stays valid (the close callback runs after this iteration's check phase) and is skipped.
-  uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnClosed);
+  Thread* t = w->t;
+  if (w->owned) {
+    // Out of the set before the close (a dup, e.g. splice's, would keep the registration). The
+    // watcher is deleted after this iteration's check phase, which skips its pending entries.
+    w->wantWrite = false;
+    SetInterest(w);
+    t->dead.push_back(w);
+    StartCheck(t);
+    if (--t->ownedOpen == 0) uv_unref(reinterpret_cast<uv_handle_t*>(&t->epPoll));
+  } else {
+    // uv_close stops the poll and removes the fd from epoll before we close the dup. A pending
+    // entry stays valid (the close callback runs after this iteration's check phase) and is skipped.
+    uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnClosed);
+  }
   if (w->fd >= 0) close(w->fd);
   w->fd = -1;
-  Thread* t = w->t;
   t->watchers[w->id] = nullptr;
   t->freeIds.push_back(w->id);
 }
@@ -142,11 +182,33 @@ void StartCheck(Thread* t) {
 void StartPoll(Watcher* w) {
   if (w->polling || w->closed) return;
   w->polling = true;
-  uv_poll_start(&w->poll, UV_READABLE | (w->wantWrite ? UV_WRITABLE : 0), OnPoll);
+  if (w->owned) SetInterest(w);
+  else uv_poll_start(&w->poll, UV_READABLE | (w->wantWrite ? UV_WRITABLE : 0), OnPoll);
 }
 
+void OnEvents(Watcher* w, int status, int events);
+
 void OnPoll(uv_poll_t* h, int status, int events) {
-  Watcher* w = static_cast<Watcher*>(h->data);
+  OnEvents(static_cast<Watcher*>(h->data), status, events);
+}
+
+// The thread's epoll set of owned fds is readable: its events, as OnPoll's. An error or hang-up
+// counts as both readable and writable (the read or the connect's result then reports it).
+void OnEpoll(uv_poll_t* h, int status, int) {
+  Thread* t = static_cast<Thread*>(h->data);
+  if (status < 0 || t->ep < 0) return;
+  epoll_event evs[64];
+  int n;
+  do n = epoll_wait(t->ep, evs, 64, 0);
+  while (n < 0 && errno == EINTR);
+  for (int i = 0; i < n; i++) {
+    uint32_t e = evs[i].events;
+    int events = ((e & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0 ? UV_READABLE : 0) | ((e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0 ? UV_WRITABLE : 0);
+    OnEvents(static_cast<Watcher*>(evs[i].data.ptr), 0, events);  // closed ones left the set already
+  }
+}
+
+void OnEvents(Watcher* w, int status, int events) {
   if (w->closed) return;
   if (w->wantWrite && (status < 0 || (events & UV_WRITABLE) != 0)) {
     // One-shot: the owner writes from the check phase and asks again if the kernel refuses.
@@ -154,7 +216,8 @@ void OnPoll(uv_poll_t* h, int status, int events) {
     w->t->writable.push_back(w);
     StartCheck(w->t);
     if (status >= 0) {
-      if (w->polling) uv_poll_start(&w->poll, UV_READABLE, OnPoll);
+      if (w->owned) SetInterest(w);
+      else if (w->polling) uv_poll_start(&w->poll, UV_READABLE, OnPoll);
       else uv_poll_stop(&w->poll);
       if ((events & UV_READABLE) == 0) return;
     }
@@ -249,6 +312,12 @@ void Writables(Thread* t) {
   list.clear();
 }
 
+// Owned watchers closed since the last check phase: no list refers to them any more.
+void FreeDead(Thread* t) {
+  for (Watcher* w : t->dead) delete w;
+  t->dead.clear();
+}
+
 // Runs after the poll phase of an iteration in which watched fds became readable. The first
 // read is made here and passed to the JS call, which takes the others with readNext() (so a
 // wakeup with one readable socket makes no call from JS into the addon) until the chunk is full
@@ -274,7 +343,12 @@ void OnCheck(uv_check_t* h) {
   uv_check_stop(&t->check);
   t->checking = false;
   if (!t->writable.empty()) Writables(t);
-  if (t->pending.empty() || t->cb == nullptr) return;
+  if (t->pending.empty() || t->cb == nullptr) {
+    for (Watcher* w : t->pending) w->pending = false;
+    t->pending.clear();
+    FreeDead(t);
+    return;
+  }
   napi_env env = t->env;
   t->next = 0;
   for (bool again = false;; again = true) {
@@ -317,6 +391,7 @@ void OnCheck(uv_check_t* h) {
   for (size_t i = t->next; i < t->pending.size(); i++) t->pending[i]->pending = false;
   t->pending.clear();
   t->next = 0;
+  FreeDead(t);
 }
 
 napi_value Noop(napi_env, napi_callback_info) {
@@ -339,6 +414,12 @@ void Cleanup(void* arg) {
   }
   t->pending.clear();
   t->writable.clear();
+  FreeDead(t);
+  if (t->ep >= 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&t->epPoll), nullptr);  // before its fd goes
+    close(t->ep);
+    t->ep = -1;
+  }
   if (t->wcb != nullptr) napi_delete_reference(t->env, t->wcb);
   t->wcb = nullptr;
   // The loop must close with no open handle (a worker's loop is closed after this hook).
@@ -407,21 +488,55 @@ Napi::Value ReadSetup(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// A watcher polling fd (a dup, or an fd the addon owns): closed by Close(). Throws (closing fd)
-// when libuv refuses it.
-uint32_t Watch(Thread* t, int fd) {
+// The thread's epoll set of owned fds and its poll handle (once per thread); an errno on failure.
+int EpollSetup(Thread* t) {
+  if (t->ep >= 0) return 0;
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) return errno;
+  int r = uv_poll_init(t->loop, &t->epPoll, ep);
+  if (r != 0) {
+    close(ep);
+    return -r;
+  }
+  t->ep = ep;
+  t->epPoll.data = t;
+  uv_poll_start(&t->epPoll, UV_READABLE, OnEpoll);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&t->epPoll));  // ref'd while owned watchers are open
+  return 0;
+}
+
+// A watcher polling fd (a dup with its own uv_poll, or an owned fd in the thread's epoll set):
+// closed by Close(). Throws (closing fd) when libuv or the kernel refuses it.
+uint32_t Watch(Thread* t, int fd, bool owned) {
   Watcher* w = new Watcher();
   w->t = t;
   w->fd = fd;
-  int r = uv_poll_init(t->loop, &w->poll, fd);
-  if (r != 0) {
+  w->owned = owned;
+  int err = 0;
+  const char* step = "uv_poll_init";
+  if (owned) {
+    step = "epoll";
+    err = EpollSetup(t);
+    if (err == 0) {
+      w->polling = true;
+      if (!SetInterest(w)) err = errno;
+    }
+  } else {
+    int r = uv_poll_init(t->loop, &w->poll, fd);
+    if (r != 0) err = -r;
+    w->poll.data = w;
+  }
+  if (err != 0) {
     close(fd);
     delete w;
-    throw ErrnoError(t->env, -r, "uv_poll_init");
+    throw ErrnoError(t->env, err, step);
   }
-  w->poll.data = w;
   w->id = TakeSlot(t->watchers, t->freeIds, w);
-  StartPoll(w);
+  if (owned) {
+    if (t->ownedOpen++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(&t->epPoll));
+  } else {
+    StartPoll(w);
+  }
   return w->id;
 }
 
@@ -429,7 +544,7 @@ Napi::Value ReadWatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Thread* t = Setup(env);
   int fd = static_cast<int>(IntArg(info, 0, "fd", 0, INT32_MAX));
-  if (info.Length() > 1 && info[1].ToBoolean().Value()) return Napi::Number::New(env, Watch(t, fd));
+  if (info.Length() > 1 && info[1].ToBoolean().Value()) return Napi::Number::New(env, Watch(t, fd, true));
   // The dups must not eat the descriptors connections need: only while both numbers are in the
   // lower half of the limit (descriptors are numbered lowest-free first), so at most a quarter
   // of the limit goes to dups. Otherwise -1: Node reads this connection.
@@ -442,7 +557,7 @@ Napi::Value ReadWatch(const Napi::CallbackInfo& info) {
     close(dup);
     return Napi::Number::New(env, -1);
   }
-  return Napi::Number::New(env, Watch(t, dup));
+  return Napi::Number::New(env, Watch(t, dup, false));
 }
 
 Napi::Value ReadPause(const Napi::CallbackInfo& info) {
@@ -470,7 +585,8 @@ Napi::Value ReadWantWrite(const Napi::CallbackInfo& info) {
   Watcher* w = WatcherArg(info);
   if (!w->wantWrite && !w->closed) {
     w->wantWrite = true;
-    uv_poll_start(&w->poll, UV_WRITABLE | (w->polling ? UV_READABLE : 0), OnPoll);
+    if (w->owned) SetInterest(w);
+    else uv_poll_start(&w->poll, UV_WRITABLE | (w->polling ? UV_READABLE : 0), OnPoll);
   }
   return info.Env().Undefined();
 }

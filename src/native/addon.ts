@@ -54,6 +54,9 @@ export interface AddonExports {
   acceptStart?(fd: number, fn: (fd: number, remoteAddress: string, remotePort: number, localAddress: string, localPort: number) => void): number;
   acceptStop?(id: number): void;
   shutdownWrite?(fd: number): void;
+  connectTcp?(host: string, port: number): number;
+  connectResult?(fd: number): number;
+  socketName?(fd: number): [string, number];
   readPause?(id: number, paused: boolean): void;
   readClose?(id: number): void;
   readStats?(): number[];
@@ -117,6 +120,10 @@ export function loadAddonBinding(): NativeBinding {
     splice: spliceOf(addon),
     read: readOf(addon),
     accept: addon.acceptStart !== undefined && addon.acceptStop !== undefined && addon.shutdownWrite !== undefined ? { start: addon.acceptStart, stop: addon.acceptStop, shutdownWrite: addon.shutdownWrite } : undefined,
+    connect:
+      addon.connectTcp !== undefined && addon.connectResult !== undefined && addon.socketName !== undefined
+        ? { connect: addon.connectTcp, result: addon.connectResult, name: addon.socketName }
+        : undefined,
     createSlabPool(opts: SlabPoolOptions): SlabPool {
       return new ChunkSlabPool(opts, (size) => addon.allocSlab(size), () => addon.slabMemoryKind());
     },

@@ -221,12 +221,24 @@ export interface NativeAcceptBinding {
   shutdownWrite(fd: number): void;
 }
 
+/** Native connect (native/listen.cc): plaintext upstream connections on a bare fd (FdSocket.connect). */
+export interface NativeConnectBinding {
+  /** A non-blocking TCP socket (TCP_NODELAY) connecting to the IP literal host:port: its fd, or -errno when connect(2) failed at once. */
+  connect(host: string, port: number): number;
+  /** Once the fd polls writable: 0 connected, or -errno (SO_ERROR). */
+  result(fd: number): number;
+  /** getsockname(fd): [address, port] as Node formats them. */
+  name(fd: number): [string, number];
+}
+
 export interface NativeBinding {
   readonly kind: BindingKind;
   /** Native read path (native/read.cc); null in the fallback or an addon built without it. */
   readonly read: NativeReadBinding | null;
   /** Native accept (addon only; absent from older builds). */
   readonly accept?: NativeAcceptBinding;
+  /** Native connect (addon only; absent from older builds). */
+  readonly connect?: NativeConnectBinding;
   /** TLS on memory BIOs (addon only). */
   readonly tlsEngine?: NativeTlsEngine;
   /** Session tickets of listener contexts in C (addon only; undefined: Node's own, see src/tls/tickets.ts). */

@@ -389,8 +389,7 @@ export class Connection implements Flushable, NativeReader {
     socket.setNoDelay(true);
     if (c.ntls !== null) {
       // Reads go through the TLS session; plaintext that came with the handshake goes first.
-      const fdSock = (socket as net.Socket & Partial<FdSocket>).fdSocket === true ? (socket as unknown as FdSocket) : null;
-      if (fdSock !== null) fdSock.setReader(c.onReadTlsAt);
+      if (isFdSock(socket)) socket.setReader(c.onReadTlsAt);
       else if (!installUserBuffer(socket, c.io.readBuffer, c.onReadTls)) socket.on('data', (d: Buffer) => c.onReadTls(d.length, d));
       if (c.ntls.pending !== null) process.nextTick(c.deliverPending);
     } else if (!c.streamMode && installUserBuffer(socket, c.io.readBuffer, c.onRead)) {
@@ -434,7 +433,9 @@ export class Connection implements Flushable, NativeReader {
   static adoptOutgoing(socket: net.Socket, handler: ConnectionHandler, bufferLimit: number, timeoutMs: number, hook: OutgoingReadHook | null): Connection {
     const isTls = socket instanceof tls.TLSSocket;
     const conn = new Connection(socket, handler, bufferLimit, true, isTls);
-    if (hook !== null && !isTls) {
+    if (isFdSock(socket)) {
+      // An FdSocket (FdSocket.connect): read by its watcher once connected (connected()).
+    } else if (hook !== null && !isTls) {
       hook.conn = conn;
       conn.userBuffer = true;
     } else socket.on('data', conn.onDataEvent);
@@ -564,7 +565,11 @@ export class Connection implements Flushable, NativeReader {
     this.state = 'open';
     this.fd = socketFd(this.socket);
     this.socket.setTimeout(0);
-    if (this.userBuffer && this.plainFd) {
+    if (isFdSock(this.socket)) {
+      // The fd's own watcher reads into the batch's chunk (no dup, no Node handle).
+      this.socket.setReader(this.onReadAt);
+      if (!this.readPaused) this.socket.resume();
+    } else if (this.userBuffer && this.plainFd) {
       // Node starts reading after the 'connect' listeners unless the socket is paused by then.
       if (!this.readPaused) this.socket.pause();
       if (!this.startNativeRead() && !this.readPaused) this.socket.resume();
@@ -813,6 +818,9 @@ export class Connection implements Flushable, NativeReader {
    */
   private readonly onReadTls = (nread: number, buf: Buffer): void => this.readTls(buf, -1, nread);
 
+  /** A plaintext FdSocket's read (inside a native read batch): bytes at buf[start, start+n). */
+  private readonly onReadAt = (buf: Buffer, start: number, n: number): void => this.deliver(buf, start, start + n);
+
   /** An FdSocket's read (inside a native read batch): ciphertext at buf[start, start+n). */
   private readonly onReadTlsAt = (buf: Buffer, start: number, n: number): void => this.readTls(buf, start, n);
 
@@ -994,6 +1002,11 @@ export class Connection implements Flushable, NativeReader {
     this.inflight.length = 0;
     this.inflightHead = 0;
   }
+}
+
+/** Whether `s` is an FdSocket (its brand; fd-socket.ts imports this module). */
+function isFdSock(s: object): s is FdSocket {
+  return (s as { fdSocket?: unknown }).fdSocket === true;
 }
 
 /** One iovec array for the whole thread: flushes are synchronous and never nest. */

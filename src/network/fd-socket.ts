@@ -18,9 +18,14 @@
  *   timeouts   setTimeout(ms): 'timeout' after ms (to 2 ms) without a read, by one unref'd timer
  *              that looks at a read counter when it fires (no work per read)
  *
+ *   connect    FdSocket.connect(host, port): an outgoing plaintext connection (native/listen.cc
+ *              connectTcp): the watcher reports writability once, connectResult says whether it
+ *              connected; 'connect', or 'error' + 'close' as a net.Socket's failed connect
+ *
  * Only what those callers use is here; it stands in for a net.Socket where they type one
  * (listener tracking, TlsHandoff, Connection.socket): `asSocket`. Used for natively terminated
- * TLS listeners only (src/tls/server.ts `fdPath`), behind OUTRIGGER_TLS_FD.
+ * TLS listeners (src/tls/server.ts `fdPath`), behind OUTRIGGER_TLS_FD, and for plaintext
+ * upstream connections to an IP literal (src/upstream/connect.ts), behind OUTRIGGER_UPSTREAM_FD.
  */
 import { EventEmitter } from 'node:events';
 import type * as net from 'node:net';
@@ -28,6 +33,7 @@ import { native } from '../native';
 import { nativeReadPause, nativeUnwatch, nativeWantWrite, nativeWatch, type NativeReader } from './connection';
 import { io } from './io';
 import { systemError } from './user-buffer';
+import type { NativeConnectBinding } from '../native/types';
 
 /** A read of the batch: ciphertext (or bytes) at chunk[start, start + n). */
 export type FdReadCallback = (chunk: Buffer, start: number, n: number) => void;
@@ -45,8 +51,13 @@ export class FdSocket extends EventEmitter implements NativeReader {
   /** The idle timeout in ms (0: none), as net.Socket's. */
   timeout = 0;
   bytesRead = 0;
-  /** socketFd() reads `_handle.fd` (network/user-buffer.ts). */
-  readonly _handle: { readonly fd: number };
+  /**
+   * socketFd() reads `_handle.fd` (network/user-buffer.ts); `reading` false: no Node handle reads
+   * this fd behind the watcher (tcp_proxy's splice checks it, see handleReading).
+   */
+  readonly _handle: { readonly fd: number; readonly reading: false };
+  /** An outgoing socket whose connect(2) has not completed yet (FdSocket.connect). */
+  connecting = false;
   private id = -1;
   private reader: FdReadCallback | null = null;
   private finSent = false;
@@ -65,11 +76,50 @@ export class FdSocket extends EventEmitter implements NativeReader {
     readonly fd: number,
     readonly remoteAddress: string,
     readonly remotePort: number,
-    readonly localAddress: string,
-    readonly localPort: number,
+    private local: string,
+    private localP: number,
   ) {
     super();
-    this._handle = { fd }; // one per connection: what socketFd() reads
+    this._handle = { fd, reading: false }; // one per connection: what socketFd() reads
+  }
+
+  /**
+   * An outgoing connection to host:port (an IP literal), connecting: 'connect' once it is up, or
+   * 'error' (an Error as Node's: code ECONNREFUSED...) and 'close'. Its reads start paused.
+   */
+  static connect(binding: NativeConnectBinding, host: string, port: number): FdSocket {
+    const fd = binding.connect(host, port);
+    const s = new FdSocket(fd, host, port, '', 0);
+    s.binding = binding;
+    s.connecting = true;
+    if (fd < 0) {
+      s.closedFd = true; // nothing to close: connect(2) failed at once
+      process.nextTick(() => s.destroy(connectError(-fd, host, port))); // after the caller's listeners
+    } else if (s.watch()) {
+      nativeReadPause(s.id, true);
+      nativeWantWrite(s.id); // one report: connected or failed (connectResult)
+    }
+    return s;
+  }
+
+  /** Outgoing sockets only: native/listen.cc's connect functions. */
+  private binding: NativeConnectBinding | null = null;
+
+  /** The local address (an outgoing socket's from getsockname() once connected, when first asked). */
+  get localAddress(): string {
+    if (this.local === '' && this.binding !== null && !this.connecting && !this.closedFd && !this.destroyed) this.localName();
+    return this.local;
+  }
+
+  get localPort(): number {
+    if (this.local === '' && this.binding !== null && !this.connecting && !this.closedFd && !this.destroyed) this.localName();
+    return this.localP;
+  }
+
+  private localName(): void {
+    const [a, p] = (this.binding as NativeConnectBinding).name(this.fd);
+    this.local = a;
+    this.localP = p;
   }
 
   /**
@@ -150,7 +200,7 @@ export class FdSocket extends EventEmitter implements NativeReader {
       return;
     }
     if (n < 0) {
-      this.destroy(systemError('read', n)); // as Node reports a failed read
+      this.destroy(systemError('read', -n)); // as Node reports a failed read
       return;
     }
     this.readableEnded = true;
@@ -174,6 +224,7 @@ export class FdSocket extends EventEmitter implements NativeReader {
 
   nativeWritable(): void {
     if (this.destroyed) return;
+    if (this.connecting && !this.connectDone()) return;
     const ctx = io();
     while (this.wq.length > 0) {
       const b = this.wq[0];
@@ -199,11 +250,24 @@ export class FdSocket extends EventEmitter implements NativeReader {
     else this.emit('drain');
   }
 
+  /** The connect's outcome (the first writability report): false when there is nothing more to do now. */
+  private connectDone(): boolean {
+    const err = (this.binding as NativeConnectBinding).result(this.fd);
+    if (err < 0) {
+      this.destroy(connectError(-err, this.remoteAddress, this.remotePort));
+      return false;
+    }
+    this.connecting = false;
+    this.emit('connect');
+    // Bytes queued (or an end() asked) while connecting go now.
+    return (this.wq.length > 0 || this.writableEnded) && !this.destroyed;
+  }
+
   /** Half-closes once the queue is empty (the FIN after every queued byte). */
   end(): this {
     if (this.writableEnded || this.destroyed) return this;
     this.writableEnded = true;
-    if (this.wq.length === 0) this.sendFin();
+    if (this.wq.length === 0 && !this.connecting) this.sendFin(); // connecting: after the connect (connectDone)
     return this;
   }
 
@@ -268,6 +332,13 @@ export class FdSocket extends EventEmitter implements NativeReader {
 function emitClose(s: FdSocket, err: Error | undefined): void {
   if (err !== undefined && s.listenerCount('error') > 0) s.emit('error', err);
   s.emit('close', err !== undefined);
+}
+
+/** A failed connect as Node reports it: "connect ECONNREFUSED 127.0.0.1:80", with code, errno, syscall, address, port. */
+function connectError(errno: number, host: string, port: number): Error {
+  const e = systemError('connect', errno);
+  e.message = `connect ${(e as NodeJS.ErrnoException).code} ${host}:${port}`;
+  return Object.assign(e, { address: host, port });
 }
 
 /** Whether `s` is an FdSocket (by its brand). */

@@ -9,15 +9,49 @@ import type * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Pool } from 'undici';
-import { Connection, type ConnectionHandler } from '../network/connection';
+import { native } from '../native';
+import { Connection, ownedFdReads, type ConnectionHandler } from '../network/connection';
+import { FdSocket } from '../network/fd-socket';
 import { io } from '../network/io';
 import { clientTlsOf, rememberSessions, sessionKey, withSession } from '../tls/client';
 import { originateNative, originEngine } from '../tls/origin';
 
 /**
+ * Native connect (issue 15): a plaintext upstream connection to an IP literal is a bare fd
+ * (FdSocket.connect: native/listen.cc connectTcp, polled by the thread's native read watcher
+ * batch, no net.Socket or TCP handle), when the addon has it and this thread writes with writev.
+ * OUTRIGGER_UPSTREAM_FD=0 (or OUTRIGGER_NATIVE_READ=0, or no addon) keeps net.connect. Host
+ * names and a source address (upstream_bind_config) keep net.connect too.
+ */
+const fdConnect = process.env.OUTRIGGER_UPSTREAM_FD?.trim() !== '0' && ownedFdReads ? (native.connect ?? null) : null;
+
+/** Whether dialConnection would open a plaintext connection to `host` on a bare fd in this thread. */
+export function upstreamOnFd(host: string, localAddress?: string): boolean {
+  return fdConnect !== null && localAddress === undefined && io().mode === 'writev' && isIpLiteral(host);
+}
+
+/**
+ * net.isIP runs a regular expression (it showed in the handshake profile at one upstream per
+ * connection): hosts are few, so the answer is kept per host string; the map is emptied past
+ * 4,096 names (ORIGINAL_DST clusters make hosts on demand).
+ */
+const ipLiteral = new Map<string, boolean>();
+
+function isIpLiteral(host: string): boolean {
+  let v = ipLiteral.get(host);
+  if (v === undefined) {
+    if (ipLiteral.size >= 4096) ipLiteral.clear();
+    v = net.isIP(host) !== 0;
+    ipLiteral.set(host, v);
+  }
+  return v;
+}
+
+/**
  * A zero-copy Connection to host:port, TLS when `tlsOptions` is given: native (src/tls/origin.ts)
  * when the addon's engine originates in this thread, else Node's TLSSocket (Connection.adoptOutgoing),
- * from `localAddress` when given (upstream_bind_config source address).
+ * from `localAddress` when given (upstream_bind_config source address). Plaintext: a bare fd
+ * (upstreamOnFd), else a net.Socket reading into the shared chunk.
  */
 export function dialConnection(
   host: string, port: number, handler: ConnectionHandler, bufferLimit: number, timeoutMs: number, tlsOptions: tls.ConnectionOptions | null,
@@ -41,6 +75,10 @@ export function dialConnection(
     const ts = tls.connect({ ...r.options, host, port, allowHalfOpen: true, ...local } as tls.ConnectionOptions);
     rememberSessions(ts, r.cache, r.key);
     return Connection.adoptOutgoing(ts, handler, bufferLimit, timeoutMs, null);
+  }
+  if (fdConnect !== null && upstreamOnFd(host, localAddress)) {
+    const s = FdSocket.connect(fdConnect, host, port);
+    return Connection.adoptOutgoing(s.asSocket, handler, bufferLimit, timeoutMs, null);
   }
   const hook = Connection.outgoingReadHook();
   const opts = { host, port, allowHalfOpen: true, noDelay: true, ...local } as net.NetConnectOpts;
