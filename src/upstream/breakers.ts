@@ -4,6 +4,8 @@
  * Atomics, at a cluster's stats base slot + B.*) and, per worker, a second array of that
  * worker's own share of each cell (written only by the worker). When a worker exits without
  * releasing what it held (a crash), the main thread subtracts its share (releaseWorkerShare).
+ * While one thread alone writes the cells (one-isolate mode, no worker thread started: the
+ * filters' cells' rule, filterCellsThreaded), Cluster takes and releases with plain stores.
  */
 import { BREAKER_CELLS } from '../stats/layout';
 

@@ -17,6 +17,7 @@ import type * as tls from 'node:tls';
 import type { Pool } from 'undici';
 import type { ClusterConfig, HostConfig } from '../config/types';
 import type { Connection, ConnectionHandler } from '../network/connection';
+import { filterCellsThreaded } from '../filters/shared/cells';
 import { B, C } from '../stats/layout';
 import { ClientTls } from '../tls/client';
 import { privateBreakerCells, type BreakerCells } from './breakers';
@@ -232,11 +233,24 @@ export class Cluster {
 
   private acquire(which: number, limit: number, overflow: number): boolean {
     const i = this.base + which;
+    const cells = this.cells;
+    if (!filterCellsThreaded()) {
+      // One thread writes the cells (one-isolate mode, tests): plain loads and stores, as the
+      // filters' cells (src/filters/shared/cells.ts: the same threads, switched at the same time).
+      const n = cells[i];
+      if (limit > 0 && n >= limit) {
+        this.counters[this.base + overflow]++;
+        return false;
+      }
+      cells[i] = n + 1;
+      this.own[i]++;
+      return true;
+    }
     // Add, then undo when over: the cell never stays above the limit, whatever the workers do
     // at the same time (a concurrent acquirer may see the transient value and refuse too).
-    const before = Atomics.add(this.cells, i, 1);
+    const before = Atomics.add(cells, i, 1);
     if (limit > 0 && before >= limit) {
-      Atomics.sub(this.cells, i, 1);
+      Atomics.sub(cells, i, 1);
       this.counters[this.base + overflow]++;
       return false;
     }
@@ -246,7 +260,8 @@ export class Cluster {
 
   private release(which: number, n = 1): void {
     const i = this.base + which;
-    Atomics.sub(this.cells, i, n);
+    if (filterCellsThreaded()) Atomics.sub(this.cells, i, n);
+    else this.cells[i] -= n;
     this.own[i] -= n;
   }
 
