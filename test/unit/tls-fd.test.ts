@@ -136,17 +136,34 @@ async function eventually(what: string, ok: () => boolean, ms = 10_000): Promise
   }
 }
 
+/** Counts the TCP handles Node makes while its hook is enabled. */
+function tcpHandleCounter(): { hook: ReturnType<typeof createHook>; count: () => number } {
+  let n = 0;
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'TCPWRAP') n++;
+    },
+  });
+  return { hook, count: () => n };
+}
+
+/** A native TLS listener from setup() for one test, closed after it whatever the test does. */
+async function withServer(sniSet: boolean, run: (s: Setup, pki: Pki) => Promise<void>): Promise<void> {
+  const pki = new Pki();
+  const s = await setup(pki, sniSet);
+  try {
+    await run(s, pki);
+  } finally {
+    s.close();
+  }
+}
+
 test('TLS connections are served on their fd: no TCP handle per accepted connection; echo, half-close, close', { skip, timeout: 60_000 }, async () => {
   const pki = new Pki();
   const s = await setup(pki);
-  let tcpHandles = 0;
-  const hook = createHook({
-    init(_id, type) {
-      if (type === 'TCPWRAP') tcpHandles++;
-    },
-  });
+  const tcp = tcpHandleCounter();
   try {
-    hook.enable();
+    tcp.hook.enable();
     const N = 8;
     for (let i = 0; i < N; i++) {
       const c = await connect(s);
@@ -158,14 +175,14 @@ test('TLS connections are served on their fd: no TCP handle per accepted connect
       await closed(c);
       assert.ok(ended, 'the server half-closed after our FIN');
     }
-    hook.disable();
+    tcp.hook.disable();
     // One TCP handle per client here; Node's accept would make a second one per connection.
-    assert.equal(tcpHandles, N, `TCP handles made while serving ${N} connections`);
+    assert.equal(tcp.count(), N, `TCP handles made while serving ${N} connections`);
     await eventually('the connections to close', () => s.wl.activeConnections === 0);
     assert.equal(s.counters[L.CX_TOTAL], N);
     assert.ok(nativeReadStats()[1] > 0, 'the addon read them');
   } finally {
-    hook.disable();
+    tcp.hook.disable();
     s.close();
   }
 });
@@ -173,14 +190,9 @@ test('TLS connections are served on their fd: no TCP handle per accepted connect
 test('an SNI set (the ClientHello peeked from the FdSocket): each name gets its certificate, still no TCP handle per accepted connection', { skip, timeout: 60_000 }, async () => {
   const pki = new Pki();
   const s = await setup(pki, true);
-  let tcpHandles = 0;
-  const hook = createHook({
-    init(_id, type) {
-      if (type === 'TCPWRAP') tcpHandles++;
-    },
-  });
+  const tcp = tcpHandleCounter();
   try {
-    hook.enable();
+    tcp.hook.enable();
     for (const name of ['a.test', 'b.test', 'a.test']) {
       const c = await connect(s, { servername: name });
       assert.equal(c.getPeerX509Certificate()?.subject, `CN=${name}`);
@@ -189,18 +201,16 @@ test('an SNI set (the ClientHello peeked from the FdSocket): each name gets its 
       c.end();
       await closed(c);
     }
-    hook.disable();
-    assert.equal(tcpHandles, 3, 'TCP handles made while serving 3 connections');
+    tcp.hook.disable();
+    assert.equal(tcp.count(), 3, 'TCP handles made while serving 3 connections');
   } finally {
-    hook.disable();
+    tcp.hook.disable();
     s.close();
   }
 });
 
-test('FdSocket: a reply the kernel refuses waits and leaves in full once the client reads', { skip, timeout: 60_000 }, async () => {
-  const pki = new Pki();
-  const s = await setup(pki);
-  try {
+test('FdSocket: a reply the kernel refuses waits and leaves in full once the client reads', { skip, timeout: 60_000 }, () =>
+  withServer(false, async (s) => {
     const c = await connect(s);
     const size = 8 << 20;
     c.pause(); // nothing read: the server's socket buffer fills, its writes are refused
@@ -214,15 +224,11 @@ test('FdSocket: a reply the kernel refuses waits and leaves in full once the cli
     c.write('after');
     assert.equal((await readN(c, 5)).toString(), 'after');
     c.destroy();
-  } finally {
-    s.close();
-  }
-});
+  }),
+);
 
-test('FdSocket: idle timeout closes; garbage closes only its connection; drain', { skip, timeout: 60_000 }, async () => {
-  const pki = new Pki();
-  const s = await setup(pki);
-  try {
+test('FdSocket: idle timeout closes; garbage closes only its connection; drain', { skip, timeout: 60_000 }, () =>
+  withServer(false, async (s) => {
     idleMs = 300; // (the server takes it after the client's secureConnect: kept until the close)
     const idle = await connect(s);
     idle.on('error', () => {});
@@ -251,15 +257,11 @@ test('FdSocket: idle timeout closes; garbage closes only its connection; drain',
     assert.equal(s.wl.activeConnections, 1);
     live.end();
     assert.equal(await drained, 0, 'nothing cut: the established connection closed by itself');
-  } finally {
-    s.close();
-  }
-});
+  }),
+);
 
-test('a runtime swapped to a plaintext chain gets net.Sockets from the native acceptor', { skip, timeout: 60_000 }, async () => {
-  const pki = new Pki();
-  const s = await setup(pki);
-  try {
+test('a runtime swapped to a plaintext chain gets net.Sockets from the native acceptor', { skip, timeout: 60_000 }, () =>
+  withServer(false, async (s, pki) => {
     s.wl.swap(runtimeOf(listenerDoc(pki, false), s.counters));
     const c = net.connect(s.port, '127.0.0.1');
     await new Promise((r) => c.once('connect', r));
@@ -267,10 +269,8 @@ test('a runtime swapped to a plaintext chain gets net.Sockets from the native ac
     const got = await new Promise<string>((resolve) => c.once('data', (d: Buffer) => resolve(d.toString())));
     assert.equal(got, 'plain');
     c.destroy();
-  } finally {
-    s.close();
-  }
-});
+  }),
+);
 
 function failures(counters: Float64Array): number {
   let n = 0;
