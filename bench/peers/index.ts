@@ -15,6 +15,7 @@ import {
   NGINX_STREAM_MODULE_PATHS,
   nginxUsesStream,
   outriggerConfig,
+  proxyLayer,
   type ConfigInput,
   type ProxyMode,
   type TlsListener,
@@ -210,7 +211,8 @@ function outriggerPeer(
       if (root !== undefined && root() === undefined) return 'set OUTRIGGER_REF to another built checkout (a before/after comparison)';
       return fs.existsSync(cli()) ? undefined : `${cli()} not built`;
     },
-    unsupported: (mode) => (filters && !FILTER_MODES.has(mode) ? 'n/a: the bench filters are stream filters (bolt, dubbo, http1, http2, grpc)' : undefined),
+    // The filters are stream filters: they run where Outrigger's config has an L7 proxy filter.
+    unsupported: (mode) => (filters && proxyLayer('outrigger', mode) !== 'L7' ? 'n/a: the bench filters are stream filters (bolt, dubbo, http1, http2, grpc)' : undefined),
     version: () => {
       try {
         return `outrigger ${JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).version}`;
@@ -229,9 +231,6 @@ function outriggerPeer(
     },
   };
 }
-
-/** The modes whose Outrigger config has an L7 `proxy` filter, where stream filters run. */
-const FILTER_MODES = new Set<ProxyMode>(['bolt', 'dubbo', 'http1', 'http2', 'grpc']);
 
 let sink: Promise<string> | undefined;
 /**

@@ -29,9 +29,8 @@ import { nativeTlsEnd, nativeTlsOf, TLS_FATAL, TLS_MORE, tlsStatus, type NativeT
 import { native, type NativeReadBinding } from '../native';
 import { io, type Flushable, type IoContext } from './io';
 import { endBatchClock, lendBatchClock, nowMs } from './clock';
-import { handleIdle, installUserBuffer, socketFd, systemError, userBufferSupported } from './user-buffer';
+import { handleIdle, installUserBuffer, isFdSocket, socketFd, systemError, userBufferSupported } from './user-buffer';
 import { originalDstOf } from './original-dst';
-import type { FdSocket } from './fd-socket';
 
 export interface ConnectionHandler {
   /** Bytes read. The view is valid only until this callback's tick ends: write it, parse it, or copy it. */
@@ -389,7 +388,7 @@ export class Connection implements Flushable, NativeReader {
     socket.setNoDelay(true);
     if (c.ntls !== null) {
       // Reads go through the TLS session; plaintext that came with the handshake goes first.
-      if (isFdSock(socket)) socket.setReader(c.onReadTlsAt);
+      if (isFdSocket(socket)) socket.setReader(c.onReadTlsAt);
       else if (!installUserBuffer(socket, c.io.readBuffer, c.onReadTls)) socket.on('data', (d: Buffer) => c.onReadTls(d.length, d));
       if (c.ntls.pending !== null) process.nextTick(c.deliverPending);
     } else if (!c.streamMode && installUserBuffer(socket, c.io.readBuffer, c.onRead)) {
@@ -433,7 +432,7 @@ export class Connection implements Flushable, NativeReader {
   static adoptOutgoing(socket: net.Socket, handler: ConnectionHandler, bufferLimit: number, timeoutMs: number, hook: OutgoingReadHook | null): Connection {
     const isTls = socket instanceof tls.TLSSocket;
     const conn = new Connection(socket, handler, bufferLimit, true, isTls);
-    if (isFdSock(socket)) {
+    if (isFdSocket(socket)) {
       // An FdSocket (FdSocket.connect): read by its watcher once connected (connected()).
     } else if (hook !== null && !isTls) {
       hook.conn = conn;
@@ -565,7 +564,7 @@ export class Connection implements Flushable, NativeReader {
     this.state = 'open';
     this.fd = socketFd(this.socket);
     this.socket.setTimeout(0);
-    if (isFdSock(this.socket)) {
+    if (isFdSocket(this.socket)) {
       // The fd's own watcher reads into the batch's chunk (no dup, no Node handle).
       this.socket.setReader(this.onReadAt);
       if (!this.readPaused) this.socket.resume();
@@ -1002,11 +1001,6 @@ export class Connection implements Flushable, NativeReader {
     this.inflight.length = 0;
     this.inflightHead = 0;
   }
-}
-
-/** Whether `s` is an FdSocket (its brand; fd-socket.ts imports this module). */
-function isFdSock(s: object): s is FdSocket {
-  return (s as { fdSocket?: unknown }).fdSocket === true;
 }
 
 /** One iovec array for the whole thread: flushes are synchronous and never nest. */

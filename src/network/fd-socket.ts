@@ -107,17 +107,19 @@ export class FdSocket extends EventEmitter implements NativeReader {
 
   /** The local address (an outgoing socket's from getsockname() once connected, when first asked). */
   get localAddress(): string {
-    if (this.local === '' && this.binding !== null && !this.connecting && !this.closedFd && !this.destroyed) this.localName();
+    this.localName();
     return this.local;
   }
 
   get localPort(): number {
-    if (this.local === '' && this.binding !== null && !this.connecting && !this.closedFd && !this.destroyed) this.localName();
+    this.localName();
     return this.localP;
   }
 
+  /** An outgoing socket's local address, asked once it is connected and open (then kept). */
   private localName(): void {
-    const [a, p] = (this.binding as NativeConnectBinding).name(this.fd);
+    if (this.local !== '' || this.binding === null || this.connecting || this.closedFd || this.destroyed) return;
+    const [a, p] = this.binding.name(this.fd);
     this.local = a;
     this.localP = p;
   }
@@ -341,7 +343,4 @@ function connectError(errno: number, host: string, port: number): Error {
   return Object.assign(e, { address: host, port });
 }
 
-/** Whether `s` is an FdSocket (by its brand). */
-export function isFdSocket(s: object): s is FdSocket {
-  return (s as { fdSocket?: unknown }).fdSocket === true;
-}
+export { isFdSocket } from './user-buffer';

@@ -8,6 +8,7 @@
  */
 import * as net from 'node:net';
 import * as util from 'node:util';
+import type { FdSocket } from './fd-socket';
 
 export type ReadCallback = (nread: number, buf: Buffer) => boolean | void;
 
@@ -36,6 +37,15 @@ export function installUserBuffer(socket: net.Socket, buf: Buffer, cb: ReadCallb
   s[kBufferCb as symbol] = cb;
   handle.useUserBuffer(buf);
   return true;
+}
+
+/**
+ * Whether `s` is an FdSocket (network/fd-socket.ts) standing in for a net.Socket, by its brand:
+ * here, where every module that meets one can import it (fd-socket.ts imports connection.ts,
+ * which imports tls/native.ts).
+ */
+export function isFdSocket(s: object): s is FdSocket {
+  return (s as { fdSocket?: unknown }).fdSocket === true;
 }
 
 /** The OS file descriptor behind a connected socket, or -1. */

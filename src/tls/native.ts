@@ -17,8 +17,7 @@
 import type * as net from 'node:net';
 import { native, type NativeTlsConn, type NativeTlsConnInfo, type NativeTlsEngine } from '../native';
 import { io } from '../network/io';
-import { installUserBuffer, socketFd } from '../network/user-buffer';
-import type { FdSocket } from '../network/fd-socket';
+import { installUserBuffer, isFdSocket, socketFd } from '../network/user-buffer';
 import { nativeTlsInfo, type TlsInfo } from './identity';
 import { tlsLog } from './log';
 
@@ -313,11 +312,10 @@ export function nativeHandshake<T>(engine: NativeTlsEngine, sock: net.Socket, co
   sock.on('error', r.onError);
   sock.on('end', r.onEnd);
   sock.on('close', r.onClose);
-  if ((sock as net.Socket & Partial<FdSocket>).fdSocket === true) {
+  if (isFdSocket(sock)) {
     // No net.Socket (network/fd-socket.ts): the addon reads the fd in its batches. A peeked hello
     // goes first, from a pooled chunk: the read chunk holds other reads of the current batch.
-    const fs = sock as unknown as FdSocket;
-    const peeked = fs.read();
+    const peeked = sock.read();
     if (peeked !== null && peeked.length > 0) {
       const pool = io().pool;
       const c = pool.acquire();
@@ -331,8 +329,8 @@ export function nativeHandshake<T>(engine: NativeTlsEngine, sock: net.Socket, co
       pool.release(c); // the handshake copied what it keeps (drainPending)
       if (r.finished) return; // failed, or (not with a hello alone) done and adopted
     }
-    fs.setReader(r.onReadAt);
-    fs.resume();
+    sock.setReader(r.onReadAt);
+    sock.resume();
     return;
   }
   // A peeked hello put back into the socket (read() only then: on an empty socket it would start a Node-buffered read).

@@ -234,26 +234,18 @@ export class Cluster {
   private acquire(which: number, limit: number, overflow: number): boolean {
     const i = this.base + which;
     const cells = this.cells;
-    if (!filterCellsThreaded()) {
-      // One thread writes the cells (one-isolate mode, tests): plain loads and stores, as the
-      // filters' cells (src/filters/shared/cells.ts: the same threads, switched at the same time).
-      const n = cells[i];
-      if (limit > 0 && n >= limit) {
-        this.counters[this.base + overflow]++;
-        return false;
-      }
-      cells[i] = n + 1;
-      this.own[i]++;
-      return true;
-    }
-    // Add, then undo when over: the cell never stays above the limit, whatever the workers do
-    // at the same time (a concurrent acquirer may see the transient value and refuse too).
-    const before = Atomics.add(cells, i, 1);
+    // Threads share the cells: add, then undo when over, so the cell never stays above the limit
+    // whatever the workers do at the same time (a concurrent acquirer may see the transient value
+    // and refuse too). One thread writes them (one-isolate mode, tests): plain loads and stores,
+    // as the filters' cells (src/filters/shared/cells.ts: the same threads, switched together).
+    const threaded = filterCellsThreaded();
+    const before = threaded ? Atomics.add(cells, i, 1) : cells[i];
     if (limit > 0 && before >= limit) {
-      Atomics.sub(cells, i, 1);
+      if (threaded) Atomics.sub(cells, i, 1);
       this.counters[this.base + overflow]++;
       return false;
     }
+    if (!threaded) cells[i] = before + 1;
     this.own[i]++;
     return true;
   }
