@@ -17,6 +17,11 @@
  * sockets; TLS handshakes on TlsConn; native connects), and the child terminates it after a
  * random delay, many times. On the old build the 'throws' case aborted within 100 terminations
  * in each of 8 runs.
+ *
+ * Last case: a worker that exits (its own process.exit, as a crashed worker does) while its native
+ * acceptor's listen queue is readable. The loop turns a little longer while the environment stops;
+ * the acceptor went on accepting connections it could not hand to JS, and leaked them (their
+ * clients waited for ever). Now the first such fd is closed and the round ends.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -161,4 +166,44 @@ test('a worker terminated during TlsConn handshakes: the process lives', { skip:
 
 test('a worker terminated with native connects pending: the process lives', { skip: !hasAddon, timeout: 150_000 }, () => {
   runCase('connect', 60);
+});
+
+// The child: 20 clients wait in the listen queue of a socket the main thread holds; a worker
+// starts accepting them natively (acceptStart, its callback closes each fd) and exits in the same
+// tick, so the readable listen queue is polled while the worker's environment stops. Then the
+// main thread closes the listening socket: every client must see its connection end (an RST from
+// the queue, or the close of an accepted fd), and the process holds no socket after.
+const ACCEPT_CHILD = `
+const { Worker } = require('node:worker_threads');
+const fs = require('node:fs');
+const net = require('node:net');
+const addon = process.env.TERMINATE_ADDON;
+const b = require(addon);
+const sockets = () => fs.readdirSync('/proc/self/fd').filter((f) => { try { return fs.readlinkSync('/proc/self/fd/' + f).startsWith('socket:'); } catch { return false; } }).length;
+(async () => {
+  const base = sockets();
+  const l = b.listenTcp('127.0.0.1', 0, 128, false);
+  const N = 20;
+  const clients = await Promise.all(Array.from({ length: N }, () => new Promise((res) => {
+    const c = net.connect(l.port, '127.0.0.1', () => res(c));
+    c.on('error', () => {});
+  })));
+  const ended = Promise.all(clients.map((c) => new Promise((r) => { c.on('close', r); c.resume(); })));
+  const w = new Worker('const b = require(' + JSON.stringify(addon) + '); b.acceptStart(b.dupFd(require("node:worker_threads").workerData), (fd) => b.closeFd(fd)); process.exit(0);', { eval: true, workerData: l.fd });
+  await new Promise((r) => w.once('exit', r));
+  b.closeFd(l.fd);
+  await Promise.race([ended, new Promise((r) => setTimeout(r, 3000))]);
+  const open = clients.filter((c) => !c.destroyed).length;
+  console.log('clients open ' + open + ', sockets held ' + (sockets() - base - open));
+  process.exit(0);
+})();
+`;
+
+test('a worker that exits while connections wait to be accepted natively leaves none of them open', { skip: !hasAddon, timeout: 60_000 }, () => {
+  for (let i = 0; i < 3; i++) {
+    const r = spawnSync(process.execPath, ['-e', ACCEPT_CHILD], { env: { ...process.env, TERMINATE_ADDON: addonPath() }, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    // Before the fix: 'clients open 20, sockets held 20' (accepted while the worker stopped, never handed to JS).
+    assert.match(r.stdout, /clients open 0, sockets held 0/, r.stdout);
+  }
 });
