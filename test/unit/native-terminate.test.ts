@@ -39,6 +39,20 @@ const b = require(workerData.addon);
 const net = require('node:net');
 const tls = require('node:tls');
 const go = () => parentPort.postMessage('go');
+// n clients of the server on port, each writing chunks of size bytes as fast as they drain; then 'go'.
+const pump = (port, n, size) => {
+  for (let k = 0; k < n; k++) {
+    const c = net.connect(port, '127.0.0.1', () => {
+      const chunk = Buffer.alloc(size, k);
+      const send = () => { while (c.write(chunk)); };
+      c.on('drain', send);
+      c.on('data', () => {});
+      send();
+    });
+    c.on('error', () => {});
+  }
+  setTimeout(go, 20);
+};
 switch (workerData.mode) {
   case 'throws': {
     go();
@@ -59,19 +73,7 @@ switch (workerData.mode) {
     };
     b.readSetup(buf, st, echo);
     const server = net.createServer({ pauseOnConnect: true }, (s) => { const id = b.readWatch(s._handle.fd); fds[id] = s._handle.fd; });
-    server.listen(0, '127.0.0.1', () => {
-      for (let k = 0; k < 8; k++) {
-        const c = net.connect(server.address().port, '127.0.0.1', () => {
-          const chunk = Buffer.alloc(1000, k);
-          const send = () => { while (c.write(chunk)); };
-          c.on('drain', send);
-          c.on('data', () => {});
-          send();
-        });
-        c.on('error', () => {});
-      }
-      setTimeout(go, 20);
-    });
+    server.listen(0, '127.0.0.1', () => pump(server.address().port, 8, 1000));
     break;
   }
   case 'tls': {
@@ -110,19 +112,7 @@ switch (workerData.mode) {
         b.spliceStart(x._handle.fd, y._handle.fd, new Float64Array(6), new Float64Array(1), [-1, -1, -1, -1, -1, -1], 65536);
       }
     });
-    server.listen(0, '127.0.0.1', () => {
-      for (let k = 0; k < 8; k++) {
-        const c = net.connect(server.address().port, '127.0.0.1', () => {
-          const chunk = Buffer.alloc(16 * 1024, k);
-          const send = () => { while (c.write(chunk)); };
-          c.on('drain', send);
-          c.on('data', () => {});
-          send();
-        });
-        c.on('error', () => {});
-      }
-      setTimeout(go, 20);
-    });
+    server.listen(0, '127.0.0.1', () => pump(server.address().port, 8, 16 * 1024));
     break;
   }
   case 'connect': {
