@@ -97,8 +97,14 @@ export async function startSidecar(config: unknown, opts: { workers?: number; en
       return code;
     },
     async stats() {
-      const r = await fetch(`http://127.0.0.1:${adminPort}/api/v1/stats`);
-      return r.json();
+      try {
+        const r = await fetch(`http://127.0.0.1:${adminPort}/api/v1/stats`);
+        return await r.json();
+      } catch (e) {
+        // undici says only 'fetch failed'; the reason (ECONNRESET, a timeout...) is its cause.
+        const why = (e as { cause?: unknown }).cause;
+        throw new Error(`admin stats: ${String(why ?? e)}; sidecar exit ${proc.exitCode}/${proc.signalCode}`, { cause: e });
+      }
     },
   };
 }
