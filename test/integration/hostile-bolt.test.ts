@@ -177,10 +177,15 @@ test('500,000 pending Bolt requests to a silent upstream: refused beyond the lim
     s.destroy();
     let rss = rssOf(sc.pid);
     const t1 = Date.now();
-    while (rss - rss0 > 20 * 2 ** 20 && Date.now() - t1 < 30_000) {
+    // Waited for up to 60 s (was 30): once in this session's runs RSS stayed 31 MiB up after
+    // 30 s (95 vs 64 MiB; 5 runs alone after it: +3 to +7 MiB at once). The trail says how it went.
+    const trail: number[] = [];
+    while (rss - rss0 > 20 * 2 ** 20 && Date.now() - t1 < 60_000) {
       await sleep(1000);
       rss = rssOf(sc.pid);
+      trail.push(Math.round(rss / 2 ** 20));
     }
+    if (trail.length > 0) console.log(`# RSS while waiting (MiB, 1 s apart): ${trail.join(' ')}`);
     console.log(`# 500,000 pending: answered in ${answeredMs} ms, ${timedOut} admitted; sidecar RSS ${(rss0 / 2 ** 20).toFixed(0)} MiB at start, ${(peak / 2 ** 20).toFixed(0)} MiB peak, ${(rss / 2 ** 20).toFixed(0)} MiB after`);
     assert.ok(rss - rss0 <= 20 * 2 ** 20, `RSS ${(rss / 2 ** 20).toFixed(0)} MiB vs ${(rss0 / 2 ** 20).toFixed(0)} MiB at start`);
     const st = await sc.stats();
