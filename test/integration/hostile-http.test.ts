@@ -93,7 +93,7 @@ async function probe(port: number, ms: number, upstreamPort: number): Promise<{ 
  * also wakes the sidecar, twice: on a machine where other processes wait for the CPU each wakeup
  * can wait a time slice. On a quiet machine the direct p99 is a few ms (a bound near 50 ms); under
  * load 7-12 it was 3-23 ms and the proxied one up to 104 ms (twice the direct p99 was too little
- * twice in 10 runs). A cluster starved by the attack shows seconds (or 2-s probe timeouts).
+ * twice in 5 runs). A cluster starved by the attack shows seconds (or 2-s probe timeouts).
  */
 function assertP99(lat: readonly number[], direct: readonly number[]): void {
   const bound = 50 + 3 * p99(direct);
