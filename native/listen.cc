@@ -10,8 +10,9 @@
 // acceptStart(listenFd, fn) -> id: polls the listening fd on this thread's loop; when it is
 //   readable, accept4 (non-blocking, close-on-exec, TCP_NODELAY set) up to kAcceptBatch
 //   connections and calls fn(fd, remoteAddress, remotePort, localAddress, localPort) for each
-//   (the addresses as Node formats them; the caller owns fd). ECONNABORTED and the like end the
-//   round (the next readable event retries); out of descriptors or memory (EMFILE, ENFILE,
+//   (the addresses as Node formats them; the caller owns fd; when fn cannot run because the
+//   thread's environment is stopping, fd is closed and the round ends). ECONNABORTED and the
+//   like end the round (the next readable event retries); out of descriptors or memory (EMFILE, ENFILE,
 //   ENOBUFS, ENOMEM) stops the poll for kBackoffMs (a level-triggered poll would spin on the
 //   waiting connection), then accepting resumes.
 // acceptStop(id): stops polling and closes the listening fd (as net.Server.close() does).
@@ -233,12 +234,21 @@ void OnAcceptable(uv_poll_t* h, int status, int) {
     napi_get_reference_value(env, a->cb, &fn);
     napi_get_global(env, &recv);
     napi_status st = napi_make_callback(env, a->t->async, recv, fn, 5, argv, &result);
-    if (st == napi_pending_exception) {
+    bool thrown = false;
+    if (st != napi_ok) napi_is_exception_pending(env, &thrown);
+    if (thrown) {
       napi_value e;
       napi_get_and_clear_last_exception(env, &e);
       napi_fatal_exception(env, e);
     }
     napi_close_handle_scope(env, scope);
+    if (st != napi_ok && !thrown) {
+      // JS cannot run: the thread's environment is stopping (its worker exits or is terminated;
+      // the loop still turns until the cleanup hook stops this acceptor). Nobody took fd, and
+      // more accepts would be leaked connections whose clients wait for ever.
+      close(fd);
+      break;
+    }
   }
 }
 

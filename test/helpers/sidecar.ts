@@ -77,6 +77,7 @@ export async function startSidecar(config: unknown, opts: { workers?: number; en
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  proc.once('exit', (_code, signal) => keepFatalOutput(proc.pid!, signal, () => out));
   const { ports, adminPort } = await waitForStart(proc, () => out, exited, /admin on http:\/\/[^:]+:(\d+)\//, 'sidecar', 15_000);
   return {
     proc,
@@ -96,10 +97,34 @@ export async function startSidecar(config: unknown, opts: { workers?: number; en
       return code;
     },
     async stats() {
-      const r = await fetch(`http://127.0.0.1:${adminPort}/api/v1/stats`);
-      return r.json();
+      try {
+        const r = await fetch(`http://127.0.0.1:${adminPort}/api/v1/stats`);
+        return await r.json();
+      } catch (e) {
+        // undici says only 'fetch failed'; the reason (ECONNRESET, a timeout...) is its cause.
+        const why = (e as { cause?: unknown }).cause;
+        throw new Error(`admin stats: ${String(why ?? e)}; sidecar exit ${proc.exitCode}/${proc.signalCode}`, { cause: e });
+      }
     },
   };
+}
+
+/** Signals the sidecar never sends itself: an abort (Node's fatal errors, a C++ terminate) or a crash. */
+const FATAL_SIGNALS: ReadonlySet<string> = new Set(['SIGABRT', 'SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE', 'SIGTRAP']);
+
+/**
+ * A sidecar that died by a fatal signal: its whole output (Node prints the assertion, "FATAL
+ * ERROR" or "terminate called after..." text before it aborts) goes to a file in the temp
+ * directory, named on this process's stderr, whether or not the test that started it notices.
+ */
+function keepFatalOutput(pid: number, signal: NodeJS.Signals | null, out: () => string): void {
+  if (signal === null || !FATAL_SIGNALS.has(signal)) return;
+  // After the last bytes of the pipes (they may follow 'exit').
+  setImmediate(() => {
+    const file = path.join(os.tmpdir(), `outrigger-sidecar-${pid}-${signal}.log`);
+    fs.writeFileSync(file, out());
+    process.stderr.write(`# sidecar ${pid} died by ${signal}; its output is in ${file}; the end of it:\n${out().slice(-2000)}\n`);
+  });
 }
 
 /** Waits until the CLI printed `started` (its admin line, matched by `re`), then reads the listener ports it printed. */

@@ -154,27 +154,43 @@ test('500,000 pending Bolt requests to a silent upstream: refused beyond the lim
     const c = new StatusCounter(s);
     let peak = rss0;
     let batches = 0;
+    const t0 = Date.now();
     await send(s, N, () => {
       if (batches++ % 10 === 0) peak = Math.max(peak, rssOf(sc.pid));
     });
     const limit = 10_000; // limits.rpc_max_pending_requests default, per host (one worker)
-    await c.wait(N - limit, 60_000);
+    // Every request is answered once: refused at once (SERVER_THREADPOOL_BUSY) or, admitted, at
+    // the capped 3 s (TIMEOUT).
+    await c.wait(N, 90_000);
+    const answeredMs = Date.now() - t0;
     peak = Math.max(peak, rssOf(sc.pid));
-    assert.equal(c.byStatus.get(STATUS_SERVER_THREADPOOL_BUSY), N - limit, JSON.stringify([...c.byStatus]));
-    // The admitted ones time out at the capped 3 s.
-    await c.wait(N, 30_000);
-    assert.equal(c.byStatus.get(STATUS_TIMEOUT), limit);
+    const busy = c.byStatus.get(STATUS_SERVER_THREADPOOL_BUSY) ?? 0;
+    const timedOut = c.byStatus.get(STATUS_TIMEOUT) ?? 0;
+    assert.equal(busy + timedOut, N, JSON.stringify([...c.byStatus]));
+    // At most `limit` pending at once: the first `limit` are admitted, the rest refused until
+    // they time out 3 s later and free their room. Reading the 500,000 usually takes the sidecar
+    // under 3 s (one wave: exactly `limit` admitted); a loaded machine (session 10's suite run)
+    // took longer and admitted a second wave when the first timed out. Admissions end 3 s before
+    // the last answer, so they span at most answeredMs - 3 s: that many 3-s waves, plus one.
+    const waves = Math.floor(Math.max(0, answeredMs - 3000) / 3000) + 1;
+    assert.ok(timedOut >= limit && timedOut <= waves * limit, `${timedOut} admitted (timed out) in ${answeredMs} ms: the limit ${limit} allows ${waves} wave(s)`);
     s.destroy();
     let rss = rssOf(sc.pid);
-    const t0 = Date.now();
-    while (rss - rss0 > 20 * 2 ** 20 && Date.now() - t0 < 30_000) {
+    const t1 = Date.now();
+    // Waited for up to 60 s (was 30): once in this session's runs RSS stayed 31 MiB up after
+    // 30 s (95 vs 64 MiB; 5 runs alone after it: +3 to +7 MiB at once). The trail says how it went.
+    const trail: number[] = [];
+    while (rss - rss0 > 20 * 2 ** 20 && Date.now() - t1 < 60_000) {
       await sleep(1000);
       rss = rssOf(sc.pid);
+      trail.push(Math.round(rss / 2 ** 20));
     }
-    console.log(`# 500,000 pending: sidecar RSS ${(rss0 / 2 ** 20).toFixed(0)} MiB at start, ${(peak / 2 ** 20).toFixed(0)} MiB peak, ${(rss / 2 ** 20).toFixed(0)} MiB after`);
+    if (trail.length > 0) console.log(`# RSS while waiting (MiB, 1 s apart): ${trail.join(' ')}`);
+    console.log(`# 500,000 pending: answered in ${answeredMs} ms, ${timedOut} admitted; sidecar RSS ${(rss0 / 2 ** 20).toFixed(0)} MiB at start, ${(peak / 2 ** 20).toFixed(0)} MiB peak, ${(rss / 2 ** 20).toFixed(0)} MiB after`);
     assert.ok(rss - rss0 <= 20 * 2 ** 20, `RSS ${(rss / 2 ** 20).toFixed(0)} MiB vs ${(rss0 / 2 ** 20).toFixed(0)} MiB at start`);
     const st = await sc.stats();
-    assert.equal(st.clusters.up.upstream_rq_pending_overflow, N - limit + 20_000);
+    // The warm-up's refusals counted too (20,000 on a quiet machine: 30,000 sent, 10,000 admitted).
+    assert.equal(st.clusters.up.upstream_rq_pending_overflow, busy + (wc.byStatus.get(STATUS_SERVER_THREADPOOL_BUSY) ?? 0));
   } finally {
     assert.equal(await sc.terminate(), 0, sc.output());
     await up.close();
