@@ -216,6 +216,26 @@ void Connection(Head& h, int vs, int ve) {
   }
 }
 
+// The end of the field-value bytes (HTAB, SP, VCHAR, obs-text) from p: eight bytes at a time
+// while none of them is below 0x20 or DEL (a word test; HTAB then goes through the byte steps).
+inline int FieldEnd(const uint8_t* b, int p, int lim) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  for (;;) {
+    while (lim - p >= 8) {
+      uint64_t x;
+      std::memcpy(&x, b + p, 8);
+      const uint64_t below = (x - 0x20 * kOnes) & ~x & kHigh;  // some byte < 0x20
+      const uint64_t y = x ^ (0x7f * kOnes);
+      const uint64_t del = (y - kOnes) & ~y & kHigh;  // some byte == 0x7f
+      if ((below | del) != 0) break;
+      p += 8;
+    }
+    const int stop = lim - p > 8 ? p + 8 : lim;
+    while (p < stop && T.field[b[p]]) p++;
+    if (p < stop || p >= lim) return p;
+  }
+}
+
 // Field lines from p through the empty line: the offset past it, or 0 (not decided here).
 int Fields(Head& h, int p, int lim) {
   const uint8_t* b = h.b;
@@ -230,21 +250,28 @@ int Fields(Head& h, int p, int lim) {
       io[kCount] = count;
       return p + 2;
     }
-    // field-name, its lower-case hash on the way
+    // field-name (its lower-case hash on the way when the codec builds a map from the fields)
     uint32_t hash = 0;
     bool upper = false;
-    while (T.tchar[c]) {
-      uint8_t l = T.lower[c];
-      upper |= l != c;
-      hash = Step(hash, l);
-      if (++p >= lim) return 0;
-      c = b[p];
+    if (h.fields) {
+      while (T.tchar[c]) {
+        uint8_t l = T.lower[c];
+        upper |= l != c;
+        hash = Step(hash, l);
+        if (++p >= lim) return 0;
+        c = b[p];
+      }
+    } else {
+      while (T.tchar[c]) {
+        if (++p >= lim) return 0;
+        c = b[p];
+      }
     }
     if (c != COLON || p == ls) return 0;
     const int ne = p++;
     while (p < lim && (b[p] == SP || b[p] == HTAB)) p++;
     const int vs = p;
-    while (p < lim && T.field[b[p]]) p++;
+    p = FieldEnd(b, p, lim);
     if (p + 1 >= lim || b[p] != CR || b[p + 1] != LF) return 0;
     int ve = p;
     while (ve > vs && (b[ve - 1] == SP || b[ve - 1] == HTAB)) ve--;
