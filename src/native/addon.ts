@@ -62,7 +62,7 @@ export interface AddonExports {
   readStats?(): number[];
   /** native/h1parse.cc (absent from builds older than it). */
   h1HeadSetup?(io: Int32Array): number;
-  h1HeadParse?(buf: Uint8Array, start: number, lim: number): number;
+  h1HeadParse?(ab: ArrayBufferLike, base: number, start: number, lim: number): number;
 }
 
 function readOf(a: AddonExports): NativeReadBinding | null {

@@ -239,7 +239,8 @@ export interface NativeConnectBinding {
  */
 export interface NativeH1Head {
   setup(io: Int32Array): number;
-  parse(buf: Uint8Array, start: number, lim: number): number;
+  /** buf = (ab, base): the Buffer's ArrayBuffer and byte offset. */
+  parse(ab: ArrayBufferLike, base: number, start: number, lim: number): number;
 }
 
 export interface NativeBinding {

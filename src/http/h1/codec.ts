@@ -356,7 +356,7 @@ const nio = new Int32Array(NIO.Length);
 /** The scanner's forwarded-line runs, a fixed view of nio (the parser's `runs` after a native parse). */
 const nioRuns = nio.subarray(NIO.RunsAt, NIO.RunsAt + 2 * NIO_MAX_FIELDS + 2);
 /** The scanner, or null (no addon, an addon without it, OUTRIGGER_H1_PARSER=js). */
-const nativeParse: ((buf: Uint8Array, start: number, lim: number) => number) | null = ((): ((buf: Uint8Array, start: number, lim: number) => number) | null => {
+const nativeParse: ((ab: ArrayBufferLike, base: number, start: number, lim: number) => number) | null = ((): ((ab: ArrayBufferLike, base: number, start: number, lim: number) => number) | null => {
   const mode = (process.env.OUTRIGGER_H1_PARSER ?? '').trim().toLowerCase();
   if (mode !== '' && mode !== 'native' && mode !== 'js') throw new Error(`OUTRIGGER_H1_PARSER must be native or js, got ${mode}`);
   if (mode === 'js' || nativeH1 === undefined) return null;
@@ -489,7 +489,7 @@ export class HeadParser {
         (this.headRequest ? NFlag.HeadRequest : 0) |
         (this.connectRequest ? NFlag.ConnectRequest : 0);
       nio[NIO.MaxHeaders] = this.maxHeaders;
-      const n = nativeParse(buf, start, lim);
+      const n = nativeParse(buf.buffer, buf.byteOffset, start, lim);
       if (n > 0) {
         nativeDecided++;
         this.takeNative(buf);
