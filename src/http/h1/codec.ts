@@ -18,6 +18,10 @@
  * peer can send is answered with a return value and errorStatus/errorReason; nothing here
  * throws on input. Encoders do not validate: header names and values given to requestHead /
  * responseHead must already be clean (the parser's output is).
+ *
+ * With the addon, a head is first given to its scanner (native/h1parse.cc, "The native head
+ * scanner" below), which decides only complete, valid, common heads; everything else is parsed
+ * here, so the acceptance rules are this file's.
  */
 // The module's own binding: the global `Buffer` is an accessor property (a getter call on every use).
 import { Buffer } from 'node:buffer';
