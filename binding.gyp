@@ -16,7 +16,8 @@
         "native/tls_client.cc",
         "native/splice.cc",
         "native/memory.cc",
-        "native/read.cc"
+        "native/read.cc",
+        "native/h1parse.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

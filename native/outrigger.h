@@ -33,6 +33,7 @@ void RegisterTlsConn(Napi::Env env, Napi::Object exports);
 void RegisterMemory(Napi::Env env, Napi::Object exports);
 void RegisterTlsClient(Napi::Env env, Napi::Object exports);
 void RegisterRead(Napi::Env env, Napi::Object exports);
+void RegisterH1Parse(Napi::Env env, Napi::Object exports);
 
 // The SSL* of a TlsConn (tls_conn.cc), null once freed; throws when v is not a TlsConn.
 SSL* TlsConnSsl(const Napi::Value& v);

@@ -60,6 +60,9 @@ export interface AddonExports {
   readPause?(id: number, paused: boolean): void;
   readClose?(id: number): void;
   readStats?(): number[];
+  /** native/h1parse.cc (absent from builds older than it). */
+  h1HeadSetup?(io: Int32Array): number;
+  h1HeadParse?(ab: ArrayBufferLike, base: number, start: number, lim: number): number;
 }
 
 function readOf(a: AddonExports): NativeReadBinding | null {
@@ -119,6 +122,7 @@ export function loadAddonBinding(): NativeBinding {
     tlsEngine: tlsEngineOf(addon),
     splice: spliceOf(addon),
     read: readOf(addon),
+    h1Head: addon.h1HeadSetup !== undefined && addon.h1HeadParse !== undefined ? { setup: addon.h1HeadSetup, parse: addon.h1HeadParse } : undefined,
     accept: addon.acceptStart !== undefined && addon.acceptStop !== undefined && addon.shutdownWrite !== undefined ? { start: addon.acceptStart, stop: addon.acceptStop, shutdownWrite: addon.shutdownWrite } : undefined,
     connect:
       addon.connectTcp !== undefined && addon.connectResult !== undefined && addon.socketName !== undefined

@@ -231,8 +231,22 @@ export interface NativeConnectBinding {
   name(fd: number): [string, number];
 }
 
+/**
+ * HTTP/1.1 head scanner (native/h1parse.cc) for src/http/h1/codec.ts: `setup` registers the
+ * calling thread's exchange area (returns the length it needs), `parse` scans a head at
+ * buf[start, lim) and returns the offset past it, or 0 when it leaves the head to the TypeScript
+ * parser (incomplete, invalid, or a rare framing case).
+ */
+export interface NativeH1Head {
+  setup(io: Int32Array): number;
+  /** buf = (ab, base): the Buffer's ArrayBuffer and byte offset. */
+  parse(ab: ArrayBufferLike, base: number, start: number, lim: number): number;
+}
+
 export interface NativeBinding {
   readonly kind: BindingKind;
+  /** HTTP/1.1 head scanner (addon only; absent from older builds). */
+  readonly h1Head?: NativeH1Head;
   /** Native read path (native/read.cc); null in the fallback or an addon built without it. */
   readonly read: NativeReadBinding | null;
   /** Native accept (addon only; absent from older builds). */

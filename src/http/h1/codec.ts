@@ -18,10 +18,15 @@
  * peer can send is answered with a return value and errorStatus/errorReason; nothing here
  * throws on input. Encoders do not validate: header names and values given to requestHead /
  * responseHead must already be clean (the parser's output is).
+ *
+ * With the addon, a head is first given to its scanner (native/h1parse.cc, "The native head
+ * scanner" below), which decides only complete, valid, common heads; everything else is parsed
+ * here, so the acceptance rules are this file's.
  */
 // The module's own binding: the global `Buffer` is an accessor property (a getter call on every use).
 import { Buffer } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
+import { native } from '../../native';
 import type { Headers } from '../headers';
 
 export const enum BodyKind {
@@ -282,6 +287,96 @@ export function newHeaders(): Headers {
   return new HeaderMap();
 }
 
+/**
+ * Stores a parsed field in the map `h` (`slot`: the name's table slot from lookupName, -1 if not
+ * interned): a name not yet stored in this field section (generation `gen`) is set without
+ * reading the map first; a repeated name becomes the list the Headers type asks for.
+ */
+function storeField(h: Headers, name: string, value: string, slot: number, gen: number): void {
+  if (slot >= 0 && nameSeen[slot] !== gen) {
+    nameSeen[slot] = gen;
+    h[name] = value;
+    return;
+  }
+  const old = h[name];
+  if (old === undefined) h[name] = value;
+  else if (typeof old === 'string') h[name] = [old, value];
+  else old.push(value);
+  if (slot >= 0) nameSeen[slot] = gen;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The native head scanner (native/h1parse.cc): the common heads are scanned in C++, which
+// writes offsets, the interning hashes and the framing facts into NIO; anything it does not
+// decide (incomplete, invalid, rare framing) it leaves to the TypeScript parser below, which
+// then parses the same bytes. OUTRIGGER_H1_PARSER=js turns it off (read once, at load).
+
+/** NIO layout (native/h1parse.cc's enum, the same numbers). */
+const enum NIO {
+  Flags = 0,
+  MaxHeaders = 1,
+  Method = 2,
+  TargetStart = 3,
+  TargetEnd = 4,
+  TargetHash = 5,
+  Minor = 6,
+  Status = 7,
+  ReasonStart = 8,
+  ReasonEnd = 9,
+  ReasonHash = 10,
+  Count = 11,
+  BodyKind = 12,
+  ContentLength = 13,
+  KeepAlive = 14,
+  Upgrade = 15,
+  Connect = 16,
+  Expect = 17,
+  Irregular = 18,
+  RunCount = 19,
+  MethodStart = 20,
+  RunsAt = 32,
+  /** RunsAt + 2 * NIO_MAX_FIELDS + 8 */
+  FieldsAt = 552,
+  /** FieldsAt + NIO_FIELD_INTS * NIO_MAX_FIELDS */
+  Length = 2344,
+}
+/** Field records the area holds (a head with more is left to the TypeScript parser). */
+const NIO_MAX_FIELDS = 256;
+/** Per field: line start, name end, value start, value end, name hash, value hash, upper-case name. */
+const NIO_FIELD_INTS = 7;
+
+/** NIO[Flags] bits. */
+const enum NFlag {
+  IsRequest = 1,
+  IndexOnly = 2,
+  IndexToo = 4,
+  HeadRequest = 8,
+  ConnectRequest = 16,
+  Fields = 32,
+}
+
+const nativeH1 = native.h1Head;
+const nio = new Int32Array(NIO.Length);
+/** The scanner's forwarded-line runs, a fixed view of nio (the parser's `runs` after a native parse). */
+const nioRuns = nio.subarray(NIO.RunsAt, NIO.RunsAt + 2 * NIO_MAX_FIELDS + 2);
+/** The scanner, or null (no addon, an addon without it, OUTRIGGER_H1_PARSER=js). */
+const nativeParse: ((ab: ArrayBufferLike, base: number, start: number, lim: number) => number) | null = ((): ((ab: ArrayBufferLike, base: number, start: number, lim: number) => number) | null => {
+  const mode = (process.env.OUTRIGGER_H1_PARSER ?? '').trim().toLowerCase();
+  if (mode !== '' && mode !== 'native' && mode !== 'js') throw new Error(`OUTRIGGER_H1_PARSER must be native or js, got ${mode}`);
+  if (mode === 'js' || nativeH1 === undefined) return null;
+  // An addon of another layout (an older build) is not used.
+  if (nativeH1.setup(nio) !== NIO.Length) return null;
+  return nativeH1.parse;
+})();
+
+/** Whether heads are scanned natively by default (HeadParser.useNative's initial value). */
+export const NATIVE_HEAD_PARSER: boolean = nativeParse !== null;
+let nativeDecided = 0;
+/** Heads the native scanner decided so far in this thread (tests: proof that it ran). */
+export function nativeHeadsDecided(): number {
+  return nativeDecided;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Head parser
 
@@ -335,6 +430,11 @@ export class HeadParser {
   headEnd = 0;
   /** indexOnly || indexToo for the head being parsed. */
   private indexing = false;
+  /**
+   * Heads go to the native scanner first (when it is there); false: this TypeScript parser
+   * alone (tests compare the two).
+   */
+  useNative = NATIVE_HEAD_PARSER;
 
   // framing facts gathered while reading fields
   private clValue = -1;
@@ -384,6 +484,24 @@ export class HeadParser {
   parse(buf: Buffer, start: number, end: number): number {
     const max = this.maxHeaderBytes;
     const lim = end - start > max ? start + max : end;
+    // A head resumed after a partial one stays here (linear work for a trickled head).
+    if (this.useNative && this.resumeAt < 0 && nativeParse !== null) {
+      nio[NIO.Flags] =
+        (this.isRequest ? NFlag.IsRequest : 0) |
+        (this.indexOnly ? NFlag.IndexOnly : NFlag.Fields) |
+        (this.indexToo ? NFlag.IndexToo : 0) |
+        (this.headRequest ? NFlag.HeadRequest : 0) |
+        (this.connectRequest ? NFlag.ConnectRequest : 0);
+      nio[NIO.MaxHeaders] = this.maxHeaders;
+      const n = nativeParse(buf.buffer, buf.byteOffset, start, lim);
+      if (n > 0) {
+        nativeDecided++;
+        this.takeNative(buf);
+        this.headStart = start;
+        this.headEnd = n;
+        return n;
+      }
+    }
     if (this.resumeAt >= 0 && lim - start > this.resumeAt) {
       // at the size limit, the full parse runs anyway: it names an error it finds before the limit
       const atLimit = lim < end || lim - start >= max;
@@ -399,6 +517,52 @@ export class HeadParser {
     this.resumeAt = this.lineStart - start;
     this.resumeLines = this.linesDone;
     return this.needMore(start, end, lim);
+  }
+
+  /** The results of a head the native scanner accepted (the same as parseRequest/parseResponse give). */
+  private takeNative(buf: Buffer): void {
+    const io = nio;
+    const minor = io[NIO.Minor];
+    this.versionMinor = minor;
+    if (this.isRequest) {
+      const m = io[NIO.Method];
+      const ts = io[NIO.TargetStart];
+      this.method = m >= 0 ? METHODS[m] : (buf as Latin1Buf).latin1Slice(io[NIO.MethodStart], ts - 1);
+      this.target = valueString(buf, ts, io[NIO.TargetEnd], io[NIO.TargetHash]);
+      this.status = 0;
+      this.reason = '';
+    } else {
+      this.method = '';
+      this.target = '';
+      this.status = io[NIO.Status];
+      this.reason = valueString(buf, io[NIO.ReasonStart], io[NIO.ReasonEnd], io[NIO.ReasonHash]);
+    }
+    const count = io[NIO.Count];
+    this.headerCount = count;
+    if (this.indexOnly) this.headers = NO_HEADERS;
+    else {
+      const h = new HeaderMap();
+      this.headers = h;
+      const gen = (fieldGen = (fieldGen + 1) | 0);
+      for (let i = 0, f = NIO.FieldsAt; i < count; i++, f += NIO_FIELD_INTS) {
+        const name = lookupName(buf, io[f], io[f + 1], io[f + 4], io[f + 6] === 1);
+        storeField(h, name, valueString(buf, io[f + 2], io[f + 3], io[f + 5]), foundSlot, gen);
+      }
+    }
+    this.indexing = this.indexOnly || this.indexToo;
+    if (this.indexing) {
+      this.irregular = io[NIO.Irregular] === 1;
+      this.runCount = io[NIO.RunCount];
+      this.runs = nioRuns;
+    }
+    this.bodyKind = io[NIO.BodyKind];
+    this.contentLength = io[NIO.ContentLength];
+    this.keepAlive = io[NIO.KeepAlive] === 1;
+    this.upgrade = io[NIO.Upgrade] === 1;
+    this.connect = io[NIO.Connect] === 1;
+    this.expectContinue = io[NIO.Expect] === 1;
+    this.errorStatus = 0;
+    this.errorReason = '';
   }
 
   private needMore(start: number, end: number, lim: number): number {
@@ -782,18 +946,7 @@ export class HeadParser {
         }
         if (this.indexOnly) continue;
       }
-      const value = valueString(buf, vs, ve, vh);
-      const slot = foundSlot;
-      if (slot >= 0 && nameSeen[slot] !== gen) {
-        nameSeen[slot] = gen;
-        h[name] = value;
-        continue;
-      }
-      const old = h[name];
-      if (old === undefined) h[name] = value;
-      else if (typeof old === 'string') h[name] = [old, value]; // repeated name: the list the Headers type asks for
-      else old.push(value);
-      if (slot >= 0) nameSeen[slot] = gen;
+      storeField(h, name, valueString(buf, vs, ve, vh), foundSlot, gen);
     }
   }
 
