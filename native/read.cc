@@ -266,7 +266,10 @@ void OwnPoll(Watcher* w) {
   uint32_t reg = w->reg;
   if (reg != 0) {
     epoll_event ev{};  // (ignored by DEL; non-null for kernels before 2.6.9)
-    if (epoll_ctl(t->ep, EPOLL_CTL_DEL, w->fd, &ev) != 0) return;
+    if (epoll_ctl(t->ep, EPOLL_CTL_DEL, w->fd, &ev) != 0) {
+      w->reads = 0;  // stays in the set; tried again after as many reads
+      return;
+    }
     w->reg = 0;
   }
   if (uv_poll_init(t->loop, &w->poll, w->fd) != 0) {
