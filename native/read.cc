@@ -3,12 +3,13 @@
 // call. This skips libuv's stream read machinery and Node's StreamBase/onStreamRead for every read,
 // and the per-read JS entry (callback scope, microtask checkpoint) for all but one read per wakeup.
 //
-//   readSetup(buffer, state, fn, viaCallback) per thread: the chunk reads land in, an
-//                                Int32Array(3) describing the current read, and fn(id) called
+//   readSetup(buffer, state, fn, viaCallback, ownPollAfter) per thread: the chunk reads land in,
+//                                an Int32Array(3) describing the current read, and fn(id) called
 //                                once per loop iteration in which watched fds became readable
 //                                (from a uv_check_t, after the poll phase) with the first read
 //                                already made. fn is entered with a plain call (see OnCheck) unless
 //                                viaCallback is true (napi_make_callback, as before session 10).
+//                                ownPollAfter: see owned fds below (0: never; default 16).
 //   readNext() -> id             inside fn: reads the next ready fd. For fn's id and readNext's:
 //                                the watcher's id, with state[0] where the bytes start in buffer,
 //                                state[1] n (n > 0 bytes; 0 the peer's FIN; < 0 a read error as
@@ -29,7 +30,8 @@
 //   readClose(id)                stops polling and closes the dup at once, so that the socket is
 //                                released when Node closes its own fd; the id is reused.
 //   readStats() -> number[]      this thread's counters: batches (JS calls), reads delivered,
-//                                reads that found nothing (EAGAIN), chunks filled, poll stops.
+//                                reads that found nothing (EAGAIN), chunks filled, poll stops,
+//                                owned fds moved to their own uv_poll (OwnPoll).
 //
 // Owned fds (TLS connections accepted by the addon, native/listen.cc acceptStart, and upstream
 // connections from connectTcp: no net.Socket holds them):
@@ -41,6 +43,16 @@
 //                                cost 14 epoll_ctl and 2 ioctl calls per proxied TLS connection
 //                                (uv_poll_init probes the fd with ADD+DEL and sets O_NONBLOCK,
 //                                every uv_poll_start is DEL+ADD, uv_close DELs): now about 6.
+//                                But the set costs an epoll_wait of its own in every wakeup in
+//                                which one of its fds is ready (libuv reports the set's fd, then
+//                                OnEpoll asks the set which): at one response per wakeup, as on
+//                                a pooled upstream connection at a low rate, a syscall per read.
+//                                So an owned fd that has delivered ownPollAfter reads (a long-
+//                                lived one) leaves the set for a uv_poll handle of its own,
+//                                which libuv's epoll_wait reports directly: a one-off ~5 syscalls
+//                                (DEL from the set, uv_poll_init's ADD+DEL probe and FIONBIO, the
+//                                ADD) instead of one per wakeup; short-lived fds (a TLS handshake
+//                                and a request or two) stay in the set and never pay them.
 //   readOnWritable(fn)           per thread: fn(id) is called (from the check phase, one call per
 //                                watcher) when a watcher that asked with readWantWrite can write.
 //   readWantWrite(id)            one-shot: adds writability to the watcher's poll until it is
@@ -78,8 +90,10 @@ struct Watcher {
   bool done = false;     // FIN or error read: never polled again
   bool closed = false;
   bool wantWrite = false;  // readWantWrite: writability is polled too, until reported
-  bool owned = false;      // in the thread's epoll set (no uv_poll handle): readWatch(fd, true)
-  uint32_t reg = 0;        // owned: the interest registered in the set (0: not in it)
+  bool owned = false;      // readWatch(fd, true): the fd itself (no dup), closed by Close
+  bool direct = false;     // owned, left the set for its own uv_poll handle (poll) after ownPollAfter reads
+  uint32_t reg = 0;        // owned, in the set: the interest registered in it (0: not in it)
+  uint32_t reads = 0;      // owned, in the set: reads with bytes delivered (up to ownPollAfter)
 };
 
 struct Thread {
@@ -104,14 +118,15 @@ struct Thread {
   napi_ref wcb = nullptr;          // readOnWritable's function
   size_t next = 0;                // pending[next] is the one readNext() looks at
   size_t off = 0;                 // where the next read lands in the chunk
-  double stats[5] = {0, 0, 0, 0, 0};
+  double stats[6] = {0, 0, 0, 0, 0, 0};
   int ep = -1;                     // owned fds' epoll set (made with the first one), polled by epPoll
   uv_poll_t epPoll;
   size_t ownedOpen = 0;            // owned watchers open: epPoll keeps the loop alive while > 0
+  uint32_t ownPollAfter = 16;      // reads after which an owned fd gets its own uv_poll (0: never)
   std::vector<Watcher*> dead;      // owned watchers closed, deleted after this iteration's check phase
 };
 
-enum Stat { kBatches, kReads, kEmpty, kFull, kStops };
+enum Stat { kBatches, kReads, kEmpty, kFull, kStops, kOwnPolls };
 
 thread_local Thread* current = nullptr;
 
@@ -120,6 +135,11 @@ void OnClosed(uv_handle_t* h) {
 }
 
 void OnPoll(uv_poll_t* h, int status, int events);
+
+// An owned watcher still in the thread's epoll set (else it has a uv_poll handle, as a dup's).
+bool InSet(const Watcher* w) {
+  return w->owned && !w->direct;
+}
 
 // Owned watchers: the set's interest follows `polling` (readable) and `wantWrite` (writable).
 // false when the kernel refused it (only the first ADD can fail in practice: ENOMEM, ENOSPC).
@@ -138,7 +158,7 @@ bool SetInterest(Watcher* w) {
 void StopPoll(Watcher* w) {
   if (!w->polling) return;
   w->polling = false;
-  if (w->owned) SetInterest(w);  // the write interest stays, if any
+  if (InSet(w)) SetInterest(w);  // the write interest stays, if any
   else if (w->wantWrite) uv_poll_start(&w->poll, UV_WRITABLE, OnPoll);  // the write interest stays
   else uv_poll_stop(&w->poll);  // epoll_ctl(DEL) at once (libuv invalidates the fd)
   w->t->stats[kStops]++;
@@ -151,14 +171,14 @@ void Close(Watcher* w) {
   w->closed = true;
   w->polling = false;
   Thread* t = w->t;
-  if (w->owned) {
+  if (w->owned && --t->ownedOpen == 0) uv_unref(reinterpret_cast<uv_handle_t*>(&t->epPoll));
+  if (InSet(w)) {
     // Out of the set before the close (a dup, e.g. splice's, would keep the registration). The
     // watcher is deleted after this iteration's check phase, which skips its pending entries.
     w->wantWrite = false;
     SetInterest(w);
     t->dead.push_back(w);
     StartCheck(t);
-    if (--t->ownedOpen == 0) uv_unref(reinterpret_cast<uv_handle_t*>(&t->epPoll));
   } else {
     // uv_close stops the poll and removes the fd from epoll before we close the dup. A pending
     // entry stays valid (the close callback runs after this iteration's check phase) and is skipped.
@@ -182,7 +202,7 @@ void StartCheck(Thread* t) {
 void StartPoll(Watcher* w) {
   if (w->polling || w->closed) return;
   w->polling = true;
-  if (w->owned) SetInterest(w);
+  if (InSet(w)) SetInterest(w);
   else uv_poll_start(&w->poll, UV_READABLE | (w->wantWrite ? UV_WRITABLE : 0), OnPoll);
 }
 
@@ -216,7 +236,7 @@ void OnEvents(Watcher* w, int status, int events) {
     w->t->writable.push_back(w);
     StartCheck(w->t);
     if (status >= 0) {
-      if (w->owned) SetInterest(w);
+      if (InSet(w)) SetInterest(w);
       else if (w->polling) uv_poll_start(&w->poll, UV_READABLE, OnPoll);
       else uv_poll_stop(&w->poll);
       if ((events & UV_READABLE) == 0) return;
@@ -235,6 +255,33 @@ void OnEvents(Watcher* w, int status, int events) {
   w->pending = true;
   t->pending.push_back(w);
   StartCheck(t);
+}
+
+// A long-lived owned watcher leaves the set for its own uv_poll handle (see the header): after
+// this, libuv's epoll_wait reports its fd, with no second epoll_wait on the set. Its interest
+// moves with it. When libuv refuses the fd (it cannot in practice: the fd is open, not in the
+// loop's epoll and not a libuv watcher) it stays in the set.
+void OwnPoll(Watcher* w) {
+  Thread* t = w->t;
+  uint32_t reg = w->reg;
+  if (reg != 0) {
+    epoll_event ev{};  // (ignored by DEL; non-null for kernels before 2.6.9)
+    if (epoll_ctl(t->ep, EPOLL_CTL_DEL, w->fd, &ev) != 0) {
+      w->reads = 0;  // stays in the set; tried again after as many reads
+      return;
+    }
+    w->reg = 0;
+  }
+  if (uv_poll_init(t->loop, &w->poll, w->fd) != 0) {
+    SetInterest(w);  // back in the set, to try again after as many reads
+    w->reads = 0;
+    return;
+  }
+  w->poll.data = w;
+  w->direct = true;
+  t->stats[kOwnPolls]++;
+  int events = (w->polling ? UV_READABLE : 0) | (w->wantWrite ? UV_WRITABLE : 0);
+  if (events != 0) uv_poll_start(&w->poll, events, OnPoll);
 }
 
 // Reads the next pending watcher that is still wanted into the chunk: its id, with state[0] the
@@ -268,6 +315,7 @@ int32_t Take(Thread* t) {
     }
     if (n > 0) {
       StartPoll(w);  // (a no-op unless an error report stopped it: bytes came first)
+      if (InSet(w) && t->ownPollAfter != 0 && ++w->reads >= t->ownPollAfter) OwnPoll(w);
     } else {
       // FIN or error: nothing more is read; the owner closes the watcher (until then a
       // readable event stops the poll, see OnPoll).
@@ -485,6 +533,7 @@ Napi::Value ReadSetup(const Napi::CallbackInfo& info) {
   napi_create_reference(env, s, 1, &t->stateRef);
   napi_create_reference(env, info[2], 1, &t->cb);
   t->viaCallback = info.Length() > 3 && info[3].ToBoolean().Value();
+  if (info.Length() > 4 && info[4].IsNumber()) t->ownPollAfter = static_cast<uint32_t>(IntArg(info, 4, "ownPollAfter", 0, UINT32_MAX));
   return env.Undefined();
 }
 
@@ -585,7 +634,7 @@ Napi::Value ReadWantWrite(const Napi::CallbackInfo& info) {
   Watcher* w = WatcherArg(info);
   if (!w->wantWrite && !w->closed) {
     w->wantWrite = true;
-    if (w->owned) SetInterest(w);
+    if (InSet(w)) SetInterest(w);
     else uv_poll_start(&w->poll, UV_WRITABLE | (w->polling ? UV_READABLE : 0), OnPoll);
   }
   return info.Env().Undefined();
@@ -598,9 +647,9 @@ Napi::Value ReadClose(const Napi::CallbackInfo& info) {
 
 Napi::Value ReadStats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Array a = Napi::Array::New(env, 5);
+  Napi::Array a = Napi::Array::New(env, 6);
   Thread* t = current != nullptr && current->env == env ? current : nullptr;
-  for (uint32_t i = 0; i < 5; i++) a.Set(i, Napi::Number::New(env, t != nullptr ? t->stats[i] : 0));
+  for (uint32_t i = 0; i < 6; i++) a.Set(i, Napi::Number::New(env, t != nullptr ? t->stats[i] : 0));
   return a;
 }
 

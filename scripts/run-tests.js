@@ -43,6 +43,7 @@ const SERIAL = [
   'integration/tls-native-paths.test.js', // runs five TLS suites again on Node's TLS path
   'integration/tls-fd-paths.test.js', // runs three TLS suites again with a net.Socket per connection
   'integration/upstream-fd-paths.test.js', // runs five plain-upstream suites again with net.connect (bulk, load)
+  'integration/owned-poll-paths.test.js', // runs six owned-fd suites again with every owned fd on its own poll, two with none (bulk, ~70 s)
   'integration/upgrade-failure.test.js', // hand-over under load
   'integration/upgrade-resume.test.js', // hand-over, kill, take-back timings
   'integration/upgrade-tls.test.js', // sofa-rpc-node at 400 calls/s across a hand-over

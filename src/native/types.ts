@@ -183,9 +183,11 @@ export interface NativeReadBinding {
    * microtasks and nextTicks run after each call, before the loop goes on), with the first read
    * made, and takes the others with next(). viaCallback: each call enters JS through
    * napi_make_callback (Node's callback scope) instead of a plain call whose queues Node's own
-   * per-iteration scope drains right after it (native/read.cc OnCheck).
+   * per-iteration scope drains right after it (native/read.cc OnCheck). ownPollAfter: an owned fd
+   * (watch(fd, true)) that has delivered this many reads leaves the thread's epoll set for a poll
+   * handle of its own (no second epoll_wait per wakeup for it); 0 never (the addon's default: 16).
    */
-  setup(buffer: Buffer, state: Int32Array, batch: (id: number) => void, viaCallback?: boolean): void;
+  setup(buffer: Buffer, state: Int32Array, batch: (id: number) => void, viaCallback?: boolean, ownPollAfter?: number): void;
   /**
    * Inside batch(): reads the next readable socket. For batch's id and next()'s: the watcher's id,
    * with state[0] = where the bytes start in the buffer, state[1] = n (n > 0 bytes, 0 the peer's
@@ -205,7 +207,7 @@ export interface NativeReadBinding {
   pause(id: number, paused: boolean): void;
   /** Stops polling and closes the dup at once (before the socket's own fd is closed). */
   close(id: number): void;
-  /** This thread's counters: [batches (JS calls), reads delivered, reads that found nothing, buffer-full flushes, poll stops]. */
+  /** This thread's counters: [batches (JS calls), reads delivered, reads that found nothing, buffer-full flushes, poll stops, owned fds moved to their own poll]. */
   stats(): number[];
   /** Owned fds (watch(fd, true): polled without a dup, closed by close()): fn(id) when a watcher that asked can write. */
   onWritable?(fn: (id: number) => void): void;

@@ -146,6 +146,20 @@ const nativeRead = process.env.OUTRIGGER_NATIVE_READ === '0' ? null : native.rea
  * OUTRIGGER_NATIVE_READ_ENTRY=callback, napi_make_callback per call (its own callback scope).
  */
 const nativeReadViaCallback = process.env.OUTRIGGER_NATIVE_READ_ENTRY === 'callback';
+/**
+ * After how many reads an owned fd (an FdSocket: TLS accepted natively, a native upstream
+ * connect) leaves the addon's epoll set of owned fds for a libuv poll handle of its own
+ * (native/read.cc OwnPoll): the set costs an epoll_wait of its own per wakeup in which one of its
+ * fds is ready, a poll handle a few epoll_ctl once. OUTRIGGER_OWNED_POLL_AFTER=N (0: never, every
+ * owned fd stays in the set as in session 10); default 16: long-lived connections (pooled RPC and
+ * HTTP upstreams) move, a TLS handshake and a request or two stay.
+ */
+export const ownedPollAfter = ownPollAfterOf(process.env.OUTRIGGER_OWNED_POLL_AFTER);
+
+function ownPollAfterOf(v: string | undefined): number {
+  const n = v === undefined || v === '' ? 16 : Number(v);
+  return Number.isInteger(n) && n >= 0 && n <= 0xffffffff ? n : 16;
+}
 /** What the native read path delivers to: a Connection (plain), or an FdSocket (fd-socket.ts). */
 export interface NativeReader {
   /** n bytes at `start` in the shared chunk, 0 the peer's FIN, < 0 -errno (inside a batch). */
@@ -160,7 +174,7 @@ let nativeReadState: Int32Array | null = null;
 
 /** This thread's native read counters (NativeReadBinding.stats); zeros without the native read path. */
 export function nativeReadStats(): number[] {
-  return nativeRead !== null ? nativeRead.stats() : [0, 0, 0, 0, 0];
+  return nativeRead !== null ? nativeRead.stats() : [0, 0, 0, 0, 0, 0];
 }
 
 /**
@@ -191,7 +205,7 @@ function onNativeBatch(first: number): void {
 function nativeReadSetup(nr: NativeReadBinding, ctx: IoContext): (NativeReader | null)[] {
   if (nativeReaders === null) {
     nativeReadState = new Int32Array(3); // once per thread
-    nr.setup(ctx.readBuffer, nativeReadState, onNativeBatch, nativeReadViaCallback);
+    nr.setup(ctx.readBuffer, nativeReadState, onNativeBatch, nativeReadViaCallback, ownedPollAfter);
     nativeReaders = [];
     if (nr.onWritable !== undefined) nr.onWritable(onNativeWritable);
   }

@@ -12,6 +12,8 @@
 // - back-pressure both ways: 16 MiB written to a server that does not read yet wait in the
 //   Connection/FdSocket (high watermark) and arrive intact once it reads; a 16 MiB reply while
 //   reading is paused stays in the kernel (the server's writes back up) and arrives intact on resume;
+//   on a new connection and on one that has its own poll (after OUTRIGGER_OWNED_POLL_AFTER reads it
+//   leaves the addon's epoll set of owned fds: counted by readStats()[5], exactly when);
 // - OUTRIGGER_UPSTREAM_FD=0 in a child process keeps net.connect.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -21,7 +23,7 @@ import * as crypto from 'node:crypto';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { native } from '../../src/native';
-import { nativeReadStats, type Connection, type ConnectionHandler } from '../../src/network/connection';
+import { nativeReadStats, ownedPollAfter, type Connection, type ConnectionHandler } from '../../src/network/connection';
 import { isFdSocket } from '../../src/network/fd-socket';
 import { dialConnection, upstreamOnFd } from '../../src/upstream/connect';
 
@@ -175,52 +177,83 @@ test('connect timeout: a SYN nobody answers ends in onTimeout after the connect 
   }
 });
 
-test('back-pressure both ways: writes the server does not read wait and arrive intact; a paused read leaves the reply in the kernel', { skip, timeout: 60_000 }, async () => {
-  const SIZE = 16 << 20;
-  const big = crypto.randomBytes(SIZE);
-  let server: net.Socket | null = null;
-  const got: Buffer[] = [];
-  let gotBytes = 0;
-  const srv = await listen((s) => {
-    server = s;
-    s.pause(); // reads nothing until told
-    s.on('data', (d) => {
-      got.push(d);
-      gotBytes += d.length;
+// Run twice: on a new connection (its fd still in the thread's epoll set of owned fds; the 16 MiB
+// reply moves it to its own poll while it flows) and on one that has answered ECHOES round trips
+// first, one read each, so that it has its own uv_poll before the first byte of back-pressure
+// (native/read.cc OwnPoll: the write interest and the pause then go through that handle).
+const ECHOES = 24;
+for (const echoes of [0, ECHOES]) {
+  const what = echoes === 0 ? 'a new connection' : `a connection after ${echoes} round trips (its own poll)`;
+  test(`back-pressure both ways on ${what}: writes the server does not read wait and arrive intact; a paused read leaves the reply in the kernel`, { skip, timeout: 60_000 }, async () => {
+    const SIZE = 16 << 20;
+    const big = crypto.randomBytes(SIZE);
+    let server: net.Socket | null = null;
+    let echoing = echoes > 0;
+    const got: Buffer[] = [];
+    let gotBytes = 0;
+    const srv = await listen((s) => {
+      server = s;
+      if (!echoing) s.pause(); // reads nothing until told
+      s.on('data', (d) => {
+        if (echoing) {
+          s.write(d);
+          return;
+        }
+        got.push(d);
+        gotBytes += d.length;
+      });
     });
-  });
-  try {
-    const { h, ev } = recorder();
-    const conn = dialConnection('127.0.0.1', portOf(srv), h, 1 << 20, 5000, null);
-    await eventually('the connection', () => ev.connected && server !== null);
-    // Upstream direction: the kernel takes a few MiB at most; the rest waits in the FdSocket.
-    for (let off = 0; off < SIZE; off += 1 << 20) conn.write(big, off, off + (1 << 20));
-    await new Promise((r) => setTimeout(r, 100));
-    assert.ok(ev.high >= 1, 'the high watermark was reported');
-    assert.ok(conn.queued() > 0 && conn.socket.writableLength > 0, 'bytes wait in the FdSocket');
-    (server as unknown as net.Socket).resume();
-    await eventually('the server to read everything', () => gotBytes >= SIZE, 30_000);
-    assert.ok(Buffer.concat(got).equals(big), 'the upstream got every byte in order');
-    await eventually('the low watermark', () => ev.low >= 1);
-    assert.equal(conn.queued(), 0);
+    try {
+      const { h, ev } = recorder();
+      const conn = dialConnection('127.0.0.1', portOf(srv), h, 1 << 20, 5000, null);
+      await eventually('the connection', () => ev.connected && server !== null);
+      const ownPolls = (): number => nativeReadStats()[5];
+      const ownBefore = ownPolls();
+      for (let i = 0; i < echoes; i++) {
+        const msg = Buffer.from(`ping ${i}`);
+        conn.write(msg, 0, msg.length);
+        await eventually('the echo', () => received(ev) >= msg.length); // one read per round trip
+        ev.data.length = 0;
+        // Moved after exactly ownedPollAfter reads (0: never).
+        const moved = ownedPollAfter !== 0 && i + 1 >= ownedPollAfter ? 1 : 0;
+        assert.equal(ownPolls() - ownBefore, moved, `its own poll after ${i + 1} reads (OUTRIGGER_OWNED_POLL_AFTER ${ownedPollAfter})`);
+      }
+      echoing = false;
+      (server as unknown as net.Socket).pause();
 
-    // Downstream direction: paused, the reply backs up into the server's socket.
-    conn.pauseRead();
-    const s = server as unknown as net.Socket;
-    s.write(big);
-    await new Promise((r) => setTimeout(r, 200));
-    assert.ok(s.writableLength > 0, 'the server cannot write it all: our side does not read');
-    const before = received(ev);
-    assert.ok(before < SIZE, `read ${before} bytes while paused`);
-    conn.resumeRead();
-    await eventually('the whole reply', () => received(ev) >= SIZE, 30_000);
-    assert.ok(Buffer.concat(ev.data).equals(big), 'the reply arrived intact');
-    conn.destroy();
-    await ev.closed;
-  } finally {
-    srv.close();
-  }
-});
+      // Upstream direction: the kernel takes a few MiB at most; the rest waits in the FdSocket.
+      for (let off = 0; off < SIZE; off += 1 << 20) conn.write(big, off, off + (1 << 20));
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(ev.high >= 1, 'the high watermark was reported');
+      assert.ok(conn.queued() > 0 && conn.socket.writableLength > 0, 'bytes wait in the FdSocket');
+      (server as unknown as net.Socket).resume();
+      await eventually('the server to read everything', () => gotBytes >= SIZE, 30_000);
+      assert.ok(Buffer.concat(got).equals(big), 'the upstream got every byte in order');
+      await eventually('the low watermark', () => ev.low >= 1);
+      assert.equal(conn.queued(), 0);
+
+      // Downstream direction: paused, the reply backs up into the server's socket.
+      conn.pauseRead();
+      const s = server as unknown as net.Socket;
+      s.write(big);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(s.writableLength > 0, 'the server cannot write it all: our side does not read');
+      const before = received(ev);
+      assert.ok(before < SIZE, `read ${before} bytes while paused`);
+      conn.resumeRead();
+      await eventually('the whole reply', () => received(ev) >= SIZE, 30_000);
+      assert.ok(Buffer.concat(ev.data).equals(big), 'the reply arrived intact');
+      if (ownedPollAfter !== 0) assert.equal(ownPolls() - ownBefore, 1, 'the reply\'s reads moved it to its own poll (once)');
+      // Its FIN after its own poll: onEnd, then our end closes both ways.
+      s.end();
+      await eventually('the upstream FIN', () => ev.ended);
+      conn.endWrite();
+      assert.equal(await ev.closed, undefined);
+    } finally {
+      srv.close();
+    }
+  });
+}
 
 test('OUTRIGGER_UPSTREAM_FD=0 keeps net.connect for plaintext upstreams; host names and a source address always do', { skip, timeout: 30_000 }, () => {
   const mod = path.join(__dirname, '..', '..', 'src', 'upstream', 'connect.js');
