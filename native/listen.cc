@@ -10,11 +10,12 @@
 // acceptStart(listenFd, fn) -> id: polls the listening fd on this thread's loop; when it is
 //   readable, accept4 (non-blocking, close-on-exec, TCP_NODELAY set) up to kAcceptBatch
 //   connections and calls fn(fd, remoteAddress, remotePort, localAddress, localPort) for each
-//   (the addresses as Node formats them; the caller owns fd; when fn cannot run because the
-//   thread's environment is stopping, fd is closed and the round ends). ECONNABORTED and the
-//   like end the round (the next readable event retries); out of descriptors or memory (EMFILE, ENFILE,
-//   ENOBUFS, ENOMEM) stops the poll for kBackoffMs (a level-triggered poll would spin on the
-//   waiting connection), then accepting resumes.
+//   (the addresses as Node formats them; the caller owns fd; the local one is the listening
+//   socket's own when it is bound to a specific address and not transparent, else getsockname's;
+//   when fn cannot run because the thread's environment is stopping, fd is closed and the round
+//   ends). ECONNABORTED and the like end the round (the next readable event retries); out of
+//   descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) stops the poll for kBackoffMs (a
+//   level-triggered poll would spin on the waiting connection), then accepting resumes.
 // acceptStop(id): stops polling and closes the listening fd (as net.Server.close() does).
 // shutdownWrite(fd): shutdown(fd, SHUT_WR) (the FIN of an accepted fd; ENOTCONN is ignored).
 //
@@ -145,7 +146,28 @@ struct Acceptor {
   uv_timer_t backoff;
   int open = 0;  // handles not closed yet (the acceptor is deleted when both are)
   bool stopped = false;
+  // The listening socket's own address when it is bound to one (not a wildcard): every accepted
+  // connection has it as its local address, so no getsockname() per accept.
+  bool fixedLocal = false;
+  sockaddr_storage local;
 };
+
+// Whether every connection accepted on fd has ss (fd's address) as its local address: a specific
+// address (not 0.0.0.0 or ::) on a socket that is not transparent (IP_TRANSPARENT accepts
+// connections to other addresses).
+bool FixedLocal(int fd, const sockaddr_storage& ss) {
+  int on = 0;
+  socklen_t len = sizeof(on);
+  if (ss.ss_family == AF_INET) {
+    if (reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr == htonl(INADDR_ANY)) return false;
+    return getsockopt(fd, SOL_IP, IP_TRANSPARENT, &on, &len) == 0 && on == 0;
+  }
+  if (ss.ss_family == AF_INET6) {
+    if (IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr)) return false;
+    return getsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &on, &len) == 0 && on == 0;
+  }
+  return false;
+}
 
 thread_local AcceptThread* acceptThread = nullptr;
 
@@ -221,7 +243,8 @@ void OnAcceptable(uv_poll_t* h, int status, int) {
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     sockaddr_storage local;
     socklen_t llen = sizeof(local);
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0) std::memset(&local, 0, sizeof(local));
+    if (a->fixedLocal) local = a->local;
+    else if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0) std::memset(&local, 0, sizeof(local));
     napi_handle_scope scope;
     if (napi_open_handle_scope(env, &scope) != napi_ok) {
       close(fd);
@@ -281,6 +304,8 @@ Napi::Value AcceptStart(const Napi::CallbackInfo& info) {
   uv_unref(reinterpret_cast<uv_handle_t*>(&a->backoff));  // the poll keeps the loop alive, not the timer
   a->backoff.data = a;
   a->open = 2;
+  socklen_t llen = sizeof(a->local);
+  a->fixedLocal = getsockname(fd, reinterpret_cast<sockaddr*>(&a->local), &llen) == 0 && FixedLocal(fd, a->local);
   napi_create_reference(env, info[1], 1, &a->cb);
   a->id = static_cast<uint32_t>(t->list.size());
   t->list.push_back(a);

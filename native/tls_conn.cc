@@ -21,6 +21,12 @@
 //   [1] ciphertext bytes not sent (EAGAIN): take() them and write them through the socket
 //   [2] errno of a failed send(), or OpenSSL's reason code of a TLS failure
 //
+// Session tickets (server, TLS 1.3): OpenSSL writes them when the client's Finished completes the
+// handshake. They are held in the write BIO and leave with the next records this side sends
+// (the first reply, a key update answer, close_notify): one send() instead of a send of the
+// tickets alone, and one wakeup less for the client. A connection that ends without any record
+// from this side (destroyed before a reply or close_notify) sends no ticket.
+//
 // Memory per connection: the read BIO holds at most one read plus an incomplete record (every
 // feed decrypts what it can); the write BIO is emptied after every call (sent, or taken by JS
 // into the socket's own queue, which the Connection's watermarks bound); SSL_MODE_RELEASE_BUFFERS
@@ -108,6 +114,7 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
     SSL_CTX_set_tlsext_servername_callback(ctx, nullptr);
     if (server) SSL_CTX_set_alpn_select_cb(ctx, AlpnSelect, nullptr);
     if (verify > 0) SSL_set_verify(ssl_, SSL_VERIFY_PEER | (verify == 2 ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), AcceptChain);
+    server_ = server;
     if (server) {
       SSL_set_accept_state(ssl_);
     } else {
@@ -125,6 +132,8 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
   BIO* wbio_ = nullptr;  // owned by ssl_
   bool done_ = false;
   bool fatal_ = false;
+  bool server_ = false;
+  size_t held_ = 0;  // bytes at the start of the write BIO that wait for the next record (tickets)
   unsigned long last_err_ = 0;  // OpenSSL error of a TLS failure
   std::string alpn_;            // server: protocols offered (wire format)
 
@@ -161,6 +170,13 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
   void Flush(int fd) {
     char* data = nullptr;
     long len = BIO_get_mem_data(wbio_, &data);
+    if (held_ > 0) {
+      if (static_cast<size_t>(len) <= held_) {
+        status[1] = 0;  // only the held tickets: they wait for the next record
+        return;
+      }
+      held_ = 0;  // they go first, with it
+    }
     size_t off = 0;
     while (off < static_cast<size_t>(len) && fd >= 0) {
       ssize_t w = send(fd, data + off, static_cast<size_t>(len) - off, MSG_NOSIGNAL);
@@ -259,10 +275,13 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
     if (n > 0 && BIO_write(rbio_, buf, static_cast<int>(n)) != static_cast<int>(n)) Fail(-1);
     size_t out = 0;
     if (!fatal_ && !done_) {
+      bool empty = BIO_ctrl_pending(wbio_) == 0;
       int r = SSL_do_handshake(ssl_);
       if (r == 1) {
         done_ = true;
         status[0] |= kHandshake;
+        // A TLS 1.3 server has written its tickets and nothing else in this call: hold them.
+        if (server_ && empty && SSL_version(ssl_) == TLS1_3_VERSION) held_ = BIO_ctrl_pending(wbio_);
       } else {
         Check(r);
       }
@@ -318,6 +337,7 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
     // A copy only when the kernel refused bytes (EAGAIN): they join the socket's queue.
     Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<uint8_t*>(data), static_cast<size_t>(len));
     (void)BIO_reset(wbio_);
+    held_ = 0;
     return out;
   }
 

@@ -25,7 +25,7 @@ export function retiredChains(current: ListenerRuntime, replaced: readonly Liste
   return out;
 }
 
-export function retireChains(current: ListenerRuntime, replaced: readonly ListenerRuntime[], tracked: ReadonlyMap<net.Socket, TrackedConnection>, drainMs: number): void {
+export function retireChains(current: ListenerRuntime, replaced: readonly ListenerRuntime[], tracked: { values(): Iterable<TrackedConnection> }, drainMs: number): void {
   const retired = retiredChains(current, replaced);
   if (retired.size === 0) return;
   const liveTls = new Set(current.chains.map((c) => c.tls));

@@ -25,7 +25,7 @@ import * as os from 'node:os';
 import * as v8 from 'node:v8';
 import * as tls from 'node:tls';
 import { tlsInfoOf, type PeerIdentity, type TlsInfo } from '../tls/identity';
-import { nativeTlsEnd, nativeTlsOf, TLS_FATAL, TLS_MORE, tlsStatus, type NativeTlsSession } from '../tls/native';
+import { forgetNativeTls, nativeTlsEnd, nativeTlsOf, TLS_FATAL, TLS_MORE, tlsStatus, type NativeTlsSession } from '../tls/native';
 import { native, type NativeReadBinding } from '../native';
 import { io, type Flushable, type IoContext } from './io';
 import { endBatchClock, lendBatchClock, nowMs } from './clock';
@@ -993,7 +993,11 @@ export class Connection implements Flushable, NativeReader {
     const neverConnected = this.state === 'connecting';
     this.state = 'closed';
     this.stopNativeRead();
-    if (this.ntls !== null) this.ntls.conn.free();
+    bySocket.delete(this.socket);
+    if (this.ntls !== null) {
+      this.ntls.conn.free();
+      forgetNativeTls(this.socket);
+    }
     if (neverConnected) {
       // The handler may move the queued bytes to a retry (transferPendingTo) before they go.
       this.releaseInflight();

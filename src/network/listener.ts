@@ -37,6 +37,7 @@ import { native } from '../native';
 import { inheritOriginalDst, ListenerDirectory, originalDstOf, originalDstUnavailable, readOriginalDst } from './original-dst';
 import { admitConnection, connectionClosed } from '../overload/manager';
 import { OL } from '../overload/stats';
+import { SlotList, type Slotted } from './slot-list';
 
 /** Handler of a connection until a filter installs its own (a filter that takes it replaces it at once). */
 const rejectHandler: ConnectionHandler = {
@@ -148,7 +149,9 @@ function newInfo(s: net.Socket): ConnectionInfo {
 }
 
 /** A connection of this listener: the socket to destroy (a TLSSocket once the handshake is done). */
-export interface Tracked {
+export interface Tracked extends Slotted {
+  /** The accepted socket. */
+  readonly raw: net.Socket;
   outer: net.Socket;
   /** A filter took it (drain waits for it; until then drain closes it at once). */
   taken: boolean;
@@ -171,8 +174,8 @@ export class WorkerListener {
   private server: net.Server | null = null;
   /** The addon's acceptor of the listening fd (tlsFdAccept), or -1. */
   private acceptId = -1;
-  /** Every accepted socket not closed yet, by its raw socket. */
-  private readonly tracked = new Map<net.Socket, Tracked>();
+  /** Every accepted socket not closed yet (a SlotList, not a Map: see slot-list.ts). */
+  private readonly tracked = new SlotList<Tracked>();
   private draining = false;
   private closed = false;
   private drainResolve: (() => void) | null = null;
@@ -288,7 +291,7 @@ export class WorkerListener {
   }
 
   /** Hot upgrade: every connection of this listener. */
-  connections(): IterableIterator<Tracked> {
+  connections(): readonly Tracked[] {
     return this.tracked.values();
   }
 
@@ -332,8 +335,8 @@ export class WorkerListener {
     }
     if (!adopted) counters[base + L.CX_TOTAL]++;
     counters[base + L.CX_ACTIVE]++;
-    const t: Tracked = { outer: socket, taken: false, chain: null, moved: false }; // one per connection
-    this.tracked.set(socket, t);
+    const t: Tracked = { raw: socket, outer: socket, taken: false, chain: null, moved: false, slot: -1 }; // one per connection
+    this.tracked.add(t);
     let closed = false;
     // One 'close' listener per socket, added with on(): once() would add a wrapper, a bound
     // function and its state (~180 bytes per idle connection); `closed` makes it run once.
@@ -343,7 +346,7 @@ export class WorkerListener {
       connectionClosed();
       counters[base + L.CX_ACTIVE]--;
       if (!t.moved) counters[base + L.CX_DESTROY]++;
-      this.tracked.delete(socket);
+      this.tracked.remove(t);
       this.checkDrained();
     };
     socket.on('close', onClose);
@@ -497,7 +500,7 @@ export class WorkerListener {
     closeTls(this.runtime);
     for (const rt of this.replaced) closeTls(rt);
     // Connections still in a listener filter (TLS handshake, sniffing) are closed now.
-    for (const [raw, t] of this.tracked) if (!t.taken) raw.destroy();
+    for (const t of this.tracked.values()) if (!t.taken) t.raw.destroy();
     for (const rt of [this.runtime, ...this.replaced]) for (const c of rt.chains) for (const st of c.built.stages) if (st.factory.onDrain !== undefined) st.factory.onDrain();
     if (this.tracked.size === 0) return Promise.resolve(0);
     return new Promise<number>((resolve) => {
@@ -537,9 +540,9 @@ export class WorkerListener {
     for (const s of this.held ?? []) s.destroy();
     this.held = null;
     closeTls(this.runtime);
-    for (const [raw, t] of this.tracked) {
+    for (const t of this.tracked.values()) {
       t.outer.destroy();
-      raw.destroy();
+      t.raw.destroy();
     }
   }
 }

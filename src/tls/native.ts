@@ -20,6 +20,7 @@ import { io } from '../network/io';
 import { installUserBuffer, isFdSocket, socketFd } from '../network/user-buffer';
 import { nativeTlsInfo, type TlsInfo } from './identity';
 import { tlsLog } from './log';
+import { SlotList, type Slotted } from '../network/slot-list';
 
 export const TLS_HANDSHAKE_DONE = 1;
 export const TLS_MORE = 2;
@@ -74,6 +75,11 @@ export function nativeTlsOf(sock: net.Socket): NativeTlsSession | undefined {
   return s;
 }
 
+/** The connection of `sock` closed: its session entry goes (see `sessions`). */
+export function forgetNativeTls(sock: net.Socket): void {
+  sessions.delete(sock);
+}
+
 /** ALPN protocol negotiated on a connection (native or TLSSocket), "" when none. */
 export function negotiatedAlpn(sock: net.Socket): string {
   const s = sessions.get(sock);
@@ -115,15 +121,16 @@ export interface NativeHandshake<T> {
 
 /**
  * Handshakes in progress on this thread, swept by one timer for their deadline (instead of a
- * socket timer per handshake: Timeout object, list insert, refresh on every read, removal).
+ * socket timer per handshake: Timeout object, list insert, refresh on every read, removal). A
+ * SlotList, not a Set: see network/slot-list.ts.
  */
-const running = new Set<ServerHandshake<unknown>>();
+const running = new SlotList<ServerHandshake<unknown>>();
 let sweeper: NodeJS.Timeout | null = null;
 const SWEEP_MS = 1000;
 
 function sweep(): void {
   const now = Date.now();
-  for (const r of running) if (r.deadline <= now) r.fail(new Error('TLS handshake timeout'));
+  for (const r of running.values()) if (r.deadline <= now) r.fail(new Error('TLS handshake timeout'));
   if (running.size === 0 && sweeper !== null) {
     clearInterval(sweeper);
     sweeper = null;
@@ -241,8 +248,9 @@ export abstract class NativeHandshakeRun {
 }
 
 /** One server handshake (an accepted socket) under a chain's NativeHandshake policy. */
-class ServerHandshake<T> extends NativeHandshakeRun {
+class ServerHandshake<T> extends NativeHandshakeRun implements Slotted {
   readonly deadline: number;
+  slot = -1;
 
   constructor(
     sock: net.Socket,
@@ -274,7 +282,7 @@ class ServerHandshake<T> extends NativeHandshakeRun {
 
   protected cleanup(): void {
     super.cleanup();
-    running.delete(this as ServerHandshake<unknown>);
+    running.remove(this as ServerHandshake<unknown>);
   }
 
   protected failed(err: Error): void {

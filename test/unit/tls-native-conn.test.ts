@@ -4,7 +4,9 @@
 //     larger than one chunk), SNI and version reported once;
 //   - client certificates: the verify result and the peer certificate DER (its SPIFFE id);
 //     a client without a certificate is refused when one is required;
-//   - garbage and a corrupted record close only that connection: a parallel one still works.
+//   - garbage and a corrupted record close only that connection: a parallel one still works;
+//   - TLS 1.3 session tickets leave with the server's next record (its first reply, or
+//     close_notify), not alone right after the handshake; they resume.
 // Skipped without the addon (OUTRIGGER_NATIVE=0 or no build).
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -166,6 +168,61 @@ test('client certificates: verify result and peer certificate DER (SPIFFE id); r
     assert.ok(refused instanceof Error || refused.length === 0, 'no echo without a client certificate');
     assert.equal(srv.infos.length, 1, 'no second handshake completed');
   } finally {
+    srv.close();
+  }
+});
+
+/** A TLS 1.3 client that collects the tickets it receives ('session' events); kept in `open` until the test ends. */
+function ticketClient(port: number, ca: Buffer, open: tls.TLSSocket[], session?: Buffer): Promise<{ c: tls.TLSSocket; tickets: Buffer[] }> {
+  return new Promise((resolve, reject) => {
+    const tickets: Buffer[] = [];
+    const c = tls.connect({ port, host: '127.0.0.1', ca, servername: 'a.test', minVersion: 'TLSv1.3', session });
+    open.push(c);
+    c.on('session', (s: Buffer) => tickets.push(s));
+    c.once('error', reject);
+    c.once('secureConnect', () => resolve({ c, tickets }));
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
+
+test('TLS 1.3 tickets leave with the first reply or close_notify, not alone; they resume', { skip }, async () => {
+  const { ca, srv } = await plainEcho();
+  const open: tls.TLSSocket[] = [];
+  try {
+    // A reply: no ticket before it (OpenSSL writes them when the client's Finished arrives), then
+    // the ticket with it.
+    const a = await ticketClient(srv.port, ca, open);
+    await sleep(200);
+    assert.equal(a.tickets.length, 0, 'no ticket before the server sends anything');
+    const echoed = await new Promise<string>((res) => {
+      a.c.once('data', (d: Buffer) => res(d.toString()));
+      a.c.write('ping');
+    });
+    assert.equal(echoed, 'ping');
+    await sleep(20);
+    assert.ok(a.tickets.length >= 1, 'the tickets came with the reply');
+    a.c.end();
+    await new Promise((res) => a.c.on('close', res));
+
+    // No reply: the tickets come with close_notify when the server ends its side.
+    const b = await ticketClient(srv.port, ca, open);
+    await sleep(200);
+    assert.equal(b.tickets.length, 0);
+    b.c.end();
+    await new Promise((res) => b.c.on('close', res));
+    assert.ok(b.tickets.length >= 1, 'the tickets came with close_notify');
+
+    // Both resume.
+    for (const t of [a.tickets[0], b.tickets[0]]) {
+      const r = await ticketClient(srv.port, ca, open, t);
+      assert.equal(r.c.isSessionReused(), true);
+      r.c.end();
+      await new Promise((res) => r.c.on('close', res));
+    }
+    assert.equal(srv.fatal, 0);
+  } finally {
+    for (const c of open) c.destroy();
     srv.close();
   }
 });
