@@ -16,6 +16,16 @@ export async function rerunWith(files: readonly string[], extraEnv: NodeJS.Proce
     c.stderr.on('data', (d: Buffer) => (out += d.toString()));
     c.on('close', (code) => resolve({ code, out }));
   });
-  assert.equal(r.code, 0, r.out.split('\n').filter((l) => /^not ok|error|Error/.test(l)).slice(0, 40).join('\n'));
+  assert.equal(r.code, 0, failureLines(r.out));
   assert.match(r.out, /# fail 0/);
+}
+
+/** Each failed test's line and the 24 lines after it (its multi-line error and expected/actual), at most 120. */
+function failureLines(out: string): string {
+  const lines = out.split('\n');
+  const kept: string[] = [];
+  for (let i = 0; i < lines.length && kept.length < 120; i++) {
+    if (/^\s*not ok/.test(lines[i])) kept.push(...lines.slice(i, i + 25));
+  }
+  return kept.length > 0 ? kept.join('\n') : lines.slice(-40).join('\n');
 }
