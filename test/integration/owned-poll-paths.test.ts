@@ -16,8 +16,10 @@ const unit = (f: string): string => path.join(__dirname, '..', 'unit', f);
 const integration = (f: string): string => path.join(__dirname, f);
 const RUNS: [string, string[]][] = [
   ['1', [unit('upstream-fd.test.js'), unit('tls-fd.test.js'), integration('tls.test.js'), integration('bolt.test.js'), integration('tcp-proxy.test.js'), integration('tcp-splice.test.js')]],
-  // Long-lived connections that the default moves (most test connections stay in the set anyway).
-  ['0', [unit('upstream-fd.test.js'), integration('bolt.test.js')]],
+  // Long-lived connections that the default moves (most test connections stay in the set anyway);
+  // upstream-fd's back-pressure cases run on connections past the default's 16 reads. (bolt.test.js
+  // with 0 is left out to keep CI short: the set alone is what every suite ran on in session 10.)
+  ['0', [unit('upstream-fd.test.js')]],
 ];
 
 for (const [after, suites] of RUNS) {
