@@ -155,12 +155,23 @@ bool SetInterest(Watcher* w) {
   return true;
 }
 
+// The fd's registration follows `polling` (readable) and `wantWrite` (writable): in the thread's
+// set (owned, not moved) or on its own uv_poll handle, which stops when neither is wanted
+// (epoll_ctl(DEL) at once: libuv invalidates the fd).
+void Rearm(Watcher* w) {
+  if (InSet(w)) {
+    SetInterest(w);
+    return;
+  }
+  int events = (w->polling ? UV_READABLE : 0) | (w->wantWrite ? UV_WRITABLE : 0);
+  if (events != 0) uv_poll_start(&w->poll, events, OnPoll);
+  else uv_poll_stop(&w->poll);
+}
+
 void StopPoll(Watcher* w) {
   if (!w->polling) return;
   w->polling = false;
-  if (InSet(w)) SetInterest(w);  // the write interest stays, if any
-  else if (w->wantWrite) uv_poll_start(&w->poll, UV_WRITABLE, OnPoll);  // the write interest stays
-  else uv_poll_stop(&w->poll);  // epoll_ctl(DEL) at once (libuv invalidates the fd)
+  Rearm(w);  // the write interest stays, if any
   w->t->stats[kStops]++;
 }
 
@@ -202,8 +213,7 @@ void StartCheck(Thread* t) {
 void StartPoll(Watcher* w) {
   if (w->polling || w->closed) return;
   w->polling = true;
-  if (InSet(w)) SetInterest(w);
-  else uv_poll_start(&w->poll, UV_READABLE | (w->wantWrite ? UV_WRITABLE : 0), OnPoll);
+  Rearm(w);
 }
 
 void OnEvents(Watcher* w, int status, int events);
@@ -236,9 +246,7 @@ void OnEvents(Watcher* w, int status, int events) {
     w->t->writable.push_back(w);
     StartCheck(w->t);
     if (status >= 0) {
-      if (InSet(w)) SetInterest(w);
-      else if (w->polling) uv_poll_start(&w->poll, UV_READABLE, OnPoll);
-      else uv_poll_stop(&w->poll);
+      Rearm(w);
       if ((events & UV_READABLE) == 0) return;
     }
   }
@@ -634,8 +642,7 @@ Napi::Value ReadWantWrite(const Napi::CallbackInfo& info) {
   Watcher* w = WatcherArg(info);
   if (!w->wantWrite && !w->closed) {
     w->wantWrite = true;
-    if (InSet(w)) SetInterest(w);
-    else uv_poll_start(&w->poll, UV_WRITABLE | (w->polling ? UV_READABLE : 0), OnPoll);
+    Rearm(w);
   }
   return info.Env().Undefined();
 }

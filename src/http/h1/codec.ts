@@ -359,8 +359,9 @@ const nativeH1 = native.h1Head;
 const nio = new Int32Array(NIO.Length);
 /** The scanner's forwarded-line runs, a fixed view of nio (the parser's `runs` after a native parse). */
 const nioRuns = nio.subarray(NIO.RunsAt, NIO.RunsAt + 2 * NIO_MAX_FIELDS + 2);
+type NativeHeadParse = (ab: ArrayBufferLike, base: number, start: number, lim: number) => number;
 /** The scanner, or null (no addon, an addon without it, OUTRIGGER_H1_PARSER=js). */
-const nativeParse: ((ab: ArrayBufferLike, base: number, start: number, lim: number) => number) | null = ((): ((ab: ArrayBufferLike, base: number, start: number, lim: number) => number) | null => {
+const nativeParse: NativeHeadParse | null = ((): NativeHeadParse | null => {
   const mode = (process.env.OUTRIGGER_H1_PARSER ?? '').trim().toLowerCase();
   if (mode !== '' && mode !== 'native' && mode !== 'js') throw new Error(`OUTRIGGER_H1_PARSER must be native or js, got ${mode}`);
   if (mode === 'js' || nativeH1 === undefined) return null;
