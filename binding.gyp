@@ -17,7 +17,8 @@
         "native/splice.cc",
         "native/memory.cc",
         "native/read.cc",
-        "native/h1parse.cc"
+        "native/h1parse.cc",
+        "native/crash.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

@@ -29,6 +29,7 @@ napi_value SinglePoll(napi_env env, napi_callback_info) {
 }  // namespace
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  outrigger::InstallCrashReport();
   outrigger::RegisterSlab(env, exports);
   outrigger::RegisterWritev(env, exports);
   outrigger::RegisterAffinity(env, exports);

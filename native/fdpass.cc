@@ -2,7 +2,9 @@
 // message = one payload + its fds, boundaries kept by the kernel) and SCM_RIGHTS.
 //   fdListen(path, backlog) -> fd        bind + listen (the caller removes a stale path first)
 //   fdAccept(fd) -> fd | -1              non-blocking accept; -1 = nobody waiting
-//   fdConnect(path) -> fd                connect (unix connects complete at once)
+//   fdConnect(path) -> fd                non-blocking connect: it completes at once or fails; a
+//                                        listener whose backlog is full fails it with EAGAIN (a
+//                                        blocking connect would wait until that process accepts)
 //   fdSend(fd, payload, fds, timeoutMs)  sendmsg with SCM_RIGHTS; waits for room up to timeoutMs
 //   fdRecv(fd, timeoutMs) -> {payload, fds, eof} | null   null = nothing within timeoutMs
 //   fdPeerCred(fd) -> {uid, pid}        the connected peer's credentials (SO_PEERCRED, set by the kernel)
@@ -92,7 +94,7 @@ Napi::Value FdAccept(const Napi::CallbackInfo& info) {
 Napi::Value FdConnect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   sockaddr_un sa = UnixAddr(env, StrArg(info, 0, "path"));
-  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw ErrnoError(env, errno, "socket");
   int r;
   do r = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
@@ -101,12 +103,6 @@ Napi::Value FdConnect(const Napi::CallbackInfo& info) {
     int err = errno;
     close(fd);
     throw ErrnoError(env, err, "connect");
-  }
-  int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
-    int err = errno;
-    close(fd);
-    throw ErrnoError(env, err, "fcntl");
   }
   return Napi::Number::New(env, fd);
 }

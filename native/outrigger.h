@@ -35,6 +35,9 @@ void RegisterTlsClient(Napi::Env env, Napi::Object exports);
 void RegisterRead(Napi::Env env, Napi::Object exports);
 void RegisterH1Parse(Napi::Env env, Napi::Object exports);
 
+// Prints the aborting thread and its native stack on SIGABRT (crash.cc); once per process.
+void InstallCrashReport();
+
 // The SSL* of a TlsConn (tls_conn.cc), null once freed; throws when v is not a TlsConn.
 SSL* TlsConnSsl(const Napi::Value& v);
 

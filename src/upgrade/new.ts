@@ -49,15 +49,34 @@ interface ListenerAddr {
   port: number;
 }
 
-export function connectToRunning(fp: FdPass, dir: string): Channel {
+/** How long a full backlog on the upgrade socket (EAGAIN: the running process has not accepted yet) is waited out. */
+const CONNECT_BUSY_MS = 5_000;
+
+export async function connectToRunning(fp: FdPass, dir: string): Promise<Channel> {
   const p = socketPath(dir);
   let fd: number;
-  try {
-    fd = fp.fdConnect(p);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? 'no running Outrigger listens there' : code === 'EACCES' ? 'permission denied' : String(code ?? e);
-    throw new UpgradeError(`--upgrade: cannot reach the running process at ${p}: ${why} (set --upgrade-dir or OUTRIGGER_UPGRADE_DIR to the directory it uses)`);
+  for (const t0 = Date.now(); ; ) {
+    try {
+      fd = fp.fdConnect(p);
+      break;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // The connect never blocks: a backlog full of connections the running process has not
+      // accepted yet (it accepts on a timer) is tried again, a bounded number of times.
+      if (code === 'EAGAIN' && Date.now() - t0 < CONNECT_BUSY_MS) {
+        await new Promise((res) => setTimeout(res, 25));
+        continue;
+      }
+      const why =
+        code === 'ENOENT' || code === 'ECONNREFUSED'
+          ? 'no running Outrigger listens there'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : code === 'EAGAIN'
+              ? `it did not accept a connection in ${CONNECT_BUSY_MS / 1000} s`
+              : String(code ?? e);
+      throw new UpgradeError(`--upgrade: cannot reach the running process at ${p}: ${why} (set --upgrade-dir or OUTRIGGER_UPGRADE_DIR to the directory it uses)`);
+    }
   }
   // It would hand this process its config and sockets: only one of this user (or root) may.
   const refused = peerRefusal(fp, fd, dir);
@@ -75,7 +94,7 @@ function die(at: string, step: string): void {
 export async function upgradeStart(o: UpgradeStartOptions): Promise<Upgraded> {
   const fp = fdPass();
   if (typeof fp === 'string') throw new UpgradeError(fp);
-  const ch = connectToRunning(fp, o.dir);
+  const ch = await connectToRunning(fp, o.dir);
   let received: number[] = [];
   try {
     ch.send({ t: 'hello', pid: process.pid, protocol: PROTOCOL_VERSION });

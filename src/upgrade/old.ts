@@ -82,12 +82,13 @@ export class UpgradeServer {
     }
   }
 
+  /** Whether a process listens on the socket: a connect that completes, or one its full backlog refuses for now (EAGAIN). */
   private answers(): boolean {
     try {
       this.fp.closeFd(this.fp.fdConnect(this.path));
       return true;
-    } catch {
-      return false;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EAGAIN';
     }
   }
 

@@ -19,6 +19,8 @@ export interface RunningSidecar {
   /** SIGTERM and wait for exit; returns the exit code. */
   terminate(signal?: NodeJS.Signals): Promise<number | null>;
   exited: Promise<number | null>;
+  /** Resolves once the process exited and both its pipes are read to their end (all its output is in output()). */
+  closed: Promise<void>;
   stats(): Promise<any>;
 }
 
@@ -66,7 +68,10 @@ export async function startSidecar(config: unknown, opts: { workers?: number; en
   const configPath = path.join(dir, 'config.json');
   fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
   const args = [CLI, 'start', '-c', configPath, '--workers', String(opts.workers ?? 1), ...(opts.args ?? [])];
-  const proc = spawn(process.execPath, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own upgrade socket directory unless the test names one: sidecars of tests running side
+  // by side must not find each other's socket (each would see "another running Outrigger").
+  const env = { ...process.env, OUTRIGGER_UPGRADE_DIR: dir, ...opts.env };
+  const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   // Never leave a sidecar behind, even when a test dies before its finally block.
   const reap = (): void => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
@@ -77,7 +82,9 @@ export async function startSidecar(config: unknown, opts: { workers?: number; en
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  proc.once('exit', (_code, signal) => keepFatalOutput(proc.pid!, signal, () => out));
+  // 'close' comes after the last bytes of both pipes; 'exit' may come before the text an abort printed.
+  const closed = new Promise<void>((resolve) => proc.once('close', () => resolve()));
+  proc.once('close', (_code, signal) => keepFatalOutput(proc.pid!, signal, () => out));
   const { ports, adminPort } = await waitForStart(proc, () => out, exited, /admin on http:\/\/[^:]+:(\d+)\//, 'sidecar', 15_000);
   return {
     proc,
@@ -87,6 +94,7 @@ export async function startSidecar(config: unknown, opts: { workers?: number; en
     configPath,
     output: () => out,
     exited,
+    closed,
     async terminate(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode !== null) return proc.exitCode;
       proc.kill(signal);
@@ -119,12 +127,9 @@ const FATAL_SIGNALS: ReadonlySet<string> = new Set(['SIGABRT', 'SIGSEGV', 'SIGBU
  */
 function keepFatalOutput(pid: number, signal: NodeJS.Signals | null, out: () => string): void {
   if (signal === null || !FATAL_SIGNALS.has(signal)) return;
-  // After the last bytes of the pipes (they may follow 'exit').
-  setImmediate(() => {
-    const file = path.join(os.tmpdir(), `outrigger-sidecar-${pid}-${signal}.log`);
-    fs.writeFileSync(file, out());
-    process.stderr.write(`# sidecar ${pid} died by ${signal}; its output is in ${file}; the end of it:\n${out().slice(-2000)}\n`);
-  });
+  const file = path.join(os.tmpdir(), `outrigger-sidecar-${pid}-${signal}.log`);
+  fs.writeFileSync(file, out());
+  process.stderr.write(`# sidecar ${pid} died by ${signal}; its output is in ${file}; the end of it:\n${out().slice(-4000)}\n`);
 }
 
 /** Waits until the CLI printed `started` (its admin line, matched by `re`), then reads the listener ports it printed. */

@@ -433,7 +433,8 @@ test('a crashed worker is restarted and the listener keeps serving', { timeout: 
             await new Promise((res) => setTimeout(res, 200));
             continue;
           }
-          throw new Error(`after the crash: ${(e as Error).message}; output:\n${sc.output().slice(-4000)}`, { cause: e });
+          if (!alive) await Promise.race([sc.closed, new Promise((res) => setTimeout(res, 2000))]); // the text an abort printed
+          throw new Error(`after the crash: ${(e as Error).message}; output:\n${sc.output().slice(-6000)}`, { cause: e });
         }
       }
     };

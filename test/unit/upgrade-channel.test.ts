@@ -109,3 +109,55 @@ test('the addon refuses bad arguments with a JS error', { skip }, () => {
   assert.throws(() => f.fdSend(0, Buffer.alloc(1), [-1], 0), /non-negative integers/);
   assert.throws(() => f.fdConnect(path.join(os.tmpdir(), 'outrigger-nobody-here.sock')), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
 });
+
+test('a listener whose backlog is full fails fdConnect with EAGAIN at once; connectToRunning waits it out', { skip, timeout: 60_000 }, async () => {
+  // Run in a child: the old blocking connect waited for an accept that never came, and a thread
+  // blocked in connect() cannot be timed out from inside.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-chan-'));
+  const p = path.join(dir, 's.sock');
+  const script = `
+    const { fdPass } = require(${JSON.stringify(path.join(__dirname, '../../src/upgrade/fdpass'))});
+    const f = fdPass();
+    const l = f.fdListen(${JSON.stringify(p)}, 1);
+    const held = [];
+    let code = null;
+    for (let i = 0; i < 20 && code === null; i++) {
+      try { held.push(f.fdConnect(${JSON.stringify(p)})); } catch (e) { code = e.code; }
+    }
+    process.stdout.write(JSON.stringify({ code, connected: held.length }));
+  `;
+  const { spawnSync } = await import('node:child_process');
+  const r = spawnSync(process.execPath, ['-e', script], { timeout: 15_000, encoding: 'utf8' });
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.equal(r.signal, null, `the probe was killed after 15 s: a connect blocked (${r.stderr})`);
+  const got = JSON.parse(r.stdout) as { code: string | null; connected: number };
+  assert.equal(got.code, 'EAGAIN', r.stdout);
+  assert.ok(got.connected >= 1 && got.connected <= 3, `backlog 1 takes 1-2 connections, got ${got.connected}`);
+
+  // The upgrade client retries a busy socket until the running process accepts.
+  const f = fp as FdPass;
+  const dir2 = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-chan-'));
+  const p2 = path.join(dir2, 'reconfig.sock');
+  const l = f.fdListen(p2, 1);
+  const held: number[] = [];
+  for (;;) {
+    try {
+      held.push(f.fdConnect(p2));
+    } catch (e) {
+      assert.equal((e as NodeJS.ErrnoException).code, 'EAGAIN');
+      break;
+    }
+  }
+  const { connectToRunning } = await import('../../src/upgrade/new');
+  const t0 = Date.now();
+  const pending = connectToRunning(f, dir2);
+  setTimeout(() => {
+    for (let s = f.fdAccept(l); s >= 0; s = f.fdAccept(l)) f.closeFd(s); // the running process accepts at last
+  }, 300);
+  const ch = await pending;
+  assert.ok(Date.now() - t0 >= 250, 'it connected only once the backlog had room');
+  ch.close();
+  for (const fd of held) f.closeFd(fd);
+  f.closeFd(l);
+  fs.rmSync(dir2, { recursive: true, force: true });
+});
