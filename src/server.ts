@@ -127,6 +127,8 @@ export class Sidecar {
   private stopping = false;
   private ready = false;
   private readonly nWorkers: number;
+  /** Fallback mode: the worker count asked for when it was more than the one that runs (0: not clamped). */
+  private readonly fallbackClamped: number;
   private restarts = 0;
   /** One-isolate mode: the one worker's data plane runs on the main thread (src/worker/inline.ts). */
   private inline = false;
@@ -139,7 +141,15 @@ export class Sidecar {
     const level = opts.logLevel ?? server?.defaultLogLevel ?? 'info';
     this.log = createLogger({ level, path: server?.defaultLogPath ?? 'stdout', name: 'main' });
     const processor = opts.workers ?? server?.processor ?? 1;
-    this.nWorkers = Math.max(1, processor === 0 ? os.availableParallelism() : processor);
+    const asked = Math.max(1, processor === 0 ? os.availableParallelism() : processor);
+    // Without the addon a listening socket can only be shared between worker threads as one fd
+    // number (Node 20 has neither dup() nor SO_REUSEPORT), and every thread that stops (a crash,
+    // a restart, a drain) closes that number under the others: whatever the process opens next
+    // may get it, and the next close from another thread closes that instead (seen as libuv
+    // aborting on a descriptor it still polled). So the fallback runs one worker, in a thread
+    // when more were asked for, so that a crash is still restarted in place.
+    this.nWorkers = native.kind === 'native' ? asked : 1;
+    this.fallbackClamped = native.kind !== 'native' && asked > 1 ? asked : 0;
     this.hub = new StatsHub(this.layout);
     this.health = new HealthService(this.log);
     this.hub.addSection('rpc', { json: rpcMetricsJson, prometheus: rpcMetricsPrometheus }); // dubbo_stream filter
@@ -223,7 +233,13 @@ export class Sidecar {
 
   private async startWorkers(): Promise<void> {
     const cpus = allowedCpus();
-    const threads = this.opts.threads ?? process.env.OUTRIGGER_WORKER_THREADS === '1';
+    const threads = (this.opts.threads ?? process.env.OUTRIGGER_WORKER_THREADS === '1') || this.fallbackClamped > 0;
+    if (this.fallbackClamped > 0) {
+      this.log.warn(
+        { asked: this.fallbackClamped },
+        'fallback mode (no native addon): 1 worker thread instead of the workers asked for: without dup() the worker threads would share each listening socket as one descriptor, which a stopping thread closes under the others (build the addon for more workers)',
+      );
+    }
     this.inline = this.nWorkers === 1 && !threads && inlineAvailable();
     for (let i = 0; i < this.nWorkers; i++) {
       // Pin each worker to its own CPU of the process's affinity mask when there are enough of them.
@@ -233,7 +249,7 @@ export class Sidecar {
     }
     this.version = 1;
     await this.health.prepare(this.config.clusters); // Envoy-semantics clusters: first checks, bounded
-    // The first worker starts alone: in fallback mode it binds the sockets the others share.
+    // The first worker starts alone: in fallback mode it is the only one, and binds the sockets.
     await this.spawn(this.slots[0]);
     if (this.stopping) return;
     await Promise.all(this.slots.slice(1).map((s) => this.spawn(s)));
@@ -563,7 +579,7 @@ export class Sidecar {
       });
     this.pendingHosts.clear();
     for (const sv of config.servers) for (const l of sv.listeners) if (added.has(l.name)) this.pendingHosts.set(l.name, l.address.host);
-    // Worker 0 first: in fallback mode it binds the new listeners the others then share.
+    // Worker 0 first: in fallback mode (the only worker) it binds the new listeners.
     let errors: string[];
     try {
       await commit(this.slots[0]);
@@ -628,7 +644,7 @@ export class Sidecar {
   /** Fallback mode only: stop every worker, then start them again (worker 0 binds anew). */
   private async restartAll(): Promise<void> {
     this.restartingAll = true;
-    this.log.warn('fallback mode (no native addon): restarting all workers to recreate the shared listening sockets');
+    this.log.warn('fallback mode (no native addon): restarting the worker, which binds the listening sockets anew');
     await this.endWorkers({ type: 'stop' });
     this.sockets.clear();
     this.restartingAll = false;

@@ -1,6 +1,6 @@
 /**
  * The whole TCP proxy suite again with the TypeScript fallbacks instead of the native addon
- * (OUTRIGGER_NATIVE=0: fs.writevSync, ArrayBuffer slabs, shared listening fd, no pinning).
+ * (OUTRIGGER_NATIVE=0: fs.writevSync, ArrayBuffer slabs, one worker thread owning the listening socket, no pinning).
  * The sidecar child processes inherit this environment.
  */
 process.env.OUTRIGGER_NATIVE = '0';
