@@ -226,6 +226,10 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
 
   onData(_conn: Connection, buf: Buffer, start: number, end: number): void {
     this.counters[this.lb + L.BYTES_RX] += end - start;
+    // After this side's FIN (a drain closing the connection between requests: Bolt and Dubbo
+    // have no goodbye frame), nothing read can be answered: it is not sent upstream either, so
+    // a request that crossed the FIN is never executed unanswered (the client may send it again).
+    if (this.down.writeClosed) return;
     const now = nowMs(); // the read batch's clock (src/network/clock.ts)
     this.lastActivity = now;
     let reader = this.reader;
