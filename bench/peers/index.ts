@@ -226,7 +226,9 @@ function outriggerPeer(
       return startWithJsonConfig(name, t, process.execPath, make, (cfg) => [cli(), 'start', '-c', cfg, '--workers', '1', '--log-level', 'warn'], {
         cwd: root?.() ?? REPO_ROOT,
         timeoutMs: 10_000,
-        env,
+        // Its own upgrade socket directory (in the run's temp dir), not the shared default
+        // <tmp>/outrigger that every other Outrigger on the machine (tests, other runs) would use.
+        env: { OUTRIGGER_UPGRADE_DIR: path.join(t.dir, `${name}-upgrade`), ...env },
       });
     },
   };

@@ -82,6 +82,21 @@ export function startHandingOver(): void {
 /** Hot upgrade, old process: the new one died; idle RPC connections stay here again. */
 export function stopHandingOver(): void {
   handingOver = false;
+  const held = [...handOverHolds];
+  handOverHolds.clear();
+  for (const release of held) release();
+}
+/** Connections whose reads are held for a hand-over (holdForHandOver): released if it stops. */
+const handOverHolds = new Set<() => void>();
+/**
+ * Hot upgrade, old process: `release` runs if the hand-over stops (the new process died) before
+ * this connection moved; forget() when it moved or closed.
+ */
+export function holdForHandOver(release: () => void): void {
+  handOverHolds.add(release);
+}
+export function forgetHandOverHold(release: () => void): void {
+  handOverHolds.delete(release);
 }
 export function handingOverConnections(): boolean {
   return handingOver;
@@ -932,6 +947,15 @@ export class Connection implements Flushable, NativeReader {
 
   get isReadPaused(): boolean {
     return this.readPaused;
+  }
+
+  /**
+   * Whether pauseRead() stops reading at the socket (native reads, or Node's handle with a user
+   * buffer): the bytes sent after it stay in the kernel's buffer, so they move with the fd in a
+   * hot upgrade. Node's 'data' path may still buffer a chunk in the stream after a pause.
+   */
+  get pauseStopsKernelReads(): boolean {
+    return this.nrId >= 0 || this.userBuffer;
   }
 
   /** Idle/connect timer (0 disables), reset by socket activity. */

@@ -34,7 +34,7 @@ import type { RouterConfig } from '../config/types';
 import { registerNetworkFilter, type ListenerContext, type NetworkFilterFactory, type RouteSwap } from '../filters/network/types';
 import type { Connection, ConnectionHandler } from '../network/connection';
 import { nowMs } from '../network/clock';
-import { handingOverConnections } from '../network/connection';
+import { forgetHandOverHold, handingOverConnections, holdForHandOver } from '../network/connection';
 import { allCodecs, ErrorKind, ERR_TOO_LARGE, getCodec, HeaderName, type XCodec, type XFrame } from '../protocol/types';
 import { HC } from '../http/stats';
 import { compiledRouter, MALFORMED, type CompiledRouter, type Route, type RouteRequest } from '../router/router';
@@ -201,6 +201,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   /** This session's pending requests (kept by the upstream pool). */
   pendingHead: PendingRequest | null = null;
   private downEnded = false;
+  /** The release of the hold while reads are held for a hand-over (holdForMove), else null. */
+  private moveHold: (() => void) | null = null;
   /** Auto: the first bytes, when too few to tell the protocol. */
   private sniffed: Buffer | null = null;
   private remoteHP: string | undefined = undefined;
@@ -224,6 +226,10 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
 
   onData(_conn: Connection, buf: Buffer, start: number, end: number): void {
     this.counters[this.lb + L.BYTES_RX] += end - start;
+    // After this side's FIN (a drain closing the connection between requests: Bolt and Dubbo
+    // have no goodbye frame), nothing read can be answered: it is not sent upstream either, so
+    // a request that crossed the FIN is never executed unanswered (the client may send it again).
+    if (this.down.writeClosed) return;
     const now = nowMs(); // the read batch's clock (src/network/clock.ts)
     this.lastActivity = now;
     let reader = this.reader;
@@ -245,6 +251,29 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     } finally {
       lendNow(prev);
     }
+    if (this.f.draining && this.inflight + this.parked > 0) this.holdForMove();
+  }
+
+  /**
+   * Hot upgrade, old process: a connection that always has a request in flight (a pipelining
+   * client at a steady rate, or any client on a loaded machine) is never between requests when
+   * the hand-over scanner looks (src/upgrade/worker-side.ts), so it would stay here until its
+   * client leaves or graceful_timeout cuts it. Once a hand-over is under way, its reads stop
+   * after this read's requests: they are answered, the connection is idle, and it moves with
+   * the requests sent meanwhile still in the kernel's buffer (the new process reads them).
+   * Only where a pause stops reading at the socket (else bytes read after the pause would be
+   * stranded in Node's stream buffer and the scanner would never see the connection idle).
+   */
+  private holdForMove(): void {
+    if (this.moveHold !== null || this.down.isReadPaused || !handingOverConnections() || !this.movable() || !this.down.pauseStopsKernelReads) return;
+    // Once per connection in a hand-over; run if the hand-over stops (the new process died).
+    const release = (): void => {
+      this.moveHold = null;
+      this.down.resumeRead();
+    };
+    this.moveHold = release;
+    this.down.pauseRead();
+    holdForHandOver(release);
   }
 
   /** Auto: the protocol from the first bytes (src/proxy/detect.ts); null when the bytes went elsewhere. */
@@ -582,7 +611,9 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
 
   /** Hot upgrade: between requests (nothing in flight, all written), the unread bytes; then this session lets go. */
   migrate(): Buffer | null {
-    if (this.inflight > 0 || this.parked > 0 || this.pendingHead !== null || this.downEnded || this.down.queued() > 0 || this.down.isReadPaused) return null;
+    // A pause other than the hand-over's own hold (holdForMove) is flow control: it stays.
+    if (this.inflight > 0 || this.parked > 0 || this.pendingHead !== null || this.downEnded || this.down.queued() > 0 || (this.down.isReadPaused && this.moveHold === null)) return null;
+    if (this.moveHold !== null) forgetHandOverHold(this.moveHold); // moving: the hold ends with this connection here
     if (this.reader !== null) return this.reader.takeBuffered();
     const s = this.sniffed ?? Buffer.alloc(0);
     this.sniffed = null;
@@ -591,6 +622,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
 
   onClose(): void {
     this.f.track(this, false);
+    if (this.moveHold !== null) forgetHandOverHold(this.moveHold);
     // Requests still pending upstream are dropped now (their places under the pending limits
     // freed); late responses find no entry and are dropped by the pool.
     for (let n = cancelPending(this); n > 0; n--) this.requestDone();
@@ -605,6 +637,11 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   }
 
   onLowWatermark(): void {
+    // Resumes a hand-over's hold too (taken while flow control had paused nothing): the next read holds again.
+    if (this.moveHold !== null) {
+      forgetHandOverHold(this.moveHold);
+      this.moveHold = null;
+    }
     this.down.resumeRead();
   }
 

@@ -1,7 +1,7 @@
 /**
  * A sofa-rpc-node client in its own process (the test process runs the peers): calls
  * `echo` at RATE calls/s for MS ms over its long-lived connection(s), then prints one JSON line
- * {ok, failed, errors, opened, closed} and exits. `closed` counts client sockets that closed.
+ * {ok, failed, errors, failedArgs, opened, closed} and exits. `closed` counts client sockets that closed.
  *
  *   node sofa-load.js PORT INTERFACE RATE MS
  */
@@ -13,7 +13,8 @@ async function main(): Promise<void> {
   const watch = watchClientSockets([port]);
   const client = sofaClient(port);
   const consumer = await client.consumer(svc);
-  const st = { ok: 0, failed: 0, errors: [] as string[], opened: 0, closed: 0, ms: 0 };
+  // failedArgs: the argument of each failed call (the first 1,000), to check against what the server ran.
+  const st = { ok: 0, failed: 0, errors: [] as string[], failedArgs: [] as string[], opened: 0, closed: 0, ms: 0 };
   const pending: Promise<unknown>[] = [];
   const start = Date.now();
   process.stdout.write('ready\n');
@@ -25,8 +26,8 @@ async function main(): Promise<void> {
       const v = `c${i++}`;
       pending.push(
         consumer.invoke('echo', [v], { responseTimeout: 5000 }).then(
-          (r: unknown) => (r === v ? st.ok++ : (st.failed++, st.errors.push(`wrong answer ${String(r)}`))),
-          (e: Error) => (st.failed++, st.errors.push(e.message)),
+          (r: unknown) => (r === v ? st.ok++ : (st.failed++, st.errors.push(`wrong answer ${String(r)}`), st.failedArgs.length < 1000 && st.failedArgs.push(v))),
+          (e: Error) => (st.failed++, st.errors.push(e.message), st.failedArgs.length < 1000 && st.failedArgs.push(v)),
         ),
       );
     }

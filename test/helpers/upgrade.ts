@@ -122,6 +122,8 @@ export interface SofaLoadResult {
   ok: number;
   failed: number;
   errors: string[];
+  /** The argument of each failed call (the first 1,000). */
+  failedArgs: string[];
   opened: number;
   closed: number;
   ms: number;

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { startSidecar } from '../helpers/sidecar';
-import { boltProxyConfig, fakeUpstream, rawClient, rawRequest, sleep, sofaClient, sofaEncoder, startSofaServer, encodeHeartbeat } from '../helpers/sofa';
+import { BoltCollector, boltProxyConfig, fakeUpstream, rawClient, rawRequest, rawResponse, sleep, sofaClient, sofaEncoder, startSofaServer, encodeHeartbeat } from '../helpers/sofa';
 import { STATUS_CONNECTION_CLOSED } from '../../src/protocol/bolt';
 
 const SVC = 'com.example.TestService';
@@ -145,6 +145,31 @@ test('sofa-rpc-node client -> Outrigger -> sofa-rpc-node server', { timeout: 90_
     await client.close();
     assert.equal(await sc.terminate(), 0);
     await server.close();
+  }
+});
+
+test('a drain FINs an idle Bolt connection; a request that crosses the FIN is not sent upstream (it could never be answered)', { timeout: 30_000 }, async () => {
+  const up = await fakeUpstream((r) => r.sock.write(rawResponse(r.frame, r.buf)));
+  const sc = await startSidecar(boltProxyConfig({ clusters: { up: [up.port] } }));
+  // allowHalfOpen: the client can still send after the proxy's FIN, as one whose request was on the wire.
+  const sock = net.connect({ port: sc.ports.get('bolt')!, host: '127.0.0.1', allowHalfOpen: true });
+  const c = new BoltCollector(sock);
+  try {
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    sock.write(rawRequest(1, SVC));
+    await c.wait(1);
+    assert.equal(c.frames[0].frame.status, 0);
+    const ended = new Promise<void>((r) => sock.once('end', () => r()));
+    process.kill(sc.pid, 'SIGTERM'); // drain: nothing in flight here, so the proxy FINs at once
+    await ended;
+    sock.write(rawRequest(2, SVC));
+    await sleep(500);
+    assert.deepEqual(up.requests.filter((r) => !r.frame.isHeartbeat).map((r) => r.frame.requestId), [1], 'the request sent after the FIN reached the upstream');
+    assert.equal(c.frames.length, 1);
+  } finally {
+    sock.destroy();
+    assert.equal(await sc.exited, 0, sc.output());
+    await up.close();
   }
 });
 

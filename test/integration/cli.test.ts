@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { close, connect, drainHash, echoServer } from '../helpers/net';
 import { CLI, startSidecar, tcpProxyConfig } from '../helpers/sidecar';
+import { upgradeDirFor } from '../helpers/upgrade';
 
 function tmpFile(name: string, content: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-cli-'));
@@ -44,7 +45,9 @@ test('start refuses an invalid config with the error and exit code 2', () => {
 });
 
 test('start with no -c runs the embedded default config, prints where it listens, SIGTERM exits 0', { timeout: 30_000 }, async () => {
-  const proc = spawn(process.execPath, [CLI, 'start', '--admin-port', '0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own upgrade directory (not the shared default <tmp>/outrigger).
+  const env = { ...process.env, OUTRIGGER_UPGRADE_DIR: upgradeDirFor() };
+  const proc = spawn(process.execPath, [CLI, 'start', '--admin-port', '0', '--log-level', 'warn'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (d: Buffer) => (out += d));
   proc.stderr.on('data', (d: Buffer) => (out += d));

@@ -13,6 +13,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CLI, startSidecar, tcpProxyConfig } from '../helpers/sidecar';
+import { upgradeDirFor } from '../helpers/upgrade';
 import { deadPort } from '../helpers/http';
 import { close, echoServer, listen } from '../helpers/net';
 
@@ -48,7 +49,8 @@ interface Run {
 /** Runs `start -c file` to its exit (killed after 10 s: a failure of the test). */
 function runStart(file: string, env: NodeJS.ProcessEnv = {}, onSpawn?: (kill: (s: NodeJS.Signals) => void, out: () => string) => void): Promise<Run> {
   const t0 = Date.now();
-  const p = spawn(process.execPath, [CLI, 'start', '-c', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own upgrade directory (not the shared default <tmp>/outrigger, which other processes on the machine use).
+  const p = spawn(process.execPath, [CLI, 'start', '-c', file], { env: { ...process.env, OUTRIGGER_UPGRADE_DIR: upgradeDirFor(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

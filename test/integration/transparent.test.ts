@@ -50,7 +50,8 @@ function mosnDoc(listeners: unknown[], clusters: unknown[], routers: unknown[] =
 async function startIn(ns: NetNs, dir: string, cfg: unknown, gid?: string): Promise<{ sidecar: Spawned; admin: number; file: string }> {
   const file = path.join(dir, 'config.json');
   fs.writeFileSync(file, JSON.stringify(cfg));
-  const cmd = [process.execPath, CLI, 'start', '-c', file, '--workers', '1'];
+  // Its own upgrade directory: the default <tmp>/outrigger is shared with every Outrigger on the machine.
+  const cmd = [process.execPath, CLI, 'start', '-c', file, '--workers', '1', '--upgrade-dir', path.join(dir, 'upgrade')];
   const sidecar = gid !== undefined ? ns.spawn('setpriv', ['--regid', gid, '--clear-groups', ...cmd], { OUTRIGGER_NATIVE: '1' }) : ns.spawn(cmd[0], cmd.slice(1), { OUTRIGGER_NATIVE: '1' });
   try {
     const admin = Number((await sidecar.waitFor(/admin on http:\/\/[^:]+:(\d+)\//))[1]);

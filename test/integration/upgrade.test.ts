@@ -285,6 +285,56 @@ test('a half-received request travels with its connection; per-connection transf
 });
 
 
+test('a Bolt connection that always has a request in flight moves too: its reads are held until what it sent is answered', { timeout: 60_000 }, async () => {
+  // The upstream answers each request 20 ms after it; the client keeps two in flight (the next
+  // goes out when one is answered), so the old process never finds the connection between
+  // requests by itself. Before the hold, it stayed there until graceful_timeout (20 s) cut it.
+  const up = await fakeUpstream((r) => void setTimeout(() => r.sock.write(rawResponse(r.frame, r.buf)), 20));
+  const dir = upgradeDirFor();
+  const old = await startSidecar(mergeConfigs([boltProxyConfig({ clusters: { bolt_service: [up.port] } })]), { env: { OUTRIGGER_UPGRADE_DIR: dir } });
+  const c = await rawClient(old.ports.get('bolt')!);
+  let closed = false;
+  c.sock.on('close', () => (closed = true));
+  let sent = 0;
+  let answered = 0;
+  let stop = false;
+  const send = (): void => {
+    if (!stop) c.sock.write(rawRequest(++sent, SVC));
+  };
+  // After the collector's own 'data' listener: c.frames holds this read's answers.
+  c.sock.on('data', () => {
+    for (; answered < c.frames.length; answered++) send();
+  });
+  let next: Awaited<ReturnType<typeof startUpgrade>> | undefined;
+  try {
+    send();
+    await sleep(10);
+    send();
+    await sleep(300);
+    next = await startUpgrade(dir);
+    const report = await Promise.race([next.oldDone, sleep(10_000).then(() => null)]);
+    assert.ok(report !== null, `the old process still held the busy connection 10 s after the hand-over (${answered} answered)`);
+    assert.equal(report.migrated, 1);
+    assert.equal(await old.exited, 0);
+    // Still talking, now through the new process.
+    const before = answered;
+    await sleep(500);
+    assert.ok(answered >= before + 4, `answered ${before} -> ${answered} in 500 ms after the move`);
+    stop = true;
+    await c.wait(sent, 5000);
+    assert.equal(closed, false, 'the client connection closed');
+    assert.deepEqual(c.frames.map((f) => f.frame.requestId), Array.from({ length: sent }, (_, i) => i + 1), 'each request answered once, in order');
+    assert.ok(c.frames.every((f) => f.frame.status === 0));
+    const st = await next.stats();
+    assert.ok(st.listeners.bolt.downstream_rq_total >= sent, `bolt rq ${st.listeners.bolt.downstream_rq_total} < ${sent} sent (counters carried)`);
+  } finally {
+    c.sock.destroy();
+    await next?.terminate();
+    await old.terminate('SIGKILL');
+    await up.close();
+  }
+});
+
 test('a tcp_proxy connection moves between exchanges: the client sees no close, the new process opens its own upstream', { timeout: 60_000 }, async () => {
   const echo = await echoServer();
   const dir = upgradeDirFor();
