@@ -313,7 +313,7 @@ int32_t Take(Thread* t) {
     w->pending = false;
     t->next++;
     ssize_t r;
-    do r = read(w->fd, t->data + t->off, t->len - t->off);
+    do r = SockRead(w->fd, t->data + t->off, t->len - t->off);
     while (r < 0 && errno == EINTR);
     int n = r < 0 ? -errno : static_cast<int>(r);
     if (n == -EAGAIN || n == -EWOULDBLOCK) {

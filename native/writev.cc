@@ -1,5 +1,6 @@
 // writev(fd, bufs, count): gathers bufs[0..count) (Uint8Arrays/Buffers, views allowed) into
-// writev(2) calls of at most IOV_MAX entries on a non-blocking fd, looping until everything is
+// sendmsg(2) calls (writev(2) on a non-socket, see SockWritev) of at most IOV_MAX entries on a
+// non-blocking fd, looping until everything is
 // written or the kernel says EAGAIN. Returns the exact byte count written (0 if EAGAIN at once);
 // EINTR is retried; any other errno throws an Error with a Node-style `code`.
 // SIGPIPE: Node ignores it process-wide, so a closed peer surfaces as EPIPE.
@@ -52,7 +53,7 @@ Napi::Value Writev(const Napi::CallbackInfo& info) {
     size_t n = iov.size() - next < kMaxIov ? iov.size() - next : kMaxIov;
     ssize_t w;
     do {
-      w = writev(fd, &iov[next], static_cast<int>(n));
+      w = SockWritev(fd, &iov[next], static_cast<int>(n));
     } while (w < 0 && errno == EINTR);
     if (w < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -116,7 +117,7 @@ napi_value WriteRange(napi_env env, napi_callback_info cbinfo) {
   size_t left = static_cast<size_t>(end - start);
   double total = 0;
   while (left > 0) {
-    ssize_t w = write(static_cast<int>(fd), p, left);
+    ssize_t w = SockWrite(static_cast<int>(fd), p, left);
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;

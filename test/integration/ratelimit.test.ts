@@ -56,7 +56,10 @@ test('local_ratelimit, 2 workers, HTTP: N=200/s under 5N/s from autocannon; 429 
     assert.ok(offered >= 2.5 * N, `the load reached ${offered}/s`);
     assert.ok(Math.abs(rate - N) <= 0.1 * N, `accepted ${rate}/s for a limit of ${N}/s`);
     assert.equal(Number(codes[2]) + Number(codes[4]), 0, 'only 2xx and 429');
-    assert.equal(Number(codes[1]), times.length);
+    // Every request the backend answered was a 2xx at h2load, except those still in flight when
+    // -D ended h2load (at most one per connection: 10): seen 1010 2xx for 1018 at load 7-10.
+    const unseen = times.length - Number(codes[1]);
+    assert.ok(unseen >= 0 && unseen <= 10, `backend ${times.length} requests, h2load ${codes[1]} 2xx`);
     // A limited answer, in HTTP's form.
     let limited = null;
     for (let i = 0; i < 100 && limited === null; i++) {

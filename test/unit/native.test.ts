@@ -4,7 +4,9 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import { once } from 'node:events';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
@@ -501,6 +503,23 @@ for (const kind of ['native', 'fallback'] as const) {
           pair3.close();
         }
       });
+    });
+
+    // The addon writes sockets with send/sendmsg (no VFS layer); anything else (ENOTSOCK) gets
+    // write/writev: a regular file here.
+    it('writeRange and writev write a descriptor that is not a socket', () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-writev-'));
+      const file = path.join(dir, 'out');
+      const fd = fs.openSync(file, 'w');
+      try {
+        assert.equal(bind.writeRange(fd, Buffer.from('..hello'), 2, 7), 5);
+        const parts = [Buffer.from(', '), Buffer.alloc(0), Buffer.from('world')];
+        assert.equal(bind.writev(fd, parts, 3), 7);
+      } finally {
+        fs.closeSync(fd);
+      }
+      assert.equal(fs.readFileSync(file, 'latin1'), 'hello, world');
+      fs.rmSync(dir, { recursive: true });
     });
 
     describe('thread affinity', () => {
