@@ -49,6 +49,23 @@ export function rangeViews(bufs: readonly Uint8Array[], starts: readonly number[
   return views;
 }
 
+/** writev(2) through libuv (fs.writevSync); EAGAIN with nothing written is 0. */
+function writevSync(fd: number, bufs: readonly Uint8Array[], count: number): number {
+  checkFd(fd);
+  if (!Number.isInteger(count) || count < 0 || count > bufs.length) {
+    throw new RangeError(`count must be an integer in [0, ${bufs.length}], got ${count}`);
+  }
+  if (count === 0) return 0;
+  const list = count === bufs.length ? (bufs as Uint8Array[]) : bufs.slice(0, count);
+  try {
+    return fs.writevSync(fd, list);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return 0;
+    throw err;
+  }
+}
+
 /** Parses a kernel CPU list such as "0-3,8,10-11". */
 export function parseCpuList(list: string): number[] {
   const out: number[] = [];
@@ -75,25 +92,14 @@ class FallbackBinding implements NativeBinding {
   }
 
   writev(fd: number, bufs: readonly Uint8Array[], count: number): number {
-    checkFd(fd);
-    if (!Number.isInteger(count) || count < 0 || count > bufs.length) {
-      throw new RangeError(`count must be an integer in [0, ${bufs.length}], got ${count}`);
-    }
-    if (count === 0) return 0;
-    const list = count === bufs.length ? (bufs as Uint8Array[]) : bufs.slice(0, count);
-    try {
-      return fs.writevSync(fd, list);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return 0;
-      throw err;
-    }
+    return writevSync(fd, bufs, count);
   }
 
+  // The IO context takes these functions off the binding (io.ts): neither may use `this`.
   writevRanges(fd: number, bufs: readonly Uint8Array[], starts: readonly number[], ends: readonly number[], count: number): number {
     checkFd(fd);
     const views = rangeViews(bufs, starts, ends, count);
-    return this.writev(fd, views, views.length);
+    return writevSync(fd, views, views.length);
   }
 
   singlePoll(): boolean {
