@@ -7,6 +7,11 @@
 //
 // writeRange(fd, buf, start, end): the same for one range of one Buffer, without the array and
 // the view object per entry (the usual flush at a low request rate: one frame per connection).
+//
+// writevRanges(fd, bufs, starts, ends, count): writev of bufs[i][starts[i], ends[i]) for i in
+// [0, count), the three arrays as a connection gathers them: no view object per entry (a view is
+// a ~70-byte heap object; at 2,000 Bolt requests/s they were a quarter of the bytes allocated per
+// request, in the flushes that gathered two entries or more).
 #include <limits.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -21,6 +26,32 @@ namespace outrigger {
 namespace {
 
 constexpr size_t kMaxIov = IOV_MAX;  // 1024 on Linux
+
+// sendmsg(2) (writev(2) on a non-socket: SockWritev) of iov until all is written or EAGAIN
+// (EINTR retried); the bytes written. Any other failure sets *err to its errno (what was written before it is not reported: the caller throws).
+double WriteAll(int fd, std::vector<struct iovec>& iov, int* err) {
+  double total = 0;
+  size_t next = 0;  // first iovec not fully written; iov[next] is trimmed after a short write
+  while (next < iov.size()) {
+    size_t n = iov.size() - next < kMaxIov ? iov.size() - next : kMaxIov;
+    ssize_t w;
+    do {
+      w = SockWritev(fd, &iov[next], static_cast<int>(n));
+    } while (w < 0 && errno == EINTR);
+    if (w < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) *err = errno;
+      break;
+    }
+    total += static_cast<double>(w);
+    size_t left = static_cast<size_t>(w);
+    while (next < iov.size() && left >= iov[next].iov_len) left -= iov[next++].iov_len;
+    if (left > 0) {  // short write inside iov[next]; the next try normally returns EAGAIN
+      iov[next].iov_base = static_cast<char*>(iov[next].iov_base) + left;
+      iov[next].iov_len -= left;
+    }
+  }
+  return total;
+}
 
 Napi::Value Writev(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -47,26 +78,9 @@ Napi::Value Writev(const Napi::CallbackInfo& info) {
     if (len != 0) iov.push_back({data, len});  // empty buffers add nothing
   }
 
-  double total = 0;
-  size_t next = 0;  // first iovec not fully written; iov[next] is trimmed after a short write
-  while (next < iov.size()) {
-    size_t n = iov.size() - next < kMaxIov ? iov.size() - next : kMaxIov;
-    ssize_t w;
-    do {
-      w = SockWritev(fd, &iov[next], static_cast<int>(n));
-    } while (w < 0 && errno == EINTR);
-    if (w < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      throw ErrnoError(env, errno, "writev");
-    }
-    total += static_cast<double>(w);
-    size_t left = static_cast<size_t>(w);
-    while (next < iov.size() && left >= iov[next].iov_len) left -= iov[next++].iov_len;
-    if (left > 0) {  // short write inside iov[next]; the next try normally returns EAGAIN
-      iov[next].iov_base = static_cast<char*>(iov[next].iov_base) + left;
-      iov[next].iov_len -= left;
-    }
-  }
+  int err = 0;
+  double total = WriteAll(fd, iov, &err);
+  if (err != 0) throw ErrnoError(env, err, "writev");
   return Napi::Number::New(env, total);
 }
 
@@ -133,6 +147,64 @@ napi_value WriteRange(napi_env env, napi_callback_info cbinfo) {
   return result;
 }
 
+// writevRanges: a plain N-API callback like WriteRange (once per flush of two entries or more).
+// Bad arguments throw the same errors as the fallback's (TypeError for a type, RangeError for a
+// number out of range).
+napi_value WritevRanges(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  int64_t fd = 0, count = 0;
+  if (argc < 5 || !FastInt(env, argv[0], 0, INT_MAX, &fd)) {
+    napi_throw_range_error(env, nullptr, "fd must be a non-negative integer");
+    return nullptr;
+  }
+  uint32_t lens[3] = {0, 0, 0};
+  for (int a = 0; a < 3; a++) {
+    bool isArray = false;
+    if (napi_is_array(env, argv[1 + a], &isArray) != napi_ok || !isArray) {
+      napi_throw_type_error(env, nullptr, "writevRanges(fd, bufs, starts, ends, count): bufs, starts and ends must be arrays");
+      return nullptr;
+    }
+    napi_get_array_length(env, argv[1 + a], &lens[a]);
+  }
+  uint32_t most = lens[0] < lens[1] ? lens[0] : lens[1];
+  if (lens[2] < most) most = lens[2];
+  if (!FastInt(env, argv[4], 0, most, &count)) {
+    napi_throw_range_error(env, nullptr, "count must be an integer no larger than any of the three arrays");
+    return nullptr;
+  }
+  thread_local std::vector<struct iovec> iov;  // per thread, keeps its capacity between calls
+  iov.clear();
+  for (uint32_t i = 0; i < static_cast<uint32_t>(count); i++) {
+    napi_value b, sv, ev;
+    napi_typedarray_type type;
+    size_t len = 0;
+    void* data = nullptr;
+    int64_t st = 0, end = 0;
+    if (napi_get_element(env, argv[1], i, &b) != napi_ok ||
+        napi_get_typedarray_info(env, b, &type, &len, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+      napi_throw_type_error(env, nullptr, ("bufs[" + std::to_string(i) + "] must be a Buffer or Uint8Array").c_str());
+      return nullptr;
+    }
+    if (napi_get_element(env, argv[2], i, &sv) != napi_ok || napi_get_element(env, argv[3], i, &ev) != napi_ok ||
+        !FastInt(env, sv, 0, static_cast<int64_t>(len), &st) || !FastInt(env, ev, st, static_cast<int64_t>(len), &end)) {
+      napi_throw_range_error(env, nullptr, ("range " + std::to_string(i) + " must satisfy 0 <= start <= end <= its buffer's length").c_str());
+      return nullptr;
+    }
+    if (end > st) iov.push_back({static_cast<char*>(data) + st, static_cast<size_t>(end - st)});  // empty ranges add nothing
+  }
+  int err = 0;
+  double total = WriteAll(static_cast<int>(fd), iov, &err);
+  if (err != 0) {
+    ErrnoError(Napi::Env(env), err, "writev").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  napi_value result;
+  napi_create_double(env, total, &result);
+  return result;
+}
+
 }  // namespace
 
 void RegisterWritev(Napi::Env env, Napi::Object exports) {
@@ -140,6 +212,8 @@ void RegisterWritev(Napi::Env env, Napi::Object exports) {
   napi_value fn;
   NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, "writeRange", NAPI_AUTO_LENGTH, WriteRange, nullptr, &fn));
   exports.Set("writeRange", Napi::Value(env, fn));
+  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, "writevRanges", NAPI_AUTO_LENGTH, WritevRanges, nullptr, &fn));
+  exports.Set("writevRanges", Napi::Value(env, fn));
 }
 
 }  // namespace outrigger

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { ChunkSlabPool } from './slab-pool';
 import { listenShared } from './listen';
+import { rangeViews } from './fallback';
 import type { ListenResult, ListenSocket, NativeBinding, NativeReadBinding, SpliceBinding, NativeTlsClient, NativeTlsConn, NativeTlsEngine, NativeTlsTickets, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
 
 /** Raw functions exported by outrigger_native.node. */
@@ -16,6 +17,8 @@ export interface AddonExports {
   writev(fd: number, bufs: readonly Uint8Array[], count: number): number;
   /** native/writev.cc (absent from builds older than it: writev with a view then). */
   writeRange?(fd: number, buf: Uint8Array, start: number, end: number): number;
+  /** native/writev.cc (absent from builds older than it: writev with views then). */
+  writevRanges?(fd: number, bufs: readonly Uint8Array[], starts: readonly number[], ends: readonly number[], count: number): number;
   /** native/addon.cc (absent from builds older than it). */
   singlePoll?(): boolean;
   pinThread(cpu: number): boolean;
@@ -135,6 +138,10 @@ export function loadAddonBinding(): NativeBinding {
     writeRange:
       addon.writeRange ??
       ((fd: number, buf: Uint8Array, start: number, end: number): number => addon.writev(fd, [buf.subarray(start, end)], 1)),
+    writevRanges:
+      addon.writevRanges ??
+      ((fd: number, bufs: readonly Uint8Array[], starts: readonly number[], ends: readonly number[], count: number): number =>
+        addon.writev(fd, rangeViews(bufs, starts, ends, count), count)),
     singlePoll: addon.singlePoll ?? ((): boolean => false),
     pinThread: addon.pinThread,
     getThreadAffinity: addon.getThreadAffinity,

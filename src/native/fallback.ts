@@ -23,6 +23,49 @@ export function checkFd(fd: number): void {
   if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw new RangeError(`fd must be a non-negative integer, got ${fd}`);
 }
 
+/**
+ * The views writevRanges writes (the fallback's, and an addon built before writevRanges): checks
+ * the arguments as the addon does (RangeError for a count or range out of bounds, TypeError for
+ * a non-array or an entry that is not a Uint8Array).
+ */
+export function rangeViews(bufs: readonly Uint8Array[], starts: readonly number[], ends: readonly number[], count: number): Uint8Array[] {
+  if (!Array.isArray(bufs) || !Array.isArray(starts) || !Array.isArray(ends)) {
+    throw new TypeError('writevRanges(fd, bufs, starts, ends, count): bufs, starts and ends must be arrays');
+  }
+  if (!Number.isInteger(count) || count < 0 || count > Math.min(bufs.length, starts.length, ends.length)) {
+    throw new RangeError('count must be an integer no larger than any of the three arrays');
+  }
+  const views: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const b = bufs[i];
+    const s = starts[i];
+    const e = ends[i];
+    if (!(b instanceof Uint8Array)) throw new TypeError(`bufs[${i}] must be a Buffer or Uint8Array`);
+    if (!Number.isInteger(s) || !Number.isInteger(e) || s < 0 || e < s || e > b.byteLength) {
+      throw new RangeError(`range ${i} must satisfy 0 <= start <= end <= its buffer's length`);
+    }
+    views.push(b.subarray(s, e));
+  }
+  return views;
+}
+
+/** writev(2) through libuv (fs.writevSync); EAGAIN with nothing written is 0. */
+function writevSync(fd: number, bufs: readonly Uint8Array[], count: number): number {
+  checkFd(fd);
+  if (!Number.isInteger(count) || count < 0 || count > bufs.length) {
+    throw new RangeError(`count must be an integer in [0, ${bufs.length}], got ${count}`);
+  }
+  if (count === 0) return 0;
+  const list = count === bufs.length ? (bufs as Uint8Array[]) : bufs.slice(0, count);
+  try {
+    return fs.writevSync(fd, list);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return 0;
+    throw err;
+  }
+}
+
 /** Parses a kernel CPU list such as "0-3,8,10-11". */
 export function parseCpuList(list: string): number[] {
   const out: number[] = [];
@@ -49,19 +92,14 @@ class FallbackBinding implements NativeBinding {
   }
 
   writev(fd: number, bufs: readonly Uint8Array[], count: number): number {
+    return writevSync(fd, bufs, count);
+  }
+
+  // The IO context takes these functions off the binding (io.ts): neither may use `this`.
+  writevRanges(fd: number, bufs: readonly Uint8Array[], starts: readonly number[], ends: readonly number[], count: number): number {
     checkFd(fd);
-    if (!Number.isInteger(count) || count < 0 || count > bufs.length) {
-      throw new RangeError(`count must be an integer in [0, ${bufs.length}], got ${count}`);
-    }
-    if (count === 0) return 0;
-    const list = count === bufs.length ? (bufs as Uint8Array[]) : bufs.slice(0, count);
-    try {
-      return fs.writevSync(fd, list);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return 0;
-      throw err;
-    }
+    const views = rangeViews(bufs, starts, ends, count);
+    return writevSync(fd, views, views.length);
   }
 
   singlePoll(): boolean {

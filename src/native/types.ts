@@ -274,6 +274,11 @@ export interface NativeBinding {
    */
   writeRange(fd: number, buf: Uint8Array, start: number, end: number): number;
   /**
+   * writev of bufs[i][starts[i], ends[i]) for i in [0, count), with the same result and errors:
+   * no view object per entry (a connection's flush of several gathered entries).
+   */
+  writevRanges(fd: number, bufs: readonly Uint8Array[], starts: readonly number[], ends: readonly number[], count: number): number;
+  /**
    * Makes the calling thread's event loop poll once per wakeup instead of twice (Node's loop
    * idle-time metrics poll with timeout 0 before every sleep); eventLoopUtilization() stops
    * counting idle time. Returns whether the metrics were on. The fallback does nothing (false).

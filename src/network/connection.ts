@@ -744,36 +744,19 @@ export class Connection implements Flushable, NativeReader {
   private flushWritev(n: number): void {
     const ctx = this.io;
     let written = 0;
-    if (!this.blocked && n === 1) {
-      // One entry (the usual flush at a low request rate): no iovec array, no view object.
+    if (!this.blocked) {
+      // No view object per entry: the addon reads the ranges from the entry arrays themselves
+      // (one entry, the usual flush at a low request rate: not even the arrays).
       try {
-        written = ctx.writeRange(this.fd, this.eBuf[0], this.eStart[0], this.eEnd[0]);
+        written =
+          n === 1
+            ? ctx.writeRange(this.fd, this.eBuf[0], this.eStart[0], this.eEnd[0])
+            : ctx.writevRanges(this.fd, this.eBuf, this.eStart, this.eEnd, n);
       } catch (err) {
         this.dropEntries();
         this.destroy(err as Error);
         return;
       }
-      ctx.writevCalls++;
-      this.bytesTx += written;
-    } else if (!this.blocked) {
-      const iov = iovArray;
-      for (let i = 0; i < n; i++) {
-        const b = this.eBuf[i];
-        const s = this.eStart[i];
-        const e = this.eEnd[i];
-        // A view object per entry: writev takes Buffers. Whole buffers (pooled copies that
-        // fill a chunk, reads of a full chunk) are passed as they are.
-        iov[i] = s === 0 && e === b.length ? b : b.subarray(s, e);
-      }
-      try {
-        written = ctx.writev(this.fd, iov, n);
-      } catch (err) {
-        for (let i = 0; i < n; i++) iov[i] = undefined as unknown as Buffer;
-        this.dropEntries();
-        this.destroy(err as Error);
-        return;
-      }
-      for (let i = 0; i < n; i++) iov[i] = undefined as unknown as Buffer;
       ctx.writevCalls++;
       this.bytesTx += written;
     }
@@ -1044,9 +1027,6 @@ export class Connection implements Flushable, NativeReader {
     this.inflightHead = 0;
   }
 }
-
-/** One iovec array for the whole thread: flushes are synchronous and never nest. */
-const iovArray: Buffer[] = [];
 
 /** Pooled chunks of one native TLS read beyond its read chunk (reads never nest). */
 const tlsExtraChunks: Buffer[] = [];

@@ -10,7 +10,7 @@
  * or already backed up, are copied into pooled chunks (the only copies on the data path).
  *
  * Write strategies (OUTRIGGER_IO):
- *   writev (default)  views gathered per tick, one writev(2) per connection (addon, or the
+ *   writev (default)  ranges gathered per tick, one writev(2) per connection (addon, or the
  *                     TypeScript fallback), remainder copied and queued on the libuv stream.
  *   cork              Node's own read buffers ('data' events, one allocation per read), writes
  *                     gathered the same way and flushed with socket.cork()/write()/uncork().
@@ -41,9 +41,10 @@ export class IoContext {
   readonly pool: SlabPool;
   /** The one read buffer every socket of this worker reads into (writev mode). */
   readonly readBuffer: Buffer;
-  readonly writev = native.writev;
   /** One range without an array or a view (a flush of one entry). */
   readonly writeRange = native.writeRange;
+  /** Several ranges without a view object each (a flush of several entries). */
+  readonly writevRanges = native.writevRanges;
   readonly nativeKind = native.kind;
   private readonly dirty: Flushable[] = [];
   private dirtyCount = 0;
