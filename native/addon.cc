@@ -43,9 +43,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   outrigger::RegisterMemory(env, exports);
   outrigger::RegisterRead(env, exports);
   outrigger::RegisterH1Parse(env, exports);
-  napi_value fn;
-  NAPI_THROW_IF_FAILED(env, napi_create_function(env, "singlePoll", NAPI_AUTO_LENGTH, SinglePoll, nullptr, &fn), exports);
-  exports.Set("singlePoll", Napi::Value(env, fn));
+  outrigger::ExportPlain(env, exports, "singlePoll", SinglePoll);
   return exports;
 }
 

@@ -476,12 +476,6 @@ int Response(Head& h, int start, int lim, int32_t flags) {
   return p;
 }
 
-// The data and length of argument v when it is a typed array of type `want`.
-bool TypedArg(napi_env env, napi_value v, napi_typedarray_type want, void** data, size_t* len) {
-  napi_typedarray_type type;
-  return napi_get_typedarray_info(env, v, &type, len, data, nullptr, nullptr) == napi_ok && type == want;
-}
-
 napi_value Setup(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 1;
   napi_value argv[1];
@@ -545,11 +539,8 @@ napi_value Parse(napi_env env, napi_callback_info cbinfo) {
 }  // namespace
 
 void RegisterH1Parse(Napi::Env env, Napi::Object exports) {
-  napi_value fn;
-  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, "h1HeadSetup", NAPI_AUTO_LENGTH, Setup, nullptr, &fn));
-  exports.Set("h1HeadSetup", Napi::Value(env, fn));
-  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, "h1HeadParse", NAPI_AUTO_LENGTH, Parse, nullptr, &fn));
-  exports.Set("h1HeadParse", Napi::Value(env, fn));
+  ExportPlain(env, exports, "h1HeadSetup", Setup);
+  ExportPlain(env, exports, "h1HeadParse", Parse);
 }
 
 }  // namespace outrigger

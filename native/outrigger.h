@@ -96,6 +96,20 @@ inline void AddHandleCleanup(napi_env env, uv_loop_t* loop, void (*run)(void*), 
   napi_add_async_cleanup_hook(env, HandleCleanupRun, c, nullptr);
 }
 
+// The data and length of v when it is a typed array of type `want` (false otherwise: no exception).
+inline bool TypedArg(napi_env env, napi_value v, napi_typedarray_type want, void** data, size_t* len) {
+  napi_typedarray_type type;
+  return napi_get_typedarray_info(env, v, &type, len, data, nullptr, nullptr) == napi_ok && type == want;
+}
+
+// Exports a plain N-API callback as `name` (no node-addon-api wrapper: for functions called per
+// read, write or head, where the CallbackInfo object is measurable).
+inline void ExportPlain(Napi::Env env, Napi::Object exports, const char* name, napi_callback cb) {
+  napi_value fn;
+  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, nullptr, &fn));
+  exports.Set(name, Napi::Value(env, fn));
+}
+
 // Socket IO without the file layer: recv/send/sendmsg go from the descriptor straight to the
 // socket, where read/write/writev pass through the VFS (vfs_read/vfs_write, fdget_pos, the
 // *_iter adapters): ~1 us less kernel time per proxied HTTP/1.1 request (bench/README.md,

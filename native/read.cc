@@ -664,9 +664,7 @@ Napi::Value ReadStats(const Napi::CallbackInfo& info) {
 
 void RegisterRead(Napi::Env env, Napi::Object exports) {
   exports.Set("readSetup", Napi::Function::New(env, ReadSetup, "readSetup"));
-  napi_value next;
-  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, "readNext", NAPI_AUTO_LENGTH, ReadNext, nullptr, &next));
-  exports.Set("readNext", Napi::Value(env, next));
+  ExportPlain(env, exports, "readNext", ReadNext);
   exports.Set("readWatch", Napi::Function::New(env, ReadWatch, "readWatch"));
   exports.Set("readPause", Napi::Function::New(env, ReadPause, "readPause"));
   exports.Set("readClose", Napi::Function::New(env, ReadClose, "readClose"));

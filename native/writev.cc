@@ -28,7 +28,8 @@ namespace {
 constexpr size_t kMaxIov = IOV_MAX;  // 1024 on Linux
 
 // sendmsg(2) (writev(2) on a non-socket: SockWritev) of iov until all is written or EAGAIN
-// (EINTR retried); the bytes written. Any other failure sets *err to its errno (what was written before it is not reported: the caller throws).
+// (EINTR retried); the bytes written. Any other failure sets *err to its errno (what was
+// written before it is not reported: the caller throws).
 double WriteAll(int fd, std::vector<struct iovec>& iov, int* err) {
   double total = 0;
   size_t next = 0;  // first iovec not fully written; iov[next] is trimmed after a short write
@@ -67,12 +68,9 @@ Napi::Value Writev(const Napi::CallbackInfo& info) {
   iov.clear();
   for (uint32_t i = 0; i < count; i++) {
     napi_value v;
-    napi_typedarray_type type;
     size_t len = 0;
     void* data = nullptr;
-    // napi_get_typedarray_info fails (napi_invalid_arg) on anything but a TypedArray.
-    if (napi_get_element(env, arr, i, &v) != napi_ok ||
-        napi_get_typedarray_info(env, v, &type, &len, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+    if (napi_get_element(env, arr, i, &v) != napi_ok || !TypedArg(env, v, napi_uint8_array, &data, &len)) {
       throw Napi::TypeError::New(env, "bufs[" + std::to_string(i) + "] must be a Buffer or Uint8Array");
     }
     if (len != 0) iov.push_back({data, len});  // empty buffers add nothing
@@ -101,13 +99,11 @@ napi_value WriteRange(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 4;
   napi_value argv[4];
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  napi_typedarray_type type;
   size_t len = 0;
   void* data = nullptr;
   int64_t fd = 0, start = 0, end = 0;
-  bool ok = argc == 4 && FastInt(env, argv[0], 0, INT_MAX, &fd) &&
-            napi_get_typedarray_info(env, argv[1], &type, &len, &data, nullptr, nullptr) == napi_ok &&
-            type == napi_uint8_array && FastInt(env, argv[2], 0, static_cast<int64_t>(len), &start) &&
+  bool ok = argc == 4 && FastInt(env, argv[0], 0, INT_MAX, &fd) && TypedArg(env, argv[1], napi_uint8_array, &data, &len) &&
+            FastInt(env, argv[2], 0, static_cast<int64_t>(len), &start) &&
             FastInt(env, argv[3], start, static_cast<int64_t>(len), &end);
   if (!ok) {
     // The slow path only builds the error (the same messages as every other addon function).
@@ -115,8 +111,7 @@ napi_value WriteRange(napi_env env, napi_callback_info cbinfo) {
     try {
       Napi::CallbackInfo info(env, cbinfo);
       IntArg(info, 0, "fd", 0, INT_MAX);
-      if (info.Length() < 2 || napi_get_typedarray_info(env, info[1], &type, &len, &data, nullptr, nullptr) != napi_ok ||
-          type != napi_uint8_array) {
+      if (info.Length() < 2 || !TypedArg(env, info[1], napi_uint8_array, &data, &len)) {
         throw Napi::TypeError::New(e, "buf must be a Buffer or Uint8Array");
       }
       int64_t s = IntArg(info, 2, "start", 0, static_cast<int64_t>(len));
@@ -178,12 +173,10 @@ napi_value WritevRanges(napi_env env, napi_callback_info cbinfo) {
   iov.clear();
   for (uint32_t i = 0; i < static_cast<uint32_t>(count); i++) {
     napi_value b, sv, ev;
-    napi_typedarray_type type;
     size_t len = 0;
     void* data = nullptr;
     int64_t st = 0, end = 0;
-    if (napi_get_element(env, argv[1], i, &b) != napi_ok ||
-        napi_get_typedarray_info(env, b, &type, &len, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+    if (napi_get_element(env, argv[1], i, &b) != napi_ok || !TypedArg(env, b, napi_uint8_array, &data, &len)) {
       napi_throw_type_error(env, nullptr, ("bufs[" + std::to_string(i) + "] must be a Buffer or Uint8Array").c_str());
       return nullptr;
     }
@@ -209,11 +202,8 @@ napi_value WritevRanges(napi_env env, napi_callback_info cbinfo) {
 
 void RegisterWritev(Napi::Env env, Napi::Object exports) {
   exports.Set("writev", Napi::Function::New(env, Writev, "writev"));
-  napi_value fn;
-  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, "writeRange", NAPI_AUTO_LENGTH, WriteRange, nullptr, &fn));
-  exports.Set("writeRange", Napi::Value(env, fn));
-  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, "writevRanges", NAPI_AUTO_LENGTH, WritevRanges, nullptr, &fn));
-  exports.Set("writevRanges", Napi::Value(env, fn));
+  ExportPlain(env, exports, "writeRange", WriteRange);
+  ExportPlain(env, exports, "writevRanges", WritevRanges);
 }
 
 }  // namespace outrigger

@@ -83,8 +83,12 @@ export async function startSidecar(config: unknown, opts: { workers?: number; en
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   // 'close' comes after the last bytes of both pipes; 'exit' may come before the text an abort printed.
-  const closed = new Promise<void>((resolve) => proc.once('close', () => resolve()));
-  proc.once('close', (_code, signal) => keepFatalOutput(proc.pid!, signal, () => out));
+  const closed = new Promise<void>((resolve) =>
+    proc.once('close', (_code, signal) => {
+      keepFatalOutput(proc.pid!, signal, () => out);
+      resolve();
+    }),
+  );
   const { ports, adminPort } = await waitForStart(proc, () => out, exited, /admin on http:\/\/[^:]+:(\d+)\//, 'sidecar', 15_000);
   return {
     proc,

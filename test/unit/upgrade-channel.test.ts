@@ -3,12 +3,14 @@
  * (native/fdpass.cc): messages with fds, messages larger than one packet, EOF, malformed input.
  */
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Channel, ChannelClosed } from '../../src/upgrade/channel';
 import { fdPass, type FdPass } from '../../src/upgrade/fdpass';
+import { connectToRunning } from '../../src/upgrade/new';
 
 const fp = fdPass();
 const skip = typeof fp === 'string' ? fp : false;
@@ -126,7 +128,6 @@ test('a listener whose backlog is full fails fdConnect with EAGAIN at once; conn
     }
     process.stdout.write(JSON.stringify({ code, connected: held.length }));
   `;
-  const { spawnSync } = await import('node:child_process');
   const r = spawnSync(process.execPath, ['-e', script], { timeout: 15_000, encoding: 'utf8' });
   fs.rmSync(dir, { recursive: true, force: true });
   assert.equal(r.signal, null, `the probe was killed after 15 s: a connect blocked (${r.stderr})`);
@@ -148,7 +149,6 @@ test('a listener whose backlog is full fails fdConnect with EAGAIN at once; conn
       break;
     }
   }
-  const { connectToRunning } = await import('../../src/upgrade/new');
   const t0 = Date.now();
   const pending = connectToRunning(f, dir2);
   setTimeout(() => {
