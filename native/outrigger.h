@@ -8,9 +8,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
+#include <v8.h>
 
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 typedef struct ssl_ctx_st SSL_CTX;
@@ -100,6 +102,21 @@ inline void AddHandleCleanup(napi_env env, uv_loop_t* loop, void (*run)(void*), 
 inline bool TypedArg(napi_env env, napi_value v, napi_typedarray_type want, void** data, size_t* len) {
   napi_typedarray_type type;
   return napi_get_typedarray_info(env, v, &type, len, data, nullptr, nullptr) == napi_ok && type == want;
+}
+
+// A napi_value is the address of a V8 handle slot, the same representation as a v8::Local
+// (Node's N-API converts between them with a cast): these two convert without a call, for the
+// places that talk to V8 directly (read.cc's batch call, tls_tickets.cc's External).
+inline v8::Local<v8::Value> V8Value(napi_value nv) {
+  v8::Local<v8::Value> v;
+  static_assert(sizeof(v) == sizeof(nv), "napi_value is a v8::Local");
+  std::memcpy(static_cast<void*>(&v), &nv, sizeof(nv));
+  return v;
+}
+inline napi_value NapiValue(v8::Local<v8::Value> v) {
+  napi_value nv;
+  std::memcpy(static_cast<void*>(&nv), &v, sizeof(nv));
+  return nv;
 }
 
 // Exports a plain N-API callback as `name` (no node-addon-api wrapper: for functions called per

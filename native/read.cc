@@ -3,13 +3,16 @@
 // call. This skips libuv's stream read machinery and Node's StreamBase/onStreamRead for every read,
 // and the per-read JS entry (callback scope, microtask checkpoint) for all but one read per wakeup.
 //
-//   readSetup(buffer, state, fn, viaCallback, ownPollAfter) per thread: the chunk reads land in,
+//   readSetup(buffer, state, fn, viaCallback, ownPollAfter, clock) per thread: the chunk reads land in,
 //                                an Int32Array(3) describing the current read, and fn(id) called
 //                                once per loop iteration in which watched fds became readable
 //                                (from a uv_check_t, after the poll phase) with the first read
 //                                already made. fn is entered with a plain call (see OnCheck) unless
 //                                viaCallback is true (napi_make_callback, as before session 10).
 //                                ownPollAfter: see owned fds below (0: never; default 16).
+//                                clock (optional): a Float64Array(1) into which the time (ms since
+//                                the epoch, as Date.now()) is written before each call of fn;
+//                                returns true when it took one.
 //   readNext() -> id             inside fn: reads the next ready fd. For fn's id and readNext's:
 //                                the watcher's id, with state[0] where the bytes start in buffer,
 //                                state[1] n (n > 0 bytes; 0 the peer's FIN; < 0 a read error as
@@ -60,6 +63,7 @@
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 #include <v8.h>
@@ -99,9 +103,14 @@ struct Watcher {
 struct Thread {
   napi_env env = nullptr;
   uv_loop_t* loop = nullptr;
-  napi_ref cb = nullptr;
+  v8::Isolate* isolate = nullptr;
+  // The batch function and its receiver (the state array), called with V8's API (see OnCheck).
+  v8::Global<v8::Function> cb;
+  v8::Global<v8::Object> recv;
+  v8::Global<v8::Context> context;  // the env's context, readSetup's caller's
   napi_ref buf = nullptr;
-  napi_ref stateRef = nullptr;
+  double* clock = nullptr;   // readSetup's 6th argument: the batch's time (ms since the epoch) goes here
+  napi_ref clockRef = nullptr;
   napi_ref noop = nullptr;  // an empty function: napi_make_callback of it drains ticks and microtasks
   bool viaCallback = false;  // readSetup's 4th argument: every batch call through napi_make_callback
   char* data = nullptr;
@@ -374,13 +383,56 @@ void FreeDead(Thread* t) {
   t->dead.clear();
 }
 
+// A MakeCallback's status: an exception it left pending goes to napi_fatal_exception (the
+// process's 'uncaughtException', or its exit with the error). false unless napi_ok.
+bool Reported(napi_env env, napi_status st) {
+  if (st == napi_pending_exception) {
+    napi_value e;
+    napi_get_and_clear_last_exception(env, &e);
+    napi_fatal_exception(env, e);
+  }
+  return st == napi_ok;
+}
+
+// The plain batch call, with V8's API rather than napi_call_function, whose own work per call
+// (its status bookkeeping and TryCatch wrapper, the reference lookups, the can-call-into-JS check
+// through the context's embedder data) was a third of the addon's instructions around the batch
+// (docs/rpc-low-rate.md, session 13). The same outcome: an exception goes to
+// napi_fatal_exception, after the TryCatch is gone (as napi_call_function's caller reported it);
+// nothing is called or reported while the isolate is terminating (a worker's terminate(), when
+// napi_call_function refuses to call). false when it threw or did not run.
+bool CallBatch(Thread* t, v8::Local<v8::Function> fn, v8::Local<v8::Object> recv, v8::Local<v8::Value> arg) {
+  v8::Isolate* isolate = t->isolate;
+  if (isolate->IsExecutionTerminating()) return false;
+  v8::Local<v8::Value> exc;
+  {
+    v8::TryCatch tc(isolate);
+    if (!fn->Call(t->context.Get(isolate), recv, 1, &arg).IsEmpty()) return true;
+    if (!tc.HasCaught() || tc.HasTerminated()) return false;
+    exc = tc.Exception();  // in OnCheck's handle scope: outlives tc
+  }
+  napi_fatal_exception(t->env, NapiValue(exc));
+  return false;
+}
+
+// The batch's time for src/network/clock.ts (readSetup's clock array): ms since the epoch, whole,
+// from the clock Date.now() reads (Node's: gettimeofday, CLOCK_REALTIME; here through the vDSO
+// too). Written before each call, so that JS reads it as a double without Date.now()'s builtin
+// call and heap number.
+void WriteClock(Thread* t) {
+  if (t->clock == nullptr) return;
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  t->clock[0] = static_cast<double>(static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000);
+}
+
 // Runs after the poll phase of an iteration in which watched fds became readable. The first
 // read is made here and passed to the JS call, which takes the others with readNext() (so a
 // wakeup with one readable socket makes no call from JS into the addon) until the chunk is full
 // (-2): then the JS call returns (flushing its writes) and the next one starts at the chunk's
 // beginning; a call takes at most one chunk's worth of reads.
 //
-// How JS is entered: a plain napi_call_function, not napi_make_callback. MakeCallback wraps the
+// How JS is entered: a plain call (CallBatch: V8's Function::Call), not napi_make_callback. MakeCallback wraps the
 // call in Node's callback scope (async context push and pop, idle flag, async hooks' before and
 // after, a microtask checkpoint, the nextTick queue check, the WeakRef cleanup), which Node
 // already does once per loop iteration anyway: its immediate check (Environment::CheckImmediate,
@@ -399,48 +451,49 @@ void OnCheck(uv_check_t* h) {
   uv_check_stop(&t->check);
   t->checking = false;
   if (!t->writable.empty()) Writables(t);
-  if (t->pending.empty() || t->cb == nullptr) {
+  if (t->pending.empty() || t->cb.IsEmpty()) {
     for (Watcher* w : t->pending) w->pending = false;
     t->pending.clear();
     FreeDead(t);
     return;
   }
   napi_env env = t->env;
+  v8::Isolate* isolate = t->isolate;
   t->next = 0;
   for (bool again = false;; again = true) {
     if (again && t->next >= t->pending.size()) break;  // the usual end: the call took them all
     // Once per wakeup, so on the stack: napi_open_handle_scope allocates a wrapper per call (a
     // napi_value is a v8::Local, made in the innermost V8 scope; tls_tickets.cc relies on it too).
-    v8::HandleScope scope(v8::Isolate::GetCurrent());
-    napi_value fn, recv, arg, result;
-    // The receiver must be an object and is not used: the state array, already referenced
+    v8::HandleScope scope(isolate);
+    // The receiver must be an object and is not used: the state array, already held
     // (napi_get_global's Context::Global() showed in profiles at one call per wakeup).
-    napi_get_reference_value(env, t->stateRef, &recv);
-    napi_status st = napi_ok;
+    v8::Local<v8::Object> recv = t->recv.Get(isolate);
+    bool ok = true;
     if (again && !t->viaCallback) {
       // What the previous call queued runs before the next reads are made (see above); a throw
       // there leaves them unread (in the kernel) like a throw in the batch.
+      napi_value fn, result;
       napi_get_reference_value(env, t->noop, &fn);
-      st = napi_make_callback(env, t->async, recv, fn, 0, nullptr, &result);
+      ok = Reported(env, napi_make_callback(env, t->async, NapiValue(recv), fn, 0, nullptr, &result));
     }
-    if (st == napi_ok && t->cb != nullptr) {
+    if (ok && !t->cb.IsEmpty()) {
       t->off = 0;
       int32_t first = Take(t);  // at the chunk's beginning: never -2
       if (first < 0) break;
-      napi_get_reference_value(env, t->cb, &fn);
-      napi_create_int32(env, first, &arg);  // a small integer: no heap object
+      v8::Local<v8::Function> fn = t->cb.Get(isolate);
+      v8::Local<v8::Value> arg = v8::Integer::New(isolate, first);  // a small integer: no heap object
       t->stats[kBatches]++;
+      WriteClock(t);
       t->inBatch = true;
-      st = t->viaCallback ? napi_make_callback(env, t->async, recv, fn, 1, &arg, &result)
-                          : napi_call_function(env, recv, fn, 1, &arg, &result);
+      if (t->viaCallback) {
+        napi_value a = NapiValue(arg), result;
+        ok = Reported(env, napi_make_callback(env, t->async, NapiValue(recv), NapiValue(fn), 1, &a, &result));
+      } else {
+        ok = CallBatch(t, fn, recv, arg);
+      }
       t->inBatch = false;
     }
-    if (st == napi_pending_exception) {
-      napi_value e;
-      napi_get_and_clear_last_exception(env, &e);
-      napi_fatal_exception(env, e);
-    }
-    if (st != napi_ok || t->cb == nullptr) break;
+    if (!ok || t->cb.IsEmpty()) break;
   }
   // Entries JS did not take (an exception) stay unread in the kernel: the level-triggered poll
   // reports them again next iteration.
@@ -481,11 +534,14 @@ void Cleanup(void* arg) {
   // The loop must close with no open handle (a worker's loop is closed after this hook).
   uv_close(reinterpret_cast<uv_handle_t*>(&t->check), nullptr);
   t->checking = false;
-  if (t->cb != nullptr) napi_delete_reference(t->env, t->cb);
+  t->cb.Reset();
+  t->recv.Reset();
+  t->context.Reset();
   if (t->buf != nullptr) napi_delete_reference(t->env, t->buf);
-  if (t->stateRef != nullptr) napi_delete_reference(t->env, t->stateRef);
+  if (t->clockRef != nullptr) napi_delete_reference(t->env, t->clockRef);
   if (t->noop != nullptr) napi_delete_reference(t->env, t->noop);
-  t->cb = t->buf = t->stateRef = t->noop = nullptr;
+  t->buf = t->clockRef = t->noop = nullptr;
+  t->clock = nullptr;
   if (t->async != nullptr) napi_async_destroy(t->env, t->async);
   if (current == t) current = nullptr;
   // t stays allocated: the close callbacks still to run reach their watcher only, and the check
@@ -510,12 +566,18 @@ Napi::Value ReadSetup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsTypedArray() || !info[2].IsFunction() ||
       info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || info[1].As<Napi::TypedArray>().ElementLength() < 3) {
-    throw Napi::TypeError::New(env, "readSetup(buffer, Int32Array(3), callback[, viaCallback])");
+    throw Napi::TypeError::New(env, "readSetup(buffer, Int32Array(3), callback[, viaCallback[, ownPollAfter[, Float64Array(1)]]])");
+  }
+  bool withClock = info.Length() > 5 && !info[5].IsUndefined();
+  if (withClock && (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+                    info[5].As<Napi::TypedArray>().ElementLength() < 1)) {
+    throw Napi::TypeError::New(env, "readSetup: the clock must be a Float64Array(1)");
   }
   Thread* t = current != nullptr && current->env == env ? current : nullptr;
   if (t == nullptr) {
     t = new Thread();
     t->env = env;
+    t->isolate = v8::Isolate::GetCurrent();
     if (napi_get_uv_event_loop(env, &t->loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
     uv_check_init(t->loop, &t->check);
     t->check.data = t;
@@ -529,20 +591,28 @@ Napi::Value ReadSetup(const Napi::CallbackInfo& info) {
     current = t;
   }
   if (t->inBatch) throw Napi::Error::New(env, "readSetup() inside a read batch");
-  if (t->cb != nullptr) napi_delete_reference(env, t->cb);
   if (t->buf != nullptr) napi_delete_reference(env, t->buf);
-  if (t->stateRef != nullptr) napi_delete_reference(env, t->stateRef);
+  if (t->clockRef != nullptr) napi_delete_reference(env, t->clockRef);
+  t->buf = t->clockRef = nullptr;
+  t->clock = nullptr;
   Napi::Buffer<char> b = info[0].As<Napi::Buffer<char>>();
   Napi::Int32Array s = info[1].As<Napi::Int32Array>();
   t->data = b.Data();
   t->len = b.Length();
-  t->state = s.Data();
+  t->state = s.Data();  // (off the V8 heap from here on: napi_get_typedarray_info moved it)
   napi_create_reference(env, b, 1, &t->buf);
-  napi_create_reference(env, s, 1, &t->stateRef);
-  napi_create_reference(env, info[2], 1, &t->cb);
+  v8::Isolate* isolate = t->isolate;
+  t->context.Reset(isolate, isolate->GetCurrentContext());
+  t->recv.Reset(isolate, V8Value(info[1]).As<v8::Object>());
+  t->cb.Reset(isolate, V8Value(info[2]).As<v8::Function>());
+  if (withClock) {
+    Napi::Float64Array c = info[5].As<Napi::Float64Array>();
+    t->clock = c.Data();
+    napi_create_reference(env, c, 1, &t->clockRef);
+  }
   t->viaCallback = info.Length() > 3 && info[3].ToBoolean().Value();
   if (info.Length() > 4 && info[4].IsNumber()) t->ownPollAfter = static_cast<uint32_t>(IntArg(info, 4, "ownPollAfter", 0, UINT32_MAX));
-  return env.Undefined();
+  return Napi::Boolean::New(env, withClock);  // (undefined from builds before the clock)
 }
 
 // The thread's epoll set of owned fds and its poll handle (once per thread); an errno on failure.

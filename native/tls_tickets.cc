@@ -156,12 +156,8 @@ SSL_CTX* SslCtxArg(const Napi::CallbackInfo& info, size_t i) {
   }
   // Node-API wraps its own externals (napi_get_value_external does not return the pointer of
   // an External that Node core made), so read the v8::External itself: a napi_value is the
-  // address of a V8 handle slot, the same representation as a v8::Local<v8::Value>.
-  napi_value nv = arg;
-  v8::Local<v8::Value> v;
-  static_assert(sizeof(v) == sizeof(nv), "napi_value is a v8::Local");
-  std::memcpy(static_cast<void*>(&v), &nv, sizeof(nv));
-  return static_cast<SSL_CTX*>(v.As<v8::External>()->Value());
+  // address of a V8 handle slot (V8Value, outrigger.h).
+  return static_cast<SSL_CTX*>(V8Value(arg).As<v8::External>()->Value());
 }
 
 namespace {

@@ -48,7 +48,14 @@ export interface AddonExports {
   spliceStart?(fdA: number, fdB: number, state: Float64Array, counters: Float64Array, slots: readonly number[], pipeSize: number): number;
   spliceStop?(id: number): [Buffer | null, Buffer | null];
   /** native/read.cc (absent from builds older than it). */
-  readSetup?(buffer: Buffer, state: Int32Array, fn: (id: number) => void, viaCallback?: boolean, ownPollAfter?: number): void;
+  readSetup?(
+    buffer: Buffer,
+    state: Int32Array,
+    fn: (id: number) => void,
+    viaCallback?: boolean,
+    ownPollAfter?: number,
+    clock?: Float64Array,
+  ): boolean | undefined;
   readNext?(): number;
   readWatch?(fd: number, owned?: boolean): number;
   readOnWritable?(fn: (id: number) => void): void;

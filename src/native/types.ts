@@ -186,8 +186,17 @@ export interface NativeReadBinding {
    * per-iteration scope drains right after it (native/read.cc OnCheck). ownPollAfter: an owned fd
    * (watch(fd, true)) that has delivered this many reads leaves the thread's epoll set for a poll
    * handle of its own (no second epoll_wait per wakeup for it); 0 never (the addon's default: 16).
+   * clock: the addon writes the time (ms since the epoch, whole, as Date.now()) into clock[0]
+   * before each call of batch; returns true when it does (undefined from builds before it).
    */
-  setup(buffer: Buffer, state: Int32Array, batch: (id: number) => void, viaCallback?: boolean, ownPollAfter?: number): void;
+  setup(
+    buffer: Buffer,
+    state: Int32Array,
+    batch: (id: number) => void,
+    viaCallback?: boolean,
+    ownPollAfter?: number,
+    clock?: Float64Array,
+  ): boolean | undefined;
   /**
    * Inside batch(): reads the next readable socket. For batch's id and next()'s: the watcher's id,
    * with state[0] = where the bytes start in the buffer, state[1] = n (n > 0 bytes, 0 the peer's

@@ -28,7 +28,7 @@ import { tlsInfoOf, type PeerIdentity, type TlsInfo } from '../tls/identity';
 import { forgetNativeTls, nativeTlsEnd, nativeTlsOf, TLS_FATAL, TLS_MORE, tlsStatus, type NativeTlsSession } from '../tls/native';
 import { native, type NativeReadBinding } from '../native';
 import { io, type Flushable, type IoContext } from './io';
-import { endBatchClock, lendBatchClock, nowMs } from './clock';
+import { batchClock, endBatchClock, lendBatchClock, nowMs } from './clock';
 import { handleIdle, installUserBuffer, isFdSocket, socketFd, systemError, userBufferSupported } from './user-buffer';
 import { originalDstOf } from './original-dst';
 
@@ -186,6 +186,8 @@ export interface NativeReader {
 let nativeReaders: (NativeReader | null)[] | null = null;
 /** Where nativeRead.next() puts a read's start in the chunk and its length (made once per thread). */
 let nativeReadState: Int32Array | null = null;
+/** Whether the addon writes each batch's time into batchClock (clock.ts; builds before it do not). */
+let nativeReadClock = false;
 
 /** This thread's native read counters (NativeReadBinding.stats); zeros without the native read path. */
 export function nativeReadStats(): number[] {
@@ -203,7 +205,7 @@ function onNativeBatch(first: number): void {
   const st = nativeReadState as Int32Array;
   const ctx = io();
   ctx.enterRead();
-  const clock = lendBatchClock(); // one clock read for the batch (src/network/clock.ts)
+  const clock = lendBatchClock(nativeReadClock); // one clock read for the batch (src/network/clock.ts)
   try {
     // -1: none left; -2 (the chunk is full): return, the flush frees it, the addon calls again.
     for (let id = first; id >= 0; id = st[2] === 0 ? -1 : nr.next()) {
@@ -220,7 +222,7 @@ function onNativeBatch(first: number): void {
 function nativeReadSetup(nr: NativeReadBinding, ctx: IoContext): (NativeReader | null)[] {
   if (nativeReaders === null) {
     nativeReadState = new Int32Array(3); // once per thread
-    nr.setup(ctx.readBuffer, nativeReadState, onNativeBatch, nativeReadViaCallback, ownedPollAfter);
+    nativeReadClock = nr.setup(ctx.readBuffer, nativeReadState, onNativeBatch, nativeReadViaCallback, ownedPollAfter, batchClock) === true;
     nativeReaders = [];
     if (nr.onWritable !== undefined) nr.onWritable(onNativeWritable);
   }

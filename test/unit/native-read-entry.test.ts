@@ -12,6 +12,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { native } from '../../src/native';
+import { batchClock, nowMs } from '../../src/network/clock';
 import { Connection, nativeReadStats, type ConnectionHandler } from '../../src/network/connection';
 
 const skip = native.read === null || process.env.OUTRIGGER_NATIVE_READ === '0' ? 'no native read path' : false;
@@ -170,5 +171,102 @@ describe('native read batch: queued ticks and microtasks', { skip }, () => {
     const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000, env: process.env });
     assert.equal(r.status, 0, `child: ${r.stdout} ${r.stderr}`);
     assert.deepEqual(JSON.parse(r.stdout.trim()), ['data boom', 'uncaught thrown by a tick', 'data after']);
+  });
+});
+
+/**
+ * A child whose batch function (the binding's, no Connection: a Connection contains its
+ * handler's exceptions) throws on "boom": with `handled`, an 'uncaughtException' listener records
+ * it and the client then sends "after". Its stdout: the JSON of what it saw. Two clients send
+ * "boom" and "two" in the same iteration: a throw ends the call, a read not taken yet stays in
+ * the kernel for the next one.
+ */
+function throwingChild(handled: boolean): ReturnType<typeof spawnSync> {
+  const nativePath = JSON.stringify(path.join(__dirname, '../../src/native'));
+  const script = `
+    const net = require('node:net');
+    const nr = require(${nativePath}).native.read;
+    const seen = [];
+    ${handled ? "process.on('uncaughtException', (e) => seen.push('uncaught ' + e.message + ' ' + (e instanceof Error)));" : ''}
+    const buf = Buffer.alloc(64 * 1024);
+    const st = new Int32Array(3);
+    nr.setup(buf, st, (first) => {
+      for (let id = first; id >= 0; id = st[2] === 0 ? -1 : nr.next()) {
+        const text = buf.toString('latin1', st[0], st[0] + st[1]);
+        seen.push('data ' + text);
+        if (text === 'boom') throw new Error('thrown in the batch');
+        if (text === 'after') { console.log(JSON.stringify(seen)); process.exit(0); }
+      }
+    });
+    const accepted = [];
+    const server = net.createServer({ pauseOnConnect: true }, (s) => {
+      accepted.push(s);
+      nr.watch(s._handle.fd);
+      if (accepted.length === 2) go();
+    });
+    const clients = [];
+    function go() {
+      // Both in the kernel before the loop polls: one iteration reports both sockets.
+      clients[0].write('boom');
+      clients[1].write('two');
+      const end = Date.now() + 30; while (Date.now() < end) {}
+      setTimeout(() => clients[0].write('after'), 50);
+    }
+    server.listen(0, '127.0.0.1', () => {
+      for (let i = 0; i < 2; i++) clients.push(net.connect(server.address().port, '127.0.0.1'));
+    });
+    setTimeout(() => { console.log(JSON.stringify(seen)); process.exit(3); }, 15000);
+  `;
+  return spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000, env: process.env });
+}
+
+describe('native read batch: an exception thrown by the batch function', { skip }, () => {
+  // native/read.cc CallBatch: the batch is called with V8's API; the exception must be reported
+  // as napi_call_function's caller reported it (napi_fatal_exception).
+  it("reaches 'uncaughtException' as the Error thrown; the reads go on", () => {
+    const r = throwingChild(true);
+    assert.equal(r.status, 0, `child: ${String(r.stdout)} ${String(r.stderr)}`);
+    const seen = JSON.parse(String(r.stdout).trim()) as string[];
+    const at = seen.indexOf('data boom');
+    assert.ok(at >= 0, seen.join(', '));
+    assert.equal(seen[at + 1], 'uncaught thrown in the batch true', seen.join(', '));
+    // "two" was read before the throw or left in the kernel and read in a later iteration.
+    assert.deepEqual(seen.filter((e) => e !== 'data boom' && !e.startsWith('uncaught')).sort(), ['data after', 'data two']);
+  });
+
+  it('without a listener ends the process as an uncaught exception: exit status 1, the error on stderr', () => {
+    const r = throwingChild(false);
+    assert.equal(r.status, 1, `child: ${String(r.stdout)} ${String(r.stderr)}`);
+    assert.match(String(r.stderr), /Error: thrown in the batch/);
+    assert.equal(String(r.stdout), '');
+  });
+});
+
+describe('native read batch: the clock', { skip }, () => {
+  it("lends the addon's time (Date.now()'s clock, whole ms) to nowMs() for the batch, Date.now() outside it", async () => {
+    const stamps: number[] = [];
+    const { server, port, conns } = await listen(
+      handler(() => {
+        const before = Date.now();
+        stamps.push(before, nowMs(), batchClock[0]);
+      }),
+    );
+    const client = await connect(port);
+    try {
+      while (conns.length === 0) await new Promise((r) => setImmediate(r));
+      const sent = Date.now();
+      client.write('x');
+      while (stamps.length === 0) await new Promise((r) => setImmediate(r));
+      const [now, lent, written] = stamps;
+      assert.equal(lent, written, 'nowMs() in the batch is what the addon wrote');
+      assert.ok(Number.isInteger(lent), `whole ms: ${lent}`);
+      assert.ok(lent >= sent && lent <= now, `the batch's time ${lent} is between the send (${sent}) and the handler (${now})`);
+      const outside = nowMs();
+      assert.ok(outside >= now && outside <= Date.now(), 'outside a batch: Date.now()');
+    } finally {
+      client.destroy();
+      for (const c of conns) c.destroy();
+      server.close();
+    }
   });
 });
