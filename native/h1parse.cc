@@ -496,23 +496,12 @@ napi_value Setup(napi_env env, napi_callback_info cbinfo) {
   return n;
 }
 
-// A plain N-API callback (runs twice per proxied request): four arguments, no wrapper objects.
-// The buffer comes as its ArrayBuffer and byte offset (napi_get_typedarray_info costs ~250
-// instructions a call, the ArrayBuffer's data pointer a fifth of that).
-napi_value Parse(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  size_t len = 0;
-  void* data = nullptr;
-  int32_t base = 0, start = 0, lim = 0;
+// Scans the head at data[base + start, base + lim) (len: the ArrayBuffer's length): the offset
+// past it, or 0 (bad arguments are not decided here either: the TypeScript parser then runs).
+int32_t ParseAt(void* data, size_t len, int32_t base, int32_t start, int32_t lim) {
   int32_t r = 0;
   int32_t* io = tio.io;
-  // Bad arguments are not decided here either: the TypeScript parser then runs.
-  if (io != nullptr && argc == 4 && napi_get_arraybuffer_info(env, argv[0], &data, &len) == napi_ok &&
-      napi_get_value_int32(env, argv[1], &base) == napi_ok && napi_get_value_int32(env, argv[2], &start) == napi_ok &&
-      napi_get_value_int32(env, argv[3], &lim) == napi_ok && base >= 0 && start >= 0 && start < lim &&
-      static_cast<size_t>(base) + static_cast<size_t>(lim) <= len) {
+  if (io != nullptr && base >= 0 && start >= 0 && start < lim && static_cast<size_t>(base) + static_cast<size_t>(lim) <= len) {
     const int32_t flags = io[kFlags];
     Head h;
     h.b = static_cast<const uint8_t*>(data) + base;
@@ -531,6 +520,36 @@ napi_value Parse(napi_env env, napi_callback_info cbinfo) {
       r = 0;
     }
   }
+  return r;
+}
+
+// h1HeadParse's raw callback (runs twice per proxied request: ExportRaw, outrigger.h): the usual
+// call, an ArrayBuffer and three int32 numbers; anything else goes to Parse.
+void ParseRaw(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  if (info.Length() != 4 || !info[0]->IsArrayBuffer() || !info[1]->IsInt32() || !info[2]->IsInt32() || !info[3]->IsInt32()) {
+    RawSlow(info);
+    return;
+  }
+  v8::Local<v8::ArrayBuffer> ab = info[0].As<v8::ArrayBuffer>();
+  info.GetReturnValue().Set(ParseAt(ab->Data(), ab->ByteLength(), info[1].As<v8::Int32>()->Value(), info[2].As<v8::Int32>()->Value(),
+                                    info[3].As<v8::Int32>()->Value()));
+}
+
+// h1HeadParse's N-API twin: four arguments, no wrapper objects. The buffer comes as its
+// ArrayBuffer and byte offset (napi_get_typedarray_info costs ~250 instructions a call, the
+// ArrayBuffer's data pointer a fifth of that).
+napi_value Parse(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  size_t len = 0;
+  void* data = nullptr;
+  int32_t base = 0, start = 0, lim = 0;
+  int32_t r = 0;
+  if (argc == 4 && napi_get_arraybuffer_info(env, argv[0], &data, &len) == napi_ok && napi_get_value_int32(env, argv[1], &base) == napi_ok &&
+      napi_get_value_int32(env, argv[2], &start) == napi_ok && napi_get_value_int32(env, argv[3], &lim) == napi_ok) {
+    r = ParseAt(data, len, base, start, lim);
+  }
   napi_value result;
   napi_create_int32(env, r, &result);
   return result;
@@ -540,7 +559,7 @@ napi_value Parse(napi_env env, napi_callback_info cbinfo) {
 
 void RegisterH1Parse(Napi::Env env, Napi::Object exports) {
   ExportPlain(env, exports, "h1HeadSetup", Setup);
-  ExportPlain(env, exports, "h1HeadParse", Parse);
+  ExportRaw(env, exports, "h1HeadParse", ParseRaw, Parse);
 }
 
 }  // namespace outrigger

@@ -127,6 +127,30 @@ inline void ExportPlain(Napi::Env env, Napi::Object exports, const char* name, n
   exports.Set(name, Napi::Value(env, fn));
 }
 
+// Raw V8 exports, for the functions called per read, write or head: a v8::FunctionCallback,
+// which V8 calls with the arguments in place, instead of a plain N-API callback, which costs per
+// call N-API's wrapper (its callback-info object, env bookkeeping, napi_get_cb_info, the status
+// and last-error bookkeeping of every napi_* call that reads an argument): writeRange(fd, buf, 0,
+// 0) under callgrind, 718 -> 389 instructions a call from the API-call builtin's entry on
+// (docs/rpc-low-rate.md, session 13). The raw callback handles the usual call only; anything else
+// (an argument it does not take as is) goes to `slow`, the N-API callback it replaced, with the
+// same arguments (RawSlow): the same results and the same errors as before.
+struct RawExport {
+  napi_env env;
+  v8::Global<v8::Function> slow;
+};
+
+// Exports `fast` as `name`, with `slow` as its N-API twin (RawSlow; null: `fast` never calls
+// RawSlow); info.Data() is the RawExport.
+void ExportRaw(Napi::Env env, Napi::Object exports, const char* name, v8::FunctionCallback fast, napi_callback slow);
+
+// Calls the export's N-API twin with info's arguments (up to 8) and receiver, and returns what it
+// returns; its exception, if any, is left to propagate.
+void RawSlow(const v8::FunctionCallbackInfo<v8::Value>& info);
+
+// Throws ErrnoError(err, syscall) from a raw callback.
+void RawThrowErrno(const v8::FunctionCallbackInfo<v8::Value>& info, int err, const char* syscall);
+
 // Socket IO without the file layer: recv/send/sendmsg go from the descriptor straight to the
 // socket, where read/write/writev pass through the VFS (vfs_read/vfs_write, fdget_pos, the
 // *_iter adapters): ~1 us less kernel time per proxied HTTP/1.1 request (bench/README.md,

@@ -507,13 +507,11 @@ napi_value Noop(napi_env, napi_callback_info) {
   return nullptr;
 }
 
-// Inside the batch, once per further read: a plain N-API callback that fetches no arguments.
-napi_value ReadNext(napi_env env, napi_callback_info) {
-  napi_value out;
+// Inside the batch, once per further read: a raw callback (ExportRaw, outrigger.h) that takes no
+// arguments and has no slow path (no N-API twin).
+void ReadNextRaw(const v8::FunctionCallbackInfo<v8::Value>& info) {
   Thread* t = current;
-  int32_t ret = t != nullptr && t->env == env && t->inBatch ? Take(t) : -1;
-  napi_create_int32(env, ret, &out);  // a small integer: no heap object
-  return out;
+  info.GetReturnValue().Set(t != nullptr && t->isolate == info.GetIsolate() && t->inBatch ? Take(t) : -1);  // a small integer
 }
 
 void Cleanup(void* arg) {
@@ -734,7 +732,7 @@ Napi::Value ReadStats(const Napi::CallbackInfo& info) {
 
 void RegisterRead(Napi::Env env, Napi::Object exports) {
   exports.Set("readSetup", Napi::Function::New(env, ReadSetup, "readSetup"));
-  ExportPlain(env, exports, "readNext", ReadNext);
+  ExportRaw(env, exports, "readNext", ReadNextRaw, nullptr);
   exports.Set("readWatch", Napi::Function::New(env, ReadWatch, "readWatch"));
   exports.Set("readPause", Napi::Function::New(env, ReadPause, "readPause"));
   exports.Set("readClose", Napi::Function::New(env, ReadClose, "readClose"));

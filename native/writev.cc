@@ -7,6 +7,7 @@
 //
 // writeRange(fd, buf, start, end): the same for one range of one Buffer, without the array and
 // the view object per entry (the usual flush at a low request rate: one frame per connection).
+// A raw V8 export (ExportRaw, outrigger.h): once per flush, per request at a low rate.
 //
 // writevRanges(fd, bufs, starts, ends, count): writev of bufs[i][starts[i], ends[i]) for i in
 // [0, count), the three arrays as a connection gathers them: no view object per entry (a view is
@@ -94,7 +95,55 @@ bool FastInt(napi_env env, napi_value v, int64_t min, int64_t max, int64_t* out)
   return true;
 }
 
-// A plain N-API callback: four arguments read straight from the call, no CallbackInfo object.
+// send(2) of p[0, left) until all is written or EAGAIN (EINTR retried): the bytes written, or -1
+// with errno set when the kernel refused otherwise.
+double SendAll(int fd, const char* p, size_t left) {
+  double total = 0;
+  while (left > 0) {
+    ssize_t w = SockWrite(fd, p, left);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return -1;
+    }
+    total += static_cast<double>(w);
+    p += w;
+    left -= static_cast<size_t>(w);
+  }
+  return total;
+}
+
+// writeRange's raw callback: the usual call (four int32 numbers and a Uint8Array, a valid range);
+// anything else goes to WriteRange, which accepts and refuses exactly as before.
+void WriteRangeRaw(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  if (info.Length() != 4 || !info[0]->IsInt32() || !info[1]->IsUint8Array() || !info[2]->IsInt32() || !info[3]->IsInt32()) {
+    RawSlow(info);
+    return;
+  }
+  int32_t fd = info[0].As<v8::Int32>()->Value();
+  int32_t start = info[2].As<v8::Int32>()->Value();
+  int32_t end = info[3].As<v8::Int32>()->Value();
+  v8::Local<v8::Uint8Array> a = info[1].As<v8::Uint8Array>();
+  size_t len = a->ByteLength();
+  if (fd < 0 || start < 0 || end < start || static_cast<size_t>(end) > len) {
+    RawSlow(info);
+    return;
+  }
+  double total = 0;
+  if (end > start) {
+    // As napi_get_typedarray_info finds it: the ArrayBuffer's data at the view's offset.
+    const char* p = static_cast<const char*>(a->Buffer()->Data()) + a->ByteOffset() + start;
+    total = SendAll(fd, p, static_cast<size_t>(end - start));
+    if (total < 0) {
+      RawThrowErrno(info, errno, "write");
+      return;
+    }
+  }
+  info.GetReturnValue().Set(total);
+}
+
+// writeRange's N-API twin (the raw callback's slow path): four arguments read straight from the
+// call, no CallbackInfo object.
 napi_value WriteRange(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 4;
   napi_value argv[4];
@@ -122,20 +171,10 @@ napi_value WriteRange(napi_env env, napi_callback_info cbinfo) {
     }
     return nullptr;
   }
-  const char* p = static_cast<const char*>(data) + start;
-  size_t left = static_cast<size_t>(end - start);
-  double total = 0;
-  while (left > 0) {
-    ssize_t w = SockWrite(static_cast<int>(fd), p, left);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      ErrnoError(Napi::Env(env), errno, "write").ThrowAsJavaScriptException();
-      return nullptr;
-    }
-    total += static_cast<double>(w);
-    p += w;
-    left -= static_cast<size_t>(w);
+  double total = SendAll(static_cast<int>(fd), static_cast<const char*>(data) + start, static_cast<size_t>(end - start));
+  if (total < 0) {
+    ErrnoError(Napi::Env(env), errno, "write").ThrowAsJavaScriptException();
+    return nullptr;
   }
   napi_value result;
   napi_create_double(env, total, &result);
@@ -202,7 +241,7 @@ napi_value WritevRanges(napi_env env, napi_callback_info cbinfo) {
 
 void RegisterWritev(Napi::Env env, Napi::Object exports) {
   exports.Set("writev", Napi::Function::New(env, Writev, "writev"));
-  ExportPlain(env, exports, "writeRange", WriteRange);
+  ExportRaw(env, exports, "writeRange", WriteRangeRaw, WriteRange);
   ExportPlain(env, exports, "writevRanges", WritevRanges);
 }
 
