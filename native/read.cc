@@ -394,10 +394,10 @@ bool Reported(napi_env env, napi_status st) {
   return st == napi_ok;
 }
 
-// The plain batch call, with V8's API rather than napi_call_function, whose own work per call
-// (its status bookkeeping and TryCatch wrapper, the reference lookups, the can-call-into-JS check
-// through the context's embedder data) was a third of the addon's instructions around the batch
-// (docs/rpc-low-rate.md, session 13). The same outcome: an exception goes to
+// The plain batch call, with V8's API rather than napi_call_function: its own work per call (its
+// status bookkeeping and TryCatch wrapper, the reference lookups, the can-call-into-JS check
+// through the context's embedder data) made ~710 instructions around each batch call ~550
+// (callgrind, docs/rpc-low-rate.md, session 13). The same outcome: an exception goes to
 // napi_fatal_exception, after the TryCatch is gone (as napi_call_function's caller reported it);
 // nothing is called or reported while the isolate is terminating (a worker's terminate(), when
 // napi_call_function refuses to call). false when it threw or did not run.
@@ -432,19 +432,19 @@ void WriteClock(Thread* t) {
 // (-2): then the JS call returns (flushing its writes) and the next one starts at the chunk's
 // beginning; a call takes at most one chunk's worth of reads.
 //
-// How JS is entered: a plain call (CallBatch: V8's Function::Call), not napi_make_callback. MakeCallback wraps the
-// call in Node's callback scope (async context push and pop, idle flag, async hooks' before and
-// after, a microtask checkpoint, the nextTick queue check, the WeakRef cleanup), which Node
-// already does once per loop iteration anyway: its immediate check (Environment::CheckImmediate,
-// a uv_check_t started at bootstrap and never stopped) opens and closes such a scope in every
-// iteration, whether or not an immediate is queued (RunAndClearNativeImmediates). libuv runs
-// the check handles most recently started first and this one is started in the poll phase of
-// each iteration it runs in, so Node's check runs right after it, in the same check phase: the
-// microtasks and process.nextTick callbacks a batch queued run there, before any timer, I/O
-// callback or setImmediate callback, and before the loop polls again (test/unit/
-// native-read-entry.test.ts). Between two calls of one iteration (the chunk was full) the queues
-// are drained first with a MakeCallback of an empty function, so that what the first call queued
-// still runs before the next reads are delivered, as with one MakeCallback per call.
+// How JS is entered: a plain call (CallBatch: V8's Function::Call), not napi_make_callback.
+// MakeCallback wraps the call in Node's callback scope (async context push and pop, idle flag,
+// async hooks' before and after, a microtask checkpoint, the nextTick queue check, the WeakRef
+// cleanup), which Node already does once per loop iteration anyway: its immediate check
+// (Environment::CheckImmediate, a uv_check_t started at bootstrap and never stopped) opens and
+// closes such a scope in every iteration, whether or not an immediate is queued
+// (RunAndClearNativeImmediates). libuv runs the check handles most recently started first and this
+// one is started in the poll phase of each iteration it runs in, so Node's check runs right after
+// it, in the same check phase: the microtasks and process.nextTick callbacks a batch queued run
+// there, before any timer, I/O callback or setImmediate callback, and before the loop polls again
+// (test/unit/native-read-entry.test.ts). Between two calls of one iteration (the chunk was full)
+// the queues are drained first with a MakeCallback of an empty function, so that what the first
+// call queued still runs before the next reads are delivered, as with one MakeCallback per call.
 // OUTRIGGER_NATIVE_READ_ENTRY=callback (viaCallback) enters every call through MakeCallback.
 void OnCheck(uv_check_t* h) {
   Thread* t = static_cast<Thread*>(h->data);
