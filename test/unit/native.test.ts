@@ -586,6 +586,36 @@ for (const kind of ['native', 'fallback'] as const) {
       fs.rmSync(dir, { recursive: true });
     });
 
+    // The addon's raw exports (ExportRaw, native/errors.cc) take the usual call themselves and hand
+    // anything else (a number that is not an int32 value, e.g. -0 or 2.5) to the N-API callbacks they
+    // replaced: what those accepted is still accepted, with the same result.
+    it('writeRange and h1Head.parse take integral numbers that are not int32 values as before', () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-raw-'));
+      const file = path.join(dir, 'out');
+      const fd = fs.openSync(file, 'w');
+      try {
+        assert.equal(bind.writeRange(fd, Buffer.from('..ab'), -0, 2), 2);
+        assert.equal(bind.writeRange(fd, Buffer.from('abcd'), 2, 4), 2);
+        assert.throws(() => bind.writeRange(fd, Buffer.from('abcd'), 2.5, 4), RangeError);
+      } finally {
+        fs.closeSync(fd);
+      }
+      assert.equal(fs.readFileSync(file, 'latin1'), '..cd');
+      fs.rmSync(dir, { recursive: true });
+      const h1 = bind.h1Head;
+      if (h1 === undefined) return; // the fallback has no native head scanner
+      const io = new Int32Array(1 << 16);
+      h1.setup(io);
+      io[0] = 1; // a request
+      io[1] = 100; // at most 100 fields
+      const head = Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r\nrest');
+      const ab = new Uint8Array(head).buffer;
+      const end = head.length - 4;
+      assert.equal(h1.parse(ab, 0, 0, head.length), end);
+      // napi_get_value_int32 truncated a fraction: the same head.
+      assert.equal(h1.parse(ab, -0, 0.5, head.length + 0.5), end);
+    });
+
     describe('thread affinity', () => {
       it('pinThread in a worker pins only that worker', async () => {
         const mainBefore = bind.getThreadAffinity();
