@@ -14,7 +14,7 @@
  *
  * Counts are process-wide: every worker thread adds to two Int32 cells of one SharedArrayBuffer
  * (created by the main thread, handed to workers in WorkerInit) with Atomics, one add per
- * connection and per request. Memory is sampled on a timer per thread (process RSS is the
+ * connection and per request (plain adds while one thread writes them). Memory is sampled on a timer per thread (process RSS is the
  * same for all threads); the heap actions are plain flags read on the hot path.
  *
  * Stats: per listener downstream_cx_overload_reject, downstream_rq_overload_shed,
@@ -22,6 +22,7 @@
  * as server.overload_downstream_cx_active / _rq_active.
  */
 import { DEFAULT_OVERLOAD, type OverloadConfig } from '../config/overload';
+import { filterCellsThreaded } from '../filters/shared/cells';
 import { applyLimits, type ResourceLimits } from './limits';
 
 const CONNS = 0;
@@ -92,14 +93,27 @@ export function onCloseIdle(f: () => void): void {
   idleClosers.push(f);
 }
 
-/** Counts one more in `cell` unless `max` (> 0) is reached; false = refused (not counted). */
+/**
+ * Counts one more in `cell` unless `max` (> 0) is reached; false = refused (not counted).
+ * While one thread writes the cells (one-isolate mode: no worker thread started yet), plain
+ * loads and stores: V8 calls a builtin for each Atomics operation (~120 instructions, twice per
+ * request), and the admin reads the same memory on the same thread. Worker threads switch it
+ * to Atomics before they start (shareFilterCellsWithThreads), as the filters' and breakers' cells.
+ */
 function admit(cell: number, max: number): boolean {
-  const n = Atomics.add(cells, cell, 1);
+  const threaded = filterCellsThreaded();
+  const n = threaded ? Atomics.add(cells, cell, 1) : cells[cell]++;
   if (max > 0 && n >= max) {
-    Atomics.sub(cells, cell, 1);
+    if (threaded) Atomics.sub(cells, cell, 1);
+    else cells[cell]--;
     return false;
   }
   return true;
+}
+
+function release(cell: number): void {
+  if (filterCellsThreaded()) Atomics.sub(cells, cell, 1);
+  else cells[cell]--;
 }
 
 /**
@@ -111,7 +125,7 @@ export function admitConnection(): boolean {
 }
 
 export function connectionClosed(): void {
-  Atomics.sub(cells, CONNS, 1);
+  release(CONNS);
 }
 
 /**
@@ -123,7 +137,7 @@ export function admitRequest(): boolean {
 }
 
 export function requestEnded(): void {
-  Atomics.sub(cells, REQUESTS, 1);
+  release(REQUESTS);
 }
 
 /** Process-wide counts (the admin on the main thread reads the cells every worker adds to). */

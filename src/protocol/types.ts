@@ -95,7 +95,12 @@ export interface XCodec<F extends XFrame = XFrame> {
    */
   frameLength(buf: Buffer, start: number, end: number, maxFrameSize: number): number;
 
-  /** Decode the complete frame at [start, end) into `out`: frame length, or < 0 when it is broken. */
+  /**
+   * Decode the frame at `start` into `out`: its length when [start, end) holds all of it (bytes
+   * after it are left alone: the frame reader passes the whole read), NEED_MORE when it does
+   * not, or < 0 when the stream is broken (ERR_TOO_LARGE as frameLength says it, from the
+   * fixed header alone).
+   */
   decode(buf: Buffer, start: number, end: number, maxFrameSize: number, out: F): number;
 
   /**

@@ -48,7 +48,7 @@ import { attemptDeadline, attemptDone, AttemptFailure, attemptFailed, LocalReply
 import type { Cluster } from '../upstream/cluster';
 import type { Host, LbContext } from '../upstream/lb';
 import type { MetadataMatch } from '../upstream/subset-match';
-import { cancelPending, hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
+import { cancelPending, hostPoolAgain, SEND_OVERFLOW, type HostPool, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
 import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
 import { acceptsInitialBytes, AUTO_FALLBACK, AUTO_REJECTED, autoDrain, autoHandoff, MAX_SNIFF, proxyLog, sniff, Sniffed, sniffResult, SNIFFED_NAMES } from './detect';
 import { proxyFamilyForNormalized } from './families';
@@ -146,13 +146,19 @@ export class RpcProxyFactory implements NetworkFilterFactory {
 
   /** Pool settings for an upstream codec (its frame size limit differs per codec). */
   settingsFor(codec: XCodec): PoolSettings {
+    if (codec === this.lastCodec) return this.lastSettings as PoolSettings; // per request: no Map lookup
     let s = this.codecSettings.get(codec.name);
     if (s === undefined) {
       s = { ...this.settings, maxFrameSize: this.frameLimit(codec) };
       this.codecSettings.set(codec.name, s);
     }
+    this.lastCodec = codec;
+    this.lastSettings = s;
     return s;
   }
+
+  private lastCodec: XCodec | null = null;
+  private lastSettings: PoolSettings | null = null;
 
   onAccept(conn: Connection): void {
     const s = new DownstreamSession(this, conn);
@@ -189,6 +195,8 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   private made: RpcStream | null = null;
   /** A light pipeline's view of the request being decoded (made on the first request). */
   private view: RpcLightView | null = null;
+  /** The upstream pool of the last attempt (hostPoolAgain: the next request to the same host skips the registry). */
+  private pool: HostPool | null = null;
   /** The pending request whose failed attempt is being decided (localReply answers from it). */
   private failing: PendingRequest | null = null;
   private readonly counters: Float64Array;
@@ -475,7 +483,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     const cluster = (s !== null ? s.cluster : this.reqCluster) as Cluster;
     const codec = this.codec as XCodec;
     const upCodec = this.f.upstreamCodec ?? codec;
-    const pool = hostPool(host, cluster, upCodec, this.f.settingsFor(upCodec));
+    const pool = (this.pool = hostPoolAgain(this.pool, host, cluster, upCodec, this.f.settingsFor(upCodec)));
     // The client's own timeout, capped by the route's or limits.rpc_max_timeout.
     let timeout = rpcTimeoutMs(frame.timeoutMs, route.timeoutMs, this.f.config.defaultTimeoutMs);
     // Capped: the forwarded request carries the capped time, not the client's (codecs that can rewrite it).

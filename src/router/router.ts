@@ -129,9 +129,17 @@ export class VirtualHost {
         key += (v === undefined ? '\u0000' : v.split('\u0001').join('\u0001\u0001')) + '\u0001';
       }
     }
+    // The last key found or put in the cache, and its route: a connection's requests mostly repeat
+    // one service (a string compare, usually of the same string object, instead of a Map lookup).
+    if (key === this.lastKey) {
+      this.hits++;
+      return this.lastRoute;
+    }
     const hit = this.cache.get(key);
     if (hit !== undefined) {
       this.hits++;
+      this.lastKey = key;
+      this.lastRoute = hit;
       return hit;
     }
     this.misses++;
@@ -139,8 +147,13 @@ export class VirtualHost {
     if (key.length > CACHE_KEY_MAX) return r; // hostile sizes are matched, not kept
     if (this.cache.size >= CACHE_MAX) this.cache.clear();
     this.cache.set(key, r);
+    this.lastKey = key;
+    this.lastRoute = r;
     return r;
   }
+
+  private lastKey: string | null = null;
+  private lastRoute: Route | null = null;
 
   private slowMatch(vals: readonly (string | undefined)[]): Route | null {
     for (const r of this.routes) {

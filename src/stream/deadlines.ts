@@ -34,6 +34,12 @@ const MASK = SLOTS - 1;
 
 export class DeadlineWheel {
   private readonly heads: (DeadlineEntry | null)[] = new Array<DeadlineEntry | null>(SLOTS).fill(null);
+  /**
+   * Bit s of busy[s >> 5] set: slot s holds an entry. A sweep after a quiet spell and the look
+   * for the next deadline step over 32 empty slots at a time (a timer that fires once per
+   * timeout at a low request rate used to load every slot since the last sweep, hundreds).
+   */
+  private readonly busy = new Int32Array(SLOTS >> 5);
   private count = 0;
   /** The last tick swept (the next sweep starts there). */
   private lastTick = Math.floor(Date.now() / TICK_MS);
@@ -67,6 +73,7 @@ export class DeadlineWheel {
     const head = this.heads[slot];
     e.dlNext = head;
     if (head !== null) head.dlPrev = e;
+    else this.busy[slot >> 5] |= 1 << (slot & 31);
     this.heads[slot] = e;
     this.count++;
     // Requests with the same timeout arm later ticks than the one the timer waits for: nothing to do.
@@ -77,7 +84,11 @@ export class DeadlineWheel {
     if (e.deadline === 0) return;
     e.deadline = 0;
     if (e.dlPrev !== null) e.dlPrev.dlNext = e.dlNext;
-    else this.heads[e.dlSlot] = e.dlNext;
+    else {
+      const slot = e.dlSlot;
+      this.heads[slot] = e.dlNext;
+      if (e.dlNext === null) this.busy[slot >> 5] &= ~(1 << (slot & 31));
+    }
     if (e.dlNext !== null) e.dlNext.dlPrev = e.dlPrev;
     e.dlPrev = e.dlNext = null;
     this.count--;
@@ -89,7 +100,7 @@ export class DeadlineWheel {
     let from = this.lastTick;
     // After a long stall, one full turn visits every slot.
     if (nowTick - from >= SLOTS) from = nowTick - SLOTS + 1;
-    for (let t = from; t <= nowTick && this.count > 0; t++) {
+    for (let t = this.nextBusy(from, nowTick); t >= 0 && this.count > 0; t = this.nextBusy(t + 1, nowTick)) {
       let e = this.heads[t & MASK];
       while (e !== null) {
         const next = e.dlNext;
@@ -106,13 +117,23 @@ export class DeadlineWheel {
   /** After a sweep at `nowTick`: the timer for the first non-empty slot ahead (every entry left is due after nowTick). */
   private schedule(nowTick: number): void {
     if (this.count === 0) return;
-    for (let i = 1; i <= SLOTS; i++) {
-      const t = nowTick + i;
-      if (this.heads[t & MASK] !== null) {
-        if (this.timer === null || t < this.timerTick) this.setTimer(t);
-        return;
+    const t = this.nextBusy(nowTick + 1, nowTick + SLOTS);
+    if (t >= 0 && (this.timer === null || t < this.timerTick)) this.setTimer(t);
+  }
+
+  /** The first tick of [t, last] whose slot holds an entry (busy), or -1. */
+  private nextBusy(t: number, last: number): number {
+    const busy = this.busy;
+    while (t <= last) {
+      const slot = t & MASK;
+      const w = busy[slot >> 5] >>> (slot & 31); // this slot's bit and the ones above it in its word
+      if (w !== 0) {
+        const found = t + 31 - Math.clz32(w & -w); // the lowest set bit
+        return found <= last ? found : -1;
       }
+      t += 32 - (slot & 31);
     }
+    return -1;
   }
 
   private setTimer(t: number): void {

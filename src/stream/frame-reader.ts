@@ -70,22 +70,30 @@ export class FrameReader<F extends XFrame> {
       if (p < 0) return;
     }
     while (p < end) {
+      // Decode first: a whole frame in the read (the common case) is read once, not measured by
+      // frameLength and then decoded (every codec's decode takes more bytes than the frame and
+      // says NEED_MORE, or the error frameLength would, when the frame is not all there).
+      const r = codec.decode(buf, p, end, max, frame);
+      if (r > 0) {
+        p += r;
+        if (!sink.onFrame(buf, frame)) return;
+        continue;
+      }
+      if (r < 0) {
+        sink.onDecodeError(r);
+        return;
+      }
       const len = codec.frameLength(buf, p, end, max);
       if (len < 0) {
         sink.onDecodeError(len);
         return;
       }
-      if (len === NEED_MORE || p + len > end) {
-        this.startPartial(buf, p, end, len);
+      if (len !== NEED_MORE && p + len <= end) {
+        sink.onDecodeError(-1); // the codec decoded less than its own length says is there
         return;
       }
-      const r = codec.decode(buf, p, p + len, max, frame);
-      if (r <= 0) {
-        sink.onDecodeError(r === NEED_MORE ? -1 : r);
-        return;
-      }
-      p += len;
-      if (!sink.onFrame(buf, frame)) return;
+      this.startPartial(buf, p, end, len);
+      return;
     }
   }
 

@@ -458,6 +458,11 @@ export class HostPool implements UpstreamPool {
     if (i >= 0) this.conns.splice(i, 1);
   }
 
+  /** The pool left the registry (drain): hostPool() makes or finds another. */
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
   /** Closes every connection (tests, shutdown). */
   closeAll(): void {
     for (const uc of [...this.conns]) uc.conn.destroy();
@@ -494,6 +499,17 @@ export function hostPool(host: Host, cluster: Cluster, codec: XCodec, settings: 
     hp.cluster = cluster;
   }
   return hp;
+}
+
+/**
+ * hostPool(host, cluster, codec, settings), answered by `last` (the caller's previous answer)
+ * when it is that pool: same host, cluster, codec and settings, and still registered (a pool
+ * leaves the registry only by drain). Saves the registry's Map lookup per request on a
+ * connection whose requests keep going to one host.
+ */
+export function hostPoolAgain(last: HostPool | null, host: Host, cluster: Cluster, codec: XCodec, settings: PoolSettings): HostPool {
+  if (last !== null && last.host === host && last.cluster === cluster && last.codec === codec && last.settings === settings && !last.isDraining) return last;
+  return hostPool(host, cluster, codec, settings);
 }
 
 /**

@@ -443,11 +443,29 @@ export class ClusterManager {
       next.set(c.name, built);
     }
     if (previous) retire(previous.clusters, next);
-    this.clusters = next;
+    this.setClusters(next);
   }
 
+  /**
+   * The cluster named `name`. The last name looked up and its cluster are kept (the RPC proxy
+   * looks its route's cluster up per request, usually the same one: a string compare instead of
+   * a Map lookup); `clusters` is replaced, never mutated, and every replacement forgets them.
+   */
   get(name: string): Cluster | undefined {
-    return this.clusters.get(name);
+    if (name === this.lastName) return this.lastCluster;
+    const c = this.clusters.get(name);
+    this.lastName = name;
+    this.lastCluster = c;
+    return c;
+  }
+
+  private lastName: string | null = null;
+  private lastCluster: Cluster | undefined = undefined;
+
+  private setClusters(next: Map<string, Cluster>): void {
+    this.clusters = next;
+    this.lastName = null;
+    this.lastCluster = undefined;
   }
 
   all(): IterableIterator<Cluster> {
@@ -471,7 +489,7 @@ export class ClusterManager {
   install(next: Map<string, Cluster>): void {
     for (const [name, c] of next) if (this.clusters.get(name) !== c) c.activate();
     retire(this.clusters, next);
-    this.clusters = next;
+    this.setClusters(next);
   }
 
   /** Drains every pool of every cluster (worker shutdown). */

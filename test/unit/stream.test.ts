@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { FrameReader, type FrameSink } from '../../src/stream/frame-reader';
-import { DeadlineWheel, type DeadlineEntry } from '../../src/stream/deadlines';
+import { DeadlineWheel, TICK_MS, type DeadlineEntry } from '../../src/stream/deadlines';
 import { boltCodec, type BoltXFrame } from '../../src/protocol/bolt/xcodec';
 import { ERR_TOO_LARGE, ErrorKind, type XFrame } from '../../src/protocol/types';
 import { encodeHeartbeatAck } from '../../src/protocol/bolt';
@@ -74,6 +74,7 @@ class Entry implements DeadlineEntry {
   dlNext: DeadlineEntry | null = null;
   dlSlot = 0;
   fired = -1;
+  due = 0;
   onDeadline(now: number): void {
     this.fired = now;
   }
@@ -102,6 +103,51 @@ test('deadline wheel: fires due entries only, disarm is O(1), far deadlines surv
   w.sweep(now + 6010); // up to one tick late, never early
   assert.ok(far.fired >= 0);
   assert.equal(w.size, 0);
+});
+
+test('deadline wheel: random arms, disarms and sweeps fire exactly the due entries (slots in every word of the busy map, sweeps after long gaps)', () => {
+  let seed = 12345;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  for (let round = 0; round < 20; round++) {
+    const w = new DeadlineWheel();
+    const t0 = Date.now();
+    let now = t0;
+    const live = new Set<Entry>();
+    for (let step = 0; step < 400; step++) {
+      const op = rnd(10);
+      if (op < 5) {
+        const e = new Entry();
+        e.due = now + 1 + rnd(5300);
+        // Deadlines from the current tick to a little over one turn ahead (5.12 s): every slot, both sides of word edges.
+        w.arm(e, e.due);
+        live.add(e);
+      } else if (op < 7 && live.size > 0) {
+        const e = [...live][rnd(live.size)];
+        w.disarm(e);
+        live.delete(e);
+      } else {
+        // Small steps, and now and then a long gap (many empty slots to step over).
+        now += rnd(10) === 0 ? 500 + rnd(3000) : rnd(40);
+        w.sweep(now);
+        for (const e of [...live]) {
+          if (e.fired >= 0) {
+            assert.ok(e.deadline === 0 && e.fired === now && e.due <= now, 'fired by this sweep when due (never early), disarmed');
+            live.delete(e);
+          }
+        }
+        // Up to one tick late (the tick of a deadline is its end), never more.
+        for (const e of live) assert.ok(e.deadline > now - TICK_MS, `an entry due at +${e.deadline - t0} was not fired by the sweep at +${now - t0}`);
+      }
+      assert.equal(w.size, live.size);
+    }
+    now += 6000;
+    w.sweep(now);
+    for (const e of live) assert.ok(e.fired === now, 'everything fires once due');
+    assert.equal(w.size, 0);
+  }
 });
 
 test('deadline wheel: one timer for many requests with the same timeout, none created or cleared per request', async () => {

@@ -6,6 +6,7 @@ import { StringCache } from '../../src/protocol/string-cache';
 import { boltCodec, type BoltXFrame } from '../../src/protocol/bolt/xcodec';
 import { HeaderName } from '../../src/protocol/types';
 import { rawRequest } from '../helpers/sofa';
+import { encodeString, hs, readString } from '../../src/protocol/dubbo';
 
 test('string cache: same text as toString for repeated, colliding, multi-byte, invalid and long values', () => {
   const c = new StringCache();
@@ -48,6 +49,33 @@ test('bolt codec: the route key and headers read through the cache match the fra
       assert.equal(boltCodec.getRouteKey(b, frame), svc);
       assert.equal(boltCodec.getHeader(b, frame, method), m);
       b.fill(0); // the read chunk is reused for the next request
+    }
+  }
+});
+
+test('hessian strings through the cache (found by their length in chars): same value and end as without it, request after request', () => {
+  const c = new StringCache();
+  const values = ['com.example.BenchService', 'com.example.BenchServicf', 'sayHello', 'é世🚀', '世界世界', 'abcdefghijkl', 'Ljava/lang/String;', '', 'x'.repeat(128), 'y'.repeat(200)];
+  // Same length in chars, other bytes (and byte lengths): 'aé' vs 'ab' vs '世b' vs '🚀' (two UTF-16 units).
+  values.push('aé', 'ab', '世b', '🚀', 'a🚀', '🚀a');
+  for (let i = 0; i < 300; i++) values.push(`svc.${String(i).padStart(4, '0')}.${i % 3 === 0 ? 'é' : 'e'}nd`);
+  const pad = Buffer.alloc(5, 0x2e);
+  for (let round = 0; round < 3; round++) {
+    for (const v of values) {
+      const enc = encodeString(v);
+      const buf = Buffer.concat([pad, enc, Buffer.from('tail')]);
+      const endPlain = readString(buf, pad.length, buf.length);
+      const plain = hs.value;
+      const endCached = readString(buf, pad.length, buf.length, c);
+      assert.equal(endCached, endPlain, v);
+      assert.equal(hs.value, plain);
+      assert.equal(plain, v);
+      // Truncated: the cache must not answer for bytes beyond the end.
+      for (const cut of [1, 2, 3]) {
+        if (enc.length - cut <= 0) continue;
+        assert.equal(readString(buf, pad.length, pad.length + enc.length - cut, c), readString(buf, pad.length, pad.length + enc.length - cut), `${v} cut ${cut}`);
+      }
+      buf.fill(0); // a reused read chunk
     }
   }
 });

@@ -78,7 +78,8 @@ function setHeaderU32(buf: Buffer, frameStart: number, at: number, v: number): n
   return SET_ID_OK;
 }
 
-function writeU32(buf: Buffer, at: number, v: number): void {
+/** Writes v (an unsigned 32-bit value) big-endian at buf[at, at + 4). */
+export function writeU32(buf: Buffer, at: number, v: number): void {
   buf[at] = v >>> 24;
   buf[at + 1] = (v >>> 16) & 0xff;
   buf[at + 2] = (v >>> 8) & 0xff;

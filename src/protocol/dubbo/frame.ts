@@ -117,7 +117,8 @@ export function decodeDubboFrame(buf: Buffer, start: number, end: number, maxFra
 
 /** Writes a request id (< 2^53) as the 8-byte id of the frame at `start`. */
 export function writeDubboId(buf: Buffer, start: number, id: number): void {
-  const hi = Math.floor(id / TWO_32);
+  // The pool's ids are u32 (xcodec nextId): no float division for them (twice per proxied request).
+  const hi = id <= 0xffffffff ? 0 : Math.floor(id / TWO_32);
   const lo = id >>> 0;
   const p = start + OFF_ID;
   buf[p] = hi >>> 24;

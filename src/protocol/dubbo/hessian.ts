@@ -75,10 +75,17 @@ export function readString(buf: Buffer, p: number, end: number, cache: StringCac
       hs.value = null;
       return p + 1;
     } else return H_BAD_TAG;
-    const n = utf8Span(buf, p, end, len);
-    if (n < 0) return n;
-    // A value in one chunk may repeat from request to request (service, method): the cache's string.
-    const part: string = cache !== null && final && out === null ? cache.get(buf, p, p + n) : buf.toString('utf8', p, p + n);
+    // A value in one chunk may repeat from request to request (service, method): the cache's
+    // string, found by its length in chars and its bytes (no measuring walk when it is there).
+    const cached: boolean = cache !== null && final && out === null;
+    let n: number;
+    let part: string | null = cached ? (cache as StringCache).getCounted(buf, p, end, len) : null;
+    if (part !== null) n = (cache as StringCache).spanLen;
+    else {
+      n = utf8Span(buf, p, end, len);
+      if (n < 0) return n;
+      part = cached ? (cache as StringCache).putCounted(buf, p, n, len) : buf.toString('utf8', p, p + n);
+    }
     out = out === null ? part : out + part;
     p += n;
     if (final) {
