@@ -187,6 +187,9 @@ for (const n of [
   KNOWN_NAMES.push([n, Kind.Plain]);
 }
 for (const [n, k] of KNOWN_NAMES) internAdd(n, strHash(n), k);
+const HASH_HOST = strHash('host');
+const HASH_CONTENT_TYPE = strHash('content-type');
+const HASH_REQUEST_ID = strHash('x-request-id');
 
 // ---------------------------------------------------------------------------------------------
 // Value interning: a direct-mapped cache of short strings (header values, targets, reasons)
@@ -370,6 +373,14 @@ const nativeParse: NativeHeadParse | null = ((): NativeHeadParse | null => {
   return nativeH1.parse;
 })();
 
+/** Native parses so far in this thread (each overwrites nio's records). */
+let nativeParses = 0;
+
+/** The Buffer whose ArrayBuffer and offset nativeParse was given last (HeadParser.parse). */
+let abOf: Buffer | null = null;
+let abBuf: ArrayBufferLike = new ArrayBuffer(0);
+let abOffset = 0;
+
 /** Whether heads are scanned natively by default (HeadParser.useNative's initial value). */
 export const NATIVE_HEAD_PARSER: boolean = nativeParse !== null;
 let nativeDecided = 0;
@@ -392,7 +403,8 @@ export class HeadParser {
   versionMinor = 1;
   status = 0;
   reason = '';
-  headers: Headers = new HeaderMap();
+  /** The last head's header map (see `headers`). */
+  private map: Headers = new HeaderMap();
   headerCount = 0;
   bodyKind: BodyKind = BodyKind.None;
   contentLength = -1;
@@ -423,6 +435,21 @@ export class HeadParser {
    * Transfer-Encoding, a Connection naming other fields): parse it again without indexOnly.
    */
   irregular = false;
+  /**
+   * Set by the caller: a head the native scanner decides gets no header map during the parse.
+   * The parser keeps the head's buffer and a copy of its field records instead; `headers` builds
+   * the map when first read and `field()` reads one field without it, while the buffer still
+   * holds the head: until the caller's settleLazy(), which builds the map then if it may be read
+   * later. The raw downstream's request heads: the exchange reads two or three fields of most
+   * requests, and the map is needed only by filters, access logs, retries and requests sent later.
+   */
+  lazyMap = false;
+  /** The last head's map is still to be built from `lazyBuf` and `recs` (lazyMap). */
+  private lazy = false;
+  /** The buffer of that head while it is valid (null after settleLazy). */
+  private lazyBuf: Buffer | null = null;
+  /** The native parse that left its field records in nio (nativeParses then). */
+  private lazyGen = 0;
   /** The index (valid until the next indexing parse of any parser, see sharedRuns). */
   runs: Int32Array = sharedRuns;
   runCount = 0;
@@ -470,6 +497,80 @@ export class HeadParser {
     readonly maxHeaders: number,
   ) {}
 
+  /**
+   * The last head's fields by lower-case name (a repeated name: a list in order); empty after an
+   * indexOnly parse. Built on first read after a lazyMap parse.
+   */
+  get headers(): Headers {
+    if (this.lazy) this.buildMap();
+    return this.map;
+  }
+
+  set headers(h: Headers) {
+    this.lazy = false;
+    this.lazyBuf = null;
+    this.map = h;
+  }
+
+  /**
+   * One field of the last head, as `headers[name]` gives it (`name` in lower case), without
+   * building the map of a lazyMap parse.
+   */
+  field(name: string): string | string[] | undefined {
+    if (!this.lazy) return this.map[name];
+    const b = this.lazyBytes();
+    const r = nio;
+    const len = name.length;
+    // The names the exchange asks for on every request: no hashing of the constant.
+    const hash = name === 'host' ? HASH_HOST : name === 'content-type' ? HASH_CONTENT_TYPE : name === 'x-request-id' ? HASH_REQUEST_ID : strHash(name);
+    let out: string | string[] | undefined;
+    for (let i = 0, f = NIO.FieldsAt as number; i < this.headerCount; i++, f += NIO_FIELD_INTS) {
+      const s = r[f];
+      if (r[f + 1] - s !== len || r[f + 4] !== hash) continue;
+      let j = 0;
+      while (j < len && LOWER[b[s + j]] === name.charCodeAt(j)) j++;
+      if (j !== len) continue;
+      const v = valueString(b, r[f + 2], r[f + 3], r[f + 5]);
+      if (out === undefined) out = v;
+      else if (typeof out === 'string') out = [out, v];
+      else out.push(v);
+    }
+    return out;
+  }
+
+  /** The map of a lazyMap parse, from its copy (the same as takeNative builds). */
+  private buildMap(): void {
+    const b = this.lazyBytes();
+    this.lazy = false;
+    const r = nio;
+    const h = new HeaderMap();
+    this.map = h;
+    const gen = (fieldGen = (fieldGen + 1) | 0);
+    for (let i = 0, f = NIO.FieldsAt as number; i < this.headerCount; i++, f += NIO_FIELD_INTS) {
+      const name = lookupName(b, r[f], r[f + 1], r[f + 4], r[f + 6] === 1);
+      storeField(h, name, valueString(b, r[f + 2], r[f + 3], r[f + 5]), foundSlot, gen);
+    }
+  }
+
+  /** The buffer of a lazyMap head whose map is not built yet (its field records are nio's). */
+  private lazyBytes(): Buffer {
+    const b = this.lazyBuf;
+    // settleLazy(false) said nothing would read the map, and the records stay in nio only until
+    // the next native parse: a caller past either is a bug to see, not a map to build from
+    // bytes or records since overwritten.
+    if (b === null || this.lazyGen !== nativeParses) throw new Error('HTTP/1.1 head fields read after their bytes were released');
+    return b;
+  }
+
+  /**
+   * The caller is done with the buffer of the last head (its bytes are about to be reused): the
+   * map of a lazyMap parse is built now when `keep` (it may be read later), else never.
+   */
+  settleLazy(keep: boolean): void {
+    if (this.lazy && keep) this.buildMap();
+    this.lazyBuf = null;
+  }
+
   /** Forgets a partial head (call when the bytes given to an unfinished parse are discarded). */
   reset(): void {
     this.resumeAt = -1;
@@ -494,10 +595,24 @@ export class HeadParser {
         (this.headRequest ? NFlag.HeadRequest : 0) |
         (this.connectRequest ? NFlag.ConnectRequest : 0);
       nio[NIO.MaxHeaders] = this.maxHeaders;
-      const n = nativeParse(buf.buffer, buf.byteOffset, start, lim);
+      // `buffer` and `byteOffset` are getters (`buffer` a C++ builtin, ~100 instructions): the
+      // read chunk is the same Buffer read after read, so they are read once per Buffer.
+      if (buf !== abOf) {
+        abOf = buf;
+        abBuf = buf.buffer;
+        abOffset = buf.byteOffset;
+      }
+      const n = nativeParse(abBuf, abOffset, start, lim);
+      nativeParses = (nativeParses + 1) | 0;
       if (n > 0) {
         nativeDecided++;
         this.takeNative(buf);
+        if (this.lazyMap && !this.indexOnly) {
+          // The head's buffer, and its field records left in nio (until settleLazy).
+          this.lazyBuf = buf;
+          this.lazyGen = nativeParses;
+          this.lazy = true;
+        }
         this.headStart = start;
         this.headEnd = n;
         return n;
@@ -541,6 +656,7 @@ export class HeadParser {
     const count = io[NIO.Count];
     this.headerCount = count;
     if (this.indexOnly) this.headers = NO_HEADERS;
+    else if (this.lazyMap) this.map = NO_HEADERS; // built from the copy when read (keepLazy)
     else {
       const h = new HeaderMap();
       this.headers = h;

@@ -9,7 +9,6 @@ import { Buffer } from 'node:buffer';
 import type { Connection } from '../../network/connection';
 import type { RawHeadLines } from '../upstream';
 
-const CRLF = Buffer.from('\r\n', 'latin1');
 
 /**
  * Buffer's own latin1 writer: Buffer.prototype.write validates its arguments and looks the
@@ -62,9 +61,41 @@ export function headInPlace(buf: Buffer, prefix: string, lines: RawHeadLines): n
     cur -= len;
     if (cur !== runs[i]) buf.copyWithin(cur, runs[i], runs[i + 1]);
   }
-  (buf as Latin1Buf).latin1Write(prefix, start, prefix.length);
+  putPrefix(buf, prefix, start);
   return start;
 }
+
+/** The last prefix headInPlace wrote (its bytes in lastPrefixBytes): most responses have the same. */
+let lastPrefix = '';
+const PREFIX_CACHE = 128;
+const lastPrefixBytes = Buffer.allocUnsafeSlow(PREFIX_CACHE);
+
+/**
+ * Writes the latin1 `prefix` at buf[at]: the same string as last time (the usual status line, a
+ * constant) is copied from its bytes in a byte loop, which costs a fraction of latin1Write's
+ * call into C++ for a line this short.
+ */
+function putPrefix(buf: Buffer, prefix: string, at: number): void {
+  const n = prefix.length;
+  if (prefix === lastPrefix) {
+    const b = lastPrefixBytes;
+    for (let i = 0; i < n; i++) buf[at + i] = b[i];
+    return;
+  }
+  (buf as Latin1Buf).latin1Write(prefix, at, n);
+  if (n <= PREFIX_CACHE) {
+    for (let i = 0; i < n; i++) lastPrefixBytes[i] = buf[at + i];
+    lastPrefix = prefix;
+  }
+}
+
+/**
+ * The buffer holding the bytes of the last head writeHead queued (from `writtenAt` to its length
+ * later): the slab (never overwritten) or the head's own buffer. Kept by a caller that may send
+ * the same head again (h1/pool.ts: a request retried on a new connection).
+ */
+export let writtenBuf: Buffer = slab;
+export let writtenAt = 0;
 
 /**
  * Queues one message head: `prefix` (a start line and the lines the proxy writes, latin1), the
@@ -77,22 +108,20 @@ export function writeHead(conn: Connection, prefix: string, buf: Buffer, lines: 
   const n = lines.runCount;
   let size = prefix.length + 2;
   for (let i = 0; i < n; i += 2) size += runs[i + 1] - runs[i];
+  let b: Buffer;
+  let start: number;
   if (size > SLAB_SIZE >>> 2) {
-    // A rare very large head: its lines as views.
-    let bytes = writeLatin1(conn, prefix);
-    for (let i = 0; i < n; i += 2) {
-      conn.write(buf, runs[i], runs[i + 1]);
-      bytes += runs[i + 1] - runs[i];
+    // A rare very large head: a buffer of its own.
+    b = Buffer.allocUnsafe(size);
+    start = 0;
+  } else {
+    if (size > SLAB_SIZE - used) {
+      slab = Buffer.allocUnsafeSlow(SLAB_SIZE); // once per ~64 KiB of heads
+      used = 0;
     }
-    conn.write(CRLF, 0, 2);
-    return bytes + 2;
+    b = slab;
+    start = used;
   }
-  if (size > SLAB_SIZE - used) {
-    slab = Buffer.allocUnsafeSlow(SLAB_SIZE); // once per ~64 KiB of heads
-    used = 0;
-  }
-  const start = used;
-  const b = slab;
   let u = start + (b as Latin1Buf).latin1Write(prefix, start, prefix.length);
   for (let i = 0; i < n; i += 2) {
     // A byte loop: the lines are short, and Buffer.copy would make a view per call.
@@ -100,7 +129,9 @@ export function writeHead(conn: Connection, prefix: string, buf: Buffer, lines: 
   }
   b[u] = 13;
   b[u + 1] = 10;
-  used = u + 2;
-  conn.write(b, start, used);
-  return used - start;
+  if (b === slab) used = u + 2;
+  writtenBuf = b;
+  writtenAt = start;
+  conn.write(b, start, u + 2);
+  return u + 2 - start;
 }
