@@ -337,11 +337,15 @@ const enum NIO {
   Irregular = 18,
   RunCount = 19,
   MethodStart = 20,
+  /** in: where in the head slab (copyArea) the scanner may copy a request head's forwarded lines and empty line, -1 nowhere; in: the room's end; out: the copy's end, -1 none. */
+  SlabAt = 21,
+  SlabEnd = 22,
+  CopiedEnd = 23,
   RunsAt = 32,
   /** RunsAt + 2 * NIO_MAX_FIELDS + 8 */
   FieldsAt = 552,
-  /** FieldsAt + NIO_FIELD_INTS * NIO_MAX_FIELDS */
-  Length = 2344,
+  /** FieldsAt + NIO_FIELD_INTS * NIO_MAX_FIELDS + 8 */
+  Length = 2352,
 }
 /** Field records the area holds (a head with more is left to the TypeScript parser). */
 const NIO_MAX_FIELDS = 256;
@@ -380,6 +384,23 @@ let nativeParses = 0;
 let abOf: Buffer | null = null;
 let abBuf: ArrayBufferLike = new ArrayBuffer(0);
 let abOffset = 0;
+
+/**
+ * The scanner copies an indexed request head's forwarded lines into `slab` (head-slab.ts), where
+ * offerCopy() says, when a head is decided natively: false without the scanner.
+ */
+export function copyArea(slab: ArrayBuffer): boolean {
+  if (nativeParse === null || nativeH1 === undefined) return false;
+  nativeH1.setup(nio, slab);
+  nio[NIO.SlabAt] = -1;
+  return true;
+}
+
+/** The next parse may copy into the slab from `at` up to `end` (once: reset by the parse). */
+export function offerCopy(at: number, end: number): void {
+  nio[NIO.SlabAt] = at;
+  nio[NIO.SlabEnd] = end;
+}
 
 /** Whether heads are scanned natively by default (HeadParser.useNative's initial value). */
 export const NATIVE_HEAD_PARSER: boolean = nativeParse !== null;
@@ -450,6 +471,11 @@ export class HeadParser {
   private lazyBuf: Buffer | null = null;
   /** The native parse that left its field records in nio (nativeParses then). */
   private lazyGen = 0;
+  /**
+   * After a request head's parse: the end of the copy the native scanner made of its forwarded
+   * lines and empty line into the head slab (offerCopy), -1 when it made none.
+   */
+  copiedEnd = -1;
   /** The index (valid until the next indexing parse of any parser, see sharedRuns). */
   runs: Int32Array = sharedRuns;
   runCount = 0;
@@ -586,6 +612,7 @@ export class HeadParser {
   parse(buf: Buffer, start: number, end: number): number {
     const max = this.maxHeaderBytes;
     const lim = end - start > max ? start + max : end;
+    this.copiedEnd = -1;
     // A head resumed after a partial one stays here (linear work for a trickled head).
     if (this.useNative && this.resumeAt < 0 && nativeParse !== null) {
       nio[NIO.Flags] =
@@ -604,7 +631,10 @@ export class HeadParser {
       }
       const n = nativeParse(abBuf, abOffset, start, lim);
       nativeParses = (nativeParses + 1) | 0;
+      // An offer of slab room is for this parse only (offerCopy).
+      nio[NIO.SlabAt] = -1;
       if (n > 0) {
+        if (this.isRequest && (this.indexOnly || this.indexToo)) this.copiedEnd = nio[NIO.CopiedEnd];
         nativeDecided++;
         this.takeNative(buf);
         if (this.lazyMap && !this.indexOnly) {
@@ -618,6 +648,7 @@ export class HeadParser {
         return n;
       }
     }
+    if (nativeParse !== null) nio[NIO.SlabAt] = -1;
     if (this.resumeAt >= 0 && lim - start > this.resumeAt) {
       // at the size limit, the full parse runs anyway: it names an error it finds before the limit
       const atLimit = lim < end || lim - start >= max;

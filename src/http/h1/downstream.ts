@@ -40,7 +40,7 @@ import type { Headers } from '../headers';
 import { HL } from '../stats';
 import type { BodySink, BodySource, HeadBytes, RawHeadLines } from '../upstream';
 import { BodyKind, chunkHeader, ChunkedDecoder, closingReply, HeadParser, headerLines, LAST_CHUNK, responseHead, statusLine, type ChunkSink } from './codec';
-import { headInPlace, writeHead, writeLatin1 } from './head-slab';
+import { headInPlace, offerRoom, tookRoom, writeHead, writeLatin1 } from './head-slab';
 import { rawTunnel } from './tunnel';
 
 const enum Phase {
@@ -381,7 +381,10 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     const fresh = this.headStart === 0;
     if (fresh) this.headStart = performance.now();
     const p = this.parser;
+    // The scanner may copy the head's forwarded lines into the head slab (sent upstream from there).
+    offerRoom();
     const r = p.parse(data, s, e);
+    tookRoom(p);
     if (r === 0) {
       // A partial head (the slow path): headers_timeout runs from its first byte, on the wheel
       // (an absolute deadline: a client trickling bytes does not push it back).

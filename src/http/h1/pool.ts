@@ -47,7 +47,7 @@ import { FailKind, isBodySource, OVERFLOW_ERROR, type BodySink, type BodySource,
 
 /** A sink whose rawResponseHead() said yes. */
 type RawHeadSink = UpstreamSink & Required<Pick<UpstreamSink, 'onResponseRaw'>>;
-import { writeHead, writeLatin1, writtenAt, writtenBuf } from './head-slab';
+import { writeCopiedHead, writeHead, writeLatin1, writtenAt, writtenBuf } from './head-slab';
 import { BodyKind, ChunkedDecoder, chunkHeader, HeadParser, LAST_CHUNK, requestHead, type ChunkSink } from './codec';
 
 /** Keep-alive idle timeout and its sweep period; tests shorten them. */
@@ -189,7 +189,10 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
    */
   private sendBytes(c: H1Conn, req: UpstreamRequest, bytes: RequestBytes, hb: Buffer): void {
     const extra = clZeroMethod(req.method) ? CL_ZERO : '';
-    const n = writeHead(c.conn, req.method + ' ' + req.path + ' HTTP/1.1\r\nhost: ' + req.authority + '\r\n' + bytes.addedLines + extra, hb, bytes.lines);
+    const prefix = req.method + ' ' + req.path + ' HTTP/1.1\r\nhost: ' + req.authority + '\r\n' + bytes.addedLines + extra;
+    // The client's lines copied by the scanner when it parsed the head (no copy here), else copied now.
+    let n = writeCopiedHead(c.conn, prefix, bytes.lines);
+    if (n < 0) n = writeHead(c.conn, prefix, hb, bytes.lines);
     this.sentBuf = writtenBuf;
     this.sentAt = writtenAt;
     this.sentEnd = writtenAt + n;
