@@ -110,37 +110,23 @@ for (let i = 0; i < 256; i++) {
   HEX_DIGITS[2 * i + 1] = '0123456789abcdef'.charCodeAt(i & 15);
 }
 
-/** Where byte i of an id goes in its 8-4-4-4-12 text. */
-const UUID_POS = new Uint8Array([0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34]);
-// The dashes never move: written once.
-for (let o = 0; o < UUID_CHARS * UUID_BATCH; o += UUID_CHARS) {
-  uuidText[o + 8] = 45;
-  uuidText[o + 13] = 45;
-  uuidText[o + 18] = 45;
-  uuidText[o + 23] = 45;
-}
-
-/**
- * Fills the next batch: random bytes, 8-4-4-4-12 hex text, version and variant bits (one
- * branch-free pass per id, then the two digits they change: ~1/4 of the instructions of a
- * per-byte loop with the version, variant and dash tests in it).
- */
+/** Fills the next batch: random bytes, version and variant bits, 8-4-4-4-12 hex text. */
 function refillUuids(): void {
   randomFillSync(uuidBytes);
   const b = uuidBytes;
   const t = uuidText;
-  for (let o = 0, p = 0; o < 16 * UUID_BATCH; o += 16, p += UUID_CHARS) {
+  let p = 0;
+  for (let o = 0; o < 16 * UUID_BATCH; o += 16) {
     for (let i = 0; i < 16; i++) {
-      const v = 2 * b[o + i];
-      const q = p + UUID_POS[i];
-      t[q] = HEX_DIGITS[v];
-      t[q + 1] = HEX_DIGITS[v + 1];
+      let v = b[o + i];
+      if (i === 6) v = (v & 0x0f) | 0x40;
+      else if (i === 8) v = (v & 0x3f) | 0x80;
+      t[p] = HEX_DIGITS[2 * v];
+      t[p + 1] = HEX_DIGITS[2 * v + 1];
+      p += 2;
+      if (i === 3 || i === 5 || i === 7 || i === 9) t[p++] = 45; // '-'
     }
-    // Version 4: byte 6's high digit. Variant 10xx: byte 8's high digit is 8, 9, a or b.
-    t[p + 14] = 52;
-    t[p + 19] = HEX_DIGITS[2 * (0x80 | (b[o + 8] & 0x30))];
   }
-  uuidBatch = (t as Buffer & { latin1Slice(s: number, e: number): string }).latin1Slice(0, UUID_CHARS * UUID_BATCH);
   uuidNext = 0;
 }
 
@@ -150,7 +136,14 @@ function refillUuids(): void {
  * text (V8 shares the batch string's bytes: ~9 KiB stay alive while one of its ids is held).
  */
 export function requestId(): string {
-  if (uuidNext === UUID_BATCH) refillUuids();
+  if (uuidNext === UUID_BATCH) {
+    refillUuids();
+    // Here, not at the end of refillUuids: its loop is compiled on-stack during its first call,
+    // before any code after the loop has run, and a property access there without type feedback
+    // deoptimized that compiled loop at the end of every refill for tens of thousands of requests
+    // (--trace-deopt, seen in warm-ups of main too).
+    uuidBatch = (uuidText as Buffer & { latin1Slice(s: number, e: number): string }).latin1Slice(0, UUID_CHARS * UUID_BATCH);
+  }
   const o = uuidNext++ * UUID_CHARS;
   return uuidBatch.slice(o, o + UUID_CHARS);
 }

@@ -122,32 +122,8 @@ export function headInPlace(buf: Buffer, prefix: string, lines: RawHeadLines): n
     cur -= len;
     if (cur !== runs[i]) buf.copyWithin(cur, runs[i], runs[i + 1]);
   }
-  putPrefix(buf, prefix, start);
+  (buf as Latin1Buf).latin1Write(prefix, start, prefix.length);
   return start;
-}
-
-/** The last prefix headInPlace wrote (its bytes in lastPrefixBytes): most responses have the same. */
-let lastPrefix = '';
-const PREFIX_CACHE = 128;
-const lastPrefixBytes = Buffer.allocUnsafeSlow(PREFIX_CACHE);
-
-/**
- * Writes the latin1 `prefix` at buf[at]: the same string as last time (the usual status line, a
- * constant) is copied from its bytes in a byte loop, which costs a fraction of latin1Write's
- * call into C++ for a line this short.
- */
-function putPrefix(buf: Buffer, prefix: string, at: number): void {
-  const n = prefix.length;
-  if (prefix === lastPrefix) {
-    const b = lastPrefixBytes;
-    for (let i = 0; i < n; i++) buf[at + i] = b[i];
-    return;
-  }
-  (buf as Latin1Buf).latin1Write(prefix, at, n);
-  if (n <= PREFIX_CACHE) {
-    for (let i = 0; i < n; i++) lastPrefixBytes[i] = buf[at + i];
-    lastPrefix = prefix;
-  }
 }
 
 /**
