@@ -32,24 +32,29 @@ function newSlab(): void {
 
 /**
  * Room kept in front of a request head's copied lines for the proxy's own lines (request line,
- * host, x-request-id, framing); a longer prefix takes writeHead's path.
+ * host, x-request-id, framing): the last such prefix's length and some slack, so that a slab
+ * (an external allocation, which V8 counts towards its next GC) holds as many heads as before;
+ * a longer prefix takes writeHead's path.
  */
-const PREFIX_ROOM = 256;
+const ROOM_SLACK = 32;
+const ROOM_MAX = 1024;
+let prefixRoom = 128;
 /** The last copy the scanner made (tookRoom): by which parser, in which slab, its room and lines. */
 let copiedBy: object | null = null;
 let copiedSlab = slab;
 let copiedFrom = 0;
+let copiedAt = 0;
 let copiedEnd = 0;
 
 /**
  * Before a request head's parse: the scanner may copy its forwarded lines and empty line into the
- * slab, PREFIX_ROOM bytes after what is used (a native memcpy, where writeHead's JavaScript byte
+ * slab, prefixRoom bytes after what is used (a native memcpy, where writeHead's JavaScript byte
  * loop costs ~28 instructions a byte).
  */
 export function offerRoom(): void {
   if (!copies) return;
-  if (SLAB_SIZE - used < PREFIX_ROOM + 1024) newSlab();
-  offerCopy(used + PREFIX_ROOM, Math.min(SLAB_SIZE, used + PREFIX_ROOM + (SLAB_SIZE >>> 2)));
+  if (SLAB_SIZE - used < prefixRoom + 1024) newSlab();
+  offerCopy(used + prefixRoom, Math.min(SLAB_SIZE, used + prefixRoom + (SLAB_SIZE >>> 2)));
 }
 
 /** After that parse: a copy it made takes its room (for writeCopiedHead, until the next parse). */
@@ -61,6 +66,7 @@ export function tookRoom(lines: { readonly copiedEnd: number }): void {
   copiedBy = lines;
   copiedSlab = slab;
   copiedFrom = used;
+  copiedAt = used + prefixRoom;
   copiedEnd = lines.copiedEnd;
   used = copiedEnd;
 }
@@ -74,7 +80,9 @@ export function writeCopiedHead(conn: Connection, prefix: string, lines: object)
   if (lines !== copiedBy) return -1;
   copiedBy = null;
   const n = prefix.length;
-  const start = copiedFrom + PREFIX_ROOM - n;
+  // The next offer fits this prefix (requests on a route mostly have the same length).
+  prefixRoom = n + ROOM_SLACK > ROOM_MAX ? ROOM_MAX : n + ROOM_SLACK;
+  const start = copiedAt - n;
   if (start < copiedFrom) return -1;
   const b = copiedSlab;
   (b as Latin1Buf).latin1Write(prefix, start, n);
