@@ -458,14 +458,14 @@ export class HeadParser {
   irregular = false;
   /**
    * Set by the caller: a head the native scanner decides gets no header map during the parse.
-   * The parser keeps the head's buffer and a copy of its field records instead; `headers` builds
-   * the map when first read and `field()` reads one field without it, while the buffer still
-   * holds the head: until the caller's settleLazy(), which builds the map then if it may be read
-   * later. The raw downstream's request heads: the exchange reads two or three fields of most
+   * The parser keeps the head's buffer instead, and the scanner's field records stay in nio;
+   * `headers` builds the map when first read and `field()` reads one field without it, while the
+   * buffer still holds the head and no other native parse has run: until the caller's
+   * settleLazy(), which builds the map then if it may be read later. The raw downstream's request heads: the exchange reads two or three fields of most
    * requests, and the map is needed only by filters, access logs, retries and requests sent later.
    */
   lazyMap = false;
-  /** The last head's map is still to be built from `lazyBuf` and `recs` (lazyMap). */
+  /** The last head's map is still to be built from `lazyBuf` and nio's records (lazyMap). */
   private lazy = false;
   /** The buffer of that head while it is valid (null after settleLazy). */
   private lazyBuf: Buffer | null = null;
@@ -564,7 +564,7 @@ export class HeadParser {
     return out;
   }
 
-  /** The map of a lazyMap parse, from its copy (the same as takeNative builds). */
+  /** The map of a lazyMap parse (the same as takeNative builds). */
   private buildMap(): void {
     const b = this.lazyBytes();
     this.lazy = false;
@@ -687,7 +687,7 @@ export class HeadParser {
     const count = io[NIO.Count];
     this.headerCount = count;
     if (this.indexOnly) this.headers = NO_HEADERS;
-    else if (this.lazyMap) this.map = NO_HEADERS; // built from the copy when read (keepLazy)
+    else if (this.lazyMap) this.map = NO_HEADERS; // built when read (headers), see parse()
     else {
       const h = new HeaderMap();
       this.headers = h;
