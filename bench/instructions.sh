@@ -8,7 +8,8 @@
 # Per ROOT: a Node backend (bench/backend.ts, 1 KiB responses), the bench's http1 config,
 # the sidecar under valgrind --tool=callgrind, WARM requests of warm-up (JIT tiers settle),
 # counters zeroed, N requests counted (h2load --h1, C connections). ~3 minutes per ROOT.
-# Env: N (20000), WARM (20000), C (20), PORT (18380).
+# Env: N (20000), WARM (20000), C (20), PORT (18380), KEEP (a directory: each ROOT's callgrind
+# files are kept there as cg.<n>.* for callgrind_annotate).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 N=${N:-20000}; WARM=${WARM:-20000}; C=${C:-20}; PORT=${PORT:-18380}
@@ -42,6 +43,10 @@ for root in "${@:-$here}"; do
   ir=$(grep -h '^summary:' "$tmp"/cg."$vg".* 2>/dev/null | tail -1 | cut -d' ' -f2)
   kill "$vg" 2>/dev/null || true
   wait "$vg" 2>/dev/null || true
+  if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP"; n=$(ls "$KEEP" | wc -l)
+    for f in "$tmp"/cg."$vg".*; do [ -e "$f" ] && mv "$f" "$KEEP/cg.$n.$(basename "$f")"; done
+  fi
   rm -f "$tmp"/cg.*
   echo "$root: $ok requests, $((ir / (ok > 0 ? ok : 1))) instructions per request (user space, all threads)"
   for _ in $(seq 1 50); do ss -ltn | grep -q "127.0.0.1:$PORT " || break; sleep 0.2; done

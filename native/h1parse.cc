@@ -1,7 +1,9 @@
 // HTTP/1.1 message heads scanned in C++ for the raw HTTP/1.1 engine (src/http/h1/codec.ts).
 //
-// h1HeadSetup(io: Int32Array): the calling thread's exchange area (kept referenced; its layout is
-//   H1IO in src/http/h1/native-head.ts, mirrored by the constants below).
+// h1HeadSetup(io: Int32Array, slab?: ArrayBuffer): the calling thread's exchange area (kept
+//   referenced; its layout is NIO in src/http/h1/codec.ts, mirrored by the constants below), and
+//   the head slab (src/http/h1/head-slab.ts) that a request head's forwarded lines may be copied
+//   into (kSlabAt); called again with the new slab each time the slab is replaced.
 // h1HeadParse(arrayBuffer, byteOffset, start, lim): scans the head at buf[start, lim) of the
 //   Buffer buf = (arrayBuffer, byteOffset). Returns the offset just past
 //   its empty line when the head is complete, valid and of the shapes handled here; 0 otherwise
@@ -45,11 +47,17 @@ enum : int {
   kIrregular = 18,
   kRunCount = 19,
   kMethodStart = 20,
+  // in: where in the slab a complete indexed request head's forwarded lines and its empty line go
+  // (-1: nowhere); in: the end of the slab's room; out: the end of the copy, -1 when not copied.
+  kSlabAt = 21,
+  kSlabEnd = 22,
+  kCopiedEnd = 23,
   kRunsAt = 32,
   kMaxFields = 256,
   kFieldsAt = kRunsAt + 2 * kMaxFields + 8,
   kFieldInts = 7,  // line start, name end, value start, value end, name hash, value hash, upper-case name
-  kIoLength = kFieldsAt + kFieldInts * kMaxFields,
+  // (+ 8: the layout with the slab slots is refused by the codec of an older build and vice versa)
+  kIoLength = kFieldsAt + kFieldInts * kMaxFields + 8,
 };
 
 enum : int32_t {
@@ -147,6 +155,9 @@ struct Io {
   int32_t* io = nullptr;
   napi_ref ref = nullptr;
   napi_env env = nullptr;
+  uint8_t* slab = nullptr;
+  size_t slabLen = 0;
+  napi_ref slabRef = nullptr;
 };
 thread_local Io tio;
 
@@ -476,9 +487,30 @@ int Response(Head& h, int start, int lim, int32_t flags) {
   return p;
 }
 
+// A request head's forwarded lines and its empty line, copied back to back into the slab at
+// io[kSlabAt] when they fit before io[kSlabEnd]: the upstream head is then the proxy's lines
+// written in front of them (head-slab.ts writeCopiedHead), with no per-byte copy in JavaScript.
+void CopyRuns(const uint8_t* b, int32_t* io, int runCount) {
+  const int32_t at = io[kSlabAt];
+  const int32_t end = io[kSlabEnd];
+  if (tio.slab == nullptr || at < 0 || end < at || static_cast<size_t>(end) > tio.slabLen) return;
+  const int32_t* runs = io + kRunsAt;
+  int64_t n = 2;
+  for (int i = 0; i < runCount; i += 2) n += runs[i + 1] - runs[i];
+  if (n > end - at) return;
+  uint8_t* d = tio.slab + at;
+  for (int i = 0; i < runCount; i += 2) {
+    std::memcpy(d, b + runs[i], runs[i + 1] - runs[i]);
+    d += runs[i + 1] - runs[i];
+  }
+  d[0] = CR;
+  d[1] = LF;
+  io[kCopiedEnd] = static_cast<int32_t>(at + n);
+}
+
 napi_value Setup(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
   size_t len = 0;
   void* data = nullptr;
@@ -488,9 +520,23 @@ napi_value Setup(napi_env env, napi_callback_info cbinfo) {
   }
   // One area per thread, referenced for the thread's life (its backing store never moves).
   if (tio.ref != nullptr && tio.env == env) napi_delete_reference(env, tio.ref);
+  if (tio.slabRef != nullptr && tio.env == env) napi_delete_reference(env, tio.slabRef);
+  tio.slabRef = nullptr;
+  tio.slab = nullptr;
+  tio.slabLen = 0;
   napi_create_reference(env, argv[0], 1, &tio.ref);
   tio.env = env;
   tio.io = static_cast<int32_t*>(data);
+  // The slab, referenced until the next setup (it too never moves).
+  void* sdata = nullptr;
+  size_t slen = 0;
+  bool isAb = false;
+  if (argc >= 2 && napi_is_arraybuffer(env, argv[1], &isAb) == napi_ok && isAb &&
+      napi_get_arraybuffer_info(env, argv[1], &sdata, &slen) == napi_ok && slen > 0) {
+    napi_create_reference(env, argv[1], 1, &tio.slabRef);
+    tio.slab = static_cast<uint8_t*>(sdata);
+    tio.slabLen = slen;
+  }
   napi_value n;
   napi_create_int32(env, kIoLength, &n);
   return n;
@@ -512,10 +558,12 @@ int32_t ParseAt(void* data, size_t len, int32_t base, int32_t start, int32_t lim
     h.fields = (flags & kFields) != 0;
     h.maxHeaders = io[kMaxHeaders];
     r = h.isRequest ? Request(h, start, lim) : Response(h, start, lim, flags);
+    io[kCopiedEnd] = -1;
     if (r > 0) {
       io[kExpect] = h.expectContinue ? 1 : 0;
       io[kIrregular] = h.irregular ? 1 : 0;
       io[kRunCount] = h.runCount;
+      if (h.isRequest && h.indexing) CopyRuns(h.b, io, h.runCount);
     } else {
       r = 0;
     }

@@ -68,6 +68,11 @@ export interface Downstream {
   readonly httpMinor: number;
   /** Request headers, lower-case names, hop-by-hop ones included. */
   readonly headers: Headers;
+  /**
+   * One request header, as `headers[name]` (`name` in lower case), where the downstream can
+   * give it without building `headers` (raw HTTP/1.1 engine; absent elsewhere).
+   */
+  field?(name: string): string | string[] | undefined;
   readonly headerCount: number;
   /** A request body follows the head. */
   readonly hasBody: boolean;
@@ -242,7 +247,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     const q = url.indexOf('?');
     this.path = q < 0 ? url : url.slice(0, q);
     this.authority = typeof t === 'string' ? down.authority : t.authority;
-    this.grpc = isGrpc(down.headers);
+    this.grpc = isGrpc(this.field('content-type'));
   }
 
   // ---- HttpRouteRequest
@@ -253,8 +258,14 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       if (name === ':path') return this.fullPath;
       if (name === ':authority') return this.authority;
     }
-    const v = this.down.headers[name];
+    const v = this.field(name);
     return v === undefined ? undefined : Array.isArray(v) ? v.join(',') : v;
+  }
+
+  /** A request header without building the downstream's header map where it can (Downstream.field). */
+  private field(name: string): string | string[] | undefined {
+    const d = this.down;
+    return d.field !== undefined ? d.field(name) : d.headers[name];
   }
 
   // ---- LbContext (ORIGINAL_DST clusters: the original destination, or a request header)
@@ -315,6 +326,20 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
     this.starting = true;
     runPhases(this, this.fs, DecodePhase.BeforeRoute);
     this.starting = false;
+  }
+
+  /**
+   * Whether this exchange may read the request's header map after start() returned (the raw
+   * HTTP/1.1 downstream builds it before its buffer is reused, else never): not when it has
+   * finished, nor when its request went upstream as the client's bytes (a retry of that on a new
+   * connection resends the bytes written, h1/pool.ts; routes with retries, filters, access logs
+   * and mirrors read the map during start()). Otherwise yes: a request queued for a connection, a
+   * filter that stopped the request, a request sent from its header map.
+   */
+  requestHeadersLater(): boolean {
+    if (this.finished) return false;
+    const up = this.up;
+    return !(up instanceof ByteRequest && up.sent);
   }
 
   /**
@@ -389,7 +414,7 @@ export class Exchange implements UpstreamSink, HttpRouteRequest, DeadlineEntry, 
       // Nothing changes the head: the upstream gets the client's own lines (h1/pool.ts), the header map only if asked for.
       startRequestTime(this, route.timeoutMs > 0 ? route.timeoutMs : cfg.defaultTimeoutMs, wallClock(this.monoNow()));
       if (this.deadlineAt > 0) deadlines().arm(this, this.deadlineAt);
-      const id = cfg.generateRequestId && this.down.headers['x-request-id'] === undefined ? requestId() : '';
+      const id = cfg.generateRequestId && this.field('x-request-id') === undefined ? requestId() : '';
       // One object per request, as the literal below.
       this.up = new ByteRequest(this.method, route.rewritePath(this.fullPath), route.hostRewrite !== '' ? route.hostRewrite : this.authority, this.down, bytes, id);
       return true;
@@ -954,6 +979,8 @@ class ByteRequest implements UpstreamRequest, RequestBytes {
   readonly body = null;
   readonly bytes: RequestBytes = this;
   readonly addedLines: string;
+  /** The head went out as the client's bytes (headBuffer() gave them to the pool). */
+  sent = false;
   private h: Headers | null = null;
 
   constructor(
@@ -973,7 +1000,9 @@ class ByteRequest implements UpstreamRequest, RequestBytes {
   }
 
   headBuffer(): Buffer | null {
-    return this.src.headBuffer();
+    const b = this.src.headBuffer();
+    if (b !== null) this.sent = true;
+    return b;
   }
 
   get headers(): Headers {

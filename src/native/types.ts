@@ -249,7 +249,8 @@ export interface NativeConnectBinding {
  * parser (incomplete, invalid, or a rare framing case).
  */
 export interface NativeH1Head {
-  setup(io: Int32Array): number;
+  /** `slab`: where a request head's forwarded lines may be copied (NIO SlabAt; absent: nowhere). */
+  setup(io: Int32Array, slab?: ArrayBufferLike): number;
   /** buf = (ab, base): the Buffer's ArrayBuffer and byte offset. */
   parse(ab: ArrayBufferLike, base: number, start: number, lim: number): number;
 }

@@ -125,3 +125,51 @@ test('raw engine: unchanged response heads go out as the upstream bytes, changed
     await new Promise((r) => b.close(r));
   }
 });
+
+test('raw engine: a head sent as the client bytes on a stale keep-alive connection is sent again, the same bytes, on a new one', { timeout: 30_000 }, async () => {
+  // Each upstream connection answers its first request and drops its second without a byte (a
+  // server that timed the connection out as the request arrived). The client's second request
+  // went out as its bytes, whose read buffer is long reused when the retry is sent.
+  const heads: string[] = [];
+  let conns = 0;
+  const b = net.createServer((s) => {
+    conns++;
+    let n = 0;
+    let buf = '';
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      for (let i = buf.indexOf('\r\n\r\n'); i >= 0; i = buf.indexOf('\r\n\r\n')) {
+        heads.push(buf.slice(0, i + 4));
+        buf = buf.slice(i + 4);
+        if (n++ === 0) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        else s.destroy();
+      }
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => b.listen(0, '127.0.0.1', r));
+  const port = (b.address() as net.AddressInfo).port;
+  const sc = await startSidecar(
+    httpConfig(
+      [{ name: 'h', downstream: 'Http1', upstream: 'Http1', router: 'r' }],
+      [{ router_config_name: 'r', virtual_hosts: [{ name: 'all', domains: ['*'], routers: [{ match: { prefix: '/' }, route: route({}) }] }] }],
+      { b: [port] },
+    ),
+    { workers: 1 },
+  );
+  try {
+    const p = sc.ports.get('h')!;
+    const ok = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+    // The first request connects (its head goes from the map); the second reuses the connection.
+    assert.equal(await raw(p, 'GET /a HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'), ok.replace('\r\nContent', '\r\nconnection: close\r\nContent'));
+    const second = 'GET /b HTTP/1.1\r\nHost: a\r\nUser-Agent: t\r\nX-Two:  2 \r\nConnection: close\r\n\r\n';
+    assert.equal(await raw(p, second), ok.replace('\r\nContent', '\r\nconnection: close\r\nContent'));
+    assert.equal(conns, 2);
+    assert.equal(heads.length, 3);
+    assert.match(heads[1], /^GET \/b HTTP\/1\.1\r\nhost: a\r\nx-request-id: [0-9a-f-]{36}\r\nUser-Agent: t\r\nX-Two: {2}2 \r\n\r\n$/);
+    assert.equal(heads[2], heads[1]);
+  } finally {
+    assert.equal(await sc.terminate(), 0, sc.output());
+    await new Promise((r) => b.close(r));
+  }
+});

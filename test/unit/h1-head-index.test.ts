@@ -5,8 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HeadParser } from '../../src/http/h1/codec';
-import { headInPlace } from '../../src/http/h1/head-slab';
+import { HeadParser, NATIVE_HEAD_PARSER } from '../../src/http/h1/codec';
+import { headInPlace, offerRoom, tookRoom, writeCopiedHead, writeHead } from '../../src/http/h1/head-slab';
+import type { Connection } from '../../src/network/connection';
 import { endToEnd, type Headers } from '../../src/http/headers';
 
 /** The lines the index selects, as text. */
@@ -129,4 +130,57 @@ test('h1 head index: a head rewritten in place ends where the old one did, in fr
   const before = Buffer.from(small);
   assert.equal(headInPlace(small, 'HTTP/1.1 200 OK\r\nconnection: close\r\n', p), -1);
   assert.deepEqual(small, before);
+});
+
+/** A Connection that keeps the bytes queued on it. */
+function sink(): { conn: Connection; text: () => string } {
+  const parts: string[] = [];
+  const conn = { write: (b: Buffer, s: number, e: number) => parts.push(b.toString('latin1', s, e)) } as unknown as Connection;
+  return { conn, text: () => parts.join('') };
+}
+
+test('h1 head index: a request head whose lines the scanner copied into the head slab goes out as writeHead would write it', { skip: !NATIVE_HEAD_PARSER }, () => {
+  const heads = [
+    'GET /a HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n',
+    'GET /b?q=1 HTTP/1.1\r\nA: 1\r\nConnection: keep-alive\r\nhost: y\r\nB:  2 \r\nKeep-Alive: 5\r\nC: 3\r\n\r\n',
+    'GET / HTTP/1.1\r\nHost: z\r\n\r\n',
+    'DELETE /d HTTP/1.0\r\nX-Long: ' + 'v'.repeat(3000) + '\r\nHost: w\r\nProxy-Connection: x\r\n\r\n',
+  ];
+  const p = new HeadParser(true, 65536, 100);
+  p.indexToo = true;
+  let copied = 0;
+  for (let k = 0; k < 600; k++) {
+    // Around the slab many times over (a new slab every few hundred heads), heads inside larger reads.
+    const head = heads[k % heads.length];
+    const buf = Buffer.from('junk' + head + 'next', 'latin1');
+    offerRoom();
+    assert.equal(p.parse(buf, 4, buf.length), buf.length - 4);
+    tookRoom(p);
+    const prefix = `GET /p${k} HTTP/1.1\r\nhost: h\r\nx-request-id: ${k}\r\n`;
+    const want = sink();
+    const wn = writeHead(want.conn, prefix, buf, p);
+    buf.fill(0x7a); // the read buffer is reused: the copy must not depend on it
+    const got = sink();
+    const n = writeCopiedHead(got.conn, prefix, p);
+    // The short heads always fit the room offered; the 3 KB one only where the slab has it left.
+    if (k % heads.length !== 3) assert.ok(n >= 0, head);
+    if (n >= 0) {
+      copied++;
+      assert.equal(n, wn);
+      assert.equal(got.text(), want.text());
+      // One use: the same copy is not handed out twice.
+      assert.equal(writeCopiedHead(sink().conn, prefix, p), -1);
+    }
+  }
+  assert.ok(copied > 500, `${copied}`);
+  // A prefix longer than the room in front of the copy, and a parse without an offer: not copied.
+  const buf = Buffer.from(heads[0], 'latin1');
+  offerRoom();
+  p.parse(buf, 0, buf.length);
+  tookRoom(p);
+  assert.equal(writeCopiedHead(sink().conn, 'GET /' + 'x'.repeat(400) + ' HTTP/1.1\r\n', p), -1);
+  p.parse(buf, 0, buf.length);
+  tookRoom(p);
+  assert.equal(p.copiedEnd, -1);
+  assert.equal(writeCopiedHead(sink().conn, 'GET / HTTP/1.1\r\n', p), -1);
 });

@@ -187,6 +187,9 @@ for (const n of [
   KNOWN_NAMES.push([n, Kind.Plain]);
 }
 for (const [n, k] of KNOWN_NAMES) internAdd(n, strHash(n), k);
+const HASH_HOST = strHash('host');
+const HASH_CONTENT_TYPE = strHash('content-type');
+const HASH_REQUEST_ID = strHash('x-request-id');
 
 // ---------------------------------------------------------------------------------------------
 // Value interning: a direct-mapped cache of short strings (header values, targets, reasons)
@@ -334,11 +337,15 @@ const enum NIO {
   Irregular = 18,
   RunCount = 19,
   MethodStart = 20,
+  /** in: where in the head slab (copyArea) the scanner may copy a request head's forwarded lines and empty line, -1 nowhere; in: the room's end; out: the copy's end, -1 none. */
+  SlabAt = 21,
+  SlabEnd = 22,
+  CopiedEnd = 23,
   RunsAt = 32,
   /** RunsAt + 2 * NIO_MAX_FIELDS + 8 */
   FieldsAt = 552,
-  /** FieldsAt + NIO_FIELD_INTS * NIO_MAX_FIELDS */
-  Length = 2344,
+  /** FieldsAt + NIO_FIELD_INTS * NIO_MAX_FIELDS + 8 */
+  Length = 2352,
 }
 /** Field records the area holds (a head with more is left to the TypeScript parser). */
 const NIO_MAX_FIELDS = 256;
@@ -370,6 +377,31 @@ const nativeParse: NativeHeadParse | null = ((): NativeHeadParse | null => {
   return nativeH1.parse;
 })();
 
+/** Native parses so far in this thread (each overwrites nio's records). */
+let nativeParses = 0;
+
+/** The Buffer whose ArrayBuffer and offset nativeParse was given last (HeadParser.parse). */
+let abOf: Buffer | null = null;
+let abBuf: ArrayBufferLike = new ArrayBuffer(0);
+let abOffset = 0;
+
+/**
+ * The scanner copies an indexed request head's forwarded lines into `slab` (head-slab.ts), where
+ * offerCopy() says, when a head is decided natively: false without the scanner.
+ */
+export function copyArea(slab: ArrayBuffer): boolean {
+  if (nativeParse === null || nativeH1 === undefined) return false;
+  nativeH1.setup(nio, slab);
+  nio[NIO.SlabAt] = -1;
+  return true;
+}
+
+/** The next parse may copy into the slab from `at` up to `end` (once: reset by the parse). */
+export function offerCopy(at: number, end: number): void {
+  nio[NIO.SlabAt] = at;
+  nio[NIO.SlabEnd] = end;
+}
+
 /** Whether heads are scanned natively by default (HeadParser.useNative's initial value). */
 export const NATIVE_HEAD_PARSER: boolean = nativeParse !== null;
 let nativeDecided = 0;
@@ -392,7 +424,8 @@ export class HeadParser {
   versionMinor = 1;
   status = 0;
   reason = '';
-  headers: Headers = new HeaderMap();
+  /** The last head's header map (see `headers`). */
+  private map: Headers = new HeaderMap();
   headerCount = 0;
   bodyKind: BodyKind = BodyKind.None;
   contentLength = -1;
@@ -423,6 +456,26 @@ export class HeadParser {
    * Transfer-Encoding, a Connection naming other fields): parse it again without indexOnly.
    */
   irregular = false;
+  /**
+   * Set by the caller: a head the native scanner decides gets no header map during the parse.
+   * The parser keeps the head's buffer instead, and the scanner's field records stay in nio;
+   * `headers` builds the map when first read and `field()` reads one field without it, while the
+   * buffer still holds the head and no other native parse has run: until the caller's
+   * settleLazy(), which builds the map then if it may be read later. The raw downstream's request heads: the exchange reads two or three fields of most
+   * requests, and the map is needed only by filters, access logs, retries and requests sent later.
+   */
+  lazyMap = false;
+  /** The last head's map is still to be built from `lazyBuf` and nio's records (lazyMap). */
+  private lazy = false;
+  /** The buffer of that head while it is valid (null after settleLazy). */
+  private lazyBuf: Buffer | null = null;
+  /** The native parse that left its field records in nio (nativeParses then). */
+  private lazyGen = 0;
+  /**
+   * After a request head's parse: the end of the copy the native scanner made of its forwarded
+   * lines and empty line into the head slab (offerCopy), -1 when it made none.
+   */
+  copiedEnd = -1;
   /** The index (valid until the next indexing parse of any parser, see sharedRuns). */
   runs: Int32Array = sharedRuns;
   runCount = 0;
@@ -470,6 +523,80 @@ export class HeadParser {
     readonly maxHeaders: number,
   ) {}
 
+  /**
+   * The last head's fields by lower-case name (a repeated name: a list in order); empty after an
+   * indexOnly parse. Built on first read after a lazyMap parse.
+   */
+  get headers(): Headers {
+    if (this.lazy) this.buildMap();
+    return this.map;
+  }
+
+  set headers(h: Headers) {
+    this.lazy = false;
+    this.lazyBuf = null;
+    this.map = h;
+  }
+
+  /**
+   * One field of the last head, as `headers[name]` gives it (`name` in lower case), without
+   * building the map of a lazyMap parse.
+   */
+  field(name: string): string | string[] | undefined {
+    if (!this.lazy) return this.map[name];
+    const b = this.lazyBytes();
+    const r = nio;
+    const len = name.length;
+    // The names the exchange asks for on every request: no hashing of the constant.
+    const hash = name === 'host' ? HASH_HOST : name === 'content-type' ? HASH_CONTENT_TYPE : name === 'x-request-id' ? HASH_REQUEST_ID : strHash(name);
+    let out: string | string[] | undefined;
+    for (let i = 0, f = NIO.FieldsAt as number; i < this.headerCount; i++, f += NIO_FIELD_INTS) {
+      const s = r[f];
+      if (r[f + 1] - s !== len || r[f + 4] !== hash) continue;
+      let j = 0;
+      while (j < len && LOWER[b[s + j]] === name.charCodeAt(j)) j++;
+      if (j !== len) continue;
+      const v = valueString(b, r[f + 2], r[f + 3], r[f + 5]);
+      if (out === undefined) out = v;
+      else if (typeof out === 'string') out = [out, v];
+      else out.push(v);
+    }
+    return out;
+  }
+
+  /** The map of a lazyMap parse (the same as takeNative builds). */
+  private buildMap(): void {
+    const b = this.lazyBytes();
+    this.lazy = false;
+    const r = nio;
+    const h = new HeaderMap();
+    this.map = h;
+    const gen = (fieldGen = (fieldGen + 1) | 0);
+    for (let i = 0, f = NIO.FieldsAt as number; i < this.headerCount; i++, f += NIO_FIELD_INTS) {
+      const name = lookupName(b, r[f], r[f + 1], r[f + 4], r[f + 6] === 1);
+      storeField(h, name, valueString(b, r[f + 2], r[f + 3], r[f + 5]), foundSlot, gen);
+    }
+  }
+
+  /** The buffer of a lazyMap head whose map is not built yet (its field records are nio's). */
+  private lazyBytes(): Buffer {
+    const b = this.lazyBuf;
+    // settleLazy(false) said nothing would read the map, and the records stay in nio only until
+    // the next native parse: a caller past either is a bug to see, not a map to build from
+    // bytes or records since overwritten.
+    if (b === null || this.lazyGen !== nativeParses) throw new Error('HTTP/1.1 head fields read after their bytes were released');
+    return b;
+  }
+
+  /**
+   * The caller is done with the buffer of the last head (its bytes are about to be reused): the
+   * map of a lazyMap parse is built now when `keep` (it may be read later), else never.
+   */
+  settleLazy(keep: boolean): void {
+    if (this.lazy && keep) this.buildMap();
+    this.lazyBuf = null;
+  }
+
   /** Forgets a partial head (call when the bytes given to an unfinished parse are discarded). */
   reset(): void {
     this.resumeAt = -1;
@@ -485,6 +612,7 @@ export class HeadParser {
   parse(buf: Buffer, start: number, end: number): number {
     const max = this.maxHeaderBytes;
     const lim = end - start > max ? start + max : end;
+    this.copiedEnd = -1;
     // A head resumed after a partial one stays here (linear work for a trickled head).
     if (this.useNative && this.resumeAt < 0 && nativeParse !== null) {
       nio[NIO.Flags] =
@@ -494,15 +622,33 @@ export class HeadParser {
         (this.headRequest ? NFlag.HeadRequest : 0) |
         (this.connectRequest ? NFlag.ConnectRequest : 0);
       nio[NIO.MaxHeaders] = this.maxHeaders;
-      const n = nativeParse(buf.buffer, buf.byteOffset, start, lim);
+      // `buffer` and `byteOffset` are getters (`buffer` a C++ builtin, ~100 instructions): the
+      // read chunk is the same Buffer read after read, so they are read once per Buffer.
+      if (buf !== abOf) {
+        abOf = buf;
+        abBuf = buf.buffer;
+        abOffset = buf.byteOffset;
+      }
+      const n = nativeParse(abBuf, abOffset, start, lim);
+      nativeParses = (nativeParses + 1) | 0;
+      // An offer of slab room is for this parse only (offerCopy).
+      nio[NIO.SlabAt] = -1;
       if (n > 0) {
+        if (this.isRequest && (this.indexOnly || this.indexToo)) this.copiedEnd = nio[NIO.CopiedEnd];
         nativeDecided++;
         this.takeNative(buf);
+        if (this.lazyMap && !this.indexOnly) {
+          // The head's buffer, and its field records left in nio (until settleLazy).
+          this.lazyBuf = buf;
+          this.lazyGen = nativeParses;
+          this.lazy = true;
+        }
         this.headStart = start;
         this.headEnd = n;
         return n;
       }
     }
+    if (nativeParse !== null) nio[NIO.SlabAt] = -1;
     if (this.resumeAt >= 0 && lim - start > this.resumeAt) {
       // at the size limit, the full parse runs anyway: it names an error it finds before the limit
       const atLimit = lim < end || lim - start >= max;
@@ -541,6 +687,7 @@ export class HeadParser {
     const count = io[NIO.Count];
     this.headerCount = count;
     if (this.indexOnly) this.headers = NO_HEADERS;
+    else if (this.lazyMap) this.map = NO_HEADERS; // built when read (headers), see parse()
     else {
       const h = new HeaderMap();
       this.headers = h;

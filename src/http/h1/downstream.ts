@@ -40,7 +40,7 @@ import type { Headers } from '../headers';
 import { HL } from '../stats';
 import type { BodySink, BodySource, HeadBytes, RawHeadLines } from '../upstream';
 import { BodyKind, chunkHeader, ChunkedDecoder, closingReply, HeadParser, headerLines, LAST_CHUNK, responseHead, statusLine, type ChunkSink } from './codec';
-import { headInPlace, writeHead, writeLatin1 } from './head-slab';
+import { headInPlace, offerRoom, tookRoom, writeHead, writeLatin1 } from './head-slab';
 import { rawTunnel } from './tunnel';
 
 const enum Phase {
@@ -85,7 +85,6 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
   url = '';
   authority = '';
   httpMinor = 1;
-  headers: Headers = {};
   headerCount = 0;
   hasBody = false;
   length = -1;
@@ -142,6 +141,8 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     this.parser = new HeadParser(true, cfg.maxHeaderSize, cfg.maxHeaders);
     // Request heads are indexed too, so that one nothing changes can go upstream as its bytes.
     this.parser.indexToo = true;
+    // No header map unless something reads one (headers, below): most requests need two fields.
+    this.parser.lazyMap = true;
     this.chunks = new ChunkedDecoder(cfg.maxHeaderSize);
   }
 
@@ -380,7 +381,10 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     const fresh = this.headStart === 0;
     if (fresh) this.headStart = performance.now();
     const p = this.parser;
+    // The scanner may copy the head's forwarded lines into the head slab (sent upstream from there).
+    offerRoom();
     const r = p.parse(data, s, e);
+    tookRoom(p);
     if (r === 0) {
       // A partial head (the slow path): headers_timeout runs from its first byte, on the wheel
       // (an absolute deadline: a client trickling bytes does not push it back).
@@ -402,10 +406,8 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
     this.method = p.method;
     this.url = p.target;
     this.httpMinor = p.versionMinor;
-    const h = p.headers;
-    this.headers = h;
     this.headerCount = p.headerCount;
-    const host = h['host'];
+    const host = p.field('host');
     this.authority = typeof host === 'string' ? host : '';
     this.reqKeepAlive = p.keepAlive;
     this.bodyKind = p.bodyKind;
@@ -424,11 +426,13 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       this.phase = Phase.Done;
       this.live.delete(this);
       this.stopIdleTimer();
+      const h = p.headers;
+      p.settleLazy(false);
       rawTunnel(env, conn, this.method, this.url, h, data.subarray(r, e), p.connect);
       return -1;
     }
     if (p.expectContinue && this.hasBody) {
-      delete h['expect'];
+      delete p.headers['expect'];
       conn.write(CONTINUE, 0, CONTINUE.length);
     }
     this.phase = this.hasBody ? Phase.Body : Phase.Wait;
@@ -449,6 +453,9 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       x.start();
     } finally {
       this.headBuf = null;
+      // The head's bytes are reused after this read: its header map is built now if the exchange
+      // may still read it (most requests are routed and sent by now and never do).
+      p.settleLazy(x.requestHeadersLater());
     }
     return r;
   }
@@ -504,6 +511,17 @@ export class RawH1Connection implements ConnectionHandler, Downstream, BodySourc
       this.env.ctx.counters[this.env.ctx.base + HL.RQ_1XX + 3]++;
       errorReply(conn, 400);
     } else conn.destroy();
+  }
+
+  // ---- the request's fields (Downstream)
+
+  /** The request's header map (lower-case names, hop-by-hop ones included), built when first read. */
+  get headers(): Headers {
+    return this.parser.headers;
+  }
+
+  field(name: string): string | string[] | undefined {
+    return this.parser.field(name);
   }
 
   // ---- BodySource (the request body, pulled by one upstream attempt)

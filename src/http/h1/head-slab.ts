@@ -8,8 +8,8 @@
 import { Buffer } from 'node:buffer';
 import type { Connection } from '../../network/connection';
 import type { RawHeadLines } from '../upstream';
+import { copyArea, offerCopy } from './codec';
 
-const CRLF = Buffer.from('\r\n', 'latin1');
 
 /**
  * Buffer's own latin1 writer: Buffer.prototype.write validates its arguments and looks the
@@ -20,6 +20,77 @@ type Latin1Buf = Buffer & { latin1Write(s: string, offset: number, length: numbe
 const SLAB_SIZE = 64 * 1024;
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
 let used = 0;
+/** The native scanner copies request heads' forwarded lines into the slab (offerRoom). */
+const copies = slab.byteOffset === 0 && copyArea(slab.buffer);
+
+/** A new slab (the old one lives on while queued writes refer to it). */
+function newSlab(): void {
+  slab = Buffer.allocUnsafeSlow(SLAB_SIZE); // once per ~64 KiB of heads
+  used = 0;
+  if (copies) copyArea(slab.buffer);
+}
+
+/**
+ * Room kept in front of a request head's copied lines for the proxy's own lines (request line,
+ * host, x-request-id, framing): the last such prefix's length and some slack, so that a slab
+ * (an external allocation, which V8 counts towards its next GC) holds as many heads as before;
+ * a longer prefix takes writeHead's path.
+ */
+const ROOM_SLACK = 32;
+const ROOM_MAX = 1024;
+let prefixRoom = 128;
+/** The last copy the scanner made (tookRoom): by which parser, in which slab, its room and lines. */
+let copiedBy: object | null = null;
+let copiedSlab = slab;
+let copiedFrom = 0;
+let copiedAt = 0;
+let copiedEnd = 0;
+
+/**
+ * Before a request head's parse: the scanner may copy its forwarded lines and empty line into the
+ * slab, prefixRoom bytes after what is used (a native memcpy, where writeHead's JavaScript byte
+ * loop costs ~28 instructions a byte).
+ */
+export function offerRoom(): void {
+  if (!copies) return;
+  if (SLAB_SIZE - used < prefixRoom + 1024) newSlab();
+  offerCopy(used + prefixRoom, Math.min(SLAB_SIZE, used + prefixRoom + (SLAB_SIZE >>> 2)));
+}
+
+/** After that parse: a copy it made takes its room (for writeCopiedHead, until the next parse). */
+export function tookRoom(lines: { readonly copiedEnd: number }): void {
+  if (lines.copiedEnd < 0) {
+    copiedBy = null;
+    return;
+  }
+  copiedBy = lines;
+  copiedSlab = slab;
+  copiedFrom = used;
+  copiedAt = used + prefixRoom;
+  copiedEnd = lines.copiedEnd;
+  used = copiedEnd;
+}
+
+/**
+ * Queues the request head whose lines the scanner copied in the last parse (`lines`: its
+ * parser): `prefix` written in the room in front of them, the head one write entry. Returns its
+ * byte length, or -1 when there is no such copy or the prefix does not fit (writeHead then).
+ */
+export function writeCopiedHead(conn: Connection, prefix: string, lines: object): number {
+  if (lines !== copiedBy) return -1;
+  copiedBy = null;
+  const n = prefix.length;
+  // The next offer fits this prefix (requests on a route mostly have the same length).
+  prefixRoom = n + ROOM_SLACK > ROOM_MAX ? ROOM_MAX : n + ROOM_SLACK;
+  const start = copiedAt - n;
+  if (start < copiedFrom) return -1;
+  const b = copiedSlab;
+  (b as Latin1Buf).latin1Write(prefix, start, n);
+  writtenBuf = b;
+  writtenAt = start;
+  conn.write(b, start, copiedEnd);
+  return copiedEnd - start;
+}
 
 /** Queues `s` (latin1: one byte per character, as node:http writes header bytes) on `conn`; returns its byte length. */
 export function writeLatin1(conn: Connection, s: string): number {
@@ -30,10 +101,7 @@ export function writeLatin1(conn: Connection, s: string): number {
     conn.write(b, 0, b.length);
     return b.length;
   }
-  if (n > SLAB_SIZE - used) {
-    slab = Buffer.allocUnsafeSlow(SLAB_SIZE); // once per ~64 KiB of heads
-    used = 0;
-  }
+  if (n > SLAB_SIZE - used) newSlab();
   const start = used;
   const w = (slab as Latin1Buf).latin1Write(s, start, n);
   used = start + w;
@@ -67,6 +135,14 @@ export function headInPlace(buf: Buffer, prefix: string, lines: RawHeadLines): n
 }
 
 /**
+ * The buffer holding the bytes of the last head writeHead queued (from `writtenAt` to its length
+ * later): the slab (never overwritten) or the head's own buffer. Kept by a caller that may send
+ * the same head again (h1/pool.ts: a request retried on a new connection).
+ */
+export let writtenBuf: Buffer = slab;
+export let writtenAt = 0;
+
+/**
  * Queues one message head: `prefix` (a start line and the lines the proxy writes, latin1), the
  * field lines `lines` indexes in `buf`, and the empty line, all copied into the slab so that the
  * head is one contiguous write entry (a view per line would cost more at the writev than the
@@ -77,22 +153,17 @@ export function writeHead(conn: Connection, prefix: string, buf: Buffer, lines: 
   const n = lines.runCount;
   let size = prefix.length + 2;
   for (let i = 0; i < n; i += 2) size += runs[i + 1] - runs[i];
+  let b: Buffer;
+  let start: number;
   if (size > SLAB_SIZE >>> 2) {
-    // A rare very large head: its lines as views.
-    let bytes = writeLatin1(conn, prefix);
-    for (let i = 0; i < n; i += 2) {
-      conn.write(buf, runs[i], runs[i + 1]);
-      bytes += runs[i + 1] - runs[i];
-    }
-    conn.write(CRLF, 0, 2);
-    return bytes + 2;
+    // A rare very large head: a buffer of its own.
+    b = Buffer.allocUnsafe(size);
+    start = 0;
+  } else {
+    if (size > SLAB_SIZE - used) newSlab();
+    b = slab;
+    start = used;
   }
-  if (size > SLAB_SIZE - used) {
-    slab = Buffer.allocUnsafeSlow(SLAB_SIZE); // once per ~64 KiB of heads
-    used = 0;
-  }
-  const start = used;
-  const b = slab;
   let u = start + (b as Latin1Buf).latin1Write(prefix, start, prefix.length);
   for (let i = 0; i < n; i += 2) {
     // A byte loop: the lines are short, and Buffer.copy would make a view per call.
@@ -100,7 +171,9 @@ export function writeHead(conn: Connection, prefix: string, buf: Buffer, lines: 
   }
   b[u] = 13;
   b[u + 1] = 10;
-  used = u + 2;
-  conn.write(b, start, used);
-  return used - start;
+  if (b === slab) used = u + 2;
+  writtenBuf = b;
+  writtenAt = start;
+  conn.write(b, start, u + 2);
+  return u + 2 - start;
 }

@@ -47,7 +47,7 @@ import { FailKind, isBodySource, OVERFLOW_ERROR, type BodySink, type BodySource,
 
 /** A sink whose rawResponseHead() said yes. */
 type RawHeadSink = UpstreamSink & Required<Pick<UpstreamSink, 'onResponseRaw'>>;
-import { writeHead, writeLatin1 } from './head-slab';
+import { writeCopiedHead, writeHead, writeLatin1, writtenAt, writtenBuf } from './head-slab';
 import { BodyKind, ChunkedDecoder, chunkHeader, HeadParser, LAST_CHUNK, requestHead, type ChunkSink } from './codec';
 
 /** Keep-alive idle timeout and its sweep period; tests shorten them. */
@@ -92,6 +92,13 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
   paused = false;
   /** When it joined the waiters (Date.now()); the queue timeout runs from here. */
   queuedAt = 0;
+  /**
+   * A bodiless head sent as the client's bytes (sendBytes): where its bytes stay (the head slab),
+   * so that a retry on a new connection sends the same head (the client's buffer is gone by then).
+   */
+  private sentBuf: Buffer | null = null;
+  private sentAt = 0;
+  private sentEnd = 0;
   private chunked = false;
   private srcPaused = false;
   // Listeners on a streamed (node:http / http2) request body, created only for such bodies.
@@ -121,6 +128,12 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
     this.onReused = c.reused;
     this.bodyDone = false;
     this.chunked = false;
+    if (this.sentBuf !== null) {
+      // A retry (stale keep-alive connection) of a head sent as bytes: the same bytes again.
+      this.out(c, this.sentBuf, this.sentAt, this.sentEnd);
+      this.bodyDone = true;
+      return;
+    }
     const bytes = req.bytes;
     if (bytes !== undefined && body === null) {
       const hb = bytes.headBuffer();
@@ -176,7 +189,13 @@ class RawH1Attempt implements UpstreamAttempt, BodySink {
    */
   private sendBytes(c: H1Conn, req: UpstreamRequest, bytes: RequestBytes, hb: Buffer): void {
     const extra = clZeroMethod(req.method) ? CL_ZERO : '';
-    const n = writeHead(c.conn, req.method + ' ' + req.path + ' HTTP/1.1\r\nhost: ' + req.authority + '\r\n' + bytes.addedLines + extra, hb, bytes.lines);
+    const prefix = req.method + ' ' + req.path + ' HTTP/1.1\r\nhost: ' + req.authority + '\r\n' + bytes.addedLines + extra;
+    // The client's lines copied by the scanner when it parsed the head (no copy here), else copied now.
+    let n = writeCopiedHead(c.conn, prefix, bytes.lines);
+    if (n < 0) n = writeHead(c.conn, prefix, hb, bytes.lines);
+    this.sentBuf = writtenBuf;
+    this.sentAt = writtenAt;
+    this.sentEnd = writtenAt + n;
     const cl = this.pool.cluster;
     cl.counters[cl.base + C.BYTES_TX] += n;
   }
