@@ -101,11 +101,9 @@ export function onCloseIdle(f: () => void): void {
  * to Atomics before they start (shareFilterCellsWithThreads), as the filters' and breakers' cells.
  */
 function admit(cell: number, max: number): boolean {
-  const threaded = filterCellsThreaded();
-  const n = threaded ? Atomics.add(cells, cell, 1) : cells[cell]++;
+  const n = filterCellsThreaded() ? Atomics.add(cells, cell, 1) : cells[cell]++;
   if (max > 0 && n >= max) {
-    if (threaded) Atomics.sub(cells, cell, 1);
-    else cells[cell]--;
+    release(cell);
     return false;
   }
   return true;
