@@ -351,45 +351,71 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
     return env.Undefined();
   }
 
-  // info()'s property names, made once per thread (a name per set would be internalized anew on every call).
+  // info()'s property names and its few distinct values (version, cipher: OpenSSL's static
+  // strings), as internalized V8 strings made once per thread. A fresh name per set was
+  // internalized by V8 on every set (a string-table lookup each: napi_create_reference refuses
+  // a string on Node 20, so an N-API reference could not keep them), and a fresh value string
+  // is hashed again by every JS lookup keyed by it (the counters' cipher map).
   enum InfoKey { kVersion, kCipher, kAlpn, kServername, kVerifyResult, kReused, kPeerDer, kInfoKeys };
-  struct InfoKeys {
-    napi_env env = nullptr;
-    napi_ref refs[kInfoKeys] = {};
+  static constexpr int kInfoValues = 8;  // distinct version and cipher strings kept (there are a handful)
+  struct InfoStrings {
+    v8::Isolate* isolate = nullptr;
+    v8::Global<v8::String> names[kInfoKeys];
+    const char* value_ptr[kInfoValues] = {};
+    v8::Global<v8::String> values[kInfoValues];
   };
-  static napi_value InfoKeyOf(napi_env env, InfoKey k) {
+  // The thread's strings. Never freed: a thread_local destructor would run after the thread's
+  // isolate is gone; a thread that ever ran a second isolate leaves the first one's set behind.
+  static InfoStrings* Strings(v8::Isolate* iso) {
     static const char* const names[kInfoKeys] = {"version", "cipher", "alpn", "servername", "verifyResult", "reused", "peerDer"};
-    thread_local InfoKeys keys;  // one env per thread (main thread or a worker); never freed: the strings live as long as it
-    if (keys.env != env) {
-      keys = InfoKeys();
-      keys.env = env;
+    thread_local InfoStrings* s = nullptr;
+    if (s == nullptr || s->isolate != iso) {
+      s = new InfoStrings();
+      s->isolate = iso;
+      for (int k = 0; k < kInfoKeys; k++) {
+        s->names[k].Reset(iso, v8::String::NewFromOneByte(iso, reinterpret_cast<const uint8_t*>(names[k]), v8::NewStringType::kInternalized).ToLocalChecked());
+      }
     }
-    napi_value v = nullptr;
-    if (keys.refs[k] != nullptr && napi_get_reference_value(env, keys.refs[k], &v) == napi_ok && v != nullptr) return v;
-    napi_create_string_latin1(env, names[k], NAPI_AUTO_LENGTH, &v);
-    napi_create_reference(env, v, 1, &keys.refs[k]);
-    return v;
+    return s;
   }
-  static void SetInfo(Napi::Object& o, InfoKey k, napi_value v) { napi_set_property(o.Env(), o, InfoKeyOf(o.Env(), k), v); }
+  // An OpenSSL static string (SSL_get_version, cipher names) as an internalized string, kept by
+  // its address; past kInfoValues distinct ones, a new string each time.
+  static napi_value StaticString(InfoStrings* s, const char* str) {
+    v8::Isolate* iso = s->isolate;
+    for (int i = 0; i < kInfoValues; i++) {
+      if (s->value_ptr[i] == str) return NapiValue(s->values[i].Get(iso));
+      if (s->value_ptr[i] == nullptr) {
+        v8::Local<v8::String> v = v8::String::NewFromUtf8(iso, str, v8::NewStringType::kInternalized).ToLocalChecked();
+        s->values[i].Reset(iso, v);
+        s->value_ptr[i] = str;
+        return NapiValue(v);
+      }
+    }
+    return NapiValue(v8::String::NewFromUtf8(iso, str).ToLocalChecked());
+  }
+  static void SetInfo(Napi::Object& o, InfoStrings* s, InfoKey k, napi_value v) {
+    napi_set_property(o.Env(), o, NapiValue(s->names[k].Get(s->isolate)), v);
+  }
 
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     if (ssl_ == nullptr) return o;
-    SetInfo(o, kVersion, Napi::String::New(env, SSL_get_version(ssl_)));
+    InfoStrings* s = Strings(v8::Isolate::GetCurrent());
+    SetInfo(o, s, kVersion, StaticString(s, SSL_get_version(ssl_)));
     const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
     // IANA name (as Node's getCipher().standardName), else OpenSSL's.
     const char* cname = c != nullptr ? SSL_CIPHER_standard_name(c) : nullptr;
     if (c != nullptr && cname == nullptr) cname = SSL_CIPHER_get_name(c);
-    SetInfo(o, kCipher, cname != nullptr ? Napi::Value(Napi::String::New(env, cname)) : env.Null());
+    SetInfo(o, s, kCipher, cname != nullptr ? StaticString(s, cname) : napi_value(env.Null()));
     const unsigned char* alpn = nullptr;
     unsigned int alpn_len = 0;
     SSL_get0_alpn_selected(ssl_, &alpn, &alpn_len);
-    SetInfo(o, kAlpn, alpn_len > 0 ? Napi::Value(Napi::String::New(env, reinterpret_cast<const char*>(alpn), alpn_len)) : env.Null());
+    SetInfo(o, s, kAlpn, alpn_len > 0 ? Napi::Value(Napi::String::New(env, reinterpret_cast<const char*>(alpn), alpn_len)) : env.Null());
     const char* sni = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name);
-    SetInfo(o, kServername, sni != nullptr ? Napi::Value(Napi::String::New(env, sni)) : env.Null());
-    SetInfo(o, kVerifyResult, Napi::Number::New(env, static_cast<double>(SSL_get_verify_result(ssl_))));
-    SetInfo(o, kReused, Napi::Boolean::New(env, SSL_session_reused(ssl_) == 1));
+    SetInfo(o, s, kServername, sni != nullptr ? Napi::Value(Napi::String::New(env, sni)) : env.Null());
+    SetInfo(o, s, kVerifyResult, Napi::Number::New(env, static_cast<double>(SSL_get_verify_result(ssl_))));
+    SetInfo(o, s, kReused, Napi::Boolean::New(env, SSL_session_reused(ssl_) == 1));
     X509* peer = SSL_get1_peer_certificate(ssl_);
     if (peer != nullptr) {
       int len = i2d_X509(peer, nullptr);
@@ -397,7 +423,7 @@ class TlsConn : public Napi::ObjectWrap<TlsConn> {
         Napi::Buffer<uint8_t> der = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(len));
         unsigned char* p = der.Data();
         i2d_X509(peer, &p);
-        SetInfo(o, kPeerDer, der);
+        SetInfo(o, s, kPeerDer, der);
       }
       X509_free(peer);
     }

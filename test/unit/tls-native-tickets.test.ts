@@ -1,6 +1,8 @@
 // Session tickets in the native addon (native/tls_tickets.cc via src/tls/tickets.ts):
 //   - the C callback derives the same epoch keys as the TypeScript derivation;
-//   - a listener context sends one TLS 1.3 ticket per handshake (none with tickets off);
+//   - a listener context sends one TLS 1.3 ticket per handshake (none with tickets off), and
+//     none to a client that offers TLS 1.2 without the session_ticket extension (its tickets
+//     are off: SSL_OP_NO_TICKET); a TLS 1.3-only client with tickets on still gets one;
 //   - a ticket issued in one epoch still resumes after one rotation (the previous key is kept),
 //     and no longer after two.
 // Skipped when the addon is not loaded (OUTRIGGER_NATIVE=0 or no build): Node's own ticket
@@ -8,6 +10,7 @@
 process.env.OUTRIGGER_TLS_TICKET_ROTATE_S = '1';
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
@@ -37,10 +40,10 @@ function serve(ctx: tls.SecureContext): Promise<Served> {
 }
 
 /** Connects (offering `session`), reads to the end; resolves with the tickets received and whether it resumed. */
-function connect(port: number, ca: string, session?: Buffer): Promise<{ tickets: Buffer[]; reused: boolean }> {
+function connect(port: number, ca: string, session?: Buffer, client: tls.ConnectionOptions = {}): Promise<{ tickets: Buffer[]; reused: boolean }> {
   return new Promise((resolve, reject) => {
     const tickets: Buffer[] = [];
-    const c = tls.connect({ port, host: '127.0.0.1', ca, servername: 'a.test', session });
+    const c = tls.connect({ port, host: '127.0.0.1', ca, servername: 'a.test', session, ...client });
     c.on('session', (s: Buffer) => tickets.push(s));
     c.on('error', reject);
     c.on('data', () => {});
@@ -107,5 +110,36 @@ test('listener contexts: one ticket per handshake, none with tickets off; a tick
   } finally {
     a.close();
     b.close();
+  }
+});
+
+test('no TLS 1.3 ticket for a client whose tickets are off; TLS 1.3-only clients keep theirs', { skip, timeout: 20_000 }, async () => {
+  const pki = new Pki();
+  const cert = pki.issue({ cn: 'a.test', dns: ['a.test'] });
+  const ca = fs.readFileSync(pki.ca.cert, 'utf8');
+  const on = tls.createSecureContext({ cert: fs.readFileSync(cert.cert), key: fs.readFileSync(cert.key) });
+  enableTickets(on, sessionIdContext('c', 'ca', 'p'));
+  const a = await serve(on);
+  try {
+    const noTicket = { secureOptions: crypto.constants.SSL_OP_NO_TICKET };
+    // A client offering TLS 1.2 and 1.3 with SSL_OP_NO_TICKET leaves the session_ticket
+    // extension out: it gets no ticket (on the previous code it got one, and 'session' fired).
+    const off = await connect(a.port, ca, undefined, noTicket);
+    assert.equal(off.tickets.length, 0, 'no ticket for a client with tickets off');
+    assert.equal(off.reused, false);
+    // Tickets on, both versions offered: one ticket, and it resumes.
+    const dflt = await connect(a.port, ca);
+    assert.equal(dflt.tickets.length, 1, 'one ticket for a client with tickets on');
+    assert.equal((await connect(a.port, ca, dflt.tickets[0])).reused, true);
+    // A TLS 1.3-only client with tickets on: one ticket, and it resumes.
+    const only13 = await connect(a.port, ca, undefined, { minVersion: 'TLSv1.3' });
+    assert.equal(only13.tickets.length, 1, 'one ticket for a TLS 1.3-only client');
+    assert.equal((await connect(a.port, ca, only13.tickets[0], { minVersion: 'TLSv1.3' })).reused, true);
+    // A TLS 1.3-only client without the extension: the extension belongs to TLS 1.2, so a
+    // client offering TLS 1.3 only need not send it with its tickets on; it gets its ticket.
+    const only13Off = await connect(a.port, ca, undefined, { minVersion: 'TLSv1.3', ...noTicket });
+    assert.equal(only13Off.tickets.length, 1, 'a TLS 1.3-only hello without the extension still gets a ticket');
+  } finally {
+    a.close();
   }
 });
