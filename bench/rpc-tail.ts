@@ -63,6 +63,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 interface Run {
   start: number;
   end: number;
+  /** how long it waited for the CPU after its wakeup, ms (sch delay) */
+  delay: number;
   cpu: number;
   tid: number;
   pid: number;
@@ -72,14 +74,14 @@ interface Run {
 /** perf sched timehist: one line per switch-out, "time [cpu] name[tid/pid] wait delay run" (s, ms). */
 function parseTimehist(text: string): Run[] {
   const out: Run[] = [];
-  const re = /^\s*([\d.]+)\s+\[(\d+)\]\s+(.*?)\[(\d+)(?:\/(\d+))?\]\s+[\d.]+\s+[\d.]+\s+([\d.]+)/;
+  const re = /^\s*([\d.]+)\s+\[(\d+)\]\s+(.*?)\[(\d+)(?:\/(\d+))?\]\s+[\d.]+\s+([\d.]+)\s+([\d.]+)/;
   for (const line of text.split('\n')) {
     const m = re.exec(line);
     if (m === null) continue;
     const end = Number(m[1]) * 1000;
-    const run = Number(m[6]);
+    const run = Number(m[7]);
     const tid = Number(m[4]);
-    out.push({ start: end - run, end, cpu: Number(m[2]), tid, pid: m[5] !== undefined ? Number(m[5]) : tid, name: m[3].trim() });
+    out.push({ start: end - run, end, delay: Number(m[6]), cpu: Number(m[2]), tid, pid: m[5] !== undefined ? Number(m[5]) : tid, name: m[3].trim() });
   }
   return out;
 }
@@ -287,6 +289,9 @@ function report(tag: string, a: Args, ops: number, errors: number, trace: string
     }
     const threads = [...byTid].sort((x, y) => y[1].ms - x[1].ms).map(([tid, t]) => `${tid === proxyPid ? 'main' : t.name}: ${ms(t.ms)} ms in ${t.runs} runs (${t.long} over 1 ms)`).join('; ');
     out += `  proxy threads in the window: ${threads}\n`;
+    const delays = Float64Array.from(runs.filter((r) => r.tid === proxyPid && r.end >= winStart && r.start <= winEnd).map((r) => r.delay * 1000)).sort();
+    const us = (p: number): string => percentile(delays, p).toFixed(0);
+    out += `  proxy main thread, wait for the CPU after a wakeup (µs): p50 ${us(50)} p90 ${us(90)} p99 ${us(99)} p99.9 ${us(99.9)} max ${us(100)}; over 1 ms ${delays.filter((d) => d > 1000).length} of ${delays.length}\n`;
     const top = [...others].sort((x, y) => y[1] - x[1]).slice(0, 5).map(([nm, v]) => `${nm} ${v.toFixed(0)} ms`).join(', ');
     out += `  other processes on CPU ${cpu} in the window: ${top || 'none'}\n`;
   }
