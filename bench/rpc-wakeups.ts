@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { runLoad, startBackend } from './load/run';
+import { rpcRateArg, rpcRateLoad, startBackend } from './load/run';
 import { peerByName } from './peers';
 import { processTree } from './lib/proc';
 import { summariseLatency } from './aggregate';
@@ -40,10 +40,8 @@ function parse(argv: string[]): Args {
   const a: Args = { mode: 'bolt', peers: ['outrigger', 'haproxy'], rate: 2000, seconds: 5, strace: true, sched: false };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i];
-    if (v === 'bolt' || v === 'dubbo') a.mode = v;
-    else if (v === '--peers') a.peers = argv[++i].split(',');
-    else if (v === '--rate') a.rate = Number(argv[++i]);
-    else if (v === '--seconds') a.seconds = Number(argv[++i]);
+    const shared = rpcRateArg(a, argv, i);
+    if (shared >= 0) i = shared;
     else if (v === '--no-strace') a.strace = false;
     else if (v === '--perf') a.perf = argv[++i];
     else if (v === '--sched') a.sched = true;
@@ -112,18 +110,14 @@ async function main(): Promise<void> {
       try {
         const warmMs = 2000;
         const winMs = a.seconds * 1000;
-        const load = runLoad(
+        const load = rpcRateLoad(
           {
-            kind: a.mode === 'bolt' ? 'bolt-rate' : 'dubbo-rate',
-            host: '127.0.0.1',
+            mode: a.mode,
             port: rp.port,
-            connections: 200,
-            threads: 1,
-            messageSize: 1024,
             rate: a.rate,
             durationMs: (a.strace ? 2 : 1) * winMs + (a.perf ? winMs : 0) + (a.sched ? winMs + 1500 : 0) + 500,
             proxyPids: rp.pids,
-            backendPids: [backend.pid],
+            backendPid: backend.pid,
           },
           warmMs,
         );

@@ -55,3 +55,41 @@ export async function runLoad(spec: Omit<LoadSpec, 'measureStart'>, warmupMs: nu
     throw new Error(`load generator failed: ${proc.exited() ?? ''} ${proc.output().slice(-600)}`);
   }
 }
+
+/**
+ * The fixed-rate RPC load of issue 15's low-rate figures (bench/rpc-wakeups.ts, bench/rpc-tail.ts):
+ * Bolt or Dubbo, open loop at `rate` requests/s over 200 connections, one generator thread,
+ * 1 KiB requests; `trace` as LoadSpec.trace.
+ */
+export function rpcRateLoad(
+  o: { mode: 'bolt' | 'dubbo'; port: number; rate: number; durationMs: number; proxyPids: number[]; backendPid: number; trace?: string },
+  warmupMs: number,
+): Promise<LoadResult> {
+  return runLoad(
+    {
+      kind: o.mode === 'bolt' ? 'bolt-rate' : 'dubbo-rate',
+      host: '127.0.0.1',
+      port: o.port,
+      connections: 200,
+      threads: 1,
+      messageSize: 1024,
+      rate: o.rate,
+      durationMs: o.durationMs,
+      proxyPids: o.proxyPids,
+      backendPids: [o.backendPid],
+      trace: o.trace,
+    },
+    warmupMs,
+  );
+}
+
+/** The arguments rpcRateLoad's tools share: `argv[i]` read into `a` if it is one; the index of its last word, or -1. */
+export function rpcRateArg(a: { mode: 'bolt' | 'dubbo'; peers: string[]; rate: number; seconds: number }, argv: string[], i: number): number {
+  const v = argv[i];
+  if (v === 'bolt' || v === 'dubbo') a.mode = v;
+  else if (v === '--peers') a.peers = argv[++i].split(',');
+  else if (v === '--rate') a.rate = Number(argv[++i]);
+  else if (v === '--seconds') a.seconds = Number(argv[++i]);
+  else return -1;
+  return i;
+}

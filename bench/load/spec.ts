@@ -35,6 +35,13 @@ export interface LoadSpec {
   proxyPids: number[];
   /** backend PIDs (CPU accounted separately) */
   backendPids: number[];
+  /**
+   * bolt-rate, dubbo-rate: a file prefix; each worker thread writes `<trace>.<thread>` with one
+   * record per answered request of the window, two float64 each: its scheduled send time
+   * (CLOCK_MONOTONIC, ms: perf's clock with `-k CLOCK_MONOTONIC`) and its latency (ms). Latency over time, to line slow requests up with the proxy's
+   * GC or JIT events (bench/rpc-tail.ts).
+   */
+  trace?: string;
 }
 
 /** What one worker-thread task returns. */

@@ -6,7 +6,8 @@ import * as tls from 'node:tls';
 import * as http2 from 'node:http2';
 import { constants as cryptoConstants } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Worker } from 'node:worker_threads';
+import { Worker, threadId } from 'node:worker_threads';
+import * as fs from 'node:fs';
 import * as hdr from 'hdr-histogram-js';
 import type { LoadSpec, WorkerResult } from './spec';
 import {
@@ -162,10 +163,23 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
     if (--connectsLeft === 0 && openLoop) startSchedule();
   };
 
+  // spec.trace: (send time, latency) of each request of the window, written at the end.
+  let traced = spec.trace !== undefined ? new Float64Array(1 << 16) : undefined;
+  let tracedN = 0;
+  const monoOrigin = Number(process.hrtime.bigint()) / 1e6 - performance.now(); // performance.now() 0 on CLOCK_MONOTONIC
   const record = (start: number, now: number): void => {
     if (now >= winStart && now < winEnd) {
       res.ops++;
       hist.recordValue(Math.max(1, Math.round((now - start) * 1000)));
+      if (traced !== undefined) {
+        if (tracedN + 2 > traced.length) {
+          const more = new Float64Array(traced.length * 2);
+          more.set(traced);
+          traced = more;
+        }
+        traced[tracedN++] = monoOrigin + start;
+        traced[tracedN++] = now - start;
+      }
     }
   };
 
@@ -670,6 +684,7 @@ export default function runTask(task: WorkerTask): Promise<WorkerResult> {
       if (lag.totalCount > 0) res.lagHistogram = hdr.encodeIntoCompressedBase64(lag);
       hist.destroy();
       lag.destroy();
+      if (traced !== undefined) fs.writeFileSync(`${spec.trace}.${threadId}`, traced.subarray(0, tracedN));
       resolve(res);
     }, wait);
   });

@@ -4,7 +4,11 @@
 // configs, and the summary report. All on 127.0.0.1, a few seconds in total.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { threadId } from 'node:worker_threads';
 import * as hdr from 'hdr-histogram-js';
 import {
   BENCH_SERVICE,
@@ -212,6 +216,30 @@ test('open-loop driver paces the asked rate (±15 %) and records send lateness',
     const half = await runTask({ spec: spec(port, { kind: 'bolt-rate', rate, connections: 20, durationMs: 1000 }), connections: 10 });
     assert.ok(Math.abs(half.ops - rate / 2) <= 0.15 * (rate / 2), `half share ${half.ops}`);
   } finally {
+    await close(srv);
+  }
+});
+
+test('open-loop driver with a trace: every answered request of the window, its send time (CLOCK_MONOTONIC) and latency', async () => {
+  const srv = boltServer();
+  const port = await listen(srv);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-trace-'));
+  try {
+    const trace = path.join(dir, 'lat');
+    const before = Number(process.hrtime.bigint()) / 1e6;
+    const r = await runTask({ spec: spec(port, { kind: 'bolt-rate', rate: 500, connections: 5, durationMs: 800, trace }), connections: 5 });
+    const after = Number(process.hrtime.bigint()) / 1e6;
+    assert.equal(r.errors, 0, r.firstError);
+    const b = fs.readFileSync(`${trace}.${threadId}`);
+    const rec = new Float64Array(b.buffer, b.byteOffset, b.byteLength / 8);
+    assert.equal(rec.length, 2 * r.ops, 'one record (send time, latency) per counted request');
+    assert.ok(r.ops > 200, `${r.ops} requests`);
+    for (let i = 0; i < rec.length; i += 2) {
+      assert.ok(rec[i] > before && rec[i] < after, `send time ${rec[i]} within the run (${before}-${after})`);
+      assert.ok(rec[i + 1] > 0 && rec[i] + rec[i + 1] <= after, `latency ${rec[i + 1]} ms`);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
     await close(srv);
   }
 });
