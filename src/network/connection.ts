@@ -619,8 +619,11 @@ export class Connection implements Flushable, NativeReader {
    */
   write(buf: Buffer, start: number, end: number): void {
     const len = end - start;
-    if (len <= 0 || this.state === 'closed' || this.writeEnded || this.endRequested) return;
-    if (this.streamMode ? this.state === 'open' : this.state === 'open' && !this.blocked && this.eCount < MAX_ENTRIES) {
+    // Boolean fields are compared with true: V8 tracks no type for a field holding true/false,
+    // so optimized code tests a bare `if (this.flag)` for every falsy kind of value (see
+    // docs/rpc-low-rate.md, session 14); `=== true` is one compare. Same results for booleans.
+    if (len <= 0 || this.state === 'closed' || this.writeEnded === true || this.endRequested === true) return;
+    if (this.streamMode === true ? this.state === 'open' : this.state === 'open' && this.blocked !== true && this.eCount < MAX_ENTRIES) {
       const i = this.eCount++;
       this.eBuf[i] = buf;
       this.eStart[i] = start;
@@ -633,7 +636,7 @@ export class Connection implements Flushable, NativeReader {
     this.io.markDirty(this);
     // Bytes gathered on a writable connection leave at the end of this tick; only a
     // connection that cannot write now can pass its high watermark here.
-    if (!this.aboveHigh && (this.blocked || this.state === 'connecting') && this.queued() > this.high) {
+    if (this.aboveHigh !== true && (this.blocked === true || this.state === 'connecting') && this.queued() > this.high) {
       this.aboveHigh = true;
       this.handler.onHighWatermark(this);
     }
@@ -641,7 +644,7 @@ export class Connection implements Flushable, NativeReader {
 
   private checkWatermarks(): void {
     const q = this.queued();
-    if (!this.aboveHigh) {
+    if (this.aboveHigh !== true) {
       if (q > this.high) {
         this.aboveHigh = true;
         this.handler.onHighWatermark(this);
@@ -683,10 +686,10 @@ export class Connection implements Flushable, NativeReader {
     const n = this.eCount;
     if (n > 0) {
       if (this.ntls !== null) this.flushTls(this.ntls, n);
-      else if (this.streamMode) this.flushStream(n);
+      else if (this.streamMode === true) this.flushStream(n);
       else this.flushWritev(n);
     }
-    if (this.endRequested && !this.writeEnded && this.eCount === 0) {
+    if (this.endRequested === true && this.writeEnded !== true && this.eCount === 0) {
       this.writeEnded = true;
       if (this.ntls !== null) nativeTlsEnd(this.ntls, this.blocked ? -1 : this.fd, this.socket); // close_notify first
       // The peer's FIN was read and the kernel has every byte: close now (FIN after the queued
@@ -746,7 +749,7 @@ export class Connection implements Flushable, NativeReader {
   private flushWritev(n: number): void {
     const ctx = this.io;
     let written = 0;
-    if (!this.blocked) {
+    if (this.blocked !== true) {
       // No view object per entry: the addon reads the ranges from the entry arrays themselves
       // (one entry, the usual flush at a low request rate: not even the arrays).
       try {
@@ -913,7 +916,7 @@ export class Connection implements Flushable, NativeReader {
   }
 
   get writeClosed(): boolean {
-    return this.endRequested;
+    return this.endRequested === true; // a known boolean for the caller's test (see write())
   }
 
   pauseRead(): void {

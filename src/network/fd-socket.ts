@@ -342,5 +342,3 @@ function connectError(errno: number, host: string, port: number): Error {
   e.message = `connect ${(e as NodeJS.ErrnoException).code} ${host}:${port}`;
   return Object.assign(e, { address: host, port });
 }
-
-export { isFdSocket } from './user-buffer';

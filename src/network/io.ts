@@ -70,7 +70,7 @@ export class IoContext {
 
   /** Marks a connection as having gathered output; it is flushed at the end of this tick. */
   markDirty(f: Flushable): void {
-    if (f.queuedForFlush) return;
+    if (f.queuedForFlush === true) return; // a boolean field compared with true: one compare (connection.ts write())
     f.queuedForFlush = true;
     this.dirty[this.dirtyCount++] = f;
     if (this.inRead === 0 && !this.tickScheduled) {

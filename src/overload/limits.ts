@@ -20,7 +20,11 @@
  */
 import { DEFAULT_LIMITS, type ResourceLimits } from '../config/overload';
 
-export { DEFAULT_LIMITS, type ResourceLimits };
+// A type re-export only: a value re-exported here (`export { X }` of an import) compiles to an
+// accessor defined over the exports object's own `X`, which turns that object into a dictionary,
+// and optimized code then reads `limits` and `rpcTimeoutMs` through a LoadIC call per request
+// (test/unit/module-exports.test.ts).
+export type { ResourceLimits };
 
 /** This thread's limits (workers apply the config's; tests may change fields). */
 export const limits: ResourceLimits = { ...DEFAULT_LIMITS };

@@ -131,7 +131,7 @@ export function connectionClosed(): void {
  * and not counted). Otherwise it is counted until requestEnded().
  */
 export function admitRequest(): boolean {
-  return !overloadState.shed && admit(REQUESTS, cfg.maxActiveRequests);
+  return overloadState.shed !== true && admit(REQUESTS, cfg.maxActiveRequests); // !== true: one compare (filterCellsThreaded)
 }
 
 export function requestEnded(): void {

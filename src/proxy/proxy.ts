@@ -37,7 +37,7 @@ import { nowMs } from '../network/clock';
 import { forgetHandOverHold, handingOverConnections, holdForHandOver } from '../network/connection';
 import { allCodecs, ErrorKind, ERR_TOO_LARGE, getCodec, HeaderName, type XCodec, type XFrame } from '../protocol/types';
 import { HC } from '../http/stats';
-import { compiledRouter, MALFORMED, type CompiledRouter, type Route, type RouteRequest } from '../router/router';
+import { compiledRouter, type CompiledRouter, type Route, type RouteRequest } from '../router/router';
 import { L } from '../stats/layout';
 import { rpcTimeoutMs } from '../overload/limits';
 import { admitRequest, requestEnded } from '../overload/manager';
@@ -48,7 +48,7 @@ import { attemptDeadline, attemptDone, AttemptFailure, attemptFailed, LocalReply
 import type { Cluster } from '../upstream/cluster';
 import type { Host, LbContext } from '../upstream/lb';
 import type { MetadataMatch } from '../upstream/subset-match';
-import { cancelPending, hostPoolAgain, SEND_OVERFLOW, type HostPool, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
+import { cancelPending, hostPoolAgain, type HostPool, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
 import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
 import { acceptsInitialBytes, AUTO_FALLBACK, AUTO_REJECTED, autoDrain, autoHandoff, MAX_SNIFF, proxyLog, sniff, Sniffed, sniffResult, SNIFFED_NAMES } from './detect';
 import { proxyFamilyForNormalized } from './families';
@@ -259,7 +259,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     } finally {
       lendNow(prev);
     }
-    if (this.f.draining && this.inflight + this.parked > 0) this.holdForMove();
+    if (this.f.draining === true && this.inflight + this.parked > 0) this.holdForMove();
   }
 
   /**
@@ -324,8 +324,9 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   onFrame(buf: Buffer, frame: XFrame): boolean {
     const codec = this.codec as XCodec;
     const c = this.counters;
-    if (!frame.isRequest) return true; // a response from a client: nothing to map it to
-    if (frame.isHeartbeat) {
+    // Boolean fields are compared with true (one compare: src/network/connection.ts write()).
+    if (frame.isRequest !== true) return true; // a response from a client: nothing to map it to
+    if (frame.isHeartbeat === true) {
       c[this.lb + L.RQ_HEARTBEAT]++;
       if (frame.isOneway) return true; // e.g. a Dubbo one-way event: nothing to answer
       const ack = codec.encodeHeartbeatAck(buf, frame);
@@ -333,14 +334,14 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
       return true;
     }
     c[this.lb + L.RQ_TOTAL]++;
-    if (frame.isOneway) c[this.lb + L.RQ_ONEWAY]++;
+    if (frame.isOneway === true) c[this.lb + L.RQ_ONEWAY]++;
     // A stream object only when the listener has stream filters or an access log (pooled);
     // route() makes one when the route retries. A light pipeline (headersOnly filters, tracing)
     // runs on the connection's view and makes one only for a request tracing samples.
     const p = this.f.pipeline;
     let s: RpcStream | null = null;
-    if (p.active) {
-      if (!p.light) s = this.newStream(buf, frame);
+    if (p.active === true) {
+      if (p.light !== true) s = this.newStream(buf, frame);
       else {
         const v = (this.view ??= new RpcLightView(this, codec)); // once per connection
         v.buf = buf;
@@ -440,12 +441,14 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     const r = this.f.router.match(this);
     this.curBuf = null;
     this.curFrame = null;
-    if (r === MALFORMED) return this.reply(buf, frame, ErrorKind.CodecError, s, 'NR');
+    // typeof, not r === MALFORMED: an object compared with a string is a generic StrictEqual
+    // call in optimized code (router.ts MALFORMED is match()'s only string answer).
+    if (typeof r === 'string') return this.reply(buf, frame, ErrorKind.CodecError, s, 'NR');
     if (r === null) return this.reply(buf, frame, ErrorKind.NoRoute, s, 'NR');
     const target = r.pickTarget();
     const cl = this.f.ctx.clusters.get(target.name);
     if (cl === undefined) return this.reply(buf, frame, ErrorKind.NoRoute, s, 'NR');
-    const retries = r.retry !== null && r.retry.on !== 0 && r.retry.numRetries > 0 && !frame.isOneway;
+    const retries = r.retry !== null && r.retry.on !== 0 && r.retry.numRetries > 0 && frame.isOneway !== true;
     if (s === null) {
       if (!retries) {
         this.reqRoute = r;
@@ -502,7 +505,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     }
     const meta = codec.replyMeta(buf, frame);
     // Overload manager: a two-way request is counted until its answer (requestDone), or shed here.
-    if (!frame.isOneway && !admitRequest()) {
+    if (frame.isOneway !== true && !admitRequest()) {
       this.counters[this.lb + OL.RQ_SHED]++;
       this.reply(buf, frame, ErrorKind.Overflow, s, 'OM');
       return;
@@ -512,8 +515,9 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     // Tracing (sampled requests): a client span per attempt; Bolt frames carry its traceparent (src/tracing/bolt.ts).
     const w = s !== null && s.trace !== null ? s.trace.rpcAttempt(host.address, cluster.name, codec, buf, frame, this.f.frameLimit(codec)) : null;
     const r = w === null ? pool.send(buf, frame, this, meta, timeout) : pool.send(w.buf, w.frame, this, meta, timeout);
-    if (r === SEND_OVERFLOW) {
-      if (!frame.isOneway) requestEnded();
+    if (typeof r === 'number') {
+      // upstream-pool SEND_OVERFLOW, send()'s only number (typeof: no generic StrictEqual call for object vs number).
+      if (frame.isOneway !== true) requestEnded();
       // upstream_rq_pending_overflow is counted by the cluster's breaker (or the pool's default bound).
       this.reply(buf, frame, ErrorKind.Overflow, s, 'UO');
       return;
@@ -604,7 +608,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   private requestDone(): void {
     requestEnded();
     this.counters[this.lb + L.RQ_ACTIVE]--;
-    if (--this.inflight === 0 && (this.downEnded || (this.f.draining && !(handingOverConnections() && this.movable())))) this.down.endWrite();
+    if (--this.inflight === 0 && (this.downEnded === true || (this.f.draining === true && !(handingOverConnections() && this.movable())))) this.down.endWrite();
   }
 
   /** Drain: nothing in flight -> FIN now (Bolt and Dubbo have no goodbye frame); else after the last answer. */
@@ -679,7 +683,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
   onUpstreamResponse(p: PendingRequest, buf: Buffer, frame: XFrame): void {
     const c = this.counters;
     if (this.down.state !== 'closed') {
-      c[this.lb + (frame.isSuccess ? L.RS_SUCCESS : L.RS_ERROR)]++;
+      c[this.lb + (frame.isSuccess === true ? L.RS_SUCCESS : L.RS_ERROR)]++;
       c[this.lb + L.BYTES_TX] += frame.frameLen;
       this.lastActivity = nowMs();
       this.down.write(buf, frame.frameStart, frame.frameStart + frame.frameLen);

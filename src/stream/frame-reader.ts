@@ -76,7 +76,7 @@ export class FrameReader<F extends XFrame> {
       const r = codec.decode(buf, p, end, max, frame);
       if (r > 0) {
         p += r;
-        if (!sink.onFrame(buf, frame)) return;
+        if (sink.onFrame(buf, frame) !== true) return; // a boolean compared with true: one compare
         continue;
       }
       if (r < 0) {

@@ -160,7 +160,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
   }
 
   get isConnecting(): boolean {
-    return !this.connected;
+    return this.connected !== true; // boolean fields compared with true: one compare (src/network/connection.ts write())
   }
 
   /** Forwards a decoded request frame (rewriting its id in place). */
@@ -171,7 +171,7 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     this.lastId = id;
     codec.setRequestId(buf, frame, id);
     const cl = this.pool.cluster;
-    if (!this.connected) {
+    if (this.connected !== true) {
       this.queuedConnecting++;
       cl.counters[cl.base + C.RQ_PENDING_ACTIVE]++;
     }
@@ -244,15 +244,15 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
   onFrame(buf: Buffer, frame: XFrame): boolean {
     const cl = this.pool.cluster;
     const c = cl.counters;
-    if (frame.isRequest) {
+    if (frame.isRequest === true) {
       // Servers do not call clients over Bolt; answer a heartbeat, ignore anything else.
-      if (frame.isHeartbeat) {
+      if (frame.isHeartbeat === true) {
         const ack = this.codec.encodeHeartbeatAck(buf, frame);
         this.conn.write(ack, 0, ack.length);
       }
       return true;
     }
-    if (frame.isHeartbeat && frame.requestId === this.hbId) {
+    if (frame.isHeartbeat === true && frame.requestId === this.hbId) {
       this.hbId = -1;
       this.armKeepalive();
       return true;
@@ -268,14 +268,15 @@ export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
     this.pool.inflight--;
     c[cl.base + C.RQ_ACTIVE]--;
     cl.releaseRequest();
-    c[cl.base + (frame.isSuccess ? C.RS_SUCCESS : C.RS_ERROR)]++;
-    outlierResult(cl, this.pool.host, frame.isSuccess ? RPC_OK : RPC_ERROR); // outlier detection
+    const ok = frame.isSuccess === true;
+    c[cl.base + (ok ? C.RS_SUCCESS : C.RS_ERROR)]++;
+    outlierResult(cl, this.pool.host, ok ? RPC_OK : RPC_ERROR); // outlier detection
     this.codec.setRequestId(buf, frame, p.downId);
     const r = p.receiver;
     if (r !== null) r.onUpstreamResponse(p, buf, frame);
     releasePending(p);
     this.pool.settled(this);
-    return !this.closed;
+    return this.closed !== true;
   }
 
   onDecodeError(): void {
@@ -421,7 +422,7 @@ export class HostPool implements UpstreamPool {
   send(buf: Buffer, frame: XFrame, receiver: StreamReceiver, meta: number, timeoutMs: number): PendingRequest | null | typeof SEND_OVERFLOW {
     const cl = this.cluster;
     const c = cl.counters;
-    if (!frame.isOneway) {
+    if (frame.isOneway !== true) {
       // Without a max_requests breaker, the default bound of in-flight requests per host pool
       // (limits.rpc_max_pending_requests) keeps a silent upstream from holding unbounded memory.
       if (cl.config.circuitBreakers.maxRequests === 0 && this.inflight >= limits.rpcMaxPendingRequests) {
@@ -432,11 +433,11 @@ export class HostPool implements UpstreamPool {
     }
     const uc = this.pick();
     if (uc === null || (uc.isConnecting && !cl.tryAcquirePending())) {
-      if (!frame.isOneway) cl.releaseRequest();
+      if (frame.isOneway !== true) cl.releaseRequest();
       return SEND_OVERFLOW;
     }
     c[cl.base + C.RQ_TOTAL]++;
-    if (frame.isOneway) {
+    if (frame.isOneway === true) {
       c[cl.base + C.RQ_ONEWAY]++;
       uc.send(buf, frame, null);
       return null;
@@ -460,7 +461,7 @@ export class HostPool implements UpstreamPool {
 
   /** The pool left the registry (drain): hostPool() makes or finds another. */
   get isDraining(): boolean {
-    return this.draining;
+    return this.draining === true;
   }
 
   /** Closes every connection (tests, shutdown). */
@@ -480,7 +481,7 @@ export class HostPool implements UpstreamPool {
 
   /** Draining: a connection whose last pending request finished closes. */
   settled(uc: UpstreamConn): void {
-    if (this.draining && uc.pendingCount === 0) uc.conn.endWrite();
+    if (this.draining === true && uc.pendingCount === 0) uc.conn.endWrite();
   }
 }
 

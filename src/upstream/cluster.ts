@@ -390,7 +390,7 @@ function drainHostPools(h: Host): void {
 function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed: Host[] | null, update: boolean, counters: Float64Array, base: number): HostSet {
   if (config.lbType === 'LB_ORIGINAL_DST') {
     const o = config.originalDstLb ?? { headerName: '', replaceLocal: false, cleanupIntervalMs: ORIGINAL_DST_CLEANUP_MS };
-    return { hosts: Object.freeze([]), lb: new OriginalDstLb(o, drainHostPools), weights: Object.freeze([]) }; // hosts made on demand
+    return { hosts: [], lb: new OriginalDstLb(o, drainHostPools), weights: Object.freeze([]) }; // hosts made on demand
   }
   const old = new Map<string, Host>();
   for (const h of previous) old.set(h.address, h);
@@ -410,7 +410,9 @@ function buildHostSet(config: ClusterConfig, previous: readonly Host[], removed:
   const full = createLoadBalancer(config.lbType, hosts, lbOpts);
   // lb_subset_config: subsets of the same balancer type over labelled hosts (./subset.ts).
   const lb = config.lbSubset !== undefined ? new SubsetLoadBalancer(config.lbSubset, config.lbType, config.hosts, hosts, full, lbOpts, { counters, base }) : full;
-  return { hosts: Object.freeze(hosts), lb, weights: Object.freeze(config.hosts.map((hc) => hc.weight)) };
+  // The hosts array is not frozen (readonly by type): TurboFan (Node 20) does not inline element
+  // loads from a frozen array, so the balancer's hosts[i] per pick was a KeyedLoadIC call.
+  return { hosts, lb, weights: Object.freeze(config.hosts.map((hc) => hc.weight)) };
 }
 
 /** Writes a host set's weights into its (shared) hosts. */

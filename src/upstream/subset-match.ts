@@ -6,9 +6,10 @@
  * MOSN shape (pkg/config/v2 MetadataConfig): {"filter_metadata": {"mosn.lb": {key: "value"}}};
  * the xDS translator writes Envoy's "envoy.lb" criteria in the same shape.
  */
-import { readLbLabels } from '../config/lb-labels';
+import { MOSN_LB_KEY as LB_KEY, readLbLabels } from '../config/lb-labels';
 
-export { MOSN_LB_KEY } from '../config/lb-labels';
+/** A value, not a re-export (`export { X } from`), which would turn this module's exports object into a dictionary (test/unit/module-exports.test.ts). */
+export const MOSN_LB_KEY = LB_KEY;
 
 /** The identity of a subset: its labels sorted by key (JSON, so no separator can be forged). */
 export function subsetKey(labels: Readonly<Record<string, string>>, keys: readonly string[]): string {

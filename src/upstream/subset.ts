@@ -82,13 +82,13 @@ export class SubsetLoadBalancer implements LoadBalancer {
         else if (!list.includes(hosts[i])) list.push(hosts[i]);
       }
     }
-    for (const [key, list] of members) this.subsets.set(key, createLoadBalancer(type, Object.freeze(list), opts));
+    for (const [key, list] of members) this.subsets.set(key, createLoadBalancer(type, list, opts));
     let defaultLb: LoadBalancer | null = null;
     const defaultSubset = (): LoadBalancer => {
       if (defaultLb === null) {
         const keys = Object.keys(cfg.defaultSubset);
         const list = hosts.filter((_h, i) => hasLabels(configs[i], cfg.defaultSubset, keys));
-        defaultLb = createLoadBalancer(type, Object.freeze(list), opts);
+        defaultLb = createLoadBalancer(type, list, opts);
       }
       return defaultLb;
     };

@@ -6,7 +6,8 @@ import { StringCache } from '../../src/protocol/string-cache';
 import { boltCodec, type BoltXFrame } from '../../src/protocol/bolt/xcodec';
 import { HeaderName } from '../../src/protocol/types';
 import { rawRequest } from '../helpers/sofa';
-import { encodeString, hs, readString } from '../../src/protocol/dubbo';
+import { DubboXFrame, decodeDubboFrame, encodeString, hs, readLeadingStrings, readString } from '../../src/protocol/dubbo';
+import { DUBBO_BENCH_SERVICE, dubboRequestTemplate } from '../../bench/load/dubbo';
 
 test('string cache: same text as toString for repeated, colliding, multi-byte, invalid and long values', () => {
   const c = new StringCache();
@@ -77,5 +78,47 @@ test('hessian strings through the cache (found by their length in chars): same v
       }
       buf.fill(0); // a reused read chunk
     }
+  }
+});
+
+test('Dubbo leading strings: the last request remembered (ByteRun) reads as a fresh parse, one byte apart or cut short', () => {
+  // readString without a cache, five times: what readLeadingStrings must fill in.
+  const fresh = (buf: Buffer, f: DubboXFrame): (string | null | number)[] | null => {
+    const end = f.bodyStart + f.bodyLen;
+    const out: (string | null | number)[] = [];
+    let p = f.bodyStart;
+    for (let i = 0; i < 5; i++) {
+      p = readString(buf, p, end);
+      if (p < 0) return null;
+      out.push(hs.value);
+    }
+    out.push(p);
+    return out;
+  };
+  const got = (f: DubboXFrame): (string | null | number)[] => [f.dubboVersion, f.service, f.version, f.method, f.paramDesc, f.argsStart];
+  const a = dubboRequestTemplate({ method: 'echo' });
+  const b = dubboRequestTemplate({ method: 'echp' }); // same length, the method's last byte differs
+  const c = dubboRequestTemplate({ service: 'com.example.Other', method: 'echo' });
+  const longService = dubboRequestTemplate({ service: 's'.repeat(300) }); // more than a ByteRun keeps
+  // a's bytes up to the middle of its method: the remembered run does not fit in the body.
+  const cut = Buffer.from(a);
+  const f0 = new DubboXFrame();
+  decodeDubboFrame(a, 0, a.length, 1 << 20, f0);
+  const methodAt = f0.bodyStart + 1 + 5 + 1 + DUBBO_BENCH_SERVICE.length + 1 + 5 + 1;
+  cut.writeUInt32BE(methodAt + 2 - f0.bodyStart, 12); // body length: ends inside the method
+  const frames: Buffer[] = [a, a, b, a, c, c, a, longService, longService, a, cut, a, b, b];
+  const pad = Buffer.alloc(5, 0x2e);
+  for (const [i, raw] of frames.entries()) {
+    const buf = Buffer.concat([pad.subarray(0, i % 5), raw, pad]); // at varying offsets
+    const f = new DubboXFrame();
+    assert.ok(decodeDubboFrame(buf, i % 5, buf.length, 1 << 20, f) !== 0 || raw === cut, `frame ${i}`);
+    if (raw === cut) {
+      f.bodyStart = (i % 5) + 16;
+      f.bodyLen = methodAt + 2 - f0.bodyStart;
+    }
+    const want = fresh(buf, f);
+    const ok = readLeadingStrings(buf, f);
+    assert.equal(ok, want !== null, `frame ${i}: readable`);
+    if (want !== null) assert.deepEqual(got(f), want, `frame ${i}`);
   }
 });

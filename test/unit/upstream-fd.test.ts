@@ -24,7 +24,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { native } from '../../src/native';
 import { nativeReadStats, ownedPollAfter, type Connection, type ConnectionHandler } from '../../src/network/connection';
-import { isFdSocket } from '../../src/network/fd-socket';
+import { isFdSocket } from '../../src/network/user-buffer';
 import { dialConnection, upstreamOnFd } from '../../src/upstream/connect';
 
 const skip = upstreamOnFd('127.0.0.1') ? false : 'native connect / owned-fd reads not available';

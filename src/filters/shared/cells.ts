@@ -54,7 +54,9 @@ let threaded = !isMainThread;
 
 /** Whether the cells are written by more than one thread (Atomics), rather than by this one alone. */
 export function filterCellsThreaded(): boolean {
-  return threaded;
+  // Compared with true: a module variable holding true/false has no type for optimized code, so
+  // the callers' test would check every falsy kind of value; this hands them a known boolean.
+  return threaded === true;
 }
 
 /** Main thread, before it starts a worker thread (src/server.ts): from now on the cells are written with Atomics. */
@@ -78,8 +80,14 @@ export function sharedCells(): Int32Array {
   return cells;
 }
 
-/** The Date.now() an adapter read for the read callback being processed (lendNow), -1 outside one. */
-let lentMs = -1;
+/**
+ * The Date.now() an adapter read for the read callback being processed (lendNow), -1 outside one.
+ * A double field of an object, not a module variable: a time since the epoch is no small
+ * integer, and storing one into a module variable (a context slot) boxes it, a new heap number
+ * and a write barrier per store (twice per RPC read: the loan and its end).
+ */
+const lent = { ms: 0.5 }; // a double field from the start (a Smi literal would make it a Smi field first)
+lent.ms = -1;
 
 /**
  * An adapter that read Date.now() at the start of a read callback lends it to the filters of
@@ -88,15 +96,16 @@ let lentMs = -1;
  * (count()). Returns the previous loan (to restore it).
  */
 export function lendNow(ms: number): number {
-  const prev = lentMs;
-  lentMs = ms;
+  const prev = lent.ms;
+  lent.ms = ms;
   if (ms < 0 && pending > 0) flushCounts();
   return prev;
 }
 
 /** Milliseconds since the shared time base (the same in every thread): the lent clock inside a read callback. */
 export function sharedNowMs(): number {
-  return (lentMs >= 0 ? lentMs : Date.now()) - baseMs;
+  const ms = lent.ms;
+  return (ms >= 0 ? ms : Date.now()) - baseMs;
 }
 
 /**
@@ -162,7 +171,7 @@ export function count(at: number): void {
 
 function countShared(at: number): void {
   if (at < 0) return;
-  if (lentMs < 0) {
+  if (lent.ms < 0) {
     Atomics.add(cells, at, 1);
     return;
   }

@@ -173,7 +173,7 @@ class BoltXCodec implements XCodec<BoltXFrame> {
     // Twice per proxied request. A frame without a CRC trailer (every v1 one, v2 without the
     // CRC switch) needs only the id's four bytes, where its decode says they are.
     const at = frame.frameStart + (frame.proto === PROTO_V1 ? V1_ID_OFFSET : V2_ID_OFFSET);
-    if (!frame.hasCrc && at + 4 <= buf.length && buf[frame.frameStart] === frame.proto) {
+    if (frame.hasCrc !== true && at + 4 <= buf.length && buf[frame.frameStart] === frame.proto) {
       writeU32(buf, at, id >>> 0);
       frame.requestId = id >>> 0;
       return true;
