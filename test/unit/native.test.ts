@@ -589,7 +589,7 @@ for (const kind of ['native', 'fallback'] as const) {
     // The addon's raw exports (ExportRaw, native/errors.cc) take the usual call themselves and hand
     // anything else (a number that is not an int32 value, e.g. -0 or 2.5) to the N-API callbacks they
     // replaced: what those accepted is still accepted, with the same result.
-    it('writeRange and h1Head.parse take integral numbers that are not int32 values as before', () => {
+    it('writeRange, writevRanges and h1Head.parse take integral numbers that are not int32 values as before', () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-raw-'));
       const file = path.join(dir, 'out');
       const fd = fs.openSync(file, 'w');
@@ -597,10 +597,20 @@ for (const kind of ['native', 'fallback'] as const) {
         assert.equal(bind.writeRange(fd, Buffer.from('..ab'), -0, 2), 2);
         assert.equal(bind.writeRange(fd, Buffer.from('abcd'), 2, 4), 2);
         assert.throws(() => bind.writeRange(fd, Buffer.from('abcd'), 2.5, 4), RangeError);
+        const wr = bind.writevRanges as (...args: unknown[]) => number;
+        const bufs = [Buffer.from('..ef'), Buffer.from('gh')];
+        assert.equal(wr(fd, bufs, [-0, 0], [2, 2], 2), 4); // -0 is not an int32 value: the N-API twin
+        assert.equal(wr(fd, bufs, [2, 0], [4, -0], -0 + 2, 'a sixth argument'), 2); // (ignored, as before)
+        assert.equal(wr(fd, bufs, [2], [4], 2 ** 0), 2);
+        // eslint-disable-next-line no-sparse-arrays
+        assert.throws(() => wr(fd, bufs, [, 0], [2, 2], 2), RangeError); // a hole reads as undefined
+        assert.throws(() => wr(fd, bufs, [2.5], [4], 1), RangeError);
+        assert.throws(() => wr(fd, bufs, [0], [4], 1.5), RangeError);
+        assert.throws(() => wr(fd, bufs, [0], [4]), RangeError); // no count
       } finally {
         fs.closeSync(fd);
       }
-      assert.equal(fs.readFileSync(file, 'latin1'), '..cd');
+      assert.equal(fs.readFileSync(file, 'latin1'), '..cd..ghefef');
       fs.rmSync(dir, { recursive: true });
       const h1 = bind.h1Head;
       if (h1 === undefined) return; // the fallback has no native head scanner
