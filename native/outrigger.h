@@ -145,7 +145,10 @@ struct RawExport {
 // RawSlow); info.Data() is the RawExport.
 void ExportRaw(Napi::Env env, Napi::Object exports, const char* name, v8::FunctionCallback fast, napi_callback slow);
 
-// Calls the export's N-API twin with info's arguments (up to 8) and receiver, and returns what it
+// The most arguments RawSlow passes on (writevArgs takes 14).
+constexpr int kRawSlowArgs = 16;
+
+// Calls the export's N-API twin with info's arguments (up to kRawSlowArgs) and receiver, and returns what it
 // returns; its exception, if any, is left to propagate.
 void RawSlow(const v8::FunctionCallbackInfo<v8::Value>& info);
 
