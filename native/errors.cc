@@ -40,8 +40,8 @@ void ExportRaw(Napi::Env env, Napi::Object exports, const char* name, v8::Functi
 void RawSlow(const v8::FunctionCallbackInfo<v8::Value>& info) {
   RawExport* x = static_cast<RawExport*>(info.Data().As<v8::External>()->Value());
   v8::Isolate* isolate = info.GetIsolate();
-  v8::Local<v8::Value> argv[8];
-  int argc = info.Length() < 8 ? info.Length() : 8;
+  v8::Local<v8::Value> argv[kRawSlowArgs];
+  int argc = info.Length() < kRawSlowArgs ? info.Length() : kRawSlowArgs;
   for (int i = 0; i < argc; i++) argv[i] = info[i];
   v8::Local<v8::Value> r;
   if (x->slow.Get(isolate)->Call(isolate->GetCurrentContext(), info.This(), argc, argv).ToLocal(&r)) info.GetReturnValue().Set(r);

@@ -212,6 +212,10 @@ void Close(Watcher* w) {
 
 void OnCheck(uv_check_t* h);
 
+// The check handle is started once, with the first event, and never stopped (until Cleanup): a
+// start and a stop per wakeup (uv_check_start, uv_check_stop: ~35 instructions) cost more than the
+// call of OnCheck that finds nothing to do in an iteration without events (~15). It is unref'd:
+// it never keeps the loop alive.
 void StartCheck(Thread* t) {
   if (!t->checking) {
     t->checking = true;
@@ -438,9 +442,10 @@ void WriteClock(Thread* t) {
 // cleanup), which Node already does once per loop iteration anyway: its immediate check
 // (Environment::CheckImmediate, a uv_check_t started at bootstrap and never stopped) opens and
 // closes such a scope in every iteration, whether or not an immediate is queued
-// (RunAndClearNativeImmediates). libuv runs the check handles most recently started first and this
-// one is started in the poll phase of each iteration it runs in, so Node's check runs right after
-// it, in the same check phase: the microtasks and process.nextTick callbacks a batch queued run
+// (RunAndClearNativeImmediates). libuv runs the check handles in the order they were last started,
+// most recent first, and keeps that order from one iteration to the next; this one is started with
+// the first readable event (after Node's bootstrap started its own) and then stays started (see
+// StartCheck), so Node's check runs after it, in the same check phase: the microtasks and process.nextTick callbacks a batch queued run
 // there, before any timer, I/O callback or setImmediate callback, and before the loop polls again
 // (test/unit/native-read-entry.test.ts). Between two calls of one iteration (the chunk was full)
 // the queues are drained first with a MakeCallback of an empty function, so that what the first
@@ -448,8 +453,6 @@ void WriteClock(Thread* t) {
 // OUTRIGGER_NATIVE_READ_ENTRY=callback (viaCallback) enters every call through MakeCallback.
 void OnCheck(uv_check_t* h) {
   Thread* t = static_cast<Thread*>(h->data);
-  uv_check_stop(&t->check);
-  t->checking = false;
   if (!t->writable.empty()) Writables(t);
   if (t->pending.empty() || t->cb.IsEmpty()) {
     for (Watcher* w : t->pending) w->pending = false;

@@ -6,8 +6,8 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { ChunkSlabPool } from './slab-pool';
 import { listenShared } from './listen';
-import { rangeViews } from './fallback';
-import type { ListenResult, ListenSocket, NativeBinding, NativeReadBinding, SpliceBinding, NativeTlsClient, NativeTlsConn, NativeTlsEngine, NativeTlsTickets, OriginalDstAddress, SlabPool, SlabPoolOptions } from './types';
+import { argRangeViews, rangeViews } from './fallback';
+import type { ListenResult, ListenSocket, NativeBinding, NativeReadBinding, SpliceBinding, NativeTlsClient, NativeTlsConn, NativeTlsEngine, NativeTlsTickets, OriginalDstAddress, SlabPool, SlabPoolOptions, WritevArgs } from './types';
 
 /** Raw functions exported by outrigger_native.node. */
 export interface AddonExports {
@@ -19,6 +19,8 @@ export interface AddonExports {
   writeRange?(fd: number, buf: Uint8Array, start: number, end: number): number;
   /** native/writev.cc (absent from builds older than it: writev with views then). */
   writevRanges?(fd: number, bufs: readonly Uint8Array[], starts: readonly number[], ends: readonly number[], count: number): number;
+  /** native/writev.cc (absent from builds older than it: writev with views then). */
+  writevArgs?: WritevArgs;
   /** native/addon.cc (absent from builds older than it). */
   singlePoll?(): boolean;
   pinThread(cpu: number): boolean;
@@ -149,6 +151,12 @@ export function loadAddonBinding(): NativeBinding {
       addon.writevRanges ??
       ((fd: number, bufs: readonly Uint8Array[], starts: readonly number[], ends: readonly number[], count: number): number =>
         addon.writev(fd, rangeViews(bufs, starts, ends, count), count)),
+    writevArgs:
+      addon.writevArgs ??
+      ((fd: number, count: number, ...args: unknown[]): number => {
+        const views = argRangeViews(count, args);
+        return addon.writev(fd, views, views.length);
+      }),
     singlePoll: addon.singlePoll ?? ((): boolean => false),
     pinThread: addon.pinThread,
     getThreadAffinity: addon.getThreadAffinity,

@@ -49,6 +49,25 @@ export function rangeViews(bufs: readonly Uint8Array[], starts: readonly number[
   return views;
 }
 
+/**
+ * The views writevArgs writes (the fallback's, and an addon built before writevArgs): the ranges
+ * after its count (buffer, start, end each), checked as the addon checks them.
+ */
+export function argRangeViews(count: number, args: readonly unknown[]): Uint8Array[] {
+  if (!Number.isInteger(count) || count < 0 || count > 4 || args.length < 3 * count) {
+    throw new RangeError('writevArgs(fd, count, b0, s0, e0, ...): count must be an integer in [0, 4], with three arguments per range');
+  }
+  const bufs: Uint8Array[] = [];
+  const starts: number[] = [];
+  const ends: number[] = [];
+  for (let i = 0; i < count; i++) {
+    bufs.push(args[3 * i] as Uint8Array);
+    starts.push(args[3 * i + 1] as number);
+    ends.push(args[3 * i + 2] as number);
+  }
+  return rangeViews(bufs, starts, ends, count);
+}
+
 /** writev(2) through libuv (fs.writevSync); EAGAIN with nothing written is 0. */
 function writevSync(fd: number, bufs: readonly Uint8Array[], count: number): number {
   checkFd(fd);
@@ -99,6 +118,12 @@ class FallbackBinding implements NativeBinding {
   writevRanges(fd: number, bufs: readonly Uint8Array[], starts: readonly number[], ends: readonly number[], count: number): number {
     checkFd(fd);
     const views = rangeViews(bufs, starts, ends, count);
+    return writevSync(fd, views, views.length);
+  }
+
+  writevArgs(fd: number, count: number, ...args: unknown[]): number {
+    checkFd(fd);
+    const views = argRangeViews(count, args);
     return writevSync(fd, views, views.length);
   }
 

@@ -289,6 +289,12 @@ export interface NativeBinding {
    */
   writevRanges(fd: number, bufs: readonly Uint8Array[], starts: readonly number[], ends: readonly number[], count: number): number;
   /**
+   * writevRanges for up to 4 ranges given as arguments (b0[s0, e0), b1[s1, e1), ...; those past
+   * `count` are not read): no array whose elements the addon must read one API call each (a
+   * connection's flush of 2-4 entries).
+   */
+  writevArgs: WritevArgs;
+  /**
    * Makes the calling thread's event loop poll once per wakeup instead of twice (Node's loop
    * idle-time metrics poll with timeout 0 before every sleep); eventLoopUtilization() stops
    * counting idle time. Returns whether the metrics were on. The fallback does nothing (false).
@@ -325,3 +331,21 @@ export interface NativeBinding {
   /** Common entry: native -> listenReusePort, fallback -> listenShared. */
   openListenSocket(host: string, port: number, backlog: number): Promise<ListenSocket>;
 }
+
+/** writevArgs(fd, count, b0, s0, e0, ..., b3, s3, e3): see NativeBinding.writevArgs. */
+export type WritevArgs = (
+  fd: number,
+  count: number,
+  b0?: Uint8Array,
+  s0?: number,
+  e0?: number,
+  b1?: Uint8Array,
+  s1?: number,
+  e1?: number,
+  b2?: Uint8Array,
+  s2?: number,
+  e2?: number,
+  b3?: Uint8Array,
+  s3?: number,
+  e3?: number,
+) => number;

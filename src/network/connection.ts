@@ -751,12 +751,19 @@ export class Connection implements Flushable, NativeReader {
     let written = 0;
     if (this.blocked !== true) {
       // No view object per entry: the addon reads the ranges from the entry arrays themselves
-      // (one entry, the usual flush at a low request rate: not even the arrays).
+      // (one entry, the usual flush at a low request rate: not even the arrays; two to four: as
+      // arguments, which the addon reads without an API call per array element; entries past n
+      // are not read).
+      const eb = this.eBuf;
+      const es = this.eStart;
+      const ee = this.eEnd;
       try {
         written =
           n === 1
-            ? ctx.writeRange(this.fd, this.eBuf[0], this.eStart[0], this.eEnd[0])
-            : ctx.writevRanges(this.fd, this.eBuf, this.eStart, this.eEnd, n);
+            ? ctx.writeRange(this.fd, eb[0], es[0], ee[0])
+            : n <= 4
+              ? ctx.writevArgs(this.fd, n, eb[0], es[0], ee[0], eb[1], es[1], ee[1], eb[2], es[2], ee[2], eb[3], es[3], ee[3])
+              : ctx.writevRanges(this.fd, eb, es, ee, n);
       } catch (err) {
         this.dropEntries();
         this.destroy(err as Error);

@@ -45,6 +45,8 @@ export class IoContext {
   readonly writeRange = native.writeRange;
   /** Several ranges without a view object each (a flush of several entries). */
   readonly writevRanges = native.writevRanges;
+  /** Two to four ranges as arguments: not even the arrays (the addon reads arguments in place). */
+  readonly writevArgs = native.writevArgs;
   readonly nativeKind = native.kind;
   private readonly dirty: Flushable[] = [];
   private dirtyCount = 0;

@@ -569,6 +569,71 @@ for (const kind of ['native', 'fallback'] as const) {
       });
     });
 
+    describe('writevArgs', () => {
+      it('writes up to four ranges given as arguments in order, through EAGAIN, validates them, throws with a code on reset', async () => {
+        const pair = await tcpPair();
+        try {
+          const fd = fdOf(pair.client);
+          const a = Buffer.from('xxhello');
+          const c = Buffer.from('--world!--');
+          const got = new Promise<string>((resolve) => {
+            let s = '';
+            pair.peer.on('data', (d: Buffer) => {
+              s += d.toString();
+              if (s.length >= 15) resolve(s);
+            });
+          });
+          // Taken off the binding, as the IO context (src/network/io.ts) uses it: no `this`.
+          const writevArgs = bind.writevArgs;
+          assert.equal(writevArgs(fd, 0), 0);
+          // Ranges past the count are not read (c[2, 99) would be out of range); an empty range adds nothing.
+          assert.equal(writevArgs(fd, 2, a, 2, 7, a, 3, 3, c, 2, 99), 5);
+          assert.equal(writevArgs(fd, 4, Buffer.from(', '), 0, 2, c, 2, 8, a, 0, 0, c, 8, 10), 10);
+          assert.equal(await got, 'hello, world!--');
+          assert.throws(() => writevArgs(fd, 5, a, 0, 1, a, 0, 1, a, 0, 1, a, 0, 1), RangeError);
+          assert.throws(() => writevArgs(fd, 2, a, 0, 1), RangeError); // three arguments per range
+          assert.throws(() => writevArgs(fd, 1, a, 0, a.length + 1), RangeError);
+          assert.throws(() => writevArgs(fd, 1, a, 4, 3), RangeError);
+          assert.throws(() => writevArgs(fd, 1, a, -1, 3), RangeError);
+          assert.throws(() => writevArgs(fd, 1, a, 0.5, 3), RangeError);
+          assert.throws(() => writevArgs(fd, 1.5, a, 0, 3), RangeError);
+          assert.throws(() => writevArgs(-1, 1, a, 0, 1), RangeError);
+          assert.throws(() => writevArgs(fd, 2, a, 0, 1, 'str' as unknown as Uint8Array, 0, 1), TypeError);
+        } finally {
+          pair.close();
+        }
+        // Four ranges larger than the socket buffers: a short count (EAGAIN), then the rest later, in order.
+        const big = crypto.randomBytes(4 << 20);
+        const pair2 = await tcpPair();
+        try {
+          const received = receiveAll(pair2.peer, big.length);
+          const fd = fdOf(pair2.client);
+          const q = big.length / 4;
+          let off = 0;
+          let partial = 0;
+          while (off < big.length) {
+            // The rest as up to four ranges of one buffer, cut at the quarters.
+            const cuts = [off];
+            for (let k = 1; k <= 4; k++) if (k * q > off) cuts.push(k * q);
+            const r: (Buffer | number)[] = [];
+            for (let k = 0; k + 1 < cuts.length; k++) r.push(big, cuts[k], cuts[k + 1]);
+            const n = (bind.writevArgs as (...args: unknown[]) => number)(fd, cuts.length - 1, ...r);
+            assert.ok(Number.isInteger(n) && n >= 0 && n <= big.length - off, `bad count ${n}`);
+            if (n < big.length - off) partial++;
+            off += n;
+            if (off < big.length) await tick();
+          }
+          assert.ok(partial >= 1, 'the socket buffer must fill at least once');
+          assert.equal(await received, crypto.createHash('sha256').update(big).digest('hex'));
+        } finally {
+          pair2.close();
+        }
+        const err = await resetWriteError((fd, chunk) => bind.writevArgs(fd, 2, chunk, 0, chunk.length, chunk, 100, chunk.length));
+        assert.ok(err instanceof Error, 'writevArgs must fail on a reset connection');
+        assert.ok(err.code === 'EPIPE' || err.code === 'ECONNRESET', `code ${err.code}`);
+      });
+    });
+
     // The addon writes sockets with send/sendmsg (no VFS layer); anything else (ENOTSOCK) gets
     // write/writev: a regular file here.
     it('writeRange and writev write a descriptor that is not a socket', () => {
@@ -589,7 +654,7 @@ for (const kind of ['native', 'fallback'] as const) {
     // The addon's raw exports (ExportRaw, native/errors.cc) take the usual call themselves and hand
     // anything else (a number that is not an int32 value, e.g. -0 or 2.5) to the N-API callbacks they
     // replaced: what those accepted is still accepted, with the same result.
-    it('writeRange and h1Head.parse take integral numbers that are not int32 values as before', () => {
+    it('writeRange, writevRanges and h1Head.parse take integral numbers that are not int32 values as before', () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-raw-'));
       const file = path.join(dir, 'out');
       const fd = fs.openSync(file, 'w');
@@ -597,10 +662,24 @@ for (const kind of ['native', 'fallback'] as const) {
         assert.equal(bind.writeRange(fd, Buffer.from('..ab'), -0, 2), 2);
         assert.equal(bind.writeRange(fd, Buffer.from('abcd'), 2, 4), 2);
         assert.throws(() => bind.writeRange(fd, Buffer.from('abcd'), 2.5, 4), RangeError);
+        const wr = bind.writevRanges as (...args: unknown[]) => number;
+        const bufs = [Buffer.from('..ef'), Buffer.from('gh')];
+        assert.equal(wr(fd, bufs, [-0, 0], [2, 2], 2), 4); // -0 is not an int32 value: the N-API twin
+        assert.equal(wr(fd, bufs, [2, 0], [4, -0], -0 + 2, 'a sixth argument'), 2); // (ignored, as before)
+        assert.equal(wr(fd, bufs, [2], [4], 2 ** 0), 2);
+        // eslint-disable-next-line no-sparse-arrays
+        assert.throws(() => wr(fd, bufs, [, 0], [2, 2], 2), RangeError); // a hole reads as undefined
+        assert.throws(() => wr(fd, bufs, [2.5], [4], 1), RangeError);
+        assert.throws(() => wr(fd, bufs, [0], [4], 1.5), RangeError);
+        assert.throws(() => wr(fd, bufs, [0], [4]), RangeError); // no count
+        const wa = bind.writevArgs as (...args: unknown[]) => number;
+        assert.equal(wa(fd, 2, bufs[0], -0, 2, bufs[1], 0, 2), 4); // -0: the N-API twin
+        assert.equal(wa(fd, -0 + 1, bufs[0], 2, 4, 'not read'), 2);
+        assert.throws(() => wa(fd, 1, bufs[0], 2.5, 4), RangeError);
       } finally {
         fs.closeSync(fd);
       }
-      assert.equal(fs.readFileSync(file, 'latin1'), '..cd');
+      assert.equal(fs.readFileSync(file, 'latin1'), '..cd..ghefef..ghef');
       fs.rmSync(dir, { recursive: true });
       const h1 = bind.h1Head;
       if (h1 === undefined) return; // the fallback has no native head scanner
