@@ -31,6 +31,7 @@ import { shareTicketSecret } from './tls/tickets';
 import { configDelta, withoutRaw } from './worker/delta';
 import { inlineAvailable, startInline, type InlineWorker, type WorkerHandle } from './worker/inline';
 import './extensions';
+import { memoryReducerDeferred } from './startup-memory';
 
 export interface SidecarOptions {
   readonly config: OutriggerConfig;
@@ -371,6 +372,7 @@ export class Sidecar {
       filterSab: filterCellsBuffer(),
       logLevel: this.opts.logLevel ?? this.config.servers[0]?.defaultLogLevel ?? 'info',
       logPath: this.config.servers[0]?.defaultLogPath ?? 'stdout',
+      idleCollection: memoryReducerDeferred(),
     };
     shareTicketSecret(); // TLS session tickets issued by one worker resume in any other
     const inlined = this.inline && inlineAvailable();

@@ -40,21 +40,30 @@
  *    sidecar uses instead of those the start used once. ~1-3 ms once; nothing without the
  *    addon. `OUTRIGGER_KEEP_EXE_PAGES=1` turns this one off.
  *
- * 5. V8's memory reducer runs one collection, not two or three (`--memory-reducer-single-gc`,
- *    set when the CLI loads, before any collection). The start's first mark-compact arms the
- *    reducer; 8 s later, whenever the allocation rate is below ~1 MB/s, it runs memory-reducing
- *    incremental mark-compacts: always a second one 0.5 s after the first, a third if the second
- *    freed enough. A proxy at 2,000 Bolt requests/s allocates ~0.3 MB/s, so they land in its
- *    traffic, 8-9 s after the start: each a finalizing pause of ~4-11 ms on the main thread
- *    (pinned to one CPU, loaded machine) plus incremental steps, every request in flight waiting.
- *    The second collection reclaims next to nothing after the first (idle sidecar: 7.5 MB ->
- *    7.5 MB of heap); the idle RSS is the first one's. `OUTRIGGER_MEMORY_REDUCER=v8` keeps V8's
- *    default. (Turning the reducer off needs `--no-memory-reducer` before the heap is set up: V8
- *    reads it only then.)
+ * 5. V8's memory reducer is deferred for good, and each thread that serves collects when it is
+ *    idle instead. The start's first mark-compact arms the reducer; 8 s later, whenever the
+ *    allocation rate is below ~1 MB/s, it runs memory-reducing incremental mark-compacts (two or
+ *    three, 0.5 s apart). A proxy at 2,000 Bolt requests/s allocates ~0.3 MB/s, so they land in
+ *    its traffic 8-9 s after the start: each a finalizing pause of ~4-25 ms on the main thread
+ *    plus incremental steps, every request in flight waiting (session 14: 91 of the 180 slowest
+ *    requests of one fresh-sidecar window overlapped them). "Low allocation rate" is not "idle"
+ *    for a proxy, whose requests allocate little. The reducer's start delay
+ *    (`--gc-memory-reducer-start-delay-ms`, read by V8 each time a mark-compact arms the reducer)
+ *    is set to its maximum when the CLI loads, before any collection, so V8 never starts one by
+ *    itself; collectWhenIdle() then does the reducer's job on each thread that runs JS (the main
+ *    thread, each worker thread): every 10 s it reads the thread's own CPU time, and after a
+ *    whole 10-s window with under 50 ms of it (0.5 %: no traffic to speak of) it runs one memory-reducing
+ *    collection (the low-memory notification of 2. above, then 3. and 4. again), once per idle
+ *    period: a window with more CPU than that arms it again. The idle RSS drop the reducer gave
+ *    comes ~10-20 s after the start instead of ~8 s; a sidecar under steady traffic, however
+ *    light its allocation, is never paused for it. `OUTRIGGER_MEMORY_REDUCER=v8` keeps V8's
+ *    reducer as it is (and no idle collection). (Turning the reducer off outright needs
+ *    `--no-memory-reducer` before the heap is set up: V8 reads that one only then.)
  *
  * Only the CLI process does this (holdOptimizer() is a no-op unless the entry point is cli.js):
  * an embedding application keeps its own V8 settings.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v8 from 'node:v8';
 
@@ -74,13 +83,15 @@ export function holdOptimizer(entry: string): void {
 
 /**
  * The sidecar serves: TurboFan on again, then on the next turn (after the start's own
- * callbacks) the memory-reducing collection (OUTRIGGER_STARTUP_GC=1 only) and malloc_trim.
+ * callbacks) the memory-reducing collection (OUTRIGGER_STARTUP_GC=1 only) and malloc_trim;
+ * this thread's idle collector (5. above).
  */
 export function releaseStartupMemory(): void {
   if (held) {
     held = false;
     v8.setFlagsFromString('--turbofan');
   }
+  collectWhenIdle(reducerDeferred);
   if (process.env.OUTRIGGER_KEEP_STARTUP_MEMORY === '1') return;
   setImmediate(process.env.OUTRIGGER_STARTUP_GC === '1' ? () => lowMemoryCollection(releaseUnusedPages) : releaseUnusedPages);
 }
@@ -120,16 +131,90 @@ function lowMemoryCollection(done: () => void): void {
   }
 }
 
-/** One memory-reducing collection instead of two or three (5. above), when `entry` is the process's entry point. */
-export function singleReducerGc(entry: string): boolean {
+/** Whether V8's reducer was deferred in this process (5. above): the serving threads run collectWhenIdle(). */
+let reducerDeferred = false;
+
+export function memoryReducerDeferred(): boolean {
+  return reducerDeferred;
+}
+
+/** Defers V8's memory reducer for good (5. above), when `entry` is the process's entry point. */
+export function deferMemoryReducer(entry: string): boolean {
   if (require.main?.filename !== entry || process.env.OUTRIGGER_MEMORY_REDUCER === 'v8') return false;
-  // Only before the reducer's first collection (none ran before 8 s): V8 checks that the
-  // reducer has not started more collections than this flag allows.
-  if (process.uptime() > 5) return false;
-  v8.setFlagsFromString('--memory-reducer-single-gc');
+  // V8's maximum for an int flag: ~24.8 days. A mark-compact arms the reducer's timer with this
+  // delay (the reducer then waits in that state; later mark-compacts post no new timer).
+  v8.setFlagsFromString('--gc-memory-reducer-start-delay-ms=2147483647');
+  reducerDeferred = true;
   return true;
+}
+
+/** One window of the idle collector: ms of this thread's CPU time in it, and whether it may collect. */
+export interface IdleWindow {
+  /** A collection ran since the thread was last busy: no other until it is busy again. */
+  collected: boolean;
+}
+
+/** CPU (ms, this thread's) under which a 10-s window counts as idle: an idle sidecar's own timers (stats, admin) use ~15-35 ms of it. */
+export const IDLE_CPU_MS = 50;
+export const IDLE_WINDOW_MS = 10_000;
+
+/** true: collect now. A busy window (>= IDLE_CPU_MS) arms the next idle one. */
+export function idleStep(w: IdleWindow, cpuMs: number): boolean {
+  if (cpuMs >= IDLE_CPU_MS) {
+    w.collected = false;
+    return false;
+  }
+  if (w.collected) return false;
+  w.collected = true;
+  return true;
+}
+
+/** This thread's CPU time in ms (Linux: /proc/thread-self/schedstat; elsewhere the process's). */
+function threadCpuMs(): number {
+  try {
+    const s = fs.readFileSync('/proc/thread-self/schedstat', 'latin1');
+    return Number(s.slice(0, s.indexOf(' '))) / 1e6;
+  } catch {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  }
+}
+
+let idleTimer: NodeJS.Timeout | null = null;
+
+/**
+ * The memory reducer's job on this thread (5. above): one memory-reducing collection after each
+ * 10-s window the thread spent idle, once per idle period. Once per thread (one-isolate mode
+ * starts it from the CLI and from the data plane); nothing unless the reducer was deferred.
+ */
+export function collectWhenIdle(deferred: boolean): void {
+  if (!deferred || idleTimer !== null) return;
+  const w: IdleWindow = { collected: false };
+  let last = threadCpuMs();
+  let busy = false;
+  idleTimer = setInterval(() => {
+    if (busy) return;
+    const now = threadCpuMs();
+    const cpu = now - last;
+    last = now;
+    if (!idleStep(w, cpu)) return;
+    busy = true;
+    lowMemoryCollection(() => {
+      // Also the executable's pages again: the inspector session and the collection touched ~4 MB of them.
+      releaseUnusedPages();
+      busy = false;
+      last = threadCpuMs(); // the collection's own CPU is not traffic
+    });
+  }, IDLE_WINDOW_MS);
+  idleTimer.unref();
+}
+
+/** Stops this thread's idle collector (a data plane that ends while its thread lives on). */
+export function stopIdleCollection(): void {
+  if (idleTimer !== null) clearInterval(idleTimer);
+  idleTimer = null;
 }
 
 // Imported first by cli.ts: TurboFan is held before the other modules load.
 holdOptimizer(path.join(__dirname, 'cli.js'));
-singleReducerGc(path.join(__dirname, 'cli.js'));
+deferMemoryReducer(path.join(__dirname, 'cli.js'));

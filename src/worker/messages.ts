@@ -20,6 +20,8 @@ export interface WorkerInit {
   readonly filterSab?: SharedArrayBuffer;
   readonly logLevel: LogLevel;
   readonly logPath: string;
+  /** V8's memory reducer is deferred in this process: the data plane's thread collects when idle (src/startup-memory.ts). */
+  readonly idleCollection?: boolean;
 }
 
 /** How a worker gets a listener's socket. */

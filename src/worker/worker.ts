@@ -27,6 +27,7 @@ import { buildSnapshot, discardSnapshot, type Snapshot } from './snapshot';
 import { adoptConnection, resumeServing, startMigrateOut } from '../upgrade/worker-side';
 import { dataPlaneHost } from './host';
 import '../extensions';
+import { collectWhenIdle } from '../startup-memory';
 
 /** A worker thread's, or in one-isolate mode the main thread's (src/worker/host.ts). */
 const host = dataPlaneHost();
@@ -37,6 +38,8 @@ const breakers = breakerCells(init.breakerSab, init.breakerOwnSab);
 if (init.healthSab !== undefined) installHealthBuffer(init.healthSab);
 bindFilterCells(init.filterSab);
 const log = createLogger({ level: init.logLevel, path: init.logPath, name: `worker-${init.workerId}` });
+
+collectWhenIdle(init.idleCollection === true); // V8's memory reducer deferred: this thread collects when idle
 
 let pinned = false;
 if (init.cpu >= 0) {
