@@ -123,27 +123,35 @@ inline void SetCount(const v8::FunctionCallbackInfo<v8::Value>& info, double tot
   else info.GetReturnValue().Set(total);
 }
 
-// writeRange's raw callback: the usual call (four int32 numbers and a Uint8Array, a valid range);
-// anything else goes to WriteRange, which accepts and refuses exactly as before.
+// A raw callback's range (a Uint8Array and two int32s making a valid range) into *out (len 0 when
+// empty); false for anything else (the caller goes to its N-API twin).
+bool RawRange(v8::Local<v8::Value> b, v8::Local<v8::Value> sv, v8::Local<v8::Value> ev, struct iovec* out) {
+  if (!b->IsUint8Array() || !sv->IsInt32() || !ev->IsInt32()) return false;
+  v8::Local<v8::Uint8Array> a = b.As<v8::Uint8Array>();
+  int32_t st = sv.As<v8::Int32>()->Value();
+  int32_t end = ev.As<v8::Int32>()->Value();
+  if (st < 0 || end < st || static_cast<size_t>(end) > a->ByteLength()) return false;
+  // As napi_get_typedarray_info finds it: the ArrayBuffer's data at the view's offset.
+  *out = {end > st ? static_cast<char*>(a->Buffer()->Data()) + a->ByteOffset() + st : nullptr, static_cast<size_t>(end - st)};
+  return true;
+}
+
+// writeRange's raw callback: the usual call (int32 fd, then a Uint8Array and two int32s making a
+// valid range: RawRange); anything else goes to WriteRange, which accepts and refuses exactly as before.
 void WriteRangeRaw(const v8::FunctionCallbackInfo<v8::Value>& info) {
-  if (info.Length() != 4 || !info[0]->IsInt32() || !info[1]->IsUint8Array() || !info[2]->IsInt32() || !info[3]->IsInt32()) {
+  if (info.Length() != 4 || !info[0]->IsInt32()) {
     RawSlow(info);
     return;
   }
   int32_t fd = info[0].As<v8::Int32>()->Value();
-  int32_t start = info[2].As<v8::Int32>()->Value();
-  int32_t end = info[3].As<v8::Int32>()->Value();
-  v8::Local<v8::Uint8Array> a = info[1].As<v8::Uint8Array>();
-  size_t len = a->ByteLength();
-  if (fd < 0 || start < 0 || end < start || static_cast<size_t>(end) > len) {
+  struct iovec r;
+  if (fd < 0 || !RawRange(info[1], info[2], info[3], &r)) {
     RawSlow(info);
     return;
   }
   double total = 0;
-  if (end > start) {
-    // As napi_get_typedarray_info finds it: the ArrayBuffer's data at the view's offset.
-    const char* p = static_cast<const char*>(a->Buffer()->Data()) + a->ByteOffset() + start;
-    total = SendAll(fd, p, static_cast<size_t>(end - start));
+  if (r.iov_len != 0) {
+    total = SendAll(fd, static_cast<const char*>(r.iov_base), r.iov_len);
     if (total < 0) {
       RawThrowErrno(info, errno, "write");
       return;
@@ -231,19 +239,6 @@ void RawWriteAll(const v8::FunctionCallbackInfo<v8::Value>& info, int fd, struct
     return;
   }
   SetCount(info, total);
-}
-
-// A raw callback's range (a Uint8Array and two int32s making a valid range) into *out (len 0 when
-// empty); false for anything else (the caller goes to its N-API twin).
-bool RawRange(v8::Local<v8::Value> b, v8::Local<v8::Value> sv, v8::Local<v8::Value> ev, struct iovec* out) {
-  if (!b->IsUint8Array() || !sv->IsInt32() || !ev->IsInt32()) return false;
-  v8::Local<v8::Uint8Array> a = b.As<v8::Uint8Array>();
-  int32_t st = sv.As<v8::Int32>()->Value();
-  int32_t end = ev.As<v8::Int32>()->Value();
-  if (st < 0 || end < st || static_cast<size_t>(end) > a->ByteLength()) return false;
-  // As napi_get_typedarray_info finds it: the ArrayBuffer's data at the view's offset.
-  *out = {end > st ? static_cast<char*>(a->Buffer()->Data()) + a->ByteOffset() + st : nullptr, static_cast<size_t>(end - st)};
-  return true;
 }
 
 // writevRanges' N-API twin (the raw callback's slow path; until session 14 the export itself).
