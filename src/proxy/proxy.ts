@@ -37,7 +37,7 @@ import { nowMs } from '../network/clock';
 import { forgetHandOverHold, handingOverConnections, holdForHandOver } from '../network/connection';
 import { allCodecs, ErrorKind, ERR_TOO_LARGE, getCodec, HeaderName, type XCodec, type XFrame } from '../protocol/types';
 import { HC } from '../http/stats';
-import { compiledRouter, type CompiledRouter, type Route, type RouteRequest } from '../router/router';
+import { compiledRouter, isMalformed, type CompiledRouter, type Route, type RouteRequest } from '../router/router';
 import { L } from '../stats/layout';
 import { rpcTimeoutMs } from '../overload/limits';
 import { admitRequest, requestEnded } from '../overload/manager';
@@ -48,7 +48,7 @@ import { attemptDeadline, attemptDone, AttemptFailure, attemptFailed, LocalReply
 import type { Cluster } from '../upstream/cluster';
 import type { Host, LbContext } from '../upstream/lb';
 import type { MetadataMatch } from '../upstream/subset-match';
-import { cancelPending, hostPoolAgain, type HostPool, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
+import { cancelPending, hostPoolAgain, sendOverflowed, type HostPool, type PendingRequest, type PoolSettings, type StreamReceiver } from '../stream/upstream-pool';
 import { RPC_PROXY_DEFAULTS, type RpcProxyConfig } from './config';
 import { acceptsInitialBytes, AUTO_FALLBACK, AUTO_REJECTED, autoDrain, autoHandoff, MAX_SNIFF, proxyLog, sniff, Sniffed, sniffResult, SNIFFED_NAMES } from './detect';
 import { proxyFamilyForNormalized } from './families';
@@ -441,9 +441,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     const r = this.f.router.match(this);
     this.curBuf = null;
     this.curFrame = null;
-    // typeof, not r === MALFORMED: an object compared with a string is a generic StrictEqual
-    // call in optimized code (router.ts MALFORMED is match()'s only string answer).
-    if (typeof r === 'string') return this.reply(buf, frame, ErrorKind.CodecError, s, 'NR');
+    if (isMalformed(r)) return this.reply(buf, frame, ErrorKind.CodecError, s, 'NR');
     if (r === null) return this.reply(buf, frame, ErrorKind.NoRoute, s, 'NR');
     const target = r.pickTarget();
     const cl = this.f.ctx.clusters.get(target.name);
@@ -515,8 +513,7 @@ class DownstreamSession implements ConnectionHandler, FrameSink<XFrame>, StreamR
     // Tracing (sampled requests): a client span per attempt; Bolt frames carry its traceparent (src/tracing/bolt.ts).
     const w = s !== null && s.trace !== null ? s.trace.rpcAttempt(host.address, cluster.name, codec, buf, frame, this.f.frameLimit(codec)) : null;
     const r = w === null ? pool.send(buf, frame, this, meta, timeout) : pool.send(w.buf, w.frame, this, meta, timeout);
-    if (typeof r === 'number') {
-      // upstream-pool SEND_OVERFLOW, send()'s only number (typeof: no generic StrictEqual call for object vs number).
+    if (sendOverflowed(r)) {
       if (frame.isOneway !== true) requestEnded();
       // upstream_rq_pending_overflow is counted by the cluster's breaker (or the pool's default bound).
       this.reply(buf, frame, ErrorKind.Overflow, s, 'UO');

@@ -84,6 +84,14 @@ const NO_ROUTE = null;
 /** match() result when a header the routes need cannot be read. */
 export const MALFORMED = 'malformed' as const;
 
+/**
+ * Whether a match() result is MALFORMED, by its type (its only string answer): an object compared
+ * with a string is a generic StrictEqual call in optimized code, typeof one compare.
+ */
+export function isMalformed(r: Route | null | typeof MALFORMED): r is typeof MALFORMED {
+  return typeof r === 'string';
+}
+
 export class VirtualHost {
   /** Distinct header names the routes look at, in a fixed order (the cache key). */
   private readonly keys: HeaderName[];

@@ -132,6 +132,14 @@ export const SEND_OK = 0;
 /** max_pending_requests reached (requests queued on connections still connecting). */
 export const SEND_OVERFLOW = 1;
 
+/**
+ * Whether HostPool.send answered SEND_OVERFLOW, by its type (send()'s only number): an object
+ * compared with a number is a generic StrictEqual call in optimized code, typeof one compare.
+ */
+export function sendOverflowed(r: PendingRequest | null | typeof SEND_OVERFLOW): r is typeof SEND_OVERFLOW {
+  return typeof r === 'number';
+}
+
 export class UpstreamConn implements ConnectionHandler, FrameSink<XFrame> {
   readonly conn: Connection;
   private readonly reader: FrameReader<XFrame>;

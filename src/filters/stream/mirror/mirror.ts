@@ -23,7 +23,7 @@ import type { startH1 as StartH1 } from '../../../http/upstream-h1';
 import type { startH2 as StartH2 } from '../../../http/upstream-h2';
 import type { ErrorKind, XCodec, XFrame } from '../../../protocol/types';
 import type { ActiveStream } from '../../../stream/pipeline';
-import { hostPool, SEND_OVERFLOW, type PendingRequest, type PoolSettings, type StreamReceiver } from '../../../stream/upstream-pool';
+import { hostPool, sendOverflowed, type PendingRequest, type PoolSettings, type StreamReceiver } from '../../../stream/upstream-pool';
 import type { Cluster, ClusterManager } from '../../../upstream/cluster';
 import { H, healthTable } from '../../../upstream/health/shared';
 import type { Host } from '../../../upstream/lb';
@@ -267,11 +267,11 @@ export function mirrorRpc(job: MirrorJob, codec: XCodec, buf: Buffer, frame: XFr
         continue;
       }
       const r = hostPool(host, cl, codec, settings).send(copy, f, rpcReceiver, codec.replyMeta(copy, f), job.cfg.timeoutMs);
-      if (r === SEND_OVERFLOW || r === null) {
+      if (sendOverflowed(r) || r === null) {
         // Overflow (dropped) or oneway (sent, nothing comes back): the slot is free now.
         inflight--;
         cl.releaseRequest();
-        if (r === SEND_OVERFLOW) count(name, cl, H.MIRROR_DROP_BREAKER); // the pool's pending bound (counted as sent above)
+        if (sendOverflowed(r)) count(name, cl, H.MIRROR_DROP_BREAKER); // the pool's pending bound (counted as sent above)
         continue;
       }
       r.context = cl;
