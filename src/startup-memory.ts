@@ -118,7 +118,7 @@ function lowMemoryCollection(done: () => void): void {
   try {
     session.connect();
     session.post('HeapProfiler.collectGarbage', (err) => {
-      if (err !== null) process.emitWarning(`outrigger: the collection after the start failed: ${err.message}`);
+      if (err !== null) process.emitWarning(`outrigger: the memory-reducing collection failed: ${err.message}`);
       // Not from inside the inspector's callback: a disconnect there leaves the event loop stuck.
       setImmediate(() => {
         session.disconnect();
@@ -148,7 +148,7 @@ export function deferMemoryReducer(entry: string): boolean {
   return true;
 }
 
-/** One window of the idle collector: ms of this thread's CPU time in it, and whether it may collect. */
+/** The idle collector's state between its 10-s windows. */
 export interface IdleWindow {
   /** A collection ran since the thread was last busy: no other until it is busy again. */
   collected: boolean;
@@ -156,7 +156,7 @@ export interface IdleWindow {
 
 /** CPU (ms, this thread's) under which a 10-s window counts as idle: an idle sidecar's own timers (stats, admin) use ~15-35 ms of it. */
 export const IDLE_CPU_MS = 50;
-export const IDLE_WINDOW_MS = 10_000;
+const IDLE_WINDOW_MS = 10_000;
 
 /** true: collect now. A busy window (>= IDLE_CPU_MS) arms the next idle one. */
 export function idleStep(w: IdleWindow, cpuMs: number): boolean {
@@ -207,12 +207,6 @@ export function collectWhenIdle(deferred: boolean): void {
     });
   }, IDLE_WINDOW_MS);
   idleTimer.unref();
-}
-
-/** Stops this thread's idle collector (a data plane that ends while its thread lives on). */
-export function stopIdleCollection(): void {
-  if (idleTimer !== null) clearInterval(idleTimer);
-  idleTimer = null;
 }
 
 // Imported first by cli.ts: TurboFan is held before the other modules load.
