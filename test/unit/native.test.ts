@@ -27,6 +27,17 @@ const tick = () => new Promise<void>((r) => setImmediate(r));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const fdOf = (s: net.Socket): number => (s as unknown as { _handle: { fd: number } })._handle.fd;
 
+/** What `peer` receives, as text, once at least n characters have arrived. */
+function peerText(peer: net.Socket, n: number): Promise<string> {
+  return new Promise<string>((resolve) => {
+    let s = '';
+    peer.on('data', (d: Buffer) => {
+      s += d.toString();
+      if (s.length >= n) resolve(s);
+    });
+  });
+}
+
 async function tcpPair(): Promise<{ client: net.Socket; peer: net.Socket; close(): void }> {
   const server = net.createServer();
   server.listen(0, '127.0.0.1');
@@ -419,13 +430,7 @@ for (const kind of ['native', 'fallback'] as const) {
           const fd = fdOf(pair.client);
           const big = Buffer.from('..hello, world!..');
           const parts = [big.subarray(2, 8), Buffer.alloc(0), big.subarray(8, 15), Buffer.from('NOT SENT')];
-          const got = new Promise<string>((resolve) => {
-            let s = '';
-            pair.peer.on('data', (d: Buffer) => {
-              s += d.toString();
-              if (s.length >= 13) resolve(s);
-            });
-          });
+          const got = peerText(pair.peer, 13);
           assert.equal(bind.writev(fd, parts, 0), 0);
           assert.equal(bind.writev(fd, parts, 3), 13);
           assert.equal(await got, 'hello, world!');
@@ -451,13 +456,7 @@ for (const kind of ['native', 'fallback'] as const) {
         try {
           const fd = fdOf(pair.client);
           const big = Buffer.from('..hello, world!..');
-          const got = new Promise<string>((resolve) => {
-            let s = '';
-            pair.peer.on('data', (d: Buffer) => {
-              s += d.toString();
-              if (s.length >= 13) resolve(s);
-            });
-          });
+          const got = peerText(pair.peer, 13);
           assert.equal(bind.writeRange(fd, big, 2, 2), 0);
           assert.equal(bind.writeRange(fd, big, 2, 15), 13);
           assert.equal(await got, 'hello, world!');
@@ -503,13 +502,7 @@ for (const kind of ['native', 'fallback'] as const) {
           const a = Buffer.from('xxhello');
           const b = Buffer.from(', ');
           const c = Buffer.from('--world!--');
-          const got = new Promise<string>((resolve) => {
-            let s = '';
-            pair.peer.on('data', (d: Buffer) => {
-              s += d.toString();
-              if (s.length >= 13) resolve(s);
-            });
-          });
+          const got = peerText(pair.peer, 13);
           const bufs = [a, b, a, c, c];
           const starts = [2, 0, 3, 2, 0];
           const ends = [7, 2, 3, 8, 5];
@@ -576,13 +569,7 @@ for (const kind of ['native', 'fallback'] as const) {
           const fd = fdOf(pair.client);
           const a = Buffer.from('xxhello');
           const c = Buffer.from('--world!--');
-          const got = new Promise<string>((resolve) => {
-            let s = '';
-            pair.peer.on('data', (d: Buffer) => {
-              s += d.toString();
-              if (s.length >= 15) resolve(s);
-            });
-          });
+          const got = peerText(pair.peer, 15);
           // Taken off the binding, as the IO context (src/network/io.ts) uses it: no `this`.
           const writevArgs = bind.writevArgs;
           assert.equal(writevArgs(fd, 0), 0);
